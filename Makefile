@@ -1,0 +1,42 @@
+# Hirfa: `make run` starts the whole stack; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+# The stack on embedded defaults: SQLite under var/, the embedded broker on 9092.
+RUN_ENV := ONBOARDING_DEMO_CLIENTS=true LOG_JSON=false KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$${BROKER_PORT:-9092}
+
+.PHONY: install run migrate test test-unit lint bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(RUN_ENV) $(BIN)/hirfa stack init
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(RUN_ENV) $(BIN)/honcho -f deploy/Procfile -d . start
+
+migrate: install
+	$(BIN)/hirfa onboarding db upgrade
+	$(BIN)/hirfa payments db upgrade
+	$(BIN)/hirfa accounts db upgrade
+
+test: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+lint: install
+	$(BIN)/ruff check shared services tests
+
+bench: install
+	$(BIN)/python -m tests.bench
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,1 @@
+"""Accounts: the double-entry ledger, balances, payouts, reconciliation and statements."""

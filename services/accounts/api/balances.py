@@ -1,0 +1,28 @@
+"""Artisan balances."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from services.accounts.service_layer.ledger import artisan_balance
+from shared.auth.flask import current_principal, require_scopes
+from shared.money import MoneySchema
+
+blp = Blueprint("balances", __name__, url_prefix="/v1/artisans", description="Artisan balances.")
+
+
+class BalanceSchema(Schema):
+    object = fields.Constant("balance")
+    artisan_id = fields.String(required=True)
+    pending = fields.Nested(MoneySchema, required=True, metadata={"description": "Inside the hold period."})
+    available = fields.Nested(MoneySchema, required=True, metadata={"description": "Can be paid out."})
+
+
+@blp.route("/<string:artisan_id>/balance", methods=["GET"])
+@require_scopes("balances:read")
+@blp.response(200, BalanceSchema)
+def balance(artisan_id):
+    """An artisan's pending and available balances."""
+    return artisan_balance(current_app.extensions["hirfa"].uow_factory(), artisan_id, current_principal())

@@ -1,0 +1,1 @@
+"""Onboarding: artisans, KYC, bank accounts, API clients and the token issuer."""

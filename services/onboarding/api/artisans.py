@@ -1,0 +1,69 @@
+"""Artisans, as marketplaces register and read them."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.onboarding.api.schemas import (
+    ArtisanListArgsSchema,
+    ArtisanPageSchema,
+    ArtisanSchema,
+    RegisterArtisanSchema,
+)
+from services.onboarding.service_layer.artisans import (
+    RegisterArtisan,
+    TierPolicy,
+    get_artisan,
+    list_artisans,
+    register_artisan,
+)
+from shared.auth.flask import current_principal, require_scopes
+from shared.idempotency import idempotent
+
+blp = Blueprint("artisans", __name__, url_prefix="/v1/artisans", description="Artisans.")
+
+
+def _services():
+    return current_app.extensions["hirfa"]
+
+
+@blp.route("")
+class Artisans(MethodView):
+    @require_scopes("artisans:write")
+    @idempotent
+    @blp.arguments(RegisterArtisanSchema)
+    @blp.response(201, ArtisanSchema)
+    @blp.alt_response(200, schema=ArtisanSchema, description="Already registered by this marketplace.")
+    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}])
+    def post(self, body):
+        """Register an artisan (idempotent; re-registering your own artisan returns it)."""
+        services = _services()
+        config = services.config
+        registration = register_artisan(
+            services.uow_factory(),
+            RegisterArtisan(**body),
+            marketplace_id=current_principal().client_id,
+            cin_pattern=config.cin_pattern,
+            minimum_age=config.minimum_age_years,
+            tiers=TierPolicy(config.tier_caps),
+        )
+        status = 201 if registration.created else 200
+        return registration.artisan, status, {"Location": f"/v1/artisans/{registration.artisan.id}"}
+
+    @require_scopes("artisans:read")
+    @blp.arguments(ArtisanListArgsSchema, location="query")
+    @blp.response(200, ArtisanPageSchema)
+    def get(self, args):
+        """List the artisans you can see, oldest first."""
+        return list_artisans(_services().uow_factory(), current_principal(), **args)
+
+
+@blp.route("/<string:artisan_id>")
+class ArtisanById(MethodView):
+    @require_scopes("artisans:read")
+    @blp.response(200, ArtisanSchema)
+    def get(self, artisan_id):
+        """One artisan."""
+        return get_artisan(_services().uow_factory(), artisan_id, current_principal())

@@ -1,0 +1,79 @@
+"""Artisan identity rules: who may be registered and how their details are normalised."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import phonenumbers
+
+REGIONS = (
+    "tanger_tetouan_al_hoceima",
+    "oriental",
+    "fes_meknes",
+    "rabat_sale_kenitra",
+    "beni_mellal_khenifra",
+    "casablanca_settat",
+    "marrakech_safi",
+    "draa_tafilalet",
+    "souss_massa",
+    "guelmim_oued_noun",
+    "laayoune_sakia_el_hamra",
+    "dakhla_oued_ed_dahab",
+)
+
+CRAFTS = (
+    "pottery_ceramics",
+    "carpets",
+    "zellige",
+    "leather",
+    "wood",
+    "textiles",
+    "metal",
+    "jewellery",
+    "basketry",
+    "embroidery",
+    "other",
+)
+
+LANGUAGES = ("fr", "ar")
+
+
+class IdentityRuleError(ValueError):
+    """A registration detail breaks a rule; ``param`` names the field, ``code`` the rule."""
+
+    def __init__(self, param: str, code: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+        self.code = code
+
+
+def normalise_moroccan_mobile(raw: str) -> str:
+    """Return the E.164 form of a Moroccan mobile number, or raise ``IdentityRuleError``."""
+    try:
+        number = phonenumbers.parse(raw, "MA")
+    except phonenumbers.NumberParseException:
+        raise IdentityRuleError("phone", "invalid_phone", "Not a phone number.") from None
+    if not phonenumbers.is_valid_number(number) or number.country_code != 212:
+        raise IdentityRuleError("phone", "invalid_phone", "Not a valid Moroccan phone number.")
+    if phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE:
+        raise IdentityRuleError("phone", "invalid_phone", "Must be a mobile number (06/07).")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_cin(raw: str, pattern: str) -> str:
+    cin = re.sub(r"\s+", "", raw).upper()
+    if not re.fullmatch(pattern, cin):
+        raise IdentityRuleError("cin", "invalid_cin", "Not a valid CIN number.")
+    return cin
+
+
+def check_adult(date_of_birth: dt.date, today: dt.date, minimum_age: int) -> None:
+    if date_of_birth > today:
+        raise IdentityRuleError("date_of_birth", "invalid_date_of_birth", "Date of birth is in the future.")
+    had_birthday = (today.month, today.day) >= (date_of_birth.month, date_of_birth.day)
+    age = today.year - date_of_birth.year - (0 if had_birthday else 1)
+    if age < minimum_age:
+        raise IdentityRuleError(
+            "date_of_birth", "underage", f"Artisans must be at least {minimum_age} years old."
+        )

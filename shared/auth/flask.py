@@ -1,0 +1,45 @@
+"""Bearer-token enforcement for Flask views: ``@require_scopes("payments:write")``."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app, g, request
+
+from shared.auth.principal import Principal
+from shared.errors import Forbidden, Unauthenticated
+
+
+def current_principal() -> Principal:
+    principal = g.get("principal")
+    if principal is None:
+        raise Unauthenticated()
+    return principal
+
+
+def authenticate() -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Send an access token as 'Authorization: Bearer <token>'.")
+    verifier = current_app.extensions["hirfa"].token_verifier
+    principal = verifier.verify(token.strip())
+    g.principal = principal
+    return principal
+
+
+def require_scopes(*scopes: str) -> Callable:
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = authenticate()
+            if not principal.has_scopes(*scopes):
+                raise Forbidden(f"This operation needs the scope(s): {', '.join(scopes)}.")
+            return view(*args, **kwargs)
+
+        wrapper.required_scopes = scopes  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorator

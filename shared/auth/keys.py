@@ -1,0 +1,87 @@
+"""Signing keys (Ed25519) for the token issuer, and the JWKS that publishes them.
+
+Keys live as PEM files named ``<kid>.pem`` in one directory shared by every issuer replica (a
+mounted secret in production). Kids are time-sortable, so the newest key signs; every key in the
+directory stays in the JWKS, which is what makes rotation seamless: add a key, wait for caches to
+refresh, and delete the old one once the last token it signed has expired.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import threading
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from shared.ids import new_ulid
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def public_jwk(kid: str, public_key: Ed25519PublicKey) -> dict[str, str]:
+    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(raw), "kid": kid, "alg": "EdDSA", "use": "sig"}
+
+
+class SigningKeyStore:
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self._lock = threading.Lock()
+        self._cache_signature: tuple[str, ...] | None = None
+        self._keys: dict[str, Ed25519PrivateKey] = {}
+
+    def generate(self) -> str:
+        """Create a new signing key (it becomes the active one). Returns its kid."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
+        kid = "k_" + new_ulid().lower()
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        path = self.directory / f"{kid}.pem"
+        temporary = path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        os.replace(temporary, path)
+        return kid
+
+    def ensure_key(self) -> str:
+        """The active kid, generating a first key if the store is empty."""
+        keys = self._load()
+        if keys:
+            return max(keys)
+        return self.generate()
+
+    def _load(self) -> dict[str, Ed25519PrivateKey]:
+        with self._lock:
+            files = tuple(sorted(p.name for p in self.directory.glob("k_*.pem"))) if self.directory.is_dir() else ()
+            if files != self._cache_signature:
+                keys = {}
+                for name in files:
+                    key = serialization.load_pem_private_key((self.directory / name).read_bytes(), None)
+                    if isinstance(key, Ed25519PrivateKey):
+                        keys[name.removesuffix(".pem")] = key
+                self._keys = keys
+                self._cache_signature = files
+            return dict(self._keys)
+
+    def active(self) -> tuple[str, Ed25519PrivateKey]:
+        keys = self._load()
+        if not keys:
+            raise RuntimeError(f"no signing key in {self.directory}; run 'hirfa onboarding keys rotate'")
+        kid = max(keys)
+        return kid, keys[kid]
+
+    def public_keys(self) -> dict[str, Ed25519PublicKey]:
+        return {kid: key.public_key() for kid, key in self._load().items()}
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        return {"keys": [public_jwk(kid, key) for kid, key in sorted(self.public_keys().items())]}

@@ -1,0 +1,31 @@
+"""Roles and the scopes each may be granted (DESIGN §6)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Role(enum.StrEnum):
+    MARKETPLACE = "marketplace"
+    BANK_PARTNER = "bank_partner"
+    COMPLIANCE = "compliance"
+    ARTISAN = "artisan"
+
+
+ROLE_SCOPES: dict[Role, frozenset[str]] = {
+    Role.MARKETPLACE: frozenset(
+        {
+            "artisans:write",
+            "artisans:read",
+            "payments:write",
+            "payments:read",
+            "balances:read",
+            "webhooks:manage",
+        }
+    ),
+    Role.BANK_PARTNER: frozenset({"reconciliation:read", "payouts:write", "balances:read"}),
+    Role.COMPLIANCE: frozenset({"kyc:review", "artisans:read"}),
+    Role.ARTISAN: frozenset({"self:read"}),
+}
+
+ALL_SCOPES = frozenset().union(*ROLE_SCOPES.values())

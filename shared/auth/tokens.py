@@ -1,0 +1,173 @@
+"""Issuing and verifying access tokens (EdDSA-signed JWTs).
+
+Verification is offline: a service holds the issuer's public keys (from its JWKS, cached) and
+checks signature, algorithm, issuer, audience and time claims itself. Only ``EdDSA`` is accepted,
+and the key is chosen by ``kid`` among Ed25519 public keys, so ``alg: none`` and HS256-with-the-
+public-key forgeries have nothing to verify against.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import jwt
+import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from shared.auth.keys import SigningKeyStore
+from shared.auth.principal import Principal
+from shared.auth.scopes import Role
+from shared.errors import InvalidToken
+from shared.ids import new_id
+
+log = logging.getLogger(__name__)
+
+ALGORITHM = "EdDSA"
+CLOCK_SKEW_SECONDS = 10
+
+
+class TokenIssuer:
+    def __init__(self, keys: SigningKeyStore, issuer: str, ttl_seconds: int = 900) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.ttl_seconds = ttl_seconds
+
+    def issue(
+        self,
+        *,
+        client_id: str,
+        role: Role,
+        scopes: Iterable[str],
+        audiences: list[str],
+        now: dt.datetime | None = None,
+    ) -> tuple[str, int]:
+        """Return ``(token, expires_in_seconds)``."""
+        now = now or dt.datetime.now(dt.UTC)
+        kid, private_key = self.keys.active()
+        claims = {
+            "iss": self.issuer,
+            "sub": client_id,
+            "aud": audiences if len(audiences) != 1 else audiences[0],
+            "iat": now,
+            "nbf": now,
+            "exp": now + dt.timedelta(seconds=self.ttl_seconds),
+            "jti": new_id("tok"),
+            "scope": " ".join(sorted(scopes)),
+            "role": str(role),
+        }
+        token = jwt.encode(claims, private_key, algorithm=ALGORITHM, headers={"kid": kid})
+        return token, self.ttl_seconds
+
+
+KeyLookup = Callable[[str], Ed25519PublicKey | None]
+
+
+class RemoteKeySet:
+    """The issuer's public keys, fetched from its JWKS URL and cached.
+
+    An unknown ``kid`` triggers at most one refetch per ``min_refresh_seconds``, so a flood of
+    tokens with made-up kids cannot turn into a flood of requests to the issuer.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        cache_seconds: int = 300,
+        timeout_seconds: float = 3.0,
+        min_refresh_seconds: float = 10.0,
+        fetch: Callable[[str, float], dict[str, Any]] | None = None,
+    ) -> None:
+        self.url = url
+        self.cache_seconds = cache_seconds
+        self.timeout_seconds = timeout_seconds
+        self.min_refresh_seconds = min_refresh_seconds
+        self._fetch = fetch or _http_get_json
+        self._lock = threading.Lock()
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._fetched_at = 0.0
+
+    def _refresh(self) -> None:
+        try:
+            document = self._fetch(self.url, self.timeout_seconds)
+            keys = {}
+            for jwk in document.get("keys", []):
+                if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519" and jwk.get("kid"):
+                    key = jwt.PyJWK(jwk, algorithm=ALGORITHM).key
+                    if isinstance(key, Ed25519PublicKey):
+                        keys[jwk["kid"]] = key
+            self._keys = keys
+        except Exception as exc:  # noqa: BLE001 - keep serving with the keys we have
+            log.warning("could not refresh JWKS", extra={"url": self.url, "error": str(exc)})
+        self._fetched_at = time.monotonic()
+
+    def __call__(self, kid: str) -> Ed25519PublicKey | None:
+        with self._lock:
+            age = time.monotonic() - self._fetched_at
+            if age > self.cache_seconds or (kid not in self._keys and age > self.min_refresh_seconds):
+                self._refresh()
+            return self._keys.get(kid)
+
+
+def _http_get_json(url: str, timeout: float) -> dict[str, Any]:
+    response = requests.get(url, timeout=timeout)
+    response.raise_for_status()
+    return response.json()
+
+
+class TokenVerifier:
+    def __init__(self, key_lookup: KeyLookup, issuer: str, audience: str) -> None:
+        self.key_lookup = key_lookup
+        self.issuer = issuer
+        self.audience = audience
+
+    def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidToken("The access token is malformed.") from None
+        if header.get("alg") != ALGORITHM:
+            raise InvalidToken("The token's signing algorithm is not accepted.")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise InvalidToken("The token names no signing key.")
+        key = self.key_lookup(kid)
+        if key is None:
+            raise InvalidToken("The token was signed with an unknown key.")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=CLOCK_SKEW_SECONDS,
+                options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("The access token has expired.", code="token_expired") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidToken("The access token is not valid yet.") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidToken("The access token is not meant for this service.") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidToken("The access token comes from an unknown issuer.") from None
+        except jwt.PyJWTError:
+            raise InvalidToken("The access token could not be verified.") from None
+        try:
+            role = Role(claims.get("role"))
+        except ValueError:
+            raise InvalidToken("The access token carries no valid role.") from None
+        scope = claims.get("scope", "")
+        if not isinstance(scope, str) or not isinstance(claims["sub"], str):
+            raise InvalidToken("The access token's claims are malformed.")
+        return Principal(
+            client_id=claims["sub"],
+            role=role,
+            scopes=frozenset(scope.split()),
+            token_id=str(claims.get("jti", "")),
+        )

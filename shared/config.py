@@ -1,0 +1,129 @@
+"""Environment-backed configuration.
+
+Every setting a service reads comes through here, so nothing else in the code base touches
+``os.environ``. A service's settings are read with its own prefix first (``PAYMENTS_DATABASE_URL``)
+and then, for settings every service shares, without it (``KAFKA_BOOTSTRAP_SERVERS``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+SERVICE_PORTS = {"onboarding": 8001, "payments": 8002, "accounts": 8003}
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or cannot be parsed."""
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServiceConfig:
+    """Settings every Hirfa service has. Services extend it with their own fields."""
+
+    service_name: str
+    environment: str = "development"
+    database_url: str = ""
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic_partitions: int = 3
+    # Where the token issuer publishes its keys; services verify tokens offline against it.
+    jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
+    jwks_cache_seconds: int = 300
+    token_issuer: str = "https://auth.hirfa.ma"
+    http_timeout_seconds: float = 5.0
+    log_level: str = "INFO"
+    log_json: bool = True
+    var_dir: str = str(PROJECT_ROOT / "var")
+    idempotency_key_ttl_hours: int = 24
+    idempotency_wait_seconds: float = 5.0
+    relay_batch_size: int = 100
+    relay_poll_interval_seconds: float = 0.2
+    relay_max_backoff_seconds: float = 10.0
+    consumer_max_attempts: int = 3
+    consumer_session_timeout_ms: int = 10000
+    # Test-only fault injection; refused in production (see validate()).
+    fault_injection: str = ""
+
+    @property
+    def audience(self) -> str:
+        return f"hirfa-{self.service_name}"
+
+    @property
+    def topic(self) -> str:
+        return f"{self.service_name}.events"
+
+    @property
+    def consumer_group(self) -> str:
+        return f"hirfa-{self.service_name}"
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.service_name}.dead-letter"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    def validate(self) -> None:
+        if not self.database_url:
+            raise ConfigError(f"{self.service_name}: no database URL configured")
+        if self.is_production and self.fault_injection:
+            raise ConfigError("fault injection is not allowed in production")
+
+    @classmethod
+    def from_env(
+        cls,
+        service_name: str,
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ):
+        """Build the config from the environment; explicit ``overrides`` win."""
+        environ = os.environ if environ is None else environ
+        prefix = service_name.upper() + "_"
+        values: dict[str, Any] = {"service_name": service_name}
+        for field in dataclasses.fields(cls):
+            if field.name == "service_name":
+                continue
+            env_name = field.name.upper()
+            raw = environ.get(prefix + env_name, environ.get(env_name))
+            if raw is None:
+                continue
+            values[field.name] = _coerce(field, raw)
+        values.setdefault("database_url", _default_sqlite_url(values, service_name))
+        values.update(overrides)
+        config = cls(**values)
+        config.validate()
+        return config
+
+
+def _coerce(field: dataclasses.Field, raw: str) -> Any:
+    kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+    try:
+        if kind == "bool":
+            return _parse_bool(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{field.name.upper()}: {exc}") from None
+    return raw
+
+
+def _default_sqlite_url(values: Mapping[str, Any], service_name: str) -> str:
+    var_dir = Path(values.get("var_dir") or ServiceConfig.var_dir)
+    return f"sqlite:///{var_dir / (service_name + '.sqlite3')}"

@@ -1,0 +1,139 @@
+"""Database plumbing: engines, the unit of work, and Alembic migrations per service.
+
+Each service has its own declarative ``Base`` (its own database, its own metadata); the tables
+every service needs (outbox, inbox, idempotency keys) are mixins from ``shared.events`` and
+``shared.idempotency`` that each service declares on its own ``Base``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime refused: use shared.db.utcnow()")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any):
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def make_engine(url: str, **kwargs: Any) -> sa.Engine:
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite"):
+        database = url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - driver hook
+            # WAL lets the web workers, relay and consumer share one file; foreign keys are off
+            # by default in SQLite.
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # pragma: no cover - driver hook
+            # Take the write lock up front so two writers never deadlock on a lock upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    if "poolclass" not in kwargs:
+        kwargs.setdefault("pool_size", 10)
+        kwargs.setdefault("max_overflow", 20)
+    return sa.create_engine(url, **kwargs)
+
+
+class UnitOfWork:
+    """One database transaction. Use as a context manager; nothing is saved without ``commit()``.
+
+    Events recorded with ``add_event`` are written to the outbox inside the same transaction,
+    so a state change and the news of it are saved together or not at all.
+    """
+
+    def __init__(self, session_factory: sessionmaker, outbox_writer: Callable | None = None):
+        self._session_factory = session_factory
+        self._outbox_writer = outbox_writer
+        self.session: Session | None = None
+        self._events: list[Any] = []
+
+    def __enter__(self) -> UnitOfWork:
+        self.session = self._session_factory()
+        self._events = []
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        assert self.session is not None
+        # close() discards whatever was not committed, without expiring loaded objects, so
+        # results read inside the unit of work stay usable after it.
+        self.session.close()
+        self.session = None
+        self._events = []
+
+    def add_event(self, event: Any) -> None:
+        self._events.append(event)
+
+    def commit(self) -> None:
+        assert self.session is not None, "commit() outside the unit of work"
+        if self._events:
+            if self._outbox_writer is None:
+                raise RuntimeError("this unit of work has no outbox but events were recorded")
+            for pending in self._events:
+                self._outbox_writer(self.session, pending)
+            self._events = []
+        self.session.commit()
+
+    def rollback(self) -> None:
+        assert self.session is not None
+        self._events = []
+        self.session.rollback()
+
+
+def is_postgres(engine_or_session: sa.Engine | Session) -> bool:
+    bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
+    return bind.dialect.name == "postgresql"
+
+
+def run_migrations(service_dir: Path, database_url: str, revision: str = "head") -> None:
+    """Apply a service's Alembic migrations (``services/<name>/migrations``)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(service_dir / "migrations"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    if database_url.startswith("sqlite"):
+        database = database_url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(config, revision)

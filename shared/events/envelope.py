@@ -1,0 +1,79 @@
+"""The event envelope (CloudEvents-like), the same on every topic.
+
+``key`` is not part of the envelope body: it is the Kafka message key (the artisan id), which
+keeps one artisan's events in order within a partition.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from typing import Any
+
+from shared.ids import new_id
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    id: str
+    type: str
+    source: str
+    subject: str
+    time: str
+    schema_version: int
+    data: dict[str, Any]
+    key: str
+
+    def envelope(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "source": self.source,
+            "subject": self.subject,
+            "time": self.time,
+            "schema_version": self.schema_version,
+            "data": self.data,
+        }
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.envelope(), separators=(",", ":"), ensure_ascii=False).encode()
+
+    @classmethod
+    def from_envelope(cls, envelope: dict[str, Any], key: str) -> Event:
+        return cls(
+            id=envelope["id"],
+            type=envelope["type"],
+            source=envelope["source"],
+            subject=envelope["subject"],
+            time=envelope["time"],
+            schema_version=envelope["schema_version"],
+            data=envelope["data"],
+            key=key,
+        )
+
+
+def make_event(
+    event_type: str,
+    *,
+    subject: str,
+    data: dict[str, Any],
+    key: str | None = None,
+    schema_version: int = 1,
+) -> Event:
+    """Build an event and check it against its JSON Schema (producer-side check)."""
+    from shared.events.schemas import validate_event
+
+    source = event_type.split(".", 1)[0]
+    event = Event(
+        id=new_id("evt"),
+        type=event_type,
+        source=source,
+        subject=subject,
+        time=dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        schema_version=schema_version,
+        data=data,
+        key=key or subject,
+    )
+    validate_event(event.envelope())
+    return event

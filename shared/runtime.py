@@ -1,0 +1,188 @@
+"""Wiring and long-running workers shared by the services: the context builder, the outbox relay
+and consumer processes (with graceful shutdown), and the per-service operator CLI.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.orm import sessionmaker
+
+from shared.app import Models, ServiceContext
+from shared.config import ServiceConfig
+from shared.db import UnitOfWork, make_engine, run_migrations
+from shared.events.broker import ALL_TOPICS, ensure_topics, make_consumer, make_producer
+from shared.events.consumer import EventConsumer, Handler
+from shared.events.outbox import outbox_writer
+from shared.events.relay import OutboxRelay
+from shared.events.replay import replay_outbox
+from shared.logging import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+def build_context(config: ServiceConfig, models: Models, token_verifier: Any = None) -> ServiceContext:
+    engine = make_engine(config.database_url)
+    session_factory = sessionmaker(engine, expire_on_commit=False)
+    writer = outbox_writer(models.outbox, config.topic)
+    return ServiceContext(
+        config=config,
+        engine=engine,
+        session_factory=session_factory,
+        models=models,
+        uow_factory=lambda: UnitOfWork(session_factory, writer),
+        token_verifier=token_verifier,
+    )
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT/SIGTERM, so workers finish the message in hand and exit cleanly."""
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: Any) -> None:
+        log.info("shutting down", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGTERM, handle)
+    return stop
+
+
+def make_relay(context: ServiceContext) -> OutboxRelay:
+    config = context.config
+    return OutboxRelay(
+        session_factory=context.session_factory,
+        outbox_model=context.models.outbox,
+        bootstrap_servers=config.kafka_bootstrap_servers,
+        topics=[config.topic, config.dead_letter_topic],
+        partitions=config.kafka_topic_partitions,
+        batch_size=config.relay_batch_size,
+        poll_interval=config.relay_poll_interval_seconds,
+        max_backoff=config.relay_max_backoff_seconds,
+        send_timeout=config.http_timeout_seconds,
+    )
+
+
+def make_event_consumer(
+    context: ServiceContext, handlers: dict[str, Handler], topics: list[str]
+) -> EventConsumer:
+    config = context.config
+
+    def consumer_factory() -> Any:
+        ensure_topics(
+            config.kafka_bootstrap_servers,
+            [*topics, config.dead_letter_topic],
+            config.kafka_topic_partitions,
+        )
+        return make_consumer(
+            config.kafka_bootstrap_servers,
+            config.consumer_group,
+            topics,
+            session_timeout_ms=config.consumer_session_timeout_ms,
+        )
+
+    return EventConsumer(
+        name=config.consumer_group,
+        handlers=handlers,
+        uow_factory=context.uow_factory,
+        inbox_model=context.models.inbox,
+        consumer_factory=consumer_factory,
+        producer_factory=lambda: make_producer(config.kafka_bootstrap_servers),
+        dead_letter_topic=config.dead_letter_topic,
+        max_attempts=config.consumer_max_attempts,
+        fault_injection="" if config.is_production else config.fault_injection,
+    )
+
+
+def _parse_time(value: str) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def service_cli(
+    name: str,
+    *,
+    service_dir: Path,
+    load_config: Callable[[], ServiceConfig],
+    bootstrap: Callable[[ServiceConfig], ServiceContext],
+    handlers: Callable[[], dict[str, Handler]] | None = None,
+    subscribes_to: list[str] | None = None,
+) -> click.Group:
+    """The operator commands every service has: db upgrade, relay, consume, events replay."""
+
+    @click.group(name=name, help=f"Operate the {name} service.")
+    def group() -> None:
+        pass
+
+    @group.group("db", help="Database schema.")
+    def db() -> None:
+        pass
+
+    @db.command("upgrade", help="Apply migrations up to the latest revision.")
+    def upgrade() -> None:
+        config = load_config()
+        configure_logging(name, config.log_level, config.log_json)
+        run_migrations(service_dir, config.database_url)
+        click.echo(f"{name}: database is at the latest revision")
+
+    @db.command("revision", help="Generate a migration from the models (developers).")
+    @click.option("-m", "--message", required=True)
+    def revision(message: str) -> None:
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(service_dir / "migrations"))
+        config.set_main_option("sqlalchemy.url", load_config().database_url)
+        command.revision(config, message=message, autogenerate=True)
+
+    @group.command("relay", help="Publish the outbox to Kafka until stopped.")
+    def relay() -> None:
+        config = load_config()
+        configure_logging(f"{name}-relay", config.log_level, config.log_json)
+        make_relay(bootstrap(config)).run(stop_on_signals())
+
+    if handlers is not None:
+
+        @group.command("consume", help="Apply events from other services until stopped.")
+        def consume() -> None:
+            config = load_config()
+            configure_logging(f"{name}-consumer", config.log_level, config.log_json)
+            context = bootstrap(config)
+            consumer = make_event_consumer(context, handlers(), subscribes_to or list(ALL_TOPICS))
+            consumer.run(stop_on_signals())
+
+    @group.group("events", help="Event operations.")
+    def events() -> None:
+        pass
+
+    @events.command("replay", help="Republish outbox events created in [--since, --until).")
+    @click.option("--since", required=True, help="ISO 8601 start time (inclusive).")
+    @click.option("--until", default=None, help="ISO 8601 end time (exclusive); default now.")
+    @click.option("--type", "event_type", default=None, help="Only this event type.")
+    def replay(since: str, until: str | None, event_type: str | None) -> None:
+        config = load_config()
+        configure_logging(name, config.log_level, False)
+        context = bootstrap(config)
+        producer = make_producer(config.kafka_bootstrap_servers)
+        try:
+            count = replay_outbox(
+                session_factory=context.session_factory,
+                outbox_model=context.models.outbox,
+                producer=producer,
+                since=_parse_time(since),
+                until=_parse_time(until) if until else dt.datetime.now(dt.UTC),
+                event_type=event_type,
+            )
+        finally:
+            producer.close(timeout=5)
+        click.echo(f"{name}: republished {count} event(s)")
+
+    return group

@@ -1,0 +1,105 @@
+"""Fixtures shared by the three test rings. See tests/README.md for the layout."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from services.accounts.adapters.orm import Base as AccountsBase
+from services.onboarding.adapters.orm import Base as OnboardingBase
+from services.payments.adapters.orm import Base as PaymentsBase
+from shared.auth.keys import SigningKeyStore
+from shared.auth.scopes import ROLE_SCOPES, Role
+from shared.auth.tokens import TokenIssuer
+from shared.config import PROJECT_ROOT
+from shared.db import make_engine, run_migrations
+from tests.support import SERVICES, Broker, Databases
+
+ISSUER = "https://auth.hirfa.ma"
+METADATA = {"onboarding": OnboardingBase.metadata, "payments": PaymentsBase.metadata, "accounts": AccountsBase.metadata}
+
+_databases: Databases | None = None
+
+
+def pytest_configure(config):
+    global _databases
+    _databases = Databases(Path(tempfile.mkdtemp(prefix="hirfa-test-db-")))
+
+
+def pytest_report_header(config):
+    where = _databases.admin_url.rsplit("@", 1)[-1] if _databases.admin_url else "temporary files"
+    return f"hirfa test databases: {_databases.backend} ({where})"
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _databases is not None:
+        terminalreporter.write_line(f"hirfa tests ran on {_databases.backend}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _databases is not None:
+        _databases.drop_all()
+
+
+@pytest.fixture(scope="session")
+def databases() -> Databases:
+    assert _databases is not None
+    return _databases
+
+
+@pytest.fixture(scope="session")
+def database_urls(databases) -> dict[str, str]:
+    """One migrated database per service, shared by the integration tests of a run."""
+    urls = {}
+    for service in SERVICES:
+        urls[service] = databases.create(service)
+        run_migrations(PROJECT_ROOT / "services" / service, urls[service])
+    return urls
+
+
+@pytest.fixture
+def clean_databases(database_urls):
+    """Empty every table before the test, so each starts from a known state."""
+    for service, url in database_urls.items():
+        engine = make_engine(url, poolclass=sa.pool.NullPool)
+        with engine.begin() as connection:
+            for table in reversed(METADATA[service].sorted_tables):
+                connection.execute(table.delete())
+        engine.dispose()
+    return database_urls
+
+
+@pytest.fixture(scope="session")
+def signing_keys(tmp_path_factory) -> SigningKeyStore:
+    store = SigningKeyStore(tmp_path_factory.mktemp("keys"))
+    store.generate()
+    return store
+
+
+@pytest.fixture(scope="session")
+def issue_token(signing_keys):
+    """issue_token(role, client_id=…, scopes=…) -> bearer token signed by the test issuer."""
+    issuer = TokenIssuer(signing_keys, ISSUER, ttl_seconds=600)
+
+    def issue(role: Role = Role.MARKETPLACE, client_id: str = "cli_test_marketplace", scopes=None,
+              audiences=("hirfa-onboarding", "hirfa-payments", "hirfa-accounts")) -> str:
+        token, _ = issuer.issue(
+            client_id=client_id,
+            role=role,
+            scopes=ROLE_SCOPES[role] if scopes is None else scopes,
+            audiences=list(audiences),
+        )
+        return token
+
+    return issue
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    broker = Broker(tmp_path_factory.mktemp("broker") / "broker.log")
+    broker.start()
+    yield broker
+    broker.stop()

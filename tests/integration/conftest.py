@@ -1,0 +1,87 @@
+"""Apps wired to real databases (PostgreSQL when available) and, where needed, the broker."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.accounts.app import create_app as create_accounts_app
+from services.accounts.config import AccountsConfig
+from services.onboarding.app import create_app as create_onboarding_app
+from services.onboarding.config import OnboardingConfig
+from services.onboarding.service_layer.api_clients import ensure_client
+from services.payments.app import create_app as create_payments_app
+from services.payments.config import PaymentsConfig
+from shared.auth.scopes import Role
+from tests.conftest import ISSUER
+
+pytestmark = pytest.mark.integration
+
+MARKETPLACE = "cli_test_marketplace"
+OTHER_MARKETPLACE = "cli_other_marketplace"
+MARKETPLACE_SECRET = "test-marketplace-secret"
+
+
+def _common(tmp_path, url, broker_bootstrap="127.0.0.1:1"):
+    return dict(
+        database_url=url,
+        var_dir=str(tmp_path),
+        token_issuer=ISSUER,
+        kafka_bootstrap_servers=broker_bootstrap,
+        log_json=True,
+        idempotency_wait_seconds=10.0,
+    )
+
+
+@pytest.fixture
+def onboarding_config(clean_databases, signing_keys, tmp_path) -> OnboardingConfig:
+    return OnboardingConfig(
+        service_name="onboarding",
+        signing_keys_dir=str(signing_keys.directory),
+        **_common(tmp_path, clean_databases["onboarding"]),
+    )
+
+
+@pytest.fixture
+def onboarding_app(onboarding_config):
+    app = create_onboarding_app(onboarding_config)
+    uow_factory = app.extensions["hirfa"].uow_factory
+    for client_id, name in ((MARKETPLACE, "Test marketplace"), (OTHER_MARKETPLACE, "Other marketplace")):
+        ensure_client(uow_factory(), client_id=client_id, client_secret=MARKETPLACE_SECRET, name=name, role=Role.MARKETPLACE)
+    yield app
+    app.extensions["hirfa"].engine.dispose()
+
+
+@pytest.fixture
+def onboarding(onboarding_app):
+    return onboarding_app.test_client()
+
+
+def _key_lookup(signing_keys):
+    return lambda kid: signing_keys.public_keys().get(kid)
+
+
+@pytest.fixture
+def payments_app(clean_databases, signing_keys, tmp_path):
+    config = PaymentsConfig(service_name="payments", **_common(tmp_path, clean_databases["payments"]))
+    app = create_payments_app(config, key_lookup=_key_lookup(signing_keys))
+    yield app
+    app.extensions["hirfa"].engine.dispose()
+
+
+@pytest.fixture
+def accounts_app(clean_databases, signing_keys, tmp_path):
+    config = AccountsConfig(service_name="accounts", **_common(tmp_path, clean_databases["accounts"]))
+    app = create_accounts_app(config, key_lookup=_key_lookup(signing_keys))
+    yield app
+    app.extensions["hirfa"].engine.dispose()
+
+
+@pytest.fixture
+def marketplace_headers(issue_token):
+    def headers(idempotency_key: str | None = None, client_id: str = MARKETPLACE) -> dict:
+        h = {"Authorization": "Bearer " + issue_token(Role.MARKETPLACE, client_id=client_id)}
+        if idempotency_key:
+            h["Idempotency-Key"] = idempotency_key
+        return h
+
+    return headers
