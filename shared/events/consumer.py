@@ -89,6 +89,7 @@ class EventConsumer:
             return False  # other services' event types share the topic; not for us
         with self.uow_factory() as uow:
             if uow.session.get(self.inbox_model, (self.name, event.id)) is not None:
+                log.info("event already applied; skipped", extra={"event_id": event.id})
                 return False
             handler(uow, event)
             uow.session.add(
