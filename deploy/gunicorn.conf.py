@@ -21,3 +21,5 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Cap request line and headers: nothing legitimate comes close.
 limit_request_line = 8190
 limit_request_fields = 100
+# Several services share a host in development: gunicorn's control socket would collide.
+control_socket_disable = True

@@ -85,7 +85,7 @@ def wait_ready(timeout: int, stay: bool) -> None:
         lines.append(f"  {name:<11} {url}   docs {url}/docs   openapi {url}/openapi.json")
     lines += [
         "",
-        "  Demo API clients (POST http://127.0.0.1:8001/v1/oauth/token):",
+        f"  Demo API clients (POST {urls['onboarding']}/v1/oauth/token):",
         "    marketplace  cli_demo_marketplace / demo-marketplace-secret",
         "    bank partner cli_demo_bank        / demo-bank-secret",
         "    compliance   cli_demo_compliance  / demo-compliance-secret",

@@ -103,7 +103,9 @@ class ServiceConfig:
             if raw is None:
                 continue
             values[field.name] = _coerce(field, raw)
-        values.setdefault("database_url", _default_sqlite_url(values, service_name))
+        if values.get("environment") != "production":
+            # Development default only: production must name its database explicitly.
+            values.setdefault("database_url", _default_sqlite_url(values, service_name))
         values.update(overrides)
         config = cls(**values)
         config.validate()

@@ -1,0 +1,52 @@
+"""``make bench``: throughput of the hot paths of the spine, printed as a small table.
+
+Not a test (nothing here asserts a time); run it before and after a change to compare.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import timeit
+from pathlib import Path
+
+from shared.auth.keys import SigningKeyStore
+from shared.auth.scopes import ROLE_SCOPES, Role
+from shared.auth.tokens import TokenIssuer, TokenVerifier
+from shared.events import make_event
+from shared.ids import new_id
+from shared.logging import mask_sensitive
+
+
+def per_second(label: str, func, number: int) -> None:
+    seconds = timeit.timeit(func, number=number)
+    print(f"{label:<40} {number / seconds:>12,.0f} /s")
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        keys = SigningKeyStore(Path(directory))
+        keys.generate()
+        issuer = TokenIssuer(keys, "https://auth.hirfa.ma")
+        token, _ = issuer.issue(
+            client_id="cli_bench", role=Role.MARKETPLACE, scopes=ROLE_SCOPES[Role.MARKETPLACE],
+            audiences=["hirfa-payments"],
+        )
+        public = keys.public_keys()
+        verifier = TokenVerifier(public.get, "https://auth.hirfa.ma", "hirfa-payments")
+        print(f"{'operation':<40} {'throughput':>14}")
+        per_second("token verification (EdDSA)", lambda: verifier.verify(token), 5000)
+        per_second("prefixed id generation", lambda: new_id("pay"), 100000)
+        artisan_id = new_id("art")
+        data = {
+            "artisan_id": artisan_id, "marketplace_id": "cli_bench", "kyc_tier": 0,
+            "tier_cap": {"amount": 0, "currency": "MAD"}, "region": "souss_massa",
+            "craft": "carpets", "registered_at": "2026-11-23T10:00:00+00:00",
+        }
+        per_second("event build + schema check", lambda: make_event(
+            "onboarding.artisan.registered", subject=artisan_id, data=data), 5000)
+        line = '{"message": "payment by 0612345678 card 4111111111111111 cin AB123456"}'
+        per_second("log line masking", lambda: mask_sensitive(line), 20000)
+
+
+if __name__ == "__main__":
+    main()
