@@ -27,6 +27,7 @@ from shared.config import ServiceConfig
 from shared.db import UnitOfWork
 from shared.errors import (
     PROBLEM_CONTENT_TYPE,
+    BadRequest,
     HirfaError,
     MalformedRequest,
     UnsupportedMediaType,
@@ -76,7 +77,28 @@ class StrictJSONProvider(DefaultJSONProvider):
         def refuse(constant: str) -> Any:
             raise ValueError(f"{constant} is not valid JSON")
 
-        return json.loads(s, parse_constant=refuse, **kwargs)
+        try:
+            value = json.loads(s, parse_constant=refuse, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+        _refuse_unstorable_strings(value)
+        return value
+
+
+def _refuse_unstorable_strings(value: Any) -> None:
+    """No NUL (PostgreSQL text cannot hold it) and no lone surrogates (not UTF-8; RFC 7493)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("NUL characters are not allowed in JSON strings")
+            item.encode("utf-8")  # UnicodeEncodeError (a ValueError) on a lone surrogate
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 class ProblemApi(flask_smorest.Api):
@@ -131,13 +153,16 @@ def _from_http_exception(error: HTTPException) -> HirfaError:
         return ValidationFailed(
             detail, errors=errors, param=errors[0]["param"] if len(errors) == 1 else None
         )
-    return http_status_error(error.code or 500)
+    problem = http_status_error(error.code or 500)
+    if getattr(error, "valid_methods", None):
+        problem.headers["Allow"] = ", ".join(error.valid_methods)
+    return problem
 
 
 def problem_response(error: HirfaError) -> Response:
     body = error.to_problem(request_id=request_id_var.get())
     response = Response(
-        json.dumps(body, ensure_ascii=False), status=error.status, mimetype=PROBLEM_CONTENT_TYPE
+        json.dumps(body), status=error.status, mimetype=PROBLEM_CONTENT_TYPE
     )
     for name, value in error.headers.items():
         response.headers[name] = value
@@ -210,6 +235,10 @@ def create_service_app(
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if _REQUEST_ID_PATTERN.match(incoming) else new_id("req")
         request_id_var.set(g.request_id)
+        if "\x00" in request.path or any(
+            "\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)
+        ):
+            raise BadRequest("NUL characters are not allowed in the URL.")
         if request.method in {"POST", "PUT", "PATCH"} and (request.content_length or request.data):
             if request.endpoint in form_endpoints:
                 return  # form-encoded by protocol (OAuth2 token endpoint, uploads)

@@ -89,7 +89,7 @@ class RemoteKeySet:
         self._fetch = fetch or _http_get_json
         self._lock = threading.Lock()
         self._keys: dict[str, Ed25519PublicKey] = {}
-        self._fetched_at = 0.0
+        self._fetched_at = float("-inf")  # never fetched: stale whatever the monotonic clock says
 
     def _refresh(self) -> None:
         try:
