@@ -40,6 +40,8 @@ class ServiceConfig:
     database_url: str = ""
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_partitions: int = 3
+    # 1 suits the embedded broker; a production cluster wants 3 (or pre-created topics).
+    kafka_replication_factor: int = 1
     # Where the token issuer publishes its keys; services verify tokens offline against it.
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     jwks_cache_seconds: int = 300

@@ -137,3 +137,23 @@ def run_migrations(service_dir: Path, database_url: str, revision: str = "head")
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(config, revision)
+
+
+def run_alembic_environment(target_metadata: Any) -> None:
+    """The body of every service's ``migrations/env.py``: migrate online, batch mode on SQLite."""
+    from alembic import context
+
+    if context.is_offline_mode():
+        raise SystemExit("offline migrations are not supported; run against a database")
+    engine = make_engine(context.config.get_main_option("sqlalchemy.url"))
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            # SQLite cannot ALTER most things: Alembic's batch mode rebuilds tables instead.
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()

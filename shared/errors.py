@@ -101,6 +101,11 @@ class InvalidClient(Unauthenticated):
     code = "invalid_client"
     title = "Client authentication failed"
 
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        # Clients authenticate to the token endpoint with HTTP Basic (RFC 6749 §2.3.1, §5.2).
+        kwargs.setdefault("headers", {"WWW-Authenticate": 'Basic realm="hirfa"'})
+        super().__init__(detail, **kwargs)
+
 
 class Forbidden(HirfaError):
     code = "insufficient_scope"

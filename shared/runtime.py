@@ -16,6 +16,7 @@ import click
 from sqlalchemy.orm import sessionmaker
 
 from shared.app import Models, ServiceContext
+from shared.auth.tokens import RemoteKeySet, TokenVerifier
 from shared.config import ServiceConfig
 from shared.db import UnitOfWork, make_engine, run_migrations
 from shared.events.broker import ALL_TOPICS, ensure_topics, make_consumer, make_producer
@@ -42,6 +43,15 @@ def build_context(config: ServiceConfig, models: Models, token_verifier: Any = N
     )
 
 
+def build_verifying_context(
+    config: ServiceConfig, models: Models, key_lookup: Callable[[str], Any] | None = None
+) -> ServiceContext:
+    """A context for a service that verifies tokens offline against the issuer's JWKS."""
+    keys = key_lookup or RemoteKeySet(config.jwks_url, config.jwks_cache_seconds, config.http_timeout_seconds)
+    verifier = TokenVerifier(keys, issuer=config.token_issuer, audience=config.audience)
+    return build_context(config, models, token_verifier=verifier)
+
+
 def stop_on_signals() -> threading.Event:
     """An event set by SIGINT/SIGTERM, so workers finish the message in hand and exit cleanly."""
     stop = threading.Event()
@@ -63,6 +73,7 @@ def make_relay(context: ServiceContext) -> OutboxRelay:
         bootstrap_servers=config.kafka_bootstrap_servers,
         topics=[config.topic, config.dead_letter_topic],
         partitions=config.kafka_topic_partitions,
+        replication_factor=config.kafka_replication_factor,
         batch_size=config.relay_batch_size,
         poll_interval=config.relay_poll_interval_seconds,
         max_backoff=config.relay_max_backoff_seconds,
@@ -80,6 +91,7 @@ def make_event_consumer(
             config.kafka_bootstrap_servers,
             [*topics, config.dead_letter_topic],
             config.kafka_topic_partitions,
+            replication_factor=config.kafka_replication_factor,
         )
         return make_consumer(
             config.kafka_bootstrap_servers,

@@ -8,17 +8,14 @@ from services.payments.adapters.orm import IdempotencyKey, InboxMessage, OutboxM
 from services.payments.api import payees
 from services.payments.config import PaymentsConfig, load_config
 from shared.app import Models, ServiceContext, create_service_app
-from shared.auth.tokens import KeyLookup, RemoteKeySet, TokenVerifier
-from shared.runtime import build_context
+from shared.auth.tokens import KeyLookup
+from shared.runtime import build_verifying_context
 
 MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey)
 
 
 def bootstrap(config: PaymentsConfig | None = None, key_lookup: KeyLookup | None = None) -> ServiceContext:
-    config = config or load_config()
-    keys = key_lookup or RemoteKeySet(config.jwks_url, config.jwks_cache_seconds, config.http_timeout_seconds)
-    verifier = TokenVerifier(keys, issuer=config.token_issuer, audience=config.audience)
-    return build_context(config, MODELS, token_verifier=verifier)
+    return build_verifying_context(config or load_config(), MODELS, key_lookup)
 
 
 def create_app(config: PaymentsConfig | None = None, key_lookup: KeyLookup | None = None) -> Flask:

@@ -60,6 +60,7 @@ def ensure_topics(
     topics: Iterable[str],
     partitions: int = 3,
     timeout_seconds: float = 5.0,
+    replication_factor: int = 1,
 ) -> None:
     """Create the topics that do not exist yet. Safe to call at every start."""
     admin = KafkaAdminClient(
@@ -72,7 +73,7 @@ def ensure_topics(
         if missing:
             try:
                 admin.create_topics(
-                    [NewTopic(name, partitions, 1) for name in missing],
+                    [NewTopic(name, partitions, replication_factor) for name in missing],
                     timeout_ms=int(timeout_seconds * 1000),
                 )
                 log.info("created topics", extra={"topics": missing})

@@ -52,6 +52,7 @@ class OutboxRelay:
         bootstrap_servers: str,
         topics: list[str],
         partitions: int = 3,
+        replication_factor: int = 1,
         batch_size: int = 100,
         poll_interval: float = 0.2,
         max_backoff: float = 10.0,
@@ -63,6 +64,7 @@ class OutboxRelay:
         self.bootstrap_servers = bootstrap_servers
         self.topics = topics
         self.partitions = partitions
+        self.replication_factor = replication_factor
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
@@ -159,7 +161,10 @@ class OutboxRelay:
     def _ensure_producer(self) -> Any:
         if self._producer is None:
             # A broker restarted on memory storage has lost its topics: recreate them first.
-            ensure_topics(self.bootstrap_servers, self.topics, self.partitions, self.send_timeout)
+            ensure_topics(
+                self.bootstrap_servers, self.topics, self.partitions, self.send_timeout,
+                replication_factor=self.replication_factor,
+            )
             self._producer = self._producer_factory()
         return self._producer
 

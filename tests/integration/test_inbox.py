@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from services.payments.adapters.orm import InboxMessage
@@ -10,20 +11,21 @@ from shared.events.consumer import EventConsumer
 from shared.ids import new_id
 
 
-def test_redelivery_is_applied_once(payments_app):
-    context = payments_app.extensions["hirfa"]
-    calls = []
-    consumer = EventConsumer(
+def consumer_with(context, handler) -> EventConsumer:
+    return EventConsumer(
         name="test-consumer",
-        handlers={"onboarding.artisan.registered": lambda uow, event: calls.append(event.id)},
+        handlers={"onboarding.artisan.registered": handler},
         uow_factory=context.uow_factory,
         inbox_model=InboxMessage,
         consumer_factory=lambda: None,
         producer_factory=lambda: None,
         dead_letter_topic="payments.dead-letter",
     )
+
+
+def registered_event():
     artisan_id = new_id("art")
-    event = make_event(
+    return make_event(
         "onboarding.artisan.registered",
         subject=artisan_id,
         data={
@@ -36,11 +38,22 @@ def test_redelivery_is_applied_once(payments_app):
             "registered_at": "2026-11-23T10:00:00+00:00",
         },
     )
+
+
+def inbox_rows(context) -> int:
+    with context.session_factory() as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(InboxMessage))
+
+
+def test_redelivery_is_applied_once(payments_app):
+    context = payments_app.extensions["hirfa"]
+    calls = []
+    consumer = consumer_with(context, lambda uow, event: calls.append(event.id))
+    event = registered_event()
     assert consumer.apply(event) is True
     assert consumer.apply(event) is False
     assert calls == [event.id]
-    with context.session_factory() as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(InboxMessage)) == 1
+    assert inbox_rows(context) == 1
 
 
 def test_a_failing_handler_leaves_no_inbox_row(payments_app):
@@ -49,32 +62,6 @@ def test_a_failing_handler_leaves_no_inbox_row(payments_app):
     def explode(uow, event):
         raise RuntimeError("bug")
 
-    consumer = EventConsumer(
-        name="test-consumer",
-        handlers={"onboarding.artisan.registered": explode},
-        uow_factory=context.uow_factory,
-        inbox_model=InboxMessage,
-        consumer_factory=lambda: None,
-        producer_factory=lambda: None,
-        dead_letter_topic="payments.dead-letter",
-    )
-    artisan_id = new_id("art")
-    event = make_event(
-        "onboarding.artisan.registered",
-        subject=artisan_id,
-        data={
-            "artisan_id": artisan_id,
-            "marketplace_id": "cli_x",
-            "kyc_tier": 0,
-            "tier_cap": {"amount": 0, "currency": "MAD"},
-            "region": "souss_massa",
-            "craft": "carpets",
-            "registered_at": "2026-11-23T10:00:00+00:00",
-        },
-    )
-    try:
-        consumer.apply(event)
-    except RuntimeError:
-        pass
-    with context.session_factory() as session:
-        assert session.scalar(sa.select(sa.func.count()).select_from(InboxMessage)) == 0
+    with pytest.raises(RuntimeError):
+        consumer_with(context, explode).apply(registered_event())
+    assert inbox_rows(context) == 0
