@@ -59,13 +59,8 @@ def init() -> None:
     click.get_current_context().invoke(onboarding_init)
 
 
-@stack.command("wait-ready")
-@click.option("--timeout", default=60, show_default=True, help="Seconds to wait for every /readyz.")
-@click.option("--stay/--exit", default=True, help="Keep running after printing (for the Procfile).")
-def wait_ready(timeout: int, stay: bool) -> None:
-    """Wait until every service answers /readyz, then print URLs and demo credentials."""
-    host = os.environ.get("STACK_HOST", "127.0.0.1")
-    urls = {name: f"http://{host}:{os.environ.get(name.upper() + '_PORT', port)}" for name, port in SERVICE_PORTS.items()}
+def wait_for_ready(urls: dict[str, str], timeout: float) -> list[str]:
+    """Poll every service's /readyz until all answer 200; return the names still not ready."""
     deadline = time.monotonic() + timeout
     pending = dict(urls)
     while pending and time.monotonic() < deadline:
@@ -76,7 +71,18 @@ def wait_ready(timeout: int, stay: bool) -> None:
             except requests.RequestException:
                 pass
         if pending:
-            time.sleep(0.5)
+            time.sleep(0.2)
+    return sorted(pending)
+
+
+@stack.command("wait-ready")
+@click.option("--timeout", default=60, show_default=True, help="Seconds to wait for every /readyz.")
+@click.option("--stay/--exit", default=True, help="Keep running after printing (for the Procfile).")
+def wait_ready(timeout: int, stay: bool) -> None:
+    """Wait until every service answers /readyz, then print URLs and demo credentials."""
+    host = os.environ.get("STACK_HOST", "127.0.0.1")
+    urls = {name: f"http://{host}:{os.environ.get(name.upper() + '_PORT', port)}" for name, port in SERVICE_PORTS.items()}
+    pending = wait_for_ready(urls, timeout)
     if pending:
         click.echo(f"not ready after {timeout}s: {', '.join(pending)}", err=True)
         sys.exit(1)

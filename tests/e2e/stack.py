@@ -13,6 +13,7 @@ from pathlib import Path
 
 import requests
 
+from services.stack import wait_for_ready
 from tests.support import ROOT, free_port
 
 PROCFILE = ROOT / "deploy" / "Procfile"
@@ -99,17 +100,9 @@ class Stack:
 
     def wait_ready(self, timeout: float = 60) -> float:
         started = time.monotonic()
-        pending = dict(self.urls)
-        while pending:
-            if time.monotonic() - started > timeout:
-                raise AssertionError(f"not ready within {timeout}s: {sorted(pending)}")
-            for name, url in list(pending.items()):
-                try:
-                    if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        del pending[name]
-                except requests.RequestException:
-                    pass
-            time.sleep(0.2)
+        pending = wait_for_ready(self.urls, timeout)
+        if pending:
+            raise AssertionError(f"not ready within {timeout}s: {pending}")
         return time.monotonic() - started
 
     def token(self, client_id: str = "cli_demo_marketplace", secret: str = "demo-marketplace-secret") -> str:
