@@ -30,6 +30,7 @@ from shared.errors import (
     BadRequest,
     HirfaError,
     MalformedRequest,
+    RequestTooLarge,
     UnsupportedMediaType,
     ValidationFailed,
     http_status_error,
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 
 _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 DEFAULT_MAX_BODY_BYTES = 1 * 1024 * 1024
+# Multipart boundaries and part headers around an uploaded file.
+UPLOAD_FRAMING_BYTES = 64 * 1024
 
 
 @dataclasses.dataclass
@@ -184,6 +187,7 @@ def create_service_app(
     blueprints: Iterable[flask_smorest.Blueprint],
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     form_endpoints: Iterable[str] = (),
+    upload_endpoints: dict[str, int] | None = None,
     ready_checks: dict[str, Callable[[], bool]] | None = None,
 ) -> Flask:
     """Build a service's Flask app around its wired ``context``."""
@@ -197,7 +201,9 @@ def create_service_app(
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        MAX_CONTENT_LENGTH=max_body_bytes,
+        # Werkzeug's hard ceiling is the largest allowed upload; every other endpoint keeps
+        # ``max_body_bytes`` (checked per request below).
+        MAX_CONTENT_LENGTH=max([max_body_bytes, *((limit + UPLOAD_FRAMING_BYTES) for limit in (upload_endpoints or {}).values())]),
         API_SPEC_OPTIONS={
             "info": {"description": f"{title}. Errors are application/problem+json (RFC 9457)."},
             "components": {
@@ -213,6 +219,7 @@ def create_service_app(
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     form_endpoints = set(form_endpoints)
+    upload_endpoints = dict(upload_endpoints or {})
 
     registry = CollectorRegistry()
     requests_total = Counter(
@@ -239,6 +246,13 @@ def create_service_app(
             "\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)
         ):
             raise BadRequest("NUL characters are not allowed in the URL.")
+        if request.method in {"POST", "PUT", "PATCH"} and request.endpoint in upload_endpoints:
+            # Multipart uploads: the body limit is the endpoint's, plus room for the form framing.
+            if (request.content_length or 0) > upload_endpoints[request.endpoint] + UPLOAD_FRAMING_BYTES:
+                raise RequestTooLarge(f"Uploads are limited to {upload_endpoints[request.endpoint]} bytes.")
+            return
+        if request.content_length is not None and request.content_length > max_body_bytes:
+            raise RequestTooLarge(f"Request bodies are limited to {max_body_bytes} bytes.")
         if request.method in {"POST", "PUT", "PATCH"} and (request.content_length or request.data):
             if request.endpoint in form_endpoints:
                 return  # form-encoded by protocol (OAuth2 token endpoint, uploads)

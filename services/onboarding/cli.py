@@ -9,6 +9,9 @@ import click
 from services.onboarding.app import bootstrap
 from services.onboarding.config import load_config
 from services.onboarding.service_layer.api_clients import create_client, ensure_client
+from services.onboarding.service_layer.bank_accounts import sync_openings
+from services.onboarding.service_layer.documents import rewrap_all_documents
+from services.onboarding.service_layer.screening import load_list, rescreen_all
 from shared.auth.keys import SigningKeyStore
 from shared.auth.scopes import Role
 from shared.runtime import service_cli
@@ -18,6 +21,8 @@ DEMO_CLIENTS = (
     ("cli_demo_marketplace", "demo-marketplace-secret", "Demo marketplace", Role.MARKETPLACE),
     ("cli_demo_bank", "demo-bank-secret", "Demo bank partner", Role.BANK_PARTNER),
     ("cli_demo_compliance", "demo-compliance-secret", "Demo compliance officer", Role.COMPLIANCE),
+    # A second officer, so the four-eyes rule can be exercised on a demo stack.
+    ("cli_demo_compliance_2", "demo-compliance-2-secret", "Demo compliance officer 2", Role.COMPLIANCE),
 )
 
 cli = service_cli(
@@ -59,12 +64,111 @@ def rotate() -> None:
 
 @cli.command("init")
 def init() -> None:
-    """Prepare a development stack: a signing key and, if enabled, the demo clients."""
+    """Prepare a development stack: keys, the screening list, and, if enabled, the demo clients."""
     config = load_config()
     kid = SigningKeyStore(config.keys_dir).ensure_key()
     click.echo(f"onboarding: signing key {kid}")
+    context = bootstrap(config)
+    path = Path(config.screening_list_path)
+    if path.is_file():
+        version, is_new = load_list(context.uow_factory(), path.read_bytes(), source=path.name)
+        click.echo(f"onboarding: screening list {version} {'loaded' if is_new else 'present'}")
     if config.demo_clients and not config.is_production:
-        context = bootstrap(config)
         for client_id, secret, name, role in DEMO_CLIENTS:
             created = ensure_client(context.uow_factory(), client_id=client_id, client_secret=secret, name=name, role=role)
             click.echo(f"onboarding: demo client {client_id} {'created' if created else 'present'}")
+
+
+@cli.group("screening", help="Sanctions/PEP lists (UN Security Council consolidated list XML).")
+def screening() -> None:
+    pass
+
+
+@screening.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False), required=False)
+@click.option("--rescreen/--no-rescreen", default=True, show_default=True,
+              help="Screen every artisan against the new version right away.")
+def screening_load(path: str | None, rescreen: bool) -> None:
+    """Load a list version (default: the configured file) and, if new, rescreen everyone."""
+    context = bootstrap()
+    services = context.extras["onboarding"]
+    path = path or services.config.screening_list_path
+    version, is_new = load_list(context.uow_factory(), Path(path).read_bytes(), source=Path(path).name)
+    click.echo(f"screening list {version}: {'loaded' if is_new else 'already loaded'}")
+    if is_new and rescreen:
+        _print_rescreen(context)
+
+
+@screening.command("rescreen")
+def screening_rescreen() -> None:
+    """Screen every active artisan against the list in force; hits go to review and lose their tier."""
+    _print_rescreen(bootstrap())
+
+
+def _print_rescreen(context) -> None:
+    services = context.extras["onboarding"]
+    report = rescreen_all(
+        context.uow_factory, services.screening, threshold=services.config.screening_threshold, tiers=services.tiers
+    )
+    click.echo(
+        f"rescreened {report.screened} artisans against {report.list_version}: {report.hits} hits, "
+        f"{report.demoted} demoted, {report.promoted} promoted"
+    )
+
+
+@cli.group("documents", help="KYC documents encrypted at rest.")
+def documents_group() -> None:
+    pass
+
+
+@documents_group.command("rotate-key")
+@click.option("--retire-old", is_flag=True, help="Delete the previous master keys once nothing uses them.")
+def rotate_document_key(retire_old: bool) -> None:
+    """Make a new master key and re-wrap every document's data key under it (no re-encryption)."""
+    context = bootstrap()
+    cipher = context.extras["onboarding"].cipher
+    if cipher.keyring.read_only:
+        raise click.ClickException("master keys come from DOCUMENT_MASTER_KEYS: add a key there, then run rewrap")
+    kid = cipher.keyring.generate()
+    click.echo(f"new document master key: {kid}")
+    changed = rewrap_all_documents(context.uow_factory, cipher)
+    click.echo(f"re-wrapped {changed} document keys")
+    if retire_old:
+        for old in cipher.keyring.kids():
+            if old != kid:
+                cipher.keyring.retire(old)
+                click.echo(f"retired {old}")
+
+
+@documents_group.command("rewrap")
+def rewrap_documents() -> None:
+    """Re-wrap data keys still under an older master key (after adding a key to DOCUMENT_MASTER_KEYS)."""
+    context = bootstrap()
+    changed = rewrap_all_documents(context.uow_factory, context.extras["onboarding"].cipher)
+    click.echo(f"re-wrapped {changed} document keys")
+
+
+@cli.command("worker")
+@click.option("--once", is_flag=True, help="One pass, then exit.")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
+def worker(once: bool, interval: float) -> None:
+    """Background duties: submit account openings the bank never accepted, poll unanswered ones."""
+    import datetime as dt
+    import logging
+
+    from shared.runtime import stop_on_signals
+
+    context = bootstrap()
+    services = context.extras["onboarding"]
+    stop = stop_on_signals()
+    log = logging.getLogger("hirfa.onboarding.worker")
+    poll_after = dt.timedelta(seconds=services.config.bank_opening_poll_after_seconds)
+    while True:
+        try:
+            result = sync_openings(context.uow_factory, services.bank_accounts, poll_after=poll_after)
+            if any(result.values()):
+                log.info("account openings synced", extra=result)
+        except Exception:  # noqa: BLE001 - a worker pass must never kill the worker
+            log.exception("worker pass failed")
+        if once or stop.wait(interval):
+            return

@@ -43,3 +43,21 @@ def require_scopes(*scopes: str) -> Callable:
         return wrapper
 
     return decorator
+
+
+def require_any_scope(*scopes: str) -> Callable:
+    """Like ``require_scopes`` but one of ``scopes`` is enough (e.g. a marketplace's
+    ``artisans:write`` or a compliance officer's ``kyc:review`` for a document upload)."""
+
+    def decorator(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = authenticate()
+            if not any(principal.has_scopes(scope) for scope in scopes):
+                raise Forbidden(f"This operation needs one of the scopes: {', '.join(scopes)}.")
+            return view(*args, **kwargs)
+
+        wrapper.required_scopes = scopes  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorator

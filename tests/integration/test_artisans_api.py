@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import sqlalchemy as sa
 
 from services.onboarding.adapters.orm import Artisan, OutboxMessage
-from tests.integration.conftest import OTHER_MARKETPLACE
+from tests.integration.conftest import MARKETPLACE, OTHER_MARKETPLACE
 from tests.support import artisan_body
 
 
@@ -138,11 +138,38 @@ def test_duplicates(onboarding, onboarding_app, marketplace_headers):
     assert same_phone.status_code == 409
     assert (same_phone.json["code"], same_phone.json["param"]) == ("duplicate_identity", "phone")
 
+    # Another marketplace with a different person's details on the same CIN: refused.
+    impostor = dict(body, phone=artisan_body()["phone"])
     other = onboarding.post(
-        "/v1/artisans", json=body, headers=marketplace_headers("d4", client_id=OTHER_MARKETPLACE)
+        "/v1/artisans", json=impostor, headers=marketplace_headers("d4", client_id=OTHER_MARKETPLACE)
+    )
+    assert other.status_code == 409 and other.json["code"] == "duplicate_identity"
+    different_birthday = dict(body, date_of_birth="1970-01-01")
+    other = onboarding.post(
+        "/v1/artisans", json=different_birthday, headers=marketplace_headers("d5", client_id=OTHER_MARKETPLACE)
     )
     assert other.status_code == 409 and other.json["code"] == "duplicate_identity"
     assert count(onboarding_app, Artisan) == 1
+
+
+def test_one_person_registered_by_two_marketplaces_is_one_artisan_linked_to_both(
+    onboarding, onboarding_app, marketplace_headers
+):
+    body = artisan_body()
+    first = onboarding.post("/v1/artisans", json=body, headers=marketplace_headers("l1")).json
+    second = onboarding.post(
+        "/v1/artisans", json=body, headers=marketplace_headers("l2", client_id=OTHER_MARKETPLACE)
+    )
+    assert second.status_code == 200 and second.json["id"] == first["id"]
+    assert count(onboarding_app, Artisan) == 1
+    for client_id in (MARKETPLACE, OTHER_MARKETPLACE):
+        seen = onboarding.get(f"/v1/artisans/{first['id']}", headers=marketplace_headers(client_id=client_id))
+        assert seen.status_code == 200
+        listed = onboarding.get("/v1/artisans", headers=marketplace_headers(client_id=client_id)).json
+        assert [a["id"] for a in listed["data"]] == [first["id"]]
+    with onboarding_app.extensions["hirfa"].session_factory() as session:
+        types = session.scalars(sa.select(OutboxMessage.event_type).order_by(OutboxMessage.seq)).all()
+    assert types == ["onboarding.artisan.registered", "onboarding.artisan.marketplace_linked"]
 
 
 def test_marketplaces_see_only_their_artisans(onboarding, marketplace_headers):

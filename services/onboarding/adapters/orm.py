@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 
 from shared.db import UTCDateTime, utcnow
 from shared.events.outbox import InboxMixin, OutboxMixin
@@ -38,8 +38,17 @@ class Artisan(Base):
     region: Mapped[str] = mapped_column(sa.String(40), index=True)
     craft: Mapped[str] = mapped_column(sa.String(40))
     preferred_language: Mapped[str] = mapped_column(sa.String(2), default="fr")
+    artisan_card_number: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    cooperative_ice: Mapped[str | None] = mapped_column(sa.String(15), nullable=True)
+    # Non-blocking findings kept on the record, e.g. ``ice_checksum_mismatch``.
+    warnings: Mapped[list] = mapped_column(sa.JSON, default=list)
     kyc_tier: Mapped[int] = mapped_column(sa.Integer, default=0, index=True)
+    # Bumped on every tier change; projections in other services ignore older news with it.
+    kyc_version: Mapped[int] = mapped_column(sa.Integer, default=0)
     status: Mapped[str] = mapped_column(sa.String(20), default="active", index=True)
+    phone_verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # pending (no list screened yet) | clear | hit (waiting for review)
+    screening_status: Mapped[str] = mapped_column(sa.String(20), default="pending")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -52,6 +61,147 @@ class ArtisanMarketplace(Base):
     artisan_id: Mapped[str] = mapped_column(sa.ForeignKey("artisans.id"), primary_key=True)
     marketplace_id: Mapped[str] = mapped_column(sa.ForeignKey("api_clients.id"), primary_key=True, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class KycTierChange(Base):
+    """Append-only history of an artisan's tier: every move, up or down, with actor and reason."""
+
+    __tablename__ = "kyc_tier_changes"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    artisan_id: Mapped[str] = mapped_column(sa.ForeignKey("artisans.id"), index=True)
+    from_tier: Mapped[int] = mapped_column(sa.Integer)
+    to_tier: Mapped[int] = mapped_column(sa.Integer)
+    reason_code: Mapped[str] = mapped_column(sa.String(40))
+    note: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    actor: Mapped[str] = mapped_column(sa.String(64))
+    kyc_version: Mapped[int] = mapped_column(sa.Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PhoneVerification(Base):
+    """One OTP sent by SMS. Only an HMAC of the code is kept."""
+
+    __tablename__ = "phone_verifications"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    artisan_id: Mapped[str] = mapped_column(sa.ForeignKey("artisans.id"), index=True)
+    phone: Mapped[str] = mapped_column(sa.String(20))
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    # pending | verified | send_failed
+    status: Mapped[str] = mapped_column(sa.String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class KycDocument(Base):
+    """An identity document, encrypted at rest (AES-256-GCM, per-document key wrapped by a master
+    key named by ``key_id``). The ciphertext is loaded only when asked for."""
+
+    __tablename__ = "kyc_documents"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    artisan_id: Mapped[str] = mapped_column(sa.ForeignKey("artisans.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    content_type: Mapped[str] = mapped_column(sa.String(40))
+    size_bytes: Mapped[int] = mapped_column(sa.Integer)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+    # active | superseded (a newer upload of the same kind) | rejected (found invalid or forged)
+    status: Mapped[str] = mapped_column(sa.String(20), default="active")
+    submitted_by: Mapped[str] = mapped_column(sa.String(64))
+    key_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    wrapped_key: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    nonce: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    ciphertext: Mapped[bytes] = deferred(mapped_column(sa.LargeBinary))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ScreeningList(Base):
+    """A loaded version of the sanctions/PEP list; the newest loaded one is in force."""
+
+    __tablename__ = "screening_lists"
+
+    version: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
+    source: Mapped[str] = mapped_column(sa.String(300))
+    entry_count: Mapped[int] = mapped_column(sa.Integer)
+    entries: Mapped[list] = deferred(mapped_column(sa.JSON))
+    loaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ScreeningResult(Base):
+    __tablename__ = "screening_results"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    artisan_id: Mapped[str] = mapped_column(sa.ForeignKey("artisans.id"), index=True)
+    list_version: Mapped[str] = mapped_column(sa.String(80))
+    screened_name: Mapped[str] = mapped_column(sa.String(200))
+    outcome: Mapped[str] = mapped_column(sa.String(10))  # clear | hit
+    matches: Mapped[list] = mapped_column(sa.JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class KycReview(Base):
+    """A case for a compliance officer: a screening hit, or a request for tier 3."""
+
+    __tablename__ = "kyc_reviews"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    artisan_id: Mapped[str] = mapped_column(sa.ForeignKey("artisans.id"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(20))  # screening_hit | tier_upgrade
+    requested_tier: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    status: Mapped[str] = mapped_column(sa.String(20), default="open", index=True)
+    # Who caused the case to be opened: the four-eyes rule forbids them from deciding it.
+    submitted_by: Mapped[str] = mapped_column(sa.String(64))
+    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    decision: Mapped[str | None] = mapped_column(sa.String(10), nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    reason_code: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    note: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class KycAuditEntry(Base):
+    """Append-only audit log: review decisions, tier changes, document downloads."""
+
+    __tablename__ = "kyc_audit_log"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    artisan_id: Mapped[str] = mapped_column(sa.ForeignKey("artisans.id"), index=True)
+    action: Mapped[str] = mapped_column(sa.String(40))
+    actor: Mapped[str] = mapped_column(sa.String(64))
+    subject_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    reason_code: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    note: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    request_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BankAccount(Base):
+    """An artisan's bank account: linked by RIB/IBAN, or being opened at a partner bank."""
+
+    __tablename__ = "bank_accounts"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    artisan_id: Mapped[str] = mapped_column(sa.ForeignKey("artisans.id"), index=True)
+    mode: Mapped[str] = mapped_column(sa.String(10))  # link | open
+    # link: linked. open: pending -> opened | refused.
+    status: Mapped[str] = mapped_column(sa.String(20))
+    bank_code: Mapped[str | None] = mapped_column(sa.String(3), nullable=True)
+    partner_bank: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    rib: Mapped[str | None] = mapped_column(sa.String(24), nullable=True, unique=True)
+    iban: Mapped[str | None] = mapped_column(sa.String(28), nullable=True)
+    holder_name: Mapped[str] = mapped_column(sa.String(200))
+    holder_name_score: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    is_default: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    partner_reference: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, index=True)
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    refusal_reason: Mapped[str | None] = mapped_column(sa.String(80), nullable=True)
+    created_by: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class OutboxMessage(OutboxMixin, Base):

@@ -14,11 +14,11 @@ from services.onboarding.api.schemas import (
 )
 from services.onboarding.service_layer.artisans import (
     RegisterArtisan,
-    TierPolicy,
     get_artisan,
     list_artisans,
     register_artisan,
 )
+from services.onboarding.service_layer.screening import make_registration_screener
 from shared.auth.flask import current_principal, require_scopes
 from shared.idempotency import idempotent
 
@@ -41,13 +41,17 @@ class Artisans(MethodView):
         """Register an artisan (idempotent; re-registering your own artisan returns it)."""
         services = _services()
         config = services.config
+        onboarding = services.extras["onboarding"]
         registration = register_artisan(
             services.uow_factory(),
             RegisterArtisan(**body),
             marketplace_id=current_principal().client_id,
             cin_pattern=config.cin_pattern,
             minimum_age=config.minimum_age_years,
-            tiers=TierPolicy(config.tier_caps),
+            tiers=onboarding.tiers,
+            screen=make_registration_screener(
+                onboarding.screening, threshold=config.screening_threshold, tiers=onboarding.tiers
+            ),
         )
         status = 201 if registration.created else 200
         return registration.artisan, status, {"Location": f"/v1/artisans/{registration.artisan.id}"}

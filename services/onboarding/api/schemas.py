@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.onboarding.domain.artisans import CRAFTS, LANGUAGES, REGIONS
+from services.onboarding.domain.documents import DOCUMENT_KINDS
+from services.onboarding.domain.kyc import APPROVE_REASONS, DOWNGRADE_REASONS, REJECT_REASONS
 from shared.pagination import PageArgsSchema, page_schema
 
 
@@ -35,6 +37,14 @@ class RegisterArtisanSchema(Schema):
     region = fields.String(required=True, validate=validate.OneOf(REGIONS))
     craft = fields.String(required=True, validate=validate.OneOf(CRAFTS))
     preferred_language = fields.String(load_default="fr", validate=validate.OneOf(LANGUAGES))
+    artisan_card_number = fields.String(
+        validate=validate.Regexp(r"^[A-Za-z0-9/ -]{3,40}$"),
+        metadata={"description": "Artisan card / RNA (Registre National de l'Artisanat) number."},
+    )
+    cooperative_ice = fields.String(
+        validate=validate.Length(min=15, max=20),
+        metadata={"description": "The cooperative's ICE, 15 digits. A failed mod-97 key only adds a warning."},
+    )
 
 
 class ArtisanSchema(Schema):
@@ -47,8 +57,13 @@ class ArtisanSchema(Schema):
     region = fields.String()
     craft = fields.String()
     preferred_language = fields.String()
+    artisan_card_number = fields.String(allow_none=True)
+    cooperative_ice = fields.String(allow_none=True)
+    warnings = fields.List(fields.String())
     kyc_tier = fields.Integer()
     status = fields.String()
+    phone_verified = fields.Function(lambda artisan: artisan.phone_verified_at is not None)
+    screening_status = fields.String()
     created_at = fields.DateTime()
 
 
@@ -63,3 +78,217 @@ class ArtisanListArgsSchema(PageArgsSchema):
 
 class ArtisanPathSchema(Schema):
     artisan_id = fields.String(required=True)
+
+
+# --- KYC -------------------------------------------------------------------------------------------
+
+
+class MoneySchema(Schema):
+    amount = fields.Integer(required=True, metadata={"description": "Minor units (centimes)."})
+    currency = fields.String(required=True)
+
+
+class LimitsSchema(Schema):
+    balance_cap = fields.Nested(MoneySchema, required=True)
+
+
+class RequirementSchema(Schema):
+    code = fields.String(
+        required=True,
+        metadata={"description": "phone_verification, id_document_front, id_document_back, selfie, "
+                  "screening_clear or manual_review."},
+    )
+    status = fields.String(required=True, metadata={"description": "missing, in_review or pending."})
+
+
+class TierChangeSchema(Schema):
+    from_tier = fields.Integer()
+    to_tier = fields.Integer()
+    reason_code = fields.String()
+    note = fields.String(allow_none=True)
+    actor = fields.String()
+    changed_at = fields.DateTime()
+
+
+class KycSchema(Schema):
+    object = fields.String()
+    artisan_id = fields.String()
+    status = fields.String()
+    tier = fields.Integer()
+    limits = fields.Nested(LimitsSchema)
+    next_tier = fields.Integer(allow_none=True)
+    next_tier_limits = fields.Nested(LimitsSchema, allow_none=True)
+    requirements = fields.List(fields.Nested(RequirementSchema))
+    phone_verified_at = fields.DateTime(allow_none=True)
+    screening_status = fields.String()
+    history = fields.List(fields.Nested(TierChangeSchema))
+
+
+class PhoneVerificationSchema(Schema):
+    object = fields.String()
+    id = fields.String()
+    artisan_id = fields.String()
+    status = fields.String()
+    phone = fields.String(metadata={"description": "Masked."})
+    expires_at = fields.DateTime()
+    max_attempts = fields.Integer()
+    verified_at = fields.DateTime()
+    kyc_tier = fields.Integer()
+
+
+class ConfirmCodeSchema(Schema):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."))
+
+
+class DocumentKindSchema(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(DOCUMENT_KINDS))
+
+
+class DocumentFileSchema(Schema):
+    file = fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+
+
+class DocumentSchema(Schema):
+    id = fields.String()
+    object = fields.Constant("kyc_document")
+    artisan_id = fields.String()
+    kind = fields.String()
+    content_type = fields.String()
+    size_bytes = fields.Integer()
+    sha256 = fields.String()
+    status = fields.String()
+    submitted_by = fields.String()
+    created_at = fields.DateTime()
+
+
+class DocumentListSchema(Schema):
+    data = fields.List(fields.Nested(DocumentSchema), required=True)
+
+
+class DowngradeSchema(Schema):
+    tier = fields.Integer(required=True, validate=validate.Range(min=0, max=2))
+    reason_code = fields.String(required=True, validate=validate.OneOf(DOWNGRADE_REASONS))
+    note = fields.String(required=True, validate=validate.Length(min=3, max=2000))
+    document_ids = fields.List(fields.String(validate=validate.Length(max=40)), load_default=list,
+                               validate=validate.Length(max=10))
+
+
+class DowngradeResultSchema(Schema):
+    artisan_id = fields.String()
+    tier = fields.Integer()
+    kyc_version = fields.Integer()
+
+
+class AuditEntrySchema(Schema):
+    id = fields.String()
+    artisan_id = fields.String()
+    action = fields.String()
+    actor = fields.String()
+    subject_id = fields.String(allow_none=True)
+    reason_code = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+    request_id = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+
+
+AuditEntryPageSchema = page_schema(AuditEntrySchema)
+
+
+class AuditLogArgsSchema(PageArgsSchema):
+    since = fields.AwareDateTime(default_timezone=None)
+
+
+class ReviewSchema(Schema):
+    id = fields.String()
+    object = fields.Constant("kyc_review")
+    artisan_id = fields.String()
+    kind = fields.String(metadata={"description": "screening_hit or tier_upgrade."})
+    requested_tier = fields.Integer(allow_none=True)
+    status = fields.String(metadata={"description": "open, approved, rejected or closed."})
+    submitted_by = fields.String()
+    details = fields.Dict()
+    decision = fields.String(allow_none=True)
+    decided_by = fields.String(allow_none=True)
+    reason_code = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    decided_at = fields.DateTime(allow_none=True)
+
+
+ReviewPageSchema = page_schema(ReviewSchema)
+
+
+class ReviewListArgsSchema(PageArgsSchema):
+    status = fields.String(load_default="open", validate=validate.OneOf(["open", "approved", "rejected", "closed"]))
+    kind = fields.String(validate=validate.OneOf(["screening_hit", "tier_upgrade"]))
+    artisan_id = fields.String(validate=validate.Length(max=40))
+
+
+class ReviewDecisionSchema(Schema):
+    decision = fields.String(required=True, validate=validate.OneOf(["approve", "reject"]))
+    reason_code = fields.String(
+        required=True,
+        validate=validate.OneOf(APPROVE_REASONS + REJECT_REASONS),
+        metadata={"description": f"approve: {', '.join(APPROVE_REASONS)}; reject: {', '.join(REJECT_REASONS)}."},
+    )
+    note = fields.String(required=True, validate=validate.Length(min=3, max=2000))
+
+
+# --- bank accounts ---------------------------------------------------------------------------------
+
+
+class BankAccountRequestSchema(Schema):
+    mode = fields.String(required=True, validate=validate.OneOf(["link", "open"]))
+    rib = fields.String(validate=validate.Length(min=1, max=40), metadata={"description": "link: 24-digit RIB."})
+    iban = fields.String(validate=validate.Length(min=1, max=40), metadata={"description": "link: MA + 26 digits."})
+    holder_name = fields.String(validate=validate.Length(min=2, max=200), metadata={"description": "link only."})
+    bank = fields.String(validate=validate.Length(min=1, max=40), metadata={"description": "open: partner bank."})
+    make_default = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _mode_fields(self, data, **_kwargs):
+        if data["mode"] == "link":
+            errors = {}
+            if not data.get("holder_name"):
+                errors["holder_name"] = ["Required to link an account."]
+            if not data.get("rib") and not data.get("iban"):
+                errors["rib"] = ["Give a RIB or an IBAN."]
+            if data.get("rib") and data.get("iban"):
+                errors["iban"] = ["Give either a RIB or an IBAN, not both."]
+            if data.get("bank"):
+                errors["bank"] = ["Only for mode 'open'."]
+            if errors:
+                raise ValidationError(errors)
+        else:
+            errors = {name: ["Only for mode 'link'."] for name in ("rib", "iban", "holder_name") if data.get(name)}
+            if not data.get("bank"):
+                errors["bank"] = ["Required to open an account."]
+            if errors:
+                raise ValidationError(errors)
+
+
+class BankAccountSchema(Schema):
+    id = fields.String()
+    object = fields.Constant("bank_account")
+    artisan_id = fields.String()
+    mode = fields.String()
+    status = fields.String(metadata={"description": "link: linked. open: pending, then opened or refused."})
+    bank_code = fields.String(allow_none=True)
+    partner_bank = fields.String(allow_none=True)
+    rib = fields.String(allow_none=True)
+    iban = fields.String(allow_none=True)
+    holder_name = fields.String()
+    is_default = fields.Boolean()
+    refusal_reason = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class BankAccountListSchema(Schema):
+    data = fields.List(fields.Nested(BankAccountSchema), required=True)
+
+
+class CallbackAckSchema(Schema):
+    received = fields.Boolean()
+    applied = fields.Boolean()
+    status = fields.String()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from services.onboarding.adapters.orm import Artisan, ArtisanMarketplace
 from services.onboarding.domain.artisans import (
@@ -14,6 +16,7 @@ from services.onboarding.domain.artisans import (
     normalise_cin,
     normalise_moroccan_mobile,
 )
+from services.onboarding.domain.kyc import IceRuleError, check_ice
 from shared.auth import Principal
 from shared.db import UnitOfWork, utcnow
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -36,12 +39,16 @@ class RegisterArtisan:
     region: str
     craft: str
     preferred_language: str = "fr"
+    artisan_card_number: str | None = None
+    cooperative_ice: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Registration:
     artisan: Artisan
     created: bool
+    # True when another marketplace had registered this person and this one is now linked too.
+    linked: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,20 +69,49 @@ def register_artisan(
     minimum_age: int,
     tiers: TierPolicy,
     today: dt.date | None = None,
+    screen: Callable[[UnitOfWork, Artisan], None] | None = None,
 ) -> Registration:
+    """Register an artisan, or recognise one already registered.
+
+    ``screen`` runs the sanctions/PEP screening in the same transaction, so a new artisan is never
+    saved without a screening result (when a list is loaded).
+    """
+    problems: list[dict] = []
+    cin = phone = ice = None
+    warnings: list[str] = []
     try:
         cin = normalise_cin(command.cin, cin_pattern)
+    except IdentityRuleError as exc:
+        problems.append({"param": exc.param, "code": exc.code, "message": str(exc)})
+    try:
         phone = normalise_moroccan_mobile(command.phone)
+    except IdentityRuleError as exc:
+        problems.append({"param": exc.param, "code": exc.code, "message": str(exc)})
+    try:
         check_adult(command.date_of_birth, today or dt.date.today(), minimum_age)
     except IdentityRuleError as exc:
-        raise ValidationFailed(str(exc), param=exc.param, code=exc.code) from None
+        problems.append({"param": exc.param, "code": exc.code, "message": str(exc)})
+    if command.cooperative_ice is not None:
+        try:
+            ice, warnings = check_ice(command.cooperative_ice)
+        except IceRuleError as exc:
+            problems.append({"param": exc.param, "code": exc.code, "message": str(exc)})
+    if problems:
+        first = problems[0]
+        raise ValidationFailed(
+            first["message"] if len(problems) == 1 else "Some details break the registration rules.",
+            param=first["param"] if len(problems) == 1 else None,
+            code=first["code"] if len(problems) == 1 else "validation_error",
+            errors=problems,
+        )
 
     with uow:
         existing = uow.session.scalars(
             sa.select(Artisan).where(sa.or_(Artisan.cin == cin, Artisan.phone == phone))
         ).all()
         if existing:
-            return _existing_registration(uow, existing, cin=cin, marketplace_id=marketplace_id)
+            return _existing_registration(uow, existing, command, cin=cin, phone=phone,
+                                          marketplace_id=marketplace_id, tiers=tiers)
         artisan = Artisan(
             id=new_id("art"),
             full_name=command.full_name.strip(),
@@ -85,8 +121,13 @@ def register_artisan(
             region=command.region,
             craft=command.craft,
             preferred_language=command.preferred_language,
+            artisan_card_number=(command.artisan_card_number or "").strip() or None,
+            cooperative_ice=ice,
+            warnings=warnings,
             kyc_tier=0,
+            kyc_version=0,
             status="active",
+            screening_status="pending",
             created_at=utcnow(),
         )
         uow.session.add(artisan)
@@ -106,6 +147,8 @@ def register_artisan(
                 },
             )
         )
+        if screen is not None:
+            screen(uow, artisan)
         try:
             uow.commit()
         except sa.exc.IntegrityError:
@@ -117,20 +160,68 @@ def register_artisan(
             ).all()
             if not existing:
                 raise
-            return _existing_registration(uow, existing, cin=cin, marketplace_id=marketplace_id)
+            return _existing_registration(uow, existing, command, cin=cin, phone=phone,
+                                          marketplace_id=marketplace_id, tiers=tiers)
         return Registration(artisan, created=True)
 
 
-def _existing_registration(uow: UnitOfWork, existing: list[Artisan], *, cin: str, marketplace_id: str) -> Registration:
+def _existing_registration(
+    uow: UnitOfWork,
+    existing: list[Artisan],
+    command: RegisterArtisan,
+    *,
+    cin: str,
+    phone: str,
+    marketplace_id: str,
+    tiers: TierPolicy,
+) -> Registration:
+    """The same person (same CIN, phone and date of birth) is one artisan, linked to every
+    marketplace that registers them; anything else sharing a CIN or phone is refused."""
     artisan = existing[0]
-    linked = uow.session.get(ArtisanMarketplace, (artisan.id, marketplace_id)) is not None
-    if len(existing) == 1 and artisan.cin == cin and linked:
-        return Registration(artisan, created=False)
+    same_person = (
+        len(existing) == 1
+        and artisan.cin == cin
+        and artisan.phone == phone
+        and artisan.date_of_birth == command.date_of_birth
+    )
+    if same_person:
+        if uow.session.get(ArtisanMarketplace, (artisan.id, marketplace_id)) is not None:
+            return Registration(artisan, created=False)
+        uow.session.add(ArtisanMarketplace(artisan_id=artisan.id, marketplace_id=marketplace_id))
+        uow.add_event(
+            make_event(
+                "onboarding.artisan.marketplace_linked",
+                subject=artisan.id,
+                data={
+                    "artisan_id": artisan.id,
+                    "marketplace_id": marketplace_id,
+                    "kyc_tier": artisan.kyc_tier,
+                    "tier_cap": tiers.cap(artisan.kyc_tier),
+                    "linked_at": utcnow().isoformat(),
+                },
+            )
+        )
+        try:
+            uow.commit()
+        except sa.exc.IntegrityError:
+            uow.rollback()  # the same link made concurrently: it exists, which is all we wanted
+        return Registration(artisan, created=False, linked=True)
     param = "cin" if any(a.cin == cin for a in existing) else "phone"
     raise DuplicateIdentity(
         f"This {param.upper() if param == 'cin' else param} is already registered to another artisan.",
         param=param,
     )
+
+
+def find_visible_artisan(session: Session, artisan_id: str, principal: Principal, *, lock: bool = False) -> Artisan:
+    """The artisan, if ``principal`` may see it; another marketplace's artisan is "not found"."""
+    query = _visible_artisans(principal).where(Artisan.id == artisan_id)
+    if lock:
+        query = query.with_for_update(of=Artisan)
+    artisan = session.scalar(query)
+    if artisan is None:
+        raise NotFound(f"No artisan {artisan_id!r}.", param="artisan_id")
+    return artisan
 
 
 def _visible_artisans(principal: Principal) -> sa.Select:
@@ -144,11 +235,7 @@ def _visible_artisans(principal: Principal) -> sa.Select:
 
 def get_artisan(uow: UnitOfWork, artisan_id: str, principal: Principal) -> Artisan:
     with uow:
-        artisan = uow.session.scalar(_visible_artisans(principal).where(Artisan.id == artisan_id))
-        if artisan is None:
-            # Another marketplace's artisan is "not found", never "forbidden".
-            raise NotFound(f"No artisan {artisan_id!r}.", param="artisan_id")
-        return artisan
+        return find_visible_artisan(uow.session, artisan_id, principal)
 
 
 def list_artisans(

@@ -1,0 +1,5 @@
+"""A bank-partner sandbox: a Flask process that answers and calls back the way a partner bank does.
+
+One module per bank resource (``account_openings`` now, transfers for payouts later); they share
+the configuration, the API-key check, the JSON errors and the signed callback sender.
+"""

@@ -1,0 +1,101 @@
+"""Artisans' bank accounts (link by RIB/IBAN, or open at a partner bank) and bank callbacks."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.onboarding.api.schemas import (
+    BankAccountListSchema,
+    BankAccountRequestSchema,
+    BankAccountSchema,
+    CallbackAckSchema,
+)
+from services.onboarding.service_layer import bank_accounts
+from shared.auth.flask import current_principal, require_scopes
+from shared.idempotency import idempotent
+
+blp = Blueprint("bank_accounts", __name__, url_prefix="/v1", description="Bank accounts for payouts.")
+
+
+def _services():
+    return current_app.extensions["hirfa"]
+
+
+@blp.route("/artisans/<string:artisan_id>/bank-accounts")
+class BankAccounts(MethodView):
+    @require_scopes("artisans:write")
+    @idempotent
+    @blp.arguments(BankAccountRequestSchema)
+    @blp.response(201, BankAccountSchema)
+    @blp.alt_response(200, schema=BankAccountSchema, description="This account was already linked or requested.")
+    @blp.alt_response(202, schema=BankAccountSchema, description="Opening requested; the bank answers later.")
+    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}])
+    def post(self, body, artisan_id):
+        """Link an existing account (``mode: link`` with a RIB or IBAN) or open one at a partner bank
+        (``mode: open``, tier 2 or more). An opening answers 202 ``pending``; the account becomes
+        usable when the bank confirms."""
+        services = _services()
+        settings = services.extras["onboarding"].bank_accounts
+        principal = current_principal()
+        if body["mode"] == "link":
+            outcome = bank_accounts.link_account(
+                services.uow_factory(),
+                artisan_id,
+                bank_accounts.LinkAccount(
+                    holder_name=body["holder_name"], rib=body.get("rib"), iban=body.get("iban"),
+                    make_default=body["make_default"],
+                ),
+                principal,
+                settings,
+            )
+            status = 201 if outcome.created else 200
+        else:
+            outcome = bank_accounts.open_account(
+                services.uow_factory(),
+                artisan_id,
+                bank_accounts.OpenAccount(bank=body["bank"], make_default=body["make_default"]),
+                principal,
+                settings,
+            )
+            status = (202 if outcome.account.status == "pending" else 201) if outcome.created else 200
+        location = f"/v1/artisans/{artisan_id}/bank-accounts/{outcome.account.id}"
+        return outcome.account, status, {"Location": location}
+
+    @require_scopes("artisans:read")
+    @blp.response(200, BankAccountListSchema)
+    def get(self, artisan_id):
+        """The artisan's accounts; the default one receives payouts."""
+        return {"data": bank_accounts.list_accounts(_services().uow_factory(), artisan_id, current_principal())}
+
+
+@blp.route("/artisans/<string:artisan_id>/bank-accounts/<string:bank_account_id>")
+class BankAccountById(MethodView):
+    @require_scopes("artisans:read")
+    @blp.response(200, BankAccountSchema)
+    def get(self, artisan_id, bank_account_id):
+        """One account."""
+        return bank_accounts.get_account(_services().uow_factory(), artisan_id, bank_account_id, current_principal())
+
+
+@blp.route("/artisans/<string:artisan_id>/bank-accounts/<string:bank_account_id>/default")
+class DefaultBankAccount(MethodView):
+    @require_scopes("artisans:write")
+    @blp.response(200, BankAccountSchema)
+    def post(self, artisan_id, bank_account_id):
+        """Make this account the one payouts go to."""
+        return bank_accounts.make_default(_services().uow_factory(), artisan_id, bank_account_id, current_principal())
+
+
+@blp.route("/banks/<string:bank>/callbacks")
+class BankCallbacks(MethodView):
+    @blp.response(200, CallbackAckSchema)
+    @blp.doc(security=[], description="Signed by the bank: `Bank-Signature: t=…,v1=HMAC-SHA256(secret, t.body)`.")
+    def post(self, bank):
+        """A partner bank's asynchronous answer to an account opening. Verified against the raw body;
+        duplicates and late deliveries change nothing."""
+        services = _services()
+        return bank_accounts.handle_callback(
+            services.uow_factory(), bank, request.headers, request.get_data(), services.extras["onboarding"].bank_accounts
+        )

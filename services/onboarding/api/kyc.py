@@ -1,0 +1,168 @@
+"""KYC: the artisan's tier and requirements, phone verification, identity documents, downgrades
+and the audit trail."""
+
+from __future__ import annotations
+
+from flask import Response, current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.onboarding.api.schemas import (
+    AuditEntryPageSchema,
+    AuditLogArgsSchema,
+    ConfirmCodeSchema,
+    DocumentFileSchema,
+    DocumentKindSchema,
+    DocumentListSchema,
+    DocumentSchema,
+    DowngradeResultSchema,
+    DowngradeSchema,
+    KycSchema,
+    PhoneVerificationSchema,
+)
+from services.onboarding.service_layer import documents, kyc, phone
+from shared.auth.flask import current_principal, require_any_scope, require_scopes
+from shared.idempotency import idempotent
+
+blp = Blueprint("kyc", __name__, url_prefix="/v1/artisans", description="KYC tiers, OTP, documents.")
+
+IDEMPOTENCY_HEADER = {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}
+
+
+def _services():
+    return current_app.extensions["hirfa"]
+
+
+def _onboarding():
+    return _services().extras["onboarding"]
+
+
+@blp.route("/<string:artisan_id>/kyc")
+class Kyc(MethodView):
+    @require_scopes("artisans:read")
+    @blp.response(200, KycSchema)
+    def get(self, artisan_id):
+        """The artisan's tier, its limits, what the next tier still needs, and the tier history."""
+        return kyc.kyc_view(_services().uow_factory(), artisan_id, current_principal(), _onboarding().tiers)
+
+
+@blp.route("/<string:artisan_id>/phone-verification")
+class PhoneVerification(MethodView):
+    @require_scopes("artisans:write")
+    @idempotent
+    @blp.response(201, PhoneVerificationSchema)
+    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
+    def post(self, artisan_id):
+        """Send a 6-digit code by SMS (French or Arabic, per the artisan). 3 per hour at most."""
+        onboarding = _onboarding()
+        return phone.send_code(
+            _services().uow_factory(), artisan_id, current_principal(), policy=onboarding.otp, sms=onboarding.sms
+        )
+
+
+@blp.route("/<string:artisan_id>/phone-verification/confirm")
+class PhoneVerificationConfirm(MethodView):
+    @require_scopes("artisans:write")
+    @blp.arguments(ConfirmCodeSchema)
+    @blp.response(200, PhoneVerificationSchema)
+    def post(self, body, artisan_id):
+        """Check the code (5 attempts per code, valid 5 minutes). Success gives tier 1."""
+        onboarding = _onboarding()
+        return phone.confirm_code(
+            _services().uow_factory(),
+            artisan_id,
+            body["code"],
+            current_principal(),
+            policy=onboarding.otp,
+            tiers=onboarding.tiers,
+        )
+
+
+@blp.route("/<string:artisan_id>/documents")
+class Documents(MethodView):
+    @require_any_scope("artisans:write", "kyc:review")
+    @idempotent
+    @blp.arguments(DocumentKindSchema, location="form")
+    @blp.arguments(DocumentFileSchema, location="files")
+    @blp.response(201, DocumentSchema)
+    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
+    def post(self, form, files, artisan_id):
+        """Upload an identity document (multipart: ``kind`` and ``file``; JPEG, PNG or PDF, ≤ 5 MB).
+
+        The type is detected from the bytes, a SHA-256 is recorded, and the file is encrypted at
+        rest.
+        """
+        onboarding = _onboarding()
+        upload = files["file"]
+        data = upload.stream.read(onboarding.config.max_document_bytes + 1)
+        return documents.upload_document(
+            _services().uow_factory(),
+            artisan_id,
+            documents.UploadedDocument(kind=form["kind"], data=data),
+            current_principal(),
+            cipher=onboarding.cipher,
+            tiers=onboarding.tiers,
+            max_bytes=onboarding.config.max_document_bytes,
+        )
+
+    @require_scopes("artisans:read")
+    @blp.response(200, DocumentListSchema)
+    def get(self, artisan_id):
+        """The artisan's documents (metadata only)."""
+        return {"data": documents.list_documents(_services().uow_factory(), artisan_id, current_principal())}
+
+
+@blp.route("/<string:artisan_id>/documents/<string:document_id>/content")
+class DocumentContent(MethodView):
+    @require_scopes("kyc:review")
+    @blp.response(200, description="The decrypted document (compliance officers only; audited).")
+    def get(self, artisan_id, document_id):
+        """Download a document. Compliance officers only; every download is written to the audit log."""
+        document, content = documents.download_document(
+            _services().uow_factory(), artisan_id, document_id, current_principal(), cipher=_onboarding().cipher
+        )
+        extension = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}[document.content_type]
+        return Response(
+            content,
+            mimetype=document.content_type,
+            headers={
+                "Content-Disposition": f'attachment; filename="{document.id}.{extension}"',
+                "Cache-Control": "no-store",
+                "X-Content-Type-Options": "nosniff",
+                "Digest": f"sha-256={document.sha256}",
+            },
+        )
+
+
+@blp.route("/<string:artisan_id>/kyc/downgrades")
+class Downgrades(MethodView):
+    @require_scopes("kyc:review")
+    @idempotent
+    @blp.arguments(DowngradeSchema)
+    @blp.response(201, DowngradeResultSchema)
+    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
+    def post(self, body, artisan_id):
+        """Lower an artisan's tier with a reason (e.g. a document found forged)."""
+        return kyc.downgrade_tier(
+            _services().uow_factory(),
+            artisan_id,
+            kyc.Downgrade(
+                tier=body["tier"],
+                reason_code=body["reason_code"],
+                note=body["note"],
+                document_ids=tuple(body["document_ids"]),
+            ),
+            officer=current_principal().client_id,
+            tiers=_onboarding().tiers,
+        )
+
+
+@blp.route("/<string:artisan_id>/kyc/audit-log")
+class AuditLog(MethodView):
+    @require_scopes("kyc:review")
+    @blp.arguments(AuditLogArgsSchema, location="query")
+    @blp.response(200, AuditEntryPageSchema)
+    def get(self, args, artisan_id):
+        """Every KYC decision, tier change and document download for one artisan, oldest first."""
+        return kyc.audit_log(_services().uow_factory(), artisan_id, **args)
+

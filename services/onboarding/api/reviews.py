@@ -1,0 +1,60 @@
+"""The compliance review queue: screening hits and tier-3 requests, decided under four-eyes."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.onboarding.api.schemas import (
+    ReviewDecisionSchema,
+    ReviewListArgsSchema,
+    ReviewPageSchema,
+    ReviewSchema,
+)
+from services.onboarding.service_layer import kyc
+from shared.auth.flask import current_principal, require_scopes
+from shared.idempotency import idempotent
+
+blp = Blueprint("kyc_reviews", __name__, url_prefix="/v1/kyc-reviews", description="KYC review queue.")
+
+
+def _services():
+    return current_app.extensions["hirfa"]
+
+
+@blp.route("")
+class Reviews(MethodView):
+    @require_scopes("kyc:review")
+    @blp.arguments(ReviewListArgsSchema, location="query")
+    @blp.response(200, ReviewPageSchema)
+    def get(self, args):
+        """Cases to review, oldest first (default: open ones)."""
+        return kyc.list_reviews(_services().uow_factory(), **args)
+
+
+@blp.route("/<string:review_id>")
+class ReviewById(MethodView):
+    @require_scopes("kyc:review")
+    @blp.response(200, ReviewSchema)
+    def get(self, review_id):
+        """One case, with the screening matches or the requested tier."""
+        return kyc.get_review(_services().uow_factory(), review_id)
+
+
+@blp.route("/<string:review_id>/decision")
+class ReviewDecision(MethodView):
+    @require_scopes("kyc:review")
+    @idempotent
+    @blp.arguments(ReviewDecisionSchema)
+    @blp.response(200, ReviewSchema)
+    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}])
+    def post(self, body, review_id):
+        """Approve or reject, with a reason code and a note. The submitter may not decide (four-eyes)."""
+        return kyc.decide_review(
+            _services().uow_factory(),
+            review_id,
+            kyc.ReviewDecision(**body),
+            reviewer=current_principal().client_id,
+            tiers=_services().extras["onboarding"].tiers,
+        )

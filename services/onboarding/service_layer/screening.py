@@ -1,0 +1,202 @@
+"""Sanctions/PEP screening: loading list versions, screening an artisan, rescreening everyone.
+
+A fuzzy hit never rejects anybody: it opens a review case with the matched entry and score, and
+holds the artisan at tier 0 (cap 0: no funds) until compliance decides. Approving the case as a
+false positive gives back every tier the facts still earn; tier 3 needs a fresh review. Entries a compliance
+officer has cleared as false positives for an artisan are not raised again for that artisan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, undefer
+
+from services.onboarding.adapters.orm import Artisan, KycReview, ScreeningList, ScreeningResult
+from services.onboarding.domain.screening import (
+    ListEntry,
+    SanctionsList,
+    ScreeningIndex,
+    parse_un_consolidated_list,
+)
+from services.onboarding.service_layer.artisans import TierPolicy
+from services.onboarding.service_layer.kyc import change_tier, open_review, promote_if_earned
+from shared.db import UnitOfWork, utcnow
+from shared.ids import new_id
+
+log = logging.getLogger(__name__)
+
+SCREENING_ACTOR = "system:screening"
+
+
+def load_list(uow: UnitOfWork, data: bytes, source: str) -> tuple[str, bool]:
+    """Store a list version (parsed from UN consolidated-list XML); returns (version, is_new)."""
+    parsed = parse_un_consolidated_list(data)
+    with uow:
+        if uow.session.get(ScreeningList, parsed.version) is not None:
+            return parsed.version, False
+        uow.session.add(
+            ScreeningList(
+                version=parsed.version,
+                source=source[:300],
+                entry_count=len(parsed.entries),
+                entries=[dataclasses.asdict(entry) for entry in parsed.entries],
+                loaded_at=utcnow(),
+            )
+        )
+        uow.commit()
+        return parsed.version, True
+
+
+class ScreeningIndexCache:
+    """The in-force list's index, rebuilt only when a newer version has been loaded."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._index: ScreeningIndex | None = None
+
+    def current(self, session: Session) -> ScreeningIndex | None:
+        version = session.scalar(
+            sa.select(ScreeningList.version).order_by(ScreeningList.loaded_at.desc(), ScreeningList.version.desc()).limit(1)
+        )
+        if version is None:
+            return None
+        with self._lock:
+            if self._index is None or self._index.version != version:
+                row = session.scalar(
+                    sa.select(ScreeningList).options(undefer(ScreeningList.entries)).where(ScreeningList.version == version)
+                )
+                entries = tuple(
+                    ListEntry(**{**entry, "names": tuple(entry["names"])}) for entry in row.entries
+                )
+                self._index = ScreeningIndex(SanctionsList(version=version, entries=entries))
+            return self._index
+
+
+def _cleared_references(session: Session, artisan_id: str) -> set[str]:
+    cleared: set[str] = set()
+    for details in session.scalars(
+        sa.select(KycReview.details).where(
+            KycReview.artisan_id == artisan_id, KycReview.kind == "screening_hit", KycReview.status == "approved"
+        )
+    ):
+        cleared.update(match["reference"] for match in details.get("matches", []))
+    return cleared
+
+
+def screen_artisan(
+    uow: UnitOfWork, artisan: Artisan, index: ScreeningIndex | None, *, threshold: float, tiers: TierPolicy
+) -> ScreeningResult | None:
+    """Screen one artisan in the caller's transaction. Returns None when no list is loaded yet."""
+    if index is None:
+        return None
+    session = uow.session
+    cleared = _cleared_references(session, artisan.id)
+    matches = [m for m in index.screen(artisan.full_name, threshold) if m.entry.reference not in cleared]
+    result = ScreeningResult(
+        id=new_id("scr"),
+        artisan_id=artisan.id,
+        list_version=index.version,
+        screened_name=artisan.full_name,
+        outcome="hit" if matches else "clear",
+        matches=[
+            {
+                "reference": m.entry.reference,
+                "list_type": m.entry.list_type,
+                "entry_name": m.entry.primary_name,
+                "matched_name": m.matched_name,
+                "score": m.score,
+            }
+            for m in matches
+        ],
+        created_at=utcnow(),
+    )
+    session.add(result)
+    if not matches:
+        if artisan.screening_status != "hit":
+            artisan.screening_status = "clear"
+        return result
+    artisan.screening_status = "hit"
+    already_open = session.scalar(
+        sa.select(KycReview.id).where(
+            KycReview.artisan_id == artisan.id, KycReview.kind == "screening_hit", KycReview.status == "open"
+        )
+    )
+    if already_open is None:
+        open_review(
+            session,
+            artisan,
+            kind="screening_hit",
+            submitted_by=SCREENING_ACTOR,
+            details={"list_version": index.version, "screening_result_id": result.id, "matches": result.matches},
+        )
+    if artisan.kyc_tier > 0:
+        change_tier(uow, artisan, 0, reason_code="screening_hit", actor=SCREENING_ACTOR, tiers=tiers)
+        for review in session.scalars(
+            sa.select(KycReview).where(
+                KycReview.artisan_id == artisan.id, KycReview.kind == "tier_upgrade", KycReview.status == "open"
+            )
+        ):
+            review.status = "closed"
+            review.decided_at = utcnow()
+    return result
+
+
+def make_registration_screener(
+    cache: ScreeningIndexCache, *, threshold: float, tiers: TierPolicy
+) -> Callable[[UnitOfWork, Artisan], None]:
+    def screen(uow: UnitOfWork, artisan: Artisan) -> None:
+        uow.session.flush()
+        screen_artisan(uow, artisan, cache.current(uow.session), threshold=threshold, tiers=tiers)
+
+    return screen
+
+
+@dataclasses.dataclass
+class RescreenReport:
+    list_version: str | None
+    screened: int = 0
+    hits: int = 0
+    demoted: int = 0
+    promoted: int = 0
+
+
+def rescreen_all(uow_factory, cache: ScreeningIndexCache, *, threshold: float, tiers: TierPolicy,
+                 batch_size: int = 200) -> RescreenReport:
+    """Screen every active artisan against the list in force, one transaction per batch.
+
+    Artisans whose screening was pending (no list when they registered) may climb to tier 2 now.
+    """
+    with uow_factory() as uow:
+        index = cache.current(uow.session)
+    report = RescreenReport(list_version=index.version if index else None)
+    if index is None:
+        return report
+    after = ""
+    while True:
+        with uow_factory() as uow:
+            session = uow.session
+            artisans = session.scalars(
+                sa.select(Artisan)
+                .where(Artisan.status == "active", Artisan.id > after)
+                .order_by(Artisan.id)
+                .limit(batch_size)
+                .with_for_update()
+            ).all()
+            if not artisans:
+                return report
+            for artisan in artisans:
+                before = artisan.kyc_tier
+                result = screen_artisan(uow, artisan, index, threshold=threshold, tiers=tiers)
+                if result is not None and result.outcome == "clear":
+                    promote_if_earned(uow, artisan, actor=SCREENING_ACTOR, tiers=tiers)
+                report.screened += 1
+                report.hits += int(result is not None and result.outcome == "hit")
+                report.demoted += int(artisan.kyc_tier < before)
+                report.promoted += int(artisan.kyc_tier > before)
+            uow.commit()
+            after = artisans[-1].id
