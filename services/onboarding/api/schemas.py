@@ -42,7 +42,7 @@ class RegisterArtisanSchema(Schema):
         metadata={"description": "Artisan card / RNA (Registre National de l'Artisanat) number."},
     )
     cooperative_ice = fields.String(
-        validate=validate.Length(min=15, max=20),
+        validate=validate.Length(min=1, max=20),
         metadata={"description": "The cooperative's ICE, 15 digits. A failed mod-97 key only adds a warning."},
     )
 
