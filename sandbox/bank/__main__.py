@@ -12,7 +12,7 @@ from shared.logging import configure_logging
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m sandbox.bank", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("BANK_SANDBOX_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("BANK_SANDBOX_PORT", "8090")))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("BANK_SANDBOX_PORT", "8011")))
     arguments = parser.parse_args()
 
     configure_logging("bank-sandbox", json_logs=False)

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from services.accounts.app import bootstrap
 from services.accounts.config import load_config
-from services.accounts.service_layer.ledger import make_on_artisan_registered
+from services.accounts.service_layer.projections import make_handlers
 from shared.runtime import service_cli
 
 
 def _handlers():
-    return {"onboarding.artisan.registered": make_on_artisan_registered(load_config().ledger_currency)}
+    return make_handlers(load_config().ledger_currency)
 
 
 cli = service_cli(

@@ -31,7 +31,7 @@ def procfile_commands() -> dict[str, str]:
 class Stack:
     def __init__(self, workdir: Path, database_urls: dict[str, str]) -> None:
         self.workdir = workdir
-        self.ports = {name: free_port() for name in ("onboarding", "payments", "accounts", "broker")}
+        self.ports = {name: free_port() for name in ("onboarding", "payments", "accounts", "broker", "bank_sandbox")}
         self.urls = {name: f"http://127.0.0.1:{self.ports[name]}" for name in ("onboarding", "payments", "accounts")}
         bin_dir = str(Path(sys.executable).parent)
         self.env = {
@@ -43,6 +43,10 @@ class Stack:
             "PAYMENTS_PORT": str(self.ports["payments"]),
             "ACCOUNTS_PORT": str(self.ports["accounts"]),
             "BROKER_PORT": str(self.ports["broker"]),
+            "BANK_SANDBOX_PORT": str(self.ports["bank_sandbox"]),
+            "BANK_SANDBOX_CALLBACK_DELAY_SECONDS": "0.3",
+            "ONBOARDING_BANK_PARTNER_URL": f"http://127.0.0.1:{self.ports['bank_sandbox']}",
+            "ONBOARDING_PUBLIC_URL": self.urls["onboarding"],
             "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.ports['broker']}",
             "JWKS_URL": f"{self.urls['onboarding']}/.well-known/jwks.json",
             "CONSUMER_SESSION_TIMEOUT_MS": "6000",

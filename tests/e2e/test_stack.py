@@ -16,20 +16,6 @@ from tests.support import artisan_body, wait_until
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def stack(databases, tmp_path_factory):
-    urls = {name: databases.create(f"e2e_{name}") for name in ("onboarding", "payments", "accounts")}
-    stack = Stack(tmp_path_factory.mktemp("stack"), urls)
-    stack.init()
-    stack.start_all()
-    try:
-        stack.wait_ready(60)
-        yield stack
-    finally:
-        codes = stack.stop_all()
-        print({name: stack.log(name)[-2000:] for name in codes if codes[name] not in (0, None, -15)})
-
-
 def register(stack: Stack, token: str) -> str:
     response = requests.post(
         f"{stack.urls['onboarding']}/v1/artisans",
@@ -87,7 +73,7 @@ def test_consumer_crash_between_commits_has_no_double_effect(stack):
     # A second artisan still flows, and the first has exactly its two accounts.
     second = register(stack, token)
     wait_until(lambda: balance(stack, token, second).status_code == 200, timeout=30)
-    assert set(balance(stack, token, artisan_id).json()) == {"object", "artisan_id", "pending", "available"}
+    assert set(balance(stack, token, artisan_id).json()) == {"object", "artisan_id", "pending", "available", "kyc_tier", "cap"}
 
 
 def test_broker_outage_loses_nothing(stack):

@@ -13,7 +13,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from services.accounts.adapters.orm import LedgerAccount
 from services.accounts.adapters.orm import OutboxMessage as AccountsOutbox
-from services.accounts.service_layer.ledger import make_on_artisan_registered
+from services.accounts.service_layer.projections import make_handlers as make_accounts_handlers
 from services.onboarding.adapters.orm import OutboxMessage as OnboardingOutbox
 from services.payments.adapters.orm import Payee
 from services.payments.service_layer.projections import HANDLERS as PAYMENTS_HANDLERS
@@ -101,7 +101,7 @@ def test_registration_reaches_accounts_and_payments(
 
     artisan_id = register(onboarding, marketplace_headers)
     workers(make_relay(onboarding_ctx).run)
-    workers(make_event_consumer(accounts_ctx, {"onboarding.artisan.registered": make_on_artisan_registered("MAD")}, ["onboarding.events"]).run)
+    workers(make_event_consumer(accounts_ctx, make_accounts_handlers("MAD"), ["onboarding.events"]).run)
     workers(make_event_consumer(payments_ctx, PAYMENTS_HANDLERS, ["onboarding.events"]).run)
     accounts_relay = make_relay(accounts_ctx)
     workers(accounts_relay.run)
@@ -116,6 +116,8 @@ def test_registration_reaches_accounts_and_payments(
         "artisan_id": artisan_id,
         "pending": {"amount": 0, "currency": "MAD"},
         "available": {"amount": 0, "currency": "MAD"},
+        "kyc_tier": 0,
+        "cap": {"amount": 0, "currency": "MAD"},
     }
     payee = wait_until(
         lambda: (r := payments_app.test_client().get(f"/v1/payees/{artisan_id}", headers=headers)).status_code == 200 and r,
@@ -155,7 +157,7 @@ def test_replayed_events_have_no_second_effect(
     assert replayed == 3
 
     consumer = make_event_consumer(
-        accounts_ctx, {"onboarding.artisan.registered": make_on_artisan_registered("MAD")}, ["onboarding.events"]
+        accounts_ctx, make_accounts_handlers("MAD"), ["onboarding.events"]
     )
     applied = []
     original_apply = consumer.apply

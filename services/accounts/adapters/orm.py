@@ -1,4 +1,4 @@
-"""Accounts' tables: ledger accounts, immutable journal entries and lines, artisan projection."""
+"""Accounts' tables: ledger accounts, immutable journal entries and lines, artisan projections."""
 
 from __future__ import annotations
 
@@ -57,6 +57,37 @@ class ArtisanOwner(Base):
 
     artisan_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     marketplace_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True, index=True)
+
+
+class ArtisanLimits(Base):
+    """An artisan's KYC tier and the cap that comes with it (from onboarding events)."""
+
+    __tablename__ = "artisan_limits"
+
+    artisan_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    kyc_tier: Mapped[int] = mapped_column(sa.Integer)
+    cap_amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    kyc_status: Mapped[str] = mapped_column(sa.String(20), default="active")  # active | rejected
+    # Onboarding's per-artisan counter of KYC changes: older news (lower version) is ignored.
+    kyc_version: Mapped[int] = mapped_column(sa.Integer, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class PayoutDestination(Base):
+    """A bank account an artisan's payouts may go to; at most one per artisan is the default."""
+
+    __tablename__ = "payout_destinations"
+
+    bank_account_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    artisan_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    rib: Mapped[str] = mapped_column(sa.String(24))
+    iban: Mapped[str] = mapped_column(sa.String(28))
+    bank_code: Mapped[str] = mapped_column(sa.String(3))
+    bank_name: Mapped[str] = mapped_column(sa.String(100))
+    holder_name: Mapped[str] = mapped_column(sa.String(200))
+    is_default: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    linked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class OutboxMessage(OutboxMixin, Base):

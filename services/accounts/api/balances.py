@@ -18,11 +18,14 @@ class BalanceSchema(Schema):
     artisan_id = fields.String(required=True)
     pending = fields.Nested(MoneySchema, required=True, metadata={"description": "Inside the hold period."})
     available = fields.Nested(MoneySchema, required=True, metadata={"description": "Can be paid out."})
+    # Null for an artisan whose KYC limits accounts has not heard of yet.
+    kyc_tier = fields.Integer(allow_none=True, metadata={"description": "The artisan's KYC tier (null until known)."})
+    cap = fields.Nested(MoneySchema, allow_none=True, metadata={"description": "Bank Al-Maghrib cap for the tier."})
 
 
 @blp.route("/<string:artisan_id>/balance", methods=["GET"])
 @require_scopes("balances:read")
 @blp.response(200, BalanceSchema)
 def balance(artisan_id):
-    """An artisan's pending and available balances."""
+    """An artisan's pending and available balances, with their KYC tier and its cap."""
     return artisan_balance(current_app.extensions["hirfa"].uow_factory(), artisan_id, current_principal())

@@ -2,55 +2,75 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
-from services.accounts.adapters.orm import ArtisanOwner, JournalLine, LedgerAccount
+from services.accounts.adapters.orm import ArtisanLimits, ArtisanOwner, JournalLine, LedgerAccount
 from services.accounts.domain.ledger import ARTISAN_ACCOUNT_KINDS
 from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.errors import NotFound
 from shared.events import Event, make_event
+from shared.events.consumer import Handler
 from shared.ids import new_id
 
 
-def make_on_artisan_registered(currency: str):
-    def on_artisan_registered(uow: UnitOfWork, event: Event) -> None:
-        """Open the artisan's pending and available accounts (once), and say so."""
-        artisan_id = event.data["artisan_id"]
-        session = uow.session
-        if session.get(ArtisanOwner, (artisan_id, event.data["marketplace_id"])) is None:
-            session.add(ArtisanOwner(artisan_id=artisan_id, marketplace_id=event.data["marketplace_id"]))
-        existing = session.scalars(
-            sa.select(LedgerAccount).where(
-                LedgerAccount.owner_type == "artisan", LedgerAccount.owner_id == artisan_id
-            )
-        ).all()
-        if existing:
-            return  # a second marketplace linking the same artisan: accounts already open
-        accounts = [
-            LedgerAccount(
-                id=new_id("acct"), owner_type="artisan", owner_id=artisan_id, kind=str(kind), currency=currency
-            )
-            for kind in ARTISAN_ACCOUNT_KINDS
-        ]
-        session.add_all(accounts)
-        uow.add_event(
-            make_event(
-                "accounts.ledger.artisan_accounts_opened",
-                subject=artisan_id,
-                data={
-                    "artisan_id": artisan_id,
-                    "currency": currency,
-                    "accounts": [{"id": a.id, "kind": a.kind} for a in accounts],
-                    "cause_event_id": event.id,
-                },
-            )
+def add_artisan_owner(uow: UnitOfWork, artisan_id: str, marketplace_id: str) -> None:
+    """Let ``marketplace_id`` read the artisan's balance (once)."""
+    if uow.session.get(ArtisanOwner, (artisan_id, marketplace_id)) is None:
+        uow.session.add(ArtisanOwner(artisan_id=artisan_id, marketplace_id=marketplace_id))
+
+
+def open_artisan_accounts(uow: UnitOfWork, artisan_id: str, currency: str, cause_event_id: str) -> bool:
+    """Open the artisan's pending and available accounts unless they are open, and say so.
+
+    Any onboarding event that may be the first we hear of an artisan calls this, so
+    ``accounts.ledger.artisan_accounts_opened`` is emitted once, by whichever comes first.
+    Returns whether the accounts were opened now.
+    """
+    session = uow.session
+    existing = session.scalars(
+        sa.select(LedgerAccount.id).where(
+            LedgerAccount.owner_type == "artisan", LedgerAccount.owner_id == artisan_id
         )
+    ).first()
+    if existing is not None:
+        return False
+    accounts = [
+        LedgerAccount(
+            id=new_id("acct"), owner_type="artisan", owner_id=artisan_id, kind=str(kind), currency=currency
+        )
+        for kind in ARTISAN_ACCOUNT_KINDS
+    ]
+    session.add_all(accounts)
+    uow.add_event(
+        make_event(
+            "accounts.ledger.artisan_accounts_opened",
+            subject=artisan_id,
+            data={
+                "artisan_id": artisan_id,
+                "currency": currency,
+                "accounts": [{"id": a.id, "kind": a.kind} for a in accounts],
+                "cause_event_id": cause_event_id,
+            },
+        )
+    )
+    return True
+
+
+def make_on_artisan_registered(currency: str) -> Handler:
+    def on_artisan_registered(uow: UnitOfWork, event: Event) -> None:
+        """Record the registering marketplace and open the artisan's accounts (once)."""
+        artisan_id = event.data["artisan_id"]
+        add_artisan_owner(uow, artisan_id, event.data["marketplace_id"])
+        # A second marketplace linking the same artisan finds the accounts already open.
+        open_artisan_accounts(uow, artisan_id, currency, cause_event_id=event.id)
 
     return on_artisan_registered
 
 
-def artisan_balance(uow: UnitOfWork, artisan_id: str, principal: Principal) -> dict:
+def artisan_balance(uow: UnitOfWork, artisan_id: str, principal: Principal) -> dict[str, Any]:
     with uow:
         session = uow.session
         if principal.is_marketplace and session.get(ArtisanOwner, (artisan_id, principal.client_id)) is None:
@@ -65,4 +85,9 @@ def artisan_balance(uow: UnitOfWork, artisan_id: str, principal: Principal) -> d
             raise NotFound(f"No ledger accounts for artisan {artisan_id!r} (yet).", param="artisan_id")
         # Artisan accounts are liabilities: credits (negative lines) increase what we owe them.
         balances = {kind: {"amount": -int(total), "currency": currency} for kind, currency, total in rows}
-        return {"artisan_id": artisan_id, **balances}
+        result: dict[str, Any] = {"artisan_id": artisan_id, **balances}
+        limits = session.get(ArtisanLimits, artisan_id)
+        # Unknown (null) until onboarding's tier news has arrived; never an invented tier.
+        result["kyc_tier"] = limits.kyc_tier if limits is not None else None
+        result["cap"] = {"amount": limits.cap_amount, "currency": limits.currency} if limits is not None else None
+        return result

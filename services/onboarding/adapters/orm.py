@@ -195,7 +195,10 @@ class BankAccount(Base):
     iban: Mapped[str | None] = mapped_column(sa.String(28), nullable=True)
     holder_name: Mapped[str] = mapped_column(sa.String(200))
     holder_name_score: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    # Only a usable (linked or opened) account is ever the default; an opening asked to become the
+    # default remembers it in ``default_requested`` until the bank opens it.
     is_default: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    default_requested: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     partner_reference: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, index=True)
     submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     refusal_reason: Mapped[str | None] = mapped_column(sa.String(80), nullable=True)

@@ -136,7 +136,9 @@ def _make_usable(uow: UnitOfWork, account: BankAccount, *, make_default: bool) -
     session: Session = uow.session
     has_default = session.scalar(
         sa.select(sa.func.count()).select_from(BankAccount).where(
-            BankAccount.artisan_id == account.artisan_id, BankAccount.is_default.is_(True), BankAccount.id != account.id
+            BankAccount.artisan_id == account.artisan_id,
+            BankAccount.is_default.is_(True),
+            BankAccount.id != account.id,
         )
     )
     if make_default or not has_default:
@@ -203,8 +205,9 @@ def open_account(
             status="pending",
             partner_bank=command.bank,
             holder_name=artisan.full_name,
-            # Remembered until the bank answers: the default is applied when the account opens.
-            is_default=command.make_default,
+            # Only a usable account can be the default: the wish is applied when the bank opens it.
+            is_default=False,
+            default_requested=command.make_default,
             created_by=principal.client_id,
             created_at=now,
             updated_at=now,
@@ -262,15 +265,20 @@ def _settle_opening(uow: UnitOfWork, account: BankAccount, opening: AccountOpeni
         # A bank must never hand us an invalid RIB; refuse to make it usable for payouts.
         log.error("bank returned an invalid RIB", extra={"bank_account_id": account.id})
         return False
+    holder = uow.session.scalar(sa.select(BankAccount.id).where(BankAccount.rib == number.rib, BankAccount.id != account.id))
+    if holder is not None:
+        # One account, one owner: a RIB already linked elsewhere must not become a second payout
+        # destination. The bank has made a mistake; refuse it visibly rather than fail the callback.
+        log.error("bank opened an account under a RIB already linked", extra={"bank_account_id": account.id})
+        opening = dataclasses.replace(opening, status="refused", refusal_reason="rib_already_linked")
+        return _settle_opening(uow, account, opening)
     account.status = "opened"
     account.rib = number.rib
     account.iban = number.iban
     account.bank_code = number.bank_code
     account.updated_at = now
     audit(uow.session, account.artisan_id, "bank_account.opened", "bank:" + account.partner_bank, subject_id=account.id)
-    make_default = account.is_default
-    account.is_default = False
-    _make_usable(uow, account, make_default=make_default)
+    _make_usable(uow, account, make_default=account.default_requested)
     return True
 
 
@@ -288,7 +296,11 @@ def handle_callback(uow: UnitOfWork, bank: str, headers, raw_body: bytes, settin
         account = uow.session.scalar(
             sa.select(BankAccount).where(BankAccount.id == callback.opening.reference).with_for_update()
         )
-        if account is None or account.partner_bank != bank:
+        if (
+            account is None
+            or account.partner_bank != bank
+            or account.partner_reference not in (None, callback.opening.partner_reference)
+        ):
             raise NotFound("No account opening with this reference.", param="reference")
         if account.partner_reference is None:
             account.partner_reference = callback.opening.partner_reference

@@ -26,7 +26,12 @@ class Payee(Base):
     tier_cap_amount: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
     payout_eligible: Mapped[bool] = mapped_column(sa.Boolean, default=False)
-    # Time of the onboarding event this row reflects: an older event never overwrites a newer one.
+    # active | rejected (a disqualifying KYC rejection): a rejected artisan cannot be paid.
+    kyc_status: Mapped[str] = mapped_column(sa.String(20), default="active")
+    # Onboarding's per-artisan counter of KYC changes: a tier event is applied only if it is newer
+    # than this, so a replayed or redelivered older event never undoes a later change.
+    kyc_version: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # Time of the onboarding event this row reflects.
     as_of: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

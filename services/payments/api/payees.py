@@ -18,7 +18,13 @@ class PayeeSchema(Schema):
     object = fields.Constant("payee")
     kyc_tier = fields.Integer()
     tier_cap = fields.Nested(MoneySchema, metadata={"description": "Bank Al-Maghrib cap for the tier."})
-    can_accept_payments = fields.Boolean()
+    kyc_status = fields.String(
+        metadata={"description": "active, or rejected after a disqualifying KYC decision."}
+    )
+    kyc_version = fields.Integer(
+        metadata={"description": "Onboarding's count of KYC changes this view reflects."}
+    )
+    can_accept_payments = fields.Boolean(metadata={"description": "Tier 1 or more, and KYC not rejected."})
     payout_eligible = fields.Boolean()
     updated_at = fields.DateTime()
 

@@ -1,8 +1,15 @@
-"""Keeping payments' view of artisans up to date from onboarding's events."""
+"""Keeping payments' view of artisans up to date from onboarding's events.
+
+Events of one artisan arrive in order (the Kafka key is the artisan id), but replays and
+redeliveries bring old news again: the inbox drops an event already applied, and ``kyc_version``
+drops an older KYC change that slips past it (a replay of a different event id, for instance).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from typing import Any
 
 from services.payments.adapters.orm import Payee, PayeeMarketplace
 from shared.auth import Principal
@@ -10,30 +17,122 @@ from shared.db import UnitOfWork
 from shared.errors import NotFound
 from shared.events import Event
 
+log = logging.getLogger(__name__)
+
+KYC_ACTIVE = "active"
+
 
 def _event_time(event: Event) -> dt.datetime:
     return dt.datetime.fromisoformat(event.time.replace("Z", "+00:00"))
 
 
-def on_artisan_registered(uow: UnitOfWork, event: Event) -> None:
+def _get_or_create_payee(uow: UnitOfWork, event: Event, tier_cap: dict[str, Any]) -> Payee:
+    """The artisan's payee row; created from the event's tier and cap if this is the first news of them."""
     data = event.data
-    as_of = _event_time(event)
     payee = uow.session.get(Payee, data["artisan_id"])
     if payee is None:
         payee = Payee(
             artisan_id=data["artisan_id"],
             kyc_tier=data["kyc_tier"],
-            tier_cap_amount=data["tier_cap"]["amount"],
-            currency=data["tier_cap"]["currency"],
+            tier_cap_amount=tier_cap["amount"],
+            currency=tier_cap["currency"],
             payout_eligible=False,
-            as_of=as_of,
+            kyc_status=KYC_ACTIVE,
+            kyc_version=0,
+            as_of=_event_time(event),
         )
         uow.session.add(payee)
-    if uow.session.get(PayeeMarketplace, (data["artisan_id"], data["marketplace_id"])) is None:
-        uow.session.add(PayeeMarketplace(artisan_id=data["artisan_id"], marketplace_id=data["marketplace_id"]))
+    return payee
 
 
-HANDLERS = {"onboarding.artisan.registered": on_artisan_registered}
+def _link_marketplace(uow: UnitOfWork, artisan_id: str, marketplace_id: str) -> None:
+    if uow.session.get(PayeeMarketplace, (artisan_id, marketplace_id)) is None:
+        uow.session.add(PayeeMarketplace(artisan_id=artisan_id, marketplace_id=marketplace_id))
+
+
+def on_artisan_registered(uow: UnitOfWork, event: Event) -> None:
+    _get_or_create_payee(uow, event, event.data["tier_cap"])
+    _link_marketplace(uow, event.data["artisan_id"], event.data["marketplace_id"])
+
+
+def on_marketplace_linked(uow: UnitOfWork, event: Event) -> None:
+    """A second marketplace registered the same person: let it see the payee too.
+
+    The event's tier only seeds a payee we did not know; it carries no ``kyc_version``, so it must
+    not overwrite what tier events told us.
+    """
+    _get_or_create_payee(uow, event, event.data["tier_cap"])
+    _link_marketplace(uow, event.data["artisan_id"], event.data["marketplace_id"])
+
+
+def on_kyc_tier_changed(uow: UnitOfWork, event: Event) -> None:
+    data = event.data
+    # Created without a marketplace link: only a registered or marketplace_linked event says who
+    # may see it. Version 0 on a new row, so the change below applies.
+    payee = _get_or_create_payee(uow, event, data["tier_cap"])
+    if data["kyc_version"] <= payee.kyc_version:
+        log.info(
+            "older KYC tier change ignored",
+            extra={
+                "event_id": event.id,
+                "event_version": data["kyc_version"],
+                "held_version": payee.kyc_version,
+            },
+        )
+        return
+    payee.kyc_tier = data["kyc_tier"]
+    payee.tier_cap_amount = data["tier_cap"]["amount"]
+    payee.currency = data["tier_cap"]["currency"]
+    payee.kyc_status = data["kyc_status"]
+    payee.kyc_version = data["kyc_version"]
+    payee.as_of = _event_time(event)
+
+
+def on_kyc_rejected(uow: UnitOfWork, event: Event) -> None:
+    """Record the KYC status after a compliance rejection.
+
+    A rejection that changes the tier comes after the matching ``kyc_tier_changed`` with the same
+    version; one that does not carries the current version. Either way ``>=`` lets it through,
+    and an older one is ignored. The version itself is not advanced here: the event carries no
+    cap, so the tier change of that version must still be able to apply if it comes later.
+    """
+    data = event.data
+    payee = uow.session.get(Payee, data["artisan_id"])
+    if payee is None:
+        # Cannot happen in partition order (registration comes first), and without a cap there is
+        # no payee row to create: keep a trace for operators rather than guess.
+        log.warning("KYC rejection for an unknown payee ignored", extra={"event_id": event.id})
+        return
+    if data["kyc_version"] < payee.kyc_version:
+        log.info(
+            "older KYC rejection ignored",
+            extra={
+                "event_id": event.id,
+                "event_version": data["kyc_version"],
+                "held_version": payee.kyc_version,
+            },
+        )
+        return
+    payee.kyc_status = data["kyc_status"]
+    payee.as_of = max(payee.as_of, _event_time(event))
+
+
+def on_bank_account_linked(uow: UnitOfWork, event: Event) -> None:
+    """A usable bank account exists: the artisan can now receive payouts."""
+    payee = uow.session.get(Payee, event.data["artisan_id"])
+    if payee is None:
+        log.warning("bank account linked for an unknown payee ignored", extra={"event_id": event.id})
+        return
+    payee.payout_eligible = True
+
+
+HANDLERS = {
+    "onboarding.artisan.registered": on_artisan_registered,
+    "onboarding.artisan.marketplace_linked": on_marketplace_linked,
+    "onboarding.artisan.kyc_tier_changed": on_kyc_tier_changed,
+    "onboarding.artisan.kyc_rejected": on_kyc_rejected,
+    "onboarding.bank_account.linked": on_bank_account_linked,
+}
 
 
 def get_payee(uow: UnitOfWork, artisan_id: str, principal: Principal) -> dict:
@@ -49,7 +148,9 @@ def get_payee(uow: UnitOfWork, artisan_id: str, principal: Principal) -> dict:
             "artisan_id": payee.artisan_id,
             "kyc_tier": payee.kyc_tier,
             "tier_cap": {"amount": payee.tier_cap_amount, "currency": payee.currency},
-            "can_accept_payments": payee.kyc_tier >= 1,
+            "kyc_status": payee.kyc_status,
+            "kyc_version": payee.kyc_version,
+            "can_accept_payments": payee.kyc_tier >= 1 and payee.kyc_status == KYC_ACTIVE,
             "payout_eligible": payee.payout_eligible,
             "updated_at": payee.updated_at,
         }

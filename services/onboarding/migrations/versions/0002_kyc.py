@@ -40,6 +40,7 @@ def upgrade() -> None:
     sa.Column('holder_name', sa.String(length=200), nullable=False),
     sa.Column('holder_name_score', sa.Float(), nullable=True),
     sa.Column('is_default', sa.Boolean(), nullable=False),
+    sa.Column('default_requested', sa.Boolean(), nullable=False),
     sa.Column('partner_reference', sa.String(length=64), nullable=True),
     sa.Column('submitted_at', shared.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('refusal_reason', sa.String(length=80), nullable=True),

@@ -1,0 +1,83 @@
+"""In-memory stand-ins for external partners, for tests that must control what the partner does."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Mapping
+
+from services.onboarding.adapters.banks import (
+    AccountOpening,
+    AccountOpeningRequest,
+    BankCallback,
+    BankPartnerError,
+    HttpBankPartner,
+)
+from services.onboarding.domain.banking import PARTNER_BANK_CODES, make_rib
+
+
+class FakeBankPartner:
+    """A partner bank (the ``BankPartner`` protocol) that keeps its openings in memory.
+
+    It accepts every opening as ``pending`` and decides only when a test calls ``decide``; it never
+    calls back by itself, so a test either posts a signed callback or lets polling find the answer.
+    Set ``down`` to make every call fail the way an unreachable bank does. ``requests`` and ``polls``
+    record what onboarding sent. Callbacks are checked by the real adapter, HMAC and all.
+    """
+
+    def __init__(self, callback_secret: str, *, tolerance_seconds: int = 300) -> None:
+        self.down = False
+        self.requests: list[AccountOpeningRequest] = []
+        self.polls: list[str] = []
+        self._openings: dict[str, AccountOpening] = {}  # by partner reference
+        self._account_numbers = itertools.count(1)
+        # Only parse_callback is used: no HTTP call is ever made to this URL.
+        self._callback_reader = HttpBankPartner(
+            "http://fake-bank.invalid",
+            api_key="unused",
+            callback_secret=callback_secret,
+            timeout=1.0,
+            tolerance_seconds=tolerance_seconds,
+        )
+
+    def request_account_opening(self, request: AccountOpeningRequest) -> AccountOpening:
+        self._fail_when_down()
+        self.requests.append(request)
+        for opening in self._openings.values():
+            if opening.reference == request.reference:  # banks deduplicate on our reference
+                return opening
+        opening = AccountOpening(
+            partner_reference=f"aop_fake_{len(self._openings) + 1}", reference=request.reference, status="pending"
+        )
+        self._openings[opening.partner_reference] = opening
+        return opening
+
+    def account_opening(self, partner_reference: str) -> AccountOpening:
+        self._fail_when_down()
+        self.polls.append(partner_reference)
+        if partner_reference not in self._openings:
+            raise BankPartnerError("bank partner refused the request (404)", transient=False)
+        return self._openings[partner_reference]
+
+    def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> BankCallback:
+        return self._callback_reader.parse_callback(headers, raw_body)
+
+    def opening_for(self, reference: str) -> AccountOpening:
+        (opening,) = (opening for opening in self._openings.values() if opening.reference == reference)
+        return opening
+
+    def decide(self, reference: str, *, refusal_reason: str | None = None) -> AccountOpening:
+        """Open (with a fresh valid RIB) or refuse the opening for ``reference``, without calling back."""
+        opening = self.opening_for(reference)
+        if refusal_reason is not None:
+            decided = dataclasses.replace(opening, status="refused", refusal_reason=refusal_reason)
+        else:
+            bank = next(request.bank for request in self.requests if request.reference == reference)
+            rib = make_rib(PARTNER_BANK_CODES[bank], "780", f"{next(self._account_numbers):016d}")
+            decided = dataclasses.replace(opening, status="opened", rib=rib)
+        self._openings[opening.partner_reference] = decided
+        return decided
+
+    def _fail_when_down(self) -> None:
+        if self.down:
+            raise BankPartnerError("bank partner unreachable: ConnectionError", transient=True)
