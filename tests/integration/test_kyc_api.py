@@ -608,3 +608,22 @@ def test_review_queue_is_oldest_first_and_filterable(client, app, marketplace_he
     with app.extensions["hirfa"].session_factory() as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(KycReview)) == 3
         assert session.scalar(sa.select(sa.func.count()).select_from(Artisan)) == 3
+
+
+@pytest.mark.parametrize(
+    "name", ["Fatima Zahra El Idrissi", "فاطمة الزهراء الإدريسي", "Aït Oufella — Brahim".replace(" —", ""),
+             "M'barek Ben-Ali", "يُوسُف Amrani"],
+)
+def test_names_in_latin_or_arabic_script_are_accepted(client, marketplace_headers, name):
+    response = client.post("/v1/artisans", json=artisan_body(full_name=f"  {name}  "), headers=marketplace_headers(name))
+    assert response.status_code == 201, response.json
+    assert response.json["full_name"] == " ".join(name.split())
+
+
+@pytest.mark.parametrize("name", ["Fatima 3ezzahra", "Привет Мир", "Fatima <b>", "张伟 Li", "--", "A"])
+def test_names_outside_latin_and_arabic_letters_are_refused(client, marketplace_headers, name):
+    response = client.post("/v1/artisans", json=artisan_body(full_name=name), headers=marketplace_headers(f"n-{name}"))
+    assert response.status_code == 422
+    assert response.json["code"] in ("invalid_full_name", "validation_error")
+    params = {response.json.get("param"), *(e.get("param") for e in response.json.get("errors", []))}
+    assert "full_name" in params

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 
 import phonenumbers
 
@@ -77,3 +78,31 @@ def check_adult(date_of_birth: dt.date, today: dt.date, minimum_age: int) -> Non
         raise IdentityRuleError(
             "date_of_birth", "underage", f"Artisans must be at least {minimum_age} years old."
         )
+
+
+_NAME_PUNCTUATION = set(" -'’.")
+
+
+def normalise_full_name(raw: str) -> str:
+    """Collapse whitespace and check the name is written in Latin and/or Arabic script.
+
+    Letters must be Latin (accents included) or Arabic; Arabic vowel marks, spaces, hyphens,
+    apostrophes and dots are allowed. Digits, symbols and other scripts are refused.
+    """
+    name = unicodedata.normalize("NFC", " ".join(raw.split()))
+    letters = 0
+    for char in name:
+        category = unicodedata.category(char)
+        if char in _NAME_PUNCTUATION or char == "\u0640":  # tatweel, the Arabic elongation mark
+            continue
+        if category.startswith("M"):
+            continue  # combining marks: accents, harakat
+        if category.startswith("L") and unicodedata.name(char, "").startswith(("LATIN", "ARABIC")):
+            letters += 1
+            continue
+        raise IdentityRuleError(
+            "full_name", "invalid_full_name", "A name is written in Latin or Arabic letters only."
+        )
+    if letters < 2:
+        raise IdentityRuleError("full_name", "invalid_full_name", "A name needs at least two letters.")
+    return name

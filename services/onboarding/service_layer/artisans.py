@@ -14,6 +14,7 @@ from services.onboarding.domain.artisans import (
     IdentityRuleError,
     check_adult,
     normalise_cin,
+    normalise_full_name,
     normalise_moroccan_mobile,
 )
 from services.onboarding.domain.kyc import IceRuleError, check_ice
@@ -77,8 +78,12 @@ def register_artisan(
     saved without a screening result (when a list is loaded).
     """
     problems: list[dict] = []
-    cin = phone = ice = None
+    cin = phone = ice = full_name = None
     warnings: list[str] = []
+    try:
+        full_name = normalise_full_name(command.full_name)
+    except IdentityRuleError as exc:
+        problems.append({"param": exc.param, "code": exc.code, "message": str(exc)})
     try:
         cin = normalise_cin(command.cin, cin_pattern)
     except IdentityRuleError as exc:
@@ -114,7 +119,7 @@ def register_artisan(
                                           marketplace_id=marketplace_id, tiers=tiers)
         artisan = Artisan(
             id=new_id("art"),
-            full_name=command.full_name.strip(),
+            full_name=full_name,
             cin=cin,
             phone=phone,
             date_of_birth=command.date_of_birth,
