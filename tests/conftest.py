@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from services.accounts.adapters import immutability
 from services.accounts.adapters.orm import Base as AccountsBase
 from services.onboarding.adapters.orm import Base as OnboardingBase
 from services.payments.adapters.orm import Base as PaymentsBase
@@ -65,9 +66,22 @@ def clean_databases(database_urls):
     """Empty every table before the test, so each starts from a known state."""
     for service, url in database_urls.items():
         engine = make_engine(url, poolclass=sa.pool.NullPool)
+        tables = list(reversed(METADATA[service].sorted_tables))
         with engine.begin() as connection:
-            for table in reversed(METADATA[service].sorted_tables):
-                connection.execute(table.delete())
+            if connection.dialect.name == "postgresql":
+                # The ledger's immutability triggers would refuse the DELETE: the test superuser
+                # switches triggers off for this cleaning transaction only.
+                connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+                for table in tables:
+                    connection.execute(table.delete())
+            else:
+                # SQLite fires row triggers even for a table-wide DELETE: lift the guard meanwhile.
+                for statement in immutability.drop_statements("sqlite") if service == "accounts" else []:
+                    connection.exec_driver_sql(statement)
+                for table in tables:
+                    connection.execute(table.delete())
+                for statement in immutability.create_statements("sqlite") if service == "accounts" else []:
+                    connection.exec_driver_sql(statement)
         engine.dispose()
     return database_urls
 

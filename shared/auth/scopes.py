@@ -10,6 +10,7 @@ class Role(enum.StrEnum):
     BANK_PARTNER = "bank_partner"
     COMPLIANCE = "compliance"
     ARTISAN = "artisan"
+    OPERATOR = "operator"
 
 
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
@@ -23,9 +24,11 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "webhooks:manage",
         }
     ),
-    Role.BANK_PARTNER: frozenset({"reconciliation:read", "payouts:write", "balances:read"}),
+    Role.BANK_PARTNER: frozenset({"reconciliation:read", "payouts:write", "balances:read", "ledger:read"}),
     Role.COMPLIANCE: frozenset({"kyc:review", "artisans:read"}),
     Role.ARTISAN: frozenset({"self:read"}),
+    # Back-office staff who run the ledger: integrity checks, cases, payouts on an artisan's behalf.
+    Role.OPERATOR: frozenset({"ledger:read", "ledger:operate", "balances:read", "payouts:write", "artisans:read"}),
 }
 
 ALL_SCOPES = frozenset().union(*ROLE_SCOPES.values())

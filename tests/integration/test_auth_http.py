@@ -300,7 +300,8 @@ def test_other_roles_tokens(resource_clients, issue_token):
     assert_problem(accounts.get(BALANCE_URL, headers=bearer(bank)), 404, "resource_not_found")
     artisan = issue_token(Role.ARTISAN, client_id="cli_artisan")
     assert_problem(payments.get(PAYEE_URL, headers=bearer(artisan)), 403, "insufficient_scope")
-    assert_problem(accounts.get(BALANCE_URL, headers=bearer(artisan)), 403, "insufficient_scope")
+    # An artisan may read only their own balance: someone else's is "not found".
+    assert_problem(accounts.get(BALANCE_URL, headers=bearer(artisan)), 404, "resource_not_found")
 
 
 def _real_token(onboarding, **data) -> str:

@@ -226,7 +226,11 @@ def assert_tier(services: Services, artisan_id: str, tier: int, version: int) ->
 
 def test_the_consume_commands_wire_every_onboarding_event():
     assert set(PAYMENTS_HANDLERS) == ALL_ONBOARDING_TYPES - {"onboarding.bank_account.default_changed"}
-    assert set(accounts_cli_handlers()) == ALL_ONBOARDING_TYPES
+    assert {t for t in accounts_cli_handlers() if t.startswith("onboarding.")} == ALL_ONBOARDING_TYPES
+    # …and accounts posts every money movement of payments.
+    assert {t for t in accounts_cli_handlers() if t.startswith("payments.")} == {
+        "payments.payment.succeeded", "payments.refund.succeeded", "payments.dispute.opened", "payments.dispute.closed"
+    }
 
 
 def test_registration_gives_the_balance_a_tier_and_cap(services, artisan_id):

@@ -23,8 +23,12 @@ class LedgerAccount(Base):
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     owner_type: Mapped[str] = mapped_column(sa.String(20))  # artisan, marketplace, platform
     owner_id: Mapped[str] = mapped_column(sa.String(64))
-    kind: Mapped[str] = mapped_column(sa.String(40))
+    kind: Mapped[str] = mapped_column(sa.String(60))
     currency: Mapped[str] = mapped_column(sa.String(3))
+    normal_side: Mapped[str] = mapped_column(sa.String(6), default="credit")  # debit | credit
+    # Σ of the account's lines (positive = debit), kept in the posting transaction so reading a
+    # balance is one row; GET /v1/ledger/integrity recomputes it from the lines.
+    balance: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -34,10 +38,15 @@ class JournalEntry(Base):
     __tablename__ = "journal_entries"
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    cause: Mapped[str] = mapped_column(sa.String(20))  # payment, refund, dispute, payout, …
-    cause_event_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    cause: Mapped[str] = mapped_column(sa.String(20))  # payment, refund, dispute, release, payout, …
+    cause_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    # One entry per posting: the event it came from (unique), and a key naming the movement
+    # (e.g. "payment:pay_…:succeeded") so the same cause is never posted twice either.
+    cause_event_id: Mapped[str | None] = mapped_column(sa.String(40), unique=True, nullable=True)
+    posting_key: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    artisan_id: Mapped[str | None] = mapped_column(sa.String(40), index=True, nullable=True)
     description: Mapped[str] = mapped_column(sa.String(200))
-    posted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    posted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class JournalLine(Base):
@@ -48,6 +57,58 @@ class JournalLine(Base):
     account_id: Mapped[str] = mapped_column(sa.ForeignKey("ledger_accounts.id"), index=True)
     amount: Mapped[int] = mapped_column(sa.BigInteger)  # positive debit, negative credit
     currency: Mapped[str] = mapped_column(sa.String(3))
+
+
+class PendingHold(Base):
+    """The artisan's share of one payment, held in ``pending`` until ``release_at``."""
+
+    __tablename__ = "pending_holds"
+
+    payment_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    artisan_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    marketplace_id: Mapped[str] = mapped_column(sa.String(64))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    held: Mapped[int] = mapped_column(sa.BigInteger)
+    released: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    # Taken back from pending by refunds and disputes (returned if a dispute is won).
+    taken: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    release_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+    @property
+    def remaining(self) -> int:
+        return self.held - self.released - self.taken
+
+
+class DisputeHold(Base):
+    """Where a disputed amount was taken from, so a won dispute gives it back the same way."""
+
+    __tablename__ = "dispute_holds"
+
+    dispute_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(sa.String(40))
+    artisan_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    marketplace_id: Mapped[str] = mapped_column(sa.String(64))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    from_pending: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    from_available: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    from_reserve: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    status: Mapped[str] = mapped_column(sa.String(10), default="open")  # open | won | lost
+
+
+class LedgerCase(Base):
+    """A posting the ledger refused (it would break a balance rule): for an operator to resolve."""
+
+    __tablename__ = "ledger_cases"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    status: Mapped[str] = mapped_column(sa.String(20), default="open", index=True)
+    cause: Mapped[str] = mapped_column(sa.String(20))
+    cause_id: Mapped[str] = mapped_column(sa.String(64))
+    event_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    artisan_id: Mapped[str | None] = mapped_column(sa.String(40), index=True, nullable=True)
+    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ArtisanOwner(Base):

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
 from services.accounts.service_layer.ledger import artisan_balance
-from shared.auth.flask import current_principal, require_scopes
+from shared.auth.flask import current_principal, require_any_scope
 from shared.money import MoneySchema
 
 blp = Blueprint("balances", __name__, url_prefix="/v1/artisans", description="Artisan balances.")
@@ -24,7 +24,7 @@ class BalanceSchema(Schema):
 
 
 @blp.route("/<string:artisan_id>/balance", methods=["GET"])
-@require_scopes("balances:read")
+@require_any_scope("balances:read", "self:read")
 @blp.response(200, BalanceSchema)
 def balance(artisan_id):
     """An artisan's pending and available balances, with their KYC tier and its cap."""

@@ -1,4 +1,22 @@
-"""The chart of accounts and the rules every journal entry obeys (DESIGN §3)."""
+"""The chart of accounts and the rules every journal entry obeys (DESIGN §3).
+
+Line amounts are signed minor units: positive = debit, negative = credit. An account's stored
+balance is the sum of its lines, so a credit-normal account (a liability: what we owe an artisan
+or a marketplace) holds a negative number; ``shown_balance`` turns it the way people read it.
+
+    owner        kind                        normal   what it is
+    artisan      pending                     credit   the artisan's money inside the hold period
+    artisan      available                   credit   the artisan's money that can be paid out
+    marketplace  commission                  credit   commission owed to the marketplace
+    marketplace  reserve                     credit   the marketplace's reserve, which covers
+                                                      refunds and disputes an artisan cannot
+    platform     gateway_receivable:{gw}     debit    captured funds the gateway owes us
+    platform     bank:{bank}                 debit    ring-fenced client funds at a bank
+    platform     payouts_in_transit          credit   payouts sent, not yet confirmed paid
+    platform     disputes_held               credit   artisans' funds held during disputes
+    platform     gateway_fees                debit    what the gateway charges (expense)
+    platform     revenue                     credit   Hirfa's own income
+"""
 
 from __future__ import annotations
 
@@ -13,6 +31,56 @@ class ArtisanAccountKind(enum.StrEnum):
 
 
 ARTISAN_ACCOUNT_KINDS = tuple(ArtisanAccountKind)
+MARKETPLACE_ACCOUNT_KINDS = ("commission", "reserve")
+PLATFORM_OWNER = "platform"
+
+_DEBIT_NORMAL_PREFIXES = ("gateway_receivable:", "bank:")
+_DEBIT_NORMAL_KINDS = {"gateway_fees"}
+PLATFORM_KINDS = ("payouts_in_transit", "disputes_held", "gateway_fees", "revenue")
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class AccountRef:
+    """Names a ledger account independently of its id: (owner type, owner id, kind)."""
+
+    owner_type: str
+    owner_id: str
+    kind: str
+
+    @property
+    def normal_side(self) -> str:
+        return normal_side(self.owner_type, self.kind)
+
+
+def normal_side(owner_type: str, kind: str) -> str:
+    if owner_type == PLATFORM_OWNER and (kind in _DEBIT_NORMAL_KINDS or kind.startswith(_DEBIT_NORMAL_PREFIXES)):
+        return "debit"
+    return "credit"
+
+
+def shown_balance(stored: int, side: str) -> int:
+    """What people read: a credit-normal account with stored -500 holds 500."""
+    return stored if side == "debit" else -stored
+
+
+def artisan(artisan_id: str, kind: str) -> AccountRef:
+    return AccountRef("artisan", artisan_id, kind)
+
+
+def marketplace(marketplace_id: str, kind: str) -> AccountRef:
+    return AccountRef("marketplace", marketplace_id, kind)
+
+
+def platform(kind: str) -> AccountRef:
+    return AccountRef(PLATFORM_OWNER, PLATFORM_OWNER, kind)
+
+
+def gateway_receivable(gateway: str) -> AccountRef:
+    return platform(f"gateway_receivable:{gateway}")
+
+
+def bank(bank_code: str) -> AccountRef:
+    return platform(f"bank:{bank_code}")
 
 
 class UnbalancedEntry(ValueError):
@@ -33,7 +101,25 @@ def check_balanced(lines: list[Line]) -> None:
     for line in lines:
         if isinstance(line.amount, bool) or not isinstance(line.amount, int):
             raise UnbalancedEntry("amounts are integers in minor units")
+        if line.amount == 0:
+            raise UnbalancedEntry("a line moves a non-zero amount")
         totals[line.currency] += line.amount
     unbalanced = {currency: total for currency, total in totals.items() if total != 0}
     if unbalanced:
         raise UnbalancedEntry(f"debits and credits differ: {unbalanced}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """How an amount owed by an artisan is covered: first the payment's pending hold, then the
+    available balance, and any shortfall from the marketplace reserve (never a negative artisan)."""
+
+    from_pending: int
+    from_available: int
+    from_reserve: int
+
+
+def split_debit(amount: int, pending_hold_remaining: int, available: int) -> Split:
+    from_pending = max(0, min(amount, pending_hold_remaining))
+    from_available = max(0, min(amount - from_pending, available))
+    return Split(from_pending, from_available, amount - from_pending - from_available)

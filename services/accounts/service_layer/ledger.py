@@ -6,9 +6,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.accounts.adapters.orm import ArtisanLimits, ArtisanOwner, JournalLine, LedgerAccount
+from services.accounts.adapters.orm import ArtisanLimits, ArtisanOwner, LedgerAccount
 from services.accounts.domain.ledger import ARTISAN_ACCOUNT_KINDS
 from shared.auth import Principal
+from shared.auth.scopes import Role
 from shared.db import UnitOfWork
 from shared.errors import NotFound
 from shared.events import Event, make_event
@@ -70,21 +71,33 @@ def make_on_artisan_registered(currency: str) -> Handler:
     return on_artisan_registered
 
 
+def check_artisan_visible(session, artisan_id: str, principal: Principal) -> None:
+    """Artisans see their own data, marketplaces the artisans they registered, others all;
+    anything else is "not found", never "forbidden"."""
+    if principal.role == Role.ARTISAN:
+        visible = principal.client_id == artisan_id
+    elif principal.is_marketplace:
+        visible = session.get(ArtisanOwner, (artisan_id, principal.client_id)) is not None
+    else:
+        visible = True
+    if not visible:
+        raise NotFound(f"No artisan {artisan_id!r}.", param="artisan_id")
+
+
 def artisan_balance(uow: UnitOfWork, artisan_id: str, principal: Principal) -> dict[str, Any]:
+    """One indexed read of the stored balances (kept by every posting), no sum over lines."""
     with uow:
         session = uow.session
-        if principal.is_marketplace and session.get(ArtisanOwner, (artisan_id, principal.client_id)) is None:
-            raise NotFound(f"No artisan {artisan_id!r}.", param="artisan_id")
+        check_artisan_visible(session, artisan_id, principal)
         rows = session.execute(
-            sa.select(LedgerAccount.kind, LedgerAccount.currency, sa.func.coalesce(sa.func.sum(JournalLine.amount), 0))
-            .outerjoin(JournalLine, JournalLine.account_id == LedgerAccount.id)
-            .where(LedgerAccount.owner_type == "artisan", LedgerAccount.owner_id == artisan_id)
-            .group_by(LedgerAccount.kind, LedgerAccount.currency)
+            sa.select(LedgerAccount.kind, LedgerAccount.currency, LedgerAccount.balance).where(
+                LedgerAccount.owner_type == "artisan", LedgerAccount.owner_id == artisan_id
+            )
         ).all()
         if not rows:
             raise NotFound(f"No ledger accounts for artisan {artisan_id!r} (yet).", param="artisan_id")
         # Artisan accounts are liabilities: credits (negative lines) increase what we owe them.
-        balances = {kind: {"amount": -int(total), "currency": currency} for kind, currency, total in rows}
+        balances = {kind: {"amount": -int(balance), "currency": currency} for kind, currency, balance in rows}
         result: dict[str, Any] = {"artisan_id": artisan_id, **balances}
         limits = session.get(ArtisanLimits, artisan_id)
         # Unknown (null) until onboarding's tier news has arrived; never an invented tier.

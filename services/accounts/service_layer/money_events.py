@@ -1,0 +1,287 @@
+"""Ledger postings for payments' money events, and the release of pending funds.
+
+    payment succeeded   Dr gateway_receivable:{gw} gross / Cr artisan pending net / Cr marketplace commission fee
+    refund succeeded    Cr gateway_receivable refund / Dr commission fee refunded /
+                        Dr artisan (this payment's pending hold, then available) / Dr marketplace reserve shortfall
+    dispute opened      Dr artisan (pending hold, then available) / Dr reserve shortfall / Cr disputes_held
+    dispute won         Dr disputes_held / Cr back where it came from
+    dispute lost        Dr disputes_held / Cr gateway_receivable (the gateway keeps the money)
+    release (job)       Dr artisan pending / Cr artisan available, once the hold period is over
+
+A posting that would break a balance rule is not applied: it becomes a ledger case for operators,
+and the event counts as handled (retrying it would break the same rule).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from services.accounts.adapters.orm import DisputeHold, PendingHold
+from services.accounts.domain.ledger import (
+    AccountRef,
+    UnbalancedEntry,
+    artisan,
+    gateway_receivable,
+    marketplace,
+    platform,
+    split_debit,
+)
+from services.accounts.service_layer.ledger import open_artisan_accounts
+from services.accounts.service_layer.posting import (
+    BalanceRuleViolation,
+    Posting,
+    already_posted,
+    post,
+    record_case,
+    shown,
+)
+from shared.db import UnitOfWork, utcnow
+from shared.events import Event
+
+log = logging.getLogger(__name__)
+
+
+def _time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _post_or_record(uow: UnitOfWork, posting: Posting) -> bool:
+    """Post, or record a case when a rule refuses it. Returns whether the entry was posted."""
+    session = uow.session
+    try:
+        with session.begin_nested():
+            post(uow, posting)
+        return True
+    except (BalanceRuleViolation, UnbalancedEntry) as error:
+        log.warning("posting refused", extra={"cause_id": posting.cause_id, "rule": getattr(error, "rule", "unbalanced")})
+        record_case(uow, posting, error)
+        return False
+
+
+def make_on_payment_succeeded(currency: str, hold: dt.timedelta) -> Callable[[UnitOfWork, Event], None]:
+    def on_payment_succeeded(uow: UnitOfWork, event: Event) -> None:
+        data = event.data
+        payment_id, artisan_id = data["payment_id"], data["artisan_id"]
+        gross, fee = data["amount"]["amount"], data["application_fee"]["amount"]
+        net = gross - fee
+        open_artisan_accounts(uow, artisan_id, currency, cause_event_id=event.id)
+        posting = Posting(
+            cause="payment",
+            cause_id=payment_id,
+            posting_key=f"payment:{payment_id}:succeeded",
+            description=f"Payment {payment_id} ({data['method']}, {data['gateway']} {data['gateway_reference']})",
+            currency=data["amount"]["currency"],
+            artisan_id=artisan_id,
+            event_id=event.id,
+            lines=(
+                (gateway_receivable(data["gateway"]), gross),
+                (artisan(artisan_id, "pending"), -net),
+                (marketplace(data["marketplace_id"], "commission"), -fee),
+            ),
+        )
+        if already_posted(uow.session, posting.posting_key):
+            return
+        if _post_or_record(uow, posting) and net > 0:
+            uow.session.add(
+                PendingHold(
+                    payment_id=payment_id,
+                    artisan_id=artisan_id,
+                    marketplace_id=data["marketplace_id"],
+                    currency=posting.currency,
+                    held=net,
+                    released=0,
+                    taken=0,
+                    release_at=_time(data["succeeded_at"]) + hold,
+                )
+            )
+
+    return on_payment_succeeded
+
+
+def _take_from_artisan(uow: UnitOfWork, hold: PendingHold | None, artisan_id: str, marketplace_id: str,
+                       amount: int, currency: str) -> tuple[list[tuple[AccountRef, int]], tuple[int, int, int]]:
+    session = uow.session
+    remaining = hold.remaining if hold is not None else 0
+    # The pending hold can never hold more than the pending account itself.
+    remaining = min(remaining, shown(session, artisan(artisan_id, "pending"), currency))
+    split = split_debit(amount, remaining, shown(session, artisan(artisan_id, "available"), currency))
+    lines: list[tuple[AccountRef, int]] = [
+        (artisan(artisan_id, "pending"), split.from_pending),
+        (artisan(artisan_id, "available"), split.from_available),
+        (marketplace(marketplace_id, "reserve"), split.from_reserve),
+    ]
+    return [line for line in lines if line[1]], (split.from_pending, split.from_available, split.from_reserve)
+
+
+def on_refund_succeeded(uow: UnitOfWork, event: Event) -> None:
+    data = event.data
+    refund_id, payment_id, artisan_id = data["refund_id"], data["payment_id"], data["artisan_id"]
+    currency = data["amount"]["currency"]
+    amount, fee_back = data["amount"]["amount"], data["application_fee_refunded"]["amount"]
+    key = f"refund:{refund_id}:succeeded"
+    if already_posted(uow.session, key):
+        return
+    hold = uow.session.scalar(sa.select(PendingHold).where(PendingHold.payment_id == payment_id).with_for_update())
+    artisan_lines, (from_pending, _, from_reserve) = _take_from_artisan(
+        uow, hold, artisan_id, data["marketplace_id"], amount - fee_back, currency
+    )
+    posting = Posting(
+        cause="refund",
+        cause_id=refund_id,
+        posting_key=key,
+        description=f"Refund {refund_id} of payment {payment_id}"
+        + (f" ({from_reserve} covered by the marketplace reserve)" if from_reserve else ""),
+        currency=currency,
+        artisan_id=artisan_id,
+        event_id=event.id,
+        lines=(
+            (gateway_receivable(data["gateway"]), -amount),
+            (marketplace(data["marketplace_id"], "commission"), fee_back),
+            *artisan_lines,
+        ),
+    )
+    if _post_or_record(uow, posting) and hold is not None:
+        hold.taken += from_pending
+
+
+def on_dispute_opened(uow: UnitOfWork, event: Event) -> None:
+    data = event.data
+    dispute_id, artisan_id = data["dispute_id"], data["artisan_id"]
+    currency, amount = data["amount"]["currency"], data["amount"]["amount"]
+    key = f"dispute:{dispute_id}:opened"
+    if already_posted(uow.session, key):
+        return
+    hold = uow.session.scalar(sa.select(PendingHold).where(PendingHold.payment_id == data["payment_id"]).with_for_update())
+    artisan_lines, (from_pending, from_available, from_reserve) = _take_from_artisan(
+        uow, hold, artisan_id, data["marketplace_id"], amount, currency
+    )
+    posting = Posting(
+        cause="dispute",
+        cause_id=dispute_id,
+        posting_key=key,
+        description=f"Dispute {dispute_id} opened on payment {data['payment_id']}: funds held",
+        currency=currency,
+        artisan_id=artisan_id,
+        event_id=event.id,
+        lines=(*artisan_lines, (platform("disputes_held"), -amount)),
+    )
+    if _post_or_record(uow, posting):
+        if hold is not None:
+            hold.taken += from_pending
+        uow.session.add(
+            DisputeHold(
+                dispute_id=dispute_id,
+                payment_id=data["payment_id"],
+                artisan_id=artisan_id,
+                marketplace_id=data["marketplace_id"],
+                currency=currency,
+                from_pending=from_pending,
+                from_available=from_available,
+                from_reserve=from_reserve,
+                status="open",
+            )
+        )
+
+
+def on_dispute_closed(uow: UnitOfWork, event: Event) -> None:
+    data = event.data
+    dispute_id, outcome = data["dispute_id"], data["outcome"]
+    key = f"dispute:{dispute_id}:{outcome}"
+    session = uow.session
+    if already_posted(session, key):
+        return
+    held = session.scalar(sa.select(DisputeHold).where(DisputeHold.dispute_id == dispute_id).with_for_update())
+    if held is None or held.status != "open":
+        # Nothing is held to settle: the opening was refused (a case), never arrived, or the
+        # dispute is closed already. Recorded for an operator rather than guessed at.
+        if held is None:
+            record_case(uow, Posting(cause="dispute", cause_id=dispute_id, posting_key=key,
+                                     description=f"Dispute {dispute_id} {outcome} without an open hold",
+                                     currency=data["amount"]["currency"], lines=(), artisan_id=data["artisan_id"],
+                                     event_id=event.id),
+                        UnbalancedEntry("dispute closed without an open hold"), kind="dispute_closed_without_hold")
+        return
+    total = held.from_pending + held.from_available + held.from_reserve
+    if outcome == "lost":
+        back = [(gateway_receivable(data["gateway"]), -total)]
+    else:
+        back = [
+            (artisan(held.artisan_id, "pending"), -held.from_pending),
+            (artisan(held.artisan_id, "available"), -held.from_available),
+            (marketplace(held.marketplace_id, "reserve"), -held.from_reserve),
+        ]
+    posting = Posting(
+        cause="dispute",
+        cause_id=dispute_id,
+        posting_key=key,
+        description=f"Dispute {dispute_id} {outcome}",
+        currency=held.currency,
+        artisan_id=held.artisan_id,
+        event_id=event.id,
+        lines=((platform("disputes_held"), total), *[line for line in back if line[1]]),
+    )
+    if _post_or_record(uow, posting):
+        held.status = outcome
+        if outcome == "won" and held.from_pending:
+            hold = session.scalar(sa.select(PendingHold).where(PendingHold.payment_id == held.payment_id).with_for_update())
+            if hold is not None:
+                hold.taken -= held.from_pending
+
+
+def release_due_holds(uow_factory, *, now: dt.datetime | None = None, batch_size: int = 200) -> int:
+    """Move every pending hold past its release time to available. Idempotent; safe to run often.
+
+    Returns how many holds were released.
+    """
+    now = now or utcnow()
+    released = 0
+    after = ""
+    while True:
+        with uow_factory() as uow:
+            session = uow.session
+            holds = session.scalars(
+                sa.select(PendingHold)
+                .where(
+                    PendingHold.release_at <= now,
+                    PendingHold.held - PendingHold.released - PendingHold.taken > 0,
+                    PendingHold.payment_id > after,
+                )
+                .order_by(PendingHold.payment_id)
+                .limit(batch_size)
+                .with_for_update(skip_locked=True)
+            ).all()
+            if not holds:
+                return released
+            for hold in holds:
+                amount = min(hold.remaining, shown(session, artisan(hold.artisan_id, "pending"), hold.currency))
+                if amount <= 0:
+                    continue
+                posting = Posting(
+                    cause="release",
+                    cause_id=hold.payment_id,
+                    # Cumulative amount in the key: a hold topped up again (a won dispute) can be
+                    # released again, while a re-run of the same release is a no-op.
+                    posting_key=f"release:{hold.payment_id}:{hold.released + amount}",
+                    description=f"Hold on payment {hold.payment_id} released",
+                    currency=hold.currency,
+                    artisan_id=hold.artisan_id,
+                    lines=((artisan(hold.artisan_id, "pending"), amount), (artisan(hold.artisan_id, "available"), -amount)),
+                )
+                if _post_or_record(uow, posting):
+                    hold.released += amount
+                    released += 1
+            uow.commit()
+            after = holds[-1].payment_id
+
+
+def make_money_handlers(currency: str, hold: dt.timedelta) -> dict[str, Callable[[UnitOfWork, Event], None]]:
+    return {
+        "payments.payment.succeeded": make_on_payment_succeeded(currency, hold),
+        "payments.refund.succeeded": on_refund_succeeded,
+        "payments.dispute.opened": on_dispute_opened,
+        "payments.dispute.closed": on_dispute_closed,
+    }

@@ -1,0 +1,123 @@
+"""Building payments' money events (per their JSON Schemas) and delivering them to the accounts
+consumer, for the ledger's tests, property tests and benchmark."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+
+from services.accounts.adapters.orm import LedgerAccount
+from services.accounts.cli import _handlers as accounts_handlers
+from shared.events import Event, make_event
+from shared.ids import new_id
+from shared.runtime import make_event_consumer
+
+MARKETPLACE = "cli_test_marketplace"
+CAPS = {0: 0, 1: 20_000, 2: 500_000, 3: 2_000_000}
+
+
+def _now(offset: dt.timedelta = dt.timedelta(0)) -> str:
+    return (dt.datetime.now(dt.UTC) + offset).isoformat()
+
+
+def _money(amount: int) -> dict:
+    return {"amount": amount, "currency": "MAD"}
+
+
+def registered(artisan_id: str, marketplace_id: str = MARKETPLACE) -> Event:
+    return make_event(
+        "onboarding.artisan.registered",
+        subject=artisan_id,
+        data={"artisan_id": artisan_id, "marketplace_id": marketplace_id, "kyc_tier": 0, "tier_cap": _money(0),
+              "region": "souss_massa", "craft": "carpets", "registered_at": _now()},
+    )
+
+
+def tier_changed(artisan_id: str, tier: int, version: int, previous: int = 0) -> Event:
+    return make_event(
+        "onboarding.artisan.kyc_tier_changed",
+        subject=artisan_id,
+        data={"artisan_id": artisan_id, "previous_tier": previous, "kyc_tier": tier,
+              "direction": "up" if tier >= previous else "down", "tier_cap": _money(CAPS[tier]),
+              "reason_code": "test", "actor": "system", "kyc_status": "active", "kyc_version": version,
+              "changed_at": _now()},
+    )
+
+
+def payment_succeeded(artisan_id: str, amount: int, fee: int, *, payment_id: str | None = None,
+                      marketplace_id: str = MARKETPLACE, gateway: str = "m2t",
+                      succeeded_at: dt.datetime | None = None) -> Event:
+    payment_id = payment_id or new_id("pay")
+    return make_event(
+        "payments.payment.succeeded",
+        subject=artisan_id,
+        data={"payment_id": payment_id, "artisan_id": artisan_id, "marketplace_id": marketplace_id,
+              "amount": _money(amount), "application_fee": _money(fee), "net": _money(amount - fee),
+              "method": "card", "gateway": gateway, "gateway_reference": "gw_" + payment_id[-10:],
+              "succeeded_at": (succeeded_at or dt.datetime.now(dt.UTC)).isoformat()},
+    )
+
+
+def refund_succeeded(artisan_id: str, payment_id: str, amount: int, fee_refunded: int, *,
+                     refund_id: str | None = None, marketplace_id: str = MARKETPLACE, gateway: str = "m2t") -> Event:
+    return make_event(
+        "payments.refund.succeeded",
+        subject=artisan_id,
+        data={"refund_id": refund_id or new_id("re"), "payment_id": payment_id, "artisan_id": artisan_id,
+              "marketplace_id": marketplace_id, "amount": _money(amount),
+              "application_fee_refunded": _money(fee_refunded), "gateway": gateway, "succeeded_at": _now()},
+    )
+
+
+def dispute_opened(artisan_id: str, payment_id: str, amount: int, *, dispute_id: str | None = None,
+                   marketplace_id: str = MARKETPLACE, gateway: str = "m2t") -> Event:
+    return make_event(
+        "payments.dispute.opened",
+        subject=artisan_id,
+        data={"dispute_id": dispute_id or new_id("dp"), "payment_id": payment_id, "artisan_id": artisan_id,
+              "marketplace_id": marketplace_id, "amount": _money(amount), "gateway": gateway,
+              "reason": "fraudulent", "opened_at": _now()},
+    )
+
+
+def dispute_closed(artisan_id: str, payment_id: str, dispute_id: str, amount: int, outcome: str, *,
+                   marketplace_id: str = MARKETPLACE, gateway: str = "m2t") -> Event:
+    return make_event(
+        "payments.dispute.closed",
+        subject=artisan_id,
+        data={"dispute_id": dispute_id, "payment_id": payment_id, "artisan_id": artisan_id,
+              "marketplace_id": marketplace_id, "amount": _money(amount), "gateway": gateway,
+              "outcome": outcome, "closed_at": _now()},
+    )
+
+
+class LedgerDriver:
+    """Delivers events to the accounts consumer exactly as ``hirfa accounts consume`` wires it
+    (decode with the consumer-side schema check, inbox, handler, one transaction)."""
+
+    def __init__(self, accounts_app) -> None:
+        self.context = accounts_app.extensions["hirfa"]
+        self.consumer = make_event_consumer(self.context, accounts_handlers(), ["onboarding.events", "payments.events"])
+
+    def deliver(self, event: Event) -> bool:
+        return self.consumer.apply(self.consumer.decode(event.to_bytes(), event.key.encode()))
+
+    def artisan_at_tier(self, tier: int = 3, artisan_id: str | None = None) -> str:
+        artisan_id = artisan_id or new_id("art")
+        self.deliver(registered(artisan_id))
+        if tier:
+            self.deliver(tier_changed(artisan_id, tier, version=1))
+        return artisan_id
+
+    def shown(self, owner_type: str, owner_id: str, kind: str) -> int:
+        """The account's balance as people read it (credit-normal accounts turned positive)."""
+        with self.context.session_factory() as session:
+            account = session.scalar(
+                sa.select(LedgerAccount).where(
+                    LedgerAccount.owner_type == owner_type, LedgerAccount.owner_id == owner_id, LedgerAccount.kind == kind
+                )
+            )
+            if account is None:
+                return 0
+            return account.balance if account.normal_side == "debit" else -account.balance
