@@ -56,6 +56,9 @@ class ServiceConfig:
     relay_poll_interval_seconds: float = 0.2
     relay_max_backoff_seconds: float = 10.0
     consumer_max_attempts: int = 3
+    # Messages a consumer applies per database transaction (each in its own savepoint, with its
+    # own inbox row): one commit per batch is what makes the consumer fast. 1 = one at a time.
+    consumer_batch_size: int = 200
     consumer_session_timeout_ms: int = 10000
     # Test-only fault injection; refused in production (see validate()).
     fault_injection: str = ""
@@ -83,6 +86,8 @@ class ServiceConfig:
     def validate(self) -> None:
         if not self.database_url:
             raise ConfigError(f"{self.service_name}: no database URL configured")
+        if self.consumer_batch_size < 1:
+            raise ConfigError(f"CONSUMER_BATCH_SIZE must be at least 1, not {self.consumer_batch_size}")
         if self.is_production and self.fault_injection:
             raise ConfigError("fault injection is not allowed in production")
 

@@ -103,14 +103,27 @@ class UnitOfWork:
     def add_event(self, event: Any) -> None:
         self._events.append(event)
 
-    def commit(self) -> None:
-        assert self.session is not None, "commit() outside the unit of work"
+    def write_events(self) -> None:
+        """Write the events recorded so far to the outbox now, in the current transaction.
+
+        ``commit()`` does this itself; the consumer calls it early so that an event handler's
+        events land inside that handler's savepoint and are rolled back with it.
+        """
+        assert self.session is not None, "write_events() outside the unit of work"
         if self._events:
             if self._outbox_writer is None:
                 raise RuntimeError("this unit of work has no outbox but events were recorded")
             for pending in self._events:
                 self._outbox_writer(self.session, pending)
             self._events = []
+
+    def discard_events(self) -> None:
+        """Forget the events recorded since the last write (their state change was rolled back)."""
+        self._events = []
+
+    def commit(self) -> None:
+        assert self.session is not None, "commit() outside the unit of work"
+        self.write_events()
         self.session.commit()
 
     def rollback(self) -> None:

@@ -98,6 +98,7 @@ def make_event_consumer(
             config.consumer_group,
             topics,
             session_timeout_ms=config.consumer_session_timeout_ms,
+            max_poll_records=config.consumer_batch_size,
         )
 
     return EventConsumer(
@@ -109,6 +110,7 @@ def make_event_consumer(
         producer_factory=lambda: make_producer(config.kafka_bootstrap_servers),
         dead_letter_topic=config.dead_letter_topic,
         max_attempts=config.consumer_max_attempts,
+        batch_size=config.consumer_batch_size,
         fault_injection="" if config.is_production else config.fault_injection,
     )
 

@@ -61,28 +61,33 @@ def database_urls(databases) -> dict[str, str]:
     return urls
 
 
+def empty_database(service: str, url: str) -> None:
+    """Delete every row of ``service``'s tables (also between the examples of a property test)."""
+    engine = make_engine(url, poolclass=sa.pool.NullPool)
+    tables = list(reversed(METADATA[service].sorted_tables))
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # The ledger's immutability triggers would refuse the DELETE: the test superuser
+            # switches triggers off for this cleaning transaction only.
+            connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            for table in tables:
+                connection.execute(table.delete())
+        else:
+            # SQLite fires row triggers even for a table-wide DELETE: lift the guard meanwhile.
+            for statement in immutability.drop_statements("sqlite") if service == "accounts" else []:
+                connection.exec_driver_sql(statement)
+            for table in tables:
+                connection.execute(table.delete())
+            for statement in immutability.create_statements("sqlite") if service == "accounts" else []:
+                connection.exec_driver_sql(statement)
+    engine.dispose()
+
+
 @pytest.fixture
 def clean_databases(database_urls):
     """Empty every table before the test, so each starts from a known state."""
     for service, url in database_urls.items():
-        engine = make_engine(url, poolclass=sa.pool.NullPool)
-        tables = list(reversed(METADATA[service].sorted_tables))
-        with engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
-                # The ledger's immutability triggers would refuse the DELETE: the test superuser
-                # switches triggers off for this cleaning transaction only.
-                connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
-                for table in tables:
-                    connection.execute(table.delete())
-            else:
-                # SQLite fires row triggers even for a table-wide DELETE: lift the guard meanwhile.
-                for statement in immutability.drop_statements("sqlite") if service == "accounts" else []:
-                    connection.exec_driver_sql(statement)
-                for table in tables:
-                    connection.execute(table.delete())
-                for statement in immutability.create_statements("sqlite") if service == "accounts" else []:
-                    connection.exec_driver_sql(statement)
-        engine.dispose()
+        empty_database(service, url)
     return database_urls
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
 from collections.abc import Mapping
 
+from services.accounts.adapters import banks as accounts_banks
 from services.onboarding.adapters.banks import (
     AccountOpening,
     AccountOpeningRequest,
@@ -81,3 +83,79 @@ class FakeBankPartner:
     def _fail_when_down(self) -> None:
         if self.down:
             raise BankPartnerError("bank partner unreachable: ConnectionError", transient=True)
+
+
+class FakeTransferBank:
+    """A partner bank executing payouts (accounts' ``BankPartner`` protocol), in memory.
+
+    It accepts every transfer as ``pending`` and settles it only when a test calls ``settle``; it
+    never calls back by itself, so a test either posts a signed callback or lets polling find the
+    answer. Set ``down`` to make every call fail the way an unreachable bank does, ``lose_replies``
+    to take transfers but time out before answering. ``requests`` and ``polls`` record what accounts
+    sent. Thread-safe: concurrent payouts submit from many threads.
+    """
+
+    def __init__(self, callback_secret: str, *, tolerance_seconds: int = 300) -> None:
+        self.down = False
+        self.lose_replies = False
+        self.requests: list[accounts_banks.TransferRequest] = []
+        self.polls: list[str] = []
+        self._transfers: dict[str, accounts_banks.Transfer] = {}  # by partner reference
+        self._lock = threading.Lock()
+        # Only parse_callback is used: no HTTP call is ever made to this URL.
+        self._callback_reader = accounts_banks.HttpBankPartner(
+            "http://fake-bank.invalid",
+            api_key="unused",
+            callback_secret=callback_secret,
+            timeout=1.0,
+            tolerance_seconds=tolerance_seconds,
+        )
+
+    def request_transfer(self, request: accounts_banks.TransferRequest) -> accounts_banks.Transfer:
+        self._fail_when_down()
+        with self._lock:
+            self.requests.append(request)
+            for transfer in self._transfers.values():
+                if transfer.reference == request.reference:  # banks deduplicate on our reference
+                    return transfer
+            transfer = accounts_banks.Transfer(
+                partner_reference=f"trf_fake_{len(self._transfers) + 1}",
+                reference=request.reference,
+                status="pending",
+                amount=request.amount,
+                currency=request.currency,
+            )
+            self._transfers[transfer.partner_reference] = transfer
+        if self.lose_replies:
+            raise accounts_banks.BankPartnerError("bank partner unreachable: ReadTimeout", transient=True)
+        return transfer
+
+    def transfer(self, partner_reference: str) -> accounts_banks.Transfer:
+        self._fail_when_down()
+        with self._lock:
+            self.polls.append(partner_reference)
+            if partner_reference not in self._transfers:
+                message = "bank partner refused the request (404)"
+                raise accounts_banks.BankPartnerError(message, transient=False)
+            return self._transfers[partner_reference]
+
+    def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> accounts_banks.TransferCallback:
+        return self._callback_reader.parse_callback(headers, raw_body)
+
+    def transfer_for(self, reference: str) -> accounts_banks.Transfer:
+        with self._lock:
+            (transfer,) = (known for known in self._transfers.values() if known.reference == reference)
+            return transfer
+
+    def settle(self, reference: str, *, failure_code: str | None = None) -> accounts_banks.Transfer:
+        """Pay the transfer for ``reference``, or fail it with ``failure_code``, without calling back."""
+        transfer = self.transfer_for(reference)
+        status = "paid" if failure_code is None else "failed"
+        settled = dataclasses.replace(transfer, status=status, failure_code=failure_code)
+        with self._lock:
+            self._transfers[transfer.partner_reference] = settled
+        return settled
+
+    def _fail_when_down(self) -> None:
+        if self.down:
+            raise accounts_banks.BankPartnerError("bank partner unreachable: ConnectionError", transient=True)

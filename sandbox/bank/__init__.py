@@ -1,5 +1,5 @@
 """A bank-partner sandbox: a Flask process that answers and calls back the way a partner bank does.
 
-One module per bank resource (``account_openings`` now, transfers for payouts later); they share
+One module per bank resource (``account_openings``, and ``transfers`` for payouts); they share
 the configuration, the API-key check, the JSON errors and the signed callback sender.
 """

@@ -11,7 +11,7 @@ import hmac
 
 from flask import Flask, jsonify, request
 
-from sandbox.bank import account_openings
+from sandbox.bank import account_openings, transfers
 from sandbox.bank.callbacks import CallbackSender
 from sandbox.bank.config import SandboxBankConfig
 from sandbox.bank.errors import ApiError, register_error_handlers
@@ -55,7 +55,7 @@ def create_app(config: SandboxBankConfig | None = None) -> Flask:
     callbacks = CallbackSender(config)
     app.extensions[CALLBACKS_EXTENSION_KEY] = callbacks
     account_openings.register(app, config, callbacks)
-    # Transfers (payouts) will register here the same way, sharing the callback sender.
+    transfers.register(app, config, callbacks)
     return app
 
 

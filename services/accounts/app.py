@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from services.accounts.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
-from services.accounts.api import balances
+from services.accounts.api import balances, ledger, payouts
 from services.accounts.config import AccountsConfig, load_config
 from shared.app import Models, ServiceContext, create_service_app
 from shared.auth.tokens import KeyLookup
@@ -20,5 +20,7 @@ def bootstrap(config: AccountsConfig | None = None, key_lookup: KeyLookup | None
 
 def create_app(config: AccountsConfig | None = None, key_lookup: KeyLookup | None = None) -> Flask:
     return create_service_app(
-        bootstrap(config, key_lookup), title="Hirfa Accounts API", blueprints=[balances.blp]
+        bootstrap(config, key_lookup),
+        title="Hirfa Accounts API",
+        blueprints=[balances.blp, *ledger.blueprints, payouts.blp],
     )

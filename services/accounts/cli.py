@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from services.accounts.app import bootstrap
 from services.accounts.config import load_config
+from services.accounts.payout_wiring import payout_settings
 from services.accounts.service_layer.money_events import make_money_handlers, release_due_holds
+from services.accounts.service_layer.payout_schedules import run_payout_schedules
+from services.accounts.service_layer.payouts import sync_payouts
 from services.accounts.service_layer.projections import make_handlers
-from shared.runtime import service_cli
+from shared.logging import configure_logging
+from shared.runtime import service_cli, stop_on_signals
 
 
 def _handlers():
@@ -34,20 +40,30 @@ cli = service_cli(
 @cli.command("worker")
 @click.option("--once", is_flag=True, help="One pass, then exit.")
 def worker(once: bool) -> None:
-    """Scheduled ledger jobs: release pending funds whose hold period is over."""
-    import logging
-
-    from shared.runtime import stop_on_signals
-
-    context = bootstrap()
+    """Scheduled ledger jobs: release pending funds whose hold period is over, create the automatic
+    payouts that are due, submit payouts the bank never accepted, poll those it left unanswered."""
+    config = load_config()
+    configure_logging("accounts-worker", config.log_level, config.log_json)
+    context = bootstrap(config)
+    settings = payout_settings(context)
     stop = stop_on_signals()
     log = logging.getLogger("hirfa.accounts.worker")
+    uow_factory = context.uow_factory
     while True:
-        try:
-            released = release_due_holds(context.uow_factory)
-            if released:
-                log.info("pending funds released", extra={"holds": released})
-        except Exception:  # noqa: BLE001 - a worker pass must never kill the worker
-            log.exception("worker pass failed")
+        # Each duty on its own: one failing (the bank is down, say) must not hold up the others.
+        _run_duty(log, "pending funds released", lambda: release_due_holds(uow_factory))
+        _run_duty(log, "automatic payouts created", lambda: run_payout_schedules(uow_factory, settings))
+        _run_duty(log, "payouts synced with the bank", lambda: sync_payouts(uow_factory, settings))
         if once or stop.wait(context.config.worker_interval_seconds):
             return
+
+
+def _run_duty(log: logging.Logger, done: str, job: Callable[[], int | dict[str, int]]) -> None:
+    try:
+        result = job()
+    except Exception:  # noqa: BLE001 - a worker pass must never kill the worker
+        log.exception("worker duty failed", extra={"duty": done})
+        return
+    counts = result if isinstance(result, dict) else {"count": result}
+    if any(counts.values()):
+        log.info(done, extra=counts)

@@ -23,6 +23,7 @@ DEMO_CLIENTS = (
     ("cli_demo_compliance", "demo-compliance-secret", "Demo compliance officer", Role.COMPLIANCE),
     # A second officer, so the four-eyes rule can be exercised on a demo stack.
     ("cli_demo_compliance_2", "demo-compliance-2-secret", "Demo compliance officer 2", Role.COMPLIANCE),
+    ("cli_demo_operator", "demo-operator-secret", "Demo ledger operator", Role.OPERATOR),
 )
 
 cli = service_cli(

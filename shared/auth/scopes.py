@@ -26,7 +26,8 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
     ),
     Role.BANK_PARTNER: frozenset({"reconciliation:read", "payouts:write", "balances:read", "ledger:read"}),
     Role.COMPLIANCE: frozenset({"kyc:review", "artisans:read"}),
-    Role.ARTISAN: frozenset({"self:read"}),
+    # An artisan reads their own data and may ask for payouts of their own available balance.
+    Role.ARTISAN: frozenset({"self:read", "payouts:request"}),
     # Back-office staff who run the ledger: integrity checks, cases, payouts on an artisan's behalf.
     Role.OPERATOR: frozenset({"ledger:read", "ledger:operate", "balances:read", "payouts:write", "artisans:read"}),
 }

@@ -37,6 +37,7 @@ def make_consumer(
     group_id: str,
     topics: Iterable[str],
     session_timeout_ms: int = 10000,
+    max_poll_records: int = 100,
 ) -> KafkaConsumer:
     consumer = KafkaConsumer(
         bootstrap_servers=_servers(bootstrap_servers),
@@ -46,7 +47,7 @@ def make_consumer(
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(session_timeout_ms // 5, 500),
         max_poll_interval_ms=max(session_timeout_ms * 3, 30000),
-        max_poll_records=100,
+        max_poll_records=max_poll_records,
         request_timeout_ms=max(session_timeout_ms + 5000, 15000),
         reconnect_backoff_max_ms=2000,
         metadata_max_age_ms=5000,

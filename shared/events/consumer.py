@@ -1,28 +1,40 @@
 """The consumer runner: applies events exactly once to a service's database.
 
-For each message: decode and validate the envelope (consumer-side schema check), then in ONE
-database transaction check the inbox, run the handler, record the event id in the inbox, commit;
-only then commit the Kafka offset. A crash between the two commits redelivers the message, and the
-inbox turns the redelivery into a no-op.
+Messages are applied in batches (``batch_size``, one poll): decode and validate each envelope
+(consumer-side schema check), then in ONE database transaction, for each event: check the inbox,
+run the handler inside a SAVEPOINT, write its outbox events and its inbox row inside that same
+savepoint. Commit once; only then commit the Kafka offsets. A crash between the two commits
+redelivers the batch, and the inbox turns every redelivered event into a no-op.
+
+A handler that raises rolls back its own savepoint only: its batch-mates still commit, and it is
+neither marked handled nor allowed to leave outbox events behind. Later events with the same key
+(the same artisan) are held back in that batch so one subject's events keep their order. The
+partition is rewound to the failed message, which is retried with backoff; after
+``max_attempts`` failures it is a poison message and goes to the dead-letter topic.
 
 A message that can never be applied (bad JSON, schema violation, a handler that keeps failing on
 it) is a poison message: it goes to the service's dead-letter topic with the error, its offset is
-committed, and processing continues. A database outage is not poison: the runner rewinds to the
-message and retries with backoff, forever.
+committed, and processing continues. A database outage is not poison: the whole batch is rolled
+back, the runner rewinds to each partition's first uncommitted message and retries with backoff,
+forever.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 import logging
 import os
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
-from kafka.structs import OffsetAndMetadata, TopicPartition
+from kafka.structs import OffsetAndMetadata
+from sqlalchemy.orm import Session
 
 from shared.db import UnitOfWork
 from shared.events.envelope import Event
@@ -35,9 +47,30 @@ Handler = Callable[[UnitOfWork, Event], None]
 # Exit code used by the test-only fault injection, so a test can tell it from a real crash.
 FAULT_EXIT_CODE = 70
 
+# The database itself is unavailable (connection lost, server gone): never the message's fault.
+TRANSIENT_DB_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError)
+
 
 class PoisonMessage(Exception):
     """The message can never be applied; it belongs in the dead-letter topic."""
+
+
+class Outcome(enum.Enum):
+    APPLIED = "applied"  # the handler ran and the inbox row was written
+    SKIPPED = "skipped"  # applied before, a duplicate earlier in the batch, or not our event type
+    FAILED = "failed"  # the handler raised: rolled back to its savepoint, not marked handled
+    DEFERRED = "deferred"  # not tried: an earlier event with the same key failed in this batch
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    error: Exception | None = None
+
+
+_SKIPPED = Result(Outcome.SKIPPED)
+_APPLIED = Result(Outcome.APPLIED)
+_DEFERRED = Result(Outcome.DEFERRED)
 
 
 class EventConsumer:
@@ -52,8 +85,11 @@ class EventConsumer:
         producer_factory: Callable[[], Any],
         dead_letter_topic: str,
         max_attempts: int = 3,
+        batch_size: int = 1,
         fault_injection: str = "",
     ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         self.name = name
         self.handlers = handlers
         self.uow_factory = uow_factory
@@ -62,12 +98,13 @@ class EventConsumer:
         self._producer_factory = producer_factory
         self.dead_letter_topic = dead_letter_topic
         self.max_attempts = max_attempts
+        self.batch_size = batch_size
         self.fault_injection = fault_injection
         self._consumer: Any = None
         self._producer: Any = None
         self._failures: dict[tuple[str, int, int], int] = {}
 
-    # -- applying one event --------------------------------------------------------------
+    # -- applying events -----------------------------------------------------------------
 
     def decode(self, value: bytes, key: bytes | None) -> Event:
         try:
@@ -83,38 +120,95 @@ class EventConsumer:
         return Event.from_envelope(envelope, key=(key or b"").decode(errors="replace"))
 
     def apply(self, event: Event) -> bool:
-        """Apply ``event`` once. Returns False when it was already applied (or is not ours)."""
-        handler = self.handlers.get(event.type)
-        if handler is None:
-            return False  # other services' event types share the topic; not for us
+        """Apply ``event`` once. Returns False when it was already applied (or is not ours).
+
+        A failing handler's exception is raised, as if the event had been applied on its own.
+        """
+        result = self.apply_batch([event])[0]
+        if result.outcome is Outcome.FAILED:
+            assert result.error is not None
+            raise result.error
+        return result.outcome is Outcome.APPLIED
+
+    def apply_batch(self, events: Sequence[Event]) -> list[Result]:
+        """Apply ``events`` in one database transaction; one ``Result`` per event, in order.
+
+        Each event is applied at most once (the inbox, and the same id twice in ``events``), each
+        handler in its own savepoint. A handler's exception is returned in its result, not raised;
+        a database outage is raised, and then nothing of the batch was committed.
+        """
+        results = [_SKIPPED] * len(events)
+        ours = [index for index, event in enumerate(events) if event.type in self.handlers]
+        if not ours:
+            return results  # other services' event types share the topics; not for us
         with self.uow_factory() as uow:
-            if uow.session.get(self.inbox_model, (self.name, event.id)) is not None:
-                log.info("event already applied; skipped", extra={"event_id": event.id})
-                return False
-            handler(uow, event)
-            uow.session.add(
-                self.inbox_model(consumer=self.name, event_id=event.id, event_type=event.type)
-            )
-            try:
-                uow.commit()
-            except sa_exc.IntegrityError:
+            session = uow.session
+            assert session is not None
+            done = self._already_applied(session, {events[index].id for index in ours})
+            failed_keys: set[str] = set()
+            for index in ours:
+                event = events[index]
+                if event.id in done:
+                    log.info("event already applied; skipped", extra={"event_id": event.id})
+                    continue
+                if event.key in failed_keys:
+                    # Applying it now would overtake its subject's earlier, failed event.
+                    results[index] = _DEFERRED
+                    continue
+                results[index] = self._apply_in_savepoint(uow, event)
+                if results[index].outcome is Outcome.FAILED:
+                    failed_keys.add(event.key)
+                else:
+                    done.add(event.id)
+            uow.commit()
+        return results
+
+    def _already_applied(self, session: Session, event_ids: set[str]) -> set[str]:
+        inbox = self.inbox_model
+        query = sa.select(inbox.event_id).where(inbox.consumer == self.name, inbox.event_id.in_(event_ids))
+        return set(session.scalars(query))
+
+    def _apply_in_savepoint(self, uow: UnitOfWork, event: Event) -> Result:
+        session = uow.session
+        assert session is not None
+        # Each event sees the database as its own unit of work would: nothing left in the identity
+        # map by its batch-mates, whose rows a concurrent writer (the release worker, another
+        # consumer) may have changed since. It also keeps a large batch's session small.
+        session.expunge_all()
+        savepoint = session.begin_nested()
+        try:
+            self.handlers[event.type](uow, event)
+            # The handler's outbox events and the inbox row belong to this savepoint: they are
+            # saved with the handler's effect or rolled back with it.
+            uow.write_events()
+            session.add(self.inbox_model(consumer=self.name, event_id=event.id, event_type=event.type))
+            session.flush()  # a constraint violation must surface here, not at the batch commit
+            savepoint.commit()
+        except TRANSIENT_DB_ERRORS:
+            raise  # the whole transaction is lost; the caller rolls back and rewinds the batch
+        except Exception as exc:  # noqa: BLE001 - a handler bug or bad data: this event only
+            savepoint.rollback()
+            uow.discard_events()
+            if isinstance(exc, sa_exc.IntegrityError) and self._already_applied(session, {event.id}):
                 # A concurrent consumer (during a rebalance) applied it first.
-                uow.rollback()
-                if uow.session.get(self.inbox_model, (self.name, event.id)) is not None:
-                    return False
-                raise
-        return True
+                log.info("event already applied; skipped", extra={"event_id": event.id})
+                return _SKIPPED
+            return Result(Outcome.FAILED, exc)
+        return _APPLIED
 
     # -- the loop ------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        log.info("consumer started", extra={"consumer": self.name, "types": sorted(self.handlers)})
+        log.info(
+            "consumer started",
+            extra={"consumer": self.name, "types": sorted(self.handlers), "batch_size": self.batch_size},
+        )
         backoff = 0.5
         while not stop.is_set():
             try:
                 if self._consumer is None:
                     self._consumer = self._consumer_factory()
-                batches = self._consumer.poll(timeout_ms=500)
+                batches = self._consumer.poll(timeout_ms=500, max_records=self.batch_size)
                 self._process_batches(batches, stop)
                 backoff = 0.5
             except _Rewind as rewind:
@@ -130,51 +224,114 @@ class EventConsumer:
         log.info("consumer stopped", extra={"consumer": self.name})
 
     def _process_batches(self, batches: dict[Any, list[Any]], stop: threading.Event) -> None:
-        # The client's position is already past every record poll() returned; if we stop early,
-        # rewind each partition to its first unprocessed record so nothing is skipped.
-        next_offsets = {tp: records[0].offset for tp, records in batches.items() if records}
-        try:
-            for tp, records in batches.items():
-                for record in records:
-                    if stop.is_set():
-                        return
-                    self._process(record)
-                    next_offsets[tp] = record.offset + 1
-                next_offsets.pop(tp, None)
-        except _Rewind:
-            for tp, offset in next_offsets.items():
-                self._consumer.seek(tp, offset)
-            raise
+        """Apply one poll's records as one batch, then commit the offsets it completed."""
+        # The client's position is already past every record poll() returned; whatever is not
+        # completed here must be sought back to, or the next poll would skip it.
+        first_offsets = {tp: records[0].offset for tp, records in batches.items() if records}
+        if not first_offsets:
+            return
+        if stop.is_set():
+            self._seek(first_offsets)
+            return
+        records = [(tp, record) for tp, partition_records in batches.items() for record in partition_records]
 
-    def _process(self, record: Any) -> None:
-        position = (record.topic, record.partition, record.offset)
+        dead: dict[int, str] = {}  # record index -> error, for the dead-letter topic
+        decoded: list[tuple[int, Event]] = []
+        for index, (_, record) in enumerate(records):
+            try:
+                decoded.append((index, self.decode(record.value, record.key)))
+            except PoisonMessage as exc:
+                dead[index] = str(exc)
+
         try:
-            event = self.decode(record.value, record.key)
-            applied = self.apply(event)
-            if applied:
-                log.info("event applied", extra={"event_id": event.id, "event_type": event.type})
-        except PoisonMessage as exc:
-            self._dead_letter(record, str(exc))
-        except (sa_exc.OperationalError, sa_exc.InterfaceError) as exc:
-            # The database is unreachable: not the message's fault. Rewind and retry it.
+            results = self._apply_events([event for _, event in decoded])
+        except TRANSIENT_DB_ERRORS as exc:
+            # Rolled back (or, one-at-a-time, partly committed: the inbox skips those next time).
+            self._seek(first_offsets)
             raise _Rewind(f"{type(exc).__name__}") from exc
-        except Exception as exc:  # noqa: BLE001 - a handler bug or bad data
-            attempts = self._failures.get(position, 0) + 1
-            self._failures[position] = attempts
-            log.exception("handler failed", extra={"attempt": attempts, "offset": record.offset})
-            if attempts < self.max_attempts:
-                raise _Rewind(f"{type(exc).__name__}") from exc
-            self._dead_letter(record, f"{type(exc).__name__}: {exc}")
-        self._failures.pop(position, None)
+
+        # The database commit is done. Decide, per partition, where the next poll must resume.
+        resume: dict[Any, int] = {}
+        retry = False
+        for (index, event), result in zip(decoded, results, strict=True):
+            tp, record = records[index]
+            position = (record.topic, record.partition, record.offset)
+            if result.outcome is Outcome.FAILED:
+                error = result.error
+                attempts = self._failures.get(position, 0) + 1
+                self._failures[position] = attempts
+                log.error(
+                    "handler failed",
+                    exc_info=error,
+                    extra={"attempt": attempts, "offset": record.offset, "event_id": event.id},
+                )
+                if attempts < self.max_attempts:
+                    resume[tp] = min(resume.get(tp, record.offset), record.offset)
+                    retry = True
+                else:
+                    dead[index] = f"{type(error).__name__}: {error}"
+            elif result.outcome is Outcome.DEFERRED:
+                resume[tp] = min(resume.get(tp, record.offset), record.offset)
+            else:
+                self._failures.pop(position, None)
+                if result.outcome is Outcome.APPLIED:
+                    log.info("event applied", extra={"event_id": event.id, "event_type": event.type})
+
+        # Dead-letter only what lies before its partition's resume point: a later message comes
+        # back with the redelivery and is judged again then (no duplicate dead letters).
+        for index in sorted(dead):
+            tp, record = records[index]
+            if record.offset < resume.get(tp, record.offset + 1):
+                self._dead_letter(record, dead[index])
+                self._failures.pop((record.topic, record.partition, record.offset), None)
+
         if self.fault_injection == "crash_after_db_commit":
             # Test-only: die between the database commit and the offset commit.
             os._exit(FAULT_EXIT_CODE)
-        self._commit_offset(record)
+        completed = {
+            tp: resume.get(tp, partition_records[-1].offset + 1)
+            for tp, partition_records in batches.items()
+            if partition_records
+        }
+        self._commit_offsets({tp: offset for tp, offset in completed.items() if offset > first_offsets[tp]})
+        self._seek(resume)
+        if retry:
+            raise _Rewind("handler failed; retrying")
 
-    def _commit_offset(self, record: Any) -> None:
-        self._consumer.commit(
-            {TopicPartition(record.topic, record.partition): OffsetAndMetadata(record.offset + 1, "", -1)}
-        )
+    def _apply_events(self, events: list[Event]) -> list[Result]:
+        """``apply_batch``; if the batch fails as a whole (not in a handler), one event at a time.
+
+        A failure outside every savepoint (the commit itself, a handler that broke its savepoint)
+        cannot be pinned on one message; applied alone, it can, and then it is retried and
+        dead-lettered like any failing handler instead of blocking the batch forever.
+        """
+        try:
+            return self.apply_batch(events)
+        except TRANSIENT_DB_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            if len(events) == 1:
+                return [Result(Outcome.FAILED, exc)]
+            log.exception("batch failed as a whole; applying its events one at a time")
+        results: list[Result] = []
+        failed_keys: set[str] = set()
+        for event in events:
+            if event.key in failed_keys:
+                results.append(_DEFERRED)
+                continue
+            result = self._apply_events([event])[0]
+            if result.outcome is Outcome.FAILED:
+                failed_keys.add(event.key)
+            results.append(result)
+        return results
+
+    def _seek(self, offsets: dict[Any, int]) -> None:
+        for tp, offset in offsets.items():
+            self._consumer.seek(tp, offset)
+
+    def _commit_offsets(self, offsets: dict[Any, int]) -> None:
+        if offsets:
+            self._consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()})
 
     def _dead_letter(self, record: Any, error: str) -> None:
         if self._producer is None:
@@ -206,4 +363,4 @@ class EventConsumer:
 
 
 class _Rewind(Exception):
-    """Internal: stop this poll batch; the partition was rewound to the failed message."""
+    """Internal: back off before the next poll; the partitions were rewound to what must be redone."""

@@ -45,8 +45,12 @@ class Stack:
             "BROKER_PORT": str(self.ports["broker"]),
             "BANK_SANDBOX_PORT": str(self.ports["bank_sandbox"]),
             "BANK_SANDBOX_CALLBACK_DELAY_SECONDS": "0.3",
+            "ACCOUNTS_PENDING_HOLD_SECONDS": "1",
+            "ACCOUNTS_WORKER_INTERVAL_SECONDS": "0.5",
             "ONBOARDING_BANK_PARTNER_URL": f"http://127.0.0.1:{self.ports['bank_sandbox']}",
             "ONBOARDING_PUBLIC_URL": self.urls["onboarding"],
+            "ACCOUNTS_BANK_PARTNER_URL": f"http://127.0.0.1:{self.ports['bank_sandbox']}",
+            "ACCOUNTS_PUBLIC_URL": self.urls["accounts"],
             "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.ports['broker']}",
             "JWKS_URL": f"{self.urls['onboarding']}/.well-known/jwks.json",
             "CONSUMER_SESSION_TIMEOUT_MS": "6000",
@@ -57,6 +61,7 @@ class Stack:
         }
         self.commands = procfile_commands()
         self.processes: dict[str, subprocess.Popen] = {}
+        self.started_at: dict[str, float] = {}
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -77,7 +82,15 @@ class Stack:
             start_new_session=True,
         )
         self.processes[name] = process
+        self.started_at[name] = time.monotonic()
         return process
+
+    def wait_started(self, name: str, seconds: float = 8.0) -> None:
+        """Give a just-started process time to finish booting (imports, signal handlers): a
+        SIGTERM that lands during Python's start-up kills it before it can shut down cleanly."""
+        remaining = self.started_at[name] + seconds - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
 
     def start_all(self) -> None:
         for name in self.commands:

@@ -99,4 +99,5 @@ def test_broker_outage_loses_nothing(stack):
 
 def test_every_process_stops_cleanly_on_sigterm(stack):
     for name in ("payments_consumer", "onboarding_relay", "payments"):
+        stack.wait_started(name)
         assert stack.stop(name, signal.SIGTERM) == 0, stack.log(name)[-1500:]

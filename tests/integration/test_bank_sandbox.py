@@ -16,7 +16,8 @@ import pytest
 from sandbox.bank.account_openings import OpeningRequest, refusal_reason
 from sandbox.bank.app import create_app, stop_background_work
 from sandbox.bank.config import SandboxBankConfig
-from services.onboarding.domain.banking import PARTNER_BANK_CODES, parse_rib
+from sandbox.bank.transfers import TransferRequest, failure_code
+from services.onboarding.domain.banking import PARTNER_BANK_CODES, make_rib, parse_rib
 from shared.config import ConfigError
 from shared.signatures import verify
 
@@ -453,3 +454,131 @@ class TestConfig:
     def test_secrets_stay_out_of_repr(self):
         text = repr(sandbox_config())
         assert API_KEY not in text and CALLBACK_SECRET not in text
+
+
+# --- transfers (payouts) -------------------------------------------------------------------------
+
+PAID_RIB = make_rib("007", "780", "0000001234567890")
+
+
+def with_wrong_key(rib: str) -> str:
+    return rib[:22] + f"{(int(rib[22:]) + 1) % 100:02d}"
+
+
+def transfer_body(receiver: CallbackReceiver, **fields: Any) -> dict[str, Any]:
+    body = {
+        "reference": f"po_{next(_references)}",
+        "rib": PAID_RIB,
+        "holder_name": "Fatima Zahra El Amrani",
+        "amount": 125_000,
+        "currency": "MAD",
+        "callback_url": receiver.url,
+    }
+    body.update(fields)
+    return body
+
+
+def send_transfer(client, receiver: CallbackReceiver, **fields: Any):
+    return client.post("/v1/transfers", json=transfer_body(receiver, **fields), headers=AUTH)
+
+
+class TestTransfers:
+    def test_a_transfer_is_accepted_as_pending_without_echoing_the_rib(self, bank, receiver):
+        response = send_transfer(bank, receiver, reference="po_pending")
+        assert response.status_code == 202
+        body = response.get_json()
+        assert body["id"].startswith("trf_")
+        assert (body["reference"], body["status"], body["amount"], body["currency"]) == (
+            "po_pending", "pending", 125_000, "MAD")
+        assert body["rib_last4"] == PAID_RIB[-4:] and "rib" not in body
+
+    def test_a_valid_rib_is_paid_and_the_signed_callback_says_so(self, make_sandbox, receiver):
+        bank = make_sandbox(callback_delay_seconds=0.2)
+        created = send_transfer(bank, receiver, reference="po_paid").get_json()
+        delivery = receiver.wait_for(1)[0]
+        verify(CALLBACK_SECRET, delivery.headers["Bank-Signature"], delivery.body)
+        event = delivery.event
+        assert event["type"] == "transfer.paid"
+        assert event["data"] == {"transfer_id": created["id"], "reference": "po_paid", "status": "paid",
+                                 "amount": 125_000, "currency": "MAD"}
+        state = bank.get(f"/v1/transfers/{created['id']}", headers=AUTH).get_json()
+        assert (state["status"], "failure_code" in state, "settled" in state) == ("paid", False, True)
+
+    @pytest.mark.parametrize(
+        ("rib", "code"),
+        [
+            (make_rib("007", "780", "0000000000000001"), "account_closed"),
+            (make_rib("145", "001", "1234567890120002"), "name_mismatch"),
+            (make_rib("230", "780", "0000000000000003"), "bank_unavailable"),
+            (with_wrong_key(PAID_RIB), "invalid_rib"),
+            (make_rib("999", "780", "0000001234567890"), "invalid_rib"),  # no such bank
+            # Both a wrong key and a closed account: the first rule wins.
+            (with_wrong_key(make_rib("007", "780", "0000000000000001")), "invalid_rib"),
+        ],
+    )
+    def test_the_test_ribs_fail_the_transfer_with_their_code(self, bank, receiver, rib, code):
+        created = send_transfer(bank, receiver, rib=rib).get_json()
+        event = receiver.wait_for(1)[0].event
+        assert event["type"] == "transfer.failed"
+        assert (event["data"]["status"], event["data"]["failure_code"]) == ("failed", code)
+        state = bank.get(f"/v1/transfers/{created['id']}", headers=AUTH).get_json()
+        assert (state["status"], state["failure_code"]) == ("failed", code)
+
+    @pytest.mark.parametrize(
+        ("account_number", "code"),
+        [("0000000000000001", "account_closed"), ("0000000000000002", "name_mismatch"),
+         ("0000000000000003", "bank_unavailable"), ("0000000000000004", None), ("0000000000010000", None),
+         ("0001000000000000", None)],
+    )
+    def test_rules(self, account_number, code):
+        rib = make_rib("007", "780", account_number)
+        assert failure_code(TransferRequest("po_1", rib, "A B", 100, "MAD", "http://x")) == code
+
+    def test_the_same_reference_returns_the_same_transfer_and_one_callback(self, make_sandbox, receiver):
+        bank = make_sandbox(duplicate_callbacks=False)
+        body = transfer_body(receiver, reference="po_same")
+        first = bank.post("/v1/transfers", json=body, headers=AUTH)
+        again = bank.post("/v1/transfers", json=body, headers=AUTH)
+        assert (first.status_code, again.status_code) == (202, 200)
+        assert again.get_json()["id"] == first.get_json()["id"]
+        receiver.wait_for(1)
+        stop_background_work(bank.application)
+        assert len(receiver.deliveries) == 1
+
+    def test_the_same_reference_with_another_amount_is_a_conflict(self, bank, receiver):
+        send_transfer(bank, receiver, reference="po_x")
+        response = send_transfer(bank, receiver, reference="po_x", amount=1)
+        assert response.status_code == 409
+        assert response.get_json()["code"] == "reference_conflict"
+
+    @pytest.mark.parametrize(
+        ("fields", "code", "param"),
+        [
+            ({"reference": None}, "missing_field", "reference"),
+            ({"rib": "12345"}, "invalid_field", "rib"),
+            ({"rib": "٠" * 24}, "invalid_field", "rib"),  # Arabic-Indic digits are not a RIB
+            ({"holder_name": " "}, "invalid_field", "holder_name"),
+            ({"amount": None}, "missing_field", "amount"),
+            ({"amount": 0}, "invalid_field", "amount"),
+            ({"amount": 12.5}, "invalid_field", "amount"),
+            ({"amount": True}, "invalid_field", "amount"),
+            ({"amount": "100"}, "invalid_field", "amount"),
+            ({"currency": "EUR"}, "unsupported_currency", "currency"),
+            ({"callback_url": "/relative"}, "invalid_field", "callback_url"),
+        ],
+    )
+    def test_invalid_fields_are_422_and_nothing_is_sent(self, bank, receiver, fields, code, param):
+        body = {name: value for name, value in transfer_body(receiver, **fields).items() if value is not None}
+        response = bank.post("/v1/transfers", json=body, headers=AUTH)
+        assert response.status_code == 422
+        assert (response.get_json()["code"], response.get_json()["param"]) == (code, param)
+        stop_background_work(bank.application)
+        assert receiver.requests_seen == 0
+
+    def test_transfers_need_the_api_key(self, bank, receiver):
+        assert bank.post("/v1/transfers", json=transfer_body(receiver)).status_code == 401
+        assert bank.get("/v1/transfers/trf_any").status_code == 401
+
+    def test_an_unknown_transfer_is_404(self, bank):
+        response = bank.get("/v1/transfers/trf_doesnotexist", headers=AUTH)
+        assert (response.status_code, response.get_json()["code"]) == (404, "not_found")

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from services.accounts.domain.ledger import Line, UnbalancedEntry, check_balanced
+from shared.config import ConfigError, ServiceConfig
 from shared.events import EventSchemaError, make_event, validate_event
 from shared.events.consumer import EventConsumer, PoisonMessage
 from shared.events.schemas import known_event_types
@@ -91,6 +92,24 @@ class TestConsumerDecoding:
         with pytest.raises(PoisonMessage):
             self.consumer().decode(json.dumps(envelope).encode(), b"k")
         assert self.consumer().decode(event.to_bytes(), b"k").id == event.id
+
+
+class TestConsumerBatchSize:
+    def test_read_from_the_environment_with_the_service_prefix_first(self):
+        environ = {"CONSUMER_BATCH_SIZE": "50", "ACCOUNTS_CONSUMER_BATCH_SIZE": "500"}
+        assert ServiceConfig.from_env("accounts", environ).consumer_batch_size == 500
+        assert ServiceConfig.from_env("payments", environ).consumer_batch_size == 50
+        assert ServiceConfig.from_env("payments", {}).consumer_batch_size == 200
+
+    def test_at_least_one(self):
+        with pytest.raises(ConfigError):
+            ServiceConfig.from_env("payments", {"CONSUMER_BATCH_SIZE": "0"})
+        with pytest.raises(ValueError):
+            EventConsumer(
+                name="test", handlers={}, uow_factory=lambda: None, inbox_model=None,
+                consumer_factory=lambda: None, producer_factory=lambda: None,
+                dead_letter_topic="test.dead-letter", batch_size=0,
+            )
 
 
 class TestLedgerRule:

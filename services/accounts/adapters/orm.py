@@ -1,4 +1,4 @@
-"""Accounts' tables: ledger accounts, immutable journal entries and lines, artisan projections."""
+"""Accounts' tables: ledger accounts, immutable journal entries and lines, artisan projections, payouts."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.accounts.domain.payouts import rib_last4
 from shared.db import UTCDateTime, utcnow
 from shared.events.outbox import InboxMixin, OutboxMixin
 from shared.idempotency import IdempotencyKeyMixin
+from shared.money import Money
 
 
 class Base(DeclarativeBase):
@@ -149,6 +151,67 @@ class PayoutDestination(Base):
     holder_name: Mapped[str] = mapped_column(sa.String(200))
     is_default: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     linked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Payout(Base):
+    """Money paid from an artisan's available balance to one of their bank accounts.
+
+    The destination is copied when the payout is created, so changing the artisan's accounts later
+    never redirects a payout already on its way. States: services/accounts/domain/payouts.py.
+    """
+
+    __tablename__ = "payouts"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    artisan_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    status: Mapped[str] = mapped_column(sa.String(12), index=True)
+    bank_account_id: Mapped[str] = mapped_column(sa.String(40))
+    rib: Mapped[str] = mapped_column(sa.String(24))
+    holder_name: Mapped[str] = mapped_column(sa.String(200))
+    bank_code: Mapped[str] = mapped_column(sa.String(3))  # the artisan's bank
+    # The bank partner that executes the transfer (its callbacks settle the payout), and the bank
+    # holding the client funds the money leaves from (credited when the payout is paid).
+    partner_bank: Mapped[str] = mapped_column(sa.String(40))
+    source_bank_code: Mapped[str] = mapped_column(sa.String(3))
+    partner_reference: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    failure_code: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    description: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    source: Mapped[str] = mapped_column(sa.String(10))  # api | schedule
+    # Set on automatic payouts: one per artisan and schedule window, enforced by the database.
+    schedule_key: Mapped[str | None] = mapped_column(sa.String(120), unique=True, nullable=True)
+    requested_by: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    @property
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+    @property
+    def rib_last4(self) -> str:
+        return rib_last4(self.rib)
+
+
+class PayoutSchedule(Base):
+    """An artisan's choice of automatic payouts; no row means ``manual``."""
+
+    __tablename__ = "payout_schedules"
+
+    artisan_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    interval: Mapped[str] = mapped_column(sa.String(10), index=True)  # manual | daily | weekly | threshold
+    threshold_amount: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    updated_by: Mapped[str] = mapped_column(sa.String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def threshold(self) -> Money | None:
+        return None if self.threshold_amount is None else Money(self.threshold_amount, self.currency)
 
 
 class OutboxMessage(OutboxMixin, Base):

@@ -50,7 +50,11 @@ def account_for(session: Session, ref: AccountRef, currency: str, *, lock: bool 
         LedgerAccount.kind == ref.kind,
         LedgerAccount.currency == currency,
     )
-    account = session.scalar(query.with_for_update() if lock else query)
+    if lock:
+        # populate_existing: an account the caller read earlier in this session would otherwise keep
+        # the balance it had then, and post() would check the rules against (and add to) a stale one.
+        query = query.with_for_update().execution_options(populate_existing=True)
+    account = session.scalar(query)
     if account is None:
         account = LedgerAccount(
             id=new_id("acct"),
@@ -68,7 +72,7 @@ def account_for(session: Session, ref: AccountRef, currency: str, *, lock: bool 
             with session.begin_nested():
                 session.add(account)
         except sa.exc.IntegrityError:
-            account = session.scalar(query.with_for_update() if lock else query)
+            account = session.scalar(query)
     return account
 
 

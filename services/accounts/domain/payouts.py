@@ -1,0 +1,79 @@
+"""Payouts: their states, the bank's failure codes, and automatic payout schedules.
+
+A payout only ever moves forward:
+
+    pending ──> in_transit ──> paid
+                          └──> failed
+
+``pending``: saved with its ledger entry, the bank has not accepted it yet. ``in_transit``: the bank
+has it. ``paid`` and ``failed`` are final. Answers from the bank (callbacks, polls, replies to a
+submission) may arrive twice or out of order; one that would move a payout backwards or sideways is
+ignored, so a late ``pending`` never undoes a ``paid``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+
+
+class PayoutStatus(enum.StrEnum):
+    PENDING = "pending"
+    IN_TRANSIT = "in_transit"
+    PAID = "paid"
+    FAILED = "failed"
+
+
+_STAGE = {PayoutStatus.PENDING: 0, PayoutStatus.IN_TRANSIT: 1, PayoutStatus.PAID: 2, PayoutStatus.FAILED: 2}
+
+# What the bank's transfer statuses mean for a payout.
+STATUS_FROM_BANK = {
+    "pending": PayoutStatus.IN_TRANSIT,
+    "paid": PayoutStatus.PAID,
+    "failed": PayoutStatus.FAILED,
+}
+
+FAILURE_CODES = ("account_closed", "invalid_rib", "name_mismatch", "bank_unavailable")
+# A code the bank invents later is recorded as this one (and logged), so the API keeps its contract.
+FALLBACK_FAILURE_CODE = "bank_unavailable"
+
+
+def advances(current: str, target: str) -> bool:
+    """Whether moving from ``current`` to ``target`` is a step forward (never out of a final state)."""
+    return _STAGE[PayoutStatus(target)] > _STAGE[PayoutStatus(current)]
+
+
+def rib_last4(rib: str) -> str:
+    """All of a RIB that leaves the service in events and API answers."""
+    return rib[-4:]
+
+
+class ScheduleInterval(enum.StrEnum):
+    MANUAL = "manual"  # only payouts someone asks for
+    DAILY = "daily"  # the whole available balance, once per UTC day
+    WEEKLY = "weekly"  # the whole available balance, once per ISO week (Monday to Sunday, UTC)
+    THRESHOLD = "threshold"  # the whole available balance once it reaches the threshold, at most daily
+
+
+def schedule_window(interval: str, now: dt.datetime) -> str:
+    """The window an automatic payout belongs to: at most one payout per artisan and window."""
+    day = now.astimezone(dt.UTC).date()
+    if interval == ScheduleInterval.WEEKLY:
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    if interval in (ScheduleInterval.DAILY, ScheduleInterval.THRESHOLD):
+        return day.isoformat()
+    raise ValueError(f"no window for interval {interval!r}")
+
+
+def schedule_key(artisan_id: str, interval: str, now: dt.datetime) -> str:
+    """Deterministic, so two worker passes (or two workers) in one window create one payout."""
+    return f"auto:{artisan_id}:{interval}:{schedule_window(interval, now)}"
+
+
+def schedule_is_due(interval: str, available: int, threshold: int | None) -> bool:
+    if interval == ScheduleInterval.MANUAL or available <= 0:
+        return False
+    if interval == ScheduleInterval.THRESHOLD:
+        return threshold is not None and available >= threshold
+    return True

@@ -1,0 +1,329 @@
+"""Reading the ledger: artisan statements, journal entries, the integrity check and ledger cases.
+
+Nothing here writes; money moves only through ``posting.post``. Reads that combine several
+queries (an opening balance and the page after it, the integrity checks and their counts) run in
+one snapshot on PostgreSQL, so a posting committed meanwhile cannot make them disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount, LedgerCase
+from services.accounts.domain.ledger import shown_balance
+from services.accounts.service_layer.ledger import check_artisan_visible
+from shared.auth import Principal
+from shared.db import UnitOfWork, is_postgres, utcnow
+from shared.errors import NotFound, ValidationFailed
+from shared.pagination import Page, paginate
+
+# A statement cursor is a journal line id (a positive BIGINT); longer digit strings cannot be one.
+_LINE_CURSOR = re.compile(r"^[0-9]{1,18}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeRange:
+    """Entries posted at or after ``start`` and before ``end`` (either may be open)."""
+
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+
+
+def _one_snapshot(session: Session) -> None:
+    """Make every query of this transaction see the same committed state (PostgreSQL's default,
+    READ COMMITTED, takes a new snapshot per statement). Must run before the first query."""
+    if is_postgres(session):
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
+
+def _money(amount: int, currency: str) -> dict[str, Any]:
+    return {"amount": amount, "currency": currency}
+
+
+# --- artisan statements ---------------------------------------------------------------------------
+
+
+def artisan_statement(
+    uow: UnitOfWork,
+    artisan_id: str,
+    principal: Principal,
+    *,
+    account_kind: str,
+    currency: str,
+    posted: TimeRange,
+    limit: int,
+    starting_after: str | None,
+) -> dict[str, Any]:
+    """One page of an artisan account's lines, oldest first, each with the balance right after it.
+
+    Amounts are the artisan's point of view (money in is positive). The page's opening balance is
+    one SUM over every earlier line of the account; the running balance accumulates from there.
+    """
+    with uow:
+        session = uow.session
+        _one_snapshot(session)
+        check_artisan_visible(session, artisan_id, principal)
+        account = session.scalar(
+            sa.select(LedgerAccount).where(
+                LedgerAccount.owner_type == "artisan",
+                LedgerAccount.owner_id == artisan_id,
+                LedgerAccount.kind == account_kind,
+                LedgerAccount.currency == currency,
+            )
+        )
+        if account is None:
+            raise NotFound(f"No {account_kind} {currency} account for artisan {artisan_id!r} (yet).", param="artisan_id")
+
+        # Lines are ordered by when their entry was posted, then by line id (ties within a
+        # microsecond, and the lines of one entry).
+        position = sa.tuple_(JournalEntry.posted_at, JournalLine.id)
+        of_account = sa.select(JournalLine.id).join(JournalEntry, JournalEntry.id == JournalLine.entry_id).where(
+            JournalLine.account_id == account.id
+        )
+        page_query = of_account.add_columns(
+            JournalLine.amount, JournalEntry.id, JournalEntry.posted_at, JournalEntry.cause,
+            JournalEntry.cause_id, JournalEntry.description,
+        )
+        # Whatever precedes the page: before the range, or up to and including the cursor line.
+        before_page: list[sa.ColumnElement[bool]] = []
+        if posted.start is not None:
+            page_query = page_query.where(JournalEntry.posted_at >= posted.start)
+            before_page.append(JournalEntry.posted_at < posted.start)
+        if posted.end is not None:
+            page_query = page_query.where(JournalEntry.posted_at < posted.end)
+        if starting_after is not None:
+            cursor = _cursor_position(session, account.id, starting_after)
+            page_query = page_query.where(position > cursor)
+            before_page.append(position <= cursor)
+
+        opening_stored = 0
+        if before_page:
+            opening_stored = int(
+                session.scalar(
+                    of_account.with_only_columns(sa.func.coalesce(sa.func.sum(JournalLine.amount), 0)).where(
+                        sa.or_(*before_page)
+                    )
+                )
+            )
+        rows = session.execute(page_query.order_by(JournalEntry.posted_at, JournalLine.id).limit(limit + 1)).all()
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+
+        opening = shown_balance(opening_stored, account.normal_side)
+        running = opening
+        items = []
+        for line_id, stored_amount, entry_id, posted_at, cause, cause_id, description in rows:
+            amount = shown_balance(int(stored_amount), account.normal_side)
+            running += amount
+            items.append(
+                {
+                    "id": str(line_id),
+                    "entry_id": entry_id,
+                    "posted_at": posted_at,
+                    "cause": cause,
+                    "cause_id": cause_id,
+                    "description": description,
+                    "amount": _money(amount, account.currency),
+                    "running_balance": _money(running, account.currency),
+                }
+            )
+        return {
+            "artisan_id": artisan_id,
+            "account": account_kind,
+            "currency": account.currency,
+            "opening_balance": _money(opening, account.currency),
+            "data": items,
+            "has_more": has_more,
+            "next_cursor": items[-1]["id"] if has_more else None,
+        }
+
+
+def _cursor_position(session: Session, account_id: str, cursor: str) -> tuple[dt.datetime, int]:
+    """The (posted_at, line id) of the cursor line, which must be one of this account's lines."""
+    found = None
+    if _LINE_CURSOR.match(cursor):
+        found = session.execute(
+            sa.select(JournalEntry.posted_at, JournalLine.id)
+            .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+            .where(JournalLine.id == int(cursor), JournalLine.account_id == account_id)
+        ).first()
+    if found is None:
+        raise ValidationFailed(
+            "starting_after must be the next_cursor of a previous page of this statement.", param="starting_after"
+        )
+    return found.posted_at, found.id
+
+
+# --- journal entries ------------------------------------------------------------------------------
+
+
+def _entries_with_lines(session: Session, entries: list[JournalEntry]) -> list[dict[str, Any]]:
+    """The entries as dicts, their lines fetched in one query for all of them."""
+    lines_by_entry: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    if entries:
+        rows = session.execute(
+            sa.select(
+                JournalLine.entry_id, JournalLine.account_id, LedgerAccount.owner_type, LedgerAccount.owner_id,
+                LedgerAccount.kind, JournalLine.amount, JournalLine.currency,
+            )
+            .join(LedgerAccount, LedgerAccount.id == JournalLine.account_id)
+            .where(JournalLine.entry_id.in_([entry.id for entry in entries]))
+            .order_by(JournalLine.id)
+        ).all()
+        for entry_id, account_id, owner_type, owner_id, kind, amount, currency in rows:
+            lines_by_entry[entry_id].append(
+                {
+                    "account_id": account_id,
+                    "owner_type": owner_type,
+                    "owner_id": owner_id,
+                    "kind": kind,
+                    "amount": int(amount),
+                    "currency": currency,
+                }
+            )
+    return [
+        {
+            "id": entry.id,
+            "cause": entry.cause,
+            "cause_id": entry.cause_id,
+            "cause_event_id": entry.cause_event_id,
+            "posting_key": entry.posting_key,
+            "artisan_id": entry.artisan_id,
+            "description": entry.description,
+            "posted_at": entry.posted_at,
+            "lines": lines_by_entry[entry.id],
+        }
+        for entry in entries
+    ]
+
+
+def list_journal_entries(
+    uow: UnitOfWork,
+    *,
+    cause: str | None,
+    artisan_id: str | None,
+    posted: TimeRange,
+    limit: int,
+    starting_after: str | None,
+) -> Page:
+    query = sa.select(JournalEntry)
+    if cause:
+        query = query.where(JournalEntry.cause == cause)
+    if artisan_id:
+        query = query.where(JournalEntry.artisan_id == artisan_id)
+    if posted.start is not None:
+        query = query.where(JournalEntry.posted_at >= posted.start)
+    if posted.end is not None:
+        query = query.where(JournalEntry.posted_at < posted.end)
+    with uow:
+        page = paginate(uow.session, query, JournalEntry.id, limit=limit, starting_after=starting_after)
+        page.data = _entries_with_lines(uow.session, page.data)
+        return page
+
+
+def get_journal_entry(uow: UnitOfWork, entry_id: str) -> dict[str, Any]:
+    with uow:
+        entry = uow.session.get(JournalEntry, entry_id)
+        if entry is None:
+            raise NotFound(f"No journal entry {entry_id!r}.", param="entry_id")
+        [found] = _entries_with_lines(uow.session, [entry])
+        return found
+
+
+# --- integrity ------------------------------------------------------------------------------------
+
+
+def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
+    """Recompute the ledger's invariants from the lines, with aggregate queries only.
+
+    lines_sum_to_zero              Σ of all lines is 0, per currency
+    stored_balance_matches_lines   every account's stored balance is Σ of its lines
+    artisan_balance_not_negative   no artisan account holds less than 0 (from its lines; expected
+                                   is the lowest allowed balance)
+    entry_balanced                 every entry's lines sum to 0, per currency
+    entry_has_two_lines            every entry has at least two lines
+    """
+    differences: list[dict[str, Any]] = []
+    with uow:
+        session = uow.session
+        _one_snapshot(session)
+
+        total = sa.func.sum(JournalLine.amount)
+        for currency, actual in session.execute(
+            sa.select(JournalLine.currency, total).group_by(JournalLine.currency).having(total != 0)
+        ):
+            differences.append({"check": "lines_sum_to_zero", "currency": currency, "expected": 0, "actual": int(actual)})
+
+        per_account = (
+            sa.select(JournalLine.account_id, total.label("total")).group_by(JournalLine.account_id).subquery()
+        )
+        from_lines = sa.func.coalesce(per_account.c.total, 0)
+        shown_from_lines = sa.case((LedgerAccount.normal_side == "debit", from_lines), else_=-from_lines)
+        is_negative_artisan = sa.and_(LedgerAccount.owner_type == "artisan", shown_from_lines < 0)
+        # One pass over the per-account sums serves both account checks.
+        suspicious_accounts = session.execute(
+            sa.select(LedgerAccount.id, LedgerAccount.currency, LedgerAccount.balance, from_lines, shown_from_lines,
+                      is_negative_artisan)
+            .outerjoin(per_account, per_account.c.account_id == LedgerAccount.id)
+            .where(sa.or_(LedgerAccount.balance != from_lines, is_negative_artisan))
+            .order_by(LedgerAccount.id)
+        ).all()
+        for account_id, currency, stored, recomputed, shown, negative in suspicious_accounts:
+            if int(stored) != int(recomputed):
+                differences.append({"check": "stored_balance_matches_lines", "account_id": account_id,
+                                    "currency": currency, "expected": int(recomputed), "actual": int(stored)})
+            if negative:
+                differences.append({"check": "artisan_balance_not_negative", "account_id": account_id,
+                                    "currency": currency, "expected": 0, "actual": int(shown)})
+
+        for entry_id, currency, actual in session.execute(
+            sa.select(JournalLine.entry_id, JournalLine.currency, total)
+            .group_by(JournalLine.entry_id, JournalLine.currency)
+            .having(total != 0)
+            .order_by(JournalLine.entry_id)
+        ):
+            differences.append({"check": "entry_balanced", "entry_id": entry_id, "currency": currency,
+                                "expected": 0, "actual": int(actual)})
+
+        line_count = sa.func.count(JournalLine.id)
+        for entry_id, count in session.execute(
+            sa.select(JournalEntry.id, line_count)
+            .outerjoin(JournalLine, JournalLine.entry_id == JournalEntry.id)
+            .group_by(JournalEntry.id)
+            .having(line_count < 2)
+            .order_by(JournalEntry.id)
+        ):
+            differences.append({"check": "entry_has_two_lines", "entry_id": entry_id, "expected": 2,
+                                "actual": int(count)})
+
+        accounts_checked = session.scalar(sa.select(sa.func.count()).select_from(LedgerAccount))
+        entries_checked = session.scalar(sa.select(sa.func.count()).select_from(JournalEntry))
+    return {
+        "ok": not differences,
+        "checked_at": utcnow(),
+        "accounts_checked": accounts_checked,
+        "entries_checked": entries_checked,
+        "differences": differences,
+    }
+
+
+# --- ledger cases ---------------------------------------------------------------------------------
+
+
+def list_cases(
+    uow: UnitOfWork, *, status: str | None, artisan_id: str | None, limit: int, starting_after: str | None
+) -> Page:
+    query = sa.select(LedgerCase)
+    if status:
+        query = query.where(LedgerCase.status == status)
+    if artisan_id:
+        query = query.where(LedgerCase.artisan_id == artisan_id)
+    with uow:
+        return paginate(uow.session, query, LedgerCase.id, limit=limit, starting_after=starting_after)

@@ -1,0 +1,73 @@
+"""Money through the running processes: a payment's success (as payments announces it on
+payments.events) lands in the artisan's pending balance, is released to available after the
+hold, and is paid out to the artisan's bank account through the bank sandbox."""
+
+from __future__ import annotations
+
+import pytest
+from kafka import KafkaProducer
+
+from tests.e2e.test_kyc_path import Client
+from tests.ledger_support import payment_succeeded
+from tests.support import artisan_body, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def publish(stack, event) -> None:
+    """What payments' relay does: the event on payments.events, keyed by the artisan."""
+    producer = KafkaProducer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP_SERVERS"], acks="all")
+    producer.send("payments.events", key=event.key.encode(), value=event.to_bytes()).get(timeout=10)
+    producer.close()
+
+
+def ready_artisan(stack, marketplace: Client) -> str:
+    """Registered, verified to tier 1 (cap 200 MAD) and with a linked bank account."""
+    from tests.e2e.test_kyc_path import last_sms_code
+
+    body = artisan_body(full_name="Amina Tazi")
+    artisan = marketplace.call("POST", "onboarding", "/v1/artisans", idempotent=True, json=body).json()
+    base = f"/v1/artisans/{artisan['id']}"
+    marketplace.call("POST", "onboarding", f"{base}/phone-verification", idempotent=True)
+    code = last_sms_code(stack, artisan["phone"])
+    assert marketplace.call("POST", "onboarding", f"{base}/phone-verification/confirm", json={"code": code}).ok
+    linked = marketplace.call("POST", "onboarding", f"{base}/bank-accounts", idempotent=True,
+                              json={"mode": "link", "rib": "001810007800020110620318", "holder_name": "Amina Tazi"})
+    assert linked.status_code == 201, linked.text
+    return artisan["id"]
+
+
+def test_payment_to_payout_through_the_running_processes(stack):
+    marketplace = Client(stack, "cli_demo_marketplace", "demo-marketplace-secret")
+    artisan_id = ready_artisan(stack, marketplace)
+
+    def balance() -> dict:
+        response = marketplace.call("GET", "accounts", f"/v1/artisans/{artisan_id}/balance")
+        return response.json() if response.status_code == 200 else {}
+
+    wait_until(lambda: balance().get("kyc_tier") == 1, timeout=30, message="accounts knows tier 1")
+    event = payment_succeeded(artisan_id, 15_000, 1_500, marketplace_id="cli_demo_marketplace")
+    publish(stack, event)
+    # Pending first (the worker releases after ACCOUNTS_PENDING_HOLD_SECONDS=1), then available.
+    wait_until(lambda: balance().get("available", {}).get("amount") == 13_500, timeout=30,
+               message="the payment released to available")
+    assert balance()["pending"] == {"amount": 0, "currency": "MAD"}
+    publish(stack, event)  # redelivered: posted once
+    operator = Client(stack, "cli_demo_operator", "demo-operator-secret")
+    entries = operator.call("GET", "accounts", "/v1/journal-entries", params={"artisan_id": artisan_id}).json()
+    assert [e["cause"] for e in entries["data"]] == ["payment", "release"]
+
+    payout = operator.call("POST", "accounts", "/v1/payouts", idempotent=True,
+                           json={"artisan_id": artisan_id, "amount": 10_000, "currency": "MAD"})
+    assert payout.status_code in (201, 202), payout.text
+    payout_id = payout.json()["id"]
+    wait_until(
+        lambda: operator.call("GET", "accounts", f"/v1/payouts/{payout_id}").json()["status"] == "paid",
+        timeout=30, message="the bank pays the payout",
+    )
+    assert balance()["available"] == {"amount": 3_500, "currency": "MAD"}
+    integrity = operator.call("GET", "accounts", "/v1/ledger/integrity").json()
+    assert integrity["ok"] is True, integrity
+    too_much = operator.call("POST", "accounts", "/v1/payouts", idempotent=True,
+                             json={"artisan_id": artisan_id, "amount": 10_000, "currency": "MAD"})
+    assert too_much.status_code in (409, 422) and too_much.json()["code"] == "insufficient_funds"

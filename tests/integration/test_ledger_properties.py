@@ -1,0 +1,445 @@
+"""Property: payments' money events in any order, each delivered one to three times, with release
+runs in between, leave the ledger sound and every event accounted for.
+
+Hypothesis draws a plan of operations: payments (random amounts and fees, to three tier-3 artisans
+and one tier-1 artisan whose cap they soon reach), partial refunds (never more than was captured
+per payment, together with disputes), disputes opened and then won or lost, and release runs. The
+plan becomes a list of steps, each event repeated one to three times; the list is shuffled and run
+through the real accounts consumer. Then:
+
+- the ledger is sound: Σ lines = 0, every stored balance = Σ of its lines, no artisan below zero,
+  and ``GET /v1/ledger/integrity`` agrees;
+- each posting key is posted once, and every event is either posted exactly once or recorded as
+  exactly one ledger case; redeliveries are dropped by the inbox;
+- what ``money_events.py`` promises for events that arrive early or break a rule:
+  a dispute closed before it was opened is a ``dispute_closed_without_hold`` case, and the later
+  opening keeps the funds in ``disputes_held``; a refund or dispute before its payment is taken
+  from the artisan's available balance and then the marketplace reserve (never a negative
+  artisan); a payment, or a won dispute's return, above the tier cap is a ``tier_cap_exceeded``
+  case; nothing else becomes a case;
+- the bookkeeping agrees with the money: each artisan's pending balance is what their holds still
+  hold, ``disputes_held`` is what open disputes hold, commission and gateway receivables are what
+  the posted events say, and a last release run empties every pending account;
+- each statement's running balance never dips below zero and, page after page, ends at the stored
+  balance.
+
+To add an operation kind (payouts, say): a frozen dataclass whose ``plan(world)`` publishes events
+(``world.publish``) or schedules jobs (``world.schedule``), its strategy in ``FOLLOW_UP``, and its
+invariants in an ``assert_…`` function called by the test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+from collections import Counter
+from collections.abc import Callable
+
+import hypothesis
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.orm import Session
+
+from services.accounts.adapters.orm import DisputeHold, JournalEntry, LedgerAccount, LedgerCase, PendingHold
+from services.accounts.domain.ledger import shown_balance
+from services.accounts.service_layer.money_events import release_due_holds
+from shared.app import ServiceContext
+from shared.auth.scopes import Role
+from shared.db import utcnow
+from shared.events import Event
+from tests.conftest import empty_database
+from tests.integration.test_ledger_postings import assert_ledger_sound
+from tests.ledger_support import (
+    CAPS,
+    MARKETPLACE,
+    LedgerDriver,
+    dispute_closed,
+    dispute_opened,
+    payment_succeeded,
+    refund_succeeded,
+)
+
+# The tier-1 artisan (cap 200 MAD) runs into its cap; the tier-3 ones (20,000 MAD) never can here.
+ARTISAN_TIERS = (1, 3, 3, 3)
+GATEWAYS = ("m2t", "cmi")
+MAX_PAYMENT = 20_000
+STATEMENT_PAGE = 7  # small, so statements span several pages
+
+
+# --- the world a plan is built in -----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """A step that is not an event: a scheduled job run at its place in the shuffled steps."""
+
+    name: str
+    run: Callable[[ServiceContext], object]
+
+
+def _release_everything_due(context: ServiceContext) -> object:
+    # Far in the future: every hold is past its release time.
+    return release_due_holds(context.uow_factory, now=utcnow() + dt.timedelta(days=3650))
+
+
+RELEASE = Job("release", _release_everything_due)
+
+
+@dataclasses.dataclass
+class PaymentFacts:
+    event: Event
+    # What refunds and disputes may still take from this payment: never more than was captured.
+    budget: int
+
+
+@dataclasses.dataclass
+class DisputeFacts:
+    opened: Event
+    closed: Event | None = None
+
+
+@dataclasses.dataclass
+class World:
+    """What the plan has made happen so far, and the steps it produced (in plan order)."""
+
+    artisans: list[str]
+    payments: list[PaymentFacts] = dataclasses.field(default_factory=list)
+    disputes: list[DisputeFacts] = dataclasses.field(default_factory=list)
+    events: list[Event] = dataclasses.field(default_factory=list)
+    steps: list[Event | Job] = dataclasses.field(default_factory=list)
+
+    def publish(self, event: Event, copies: int) -> None:
+        self.events.append(event)
+        self.steps.extend([event] * copies)
+
+    def schedule(self, job: Job) -> None:
+        self.steps.append(job)
+
+    def payment_with_budget(self, pick: int) -> PaymentFacts | None:
+        candidates = [payment for payment in self.payments if payment.budget > 0]
+        return candidates[pick % len(candidates)] if candidates else None
+
+    def open_dispute(self, pick: int) -> DisputeFacts | None:
+        candidates = [dispute for dispute in self.disputes if dispute.closed is None]
+        return candidates[pick % len(candidates)] if candidates else None
+
+    @staticmethod
+    def take(payment: PaymentFacts, permille: int) -> int:
+        amount = max(1, payment.budget * permille // 1000)
+        payment.budget -= amount
+        return amount
+
+
+# --- operations -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Pay:
+    artisan: int
+    amount: int
+    fee_percent: int
+    gateway: str
+    copies: int
+
+    def plan(self, world: World) -> None:
+        artisan_id = world.artisans[self.artisan % len(world.artisans)]
+        fee = self.amount * self.fee_percent // 100
+        event = payment_succeeded(artisan_id, self.amount, fee, gateway=self.gateway)
+        world.payments.append(PaymentFacts(event, budget=self.amount))
+        world.publish(event, self.copies)
+
+
+@dataclasses.dataclass(frozen=True)
+class Refund:
+    payment: int
+    permille: int  # of what is left to refund
+    copies: int
+
+    def plan(self, world: World) -> None:
+        payment = world.payment_with_budget(self.payment)
+        if payment is None:
+            return
+        data = payment.event.data
+        amount = world.take(payment, self.permille)
+        # The marketplace gives back its commission in proportion, as payments computes it.
+        fee_back = data["application_fee"]["amount"] * amount // data["amount"]["amount"]
+        world.publish(
+            refund_succeeded(data["artisan_id"], data["payment_id"], amount, fee_back, gateway=data["gateway"]),
+            self.copies,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenDispute:
+    payment: int
+    permille: int
+    copies: int
+
+    def plan(self, world: World) -> None:
+        payment = world.payment_with_budget(self.payment)
+        if payment is None:
+            return
+        data = payment.event.data
+        event = dispute_opened(data["artisan_id"], data["payment_id"], world.take(payment, self.permille),
+                               gateway=data["gateway"])
+        world.disputes.append(DisputeFacts(opened=event))
+        world.publish(event, self.copies)
+
+
+@dataclasses.dataclass(frozen=True)
+class CloseDispute:
+    dispute: int
+    won: bool
+    copies: int
+
+    def plan(self, world: World) -> None:
+        dispute = world.open_dispute(self.dispute)
+        if dispute is None:
+            return
+        data = dispute.opened.data
+        dispute.closed = dispute_closed(data["artisan_id"], data["payment_id"], data["dispute_id"],
+                                        data["amount"]["amount"], "won" if self.won else "lost",
+                                        gateway=data["gateway"])
+        world.publish(dispute.closed, self.copies)
+
+
+@dataclasses.dataclass(frozen=True)
+class Release:
+    def plan(self, world: World) -> None:
+        world.schedule(RELEASE)
+
+
+copies = st.integers(min_value=1, max_value=3)
+pick = st.integers(min_value=0, max_value=50)
+permille = st.integers(min_value=1, max_value=1000)
+pays = st.builds(
+    Pay,
+    # Half the payments go to the tier-1 artisan (index 0), so it reaches its cap often.
+    artisan=st.sampled_from([0, 0, *range(len(ARTISAN_TIERS))]),
+    # Hypothesis favours small numbers; half the payments are large, so the tier-1 cap is reached.
+    amount=st.integers(min_value=100, max_value=MAX_PAYMENT) | st.integers(min_value=8_000, max_value=MAX_PAYMENT),
+    # Up to 30% commission, or all of it (nothing for the artisan: no hold).
+    fee_percent=st.integers(min_value=0, max_value=30) | st.just(100),
+    gateway=st.sampled_from(GATEWAYS),
+    copies=copies,
+)
+# What may follow the payments. The order of the plan only decides what exists when an operation
+# is planned (a refund needs its payment); the order of arrival is the shuffle's.
+opens = st.builds(OpenDispute, payment=pick, permille=permille, copies=copies)
+closes = st.builds(CloseDispute, dispute=pick, won=st.booleans(), copies=copies)
+FOLLOW_UP = st.one_of(
+    st.builds(Refund, payment=pick, permille=permille, copies=copies),
+    # Disputes twice: a dispute's paths need an opening and a closing, in either order.
+    opens,
+    closes,
+    opens,
+    closes,
+    st.just(Release()),
+)
+
+
+# How far a step may move from its place in the plan: anywhere (a full shuffle), or a few places.
+# Only some examples are fully shuffled: in those, a chain like payment → dispute opened → dispute
+# won (with no release between) almost never stays in order, and that path needs testing too.
+FULL_SHUFFLE = None
+DISORDER = st.one_of(st.just(FULL_SHUFFLE), st.integers(min_value=1, max_value=6))
+
+
+def shuffled(steps: list[Event | Job], shuffler: random.Random, disorder: int | None) -> list[Event | Job]:
+    steps = list(steps)
+    if disorder is FULL_SHUFFLE:
+        shuffler.shuffle(steps)
+        return steps
+    # Each step's position plus up to ``disorder`` places of random drift: a local shuffle.
+    drift = [position + shuffler.uniform(0, disorder) for position in range(len(steps))]
+    return [step for _, step in sorted(zip(drift, steps, strict=True), key=lambda pair: pair[0])]
+
+
+# --- running --------------------------------------------------------------------------------------
+
+
+def run_steps(ledger: LedgerDriver, steps: list[Event | Job]) -> dict[str, int]:
+    """Run the steps in order; returns each event's first arrival (its position in ``steps``)."""
+    arrival: dict[str, int] = {}
+    for position, step in enumerate(steps):
+        if isinstance(step, Job):
+            step.run(ledger.context)
+            continue
+        applied = ledger.deliver(step)
+        assert applied == (step.id not in arrival), "the inbox applies an event once and drops redeliveries"
+        arrival.setdefault(step.id, position)
+    return arrival
+
+
+# --- invariants -----------------------------------------------------------------------------------
+
+
+def assert_each_event_posted_once_or_a_case(session: Session, world: World) -> set[str]:
+    """Returns the ids of the events that were posted (rather than recorded as cases)."""
+    keys = Counter(session.scalars(sa.select(JournalEntry.posting_key)))
+    assert [key for key, count in keys.items() if count > 1] == []
+    per_cause = Counter(tuple(row) for row in session.execute(sa.select(JournalEntry.cause, JournalEntry.cause_id)))
+    assert all(count == 1 for (cause, _), count in per_cause.items() if cause in ("payment", "refund"))
+    assert all(count <= 2 for (cause, _), count in per_cause.items() if cause == "dispute")  # opened, closed
+
+    entries = Counter(session.scalars(sa.select(JournalEntry.cause_event_id)))
+    cases = Counter(session.scalars(sa.select(LedgerCase.event_id)))
+    for event in world.events:
+        assert (entries[event.id], cases[event.id]) in ((1, 0), (0, 1)), event.type
+    # Releases come from the job, not from an event; every other entry from one of our events.
+    assert set(entries) - {event.id for event in world.events} <= {None}
+    assert set(session.scalars(sa.select(JournalEntry.cause).where(JournalEntry.cause_event_id.is_(None)))) <= {
+        "release"
+    }
+    return {event.id for event in world.events if entries[event.id]}
+
+
+def assert_cases_are_the_documented_ones(session: Session, world: World, arrival: dict[str, int]) -> None:
+    capped_artisan = world.artisans[ARTISAN_TIERS.index(1)]
+    closed_before_opened = {
+        dispute.opened.data["dispute_id"]
+        for dispute in world.disputes
+        if dispute.closed is not None and arrival[dispute.closed.id] < arrival[dispute.opened.id]
+    }
+    won_closes = {dispute.closed.id for dispute in world.disputes
+                  if dispute.closed is not None and dispute.closed.data["outcome"] == "won"}
+    without_hold = set()
+    for case in session.scalars(sa.select(LedgerCase)):
+        if case.kind == "dispute_closed_without_hold":
+            without_hold.add(case.cause_id)
+        elif case.kind == "tier_cap_exceeded":
+            assert case.artisan_id == capped_artisan
+            assert case.cause == "payment" or (case.cause == "dispute" and case.event_id in won_closes)
+        else:
+            raise AssertionError(f"unexpected ledger case {case.kind}: {case.details}")
+    assert without_hold == closed_before_opened
+
+
+def shown(session: Session, owner_type: str, owner_id: str, kind: str) -> int:
+    """An account's balance as people read it, read in ``session``: on SQLite every transaction
+    takes the write lock, so a second session (``LedgerDriver.shown``) would wait for this one."""
+    account = session.scalar(sa.select(LedgerAccount).where(
+        LedgerAccount.owner_type == owner_type, LedgerAccount.owner_id == owner_id, LedgerAccount.kind == kind
+    ))
+    return 0 if account is None else shown_balance(account.balance, account.normal_side)
+
+
+def assert_bookkeeping_matches_the_money(session: Session, world: World, posted: set[str]) -> None:
+    holds = session.scalars(sa.select(PendingHold)).all()
+    for artisan_id, tier in zip(world.artisans, ARTISAN_TIERS, strict=True):
+        pending = shown(session, "artisan", artisan_id, "pending")
+        assert pending == sum(hold.remaining for hold in holds if hold.artisan_id == artisan_id)
+        assert pending + shown(session, "artisan", artisan_id, "available") <= CAPS[tier]
+
+    by_payment = {hold.payment_id: hold for hold in holds}
+    for payment in world.payments:
+        data = payment.event.data
+        hold = by_payment.get(data["payment_id"])
+        net = data["amount"]["amount"] - data["application_fee"]["amount"]
+        expected_held = net if payment.event.id in posted and net > 0 else None
+        assert (hold.held if hold else None) == expected_held
+
+    open_holds = session.scalars(sa.select(DisputeHold).where(DisputeHold.status == "open")).all()
+    assert shown(session, "platform", "platform", "disputes_held") == sum(
+        hold.from_pending + hold.from_available + hold.from_reserve for hold in open_holds
+    )
+
+    commission = 0
+    receivable = Counter()
+    for event in world.events:
+        if event.id not in posted:
+            continue
+        data = event.data
+        if event.type == "payments.payment.succeeded":
+            commission += data["application_fee"]["amount"]
+            receivable[data["gateway"]] += data["amount"]["amount"]
+        elif event.type == "payments.refund.succeeded":
+            commission -= data["application_fee_refunded"]["amount"]
+            receivable[data["gateway"]] -= data["amount"]["amount"]
+        elif event.type == "payments.dispute.closed" and data["outcome"] == "lost":
+            receivable[data["gateway"]] -= data["amount"]["amount"]  # the gateway keeps it
+    assert shown(session, "marketplace", MARKETPLACE, "commission") == commission
+    for gateway in GATEWAYS:
+        assert shown(session, "platform", "platform", f"gateway_receivable:{gateway}") == receivable[gateway]
+
+
+def assert_statements_add_up(client, headers: dict, ledger: LedgerDriver, artisan_id: str) -> None:
+    for account in ("pending", "available"):
+        path, cursor, balance = f"/v1/artisans/{artisan_id}/transactions", None, 0
+        while True:
+            query = {"account": account, "limit": STATEMENT_PAGE, **({"starting_after": cursor} if cursor else {})}
+            response = client.get(path, headers=headers, query_string=query)
+            assert response.status_code == 200, response.get_data(as_text=True)
+            page = response.get_json()
+            assert page["opening_balance"]["amount"] == balance
+            for item in page["data"]:
+                balance += item["amount"]["amount"]
+                assert item["running_balance"]["amount"] == balance >= 0
+            if not page["has_more"]:
+                break
+            cursor = page["next_cursor"]
+        assert balance == ledger.shown("artisan", artisan_id, account)
+
+
+def note_what_happened(ledger: LedgerDriver, world: World, arrival: dict[str, int]) -> None:
+    """Labels for ``--hypothesis-show-statistics``: how often the interesting paths are taken."""
+    payment_arrival = {payment.event.data["payment_id"]: arrival[payment.event.id] for payment in world.payments}
+    for event in world.events:
+        if event.type in ("payments.refund.succeeded", "payments.dispute.opened") and (
+            arrival[event.id] < payment_arrival[event.data["payment_id"]]
+        ):
+            hypothesis.event(f"{event.type} before its payment")
+    with ledger.context.session_factory() as session:
+        for kind in sorted(set(session.scalars(sa.select(LedgerCase.kind)))):
+            hypothesis.event(f"case: {kind}")
+        for status, from_pending in session.execute(sa.select(DisputeHold.status, DisputeHold.from_pending)):
+            if status != "open" and from_pending:
+                hypothesis.event(f"a dispute {status} after holding pending funds")
+    if ledger.shown("marketplace", MARKETPLACE, "reserve") < 0:
+        hypothesis.event("the reserve covered a shortfall")
+
+
+# --- the property ---------------------------------------------------------------------------------
+
+
+# A passing run takes 10-20 s. A failing one spends up to 300 s shrinking (Hypothesis's own limit,
+# equal to the suite's pytest timeout): the longer timeout lets it report the minimal example.
+@pytest.mark.timeout(600)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    payments=st.lists(pays, min_size=4, max_size=12),
+    follow_ups=st.lists(FOLLOW_UP, min_size=6, max_size=30),
+    disorder=DISORDER,
+    shuffler=st.randoms(),
+)
+def test_money_events_in_any_order_keep_the_ledger_sound(
+    accounts_app, database_urls, issue_token, payments, follow_ups, disorder, shuffler: random.Random
+):
+    # The fixtures are set up once for all examples: each example starts from empty tables.
+    empty_database("accounts", database_urls["accounts"])
+    ledger = LedgerDriver(accounts_app)
+    world = World(artisans=[ledger.artisan_at_tier(tier) for tier in ARTISAN_TIERS])
+    for operation in [*payments, *follow_ups]:
+        operation.plan(world)
+    arrival = run_steps(ledger, shuffled(world.steps, shuffler, disorder))
+    note_what_happened(ledger, world, arrival)
+
+    assert_ledger_sound(ledger)
+    with ledger.context.session_factory() as session:
+        posted = assert_each_event_posted_once_or_a_case(session, world)
+        assert_cases_are_the_documented_ones(session, world, arrival)
+        assert_bookkeeping_matches_the_money(session, world, posted)
+
+    client = accounts_app.test_client()
+    operator = {"Authorization": "Bearer " + issue_token(Role.OPERATOR, client_id="cli_test_operator")}
+    report = client.get("/v1/ledger/integrity", headers=operator).get_json()
+    assert (report["ok"], report["differences"]) == (True, [])
+    for artisan_id in world.artisans:
+        assert_statements_add_up(client, operator, ledger, artisan_id)
+
+    RELEASE.run(ledger.context)
+    assert [ledger.shown("artisan", artisan_id, "pending") for artisan_id in world.artisans] == [0] * len(ARTISAN_TIERS)
+    assert_ledger_sound(ledger)
