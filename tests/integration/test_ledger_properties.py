@@ -4,8 +4,8 @@ runs in between, leave the ledger sound and every event accounted for.
 Hypothesis draws a plan of operations: payments (random amounts and fees, to three tier-3 artisans
 and one tier-1 artisan whose cap they soon reach), partial refunds (never more than was captured
 per payment, together with disputes), disputes opened and then won or lost, and release runs. The
-plan becomes a list of steps, each event repeated one to three times; the list is shuffled and run
-through the real accounts consumer. Then:
+plan becomes a list of steps, each event repeated one to three times; the list is shuffled (fully,
+or each step a few places) and run through the real accounts consumer. Then:
 
 - the ledger is sound: Σ lines = 0, every stored balance = Σ of its lines, no artisan below zero,
   and ``GET /v1/ledger/integrity`` agrees;
@@ -219,7 +219,7 @@ pays = st.builds(
     Pay,
     # Half the payments go to the tier-1 artisan (index 0), so it reaches its cap often.
     artisan=st.sampled_from([0, 0, *range(len(ARTISAN_TIERS))]),
-    # Hypothesis favours small numbers; half the payments are large, so the tier-1 cap is reached.
+    # Hypothesis favours small numbers: half the amounts come from the top of the range.
     amount=st.integers(min_value=100, max_value=MAX_PAYMENT) | st.integers(min_value=8_000, max_value=MAX_PAYMENT),
     # Up to 30% commission, or all of it (nothing for the artisan: no hold).
     fee_percent=st.integers(min_value=0, max_value=30) | st.just(100),

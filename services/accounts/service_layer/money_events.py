@@ -28,12 +28,14 @@ from services.accounts.domain.ledger import (
     gateway_receivable,
     marketplace,
     platform,
+    shown_balance,
     split_debit,
 )
 from services.accounts.service_layer.ledger import open_artisan_accounts
 from services.accounts.service_layer.posting import (
     BalanceRuleViolation,
     Posting,
+    account_for,
     already_posted,
     post,
     record_case,
@@ -105,10 +107,15 @@ def make_on_payment_succeeded(currency: str, hold: dt.timedelta) -> Callable[[Un
 def _take_from_artisan(uow: UnitOfWork, hold: PendingHold | None, artisan_id: str, marketplace_id: str,
                        amount: int, currency: str) -> tuple[list[tuple[AccountRef, int]], tuple[int, int, int]]:
     session = uow.session
+    # Lock the artisan's accounts before deciding the split, so a concurrent payout cannot spend
+    # what this split counts on. "available" then "pending" is the same order post() locks in
+    # (artisan accounts sort before marketplace and platform ones), so no deadlock.
+    available = account_for(session, artisan(artisan_id, "available"), currency, lock=True)
+    pending = account_for(session, artisan(artisan_id, "pending"), currency, lock=True)
     remaining = hold.remaining if hold is not None else 0
     # The pending hold can never hold more than the pending account itself.
-    remaining = min(remaining, shown(session, artisan(artisan_id, "pending"), currency))
-    split = split_debit(amount, remaining, shown(session, artisan(artisan_id, "available"), currency))
+    remaining = min(remaining, shown_balance(pending.balance, pending.normal_side))
+    split = split_debit(amount, remaining, shown_balance(available.balance, available.normal_side))
     lines: list[tuple[AccountRef, int]] = [
         (artisan(artisan_id, "pending"), split.from_pending),
         (artisan(artisan_id, "available"), split.from_available),

@@ -254,6 +254,7 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
     with uow:
         session = uow.session
         _one_snapshot(session)
+        checked_at = utcnow()  # the snapshot is taken by the first query, right after
 
         total = sa.func.sum(JournalLine.amount)
         for currency, actual in session.execute(
@@ -307,7 +308,7 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
         entries_checked = session.scalar(sa.select(sa.func.count()).select_from(JournalEntry))
     return {
         "ok": not differences,
-        "checked_at": utcnow(),
+        "checked_at": checked_at,
         "accounts_checked": accounts_checked,
         "entries_checked": entries_checked,
         "differences": differences,
