@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +18,8 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
-from sandbox.bank.callbacks import CallbackSender, new_event
+from sandbox.bank.book import RequestBook
+from sandbox.bank.callbacks import CallbackSender
 from sandbox.bank.config import SandboxBankConfig
 from sandbox.bank.errors import ApiError
 from services.onboarding.domain.banking import PARTNER_BANK_CODES, make_rib
@@ -125,71 +125,32 @@ class AccountOpening:
         return data
 
 
-class AccountOpenings:
-    """The in-memory book of openings. Everything is done under one lock; callers get copies."""
+class AccountOpenings(RequestBook[AccountOpening]):
+    """The in-memory book of openings (see ``RequestBook``); opened accounts get fresh valid RIBs."""
+
+    id_prefix = "aop"
+    event_prefix = "account_opening"
+    noun = "opening"
 
     def __init__(self, config: SandboxBankConfig, callbacks: CallbackSender) -> None:
-        self._config = config
-        self._callbacks = callbacks
-        self._lock = threading.Lock()
-        self._by_id: dict[str, AccountOpening] = {}
-        self._id_by_reference: dict[str, str] = {}
+        super().__init__(config, callbacks)
         self._issued_ribs: set[str] = set()
 
+    def new_item(self, item_id: str, request: OpeningRequest, created: int) -> AccountOpening:
+        return AccountOpening(id=item_id, request=request, created=created)
+
     def open(self, opening_request: OpeningRequest) -> tuple[AccountOpening, bool]:
-        """Record a new opening and schedule its decision; an already-known reference returns its opening.
+        return self.create(opening_request)
 
-        The second value says whether the opening is new.
-        """
-        with self._lock:
-            known_id = self._id_by_reference.get(opening_request.reference)
-            if known_id is not None:
-                known = self._by_id[known_id]
-                if known.request != opening_request:
-                    raise ApiError(
-                        409,
-                        "reference_conflict",
-                        "This reference was already used for an opening with different details.",
-                        param="reference",
-                    )
-                return dataclasses.replace(known), False
-            opening = AccountOpening(
-                id="aop_" + secrets.token_hex(12), request=opening_request, created=int(time.time())
-            )
-            self._by_id[opening.id] = opening
-            self._id_by_reference[opening_request.reference] = opening.id
-            snapshot = dataclasses.replace(opening)
-        self._callbacks.schedule(
-            self._config.callback_delay_seconds, lambda: self.decide_and_notify(snapshot.id)
-        )
-        return snapshot, True
-
-    def get(self, opening_id: str) -> AccountOpening | None:
-        with self._lock:
-            opening = self._by_id.get(opening_id)
-            return None if opening is None else dataclasses.replace(opening)
-
-    def decide_and_notify(self, opening_id: str) -> None:
-        decided = self._decide(opening_id)
-        if decided is None:
-            return
-        event = new_event(f"account_opening.{decided.status}", decided.callback_data())
-        self._callbacks.deliver(decided.request.callback_url, event)
-
-    def _decide(self, opening_id: str) -> AccountOpening | None:
-        with self._lock:
-            opening = self._by_id[opening_id]
-            if opening.status != "pending":
-                return None
-            reason = refusal_reason(opening.request)
-            if reason is None:
-                opening.status = "opened"
-                opening.rib = self._issue_rib(PARTNER_BANK_CODES[opening.request.bank])
-            else:
-                opening.status = "refused"
-                opening.refusal_reason = reason
-            opening.decided = int(time.time())
-            return dataclasses.replace(opening)
+    def decide(self, opening: AccountOpening) -> None:
+        reason = refusal_reason(opening.request)
+        if reason is None:
+            opening.status = "opened"
+            opening.rib = self._issue_rib(PARTNER_BANK_CODES[opening.request.bank])
+        else:
+            opening.status = "refused"
+            opening.refusal_reason = reason
+        opening.decided = int(time.time())
 
     def _issue_rib(self, bank_code: str) -> str:
         # Random digits, but a key computed exactly as a bank does, so Hirfa's RIB checks accept it.

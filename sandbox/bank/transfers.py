@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import secrets
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,7 +31,8 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 
-from sandbox.bank.callbacks import CallbackSender, new_event
+from sandbox.bank.book import RequestBook
+from sandbox.bank.callbacks import CallbackSender
 from sandbox.bank.config import SandboxBankConfig
 from sandbox.bank.errors import ApiError
 from services.onboarding.domain.banking import BankIdentifierError, parse_rib
@@ -149,65 +148,23 @@ class Transfer:
         return data
 
 
-class Transfers:
-    """The in-memory book of transfers. Everything is done under one lock; callers get copies."""
+class Transfers(RequestBook[Transfer]):
+    """The in-memory book of transfers (see ``RequestBook``); the test RIBs decide the outcome."""
 
-    def __init__(self, config: SandboxBankConfig, callbacks: CallbackSender) -> None:
-        self._config = config
-        self._callbacks = callbacks
-        self._lock = threading.Lock()
-        self._by_id: dict[str, Transfer] = {}
-        self._id_by_reference: dict[str, str] = {}
+    id_prefix = "trf"
+    event_prefix = "transfer"
+    noun = "transfer"
+
+    def new_item(self, item_id: str, request: TransferRequest, created: int) -> Transfer:
+        return Transfer(id=item_id, request=request, created=created)
 
     def submit(self, transfer_request: TransferRequest) -> tuple[Transfer, bool]:
-        """Record a new transfer and schedule its settlement; a known reference returns its transfer.
+        return self.create(transfer_request)
 
-        The second value says whether the transfer is new.
-        """
-        with self._lock:
-            known_id = self._id_by_reference.get(transfer_request.reference)
-            if known_id is not None:
-                known = self._by_id[known_id]
-                if known.request != transfer_request:
-                    raise ApiError(
-                        409,
-                        "reference_conflict",
-                        "This reference was already used for a transfer with different details.",
-                        param="reference",
-                    )
-                return dataclasses.replace(known), False
-            transfer = Transfer(
-                id="trf_" + secrets.token_hex(12), request=transfer_request, created=int(time.time())
-            )
-            self._by_id[transfer.id] = transfer
-            self._id_by_reference[transfer_request.reference] = transfer.id
-            snapshot = dataclasses.replace(transfer)
-        self._callbacks.schedule(
-            self._config.callback_delay_seconds, lambda: self.settle_and_notify(snapshot.id)
-        )
-        return snapshot, True
-
-    def get(self, transfer_id: str) -> Transfer | None:
-        with self._lock:
-            transfer = self._by_id.get(transfer_id)
-            return None if transfer is None else dataclasses.replace(transfer)
-
-    def settle_and_notify(self, transfer_id: str) -> None:
-        settled = self._settle(transfer_id)
-        if settled is None:
-            return
-        event = new_event(f"transfer.{settled.status}", settled.callback_data())
-        self._callbacks.deliver(settled.request.callback_url, event)
-
-    def _settle(self, transfer_id: str) -> Transfer | None:
-        with self._lock:
-            transfer = self._by_id[transfer_id]
-            if transfer.status != "pending":
-                return None
-            transfer.failure_code = failure_code(transfer.request)
-            transfer.status = "paid" if transfer.failure_code is None else "failed"
-            transfer.settled = int(time.time())
-            return dataclasses.replace(transfer)
+    def decide(self, transfer: Transfer) -> None:
+        transfer.failure_code = failure_code(transfer.request)
+        transfer.status = "paid" if transfer.failure_code is None else "failed"
+        transfer.settled = int(time.time())
 
 
 def _text_field(payload: dict[str, Any], name: str) -> str:
