@@ -14,6 +14,11 @@ from typing import Any
 from shared.ids import new_id
 
 
+def parse_time(value: str) -> dt.datetime:
+    """An event timestamp (RFC 3339, ``Z`` or an offset) as an aware datetime."""
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 @dataclasses.dataclass(frozen=True)
 class Event:
     id: str

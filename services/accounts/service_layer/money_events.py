@@ -42,13 +42,10 @@ from services.accounts.service_layer.posting import (
     shown,
 )
 from shared.db import UnitOfWork, utcnow
-from shared.events import Event
+from shared.events import Event, parse_time
 
 log = logging.getLogger(__name__)
 
-
-def _time(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _post_or_record(uow: UnitOfWork, posting: Posting) -> bool:
@@ -97,7 +94,7 @@ def make_on_payment_succeeded(currency: str, hold: dt.timedelta) -> Callable[[Un
                     held=net,
                     released=0,
                     taken=0,
-                    release_at=_time(data["succeeded_at"]) + hold,
+                    release_at=parse_time(data["succeeded_at"]) + hold,
                 )
             )
 

@@ -7,7 +7,6 @@ drops an older KYC change that slips past it.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
@@ -20,14 +19,11 @@ from services.accounts.service_layer.ledger import (
     open_artisan_accounts,
 )
 from shared.db import UnitOfWork
-from shared.events import Event
+from shared.events import Event, parse_time
 from shared.events.consumer import Handler
 
 log = logging.getLogger(__name__)
 
-
-def _parse_time(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _get_or_create_limits(
@@ -87,7 +83,7 @@ def on_bank_account_linked(uow: UnitOfWork, event: Event) -> None:
     destination.bank_name = data["bank_name"]
     destination.holder_name = data["holder_name"]
     destination.is_default = data["is_default"]
-    destination.linked_at = _parse_time(data["linked_at"])
+    destination.linked_at = parse_time(data["linked_at"])
     # After the row is complete: the bulk update below flushes the session first.
     if data["is_default"]:
         _clear_other_defaults(uow, data["artisan_id"], keep=data["bank_account_id"])

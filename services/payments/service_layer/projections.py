@@ -7,7 +7,6 @@ drops an older KYC change that slips past it (a replay of a different event id, 
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
@@ -15,15 +14,12 @@ from services.payments.adapters.orm import Payee, PayeeMarketplace
 from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.errors import NotFound
-from shared.events import Event
+from shared.events import Event, parse_time
 
 log = logging.getLogger(__name__)
 
 KYC_ACTIVE = "active"
 
-
-def _event_time(event: Event) -> dt.datetime:
-    return dt.datetime.fromisoformat(event.time.replace("Z", "+00:00"))
 
 
 def _get_or_create_payee(uow: UnitOfWork, event: Event, tier_cap: dict[str, Any]) -> Payee:
@@ -39,7 +35,7 @@ def _get_or_create_payee(uow: UnitOfWork, event: Event, tier_cap: dict[str, Any]
             payout_eligible=False,
             kyc_status=KYC_ACTIVE,
             kyc_version=0,
-            as_of=_event_time(event),
+            as_of=parse_time(event.time),
         )
         uow.session.add(payee)
     return payee
@@ -85,7 +81,7 @@ def on_kyc_tier_changed(uow: UnitOfWork, event: Event) -> None:
     payee.currency = data["tier_cap"]["currency"]
     payee.kyc_status = data["kyc_status"]
     payee.kyc_version = data["kyc_version"]
-    payee.as_of = _event_time(event)
+    payee.as_of = parse_time(event.time)
 
 
 def on_kyc_rejected(uow: UnitOfWork, event: Event) -> None:
@@ -114,7 +110,7 @@ def on_kyc_rejected(uow: UnitOfWork, event: Event) -> None:
         )
         return
     payee.kyc_status = data["kyc_status"]
-    payee.as_of = max(payee.as_of, _event_time(event))
+    payee.as_of = max(payee.as_of, parse_time(event.time))
 
 
 def on_bank_account_linked(uow: UnitOfWork, event: Event) -> None:
