@@ -33,6 +33,9 @@ class Payee(Base):
     kyc_version: Mapped[int] = mapped_column(sa.Integer, default=0)
     # Time of the onboarding event this row reflects.
     as_of: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # What the ledger holds for the artisan (pending + available), fed by accounts' entry events:
+    # with the payments still on their way to the ledger, it is what the tier cap is checked against.
+    ledger_balance: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -41,6 +44,131 @@ class PayeeMarketplace(Base):
 
     artisan_id: Mapped[str] = mapped_column(sa.ForeignKey("payees.artisan_id"), primary_key=True)
     marketplace_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True, index=True)
+
+
+class Payment(Base):
+    """A marketplace's charge of a buyer for an artisan's goods. States: services/payments/domain/payments.py."""
+
+    __tablename__ = "payments"
+    __table_args__ = (sa.UniqueConstraint("gateway", "gateway_reference", name="uq_payments_gateway_reference"),)
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    marketplace_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    artisan_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    application_fee: Mapped[int] = mapped_column(sa.BigInteger)
+    payment_method_type: Mapped[str] = mapped_column(sa.String(20))
+    capture_method: Mapped[str] = mapped_column(sa.String(10))
+    status: Mapped[str] = mapped_column(sa.String(30), index=True)
+    description: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
+    metadata_json: Mapped[str] = mapped_column("metadata", sa.Text, default="{}")
+    order_reference: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    gateway: Mapped[str] = mapped_column(sa.String(20))
+    gateway_reference: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
+    # The gateway's clock on the newest snapshot applied: an older callback never overwrites a newer one.
+    gateway_updated_at: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    amount_captured: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    amount_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # succeeded refunds
+    application_fee_refunded: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    next_action_json: Mapped[str | None] = mapped_column("next_action", sa.Text, nullable=True)
+    failure_code: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    failure_message: Mapped[str | None] = mapped_column(sa.String(300), nullable=True)
+    card_brand: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
+    card_last4: Mapped[str | None] = mapped_column(sa.String(4), nullable=True)
+    card_country: Mapped[str | None] = mapped_column(sa.String(2), nullable=True)
+    wallet_phone_last4: Mapped[str | None] = mapped_column(sa.String(4), nullable=True)
+    return_url: Mapped[str | None] = mapped_column(sa.String(2048), nullable=True)
+    # Set once accounts has posted the payment: until then it counts against the tier cap here.
+    ledger_posted: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When the gateway was last asked or told anything: the recovery job polls payments idle too long.
+    gateway_checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    succeeded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    canceled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class GatewayAttempt(Base):
+    """Append-only: one row per call to a gateway (and per callback), with its raw answer."""
+
+    __tablename__ = "gateway_attempts"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    payment_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    refund_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    gateway: Mapped[str] = mapped_column(sa.String(20))
+    operation: Mapped[str] = mapped_column(sa.String(30))  # authorise, capture, void, refund, poll, callback…
+    idempotency_key: Mapped[str | None] = mapped_column(sa.String(120), nullable=True)
+    amount: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    # ok (an answer), refused (4xx), unknown (timeout, 5xx: the outcome is not known)
+    outcome: Mapped[str] = mapped_column(sa.String(10))
+    raw_status: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    gateway_reference: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(sa.String(60), nullable=True)
+    message: Mapped[str | None] = mapped_column(sa.String(300), nullable=True)
+    duration_ms: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Refund(Base):
+    __tablename__ = "refunds"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(sa.ForeignKey("payments.id"), index=True)
+    marketplace_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    artisan_id: Mapped[str] = mapped_column(sa.String(40))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    application_fee_refunded: Mapped[int] = mapped_column(sa.BigInteger)
+    status: Mapped[str] = mapped_column(sa.String(12), index=True)
+    reason: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    gateway: Mapped[str] = mapped_column(sa.String(20))
+    gateway_reference: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
+    failure_code: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    metadata_json: Mapped[str] = mapped_column("metadata", sa.Text, default="{}")
+    requested_by: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    gateway_checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    succeeded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Dispute(Base):
+    """A buyer's chargeback, opened and closed by the gateway's notifications."""
+
+    __tablename__ = "disputes"
+    __table_args__ = (sa.UniqueConstraint("gateway", "gateway_reference", name="uq_disputes_gateway_reference"),)
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(sa.ForeignKey("payments.id"), index=True)
+    marketplace_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    artisan_id: Mapped[str] = mapped_column(sa.String(40))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    reason: Mapped[str] = mapped_column(sa.String(40))
+    status: Mapped[str] = mapped_column(sa.String(10), index=True)  # open | won | lost
+    gateway: Mapped[str] = mapped_column(sa.String(20))
+    gateway_reference: Mapped[str] = mapped_column(sa.String(100))
+    opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GatewayCallbackReceipt(Base):
+    """Each gateway callback's event id, recorded with its effect: a redelivery changes nothing."""
+
+    __tablename__ = "gateway_callback_receipts"
+
+    gateway: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    event_id: Mapped[str] = mapped_column(sa.String(100), primary_key=True)
+    type: Mapped[str] = mapped_column(sa.String(60))
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class OutboxMessage(OutboxMixin, Base):
