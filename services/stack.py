@@ -96,6 +96,9 @@ def wait_ready(timeout: int, stay: bool) -> None:
         "    bank partner cli_demo_bank        / demo-bank-secret",
         "    compliance   cli_demo_compliance  / demo-compliance-secret",
         "",
+        f"  Sandboxes: M2T gateway http://{host}:{os.environ.get('M2T_SANDBOX_PORT', 8010)} (test cards and phones"
+        f" in README.md), bank partner http://{host}:{os.environ.get('BANK_SANDBOX_PORT', 8011)}",
+        "",
         "  Try the walkthrough in README.md. Ctrl-C stops everything.",
         "",
     ]

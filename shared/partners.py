@@ -2,15 +2,22 @@
 signed-callback reader, and a registry of adapters by partner slug.
 
 Every call has a timeout. Only calls the caller declares idempotent are retried (the partner
-deduplicates on our reference, or the call only reads), with exponential backoff.
+deduplicates on our reference or on an ``Idempotency-Key`` header, or the call only reads), with
+exponential backoff and jitter, so many clients failing together do not retry in lockstep.
+
+A ``PartnerError`` tells what the caller may assume. ``transient`` ones (timeout, lost connection,
+5xx, 408/429, an unreadable 2xx answer) may be retried, and for those that left the partner's answer
+unknown (``outcome_unknown``) the operation may have happened. The others are refusals (4xx): the
+partner answered and did nothing; ``status`` and the partner's own ``code`` say why.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import requests
@@ -21,21 +28,78 @@ log = logging.getLogger(__name__)
 
 Adapter = TypeVar("Adapter")
 
+# What went wrong, for logs and for the adapters' mapping (``PartnerError.kind``).
+TIMEOUT = "timeout"  # no answer in time: the request may have been processed
+UNREACHABLE = "unreachable"  # connection refused or lost
+SERVER_ERROR = "server_error"  # 5xx
+THROTTLED = "throttled"  # 408 or 429: answered "try again later", nothing done
+INVALID_ANSWER = "invalid_answer"  # 2xx whose body is not JSON: it happened, we cannot read it
+REFUSED = "refused"  # other 4xx: answered, nothing done
+
+_OUTCOME_UNKNOWN_KINDS = frozenset({TIMEOUT, UNREACHABLE, SERVER_ERROR, INVALID_ANSWER})
+
 
 class PartnerError(RuntimeError):
-    """The partner could not be reached or answered with an error. ``transient`` ones may be retried."""
+    """The partner could not be reached or answered with an error. ``transient`` ones may be retried.
 
-    def __init__(self, message: str, *, transient: bool) -> None:
+    ``status`` is the HTTP status when the partner answered (None after a timeout or a connection
+    error), ``code`` the partner's own error code from its ``{"code", "message"}`` body when it gave
+    one. ``earlier_outcome_unknown`` is set when an earlier attempt of the same call left the outcome
+    unknown (so a refusal of the retry, a "conflict" say, may be about that earlier attempt).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        status: int | None = None,
+        code: str | None = None,
+        kind: str | None = None,
+        attempts: int = 1,
+        earlier_outcome_unknown: bool = False,
+    ) -> None:
         super().__init__(message)
         self.transient = transient
+        self.status = status
+        self.code = code
+        self.kind = kind or (_kind_of_status(status) if status is not None else (
+            UNREACHABLE if transient else REFUSED))
+        self.attempts = attempts
+        self.earlier_outcome_unknown = earlier_outcome_unknown
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """The partner may have done what was asked (timeout, lost connection, 5xx, unreadable 2xx)."""
+        return self.kind in _OUTCOME_UNKNOWN_KINDS
+
+    @property
+    def refused(self) -> bool:
+        """The partner answered 4xx (a refusal, or 408/429 "later"): it did nothing."""
+        return self.kind in (REFUSED, THROTTLED)
+
+
+def _kind_of_status(status: int) -> str:
+    if status >= 500:
+        return SERVER_ERROR
+    if status in (408, 429):
+        return THROTTLED
+    if status >= 400:
+        return REFUSED
+    return INVALID_ANSWER
 
 
 class InvalidCallback(ValueError):
-    """``reason`` is a ``SignatureError`` reason, or ``malformed`` for a genuine but unreadable body."""
+    """``reason`` is a ``SignatureError`` reason, ``malformed`` for a genuine but unreadable body, or an
+    adapter's own word for a genuine body it cannot accept (``unknown_status``, ``unknown_type``).
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    ``detail`` (optional) says more, for the logs; it never carries the body.
+    """
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(reason if detail is None else f"{reason}: {detail}")
         self.reason = reason
+        self.detail = detail
 
 
 class PartnerHttpClient:
@@ -44,54 +108,122 @@ class PartnerHttpClient:
         base_url: str,
         *,
         api_key: str,
-        timeout: float,
+        timeout: float | tuple[float, float],
         retries: int = 0,
         retry_backoff_seconds: float = 0.2,
         session: requests.Session | None = None,
         name: str = "partner",
+        retry_max_backoff_seconds: float = 5.0,
+        retry_jitter: float = 0.25,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
     ) -> None:
+        """``timeout``: seconds, or ``(connect, read)``. A retry waits ``retry_backoff_seconds`` doubled
+        per retry, capped at ``retry_max_backoff_seconds``, times a random factor in ``1 ± retry_jitter``."""
+        if retries < 0:
+            raise ValueError("retries must not be negative")
+        if not 0 <= retry_jitter < 1:
+            raise ValueError("retry_jitter must be in [0, 1)")
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.timeout = timeout
         self.retries = retries
         self.retry_backoff_seconds = retry_backoff_seconds
+        self.retry_max_backoff_seconds = retry_max_backoff_seconds
+        self.retry_jitter = retry_jitter
+        self._sleep = sleep
+        self._random = rng or random.Random()
         self._http = session or requests.Session()
         self.name = name
 
-    def _call_once(self, method: str, path: str, body: dict | None) -> Any:
+    def __repr__(self) -> str:
+        return f"PartnerHttpClient(name={self.name!r}, base_url={self.base_url!r})"
+
+    def _call_once(
+        self,
+        method: str,
+        path: str,
+        body: dict | None,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+    ) -> Any:
+        sent_headers = dict(headers or {})
+        sent_headers["Authorization"] = f"Bearer {self._api_key}"
         try:
             response = self._http.request(
                 method,
                 f"{self.base_url}{path}",
                 json=body,
-                headers={"Authorization": f"Bearer {self._api_key}"},
+                params=params,
+                headers=sent_headers,
                 timeout=self.timeout,
             )
+        except requests.Timeout as exc:
+            raise PartnerError(f"{self.name} unreachable: {type(exc).__name__}", transient=True,
+                               kind=_timeout_kind(exc)) from None
         except requests.RequestException as exc:
-            raise PartnerError(f"{self.name} unreachable: {type(exc).__name__}", transient=True) from None
-        if response.status_code >= 500 or response.status_code in (408, 429):
-            raise PartnerError(f"{self.name} answered {response.status_code}", transient=True)
-        if response.status_code >= 400:
+            raise PartnerError(f"{self.name} unreachable: {type(exc).__name__}", transient=True,
+                               kind=UNREACHABLE) from None
+        status = response.status_code
+        if status >= 500 or status in (408, 429):
+            code = _error_code(response)
+            raise PartnerError(f"{self.name} answered {status}", transient=True, status=status,
+                               code=None if code == "?" else code)
+        if status >= 400:
+            code = _error_code(response)
             raise PartnerError(
-                f"{self.name} refused the request ({response.status_code} {_error_code(response)})", transient=False
+                f"{self.name} refused the request ({status} {code})", transient=False, status=status,
+                code=None if code == "?" else code,
             )
         try:
             return response.json()
         except ValueError:
-            raise PartnerError(f"{self.name} answered with invalid JSON", transient=True) from None
+            raise PartnerError(f"{self.name} answered with invalid JSON", transient=True, status=status,
+                               kind=INVALID_ANSWER) from None
 
-    def call(self, method: str, path: str, body: dict | None = None, *, idempotent: bool) -> Any:
+    def backoff_seconds(self, retry: int) -> float:
+        """The wait before retry number ``retry`` (1 for the first retry)."""
+        base = min(self.retry_backoff_seconds * 2 ** (retry - 1), self.retry_max_backoff_seconds)
+        return max(base * self._random.uniform(1 - self.retry_jitter, 1 + self.retry_jitter), 0.0)
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        *,
+        idempotent: bool,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One API call; ``headers`` are sent on every attempt (an ``Idempotency-Key``, say).
+
+        Never log ``body`` or ``headers``: they may carry card data or keys.
+        """
         attempts = 1 + (self.retries if idempotent else 0)
         attempt = 1
+        earlier_unknown = False
         while True:
             try:
-                return self._call_once(method, path, body)
+                return self._call_once(method, path, body, headers, params)
             except PartnerError as exc:
+                exc.attempts = attempt
+                exc.earlier_outcome_unknown = earlier_unknown
                 if not exc.transient or attempt >= attempts:
                     raise
-                log.info("partner call failed; retrying", extra={"path": path, "attempt": attempt})
-                time.sleep(self.retry_backoff_seconds * 2 ** (attempt - 1))
+                earlier_unknown = earlier_unknown or exc.outcome_unknown
+                log.info(
+                    "partner call failed (%s); retrying", exc.kind,
+                    extra={"partner": self.name, "path": path, "attempt": attempt, "kind": exc.kind,
+                           "status": exc.status},
+                )
+                self._sleep(self.backoff_seconds(attempt))
                 attempt += 1
+
+
+def _timeout_kind(exc: requests.Timeout) -> str:
+    # A connect timeout never sent the request: nothing happened, but it is still worth a retry.
+    return UNREACHABLE if isinstance(exc, requests.ConnectTimeout) else TIMEOUT
 
 
 def _error_code(response: requests.Response) -> str:
@@ -103,9 +235,12 @@ def _error_code(response: requests.Response) -> str:
 
 
 def read_signed_callback(
-    secret: str, signature: str | None, raw_body: bytes, *, tolerance_seconds: int
+    secret: str | Sequence[str], signature: str | None, raw_body: bytes, *, tolerance_seconds: int
 ) -> dict[str, Any]:
-    """Verify the HMAC over the raw body (and its replay window), then parse it as JSON."""
+    """Verify the HMAC over the raw body (and its replay window), then parse it as JSON.
+
+    ``secret`` may be a list of secrets while one is being rotated: any one may match.
+    """
     try:
         verify(secret, signature, raw_body, tolerance_seconds=tolerance_seconds)
     except SignatureError as exc:

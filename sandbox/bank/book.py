@@ -13,9 +13,9 @@ import threading
 import time
 from typing import Any, Generic, TypeVar
 
-from sandbox.bank.callbacks import CallbackSender, new_event
 from sandbox.bank.config import SandboxBankConfig
-from sandbox.bank.errors import ApiError
+from sandbox.common.callbacks import CallbackSender, new_event
+from sandbox.common.errors import ApiError
 
 Item = TypeVar("Item")
 

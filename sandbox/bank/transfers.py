@@ -32,9 +32,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Flask, current_app, jsonify, request
 
 from sandbox.bank.book import RequestBook
-from sandbox.bank.callbacks import CallbackSender
 from sandbox.bank.config import SandboxBankConfig
-from sandbox.bank.errors import ApiError
+from sandbox.common.callbacks import CallbackSender
+from sandbox.common.errors import ApiError
 from services.onboarding.domain.banking import BankIdentifierError, parse_rib
 
 EXTENSION_KEY = "bank_sandbox.transfers"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from services.payments.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
-from services.payments.api import payees
+from services.payments.api import payees, payments, webhooks
 from services.payments.config import PaymentsConfig, load_config
 from shared.app import Models, ServiceContext, create_service_app
 from shared.auth.tokens import KeyLookup
@@ -20,5 +20,7 @@ def bootstrap(config: PaymentsConfig | None = None, key_lookup: KeyLookup | None
 
 def create_app(config: PaymentsConfig | None = None, key_lookup: KeyLookup | None = None) -> Flask:
     return create_service_app(
-        bootstrap(config, key_lookup), title="Hirfa Payments API", blueprints=[payees.blp]
+        bootstrap(config, key_lookup),
+        title="Hirfa Payments API",
+        blueprints=[payees.blp, *payments.blueprints, webhooks.blp],
     )

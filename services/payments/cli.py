@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from pathlib import Path
+
+import click
 
 from services.payments.app import bootstrap
 from services.payments.config import load_config
+from services.payments.payment_wiring import payment_settings
 from services.payments.service_layer.projections import HANDLERS
-from shared.runtime import service_cli
+from services.payments.service_layer.recovery import recover_waiting
+from services.payments.service_layer.webhooks import deliver_due_webhooks, webhook_settings
+from shared.logging import configure_logging
+from shared.runtime import service_cli, stop_on_signals
 
 cli = service_cli(
     "payments",
@@ -15,5 +24,56 @@ cli = service_cli(
     load_config=load_config,
     bootstrap=bootstrap,
     handlers=lambda: HANDLERS,
-    subscribes_to=["onboarding.events"],
+    subscribes_to=["onboarding.events", "accounts.events"],
 )
+
+
+@cli.command("worker")
+@click.option("--once", is_flag=True, help="One pass of each duty, then exit.")
+def worker(once: bool) -> None:
+    """Background duties: settle payments and refunds left waiting on the gateway (lost callbacks,
+    timeouts) by polling it, and deliver marketplace webhooks with their retries."""
+    config = load_config()
+    configure_logging("payments-worker", config.log_level, config.log_json)
+    context = bootstrap(config)
+    settings = payment_settings(context)
+    hooks = webhook_settings(context)
+    stop = stop_on_signals()
+    log = logging.getLogger("hirfa.payments.worker")
+    uow_factory = context.uow_factory
+    duties = {
+        "payments recovered from the gateway": lambda: recover_waiting(uow_factory, settings),
+        "webhooks delivered": lambda: deliver_due_webhooks(uow_factory, hooks),
+    }
+    if once:
+        for done, job in duties.items():
+            _run_duty(log, done, job)
+        return
+    # Each duty on its own thread: a slow gateway must not hold up webhook deliveries, nor the reverse.
+    threads = [
+        threading.Thread(target=_loop, args=(log, done, job, stop, config.worker_interval_seconds),
+                         name=f"payments-worker-{index}", daemon=True)
+        for index, (done, job) in enumerate(duties.items())
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _loop(log: logging.Logger, done: str, job: Callable[[], object], stop: threading.Event, interval: float) -> None:
+    while True:
+        _run_duty(log, done, job)
+        if stop.wait(interval):
+            return
+
+
+def _run_duty(log: logging.Logger, done: str, job: Callable[[], object]) -> None:
+    try:
+        result = job()
+    except Exception:  # noqa: BLE001 - a worker pass must never kill the worker
+        log.exception("worker duty failed", extra={"duty": done})
+        return
+    counts = result if isinstance(result, dict) else {"count": result}
+    if any(counts.values()):
+        log.info(done, extra=counts)

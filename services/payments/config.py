@@ -3,13 +3,86 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
-from shared.config import ServiceConfig
+from shared.config import ConfigError, ServiceConfig
+
+# Development defaults shared with the M2T gateway sandbox; production must set its own.
+SANDBOX_M2T_API_KEY = "sandbox-m2t-api-key"
+SANDBOX_M2T_CALLBACK_SECRET = "sandbox-m2t-callback-secret"
 
 
 @dataclasses.dataclass(frozen=True)
 class PaymentsConfig(ServiceConfig):
-    pass
+    currency: str = "MAD"
+    # Smallest and largest amount of one payment, in centimes.
+    min_payment_amount: int = 100
+    max_payment_amount: int = 10_000_000
+
+    # The gateway new payments go through, and the M2T API (the sandbox in development).
+    default_gateway: str = "m2t"
+    m2t_url: str = "http://127.0.0.1:8010"
+    m2t_api_key: str = SANDBOX_M2T_API_KEY
+    m2t_callback_secret: str = SANDBOX_M2T_CALLBACK_SECRET
+    m2t_callback_tolerance_seconds: int = 300
+    # Timeout of one gateway call, and retries of calls that are safe to retry (all carry an
+    # idempotency key). A payment whose call timed out goes to processing, never to failed.
+    gateway_timeout_seconds: float = 10.0
+    gateway_retries: int = 2
+    gateway_retry_backoff_seconds: float = 0.3
+    # The sandbox's card tokenisation endpoint is reachable through the adapter (never in production).
+    gateway_allow_tokenise: bool = True
+    # Where the gateway and buyers' browsers reach us (callbacks, 3-D Secure return).
+    public_url: str = "http://127.0.0.1:8002"
+
+    # The recovery job polls the gateway for payments and refunds idle this long in a waiting state.
+    recovery_after_seconds: int = 60
+    # How often ``hirfa payments worker`` runs recovery and webhook deliveries (seconds).
+    worker_interval_seconds: float = 2.0
+
+    # Marketplace webhooks.
+    webhook_timeout_seconds: float = 5.0
+    webhook_max_age_hours: int = 72  # retries stop after three days
+    webhook_concurrency: int = 8  # deliveries in flight at once (one endpoint at most one at a time)
+    # Master keys for the webhook signing secrets at rest. Development keeps key files under var/;
+    # production passes "kid:base64key,…" in WEBHOOK_MASTER_KEYS (the last one is active).
+    webhook_keys_dir: str = ""
+    webhook_master_keys: str = ""
+
+    @property
+    def recovery_after(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.recovery_after_seconds)
+
+    @property
+    def webhook_keys_directory(self) -> str:
+        return self.webhook_keys_dir or f"{self.var_dir}/keys/webhooks"
+
+    @property
+    def callback_url_base(self) -> str:
+        return self.public_url.rstrip("/")
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0 < self.min_payment_amount <= self.max_payment_amount:
+            raise ConfigError("MIN_PAYMENT_AMOUNT and MAX_PAYMENT_AMOUNT: 0 < min <= max")
+        if self.gateway_timeout_seconds <= 0 or self.webhook_timeout_seconds <= 0:
+            raise ConfigError("GATEWAY_TIMEOUT_SECONDS and WEBHOOK_TIMEOUT_SECONDS must be positive")
+        if self.gateway_retries < 0:
+            raise ConfigError("GATEWAY_RETRIES must not be negative")
+        # Recovery must not poll a payment whose confirm is still waiting on the gateway: a poll
+        # that finds no record yet would fail a payment that is about to be charged.
+        longest_call = self.gateway_timeout_seconds * (self.gateway_retries + 1)
+        if self.recovery_after_seconds <= longest_call:
+            raise ConfigError(
+                f"RECOVERY_AFTER_SECONDS must exceed the longest gateway call with its retries ({longest_call:.0f} s)"
+            )
+        if self.is_production:
+            if self.m2t_callback_secret == SANDBOX_M2T_CALLBACK_SECRET:
+                raise ConfigError("M2T_CALLBACK_SECRET must be set in production")
+            if self.gateway_allow_tokenise:
+                raise ConfigError("GATEWAY_ALLOW_TOKENISE must be off in production: no PAN reaches Hirfa")
+            if not self.webhook_master_keys:
+                raise ConfigError("WEBHOOK_MASTER_KEYS must be set in production (shared by every replica)")
 
 
 def load_config(**overrides) -> PaymentsConfig:

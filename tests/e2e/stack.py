@@ -31,7 +31,8 @@ def procfile_commands() -> dict[str, str]:
 class Stack:
     def __init__(self, workdir: Path, database_urls: dict[str, str]) -> None:
         self.workdir = workdir
-        self.ports = {name: free_port() for name in ("onboarding", "payments", "accounts", "broker", "bank_sandbox")}
+        self.ports = {name: free_port() for name in ("onboarding", "payments", "accounts", "broker", "bank_sandbox",
+                                                       "m2t_sandbox")}
         self.urls = {name: f"http://127.0.0.1:{self.ports[name]}" for name in ("onboarding", "payments", "accounts")}
         bin_dir = str(Path(sys.executable).parent)
         self.env = {
@@ -45,6 +46,17 @@ class Stack:
             "BROKER_PORT": str(self.ports["broker"]),
             "BANK_SANDBOX_PORT": str(self.ports["bank_sandbox"]),
             "BANK_SANDBOX_CALLBACK_DELAY_SECONDS": "0.3",
+            "M2T_SANDBOX_PORT": str(self.ports["m2t_sandbox"]),
+            "M2T_SANDBOX_CALLBACK_DELAY_SECONDS": "0.2",
+            "M2T_SANDBOX_WALLET_APPROVAL_DELAY_SECONDS": "0.5",
+            "M2T_SANDBOX_WALLET_EXPIRY_SECONDS": "2",
+            "M2T_SANDBOX_SLOW_RESPONSE_SECONDS": "3",
+            "PAYMENTS_M2T_URL": f"http://127.0.0.1:{self.ports['m2t_sandbox']}",
+            "PAYMENTS_PUBLIC_URL": self.urls["payments"],
+            "PAYMENTS_GATEWAY_TIMEOUT_SECONDS": "1",
+            "PAYMENTS_GATEWAY_RETRIES": "0",  # the timeout card must show processing (a retry would replay at once)
+            "PAYMENTS_RECOVERY_AFTER_SECONDS": "3",
+            "PAYMENTS_WORKER_INTERVAL_SECONDS": "0.5",
             "ACCOUNTS_PENDING_HOLD_SECONDS": "1",
             "ACCOUNTS_WORKER_INTERVAL_SECONDS": "0.5",
             "ONBOARDING_BANK_PARTNER_URL": f"http://127.0.0.1:{self.ports['bank_sandbox']}",

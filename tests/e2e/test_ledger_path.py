@@ -1,24 +1,16 @@
-"""Money through the running processes: a payment's success (as payments announces it on
-payments.events) lands in the artisan's pending balance, is released to available after the
-hold, and is paid out to the artisan's bank account through the bank sandbox."""
+"""Money through the running processes: a card payment through the M2T sandbox lands, by
+payments' event, in the artisan's pending balance, is released to available after the hold, and
+is paid out to the artisan's bank account through the bank sandbox."""
 
 from __future__ import annotations
 
 import pytest
-from kafka import KafkaProducer
 
 from tests.e2e.test_kyc_path import Client
-from tests.ledger_support import payment_succeeded
+from tests.e2e.test_payments_path import card_token
 from tests.support import artisan_body, wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-def publish(stack, event) -> None:
-    """What payments' relay does: the event on payments.events, keyed by the artisan."""
-    producer = KafkaProducer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP_SERVERS"], acks="all")
-    producer.send("payments.events", key=event.key.encode(), value=event.to_bytes()).get(timeout=10)
-    producer.close()
 
 
 def ready_artisan(stack, marketplace: Client) -> str:
@@ -46,13 +38,16 @@ def test_payment_to_payout_through_the_running_processes(stack):
         return response.json() if response.status_code == 200 else {}
 
     wait_until(lambda: balance().get("kyc_tier") == 1, timeout=30, message="accounts knows tier 1")
-    event = payment_succeeded(artisan_id, 15_000, 1_500, marketplace_id="cli_demo_marketplace")
-    publish(stack, event)
+    payment = marketplace.call("POST", "payments", "/v1/payments", idempotent=True, json={
+        "artisan_id": artisan_id, "amount": 15_000, "currency": "MAD", "application_fee": 1_500,
+        "payment_method_type": "card"}).json()
+    confirmed = marketplace.call("POST", "payments", f"/v1/payments/{payment['id']}/confirm",
+                                 json={"card_token": card_token(stack, "4242424242424242")})
+    assert confirmed.json()["status"] == "succeeded", confirmed.text
     # Pending first (the worker releases after ACCOUNTS_PENDING_HOLD_SECONDS=1), then available.
     wait_until(lambda: balance().get("available", {}).get("amount") == 13_500, timeout=30,
                message="the payment released to available")
     assert balance()["pending"] == {"amount": 0, "currency": "MAD"}
-    publish(stack, event)  # redelivered: posted once
     operator = Client(stack, "cli_demo_operator", "demo-operator-secret")
     entries = operator.call("GET", "accounts", "/v1/journal-entries", params={"artisan_id": artisan_id}).json()
     assert [e["cause"] for e in entries["data"]] == ["payment", "release"]

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import http.server
-import json
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,86 +16,13 @@ from sandbox.bank.transfers import TransferRequest, failure_code
 from services.onboarding.domain.banking import PARTNER_BANK_CODES, make_rib, parse_rib
 from shared.config import ConfigError
 from shared.signatures import verify
+from tests.http_support import CallbackReceiver, wait_until
 
 pytestmark = pytest.mark.integration
 
 API_KEY = "test-bank-api-key"
 CALLBACK_SECRET = "test-bank-callback-secret"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-WAIT_SECONDS = 5.0
-
-
-@dataclasses.dataclass(frozen=True)
-class Delivery:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def event(self) -> dict[str, Any]:
-        return json.loads(self.body)
-
-
-class CallbackReceiver:
-    """A real HTTP server on a free local port that records every callback it is sent.
-
-    ``replies`` scripts the status codes of the first requests (to exercise retries); 200 after that.
-    """
-
-    def __init__(self) -> None:
-        self.deliveries: list[Delivery] = []
-        self.replies: list[int] = []
-        self.requests_seen = 0
-        self._condition = threading.Condition()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with receiver._condition:
-                    receiver.requests_seen += 1
-                    status = receiver.replies.pop(0) if receiver.replies else 200
-                    if status == 200:
-                        receiver.deliveries.append(Delivery(self.path, dict(self.headers.items()), body))
-                    receiver._condition.notify_all()
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # keep the test output quiet
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        # A short poll interval: shutdown() waits for it, once per test.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/callbacks/bank"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def wait_for(self, count: int, timeout: float = WAIT_SECONDS) -> list[Delivery]:
-        """Block until at least ``count`` callbacks arrived; fail the test at the deadline."""
-        with self._condition:
-            arrived = self._condition.wait_for(lambda: len(self.deliveries) >= count, timeout=timeout)
-            assert arrived, f"expected {count} callback(s) within {timeout}s, got {len(self.deliveries)}"
-            return list(self.deliveries)
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = WAIT_SECONDS, interval: float = 0.01) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        time.sleep(interval)
 
 
 def sandbox_config(**overrides: Any) -> SandboxBankConfig:
@@ -118,7 +41,7 @@ def sandbox_config(**overrides: Any) -> SandboxBankConfig:
 
 @pytest.fixture
 def receiver() -> Iterator[CallbackReceiver]:
-    server = CallbackReceiver()
+    server = CallbackReceiver(path="/callbacks/bank")
     server.start()
     yield server
     server.stop()

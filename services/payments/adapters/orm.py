@@ -50,7 +50,10 @@ class Payment(Base):
     """A marketplace's charge of a buyer for an artisan's goods. States: services/payments/domain/payments.py."""
 
     __tablename__ = "payments"
-    __table_args__ = (sa.UniqueConstraint("gateway", "gateway_reference", name="uq_payments_gateway_reference"),)
+    __table_args__ = (
+        sa.UniqueConstraint("gateway", "gateway_reference", name="uq_payments_gateway_reference"),
+        sa.UniqueConstraint("marketplace_id", "creation_key", name="uq_payments_creation_key"),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     marketplace_id: Mapped[str] = mapped_column(sa.String(64), index=True)
@@ -64,6 +67,9 @@ class Payment(Base):
     description: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
     metadata_json: Mapped[str] = mapped_column("metadata", sa.Text, default="{}")
     order_reference: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    # The Idempotency-Key it was created with, kept with the row itself: a retry that comes after
+    # a crash between the commit and the saved answer still finds the payment instead of a twin.
+    creation_key: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     gateway: Mapped[str] = mapped_column(sa.String(20))
     gateway_reference: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
     # The gateway's clock on the newest snapshot applied: an older callback never overwrites a newer one.
@@ -116,6 +122,7 @@ class GatewayAttempt(Base):
 
 class Refund(Base):
     __tablename__ = "refunds"
+    __table_args__ = (sa.UniqueConstraint("marketplace_id", "creation_key", name="uq_refunds_creation_key"),)
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     payment_id: Mapped[str] = mapped_column(sa.ForeignKey("payments.id"), index=True)
@@ -131,6 +138,7 @@ class Refund(Base):
     failure_code: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
     metadata_json: Mapped[str] = mapped_column("metadata", sa.Text, default="{}")
     requested_by: Mapped[str] = mapped_column(sa.String(64))
+    creation_key: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)  # as on payments
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     gateway_checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -181,3 +189,101 @@ class InboxMessage(InboxMixin, Base):
 
 class IdempotencyKey(IdempotencyKeyMixin, Base):
     pass
+
+
+# -- marketplace webhooks --
+
+
+class WebhookEndpoint(Base):
+    """A marketplace's URL for news of its payments, refunds and disputes. The signing secret is kept
+    sealed (AES-256-GCM under a per-endpoint data key wrapped by the master key ``secret_key_id``);
+    deleting an endpoint disables it, so its deliveries' history stays."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    marketplace_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    url: Mapped[str] = mapped_column(sa.String(2048))
+    description: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    event_types: Mapped[list] = mapped_column(sa.JSON)  # ["payment.succeeded", …] or ["*"]
+    status: Mapped[str] = mapped_column(sa.String(10))  # enabled | disabled
+    secret_key_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    secret_wrapped_key: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    secret_nonce: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    secret_ciphertext: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    # A worker delivering to the endpoint holds it until then: one delivery in flight per endpoint.
+    leased_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lease_token: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebhookObjectSequence(Base):
+    """The last sequence number given to one object's webhook events: a counter row whose increment
+    locks it, so concurrent changes of one payment get 1, 2, 3… whatever locks their caller holds."""
+
+    __tablename__ = "webhook_object_sequences"
+
+    object_id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    last_sequence: Mapped[int] = mapped_column(sa.Integer)
+
+
+class WebhookEvent(Base):
+    """A change a marketplace may be told of, recorded in the transaction of the change. ``body`` is
+    the exact JSON sent, so every attempt to every endpoint carries the same bytes."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (sa.UniqueConstraint("object_id", "sequence", name="uq_webhook_events_object_sequence"),)
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    marketplace_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    type: Mapped[str] = mapped_column(sa.String(40))
+    object_type: Mapped[str] = mapped_column(sa.String(20))
+    object_id: Mapped[str] = mapped_column(sa.String(40))
+    sequence: Mapped[int] = mapped_column(sa.Integer)
+    body: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint, tried until a 2xx or until the event is too old."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    event_id: Mapped[str] = mapped_column(sa.ForeignKey("webhook_events.id"), index=True)
+    endpoint_id: Mapped[str] = mapped_column(sa.ForeignKey("webhook_endpoints.id"), index=True)
+    marketplace_id: Mapped[str] = mapped_column(sa.String(64), index=True)
+    event_type: Mapped[str] = mapped_column(sa.String(40))
+    status: Mapped[str] = mapped_column(sa.String(10))  # pending | delivered | failed | canceled
+    attempt_count: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Whoever sends an attempt holds the delivery until then: no attempt is ever sent twice at once.
+    leased_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lease_token: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    last_status_code: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebhookDeliveryAttempt(Base):
+    """Append-only: one row per HTTP request made for a delivery, with what came back."""
+
+    __tablename__ = "webhook_delivery_attempts"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(sa.ForeignKey("webhook_deliveries.id"), index=True)
+    number: Mapped[int] = mapped_column(sa.Integer)  # 1, 2, … within the delivery
+    trigger: Mapped[str] = mapped_column(sa.String(10))  # automatic | manual
+    status_code: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    # timeout, connection_refused, connection_error, dns_error, tls_error, address_not_allowed…
+    error: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    duration_ms: Mapped[int] = mapped_column(sa.Integer)
+    attempted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from services.payments.adapters.orm import Payee, PayeeMarketplace
+import sqlalchemy as sa
+
+from services.payments.adapters.orm import Payee, PayeeMarketplace, Payment
 from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.errors import NotFound
@@ -122,12 +124,34 @@ def on_bank_account_linked(uow: UnitOfWork, event: Event) -> None:
     payee.payout_eligible = True
 
 
+def on_ledger_entry_posted(uow: UnitOfWork, event: Event) -> None:
+    """Keep what the ledger holds for the artisan, against which new payments meet the tier cap.
+
+    Artisan account lines are signed (debit positive) and artisan accounts are credit-normal, so the
+    artisan's holding moves by minus their sum. Each entry comes once (the inbox); a payment's own
+    entry also stops counting it as "on its way" (``Payment.ledger_posted``), in the same transaction.
+    """
+    data = event.data
+    artisan_id = data.get("artisan_id")
+    if not artisan_id:
+        return
+    delta = -sum(line["amount"] for line in data["lines"] if line["owner_type"] == "artisan")
+    payee = uow.session.scalar(sa.select(Payee).where(Payee.artisan_id == artisan_id).with_for_update())
+    if payee is not None and delta:
+        payee.ledger_balance += delta
+    if data["cause"] == "payment":
+        uow.session.execute(
+            sa.update(Payment).where(Payment.id == data["cause_id"]).values(ledger_posted=True)
+        )
+
+
 HANDLERS = {
     "onboarding.artisan.registered": on_artisan_registered,
     "onboarding.artisan.marketplace_linked": on_marketplace_linked,
     "onboarding.artisan.kyc_tier_changed": on_kyc_tier_changed,
     "onboarding.artisan.kyc_rejected": on_kyc_rejected,
     "onboarding.bank_account.linked": on_bank_account_linked,
+    "accounts.ledger.entry_posted": on_ledger_entry_posted,
 }
 
 

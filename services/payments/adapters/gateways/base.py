@@ -157,6 +157,10 @@ class CardToken:
     last4: str
     country: str | None = None
 
+    def __repr__(self) -> str:
+        # The token charges the card: it stays out of logs and tracebacks like the PAN.
+        return f"CardToken(brand={self.brand!r}, last4={self.last4!r}, country={self.country!r})"
+
 
 @dataclasses.dataclass(frozen=True)
 class CardDetails:

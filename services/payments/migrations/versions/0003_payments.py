@@ -57,6 +57,7 @@ def upgrade() -> None:
     sa.Column('description', sa.String(length=500), nullable=True),
     sa.Column('metadata', sa.Text(), nullable=False),
     sa.Column('order_reference', sa.String(length=200), nullable=True),
+    sa.Column('creation_key', sa.String(length=255), nullable=True),
     sa.Column('gateway', sa.String(length=20), nullable=False),
     sa.Column('gateway_reference', sa.String(length=100), nullable=True),
     sa.Column('gateway_updated_at', sa.BigInteger(), nullable=False),
@@ -80,7 +81,8 @@ def upgrade() -> None:
     sa.Column('failed_at', shared.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('canceled_at', shared.db.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('gateway', 'gateway_reference', name='uq_payments_gateway_reference')
+    sa.UniqueConstraint('gateway', 'gateway_reference', name='uq_payments_gateway_reference'),
+    sa.UniqueConstraint('marketplace_id', 'creation_key', name='uq_payments_creation_key')
     )
     with op.batch_alter_table('payments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_payments_artisan_id'), ['artisan_id'], unique=False)
@@ -129,13 +131,15 @@ def upgrade() -> None:
     sa.Column('failure_code', sa.String(length=40), nullable=True),
     sa.Column('metadata', sa.Text(), nullable=False),
     sa.Column('requested_by', sa.String(length=64), nullable=False),
+    sa.Column('creation_key', sa.String(length=255), nullable=True),
     sa.Column('created_at', shared.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', shared.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('gateway_checked_at', shared.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('succeeded_at', shared.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('failed_at', shared.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['payment_id'], ['payments.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('marketplace_id', 'creation_key', name='uq_refunds_creation_key')
     )
     with op.batch_alter_table('refunds', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_refunds_created_at'), ['created_at'], unique=False)

@@ -1,7 +1,7 @@
-"""JSON errors in the bank's own shape, ``{"code", "message"[, "param"]}``: not Hirfa's problem+json.
+"""JSON errors in the partner's own shape, ``{"code", "message"[, "param"]}``: not Hirfa's problem+json.
 
-Hirfa's bank adapters must cope with a partner's error format; the sandbox keeps it distinct on
-purpose so that code path is exercised.
+Hirfa's adapters must cope with each partner's error format; the sandboxes keep it distinct on purpose
+so that code path is exercised. Routing errors (404, 405) come out in the same shape.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import logging
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
-
-log = logging.getLogger("sandbox.bank")
 
 
 class ApiError(Exception):
@@ -39,15 +37,21 @@ def error_response(error: ApiError) -> tuple[Response, int, dict[str, str]]:
     return jsonify(body), error.status, error.headers
 
 
-def register_error_handlers(app: Flask) -> None:
+def register_error_handlers(
+    app: Flask, *, log: logging.Logger, server_error_code: str, server_error_message: str
+) -> None:
+    """Answer ``ApiError``, routing errors and crashes as JSON; every 5xx carries ``server_error_code``."""
     app.register_error_handler(ApiError, error_response)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        status = exc.code or 500
+        if status >= 500:
+            return error_response(ApiError(status, server_error_code, server_error_message))
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(ApiError(exc.code or 500, code, exc.description or exc.name))
+        return error_response(ApiError(status, code, exc.description or exc.name))
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception):
-        log.exception("unexpected error in the bank sandbox")
-        return error_response(ApiError(500, "internal_error", "The bank sandbox failed unexpectedly."))
+        log.exception("unexpected error in the sandbox")
+        return error_response(ApiError(500, server_error_code, server_error_message))

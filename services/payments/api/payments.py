@@ -1,0 +1,310 @@
+"""Payments, refunds and disputes for marketplaces; the gateway's callbacks and the 3-D Secure return."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import phonenumbers
+from flask import current_app, redirect, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, ValidationError, fields, validate
+
+from services.payments.domain.payments import DisputeStatus, PaymentStatus, RefundStatus
+from services.payments.payment_wiring import payment_settings
+from services.payments.service_layer import disputes, gateway_callbacks, payments, refunds
+from services.payments.service_layer.representations import (
+    DisputeSchema,
+    GatewayAttemptSchema,
+    PaymentSchema,
+    RefundSchema,
+)
+from shared.auth.flask import current_principal, require_scopes
+from shared.errors import NotFound
+from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
+from shared.idempotency import idempotent
+from shared.money import CurrencyCode, MinorUnits
+from shared.pagination import PageArgsSchema, page_schema
+
+payments_blp = Blueprint("payments", __name__, url_prefix="/v1", description="Card and mobile-wallet payments.")
+gateways_blp = Blueprint("gateways", __name__, url_prefix="/v1", description="Callbacks from payment gateways.")
+blueprints = (payments_blp, gateways_blp)
+
+IDEMPOTENCY_HEADER_DOC = {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}
+MAX_AMOUNT = 10**13  # far beyond any payment, inside a 64-bit column; the configured range is narrower
+
+
+def _context():
+    return current_app.extensions["hirfa"]
+
+
+def _uow():
+    return _context().uow_factory()
+
+
+def _settings():
+    return payment_settings(_context())
+
+
+class Metadata(fields.Dict):
+    """Up to 20 string keys and short string values, kept for the marketplace's own use."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(keys=fields.String(validate=validate.Length(min=1, max=40)),
+                         values=fields.String(validate=validate.Length(max=500)),
+                         validate=validate.Length(max=20), load_default=dict, **kwargs)
+
+
+# -- schemas -----------------------------------------------------------------------------------------
+
+
+class PaymentCreateSchema(Schema):
+    artisan_id = fields.String(required=True, validate=validate.Length(min=1, max=40),
+                               metadata={"description": "The payee (art_…), registered by your marketplace."})
+    amount = MinorUnits(required=True, validate=validate.Range(min=1, max=MAX_AMOUNT),
+                        metadata={"description": "What the buyer pays, in centimes."})
+    currency = CurrencyCode(required=True, metadata={"example": "MAD"})
+    application_fee = MinorUnits(load_default=0, validate=validate.Range(min=0, max=MAX_AMOUNT),
+                                 metadata={"description": "Your commission, in centimes; at most amount."})
+    payment_method_type = fields.String(required=True, validate=validate.OneOf(["card", "mobile_wallet"]))
+    capture_method = fields.String(load_default="automatic", validate=validate.OneOf(["automatic", "manual"]))
+    description = fields.String(load_default=None, validate=validate.Length(max=500))
+    metadata = Metadata()
+    order_reference = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+
+
+class MoroccanMobile(fields.String):
+    """A Moroccan mobile number in any usual notation, loaded as E.164 (+2126…, +2127…)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            number = phonenumbers.parse(text, "MA")
+        except phonenumbers.NumberParseException:
+            raise ValidationError("Not a phone number.") from None
+        if (not phonenumbers.is_valid_number(number) or phonenumbers.region_code_for_number(number) != "MA"
+                or phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE):
+            raise ValidationError("Must be a Moroccan mobile number, e.g. +212612345678.")
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class PaymentConfirmSchema(Schema):
+    card_token = fields.String(
+        load_default=None, validate=validate.Regexp(r"^tok_[A-Za-z0-9_]{6,100}$", error="Not a card token (tok_…)."),
+        metadata={"description": "The token the gateway's tokenisation gave the buyer's browser. Never a card number."},
+    )
+    phone = MoroccanMobile(load_default=None, validate=validate.Length(max=30),
+                          metadata={"description": "Mobile wallet: the buyer's Moroccan mobile number."})
+    return_url = fields.Url(load_default=None, schemes={"http", "https"}, require_tld=False,
+                            validate=validate.Length(max=2048),
+                            metadata={"description": "Card: where the buyer's browser goes after 3-D Secure."})
+
+
+class PaymentCaptureSchema(Schema):
+    amount_to_capture = MinorUnits(load_default=None, validate=validate.Range(min=1, max=MAX_AMOUNT),
+                                   metadata={"description": "Default: the whole authorised amount. Once only."})
+
+
+class PaymentListArgsSchema(PageArgsSchema):
+    status = fields.String(validate=validate.OneOf([str(status) for status in PaymentStatus]))
+    artisan_id = fields.String(validate=validate.Length(min=1, max=40))
+    created_gte = fields.AwareDateTime(default_timezone=None,
+                                       metadata={"description": "Created at or after (ISO 8601 with offset)."})
+    created_lte = fields.AwareDateTime(default_timezone=None,
+                                       metadata={"description": "Created at or before (ISO 8601 with offset)."})
+
+
+class RefundCreateSchema(Schema):
+    payment_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    amount = MinorUnits(load_default=None, validate=validate.Range(min=1, max=MAX_AMOUNT),
+                        metadata={"description": "Default: all that is left to refund."})
+    currency = CurrencyCode(load_default=None)
+    application_fee_refunded = MinorUnits(
+        load_default=None, validate=validate.Range(min=0, max=MAX_AMOUNT),
+        metadata={"description": "How much of your commission to give back; default: in proportion."},
+    )
+    reason = fields.String(load_default=None,
+                           validate=validate.OneOf(["requested_by_customer", "duplicate", "fraudulent", "other"]))
+    metadata = Metadata()
+
+
+class RefundListArgsSchema(PageArgsSchema):
+    payment_id = fields.String(validate=validate.Length(min=1, max=40))
+    status = fields.String(validate=validate.OneOf([str(status) for status in RefundStatus]))
+
+
+class DisputeListArgsSchema(PageArgsSchema):
+    payment_id = fields.String(validate=validate.Length(min=1, max=40))
+    status = fields.String(validate=validate.OneOf([str(status) for status in DisputeStatus]))
+
+
+class CallbackAckSchema(Schema):
+    received = fields.Boolean()
+    applied = fields.Boolean()
+    duplicate = fields.Boolean()
+
+
+PaymentPageSchema = page_schema(PaymentSchema)
+RefundPageSchema = page_schema(RefundSchema)
+DisputePageSchema = page_schema(DisputeSchema)
+
+
+# -- payments ----------------------------------------------------------------------------------------
+
+
+@payments_blp.route("/payments")
+class Payments(MethodView):
+    @require_scopes("payments:write")
+    @idempotent
+    @payments_blp.arguments(PaymentCreateSchema)
+    @payments_blp.response(201, PaymentSchema)
+    @payments_blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
+    def post(self, body):
+        """Create a payment for an order, to confirm with a card token or a wallet phone.
+
+        Refused with nothing charged when the artisan is unknown to your marketplace or at KYC tier 0
+        (``payee_unknown``, ``payee_not_eligible``), or when it would take them above their tier's
+        cap (``tier_limit_exceeded``)."""
+        command = payments.CreatePayment(**body)
+        payment = payments.create_payment(_uow(), command, current_principal(), _settings(),
+                                          creation_key=request.headers.get(IDEMPOTENCY_HEADER))
+        return payment, 201, {"Location": f"/v1/payments/{payment.id}"}
+
+    @require_scopes("payments:read")
+    @payments_blp.arguments(PaymentListArgsSchema, location="query")
+    @payments_blp.response(200, PaymentPageSchema)
+    def get(self, args):
+        """Your marketplace's payments, oldest first."""
+        return payments.list_payments(_uow(), current_principal(), **args)
+
+
+@payments_blp.route("/payments/<string:payment_id>")
+class PaymentById(MethodView):
+    @require_scopes("payments:read")
+    @payments_blp.response(200, PaymentSchema)
+    def get(self, payment_id):
+        """One payment."""
+        return payments.get_payment(_uow(), payment_id, current_principal())
+
+
+class AttemptListSchema(Schema):
+    data = fields.List(fields.Nested(GatewayAttemptSchema), required=True)
+
+
+@payments_blp.route("/payments/<string:payment_id>/attempts", methods=["GET"])
+@require_scopes("payments:read")
+@payments_blp.response(200, AttemptListSchema)
+def attempts(payment_id):
+    """The payment's gateway story: every call made (with the gateway's raw status) and every callback."""
+    return {"data": payments.list_attempts(_uow(), payment_id, current_principal())}
+
+
+@payments_blp.route("/payments/<string:payment_id>/confirm", methods=["POST"])
+@require_scopes("payments:write")
+@payments_blp.arguments(PaymentConfirmSchema)
+@payments_blp.response(200, PaymentSchema)
+def confirm(body, payment_id):
+    """Charge the buyer: a card token, or a request-to-pay to their wallet.
+
+    Answers the payment as the gateway left it: ``succeeded``, ``requires_capture`` (manual
+    capture), ``requires_action`` (follow ``next_action``), ``failed`` (see ``failure_code``), or
+    ``processing`` when the gateway's answer is not known yet — it never fails a payment that may
+    have been charged. A payment is confirmed once: again is 409 ``invalid_state``."""
+    command = payments.ConfirmPayment(**body)
+    return payments.confirm_payment(_uow(), payment_id, command, current_principal(), _settings())
+
+
+@payments_blp.route("/payments/<string:payment_id>/capture", methods=["POST"])
+@require_scopes("payments:write")
+@payments_blp.arguments(PaymentCaptureSchema)
+@payments_blp.response(200, PaymentSchema)
+def capture(body, payment_id):
+    """Capture an authorised payment (manual capture), in full or in part, once."""
+    return payments.capture_payment(_uow(), payment_id, body["amount_to_capture"], current_principal(), _settings())
+
+
+@payments_blp.route("/payments/<string:payment_id>/cancel", methods=["POST"])
+@require_scopes("payments:write")
+@payments_blp.response(200, PaymentSchema)
+def cancel(payment_id):
+    """Cancel a payment not yet confirmed, waiting on the buyer, or authorised and not captured."""
+    return payments.cancel_payment(_uow(), payment_id, current_principal(), _settings())
+
+
+@payments_blp.route("/payments/<string:payment_id>/three-ds-return", methods=["GET"])
+@payments_blp.response(303)
+@payments_blp.alt_response(200, schema=PaymentSchema)
+def three_ds_return(payment_id):
+    """Where the buyer's browser lands after 3-D Secure. Public: it only asks the gateway what happened.
+
+    Redirects (303) to the ``return_url`` given at confirmation, with ``payment_id`` and ``status``
+    in the query; without one it answers a short status."""
+    payment = payments.complete_three_ds(_uow(), payment_id, _settings())
+    if payment is None:
+        raise NotFound("No payment has this id.", code="payment_not_found", param="id")
+    if payment.return_url:
+        separator = "&" if "?" in payment.return_url else "?"
+        return redirect(f"{payment.return_url}{separator}payment_id={payment.id}&status={payment.status}", 303)
+    return {"id": payment.id, "object": "payment", "status": payment.status}, 200
+
+
+# -- refunds and disputes ----------------------------------------------------------------------------
+
+
+@payments_blp.route("/refunds")
+class Refunds(MethodView):
+    @require_scopes("payments:write")
+    @idempotent
+    @payments_blp.arguments(RefundCreateSchema)
+    @payments_blp.response(201, RefundSchema)
+    @payments_blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
+    def post(self, body):
+        """Refund part or all of a succeeded payment; never more than captured (``refund_exceeds_captured``)."""
+        refund = refunds.create_refund(_uow(), refunds.CreateRefund(**body), current_principal(), _settings(),
+                                       creation_key=request.headers.get(IDEMPOTENCY_HEADER))
+        return refund, 201, {"Location": f"/v1/refunds/{refund.id}"}
+
+    @require_scopes("payments:read")
+    @payments_blp.arguments(RefundListArgsSchema, location="query")
+    @payments_blp.response(200, RefundPageSchema)
+    def get(self, args):
+        """Your marketplace's refunds, oldest first."""
+        return refunds.list_refunds(_uow(), current_principal(), **args)
+
+
+@payments_blp.route("/refunds/<string:refund_id>", methods=["GET"])
+@require_scopes("payments:read")
+@payments_blp.response(200, RefundSchema)
+def refund_by_id(refund_id):
+    """One refund."""
+    return refunds.get_refund(_uow(), refund_id, current_principal())
+
+
+@payments_blp.route("/disputes", methods=["GET"])
+@require_scopes("payments:read")
+@payments_blp.arguments(DisputeListArgsSchema, location="query")
+@payments_blp.response(200, DisputePageSchema)
+def dispute_list(args):
+    """Disputes (chargebacks) on your marketplace's payments, oldest first."""
+    return disputes.list_disputes(_uow(), current_principal(), **args)
+
+
+@payments_blp.route("/disputes/<string:dispute_id>", methods=["GET"])
+@require_scopes("payments:read")
+@payments_blp.response(200, DisputeSchema)
+def dispute_by_id(dispute_id):
+    """One dispute."""
+    return disputes.get_dispute(_uow(), dispute_id, current_principal())
+
+
+# -- the gateway -------------------------------------------------------------------------------------
+
+
+@gateways_blp.route("/gateways/<string:gateway>/callbacks", methods=["POST"])
+@gateways_blp.response(200, CallbackAckSchema)
+def gateway_callback(gateway):
+    """A gateway's signed notification (the gateway's signature header over the raw body).
+
+    Verified before it is read (401 ``invalid_signature``, nothing changed); idempotent on the
+    gateway's event id; a late or stale snapshot never moves a payment backwards."""
+    return gateway_callbacks.receive_callback(_uow(), gateway, request.headers, request.get_data(), _settings())

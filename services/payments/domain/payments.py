@@ -1,0 +1,158 @@
+"""Payment, refund and dispute states, and the rules that move them. No I/O here.
+
+    requires_confirmation ─confirm─▶ processing ─▶ requires_action ─▶ processing ─▶ …
+                                          │                             │
+                                          ├─▶ requires_capture ─capture─▶ processing ─▶ succeeded
+                                          ├─▶ succeeded
+                                          └─▶ failed                    canceled (void, or before confirm)
+
+``processing`` means "waiting on the gateway": a call in flight, or one whose outcome is unknown
+(timeout). It never becomes ``failed`` unless the gateway says so, so a charge that went through
+is never lost. The transitions are a table; a request for an illegal move is ``invalid_state``.
+
+The gateway's answers and callbacks arrive duplicated and out of order. A gateway snapshot moves a
+payment only forward (by ``RANK``), except out of ``processing``, where we wait to learn the truth
+(a capture that timed out may turn out not to have happened: back to ``requires_capture``).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from services.payments.adapters.gateways.base import GatewayTransaction, TransactionStatus
+
+
+class PaymentStatus(enum.StrEnum):
+    REQUIRES_CONFIRMATION = "requires_confirmation"
+    REQUIRES_ACTION = "requires_action"
+    PROCESSING = "processing"
+    REQUIRES_CAPTURE = "requires_capture"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.FAILED, PaymentStatus.CANCELED})
+
+S = PaymentStatus
+TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    S.REQUIRES_CONFIRMATION: frozenset({S.PROCESSING, S.CANCELED}),
+    S.PROCESSING: frozenset({S.REQUIRES_ACTION, S.REQUIRES_CAPTURE, S.SUCCEEDED, S.FAILED, S.CANCELED}),
+    S.REQUIRES_ACTION: frozenset({S.PROCESSING, S.REQUIRES_CAPTURE, S.SUCCEEDED, S.FAILED, S.CANCELED}),
+    S.REQUIRES_CAPTURE: frozenset({S.PROCESSING, S.SUCCEEDED, S.FAILED, S.CANCELED}),
+    S.SUCCEEDED: frozenset(),
+    S.FAILED: frozenset(),
+    S.CANCELED: frozenset(),
+}
+
+# How far along a payment is: gateway news never moves it to a lower rank (out of processing aside).
+RANK = {
+    S.REQUIRES_CONFIRMATION: 0,
+    S.PROCESSING: 1,
+    S.REQUIRES_ACTION: 2,
+    S.REQUIRES_CAPTURE: 3,
+    S.SUCCEEDED: 4,
+    S.FAILED: 4,
+    S.CANCELED: 4,
+}
+
+# Which states the API's actions start from.
+CONFIRMABLE = frozenset({S.REQUIRES_CONFIRMATION})
+CAPTURABLE = frozenset({S.REQUIRES_CAPTURE})
+CANCELABLE = frozenset({S.REQUIRES_CONFIRMATION, S.REQUIRES_ACTION, S.REQUIRES_CAPTURE})
+# Waiting on the gateway or the buyer: the recovery job polls these when they sit idle.
+AWAITING_GATEWAY = frozenset({S.PROCESSING, S.REQUIRES_ACTION})
+
+
+def can_move(current: str, target: str) -> bool:
+    return PaymentStatus(target) in TRANSITIONS[PaymentStatus(current)]
+
+
+# Our failure codes for the gateway's decline codes; anything else is ``card_declined``.
+FAILURE_CODES = {
+    "insufficient_funds": "insufficient_funds",
+    "stolen_card": "stolen_card",
+    "lost_card": "lost_card",
+    "expired_card": "expired_card",
+    "do_not_honor": "card_declined",
+    "authentication_failed": "authentication_failed",
+    "wallet_declined": "wallet_declined",
+    "expired": "wallet_request_expired",
+}
+FAILURE_MESSAGES = {
+    "insufficient_funds": "The card has insufficient funds.",
+    "stolen_card": "The card was reported stolen.",
+    "lost_card": "The card was reported lost.",
+    "expired_card": "The card has expired.",
+    "card_declined": "The card was declined.",
+    "authentication_failed": "The buyer did not pass 3-D Secure authentication.",
+    "wallet_declined": "The buyer declined the request in their wallet.",
+    "wallet_request_expired": "The buyer did not approve the wallet request in time.",
+    "processing_error": "The gateway could not process the payment; nothing was charged.",
+    "gateway_refused": "The gateway refused the payment request.",
+}
+
+
+def failure_for(transaction: GatewayTransaction) -> tuple[str, str]:
+    """Our ``(failure_code, failure_message)`` for a declined or expired transaction."""
+    if transaction.status == TransactionStatus.EXPIRED:
+        code = "wallet_request_expired"
+    elif transaction.decline_code is not None and transaction.decline_code in FAILURE_CODES:
+        code = FAILURE_CODES[transaction.decline_code]
+    else:
+        code = "card_declined"
+    return code, FAILURE_MESSAGES[code]
+
+
+def status_for(transaction: GatewayTransaction, capture_method: str) -> PaymentStatus:
+    """The payment status a gateway transaction status stands for (the mapping is exhaustive)."""
+    status = transaction.status
+    if status == TransactionStatus.ACTION_REQUIRED:
+        return S.REQUIRES_ACTION
+    if status == TransactionStatus.AUTHORISED:
+        # Automatic capture: the gateway has authorised and is capturing; still waiting on it.
+        return S.REQUIRES_CAPTURE if capture_method == "manual" else S.PROCESSING
+    if status == TransactionStatus.CAPTURED:
+        return S.SUCCEEDED
+    if status in (TransactionStatus.DECLINED, TransactionStatus.EXPIRED):
+        return S.FAILED
+    if status == TransactionStatus.VOIDED:
+        return S.CANCELED
+    raise ValueError(f"unmapped gateway status {status!r}")
+
+
+def gateway_moves(current: str, target: PaymentStatus) -> bool:
+    """Whether gateway news saying ``target`` may move a payment that is ``current``."""
+    current_status = PaymentStatus(current)
+    if current_status.is_final or target == current_status:
+        return False
+    if target not in TRANSITIONS[current_status]:
+        return False
+    return current_status == S.PROCESSING or RANK[target] > RANK[current_status]
+
+
+class RefundStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class DisputeStatus(enum.StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+def proportional_fee(application_fee: int, captured: int, amount: int, fee_refunded: int, refunded: int) -> int:
+    """The part of the marketplace commission refunded with ``amount``, in proportion to it.
+
+    Rounded down, except that the refund emptying the payment gives back what remains of the fee,
+    so a payment refunded in several parts returns exactly its whole commission.
+    """
+    if refunded + amount >= captured:
+        return application_fee - fee_refunded
+    return min(application_fee * amount // captured, application_fee - fee_refunded)

@@ -1,0 +1,103 @@
+"""Calling a gateway from the service layer: timing the call, catching what it may raise, and the
+append-only attempt row that records it (with the gateway's raw status) once its answer is applied.
+
+No database transaction is open while a gateway is called: a slow gateway must not hold locks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from services.payments.adapters.gateways.base import (
+    GatewayError,
+    GatewayOutcomeUnknown,
+    GatewayRequestRefused,
+)
+from services.payments.adapters.orm import GatewayAttempt
+from shared.db import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class CallOutcome:
+    """Either ``answer`` (the gateway's object) or ``error``; never both."""
+
+    operation: str
+    answer: Any = None
+    error: GatewayError | None = None
+    duration_ms: int = 0
+    idempotency_key: str | None = None
+    amount: int | None = None
+
+    @property
+    def unknown(self) -> bool:
+        return isinstance(self.error, GatewayOutcomeUnknown)
+
+    @property
+    def refused(self) -> bool:
+        return isinstance(self.error, GatewayRequestRefused)
+
+
+def call_gateway(operation: str, call: Callable[[], Any], *, idempotency_key: str | None = None,
+                 amount: int | None = None) -> CallOutcome:
+    started = time.monotonic()
+    try:
+        answer = call()
+    except GatewayError as error:
+        duration_ms = int((time.monotonic() - started) * 1000)
+        level = logging.WARNING if isinstance(error, GatewayOutcomeUnknown) else logging.INFO
+        log.log(level, "gateway %s: %s", operation, type(error).__name__,
+                extra={"operation": operation, "error_code": error.code, "duration_ms": duration_ms})
+        return CallOutcome(operation, error=error, duration_ms=duration_ms,
+                           idempotency_key=idempotency_key, amount=amount)
+    duration_ms = int((time.monotonic() - started) * 1000)
+    return CallOutcome(operation, answer=answer, duration_ms=duration_ms,
+                       idempotency_key=idempotency_key, amount=amount)
+
+
+def attempt_row(outcome: CallOutcome, *, payment_id: str, gateway: str, refund_id: str | None = None) -> GatewayAttempt:
+    answer, error = outcome.answer, outcome.error
+    if error is not None:
+        kind = "unknown" if outcome.unknown else "refused"
+        raw_status, reference, code, message = error.raw_status, None, error.code, str(error)[:300]
+    else:
+        kind = "ok"
+        raw_status = getattr(answer, "raw_status", None)
+        reference = getattr(answer, "gateway_reference", None)
+        code = getattr(answer, "decline_code", None) or getattr(answer, "failure_code", None)
+        message = None
+    return GatewayAttempt(
+        payment_id=payment_id,
+        refund_id=refund_id,
+        gateway=gateway,
+        operation=outcome.operation,
+        idempotency_key=outcome.idempotency_key,
+        amount=outcome.amount,
+        outcome=kind,
+        raw_status=raw_status,
+        gateway_reference=reference,
+        error_code=code,
+        message=message,
+        duration_ms=outcome.duration_ms,
+        created_at=utcnow(),
+    )
+
+
+def callback_attempt(*, payment_id: str, gateway: str, event_type: str, raw_status: str,
+                     gateway_reference: str, refund_id: str | None = None) -> GatewayAttempt:
+    """A callback is recorded beside the calls, so one payment's whole gateway story reads in one place."""
+    return GatewayAttempt(
+        payment_id=payment_id,
+        refund_id=refund_id,
+        gateway=gateway,
+        operation=f"callback:{event_type}"[:30],
+        outcome="ok",
+        raw_status=raw_status,
+        gateway_reference=gateway_reference,
+        created_at=utcnow(),
+    )

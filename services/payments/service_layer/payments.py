@@ -1,0 +1,513 @@
+"""Payments: created by a marketplace, confirmed with a card token or a wallet phone, then moved by
+the gateway's answers, callbacks and the recovery job's polls. States: domain/payments.py.
+
+A confirm commits ``processing`` before the gateway is called, under a row lock: of fifty
+concurrent confirms of one payment, one calls the gateway and the others find it no longer
+confirmable (409 ``invalid_state``). The gateway call carries an idempotency key derived from the
+payment, so a retried call never charges twice. A call whose outcome is unknown leaves the payment
+``processing`` for the recovery job to settle from the gateway's own record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from services.payments.adapters.gateways.base import (
+    AuthoriseRequest,
+    CaptureRequest,
+    GatewayTransaction,
+    PaymentMethod,
+    VoidRequest,
+)
+from services.payments.adapters.orm import GatewayAttempt, Payee, PayeeMarketplace, Payment
+from services.payments.domain.payments import (
+    AWAITING_GATEWAY,
+    CANCELABLE,
+    CAPTURABLE,
+    CONFIRMABLE,
+    FAILURE_MESSAGES,
+    PaymentStatus,
+    can_move,
+    failure_for,
+    gateway_moves,
+    status_for,
+)
+from services.payments.service_layer.announcements import payment_changed
+from services.payments.service_layer.gateway_calls import CallOutcome, attempt_row, call_gateway
+from services.payments.service_layer.settings import PaymentSettings
+from shared.auth import Principal
+from shared.db import UnitOfWork, utcnow
+from shared.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from shared.ids import new_id
+from shared.pagination import Page, paginate
+
+log = logging.getLogger(__name__)
+
+KYC_ACTIVE = "active"
+# Payments not yet in the ledger that already count against the artisan's tier cap.
+_IN_FLIGHT = (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION, PaymentStatus.REQUIRES_CAPTURE)
+
+
+@dataclasses.dataclass(frozen=True)
+class CreatePayment:
+    artisan_id: str
+    amount: int
+    currency: str
+    application_fee: int
+    payment_method_type: str
+    capture_method: str = "automatic"
+    description: str | None = None
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    order_reference: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfirmPayment:
+    card_token: str | None = None
+    phone: str | None = None  # E.164, already checked to be a Moroccan mobile
+    return_url: str | None = None  # where the buyer lands after 3-D Secure
+
+
+# -- reading -----------------------------------------------------------------------------------------
+
+
+def _visible(session: Session, payment_id: str, principal: Principal, *, lock: bool = False) -> Payment:
+    """The payment, if the caller's marketplace owns it; another marketplace's is simply not found."""
+    query = sa.select(Payment).where(Payment.id == payment_id)
+    if lock:
+        query = query.with_for_update()
+    payment = session.scalar(query)
+    if payment is None or payment.marketplace_id != principal.client_id:
+        raise NotFound("No payment has this id.", code="payment_not_found", param="id")
+    return payment
+
+
+def get_payment(uow: UnitOfWork, payment_id: str, principal: Principal) -> Payment:
+    with uow:
+        return _visible(uow.session, payment_id, principal)
+
+
+def list_attempts(uow: UnitOfWork, payment_id: str, principal: Principal) -> list[GatewayAttempt]:
+    """Every call to the gateway about the payment (and its refunds) and every callback, oldest first."""
+    with uow:
+        _visible(uow.session, payment_id, principal)
+        return list(uow.session.scalars(
+            sa.select(GatewayAttempt).where(GatewayAttempt.payment_id == payment_id).order_by(GatewayAttempt.id)))
+
+
+def list_payments(uow: UnitOfWork, principal: Principal, *, limit: int, starting_after: str | None,
+                  status: str | None = None, artisan_id: str | None = None,
+                  created_gte: dt.datetime | None = None, created_lte: dt.datetime | None = None) -> Page:
+    with uow:
+        query = sa.select(Payment).where(Payment.marketplace_id == principal.client_id)
+        if status is not None:
+            query = query.where(Payment.status == status)
+        if artisan_id is not None:
+            query = query.where(Payment.artisan_id == artisan_id)
+        if created_gte is not None:
+            query = query.where(Payment.created_at >= created_gte)
+        if created_lte is not None:
+            query = query.where(Payment.created_at <= created_lte)
+        return paginate(uow.session, query, Payment.id, limit=limit, starting_after=starting_after)
+
+
+# -- creating ----------------------------------------------------------------------------------------
+
+
+def create_payment(uow: UnitOfWork, command: CreatePayment, principal: Principal, settings: PaymentSettings,
+                   *, creation_key: str | None = None) -> Payment:
+    """Record a payment to confirm later; refused (nothing charged) when the artisan cannot take it."""
+    _check_amounts(command, settings)
+    with uow:
+        session = uow.session
+        if creation_key is not None:
+            existing = session.scalar(sa.select(Payment).where(
+                Payment.marketplace_id == principal.client_id, Payment.creation_key == creation_key))
+            if existing is not None:
+                return existing
+        payee = _locked_payee(session, command.artisan_id, principal.client_id)
+        net = command.amount - command.application_fee
+        _check_payee_can_receive(session, payee, net)
+        now = utcnow()
+        payment = Payment(
+            id=new_id("pay"),
+            marketplace_id=principal.client_id,
+            artisan_id=payee.artisan_id,
+            amount=command.amount,
+            currency=command.currency,
+            application_fee=command.application_fee,
+            payment_method_type=command.payment_method_type,
+            capture_method=command.capture_method,
+            status=PaymentStatus.REQUIRES_CONFIRMATION,
+            description=command.description,
+            metadata_json=json.dumps(command.metadata, ensure_ascii=False, sort_keys=True),
+            order_reference=command.order_reference,
+            creation_key=creation_key,
+            gateway=settings.default_gateway,
+            gateway_updated_at=0,
+            amount_captured=0,
+            amount_refunded=0,
+            application_fee_refunded=0,
+            ledger_posted=False,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(payment)
+        uow.commit()
+        return payment
+
+
+def _check_amounts(command: CreatePayment, settings: PaymentSettings) -> None:
+    errors = []
+    if command.currency != settings.currency:
+        errors.append({"param": "currency", "code": "unsupported_currency",
+                       "message": f"Payments are taken in {settings.currency}."})
+    if not settings.min_amount <= command.amount <= settings.max_amount:
+        errors.append({"param": "amount", "code": "amount_out_of_range",
+                       "message": f"amount must be between {settings.min_amount} and {settings.max_amount} "
+                                  "minor units."})
+    if command.application_fee > command.amount:
+        errors.append({"param": "application_fee", "code": "application_fee_exceeds_amount",
+                       "message": "application_fee must not exceed amount."})
+    if errors:
+        first = errors[0]
+        raise ValidationFailed(first["message"], code=first["code"], param=first["param"], errors=errors)
+
+
+def _locked_payee(session: Session, artisan_id: str, marketplace_id: str) -> Payee:
+    """The payee, locked: cap checks of one artisan's concurrent payments run one after the other."""
+    linked = session.get(PayeeMarketplace, (artisan_id, marketplace_id)) is not None
+    payee = session.scalar(sa.select(Payee).where(Payee.artisan_id == artisan_id).with_for_update()) if linked else None
+    if payee is None:
+        raise ValidationFailed(
+            "No artisan with this id is registered with your marketplace (or payments has not heard of "
+            "them yet).",
+            code="payee_unknown",
+            param="artisan_id",
+        )
+    return payee
+
+
+def _check_payee_can_receive(session: Session, payee: Payee, net: int, *, excluding: str | None = None) -> None:
+    if payee.kyc_tier < 1 or payee.kyc_status != KYC_ACTIVE:
+        raise Conflict(
+            "The artisan cannot be paid yet: their KYC tier is 0 or their KYC was rejected.",
+            code="payee_not_eligible",
+            param="artisan_id",
+            kyc_tier=payee.kyc_tier,
+        )
+    held = payee.ledger_balance + _in_flight_net(session, payee.artisan_id, excluding=excluding)
+    headroom = payee.tier_cap_amount - held
+    if net > headroom:
+        raise Conflict(
+            "This payment would take the artisan above the cap of their KYC tier.",
+            code="tier_limit_exceeded",
+            param="amount",
+            kyc_tier=payee.kyc_tier,
+            tier_cap={"amount": payee.tier_cap_amount, "currency": payee.currency},
+            headroom={"amount": max(headroom, 0), "currency": payee.currency},
+        )
+
+
+def _in_flight_net(session: Session, artisan_id: str, *, excluding: str | None) -> int:
+    """The artisan's share of payments on their way: confirmed and not final, or succeeded but not
+    yet seen in the ledger (whose balance we hold in ``Payee.ledger_balance``)."""
+    query = sa.select(sa.func.coalesce(sa.func.sum(Payment.amount - Payment.application_fee), 0)).where(
+        Payment.artisan_id == artisan_id,
+        sa.or_(
+            Payment.status.in_([str(status) for status in _IN_FLIGHT]),
+            sa.and_(Payment.status == PaymentStatus.SUCCEEDED, Payment.ledger_posted.is_(False)),
+        ),
+    )
+    if excluding is not None:
+        query = query.where(Payment.id != excluding)
+    return int(session.scalar(query))
+
+
+# -- confirming ----------------------------------------------------------------------------------------
+
+
+def confirm_payment(uow: UnitOfWork, payment_id: str, command: ConfirmPayment, principal: Principal,
+                    settings: PaymentSettings) -> Payment:
+    with uow:
+        session = uow.session
+        artisan_id = _visible(session, payment_id, principal).artisan_id
+        # Payee first, then payment: the ledger projection locks in that order too.
+        payee = _locked_payee(session, artisan_id, principal.client_id)
+        payment = _visible(session, payment_id, principal, lock=True)
+        _require_status(payment, CONFIRMABLE, "confirmed")
+        _check_method(payment, command)
+        _check_payee_can_receive(session, payee, payment.amount - payment.application_fee, excluding=payment.id)
+        now = utcnow()
+        _move(payment, PaymentStatus.PROCESSING, now)
+        payment.confirmed_at = payment.gateway_checked_at = now
+        payment.return_url = command.return_url
+        if command.phone:
+            payment.wallet_phone_last4 = command.phone[-4:]
+        uow.commit()
+        request = AuthoriseRequest(
+            reference=payment.id,
+            amount=payment.amount,
+            currency=payment.currency,
+            method=PaymentMethod(payment.payment_method_type),
+            capture=payment.capture_method == "automatic",
+            callback_url=settings.callback_url(payment.gateway),
+            idempotency_key=f"{payment.id}:authorise",
+            card_token=command.card_token,
+            phone=command.phone,
+            return_url=settings.three_ds_return_url(payment.id),
+            description=payment.description,
+        )
+        gateway_name = payment.gateway
+    gateway = settings.gateway(gateway_name)
+    outcome = call_gateway("authorise", lambda: gateway.authorise(request),
+                           idempotency_key=request.idempotency_key, amount=request.amount)
+    return _settle_call(uow, payment_id, outcome, refused_fails=True)
+
+
+def _check_method(payment: Payment, command: ConfirmPayment) -> None:
+    if payment.payment_method_type == PaymentMethod.CARD:
+        if not command.card_token or command.phone:
+            raise ValidationFailed("A card payment is confirmed with a card_token (and no phone).",
+                                   code="payment_method_mismatch", param="card_token")
+    elif not command.phone or command.card_token:
+        raise ValidationFailed("A mobile-wallet payment is confirmed with the buyer's phone (and no card_token).",
+                               code="payment_method_mismatch", param="phone")
+
+
+def _require_status(payment: Payment, allowed: frozenset, action: str) -> None:
+    if payment.status not in allowed:
+        raise Conflict(
+            f"A payment that is {payment.status} cannot be {action}.",
+            code="invalid_state",
+            payment_status=payment.status,
+        )
+
+
+def _settle_call(uow: UnitOfWork, payment_id: str, outcome: CallOutcome, *, refused_fails: bool) -> Payment:
+    """Record the attempt and apply what the gateway answered, in one transaction."""
+    with uow:
+        payment = uow.session.scalar(sa.select(Payment).where(Payment.id == payment_id).with_for_update())
+        uow.session.add(attempt_row(outcome, payment_id=payment.id, gateway=payment.gateway))
+        now = utcnow()
+        payment.gateway_checked_at = now
+        if outcome.answer is not None:
+            apply_transaction(uow, payment, outcome.answer)
+        elif outcome.refused and refused_fails and payment.status == PaymentStatus.PROCESSING:
+            # A 4xx: the gateway did nothing (an unknown token, say). Nothing was charged.
+            code = outcome.error.code or "gateway_refused"
+            _fail(uow, payment, "gateway_refused", f"{FAILURE_MESSAGES['gateway_refused']} ({code})", now)
+        elif outcome.unknown and payment.status == PaymentStatus.PROCESSING:
+            # Timeout or 5xx: the charge may have gone through. Stay processing; recovery will tell.
+            payment.updated_at = now
+            payment_changed(uow, payment)
+        uow.commit()
+        return payment
+
+
+# -- applying the gateway's word ----------------------------------------------------------------------
+
+
+def apply_transaction(uow: UnitOfWork, payment: Payment, transaction: GatewayTransaction) -> bool:
+    """Move a (locked) payment to what a gateway snapshot says, if that is news. Returns whether it moved.
+
+    Safe to call with duplicated, stale or out-of-order snapshots: older than the newest applied,
+    or a step backwards, and nothing changes.
+    """
+    if transaction.reference != payment.id:
+        log.error("gateway transaction for another payment", extra={"payment_id": payment.id})
+        return False
+    if payment.gateway_reference is None:
+        payment.gateway_reference = transaction.gateway_reference
+    elif payment.gateway_reference != transaction.gateway_reference:
+        log.error("a second gateway transaction for one payment", extra={"payment_id": payment.id})
+        return False
+    if transaction.updated_at < payment.gateway_updated_at:
+        return False
+    if transaction.card is not None and payment.card_last4 is None:
+        payment.card_brand = transaction.card.brand
+        payment.card_last4 = transaction.card.last4
+        payment.card_country = transaction.card.country
+    target = status_for(transaction, payment.capture_method)
+    now = utcnow()
+    if target == payment.status:
+        payment.gateway_updated_at = transaction.updated_at
+        if target == PaymentStatus.REQUIRES_ACTION:
+            payment.next_action_json = _next_action_json(transaction)
+        return False
+    if not gateway_moves(payment.status, target):
+        return False
+    payment.gateway_updated_at = transaction.updated_at
+    if target == PaymentStatus.FAILED:
+        code, message = failure_for(transaction)
+        _fail(uow, payment, code, message, now)
+        return True
+    payment.next_action_json = _next_action_json(transaction) if target == PaymentStatus.REQUIRES_ACTION else None
+    if target == PaymentStatus.SUCCEEDED:
+        payment.amount_captured = transaction.captured_amount or payment.amount
+        payment.succeeded_at = now
+    elif target == PaymentStatus.CANCELED:
+        payment.canceled_at = now
+    _move(payment, target, now)
+    payment_changed(uow, payment)
+    return True
+
+
+def _next_action_json(transaction: GatewayTransaction) -> str | None:
+    action = transaction.next_action
+    if action is None:
+        return None
+    body: dict[str, Any] = {"type": action.type, "redirect_url": action.redirect_url}
+    if action.expires_at is not None:
+        body["expires_at"] = dt.datetime.fromtimestamp(action.expires_at, dt.UTC).isoformat()
+    return json.dumps(body)
+
+
+def _move(payment: Payment, target: PaymentStatus, now: dt.datetime) -> None:
+    if not can_move(payment.status, target):
+        raise Conflict(f"A payment cannot go from {payment.status} to {target}.", code="invalid_state",
+                       payment_status=payment.status)
+    payment.status = target
+    payment.updated_at = now
+
+
+def _fail(uow: UnitOfWork, payment: Payment, code: str, message: str, now: dt.datetime) -> None:
+    _move(payment, PaymentStatus.FAILED, now)
+    payment.failure_code = code
+    payment.failure_message = message
+    payment.failed_at = now
+    payment.next_action_json = None
+    payment_changed(uow, payment)
+
+
+# -- 3-D Secure, capture, cancel ----------------------------------------------------------------------
+
+
+def complete_three_ds(uow: UnitOfWork, payment_id: str, settings: PaymentSettings) -> Payment | None:
+    """The buyer is back from the 3-D Secure page: ask the gateway to finish the authorisation.
+
+    Reached by the buyer's browser without credentials, so it only ever asks the gateway what
+    happened; an unknown payment gives None.
+    """
+    with uow:
+        payment = uow.session.get(Payment, payment_id)
+        if payment is None:
+            return None
+        if payment.status != PaymentStatus.REQUIRES_ACTION or payment.gateway_reference is None:
+            return payment
+        gateway_name, reference = payment.gateway, payment.gateway_reference
+    gateway = settings.gateway(gateway_name)
+    key = f"{payment_id}:three_ds"
+    outcome = call_gateway("complete_three_ds", lambda: gateway.complete_three_ds(reference, key), idempotency_key=key)
+    return _settle_call(uow, payment_id, outcome, refused_fails=False)
+
+
+def capture_payment(uow: UnitOfWork, payment_id: str, amount: int | None, principal: Principal,
+                    settings: PaymentSettings) -> Payment:
+    """Capture an authorised payment, in full or in part (once)."""
+    with uow:
+        payment = _visible(uow.session, payment_id, principal, lock=True)
+        _require_status(payment, CAPTURABLE, "captured")
+        amount = payment.amount if amount is None else amount
+        if not 0 < amount <= payment.amount:
+            raise ValidationFailed("amount_to_capture must be positive and at most the authorised amount.",
+                                   code="amount_exceeds_authorised", param="amount_to_capture")
+        if amount < payment.application_fee:
+            raise ValidationFailed("amount_to_capture must cover the marketplace's application_fee.",
+                                   code="capture_below_application_fee", param="amount_to_capture")
+        now = utcnow()
+        _move(payment, PaymentStatus.PROCESSING, now)
+        payment.gateway_checked_at = now
+        uow.commit()
+        request = CaptureRequest(payment.gateway_reference, amount, f"{payment.id}:capture")
+        gateway_name = payment.gateway
+    gateway = settings.gateway(gateway_name)
+    outcome = call_gateway("capture", lambda: gateway.capture(request), idempotency_key=request.idempotency_key,
+                           amount=amount)
+    if outcome.refused:
+        # Refused (already captured, say): whatever the gateway now holds is the truth.
+        outcome = _poll(gateway, gateway_name, payment_id, request.gateway_reference)
+    return _settle_call(uow, payment_id, outcome, refused_fails=False)
+
+
+def cancel_payment(uow: UnitOfWork, payment_id: str, principal: Principal, settings: PaymentSettings) -> Payment:
+    """Cancel before confirmation (nothing to tell the gateway), or void an authorisation or request."""
+    with uow:
+        payment = _visible(uow.session, payment_id, principal, lock=True)
+        _require_status(payment, CANCELABLE, "canceled")
+        if payment.gateway_reference is None:
+            now = utcnow()
+            _move(payment, PaymentStatus.CANCELED, now)
+            payment.canceled_at = now
+            payment_changed(uow, payment)
+            uow.commit()
+            return payment
+        request = VoidRequest(payment.gateway_reference, f"{payment.id}:void")
+        gateway_name = payment.gateway
+    gateway = settings.gateway(gateway_name)
+    outcome = call_gateway("void", lambda: gateway.void(request), idempotency_key=request.idempotency_key)
+    if outcome.refused:
+        outcome = _poll(gateway, gateway_name, payment_id, request.gateway_reference)
+    payment = _settle_call(uow, payment_id, outcome, refused_fails=False)
+    if outcome.unknown:
+        raise ServiceUnavailable("The gateway did not answer; the payment is unchanged. Retry the cancel.",
+                                 code="gateway_unavailable")
+    if payment.status != PaymentStatus.CANCELED:
+        raise Conflict(f"The payment is {payment.status} at the gateway and can no longer be canceled.",
+                       code="invalid_state", payment_status=payment.status)
+    return payment
+
+
+def _poll(gateway: Any, gateway_name: str, payment_id: str, reference: str | None) -> CallOutcome:
+    if reference is not None:
+        return call_gateway("status", lambda: gateway.transaction(reference))
+    return call_gateway("find", lambda: gateway.find_transaction(payment_id))
+
+
+# -- recovery ----------------------------------------------------------------------------------------
+
+
+def payments_to_recover(uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime, limit: int) -> list[str]:
+    cutoff = now - settings.recovery_after
+    with uow:
+        last_heard = sa.func.coalesce(Payment.gateway_checked_at, Payment.created_at)
+        return list(uow.session.scalars(
+            sa.select(Payment.id)
+            .where(Payment.status.in_([str(status) for status in AWAITING_GATEWAY]), last_heard < cutoff)
+            .order_by(last_heard)
+            .limit(limit)
+        ))
+
+
+def recover_payment(uow: UnitOfWork, payment_id: str, settings: PaymentSettings) -> str | None:
+    """Ask the gateway what became of a payment left waiting (lost callback, timed-out call).
+
+    Returns the payment's status afterwards. A payment the gateway has no record of, though we
+    asked for it long ago, was never charged: it fails with ``processing_error``.
+    """
+    with uow:
+        payment = uow.session.get(Payment, payment_id)
+        if payment is None or payment.status not in AWAITING_GATEWAY:
+            return None if payment is None else payment.status
+        gateway_name, reference = payment.gateway, payment.gateway_reference
+    gateway = settings.gateway(gateway_name)
+    outcome = _poll(gateway, gateway_name, payment_id, reference)
+    with uow:
+        payment = uow.session.scalar(sa.select(Payment).where(Payment.id == payment_id).with_for_update())
+        uow.session.add(attempt_row(outcome, payment_id=payment.id, gateway=payment.gateway))
+        now = utcnow()
+        payment.gateway_checked_at = now
+        if outcome.answer is not None:
+            apply_transaction(uow, payment, outcome.answer)
+        elif outcome.error is None and payment.status == PaymentStatus.PROCESSING and reference is None:
+            _fail(uow, payment, "processing_error", FAILURE_MESSAGES["processing_error"], now)
+        uow.commit()
+        return payment.status
+

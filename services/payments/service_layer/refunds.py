@@ -1,0 +1,232 @@
+"""Refunds: part or all of a succeeded payment given back, any number of times, never more than
+was captured. ``pending`` until the gateway says ``succeeded`` or ``failed`` (in its answer, a
+callback, or the recovery job's poll).
+
+Pending refunds count as given back when checking what is left to refund, so two concurrent
+refunds can never exceed the captured amount (both run under the payment's row lock). The
+marketplace's commission is refunded in proportion to the amount unless the request says how much.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from services.payments.adapters.gateways.base import GatewayRefund, RefundRequest
+from services.payments.adapters.gateways.base import RefundStatus as GatewayRefundStatus
+from services.payments.adapters.orm import Payment, Refund
+from services.payments.domain.payments import PaymentStatus, RefundStatus, proportional_fee
+from services.payments.service_layer.announcements import refund_changed
+from services.payments.service_layer.gateway_calls import CallOutcome, attempt_row, call_gateway
+from services.payments.service_layer.settings import PaymentSettings
+from shared.auth import Principal
+from shared.db import UnitOfWork, utcnow
+from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.ids import new_id
+from shared.pagination import Page, paginate
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class CreateRefund:
+    payment_id: str
+    amount: int | None = None  # default: all that is left to refund
+    currency: str | None = None
+    application_fee_refunded: int | None = None  # default: in proportion to the amount
+    reason: str | None = None
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _visible_refund(session: Session, refund_id: str, principal: Principal) -> Refund:
+    refund = session.get(Refund, refund_id)
+    if refund is None or refund.marketplace_id != principal.client_id:
+        raise NotFound("No refund has this id.", code="refund_not_found", param="id")
+    return refund
+
+
+def get_refund(uow: UnitOfWork, refund_id: str, principal: Principal) -> Refund:
+    with uow:
+        return _visible_refund(uow.session, refund_id, principal)
+
+
+def list_refunds(uow: UnitOfWork, principal: Principal, *, limit: int, starting_after: str | None,
+                 payment_id: str | None = None, status: str | None = None) -> Page:
+    with uow:
+        query = sa.select(Refund).where(Refund.marketplace_id == principal.client_id)
+        if payment_id is not None:
+            query = query.where(Refund.payment_id == payment_id)
+        if status is not None:
+            query = query.where(Refund.status == status)
+        return paginate(uow.session, query, Refund.id, limit=limit, starting_after=starting_after)
+
+
+def create_refund(uow: UnitOfWork, command: CreateRefund, principal: Principal, settings: PaymentSettings,
+                  *, creation_key: str | None = None) -> Refund:
+    with uow:
+        session = uow.session
+        if creation_key is not None:
+            existing = session.scalar(sa.select(Refund).where(
+                Refund.marketplace_id == principal.client_id, Refund.creation_key == creation_key))
+            if existing is not None:
+                return existing
+        payment = session.scalar(sa.select(Payment).where(Payment.id == command.payment_id).with_for_update())
+        if payment is None or payment.marketplace_id != principal.client_id:
+            raise NotFound("No payment has this id.", code="payment_not_found", param="payment_id")
+        if payment.status != PaymentStatus.SUCCEEDED:
+            raise Conflict(f"Only a succeeded payment can be refunded; this one is {payment.status}.",
+                           code="invalid_state", param="payment_id", payment_status=payment.status)
+        if command.currency is not None and command.currency != payment.currency:
+            raise ValidationFailed(f"The payment is in {payment.currency}.", code="unsupported_currency",
+                                   param="currency")
+        pending_amount, pending_fee = _pending_totals(session, payment.id)
+        given_back = payment.amount_refunded + pending_amount
+        refundable = payment.amount_captured - given_back
+        amount = refundable if command.amount is None else command.amount
+        if amount <= 0 or amount > refundable:
+            raise Conflict(
+                "The refund is more than what is left to refund of the captured amount."
+                if amount > 0 else "The payment is already fully refunded.",
+                code="refund_exceeds_captured",
+                param="amount",
+                refundable={"amount": max(refundable, 0), "currency": payment.currency},
+            )
+        fee_left = payment.application_fee - payment.application_fee_refunded - pending_fee
+        if command.application_fee_refunded is None:
+            fee = proportional_fee(payment.application_fee, payment.amount_captured, amount,
+                                   payment.application_fee_refunded + pending_fee, given_back)
+        else:
+            fee = command.application_fee_refunded
+            if fee > min(fee_left, amount):
+                raise ValidationFailed(
+                    "application_fee_refunded must not exceed the amount refunded nor the commission left.",
+                    code="application_fee_refund_too_large",
+                    param="application_fee_refunded",
+                )
+        now = utcnow()
+        refund = Refund(
+            id=new_id("re"),
+            payment_id=payment.id,
+            marketplace_id=payment.marketplace_id,
+            artisan_id=payment.artisan_id,
+            amount=amount,
+            currency=payment.currency,
+            application_fee_refunded=fee,
+            status=RefundStatus.PENDING,
+            reason=command.reason,
+            gateway=payment.gateway,
+            metadata_json=json.dumps(command.metadata, ensure_ascii=False, sort_keys=True),
+            requested_by=principal.client_id,
+            creation_key=creation_key,
+            created_at=now,
+            updated_at=now,
+            gateway_checked_at=now,
+        )
+        session.add(refund)
+        refund_changed(uow, refund, "refund.created")
+        uow.commit()
+        request = RefundRequest(payment.gateway_reference, refund.id, amount, payment.currency,
+                                idempotency_key=refund.id)
+        refund_id, gateway_name = refund.id, refund.gateway
+    gateway = settings.gateway(gateway_name)
+    outcome = call_gateway("refund", lambda: gateway.refund(request), idempotency_key=request.idempotency_key,
+                           amount=amount)
+    return _settle_refund_call(uow, refund_id, outcome)
+
+
+def _pending_totals(session: Session, payment_id: str) -> tuple[int, int]:
+    row = session.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(Refund.amount), 0),
+                  sa.func.coalesce(sa.func.sum(Refund.application_fee_refunded), 0))
+        .where(Refund.payment_id == payment_id, Refund.status == RefundStatus.PENDING)
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def _locked_pair(session: Session, refund_id: str) -> tuple[Payment, Refund]:
+    """The refund and its payment, locked payment first (the order every refund path uses)."""
+    payment_id = session.scalar(sa.select(Refund.payment_id).where(Refund.id == refund_id))
+    payment = session.scalar(sa.select(Payment).where(Payment.id == payment_id).with_for_update())
+    refund = session.scalar(sa.select(Refund).where(Refund.id == refund_id).with_for_update())
+    return payment, refund
+
+
+def _settle_refund_call(uow: UnitOfWork, refund_id: str, outcome: CallOutcome) -> Refund:
+    with uow:
+        payment, refund = _locked_pair(uow.session, refund_id)
+        uow.session.add(attempt_row(outcome, payment_id=payment.id, gateway=refund.gateway, refund_id=refund.id))
+        refund.gateway_checked_at = utcnow()
+        if outcome.answer is not None:
+            apply_refund(uow, payment, refund, outcome.answer)
+        elif outcome.refused and refund.status == RefundStatus.PENDING:
+            # A 4xx: the gateway refunded nothing.
+            _fail_refund(uow, refund, outcome.error.code or "refund_refused", utcnow())
+        uow.commit()
+        return refund
+
+
+def apply_refund(uow: UnitOfWork, payment: Payment, refund: Refund, answer: GatewayRefund) -> bool:
+    """Move a (locked) pending refund to what the gateway reports; duplicates and stale news change nothing."""
+    if answer.reference != refund.id:
+        log.error("gateway refund for another refund", extra={"refund_id": refund.id})
+        return False
+    if refund.gateway_reference is None:
+        refund.gateway_reference = answer.gateway_reference
+    if refund.status != RefundStatus.PENDING or answer.status == GatewayRefundStatus.PENDING:
+        return False
+    now = utcnow()
+    if answer.status == GatewayRefundStatus.SUCCEEDED:
+        refund.status = RefundStatus.SUCCEEDED
+        refund.succeeded_at = refund.updated_at = now
+        payment.amount_refunded += refund.amount
+        payment.application_fee_refunded += refund.application_fee_refunded
+        payment.updated_at = now
+        refund_changed(uow, refund, "refund.succeeded")
+    else:
+        _fail_refund(uow, refund, answer.failure_code or "refund_declined", now)
+    return True
+
+
+def _fail_refund(uow: UnitOfWork, refund: Refund, code: str, now: dt.datetime) -> None:
+    refund.status = RefundStatus.FAILED
+    refund.failure_code = code[:40]
+    refund.failed_at = refund.updated_at = now
+    refund_changed(uow, refund, "refund.failed")
+
+
+def refunds_to_recover(uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime, limit: int) -> list[str]:
+    cutoff = now - settings.recovery_after
+    with uow:
+        last_heard = sa.func.coalesce(Refund.gateway_checked_at, Refund.created_at)
+        return list(uow.session.scalars(
+            sa.select(Refund.id).where(Refund.status == RefundStatus.PENDING, last_heard < cutoff)
+            .order_by(last_heard).limit(limit)
+        ))
+
+
+def recover_refund(uow: UnitOfWork, refund_id: str, settings: PaymentSettings) -> str | None:
+    """Poll the gateway for a refund left pending; one it never recorded is sent again (same key)."""
+    with uow:
+        refund = uow.session.get(Refund, refund_id)
+        if refund is None or refund.status != RefundStatus.PENDING:
+            return None if refund is None else refund.status
+        payment = uow.session.get(Payment, refund.payment_id)
+        reference, gateway_name = refund.gateway_reference, refund.gateway
+        request = RefundRequest(payment.gateway_reference, refund.id, refund.amount, refund.currency,
+                                idempotency_key=refund.id)
+    gateway = settings.gateway(gateway_name)
+    if reference is not None:
+        outcome = call_gateway("refund_status", lambda: gateway.refund_status(reference))
+    else:
+        outcome = call_gateway("find_refund", lambda: gateway.find_refund(refund_id))
+        if outcome.error is None and outcome.answer is None:
+            # Never reached the gateway: send it now. The key makes a late duplicate harmless.
+            outcome = call_gateway("refund", lambda: gateway.refund(request), idempotency_key=request.idempotency_key,
+                                   amount=request.amount)
+    return _settle_refund_call(uow, refund_id, outcome).status

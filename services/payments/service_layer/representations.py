@@ -1,0 +1,161 @@
+"""How payments, refunds and disputes look to marketplaces: the API's answers and webhook snapshots.
+
+One set of output schemas serves both, so a webhook's ``data.object`` is exactly what
+``GET /v1/payments/{id}`` would have answered at that moment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from marshmallow import Schema, fields
+
+from services.payments.adapters.orm import Dispute, Payment, Refund
+from shared.money import Money, MoneySchema
+
+
+class MoneyOf(fields.Nested):
+    """A ``{amount, currency}`` object from an integer column (or a function of the row) and ``currency``."""
+
+    def __init__(self, amount: str | Callable[[Any], int], **kwargs: Any) -> None:
+        super().__init__(MoneySchema, **kwargs)
+        self._amount = amount
+
+    def get_value(self, obj: Any, attr: str, accessor: Any = None, default: Any = None) -> Money:
+        amount = self._amount(obj) if callable(self._amount) else getattr(obj, self._amount)
+        return Money(amount, obj.currency)
+
+
+def _net(payment: Payment) -> int:
+    captured = payment.amount_captured if payment.status == "succeeded" else payment.amount
+    return captured - payment.application_fee
+
+
+class NextActionSchema(Schema):
+    type = fields.String(metadata={"description": "redirect_to_url (3-D Secure) or wallet_approval."})
+    redirect_url = fields.String(
+        allow_none=True, metadata={"description": "Send the buyer's browser here for 3-D Secure."}
+    )
+    expires_at = fields.String(
+        allow_none=True,
+        metadata={"format": "date-time", "description": "The buyer must approve in their wallet before this."},
+    )
+
+
+class CardSchema(Schema):
+    brand = fields.String()
+    last4 = fields.String()
+    country = fields.String(allow_none=True)
+
+
+class PaymentSchema(Schema):
+    id = fields.String(required=True, metadata={"example": "pay_01JD8Z6W5Q0T2C7S9K3M4N5P6R"})
+    object = fields.Constant("payment")
+    status = fields.String(
+        metadata={"description": "requires_confirmation, requires_action, processing, requires_capture, "
+                                 "succeeded, failed or canceled."}
+    )
+    amount = MoneyOf("amount", metadata={"description": "What the buyer pays."})
+    amount_captured = MoneyOf("amount_captured")
+    amount_refunded = MoneyOf("amount_refunded", metadata={"description": "Refunds that went through."})
+    application_fee = MoneyOf("application_fee", metadata={"description": "The marketplace's commission."})
+    application_fee_refunded = MoneyOf("application_fee_refunded")
+    net = MoneyOf(_net, metadata={"description": "The artisan's share: amount (captured, once succeeded) − commission."})
+    artisan_id = fields.String()
+    marketplace_id = fields.String()
+    payment_method_type = fields.String()
+    capture_method = fields.String()
+    description = fields.String(allow_none=True)
+    metadata = fields.Method("_metadata")
+    order_reference = fields.String(allow_none=True)
+    next_action = fields.Method("_next_action", allow_none=True)
+    failure_code = fields.String(allow_none=True)
+    failure_message = fields.String(allow_none=True)
+    card = fields.Method("_card", allow_none=True)
+    wallet_phone_last4 = fields.String(allow_none=True)
+    gateway = fields.String()
+    gateway_reference = fields.String(allow_none=True)
+    return_url = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    confirmed_at = fields.DateTime(allow_none=True)
+    succeeded_at = fields.DateTime(allow_none=True)
+    failed_at = fields.DateTime(allow_none=True)
+    canceled_at = fields.DateTime(allow_none=True)
+
+    def _metadata(self, payment: Payment) -> dict:
+        return json.loads(payment.metadata_json or "{}")
+
+    def _next_action(self, payment: Payment) -> dict | None:
+        if not payment.next_action_json:
+            return None
+        return NextActionSchema().dump(json.loads(payment.next_action_json))
+
+    def _card(self, payment: Payment) -> dict | None:
+        if payment.card_last4 is None:
+            return None
+        return {"brand": payment.card_brand, "last4": payment.card_last4, "country": payment.card_country}
+
+
+class RefundSchema(Schema):
+    id = fields.String(required=True, metadata={"example": "re_01JD8Z6W5Q0T2C7S9K3M4N5P6R"})
+    object = fields.Constant("refund")
+    payment_id = fields.String()
+    artisan_id = fields.String()
+    amount = MoneyOf("amount")
+    application_fee_refunded = MoneyOf(
+        "application_fee_refunded", metadata={"description": "The part of the marketplace commission given back."}
+    )
+    status = fields.String(metadata={"description": "pending, then succeeded or failed."})
+    reason = fields.String(allow_none=True)
+    failure_code = fields.String(allow_none=True)
+    metadata = fields.Method("_metadata")
+    gateway_reference = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    succeeded_at = fields.DateTime(allow_none=True)
+    failed_at = fields.DateTime(allow_none=True)
+
+    def _metadata(self, refund: Refund) -> dict:
+        return json.loads(refund.metadata_json or "{}")
+
+
+class DisputeSchema(Schema):
+    id = fields.String(required=True, metadata={"example": "dp_01JD8Z6W5Q0T2C7S9K3M4N5P6R"})
+    object = fields.Constant("dispute")
+    payment_id = fields.String()
+    artisan_id = fields.String()
+    amount = MoneyOf("amount")
+    reason = fields.String()
+    status = fields.String(metadata={"description": "open, then won or lost."})
+    gateway_reference = fields.String()
+    opened_at = fields.DateTime()
+    closed_at = fields.DateTime(allow_none=True)
+
+
+class GatewayAttemptSchema(Schema):
+    object = fields.Constant("gateway_attempt")
+    operation = fields.String(metadata={"description": "authorise, capture, void, refund, status, callback:<type>…"})
+    outcome = fields.String(metadata={"description": "ok, refused (4xx) or unknown (timeout, 5xx)."})
+    raw_status = fields.String(allow_none=True, metadata={"description": "The gateway's own status word."})
+    gateway = fields.String()
+    gateway_reference = fields.String(allow_none=True)
+    refund_id = fields.String(allow_none=True)
+    amount = fields.Integer(allow_none=True)
+    error_code = fields.String(allow_none=True)
+    duration_ms = fields.Integer(allow_none=True)
+    created_at = fields.DateTime()
+
+
+def payment_snapshot(payment: Payment) -> dict[str, Any]:
+    return PaymentSchema().dump(payment)
+
+
+def refund_snapshot(refund: Refund) -> dict[str, Any]:
+    return RefundSchema().dump(refund)
+
+
+def dispute_snapshot(dispute: Dispute) -> dict[str, Any]:
+    return DisputeSchema().dump(dispute)

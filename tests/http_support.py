@@ -1,0 +1,121 @@
+"""Real HTTP around the partner sandboxes: a callback receiver and a sandbox served on a free port."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.server
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from werkzeug.serving import make_server
+
+WAIT_SECONDS = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Delivery:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+class CallbackReceiver:
+    """A real HTTP server on a free local port that records every callback it is sent.
+
+    ``replies`` scripts the status codes of the first requests (to exercise retries); 200 after that.
+    """
+
+    def __init__(self, path: str = "/callbacks") -> None:
+        self.path = path
+        self.deliveries: list[Delivery] = []
+        self.replies: list[int] = []
+        self.requests_seen = 0
+        self._condition = threading.Condition()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver._condition:
+                    receiver.requests_seen += 1
+                    status = receiver.replies.pop(0) if receiver.replies else 200
+                    if status == 200:
+                        receiver.deliveries.append(Delivery(self.path, dict(self.headers.items()), body))
+                    receiver._condition.notify_all()
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # keep the test output quiet
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # A short poll interval: shutdown() waits for it, once per test.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}{self.path}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def wait_for(self, count: int, timeout: float = WAIT_SECONDS) -> list[Delivery]:
+        """Block until at least ``count`` callbacks arrived; fail the test at the deadline."""
+        return self.wait_for_matching(lambda delivery: True, count, timeout)
+
+    def wait_for_matching(
+        self, matches: Callable[[Delivery], bool], count: int, timeout: float = WAIT_SECONDS
+    ) -> list[Delivery]:
+        """Block until at least ``count`` callbacks that ``matches`` arrived; return those."""
+
+        def matching() -> list[Delivery]:
+            return [delivery for delivery in self.deliveries if matches(delivery)]
+
+        with self._condition:
+            arrived = self._condition.wait_for(lambda: len(matching()) >= count, timeout=timeout)
+            assert arrived, f"expected {count} callback(s) within {timeout}s, got {len(matching())}"
+            return matching()
+
+
+class ServedApp:
+    """A Flask app behind a real threaded werkzeug server on a free local port."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = WAIT_SECONDS, interval: float = 0.01) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met before the deadline"
+        time.sleep(interval)

@@ -1,0 +1,538 @@
+"""Payments over HTTP against the in-memory gateway: creation rules, confirmation outcomes, capture,
+cancel, refunds, disputes, callbacks, recovery and marketplace isolation.
+
+The same flows run against the M2T sandbox process in tests/e2e/test_payments_path.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from services.payments.adapters.gateways.base import GatewayRegistry, TokeniseRequest
+from services.payments.adapters.gateways.fake import FakeGateway
+from services.payments.adapters.orm import GatewayAttempt, OutboxMessage, Payee, PayeeMarketplace, Payment
+from services.payments.payment_wiring import use_gateways
+from services.payments.service_layer.projections import on_ledger_entry_posted
+from services.payments.service_layer.recovery import recover_waiting
+from shared.db import utcnow
+from shared.events import make_event
+from shared.ids import new_id
+from tests.integration.conftest import MARKETPLACE, OTHER_MARKETPLACE
+
+CAP_TIER_3 = 2_000_000
+
+
+@pytest.fixture
+def gateway():
+    return FakeGateway()
+
+
+@pytest.fixture
+def service(payments_app, gateway):
+    context = payments_app.extensions["hirfa"]
+    settings = use_gateways(context, GatewayRegistry({"fake": gateway}), "fake")
+    return context, settings
+
+
+@pytest.fixture
+def client(payments_app, service):
+    return payments_app.test_client()
+
+
+@pytest.fixture
+def payee(service):
+    """add_payee(tier=3, cap=…, marketplace=…) -> artisan id, known to payments as onboarding would tell it."""
+    context, _ = service
+
+    def add(tier: int = 3, cap: int = CAP_TIER_3, marketplace: str = MARKETPLACE, status: str = "active") -> str:
+        artisan_id = new_id("art")
+        with context.uow_factory() as uow:
+            uow.session.add(Payee(artisan_id=artisan_id, kyc_tier=tier, tier_cap_amount=cap, currency="MAD",
+                                  payout_eligible=tier >= 1, kyc_status=status, kyc_version=1, as_of=utcnow()))
+            uow.session.flush()
+            uow.session.add(PayeeMarketplace(artisan_id=artisan_id, marketplace_id=marketplace))
+            uow.commit()
+        return artisan_id
+
+    return add
+
+
+@pytest.fixture
+def api(client, marketplace_headers):
+    class Api:
+        def create(self, artisan_id, *, key=None, client_id=MARKETPLACE, **fields):
+            body = {"artisan_id": artisan_id, "amount": 15000, "currency": "MAD", "application_fee": 1500,
+                    "payment_method_type": "card", **fields}
+            return client.post("/v1/payments", json=body,
+                               headers=marketplace_headers(key or str(uuid.uuid4()), client_id=client_id))
+
+        def confirm(self, payment_id, client_id=MARKETPLACE, **body):
+            return client.post(f"/v1/payments/{payment_id}/confirm", json=body,
+                               headers=marketplace_headers(client_id=client_id))
+
+        def get(self, payment_id, client_id=MARKETPLACE):
+            return client.get(f"/v1/payments/{payment_id}", headers=marketplace_headers(client_id=client_id))
+
+        def post(self, path, body=None, key=None, client_id=MARKETPLACE):
+            return client.post(path, json=body if body is not None else {},
+                               headers=marketplace_headers(key, client_id=client_id))
+
+        def refund(self, payment_id, key=None, **fields):
+            return client.post("/v1/refunds", json={"payment_id": payment_id, **fields},
+                               headers=marketplace_headers(key or str(uuid.uuid4())))
+
+    return Api()
+
+
+def token(gateway: FakeGateway, number: str) -> str:
+    return gateway.tokenise(TokeniseRequest(number, 12, 2030, "123")).token
+
+
+def events(context, event_type: str) -> list[dict]:
+    with context.uow_factory() as uow:
+        rows = uow.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.event_type == event_type)
+                                   .order_by(OutboxMessage.seq))
+        return [json.loads(row.payload)["data"] for row in rows]
+
+
+def deliver_callbacks(client, gateway: FakeGateway) -> list:
+    return [client.post("/v1/gateways/fake/callbacks", data=body, headers=headers)
+            for headers, body in gateway.drain_callbacks()]
+
+
+def paid(api, gateway, payee, **fields) -> dict:
+    payment = api.create(payee(), **fields).json
+    answer = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242"))
+    assert answer.json["status"] == "succeeded", answer.json
+    return answer.json
+
+
+# -- creating ----------------------------------------------------------------------------------------
+
+
+def test_a_created_payment_waits_for_confirmation_and_a_replayed_key_returns_it(api, payee):
+    artisan_id = payee()
+    first = api.create(artisan_id, key="order-1", order_reference="ORD-1", metadata={"cart": "42"})
+    assert first.status_code == 201, first.json
+    assert first.json["status"] == "requires_confirmation"
+    assert first.json["amount"] == {"amount": 15000, "currency": "MAD"}
+    assert first.json["net"] == {"amount": 13500, "currency": "MAD"}
+    assert first.json["metadata"] == {"cart": "42"}
+    again = api.create(artisan_id, key="order-1", order_reference="ORD-1", metadata={"cart": "42"})
+    assert again.json["id"] == first.json["id"]
+    assert again.headers.get("Idempotent-Replayed") == "true"
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code"),
+    [
+        ({"amount": 50}, 422, "amount_out_of_range"),
+        ({"amount": 10**9}, 422, "amount_out_of_range"),
+        ({"currency": "EUR"}, 422, "unsupported_currency"),
+        ({"application_fee": 20000}, 422, "application_fee_exceeds_amount"),
+        ({"amount": 150.5}, 422, "validation_error"),
+        ({"payment_method_type": "cash"}, 422, "validation_error"),
+    ],
+)
+def test_bad_amounts_are_refused_with_a_stable_code(api, payee, change, status, code):
+    answer = api.create(payee(), **change)
+    assert answer.status_code == status, answer.json
+    assert answer.json["code"] == code
+
+
+def test_an_unknown_payee_or_another_marketplaces_artisan_is_refused(api, payee):
+    assert api.create(new_id("art")).json["code"] == "payee_unknown"
+    theirs = payee(marketplace=OTHER_MARKETPLACE)
+    answer = api.create(theirs)
+    assert answer.status_code == 422 and answer.json["code"] == "payee_unknown"
+
+
+@pytest.mark.parametrize(("tier", "status"), [(0, "active"), (2, "rejected")])
+def test_a_payee_at_tier_0_or_rejected_cannot_be_paid(api, payee, tier, status):
+    answer = api.create(payee(tier=tier, cap=0 if tier == 0 else 500000, status=status))
+    assert answer.status_code == 409 and answer.json["code"] == "payee_not_eligible"
+
+
+def test_the_tier_cap_is_refused_before_any_gateway_call(api, payee, gateway, service):
+    context, _ = service
+    artisan_id = payee(tier=1, cap=20000)
+    answer = api.create(artisan_id, amount=25000, application_fee=2000)
+    assert answer.status_code == 409
+    assert answer.json["code"] == "tier_limit_exceeded"
+    assert answer.json["tier_cap"] == {"amount": 20000, "currency": "MAD"}
+    with context.uow_factory() as uow:
+        assert uow.session.scalar(sa.select(sa.func.count()).select_from(Payment)) == 0
+        assert uow.session.scalar(sa.select(sa.func.count()).select_from(GatewayAttempt)) == 0
+
+
+def test_payments_on_their_way_and_the_ledger_balance_count_against_the_cap(api, payee, gateway, service):
+    context, _ = service
+    artisan_id = payee(tier=1, cap=20000)
+    first = api.create(artisan_id, amount=15000, application_fee=0).json
+    assert api.confirm(first["id"], card_token=token(gateway, "4242424242424242")).json["status"] == "succeeded"
+    # 15000 succeeded but not yet in the ledger: only 5000 of headroom left.
+    refused = api.create(artisan_id, amount=6000, application_fee=0)
+    assert refused.json["code"] == "tier_limit_exceeded"
+    assert refused.json["headroom"] == {"amount": 5000, "currency": "MAD"}
+    # The ledger posts it (15000 pending) and then a refund of 10000 leaves 5000 held.
+    for amount, cause, cause_id in ((-15000, "payment", first["id"]), (10000, "refund", new_id("re"))):
+        entry = make_event("accounts.ledger.entry_posted", subject=new_id("je"), key=artisan_id, data={
+            "entry_id": new_id("je"), "cause": cause, "cause_id": cause_id, "event_id": None,
+            "artisan_id": artisan_id, "description": "test", "posted_at": utcnow().isoformat(),
+            "lines": [
+                {"account": f"artisan:{artisan_id}:pending", "owner_type": "artisan", "owner_id": artisan_id,
+                 "kind": "pending", "amount": amount, "currency": "MAD"},
+                {"account": "platform:gateway_receivable:fake", "owner_type": "platform", "owner_id": "platform",
+                 "kind": "gateway_receivable", "amount": -amount, "currency": "MAD"},
+            ],
+        })
+        with context.uow_factory() as uow:
+            on_ledger_entry_posted(uow, entry)
+            uow.commit()
+    assert api.create(artisan_id, amount=15000, application_fee=0).status_code == 201
+    assert api.create(artisan_id, amount=15001, application_fee=0).json["code"] == "tier_limit_exceeded"
+
+
+# -- confirming with a card ------------------------------------------------------------------------------
+
+
+def test_an_approved_card_succeeds_and_leaves_one_event_with_amount_fee_and_net(api, payee, gateway, service):
+    context, _ = service
+    payment = api.create(payee(), amount=15000, application_fee=1500).json
+    answer = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242"))
+    assert answer.status_code == 200, answer.json
+    assert answer.json["status"] == "succeeded"
+    assert answer.json["card"] == {"brand": "visa", "last4": "4242", "country": "US"}
+    [event] = events(context, "payments.payment.succeeded")
+    assert event["payment_id"] == payment["id"]
+    assert event["amount"] == {"amount": 15000, "currency": "MAD"}
+    assert event["application_fee"] == {"amount": 1500, "currency": "MAD"}
+    assert event["net"] == {"amount": 13500, "currency": "MAD"}
+    assert event["method"] == "card" and event["gateway"] == "fake"
+    assert event["gateway_reference"] == answer.json["gateway_reference"]
+    with context.uow_factory() as uow:
+        attempts = uow.session.scalars(sa.select(GatewayAttempt).where(GatewayAttempt.payment_id == payment["id"]))
+        [attempt] = list(attempts)
+        assert (attempt.operation, attempt.outcome, attempt.raw_status) == ("authorise", "ok", "captured")
+        assert attempt.idempotency_key == f"{payment['id']}:authorise"
+
+
+def test_the_moroccan_cmi_card_is_approved(api, payee, gateway):
+    payment = api.create(payee()).json
+    answer = api.confirm(payment["id"], card_token=token(gateway, "6500000000000002"))
+    assert answer.json["status"] == "succeeded"
+    assert answer.json["card"]["brand"] == "cmi" and answer.json["card"]["country"] == "MA"
+
+
+@pytest.mark.parametrize(
+    ("number", "failure_code"),
+    [("4000000000009995", "insufficient_funds"), ("4000000000009979", "stolen_card")],
+)
+def test_a_declined_card_fails_with_the_reason_and_an_event(api, payee, gateway, service, number, failure_code):
+    context, _ = service
+    payment = api.create(payee()).json
+    answer = api.confirm(payment["id"], card_token=token(gateway, number))
+    assert answer.json["status"] == "failed"
+    assert answer.json["failure_code"] == failure_code
+    assert answer.json["failure_message"]
+    [event] = events(context, "payments.payment.failed")
+    assert event["failure_code"] == failure_code
+    assert events(context, "payments.payment.succeeded") == []
+
+
+def test_confirming_twice_is_an_invalid_state_and_the_method_must_match(api, payee, gateway):
+    payment = api.create(payee()).json
+    wrong = api.confirm(payment["id"], phone="+212612345678")
+    assert wrong.status_code == 422 and wrong.json["code"] == "payment_method_mismatch"
+    api.confirm(payment["id"], card_token=token(gateway, "4242424242424242"))
+    again = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242"))
+    assert again.status_code == 409
+    assert again.json["code"] == "invalid_state" and again.json["payment_status"] == "succeeded"
+
+
+def test_three_d_secure_round_trip_back_to_the_marketplace(api, payee, gateway, client):
+    payment = api.create(payee()).json
+    answer = api.confirm(payment["id"], card_token=token(gateway, "4000000000003220"),
+                         return_url="https://shop.example/orders/1")
+    assert answer.json["status"] == "requires_action"
+    assert answer.json["next_action"]["type"] == "redirect_to_url"
+    assert answer.json["next_action"]["redirect_url"]
+    back = client.get(f"/v1/payments/{payment['id']}/three-ds-return")
+    assert api.get(payment["id"]).json["status"] == "requires_action"  # the buyer has not answered yet
+    gateway.complete_challenge(answer.json["gateway_reference"], "authenticate")
+    back = client.get(f"/v1/payments/{payment['id']}/three-ds-return")
+    assert back.status_code == 303
+    assert back.headers["Location"] == f"https://shop.example/orders/1?payment_id={payment['id']}&status=succeeded"
+    assert api.get(payment["id"]).json["status"] == "succeeded"
+
+
+def test_failing_three_d_secure_fails_the_payment(api, payee, gateway, client):
+    payment = api.create(payee()).json
+    answer = api.confirm(payment["id"], card_token=token(gateway, "4000000000003220"))
+    gateway.complete_challenge(answer.json["gateway_reference"], "fail")
+    back = client.get(f"/v1/payments/{payment['id']}/three-ds-return")
+    assert back.status_code == 200 and back.json["status"] == "failed"
+    assert api.get(payment["id"]).json["failure_code"] == "authentication_failed"
+
+
+# -- wallets -------------------------------------------------------------------------------------------
+
+
+def test_a_wallet_approval_arrives_by_callback(api, payee, gateway, client, service):
+    context, _ = service
+    payment = api.create(payee(), payment_method_type="mobile_wallet").json
+    answer = api.confirm(payment["id"], phone="0600000001")
+    assert answer.json["status"] == "requires_action"
+    assert answer.json["next_action"]["type"] == "wallet_approval"
+    assert answer.json["next_action"]["expires_at"]
+    assert answer.json["wallet_phone_last4"] == "0001"
+    gateway.answer_wallet(answer.json["gateway_reference"])
+    acks = deliver_callbacks(client, gateway)
+    assert all(ack.status_code == 200 for ack in acks)
+    assert api.get(payment["id"]).json["status"] == "succeeded"
+    assert len(events(context, "payments.payment.succeeded")) == 1
+
+
+def test_a_declined_wallet_fails(api, payee, gateway, client):
+    payment = api.create(payee(), payment_method_type="mobile_wallet").json
+    answer = api.confirm(payment["id"], phone="+212600000002")
+    gateway.answer_wallet(answer.json["gateway_reference"])
+    deliver_callbacks(client, gateway)
+    got = api.get(payment["id"]).json
+    assert got["status"] == "failed" and got["failure_code"] == "wallet_declined"
+
+
+def test_an_unanswered_wallet_request_expires_through_recovery(api, payee, gateway, service):
+    context, settings = service
+    payment = api.create(payee(), payment_method_type="mobile_wallet").json
+    answer = api.confirm(payment["id"], phone="+212600000003")
+    gateway.expire(answer.json["gateway_reference"])  # no callback: the wallet never answers
+    later = utcnow() + settings.recovery_after + dt.timedelta(seconds=1)
+    counts = recover_waiting(context.uow_factory, settings, now=later)
+    assert counts["payments_settled"] == 1
+    got = api.get(payment["id"]).json
+    assert got["status"] == "failed" and got["failure_code"] == "wallet_request_expired"
+
+
+# -- callbacks ---------------------------------------------------------------------------------------
+
+
+def test_callbacks_duplicate_out_of_order_and_badly_signed(api, payee, gateway, client, service):
+    context, _ = service
+    payment = api.create(payee(), payment_method_type="mobile_wallet").json
+    reference = api.confirm(payment["id"], phone="+212600000001").json["gateway_reference"]
+    stale_headers, stale_body = gateway.signed_callback(reference)  # pending_approval, taken now
+    gateway.answer_wallet(reference)
+    headers, body = gateway.signed_callback(reference)
+
+    tampered = body.replace(b'"captured"', b'"declined"')
+    refused = client.post("/v1/gateways/fake/callbacks", data=tampered, headers=headers)
+    assert refused.status_code == 401 and refused.json["code"] == "invalid_signature"
+    assert api.get(payment["id"]).json["status"] == "requires_action"
+
+    first = client.post("/v1/gateways/fake/callbacks", data=body, headers=headers)
+    assert first.json == {"received": True, "applied": True}
+    duplicate = client.post("/v1/gateways/fake/callbacks", data=body, headers=headers)
+    assert duplicate.status_code == 200 and duplicate.json["duplicate"] is True
+    late = client.post("/v1/gateways/fake/callbacks", data=stale_body, headers=stale_headers)
+    assert late.status_code == 200 and late.json["applied"] is False
+    assert api.get(payment["id"]).json["status"] == "succeeded"
+    assert len(events(context, "payments.payment.succeeded")) == 1
+
+    unknown = client.post("/v1/gateways/nope/callbacks", data=body, headers=headers)
+    assert unknown.status_code == 404
+
+
+# -- unknown outcomes --------------------------------------------------------------------------------
+
+
+def test_a_timeout_leaves_the_payment_processing_until_recovery_finds_the_charge(api, payee, gateway, service):
+    context, settings = service
+    payment = api.create(payee()).json
+    answer = api.confirm(payment["id"], card_token=token(gateway, "4000000000000127"))
+    assert answer.json["status"] == "processing"
+    assert events(context, "payments.payment.failed") == []
+    soon = utcnow() + dt.timedelta(seconds=1)
+    assert recover_waiting(context.uow_factory, settings, now=soon)["payments_polled"] == 0  # not idle long enough
+    later = utcnow() + settings.recovery_after + dt.timedelta(seconds=1)
+    recover_waiting(context.uow_factory, settings, now=later)
+    assert api.get(payment["id"]).json["status"] == "succeeded"
+    assert gateway.charge_count(payment["id"]) == 1
+    assert len(events(context, "payments.payment.succeeded")) == 1
+
+
+def test_a_gateway_error_that_charged_nothing_fails_after_recovery(api, payee, gateway, service):
+    context, settings = service
+    payment = api.create(payee()).json
+    answer = api.confirm(payment["id"], card_token=token(gateway, "4000000000000119"))
+    assert answer.json["status"] == "processing"
+    later = utcnow() + settings.recovery_after + dt.timedelta(seconds=1)
+    recover_waiting(context.uow_factory, settings, now=later)
+    got = api.get(payment["id"]).json
+    assert got["status"] == "failed" and got["failure_code"] == "processing_error"
+    assert gateway.charge_count(payment["id"]) == 0
+
+
+def test_fifty_concurrent_confirms_charge_once(payments_app, api, payee, gateway, marketplace_headers):
+    payment = api.create(payee()).json
+    card = token(gateway, "4242424242424242")
+    statuses: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(50)
+
+    def confirm() -> None:
+        local = payments_app.test_client()
+        start.wait()
+        answer = local.post(f"/v1/payments/{payment['id']}/confirm", json={"card_token": card},
+                            headers=marketplace_headers())
+        with lock:
+            statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=confirm) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert gateway.charge_count(payment["id"]) == 1
+    assert statuses.count(200) == 1 and statuses.count(409) == 49
+    assert api.get(payment["id"]).json["status"] == "succeeded"
+
+
+# -- capture and cancel ------------------------------------------------------------------------------
+
+
+def test_manual_capture_in_part_once(api, payee, gateway, service):
+    context, _ = service
+    payment = api.create(payee(), capture_method="manual", amount=20000, application_fee=2000).json
+    answer = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242"))
+    assert answer.json["status"] == "requires_capture"
+    below_fee = api.post(f"/v1/payments/{payment['id']}/capture", {"amount_to_capture": 1000})
+    assert below_fee.status_code == 422 and below_fee.json["code"] == "capture_below_application_fee"
+    captured = api.post(f"/v1/payments/{payment['id']}/capture", {"amount_to_capture": 12000})
+    assert captured.status_code == 200, captured.json
+    assert captured.json["status"] == "succeeded"
+    assert captured.json["amount_captured"] == {"amount": 12000, "currency": "MAD"}
+    again = api.post(f"/v1/payments/{payment['id']}/capture", {"amount_to_capture": 1000})
+    assert again.status_code == 409 and again.json["code"] == "invalid_state"
+    [event] = events(context, "payments.payment.succeeded")
+    assert event["amount"]["amount"] == 12000 and event["net"]["amount"] == 10000
+
+
+def test_cancel_before_confirmation_and_void_of_an_authorisation(api, payee, gateway):
+    fresh = api.create(payee()).json
+    canceled = api.post(f"/v1/payments/{fresh['id']}/cancel")
+    assert canceled.status_code == 200 and canceled.json["status"] == "canceled"
+    authorised = api.create(payee(), capture_method="manual").json
+    api.confirm(authorised["id"], card_token=token(gateway, "4242424242424242"))
+    voided = api.post(f"/v1/payments/{authorised['id']}/cancel")
+    assert voided.status_code == 200 and voided.json["status"] == "canceled"
+    done = paid(api, gateway, payee)
+    refused = api.post(f"/v1/payments/{done['id']}/cancel")
+    assert refused.status_code == 409 and refused.json["code"] == "invalid_state"
+
+
+# -- refunds -----------------------------------------------------------------------------------------
+
+
+def test_partial_then_full_refund_and_an_over_refund_refused(api, payee, gateway, client, service):
+    context, _ = service
+    payment = paid(api, gateway, payee, amount=10000, application_fee=1000)
+    partial = api.refund(payment["id"], amount=3000)
+    assert partial.status_code == 201, partial.json
+    assert partial.json["status"] == "pending"
+    assert partial.json["application_fee_refunded"] == {"amount": 300, "currency": "MAD"}
+    over = api.refund(payment["id"], amount=7001)
+    assert over.status_code == 409 and over.json["code"] == "refund_exceeds_captured"
+    assert over.json["refundable"] == {"amount": 7000, "currency": "MAD"}
+    rest = api.refund(payment["id"])
+    assert rest.json["amount"] == {"amount": 7000, "currency": "MAD"}
+    assert rest.json["application_fee_refunded"] == {"amount": 700, "currency": "MAD"}
+    gateway.settle_refunds()
+    deliver_callbacks(client, gateway)
+    got = api.get(payment["id"]).json
+    assert got["amount_refunded"] == {"amount": 10000, "currency": "MAD"}
+    assert got["application_fee_refunded"] == {"amount": 1000, "currency": "MAD"}
+    refunded = events(context, "payments.refund.succeeded")
+    assert sorted(event["amount"]["amount"] for event in refunded) == [3000, 7000]
+    assert api.refund(payment["id"], amount=1).json["code"] == "refund_exceeds_captured"
+
+
+def test_a_refund_the_gateway_declines_fails_and_frees_the_amount(api, payee, gateway, client, service,
+                                                                  marketplace_headers):
+    context, _ = service
+    payment = paid(api, gateway, payee, amount=10000, application_fee=0)
+    refund = api.refund(payment["id"], amount=1013).json  # the test rule: ends in 13 centimes
+    gateway.settle_refunds()
+    deliver_callbacks(client, gateway)
+    got = client.get(f"/v1/refunds/{refund['id']}", headers=marketplace_headers()).json
+    assert got["status"] == "failed" and got["failure_code"] == "refund_declined"
+    assert events(context, "payments.refund.succeeded") == []
+    assert api.refund(payment["id"], amount=10000).status_code == 201
+
+
+def test_a_refund_replayed_with_its_key_is_one_refund(api, payee, gateway):
+    payment = paid(api, gateway, payee)
+    first = api.refund(payment["id"], key="refund-1", amount=1000)
+    again = api.refund(payment["id"], key="refund-1", amount=1000)
+    assert again.json["id"] == first.json["id"]
+
+
+# -- disputes ----------------------------------------------------------------------------------------
+
+
+def test_disputes_open_and_close_from_gateway_notifications(api, payee, gateway, client, service, marketplace_headers):
+    context, _ = service
+    payment = paid(api, gateway, payee)
+    dispute = gateway.open_dispute(payment["gateway_reference"], reason="product_not_received")
+    deliver_callbacks(client, gateway)
+    listed = client.get("/v1/disputes", headers=marketplace_headers()).json["data"]
+    assert [(d["payment_id"], d["status"], d["reason"]) for d in listed] == [
+        (payment["id"], "open", "product_not_received")]
+    gateway.close_dispute(dispute.gateway_reference, "lost")
+    deliver_callbacks(client, gateway)
+    deliver_callbacks(client, gateway)
+    [closed] = client.get("/v1/disputes", headers=marketplace_headers()).json["data"]
+    assert closed["status"] == "lost"
+    assert [e["dispute_id"] for e in events(context, "payments.dispute.opened")] == [closed["id"]]
+    assert [e["outcome"] for e in events(context, "payments.dispute.closed")] == ["lost"]
+    other = client.get("/v1/disputes", headers=marketplace_headers(client_id=OTHER_MARKETPLACE)).json["data"]
+    assert other == []
+
+
+# -- isolation and listing ---------------------------------------------------------------------------
+
+
+def test_another_marketplace_cannot_see_or_act_on_a_payment(api, payee, gateway, client, marketplace_headers):
+    payment = paid(api, gateway, payee)
+    other = {"client_id": OTHER_MARKETPLACE}
+    assert api.get(payment["id"], **other).status_code == 404
+    assert api.confirm(payment["id"], card_token="tok_abcdefgh", **other).status_code == 404
+    assert api.post(f"/v1/payments/{payment['id']}/capture", **other).status_code == 404
+    assert api.post(f"/v1/payments/{payment['id']}/cancel", **other).status_code == 404
+    refund = client.post("/v1/refunds", json={"payment_id": payment["id"]},
+                         headers=marketplace_headers("k-other", client_id=OTHER_MARKETPLACE))
+    assert refund.status_code == 404
+    listed = client.get("/v1/payments", headers=marketplace_headers(client_id=OTHER_MARKETPLACE)).json
+    assert listed["data"] == []
+
+
+def test_listing_filters_and_pages(api, payee, gateway, client, marketplace_headers):
+    artisan_id = payee()
+    ids = [api.create(artisan_id).json["id"] for _ in range(3)]
+    api.confirm(ids[0], card_token=token(gateway, "4242424242424242"))
+    page = client.get("/v1/payments?limit=2", headers=marketplace_headers()).json
+    assert [p["id"] for p in page["data"]] == ids[:2] and page["has_more"] is True
+    rest = client.get(f"/v1/payments?limit=2&starting_after={page['next_cursor']}",
+                      headers=marketplace_headers()).json
+    assert [p["id"] for p in rest["data"]] == ids[2:]
+    succeeded = client.get("/v1/payments?status=succeeded", headers=marketplace_headers()).json["data"]
+    assert [p["id"] for p in succeeded] == ids[:1]
+    future = (utcnow() + dt.timedelta(hours=1)).isoformat()
+    assert client.get("/v1/payments", query_string={"created_gte": future},
+                      headers=marketplace_headers()).json["data"] == []
