@@ -91,21 +91,22 @@ def test_each_test_card(stack, marketplace, artisan_id, number, status, failure_
     assert answer["card"]["last4"] == number[-4:]
 
 
-def test_three_d_secure_round_trip(stack, marketplace, artisan_id):
+@pytest.mark.parametrize(("outcome", "status"), [("authenticate", "succeeded"), ("fail", "failed")])
+def test_three_d_secure_round_trip(stack, marketplace, artisan_id, outcome, status):
     payment = create(marketplace, artisan_id)
     answer = confirm(marketplace, payment["id"], card_token=card_token(stack, "4000000000003220"),
                      return_url="https://shop.example/orders/42")
     assert answer["status"] == "requires_action"
     challenge = answer["next_action"]["redirect_url"]
     assert requests.get(challenge, timeout=10).status_code == 200  # the buyer sees the bank's page
-    back = requests.post(challenge, data={"outcome": "authenticate"}, allow_redirects=False, timeout=10)
+    back = requests.post(challenge, data={"outcome": outcome}, allow_redirects=False, timeout=10)
     assert back.status_code == 303
     assert back.headers["Location"] == f"{stack.urls['payments']}/v1/payments/{payment['id']}/three-ds-return"
     landing = requests.get(back.headers["Location"], allow_redirects=False, timeout=10)
     assert landing.status_code == 303
     assert landing.headers["Location"] == (
-        f"https://shop.example/orders/42?payment_id={payment['id']}&status=succeeded")
-    assert status_of(marketplace, payment["id"])["status"] == "succeeded"
+        f"https://shop.example/orders/42?payment_id={payment['id']}&status={status}")
+    assert status_of(marketplace, payment["id"])["status"] == status
 
 
 @pytest.mark.parametrize(
@@ -155,7 +156,7 @@ def test_refunds_and_the_money_in_the_ledger(stack, marketplace, artisan_id):
     operator = Client(stack, "cli_demo_operator", "demo-operator-secret")
 
     def entries(cause: str) -> list:
-        found = operator.call("GET", "accounts", "/v1/journal-entries", params={"artisan_id": artisan_id}).json()
+        found = operator.call("GET", "accounts", "/v1/journal-entries", params={"artisan_id": artisan_id, "limit": 100}).json()
         return [e for e in found["data"] if e["cause"] == cause and e["cause_id"] in (payment["id"], *refund_ids)]
 
     refund_ids: list[str] = []
@@ -189,7 +190,16 @@ def test_a_dispute_opens_from_the_gateway(stack, marketplace, artisan_id):
         return listed["data"]
 
     wait_until(lambda: len(disputes()) == 1, timeout=30, message="the gateway opens a dispute")
-    assert disputes()[0]["status"] == "open"
+    [dispute] = disputes()
+    assert dispute["status"] == "open"
+    operator = Client(stack, "cli_demo_operator", "demo-operator-secret")
+
+    def dispute_entries() -> list:
+        found = operator.call("GET", "accounts", "/v1/journal-entries", params={"artisan_id": artisan_id, "limit": 100}).json()
+        return [e for e in found["data"] if e["cause"] == "dispute" and e["cause_id"] == dispute["id"]]
+
+    # The disputed money is held in the ledger, once.
+    wait_until(lambda: len(dispute_entries()) == 1, timeout=30, message="accounts holds the disputed funds")
 
 
 def test_a_marketplace_receives_signed_webhooks_from_the_running_worker(stack, marketplace, artisan_id):
