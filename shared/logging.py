@@ -14,6 +14,8 @@ import re
 import sys
 from typing import Any
 
+from shared.cards import luhn_valid
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
@@ -22,18 +24,6 @@ _PAN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _RIB = re.compile(r"(?<![0-9A-Za-z])(?:MA\d{2} ?)?(?:\d[ ]?){23}\d(?!\d)")
 _PHONE = re.compile(r"(?<!\d)(?:\+|00)?212[ .-]?\(?0?\)?[5-7](?:[ .-]?\d){8}(?!\d)|(?<!\d)0[5-7](?:[ .-]?\d){8}(?!\d)")
 _CIN = re.compile(r"\b[A-Z]{1,2}\d{4,8}\b")
-
-
-def _luhn_valid(digits: str) -> bool:
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 1:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return total % 10 == 0
 
 
 def _mask_keep_last(text: str, keep: int) -> str:
@@ -46,7 +36,7 @@ def _mask_long_number(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", raw)
     if len(digits) == 24 or raw.upper().startswith("MA"):
         return "[RIB " + _mask_keep_last(digits, 4) + "]"
-    if 13 <= len(digits) <= 19 and _luhn_valid(digits):
+    if 13 <= len(digits) <= 19 and luhn_valid(digits):
         return "[PAN]"  # not even the last four: a PAN never appears, whole or in part
     return raw
 

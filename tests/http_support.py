@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import http.server
 import json
 import threading
@@ -119,3 +121,22 @@ def wait_until(condition: Callable[[], bool], timeout: float = WAIT_SECONDS, int
     while not condition():
         assert time.monotonic() < deadline, "condition not met before the deadline"
         time.sleep(interval)
+
+
+# --- what the README tells marketplace developers (standard library only) -----------------------
+
+
+def verify_hirfa_signature(secret: str, header: str, raw_body: bytes, tolerance: int = 300) -> bool:
+    """True when ``header`` (the Hirfa-Signature value) signs ``raw_body`` with ``secret`` and is recent."""
+    timestamp, signatures = None, []
+    for item in header.split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t":
+            timestamp = value
+        elif key == "v1":
+            signatures.append(value)
+    if timestamp is None or not timestamp.isdigit() or abs(time.time() - int(timestamp)) > tolerance:
+        return False
+    signed_payload = timestamp.encode() + b"." + raw_body
+    expected = hmac.new(secret.encode(), signed_payload, hashlib.sha256).hexdigest()
+    return any(hmac.compare_digest(expected, candidate) for candidate in signatures)

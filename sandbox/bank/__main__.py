@@ -1,28 +1,7 @@
 """``python -m sandbox.bank [--host H] [--port P]``: run the bank sandbox as a separate process."""
 
-from __future__ import annotations
-
-import argparse
-import os
-
 from sandbox.bank.app import create_app, stop_background_work
-from shared.logging import configure_logging
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.bank", description=__doc__)
-    parser.add_argument("--host", default=os.environ.get("BANK_SANDBOX_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("BANK_SANDBOX_PORT", "8011")))
-    arguments = parser.parse_args()
-
-    configure_logging("bank-sandbox", json_logs=False)
-    app = create_app()
-    try:
-        # One process, threaded: the state is in memory, so there must be exactly one copy of it.
-        app.run(host=arguments.host, port=arguments.port, threaded=True, use_reloader=False)
-    finally:
-        stop_background_work(app)
-
+from sandbox.common.serve import serve
 
 if __name__ == "__main__":
-    main()
+    serve("bank", "BANK_SANDBOX_", 8011, create_app, stop_background_work, __doc__)

@@ -37,6 +37,8 @@ import re
 import secrets
 import time
 
+from shared.cards import luhn_valid
+
 TOKEN_PREFIX = "tok_"
 
 _DIGITS = re.compile(r"[0-9]{12,19}")
@@ -86,16 +88,6 @@ TEST_CARDS: dict[str, TestCard] = {
 }
 
 _COUNTRY_BY_BRAND = {"visa": "US", "mastercard": "FR", "cmi": "MA"}
-
-
-def luhn_valid(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        digit = int(char)
-        if position % 2:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
 
 
 def card_brand(digits: str) -> str:

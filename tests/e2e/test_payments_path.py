@@ -4,16 +4,13 @@ a dispute, and the money reaching the ledger in accounts."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import time
 import uuid
 
 import pytest
 import requests
 
 from tests.e2e.test_kyc_path import Client, last_sms_code
-from tests.http_support import CallbackReceiver
+from tests.http_support import CallbackReceiver, verify_hirfa_signature
 from tests.support import artisan_body, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -223,18 +220,3 @@ def test_a_marketplace_receives_signed_webhooks_from_the_running_worker(stack, m
     assert event["data"]["object"]["status"] == "succeeded"
     assert event["sequence"] >= 1
 
-
-def verify_hirfa_signature(secret: str, header: str, raw_body: bytes, tolerance: int = 300) -> bool:
-    """The README's recipe, as a marketplace developer would copy it (standard library only)."""
-    timestamp, signatures = None, []
-    for item in header.split(","):
-        key, _, value = item.strip().partition("=")
-        if key == "t":
-            timestamp = value
-        elif key == "v1":
-            signatures.append(value)
-    if timestamp is None or not timestamp.isdigit() or abs(time.time() - int(timestamp)) > tolerance:
-        return False
-    signed_payload = timestamp.encode() + b"." + raw_body
-    expected = hmac.new(secret.encode(), signed_payload, hashlib.sha256).hexdigest()
-    return any(hmac.compare_digest(expected, candidate) for candidate in signatures)

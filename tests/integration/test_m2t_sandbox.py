@@ -17,9 +17,9 @@ import pytest
 import requests
 
 from sandbox.m2t.app import create_app, stop_background_work
-from sandbox.m2t.cards import luhn_valid
 from sandbox.m2t.config import SandboxM2TConfig
 from sandbox.m2t.settlement import COLUMNS, capture_fee, utc_date
+from shared.cards import luhn_valid
 from shared.config import ConfigError
 from shared.signatures import verify
 from tests.http_support import CallbackReceiver, Delivery, ServedApp, wait_until

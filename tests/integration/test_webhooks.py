@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
-import hmac
 import json
 import logging
 import socket
@@ -32,6 +30,7 @@ from services.payments.service_layer.webhooks import (
     webhook_settings,
 )
 from shared.errors import PROBLEM_CONTENT_TYPE
+from tests.http_support import verify_hirfa_signature
 from tests.integration.conftest import MARKETPLACE, OTHER_MARKETPLACE
 from tests.support import free_port
 
@@ -40,25 +39,6 @@ pytestmark = pytest.mark.integration
 ENDPOINTS = "/v1/webhook-endpoints"
 DELIVERIES = "/v1/webhook-deliveries"
 SHORT_TIMEOUT = 0.5
-
-
-# --- what the README tells marketplace developers (standard library only) -----------------------
-
-
-def verify_hirfa_signature(secret: str, header: str, raw_body: bytes, tolerance: int = 300) -> bool:
-    """True when ``header`` (the Hirfa-Signature value) signs ``raw_body`` with ``secret`` and is recent."""
-    timestamp, signatures = None, []
-    for item in header.split(","):
-        key, _, value = item.strip().partition("=")
-        if key == "t":
-            timestamp = value
-        elif key == "v1":
-            signatures.append(value)
-    if timestamp is None or not timestamp.isdigit() or abs(time.time() - int(timestamp)) > tolerance:
-        return False
-    signed_payload = timestamp.encode() + b"." + raw_body
-    expected = hmac.new(secret.encode(), signed_payload, hashlib.sha256).hexdigest()
-    return any(hmac.compare_digest(expected, candidate) for candidate in signatures)
 
 
 # --- receivers -----------------------------------------------------------------------------------

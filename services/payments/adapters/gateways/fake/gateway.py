@@ -58,6 +58,7 @@ from services.payments.adapters.gateways.base import (
 )
 from services.payments.adapters.gateways.m2t import transformers as wire
 from services.payments.adapters.gateways.m2t.gateway import header, read_callback
+from shared.cards import luhn_valid
 from shared.partners import read_signed_callback
 from shared.signatures import sign
 
@@ -107,18 +108,6 @@ DECLINE_MESSAGES: Mapping[str, str] = {
     "wallet_declined": "The buyer declined the payment in their wallet.",
     "expired": "The buyer did not answer the wallet request in time.",
 }
-
-
-def luhn_valid(number: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(number)):
-        digit = int(char)
-        if position % 2 == 1:
-            digit *= 2
-            if digit > 9:
-                digit -= 9
-        total += digit
-    return total % 10 == 0
 
 
 def card_rule(number: str) -> tuple[str, str, str]:
