@@ -65,6 +65,22 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
+def run_duty(log: logging.Logger, done: str, job: Callable[[], int | dict[str, int]]) -> None:
+    """One pass of a worker's duty; its counts are logged as ``done`` when anything happened.
+
+    A duty that raises is logged and skipped: one failing (a partner is down, say) must never
+    kill the worker or hold up its other duties.
+    """
+    try:
+        result = job()
+    except Exception:  # noqa: BLE001 - a worker pass must never kill the worker
+        log.exception("worker duty failed", extra={"duty": done})
+        return
+    counts = result if isinstance(result, dict) else {"count": result}
+    if any(counts.values()):
+        log.info(done, extra=counts)
+
+
 def make_relay(context: ServiceContext) -> OutboxRelay:
     config = context.config
     return OutboxRelay(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -16,7 +15,7 @@ from services.accounts.service_layer.payout_schedules import run_payout_schedule
 from services.accounts.service_layer.payouts import sync_payouts
 from services.accounts.service_layer.projections import make_handlers
 from shared.logging import configure_logging
-from shared.runtime import service_cli, stop_on_signals
+from shared.runtime import run_duty, service_cli, stop_on_signals
 
 
 def _handlers():
@@ -51,19 +50,9 @@ def worker(once: bool) -> None:
     uow_factory = context.uow_factory
     while True:
         # Each duty on its own: one failing (the bank is down, say) must not hold up the others.
-        _run_duty(log, "pending funds released", lambda: release_due_holds(uow_factory))
-        _run_duty(log, "automatic payouts created", lambda: run_payout_schedules(uow_factory, settings))
-        _run_duty(log, "payouts synced with the bank", lambda: sync_payouts(uow_factory, settings))
+        run_duty(log, "pending funds released", lambda: release_due_holds(uow_factory))
+        run_duty(log, "automatic payouts created", lambda: run_payout_schedules(uow_factory, settings))
+        run_duty(log, "payouts synced with the bank", lambda: sync_payouts(uow_factory, settings))
         if once or stop.wait(context.config.worker_interval_seconds):
             return
 
-
-def _run_duty(log: logging.Logger, done: str, job: Callable[[], int | dict[str, int]]) -> None:
-    try:
-        result = job()
-    except Exception:  # noqa: BLE001 - a worker pass must never kill the worker
-        log.exception("worker duty failed", extra={"duty": done})
-        return
-    counts = result if isinstance(result, dict) else {"count": result}
-    if any(counts.values()):
-        log.info(done, extra=counts)

@@ -16,7 +16,7 @@ from services.payments.service_layer.projections import HANDLERS
 from services.payments.service_layer.recovery import recover_waiting
 from services.payments.service_layer.webhooks import deliver_due_webhooks, webhook_settings
 from shared.logging import configure_logging
-from shared.runtime import service_cli, stop_on_signals
+from shared.runtime import run_duty, service_cli, stop_on_signals
 
 cli = service_cli(
     "payments",
@@ -43,11 +43,11 @@ def worker(once: bool) -> None:
     uow_factory = context.uow_factory
     duties = {
         "payments recovered from the gateway": lambda: recover_waiting(uow_factory, settings),
-        "webhooks delivered": lambda: deliver_due_webhooks(uow_factory, hooks),
+        "webhook delivery attempts": lambda: deliver_due_webhooks(uow_factory, hooks),
     }
     if once:
         for done, job in duties.items():
-            _run_duty(log, done, job)
+            run_duty(log, done, job)
         return
     # Each duty on its own thread: a slow gateway must not hold up webhook deliveries, nor the reverse.
     threads = [
@@ -63,17 +63,7 @@ def worker(once: bool) -> None:
 
 def _loop(log: logging.Logger, done: str, job: Callable[[], object], stop: threading.Event, interval: float) -> None:
     while True:
-        _run_duty(log, done, job)
+        run_duty(log, done, job)
         if stop.wait(interval):
             return
 
-
-def _run_duty(log: logging.Logger, done: str, job: Callable[[], object]) -> None:
-    try:
-        result = job()
-    except Exception:  # noqa: BLE001 - a worker pass must never kill the worker
-        log.exception("worker duty failed", extra={"duty": done})
-        return
-    counts = result if isinstance(result, dict) else {"count": result}
-    if any(counts.values()):
-        log.info(done, extra=counts)

@@ -6,8 +6,8 @@ a test installs other gateways (the in-memory fake) with ``use_gateways`` before
 
 from __future__ import annotations
 
+from services.payments.adapters.gateways import m2t_gateway_from_config
 from services.payments.adapters.gateways.base import GatewayRegistry
-from services.payments.adapters.gateways.m2t import M2TGateway
 from services.payments.config import PaymentsConfig
 from services.payments.service_layer.settings import PaymentSettings
 from shared.app import ServiceContext
@@ -16,16 +16,7 @@ PAYMENTS_EXTRA = "payments.settings"
 
 
 def make_gateways(config: PaymentsConfig) -> GatewayRegistry:
-    m2t = M2TGateway(
-        config.m2t_url,
-        api_key=config.m2t_api_key,
-        callback_secret=config.m2t_callback_secret,
-        timeout=config.gateway_timeout_seconds,
-        retries=config.gateway_retries,
-        retry_backoff_seconds=config.gateway_retry_backoff_seconds,
-        tolerance_seconds=config.m2t_callback_tolerance_seconds,
-        allow_tokenise=config.gateway_allow_tokenise,
-    )
+    m2t = m2t_gateway_from_config(config)
     return GatewayRegistry({m2t.name: m2t})
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +40,7 @@ from services.payments.adapters.gateways.fake import FakeGateway
 from services.payments.adapters.gateways.m2t import SIGNATURE_HEADER as M2T_SIGNATURE_HEADER
 from services.payments.adapters.gateways.m2t import M2TGateway
 from shared.signatures import sign
+from tests.support import wait_until
 
 M2T_API_KEY = "contract-m2t-api-key"
 M2T_CALLBACK_SECRET = "contract-m2t-callback-secret"
@@ -57,14 +57,7 @@ WAIT = 5.0  # the longest a test waits for the sandbox to do something
 
 def wait_for(predicate: Callable[[], Any], *, timeout: float = WAIT, interval: float = 0.02,
              what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    return wait_until(predicate, timeout, interval, what)
 
 
 class LocalServer:

@@ -19,7 +19,16 @@ from __future__ import annotations
 
 import enum
 
-from services.payments.adapters.gateways.base import GatewayTransaction, TransactionStatus
+# A refund's and a dispute's states are the gateway's own (pending → succeeded | failed, and
+# open → won | lost): re-exported here beside the payment's.
+from services.payments.adapters.gateways.base import (
+    DisputeStatus,
+    GatewayTransaction,
+    RefundStatus,
+    TransactionStatus,
+)
+
+__all__ = ["DisputeStatus", "PaymentStatus", "RefundStatus"]
 
 
 class PaymentStatus(enum.StrEnum):
@@ -133,18 +142,6 @@ def gateway_moves(current: str, target: PaymentStatus) -> bool:
     if target not in TRANSITIONS[current_status]:
         return False
     return current_status == S.PROCESSING or RANK[target] > RANK[current_status]
-
-
-class RefundStatus(enum.StrEnum):
-    PENDING = "pending"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-
-
-class DisputeStatus(enum.StrEnum):
-    OPEN = "open"
-    WON = "won"
-    LOST = "lost"
 
 
 def proportional_fee(application_fee: int, captured: int, amount: int, fee_refunded: int, refunded: int) -> int:

@@ -34,42 +34,32 @@ def payment_changed(uow: UnitOfWork, payment: Payment) -> None:
         object_id=payment.id,
         snapshot=payment_snapshot(payment),
     )
+    common = {
+        "payment_id": payment.id,
+        "artisan_id": payment.artisan_id,
+        "marketplace_id": payment.marketplace_id,
+        "method": payment.payment_method_type,
+        "gateway": payment.gateway,
+        "gateway_reference": payment.gateway_reference,
+    }
     if payment.status == "succeeded":
-        uow.add_event(make_event(
-            "payments.payment.succeeded",
-            subject=payment.id,
-            key=payment.artisan_id,
-            data={
-                "payment_id": payment.id,
-                "artisan_id": payment.artisan_id,
-                "marketplace_id": payment.marketplace_id,
-                "amount": _money(payment.amount_captured, payment.currency),
-                "application_fee": _money(payment.application_fee, payment.currency),
-                "net": _money(payment.amount_captured - payment.application_fee, payment.currency),
-                "method": payment.payment_method_type,
-                "gateway": payment.gateway,
-                "gateway_reference": payment.gateway_reference,
-                "succeeded_at": payment.succeeded_at.isoformat(),
-            },
-        ))
+        data = {
+            **common,
+            "amount": _money(payment.amount_captured, payment.currency),
+            "application_fee": _money(payment.application_fee, payment.currency),
+            "net": _money(payment.amount_captured - payment.application_fee, payment.currency),
+            "succeeded_at": payment.succeeded_at.isoformat(),
+        }
+        uow.add_event(make_event("payments.payment.succeeded", subject=payment.id, key=payment.artisan_id, data=data))
     elif payment.status == "failed":
-        uow.add_event(make_event(
-            "payments.payment.failed",
-            subject=payment.id,
-            key=payment.artisan_id,
-            data={
-                "payment_id": payment.id,
-                "artisan_id": payment.artisan_id,
-                "marketplace_id": payment.marketplace_id,
-                "amount": _money(payment.amount, payment.currency),
-                "method": payment.payment_method_type,
-                "gateway": payment.gateway,
-                "gateway_reference": payment.gateway_reference,
-                "failure_code": payment.failure_code,
-                "failure_message": payment.failure_message,
-                "failed_at": payment.failed_at.isoformat(),
-            },
-        ))
+        data = {
+            **common,
+            "amount": _money(payment.amount, payment.currency),
+            "failure_code": payment.failure_code,
+            "failure_message": payment.failure_message,
+            "failed_at": payment.failed_at.isoformat(),
+        }
+        uow.add_event(make_event("payments.payment.failed", subject=payment.id, key=payment.artisan_id, data=data))
 
 
 def refund_changed(uow: UnitOfWork, refund: Refund, event_type: str) -> None:

@@ -11,7 +11,6 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.payments.adapters.gateways.base import DisputeStatus as GatewayDisputeStatus
 from services.payments.adapters.gateways.base import GatewayDispute
 from services.payments.adapters.orm import Dispute, Payment
 from services.payments.domain.payments import DisputeStatus
@@ -80,8 +79,8 @@ def apply_dispute(uow: UnitOfWork, payment: Payment, gateway: str, news: Gateway
         session.add(dispute)
         dispute_changed(uow, dispute)
         changed = True
-    if news.status != GatewayDisputeStatus.OPEN and dispute.status == DisputeStatus.OPEN:
-        dispute.status = DisputeStatus(news.status.value)
+    if news.status != DisputeStatus.OPEN and dispute.status == DisputeStatus.OPEN:
+        dispute.status = news.status
         dispute.closed_at = dispute.updated_at = now
         dispute_changed(uow, dispute)
         changed = True

@@ -292,7 +292,12 @@ def _require_status(payment: Payment, allowed: frozenset, action: str) -> None:
 
 
 def _settle_call(uow: UnitOfWork, payment_id: str, outcome: CallOutcome, *, refused_fails: bool) -> Payment:
-    """Record the attempt and apply what the gateway answered, in one transaction."""
+    """Record the attempt and apply what the gateway answered, in one transaction.
+
+    ``outcome`` is an answer (applied if it is news), a refusal (``refused_fails``: the payment
+    request itself was refused, so nothing was charged), an unknown outcome (the payment waits), or
+    no answer and no error: a lookup by our reference that found nothing.
+    """
     with uow:
         payment = uow.session.scalar(sa.select(Payment).where(Payment.id == payment_id).with_for_update())
         uow.session.add(attempt_row(outcome, payment_id=payment.id, gateway=payment.gateway))
@@ -300,6 +305,9 @@ def _settle_call(uow: UnitOfWork, payment_id: str, outcome: CallOutcome, *, refu
         payment.gateway_checked_at = now
         if outcome.answer is not None:
             apply_transaction(uow, payment, outcome.answer)
+        elif outcome.error is None and payment.status == PaymentStatus.PROCESSING:
+            # A lookup by our reference found nothing: the gateway never recorded the payment.
+            _fail(uow, payment, "processing_error", FAILURE_MESSAGES["processing_error"], now)
         elif outcome.refused and refused_fails and payment.status == PaymentStatus.PROCESSING:
             # A 4xx: the gateway did nothing (an unknown token, say). Nothing was charged.
             code = outcome.error.code or "gateway_refused"
@@ -499,15 +507,5 @@ def recover_payment(uow: UnitOfWork, payment_id: str, settings: PaymentSettings)
         gateway_name, reference = payment.gateway, payment.gateway_reference
     gateway = settings.gateway(gateway_name)
     outcome = _poll(gateway, gateway_name, payment_id, reference)
-    with uow:
-        payment = uow.session.scalar(sa.select(Payment).where(Payment.id == payment_id).with_for_update())
-        uow.session.add(attempt_row(outcome, payment_id=payment.id, gateway=payment.gateway))
-        now = utcnow()
-        payment.gateway_checked_at = now
-        if outcome.answer is not None:
-            apply_transaction(uow, payment, outcome.answer)
-        elif outcome.error is None and payment.status == PaymentStatus.PROCESSING and reference is None:
-            _fail(uow, payment, "processing_error", FAILURE_MESSAGES["processing_error"], now)
-        uow.commit()
-        return payment.status
+    return _settle_call(uow, payment_id, outcome, refused_fails=False).status
 

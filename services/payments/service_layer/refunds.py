@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from services.payments.adapters.gateways.base import GatewayRefund, RefundRequest
-from services.payments.adapters.gateways.base import RefundStatus as GatewayRefundStatus
 from services.payments.adapters.orm import Payment, Refund
 from services.payments.domain.payments import PaymentStatus, RefundStatus, proportional_fee
 from services.payments.service_layer.announcements import refund_changed
@@ -178,10 +177,10 @@ def apply_refund(uow: UnitOfWork, payment: Payment, refund: Refund, answer: Gate
         return False
     if refund.gateway_reference is None:
         refund.gateway_reference = answer.gateway_reference
-    if refund.status != RefundStatus.PENDING or answer.status == GatewayRefundStatus.PENDING:
+    if refund.status != RefundStatus.PENDING or answer.status == RefundStatus.PENDING:
         return False
     now = utcnow()
-    if answer.status == GatewayRefundStatus.SUCCEEDED:
+    if answer.status == RefundStatus.SUCCEEDED:
         refund.status = RefundStatus.SUCCEEDED
         refund.succeeded_at = refund.updated_at = now
         payment.amount_refunded += refund.amount
