@@ -20,6 +20,7 @@ from services.payments.adapters.gateways.base import (
     PaymentMethod,
     RefundRequest,
     RefundStatus,
+    RequestToPay,
     TokeniseRequest,
     TransactionStatus,
     UnsupportedOperation,
@@ -126,10 +127,9 @@ def test_a_signed_callback_for_any_object(fake):
 
 
 def test_a_wallet_that_never_answers_stays_pending_until_expired(fake):
-    wallet = AuthoriseRequest(reference="pay_w", amount=500, currency="MAD", method=PaymentMethod.MOBILE_WALLET,
-                              capture=True, callback_url="https://hirfa.test/cb", idempotency_key="w",
-                              phone="+212600000003")
-    transaction = fake.authorise(wallet)
+    wallet = RequestToPay(reference="pay_w", amount=500, currency="MAD", phone="+212600000003", capture=True,
+                          callback_url="https://hirfa.test/cb", idempotency_key="w")
+    transaction = fake.request_to_pay(wallet)
     assert fake.answer_wallet(transaction.gateway_reference).status is TransactionStatus.ACTION_REQUIRED
     assert fake.expire(transaction.gateway_reference).status is TransactionStatus.EXPIRED
     assert [event["type"] for event in fake.events] == ["transaction.pending_approval"]  # no expiry callback
@@ -137,10 +137,9 @@ def test_a_wallet_that_never_answers_stays_pending_until_expired(fake):
 
 def test_no_card_number_or_phone_is_kept(fake):
     fake.authorise(request(fake, CMI_TEST_CARD))
-    wallet = AuthoriseRequest(reference="pay_w", amount=500, currency="MAD", method=PaymentMethod.MOBILE_WALLET,
-                              capture=True, callback_url="https://hirfa.test/cb", idempotency_key="w",
-                              phone="+212612345678")
-    fake.authorise(wallet)
+    wallet = RequestToPay(reference="pay_w", amount=500, currency="MAD", phone="+212612345678", capture=True,
+                          callback_url="https://hirfa.test/cb", idempotency_key="w")
+    fake.request_to_pay(wallet)
     state = repr(vars(fake)) + repr(fake.events)
     assert CMI_TEST_CARD not in state and "612345678" not in state and "tok_" not in repr(fake)
 
@@ -160,10 +159,9 @@ def test_the_registry_by_name(fake):
 def test_a_wallet_request_expires_by_the_clock():
     now = [1_800_000_000.0]
     fake = FakeGateway(wallet_expiry_seconds=120, clock=lambda: now[0])
-    wallet = AuthoriseRequest(reference="pay_w", amount=500, currency="MAD", method=PaymentMethod.MOBILE_WALLET,
-                              capture=True, callback_url="https://hirfa.test/cb", idempotency_key="w",
-                              phone="+212600000001")
-    transaction = fake.authorise(wallet)
+    wallet = RequestToPay(reference="pay_w", amount=500, currency="MAD", phone="+212600000001", capture=True,
+                          callback_url="https://hirfa.test/cb", idempotency_key="w")
+    transaction = fake.request_to_pay(wallet)
     assert transaction.next_action.expires_at == 1_800_000_120
     now[0] += 119
     assert fake.transaction(transaction.gateway_reference).status is TransactionStatus.ACTION_REQUIRED

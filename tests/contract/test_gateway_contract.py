@@ -27,6 +27,7 @@ from services.payments.adapters.gateways.base import (
     PaymentMethod,
     RefundRequest,
     RefundStatus,
+    RequestToPay,
     TokeniseRequest,
     TransactionStatus,
     VoidRequest,
@@ -74,10 +75,10 @@ def card_request(harness, number: str = VISA, *, amount: int = AMOUNT, capture: 
     )
 
 
-def wallet_request(harness, phone: str, *, capture: bool = True, amount: int = AMOUNT) -> AuthoriseRequest:
-    return AuthoriseRequest(
-        reference=new_reference(), amount=amount, currency="MAD", method=PaymentMethod.MOBILE_WALLET,
-        capture=capture, callback_url=harness.callback_url, idempotency_key=key(), phone=phone,
+def wallet_request(harness, phone: str, *, capture: bool = True, amount: int = AMOUNT) -> RequestToPay:
+    return RequestToPay(
+        reference=new_reference(), amount=amount, currency="MAD", phone=phone,
+        capture=capture, callback_url=harness.callback_url, idempotency_key=key(),
     )
 
 
@@ -228,7 +229,7 @@ def test_a_token_tells_the_brand_and_last4_only(gateway_harness):
 ])
 def test_a_wallet_buyer_approves(gateway_harness, phone, capture, final):
     request = wallet_request(gateway_harness, phone, capture=capture)
-    transaction = gateway_harness.gateway.authorise(request)
+    transaction = gateway_harness.gateway.request_to_pay(request)
     assert (transaction.status, transaction.raw_status) == (TransactionStatus.ACTION_REQUIRED, "pending_approval")
     assert transaction.next_action.type == "wallet_approval"
     assert transaction.next_action.expires_at >= int(time.time()) and transaction.card is None
@@ -238,13 +239,13 @@ def test_a_wallet_buyer_approves(gateway_harness, phone, capture, final):
 
 
 def test_a_wallet_buyer_declines(gateway_harness):
-    transaction = gateway_harness.gateway.authorise(wallet_request(gateway_harness, WALLET_DECLINES))
+    transaction = gateway_harness.gateway.request_to_pay(wallet_request(gateway_harness, WALLET_DECLINES))
     answered = gateway_harness.wallet_answered(transaction)
     assert (answered.status, answered.decline_code) == (TransactionStatus.DECLINED, "wallet_declined")
 
 
 def test_a_wallet_request_nobody_answers_expires(gateway_harness):
-    transaction = gateway_harness.gateway.authorise(wallet_request(gateway_harness, WALLET_NEVER_ANSWERS))
+    transaction = gateway_harness.gateway.request_to_pay(wallet_request(gateway_harness, WALLET_NEVER_ANSWERS))
     expired = gateway_harness.wallet_expired(transaction)
     assert (expired.status, expired.raw_status, expired.decline_code) == (TransactionStatus.EXPIRED, "expired",
                                                                          "expired")
@@ -252,14 +253,14 @@ def test_a_wallet_request_nobody_answers_expires(gateway_harness):
 
 
 def test_a_wallet_request_can_be_voided_while_waiting(gateway_harness):
-    transaction = gateway_harness.gateway.authorise(wallet_request(gateway_harness, WALLET_NEVER_ANSWERS))
+    transaction = gateway_harness.gateway.request_to_pay(wallet_request(gateway_harness, WALLET_NEVER_ANSWERS))
     voided = gateway_harness.gateway.void(VoidRequest(transaction.gateway_reference, key()))
     assert voided.status is TransactionStatus.VOIDED
 
 
 @pytest.mark.parametrize("phone", ["+33612345678", "0612345678", "+212512345678"])
 def test_a_wallet_needs_a_moroccan_mobile(gateway_harness, phone):
-    refused(lambda: gateway_harness.gateway.authorise(wallet_request(gateway_harness, phone)), "invalid_field")
+    refused(lambda: gateway_harness.gateway.request_to_pay(wallet_request(gateway_harness, phone)), "invalid_field")
 
 
 def test_only_dirhams(gateway_harness):
@@ -429,7 +430,7 @@ def test_decline_void_and_wallet_callbacks(gateway_harness):
     declined = gateway.authorise(card_request(gateway_harness, STOLEN))
     authorised = gateway.authorise(card_request(gateway_harness, capture=False))
     gateway.void(VoidRequest(authorised.gateway_reference, key()))
-    wallet = gateway.authorise(wallet_request(gateway_harness, WALLET_DECLINES))
+    wallet = gateway.request_to_pay(wallet_request(gateway_harness, WALLET_DECLINES))
     gateway_harness.wallet_answered(wallet)
     expected = [
         ("transaction.declined", declined, TransactionStatus.DECLINED),

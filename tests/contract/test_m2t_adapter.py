@@ -18,6 +18,7 @@ from services.payments.adapters.gateways.base import (
     GatewayOutcomeUnknown,
     GatewayRequestRefused,
     PaymentMethod,
+    RequestToPay,
     TokeniseRequest,
     TransactionStatus,
     UnsupportedOperation,
@@ -216,9 +217,10 @@ def test_no_card_data_or_key_in_logs_or_errors(caplog):
     adapter = gateway(session)
     with pytest.raises(GatewayRequestRefused) as tokenise_error:
         adapter.tokenise(TokeniseRequest(card_number=PAN, exp_month=12, exp_year=2030, cvc="123"))
-    wallet = card_request(method=PaymentMethod.MOBILE_WALLET, card_token=None, phone=PHONE)
+    wallet = RequestToPay(reference="pay_1", amount=15000, currency="MAD", phone=PHONE, capture=True,
+                          callback_url="https://hirfa.test/cb", idempotency_key="idem-1")
     with pytest.raises(GatewayOutcomeUnknown) as authorise_error:
-        adapter.authorise(wallet)
+        adapter.request_to_pay(wallet)
     text = caplog.text + str(tokenise_error.value) + str(authorise_error.value) + repr(adapter)
     assert "retrying" in caplog.text
     for secret in (PAN, TOKEN, PHONE, API_KEY, "123'"):

@@ -24,6 +24,7 @@ from services.payments.adapters.gateways.base import (
     CaptureRequest,
     GatewayTransaction,
     PaymentMethod,
+    RequestToPay,
     VoidRequest,
 )
 from services.payments.adapters.orm import GatewayAttempt, Payee, PayeeMarketplace, Payment
@@ -252,24 +253,37 @@ def confirm_payment(uow: UnitOfWork, payment_id: str, command: ConfirmPayment, p
         if command.phone:
             payment.wallet_phone_last4 = command.phone[-4:]
         uow.commit()
-        request = AuthoriseRequest(
-            reference=payment.id,
-            amount=payment.amount,
-            currency=payment.currency,
-            method=PaymentMethod(payment.payment_method_type),
-            capture=payment.capture_method == "automatic",
-            callback_url=settings.callback_url(payment.gateway),
-            idempotency_key=f"{payment.id}:authorise",
-            card_token=command.card_token,
-            phone=command.phone,
-            return_url=settings.three_ds_return_url(payment.id),
-            description=payment.description,
-        )
         gateway_name = payment.gateway
+        request = _payment_request(payment, command, settings)
     gateway = settings.gateway(gateway_name)
-    outcome = call_gateway("authorise", lambda: gateway.authorise(request),
-                           idempotency_key=request.idempotency_key, amount=request.amount)
+    if isinstance(request, RequestToPay):
+        call, operation = (lambda: gateway.request_to_pay(request)), "request_to_pay"
+    else:
+        call, operation = (lambda: gateway.authorise(request)), "authorise"
+    outcome = call_gateway(operation, call, idempotency_key=request.idempotency_key, amount=request.amount)
     return _settle_call(uow, payment_id, outcome, refused_fails=True)
+
+
+def _payment_request(payment: Payment, command: ConfirmPayment,
+                     settings: PaymentSettings) -> AuthoriseRequest | RequestToPay:
+    """What the gateway is asked: a card authorisation, or a request-to-pay to the buyer's wallet.
+
+    The idempotency key is the payment's own: however often the call is retried, by us or by the
+    HTTP client, the gateway makes one charge for one payment.
+    """
+    common = dict(
+        reference=payment.id,
+        amount=payment.amount,
+        currency=payment.currency,
+        capture=payment.capture_method == "automatic",
+        callback_url=settings.callback_url(payment.gateway),
+        idempotency_key=f"{payment.id}:authorise",
+        description=payment.description,
+    )
+    if payment.payment_method_type == PaymentMethod.MOBILE_WALLET:
+        return RequestToPay(phone=command.phone, **common)
+    return AuthoriseRequest(method=PaymentMethod.CARD, card_token=command.card_token,
+                            return_url=settings.three_ds_return_url(payment.id), **common)
 
 
 def _check_method(payment: Payment, command: ConfirmPayment) -> None:

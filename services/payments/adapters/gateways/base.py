@@ -45,6 +45,7 @@ __all__ = [
     "PaymentMethod",
     "RefundRequest",
     "RefundStatus",
+    "RequestToPay",
     "TokeniseRequest",
     "TransactionStatus",
     "UnsupportedOperation",
@@ -123,6 +124,31 @@ class AuthoriseRequest:
     def __repr__(self) -> str:
         return (f"AuthoriseRequest(reference={self.reference!r}, amount={self.amount}, "
                 f"method={self.method.value!r})")
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestToPay:
+    """A mobile-wallet payment: the gateway asks the buyer's wallet (by phone number) to approve it."""
+
+    reference: str  # our payment id
+    amount: int
+    currency: str
+    phone: str  # E.164 Moroccan mobile
+    capture: bool
+    callback_url: str
+    idempotency_key: str
+    description: str | None = None
+
+    def __repr__(self) -> str:
+        return f"RequestToPay(reference={self.reference!r}, amount={self.amount}, phone='…{self.phone[-4:]}')"
+
+    def as_authorisation(self) -> AuthoriseRequest:
+        """The same request in the shape of an authorisation, for gateways that take both at one endpoint."""
+        return AuthoriseRequest(
+            reference=self.reference, amount=self.amount, currency=self.currency,
+            method=PaymentMethod.MOBILE_WALLET, capture=self.capture, callback_url=self.callback_url,
+            idempotency_key=self.idempotency_key, phone=self.phone, description=self.description,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,7 +291,10 @@ class PaymentGateway(Protocol):
     def tokenise(self, request: TokeniseRequest) -> CardToken: ...
 
     def authorise(self, request: AuthoriseRequest) -> GatewayTransaction:
-        """Card authorisation (captured at once when ``request.capture``) or wallet request-to-pay."""
+        """Card authorisation, captured at once when ``request.capture``."""
+
+    def request_to_pay(self, request: RequestToPay) -> GatewayTransaction:
+        """Ask the buyer's mobile wallet to pay; the answer comes later (``action_required`` until then)."""
 
     def complete_three_ds(self, gateway_reference: str, idempotency_key: str) -> GatewayTransaction:
         """Finish an authorisation after the buyer's 3-D Secure challenge."""

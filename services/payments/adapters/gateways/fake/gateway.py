@@ -52,6 +52,7 @@ from services.payments.adapters.gateways.base import (
     GatewayTransaction,
     PaymentMethod,
     RefundRequest,
+    RequestToPay,
     TokeniseRequest,
     UnsupportedOperation,
     VoidRequest,
@@ -239,8 +240,15 @@ class FakeGateway:
         return self._call("tokenise", lambda: self._tokenise(request))
 
     def authorise(self, request: AuthoriseRequest) -> GatewayTransaction:
+        if request.method is not PaymentMethod.CARD:
+            raise ValueError("wallet payments go through request_to_pay")
         return self._call("authorise", lambda: self._authorise(request), key=request.idempotency_key,
                           fingerprint=_fingerprint("authorise", wire.authorise_body(request)))
+
+    def request_to_pay(self, request: RequestToPay) -> GatewayTransaction:
+        authorisation = request.as_authorisation()
+        return self._call("request_to_pay", lambda: self._authorise(authorisation), key=request.idempotency_key,
+                          fingerprint=_fingerprint("authorise", wire.authorise_body(authorisation)))
 
     def complete_three_ds(self, gateway_reference: str, idempotency_key: str) -> GatewayTransaction:
         return self._call("complete_three_ds", lambda: self._complete_three_ds(gateway_reference),
