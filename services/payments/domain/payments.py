@@ -147,9 +147,12 @@ def gateway_moves(current: str, target: PaymentStatus) -> bool:
 def proportional_fee(application_fee: int, captured: int, amount: int, fee_refunded: int, refunded: int) -> int:
     """The part of the marketplace commission refunded with ``amount``, in proportion to it.
 
-    Rounded down, except that the refund emptying the payment gives back what remains of the fee,
-    so a payment refunded in several parts returns exactly its whole commission.
+    Rounded on the running total (what should be back after this refund, less what already is),
+    so refunds in several parts return exactly the whole commission once the payment is fully
+    refunded, and no refund's share is ever more than the refund itself.
     """
     if refunded + amount >= captured:
-        return application_fee - fee_refunded
-    return min(application_fee * amount // captured, application_fee - fee_refunded)
+        due = application_fee
+    else:
+        due = application_fee * (refunded + amount) // captured
+    return max(0, min(due - fee_refunded, application_fee - fee_refunded, amount))
