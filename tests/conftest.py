@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from services.accounts.adapters import immutability
+from services.accounts.adapters.immutability import LEDGER
 from services.accounts.adapters.orm import Base as AccountsBase
 from services.onboarding.adapters.orm import Base as OnboardingBase
+from services.payments.adapters.immutability import ATTEMPTS
 from services.payments.adapters.orm import Base as PaymentsBase
 from shared.auth.keys import SigningKeyStore
 from shared.auth.scopes import ROLE_SCOPES, Role
@@ -21,6 +22,8 @@ from tests.support import SERVICES, Broker, Databases
 
 ISSUER = "https://auth.hirfa.ma"
 METADATA = {"onboarding": OnboardingBase.metadata, "payments": PaymentsBase.metadata, "accounts": AccountsBase.metadata}
+# Tables whose database triggers refuse DELETE (lifted while a test empties a SQLite database).
+APPEND_ONLY = {"accounts": LEDGER, "payments": ATTEMPTS}
 
 _databases: Databases | None = None
 
@@ -67,18 +70,19 @@ def empty_database(service: str, url: str) -> None:
     tables = list(reversed(METADATA[service].sorted_tables))
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
-            # The ledger's immutability triggers would refuse the DELETE: the test superuser
+            # The append-only triggers would refuse the DELETE: the test superuser
             # switches triggers off for this cleaning transaction only.
             connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
             for table in tables:
                 connection.execute(table.delete())
         else:
             # SQLite fires row triggers even for a table-wide DELETE: lift the guard meanwhile.
-            for statement in immutability.drop_statements("sqlite") if service == "accounts" else []:
+            append_only = APPEND_ONLY.get(service)
+            for statement in append_only.drop_statements("sqlite") if append_only else []:
                 connection.exec_driver_sql(statement)
             for table in tables:
                 connection.execute(table.delete())
-            for statement in immutability.create_statements("sqlite") if service == "accounts" else []:
+            for statement in append_only.create_statements("sqlite") if append_only else []:
                 connection.exec_driver_sql(statement)
     engine.dispose()
 

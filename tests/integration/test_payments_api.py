@@ -536,3 +536,13 @@ def test_listing_filters_and_pages(api, payee, gateway, client, marketplace_head
     future = (utcnow() + dt.timedelta(hours=1)).isoformat()
     assert client.get("/v1/payments", query_string={"created_gte": future},
                       headers=marketplace_headers()).json["data"] == []
+
+
+def test_gateway_attempts_are_append_only_in_the_database(api, payee, gateway, service):
+    context, _ = service
+    paid(api, gateway, payee)
+    with context.uow_factory() as uow:
+        for statement in (sa.update(GatewayAttempt).values(raw_status="declined"), sa.delete(GatewayAttempt)):
+            with pytest.raises(sa.exc.DatabaseError, match="append-only"):
+                with uow.session.begin_nested():
+                    uow.session.execute(statement)

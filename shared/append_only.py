@@ -1,0 +1,50 @@
+"""Tables the database itself keeps append-only: triggers refuse every UPDATE and DELETE, so no
+code path (or hurried operator) can rewrite what happened. A service lists its tables in an
+``AppendOnlyTables`` and installs the triggers from a migration.
+
+Tests that must empty a SQLite database lift the triggers for that moment (even a table-wide
+DELETE fires SQLite's row triggers); on PostgreSQL they switch triggers off for the transaction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class AppendOnlyTables:
+    tables: tuple[str, ...]
+    message: str  # what a refused change says, e.g. "post a reversing entry instead"
+    function: str  # PostgreSQL: the trigger function's name, one per database
+
+    def create_statements(self, dialect: str) -> list[str]:
+        if dialect == "postgresql":
+            return [
+                f"CREATE OR REPLACE FUNCTION {self.function}() RETURNS trigger AS $$ "
+                f"BEGIN RAISE EXCEPTION '{self.message}'; END; $$ LANGUAGE plpgsql",
+                *(
+                    f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
+                    f"FOR EACH ROW EXECUTE FUNCTION {self.function}()"
+                    for table in self.tables
+                ),
+            ]
+        if dialect == "sqlite":
+            return [
+                f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{self.message}'); END"
+                for table in self.tables
+                for action in ("UPDATE", "DELETE")
+            ]
+        return []
+
+    def drop_statements(self, dialect: str) -> list[str]:
+        if dialect == "postgresql":
+            return [
+                *(f"DROP TRIGGER IF EXISTS {table}_immutable ON {table}" for table in self.tables),
+                f"DROP FUNCTION IF EXISTS {self.function}()",
+            ]
+        if dialect == "sqlite":
+            return [
+                f"DROP TRIGGER IF EXISTS {table}_no_{action}" for table in self.tables for action in ("update", "delete")
+            ]
+        return []
