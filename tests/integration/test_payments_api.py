@@ -182,21 +182,36 @@ def test_payments_on_their_way_and_the_ledger_balance_count_against_the_cap(api,
     assert refused.json["headroom"] == {"amount": 5000, "currency": "MAD"}
     # The ledger posts it (15000 pending) and then a refund of 10000 leaves 5000 held.
     for amount, cause, cause_id in ((-15000, "payment", first["id"]), (10000, "refund", new_id("re"))):
-        entry = make_event("accounts.ledger.entry_posted", subject=new_id("je"), key=artisan_id, data={
-            "entry_id": new_id("je"), "cause": cause, "cause_id": cause_id, "event_id": None,
-            "artisan_id": artisan_id, "description": "test", "posted_at": utcnow().isoformat(),
-            "lines": [
-                {"account": f"artisan:{artisan_id}:pending", "owner_type": "artisan", "owner_id": artisan_id,
-                 "kind": "pending", "amount": amount, "currency": "MAD"},
-                {"account": "platform:gateway_receivable:fake", "owner_type": "platform", "owner_id": "platform",
-                 "kind": "gateway_receivable", "amount": -amount, "currency": "MAD"},
-            ],
-        })
         with context.uow_factory() as uow:
-            on_ledger_entry_posted(uow, entry)
+            on_ledger_entry_posted(uow, ledger_entry(artisan_id, amount, cause, cause_id))
             uow.commit()
     assert api.create(artisan_id, amount=15000, application_fee=0).status_code == 201
     assert api.create(artisan_id, amount=15001, application_fee=0).json["code"] == "tier_limit_exceeded"
+
+
+def ledger_entry(artisan_id: str, artisan_line: int, cause: str, cause_id: str):
+    """accounts.ledger.entry_posted moving the artisan's pending balance by ``-artisan_line`` (credit < 0)."""
+    return make_event("accounts.ledger.entry_posted", subject=new_id("je"), key=artisan_id, data={
+        "entry_id": new_id("je"), "cause": cause, "cause_id": cause_id, "event_id": None,
+        "artisan_id": artisan_id, "description": "test", "posted_at": utcnow().isoformat(),
+        "lines": [
+            {"account": f"artisan:{artisan_id}:pending", "owner_type": "artisan", "owner_id": artisan_id,
+             "kind": "pending", "amount": artisan_line, "currency": "MAD"},
+            {"account": "platform:gateway_receivable:fake", "owner_type": "platform", "owner_id": "platform",
+             "kind": "gateway_receivable", "amount": -artisan_line, "currency": "MAD"},
+        ],
+    })
+
+
+def test_ledger_news_before_the_artisans_registration_is_kept(service):
+    context, _ = service
+    artisan_id = new_id("art")
+    with context.uow_factory() as uow:
+        on_ledger_entry_posted(uow, ledger_entry(artisan_id, -5000, "payment", new_id("pay")))
+        uow.commit()
+    with context.uow_factory() as uow:
+        payee = uow.session.get(Payee, artisan_id)
+        assert (payee.kyc_tier, payee.tier_cap_amount, payee.ledger_balance) == (0, 0, 5000)
 
 
 # -- confirming with a card ------------------------------------------------------------------------------

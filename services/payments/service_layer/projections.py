@@ -137,8 +137,14 @@ def on_ledger_entry_posted(uow: UnitOfWork, event: Event) -> None:
         return
     delta = -sum(line["amount"] for line in data["lines"] if line["owner_type"] == "artisan")
     payee = uow.session.scalar(sa.select(Payee).where(Payee.artisan_id == artisan_id).with_for_update())
-    if payee is not None and delta:
-        payee.ledger_balance += delta
+    if payee is None:
+        # The two topics are not ordered with each other (a replay, say): keep the ledger's news on
+        # a tier-0 payee, which the artisan's onboarding events then complete.
+        payee = Payee(artisan_id=artisan_id, kyc_tier=0, tier_cap_amount=0, currency=data["lines"][0]["currency"],
+                      payout_eligible=False, kyc_status=KYC_ACTIVE, kyc_version=0, ledger_balance=0,
+                      as_of=parse_time(data["posted_at"]))
+        uow.session.add(payee)
+    payee.ledger_balance += delta
     if data["cause"] == "payment":
         uow.session.execute(
             sa.update(Payment).where(Payment.id == data["cause_id"]).values(ledger_posted=True)
