@@ -5,15 +5,18 @@ database, as a ratio.
 Not a test (nothing here asserts a time); run it before and after a change to compare. The ledger
 part uses PostgreSQL when one answers at ``TEST_DATABASE_URL`` (as the tests do: a throwaway
 database, dropped afterwards), SQLite in a temporary directory otherwise. The consumer's batch size
-is ``CONSUMER_BATCH_SIZE`` (default 200); the broker is left out of the timed part.
+is ``CONSUMER_BATCH_SIZE`` (default 200); the broker is left out of the timed part. It also prints
+the SQL statements per posting of each loop (tests/integration/test_ledger_statements.py keeps the
+consumer's from growing).
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,17 +108,21 @@ def _ledger_postings(url: str) -> None:
             events = [payment_succeeded(artisans[i % ARTISANS], GROSS, FEE) for i in range(count)]
             return [(event.to_bytes(), event.key.encode()) for event in events]
 
-        def through_consumer(messages: list[tuple[bytes, bytes]], batch_size: int) -> float:
-            started = time.perf_counter()
-            for start in range(0, len(messages), batch_size):
-                chunk = messages[start : start + batch_size]
-                consumer.apply_batch([consumer.decode(value, key) for value, key in chunk])
-            return len(messages) / (time.perf_counter() - started)
+        def through_consumer(messages: list[tuple[bytes, bytes]], batch_size: int) -> tuple[float, float]:
+            with counting_statements(context.engine) as statements:
+                started = time.perf_counter()
+                for start in range(0, len(messages), batch_size):
+                    chunk = messages[start : start + batch_size]
+                    consumer.apply_batch([consumer.decode(value, key) for value, key in chunk])
+                elapsed = time.perf_counter() - started
+            return len(messages) / elapsed, statements[0] / len(messages)
 
         batch_size = config.consumer_batch_size
-        batched = through_consumer(deliveries(PAYMENTS), batch_size)
-        unbatched = through_consumer(deliveries(UNBATCHED_PAYMENTS), 1)
-        raw = raw_transfer_loop(context.engine, PAYMENTS, batch_size)
+        batched, batched_statements = through_consumer(deliveries(PAYMENTS), batch_size)
+        unbatched, unbatched_statements = through_consumer(deliveries(UNBATCHED_PAYMENTS), 1)
+        with counting_statements(context.engine) as statements:
+            raw = raw_transfer_loop(context.engine, PAYMENTS, batch_size)
+        raw_statements = statements[0] / PAYMENTS
 
         with context.session_factory() as session:
             posted = session.scalar(sa.select(sa.func.count()).where(JournalEntry.cause == "payment"))
@@ -125,12 +132,31 @@ def _ledger_postings(url: str) -> None:
         print(f"{'raw SQL transfer loop, ' + str(batch_size) + ' per transaction':<52} {raw:>10,.0f} postings/s")
         print(f"{'ratio consumer / raw SQL':<52} {batched / raw:>10.1%}   (raw SQL {raw / batched:.1f}x faster)")
         print(f"{'ratio batched / one at a time':<52} {batched / unbatched:>10.1f}x")
+        print(f"{'SQL statements per posting: consumer batched':<52} {batched_statements:>10.1f}")
+        print(f"{'SQL statements per posting: consumer one at a time':<52} {unbatched_statements:>10.1f}")
+        print(f"{'SQL statements per posting: raw SQL':<52} {raw_statements:>10.1f}")
         # A throughput figure means nothing if the postings were refused: say what was written.
         expected = PAYMENTS + UNBATCHED_PAYMENTS
         verdict = "as expected" if posted == expected and not cases else f"WARNING: expected {expected:,}, no case"
         print(f"checked: {posted:,} payment entries posted, {cases} ledger case(s) ({verdict})")
     finally:
         context.engine.dispose()
+
+
+@contextlib.contextmanager
+def counting_statements(engine: sa.Engine) -> Iterator[list[int]]:
+    """Counts the statements sent to ``engine`` meanwhile (an executemany counts once), in
+    ``counter[0]``; a transaction's start or end is not a statement here."""
+    counter = [0]
+
+    def count(*_args: Any) -> None:
+        counter[0] += 1
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield counter
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
 
 
 def raw_transfer_loop(engine: sa.Engine, postings: int, batch_size: int) -> float:

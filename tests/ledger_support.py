@@ -1,20 +1,29 @@
 """Building payments' money events (per their JSON Schemas) and delivering them to the accounts
-consumer, for the ledger's tests, property tests and benchmark."""
+consumer, for the ledger's tests, property tests and benchmark; and, for payouts, onboarding's
+``bank_account.linked`` event and the bank partner's signed transfer callbacks."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
+import uuid
 
 import sqlalchemy as sa
 
+from services.accounts.adapters.banks import Transfer
 from services.accounts.adapters.orm import LedgerAccount
 from services.accounts.cli import _handlers as accounts_handlers
+from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET
+from services.onboarding.domain.banking import make_rib
 from shared.events import Event, make_event
 from shared.ids import new_id
 from shared.runtime import make_event_consumer
+from shared.signatures import sign
 
 MARKETPLACE = "cli_test_marketplace"
 CAPS = {0: 0, 1: 20_000, 2: 500_000, 3: 2_000_000}
+RIB = make_rib("007", "780", "0000001234567890")
 
 
 def _now(offset: dt.timedelta = dt.timedelta(0)) -> str:
@@ -90,6 +99,44 @@ def dispute_closed(artisan_id: str, payment_id: str, dispute_id: str, amount: in
               "marketplace_id": marketplace_id, "amount": _money(amount), "gateway": gateway,
               "outcome": outcome, "closed_at": _now()},
     )
+
+
+def bank_account_linked(artisan_id: str, rib: str = RIB, *, is_default: bool = True,
+                        bank_account_id: str | None = None) -> Event:
+    """Onboarding's news of a bank account the artisan's payouts may go to."""
+    return make_event(
+        "onboarding.bank_account.linked",
+        subject=artisan_id,
+        data={
+            "artisan_id": artisan_id,
+            "bank_account_id": bank_account_id or new_id("ba"),
+            "mode": "link",
+            "rib": rib,
+            "iban": "MA64" + rib,
+            "bank_code": rib[:3],
+            "bank_name": "Attijariwafa bank",
+            "holder_name": "Fatima Zahra El Amrani",
+            "is_default": is_default,
+            "linked_at": dt.datetime.now(dt.UTC).isoformat(),
+        },
+    )
+
+
+def callback_body(transfer: Transfer, *, status: str | None = None) -> bytes:
+    """A transfer callback as the bank sandbox sends it: compact JSON, the transfer under ``data``."""
+    status = status or transfer.status
+    data = {"transfer_id": transfer.partner_reference, "reference": transfer.reference, "status": status,
+            "amount": transfer.amount, "currency": transfer.currency}
+    if transfer.failure_code and status == "failed":
+        data["failure_code"] = transfer.failure_code
+    event = {"id": "evt_" + uuid.uuid4().hex[:24], "type": f"transfer.{status}", "created": int(time.time()),
+             "data": data}
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+def signed(body: bytes, secret: str = SANDBOX_BANK_CALLBACK_SECRET, timestamp: int | None = None) -> dict:
+    """The headers of a callback signed as the bank signs it."""
+    return {"Content-Type": "application/json", "Bank-Signature": sign(secret, body, timestamp=timestamp)}
 
 
 class LedgerDriver:

@@ -3,9 +3,11 @@ runs in between, leave the ledger sound and every event accounted for.
 
 Hypothesis draws a plan of operations: payments (random amounts and fees, to three tier-3 artisans
 and one tier-1 artisan whose cap they soon reach), partial refunds (never more than was captured
-per payment, together with disputes), disputes opened and then won or lost, and release runs. The
-plan becomes a list of steps, each event repeated one to three times; the list is shuffled (fully,
-or each step a few places) and run through the real accounts consumer. Then:
+per payment, together with disputes), disputes opened and then won or lost, release runs, and
+payouts (a share of the artisan's available balance, or more than it, sent to an in-memory bank
+that pays or fails them). The plan becomes a list of steps, each event (and each bank answer)
+repeated one to three times; the list is shuffled (fully, or each step a few places) and run
+through the real accounts consumer and the payout service. Then:
 
 - the ledger is sound: Σ lines = 0, every stored balance = Σ of its lines, no artisan below zero,
   and ``GET /v1/ledger/integrity`` agrees;
@@ -21,9 +23,16 @@ or each step a few places) and run through the real accounts consumer. Then:
   hold, ``disputes_held`` is what open disputes hold, commission and gateway receivables are what
   the posted events say, and a last release run empties every pending account;
 - each statement's running balance never dips below zero and, page after page, ends at the stored
-  balance.
+  balance;
+- payouts: one asking for more than is available is refused (``insufficient_funds``) and leaves no
+  payout, entry or event; an accepted one posts ``created`` once and, once the bank has answered,
+  exactly one of ``paid`` or ``failed`` once, however often the answer comes (a callback or a
+  poll); a failed payout's money is back in the artisan's available balance (or, when that would
+  break the tier cap, waits in ``payouts_in_transit`` with a ``tier_cap_exceeded`` case);
+  ``payouts_in_transit`` holds exactly what is still on its way, and the client-funds bank account
+  went down by what was paid.
 
-To add an operation kind (payouts, say): a frozen dataclass whose ``plan(world)`` publishes events
+To add an operation kind (KYC changes, say): a frozen dataclass whose ``plan(world)`` publishes events
 (``world.publish``) or schedules jobs (``world.schedule``), its strategy in ``FOLLOW_UP``, and its
 invariants in an ``assert_…`` function called by the test.
 """
@@ -32,6 +41,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
+import json
 import random
 from collections import Counter
 from collections.abc import Callable
@@ -39,27 +50,52 @@ from collections.abc import Callable
 import hypothesis
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
-from services.accounts.adapters.orm import DisputeHold, JournalEntry, LedgerAccount, LedgerCase, PendingHold
+from services.accounts.adapters.banks import BankPartnerRegistry
+from services.accounts.adapters.orm import (
+    DisputeHold,
+    JournalEntry,
+    JournalLine,
+    LedgerAccount,
+    LedgerCase,
+    OutboxMessage,
+    PendingHold,
+)
+from services.accounts.adapters.orm import Payout as PayoutRow
 from services.accounts.domain.ledger import shown_balance
+from services.accounts.domain.payouts import FAILURE_CODES
+from services.accounts.payout_wiring import payout_settings, use_bank_partners
 from services.accounts.service_layer.money_events import release_due_holds
+from services.accounts.service_layer.payouts import (
+    RequestPayout,
+    available_balance,
+    handle_callback,
+    request_payout,
+    sync_payouts,
+)
 from shared.app import ServiceContext
-from shared.auth.scopes import Role
+from shared.auth import Principal
+from shared.auth.scopes import ROLE_SCOPES, Role
 from shared.db import utcnow
+from shared.errors import Conflict
 from shared.events import Event
 from tests.conftest import empty_database
+from tests.fakes import FakeTransferBank
 from tests.integration.test_ledger_postings import assert_ledger_sound
 from tests.ledger_support import (
     CAPS,
     MARKETPLACE,
     LedgerDriver,
+    bank_account_linked,
+    callback_body,
     dispute_closed,
     dispute_opened,
     payment_succeeded,
     refund_succeeded,
+    signed,
 )
 
 # The tier-1 artisan (cap 200 MAD) runs into its cap; the tier-3 ones (20,000 MAD) never can here.
@@ -67,6 +103,9 @@ ARTISAN_TIERS = (1, 3, 3, 3)
 GATEWAYS = ("m2t", "cmi")
 MAX_PAYMENT = 20_000
 STATEMENT_PAGE = 7  # small, so statements span several pages
+CURRENCY = "MAD"
+OPERATOR = Principal(client_id="cli_test_operator", role=Role.OPERATOR, scopes=ROLE_SCOPES[Role.OPERATOR],
+                     token_id="tok_property_test")
 
 
 # --- the world a plan is built in -----------------------------------------------------------------
@@ -102,21 +141,54 @@ class DisputeFacts:
 
 
 @dataclasses.dataclass
+class PayoutFacts:
+    """A payout as planned (the bank's answer is decided in advance), and what became of it."""
+
+    artisan_id: str
+    permille: int  # of the available balance when the request runs; above 1000: more than that
+    failure_code: str | None  # what the bank answers: paid (None) or failed with this code
+    # Filled in by the jobs:
+    amount: int | None = None
+    payout_id: str | None = None  # accepted
+    refused: bool = False  # insufficient_funds
+    answered: bool = False  # the bank settled it and the ledger heard so (at least once)
+
+    def amount_for(self, available: int) -> int:
+        if self.permille <= 1000:
+            return max(1, available * self.permille // 1000)  # 1 when nothing is available: refused
+        return available + 1 + available * (self.permille - 1000) // 1000
+
+    @property
+    def outcome(self) -> str:
+        return "paid" if self.failure_code is None else "failed"
+
+    @property
+    def status(self) -> str:
+        return self.outcome if self.answered else "in_transit"
+
+
+@dataclasses.dataclass
 class World:
     """What the plan has made happen so far, and the steps it produced (in plan order)."""
 
     artisans: list[str]
     payments: list[PaymentFacts] = dataclasses.field(default_factory=list)
     disputes: list[DisputeFacts] = dataclasses.field(default_factory=list)
+    payouts: list[PayoutFacts] = dataclasses.field(default_factory=list)
     events: list[Event] = dataclasses.field(default_factory=list)
     steps: list[Event | Job] = dataclasses.field(default_factory=list)
+    # Steps that come after all the others (in plan order): a bank answering late, say.
+    last_steps: list[Job] = dataclasses.field(default_factory=list)
 
     def publish(self, event: Event, copies: int) -> None:
         self.events.append(event)
         self.steps.extend([event] * copies)
 
-    def schedule(self, job: Job) -> None:
-        self.steps.append(job)
+    def schedule(self, job: Job, *, last: bool = False) -> None:
+        (self.last_steps if last else self.steps).append(job)
+
+    def all_steps(self) -> list[Event | Job]:
+        return [*self.steps, *self.last_steps]
 
     def payment_with_budget(self, pick: int) -> PaymentFacts | None:
         candidates = [payment for payment in self.payments if payment.budget > 0]
@@ -212,6 +284,78 @@ class Release:
         world.schedule(RELEASE)
 
 
+def _request_payout(facts: PayoutFacts, context: ServiceContext) -> None:
+    """Ask for the payout, as an operator would, and check the answer against the balance."""
+    with context.session_factory() as session:
+        available = available_balance(session, facts.artisan_id, CURRENCY)
+    facts.amount = facts.amount_for(available)
+    try:
+        payout = request_payout(context.uow_factory(), RequestPayout(facts.artisan_id, facts.amount, CURRENCY),
+                                OPERATOR, payout_settings(context))
+    except Conflict as refusal:
+        assert (refusal.code, refusal.extra["available"]["amount"]) == ("insufficient_funds", available)
+        assert facts.amount > available
+        facts.refused = True
+    else:
+        assert facts.amount <= available
+        # The bank is up: it took the transfer at once.
+        assert (payout.amount, payout.status) == (facts.amount, "in_transit")
+        facts.payout_id = payout.id
+    with context.session_factory() as session:
+        after = available_balance(session, facts.artisan_id, CURRENCY)
+    assert after == available - (0 if facts.refused else facts.amount) >= 0
+
+
+def _answer_by_callback(facts: PayoutFacts, context: ServiceContext) -> None:
+    """The bank settles the transfer (as planned) and calls back; a repeated callback changes nothing."""
+    if facts.payout_id is None:
+        return  # not requested yet (the shuffle put the answer first), or refused: nothing to answer
+    settings = payout_settings(context)
+    body = callback_body(settings.partners.get(settings.partner_bank).settle(facts.payout_id,
+                                                                             failure_code=facts.failure_code))
+    headers = signed(body, secret=context.config.bank_callback_secret)
+    answer = handle_callback(context.uow_factory(), settings.partner_bank, headers, body, settings)
+    assert (answer["applied"], answer["status"]) == (not facts.answered, facts.outcome)
+    facts.answered = True
+
+
+def _answer_by_poll(facts: PayoutFacts, context: ServiceContext) -> None:
+    """The bank settles the transfer but its callback is lost: the worker's poll finds the answer."""
+    if facts.payout_id is None:
+        return
+    settings = payout_settings(context)
+    settings.partners.get(settings.partner_bank).settle(facts.payout_id, failure_code=facts.failure_code)
+    # Every other settled payout was applied when the bank settled it: only this one may move.
+    result = sync_payouts(context.uow_factory, settings, now=utcnow() + settings.poll_after + dt.timedelta(seconds=1))
+    assert (result["submitted"], result["settled"]) == (0, 0 if facts.answered else 1)
+    facts.answered = True
+
+
+@dataclasses.dataclass(frozen=True)
+class PayOut:
+    artisan: int  # among the artisans the plan has paid
+    permille: int
+    failure_code: str | None
+    by_poll: bool
+    answers: int  # how often the bank's answer arrives: repeats must change nothing
+    # A release run just before (in plan order), so that something is often available to pay out.
+    release_first: bool
+    # The bank answers after everything else in the plan (payments included), not right away.
+    answers_last: bool
+
+    def plan(self, world: World) -> None:
+        # An artisan the plan has paid (the payments come first in plan order, so there is one).
+        paid = sorted({payment.event.data["artisan_id"] for payment in world.payments}, key=world.artisans.index)
+        facts = PayoutFacts(paid[self.artisan % len(paid)], self.permille, self.failure_code)
+        world.payouts.append(facts)
+        if self.release_first:
+            world.schedule(RELEASE)
+        world.schedule(Job("payout", functools.partial(_request_payout, facts)))
+        answer = _answer_by_poll if self.by_poll else _answer_by_callback
+        for _ in range(self.answers):
+            world.schedule(Job("bank answer", functools.partial(answer, facts)), last=self.answers_last)
+
+
 copies = st.integers(min_value=1, max_value=3)
 pick = st.integers(min_value=0, max_value=50)
 permille = st.integers(min_value=1, max_value=1000)
@@ -230,6 +374,19 @@ pays = st.builds(
 # is planned (a refund needs its payment); the order of arrival is the shuffle's.
 opens = st.builds(OpenDispute, payment=pick, permille=permille, copies=copies)
 closes = st.builds(CloseDispute, dispute=pick, won=st.booleans(), copies=copies)
+payouts = st.builds(
+    PayOut,
+    artisan=pick,
+    # Mostly a share of what is available; sometimes more than that (refused, as is anything asked
+    # while nothing is available).
+    permille=st.one_of(st.integers(min_value=1, max_value=1000), st.integers(min_value=500, max_value=1000),
+                       st.integers(min_value=1001, max_value=1500)),
+    failure_code=st.none() | st.sampled_from(FAILURE_CODES),
+    by_poll=st.booleans(),
+    answers=copies,
+    release_first=st.booleans(),
+    answers_last=st.booleans(),
+)
 FOLLOW_UP = st.one_of(
     st.builds(Refund, payment=pick, permille=permille, copies=copies),
     # Disputes twice: a dispute's paths need an opening and a closing, in either order.
@@ -238,6 +395,12 @@ FOLLOW_UP = st.one_of(
     opens,
     closes,
     st.just(Release()),
+    # Payouts twice too: most are accepted only after a release, and the bank's answer may pay them,
+    # fail them, or not have come yet.
+    payouts,
+    payouts,
+    # A payment after a payout: a failed payout's return may then find the cap reached.
+    pays,
 )
 
 
@@ -249,6 +412,7 @@ DISORDER = st.one_of(st.just(FULL_SHUFFLE), st.integers(min_value=1, max_value=6
 
 
 def shuffled(steps: list[Event | Job], shuffler: random.Random, disorder: int | None) -> list[Event | Job]:
+    """``disorder`` 0 keeps the plan's order (for explicit examples)."""
     steps = list(steps)
     if disorder is FULL_SHUFFLE:
         shuffler.shuffle(steps)
@@ -284,15 +448,16 @@ def assert_each_event_posted_once_or_a_case(session: Session, world: World) -> s
     per_cause = Counter(tuple(row) for row in session.execute(sa.select(JournalEntry.cause, JournalEntry.cause_id)))
     assert all(count == 1 for (cause, _), count in per_cause.items() if cause in ("payment", "refund"))
     assert all(count <= 2 for (cause, _), count in per_cause.items() if cause == "dispute")  # opened, closed
+    assert all(count <= 2 for (cause, _), count in per_cause.items() if cause == "payout")  # created, paid|failed
 
     entries = Counter(session.scalars(sa.select(JournalEntry.cause_event_id)))
     cases = Counter(session.scalars(sa.select(LedgerCase.event_id)))
     for event in world.events:
         assert (entries[event.id], cases[event.id]) in ((1, 0), (0, 1)), event.type
-    # Releases come from the job, not from an event; every other entry from one of our events.
+    # Releases and payouts come from jobs, not from events; every other entry from one of our events.
     assert set(entries) - {event.id for event in world.events} <= {None}
     assert set(session.scalars(sa.select(JournalEntry.cause).where(JournalEntry.cause_event_id.is_(None)))) <= {
-        "release"
+        "release", "payout"
     }
     return {event.id for event in world.events if entries[event.id]}
 
@@ -306,13 +471,17 @@ def assert_cases_are_the_documented_ones(session: Session, world: World, arrival
     }
     won_closes = {dispute.closed.id for dispute in world.disputes
                   if dispute.closed is not None and dispute.closed.data["outcome"] == "won"}
+    failed_payouts = {payout.payout_id for payout in world.payouts if payout.status == "failed"}
     without_hold = set()
     for case in session.scalars(sa.select(LedgerCase)):
         if case.kind == "dispute_closed_without_hold":
             without_hold.add(case.cause_id)
         elif case.kind == "tier_cap_exceeded":
             assert case.artisan_id == capped_artisan
-            assert case.cause == "payment" or (case.cause == "dispute" and case.event_id in won_closes)
+            # A failed payout's funds come back to available: refused when that would break the cap.
+            assert case.cause == "payment" or (case.cause == "dispute" and case.event_id in won_closes) or (
+                case.cause == "payout" and case.cause_id in failed_payouts
+            )
         else:
             raise AssertionError(f"unexpected ledger case {case.kind}: {case.details}")
     assert without_hold == closed_before_opened
@@ -366,6 +535,52 @@ def assert_bookkeeping_matches_the_money(session: Session, world: World, posted:
         assert shown(session, "platform", "platform", f"gateway_receivable:{gateway}") == receivable[gateway]
 
 
+def assert_payouts_add_up(session: Session, world: World, source_bank: str) -> None:
+    accepted = {payout.payout_id: payout for payout in world.payouts if payout.payout_id is not None}
+    assert all(payout.refused == (payout.payout_id is None) for payout in world.payouts if payout.amount is not None)
+    # A refused payout left nothing: no payout, no entry, no event.
+    assert set(session.scalars(sa.select(PayoutRow.id))) == set(accepted)
+    lines: dict[str, dict[str, dict[tuple[str, str], int]]] = {}
+    for posting_key, owner_type, kind, amount in session.execute(
+        sa.select(JournalEntry.posting_key, LedgerAccount.owner_type, LedgerAccount.kind, JournalLine.amount)
+        .join(JournalLine, JournalLine.entry_id == JournalEntry.id)
+        .join(LedgerAccount, LedgerAccount.id == JournalLine.account_id)
+        .where(JournalEntry.cause == "payout")
+    ):
+        _, payout_id, step = posting_key.split(":")
+        lines.setdefault(payout_id, {}).setdefault(step, {})[(owner_type, kind)] = amount
+    assert set(lines) == set(accepted)
+    events = Counter(
+        (message.event_type, json.loads(message.payload)["data"]["payout_id"])
+        for message in session.scalars(sa.select(OutboxMessage).where(OutboxMessage.event_type.like("accounts.payout.%")))
+    )
+    returns_refused = {case.cause_id for case in session.scalars(sa.select(LedgerCase).where(LedgerCase.cause == "payout"))}
+
+    on_the_way = paid = 0
+    for payout_id, facts in accepted.items():
+        row = session.get(PayoutRow, payout_id)
+        assert (row.artisan_id, row.amount, row.status, row.failure_code) == (
+            facts.artisan_id, facts.amount, facts.status, facts.failure_code if facts.status == "failed" else None
+        )
+        available, in_transit = ("artisan", "available"), ("platform", "payouts_in_transit")
+        steps = {"created": {available: facts.amount, in_transit: -facts.amount}}
+        if facts.status == "paid":
+            steps["paid"] = {in_transit: facts.amount, ("platform", f"bank:{source_bank}"): -facts.amount}
+            paid += facts.amount
+        elif facts.status == "failed" and payout_id not in returns_refused:
+            steps["failed"] = {in_transit: facts.amount, available: -facts.amount}  # the money is back
+        else:
+            on_the_way += facts.amount  # in transit, or failed with its return refused
+        # Each step posted once, with its lines, however often the bank answered.
+        assert lines[payout_id] == steps
+        assert events[("accounts.payout.created", payout_id)] == events[("accounts.payout.in_transit", payout_id)] == 1
+        for status in ("paid", "failed"):
+            assert events[(f"accounts.payout.{status}", payout_id)] == (facts.status == status)
+    assert returns_refused <= {payout_id for payout_id, facts in accepted.items() if facts.status == "failed"}
+    assert shown(session, "platform", "platform", "payouts_in_transit") == on_the_way
+    assert shown(session, "platform", "platform", f"bank:{source_bank}") == -paid
+
+
 def assert_statements_add_up(client, headers: dict, ledger: LedgerDriver, artisan_id: str) -> None:
     for account in ("pending", "available"):
         path, cursor, balance = f"/v1/artisans/{artisan_id}/transactions", None, 0
@@ -395,11 +610,16 @@ def note_what_happened(ledger: LedgerDriver, world: World, arrival: dict[str, in
     with ledger.context.session_factory() as session:
         for kind in sorted(set(session.scalars(sa.select(LedgerCase.kind)))):
             hypothesis.event(f"case: {kind}")
+        if session.scalar(sa.select(LedgerCase.id).where(LedgerCase.cause == "payout").limit(1)):
+            hypothesis.event("a failed payout's funds kept back by the cap")
         for status, from_pending in session.execute(sa.select(DisputeHold.status, DisputeHold.from_pending)):
             if status != "open" and from_pending:
                 hypothesis.event(f"a dispute {status} after holding pending funds")
     if ledger.shown("marketplace", MARKETPLACE, "reserve") < 0:
         hypothesis.event("the reserve covered a shortfall")
+    for payout in world.payouts:
+        if payout.amount is not None:
+            hypothesis.event("payout refused" if payout.refused else f"payout {payout.status}")
 
 
 # --- the property ---------------------------------------------------------------------------------
@@ -409,6 +629,18 @@ def note_what_happened(ledger: LedgerDriver, world: World, arrival: dict[str, in
 # equal to the suite's pytest timeout): the longer timeout lets it report the minimal example.
 @pytest.mark.timeout(600)
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Too rare to count on drawing: a payout failing after a payment has filled the cap again, so
+# its funds cannot come back to available (a case; they wait in payouts_in_transit). In plan order.
+@example(
+    payments=[Pay(artisan=0, amount=15_000, fee_percent=0, gateway="m2t", copies=1)],
+    follow_ups=[
+        PayOut(artisan=0, permille=1000, failure_code="account_closed", by_poll=False, answers=2,
+               release_first=True, answers_last=True),
+        Pay(artisan=0, amount=6_000, fee_percent=0, gateway="cmi", copies=1),
+    ],
+    disorder=0,
+    shuffler=random.Random(0),
+)
 @given(
     payments=st.lists(pays, min_size=4, max_size=12),
     follow_ups=st.lists(FOLLOW_UP, min_size=6, max_size=30),
@@ -421,10 +653,15 @@ def test_money_events_in_any_order_keep_the_ledger_sound(
     # The fixtures are set up once for all examples: each example starts from empty tables.
     empty_database("accounts", database_urls["accounts"])
     ledger = LedgerDriver(accounts_app)
+    config = ledger.context.config
+    bank = FakeTransferBank(config.bank_callback_secret)
+    use_bank_partners(ledger.context, BankPartnerRegistry({config.payout_partner_bank: bank}))
     world = World(artisans=[ledger.artisan_at_tier(tier) for tier in ARTISAN_TIERS])
+    for artisan_id in world.artisans:
+        ledger.deliver(bank_account_linked(artisan_id))
     for operation in [*payments, *follow_ups]:
         operation.plan(world)
-    arrival = run_steps(ledger, shuffled(world.steps, shuffler, disorder))
+    arrival = run_steps(ledger, shuffled(world.all_steps(), shuffler, disorder))
     note_what_happened(ledger, world, arrival)
 
     assert_ledger_sound(ledger)
@@ -432,6 +669,7 @@ def test_money_events_in_any_order_keep_the_ledger_sound(
         posted = assert_each_event_posted_once_or_a_case(session, world)
         assert_cases_are_the_documented_ones(session, world, arrival)
         assert_bookkeeping_matches_the_money(session, world, posted)
+        assert_payouts_add_up(session, world, config.payout_bank_code)
 
     client = accounts_app.test_client()
     operator = {"Authorization": "Bearer " + issue_token(Role.OPERATOR, client_id="cli_test_operator")}

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sandbox.bank.app import create_app as create_bank_sandbox_app
 from sandbox.bank.app import stop_background_work
 from sandbox.bank.config import SandboxBankConfig
-from services.accounts.adapters.banks import BankPartnerRegistry, Transfer
+from services.accounts.adapters.banks import BankPartnerRegistry
 from services.accounts.adapters.orm import JournalEntry, LedgerCase, OutboxMessage, Payout
 from services.accounts.app import create_app as create_accounts_app
 from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET
@@ -37,19 +37,25 @@ from services.onboarding.domain.banking import make_rib
 from shared.auth.scopes import Role
 from shared.events import Event, make_event
 from shared.ids import new_id
-from shared.signatures import sign
 from tests.fakes import FakeTransferBank
 from tests.integration.conftest import MARKETPLACE, OTHER_MARKETPLACE
 from tests.integration.test_bank_accounts_api import LocalServer
 from tests.integration.test_ledger_postings import assert_ledger_sound, lines_of
-from tests.ledger_support import LedgerDriver, payment_succeeded, tier_changed
+from tests.ledger_support import (
+    RIB,
+    LedgerDriver,
+    bank_account_linked,
+    callback_body,
+    payment_succeeded,
+    signed,
+    tier_changed,
+)
 from tests.support import wait_until
 
 PARTNER_BANK = "banque_populaire"
 CALLBACKS_URL = f"/v1/banks/{PARTNER_BANK}/callbacks"
 OPERATOR = "cli_test_operator"
 BANK_CLIENT = "cli_test_bank"
-RIB = make_rib("007", "780", "0000001234567890")
 OTHER_RIB = make_rib("011", "780", "0000009876543210")
 IN_TRANSIT = ("platform", "platform", "payouts_in_transit")
 SOURCE_BANK = ("platform", "platform", "bank:145")
@@ -92,26 +98,6 @@ def auth(issue_token):
         }
 
     return headers
-
-
-def bank_account_linked(artisan_id: str, rib: str = RIB, *, is_default: bool = True,
-                        bank_account_id: str | None = None) -> Event:
-    return make_event(
-        "onboarding.bank_account.linked",
-        subject=artisan_id,
-        data={
-            "artisan_id": artisan_id,
-            "bank_account_id": bank_account_id or new_id("ba"),
-            "mode": "link",
-            "rib": rib,
-            "iban": "MA64" + rib,
-            "bank_code": rib[:3],
-            "bank_name": "Attijariwafa bank",
-            "holder_name": "Fatima Zahra El Amrani",
-            "is_default": is_default,
-            "linked_at": dt.datetime.now(dt.UTC).isoformat(),
-        },
-    )
 
 
 def kyc_rejected(artisan_id: str, version: int) -> Event:
@@ -165,22 +151,6 @@ def outbox(app, prefix: str = "accounts.payout.") -> list[dict]:
 def count(app, model, *where) -> int:
     with app.extensions["hirfa"].session_factory() as session:
         return session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
-
-
-def callback_body(transfer: Transfer, *, status: str | None = None) -> bytes:
-    """A callback as the bank sandbox sends it: compact JSON, the transfer under ``data``."""
-    status = status or transfer.status
-    data = {"transfer_id": transfer.partner_reference, "reference": transfer.reference, "status": status,
-            "amount": transfer.amount, "currency": transfer.currency}
-    if transfer.failure_code and status == "failed":
-        data["failure_code"] = transfer.failure_code
-    event = {"id": "evt_" + uuid.uuid4().hex[:24], "type": f"transfer.{status}", "created": int(time.time()),
-             "data": data}
-    return json.dumps(event, separators=(",", ":")).encode()
-
-
-def signed(body: bytes, secret: str = SANDBOX_BANK_CALLBACK_SECRET, timestamp: int | None = None) -> dict:
-    return {"Content-Type": "application/json", "Bank-Signature": sign(secret, body, timestamp=timestamp)}
 
 
 def post_callback(client, body: bytes, headers: dict | None = None):

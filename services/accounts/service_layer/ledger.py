@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from services.accounts.adapters.orm import ArtisanLimits, ArtisanOwner, LedgerAccount
 from services.accounts.domain.ledger import ARTISAN_ACCOUNT_KINDS
+from services.accounts.service_layer.posting import owner_has_known_accounts, remember_owners
 from shared.auth import Principal
 from shared.auth.scopes import Role
 from shared.db import UnitOfWork
@@ -31,12 +32,16 @@ def open_artisan_accounts(uow: UnitOfWork, artisan_id: str, currency: str, cause
     Returns whether the accounts were opened now.
     """
     session = uow.session
+    # A batch of events for one artisan asks once per transaction.
+    if owner_has_known_accounts(session, "artisan", artisan_id):
+        return False
     existing = session.scalars(
         sa.select(LedgerAccount.id).where(
             LedgerAccount.owner_type == "artisan", LedgerAccount.owner_id == artisan_id
         )
     ).first()
     if existing is not None:
+        remember_owners(session, [("artisan", artisan_id)])
         return False
     accounts = [
         LedgerAccount(
@@ -45,6 +50,7 @@ def open_artisan_accounts(uow: UnitOfWork, artisan_id: str, currency: str, cause
         for kind in ARTISAN_ACCOUNT_KINDS
     ]
     session.add_all(accounts)
+    remember_owners(session, [("artisan", artisan_id)])
     uow.add_event(
         make_event(
             "accounts.ledger.artisan_accounts_opened",

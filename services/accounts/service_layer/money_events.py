@@ -9,7 +9,8 @@
     release (job)       Dr artisan pending / Cr artisan available, once the hold period is over
 
 A posting that would break a balance rule is not applied: it becomes a ledger case for operators,
-and the event counts as handled (retrying it would break the same rule).
+and the event counts as handled (retrying it would break the same rule). ``post`` writes nothing
+before its checks pass, so a refusal needs no savepoint to undo.
 """
 
 from __future__ import annotations
@@ -28,16 +29,15 @@ from services.accounts.domain.ledger import (
     gateway_receivable,
     marketplace,
     platform,
-    shown_balance,
     split_debit,
 )
 from services.accounts.service_layer.ledger import open_artisan_accounts
 from services.accounts.service_layer.posting import (
     BalanceRuleViolation,
     Posting,
-    account_for,
     already_posted,
-    post,
+    lock_accounts,
+    post_once,
     record_case,
     shown,
 )
@@ -47,14 +47,11 @@ from shared.events import Event, parse_time
 log = logging.getLogger(__name__)
 
 
-
 def _post_or_record(uow: UnitOfWork, posting: Posting) -> bool:
-    """Post, or record a case when a rule refuses it. Returns whether the entry was posted."""
-    session = uow.session
+    """Post, or record a case when a rule refuses it. Returns whether the entry was posted now
+    (False: refused, or its posting key was posted already)."""
     try:
-        with session.begin_nested():
-            post(uow, posting)
-        return True
+        return post_once(uow, posting) is not None
     except (BalanceRuleViolation, UnbalancedEntry) as error:
         log.warning("posting refused", extra={"cause_id": posting.cause_id, "rule": getattr(error, "rule", "unbalanced")})
         record_case(uow, posting, error)
@@ -82,8 +79,7 @@ def make_on_payment_succeeded(currency: str, hold: dt.timedelta) -> Callable[[Un
                 (marketplace(data["marketplace_id"], "commission"), -fee),
             ),
         )
-        if already_posted(uow.session, posting.posting_key):
-            return
+        # Posted already (the same payment under another event id): post_once does nothing.
         if _post_or_record(uow, posting) and net > 0:
             uow.session.add(
                 PendingHold(
@@ -103,16 +99,15 @@ def make_on_payment_succeeded(currency: str, hold: dt.timedelta) -> Callable[[Un
 
 def _take_from_artisan(uow: UnitOfWork, hold: PendingHold | None, artisan_id: str, marketplace_id: str,
                        amount: int, currency: str) -> tuple[list[tuple[AccountRef, int]], tuple[int, int, int]]:
-    session = uow.session
     # Lock the artisan's accounts before deciding the split, so a concurrent payout cannot spend
-    # what this split counts on. "available" then "pending" is the same order post() locks in
-    # (artisan accounts sort before marketplace and platform ones), so no deadlock.
-    available = account_for(session, artisan(artisan_id, "available"), currency, lock=True)
-    pending = account_for(session, artisan(artisan_id, "pending"), currency, lock=True)
+    # what this split counts on. lock_accounts locks in the order post() does (artisan accounts
+    # sort before marketplace and platform ones), so no deadlock.
+    locked = lock_accounts(uow.session, [artisan(artisan_id, "available"), artisan(artisan_id, "pending")], currency)
+    available, pending = locked[artisan(artisan_id, "available")], locked[artisan(artisan_id, "pending")]
     remaining = hold.remaining if hold is not None else 0
     # The pending hold can never hold more than the pending account itself.
-    remaining = min(remaining, shown_balance(pending.balance, pending.normal_side))
-    split = split_debit(amount, remaining, shown_balance(available.balance, available.normal_side))
+    remaining = min(remaining, pending.shown)
+    split = split_debit(amount, remaining, available.shown)
     lines: list[tuple[AccountRef, int]] = [
         (artisan(artisan_id, "pending"), split.from_pending),
         (artisan(artisan_id, "available"), split.from_available),
