@@ -37,6 +37,12 @@ class PaymentsConfig(ServiceConfig):
 
     # The recovery job polls the gateway for payments and refunds idle this long in a waiting state.
     recovery_after_seconds: int = 60
+    # A buyer who has not finished 3-D Secure this long after confirming has abandoned it: the
+    # payment is voided and canceled (wallet requests expire at the gateway by themselves).
+    action_expiry_seconds: int = 15 * 60
+    # An authorisation not captured within this many seconds is voided and the payment canceled
+    # (card schemes release uncaptured authorisations after about a week).
+    authorisation_expiry_seconds: int = 7 * 24 * 3600
     # How often ``hirfa payments worker`` runs recovery and webhook deliveries (seconds).
     worker_interval_seconds: float = 2.0
 
@@ -52,6 +58,14 @@ class PaymentsConfig(ServiceConfig):
     @property
     def recovery_after(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.recovery_after_seconds)
+
+    @property
+    def action_expiry(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.action_expiry_seconds)
+
+    @property
+    def authorisation_expiry(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.authorisation_expiry_seconds)
 
     @property
     def webhook_keys_directory(self) -> str:

@@ -14,7 +14,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from services.payments.adapters.gateways.base import GatewayRegistry, TokeniseRequest
+from services.payments.adapters.gateways.base import GatewayRegistry, TokeniseRequest, TransactionStatus
 from services.payments.adapters.gateways.fake import FakeGateway
 from services.payments.adapters.orm import GatewayAttempt, OutboxMessage, Payee, PayeeMarketplace, Payment
 from services.payments.payment_wiring import use_gateways
@@ -335,6 +335,31 @@ def test_an_unanswered_wallet_request_expires_through_recovery(api, payee, gatew
     assert got["status"] == "failed" and got["failure_code"] == "wallet_request_expired"
 
 
+def test_an_abandoned_three_d_secure_challenge_is_voided_and_canceled(api, payee, gateway, service):
+    context, settings = service
+    payment = api.create(payee()).json
+    answer = api.confirm(payment["id"], card_token=token(gateway, "4000000000003220"))
+    assert answer.json["status"] == "requires_action"
+    before = utcnow() + settings.action_expiry - dt.timedelta(seconds=5)
+    assert recover_waiting(context.uow_factory, settings, now=before)["payments_expired"] == 0
+    later = utcnow() + settings.action_expiry + dt.timedelta(seconds=1)
+    assert recover_waiting(context.uow_factory, settings, now=later)["payments_expired"] == 1
+    got = api.get(payment["id"]).json
+    assert (got["status"], got["cancellation_reason"]) == ("canceled", "abandoned")
+    assert gateway.transaction(got["gateway_reference"]).status is TransactionStatus.VOIDED
+
+
+def test_an_authorisation_never_captured_expires(api, payee, gateway, service):
+    context, settings = service
+    payment = api.create(payee(), capture_method="manual").json
+    api.confirm(payment["id"], card_token=token(gateway, "4242424242424242"))
+    later = utcnow() + settings.authorisation_expiry + dt.timedelta(seconds=1)
+    recover_waiting(context.uow_factory, settings, now=later)
+    got = api.get(payment["id"]).json
+    assert (got["status"], got["cancellation_reason"]) == ("canceled", "authorisation_expired")
+    assert events(context, "payments.payment.succeeded") == []
+
+
 # -- callbacks ---------------------------------------------------------------------------------------
 
 
@@ -443,6 +468,7 @@ def test_cancel_before_confirmation_and_void_of_an_authorisation(api, payee, gat
     fresh = api.create(payee()).json
     canceled = api.post(f"/v1/payments/{fresh['id']}/cancel")
     assert canceled.status_code == 200 and canceled.json["status"] == "canceled"
+    assert canceled.json["cancellation_reason"] == "requested"
     authorised = api.create(payee(), capture_method="manual").json
     api.confirm(authorised["id"], card_token=token(gateway, "4242424242424242"))
     voided = api.post(f"/v1/payments/{authorised['id']}/cancel")

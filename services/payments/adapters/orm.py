@@ -95,6 +95,9 @@ class Payment(Base):
     succeeded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     canceled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # requested (by the marketplace), abandoned (the buyer never finished 3-D Secure or the wallet
+    # approval), authorisation_expired (authorised, never captured)
+    cancellation_reason: Mapped[str | None] = mapped_column(sa.String(30), nullable=True)
 
 
 class GatewayAttempt(Base):

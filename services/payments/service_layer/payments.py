@@ -305,7 +305,8 @@ def _require_status(payment: Payment, allowed: frozenset, action: str) -> None:
         )
 
 
-def _settle_call(uow: UnitOfWork, payment_id: str, outcome: CallOutcome, *, refused_fails: bool) -> Payment:
+def _settle_call(uow: UnitOfWork, payment_id: str, outcome: CallOutcome, *, refused_fails: bool,
+                 cancellation_reason: str | None = None) -> Payment:
     """Record the attempt and apply what the gateway answered, in one transaction.
 
     ``outcome`` is an answer (applied if it is news), a refusal (``refused_fails``: the payment
@@ -318,7 +319,7 @@ def _settle_call(uow: UnitOfWork, payment_id: str, outcome: CallOutcome, *, refu
         now = utcnow()
         payment.gateway_checked_at = now
         if outcome.answer is not None:
-            apply_transaction(uow, payment, outcome.answer)
+            apply_transaction(uow, payment, outcome.answer, cancellation_reason=cancellation_reason)
         elif outcome.error is None and payment.status == PaymentStatus.PROCESSING:
             # A lookup by our reference found nothing: the gateway never recorded the payment.
             _fail(uow, payment, "processing_error", FAILURE_MESSAGES["processing_error"], now)
@@ -337,7 +338,8 @@ def _settle_call(uow: UnitOfWork, payment_id: str, outcome: CallOutcome, *, refu
 # -- applying the gateway's word ----------------------------------------------------------------------
 
 
-def apply_transaction(uow: UnitOfWork, payment: Payment, transaction: GatewayTransaction) -> bool:
+def apply_transaction(uow: UnitOfWork, payment: Payment, transaction: GatewayTransaction, *,
+                      cancellation_reason: str | None = None) -> bool:
     """Move a (locked) payment to what a gateway snapshot says, if that is news. Returns whether it moved.
 
     Safe to call with duplicated, stale or out-of-order snapshots: older than the newest applied,
@@ -377,6 +379,7 @@ def apply_transaction(uow: UnitOfWork, payment: Payment, transaction: GatewayTra
         payment.succeeded_at = now
     elif target == PaymentStatus.CANCELED:
         payment.canceled_at = now
+        payment.cancellation_reason = cancellation_reason or "voided_at_gateway"
     _move(payment, target, now)
     payment_changed(uow, payment)
     return True
@@ -468,16 +471,11 @@ def cancel_payment(uow: UnitOfWork, payment_id: str, principal: Principal, setti
             now = utcnow()
             _move(payment, PaymentStatus.CANCELED, now)
             payment.canceled_at = now
+            payment.cancellation_reason = "requested"
             payment_changed(uow, payment)
             uow.commit()
             return payment
-        request = VoidRequest(payment.gateway_reference, f"{payment.id}:void")
-        gateway_name = payment.gateway
-    gateway = settings.gateway(gateway_name)
-    outcome = call_gateway("void", lambda: gateway.void(request), idempotency_key=request.idempotency_key)
-    if outcome.refused:
-        outcome = _poll(gateway, gateway_name, payment_id, request.gateway_reference)
-    payment = _settle_call(uow, payment_id, outcome, refused_fails=False)
+    payment, outcome = _void(uow, payment_id, settings, "requested")
     if outcome.unknown:
         raise ServiceUnavailable("The gateway did not answer; the payment is unchanged. Retry the cancel.",
                                  code="gateway_unavailable")
@@ -485,6 +483,45 @@ def cancel_payment(uow: UnitOfWork, payment_id: str, principal: Principal, setti
         raise Conflict(f"The payment is {payment.status} at the gateway and can no longer be canceled.",
                        code="invalid_state", payment_status=payment.status)
     return payment
+
+
+def _void(uow: UnitOfWork, payment_id: str, settings: PaymentSettings, reason: str) -> tuple[Payment, CallOutcome]:
+    """Void the payment's transaction at the gateway and apply the answer (canceled, or whatever
+    the gateway holds when it refuses: a wallet approved in the meantime, say)."""
+    with uow:
+        payment = uow.session.get(Payment, payment_id)
+        request = VoidRequest(payment.gateway_reference, f"{payment.id}:void")
+        gateway_name = payment.gateway
+    gateway = settings.gateway(gateway_name)
+    outcome = call_gateway("void", lambda: gateway.void(request), idempotency_key=request.idempotency_key)
+    if outcome.refused:
+        outcome = _poll(gateway, gateway_name, payment_id, request.gateway_reference)
+    return _settle_call(uow, payment_id, outcome, refused_fails=False, cancellation_reason=reason), outcome
+
+
+def payments_to_expire(uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime,
+                       limit: int) -> list[tuple[str, str]]:
+    """Payments left too long in the buyer's or the marketplace's hands, with the reason to cancel:
+    a 3-D Secure challenge never finished (``abandoned``), an authorisation never captured
+    (``authorisation_expired``). Wallet requests need no help: they expire at the gateway."""
+    with uow:
+        abandoned = sa.select(Payment.id).where(
+            Payment.status == PaymentStatus.REQUIRES_ACTION,
+            Payment.payment_method_type == PaymentMethod.CARD,
+            Payment.confirmed_at < now - settings.action_expiry,
+        ).limit(limit)
+        uncaptured = sa.select(Payment.id).where(
+            Payment.status == PaymentStatus.REQUIRES_CAPTURE,
+            Payment.confirmed_at < now - settings.authorisation_expiry,
+        ).limit(limit)
+        return ([(payment_id, "abandoned") for payment_id in uow.session.scalars(abandoned)]
+                + [(payment_id, "authorisation_expired") for payment_id in uow.session.scalars(uncaptured)])
+
+
+def expire_payment(uow: UnitOfWork, payment_id: str, reason: str, settings: PaymentSettings) -> str:
+    """Void and cancel one payment found by ``payments_to_expire``; returns its status afterwards."""
+    payment, _ = _void(uow, payment_id, settings, reason)
+    return payment.status
 
 
 def _poll(gateway: Any, gateway_name: str, payment_id: str, reference: str | None) -> CallOutcome:

@@ -1,5 +1,7 @@
 """The recovery job: payments and refunds nobody has heard about for too long are settled from the
-gateway's own record. Lost callbacks and timed-out calls never leave a payment hanging forever."""
+gateway's own record. Lost callbacks and timed-out calls never leave a payment hanging forever;
+nor does a buyer who walks away from 3-D Secure, or an authorisation nobody captures: those are
+voided and canceled after ``action_expiry`` and ``authorisation_expiry``."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ def recover_waiting(uow_factory: Callable[[], UnitOfWork], settings: PaymentSett
                     now: dt.datetime | None = None, limit: int = 100) -> dict[str, int]:
     """Poll the gateway for each payment and refund left waiting; returns how many were polled and settled."""
     now = now or utcnow()
-    counts = {"payments_polled": 0, "payments_settled": 0, "refunds_polled": 0, "refunds_settled": 0}
+    counts = {"payments_polled": 0, "payments_settled": 0, "payments_expired": 0, "refunds_polled": 0,
+              "refunds_settled": 0}
     for payment_id in payments.payments_to_recover(uow_factory(), settings, now=now, limit=limit):
         try:
             status = payments.recover_payment(uow_factory(), payment_id, settings)
@@ -28,6 +31,14 @@ def recover_waiting(uow_factory: Callable[[], UnitOfWork], settings: PaymentSett
         counts["payments_polled"] += 1
         if status in ("succeeded", "failed", "canceled", "requires_capture"):
             counts["payments_settled"] += 1
+    for payment_id, reason in payments.payments_to_expire(uow_factory(), settings, now=now, limit=limit):
+        try:
+            status = payments.expire_payment(uow_factory(), payment_id, reason, settings)
+        except Exception:  # noqa: BLE001
+            log.exception("payment expiry failed", extra={"payment_id": payment_id})
+            continue
+        if status == "canceled":
+            counts["payments_expired"] += 1
     for refund_id in refunds.refunds_to_recover(uow_factory(), settings, now=now, limit=limit):
         try:
             status = refunds.recover_refund(uow_factory(), refund_id, settings)

@@ -84,6 +84,11 @@ class PaymentSchema(Schema):
     succeeded_at = fields.DateTime(allow_none=True)
     failed_at = fields.DateTime(allow_none=True)
     canceled_at = fields.DateTime(allow_none=True)
+    cancellation_reason = fields.String(
+        allow_none=True,
+        metadata={"description": "requested, abandoned (3-D Secure never finished), authorisation_expired "
+                                 "(never captured), or voided_at_gateway."},
+    )
 
     def _metadata(self, payment: Payment) -> dict:
         return json.loads(payment.metadata_json or "{}")

@@ -18,6 +18,8 @@ class PaymentSettings:
     max_amount: int
     public_url: str  # where the gateway and buyers' browsers reach this service
     recovery_after: dt.timedelta  # idle time after which a waiting payment is polled
+    action_expiry: dt.timedelta = dt.timedelta(minutes=15)  # 3-D Secure not finished by then: abandoned
+    authorisation_expiry: dt.timedelta = dt.timedelta(days=7)  # authorised, not captured by then: voided
 
     def gateway(self, name: str) -> PaymentGateway:
         if name not in self.gateways:
