@@ -232,3 +232,18 @@ def idempotent(view: Callable) -> Callable:
         return response
 
     return wrapper
+
+
+def idempotent_when_keyed(view: Callable) -> Callable:
+    """``idempotent`` for a POST that does not create anything (confirm, capture, cancel): a request
+    with an Idempotency-Key gets the same guarantees (a retry replays the first answer), one
+    without runs as it is. Place it under the auth decorator."""
+    keyed = idempotent(view)
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if request.headers.get(HEADER) is None:
+            return view(*args, **kwargs)
+        return keyed(*args, **kwargs)
+
+    return wrapper

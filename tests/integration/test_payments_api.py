@@ -587,3 +587,18 @@ def test_gateway_attempts_are_append_only_in_the_database(api, payee, gateway, s
             with pytest.raises(sa.exc.DatabaseError, match="append-only"):
                 with uow.session.begin_nested():
                     uow.session.execute(statement)
+
+
+def test_a_confirm_retried_with_its_key_replays_the_answer(api, payee, gateway, client, marketplace_headers):
+    payment = api.create(payee()).json
+    card = token(gateway, "4242424242424242")
+    first = client.post(f"/v1/payments/{payment['id']}/confirm", json={"card_token": card},
+                        headers=marketplace_headers("confirm-1"))
+    again = client.post(f"/v1/payments/{payment['id']}/confirm", json={"card_token": card},
+                        headers=marketplace_headers("confirm-1"))
+    assert first.status_code == again.status_code == 200
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json == first.json and first.json["status"] == "succeeded"
+    without_key = api.confirm(payment["id"], card_token=card)
+    assert without_key.status_code == 409 and without_key.json["code"] == "invalid_state"
+    assert gateway.charge_count(payment["id"]) == 1

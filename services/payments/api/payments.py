@@ -22,7 +22,7 @@ from services.payments.service_layer.representations import (
 from shared.auth.flask import current_principal, require_scopes
 from shared.errors import NotFound
 from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
-from shared.idempotency import idempotent
+from shared.idempotency import idempotent, idempotent_when_keyed
 from shared.money import CurrencyCode, MinorUnits
 from shared.pagination import PageArgsSchema, page_schema
 
@@ -31,6 +31,10 @@ gateways_blp = Blueprint("gateways", __name__, url_prefix="/v1", description="Ca
 blueprints = (payments_blp, gateways_blp)
 
 IDEMPOTENCY_HEADER_DOC = {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}
+OPTIONAL_IDEMPOTENCY_HEADER_DOC = {
+    "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string"},
+    "description": "Optional: a retry with the same key replays the first answer instead of a 409 invalid_state.",
+}
 MAX_AMOUNT = 10**13  # far beyond any payment, inside a 64-bit column; the configured range is narrower
 
 
@@ -201,6 +205,8 @@ def attempts(payment_id):
 
 @payments_blp.route("/payments/<string:payment_id>/confirm", methods=["POST"])
 @require_scopes("payments:write")
+@idempotent_when_keyed
+@payments_blp.doc(parameters=[OPTIONAL_IDEMPOTENCY_HEADER_DOC])
 @payments_blp.arguments(PaymentConfirmSchema)
 @payments_blp.response(200, PaymentSchema)
 def confirm(body, payment_id):
@@ -216,6 +222,8 @@ def confirm(body, payment_id):
 
 @payments_blp.route("/payments/<string:payment_id>/capture", methods=["POST"])
 @require_scopes("payments:write")
+@idempotent_when_keyed
+@payments_blp.doc(parameters=[OPTIONAL_IDEMPOTENCY_HEADER_DOC])
 @payments_blp.arguments(PaymentCaptureSchema)
 @payments_blp.response(200, PaymentSchema)
 def capture(body, payment_id):
@@ -225,6 +233,8 @@ def capture(body, payment_id):
 
 @payments_blp.route("/payments/<string:payment_id>/cancel", methods=["POST"])
 @require_scopes("payments:write")
+@idempotent_when_keyed
+@payments_blp.doc(parameters=[OPTIONAL_IDEMPOTENCY_HEADER_DOC])
 @payments_blp.response(200, PaymentSchema)
 def cancel(payment_id):
     """Cancel a payment not yet confirmed, waiting on the buyer, or authorised and not captured."""
