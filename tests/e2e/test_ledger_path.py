@@ -37,10 +37,18 @@ def test_payment_to_payout_through_the_running_processes(stack):
         response = marketplace.call("GET", "accounts", f"/v1/artisans/{artisan_id}/balance")
         return response.json() if response.status_code == 200 else {}
 
+    def payee_tier() -> int | None:
+        answer = marketplace.call("GET", "payments", f"/v1/payees/{artisan_id}")
+        return answer.json()["kyc_tier"] if answer.ok else None
+
+    # Accounts and payments each learn the tier from their own consumer: wait for both.
     wait_until(lambda: balance().get("kyc_tier") == 1, timeout=30, message="accounts knows tier 1")
-    payment = marketplace.call("POST", "payments", "/v1/payments", idempotent=True, json={
+    wait_until(lambda: payee_tier() == 1, timeout=30, message="payments knows tier 1")
+    created = marketplace.call("POST", "payments", "/v1/payments", idempotent=True, json={
         "artisan_id": artisan_id, "amount": 15_000, "currency": "MAD", "application_fee": 1_500,
-        "payment_method_type": "card"}).json()
+        "payment_method_type": "card"})
+    assert created.status_code == 201, created.text
+    payment = created.json()
     confirmed = marketplace.call("POST", "payments", f"/v1/payments/{payment['id']}/confirm",
                                  json={"card_token": card_token(stack, "4242424242424242")})
     assert confirmed.json()["status"] == "succeeded", confirmed.text
