@@ -20,7 +20,7 @@ from shared.auth.tokens import RemoteKeySet, TokenVerifier
 from shared.config import ServiceConfig
 from shared.db import UnitOfWork, make_engine, run_migrations
 from shared.events.broker import ALL_TOPICS, ensure_topics, make_consumer, make_producer
-from shared.events.consumer import EventConsumer, Handler
+from shared.events.consumer import AfterBatch, EventConsumer, Handler
 from shared.events.outbox import outbox_writer
 from shared.events.relay import OutboxRelay
 from shared.events.replay import replay_outbox
@@ -98,7 +98,7 @@ def make_relay(context: ServiceContext) -> OutboxRelay:
 
 
 def make_event_consumer(
-    context: ServiceContext, handlers: dict[str, Handler], topics: list[str]
+    context: ServiceContext, handlers: dict[str, Handler], topics: list[str], after_batch: AfterBatch | None = None
 ) -> EventConsumer:
     config = context.config
 
@@ -128,6 +128,7 @@ def make_event_consumer(
         max_attempts=config.consumer_max_attempts,
         batch_size=config.consumer_batch_size,
         fault_injection="" if config.is_production else config.fault_injection,
+        after_batch=after_batch,
     )
 
 
@@ -144,6 +145,7 @@ def service_cli(
     bootstrap: Callable[[ServiceConfig], ServiceContext],
     handlers: Callable[[], dict[str, Handler]] | None = None,
     subscribes_to: list[str] | None = None,
+    after_batch: Callable[[dict[str, Handler]], AfterBatch] | None = None,
 ) -> click.Group:
     """The operator commands every service has: db upgrade, relay, consume, events replay."""
 
@@ -186,7 +188,9 @@ def service_cli(
             config = load_config()
             configure_logging(f"{name}-consumer", config.log_level, config.log_json)
             context = bootstrap(config)
-            consumer = make_event_consumer(context, handlers(), subscribes_to or list(ALL_TOPICS))
+            handler_map = handlers()
+            consumer = make_event_consumer(context, handler_map, subscribes_to or list(ALL_TOPICS),
+                                           after_batch(handler_map) if after_batch else None)
             consumer.run(stop_on_signals())
 
     @group.group("events", help="Event operations.")

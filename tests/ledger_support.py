@@ -15,6 +15,7 @@ from services.accounts.adapters.banks import Transfer
 from services.accounts.adapters.orm import LedgerAccount
 from services.accounts.cli import _handlers as accounts_handlers
 from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET
+from services.accounts.service_layer.parked_events import make_after_batch
 from services.onboarding.domain.banking import make_rib
 from shared.events import Event, make_event
 from shared.ids import new_id
@@ -145,7 +146,9 @@ class LedgerDriver:
 
     def __init__(self, accounts_app) -> None:
         self.context = accounts_app.extensions["hirfa"]
-        self.consumer = make_event_consumer(self.context, accounts_handlers(), ["onboarding.events", "payments.events"])
+        self.handlers = accounts_handlers()
+        self.consumer = make_event_consumer(self.context, self.handlers, ["onboarding.events", "payments.events"],
+                                            make_after_batch(self.handlers))
 
     def deliver(self, event: Event) -> bool:
         return self.consumer.apply(self.consumer.decode(event.to_bytes(), event.key.encode()))

@@ -11,6 +11,7 @@ from services.accounts.app import bootstrap
 from services.accounts.config import load_config
 from services.accounts.payout_wiring import payout_settings
 from services.accounts.service_layer.money_events import make_money_handlers, release_due_holds
+from services.accounts.service_layer.parked_events import make_after_batch, post_all_parked_events
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
 from services.accounts.service_layer.payouts import sync_payouts
 from services.accounts.service_layer.projections import make_handlers
@@ -33,14 +34,17 @@ cli = service_cli(
     bootstrap=bootstrap,
     handlers=_handlers,
     subscribes_to=["onboarding.events", "payments.events"],
+    # Every batch gives its artisans' parked money events another try (parked_events.py).
+    after_batch=make_after_batch,
 )
 
 
 @cli.command("worker")
 @click.option("--once", is_flag=True, help="One pass, then exit.")
 def worker(once: bool) -> None:
-    """Scheduled ledger jobs: release pending funds whose hold period is over, create the automatic
-    payouts that are due, submit payouts the bank never accepted, poll those it left unanswered."""
+    """Scheduled ledger jobs: release pending funds whose hold period is over, post parked money
+    events that now can be, create the automatic payouts that are due, submit payouts the bank
+    never accepted, poll those it left unanswered."""
     config = load_config()
     configure_logging("accounts-worker", config.log_level, config.log_json)
     context = bootstrap(config)
@@ -48,9 +52,11 @@ def worker(once: bool) -> None:
     stop = stop_on_signals()
     log = logging.getLogger("hirfa.accounts.worker")
     uow_factory = context.uow_factory
+    handlers = _handlers()
     while True:
         # Each duty on its own: one failing (the bank is down, say) must not hold up the others.
         run_duty(log, "pending funds released", lambda: release_due_holds(uow_factory))
+        run_duty(log, "parked money events posted", lambda: post_all_parked_events(uow_factory, handlers))
         run_duty(log, "automatic payouts created", lambda: run_payout_schedules(uow_factory, settings))
         run_duty(log, "payouts synced with the bank", lambda: sync_payouts(uow_factory, settings))
         if once or stop.wait(context.config.worker_interval_seconds):

@@ -43,6 +43,8 @@ from shared.events.schemas import EventSchemaError, validate_event
 log = logging.getLogger(__name__)
 
 Handler = Callable[[UnitOfWork, Event], None]
+# Runs once per batch, after its handlers and before the commit, with the events applied now.
+AfterBatch = Callable[[UnitOfWork, Sequence[Event]], None]
 
 # Exit code used by the test-only fault injection, so a test can tell it from a real crash.
 FAULT_EXIT_CODE = 70
@@ -87,6 +89,7 @@ class EventConsumer:
         max_attempts: int = 3,
         batch_size: int = 1,
         fault_injection: str = "",
+        after_batch: AfterBatch | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -100,6 +103,7 @@ class EventConsumer:
         self.max_attempts = max_attempts
         self.batch_size = batch_size
         self.fault_injection = fault_injection
+        self.after_batch = after_batch
         self._consumer: Any = None
         self._producer: Any = None
         self._failures: dict[tuple[str, int, int], int] = {}
@@ -160,6 +164,11 @@ class EventConsumer:
                     failed_keys.add(event.key)
                 else:
                     done.add(event.id)
+            applied = [events[index] for index in ours if results[index] is _APPLIED]
+            if self.after_batch is not None and applied:
+                # Its own failures are its business (it must keep them out of the batch): an
+                # exception here fails the batch as a whole, and it is retried event by event.
+                self.after_batch(uow, applied)
             uow.commit()
         return results
 

@@ -438,10 +438,10 @@ def test_cases_are_listed_after_a_cap_violation(client, auth, ledger):
         ledger.deliver(event)
     headers = auth(Role.OPERATOR)
 
-    listed = get_ok(client, "/v1/ledger/cases", headers, status="open", artisan_id=capped_id)
+    listed = get_ok(client, "/v1/ledger/cases", headers, status="waiting", artisan_id=capped_id)
     assert [(case["object"], case["kind"], case["status"], case["cause"], case["cause_id"], case["event_id"])
             for case in listed["data"]] == [
-        ("ledger_case", "tier_cap_exceeded", "open", "payment", event.data["payment_id"], event.id) for event in over
+        ("ledger_case", "tier_cap_exceeded", "waiting", "payment", event.data["payment_id"], event.id) for event in over
     ]
     details = listed["data"][0]["details"]
     assert (details["cap"], details["total_after"], details["artisan_id"]) == (20_000, 25_000, capped_id)

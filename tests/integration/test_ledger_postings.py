@@ -1,5 +1,5 @@
 """Payments' money events posted to the ledger: entries, stored balances, holds, refunds with a
-reserve shortfall, disputes, and refusals recorded as cases."""
+reserve shortfall, disputes, and a payment above the cap kept waiting."""
 
 from __future__ import annotations
 
@@ -154,27 +154,16 @@ def test_disputes_hold_then_release_or_debit(ledger):
     assert_ledger_sound(ledger)
 
 
-def test_a_payment_above_the_cap_is_not_posted_but_recorded_as_a_case(ledger):
+def test_a_payment_above_the_cap_is_not_posted_but_waits_in_a_case(ledger):
     artisan_id = ledger.artisan_at_tier(1)  # cap 200 MAD = 20,000 centimes
     ledger.deliver(payment_succeeded(artisan_id, 15_000, 0))
     over = payment_succeeded(artisan_id, 10_000, 0)
-    assert ledger.deliver(over) is True  # handled: as a case, not as money
+    assert ledger.deliver(over) is True  # handled: parked, not posted (tests/integration/test_parked_events.py)
     assert ledger.shown("artisan", artisan_id, "pending") == 15_000
     with ledger.context.session_factory() as session:
         [case] = session.scalars(sa.select(LedgerCase)).all()
-        assert (case.kind, case.cause_id, case.status) == ("tier_cap_exceeded", over.data["payment_id"], "open")
+        assert (case.kind, case.cause_id, case.status) == ("tier_cap_exceeded", over.data["payment_id"], "waiting")
         assert session.get(PendingHold, over.data["payment_id"]) is None
-    assert_ledger_sound(ledger)
-
-
-def test_an_unknown_artisan_has_no_cap(ledger):
-    from shared.ids import new_id
-
-    artisan_id = new_id("art")
-    ledger.deliver(payment_succeeded(artisan_id, 1_000, 0))
-    with ledger.context.session_factory() as session:
-        assert session.scalar(sa.select(LedgerCase.kind)) == "tier_cap_exceeded"
-    assert ledger.shown("artisan", artisan_id, "pending") == 0
     assert_ledger_sound(ledger)
 
 

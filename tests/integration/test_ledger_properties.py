@@ -11,14 +11,14 @@ through the real accounts consumer and the payout service. Then:
 
 - the ledger is sound: Σ lines = 0, every stored balance = Σ of its lines, no artisan below zero,
   and ``GET /v1/ledger/integrity`` agrees;
-- each posting key is posted once, and every event is either posted exactly once or recorded as
-  exactly one ledger case; redeliveries are dropped by the inbox;
-- what ``money_events.py`` promises for events that arrive early or break a rule:
-  a dispute closed before it was opened is a ``dispute_closed_without_hold`` case, and the later
-  opening keeps the funds in ``disputes_held``; a refund or dispute before its payment is taken
-  from the artisan's available balance and then the marketplace reserve (never a negative
-  artisan); a payment, or a won dispute's return, above the tier cap is a ``tier_cap_exceeded``
-  case; nothing else becomes a case;
+- each posting key is posted once, and every event is either posted exactly once or still
+  parked with exactly one ``waiting`` case (an event posted after waiting has a ``resolved`` one);
+  redeliveries are dropped by the inbox;
+- what ``money_events.py`` promises for events that arrive early or break a rule: nothing is
+  posted before what it depends on (no refund or dispute before its payment, no closing before
+  its opening), so the reserve never covers money the artisan was never credited; what still waits
+  at the end is a payment (or a won dispute's return) above the tier-1 artisan's cap, or a refund,
+  dispute or closing behind one; the only open case is a failed payout's return above the cap;
 - the bookkeeping agrees with the money: each artisan's pending balance is what their holds still
   hold, ``disputes_held`` is what open disputes hold, commission and gateway receivables are what
   the posted events say, and a last release run empties every pending account;
@@ -62,6 +62,7 @@ from services.accounts.adapters.orm import (
     LedgerAccount,
     LedgerCase,
     OutboxMessage,
+    ParkedEvent,
     PendingHold,
 )
 from services.accounts.adapters.orm import Payout as PayoutRow
@@ -452,8 +453,16 @@ def assert_each_event_posted_once_or_a_case(session: Session, world: World) -> s
 
     entries = Counter(session.scalars(sa.select(JournalEntry.cause_event_id)))
     cases = Counter(session.scalars(sa.select(LedgerCase.event_id)))
+    case_status = dict(session.execute(sa.select(LedgerCase.event_id, LedgerCase.status)).all())
+    still_parked = set(session.scalars(sa.select(ParkedEvent.event_id)))
     for event in world.events:
-        assert (entries[event.id], cases[event.id]) in ((1, 0), (0, 1)), event.type
+        posted_and_case = (entries[event.id], cases[event.id])
+        assert posted_and_case in ((1, 0), (1, 1), (0, 1)), event.type
+        if posted_and_case == (1, 1):
+            assert case_status[event.id] == "resolved"  # posted once what it waited for happened
+        elif posted_and_case == (0, 1):
+            assert (case_status[event.id], event.id in still_parked) == ("waiting", True)
+    assert still_parked <= {event.id for event in world.events}
     # Releases and payouts come from jobs, not from events; every other entry from one of our events.
     assert set(entries) - {event.id for event in world.events} <= {None}
     assert set(session.scalars(sa.select(JournalEntry.cause).where(JournalEntry.cause_event_id.is_(None)))) <= {
@@ -462,29 +471,40 @@ def assert_each_event_posted_once_or_a_case(session: Session, world: World) -> s
     return {event.id for event in world.events if entries[event.id]}
 
 
-def assert_cases_are_the_documented_ones(session: Session, world: World, arrival: dict[str, int]) -> None:
+def assert_cases_are_the_documented_ones(session: Session, world: World, posted: set[str]) -> None:
     capped_artisan = world.artisans[ARTISAN_TIERS.index(1)]
-    closed_before_opened = {
-        dispute.opened.data["dispute_id"]
-        for dispute in world.disputes
-        if dispute.closed is not None and arrival[dispute.closed.id] < arrival[dispute.opened.id]
-    }
+    posted_payments = {payment.event.data["payment_id"] for payment in world.payments if payment.event.id in posted}
+    posted_openings = {dispute.opened.data["dispute_id"] for dispute in world.disputes if dispute.opened.id in posted}
+    events = {event.id: event for event in world.events}
+    # Nothing was posted ahead of what it depends on, whatever the order of arrival.
+    for event in world.events:
+        if event.id in posted and event.type in ("payments.refund.succeeded", "payments.dispute.opened"):
+            assert event.data["payment_id"] in posted_payments, event.type
+        if event.id in posted and event.type == "payments.dispute.closed":
+            assert event.data["dispute_id"] in posted_openings
     won_closes = {dispute.closed.id for dispute in world.disputes
                   if dispute.closed is not None and dispute.closed.data["outcome"] == "won"}
     failed_payouts = {payout.payout_id for payout in world.payouts if payout.status == "failed"}
-    without_hold = set()
     for case in session.scalars(sa.select(LedgerCase)):
-        if case.kind == "dispute_closed_without_hold":
-            without_hold.add(case.cause_id)
-        elif case.kind == "tier_cap_exceeded":
-            assert case.artisan_id == capped_artisan
+        if case.status == "open":
             # A failed payout's funds come back to available: refused when that would break the cap.
-            assert case.cause == "payment" or (case.cause == "dispute" and case.event_id in won_closes) or (
-                case.cause == "payout" and case.cause_id in failed_payouts
-            )
+            assert (case.kind, case.cause, case.artisan_id) == ("tier_cap_exceeded", "payout", capped_artisan)
+            assert case.cause_id in failed_payouts
+            continue
+        event = events[case.event_id]
+        if case.status == "resolved":
+            assert case.kind in ("tier_cap_exceeded", "payment_not_posted", "dispute_not_opened")
+            continue
+        assert case.status == "waiting", case.status
+        if case.kind == "tier_cap_exceeded":
+            assert case.artisan_id == capped_artisan
+            assert event.type == "payments.payment.succeeded" or event.id in won_closes
+        elif case.kind == "payment_not_posted":
+            assert event.data["payment_id"] not in posted_payments
+        elif case.kind == "dispute_not_opened":
+            assert event.data["dispute_id"] not in posted_openings
         else:
             raise AssertionError(f"unexpected ledger case {case.kind}: {case.details}")
-    assert without_hold == closed_before_opened
 
 
 def shown(session: Session, owner_type: str, owner_id: str, kind: str) -> int:
@@ -667,7 +687,7 @@ def test_money_events_in_any_order_keep_the_ledger_sound(
     assert_ledger_sound(ledger)
     with ledger.context.session_factory() as session:
         posted = assert_each_event_posted_once_or_a_case(session, world)
-        assert_cases_are_the_documented_ones(session, world, arrival)
+        assert_cases_are_the_documented_ones(session, world, posted)
         assert_bookkeeping_matches_the_money(session, world, posted)
         assert_payouts_add_up(session, world, config.payout_bank_code)
 

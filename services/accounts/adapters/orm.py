@@ -98,7 +98,11 @@ class DisputeHold(Base):
 
 
 class LedgerCase(Base):
-    """A posting the ledger refused (it would break a balance rule): for an operator to resolve."""
+    """A posting the ledger refused (it would break a balance rule): for an operator to resolve.
+
+    ``open``: refused for good, an operator decides. ``waiting``: a parked event that posts by
+    itself once what it waits for happens (see ``ParkedEvent``). ``resolved``: it did.
+    """
 
     __tablename__ = "ledger_cases"
 
@@ -111,6 +115,33 @@ class LedgerCase(Base):
     artisan_id: Mapped[str | None] = mapped_column(sa.String(40), index=True, nullable=True)
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ParkedEvent(Base):
+    """A money event that cannot be posted yet, kept until what it waits for has happened.
+
+    Accounts reads two topics that are not ordered with each other, so a payment can arrive before
+    the artisan's tier (or the upgrade that makes room under their cap), and a replay can bring a
+    refund before its payment. Such an event is handled (its inbox row is written) by parking it
+    here with a ``waiting`` ledger case; ``post_parked_events`` tries it again after every batch
+    that touches its artisan, and the worker after every interval. Posted, the row goes and the
+    case is resolved.
+    """
+
+    __tablename__ = "parked_events"
+
+    # Autoincrement: parked events are tried again in the order they were parked.
+    seq: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+                                     autoincrement=True)
+    event_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
+    event_type: Mapped[str] = mapped_column(sa.String(80))
+    artisan_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    envelope: Mapped[dict] = mapped_column(sa.JSON)
+    waiting_for: Mapped[str] = mapped_column(sa.String(40))  # the case's kind: why it cannot post yet
+    case_id: Mapped[str] = mapped_column(sa.String(40))
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    parked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ArtisanOwner(Base):

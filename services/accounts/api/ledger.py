@@ -84,7 +84,9 @@ class JournalEntryArgsSchema(PageArgsSchema, TimeRangeArgsSchema):
 
 
 class CaseArgsSchema(PageArgsSchema):
-    status = fields.String(validate=validate.Length(min=1, max=20), metadata={"description": "e.g. `open`."})
+    status = fields.String(validate=validate.OneOf(["open", "waiting", "resolved"]), metadata={
+        "description": "`open`: refused, for an operator; `waiting`: a parked money event that posts by itself "
+                       "once what it waits for has happened; `resolved`: it did."})
     artisan_id = fields.String(validate=validate.Length(min=1, max=40))
 
 
@@ -230,6 +232,7 @@ def integrity():
 @operations_blp.arguments(CaseArgsSchema, location="query")
 @operations_blp.response(200, LedgerCasePageSchema)
 def ledger_cases(args):
-    """Postings the ledger refused (a balance rule), for an operator to resolve; oldest first."""
+    """Postings the ledger refused (a balance rule), and money events waiting for news about their
+    artisan (their tier, room under their cap, the payment a refund is for); oldest first."""
     return list_cases(_services().uow_factory(), status=args.get("status"), artisan_id=args.get("artisan_id"),
                       limit=args["limit"], starting_after=args["starting_after"])

@@ -8,9 +8,12 @@
     dispute lost        Dr disputes_held / Cr gateway_receivable (the gateway keeps the money)
     release (job)       Dr artisan pending / Cr artisan available, once the hold period is over
 
-A posting that would break a balance rule is not applied: it becomes a ledger case for operators,
-and the event counts as handled (retrying it would break the same rule). ``post`` writes nothing
-before its checks pass, so a refusal needs no savepoint to undo.
+An event that cannot be posted yet raises ``NotPostableYet`` and is parked until it can
+(``parked_events.py``): a payment above the artisan's cap (or for an artisan whose tier has not
+arrived), a refund or dispute before its payment is posted, a dispute's closing before its
+opening, a won dispute whose return would pass the cap. Any other refusal by a balance rule
+becomes an open ledger case for operators. ``post`` writes nothing before its checks pass, so a
+refusal needs no savepoint to undo.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from services.accounts.adapters.orm import DisputeHold, PendingHold
+from services.accounts.adapters.orm import ArtisanLimits, DisputeHold, PendingHold
 from services.accounts.domain.ledger import (
     AccountRef,
     UnbalancedEntry,
@@ -32,6 +35,7 @@ from services.accounts.domain.ledger import (
     split_debit,
 )
 from services.accounts.service_layer.ledger import open_artisan_accounts
+from services.accounts.service_layer.parked_events import NotPostableYet, parking
 from services.accounts.service_layer.posting import (
     BalanceRuleViolation,
     Posting,
@@ -79,8 +83,15 @@ def make_on_payment_succeeded(currency: str, hold: dt.timedelta) -> Callable[[Un
                 (marketplace(data["marketplace_id"], "commission"), -fee),
             ),
         )
-        # Posted already (the same payment under another event id): post_once does nothing.
-        if _post_or_record(uow, posting) and net > 0:
+        try:
+            # Posted already (the same payment under another event id): post_once does nothing.
+            posted_now = post_once(uow, posting) is not None
+        except BalanceRuleViolation as violation:
+            # The money is at the gateway: it waits for the tier (or the room) that lets it in.
+            known = uow.session.get(ArtisanLimits, artisan_id) is not None
+            raise NotPostableYet("tier_cap_exceeded" if known else "kyc_tier_unknown",
+                                 {**violation.detail, "posting_key": posting.posting_key}) from None
+        if posted_now and net > 0:
             uow.session.add(
                 PendingHold(
                     payment_id=payment_id,
@@ -95,6 +106,19 @@ def make_on_payment_succeeded(currency: str, hold: dt.timedelta) -> Callable[[Un
             )
 
     return on_payment_succeeded
+
+
+def _posted_payment_hold(uow: UnitOfWork, payment_id: str) -> PendingHold | None:
+    """The payment's pending hold, locked (None when its whole amount was commission).
+
+    Raises ``NotPostableYet`` while the payment itself is not posted: taking a refund or a dispute
+    from the artisan's other money (or the marketplace reserve) for a payment the ledger has not
+    credited would charge them twice once it arrives.
+    """
+    hold = uow.session.scalar(sa.select(PendingHold).where(PendingHold.payment_id == payment_id).with_for_update())
+    if hold is None and already_posted(uow.session, f"payment:{payment_id}:succeeded") is None:
+        raise NotPostableYet("payment_not_posted", {"payment_id": payment_id})
+    return hold
 
 
 def _take_from_artisan(uow: UnitOfWork, hold: PendingHold | None, artisan_id: str, marketplace_id: str,
@@ -124,7 +148,7 @@ def on_refund_succeeded(uow: UnitOfWork, event: Event) -> None:
     key = f"refund:{refund_id}:succeeded"
     if already_posted(uow.session, key):
         return
-    hold = uow.session.scalar(sa.select(PendingHold).where(PendingHold.payment_id == payment_id).with_for_update())
+    hold = _posted_payment_hold(uow, payment_id)
     artisan_lines, (from_pending, _, from_reserve) = _take_from_artisan(
         uow, hold, artisan_id, data["marketplace_id"], amount - fee_back, currency
     )
@@ -154,7 +178,7 @@ def on_dispute_opened(uow: UnitOfWork, event: Event) -> None:
     key = f"dispute:{dispute_id}:opened"
     if already_posted(uow.session, key):
         return
-    hold = uow.session.scalar(sa.select(PendingHold).where(PendingHold.payment_id == data["payment_id"]).with_for_update())
+    hold = _posted_payment_hold(uow, data["payment_id"])
     artisan_lines, (from_pending, from_available, from_reserve) = _take_from_artisan(
         uow, hold, artisan_id, data["marketplace_id"], amount, currency
     )
@@ -194,15 +218,11 @@ def on_dispute_closed(uow: UnitOfWork, event: Event) -> None:
     if already_posted(session, key):
         return
     held = session.scalar(sa.select(DisputeHold).where(DisputeHold.dispute_id == dispute_id).with_for_update())
-    if held is None or held.status != "open":
-        # Nothing is held to settle: the opening was refused (a case), never arrived, or the
-        # dispute is closed already. Recorded for an operator rather than guessed at.
-        if held is None:
-            record_case(uow, Posting(cause="dispute", cause_id=dispute_id, posting_key=key,
-                                     description=f"Dispute {dispute_id} {outcome} without an open hold",
-                                     currency=data["amount"]["currency"], lines=(), artisan_id=data["artisan_id"],
-                                     event_id=event.id),
-                        UnbalancedEntry("dispute closed without an open hold"), kind="dispute_closed_without_hold")
+    if held is None:
+        raise NotPostableYet("dispute_not_opened", {"dispute_id": dispute_id, "outcome": outcome})
+    if held.status != "open":
+        log.warning("dispute closed twice; the second closing ignored",
+                    extra={"dispute_id": dispute_id, "outcome": outcome, "closed_as": held.status})
         return
     total = held.from_pending + held.from_available + held.from_reserve
     if outcome == "lost":
@@ -223,12 +243,19 @@ def on_dispute_closed(uow: UnitOfWork, event: Event) -> None:
         event_id=event.id,
         lines=((platform("disputes_held"), total), *[line for line in back if line[1]]),
     )
-    if _post_or_record(uow, posting):
-        held.status = outcome
-        if outcome == "won" and held.from_pending:
-            hold = session.scalar(sa.select(PendingHold).where(PendingHold.payment_id == held.payment_id).with_for_update())
-            if hold is not None:
-                hold.taken -= held.from_pending
+    try:
+        posted_now = post_once(uow, posting) is not None
+    except BalanceRuleViolation as violation:
+        # A won dispute gives the artisan back what was held: not above their cap. It waits in
+        # disputes_held for room (a payout) or a higher tier.
+        raise NotPostableYet(violation.rule, {**violation.detail, "posting_key": key}) from None
+    if not posted_now:
+        return
+    held.status = outcome
+    if outcome == "won" and held.from_pending:
+        hold = session.scalar(sa.select(PendingHold).where(PendingHold.payment_id == held.payment_id).with_for_update())
+        if hold is not None:
+            hold.taken -= held.from_pending
 
 
 def release_due_holds(uow_factory, *, now: dt.datetime | None = None, batch_size: int = 200) -> int:
@@ -279,8 +306,8 @@ def release_due_holds(uow_factory, *, now: dt.datetime | None = None, batch_size
 
 def make_money_handlers(currency: str, hold: dt.timedelta) -> dict[str, Callable[[UnitOfWork, Event], None]]:
     return {
-        "payments.payment.succeeded": make_on_payment_succeeded(currency, hold),
-        "payments.refund.succeeded": on_refund_succeeded,
-        "payments.dispute.opened": on_dispute_opened,
-        "payments.dispute.closed": on_dispute_closed,
+        "payments.payment.succeeded": parking(make_on_payment_succeeded(currency, hold)),
+        "payments.refund.succeeded": parking(on_refund_succeeded),
+        "payments.dispute.opened": parking(on_dispute_opened),
+        "payments.dispute.closed": parking(on_dispute_closed),
     }

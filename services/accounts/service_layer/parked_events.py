@@ -1,0 +1,179 @@
+"""Money events that arrive before what they depend on: parked, then posted when it has happened.
+
+Accounts reads ``onboarding.events`` and ``payments.events``, and the two are not ordered with each
+other; replays and redeliveries can reorder one topic too. So a payment can arrive before the
+artisan's tier is known (or before the upgrade that makes room under their cap), a refund or a
+dispute before its payment is posted, a dispute's closing before its opening. Posting such an event
+as it comes would be wrong (a refund taken from money the artisan never received), and dropping it
+as a case would lose a movement that really happened at the gateway.
+
+A handler that finds it cannot post yet raises ``NotPostableYet``. The event is then handled (the
+consumer writes its inbox row) by parking it: a ``ParkedEvent`` row and a ledger case in state
+``waiting`` that says what it waits for. ``post_parked_events`` tries the parked events of the
+artisans of every consumer batch again, in the batch's transaction, in the order they were parked,
+until none moves; the accounts worker does the same for every artisan on each pass (a payout can
+make room under a cap). Once posted, the row goes and the case is ``resolved``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import sqlalchemy as sa
+
+from services.accounts.adapters.orm import LedgerCase, ParkedEvent
+from shared.db import UnitOfWork, utcnow
+from shared.events import Event
+from shared.events.consumer import TRANSIENT_DB_ERRORS, Handler
+from shared.ids import new_id
+
+log = logging.getLogger(__name__)
+
+
+class NotPostableYet(Exception):
+    """The event depends on something the ledger has not heard of yet; nothing was written."""
+
+    def __init__(self, waiting_for: str, detail: dict | None = None) -> None:
+        super().__init__(waiting_for)
+        self.waiting_for = waiting_for  # the case's kind: tier_cap_exceeded, payment_not_posted, …
+        self.detail = detail or {}
+
+
+def parking(handler: Handler) -> Handler:
+    """``handler``, except that an event it cannot post yet is parked instead of failing."""
+
+    def handle_or_park(uow: UnitOfWork, event: Event) -> None:
+        try:
+            handler(uow, event)
+        except NotPostableYet as waiting:
+            park(uow, event, waiting)
+
+    handle_or_park.__wrapped__ = handler  # type: ignore[attr-defined]
+    return handle_or_park
+
+
+def park(uow: UnitOfWork, event: Event, waiting: NotPostableYet) -> ParkedEvent:
+    artisan_id = event.data["artisan_id"]
+    case = LedgerCase(
+        id=new_id("lc"),
+        kind=waiting.waiting_for,
+        status="waiting",
+        cause=event.type.split(".")[1],  # payments.refund.succeeded -> refund
+        cause_id=_cause_id(event),
+        event_id=event.id,
+        artisan_id=artisan_id,
+        details={**waiting.detail, "event_type": event.type},
+        created_at=utcnow(),
+    )
+    parked = ParkedEvent(
+        event_id=event.id,
+        event_type=event.type,
+        artisan_id=artisan_id,
+        envelope=event.envelope(),
+        waiting_for=waiting.waiting_for,
+        case_id=case.id,
+        attempts=0,
+        parked_at=utcnow(),
+    )
+    uow.session.add_all([case, parked])
+    log.info("money event parked", extra={"event_id": event.id, "waiting_for": waiting.waiting_for})
+    return parked
+
+
+def _cause_id(event: Event) -> str:
+    data = event.data
+    for field in ("dispute_id", "refund_id", "payment_id"):
+        if field in data:
+            return data[field]
+    return event.id
+
+
+def post_parked_events(
+    uow: UnitOfWork, handlers: Mapping[str, Handler], artisan_ids: Iterable[str] | None = None
+) -> int:
+    """Try the parked events of ``artisan_ids`` (all artisans: None) again, in the caller's
+    transaction; returns how many were posted. Passes repeat while one posts, since a posted
+    payment lets its refunds through. Each attempt has its own savepoint: one that still cannot
+    post, or fails, leaves everything else as it was."""
+    session = uow.session
+    # Locked, skipping rows another process is trying: the worker and a consumer never post the
+    # same parked event twice at once (the posting key would refuse the second anyway).
+    query = sa.select(ParkedEvent).order_by(ParkedEvent.seq).with_for_update(skip_locked=True)
+    if artisan_ids is not None:
+        artisan_ids = sorted(set(artisan_ids))
+        if not artisan_ids:
+            return 0
+        query = query.where(ParkedEvent.artisan_id.in_(artisan_ids))
+    # Whatever the caller recorded so far belongs outside the savepoints below.
+    uow.write_events()
+    posted = 0
+    waiting = session.scalars(query).all()
+    while waiting:
+        still_waiting = []
+        for parked in waiting:
+            if _try_again(uow, handlers, parked):
+                posted += 1
+            else:
+                still_waiting.append(parked)
+        if len(still_waiting) == len(waiting):
+            break
+        waiting = still_waiting
+    return posted
+
+
+def _try_again(uow: UnitOfWork, handlers: Mapping[str, Handler], parked: ParkedEvent) -> bool:
+    session = uow.session
+    handler = handlers[parked.event_type]
+    handler = getattr(handler, "__wrapped__", handler)  # the bare handler: it must not park again
+    event = Event.from_envelope(parked.envelope, key=parked.artisan_id)
+    savepoint = session.begin_nested()
+    try:
+        handler(uow, event)
+        uow.write_events()
+        session.flush()
+    except NotPostableYet as waiting:
+        savepoint.rollback()
+        uow.discard_events()
+        parked.waiting_for = waiting.waiting_for
+        _note_attempt(parked)
+        return False
+    except TRANSIENT_DB_ERRORS:
+        raise
+    except Exception:  # noqa: BLE001 - one parked event's bug must not stop the others
+        savepoint.rollback()
+        uow.discard_events()
+        log.exception("parked event failed", extra={"event_id": parked.event_id})
+        _note_attempt(parked)
+        return False
+    savepoint.commit()
+    case = session.get(LedgerCase, parked.case_id)
+    if case is not None:
+        case.status = "resolved"
+        case.details = {**case.details, "resolved_at": utcnow().isoformat(), "resolution": "posted"}
+    session.delete(parked)
+    log.info("parked event posted", extra={"event_id": parked.event_id})
+    return True
+
+
+def _note_attempt(parked: ParkedEvent) -> None:
+    parked.attempts += 1
+    parked.last_attempt_at = utcnow()
+
+
+def make_after_batch(handlers: Mapping[str, Handler]) -> Callable[[UnitOfWork, Sequence[Event]], None]:
+    """The consumer's after-batch step: the batch's artisans' parked events, tried again."""
+
+    def after_batch(uow: UnitOfWork, applied: Sequence[Event]) -> None:
+        artisans = {event.data.get("artisan_id") for event in applied}
+        post_parked_events(uow, handlers, [artisan_id for artisan_id in artisans if artisan_id])
+
+    return after_batch
+
+
+def post_all_parked_events(uow_factory: Callable[[], UnitOfWork], handlers: Mapping[str, Handler]) -> int:
+    """The worker's pass over every parked event (a payout may have made room under a cap)."""
+    with uow_factory() as uow:
+        posted = post_parked_events(uow, handlers)
+        uow.commit()
+    return posted
