@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
+from services.payments.adapters.gateways.m2t.client import longest_call_seconds
 from shared.config import ConfigError, ServiceConfig
 
 # Development defaults shared with the M2T gateway sandbox; production must set its own.
@@ -14,6 +15,9 @@ SANDBOX_M2T_CALLBACK_SECRET = "sandbox-m2t-callback-secret"
 
 @dataclasses.dataclass(frozen=True)
 class PaymentsConfig(ServiceConfig):
+    # repr=False on every secret: the config may be logged or shown in a traceback. The database
+    # URL may carry its password.
+    database_url: str = dataclasses.field(default="", repr=False)
     currency: str = "MAD"
     # Smallest and largest amount of one payment, in centimes.
     min_payment_amount: int = 100
@@ -22,21 +26,23 @@ class PaymentsConfig(ServiceConfig):
     # The gateway new payments go through, and the M2T API (the sandbox in development).
     default_gateway: str = "m2t"
     m2t_url: str = "http://127.0.0.1:8010"
-    m2t_api_key: str = SANDBOX_M2T_API_KEY
-    m2t_callback_secret: str = SANDBOX_M2T_CALLBACK_SECRET
+    m2t_api_key: str = dataclasses.field(default=SANDBOX_M2T_API_KEY, repr=False)
+    m2t_callback_secret: str = dataclasses.field(default=SANDBOX_M2T_CALLBACK_SECRET, repr=False)
     m2t_callback_tolerance_seconds: int = 300
     # Timeout of one gateway call, and retries of calls that are safe to retry (all carry an
     # idempotency key). A payment whose call timed out goes to processing, never to failed.
     gateway_timeout_seconds: float = 10.0
     gateway_retries: int = 2
-    gateway_retry_backoff_seconds: float = 0.3
+    gateway_retry_backoff_seconds: float = 0.3  # doubled per retry, up to the max
+    gateway_retry_max_backoff_seconds: float = 5.0
     # The sandbox's card tokenisation endpoint is reachable through the adapter (never in production).
     gateway_allow_tokenise: bool = True
     # Where the gateway and buyers' browsers reach us (callbacks, 3-D Secure return).
     public_url: str = "http://127.0.0.1:8002"
 
     # The recovery job polls the gateway for payments and refunds idle this long in a waiting state.
-    recovery_after_seconds: int = 60
+    # It must outlast the longest gateway call (see validate): 10 s × 2 × 3 attempts + backoff is 61 s.
+    recovery_after_seconds: int = 90
     # A buyer who has not finished 3-D Secure this long after confirming has abandoned it: the
     # payment is voided and canceled (wallet requests expire at the gateway by themselves).
     action_expiry_seconds: int = 15 * 60
@@ -53,7 +59,7 @@ class PaymentsConfig(ServiceConfig):
     # Master keys for the webhook signing secrets at rest. Development keeps key files under var/;
     # production passes "kid:base64key,…" in WEBHOOK_MASTER_KEYS (the last one is active).
     webhook_keys_dir: str = ""
-    webhook_master_keys: str = ""
+    webhook_master_keys: str = dataclasses.field(default="", repr=False)
 
     @property
     def recovery_after(self) -> dt.timedelta:
@@ -83,12 +89,21 @@ class PaymentsConfig(ServiceConfig):
             raise ConfigError("GATEWAY_TIMEOUT_SECONDS and WEBHOOK_TIMEOUT_SECONDS must be positive")
         if self.gateway_retries < 0:
             raise ConfigError("GATEWAY_RETRIES must not be negative")
-        # Recovery must not poll a payment whose confirm is still waiting on the gateway: a poll
-        # that finds no record yet would fail a payment that is about to be charged.
-        longest_call = self.gateway_timeout_seconds * (self.gateway_retries + 1)
+        if self.gateway_retry_backoff_seconds < 0 or self.gateway_retry_max_backoff_seconds < 0:
+            raise ConfigError("GATEWAY_RETRY_BACKOFF_SECONDS and GATEWAY_RETRY_MAX_BACKOFF_SECONDS must not be negative")
+        # Recovery must not poll a payment whose confirm (or capture) is still waiting on the
+        # gateway: a poll that finds no record yet would fail a payment about to be charged. So it
+        # waits longer than any call can last: connect and read timeouts of every attempt, and the
+        # longest backoff sleeps between them, exactly as the M2T adapter runs them.
+        longest_call = longest_call_seconds(
+            self.gateway_timeout_seconds, retries=self.gateway_retries,
+            retry_backoff_seconds=self.gateway_retry_backoff_seconds,
+            retry_max_backoff_seconds=self.gateway_retry_max_backoff_seconds,
+        )
         if self.recovery_after_seconds <= longest_call:
             raise ConfigError(
-                f"RECOVERY_AFTER_SECONDS must exceed the longest gateway call with its retries ({longest_call:.0f} s)"
+                f"RECOVERY_AFTER_SECONDS must exceed the longest gateway call with its retries and backoff "
+                f"({longest_call:.1f} s)"
             )
         if self.is_production:
             if self.m2t_callback_secret == SANDBOX_M2T_CALLBACK_SECRET:

@@ -14,12 +14,29 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from services.payments.adapters.gateways.base import GatewayRegistry, TokeniseRequest, TransactionStatus
+from services.payments.adapters.gateways.base import (
+    AuthoriseRequest,
+    GatewayRegistry,
+    PaymentMethod,
+    RefundStatus,
+    TokeniseRequest,
+    TransactionStatus,
+)
 from services.payments.adapters.gateways.fake import FakeGateway
-from services.payments.adapters.orm import GatewayAttempt, OutboxMessage, Payee, PayeeMarketplace, Payment
+from services.payments.adapters.orm import (
+    GatewayAttempt,
+    OutboxMessage,
+    Payee,
+    PayeeMarketplace,
+    Payment,
+    WebhookEvent,
+)
 from services.payments.payment_wiring import use_gateways
+from services.payments.service_layer.payments import _visible
 from services.payments.service_layer.projections import on_ledger_entry_posted
 from services.payments.service_layer.recovery import recover_waiting
+from shared.auth import Principal
+from shared.auth.scopes import Role
 from shared.db import utcnow
 from shared.events import make_event
 from shared.ids import new_id
@@ -99,6 +116,19 @@ def events(context, event_type: str) -> list[dict]:
         rows = uow.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.event_type == event_type)
                                    .order_by(OutboxMessage.seq))
         return [json.loads(row.payload)["data"] for row in rows]
+
+
+def webhook_types(context, payment_id: str) -> list[str]:
+    """The webhook events recorded for a payment, in order."""
+    with context.uow_factory() as uow:
+        return list(uow.session.scalars(sa.select(WebhookEvent.type).where(WebhookEvent.object_id == payment_id)
+                                        .order_by(WebhookEvent.sequence)))
+
+
+def attempts_of(context, payment_id: str) -> list[GatewayAttempt]:
+    with context.uow_factory() as uow:
+        return list(uow.session.scalars(sa.select(GatewayAttempt).where(GatewayAttempt.payment_id == payment_id)
+                                        .order_by(GatewayAttempt.id)))
 
 
 def deliver_callbacks(client, gateway: FakeGateway) -> list:
@@ -462,6 +492,131 @@ def test_manual_capture_in_part_once(api, payee, gateway, service):
     assert again.status_code == 409 and again.json["code"] == "invalid_state"
     [event] = events(context, "payments.payment.succeeded")
     assert event["amount"]["amount"] == 12000 and event["net"]["amount"] == 10000
+
+
+def test_a_stale_authorised_callback_never_undoes_a_capture_that_timed_out(api, payee, gateway, client, service):
+    context, settings = service
+    payment = api.create(payee(), capture_method="manual").json
+    reference = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242")).json["gateway_reference"]
+    stale_headers, stale_body = gateway.signed_callback(reference)  # transaction.authorised, delivered late
+    gateway.fail_next("timeout", operation="capture")  # captured at the gateway; we never hear the answer
+    assert api.post(f"/v1/payments/{payment['id']}/capture").json["status"] == "processing"
+
+    late = client.post("/v1/gateways/fake/callbacks", data=stale_body, headers=stale_headers)
+    assert late.status_code == 200 and late.json["applied"] is False
+    assert api.get(payment["id"]).json["status"] == "processing"
+    assert webhook_types(context, payment["id"]).count("payment.requires_capture") == 1  # the confirm's only
+
+    later = utcnow() + settings.recovery_after + dt.timedelta(seconds=1)
+    assert recover_waiting(context.uow_factory, settings, now=later)["payments_settled"] == 1
+    got = api.get(payment["id"]).json
+    assert got["status"] == "succeeded" and got["amount_captured"]["amount"] == 15000
+    assert len(events(context, "payments.payment.succeeded")) == 1
+
+
+def test_a_capture_that_never_reached_the_gateway_goes_back_to_requires_capture_only_on_its_word(
+        api, payee, gateway, client, service):
+    context, settings = service
+    payment = api.create(payee(), capture_method="manual").json
+    reference = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242")).json["gateway_reference"]
+    stale_headers, stale_body = gateway.signed_callback(reference)
+    gateway.fail_next("server_error", operation="capture")  # 5xx: nothing captured
+    assert api.post(f"/v1/payments/{payment['id']}/capture").json["status"] == "processing"
+    client.post("/v1/gateways/fake/callbacks", data=stale_body, headers=stale_headers)
+    assert api.get(payment["id"]).json["status"] == "processing"  # a callback is no proof
+    # Recovery reads the gateway's record once the capture call is long over: still authorised.
+    later = utcnow() + settings.recovery_after + dt.timedelta(seconds=1)
+    recover_waiting(context.uow_factory, settings, now=later)
+    assert api.get(payment["id"]).json["status"] == "requires_capture"
+    assert api.post(f"/v1/payments/{payment['id']}/capture").json["status"] == "succeeded"
+    assert gateway.charge_count(payment["id"]) == 1
+
+
+def _charge_lands_after_recovery_failed_it(api, payee, gateway, service, *, capture_method: str) -> dict:
+    """A confirm whose outcome is unknown, failed by recovery (no record), then charged after all."""
+    context, settings = service
+    payment = api.create(payee(), capture_method=capture_method).json
+    card = token(gateway, "4242424242424242")
+    gateway.fail_next("server_error", operation="authorise")
+    assert api.confirm(payment["id"], card_token=card).json["status"] == "processing"
+    later = utcnow() + settings.recovery_after + dt.timedelta(seconds=1)
+    recover_waiting(context.uow_factory, settings, now=later)
+    assert api.get(payment["id"]).json["failure_code"] == "processing_error"
+    # The request was still on its way (queued at the gateway, say) and goes through now.
+    gateway.authorise(AuthoriseRequest(
+        reference=payment["id"], amount=15000, currency="MAD", method=PaymentMethod.CARD,
+        capture=capture_method == "automatic", callback_url="https://hirfa.invalid/cb",
+        idempotency_key=f"{payment['id']}:authorise", card_token=card))
+    return payment
+
+
+def test_a_charge_that_lands_after_the_payment_failed_is_refunded(api, payee, gateway, client, service, caplog):
+    context, settings = service
+    payment = _charge_lands_after_recovery_failed_it(api, payee, gateway, service, capture_method="automatic")
+    acks = deliver_callbacks(client, gateway)  # transaction.captured
+    assert all(ack.status_code == 200 for ack in acks)
+    assert any(record.levelname == "ERROR" and payment["id"] in str(getattr(record, "payment_id", ""))
+               for record in caplog.records)
+    got = api.get(payment["id"]).json
+    assert (got["status"], got["reversal_status"], got["requires_review"]) == ("failed", "required", False)
+    assert events(context, "payments.payment.succeeded") == []
+
+    assert recover_waiting(context.uow_factory, settings)["payments_reversed"] == 0  # refund pending
+    assert api.get(payment["id"]).json["reversal_status"] == "refund_pending"
+    refund = gateway.find_refund(f"{payment['id']}:reversal")
+    assert refund.amount == 15000 and refund.status == RefundStatus.PENDING
+    [attempt] = [a for a in attempts_of(context, payment["id"]) if a.operation == "reversal_refund"]
+    assert (attempt.outcome, attempt.amount, attempt.idempotency_key) == ("ok", 15000,
+                                                                        f"{payment['id']}:reversal_refund")
+    gateway.settle_refunds()
+    deliver_callbacks(client, gateway)  # refund.succeeded: not one of the marketplace's refunds
+    later = utcnow() + settings.recovery_after + dt.timedelta(seconds=1)
+    assert recover_waiting(context.uow_factory, settings, now=later)["payments_reversed"] == 1
+    got = api.get(payment["id"]).json
+    assert (got["status"], got["reversal_status"]) == ("failed", "refunded")
+    assert gateway.transaction(got["gateway_reference"]).refunded_amount == 15000
+    assert events(context, "payments.refund.succeeded") == []  # never in the ledger, nothing to take out
+
+
+def test_an_authorisation_that_lands_after_the_payment_failed_is_voided(api, payee, gateway, client, service):
+    context, settings = service
+    payment = _charge_lands_after_recovery_failed_it(api, payee, gateway, service, capture_method="manual")
+    deliver_callbacks(client, gateway)  # transaction.authorised
+    assert api.get(payment["id"]).json["reversal_status"] == "required"
+    assert recover_waiting(context.uow_factory, settings)["payments_reversed"] == 1
+    got = api.get(payment["id"]).json
+    assert (got["status"], got["reversal_status"], got["requires_review"]) == ("failed", "voided", False)
+    assert gateway.transaction(got["gateway_reference"]).status is TransactionStatus.VOIDED
+    void = attempts_of(context, payment["id"])[-1]
+    assert (void.operation, void.outcome, void.raw_status) == ("reversal_void", "ok", "voided")
+    assert void.idempotency_key == f"{payment['id']}:reversal_void"
+    deliver_callbacks(client, gateway)  # transaction.voided: nothing more to do
+    assert api.get(payment["id"]).json["reversal_status"] == "voided"
+
+
+def test_a_stale_authorised_callback_for_a_voided_payment_reverses_nothing(api, payee, gateway, client, service):
+    context, settings = service
+    payment = api.create(payee(), capture_method="manual").json
+    reference = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242")).json["gateway_reference"]
+    stale_headers, stale_body = gateway.signed_callback(reference)
+    assert api.post(f"/v1/payments/{payment['id']}/cancel").json["status"] == "canceled"
+    late = client.post("/v1/gateways/fake/callbacks", data=stale_body, headers=stale_headers)
+    assert late.status_code == 200 and late.json["applied"] is False
+    assert api.get(payment["id"]).json["reversal_status"] is None
+    assert recover_waiting(context.uow_factory, settings)["payments_reversed"] == 0
+
+
+def test_the_locked_read_of_a_payment_is_fresh_even_if_the_session_holds_it(api, payee, service):
+    context, _ = service
+    payment = api.create(payee()).json
+    principal = Principal(client_id=MARKETPLACE, role=Role.MARKETPLACE, scopes=frozenset(), token_id="t")
+    with context.uow_factory() as uow:
+        held = _visible(uow.session, payment["id"], principal)  # kept in the identity map
+        with context.uow_factory() as other:  # another request changes it meanwhile (read committed)
+            other.session.execute(sa.update(Payment).where(Payment.id == payment["id"]).values(status="canceled"))
+            other.commit()
+        locked = _visible(uow.session, payment["id"], principal, lock=True)
+        assert locked is held and locked.status == "canceled"
 
 
 def test_cancel_before_confirmation_and_void_of_an_authorisation(api, payee, gateway):

@@ -9,12 +9,16 @@ from hypothesis import strategies as st
 from services.payments.adapters.gateways.base import GatewayTransaction, NextAction, TransactionStatus
 from services.payments.domain.payments import (
     FINAL_STATUSES,
+    REFUND,
     TRANSITIONS,
+    VOID,
     PaymentStatus,
     can_move,
     failure_for,
     gateway_moves,
     proportional_fee,
+    rank,
+    reversal_for,
     status_for,
 )
 
@@ -58,16 +62,48 @@ def test_gateway_news_never_moves_a_payment_backwards():
     assert not gateway_moves("requires_capture", S.REQUIRES_ACTION)
     assert not gateway_moves("requires_action", S.PROCESSING)
     assert gateway_moves("requires_action", S.SUCCEEDED)
-    # Out of processing anything the gateway says is the truth (a capture that did not happen).
+    # Processing after a confirm is the lowest rank: whatever the gateway says next is progress.
     assert gateway_moves("processing", S.REQUIRES_CAPTURE)
     assert gateway_moves("processing", S.REQUIRES_ACTION)
 
 
-@given(current=st.sampled_from(list(PaymentStatus)), target=st.sampled_from(list(PaymentStatus)))
-def test_gateway_moves_are_always_legal_moves(current, target):
-    if gateway_moves(current, target):
+def test_a_capture_in_flight_is_not_undone_by_a_late_authorised_snapshot():
+    assert rank("processing", capturing=True) > rank("requires_capture")
+    assert not gateway_moves("processing", S.REQUIRES_CAPTURE, capturing=True)
+    assert not gateway_moves("processing", S.REQUIRES_ACTION, capturing=True, fresh_read=True)
+    # Only our own read of the gateway's record, once the capture call is over, may say it never happened.
+    assert gateway_moves("processing", S.REQUIRES_CAPTURE, capturing=True, fresh_read=True)
+    assert gateway_moves("processing", S.SUCCEEDED, capturing=True)
+    assert gateway_moves("processing", S.CANCELED, capturing=True)
+
+
+@given(current=st.sampled_from(list(PaymentStatus)), target=st.sampled_from(list(PaymentStatus)),
+       capturing=st.booleans(), fresh_read=st.booleans())
+def test_gateway_moves_are_always_legal_moves_and_forward(current, target, capturing, fresh_read):
+    if gateway_moves(current, target, capturing=capturing, fresh_read=fresh_read):
         assert can_move(current, target)
         assert current not in FINAL_STATUSES
+        backwards = rank(target) <= rank(current, capturing=capturing)
+        assert not backwards or (fresh_read and capturing and target == S.REQUIRES_CAPTURE)
+
+
+@pytest.mark.parametrize(
+    ("status", "captured", "refunded", "expected"),
+    [
+        (TransactionStatus.AUTHORISED, 0, 0, VOID),
+        (TransactionStatus.ACTION_REQUIRED, 0, 0, VOID),
+        (TransactionStatus.CAPTURED, 1000, 0, REFUND),
+        (TransactionStatus.CAPTURED, 1000, 400, REFUND),
+        (TransactionStatus.CAPTURED, 1000, 1000, None),
+        (TransactionStatus.VOIDED, 0, 0, None),
+        (TransactionStatus.DECLINED, 0, 0, None),
+        (TransactionStatus.EXPIRED, 0, 0, None),
+    ],
+)
+def test_money_held_for_a_failed_payment_is_voided_or_refunded(status, captured, refunded, expected):
+    held = GatewayTransaction(gateway_reference="tx_1", reference="pay_1", status=status, raw_status=str(status),
+                              amount=1000, currency="MAD", captured_amount=captured, refunded_amount=refunded)
+    assert reversal_for(held) == expected
 
 
 @pytest.mark.parametrize(

@@ -98,6 +98,12 @@ class Payment(Base):
     # requested (by the marketplace), abandoned (the buyer never finished 3-D Secure or the wallet
     # approval), authorisation_expired (authorised, never captured)
     cancellation_reason: Mapped[str | None] = mapped_column(sa.String(30), nullable=True)
+    # When the marketplace last asked to capture: a payment processing since then is capturing, and
+    # a late "authorised" snapshot must not take it back to requires_capture.
+    capture_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Money the gateway holds though the payment failed or was canceled, being given back
+    # (domain/payments.py ``Reversal``); None when there is none.
+    reversal_status: Mapped[str | None] = mapped_column(sa.String(20), nullable=True, index=True)
 
 
 class GatewayAttempt(Base):

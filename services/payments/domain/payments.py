@@ -11,8 +11,14 @@
 is never lost. The transitions are a table; a request for an illegal move is ``invalid_state``.
 
 The gateway's answers and callbacks arrive duplicated and out of order. A gateway snapshot moves a
-payment only forward (by ``RANK``), except out of ``processing``, where we wait to learn the truth
-(a capture that timed out may turn out not to have happened: back to ``requires_capture``).
+payment only forward, by rank. ``processing`` has two ranks: after a confirm it is the lowest (any
+news is progress), but once the marketplace has asked to capture it ranks above
+``requires_capture``, so a late "authorised" snapshot (a callback sent before the capture, or
+resent) cannot undo the capture. Only a fresh read of the gateway's record, made after the capture
+call is over, may say the capture did not happen and move the payment back to ``requires_capture``.
+
+Money the gateway holds for a payment we already called failed or canceled (a charge that landed
+after recovery gave up on it) is never ignored: ``reversal_for`` says how to give it back.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from services.payments.adapters.gateways.base import (
     TransactionStatus,
 )
 
-__all__ = ["DisputeStatus", "PaymentStatus", "RefundStatus"]
+__all__ = ["DisputeStatus", "PaymentStatus", "RefundStatus", "Reversal"]
 
 
 class PaymentStatus(enum.StrEnum):
@@ -58,16 +64,18 @@ TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
     S.CANCELED: frozenset(),
 }
 
-# How far along a payment is: gateway news never moves it to a lower rank (out of processing aside).
+# How far along a payment is: gateway news never moves it to a lower rank, nor to the same one.
 RANK = {
     S.REQUIRES_CONFIRMATION: 0,
     S.PROCESSING: 1,
     S.REQUIRES_ACTION: 2,
     S.REQUIRES_CAPTURE: 3,
-    S.SUCCEEDED: 4,
-    S.FAILED: 4,
-    S.CANCELED: 4,
+    S.SUCCEEDED: 5,
+    S.FAILED: 5,
+    S.CANCELED: 5,
 }
+# ``processing`` because a capture is in flight: past requires_capture, short of the end.
+CAPTURING_RANK = 4
 
 # Which states the API's actions start from.
 CONFIRMABLE = frozenset({S.REQUIRES_CONFIRMATION})
@@ -134,14 +142,67 @@ def status_for(transaction: GatewayTransaction, capture_method: str) -> PaymentS
     raise ValueError(f"unmapped gateway status {status!r}")
 
 
-def gateway_moves(current: str, target: PaymentStatus) -> bool:
-    """Whether gateway news saying ``target`` may move a payment that is ``current``."""
+def rank(status: str, *, capturing: bool = False) -> int:
+    """How far along a payment in ``status`` is; ``capturing``: the marketplace has asked to capture it."""
+    status = PaymentStatus(status)
+    if status == S.PROCESSING and capturing:
+        return CAPTURING_RANK
+    return RANK[status]
+
+
+def gateway_moves(current: str, target: PaymentStatus, *, capturing: bool = False, fresh_read: bool = False) -> bool:
+    """Whether gateway news saying ``target`` may move a payment that is ``current``.
+
+    ``capturing``: the payment is ``processing`` because a capture was asked for. ``fresh_read``:
+    the news is our own read of the gateway's current record, made after our call ended, not a
+    callback or a call's answer, either of which may be a snapshot from before the capture.
+    """
     current_status = PaymentStatus(current)
     if current_status.is_final or target == current_status:
         return False
     if target not in TRANSITIONS[current_status]:
         return False
-    return current_status == S.PROCESSING or RANK[target] > RANK[current_status]
+    if capturing and current_status == S.PROCESSING and target == S.REQUIRES_CAPTURE:
+        # The one step back: the gateway's own record, read once the capture call can no longer be
+        # in flight, still says "authorised", so the capture never reached it. Safe even if the
+        # capture does land later: its "captured" news moves requires_capture on to succeeded.
+        return fresh_read
+    return RANK[target] > rank(current_status, capturing=capturing)
+
+
+def holds_money(transaction: GatewayTransaction) -> bool:
+    """Whether the gateway has reserved or taken the buyer's money for ``transaction``."""
+    return transaction.status in (TransactionStatus.AUTHORISED, TransactionStatus.CAPTURED)
+
+
+class Reversal(enum.StrEnum):
+    """Giving back money the gateway holds for a payment that failed or was canceled.
+
+    ``required`` → ``voided`` (an authorisation released) or ``refund_pending`` → ``refunded``;
+    ``failed`` when the gateway would not reverse it: an operator must (``requires_review``).
+    """
+
+    REQUIRED = "required"
+    REFUND_PENDING = "refund_pending"
+    VOIDED = "voided"
+    REFUNDED = "refunded"
+    FAILED = "failed"
+
+
+REVERSAL_IN_PROGRESS = frozenset({Reversal.REQUIRED, Reversal.REFUND_PENDING})
+VOID, REFUND = "void", "refund"
+
+
+def reversal_for(transaction: GatewayTransaction) -> str | None:
+    """``VOID``, ``REFUND`` or None: how to give back what the gateway holds in ``transaction``.
+
+    A request still waiting on the buyer is voided too, lest they approve it later.
+    """
+    if transaction.status in (TransactionStatus.AUTHORISED, TransactionStatus.ACTION_REQUIRED):
+        return VOID
+    if transaction.status == TransactionStatus.CAPTURED and transaction.captured_amount > transaction.refunded_amount:
+        return REFUND
+    return None
 
 
 def proportional_fee(application_fee: int, captured: int, amount: int, fee_refunded: int, refunded: int) -> int:

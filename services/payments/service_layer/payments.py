@@ -22,9 +22,13 @@ from sqlalchemy.orm import Session
 from services.payments.adapters.gateways.base import (
     AuthoriseRequest,
     CaptureRequest,
+    GatewayRefund,
     GatewayTransaction,
     PaymentMethod,
+    RefundRequest,
+    RefundStatus,
     RequestToPay,
+    TransactionStatus,
     VoidRequest,
 )
 from services.payments.adapters.orm import GatewayAttempt, Payee, PayeeMarketplace, Payment
@@ -34,10 +38,15 @@ from services.payments.domain.payments import (
     CAPTURABLE,
     CONFIRMABLE,
     FAILURE_MESSAGES,
+    REVERSAL_IN_PROGRESS,
+    VOID,
     PaymentStatus,
+    Reversal,
     can_move,
     failure_for,
     gateway_moves,
+    holds_money,
+    reversal_for,
     status_for,
 )
 from services.payments.service_layer.announcements import payment_changed
@@ -52,6 +61,8 @@ from shared.pagination import Page, paginate
 log = logging.getLogger(__name__)
 
 KYC_ACTIVE = "active"
+# Our own reads of the gateway's current record (``_poll``), as opposed to answers and callbacks.
+_FRESH_READS = frozenset({"status", "find"})
 # Payments not yet in the ledger that already count against the artisan's tier cap.
 _IN_FLIGHT = (PaymentStatus.PROCESSING, PaymentStatus.REQUIRES_ACTION, PaymentStatus.REQUIRES_CAPTURE)
 
@@ -83,7 +94,9 @@ def _visible(session: Session, payment_id: str, principal: Principal, *, lock: b
     """The payment, if the caller's marketplace owns it; another marketplace's is simply not found."""
     query = sa.select(Payment).where(Payment.id == payment_id)
     if lock:
-        query = query.with_for_update()
+        # populate_existing: a row loaded earlier in this session (unlocked) is read afresh under
+        # the lock, never served stale from the identity map.
+        query = query.with_for_update().execution_options(populate_existing=True)
     payment = session.scalar(query)
     if payment is None or payment.marketplace_id != principal.client_id:
         raise NotFound("No payment has this id.", code="payment_not_found", param="id")
@@ -319,7 +332,8 @@ def _settle_call(uow: UnitOfWork, payment_id: str, outcome: CallOutcome, *, refu
         now = utcnow()
         payment.gateway_checked_at = now
         if outcome.answer is not None:
-            apply_transaction(uow, payment, outcome.answer, cancellation_reason=cancellation_reason)
+            apply_transaction(uow, payment, outcome.answer, cancellation_reason=cancellation_reason,
+                              fresh_read=outcome.operation in _FRESH_READS)
         elif outcome.error is None and payment.status == PaymentStatus.PROCESSING:
             # A lookup by our reference found nothing: the gateway never recorded the payment.
             _fail(uow, payment, "processing_error", FAILURE_MESSAGES["processing_error"], now)
@@ -339,11 +353,12 @@ def _settle_call(uow: UnitOfWork, payment_id: str, outcome: CallOutcome, *, refu
 
 
 def apply_transaction(uow: UnitOfWork, payment: Payment, transaction: GatewayTransaction, *,
-                      cancellation_reason: str | None = None) -> bool:
+                      cancellation_reason: str | None = None, fresh_read: bool = False) -> bool:
     """Move a (locked) payment to what a gateway snapshot says, if that is news. Returns whether it moved.
 
     Safe to call with duplicated, stale or out-of-order snapshots: older than the newest applied,
-    or a step backwards, and nothing changes.
+    or a step backwards, and nothing changes. ``fresh_read``: the snapshot is our own read of the
+    gateway's record, made after our last call to it ended (see ``gateway_moves``).
     """
     if transaction.reference != payment.id:
         log.error("gateway transaction for another payment", extra={"payment_id": payment.id})
@@ -353,7 +368,12 @@ def apply_transaction(uow: UnitOfWork, payment: Payment, transaction: GatewayTra
     elif payment.gateway_reference != transaction.gateway_reference:
         log.error("a second gateway transaction for one payment", extra={"payment_id": payment.id})
         return False
+    # Strictly older only: the gateway's clock counts seconds, and an authorisation and its capture
+    # often share one. Snapshots of the same second are ordered by rank (``gateway_moves``).
     if transaction.updated_at < payment.gateway_updated_at:
+        return False
+    if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELED) and holds_money(transaction):
+        _found_money_held(payment, transaction)
         return False
     if transaction.card is not None and payment.card_last4 is None:
         payment.card_brand = transaction.card.brand
@@ -366,7 +386,10 @@ def apply_transaction(uow: UnitOfWork, payment: Payment, transaction: GatewayTra
         if target == PaymentStatus.REQUIRES_ACTION:
             payment.next_action_json = _next_action_json(transaction)
         return False
-    if not gateway_moves(payment.status, target):
+    capturing = payment.capture_requested_at is not None
+    if not gateway_moves(payment.status, target, capturing=capturing, fresh_read=fresh_read):
+        if capturing and payment.status == PaymentStatus.PROCESSING and target == PaymentStatus.REQUIRES_CAPTURE:
+            log.info("stale authorised snapshot ignored while capturing", extra={"payment_id": payment.id})
         return False
     payment.gateway_updated_at = transaction.updated_at
     if target == PaymentStatus.FAILED:
@@ -383,6 +406,27 @@ def apply_transaction(uow: UnitOfWork, payment: Payment, transaction: GatewayTra
     _move(payment, target, now)
     payment_changed(uow, payment)
     return True
+
+
+def _found_money_held(payment: Payment, transaction: GatewayTransaction) -> None:
+    """The gateway holds the buyer's money for a payment we already called failed or canceled.
+
+    A snapshot no newer than the gateway's final word (declined, voided, expired) is only an old
+    one arriving late: those states are final at the gateway. A newer one means a charge landed
+    after we gave up on it (recovery found no record while the request was still on its way):
+    marked for ``reverse_held_money``, which voids or refunds it at the gateway, so the buyer is
+    not charged for a payment the marketplace was told failed.
+    """
+    if transaction.updated_at <= payment.gateway_updated_at:
+        return
+    payment.gateway_updated_at = transaction.updated_at
+    if payment.reversal_status is not None:
+        return  # already being given back (or given back): a duplicate of the news
+    log.error("gateway holds money for a %s payment; reversing it", payment.status,
+              extra={"payment_id": payment.id, "gateway_reference": transaction.gateway_reference,
+                     "raw_status": transaction.raw_status, "amount": transaction.captured_amount or transaction.amount})
+    payment.reversal_status = Reversal.REQUIRED
+    payment.updated_at = utcnow()
 
 
 def _next_action_json(transaction: GatewayTransaction) -> str | None:
@@ -449,7 +493,7 @@ def capture_payment(uow: UnitOfWork, payment_id: str, amount: int | None, princi
                                    code="capture_below_application_fee", param="amount_to_capture")
         now = utcnow()
         _move(payment, PaymentStatus.PROCESSING, now)
-        payment.gateway_checked_at = now
+        payment.gateway_checked_at = payment.capture_requested_at = now
         uow.commit()
         request = CaptureRequest(payment.gateway_reference, amount, f"{payment.id}:capture")
         gateway_name = payment.gateway
@@ -549,7 +593,14 @@ def recover_payment(uow: UnitOfWork, payment_id: str, settings: PaymentSettings)
     """Ask the gateway what became of a payment left waiting (lost callback, timed-out call).
 
     Returns the payment's status afterwards. A payment the gateway has no record of, though we
-    asked for it long ago, was never charged: it fails with ``processing_error``.
+    asked for it long ago, was never charged: it fails with ``processing_error`` (``recovery_after``
+    outlasts any call still in flight; a charge that lands even later is reversed, see
+    ``reverse_held_money``).
+
+    A payment processing since a capture that timed out is settled from the gateway's record too:
+    ``captured`` succeeds it; ``authorised``, read now that the capture call is long over, means
+    the capture never reached the gateway, so it is back to ``requires_capture`` for the
+    marketplace to capture again (or for the authorisation's expiry to void).
     """
     with uow:
         payment = uow.session.get(Payment, payment_id)
@@ -560,3 +611,119 @@ def recover_payment(uow: UnitOfWork, payment_id: str, settings: PaymentSettings)
     outcome = _poll(gateway, gateway_name, payment_id, reference)
     return _settle_call(uow, payment_id, outcome, refused_fails=False).status
 
+
+# -- money held for a payment that failed or was canceled ---------------------------------------------
+
+
+def _reversal_reference(payment_id: str) -> str:
+    """Our reference for the refund that gives back a stray charge (no Refund row: the money never
+    reached the ledger, so there is nothing to take out of it)."""
+    return f"{payment_id}:reversal"
+
+
+def payments_to_reverse(uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime, limit: int) -> list[str]:
+    """Payments whose held money is to be given back now, or whose reversal refund is to be checked."""
+    cutoff = now - settings.recovery_after
+    with uow:
+        return list(uow.session.scalars(
+            sa.select(Payment.id)
+            .where(sa.or_(
+                Payment.reversal_status == Reversal.REQUIRED,
+                sa.and_(Payment.reversal_status == Reversal.REFUND_PENDING, Payment.gateway_checked_at < cutoff),
+            ))
+            .order_by(Payment.gateway_checked_at)
+            .limit(limit)
+        ))
+
+
+def reverse_held_money(uow: UnitOfWork, payment_id: str, settings: PaymentSettings) -> str | None:
+    """Void or refund, at the gateway, money it holds for a payment that failed or was canceled.
+
+    Acts only on the gateway's current record (read now), never on the news that raised the alarm,
+    and every call carries an idempotency key derived from the payment, so a retry, by this job or
+    after a crash, reverses once. Each call is an attempt row. Returns the reversal status afterwards.
+    """
+    with uow:
+        payment = uow.session.get(Payment, payment_id)
+        if payment is None or payment.reversal_status not in REVERSAL_IN_PROGRESS:
+            return None if payment is None else payment.reversal_status
+        gateway_name, reference, state = payment.gateway, payment.gateway_reference, payment.reversal_status
+    gateway = settings.gateway(gateway_name)
+    outcomes: list[CallOutcome] = []
+    if state == Reversal.REFUND_PENDING:
+        found = call_gateway("find_refund", lambda: gateway.find_refund(_reversal_reference(payment_id)))
+        outcomes.append(found)
+        # Our refund gone from the gateway's books is for an operator to look into, not a machine.
+        state = Reversal.FAILED if found.answer is None and not found.unknown else _reversal_from_refund(found, state)
+    else:
+        state = _reverse(gateway, gateway_name, payment_id, reference, outcomes)
+    with uow:
+        payment = uow.session.scalar(sa.select(Payment).where(Payment.id == payment_id).with_for_update())
+        for outcome in outcomes:
+            uow.session.add(attempt_row(outcome, payment_id=payment.id, gateway=payment.gateway))
+        payment.gateway_checked_at = now = utcnow()
+        if payment.reversal_status != state:
+            payment.reversal_status = state
+            payment.updated_at = now
+            if state == Reversal.FAILED:
+                log.error("the gateway would not give back money held for a %s payment: an operator must",
+                          payment.status, extra={"payment_id": payment.id})
+        uow.commit()
+        return payment.reversal_status
+
+
+def _reverse(gateway: Any, gateway_name: str, payment_id: str, reference: str | None,
+             outcomes: list[CallOutcome]) -> str | None:
+    # Two rounds: a void refused because the gateway captured meanwhile is followed by a refund.
+    for _ in range(2):
+        poll = _poll(gateway, gateway_name, payment_id, reference)
+        outcomes.append(poll)
+        if poll.unknown:
+            return Reversal.REQUIRED  # the next run asks again
+        transaction: GatewayTransaction | None = poll.answer
+        if transaction is None:
+            # No record (or a refused lookup) though a snapshot said it held money: not for a machine.
+            return Reversal.FAILED
+        action = reversal_for(transaction)
+        if action is None:
+            if transaction.status == TransactionStatus.CAPTURED:
+                # Refunded in full: no marketplace refunds a failed payment, so that was our reversal
+                # (answered before a crash, say).
+                return Reversal.REFUNDED
+            # Voided, declined or expired: the alarm was an old snapshot after all.
+            log.warning("money held for a failed payment was already released", extra={"payment_id": payment_id})
+            return None
+        if action == VOID:
+            request = VoidRequest(transaction.gateway_reference, f"{payment_id}:reversal_void")
+            call = call_gateway("reversal_void", lambda request=request: gateway.void(request),
+                                idempotency_key=request.idempotency_key)
+        else:
+            existing = call_gateway("find_refund", lambda: gateway.find_refund(_reversal_reference(payment_id)))
+            outcomes.append(existing)
+            if existing.answer is not None or existing.unknown:
+                return _reversal_from_refund(existing, Reversal.REQUIRED)
+            amount = transaction.captured_amount - transaction.refunded_amount
+            request = RefundRequest(transaction.gateway_reference, _reversal_reference(payment_id), amount,
+                                    transaction.currency, f"{payment_id}:reversal_refund")
+            call = call_gateway("reversal_refund", lambda request=request: gateway.refund(request),
+                                idempotency_key=request.idempotency_key, amount=amount)
+        outcomes.append(call)
+        if call.unknown:
+            return Reversal.REQUIRED
+        if call.refused:
+            continue
+        if action == VOID:
+            return Reversal.VOIDED if call.answer.status == TransactionStatus.VOIDED else Reversal.REQUIRED
+        return _reversal_from_refund(call, Reversal.REQUIRED)
+    return Reversal.FAILED
+
+
+def _reversal_from_refund(outcome: CallOutcome, unchanged: str) -> str:
+    refund: GatewayRefund | None = outcome.answer
+    if refund is None:
+        return unchanged
+    if refund.status == RefundStatus.SUCCEEDED:
+        return Reversal.REFUNDED
+    if refund.status == RefundStatus.FAILED:
+        return Reversal.FAILED
+    return Reversal.REFUND_PENDING

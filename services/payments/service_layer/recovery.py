@@ -1,7 +1,8 @@
 """The recovery job: payments and refunds nobody has heard about for too long are settled from the
 gateway's own record. Lost callbacks and timed-out calls never leave a payment hanging forever;
 nor does a buyer who walks away from 3-D Secure, or an authorisation nobody captures: those are
-voided and canceled after ``action_expiry`` and ``authorisation_expiry``."""
+voided and canceled after ``action_expiry`` and ``authorisation_expiry``. Money the gateway turns
+out to hold for a payment that failed or was canceled is given back (voided or refunded)."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ def recover_waiting(uow_factory: Callable[[], UnitOfWork], settings: PaymentSett
                     now: dt.datetime | None = None, limit: int = 100) -> dict[str, int]:
     """Poll the gateway for each payment and refund left waiting; returns how many were polled and settled."""
     now = now or utcnow()
-    counts = {"payments_polled": 0, "payments_settled": 0, "payments_expired": 0, "refunds_polled": 0,
-              "refunds_settled": 0}
+    counts = {"payments_polled": 0, "payments_settled": 0, "payments_expired": 0, "payments_reversed": 0,
+              "refunds_polled": 0, "refunds_settled": 0}
     for payment_id in payments.payments_to_recover(uow_factory(), settings, now=now, limit=limit):
         try:
             status = payments.recover_payment(uow_factory(), payment_id, settings)
@@ -39,6 +40,14 @@ def recover_waiting(uow_factory: Callable[[], UnitOfWork], settings: PaymentSett
             continue
         if status == "canceled":
             counts["payments_expired"] += 1
+    for payment_id in payments.payments_to_reverse(uow_factory(), settings, now=now, limit=limit):
+        try:
+            reversal = payments.reverse_held_money(uow_factory(), payment_id, settings)
+        except Exception:  # noqa: BLE001
+            log.exception("reversal of money held for a failed payment failed", extra={"payment_id": payment_id})
+            continue
+        if reversal in ("voided", "refunded"):
+            counts["payments_reversed"] += 1
     for refund_id in refunds.refunds_to_recover(uow_factory(), settings, now=now, limit=limit):
         try:
             status = refunds.recover_refund(uow_factory(), refund_id, settings)

@@ -13,6 +13,7 @@ from typing import Any
 from marshmallow import Schema, fields
 
 from services.payments.adapters.orm import Dispute, Payment, Refund
+from services.payments.domain.payments import Reversal
 from shared.money import Money, MoneySchema
 
 
@@ -88,6 +89,17 @@ class PaymentSchema(Schema):
         allow_none=True,
         metadata={"description": "requested, abandoned (3-D Secure never finished), authorisation_expired "
                                  "(never captured), or voided_at_gateway."},
+    )
+    reversal_status = fields.String(
+        allow_none=True,
+        metadata={"description": "Set when the gateway turned out to hold the buyer's money for a payment that "
+                                 "failed or was canceled (a charge that landed late): required, refund_pending, "
+                                 "then voided or refunded; failed when the gateway would not give it back."},
+    )
+    requires_review = fields.Function(
+        lambda payment: payment.reversal_status == Reversal.FAILED,
+        metadata={"description": "True when money held for this failed or canceled payment could not be given "
+                                 "back automatically: Hirfa's operators are on it."},
     )
 
     def _metadata(self, payment: Payment) -> dict:

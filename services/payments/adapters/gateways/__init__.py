@@ -7,6 +7,7 @@ The composition root builds the registry::
         M2TGateway(config.m2t_url, api_key=config.m2t_api_key, callback_secret=config.m2t_callback_secret,
                    timeout=config.gateway_timeout_seconds, retries=config.gateway_retries,
                    retry_backoff_seconds=config.gateway_retry_backoff_seconds,
+                   retry_max_backoff_seconds=config.gateway_retry_max_backoff_seconds,
                    tolerance_seconds=config.m2t_callback_tolerance_seconds,
                    allow_tokenise=config.gateway_allow_tokenise),
     )
@@ -49,6 +50,7 @@ def m2t_gateway_from_config(config: Any, **overrides: Any) -> M2TGateway:
         timeout=config.gateway_timeout_seconds,
         retries=config.gateway_retries,
         retry_backoff_seconds=config.gateway_retry_backoff_seconds,
+        retry_max_backoff_seconds=config.gateway_retry_max_backoff_seconds,
         tolerance_seconds=config.m2t_callback_tolerance_seconds,
         allow_tokenise=config.gateway_allow_tokenise,
     )
