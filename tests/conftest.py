@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
 
 from services.accounts.adapters.immutability import LEDGER
 from services.accounts.adapters.orm import Base as AccountsBase
+from services.accounts.service_layer.statements import check_integrity
 from services.onboarding.adapters.orm import Base as OnboardingBase
 from services.payments.adapters.immutability import ATTEMPTS
 from services.payments.adapters.orm import Base as PaymentsBase
@@ -17,7 +19,7 @@ from shared.auth.keys import SigningKeyStore
 from shared.auth.scopes import ROLE_SCOPES, Role
 from shared.auth.tokens import TokenIssuer
 from shared.config import PROJECT_ROOT
-from shared.db import make_engine, run_migrations
+from shared.db import UnitOfWork, make_engine, run_migrations
 from tests.support import SERVICES, Broker, Databases
 
 ISSUER = "https://auth.hirfa.ma"
@@ -87,12 +89,24 @@ def empty_database(service: str, url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def accounts_uow_factory(database_urls):
+    engine = make_engine(database_urls["accounts"], poolclass=sa.pool.NullPool)
+    yield lambda: UnitOfWork(sessionmaker(engine, expire_on_commit=False))
+    engine.dispose()
+
+
 @pytest.fixture
-def clean_databases(database_urls):
-    """Empty every table before the test, so each starts from a known state."""
+def clean_databases(request, database_urls, accounts_uow_factory):
+    """Empty every table before the test, so each starts from a known state; afterwards, the ledger
+    the test leaves must pass the integrity check (``GET /v1/ledger/integrity``), unless the test is
+    marked ``corrupts_ledger`` (it breaks the ledger on purpose, to show the check catches it)."""
     for service, url in database_urls.items():
         empty_database(service, url)
-    return database_urls
+    yield database_urls
+    if request.node.get_closest_marker("corrupts_ledger") is None:
+        report = check_integrity(accounts_uow_factory())
+        assert report["differences"] == [], f"the test left the ledger unsound: {report['differences']}"
 
 
 @pytest.fixture(scope="session")

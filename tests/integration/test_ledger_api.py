@@ -373,6 +373,7 @@ def test_integrity_is_ok_after_a_mix_of_postings(client, auth, ledger):
     assert abs(checked_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
 
 
+@pytest.mark.corrupts_ledger
 def test_integrity_catches_a_balance_corrupted_in_the_database(client, auth, ledger):
     mixed_postings(ledger)
     receivable = account_id(ledger, "platform", "platform", "gateway_receivable:m2t")
@@ -390,6 +391,7 @@ def test_integrity_catches_a_balance_corrupted_in_the_database(client, auth, led
     ]
 
 
+@pytest.mark.corrupts_ledger
 def test_integrity_catches_unbalanced_and_one_line_entries_and_negative_artisans(client, auth, ledger):
     artisan_id = ledger.artisan_at_tier(3)
     ledger.deliver(payment_succeeded(artisan_id, 5_000, 500))

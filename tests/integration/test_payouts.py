@@ -523,6 +523,32 @@ def test_the_same_idempotency_key_replays_the_payout_and_pays_once(app, client, 
     assert count(app, Payout) == 1
 
 
+def test_a_retry_finds_its_payout_even_when_the_keys_stored_answer_was_lost(app, client, auth, ledger, bank):
+    # The first request committed its payout, then died before its answer was stored under the key
+    # (the idempotency layer then lets a retry run again): the payout itself remembers the key.
+    artisan_id = ready_artisan(ledger, 10_000)
+    headers = auth(idempotency_key="payout-after-a-crash")
+    first = request_payout(client, headers, artisan_id, 3_000)
+    assert first.status_code == 201
+    with app.extensions["hirfa"].session_factory.begin() as session:
+        session.execute(sa.text("DELETE FROM idempotency_keys"))
+    again = request_payout(client, headers, artisan_id, 3_000)
+    assert (again.status_code, again.json["id"]) == (201, first.json["id"])
+    assert count(app, Payout) == 1 and len(bank.requests) == 1
+    assert available(ledger, artisan_id) == 7_000
+
+    with app.extensions["hirfa"].session_factory.begin() as session:
+        session.execute(sa.text("DELETE FROM idempotency_keys"))
+    other = request_payout(client, headers, artisan_id, 5_000)
+    assert (other.status_code, other.json["code"]) == (409, "idempotency_key_reuse")
+    assert count(app, Payout) == 1 and available(ledger, artisan_id) == 7_000
+    # The key is the client's own: another client's identical key is another payout.
+    someone_else = request_payout(client, auth(client_id="cli_test_operator_2", idempotency_key="payout-after-a-crash"),
+                                  artisan_id, 3_000)
+    assert someone_else.status_code == 201 and someone_else.json["id"] != first.json["id"]
+    assert available(ledger, artisan_id) == 4_000
+
+
 def test_a_payout_needs_an_idempotency_key(client, auth, ledger):
     artisan_id = ready_artisan(ledger, 10_000)
     headers = {"Authorization": auth()["Authorization"]}

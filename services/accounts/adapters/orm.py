@@ -212,6 +212,10 @@ class Payout(Base):
     source: Mapped[str] = mapped_column(sa.String(10))  # api | schedule
     # Set on automatic payouts: one per artisan and schedule window, enforced by the database.
     schedule_key: Mapped[str | None] = mapped_column(sa.String(120), unique=True, nullable=True)
+    # "<client id>:<Idempotency-Key>" of a payout asked for over the API, kept with the payout in
+    # its own transaction: even if the key's stored answer is lost (a crash before it was saved),
+    # a retry finds this payout instead of paying out twice.
+    request_key: Mapped[str | None] = mapped_column(sa.String(320), unique=True, nullable=True)
     requested_by: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

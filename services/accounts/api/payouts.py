@@ -13,6 +13,7 @@ from services.accounts.domain.payouts import FAILURE_CODES, PayoutStatus, Schedu
 from services.accounts.payout_wiring import payout_settings
 from services.accounts.service_layer import payout_schedules, payouts
 from shared.auth.flask import current_principal, require_any_scope
+from shared.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from shared.idempotency import idempotent
 from shared.money import CurrencyCode, MinorUnits, MoneySchema
 from shared.pagination import PageArgsSchema, page_schema
@@ -149,7 +150,7 @@ class Payouts(MethodView):
         (``in_transit``); the bank's callback makes it ``paid`` or ``failed`` (the funds come back).
         Artisans request their own payouts, operators anyone's."""
         context = _context()
-        command = payouts.RequestPayout(**body)
+        command = payouts.RequestPayout(**body, idempotency_key=request.headers.get(IDEMPOTENCY_KEY_HEADER))
         settings = payout_settings(context)
         payout = payouts.request_payout(context.uow_factory(), command, current_principal(), settings)
         return payout, 201, {"Location": f"/v1/payouts/{payout.id}"}

@@ -52,7 +52,15 @@ from services.accounts.service_layer.posting import BalanceRuleViolation, Postin
 from shared.auth import Principal
 from shared.auth.scopes import Role
 from shared.db import UnitOfWork, utcnow
-from shared.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthenticated, ValidationFailed
+from shared.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    IdempotencyKeyReuse,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+)
 from shared.events import Event, make_event
 from shared.ids import new_id
 from shared.pagination import Page, paginate
@@ -85,6 +93,7 @@ class RequestPayout:
     currency: str
     bank_account_id: str | None = None
     description: str | None = None
+    idempotency_key: str | None = None  # the request's Idempotency-Key
 
 
 def ensure_may_request_payouts(principal: Principal) -> None:
@@ -103,13 +112,37 @@ def request_payout(
 ) -> Payout:
     """Create a payout (committed, with its entry), then hand it to the bank. Returns it as it stands."""
     ensure_may_request_payouts(principal)
+    request_key = f"{principal.client_id}:{command.idempotency_key}" if command.idempotency_key else None
     with uow:
         check_artisan_visible(uow.session, command.artisan_id, principal)
-        payout = create_payout(uow, command, settings, source="api", requested_by=principal.client_id)
-        uow.commit()
-    submit_payout(uow, payout.id, settings)
+        payout = _payout_asked_with(uow.session, request_key, command)
+        if payout is None:
+            payout = create_payout(uow, command, settings, source="api", requested_by=principal.client_id,
+                                   request_key=request_key)
+            uow.commit()
+    submit_payout(uow, payout.id, settings)  # nothing to do unless it is still pending
     with uow:
         return uow.session.get(Payout, payout.id)
+
+
+def _payout_asked_with(session: Session, request_key: str | None, command: RequestPayout) -> Payout | None:
+    """The payout an earlier request with this Idempotency-Key created, if any.
+
+    The idempotency layer normally replays the first answer before we get here; this is for when
+    it could not (the first request died after its payout was committed). The same key for a
+    different payout is refused, as the idempotency layer would.
+    """
+    if request_key is None:
+        return None
+    payout = session.scalar(sa.select(Payout).where(Payout.request_key == request_key))
+    if payout is None:
+        return None
+    asked = (command.artisan_id, command.amount, command.currency, command.description)
+    if asked != (payout.artisan_id, payout.amount, payout.currency, payout.description) or (
+        command.bank_account_id not in (None, payout.bank_account_id)
+    ):
+        raise IdempotencyKeyReuse("This Idempotency-Key was used for another payout.", param="Idempotency-Key")
+    return payout
 
 
 def create_payout(
@@ -120,6 +153,7 @@ def create_payout(
     source: str,
     requested_by: str,
     schedule_key: str | None = None,
+    request_key: str | None = None,
 ) -> Payout:
     """Add a pending payout and its ledger entry to the open unit of work, or refuse.
 
@@ -150,6 +184,7 @@ def create_payout(
         description=command.description,
         source=source,
         schedule_key=schedule_key,
+        request_key=request_key,
         requested_by=requested_by,
         created_at=now,
         updated_at=now,
