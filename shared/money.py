@@ -61,12 +61,16 @@ class Money:
         self._same_currency(other)
         return self.amount <= other.amount
 
-    def format(self) -> str:
-        """Human display only (``12.50 MAD``); never parse this back."""
+    def decimal_string(self) -> str:
+        """The amount in major units as an exact decimal string (``1250`` centimes: ``"12.50"``)."""
         exponent = CURRENCIES[self.currency][1]
         sign = "-" if self.amount < 0 else ""
         whole, minor = divmod(abs(self.amount), 10**exponent)
-        return f"{sign}{whole}.{minor:0{exponent}d} {self.currency}"
+        return f"{sign}{whole}.{minor:0{exponent}d}" if exponent else f"{sign}{whole}"
+
+    def format(self) -> str:
+        """Human display only (``12.50 MAD``); never parse this back."""
+        return f"{self.decimal_string()} {self.currency}"
 
     def to_json(self) -> dict[str, Any]:
         return {"amount": self.amount, "currency": self.currency}
@@ -119,3 +123,14 @@ class MoneySchema(Schema):
 
     amount = fields.Integer(required=True, metadata={"description": "Minor units (centimes)."})
     currency = fields.String(required=True, metadata={"example": "MAD"})
+
+
+class MoneyWithDecimalSchema(MoneySchema):
+    """An amount for people as well as programs: ``{"amount": 1250, "currency": "MAD",
+    "amount_decimal": "12.50"}``. The decimal is a string, exact, never a float."""
+
+    amount_decimal = fields.Method("_decimal", metadata={"description": "In major units (dirhams), e.g. `12.50`."})
+
+    def _decimal(self, value: Any) -> str:
+        money = value if isinstance(value, Money) else Money(value["amount"], value["currency"])
+        return money.decimal_string()

@@ -86,7 +86,7 @@ def test_registration_to_tier_3_with_an_opened_bank_account(stack):
     wait_until(lambda: payee().get("kyc_tier") == 3, timeout=30, message="payments sees tier 3")
     assert payee()["tier_cap"] == {"amount": 2000000, "currency": "MAD"}
     wait_until(lambda: balance().get("kyc_tier") == 3, timeout=30, message="accounts sees tier 3")
-    assert balance()["cap"] == {"amount": 2000000, "currency": "MAD"}
+    assert balance()["cap"] == {"amount": 2000000, "currency": "MAD", "amount_decimal": "20000.00"}
 
     # A bank account opened at a partner bank: the sandbox answers by signed callback.
     opening = marketplace.call("POST", "onboarding", f"{base}/bank-accounts", idempotent=True,
@@ -107,7 +107,7 @@ def test_registration_to_tier_3_with_an_opened_bank_account(stack):
                              json={"tier": 1, "reason_code": "identity_mismatch", "note": "Re-check needed."})
     assert lowered.status_code == 201, lowered.text
     wait_until(lambda: payee().get("kyc_tier") == 1, timeout=30, message="payments sees the downgrade")
-    wait_until(lambda: balance().get("cap") == {"amount": 20000, "currency": "MAD"}, timeout=30,
+    wait_until(lambda: balance().get("cap") == {"amount": 20000, "currency": "MAD", "amount_decimal": "200.00"}, timeout=30,
                message="accounts sees the lower cap")
 
 

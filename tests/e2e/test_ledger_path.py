@@ -55,7 +55,7 @@ def test_payment_to_payout_through_the_running_processes(stack):
     # Pending first (the worker releases after ACCOUNTS_PENDING_HOLD_SECONDS=1), then available.
     wait_until(lambda: balance().get("available", {}).get("amount") == 13_500, timeout=30,
                message="the payment released to available")
-    assert balance()["pending"] == {"amount": 0, "currency": "MAD"}
+    assert balance()["pending"] == {"amount": 0, "currency": "MAD", "amount_decimal": "0.00"}
 
     def statement(account: str) -> list[tuple[str, int, int]]:
         lines = marketplace.call("GET", "accounts", f"/v1/artisans/{artisan_id}/transactions",
@@ -78,7 +78,7 @@ def test_payment_to_payout_through_the_running_processes(stack):
         lambda: operator.call("GET", "accounts", f"/v1/payouts/{payout_id}").json()["status"] == "paid",
         timeout=30, message="the bank pays the payout",
     )
-    assert balance()["available"] == {"amount": 3_500, "currency": "MAD"}
+    assert balance()["available"] == {"amount": 3_500, "currency": "MAD", "amount_decimal": "35.00"}
     assert statement("available")[-1] == ("payout", -10_000, 3_500)
     payout_entries = operator.call("GET", "accounts", "/v1/journal-entries",
                                    params={"artisan_id": artisan_id, "cause": "payout"}).json()["data"]

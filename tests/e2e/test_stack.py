@@ -39,8 +39,8 @@ def test_first_slice_over_http(stack):
     token = stack.token()
     artisan_id = register(stack, token)
     response = wait_until(lambda: (r := balance(stack, token, artisan_id)).status_code == 200 and r, timeout=30)
-    assert response.json()["pending"] == {"amount": 0, "currency": "MAD"}
-    assert response.json()["available"] == {"amount": 0, "currency": "MAD"}
+    assert response.json()["pending"] == {"amount": 0, "currency": "MAD", "amount_decimal": "0.00"}
+    assert response.json()["available"] == {"amount": 0, "currency": "MAD", "amount_decimal": "0.00"}
     payee = wait_until(
         lambda: (r := requests.get(f"{stack.urls['payments']}/v1/payees/{artisan_id}",
                                    headers={"Authorization": f"Bearer {token}"}, timeout=5)).status_code == 200 and r,

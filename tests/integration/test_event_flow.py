@@ -121,10 +121,10 @@ def test_registration_reaches_accounts_and_payments(
     assert balance.json == {
         "object": "balance",
         "artisan_id": artisan_id,
-        "pending": {"amount": 0, "currency": "MAD"},
-        "available": {"amount": 0, "currency": "MAD"},
+        "pending": {"amount": 0, "currency": "MAD", "amount_decimal": "0.00"},
+        "available": {"amount": 0, "currency": "MAD", "amount_decimal": "0.00"},
         "kyc_tier": 0,
-        "cap": {"amount": 0, "currency": "MAD"},
+        "cap": {"amount": 0, "currency": "MAD", "amount_decimal": "0.00"},
     }
     payee = wait_until(
         lambda: (r := payments_app.test_client().get(f"/v1/payees/{artisan_id}", headers=headers)).status_code == 200 and r,

@@ -44,6 +44,11 @@ def _cap(tier: int) -> dict:
     return {"amount": CAPS[tier], "currency": "MAD"}
 
 
+def _balance_cap(tier: int) -> dict:
+    """The cap as the balance shows it: in dirhams too."""
+    return {**_cap(tier), "amount_decimal": f"{CAPS[tier] // 100}.{CAPS[tier] % 100:02d}"}
+
+
 # -- events, built and checked against their schemas as onboarding does --------------------------
 
 
@@ -218,7 +223,7 @@ def assert_tier(services: Services, artisan_id: str, tier: int, version: int) ->
     assert (payee.json["kyc_tier"], payee.json["tier_cap"], payee.json["kyc_version"]) == (tier, _cap(tier), version)
     balance = services.balance(artisan_id)
     assert balance.status_code == 200, balance.json
-    assert (balance.json["kyc_tier"], balance.json["cap"]) == (tier, _cap(tier))
+    assert (balance.json["kyc_tier"], balance.json["cap"]) == (tier, _balance_cap(tier))
 
 
 # -- the tests ------------------------------------------------------------------------------------
@@ -241,10 +246,10 @@ def test_registration_gives_the_balance_a_tier_and_cap(services, artisan_id):
     assert balance.json == {
         "object": "balance",
         "artisan_id": artisan_id,
-        "pending": {"amount": 0, "currency": "MAD"},
-        "available": {"amount": 0, "currency": "MAD"},
+        "pending": {"amount": 0, "currency": "MAD", "amount_decimal": "0.00"},
+        "available": {"amount": 0, "currency": "MAD", "amount_decimal": "0.00"},
         "kyc_tier": 0,
-        "cap": {"amount": 0, "currency": "MAD"},
+        "cap": {"amount": 0, "currency": "MAD", "amount_decimal": "0.00"},
     }
     payee = services.payee(artisan_id).json
     assert payee["kyc_status"] == "active" and payee["kyc_version"] == 0
@@ -294,7 +299,7 @@ def test_a_duplicate_event_is_applied_once(services):
     payee = services.payee(artisan_id, client_id=MARKETPLACE)
     assert payee.status_code == 404  # created without a marketplace link
     balance = services.balance(artisan_id, client_id=None)
-    assert balance.status_code == 200 and (balance.json["kyc_tier"], balance.json["cap"]) == (2, _cap(2))
+    assert balance.status_code == 200 and (balance.json["kyc_tier"], balance.json["cap"]) == (2, _balance_cap(2))
 
     # Registration, arriving last, links the marketplace without undoing the newer tier.
     services.deliver(registered(artisan_id))
@@ -353,7 +358,7 @@ def test_marketplace_linked_for_an_unknown_artisan_opens_the_accounts(services):
     payee = services.payee(artisan_id, client_id=OTHER_MARKETPLACE)
     assert payee.status_code == 200 and (payee.json["kyc_tier"], payee.json["tier_cap"]) == (2, _cap(2))
     balance = services.balance(artisan_id, client_id=OTHER_MARKETPLACE)
-    assert balance.status_code == 200 and balance.json["cap"] == _cap(2)
+    assert balance.status_code == 200 and balance.json["cap"] == _balance_cap(2)
     assert services.balance(artisan_id, client_id=MARKETPLACE).status_code == 404
     assert len(services.accounts_opened_events(artisan_id)) == 1
 

@@ -13,7 +13,7 @@ from marshmallow import Schema, ValidationError
 from shared.errors import IdempotencyKeyReuse, ValidationFailed
 from shared.ids import has_prefix, new_id
 from shared.logging import JsonFormatter, mask_sensitive, request_id_var
-from shared.money import MinorUnits, Money, MoneyError, MoneyField
+from shared.money import MinorUnits, Money, MoneyError, MoneyField, MoneyWithDecimalSchema
 
 
 class TestMoney:
@@ -36,6 +36,12 @@ class TestMoney:
     def test_formats_for_humans(self):
         assert Money(123456).format() == "1234.56 MAD"
         assert Money(-5).format() == "-0.05 MAD"
+
+    def test_the_decimal_string_is_exact(self):
+        assert [Money(amount).decimal_string() for amount in (0, 5, 1250, -1250, 10**17 + 1)] == [
+            "0.00", "0.05", "12.50", "-12.50", "1000000000000000.01"]
+        assert MoneyWithDecimalSchema().dump({"amount": 13_500, "currency": "MAD"}) == {
+            "amount": 13_500, "currency": "MAD", "amount_decimal": "135.00"}
 
     @given(st.integers(), st.integers())
     def test_addition_is_exact_for_any_integers(self, a, b):

@@ -225,6 +225,11 @@ def on_dispute_closed(uow: UnitOfWork, event: Event) -> None:
                     extra={"dispute_id": dispute_id, "outcome": outcome, "closed_as": held.status})
         return
     total = held.from_pending + held.from_available + held.from_reserve
+    # A won dispute tops the payment's pending hold up again. Its hold is locked before the
+    # accounts, the order the release job locks in: the other way round, the two could deadlock.
+    hold = None
+    if outcome == "won" and held.from_pending:
+        hold = session.scalar(sa.select(PendingHold).where(PendingHold.payment_id == held.payment_id).with_for_update())
     if outcome == "lost":
         back = [(gateway_receivable(data["gateway"]), -total)]
     else:
@@ -252,10 +257,8 @@ def on_dispute_closed(uow: UnitOfWork, event: Event) -> None:
     if not posted_now:
         return
     held.status = outcome
-    if outcome == "won" and held.from_pending:
-        hold = session.scalar(sa.select(PendingHold).where(PendingHold.payment_id == held.payment_id).with_for_update())
-        if hold is not None:
-            hold.taken -= held.from_pending
+    if hold is not None:
+        hold.taken -= held.from_pending
 
 
 def release_due_holds(uow_factory, *, now: dt.datetime | None = None, batch_size: int = 200) -> int:
