@@ -13,7 +13,7 @@ from services.accounts.payout_wiring import payout_settings
 from services.accounts.service_layer.money_events import make_money_handlers, release_due_holds
 from services.accounts.service_layer.parked_events import make_after_batch, post_all_parked_events
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
-from services.accounts.service_layer.payouts import sync_payouts
+from services.accounts.service_layer.payouts import return_waiting_payout_funds, sync_payouts
 from services.accounts.service_layer.projections import make_handlers
 from shared.logging import configure_logging
 from shared.runtime import run_duty, service_cli, stop_on_signals
@@ -43,7 +43,8 @@ cli = service_cli(
 @click.option("--once", is_flag=True, help="One pass, then exit.")
 def worker(once: bool) -> None:
     """Scheduled ledger jobs: release pending funds whose hold period is over, post parked money
-    events that now can be, create the automatic payouts that are due, submit payouts the bank
+    events that now can be, return failed payouts' funds that were waiting for room under the
+    cap, create the automatic payouts that are due, submit payouts the bank
     never accepted, poll those it left unanswered."""
     config = load_config()
     configure_logging("accounts-worker", config.log_level, config.log_json)
@@ -57,6 +58,7 @@ def worker(once: bool) -> None:
         # Each duty on its own: one failing (the bank is down, say) must not hold up the others.
         run_duty(log, "pending funds released", lambda: release_due_holds(uow_factory))
         run_duty(log, "parked money events posted", lambda: post_all_parked_events(uow_factory, handlers))
+        run_duty(log, "failed payouts' funds returned", lambda: return_waiting_payout_funds(uow_factory))
         run_duty(log, "automatic payouts created", lambda: run_payout_schedules(uow_factory, settings))
         run_duty(log, "payouts synced with the bank", lambda: sync_payouts(uow_factory, settings))
         if once or stop.wait(context.config.worker_interval_seconds):

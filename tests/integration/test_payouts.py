@@ -32,7 +32,7 @@ from services.accounts.domain.payouts import FAILURE_CODES, schedule_window
 from services.accounts.payout_wiring import payout_settings, use_bank_partners
 from services.accounts.service_layer.money_events import release_due_holds
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
-from services.accounts.service_layer.payouts import sync_payouts
+from services.accounts.service_layer.payouts import return_waiting_payout_funds, sync_payouts
 from services.onboarding.domain.banking import make_rib
 from shared.auth.scopes import Role
 from shared.events import Event, make_event
@@ -487,7 +487,7 @@ def test_a_payout_whose_callback_never_comes_is_settled_by_polling(app, client, 
     assert_ledger_sound(ledger)
 
 
-def test_funds_of_a_failed_payout_that_would_break_a_lowered_cap_wait_for_an_operator(
+def test_funds_of_a_failed_payout_that_would_break_a_lowered_cap_wait_for_room(
     app, client, ledger, bank, in_transit_payout
 ):
     artisan_id, payout = in_transit_payout
@@ -500,7 +500,18 @@ def test_funds_of_a_failed_payout_that_would_break_a_lowered_cap_wait_for_an_ope
     assert (failed["funds_returned"], failed["entry_id"]) == (False, None)
     with app.extensions["hirfa"].session_factory() as session:
         [case] = session.scalars(sa.select(LedgerCase)).all()
-        assert (case.kind, case.cause, case.cause_id) == ("tier_cap_exceeded", "payout", payout["id"])
+        assert (case.kind, case.cause, case.cause_id, case.status) == (
+            "tier_cap_exceeded", "payout", payout["id"], "waiting")
+    assert_ledger_sound(ledger)
+    # The worker tries again each pass: nothing while the cap is 0, then the money comes back.
+    assert return_waiting_payout_funds(app.extensions["hirfa"].uow_factory) == 0
+    ledger.deliver(tier_changed(artisan_id, 3, version=3, previous=0))
+    assert return_waiting_payout_funds(app.extensions["hirfa"].uow_factory) == 1
+    assert return_waiting_payout_funds(app.extensions["hirfa"].uow_factory) == 0
+    assert set(payout_entries(ledger, payout["id"])) == {"created", "failed"}
+    assert ledger.shown(*IN_TRANSIT) == 0
+    with app.extensions["hirfa"].session_factory() as session:
+        assert session.scalar(sa.select(LedgerCase.status)) == "resolved"
     assert_ledger_sound(ledger)
 
 

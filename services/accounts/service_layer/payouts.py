@@ -36,6 +36,7 @@ from services.accounts.adapters.orm import (
     ArtisanLimits,
     ArtisanOwner,
     LedgerAccount,
+    LedgerCase,
     Payout,
     PayoutDestination,
 )
@@ -48,7 +49,13 @@ from services.accounts.domain.payouts import (
     advances,
 )
 from services.accounts.service_layer.ledger import check_artisan_visible
-from services.accounts.service_layer.posting import BalanceRuleViolation, Posting, post, record_case
+from services.accounts.service_layer.posting import (
+    BalanceRuleViolation,
+    Posting,
+    post,
+    post_once,
+    record_case,
+)
 from shared.auth import Principal
 from shared.auth.scopes import Role
 from shared.db import UnitOfWork, utcnow
@@ -371,10 +378,11 @@ def _settle_failed(uow: UnitOfWork, payout: Payout, failure_code: str | None, no
             entry_id = post(uow, posting).id
     except BalanceRuleViolation as violation:
         # The artisan's cap fell below their balance while the money was away (a KYC downgrade):
-        # the funds wait in payouts_in_transit, and an operator case says whose they are.
-        log.warning("failed payout's funds not returned",
+        # the funds wait in payouts_in_transit, with a case that says whose they are, until
+        # return_waiting_payout_funds finds room for them (a tier upgrade, money paid out).
+        log.warning("failed payout's funds not returned yet",
                     extra={"payout_id": payout.id, "rule": violation.rule})
-        record_case(uow, posting, violation)
+        record_case(uow, posting, violation).status = "waiting"
     payout.status = PayoutStatus.FAILED
     payout.failure_code = failure_code
     payout.failed_at = payout.updated_at = now
@@ -448,6 +456,37 @@ def handle_callback(uow: UnitOfWork, bank_slug: str, headers: Mapping[str, str],
         applied = _apply_bank_status(uow, payout, transfer)
         uow.commit()
         return {"received": True, "applied": applied, "status": payout.status}
+
+
+def return_waiting_payout_funds(uow_factory: Callable[[], UnitOfWork], *, limit: int = 200) -> int:
+    """Give failed payouts' funds back to available where the artisan's cap now has room for them
+    (the worker, each pass). Returns how many came back; their cases are resolved."""
+    returned = 0
+    with uow_factory() as uow:
+        session = uow.session
+        waiting = session.scalars(
+            sa.select(LedgerCase)
+            .where(LedgerCase.cause == "payout", LedgerCase.status == "waiting")
+            .order_by(LedgerCase.created_at, LedgerCase.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for case in waiting:
+            payout = session.get(Payout, case.cause_id)
+            posting = _posting(payout, "failed", debit=platform("payouts_in_transit"),
+                               credit=artisan(payout.artisan_id, "available"))
+            try:
+                with session.begin_nested():
+                    entry = post_once(uow, posting)
+            except BalanceRuleViolation:
+                continue  # still no room
+            case.status = "resolved"
+            case.details = {**case.details, "resolved_at": utcnow().isoformat(), "resolution": "funds_returned",
+                            **({"entry_id": entry.id} if entry is not None else {})}
+            log.info("failed payout's funds returned", extra={"payout_id": payout.id})
+            returned += 1
+        uow.commit()
+    return returned
 
 
 def sync_payouts(uow_factory: Callable[[], UnitOfWork], settings: PayoutSettings, *,
