@@ -120,6 +120,25 @@ def test_a_batch_is_one_commit_with_one_inbox_row_and_outbox_event_per_event(con
     assert count(context, Payee) == 10
 
 
+def test_the_after_batch_step_sees_the_events_applied_now_in_the_batchs_transaction(context):
+    seen: list[list[str]] = []
+
+    def after_batch(uow: UnitOfWork, applied) -> None:
+        seen.append([event.id for event in applied])
+        uow.add_event(registered_event())  # its effects commit with the batch
+
+    handler = Recorder(fail_always())
+    consumer = consumer_with(context, handler, after_batch=after_batch)
+    first, second, poison = registered_event(), registered_event(), registered_event()
+    handler.fail = fail_always(poison.id)
+    commits = count_commits(context)
+    consumer.apply_batch([first, second, first, poison])
+    assert seen == [[first.id, second.id]]  # not the duplicate, not the failed one
+    assert commits == ["db"] and count(context, OutboxMessage) == 3
+    consumer.apply_batch([first, second])  # all applied before: nothing to see, no call
+    assert seen == [[first.id, second.id]]
+
+
 def test_the_same_event_twice_in_a_batch_is_applied_once(context):
     handler = Recorder()
     first, second = registered_event(), registered_event()
