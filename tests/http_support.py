@@ -1,15 +1,16 @@
-"""Real HTTP around the partner sandboxes: a callback receiver and a sandbox served on a free port."""
+"""Real HTTP around the partner sandboxes: a callback receiver and a sandbox served on a free port; and
+the README's webhook signature recipe, loaded from the README itself."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import http.server
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -123,20 +124,27 @@ def wait_until(condition: Callable[[], bool], timeout: float = WAIT_SECONDS, int
         time.sleep(interval)
 
 
-# --- what the README tells marketplace developers (standard library only) -----------------------
+# --- what the README tells marketplace developers -----------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+_PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
-def verify_hirfa_signature(secret: str, header: str, raw_body: bytes, tolerance: int = 300) -> bool:
-    """True when ``header`` (the Hirfa-Signature value) signs ``raw_body`` with ``secret`` and is recent."""
-    timestamp, signatures = None, []
-    for item in header.split(","):
-        key, _, value = item.strip().partition("=")
-        if key == "t":
-            timestamp = value
-        elif key == "v1":
-            signatures.append(value)
-    if timestamp is None or not timestamp.isdigit() or abs(time.time() - int(timestamp)) > tolerance:
-        return False
-    signed_payload = timestamp.encode() + b"." + raw_body
-    expected = hmac.new(secret.encode(), signed_payload, hashlib.sha256).hexdigest()
-    return any(hmac.compare_digest(expected, candidate) for candidate in signatures)
+def readme_python_block(defining: str) -> str:
+    """The README's ```python block that defines ``defining`` (``def <name>``): exactly one must."""
+    blocks = [block for block in _PYTHON_BLOCK.findall(README.read_text(encoding="utf-8"))
+              if re.search(rf"^def {re.escape(defining)}\(", block, re.MULTILINE)]
+    assert len(blocks) == 1, f"README.md should have one ```python block defining {defining}, has {len(blocks)}"
+    return blocks[0]
+
+
+def _load_readme_recipe(name: str) -> Callable[..., Any]:
+    """The function as the README gives it to marketplace developers, run as they would run it
+    (standard library only): the tests check the recipe itself, not a copy that could drift."""
+    namespace: dict[str, Any] = {"__name__": f"readme_{name}"}
+    exec(compile(readme_python_block(name), f"{README}:{name}", "exec"), namespace)
+    return namespace[name]
+
+
+# verify_hirfa_signature(secret, header, raw_body, tolerance=300) -> bool
+verify_hirfa_signature = _load_readme_recipe("verify_hirfa_signature")

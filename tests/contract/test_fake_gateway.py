@@ -96,6 +96,17 @@ def test_an_injected_server_error_does_nothing(fake):
     assert fake.refund(refund).status is RefundStatus.PENDING
 
 
+def test_an_injected_refusal_does_nothing_and_carries_the_code(fake):
+    transaction = fake.authorise(request(fake, capture=False))
+    fake.fail_next("refused", operation="capture", code="authorisation_expired")
+    with pytest.raises(GatewayRequestRefused) as refused:
+        fake.capture(CaptureRequest(transaction.gateway_reference, 15000, "cap-1"))
+    assert refused.value.code == "authorisation_expired"
+    assert fake.transaction(transaction.gateway_reference).status is TransactionStatus.AUTHORISED
+    # Nothing was stored under the key: the retry captures.
+    assert fake.capture(CaptureRequest(transaction.gateway_reference, 15000, "cap-1")).captured_amount == 15000
+
+
 def test_any_call_can_be_failed(fake):
     fake.fail_next("server_error")
     with pytest.raises(GatewayOutcomeUnknown):

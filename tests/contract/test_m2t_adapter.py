@@ -14,6 +14,7 @@ import requests
 
 from services.payments.adapters.gateways.base import (
     AuthoriseRequest,
+    CallbackKind,
     CaptureRequest,
     GatewayOutcomeUnknown,
     GatewayRequestRefused,
@@ -21,13 +22,16 @@ from services.payments.adapters.gateways.base import (
     RequestToPay,
     TokeniseRequest,
     TransactionStatus,
+    UnmappedCallback,
+    UnrecognisedCallback,
     UnsupportedOperation,
     VoidRequest,
 )
 from services.payments.adapters.gateways.m2t import M2TGateway
-from shared.partners import PartnerError, PartnerHttpClient
+from shared.partners import InvalidCallback, PartnerError, PartnerHttpClient
+from shared.signatures import sign
 from tests.contract.conftest import M2T_API_KEY, M2T_CALLBACK_SECRET, M2TSandboxHarness, new_reference
-from tests.unit.test_m2t_transformers import transaction_json
+from tests.unit.test_m2t_transformers import dispute_json, refund_json, transaction_json
 
 PAN = "4242424242424242"
 TOKEN = "tok_secret0123456789abcdef"
@@ -169,6 +173,35 @@ def test_an_unreadable_or_unknown_answer_is_an_unknown_outcome():
         adapter.authorise(card_request())
     assert unreadable.value.code == "unreadable_answer"
     assert (unknown.value.code, unknown.value.raw_status) == ("unknown_status", "held")
+
+
+@pytest.mark.parametrize(("body", "reason", "expected"), [
+    ({"id": "evt_1", "type": "transaction.captured", "data": transaction_json("settled")}, "unknown_status",
+     UnmappedCallback("evt_1", "transaction.captured", CallbackKind.TRANSACTION, "settled", "m2t_tx_1", "pay_1",
+                      None, None)),
+    ({"id": "evt_2", "type": "transaction.refunded", "data": transaction_json()}, "unknown_type",
+     UnmappedCallback("evt_2", "transaction.refunded", CallbackKind.TRANSACTION, "captured", "m2t_tx_1", "pay_1",
+                      None, None)),
+    ({"id": "evt_3", "type": "refund.pending", "data": refund_json()}, "unknown_type",
+     UnmappedCallback("evt_3", "refund.pending", CallbackKind.REFUND, "pending", "m2t_re_1", "re_1", "m2t_tx_1",
+                      None)),
+    ({"id": "evt_4", "type": "dispute.closed", "data": dispute_json("accepted")}, "unknown_status",
+     UnmappedCallback("evt_4", "dispute.closed", CallbackKind.DISPUTE, "accepted", "m2t_dp_1", None, "m2t_tx_1",
+                      "pay_1")),
+    ({"id": "evt_5", "type": "payout.paid", "data": {"id": "po_1", "status": 3}}, "unknown_type",
+     UnmappedCallback("evt_5", "payout.paid", None, None, "po_1", None, None, None)),
+])
+def test_a_genuine_callback_not_mapped_says_what_it_is_about(body, reason, expected):
+    raw = json.dumps(body).encode()
+    adapter = gateway(ScriptedSession())
+    with pytest.raises(UnrecognisedCallback) as raised:
+        adapter.parse_callback({"M2T-Signature": sign("s", raw)}, raw)
+    assert raised.value.reason == reason
+    assert raised.value.callback == expected
+    # Forged, the same body is a plain invalid callback: nothing of it is read.
+    with pytest.raises(InvalidCallback) as forged:
+        adapter.parse_callback({"M2T-Signature": sign("not-the-secret", raw)}, raw)
+    assert not isinstance(forged.value, UnrecognisedCallback) and forged.value.reason == "mismatch"
 
 
 def test_ids_cannot_change_the_path():

@@ -6,8 +6,10 @@ The same flows run against the M2T sandbox process in tests/e2e/test_payments_pa
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import logging
 import threading
 import uuid
 
@@ -21,14 +23,17 @@ from services.payments.adapters.gateways.base import (
     RefundStatus,
     TokeniseRequest,
     TransactionStatus,
+    VoidRequest,
 )
 from services.payments.adapters.gateways.fake import FakeGateway
 from services.payments.adapters.orm import (
     GatewayAttempt,
+    GatewayCallbackReceipt,
     OutboxMessage,
     Payee,
     PayeeMarketplace,
     Payment,
+    Refund,
     WebhookEvent,
 )
 from services.payments.payment_wiring import use_gateways
@@ -131,6 +136,26 @@ def attempts_of(context, payment_id: str) -> list[GatewayAttempt]:
                                         .order_by(GatewayAttempt.id)))
 
 
+def attempt_rows(context, payment_id: str, *, since: int = 0) -> list[tuple]:
+    """``(operation, outcome, error_code, raw_status, amount)`` of the payment's attempts, from ``since`` on."""
+    return [(a.operation, a.outcome, a.error_code, a.raw_status, a.amount)
+            for a in attempts_of(context, payment_id)[since:]]
+
+
+@contextlib.contextmanager
+def logged(logger_name: str):
+    """The records ``logger_name`` emits meanwhile (caplog-free: the suite may run with ``-p no:logging``)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
 def deliver_callbacks(client, gateway: FakeGateway) -> list:
     return [client.post("/v1/gateways/fake/callbacks", data=body, headers=headers)
             for headers, body in gateway.drain_callbacks()]
@@ -217,6 +242,22 @@ def test_payments_on_their_way_and_the_ledger_balance_count_against_the_cap(api,
             uow.commit()
     assert api.create(artisan_id, amount=15000, application_fee=0).status_code == 201
     assert api.create(artisan_id, amount=15001, application_fee=0).json["code"] == "tier_limit_exceeded"
+
+
+def test_a_partial_capture_counts_against_the_cap_by_what_was_captured(api, payee, gateway):
+    artisan_id = payee(tier=1, cap=20000)
+    payment = api.create(artisan_id, capture_method="manual", amount=20000, application_fee=2000).json
+    api.confirm(payment["id"], card_token=token(gateway, "4242424242424242"))
+    # Authorised: all 18000 may yet be captured.
+    assert api.create(artisan_id, amount=2001, application_fee=0).json["code"] == "tier_limit_exceeded"
+    captured = api.post(f"/v1/payments/{payment['id']}/capture", {"amount_to_capture": 12000}).json
+    assert captured["status"] == "succeeded" and captured["net"]["amount"] == 10000
+    # Not in the ledger yet: it counts 12000 captured less the whole 2000 commission (as the ledger
+    # will be told), not the 18000 it was authorised for.
+    refused = api.create(artisan_id, amount=10001, application_fee=0)
+    assert refused.json["code"] == "tier_limit_exceeded"
+    assert refused.json["headroom"] == {"amount": 10000, "currency": "MAD"}
+    assert api.create(artisan_id, amount=10000, application_fee=0).status_code == 201
 
 
 def ledger_entry(artisan_id: str, artisan_line: int, cause: str, cause_id: str):
@@ -419,6 +460,62 @@ def test_callbacks_duplicate_out_of_order_and_badly_signed(api, payee, gateway, 
     assert unknown.status_code == 404
 
 
+def test_a_genuine_callback_of_an_unmapped_type_or_status_is_acknowledged_recorded_and_applied_to_nothing(
+        api, payee, gateway, client, service):
+    context, _ = service
+    payment = paid(api, gateway, payee)
+    refund = api.refund(payment["id"], amount=1000).json
+    _, body = gateway.signed_callback(payment["gateway_reference"])  # transaction.captured
+    event = json.loads(body)
+    unmapped = [
+        {**event, "id": "evt_unmapped_status", "data": {**event["data"], "status": "partially_refunded"}},
+        {**event, "id": "evt_unmapped_type", "type": "transaction.settled"},
+    ]
+    before = len(attempts_of(context, payment["id"]))
+    webhooks_before = webhook_types(context, payment["id"])
+    with logged("services.payments.service_layer.gateway_callbacks") as records:
+        for news in unmapped:
+            raw = json.dumps(news).encode()
+            answer = client.post("/v1/gateways/fake/callbacks", data=raw, headers=gateway.sign(raw))
+            assert answer.status_code == 200, answer.json
+            assert answer.json == {"received": True, "applied": False}
+        # A refund's snapshot while pending: M2T announces no such event, so its type is not mapped.
+        headers, raw = gateway.signed_callback(refund["gateway_reference"])
+        assert json.loads(raw)["type"] == "refund.pending"
+        assert client.post("/v1/gateways/fake/callbacks", data=raw, headers=headers).json == {
+            "received": True, "applied": False}
+    assert [record.levelname for record in records] == ["WARNING"] * 3
+    assert [getattr(record, "raw_status", None) for record in records] == ["partially_refunded", "captured",
+                                                                            "pending"]
+
+    rows = [(a.operation, a.outcome, a.raw_status, a.gateway_reference, a.refund_id)
+            for a in attempts_of(context, payment["id"])[before:]]
+    assert rows == [
+        ("callback:transaction.captured", "unmapped", "partially_refunded", payment["gateway_reference"], None),
+        ("callback:transaction.settled", "unmapped", "captured", payment["gateway_reference"], None),
+        ("callback:refund.pending", "unmapped", "pending", refund["gateway_reference"], refund["id"]),
+    ]
+    got = api.get(payment["id"]).json
+    assert (got["status"], got["amount_refunded"]["amount"]) == ("succeeded", 0)
+    assert webhook_types(context, payment["id"]) == webhooks_before
+    with context.uow_factory() as uow:
+        assert uow.session.scalar(sa.select(sa.func.count()).select_from(GatewayCallbackReceipt)
+                                  .where(GatewayCallbackReceipt.event_id.like("evt_unmapped%"))) == 0
+
+    # The signature still comes first: a forged one is refused and leaves no trace.
+    raw = json.dumps(unmapped[0]).encode()
+    forged = client.post("/v1/gateways/fake/callbacks", data=raw, headers=gateway.sign(raw + b" "))
+    assert forged.status_code == 401 and forged.json["code"] == "invalid_signature"
+    assert forged.headers["Content-Type"].startswith("application/problem+json")
+    assert len(attempts_of(context, payment["id"])) == before + 3
+
+
+def test_a_genuine_callback_about_nothing_we_know_is_acknowledged(gateway, client):
+    raw = json.dumps({"id": "evt_x", "type": "payout.created", "created": 1, "data": {"id": "po_1"}}).encode()
+    answer = client.post("/v1/gateways/fake/callbacks", data=raw, headers=gateway.sign(raw))
+    assert answer.status_code == 200 and answer.json == {"received": True, "applied": False}
+
+
 # -- unknown outcomes --------------------------------------------------------------------------------
 
 
@@ -492,6 +589,67 @@ def test_manual_capture_in_part_once(api, payee, gateway, service):
     assert again.status_code == 409 and again.json["code"] == "invalid_state"
     [event] = events(context, "payments.payment.succeeded")
     assert event["amount"]["amount"] == 12000 and event["net"]["amount"] == 10000
+
+
+def test_a_refused_capture_is_an_attempt_row_and_a_409_and_the_authorisation_stays_capturable(
+        api, payee, gateway, service):
+    context, _ = service
+    payment = api.create(payee(), capture_method="manual").json
+    api.confirm(payment["id"], card_token=token(gateway, "4242424242424242"))
+    gateway.fail_next("refused", operation="capture", code="capture_window_closed")
+    refused = api.post(f"/v1/payments/{payment['id']}/capture", {"amount_to_capture": 10000})
+    assert refused.status_code == 409, refused.json
+    assert refused.headers["Content-Type"].startswith("application/problem+json")
+    assert (refused.json["code"], refused.json["gateway_code"], refused.json["payment_status"]) == (
+        "capture_refused", "capture_window_closed", "requires_capture")
+    assert api.get(payment["id"]).json["status"] == "requires_capture"
+    # The refusal is its own row, before the read of the gateway's record that followed it.
+    assert attempt_rows(context, payment["id"], since=1) == [
+        ("capture", "refused", "capture_window_closed", None, 10000),
+        ("status", "ok", None, "authorised", None),
+    ]
+    assert events(context, "payments.payment.succeeded") == []
+    again = api.post(f"/v1/payments/{payment['id']}/capture", {"amount_to_capture": 10000})
+    assert again.status_code == 200 and again.json["status"] == "succeeded"
+
+
+def test_a_capture_refused_because_the_gateway_voided_the_authorisation_cancels_the_payment(
+        api, payee, gateway, service):
+    context, _ = service
+    payment = api.create(payee(), capture_method="manual").json
+    reference = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242")).json["gateway_reference"]
+    gateway.void(VoidRequest(reference, "voided-at-m2t"))  # M2T let the authorisation go (no callback)
+    refused = api.post(f"/v1/payments/{payment['id']}/capture")
+    assert refused.status_code == 409
+    assert (refused.json["code"], refused.json["gateway_code"], refused.json["payment_status"]) == (
+        "capture_refused", "invalid_status", "canceled")
+    got = api.get(payment["id"]).json
+    assert (got["status"], got["cancellation_reason"]) == ("canceled", "voided_at_gateway")
+    assert attempt_rows(context, payment["id"], since=1) == [
+        ("capture", "refused", "invalid_status", None, 15000),
+        ("status", "ok", None, "voided", None),
+    ]
+
+
+@pytest.mark.parametrize(("at_the_gateway", "raw_status", "decline_code", "status"), [
+    ("answer_wallet", "captured", None, "succeeded"),  # the buyer approved in their wallet meanwhile
+    ("expire", "expired", "expired", "failed"),  # nobody answered in time
+])
+def test_a_refused_void_is_an_attempt_row_and_a_409_and_the_payment_takes_the_gateways_word(
+        api, payee, gateway, service, at_the_gateway, raw_status, decline_code, status):
+    context, _ = service
+    payment = api.create(payee(), payment_method_type="mobile_wallet").json
+    reference = api.confirm(payment["id"], phone="+212600000001").json["gateway_reference"]
+    getattr(gateway, at_the_gateway)(reference)
+    refused = api.post(f"/v1/payments/{payment['id']}/cancel")
+    assert refused.status_code == 409, refused.json
+    assert (refused.json["code"], refused.json["gateway_code"], refused.json["payment_status"]) == (
+        "cancel_refused", "invalid_status", status)
+    assert api.get(payment["id"]).json["status"] == status
+    assert attempt_rows(context, payment["id"], since=1) == [
+        ("void", "refused", "invalid_status", None, None),
+        ("status", "ok", decline_code, raw_status, None),
+    ]
 
 
 def test_a_stale_authorised_callback_never_undoes_a_capture_that_timed_out(api, payee, gateway, client, service):
@@ -679,6 +837,56 @@ def test_a_refund_replayed_with_its_key_is_one_refund(api, payee, gateway):
     assert again.json["id"] == first.json["id"]
 
 
+def test_a_refund_the_gateway_never_recorded_is_looked_up_then_sent_again_and_both_calls_are_rows(
+        api, payee, gateway, service):
+    context, settings = service
+    payment = paid(api, gateway, payee)
+    gateway.fail_next("server_error", operation="refund")  # 5xx: nothing recorded at the gateway
+    refund = api.refund(payment["id"], amount=1000).json
+    assert refund["status"] == "pending"
+    later = utcnow() + settings.recovery_after + dt.timedelta(seconds=1)
+    assert recover_waiting(context.uow_factory, settings, now=later)["refunds_polled"] == 1
+    rows = [(a.operation, a.outcome, a.raw_status, a.idempotency_key)
+            for a in attempts_of(context, payment["id"]) if a.refund_id == refund["id"]]
+    assert rows == [
+        ("refund", "unknown", None, refund["id"]),
+        ("find_refund", "ok", None, None),  # found nothing: the reason it was sent again
+        ("refund", "ok", "pending", refund["id"]),
+    ]
+    assert gateway.find_refund(refund["id"]).amount == 1000
+
+
+def test_a_payment_with_an_open_or_lost_dispute_is_not_refunded(api, payee, gateway, client, service):
+    context, _ = service
+    payment = paid(api, gateway, payee, amount=10000, application_fee=1000)
+    dispute = gateway.open_dispute(payment["gateway_reference"])
+    deliver_callbacks(client, gateway)
+    for outcome in ("open", "lost"):
+        if outcome == "lost":
+            gateway.close_dispute(dispute.gateway_reference, "lost")
+            deliver_callbacks(client, gateway)
+        refused = api.refund(payment["id"], amount=1000)
+        assert refused.status_code == 409, refused.json
+        assert refused.headers["Content-Type"].startswith("application/problem+json")
+        assert (refused.json["code"], refused.json["dispute_status"]) == ("charge_disputed", outcome)
+        assert refused.json["dispute_id"].startswith("dp_")
+    with context.uow_factory() as uow:
+        assert uow.session.scalar(sa.select(sa.func.count()).select_from(Refund)) == 0
+    assert gateway.find_refund(payment["id"]) is None and events(context, "payments.refund.succeeded") == []
+
+
+def test_a_payment_whose_dispute_was_won_is_refundable_up_to_what_is_left(api, payee, gateway, client):
+    payment = paid(api, gateway, payee, amount=10000, application_fee=1000)
+    assert api.refund(payment["id"], amount=3000).status_code == 201
+    dispute = gateway.open_dispute(payment["gateway_reference"], amount=7000)
+    gateway.close_dispute(dispute.gateway_reference, "won")
+    deliver_callbacks(client, gateway)
+    over = api.refund(payment["id"], amount=7001)
+    assert over.status_code == 409 and over.json["code"] == "refund_exceeds_captured"
+    rest = api.refund(payment["id"])
+    assert rest.status_code == 201 and rest.json["amount"] == {"amount": 7000, "currency": "MAD"}
+
+
 # -- disputes ----------------------------------------------------------------------------------------
 
 
@@ -716,6 +924,56 @@ def test_another_marketplace_cannot_see_or_act_on_a_payment(api, payee, gateway,
     assert refund.status_code == 404
     listed = client.get("/v1/payments", headers=marketplace_headers(client_id=OTHER_MARKETPLACE)).json
     assert listed["data"] == []
+
+
+def test_another_marketplace_gets_404_on_every_refund_dispute_attempt_and_action_of_a_payment(
+        api, payee, gateway, client, service, marketplace_headers):
+    context, _ = service
+    ours = paid(api, gateway, payee)
+    refund = api.refund(ours["id"], amount=1000).json
+    gateway.open_dispute(ours["gateway_reference"], amount=2000)
+    deliver_callbacks(client, gateway)
+    [dispute] = client.get("/v1/disputes", headers=marketplace_headers()).json["data"]
+    authorised = api.create(payee(), capture_method="manual").json
+    api.confirm(authorised["id"], card_token=token(gateway, "4242424242424242"))
+    theirs = marketplace_headers(client_id=OTHER_MARKETPLACE)
+
+    def theirs_keyed():
+        return marketplace_headers(str(uuid.uuid4()), client_id=OTHER_MARKETPLACE)
+
+    answers = {
+        "refund": client.get(f"/v1/refunds/{refund['id']}", headers=theirs),
+        "dispute": client.get(f"/v1/disputes/{dispute['id']}", headers=theirs),
+        "attempts": client.get(f"/v1/payments/{ours['id']}/attempts", headers=theirs),
+        "capture": client.post(f"/v1/payments/{authorised['id']}/capture", json={}, headers=theirs),
+        "cancel": client.post(f"/v1/payments/{authorised['id']}/cancel", headers=theirs),
+        "keyed capture": client.post(f"/v1/payments/{authorised['id']}/capture", json={}, headers=theirs_keyed()),
+        "keyed cancel": client.post(f"/v1/payments/{authorised['id']}/cancel", headers=theirs_keyed()),
+        "create refund": client.post("/v1/refunds", json={"payment_id": ours["id"], "amount": 500},
+                                     headers=theirs_keyed()),
+    }
+    codes = {name: (answer.status_code, answer.json["code"]) for name, answer in answers.items()}
+    assert codes == {
+        "refund": (404, "refund_not_found"),
+        "dispute": (404, "dispute_not_found"),
+        "attempts": (404, "payment_not_found"),
+        "capture": (404, "payment_not_found"),
+        "cancel": (404, "payment_not_found"),
+        "keyed capture": (404, "payment_not_found"),
+        "keyed cancel": (404, "payment_not_found"),
+        "create refund": (404, "payment_not_found"),
+    }
+    # Nothing leaked in lists, and nothing moved.
+    for path in (f"/v1/refunds?payment_id={ours['id']}", f"/v1/disputes?payment_id={ours['id']}"):
+        assert client.get(path, headers=theirs).json["data"] == []
+    assert api.get(authorised["id"]).json["status"] == "requires_capture"
+    with context.uow_factory() as uow:
+        assert uow.session.scalar(sa.select(sa.func.count()).select_from(Refund)) == 1
+    # The owner still sees all of it.
+    mine = marketplace_headers()
+    assert client.get(f"/v1/refunds/{refund['id']}", headers=mine).status_code == 200
+    assert client.get(f"/v1/disputes/{dispute['id']}", headers=mine).status_code == 200
+    assert client.get(f"/v1/payments/{ours['id']}/attempts", headers=mine).json["data"]
 
 
 def test_listing_filters_and_pages(api, payee, gateway, client, marketplace_headers):

@@ -227,7 +227,12 @@ def confirm(body, payment_id):
 @payments_blp.arguments(PaymentCaptureSchema)
 @payments_blp.response(200, PaymentSchema)
 def capture(body, payment_id):
-    """Capture an authorised payment (manual capture), in full or in part, once."""
+    """Capture an authorised payment (manual capture), in full or in part, once.
+
+    When the gateway refuses the capture (the authorisation expired or was voided there, say):
+    409 ``capture_refused`` with the gateway's reason in ``gateway_code`` and the payment's status
+    as the gateway's record now shows it in ``payment_status`` (``requires_capture`` again,
+    ``canceled``…); nothing was captured. Both calls are in ``/attempts``."""
     return payments.capture_payment(_uow(), payment_id, body["amount_to_capture"], current_principal(), _settings())
 
 
@@ -237,7 +242,11 @@ def capture(body, payment_id):
 @payments_blp.doc(parameters=[OPTIONAL_IDEMPOTENCY_HEADER_DOC])
 @payments_blp.response(200, PaymentSchema)
 def cancel(payment_id):
-    """Cancel a payment not yet confirmed, waiting on the buyer, or authorised and not captured."""
+    """Cancel a payment not yet confirmed, waiting on the buyer, or authorised and not captured.
+
+    When the gateway refuses the void (the wallet buyer approved meanwhile, say): 409
+    ``cancel_refused`` with ``gateway_code`` and the payment's ``payment_status`` as the gateway's
+    record now shows it."""
     return payments.cancel_payment(_uow(), payment_id, current_principal(), _settings())
 
 
@@ -269,7 +278,10 @@ class Refunds(MethodView):
     @payments_blp.response(201, RefundSchema)
     @payments_blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
     def post(self, body):
-        """Refund part or all of a succeeded payment; never more than captured (``refund_exceeds_captured``)."""
+        """Refund part or all of a succeeded payment; never more than captured (``refund_exceeds_captured``).
+
+        Refused with 409 ``charge_disputed`` (``dispute_id``, ``dispute_status``) while a dispute on the
+        payment is open or after it was lost: the chargeback gives the buyer the money back already."""
         refund = refunds.create_refund(_uow(), refunds.CreateRefund(**body), current_principal(), _settings(),
                                        creation_key=request.headers.get(IDEMPOTENCY_HEADER))
         return refund, 201, {"Location": f"/v1/refunds/{refund.id}"}
@@ -316,5 +328,7 @@ def gateway_callback(gateway):
     """A gateway's signed notification (the gateway's signature header over the raw body).
 
     Verified before it is read (401 ``invalid_signature``, nothing changed); idempotent on the
-    gateway's event id; a late or stale snapshot never moves a payment backwards."""
+    gateway's event id; a late or stale snapshot never moves a payment backwards. A genuine one of
+    an event type or status not mapped yet is acknowledged (``applied: false``), logged and recorded
+    in the payment's attempts (``unmapped``), and changes nothing."""
     return gateway_callbacks.receive_callback(_uow(), gateway, request.headers, request.get_data(), _settings())

@@ -3,6 +3,7 @@
 A callback is verified (signature and replay window) before anything is read. Its event id is
 recorded with its effect, under the payment's row lock, so a redelivery changes nothing; and the
 snapshot it carries moves a payment, refund or dispute only forward (see ``apply_transaction``).
+A genuine callback of a type or status not mapped yet is acknowledged and logged, never applied.
 """
 
 from __future__ import annotations
@@ -13,10 +14,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.payments.adapters.gateways.base import CallbackKind, GatewayCallback, InvalidCallback
+from services.payments.adapters.gateways.base import (
+    CallbackKind,
+    GatewayCallback,
+    InvalidCallback,
+    UnmappedCallback,
+    UnrecognisedCallback,
+)
 from services.payments.adapters.orm import GatewayCallbackReceipt, Payment, Refund
 from services.payments.service_layer.disputes import apply_dispute, payment_for_dispute
-from services.payments.service_layer.gateway_calls import callback_attempt
+from services.payments.service_layer.gateway_calls import UNMAPPED, callback_attempt
 from services.payments.service_layer.payments import apply_transaction
 from services.payments.service_layer.refunds import apply_refund
 from services.payments.service_layer.settings import PaymentSettings
@@ -31,6 +38,8 @@ def receive_callback(uow: UnitOfWork, gateway_name: str, headers: Mapping[str, s
     gateway = settings.gateway(gateway_name)
     try:
         callback = gateway.parse_callback(headers, raw_body)
+    except UnrecognisedCallback as exc:
+        return _acknowledge_unmapped(uow, gateway_name, exc)
     except InvalidCallback as exc:
         log.warning("gateway callback refused", extra={"gateway": gateway_name, "reason": exc.reason})
         if exc.reason == "malformed":
@@ -51,6 +60,57 @@ def receive_callback(uow: UnitOfWork, gateway_name: str, headers: Mapping[str, s
         applied = _apply(uow, gateway_name, payment, callback)
         uow.commit()
         return {"received": True, "applied": applied}
+
+
+def _acknowledge_unmapped(uow: UnitOfWork, gateway_name: str, exc: UnrecognisedCallback) -> dict[str, Any]:
+    """A genuine callback we cannot map (a status or type the gateway added): acknowledged, so the
+    gateway stops retrying it, and applied to nothing, since guessing what a new status means could
+    move money the wrong way. It stays in the payment's attempt log with the gateway's raw status,
+    and the warning tells an operator to map it; a payment left waiting is still settled by the
+    recovery job's polls.
+
+    No receipt is kept for its event id: it changed nothing, and a redelivery may be read once the
+    type or status is mapped.
+    """
+    news = exc.callback
+    log.warning("gateway callback of a type or status not mapped: acknowledged, not applied",
+                extra={"gateway": gateway_name, "reason": exc.reason, "event_id": news.event_id,
+                       "type": news.type, "raw_status": news.raw_status})
+    with uow:
+        payment_id, refund_id = _unmapped_subject(uow, gateway_name, news)
+        if payment_id is not None:
+            uow.session.add(callback_attempt(
+                payment_id=payment_id, gateway=gateway_name, event_type=news.type or "unknown",
+                raw_status=news.raw_status, gateway_reference=news.gateway_reference, refund_id=refund_id,
+                outcome=UNMAPPED))
+            uow.commit()
+    return {"received": True, "applied": False}
+
+
+def _unmapped_subject(uow: UnitOfWork, gateway_name: str, news: UnmappedCallback) -> tuple[str | None, str | None]:
+    """``(payment id, refund id)`` an unmapped callback is about, as far as it tells; never another
+    gateway's payment."""
+    session = uow.session
+    payment_id: str | None = None
+    refund_id: str | None = None
+    if news.kind == CallbackKind.TRANSACTION:
+        payment_id = news.reference
+        if payment_id is None and news.gateway_reference is not None:
+            payment_id = session.scalar(sa.select(Payment.id).where(
+                Payment.gateway == gateway_name, Payment.gateway_reference == news.gateway_reference))
+    elif news.kind == CallbackKind.REFUND and news.reference is not None:
+        refund = session.get(Refund, news.reference)
+        if refund is not None and refund.gateway == gateway_name:
+            payment_id, refund_id = refund.payment_id, refund.id
+    elif news.kind == CallbackKind.DISPUTE:
+        payment_id = news.payment_reference
+        if payment_id is None and news.transaction_reference is not None:
+            payment_id = session.scalar(sa.select(Payment.id).where(
+                Payment.gateway == gateway_name, Payment.gateway_reference == news.transaction_reference))
+    if payment_id is None:
+        return None, None
+    known = session.scalar(sa.select(Payment.id).where(Payment.id == payment_id, Payment.gateway == gateway_name))
+    return (known, refund_id) if known is not None else (None, None)
 
 
 def _locked_payment(uow: UnitOfWork, gateway_name: str, callback: GatewayCallback) -> Payment | None:

@@ -22,6 +22,9 @@ from shared.db import utcnow
 
 log = logging.getLogger(__name__)
 
+# The attempt outcome of a genuine callback whose type or status we do not map.
+UNMAPPED = "unmapped"
+
 
 @dataclasses.dataclass(frozen=True)
 class CallOutcome:
@@ -88,16 +91,22 @@ def attempt_row(outcome: CallOutcome, *, payment_id: str, gateway: str, refund_i
     )
 
 
-def callback_attempt(*, payment_id: str, gateway: str, event_type: str, raw_status: str,
-                     gateway_reference: str, refund_id: str | None = None) -> GatewayAttempt:
-    """A callback is recorded beside the calls, so one payment's whole gateway story reads in one place."""
+def callback_attempt(*, payment_id: str, gateway: str, event_type: str, raw_status: str | None,
+                     gateway_reference: str | None, refund_id: str | None = None,
+                     outcome: str = "ok") -> GatewayAttempt:
+    """A callback is recorded beside the calls, so one payment's whole gateway story reads in one place.
+
+    ``outcome``: ``ok`` (read and applied as news), or ``UNMAPPED`` (genuine, but of a type or
+    status we do not map: recorded, not applied).
+    """
     return GatewayAttempt(
         payment_id=payment_id,
         refund_id=refund_id,
         gateway=gateway,
         operation=f"callback:{event_type}"[:30],
-        outcome="ok",
-        raw_status=raw_status,
-        gateway_reference=gateway_reference,
+        outcome=outcome,
+        # Sized to the columns: an unmapped callback's words are the gateway's, of any length.
+        raw_status=None if raw_status is None else raw_status[:40],
+        gateway_reference=None if gateway_reference is None else gateway_reference[:100],
         created_at=utcnow(),
     )

@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -232,8 +233,16 @@ def _check_payee_can_receive(session: Session, payee: Payee, net: int, *, exclud
 
 def _in_flight_net(session: Session, artisan_id: str, *, excluding: str | None) -> int:
     """The artisan's share of payments on their way: confirmed and not final, or succeeded but not
-    yet seen in the ledger (whose balance we hold in ``Payee.ledger_balance``)."""
-    query = sa.select(sa.func.coalesce(sa.func.sum(Payment.amount - Payment.application_fee), 0)).where(
+    yet seen in the ledger (whose balance we hold in ``Payee.ledger_balance``).
+
+    A succeeded payment counts what the ledger will be told: the amount captured less the whole
+    commission (a partial capture keeps the whole fee, as ``payments.payment.succeeded`` says). One
+    still on its way counts its authorised amount: the most it may yet capture.
+    """
+    captured_or_authorised = sa.case((Payment.status == PaymentStatus.SUCCEEDED, Payment.amount_captured),
+                                     else_=Payment.amount)
+    share = captured_or_authorised - Payment.application_fee
+    query = sa.select(sa.func.coalesce(sa.func.sum(share), 0)).where(
         Payment.artisan_id == artisan_id,
         sa.or_(
             Payment.status.in_([str(status) for status in _IN_FLIGHT]),
@@ -319,16 +328,19 @@ def _require_status(payment: Payment, allowed: frozenset, action: str) -> None:
 
 
 def _settle_call(uow: UnitOfWork, payment_id: str, outcome: CallOutcome, *, refused_fails: bool,
-                 cancellation_reason: str | None = None) -> Payment:
-    """Record the attempt and apply what the gateway answered, in one transaction.
+                 cancellation_reason: str | None = None, earlier: Sequence[CallOutcome] = ()) -> Payment:
+    """Record the attempts and apply what the gateway answered, in one transaction.
 
     ``outcome`` is an answer (applied if it is news), a refusal (``refused_fails``: the payment
     request itself was refused, so nothing was charged), an unknown outcome (the payment waits), or
-    no answer and no error: a lookup by our reference that found nothing.
+    no answer and no error: a lookup by our reference that found nothing. ``earlier``: calls made
+    before it (a refused capture, say, before the read of the gateway's record that ``outcome`` is),
+    recorded only: every call is an attempt row, whatever replaced it.
     """
     with uow:
         payment = uow.session.scalar(sa.select(Payment).where(Payment.id == payment_id).with_for_update())
-        uow.session.add(attempt_row(outcome, payment_id=payment.id, gateway=payment.gateway))
+        for made in (*earlier, outcome):
+            uow.session.add(attempt_row(made, payment_id=payment.id, gateway=payment.gateway))
         now = utcnow()
         payment.gateway_checked_at = now
         if outcome.answer is not None:
@@ -480,7 +492,11 @@ def complete_three_ds(uow: UnitOfWork, payment_id: str, settings: PaymentSetting
 
 def capture_payment(uow: UnitOfWork, payment_id: str, amount: int | None, principal: Principal,
                     settings: PaymentSettings) -> Payment:
-    """Capture an authorised payment, in full or in part (once)."""
+    """Capture an authorised payment, in full or in part (once).
+
+    A capture the gateway refuses is ``capture_refused`` (409), unless the gateway's record shows
+    the payment captured after all; either way the refusal is an attempt row of its own.
+    """
     with uow:
         payment = _visible(uow.session, payment_id, principal, lock=True)
         _require_status(payment, CAPTURABLE, "captured")
@@ -500,14 +516,24 @@ def capture_payment(uow: UnitOfWork, payment_id: str, amount: int | None, princi
     gateway = settings.gateway(gateway_name)
     outcome = call_gateway("capture", lambda: gateway.capture(request), idempotency_key=request.idempotency_key,
                            amount=amount)
-    if outcome.refused:
-        # Refused (already captured, say): whatever the gateway now holds is the truth.
-        outcome = _poll(gateway, gateway_name, payment_id, request.gateway_reference)
-    return _settle_call(uow, payment_id, outcome, refused_fails=False)
+    if not outcome.refused:
+        return _settle_call(uow, payment_id, outcome, refused_fails=False)
+    # Refused: nothing was captured by this call. The payment takes what the gateway's record says
+    # now (still authorised: requires_capture again; voided or expired there: canceled; captured
+    # by another way: succeeded), and the marketplace hears of the refusal.
+    poll = _poll(gateway, gateway_name, payment_id, request.gateway_reference)
+    payment = _settle_call(uow, payment_id, poll, refused_fails=False, earlier=[outcome])
+    if payment.status == PaymentStatus.SUCCEEDED:
+        return payment  # what was asked is done
+    raise _refusal(outcome, payment, "capture_refused",
+                   "The gateway refused to capture the payment; nothing was captured.")
 
 
 def cancel_payment(uow: UnitOfWork, payment_id: str, principal: Principal, settings: PaymentSettings) -> Payment:
-    """Cancel before confirmation (nothing to tell the gateway), or void an authorisation or request."""
+    """Cancel before confirmation (nothing to tell the gateway), or void an authorisation or request.
+
+    A void the gateway refuses is ``cancel_refused`` (409), unless its record shows the payment
+    voided already."""
     with uow:
         payment = _visible(uow.session, payment_id, principal, lock=True)
         _require_status(payment, CANCELABLE, "canceled")
@@ -523,24 +549,36 @@ def cancel_payment(uow: UnitOfWork, payment_id: str, principal: Principal, setti
     if outcome.unknown:
         raise ServiceUnavailable("The gateway did not answer; the payment is unchanged. Retry the cancel.",
                                  code="gateway_unavailable")
-    if payment.status != PaymentStatus.CANCELED:
-        raise Conflict(f"The payment is {payment.status} at the gateway and can no longer be canceled.",
-                       code="invalid_state", payment_status=payment.status)
-    return payment
+    if payment.status == PaymentStatus.CANCELED:
+        return payment  # also when the gateway refused because it had voided it already
+    if outcome.refused:
+        raise _refusal(outcome, payment, "cancel_refused",
+                       f"The gateway refused to void the payment, which is {payment.status} there.")
+    raise Conflict(f"The payment is {payment.status} at the gateway and can no longer be canceled.",
+                   code="invalid_state", payment_status=payment.status)
 
 
 def _void(uow: UnitOfWork, payment_id: str, settings: PaymentSettings, reason: str) -> tuple[Payment, CallOutcome]:
-    """Void the payment's transaction at the gateway and apply the answer (canceled, or whatever
-    the gateway holds when it refuses: a wallet approved in the meantime, say)."""
+    """Void the payment's transaction at the gateway and apply the answer (canceled, or, when it
+    refuses, whatever its record holds: a wallet approved in the meantime, say). Returns the void
+    call's own outcome, refused or not."""
     with uow:
         payment = uow.session.get(Payment, payment_id)
         request = VoidRequest(payment.gateway_reference, f"{payment.id}:void")
         gateway_name = payment.gateway
     gateway = settings.gateway(gateway_name)
     outcome = call_gateway("void", lambda: gateway.void(request), idempotency_key=request.idempotency_key)
-    if outcome.refused:
-        outcome = _poll(gateway, gateway_name, payment_id, request.gateway_reference)
-    return _settle_call(uow, payment_id, outcome, refused_fails=False, cancellation_reason=reason), outcome
+    if not outcome.refused:
+        return _settle_call(uow, payment_id, outcome, refused_fails=False, cancellation_reason=reason), outcome
+    poll = _poll(gateway, gateway_name, payment_id, request.gateway_reference)
+    payment = _settle_call(uow, payment_id, poll, refused_fails=False, cancellation_reason=reason, earlier=[outcome])
+    return payment, outcome
+
+
+def _refusal(outcome: CallOutcome, payment: Payment, code: str, detail: str) -> Conflict:
+    """The marketplace's error for a capture or void the gateway refused: our stable ``code``, the
+    gateway's own reason (``gateway_code``) and the payment's status now that its record was read."""
+    return Conflict(detail, code=code, gateway_code=outcome.error.code, payment_status=payment.status)
 
 
 def payments_to_expire(uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime,

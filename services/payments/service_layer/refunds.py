@@ -5,6 +5,8 @@ callback, or the recovery job's poll).
 Pending refunds count as given back when checking what is left to refund, so two concurrent
 refunds can never exceed the captured amount (both run under the payment's row lock). The
 marketplace's commission is refunded in proportion to the amount unless the request says how much.
+A payment with a dispute open or lost is not refunded (``charge_disputed``): the chargeback already
+gives the buyer their money back.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from services.payments.adapters.gateways.base import GatewayRefund, RefundRequest
-from services.payments.adapters.orm import Payment, Refund
-from services.payments.domain.payments import PaymentStatus, RefundStatus, proportional_fee
+from services.payments.adapters.orm import Dispute, Payment, Refund
+from services.payments.domain.payments import DisputeStatus, PaymentStatus, RefundStatus, proportional_fee
 from services.payments.service_layer.announcements import refund_changed
 from services.payments.service_layer.gateway_calls import CallOutcome, attempt_row, call_gateway
 from services.payments.service_layer.settings import PaymentSettings
@@ -81,6 +84,7 @@ def create_refund(uow: UnitOfWork, command: CreateRefund, principal: Principal, 
         if payment.status != PaymentStatus.SUCCEEDED:
             raise Conflict(f"Only a succeeded payment can be refunded; this one is {payment.status}.",
                            code="invalid_state", param="payment_id", payment_status=payment.status)
+        _check_not_disputed(session, payment)
         if command.currency is not None and command.currency != payment.currency:
             raise ValidationFailed(f"The payment is in {payment.currency}.", code="unsupported_currency",
                                    param="currency")
@@ -139,6 +143,30 @@ def create_refund(uow: UnitOfWork, command: CreateRefund, principal: Principal, 
     return _settle_refund_call(uow, refund_id, outcome)
 
 
+def _check_not_disputed(session: Session, payment: Payment) -> None:
+    """A chargeback open or lost gives the buyer their money back through their bank: a refund on
+    top would pay them twice. A dispute won leaves the payment refundable as before.
+
+    Disputes are opened and closed under the payment's row lock, which the caller holds, so none
+    can open between this check and the refund.
+    """
+    dispute = session.scalar(
+        sa.select(Dispute)
+        .where(Dispute.payment_id == payment.id, Dispute.status.in_([DisputeStatus.OPEN, DisputeStatus.LOST]))
+        .order_by(Dispute.id)
+        .limit(1)
+    )
+    if dispute is not None:
+        raise Conflict(
+            f"The payment has a dispute that is {dispute.status}: the buyer gets the money back through the "
+            "chargeback, so it cannot be refunded as well.",
+            code="charge_disputed",
+            param="payment_id",
+            dispute_id=dispute.id,
+            dispute_status=dispute.status,
+        )
+
+
 def _pending_totals(session: Session, payment_id: str) -> tuple[int, int]:
     row = session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(Refund.amount), 0),
@@ -156,10 +184,13 @@ def _locked_pair(session: Session, refund_id: str) -> tuple[Payment, Refund]:
     return payment, refund
 
 
-def _settle_refund_call(uow: UnitOfWork, refund_id: str, outcome: CallOutcome) -> Refund:
+def _settle_refund_call(uow: UnitOfWork, refund_id: str, outcome: CallOutcome, *,
+                        earlier: Sequence[CallOutcome] = ()) -> Refund:
+    """Record the attempts (``earlier`` calls too, recorded only) and apply ``outcome``, in one transaction."""
     with uow:
         payment, refund = _locked_pair(uow.session, refund_id)
-        uow.session.add(attempt_row(outcome, payment_id=payment.id, gateway=refund.gateway, refund_id=refund.id))
+        for made in (*earlier, outcome):
+            uow.session.add(attempt_row(made, payment_id=payment.id, gateway=refund.gateway, refund_id=refund.id))
         refund.gateway_checked_at = utcnow()
         if outcome.answer is not None:
             apply_refund(uow, payment, refund, outcome.answer)
@@ -222,10 +253,12 @@ def recover_refund(uow: UnitOfWork, refund_id: str, settings: PaymentSettings) -
     gateway = settings.gateway(gateway_name)
     if reference is not None:
         outcome = call_gateway("refund_status", lambda: gateway.refund_status(reference))
-    else:
-        outcome = call_gateway("find_refund", lambda: gateway.find_refund(refund_id))
-        if outcome.error is None and outcome.answer is None:
-            # Never reached the gateway: send it now. The key makes a late duplicate harmless.
-            outcome = call_gateway("refund", lambda: gateway.refund(request), idempotency_key=request.idempotency_key,
-                                   amount=request.amount)
-    return _settle_refund_call(uow, refund_id, outcome).status
+        return _settle_refund_call(uow, refund_id, outcome).status
+    found = call_gateway("find_refund", lambda: gateway.find_refund(refund_id))
+    if found.error is not None or found.answer is not None:
+        return _settle_refund_call(uow, refund_id, found).status
+    # Never reached the gateway: send it now. The key makes a late duplicate harmless. The empty
+    # lookup is recorded too: it is why the refund was sent again.
+    sent = call_gateway("refund", lambda: gateway.refund(request), idempotency_key=request.idempotency_key,
+                        amount=request.amount)
+    return _settle_refund_call(uow, refund_id, sent, earlier=[found]).status

@@ -155,7 +155,9 @@ class DisputeSchema(Schema):
 class GatewayAttemptSchema(Schema):
     object = fields.Constant("gateway_attempt")
     operation = fields.String(metadata={"description": "authorise, capture, void, refund, status, callback:<type>…"})
-    outcome = fields.String(metadata={"description": "ok, refused (4xx) or unknown (timeout, 5xx)."})
+    outcome = fields.String(metadata={"description": "ok, refused (4xx), unknown (timeout, 5xx), or unmapped "
+                                                     "(a genuine callback of a type or status not mapped: "
+                                                     "recorded, not applied)."})
     raw_status = fields.String(allow_none=True, metadata={"description": "The gateway's own status word."})
     gateway = fields.String()
     gateway_reference = fields.String(allow_none=True)

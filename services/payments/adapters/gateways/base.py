@@ -48,6 +48,8 @@ __all__ = [
     "RequestToPay",
     "TokeniseRequest",
     "TransactionStatus",
+    "UnmappedCallback",
+    "UnrecognisedCallback",
     "UnsupportedOperation",
     "VoidRequest",
 ]
@@ -248,6 +250,22 @@ class GatewayDispute:
 
 
 @dataclasses.dataclass(frozen=True)
+class UnmappedCallback:
+    """What can still be read of a genuine callback whose event type or status the adapter does not
+    map: enough to say which payment (or refund) it is about and what the gateway said, never enough
+    to act on. Every field is None when the body does not hold it."""
+
+    event_id: str | None
+    type: str | None
+    kind: CallbackKind | None  # from the type's prefix (``transaction.…``), when it names a known kind
+    raw_status: str | None
+    gateway_reference: str | None  # the object's id at the gateway
+    reference: str | None  # our id of the object: the payment's (transaction) or the refund's
+    transaction_reference: str | None  # the gateway's transaction id (refund, dispute)
+    payment_reference: str | None  # our payment id, when a dispute tells it
+
+
+@dataclasses.dataclass(frozen=True)
 class GatewayCallback:
     """A verified callback. Exactly one of ``transaction``, ``refund``, ``dispute`` is set, per ``kind``."""
 
@@ -267,6 +285,16 @@ class GatewayError(RuntimeError):
         super().__init__(message)
         self.code = code
         self.raw_status = raw_status
+
+
+class UnrecognisedCallback(InvalidCallback):
+    """A callback whose signature is valid but whose event type or status the adapter does not map
+    (``reason``: ``unknown_type`` or ``unknown_status``). Genuine, so not to be refused as forged;
+    unmapped, so never applied. ``callback`` is what could be read of it."""
+
+    def __init__(self, reason: str, detail: str | None, callback: UnmappedCallback) -> None:
+        super().__init__(reason, detail)
+        self.callback = callback
 
 
 class GatewayRequestRefused(GatewayError):
@@ -315,7 +343,8 @@ class PaymentGateway(Protocol):
     def find_refund(self, reference: str) -> GatewayRefund | None: ...
 
     def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayCallback:
-        """Verify the signature (and replay window) over the raw body, then read it. Raises ``InvalidCallback``."""
+        """Verify the signature (and replay window) over the raw body, then read it. Raises ``InvalidCallback``:
+        ``UnrecognisedCallback`` for a genuine one of a type or status the adapter does not map."""
 
 
 class GatewayRegistry(PartnerRegistry[PaymentGateway]):

@@ -22,8 +22,9 @@ Test hooks (beyond ``PaymentGateway``):
 - ``signed_callback(object_id, event_type=None, timestamp=None)``: ``(headers, raw_body)`` of an M2T
   callback for the object's current snapshot; ``sign(raw_body, timestamp=None)`` signs any body;
 - ``events`` (every callback M2T would have sent, in order), ``drain_callbacks()`` (them, signed);
-- ``fail_next("timeout"|"server_error", operation=None, times=1)``: the next call(s) fail as a
-  timeout (the operation IS done, then ``GatewayOutcomeUnknown``) or a 5xx (nothing done);
+- ``fail_next("timeout"|"server_error"|"refused", operation=None, times=1, code=…)``: the next
+  call(s) fail as a timeout (the operation IS done, then ``GatewayOutcomeUnknown``), a 5xx or a
+  4xx refusal with M2T's ``code`` (nothing done);
 - ``charge_count(reference)``: transactions created for our reference (a test asserts "one charge").
 """
 
@@ -75,6 +76,7 @@ STOLEN_CARD = "stolen_card"
 THREE_DS = "three_ds"
 SERVER_ERROR = "server_error"
 TIMEOUT = "timeout"
+REFUSED = "refused"  # an injected failure only (``fail_next``): no test card is refused this way
 DISPUTE = "dispute"
 
 CMI_TEST_CARD = "6500000000000002"  # Luhn-valid, prefix 6500: a Moroccan domestic (CMI) card
@@ -225,7 +227,7 @@ class FakeGateway:
         # key -> (fingerprint, answer): M2T answers a replay with its stored first successful answer.
         self._idempotency: dict[str, tuple[str, Any]] = {}
         self._charges: dict[str, int] = {}
-        self._failures: list[tuple[str, str | None]] = []
+        self._failures: list[tuple[str, str | None, str]] = []
         self.events: list[dict[str, Any]] = []
         self._drained = 0
 
@@ -375,16 +377,19 @@ class FakeGateway:
             self._emit_object("dispute.closed", self._dispute_wire(dispute))
             return wire.dispute_from(self._dispute_wire(dispute))
 
-    def fail_next(self, mode: str, *, operation: str | None = None, times: int = 1) -> None:
+    def fail_next(self, mode: str, *, operation: str | None = None, times: int = 1,
+                  code: str = "request_refused") -> None:
         """The next ``times`` calls (of ``operation``, or any call but ``parse_callback``) fail.
 
         ``timeout``: the operation is done and recorded, then ``GatewayOutcomeUnknown`` (a charge the
-        caller never heard about); ``server_error``: ``GatewayOutcomeUnknown`` and nothing is done.
+        caller never heard about); ``server_error``: ``GatewayOutcomeUnknown`` and nothing is done;
+        ``refused``: a 4xx with M2T's ``code`` (``GatewayRequestRefused``) and nothing is done, for
+        the refusals M2T may give that the fake's rules never do.
         """
-        if mode not in (TIMEOUT, SERVER_ERROR):
-            raise ValueError("mode must be 'timeout' or 'server_error'")
+        if mode not in (TIMEOUT, SERVER_ERROR, REFUSED):
+            raise ValueError("mode must be 'timeout', 'server_error' or 'refused'")
         with self._lock:
-            self._failures.extend([(mode, operation)] * times)
+            self._failures.extend([(mode, operation, code)] * times)
 
     def charge_count(self, reference: str) -> int:
         """Transactions created for our ``reference``: a replay or a refused duplicate makes none."""
@@ -430,9 +435,11 @@ class FakeGateway:
               fingerprint: str | None = None) -> Any:
         """One gateway call under the lock: injected failures, and M2T's idempotency-key replay."""
         with self._lock:
-            failure = self._take_failure(operation)
+            failure, refusal_code = self._take_failure(operation)
             if failure == SERVER_ERROR:
                 raise GatewayOutcomeUnknown(f"fake gateway answered 500 to {operation}", code="processing_error")
+            if failure == REFUSED:
+                raise _refused(refusal_code, f"{operation} refused, as the test asked.", status=409)
             if fingerprint is not None and not key:
                 raise _refused("idempotency_key_required", "An Idempotency-Key is required.", status=400)
             if key:
@@ -455,12 +462,13 @@ class FakeGateway:
                 raise GatewayOutcomeUnknown(f"fake gateway timed out on {operation}", code="timeout")
             return answer
 
-    def _take_failure(self, operation: str) -> str | None:
-        for index, (mode, only) in enumerate(self._failures):
+    def _take_failure(self, operation: str) -> tuple[str | None, str]:
+        """The injected failure for this call, if any: its mode and, for a refusal, M2T's code."""
+        for index, (mode, only, code) in enumerate(self._failures):
             if only is None or only == operation:
                 del self._failures[index]
-                return mode
-        return None
+                return mode, code
+        return None, ""
 
     def _now(self) -> int:
         return int(self._clock())

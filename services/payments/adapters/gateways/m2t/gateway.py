@@ -26,6 +26,7 @@ from services.payments.adapters.gateways.base import (
     RefundRequest,
     RequestToPay,
     TokeniseRequest,
+    UnrecognisedCallback,
     UnsupportedOperation,
     VoidRequest,
 )
@@ -62,13 +63,14 @@ def read_answer(read: Callable[[Any], T], payload: Any) -> T:
 
 
 def read_callback(body: Any) -> GatewayCallback:
-    """A verified callback body as a ``GatewayCallback``; ``InvalidCallback`` if it cannot be read."""
+    """A verified callback body as a ``GatewayCallback``; ``InvalidCallback`` if it cannot be read,
+    ``UnrecognisedCallback`` (with what can be read of it) if M2T sent a type or status not mapped yet."""
     try:
         return wire.callback_from(body)
     except wire.UnknownM2TStatus as exc:
-        raise InvalidCallback("unknown_status", str(exc)) from None
+        raise UnrecognisedCallback("unknown_status", str(exc), wire.unmapped_callback_from(body)) from None
     except wire.UnknownM2TEventType as exc:
-        raise InvalidCallback("unknown_type", str(exc)) from None
+        raise UnrecognisedCallback("unknown_type", str(exc), wire.unmapped_callback_from(body)) from None
     except wire.M2TPayloadError as exc:
         raise InvalidCallback("malformed", str(exc)) from None
 

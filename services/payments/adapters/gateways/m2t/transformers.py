@@ -32,6 +32,7 @@ from services.payments.adapters.gateways.base import (
     RefundStatus,
     TokeniseRequest,
     TransactionStatus,
+    UnmappedCallback,
 )
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "tokenise_body",
     "transaction_from",
     "transactions_from_list",
+    "unmapped_callback_from",
 ]
 
 # -- the status tables (exhaustive: the spec's complete lists) ---------------------------------------
@@ -337,3 +339,34 @@ def callback_from(body: Any) -> GatewayCallback:
     if kind is CallbackKind.REFUND:
         return GatewayCallback(event_id=event_id, type=event_type, kind=kind, refund=refund_from(data))
     return GatewayCallback(event_id=event_id, type=event_type, kind=kind, dispute=dispute_from(data))
+
+
+def unmapped_callback_from(body: Any) -> UnmappedCallback:
+    """What can be read of a verified callback ``callback_from`` could not map, for the attempt log.
+
+    Reads leniently (a field of the wrong type is None), since the body already failed the strict
+    reading; never raises.
+    """
+    body = body if isinstance(body, Mapping) else {}
+    data = body.get("data") if isinstance(body.get("data"), Mapping) else {}
+    event_type = _lenient_str(body, "type")
+    kind = None
+    if event_type is not None:
+        prefix = event_type.partition(".")[0]
+        kind = next((candidate for candidate in CallbackKind if candidate.value == prefix), None)
+    return UnmappedCallback(
+        event_id=_lenient_str(body, "id"),
+        type=event_type,
+        kind=kind,
+        raw_status=_lenient_str(data, "status"),
+        gateway_reference=_lenient_str(data, "id"),
+        # A dispute's ``reference``, if it ever had one, would be M2T's word, not one of our ids.
+        reference=None if kind is CallbackKind.DISPUTE else _lenient_str(data, "reference"),
+        transaction_reference=_lenient_str(data, "transaction_id"),
+        payment_reference=_lenient_str(data, "transaction_reference"),
+    )
+
+
+def _lenient_str(payload: Mapping[str, Any], key: str) -> str | None:
+    value = payload.get(key)
+    return value if isinstance(value, str) and value else None
