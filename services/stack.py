@@ -95,6 +95,7 @@ def wait_ready(timeout: int, stay: bool) -> None:
         "    marketplace  cli_demo_marketplace / demo-marketplace-secret",
         "    bank partner cli_demo_bank        / demo-bank-secret",
         "    compliance   cli_demo_compliance  / demo-compliance-secret",
+        "    operator     cli_demo_operator    / demo-operator-secret  (ledger, payouts)",
         "",
         f"  Sandboxes: M2T gateway http://{host}:{os.environ.get('M2T_SANDBOX_PORT', 8010)} (test cards and phones"
         f" in README.md), bank partner http://{host}:{os.environ.get('BANK_SANDBOX_PORT', 8011)}",
