@@ -14,7 +14,7 @@ from services.payments.config import load_config
 from services.payments.payment_wiring import payment_settings
 from services.payments.service_layer.projections import HANDLERS
 from services.payments.service_layer.recovery import recover_waiting
-from services.payments.service_layer.webhooks import deliver_due_webhooks, webhook_settings
+from services.payments.service_layer.webhooks import WebhookDispatcher, deliver_due_webhooks, webhook_settings
 from shared.logging import configure_logging
 from shared.runtime import run_duty, service_cli, stop_on_signals
 
@@ -41,19 +41,23 @@ def worker(once: bool) -> None:
     stop = stop_on_signals()
     log = logging.getLogger("hirfa.payments.worker")
     uow_factory = context.uow_factory
-    duties = {
-        "payments recovered from the gateway": lambda: recover_waiting(uow_factory, settings),
-        "webhook delivery attempts": lambda: deliver_due_webhooks(uow_factory, hooks),
-    }
+    recovered = "payments recovered from the gateway"
+
+    def recover() -> dict[str, int]:
+        return recover_waiting(uow_factory, settings)
+
     if once:
-        for done, job in duties.items():
-            run_duty(log, done, job)
+        run_duty(log, recovered, recover)
+        run_duty(log, "webhook delivery attempts", lambda: deliver_due_webhooks(uow_factory, hooks))
         return
     # Each duty on its own thread: a slow gateway must not hold up webhook deliveries, nor the reverse.
+    # Webhooks are dispatched continuously (a turn starts as soon as a thread is free), not in rounds;
+    # on SIGTERM the dispatcher lets the attempts in flight end and be recorded.
     threads = [
-        threading.Thread(target=_loop, args=(log, done, job, stop, config.worker_interval_seconds),
-                         name=f"payments-worker-{index}", daemon=True)
-        for index, (done, job) in enumerate(duties.items())
+        threading.Thread(target=_loop, args=(log, recovered, recover, stop, config.worker_interval_seconds),
+                         name="payments-worker-recovery", daemon=True),
+        threading.Thread(target=WebhookDispatcher(uow_factory, hooks).run, args=(stop,),
+                         name="payments-worker-webhooks", daemon=True),
     ]
     for thread in threads:
         thread.start()

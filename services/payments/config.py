@@ -55,7 +55,11 @@ class PaymentsConfig(ServiceConfig):
     # Marketplace webhooks.
     webhook_timeout_seconds: float = 5.0
     webhook_max_age_hours: int = 72  # retries stop after three days
-    webhook_concurrency: int = 8  # deliveries in flight at once (one endpoint at most one at a time)
+    # Deliveries in flight at once, one endpoint at most one at a time: the threads for healthy
+    # endpoints, and the fewer ones for endpoints whose last attempt failed (dead or timing out),
+    # which can only ever hold those.
+    webhook_concurrency: int = 8
+    webhook_troubled_concurrency: int = 2
     # Master keys for the webhook signing secrets at rest. Development keeps key files under var/;
     # production passes "kid:base64key,…" in WEBHOOK_MASTER_KEYS (the last one is active).
     webhook_keys_dir: str = ""
@@ -87,6 +91,8 @@ class PaymentsConfig(ServiceConfig):
             raise ConfigError("MIN_PAYMENT_AMOUNT and MAX_PAYMENT_AMOUNT: 0 < min <= max")
         if self.gateway_timeout_seconds <= 0 or self.webhook_timeout_seconds <= 0:
             raise ConfigError("GATEWAY_TIMEOUT_SECONDS and WEBHOOK_TIMEOUT_SECONDS must be positive")
+        if self.webhook_concurrency < 1 or self.webhook_troubled_concurrency < 1:
+            raise ConfigError("WEBHOOK_CONCURRENCY and WEBHOOK_TROUBLED_CONCURRENCY must be at least 1")
         if self.gateway_retries < 0:
             raise ConfigError("GATEWAY_RETRIES must not be negative")
         if self.gateway_retry_backoff_seconds < 0 or self.gateway_retry_max_backoff_seconds < 0:

@@ -24,13 +24,14 @@ from openapi_spec_validator import validate
 from services.payments.adapters.orm import IdempotencyKey, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from services.payments.service_layer.webhooks import (
     WEBHOOK_EVENT_TYPES,
+    WebhookDispatcher,
     deliver_due_webhooks,
     record_webhook_event,
     use_webhook_settings,
     webhook_settings,
 )
 from shared.errors import PROBLEM_CONTENT_TYPE
-from tests.http_support import verify_hirfa_signature
+from tests.http_support import verify_hirfa_signature, wait_until
 from tests.integration.conftest import MARKETPLACE, OTHER_MARKETPLACE
 from tests.support import free_port
 
@@ -39,6 +40,8 @@ pytestmark = pytest.mark.integration
 ENDPOINTS = "/v1/webhook-endpoints"
 DELIVERIES = "/v1/webhook-deliveries"
 SHORT_TIMEOUT = 0.5
+# Long enough that "served while a dead endpoint was being tried" and "served after it" are far apart.
+SLOW_TIMEOUT = 3.0
 
 
 # --- receivers -----------------------------------------------------------------------------------
@@ -61,7 +64,7 @@ class WebhookReceiver:
     """A threaded HTTP server on a free local port that records every request.
 
     ``replies`` scripts the status of the first requests (200 after them); ``delay`` makes it hang
-    that long before answering.
+    that long before answering (it may be changed while the receiver runs: an endpoint that dies).
     """
 
     def __init__(self, *, replies: tuple[int, ...] = (), delay: float = 0.0, path: str = "/hooks") -> None:
@@ -168,6 +171,38 @@ def receivers() -> Iterator[Any]:
         receiver.stop()
 
 
+class RunningDispatcher:
+    """A webhook dispatcher on its own thread, as the payments worker runs it."""
+
+    def __init__(self, context: Any, settings: Any) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=WebhookDispatcher(context.uow_factory, settings).run,
+                                        args=(self._stop,), daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = SLOW_TIMEOUT * 3) -> float:
+        """What SIGTERM does to the worker; returns how long the dispatcher took to stop."""
+        started = time.monotonic()
+        self._stop.set()
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "the dispatcher did not stop"
+        return time.monotonic() - started
+
+
+@pytest.fixture
+def dispatcher(context) -> Iterator[Any]:
+    started: list[RunningDispatcher] = []
+
+    def start(settings: Any) -> RunningDispatcher:
+        running = RunningDispatcher(context, settings)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.stop()
+
+
 # --- helpers -------------------------------------------------------------------------------------
 
 
@@ -236,6 +271,17 @@ def delivery(client, marketplace_headers, delivery_id: str) -> dict:
 
 def when(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def failing_since(context, endpoint_id: str) -> dt.datetime | None:
+    with context.session_factory() as session:
+        return session.get(WebhookEndpoint, endpoint_id).failing_since
+
+
+def leases_held(context) -> int:
+    with context.session_factory() as session:
+        return sum(session.scalar(sa.select(sa.func.count()).where(model.leased_until.is_not(None)))
+                   for model in (WebhookDelivery, WebhookEndpoint))
 
 
 # --- endpoints -----------------------------------------------------------------------------------
@@ -616,6 +662,90 @@ def test_slow_dead_and_trickling_endpoints_do_not_hold_up_a_healthy_one(
     [timed_out] = delivery(client, marketplace_headers, deliveries(
         client, marketplace_headers, endpoint_id=ids["hanging"])[0]["id"])["attempts"]
     assert SHORT_TIMEOUT * 1000 * 0.9 <= timed_out["duration_ms"] < SHORT_TIMEOUT * 1000 * 1.8
+
+
+def test_endpoints_in_trouble_only_ever_hold_their_own_threads(
+    client, context, marketplace_headers, dispatcher, receivers
+):
+    # More dead endpoints than healthy threads: in rounds, or in one pool, they would take them all.
+    settings = use_settings(context, timeout_seconds=SLOW_TIMEOUT, concurrency=2, troubled_concurrency=2,
+                            rest_after_failure_seconds=0.2)
+    dead = [receivers(replies=(500,)) for _ in range(10)]
+    healthy = receivers()
+    dead_ids = [create_endpoint(client, marketplace_headers, receiver.url, ["payment.failed"])["id"]
+                for receiver in dead]
+    healthy_id = create_endpoint(client, marketplace_headers, healthy.url, ["payment.succeeded"])["id"]
+    record(context, "pay_answered_500", "payment.failed")
+    assert deliver_due_webhooks(context.uow_factory, settings) == 10
+    assert all(failing_since(context, endpoint_id) is not None for endpoint_id in dead_ids)
+    assert failing_since(context, healthy_id) is None
+
+    # Now they accept the connection and never answer within the timeout.
+    for receiver in dead:
+        receiver.delay = SLOW_TIMEOUT * 10
+    running = dispatcher(settings)
+    record(context, "pay_never_answered", "payment.failed")
+    wait_until(lambda: sum(len(receiver.requests) for receiver in dead) == 10 + 2)
+    recorded = time.monotonic()
+    record(context, "pay_healthy", "payment.succeeded")
+    wait_until(lambda: len(healthy.requests) == 1, timeout=SLOW_TIMEOUT)
+
+    assert healthy.requests[0].at - recorded < SLOW_TIMEOUT / 2
+    # Meanwhile the dead endpoints held the troubled threads only: two attempts, waiting out their timeout.
+    assert sum(len(receiver.requests) for receiver in dead) == 10 + 2
+    # Recorded once the answer is in, just after the receiver saw the request.
+    wait_until(lambda: [d["status"] for d in deliveries(client, marketplace_headers, endpoint_id=healthy_id)]
+               == ["delivered"])
+
+    # Stopped (SIGTERM), the worker starts nothing more, lets the two attempts end and records them.
+    assert running.stop() < SLOW_TIMEOUT * 1.5
+    timed_out = [d for d in deliveries(client, marketplace_headers, event_type="payment.failed")
+                 if d["last_error"] == "timeout"]
+    assert len(timed_out) == 2 and all(d["status"] == "pending" for d in timed_out)
+    assert sum(len(receiver.requests) for receiver in dead) == 10 + 2
+    assert leases_held(context) == 0
+
+
+def test_a_failure_moves_an_endpoint_to_the_troubled_threads_and_a_success_moves_it_back(
+    client, context, marketplace_headers, dispatcher, receivers
+):
+    settings = use_settings(context, timeout_seconds=SLOW_TIMEOUT, concurrency=2, troubled_concurrency=1,
+                            rest_after_failure_seconds=0.2)
+    stuck = receivers(replies=(500,))
+    flaky = receivers(replies=(500,))
+    stuck_id = create_endpoint(client, marketplace_headers, stuck.url, ["payment.failed"])["id"]
+    flaky_id = create_endpoint(client, marketplace_headers, flaky.url, ["payment.succeeded"])["id"]
+    dispatcher(settings)
+
+    # The stuck endpoint fails once, then hangs: from then on it holds the one troubled thread for a
+    # timeout whenever it has something due.
+    record(context, "pay_stuck_1", "payment.failed")
+    wait_until(lambda: failing_since(context, stuck_id) is not None)
+    stuck.delay = SLOW_TIMEOUT * 10
+    record(context, "pay_stuck_2", "payment.failed")
+    wait_until(lambda: len(stuck.requests) == 2)
+    stuck_busy_from = stuck.requests[-1].at
+
+    # Healthy, the flaky endpoint is served at once, although the troubled thread is taken…
+    record(context, "pay_flaky_1")
+    wait_until(lambda: failing_since(context, flaky_id) is not None, timeout=SLOW_TIMEOUT)
+    assert flaky.requests[0].at - stuck_busy_from < SLOW_TIMEOUT / 2 and flaky.requests[0].answered == 500
+    # …but failing, its next delivery waits for the troubled thread; delivered, it is healthy again.
+    record(context, "pay_flaky_2")
+    wait_until(lambda: len(flaky.requests) == 2, timeout=SLOW_TIMEOUT * 2)
+    assert flaky.requests[1].at - stuck_busy_from >= SLOW_TIMEOUT * 0.9 and flaky.requests[1].answered == 200
+    wait_until(lambda: failing_since(context, flaky_id) is None)
+
+    # So while the stuck endpoint holds the troubled thread again, the flaky one is served at once.
+    record(context, "pay_stuck_3", "payment.failed")
+    wait_until(lambda: len(stuck.requests) == 3, timeout=SLOW_TIMEOUT * 2)
+    recorded = time.monotonic()
+    record(context, "pay_flaky_3")
+    wait_until(lambda: len(flaky.requests) == 3, timeout=SLOW_TIMEOUT)
+    assert flaky.requests[2].at - recorded < SLOW_TIMEOUT / 2
+    assert failing_since(context, stuck_id) is not None
+    wait_until(lambda: [d["status"] for d in deliveries(client, marketplace_headers, endpoint_id=flaky_id)]
+               == ["pending", "delivered", "delivered"])
 
 
 def test_two_workers_never_send_the_same_attempt(client, context, marketplace_headers, receivers):

@@ -223,6 +223,12 @@ class WebhookEndpoint(Base):
     # A worker delivering to the endpoint holds it until then: one delivery in flight per endpoint.
     leased_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lease_token: Mapped[str | None] = mapped_column(sa.String(32), nullable=True)
+    # Set by a failed attempt, cleared by a successful one (in the attempt's transaction): while it
+    # is set, the endpoint is served by the worker's few "troubled" threads, never the healthy ones.
+    failing_since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # After a failed attempt the endpoint's other deliveries wait until then: a failing endpoint gets
+    # one attempt per rest, not one per free thread, and the other troubled endpoints get their turn.
+    resting_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -2,13 +2,21 @@
 
     a change      the caller's transaction: ``record_webhook_event`` stores the event (with the
                   object's next sequence number) and one pending delivery per subscribed endpoint
-    the worker    ``deliver_due_webhooks`` each tick: endpoints with due deliveries are leased one
-                  by one (conditional UPDATEs), each worked by one thread of a pool, one delivery in
-                  flight per endpoint; every attempt is recorded, failures retried with backoff
+    the worker    a ``WebhookDispatcher`` on its own thread: an endpoint with due deliveries gets a
+                  turn as soon as a thread of its lane is free (looked for every tick, and whenever
+                  a turn ends, never waiting for the turns in flight); a turn leases the endpoint
+                  (conditional UPDATEs, so two workers never send the same attempt) and sends its
+                  due deliveries one after the other; every attempt is recorded, failures retried
+                  with backoff. ``deliver_due_webhooks`` is one pass of the same, waited for
     a marketplace ``retry_webhook_delivery`` sends one delivery again, now, whatever its status
 
-No transaction is open while an endpoint is called, and a slow or dead endpoint holds one thread for
-at most the timeout, then waits for its next round: the other endpoints are served meanwhile.
+Two lanes keep endpoints in trouble from holding up the others. An endpoint whose last attempt failed
+(``failing_since``, set and cleared in the attempt's transaction) is served only by the few threads
+of the troubled lane; the others by the healthy lane's threads; a success moves it back. A turn ends
+at the first failure, and the endpoint rests a moment before its next attempt, so a dead endpoint
+gets one attempt per rest and the troubled endpoints take turns. Only an endpoint's first failure,
+before anyone could know, holds a healthy thread: for at most the timeout. No transaction is open
+while an endpoint is called.
 
 Signing secrets are stored sealed (``shared.crypto`` envelope) and opened only to sign a request;
 they are never logged, and of an endpoint's URL only the host is.
@@ -18,11 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import enum
 import logging
 import math
 import secrets
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Collection
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import sqlalchemy as sa
@@ -71,6 +81,7 @@ from shared.signatures import sign
 __all__ = [
     "WEBHOOK_EVENT_TYPES",
     "CreateWebhookEndpoint",
+    "WebhookDispatcher",
     "WebhookSettings",
     "deliver_due_webhooks",
     "record_webhook_event",
@@ -87,6 +98,9 @@ USER_AGENT = "Hirfa-Webhooks/1.0 (+https://docs.hirfa.ma/webhooks)"
 # Enabled endpoints per marketplace: enough for staging, production and a few listeners.
 MAX_ENDPOINTS = 16
 
+# After the dispatcher failed to look for due deliveries (the database away): not every tick's log.
+DISPATCH_RETRY_SECONDS = 2.0
+
 ENDPOINT_PREFIX = "we"
 DELIVERY_PREFIX = "whd"
 
@@ -96,14 +110,20 @@ class WebhookSettings:
     cipher: EnvelopeCipher  # seals and opens the signing secrets
     sender: WebhookSender
     timeout_seconds: float  # of one attempt, from connecting to the status line
-    concurrency: int  # attempts in flight at once (endpoints served in parallel)
+    concurrency: int  # healthy lane: endpoints served in parallel, one attempt in flight each
     retry: RetryPolicy
     require_https: bool  # production: endpoint URLs must be https
     allow_private_hosts: bool  # development: localhost and private addresses are fine
-    # One endpoint gets at most this many attempts per round, and none after its first failure:
-    # its other deliveries wait for the next round instead of each waiting out a timeout.
-    attempts_per_endpoint_per_round: int = 50
-    endpoints_per_round: int = 500
+    # Troubled lane: the threads endpoints whose last attempt failed are served by, all they can
+    # ever hold however many of them wait out a timeout per attempt.
+    troubled_concurrency: int = 2
+    # One endpoint's turn is at most this many attempts, and ends at a failure: then the endpoint
+    # rests, and its other deliveries wait for a later turn instead of each waiting out a timeout.
+    attempts_per_turn: int = 50
+    rest_after_failure_seconds: float = 2.0
+    # How often the dispatcher looks for due deliveries when no turn has ended meanwhile.
+    dispatch_interval_seconds: float = 0.25
+    endpoints_per_pass: int = 500  # per lane, in one pass of ``deliver_due_webhooks``
     user_agent: str = USER_AGENT
 
     @property
@@ -476,6 +496,10 @@ def _record_attempt(uow: UnitOfWork, settings: WebhookSettings, outgoing: _Outgo
     """
     with uow:
         session = uow.session
+        # The endpoint before the delivery: the order disabling an endpoint locks them in. NO KEY
+        # UPDATE: transactions adding deliveries for it (their foreign key takes a key share) do not wait.
+        endpoint = session.get(WebhookEndpoint, outgoing.endpoint_id, with_for_update={"key_share": True})
+        _note_endpoint_health(endpoint, outcome.delivered, now, settings)
         delivery = session.get(WebhookDelivery, outgoing.delivery_id, with_for_update=True)
         number = delivery.attempt_count + 1
         session.add(
@@ -530,26 +554,125 @@ def _record_attempt(uow: UnitOfWork, settings: WebhookSettings, outgoing: _Outgo
     )
 
 
+def _note_endpoint_health(endpoint: WebhookEndpoint, delivered: bool, now: dt.datetime,
+                          settings: WebhookSettings) -> None:
+    """A success puts the endpoint back in the healthy lane; a failure puts it in the troubled one
+    (failing since its first failure) and rests it."""
+    if delivered:
+        endpoint.failing_since = endpoint.resting_until = None
+    else:
+        endpoint.failing_since = endpoint.failing_since or now
+        endpoint.resting_until = now + dt.timedelta(seconds=settings.rest_after_failure_seconds)
+
+
+class Lane(enum.Enum):
+    HEALTHY = "healthy"  # the endpoint's last attempt succeeded, or it has had none yet
+    TROUBLED = "troubled"  # failing since its last success: dead, timing out or answering errors
+
+
+class WebhookDispatcher:
+    """Gives endpoints with due deliveries a turn on the threads of their lane, as soon as one is free.
+
+    ``run`` is the worker's loop; ``deliver_once`` one pass, waited for. ``now`` moves the clock
+    (tests): the dispatcher then runs at ``now`` plus the real time elapsed.
+    """
+
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], settings: WebhookSettings, *,
+                 now: dt.datetime | None = None) -> None:
+        self._uow_factory = uow_factory
+        self._settings = settings
+        self._clock = _clock(now)
+        self._threads = {Lane.HEALTHY: settings.concurrency, Lane.TROUBLED: settings.troubled_concurrency}
+        self._pools = {lane: ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"webhooks-{lane.value}")
+                       for lane, threads in self._threads.items()}
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, Lane] = {}  # endpoint id → the lane its turn runs in
+        self._attempts = 0
+        self._turn_ended = threading.Event()
+        self._stopping = threading.Event()  # turns stop after the attempt in hand
+
+    def run(self, stop: threading.Event) -> None:
+        """Dispatch until ``stop`` is set; then let the attempts in flight end and be recorded."""
+        log.info("webhook dispatcher started", extra={"healthy_threads": self._threads[Lane.HEALTHY],
+                                                      "troubled_threads": self._threads[Lane.TROUBLED]})
+        try:
+            while not stop.is_set():
+                try:
+                    self.dispatch()
+                    wait = self._settings.dispatch_interval_seconds
+                except Exception:  # noqa: BLE001 - the database away a moment must not end the worker
+                    log.exception("webhook dispatch failed")
+                    wait = DISPATCH_RETRY_SECONDS
+                self._turn_ended.wait(wait)
+                self._turn_ended.clear()  # before dispatching: a turn ending from now on wakes the next wait
+        finally:
+            self.close()
+        log.info("webhook dispatcher stopped", extra={"attempts": self._attempts})
+
+    def dispatch(self) -> int:
+        """Start a turn for due endpoints, up to the free threads of each lane; return how many. Never
+        waits for the turns in flight: their endpoints are left out, their threads counted as taken."""
+        started = 0
+        for lane, threads in self._threads.items():
+            with self._lock:
+                busy = list(self._in_flight)
+                free = threads - sum(1 for taken in self._in_flight.values() if taken is lane)
+            if free <= 0:
+                continue
+            with self._uow_factory() as uow:
+                endpoint_ids = _endpoints_with_due_deliveries(uow.session, self._clock(), lane, limit=free,
+                                                              excluding=busy)
+            for endpoint_id in endpoint_ids:
+                self._start_turn(lane, endpoint_id)
+            started += len(endpoint_ids)
+        return started
+
+    def deliver_once(self) -> int:
+        """One turn for every endpoint with something due, in its lane, all waited for; return how
+        many attempts were made. The dispatcher is spent afterwards."""
+        now = self._clock()
+        with self._uow_factory() as uow:
+            due = {lane: _endpoints_with_due_deliveries(uow.session, now, lane, limit=self._settings.endpoints_per_pass)
+                   for lane in Lane}
+        for lane, endpoint_ids in due.items():
+            for endpoint_id in endpoint_ids:
+                self._start_turn(lane, endpoint_id)  # beyond the lane's threads, turns queue
+        self._wait_for_turns()
+        return self._attempts
+
+    def close(self) -> None:
+        """Start no more attempts, and wait for those in flight to be recorded (at most a timeout)."""
+        self._stopping.set()
+        self._wait_for_turns()
+
+    def _wait_for_turns(self) -> None:
+        for pool in self._pools.values():
+            pool.shutdown(wait=True)
+
+    def _start_turn(self, lane: Lane, endpoint_id: str) -> None:
+        with self._lock:
+            self._in_flight[endpoint_id] = lane
+        turn = self._pools[lane].submit(_deliver_to_endpoint, self._uow_factory, self._settings, endpoint_id,
+                                        self._clock, self._stopping)
+        turn.add_done_callback(lambda ended: self._end_turn(endpoint_id, ended))
+
+    def _end_turn(self, endpoint_id: str, turn: Future[int]) -> None:
+        with self._lock:
+            del self._in_flight[endpoint_id]
+            self._attempts += 0 if turn.cancelled() or turn.exception() else turn.result()
+        self._turn_ended.set()
+
+
 def deliver_due_webhooks(
     uow_factory: Callable[[], UnitOfWork], settings: WebhookSettings, *, now: dt.datetime | None = None
 ) -> int:
-    """Send the deliveries that are due; return how many attempts were made. Called by the worker.
+    """Send the deliveries that are due, one pass, and return how many attempts were made (tests, and
+    ``hirfa payments worker --once``; the worker runs a ``WebhookDispatcher``).
 
-    Each endpoint with something due is worked by one thread of a pool of ``settings.concurrency``:
-    it leases the endpoint, then sends its due deliveries one after the other (one in flight per
-    endpoint) until none is left, one fails, or it had its share of the round. ``now`` moves the
-    clock (tests); the round then runs at ``now`` plus the real time elapsed.
+    Each endpoint with something due gets one turn on a thread of its lane: its due deliveries one
+    after the other, until none is left, one fails, or the turn had its share. ``now`` moves the clock.
     """
-    clock = _clock(now)
-    with uow_factory() as uow:
-        endpoint_ids = _endpoints_with_due_deliveries(uow.session, clock(), settings.endpoints_per_round)
-    if not endpoint_ids:
-        return 0
-    workers = max(1, min(settings.concurrency, len(endpoint_ids)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhooks") as pool:
-        rounds = [pool.submit(_deliver_to_endpoint, uow_factory, settings, endpoint_id, clock)
-                  for endpoint_id in endpoint_ids]
-    return sum(done.result() for done in rounds)
+    return WebhookDispatcher(uow_factory, settings, now=now).deliver_once()
 
 
 def _clock(now: dt.datetime | None) -> Callable[[], dt.datetime]:
@@ -559,8 +682,11 @@ def _clock(now: dt.datetime | None) -> Callable[[], dt.datetime]:
     return lambda: utcnow() + offset
 
 
-def _endpoints_with_due_deliveries(session: Session, now: dt.datetime, limit: int) -> list[str]:
-    """Endpoints nobody is delivering to that have a delivery due, the longest-waiting first."""
+def _endpoints_with_due_deliveries(session: Session, now: dt.datetime, lane: Lane, *, limit: int,
+                                   excluding: Collection[str] = ()) -> list[str]:
+    """The lane's endpoints that have a delivery due and that nobody is delivering to, nor resting
+    after a failure, the longest-waiting first; none of ``excluding`` (in a turn of this process)."""
+    failing = WebhookEndpoint.failing_since
     oldest_due = sa.func.min(WebhookDelivery.next_attempt_at)
     query = (
         sa.select(WebhookDelivery.endpoint_id)
@@ -570,16 +696,21 @@ def _endpoints_with_due_deliveries(session: Session, now: dt.datetime, limit: in
             WebhookDelivery.next_attempt_at <= now,
             _lease_free(WebhookDelivery, now),
             _lease_free(WebhookEndpoint, now),
+            sa.or_(WebhookEndpoint.resting_until.is_(None), WebhookEndpoint.resting_until <= now),
+            failing.is_not(None) if lane is Lane.TROUBLED else failing.is_(None),
         )
         .group_by(WebhookDelivery.endpoint_id)
         .order_by(oldest_due)
         .limit(limit)
     )
+    if excluding:
+        query = query.where(WebhookDelivery.endpoint_id.not_in(list(excluding)))
     return list(session.scalars(query))
 
 
 def _deliver_to_endpoint(uow_factory: Callable[[], UnitOfWork], settings: WebhookSettings, endpoint_id: str,
-                         clock: Callable[[], dt.datetime]) -> int:
+                         clock: Callable[[], dt.datetime], stopping: threading.Event) -> int:
+    """One turn of the endpoint: lease it, then send its due deliveries one at a time."""
     attempts = 0
     try:
         with uow_factory() as uow:
@@ -588,7 +719,7 @@ def _deliver_to_endpoint(uow_factory: Callable[[], UnitOfWork], settings: Webhoo
         if token is None:
             return 0  # another worker is delivering to it
         try:
-            while attempts < settings.attempts_per_endpoint_per_round:
+            while attempts < settings.attempts_per_turn and not stopping.is_set():
                 outgoing = _claim_next_delivery(uow_factory(), settings, endpoint_id, token, clock())
                 if outgoing is None:
                     break
@@ -596,7 +727,7 @@ def _deliver_to_endpoint(uow_factory: Callable[[], UnitOfWork], settings: Webhoo
                 _record_attempt(uow_factory(), settings, outgoing, outcome, clock())
                 attempts += 1
                 if not outcome.delivered:
-                    break  # the endpoint is in trouble: its other deliveries wait for the next round
+                    break  # the endpoint is in trouble: it rests, its other deliveries wait for a later turn
         finally:
             with uow_factory() as uow:
                 uow.session.execute(
@@ -606,7 +737,7 @@ def _deliver_to_endpoint(uow_factory: Callable[[], UnitOfWork], settings: Webhoo
                     .execution_options(synchronize_session=False)
                 )
                 uow.commit()
-    except Exception:  # noqa: BLE001 - one endpoint's trouble must not end the others' round
+    except Exception:  # noqa: BLE001 - one endpoint's trouble must not end the others' turns
         log.exception("webhook deliveries to an endpoint failed", extra={"endpoint_id": endpoint_id})
     return attempts
 
@@ -690,6 +821,7 @@ def make_webhook_settings(config: PaymentsConfig, *, sender: WebhookSender | Non
         sender=sender or HttpWebhookSender(allow_private_networks=not production),
         timeout_seconds=config.webhook_timeout_seconds,
         concurrency=max(1, config.webhook_concurrency),
+        troubled_concurrency=max(1, config.webhook_troubled_concurrency),
         retry=RetryPolicy(max_age=dt.timedelta(hours=config.webhook_max_age_hours)),
         require_https=production,
         allow_private_hosts=not production,
