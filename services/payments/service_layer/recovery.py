@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from services.payments.service_layer import payments, refunds
 from services.payments.service_layer.settings import PaymentSettings
@@ -23,38 +24,36 @@ def recover_waiting(uow_factory: Callable[[], UnitOfWork], settings: PaymentSett
     now = now or utcnow()
     counts = {"payments_polled": 0, "payments_settled": 0, "payments_expired": 0, "payments_reversed": 0,
               "refunds_polled": 0, "refunds_settled": 0}
-    for payment_id in payments.payments_to_recover(uow_factory(), settings, now=now, limit=limit):
-        try:
-            status = payments.recover_payment(uow_factory(), payment_id, settings)
-        except Exception:  # noqa: BLE001 - one bad payment must not stop the others' recovery
-            log.exception("payment recovery failed", extra={"payment_id": payment_id})
-            continue
+    for status in _each(payments.payments_to_recover(uow_factory(), settings, now=now, limit=limit),
+                        lambda payment_id: payments.recover_payment(uow_factory(), payment_id, settings),
+                        "payment recovery failed"):
         counts["payments_polled"] += 1
         if status in ("succeeded", "failed", "canceled", "requires_capture"):
             counts["payments_settled"] += 1
-    for payment_id, reason in payments.payments_to_expire(uow_factory(), settings, now=now, limit=limit):
-        try:
-            status = payments.expire_payment(uow_factory(), payment_id, reason, settings)
-        except Exception:  # noqa: BLE001
-            log.exception("payment expiry failed", extra={"payment_id": payment_id})
-            continue
+    for status in _each(payments.payments_to_expire(uow_factory(), settings, now=now, limit=limit),
+                        lambda due: payments.expire_payment(uow_factory(), *due, settings),
+                        "payment expiry failed"):
         if status == "canceled":
             counts["payments_expired"] += 1
-    for payment_id in payments.payments_to_reverse(uow_factory(), settings, now=now, limit=limit):
-        try:
-            reversal = payments.reverse_held_money(uow_factory(), payment_id, settings)
-        except Exception:  # noqa: BLE001
-            log.exception("reversal of money held for a failed payment failed", extra={"payment_id": payment_id})
-            continue
+    for reversal in _each(payments.payments_to_reverse(uow_factory(), settings, now=now, limit=limit),
+                          lambda payment_id: payments.reverse_held_money(uow_factory(), payment_id, settings),
+                          "reversal of money held for a failed payment failed"):
         if reversal in ("voided", "refunded"):
             counts["payments_reversed"] += 1
-    for refund_id in refunds.refunds_to_recover(uow_factory(), settings, now=now, limit=limit):
-        try:
-            status = refunds.recover_refund(uow_factory(), refund_id, settings)
-        except Exception:  # noqa: BLE001
-            log.exception("refund recovery failed", extra={"refund_id": refund_id})
-            continue
+    for status in _each(refunds.refunds_to_recover(uow_factory(), settings, now=now, limit=limit),
+                        lambda refund_id: refunds.recover_refund(uow_factory(), refund_id, settings),
+                        "refund recovery failed", id_field="refund_id"):
         counts["refunds_polled"] += 1
         if status in ("succeeded", "failed"):
             counts["refunds_settled"] += 1
     return counts
+
+
+def _each(items: Iterable[Any], job: Callable[[Any], Any], failure: str, *, id_field: str = "payment_id") -> Iterator[Any]:
+    """``job(item)`` for each item (an id, or a tuple starting with one), yielding its result; one
+    that raises is logged and skipped, so one bad payment or refund never stops the others'."""
+    for item in items:
+        try:
+            yield job(item)
+        except Exception:  # noqa: BLE001 - see the docstring
+            log.exception(failure, extra={id_field: item if isinstance(item, str) else item[0]})
