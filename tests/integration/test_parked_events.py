@@ -66,19 +66,34 @@ def test_a_payment_before_the_artisans_tier_waits_for_it_then_posts(ledger):
     assert parked(ledger) == [payment.id]
     assert cases(ledger) == [("kyc_tier_unknown", "waiting", payment.data["payment_id"])]
 
-    ledger.deliver(registered(artisan_id))  # tier 0: still nowhere to put it
+    ledger.deliver(registered(artisan_id))  # tier 0, cap 0: still nowhere to put it
     assert parked(ledger) == [payment.id]
+    assert cases(ledger) == [("tier_cap_exceeded", "waiting", payment.data["payment_id"])]
     ledger.deliver(tier_changed(artisan_id, 3, version=1))
 
     assert parked(ledger) == []
     assert ledger.shown("artisan", artisan_id, "pending") == 9_000
     assert ledger.shown("platform", "platform", "gateway_receivable:m2t") == 10_000
-    assert cases(ledger) == [("kyc_tier_unknown", "resolved", payment.data["payment_id"])]
+    assert cases(ledger) == [("tier_cap_exceeded", "resolved", payment.data["payment_id"])]
     with ledger.context.session_factory() as session:
         entry = session.scalar(sa.select(JournalEntry).where(JournalEntry.cause == "payment"))
         assert entry.cause_event_id == payment.id  # posted under the event it came from
     # A redelivery of the payment is a no-op: it was handled when it was parked.
     assert ledger.deliver(payment) is False
+    assert_ledger_sound(ledger)
+
+
+def test_a_payment_waiting_for_the_tier_then_for_room_says_so_in_its_case(ledger):
+    artisan_id = new_id("art")
+    payment = payment_succeeded(artisan_id, 30_000, 0)
+    ledger.deliver(payment)
+    assert cases(ledger) == [("kyc_tier_unknown", "waiting", payment.data["payment_id"])]
+    ledger.deliver(registered(artisan_id))
+    ledger.deliver(tier_changed(artisan_id, 1, version=1))  # 200 MAD: still too much for it
+    assert cases(ledger) == [("tier_cap_exceeded", "waiting", payment.data["payment_id"])]
+    ledger.deliver(tier_changed(artisan_id, 2, version=2, previous=1))
+    assert cases(ledger) == [("tier_cap_exceeded", "resolved", payment.data["payment_id"])]
+    assert ledger.shown("artisan", artisan_id, "pending") == 30_000
     assert_ledger_sound(ledger)
 
 

@@ -135,7 +135,14 @@ def _try_again(uow: UnitOfWork, handlers: Mapping[str, Handler], parked: ParkedE
     except NotPostableYet as waiting:
         savepoint.rollback()
         uow.discard_events()
-        parked.waiting_for = waiting.waiting_for
+        if waiting.waiting_for != parked.waiting_for:
+            # It waits for something else now (the tier came, but the cap is still too low): the
+            # operator's case says what it waits for today.
+            parked.waiting_for = waiting.waiting_for
+            case = session.get(LedgerCase, parked.case_id)
+            if case is not None:
+                case.kind = waiting.waiting_for
+                case.details = {**case.details, **waiting.detail}
         _note_attempt(parked)
         return False
     except TRANSIENT_DB_ERRORS:
