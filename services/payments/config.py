@@ -43,6 +43,9 @@ class PaymentsConfig(ServiceConfig):
     # The recovery job polls the gateway for payments and refunds idle this long in a waiting state.
     # It must outlast the longest gateway call (see validate): 10 s × 2 × 3 attempts + backoff is 61 s.
     recovery_after_seconds: int = 90
+    # A payment recovery failed because the gateway had no record of it is looked up once more
+    # this long afterwards: a charge that landed late, whose callback was lost too, is given back.
+    stray_charge_check_after_seconds: int = 3600
     # A buyer who has not finished 3-D Secure this long after confirming has abandoned it: the
     # payment is voided and canceled (wallet requests expire at the gateway by themselves).
     action_expiry_seconds: int = 15 * 60
@@ -68,6 +71,10 @@ class PaymentsConfig(ServiceConfig):
     @property
     def recovery_after(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.recovery_after_seconds)
+
+    @property
+    def stray_charge_check_after(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.stray_charge_check_after_seconds)
 
     @property
     def action_expiry(self) -> dt.timedelta:
@@ -111,6 +118,10 @@ class PaymentsConfig(ServiceConfig):
                 f"RECOVERY_AFTER_SECONDS must exceed the longest gateway call with its retries and backoff "
                 f"({longest_call:.1f} s)"
             )
+        # The second look is for a charge that reached the gateway after recovery's look found
+        # nothing: one sooner than recovery's own wait would only repeat that look.
+        if not 0 < self.recovery_after_seconds < self.stray_charge_check_after_seconds:
+            raise ConfigError("STRAY_CHARGE_CHECK_AFTER_SECONDS must be positive and exceed RECOVERY_AFTER_SECONDS")
         if self.is_production:
             if self.m2t_callback_secret == SANDBOX_M2T_CALLBACK_SECRET:
                 raise ConfigError("M2T_CALLBACK_SECRET must be set in production")

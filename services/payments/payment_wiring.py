@@ -30,6 +30,7 @@ def make_payment_settings(config: PaymentsConfig, gateways: GatewayRegistry | No
         max_amount=config.max_payment_amount,
         public_url=config.public_url,
         recovery_after=config.recovery_after,
+        stray_charge_check_after=config.stray_charge_check_after,
         action_expiry=config.action_expiry,
         authorisation_expiry=config.authorisation_expiry,
     )

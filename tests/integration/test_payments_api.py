@@ -21,6 +21,7 @@ from services.payments.adapters.gateways.base import (
     GatewayRegistry,
     PaymentMethod,
     RefundStatus,
+    RequestToPay,
     TokeniseRequest,
     TransactionStatus,
     VoidRequest,
@@ -750,6 +751,106 @@ def test_an_authorisation_that_lands_after_the_payment_failed_is_voided(api, pay
     assert void.idempotency_key == f"{payment['id']}:reversal_void"
     deliver_callbacks(client, gateway)  # transaction.voided: nothing more to do
     assert api.get(payment["id"]).json["reversal_status"] == "voided"
+
+
+def stray_charge_check_at(context, payment_id: str) -> dt.datetime | None:
+    with context.uow_factory() as uow:
+        return uow.session.get(Payment, payment_id).stray_charge_check_at
+
+
+def after_the_stray_charge_check(settings) -> dt.datetime:
+    return utcnow() + settings.stray_charge_check_after + dt.timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(("capture_method", "given_back"), [
+    ("automatic", [("status", "ok", None, "captured", None), ("find_refund", "ok", None, None, None),
+                   ("reversal_refund", "ok", None, "pending", 15000)]),
+    ("manual", [("status", "ok", None, "authorised", None), ("reversal_void", "ok", None, "voided", None)]),
+])
+def test_a_charge_that_lands_after_the_payment_failed_with_its_callback_lost_is_found_and_given_back(
+        api, payee, gateway, service, capture_method, given_back):
+    context, settings = service
+    payment = _charge_lands_after_recovery_failed_it(api, payee, gateway, service, capture_method=capture_method)
+    gateway.drain_callbacks()  # lost: nobody tells us of the charge
+    assert stray_charge_check_at(context, payment["id"]) is not None
+    before = len(attempts_of(context, payment["id"]))
+    soon = utcnow() + settings.recovery_after + dt.timedelta(seconds=1)
+    assert recover_waiting(context.uow_factory, settings, now=soon)["stray_charges_checked"] == 0  # not due yet
+
+    counts = recover_waiting(context.uow_factory, settings, now=after_the_stray_charge_check(settings))
+    assert (counts["stray_charges_checked"], counts["stray_charges_found"]) == (1, 1)
+    raw_status = "captured" if capture_method == "automatic" else "authorised"
+    assert attempt_rows(context, payment["id"], since=before) == [
+        ("find", "ok", None, raw_status, None),  # the second look, by our reference
+        *given_back,  # then the reversal, in the same run
+    ]
+    got = api.get(payment["id"]).json
+    assert (got["status"], got["failure_code"]) == ("failed", "processing_error")
+    assert got["reversal_status"] == ("refund_pending" if capture_method == "automatic" else "voided")
+    assert stray_charge_check_at(context, payment["id"]) is None
+    assert events(context, "payments.payment.succeeded") == []
+
+
+def test_a_wallet_request_that_lands_after_the_payment_failed_is_voided_before_the_buyer_approves_it(
+        api, payee, gateway, service):
+    context, settings = service
+    payment = api.create(payee(), payment_method_type="mobile_wallet").json
+    gateway.fail_next("server_error", operation="request_to_pay")
+    assert api.confirm(payment["id"], phone="+212600000003").json["status"] == "processing"
+    recover_waiting(context.uow_factory, settings, now=utcnow() + settings.recovery_after + dt.timedelta(seconds=1))
+    assert api.get(payment["id"]).json["failure_code"] == "processing_error"
+    gateway.request_to_pay(RequestToPay(  # queued at the gateway, it reaches the buyer's wallet now
+        reference=payment["id"], amount=15000, currency="MAD", phone="+212600000003", capture=True,
+        callback_url="https://hirfa.invalid/cb", idempotency_key=f"{payment['id']}:authorise"))
+    gateway.drain_callbacks()
+
+    counts = recover_waiting(context.uow_factory, settings, now=after_the_stray_charge_check(settings))
+    assert (counts["stray_charges_found"], counts["payments_reversed"]) == (1, 1)
+    got = api.get(payment["id"]).json
+    assert (got["status"], got["reversal_status"]) == ("failed", "voided")
+    assert gateway.transaction(got["gateway_reference"]).status is TransactionStatus.VOIDED
+
+
+def test_a_payment_still_unknown_to_the_gateway_at_the_second_look_stays_failed_and_is_not_looked_at_again(
+        api, payee, gateway, service):
+    context, settings = service
+    payment = api.create(payee()).json
+    api.confirm(payment["id"], card_token=token(gateway, "4000000000000119"))  # 500, nothing recorded
+    recover_waiting(context.uow_factory, settings, now=utcnow() + settings.recovery_after + dt.timedelta(seconds=1))
+    assert api.get(payment["id"]).json["failure_code"] == "processing_error"
+    before = len(attempts_of(context, payment["id"]))
+
+    # An unanswered lookup tells nothing: the check stays due, and is made again a while later.
+    gateway.fail_next("server_error", operation="find_transaction")
+    counts = recover_waiting(context.uow_factory, settings, now=after_the_stray_charge_check(settings))
+    assert (counts["stray_charges_checked"], counts["stray_charges_found"]) == (1, 0)
+    assert stray_charge_check_at(context, payment["id"]) is not None
+    again = after_the_stray_charge_check(settings) + settings.recovery_after
+    counts = recover_waiting(context.uow_factory, settings, now=again)
+    assert (counts["stray_charges_checked"], counts["stray_charges_found"]) == (1, 0)
+    assert attempt_rows(context, payment["id"], since=before) == [
+        ("find", "unknown", "processing_error", None, None),
+        ("find", "ok", None, None, None),  # still no record: nothing was ever charged
+    ]
+    assert stray_charge_check_at(context, payment["id"]) is None
+    much_later = again + settings.stray_charge_check_after * 2
+    assert recover_waiting(context.uow_factory, settings, now=much_later)["stray_charges_checked"] == 0
+    assert len(attempts_of(context, payment["id"])) == before + 2
+    got = api.get(payment["id"]).json
+    assert (got["status"], got["failure_code"], got["reversal_status"]) == ("failed", "processing_error", None)
+    assert gateway.charge_count(payment["id"]) == 0
+
+
+def test_a_declined_payment_gets_no_second_look(api, payee, gateway, service):
+    context, settings = service
+    payment = api.create(payee()).json
+    declined = api.confirm(payment["id"], card_token=token(gateway, "4000000000009995")).json
+    assert (declined["status"], declined["failure_code"]) == ("failed", "insufficient_funds")
+    assert stray_charge_check_at(context, payment["id"]) is None
+    before = len(attempts_of(context, payment["id"]))
+    counts = recover_waiting(context.uow_factory, settings, now=after_the_stray_charge_check(settings))
+    assert counts["stray_charges_checked"] == 0
+    assert len(attempts_of(context, payment["id"])) == before
 
 
 def test_a_stale_authorised_callback_for_a_voided_payment_reverses_nothing(api, payee, gateway, client, service):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from services.payments.adapters.gateways.base import GatewayRegistry
 from services.payments.adapters.gateways.m2t.client import longest_call_seconds
 from services.payments.config import PaymentsConfig
+from services.payments.payment_wiring import make_payment_settings
 from shared.config import ConfigError
 
 SECRETS = dict(
@@ -45,3 +47,18 @@ def test_the_defaults_and_a_short_test_setup_are_accepted():
     PaymentsConfig(service_name="payments", database_url="sqlite://").validate()
     PaymentsConfig(service_name="payments", database_url="sqlite://", gateway_timeout_seconds=1.0,
                    gateway_retries=0, recovery_after_seconds=3).validate()
+
+
+@pytest.mark.parametrize("check_after", [0, -1, 90, 60])
+def test_a_stray_charge_check_not_later_than_recovery_is_refused(check_after):
+    # recovery_after_seconds is 90 by default: a second look no later than the first is no second look.
+    with pytest.raises(ConfigError, match="STRAY_CHARGE_CHECK_AFTER_SECONDS"):
+        PaymentsConfig(service_name="payments", database_url="sqlite://",
+                       stray_charge_check_after_seconds=check_after).validate()
+
+
+def test_the_stray_charge_check_reaches_the_service_layer():
+    config = PaymentsConfig(service_name="payments", database_url="sqlite://", stray_charge_check_after_seconds=600)
+    config.validate()
+    settings = make_payment_settings(config, gateways=GatewayRegistry({}), default_gateway="m2t")
+    assert settings.stray_charge_check_after.total_seconds() == 600

@@ -104,6 +104,9 @@ class Payment(Base):
     # Money the gateway holds though the payment failed or was canceled, being given back
     # (domain/payments.py ``Reversal``); None when there is none.
     reversal_status: Mapped[str | None] = mapped_column(sa.String(20), nullable=True, index=True)
+    # Failed because the gateway had no record of it: when the recovery job looks it up once more,
+    # lest the charge landed later and its callback was lost. None once looked (or never due).
+    stray_charge_check_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
 
 
 class GatewayAttempt(Base):

@@ -328,14 +328,17 @@ def _require_status(payment: Payment, allowed: frozenset, action: str) -> None:
 
 
 def _settle_call(uow: UnitOfWork, payment_id: str, outcome: CallOutcome, *, refused_fails: bool,
-                 cancellation_reason: str | None = None, earlier: Sequence[CallOutcome] = ()) -> Payment:
+                 cancellation_reason: str | None = None, earlier: Sequence[CallOutcome] = (),
+                 stray_charge_check_after: dt.timedelta | None = None) -> Payment:
     """Record the attempts and apply what the gateway answered, in one transaction.
 
     ``outcome`` is an answer (applied if it is news), a refusal (``refused_fails``: the payment
     request itself was refused, so nothing was charged), an unknown outcome (the payment waits), or
     no answer and no error: a lookup by our reference that found nothing. ``earlier``: calls made
     before it (a refused capture, say, before the read of the gateway's record that ``outcome`` is),
-    recorded only: every call is an attempt row, whatever replaced it.
+    recorded only: every call is an attempt row, whatever replaced it. ``stray_charge_check_after``:
+    when a payment failed because the lookup found nothing is looked up once more (only recovery
+    looks up by our reference; every other call names the gateway's transaction).
     """
     with uow:
         payment = uow.session.scalar(sa.select(Payment).where(Payment.id == payment_id).with_for_update())
@@ -349,6 +352,10 @@ def _settle_call(uow: UnitOfWork, payment_id: str, outcome: CallOutcome, *, refu
         elif outcome.error is None and payment.status == PaymentStatus.PROCESSING:
             # A lookup by our reference found nothing: the gateway never recorded the payment.
             _fail(uow, payment, "processing_error", FAILURE_MESSAGES["processing_error"], now)
+            if stray_charge_check_after is not None:
+                # Unless the request was still queued there and charges the buyer later: should its
+                # callback be lost too, only a second look would find it (``check_for_stray_charge``).
+                payment.stray_charge_check_at = now + stray_charge_check_after
         elif outcome.refused and refused_fails and payment.status == PaymentStatus.PROCESSING:
             # A 4xx: the gateway did nothing (an unknown token, say). Nothing was charged.
             code = outcome.error.code or "gateway_refused"
@@ -427,11 +434,13 @@ def _found_money_held(payment: Payment, transaction: GatewayTransaction) -> None
     one arriving late: those states are final at the gateway. A newer one means a charge landed
     after we gave up on it (recovery found no record while the request was still on its way):
     marked for ``reverse_held_money``, which voids or refunds it at the gateway, so the buyer is
-    not charged for a payment the marketplace was told failed.
+    not charged for a payment the marketplace was told failed. (``check_for_stray_charge`` also
+    brings here a request still waiting on the buyer, to be voided before they approve it.)
     """
     if transaction.updated_at <= payment.gateway_updated_at:
         return
     payment.gateway_updated_at = transaction.updated_at
+    payment.stray_charge_check_at = None  # found: no need to look for it any more
     if payment.reversal_status is not None:
         return  # already being given back (or given back): a duplicate of the news
     log.error("gateway holds money for a %s payment; reversing it", payment.status,
@@ -633,7 +642,8 @@ def recover_payment(uow: UnitOfWork, payment_id: str, settings: PaymentSettings)
     Returns the payment's status afterwards. A payment the gateway has no record of, though we
     asked for it long ago, was never charged: it fails with ``processing_error`` (``recovery_after``
     outlasts any call still in flight; a charge that lands even later is reversed, see
-    ``reverse_held_money``).
+    ``reverse_held_money``, and is looked for once more in case its callback is lost, see
+    ``check_for_stray_charge``).
 
     A payment processing since a capture that timed out is settled from the gateway's record too:
     ``captured`` succeeds it; ``authorised``, read now that the capture call is long over, means
@@ -647,7 +657,8 @@ def recover_payment(uow: UnitOfWork, payment_id: str, settings: PaymentSettings)
         gateway_name, reference = payment.gateway, payment.gateway_reference
     gateway = settings.gateway(gateway_name)
     outcome = _poll(gateway, gateway_name, payment_id, reference)
-    return _settle_call(uow, payment_id, outcome, refused_fails=False).status
+    return _settle_call(uow, payment_id, outcome, refused_fails=False,
+                        stray_charge_check_after=settings.stray_charge_check_after).status
 
 
 # -- money held for a payment that failed or was canceled ---------------------------------------------
@@ -672,6 +683,61 @@ def payments_to_reverse(uow: UnitOfWork, settings: PaymentSettings, *, now: dt.d
             .order_by(Payment.gateway_checked_at)
             .limit(limit)
         ))
+
+
+# What ``check_for_stray_charge`` found.
+STRAY_CHARGE_FOUND = "found"  # money held (or a request awaiting the buyer): to be given back
+NO_STRAY_CHARGE = "none"  # no record still, or one that holds nothing: the check is over
+STRAY_CHARGE_UNANSWERED = "unanswered"  # the lookup timed out or was refused: a later run asks again
+
+
+def payments_to_check_for_stray_charges(uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime,
+                                        limit: int) -> list[str]:
+    """Payments failed as never recorded by the gateway whose second look is due. One whose look
+    went unanswered waits ``recovery_after`` before the next, as a payment left waiting does."""
+    cutoff = now - settings.recovery_after
+    with uow:
+        return list(uow.session.scalars(
+            sa.select(Payment.id)
+            .where(Payment.stray_charge_check_at <= now, Payment.gateway_checked_at < cutoff)
+            .order_by(Payment.stray_charge_check_at)
+            .limit(limit)
+        ))
+
+
+def check_for_stray_charge(uow: UnitOfWork, payment_id: str, settings: PaymentSettings) -> str | None:
+    """Look up once more a payment recovery failed because the gateway had no record of it.
+
+    The request may still have been queued at the gateway and charged the buyer later; its callback
+    would tell us, but callbacks get lost. Money found held takes the path of any charge that lands
+    after the payment failed (``_found_money_held``, then ``reverse_held_money``), and so does a
+    request found still waiting on the buyer (a wallet approval), voided lest they approve it. An
+    answer, whatever it says, ends the check; the lookup is an attempt row like every call. Returns
+    ``STRAY_CHARGE_FOUND``, ``NO_STRAY_CHARGE`` or ``STRAY_CHARGE_UNANSWERED``; None if no check was due.
+    """
+    with uow:
+        payment = uow.session.get(Payment, payment_id)
+        if payment is None or payment.stray_charge_check_at is None:
+            return None
+        gateway_name, reference = payment.gateway, payment.gateway_reference
+    gateway = settings.gateway(gateway_name)
+    outcome = _poll(gateway, gateway_name, payment_id, reference)
+    with uow:
+        payment = uow.session.scalar(sa.select(Payment).where(Payment.id == payment_id).with_for_update())
+        uow.session.add(attempt_row(outcome, payment_id=payment.id, gateway=payment.gateway))
+        payment.gateway_checked_at = utcnow()
+        if outcome.error is not None:
+            # Timed out, 5xx or refused: nothing learnt, so the check stays due.
+            uow.commit()
+            return STRAY_CHARGE_UNANSWERED
+        payment.stray_charge_check_at = None
+        transaction: GatewayTransaction | None = outcome.answer
+        if transaction is not None:
+            apply_transaction(uow, payment, transaction, fresh_read=True)
+            if transaction.status == TransactionStatus.ACTION_REQUIRED:
+                _found_money_held(payment, transaction)
+        uow.commit()
+        return NO_STRAY_CHARGE if payment.reversal_status is None else STRAY_CHARGE_FOUND
 
 
 def reverse_held_money(uow: UnitOfWork, payment_id: str, settings: PaymentSettings) -> str | None:

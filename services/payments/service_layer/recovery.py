@@ -2,7 +2,9 @@
 gateway's own record. Lost callbacks and timed-out calls never leave a payment hanging forever;
 nor does a buyer who walks away from 3-D Secure, or an authorisation nobody captures: those are
 voided and canceled after ``action_expiry`` and ``authorisation_expiry``. Money the gateway turns
-out to hold for a payment that failed or was canceled is given back (voided or refunded)."""
+out to hold for a payment that failed or was canceled is given back (voided or refunded). A payment
+failed because the gateway had no record of it is looked up once more ``stray_charge_check_after``
+later, so a charge that landed late is given back even if its callback was lost."""
 
 from __future__ import annotations
 
@@ -22,8 +24,8 @@ def recover_waiting(uow_factory: Callable[[], UnitOfWork], settings: PaymentSett
                     now: dt.datetime | None = None, limit: int = 100) -> dict[str, int]:
     """Poll the gateway for each payment and refund left waiting; returns how many were polled and settled."""
     now = now or utcnow()
-    counts = {"payments_polled": 0, "payments_settled": 0, "payments_expired": 0, "payments_reversed": 0,
-              "refunds_polled": 0, "refunds_settled": 0}
+    counts = {"payments_polled": 0, "payments_settled": 0, "payments_expired": 0, "stray_charges_checked": 0,
+              "stray_charges_found": 0, "payments_reversed": 0, "refunds_polled": 0, "refunds_settled": 0}
     for status in _each(payments.payments_to_recover(uow_factory(), settings, now=now, limit=limit),
                         lambda payment_id: payments.recover_payment(uow_factory(), payment_id, settings),
                         "payment recovery failed"):
@@ -35,6 +37,14 @@ def recover_waiting(uow_factory: Callable[[], UnitOfWork], settings: PaymentSett
                         "payment expiry failed"):
         if status == "canceled":
             counts["payments_expired"] += 1
+    # Before the reversals: a stray charge found now is given back in this same run.
+    for found in _each(payments.payments_to_check_for_stray_charges(uow_factory(), settings, now=now, limit=limit),
+                       lambda payment_id: payments.check_for_stray_charge(uow_factory(), payment_id, settings),
+                       "stray charge check failed"):
+        if found is not None:
+            counts["stray_charges_checked"] += 1
+        if found == payments.STRAY_CHARGE_FOUND:
+            counts["stray_charges_found"] += 1
     for reversal in _each(payments.payments_to_reverse(uow_factory(), settings, now=now, limit=limit),
                           lambda payment_id: payments.reverse_held_money(uow_factory(), payment_id, settings),
                           "reversal of money held for a failed payment failed"):

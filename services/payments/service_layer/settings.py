@@ -18,6 +18,8 @@ class PaymentSettings:
     max_amount: int
     public_url: str  # where the gateway and buyers' browsers reach this service
     recovery_after: dt.timedelta  # idle time after which a waiting payment is polled
+    # After recovery failed a payment the gateway had no record of: when to look for it once more.
+    stray_charge_check_after: dt.timedelta = dt.timedelta(hours=1)
     action_expiry: dt.timedelta = dt.timedelta(minutes=15)  # 3-D Secure not finished by then: abandoned
     authorisation_expiry: dt.timedelta = dt.timedelta(days=7)  # authorised, not captured by then: voided
 
