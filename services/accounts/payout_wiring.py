@@ -6,6 +6,8 @@ a test installs a fake bank partner with ``use_bank_partners`` before that.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from services.accounts.adapters.banks import BankPartnerRegistry, HttpBankPartner
 from services.accounts.config import AccountsConfig
 from services.accounts.service_layer.payouts import PayoutSettings
@@ -33,6 +35,7 @@ def make_payout_settings(
         currency=config.ledger_currency,
         callback_base_url=config.public_url,
         poll_after=config.payout_poll_after,
+        idempotency_key_ttl=dt.timedelta(hours=config.idempotency_key_ttl_hours),
     )
 
 

@@ -25,7 +25,7 @@ from sandbox.bank.app import create_app as create_bank_sandbox_app
 from sandbox.bank.app import stop_background_work
 from sandbox.bank.config import SandboxBankConfig
 from services.accounts.adapters.banks import BankPartnerRegistry
-from services.accounts.adapters.orm import JournalEntry, LedgerCase, OutboxMessage, Payout
+from services.accounts.adapters.orm import IdempotencyKey, JournalEntry, LedgerCase, OutboxMessage, Payout
 from services.accounts.app import create_app as create_accounts_app
 from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET
 from services.accounts.domain.payouts import FAILURE_CODES, schedule_window
@@ -558,6 +558,19 @@ def test_a_retry_finds_its_payout_even_when_the_keys_stored_answer_was_lost(app,
                                   artisan_id, 3_000)
     assert someone_else.status_code == 201 and someone_else.json["id"] != first.json["id"]
     assert available(ledger, artisan_id) == 4_000
+
+
+def test_a_key_older_than_its_lifetime_makes_a_new_payout(app, client, auth, ledger, bank):
+    artisan_id = ready_artisan(ledger, 10_000)
+    headers = auth(idempotency_key="payout-of-the-day")
+    first = request_payout(client, headers, artisan_id, 3_000)
+    # Two days later, the client uses the key again (keys live 24 hours, as everywhere in the API).
+    with app.extensions["hirfa"].session_factory.begin() as session:
+        for model in (Payout, IdempotencyKey):
+            session.execute(sa.update(model).values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=2)))
+    again = request_payout(client, headers, artisan_id, 3_000)
+    assert again.status_code == 201 and again.json["id"] != first.json["id"]
+    assert count(app, Payout) == 2 and available(ledger, artisan_id) == 4_000
 
 
 def test_a_payout_needs_an_idempotency_key(client, auth, ledger):

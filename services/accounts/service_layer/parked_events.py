@@ -17,6 +17,7 @@ make room under a cap). Once posted, the row goes and the case is ``resolved``.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -29,6 +30,10 @@ from shared.events.consumer import TRANSIENT_DB_ERRORS, Handler
 from shared.ids import new_id
 
 log = logging.getLogger(__name__)
+
+# The worker tries an artisan's parked events again once none was tried for this long (the
+# consumer tries them after every batch about the artisan, whatever the time).
+WORKER_RETRY_AFTER = dt.timedelta(seconds=30)
 
 
 class NotPostableYet(Exception):
@@ -178,9 +183,34 @@ def make_after_batch(handlers: Mapping[str, Handler]) -> Callable[[UnitOfWork, S
     return after_batch
 
 
-def post_all_parked_events(uow_factory: Callable[[], UnitOfWork], handlers: Mapping[str, Handler]) -> int:
-    """The worker's pass over every parked event (a payout may have made room under a cap)."""
+def post_all_parked_events(
+    uow_factory: Callable[[], UnitOfWork],
+    handlers: Mapping[str, Handler],
+    *,
+    now: dt.datetime | None = None,
+    limit: int = 100,
+) -> int:
+    """The worker's pass over parked events (a payout may have made room under a cap); returns how
+    many were posted.
+
+    One transaction per artisan: holding one artisan's accounts while locking the next one's
+    would deadlock with the consumer, which locks them in the other order. An artisan whose
+    parked events were all tried within ``WORKER_RETRY_AFTER`` waits for a later pass, so a
+    backlog that cannot move costs little; at most ``limit`` artisans a pass, longest waiting first.
+    """
+    cutoff = (now or utcnow()) - WORKER_RETRY_AFTER
+    due = sa.or_(ParkedEvent.last_attempt_at.is_(None), ParkedEvent.last_attempt_at < cutoff)
     with uow_factory() as uow:
-        posted = post_parked_events(uow, handlers)
-        uow.commit()
+        artisan_ids = list(uow.session.scalars(
+            sa.select(ParkedEvent.artisan_id)
+            .where(due)
+            .group_by(ParkedEvent.artisan_id)
+            .order_by(sa.func.min(ParkedEvent.seq))
+            .limit(limit)
+        ))
+    posted = 0
+    for artisan_id in artisan_ids:
+        with uow_factory() as uow:
+            posted += post_parked_events(uow, handlers, [artisan_id])
+            uow.commit()
     return posted

@@ -87,6 +87,9 @@ class PayoutSettings:
     currency: str
     callback_base_url: str
     poll_after: dt.timedelta
+    # How long an Idempotency-Key stands for its payout: the API's keys live as long (then a
+    # client may use the key again, for a new payout).
+    idempotency_key_ttl: dt.timedelta = dt.timedelta(hours=24)
 
     @property
     def callback_url(self) -> str:
@@ -119,10 +122,11 @@ def request_payout(
 ) -> Payout:
     """Create a payout (committed, with its entry), then hand it to the bank. Returns it as it stands."""
     ensure_may_request_payouts(principal)
-    request_key = f"{principal.client_id}:{command.idempotency_key}" if command.idempotency_key else None
+    key = (command.idempotency_key or "").strip()  # as the idempotency layer reads it
+    request_key = f"{principal.client_id}:{key}" if key else None
     with uow:
         check_artisan_visible(uow.session, command.artisan_id, principal)
-        payout = _payout_asked_with(uow.session, request_key, command)
+        payout = _payout_asked_with(uow.session, request_key, command, settings.idempotency_key_ttl)
         if payout is None:
             payout = create_payout(uow, command, settings, source="api", requested_by=principal.client_id,
                                    request_key=request_key)
@@ -132,17 +136,23 @@ def request_payout(
         return uow.session.get(Payout, payout.id)
 
 
-def _payout_asked_with(session: Session, request_key: str | None, command: RequestPayout) -> Payout | None:
+def _payout_asked_with(session: Session, request_key: str | None, command: RequestPayout,
+                       ttl: dt.timedelta) -> Payout | None:
     """The payout an earlier request with this Idempotency-Key created, if any.
 
     The idempotency layer normally replays the first answer before we get here; this is for when
     it could not (the first request died after its payout was committed). The same key for a
-    different payout is refused, as the idempotency layer would.
+    different payout is refused, as the idempotency layer would. A key older than the layer's
+    lifetime is free again: the old payout lets go of it.
     """
     if request_key is None:
         return None
-    payout = session.scalar(sa.select(Payout).where(Payout.request_key == request_key))
+    payout = session.scalar(sa.select(Payout).where(Payout.request_key == request_key).with_for_update())
     if payout is None:
+        return None
+    if payout.created_at < utcnow() - ttl:
+        payout.request_key = None
+        session.flush()
         return None
     asked = (command.artisan_id, command.amount, command.currency, command.description)
     if asked != (payout.artisan_id, payout.amount, payout.currency, payout.description) or (
@@ -460,33 +470,44 @@ def handle_callback(uow: UnitOfWork, bank_slug: str, headers: Mapping[str, str],
 
 def return_waiting_payout_funds(uow_factory: Callable[[], UnitOfWork], *, limit: int = 200) -> int:
     """Give failed payouts' funds back to available where the artisan's cap now has room for them
-    (the worker, each pass). Returns how many came back; their cases are resolved."""
-    returned = 0
+    (the worker, each pass). Returns how many came back; their cases are resolved.
+
+    One transaction per payout: holding one artisan's accounts while locking the next artisan's
+    would deadlock with postings that lock those in the other order.
+    """
     with uow_factory() as uow:
-        session = uow.session
-        waiting = session.scalars(
-            sa.select(LedgerCase)
+        case_ids = list(uow.session.scalars(
+            sa.select(LedgerCase.id)
             .where(LedgerCase.cause == "payout", LedgerCase.status == "waiting")
             .order_by(LedgerCase.created_at, LedgerCase.id)
             .limit(limit)
+        ))
+    return sum(_return_payout_funds(uow_factory(), case_id) for case_id in case_ids)
+
+
+def _return_payout_funds(uow: UnitOfWork, case_id: str) -> bool:
+    with uow:
+        session = uow.session
+        case = session.scalar(
+            sa.select(LedgerCase)
+            .where(LedgerCase.id == case_id, LedgerCase.status == "waiting")
             .with_for_update(skip_locked=True)
-        ).all()
-        for case in waiting:
-            payout = session.get(Payout, case.cause_id)
-            posting = _posting(payout, "failed", debit=platform("payouts_in_transit"),
-                               credit=artisan(payout.artisan_id, "available"))
-            try:
-                with session.begin_nested():
-                    entry = post_once(uow, posting)
-            except BalanceRuleViolation:
-                continue  # still no room
-            case.status = "resolved"
-            case.details = {**case.details, "resolved_at": utcnow().isoformat(), "resolution": "funds_returned",
-                            **({"entry_id": entry.id} if entry is not None else {})}
-            log.info("failed payout's funds returned", extra={"payout_id": payout.id})
-            returned += 1
+        )
+        if case is None:
+            return False  # returned meanwhile, or another worker is at it
+        payout = session.get(Payout, case.cause_id)
+        posting = _posting(payout, "failed", debit=platform("payouts_in_transit"),
+                           credit=artisan(payout.artisan_id, "available"))
+        try:
+            entry = post_once(uow, posting)
+        except BalanceRuleViolation:
+            return False  # still no room
+        case.status = "resolved"
+        case.details = {**case.details, "resolved_at": utcnow().isoformat(), "resolution": "funds_returned",
+                        **({"entry_id": entry.id} if entry is not None else {})}
         uow.commit()
-    return returned
+    log.info("failed payout's funds returned", extra={"payout_id": payout.id})
+    return True
 
 
 def sync_payouts(uow_factory: Callable[[], UnitOfWork], settings: PayoutSettings, *,
