@@ -753,6 +753,20 @@ def test_an_authorisation_that_lands_after_the_payment_failed_is_voided(api, pay
     assert api.get(payment["id"]).json["reversal_status"] == "voided"
 
 
+def test_a_reversal_void_whose_answer_was_lost_is_recorded_as_voided(api, payee, gateway, client, service):
+    context, settings = service
+    payment = _charge_lands_after_recovery_failed_it(api, payee, gateway, service, capture_method="manual")
+    deliver_callbacks(client, gateway)  # transaction.authorised: money held for a failed payment
+    gateway.fail_next("timeout", operation="void")  # the void is done, its answer lost
+    recover_waiting(context.uow_factory, settings)
+    assert api.get(payment["id"]).json["reversal_status"] == "required"
+    # The next run reads the gateway's record: voided, by our own reversal. That is the record kept.
+    recover_waiting(context.uow_factory, settings)
+    got = api.get(payment["id"]).json
+    assert (got["status"], got["reversal_status"], got["requires_review"]) == ("failed", "voided", False)
+    assert gateway.transaction(got["gateway_reference"]).status is TransactionStatus.VOIDED
+
+
 def stray_charge_check_at(context, payment_id: str) -> dt.datetime | None:
     with context.uow_factory() as uow:
         return uow.session.get(Payment, payment_id).stray_charge_check_at

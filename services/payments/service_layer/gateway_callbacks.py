@@ -69,8 +69,9 @@ def _acknowledge_unmapped(uow: UnitOfWork, gateway_name: str, exc: UnrecognisedC
     and the warning tells an operator to map it; a payment left waiting is still settled by the
     recovery job's polls.
 
-    No receipt is kept for its event id: it changed nothing, and a redelivery may be read once the
-    type or status is mapped.
+    No receipt is kept for its event id: it changed nothing. The gateway will not send it again
+    (it was acknowledged); for a payment or refund still waiting, the recovery job's poll reads
+    the outcome instead, and for anything else the attempt row and the warning are the record.
     """
     news = exc.callback
     log.warning("gateway callback of a type or status not mapped: acknowledged, not applied",

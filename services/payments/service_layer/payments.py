@@ -794,7 +794,12 @@ def _reverse(gateway: Any, gateway_name: str, payment_id: str, reference: str | 
                 # Refunded in full: no marketplace refunds a failed payment, so that was our reversal
                 # (answered before a crash, say).
                 return Reversal.REFUNDED
-            # Voided, declined or expired: the alarm was an old snapshot after all.
+            if transaction.status == TransactionStatus.VOIDED:
+                # The alarm was raised on news newer than the gateway's last word, so the money was
+                # held after it: released since, by our reversal void (whose answer was lost) or the
+                # gateway. Either way it is given back: recorded as such, not forgotten.
+                return Reversal.VOIDED
+            # Declined or expired: the alarm was an old snapshot after all.
             log.warning("money held for a failed payment was already released", extra={"payment_id": payment_id})
             return None
         if action == VOID:
