@@ -751,6 +751,12 @@ def test_an_authorisation_that_lands_after_the_payment_failed_is_voided(api, pay
     assert void.idempotency_key == f"{payment['id']}:reversal_void"
     deliver_callbacks(client, gateway)  # transaction.voided: nothing more to do
     assert api.get(payment["id"]).json["reversal_status"] == "voided"
+    # The marketplace is told of each step: money found held, then given back.
+    with context.session_factory() as session:
+        bodies = session.scalars(sa.select(WebhookEvent.body).where(
+            WebhookEvent.object_id == payment["id"], WebhookEvent.type == "payment.reversal_updated",
+        ).order_by(WebhookEvent.sequence)).all()
+    assert [json.loads(body)["data"]["object"]["reversal_status"] for body in bodies] == ["required", "voided"]
 
 
 def test_a_reversal_void_whose_answer_was_lost_is_recorded_as_voided(api, payee, gateway, client, service):

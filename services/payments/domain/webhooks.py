@@ -23,6 +23,7 @@ WEBHOOK_EVENT_TYPES: tuple[str, ...] = (
     "payment.succeeded",
     "payment.failed",
     "payment.canceled",
+    "payment.reversal_updated",
     "refund.created",
     "refund.succeeded",
     "refund.failed",

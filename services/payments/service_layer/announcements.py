@@ -23,6 +23,21 @@ def _money(amount: int, currency: str) -> dict:
     return {"amount": amount, "currency": currency}
 
 
+def payment_reversal_changed(uow: UnitOfWork, payment: Payment) -> None:
+    """Money the gateway holds for a failed or canceled payment is to be given back, was, or could
+    not be (``requires_review``): the marketplace hears of each step as ``payment.reversal_updated``.
+    No ledger event: that money never reached the ledger."""
+    uow.session.flush()
+    record_webhook_event(
+        uow.session,
+        marketplace_id=payment.marketplace_id,
+        event_type="payment.reversal_updated",
+        object_type="payment",
+        object_id=payment.id,
+        snapshot=payment_snapshot(payment),
+    )
+
+
 def payment_changed(uow: UnitOfWork, payment: Payment) -> None:
     """Announce the payment's new status (call after setting it)."""
     uow.session.flush()

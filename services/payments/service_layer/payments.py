@@ -50,7 +50,7 @@ from services.payments.domain.payments import (
     reversal_for,
     status_for,
 )
-from services.payments.service_layer.announcements import payment_changed
+from services.payments.service_layer.announcements import payment_changed, payment_reversal_changed
 from services.payments.service_layer.gateway_calls import CallOutcome, attempt_row, call_gateway
 from services.payments.service_layer.settings import PaymentSettings
 from shared.auth import Principal
@@ -392,7 +392,7 @@ def apply_transaction(uow: UnitOfWork, payment: Payment, transaction: GatewayTra
     if transaction.updated_at < payment.gateway_updated_at:
         return False
     if payment.status in (PaymentStatus.FAILED, PaymentStatus.CANCELED) and holds_money(transaction):
-        _found_money_held(payment, transaction)
+        _found_money_held(uow, payment, transaction)
         return False
     if transaction.card is not None and payment.card_last4 is None:
         payment.card_brand = transaction.card.brand
@@ -427,7 +427,7 @@ def apply_transaction(uow: UnitOfWork, payment: Payment, transaction: GatewayTra
     return True
 
 
-def _found_money_held(payment: Payment, transaction: GatewayTransaction) -> None:
+def _found_money_held(uow: UnitOfWork, payment: Payment, transaction: GatewayTransaction) -> None:
     """The gateway holds the buyer's money for a payment we already called failed or canceled.
 
     A snapshot no newer than the gateway's final word (declined, voided, expired) is only an old
@@ -448,6 +448,7 @@ def _found_money_held(payment: Payment, transaction: GatewayTransaction) -> None
                      "raw_status": transaction.raw_status, "amount": transaction.captured_amount or transaction.amount})
     payment.reversal_status = Reversal.REQUIRED
     payment.updated_at = utcnow()
+    payment_reversal_changed(uow, payment)
 
 
 def _next_action_json(transaction: GatewayTransaction) -> str | None:
@@ -735,7 +736,7 @@ def check_for_stray_charge(uow: UnitOfWork, payment_id: str, settings: PaymentSe
         if transaction is not None:
             apply_transaction(uow, payment, transaction, fresh_read=True)
             if transaction.status == TransactionStatus.ACTION_REQUIRED:
-                _found_money_held(payment, transaction)
+                _found_money_held(uow, payment, transaction)
         uow.commit()
         return NO_STRAY_CHARGE if payment.reversal_status is None else STRAY_CHARGE_FOUND
 
@@ -772,6 +773,7 @@ def reverse_held_money(uow: UnitOfWork, payment_id: str, settings: PaymentSettin
             if state == Reversal.FAILED:
                 log.error("the gateway would not give back money held for a %s payment: an operator must",
                           payment.status, extra={"payment_id": payment.id})
+            payment_reversal_changed(uow, payment)
         uow.commit()
         return payment.reversal_status
 
