@@ -24,6 +24,8 @@ through the real accounts consumer and the payout service. Then:
   the posted events say, and a last release run empties every pending account;
 - each statement's running balance never dips below zero and, page after page, ends at the stored
   balance;
+- once the tier-1 artisan's tier goes to 3, nothing waits any more: every event is posted exactly
+  once, every failed payout's money is back, and the bookkeeping still matches the money;
 - payouts: one asking for more than is available is refused (``insufficient_funds``) and leaves no
   payout, entry or event; an accepted one posts ``created`` once and, once the bank has answered,
   exactly one of ``paid`` or ``failed`` once, however often the answer comes (a callback or a
@@ -70,11 +72,13 @@ from services.accounts.domain.ledger import shown_balance
 from services.accounts.domain.payouts import FAILURE_CODES
 from services.accounts.payout_wiring import payout_settings, use_bank_partners
 from services.accounts.service_layer.money_events import release_due_holds
+from services.accounts.service_layer.parked_events import post_all_parked_events
 from services.accounts.service_layer.payouts import (
     RequestPayout,
     available_balance,
     handle_callback,
     request_payout,
+    return_waiting_payout_funds,
     sync_payouts,
 )
 from shared.app import ServiceContext
@@ -97,6 +101,7 @@ from tests.ledger_support import (
     payment_succeeded,
     refund_succeeded,
     signed,
+    tier_changed,
 )
 
 # The tier-1 artisan (cap 200 MAD) runs into its cap; the tier-3 ones (20,000 MAD) never can here.
@@ -516,9 +521,10 @@ def shown(session: Session, owner_type: str, owner_id: str, kind: str) -> int:
     return 0 if account is None else shown_balance(account.balance, account.normal_side)
 
 
-def assert_bookkeeping_matches_the_money(session: Session, world: World, posted: set[str]) -> None:
+def assert_bookkeeping_matches_the_money(session: Session, world: World, posted: set[str],
+                                         tiers: tuple[int, ...] = ARTISAN_TIERS) -> None:
     holds = session.scalars(sa.select(PendingHold)).all()
-    for artisan_id, tier in zip(world.artisans, ARTISAN_TIERS, strict=True):
+    for artisan_id, tier in zip(world.artisans, tiers, strict=True):
         pending = shown(session, "artisan", artisan_id, "pending")
         assert pending == sum(hold.remaining for hold in holds if hold.artisan_id == artisan_id)
         assert pending + shown(session, "artisan", artisan_id, "available") <= CAPS[tier]
@@ -700,4 +706,28 @@ def test_money_events_in_any_order_keep_the_ledger_sound(
 
     RELEASE.run(ledger.context)
     assert [ledger.shown("artisan", artisan_id, "pending") for artisan_id in world.artisans] == [0] * len(ARTISAN_TIERS)
+    assert_ledger_sound(ledger)
+
+    assert_nothing_waits_once_the_cap_is_lifted(ledger, world)
+
+
+def assert_nothing_waits_once_the_cap_is_lifted(ledger: LedgerDriver, world: World) -> None:
+    """Whatever waited was waiting for room under the tier-1 artisan's cap, or behind something that
+    was: once their tier goes to 3 (room for every payment of a plan), every event is posted exactly
+    once, every failed payout's money is back, and the ledger still adds up."""
+    capped_artisan = world.artisans[ARTISAN_TIERS.index(1)]
+    ledger.deliver(tier_changed(capped_artisan, 3, version=1_000, previous=1))  # the consumer tries at once
+    later = utcnow() + dt.timedelta(days=1)
+    post_all_parked_events(ledger.context.uow_factory, ledger.handlers, now=later)
+    return_waiting_payout_funds(ledger.context.uow_factory)
+    with ledger.context.session_factory() as session:
+        assert session.scalars(sa.select(ParkedEvent.event_id)).all() == []
+        assert session.scalars(sa.select(LedgerCase.kind).where(LedgerCase.status != "resolved")).all() == []
+        entries = Counter(session.scalars(sa.select(JournalEntry.cause_event_id)))
+        assert all(entries[event.id] == 1 for event in world.events)
+        assert_bookkeeping_matches_the_money(session, world, {event.id for event in world.events},
+                                             tiers=tuple(3 for _ in ARTISAN_TIERS))
+        # Every accepted payout is paid, failed with its money back, or still on its way.
+        assert shown(session, "platform", "platform", "payouts_in_transit") == sum(
+            payout.amount for payout in world.payouts if payout.payout_id is not None and not payout.answered)
     assert_ledger_sound(ledger)
