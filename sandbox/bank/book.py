@@ -7,6 +7,7 @@ Everything is done under one lock; callers get copies. A resource module says ho
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import secrets
 import threading
@@ -20,7 +21,7 @@ from sandbox.common.errors import ApiError
 Item = TypeVar("Item")
 
 
-class RequestBook(Generic[Item]):
+class RequestBook(abc.ABC, Generic[Item]):
     id_prefix = ""  # e.g. "aop"
     event_prefix = ""  # e.g. "account_opening": callbacks are "<event_prefix>.<status>"
     noun = ""  # e.g. "opening", for error messages
@@ -32,12 +33,13 @@ class RequestBook(Generic[Item]):
         self._by_id: dict[str, Item] = {}
         self._id_by_reference: dict[str, str] = {}
 
+    @abc.abstractmethod
     def new_item(self, item_id: str, request: Any, created: int) -> Item:
-        raise NotImplementedError
+        """The resource's item for a new request (not stored yet)."""
 
+    @abc.abstractmethod
     def decide(self, item: Item) -> None:
         """Settle a pending item in place (under the lock): set its final status and details."""
-        raise NotImplementedError
 
     def create(self, request: Any) -> tuple[Item, bool]:
         """Record a new item and schedule its decision; a known reference returns its item.
