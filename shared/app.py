@@ -153,9 +153,7 @@ def _from_http_exception(error: HTTPException) -> HirfaError:
                 item["location"] = location
                 errors.append(item)
         detail = "; ".join(f"{e['param']}: {e['message']}" for e in errors[:5])
-        return ValidationFailed(
-            detail, errors=errors, param=errors[0]["param"] if len(errors) == 1 else None
-        )
+        return ValidationFailed(detail, errors=errors, param=errors[0]["param"] if len(errors) == 1 else None)
     problem = http_status_error(error.code or 500)
     if getattr(error, "valid_methods", None):
         problem.headers["Allow"] = ", ".join(error.valid_methods)
@@ -164,9 +162,7 @@ def _from_http_exception(error: HTTPException) -> HirfaError:
 
 def problem_response(error: HirfaError) -> Response:
     body = error.to_problem(request_id=request_id_var.get())
-    response = Response(
-        json.dumps(body), status=error.status, mimetype=PROBLEM_CONTENT_TYPE
-    )
+    response = Response(json.dumps(body), status=error.status, mimetype=PROBLEM_CONTENT_TYPE)
     for name, value in error.headers.items():
         response.headers[name] = value
     return response
@@ -203,13 +199,13 @@ def create_service_app(
         OPENAPI_JSON_PATH="openapi.json",
         # Werkzeug's hard ceiling is the largest allowed upload; every other endpoint keeps
         # ``max_body_bytes`` (checked per request below).
-        MAX_CONTENT_LENGTH=max([max_body_bytes, *((limit + UPLOAD_FRAMING_BYTES) for limit in (upload_endpoints or {}).values())]),
+        MAX_CONTENT_LENGTH=max(
+            [max_body_bytes, *((limit + UPLOAD_FRAMING_BYTES) for limit in (upload_endpoints or {}).values())]
+        ),
         API_SPEC_OPTIONS={
             "info": {"description": f"{title}. Errors are application/problem+json (RFC 9457)."},
             "components": {
-                "securitySchemes": {
-                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
-                }
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
             },
             "security": [{"bearerAuth": []}],
         },
@@ -305,8 +301,9 @@ def create_service_app(
     def _handle_unexpected(error: Exception):
         # The client gets a generic problem with the request id; the detail stays in our logs.
         log.exception("unhandled error")
-        return problem_response(HirfaError("Something went wrong on our side. "
-                                           "Quote the request_id when contacting support."))
+        return problem_response(
+            HirfaError("Something went wrong on our side. Quote the request_id when contacting support.")
+        )
 
     checks = {
         "database": lambda: _database_ok(context),

@@ -45,6 +45,8 @@ class AppendOnlyTables:
             ]
         if dialect == "sqlite":
             return [
-                f"DROP TRIGGER IF EXISTS {table}_no_{action}" for table in self.tables for action in ("update", "delete")
+                f"DROP TRIGGER IF EXISTS {table}_no_{action}"
+                for table in self.tables
+                for action in ("update", "delete")
             ]
         return []

@@ -181,8 +181,7 @@ def idempotent(view: Callable) -> Callable:
         key = request.headers.get(HEADER)
         if key is None:
             raise MissingIdempotencyKey(
-                "Send an Idempotency-Key header (a UUID is ideal) so this request can be "
-                "retried safely.",
+                "Send an Idempotency-Key header (a UUID is ideal) so this request can be retried safely.",
                 param=HEADER,
             )
         key = key.strip()

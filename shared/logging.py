@@ -16,13 +16,13 @@ from typing import Any
 
 from shared.cards import luhn_valid
 
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "request_id", default=None
-)
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 _PAN = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 _RIB = re.compile(r"(?<![0-9A-Za-z])(?:MA\d{2} ?)?(?:\d[ ]?){23}\d(?!\d)")
-_PHONE = re.compile(r"(?<!\d)(?:\+|00)?212[ .-]?\(?0?\)?[5-7](?:[ .-]?\d){8}(?!\d)|(?<!\d)0[5-7](?:[ .-]?\d){8}(?!\d)")
+_PHONE = re.compile(
+    r"(?<!\d)(?:\+|00)?212[ .-]?\(?0?\)?[5-7](?:[ .-]?\d){8}(?!\d)|(?<!\d)0[5-7](?:[ .-]?\d){8}(?!\d)"
+)
 _CIN = re.compile(r"\b[A-Z]{1,2}\d{4,8}\b")
 
 
@@ -60,9 +60,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,

@@ -129,7 +129,9 @@ class MoneyWithDecimalSchema(MoneySchema):
     """An amount for people as well as programs: ``{"amount": 1250, "currency": "MAD",
     "amount_decimal": "12.50"}``. The decimal is a string, exact, never a float."""
 
-    amount_decimal = fields.Method("_decimal", metadata={"description": "In major units (dirhams), e.g. `12.50`."})
+    amount_decimal = fields.Method(
+        "_decimal", metadata={"description": "In major units (dirhams), e.g. `12.50`."}
+    )
 
     def _decimal(self, value: Any) -> str:
         money = value if isinstance(value, Money) else Money(value["amount"], value["currency"])

@@ -63,8 +63,9 @@ class PartnerError(RuntimeError):
         self.transient = transient
         self.status = status
         self.code = code
-        self.kind = kind or (_kind_of_status(status) if status is not None else (
-            UNREACHABLE if transient else REFUSED))
+        self.kind = kind or (
+            _kind_of_status(status) if status is not None else (UNREACHABLE if transient else REFUSED)
+        )
         self.attempts = attempts
         self.earlier_outcome_unknown = earlier_outcome_unknown
 
@@ -159,27 +160,36 @@ class PartnerHttpClient:
                 timeout=self.timeout,
             )
         except requests.Timeout as exc:
-            raise PartnerError(f"{self.name} unreachable: {type(exc).__name__}", transient=True,
-                               kind=_timeout_kind(exc)) from None
+            raise PartnerError(
+                f"{self.name} unreachable: {type(exc).__name__}", transient=True, kind=_timeout_kind(exc)
+            ) from None
         except requests.RequestException as exc:
-            raise PartnerError(f"{self.name} unreachable: {type(exc).__name__}", transient=True,
-                               kind=UNREACHABLE) from None
+            raise PartnerError(
+                f"{self.name} unreachable: {type(exc).__name__}", transient=True, kind=UNREACHABLE
+            ) from None
         status = response.status_code
         if status >= 500 or status in (408, 429):
             code = _error_code(response)
-            raise PartnerError(f"{self.name} answered {status}", transient=True, status=status,
-                               code=None if code == "?" else code)
+            raise PartnerError(
+                f"{self.name} answered {status}",
+                transient=True,
+                status=status,
+                code=None if code == "?" else code,
+            )
         if status >= 400:
             code = _error_code(response)
             raise PartnerError(
-                f"{self.name} refused the request ({status} {code})", transient=False, status=status,
+                f"{self.name} refused the request ({status} {code})",
+                transient=False,
+                status=status,
                 code=None if code == "?" else code,
             )
         try:
             return response.json()
         except ValueError:
-            raise PartnerError(f"{self.name} answered with invalid JSON", transient=True, status=status,
-                               kind=INVALID_ANSWER) from None
+            raise PartnerError(
+                f"{self.name} answered with invalid JSON", transient=True, status=status, kind=INVALID_ANSWER
+            ) from None
 
     def backoff_seconds(self, retry: int) -> float:
         """The wait before retry number ``retry`` (1 for the first retry)."""
@@ -213,9 +223,15 @@ class PartnerHttpClient:
                     raise
                 earlier_unknown = earlier_unknown or exc.outcome_unknown
                 log.info(
-                    "partner call failed (%s); retrying", exc.kind,
-                    extra={"partner": self.name, "path": path, "attempt": attempt, "kind": exc.kind,
-                           "status": exc.status},
+                    "partner call failed (%s); retrying",
+                    exc.kind,
+                    extra={
+                        "partner": self.name,
+                        "path": path,
+                        "attempt": attempt,
+                        "kind": exc.kind,
+                        "status": exc.status,
+                    },
                 )
                 self._sleep(self.backoff_seconds(attempt))
                 attempt += 1

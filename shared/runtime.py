@@ -98,7 +98,10 @@ def make_relay(context: ServiceContext) -> OutboxRelay:
 
 
 def make_event_consumer(
-    context: ServiceContext, handlers: dict[str, Handler], topics: list[str], after_batch: AfterBatch | None = None
+    context: ServiceContext,
+    handlers: dict[str, Handler],
+    topics: list[str],
+    after_batch: AfterBatch | None = None,
 ) -> EventConsumer:
     config = context.config
 
@@ -189,8 +192,12 @@ def service_cli(
             configure_logging(f"{name}-consumer", config.log_level, config.log_json)
             context = bootstrap(config)
             handler_map = handlers()
-            consumer = make_event_consumer(context, handler_map, subscribes_to or list(ALL_TOPICS),
-                                           after_batch(handler_map) if after_batch else None)
+            consumer = make_event_consumer(
+                context,
+                handler_map,
+                subscribes_to or list(ALL_TOPICS),
+                after_batch(handler_map) if after_batch else None,
+            )
             consumer.run(stop_on_signals())
 
     @group.group("events", help="Event operations.")

@@ -41,7 +41,9 @@ def main() -> None:
         keys.generate()
         issuer = TokenIssuer(keys, "https://auth.hirfa.ma")
         token, _ = issuer.issue(
-            client_id="cli_bench", role=Role.MARKETPLACE, scopes=ROLE_SCOPES[Role.MARKETPLACE],
+            client_id="cli_bench",
+            role=Role.MARKETPLACE,
+            scopes=ROLE_SCOPES[Role.MARKETPLACE],
             audiences=["hirfa-payments"],
         )
         public = keys.public_keys()
@@ -51,12 +53,19 @@ def main() -> None:
         per_second("prefixed id generation", lambda: new_id("pay"), 100000)
         artisan_id = new_id("art")
         data = {
-            "artisan_id": artisan_id, "marketplace_id": "cli_bench", "kyc_tier": 0,
-            "tier_cap": {"amount": 0, "currency": "MAD"}, "region": "souss_massa",
-            "craft": "carpets", "registered_at": "2026-11-23T10:00:00+00:00",
+            "artisan_id": artisan_id,
+            "marketplace_id": "cli_bench",
+            "kyc_tier": 0,
+            "tier_cap": {"amount": 0, "currency": "MAD"},
+            "region": "souss_massa",
+            "craft": "carpets",
+            "registered_at": "2026-11-23T10:00:00+00:00",
         }
-        per_second("event build + schema check", lambda: make_event(
-            "onboarding.artisan.registered", subject=artisan_id, data=data), 5000)
+        per_second(
+            "event build + schema check",
+            lambda: make_event("onboarding.artisan.registered", subject=artisan_id, data=data),
+            5000,
+        )
         line = '{"message": "payment by 0612345678 card 4111111111111111 cin AB123456"}'
         per_second("log line masking", lambda: mask_sensitive(line), 20000)
     print()
@@ -127,17 +136,27 @@ def _ledger_postings(url: str) -> None:
         with context.session_factory() as session:
             posted = session.scalar(sa.select(sa.func.count()).where(JournalEntry.cause == "payment"))
             cases = session.scalar(sa.select(sa.func.count()).select_from(LedgerCase))
-        print(f"{'consumer, ' + str(batch_size) + ' per transaction (decode + apply_batch)':<52} {batched:>10,.0f} postings/s")
-        print(f"{'consumer, 1 per transaction (' + format(UNBATCHED_PAYMENTS, ',') + ' events)':<52} {unbatched:>10,.0f} postings/s")
-        print(f"{'raw SQL transfer loop, ' + str(batch_size) + ' per transaction':<52} {raw:>10,.0f} postings/s")
-        print(f"{'ratio consumer / raw SQL':<52} {batched / raw:>10.1%}   (raw SQL {raw / batched:.1f}x faster)")
+        print(
+            f"{'consumer, ' + str(batch_size) + ' per transaction (decode + apply_batch)':<52} {batched:>10,.0f} postings/s"
+        )
+        print(
+            f"{'consumer, 1 per transaction (' + format(UNBATCHED_PAYMENTS, ',') + ' events)':<52} {unbatched:>10,.0f} postings/s"
+        )
+        print(
+            f"{'raw SQL transfer loop, ' + str(batch_size) + ' per transaction':<52} {raw:>10,.0f} postings/s"
+        )
+        print(
+            f"{'ratio consumer / raw SQL':<52} {batched / raw:>10.1%}   (raw SQL {raw / batched:.1f}x faster)"
+        )
         print(f"{'ratio batched / one at a time':<52} {batched / unbatched:>10.1f}x")
         print(f"{'SQL statements per posting: consumer batched':<52} {batched_statements:>10.1f}")
         print(f"{'SQL statements per posting: consumer one at a time':<52} {unbatched_statements:>10.1f}")
         print(f"{'SQL statements per posting: raw SQL':<52} {raw_statements:>10.1f}")
         # A throughput figure means nothing if the postings were refused: say what was written.
         expected = PAYMENTS + UNBATCHED_PAYMENTS
-        verdict = "as expected" if posted == expected and not cases else f"WARNING: expected {expected:,}, no case"
+        verdict = (
+            "as expected" if posted == expected and not cases else f"WARNING: expected {expected:,}, no case"
+        )
         print(f"checked: {posted:,} payment entries posted, {cases} ledger case(s) ({verdict})")
     finally:
         context.engine.dispose()
@@ -168,21 +187,26 @@ def raw_transfer_loop(engine: sa.Engine, postings: int, batch_size: int) -> floa
     """
     metadata = sa.MetaData()
     sa.Table(
-        "bench_raw_balances", metadata,
+        "bench_raw_balances",
+        metadata,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("balance", sa.BigInteger, nullable=False),
     )
     sa.Table(
-        "bench_raw_entries", metadata,
+        "bench_raw_entries",
+        metadata,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("posting_key", sa.String(120), nullable=False, unique=True),
         sa.Column("posted_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
     sa.Table(
-        "bench_raw_lines", metadata,
+        "bench_raw_lines",
+        metadata,
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("entry_id", sa.Integer, sa.ForeignKey("bench_raw_entries.id"), nullable=False, index=True),
-        sa.Column("account_id", sa.Integer, sa.ForeignKey("bench_raw_balances.id"), nullable=False, index=True),
+        sa.Column(
+            "account_id", sa.Integer, sa.ForeignKey("bench_raw_balances.id"), nullable=False, index=True
+        ),
         sa.Column("amount", sa.BigInteger, nullable=False),
     )
     metadata.create_all(engine)
@@ -193,7 +217,9 @@ def raw_transfer_loop(engine: sa.Engine, postings: int, batch_size: int) -> floa
             [{"id": i} for i in range(2 + ARTISANS)],
         )
     insert_entry = sa.text("INSERT INTO bench_raw_entries (id, posting_key) VALUES (:id, :key)")
-    insert_line = sa.text("INSERT INTO bench_raw_lines (entry_id, account_id, amount) VALUES (:entry, :account, :amount)")
+    insert_line = sa.text(
+        "INSERT INTO bench_raw_lines (entry_id, account_id, amount) VALUES (:entry, :account, :amount)"
+    )
     update = sa.text("UPDATE bench_raw_balances SET balance = balance + :amount WHERE id = :account")
 
     started = time.perf_counter()

@@ -23,7 +23,11 @@ from shared.db import UnitOfWork, make_engine, run_migrations
 from tests.support import SERVICES, Broker, Databases
 
 ISSUER = "https://auth.hirfa.ma"
-METADATA = {"onboarding": OnboardingBase.metadata, "payments": PaymentsBase.metadata, "accounts": AccountsBase.metadata}
+METADATA = {
+    "onboarding": OnboardingBase.metadata,
+    "payments": PaymentsBase.metadata,
+    "accounts": AccountsBase.metadata,
+}
 # Tables whose database triggers refuse DELETE (lifted while a test empties a SQLite database).
 APPEND_ONLY = {"accounts": LEDGER, "payments": ATTEMPTS}
 
@@ -121,8 +125,12 @@ def issue_token(signing_keys):
     """issue_token(role, client_id=…, scopes=…) -> bearer token signed by the test issuer."""
     issuer = TokenIssuer(signing_keys, ISSUER, ttl_seconds=600)
 
-    def issue(role: Role = Role.MARKETPLACE, client_id: str = "cli_test_marketplace", scopes=None,
-              audiences=("hirfa-onboarding", "hirfa-payments", "hirfa-accounts")) -> str:
+    def issue(
+        role: Role = Role.MARKETPLACE,
+        client_id: str = "cli_test_marketplace",
+        scopes=None,
+        audiences=("hirfa-onboarding", "hirfa-payments", "hirfa-accounts"),
+    ) -> str:
         token, _ = issuer.issue(
             client_id=client_id,
             role=role,

@@ -49,7 +49,9 @@ class FakeBankPartner:
             if opening.reference == request.reference:  # banks deduplicate on our reference
                 return opening
         opening = AccountOpening(
-            partner_reference=f"aop_fake_{len(self._openings) + 1}", reference=request.reference, status="pending"
+            partner_reference=f"aop_fake_{len(self._openings) + 1}",
+            reference=request.reference,
+            status="pending",
         )
         self._openings[opening.partner_reference] = opening
         return opening

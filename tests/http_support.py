@@ -102,8 +102,9 @@ class ServedApp:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self._server = make_server("127.0.0.1", 0, app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -132,9 +133,14 @@ _PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 def readme_python_block(defining: str) -> str:
     """The README's ```python block that defines ``defining`` (``def <name>``): exactly one must."""
-    blocks = [block for block in _PYTHON_BLOCK.findall(README.read_text(encoding="utf-8"))
-              if re.search(rf"^def {re.escape(defining)}\(", block, re.MULTILINE)]
-    assert len(blocks) == 1, f"README.md should have one ```python block defining {defining}, has {len(blocks)}"
+    blocks = [
+        block
+        for block in _PYTHON_BLOCK.findall(README.read_text(encoding="utf-8"))
+        if re.search(rf"^def {re.escape(defining)}\(", block, re.MULTILINE)
+    ]
+    assert len(blocks) == 1, (
+        f"README.md should have one ```python block defining {defining}, has {len(blocks)}"
+    )
     return blocks[0]
 
 

@@ -39,8 +39,15 @@ def registered(artisan_id: str, marketplace_id: str = MARKETPLACE) -> Event:
     return make_event(
         "onboarding.artisan.registered",
         subject=artisan_id,
-        data={"artisan_id": artisan_id, "marketplace_id": marketplace_id, "kyc_tier": 0, "tier_cap": _money(0),
-              "region": "souss_massa", "craft": "carpets", "registered_at": _now()},
+        data={
+            "artisan_id": artisan_id,
+            "marketplace_id": marketplace_id,
+            "kyc_tier": 0,
+            "tier_cap": _money(0),
+            "region": "souss_massa",
+            "craft": "carpets",
+            "registered_at": _now(),
+        },
     )
 
 
@@ -48,62 +55,130 @@ def tier_changed(artisan_id: str, tier: int, version: int, previous: int = 0) ->
     return make_event(
         "onboarding.artisan.kyc_tier_changed",
         subject=artisan_id,
-        data={"artisan_id": artisan_id, "previous_tier": previous, "kyc_tier": tier,
-              "direction": "up" if tier >= previous else "down", "tier_cap": _money(CAPS[tier]),
-              "reason_code": "test", "actor": "system", "kyc_status": "active", "kyc_version": version,
-              "changed_at": _now()},
+        data={
+            "artisan_id": artisan_id,
+            "previous_tier": previous,
+            "kyc_tier": tier,
+            "direction": "up" if tier >= previous else "down",
+            "tier_cap": _money(CAPS[tier]),
+            "reason_code": "test",
+            "actor": "system",
+            "kyc_status": "active",
+            "kyc_version": version,
+            "changed_at": _now(),
+        },
     )
 
 
-def payment_succeeded(artisan_id: str, amount: int, fee: int, *, payment_id: str | None = None,
-                      marketplace_id: str = MARKETPLACE, gateway: str = "m2t",
-                      succeeded_at: dt.datetime | None = None) -> Event:
+def payment_succeeded(
+    artisan_id: str,
+    amount: int,
+    fee: int,
+    *,
+    payment_id: str | None = None,
+    marketplace_id: str = MARKETPLACE,
+    gateway: str = "m2t",
+    succeeded_at: dt.datetime | None = None,
+) -> Event:
     payment_id = payment_id or new_id("pay")
     return make_event(
         "payments.payment.succeeded",
         subject=artisan_id,
-        data={"payment_id": payment_id, "artisan_id": artisan_id, "marketplace_id": marketplace_id,
-              "amount": _money(amount), "application_fee": _money(fee), "net": _money(amount - fee),
-              "method": "card", "gateway": gateway, "gateway_reference": "gw_" + payment_id[-10:],
-              "succeeded_at": (succeeded_at or dt.datetime.now(dt.UTC)).isoformat()},
+        data={
+            "payment_id": payment_id,
+            "artisan_id": artisan_id,
+            "marketplace_id": marketplace_id,
+            "amount": _money(amount),
+            "application_fee": _money(fee),
+            "net": _money(amount - fee),
+            "method": "card",
+            "gateway": gateway,
+            "gateway_reference": "gw_" + payment_id[-10:],
+            "succeeded_at": (succeeded_at or dt.datetime.now(dt.UTC)).isoformat(),
+        },
     )
 
 
-def refund_succeeded(artisan_id: str, payment_id: str, amount: int, fee_refunded: int, *,
-                     refund_id: str | None = None, marketplace_id: str = MARKETPLACE, gateway: str = "m2t") -> Event:
+def refund_succeeded(
+    artisan_id: str,
+    payment_id: str,
+    amount: int,
+    fee_refunded: int,
+    *,
+    refund_id: str | None = None,
+    marketplace_id: str = MARKETPLACE,
+    gateway: str = "m2t",
+) -> Event:
     return make_event(
         "payments.refund.succeeded",
         subject=artisan_id,
-        data={"refund_id": refund_id or new_id("re"), "payment_id": payment_id, "artisan_id": artisan_id,
-              "marketplace_id": marketplace_id, "amount": _money(amount),
-              "application_fee_refunded": _money(fee_refunded), "gateway": gateway, "succeeded_at": _now()},
+        data={
+            "refund_id": refund_id or new_id("re"),
+            "payment_id": payment_id,
+            "artisan_id": artisan_id,
+            "marketplace_id": marketplace_id,
+            "amount": _money(amount),
+            "application_fee_refunded": _money(fee_refunded),
+            "gateway": gateway,
+            "succeeded_at": _now(),
+        },
     )
 
 
-def dispute_opened(artisan_id: str, payment_id: str, amount: int, *, dispute_id: str | None = None,
-                   marketplace_id: str = MARKETPLACE, gateway: str = "m2t") -> Event:
+def dispute_opened(
+    artisan_id: str,
+    payment_id: str,
+    amount: int,
+    *,
+    dispute_id: str | None = None,
+    marketplace_id: str = MARKETPLACE,
+    gateway: str = "m2t",
+) -> Event:
     return make_event(
         "payments.dispute.opened",
         subject=artisan_id,
-        data={"dispute_id": dispute_id or new_id("dp"), "payment_id": payment_id, "artisan_id": artisan_id,
-              "marketplace_id": marketplace_id, "amount": _money(amount), "gateway": gateway,
-              "reason": "fraudulent", "opened_at": _now()},
+        data={
+            "dispute_id": dispute_id or new_id("dp"),
+            "payment_id": payment_id,
+            "artisan_id": artisan_id,
+            "marketplace_id": marketplace_id,
+            "amount": _money(amount),
+            "gateway": gateway,
+            "reason": "fraudulent",
+            "opened_at": _now(),
+        },
     )
 
 
-def dispute_closed(artisan_id: str, payment_id: str, dispute_id: str, amount: int, outcome: str, *,
-                   marketplace_id: str = MARKETPLACE, gateway: str = "m2t") -> Event:
+def dispute_closed(
+    artisan_id: str,
+    payment_id: str,
+    dispute_id: str,
+    amount: int,
+    outcome: str,
+    *,
+    marketplace_id: str = MARKETPLACE,
+    gateway: str = "m2t",
+) -> Event:
     return make_event(
         "payments.dispute.closed",
         subject=artisan_id,
-        data={"dispute_id": dispute_id, "payment_id": payment_id, "artisan_id": artisan_id,
-              "marketplace_id": marketplace_id, "amount": _money(amount), "gateway": gateway,
-              "outcome": outcome, "closed_at": _now()},
+        data={
+            "dispute_id": dispute_id,
+            "payment_id": payment_id,
+            "artisan_id": artisan_id,
+            "marketplace_id": marketplace_id,
+            "amount": _money(amount),
+            "gateway": gateway,
+            "outcome": outcome,
+            "closed_at": _now(),
+        },
     )
 
 
-def bank_account_linked(artisan_id: str, rib: str = RIB, *, is_default: bool = True,
-                        bank_account_id: str | None = None) -> Event:
+def bank_account_linked(
+    artisan_id: str, rib: str = RIB, *, is_default: bool = True, bank_account_id: str | None = None
+) -> Event:
     """Onboarding's news of a bank account the artisan's payouts may go to."""
     return make_event(
         "onboarding.bank_account.linked",
@@ -126,12 +201,21 @@ def bank_account_linked(artisan_id: str, rib: str = RIB, *, is_default: bool = T
 def callback_body(transfer: Transfer, *, status: str | None = None) -> bytes:
     """A transfer callback as the bank sandbox sends it: compact JSON, the transfer under ``data``."""
     status = status or transfer.status
-    data = {"transfer_id": transfer.partner_reference, "reference": transfer.reference, "status": status,
-            "amount": transfer.amount, "currency": transfer.currency}
+    data = {
+        "transfer_id": transfer.partner_reference,
+        "reference": transfer.reference,
+        "status": status,
+        "amount": transfer.amount,
+        "currency": transfer.currency,
+    }
     if transfer.failure_code and status == "failed":
         data["failure_code"] = transfer.failure_code
-    event = {"id": "evt_" + uuid.uuid4().hex[:24], "type": f"transfer.{status}", "created": int(time.time()),
-             "data": data}
+    event = {
+        "id": "evt_" + uuid.uuid4().hex[:24],
+        "type": f"transfer.{status}",
+        "created": int(time.time()),
+        "data": data,
+    }
     return json.dumps(event, separators=(",", ":")).encode()
 
 
@@ -147,8 +231,12 @@ class LedgerDriver:
     def __init__(self, accounts_app) -> None:
         self.context = accounts_app.extensions["hirfa"]
         self.handlers = accounts_handlers()
-        self.consumer = make_event_consumer(self.context, self.handlers, ["onboarding.events", "payments.events"],
-                                            make_after_batch(self.handlers))
+        self.consumer = make_event_consumer(
+            self.context,
+            self.handlers,
+            ["onboarding.events", "payments.events"],
+            make_after_batch(self.handlers),
+        )
 
     def deliver(self, event: Event) -> bool:
         return self.consumer.apply(self.consumer.decode(event.to_bytes(), event.key.encode()))
@@ -165,7 +253,9 @@ class LedgerDriver:
         with self.context.session_factory() as session:
             account = session.scalar(
                 sa.select(LedgerAccount).where(
-                    LedgerAccount.owner_type == owner_type, LedgerAccount.owner_id == owner_id, LedgerAccount.kind == kind
+                    LedgerAccount.owner_type == owner_type,
+                    LedgerAccount.owner_id == owner_id,
+                    LedgerAccount.kind == kind,
                 )
             )
             if account is None:

@@ -147,12 +147,8 @@ def forged_tokens(
         "expired_beyond_leeway": sign_eddsa(
             private_key, kid, claims(issuer, audience, now=now - 600 - LEEWAY - 5, ttl=600)
         ),
-        "not_yet_valid": sign_eddsa(
-            private_key, kid, {**good, "nbf": now + LEEWAY + 60, "iat": now}
-        ),
-        "issued_in_future": sign_eddsa(
-            private_key, kid, claims(issuer, audience, now=now + LEEWAY + 60)
-        ),
+        "not_yet_valid": sign_eddsa(private_key, kid, {**good, "nbf": now + LEEWAY + 60, "iat": now}),
+        "issued_in_future": sign_eddsa(private_key, kid, claims(issuer, audience, now=now + LEEWAY + 60)),
         "wrong_audience": sign_eddsa(private_key, kid, {**good, "aud": "hirfa-elsewhere"}),
         "no_audience": sign_eddsa(private_key, kid, claims(issuer, audience, now=now, drop=("aud",))),
         "wrong_issuer": sign_eddsa(private_key, kid, {**good, "iss": "https://evil.example"}),

@@ -63,7 +63,9 @@ class RequestBook(abc.ABC, Generic[Item]):
             self._by_id[item.id] = item
             self._id_by_reference[request.reference] = item.id
             snapshot = dataclasses.replace(item)
-        self._callbacks.schedule(self._config.callback_delay_seconds, lambda: self.decide_and_notify(snapshot.id))
+        self._callbacks.schedule(
+            self._config.callback_delay_seconds, lambda: self.decide_and_notify(snapshot.id)
+        )
         return snapshot, True
 
     @property

@@ -197,8 +197,12 @@ def parse_transfer_request(payload: Any) -> TransferRequest:
         raise ApiError(422, "invalid_field", message, param="amount")
     currency = _text_field(payload, "currency")
     if currency not in CURRENCIES:
-        raise ApiError(422, "unsupported_currency", f"currency must be one of: {', '.join(CURRENCIES)}.",
-                       param="currency")
+        raise ApiError(
+            422,
+            "unsupported_currency",
+            f"currency must be one of: {', '.join(CURRENCIES)}.",
+            param="currency",
+        )
     callback_url = _text_field(payload, "callback_url")
     url = urlsplit(callback_url)
     if url.scheme not in {"http", "https"} or not url.hostname:

@@ -55,7 +55,9 @@ def _body():
 def _reference_query() -> str:
     reference = request.args.get("reference", "").strip()
     if not reference:
-        raise ApiError(422, "missing_field", "Give the reference to look up: ?reference=...", param="reference")
+        raise ApiError(
+            422, "missing_field", "Give the reference to look up: ?reference=...", param="reference"
+        )
     return reference
 
 
@@ -160,8 +162,11 @@ def settlement_file(day: str):
     if parsed is None or parsed.isoformat() != day:
         raise ApiError(422, "invalid_field", "The date must be YYYY-MM-DD.", param="date")
     rows = current_gateway().settlement_rows(day)
-    return Response(settlement.to_csv(rows), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="m2t-settlement-{day}.csv"'})
+    return Response(
+        settlement.to_csv(rows),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="m2t-settlement-{day}.csv"'},
+    )
 
 
 def _body_or_none():

@@ -19,8 +19,13 @@ METHODS = ("card", "mobile_wallet")
 DISPUTE_REASONS = ("fraudulent", "product_not_received", "duplicate", "other")
 DISPUTE_OUTCOMES = ("won", "lost")
 MAX_AMOUNT = 10**12
-_MAX_LENGTHS = {"reference": 100, "description": 500, "card_token": 100, "return_url": 2048,
-                "callback_url": 2048}
+_MAX_LENGTHS = {
+    "reference": 100,
+    "description": 500,
+    "card_token": 100,
+    "return_url": 2048,
+    "callback_url": 2048,
+}
 
 
 def json_object(payload: Any, *, optional: bool = False) -> dict[str, Any]:
@@ -58,7 +63,9 @@ def amount(payload: dict[str, Any], name: str = "amount", *, required: bool = Tr
     return value
 
 
-def one_of(payload: dict[str, Any], name: str, choices: tuple[str, ...], *, default: str | None = None) -> str:
+def one_of(
+    payload: dict[str, Any], name: str, choices: tuple[str, ...], *, default: str | None = None
+) -> str:
     value = payload.get(name, default)
     if value is None:
         raise ApiError(422, "missing_field", f"{name} is required.", param=name)
@@ -96,8 +103,12 @@ def parse_transaction(payload: Any) -> TransactionRequest:
     value = amount(body)
     currency = text(body, "currency")
     if currency not in CURRENCIES:
-        raise ApiError(422, "unsupported_currency", f"currency must be one of: {', '.join(CURRENCIES)}.",
-                       param="currency")
+        raise ApiError(
+            422,
+            "unsupported_currency",
+            f"currency must be one of: {', '.join(CURRENCIES)}.",
+            param="currency",
+        )
     method = one_of(body, "method", METHODS)
     card_token = phone = None
     if method == "card":
@@ -105,8 +116,12 @@ def parse_transaction(payload: Any) -> TransactionRequest:
     else:
         phone = text(body, "phone")
         if not MOROCCAN_MOBILE.fullmatch(phone or ""):
-            raise ApiError(422, "invalid_field", "phone must be a Moroccan mobile number in E.164, like "
-                           "+212612345678.", param="phone")
+            raise ApiError(
+                422,
+                "invalid_field",
+                "phone must be a Moroccan mobile number in E.164, like +212612345678.",
+                param="phone",
+            )
     capture = body.get("capture", True)
     if not isinstance(capture, bool):
         raise ApiError(422, "invalid_field", "capture must be true or false.", param="capture")
@@ -147,8 +162,10 @@ class DisputeRequest:
 
 def parse_dispute(payload: Any) -> DisputeRequest:
     body = json_object(payload, optional=True)
-    return DisputeRequest(amount=amount(body, required=False),
-                          reason=one_of(body, "reason", DISPUTE_REASONS, default="fraudulent"))
+    return DisputeRequest(
+        amount=amount(body, required=False),
+        reason=one_of(body, "reason", DISPUTE_REASONS, default="fraudulent"),
+    )
 
 
 def parse_dispute_outcome(payload: Any) -> str:

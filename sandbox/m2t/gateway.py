@@ -68,7 +68,6 @@ THREE_DS_OUTCOMES = ("authenticate", "fail")
 EXTENSION_KEY = "m2t_sandbox.gateway"
 
 
-
 def _new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(12)
 
@@ -233,13 +232,19 @@ class Gateway:
         now = time.time()
         with self._lock:
             if request.reference in self._transaction_ids_by_reference:
-                raise ApiError(409, "duplicate_reference",
-                               "A transaction with this reference already exists.", param="reference")
+                raise ApiError(
+                    409,
+                    "duplicate_reference",
+                    "A transaction with this reference already exists.",
+                    param="reference",
+                )
             token = None
             if request.method == "card":
                 token = self._tokens.get(request.card_token or "")
                 if token is None:
-                    raise ApiError(422, "invalid_card_token", "No card token has this id.", param="card_token")
+                    raise ApiError(
+                        422, "invalid_card_token", "No card token has this id.", param="card_token"
+                    )
                 if token.behaviour is CardBehaviour.PROCESSING_ERROR:
                     raise ApiError(500, "processing_error", "M2T could not process the transaction.")
             tx = Transaction(
@@ -294,11 +299,14 @@ class Gateway:
             if tx.status == "captured":
                 raise ApiError(409, "already_captured", "This transaction was already captured.")
             if tx.status != "authorised":
-                raise ApiError(409, "invalid_status", f"A transaction in status {tx.status} cannot be captured.")
+                raise ApiError(
+                    409, "invalid_status", f"A transaction in status {tx.status} cannot be captured."
+                )
             amount = tx.amount if amount is None else amount
             if amount > tx.amount:
-                raise ApiError(422, "amount_too_large", "amount is more than the authorised amount.",
-                               param="amount")
+                raise ApiError(
+                    422, "amount_too_large", "amount is more than the authorised amount.", param="amount"
+                )
             self._capture(tx, amount, int(time.time()))
             return tx.to_json()
 
@@ -308,7 +316,9 @@ class Gateway:
             if tx.status == "voided":
                 return tx.to_json()
             if tx.status not in VOIDABLE:
-                raise ApiError(409, "invalid_status", f"A transaction in status {tx.status} cannot be voided.")
+                raise ApiError(
+                    409, "invalid_status", f"A transaction in status {tx.status} cannot be voided."
+                )
             waited_for_wallet = tx.status == "pending_approval"
             tx.status = "voided"
             tx.updated = int(time.time())
@@ -322,8 +332,15 @@ class Gateway:
             tx = self._transactions.get(transaction_id)
             if tx is None or tx.three_ds_url is None or tx.card is None:
                 return None
-            return ThreeDsChallenge(tx.id, tx.amount, tx.currency, tx.card.brand, tx.card.last4,
-                                    tx.three_ds_outcome, tx.return_url)
+            return ThreeDsChallenge(
+                tx.id,
+                tx.amount,
+                tx.currency,
+                tx.card.brand,
+                tx.card.last4,
+                tx.three_ds_outcome,
+                tx.return_url,
+            )
 
     def record_three_ds_outcome(self, transaction_id: str, outcome: str) -> None:
         """The buyer's answer on the challenge page; the first answer stands."""
@@ -339,16 +356,29 @@ class Gateway:
         with self._lock:
             tx = self._transaction(transaction_id)
             if request.reference in self._refund_ids_by_reference:
-                raise ApiError(409, "duplicate_reference", "A refund with this reference already exists.",
-                               param="reference")
+                raise ApiError(
+                    409,
+                    "duplicate_reference",
+                    "A refund with this reference already exists.",
+                    param="reference",
+                )
             if tx.status != "captured":
-                raise ApiError(409, "invalid_status", f"A transaction in status {tx.status} cannot be refunded.")
-            pending = sum(refund.amount for refund in self._refunds.values()
-                          if refund.transaction_id == tx.id and refund.status == "pending")
+                raise ApiError(
+                    409, "invalid_status", f"A transaction in status {tx.status} cannot be refunded."
+                )
+            pending = sum(
+                refund.amount
+                for refund in self._refunds.values()
+                if refund.transaction_id == tx.id and refund.status == "pending"
+            )
             refundable = tx.captured_amount - tx.refunded_amount - pending
             if request.amount > refundable:
-                raise ApiError(409, "refund_exceeds_captured",
-                               f"amount is more than what is left to refund ({refundable}).", param="amount")
+                raise ApiError(
+                    409,
+                    "refund_exceeds_captured",
+                    f"amount is more than what is left to refund ({refundable}).",
+                    param="amount",
+                )
             refund = Refund(
                 id=_new_id("m2t_re_"),
                 reference=request.reference,
@@ -360,7 +390,9 @@ class Gateway:
             )
             self._refunds[refund.id] = refund
             self._refund_ids_by_reference[refund.reference] = refund.id
-            self._callbacks.schedule(self._config.callback_delay_seconds, lambda: self._settle_refund(refund.id))
+            self._callbacks.schedule(
+                self._config.callback_delay_seconds, lambda: self._settle_refund(refund.id)
+            )
             return refund.to_json()
 
     def get_refund(self, refund_id: str) -> dict[str, Any]:
@@ -381,13 +413,16 @@ class Gateway:
         with self._lock:
             tx = self._transaction(transaction_id)
             if tx.status != "captured":
-                raise ApiError(409, "invalid_status", f"A transaction in status {tx.status} cannot be disputed.")
+                raise ApiError(
+                    409, "invalid_status", f"A transaction in status {tx.status} cannot be disputed."
+                )
             if tx.dispute_id is not None:
                 raise ApiError(409, "already_disputed", "This transaction already has a dispute.")
             amount = tx.captured_amount if request.amount is None else request.amount
             if amount > tx.captured_amount:
-                raise ApiError(422, "amount_too_large", "amount is more than the captured amount.",
-                               param="amount")
+                raise ApiError(
+                    422, "amount_too_large", "amount is more than the captured amount.", param="amount"
+                )
             dispute = self._new_dispute(tx, amount, request.reason)
             self._send_later(tx.id, new_event("dispute.opened", dispute.to_json()))
             return dispute.to_json()
@@ -421,16 +456,45 @@ class Gateway:
         rows: list[tuple[int, int, SettlementRow]] = []
         with self._lock:
             for tx in self._transactions.values():
-                if tx.captured_at is not None and tx.capture_sequence is not None and utc_date(tx.captured_at) == day:
-                    rows.append((tx.captured_at, tx.capture_sequence,
-                                 capture_row(day, tx.id, tx.reference, tx.currency, tx.captured_amount,
-                                             tx.captured_at, *fee)))
+                if (
+                    tx.captured_at is not None
+                    and tx.capture_sequence is not None
+                    and utc_date(tx.captured_at) == day
+                ):
+                    rows.append(
+                        (
+                            tx.captured_at,
+                            tx.capture_sequence,
+                            capture_row(
+                                day,
+                                tx.id,
+                                tx.reference,
+                                tx.currency,
+                                tx.captured_amount,
+                                tx.captured_at,
+                                *fee,
+                            ),
+                        )
+                    )
             for refund in self._refunds.values():
                 if refund.settle_sequence is not None and utc_date(refund.updated) == day:
                     tx = self._transactions[refund.transaction_id]
-                    rows.append((refund.updated, refund.settle_sequence,
-                                 refund_row(day, tx.id, tx.reference, refund.id, refund.reference,
-                                            refund.currency, refund.amount, refund.updated)))
+                    rows.append(
+                        (
+                            refund.updated,
+                            refund.settle_sequence,
+                            refund_row(
+                                day,
+                                tx.id,
+                                tx.reference,
+                                refund.id,
+                                refund.reference,
+                                refund.currency,
+                                refund.amount,
+                                refund.updated,
+                            ),
+                        )
+                    )
         return [row for _, _, row in sorted(rows, key=lambda entry: entry[:2])]
 
     # -- internals (under the lock) --------------------------------------------------------------
@@ -469,8 +533,9 @@ class Gateway:
         self._announce(tx)
         if tx.wallet_behaviour is not WalletBehaviour.NEVER_ANSWERS:
             transaction_id = tx.id
-            self._callbacks.schedule(self._config.wallet_approval_delay_seconds,
-                                     lambda: self._buyer_answers(transaction_id))
+            self._callbacks.schedule(
+                self._config.wallet_approval_delay_seconds, lambda: self._buyer_answers(transaction_id)
+            )
 
     def _buyer_answers(self, transaction_id: str) -> None:
         with self._lock:
@@ -505,8 +570,9 @@ class Gateway:
         self._announce(tx, with_stale=with_stale)
         if tx.card is not None and tx.card.behaviour is CardBehaviour.DISPUTE:
             transaction_id = tx.id
-            self._callbacks.schedule(self._config.callback_delay_seconds,
-                                     lambda: self._dispute_by_itself(transaction_id))
+            self._callbacks.schedule(
+                self._config.callback_delay_seconds, lambda: self._dispute_by_itself(transaction_id)
+            )
 
     def _record_capture(self, tx: Transaction, amount: int, now: int) -> None:
         tx.status = "captured"
@@ -541,7 +607,9 @@ class Gateway:
 
     def _send_later(self, transaction_id: str, event: dict[str, Any]) -> None:
         self._queue(transaction_id, [event])
-        self._callbacks.schedule(self._config.callback_delay_seconds, lambda: self._send_queued(transaction_id))
+        self._callbacks.schedule(
+            self._config.callback_delay_seconds, lambda: self._send_queued(transaction_id)
+        )
 
     def _send_queued(self, transaction_id: str) -> None:
         """Deliver the transaction's queued callbacks in order (blocks; not under the lock)."""

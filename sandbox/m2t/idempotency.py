@@ -89,8 +89,12 @@ class IdempotencyStore:
                 return replay
             response = view()  # an ApiError goes through: nothing is stored
             if 200 <= response.status_code < 300:
-                slot.answer = StoredAnswer(fingerprint, response.status_code, response.get_data(),
-                                           response.mimetype or "application/json")
+                slot.answer = StoredAnswer(
+                    fingerprint,
+                    response.status_code,
+                    response.get_data(),
+                    response.mimetype or "application/json",
+                )
             return response
 
 
@@ -101,11 +105,16 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Response]:
     def wrapper(*args: Any, **kwargs: Any) -> Response:
         key = request.headers.get(HEADER, "").strip()
         if not key:
-            raise ApiError(400, "idempotency_key_required", f"Send an {HEADER} header with every POST.",
-                           param=HEADER)
+            raise ApiError(
+                400, "idempotency_key_required", f"Send an {HEADER} header with every POST.", param=HEADER
+            )
         if len(key) > MAX_KEY_LENGTH:
-            raise ApiError(400, "invalid_idempotency_key",
-                           f"{HEADER} must be at most {MAX_KEY_LENGTH} characters.", param=HEADER)
+            raise ApiError(
+                400,
+                "invalid_idempotency_key",
+                f"{HEADER} must be at most {MAX_KEY_LENGTH} characters.",
+                param=HEADER,
+            )
         store: IdempotencyStore = current_app.extensions[EXTENSION_KEY]
         return store.run(key, store.fingerprint(), lambda: make_response(view(*args, **kwargs)))
 

@@ -62,17 +62,45 @@ def capture_fee(gross: int, percent_bp: int, fixed: int) -> int:
     return (gross * percent_bp + 5_000) // 10_000 + fixed
 
 
-def capture_row(day: str, transaction_id: str, reference: str, currency: str, gross: int, occurred_at: int,
-                percent_bp: int, fixed: int) -> SettlementRow:
+def capture_row(
+    day: str,
+    transaction_id: str,
+    reference: str,
+    currency: str,
+    gross: int,
+    occurred_at: int,
+    percent_bp: int,
+    fixed: int,
+) -> SettlementRow:
     fee = capture_fee(gross, percent_bp, fixed)
-    return SettlementRow(day, "capture", transaction_id, reference, "", "", currency, gross, fee, gross - fee,
-                         occurred_at)
+    return SettlementRow(
+        day, "capture", transaction_id, reference, "", "", currency, gross, fee, gross - fee, occurred_at
+    )
 
 
-def refund_row(day: str, transaction_id: str, reference: str, refund_id: str, refund_reference: str,
-               currency: str, amount: int, occurred_at: int) -> SettlementRow:
-    return SettlementRow(day, "refund", transaction_id, reference, refund_id, refund_reference, currency,
-                         -amount, 0, -amount, occurred_at)
+def refund_row(
+    day: str,
+    transaction_id: str,
+    reference: str,
+    refund_id: str,
+    refund_reference: str,
+    currency: str,
+    amount: int,
+    occurred_at: int,
+) -> SettlementRow:
+    return SettlementRow(
+        day,
+        "refund",
+        transaction_id,
+        reference,
+        refund_id,
+        refund_reference,
+        currency,
+        -amount,
+        0,
+        -amount,
+        occurred_at,
+    )
 
 
 def to_csv(rows: list[SettlementRow]) -> str:

@@ -63,4 +63,3 @@ def worker(once: bool) -> None:
         run_duty(log, "payouts synced with the bank", lambda: sync_payouts(uow_factory, settings))
         if once or stop.wait(context.config.worker_interval_seconds):
             return
-

@@ -83,8 +83,12 @@ def make_bank_partners(config: OnboardingConfig) -> BankPartnerRegistry:
     return BankPartnerRegistry({slug: adapter for slug in config.partner_bank_slugs})
 
 
-def bootstrap(config: OnboardingConfig | None = None, *, bank_partners: BankPartnerRegistry | None = None,
-              sms: SmsSender | None = None) -> ServiceContext:
+def bootstrap(
+    config: OnboardingConfig | None = None,
+    *,
+    bank_partners: BankPartnerRegistry | None = None,
+    sms: SmsSender | None = None,
+) -> ServiceContext:
     config = config or load_config()
     keys = SigningKeyStore(config.keys_dir)
     # Onboarding is the issuer: it verifies its own tokens against its key files, no HTTP.

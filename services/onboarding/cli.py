@@ -76,7 +76,9 @@ def init() -> None:
         click.echo(f"onboarding: screening list {version} {'loaded' if is_new else 'present'}")
     if config.demo_clients and not config.is_production:
         for client_id, secret, name, role in DEMO_CLIENTS:
-            created = ensure_client(context.uow_factory(), client_id=client_id, client_secret=secret, name=name, role=role)
+            created = ensure_client(
+                context.uow_factory(), client_id=client_id, client_secret=secret, name=name, role=role
+            )
             click.echo(f"onboarding: demo client {client_id} {'created' if created else 'present'}")
 
 
@@ -87,8 +89,12 @@ def screening() -> None:
 
 @screening.command("load")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False), required=False)
-@click.option("--rescreen/--no-rescreen", default=True, show_default=True,
-              help="Screen every artisan against the new version right away.")
+@click.option(
+    "--rescreen/--no-rescreen",
+    default=True,
+    show_default=True,
+    help="Screen every artisan against the new version right away.",
+)
 def screening_load(path: str | None, rescreen: bool) -> None:
     """Load a list version (default: the configured file) and, if new, rescreen everyone."""
     context = bootstrap()
@@ -109,7 +115,10 @@ def screening_rescreen() -> None:
 def _print_rescreen(context) -> None:
     services = context.extras["onboarding"]
     report = rescreen_all(
-        context.uow_factory, services.screening, threshold=services.config.screening_threshold, tiers=services.tiers
+        context.uow_factory,
+        services.screening,
+        threshold=services.config.screening_threshold,
+        tiers=services.tiers,
     )
     click.echo(
         f"rescreened {report.screened} artisans against {report.list_version}: {report.hits} hits, "
@@ -129,7 +138,9 @@ def rotate_document_key(retire_old: bool) -> None:
     context = bootstrap()
     cipher = context.extras["onboarding"].cipher
     if cipher.keyring.read_only:
-        raise click.ClickException("master keys come from DOCUMENT_MASTER_KEYS: add a key there, then run rewrap")
+        raise click.ClickException(
+            "master keys come from DOCUMENT_MASTER_KEYS: add a key there, then run rewrap"
+        )
     kid = cipher.keyring.generate()
     click.echo(f"new document master key: {kid}")
     changed = rewrap_all_documents(context.uow_factory, cipher)

@@ -43,7 +43,9 @@ class OnboardingConfig(ServiceConfig):
 
     # Sanctions/PEP screening.
     screening_threshold: float = 85.0
-    screening_list_path: str = str(PROJECT_ROOT / "services/onboarding/screening_lists/un_consolidated_sample.xml")
+    screening_list_path: str = str(
+        PROJECT_ROOT / "services/onboarding/screening_lists/un_consolidated_sample.xml"
+    )
     # How close the bank account holder's name must be to the artisan's (0-100).
     holder_name_threshold: float = 80.0
 

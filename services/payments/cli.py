@@ -54,10 +54,18 @@ def worker(once: bool) -> None:
     # Webhooks are dispatched continuously (a turn starts as soon as a thread is free), not in rounds;
     # on SIGTERM the dispatcher lets the attempts in flight end and be recorded.
     threads = [
-        threading.Thread(target=_loop, args=(log, recovered, recover, stop, config.worker_interval_seconds),
-                         name="payments-worker-recovery", daemon=True),
-        threading.Thread(target=WebhookDispatcher(uow_factory, hooks).run, args=(stop,),
-                         name="payments-worker-webhooks", daemon=True),
+        threading.Thread(
+            target=_loop,
+            args=(log, recovered, recover, stop, config.worker_interval_seconds),
+            name="payments-worker-recovery",
+            daemon=True,
+        ),
+        threading.Thread(
+            target=WebhookDispatcher(uow_factory, hooks).run,
+            args=(stop,),
+            name="payments-worker-webhooks",
+            daemon=True,
+        ),
     ]
     for thread in threads:
         thread.start()
@@ -65,9 +73,10 @@ def worker(once: bool) -> None:
         thread.join()
 
 
-def _loop(log: logging.Logger, done: str, job: Callable[[], object], stop: threading.Event, interval: float) -> None:
+def _loop(
+    log: logging.Logger, done: str, job: Callable[[], object], stop: threading.Event, interval: float
+) -> None:
     while True:
         run_duty(log, done, job)
         if stop.wait(interval):
             return
-

@@ -103,13 +103,16 @@ class PaymentsConfig(ServiceConfig):
         if self.gateway_retries < 0:
             raise ConfigError("GATEWAY_RETRIES must not be negative")
         if self.gateway_retry_backoff_seconds < 0 or self.gateway_retry_max_backoff_seconds < 0:
-            raise ConfigError("GATEWAY_RETRY_BACKOFF_SECONDS and GATEWAY_RETRY_MAX_BACKOFF_SECONDS must not be negative")
+            raise ConfigError(
+                "GATEWAY_RETRY_BACKOFF_SECONDS and GATEWAY_RETRY_MAX_BACKOFF_SECONDS must not be negative"
+            )
         # Recovery must not poll a payment whose confirm (or capture) is still waiting on the
         # gateway: a poll that finds no record yet would fail a payment about to be charged. So it
         # waits longer than any call can last: connect and read timeouts of every attempt, and the
         # longest backoff sleeps between them, exactly as the M2T adapter runs them.
         longest_call = longest_call_seconds(
-            self.gateway_timeout_seconds, retries=self.gateway_retries,
+            self.gateway_timeout_seconds,
+            retries=self.gateway_retries,
             retry_backoff_seconds=self.gateway_retry_backoff_seconds,
             retry_max_backoff_seconds=self.gateway_retry_max_backoff_seconds,
         )
@@ -121,7 +124,9 @@ class PaymentsConfig(ServiceConfig):
         # The second look is for a charge that reached the gateway after recovery's look found
         # nothing: one sooner than recovery's own wait would only repeat that look.
         if not 0 < self.recovery_after_seconds < self.stray_charge_check_after_seconds:
-            raise ConfigError("STRAY_CHARGE_CHECK_AFTER_SECONDS must be positive and exceed RECOVERY_AFTER_SECONDS")
+            raise ConfigError(
+                "STRAY_CHARGE_CHECK_AFTER_SECONDS must be positive and exceed RECOVERY_AFTER_SECONDS"
+            )
         if self.is_production:
             if self.m2t_callback_secret == SANDBOX_M2T_CALLBACK_SECRET:
                 raise ConfigError("M2T_CALLBACK_SECRET must be set in production")

@@ -20,8 +20,9 @@ def make_gateways(config: PaymentsConfig) -> GatewayRegistry:
     return GatewayRegistry({m2t.name: m2t})
 
 
-def make_payment_settings(config: PaymentsConfig, gateways: GatewayRegistry | None = None,
-                          default_gateway: str | None = None) -> PaymentSettings:
+def make_payment_settings(
+    config: PaymentsConfig, gateways: GatewayRegistry | None = None, default_gateway: str | None = None
+) -> PaymentSettings:
     return PaymentSettings(
         gateways=gateways if gateways is not None else make_gateways(config),
         default_gateway=default_gateway or config.default_gateway,

@@ -62,7 +62,11 @@ class SigningKeyStore:
 
     def _load(self) -> dict[str, Ed25519PrivateKey]:
         with self._lock:
-            files = tuple(sorted(p.name for p in self.directory.glob("k_*.pem"))) if self.directory.is_dir() else ()
+            files = (
+                tuple(sorted(p.name for p in self.directory.glob("k_*.pem")))
+                if self.directory.is_dir()
+                else ()
+            )
             if files != self._cache_signature:
                 keys = {}
                 for name in files:

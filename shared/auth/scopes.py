@@ -29,7 +29,9 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
     # An artisan reads their own data and may ask for payouts of their own available balance.
     Role.ARTISAN: frozenset({"self:read", "payouts:request"}),
     # Back-office staff who run the ledger: integrity checks, cases, payouts on an artisan's behalf.
-    Role.OPERATOR: frozenset({"ledger:read", "ledger:operate", "balances:read", "payouts:write", "artisans:read"}),
+    Role.OPERATOR: frozenset(
+        {"ledger:read", "ledger:operate", "balances:read", "payouts:write", "artisans:read"}
+    ),
 }
 
 ALL_SCOPES = frozenset().union(*ROLE_SCOPES.values())

@@ -352,9 +352,9 @@ class EventConsumer:
             ("original_offset", str(record.offset).encode()),
             ("consumer", self.name.encode()),
         ]
-        self._producer.send(
-            self.dead_letter_topic, key=record.key, value=record.value, headers=headers
-        ).get(timeout=10)
+        self._producer.send(self.dead_letter_topic, key=record.key, value=record.value, headers=headers).get(
+            timeout=10
+        )
         log.error(
             "poison message sent to dead-letter topic",
             extra={"topic": record.topic, "offset": record.offset, "error": error[:300]},

@@ -25,7 +25,9 @@ class OutboxMixin:
     __tablename__ = "outbox"
 
     # Insertion order, used by the relay so one artisan's events leave in the order they happened.
-    seq: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     event_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
     event_type: Mapped[str] = mapped_column(sa.String(120))
     topic: Mapped[str] = mapped_column(sa.String(120))
@@ -68,6 +70,6 @@ def outbox_writer(model: type, topic: str) -> Callable[[Session, Event], None]:
 
 
 def outbox_backlog(session: Session, model: Any) -> int:
-    return session.scalar(
-        sa.select(sa.func.count()).select_from(model).where(model.published_at.is_(None))
-    ) or 0
+    return (
+        session.scalar(sa.select(sa.func.count()).select_from(model).where(model.published_at.is_(None))) or 0
+    )

@@ -108,7 +108,7 @@ class OutboxRelay:
                     .where(model.seq.in_([m.seq for m in sent]))
                     .values(published_at=now, last_error=None)
                 )
-            unsent = pending[len(sent):]
+            unsent = pending[len(sent) :]
             if unsent:
                 retry_at = now + dt.timedelta(seconds=self._backoff_seconds())
                 session.execute(
@@ -162,7 +162,10 @@ class OutboxRelay:
         if self._producer is None:
             # A broker restarted on memory storage has lost its topics: recreate them first.
             ensure_topics(
-                self.bootstrap_servers, self.topics, self.partitions, self.send_timeout,
+                self.bootstrap_servers,
+                self.topics,
+                self.partitions,
+                self.send_timeout,
                 replication_factor=self.replication_factor,
             )
             self._producer = self._producer_factory()

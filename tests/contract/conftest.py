@@ -55,8 +55,9 @@ CLIENT_TIMEOUT = 0.75  # below SLOW_RESPONSE: the timeout card times out
 WAIT = 5.0  # the longest a test waits for the sandbox to do something
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float = WAIT, interval: float = 0.02,
-             what: str = "condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float = WAIT, interval: float = 0.02, what: str = "condition"
+) -> Any:
     return wait_until(predicate, timeout, interval, what)
 
 
@@ -66,8 +67,9 @@ class LocalServer:
     def __init__(self, app) -> None:
         self._server = make_server("127.0.0.1", 0, app=app, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -122,8 +124,9 @@ class GatewayHarness:
         raise NotImplementedError
 
     def card_token(self, number: str) -> str:
-        return self.gateway.tokenise(TokeniseRequest(card_number=number, exp_month=12, exp_year=2030,
-                                                     cvc="123")).token
+        return self.gateway.tokenise(
+            TokeniseRequest(card_number=number, exp_month=12, exp_year=2030, cvc="123")
+        ).token
 
     def buyer_answers_three_ds(self, transaction: GatewayTransaction, outcome: str) -> None:
         raise NotImplementedError
@@ -138,8 +141,9 @@ class GatewayHarness:
     def refund_settled(self, refund: GatewayRefund) -> GatewayRefund:
         raise NotImplementedError
 
-    def open_dispute(self, transaction: GatewayTransaction, *, amount: int | None = None,
-                     reason: str | None = None) -> GatewayDispute:
+    def open_dispute(
+        self, transaction: GatewayTransaction, *, amount: int | None = None, reason: str | None = None
+    ) -> GatewayDispute:
         raise NotImplementedError
 
     def close_dispute(self, dispute: GatewayDispute, outcome: str) -> GatewayDispute:
@@ -181,7 +185,9 @@ class FakeHarness(GatewayHarness):
         return self.fake.settle_refund(refund.gateway_reference)
 
     def open_dispute(self, transaction, *, amount=None, reason=None):
-        return self.fake.open_dispute(transaction.gateway_reference, amount=amount, reason=reason or "fraudulent")
+        return self.fake.open_dispute(
+            transaction.gateway_reference, amount=amount, reason=reason or "fraudulent"
+        )
 
     def close_dispute(self, dispute, outcome):
         return self.fake.close_dispute(dispute.gateway_reference, outcome)
@@ -212,9 +218,15 @@ class M2TSandboxHarness(GatewayHarness):
         self._control = self.gateway.client
 
     def _gateway(self, *, retries: int) -> M2TGateway:
-        return M2TGateway(self.sandbox_url, api_key=M2T_API_KEY, callback_secret=M2T_CALLBACK_SECRET,
-                          timeout=CLIENT_TIMEOUT, retries=retries, retry_backoff_seconds=0.05,
-                          allow_tokenise=True)
+        return M2TGateway(
+            self.sandbox_url,
+            api_key=M2T_API_KEY,
+            callback_secret=M2T_CALLBACK_SECRET,
+            timeout=CLIENT_TIMEOUT,
+            retries=retries,
+            retry_backoff_seconds=0.05,
+            allow_tokenise=True,
+        )
 
     def unretried(self) -> PaymentGateway:
         return self._gateway(retries=0)
@@ -227,12 +239,17 @@ class M2TSandboxHarness(GatewayHarness):
         assert answer.status_code == 303 and answer.headers["Location"] == self.return_url
 
     def wallet_answered(self, transaction):
-        return wait_for(lambda: _final(self.gateway.transaction(transaction.gateway_reference)),
-                        what="the wallet's answer")
+        return wait_for(
+            lambda: _final(self.gateway.transaction(transaction.gateway_reference)),
+            what="the wallet's answer",
+        )
 
     def wallet_expired(self, transaction):
-        return wait_for(lambda: _final(self.gateway.transaction(transaction.gateway_reference)),
-                        timeout=WALLET_EXPIRY + WAIT, what="the wallet request's expiry")
+        return wait_for(
+            lambda: _final(self.gateway.transaction(transaction.gateway_reference)),
+            timeout=WALLET_EXPIRY + WAIT,
+            what="the wallet request's expiry",
+        )
 
     def refund_settled(self, refund):
         def settled():
@@ -242,7 +259,9 @@ class M2TSandboxHarness(GatewayHarness):
         return wait_for(settled, what="the refund to settle")
 
     def open_dispute(self, transaction, *, amount=None, reason=None):
-        payload = self._control.sandbox_open_dispute(transaction.gateway_reference, amount=amount, reason=reason)
+        payload = self._control.sandbox_open_dispute(
+            transaction.gateway_reference, amount=amount, reason=reason
+        )
         return self.gateway.dispute(payload["id"])
 
     def close_dispute(self, dispute, outcome):
@@ -250,8 +269,10 @@ class M2TSandboxHarness(GatewayHarness):
         return self.gateway.dispute(dispute.gateway_reference)
 
     def callback(self, event_type, **match):
-        return wait_for(lambda: self.receiver.find(event_type, **match),
-                        what=f"the sandbox's {event_type} callback with {match}")
+        return wait_for(
+            lambda: self.receiver.find(event_type, **match),
+            what=f"the sandbox's {event_type} callback with {match}",
+        )
 
     def sign(self, raw_body, timestamp=None):
         return {M2T_SIGNATURE_HEADER: sign(M2T_CALLBACK_SECRET, raw_body, timestamp)}

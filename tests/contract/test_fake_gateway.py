@@ -39,11 +39,19 @@ def token(fake: FakeGateway, number: str = PAN) -> str:
     return fake.tokenise(TokeniseRequest(card_number=number, exp_month=12, exp_year=2030, cvc="123")).token
 
 
-def request(fake: FakeGateway, number: str = PAN, *, reference: str = "pay_1", key: str = "k1",
-            capture: bool = True) -> AuthoriseRequest:
-    return AuthoriseRequest(reference=reference, amount=15000, currency="MAD", method=PaymentMethod.CARD,
-                            capture=capture, callback_url="https://hirfa.test/cb", idempotency_key=key,
-                            card_token=token(fake, number))
+def request(
+    fake: FakeGateway, number: str = PAN, *, reference: str = "pay_1", key: str = "k1", capture: bool = True
+) -> AuthoriseRequest:
+    return AuthoriseRequest(
+        reference=reference,
+        amount=15000,
+        currency="MAD",
+        method=PaymentMethod.CARD,
+        capture=capture,
+        callback_url="https://hirfa.test/cb",
+        idempotency_key=key,
+        card_token=token(fake, number),
+    )
 
 
 def test_fifty_concurrent_confirmations_are_one_charge(fake):
@@ -82,7 +90,9 @@ def test_an_injected_timeout_does_the_operation(fake):
         fake.capture(CaptureRequest(transaction.gateway_reference, 15000, "cap-1"))
     assert fake.transaction(transaction.gateway_reference).status is TransactionStatus.CAPTURED
     # Its retry is the stored answer.
-    assert fake.capture(CaptureRequest(transaction.gateway_reference, 15000, "cap-1")).captured_amount == 15000
+    assert (
+        fake.capture(CaptureRequest(transaction.gateway_reference, 15000, "cap-1")).captured_amount == 15000
+    )
 
 
 def test_an_injected_server_error_does_nothing(fake):
@@ -104,7 +114,9 @@ def test_an_injected_refusal_does_nothing_and_carries_the_code(fake):
     assert refused.value.code == "authorisation_expired"
     assert fake.transaction(transaction.gateway_reference).status is TransactionStatus.AUTHORISED
     # Nothing was stored under the key: the retry captures.
-    assert fake.capture(CaptureRequest(transaction.gateway_reference, 15000, "cap-1")).captured_amount == 15000
+    assert (
+        fake.capture(CaptureRequest(transaction.gateway_reference, 15000, "cap-1")).captured_amount == 15000
+    )
 
 
 def test_any_call_can_be_failed(fake):
@@ -120,7 +132,11 @@ def test_the_callbacks_the_gateway_would_send_in_order(fake):
     refund = fake.refund(RefundRequest(transaction.gateway_reference, "re_1", 100, "MAD", "r"))
     fake.settle_refund(refund.gateway_reference)
     callbacks = [fake.parse_callback(*signed) for signed in fake.drain_callbacks()]
-    assert [c.type for c in callbacks] == ["transaction.authorised", "transaction.captured", "refund.succeeded"]
+    assert [c.type for c in callbacks] == [
+        "transaction.authorised",
+        "transaction.captured",
+        "refund.succeeded",
+    ]
     assert fake.drain_callbacks() == []
 
 
@@ -129,7 +145,10 @@ def test_a_signed_callback_for_any_object(fake):
     headers, raw = fake.signed_callback(transaction.gateway_reference)
     callback = fake.parse_callback(headers, raw)
     assert (callback.kind, callback.type, callback.transaction.status) == (
-        CallbackKind.TRANSACTION, "transaction.captured", TransactionStatus.CAPTURED)
+        CallbackKind.TRANSACTION,
+        "transaction.captured",
+        TransactionStatus.CAPTURED,
+    )
     dispute = fake.open_dispute(transaction.gateway_reference)
     assert fake.parse_callback(*fake.signed_callback(dispute.gateway_reference)).type == "dispute.opened"
     stale_headers, _ = fake.signed_callback(transaction.gateway_reference, timestamp=int(time.time()) - 1000)
@@ -138,8 +157,15 @@ def test_a_signed_callback_for_any_object(fake):
 
 
 def test_a_wallet_that_never_answers_stays_pending_until_expired(fake):
-    wallet = RequestToPay(reference="pay_w", amount=500, currency="MAD", phone="+212600000003", capture=True,
-                          callback_url="https://hirfa.test/cb", idempotency_key="w")
+    wallet = RequestToPay(
+        reference="pay_w",
+        amount=500,
+        currency="MAD",
+        phone="+212600000003",
+        capture=True,
+        callback_url="https://hirfa.test/cb",
+        idempotency_key="w",
+    )
     transaction = fake.request_to_pay(wallet)
     assert fake.answer_wallet(transaction.gateway_reference).status is TransactionStatus.ACTION_REQUIRED
     assert fake.expire(transaction.gateway_reference).status is TransactionStatus.EXPIRED
@@ -148,8 +174,15 @@ def test_a_wallet_that_never_answers_stays_pending_until_expired(fake):
 
 def test_no_card_number_or_phone_is_kept(fake):
     fake.authorise(request(fake, CMI_TEST_CARD))
-    wallet = RequestToPay(reference="pay_w", amount=500, currency="MAD", phone="+212612345678", capture=True,
-                          callback_url="https://hirfa.test/cb", idempotency_key="w")
+    wallet = RequestToPay(
+        reference="pay_w",
+        amount=500,
+        currency="MAD",
+        phone="+212612345678",
+        capture=True,
+        callback_url="https://hirfa.test/cb",
+        idempotency_key="w",
+    )
     fake.request_to_pay(wallet)
     state = repr(vars(fake)) + repr(fake.events)
     assert CMI_TEST_CARD not in state and "612345678" not in state and "tok_" not in repr(fake)
@@ -170,14 +203,24 @@ def test_the_registry_by_name(fake):
 def test_a_wallet_request_expires_by_the_clock():
     now = [1_800_000_000.0]
     fake = FakeGateway(wallet_expiry_seconds=120, clock=lambda: now[0])
-    wallet = RequestToPay(reference="pay_w", amount=500, currency="MAD", phone="+212600000001", capture=True,
-                          callback_url="https://hirfa.test/cb", idempotency_key="w")
+    wallet = RequestToPay(
+        reference="pay_w",
+        amount=500,
+        currency="MAD",
+        phone="+212600000001",
+        capture=True,
+        callback_url="https://hirfa.test/cb",
+        idempotency_key="w",
+    )
     transaction = fake.request_to_pay(wallet)
     assert transaction.next_action.expires_at == 1_800_000_120
     now[0] += 119
     assert fake.transaction(transaction.gateway_reference).status is TransactionStatus.ACTION_REQUIRED
     now[0] += 1
     expired = fake.find_transaction("pay_w")
-    assert (expired.status, expired.decline_code, expired.updated_at) == (TransactionStatus.EXPIRED, "expired",
-                                                                         1_800_000_120)
+    assert (expired.status, expired.decline_code, expired.updated_at) == (
+        TransactionStatus.EXPIRED,
+        "expired",
+        1_800_000_120,
+    )
     assert fake.answer_wallet(transaction.gateway_reference).status is TransactionStatus.EXPIRED  # too late

@@ -58,9 +58,16 @@ def key() -> str:
     return uuid.uuid4().hex
 
 
-def card_request(harness, number: str = VISA, *, amount: int = AMOUNT, capture: bool = True,
-                 reference: str | None = None, idempotency_key: str | None = None,
-                 token: str | None = None) -> AuthoriseRequest:
+def card_request(
+    harness,
+    number: str = VISA,
+    *,
+    amount: int = AMOUNT,
+    capture: bool = True,
+    reference: str | None = None,
+    idempotency_key: str | None = None,
+    token: str | None = None,
+) -> AuthoriseRequest:
     return AuthoriseRequest(
         reference=reference or new_reference(),
         amount=amount,
@@ -77,8 +84,13 @@ def card_request(harness, number: str = VISA, *, amount: int = AMOUNT, capture: 
 
 def wallet_request(harness, phone: str, *, capture: bool = True, amount: int = AMOUNT) -> RequestToPay:
     return RequestToPay(
-        reference=new_reference(), amount=amount, currency="MAD", phone=phone,
-        capture=capture, callback_url=harness.callback_url, idempotency_key=key(),
+        reference=new_reference(),
+        amount=amount,
+        currency="MAD",
+        phone=phone,
+        capture=capture,
+        callback_url=harness.callback_url,
+        idempotency_key=key(),
     )
 
 
@@ -88,11 +100,18 @@ def captured(harness, number: str = VISA, amount: int = AMOUNT):
     return transaction
 
 
-def refund(harness, transaction, amount: int, *, reference: str | None = None,
-           idempotency_key: str | None = None):
-    return harness.gateway.refund(RefundRequest(
-        gateway_reference=transaction.gateway_reference, reference=reference or new_reference("re"),
-        amount=amount, currency="MAD", idempotency_key=idempotency_key or key()))
+def refund(
+    harness, transaction, amount: int, *, reference: str | None = None, idempotency_key: str | None = None
+):
+    return harness.gateway.refund(
+        RefundRequest(
+            gateway_reference=transaction.gateway_reference,
+            reference=reference or new_reference("re"),
+            amount=amount,
+            currency="MAD",
+            idempotency_key=idempotency_key or key(),
+        )
+    )
 
 
 def refused(call, code: str) -> GatewayRequestRefused:
@@ -110,11 +129,14 @@ def test_the_gateway_implements_the_interface(gateway_harness):
 # -- cards ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("number", "brand", "country"), [
-    (VISA, "visa", "US"),
-    (MASTERCARD, "mastercard", "FR"),
-    (CMI, "cmi", "MA"),  # a Moroccan domestic card
-])
+@pytest.mark.parametrize(
+    ("number", "brand", "country"),
+    [
+        (VISA, "visa", "US"),
+        (MASTERCARD, "mastercard", "FR"),
+        (CMI, "cmi", "MA"),  # a Moroccan domestic card
+    ],
+)
 def test_an_approved_card_is_captured(gateway_harness, number, brand, country):
     gateway = gateway_harness.gateway
     request = card_request(gateway_harness, number)
@@ -124,7 +146,11 @@ def test_an_approved_card_is_captured(gateway_harness, number, brand, country):
     assert (transaction.amount, transaction.currency) == (AMOUNT, "MAD")
     assert (transaction.captured_amount, transaction.refunded_amount) == (AMOUNT, 0)
     assert transaction.decline_code is None and transaction.next_action is None
-    assert (transaction.card.brand, transaction.card.last4, transaction.card.country) == (brand, number[-4:], country)
+    assert (transaction.card.brand, transaction.card.last4, transaction.card.country) == (
+        brand,
+        number[-4:],
+        country,
+    )
     assert transaction.updated_at > 0
     assert gateway.transaction(transaction.gateway_reference) == transaction
     assert gateway.find_transaction(request.reference) == transaction
@@ -136,7 +162,9 @@ def test_an_approved_card_without_capture_is_authorised(gateway_harness):
     assert transaction.captured_amount == 0
 
 
-@pytest.mark.parametrize(("number", "code"), [(INSUFFICIENT_FUNDS, "insufficient_funds"), (STOLEN, "stolen_card")])
+@pytest.mark.parametrize(
+    ("number", "code"), [(INSUFFICIENT_FUNDS, "insufficient_funds"), (STOLEN, "stolen_card")]
+)
 def test_a_declined_card_is_a_declined_transaction_not_an_error(gateway_harness, number, code):
     request = card_request(gateway_harness, number)
     transaction = gateway_harness.gateway.authorise(request)
@@ -146,12 +174,16 @@ def test_a_declined_card_is_a_declined_transaction_not_an_error(gateway_harness,
     assert gateway_harness.gateway.find_transaction(request.reference).status is TransactionStatus.DECLINED
 
 
-@pytest.mark.parametrize(("capture", "final"), [(True, TransactionStatus.CAPTURED),
-                                                (False, TransactionStatus.AUTHORISED)])
+@pytest.mark.parametrize(
+    ("capture", "final"), [(True, TransactionStatus.CAPTURED), (False, TransactionStatus.AUTHORISED)]
+)
 def test_three_ds_then_the_buyer_authenticates(gateway_harness, capture, final):
     gateway = gateway_harness.gateway
     transaction = gateway.authorise(card_request(gateway_harness, THREE_DS, capture=capture))
-    assert (transaction.status, transaction.raw_status) == (TransactionStatus.ACTION_REQUIRED, "three_ds_required")
+    assert (transaction.status, transaction.raw_status) == (
+        TransactionStatus.ACTION_REQUIRED,
+        "three_ds_required",
+    )
     assert transaction.next_action.type == "redirect_to_url" and transaction.next_action.redirect_url
     # Before the buyer has answered, finishing is refused and nothing changes.
     refused(lambda: gateway.complete_three_ds(transaction.gateway_reference, key()), "authentication_pending")
@@ -200,21 +232,25 @@ def test_a_timeout_is_an_unknown_outcome_though_the_charge_happened(gateway_harn
 # -- tokens -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("number", "month", "year", "cvc", "code"), [
-    ("4242424242424241", 12, 2030, "123", "invalid_card_number"),
-    ("4242", 12, 2030, "123", "invalid_card_number"),
-    (VISA, 1, 2020, "123", "expired_card"),
-    (VISA, 13, 2030, "123", "invalid_expiry_month"),
-    (VISA, 12, 2030, "12", "invalid_cvc"),
-])
+@pytest.mark.parametrize(
+    ("number", "month", "year", "cvc", "code"),
+    [
+        ("4242424242424241", 12, 2030, "123", "invalid_card_number"),
+        ("4242", 12, 2030, "123", "invalid_card_number"),
+        (VISA, 1, 2020, "123", "expired_card"),
+        (VISA, 13, 2030, "123", "invalid_expiry_month"),
+        (VISA, 12, 2030, "12", "invalid_cvc"),
+    ],
+)
 def test_a_bad_card_is_refused_at_tokenisation(gateway_harness, number, month, year, cvc, code):
     request = TokeniseRequest(card_number=number, exp_month=month, exp_year=year, cvc=cvc)
     refused(lambda: gateway_harness.gateway.tokenise(request), code)
 
 
 def test_a_token_tells_the_brand_and_last4_only(gateway_harness):
-    token = gateway_harness.gateway.tokenise(TokeniseRequest(card_number=CMI, exp_month=12, exp_year=2031,
-                                                             cvc="123"))
+    token = gateway_harness.gateway.tokenise(
+        TokeniseRequest(card_number=CMI, exp_month=12, exp_year=2031, cvc="123")
+    )
     assert (token.brand, token.last4, token.country) == ("cmi", "0002", "MA")
     assert token.token.startswith("tok_") and CMI not in token.token and token.token not in repr(token)
 
@@ -222,15 +258,21 @@ def test_a_token_tells_the_brand_and_last4_only(gateway_harness):
 # -- wallets ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("phone", "capture", "final"), [
-    (WALLET_APPROVES, True, TransactionStatus.CAPTURED),
-    (ANY_MOBILE, True, TransactionStatus.CAPTURED),
-    (WALLET_APPROVES, False, TransactionStatus.AUTHORISED),
-])
+@pytest.mark.parametrize(
+    ("phone", "capture", "final"),
+    [
+        (WALLET_APPROVES, True, TransactionStatus.CAPTURED),
+        (ANY_MOBILE, True, TransactionStatus.CAPTURED),
+        (WALLET_APPROVES, False, TransactionStatus.AUTHORISED),
+    ],
+)
 def test_a_wallet_buyer_approves(gateway_harness, phone, capture, final):
     request = wallet_request(gateway_harness, phone, capture=capture)
     transaction = gateway_harness.gateway.request_to_pay(request)
-    assert (transaction.status, transaction.raw_status) == (TransactionStatus.ACTION_REQUIRED, "pending_approval")
+    assert (transaction.status, transaction.raw_status) == (
+        TransactionStatus.ACTION_REQUIRED,
+        "pending_approval",
+    )
     assert transaction.next_action.type == "wallet_approval"
     assert transaction.next_action.expires_at >= int(time.time()) and transaction.card is None
     answered = gateway_harness.wallet_answered(transaction)
@@ -245,22 +287,34 @@ def test_a_wallet_buyer_declines(gateway_harness):
 
 
 def test_a_wallet_request_nobody_answers_expires(gateway_harness):
-    transaction = gateway_harness.gateway.request_to_pay(wallet_request(gateway_harness, WALLET_NEVER_ANSWERS))
+    transaction = gateway_harness.gateway.request_to_pay(
+        wallet_request(gateway_harness, WALLET_NEVER_ANSWERS)
+    )
     expired = gateway_harness.wallet_expired(transaction)
-    assert (expired.status, expired.raw_status, expired.decline_code) == (TransactionStatus.EXPIRED, "expired",
-                                                                         "expired")
-    assert gateway_harness.gateway.transaction(transaction.gateway_reference).status is TransactionStatus.EXPIRED
+    assert (expired.status, expired.raw_status, expired.decline_code) == (
+        TransactionStatus.EXPIRED,
+        "expired",
+        "expired",
+    )
+    assert (
+        gateway_harness.gateway.transaction(transaction.gateway_reference).status is TransactionStatus.EXPIRED
+    )
 
 
 def test_a_wallet_request_can_be_voided_while_waiting(gateway_harness):
-    transaction = gateway_harness.gateway.request_to_pay(wallet_request(gateway_harness, WALLET_NEVER_ANSWERS))
+    transaction = gateway_harness.gateway.request_to_pay(
+        wallet_request(gateway_harness, WALLET_NEVER_ANSWERS)
+    )
     voided = gateway_harness.gateway.void(VoidRequest(transaction.gateway_reference, key()))
     assert voided.status is TransactionStatus.VOIDED
 
 
 @pytest.mark.parametrize("phone", ["+33612345678", "0612345678", "+212512345678"])
 def test_a_wallet_needs_a_moroccan_mobile(gateway_harness, phone):
-    refused(lambda: gateway_harness.gateway.request_to_pay(wallet_request(gateway_harness, phone)), "invalid_field")
+    refused(
+        lambda: gateway_harness.gateway.request_to_pay(wallet_request(gateway_harness, phone)),
+        "invalid_field",
+    )
 
 
 def test_only_dirhams(gateway_harness):
@@ -275,31 +329,43 @@ def test_only_dirhams(gateway_harness):
 def test_a_manual_capture_is_partial_at_most_once(gateway_harness):
     gateway = gateway_harness.gateway
     transaction = gateway.authorise(card_request(gateway_harness, capture=False))
-    refused(lambda: gateway.capture(CaptureRequest(transaction.gateway_reference, AMOUNT + 1, key())),
-            "amount_too_large")
+    refused(
+        lambda: gateway.capture(CaptureRequest(transaction.gateway_reference, AMOUNT + 1, key())),
+        "amount_too_large",
+    )
     capture_key = key()
     done = gateway.capture(CaptureRequest(transaction.gateway_reference, 10000, capture_key))
     assert (done.status, done.captured_amount, done.amount) == (TransactionStatus.CAPTURED, 10000, AMOUNT)
     # A retry of the same capture is its replay; a second capture is refused.
     assert gateway.capture(CaptureRequest(transaction.gateway_reference, 10000, capture_key)) == done
-    refused(lambda: gateway.capture(CaptureRequest(transaction.gateway_reference, 5000, key())),
-            "already_captured")
+    refused(
+        lambda: gateway.capture(CaptureRequest(transaction.gateway_reference, 5000, key())),
+        "already_captured",
+    )
     assert gateway.transaction(transaction.gateway_reference).captured_amount == 10000
 
 
 def test_only_an_authorised_transaction_is_captured(gateway_harness):
     declined = gateway_harness.gateway.authorise(card_request(gateway_harness, INSUFFICIENT_FUNDS))
-    refused(lambda: gateway_harness.gateway.capture(CaptureRequest(declined.gateway_reference, 100, key())),
-            "invalid_status")
+    refused(
+        lambda: gateway_harness.gateway.capture(CaptureRequest(declined.gateway_reference, 100, key())),
+        "invalid_status",
+    )
 
 
 def test_void_an_authorisation(gateway_harness):
     gateway = gateway_harness.gateway
     transaction = gateway.authorise(card_request(gateway_harness, capture=False))
     voided = gateway.void(VoidRequest(transaction.gateway_reference, key()))
-    assert (voided.status, voided.raw_status, voided.captured_amount) == (TransactionStatus.VOIDED, "voided", 0)
+    assert (voided.status, voided.raw_status, voided.captured_amount) == (
+        TransactionStatus.VOIDED,
+        "voided",
+        0,
+    )
     assert gateway.void(VoidRequest(transaction.gateway_reference, key())).status is TransactionStatus.VOIDED
-    refused(lambda: gateway.capture(CaptureRequest(transaction.gateway_reference, 100, key())), "invalid_status")
+    refused(
+        lambda: gateway.capture(CaptureRequest(transaction.gateway_reference, 100, key())), "invalid_status"
+    )
 
 
 def test_void_a_three_ds_challenge(gateway_harness):
@@ -310,8 +376,10 @@ def test_void_a_three_ds_challenge(gateway_harness):
 
 def test_a_captured_transaction_is_not_voided(gateway_harness):
     transaction = captured(gateway_harness)
-    refused(lambda: gateway_harness.gateway.void(VoidRequest(transaction.gateway_reference, key())),
-            "invalid_status")
+    refused(
+        lambda: gateway_harness.gateway.void(VoidRequest(transaction.gateway_reference, key())),
+        "invalid_status",
+    )
 
 
 # -- refunds ----------------------------------------------------------------------------------------
@@ -322,12 +390,20 @@ def test_refund_partly_then_the_rest_then_nothing_more(gateway_harness):
     transaction = captured(gateway_harness)
     first = refund(gateway_harness, transaction, 5000)
     assert (first.status, first.raw_status) == (RefundStatus.PENDING, "pending")
-    assert (first.amount, first.currency, first.transaction_reference) == (5000, "MAD", transaction.gateway_reference)
+    assert (first.amount, first.currency, first.transaction_reference) == (
+        5000,
+        "MAD",
+        transaction.gateway_reference,
+    )
     # A pending refund counts: what is left is 10000.
     refused(lambda: refund(gateway_harness, transaction, 10001), "refund_exceeds_captured")
 
     settled = gateway_harness.refund_settled(first)
-    assert (settled.status, settled.raw_status, settled.failure_code) == (RefundStatus.SUCCEEDED, "succeeded", None)
+    assert (settled.status, settled.raw_status, settled.failure_code) == (
+        RefundStatus.SUCCEEDED,
+        "succeeded",
+        None,
+    )
     after = gateway.transaction(transaction.gateway_reference)
     assert (after.status, after.refunded_amount) == (TransactionStatus.CAPTURED, 5000)
 
@@ -345,8 +421,11 @@ def test_a_refund_ending_in_13_centimes_fails_and_does_not_count(gateway_harness
     gateway = gateway_harness.gateway
     transaction = captured(gateway_harness)
     failed = gateway_harness.refund_settled(refund(gateway_harness, transaction, 1013))
-    assert (failed.status, failed.raw_status, failed.failure_code) == (RefundStatus.FAILED, "failed",
-                                                                       "refund_declined")
+    assert (failed.status, failed.raw_status, failed.failure_code) == (
+        RefundStatus.FAILED,
+        "failed",
+        "refund_declined",
+    )
     assert gateway.transaction(transaction.gateway_reference).refunded_amount == 0
     full = gateway_harness.refund_settled(refund(gateway_harness, transaction, AMOUNT))
     assert full.status is RefundStatus.SUCCEEDED
@@ -440,7 +519,9 @@ def test_decline_void_and_wallet_callbacks(gateway_harness):
         ("transaction.declined", wallet, TransactionStatus.DECLINED),
     ]
     for event_type, transaction, status in expected:
-        callback = gateway.parse_callback(*gateway_harness.callback(event_type, id=transaction.gateway_reference))
+        callback = gateway.parse_callback(
+            *gateway_harness.callback(event_type, id=transaction.gateway_reference)
+        )
         assert (callback.kind, callback.transaction.status) == (CallbackKind.TRANSACTION, status), event_type
 
 
@@ -448,10 +529,13 @@ def test_refund_callbacks(gateway_harness):
     transaction = captured(gateway_harness)
     succeeded = gateway_harness.refund_settled(refund(gateway_harness, transaction, 4000))
     failed = gateway_harness.refund_settled(refund(gateway_harness, transaction, 2013))
-    for event_type, refund_, status in (("refund.succeeded", succeeded, RefundStatus.SUCCEEDED),
-                                        ("refund.failed", failed, RefundStatus.FAILED)):
+    for event_type, refund_, status in (
+        ("refund.succeeded", succeeded, RefundStatus.SUCCEEDED),
+        ("refund.failed", failed, RefundStatus.FAILED),
+    ):
         callback = gateway_harness.gateway.parse_callback(
-            *gateway_harness.callback(event_type, id=refund_.gateway_reference))
+            *gateway_harness.callback(event_type, id=refund_.gateway_reference)
+        )
         assert (callback.kind, callback.refund.status) == (CallbackKind.REFUND, status)
         assert callback.refund.reference == refund_.reference
         assert callback.refund.transaction_reference == transaction.gateway_reference
@@ -475,8 +559,10 @@ def test_a_tampered_stale_or_unsigned_callback_is_invalid(gateway_harness):
             gateway.parse_callback(case_headers, case_body)
         assert raised.value.reason == reason
     # Re-signed now, the same body reads again (a legitimate redelivery).
-    assert gateway.parse_callback(gateway_harness.sign(raw), raw).transaction.gateway_reference == \
-        transaction.gateway_reference
+    assert (
+        gateway.parse_callback(gateway_harness.sign(raw), raw).transaction.gateway_reference
+        == transaction.gateway_reference
+    )
 
 
 def test_a_dispute_opens_and_closes_by_callback(gateway_harness):
@@ -493,9 +579,14 @@ def test_a_dispute_opens_and_closes_by_callback(gateway_harness):
 
     closed = gateway_harness.close_dispute(dispute, "lost")
     assert closed.status is DisputeStatus.LOST
-    callback = gateway.parse_callback(*gateway_harness.callback("dispute.closed", id=dispute.gateway_reference))
+    callback = gateway.parse_callback(
+        *gateway_harness.callback("dispute.closed", id=dispute.gateway_reference)
+    )
     assert (callback.kind, callback.dispute.status, callback.dispute.raw_status) == (
-        CallbackKind.DISPUTE, DisputeStatus.LOST, "lost")
+        CallbackKind.DISPUTE,
+        DisputeStatus.LOST,
+        "lost",
+    )
 
 
 def test_a_dispute_won(gateway_harness):
@@ -504,14 +595,16 @@ def test_a_dispute_won(gateway_harness):
     assert (dispute.amount, dispute.reason) == (AMOUNT, "fraudulent")
     assert gateway_harness.close_dispute(dispute, "won").status is DisputeStatus.WON
     callback = gateway_harness.gateway.parse_callback(
-        *gateway_harness.callback("dispute.closed", id=dispute.gateway_reference))
+        *gateway_harness.callback("dispute.closed", id=dispute.gateway_reference)
+    )
     assert callback.dispute.status is DisputeStatus.WON
 
 
 def test_the_dispute_test_card_is_disputed_by_itself(gateway_harness):
     transaction = captured(gateway_harness, DISPUTED)
     callback = gateway_harness.gateway.parse_callback(
-        *gateway_harness.callback("dispute.opened", transaction_id=transaction.gateway_reference))
+        *gateway_harness.callback("dispute.opened", transaction_id=transaction.gateway_reference)
+    )
     assert (callback.kind, callback.dispute.status) == (CallbackKind.DISPUTE, DisputeStatus.OPEN)
     assert (callback.dispute.amount, callback.dispute.reason) == (AMOUNT, "fraudulent")
     assert callback.dispute.payment_reference == transaction.reference

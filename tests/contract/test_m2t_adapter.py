@@ -62,15 +62,30 @@ class ScriptedSession(requests.Session):
 
 
 def gateway(session: ScriptedSession, **overrides) -> M2TGateway:
-    settings = dict(api_key=API_KEY, callback_secret="s", timeout=2.5, retries=2, retry_backoff_seconds=0.0,
-                    allow_tokenise=True, session=session)
+    settings = dict(
+        api_key=API_KEY,
+        callback_secret="s",
+        timeout=2.5,
+        retries=2,
+        retry_backoff_seconds=0.0,
+        allow_tokenise=True,
+        session=session,
+    )
     settings.update(overrides)
     return M2TGateway("http://m2t.test/", **settings)
 
 
 def card_request(**overrides) -> AuthoriseRequest:
-    fields = dict(reference="pay_1", amount=15000, currency="MAD", method=PaymentMethod.CARD, capture=True,
-                  callback_url="https://hirfa.test/cb", idempotency_key="idem-1", card_token=TOKEN)
+    fields = dict(
+        reference="pay_1",
+        amount=15000,
+        currency="MAD",
+        method=PaymentMethod.CARD,
+        capture=True,
+        callback_url="https://hirfa.test/cb",
+        idempotency_key="idem-1",
+        card_token=TOKEN,
+    )
     fields.update(overrides)
     return AuthoriseRequest(**fields)
 
@@ -91,8 +106,12 @@ def test_every_post_carries_its_idempotency_key_on_every_attempt():
 
 
 def test_every_post_has_a_key_and_reads_none():
-    session = ScriptedSession((200, transaction_json("captured")), (200, transaction_json("voided")),
-                              (200, transaction_json("captured")), (200, {"data": []}))
+    session = ScriptedSession(
+        (200, transaction_json("captured")),
+        (200, transaction_json("voided")),
+        (200, transaction_json("captured")),
+        (200, {"data": []}),
+    )
     adapter = gateway(session)
     adapter.capture(CaptureRequest("m2t_tx_1", 100, "idem-capture"))
     adapter.void(VoidRequest("m2t_tx_1", "idem-void"))
@@ -105,7 +124,14 @@ def test_every_post_has_a_key_and_reads_none():
 
 
 def test_tokenise_makes_one_key_per_call_kept_across_retries():
-    token = {"token": TOKEN, "brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2030, "country": "US"}
+    token = {
+        "token": TOKEN,
+        "brand": "visa",
+        "last4": "4242",
+        "exp_month": 12,
+        "exp_year": 2030,
+        "country": "US",
+    }
     session = ScriptedSession(requests.ConnectionError("reset"), (201, token), (201, token))
     adapter = gateway(session)
     request = TokeniseRequest(card_number=PAN, exp_month=12, exp_year=2030, cvc="123")
@@ -137,11 +163,18 @@ def test_a_refusal_without_m2ts_body_still_says_its_status():
     assert raised.value.code == "http_404"
 
 
-@pytest.mark.parametrize("failure", [
-    requests.ReadTimeout("slow"), requests.ConnectionError("reset"), requests.ConnectTimeout("no route"),
-    (502, b"bad gateway"), (500, error("processing_error")), (429, error("rate_limited")),
-    (200, b"not json"),
-])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        requests.ReadTimeout("slow"),
+        requests.ConnectionError("reset"),
+        requests.ConnectTimeout("no route"),
+        (502, b"bad gateway"),
+        (500, error("processing_error")),
+        (429, error("rate_limited")),
+        (200, b"not json"),
+    ],
+)
 def test_a_transient_failure_is_retried_then_an_unknown_outcome(failure):
     session = ScriptedSession(failure, failure, failure)
     with pytest.raises(GatewayOutcomeUnknown):
@@ -165,7 +198,9 @@ def test_a_validation_refusal_after_an_unknown_attempt_is_a_refusal():
 
 
 def test_an_unreadable_or_unknown_answer_is_an_unknown_outcome():
-    session = ScriptedSession((201, transaction_json("captured", amount="lots")), (201, transaction_json("held")))
+    session = ScriptedSession(
+        (201, transaction_json("captured", amount="lots")), (201, transaction_json("held"))
+    )
     adapter = gateway(session, retries=0)
     with pytest.raises(GatewayOutcomeUnknown) as unreadable:
         adapter.authorise(card_request())
@@ -175,22 +210,72 @@ def test_an_unreadable_or_unknown_answer_is_an_unknown_outcome():
     assert (unknown.value.code, unknown.value.raw_status) == ("unknown_status", "held")
 
 
-@pytest.mark.parametrize(("body", "reason", "expected"), [
-    ({"id": "evt_1", "type": "transaction.captured", "data": transaction_json("settled")}, "unknown_status",
-     UnmappedCallback("evt_1", "transaction.captured", CallbackKind.TRANSACTION, "settled", "m2t_tx_1", "pay_1",
-                      None, None)),
-    ({"id": "evt_2", "type": "transaction.refunded", "data": transaction_json()}, "unknown_type",
-     UnmappedCallback("evt_2", "transaction.refunded", CallbackKind.TRANSACTION, "captured", "m2t_tx_1", "pay_1",
-                      None, None)),
-    ({"id": "evt_3", "type": "refund.pending", "data": refund_json()}, "unknown_type",
-     UnmappedCallback("evt_3", "refund.pending", CallbackKind.REFUND, "pending", "m2t_re_1", "re_1", "m2t_tx_1",
-                      None)),
-    ({"id": "evt_4", "type": "dispute.closed", "data": dispute_json("accepted")}, "unknown_status",
-     UnmappedCallback("evt_4", "dispute.closed", CallbackKind.DISPUTE, "accepted", "m2t_dp_1", None, "m2t_tx_1",
-                      "pay_1")),
-    ({"id": "evt_5", "type": "payout.paid", "data": {"id": "po_1", "status": 3}}, "unknown_type",
-     UnmappedCallback("evt_5", "payout.paid", None, None, "po_1", None, None, None)),
-])
+@pytest.mark.parametrize(
+    ("body", "reason", "expected"),
+    [
+        (
+            {"id": "evt_1", "type": "transaction.captured", "data": transaction_json("settled")},
+            "unknown_status",
+            UnmappedCallback(
+                "evt_1",
+                "transaction.captured",
+                CallbackKind.TRANSACTION,
+                "settled",
+                "m2t_tx_1",
+                "pay_1",
+                None,
+                None,
+            ),
+        ),
+        (
+            {"id": "evt_2", "type": "transaction.refunded", "data": transaction_json()},
+            "unknown_type",
+            UnmappedCallback(
+                "evt_2",
+                "transaction.refunded",
+                CallbackKind.TRANSACTION,
+                "captured",
+                "m2t_tx_1",
+                "pay_1",
+                None,
+                None,
+            ),
+        ),
+        (
+            {"id": "evt_3", "type": "refund.pending", "data": refund_json()},
+            "unknown_type",
+            UnmappedCallback(
+                "evt_3",
+                "refund.pending",
+                CallbackKind.REFUND,
+                "pending",
+                "m2t_re_1",
+                "re_1",
+                "m2t_tx_1",
+                None,
+            ),
+        ),
+        (
+            {"id": "evt_4", "type": "dispute.closed", "data": dispute_json("accepted")},
+            "unknown_status",
+            UnmappedCallback(
+                "evt_4",
+                "dispute.closed",
+                CallbackKind.DISPUTE,
+                "accepted",
+                "m2t_dp_1",
+                None,
+                "m2t_tx_1",
+                "pay_1",
+            ),
+        ),
+        (
+            {"id": "evt_5", "type": "payout.paid", "data": {"id": "po_1", "status": 3}},
+            "unknown_type",
+            UnmappedCallback("evt_5", "payout.paid", None, None, "po_1", None, None, None),
+        ),
+    ],
+)
 def test_a_genuine_callback_not_mapped_says_what_it_is_about(body, reason, expected):
     raw = json.dumps(body).encode()
     adapter = gateway(ScriptedSession())
@@ -212,10 +297,18 @@ def test_ids_cannot_change_the_path():
 
 def test_the_backoff_doubles_with_jitter_and_a_cap():
     waits: list[float] = []
-    client = PartnerHttpClient("http://p.test", api_key="k", timeout=1, retries=5, retry_backoff_seconds=0.1,
-                               retry_max_backoff_seconds=0.5, retry_jitter=0.25, sleep=waits.append,
-                               rng=random.Random(7),
-                               session=ScriptedSession(*[requests.ReadTimeout("slow")] * 6))
+    client = PartnerHttpClient(
+        "http://p.test",
+        api_key="k",
+        timeout=1,
+        retries=5,
+        retry_backoff_seconds=0.1,
+        retry_max_backoff_seconds=0.5,
+        retry_jitter=0.25,
+        sleep=waits.append,
+        rng=random.Random(7),
+        session=ScriptedSession(*[requests.ReadTimeout("slow")] * 6),
+    )
     with pytest.raises(PartnerError) as raised:
         client.call("GET", "/x", idempotent=True)
     assert raised.value.attempts == 6 and raised.value.kind == "timeout" and raised.value.outcome_unknown
@@ -234,7 +327,12 @@ def test_a_call_not_declared_idempotent_is_never_retried():
 
 def test_partner_errors_say_what_happened():
     legacy = PartnerError("bank partner unreachable: ConnectionError", transient=True)
-    assert (legacy.status, legacy.code, legacy.kind, legacy.outcome_unknown) == (None, None, "unreachable", True)
+    assert (legacy.status, legacy.code, legacy.kind, legacy.outcome_unknown) == (
+        None,
+        None,
+        "unreachable",
+        True,
+    )
     refused = PartnerError("refused", transient=False, status=422, code="invalid_rib")
     assert (refused.kind, refused.refused, refused.outcome_unknown) == ("refused", True, False)
     throttled = PartnerError("busy", transient=True, status=429)
@@ -244,14 +342,26 @@ def test_partner_errors_say_what_happened():
 
 def test_no_card_data_or_key_in_logs_or_errors(caplog):
     caplog.set_level(logging.DEBUG)
-    session = ScriptedSession(requests.ReadTimeout("slow"), (500, error("processing_error")),
-                              (422, error("invalid_card_number")), requests.ReadTimeout("slow"),
-                              requests.ReadTimeout("slow"), requests.ReadTimeout("slow"))
+    session = ScriptedSession(
+        requests.ReadTimeout("slow"),
+        (500, error("processing_error")),
+        (422, error("invalid_card_number")),
+        requests.ReadTimeout("slow"),
+        requests.ReadTimeout("slow"),
+        requests.ReadTimeout("slow"),
+    )
     adapter = gateway(session)
     with pytest.raises(GatewayRequestRefused) as tokenise_error:
         adapter.tokenise(TokeniseRequest(card_number=PAN, exp_month=12, exp_year=2030, cvc="123"))
-    wallet = RequestToPay(reference="pay_1", amount=15000, currency="MAD", phone=PHONE, capture=True,
-                          callback_url="https://hirfa.test/cb", idempotency_key="idem-1")
+    wallet = RequestToPay(
+        reference="pay_1",
+        amount=15000,
+        currency="MAD",
+        phone=PHONE,
+        capture=True,
+        callback_url="https://hirfa.test/cb",
+        idempotency_key="idem-1",
+    )
     with pytest.raises(GatewayOutcomeUnknown) as authorise_error:
         adapter.request_to_pay(wallet)
     text = caplog.text + str(tokenise_error.value) + str(authorise_error.value) + repr(adapter)
@@ -270,8 +380,12 @@ def sandbox(m2t_sandbox) -> M2TSandboxHarness:
 
 
 def sandbox_card_request(harness: M2TSandboxHarness, number: str) -> AuthoriseRequest:
-    return card_request(reference=new_reference(), idempotency_key=uuid.uuid4().hex,
-                        card_token=harness.card_token(number), callback_url=harness.callback_url)
+    return card_request(
+        reference=new_reference(),
+        idempotency_key=uuid.uuid4().hex,
+        card_token=harness.card_token(number),
+        callback_url=harness.callback_url,
+    )
 
 
 @pytest.mark.integration
@@ -284,7 +398,9 @@ def test_a_retry_cures_a_timeout_with_m2ts_stored_answer(sandbox):
 
 @pytest.mark.integration
 def test_a_wrong_api_key_is_refused(sandbox):
-    wrong = M2TGateway(sandbox.sandbox_url, api_key="not-the-key", callback_secret=M2T_CALLBACK_SECRET, timeout=2)
+    wrong = M2TGateway(
+        sandbox.sandbox_url, api_key="not-the-key", callback_secret=M2T_CALLBACK_SECRET, timeout=2
+    )
     with pytest.raises(GatewayRequestRefused) as raised:
         wrong.find_transaction("pay_x")
     assert raised.value.code == "unauthorized"
@@ -295,9 +411,12 @@ def test_a_wrong_api_key_is_refused(sandbox):
 def test_stale_callbacks_come_after_the_final_one_and_read_older(sandbox):
     # M2T sends a stale "authorised" snapshot after a card's "captured": updated_at orders them.
     transaction = sandbox.gateway.authorise(sandbox_card_request(sandbox, "4242424242424242"))
-    final = sandbox.gateway.parse_callback(*sandbox.callback("transaction.captured", id=transaction.gateway_reference))
-    stale = sandbox.gateway.parse_callback(*sandbox.callback("transaction.authorised",
-                                                             id=transaction.gateway_reference))
+    final = sandbox.gateway.parse_callback(
+        *sandbox.callback("transaction.captured", id=transaction.gateway_reference)
+    )
+    stale = sandbox.gateway.parse_callback(
+        *sandbox.callback("transaction.authorised", id=transaction.gateway_reference)
+    )
     assert stale.transaction.status is TransactionStatus.AUTHORISED
     assert stale.transaction.updated_at < final.transaction.updated_at
     assert stale.event_id != final.event_id

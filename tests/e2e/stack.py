@@ -31,9 +31,13 @@ def procfile_commands() -> dict[str, str]:
 class Stack:
     def __init__(self, workdir: Path, database_urls: dict[str, str]) -> None:
         self.workdir = workdir
-        self.ports = {name: free_port() for name in ("onboarding", "payments", "accounts", "broker", "bank_sandbox",
-                                                       "m2t_sandbox")}
-        self.urls = {name: f"http://127.0.0.1:{self.ports[name]}" for name in ("onboarding", "payments", "accounts")}
+        self.ports = {
+            name: free_port()
+            for name in ("onboarding", "payments", "accounts", "broker", "bank_sandbox", "m2t_sandbox")
+        }
+        self.urls = {
+            name: f"http://127.0.0.1:{self.ports[name]}" for name in ("onboarding", "payments", "accounts")
+        }
         bin_dir = str(Path(sys.executable).parent)
         self.env = {
             **os.environ,
@@ -80,7 +84,11 @@ class Stack:
     def init(self) -> None:
         subprocess.run(
             [str(Path(sys.executable).parent / "hirfa"), "stack", "init"],
-            cwd=ROOT, env=self.env, check=True, capture_output=True, timeout=120,
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
 
     def start(self, name: str, **extra_env: str) -> subprocess.Popen:
@@ -118,7 +126,9 @@ class Stack:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            raise AssertionError(f"{name} did not stop within {timeout}s of {signal.Signals(sig).name}") from None
+            raise AssertionError(
+                f"{name} did not stop within {timeout}s of {signal.Signals(sig).name}"
+            ) from None
 
     def stop_all(self) -> dict[str, int | None]:
         return {name: self.stop(name) for name in list(self.processes)}

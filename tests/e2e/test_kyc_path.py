@@ -26,11 +26,15 @@ class Client:
         self.stack = stack
         self.headers = {"Authorization": f"Bearer {stack.token(client_id, secret)}"}
 
-    def call(self, method: str, service: str, path: str, *, idempotent: bool = False, **kwargs) -> requests.Response:
+    def call(
+        self, method: str, service: str, path: str, *, idempotent: bool = False, **kwargs
+    ) -> requests.Response:
         headers = dict(self.headers)
         if idempotent:
             headers["Idempotency-Key"] = str(uuid.uuid4())
-        return requests.request(method, f"{self.stack.urls[service]}{path}", headers=headers, timeout=10, **kwargs)
+        return requests.request(
+            method, f"{self.stack.urls[service]}{path}", headers=headers, timeout=10, **kwargs
+        )
 
 
 def last_sms_code(stack: Stack, phone: str) -> str:
@@ -44,8 +48,9 @@ def test_registration_to_tier_3_with_an_opened_bank_account(stack):
     marketplace = Client(stack, "cli_demo_marketplace", "demo-marketplace-secret")
     officer = Client(stack, "cli_demo_compliance", "demo-compliance-secret")
 
-    registered = marketplace.call("POST", "onboarding", "/v1/artisans", idempotent=True,
-                                  json=artisan_body(full_name="Youssef Amrani"))
+    registered = marketplace.call(
+        "POST", "onboarding", "/v1/artisans", idempotent=True, json=artisan_body(full_name="Youssef Amrani")
+    )
     assert registered.status_code == 201, registered.text
     artisan = registered.json()
     base = f"/v1/artisans/{artisan['id']}"
@@ -62,23 +67,41 @@ def test_registration_to_tier_3_with_an_opened_bank_account(stack):
         return response.json() if response.status_code == 200 else {}
 
     # Tier 1: the OTP arrives by SMS.
-    assert marketplace.call("POST", "onboarding", f"{base}/phone-verification", idempotent=True).status_code == 201
+    assert (
+        marketplace.call("POST", "onboarding", f"{base}/phone-verification", idempotent=True).status_code
+        == 201
+    )
     code = last_sms_code(stack, artisan["phone"])
-    confirmed = marketplace.call("POST", "onboarding", f"{base}/phone-verification/confirm", json={"code": code})
+    confirmed = marketplace.call(
+        "POST", "onboarding", f"{base}/phone-verification/confirm", json={"code": code}
+    )
     assert confirmed.status_code == 200 and confirmed.json()["kyc_tier"] == 1
 
     # Tier 2: documents, screening already clear.
     for kind, data in (("id_front", JPEG), ("id_back", PNG), ("selfie", SELFIE)):
-        uploaded = marketplace.call("POST", "onboarding", f"{base}/documents", idempotent=True,
-                                    data={"kind": kind}, files={"file": ("scan", data)})
+        uploaded = marketplace.call(
+            "POST",
+            "onboarding",
+            f"{base}/documents",
+            idempotent=True,
+            data={"kind": kind},
+            files={"file": ("scan", data)},
+        )
         assert uploaded.status_code == 201, uploaded.text
     assert tier() == 2
 
     # Tier 3: a compliance officer approves the review case.
-    queue = officer.call("GET", "onboarding", "/v1/kyc-reviews", params={"artisan_id": artisan["id"]}).json()["data"]
+    queue = officer.call("GET", "onboarding", "/v1/kyc-reviews", params={"artisan_id": artisan["id"]}).json()[
+        "data"
+    ]
     [review] = queue
-    decided = officer.call("POST", "onboarding", f"/v1/kyc-reviews/{review['id']}/decision", idempotent=True,
-                           json={"decision": "approve", "reason_code": "documents_verified", "note": "CIN checked."})
+    decided = officer.call(
+        "POST",
+        "onboarding",
+        f"/v1/kyc-reviews/{review['id']}/decision",
+        idempotent=True,
+        json={"decision": "approve", "reason_code": "documents_verified", "note": "CIN checked."},
+    )
     assert decided.status_code == 200, decided.text
     assert tier() == 3
 
@@ -89,26 +112,42 @@ def test_registration_to_tier_3_with_an_opened_bank_account(stack):
     assert balance()["cap"] == {"amount": 2000000, "currency": "MAD", "amount_decimal": "20000.00"}
 
     # A bank account opened at a partner bank: the sandbox answers by signed callback.
-    opening = marketplace.call("POST", "onboarding", f"{base}/bank-accounts", idempotent=True,
-                               json={"mode": "open", "bank": "al_barid_bank"})
+    opening = marketplace.call(
+        "POST",
+        "onboarding",
+        f"{base}/bank-accounts",
+        idempotent=True,
+        json={"mode": "open", "bank": "al_barid_bank"},
+    )
     assert opening.status_code == 202 and opening.json()["status"] == "pending", opening.text
     account_path = f"{base}/bank-accounts/{opening.json()['id']}"
     opened = wait_until(
         lambda: (a := marketplace.call("GET", "onboarding", account_path).json())["status"] == "opened" and a,
-        timeout=30, message="the bank opens the account",
+        timeout=30,
+        message="the bank opens the account",
     )
     assert opened["rib"].startswith("350") and opened["iban"] == "MA" + opened["iban"][2:4] + opened["rib"]
     assert opened["is_default"] is True
-    wait_until(lambda: payee().get("payout_eligible") is True, timeout=30, message="payments sees the account")
+    wait_until(
+        lambda: payee().get("payout_eligible") is True, timeout=30, message="payments sees the account"
+    )
 
     # A downgrade reaches both services too.
     officer_2 = Client(stack, "cli_demo_compliance_2", "demo-compliance-2-secret")
-    lowered = officer_2.call("POST", "onboarding", f"{base}/kyc/downgrades", idempotent=True,
-                             json={"tier": 1, "reason_code": "identity_mismatch", "note": "Re-check needed."})
+    lowered = officer_2.call(
+        "POST",
+        "onboarding",
+        f"{base}/kyc/downgrades",
+        idempotent=True,
+        json={"tier": 1, "reason_code": "identity_mismatch", "note": "Re-check needed."},
+    )
     assert lowered.status_code == 201, lowered.text
     wait_until(lambda: payee().get("kyc_tier") == 1, timeout=30, message="payments sees the downgrade")
-    wait_until(lambda: balance().get("cap") == {"amount": 20000, "currency": "MAD", "amount_decimal": "200.00"}, timeout=30,
-               message="accounts sees the lower cap")
+    wait_until(
+        lambda: balance().get("cap") == {"amount": 20000, "currency": "MAD", "amount_decimal": "200.00"},
+        timeout=30,
+        message="accounts sees the lower cap",
+    )
 
 
 def test_linking_an_existing_account_over_http(stack):
@@ -116,12 +155,27 @@ def test_linking_an_existing_account_over_http(stack):
     body = artisan_body(full_name="Amina Tazi")
     artisan = marketplace.call("POST", "onboarding", "/v1/artisans", idempotent=True, json=body).json()
     base = f"/v1/artisans/{artisan['id']}"
-    linked = marketplace.call("POST", "onboarding", f"{base}/bank-accounts", idempotent=True,
-                              json={"mode": "link", "rib": "001810007800020110620318", "holder_name": "TAZI Amina"})
+    linked = marketplace.call(
+        "POST",
+        "onboarding",
+        f"{base}/bank-accounts",
+        idempotent=True,
+        json={"mode": "link", "rib": "001810007800020110620318", "holder_name": "TAZI Amina"},
+    )
     assert linked.status_code == 201 and linked.json()["status"] == "linked", linked.text
-    bad = marketplace.call("POST", "onboarding", f"{base}/bank-accounts", idempotent=True,
-                           json={"mode": "link", "rib": "001810007800020110620317", "holder_name": "TAZI Amina"})
+    bad = marketplace.call(
+        "POST",
+        "onboarding",
+        f"{base}/bank-accounts",
+        idempotent=True,
+        json={"mode": "link", "rib": "001810007800020110620317", "holder_name": "TAZI Amina"},
+    )
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_rib"
-    too_low = marketplace.call("POST", "onboarding", f"{base}/bank-accounts", idempotent=True,
-                               json={"mode": "open", "bank": "cih_bank"})
+    too_low = marketplace.call(
+        "POST",
+        "onboarding",
+        f"{base}/bank-accounts",
+        idempotent=True,
+        json={"mode": "open", "bank": "cih_bank"},
+    )
     assert too_low.status_code == 409 and too_low.json()["code"] == "kyc_tier_too_low"

@@ -38,12 +38,23 @@ def balance(stack: Stack, token: str, artisan_id: str) -> requests.Response:
 def test_first_slice_over_http(stack):
     token = stack.token()
     artisan_id = register(stack, token)
-    response = wait_until(lambda: (r := balance(stack, token, artisan_id)).status_code == 200 and r, timeout=30)
+    response = wait_until(
+        lambda: (r := balance(stack, token, artisan_id)).status_code == 200 and r, timeout=30
+    )
     assert response.json()["pending"] == {"amount": 0, "currency": "MAD", "amount_decimal": "0.00"}
     assert response.json()["available"] == {"amount": 0, "currency": "MAD", "amount_decimal": "0.00"}
     payee = wait_until(
-        lambda: (r := requests.get(f"{stack.urls['payments']}/v1/payees/{artisan_id}",
-                                   headers={"Authorization": f"Bearer {token}"}, timeout=5)).status_code == 200 and r,
+        lambda: (
+            (
+                r := requests.get(
+                    f"{stack.urls['payments']}/v1/payees/{artisan_id}",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=5,
+                )
+            ).status_code
+            == 200
+            and r
+        ),
         timeout=30,
     )
     assert payee.json()["kyc_tier"] == 0
@@ -68,19 +79,32 @@ def test_consumer_crash_between_commits_has_no_double_effect(stack):
     assert balance(stack, token, artisan_id).status_code == 200  # the effect was committed
 
     stack.start("accounts_consumer")
-    wait_until(lambda: "event already applied; skipped" in stack.log("accounts_consumer"), timeout=60,
-               message="redelivery skipped by the inbox")
+    wait_until(
+        lambda: "event already applied; skipped" in stack.log("accounts_consumer"),
+        timeout=60,
+        message="redelivery skipped by the inbox",
+    )
     # A second artisan still flows, and the first has exactly its two accounts.
     second = register(stack, token)
     wait_until(lambda: balance(stack, token, second).status_code == 200, timeout=30)
-    assert set(balance(stack, token, artisan_id).json()) == {"object", "artisan_id", "pending", "available", "kyc_tier", "cap"}
+    assert set(balance(stack, token, artisan_id).json()) == {
+        "object",
+        "artisan_id",
+        "pending",
+        "available",
+        "kyc_tier",
+        "cap",
+    }
 
 
 def test_broker_outage_loses_nothing(stack):
     token = stack.token()
     assert stack.stop("broker") is not None
-    wait_until(lambda: requests.get(f"{stack.urls['onboarding']}/readyz", timeout=2).status_code == 503,
-               timeout=10, message="readiness reports the broker down")
+    wait_until(
+        lambda: requests.get(f"{stack.urls['onboarding']}/readyz", timeout=2).status_code == 503,
+        timeout=10,
+        message="readiness reports the broker down",
+    )
     artisan_id = register(stack, token)  # the API keeps working; the event waits in the outbox
     assert balance(stack, token, artisan_id).status_code == 404
 
@@ -92,8 +116,11 @@ def test_broker_outage_loses_nothing(stack):
     for consumer in ("accounts_consumer", "payments_consumer"):
         stack.stop(consumer)
         stack.start(consumer)
-    wait_until(lambda: balance(stack, token, artisan_id).status_code == 200, timeout=90,
-               message="event delivered after the broker returned")
+    wait_until(
+        lambda: balance(stack, token, artisan_id).status_code == 200,
+        timeout=90,
+        message="event delivered after the broker returned",
+    )
     stack.wait_ready(30)
 
 

@@ -46,7 +46,13 @@ def onboarding_app(onboarding_config):
     app = create_onboarding_app(onboarding_config)
     uow_factory = app.extensions["hirfa"].uow_factory
     for client_id, name in ((MARKETPLACE, "Test marketplace"), (OTHER_MARKETPLACE, "Other marketplace")):
-        ensure_client(uow_factory(), client_id=client_id, client_secret=MARKETPLACE_SECRET, name=name, role=Role.MARKETPLACE)
+        ensure_client(
+            uow_factory(),
+            client_id=client_id,
+            client_secret=MARKETPLACE_SECRET,
+            name=name,
+            role=Role.MARKETPLACE,
+        )
     yield app
     app.extensions["hirfa"].engine.dispose()
 

@@ -62,7 +62,9 @@ def test_same_key_different_body_is_refused(onboarding, marketplace_headers):
 def test_keys_are_scoped_per_client(onboarding, marketplace_headers):
     first = onboarding.post("/v1/artisans", json=artisan_body(), headers=marketplace_headers("shared-key"))
     other = onboarding.post(
-        "/v1/artisans", json=artisan_body(), headers=marketplace_headers("shared-key", client_id=OTHER_MARKETPLACE)
+        "/v1/artisans",
+        json=artisan_body(),
+        headers=marketplace_headers("shared-key", client_id=OTHER_MARKETPLACE),
     )
     assert first.status_code == other.status_code == 201
     assert first.json["id"] != other.json["id"]
@@ -75,7 +77,9 @@ def test_missing_idempotency_key_is_refused(onboarding, marketplace_headers):
 
 
 def test_a_failed_request_does_not_burn_its_key(onboarding, marketplace_headers):
-    bad = onboarding.post("/v1/artisans", json=artisan_body(phone="123"), headers=marketplace_headers("retry"))
+    bad = onboarding.post(
+        "/v1/artisans", json=artisan_body(phone="123"), headers=marketplace_headers("retry")
+    )
     assert bad.status_code == 422
     good = onboarding.post("/v1/artisans", json=artisan_body(), headers=marketplace_headers("retry"))
     assert good.status_code == 201
@@ -146,7 +150,9 @@ def test_duplicates(onboarding, onboarding_app, marketplace_headers):
     assert other.status_code == 409 and other.json["code"] == "duplicate_identity"
     different_birthday = dict(body, date_of_birth="1970-01-01")
     other = onboarding.post(
-        "/v1/artisans", json=different_birthday, headers=marketplace_headers("d5", client_id=OTHER_MARKETPLACE)
+        "/v1/artisans",
+        json=different_birthday,
+        headers=marketplace_headers("d5", client_id=OTHER_MARKETPLACE),
     )
     assert other.status_code == 409 and other.json["code"] == "duplicate_identity"
     assert count(onboarding_app, Artisan) == 1
@@ -202,7 +208,9 @@ def test_cursor_pagination_walks_every_artisan_once(onboarding, marketplace_head
 
 
 def test_list_filters(onboarding, marketplace_headers):
-    onboarding.post("/v1/artisans", json=artisan_body(region="souss_massa"), headers=marketplace_headers("f1"))
+    onboarding.post(
+        "/v1/artisans", json=artisan_body(region="souss_massa"), headers=marketplace_headers("f1")
+    )
     onboarding.post("/v1/artisans", json=artisan_body(region="fes_meknes"), headers=marketplace_headers("f2"))
     page = onboarding.get("/v1/artisans?region=souss_massa&tier=0", headers=marketplace_headers()).json
     assert [a["region"] for a in page["data"]] == ["souss_massa"]

@@ -70,7 +70,11 @@ def test_token_with_basic_auth(onboarding, signing_keys):
 def test_token_with_credentials_in_form_body(onboarding):
     response = onboarding.post(
         TOKEN_URL,
-        data={"grant_type": "client_credentials", "client_id": MARKETPLACE, "client_secret": MARKETPLACE_SECRET},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": MARKETPLACE,
+            "client_secret": MARKETPLACE_SECRET,
+        },
     )
     assert response.status_code == 200, response.get_json()
     assert _claims(response.get_json()["access_token"])["sub"] == MARKETPLACE
@@ -79,7 +83,11 @@ def test_token_with_credentials_in_form_body(onboarding):
 def test_token_with_json_body(onboarding):
     response = onboarding.post(
         TOKEN_URL,
-        json={"grant_type": "client_credentials", "client_id": MARKETPLACE, "client_secret": MARKETPLACE_SECRET},
+        json={
+            "grant_type": "client_credentials",
+            "client_id": MARKETPLACE,
+            "client_secret": MARKETPLACE_SECRET,
+        },
     )
     assert response.status_code == 200, response.get_json()
 
@@ -90,10 +98,14 @@ def test_token_with_json_body(onboarding):
         pytest.param(basic(MARKETPLACE, "wrong-secret"), {}, id="basic-wrong-secret"),
         pytest.param({}, {"client_id": MARKETPLACE, "client_secret": "wrong-secret"}, id="body-wrong-secret"),
         pytest.param(basic("cli_nobody", MARKETPLACE_SECRET), {}, id="basic-unknown-client"),
-        pytest.param({}, {"client_id": "cli_nobody", "client_secret": MARKETPLACE_SECRET}, id="body-unknown-client"),
+        pytest.param(
+            {}, {"client_id": "cli_nobody", "client_secret": MARKETPLACE_SECRET}, id="body-unknown-client"
+        ),
         pytest.param(basic(MARKETPLACE, ""), {}, id="basic-empty-secret"),
         pytest.param({"Authorization": "Basic !!!not-base64!!!"}, {}, id="basic-malformed"),
-        pytest.param({"Authorization": "Basic " + base64.b64encode(b"\xff\xfe:x").decode()}, {}, id="basic-not-utf8"),
+        pytest.param(
+            {"Authorization": "Basic " + base64.b64encode(b"\xff\xfe:x").decode()}, {}, id="basic-not-utf8"
+        ),
         pytest.param({}, {}, id="no-credentials"),
         pytest.param({}, {"client_id": MARKETPLACE}, id="no-secret"),
     ],
@@ -161,10 +173,10 @@ def test_token_audience_narrowing(onboarding, payments_app, accounts_app):
     assert response.status_code == 200, response.get_json()
     token = response.get_json()["access_token"]
     assert _claims(token)["aud"] == "hirfa-accounts"
-    assert_problem(payments_app.test_client().get("/v1/payees/art_x", headers=bearer(token)), 401, "invalid_token")
     assert_problem(
-        accounts_app.test_client().get("/v1/artisans/art_x/balance", headers=bearer(token)), 404
+        payments_app.test_client().get("/v1/payees/art_x", headers=bearer(token)), 401, "invalid_token"
     )
+    assert_problem(accounts_app.test_client().get("/v1/artisans/art_x/balance", headers=bearer(token)), 404)
 
 
 @pytest.mark.parametrize(
@@ -266,7 +278,16 @@ def test_valid_token_without_the_scope_is_forbidden(resource_clients, issue_toke
 @pytest.mark.parametrize("service", ["payments", "accounts"])
 @pytest.mark.parametrize(
     "authorization",
-    [None, "", "Bearer", "Bearer ", "Bearer    ", "Basic " + base64.b64encode(b"a:b").decode(), "Token abc", "bearer"],
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Bearer    ",
+        "Basic " + base64.b64encode(b"a:b").decode(),
+        "Token abc",
+        "bearer",
+    ],
 )
 def test_missing_bearer_token(resource_clients, service, authorization):
     client, url = resource_clients[service]
@@ -306,7 +327,9 @@ def test_other_roles_tokens(resource_clients, issue_token):
 
 def _real_token(onboarding, **data) -> str:
     response = onboarding.post(
-        TOKEN_URL, data={"grant_type": "client_credentials", **data}, headers=basic(MARKETPLACE, MARKETPLACE_SECRET)
+        TOKEN_URL,
+        data={"grant_type": "client_credentials", **data},
+        headers=basic(MARKETPLACE, MARKETPLACE_SECRET),
     )
     assert response.status_code == 200, response.get_json()
     return response.get_json()["access_token"]

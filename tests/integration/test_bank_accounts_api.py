@@ -52,8 +52,13 @@ def start_onboarding_app(config, **adapters):
     app = create_onboarding_app(config, **adapters)
     uow_factory = app.extensions["hirfa"].uow_factory
     for client_id in (MARKETPLACE, OTHER_MARKETPLACE):
-        ensure_client(uow_factory(), client_id=client_id, client_secret=MARKETPLACE_SECRET, name=client_id,
-                      role=Role.MARKETPLACE)
+        ensure_client(
+            uow_factory(),
+            client_id=client_id,
+            client_secret=MARKETPLACE_SECRET,
+            name=client_id,
+            role=Role.MARKETPLACE,
+        )
     return app
 
 
@@ -84,7 +89,9 @@ def headers(marketplace_headers):
 @pytest.fixture
 def register(client, headers):
     def register_artisan(full_name: str = ARTISAN_NAME, client_id: str = MARKETPLACE) -> str:
-        response = client.post("/v1/artisans", json=artisan_body(full_name=full_name), headers=headers(client_id))
+        response = client.post(
+            "/v1/artisans", json=artisan_body(full_name=full_name), headers=headers(client_id)
+        )
         assert response.status_code == 201, response.json
         return response.json["id"]
 
@@ -137,22 +144,37 @@ def defaults(client, marketplace_headers, artisan_id: str) -> list[str]:
     Only linked and opened accounts count: on a pending opening ``is_default`` records that the
     default was asked for, to be applied when the bank opens it.
     """
-    listed = client.get(f"/v1/artisans/{artisan_id}/bank-accounts", headers=marketplace_headers()).json["data"]
-    return [account["id"] for account in listed
-            if account["is_default"] and account["status"] in ("linked", "opened")]
+    listed = client.get(f"/v1/artisans/{artisan_id}/bank-accounts", headers=marketplace_headers()).json[
+        "data"
+    ]
+    return [
+        account["id"]
+        for account in listed
+        if account["is_default"] and account["status"] in ("linked", "opened")
+    ]
 
 
-def callback_body(opening: AccountOpening, bank: str = PARTNER_BANK, holder_name: str = ARTISAN_NAME) -> bytes:
+def callback_body(
+    opening: AccountOpening, bank: str = PARTNER_BANK, holder_name: str = ARTISAN_NAME
+) -> bytes:
     """A callback as the bank sandbox sends it: compact JSON, the opening under ``data``."""
-    data = {"opening_id": opening.partner_reference, "reference": opening.reference, "bank": bank,
-            "status": opening.status}
+    data = {
+        "opening_id": opening.partner_reference,
+        "reference": opening.reference,
+        "bank": bank,
+        "status": opening.status,
+    }
     if opening.rib:
         data["rib"] = opening.rib
     data["holder_name"] = holder_name
     if opening.refusal_reason:
         data["refusal_reason"] = opening.refusal_reason
-    event = {"id": "evt_" + uuid.uuid4().hex[:24], "type": f"account_opening.{opening.status}",
-             "created": int(time.time()), "data": data}
+    event = {
+        "id": "evt_" + uuid.uuid4().hex[:24],
+        "type": f"account_opening.{opening.status}",
+        "created": int(time.time()),
+        "data": data,
+    }
     return json.dumps(event, separators=(",", ":")).encode()
 
 
@@ -162,12 +184,16 @@ def signed(body: bytes, secret: str = CALLBACK_SECRET, timestamp: int | None = N
 
 def post_callback(client, body: bytes, *, bank: str = PARTNER_BANK, headers: dict | None = None):
     """POST ``body`` to the bank's callback URL, signed with the shared secret unless ``headers`` say otherwise."""
-    return client.post(f"/v1/banks/{bank}/callbacks", data=body, headers=signed(body) if headers is None else headers)
+    return client.post(
+        f"/v1/banks/{bank}/callbacks", data=body, headers=signed(body) if headers is None else headers
+    )
 
 
 def sync(app, poll_after: dt.timedelta = dt.timedelta(0)) -> dict:
     services = app.extensions["hirfa"]
-    return sync_openings(services.uow_factory, services.extras["onboarding"].bank_accounts, poll_after=poll_after)
+    return sync_openings(
+        services.uow_factory, services.extras["onboarding"].bank_accounts, poll_after=poll_after
+    )
 
 
 @pytest.fixture
@@ -218,10 +244,18 @@ def test_an_iban_printed_in_groups_links_the_same_account(app, client, headers, 
     ("number", "code", "param"),
     [
         pytest.param({"rib": RIB_WITH_WRONG_KEY}, "invalid_rib", "rib", id="rib-with-a-mistyped-digit"),
-        pytest.param({"iban": "MA64 0018 1000 7800 0201 1062 0317"}, "invalid_iban", "iban",
-                     id="iban-with-a-mistyped-digit"),
-        pytest.param({"rib": make_rib("999", "780", "0000000000001234")}, "unknown_bank", "rib",
-                     id="rib-of-an-unknown-bank"),
+        pytest.param(
+            {"iban": "MA64 0018 1000 7800 0201 1062 0317"},
+            "invalid_iban",
+            "iban",
+            id="iban-with-a-mistyped-digit",
+        ),
+        pytest.param(
+            {"rib": make_rib("999", "780", "0000000000001234")},
+            "unknown_bank",
+            "rib",
+            id="rib-of-an-unknown-bank",
+        ),
         pytest.param({"rib": RIB[:-2]}, "invalid_rib", "rib", id="rib-too-short"),
         pytest.param({"rib": RIB + "0"}, "invalid_rib", "rib", id="rib-too-long"),
         pytest.param({"rib": "00181000780002011062031A"}, "invalid_rib", "rib", id="rib-with-a-letter"),
@@ -278,7 +312,9 @@ def test_linking_the_same_rib_again_returns_the_account_and_another_artisan_cann
 # --- default account ---------------------------------------------------------------------------
 
 
-def test_a_second_account_becomes_default_only_when_asked(app, client, headers, register, marketplace_headers):
+def test_a_second_account_becomes_default_only_when_asked(
+    app, client, headers, register, marketplace_headers
+):
     artisan_id = register()
     first = link(client, headers, artisan_id, rib=RIB).json
     second = link(client, headers, artisan_id, rib=OTHER_RIB).json
@@ -299,8 +335,9 @@ def test_switching_the_default_account_leaves_exactly_one_and_is_announced(
     first = link(client, headers, artisan_id, rib=RIB).json
     second = link(client, headers, artisan_id, rib=OTHER_RIB).json
 
-    switched = client.post(f"/v1/artisans/{artisan_id}/bank-accounts/{second['id']}/default",
-                           headers=marketplace_headers())
+    switched = client.post(
+        f"/v1/artisans/{artisan_id}/bank-accounts/{second['id']}/default", headers=marketplace_headers()
+    )
     assert switched.status_code == 200, switched.json
     assert switched.json["is_default"] is True
     assert defaults(client, marketplace_headers, artisan_id) == [second["id"]]
@@ -309,16 +346,18 @@ def test_switching_the_default_account_leaves_exactly_one_and_is_announced(
     assert (event["data"]["artisan_id"], event["data"]["bank_account_id"]) == (artisan_id, second["id"])
 
     # Asking again changes nothing and announces nothing.
-    again = client.post(f"/v1/artisans/{artisan_id}/bank-accounts/{second['id']}/default",
-                        headers=marketplace_headers())
+    again = client.post(
+        f"/v1/artisans/{artisan_id}/bank-accounts/{second['id']}/default", headers=marketplace_headers()
+    )
     assert again.status_code == 200
     assert len(events(app, DEFAULT_CHANGED)) == 1
 
 
 def test_an_opening_still_pending_cannot_be_the_default(app, client, marketplace_headers, pending_opening):
     artisan_id, opening = pending_opening
-    response = client.post(f"/v1/artisans/{artisan_id}/bank-accounts/{opening['id']}/default",
-                           headers=marketplace_headers())
+    response = client.post(
+        f"/v1/artisans/{artisan_id}/bank-accounts/{opening['id']}/default", headers=marketplace_headers()
+    )
     assert response.status_code == 409
     assert response.json["code"] == "bank_account_not_usable"
     assert events(app, DEFAULT_CHANGED) == []
@@ -380,8 +419,9 @@ def test_a_signed_callback_opens_the_account_once(app, client, marketplace_heade
     assert response.status_code == 200, response.json
     assert response.json == {"received": True, "applied": True, "status": "opened"}
 
-    account = client.get(f"/v1/artisans/{artisan_id}/bank-accounts/{opening['id']}",
-                         headers=marketplace_headers()).json
+    account = client.get(
+        f"/v1/artisans/{artisan_id}/bank-accounts/{opening['id']}", headers=marketplace_headers()
+    ).json
     assert (account["status"], account["rib"], account["is_default"]) == ("opened", decided.rib, True)
     assert account["iban"] == parse_rib(decided.rib).iban
     assert account["bank_code"] == PARTNER_BANK_CODES[PARTNER_BANK]
@@ -430,12 +470,19 @@ def test_a_callback_without_a_valid_signature_is_refused_and_changes_nothing(
 
 def test_a_refused_opening_records_the_reason_and_is_not_announced(app, client, bank, pending_opening):
     _, opening = pending_opening
-    response = post_callback(client, callback_body(bank.decide(opening["id"], refusal_reason="duplicate_customer")))
+    response = post_callback(
+        client, callback_body(bank.decide(opening["id"], refusal_reason="duplicate_customer"))
+    )
 
     assert response.status_code == 200, response.json
     assert response.json["status"] == "refused"
     row = stored(app, opening["id"])
-    assert (row.status, row.refusal_reason, row.rib, row.is_default) == ("refused", "duplicate_customer", None, False)
+    assert (row.status, row.refusal_reason, row.rib, row.is_default) == (
+        "refused",
+        "duplicate_customer",
+        None,
+        False,
+    )
     assert bank_account_events(app) == []
 
 
@@ -507,7 +554,9 @@ def test_a_refused_opening_does_not_keep_the_default_from_a_later_account(
     artisan_id = register()
     raise_to_tier_2(app, artisan_id)
     opening = open_at(client, headers, artisan_id, make_default=True).json
-    post_callback(client, callback_body(bank.decide(opening["id"], refusal_reason="customer_due_diligence_failed")))
+    post_callback(
+        client, callback_body(bank.decide(opening["id"], refusal_reason="customer_due_diligence_failed"))
+    )
 
     linked = link(client, headers, artisan_id, rib=RIB)
     assert linked.json["is_default"] is True
@@ -576,8 +625,9 @@ class LocalServer:
     def __init__(self) -> None:
         self._server = make_server("127.0.0.1", 0, app=None, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def serve(self, app) -> None:
         self._server.app = app
@@ -609,15 +659,23 @@ def test_an_account_opened_at_the_sandbox_bank_arrives_by_its_signed_callback(
         sandbox_server.serve(sandbox)
         onboarding_server.serve(onboarding)
 
-        registered = requests.post(f"{onboarding_server.url}/v1/artisans", json=artisan_body(full_name=ARTISAN_NAME),
-                                   headers=marketplace_headers("sandbox-register"), timeout=10)
+        registered = requests.post(
+            f"{onboarding_server.url}/v1/artisans",
+            json=artisan_body(full_name=ARTISAN_NAME),
+            headers=marketplace_headers("sandbox-register"),
+            timeout=10,
+        )
         assert registered.status_code == 201, registered.text
         artisan_id = registered.json()["id"]
         raise_to_tier_2(onboarding, artisan_id)
 
         accounts_url = f"{onboarding_server.url}/v1/artisans/{artisan_id}/bank-accounts"
-        opened = requests.post(accounts_url, json={"mode": "open", "bank": "al_barid_bank"},
-                               headers=marketplace_headers("sandbox-open"), timeout=10)
+        opened = requests.post(
+            accounts_url,
+            json={"mode": "open", "bank": "al_barid_bank"},
+            headers=marketplace_headers("sandbox-open"),
+            timeout=10,
+        )
         assert opened.status_code == 202, opened.text
         account_url = f"{accounts_url}/{opened.json()['id']}"
 

@@ -412,7 +412,11 @@ class TestTransfers:
         body = response.get_json()
         assert body["id"].startswith("trf_")
         assert (body["reference"], body["status"], body["amount"], body["currency"]) == (
-            "po_pending", "pending", 125_000, "MAD")
+            "po_pending",
+            "pending",
+            125_000,
+            "MAD",
+        )
         assert body["rib_last4"] == PAID_RIB[-4:] and "rib" not in body
 
     def test_a_valid_rib_is_paid_and_the_signed_callback_says_so(self, make_sandbox, receiver):
@@ -422,8 +426,13 @@ class TestTransfers:
         verify(CALLBACK_SECRET, delivery.headers["Bank-Signature"], delivery.body)
         event = delivery.event
         assert event["type"] == "transfer.paid"
-        assert event["data"] == {"transfer_id": created["id"], "reference": "po_paid", "status": "paid",
-                                 "amount": 125_000, "currency": "MAD"}
+        assert event["data"] == {
+            "transfer_id": created["id"],
+            "reference": "po_paid",
+            "status": "paid",
+            "amount": 125_000,
+            "currency": "MAD",
+        }
         state = bank.get(f"/v1/transfers/{created['id']}", headers=AUTH).get_json()
         assert (state["status"], "failure_code" in state, "settled" in state) == ("paid", False, True)
 
@@ -449,9 +458,14 @@ class TestTransfers:
 
     @pytest.mark.parametrize(
         ("account_number", "code"),
-        [("0000000000000001", "account_closed"), ("0000000000000002", "name_mismatch"),
-         ("0000000000000003", "bank_unavailable"), ("0000000000000004", None), ("0000000000010000", None),
-         ("0001000000000000", None)],
+        [
+            ("0000000000000001", "account_closed"),
+            ("0000000000000002", "name_mismatch"),
+            ("0000000000000003", "bank_unavailable"),
+            ("0000000000000004", None),
+            ("0000000000010000", None),
+            ("0001000000000000", None),
+        ],
     )
     def test_rules(self, account_number, code):
         rib = make_rib("007", "780", account_number)

@@ -157,7 +157,11 @@ def test_a_batch_redelivered_after_a_crash_between_the_commits_applies_nothing_t
     commits = count_commits(context)
     assert {r.outcome for r in consumer.apply_batch(events)} == {Outcome.SKIPPED}
     assert handler.calls == [e.id for e in events]
-    assert count(context, InboxMessage) == 8 and count(context, OutboxMessage) == 8 and count(context, Payee) == 8
+    assert (
+        count(context, InboxMessage) == 8
+        and count(context, OutboxMessage) == 8
+        and count(context, Payee) == 8
+    )
     assert len(commits) <= 1  # the redelivery's transaction wrote nothing
 
 
@@ -170,9 +174,9 @@ def test_a_failing_handler_rolls_back_its_own_savepoint_only(context):
     commits = count_commits(context)
     results = consumer_with(context, handler).apply_batch([*events, follower])
 
-    assert [r.outcome for r in results] == [Outcome.APPLIED] * 2 + [Outcome.FAILED] + [Outcome.APPLIED] * 2 + [
-        Outcome.DEFERRED
-    ]
+    assert [r.outcome for r in results] == [Outcome.APPLIED] * 2 + [Outcome.FAILED] + [
+        Outcome.APPLIED
+    ] * 2 + [Outcome.DEFERRED]
     assert isinstance(results[2].error, RuntimeError)
     assert commits == ["db"]
     applied = {e.id for e in events} - {poison.id}
@@ -209,7 +213,9 @@ class ScriptedKafka:
 
     def __init__(self, partitions: dict[int, list[Event]], journal: list, stop: threading.Event) -> None:
         self.log = {
-            TopicPartition("t", p): [Record("t", p, o, e.key.encode(), e.to_bytes()) for o, e in enumerate(events)]
+            TopicPartition("t", p): [
+                Record("t", p, o, e.key.encode(), e.to_bytes()) for o, e in enumerate(events)
+            ]
             for p, events in partitions.items()
         }
         self.position = {tp: 0 for tp in self.log}
@@ -220,7 +226,9 @@ class ScriptedKafka:
     def poll(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Record]]:
         batch: dict[TopicPartition, list[Record]] = {}
         for tp, records in self.log.items():
-            taken = records[self.position[tp] : self.position[tp] + max_records - sum(map(len, batch.values()))]
+            taken = records[
+                self.position[tp] : self.position[tp] + max_records - sum(map(len, batch.values()))
+            ]
             if taken:
                 batch[tp] = taken
                 self.position[tp] += len(taken)
@@ -279,7 +287,9 @@ def test_a_poison_message_is_retried_then_dead_lettered_without_holding_back_oth
     poison = events[2]
     follower = registered_event(poison.data["artisan_id"])
     handler = Recorder(fail_always(poison.id))
-    kafka, letters, journal = run_scripted(context, handler, {0: [*events, follower]}, batch_size=50, max_attempts=3)
+    kafka, letters, journal = run_scripted(
+        context, handler, {0: [*events, follower]}, batch_size=50, max_attempts=3
+    )
 
     assert handler.calls.count(poison.id) == 3
     assert [value for value, _ in letters.sent] == [poison.to_bytes()]
@@ -307,7 +317,11 @@ def test_a_database_outage_mid_batch_rewinds_every_partition_and_saves_nothing(c
     assert journal[:2] == [("seek", 0, 0), ("seek", 1, 0)]  # no commit of either kind before
     assert journal[2:] == ["db", ("offsets", {0: 4, 1: 4})]
     assert letters.sent == []
-    assert count(context, InboxMessage) == 8 and count(context, OutboxMessage) == 8 and count(context, Payee) == 8
+    assert (
+        count(context, InboxMessage) == 8
+        and count(context, OutboxMessage) == 8
+        and count(context, Payee) == 8
+    )
 
 
 # -- through the real broker ----------------------------------------------------------------

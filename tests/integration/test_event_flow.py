@@ -115,7 +115,13 @@ def test_registration_reaches_accounts_and_payments(
 
     headers = marketplace_headers()
     balance = wait_until(
-        lambda: (r := accounts_app.test_client().get(f"/v1/artisans/{artisan_id}/balance", headers=headers)).status_code == 200 and r,
+        lambda: (
+            (
+                r := accounts_app.test_client().get(f"/v1/artisans/{artisan_id}/balance", headers=headers)
+            ).status_code
+            == 200
+            and r
+        ),
         message="ledger accounts",
     )
     assert balance.json == {
@@ -127,20 +133,28 @@ def test_registration_reaches_accounts_and_payments(
         "cap": {"amount": 0, "currency": "MAD", "amount_decimal": "0.00"},
     }
     payee = wait_until(
-        lambda: (r := payments_app.test_client().get(f"/v1/payees/{artisan_id}", headers=headers)).status_code == 200 and r,
+        lambda: (
+            (r := payments_app.test_client().get(f"/v1/payees/{artisan_id}", headers=headers)).status_code
+            == 200
+            and r
+        ),
         message="payee projection",
     )
     assert payee.json["kyc_tier"] == 0 and payee.json["can_accept_payments"] is False
 
     # Another marketplace sees neither.
     other = marketplace_headers(client_id="cli_other_marketplace")
-    assert accounts_app.test_client().get(f"/v1/artisans/{artisan_id}/balance", headers=other).status_code == 404
+    assert (
+        accounts_app.test_client().get(f"/v1/artisans/{artisan_id}/balance", headers=other).status_code == 404
+    )
     assert payments_app.test_client().get(f"/v1/payees/{artisan_id}", headers=other).status_code == 404
 
     # Onboarding's outbox is drained; accounts announced the accounts it opened.
     wait_until(lambda: count(onboarding_ctx, OnboardingOutbox, OnboardingOutbox.published_at.is_(None)) == 0)
-    wait_until(lambda: count(accounts_ctx, AccountsOutbox, AccountsOutbox.published_at.is_not(None)) == 1,
-               message="accounts event published")
+    wait_until(
+        lambda: count(accounts_ctx, AccountsOutbox, AccountsOutbox.published_at.is_not(None)) == 1,
+        message="accounts event published",
+    )
     assert count(accounts_ctx, AccountsOutbox) == 1
 
 
@@ -163,9 +177,7 @@ def test_replayed_events_have_no_second_effect(
     producer.close()
     assert replayed == 3
 
-    consumer = make_event_consumer(
-        accounts_ctx, make_accounts_handlers("MAD"), ["onboarding.events"]
-    )
+    consumer = make_event_consumer(accounts_ctx, make_accounts_handlers("MAD"), ["onboarding.events"])
     applied = []
     original_apply_batch = consumer.apply_batch
     consumer.apply_batch = lambda events: applied.extend(e.id for e in events) or original_apply_batch(events)

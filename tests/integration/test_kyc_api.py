@@ -140,7 +140,9 @@ def open_reviews(client, officer, **filters) -> list[dict]:
     return response.json["data"]
 
 
-def decide(client, officer_headers, review_id, decision="approve", reason="documents_verified", note="Checked."):
+def decide(
+    client, officer_headers, review_id, decision="approve", reason="documents_verified", note="Checked."
+):
     return client.post(
         f"/v1/kyc-reviews/{review_id}/decision",
         json={"decision": decision, "reason_code": reason, "note": note},
@@ -186,7 +188,9 @@ def test_whole_ladder_with_history_and_events(client, app, marketplace_headers, 
         (2, 3, "compliance_approved", OFFICER_A),
     ]
     events = [e for e in outbox_events(app, "onboarding.artisan.kyc_tier_changed") if e["subject"] == kyc.id]
-    assert [(e["data"]["kyc_tier"], e["data"]["tier_cap"]["amount"], e["data"]["kyc_version"]) for e in events] == [
+    assert [
+        (e["data"]["kyc_tier"], e["data"]["tier_cap"]["amount"], e["data"]["kyc_version"]) for e in events
+    ] == [
         (1, 20000, 1),
         (2, 500000, 2),
         (3, 2000000, 3),
@@ -210,7 +214,9 @@ def test_another_marketplace_cannot_see_or_act_on_the_kyc(client, app, marketpla
     kyc = Kyc(client, app, marketplace_headers)
     other = marketplace_headers(client_id=OTHER_MARKETPLACE)
     assert client.get(f"/v1/artisans/{kyc.id}/kyc", headers=other).status_code == 404
-    sent = client.post(f"/v1/artisans/{kyc.id}/phone-verification", headers={**other, "Idempotency-Key": "x1"})
+    sent = client.post(
+        f"/v1/artisans/{kyc.id}/phone-verification", headers={**other, "Idempotency-Key": "x1"}
+    )
     assert sent.status_code == 404 and sent.json["code"] == "resource_not_found"
     uploaded = kyc.upload("id_front", JPEG, headers={**other, "Idempotency-Key": "x2"})
     assert uploaded.status_code == 404
@@ -312,10 +318,15 @@ def test_documents_are_sniffed_hashed_and_encrypted_at_rest(client, app, marketp
         assert JPEG not in stored.ciphertext and b"jpeg body" not in stored.ciphertext
         assert stored.key_id.startswith("mk_")
 
-    assert client.get(
-        f"/v1/artisans/{kyc.id}/documents/{uploaded.json['id']}/content", headers=marketplace_headers()
-    ).status_code == 403
-    downloaded = client.get(f"/v1/artisans/{kyc.id}/documents/{uploaded.json['id']}/content", headers=officer())
+    assert (
+        client.get(
+            f"/v1/artisans/{kyc.id}/documents/{uploaded.json['id']}/content", headers=marketplace_headers()
+        ).status_code
+        == 403
+    )
+    downloaded = client.get(
+        f"/v1/artisans/{kyc.id}/documents/{uploaded.json['id']}/content", headers=officer()
+    )
     assert downloaded.status_code == 200 and downloaded.data == JPEG
     assert downloaded.headers["Content-Type"] == "image/jpeg"
     assert downloaded.headers["Cache-Control"] == "no-store"
@@ -404,7 +415,9 @@ def test_decision_validation(client, app, marketplace_headers, officer):
     kyc.verify_phone()
     kyc.upload_all()
     [review] = open_reviews(client, officer, artisan_id=kyc.id)
-    wrong_reason = decide(client, officer(idempotency_key="v1"), review["id"], decision="approve", reason="document_forged")
+    wrong_reason = decide(
+        client, officer(idempotency_key="v1"), review["id"], decision="approve", reason="document_forged"
+    )
     assert wrong_reason.status_code == 422 and wrong_reason.json["param"] == "reason_code"
     no_note = client.post(
         f"/v1/kyc-reviews/{review['id']}/decision",
@@ -418,12 +431,16 @@ def test_decision_validation(client, app, marketplace_headers, officer):
     assert missing.status_code == 404
 
 
-def test_remediable_rejection_keeps_the_tier_and_new_documents_reopen_review(client, app, marketplace_headers, officer):
+def test_remediable_rejection_keeps_the_tier_and_new_documents_reopen_review(
+    client, app, marketplace_headers, officer
+):
     kyc = Kyc(client, app, marketplace_headers)
     kyc.verify_phone()
     kyc.upload_all()
     [review] = open_reviews(client, officer, artisan_id=kyc.id)
-    rejected = decide(client, officer(idempotency_key="r1"), review["id"], decision="reject", reason="document_unreadable")
+    rejected = decide(
+        client, officer(idempotency_key="r1"), review["id"], decision="reject", reason="document_unreadable"
+    )
     assert rejected.status_code == 200
     view = kyc.view()
     assert view["tier"] == 2 and view["status"] == "active"
@@ -440,15 +457,25 @@ def test_disqualifying_rejection_closes_the_kyc(client, app, marketplace_headers
     kyc.verify_phone()
     kyc.upload_all()
     [review] = open_reviews(client, officer, artisan_id=kyc.id)
-    decide(client, officer(idempotency_key="f1"), review["id"], decision="reject", reason="document_forged",
-           note="Hologram missing.")
+    decide(
+        client,
+        officer(idempotency_key="f1"),
+        review["id"],
+        decision="reject",
+        reason="document_forged",
+        note="Hologram missing.",
+    )
     view = kyc.view()
     assert view["status"] == "rejected" and view["tier"] == 0 and view["requirements"] == []
     assert view["history"][-1]["reason_code"] == "document_forged"
-    tier_events = [e for e in outbox_events(app, "onboarding.artisan.kyc_tier_changed") if e["subject"] == kyc.id]
+    tier_events = [
+        e for e in outbox_events(app, "onboarding.artisan.kyc_tier_changed") if e["subject"] == kyc.id
+    ]
     last = tier_events[-1]["data"]
     assert (last["kyc_tier"], last["direction"], last["kyc_status"]) == (0, "down", "rejected")
-    assert [e["data"]["kyc_status"] for e in outbox_events(app, "onboarding.artisan.kyc_rejected")] == ["rejected"]
+    assert [e["data"]["kyc_status"] for e in outbox_events(app, "onboarding.artisan.kyc_rejected")] == [
+        "rejected"
+    ]
     blocked = kyc.upload("id_front", JPEG)
     assert blocked.status_code == 409 and blocked.json["code"] == "artisan_rejected"
     audit = client.get(f"/v1/artisans/{kyc.id}/kyc/audit-log", headers=officer()).json["data"]
@@ -463,13 +490,18 @@ def test_downgrade_for_a_forged_document(client, app, marketplace_headers, offic
     [review] = open_reviews(client, officer, artisan_id=kyc.id)
     decide(client, officer(idempotency_key="d0"), review["id"])
     front = next(
-        d for d in client.get(f"/v1/artisans/{kyc.id}/documents", headers=officer()).json["data"]
+        d
+        for d in client.get(f"/v1/artisans/{kyc.id}/documents", headers=officer()).json["data"]
         if d["kind"] == "id_front"
     )
     response = client.post(
         f"/v1/artisans/{kyc.id}/kyc/downgrades",
-        json={"tier": 1, "reason_code": "document_forged", "note": "Found forged on re-check.",
-              "document_ids": [front["id"]]},
+        json={
+            "tier": 1,
+            "reason_code": "document_forged",
+            "note": "Found forged on re-check.",
+            "document_ids": [front["id"]],
+        },
         headers=officer(OFFICER_B, "down-1"),
     )
     assert response.status_code == 201 and response.json["tier"] == 1
@@ -477,7 +509,10 @@ def test_downgrade_for_a_forged_document(client, app, marketplace_headers, offic
     assert view["tier"] == 1 and requirement_codes(view) == ["id_document_front"]
     last = outbox_events(app, "onboarding.artisan.kyc_tier_changed")[-1]["data"]
     assert (last["previous_tier"], last["kyc_tier"], last["direction"], last["reason_code"]) == (
-        3, 1, "down", "document_forged"
+        3,
+        1,
+        "down",
+        "document_forged",
     )
     not_lower = client.post(
         f"/v1/artisans/{kyc.id}/kyc/downgrades",
@@ -503,7 +538,12 @@ def test_screening_hit_goes_to_review_and_holds_the_artisan(client, app, marketp
     assert view["tier"] == 0
     assert view["requirements"] == [{"code": "screening_clear", "status": "in_review"}]
     # Cleared as a false positive, the artisan gets every tier the facts earn.
-    assert decide(client, officer(idempotency_key=f"fp-{kyc.id}"), review["id"], reason="false_positive").status_code == 200
+    assert (
+        decide(
+            client, officer(idempotency_key=f"fp-{kyc.id}"), review["id"], reason="false_positive"
+        ).status_code
+        == 200
+    )
     view = kyc.view()
     assert view["tier"] == 1 and view["screening_status"] == "clear"
 
@@ -525,7 +565,9 @@ def test_rescreen_against_a_new_list_demotes_hits(client, app, marketplace_heade
         assert artisan.view()["tier"] == 2
     # A new list version names the artisan (transliterated in Arabic script in the list).
     new_list = (ROOT / SAMPLE_LIST).read_text(encoding="utf-8")
-    new_list = new_list.replace('dateGenerated="2026-11-01T00:00:00.000Z"', 'dateGenerated="2026-11-20T00:00:00.000Z"')
+    new_list = new_list.replace(
+        'dateGenerated="2026-11-01T00:00:00.000Z"', 'dateGenerated="2026-11-20T00:00:00.000Z"'
+    )
     addition = """<INDIVIDUAL><DATAID>9999</DATAID><VERSIONNUM>1</VERSIONNUM><FIRST_NAME>YOUSSEF</FIRST_NAME>
       <SECOND_NAME>BENALI</SECOND_NAME><THIRD_NAME>CHRAIBI</THIRD_NAME><UN_LIST_TYPE>FICTIONAL-TEST</UN_LIST_TYPE>
       <REFERENCE_NUMBER>ZZi.099</REFERENCE_NUMBER><LISTED_ON>2026-11-20</LISTED_ON>
@@ -542,8 +584,14 @@ def test_rescreen_against_a_new_list_demotes_hits(client, app, marketplace_heade
     assert view["tier"] == 0 and view["screening_status"] == "hit"
     assert view["history"][-1]["reason_code"] == "screening_hit"
     assert bystander.view()["tier"] == 2
-    down = [e for e in outbox_events(app, "onboarding.artisan.kyc_tier_changed") if e["subject"] == kyc.id][-1]
-    assert (down["data"]["kyc_tier"], down["data"]["direction"], down["data"]["tier_cap"]["amount"]) == (0, "down", 0)
+    down = [e for e in outbox_events(app, "onboarding.artisan.kyc_tier_changed") if e["subject"] == kyc.id][
+        -1
+    ]
+    assert (down["data"]["kyc_tier"], down["data"]["direction"], down["data"]["tier_cap"]["amount"]) == (
+        0,
+        "down",
+        0,
+    )
     [review] = open_reviews(client, officer, artisan_id=kyc.id, kind="screening_hit")
     assert review["details"]["matches"][0]["reference"] == "ZZi.099"
     # The pending tier-3 case is closed: tier 3 will need a fresh review after clearance.
@@ -567,15 +615,24 @@ def _ice_with_key(first_13: str) -> str:
 def test_ice_checksum_warns_but_does_not_reject(client, app, marketplace_headers):
     good = _ice_with_key("0012345670000")
     assert int(good) % 97 == 0
-    ok = client.post("/v1/artisans", json=artisan_body(cooperative_ice=good), headers=marketplace_headers("ice1"))
+    ok = client.post(
+        "/v1/artisans", json=artisan_body(cooperative_ice=good), headers=marketplace_headers("ice1")
+    )
     assert ok.status_code == 201 and ok.json["cooperative_ice"] == good and ok.json["warnings"] == []
     bad = good[:-1] + str((int(good[-1]) + 1) % 10)
-    warned = client.post("/v1/artisans", json=artisan_body(cooperative_ice=bad), headers=marketplace_headers("ice2"))
+    warned = client.post(
+        "/v1/artisans", json=artisan_body(cooperative_ice=bad), headers=marketplace_headers("ice2")
+    )
     assert warned.status_code == 201 and warned.json["warnings"] == ["ice_checksum_mismatch"]
     short = client.post(
-        "/v1/artisans", json=artisan_body(cooperative_ice="12345678901234X"), headers=marketplace_headers("ice3")
+        "/v1/artisans",
+        json=artisan_body(cooperative_ice="12345678901234X"),
+        headers=marketplace_headers("ice3"),
     )
-    assert short.status_code == 422 and (short.json["code"], short.json["param"]) == ("invalid_ice", "cooperative_ice")
+    assert short.status_code == 422 and (short.json["code"], short.json["param"]) == (
+        "invalid_ice",
+        "cooperative_ice",
+    )
 
 
 def test_every_rule_broken_at_once_is_listed(client, marketplace_headers):
@@ -583,14 +640,18 @@ def test_every_rule_broken_at_once_is_listed(client, marketplace_headers):
     response = client.post("/v1/artisans", json=body, headers=marketplace_headers("all-bad"))
     assert response.status_code == 422
     assert {(e["param"], e["code"]) for e in response.json["errors"]} == {
-        ("phone", "invalid_phone"), ("cin", "invalid_cin"), ("date_of_birth", "underage"),
+        ("phone", "invalid_phone"),
+        ("cin", "invalid_cin"),
+        ("date_of_birth", "underage"),
         ("cooperative_ice", "invalid_ice"),
     }
 
 
 def test_artisan_card_number_is_kept(client, marketplace_headers):
     response = client.post(
-        "/v1/artisans", json=artisan_body(artisan_card_number="RNA-2024/00123"), headers=marketplace_headers("rna")
+        "/v1/artisans",
+        json=artisan_body(artisan_card_number="RNA-2024/00123"),
+        headers=marketplace_headers("rna"),
     )
     assert response.status_code == 201 and response.json["artisan_card_number"] == "RNA-2024/00123"
 
@@ -611,18 +672,28 @@ def test_review_queue_is_oldest_first_and_filterable(client, app, marketplace_he
 
 
 @pytest.mark.parametrize(
-    "name", ["Fatima Zahra El Idrissi", "فاطمة الزهراء الإدريسي", "Aït Oufella — Brahim".replace(" —", ""),
-             "M'barek Ben-Ali", "يُوسُف Amrani"],
+    "name",
+    [
+        "Fatima Zahra El Idrissi",
+        "فاطمة الزهراء الإدريسي",
+        "Aït Oufella — Brahim".replace(" —", ""),
+        "M'barek Ben-Ali",
+        "يُوسُف Amrani",
+    ],
 )
 def test_names_in_latin_or_arabic_script_are_accepted(client, marketplace_headers, name):
-    response = client.post("/v1/artisans", json=artisan_body(full_name=f"  {name}  "), headers=marketplace_headers(name))
+    response = client.post(
+        "/v1/artisans", json=artisan_body(full_name=f"  {name}  "), headers=marketplace_headers(name)
+    )
     assert response.status_code == 201, response.json
     assert response.json["full_name"] == " ".join(name.split())
 
 
 @pytest.mark.parametrize("name", ["Fatima 3ezzahra", "Привет Мир", "Fatima <b>", "张伟 Li", "--", "A"])
 def test_names_outside_latin_and_arabic_letters_are_refused(client, marketplace_headers, name):
-    response = client.post("/v1/artisans", json=artisan_body(full_name=name), headers=marketplace_headers(f"n-{name}"))
+    response = client.post(
+        "/v1/artisans", json=artisan_body(full_name=name), headers=marketplace_headers(f"n-{name}")
+    )
     assert response.status_code == 422
     assert response.json["code"] in ("invalid_full_name", "validation_error")
     params = {response.json.get("param"), *(e.get("param") for e in response.json.get("errors", []))}

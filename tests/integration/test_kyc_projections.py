@@ -156,17 +156,23 @@ class Services:
         self.accounts_app = accounts_app
         self.payments_ctx = payments_app.extensions["hirfa"]
         self.accounts_ctx = accounts_app.extensions["hirfa"]
-        self.payments_consumer = make_event_consumer(self.payments_ctx, PAYMENTS_HANDLERS, ["onboarding.events"])
+        self.payments_consumer = make_event_consumer(
+            self.payments_ctx, PAYMENTS_HANDLERS, ["onboarding.events"]
+        )
         self.accounts_consumer = make_event_consumer(
             self.accounts_ctx, make_accounts_handlers("MAD"), ["onboarding.events"]
         )
         self.marketplace_headers = marketplace_headers
         # Not a marketplace: sees every artisan, so it can read what no marketplace may see yet.
-        self.bank_partner_headers = {"Authorization": "Bearer " + issue_token(Role.BANK_PARTNER, client_id="cli_bank")}
+        self.bank_partner_headers = {
+            "Authorization": "Bearer " + issue_token(Role.BANK_PARTNER, client_id="cli_bank")
+        }
 
     def deliver(self, event: Event) -> tuple[bool, bool]:
         """As the broker would: the bytes, decoded and applied by each consumer. Returns what each applied."""
-        return tuple(self._deliver_to(consumer, event) for consumer in (self.payments_consumer, self.accounts_consumer))
+        return tuple(
+            self._deliver_to(consumer, event) for consumer in (self.payments_consumer, self.accounts_consumer)
+        )
 
     @staticmethod
     def _deliver_to(consumer: EventConsumer, event: Event) -> bool:
@@ -178,7 +184,9 @@ class Services:
         return self.payments_app.test_client().get(f"/v1/payees/{artisan_id}", headers=headers)
 
     def balance(self, artisan_id: str, client_id: str | None = MARKETPLACE):
-        headers = self.bank_partner_headers if client_id is None else self.marketplace_headers(client_id=client_id)
+        headers = (
+            self.bank_partner_headers if client_id is None else self.marketplace_headers(client_id=client_id)
+        )
         return self.accounts_app.test_client().get(f"/v1/artisans/{artisan_id}/balance", headers=headers)
 
     def accounts_opened_events(self, artisan_id: str) -> list[str]:
@@ -195,12 +203,16 @@ class Services:
     def ledger_accounts(self, artisan_id: str) -> int:
         with self.accounts_ctx.session_factory() as session:
             return session.scalar(
-                sa.select(sa.func.count()).select_from(LedgerAccount).where(LedgerAccount.owner_id == artisan_id)
+                sa.select(sa.func.count())
+                .select_from(LedgerAccount)
+                .where(LedgerAccount.owner_id == artisan_id)
             )
 
     def payout_destinations(self, artisan_id: str) -> dict[str, PayoutDestination]:
         with self.accounts_ctx.session_factory() as session:
-            rows = session.scalars(sa.select(PayoutDestination).where(PayoutDestination.artisan_id == artisan_id))
+            rows = session.scalars(
+                sa.select(PayoutDestination).where(PayoutDestination.artisan_id == artisan_id)
+            )
             return {row.bank_account_id: row for row in rows}
 
 
@@ -220,7 +232,11 @@ def artisan_id(services) -> str:
 def assert_tier(services: Services, artisan_id: str, tier: int, version: int) -> None:
     payee = services.payee(artisan_id)
     assert payee.status_code == 200, payee.json
-    assert (payee.json["kyc_tier"], payee.json["tier_cap"], payee.json["kyc_version"]) == (tier, _cap(tier), version)
+    assert (payee.json["kyc_tier"], payee.json["tier_cap"], payee.json["kyc_version"]) == (
+        tier,
+        _cap(tier),
+        version,
+    )
     balance = services.balance(artisan_id)
     assert balance.status_code == 200, balance.json
     assert (balance.json["kyc_tier"], balance.json["cap"]) == (tier, _balance_cap(tier))
@@ -237,7 +253,10 @@ def test_the_consume_commands_wire_every_onboarding_event():
     assert {t for t in accounts_cli_handlers() if t.startswith("onboarding.")} == ALL_ONBOARDING_TYPES
     # …and accounts posts every money movement of payments.
     assert {t for t in accounts_cli_handlers() if t.startswith("payments.")} == {
-        "payments.payment.succeeded", "payments.refund.succeeded", "payments.dispute.opened", "payments.dispute.closed"
+        "payments.payment.succeeded",
+        "payments.refund.succeeded",
+        "payments.dispute.opened",
+        "payments.dispute.closed",
     }
 
 
@@ -299,7 +318,10 @@ def test_a_duplicate_event_is_applied_once(services):
     payee = services.payee(artisan_id, client_id=MARKETPLACE)
     assert payee.status_code == 404  # created without a marketplace link
     balance = services.balance(artisan_id, client_id=None)
-    assert balance.status_code == 200 and (balance.json["kyc_tier"], balance.json["cap"]) == (2, _balance_cap(2))
+    assert balance.status_code == 200 and (balance.json["kyc_tier"], balance.json["cap"]) == (
+        2,
+        _balance_cap(2),
+    )
 
     # Registration, arriving last, links the marketplace without undoing the newer tier.
     services.deliver(registered(artisan_id))

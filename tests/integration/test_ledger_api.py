@@ -40,7 +40,11 @@ def client(accounts_app):
 @pytest.fixture
 def auth(issue_token):
     """auth(role, client_id) -> request headers with a bearer token for that caller."""
-    default_clients = {Role.MARKETPLACE: MARKETPLACE, Role.OPERATOR: OPERATOR, Role.BANK_PARTNER: BANK_PARTNER}
+    default_clients = {
+        Role.MARKETPLACE: MARKETPLACE,
+        Role.OPERATOR: OPERATOR,
+        Role.BANK_PARTNER: BANK_PARTNER,
+    }
 
     def headers(role: Role, client_id: str | None = None) -> dict[str, str]:
         return {"Authorization": "Bearer " + issue_token(role, client_id=client_id or default_clients[role])}
@@ -80,8 +84,8 @@ def running(statement: dict) -> list[int]:
 def history(ledger) -> dict:
     """Two payments, a refund from pending, both holds released, then a refund from available.
 
-        pending:   +9,000  +4,500  -3,600  -5,400 (release 1)  -4,500 (release 2)
-        available: +5,400 (release 1)  +4,500 (release 2)  -1,800
+    pending:   +9,000  +4,500  -3,600  -5,400 (release 1)  -4,500 (release 2)
+    available: +5,400 (release 1)  +4,500 (release 2)  -1,800
     """
     artisan_id = ledger.artisan_at_tier(3)
     first, second = payment_succeeded(artisan_id, 10_000, 1_000), payment_succeeded(artisan_id, 5_000, 500)
@@ -103,16 +107,27 @@ def history(ledger) -> dict:
 
 
 def test_a_statement_lists_every_movement_with_its_running_balance(client, auth, history):
-    artisan_id, (pay_1, pay_2), (refund_1, refund_2) = history["artisan_id"], history["payments"], history["refunds"]
+    artisan_id, (pay_1, pay_2), (refund_1, refund_2) = (
+        history["artisan_id"],
+        history["payments"],
+        history["refunds"],
+    )
     path = f"/v1/artisans/{artisan_id}/transactions"
 
     pending = get_ok(client, path, auth(Role.MARKETPLACE), account="pending")
     assert (pending["object"], pending["artisan_id"], pending["account"], pending["currency"]) == (
-        "statement", artisan_id, "pending", "MAD"
+        "statement",
+        artisan_id,
+        "pending",
+        "MAD",
     )
     assert pending["opening_balance"] == {"amount": 0, "currency": "MAD"}
     assert [(item["cause"], item["cause_id"]) for item in pending["data"]] == [
-        ("payment", pay_1), ("payment", pay_2), ("refund", refund_1), ("release", pay_1), ("release", pay_2)
+        ("payment", pay_1),
+        ("payment", pay_2),
+        ("refund", refund_1),
+        ("release", pay_1),
+        ("release", pay_2),
     ]
     assert amounts(pending) == [9_000, 4_500, -3_600, -5_400, -4_500]
     assert running(pending) == [9_000, 13_500, 9_900, 4_500, 0]
@@ -125,7 +140,9 @@ def test_a_statement_lists_every_movement_with_its_running_balance(client, auth,
     available = get_ok(client, path, auth(Role.MARKETPLACE))  # the available account by default
     assert available["account"] == "available"
     assert [(item["cause"], item["cause_id"]) for item in available["data"]] == [
-        ("release", pay_1), ("release", pay_2), ("refund", refund_2)
+        ("release", pay_1),
+        ("release", pay_2),
+        ("refund", refund_2),
     ]
     assert amounts(available) == [5_400, 4_500, -1_800]
     assert running(available) == [5_400, 9_900, 8_100]
@@ -139,8 +156,14 @@ def test_pages_carry_the_running_balance_across(client, auth, history):
     headers = auth(Role.OPERATOR)
     pages, cursor = [], None
     while True:
-        page = get_ok(client, path, headers, account="pending", limit=2,
-                      **({"starting_after": cursor} if cursor else {}))
+        page = get_ok(
+            client,
+            path,
+            headers,
+            account="pending",
+            limit=2,
+            **({"starting_after": cursor} if cursor else {}),
+        )
         pages.append(page)
         if not page["has_more"]:
             break
@@ -168,10 +191,19 @@ def test_a_date_range_starts_from_the_balance_at_its_start(client, auth, history
     assert running(middle) == [13_500, 9_900]
 
     # A page inside a range: the cursor and the range's start together decide the opening balance.
-    second_page = get_ok(client, path, headers, account="pending", limit=1, starting_after=middle["data"][0]["id"],
-                         **{"from": posted[1], "to": posted[3]})
+    second_page = get_ok(
+        client,
+        path,
+        headers,
+        account="pending",
+        limit=1,
+        starting_after=middle["data"][0]["id"],
+        **{"from": posted[1], "to": posted[3]},
+    )
     assert (second_page["opening_balance"]["amount"], running(second_page), second_page["has_more"]) == (
-        13_500, [9_900], False
+        13_500,
+        [9_900],
+        False,
     )
 
     until = get_ok(client, path, headers, account="pending", to=posted[2])
@@ -201,7 +233,9 @@ def test_a_date_range_starts_from_the_balance_at_its_start(client, auth, history
 def test_bad_statement_parameters_are_422_naming_the_parameter(client, auth, ledger, query, param):
     artisan_id = ledger.artisan_at_tier(3)
     ledger.deliver(payment_succeeded(artisan_id, 1_000, 100))
-    response = client.get(f"/v1/artisans/{artisan_id}/transactions", headers=auth(Role.MARKETPLACE), query_string=query)
+    response = client.get(
+        f"/v1/artisans/{artisan_id}/transactions", headers=auth(Role.MARKETPLACE), query_string=query
+    )
     assert_problem(response, 422, "validation_error", param)
 
 
@@ -261,8 +295,12 @@ def test_callers_without_the_scope_get_403(client, auth, role, path):
 
 
 def test_reading_the_ledger_needs_a_token(client):
-    for path in ("/v1/journal-entries", "/v1/ledger/integrity", "/v1/ledger/cases",
-                 "/v1/artisans/art_01JD0000000000000000000000/transactions"):
+    for path in (
+        "/v1/journal-entries",
+        "/v1/ledger/integrity",
+        "/v1/ledger/cases",
+        "/v1/artisans/art_01JD0000000000000000000000/transactions",
+    ):
         assert_problem(client.get(path), 401, "unauthenticated")
 
 
@@ -284,8 +322,14 @@ def test_a_bank_partner_lists_journal_entries_with_filters(client, auth, ledger)
     # The artisan's three entries, two per page.
     seen, cursor = [], None
     while True:
-        page = get_ok(client, "/v1/journal-entries", headers, artisan_id=artisan_id, limit=2,
-                      **({"starting_after": cursor} if cursor else {}))
+        page = get_ok(
+            client,
+            "/v1/journal-entries",
+            headers,
+            artisan_id=artisan_id,
+            limit=2,
+            **({"starting_after": cursor} if cursor else {}),
+        )
         seen.extend(page["data"])
         if not page["has_more"]:
             break
@@ -295,11 +339,15 @@ def test_a_bank_partner_lists_journal_entries_with_filters(client, auth, ledger)
 
     [refund_entry] = get_ok(client, "/v1/journal-entries", headers, cause="refund")["data"]
     assert (refund_entry["object"], refund_entry["cause_id"], refund_entry["cause_event_id"]) == (
-        "journal_entry", refund.data["refund_id"], refund.id
+        "journal_entry",
+        refund.data["refund_id"],
+        refund.id,
     )
     assert refund_entry["posting_key"] == f"refund:{refund.data['refund_id']}:succeeded"
-    assert {(line["owner_type"], line["owner_id"], line["kind"], line["amount"], line["currency"])
-            for line in refund_entry["lines"]} == {
+    assert {
+        (line["owner_type"], line["owner_id"], line["kind"], line["amount"], line["currency"])
+        for line in refund_entry["lines"]
+    } == {
         ("platform", "platform", "gateway_receivable:m2t", -1_000, "MAD"),
         ("marketplace", MARKETPLACE, "commission", 100, "MAD"),
         ("artisan", artisan_id, "pending", 900, "MAD"),
@@ -319,12 +367,24 @@ def test_a_bank_partner_lists_journal_entries_with_filters(client, auth, ledger)
 
 def test_an_unknown_journal_entry_is_404_and_bad_filters_422(client, auth):
     headers = auth(Role.OPERATOR)
-    assert_problem(client.get("/v1/journal-entries/je_01JD0000000000000000000000", headers=headers),
-                   404, "resource_not_found", "entry_id")
-    assert_problem(client.get("/v1/journal-entries", headers=headers, query_string={"from": "last week"}),
-                   422, "validation_error", "from")
-    assert_problem(client.get("/v1/journal-entries", headers=headers, query_string={"limit": 1000}),
-                   422, "validation_error", "limit")
+    assert_problem(
+        client.get("/v1/journal-entries/je_01JD0000000000000000000000", headers=headers),
+        404,
+        "resource_not_found",
+        "entry_id",
+    )
+    assert_problem(
+        client.get("/v1/journal-entries", headers=headers, query_string={"from": "last week"}),
+        422,
+        "validation_error",
+        "from",
+    )
+    assert_problem(
+        client.get("/v1/journal-entries", headers=headers, query_string={"limit": 1000}),
+        422,
+        "validation_error",
+        "limit",
+    )
 
 
 # --- integrity ------------------------------------------------------------------------------------
@@ -342,8 +402,12 @@ def mixed_postings(ledger: LedgerDriver) -> str:
     ledger.deliver(won)
     ledger.deliver(lost)
     release_all(ledger)
-    ledger.deliver(dispute_closed(artisan_id, second.data["payment_id"], won.data["dispute_id"], 3_000, "won"))
-    ledger.deliver(dispute_closed(artisan_id, second.data["payment_id"], lost.data["dispute_id"], 2_000, "lost"))
+    ledger.deliver(
+        dispute_closed(artisan_id, second.data["payment_id"], won.data["dispute_id"], 3_000, "won")
+    )
+    ledger.deliver(
+        dispute_closed(artisan_id, second.data["payment_id"], lost.data["dispute_id"], 2_000, "lost")
+    )
     release_all(ledger)
     ledger.deliver(refund_succeeded(artisan_id, first.data["payment_id"], 10_000, 1_000))
     ledger.deliver(refund_succeeded(artisan_id, second.data["payment_id"], 6_000, 600))  # reserve covers part
@@ -354,9 +418,13 @@ def mixed_postings(ledger: LedgerDriver) -> str:
 
 def account_id(ledger: LedgerDriver, owner_type: str, owner_id: str, kind: str) -> str:
     with ledger.context.session_factory() as session:
-        return session.scalar(sa.select(LedgerAccount.id).where(
-            LedgerAccount.owner_type == owner_type, LedgerAccount.owner_id == owner_id, LedgerAccount.kind == kind
-        ))
+        return session.scalar(
+            sa.select(LedgerAccount.id).where(
+                LedgerAccount.owner_type == owner_type,
+                LedgerAccount.owner_id == owner_id,
+                LedgerAccount.kind == kind,
+            )
+        )
 
 
 def test_integrity_is_ok_after_a_mix_of_postings(client, auth, ledger):
@@ -381,13 +449,20 @@ def test_integrity_catches_a_balance_corrupted_in_the_database(client, auth, led
     # ledger_accounts has no immutability trigger (balances change with every posting), so a
     # careless UPDATE goes through: exactly what the integrity check exists to notice.
     with ledger.context.engine.begin() as connection:
-        connection.execute(sa.text("UPDATE ledger_accounts SET balance = balance + 1 WHERE id = :id"), {"id": receivable})
+        connection.execute(
+            sa.text("UPDATE ledger_accounts SET balance = balance + 1 WHERE id = :id"), {"id": receivable}
+        )
 
     report = get_ok(client, "/v1/ledger/integrity", auth(Role.OPERATOR))
     assert report["ok"] is False
     assert report["differences"] == [
-        {"check": "stored_balance_matches_lines", "account_id": receivable, "currency": "MAD",
-         "expected": stored, "actual": stored + 1}
+        {
+            "check": "stored_balance_matches_lines",
+            "account_id": receivable,
+            "currency": "MAD",
+            "expected": stored,
+            "actual": stored + 1,
+        }
     ]
 
 
@@ -401,10 +476,24 @@ def test_integrity_catches_unbalanced_and_one_line_entries_and_negative_artisans
     one_line, overdrawn = new_id("je"), new_id("je")
     # Written behind the posting code's back (inserting is allowed; only changes are refused).
     with ledger.context.session_factory() as session:
-        session.add(JournalEntry(id=one_line, cause="adjustment", cause_id="manual-1", posting_key="manual:1",
-                                 description="a hand-made single line"))
-        session.add(JournalEntry(id=overdrawn, cause="adjustment", cause_id="manual-2", posting_key="manual:2",
-                                 description="balanced, but takes the artisan below zero"))
+        session.add(
+            JournalEntry(
+                id=one_line,
+                cause="adjustment",
+                cause_id="manual-1",
+                posting_key="manual:1",
+                description="a hand-made single line",
+            )
+        )
+        session.add(
+            JournalEntry(
+                id=overdrawn,
+                cause="adjustment",
+                cause_id="manual-2",
+                posting_key="manual:2",
+                description="balanced, but takes the artisan below zero",
+            )
+        )
         session.flush()
         session.add(JournalLine(entry_id=one_line, account_id=commission, amount=-7, currency="MAD"))
         session.add(JournalLine(entry_id=overdrawn, account_id=available, amount=300, currency="MAD"))
@@ -418,13 +507,23 @@ def test_integrity_catches_unbalanced_and_one_line_entries_and_negative_artisans
     assert report["ok"] is False
     by_check = sorted(report["differences"], key=lambda difference: difference["check"])
     assert by_check == [
-        {"check": "artisan_balance_not_negative", "account_id": available, "currency": "MAD",
-         "expected": 0, "actual": -300},
+        {
+            "check": "artisan_balance_not_negative",
+            "account_id": available,
+            "currency": "MAD",
+            "expected": 0,
+            "actual": -300,
+        },
         {"check": "entry_balanced", "entry_id": one_line, "currency": "MAD", "expected": 0, "actual": -7},
         {"check": "entry_has_two_lines", "entry_id": one_line, "expected": 2, "actual": 1},
         {"check": "lines_sum_to_zero", "currency": "MAD", "expected": 0, "actual": -7},
-        {"check": "stored_balance_matches_lines", "account_id": commission, "currency": "MAD",
-         "expected": -507, "actual": -500},
+        {
+            "check": "stored_balance_matches_lines",
+            "account_id": commission,
+            "currency": "MAD",
+            "expected": -507,
+            "actual": -500,
+        },
     ]
     assert report["entries_checked"] == 3
 
@@ -441,17 +540,24 @@ def test_cases_are_listed_after_a_cap_violation(client, auth, ledger):
     headers = auth(Role.OPERATOR)
 
     listed = get_ok(client, "/v1/ledger/cases", headers, status="waiting", artisan_id=capped_id)
-    assert [(case["object"], case["kind"], case["status"], case["cause"], case["cause_id"], case["event_id"])
-            for case in listed["data"]] == [
-        ("ledger_case", "tier_cap_exceeded", "waiting", "payment", event.data["payment_id"], event.id) for event in over
+    assert [
+        (case["object"], case["kind"], case["status"], case["cause"], case["cause_id"], case["event_id"])
+        for case in listed["data"]
+    ] == [
+        ("ledger_case", "tier_cap_exceeded", "waiting", "payment", event.data["payment_id"], event.id)
+        for event in over
     ]
     details = listed["data"][0]["details"]
     assert (details["cap"], details["total_after"], details["artisan_id"]) == (20_000, 25_000, capped_id)
     assert details["posting_key"] == f"payment:{over[0].data['payment_id']}:succeeded"
 
     first_page = get_ok(client, "/v1/ledger/cases", headers, limit=1)
-    second_page = get_ok(client, "/v1/ledger/cases", headers, limit=1, starting_after=first_page["next_cursor"])
-    assert [first_page["data"][0]["id"], second_page["data"][0]["id"]] == [case["id"] for case in listed["data"]]
+    second_page = get_ok(
+        client, "/v1/ledger/cases", headers, limit=1, starting_after=first_page["next_cursor"]
+    )
+    assert [first_page["data"][0]["id"], second_page["data"][0]["id"]] == [
+        case["id"] for case in listed["data"]
+    ]
     assert second_page["has_more"] is False
     assert get_ok(client, "/v1/ledger/cases", headers, artisan_id=other_id)["data"] == []
     assert get_ok(client, "/v1/ledger/cases", headers, status="resolved")["data"] == []

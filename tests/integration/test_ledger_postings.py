@@ -46,7 +46,13 @@ def lines_of(ledger, entry_id: str) -> dict[tuple[str, str], int]:
 def assert_ledger_sound(ledger) -> None:
     with ledger.context.session_factory() as session:
         assert session.scalar(sa.select(sa.func.coalesce(sa.func.sum(JournalLine.amount), 0))) == 0
-        sums = dict(session.execute(sa.select(JournalLine.account_id, sa.func.sum(JournalLine.amount)).group_by(JournalLine.account_id)).all())
+        sums = dict(
+            session.execute(
+                sa.select(JournalLine.account_id, sa.func.sum(JournalLine.amount)).group_by(
+                    JournalLine.account_id
+                )
+            ).all()
+        )
         for account in session.scalars(sa.select(LedgerAccount)):
             assert account.balance == sums.get(account.id, 0), account.kind
             if account.owner_type == "artisan":
@@ -91,7 +97,10 @@ def test_release_moves_due_holds_to_available_once(ledger):
     ledger.deliver(payment_succeeded(artisan_id, 10_000, 1_000))
     assert release_due_holds(ledger.context.uow_factory) == 0  # not due yet
     assert release_all(ledger) == 1
-    assert (ledger.shown("artisan", artisan_id, "pending"), ledger.shown("artisan", artisan_id, "available")) == (0, 9_000)
+    assert (
+        ledger.shown("artisan", artisan_id, "pending"),
+        ledger.shown("artisan", artisan_id, "available"),
+    ) == (0, 9_000)
     assert release_all(ledger) == 0
     assert len(entries(ledger, cause="release")) == 1
     assert_ledger_sound(ledger)
@@ -144,8 +153,12 @@ def test_disputes_hold_then_release_or_debit(ledger):
     ledger.deliver(opened_lost)
     assert ledger.shown("artisan", artisan_id, "pending") == 17_000 - 13_000
     assert ledger.shown("platform", "platform", "disputes_held") == 13_000
-    ledger.deliver(dispute_closed(artisan_id, won.data["payment_id"], opened_won.data["dispute_id"], 5_000, "won"))
-    ledger.deliver(dispute_closed(artisan_id, lost.data["payment_id"], opened_lost.data["dispute_id"], 8_000, "lost"))
+    ledger.deliver(
+        dispute_closed(artisan_id, won.data["payment_id"], opened_won.data["dispute_id"], 5_000, "won")
+    )
+    ledger.deliver(
+        dispute_closed(artisan_id, lost.data["payment_id"], opened_lost.data["dispute_id"], 8_000, "lost")
+    )
     assert ledger.shown("platform", "platform", "disputes_held") == 0
     assert ledger.shown("artisan", artisan_id, "pending") == 9_000
     assert ledger.shown("platform", "platform", "gateway_receivable:m2t") == 18_000 - 8_000
@@ -158,19 +171,29 @@ def test_a_payment_above_the_cap_is_not_posted_but_waits_in_a_case(ledger):
     artisan_id = ledger.artisan_at_tier(1)  # cap 200 MAD = 20,000 centimes
     ledger.deliver(payment_succeeded(artisan_id, 15_000, 0))
     over = payment_succeeded(artisan_id, 10_000, 0)
-    assert ledger.deliver(over) is True  # handled: parked, not posted (tests/integration/test_parked_events.py)
+    assert (
+        ledger.deliver(over) is True
+    )  # handled: parked, not posted (tests/integration/test_parked_events.py)
     assert ledger.shown("artisan", artisan_id, "pending") == 15_000
     with ledger.context.session_factory() as session:
         [case] = session.scalars(sa.select(LedgerCase)).all()
-        assert (case.kind, case.cause_id, case.status) == ("tier_cap_exceeded", over.data["payment_id"], "waiting")
+        assert (case.kind, case.cause_id, case.status) == (
+            "tier_cap_exceeded",
+            over.data["payment_id"],
+            "waiting",
+        )
         assert session.get(PendingHold, over.data["payment_id"]) is None
     assert_ledger_sound(ledger)
 
 
 @pytest.mark.parametrize(
     "statement",
-    ["UPDATE journal_lines SET amount = amount + 1", "DELETE FROM journal_lines",
-     "UPDATE journal_entries SET description = 'edited'", "DELETE FROM journal_entries"],
+    [
+        "UPDATE journal_lines SET amount = amount + 1",
+        "DELETE FROM journal_lines",
+        "UPDATE journal_entries SET description = 'edited'",
+        "DELETE FROM journal_entries",
+    ],
 )
 def test_the_database_refuses_to_change_posted_entries(ledger, statement):
     artisan_id = ledger.artisan_at_tier(3)

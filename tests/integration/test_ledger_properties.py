@@ -110,8 +110,12 @@ GATEWAYS = ("m2t", "cmi")
 MAX_PAYMENT = 20_000
 STATEMENT_PAGE = 7  # small, so statements span several pages
 CURRENCY = "MAD"
-OPERATOR = Principal(client_id="cli_test_operator", role=Role.OPERATOR, scopes=ROLE_SCOPES[Role.OPERATOR],
-                     token_id="tok_property_test")
+OPERATOR = Principal(
+    client_id="cli_test_operator",
+    role=Role.OPERATOR,
+    scopes=ROLE_SCOPES[Role.OPERATOR],
+    token_id="tok_property_test",
+)
 
 
 # --- the world a plan is built in -----------------------------------------------------------------
@@ -245,7 +249,9 @@ class Refund:
         # The marketplace gives back its commission in proportion, as payments computes it.
         fee_back = data["application_fee"]["amount"] * amount // data["amount"]["amount"]
         world.publish(
-            refund_succeeded(data["artisan_id"], data["payment_id"], amount, fee_back, gateway=data["gateway"]),
+            refund_succeeded(
+                data["artisan_id"], data["payment_id"], amount, fee_back, gateway=data["gateway"]
+            ),
             self.copies,
         )
 
@@ -261,8 +267,12 @@ class OpenDispute:
         if payment is None:
             return
         data = payment.event.data
-        event = dispute_opened(data["artisan_id"], data["payment_id"], world.take(payment, self.permille),
-                               gateway=data["gateway"])
+        event = dispute_opened(
+            data["artisan_id"],
+            data["payment_id"],
+            world.take(payment, self.permille),
+            gateway=data["gateway"],
+        )
         world.disputes.append(DisputeFacts(opened=event))
         world.publish(event, self.copies)
 
@@ -278,9 +288,14 @@ class CloseDispute:
         if dispute is None:
             return
         data = dispute.opened.data
-        dispute.closed = dispute_closed(data["artisan_id"], data["payment_id"], data["dispute_id"],
-                                        data["amount"]["amount"], "won" if self.won else "lost",
-                                        gateway=data["gateway"])
+        dispute.closed = dispute_closed(
+            data["artisan_id"],
+            data["payment_id"],
+            data["dispute_id"],
+            data["amount"]["amount"],
+            "won" if self.won else "lost",
+            gateway=data["gateway"],
+        )
         world.publish(dispute.closed, self.copies)
 
 
@@ -296,8 +311,12 @@ def _request_payout(facts: PayoutFacts, context: ServiceContext) -> None:
         available = available_balance(session, facts.artisan_id, CURRENCY)
     facts.amount = facts.amount_for(available)
     try:
-        payout = request_payout(context.uow_factory(), RequestPayout(facts.artisan_id, facts.amount, CURRENCY),
-                                OPERATOR, payout_settings(context))
+        payout = request_payout(
+            context.uow_factory(),
+            RequestPayout(facts.artisan_id, facts.amount, CURRENCY),
+            OPERATOR,
+            payout_settings(context),
+        )
     except Conflict as refusal:
         assert (refusal.code, refusal.extra["available"]["amount"]) == ("insufficient_funds", available)
         assert facts.amount > available
@@ -317,8 +336,9 @@ def _answer_by_callback(facts: PayoutFacts, context: ServiceContext) -> None:
     if facts.payout_id is None:
         return  # not requested yet (the shuffle put the answer first), or refused: nothing to answer
     settings = payout_settings(context)
-    body = callback_body(settings.partners.get(settings.partner_bank).settle(facts.payout_id,
-                                                                             failure_code=facts.failure_code))
+    body = callback_body(
+        settings.partners.get(settings.partner_bank).settle(facts.payout_id, failure_code=facts.failure_code)
+    )
     headers = signed(body, secret=context.config.bank_callback_secret)
     answer = handle_callback(context.uow_factory(), settings.partner_bank, headers, body, settings)
     assert (answer["applied"], answer["status"]) == (not facts.answered, facts.outcome)
@@ -332,7 +352,9 @@ def _answer_by_poll(facts: PayoutFacts, context: ServiceContext) -> None:
     settings = payout_settings(context)
     settings.partners.get(settings.partner_bank).settle(facts.payout_id, failure_code=facts.failure_code)
     # Every other settled payout was applied when the bank settled it: only this one may move.
-    result = sync_payouts(context.uow_factory, settings, now=utcnow() + settings.poll_after + dt.timedelta(seconds=1))
+    result = sync_payouts(
+        context.uow_factory, settings, now=utcnow() + settings.poll_after + dt.timedelta(seconds=1)
+    )
     assert (result["submitted"], result["settled"]) == (0, 0 if facts.answered else 1)
     facts.answered = True
 
@@ -351,7 +373,9 @@ class PayOut:
 
     def plan(self, world: World) -> None:
         # An artisan the plan has paid (the payments come first in plan order, so there is one).
-        paid = sorted({payment.event.data["artisan_id"] for payment in world.payments}, key=world.artisans.index)
+        paid = sorted(
+            {payment.event.data["artisan_id"] for payment in world.payments}, key=world.artisans.index
+        )
         facts = PayoutFacts(paid[self.artisan % len(paid)], self.permille, self.failure_code)
         world.payouts.append(facts)
         if self.release_first:
@@ -370,7 +394,8 @@ pays = st.builds(
     # Half the payments go to the tier-1 artisan (index 0), so it reaches its cap often.
     artisan=st.sampled_from([0, 0, *range(len(ARTISAN_TIERS))]),
     # Hypothesis favours small numbers: half the amounts come from the top of the range.
-    amount=st.integers(min_value=100, max_value=MAX_PAYMENT) | st.integers(min_value=8_000, max_value=MAX_PAYMENT),
+    amount=st.integers(min_value=100, max_value=MAX_PAYMENT)
+    | st.integers(min_value=8_000, max_value=MAX_PAYMENT),
     # Up to 30% commission, or all of it (nothing for the artisan: no hold).
     fee_percent=st.integers(min_value=0, max_value=30) | st.just(100),
     gateway=st.sampled_from(GATEWAYS),
@@ -385,8 +410,11 @@ payouts = st.builds(
     artisan=pick,
     # Mostly a share of what is available; sometimes more than that (refused, as is anything asked
     # while nothing is available).
-    permille=st.one_of(st.integers(min_value=1, max_value=1000), st.integers(min_value=500, max_value=1000),
-                       st.integers(min_value=1001, max_value=1500)),
+    permille=st.one_of(
+        st.integers(min_value=1, max_value=1000),
+        st.integers(min_value=500, max_value=1000),
+        st.integers(min_value=1001, max_value=1500),
+    ),
     failure_code=st.none() | st.sampled_from(FAILURE_CODES),
     by_poll=st.booleans(),
     answers=copies,
@@ -451,10 +479,14 @@ def assert_each_event_posted_once_or_a_case(session: Session, world: World) -> s
     """Returns the ids of the events that were posted (rather than recorded as cases)."""
     keys = Counter(session.scalars(sa.select(JournalEntry.posting_key)))
     assert [key for key, count in keys.items() if count > 1] == []
-    per_cause = Counter(tuple(row) for row in session.execute(sa.select(JournalEntry.cause, JournalEntry.cause_id)))
+    per_cause = Counter(
+        tuple(row) for row in session.execute(sa.select(JournalEntry.cause, JournalEntry.cause_id))
+    )
     assert all(count == 1 for (cause, _), count in per_cause.items() if cause in ("payment", "refund"))
     assert all(count <= 2 for (cause, _), count in per_cause.items() if cause == "dispute")  # opened, closed
-    assert all(count <= 2 for (cause, _), count in per_cause.items() if cause == "payout")  # created, paid|failed
+    assert all(
+        count <= 2 for (cause, _), count in per_cause.items() if cause == "payout"
+    )  # created, paid|failed
 
     entries = Counter(session.scalars(sa.select(JournalEntry.cause_event_id)))
     cases = Counter(session.scalars(sa.select(LedgerCase.event_id)))
@@ -470,16 +502,20 @@ def assert_each_event_posted_once_or_a_case(session: Session, world: World) -> s
     assert still_parked <= {event.id for event in world.events}
     # Releases and payouts come from jobs, not from events; every other entry from one of our events.
     assert set(entries) - {event.id for event in world.events} <= {None}
-    assert set(session.scalars(sa.select(JournalEntry.cause).where(JournalEntry.cause_event_id.is_(None)))) <= {
-        "release", "payout"
-    }
+    assert set(
+        session.scalars(sa.select(JournalEntry.cause).where(JournalEntry.cause_event_id.is_(None)))
+    ) <= {"release", "payout"}
     return {event.id for event in world.events if entries[event.id]}
 
 
 def assert_cases_are_the_documented_ones(session: Session, world: World, posted: set[str]) -> None:
     capped_artisan = world.artisans[ARTISAN_TIERS.index(1)]
-    posted_payments = {payment.event.data["payment_id"] for payment in world.payments if payment.event.id in posted}
-    posted_openings = {dispute.opened.data["dispute_id"] for dispute in world.disputes if dispute.opened.id in posted}
+    posted_payments = {
+        payment.event.data["payment_id"] for payment in world.payments if payment.event.id in posted
+    }
+    posted_openings = {
+        dispute.opened.data["dispute_id"] for dispute in world.disputes if dispute.opened.id in posted
+    }
     events = {event.id: event for event in world.events}
     # Nothing was posted ahead of what it depends on, whatever the order of arrival.
     for event in world.events:
@@ -487,13 +523,20 @@ def assert_cases_are_the_documented_ones(session: Session, world: World, posted:
             assert event.data["payment_id"] in posted_payments, event.type
         if event.id in posted and event.type == "payments.dispute.closed":
             assert event.data["dispute_id"] in posted_openings
-    won_closes = {dispute.closed.id for dispute in world.disputes
-                  if dispute.closed is not None and dispute.closed.data["outcome"] == "won"}
+    won_closes = {
+        dispute.closed.id
+        for dispute in world.disputes
+        if dispute.closed is not None and dispute.closed.data["outcome"] == "won"
+    }
     failed_payouts = {payout.payout_id for payout in world.payouts if payout.status == "failed"}
     for case in session.scalars(sa.select(LedgerCase)):
         if case.cause == "payout":
             # A failed payout's funds come back to available: they wait when that would break the cap.
-            assert (case.kind, case.status, case.artisan_id) == ("tier_cap_exceeded", "waiting", capped_artisan)
+            assert (case.kind, case.status, case.artisan_id) == (
+                "tier_cap_exceeded",
+                "waiting",
+                capped_artisan,
+            )
             assert case.cause_id in failed_payouts
             continue
         event = events[case.event_id]
@@ -515,14 +558,19 @@ def assert_cases_are_the_documented_ones(session: Session, world: World, posted:
 def shown(session: Session, owner_type: str, owner_id: str, kind: str) -> int:
     """An account's balance as people read it, read in ``session``: on SQLite every transaction
     takes the write lock, so a second session (``LedgerDriver.shown``) would wait for this one."""
-    account = session.scalar(sa.select(LedgerAccount).where(
-        LedgerAccount.owner_type == owner_type, LedgerAccount.owner_id == owner_id, LedgerAccount.kind == kind
-    ))
+    account = session.scalar(
+        sa.select(LedgerAccount).where(
+            LedgerAccount.owner_type == owner_type,
+            LedgerAccount.owner_id == owner_id,
+            LedgerAccount.kind == kind,
+        )
+    )
     return 0 if account is None else shown_balance(account.balance, account.normal_side)
 
 
-def assert_bookkeeping_matches_the_money(session: Session, world: World, posted: set[str],
-                                         tiers: tuple[int, ...] = ARTISAN_TIERS) -> None:
+def assert_bookkeeping_matches_the_money(
+    session: Session, world: World, posted: set[str], tiers: tuple[int, ...] = ARTISAN_TIERS
+) -> None:
     holds = session.scalars(sa.select(PendingHold)).all()
     for artisan_id, tier in zip(world.artisans, tiers, strict=True):
         pending = shown(session, "artisan", artisan_id, "pending")
@@ -563,7 +611,9 @@ def assert_bookkeeping_matches_the_money(session: Session, world: World, posted:
 
 def assert_payouts_add_up(session: Session, world: World, source_bank: str) -> None:
     accepted = {payout.payout_id: payout for payout in world.payouts if payout.payout_id is not None}
-    assert all(payout.refused == (payout.payout_id is None) for payout in world.payouts if payout.amount is not None)
+    assert all(
+        payout.refused == (payout.payout_id is None) for payout in world.payouts if payout.amount is not None
+    )
     # A refused payout left nothing: no payout, no entry, no event.
     assert set(session.scalars(sa.select(PayoutRow.id))) == set(accepted)
     lines: dict[str, dict[str, dict[tuple[str, str], int]]] = {}
@@ -578,15 +628,22 @@ def assert_payouts_add_up(session: Session, world: World, source_bank: str) -> N
     assert set(lines) == set(accepted)
     events = Counter(
         (message.event_type, json.loads(message.payload)["data"]["payout_id"])
-        for message in session.scalars(sa.select(OutboxMessage).where(OutboxMessage.event_type.like("accounts.payout.%")))
+        for message in session.scalars(
+            sa.select(OutboxMessage).where(OutboxMessage.event_type.like("accounts.payout.%"))
+        )
     )
-    returns_refused = {case.cause_id for case in session.scalars(sa.select(LedgerCase).where(LedgerCase.cause == "payout"))}
+    returns_refused = {
+        case.cause_id for case in session.scalars(sa.select(LedgerCase).where(LedgerCase.cause == "payout"))
+    }
 
     on_the_way = paid = 0
     for payout_id, facts in accepted.items():
         row = session.get(PayoutRow, payout_id)
         assert (row.artisan_id, row.amount, row.status, row.failure_code) == (
-            facts.artisan_id, facts.amount, facts.status, facts.failure_code if facts.status == "failed" else None
+            facts.artisan_id,
+            facts.amount,
+            facts.status,
+            facts.failure_code if facts.status == "failed" else None,
         )
         available, in_transit = ("artisan", "available"), ("platform", "payouts_in_transit")
         steps = {"created": {available: facts.amount, in_transit: -facts.amount}}
@@ -599,7 +656,11 @@ def assert_payouts_add_up(session: Session, world: World, source_bank: str) -> N
             on_the_way += facts.amount  # in transit, or failed with its return refused
         # Each step posted once, with its lines, however often the bank answered.
         assert lines[payout_id] == steps
-        assert events[("accounts.payout.created", payout_id)] == events[("accounts.payout.in_transit", payout_id)] == 1
+        assert (
+            events[("accounts.payout.created", payout_id)]
+            == events[("accounts.payout.in_transit", payout_id)]
+            == 1
+        )
         for status in ("paid", "failed"):
             assert events[(f"accounts.payout.{status}", payout_id)] == (facts.status == status)
     assert returns_refused <= {payout_id for payout_id, facts in accepted.items() if facts.status == "failed"}
@@ -611,7 +672,11 @@ def assert_statements_add_up(client, headers: dict, ledger: LedgerDriver, artisa
     for account in ("pending", "available"):
         path, cursor, balance = f"/v1/artisans/{artisan_id}/transactions", None, 0
         while True:
-            query = {"account": account, "limit": STATEMENT_PAGE, **({"starting_after": cursor} if cursor else {})}
+            query = {
+                "account": account,
+                "limit": STATEMENT_PAGE,
+                **({"starting_after": cursor} if cursor else {}),
+            }
             response = client.get(path, headers=headers, query_string=query)
             assert response.status_code == 200, response.get_data(as_text=True)
             page = response.get_json()
@@ -627,7 +692,9 @@ def assert_statements_add_up(client, headers: dict, ledger: LedgerDriver, artisa
 
 def note_what_happened(ledger: LedgerDriver, world: World, arrival: dict[str, int]) -> None:
     """Labels for ``--hypothesis-show-statistics``: how often the interesting paths are taken."""
-    payment_arrival = {payment.event.data["payment_id"]: arrival[payment.event.id] for payment in world.payments}
+    payment_arrival = {
+        payment.event.data["payment_id"]: arrival[payment.event.id] for payment in world.payments
+    }
     for event in world.events:
         if event.type in ("payments.refund.succeeded", "payments.dispute.opened") and (
             arrival[event.id] < payment_arrival[event.data["payment_id"]]
@@ -660,8 +727,15 @@ def note_what_happened(ledger: LedgerDriver, world: World, arrival: dict[str, in
 @example(
     payments=[Pay(artisan=0, amount=15_000, fee_percent=0, gateway="m2t", copies=1)],
     follow_ups=[
-        PayOut(artisan=0, permille=1000, failure_code="account_closed", by_poll=False, answers=2,
-               release_first=True, answers_last=True),
+        PayOut(
+            artisan=0,
+            permille=1000,
+            failure_code="account_closed",
+            by_poll=False,
+            answers=2,
+            release_first=True,
+            answers_last=True,
+        ),
         Pay(artisan=0, amount=6_000, fee_percent=0, gateway="cmi", copies=1),
     ],
     disorder=0,
@@ -705,7 +779,9 @@ def test_money_events_in_any_order_keep_the_ledger_sound(
         assert_statements_add_up(client, operator, ledger, artisan_id)
 
     RELEASE.run(ledger.context)
-    assert [ledger.shown("artisan", artisan_id, "pending") for artisan_id in world.artisans] == [0] * len(ARTISAN_TIERS)
+    assert [ledger.shown("artisan", artisan_id, "pending") for artisan_id in world.artisans] == [0] * len(
+        ARTISAN_TIERS
+    )
     assert_ledger_sound(ledger)
 
     assert_nothing_waits_once_the_cap_is_lifted(ledger, world)
@@ -725,9 +801,11 @@ def assert_nothing_waits_once_the_cap_is_lifted(ledger: LedgerDriver, world: Wor
         assert session.scalars(sa.select(LedgerCase.kind).where(LedgerCase.status != "resolved")).all() == []
         entries = Counter(session.scalars(sa.select(JournalEntry.cause_event_id)))
         assert all(entries[event.id] == 1 for event in world.events)
-        assert_bookkeeping_matches_the_money(session, world, {event.id for event in world.events},
-                                             tiers=tuple(3 for _ in ARTISAN_TIERS))
+        assert_bookkeeping_matches_the_money(
+            session, world, {event.id for event in world.events}, tiers=tuple(3 for _ in ARTISAN_TIERS)
+        )
         # Every accepted payout is paid, failed with its money back, or still on its way.
         assert shown(session, "platform", "platform", "payouts_in_transit") == sum(
-            payout.amount for payout in world.payouts if payout.payout_id is not None and not payout.answered)
+            payout.amount for payout in world.payouts if payout.payout_id is not None and not payout.answered
+        )
     assert_ledger_sound(ledger)

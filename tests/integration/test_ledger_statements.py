@@ -62,10 +62,17 @@ def budget(ledger: LedgerDriver) -> tuple[int, int]:
 def payment_posting(artisan_id: str, amount: int, fee: int, payment_id: str) -> Posting:
     """A payment's posting, as the payment handler builds it."""
     return Posting(
-        cause="payment", cause_id=payment_id, posting_key=f"payment:{payment_id}:succeeded",
-        description=f"Payment {payment_id}", currency="MAD", artisan_id=artisan_id,
-        lines=((gateway_receivable("m2t"), amount), (artisan(artisan_id, "pending"), -(amount - fee)),
-               (marketplace(MARKETPLACE, "commission"), -fee)),
+        cause="payment",
+        cause_id=payment_id,
+        posting_key=f"payment:{payment_id}:succeeded",
+        description=f"Payment {payment_id}",
+        currency="MAD",
+        artisan_id=artisan_id,
+        lines=(
+            (gateway_receivable("m2t"), amount),
+            (artisan(artisan_id, "pending"), -(amount - fee)),
+            (marketplace(MARKETPLACE, "commission"), -fee),
+        ),
     )
 
 
@@ -109,7 +116,9 @@ def test_an_account_opening_undone_by_a_rollback_is_done_again(ledger):
         assert open_artisan_accounts(uow, artisan_id, "MAD", cause_event_id=new_id("evt")) is True
         uow.commit()
     with ledger.context.session_factory() as session:
-        kinds = session.scalars(sa.select(LedgerAccount.kind).where(LedgerAccount.owner_id == artisan_id)).all()
+        kinds = session.scalars(
+            sa.select(LedgerAccount.kind).where(LedgerAccount.owner_id == artisan_id)
+        ).all()
     assert sorted(kinds) == ["available", "pending"]
 
 
@@ -117,18 +126,29 @@ def test_a_refused_posting_leaves_no_account_it_opened(ledger):
     artisan_id = ledger.artisan_at_tier(3)
     new_marketplace = "cli_never_paid"
     refused = Posting(
-        cause="adjustment", cause_id="adj_1", posting_key="adjustment:adj_1", description="Take what is not there",
-        currency="MAD", artisan_id=artisan_id,
+        cause="adjustment",
+        cause_id="adj_1",
+        posting_key="adjustment:adj_1",
+        description="Take what is not there",
+        currency="MAD",
+        artisan_id=artisan_id,
         lines=((artisan(artisan_id, "available"), 100), (marketplace(new_marketplace, "reserve"), -100)),
     )
     with ledger.context.uow_factory() as uow:
         with pytest.raises(BalanceRuleViolation):
             post(uow, refused)
-        assert uow.session.scalar(sa.select(LedgerAccount.id).where(LedgerAccount.owner_id == new_marketplace)) is None
+        assert (
+            uow.session.scalar(sa.select(LedgerAccount.id).where(LedgerAccount.owner_id == new_marketplace))
+            is None
+        )
         # Opened again, for real this time, by a posting that is allowed.
         allowed = Posting(
-            cause="adjustment", cause_id="adj_2", posting_key="adjustment:adj_2", description="Top up the reserve",
-            currency="MAD", lines=((gateway_receivable("m2t"), 100), (marketplace(new_marketplace, "reserve"), -100)),
+            cause="adjustment",
+            cause_id="adj_2",
+            posting_key="adjustment:adj_2",
+            description="Top up the reserve",
+            currency="MAD",
+            lines=((gateway_receivable("m2t"), 100), (marketplace(new_marketplace, "reserve"), -100)),
         )
         post(uow, allowed)
         uow.commit()

@@ -151,8 +151,9 @@ def card(number: str, **fields: Any) -> dict[str, Any]:
     return {"card_number": number, "exp_month": 12, "exp_year": 2035, "cvc": "123", **fields}
 
 
-def callbacks_about(receiver: CallbackReceiver, object_id: str, event_type: str | None = None,
-                    count: int = 1) -> list[Delivery]:
+def callbacks_about(
+    receiver: CallbackReceiver, object_id: str, event_type: str | None = None, count: int = 1
+) -> list[Delivery]:
     """Wait for ``count`` callbacks whose data is ``object_id`` (and of ``event_type``); return them."""
 
     def matches(delivery: Delivery) -> bool:
@@ -212,10 +213,17 @@ class TestTokens:
     @pytest.mark.parametrize(
         ("number", "brand", "country"),
         [
-            (VISA, "visa", "US"), (MASTERCARD, "mastercard", "FR"), (CMI, "cmi", "MA"),
-            (INSUFFICIENT_FUNDS, "visa", "US"), (STOLEN, "visa", "US"), (THREE_DS, "visa", "US"),
-            (PROCESSING_ERROR, "visa", "US"), (TIMEOUT, "visa", "US"), (DISPUTE, "visa", "US"),
-            ("4111111111111111", "visa", "US"), ("2223003122003222", "mastercard", "FR"),
+            (VISA, "visa", "US"),
+            (MASTERCARD, "mastercard", "FR"),
+            (CMI, "cmi", "MA"),
+            (INSUFFICIENT_FUNDS, "visa", "US"),
+            (STOLEN, "visa", "US"),
+            (THREE_DS, "visa", "US"),
+            (PROCESSING_ERROR, "visa", "US"),
+            (TIMEOUT, "visa", "US"),
+            (DISPUTE, "visa", "US"),
+            ("4111111111111111", "visa", "US"),
+            ("2223003122003222", "mastercard", "FR"),
             ("6011111111111117", "cmi", "MA"),
         ],
     )
@@ -225,8 +233,14 @@ class TestTokens:
         assert response.status_code == 201
         body = response.get_json()
         assert body["token"].startswith("tok_")
-        assert body == {"token": body["token"], "brand": brand, "last4": number[-4:], "exp_month": 12,
-                        "exp_year": 2035, "country": country}
+        assert body == {
+            "token": body["token"],
+            "brand": brand,
+            "last4": number[-4:],
+            "exp_month": 12,
+            "exp_year": 2035,
+            "country": country,
+        }
 
     def test_spaces_in_the_number_and_a_two_digit_year_are_accepted(self, m2t):
         body = m2t.post("/v1/tokens", card("4242 4242 4242 4242", exp_year=35)).get_json()
@@ -275,8 +289,12 @@ class TestTokens:
 class TestCardOutcomes:
     @pytest.mark.parametrize(
         ("number", "brand", "country"),
-        [(VISA, "visa", "US"), (MASTERCARD, "mastercard", "FR"), (CMI, "cmi", "MA"),
-         ("4111111111111111", "visa", "US")],
+        [
+            (VISA, "visa", "US"),
+            (MASTERCARD, "mastercard", "FR"),
+            (CMI, "cmi", "MA"),
+            ("4111111111111111", "visa", "US"),
+        ],
     )
     def test_approved_cards_are_captured_and_called_back(self, m2t, receiver, number, brand, country):
         body = m2t.card_body(number)
@@ -285,11 +303,22 @@ class TestCardOutcomes:
         tx = response.get_json()
         assert tx["id"].startswith("m2t_tx_")
         assert tx == {
-            "id": tx["id"], "reference": body["reference"], "method": "card", "status": "captured",
-            "amount": 15_000, "currency": "MAD", "captured_amount": 15_000, "refunded_amount": 0,
-            "card": {"brand": brand, "last4": number[-4:], "country": country}, "phone_last4": None,
-            "decline_code": None, "decline_message": None, "three_ds": None, "wallet": None,
-            "created": tx["created"], "updated": tx["updated"],
+            "id": tx["id"],
+            "reference": body["reference"],
+            "method": "card",
+            "status": "captured",
+            "amount": 15_000,
+            "currency": "MAD",
+            "captured_amount": 15_000,
+            "refunded_amount": 0,
+            "card": {"brand": brand, "last4": number[-4:], "country": country},
+            "phone_last4": None,
+            "decline_code": None,
+            "decline_message": None,
+            "three_ds": None,
+            "wallet": None,
+            "created": tx["created"],
+            "updated": tx["updated"],
         }
         assert abs(tx["created"] - time.time()) < 5 and tx["updated"] >= tx["created"]
 
@@ -302,8 +331,9 @@ class TestCardOutcomes:
         assert (tx["status"], tx["captured_amount"]) == ("authorised", 0)
         assert callbacks_about(receiver, tx["id"], "transaction.authorised")[0].event["data"] == tx
 
-    @pytest.mark.parametrize(("number", "code"), [(INSUFFICIENT_FUNDS, "insufficient_funds"),
-                                                  (STOLEN, "stolen_card")])
+    @pytest.mark.parametrize(
+        ("number", "code"), [(INSUFFICIENT_FUNDS, "insufficient_funds"), (STOLEN, "stolen_card")]
+    )
     def test_declining_cards(self, m2t, receiver, number, code):
         tx = m2t.pay_by_card(number)
         assert (tx["status"], tx["decline_code"], tx["captured_amount"]) == ("declined", code, 0)
@@ -333,12 +363,19 @@ class TestCardOutcomes:
         tx = m2t.pay_by_card(DISPUTE)
         assert tx["status"] == "captured"
         opened = receiver.wait_for_matching(
-            lambda d: d.event["type"] == "dispute.opened" and d.event["data"]["transaction_id"] == tx["id"], 1)
+            lambda d: d.event["type"] == "dispute.opened" and d.event["data"]["transaction_id"] == tx["id"], 1
+        )
         dispute = opened[0].event["data"]
         assert dispute["id"].startswith("m2t_dp_")
-        assert {key: dispute[key] for key in ("transaction_reference", "amount", "currency", "reason", "status")} \
-            == {"transaction_reference": tx["reference"], "amount": 15_000, "currency": "MAD",
-                "reason": "fraudulent", "status": "open"}
+        assert {
+            key: dispute[key] for key in ("transaction_reference", "amount", "currency", "reason", "status")
+        } == {
+            "transaction_reference": tx["reference"],
+            "amount": 15_000,
+            "currency": "MAD",
+            "reason": "fraudulent",
+            "status": "open",
+        }
         assert m2t.get(f"/v1/disputes/{dispute['id']}").get_json() == dispute
 
     def test_the_dispute_card_waits_for_a_manual_capture_and_disputes_what_was_captured(self, m2t, receiver):
@@ -351,7 +388,9 @@ class TestCardOutcomes:
 
 
 class TestTimeoutCard:
-    def test_the_answer_times_out_but_the_transaction_is_recorded_and_found_by_reference(self, served, receiver):
+    def test_the_answer_times_out_but_the_transaction_is_recorded_and_found_by_reference(
+        self, served, receiver
+    ):
         server, m2t = served
         body = m2t.card_body(TIMEOUT)
         headers = {**AUTH, "Idempotency-Key": "k-timeout"}
@@ -359,8 +398,9 @@ class TestTimeoutCard:
         with pytest.raises(requests.exceptions.ReadTimeout):
             requests.post(f"{server.url}/v1/transactions", json=body, headers=headers, timeout=0.3)
 
-        found = requests.get(f"{server.url}/v1/transactions", params={"reference": body["reference"]},
-                             headers=AUTH, timeout=2).json()["data"]
+        found = requests.get(
+            f"{server.url}/v1/transactions", params={"reference": body["reference"]}, headers=AUTH, timeout=2
+        ).json()["data"]
         assert len(found) == 1
         assert (found[0]["status"], found[0]["captured_amount"]) == ("captured", 15_000)
         # Still inside the slow answer: the retry with the same key gets the stored answer at once.
@@ -386,14 +426,21 @@ class TestTimeoutCard:
 class TestThreeDSecure:
     def start(self, server: ServedApp, m2t: M2T, **fields: Any) -> dict[str, Any]:
         body = m2t.card_body(THREE_DS, **fields)
-        response = requests.post(f"{server.url}/v1/transactions", json=body,
-                                 headers={**AUTH, "Idempotency-Key": unique("idem")}, timeout=5)
+        response = requests.post(
+            f"{server.url}/v1/transactions",
+            json=body,
+            headers={**AUTH, "Idempotency-Key": unique("idem")},
+            timeout=5,
+        )
         assert response.status_code == 201
         return response.json()
 
     def complete(self, server: ServedApp, transaction_id: str) -> requests.Response:
-        return requests.post(f"{server.url}/v1/transactions/{transaction_id}/3ds/complete",
-                             headers={**AUTH, "Idempotency-Key": unique("idem")}, timeout=5)
+        return requests.post(
+            f"{server.url}/v1/transactions/{transaction_id}/3ds/complete",
+            headers={**AUTH, "Idempotency-Key": unique("idem")},
+            timeout=5,
+        )
 
     def test_authenticate_round_trip(self, served, receiver):
         server, m2t = served
@@ -412,14 +459,18 @@ class TestThreeDSecure:
         assert 'value="authenticate"' in page.text and 'value="fail"' in page.text
         assert "150.00 MAD" in page.text and "3220" in page.text
 
-        answer = browser.post(tx["three_ds"]["redirect_url"], data={"outcome": "authenticate"},
-                              allow_redirects=False, timeout=5)
+        answer = browser.post(
+            tx["three_ds"]["redirect_url"], data={"outcome": "authenticate"}, allow_redirects=False, timeout=5
+        )
         assert (answer.status_code, answer.headers["Location"]) == (303, RETURN_URL)
         # A second answer changes nothing.
-        again = browser.post(tx["three_ds"]["redirect_url"], data={"outcome": "fail"}, allow_redirects=False,
-                             timeout=5)
+        again = browser.post(
+            tx["three_ds"]["redirect_url"], data={"outcome": "fail"}, allow_redirects=False, timeout=5
+        )
         assert again.status_code == 303
-        assert "Already answered: authenticated" in browser.get(tx["three_ds"]["redirect_url"], timeout=5).text
+        assert (
+            "Already answered: authenticated" in browser.get(tx["three_ds"]["redirect_url"], timeout=5).text
+        )
         assert types_about(receiver, tx["id"]) == []  # nothing is final until the merchant completes
 
         completed = self.complete(server, tx["id"])
@@ -434,7 +485,9 @@ class TestThreeDSecure:
     def test_fail_declines_with_authentication_failed(self, served, receiver):
         server, m2t = served
         tx = self.start(server, m2t)
-        requests.post(tx["three_ds"]["redirect_url"], data={"outcome": "fail"}, allow_redirects=False, timeout=5)
+        requests.post(
+            tx["three_ds"]["redirect_url"], data={"outcome": "fail"}, allow_redirects=False, timeout=5
+        )
         completed = self.complete(server, tx["id"]).json()
         assert (completed["status"], completed["decline_code"]) == ("declined", "authentication_failed")
         assert callbacks_about(receiver, tx["id"], "transaction.declined")[0].event["data"] == completed
@@ -442,8 +495,9 @@ class TestThreeDSecure:
     def test_authenticated_without_capture_is_authorised(self, served, receiver):
         server, m2t = served
         tx = self.start(server, m2t, capture=False)
-        requests.post(tx["three_ds"]["redirect_url"], data={"outcome": "authenticate"}, allow_redirects=False,
-                      timeout=5)
+        requests.post(
+            tx["three_ds"]["redirect_url"], data={"outcome": "authenticate"}, allow_redirects=False, timeout=5
+        )
         assert self.complete(server, tx["id"]).json()["status"] == "authorised"
         callbacks_about(receiver, tx["id"], "transaction.authorised")
 
@@ -452,11 +506,19 @@ class TestThreeDSecure:
         plain = m2t.pay_by_card(VISA)
         assert requests.get(f"{server.url}/3ds/m2t_tx_unknown", timeout=5).status_code == 404
         assert requests.get(f"{server.url}/3ds/{plain['id']}", timeout=5).status_code == 404
-        assert requests.post(f"{server.url}/3ds/m2t_tx_unknown", data={"outcome": "authenticate"},
-                             allow_redirects=False, timeout=5).status_code == 404
+        assert (
+            requests.post(
+                f"{server.url}/3ds/m2t_tx_unknown",
+                data={"outcome": "authenticate"},
+                allow_redirects=False,
+                timeout=5,
+            ).status_code
+            == 404
+        )
         tx = self.start(server, m2t)
-        bad = requests.post(tx["three_ds"]["redirect_url"], data={"outcome": "maybe"}, allow_redirects=False,
-                            timeout=5)
+        bad = requests.post(
+            tx["three_ds"]["redirect_url"], data={"outcome": "maybe"}, allow_redirects=False, timeout=5
+        )
         assert bad.status_code == 400
         assert self.complete(server, tx["id"]).status_code == 409
 
@@ -499,7 +561,10 @@ class TestWallets:
 
     def test_without_capture_the_approved_wallet_is_authorised(self, m2t, receiver):
         tx = m2t.pay_by_wallet(APPROVES, capture=False)
-        assert callbacks_about(receiver, tx["id"], "transaction.authorised")[0].event["data"]["status"] == "authorised"
+        assert (
+            callbacks_about(receiver, tx["id"], "transaction.authorised")[0].event["data"]["status"]
+            == "authorised"
+        )
 
     def test_the_buyer_declines(self, m2t, receiver):
         tx = m2t.pay_by_wallet(DECLINES)
@@ -518,7 +583,8 @@ class TestWallets:
         expired = m2t.transaction(tx["id"])
         assert (expired["decline_code"], expired["updated"]) == ("expired", expires_at)
         assert m2t.get("/v1/transactions", query_string={"reference": tx["reference"]}).get_json() == {
-            "data": [expired]}
+            "data": [expired]
+        }
         void = m2t.post(f"/v1/transactions/{tx['id']}/void")
         assert (void.status_code, void.get_json()["code"]) == (409, "invalid_status")
         m2t.settle()
@@ -531,7 +597,10 @@ class TestWallets:
         time.sleep(0.25)  # past the buyer's approval (0.2 s after the request)
         assert m2t.transaction(tx["id"])["status"] == "voided"
         m2t.settle()
-        assert sorted(types_about(receiver, tx["id"])) == ["transaction.pending_approval", "transaction.voided"]
+        assert sorted(types_about(receiver, tx["id"])) == [
+            "transaction.pending_approval",
+            "transaction.voided",
+        ]
 
     @pytest.mark.parametrize("phone", ["+33612345678", "0612345678", "+212512345678", "+2126123456789", None])
     def test_a_phone_that_is_not_a_moroccan_mobile_is_422(self, m2t, phone):
@@ -547,16 +616,24 @@ class TestWallets:
 class TestIdempotency:
     @pytest.mark.parametrize(
         "path",
-        ["/v1/tokens", "/v1/transactions", "/v1/transactions/m2t_tx_x/3ds/complete",
-         "/v1/transactions/m2t_tx_x/capture", "/v1/transactions/m2t_tx_x/void",
-         "/v1/transactions/m2t_tx_x/refunds", "/v1/sandbox/transactions/m2t_tx_x/disputes",
-         "/v1/sandbox/disputes/m2t_dp_x/close"],
+        [
+            "/v1/tokens",
+            "/v1/transactions",
+            "/v1/transactions/m2t_tx_x/3ds/complete",
+            "/v1/transactions/m2t_tx_x/capture",
+            "/v1/transactions/m2t_tx_x/void",
+            "/v1/transactions/m2t_tx_x/refunds",
+            "/v1/sandbox/transactions/m2t_tx_x/disputes",
+            "/v1/sandbox/disputes/m2t_dp_x/close",
+        ],
     )
     def test_every_post_needs_a_key(self, m2t, path):
         response = m2t.client.post(path, json={}, headers=AUTH)
         assert response.status_code == 400
         assert (response.get_json()["code"], response.get_json()["param"]) == (
-            "idempotency_key_required", "Idempotency-Key")
+            "idempotency_key_required",
+            "Idempotency-Key",
+        )
 
     def test_same_key_same_body_replays_the_first_answer(self, m2t, receiver):
         body = m2t.card_body(VISA)
@@ -566,8 +643,10 @@ class TestIdempotency:
         assert (first.status_code, again.status_code) == (201, 201)
         assert again.get_data() == first.get_data()
         assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
-        assert len(m2t.get("/v1/transactions", query_string={"reference": body["reference"]})
-                   .get_json()["data"]) == 1
+        assert (
+            len(m2t.get("/v1/transactions", query_string={"reference": body["reference"]}).get_json()["data"])
+            == 1
+        )
         callbacks_about(receiver, first.get_json()["id"])
         m2t.settle()
         assert types_about(receiver, first.get_json()["id"]) == ["transaction.captured"]
@@ -627,7 +706,10 @@ class TestCaptureAndVoid:
         captured = m2t.post(f"/v1/transactions/{tx['id']}/capture", {"amount": 6_000})
         assert captured.status_code == 200
         assert (captured.get_json()["status"], captured.get_json()["captured_amount"]) == ("captured", 6_000)
-        assert callbacks_about(receiver, tx["id"], "transaction.captured")[0].event["data"] == captured.get_json()
+        assert (
+            callbacks_about(receiver, tx["id"], "transaction.captured")[0].event["data"]
+            == captured.get_json()
+        )
 
         again = m2t.post(f"/v1/transactions/{tx['id']}/capture", {"amount": 1_000})
         assert (again.status_code, again.get_json()["code"]) == (409, "already_captured")
@@ -636,9 +718,10 @@ class TestCaptureAndVoid:
         tx = m2t.pay_by_card(VISA, capture=False)
         assert m2t.post(f"/v1/transactions/{tx['id']}/capture").get_json()["captured_amount"] == 15_000
 
-    @pytest.mark.parametrize(("amount", "status", "code"), [(15_001, 422, "amount_too_large"),
-                                                            (0, 422, "invalid_field"),
-                                                            ("100", 422, "invalid_field")])
+    @pytest.mark.parametrize(
+        ("amount", "status", "code"),
+        [(15_001, 422, "amount_too_large"), (0, 422, "invalid_field"), ("100", 422, "invalid_field")],
+    )
     def test_capture_amount_must_be_within_the_authorisation(self, m2t, amount, status, code):
         tx = m2t.pay_by_card(VISA, capture=False)
         response = m2t.post(f"/v1/transactions/{tx['id']}/capture", {"amount": amount})
@@ -677,9 +760,17 @@ class TestRefunds:
         assert response.status_code == 201
         refund = response.get_json()
         assert refund["id"].startswith("m2t_re_")
-        assert refund == {"id": refund["id"], "reference": "re_ok", "transaction_id": tx["id"], "amount": 2_500,
-                          "currency": "MAD", "status": "pending", "failure_code": None,
-                          "created": refund["created"], "updated": refund["updated"]}
+        assert refund == {
+            "id": refund["id"],
+            "reference": "re_ok",
+            "transaction_id": tx["id"],
+            "amount": 2_500,
+            "currency": "MAD",
+            "status": "pending",
+            "failure_code": None,
+            "created": refund["created"],
+            "updated": refund["updated"],
+        }
 
         succeeded = callbacks_about(receiver, refund["id"], "refund.succeeded")[0].event["data"]
         assert (succeeded["status"], succeeded["failure_code"]) == ("succeeded", None)
@@ -731,14 +822,24 @@ class TestDisputes:
         opened = m2t.post(f"/v1/sandbox/transactions/{tx['id']}/disputes")
         assert opened.status_code == 201
         dispute = opened.get_json()
-        assert dispute == {"id": dispute["id"], "transaction_id": tx["id"], "transaction_reference": tx["reference"],
-                           "amount": 15_000, "currency": "MAD", "reason": "fraudulent", "status": "open",
-                           "created": dispute["created"], "updated": dispute["updated"]}
+        assert dispute == {
+            "id": dispute["id"],
+            "transaction_id": tx["id"],
+            "transaction_reference": tx["reference"],
+            "amount": 15_000,
+            "currency": "MAD",
+            "reason": "fraudulent",
+            "status": "open",
+            "created": dispute["created"],
+            "updated": dispute["updated"],
+        }
         assert callbacks_about(receiver, dispute["id"], "dispute.opened")[0].event["data"] == dispute
 
         closed = m2t.post(f"/v1/sandbox/disputes/{dispute['id']}/close", {"outcome": "lost"})
         assert (closed.status_code, closed.get_json()["status"]) == (200, "lost")
-        assert callbacks_about(receiver, dispute["id"], "dispute.closed")[0].event["data"] == closed.get_json()
+        assert (
+            callbacks_about(receiver, dispute["id"], "dispute.closed")[0].event["data"] == closed.get_json()
+        )
         assert m2t.get(f"/v1/disputes/{dispute['id']}").get_json() == closed.get_json()
 
         assert m2t.post(f"/v1/sandbox/disputes/{dispute['id']}/close", {"outcome": "lost"}).status_code == 200
@@ -749,14 +850,17 @@ class TestDisputes:
 
     def test_amount_and_reason_can_be_chosen(self, m2t):
         tx = m2t.pay_by_card(VISA)
-        dispute = m2t.post(f"/v1/sandbox/transactions/{tx['id']}/disputes",
-                           {"amount": 4_000, "reason": "product_not_received"}).get_json()
+        dispute = m2t.post(
+            f"/v1/sandbox/transactions/{tx['id']}/disputes",
+            {"amount": 4_000, "reason": "product_not_received"},
+        ).get_json()
         assert (dispute["amount"], dispute["reason"]) == (4_000, "product_not_received")
         second = m2t.post(f"/v1/sandbox/transactions/{tx['id']}/disputes")
         assert (second.status_code, second.get_json()["code"]) == (409, "already_disputed")
 
-    @pytest.mark.parametrize(("body", "code"), [({"reason": "bored"}, "invalid_field"),
-                                                ({"amount": 15_001}, "amount_too_large")])
+    @pytest.mark.parametrize(
+        ("body", "code"), [({"reason": "bored"}, "invalid_field"), ({"amount": 15_001}, "amount_too_large")]
+    )
     def test_bad_dispute_requests(self, m2t, body, code):
         tx = m2t.pay_by_card(VISA)
         response = m2t.post(f"/v1/sandbox/transactions/{tx['id']}/disputes", body)
@@ -809,7 +913,10 @@ class TestRealAcquirerCallbacks:
         tx = m2t.pay_by_wallet(APPROVES)
         events = [d.event for d in callbacks_about(receiver, tx["id"], count=3)]
         assert [event["type"] for event in events] == [
-            "transaction.pending_approval", "transaction.captured", "transaction.pending_approval"]
+            "transaction.pending_approval",
+            "transaction.captured",
+            "transaction.pending_approval",
+        ]
         pending, final, stale = events
         assert stale["id"] != pending["id"]
         assert stale["data"]["status"] == "pending_approval"
@@ -820,8 +927,12 @@ class TestRealAcquirerCallbacks:
         tx = m2t.pay_by_wallet(DECLINES)
         callbacks_about(receiver, tx["id"], count=6)
         m2t.settle()
-        assert types_about(receiver, tx["id"]) == ["transaction.pending_approval"] * 2 + [
-            "transaction.declined"] * 2 + ["transaction.pending_approval"] * 2
+        assert (
+            types_about(receiver, tx["id"])
+            == ["transaction.pending_approval"] * 2
+            + ["transaction.declined"] * 2
+            + ["transaction.pending_approval"] * 2
+        )
 
     def test_no_stale_snapshot_after_a_manual_capture(self, make_sandbox, receiver):
         m2t = make_sandbox(duplicate_callbacks=False)
@@ -867,22 +978,44 @@ class TestSettlement:
         refund = m2t.get(f"/v1/refunds/{refund['id']}").get_json()
 
         day = utc_date(full["created"])
-        rows = [row for row in settlement(m2t, day) if row["transaction_id"] in
-                {full["id"], half_up["id"], half_down["id"], partial["id"]}]
+        rows = [
+            row
+            for row in settlement(m2t, day)
+            if row["transaction_id"] in {full["id"], half_up["id"], half_down["id"], partial["id"]}
+        ]
         assert [(row["type"], row["transaction_id"]) for row in rows] == [
-            ("capture", full["id"]), ("capture", half_up["id"]), ("capture", half_down["id"]),
-            ("capture", partial["id"]), ("refund", full["id"])]
+            ("capture", full["id"]),
+            ("capture", half_up["id"]),
+            ("capture", half_down["id"]),
+            ("capture", partial["id"]),
+            ("refund", full["id"]),
+        ]
         amounts = [(int(row["gross_amount"]), int(row["fee_amount"]), int(row["net_amount"])) for row in rows]
-        assert amounts == [(15_000, 375, 14_625), (10_100, 302, 9_798), (10_033, 300, 9_733),
-                           (7_000, 255, 6_745), (-2_500, 0, -2_500)]
+        assert amounts == [
+            (15_000, 375, 14_625),
+            (10_100, 302, 9_798),
+            (10_033, 300, 9_733),
+            (7_000, 255, 6_745),
+            (-2_500, 0, -2_500),
+        ]
         assert rows[0] == {
-            "settlement_date": day, "type": "capture", "transaction_id": full["id"],
-            "reference": full["reference"], "refund_id": "", "refund_reference": "", "currency": "MAD",
-            "gross_amount": "15000", "fee_amount": "375", "net_amount": "14625",
+            "settlement_date": day,
+            "type": "capture",
+            "transaction_id": full["id"],
+            "reference": full["reference"],
+            "refund_id": "",
+            "refund_reference": "",
+            "currency": "MAD",
+            "gross_amount": "15000",
+            "fee_amount": "375",
+            "net_amount": "14625",
             "occurred_at": str(full["updated"]),
         }
         assert (rows[-1]["refund_id"], rows[-1]["refund_reference"], rows[-1]["reference"]) == (
-            refund["id"], "re_settled", full["reference"])
+            refund["id"],
+            "re_settled",
+            full["reference"],
+        )
         assert rows[-1]["occurred_at"] == str(refund["updated"])
         times = [int(row["occurred_at"]) for row in rows]
         assert times == sorted(times)
@@ -910,7 +1043,12 @@ class TestSettlement:
 class TestApiKey:
     @pytest.mark.parametrize(
         "headers",
-        [{}, {"Authorization": "Bearer wrong-key"}, {"Authorization": API_KEY}, {"Authorization": f"Basic {API_KEY}"}],
+        [
+            {},
+            {"Authorization": "Bearer wrong-key"},
+            {"Authorization": API_KEY},
+            {"Authorization": f"Basic {API_KEY}"},
+        ],
     )
     def test_missing_or_wrong_key_is_401(self, m2t, headers):
         for response in (
@@ -954,13 +1092,18 @@ class TestValidation:
 
     @pytest.mark.parametrize("data", ["not json", "[1, 2]", ""])
     def test_a_body_that_is_not_a_json_object_is_422(self, m2t, data):
-        response = m2t.client.post("/v1/transactions", data=data,
-                                   headers={**AUTH, "Idempotency-Key": unique("k"), "Content-Type": "application/json"})
+        response = m2t.client.post(
+            "/v1/transactions",
+            data=data,
+            headers={**AUTH, "Idempotency-Key": unique("k"), "Content-Type": "application/json"},
+        )
         assert (response.status_code, response.get_json()["code"]) == (422, "invalid_body")
 
     def test_lookups_need_a_reference_and_unknown_ids_are_404(self, m2t):
         assert m2t.get("/v1/transactions").get_json()["code"] == "missing_field"
-        assert m2t.get("/v1/transactions", query_string={"reference": "pay_unknown"}).get_json() == {"data": []}
+        assert m2t.get("/v1/transactions", query_string={"reference": "pay_unknown"}).get_json() == {
+            "data": []
+        }
         response = m2t.get("/v1/transactions/m2t_tx_unknown")
         assert (response.status_code, response.get_json()["code"]) == (404, "not_found")
 
@@ -968,7 +1111,10 @@ class TestValidation:
 class TestConfig:
     def test_defaults(self):
         config = SandboxM2TConfig.from_env({})
-        assert (config.api_key, config.callback_secret) == ("sandbox-m2t-api-key", "sandbox-m2t-callback-secret")
+        assert (config.api_key, config.callback_secret) == (
+            "sandbox-m2t-api-key",
+            "sandbox-m2t-callback-secret",
+        )
         assert (config.callback_delay_seconds, config.wallet_approval_delay_seconds) == (1.0, 3.0)
         assert (config.wallet_expiry_seconds, config.slow_response_seconds) == (120, 10.0)
         assert (config.duplicate_callbacks, config.out_of_order_callbacks) == (True, True)
@@ -976,18 +1122,24 @@ class TestConfig:
         assert (config.callback_timeout_seconds, config.callback_retries) == (5.0, 5)
 
     def test_environment_overrides(self):
-        config = SandboxM2TConfig.from_env({
-            "M2T_SANDBOX_API_KEY": "k3y",
-            "M2T_SANDBOX_CALLBACK_SECRET": "s3cret",
-            "M2T_SANDBOX_CALLBACK_DELAY_SECONDS": "0.25",
-            "M2T_SANDBOX_WALLET_EXPIRY_SECONDS": "30",
-            "M2T_SANDBOX_SLOW_RESPONSE_SECONDS": "2.5",
-            "M2T_SANDBOX_DUPLICATE_CALLBACKS": "false",
-            "M2T_SANDBOX_OUT_OF_ORDER_CALLBACKS": "0",
-            "M2T_SANDBOX_FEE_PERCENT_BP": "200",
-            "M2T_SANDBOX_PUBLIC_URL": "http://m2t.local:8010",
-        })
-        assert (config.api_key, config.callback_secret, config.callback_delay_seconds) == ("k3y", "s3cret", 0.25)
+        config = SandboxM2TConfig.from_env(
+            {
+                "M2T_SANDBOX_API_KEY": "k3y",
+                "M2T_SANDBOX_CALLBACK_SECRET": "s3cret",
+                "M2T_SANDBOX_CALLBACK_DELAY_SECONDS": "0.25",
+                "M2T_SANDBOX_WALLET_EXPIRY_SECONDS": "30",
+                "M2T_SANDBOX_SLOW_RESPONSE_SECONDS": "2.5",
+                "M2T_SANDBOX_DUPLICATE_CALLBACKS": "false",
+                "M2T_SANDBOX_OUT_OF_ORDER_CALLBACKS": "0",
+                "M2T_SANDBOX_FEE_PERCENT_BP": "200",
+                "M2T_SANDBOX_PUBLIC_URL": "http://m2t.local:8010",
+            }
+        )
+        assert (config.api_key, config.callback_secret, config.callback_delay_seconds) == (
+            "k3y",
+            "s3cret",
+            0.25,
+        )
         assert (config.wallet_expiry_seconds, config.slow_response_seconds) == (30, 2.5)
         assert (config.duplicate_callbacks, config.out_of_order_callbacks) == (False, False)
         assert (config.fee_percent_bp, config.public_url) == (200, "http://m2t.local:8010")

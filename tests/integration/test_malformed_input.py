@@ -25,7 +25,9 @@ FAKE_ID = "art_01JD8Z6W5Q0T2C7S9K3M4N5P6R"
 FAKE_FILENAME = "does-not-exist.css"
 WRITE_METHODS = {"POST", "PUT", "PATCH"}
 PROBED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-_PARAM = re.compile(r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
+_PARAM = re.compile(
+    r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>"
+)
 
 VALID_ARTISAN = {
     "full_name": "Fatima Zahra El Idrissi",
@@ -112,7 +114,11 @@ BODIES: list[tuple[str, str | None, bytes]] = [
     ("nul-in-cin", JSON, _artisan(cin="BE12\u00003456")),
     ("rtl-override", JSON, _artisan(full_name="\u202eFatima\u202c \u200b\u200d")),
     ("emoji-and-combining", JSON, _artisan(full_name="F\u0300\u0301\u0302atima \U0001f9f6\U0001f3fa")),
-    ("arabic-digits-phone", JSON, _artisan(phone="\u0660\u0666\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668")),
+    (
+        "arabic-digits-phone",
+        JSON,
+        _artisan(phone="\u0660\u0666\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668"),
+    ),
     ("fullwidth-cin", JSON, _artisan(cin="\uff22\uff25\uff11\uff12\uff13\uff14\uff15\uff16")),
     ("invalid-utf8", JSON, b'{"full_name": "\xff\xfe\xfd"}'),
     ("overlong-utf8", JSON, b'{"full_name": "\xc0\xaf"}'),
@@ -124,7 +130,11 @@ BODIES: list[tuple[str, str | None, bytes]] = [
     ("text-plain", "text/plain", _artisan()),
     ("xml", "application/xml", b"<artisan><full_name>x</full_name></artisan>"),
     ("form", "application/x-www-form-urlencoded", b"full_name=x&cin=BE123456"),
-    ("multipart", "multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: form-data; name=a\r\n\r\nx\r\n--b--\r\n"),
+    (
+        "multipart",
+        "multipart/form-data; boundary=b",
+        b"--b\r\nContent-Disposition: form-data; name=a\r\n\r\nx\r\n--b--\r\n",
+    ),
     ("no-content-type", None, _artisan()),
     ("octet-stream", "application/octet-stream", b"\x00\x01\x02\xff"),
     ("json-suffix-type", "application/vnd.hirfa+json", _artisan()),
@@ -133,8 +143,15 @@ BODIES: list[tuple[str, str | None, bytes]] = [
 ]
 # A few bodies worth sending to routes that do not take a body at all.
 BODIES_FOR_READ_ROUTES = {
-    "truncated-object", "array-empty", "nan", "nested-arrays-500", "invalid-utf8", "text-plain",
-    "no-content-type", "over-max-body", "empty-json-body",
+    "truncated-object",
+    "array-empty",
+    "nan",
+    "nested-arrays-500",
+    "invalid-utf8",
+    "text-plain",
+    "no-content-type",
+    "over-max-body",
+    "empty-json-body",
 }
 
 # Inputs that once made the services answer 500 (deep nesting, lone surrogates, NUL). Each has
@@ -250,7 +267,12 @@ class Checker:
         status = response.status_code
         text = response.get_data(as_text=True)
         if status >= 500:
-            if rule == "/readyz" and status == 503 and response.is_json and response.get_json().get("status") == "not_ready":
+            if (
+                rule == "/readyz"
+                and status == 503
+                and response.is_json
+                and response.get_json().get("status") == "not_ready"
+            ):
                 return  # "not ready" (no broker in this test) is the endpoint doing its job
             self.failures.append(f"{what}: {status} {text[:200]}")
             return
@@ -263,17 +285,30 @@ class Checker:
             except ValueError:
                 self.failures.append(f"{what}: {status} body is not JSON: {text[:200]}")
                 return
-            if not isinstance(body, dict) or not isinstance(body.get("code"), str) or body.get("status") != status:
+            if (
+                not isinstance(body, dict)
+                or not isinstance(body.get("code"), str)
+                or body.get("status") != status
+            ):
                 self.failures.append(f"{what}: {status} problem without code/status: {text[:200]}")
 
     def assert_clean(self) -> None:
         assert self.count > 0
-        assert not self.failures, f"{len(self.failures)} of {self.count} responses broke the contract:\n" + "\n".join(
-            self.failures[:40]
+        assert not self.failures, (
+            f"{len(self.failures)} of {self.count} responses broke the contract:\n"
+            + "\n".join(self.failures[:40])
         )
 
 
-def _send(client, method: str, path: str, *, headers: dict, data: bytes | None = None, content_type: str | None = None):
+def _send(
+    client,
+    method: str,
+    path: str,
+    *,
+    headers: dict,
+    data: bytes | None = None,
+    content_type: str | None = None,
+):
     kwargs = {"headers": headers}
     if data is not None:
         kwargs["data"] = data
@@ -359,7 +394,9 @@ def test_junk_headers(apps, issue_token, service, auth):
         for method in sorted(methods):
             data = _artisan() if method in WRITE_METHODS else None
             content_type = JSON if data else None
-            variants = [{"Idempotency-Key": key} for key in IDEMPOTENCY_KEYS] if method in WRITE_METHODS else []
+            variants = (
+                [{"Idempotency-Key": key} for key in IDEMPOTENCY_KEYS] if method in WRITE_METHODS else []
+            )
             variants += [
                 {"X-Request-Id": "x" * 10_000},
                 {"X-Request-Id": "../../etc/passwd\x01"},
@@ -389,7 +426,10 @@ def test_bad_idempotency_key_is_a_validation_error(onboarding, marketplace_heade
 def test_the_batteries_really_reach_the_views(onboarding, marketplace_headers):
     """Sanity check of the set-up: the valid registration body is accepted (so 4xx above are earned)."""
     response = onboarding.post(
-        "/v1/artisans", data=_artisan(), content_type=JSON, headers=marketplace_headers(idempotency_key="sanity-1")
+        "/v1/artisans",
+        data=_artisan(),
+        content_type=JSON,
+        headers=marketplace_headers(idempotency_key="sanity-1"),
     )
     assert response.status_code == 201, response.get_json()
 
@@ -402,7 +442,9 @@ def test_the_batteries_really_reach_the_views(onboarding, marketplace_headers):
 def test_deeply_nested_json_is_a_4xx(onboarding, marketplace_headers, route, label, data):
     headers = marketplace_headers(idempotency_key=f"deep-{uuid.uuid4()}")
     checker = Checker()
-    checker.check(onboarding.post(route, data=data, content_type=JSON, headers=headers), f"POST {route} {label}", route)
+    checker.check(
+        onboarding.post(route, data=data, content_type=JSON, headers=headers), f"POST {route} {label}", route
+    )
     checker.assert_clean()
 
 
@@ -419,7 +461,9 @@ def test_deeply_nested_json_is_a_4xx(onboarding, marketplace_headers, route, lab
 def test_lone_surrogates_in_json_are_a_4xx(onboarding, marketplace_headers, route, label, data):
     headers = marketplace_headers(idempotency_key=f"surrogate-{uuid.uuid4()}")
     checker = Checker()
-    checker.check(onboarding.post(route, data=data, content_type=JSON, headers=headers), f"POST {route} {label}", route)
+    checker.check(
+        onboarding.post(route, data=data, content_type=JSON, headers=headers), f"POST {route} {label}", route
+    )
     checker.assert_clean()
 
 
@@ -441,7 +485,9 @@ def test_nul_in_ids_and_cursors_is_a_4xx(apps, issue_token, service, request_pat
 def test_nul_in_json_strings_is_a_4xx(onboarding, marketplace_headers, label, data):
     headers = marketplace_headers(idempotency_key=f"nul-{uuid.uuid4()}")
     checker = Checker()
-    checker.check(onboarding.post("/v1/artisans", data=data, content_type=JSON, headers=headers), label, "/v1/artisans")
+    checker.check(
+        onboarding.post("/v1/artisans", data=data, content_type=JSON, headers=headers), label, "/v1/artisans"
+    )
     checker.assert_clean()
 
 

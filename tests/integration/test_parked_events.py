@@ -34,8 +34,12 @@ from tests.ledger_support import (
     tier_changed,
 )
 
-OPERATOR = Principal(client_id="cli_test_operator", role=Role.OPERATOR, scopes=ROLE_SCOPES[Role.OPERATOR],
-                     token_id="tok_parked_events")
+OPERATOR = Principal(
+    client_id="cli_test_operator",
+    role=Role.OPERATOR,
+    scopes=ROLE_SCOPES[Role.OPERATOR],
+    token_id="tok_parked_events",
+)
 
 
 @pytest.fixture
@@ -46,8 +50,10 @@ def ledger(accounts_app) -> LedgerDriver:
 def cases(ledger) -> list[tuple[str, str, str]]:
     """(kind, status, cause id) of every ledger case, oldest first."""
     with ledger.context.session_factory() as session:
-        return [(case.kind, case.status, case.cause_id)
-                for case in session.scalars(sa.select(LedgerCase).order_by(LedgerCase.created_at, LedgerCase.id))]
+        return [
+            (case.kind, case.status, case.cause_id)
+            for case in session.scalars(sa.select(LedgerCase).order_by(LedgerCase.created_at, LedgerCase.id))
+        ]
 
 
 def parked(ledger) -> list[str]:
@@ -57,8 +63,14 @@ def parked(ledger) -> list[str]:
 
 def posted_causes(ledger) -> list[tuple[str, str]]:
     with ledger.context.session_factory() as session:
-        return [tuple(row) for row in session.execute(
-            sa.select(JournalEntry.cause, JournalEntry.cause_id).order_by(JournalEntry.posted_at, JournalEntry.id))]
+        return [
+            tuple(row)
+            for row in session.execute(
+                sa.select(JournalEntry.cause, JournalEntry.cause_id).order_by(
+                    JournalEntry.posted_at, JournalEntry.id
+                )
+            )
+        ]
 
 
 def test_a_payment_before_the_artisans_tier_waits_for_it_then_posts(ledger):
@@ -120,12 +132,15 @@ def test_a_refund_before_its_payment_waits_and_the_balances_end_as_in_order(ledg
     for artisan_id, refund_first in ((in_order, False), (reordered, True)):
         payment = payment_succeeded(artisan_id, 10_000, 1_000)
         refund = refund_succeeded(artisan_id, payment.data["payment_id"], 10_000, 1_000)
-        for event in ([refund, payment] if refund_first else [payment, refund]):
+        for event in [refund, payment] if refund_first else [payment, refund]:
             ledger.deliver(event)
     # Nothing was taken from the marketplace reserve for money the artisan never had.
     assert ledger.shown("marketplace", MARKETPLACE, "reserve") == 0
     for artisan_id in (in_order, reordered):
-        assert (ledger.shown("artisan", artisan_id, "pending"), ledger.shown("artisan", artisan_id, "available")) == (0, 0)
+        assert (
+            ledger.shown("artisan", artisan_id, "pending"),
+            ledger.shown("artisan", artisan_id, "available"),
+        ) == (0, 0)
     release_all(ledger)
     assert ledger.shown("artisan", reordered, "available") == 0
     assert [cause for cause, _ in posted_causes(ledger)] == ["payment", "refund", "payment", "refund"]
@@ -150,7 +165,9 @@ def test_a_dispute_closed_before_it_was_opened_and_opened_before_its_payment(led
     assert ledger.shown("artisan", artisan_id, "pending") == 10_000
     assert [cause for cause, _ in posted_causes(ledger)] == ["payment", "dispute", "dispute"]
     assert {(kind, status) for kind, status, _ in cases(ledger)} == {
-        ("dispute_not_opened", "resolved"), ("payment_not_posted", "resolved")}
+        ("dispute_not_opened", "resolved"),
+        ("payment_not_posted", "resolved"),
+    }
     release_all(ledger)
     assert ledger.shown("artisan", artisan_id, "available") == 10_000
     assert_ledger_sound(ledger)
@@ -186,15 +203,21 @@ def test_the_worker_posts_a_capped_payment_once_a_payout_makes_room(ledger):
     ledger.deliver(waiting)
     assert post_all_parked_events(ledger.context.uow_factory, ledger.handlers) == 0  # still no room
     release_all(ledger)
-    request_payout(ledger.context.uow_factory(), RequestPayout(artisan_id, 10_000, "MAD"), OPERATOR,
-                   payout_settings(ledger.context))
+    request_payout(
+        ledger.context.uow_factory(),
+        RequestPayout(artisan_id, 10_000, "MAD"),
+        OPERATOR,
+        payout_settings(ledger.context),
+    )
     # Tried a moment ago: the worker leaves it for a later pass (the consumer would try it at once).
     assert post_all_parked_events(ledger.context.uow_factory, ledger.handlers) == 0
     later = utcnow() + WORKER_RETRY_AFTER + dt.timedelta(seconds=1)
     assert post_all_parked_events(ledger.context.uow_factory, ledger.handlers, now=later) == 1
     assert parked(ledger) == []
-    assert (ledger.shown("artisan", artisan_id, "available"), ledger.shown("artisan", artisan_id, "pending")) == (
-        8_000, 5_000)
+    assert (
+        ledger.shown("artisan", artisan_id, "available"),
+        ledger.shown("artisan", artisan_id, "pending"),
+    ) == (8_000, 5_000)
     assert cases(ledger) == [("tier_cap_exceeded", "resolved", waiting.data["payment_id"])]
     assert_ledger_sound(ledger)
 

@@ -73,11 +73,23 @@ def payee(service):
     """add_payee(tier=3, cap=…, marketplace=…) -> artisan id, known to payments as onboarding would tell it."""
     context, _ = service
 
-    def add(tier: int = 3, cap: int = CAP_TIER_3, marketplace: str = MARKETPLACE, status: str = "active") -> str:
+    def add(
+        tier: int = 3, cap: int = CAP_TIER_3, marketplace: str = MARKETPLACE, status: str = "active"
+    ) -> str:
         artisan_id = new_id("art")
         with context.uow_factory() as uow:
-            uow.session.add(Payee(artisan_id=artisan_id, kyc_tier=tier, tier_cap_amount=cap, currency="MAD",
-                                  payout_eligible=tier >= 1, kyc_status=status, kyc_version=1, as_of=utcnow()))
+            uow.session.add(
+                Payee(
+                    artisan_id=artisan_id,
+                    kyc_tier=tier,
+                    tier_cap_amount=cap,
+                    currency="MAD",
+                    payout_eligible=tier >= 1,
+                    kyc_status=status,
+                    kyc_version=1,
+                    as_of=utcnow(),
+                )
+            )
             uow.session.flush()
             uow.session.add(PayeeMarketplace(artisan_id=artisan_id, marketplace_id=marketplace))
             uow.commit()
@@ -90,25 +102,43 @@ def payee(service):
 def api(client, marketplace_headers):
     class Api:
         def create(self, artisan_id, *, key=None, client_id=MARKETPLACE, **fields):
-            body = {"artisan_id": artisan_id, "amount": 15000, "currency": "MAD", "application_fee": 1500,
-                    "payment_method_type": "card", **fields}
-            return client.post("/v1/payments", json=body,
-                               headers=marketplace_headers(key or str(uuid.uuid4()), client_id=client_id))
+            body = {
+                "artisan_id": artisan_id,
+                "amount": 15000,
+                "currency": "MAD",
+                "application_fee": 1500,
+                "payment_method_type": "card",
+                **fields,
+            }
+            return client.post(
+                "/v1/payments",
+                json=body,
+                headers=marketplace_headers(key or str(uuid.uuid4()), client_id=client_id),
+            )
 
         def confirm(self, payment_id, client_id=MARKETPLACE, **body):
-            return client.post(f"/v1/payments/{payment_id}/confirm", json=body,
-                               headers=marketplace_headers(client_id=client_id))
+            return client.post(
+                f"/v1/payments/{payment_id}/confirm",
+                json=body,
+                headers=marketplace_headers(client_id=client_id),
+            )
 
         def get(self, payment_id, client_id=MARKETPLACE):
             return client.get(f"/v1/payments/{payment_id}", headers=marketplace_headers(client_id=client_id))
 
         def post(self, path, body=None, key=None, client_id=MARKETPLACE):
-            return client.post(path, json=body if body is not None else {},
-                               headers=marketplace_headers(key, client_id=client_id))
+            return client.post(
+                path,
+                json=body if body is not None else {},
+                headers=marketplace_headers(key, client_id=client_id),
+            )
 
         def refund(self, payment_id, key=None, **fields):
-            return client.post("/v1/refunds", json={"payment_id": payment_id, **fields},
-                               headers=marketplace_headers(key or str(uuid.uuid4())))
+            return client.post(
+                "/v1/refunds",
+                json={"payment_id": payment_id, **fields},
+                headers=marketplace_headers(key or str(uuid.uuid4())),
+            )
 
     return Api()
 
@@ -119,28 +149,41 @@ def token(gateway: FakeGateway, number: str) -> str:
 
 def events(context, event_type: str) -> list[dict]:
     with context.uow_factory() as uow:
-        rows = uow.session.scalars(sa.select(OutboxMessage).where(OutboxMessage.event_type == event_type)
-                                   .order_by(OutboxMessage.seq))
+        rows = uow.session.scalars(
+            sa.select(OutboxMessage).where(OutboxMessage.event_type == event_type).order_by(OutboxMessage.seq)
+        )
         return [json.loads(row.payload)["data"] for row in rows]
 
 
 def webhook_types(context, payment_id: str) -> list[str]:
     """The webhook events recorded for a payment, in order."""
     with context.uow_factory() as uow:
-        return list(uow.session.scalars(sa.select(WebhookEvent.type).where(WebhookEvent.object_id == payment_id)
-                                        .order_by(WebhookEvent.sequence)))
+        return list(
+            uow.session.scalars(
+                sa.select(WebhookEvent.type)
+                .where(WebhookEvent.object_id == payment_id)
+                .order_by(WebhookEvent.sequence)
+            )
+        )
 
 
 def attempts_of(context, payment_id: str) -> list[GatewayAttempt]:
     with context.uow_factory() as uow:
-        return list(uow.session.scalars(sa.select(GatewayAttempt).where(GatewayAttempt.payment_id == payment_id)
-                                        .order_by(GatewayAttempt.id)))
+        return list(
+            uow.session.scalars(
+                sa.select(GatewayAttempt)
+                .where(GatewayAttempt.payment_id == payment_id)
+                .order_by(GatewayAttempt.id)
+            )
+        )
 
 
 def attempt_rows(context, payment_id: str, *, since: int = 0) -> list[tuple]:
     """``(operation, outcome, error_code, raw_status, amount)`` of the payment's attempts, from ``since`` on."""
-    return [(a.operation, a.outcome, a.error_code, a.raw_status, a.amount)
-            for a in attempts_of(context, payment_id)[since:]]
+    return [
+        (a.operation, a.outcome, a.error_code, a.raw_status, a.amount)
+        for a in attempts_of(context, payment_id)[since:]
+    ]
 
 
 @contextlib.contextmanager
@@ -158,8 +201,10 @@ def logged(logger_name: str):
 
 
 def deliver_callbacks(client, gateway: FakeGateway) -> list:
-    return [client.post("/v1/gateways/fake/callbacks", data=body, headers=headers)
-            for headers, body in gateway.drain_callbacks()]
+    return [
+        client.post("/v1/gateways/fake/callbacks", data=body, headers=headers)
+        for headers, body in gateway.drain_callbacks()
+    ]
 
 
 def paid(api, gateway, payee, **fields) -> dict:
@@ -231,7 +276,9 @@ def test_payments_on_their_way_and_the_ledger_balance_count_against_the_cap(api,
     context, _ = service
     artisan_id = payee(tier=1, cap=20000)
     first = api.create(artisan_id, amount=15000, application_fee=0).json
-    assert api.confirm(first["id"], card_token=token(gateway, "4242424242424242")).json["status"] == "succeeded"
+    assert (
+        api.confirm(first["id"], card_token=token(gateway, "4242424242424242")).json["status"] == "succeeded"
+    )
     # 15000 succeeded but not yet in the ledger: only 5000 of headroom left.
     refused = api.create(artisan_id, amount=6000, application_fee=0)
     assert refused.json["code"] == "tier_limit_exceeded"
@@ -263,16 +310,38 @@ def test_a_partial_capture_counts_against_the_cap_by_what_was_captured(api, paye
 
 def ledger_entry(artisan_id: str, artisan_line: int, cause: str, cause_id: str):
     """accounts.ledger.entry_posted moving the artisan's pending balance by ``-artisan_line`` (credit < 0)."""
-    return make_event("accounts.ledger.entry_posted", subject=new_id("je"), key=artisan_id, data={
-        "entry_id": new_id("je"), "cause": cause, "cause_id": cause_id, "event_id": None,
-        "artisan_id": artisan_id, "description": "test", "posted_at": utcnow().isoformat(),
-        "lines": [
-            {"account": f"artisan:{artisan_id}:pending", "owner_type": "artisan", "owner_id": artisan_id,
-             "kind": "pending", "amount": artisan_line, "currency": "MAD"},
-            {"account": "platform:gateway_receivable:fake", "owner_type": "platform", "owner_id": "platform",
-             "kind": "gateway_receivable", "amount": -artisan_line, "currency": "MAD"},
-        ],
-    })
+    return make_event(
+        "accounts.ledger.entry_posted",
+        subject=new_id("je"),
+        key=artisan_id,
+        data={
+            "entry_id": new_id("je"),
+            "cause": cause,
+            "cause_id": cause_id,
+            "event_id": None,
+            "artisan_id": artisan_id,
+            "description": "test",
+            "posted_at": utcnow().isoformat(),
+            "lines": [
+                {
+                    "account": f"artisan:{artisan_id}:pending",
+                    "owner_type": "artisan",
+                    "owner_id": artisan_id,
+                    "kind": "pending",
+                    "amount": artisan_line,
+                    "currency": "MAD",
+                },
+                {
+                    "account": "platform:gateway_receivable:fake",
+                    "owner_type": "platform",
+                    "owner_id": "platform",
+                    "kind": "gateway_receivable",
+                    "amount": -artisan_line,
+                    "currency": "MAD",
+                },
+            ],
+        },
+    )
 
 
 def test_ledger_news_before_the_artisans_registration_is_kept(service):
@@ -304,7 +373,9 @@ def test_an_approved_card_succeeds_and_leaves_one_event_with_amount_fee_and_net(
     assert event["method"] == "card" and event["gateway"] == "fake"
     assert event["gateway_reference"] == answer.json["gateway_reference"]
     with context.uow_factory() as uow:
-        attempts = uow.session.scalars(sa.select(GatewayAttempt).where(GatewayAttempt.payment_id == payment["id"]))
+        attempts = uow.session.scalars(
+            sa.select(GatewayAttempt).where(GatewayAttempt.payment_id == payment["id"])
+        )
         [attempt] = list(attempts)
         assert (attempt.operation, attempt.outcome, attempt.raw_status) == ("authorise", "ok", "captured")
         assert attempt.idempotency_key == f"{payment['id']}:authorise"
@@ -321,7 +392,9 @@ def test_the_moroccan_cmi_card_is_approved(api, payee, gateway):
     ("number", "failure_code"),
     [("4000000000009995", "insufficient_funds"), ("4000000000009979", "stolen_card")],
 )
-def test_a_declined_card_fails_with_the_reason_and_an_event(api, payee, gateway, service, number, failure_code):
+def test_a_declined_card_fails_with_the_reason_and_an_event(
+    api, payee, gateway, service, number, failure_code
+):
     context, _ = service
     payment = api.create(payee()).json
     answer = api.confirm(payment["id"], card_token=token(gateway, number))
@@ -345,8 +418,11 @@ def test_confirming_twice_is_an_invalid_state_and_the_method_must_match(api, pay
 
 def test_three_d_secure_round_trip_back_to_the_marketplace(api, payee, gateway, client):
     payment = api.create(payee()).json
-    answer = api.confirm(payment["id"], card_token=token(gateway, "4000000000003220"),
-                         return_url="https://shop.example/orders/1")
+    answer = api.confirm(
+        payment["id"],
+        card_token=token(gateway, "4000000000003220"),
+        return_url="https://shop.example/orders/1",
+    )
     assert answer.json["status"] == "requires_action"
     assert answer.json["next_action"]["type"] == "redirect_to_url"
     assert answer.json["next_action"]["redirect_url"]
@@ -355,7 +431,10 @@ def test_three_d_secure_round_trip_back_to_the_marketplace(api, payee, gateway, 
     gateway.complete_challenge(answer.json["gateway_reference"], "authenticate")
     back = client.get(f"/v1/payments/{payment['id']}/three-ds-return")
     assert back.status_code == 303
-    assert back.headers["Location"] == f"https://shop.example/orders/1?payment_id={payment['id']}&status=succeeded"
+    assert (
+        back.headers["Location"]
+        == f"https://shop.example/orders/1?payment_id={payment['id']}&status=succeeded"
+    )
     assert api.get(payment["id"]).json["status"] == "succeeded"
 
 
@@ -462,7 +541,8 @@ def test_callbacks_duplicate_out_of_order_and_badly_signed(api, payee, gateway, 
 
 
 def test_a_genuine_callback_of_an_unmapped_type_or_status_is_acknowledged_recorded_and_applied_to_nothing(
-        api, payee, gateway, client, service):
+    api, payee, gateway, client, service
+):
     context, _ = service
     payment = paid(api, gateway, payee)
     refund = api.refund(payment["id"], amount=1000).json
@@ -484,15 +564,28 @@ def test_a_genuine_callback_of_an_unmapped_type_or_status_is_acknowledged_record
         headers, raw = gateway.signed_callback(refund["gateway_reference"])
         assert json.loads(raw)["type"] == "refund.pending"
         assert client.post("/v1/gateways/fake/callbacks", data=raw, headers=headers).json == {
-            "received": True, "applied": False}
+            "received": True,
+            "applied": False,
+        }
     assert [record.levelname for record in records] == ["WARNING"] * 3
-    assert [getattr(record, "raw_status", None) for record in records] == ["partially_refunded", "captured",
-                                                                            "pending"]
+    assert [getattr(record, "raw_status", None) for record in records] == [
+        "partially_refunded",
+        "captured",
+        "pending",
+    ]
 
-    rows = [(a.operation, a.outcome, a.raw_status, a.gateway_reference, a.refund_id)
-            for a in attempts_of(context, payment["id"])[before:]]
+    rows = [
+        (a.operation, a.outcome, a.raw_status, a.gateway_reference, a.refund_id)
+        for a in attempts_of(context, payment["id"])[before:]
+    ]
     assert rows == [
-        ("callback:transaction.captured", "unmapped", "partially_refunded", payment["gateway_reference"], None),
+        (
+            "callback:transaction.captured",
+            "unmapped",
+            "partially_refunded",
+            payment["gateway_reference"],
+            None,
+        ),
         ("callback:transaction.settled", "unmapped", "captured", payment["gateway_reference"], None),
         ("callback:refund.pending", "unmapped", "pending", refund["gateway_reference"], refund["id"]),
     ]
@@ -500,8 +593,14 @@ def test_a_genuine_callback_of_an_unmapped_type_or_status_is_acknowledged_record
     assert (got["status"], got["amount_refunded"]["amount"]) == ("succeeded", 0)
     assert webhook_types(context, payment["id"]) == webhooks_before
     with context.uow_factory() as uow:
-        assert uow.session.scalar(sa.select(sa.func.count()).select_from(GatewayCallbackReceipt)
-                                  .where(GatewayCallbackReceipt.event_id.like("evt_unmapped%"))) == 0
+        assert (
+            uow.session.scalar(
+                sa.select(sa.func.count())
+                .select_from(GatewayCallbackReceipt)
+                .where(GatewayCallbackReceipt.event_id.like("evt_unmapped%"))
+            )
+            == 0
+        )
 
     # The signature still comes first: a forged one is refused and leaves no trace.
     raw = json.dumps(unmapped[0]).encode()
@@ -520,14 +619,18 @@ def test_a_genuine_callback_about_nothing_we_know_is_acknowledged(gateway, clien
 # -- unknown outcomes --------------------------------------------------------------------------------
 
 
-def test_a_timeout_leaves_the_payment_processing_until_recovery_finds_the_charge(api, payee, gateway, service):
+def test_a_timeout_leaves_the_payment_processing_until_recovery_finds_the_charge(
+    api, payee, gateway, service
+):
     context, settings = service
     payment = api.create(payee()).json
     answer = api.confirm(payment["id"], card_token=token(gateway, "4000000000000127"))
     assert answer.json["status"] == "processing"
     assert events(context, "payments.payment.failed") == []
     soon = utcnow() + dt.timedelta(seconds=1)
-    assert recover_waiting(context.uow_factory, settings, now=soon)["payments_polled"] == 0  # not idle long enough
+    assert (
+        recover_waiting(context.uow_factory, settings, now=soon)["payments_polled"] == 0
+    )  # not idle long enough
     later = utcnow() + settings.recovery_after + dt.timedelta(seconds=1)
     recover_waiting(context.uow_factory, settings, now=later)
     assert api.get(payment["id"]).json["status"] == "succeeded"
@@ -557,8 +660,9 @@ def test_fifty_concurrent_confirms_charge_once(payments_app, api, payee, gateway
     def confirm() -> None:
         local = payments_app.test_client()
         start.wait()
-        answer = local.post(f"/v1/payments/{payment['id']}/confirm", json={"card_token": card},
-                            headers=marketplace_headers())
+        answer = local.post(
+            f"/v1/payments/{payment['id']}/confirm", json={"card_token": card}, headers=marketplace_headers()
+        )
         with lock:
             statuses.append(answer.status_code)
 
@@ -593,7 +697,8 @@ def test_manual_capture_in_part_once(api, payee, gateway, service):
 
 
 def test_a_refused_capture_is_an_attempt_row_and_a_409_and_the_authorisation_stays_capturable(
-        api, payee, gateway, service):
+    api, payee, gateway, service
+):
     context, _ = service
     payment = api.create(payee(), capture_method="manual").json
     api.confirm(payment["id"], card_token=token(gateway, "4242424242424242"))
@@ -602,7 +707,10 @@ def test_a_refused_capture_is_an_attempt_row_and_a_409_and_the_authorisation_sta
     assert refused.status_code == 409, refused.json
     assert refused.headers["Content-Type"].startswith("application/problem+json")
     assert (refused.json["code"], refused.json["gateway_code"], refused.json["payment_status"]) == (
-        "capture_refused", "capture_window_closed", "requires_capture")
+        "capture_refused",
+        "capture_window_closed",
+        "requires_capture",
+    )
     assert api.get(payment["id"]).json["status"] == "requires_capture"
     # The refusal is its own row, before the read of the gateway's record that followed it.
     assert attempt_rows(context, payment["id"], since=1) == [
@@ -615,15 +723,21 @@ def test_a_refused_capture_is_an_attempt_row_and_a_409_and_the_authorisation_sta
 
 
 def test_a_capture_refused_because_the_gateway_voided_the_authorisation_cancels_the_payment(
-        api, payee, gateway, service):
+    api, payee, gateway, service
+):
     context, _ = service
     payment = api.create(payee(), capture_method="manual").json
-    reference = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242")).json["gateway_reference"]
+    reference = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242")).json[
+        "gateway_reference"
+    ]
     gateway.void(VoidRequest(reference, "voided-at-m2t"))  # M2T let the authorisation go (no callback)
     refused = api.post(f"/v1/payments/{payment['id']}/capture")
     assert refused.status_code == 409
     assert (refused.json["code"], refused.json["gateway_code"], refused.json["payment_status"]) == (
-        "capture_refused", "invalid_status", "canceled")
+        "capture_refused",
+        "invalid_status",
+        "canceled",
+    )
     got = api.get(payment["id"]).json
     assert (got["status"], got["cancellation_reason"]) == ("canceled", "voided_at_gateway")
     assert attempt_rows(context, payment["id"], since=1) == [
@@ -632,12 +746,16 @@ def test_a_capture_refused_because_the_gateway_voided_the_authorisation_cancels_
     ]
 
 
-@pytest.mark.parametrize(("at_the_gateway", "raw_status", "decline_code", "status"), [
-    ("answer_wallet", "captured", None, "succeeded"),  # the buyer approved in their wallet meanwhile
-    ("expire", "expired", "expired", "failed"),  # nobody answered in time
-])
+@pytest.mark.parametrize(
+    ("at_the_gateway", "raw_status", "decline_code", "status"),
+    [
+        ("answer_wallet", "captured", None, "succeeded"),  # the buyer approved in their wallet meanwhile
+        ("expire", "expired", "expired", "failed"),  # nobody answered in time
+    ],
+)
 def test_a_refused_void_is_an_attempt_row_and_a_409_and_the_payment_takes_the_gateways_word(
-        api, payee, gateway, service, at_the_gateway, raw_status, decline_code, status):
+    api, payee, gateway, service, at_the_gateway, raw_status, decline_code, status
+):
     context, _ = service
     payment = api.create(payee(), payment_method_type="mobile_wallet").json
     reference = api.confirm(payment["id"], phone="+212600000001").json["gateway_reference"]
@@ -645,7 +763,10 @@ def test_a_refused_void_is_an_attempt_row_and_a_409_and_the_payment_takes_the_ga
     refused = api.post(f"/v1/payments/{payment['id']}/cancel")
     assert refused.status_code == 409, refused.json
     assert (refused.json["code"], refused.json["gateway_code"], refused.json["payment_status"]) == (
-        "cancel_refused", "invalid_status", status)
+        "cancel_refused",
+        "invalid_status",
+        status,
+    )
     assert api.get(payment["id"]).json["status"] == status
     assert attempt_rows(context, payment["id"], since=1) == [
         ("void", "refused", "invalid_status", None, None),
@@ -653,10 +774,14 @@ def test_a_refused_void_is_an_attempt_row_and_a_409_and_the_payment_takes_the_ga
     ]
 
 
-def test_a_stale_authorised_callback_never_undoes_a_capture_that_timed_out(api, payee, gateway, client, service):
+def test_a_stale_authorised_callback_never_undoes_a_capture_that_timed_out(
+    api, payee, gateway, client, service
+):
     context, settings = service
     payment = api.create(payee(), capture_method="manual").json
-    reference = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242")).json["gateway_reference"]
+    reference = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242")).json[
+        "gateway_reference"
+    ]
     stale_headers, stale_body = gateway.signed_callback(reference)  # transaction.authorised, delivered late
     gateway.fail_next("timeout", operation="capture")  # captured at the gateway; we never hear the answer
     assert api.post(f"/v1/payments/{payment['id']}/capture").json["status"] == "processing"
@@ -674,10 +799,13 @@ def test_a_stale_authorised_callback_never_undoes_a_capture_that_timed_out(api, 
 
 
 def test_a_capture_that_never_reached_the_gateway_goes_back_to_requires_capture_only_on_its_word(
-        api, payee, gateway, client, service):
+    api, payee, gateway, client, service
+):
     context, settings = service
     payment = api.create(payee(), capture_method="manual").json
-    reference = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242")).json["gateway_reference"]
+    reference = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242")).json[
+        "gateway_reference"
+    ]
     stale_headers, stale_body = gateway.signed_callback(reference)
     gateway.fail_next("server_error", operation="capture")  # 5xx: nothing captured
     assert api.post(f"/v1/payments/{payment['id']}/capture").json["status"] == "processing"
@@ -702,20 +830,32 @@ def _charge_lands_after_recovery_failed_it(api, payee, gateway, service, *, capt
     recover_waiting(context.uow_factory, settings, now=later)
     assert api.get(payment["id"]).json["failure_code"] == "processing_error"
     # The request was still on its way (queued at the gateway, say) and goes through now.
-    gateway.authorise(AuthoriseRequest(
-        reference=payment["id"], amount=15000, currency="MAD", method=PaymentMethod.CARD,
-        capture=capture_method == "automatic", callback_url="https://hirfa.invalid/cb",
-        idempotency_key=f"{payment['id']}:authorise", card_token=card))
+    gateway.authorise(
+        AuthoriseRequest(
+            reference=payment["id"],
+            amount=15000,
+            currency="MAD",
+            method=PaymentMethod.CARD,
+            capture=capture_method == "automatic",
+            callback_url="https://hirfa.invalid/cb",
+            idempotency_key=f"{payment['id']}:authorise",
+            card_token=card,
+        )
+    )
     return payment
 
 
-def test_a_charge_that_lands_after_the_payment_failed_is_refunded(api, payee, gateway, client, service, caplog):
+def test_a_charge_that_lands_after_the_payment_failed_is_refunded(
+    api, payee, gateway, client, service, caplog
+):
     context, settings = service
     payment = _charge_lands_after_recovery_failed_it(api, payee, gateway, service, capture_method="automatic")
     acks = deliver_callbacks(client, gateway)  # transaction.captured
     assert all(ack.status_code == 200 for ack in acks)
-    assert any(record.levelname == "ERROR" and payment["id"] in str(getattr(record, "payment_id", ""))
-               for record in caplog.records)
+    assert any(
+        record.levelname == "ERROR" and payment["id"] in str(getattr(record, "payment_id", ""))
+        for record in caplog.records
+    )
     got = api.get(payment["id"]).json
     assert (got["status"], got["reversal_status"], got["requires_review"]) == ("failed", "required", False)
     assert events(context, "payments.payment.succeeded") == []
@@ -725,8 +865,11 @@ def test_a_charge_that_lands_after_the_payment_failed_is_refunded(api, payee, ga
     refund = gateway.find_refund(f"{payment['id']}:reversal")
     assert refund.amount == 15000 and refund.status == RefundStatus.PENDING
     [attempt] = [a for a in attempts_of(context, payment["id"]) if a.operation == "reversal_refund"]
-    assert (attempt.outcome, attempt.amount, attempt.idempotency_key) == ("ok", 15000,
-                                                                        f"{payment['id']}:reversal_refund")
+    assert (attempt.outcome, attempt.amount, attempt.idempotency_key) == (
+        "ok",
+        15000,
+        f"{payment['id']}:reversal_refund",
+    )
     gateway.settle_refunds()
     deliver_callbacks(client, gateway)  # refund.succeeded: not one of the marketplace's refunds
     later = utcnow() + settings.recovery_after + dt.timedelta(seconds=1)
@@ -753,10 +896,18 @@ def test_an_authorisation_that_lands_after_the_payment_failed_is_voided(api, pay
     assert api.get(payment["id"]).json["reversal_status"] == "voided"
     # The marketplace is told of each step: money found held, then given back.
     with context.session_factory() as session:
-        bodies = session.scalars(sa.select(WebhookEvent.body).where(
-            WebhookEvent.object_id == payment["id"], WebhookEvent.type == "payment.reversal_updated",
-        ).order_by(WebhookEvent.sequence)).all()
-    assert [json.loads(body)["data"]["object"]["reversal_status"] for body in bodies] == ["required", "voided"]
+        bodies = session.scalars(
+            sa.select(WebhookEvent.body)
+            .where(
+                WebhookEvent.object_id == payment["id"],
+                WebhookEvent.type == "payment.reversal_updated",
+            )
+            .order_by(WebhookEvent.sequence)
+        ).all()
+    assert [json.loads(body)["data"]["object"]["reversal_status"] for body in bodies] == [
+        "required",
+        "voided",
+    ]
 
 
 def test_a_reversal_void_whose_answer_was_lost_is_recorded_as_voided(api, payee, gateway, client, service):
@@ -782,20 +933,37 @@ def after_the_stray_charge_check(settings) -> dt.datetime:
     return utcnow() + settings.stray_charge_check_after + dt.timedelta(seconds=1)
 
 
-@pytest.mark.parametrize(("capture_method", "given_back"), [
-    ("automatic", [("status", "ok", None, "captured", None), ("find_refund", "ok", None, None, None),
-                   ("reversal_refund", "ok", None, "pending", 15000)]),
-    ("manual", [("status", "ok", None, "authorised", None), ("reversal_void", "ok", None, "voided", None)]),
-])
+@pytest.mark.parametrize(
+    ("capture_method", "given_back"),
+    [
+        (
+            "automatic",
+            [
+                ("status", "ok", None, "captured", None),
+                ("find_refund", "ok", None, None, None),
+                ("reversal_refund", "ok", None, "pending", 15000),
+            ],
+        ),
+        (
+            "manual",
+            [("status", "ok", None, "authorised", None), ("reversal_void", "ok", None, "voided", None)],
+        ),
+    ],
+)
 def test_a_charge_that_lands_after_the_payment_failed_with_its_callback_lost_is_found_and_given_back(
-        api, payee, gateway, service, capture_method, given_back):
+    api, payee, gateway, service, capture_method, given_back
+):
     context, settings = service
-    payment = _charge_lands_after_recovery_failed_it(api, payee, gateway, service, capture_method=capture_method)
+    payment = _charge_lands_after_recovery_failed_it(
+        api, payee, gateway, service, capture_method=capture_method
+    )
     gateway.drain_callbacks()  # lost: nobody tells us of the charge
     assert stray_charge_check_at(context, payment["id"]) is not None
     before = len(attempts_of(context, payment["id"]))
     soon = utcnow() + settings.recovery_after + dt.timedelta(seconds=1)
-    assert recover_waiting(context.uow_factory, settings, now=soon)["stray_charges_checked"] == 0  # not due yet
+    assert (
+        recover_waiting(context.uow_factory, settings, now=soon)["stray_charges_checked"] == 0
+    )  # not due yet
 
     counts = recover_waiting(context.uow_factory, settings, now=after_the_stray_charge_check(settings))
     assert (counts["stray_charges_checked"], counts["stray_charges_found"]) == (1, 1)
@@ -812,16 +980,27 @@ def test_a_charge_that_lands_after_the_payment_failed_with_its_callback_lost_is_
 
 
 def test_a_wallet_request_that_lands_after_the_payment_failed_is_voided_before_the_buyer_approves_it(
-        api, payee, gateway, service):
+    api, payee, gateway, service
+):
     context, settings = service
     payment = api.create(payee(), payment_method_type="mobile_wallet").json
     gateway.fail_next("server_error", operation="request_to_pay")
     assert api.confirm(payment["id"], phone="+212600000003").json["status"] == "processing"
-    recover_waiting(context.uow_factory, settings, now=utcnow() + settings.recovery_after + dt.timedelta(seconds=1))
+    recover_waiting(
+        context.uow_factory, settings, now=utcnow() + settings.recovery_after + dt.timedelta(seconds=1)
+    )
     assert api.get(payment["id"]).json["failure_code"] == "processing_error"
-    gateway.request_to_pay(RequestToPay(  # queued at the gateway, it reaches the buyer's wallet now
-        reference=payment["id"], amount=15000, currency="MAD", phone="+212600000003", capture=True,
-        callback_url="https://hirfa.invalid/cb", idempotency_key=f"{payment['id']}:authorise"))
+    gateway.request_to_pay(
+        RequestToPay(  # queued at the gateway, it reaches the buyer's wallet now
+            reference=payment["id"],
+            amount=15000,
+            currency="MAD",
+            phone="+212600000003",
+            capture=True,
+            callback_url="https://hirfa.invalid/cb",
+            idempotency_key=f"{payment['id']}:authorise",
+        )
+    )
     gateway.drain_callbacks()
 
     counts = recover_waiting(context.uow_factory, settings, now=after_the_stray_charge_check(settings))
@@ -832,11 +1011,14 @@ def test_a_wallet_request_that_lands_after_the_payment_failed_is_voided_before_t
 
 
 def test_a_payment_still_unknown_to_the_gateway_at_the_second_look_stays_failed_and_is_not_looked_at_again(
-        api, payee, gateway, service):
+    api, payee, gateway, service
+):
     context, settings = service
     payment = api.create(payee()).json
     api.confirm(payment["id"], card_token=token(gateway, "4000000000000119"))  # 500, nothing recorded
-    recover_waiting(context.uow_factory, settings, now=utcnow() + settings.recovery_after + dt.timedelta(seconds=1))
+    recover_waiting(
+        context.uow_factory, settings, now=utcnow() + settings.recovery_after + dt.timedelta(seconds=1)
+    )
     assert api.get(payment["id"]).json["failure_code"] == "processing_error"
     before = len(attempts_of(context, payment["id"]))
 
@@ -857,7 +1039,11 @@ def test_a_payment_still_unknown_to_the_gateway_at_the_second_look_stays_failed_
     assert recover_waiting(context.uow_factory, settings, now=much_later)["stray_charges_checked"] == 0
     assert len(attempts_of(context, payment["id"])) == before + 2
     got = api.get(payment["id"]).json
-    assert (got["status"], got["failure_code"], got["reversal_status"]) == ("failed", "processing_error", None)
+    assert (got["status"], got["failure_code"], got["reversal_status"]) == (
+        "failed",
+        "processing_error",
+        None,
+    )
     assert gateway.charge_count(payment["id"]) == 0
 
 
@@ -873,10 +1059,14 @@ def test_a_declined_payment_gets_no_second_look(api, payee, gateway, service):
     assert len(attempts_of(context, payment["id"])) == before
 
 
-def test_a_stale_authorised_callback_for_a_voided_payment_reverses_nothing(api, payee, gateway, client, service):
+def test_a_stale_authorised_callback_for_a_voided_payment_reverses_nothing(
+    api, payee, gateway, client, service
+):
     context, settings = service
     payment = api.create(payee(), capture_method="manual").json
-    reference = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242")).json["gateway_reference"]
+    reference = api.confirm(payment["id"], card_token=token(gateway, "4242424242424242")).json[
+        "gateway_reference"
+    ]
     stale_headers, stale_body = gateway.signed_callback(reference)
     assert api.post(f"/v1/payments/{payment['id']}/cancel").json["status"] == "canceled"
     late = client.post("/v1/gateways/fake/callbacks", data=stale_body, headers=stale_headers)
@@ -893,8 +1083,12 @@ def test_the_locked_read_of_a_payment_is_fresh_even_if_the_session_holds_it(api,
         held = _visible(uow.session, payment["id"], principal)  # kept in the identity map
         # The row changes behind the object's back (on PostgreSQL: another request commits before
         # our lock; here, a statement that bypasses the identity map, so any database can show it).
-        uow.session.execute(sa.update(Payment).where(Payment.id == payment["id"]).values(status="canceled")
-                            .execution_options(synchronize_session=False))
+        uow.session.execute(
+            sa.update(Payment)
+            .where(Payment.id == payment["id"])
+            .values(status="canceled")
+            .execution_options(synchronize_session=False)
+        )
         assert held.status == "requires_confirmation"  # what the session still believes
         locked = _visible(uow.session, payment["id"], principal, lock=True)
         assert locked is held and locked.status == "canceled"
@@ -940,8 +1134,9 @@ def test_partial_then_full_refund_and_an_over_refund_refused(api, payee, gateway
     assert api.refund(payment["id"], amount=1).json["code"] == "refund_exceeds_captured"
 
 
-def test_a_refund_the_gateway_declines_fails_and_frees_the_amount(api, payee, gateway, client, service,
-                                                                  marketplace_headers):
+def test_a_refund_the_gateway_declines_fails_and_frees_the_amount(
+    api, payee, gateway, client, service, marketplace_headers
+):
     context, _ = service
     payment = paid(api, gateway, payee, amount=10000, application_fee=0)
     refund = api.refund(payment["id"], amount=1013).json  # the test rule: ends in 13 centimes
@@ -961,7 +1156,8 @@ def test_a_refund_replayed_with_its_key_is_one_refund(api, payee, gateway):
 
 
 def test_a_refund_the_gateway_never_recorded_is_looked_up_then_sent_again_and_both_calls_are_rows(
-        api, payee, gateway, service):
+    api, payee, gateway, service
+):
     context, settings = service
     payment = paid(api, gateway, payee)
     gateway.fail_next("server_error", operation="refund")  # 5xx: nothing recorded at the gateway
@@ -969,8 +1165,11 @@ def test_a_refund_the_gateway_never_recorded_is_looked_up_then_sent_again_and_bo
     assert refund["status"] == "pending"
     later = utcnow() + settings.recovery_after + dt.timedelta(seconds=1)
     assert recover_waiting(context.uow_factory, settings, now=later)["refunds_polled"] == 1
-    rows = [(a.operation, a.outcome, a.raw_status, a.idempotency_key)
-            for a in attempts_of(context, payment["id"]) if a.refund_id == refund["id"]]
+    rows = [
+        (a.operation, a.outcome, a.raw_status, a.idempotency_key)
+        for a in attempts_of(context, payment["id"])
+        if a.refund_id == refund["id"]
+    ]
     assert rows == [
         ("refund", "unknown", None, refund["id"]),
         ("find_refund", "ok", None, None),  # found nothing: the reason it was sent again
@@ -1013,14 +1212,17 @@ def test_a_payment_whose_dispute_was_won_is_refundable_up_to_what_is_left(api, p
 # -- disputes ----------------------------------------------------------------------------------------
 
 
-def test_disputes_open_and_close_from_gateway_notifications(api, payee, gateway, client, service, marketplace_headers):
+def test_disputes_open_and_close_from_gateway_notifications(
+    api, payee, gateway, client, service, marketplace_headers
+):
     context, _ = service
     payment = paid(api, gateway, payee)
     dispute = gateway.open_dispute(payment["gateway_reference"], reason="product_not_received")
     deliver_callbacks(client, gateway)
     listed = client.get("/v1/disputes", headers=marketplace_headers()).json["data"]
     assert [(d["payment_id"], d["status"], d["reason"]) for d in listed] == [
-        (payment["id"], "open", "product_not_received")]
+        (payment["id"], "open", "product_not_received")
+    ]
     gateway.close_dispute(dispute.gateway_reference, "lost")
     deliver_callbacks(client, gateway)
     deliver_callbacks(client, gateway)
@@ -1042,15 +1244,19 @@ def test_another_marketplace_cannot_see_or_act_on_a_payment(api, payee, gateway,
     assert api.confirm(payment["id"], card_token="tok_abcdefgh", **other).status_code == 404
     assert api.post(f"/v1/payments/{payment['id']}/capture", **other).status_code == 404
     assert api.post(f"/v1/payments/{payment['id']}/cancel", **other).status_code == 404
-    refund = client.post("/v1/refunds", json={"payment_id": payment["id"]},
-                         headers=marketplace_headers("k-other", client_id=OTHER_MARKETPLACE))
+    refund = client.post(
+        "/v1/refunds",
+        json={"payment_id": payment["id"]},
+        headers=marketplace_headers("k-other", client_id=OTHER_MARKETPLACE),
+    )
     assert refund.status_code == 404
     listed = client.get("/v1/payments", headers=marketplace_headers(client_id=OTHER_MARKETPLACE)).json
     assert listed["data"] == []
 
 
 def test_another_marketplace_gets_404_on_every_refund_dispute_attempt_and_action_of_a_payment(
-        api, payee, gateway, client, service, marketplace_headers):
+    api, payee, gateway, client, service, marketplace_headers
+):
     context, _ = service
     ours = paid(api, gateway, payee)
     refund = api.refund(ours["id"], amount=1000).json
@@ -1070,10 +1276,13 @@ def test_another_marketplace_gets_404_on_every_refund_dispute_attempt_and_action
         "attempts": client.get(f"/v1/payments/{ours['id']}/attempts", headers=theirs),
         "capture": client.post(f"/v1/payments/{authorised['id']}/capture", json={}, headers=theirs),
         "cancel": client.post(f"/v1/payments/{authorised['id']}/cancel", headers=theirs),
-        "keyed capture": client.post(f"/v1/payments/{authorised['id']}/capture", json={}, headers=theirs_keyed()),
+        "keyed capture": client.post(
+            f"/v1/payments/{authorised['id']}/capture", json={}, headers=theirs_keyed()
+        ),
         "keyed cancel": client.post(f"/v1/payments/{authorised['id']}/cancel", headers=theirs_keyed()),
-        "create refund": client.post("/v1/refunds", json={"payment_id": ours["id"], "amount": 500},
-                                     headers=theirs_keyed()),
+        "create refund": client.post(
+            "/v1/refunds", json={"payment_id": ours["id"], "amount": 500}, headers=theirs_keyed()
+        ),
     }
     codes = {name: (answer.status_code, answer.json["code"]) for name, answer in answers.items()}
     assert codes == {
@@ -1105,14 +1314,19 @@ def test_listing_filters_and_pages(api, payee, gateway, client, marketplace_head
     api.confirm(ids[0], card_token=token(gateway, "4242424242424242"))
     page = client.get("/v1/payments?limit=2", headers=marketplace_headers()).json
     assert [p["id"] for p in page["data"]] == ids[:2] and page["has_more"] is True
-    rest = client.get(f"/v1/payments?limit=2&starting_after={page['next_cursor']}",
-                      headers=marketplace_headers()).json
+    rest = client.get(
+        f"/v1/payments?limit=2&starting_after={page['next_cursor']}", headers=marketplace_headers()
+    ).json
     assert [p["id"] for p in rest["data"]] == ids[2:]
     succeeded = client.get("/v1/payments?status=succeeded", headers=marketplace_headers()).json["data"]
     assert [p["id"] for p in succeeded] == ids[:1]
     future = (utcnow() + dt.timedelta(hours=1)).isoformat()
-    assert client.get("/v1/payments", query_string={"created_gte": future},
-                      headers=marketplace_headers()).json["data"] == []
+    assert (
+        client.get("/v1/payments", query_string={"created_gte": future}, headers=marketplace_headers()).json[
+            "data"
+        ]
+        == []
+    )
 
 
 def test_gateway_attempts_are_append_only_in_the_database(api, payee, gateway, service):
@@ -1128,10 +1342,16 @@ def test_gateway_attempts_are_append_only_in_the_database(api, payee, gateway, s
 def test_a_confirm_retried_with_its_key_replays_the_answer(api, payee, gateway, client, marketplace_headers):
     payment = api.create(payee()).json
     card = token(gateway, "4242424242424242")
-    first = client.post(f"/v1/payments/{payment['id']}/confirm", json={"card_token": card},
-                        headers=marketplace_headers("confirm-1"))
-    again = client.post(f"/v1/payments/{payment['id']}/confirm", json={"card_token": card},
-                        headers=marketplace_headers("confirm-1"))
+    first = client.post(
+        f"/v1/payments/{payment['id']}/confirm",
+        json={"card_token": card},
+        headers=marketplace_headers("confirm-1"),
+    )
+    again = client.post(
+        f"/v1/payments/{payment['id']}/confirm",
+        json={"card_token": card},
+        headers=marketplace_headers("confirm-1"),
+    )
     assert first.status_code == again.status_code == 200
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert again.json == first.json and first.json["status"] == "succeeded"

@@ -104,9 +104,16 @@ def kyc_rejected(artisan_id: str, version: int) -> Event:
     return make_event(
         "onboarding.artisan.kyc_rejected",
         subject=artisan_id,
-        data={"artisan_id": artisan_id, "review_id": new_id("rev"), "review_kind": "tier_upgrade",
-              "reason_code": "document_forged", "kyc_tier": 3, "kyc_status": "rejected",
-              "kyc_version": version, "rejected_at": dt.datetime.now(dt.UTC).isoformat()},
+        data={
+            "artisan_id": artisan_id,
+            "review_id": new_id("rev"),
+            "review_kind": "tier_upgrade",
+            "reason_code": "document_forged",
+            "kyc_tier": 3,
+            "kyc_status": "rejected",
+            "kyc_version": version,
+            "rejected_at": dt.datetime.now(dt.UTC).isoformat(),
+        },
     )
 
 
@@ -270,7 +277,10 @@ def test_another_artisans_bank_account_is_no_payout_account(app, client, auth, l
     for bank_account_id in (other_account, new_id("ba")):
         response = request_payout(client, auth(), artisan_id, 1_000, bank_account_id=bank_account_id)
         assert (response.status_code, response.json["code"], response.json["param"]) == (
-            409, "no_payout_account", "bank_account_id")
+            409,
+            "no_payout_account",
+            "bank_account_id",
+        )
     assert_nothing_posted(app, ledger, artisan_id, 10_000)
 
 
@@ -295,8 +305,11 @@ def test_an_artisan_at_tier_0_or_rejected_may_not_be_paid_out(app, client, auth,
         ({"amount": "1000"}, "validation_error", "amount"),
         ({"currency": "XYZ"}, "validation_error", "currency"),
         ({"currency": "EUR"}, "unsupported_currency", "currency"),
-        ({"amount": {"amount": 1_000, "currency": "EUR"}, "currency": None}, "unsupported_currency",
-         "currency"),
+        (
+            {"amount": {"amount": 1_000, "currency": "EUR"}, "currency": None},
+            "unsupported_currency",
+            "currency",
+        ),
         ({"amount": {"amount": 1_000, "currency": "MAD"}, "currency": "EUR"}, "validation_error", "currency"),
     ],
 )
@@ -313,8 +326,9 @@ def test_an_invalid_amount_or_currency_is_refused(app, client, auth, ledger, fie
 # --- the bank's answers --------------------------------------------------------------------------
 
 
-def test_a_paid_callback_clears_in_transit_and_credits_the_bank_once(app, client, auth, ledger, bank,
-                                                                      in_transit_payout):
+def test_a_paid_callback_clears_in_transit_and_credits_the_bank_once(
+    app, client, auth, ledger, bank, in_transit_payout
+):
     artisan_id, payout = in_transit_payout
     body = callback_body(bank.settle(payout["id"]))
 
@@ -322,7 +336,8 @@ def test_a_paid_callback_clears_in_transit_and_credits_the_bank_once(app, client
     assert response.status_code == 200, response.json
     assert response.json == {"received": True, "applied": True, "status": "paid"}
     assert payout_entries(ledger, payout["id"])["paid"] == {
-        ("platform", "payouts_in_transit"): 4_000, ("platform", "bank:145"): -4_000
+        ("platform", "payouts_in_transit"): 4_000,
+        ("platform", "bank:145"): -4_000,
     }
     assert ledger.shown(*IN_TRANSIT) == 0
     assert ledger.shown(*SOURCE_BANK) == -4_000  # the client-funds account at the bank went down
@@ -340,13 +355,15 @@ def test_a_paid_callback_clears_in_transit_and_credits_the_bank_once(app, client
 
 
 @pytest.mark.parametrize("failure_code", FAILURE_CODES)
-def test_a_failed_payout_returns_the_funds_to_available(app, client, ledger, bank, in_transit_payout,
-                                                        failure_code):
+def test_a_failed_payout_returns_the_funds_to_available(
+    app, client, ledger, bank, in_transit_payout, failure_code
+):
     artisan_id, payout = in_transit_payout
     response = post_callback(client, callback_body(bank.settle(payout["id"], failure_code=failure_code)))
     assert response.json == {"received": True, "applied": True, "status": "failed"}
     assert payout_entries(ledger, payout["id"])["failed"] == {
-        ("platform", "payouts_in_transit"): 4_000, ("artisan", "available"): -4_000
+        ("platform", "payouts_in_transit"): 4_000,
+        ("artisan", "available"): -4_000,
     }
     assert (available(ledger, artisan_id), ledger.shown(*IN_TRANSIT)) == (10_000, 0)
     [failed] = [e["data"] for e in outbox(app) if e["type"] == "accounts.payout.failed"]
@@ -416,8 +433,9 @@ def test_a_transfer_whose_reply_was_lost_is_settled_by_its_callback(app, client,
 
 
 @pytest.mark.parametrize("change", ["unknown_reference", "other_bank_transfer", "other_amount"])
-def test_a_callback_that_is_not_about_one_of_our_payouts_is_refused(app, client, bank, in_transit_payout,
-                                                                    change):
+def test_a_callback_that_is_not_about_one_of_our_payouts_is_refused(
+    app, client, bank, in_transit_payout, change
+):
     _, payout = in_transit_payout
     paid = bank.settle(payout["id"])
     wrong = {
@@ -473,8 +491,9 @@ def test_a_payout_made_while_the_bank_is_down_stays_pending_until_the_worker_sub
     assert_ledger_sound(ledger)
 
 
-def test_a_payout_whose_callback_never_comes_is_settled_by_polling(app, client, auth, ledger, bank,
-                                                                    in_transit_payout):
+def test_a_payout_whose_callback_never_comes_is_settled_by_polling(
+    app, client, auth, ledger, bank, in_transit_payout
+):
     artisan_id, payout = in_transit_payout
     bank.settle(payout["id"], failure_code="name_mismatch")  # …and the callback is lost
 
@@ -501,7 +520,11 @@ def test_funds_of_a_failed_payout_that_would_break_a_lowered_cap_wait_for_room(
     with app.extensions["hirfa"].session_factory() as session:
         [case] = session.scalars(sa.select(LedgerCase)).all()
         assert (case.kind, case.cause, case.cause_id, case.status) == (
-            "tier_cap_exceeded", "payout", payout["id"], "waiting")
+            "tier_cap_exceeded",
+            "payout",
+            payout["id"],
+            "waiting",
+        )
     assert_ledger_sound(ledger)
     # The worker tries again each pass: nothing while the cap is 0, then the money comes back.
     assert return_waiting_payout_funds(app.extensions["hirfa"].uow_factory) == 0
@@ -554,8 +577,12 @@ def test_a_retry_finds_its_payout_even_when_the_keys_stored_answer_was_lost(app,
     assert (other.status_code, other.json["code"]) == (409, "idempotency_key_reuse")
     assert count(app, Payout) == 1 and available(ledger, artisan_id) == 7_000
     # The key is the client's own: another client's identical key is another payout.
-    someone_else = request_payout(client, auth(client_id="cli_test_operator_2", idempotency_key="payout-after-a-crash"),
-                                  artisan_id, 3_000)
+    someone_else = request_payout(
+        client,
+        auth(client_id="cli_test_operator_2", idempotency_key="payout-after-a-crash"),
+        artisan_id,
+        3_000,
+    )
     assert someone_else.status_code == 201 and someone_else.json["id"] != first.json["id"]
     assert available(ledger, artisan_id) == 4_000
 
@@ -567,7 +594,9 @@ def test_a_key_older_than_its_lifetime_makes_a_new_payout(app, client, auth, led
     # Two days later, the client uses the key again (keys live 24 hours, as everywhere in the API).
     with app.extensions["hirfa"].session_factory.begin() as session:
         for model in (Payout, IdempotencyKey):
-            session.execute(sa.update(model).values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=2)))
+            session.execute(
+                sa.update(model).values(created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=2))
+            )
     again = request_payout(client, headers, artisan_id, 3_000)
     assert again.status_code == 201 and again.json["id"] != first.json["id"]
     assert count(app, Payout) == 2 and available(ledger, artisan_id) == 4_000
@@ -666,8 +695,11 @@ DAY_ONE = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)  # a Monday
 
 def test_a_daily_schedule_pays_out_the_whole_balance_once_per_day(app, client, auth, ledger, bank):
     artisan_id = ready_artisan(ledger, 10_000)
-    response = client.put(f"/v1/artisans/{artisan_id}/payout-schedule", json={"interval": "daily"},
-                          headers=auth(Role.ARTISAN, artisan_id))
+    response = client.put(
+        f"/v1/artisans/{artisan_id}/payout-schedule",
+        json={"interval": "daily"},
+        headers=auth(Role.ARTISAN, artisan_id),
+    )
     assert response.status_code == 200, response.json
     assert (response.json["interval"], response.json["threshold"]) == ("daily", None)
 
@@ -706,9 +738,11 @@ def test_a_weekly_schedule_pays_out_once_per_iso_week(app, client, auth, ledger)
 
 def test_a_threshold_schedule_pays_out_once_the_balance_reaches_it(app, client, auth, ledger):
     artisan_id = ready_artisan(ledger, 3_000)
-    response = client.put(f"/v1/artisans/{artisan_id}/payout-schedule",
-                          json={"interval": "threshold", "threshold": {"amount": 5_000, "currency": "MAD"}},
-                          headers=auth())
+    response = client.put(
+        f"/v1/artisans/{artisan_id}/payout-schedule",
+        json={"interval": "threshold", "threshold": {"amount": 5_000, "currency": "MAD"}},
+        headers=auth(),
+    )
     assert response.status_code == 200, response.json
     assert response.json["threshold"] == {"amount": 5_000, "currency": "MAD"}
     shown = client.get(f"/v1/artisans/{artisan_id}/payout-schedule", headers=auth(Role.ARTISAN, artisan_id))
@@ -738,8 +772,11 @@ def test_schedules_are_skipped_for_artisans_who_cannot_be_paid_out(app, client, 
     [
         ({"interval": "threshold"}, "validation_error", "threshold"),
         ({"interval": "daily", "threshold": 5_000, "currency": "MAD"}, "validation_error", "threshold"),
-        ({"interval": "threshold", "threshold": 5_000, "currency": "EUR"}, "unsupported_currency",
-         "threshold.currency"),
+        (
+            {"interval": "threshold", "threshold": 5_000, "currency": "EUR"},
+            "unsupported_currency",
+            "threshold.currency",
+        ),
         ({"interval": "threshold", "threshold": 0, "currency": "MAD"}, "validation_error", "threshold"),
         ({"interval": "hourly"}, "validation_error", "interval"),
     ],
@@ -816,16 +853,19 @@ class LiveStack:
 def live(accounts_app, signing_keys) -> LiveStack:
     """The bank sandbox and accounts as HTTP servers on local ports, calling each other."""
     base_config = accounts_app.extensions["hirfa"].config
-    sandbox = create_bank_sandbox_app(SandboxBankConfig(
-        callback_secret=base_config.bank_callback_secret,
-        api_key=base_config.bank_partner_api_key,
-        callback_delay_seconds=0.2,
-        callback_retries=3,
-        callback_backoff_seconds=0.1,
-    ))
+    sandbox = create_bank_sandbox_app(
+        SandboxBankConfig(
+            callback_secret=base_config.bank_callback_secret,
+            api_key=base_config.bank_partner_api_key,
+            callback_delay_seconds=0.2,
+            callback_retries=3,
+            callback_backoff_seconds=0.1,
+        )
+    )
     sandbox_server, accounts_server = LocalServer(), LocalServer()
-    config = dataclasses.replace(base_config, bank_partner_url=sandbox_server.url,
-                                 public_url=accounts_server.url)
+    config = dataclasses.replace(
+        base_config, bank_partner_url=sandbox_server.url, public_url=accounts_server.url
+    )
     # The real HTTP adapter, as in production.
     accounts = create_accounts_app(config, key_lookup=lambda kid: signing_keys.public_keys().get(kid))
     sandbox_server.serve(sandbox)
@@ -861,7 +901,9 @@ def test_a_payout_through_the_sandbox_bank_ends_paid(live, auth):
     # The sandbox delivers every callback twice; once both are in, the payout was still paid once.
     stop_background_work(live.sandbox)
     assert [e["type"] for e in outbox(live.accounts)] == [
-        "accounts.payout.created", "accounts.payout.in_transit", "accounts.payout.paid"
+        "accounts.payout.created",
+        "accounts.payout.in_transit",
+        "accounts.payout.paid",
     ]
     assert (available(live.ledger, artisan_id), live.ledger.shown(*IN_TRANSIT)) == (4_000, 0)
     assert live.ledger.shown(*SOURCE_BANK) == -6_000

@@ -82,8 +82,13 @@ class WebhookReceiver:
                 with receiver._lock:
                     status = receiver.replies.pop(0) if receiver.replies else 200
                     receiver.requests.append(
-                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                                 time.monotonic(), status)
+                        Received(
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                            time.monotonic(),
+                            status,
+                        )
                     )
                 if receiver.delay:
                     receiver._release.wait(receiver.delay)
@@ -98,8 +103,9 @@ class WebhookReceiver:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -176,8 +182,9 @@ class RunningDispatcher:
 
     def __init__(self, context: Any, settings: Any) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=WebhookDispatcher(context.uow_factory, settings).run,
-                                        args=(self._stop,), daemon=True)
+        self._thread = threading.Thread(
+            target=WebhookDispatcher(context.uow_factory, settings).run, args=(self._stop,), daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float = SLOW_TIMEOUT * 3) -> float:
@@ -230,8 +237,14 @@ def assert_problem(response, status: int, code: str, param: str | None = None) -
     return problem
 
 
-def create_endpoint(client, marketplace_headers, url: str, event_types=("*",), client_id: str = MARKETPLACE,
-                    key: str | None = None) -> dict:
+def create_endpoint(
+    client,
+    marketplace_headers,
+    url: str,
+    event_types=("*",),
+    client_id: str = MARKETPLACE,
+    key: str | None = None,
+) -> dict:
     response = client.post(
         ENDPOINTS,
         json={"url": url, "event_types": list(event_types)},
@@ -241,8 +254,14 @@ def create_endpoint(client, marketplace_headers, url: str, event_types=("*",), c
     return response.get_json()
 
 
-def record(context, object_id: str, event_type: str = "payment.succeeded", *, marketplace_id: str = MARKETPLACE,
-           snapshot: dict | None = None) -> None:
+def record(
+    context,
+    object_id: str,
+    event_type: str = "payment.succeeded",
+    *,
+    marketplace_id: str = MARKETPLACE,
+    snapshot: dict | None = None,
+) -> None:
     """What the payments code does inside the transaction of a change."""
     with context.uow_factory() as uow:
         record_webhook_event(
@@ -257,8 +276,9 @@ def record(context, object_id: str, event_type: str = "payment.succeeded", *, ma
 
 
 def deliveries(client, marketplace_headers, client_id: str = MARKETPLACE, **filters) -> list[dict]:
-    response = client.get(DELIVERIES, headers=marketplace_headers(client_id=client_id),
-                          query_string={"limit": 100, **filters})
+    response = client.get(
+        DELIVERIES, headers=marketplace_headers(client_id=client_id), query_string={"limit": 100, **filters}
+    )
     assert response.status_code == 200, response.get_data(as_text=True)
     return response.get_json()["data"]
 
@@ -280,8 +300,10 @@ def failing_since(context, endpoint_id: str) -> dt.datetime | None:
 
 def leases_held(context) -> int:
     with context.session_factory() as session:
-        return sum(session.scalar(sa.select(sa.func.count()).where(model.leased_until.is_not(None)))
-                   for model in (WebhookDelivery, WebhookEndpoint))
+        return sum(
+            session.scalar(sa.select(sa.func.count()).where(model.leased_until.is_not(None)))
+            for model in (WebhookDelivery, WebhookEndpoint)
+        )
 
 
 # --- endpoints -----------------------------------------------------------------------------------
@@ -291,22 +313,31 @@ def test_an_endpoint_is_created_listed_and_deleted_and_its_secret_shown_once(
     client, context, marketplace_headers
 ):
     key = str(uuid.uuid4())
-    body = {"url": "https://shop.example.ma/hooks?token=abc", "event_types": ["payment.succeeded", "refund.created"],
-            "description": "orders"}
+    body = {
+        "url": "https://shop.example.ma/hooks?token=abc",
+        "event_types": ["payment.succeeded", "refund.created"],
+        "description": "orders",
+    }
     response = client.post(ENDPOINTS, json=body, headers=marketplace_headers(key))
     assert response.status_code == 201, response.get_data(as_text=True)
     created = response.get_json()
     secret = created["secret"]
     assert secret.startswith("whsec_") and len(bytes.fromhex(secret.removeprefix("whsec_"))) == 32
     assert created["id"].startswith("we_") and response.headers["Location"] == f"{ENDPOINTS}/{created['id']}"
-    assert created["status"] == "enabled" and created["event_types"] == ["payment.succeeded", "refund.created"]
+    assert created["status"] == "enabled" and created["event_types"] == [
+        "payment.succeeded",
+        "refund.created",
+    ]
 
     # The same Idempotency-Key replays the answer, secret included; a new one makes a new endpoint.
     replay = client.post(ENDPOINTS, json=body, headers=marketplace_headers(key))
     assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
     assert replay.get_json() == created
-    assert_problem(client.post(ENDPOINTS, json={**body, "description": "x"}, headers=marketplace_headers(key)),
-                   409, "idempotency_key_reuse")
+    assert_problem(
+        client.post(ENDPOINTS, json={**body, "description": "x"}, headers=marketplace_headers(key)),
+        409,
+        "idempotency_key_reuse",
+    )
 
     # Never again in a read, and never in clear in the database (neither the row nor the saved answer).
     listed = client.get(ENDPOINTS, headers=marketplace_headers()).get_json()
@@ -317,7 +348,9 @@ def test_an_endpoint_is_created_listed_and_deleted_and_its_secret_shown_once(
     assert shown.get_json() == {k: v for k, v in created.items() if k != "secret"}
     with context.session_factory() as session:
         endpoint = session.get(WebhookEndpoint, created["id"])
-        saved_answers = " ".join(row.response_body or "" for row in session.scalars(sa.select(IdempotencyKey)))
+        saved_answers = " ".join(
+            row.response_body or "" for row in session.scalars(sa.select(IdempotencyKey))
+        )
         assert endpoint.secret_key_id and secret.encode() not in endpoint.secret_ciphertext
         assert created["id"] in saved_answers and secret not in saved_answers
 
@@ -351,47 +384,76 @@ def test_an_endpoint_is_created_listed_and_deleted_and_its_secret_shown_once(
     ],
 )
 def test_a_webhook_url_must_be_absolute_http(client, marketplace_headers, url, code):
-    response = client.post(ENDPOINTS, json={"url": url, "event_types": ["*"]}, headers=marketplace_headers("k"))
+    response = client.post(
+        ENDPOINTS, json={"url": url, "event_types": ["*"]}, headers=marketplace_headers("k")
+    )
     assert_problem(response, 422, code, param="url")
 
 
-def test_unknown_event_types_are_listed_and_production_wants_public_https(client, context, marketplace_headers):
+def test_unknown_event_types_are_listed_and_production_wants_public_https(
+    client, context, marketplace_headers
+):
     response = client.post(
         ENDPOINTS,
-        json={"url": "https://shop.example.ma/h", "event_types": ["payment.succeeded", "payment.paid", "refund.*"]},
+        json={
+            "url": "https://shop.example.ma/h",
+            "event_types": ["payment.succeeded", "payment.paid", "refund.*"],
+        },
         headers=marketplace_headers("k1"),
     )
     problem = assert_problem(response, 422, "unknown_event_types", param="event_types")
     assert problem["unknown_event_types"] == ["payment.paid", "refund.*"]
     assert set(problem["allowed_event_types"]) == {*WEBHOOK_EVENT_TYPES, "*"}
-    assert_problem(client.post(ENDPOINTS, json={"url": "https://a.ma/h", "event_types": []},
-                               headers=marketplace_headers("k2")), 422, "validation_error")
-    assert_problem(client.post(ENDPOINTS, json={"event_types": ["*"]}, headers=marketplace_headers("k3")),
-                   422, "validation_error")
-    assert_problem(client.post(ENDPOINTS, json={"url": "https://a.ma/h", "event_types": ["*"]},
-                               headers=marketplace_headers()), 400, "idempotency_key_missing")
+    assert_problem(
+        client.post(
+            ENDPOINTS, json={"url": "https://a.ma/h", "event_types": []}, headers=marketplace_headers("k2")
+        ),
+        422,
+        "validation_error",
+    )
+    assert_problem(
+        client.post(ENDPOINTS, json={"event_types": ["*"]}, headers=marketplace_headers("k3")),
+        422,
+        "validation_error",
+    )
+    assert_problem(
+        client.post(
+            ENDPOINTS, json={"url": "https://a.ma/h", "event_types": ["*"]}, headers=marketplace_headers()
+        ),
+        400,
+        "idempotency_key_missing",
+    )
     # "*" already means every type.
     everything = create_endpoint(client, marketplace_headers, "https://a.ma/h", ["payment.failed", "*"])
     assert everything["event_types"] == ["*"]
 
     use_settings(context, require_https=True, allow_private_hosts=False)
-    for url, code in (("http://shop.example.ma/h", "insecure_webhook_url"),
-                      ("https://127.0.0.1/h", "invalid_webhook_url"),
-                      ("https://10.1.2.3/h", "invalid_webhook_url"),
-                      ("https://localhost/h", "invalid_webhook_url")):
-        response = client.post(ENDPOINTS, json={"url": url, "event_types": ["*"]},
-                               headers=marketplace_headers(str(uuid.uuid4())))
+    for url, code in (
+        ("http://shop.example.ma/h", "insecure_webhook_url"),
+        ("https://127.0.0.1/h", "invalid_webhook_url"),
+        ("https://10.1.2.3/h", "invalid_webhook_url"),
+        ("https://localhost/h", "invalid_webhook_url"),
+    ):
+        response = client.post(
+            ENDPOINTS, json={"url": url, "event_types": ["*"]}, headers=marketplace_headers(str(uuid.uuid4()))
+        )
         assert_problem(response, 422, code, param="url")
     create_endpoint(client, marketplace_headers, "https://shop.example.ma/h")
 
 
-def test_a_marketplace_sees_only_its_own_endpoints_and_deliveries(client, context, issue_token, marketplace_headers):
+def test_a_marketplace_sees_only_its_own_endpoints_and_deliveries(
+    client, context, issue_token, marketplace_headers
+):
     mine = create_endpoint(client, marketplace_headers, "https://mine.example.ma/h")
-    theirs = create_endpoint(client, marketplace_headers, "https://theirs.example.ma/h", client_id=OTHER_MARKETPLACE)
+    theirs = create_endpoint(
+        client, marketplace_headers, "https://theirs.example.ma/h", client_id=OTHER_MARKETPLACE
+    )
     record(context, "pay_isolation", marketplace_id=OTHER_MARKETPLACE)
     [their_delivery] = deliveries(client, marketplace_headers, client_id=OTHER_MARKETPLACE)
 
-    assert [e["id"] for e in client.get(ENDPOINTS, headers=marketplace_headers()).get_json()["data"]] == [mine["id"]]
+    assert [e["id"] for e in client.get(ENDPOINTS, headers=marketplace_headers()).get_json()["data"]] == [
+        mine["id"]
+    ]
     assert deliveries(client, marketplace_headers) == []
     for response in (
         client.get(f"{ENDPOINTS}/{theirs['id']}", headers=marketplace_headers()),
@@ -402,8 +464,12 @@ def test_a_marketplace_sees_only_its_own_endpoints_and_deliveries(client, contex
         client.get(f"{ENDPOINTS}/we_nothing", headers=marketplace_headers()),
     ):
         assert_problem(response, 404, "resource_not_found")
-    assert client.get(f"{ENDPOINTS}/{theirs['id']}",
-                      headers=marketplace_headers(client_id=OTHER_MARKETPLACE)).get_json()["status"] == "enabled"
+    assert (
+        client.get(
+            f"{ENDPOINTS}/{theirs['id']}", headers=marketplace_headers(client_id=OTHER_MARKETPLACE)
+        ).get_json()["status"]
+        == "enabled"
+    )
 
     # The scope is a marketplace's; a token without it is refused.
     payments_only = {"Authorization": "Bearer " + issue_token(scopes={"payments:read"})}
@@ -416,16 +482,22 @@ def test_a_marketplace_sees_only_its_own_endpoints_and_deliveries(client, contex
 def test_events_get_per_object_sequences_and_deliveries_for_subscribed_endpoints_only(
     client, context, marketplace_headers
 ):
-    succeeded_only = create_endpoint(client, marketplace_headers, "https://a.example.ma/h", ["payment.succeeded"])
+    succeeded_only = create_endpoint(
+        client, marketplace_headers, "https://a.example.ma/h", ["payment.succeeded"]
+    )
     everything = create_endpoint(client, marketplace_headers, "https://b.example.ma/h", ["*"])
     refunds = create_endpoint(client, marketplace_headers, "https://c.example.ma/h", ["refund.created"])
     deleted = create_endpoint(client, marketplace_headers, "https://d.example.ma/h", ["*"])
     client.delete(f"{ENDPOINTS}/{deleted['id']}", headers=marketplace_headers())
-    other = create_endpoint(client, marketplace_headers, "https://e.example.ma/h", ["*"], client_id=OTHER_MARKETPLACE)
+    other = create_endpoint(
+        client, marketplace_headers, "https://e.example.ma/h", ["*"], client_id=OTHER_MARKETPLACE
+    )
 
     record(context, "pay_A", "payment.processing")
     record(context, "pay_B", "payment.processing")
-    record(context, "pay_A", "payment.succeeded", snapshot={"id": "pay_A", "status": "succeeded", "amount": 5000})
+    record(
+        context, "pay_A", "payment.succeeded", snapshot={"id": "pay_A", "status": "succeeded", "amount": 5000}
+    )
     record(context, "re_A", "refund.created")
     record(context, "pay_A", "payment.canceled")
     record(context, "pay_nobody", "payment.processing", marketplace_id="cli_no_endpoints")
@@ -434,24 +506,38 @@ def test_events_get_per_object_sequences_and_deliveries_for_subscribed_endpoints
         events = session.scalars(sa.select(WebhookEvent).order_by(WebhookEvent.id)).all()
     sequences = {(e.object_id, e.type): e.sequence for e in events}
     assert sequences == {
-        ("pay_A", "payment.processing"): 1, ("pay_B", "payment.processing"): 1, ("pay_A", "payment.succeeded"): 2,
-        ("re_A", "refund.created"): 1, ("pay_A", "payment.canceled"): 3, ("pay_nobody", "payment.processing"): 1,
+        ("pay_A", "payment.processing"): 1,
+        ("pay_B", "payment.processing"): 1,
+        ("pay_A", "payment.succeeded"): 2,
+        ("re_A", "refund.created"): 1,
+        ("pay_A", "payment.canceled"): 3,
+        ("pay_nobody", "payment.processing"): 1,
     }
     succeeded = next(e for e in events if e.type == "payment.succeeded")
-    assert json.loads(succeeded.body)["data"]["object"] == {"id": "pay_A", "status": "succeeded", "amount": 5000}
+    assert json.loads(succeeded.body)["data"]["object"] == {
+        "id": "pay_A",
+        "status": "succeeded",
+        "amount": 5000,
+    }
 
     def types_for(endpoint: dict) -> list[str]:
         return [d["event_type"] for d in deliveries(client, marketplace_headers, endpoint_id=endpoint["id"])]
 
     assert types_for(succeeded_only) == ["payment.succeeded"]
-    assert types_for(everything) == ["payment.processing", "payment.processing", "payment.succeeded",
-                                     "refund.created", "payment.canceled"]
+    assert types_for(everything) == [
+        "payment.processing",
+        "payment.processing",
+        "payment.succeeded",
+        "refund.created",
+        "payment.canceled",
+    ]
     assert types_for(refunds) == ["refund.created"]
     assert types_for(deleted) == []
     assert deliveries(client, marketplace_headers, client_id=OTHER_MARKETPLACE) == []
     assert {d["status"] for d in deliveries(client, marketplace_headers)} == {"pending"}
-    assert [d["event_type"] for d in deliveries(client, marketplace_headers, event_type="refund.created")] == [
-        "refund.created", "refund.created"]
+    assert [
+        d["event_type"] for d in deliveries(client, marketplace_headers, event_type="refund.created")
+    ] == ["refund.created", "refund.created"]
     assert other["id"]
 
     with pytest.raises(ValueError):
@@ -477,7 +563,9 @@ def test_concurrent_changes_of_one_object_get_distinct_consecutive_sequences(con
         thread.join(timeout=20)
     assert errors == []
     with context.session_factory() as session:
-        numbers = session.scalars(sa.select(WebhookEvent.sequence).where(WebhookEvent.object_id == "pay_contended"))
+        numbers = session.scalars(
+            sa.select(WebhookEvent.sequence).where(WebhookEvent.object_id == "pay_contended")
+        )
         assert sorted(numbers) == list(range(1, writers + 1))
 
 
@@ -489,8 +577,13 @@ def test_a_delivery_is_signed_so_a_consumer_verifies_it_with_the_standard_librar
 ):
     receiver = receivers()
     endpoint = create_endpoint(client, marketplace_headers, receiver.url, ["payment.succeeded"])
-    snapshot = {"id": "pay_signed", "object": "payment", "status": "succeeded",
-                "amount": {"amount": 12000, "currency": "MAD"}, "description": "Tajine en terre cuite — فخار"}
+    snapshot = {
+        "id": "pay_signed",
+        "object": "payment",
+        "status": "succeeded",
+        "amount": {"amount": 12000, "currency": "MAD"},
+        "description": "Tajine en terre cuite — فخار",
+    }
     record(context, "pay_signed", "payment.processing")
     record(context, "pay_signed", "payment.succeeded", snapshot=snapshot)
 
@@ -499,7 +592,9 @@ def test_a_delivery_is_signed_so_a_consumer_verifies_it_with_the_standard_librar
     secret = endpoint["secret"]
     headers = request.headers
     assert verify_hirfa_signature(secret, headers["hirfa-signature"], request.body)
-    assert not verify_hirfa_signature(secret, headers["hirfa-signature"], request.body.replace(b"12000", b"12001"))
+    assert not verify_hirfa_signature(
+        secret, headers["hirfa-signature"], request.body.replace(b"12000", b"12001")
+    )
     assert not verify_hirfa_signature("whsec_" + "0" * 64, headers["hirfa-signature"], request.body)
     stamp = int(headers["hirfa-signature"].split(",")[0].removeprefix("t="))
     assert abs(stamp - time.time()) < 60
@@ -508,9 +603,12 @@ def test_a_delivery_is_signed_so_a_consumer_verifies_it_with_the_standard_librar
     assert set(event) == {"id", "type", "created", "sequence", "data"}
     assert event["id"].startswith("evt_") and event["type"] == "payment.succeeded" and event["sequence"] == 2
     assert event["data"] == {"object": snapshot}
-    assert event["created"].endswith("Z") and abs(when(event["created"]) - dt.datetime.now(dt.UTC)) < dt.timedelta(
-        minutes=1)
-    assert headers["content-type"] == "application/json" and headers["user-agent"].startswith("Hirfa-Webhooks/")
+    assert event["created"].endswith("Z") and abs(
+        when(event["created"]) - dt.datetime.now(dt.UTC)
+    ) < dt.timedelta(minutes=1)
+    assert headers["content-type"] == "application/json" and headers["user-agent"].startswith(
+        "Hirfa-Webhooks/"
+    )
     [sent] = deliveries(client, marketplace_headers)
     assert headers["hirfa-event-id"] == event["id"] == sent["event_id"]
     assert headers["hirfa-delivery-id"] == sent["id"]
@@ -524,7 +622,9 @@ def test_a_delivery_is_signed_so_a_consumer_verifies_it_with_the_standard_librar
     assert deliver_due_webhooks(context.uow_factory, webhook_settings(context)) == 0  # nothing twice
 
 
-def test_failed_attempts_are_retried_later_and_later_until_a_2xx(client, context, marketplace_headers, receivers):
+def test_failed_attempts_are_retried_later_and_later_until_a_2xx(
+    client, context, marketplace_headers, receivers
+):
     receiver = receivers(replies=(500, 503))
     create_endpoint(client, marketplace_headers, receiver.url)
     record(context, "pay_retried")
@@ -570,9 +670,14 @@ def test_a_delivery_fails_for_good_once_the_event_is_too_old_and_can_be_retried_
     assert deliver_due_webhooks(context.uow_factory, settings, now=created + dt.timedelta(hours=71)) == 1
     assert delivery(client, marketplace_headers, pending["id"])["status"] == "pending"
     # Past them: the failed attempt is the last one.
-    assert deliver_due_webhooks(context.uow_factory, settings, now=created + dt.timedelta(hours=72, minutes=1)) == 1
+    assert (
+        deliver_due_webhooks(context.uow_factory, settings, now=created + dt.timedelta(hours=72, minutes=1))
+        == 1
+    )
     failed = delivery(client, marketplace_headers, pending["id"])
-    assert failed["status"] == "failed" and failed["next_attempt_at"] is None and failed["failed_at"] is not None
+    assert (
+        failed["status"] == "failed" and failed["next_attempt_at"] is None and failed["failed_at"] is not None
+    )
     assert failed["attempt_count"] == 3
     assert deliver_due_webhooks(context.uow_factory, settings, now=created + dt.timedelta(hours=90)) == 0
     assert len(receiver.requests) == 3
@@ -582,7 +687,9 @@ def test_a_delivery_fails_for_good_once_the_event_is_too_old_and_can_be_retried_
     retried = client.post(f"{DELIVERIES}/{pending['id']}/retry", headers=marketplace_headers(key))
     assert retried.status_code == 200, retried.get_data(as_text=True)
     assert retried.get_json()["status"] == "failed" and retried.get_json()["last_status_code"] == 500
-    retried = client.post(f"{DELIVERIES}/{pending['id']}/retry", headers=marketplace_headers(str(uuid.uuid4())))
+    retried = client.post(
+        f"{DELIVERIES}/{pending['id']}/retry", headers=marketplace_headers(str(uuid.uuid4()))
+    )
     body = retried.get_json()
     assert body["status"] == "delivered" and body["last_status_code"] == 200 and body["attempt_count"] == 5
     assert [a["trigger"] for a in body["attempts"]] == ["automatic"] * 3 + ["manual"] * 2
@@ -604,21 +711,30 @@ def test_a_delivered_delivery_can_be_replayed_but_not_to_a_deleted_endpoint(
     replayed = client.post(f"{DELIVERIES}/{sent['id']}/retry", headers=marketplace_headers("again"))
     assert replayed.status_code == 200 and replayed.get_json()["attempt_count"] == 2
     first, second = receiver.requests
-    assert first.body == second.body and first.headers["hirfa-delivery-id"] == second.headers["hirfa-delivery-id"]
+    assert (
+        first.body == second.body
+        and first.headers["hirfa-delivery-id"] == second.headers["hirfa-delivery-id"]
+    )
     assert verify_hirfa_signature(endpoint["secret"], second.headers["hirfa-signature"], second.body)
 
     # While a worker is sending it, a manual retry waits its turn.
     with context.uow_factory() as uow:
-        uow.session.execute(sa.update(WebhookDelivery).where(WebhookDelivery.id == sent["id"]).values(
-            leased_until=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1), lease_token="worker"))
+        uow.session.execute(
+            sa.update(WebhookDelivery)
+            .where(WebhookDelivery.id == sent["id"])
+            .values(leased_until=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1), lease_token="worker")
+        )
         uow.commit()
     busy = client.post(f"{DELIVERIES}/{sent['id']}/retry", headers=marketplace_headers("busy"))
     assert_problem(busy, 409, "webhook_delivery_in_progress")
     assert int(busy.headers["Retry-After"]) >= 1
 
     client.delete(f"{ENDPOINTS}/{endpoint['id']}", headers=marketplace_headers())
-    assert_problem(client.post(f"{DELIVERIES}/{sent['id']}/retry", headers=marketplace_headers("gone")),
-                   409, "webhook_endpoint_disabled")
+    assert_problem(
+        client.post(f"{DELIVERIES}/{sent['id']}/retry", headers=marketplace_headers("gone")),
+        409,
+        "webhook_endpoint_disabled",
+    )
     assert len(receiver.requests) == 2
 
 
@@ -633,8 +749,12 @@ def test_slow_dead_and_trickling_endpoints_do_not_hold_up_a_healthy_one(
     try:
         ids = {
             name: create_endpoint(client, marketplace_headers, url)["id"]
-            for name, url in (("hanging", hanging.url), ("trickling", trickling.url), ("dead", dead_url),
-                              ("healthy", healthy.url))
+            for name, url in (
+                ("hanging", hanging.url),
+                ("trickling", trickling.url),
+                ("dead", dead_url),
+                ("healthy", healthy.url),
+            )
         }
         for n in range(3):
             record(context, f"pay_busy_{n}")
@@ -659,8 +779,11 @@ def test_slow_dead_and_trickling_endpoints_do_not_hold_up_a_healthy_one(
     assert state("hanging") == [("pending", 1, "timeout"), ("pending", 0, None), ("pending", 0, None)]
     assert state("trickling") == [("pending", 1, "timeout"), ("pending", 0, None), ("pending", 0, None)]
     assert state("dead") == [("pending", 1, "connection_refused"), ("pending", 0, None), ("pending", 0, None)]
-    [timed_out] = delivery(client, marketplace_headers, deliveries(
-        client, marketplace_headers, endpoint_id=ids["hanging"])[0]["id"])["attempts"]
+    [timed_out] = delivery(
+        client,
+        marketplace_headers,
+        deliveries(client, marketplace_headers, endpoint_id=ids["hanging"])[0]["id"],
+    )["attempts"]
     assert SHORT_TIMEOUT * 1000 * 0.9 <= timed_out["duration_ms"] < SHORT_TIMEOUT * 1000 * 1.8
 
 
@@ -668,12 +791,19 @@ def test_endpoints_in_trouble_only_ever_hold_their_own_threads(
     client, context, marketplace_headers, dispatcher, receivers
 ):
     # More dead endpoints than healthy threads: in rounds, or in one pool, they would take them all.
-    settings = use_settings(context, timeout_seconds=SLOW_TIMEOUT, concurrency=2, troubled_concurrency=2,
-                            rest_after_failure_seconds=0.2)
+    settings = use_settings(
+        context,
+        timeout_seconds=SLOW_TIMEOUT,
+        concurrency=2,
+        troubled_concurrency=2,
+        rest_after_failure_seconds=0.2,
+    )
     dead = [receivers(replies=(500,)) for _ in range(10)]
     healthy = receivers()
-    dead_ids = [create_endpoint(client, marketplace_headers, receiver.url, ["payment.failed"])["id"]
-                for receiver in dead]
+    dead_ids = [
+        create_endpoint(client, marketplace_headers, receiver.url, ["payment.failed"])["id"]
+        for receiver in dead
+    ]
     healthy_id = create_endpoint(client, marketplace_headers, healthy.url, ["payment.succeeded"])["id"]
     record(context, "pay_answered_500", "payment.failed")
     assert deliver_due_webhooks(context.uow_factory, settings) == 10
@@ -694,13 +824,20 @@ def test_endpoints_in_trouble_only_ever_hold_their_own_threads(
     # Meanwhile the dead endpoints held the troubled threads only: two attempts, waiting out their timeout.
     assert sum(len(receiver.requests) for receiver in dead) == 10 + 2
     # Recorded once the answer is in, just after the receiver saw the request.
-    wait_until(lambda: [d["status"] for d in deliveries(client, marketplace_headers, endpoint_id=healthy_id)]
-               == ["delivered"])
+    wait_until(
+        lambda: (
+            [d["status"] for d in deliveries(client, marketplace_headers, endpoint_id=healthy_id)]
+            == ["delivered"]
+        )
+    )
 
     # Stopped (SIGTERM), the worker starts nothing more, lets the two attempts end and records them.
     assert running.stop() < SLOW_TIMEOUT * 1.5
-    timed_out = [d for d in deliveries(client, marketplace_headers, event_type="payment.failed")
-                 if d["last_error"] == "timeout"]
+    timed_out = [
+        d
+        for d in deliveries(client, marketplace_headers, event_type="payment.failed")
+        if d["last_error"] == "timeout"
+    ]
     assert len(timed_out) == 2 and all(d["status"] == "pending" for d in timed_out)
     assert sum(len(receiver.requests) for receiver in dead) == 10 + 2
     assert leases_held(context) == 0
@@ -709,8 +846,13 @@ def test_endpoints_in_trouble_only_ever_hold_their_own_threads(
 def test_a_failure_moves_an_endpoint_to_the_troubled_threads_and_a_success_moves_it_back(
     client, context, marketplace_headers, dispatcher, receivers
 ):
-    settings = use_settings(context, timeout_seconds=SLOW_TIMEOUT, concurrency=2, troubled_concurrency=1,
-                            rest_after_failure_seconds=0.2)
+    settings = use_settings(
+        context,
+        timeout_seconds=SLOW_TIMEOUT,
+        concurrency=2,
+        troubled_concurrency=1,
+        rest_after_failure_seconds=0.2,
+    )
     stuck = receivers(replies=(500,))
     flaky = receivers(replies=(500,))
     stuck_id = create_endpoint(client, marketplace_headers, stuck.url, ["payment.failed"])["id"]
@@ -744,8 +886,12 @@ def test_a_failure_moves_an_endpoint_to_the_troubled_threads_and_a_success_moves
     wait_until(lambda: len(flaky.requests) == 3, timeout=SLOW_TIMEOUT)
     assert flaky.requests[2].at - recorded < SLOW_TIMEOUT / 2
     assert failing_since(context, stuck_id) is not None
-    wait_until(lambda: [d["status"] for d in deliveries(client, marketplace_headers, endpoint_id=flaky_id)]
-               == ["pending", "delivered", "delivered"])
+    wait_until(
+        lambda: (
+            [d["status"] for d in deliveries(client, marketplace_headers, endpoint_id=flaky_id)]
+            == ["pending", "delivered", "delivered"]
+        )
+    )
 
 
 def test_two_workers_never_send_the_same_attempt(client, context, marketplace_headers, receivers):
@@ -757,8 +903,10 @@ def test_two_workers_never_send_the_same_attempt(client, context, marketplace_he
         record(context, f"pay_raced_{n}")
 
     counts: list[int] = []
-    workers = [threading.Thread(target=lambda: counts.append(deliver_due_webhooks(context.uow_factory, settings)))
-               for _ in range(3)]
+    workers = [
+        threading.Thread(target=lambda: counts.append(deliver_due_webhooks(context.uow_factory, settings)))
+        for _ in range(3)
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -768,8 +916,12 @@ def test_two_workers_never_send_the_same_attempt(client, context, marketplace_he
     assert sorted(sent) == sorted(d["id"] for d in deliveries(client, marketplace_headers)) and len(sent) == 6
     assert sum(counts) == 6
     with context.session_factory() as session:
-        assert session.scalar(sa.select(sa.func.count()).where(WebhookDelivery.leased_until.is_not(None))) == 0
-        assert session.scalar(sa.select(sa.func.count()).where(WebhookEndpoint.leased_until.is_not(None))) == 0
+        assert (
+            session.scalar(sa.select(sa.func.count()).where(WebhookDelivery.leased_until.is_not(None))) == 0
+        )
+        assert (
+            session.scalar(sa.select(sa.func.count()).where(WebhookEndpoint.leased_until.is_not(None))) == 0
+        )
 
 
 def test_the_signing_secret_and_the_url_beyond_its_host_never_reach_the_logs(
@@ -786,7 +938,9 @@ def test_the_signing_secret_and_the_url_beyond_its_host_never_reach_the_logs(
     assert [r.answered for r in receiver.requests] == [500, 200]
 
     logged = "\n".join([caplog.text, *(repr(vars(record)) for record in caplog.records)])
-    assert "webhook delivery attempt" in logged and "'host': '127.0.0.1'" in logged  # the test looks somewhere
+    assert (
+        "webhook delivery attempt" in logged and "'host': '127.0.0.1'" in logged
+    )  # the test looks somewhere
     secret = endpoint["secret"]
     for leak in (secret, secret.removeprefix("whsec_"), "private-path-token", "private-query-token"):
         assert leak not in logged

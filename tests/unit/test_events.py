@@ -106,9 +106,14 @@ class TestConsumerBatchSize:
             ServiceConfig.from_env("payments", {"CONSUMER_BATCH_SIZE": "0"})
         with pytest.raises(ValueError):
             EventConsumer(
-                name="test", handlers={}, uow_factory=lambda: None, inbox_model=None,
-                consumer_factory=lambda: None, producer_factory=lambda: None,
-                dead_letter_topic="test.dead-letter", batch_size=0,
+                name="test",
+                handlers={},
+                uow_factory=lambda: None,
+                inbox_model=None,
+                consumer_factory=lambda: None,
+                producer_factory=lambda: None,
+                dead_letter_topic="test.dead-letter",
+                batch_size=0,
             )
 
 

@@ -41,39 +41,71 @@ SPEC_TRANSACTION_STATUSES = {
     "voided": TransactionStatus.VOIDED,
     "expired": TransactionStatus.EXPIRED,
 }
-SPEC_REFUND_STATUSES = {"pending": RefundStatus.PENDING, "succeeded": RefundStatus.SUCCEEDED,
-                        "failed": RefundStatus.FAILED}
+SPEC_REFUND_STATUSES = {
+    "pending": RefundStatus.PENDING,
+    "succeeded": RefundStatus.SUCCEEDED,
+    "failed": RefundStatus.FAILED,
+}
 SPEC_DISPUTE_STATUSES = {"open": DisputeStatus.OPEN, "won": DisputeStatus.WON, "lost": DisputeStatus.LOST}
 
 
 def transaction_json(status: str = "captured", **overrides) -> dict:
     payload = {
-        "id": "m2t_tx_1", "reference": "pay_1", "method": "card", "status": status,
-        "amount": 15000, "currency": "MAD", "captured_amount": 15000 if status == "captured" else 0,
-        "refunded_amount": 0, "card": {"brand": "visa", "last4": "4242", "country": "US"}, "phone_last4": None,
-        "decline_code": None, "decline_message": None, "three_ds": None, "wallet": None,
-        "created": 1_700_000_000, "updated": 1_700_000_005,
+        "id": "m2t_tx_1",
+        "reference": "pay_1",
+        "method": "card",
+        "status": status,
+        "amount": 15000,
+        "currency": "MAD",
+        "captured_amount": 15000 if status == "captured" else 0,
+        "refunded_amount": 0,
+        "card": {"brand": "visa", "last4": "4242", "country": "US"},
+        "phone_last4": None,
+        "decline_code": None,
+        "decline_message": None,
+        "three_ds": None,
+        "wallet": None,
+        "created": 1_700_000_000,
+        "updated": 1_700_000_005,
     }
     if status == "three_ds_required":
         payload["three_ds"] = {"redirect_url": "http://m2t.test/3ds/m2t_tx_1"}
     if status == "pending_approval":
-        payload.update(method="mobile_wallet", card=None, phone_last4="5678", wallet={"expires_at": 1_700_000_120})
+        payload.update(
+            method="mobile_wallet", card=None, phone_last4="5678", wallet={"expires_at": 1_700_000_120}
+        )
     payload.update(overrides)
     return payload
 
 
 def refund_json(status: str = "pending", **overrides) -> dict:
-    payload = {"id": "m2t_re_1", "reference": "re_1", "transaction_id": "m2t_tx_1", "amount": 5000,
-               "currency": "MAD", "status": status, "failure_code": None, "created": 1_700_000_010,
-               "updated": 1_700_000_011}
+    payload = {
+        "id": "m2t_re_1",
+        "reference": "re_1",
+        "transaction_id": "m2t_tx_1",
+        "amount": 5000,
+        "currency": "MAD",
+        "status": status,
+        "failure_code": None,
+        "created": 1_700_000_010,
+        "updated": 1_700_000_011,
+    }
     payload.update(overrides)
     return payload
 
 
 def dispute_json(status: str = "open", **overrides) -> dict:
-    payload = {"id": "m2t_dp_1", "transaction_id": "m2t_tx_1", "transaction_reference": "pay_1",
-               "amount": 15000, "currency": "MAD", "reason": "fraudulent", "status": status,
-               "created": 1_700_000_020, "updated": 1_700_000_021}
+    payload = {
+        "id": "m2t_dp_1",
+        "transaction_id": "m2t_tx_1",
+        "transaction_reference": "pay_1",
+        "amount": 15000,
+        "currency": "MAD",
+        "reason": "fraudulent",
+        "status": status,
+        "created": 1_700_000_020,
+        "updated": 1_700_000_021,
+    }
     payload.update(overrides)
     return payload
 
@@ -111,15 +143,18 @@ def test_dispute_status(raw, expected):
     assert (dispute.status, dispute.raw_status) == (expected, raw)
 
 
-@pytest.mark.parametrize(("reader", "payload"), [
-    (wire.transaction_from, transaction_json("refunded")),
-    (wire.transaction_from, transaction_json("CAPTURED")),
-    (wire.transaction_from, transaction_json("succeeded")),
-    (wire.refund_from, refund_json("captured")),
-    (wire.refund_from, refund_json("refunded")),
-    (wire.dispute_from, dispute_json("under_review")),
-    (wire.dispute_from, dispute_json("closed")),
-])
+@pytest.mark.parametrize(
+    ("reader", "payload"),
+    [
+        (wire.transaction_from, transaction_json("refunded")),
+        (wire.transaction_from, transaction_json("CAPTURED")),
+        (wire.transaction_from, transaction_json("succeeded")),
+        (wire.refund_from, refund_json("captured")),
+        (wire.refund_from, refund_json("refunded")),
+        (wire.dispute_from, dispute_json("under_review")),
+        (wire.dispute_from, dispute_json("closed")),
+    ],
+)
 def test_an_unknown_status_is_refused_never_guessed(reader, payload):
     with pytest.raises(wire.UnknownM2TStatus) as raised:
         reader(payload)
@@ -139,9 +174,17 @@ def test_an_unknown_status_in_an_api_answer_is_an_unknown_outcome():
 def test_a_captured_card_transaction():
     transaction = wire.transaction_from(transaction_json("captured", refunded_amount=2000))
     assert transaction.gateway_reference == "m2t_tx_1" and transaction.reference == "pay_1"
-    assert (transaction.amount, transaction.captured_amount, transaction.refunded_amount) == (15000, 15000, 2000)
+    assert (transaction.amount, transaction.captured_amount, transaction.refunded_amount) == (
+        15000,
+        15000,
+        2000,
+    )
     assert transaction.currency == "MAD" and transaction.next_action is None
-    assert (transaction.card.brand, transaction.card.last4, transaction.card.country) == ("visa", "4242", "US")
+    assert (transaction.card.brand, transaction.card.last4, transaction.card.country) == (
+        "visa",
+        "4242",
+        "US",
+    )
     assert transaction.updated_at == 1_700_000_005
 
 
@@ -159,9 +202,13 @@ def test_pending_approval_asks_for_the_wallet_until_it_expires():
 
 
 def test_a_decline_keeps_m2ts_code_and_message():
-    transaction = wire.transaction_from(transaction_json(
-        "declined", decline_code="insufficient_funds", decline_message="Not enough money."))
-    assert (transaction.decline_code, transaction.decline_message) == ("insufficient_funds", "Not enough money.")
+    transaction = wire.transaction_from(
+        transaction_json("declined", decline_code="insufficient_funds", decline_message="Not enough money.")
+    )
+    assert (transaction.decline_code, transaction.decline_message) == (
+        "insufficient_funds",
+        "Not enough money.",
+    )
 
 
 def test_a_failed_refund_keeps_its_failure_code():
@@ -184,8 +231,9 @@ def test_lists():
 
 
 def test_card_token():
-    token = wire.card_token_from({"token": TOKEN, "brand": "cmi", "last4": "0002", "exp_month": 12,
-                                  "exp_year": 2030, "country": "MA"})
+    token = wire.card_token_from(
+        {"token": TOKEN, "brand": "cmi", "last4": "0002", "exp_month": 12, "exp_year": 2030, "country": "MA"}
+    )
     assert (token.token, token.brand, token.last4, token.country) == (TOKEN, "cmi", "0002", "MA")
 
 
@@ -198,47 +246,56 @@ def _without(payload: dict, key: str) -> dict:
     return payload
 
 
-@pytest.mark.parametrize("payload", [
-    None, [], "captured", 42,
-    _without(transaction_json(), "id"),
-    _without(transaction_json(), "reference"),
-    _without(transaction_json(), "status"),
-    _without(transaction_json(), "amount"),
-    _without(transaction_json(), "currency"),
-    _without(transaction_json(), "updated"),
-    transaction_json(amount="15000"),
-    transaction_json(amount=150.0),
-    transaction_json(amount=True),
-    transaction_json(amount=-1),
-    transaction_json(captured_amount=None),
-    transaction_json(status=None),
-    transaction_json(status=7),
-    transaction_json(id=""),
-    transaction_json(card="visa"),
-    transaction_json(card={"brand": "visa"}),
-    transaction_json(decline_code=12),
-    transaction_json("three_ds_required", three_ds=None),
-    transaction_json("three_ds_required", three_ds={}),
-    transaction_json("pending_approval", wallet=None),
-    transaction_json("pending_approval", wallet={"expires_at": "soon"}),
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        None,
+        [],
+        "captured",
+        42,
+        _without(transaction_json(), "id"),
+        _without(transaction_json(), "reference"),
+        _without(transaction_json(), "status"),
+        _without(transaction_json(), "amount"),
+        _without(transaction_json(), "currency"),
+        _without(transaction_json(), "updated"),
+        transaction_json(amount="15000"),
+        transaction_json(amount=150.0),
+        transaction_json(amount=True),
+        transaction_json(amount=-1),
+        transaction_json(captured_amount=None),
+        transaction_json(status=None),
+        transaction_json(status=7),
+        transaction_json(id=""),
+        transaction_json(card="visa"),
+        transaction_json(card={"brand": "visa"}),
+        transaction_json(decline_code=12),
+        transaction_json("three_ds_required", three_ds=None),
+        transaction_json("three_ds_required", three_ds={}),
+        transaction_json("pending_approval", wallet=None),
+        transaction_json("pending_approval", wallet={"expires_at": "soon"}),
+    ],
+)
 def test_a_malformed_transaction_is_refused(payload):
     with pytest.raises(wire.M2TPayloadError):
         wire.transaction_from(payload)
 
 
-@pytest.mark.parametrize(("reader", "payload"), [
-    (wire.refund_from, _without(refund_json(), "transaction_id")),
-    (wire.refund_from, refund_json(amount="5000")),
-    (wire.refund_from, refund_json(failure_code=["x"])),
-    (wire.dispute_from, _without(dispute_json(), "reason")),
-    (wire.dispute_from, dispute_json(amount=None)),
-    (wire.card_token_from, {"brand": "visa", "last4": "4242"}),
-    (wire.transactions_from_list, {"data": {"id": "m2t_tx_1"}}),
-    (wire.transactions_from_list, {}),
-    (wire.transactions_from_list, {"data": [transaction_json(amount="1")]}),
-    (wire.refunds_from_list, []),
-])
+@pytest.mark.parametrize(
+    ("reader", "payload"),
+    [
+        (wire.refund_from, _without(refund_json(), "transaction_id")),
+        (wire.refund_from, refund_json(amount="5000")),
+        (wire.refund_from, refund_json(failure_code=["x"])),
+        (wire.dispute_from, _without(dispute_json(), "reason")),
+        (wire.dispute_from, dispute_json(amount=None)),
+        (wire.card_token_from, {"brand": "visa", "last4": "4242"}),
+        (wire.transactions_from_list, {"data": {"id": "m2t_tx_1"}}),
+        (wire.transactions_from_list, {}),
+        (wire.transactions_from_list, {"data": [transaction_json(amount="1")]}),
+        (wire.refunds_from_list, []),
+    ],
+)
 def test_other_malformed_payloads_are_refused(reader, payload):
     with pytest.raises(wire.M2TPayloadError):
         reader(payload)
@@ -256,7 +313,11 @@ def test_an_unreadable_api_answer_is_an_unknown_outcome():
 CALLBACK_CASES = [
     ("transaction.captured", transaction_json("captured"), CallbackKind.TRANSACTION),
     ("transaction.authorised", transaction_json("authorised"), CallbackKind.TRANSACTION),
-    ("transaction.declined", transaction_json("declined", decline_code="wallet_declined"), CallbackKind.TRANSACTION),
+    (
+        "transaction.declined",
+        transaction_json("declined", decline_code="wallet_declined"),
+        CallbackKind.TRANSACTION,
+    ),
     ("transaction.voided", transaction_json("voided"), CallbackKind.TRANSACTION),
     ("transaction.pending_approval", transaction_json("pending_approval"), CallbackKind.TRANSACTION),
     ("transaction.expired", transaction_json("expired", decline_code="expired"), CallbackKind.TRANSACTION),
@@ -275,14 +336,19 @@ def test_every_callback_type_of_the_spec_is_mapped():
 def test_callback_kinds(event_type, data, kind):
     callback = wire.callback_from({"id": "evt_1", "type": event_type, "created": 1_700_000_030, "data": data})
     assert (callback.event_id, callback.type, callback.kind) == ("evt_1", event_type, kind)
-    objects = {CallbackKind.TRANSACTION: callback.transaction, CallbackKind.REFUND: callback.refund,
-               CallbackKind.DISPUTE: callback.dispute}
+    objects = {
+        CallbackKind.TRANSACTION: callback.transaction,
+        CallbackKind.REFUND: callback.refund,
+        CallbackKind.DISPUTE: callback.dispute,
+    }
     assert objects.pop(kind).raw_status == data["status"]
     assert list(objects.values()) == [None, None]
 
 
 def gateway(**overrides) -> M2TGateway:
-    return M2TGateway("http://m2t.invalid", api_key="unused", callback_secret=SECRET, timeout=1.0, **overrides)
+    return M2TGateway(
+        "http://m2t.invalid", api_key="unused", callback_secret=SECRET, timeout=1.0, **overrides
+    )
 
 
 def signed(body: dict | bytes, *, timestamp: int | None = None, secret: str = SECRET) -> tuple[dict, bytes]:
@@ -291,23 +357,31 @@ def signed(body: dict | bytes, *, timestamp: int | None = None, secret: str = SE
 
 
 def test_parse_callback_reads_a_signed_body():
-    headers, raw = signed({"id": "evt_9", "type": "refund.succeeded", "created": 1, "data": refund_json("succeeded")})
+    headers, raw = signed(
+        {"id": "evt_9", "type": "refund.succeeded", "created": 1, "data": refund_json("succeeded")}
+    )
     callback = gateway().parse_callback({"m2t-signature": headers[SIGNATURE_HEADER]}, raw)  # any header case
     assert (callback.kind, callback.refund.status) == (CallbackKind.REFUND, RefundStatus.SUCCEEDED)
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    ({"id": "evt_1", "type": "transaction.refunded", "data": transaction_json()}, "unknown_type"),
-    ({"id": "evt_1", "type": "transaction.captured", "data": transaction_json("settled")}, "unknown_status"),
-    ({"id": "evt_1", "type": "refund.failed", "data": refund_json("cancelled")}, "unknown_status"),
-    ({"id": "evt_1", "type": "transaction.captured"}, "malformed"),
-    ({"id": "evt_1", "type": "transaction.captured", "data": transaction_json(amount="1")}, "malformed"),
-    ({"id": "evt_1", "type": "dispute.opened", "data": dispute_json(reason=None)}, "malformed"),
-    ({"type": "transaction.captured", "data": transaction_json()}, "malformed"),
-    ({"id": "evt_1", "data": transaction_json()}, "malformed"),
-    (b"[1, 2]", "malformed"),
-    (b"not json", "malformed"),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"id": "evt_1", "type": "transaction.refunded", "data": transaction_json()}, "unknown_type"),
+        (
+            {"id": "evt_1", "type": "transaction.captured", "data": transaction_json("settled")},
+            "unknown_status",
+        ),
+        ({"id": "evt_1", "type": "refund.failed", "data": refund_json("cancelled")}, "unknown_status"),
+        ({"id": "evt_1", "type": "transaction.captured"}, "malformed"),
+        ({"id": "evt_1", "type": "transaction.captured", "data": transaction_json(amount="1")}, "malformed"),
+        ({"id": "evt_1", "type": "dispute.opened", "data": dispute_json(reason=None)}, "malformed"),
+        ({"type": "transaction.captured", "data": transaction_json()}, "malformed"),
+        ({"id": "evt_1", "data": transaction_json()}, "malformed"),
+        (b"[1, 2]", "malformed"),
+        (b"not json", "malformed"),
+    ],
+)
 def test_a_genuine_but_unreadable_callback_is_invalid(body, reason):
     headers, raw = signed(body)
     with pytest.raises(InvalidCallback) as raised:
@@ -332,8 +406,10 @@ def test_forged_stale_and_unsigned_callbacks_are_invalid():
 
 
 def test_the_replay_window_is_configurable():
-    headers, raw = signed({"id": "e", "type": "refund.succeeded", "data": refund_json()},
-                          timestamp=int(__import__("time").time()) - 100)
+    headers, raw = signed(
+        {"id": "e", "type": "refund.succeeded", "data": refund_json()},
+        timestamp=int(__import__("time").time()) - 100,
+    )
     assert gateway(tolerance_seconds=300).parse_callback(headers, raw).kind is CallbackKind.REFUND
     with pytest.raises(InvalidCallback):
         gateway(tolerance_seconds=30).parse_callback(headers, raw)
@@ -341,7 +417,9 @@ def test_the_replay_window_is_configurable():
 
 def test_a_rotated_secret_still_verifies():
     headers, raw = signed({"id": "e", "type": "refund.succeeded", "data": refund_json()}, secret="old-secret")
-    reader = M2TGateway("http://m2t.invalid", api_key="k", callback_secret=["new-secret", "old-secret"], timeout=1)
+    reader = M2TGateway(
+        "http://m2t.invalid", api_key="k", callback_secret=["new-secret", "old-secret"], timeout=1
+    )
     assert reader.parse_callback(headers, raw).event_id == "e"
 
 
@@ -349,31 +427,66 @@ def test_a_rotated_secret_still_verifies():
 
 
 def card_request(**overrides) -> AuthoriseRequest:
-    fields = dict(reference="pay_1", amount=15000, currency="MAD", method=PaymentMethod.CARD, capture=True,
-                  callback_url="https://hirfa.test/v1/gateways/m2t/callbacks", idempotency_key="k1",
-                  card_token=TOKEN, return_url="https://hirfa.test/return")
+    fields = dict(
+        reference="pay_1",
+        amount=15000,
+        currency="MAD",
+        method=PaymentMethod.CARD,
+        capture=True,
+        callback_url="https://hirfa.test/v1/gateways/m2t/callbacks",
+        idempotency_key="k1",
+        card_token=TOKEN,
+        return_url="https://hirfa.test/return",
+    )
     fields.update(overrides)
     return AuthoriseRequest(**fields)
 
 
 def test_authorise_body_sends_only_the_methods_fields():
     assert wire.authorise_body(card_request()) == {
-        "reference": "pay_1", "amount": 15000, "currency": "MAD", "method": "card", "capture": True,
-        "callback_url": "https://hirfa.test/v1/gateways/m2t/callbacks", "card_token": TOKEN,
-        "return_url": "https://hirfa.test/return"}
-    wallet = card_request(method=PaymentMethod.MOBILE_WALLET, card_token=None, phone=PHONE, return_url=None,
-                          capture=False, description="Tapis")
+        "reference": "pay_1",
+        "amount": 15000,
+        "currency": "MAD",
+        "method": "card",
+        "capture": True,
+        "callback_url": "https://hirfa.test/v1/gateways/m2t/callbacks",
+        "card_token": TOKEN,
+        "return_url": "https://hirfa.test/return",
+    }
+    wallet = card_request(
+        method=PaymentMethod.MOBILE_WALLET,
+        card_token=None,
+        phone=PHONE,
+        return_url=None,
+        capture=False,
+        description="Tapis",
+    )
     assert wire.authorise_body(wallet) == {
-        "reference": "pay_1", "amount": 15000, "currency": "MAD", "method": "mobile_wallet", "capture": False,
-        "callback_url": "https://hirfa.test/v1/gateways/m2t/callbacks", "phone": PHONE, "description": "Tapis"}
+        "reference": "pay_1",
+        "amount": 15000,
+        "currency": "MAD",
+        "method": "mobile_wallet",
+        "capture": False,
+        "callback_url": "https://hirfa.test/v1/gateways/m2t/callbacks",
+        "phone": PHONE,
+        "description": "Tapis",
+    }
 
 
 def test_no_card_number_token_or_phone_in_a_repr():
     tokenise = TokeniseRequest(card_number=PAN, exp_month=12, exp_year=2030, cvc="123")
     card = CardToken(token=TOKEN, brand="visa", last4="4242", country="US")
     wallet = card_request(method=PaymentMethod.MOBILE_WALLET, card_token=None, phone=PHONE)
-    texts = [repr(tokenise), str(tokenise), repr(card), str(card), repr(card_request()), repr(wallet),
-             repr(gateway()), repr(wire.transaction_from(transaction_json()))]
+    texts = [
+        repr(tokenise),
+        str(tokenise),
+        repr(card),
+        str(card),
+        repr(card_request()),
+        repr(wallet),
+        repr(gateway()),
+        repr(wire.transaction_from(transaction_json())),
+    ]
     for text in texts:
         for secret in (PAN, PAN[:12], TOKEN, PHONE, "123'", SECRET):
             assert secret not in text, text

@@ -39,9 +39,17 @@ class TestMoney:
 
     def test_the_decimal_string_is_exact(self):
         assert [Money(amount).decimal_string() for amount in (0, 5, 1250, -1250, 10**17 + 1)] == [
-            "0.00", "0.05", "12.50", "-12.50", "1000000000000000.01"]
+            "0.00",
+            "0.05",
+            "12.50",
+            "-12.50",
+            "1000000000000000.01",
+        ]
         assert MoneyWithDecimalSchema().dump({"amount": 13_500, "currency": "MAD"}) == {
-            "amount": 13_500, "currency": "MAD", "amount_decimal": "135.00"}
+            "amount": 13_500,
+            "currency": "MAD",
+            "amount_decimal": "135.00",
+        }
 
     @given(st.integers(), st.integers())
     def test_addition_is_exact_for_any_integers(self, a, b):
@@ -69,7 +77,8 @@ class TestMoneyFields:
         assert AmountSchema().dump(loaded)["price"] == {"amount": 1250, "currency": "MAD"}
 
     @pytest.mark.parametrize(
-        "bad", [{"amount": 12.5, "currency": "MAD"}, {"amount": 1, "currency": "XXX"}, {"amount": 1, "extra": 1}, 5]
+        "bad",
+        [{"amount": 12.5, "currency": "MAD"}, {"amount": 1, "currency": "XXX"}, {"amount": 1, "extra": 1}, 5],
     )
     def test_money_field_refuses_bad_shapes(self, bad):
         with pytest.raises(ValidationError):

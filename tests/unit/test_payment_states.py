@@ -26,9 +26,16 @@ S = PaymentStatus
 
 
 def transaction(status: TransactionStatus, decline_code: str | None = None) -> GatewayTransaction:
-    return GatewayTransaction(gateway_reference="tx_1", reference="pay_1", status=status, raw_status=str(status),
-                              amount=1000, currency="MAD", decline_code=decline_code,
-                              next_action=NextAction("wallet_approval", expires_at=1))
+    return GatewayTransaction(
+        gateway_reference="tx_1",
+        reference="pay_1",
+        status=status,
+        raw_status=str(status),
+        amount=1000,
+        currency="MAD",
+        decline_code=decline_code,
+        next_action=NextAction("wallet_approval", expires_at=1),
+    )
 
 
 def test_final_states_go_nowhere_and_every_state_is_in_the_table():
@@ -77,8 +84,12 @@ def test_a_capture_in_flight_is_not_undone_by_a_late_authorised_snapshot():
     assert gateway_moves("processing", S.CANCELED, capturing=True)
 
 
-@given(current=st.sampled_from(list(PaymentStatus)), target=st.sampled_from(list(PaymentStatus)),
-       capturing=st.booleans(), fresh_read=st.booleans())
+@given(
+    current=st.sampled_from(list(PaymentStatus)),
+    target=st.sampled_from(list(PaymentStatus)),
+    capturing=st.booleans(),
+    fresh_read=st.booleans(),
+)
 def test_gateway_moves_are_always_legal_moves_and_forward(current, target, capturing, fresh_read):
     if gateway_moves(current, target, capturing=capturing, fresh_read=fresh_read):
         assert can_move(current, target)
@@ -101,8 +112,16 @@ def test_gateway_moves_are_always_legal_moves_and_forward(current, target, captu
     ],
 )
 def test_money_held_for_a_failed_payment_is_voided_or_refunded(status, captured, refunded, expected):
-    held = GatewayTransaction(gateway_reference="tx_1", reference="pay_1", status=status, raw_status=str(status),
-                              amount=1000, currency="MAD", captured_amount=captured, refunded_amount=refunded)
+    held = GatewayTransaction(
+        gateway_reference="tx_1",
+        reference="pay_1",
+        status=status,
+        raw_status=str(status),
+        amount=1000,
+        currency="MAD",
+        captured_amount=captured,
+        refunded_amount=refunded,
+    )
     assert reversal_for(held) == expected
 
 
@@ -153,4 +172,6 @@ def test_a_small_last_refund_never_carries_more_commission_than_itself():
         share = proportional_fee(9, 10, amount, fee_refunded, refunded)
         shares.append(share)
         refunded, fee_refunded = refunded + amount, fee_refunded + share
-    assert sum(shares) == 9 and all(share <= amount for share, amount in zip(shares, (3, 3, 3, 1), strict=True))
+    assert sum(shares) == 9 and all(
+        share <= amount for share, amount in zip(shares, (3, 3, 3, 1), strict=True)
+    )

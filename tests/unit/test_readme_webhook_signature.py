@@ -22,8 +22,12 @@ def test_the_helper_is_the_readme_block_itself_not_a_copy():
 
 def test_the_recipe_needs_only_the_standard_library():
     tree = ast.parse(readme_python_block("verify_hirfa_signature"))
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)
-                for alias in node.names}
+    imported = {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
     assert imported <= {"hashlib", "hmac", "time"}
 
 

@@ -51,7 +51,9 @@ def _issue(issuer: TokenIssuer, **kwargs) -> str:
 
 
 def test_valid_token_verifies_to_its_principal(issuer, verifier):
-    token = _issue(issuer, client_id="cli_abc", role=Role.MARKETPLACE, scopes={"payments:read", "artisans:read"})
+    token = _issue(
+        issuer, client_id="cli_abc", role=Role.MARKETPLACE, scopes={"payments:read", "artisans:read"}
+    )
 
     principal = verifier.verify(token)
 

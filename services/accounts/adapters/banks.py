@@ -104,8 +104,13 @@ class HttpBankPartner:
         session: requests.Session | None = None,
     ) -> None:
         self._client = PartnerHttpClient(
-            base_url, api_key=api_key, timeout=timeout, retries=retries,
-            retry_backoff_seconds=retry_backoff_seconds, session=session, name="bank partner",
+            base_url,
+            api_key=api_key,
+            timeout=timeout,
+            retries=retries,
+            retry_backoff_seconds=retry_backoff_seconds,
+            session=session,
+            name="bank partner",
         )
         self._callback_secret = callback_secret
         self.tolerance_seconds = tolerance_seconds
@@ -119,7 +124,10 @@ class HttpBankPartner:
 
     def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> TransferCallback:
         body = read_signed_callback(
-            self._callback_secret, headers.get(SIGNATURE_HEADER), raw_body, tolerance_seconds=self.tolerance_seconds
+            self._callback_secret,
+            headers.get(SIGNATURE_HEADER),
+            raw_body,
+            tolerance_seconds=self.tolerance_seconds,
         )
         try:
             return TransferCallback(

@@ -54,7 +54,9 @@ class JournalEntry(Base):
 class JournalLine(Base):
     __tablename__ = "journal_lines"
 
-    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     entry_id: Mapped[str] = mapped_column(sa.ForeignKey("journal_entries.id"), index=True)
     account_id: Mapped[str] = mapped_column(sa.ForeignKey("ledger_accounts.id"), index=True)
     amount: Mapped[int] = mapped_column(sa.BigInteger)  # positive debit, negative credit
@@ -131,8 +133,9 @@ class ParkedEvent(Base):
     __tablename__ = "parked_events"
 
     # Autoincrement: parked events are tried again in the order they were parked.
-    seq: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                                     autoincrement=True)
+    seq: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     event_id: Mapped[str] = mapped_column(sa.String(40), unique=True)
     event_type: Mapped[str] = mapped_column(sa.String(80))
     artisan_id: Mapped[str] = mapped_column(sa.String(40), index=True)

@@ -16,11 +16,19 @@ blp = Blueprint("balances", __name__, url_prefix="/v1/artisans", description="Ar
 class BalanceSchema(Schema):
     object = fields.Constant("balance")
     artisan_id = fields.String(required=True)
-    pending = fields.Nested(MoneyWithDecimalSchema, required=True, metadata={"description": "Inside the hold period."})
-    available = fields.Nested(MoneyWithDecimalSchema, required=True, metadata={"description": "Can be paid out."})
+    pending = fields.Nested(
+        MoneyWithDecimalSchema, required=True, metadata={"description": "Inside the hold period."}
+    )
+    available = fields.Nested(
+        MoneyWithDecimalSchema, required=True, metadata={"description": "Can be paid out."}
+    )
     # Null for an artisan whose KYC limits accounts has not heard of yet.
-    kyc_tier = fields.Integer(allow_none=True, metadata={"description": "The artisan's KYC tier (null until known)."})
-    cap = fields.Nested(MoneyWithDecimalSchema, allow_none=True, metadata={"description": "Bank Al-Maghrib cap for the tier."})
+    kyc_tier = fields.Integer(
+        allow_none=True, metadata={"description": "The artisan's KYC tier (null until known)."}
+    )
+    cap = fields.Nested(
+        MoneyWithDecimalSchema, allow_none=True, metadata={"description": "Bank Al-Maghrib cap for the tier."}
+    )
 
 
 @blp.route("/<string:artisan_id>/balance", methods=["GET"])

@@ -22,13 +22,22 @@ from shared.money import CurrencyCode, MoneySchema
 from shared.pagination import PageArgsSchema, page_schema
 
 statements_blp = Blueprint(
-    "statements", __name__, url_prefix="/v1/artisans", description="Artisan statements: every movement, with balances."
+    "statements",
+    __name__,
+    url_prefix="/v1/artisans",
+    description="Artisan statements: every movement, with balances.",
 )
 journal_blp = Blueprint(
-    "journal_entries", __name__, url_prefix="/v1/journal-entries", description="The journal, for operators and banks."
+    "journal_entries",
+    __name__,
+    url_prefix="/v1/journal-entries",
+    description="The journal, for operators and banks.",
 )
 operations_blp = Blueprint(
-    "ledger_operations", __name__, url_prefix="/v1/ledger", description="Ledger integrity and cases, for operators."
+    "ledger_operations",
+    __name__,
+    url_prefix="/v1/ledger",
+    description="Ledger integrity and cases, for operators.",
 )
 blueprints = (statements_blp, journal_blp, operations_blp)
 
@@ -84,9 +93,13 @@ class JournalEntryArgsSchema(PageArgsSchema, TimeRangeArgsSchema):
 
 
 class CaseArgsSchema(PageArgsSchema):
-    status = fields.String(validate=validate.OneOf(["open", "waiting", "resolved"]), metadata={
-        "description": "`open`: refused, for an operator; `waiting`: a parked money event that posts by itself "
-                       "once what it waits for has happened; `resolved`: it did."})
+    status = fields.String(
+        validate=validate.OneOf(["open", "waiting", "resolved"]),
+        metadata={
+            "description": "`open`: refused, for an operator; `waiting`: a parked money event that posts by itself "
+            "once what it waits for has happened; `resolved`: it did."
+        },
+    )
     artisan_id = fields.String(validate=validate.Length(min=1, max=40))
 
 
@@ -113,7 +126,9 @@ class StatementSchema(page_schema(StatementLineSchema)):
     account = fields.String(required=True)
     currency = fields.String(required=True)
     opening_balance = fields.Nested(
-        MoneySchema, required=True, metadata={"description": "The balance right before this page's first line."}
+        MoneySchema,
+        required=True,
+        metadata={"description": "The balance right before this page's first line."},
     )
 
 
@@ -206,9 +221,14 @@ def artisan_transactions(args, artisan_id):
 def journal_entries(args):
     """Journal entries with their lines, oldest first."""
     posted = _time_range(args)
-    return list_journal_entries(_services().uow_factory(), posted=posted, cause=args.get("cause"),
-                                artisan_id=args.get("artisan_id"), limit=args["limit"],
-                                starting_after=args["starting_after"])
+    return list_journal_entries(
+        _services().uow_factory(),
+        posted=posted,
+        cause=args.get("cause"),
+        artisan_id=args.get("artisan_id"),
+        limit=args["limit"],
+        starting_after=args["starting_after"],
+    )
 
 
 @journal_blp.route("/<string:entry_id>", methods=["GET"])
@@ -234,5 +254,10 @@ def integrity():
 def ledger_cases(args):
     """Postings the ledger refused (a balance rule), and money events waiting for news about their
     artisan (their tier, room under their cap, the payment a refund is for); oldest first."""
-    return list_cases(_services().uow_factory(), status=args.get("status"), artisan_id=args.get("artisan_id"),
-                      limit=args["limit"], starting_after=args["starting_after"])
+    return list_cases(
+        _services().uow_factory(),
+        status=args.get("status"),
+        artisan_id=args.get("artisan_id"),
+        limit=args["limit"],
+        starting_after=args["starting_after"],
+    )

@@ -27,7 +27,10 @@ READ_SCOPES = ("payouts:write", "payouts:request", "balances:read", "self:read")
 # Far beyond any payout, well inside a 64-bit column.
 MAX_AMOUNT = 10**13
 IDEMPOTENCY_HEADER_DOC = {
-    "in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": True,
+    "schema": {"type": "string"},
 }
 
 
@@ -182,7 +185,10 @@ class PayoutScheduleView(MethodView):
         or ``threshold`` (once it reaches ``threshold``, at most daily). Windows: UTC days, ISO weeks."""
         context = _context()
         return payout_schedules.set_schedule(
-            context.uow_factory(), artisan_id, payout_schedules.SetSchedule(**body), current_principal(),
+            context.uow_factory(),
+            artisan_id,
+            payout_schedules.SetSchedule(**body),
+            current_principal(),
             payout_settings(context),
         )
 
@@ -199,8 +205,9 @@ class PayoutScheduleView(MethodView):
 @blp.route("/banks/<string:bank>/callbacks")
 class BankCallbacks(MethodView):
     @blp.response(200, CallbackAckSchema)
-    @blp.doc(security=[],
-             description="Signed by the bank: `Bank-Signature: t=…,v1=HMAC-SHA256(secret, t.body)`.")
+    @blp.doc(
+        security=[], description="Signed by the bank: `Bank-Signature: t=…,v1=HMAC-SHA256(secret, t.body)`."
+    )
     def post(self, bank):
         """A partner bank's news of a transfer (``transfer.paid``, ``transfer.failed``). Verified against
         the raw body; duplicates and late deliveries change nothing."""

@@ -53,7 +53,9 @@ class AccountRef:
 
 
 def normal_side(owner_type: str, kind: str) -> str:
-    if owner_type == PLATFORM_OWNER and (kind in _DEBIT_NORMAL_KINDS or kind.startswith(_DEBIT_NORMAL_PREFIXES)):
+    if owner_type == PLATFORM_OWNER and (
+        kind in _DEBIT_NORMAL_KINDS or kind.startswith(_DEBIT_NORMAL_PREFIXES)
+    ):
         return "debit"
     return "credit"
 

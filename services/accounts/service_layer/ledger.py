@@ -108,5 +108,7 @@ def artisan_balance(uow: UnitOfWork, artisan_id: str, principal: Principal) -> d
         limits = session.get(ArtisanLimits, artisan_id)
         # Unknown (null) until onboarding's tier news has arrived; never an invented tier.
         result["kyc_tier"] = limits.kyc_tier if limits is not None else None
-        result["cap"] = {"amount": limits.cap_amount, "currency": limits.currency} if limits is not None else None
+        result["cap"] = (
+            {"amount": limits.cap_amount, "currency": limits.currency} if limits is not None else None
+        )
         return result

@@ -57,7 +57,10 @@ def _post_or_record(uow: UnitOfWork, posting: Posting) -> bool:
     try:
         return post_once(uow, posting) is not None
     except (BalanceRuleViolation, UnbalancedEntry) as error:
-        log.warning("posting refused", extra={"cause_id": posting.cause_id, "rule": getattr(error, "rule", "unbalanced")})
+        log.warning(
+            "posting refused",
+            extra={"cause_id": posting.cause_id, "rule": getattr(error, "rule", "unbalanced")},
+        )
         record_case(uow, posting, error)
         return False
 
@@ -89,8 +92,10 @@ def make_on_payment_succeeded(currency: str, hold: dt.timedelta) -> Callable[[Un
         except BalanceRuleViolation as violation:
             # The money is at the gateway: it waits for the tier (or the room) that lets it in.
             known = uow.session.get(ArtisanLimits, artisan_id) is not None
-            raise NotPostableYet("tier_cap_exceeded" if known else "kyc_tier_unknown",
-                                 {**violation.detail, "posting_key": posting.posting_key}) from None
+            raise NotPostableYet(
+                "tier_cap_exceeded" if known else "kyc_tier_unknown",
+                {**violation.detail, "posting_key": posting.posting_key},
+            ) from None
         if posted_now and net > 0:
             uow.session.add(
                 PendingHold(
@@ -115,18 +120,28 @@ def _posted_payment_hold(uow: UnitOfWork, payment_id: str) -> PendingHold | None
     from the artisan's other money (or the marketplace reserve) for a payment the ledger has not
     credited would charge them twice once it arrives.
     """
-    hold = uow.session.scalar(sa.select(PendingHold).where(PendingHold.payment_id == payment_id).with_for_update())
+    hold = uow.session.scalar(
+        sa.select(PendingHold).where(PendingHold.payment_id == payment_id).with_for_update()
+    )
     if hold is None and already_posted(uow.session, f"payment:{payment_id}:succeeded") is None:
         raise NotPostableYet("payment_not_posted", {"payment_id": payment_id})
     return hold
 
 
-def _take_from_artisan(uow: UnitOfWork, hold: PendingHold | None, artisan_id: str, marketplace_id: str,
-                       amount: int, currency: str) -> tuple[list[tuple[AccountRef, int]], tuple[int, int, int]]:
+def _take_from_artisan(
+    uow: UnitOfWork,
+    hold: PendingHold | None,
+    artisan_id: str,
+    marketplace_id: str,
+    amount: int,
+    currency: str,
+) -> tuple[list[tuple[AccountRef, int]], tuple[int, int, int]]:
     # Lock the artisan's accounts before deciding the split, so a concurrent payout cannot spend
     # what this split counts on. lock_accounts locks in the order post() does (artisan accounts
     # sort before marketplace and platform ones), so no deadlock.
-    locked = lock_accounts(uow.session, [artisan(artisan_id, "available"), artisan(artisan_id, "pending")], currency)
+    locked = lock_accounts(
+        uow.session, [artisan(artisan_id, "available"), artisan(artisan_id, "pending")], currency
+    )
     available, pending = locked[artisan(artisan_id, "available")], locked[artisan(artisan_id, "pending")]
     remaining = hold.remaining if hold is not None else 0
     # The pending hold can never hold more than the pending account itself.
@@ -217,19 +232,25 @@ def on_dispute_closed(uow: UnitOfWork, event: Event) -> None:
     session = uow.session
     if already_posted(session, key):
         return
-    held = session.scalar(sa.select(DisputeHold).where(DisputeHold.dispute_id == dispute_id).with_for_update())
+    held = session.scalar(
+        sa.select(DisputeHold).where(DisputeHold.dispute_id == dispute_id).with_for_update()
+    )
     if held is None:
         raise NotPostableYet("dispute_not_opened", {"dispute_id": dispute_id, "outcome": outcome})
     if held.status != "open":
-        log.warning("dispute closed twice; the second closing ignored",
-                    extra={"dispute_id": dispute_id, "outcome": outcome, "closed_as": held.status})
+        log.warning(
+            "dispute closed twice; the second closing ignored",
+            extra={"dispute_id": dispute_id, "outcome": outcome, "closed_as": held.status},
+        )
         return
     total = held.from_pending + held.from_available + held.from_reserve
     # A won dispute tops the payment's pending hold up again. Its hold is locked before the
     # accounts, the order the release job locks in: the other way round, the two could deadlock.
     hold = None
     if outcome == "won" and held.from_pending:
-        hold = session.scalar(sa.select(PendingHold).where(PendingHold.payment_id == held.payment_id).with_for_update())
+        hold = session.scalar(
+            sa.select(PendingHold).where(PendingHold.payment_id == held.payment_id).with_for_update()
+        )
     if outcome == "lost":
         back = [(gateway_receivable(data["gateway"]), -total)]
     else:
@@ -286,7 +307,9 @@ def release_due_holds(uow_factory, *, now: dt.datetime | None = None, batch_size
             if not holds:
                 return released
             for hold in holds:
-                amount = min(hold.remaining, shown(session, artisan(hold.artisan_id, "pending"), hold.currency))
+                amount = min(
+                    hold.remaining, shown(session, artisan(hold.artisan_id, "pending"), hold.currency)
+                )
                 if amount <= 0:
                     continue
                 posting = Posting(
@@ -298,7 +321,10 @@ def release_due_holds(uow_factory, *, now: dt.datetime | None = None, batch_size
                     description=f"Hold on payment {hold.payment_id} released",
                     currency=hold.currency,
                     artisan_id=hold.artisan_id,
-                    lines=((artisan(hold.artisan_id, "pending"), amount), (artisan(hold.artisan_id, "available"), -amount)),
+                    lines=(
+                        (artisan(hold.artisan_id, "pending"), amount),
+                        (artisan(hold.artisan_id, "available"), -amount),
+                    ),
                 )
                 if _post_or_record(uow, posting):
                     hold.released += amount

@@ -201,13 +201,15 @@ def post_all_parked_events(
     cutoff = (now or utcnow()) - WORKER_RETRY_AFTER
     due = sa.or_(ParkedEvent.last_attempt_at.is_(None), ParkedEvent.last_attempt_at < cutoff)
     with uow_factory() as uow:
-        artisan_ids = list(uow.session.scalars(
-            sa.select(ParkedEvent.artisan_id)
-            .where(due)
-            .group_by(ParkedEvent.artisan_id)
-            .order_by(sa.func.min(ParkedEvent.seq))
-            .limit(limit)
-        ))
+        artisan_ids = list(
+            uow.session.scalars(
+                sa.select(ParkedEvent.artisan_id)
+                .where(due)
+                .group_by(ParkedEvent.artisan_id)
+                .order_by(sa.func.min(ParkedEvent.seq))
+                .limit(limit)
+            )
+        )
     posted = 0
     for artisan_id in artisan_ids:
         with uow_factory() as uow:

@@ -48,15 +48,17 @@ def _checked(command: SetSchedule, currency: str) -> SetSchedule:
         if command.threshold is None:
             raise ValidationFailed("A threshold schedule needs a threshold amount.", param="threshold")
         if command.currency != currency:
-            raise ValidationFailed(f"Payouts are made in {currency}.", code="unsupported_currency",
-                                   param="threshold.currency")
+            raise ValidationFailed(
+                f"Payouts are made in {currency}.", code="unsupported_currency", param="threshold.currency"
+            )
     elif command.threshold is not None:
         raise ValidationFailed("Only a threshold schedule takes a threshold.", param="threshold")
     return command
 
 
-def set_schedule(uow: UnitOfWork, artisan_id: str, command: SetSchedule, principal: Principal,
-                 settings: PayoutSettings) -> PayoutSchedule:
+def set_schedule(
+    uow: UnitOfWork, artisan_id: str, command: SetSchedule, principal: Principal, settings: PayoutSettings
+) -> PayoutSchedule:
     """Set (or replace) the artisan's schedule. No bank account is needed yet: passes skip until one is."""
     ensure_may_request_payouts(principal)
     command = _checked(command, settings.currency)
@@ -95,8 +97,13 @@ def get_schedule(
         return schedule
 
 
-def run_payout_schedules(uow_factory: Callable[[], UnitOfWork], settings: PayoutSettings, *,
-                         now: dt.datetime | None = None, batch_size: int = 200) -> int:
+def run_payout_schedules(
+    uow_factory: Callable[[], UnitOfWork],
+    settings: PayoutSettings,
+    *,
+    now: dt.datetime | None = None,
+    batch_size: int = 200,
+) -> int:
     """Create the automatic payouts due at ``now``, then submit them. Returns how many were created."""
     now = now or utcnow()
     created: list[str] = []
@@ -126,8 +133,9 @@ def run_payout_schedules(uow_factory: Callable[[], UnitOfWork], settings: Payout
     return len(created)
 
 
-def _pay_out_if_due(uow: UnitOfWork, schedule: PayoutSchedule, settings: PayoutSettings,
-                    now: dt.datetime) -> str | None:
+def _pay_out_if_due(
+    uow: UnitOfWork, schedule: PayoutSchedule, settings: PayoutSettings, now: dt.datetime
+) -> str | None:
     key = schedule_key(schedule.artisan_id, schedule.interval, now)
     with uow:
         session = uow.session
@@ -143,13 +151,15 @@ def _pay_out_if_due(uow: UnitOfWork, schedule: PayoutSchedule, settings: PayoutS
             description=f"Automatic {schedule.interval} payout",
         )
         try:
-            payout = create_payout(uow, command, settings, source="schedule", requested_by=SCHEDULE_REQUESTER,
-                                   schedule_key=key)
+            payout = create_payout(
+                uow, command, settings, source="schedule", requested_by=SCHEDULE_REQUESTER, schedule_key=key
+            )
             uow.commit()
         except HirfaError as refusal:
             # No KYC, no bank account, or a payout just spent the balance: try again next pass.
-            log.info("automatic payout skipped",
-                     extra={"artisan_id": schedule.artisan_id, "code": refusal.code})
+            log.info(
+                "automatic payout skipped", extra={"artisan_id": schedule.artisan_id, "code": refusal.code}
+            )
             return None
         except sa.exc.IntegrityError:
             log.info("automatic payout created by another worker", extra={"artisan_id": schedule.artisan_id})

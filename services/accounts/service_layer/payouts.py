@@ -128,16 +128,23 @@ def request_payout(
         check_artisan_visible(uow.session, command.artisan_id, principal)
         payout = _payout_asked_with(uow.session, request_key, command, settings.idempotency_key_ttl)
         if payout is None:
-            payout = create_payout(uow, command, settings, source="api", requested_by=principal.client_id,
-                                   request_key=request_key)
+            payout = create_payout(
+                uow,
+                command,
+                settings,
+                source="api",
+                requested_by=principal.client_id,
+                request_key=request_key,
+            )
             uow.commit()
     submit_payout(uow, payout.id, settings)  # nothing to do unless it is still pending
     with uow:
         return uow.session.get(Payout, payout.id)
 
 
-def _payout_asked_with(session: Session, request_key: str | None, command: RequestPayout,
-                       ttl: dt.timedelta) -> Payout | None:
+def _payout_asked_with(
+    session: Session, request_key: str | None, command: RequestPayout, ttl: dt.timedelta
+) -> Payout | None:
     """The payout an earlier request with this Idempotency-Key created, if any.
 
     The idempotency layer normally replays the first answer before we get here; this is for when
@@ -158,7 +165,9 @@ def _payout_asked_with(session: Session, request_key: str | None, command: Reque
     if asked != (payout.artisan_id, payout.amount, payout.currency, payout.description) or (
         command.bank_account_id not in (None, payout.bank_account_id)
     ):
-        raise IdempotencyKeyReuse("This Idempotency-Key was used for another payout.", param="Idempotency-Key")
+        raise IdempotencyKeyReuse(
+            "This Idempotency-Key was used for another payout.", param="Idempotency-Key"
+        )
     return payout
 
 
@@ -209,8 +218,12 @@ def create_payout(
     session.add(payout)
     # post() locks the artisan's account and re-reads it before checking the balance: of two
     # concurrent payouts, the second waits for the first to commit and sees its debit.
-    posting = _posting(payout, "created", debit=artisan(payout.artisan_id, "available"),
-                       credit=platform("payouts_in_transit"))
+    posting = _posting(
+        payout,
+        "created",
+        debit=artisan(payout.artisan_id, "available"),
+        credit=platform("payouts_in_transit"),
+    )
     try:
         entry = post(uow, posting)
     except BalanceRuleViolation as violation:
@@ -310,8 +323,11 @@ def submit_payout(uow: UnitOfWork, payout_id: str, settings: PayoutSettings) -> 
         transfer = settings.partners.get(partner_bank).request_transfer(request)
     except BankPartnerError as exc:
         level = logging.WARNING if exc.transient else logging.ERROR
-        log.log(level, "payout not submitted; the worker will retry",
-                extra={"payout_id": payout_id, "error": str(exc)})
+        log.log(
+            level,
+            "payout not submitted; the worker will retry",
+            extra={"payout_id": payout_id, "error": str(exc)},
+        )
         return False
     with uow:
         payout = _locked(uow.session, payout_id)
@@ -349,8 +365,9 @@ def _apply_bank_status(uow: UnitOfWork, payout: Payout, transfer: Transfer) -> b
     """Move the payout to what the bank reports, if that is a step forward. Returns whether it moved."""
     target = STATUS_FROM_BANK.get(transfer.status)
     if target is None:
-        log.warning("unknown transfer status from the bank",
-                    extra={"payout_id": payout.id, "status": transfer.status})
+        log.warning(
+            "unknown transfer status from the bank", extra={"payout_id": payout.id, "status": transfer.status}
+        )
         return False
     if not advances(payout.status, target):
         return False
@@ -368,8 +385,10 @@ def _apply_bank_status(uow: UnitOfWork, payout: Payout, transfer: Transfer) -> b
 
 
 def _settle_paid(uow: UnitOfWork, payout: Payout, now: dt.datetime) -> None:
-    entry = post(uow, _posting(payout, "paid", debit=platform("payouts_in_transit"),
-                               credit=bank(payout.source_bank_code)))
+    entry = post(
+        uow,
+        _posting(payout, "paid", debit=platform("payouts_in_transit"), credit=bank(payout.source_bank_code)),
+    )
     payout.status = PayoutStatus.PAID
     payout.paid_at = payout.updated_at = now
     uow.add_event(_payout_event("accounts.payout.paid", payout, entry_id=entry.id, paid_at=now.isoformat()))
@@ -377,11 +396,13 @@ def _settle_paid(uow: UnitOfWork, payout: Payout, now: dt.datetime) -> None:
 
 def _settle_failed(uow: UnitOfWork, payout: Payout, failure_code: str | None, now: dt.datetime) -> None:
     if failure_code not in FAILURE_CODES:
-        log.warning("unknown failure code from the bank",
-                    extra={"payout_id": payout.id, "failure_code": failure_code})
+        log.warning(
+            "unknown failure code from the bank", extra={"payout_id": payout.id, "failure_code": failure_code}
+        )
         failure_code = FALLBACK_FAILURE_CODE
-    posting = _posting(payout, "failed", debit=platform("payouts_in_transit"),
-                       credit=artisan(payout.artisan_id, "available"))
+    posting = _posting(
+        payout, "failed", debit=platform("payouts_in_transit"), credit=artisan(payout.artisan_id, "available")
+    )
     entry_id: str | None = None
     try:
         with uow.session.begin_nested():
@@ -390,8 +411,9 @@ def _settle_failed(uow: UnitOfWork, payout: Payout, failure_code: str | None, no
         # The artisan's cap fell below their balance while the money was away (a KYC downgrade):
         # the funds wait in payouts_in_transit, with a case that says whose they are, until
         # return_waiting_payout_funds finds room for them (a tier upgrade, money paid out).
-        log.warning("failed payout's funds not returned yet",
-                    extra={"payout_id": payout.id, "rule": violation.rule})
+        log.warning(
+            "failed payout's funds not returned yet", extra={"payout_id": payout.id, "rule": violation.rule}
+        )
         record_case(uow, posting, violation).status = "waiting"
     payout.status = PayoutStatus.FAILED
     payout.failure_code = failure_code
@@ -443,8 +465,9 @@ def _payout_event(event_type: str, payout: Payout, **extra: Any) -> Event:
     )
 
 
-def handle_callback(uow: UnitOfWork, bank_slug: str, headers: Mapping[str, str], raw_body: bytes,
-                    settings: PayoutSettings) -> dict[str, Any]:
+def handle_callback(
+    uow: UnitOfWork, bank_slug: str, headers: Mapping[str, str], raw_body: bytes, settings: PayoutSettings
+) -> dict[str, Any]:
     """Verify and apply a bank callback. Idempotent: a duplicate or late callback changes nothing."""
     if bank_slug not in settings.partners:
         raise NotFound(f"No partner bank {bank_slug!r}.", param="bank")
@@ -453,10 +476,13 @@ def handle_callback(uow: UnitOfWork, bank_slug: str, headers: Mapping[str, str],
     except InvalidCallback as exc:
         log.warning("bank callback refused", extra={"bank": bank_slug, "reason": exc.reason})
         if exc.reason == "malformed":
-            raise BadRequest("The callback is signed but is not a transfer we can read.",
-                             code="malformed_callback") from None
-        raise Unauthenticated("The callback signature is missing, invalid or outside the replay window.",
-                              code="invalid_signature") from None
+            raise BadRequest(
+                "The callback is signed but is not a transfer we can read.", code="malformed_callback"
+            ) from None
+        raise Unauthenticated(
+            "The callback signature is missing, invalid or outside the replay window.",
+            code="invalid_signature",
+        ) from None
     transfer = callback.transfer
     with uow:
         payout = _locked(uow.session, transfer.reference)
@@ -476,12 +502,14 @@ def return_waiting_payout_funds(uow_factory: Callable[[], UnitOfWork], *, limit:
     would deadlock with postings that lock those in the other order.
     """
     with uow_factory() as uow:
-        case_ids = list(uow.session.scalars(
-            sa.select(LedgerCase.id)
-            .where(LedgerCase.cause == "payout", LedgerCase.status == "waiting")
-            .order_by(LedgerCase.created_at, LedgerCase.id)
-            .limit(limit)
-        ))
+        case_ids = list(
+            uow.session.scalars(
+                sa.select(LedgerCase.id)
+                .where(LedgerCase.cause == "payout", LedgerCase.status == "waiting")
+                .order_by(LedgerCase.created_at, LedgerCase.id)
+                .limit(limit)
+            )
+        )
     return sum(_return_payout_funds(uow_factory(), case_id) for case_id in case_ids)
 
 
@@ -496,22 +524,35 @@ def _return_payout_funds(uow: UnitOfWork, case_id: str) -> bool:
         if case is None:
             return False  # returned meanwhile, or another worker is at it
         payout = session.get(Payout, case.cause_id)
-        posting = _posting(payout, "failed", debit=platform("payouts_in_transit"),
-                           credit=artisan(payout.artisan_id, "available"))
+        posting = _posting(
+            payout,
+            "failed",
+            debit=platform("payouts_in_transit"),
+            credit=artisan(payout.artisan_id, "available"),
+        )
         try:
             entry = post_once(uow, posting)
         except BalanceRuleViolation:
             return False  # still no room
         case.status = "resolved"
-        case.details = {**case.details, "resolved_at": utcnow().isoformat(), "resolution": "funds_returned",
-                        **({"entry_id": entry.id} if entry is not None else {})}
+        case.details = {
+            **case.details,
+            "resolved_at": utcnow().isoformat(),
+            "resolution": "funds_returned",
+            **({"entry_id": entry.id} if entry is not None else {}),
+        }
         uow.commit()
     log.info("failed payout's funds returned", extra={"payout_id": payout.id})
     return True
 
 
-def sync_payouts(uow_factory: Callable[[], UnitOfWork], settings: PayoutSettings, *,
-                 now: dt.datetime | None = None, limit: int = 50) -> dict[str, int]:
+def sync_payouts(
+    uow_factory: Callable[[], UnitOfWork],
+    settings: PayoutSettings,
+    *,
+    now: dt.datetime | None = None,
+    limit: int = 50,
+) -> dict[str, int]:
     """Submit payouts the bank never accepted, and poll those it has not settled in time."""
     now = now or utcnow()
     with uow_factory() as uow:
@@ -568,8 +609,15 @@ def get_payout(uow: UnitOfWork, payout_id: str, principal: Principal) -> Payout:
         return payout
 
 
-def list_payouts(uow: UnitOfWork, principal: Principal, *, limit: int, starting_after: str | None,
-                 artisan_id: str | None = None, status: str | None = None) -> Page:
+def list_payouts(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    limit: int,
+    starting_after: str | None,
+    artisan_id: str | None = None,
+    status: str | None = None,
+) -> Page:
     with uow:
         query = _visible_payouts(principal)
         if artisan_id is not None:

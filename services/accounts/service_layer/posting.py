@@ -150,21 +150,35 @@ def _lock_statement(accounts: int, artisans: int, with_posting_key: bool) -> sa.
     plain rows and skips the ORM's per-statement work."""
     la, limits, entries = LedgerAccount.__table__.c, ArtisanLimits.__table__.c, JournalEntry.__table__.c
     wanted = [
-        sa.and_(la.owner_type == sa.bindparam(f"ref_type_{i}"), la.owner_id == sa.bindparam(f"ref_owner_{i}"),
-                la.kind == sa.bindparam(f"ref_kind_{i}"))
+        sa.and_(
+            la.owner_type == sa.bindparam(f"ref_type_{i}"),
+            la.owner_id == sa.bindparam(f"ref_owner_{i}"),
+            la.kind == sa.bindparam(f"ref_kind_{i}"),
+        )
         for i in range(accounts)
     ]
     if artisans:
         # The cap is checked against everything the artisan holds, under the same locks.
-        wanted.append(sa.and_(la.owner_type == "artisan",
-                              la.owner_id.in_([sa.bindparam(f"ref_artisan_{i}") for i in range(artisans)])))
+        wanted.append(
+            sa.and_(
+                la.owner_type == "artisan",
+                la.owner_id.in_([sa.bindparam(f"ref_artisan_{i}") for i in range(artisans)]),
+            )
+        )
     cap = (
         sa.select(sa.case((limits.kyc_status == "active", limits.cap_amount), else_=0))
         .where(limits.artisan_id == la.owner_id)
         .scalar_subquery()
     )
-    columns = [la.id, la.owner_type, la.owner_id, la.kind, la.normal_side, la.balance,
-               sa.case((la.owner_type == "artisan", cap)).label("cap")]
+    columns = [
+        la.id,
+        la.owner_type,
+        la.owner_id,
+        la.kind,
+        la.normal_side,
+        la.balance,
+        sa.case((la.owner_type == "artisan", cap)).label("cap"),
+    ]
     if with_posting_key:
         posted = sa.select(entries.id).where(entries.posting_key == sa.bindparam("ref_posting_key"))
         columns.append(posted.scalar_subquery().label("posted_entry_id"))
@@ -176,7 +190,9 @@ def _lock_statement(accounts: int, artisans: int, with_posting_key: bool) -> sa.
     )
 
 
-def _lock(session: Session, refs: Iterable[AccountRef], currency: str, posting_key: str | None = None) -> _Locked:
+def _lock(
+    session: Session, refs: Iterable[AccountRef], currency: str, posting_key: str | None = None
+) -> _Locked:
     """Lock ``refs`` and every account of the artisans among them, in one statement.
 
     Rows are locked in (owner type, owner id, kind) order, the order every posting locks in, so two
@@ -189,7 +205,11 @@ def _lock(session: Session, refs: Iterable[AccountRef], currency: str, posting_k
     artisans = sorted({ref.owner_id for ref in refs if ref.owner_type == "artisan"})
     params: dict[str, str] = {"ref_currency": currency}
     for i, ref in enumerate(refs):
-        params[f"ref_type_{i}"], params[f"ref_owner_{i}"], params[f"ref_kind_{i}"] = ref.owner_type, ref.owner_id, ref.kind
+        params[f"ref_type_{i}"], params[f"ref_owner_{i}"], params[f"ref_kind_{i}"] = (
+            ref.owner_type,
+            ref.owner_id,
+            ref.kind,
+        )
     for i, artisan_id in enumerate(artisans):
         params[f"ref_artisan_{i}"] = artisan_id
     if posting_key is not None:
@@ -210,11 +230,15 @@ def _lock(session: Session, refs: Iterable[AccountRef], currency: str, posting_k
     elif rows:
         posted_entry_id = rows[0].posted_entry_id
     else:
-        posted_entry_id = session.scalar(sa.select(JournalEntry.id).where(JournalEntry.posting_key == posting_key))
+        posted_entry_id = session.scalar(
+            sa.select(JournalEntry.id).where(JournalEntry.posting_key == posting_key)
+        )
     return _Locked(accounts, caps, posted_entry_id)
 
 
-def lock_accounts(session: Session, refs: Iterable[AccountRef], currency: str) -> dict[AccountRef, LockedAccount]:
+def lock_accounts(
+    session: Session, refs: Iterable[AccountRef], currency: str
+) -> dict[AccountRef, LockedAccount]:
     """Lock ``refs`` (opening those not open yet) in the order ``post`` locks in; returns them as
     they stand now, for a caller that decides an entry's lines from the balances."""
     refs = set(refs)
@@ -254,14 +278,20 @@ def _write_statements(lines: int, as_one_statement: bool) -> tuple[sa.TextClause
         "VALUES (:entry_id, :cause, :cause_id, :cause_event_id, :posting_key, :artisan_id, :description, :posted_at)"
     )
     values = ", ".join(f"(:entry_id, :account_{i}, :amount_{i}, :currency)" for i in range(lines))
-    entry_lines = f"INSERT INTO {JournalLine.__tablename__} (entry_id, account_id, amount, currency) VALUES {values}"
+    entry_lines = (
+        f"INSERT INTO {JournalLine.__tablename__} (entry_id, account_id, amount, currency) VALUES {values}"
+    )
     cases = " ".join(f"WHEN :account_{i} THEN :amount_{i}" for i in range(lines))
     ids = ", ".join(f":account_{i}" for i in range(lines))
     balances = f"UPDATE {LedgerAccount.__tablename__} SET balance = balance + CASE id {cases} END WHERE id IN ({ids})"
     timestamp = sa.bindparam("posted_at", type_=UTCDateTime())
     amounts = [sa.bindparam(f"amount_{i}", type_=sa.BigInteger()) for i in range(lines)]
     if as_one_statement:
-        return (sa.text(f"WITH entry AS ({entry}), lines AS ({entry_lines}) {balances}").bindparams(timestamp, *amounts),)
+        return (
+            sa.text(f"WITH entry AS ({entry}), lines AS ({entry_lines}) {balances}").bindparams(
+                timestamp, *amounts
+            ),
+        )
     return (
         sa.text(entry).bindparams(timestamp),
         sa.text(entry_lines).bindparams(*amounts),
@@ -308,7 +338,9 @@ def _post(uow: UnitOfWork, posting: Posting) -> tuple[JournalEntry, bool]:
         return _write(uow, posting, amounts, locked), True
 
 
-def _write(uow: UnitOfWork, posting: Posting, amounts: dict[AccountRef, int], locked: _Locked) -> JournalEntry:
+def _write(
+    uow: UnitOfWork, posting: Posting, amounts: dict[AccountRef, int], locked: _Locked
+) -> JournalEntry:
     """Check the balance rules against the locked accounts, then write entry, lines and balances."""
     _check_artisan_rules(locked, amounts)
     session = uow.session
@@ -326,9 +358,15 @@ def _write(uow: UnitOfWork, posting: Posting, amounts: dict[AccountRef, int], lo
     )
     # Plain statements, not ORM objects: no unit-of-work bookkeeping, and one round trip on PostgreSQL.
     params: dict[str, object] = {
-        "entry_id": entry.id, "cause": entry.cause, "cause_id": entry.cause_id, "cause_event_id": entry.cause_event_id,
-        "posting_key": entry.posting_key, "artisan_id": entry.artisan_id, "description": entry.description,
-        "posted_at": entry.posted_at, "currency": posting.currency,
+        "entry_id": entry.id,
+        "cause": entry.cause,
+        "cause_id": entry.cause_id,
+        "cause_event_id": entry.cause_event_id,
+        "posting_key": entry.posting_key,
+        "artisan_id": entry.artisan_id,
+        "description": entry.description,
+        "posted_at": entry.posted_at,
+        "currency": posting.currency,
     }
     for i, (ref, amount) in enumerate(amounts.items()):
         params[f"account_{i}"], params[f"amount_{i}"] = accounts[ref].id, amount
@@ -393,8 +431,11 @@ def _check_artisan_rules(locked: _Locked, amounts: dict[AccountRef, int]) -> Non
         if delta_total <= 0:
             continue  # money leaving an artisan never breaks the cap
         # Everything the artisan holds in this currency: all their accounts are locked.
-        held = sum(-account.balance for ref, account in accounts.items()
-                   if ref.owner_type == "artisan" and ref.owner_id == artisan_id)
+        held = sum(
+            -account.balance
+            for ref, account in accounts.items()
+            if ref.owner_type == "artisan" and ref.owner_id == artisan_id
+        )
         total_after = held + delta_total
         cap = locked.caps.get(artisan_id, 0)
         if total_after > cap:
@@ -404,7 +445,11 @@ def _check_artisan_rules(locked: _Locked, amounts: dict[AccountRef, int]) -> Non
 
 
 def record_case(
-    uow: UnitOfWork, posting: Posting, error: BalanceRuleViolation | UnbalancedEntry, *, kind: str | None = None
+    uow: UnitOfWork,
+    posting: Posting,
+    error: BalanceRuleViolation | UnbalancedEntry,
+    *,
+    kind: str | None = None,
 ) -> LedgerCase:
     """A posting the ledger refused, kept for an operator; the event counts as handled."""
     case = LedgerCase(

@@ -25,7 +25,6 @@ from shared.events.consumer import Handler
 log = logging.getLogger(__name__)
 
 
-
 def _get_or_create_limits(
     uow: UnitOfWork, artisan_id: str, kyc_tier: int, tier_cap: dict[str, Any]
 ) -> ArtisanLimits:

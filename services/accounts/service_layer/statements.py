@@ -79,17 +79,25 @@ def artisan_statement(
             )
         )
         if account is None:
-            raise NotFound(f"No {account_kind} {currency} account for artisan {artisan_id!r} (yet).", param="artisan_id")
+            raise NotFound(
+                f"No {account_kind} {currency} account for artisan {artisan_id!r} (yet).", param="artisan_id"
+            )
 
         # Lines are ordered by when their entry was posted, then by line id (ties within a
         # microsecond, and the lines of one entry).
         position = sa.tuple_(JournalEntry.posted_at, JournalLine.id)
-        of_account = sa.select(JournalLine.id).join(JournalEntry, JournalEntry.id == JournalLine.entry_id).where(
-            JournalLine.account_id == account.id
+        of_account = (
+            sa.select(JournalLine.id)
+            .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+            .where(JournalLine.account_id == account.id)
         )
         page_query = of_account.add_columns(
-            JournalLine.amount, JournalEntry.id, JournalEntry.posted_at, JournalEntry.cause,
-            JournalEntry.cause_id, JournalEntry.description,
+            JournalLine.amount,
+            JournalEntry.id,
+            JournalEntry.posted_at,
+            JournalEntry.cause,
+            JournalEntry.cause_id,
+            JournalEntry.description,
         )
         # Whatever precedes the page: before the range, or up to and including the cursor line.
         before_page: list[sa.ColumnElement[bool]] = []
@@ -112,7 +120,9 @@ def artisan_statement(
                     )
                 )
             )
-        rows = session.execute(page_query.order_by(JournalEntry.posted_at, JournalLine.id).limit(limit + 1)).all()
+        rows = session.execute(
+            page_query.order_by(JournalEntry.posted_at, JournalLine.id).limit(limit + 1)
+        ).all()
         has_more = len(rows) > limit
         rows = rows[:limit]
 
@@ -156,7 +166,8 @@ def _cursor_position(session: Session, account_id: str, cursor: str) -> tuple[dt
         ).first()
     if found is None:
         raise ValidationFailed(
-            "starting_after must be the next_cursor of a previous page of this statement.", param="starting_after"
+            "starting_after must be the next_cursor of a previous page of this statement.",
+            param="starting_after",
         )
     return found.posted_at, found.id
 
@@ -170,8 +181,13 @@ def _entries_with_lines(session: Session, entries: list[JournalEntry]) -> list[d
     if entries:
         rows = session.execute(
             sa.select(
-                JournalLine.entry_id, JournalLine.account_id, LedgerAccount.owner_type, LedgerAccount.owner_id,
-                LedgerAccount.kind, JournalLine.amount, JournalLine.currency,
+                JournalLine.entry_id,
+                JournalLine.account_id,
+                LedgerAccount.owner_type,
+                LedgerAccount.owner_id,
+                LedgerAccount.kind,
+                JournalLine.amount,
+                JournalLine.currency,
             )
             .join(LedgerAccount, LedgerAccount.id == JournalLine.account_id)
             .where(JournalLine.entry_id.in_([entry.id for entry in entries]))
@@ -260,29 +276,53 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
         for currency, actual in session.execute(
             sa.select(JournalLine.currency, total).group_by(JournalLine.currency).having(total != 0)
         ):
-            differences.append({"check": "lines_sum_to_zero", "currency": currency, "expected": 0, "actual": int(actual)})
+            differences.append(
+                {"check": "lines_sum_to_zero", "currency": currency, "expected": 0, "actual": int(actual)}
+            )
 
         per_account = (
-            sa.select(JournalLine.account_id, total.label("total")).group_by(JournalLine.account_id).subquery()
+            sa.select(JournalLine.account_id, total.label("total"))
+            .group_by(JournalLine.account_id)
+            .subquery()
         )
         from_lines = sa.func.coalesce(per_account.c.total, 0)
         shown_from_lines = sa.case((LedgerAccount.normal_side == "debit", from_lines), else_=-from_lines)
         is_negative_artisan = sa.and_(LedgerAccount.owner_type == "artisan", shown_from_lines < 0)
         # One pass over the per-account sums serves both account checks.
         suspicious_accounts = session.execute(
-            sa.select(LedgerAccount.id, LedgerAccount.currency, LedgerAccount.balance, from_lines, shown_from_lines,
-                      is_negative_artisan)
+            sa.select(
+                LedgerAccount.id,
+                LedgerAccount.currency,
+                LedgerAccount.balance,
+                from_lines,
+                shown_from_lines,
+                is_negative_artisan,
+            )
             .outerjoin(per_account, per_account.c.account_id == LedgerAccount.id)
             .where(sa.or_(LedgerAccount.balance != from_lines, is_negative_artisan))
             .order_by(LedgerAccount.id)
         ).all()
         for account_id, currency, stored, recomputed, shown, negative in suspicious_accounts:
             if int(stored) != int(recomputed):
-                differences.append({"check": "stored_balance_matches_lines", "account_id": account_id,
-                                    "currency": currency, "expected": int(recomputed), "actual": int(stored)})
+                differences.append(
+                    {
+                        "check": "stored_balance_matches_lines",
+                        "account_id": account_id,
+                        "currency": currency,
+                        "expected": int(recomputed),
+                        "actual": int(stored),
+                    }
+                )
             if negative:
-                differences.append({"check": "artisan_balance_not_negative", "account_id": account_id,
-                                    "currency": currency, "expected": 0, "actual": int(shown)})
+                differences.append(
+                    {
+                        "check": "artisan_balance_not_negative",
+                        "account_id": account_id,
+                        "currency": currency,
+                        "expected": 0,
+                        "actual": int(shown),
+                    }
+                )
 
         for entry_id, currency, actual in session.execute(
             sa.select(JournalLine.entry_id, JournalLine.currency, total)
@@ -290,8 +330,15 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
             .having(total != 0)
             .order_by(JournalLine.entry_id)
         ):
-            differences.append({"check": "entry_balanced", "entry_id": entry_id, "currency": currency,
-                                "expected": 0, "actual": int(actual)})
+            differences.append(
+                {
+                    "check": "entry_balanced",
+                    "entry_id": entry_id,
+                    "currency": currency,
+                    "expected": 0,
+                    "actual": int(actual),
+                }
+            )
 
         line_count = sa.func.count(JournalLine.id)
         for entry_id, count in session.execute(
@@ -301,8 +348,9 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
             .having(line_count < 2)
             .order_by(JournalEntry.id)
         ):
-            differences.append({"check": "entry_has_two_lines", "entry_id": entry_id, "expected": 2,
-                                "actual": int(count)})
+            differences.append(
+                {"check": "entry_has_two_lines", "entry_id": entry_id, "expected": 2, "actual": int(count)}
+            )
 
         accounts_checked = session.scalar(sa.select(sa.func.count()).select_from(LedgerAccount))
         entries_checked = session.scalar(sa.select(sa.func.count()).select_from(JournalEntry))

@@ -93,7 +93,9 @@ class HttpBankPartner:
         self.tolerance_seconds = tolerance_seconds
 
     def request_account_opening(self, request: AccountOpeningRequest) -> AccountOpening:
-        payload = self._client.call("POST", "/v1/account-openings", dataclasses.asdict(request), idempotent=True)
+        payload = self._client.call(
+            "POST", "/v1/account-openings", dataclasses.asdict(request), idempotent=True
+        )
         return _parsed(payload)
 
     def account_opening(self, partner_reference: str) -> AccountOpening:
@@ -101,10 +103,15 @@ class HttpBankPartner:
 
     def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> BankCallback:
         body = read_signed_callback(
-            self._callback_secret, headers.get(SIGNATURE_HEADER), raw_body, tolerance_seconds=self.tolerance_seconds
+            self._callback_secret,
+            headers.get(SIGNATURE_HEADER),
+            raw_body,
+            tolerance_seconds=self.tolerance_seconds,
         )
         try:
-            return BankCallback(event_id=str(body["id"]), type=str(body["type"]), opening=_opening_from(body["data"]))
+            return BankCallback(
+                event_id=str(body["id"]), type=str(body["type"]), opening=_opening_from(body["data"])
+            )
         except (ValueError, KeyError, TypeError):
             raise InvalidCallback("malformed") from None
 

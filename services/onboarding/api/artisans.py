@@ -36,7 +36,11 @@ class Artisans(MethodView):
     @blp.arguments(RegisterArtisanSchema)
     @blp.response(201, ArtisanSchema)
     @blp.alt_response(200, schema=ArtisanSchema, description="Already registered by this marketplace.")
-    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}])
+    @blp.doc(
+        parameters=[
+            {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}
+        ]
+    )
     def post(self, body):
         """Register an artisan (idempotent; re-registering your own artisan returns it)."""
         services = _services()

@@ -29,9 +29,15 @@ class BankAccounts(MethodView):
     @idempotent
     @blp.arguments(BankAccountRequestSchema)
     @blp.response(201, BankAccountSchema)
-    @blp.alt_response(200, schema=BankAccountSchema, description="This account was already linked or requested.")
+    @blp.alt_response(
+        200, schema=BankAccountSchema, description="This account was already linked or requested."
+    )
     @blp.alt_response(202, schema=BankAccountSchema, description="Opening requested; the bank answers later.")
-    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}])
+    @blp.doc(
+        parameters=[
+            {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}
+        ]
+    )
     def post(self, body, artisan_id):
         """Link an existing account (``mode: link`` with a RIB or IBAN) or open one at a partner bank
         (``mode: open``, tier 2 or more). An opening answers 202 ``pending``; the account becomes
@@ -44,7 +50,9 @@ class BankAccounts(MethodView):
                 services.uow_factory(),
                 artisan_id,
                 bank_accounts.LinkAccount(
-                    holder_name=body["holder_name"], rib=body.get("rib"), iban=body.get("iban"),
+                    holder_name=body["holder_name"],
+                    rib=body.get("rib"),
+                    iban=body.get("iban"),
                     make_default=body["make_default"],
                 ),
                 principal,
@@ -67,7 +75,9 @@ class BankAccounts(MethodView):
     @blp.response(200, BankAccountListSchema)
     def get(self, artisan_id):
         """The artisan's accounts; the default one receives payouts."""
-        return {"data": bank_accounts.list_accounts(_services().uow_factory(), artisan_id, current_principal())}
+        return {
+            "data": bank_accounts.list_accounts(_services().uow_factory(), artisan_id, current_principal())
+        }
 
 
 @blp.route("/artisans/<string:artisan_id>/bank-accounts/<string:bank_account_id>")
@@ -76,7 +86,9 @@ class BankAccountById(MethodView):
     @blp.response(200, BankAccountSchema)
     def get(self, artisan_id, bank_account_id):
         """One account."""
-        return bank_accounts.get_account(_services().uow_factory(), artisan_id, bank_account_id, current_principal())
+        return bank_accounts.get_account(
+            _services().uow_factory(), artisan_id, bank_account_id, current_principal()
+        )
 
 
 @blp.route("/artisans/<string:artisan_id>/bank-accounts/<string:bank_account_id>/default")
@@ -85,17 +97,25 @@ class DefaultBankAccount(MethodView):
     @blp.response(200, BankAccountSchema)
     def post(self, artisan_id, bank_account_id):
         """Make this account the one payouts go to."""
-        return bank_accounts.make_default(_services().uow_factory(), artisan_id, bank_account_id, current_principal())
+        return bank_accounts.make_default(
+            _services().uow_factory(), artisan_id, bank_account_id, current_principal()
+        )
 
 
 @blp.route("/banks/<string:bank>/callbacks")
 class BankCallbacks(MethodView):
     @blp.response(200, CallbackAckSchema)
-    @blp.doc(security=[], description="Signed by the bank: `Bank-Signature: t=…,v1=HMAC-SHA256(secret, t.body)`.")
+    @blp.doc(
+        security=[], description="Signed by the bank: `Bank-Signature: t=…,v1=HMAC-SHA256(secret, t.body)`."
+    )
     def post(self, bank):
         """A partner bank's asynchronous answer to an account opening. Verified against the raw body;
         duplicates and late deliveries change nothing."""
         services = _services()
         return bank_accounts.handle_callback(
-            services.uow_factory(), bank, request.headers, request.get_data(), services.extras["onboarding"].bank_accounts
+            services.uow_factory(),
+            bank,
+            request.headers,
+            request.get_data(),
+            services.extras["onboarding"].bank_accounts,
         )

@@ -26,7 +26,12 @@ from shared.idempotency import idempotent
 
 blp = Blueprint("kyc", __name__, url_prefix="/v1/artisans", description="KYC tiers, OTP, documents.")
 
-IDEMPOTENCY_HEADER = {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}
+IDEMPOTENCY_HEADER = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": True,
+    "schema": {"type": "string"},
+}
 
 
 def _services():
@@ -56,7 +61,11 @@ class PhoneVerification(MethodView):
         """Send a 6-digit code by SMS (French or Arabic, per the artisan). 3 per hour at most."""
         onboarding = _onboarding()
         return phone.send_code(
-            _services().uow_factory(), artisan_id, current_principal(), policy=onboarding.otp, sms=onboarding.sms
+            _services().uow_factory(),
+            artisan_id,
+            current_principal(),
+            policy=onboarding.otp,
+            sms=onboarding.sms,
         )
 
 
@@ -119,7 +128,11 @@ class DocumentContent(MethodView):
     def get(self, artisan_id, document_id):
         """Download a document. Compliance officers only; every download is written to the audit log."""
         document, content = documents.download_document(
-            _services().uow_factory(), artisan_id, document_id, current_principal(), cipher=_onboarding().cipher
+            _services().uow_factory(),
+            artisan_id,
+            document_id,
+            current_principal(),
+            cipher=_onboarding().cipher,
         )
         extension = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}[document.content_type]
         return Response(
@@ -165,4 +178,3 @@ class AuditLog(MethodView):
     def get(self, args, artisan_id):
         """Every KYC decision, tier change and document download for one artisan, oldest first."""
         return kyc.audit_log(_services().uow_factory(), artisan_id, **args)
-

@@ -26,7 +26,9 @@ def _client_credentials(form: dict) -> tuple[str, str]:
         return client_id, secret
     if form.get("client_id") and form.get("client_secret"):
         return form["client_id"], form["client_secret"]
-    raise InvalidClient("Send client_id and client_secret (HTTP Basic or in the body).", error="invalid_client")
+    raise InvalidClient(
+        "Send client_id and client_secret (HTTP Basic or in the body).", error="invalid_client"
+    )
 
 
 @blp.route("/v1/oauth/token", methods=["POST"])

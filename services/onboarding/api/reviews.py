@@ -48,7 +48,11 @@ class ReviewDecision(MethodView):
     @idempotent
     @blp.arguments(ReviewDecisionSchema)
     @blp.response(200, ReviewSchema)
-    @blp.doc(parameters=[{"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}])
+    @blp.doc(
+        parameters=[
+            {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}
+        ]
+    )
     def post(self, body, review_id):
         """Approve or reject, with a reason code and a note. The submitter may not decide (four-eyes)."""
         return kyc.decide_review(

@@ -43,7 +43,9 @@ class RegisterArtisanSchema(Schema):
     )
     cooperative_ice = fields.String(
         validate=validate.Length(min=1, max=20),
-        metadata={"description": "The cooperative's ICE, 15 digits. A failed mod-97 key only adds a warning."},
+        metadata={
+            "description": "The cooperative's ICE, 15 digits. A failed mod-97 key only adds a warning."
+        },
     )
 
 
@@ -95,8 +97,10 @@ class LimitsSchema(Schema):
 class RequirementSchema(Schema):
     code = fields.String(
         required=True,
-        metadata={"description": "phone_verification, id_document_front, id_document_back, selfie, "
-                  "screening_clear or manual_review."},
+        metadata={
+            "description": "phone_verification, id_document_front, id_document_back, selfie, "
+            "screening_clear or manual_review."
+        },
     )
     status = fields.String(required=True, metadata={"description": "missing, in_review or pending."})
 
@@ -169,8 +173,9 @@ class DowngradeSchema(Schema):
     tier = fields.Integer(required=True, validate=validate.Range(min=0, max=2))
     reason_code = fields.String(required=True, validate=validate.OneOf(DOWNGRADE_REASONS))
     note = fields.String(required=True, validate=validate.Length(min=3, max=2000))
-    document_ids = fields.List(fields.String(validate=validate.Length(max=40)), load_default=list,
-                               validate=validate.Length(max=10))
+    document_ids = fields.List(
+        fields.String(validate=validate.Length(max=40)), load_default=list, validate=validate.Length(max=10)
+    )
 
 
 class DowngradeResultSchema(Schema):
@@ -219,7 +224,9 @@ ReviewPageSchema = page_schema(ReviewSchema)
 
 
 class ReviewListArgsSchema(PageArgsSchema):
-    status = fields.String(load_default="open", validate=validate.OneOf(["open", "approved", "rejected", "closed"]))
+    status = fields.String(
+        load_default="open", validate=validate.OneOf(["open", "approved", "rejected", "closed"])
+    )
     kind = fields.String(validate=validate.OneOf(["screening_hit", "tier_upgrade"]))
     artisan_id = fields.String(validate=validate.Length(max=40))
 
@@ -229,7 +236,9 @@ class ReviewDecisionSchema(Schema):
     reason_code = fields.String(
         required=True,
         validate=validate.OneOf(APPROVE_REASONS + REJECT_REASONS),
-        metadata={"description": f"approve: {', '.join(APPROVE_REASONS)}; reject: {', '.join(REJECT_REASONS)}."},
+        metadata={
+            "description": f"approve: {', '.join(APPROVE_REASONS)}; reject: {', '.join(REJECT_REASONS)}."
+        },
     )
     note = fields.String(required=True, validate=validate.Length(min=3, max=2000))
 
@@ -239,10 +248,18 @@ class ReviewDecisionSchema(Schema):
 
 class BankAccountRequestSchema(Schema):
     mode = fields.String(required=True, validate=validate.OneOf(["link", "open"]))
-    rib = fields.String(validate=validate.Length(min=1, max=40), metadata={"description": "link: 24-digit RIB."})
-    iban = fields.String(validate=validate.Length(min=1, max=40), metadata={"description": "link: MA + 26 digits."})
-    holder_name = fields.String(validate=validate.Length(min=2, max=200), metadata={"description": "link only."})
-    bank = fields.String(validate=validate.Length(min=1, max=40), metadata={"description": "open: partner bank."})
+    rib = fields.String(
+        validate=validate.Length(min=1, max=40), metadata={"description": "link: 24-digit RIB."}
+    )
+    iban = fields.String(
+        validate=validate.Length(min=1, max=40), metadata={"description": "link: MA + 26 digits."}
+    )
+    holder_name = fields.String(
+        validate=validate.Length(min=2, max=200), metadata={"description": "link only."}
+    )
+    bank = fields.String(
+        validate=validate.Length(min=1, max=40), metadata={"description": "open: partner bank."}
+    )
     make_default = fields.Boolean(load_default=False)
 
     @validates_schema
@@ -260,7 +277,9 @@ class BankAccountRequestSchema(Schema):
             if errors:
                 raise ValidationError(errors)
         else:
-            errors = {name: ["Only for mode 'link'."] for name in ("rib", "iban", "holder_name") if data.get(name)}
+            errors = {
+                name: ["Only for mode 'link'."] for name in ("rib", "iban", "holder_name") if data.get(name)
+            }
             if not data.get("bank"):
                 errors["bank"] = ["Required to open an account."]
             if errors:

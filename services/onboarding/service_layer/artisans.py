@@ -115,8 +115,9 @@ def register_artisan(
             sa.select(Artisan).where(sa.or_(Artisan.cin == cin, Artisan.phone == phone))
         ).all()
         if existing:
-            return _existing_registration(uow, existing, command, cin=cin, phone=phone,
-                                          marketplace_id=marketplace_id, tiers=tiers)
+            return _existing_registration(
+                uow, existing, command, cin=cin, phone=phone, marketplace_id=marketplace_id, tiers=tiers
+            )
         artisan = Artisan(
             id=new_id("art"),
             full_name=full_name,
@@ -165,8 +166,9 @@ def register_artisan(
             ).all()
             if not existing:
                 raise
-            return _existing_registration(uow, existing, command, cin=cin, phone=phone,
-                                          marketplace_id=marketplace_id, tiers=tiers)
+            return _existing_registration(
+                uow, existing, command, cin=cin, phone=phone, marketplace_id=marketplace_id, tiers=tiers
+            )
         return Registration(artisan, created=True)
 
 
@@ -218,7 +220,9 @@ def _existing_registration(
     )
 
 
-def find_visible_artisan(session: Session, artisan_id: str, principal: Principal, *, lock: bool = False) -> Artisan:
+def find_visible_artisan(
+    session: Session, artisan_id: str, principal: Principal, *, lock: bool = False
+) -> Artisan:
     """The artisan, if ``principal`` may see it; another marketplace's artisan is "not found"."""
     query = _visible_artisans(principal).where(Artisan.id == artisan_id)
     if lock:
@@ -232,9 +236,7 @@ def find_visible_artisan(session: Session, artisan_id: str, principal: Principal
 def _visible_artisans(principal: Principal) -> sa.Select:
     query = sa.select(Artisan)
     if principal.is_marketplace:
-        query = query.join(ArtisanMarketplace).where(
-            ArtisanMarketplace.marketplace_id == principal.client_id
-        )
+        query = query.join(ArtisanMarketplace).where(ArtisanMarketplace.marketplace_id == principal.client_id)
     return query
 
 

@@ -75,7 +75,9 @@ class Outcome:
 
 def _validated_number(command: LinkAccount) -> BankAccountNumber:
     if bool(command.rib) == bool(command.iban):
-        raise ValidationFailed("Give either a RIB or an IBAN, not both.", param="rib" if command.rib else "iban")
+        raise ValidationFailed(
+            "Give either a RIB or an IBAN, not both.", param="rib" if command.rib else "iban"
+        )
     try:
         number = parse_rib(command.rib) if command.rib else parse_iban(command.iban or "")
     except BankIdentifierError as exc:
@@ -84,7 +86,11 @@ def _validated_number(command: LinkAccount) -> BankAccountNumber:
 
 
 def link_account(
-    uow: UnitOfWork, artisan_id: str, command: LinkAccount, principal: Principal, settings: BankAccountSettings
+    uow: UnitOfWork,
+    artisan_id: str,
+    command: LinkAccount,
+    principal: Principal,
+    settings: BankAccountSettings,
 ) -> Outcome:
     number = _validated_number(command)
     holder_name = command.holder_name.strip()
@@ -102,7 +108,11 @@ def link_account(
         existing = session.scalar(sa.select(BankAccount).where(BankAccount.rib == number.rib))
         if existing is not None:
             if existing.artisan_id != artisan.id:
-                raise Conflict("This account is already linked to another artisan.", code="bank_account_in_use", param="rib")
+                raise Conflict(
+                    "This account is already linked to another artisan.",
+                    code="bank_account_in_use",
+                    param="rib",
+                )
             return Outcome(existing, created=False)
         now = utcnow()
         account = BankAccount(
@@ -127,7 +137,9 @@ def link_account(
             uow.commit()
         except sa.exc.IntegrityError:
             uow.rollback()  # the same RIB linked concurrently
-            raise Conflict("This account was just linked by another request.", code="bank_account_in_use", param="rib") from None
+            raise Conflict(
+                "This account was just linked by another request.", code="bank_account_in_use", param="rib"
+            ) from None
         return Outcome(account, created=True)
 
 
@@ -135,7 +147,9 @@ def _make_usable(uow: UnitOfWork, account: BankAccount, *, make_default: bool) -
     """Mark the account default when asked or when it is the first usable one, and announce it."""
     session: Session = uow.session
     has_default = session.scalar(
-        sa.select(sa.func.count()).select_from(BankAccount).where(
+        sa.select(sa.func.count())
+        .select_from(BankAccount)
+        .where(
             BankAccount.artisan_id == account.artisan_id,
             BankAccount.is_default.is_(True),
             BankAccount.id != account.id,
@@ -170,11 +184,17 @@ def _make_usable(uow: UnitOfWork, account: BankAccount, *, make_default: bool) -
 
 
 def open_account(
-    uow: UnitOfWork, artisan_id: str, command: OpenAccount, principal: Principal, settings: BankAccountSettings
+    uow: UnitOfWork,
+    artisan_id: str,
+    command: OpenAccount,
+    principal: Principal,
+    settings: BankAccountSettings,
 ) -> Outcome:
     if command.bank not in settings.partner_banks or command.bank not in settings.partners:
         raise ValidationFailed(
-            f"Accounts can be opened at: {', '.join(settings.partner_banks)}.", code="unknown_partner_bank", param="bank"
+            f"Accounts can be opened at: {', '.join(settings.partner_banks)}.",
+            code="unknown_partner_bank",
+            param="bank",
         )
     with uow:
         session = uow.session
@@ -213,7 +233,9 @@ def open_account(
             updated_at=now,
         )
         session.add(account)
-        audit(session, artisan.id, "bank_account.opening_requested", principal.client_id, subject_id=account.id)
+        audit(
+            session, artisan.id, "bank_account.opening_requested", principal.client_id, subject_id=account.id
+        )
         uow.commit()
     _submit(uow, account.id, settings)
     with uow:
@@ -236,10 +258,15 @@ def _submit(uow: UnitOfWork, account_id: str, settings: BankAccountSettings) -> 
     try:
         ack = settings.partners.get(request.bank).request_account_opening(request)
     except BankPartnerError as exc:
-        log.warning("account opening not submitted; will retry", extra={"bank_account_id": account_id, "error": str(exc)})
+        log.warning(
+            "account opening not submitted; will retry",
+            extra={"bank_account_id": account_id, "error": str(exc)},
+        )
         return
     with uow:
-        account = uow.session.scalar(sa.select(BankAccount).where(BankAccount.id == account_id).with_for_update())
+        account = uow.session.scalar(
+            sa.select(BankAccount).where(BankAccount.id == account_id).with_for_update()
+        )
         account.partner_reference = ack.partner_reference
         account.submitted_at = account.submitted_at or utcnow()
         if ack.status in ("opened", "refused"):
@@ -256,8 +283,14 @@ def _settle_opening(uow: UnitOfWork, account: BankAccount, opening: AccountOpeni
         account.status = "refused"
         account.refusal_reason = (opening.refusal_reason or "unspecified")[:80]
         account.updated_at = now
-        audit(uow.session, account.artisan_id, "bank_account.refused", "bank:" + account.partner_bank,
-              subject_id=account.id, reason_code=account.refusal_reason)
+        audit(
+            uow.session,
+            account.artisan_id,
+            "bank_account.refused",
+            "bank:" + account.partner_bank,
+            subject_id=account.id,
+            reason_code=account.refusal_reason,
+        )
         return True
     try:
         number = parse_rib(opening.rib or "")
@@ -265,7 +298,9 @@ def _settle_opening(uow: UnitOfWork, account: BankAccount, opening: AccountOpeni
         # A bank must never hand us an invalid RIB; refuse to make it usable for payouts.
         log.error("bank returned an invalid RIB", extra={"bank_account_id": account.id})
         return False
-    holder = uow.session.scalar(sa.select(BankAccount.id).where(BankAccount.rib == number.rib, BankAccount.id != account.id))
+    holder = uow.session.scalar(
+        sa.select(BankAccount.id).where(BankAccount.rib == number.rib, BankAccount.id != account.id)
+    )
     if holder is not None:
         # One account, one owner: a RIB already linked elsewhere must not become a second payout
         # destination. The bank has made a mistake; refuse it visibly rather than fail the callback.
@@ -277,12 +312,20 @@ def _settle_opening(uow: UnitOfWork, account: BankAccount, opening: AccountOpeni
     account.iban = number.iban
     account.bank_code = number.bank_code
     account.updated_at = now
-    audit(uow.session, account.artisan_id, "bank_account.opened", "bank:" + account.partner_bank, subject_id=account.id)
+    audit(
+        uow.session,
+        account.artisan_id,
+        "bank_account.opened",
+        "bank:" + account.partner_bank,
+        subject_id=account.id,
+    )
     _make_usable(uow, account, make_default=account.default_requested)
     return True
 
 
-def handle_callback(uow: UnitOfWork, bank: str, headers, raw_body: bytes, settings: BankAccountSettings) -> dict:
+def handle_callback(
+    uow: UnitOfWork, bank: str, headers, raw_body: bytes, settings: BankAccountSettings
+) -> dict:
     """Verify and apply a bank callback. Idempotent: a duplicate or late callback changes nothing."""
     if bank not in settings.partners:
         raise NotFound(f"No partner bank {bank!r}.", param="bank")
@@ -290,8 +333,10 @@ def handle_callback(uow: UnitOfWork, bank: str, headers, raw_body: bytes, settin
         callback = settings.partners.get(bank).parse_callback(headers, raw_body)
     except InvalidCallback as exc:
         log.warning("bank callback refused", extra={"bank": bank, "reason": exc.reason})
-        raise Unauthenticated("The callback signature is missing, invalid or outside the replay window.",
-                              code="invalid_signature") from None
+        raise Unauthenticated(
+            "The callback signature is missing, invalid or outside the replay window.",
+            code="invalid_signature",
+        ) from None
     with uow:
         account = uow.session.scalar(
             sa.select(BankAccount).where(BankAccount.id == callback.opening.reference).with_for_update()
@@ -310,13 +355,19 @@ def handle_callback(uow: UnitOfWork, bank: str, headers, raw_body: bytes, settin
         return {"received": True, "applied": changed, "status": account.status}
 
 
-def sync_openings(uow_factory, settings: BankAccountSettings, *, poll_after: dt.timedelta, limit: int = 50) -> dict:
+def sync_openings(
+    uow_factory, settings: BankAccountSettings, *, poll_after: dt.timedelta, limit: int = 50
+) -> dict:
     """Submit openings the bank never accepted, and poll those it has not answered in time."""
     now = utcnow()
     with uow_factory() as uow:
         unsubmitted = uow.session.scalars(
             sa.select(BankAccount.id)
-            .where(BankAccount.mode == "open", BankAccount.status == "pending", BankAccount.partner_reference.is_(None))
+            .where(
+                BankAccount.mode == "open",
+                BankAccount.status == "pending",
+                BankAccount.partner_reference.is_(None),
+            )
             .order_by(BankAccount.id)
             .limit(limit)
         ).all()
@@ -338,10 +389,14 @@ def sync_openings(uow_factory, settings: BankAccountSettings, *, poll_after: dt.
         try:
             opening = settings.partners.get(bank).account_opening(partner_reference)
         except BankPartnerError as exc:
-            log.warning("could not poll account opening", extra={"bank_account_id": account_id, "error": str(exc)})
+            log.warning(
+                "could not poll account opening", extra={"bank_account_id": account_id, "error": str(exc)}
+            )
             continue
         with uow_factory() as uow:
-            account = uow.session.scalar(sa.select(BankAccount).where(BankAccount.id == account_id).with_for_update())
+            account = uow.session.scalar(
+                sa.select(BankAccount).where(BankAccount.id == account_id).with_for_update()
+            )
             if _settle_opening(uow, account, opening):
                 settled += 1
             uow.commit()
@@ -352,7 +407,9 @@ def list_accounts(uow: UnitOfWork, artisan_id: str, principal: Principal) -> lis
     with uow:
         artisan = find_visible_artisan(uow.session, artisan_id, principal)
         return list(
-            uow.session.scalars(sa.select(BankAccount).where(BankAccount.artisan_id == artisan.id).order_by(BankAccount.id))
+            uow.session.scalars(
+                sa.select(BankAccount).where(BankAccount.artisan_id == artisan.id).order_by(BankAccount.id)
+            )
         )
 
 
@@ -373,7 +430,9 @@ def make_default(uow: UnitOfWork, artisan_id: str, account_id: str, principal: P
         if account is None or account.artisan_id != artisan.id:
             raise NotFound(f"No bank account {account_id!r}.", param="bank_account_id")
         if account.status not in USABLE_STATUSES:
-            raise Conflict("Only a linked or opened account can receive payouts.", code="bank_account_not_usable")
+            raise Conflict(
+                "Only a linked or opened account can receive payouts.", code="bank_account_not_usable"
+            )
         if account.is_default:
             return account
         session.execute(
@@ -385,7 +444,11 @@ def make_default(uow: UnitOfWork, artisan_id: str, account_id: str, principal: P
             make_event(
                 "onboarding.bank_account.default_changed",
                 subject=artisan.id,
-                data={"artisan_id": artisan.id, "bank_account_id": account.id, "changed_at": utcnow().isoformat()},
+                data={
+                    "artisan_id": artisan.id,
+                    "bank_account_id": account.id,
+                    "changed_at": utcnow().isoformat(),
+                },
             )
         )
         uow.commit()

@@ -124,7 +124,9 @@ def download_document(
                 associated_data(document.id, document.artisan_id, document.kind),
             )
         except DecryptionError:
-            log.error("document failed to decrypt", extra={"document_id": document.id, "key_id": document.key_id})
+            log.error(
+                "document failed to decrypt", extra={"document_id": document.id, "key_id": document.key_id}
+            )
             raise DocumentUnreadable() from None
         audit(session, artisan_id, "document.downloaded", principal.client_id, subject_id=document.id)
         uow.commit()
@@ -142,12 +144,17 @@ def rewrap_all_documents(uow_factory, cipher: EnvelopeCipher, batch_size: int = 
     while True:
         with uow_factory() as uow:
             rows = uow.session.scalars(
-                sa.select(KycDocument).where(KycDocument.key_id != active).order_by(KycDocument.id).limit(batch_size)
+                sa.select(KycDocument)
+                .where(KycDocument.key_id != active)
+                .order_by(KycDocument.id)
+                .limit(batch_size)
             ).all()
             if not rows:
                 return changed
             for document in rows:
-                rewrapped = cipher.rewrap(SealedBlob(document.key_id, document.wrapped_key, document.nonce, b""))
+                rewrapped = cipher.rewrap(
+                    SealedBlob(document.key_id, document.wrapped_key, document.nonce, b"")
+                )
                 document.key_id = rewrapped.key_id
                 document.wrapped_key = rewrapped.wrapped_key
             uow.commit()

@@ -90,7 +90,9 @@ def audit(
 
 def gather_facts(session: Session, artisan: Artisan) -> KycFacts:
     kinds = session.scalars(
-        sa.select(KycDocument.kind).where(KycDocument.artisan_id == artisan.id, KycDocument.status == "active")
+        sa.select(KycDocument.kind).where(
+            KycDocument.artisan_id == artisan.id, KycDocument.status == "active"
+        )
     ).all()
     open_reviews = session.scalars(
         sa.select(KycReview.kind).where(KycReview.artisan_id == artisan.id, KycReview.status == "open")
@@ -178,7 +180,11 @@ def promote_if_earned(
         step = artisan.kyc_tier + 1
         change_tier(uow, artisan, step, reason_code=_PROMOTION_REASONS[step], actor=actor, tiers=tiers)
         reached_two = step == 2
-    if artisan.kyc_tier == 2 and (reached_two or request_review) and "tier_upgrade" not in facts.open_review_kinds:
+    if (
+        artisan.kyc_tier == 2
+        and (reached_two or request_review)
+        and "tier_upgrade" not in facts.open_review_kinds
+    ):
         open_review(uow.session, artisan, kind="tier_upgrade", submitted_by=actor, requested_tier=3)
 
 
@@ -228,7 +234,9 @@ def kyc_view(uow: UnitOfWork, artisan_id: str, principal: Principal, tiers: Tier
             "limits": {"balance_cap": tiers.cap(artisan.kyc_tier)},
             "next_tier": next_tier if artisan.status != "rejected" else None,
             "next_tier_limits": (
-                {"balance_cap": tiers.cap(next_tier)} if next_tier is not None and artisan.status != "rejected" else None
+                {"balance_cap": tiers.cap(next_tier)}
+                if next_tier is not None and artisan.status != "rejected"
+                else None
             ),
             "requirements": [dataclasses.asdict(r) for r in next_tier_requirements(facts)],
             "phone_verified_at": artisan.phone_verified_at,
@@ -332,7 +340,9 @@ def decide_review(
         return review
 
 
-def _apply_approval(uow: UnitOfWork, artisan: Artisan, review: KycReview, *, reviewer: str, tiers: TierPolicy) -> None:
+def _apply_approval(
+    uow: UnitOfWork, artisan: Artisan, review: KycReview, *, reviewer: str, tiers: TierPolicy
+) -> None:
     if artisan.status == "rejected":
         raise ArtisanRejected("This artisan's KYC was already rejected.", param="review_id")
     if review.kind == "screening_hit":
@@ -347,13 +357,19 @@ def _apply_approval(uow: UnitOfWork, artisan: Artisan, review: KycReview, *, rev
             code="tier_prerequisite_unmet",
             param="review_id",
         )
-    change_tier(uow, artisan, 3, reason_code="compliance_approved", actor=reviewer, tiers=tiers, note=review.note)
+    change_tier(
+        uow, artisan, 3, reason_code="compliance_approved", actor=reviewer, tiers=tiers, note=review.note
+    )
 
 
-def _apply_rejection(uow: UnitOfWork, artisan: Artisan, review: KycReview, *, reviewer: str, tiers: TierPolicy) -> None:
+def _apply_rejection(
+    uow: UnitOfWork, artisan: Artisan, review: KycReview, *, reviewer: str, tiers: TierPolicy
+) -> None:
     if review.reason_code in DISQUALIFYING_REJECT_REASONS:
         artisan.status = "rejected"
-        change_tier(uow, artisan, 0, reason_code=review.reason_code, actor=reviewer, tiers=tiers, note=review.note)
+        change_tier(
+            uow, artisan, 0, reason_code=review.reason_code, actor=reviewer, tiers=tiers, note=review.note
+        )
         # Close whatever else was waiting: nothing more will be decided for this artisan.
         for other in uow.session.scalars(
             sa.select(KycReview).where(KycReview.artisan_id == artisan.id, KycReview.status == "open")
@@ -390,7 +406,9 @@ class Downgrade:
     document_ids: tuple[str, ...] = ()
 
 
-def downgrade_tier(uow: UnitOfWork, artisan_id: str, command: Downgrade, *, officer: str, tiers: TierPolicy) -> dict:
+def downgrade_tier(
+    uow: UnitOfWork, artisan_id: str, command: Downgrade, *, officer: str, tiers: TierPolicy
+) -> dict:
     """A compliance officer lowers a tier (a document found forged, a late screening hit…).
 
     Documents named in ``document_ids`` are marked rejected, so the requirement they met comes
@@ -410,23 +428,43 @@ def downgrade_tier(uow: UnitOfWork, artisan_id: str, command: Downgrade, *, offi
             if document is None or document.artisan_id != artisan.id:
                 raise ValidationFailed(f"No document {document_id!r} for this artisan.", param="document_ids")
             document.status = "rejected"
-            audit(session, artisan.id, "document.rejected", officer, subject_id=document.id, reason_code=command.reason_code)
+            audit(
+                session,
+                artisan.id,
+                "document.rejected",
+                officer,
+                subject_id=document.id,
+                reason_code=command.reason_code,
+            )
         for review in session.scalars(
             sa.select(KycReview).where(
-                KycReview.artisan_id == artisan.id, KycReview.status == "open", KycReview.kind == "tier_upgrade"
+                KycReview.artisan_id == artisan.id,
+                KycReview.status == "open",
+                KycReview.kind == "tier_upgrade",
             )
         ):
             review.status = "closed"
             review.decided_at = utcnow()
         change_tier(
-            uow, artisan, command.tier, reason_code=command.reason_code, actor=officer, tiers=tiers, note=command.note
+            uow,
+            artisan,
+            command.tier,
+            reason_code=command.reason_code,
+            actor=officer,
+            tiers=tiers,
+            note=command.note,
         )
         uow.commit()
         return {"artisan_id": artisan.id, "tier": artisan.kyc_tier, "kyc_version": artisan.kyc_version}
 
 
 def audit_log(
-    uow: UnitOfWork, artisan_id: str, *, limit: int, starting_after: str | None, since: dt.datetime | None = None
+    uow: UnitOfWork,
+    artisan_id: str,
+    *,
+    limit: int,
+    starting_after: str | None,
+    since: dt.datetime | None = None,
 ) -> Page:
     with uow:
         if uow.session.get(Artisan, artisan_id) is None:

@@ -124,7 +124,9 @@ def send_code(
         with uow:
             # A code the artisan never received must not count against their hourly sends.
             uow.session.execute(
-                sa.update(PhoneVerification).where(PhoneVerification.id == verification.id).values(status="send_failed")
+                sa.update(PhoneVerification)
+                .where(PhoneVerification.id == verification.id)
+                .values(status="send_failed")
             )
             uow.commit()
         raise SmsUnavailable("The SMS could not be sent; try again shortly.") from None
@@ -166,7 +168,9 @@ def confirm_code(
                 headers=_retry_after(wait),
             )
         if verification.expires_at <= now:
-            raise ValidationFailed("This code has expired. Request a new one.", code="otp_expired", param="code")
+            raise ValidationFailed(
+                "This code has expired. Request a new one.", code="otp_expired", param="code"
+            )
         verification.attempts += 1
         if not hmac.compare_digest(verification.code_hash, _hash(policy, verification.id, code)):
             remaining = policy.max_attempts - verification.attempts

@@ -61,14 +61,18 @@ class ScreeningIndexCache:
 
     def current(self, session: Session) -> ScreeningIndex | None:
         version = session.scalar(
-            sa.select(ScreeningList.version).order_by(ScreeningList.loaded_at.desc(), ScreeningList.version.desc()).limit(1)
+            sa.select(ScreeningList.version)
+            .order_by(ScreeningList.loaded_at.desc(), ScreeningList.version.desc())
+            .limit(1)
         )
         if version is None:
             return None
         with self._lock:
             if self._index is None or self._index.version != version:
                 row = session.scalar(
-                    sa.select(ScreeningList).options(undefer(ScreeningList.entries)).where(ScreeningList.version == version)
+                    sa.select(ScreeningList)
+                    .options(undefer(ScreeningList.entries))
+                    .where(ScreeningList.version == version)
                 )
                 entries = tuple(
                     ListEntry(**{**entry, "names": tuple(entry["names"])}) for entry in row.entries
@@ -81,7 +85,9 @@ def _cleared_references(session: Session, artisan_id: str) -> set[str]:
     cleared: set[str] = set()
     for details in session.scalars(
         sa.select(KycReview.details).where(
-            KycReview.artisan_id == artisan_id, KycReview.kind == "screening_hit", KycReview.status == "approved"
+            KycReview.artisan_id == artisan_id,
+            KycReview.kind == "screening_hit",
+            KycReview.status == "approved",
         )
     ):
         cleared.update(match["reference"] for match in details.get("matches", []))
@@ -132,13 +138,19 @@ def screen_artisan(
             artisan,
             kind="screening_hit",
             submitted_by=SCREENING_ACTOR,
-            details={"list_version": index.version, "screening_result_id": result.id, "matches": result.matches},
+            details={
+                "list_version": index.version,
+                "screening_result_id": result.id,
+                "matches": result.matches,
+            },
         )
     if artisan.kyc_tier > 0:
         change_tier(uow, artisan, 0, reason_code="screening_hit", actor=SCREENING_ACTOR, tiers=tiers)
         for review in session.scalars(
             sa.select(KycReview).where(
-                KycReview.artisan_id == artisan.id, KycReview.kind == "tier_upgrade", KycReview.status == "open"
+                KycReview.artisan_id == artisan.id,
+                KycReview.kind == "tier_upgrade",
+                KycReview.status == "open",
             )
         ):
             review.status = "closed"
@@ -165,8 +177,9 @@ class RescreenReport:
     promoted: int = 0
 
 
-def rescreen_all(uow_factory, cache: ScreeningIndexCache, *, threshold: float, tiers: TierPolicy,
-                 batch_size: int = 200) -> RescreenReport:
+def rescreen_all(
+    uow_factory, cache: ScreeningIndexCache, *, threshold: float, tiers: TierPolicy, batch_size: int = 200
+) -> RescreenReport:
     """Screen every active artisan against the list in force, one transaction per batch.
 
     Artisans whose screening was pending (no list when they registered) may climb to tier 2 now.

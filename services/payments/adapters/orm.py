@@ -114,8 +114,9 @@ class GatewayAttempt(Base):
 
     __tablename__ = "gateway_attempts"
 
-    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                                    autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     payment_id: Mapped[str] = mapped_column(sa.String(40), index=True)
     refund_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
     gateway: Mapped[str] = mapped_column(sa.String(20))
@@ -162,7 +163,9 @@ class Dispute(Base):
     """A buyer's chargeback, opened and closed by the gateway's notifications."""
 
     __tablename__ = "disputes"
-    __table_args__ = (sa.UniqueConstraint("gateway", "gateway_reference", name="uq_disputes_gateway_reference"),)
+    __table_args__ = (
+        sa.UniqueConstraint("gateway", "gateway_reference", name="uq_disputes_gateway_reference"),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     payment_id: Mapped[str] = mapped_column(sa.ForeignKey("payments.id"), index=True)
@@ -295,8 +298,9 @@ class WebhookDeliveryAttempt(Base):
 
     __tablename__ = "webhook_delivery_attempts"
 
-    id: Mapped[int] = mapped_column(sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-                                    autoincrement=True)
+    id: Mapped[int] = mapped_column(
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
     delivery_id: Mapped[str] = mapped_column(sa.ForeignKey("webhook_deliveries.id"), index=True)
     number: Mapped[int] = mapped_column(sa.Integer)  # 1, 2, … within the delivery
     trigger: Mapped[str] = mapped_column(sa.String(10))  # automatic | manual

@@ -105,7 +105,9 @@ class HttpWebhookSender:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         connection: http.client.HTTPConnection
         if parts.scheme == "https":
-            connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout, context=self._tls)
+            connection = http.client.HTTPSConnection(
+                parts.hostname, parts.port, timeout=timeout, context=self._tls
+            )
         else:
             connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         if not self.allow_private_networks:
@@ -120,7 +122,8 @@ def _connect_to_public_address(
 ) -> socket.socket:
     host, port = address
     candidates = [
-        info for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        info
+        for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         if is_global_address(ipaddress.ip_address(info[4][0].split("%", 1)[0]))
     ]
     if not candidates:

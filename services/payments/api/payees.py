@@ -10,7 +10,9 @@ from services.payments.service_layer.projections import get_payee
 from shared.auth.flask import current_principal, require_scopes
 from shared.money import MoneySchema
 
-blp = Blueprint("payees", __name__, url_prefix="/v1/payees", description="Payees (artisans as payments sees them).")
+blp = Blueprint(
+    "payees", __name__, url_prefix="/v1/payees", description="Payees (artisans as payments sees them)."
+)
 
 
 class PayeeSchema(Schema):

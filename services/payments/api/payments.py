@@ -26,13 +26,25 @@ from shared.idempotency import idempotent, idempotent_when_keyed
 from shared.money import CurrencyCode, MinorUnits
 from shared.pagination import PageArgsSchema, page_schema
 
-payments_blp = Blueprint("payments", __name__, url_prefix="/v1", description="Card and mobile-wallet payments.")
-gateways_blp = Blueprint("gateways", __name__, url_prefix="/v1", description="Callbacks from payment gateways.")
+payments_blp = Blueprint(
+    "payments", __name__, url_prefix="/v1", description="Card and mobile-wallet payments."
+)
+gateways_blp = Blueprint(
+    "gateways", __name__, url_prefix="/v1", description="Callbacks from payment gateways."
+)
 blueprints = (payments_blp, gateways_blp)
 
-IDEMPOTENCY_HEADER_DOC = {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}
+IDEMPOTENCY_HEADER_DOC = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": True,
+    "schema": {"type": "string"},
+}
 OPTIONAL_IDEMPOTENCY_HEADER_DOC = {
-    "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string"},
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string"},
     "description": "Optional: a retry with the same key replays the first answer instead of a 409 invalid_state.",
 }
 MAX_AMOUNT = 10**13  # far beyond any payment, inside a 64-bit column; the configured range is narrower
@@ -54,22 +66,35 @@ class Metadata(fields.Dict):
     """Up to 20 string keys and short string values, kept for the marketplace's own use."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(keys=fields.String(validate=validate.Length(min=1, max=40)),
-                         values=fields.String(validate=validate.Length(max=500)),
-                         validate=validate.Length(max=20), load_default=dict, **kwargs)
+        super().__init__(
+            keys=fields.String(validate=validate.Length(min=1, max=40)),
+            values=fields.String(validate=validate.Length(max=500)),
+            validate=validate.Length(max=20),
+            load_default=dict,
+            **kwargs,
+        )
 
 
 # -- schemas -----------------------------------------------------------------------------------------
 
 
 class PaymentCreateSchema(Schema):
-    artisan_id = fields.String(required=True, validate=validate.Length(min=1, max=40),
-                               metadata={"description": "The payee (art_…), registered by your marketplace."})
-    amount = MinorUnits(required=True, validate=validate.Range(min=1, max=MAX_AMOUNT),
-                        metadata={"description": "What the buyer pays, in centimes."})
+    artisan_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=40),
+        metadata={"description": "The payee (art_…), registered by your marketplace."},
+    )
+    amount = MinorUnits(
+        required=True,
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": "What the buyer pays, in centimes."},
+    )
     currency = CurrencyCode(required=True, metadata={"example": "MAD"})
-    application_fee = MinorUnits(load_default=0, validate=validate.Range(min=0, max=MAX_AMOUNT),
-                                 metadata={"description": "Your commission, in centimes; at most amount."})
+    application_fee = MinorUnits(
+        load_default=0,
+        validate=validate.Range(min=0, max=MAX_AMOUNT),
+        metadata={"description": "Your commission, in centimes; at most amount."},
+    )
     payment_method_type = fields.String(required=True, validate=validate.OneOf(["card", "mobile_wallet"]))
     capture_method = fields.String(load_default="automatic", validate=validate.OneOf(["automatic", "manual"]))
     description = fields.String(load_default=None, validate=validate.Length(max=500))
@@ -86,49 +111,73 @@ class MoroccanMobile(fields.String):
             number = phonenumbers.parse(text, "MA")
         except phonenumbers.NumberParseException:
             raise ValidationError("Not a phone number.") from None
-        if (not phonenumbers.is_valid_number(number) or phonenumbers.region_code_for_number(number) != "MA"
-                or phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE):
+        if (
+            not phonenumbers.is_valid_number(number)
+            or phonenumbers.region_code_for_number(number) != "MA"
+            or phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE
+        ):
             raise ValidationError("Must be a Moroccan mobile number, e.g. +212612345678.")
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 class PaymentConfirmSchema(Schema):
     card_token = fields.String(
-        load_default=None, validate=validate.Regexp(r"^tok_[A-Za-z0-9_]{6,100}$", error="Not a card token (tok_…)."),
-        metadata={"description": "The token the gateway's tokenisation gave the buyer's browser. Never a card number."},
+        load_default=None,
+        validate=validate.Regexp(r"^tok_[A-Za-z0-9_]{6,100}$", error="Not a card token (tok_…)."),
+        metadata={
+            "description": "The token the gateway's tokenisation gave the buyer's browser. Never a card number."
+        },
     )
-    phone = MoroccanMobile(load_default=None, validate=validate.Length(max=30),
-                          metadata={"description": "Mobile wallet: the buyer's Moroccan mobile number."})
-    return_url = fields.Url(load_default=None, schemes={"http", "https"}, require_tld=False,
-                            validate=validate.Length(max=2048),
-                            metadata={"description": "Card: where the buyer's browser goes after 3-D Secure."})
+    phone = MoroccanMobile(
+        load_default=None,
+        validate=validate.Length(max=30),
+        metadata={"description": "Mobile wallet: the buyer's Moroccan mobile number."},
+    )
+    return_url = fields.Url(
+        load_default=None,
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=validate.Length(max=2048),
+        metadata={"description": "Card: where the buyer's browser goes after 3-D Secure."},
+    )
 
 
 class PaymentCaptureSchema(Schema):
-    amount_to_capture = MinorUnits(load_default=None, validate=validate.Range(min=1, max=MAX_AMOUNT),
-                                   metadata={"description": "Default: the whole authorised amount. Once only."})
+    amount_to_capture = MinorUnits(
+        load_default=None,
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": "Default: the whole authorised amount. Once only."},
+    )
 
 
 class PaymentListArgsSchema(PageArgsSchema):
     status = fields.String(validate=validate.OneOf([str(status) for status in PaymentStatus]))
     artisan_id = fields.String(validate=validate.Length(min=1, max=40))
-    created_gte = fields.AwareDateTime(default_timezone=None,
-                                       metadata={"description": "Created at or after (ISO 8601 with offset)."})
-    created_lte = fields.AwareDateTime(default_timezone=None,
-                                       metadata={"description": "Created at or before (ISO 8601 with offset)."})
+    created_gte = fields.AwareDateTime(
+        default_timezone=None, metadata={"description": "Created at or after (ISO 8601 with offset)."}
+    )
+    created_lte = fields.AwareDateTime(
+        default_timezone=None, metadata={"description": "Created at or before (ISO 8601 with offset)."}
+    )
 
 
 class RefundCreateSchema(Schema):
     payment_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    amount = MinorUnits(load_default=None, validate=validate.Range(min=1, max=MAX_AMOUNT),
-                        metadata={"description": "Default: all that is left to refund."})
+    amount = MinorUnits(
+        load_default=None,
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": "Default: all that is left to refund."},
+    )
     currency = CurrencyCode(load_default=None)
     application_fee_refunded = MinorUnits(
-        load_default=None, validate=validate.Range(min=0, max=MAX_AMOUNT),
+        load_default=None,
+        validate=validate.Range(min=0, max=MAX_AMOUNT),
         metadata={"description": "How much of your commission to give back; default: in proportion."},
     )
-    reason = fields.String(load_default=None,
-                           validate=validate.OneOf(["requested_by_customer", "duplicate", "fraudulent", "other"]))
+    reason = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["requested_by_customer", "duplicate", "fraudulent", "other"]),
+    )
     metadata = Metadata()
 
 
@@ -170,8 +219,13 @@ class Payments(MethodView):
         (``payee_unknown``, ``payee_not_eligible``), or when it would take them above their tier's
         cap (``tier_limit_exceeded``)."""
         command = payments.CreatePayment(**body)
-        payment = payments.create_payment(_uow(), command, current_principal(), _settings(),
-                                          creation_key=request.headers.get(IDEMPOTENCY_HEADER))
+        payment = payments.create_payment(
+            _uow(),
+            command,
+            current_principal(),
+            _settings(),
+            creation_key=request.headers.get(IDEMPOTENCY_HEADER),
+        )
         return payment, 201, {"Location": f"/v1/payments/{payment.id}"}
 
     @require_scopes("payments:read")
@@ -233,7 +287,9 @@ def capture(body, payment_id):
     409 ``capture_refused`` with the gateway's reason in ``gateway_code`` and the payment's status
     as the gateway's record now shows it in ``payment_status`` (``requires_capture`` again,
     ``canceled``…); nothing was captured. Both calls are in ``/attempts``."""
-    return payments.capture_payment(_uow(), payment_id, body["amount_to_capture"], current_principal(), _settings())
+    return payments.capture_payment(
+        _uow(), payment_id, body["amount_to_capture"], current_principal(), _settings()
+    )
 
 
 @payments_blp.route("/payments/<string:payment_id>/cancel", methods=["POST"])
@@ -263,7 +319,9 @@ def three_ds_return(payment_id):
         raise NotFound("No payment has this id.", code="payment_not_found", param="id")
     if payment.return_url:
         separator = "&" if "?" in payment.return_url else "?"
-        return redirect(f"{payment.return_url}{separator}payment_id={payment.id}&status={payment.status}", 303)
+        return redirect(
+            f"{payment.return_url}{separator}payment_id={payment.id}&status={payment.status}", 303
+        )
     return {"id": payment.id, "object": "payment", "status": payment.status}, 200
 
 
@@ -282,8 +340,13 @@ class Refunds(MethodView):
 
         Refused with 409 ``charge_disputed`` (``dispute_id``, ``dispute_status``) while a dispute on the
         payment is open or after it was lost: the chargeback gives the buyer the money back already."""
-        refund = refunds.create_refund(_uow(), refunds.CreateRefund(**body), current_principal(), _settings(),
-                                       creation_key=request.headers.get(IDEMPOTENCY_HEADER))
+        refund = refunds.create_refund(
+            _uow(),
+            refunds.CreateRefund(**body),
+            current_principal(),
+            _settings(),
+            creation_key=request.headers.get(IDEMPOTENCY_HEADER),
+        )
         return refund, 201, {"Location": f"/v1/refunds/{refund.id}"}
 
     @require_scopes("payments:read")
@@ -331,4 +394,6 @@ def gateway_callback(gateway):
     gateway's event id; a late or stale snapshot never moves a payment backwards. A genuine one of
     an event type or status not mapped yet is acknowledged (``applied: false``), logged and recorded
     in the payment's attempts (``unmapped``), and changes nothing."""
-    return gateway_callbacks.receive_callback(_uow(), gateway, request.headers, request.get_data(), _settings())
+    return gateway_callbacks.receive_callback(
+        _uow(), gateway, request.headers, request.get_data(), _settings()
+    )

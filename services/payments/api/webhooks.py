@@ -34,12 +34,15 @@ blp = Blueprint(
 
 SCOPE = "webhooks:manage"
 IDEMPOTENCY_HEADER_DOC = {
-    "in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": True,
+    "schema": {"type": "string"},
 }
 EVENT_TYPES_DOC = ", ".join(WEBHOOK_EVENT_TYPES)
 SIGNATURE_DOC = (
     "The answer holds the signing secret, shown this once only. Events are POSTed as JSON "
-    "`{id, type, created, sequence, data: {object}}`; each request carries `Hirfa-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.\" + raw body)>`, "
+    '`{id, type, created, sequence, data: {object}}`; each request carries `Hirfa-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>`, '
     "`Hirfa-Event-Id` and `Hirfa-Delivery-Id`. Verify the signature over the raw body before parsing it, "
     "and refuse a `t` more than five minutes away from your clock."
 )
@@ -95,7 +98,7 @@ class WebhookEndpointCreateSchema(Schema):
         fields.String(validate=validate.Length(min=1, max=60)),
         required=True,
         validate=validate.Length(min=1, max=len(WEBHOOK_EVENT_TYPES) + 1),
-        metadata={"description": f"The events to send: any of {EVENT_TYPES_DOC}; or [\"*\"] for all of them."},
+        metadata={"description": f'The events to send: any of {EVENT_TYPES_DOC}; or ["*"] for all of them.'},
     )
     description = fields.String(load_default=None, validate=validate.Length(max=200))
 
@@ -105,7 +108,9 @@ class WebhookEndpointSchema(Schema):
     object = fields.Constant("webhook_endpoint")
     url = fields.String()
     description = fields.String(allow_none=True)
-    event_types = fields.List(fields.String(), metadata={"description": f"[\"{ALL_EVENT_TYPES}\"] means every type."})
+    event_types = fields.List(
+        fields.String(), metadata={"description": f'["{ALL_EVENT_TYPES}"] means every type.'}
+    )
     status = fields.String(metadata={"description": "enabled, or disabled once deleted."})
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
@@ -140,15 +145,19 @@ class WebhookDeliverySchema(Schema):
     event_id = fields.String()
     event_type = fields.String()
     status = fields.String(
-        metadata={"description": "pending (another attempt is scheduled), delivered (a 2xx), failed (no 2xx "
-                                 "within the retry period), canceled (the endpoint was deleted)."}
+        metadata={
+            "description": "pending (another attempt is scheduled), delivered (a 2xx), failed (no 2xx "
+            "within the retry period), canceled (the endpoint was deleted)."
+        }
     )
     attempt_count = fields.Integer()
     last_status_code = fields.Integer(allow_none=True, metadata={"description": "Your answer's HTTP status."})
     last_error = fields.String(
         allow_none=True,
-        metadata={"description": "When there was no answer: timeout, connection_refused, connection_error, "
-                                 "dns_error, tls_error, address_not_allowed."},
+        metadata={
+            "description": "When there was no answer: timeout, connection_refused, connection_error, "
+            "dns_error, tls_error, address_not_allowed."
+        },
     )
     last_attempt_at = fields.DateTime(allow_none=True)
     next_attempt_at = fields.DateTime(allow_none=True)
@@ -190,15 +199,20 @@ class WebhookEndpoints(MethodView):
     @idempotent
     @blp.arguments(WebhookEndpointCreateSchema)
     @blp.response(201, WebhookEndpointCreatedSchema)
-    @_problem(422, "validation_error, invalid_webhook_url, insecure_webhook_url, or unknown_event_types "
-                   "(with `unknown_event_types` listing them).")
+    @_problem(
+        422,
+        "validation_error, invalid_webhook_url, insecure_webhook_url, or unknown_event_types "
+        "(with `unknown_event_types` listing them).",
+    )
     @_problem(409, "too_many_webhook_endpoints, or idempotency_key_reuse.")
     @blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC], description=SIGNATURE_DOC)
     def post(self, body):
         """Add a URL to send events to. The answer holds the signing secret, shown this once only."""
         context = _context()
         created = webhooks.create_webhook_endpoint(
-            context.uow_factory(), webhooks.CreateWebhookEndpoint(**body), current_principal(),
+            context.uow_factory(),
+            webhooks.CreateWebhookEndpoint(**body),
+            current_principal(),
             webhooks.webhook_settings(context),
         )
         g.webhook_secret = created.secret  # added by _with_signing_secret, after the answer is saved
@@ -260,8 +274,11 @@ class WebhookDeliveryRetry(MethodView):
     @idempotent
     @blp.response(200, WebhookDeliveryDetailSchema)
     @_problem(404, "resource_not_found: no such delivery of yours.")
-    @_problem(409, "webhook_endpoint_disabled, webhook_delivery_in_progress (see Retry-After), or "
-                   "idempotency_key_reuse.")
+    @_problem(
+        409,
+        "webhook_endpoint_disabled, webhook_delivery_in_progress (see Retry-After), or "
+        "idempotency_key_reuse.",
+    )
     @blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
     def post(self, delivery_id):
         """Send this delivery again now (also a delivered or failed one) and answer it with the attempt.

@@ -150,7 +150,9 @@ def rank(status: str, *, capturing: bool = False) -> int:
     return RANK[status]
 
 
-def gateway_moves(current: str, target: PaymentStatus, *, capturing: bool = False, fresh_read: bool = False) -> bool:
+def gateway_moves(
+    current: str, target: PaymentStatus, *, capturing: bool = False, fresh_read: bool = False
+) -> bool:
     """Whether gateway news saying ``target`` may move a payment that is ``current``.
 
     ``capturing``: the payment is ``processing`` because a capture was asked for. ``fresh_read``:
@@ -200,12 +202,17 @@ def reversal_for(transaction: GatewayTransaction) -> str | None:
     """
     if transaction.status in (TransactionStatus.AUTHORISED, TransactionStatus.ACTION_REQUIRED):
         return VOID
-    if transaction.status == TransactionStatus.CAPTURED and transaction.captured_amount > transaction.refunded_amount:
+    if (
+        transaction.status == TransactionStatus.CAPTURED
+        and transaction.captured_amount > transaction.refunded_amount
+    ):
         return REFUND
     return None
 
 
-def proportional_fee(application_fee: int, captured: int, amount: int, fee_refunded: int, refunded: int) -> int:
+def proportional_fee(
+    application_fee: int, captured: int, amount: int, fee_refunded: int, refunded: int
+) -> int:
     """The part of the marketplace commission refunded with ``amount``, in proportion to it.
 
     Rounded on the running total (what should be back after this refund, less what already is),

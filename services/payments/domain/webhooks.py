@@ -64,7 +64,11 @@ def new_signing_secret() -> str:
 
 def unknown_event_types(requested: Iterable[str]) -> list[str]:
     """The requested types that are neither a known type nor ``*``, in the order given."""
-    return [kind for kind in dict.fromkeys(requested) if kind != ALL_EVENT_TYPES and kind not in WEBHOOK_EVENT_TYPES]
+    return [
+        kind
+        for kind in dict.fromkeys(requested)
+        if kind != ALL_EVENT_TYPES and kind not in WEBHOOK_EVENT_TYPES
+    ]
 
 
 def normalise_event_types(requested: Iterable[str]) -> list[str]:
@@ -92,10 +96,13 @@ class EndpointUrlError(ValueError):
 def check_endpoint_url(url: str, *, require_https: bool, allow_private_hosts: bool) -> None:
     """Refuse what is not an absolute http(s) URL we are willing to POST to."""
     if len(url) > MAX_URL_LENGTH or any(char.isspace() or not char.isprintable() for char in url):
-        raise EndpointUrlError("invalid_webhook_url", "The URL is too long or contains spaces or control characters.")
+        raise EndpointUrlError(
+            "invalid_webhook_url", "The URL is too long or contains spaces or control characters."
+        )
     if not url.isascii():
         raise EndpointUrlError(
-            "invalid_webhook_url", "Write the URL in ASCII: punycode for the host, percent-encoding for the path."
+            "invalid_webhook_url",
+            "Write the URL in ASCII: punycode for the host, percent-encoding for the path.",
         )
     try:
         parts = urlsplit(url)
@@ -206,7 +213,12 @@ class RetryPolicy:
         return dt.timedelta(seconds=seconds * spread)
 
     def next_attempt(
-        self, *, failed_attempts: int, now: dt.datetime, event_created: dt.datetime, rng: random.Random | None = None
+        self,
+        *,
+        failed_attempts: int,
+        now: dt.datetime,
+        event_created: dt.datetime,
+        rng: random.Random | None = None,
     ) -> dt.datetime | None:
         """When to try again, or None when that would be past the event's ``max_age``: give up."""
         when = now + self.delay(failed_attempts, rng)

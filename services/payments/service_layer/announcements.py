@@ -65,7 +65,9 @@ def payment_changed(uow: UnitOfWork, payment: Payment) -> None:
             "net": _money(payment.amount_captured - payment.application_fee, payment.currency),
             "succeeded_at": payment.succeeded_at.isoformat(),
         }
-        uow.add_event(make_event("payments.payment.succeeded", subject=payment.id, key=payment.artisan_id, data=data))
+        uow.add_event(
+            make_event("payments.payment.succeeded", subject=payment.id, key=payment.artisan_id, data=data)
+        )
     elif payment.status == "failed":
         data = {
             **common,
@@ -74,7 +76,9 @@ def payment_changed(uow: UnitOfWork, payment: Payment) -> None:
             "failure_message": payment.failure_message,
             "failed_at": payment.failed_at.isoformat(),
         }
-        uow.add_event(make_event("payments.payment.failed", subject=payment.id, key=payment.artisan_id, data=data))
+        uow.add_event(
+            make_event("payments.payment.failed", subject=payment.id, key=payment.artisan_id, data=data)
+        )
 
 
 def refund_changed(uow: UnitOfWork, refund: Refund, event_type: str) -> None:
@@ -89,21 +93,23 @@ def refund_changed(uow: UnitOfWork, refund: Refund, event_type: str) -> None:
         snapshot=refund_snapshot(refund),
     )
     if event_type == "refund.succeeded":
-        uow.add_event(make_event(
-            "payments.refund.succeeded",
-            subject=refund.id,
-            key=refund.artisan_id,
-            data={
-                "refund_id": refund.id,
-                "payment_id": refund.payment_id,
-                "artisan_id": refund.artisan_id,
-                "marketplace_id": refund.marketplace_id,
-                "amount": _money(refund.amount, refund.currency),
-                "application_fee_refunded": _money(refund.application_fee_refunded, refund.currency),
-                "gateway": refund.gateway,
-                "succeeded_at": refund.succeeded_at.isoformat(),
-            },
-        ))
+        uow.add_event(
+            make_event(
+                "payments.refund.succeeded",
+                subject=refund.id,
+                key=refund.artisan_id,
+                data={
+                    "refund_id": refund.id,
+                    "payment_id": refund.payment_id,
+                    "artisan_id": refund.artisan_id,
+                    "marketplace_id": refund.marketplace_id,
+                    "amount": _money(refund.amount, refund.currency),
+                    "application_fee_refunded": _money(refund.application_fee_refunded, refund.currency),
+                    "gateway": refund.gateway,
+                    "succeeded_at": refund.succeeded_at.isoformat(),
+                },
+            )
+        )
 
 
 def dispute_changed(uow: UnitOfWork, dispute: Dispute) -> None:
@@ -128,7 +134,11 @@ def dispute_changed(uow: UnitOfWork, dispute: Dispute) -> None:
     }
     if opened:
         data = {**common, "reason": dispute.reason, "opened_at": dispute.opened_at.isoformat()}
-        uow.add_event(make_event("payments.dispute.opened", subject=dispute.id, key=dispute.artisan_id, data=data))
+        uow.add_event(
+            make_event("payments.dispute.opened", subject=dispute.id, key=dispute.artisan_id, data=data)
+        )
     else:
         data = {**common, "outcome": dispute.status, "closed_at": dispute.closed_at.isoformat()}
-        uow.add_event(make_event("payments.dispute.closed", subject=dispute.id, key=dispute.artisan_id, data=data))
+        uow.add_event(
+            make_event("payments.dispute.closed", subject=dispute.id, key=dispute.artisan_id, data=data)
+        )

@@ -24,8 +24,15 @@ from shared.pagination import Page, paginate
 log = logging.getLogger(__name__)
 
 
-def list_disputes(uow: UnitOfWork, principal: Principal, *, limit: int, starting_after: str | None,
-                  payment_id: str | None = None, status: str | None = None) -> Page:
+def list_disputes(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    limit: int,
+    starting_after: str | None,
+    payment_id: str | None = None,
+    status: str | None = None,
+) -> Page:
     with uow:
         query = sa.select(Dispute).where(Dispute.marketplace_id == principal.client_id)
         if payment_id is not None:
@@ -49,15 +56,20 @@ def payment_for_dispute(session: Session, gateway: str, news: GatewayDispute) ->
     if news.payment_reference:
         query = query.where(Payment.id == news.payment_reference)
     else:
-        query = query.where(Payment.gateway == gateway, Payment.gateway_reference == news.transaction_reference)
+        query = query.where(
+            Payment.gateway == gateway, Payment.gateway_reference == news.transaction_reference
+        )
     return session.scalar(query)
 
 
 def apply_dispute(uow: UnitOfWork, payment: Payment, gateway: str, news: GatewayDispute) -> bool:
     """Open or close the dispute the gateway reports on a (locked) payment. Returns whether anything changed."""
     session = uow.session
-    dispute = session.scalar(sa.select(Dispute).where(
-        Dispute.gateway == gateway, Dispute.gateway_reference == news.gateway_reference))
+    dispute = session.scalar(
+        sa.select(Dispute).where(
+            Dispute.gateway == gateway, Dispute.gateway_reference == news.gateway_reference
+        )
+    )
     now = utcnow()
     changed = False
     if dispute is None:

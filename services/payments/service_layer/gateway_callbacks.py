@@ -33,8 +33,9 @@ from shared.errors import BadRequest, Unauthenticated
 log = logging.getLogger(__name__)
 
 
-def receive_callback(uow: UnitOfWork, gateway_name: str, headers: Mapping[str, str], raw_body: bytes,
-                     settings: PaymentSettings) -> dict[str, Any]:
+def receive_callback(
+    uow: UnitOfWork, gateway_name: str, headers: Mapping[str, str], raw_body: bytes, settings: PaymentSettings
+) -> dict[str, Any]:
     gateway = settings.gateway(gateway_name)
     try:
         callback = gateway.parse_callback(headers, raw_body)
@@ -43,20 +44,32 @@ def receive_callback(uow: UnitOfWork, gateway_name: str, headers: Mapping[str, s
     except InvalidCallback as exc:
         log.warning("gateway callback refused", extra={"gateway": gateway_name, "reason": exc.reason})
         if exc.reason == "malformed":
-            raise BadRequest("The callback is signed but cannot be read.", code="malformed_callback") from None
-        raise Unauthenticated("The callback signature is missing, invalid or outside the replay window.",
-                              code="invalid_signature") from None
+            raise BadRequest(
+                "The callback is signed but cannot be read.", code="malformed_callback"
+            ) from None
+        raise Unauthenticated(
+            "The callback signature is missing, invalid or outside the replay window.",
+            code="invalid_signature",
+        ) from None
     with uow:
         payment = _locked_payment(uow, gateway_name, callback)
         if payment is None:
             # Not ours (or not yet known): acknowledge, so the gateway stops retrying, and log it.
-            log.warning("gateway callback for no known payment",
-                        extra={"gateway": gateway_name, "event_id": callback.event_id, "type": callback.type})
+            log.warning(
+                "gateway callback for no known payment",
+                extra={"gateway": gateway_name, "event_id": callback.event_id, "type": callback.type},
+            )
             return {"received": True, "applied": False}
         if uow.session.get(GatewayCallbackReceipt, (gateway_name, callback.event_id)) is not None:
             return {"received": True, "applied": False, "duplicate": True}
-        uow.session.add(GatewayCallbackReceipt(gateway=gateway_name, event_id=callback.event_id,
-                                               type=callback.type[:60], received_at=utcnow()))
+        uow.session.add(
+            GatewayCallbackReceipt(
+                gateway=gateway_name,
+                event_id=callback.event_id,
+                type=callback.type[:60],
+                received_at=utcnow(),
+            )
+        )
         applied = _apply(uow, gateway_name, payment, callback)
         uow.commit()
         return {"received": True, "applied": applied}
@@ -74,21 +87,37 @@ def _acknowledge_unmapped(uow: UnitOfWork, gateway_name: str, exc: UnrecognisedC
     the outcome instead, and for anything else the attempt row and the warning are the record.
     """
     news = exc.callback
-    log.warning("gateway callback of a type or status not mapped: acknowledged, not applied",
-                extra={"gateway": gateway_name, "reason": exc.reason, "event_id": news.event_id,
-                       "type": news.type, "raw_status": news.raw_status})
+    log.warning(
+        "gateway callback of a type or status not mapped: acknowledged, not applied",
+        extra={
+            "gateway": gateway_name,
+            "reason": exc.reason,
+            "event_id": news.event_id,
+            "type": news.type,
+            "raw_status": news.raw_status,
+        },
+    )
     with uow:
         payment_id, refund_id = _unmapped_subject(uow, gateway_name, news)
         if payment_id is not None:
-            uow.session.add(callback_attempt(
-                payment_id=payment_id, gateway=gateway_name, event_type=news.type or "unknown",
-                raw_status=news.raw_status, gateway_reference=news.gateway_reference, refund_id=refund_id,
-                outcome=UNMAPPED))
+            uow.session.add(
+                callback_attempt(
+                    payment_id=payment_id,
+                    gateway=gateway_name,
+                    event_type=news.type or "unknown",
+                    raw_status=news.raw_status,
+                    gateway_reference=news.gateway_reference,
+                    refund_id=refund_id,
+                    outcome=UNMAPPED,
+                )
+            )
             uow.commit()
     return {"received": True, "applied": False}
 
 
-def _unmapped_subject(uow: UnitOfWork, gateway_name: str, news: UnmappedCallback) -> tuple[str | None, str | None]:
+def _unmapped_subject(
+    uow: UnitOfWork, gateway_name: str, news: UnmappedCallback
+) -> tuple[str | None, str | None]:
     """``(payment id, refund id)`` an unmapped callback is about, as far as it tells; never another
     gateway's payment."""
     session = uow.session
@@ -97,8 +126,11 @@ def _unmapped_subject(uow: UnitOfWork, gateway_name: str, news: UnmappedCallback
     if news.kind == CallbackKind.TRANSACTION:
         payment_id = news.reference
         if payment_id is None and news.gateway_reference is not None:
-            payment_id = session.scalar(sa.select(Payment.id).where(
-                Payment.gateway == gateway_name, Payment.gateway_reference == news.gateway_reference))
+            payment_id = session.scalar(
+                sa.select(Payment.id).where(
+                    Payment.gateway == gateway_name, Payment.gateway_reference == news.gateway_reference
+                )
+            )
     elif news.kind == CallbackKind.REFUND and news.reference is not None:
         refund = session.get(Refund, news.reference)
         if refund is not None and refund.gateway == gateway_name:
@@ -106,11 +138,16 @@ def _unmapped_subject(uow: UnitOfWork, gateway_name: str, news: UnmappedCallback
     elif news.kind == CallbackKind.DISPUTE:
         payment_id = news.payment_reference
         if payment_id is None and news.transaction_reference is not None:
-            payment_id = session.scalar(sa.select(Payment.id).where(
-                Payment.gateway == gateway_name, Payment.gateway_reference == news.transaction_reference))
+            payment_id = session.scalar(
+                sa.select(Payment.id).where(
+                    Payment.gateway == gateway_name, Payment.gateway_reference == news.transaction_reference
+                )
+            )
     if payment_id is None:
         return None, None
-    known = session.scalar(sa.select(Payment.id).where(Payment.id == payment_id, Payment.gateway == gateway_name))
+    known = session.scalar(
+        sa.select(Payment.id).where(Payment.id == payment_id, Payment.gateway == gateway_name)
+    )
     return (known, refund_id) if known is not None else (None, None)
 
 
@@ -119,7 +156,9 @@ def _locked_payment(uow: UnitOfWork, gateway_name: str, callback: GatewayCallbac
     if callback.kind == CallbackKind.TRANSACTION:
         query = sa.select(Payment).where(Payment.id == callback.transaction.reference)
     elif callback.kind == CallbackKind.REFUND:
-        payment_id = session.scalar(sa.select(Refund.payment_id).where(Refund.id == callback.refund.reference))
+        payment_id = session.scalar(
+            sa.select(Refund.payment_id).where(Refund.id == callback.refund.reference)
+        )
         query = sa.select(Payment).where(Payment.id == payment_id)
     else:
         return payment_for_dispute(session, gateway_name, callback.dispute)
@@ -133,17 +172,38 @@ def _apply(uow: UnitOfWork, gateway_name: str, payment: Payment, callback: Gatew
     session = uow.session
     if callback.kind == CallbackKind.TRANSACTION:
         news = callback.transaction
-        session.add(callback_attempt(payment_id=payment.id, gateway=gateway_name, event_type=callback.type,
-                                     raw_status=news.raw_status, gateway_reference=news.gateway_reference))
+        session.add(
+            callback_attempt(
+                payment_id=payment.id,
+                gateway=gateway_name,
+                event_type=callback.type,
+                raw_status=news.raw_status,
+                gateway_reference=news.gateway_reference,
+            )
+        )
         return apply_transaction(uow, payment, news)
     if callback.kind == CallbackKind.REFUND:
         news = callback.refund
         refund = session.scalar(sa.select(Refund).where(Refund.id == news.reference).with_for_update())
-        session.add(callback_attempt(payment_id=payment.id, gateway=gateway_name, event_type=callback.type,
-                                     raw_status=news.raw_status, gateway_reference=news.gateway_reference,
-                                     refund_id=refund.id))
+        session.add(
+            callback_attempt(
+                payment_id=payment.id,
+                gateway=gateway_name,
+                event_type=callback.type,
+                raw_status=news.raw_status,
+                gateway_reference=news.gateway_reference,
+                refund_id=refund.id,
+            )
+        )
         return apply_refund(uow, payment, refund, news)
     news = callback.dispute
-    session.add(callback_attempt(payment_id=payment.id, gateway=gateway_name, event_type=callback.type,
-                                 raw_status=news.raw_status, gateway_reference=news.gateway_reference))
+    session.add(
+        callback_attempt(
+            payment_id=payment.id,
+            gateway=gateway_name,
+            event_type=callback.type,
+            raw_status=news.raw_status,
+            gateway_reference=news.gateway_reference,
+        )
+    )
     return apply_dispute(uow, payment, gateway_name, news)

@@ -46,24 +46,34 @@ class CallOutcome:
         return isinstance(self.error, GatewayRequestRefused)
 
 
-def call_gateway(operation: str, call: Callable[[], Any], *, idempotency_key: str | None = None,
-                 amount: int | None = None) -> CallOutcome:
+def call_gateway(
+    operation: str, call: Callable[[], Any], *, idempotency_key: str | None = None, amount: int | None = None
+) -> CallOutcome:
     started = time.monotonic()
     try:
         answer = call()
     except GatewayError as error:
         duration_ms = int((time.monotonic() - started) * 1000)
         level = logging.WARNING if isinstance(error, GatewayOutcomeUnknown) else logging.INFO
-        log.log(level, "gateway %s: %s", operation, type(error).__name__,
-                extra={"operation": operation, "error_code": error.code, "duration_ms": duration_ms})
-        return CallOutcome(operation, error=error, duration_ms=duration_ms,
-                           idempotency_key=idempotency_key, amount=amount)
+        log.log(
+            level,
+            "gateway %s: %s",
+            operation,
+            type(error).__name__,
+            extra={"operation": operation, "error_code": error.code, "duration_ms": duration_ms},
+        )
+        return CallOutcome(
+            operation, error=error, duration_ms=duration_ms, idempotency_key=idempotency_key, amount=amount
+        )
     duration_ms = int((time.monotonic() - started) * 1000)
-    return CallOutcome(operation, answer=answer, duration_ms=duration_ms,
-                       idempotency_key=idempotency_key, amount=amount)
+    return CallOutcome(
+        operation, answer=answer, duration_ms=duration_ms, idempotency_key=idempotency_key, amount=amount
+    )
 
 
-def attempt_row(outcome: CallOutcome, *, payment_id: str, gateway: str, refund_id: str | None = None) -> GatewayAttempt:
+def attempt_row(
+    outcome: CallOutcome, *, payment_id: str, gateway: str, refund_id: str | None = None
+) -> GatewayAttempt:
     answer, error = outcome.answer, outcome.error
     if error is not None:
         kind = "unknown" if outcome.unknown else "refused"
@@ -91,9 +101,16 @@ def attempt_row(outcome: CallOutcome, *, payment_id: str, gateway: str, refund_i
     )
 
 
-def callback_attempt(*, payment_id: str, gateway: str, event_type: str, raw_status: str | None,
-                     gateway_reference: str | None, refund_id: str | None = None,
-                     outcome: str = "ok") -> GatewayAttempt:
+def callback_attempt(
+    *,
+    payment_id: str,
+    gateway: str,
+    event_type: str,
+    raw_status: str | None,
+    gateway_reference: str | None,
+    refund_id: str | None = None,
+    outcome: str = "ok",
+) -> GatewayAttempt:
     """A callback is recorded beside the calls, so one payment's whole gateway story reads in one place.
 
     ``outcome``: ``ok`` (read and applied as news), or ``UNMAPPED`` (genuine, but of a type or

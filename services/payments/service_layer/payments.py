@@ -113,13 +113,26 @@ def list_attempts(uow: UnitOfWork, payment_id: str, principal: Principal) -> lis
     """Every call to the gateway about the payment (and its refunds) and every callback, oldest first."""
     with uow:
         _visible(uow.session, payment_id, principal)
-        return list(uow.session.scalars(
-            sa.select(GatewayAttempt).where(GatewayAttempt.payment_id == payment_id).order_by(GatewayAttempt.id)))
+        return list(
+            uow.session.scalars(
+                sa.select(GatewayAttempt)
+                .where(GatewayAttempt.payment_id == payment_id)
+                .order_by(GatewayAttempt.id)
+            )
+        )
 
 
-def list_payments(uow: UnitOfWork, principal: Principal, *, limit: int, starting_after: str | None,
-                  status: str | None = None, artisan_id: str | None = None,
-                  created_gte: dt.datetime | None = None, created_lte: dt.datetime | None = None) -> Page:
+def list_payments(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    limit: int,
+    starting_after: str | None,
+    status: str | None = None,
+    artisan_id: str | None = None,
+    created_gte: dt.datetime | None = None,
+    created_lte: dt.datetime | None = None,
+) -> Page:
     with uow:
         query = sa.select(Payment).where(Payment.marketplace_id == principal.client_id)
         if status is not None:
@@ -136,15 +149,24 @@ def list_payments(uow: UnitOfWork, principal: Principal, *, limit: int, starting
 # -- creating ----------------------------------------------------------------------------------------
 
 
-def create_payment(uow: UnitOfWork, command: CreatePayment, principal: Principal, settings: PaymentSettings,
-                   *, creation_key: str | None = None) -> Payment:
+def create_payment(
+    uow: UnitOfWork,
+    command: CreatePayment,
+    principal: Principal,
+    settings: PaymentSettings,
+    *,
+    creation_key: str | None = None,
+) -> Payment:
     """Record a payment to confirm later; refused (nothing charged) when the artisan cannot take it."""
     _check_amounts(command, settings)
     with uow:
         session = uow.session
         if creation_key is not None:
-            existing = session.scalar(sa.select(Payment).where(
-                Payment.marketplace_id == principal.client_id, Payment.creation_key == creation_key))
+            existing = session.scalar(
+                sa.select(Payment).where(
+                    Payment.marketplace_id == principal.client_id, Payment.creation_key == creation_key
+                )
+            )
             if existing is not None:
                 return existing
         payee = _locked_payee(session, command.artisan_id, principal.client_id)
@@ -182,15 +204,30 @@ def create_payment(uow: UnitOfWork, command: CreatePayment, principal: Principal
 def _check_amounts(command: CreatePayment, settings: PaymentSettings) -> None:
     errors = []
     if command.currency != settings.currency:
-        errors.append({"param": "currency", "code": "unsupported_currency",
-                       "message": f"Payments are taken in {settings.currency}."})
+        errors.append(
+            {
+                "param": "currency",
+                "code": "unsupported_currency",
+                "message": f"Payments are taken in {settings.currency}.",
+            }
+        )
     if not settings.min_amount <= command.amount <= settings.max_amount:
-        errors.append({"param": "amount", "code": "amount_out_of_range",
-                       "message": f"amount must be between {settings.min_amount} and {settings.max_amount} "
-                                  "minor units."})
+        errors.append(
+            {
+                "param": "amount",
+                "code": "amount_out_of_range",
+                "message": f"amount must be between {settings.min_amount} and {settings.max_amount} "
+                "minor units.",
+            }
+        )
     if command.application_fee > command.amount:
-        errors.append({"param": "application_fee", "code": "application_fee_exceeds_amount",
-                       "message": "application_fee must not exceed amount."})
+        errors.append(
+            {
+                "param": "application_fee",
+                "code": "application_fee_exceeds_amount",
+                "message": "application_fee must not exceed amount.",
+            }
+        )
     if errors:
         first = errors[0]
         raise ValidationFailed(first["message"], code=first["code"], param=first["param"], errors=errors)
@@ -199,7 +236,11 @@ def _check_amounts(command: CreatePayment, settings: PaymentSettings) -> None:
 def _locked_payee(session: Session, artisan_id: str, marketplace_id: str) -> Payee:
     """The payee, locked: cap checks of one artisan's concurrent payments run one after the other."""
     linked = session.get(PayeeMarketplace, (artisan_id, marketplace_id)) is not None
-    payee = session.scalar(sa.select(Payee).where(Payee.artisan_id == artisan_id).with_for_update()) if linked else None
+    payee = (
+        session.scalar(sa.select(Payee).where(Payee.artisan_id == artisan_id).with_for_update())
+        if linked
+        else None
+    )
     if payee is None:
         raise ValidationFailed(
             "No artisan with this id is registered with your marketplace (or payments has not heard of "
@@ -210,7 +251,9 @@ def _locked_payee(session: Session, artisan_id: str, marketplace_id: str) -> Pay
     return payee
 
 
-def _check_payee_can_receive(session: Session, payee: Payee, net: int, *, excluding: str | None = None) -> None:
+def _check_payee_can_receive(
+    session: Session, payee: Payee, net: int, *, excluding: str | None = None
+) -> None:
     if payee.kyc_tier < 1 or payee.kyc_status != KYC_ACTIVE:
         raise Conflict(
             "The artisan cannot be paid yet: their KYC tier is 0 or their KYC was rejected.",
@@ -239,8 +282,9 @@ def _in_flight_net(session: Session, artisan_id: str, *, excluding: str | None) 
     commission (a partial capture keeps the whole fee, as ``payments.payment.succeeded`` says). One
     still on its way counts its authorised amount: the most it may yet capture.
     """
-    captured_or_authorised = sa.case((Payment.status == PaymentStatus.SUCCEEDED, Payment.amount_captured),
-                                     else_=Payment.amount)
+    captured_or_authorised = sa.case(
+        (Payment.status == PaymentStatus.SUCCEEDED, Payment.amount_captured), else_=Payment.amount
+    )
     share = captured_or_authorised - Payment.application_fee
     query = sa.select(sa.func.coalesce(sa.func.sum(share), 0)).where(
         Payment.artisan_id == artisan_id,
@@ -257,8 +301,9 @@ def _in_flight_net(session: Session, artisan_id: str, *, excluding: str | None) 
 # -- confirming ----------------------------------------------------------------------------------------
 
 
-def confirm_payment(uow: UnitOfWork, payment_id: str, command: ConfirmPayment, principal: Principal,
-                    settings: PaymentSettings) -> Payment:
+def confirm_payment(
+    uow: UnitOfWork, payment_id: str, command: ConfirmPayment, principal: Principal, settings: PaymentSettings
+) -> Payment:
     with uow:
         session = uow.session
         artisan_id = _visible(session, payment_id, principal).artisan_id
@@ -267,7 +312,9 @@ def confirm_payment(uow: UnitOfWork, payment_id: str, command: ConfirmPayment, p
         payment = _visible(session, payment_id, principal, lock=True)
         _require_status(payment, CONFIRMABLE, "confirmed")
         _check_method(payment, command)
-        _check_payee_can_receive(session, payee, payment.amount - payment.application_fee, excluding=payment.id)
+        _check_payee_can_receive(
+            session, payee, payment.amount - payment.application_fee, excluding=payment.id
+        )
         now = utcnow()
         _move(payment, PaymentStatus.PROCESSING, now)
         payment.confirmed_at = payment.gateway_checked_at = now
@@ -286,8 +333,9 @@ def confirm_payment(uow: UnitOfWork, payment_id: str, command: ConfirmPayment, p
     return _settle_call(uow, payment_id, outcome, refused_fails=True)
 
 
-def _payment_request(payment: Payment, command: ConfirmPayment,
-                     settings: PaymentSettings) -> AuthoriseRequest | RequestToPay:
+def _payment_request(
+    payment: Payment, command: ConfirmPayment, settings: PaymentSettings
+) -> AuthoriseRequest | RequestToPay:
     """What the gateway is asked: a card authorisation, or a request-to-pay to the buyer's wallet.
 
     The idempotency key is the payment's own: however often the call is retried, by us or by the
@@ -304,18 +352,28 @@ def _payment_request(payment: Payment, command: ConfirmPayment,
     )
     if payment.payment_method_type == PaymentMethod.MOBILE_WALLET:
         return RequestToPay(phone=command.phone, **common)
-    return AuthoriseRequest(method=PaymentMethod.CARD, card_token=command.card_token,
-                            return_url=settings.three_ds_return_url(payment.id), **common)
+    return AuthoriseRequest(
+        method=PaymentMethod.CARD,
+        card_token=command.card_token,
+        return_url=settings.three_ds_return_url(payment.id),
+        **common,
+    )
 
 
 def _check_method(payment: Payment, command: ConfirmPayment) -> None:
     if payment.payment_method_type == PaymentMethod.CARD:
         if not command.card_token or command.phone:
-            raise ValidationFailed("A card payment is confirmed with a card_token (and no phone).",
-                                   code="payment_method_mismatch", param="card_token")
+            raise ValidationFailed(
+                "A card payment is confirmed with a card_token (and no phone).",
+                code="payment_method_mismatch",
+                param="card_token",
+            )
     elif not command.phone or command.card_token:
-        raise ValidationFailed("A mobile-wallet payment is confirmed with the buyer's phone (and no card_token).",
-                               code="payment_method_mismatch", param="phone")
+        raise ValidationFailed(
+            "A mobile-wallet payment is confirmed with the buyer's phone (and no card_token).",
+            code="payment_method_mismatch",
+            param="phone",
+        )
 
 
 def _require_status(payment: Payment, allowed: frozenset, action: str) -> None:
@@ -327,9 +385,16 @@ def _require_status(payment: Payment, allowed: frozenset, action: str) -> None:
         )
 
 
-def _settle_call(uow: UnitOfWork, payment_id: str, outcome: CallOutcome, *, refused_fails: bool,
-                 cancellation_reason: str | None = None, earlier: Sequence[CallOutcome] = (),
-                 stray_charge_check_after: dt.timedelta | None = None) -> Payment:
+def _settle_call(
+    uow: UnitOfWork,
+    payment_id: str,
+    outcome: CallOutcome,
+    *,
+    refused_fails: bool,
+    cancellation_reason: str | None = None,
+    earlier: Sequence[CallOutcome] = (),
+    stray_charge_check_after: dt.timedelta | None = None,
+) -> Payment:
     """Record the attempts and apply what the gateway answered, in one transaction.
 
     ``outcome`` is an answer (applied if it is news), a refusal (``refused_fails``: the payment
@@ -347,8 +412,13 @@ def _settle_call(uow: UnitOfWork, payment_id: str, outcome: CallOutcome, *, refu
         now = utcnow()
         payment.gateway_checked_at = now
         if outcome.answer is not None:
-            apply_transaction(uow, payment, outcome.answer, cancellation_reason=cancellation_reason,
-                              fresh_read=outcome.operation in _FRESH_READS)
+            apply_transaction(
+                uow,
+                payment,
+                outcome.answer,
+                cancellation_reason=cancellation_reason,
+                fresh_read=outcome.operation in _FRESH_READS,
+            )
         elif outcome.error is None and payment.status == PaymentStatus.PROCESSING:
             # A lookup by our reference found nothing: the gateway never recorded the payment.
             _fail(uow, payment, "processing_error", FAILURE_MESSAGES["processing_error"], now)
@@ -371,8 +441,14 @@ def _settle_call(uow: UnitOfWork, payment_id: str, outcome: CallOutcome, *, refu
 # -- applying the gateway's word ----------------------------------------------------------------------
 
 
-def apply_transaction(uow: UnitOfWork, payment: Payment, transaction: GatewayTransaction, *,
-                      cancellation_reason: str | None = None, fresh_read: bool = False) -> bool:
+def apply_transaction(
+    uow: UnitOfWork,
+    payment: Payment,
+    transaction: GatewayTransaction,
+    *,
+    cancellation_reason: str | None = None,
+    fresh_read: bool = False,
+) -> bool:
     """Move a (locked) payment to what a gateway snapshot says, if that is news. Returns whether it moved.
 
     Safe to call with duplicated, stale or out-of-order snapshots: older than the newest applied,
@@ -407,7 +483,11 @@ def apply_transaction(uow: UnitOfWork, payment: Payment, transaction: GatewayTra
         return False
     capturing = payment.capture_requested_at is not None
     if not gateway_moves(payment.status, target, capturing=capturing, fresh_read=fresh_read):
-        if capturing and payment.status == PaymentStatus.PROCESSING and target == PaymentStatus.REQUIRES_CAPTURE:
+        if (
+            capturing
+            and payment.status == PaymentStatus.PROCESSING
+            and target == PaymentStatus.REQUIRES_CAPTURE
+        ):
             log.info("stale authorised snapshot ignored while capturing", extra={"payment_id": payment.id})
         return False
     payment.gateway_updated_at = transaction.updated_at
@@ -415,7 +495,9 @@ def apply_transaction(uow: UnitOfWork, payment: Payment, transaction: GatewayTra
         code, message = failure_for(transaction)
         _fail(uow, payment, code, message, now)
         return True
-    payment.next_action_json = _next_action_json(transaction) if target == PaymentStatus.REQUIRES_ACTION else None
+    payment.next_action_json = (
+        _next_action_json(transaction) if target == PaymentStatus.REQUIRES_ACTION else None
+    )
     if target == PaymentStatus.SUCCEEDED:
         payment.amount_captured = transaction.captured_amount or payment.amount
         payment.succeeded_at = now
@@ -443,9 +525,16 @@ def _found_money_held(uow: UnitOfWork, payment: Payment, transaction: GatewayTra
     payment.stray_charge_check_at = None  # found: no need to look for it any more
     if payment.reversal_status is not None:
         return  # already being given back (or given back): a duplicate of the news
-    log.error("gateway holds money for a %s payment; reversing it", payment.status,
-              extra={"payment_id": payment.id, "gateway_reference": transaction.gateway_reference,
-                     "raw_status": transaction.raw_status, "amount": transaction.captured_amount or transaction.amount})
+    log.error(
+        "gateway holds money for a %s payment; reversing it",
+        payment.status,
+        extra={
+            "payment_id": payment.id,
+            "gateway_reference": transaction.gateway_reference,
+            "raw_status": transaction.raw_status,
+            "amount": transaction.captured_amount or transaction.amount,
+        },
+    )
     payment.reversal_status = Reversal.REQUIRED
     payment.updated_at = utcnow()
     payment_reversal_changed(uow, payment)
@@ -463,8 +552,11 @@ def _next_action_json(transaction: GatewayTransaction) -> str | None:
 
 def _move(payment: Payment, target: PaymentStatus, now: dt.datetime) -> None:
     if not can_move(payment.status, target):
-        raise Conflict(f"A payment cannot go from {payment.status} to {target}.", code="invalid_state",
-                       payment_status=payment.status)
+        raise Conflict(
+            f"A payment cannot go from {payment.status} to {target}.",
+            code="invalid_state",
+            payment_status=payment.status,
+        )
     payment.status = target
     payment.updated_at = now
 
@@ -496,12 +588,15 @@ def complete_three_ds(uow: UnitOfWork, payment_id: str, settings: PaymentSetting
         gateway_name, reference = payment.gateway, payment.gateway_reference
     gateway = settings.gateway(gateway_name)
     key = f"{payment_id}:three_ds"
-    outcome = call_gateway("complete_three_ds", lambda: gateway.complete_three_ds(reference, key), idempotency_key=key)
+    outcome = call_gateway(
+        "complete_three_ds", lambda: gateway.complete_three_ds(reference, key), idempotency_key=key
+    )
     return _settle_call(uow, payment_id, outcome, refused_fails=False)
 
 
-def capture_payment(uow: UnitOfWork, payment_id: str, amount: int | None, principal: Principal,
-                    settings: PaymentSettings) -> Payment:
+def capture_payment(
+    uow: UnitOfWork, payment_id: str, amount: int | None, principal: Principal, settings: PaymentSettings
+) -> Payment:
     """Capture an authorised payment, in full or in part (once).
 
     A capture the gateway refuses is ``capture_refused`` (409), unless the gateway's record shows
@@ -512,11 +607,17 @@ def capture_payment(uow: UnitOfWork, payment_id: str, amount: int | None, princi
         _require_status(payment, CAPTURABLE, "captured")
         amount = payment.amount if amount is None else amount
         if not 0 < amount <= payment.amount:
-            raise ValidationFailed("amount_to_capture must be positive and at most the authorised amount.",
-                                   code="amount_exceeds_authorised", param="amount_to_capture")
+            raise ValidationFailed(
+                "amount_to_capture must be positive and at most the authorised amount.",
+                code="amount_exceeds_authorised",
+                param="amount_to_capture",
+            )
         if amount < payment.application_fee:
-            raise ValidationFailed("amount_to_capture must cover the marketplace's application_fee.",
-                                   code="capture_below_application_fee", param="amount_to_capture")
+            raise ValidationFailed(
+                "amount_to_capture must cover the marketplace's application_fee.",
+                code="capture_below_application_fee",
+                param="amount_to_capture",
+            )
         now = utcnow()
         _move(payment, PaymentStatus.PROCESSING, now)
         payment.gateway_checked_at = payment.capture_requested_at = now
@@ -524,8 +625,9 @@ def capture_payment(uow: UnitOfWork, payment_id: str, amount: int | None, princi
         request = CaptureRequest(payment.gateway_reference, amount, f"{payment.id}:capture")
         gateway_name = payment.gateway
     gateway = settings.gateway(gateway_name)
-    outcome = call_gateway("capture", lambda: gateway.capture(request), idempotency_key=request.idempotency_key,
-                           amount=amount)
+    outcome = call_gateway(
+        "capture", lambda: gateway.capture(request), idempotency_key=request.idempotency_key, amount=amount
+    )
     if not outcome.refused:
         return _settle_call(uow, payment_id, outcome, refused_fails=False)
     # Refused: nothing was captured by this call. The payment takes what the gateway's record says
@@ -535,11 +637,17 @@ def capture_payment(uow: UnitOfWork, payment_id: str, amount: int | None, princi
     payment = _settle_call(uow, payment_id, poll, refused_fails=False, earlier=[outcome])
     if payment.status == PaymentStatus.SUCCEEDED:
         return payment  # what was asked is done
-    raise _refusal(outcome, payment, "capture_refused",
-                   "The gateway refused to capture the payment; nothing was captured.")
+    raise _refusal(
+        outcome,
+        payment,
+        "capture_refused",
+        "The gateway refused to capture the payment; nothing was captured.",
+    )
 
 
-def cancel_payment(uow: UnitOfWork, payment_id: str, principal: Principal, settings: PaymentSettings) -> Payment:
+def cancel_payment(
+    uow: UnitOfWork, payment_id: str, principal: Principal, settings: PaymentSettings
+) -> Payment:
     """Cancel before confirmation (nothing to tell the gateway), or void an authorisation or request.
 
     A void the gateway refuses is ``cancel_refused`` (409), unless its record shows the payment
@@ -557,18 +665,29 @@ def cancel_payment(uow: UnitOfWork, payment_id: str, principal: Principal, setti
             return payment
     payment, outcome = _void(uow, payment_id, settings, "requested")
     if outcome.unknown:
-        raise ServiceUnavailable("The gateway did not answer; the payment is unchanged. Retry the cancel.",
-                                 code="gateway_unavailable")
+        raise ServiceUnavailable(
+            "The gateway did not answer; the payment is unchanged. Retry the cancel.",
+            code="gateway_unavailable",
+        )
     if payment.status == PaymentStatus.CANCELED:
         return payment  # also when the gateway refused because it had voided it already
     if outcome.refused:
-        raise _refusal(outcome, payment, "cancel_refused",
-                       f"The gateway refused to void the payment, which is {payment.status} there.")
-    raise Conflict(f"The payment is {payment.status} at the gateway and can no longer be canceled.",
-                   code="invalid_state", payment_status=payment.status)
+        raise _refusal(
+            outcome,
+            payment,
+            "cancel_refused",
+            f"The gateway refused to void the payment, which is {payment.status} there.",
+        )
+    raise Conflict(
+        f"The payment is {payment.status} at the gateway and can no longer be canceled.",
+        code="invalid_state",
+        payment_status=payment.status,
+    )
 
 
-def _void(uow: UnitOfWork, payment_id: str, settings: PaymentSettings, reason: str) -> tuple[Payment, CallOutcome]:
+def _void(
+    uow: UnitOfWork, payment_id: str, settings: PaymentSettings, reason: str
+) -> tuple[Payment, CallOutcome]:
     """Void the payment's transaction at the gateway and apply the answer (canceled, or, when it
     refuses, whatever its record holds: a wallet approved in the meantime, say). Returns the void
     call's own outcome, refused or not."""
@@ -579,9 +698,13 @@ def _void(uow: UnitOfWork, payment_id: str, settings: PaymentSettings, reason: s
     gateway = settings.gateway(gateway_name)
     outcome = call_gateway("void", lambda: gateway.void(request), idempotency_key=request.idempotency_key)
     if not outcome.refused:
-        return _settle_call(uow, payment_id, outcome, refused_fails=False, cancellation_reason=reason), outcome
+        return _settle_call(
+            uow, payment_id, outcome, refused_fails=False, cancellation_reason=reason
+        ), outcome
     poll = _poll(gateway, gateway_name, payment_id, request.gateway_reference)
-    payment = _settle_call(uow, payment_id, poll, refused_fails=False, cancellation_reason=reason, earlier=[outcome])
+    payment = _settle_call(
+        uow, payment_id, poll, refused_fails=False, cancellation_reason=reason, earlier=[outcome]
+    )
     return payment, outcome
 
 
@@ -591,23 +714,33 @@ def _refusal(outcome: CallOutcome, payment: Payment, code: str, detail: str) -> 
     return Conflict(detail, code=code, gateway_code=outcome.error.code, payment_status=payment.status)
 
 
-def payments_to_expire(uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime,
-                       limit: int) -> list[tuple[str, str]]:
+def payments_to_expire(
+    uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime, limit: int
+) -> list[tuple[str, str]]:
     """Payments left too long in the buyer's or the marketplace's hands, with the reason to cancel:
     a 3-D Secure challenge never finished (``abandoned``), an authorisation never captured
     (``authorisation_expired``). Wallet requests need no help: they expire at the gateway."""
     with uow:
-        abandoned = sa.select(Payment.id).where(
-            Payment.status == PaymentStatus.REQUIRES_ACTION,
-            Payment.payment_method_type == PaymentMethod.CARD,
-            Payment.confirmed_at < now - settings.action_expiry,
-        ).limit(limit)
-        uncaptured = sa.select(Payment.id).where(
-            Payment.status == PaymentStatus.REQUIRES_CAPTURE,
-            Payment.confirmed_at < now - settings.authorisation_expiry,
-        ).limit(limit)
-        return ([(payment_id, "abandoned") for payment_id in uow.session.scalars(abandoned)]
-                + [(payment_id, "authorisation_expired") for payment_id in uow.session.scalars(uncaptured)])
+        abandoned = (
+            sa.select(Payment.id)
+            .where(
+                Payment.status == PaymentStatus.REQUIRES_ACTION,
+                Payment.payment_method_type == PaymentMethod.CARD,
+                Payment.confirmed_at < now - settings.action_expiry,
+            )
+            .limit(limit)
+        )
+        uncaptured = (
+            sa.select(Payment.id)
+            .where(
+                Payment.status == PaymentStatus.REQUIRES_CAPTURE,
+                Payment.confirmed_at < now - settings.authorisation_expiry,
+            )
+            .limit(limit)
+        )
+        return [(payment_id, "abandoned") for payment_id in uow.session.scalars(abandoned)] + [
+            (payment_id, "authorisation_expired") for payment_id in uow.session.scalars(uncaptured)
+        ]
 
 
 def expire_payment(uow: UnitOfWork, payment_id: str, reason: str, settings: PaymentSettings) -> str:
@@ -625,16 +758,20 @@ def _poll(gateway: Any, gateway_name: str, payment_id: str, reference: str | Non
 # -- recovery ----------------------------------------------------------------------------------------
 
 
-def payments_to_recover(uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime, limit: int) -> list[str]:
+def payments_to_recover(
+    uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime, limit: int
+) -> list[str]:
     cutoff = now - settings.recovery_after
     with uow:
         last_heard = sa.func.coalesce(Payment.gateway_checked_at, Payment.created_at)
-        return list(uow.session.scalars(
-            sa.select(Payment.id)
-            .where(Payment.status.in_([str(status) for status in AWAITING_GATEWAY]), last_heard < cutoff)
-            .order_by(last_heard)
-            .limit(limit)
-        ))
+        return list(
+            uow.session.scalars(
+                sa.select(Payment.id)
+                .where(Payment.status.in_([str(status) for status in AWAITING_GATEWAY]), last_heard < cutoff)
+                .order_by(last_heard)
+                .limit(limit)
+            )
+        )
 
 
 def recover_payment(uow: UnitOfWork, payment_id: str, settings: PaymentSettings) -> str | None:
@@ -658,8 +795,13 @@ def recover_payment(uow: UnitOfWork, payment_id: str, settings: PaymentSettings)
         gateway_name, reference = payment.gateway, payment.gateway_reference
     gateway = settings.gateway(gateway_name)
     outcome = _poll(gateway, gateway_name, payment_id, reference)
-    return _settle_call(uow, payment_id, outcome, refused_fails=False,
-                        stray_charge_check_after=settings.stray_charge_check_after).status
+    return _settle_call(
+        uow,
+        payment_id,
+        outcome,
+        refused_fails=False,
+        stray_charge_check_after=settings.stray_charge_check_after,
+    ).status
 
 
 # -- money held for a payment that failed or was canceled ---------------------------------------------
@@ -671,19 +813,28 @@ def _reversal_reference(payment_id: str) -> str:
     return f"{payment_id}:reversal"
 
 
-def payments_to_reverse(uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime, limit: int) -> list[str]:
+def payments_to_reverse(
+    uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime, limit: int
+) -> list[str]:
     """Payments whose held money is to be given back now, or whose reversal refund is to be checked."""
     cutoff = now - settings.recovery_after
     with uow:
-        return list(uow.session.scalars(
-            sa.select(Payment.id)
-            .where(sa.or_(
-                Payment.reversal_status == Reversal.REQUIRED,
-                sa.and_(Payment.reversal_status == Reversal.REFUND_PENDING, Payment.gateway_checked_at < cutoff),
-            ))
-            .order_by(Payment.gateway_checked_at)
-            .limit(limit)
-        ))
+        return list(
+            uow.session.scalars(
+                sa.select(Payment.id)
+                .where(
+                    sa.or_(
+                        Payment.reversal_status == Reversal.REQUIRED,
+                        sa.and_(
+                            Payment.reversal_status == Reversal.REFUND_PENDING,
+                            Payment.gateway_checked_at < cutoff,
+                        ),
+                    )
+                )
+                .order_by(Payment.gateway_checked_at)
+                .limit(limit)
+            )
+        )
 
 
 # What ``check_for_stray_charge`` found.
@@ -692,18 +843,21 @@ NO_STRAY_CHARGE = "none"  # no record still, or one that holds nothing: the chec
 STRAY_CHARGE_UNANSWERED = "unanswered"  # the lookup timed out or was refused: a later run asks again
 
 
-def payments_to_check_for_stray_charges(uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime,
-                                        limit: int) -> list[str]:
+def payments_to_check_for_stray_charges(
+    uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime, limit: int
+) -> list[str]:
     """Payments failed as never recorded by the gateway whose second look is due. One whose look
     went unanswered waits ``recovery_after`` before the next, as a payment left waiting does."""
     cutoff = now - settings.recovery_after
     with uow:
-        return list(uow.session.scalars(
-            sa.select(Payment.id)
-            .where(Payment.stray_charge_check_at <= now, Payment.gateway_checked_at < cutoff)
-            .order_by(Payment.stray_charge_check_at)
-            .limit(limit)
-        ))
+        return list(
+            uow.session.scalars(
+                sa.select(Payment.id)
+                .where(Payment.stray_charge_check_at <= now, Payment.gateway_checked_at < cutoff)
+                .order_by(Payment.stray_charge_check_at)
+                .limit(limit)
+            )
+        )
 
 
 def check_for_stray_charge(uow: UnitOfWork, payment_id: str, settings: PaymentSettings) -> str | None:
@@ -759,7 +913,11 @@ def reverse_held_money(uow: UnitOfWork, payment_id: str, settings: PaymentSettin
         found = call_gateway("find_refund", lambda: gateway.find_refund(_reversal_reference(payment_id)))
         outcomes.append(found)
         # Our refund gone from the gateway's books is for an operator to look into, not a machine.
-        state = Reversal.FAILED if found.answer is None and not found.unknown else _reversal_from_refund(found, state)
+        state = (
+            Reversal.FAILED
+            if found.answer is None and not found.unknown
+            else _reversal_from_refund(found, state)
+        )
     else:
         state = _reverse(gateway, gateway_name, payment_id, reference, outcomes)
     with uow:
@@ -771,15 +929,19 @@ def reverse_held_money(uow: UnitOfWork, payment_id: str, settings: PaymentSettin
             payment.reversal_status = state
             payment.updated_at = now
             if state == Reversal.FAILED:
-                log.error("the gateway would not give back money held for a %s payment: an operator must",
-                          payment.status, extra={"payment_id": payment.id})
+                log.error(
+                    "the gateway would not give back money held for a %s payment: an operator must",
+                    payment.status,
+                    extra={"payment_id": payment.id},
+                )
             payment_reversal_changed(uow, payment)
         uow.commit()
         return payment.reversal_status
 
 
-def _reverse(gateway: Any, gateway_name: str, payment_id: str, reference: str | None,
-             outcomes: list[CallOutcome]) -> str | None:
+def _reverse(
+    gateway: Any, gateway_name: str, payment_id: str, reference: str | None, outcomes: list[CallOutcome]
+) -> str | None:
     # Two rounds: a void refused because the gateway captured meanwhile is followed by a refund.
     for _ in range(2):
         poll = _poll(gateway, gateway_name, payment_id, reference)
@@ -802,22 +964,38 @@ def _reverse(gateway: Any, gateway_name: str, payment_id: str, reference: str | 
                 # gateway. Either way it is given back: recorded as such, not forgotten.
                 return Reversal.VOIDED
             # Declined or expired: the alarm was an old snapshot after all.
-            log.warning("money held for a failed payment was already released", extra={"payment_id": payment_id})
+            log.warning(
+                "money held for a failed payment was already released", extra={"payment_id": payment_id}
+            )
             return None
         if action == VOID:
             request = VoidRequest(transaction.gateway_reference, f"{payment_id}:reversal_void")
-            call = call_gateway("reversal_void", lambda request=request: gateway.void(request),
-                                idempotency_key=request.idempotency_key)
+            call = call_gateway(
+                "reversal_void",
+                lambda request=request: gateway.void(request),
+                idempotency_key=request.idempotency_key,
+            )
         else:
-            existing = call_gateway("find_refund", lambda: gateway.find_refund(_reversal_reference(payment_id)))
+            existing = call_gateway(
+                "find_refund", lambda: gateway.find_refund(_reversal_reference(payment_id))
+            )
             outcomes.append(existing)
             if existing.answer is not None or existing.unknown:
                 return _reversal_from_refund(existing, Reversal.REQUIRED)
             amount = transaction.captured_amount - transaction.refunded_amount
-            request = RefundRequest(transaction.gateway_reference, _reversal_reference(payment_id), amount,
-                                    transaction.currency, f"{payment_id}:reversal_refund")
-            call = call_gateway("reversal_refund", lambda request=request: gateway.refund(request),
-                                idempotency_key=request.idempotency_key, amount=amount)
+            request = RefundRequest(
+                transaction.gateway_reference,
+                _reversal_reference(payment_id),
+                amount,
+                transaction.currency,
+                f"{payment_id}:reversal_refund",
+            )
+            call = call_gateway(
+                "reversal_refund",
+                lambda request=request: gateway.refund(request),
+                idempotency_key=request.idempotency_key,
+                amount=amount,
+            )
         outcomes.append(call)
         if call.unknown:
             return Reversal.REQUIRED

@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 KYC_ACTIVE = "active"
 
 
-
 def _get_or_create_payee(uow: UnitOfWork, event: Event, tier_cap: dict[str, Any]) -> Payee:
     """The artisan's payee row; created from the event's tier and cap if this is the first news of them."""
     data = event.data
@@ -140,9 +139,17 @@ def on_ledger_entry_posted(uow: UnitOfWork, event: Event) -> None:
     if payee is None:
         # The two topics are not ordered with each other (a replay, say): keep the ledger's news on
         # a tier-0 payee, which the artisan's onboarding events then complete.
-        payee = Payee(artisan_id=artisan_id, kyc_tier=0, tier_cap_amount=0, currency=data["lines"][0]["currency"],
-                      payout_eligible=False, kyc_status=KYC_ACTIVE, kyc_version=0, ledger_balance=0,
-                      as_of=parse_time(data["posted_at"]))
+        payee = Payee(
+            artisan_id=artisan_id,
+            kyc_tier=0,
+            tier_cap_amount=0,
+            currency=data["lines"][0]["currency"],
+            payout_eligible=False,
+            kyc_status=KYC_ACTIVE,
+            kyc_version=0,
+            ledger_balance=0,
+            as_of=parse_time(data["posted_at"]),
+        )
         uow.session.add(payee)
     payee.ledger_balance += delta
     if data["cause"] == "payment":

@@ -20,46 +20,72 @@ from shared.db import UnitOfWork, utcnow
 log = logging.getLogger(__name__)
 
 
-def recover_waiting(uow_factory: Callable[[], UnitOfWork], settings: PaymentSettings, *,
-                    now: dt.datetime | None = None, limit: int = 100) -> dict[str, int]:
+def recover_waiting(
+    uow_factory: Callable[[], UnitOfWork],
+    settings: PaymentSettings,
+    *,
+    now: dt.datetime | None = None,
+    limit: int = 100,
+) -> dict[str, int]:
     """Poll the gateway for each payment and refund left waiting; returns how many were polled and settled."""
     now = now or utcnow()
-    counts = {"payments_polled": 0, "payments_settled": 0, "payments_expired": 0, "stray_charges_checked": 0,
-              "stray_charges_found": 0, "payments_reversed": 0, "refunds_polled": 0, "refunds_settled": 0}
-    for status in _each(payments.payments_to_recover(uow_factory(), settings, now=now, limit=limit),
-                        lambda payment_id: payments.recover_payment(uow_factory(), payment_id, settings),
-                        "payment recovery failed"):
+    counts = {
+        "payments_polled": 0,
+        "payments_settled": 0,
+        "payments_expired": 0,
+        "stray_charges_checked": 0,
+        "stray_charges_found": 0,
+        "payments_reversed": 0,
+        "refunds_polled": 0,
+        "refunds_settled": 0,
+    }
+    for status in _each(
+        payments.payments_to_recover(uow_factory(), settings, now=now, limit=limit),
+        lambda payment_id: payments.recover_payment(uow_factory(), payment_id, settings),
+        "payment recovery failed",
+    ):
         counts["payments_polled"] += 1
         if status in ("succeeded", "failed", "canceled", "requires_capture"):
             counts["payments_settled"] += 1
-    for status in _each(payments.payments_to_expire(uow_factory(), settings, now=now, limit=limit),
-                        lambda due: payments.expire_payment(uow_factory(), *due, settings),
-                        "payment expiry failed"):
+    for status in _each(
+        payments.payments_to_expire(uow_factory(), settings, now=now, limit=limit),
+        lambda due: payments.expire_payment(uow_factory(), *due, settings),
+        "payment expiry failed",
+    ):
         if status == "canceled":
             counts["payments_expired"] += 1
     # Before the reversals: a stray charge found now is given back in this same run.
-    for found in _each(payments.payments_to_check_for_stray_charges(uow_factory(), settings, now=now, limit=limit),
-                       lambda payment_id: payments.check_for_stray_charge(uow_factory(), payment_id, settings),
-                       "stray charge check failed"):
+    for found in _each(
+        payments.payments_to_check_for_stray_charges(uow_factory(), settings, now=now, limit=limit),
+        lambda payment_id: payments.check_for_stray_charge(uow_factory(), payment_id, settings),
+        "stray charge check failed",
+    ):
         if found is not None:
             counts["stray_charges_checked"] += 1
         if found == payments.STRAY_CHARGE_FOUND:
             counts["stray_charges_found"] += 1
-    for reversal in _each(payments.payments_to_reverse(uow_factory(), settings, now=now, limit=limit),
-                          lambda payment_id: payments.reverse_held_money(uow_factory(), payment_id, settings),
-                          "reversal of money held for a failed payment failed"):
+    for reversal in _each(
+        payments.payments_to_reverse(uow_factory(), settings, now=now, limit=limit),
+        lambda payment_id: payments.reverse_held_money(uow_factory(), payment_id, settings),
+        "reversal of money held for a failed payment failed",
+    ):
         if reversal in ("voided", "refunded"):
             counts["payments_reversed"] += 1
-    for status in _each(refunds.refunds_to_recover(uow_factory(), settings, now=now, limit=limit),
-                        lambda refund_id: refunds.recover_refund(uow_factory(), refund_id, settings),
-                        "refund recovery failed", id_field="refund_id"):
+    for status in _each(
+        refunds.refunds_to_recover(uow_factory(), settings, now=now, limit=limit),
+        lambda refund_id: refunds.recover_refund(uow_factory(), refund_id, settings),
+        "refund recovery failed",
+        id_field="refund_id",
+    ):
         counts["refunds_polled"] += 1
         if status in ("succeeded", "failed"):
             counts["refunds_settled"] += 1
     return counts
 
 
-def _each(items: Iterable[Any], job: Callable[[Any], Any], failure: str, *, id_field: str = "payment_id") -> Iterator[Any]:
+def _each(
+    items: Iterable[Any], job: Callable[[Any], Any], failure: str, *, id_field: str = "payment_id"
+) -> Iterator[Any]:
     """``job(item)`` for each item (an id, or a tuple starting with one), yielding its result; one
     that raises is logged and skipped, so one bad payment or refund never stops the others'."""
     for item in items:

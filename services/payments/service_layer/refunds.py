@@ -58,8 +58,15 @@ def get_refund(uow: UnitOfWork, refund_id: str, principal: Principal) -> Refund:
         return _visible_refund(uow.session, refund_id, principal)
 
 
-def list_refunds(uow: UnitOfWork, principal: Principal, *, limit: int, starting_after: str | None,
-                 payment_id: str | None = None, status: str | None = None) -> Page:
+def list_refunds(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    limit: int,
+    starting_after: str | None,
+    payment_id: str | None = None,
+    status: str | None = None,
+) -> Page:
     with uow:
         query = sa.select(Refund).where(Refund.marketplace_id == principal.client_id)
         if payment_id is not None:
@@ -69,25 +76,39 @@ def list_refunds(uow: UnitOfWork, principal: Principal, *, limit: int, starting_
         return paginate(uow.session, query, Refund.id, limit=limit, starting_after=starting_after)
 
 
-def create_refund(uow: UnitOfWork, command: CreateRefund, principal: Principal, settings: PaymentSettings,
-                  *, creation_key: str | None = None) -> Refund:
+def create_refund(
+    uow: UnitOfWork,
+    command: CreateRefund,
+    principal: Principal,
+    settings: PaymentSettings,
+    *,
+    creation_key: str | None = None,
+) -> Refund:
     with uow:
         session = uow.session
         if creation_key is not None:
-            existing = session.scalar(sa.select(Refund).where(
-                Refund.marketplace_id == principal.client_id, Refund.creation_key == creation_key))
+            existing = session.scalar(
+                sa.select(Refund).where(
+                    Refund.marketplace_id == principal.client_id, Refund.creation_key == creation_key
+                )
+            )
             if existing is not None:
                 return existing
         payment = session.scalar(sa.select(Payment).where(Payment.id == command.payment_id).with_for_update())
         if payment is None or payment.marketplace_id != principal.client_id:
             raise NotFound("No payment has this id.", code="payment_not_found", param="payment_id")
         if payment.status != PaymentStatus.SUCCEEDED:
-            raise Conflict(f"Only a succeeded payment can be refunded; this one is {payment.status}.",
-                           code="invalid_state", param="payment_id", payment_status=payment.status)
+            raise Conflict(
+                f"Only a succeeded payment can be refunded; this one is {payment.status}.",
+                code="invalid_state",
+                param="payment_id",
+                payment_status=payment.status,
+            )
         _check_not_disputed(session, payment)
         if command.currency is not None and command.currency != payment.currency:
-            raise ValidationFailed(f"The payment is in {payment.currency}.", code="unsupported_currency",
-                                   param="currency")
+            raise ValidationFailed(
+                f"The payment is in {payment.currency}.", code="unsupported_currency", param="currency"
+            )
         pending_amount, pending_fee = _pending_totals(session, payment.id)
         given_back = payment.amount_refunded + pending_amount
         refundable = payment.amount_captured - given_back
@@ -95,15 +116,21 @@ def create_refund(uow: UnitOfWork, command: CreateRefund, principal: Principal, 
         if amount <= 0 or amount > refundable:
             raise Conflict(
                 "The refund is more than what is left to refund of the captured amount."
-                if amount > 0 else "The payment is already fully refunded.",
+                if amount > 0
+                else "The payment is already fully refunded.",
                 code="refund_exceeds_captured",
                 param="amount",
                 refundable={"amount": max(refundable, 0), "currency": payment.currency},
             )
         fee_left = payment.application_fee - payment.application_fee_refunded - pending_fee
         if command.application_fee_refunded is None:
-            fee = proportional_fee(payment.application_fee, payment.amount_captured, amount,
-                                   payment.application_fee_refunded + pending_fee, given_back)
+            fee = proportional_fee(
+                payment.application_fee,
+                payment.amount_captured,
+                amount,
+                payment.application_fee_refunded + pending_fee,
+                given_back,
+            )
         else:
             fee = command.application_fee_refunded
             if fee > min(fee_left, amount):
@@ -134,12 +161,14 @@ def create_refund(uow: UnitOfWork, command: CreateRefund, principal: Principal, 
         session.add(refund)
         refund_changed(uow, refund, "refund.created")
         uow.commit()
-        request = RefundRequest(payment.gateway_reference, refund.id, amount, payment.currency,
-                                idempotency_key=refund.id)
+        request = RefundRequest(
+            payment.gateway_reference, refund.id, amount, payment.currency, idempotency_key=refund.id
+        )
         refund_id, gateway_name = refund.id, refund.gateway
     gateway = settings.gateway(gateway_name)
-    outcome = call_gateway("refund", lambda: gateway.refund(request), idempotency_key=request.idempotency_key,
-                           amount=amount)
+    outcome = call_gateway(
+        "refund", lambda: gateway.refund(request), idempotency_key=request.idempotency_key, amount=amount
+    )
     return _settle_refund_call(uow, refund_id, outcome)
 
 
@@ -169,9 +198,10 @@ def _check_not_disputed(session: Session, payment: Payment) -> None:
 
 def _pending_totals(session: Session, payment_id: str) -> tuple[int, int]:
     row = session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(Refund.amount), 0),
-                  sa.func.coalesce(sa.func.sum(Refund.application_fee_refunded), 0))
-        .where(Refund.payment_id == payment_id, Refund.status == RefundStatus.PENDING)
+        sa.select(
+            sa.func.coalesce(sa.func.sum(Refund.amount), 0),
+            sa.func.coalesce(sa.func.sum(Refund.application_fee_refunded), 0),
+        ).where(Refund.payment_id == payment_id, Refund.status == RefundStatus.PENDING)
     ).one()
     return int(row[0]), int(row[1])
 
@@ -184,13 +214,16 @@ def _locked_pair(session: Session, refund_id: str) -> tuple[Payment, Refund]:
     return payment, refund
 
 
-def _settle_refund_call(uow: UnitOfWork, refund_id: str, outcome: CallOutcome, *,
-                        earlier: Sequence[CallOutcome] = ()) -> Refund:
+def _settle_refund_call(
+    uow: UnitOfWork, refund_id: str, outcome: CallOutcome, *, earlier: Sequence[CallOutcome] = ()
+) -> Refund:
     """Record the attempts (``earlier`` calls too, recorded only) and apply ``outcome``, in one transaction."""
     with uow:
         payment, refund = _locked_pair(uow.session, refund_id)
         for made in (*earlier, outcome):
-            uow.session.add(attempt_row(made, payment_id=payment.id, gateway=refund.gateway, refund_id=refund.id))
+            uow.session.add(
+                attempt_row(made, payment_id=payment.id, gateway=refund.gateway, refund_id=refund.id)
+            )
         refund.gateway_checked_at = utcnow()
         if outcome.answer is not None:
             apply_refund(uow, payment, refund, outcome.answer)
@@ -230,14 +263,20 @@ def _fail_refund(uow: UnitOfWork, refund: Refund, code: str, now: dt.datetime) -
     refund_changed(uow, refund, "refund.failed")
 
 
-def refunds_to_recover(uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime, limit: int) -> list[str]:
+def refunds_to_recover(
+    uow: UnitOfWork, settings: PaymentSettings, *, now: dt.datetime, limit: int
+) -> list[str]:
     cutoff = now - settings.recovery_after
     with uow:
         last_heard = sa.func.coalesce(Refund.gateway_checked_at, Refund.created_at)
-        return list(uow.session.scalars(
-            sa.select(Refund.id).where(Refund.status == RefundStatus.PENDING, last_heard < cutoff)
-            .order_by(last_heard).limit(limit)
-        ))
+        return list(
+            uow.session.scalars(
+                sa.select(Refund.id)
+                .where(Refund.status == RefundStatus.PENDING, last_heard < cutoff)
+                .order_by(last_heard)
+                .limit(limit)
+            )
+        )
 
 
 def recover_refund(uow: UnitOfWork, refund_id: str, settings: PaymentSettings) -> str | None:
@@ -248,8 +287,9 @@ def recover_refund(uow: UnitOfWork, refund_id: str, settings: PaymentSettings) -
             return None if refund is None else refund.status
         payment = uow.session.get(Payment, refund.payment_id)
         reference, gateway_name = refund.gateway_reference, refund.gateway
-        request = RefundRequest(payment.gateway_reference, refund.id, refund.amount, refund.currency,
-                                idempotency_key=refund.id)
+        request = RefundRequest(
+            payment.gateway_reference, refund.id, refund.amount, refund.currency, idempotency_key=refund.id
+        )
     gateway = settings.gateway(gateway_name)
     if reference is not None:
         outcome = call_gateway("refund_status", lambda: gateway.refund_status(reference))
@@ -259,6 +299,10 @@ def recover_refund(uow: UnitOfWork, refund_id: str, settings: PaymentSettings) -
         return _settle_refund_call(uow, refund_id, found).status
     # Never reached the gateway: send it now. The key makes a late duplicate harmless. The empty
     # lookup is recorded too: it is why the refund was sent again.
-    sent = call_gateway("refund", lambda: gateway.refund(request), idempotency_key=request.idempotency_key,
-                        amount=request.amount)
+    sent = call_gateway(
+        "refund",
+        lambda: gateway.refund(request),
+        idempotency_key=request.idempotency_key,
+        amount=request.amount,
+    )
     return _settle_refund_call(uow, refund_id, sent, earlier=[found]).status

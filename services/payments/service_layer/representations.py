@@ -41,7 +41,10 @@ class NextActionSchema(Schema):
     )
     expires_at = fields.String(
         allow_none=True,
-        metadata={"format": "date-time", "description": "The buyer must approve in their wallet before this."},
+        metadata={
+            "format": "date-time",
+            "description": "The buyer must approve in their wallet before this.",
+        },
     )
 
 
@@ -55,15 +58,19 @@ class PaymentSchema(Schema):
     id = fields.String(required=True, metadata={"example": "pay_01JD8Z6W5Q0T2C7S9K3M4N5P6R"})
     object = fields.Constant("payment")
     status = fields.String(
-        metadata={"description": "requires_confirmation, requires_action, processing, requires_capture, "
-                                 "succeeded, failed or canceled."}
+        metadata={
+            "description": "requires_confirmation, requires_action, processing, requires_capture, "
+            "succeeded, failed or canceled."
+        }
     )
     amount = MoneyOf("amount", metadata={"description": "What the buyer pays."})
     amount_captured = MoneyOf("amount_captured")
     amount_refunded = MoneyOf("amount_refunded", metadata={"description": "Refunds that went through."})
     application_fee = MoneyOf("application_fee", metadata={"description": "The marketplace's commission."})
     application_fee_refunded = MoneyOf("application_fee_refunded")
-    net = MoneyOf(_net, metadata={"description": "The artisan's share: amount (captured, once succeeded) − commission."})
+    net = MoneyOf(
+        _net, metadata={"description": "The artisan's share: amount (captured, once succeeded) − commission."}
+    )
     artisan_id = fields.String()
     marketplace_id = fields.String()
     payment_method_type = fields.String()
@@ -87,19 +94,25 @@ class PaymentSchema(Schema):
     canceled_at = fields.DateTime(allow_none=True)
     cancellation_reason = fields.String(
         allow_none=True,
-        metadata={"description": "requested, abandoned (3-D Secure never finished), authorisation_expired "
-                                 "(never captured), or voided_at_gateway."},
+        metadata={
+            "description": "requested, abandoned (3-D Secure never finished), authorisation_expired "
+            "(never captured), or voided_at_gateway."
+        },
     )
     reversal_status = fields.String(
         allow_none=True,
-        metadata={"description": "Set when the gateway turned out to hold the buyer's money for a payment that "
-                                 "failed or was canceled (a charge that landed late): required, refund_pending, "
-                                 "then voided or refunded; failed when the gateway would not give it back."},
+        metadata={
+            "description": "Set when the gateway turned out to hold the buyer's money for a payment that "
+            "failed or was canceled (a charge that landed late): required, refund_pending, "
+            "then voided or refunded; failed when the gateway would not give it back."
+        },
     )
     requires_review = fields.Function(
         lambda payment: payment.reversal_status == Reversal.FAILED,
-        metadata={"description": "True when money held for this failed or canceled payment could not be given "
-                                 "back automatically: Hirfa's operators are on it."},
+        metadata={
+            "description": "True when money held for this failed or canceled payment could not be given "
+            "back automatically: Hirfa's operators are on it."
+        },
     )
 
     def _metadata(self, payment: Payment) -> dict:
@@ -123,7 +136,8 @@ class RefundSchema(Schema):
     artisan_id = fields.String()
     amount = MoneyOf("amount")
     application_fee_refunded = MoneyOf(
-        "application_fee_refunded", metadata={"description": "The part of the marketplace commission given back."}
+        "application_fee_refunded",
+        metadata={"description": "The part of the marketplace commission given back."},
     )
     status = fields.String(metadata={"description": "pending, then succeeded or failed."})
     reason = fields.String(allow_none=True)
@@ -154,10 +168,16 @@ class DisputeSchema(Schema):
 
 class GatewayAttemptSchema(Schema):
     object = fields.Constant("gateway_attempt")
-    operation = fields.String(metadata={"description": "authorise, capture, void, refund, status, callback:<type>…"})
-    outcome = fields.String(metadata={"description": "ok, refused (4xx), unknown (timeout, 5xx), or unmapped "
-                                                     "(a genuine callback of a type or status not mapped: "
-                                                     "recorded, not applied)."})
+    operation = fields.String(
+        metadata={"description": "authorise, capture, void, refund, status, callback:<type>…"}
+    )
+    outcome = fields.String(
+        metadata={
+            "description": "ok, refused (4xx), unknown (timeout, 5xx), or unmapped "
+            "(a genuine callback of a type or status not mapped: "
+            "recorded, not applied)."
+        }
+    )
     raw_status = fields.String(allow_none=True, metadata={"description": "The gateway's own status word."})
     gateway = fields.String()
     gateway_reference = fields.String(allow_none=True)

@@ -168,7 +168,9 @@ def create_webhook_endpoint(
     _ensure_marketplace(principal)
     try:
         check_endpoint_url(
-            command.url, require_https=settings.require_https, allow_private_hosts=settings.allow_private_hosts
+            command.url,
+            require_https=settings.require_https,
+            allow_private_hosts=settings.allow_private_hosts,
         )
     except EndpointUrlError as exc:
         raise ValidationFailed(str(exc), code=exc.code, param="url") from None
@@ -178,7 +180,9 @@ def create_webhook_endpoint(
             f"Unknown event type(s): {', '.join(unknown)}.",
             code="unknown_event_types",
             param="event_types",
-            errors=[{"param": "event_types", "message": f"{kind!r} is not an event type."} for kind in unknown],
+            errors=[
+                {"param": "event_types", "message": f"{kind!r} is not an event type."} for kind in unknown
+            ],
             unknown_event_types=unknown,
             allowed_event_types=[*WEBHOOK_EVENT_TYPES, ALL_EVENT_TYPES],
         )
@@ -186,8 +190,11 @@ def create_webhook_endpoint(
     with uow:
         session = uow.session
         enabled = session.scalar(
-            sa.select(sa.func.count()).select_from(WebhookEndpoint).where(
-                WebhookEndpoint.marketplace_id == marketplace_id, WebhookEndpoint.status == EndpointStatus.ENABLED
+            sa.select(sa.func.count())
+            .select_from(WebhookEndpoint)
+            .where(
+                WebhookEndpoint.marketplace_id == marketplace_id,
+                WebhookEndpoint.status == EndpointStatus.ENABLED,
             )
         )
         if enabled >= MAX_ENDPOINTS:
@@ -215,8 +222,10 @@ def create_webhook_endpoint(
         )
         session.add(endpoint)
         uow.commit()
-    log.info("webhook endpoint created",
-             extra={"endpoint_id": endpoint.id, "marketplace_id": marketplace_id, "host": url_host(endpoint.url)})
+    log.info(
+        "webhook endpoint created",
+        extra={"endpoint_id": endpoint.id, "marketplace_id": marketplace_id, "host": url_host(endpoint.url)},
+    )
     return CreatedWebhookEndpoint(endpoint, secret)
 
 
@@ -232,12 +241,15 @@ def reveal_signing_secret(
 
 
 def _open_secret(endpoint: WebhookEndpoint, cipher: EnvelopeCipher) -> str:
-    sealed = SealedBlob(endpoint.secret_key_id, endpoint.secret_wrapped_key, endpoint.secret_nonce,
-                        endpoint.secret_ciphertext)
+    sealed = SealedBlob(
+        endpoint.secret_key_id, endpoint.secret_wrapped_key, endpoint.secret_nonce, endpoint.secret_ciphertext
+    )
     return cipher.decrypt(sealed, _secret_binding(endpoint.id, endpoint.marketplace_id)).decode()
 
 
-def _visible_endpoint(session: Session, endpoint_id: str, principal: Principal, *, lock: bool = False) -> WebhookEndpoint:
+def _visible_endpoint(
+    session: Session, endpoint_id: str, principal: Principal, *, lock: bool = False
+) -> WebhookEndpoint:
     endpoint = session.get(WebhookEndpoint, endpoint_id, with_for_update=lock)
     # Another marketplace's endpoint gets the answer of a missing one: nothing leaks.
     if endpoint is None or endpoint.marketplace_id != principal.client_id:
@@ -252,7 +264,11 @@ def get_webhook_endpoint(uow: UnitOfWork, endpoint_id: str, principal: Principal
 
 
 def list_webhook_endpoints(
-    uow: UnitOfWork, principal: Principal, *, limit: int, starting_after: str | None,
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    limit: int,
+    starting_after: str | None,
     status: str = EndpointStatus.ENABLED,
 ) -> Page:
     _ensure_marketplace(principal)
@@ -358,7 +374,9 @@ def _next_sequence(session: Session, object_id: str) -> int:
     statement = (
         dialect.insert(table)
         .values(object_id=object_id, last_sequence=1)
-        .on_conflict_do_update(index_elements=[table.c.object_id], set_={"last_sequence": table.c.last_sequence + 1})
+        .on_conflict_do_update(
+            index_elements=[table.c.object_id], set_={"last_sequence": table.c.last_sequence + 1}
+        )
         .returning(table.c.last_sequence)
     )
     return session.execute(statement).scalar_one()
@@ -401,8 +419,14 @@ def get_webhook_delivery(uow: UnitOfWork, delivery_id: str, principal: Principal
 
 
 def list_webhook_deliveries(
-    uow: UnitOfWork, principal: Principal, *, limit: int, starting_after: str | None,
-    endpoint_id: str | None = None, event_type: str | None = None, event_id: str | None = None,
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    limit: int,
+    starting_after: str | None,
+    endpoint_id: str | None = None,
+    event_type: str | None = None,
+    event_id: str | None = None,
     status: str | None = None,
 ) -> Page:
     """The marketplace's deliveries, oldest first."""
@@ -442,8 +466,14 @@ def _lease_free(model: Any, now: dt.datetime) -> sa.ColumnElement[bool]:
     return sa.or_(model.leased_until.is_(None), model.leased_until <= now)
 
 
-def _lease(session: Session, model: Any, row_id: str, now: dt.datetime, settings: WebhookSettings,
-           *criteria: sa.ColumnElement[bool]) -> str | None:
+def _lease(
+    session: Session,
+    model: Any,
+    row_id: str,
+    now: dt.datetime,
+    settings: WebhookSettings,
+    *criteria: sa.ColumnElement[bool],
+) -> str | None:
     """Take the row's lease if nobody holds it: a conditional UPDATE, so of two workers racing for it
     (PostgreSQL re-checks the condition after the first one commits) exactly one gets it."""
     token = secrets.token_hex(8)
@@ -456,17 +486,33 @@ def _lease(session: Session, model: Any, row_id: str, now: dt.datetime, settings
     return token if result.rowcount == 1 else None
 
 
-def _outgoing(session: Session, delivery: WebhookDelivery, endpoint: WebhookEndpoint, lease_token: str,
-              trigger: AttemptTrigger, settings: WebhookSettings) -> _Outgoing:
+def _outgoing(
+    session: Session,
+    delivery: WebhookDelivery,
+    endpoint: WebhookEndpoint,
+    lease_token: str,
+    trigger: AttemptTrigger,
+    settings: WebhookSettings,
+) -> _Outgoing:
     body = session.scalar(sa.select(WebhookEvent.body).where(WebhookEvent.id == delivery.event_id))
     try:
         secret: str | None = _open_secret(endpoint, settings.cipher)
     except DecryptionError:
-        log.error("webhook signing secret cannot be decrypted",
-                  extra={"endpoint_id": endpoint.id, "key_id": endpoint.secret_key_id})
+        log.error(
+            "webhook signing secret cannot be decrypted",
+            extra={"endpoint_id": endpoint.id, "key_id": endpoint.secret_key_id},
+        )
         secret = None
-    return _Outgoing(delivery.id, delivery.event_id, endpoint.id, endpoint.url, body.encode("utf-8"), secret,
-                     lease_token, trigger)
+    return _Outgoing(
+        delivery.id,
+        delivery.event_id,
+        endpoint.id,
+        endpoint.url,
+        body.encode("utf-8"),
+        secret,
+        lease_token,
+        trigger,
+    )
 
 
 def _send(settings: WebhookSettings, outgoing: _Outgoing) -> SendOutcome:
@@ -480,14 +526,17 @@ def _send(settings: WebhookSettings, outgoing: _Outgoing) -> SendOutcome:
         DELIVERY_ID_HEADER: outgoing.delivery_id,
     }
     try:
-        return settings.sender.send(WebhookRequest(outgoing.url, outgoing.body, headers), settings.timeout_seconds)
+        return settings.sender.send(
+            WebhookRequest(outgoing.url, outgoing.body, headers), settings.timeout_seconds
+        )
     except Exception:  # noqa: BLE001 - a bug in sending is a failed attempt, recorded like any other
         log.exception("webhook sender failed", extra={"delivery_id": outgoing.delivery_id})
         return SendOutcome(None, "internal_error", 0)
 
 
-def _record_attempt(uow: UnitOfWork, settings: WebhookSettings, outgoing: _Outgoing, outcome: SendOutcome,
-                    now: dt.datetime) -> None:
+def _record_attempt(
+    uow: UnitOfWork, settings: WebhookSettings, outgoing: _Outgoing, outcome: SendOutcome, now: dt.datetime
+) -> None:
     """Append the attempt, move the delivery on (delivered, retried later, or failed for good) and give
     its lease back.
 
@@ -554,8 +603,9 @@ def _record_attempt(uow: UnitOfWork, settings: WebhookSettings, outgoing: _Outgo
     )
 
 
-def _note_endpoint_health(endpoint: WebhookEndpoint, delivered: bool, now: dt.datetime,
-                          settings: WebhookSettings) -> None:
+def _note_endpoint_health(
+    endpoint: WebhookEndpoint, delivered: bool, now: dt.datetime, settings: WebhookSettings
+) -> None:
     """A success puts the endpoint back in the healthy lane; a failure puts it in the troubled one
     (failing since its first failure) and rests it."""
     if delivered:
@@ -577,14 +627,21 @@ class WebhookDispatcher:
     (tests): the dispatcher then runs at ``now`` plus the real time elapsed.
     """
 
-    def __init__(self, uow_factory: Callable[[], UnitOfWork], settings: WebhookSettings, *,
-                 now: dt.datetime | None = None) -> None:
+    def __init__(
+        self,
+        uow_factory: Callable[[], UnitOfWork],
+        settings: WebhookSettings,
+        *,
+        now: dt.datetime | None = None,
+    ) -> None:
         self._uow_factory = uow_factory
         self._settings = settings
         self._clock = _clock(now)
         self._threads = {Lane.HEALTHY: settings.concurrency, Lane.TROUBLED: settings.troubled_concurrency}
-        self._pools = {lane: ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"webhooks-{lane.value}")
-                       for lane, threads in self._threads.items()}
+        self._pools = {
+            lane: ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"webhooks-{lane.value}")
+            for lane, threads in self._threads.items()
+        }
         self._lock = threading.Lock()
         self._in_flight: dict[str, Lane] = {}  # endpoint id → the lane its turn runs in
         self._attempts = 0
@@ -593,8 +650,13 @@ class WebhookDispatcher:
 
     def run(self, stop: threading.Event) -> None:
         """Dispatch until ``stop`` is set; then let the attempts in flight end and be recorded."""
-        log.info("webhook dispatcher started", extra={"healthy_threads": self._threads[Lane.HEALTHY],
-                                                      "troubled_threads": self._threads[Lane.TROUBLED]})
+        log.info(
+            "webhook dispatcher started",
+            extra={
+                "healthy_threads": self._threads[Lane.HEALTHY],
+                "troubled_threads": self._threads[Lane.TROUBLED],
+            },
+        )
         try:
             while not stop.is_set():
                 try:
@@ -620,8 +682,9 @@ class WebhookDispatcher:
             if free <= 0:
                 continue
             with self._uow_factory() as uow:
-                endpoint_ids = _endpoints_with_due_deliveries(uow.session, self._clock(), lane, limit=free,
-                                                              excluding=busy)
+                endpoint_ids = _endpoints_with_due_deliveries(
+                    uow.session, self._clock(), lane, limit=free, excluding=busy
+                )
             for endpoint_id in endpoint_ids:
                 self._start_turn(lane, endpoint_id)
             started += len(endpoint_ids)
@@ -632,8 +695,12 @@ class WebhookDispatcher:
         many attempts were made. The dispatcher is spent afterwards."""
         now = self._clock()
         with self._uow_factory() as uow:
-            due = {lane: _endpoints_with_due_deliveries(uow.session, now, lane, limit=self._settings.endpoints_per_pass)
-                   for lane in Lane}
+            due = {
+                lane: _endpoints_with_due_deliveries(
+                    uow.session, now, lane, limit=self._settings.endpoints_per_pass
+                )
+                for lane in Lane
+            }
         for lane, endpoint_ids in due.items():
             for endpoint_id in endpoint_ids:
                 self._start_turn(lane, endpoint_id)  # beyond the lane's threads, turns queue
@@ -652,8 +719,9 @@ class WebhookDispatcher:
     def _start_turn(self, lane: Lane, endpoint_id: str) -> None:
         with self._lock:
             self._in_flight[endpoint_id] = lane
-        turn = self._pools[lane].submit(_deliver_to_endpoint, self._uow_factory, self._settings, endpoint_id,
-                                        self._clock, self._stopping)
+        turn = self._pools[lane].submit(
+            _deliver_to_endpoint, self._uow_factory, self._settings, endpoint_id, self._clock, self._stopping
+        )
         turn.add_done_callback(lambda ended: self._end_turn(endpoint_id, ended))
 
     def _end_turn(self, endpoint_id: str, turn: Future[int]) -> None:
@@ -682,8 +750,9 @@ def _clock(now: dt.datetime | None) -> Callable[[], dt.datetime]:
     return lambda: utcnow() + offset
 
 
-def _endpoints_with_due_deliveries(session: Session, now: dt.datetime, lane: Lane, *, limit: int,
-                                   excluding: Collection[str] = ()) -> list[str]:
+def _endpoints_with_due_deliveries(
+    session: Session, now: dt.datetime, lane: Lane, *, limit: int, excluding: Collection[str] = ()
+) -> list[str]:
     """The lane's endpoints that have a delivery due and that nobody is delivering to, nor resting
     after a failure, the longest-waiting first; none of ``excluding`` (in a turn of this process)."""
     failing = WebhookEndpoint.failing_since
@@ -708,8 +777,13 @@ def _endpoints_with_due_deliveries(session: Session, now: dt.datetime, lane: Lan
     return list(session.scalars(query))
 
 
-def _deliver_to_endpoint(uow_factory: Callable[[], UnitOfWork], settings: WebhookSettings, endpoint_id: str,
-                         clock: Callable[[], dt.datetime], stopping: threading.Event) -> int:
+def _deliver_to_endpoint(
+    uow_factory: Callable[[], UnitOfWork],
+    settings: WebhookSettings,
+    endpoint_id: str,
+    clock: Callable[[], dt.datetime],
+    stopping: threading.Event,
+) -> int:
     """One turn of the endpoint: lease it, then send its due deliveries one at a time."""
     attempts = 0
     try:
@@ -742,8 +816,9 @@ def _deliver_to_endpoint(uow_factory: Callable[[], UnitOfWork], settings: Webhoo
     return attempts
 
 
-def _claim_next_delivery(uow: UnitOfWork, settings: WebhookSettings, endpoint_id: str, endpoint_token: str,
-                         now: dt.datetime) -> _Outgoing | None:
+def _claim_next_delivery(
+    uow: UnitOfWork, settings: WebhookSettings, endpoint_id: str, endpoint_token: str, now: dt.datetime
+) -> _Outgoing | None:
     """Lease the endpoint's longest-waiting due delivery and make it ready to send, or None."""
     with uow:
         session = uow.session
@@ -759,7 +834,9 @@ def _claim_next_delivery(uow: UnitOfWork, settings: WebhookSettings, endpoint_id
         for _ in range(3):  # a delivery leased by a manual retry meanwhile: take the next one
             delivery = session.scalar(
                 sa.select(WebhookDelivery)
-                .where(WebhookDelivery.endpoint_id == endpoint_id, *pending, _lease_free(WebhookDelivery, now))
+                .where(
+                    WebhookDelivery.endpoint_id == endpoint_id, *pending, _lease_free(WebhookDelivery, now)
+                )
                 .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
                 .limit(1)
             )
@@ -784,8 +861,11 @@ def retry_webhook_delivery(
         delivery = _visible_delivery(session, delivery_id, principal)
         endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
         if endpoint.status != EndpointStatus.ENABLED:
-            raise Conflict("The delivery's endpoint was deleted; nothing is sent to it any more.",
-                           code="webhook_endpoint_disabled", param="delivery_id")
+            raise Conflict(
+                "The delivery's endpoint was deleted; nothing is sent to it any more.",
+                code="webhook_endpoint_disabled",
+                param="delivery_id",
+            )
         token = _lease(session, WebhookDelivery, delivery.id, utcnow(), settings)
         if token is None:
             raise Conflict(

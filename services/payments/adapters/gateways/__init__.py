@@ -33,7 +33,7 @@ def build_gateway_registry(*gateways: PaymentGateway | Iterable[PaymentGateway])
     """A registry of ``gateways`` by their ``name`` (two adapters may not share one)."""
     adapters: dict[str, PaymentGateway] = {}
     for item in gateways:
-        for gateway in (item if isinstance(item, list | tuple) else [item]):
+        for gateway in item if isinstance(item, list | tuple) else [item]:
             if not isinstance(gateway, PaymentGateway):
                 raise TypeError(f"{gateway!r} does not implement PaymentGateway")
             if gateway.name in adapters:

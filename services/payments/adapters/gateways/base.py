@@ -70,8 +70,12 @@ class TransactionStatus(enum.StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self in (TransactionStatus.CAPTURED, TransactionStatus.DECLINED,
-                        TransactionStatus.VOIDED, TransactionStatus.EXPIRED)
+        return self in (
+            TransactionStatus.CAPTURED,
+            TransactionStatus.DECLINED,
+            TransactionStatus.VOIDED,
+            TransactionStatus.EXPIRED,
+        )
 
 
 class RefundStatus(enum.StrEnum):
@@ -124,8 +128,10 @@ class AuthoriseRequest:
     description: str | None = None
 
     def __repr__(self) -> str:
-        return (f"AuthoriseRequest(reference={self.reference!r}, amount={self.amount}, "
-                f"method={self.method.value!r})")
+        return (
+            f"AuthoriseRequest(reference={self.reference!r}, amount={self.amount}, "
+            f"method={self.method.value!r})"
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,9 +153,15 @@ class RequestToPay:
     def as_authorisation(self) -> AuthoriseRequest:
         """The same request in the shape of an authorisation, for gateways that take both at one endpoint."""
         return AuthoriseRequest(
-            reference=self.reference, amount=self.amount, currency=self.currency,
-            method=PaymentMethod.MOBILE_WALLET, capture=self.capture, callback_url=self.callback_url,
-            idempotency_key=self.idempotency_key, phone=self.phone, description=self.description,
+            reference=self.reference,
+            amount=self.amount,
+            currency=self.currency,
+            method=PaymentMethod.MOBILE_WALLET,
+            capture=self.capture,
+            callback_url=self.callback_url,
+            idempotency_key=self.idempotency_key,
+            phone=self.phone,
+            description=self.description,
         )
 
 

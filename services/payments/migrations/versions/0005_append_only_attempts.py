@@ -9,8 +9,8 @@ from alembic import op
 
 from services.payments.adapters.immutability import create_statements, drop_statements
 
-revision = '5e1c0a7d2b90'
-down_revision = 'addbfa60f4c5'
+revision = "5e1c0a7d2b90"
+down_revision = "addbfa60f4c5"
 branch_labels = None
 depends_on = None
 

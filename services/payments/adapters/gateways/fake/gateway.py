@@ -244,30 +244,53 @@ class FakeGateway:
     def authorise(self, request: AuthoriseRequest) -> GatewayTransaction:
         if request.method is not PaymentMethod.CARD:
             raise ValueError("wallet payments go through request_to_pay")
-        return self._call("authorise", lambda: self._authorise(request), key=request.idempotency_key,
-                          fingerprint=_fingerprint("authorise", wire.authorise_body(request)))
+        return self._call(
+            "authorise",
+            lambda: self._authorise(request),
+            key=request.idempotency_key,
+            fingerprint=_fingerprint("authorise", wire.authorise_body(request)),
+        )
 
     def request_to_pay(self, request: RequestToPay) -> GatewayTransaction:
         authorisation = request.as_authorisation()
-        return self._call("request_to_pay", lambda: self._authorise(authorisation), key=request.idempotency_key,
-                          fingerprint=_fingerprint("authorise", wire.authorise_body(authorisation)))
+        return self._call(
+            "request_to_pay",
+            lambda: self._authorise(authorisation),
+            key=request.idempotency_key,
+            fingerprint=_fingerprint("authorise", wire.authorise_body(authorisation)),
+        )
 
     def complete_three_ds(self, gateway_reference: str, idempotency_key: str) -> GatewayTransaction:
-        return self._call("complete_three_ds", lambda: self._complete_three_ds(gateway_reference),
-                          key=idempotency_key, fingerprint=_fingerprint("complete_three_ds", gateway_reference))
+        return self._call(
+            "complete_three_ds",
+            lambda: self._complete_three_ds(gateway_reference),
+            key=idempotency_key,
+            fingerprint=_fingerprint("complete_three_ds", gateway_reference),
+        )
 
     def capture(self, request: CaptureRequest) -> GatewayTransaction:
-        return self._call("capture", lambda: self._capture(request), key=request.idempotency_key,
-                          fingerprint=_fingerprint("capture", request.gateway_reference, request.amount))
+        return self._call(
+            "capture",
+            lambda: self._capture(request),
+            key=request.idempotency_key,
+            fingerprint=_fingerprint("capture", request.gateway_reference, request.amount),
+        )
 
     def void(self, request: VoidRequest) -> GatewayTransaction:
-        return self._call("void", lambda: self._void(request.gateway_reference), key=request.idempotency_key,
-                          fingerprint=_fingerprint("void", request.gateway_reference))
+        return self._call(
+            "void",
+            lambda: self._void(request.gateway_reference),
+            key=request.idempotency_key,
+            fingerprint=_fingerprint("void", request.gateway_reference),
+        )
 
     def refund(self, request: RefundRequest) -> GatewayRefund:
-        return self._call("refund", lambda: self._create_refund(request), key=request.idempotency_key,
-                          fingerprint=_fingerprint("refund", request.gateway_reference, request.reference,
-                                                   request.amount))
+        return self._call(
+            "refund",
+            lambda: self._create_refund(request),
+            key=request.idempotency_key,
+            fingerprint=_fingerprint("refund", request.gateway_reference, request.reference, request.amount),
+        )
 
     def transaction(self, gateway_reference: str) -> GatewayTransaction:
         return self._call("transaction", lambda: self._snapshot(self._tx(gateway_reference)))
@@ -290,8 +313,12 @@ class FakeGateway:
         return self._call("find_refund", find)
 
     def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayCallback:
-        body = read_signed_callback(self._callback_secret, header(headers, SIGNATURE_HEADER), raw_body,
-                                    tolerance_seconds=self.tolerance_seconds)
+        body = read_signed_callback(
+            self._callback_secret,
+            header(headers, SIGNATURE_HEADER),
+            raw_body,
+            tolerance_seconds=self.tolerance_seconds,
+        )
         return read_callback(body)
 
     def dispute(self, gateway_reference: str) -> GatewayDispute:
@@ -348,11 +375,15 @@ class FakeGateway:
 
     def settle_refunds(self) -> list[GatewayRefund]:
         with self._lock:
-            return [self.settle_refund(refund_id) for refund_id, refund in list(self._refunds.items())
-                    if refund.status == "pending"]
+            return [
+                self.settle_refund(refund_id)
+                for refund_id, refund in list(self._refunds.items())
+                if refund.status == "pending"
+            ]
 
-    def open_dispute(self, gateway_reference: str, *, amount: int | None = None,
-                     reason: str = "fraudulent") -> GatewayDispute:
+    def open_dispute(
+        self, gateway_reference: str, *, amount: int | None = None, reason: str = "fraudulent"
+    ) -> GatewayDispute:
         with self._lock:
             tx = self._tx(gateway_reference)
             if tx.status != "captured":
@@ -377,8 +408,9 @@ class FakeGateway:
             self._emit_object("dispute.closed", self._dispute_wire(dispute))
             return wire.dispute_from(self._dispute_wire(dispute))
 
-    def fail_next(self, mode: str, *, operation: str | None = None, times: int = 1,
-                  code: str = "request_refused") -> None:
+    def fail_next(
+        self, mode: str, *, operation: str | None = None, times: int = 1, code: str = "request_refused"
+    ) -> None:
         """The next ``times`` calls (of ``operation``, or any call but ``parse_callback``) fail.
 
         ``timeout``: the operation is done and recorded, then ``GatewayOutcomeUnknown`` (a charge the
@@ -397,11 +429,14 @@ class FakeGateway:
             return self._charges.get(reference, 0)
 
     def sign(self, raw_body: bytes, timestamp: int | None = None) -> dict[str, str]:
-        return {SIGNATURE_HEADER: sign(self._callback_secret, raw_body, timestamp),
-                "Content-Type": "application/json"}
+        return {
+            SIGNATURE_HEADER: sign(self._callback_secret, raw_body, timestamp),
+            "Content-Type": "application/json",
+        }
 
-    def signed_callback(self, gateway_reference: str, event_type: str | None = None, *,
-                        timestamp: int | None = None) -> tuple[dict[str, str], bytes]:
+    def signed_callback(
+        self, gateway_reference: str, event_type: str | None = None, *, timestamp: int | None = None
+    ) -> tuple[dict[str, str], bytes]:
         """An M2T callback for the current snapshot of a transaction, refund or dispute, signed.
 
         ``event_type`` defaults to the object's kind and status (``transaction.captured``, ``refund.failed``,
@@ -416,7 +451,9 @@ class FakeGateway:
                 event_type = event_type or f"refund.{data['status']}"
             elif gateway_reference in self._disputes:
                 data = self._dispute_wire(self._disputes[gateway_reference])
-                event_type = event_type or ("dispute.opened" if data["status"] == "open" else "dispute.closed")
+                event_type = event_type or (
+                    "dispute.opened" if data["status"] == "open" else "dispute.closed"
+                )
             else:
                 raise KeyError(gateway_reference)
             event = self._event(event_type, data)
@@ -426,18 +463,26 @@ class FakeGateway:
     def drain_callbacks(self) -> list[tuple[dict[str, str], bytes]]:
         """The callbacks M2T would have sent since the last drain, signed now, in order."""
         with self._lock:
-            events, self._drained = self.events[self._drained:], len(self.events)
+            events, self._drained = self.events[self._drained :], len(self.events)
         return [(self.sign(body), body) for body in map(_encode, events)]
 
     # -- internals (under the lock) ---------------------------------------------------------------
 
-    def _call(self, operation: str, action: Callable[[], Any], *, key: str | None = None,
-              fingerprint: str | None = None) -> Any:
+    def _call(
+        self,
+        operation: str,
+        action: Callable[[], Any],
+        *,
+        key: str | None = None,
+        fingerprint: str | None = None,
+    ) -> Any:
         """One gateway call under the lock: injected failures, and M2T's idempotency-key replay."""
         with self._lock:
             failure, refusal_code = self._take_failure(operation)
             if failure == SERVER_ERROR:
-                raise GatewayOutcomeUnknown(f"fake gateway answered 500 to {operation}", code="processing_error")
+                raise GatewayOutcomeUnknown(
+                    f"fake gateway answered 500 to {operation}", code="processing_error"
+                )
             if failure == REFUSED:
                 raise _refused(refusal_code, f"{operation} refused, as the test asked.", status=409)
             if fingerprint is not None and not key:
@@ -447,8 +492,11 @@ class FakeGateway:
                 if stored is not None:
                     stored_fingerprint, answer = stored
                     if stored_fingerprint != fingerprint:
-                        raise _refused("idempotency_key_reuse", "This idempotency key was used with another "
-                                       "request.", status=409)
+                        raise _refused(
+                            "idempotency_key_reuse",
+                            "This idempotency key was used with another request.",
+                            status=409,
+                        )
                     return answer
             try:
                 answer = action()
@@ -513,12 +561,17 @@ class FakeGateway:
         now = dt.datetime.fromtimestamp(self._clock(), dt.UTC)
         if (year, month) < (now.year, now.month):
             raise _refused("expired_card", "The card has expired.", "exp_year")
-        if not (isinstance(request.cvc, str) and request.cvc.strip().isascii() and request.cvc.strip().isdigit()
-                and 3 <= len(request.cvc.strip()) <= 4):
+        if not (
+            isinstance(request.cvc, str)
+            and request.cvc.strip().isascii()
+            and request.cvc.strip().isdigit()
+            and 3 <= len(request.cvc.strip()) <= 4
+        ):
             raise _refused("invalid_cvc", "cvc must be the 3 or 4 digits on the card.", "cvc")
         rule, brand, country = card_rule(number)
-        token = _Token(token=f"tok_fake_{next(self._ids)}", brand=brand, last4=number[-4:], country=country,
-                       rule=rule)
+        token = _Token(
+            token=f"tok_fake_{next(self._ids)}", brand=brand, last4=number[-4:], country=country, rule=rule
+        )
         self._tokens[token.token] = token
         return CardToken(token=token.token, brand=brand, last4=token.last4, country=country)
 
@@ -560,17 +613,31 @@ class FakeGateway:
         if isinstance(request.amount, bool) or not isinstance(request.amount, int) or request.amount <= 0:
             raise _refused("invalid_field", "amount must be a positive integer of minor units.", "amount")
         if request.reference in self._refund_by_reference:
-            raise _refused("duplicate_reference", "A refund with this reference exists.", "reference", status=409)
+            raise _refused(
+                "duplicate_reference", "A refund with this reference exists.", "reference", status=409
+            )
         if tx.status != "captured":
             raise _refused("invalid_status", f"Cannot refund a {tx.status} transaction.", status=409)
-        committed = sum(refund.amount for refund in self._refunds.values()
-                        if refund.transaction_id == tx.id and refund.status in ("pending", "succeeded"))
+        committed = sum(
+            refund.amount
+            for refund in self._refunds.values()
+            if refund.transaction_id == tx.id and refund.status in ("pending", "succeeded")
+        )
         if request.amount > tx.captured_amount - committed:
-            raise _refused("refund_exceeds_captured", "The refund exceeds what is left to refund.", "amount",
-                           status=409)
+            raise _refused(
+                "refund_exceeds_captured", "The refund exceeds what is left to refund.", "amount", status=409
+            )
         now = self._now()
-        refund = _Refund(id=f"fake_re_{next(self._ids)}", reference=request.reference, transaction_id=tx.id,
-                         amount=request.amount, currency=tx.currency, status="pending", created=now, updated=now)
+        refund = _Refund(
+            id=f"fake_re_{next(self._ids)}",
+            reference=request.reference,
+            transaction_id=tx.id,
+            amount=request.amount,
+            currency=tx.currency,
+            status="pending",
+            created=now,
+            updated=now,
+        )
         self._refunds[refund.id] = refund
         self._refund_by_reference[refund.reference] = refund.id
         return self._refund_snapshot(refund)
@@ -581,18 +648,29 @@ class FakeGateway:
         if isinstance(request.amount, bool) or not isinstance(request.amount, int) or request.amount <= 0:
             raise _refused("invalid_field", "amount must be a positive integer of minor units.", "amount")
         if request.reference in self._by_reference:
-            raise _refused("duplicate_reference", "A transaction with this reference exists.", "reference",
-                           status=409)
+            raise _refused(
+                "duplicate_reference", "A transaction with this reference exists.", "reference", status=409
+            )
         now = self._now()
-        tx = _Transaction(id=f"fake_tx_{next(self._ids)}", reference=request.reference, method=request.method.value,
-                          amount=request.amount, currency=request.currency, capture=request.capture,
-                          status="new", created=now, updated=now)
+        tx = _Transaction(
+            id=f"fake_tx_{next(self._ids)}",
+            reference=request.reference,
+            method=request.method.value,
+            amount=request.amount,
+            currency=request.currency,
+            capture=request.capture,
+            status="new",
+            created=now,
+            updated=now,
+        )
         if request.method is PaymentMethod.CARD:
             token = self._tokens.get(request.card_token or "")
             if token is None:
                 raise _refused("invalid_card_token", "Unknown card token.", "card_token")
             if token.rule == SERVER_ERROR:
-                raise GatewayOutcomeUnknown("fake gateway answered 500 processing_error", code="processing_error")
+                raise GatewayOutcomeUnknown(
+                    "fake gateway answered 500 processing_error", code="processing_error"
+                )
             tx.card = {"brand": token.brand, "last4": token.last4, "country": token.country}
             tx.card_rule = token.rule
         else:
@@ -642,9 +720,17 @@ class FakeGateway:
 
     def _open_dispute(self, tx: _Transaction, amount: int, reason: str) -> GatewayDispute:
         now = self._now()
-        dispute = _Dispute(id=f"fake_dp_{next(self._ids)}", transaction_id=tx.id, transaction_reference=tx.reference,
-                           amount=amount, currency=tx.currency, reason=reason, status="open", created=now,
-                           updated=now)
+        dispute = _Dispute(
+            id=f"fake_dp_{next(self._ids)}",
+            transaction_id=tx.id,
+            transaction_reference=tx.reference,
+            amount=amount,
+            currency=tx.currency,
+            reason=reason,
+            status="open",
+            created=now,
+            updated=now,
+        )
         self._disputes[dispute.id] = dispute
         self._emit_object("dispute.opened", self._dispute_wire(dispute))
         return wire.dispute_from(self._dispute_wire(dispute))
@@ -662,27 +748,51 @@ class FakeGateway:
 
     def _tx_wire(self, tx: _Transaction) -> dict[str, Any]:
         return {
-            "id": tx.id, "reference": tx.reference, "method": tx.method, "status": tx.status,
-            "amount": tx.amount, "currency": tx.currency, "captured_amount": tx.captured_amount,
-            "refunded_amount": tx.refunded_amount, "card": None if tx.card is None else dict(tx.card),
-            "phone_last4": tx.phone_last4, "decline_code": tx.decline_code,
+            "id": tx.id,
+            "reference": tx.reference,
+            "method": tx.method,
+            "status": tx.status,
+            "amount": tx.amount,
+            "currency": tx.currency,
+            "captured_amount": tx.captured_amount,
+            "refunded_amount": tx.refunded_amount,
+            "card": None if tx.card is None else dict(tx.card),
+            "phone_last4": tx.phone_last4,
+            "decline_code": tx.decline_code,
             "decline_message": DECLINE_MESSAGES.get(tx.decline_code or ""),
-            "three_ds": ({"redirect_url": f"{self.base_url}/3ds/{tx.id}"}
-                         if tx.status == "three_ds_required" else None),
+            "three_ds": (
+                {"redirect_url": f"{self.base_url}/3ds/{tx.id}"} if tx.status == "three_ds_required" else None
+            ),
             "wallet": None if tx.expires_at is None else {"expires_at": tx.expires_at},
-            "created": tx.created, "updated": tx.updated,
+            "created": tx.created,
+            "updated": tx.updated,
         }
 
     def _refund_wire(self, refund: _Refund) -> dict[str, Any]:
-        return {"id": refund.id, "reference": refund.reference, "transaction_id": refund.transaction_id,
-                "amount": refund.amount, "currency": refund.currency, "status": refund.status,
-                "failure_code": refund.failure_code, "created": refund.created, "updated": refund.updated}
+        return {
+            "id": refund.id,
+            "reference": refund.reference,
+            "transaction_id": refund.transaction_id,
+            "amount": refund.amount,
+            "currency": refund.currency,
+            "status": refund.status,
+            "failure_code": refund.failure_code,
+            "created": refund.created,
+            "updated": refund.updated,
+        }
 
     def _dispute_wire(self, dispute: _Dispute) -> dict[str, Any]:
-        return {"id": dispute.id, "transaction_id": dispute.transaction_id,
-                "transaction_reference": dispute.transaction_reference, "amount": dispute.amount,
-                "currency": dispute.currency, "reason": dispute.reason, "status": dispute.status,
-                "created": dispute.created, "updated": dispute.updated}
+        return {
+            "id": dispute.id,
+            "transaction_id": dispute.transaction_id,
+            "transaction_reference": dispute.transaction_reference,
+            "amount": dispute.amount,
+            "currency": dispute.currency,
+            "reason": dispute.reason,
+            "status": dispute.status,
+            "created": dispute.created,
+            "updated": dispute.updated,
+        }
 
     def _snapshot(self, tx: _Transaction) -> GatewayTransaction:
         return wire.transaction_from(self._tx_wire(tx))
@@ -691,7 +801,9 @@ class FakeGateway:
         return wire.refund_from(self._refund_wire(refund))
 
 
-def _refused(code: str, message: str, param: str | None = None, *, status: int = 422) -> GatewayRequestRefused:
+def _refused(
+    code: str, message: str, param: str | None = None, *, status: int = 422
+) -> GatewayRequestRefused:
     error = GatewayRequestRefused(f"fake gateway refused the request ({status} {code}): {message}", code=code)
     error.param = param  # type: ignore[attr-defined]
     return error

@@ -30,8 +30,14 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 RETRY_JITTER = 0.25
 
 
-def longest_call_seconds(timeout: float | tuple[float, float], *, retries: int, retry_backoff_seconds: float,
-                         retry_max_backoff_seconds: float, retry_jitter: float = RETRY_JITTER) -> float:
+def longest_call_seconds(
+    timeout: float | tuple[float, float],
+    *,
+    retries: int,
+    retry_backoff_seconds: float,
+    retry_max_backoff_seconds: float,
+    retry_jitter: float = RETRY_JITTER,
+) -> float:
     """How long one call through ``M2TClient`` can keep the caller waiting, retries included.
 
     requests applies a single float timeout to the connect and to the read separately, so one
@@ -40,8 +46,10 @@ def longest_call_seconds(timeout: float | tuple[float, float], *, retries: int, 
     bytes (the read timeout is per socket read) and DNS resolution, hence a margin on top is wise.
     """
     connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
-    sleeps = sum(min(retry_backoff_seconds * 2 ** (retry - 1), retry_max_backoff_seconds) * (1 + retry_jitter)
-                 for retry in range(1, retries + 1))
+    sleeps = sum(
+        min(retry_backoff_seconds * 2 ** (retry - 1), retry_max_backoff_seconds) * (1 + retry_jitter)
+        for retry in range(1, retries + 1)
+    )
     return (connect + read) * (retries + 1) + sleeps
 
 
@@ -60,8 +68,9 @@ def gateway_error(exc: PartnerError) -> GatewayOutcomeUnknown | GatewayRequestRe
         return GatewayOutcomeUnknown(
             f"M2T refused a retry ({exc.code}) after an attempt whose outcome is unknown", code=exc.code
         )
-    return GatewayRequestRefused(f"M2T refused the request: {exc}",
-                                 code=exc.code or f"http_{exc.status or 'error'}")
+    return GatewayRequestRefused(
+        f"M2T refused the request: {exc}", code=exc.code or f"http_{exc.status or 'error'}"
+    )
 
 
 class M2TClient:
@@ -79,9 +88,15 @@ class M2TClient:
         session: requests.Session | None = None,
     ) -> None:
         self._http = PartnerHttpClient(
-            base_url, api_key=api_key, timeout=timeout, retries=retries,
-            retry_backoff_seconds=retry_backoff_seconds, retry_max_backoff_seconds=retry_max_backoff_seconds,
-            retry_jitter=RETRY_JITTER, session=session, name="M2T",
+            base_url,
+            api_key=api_key,
+            timeout=timeout,
+            retries=retries,
+            retry_backoff_seconds=retry_backoff_seconds,
+            retry_max_backoff_seconds=retry_max_backoff_seconds,
+            retry_jitter=RETRY_JITTER,
+            session=session,
+            name="M2T",
         )
 
     def __repr__(self) -> str:
@@ -99,11 +114,14 @@ class M2TClient:
 
     def _post(self, path: str, body: Mapping[str, Any], idempotency_key: str) -> Any:
         if not idempotency_key:
-            raise GatewayRequestRefused("every M2T POST needs an idempotency key", code="idempotency_key_required")
+            raise GatewayRequestRefused(
+                "every M2T POST needs an idempotency key", code="idempotency_key_required"
+            )
         try:
             # Idempotent: M2T answers a retry with the same key by its stored first answer.
-            return self._http.call("POST", path, dict(body), idempotent=True,
-                                   headers={IDEMPOTENCY_HEADER: idempotency_key})
+            return self._http.call(
+                "POST", path, dict(body), idempotent=True, headers={IDEMPOTENCY_HEADER: idempotency_key}
+            )
         except PartnerError as exc:
             raise gateway_error(exc) from None
 
@@ -151,16 +169,30 @@ class M2TClient:
 
     # -- sandbox control (the M2T sandbox only: tests and demos) -----------------------------------
 
-    def sandbox_open_dispute(self, transaction_id: str, *, amount: int | None = None,
-                             reason: str | None = None, idempotency_key: str | None = None) -> Any:
+    def sandbox_open_dispute(
+        self,
+        transaction_id: str,
+        *,
+        amount: int | None = None,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
         body: dict[str, Any] = {}
         if amount is not None:
             body["amount"] = amount
         if reason is not None:
             body["reason"] = reason
-        return self._post(f"/v1/sandbox/transactions/{_segment(transaction_id)}/disputes", body,
-                          idempotency_key or uuid.uuid4().hex)
+        return self._post(
+            f"/v1/sandbox/transactions/{_segment(transaction_id)}/disputes",
+            body,
+            idempotency_key or uuid.uuid4().hex,
+        )
 
-    def sandbox_close_dispute(self, dispute_id: str, outcome: str, *, idempotency_key: str | None = None) -> Any:
-        return self._post(f"/v1/sandbox/disputes/{_segment(dispute_id)}/close", {"outcome": outcome},
-                          idempotency_key or uuid.uuid4().hex)
+    def sandbox_close_dispute(
+        self, dispute_id: str, outcome: str, *, idempotency_key: str | None = None
+    ) -> Any:
+        return self._post(
+            f"/v1/sandbox/disputes/{_segment(dispute_id)}/close",
+            {"outcome": outcome},
+            idempotency_key or uuid.uuid4().hex,
+        )

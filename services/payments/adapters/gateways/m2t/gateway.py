@@ -98,8 +98,12 @@ class M2TGateway:
         if not callback_secret:
             raise ValueError("the M2T callback secret must not be empty")
         self._client = M2TClient(
-            base_url, api_key=api_key, timeout=timeout, retries=retries,
-            retry_backoff_seconds=retry_backoff_seconds, retry_max_backoff_seconds=retry_max_backoff_seconds,
+            base_url,
+            api_key=api_key,
+            timeout=timeout,
+            retries=retries,
+            retry_backoff_seconds=retry_backoff_seconds,
+            retry_max_backoff_seconds=retry_max_backoff_seconds,
             session=session,
         )
         self._callback_secret = callback_secret
@@ -117,8 +121,9 @@ class M2TGateway:
 
     def tokenise(self, request: TokeniseRequest) -> CardToken:
         if not self.allow_tokenise:
-            raise UnsupportedOperation("tokenising a card goes through M2T's hosted fields, not Hirfa",
-                                       code="tokenise_disabled")
+            raise UnsupportedOperation(
+                "tokenising a card goes through M2T's hosted fields, not Hirfa", code="tokenise_disabled"
+            )
         return read_answer(wire.card_token_from, self._client.create_token(wire.tokenise_body(request)))
 
     def authorise(self, request: AuthoriseRequest) -> GatewayTransaction:
@@ -135,18 +140,25 @@ class M2TGateway:
         return read_answer(wire.transaction_from, payload)
 
     def complete_three_ds(self, gateway_reference: str, idempotency_key: str) -> GatewayTransaction:
-        return read_answer(wire.transaction_from, self._client.complete_three_ds(gateway_reference, idempotency_key))
+        return read_answer(
+            wire.transaction_from, self._client.complete_three_ds(gateway_reference, idempotency_key)
+        )
 
     def capture(self, request: CaptureRequest) -> GatewayTransaction:
-        payload = self._client.capture(request.gateway_reference, wire.capture_body(request), request.idempotency_key)
+        payload = self._client.capture(
+            request.gateway_reference, wire.capture_body(request), request.idempotency_key
+        )
         return read_answer(wire.transaction_from, payload)
 
     def void(self, request: VoidRequest) -> GatewayTransaction:
-        return read_answer(wire.transaction_from, self._client.void(request.gateway_reference, request.idempotency_key))
+        return read_answer(
+            wire.transaction_from, self._client.void(request.gateway_reference, request.idempotency_key)
+        )
 
     def refund(self, request: RefundRequest) -> GatewayRefund:
-        payload = self._client.create_refund(request.gateway_reference, wire.refund_body(request),
-                                             request.idempotency_key)
+        payload = self._client.create_refund(
+            request.gateway_reference, wire.refund_body(request), request.idempotency_key
+        )
         return read_answer(wire.refund_from, payload)
 
     def transaction(self, gateway_reference: str) -> GatewayTransaction:
@@ -160,11 +172,17 @@ class M2TGateway:
         return read_answer(wire.refund_from, self._client.get_refund(gateway_reference))
 
     def find_refund(self, reference: str) -> GatewayRefund | None:
-        return _only(read_answer(wire.refunds_from_list, self._client.list_refunds(reference)), reference, "refund")
+        return _only(
+            read_answer(wire.refunds_from_list, self._client.list_refunds(reference)), reference, "refund"
+        )
 
     def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> GatewayCallback:
-        body = read_signed_callback(self._callback_secret, header(headers, SIGNATURE_HEADER), raw_body,
-                                    tolerance_seconds=self.tolerance_seconds)
+        body = read_signed_callback(
+            self._callback_secret,
+            header(headers, SIGNATURE_HEADER),
+            raw_body,
+            tolerance_seconds=self.tolerance_seconds,
+        )
         return read_callback(body)
 
     # -- beyond the interface ---------------------------------------------------------------------

@@ -59,42 +59,50 @@ __all__ = [
 
 # -- the status tables (exhaustive: the spec's complete lists) ---------------------------------------
 
-TRANSACTION_STATUSES: Mapping[str, TransactionStatus] = MappingProxyType({
-    "three_ds_required": TransactionStatus.ACTION_REQUIRED,
-    "pending_approval": TransactionStatus.ACTION_REQUIRED,  # a wallet request waiting on the buyer
-    "authorised": TransactionStatus.AUTHORISED,
-    "captured": TransactionStatus.CAPTURED,  # stays captured when refunded (refunded_amount grows)
-    "declined": TransactionStatus.DECLINED,
-    "voided": TransactionStatus.VOIDED,
-    "expired": TransactionStatus.EXPIRED,  # a wallet request nobody answered in time
-})
+TRANSACTION_STATUSES: Mapping[str, TransactionStatus] = MappingProxyType(
+    {
+        "three_ds_required": TransactionStatus.ACTION_REQUIRED,
+        "pending_approval": TransactionStatus.ACTION_REQUIRED,  # a wallet request waiting on the buyer
+        "authorised": TransactionStatus.AUTHORISED,
+        "captured": TransactionStatus.CAPTURED,  # stays captured when refunded (refunded_amount grows)
+        "declined": TransactionStatus.DECLINED,
+        "voided": TransactionStatus.VOIDED,
+        "expired": TransactionStatus.EXPIRED,  # a wallet request nobody answered in time
+    }
+)
 
-REFUND_STATUSES: Mapping[str, RefundStatus] = MappingProxyType({
-    "pending": RefundStatus.PENDING,
-    "succeeded": RefundStatus.SUCCEEDED,
-    "failed": RefundStatus.FAILED,
-})
+REFUND_STATUSES: Mapping[str, RefundStatus] = MappingProxyType(
+    {
+        "pending": RefundStatus.PENDING,
+        "succeeded": RefundStatus.SUCCEEDED,
+        "failed": RefundStatus.FAILED,
+    }
+)
 
-DISPUTE_STATUSES: Mapping[str, DisputeStatus] = MappingProxyType({
-    "open": DisputeStatus.OPEN,
-    "won": DisputeStatus.WON,
-    "lost": DisputeStatus.LOST,
-})
+DISPUTE_STATUSES: Mapping[str, DisputeStatus] = MappingProxyType(
+    {
+        "open": DisputeStatus.OPEN,
+        "won": DisputeStatus.WON,
+        "lost": DisputeStatus.LOST,
+    }
+)
 
 # Callback event types, and which object their ``data`` holds. ``transaction.expired`` is documented
 # as never sent (the merchant must poll), but an ``expired`` snapshot reads fine if it ever is.
-CALLBACK_KINDS: Mapping[str, CallbackKind] = MappingProxyType({
-    "transaction.pending_approval": CallbackKind.TRANSACTION,
-    "transaction.authorised": CallbackKind.TRANSACTION,
-    "transaction.captured": CallbackKind.TRANSACTION,
-    "transaction.declined": CallbackKind.TRANSACTION,
-    "transaction.voided": CallbackKind.TRANSACTION,
-    "transaction.expired": CallbackKind.TRANSACTION,
-    "refund.succeeded": CallbackKind.REFUND,
-    "refund.failed": CallbackKind.REFUND,
-    "dispute.opened": CallbackKind.DISPUTE,
-    "dispute.closed": CallbackKind.DISPUTE,
-})
+CALLBACK_KINDS: Mapping[str, CallbackKind] = MappingProxyType(
+    {
+        "transaction.pending_approval": CallbackKind.TRANSACTION,
+        "transaction.authorised": CallbackKind.TRANSACTION,
+        "transaction.captured": CallbackKind.TRANSACTION,
+        "transaction.declined": CallbackKind.TRANSACTION,
+        "transaction.voided": CallbackKind.TRANSACTION,
+        "transaction.expired": CallbackKind.TRANSACTION,
+        "refund.succeeded": CallbackKind.REFUND,
+        "refund.failed": CallbackKind.REFUND,
+        "dispute.opened": CallbackKind.DISPUTE,
+        "dispute.closed": CallbackKind.DISPUTE,
+    }
+)
 
 # NextAction.type values (see base.NextAction).
 REDIRECT_TO_URL = "redirect_to_url"
@@ -112,8 +120,10 @@ class UnknownM2TStatus(M2TPayloadError):
     """A status the tables above do not know: a new M2T status must be mapped by hand, never guessed."""
 
     def __init__(self, object_kind: str, raw_status: str) -> None:
-        super().__init__(f"M2T {object_kind} status {raw_status!r} is not mapped (known: "
-                         f"{', '.join(_TABLES[object_kind])})")
+        super().__init__(
+            f"M2T {object_kind} status {raw_status!r} is not mapped (known: "
+            f"{', '.join(_TABLES[object_kind])})"
+        )
         self.object_kind = object_kind
         self.raw_status = raw_status
 
@@ -186,8 +196,12 @@ def _list(payload: Any, what: str) -> list[Any]:
 
 
 def tokenise_body(request: TokeniseRequest) -> dict[str, Any]:
-    return {"card_number": request.card_number, "exp_month": request.exp_month,
-            "exp_year": request.exp_year, "cvc": request.cvc}
+    return {
+        "card_number": request.card_number,
+        "exp_month": request.exp_month,
+        "exp_year": request.exp_year,
+        "cvc": request.cvc,
+    }
 
 
 def authorise_body(request: AuthoriseRequest) -> dict[str, Any]:
@@ -239,8 +253,11 @@ def _card_from(value: Any) -> CardDetails | None:
         return None
     what = "transaction card"
     card = _object(value, what)
-    return CardDetails(brand=_str(card, "brand", what), last4=_str(card, "last4", what),
-                       country=_optional_str(card, "country", what))
+    return CardDetails(
+        brand=_str(card, "brand", what),
+        last4=_str(card, "last4", what),
+        country=_optional_str(card, "country", what),
+    )
 
 
 def _next_action(raw_status: str, payload: Mapping[str, Any]) -> NextAction | None:
@@ -335,7 +352,9 @@ def callback_from(body: Any) -> GatewayCallback:
         raise UnknownM2TEventType(event_type) from None
     data = body.get("data")
     if kind is CallbackKind.TRANSACTION:
-        return GatewayCallback(event_id=event_id, type=event_type, kind=kind, transaction=transaction_from(data))
+        return GatewayCallback(
+            event_id=event_id, type=event_type, kind=kind, transaction=transaction_from(data)
+        )
     if kind is CallbackKind.REFUND:
         return GatewayCallback(event_id=event_id, type=event_type, kind=kind, refund=refund_from(data))
     return GatewayCallback(event_id=event_id, type=event_type, kind=kind, dispute=dispute_from(data))
