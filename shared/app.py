@@ -4,7 +4,6 @@ content-type and JSON guards, health/readiness/metrics endpoints, and OpenAPI do
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
@@ -20,11 +19,9 @@ from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy.orm import sessionmaker
 from werkzeug.exceptions import HTTPException
 
-from shared.config import ServiceConfig
-from shared.db import UnitOfWork
+from shared.context import ServiceContext
 from shared.errors import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
@@ -46,32 +43,6 @@ _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 DEFAULT_MAX_BODY_BYTES = 1 * 1024 * 1024
 # Multipart boundaries and part headers around an uploaded file.
 UPLOAD_FRAMING_BYTES = 64 * 1024
-
-
-@dataclasses.dataclass
-class Models:
-    """The service's declarations of the shared tables."""
-
-    outbox: Any
-    inbox: Any
-    idempotency_key: Any
-
-
-@dataclasses.dataclass(kw_only=True)
-class ServiceContext:
-    """The composition root's product: everything a request or worker needs, wired once.
-
-    Each service's ``bootstrap()`` returns its own subclass, with typed fields for its adapters
-    and settings.
-    """
-
-    config: ServiceConfig
-    engine: sa.Engine
-    session_factory: sessionmaker
-    models: Models
-    uow_factory: Callable[[], UnitOfWork]
-    token_verifier: Any = None
-    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class StrictJSONProvider(DefaultJSONProvider):

@@ -1,6 +1,4 @@
-"""Wiring and long-running workers shared by the services: the context builder, the outbox relay
-and consumer processes (with graceful shutdown), and the per-service operator CLI.
-"""
+"""Long-running workers shared by the services: the outbox relay and consumer processes (with graceful shutdown), and the per-service operator CLI."""
 
 from __future__ import annotations
 
@@ -13,43 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.orm import sessionmaker
 
-from shared.app import Models, ServiceContext
-from shared.auth.tokens import RemoteKeySet, TokenVerifier
 from shared.config import ServiceConfig
-from shared.db import UnitOfWork, make_engine, run_migrations
+from shared.context import ServiceContext
+from shared.db import run_migrations
 from shared.events.broker import ALL_TOPICS, ensure_topics, make_consumer, make_producer
 from shared.events.consumer import AfterBatch, EventConsumer, Handler
-from shared.events.outbox import outbox_writer
 from shared.events.relay import OutboxRelay
 from shared.events.replay import replay_outbox
 from shared.logging import configure_logging
 
 log = logging.getLogger(__name__)
-
-
-def build_context(config: ServiceConfig, models: Models, token_verifier: Any = None) -> ServiceContext:
-    engine = make_engine(config.database_url)
-    session_factory = sessionmaker(engine, expire_on_commit=False)
-    writer = outbox_writer(models.outbox, config.topic)
-    return ServiceContext(
-        config=config,
-        engine=engine,
-        session_factory=session_factory,
-        models=models,
-        uow_factory=lambda: UnitOfWork(session_factory, writer),
-        token_verifier=token_verifier,
-    )
-
-
-def build_verifying_context(
-    config: ServiceConfig, models: Models, key_lookup: Callable[[str], Any] | None = None
-) -> ServiceContext:
-    """A context for a service that verifies tokens offline against the issuer's JWKS."""
-    keys = key_lookup or RemoteKeySet(config.jwks_url, config.jwks_cache_seconds, config.http_timeout_seconds)
-    verifier = TokenVerifier(keys, issuer=config.token_issuer, audience=config.audience)
-    return build_context(config, models, token_verifier=verifier)
 
 
 def stop_on_signals() -> threading.Event:

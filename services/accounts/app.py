@@ -7,9 +7,9 @@ from flask import Flask
 from services.accounts.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
 from services.accounts.api import balances, ledger, payouts
 from services.accounts.config import AccountsConfig, load_config
-from shared.app import Models, ServiceContext, create_service_app
+from shared.app import create_service_app
 from shared.auth.tokens import KeyLookup
-from shared.runtime import build_verifying_context
+from shared.context import Models, ServiceContext, build_verifying_context
 
 MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey)
 

@@ -11,7 +11,7 @@ import datetime as dt
 from services.accounts.adapters.banks import BankPartnerRegistry, HttpBankPartner
 from services.accounts.config import AccountsConfig
 from services.accounts.service_layer.payouts import PayoutSettings
-from shared.app import ServiceContext
+from shared.context import ServiceContext
 
 PAYOUTS_EXTRA = "accounts.payouts"
 

@@ -18,11 +18,11 @@ from services.onboarding.service_layer.artisans import TierPolicy
 from services.onboarding.service_layer.bank_accounts import BankAccountSettings
 from services.onboarding.service_layer.phone import OtpPolicy
 from services.onboarding.service_layer.screening import ScreeningIndexCache
-from shared.app import Models, ServiceContext, create_service_app
+from shared.app import create_service_app
 from shared.auth.keys import SigningKeyStore
 from shared.auth.tokens import TokenIssuer, TokenVerifier
+from shared.context import Models, ServiceContext, build_context
 from shared.crypto import EnvelopeCipher, MasterKeyRing
-from shared.runtime import build_context
 
 MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey)
 

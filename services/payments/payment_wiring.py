@@ -10,7 +10,7 @@ from services.payments.adapters.gateways import m2t_gateway_from_config
 from services.payments.adapters.gateways.base import GatewayRegistry
 from services.payments.config import PaymentsConfig
 from services.payments.service_layer.settings import PaymentSettings
-from shared.app import ServiceContext
+from shared.context import ServiceContext
 
 PAYMENTS_EXTRA = "payments.settings"
 

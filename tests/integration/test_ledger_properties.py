@@ -81,9 +81,9 @@ from services.accounts.service_layer.payouts import (
     return_waiting_payout_funds,
     sync_payouts,
 )
-from shared.app import ServiceContext
 from shared.auth import Principal
 from shared.auth.scopes import ROLE_SCOPES, Role
+from shared.context import ServiceContext
 from shared.db import utcnow
 from shared.errors import Conflict
 from shared.events import Event

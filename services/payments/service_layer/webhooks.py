@@ -69,8 +69,8 @@ from services.payments.domain.webhooks import (
     unknown_event_types,
     url_host,
 )
-from shared.app import ServiceContext
 from shared.auth import Principal
+from shared.context import ServiceContext
 from shared.crypto import DecryptionError, EnvelopeCipher, MasterKeyRing, SealedBlob
 from shared.db import UnitOfWork, is_postgres, utcnow
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
