@@ -1,126 +1,19 @@
-"""Onboarding's composition root: ``bootstrap`` wires adapters once; ``create_app`` serves them."""
+"""Onboarding's web app: the context ``bootstrap`` wires, served with the service's blueprints."""
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import secrets
-from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
-from services.onboarding.adapters.banks import BankPartnerRegistry, HttpBankPartner
-from services.onboarding.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
-from services.onboarding.adapters.sms import SmsSender, make_sms_sender
 from services.onboarding.api import artisans, bank_accounts, kyc, oauth, reviews
-from services.onboarding.config import OnboardingConfig, load_config
-from services.onboarding.service_layer.artisans import TierPolicy
-from services.onboarding.service_layer.bank_accounts import BankAccountSettings
-from services.onboarding.service_layer.phone import OtpPolicy
-from services.onboarding.service_layer.screening import ScreeningIndexCache
+from services.onboarding.bootstrap import bootstrap
+from services.onboarding.config import OnboardingConfig
 from shared.app import create_service_app
-from shared.auth.keys import SigningKeyStore
-from shared.auth.tokens import TokenIssuer, TokenVerifier
-from shared.context import Models, ServiceContext, build_context
-from shared.crypto import EnvelopeCipher, MasterKeyRing
-
-MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey)
 
 
-@dataclasses.dataclass
-class OnboardingServices:
-    """The adapters and policies the views and commands share (``context.extras["onboarding"]``)."""
-
-    config: OnboardingConfig
-    tiers: TierPolicy
-    otp: OtpPolicy
-    sms: SmsSender
-    cipher: EnvelopeCipher
-    screening: ScreeningIndexCache
-    bank_accounts: BankAccountSettings
-
-
-def _otp_secret(config: OnboardingConfig) -> bytes:
-    if config.otp_secret:
-        return config.otp_secret.encode()
-    # Development: a generated key kept beside the signing keys (production refuses to start
-    # without OTP_SECRET, see OnboardingConfig.validate).
-    path = Path(config.keys_dir) / "otp-hmac.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Written aside then hard-linked into place: a concurrent reader never sees a half file,
-        # and when two processes race, the first link wins and both read the same key.
-        temporary = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
-        temporary.write_text(secrets.token_hex(32))
-        temporary.chmod(0o600)
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
-    return path.read_text().strip().encode()
-
-
-def document_keyring(config: OnboardingConfig) -> MasterKeyRing:
-    if config.document_master_keys:
-        return MasterKeyRing.from_spec(config.document_master_keys)
-    keyring = MasterKeyRing(config.documents_keys_dir)
-    keyring.ensure_key()
-    return keyring
-
-
-def make_bank_partners(config: OnboardingConfig) -> BankPartnerRegistry:
-    # Every partner bank is reached through the same bank-partner API here; a bank with its own API
-    # gets its own adapter in this registry.
-    adapter = HttpBankPartner(
-        config.bank_partner_url,
-        api_key=config.bank_partner_api_key,
-        callback_secret=config.bank_callback_secret,
-        timeout=config.http_timeout_seconds,
-        tolerance_seconds=config.bank_callback_tolerance_seconds,
-    )
-    return BankPartnerRegistry({slug: adapter for slug in config.partner_bank_slugs})
-
-
-def bootstrap(
-    config: OnboardingConfig | None = None,
-    *,
-    bank_partners: BankPartnerRegistry | None = None,
-    sms: SmsSender | None = None,
-) -> ServiceContext:
-    config = config or load_config()
-    keys = SigningKeyStore(config.keys_dir)
-    # Onboarding is the issuer: it verifies its own tokens against its key files, no HTTP.
-    verifier = TokenVerifier(
-        lambda kid: keys.public_keys().get(kid), issuer=config.token_issuer, audience=config.audience
-    )
-    context = build_context(config, MODELS, token_verifier=verifier)
-    context.extras["signing_keys"] = keys
-    context.extras["token_issuer"] = TokenIssuer(keys, config.token_issuer, config.token_ttl_seconds)
-    context.extras["onboarding"] = OnboardingServices(
-        config=config,
-        tiers=TierPolicy(config.tier_caps),
-        otp=OtpPolicy(
-            secret=_otp_secret(config),
-            ttl_seconds=config.otp_ttl_seconds,
-            max_attempts=config.otp_max_attempts,
-            max_sends_per_hour=config.otp_max_sends_per_hour,
-        ),
-        sms=sms or make_sms_sender(config.sms_backend, config.sms_outbox_file),
-        cipher=EnvelopeCipher(document_keyring(config)),
-        screening=ScreeningIndexCache(),
-        bank_accounts=BankAccountSettings(
-            partners=bank_partners or make_bank_partners(config),
-            partner_banks=config.partner_bank_slugs,
-            holder_name_threshold=config.holder_name_threshold,
-            callback_base_url=config.public_url,
-        ),
-    )
-    return context
-
-
-def create_app(config: OnboardingConfig | None = None, **adapters) -> Flask:
+def create_app(config: OnboardingConfig | None = None, **adapters: Any) -> Flask:
+    """The app; ``adapters`` (``bank_partners=``, ``sms=``) replace the configured ones, as in tests."""
     context = bootstrap(config, **adapters)
     return create_service_app(
         context,

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from services.onboarding.app import bootstrap
+from services.onboarding.bootstrap import bootstrap
 from services.onboarding.config import load_config
+from services.onboarding.context import OnboardingContext
 from services.onboarding.service_layer.api_clients import create_client, ensure_client
 from services.onboarding.service_layer.bank_accounts import sync_openings
 from services.onboarding.service_layer.documents import rewrap_all_documents
@@ -98,8 +99,7 @@ def screening() -> None:
 def screening_load(path: str | None, rescreen: bool) -> None:
     """Load a list version (default: the configured file) and, if new, rescreen everyone."""
     context = bootstrap()
-    services = context.extras["onboarding"]
-    path = path or services.config.screening_list_path
+    path = path or context.config.screening_list_path
     version, is_new = load_list(context.uow_factory(), Path(path).read_bytes(), source=Path(path).name)
     click.echo(f"screening list {version}: {'loaded' if is_new else 'already loaded'}")
     if is_new and rescreen:
@@ -112,13 +112,12 @@ def screening_rescreen() -> None:
     _print_rescreen(bootstrap())
 
 
-def _print_rescreen(context) -> None:
-    services = context.extras["onboarding"]
+def _print_rescreen(context: OnboardingContext) -> None:
     report = rescreen_all(
         context.uow_factory,
-        services.screening,
-        threshold=services.config.screening_threshold,
-        tiers=services.tiers,
+        context.screening,
+        threshold=context.config.screening_threshold,
+        tiers=context.tiers,
     )
     click.echo(
         f"rescreened {report.screened} artisans against {report.list_version}: {report.hits} hits, "
@@ -136,7 +135,7 @@ def documents_group() -> None:
 def rotate_document_key(retire_old: bool) -> None:
     """Make a new master key and re-wrap every document's data key under it (no re-encryption)."""
     context = bootstrap()
-    cipher = context.extras["onboarding"].cipher
+    cipher = context.cipher
     if cipher.keyring.read_only:
         raise click.ClickException(
             "master keys come from DOCUMENT_MASTER_KEYS: add a key there, then run rewrap"
@@ -156,7 +155,7 @@ def rotate_document_key(retire_old: bool) -> None:
 def rewrap_documents() -> None:
     """Re-wrap data keys still under an older master key (after adding a key to DOCUMENT_MASTER_KEYS)."""
     context = bootstrap()
-    changed = rewrap_all_documents(context.uow_factory, context.extras["onboarding"].cipher)
+    changed = rewrap_all_documents(context.uow_factory, context.cipher)
     click.echo(f"re-wrapped {changed} document keys")
 
 
@@ -171,13 +170,12 @@ def worker(once: bool, interval: float) -> None:
     from shared.runtime import stop_on_signals
 
     context = bootstrap()
-    services = context.extras["onboarding"]
     stop = stop_on_signals()
     log = logging.getLogger("hirfa.onboarding.worker")
-    poll_after = dt.timedelta(seconds=services.config.bank_opening_poll_after_seconds)
+    poll_after = dt.timedelta(seconds=context.config.bank_opening_poll_after_seconds)
     while True:
         try:
-            result = sync_openings(context.uow_factory, services.bank_accounts, poll_after=poll_after)
+            result = sync_openings(context.uow_factory, context.bank_accounts, poll_after=poll_after)
             if any(result.values()):
                 log.info("account openings synced", extra=result)
         except Exception:  # noqa: BLE001 - a worker pass must never kill the worker

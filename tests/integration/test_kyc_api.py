@@ -61,7 +61,7 @@ def officer(issue_token):
 
 
 def sms_outbox(app) -> FileSmsOutbox:
-    return app.extensions["hirfa"].extras["onboarding"].sms
+    return app.extensions["hirfa"].sms
 
 
 def outbox_events(app, event_type: str | None = None) -> list[dict]:
@@ -372,7 +372,7 @@ def test_master_key_rotation_rewraps_without_reencrypting(client, app, marketpla
     kyc = Kyc(client, app, marketplace_headers)
     document_id = kyc.upload("id_back", PNG).json["id"]
     context = app.extensions["hirfa"]
-    cipher = context.extras["onboarding"].cipher
+    cipher = context.cipher
     with context.session_factory() as session:
         before = session.get(KycDocument, document_id)
         old_kid, old_ciphertext = before.key_id, before.ciphertext
@@ -574,10 +574,9 @@ def test_rescreen_against_a_new_list_demotes_hits(client, app, marketplace_heade
       <NAME_ORIGINAL_SCRIPT>يوسف بنعلي الشرايبي</NAME_ORIGINAL_SCRIPT></INDIVIDUAL>"""
     new_list = new_list.replace("<INDIVIDUALS>", "<INDIVIDUALS>" + addition, 1)
     context = app.extensions["hirfa"]
-    services = context.extras["onboarding"]
     version, is_new = load_list(context.uow_factory(), new_list.encode(), source="update")
     assert is_new and version == "2026-11-20T00:00:00.000Z"
-    report = rescreen_all(context.uow_factory, services.screening, threshold=85.0, tiers=services.tiers)
+    report = rescreen_all(context.uow_factory, context.screening, threshold=85.0, tiers=context.tiers)
     assert report.list_version == version and report.hits == 1 and report.demoted == 1
 
     view = kyc.view()
@@ -600,7 +599,7 @@ def test_rescreen_against_a_new_list_demotes_hits(client, app, marketplace_heade
     # Cleared as a false positive: tiers 1 and 2 come back, and the same entry is not raised again.
     decide(client, officer(idempotency_key="rs-fp"), review["id"], reason="false_positive")
     assert kyc.view()["tier"] == 2
-    again = rescreen_all(context.uow_factory, services.screening, threshold=85.0, tiers=services.tiers)
+    again = rescreen_all(context.uow_factory, context.screening, threshold=85.0, tiers=context.tiers)
     assert again.hits == 0 and kyc.view()["tier"] == 2
 
 

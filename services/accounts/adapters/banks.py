@@ -2,8 +2,8 @@
 
 The service layer sees only ``BankPartner`` and the dataclasses below. ``HttpBankPartner`` speaks to
 the bank-partner API (the sandbox in development); adapters are looked up by partner slug in
-``BankPartnerRegistry``. Accounts keeps its own copy rather than importing onboarding's adapter:
-services share no code beyond ``shared``.
+``BankPartnerRegistry``. The HTTP client, the callback signature and the registry are every bank
+adapter's, in ``shared.bank_partners``; this module adds transfers and how to read them.
 """
 
 from __future__ import annotations
@@ -14,15 +14,21 @@ from typing import Any, Protocol
 
 import requests
 
-from shared.partners import (
-    InvalidCallback,
-    PartnerError,
-    PartnerHttpClient,
-    PartnerRegistry,
-    read_signed_callback,
-)
+from shared.bank_partners import SIGNATURE_HEADER, BankPartnerApi, BankPartnerError, BankPartnerRegistry
+from shared.partners import InvalidCallback
 
-SIGNATURE_HEADER = "Bank-Signature"
+__all__ = [
+    "SIGNATURE_HEADER",
+    "BankPartner",
+    "BankPartnerError",
+    "BankPartnerRegistry",
+    "HttpBankPartner",
+    "InvalidCallback",
+    "Transfer",
+    "TransferCallback",
+    "TransferRequest",
+    "transfer_from",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,10 +62,6 @@ class TransferCallback:
     transfer: Transfer
 
 
-# The shared partner errors, under the names this adapter's callers use.
-BankPartnerError = PartnerError
-
-
 class BankPartner(Protocol):
     def request_transfer(self, request: TransferRequest) -> Transfer: ...
 
@@ -84,8 +86,8 @@ def transfer_from(payload: Mapping[str, Any]) -> Transfer:
     )
 
 
-class HttpBankPartner:
-    """The bank-partner HTTP API. Every call has a timeout; only idempotent calls are retried.
+class HttpBankPartner(BankPartnerApi):
+    """The bank-partner HTTP API for transfers. Only idempotent calls are retried.
 
     ``POST /v1/transfers`` is idempotent because the bank deduplicates on our reference (the payout
     id), so a retry after a timeout cannot send the money twice; ``GET`` is idempotent by nature.
@@ -103,45 +105,25 @@ class HttpBankPartner:
         retry_backoff_seconds: float = 0.2,
         session: requests.Session | None = None,
     ) -> None:
-        self._client = PartnerHttpClient(
+        super().__init__(
             base_url,
             api_key=api_key,
+            callback_secret=callback_secret,
             timeout=timeout,
+            tolerance_seconds=tolerance_seconds,
             retries=retries,
             retry_backoff_seconds=retry_backoff_seconds,
             session=session,
-            name="bank partner",
         )
-        self._callback_secret = callback_secret
-        self.tolerance_seconds = tolerance_seconds
 
     def request_transfer(self, request: TransferRequest) -> Transfer:
-        payload = self._client.call("POST", "/v1/transfers", dataclasses.asdict(request), idempotent=True)
-        return _parsed(payload)
+        return self._fetch(
+            "POST", "/v1/transfers", transfer_from, what="transfer", body=dataclasses.asdict(request)
+        )
 
     def transfer(self, partner_reference: str) -> Transfer:
-        return _parsed(self._client.call("GET", f"/v1/transfers/{partner_reference}", idempotent=True))
+        return self._fetch("GET", f"/v1/transfers/{partner_reference}", transfer_from, what="transfer")
 
     def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> TransferCallback:
-        body = read_signed_callback(
-            self._callback_secret,
-            headers.get(SIGNATURE_HEADER),
-            raw_body,
-            tolerance_seconds=self.tolerance_seconds,
-        )
-        try:
-            return TransferCallback(
-                event_id=str(body["id"]), type=str(body["type"]), transfer=transfer_from(body["data"])
-            )
-        except (ValueError, KeyError, TypeError):
-            raise InvalidCallback("malformed") from None
-
-
-def _parsed(payload: Any) -> Transfer:
-    try:
-        return transfer_from(payload)
-    except (ValueError, KeyError, TypeError):
-        raise BankPartnerError("bank partner answered with an unreadable transfer", transient=True) from None
-
-
-BankPartnerRegistry = PartnerRegistry
+        callback = self._read_callback(headers, raw_body, transfer_from)
+        return TransferCallback(event_id=callback.event_id, type=callback.type, transfer=callback.resource)

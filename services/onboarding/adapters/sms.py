@@ -1,4 +1,4 @@
-"""Sending SMS. The service layer sees only ``SmsSender``; the file outbox is the development and
+"""Sending SMS. The service layer sees only the ``SmsSender`` port (``domain/ports.py``); the file outbox is the development and
 test implementation (tests read the file like a phone would); a provider adapter goes beside it.
 """
 
@@ -8,17 +8,12 @@ import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Any
 
+from services.onboarding.domain.ports import SmsDeliveryError, SmsSender
 from shared.db import utcnow
 
-
-class SmsDeliveryError(RuntimeError):
-    """The SMS could not be handed to the carrier."""
-
-
-class SmsSender(Protocol):
-    def send(self, to: str, text: str) -> None: ...
+__all__ = ["FileSmsOutbox", "SmsDeliveryError", "SmsSender", "make_sms_sender"]
 
 
 class FileSmsOutbox:
@@ -38,7 +33,7 @@ class FileSmsOutbox:
         except OSError as exc:
             raise SmsDeliveryError(f"could not write the SMS outbox: {exc.strerror}") from None
 
-    def messages(self, to: str | None = None) -> list[dict]:
+    def messages(self, to: str | None = None) -> list[dict[str, Any]]:
         """Every SMS written so far (oldest first), optionally only those to one number."""
         if not self.path.exists():
             return []

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.onboarding.api.context import service_context
 from services.onboarding.api.schemas import (
     ArtisanListArgsSchema,
     ArtisanPageSchema,
@@ -25,10 +25,6 @@ from shared.idempotency import idempotent
 blp = Blueprint("artisans", __name__, url_prefix="/v1/artisans", description="Artisans.")
 
 
-def _services():
-    return current_app.extensions["hirfa"]
-
-
 @blp.route("")
 class Artisans(MethodView):
     @require_scopes("artisans:write")
@@ -43,18 +39,17 @@ class Artisans(MethodView):
     )
     def post(self, body):
         """Register an artisan (idempotent; re-registering your own artisan returns it)."""
-        services = _services()
-        config = services.config
-        onboarding = services.extras["onboarding"]
+        context = service_context()
+        config = context.config
         registration = register_artisan(
-            services.uow_factory(),
+            context.uow_factory(),
             RegisterArtisan(**body),
             marketplace_id=current_principal().client_id,
             cin_pattern=config.cin_pattern,
             minimum_age=config.minimum_age_years,
-            tiers=onboarding.tiers,
+            tiers=context.tiers,
             screen=make_registration_screener(
-                onboarding.screening, threshold=config.screening_threshold, tiers=onboarding.tiers
+                context.screening, threshold=config.screening_threshold, tiers=context.tiers
             ),
         )
         status = 201 if registration.created else 200
@@ -65,7 +60,7 @@ class Artisans(MethodView):
     @blp.response(200, ArtisanPageSchema)
     def get(self, args):
         """List the artisans you can see, oldest first."""
-        return list_artisans(_services().uow_factory(), current_principal(), **args)
+        return list_artisans(service_context().uow_factory(), current_principal(), **args)
 
 
 @blp.route("/<string:artisan_id>")
@@ -74,4 +69,4 @@ class ArtisanById(MethodView):
     @blp.response(200, ArtisanSchema)
     def get(self, artisan_id):
         """One artisan."""
-        return get_artisan(_services().uow_factory(), artisan_id, current_principal())
+        return get_artisan(service_context().uow_factory(), artisan_id, current_principal())

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.onboarding.api.context import service_context
 from services.onboarding.api.schemas import (
     BankAccountListSchema,
     BankAccountRequestSchema,
@@ -17,10 +18,6 @@ from shared.auth.flask import current_principal, require_scopes
 from shared.idempotency import idempotent
 
 blp = Blueprint("bank_accounts", __name__, url_prefix="/v1", description="Bank accounts for payouts.")
-
-
-def _services():
-    return current_app.extensions["hirfa"]
 
 
 @blp.route("/artisans/<string:artisan_id>/bank-accounts")
@@ -42,12 +39,12 @@ class BankAccounts(MethodView):
         """Link an existing account (``mode: link`` with a RIB or IBAN) or open one at a partner bank
         (``mode: open``, tier 2 or more). An opening answers 202 ``pending``; the account becomes
         usable when the bank confirms."""
-        services = _services()
-        settings = services.extras["onboarding"].bank_accounts
+        context = service_context()
+        settings = context.bank_accounts
         principal = current_principal()
         if body["mode"] == "link":
             outcome = bank_accounts.link_account(
-                services.uow_factory(),
+                context.uow_factory(),
                 artisan_id,
                 bank_accounts.LinkAccount(
                     holder_name=body["holder_name"],
@@ -61,7 +58,7 @@ class BankAccounts(MethodView):
             status = 201 if outcome.created else 200
         else:
             outcome = bank_accounts.open_account(
-                services.uow_factory(),
+                context.uow_factory(),
                 artisan_id,
                 bank_accounts.OpenAccount(bank=body["bank"], make_default=body["make_default"]),
                 principal,
@@ -76,7 +73,9 @@ class BankAccounts(MethodView):
     def get(self, artisan_id):
         """The artisan's accounts; the default one receives payouts."""
         return {
-            "data": bank_accounts.list_accounts(_services().uow_factory(), artisan_id, current_principal())
+            "data": bank_accounts.list_accounts(
+                service_context().uow_factory(), artisan_id, current_principal()
+            )
         }
 
 
@@ -87,7 +86,7 @@ class BankAccountById(MethodView):
     def get(self, artisan_id, bank_account_id):
         """One account."""
         return bank_accounts.get_account(
-            _services().uow_factory(), artisan_id, bank_account_id, current_principal()
+            service_context().uow_factory(), artisan_id, bank_account_id, current_principal()
         )
 
 
@@ -98,7 +97,7 @@ class DefaultBankAccount(MethodView):
     def post(self, artisan_id, bank_account_id):
         """Make this account the one payouts go to."""
         return bank_accounts.make_default(
-            _services().uow_factory(), artisan_id, bank_account_id, current_principal()
+            service_context().uow_factory(), artisan_id, bank_account_id, current_principal()
         )
 
 
@@ -111,11 +110,11 @@ class BankCallbacks(MethodView):
     def post(self, bank):
         """A partner bank's asynchronous answer to an account opening. Verified against the raw body;
         duplicates and late deliveries change nothing."""
-        services = _services()
+        context = service_context()
         return bank_accounts.handle_callback(
-            services.uow_factory(),
+            context.uow_factory(),
             bank,
             request.headers,
             request.get_data(),
-            services.extras["onboarding"].bank_accounts,
+            context.bank_accounts,
         )

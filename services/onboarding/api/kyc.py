@@ -3,10 +3,11 @@ and the audit trail."""
 
 from __future__ import annotations
 
-from flask import Response, current_app
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.onboarding.api.context import service_context
 from services.onboarding.api.schemas import (
     AuditEntryPageSchema,
     AuditLogArgsSchema,
@@ -34,21 +35,14 @@ IDEMPOTENCY_HEADER = {
 }
 
 
-def _services():
-    return current_app.extensions["hirfa"]
-
-
-def _onboarding():
-    return _services().extras["onboarding"]
-
-
 @blp.route("/<string:artisan_id>/kyc")
 class Kyc(MethodView):
     @require_scopes("artisans:read")
     @blp.response(200, KycSchema)
     def get(self, artisan_id):
         """The artisan's tier, its limits, what the next tier still needs, and the tier history."""
-        return kyc.kyc_view(_services().uow_factory(), artisan_id, current_principal(), _onboarding().tiers)
+        context = service_context()
+        return kyc.kyc_view(context.uow_factory(), artisan_id, current_principal(), context.tiers)
 
 
 @blp.route("/<string:artisan_id>/phone-verification")
@@ -59,13 +53,13 @@ class PhoneVerification(MethodView):
     @blp.doc(parameters=[IDEMPOTENCY_HEADER])
     def post(self, artisan_id):
         """Send a 6-digit code by SMS (French or Arabic, per the artisan). 3 per hour at most."""
-        onboarding = _onboarding()
+        context = service_context()
         return phone.send_code(
-            _services().uow_factory(),
+            context.uow_factory(),
             artisan_id,
             current_principal(),
-            policy=onboarding.otp,
-            sms=onboarding.sms,
+            policy=context.otp,
+            sms=context.sms,
         )
 
 
@@ -76,14 +70,14 @@ class PhoneVerificationConfirm(MethodView):
     @blp.response(200, PhoneVerificationSchema)
     def post(self, body, artisan_id):
         """Check the code (5 attempts per code, valid 5 minutes). Success gives tier 1."""
-        onboarding = _onboarding()
+        context = service_context()
         return phone.confirm_code(
-            _services().uow_factory(),
+            context.uow_factory(),
             artisan_id,
             body["code"],
             current_principal(),
-            policy=onboarding.otp,
-            tiers=onboarding.tiers,
+            policy=context.otp,
+            tiers=context.tiers,
         )
 
 
@@ -101,24 +95,26 @@ class Documents(MethodView):
         The type is detected from the bytes, a SHA-256 is recorded, and the file is encrypted at
         rest.
         """
-        onboarding = _onboarding()
+        context = service_context()
         upload = files["file"]
-        data = upload.stream.read(onboarding.config.max_document_bytes + 1)
+        data = upload.stream.read(context.config.max_document_bytes + 1)
         return documents.upload_document(
-            _services().uow_factory(),
+            context.uow_factory(),
             artisan_id,
             documents.UploadedDocument(kind=form["kind"], data=data),
             current_principal(),
-            cipher=onboarding.cipher,
-            tiers=onboarding.tiers,
-            max_bytes=onboarding.config.max_document_bytes,
+            cipher=context.cipher,
+            tiers=context.tiers,
+            max_bytes=context.config.max_document_bytes,
         )
 
     @require_scopes("artisans:read")
     @blp.response(200, DocumentListSchema)
     def get(self, artisan_id):
         """The artisan's documents (metadata only)."""
-        return {"data": documents.list_documents(_services().uow_factory(), artisan_id, current_principal())}
+        return {
+            "data": documents.list_documents(service_context().uow_factory(), artisan_id, current_principal())
+        }
 
 
 @blp.route("/<string:artisan_id>/documents/<string:document_id>/content")
@@ -127,12 +123,13 @@ class DocumentContent(MethodView):
     @blp.response(200, description="The decrypted document (compliance officers only; audited).")
     def get(self, artisan_id, document_id):
         """Download a document. Compliance officers only; every download is written to the audit log."""
+        context = service_context()
         document, content = documents.download_document(
-            _services().uow_factory(),
+            context.uow_factory(),
             artisan_id,
             document_id,
             current_principal(),
-            cipher=_onboarding().cipher,
+            cipher=context.cipher,
         )
         extension = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}[document.content_type]
         return Response(
@@ -156,8 +153,9 @@ class Downgrades(MethodView):
     @blp.doc(parameters=[IDEMPOTENCY_HEADER])
     def post(self, body, artisan_id):
         """Lower an artisan's tier with a reason (e.g. a document found forged)."""
+        context = service_context()
         return kyc.downgrade_tier(
-            _services().uow_factory(),
+            context.uow_factory(),
             artisan_id,
             kyc.Downgrade(
                 tier=body["tier"],
@@ -166,7 +164,7 @@ class Downgrades(MethodView):
                 document_ids=tuple(body["document_ids"]),
             ),
             officer=current_principal().client_id,
-            tiers=_onboarding().tiers,
+            tiers=context.tiers,
         )
 
 
@@ -177,4 +175,4 @@ class AuditLog(MethodView):
     @blp.response(200, AuditEntryPageSchema)
     def get(self, args, artisan_id):
         """Every KYC decision, tier change and document download for one artisan, oldest first."""
-        return kyc.audit_log(_services().uow_factory(), artisan_id, **args)
+        return kyc.audit_log(service_context().uow_factory(), artisan_id, **args)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
+from services.onboarding.api.context import service_context
 from services.onboarding.api.schemas import TokenRequestSchema, TokenSchema
 from services.onboarding.service_layer.api_clients import issue_token
 from shared.errors import InvalidClient, UnsupportedMediaType, ValidationFailed
@@ -65,10 +66,10 @@ def token():
             error="invalid_request",
         ) from None
     client_id, client_secret = _client_credentials(form)
-    services = current_app.extensions["hirfa"]
+    context = service_context()
     return issue_token(
-        services.uow_factory(),
-        services.extras["token_issuer"],
+        context.uow_factory(),
+        context.token_issuer,
         client_id=client_id,
         client_secret=client_secret,
         scope=form.get("scope"),
@@ -80,6 +81,6 @@ def token():
 @blp.doc(security=[])
 def jwks():
     """The public keys that sign access tokens (cache for a few minutes)."""
-    response = jsonify(current_app.extensions["hirfa"].extras["signing_keys"].jwks())
+    response = jsonify(service_context().signing_keys.jwks())
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

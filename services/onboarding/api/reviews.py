@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.onboarding.api.context import service_context
 from services.onboarding.api.schemas import (
     ReviewDecisionSchema,
     ReviewListArgsSchema,
@@ -19,10 +19,6 @@ from shared.idempotency import idempotent
 blp = Blueprint("kyc_reviews", __name__, url_prefix="/v1/kyc-reviews", description="KYC review queue.")
 
 
-def _services():
-    return current_app.extensions["hirfa"]
-
-
 @blp.route("")
 class Reviews(MethodView):
     @require_scopes("kyc:review")
@@ -30,7 +26,7 @@ class Reviews(MethodView):
     @blp.response(200, ReviewPageSchema)
     def get(self, args):
         """Cases to review, oldest first (default: open ones)."""
-        return kyc.list_reviews(_services().uow_factory(), **args)
+        return kyc.list_reviews(service_context().uow_factory(), **args)
 
 
 @blp.route("/<string:review_id>")
@@ -39,7 +35,7 @@ class ReviewById(MethodView):
     @blp.response(200, ReviewSchema)
     def get(self, review_id):
         """One case, with the screening matches or the requested tier."""
-        return kyc.get_review(_services().uow_factory(), review_id)
+        return kyc.get_review(service_context().uow_factory(), review_id)
 
 
 @blp.route("/<string:review_id>/decision")
@@ -55,10 +51,11 @@ class ReviewDecision(MethodView):
     )
     def post(self, body, review_id):
         """Approve or reject, with a reason code and a note. The submitter may not decide (four-eyes)."""
+        context = service_context()
         return kyc.decide_review(
-            _services().uow_factory(),
+            context.uow_factory(),
             review_id,
             kyc.ReviewDecision(**body),
             reviewer=current_principal().client_id,
-            tiers=_services().extras["onboarding"].tiers,
+            tiers=context.tiers,
         )

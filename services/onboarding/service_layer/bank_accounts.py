@@ -15,13 +15,6 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.onboarding.adapters.banks import (
-    AccountOpening,
-    AccountOpeningRequest,
-    BankPartnerError,
-    BankPartnerRegistry,
-    InvalidCallback,
-)
 from services.onboarding.adapters.orm import Artisan, BankAccount
 from services.onboarding.domain.banking import (
     KNOWN_BANKS,
@@ -30,14 +23,17 @@ from services.onboarding.domain.banking import (
     parse_iban,
     parse_rib,
 )
+from services.onboarding.domain.ports import AccountOpening, AccountOpeningRequest, BankPartners
 from services.onboarding.domain.screening import name_similarity
 from services.onboarding.service_layer.artisans import find_visible_artisan
 from services.onboarding.service_layer.kyc import audit, ensure_active
 from shared.auth import Principal
+from shared.bank_partners import BankPartnerError
 from shared.db import UnitOfWork, utcnow
 from shared.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from shared.events import make_event
 from shared.ids import new_id
+from shared.partners import InvalidCallback
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +43,7 @@ USABLE_STATUSES = ("linked", "opened")
 
 @dataclasses.dataclass(frozen=True)
 class BankAccountSettings:
-    partners: BankPartnerRegistry
+    partners: BankPartners
     partner_banks: tuple[str, ...]
     holder_name_threshold: float
     callback_base_url: str

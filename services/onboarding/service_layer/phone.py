@@ -19,7 +19,7 @@ import secrets
 import sqlalchemy as sa
 
 from services.onboarding.adapters.orm import PhoneVerification
-from services.onboarding.adapters.sms import SmsDeliveryError, SmsSender
+from services.onboarding.domain.ports import SmsDeliveryError, SmsSender
 from services.onboarding.service_layer.artisans import TierPolicy, find_visible_artisan
 from services.onboarding.service_layer.kyc import audit, ensure_active, promote_if_earned
 from shared.auth import Principal

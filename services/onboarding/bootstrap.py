@@ -1,0 +1,109 @@
+"""Onboarding's composition root: ``bootstrap`` builds every adapter from the configuration, once.
+
+The web app, the worker and every command start here; tests pass their fakes as keyword arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from services.onboarding.adapters.banks import BankPartnerRegistry, HttpBankPartner
+from services.onboarding.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
+from services.onboarding.adapters.sms import make_sms_sender
+from services.onboarding.config import OnboardingConfig, load_config
+from services.onboarding.context import OnboardingContext
+from services.onboarding.domain.ports import BankPartners, SmsSender
+from services.onboarding.service_layer.artisans import TierPolicy
+from services.onboarding.service_layer.bank_accounts import BankAccountSettings
+from services.onboarding.service_layer.phone import OtpPolicy
+from services.onboarding.service_layer.screening import ScreeningIndexCache
+from shared.auth.keys import SigningKeyStore
+from shared.auth.tokens import TokenIssuer, TokenVerifier
+from shared.context import Models, build_context
+from shared.crypto import EnvelopeCipher, MasterKeyRing
+
+MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey)
+
+
+def bootstrap(
+    config: OnboardingConfig | None = None,
+    *,
+    bank_partners: BankPartners | None = None,
+    sms: SmsSender | None = None,
+) -> OnboardingContext:
+    config = config or load_config()
+    keys = SigningKeyStore(config.keys_dir)
+    # Onboarding is the issuer: it verifies its own tokens against its key files, no HTTP.
+    verifier = TokenVerifier(
+        lambda kid: keys.public_keys().get(kid), issuer=config.token_issuer, audience=config.audience
+    )
+    tiers = TierPolicy(config.tier_caps)
+    return build_context(
+        config,
+        MODELS,
+        token_verifier=verifier,
+        context_type=OnboardingContext,
+        signing_keys=keys,
+        token_issuer=TokenIssuer(keys, config.token_issuer, config.token_ttl_seconds),
+        tiers=tiers,
+        otp=OtpPolicy(
+            secret=_otp_secret(config),
+            ttl_seconds=config.otp_ttl_seconds,
+            max_attempts=config.otp_max_attempts,
+            max_sends_per_hour=config.otp_max_sends_per_hour,
+        ),
+        sms=sms or make_sms_sender(config.sms_backend, config.sms_outbox_file),
+        cipher=EnvelopeCipher(_document_keyring(config)),
+        screening=ScreeningIndexCache(),
+        bank_accounts=BankAccountSettings(
+            partners=bank_partners or _bank_partners(config),
+            partner_banks=config.partner_bank_slugs,
+            holder_name_threshold=config.holder_name_threshold,
+            callback_base_url=config.public_url,
+        ),
+    )
+
+
+def _otp_secret(config: OnboardingConfig) -> bytes:
+    if config.otp_secret:
+        return config.otp_secret.encode()
+    # Development: a generated key kept beside the signing keys (production refuses to start
+    # without OTP_SECRET, see OnboardingConfig.validate).
+    path = Path(config.keys_dir) / "otp-hmac.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside then hard-linked into place: a concurrent reader never sees a half file,
+        # and when two processes race, the first link wins and both read the same key.
+        temporary = path.with_suffix(f".{secrets.token_hex(4)}.tmp")
+        temporary.write_text(secrets.token_hex(32))
+        temporary.chmod(0o600)
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    return path.read_text().strip().encode()
+
+
+def _document_keyring(config: OnboardingConfig) -> MasterKeyRing:
+    if config.document_master_keys:
+        return MasterKeyRing.from_spec(config.document_master_keys)
+    keyring = MasterKeyRing(config.documents_keys_dir)
+    keyring.ensure_key()
+    return keyring
+
+
+def _bank_partners(config: OnboardingConfig) -> BankPartnerRegistry[HttpBankPartner]:
+    # Every partner bank is reached through the same bank-partner API here; a bank with its own API
+    # gets its own adapter in this registry.
+    adapter = HttpBankPartner(
+        config.bank_partner_url,
+        api_key=config.bank_partner_api_key,
+        callback_secret=config.bank_callback_secret,
+        timeout=config.http_timeout_seconds,
+        tolerance_seconds=config.bank_callback_tolerance_seconds,
+    )
+    return BankPartnerRegistry({slug: adapter for slug in config.partner_bank_slugs})

@@ -1,0 +1,33 @@
+"""Onboarding's wired parts, as ``bootstrap()`` builds them once for the web app, workers and commands."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from services.onboarding.config import OnboardingConfig
+from services.onboarding.domain.ports import SmsSender
+from services.onboarding.service_layer.artisans import TierPolicy
+from services.onboarding.service_layer.bank_accounts import BankAccountSettings
+from services.onboarding.service_layer.phone import OtpPolicy
+from services.onboarding.service_layer.screening import ScreeningIndexCache
+from shared.auth.keys import SigningKeyStore
+from shared.auth.tokens import TokenIssuer
+from shared.context import ServiceContext
+from shared.crypto import EnvelopeCipher
+
+
+@dataclasses.dataclass(kw_only=True)
+class OnboardingContext(ServiceContext):
+    """Everything onboarding's requests and commands need besides the database: the token issuer
+    and its keys, the KYC policies, the SMS carrier, the document cipher, the screening index and
+    the partner banks."""
+
+    config: OnboardingConfig
+    signing_keys: SigningKeyStore
+    token_issuer: TokenIssuer
+    tiers: TierPolicy
+    otp: OtpPolicy
+    sms: SmsSender
+    cipher: EnvelopeCipher
+    screening: ScreeningIndexCache
+    bank_accounts: BankAccountSettings

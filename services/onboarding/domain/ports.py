@@ -1,0 +1,64 @@
+"""What onboarding asks of the outside world: partner banks that open accounts, and a carrier that
+delivers SMS. Adapters implement these; the service layer speaks only to them.
+
+A partner bank's failures are ``shared.partners.PartnerError`` (``transient`` ones may be retried)
+and a callback it cannot trust is ``shared.partners.InvalidCallback``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Protocol
+
+
+@dataclasses.dataclass(frozen=True)
+class AccountOpeningRequest:
+    reference: str  # our bank-account id: the bank echoes it and deduplicates on it
+    bank: str
+    holder_name: str
+    cin: str
+    phone: str
+    callback_url: str
+
+
+@dataclasses.dataclass(frozen=True)
+class AccountOpening:
+    partner_reference: str
+    reference: str
+    status: str  # pending | opened | refused
+    rib: str | None = None
+    refusal_reason: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class BankCallback:
+    event_id: str
+    type: str
+    opening: AccountOpening
+
+
+class BankPartner(Protocol):
+    """One partner bank, as far as account openings go."""
+
+    def request_account_opening(self, request: AccountOpeningRequest) -> AccountOpening: ...
+
+    def account_opening(self, partner_reference: str) -> AccountOpening: ...
+
+    def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> BankCallback: ...
+
+
+class BankPartners(Protocol):
+    """The partner banks by slug (the slug also names the bank's callback URL)."""
+
+    def get(self, slug: str) -> BankPartner: ...
+
+    def __contains__(self, slug: object) -> bool: ...
+
+
+class SmsDeliveryError(RuntimeError):
+    """The SMS could not be handed to the carrier."""
+
+
+class SmsSender(Protocol):
+    def send(self, to: str, text: str) -> None: ...
