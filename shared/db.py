@@ -2,7 +2,7 @@
 
 Each service has its own declarative ``Base`` (its own database, its own metadata); the tables
 every service needs (outbox, inbox, idempotency keys) are mixins from ``shared.events`` and
-``shared.idempotency`` that each service declares on its own ``Base``.
+``shared.idempotency_store`` that each service declares on its own ``Base``.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from services.accounts.domain.payouts import rib_last4
 from shared.db import UTCDateTime, utcnow
 from shared.events.outbox import InboxMixin, OutboxMixin
-from shared.idempotency import IdempotencyKeyMixin
+from shared.idempotency_store import IdempotencyKeyMixin
 from shared.money import Money
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 
 from shared.db import UTCDateTime, utcnow
 from shared.events.outbox import InboxMixin, OutboxMixin
-from shared.idempotency import IdempotencyKeyMixin
+from shared.idempotency_store import IdempotencyKeyMixin
 
 
 class Base(DeclarativeBase):
