@@ -7,17 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from services.onboarding.domain.screening import (
-    DEFAULT_THRESHOLD,
-    ListEntry,
-    SanctionsList,
-    ScreeningIndex,
-    ScreeningListError,
-    name_similarity,
-    name_skeleton,
-    normalise_latin,
-    parse_un_consolidated_list,
-)
+from services.onboarding.adapters.screening_lists import ScreeningListError, parse_un_consolidated_list
+from services.onboarding.domain.names import name_similarity, name_skeleton, normalise_latin
+from services.onboarding.domain.screening import DEFAULT_THRESHOLD, ListEntry, SanctionsList, ScreeningIndex
 from shared.config import PROJECT_ROOT
 
 SAMPLE_LIST = PROJECT_ROOT / "services" / "onboarding" / "screening_lists" / "un_consolidated_sample.xml"

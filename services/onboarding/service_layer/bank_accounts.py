@@ -23,8 +23,8 @@ from services.onboarding.domain.banking import (
     parse_iban,
     parse_rib,
 )
+from services.onboarding.domain.names import name_similarity
 from services.onboarding.domain.ports import AccountOpening, AccountOpeningRequest, BankPartners
-from services.onboarding.domain.screening import name_similarity
 from services.onboarding.service_layer.artisans import find_visible_artisan
 from services.onboarding.service_layer.kyc import audit, ensure_active
 from shared.auth import Principal

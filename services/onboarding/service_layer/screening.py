@@ -17,12 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, undefer
 
 from services.onboarding.adapters.orm import Artisan, KycReview, ScreeningList, ScreeningResult
-from services.onboarding.domain.screening import (
-    ListEntry,
-    SanctionsList,
-    ScreeningIndex,
-    parse_un_consolidated_list,
-)
+from services.onboarding.adapters.screening_lists import parse_un_consolidated_list
+from services.onboarding.domain.screening import ListEntry, SanctionsList, ScreeningIndex
 from services.onboarding.service_layer.artisans import TierPolicy
 from services.onboarding.service_layer.kyc import change_tier, open_review, promote_if_earned
 from shared.db import UnitOfWork, utcnow
