@@ -161,37 +161,57 @@ def create_service_app(
     upload_endpoints: dict[str, int] | None = None,
     ready_checks: dict[str, Callable[[], bool]] | None = None,
 ) -> Flask:
-    """Build a service's Flask app around its wired ``context``."""
+    """Build a service's Flask app around its wired ``context``.
+
+    ``form_endpoints`` take form-encoded bodies instead of JSON; ``upload_endpoints`` (endpoint →
+    largest file in bytes) take multipart uploads above ``max_body_bytes``; ``ready_checks`` join
+    the database and broker checks of ``/readyz``.
+    """
     config = context.config
+    upload_limits = dict(upload_endpoints or {})
     configure_logging(config.service_name, config.log_level, config.log_json)
     app = Flask(config.service_name)
     app.json = StrictJSONProvider(app)
-    app.config.update(
-        API_TITLE=title,
-        API_VERSION="v1",
-        OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/",
-        OPENAPI_JSON_PATH="openapi.json",
+    app.config.update(_api_settings(title, max_body_bytes, upload_limits))
+    app.extensions["hirfa"] = context
+    api = ProblemApi(app)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    # Observation first: a request the guards refuse still has its request id, metric and log line.
+    _observe_requests(app, context)
+    _guard_requests(app, max_body_bytes, set(form_endpoints), upload_limits)
+    _answer_errors_as_problems(app)
+    _serve_health(app, context, ready_checks or {})
+    _serve_docs(app, title)
+    return app
+
+
+def _api_settings(title: str, max_body_bytes: int, upload_limits: dict[str, int]) -> dict[str, Any]:
+    """flask-smorest's OpenAPI settings, and Werkzeug's ceiling on request bodies."""
+    return {
+        "API_TITLE": title,
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
         # Werkzeug's hard ceiling is the largest allowed upload; every other endpoint keeps
-        # ``max_body_bytes`` (checked per request below).
-        MAX_CONTENT_LENGTH=max(
-            [max_body_bytes, *((limit + UPLOAD_FRAMING_BYTES) for limit in (upload_endpoints or {}).values())]
+        # ``max_body_bytes`` (checked per request by the guards).
+        "MAX_CONTENT_LENGTH": max(
+            [max_body_bytes, *((limit + UPLOAD_FRAMING_BYTES) for limit in upload_limits.values())]
         ),
-        API_SPEC_OPTIONS={
+        "API_SPEC_OPTIONS": {
             "info": {"description": f"{title}. Errors are application/problem+json (RFC 9457)."},
             "components": {
                 "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
             },
             "security": [{"bearerAuth": []}],
         },
-    )
-    app.extensions["hirfa"] = context
-    api = ProblemApi(app)
-    for blueprint in blueprints:
-        api.register_blueprint(blueprint)
-    form_endpoints = set(form_endpoints)
-    upload_endpoints = dict(upload_endpoints or {})
+    }
 
+
+def _observe_requests(app: Flask, context: ServiceContext) -> None:
+    """Request ids (taken from ``X-Request-Id`` when well-formed, else new), one log line per
+    request, and the Prometheus metrics served on ``/metrics``."""
     registry = CollectorRegistry()
     requests_total = Counter(
         "hirfa_http_requests_total",
@@ -213,28 +233,6 @@ def create_service_app(
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if _REQUEST_ID_PATTERN.match(incoming) else new_id("req")
         request_id_var.set(g.request_id)
-        if "\x00" in request.path or any(
-            "\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)
-        ):
-            raise BadRequest("NUL characters are not allowed in the URL.")
-        if request.method in {"POST", "PUT", "PATCH"} and request.endpoint in upload_endpoints:
-            # Multipart uploads: the body limit is the endpoint's, plus room for the form framing.
-            if (request.content_length or 0) > upload_endpoints[request.endpoint] + UPLOAD_FRAMING_BYTES:
-                raise RequestTooLarge(f"Uploads are limited to {upload_endpoints[request.endpoint]} bytes.")
-            return
-        if request.content_length is not None and request.content_length > max_body_bytes:
-            raise RequestTooLarge(f"Request bodies are limited to {max_body_bytes} bytes.")
-        if request.method in {"POST", "PUT", "PATCH"} and (request.content_length or request.data):
-            if request.endpoint in form_endpoints:
-                return  # form-encoded by protocol (OAuth2 token endpoint, uploads)
-            if not request.is_json:
-                raise UnsupportedMediaType(
-                    f"Send the body as application/json (got {request.mimetype or 'no type'})."
-                )
-            try:
-                request.get_json(force=False, silent=False)
-            except HTTPException:
-                raise MalformedRequest("The request body is not valid JSON.") from None
 
     @app.after_request
     def _finish_request(response: Response) -> Response:
@@ -262,36 +260,80 @@ def create_service_app(
     def _forget_request_id(_exc: BaseException | None) -> None:
         request_id_var.set(None)
 
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _guard_requests(
+    app: Flask, max_body_bytes: int, form_endpoints: set[str], upload_limits: dict[str, int]
+) -> None:
+    """Refuse before any view runs: NUL in the URL, bodies over their limit, and a body that is
+    not JSON where JSON is expected."""
+
+    @app.before_request
+    def _check_request() -> None:
+        if "\x00" in request.path or any(
+            "\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)
+        ):
+            raise BadRequest("NUL characters are not allowed in the URL.")
+        if request.method in {"POST", "PUT", "PATCH"} and request.endpoint in upload_limits:
+            # Multipart uploads: the body limit is the endpoint's, plus room for the form framing.
+            if (request.content_length or 0) > upload_limits[request.endpoint] + UPLOAD_FRAMING_BYTES:
+                raise RequestTooLarge(f"Uploads are limited to {upload_limits[request.endpoint]} bytes.")
+            return
+        if request.content_length is not None and request.content_length > max_body_bytes:
+            raise RequestTooLarge(f"Request bodies are limited to {max_body_bytes} bytes.")
+        if request.method in {"POST", "PUT", "PATCH"} and (request.content_length or request.data):
+            if request.endpoint in form_endpoints:
+                return  # form-encoded by protocol (OAuth2 token endpoint, uploads)
+            if not request.is_json:
+                raise UnsupportedMediaType(
+                    f"Send the body as application/json (got {request.mimetype or 'no type'})."
+                )
+            try:
+                request.get_json(force=False, silent=False)
+            except HTTPException:
+                raise MalformedRequest("The request body is not valid JSON.") from None
+
+
+def _answer_errors_as_problems(app: Flask) -> None:
+    """Every error leaves as problem+json; an unexpected one without its detail (that stays in our logs)."""
+
     @app.errorhandler(HirfaError)
-    def _handle_hirfa_error(error: HirfaError):
+    def _handle_hirfa_error(error: HirfaError) -> Response:
         if error.status >= 500:
             log.error("request failed", extra={"code": error.code})
         return problem_response(error)
 
     @app.errorhandler(HTTPException)
-    def _handle_http_error(error: HTTPException):
+    def _handle_http_error(error: HTTPException) -> Response:
         return problem_response(_from_http_exception(error))
 
     @app.errorhandler(Exception)
-    def _handle_unexpected(error: Exception):
-        # The client gets a generic problem with the request id; the detail stays in our logs.
+    def _handle_unexpected(error: Exception) -> Response:
         log.exception("unhandled error")
         return problem_response(
             HirfaError("Something went wrong on our side. Quote the request_id when contacting support.")
         )
 
+
+def _serve_health(app: Flask, context: ServiceContext, ready_checks: dict[str, Callable[[], bool]]) -> None:
+    """``/healthz``: the process answers. ``/readyz``: the database, the broker and the service's own
+    ``ready_checks`` answer too."""
+    config = context.config
     checks = {
         "database": lambda: _database_ok(context),
         "broker": lambda: broker_reachable(config.kafka_bootstrap_servers),
-        **(ready_checks or {}),
+        **ready_checks,
     }
 
     @app.get("/healthz")
-    def healthz():
+    def healthz() -> Response:
         return jsonify(status="ok", service=config.service_name)
 
     @app.get("/readyz")
-    def readyz():
+    def readyz() -> tuple[Response, int]:
         results = {}
         for name, check in checks.items():
             try:
@@ -302,21 +344,18 @@ def create_service_app(
         body = {"status": "ready" if ready else "not_ready", "checks": results}
         return jsonify(body), 200 if ready else 503
 
-    @app.get("/metrics")
-    def metrics():
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
+def _serve_docs(app: Flask, title: str) -> None:
+    """Swagger UI on ``/docs``, over the OpenAPI document flask-smorest serves."""
     static_dir = swagger_ui_bundle.swagger_ui_path
 
     @app.get("/docs")
-    def docs():
+    def docs() -> Response:
         return Response(_docs_html(title), mimetype="text/html")
 
     @app.get("/docs/static/<path:filename>")
-    def docs_static(filename: str):
+    def docs_static(filename: str) -> Response:
         return send_from_directory(static_dir, filename)
-
-    return app
 
 
 def _database_ok(context: ServiceContext) -> bool:
