@@ -8,7 +8,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import flask_smorest
@@ -79,7 +79,7 @@ def _refuse_unstorable_strings(value: Any) -> None:
             stack.extend(item)
 
 
-class ProblemApi(flask_smorest.Api):
+class ProblemApi(flask_smorest.Api):  # type: ignore[misc]  # flask-smorest ships no type hints
     """flask-smorest whose errors are problem+json, documented as such."""
 
     class ERROR_SCHEMA(Schema):  # noqa: N801 - flask-smorest's attribute name
@@ -92,7 +92,7 @@ class ProblemApi(flask_smorest.Api):
         errors = fields.List(fields.Dict())
         request_id = fields.String()
 
-    def handle_http_exception(self, error: HTTPException):
+    def handle_http_exception(self, error: HTTPException) -> Response:
         return problem_response(_from_http_exception(error))
 
 
@@ -130,8 +130,10 @@ def _from_http_exception(error: HTTPException) -> HirfaError:
         detail = "; ".join(f"{e['param']}: {e['message']}" for e in errors[:5])
         return ValidationFailed(detail, errors=errors, param=errors[0]["param"] if len(errors) == 1 else None)
     problem = http_status_error(error.code or 500)
-    if getattr(error, "valid_methods", None):
-        problem.headers["Allow"] = ", ".join(error.valid_methods)
+    # Werkzeug's MethodNotAllowed lists the methods the URL does allow.
+    valid_methods: Iterable[str] | None = getattr(error, "valid_methods", None)
+    if valid_methods:
+        problem.headers["Allow"] = ", ".join(valid_methods)
     return problem
 
 
@@ -370,7 +372,7 @@ class _OutboxBacklogCollector:
     def __init__(self, context: ServiceContext) -> None:
         self.context = context
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         gauge = GaugeMetricFamily("hirfa_outbox_backlog", "Outbox events not yet published")
         try:
             with self.context.session_factory() as session:
@@ -379,5 +381,5 @@ class _OutboxBacklogCollector:
             return
         yield gauge
 
-    def describe(self):
+    def describe(self) -> list[GaugeMetricFamily]:
         return []

@@ -11,7 +11,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,7 +97,7 @@ class ServiceConfig:
         service_name: str,
         environ: Mapping[str, str] | None = None,
         **overrides: Any,
-    ):
+    ) -> Self:
         """Build the config from the environment; explicit ``overrides`` win."""
         environ = os.environ if environ is None else environ
         prefix = service_name.upper() + "_"
@@ -119,7 +119,7 @@ class ServiceConfig:
         return config
 
 
-def _coerce(field: dataclasses.Field, raw: str) -> Any:
+def _coerce(field: dataclasses.Field[Any], raw: str) -> Any:
     kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
     try:
         if kind == "bool":

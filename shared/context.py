@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from shared.auth.tokens import RemoteKeySet, TokenVerifier
 from shared.config import ServiceConfig
@@ -37,7 +37,7 @@ class ServiceContext:
 
     config: ServiceConfig
     engine: sa.Engine
-    session_factory: sessionmaker
+    session_factory: sessionmaker[Session]
     models: Models
     uow_factory: Callable[[], UnitOfWork]
     token_verifier: Any = None

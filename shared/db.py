@@ -21,13 +21,13 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class UTCDateTime(sa.types.TypeDecorator):
+class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: dt.datetime | None, dialect: Any):
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
@@ -35,7 +35,7 @@ class UTCDateTime(sa.types.TypeDecorator):
         value = value.astimezone(dt.UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
-    def process_result_value(self, value: dt.datetime | None, dialect: Any):
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
@@ -51,7 +51,7 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - driver hook
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:  # pragma: no cover - driver hook
             # WAL lets the web workers, relay and consumer share one file; foreign keys are off
             # by default in SQLite.
             dbapi_connection.isolation_level = None
@@ -62,7 +62,7 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):  # pragma: no cover - driver hook
+        def _sqlite_begin(conn: sa.Connection) -> None:  # pragma: no cover - driver hook
             # Take the write lock up front so two writers never deadlock on a lock upgrade.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -81,7 +81,11 @@ class UnitOfWork:
     so a state change and the news of it are saved together or not at all.
     """
 
-    def __init__(self, session_factory: sessionmaker, outbox_writer: Callable | None = None):
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        outbox_writer: Callable[[Session, Any], None] | None = None,
+    ) -> None:
         self._session_factory = session_factory
         self._outbox_writer = outbox_writer
         self.session: Session | None = None
@@ -158,7 +162,10 @@ def run_alembic_environment(target_metadata: Any) -> None:
 
     if context.is_offline_mode():
         raise SystemExit("offline migrations are not supported; run against a database")
-    engine = make_engine(context.config.get_main_option("sqlalchemy.url"))
+    url = context.config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise SystemExit("migrations need sqlalchemy.url (the service's database URL)")
+    engine = make_engine(url)
     with engine.connect() as connection:
         context.configure(
             connection=connection,

@@ -20,7 +20,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ParamSpec
 
 from flask import Response, current_app, make_response, request
 
@@ -34,6 +34,7 @@ from shared.errors import (
 from shared.idempotency_store import MAX_KEY_LENGTH, IdempotencyStore
 
 HEADER = "Idempotency-Key"
+Params = ParamSpec("Params")
 _REPLAYED_HEADERS = ("Content-Type", "Location")
 
 
@@ -78,11 +79,11 @@ def _complete(store: IdempotencyStore, client_id: str, key: str, response: Respo
     )
 
 
-def idempotent(view: Callable) -> Callable:
+def idempotent(view: Callable[Params, Any]) -> Callable[Params, Any]:
     """Make a creating POST idempotent. Place it under the auth decorator."""
 
     @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: Params.args, **kwargs: Params.kwargs) -> Any:
         key = request.headers.get(HEADER)
         if key is None:
             raise MissingIdempotencyKey(
@@ -132,14 +133,14 @@ def idempotent(view: Callable) -> Callable:
     return wrapper
 
 
-def idempotent_when_keyed(view: Callable) -> Callable:
+def idempotent_when_keyed(view: Callable[Params, Any]) -> Callable[Params, Any]:
     """``idempotent`` for a POST that does not create anything (confirm, capture, cancel): a request
     with an Idempotency-Key gets the same guarantees (a retry replays the first answer), one
     without runs as it is. Place it under the auth decorator."""
     keyed = idempotent(view)
 
     @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: Params.args, **kwargs: Params.kwargs) -> Any:
         if request.headers.get(HEADER) is None:
             return view(*args, **kwargs)
         return keyed(*args, **kwargs)

@@ -66,4 +66,4 @@ def has_prefix(value: object, prefix: str) -> bool:
     if not isinstance(value, str):
         return False
     match = _ID_PATTERN.match(value)
-    return bool(match) and match.group(1) == prefix
+    return match is not None and match.group(1) == prefix

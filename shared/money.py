@@ -100,10 +100,10 @@ class CurrencyCode(fields.String):
         return code
 
 
-class MoneyField(fields.Field):
+class MoneyField(fields.Field[Money]):
     """``{"amount": 1250, "currency": "MAD"}`` <-> ``Money``."""
 
-    def _serialize(self, value: Money | None, attr: Any, obj: Any, **kwargs: Any):
+    def _serialize(self, value: Money | None, attr: Any, obj: Any, **kwargs: Any) -> dict[str, Any] | None:
         return None if value is None else value.to_json()
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Money:

@@ -39,7 +39,7 @@ class Page:
 
 def paginate(
     session: Session,
-    query: sa.Select,
+    query: sa.Select[Any],
     id_column: Any,
     *,
     limit: int = DEFAULT_LIMIT,

@@ -144,7 +144,7 @@ class PartnerHttpClient:
         self,
         method: str,
         path: str,
-        body: dict | None,
+        body: dict[str, Any] | None,
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
     ) -> Any:
@@ -193,14 +193,14 @@ class PartnerHttpClient:
 
     def backoff_seconds(self, retry: int) -> float:
         """The wait before retry number ``retry`` (1 for the first retry)."""
-        base = min(self.retry_backoff_seconds * 2 ** (retry - 1), self.retry_max_backoff_seconds)
+        base = min(self.retry_backoff_seconds * 2.0 ** (retry - 1), self.retry_max_backoff_seconds)
         return max(base * self._random.uniform(1 - self.retry_jitter, 1 + self.retry_jitter), 0.0)
 
     def call(
         self,
         method: str,
         path: str,
-        body: dict | None = None,
+        body: dict[str, Any] | None = None,
         *,
         idempotent: bool,
         headers: Mapping[str, str] | None = None,

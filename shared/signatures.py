@@ -40,7 +40,7 @@ class SignatureError(ValueError):
         self.reason = reason
 
 
-def _secret_bytes(secret: Secret) -> bytes:
+def _secret_bytes(secret: Secret | bytearray | memoryview) -> bytes:
     if isinstance(secret, str):
         raw = secret.encode("utf-8")
     elif isinstance(secret, bytes | bytearray | memoryview):
@@ -101,8 +101,10 @@ def verify(
     """
     if tolerance_seconds < 0:
         raise ValueError("tolerance_seconds must not be negative")
-    single = isinstance(secret, bytes | bytearray | memoryview | str)
-    secrets = [secret] if single else list(secret)
+    # One secret is bytes or text; anything else is several (bytes is a sequence too, of ints).
+    secrets: list[Secret | bytearray | memoryview] = (
+        [secret] if isinstance(secret, bytes | bytearray | memoryview | str) else list(secret)
+    )
     if not secrets:
         raise ValueError("at least one secret is needed to verify a signature")
     keys = [_secret_bytes(one) for one in secrets]

@@ -116,7 +116,8 @@ class RemoteKeySet:
 def _http_get_json(url: str, timeout: float) -> dict[str, Any]:
     response = requests.get(url, timeout=timeout)
     response.raise_for_status()
-    return response.json()
+    document: dict[str, Any] = response.json()
+    return document
 
 
 class TokenVerifier:
@@ -159,8 +160,8 @@ class TokenVerifier:
         except jwt.PyJWTError:
             raise InvalidToken("The access token could not be verified.") from None
         try:
-            role = Role(claims.get("role"))
-        except ValueError:
+            role = Role(str(claims["role"]))
+        except (KeyError, ValueError):
             raise InvalidToken("The access token carries no valid role.") from None
         scope = claims.get("scope", "")
         if not isinstance(scope, str) or not isinstance(claims["sub"], str):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db import is_postgres, utcnow
 from shared.events.broker import ensure_topics, make_producer
@@ -47,7 +47,7 @@ class OutboxRelay:
     def __init__(
         self,
         *,
-        session_factory: sessionmaker,
+        session_factory: sessionmaker[Session],
         outbox_model: Any,
         bootstrap_servers: str,
         topics: list[str],

@@ -11,14 +11,14 @@ import logging
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
 
 
 def replay_outbox(
     *,
-    session_factory: sessionmaker,
+    session_factory: sessionmaker[Session],
     outbox_model: Any,
     producer: Any,
     since: dt.datetime,
