@@ -2,7 +2,8 @@
 
 Events of one artisan arrive in order (the Kafka key is the artisan id), but replays and
 redeliveries bring old news again: the inbox drops an event already applied, and ``kyc_version``
-drops an older KYC change that slips past it.
+drops an older KYC change that slips past it. The version guard and what a KYC change does to
+the limits are ``shared.kyc``'s, as in payments.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from services.accounts.service_layer.ledger import (
 from shared.db import UnitOfWork
 from shared.events import Event, parse_time
 from shared.events.consumer import Handler
+from shared.kyc import KYC_ACTIVE, KycRejection, TierChange, apply_rejection, apply_tier_change
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ def _get_or_create_limits(
             kyc_tier=kyc_tier,
             cap_amount=tier_cap["amount"],
             currency=tier_cap["currency"],
-            kyc_status="active",
+            kyc_status=KYC_ACTIVE,
             kyc_version=0,
         )
         uow.session.add(limits)
@@ -44,28 +46,13 @@ def _get_or_create_limits(
 
 
 def on_kyc_rejected(uow: UnitOfWork, event: Event) -> None:
-    """Record the KYC status after a compliance rejection.
-
-    A rejection that changes the tier follows the matching ``kyc_tier_changed`` with the same
-    version; one that does not carries the current version: ``>=`` lets both through. The
-    version is not advanced here, since the event carries no cap.
-    """
-    data = event.data
-    limits = uow.session.get(ArtisanLimits, data["artisan_id"])
+    """Record the KYC status after a compliance rejection (unless older than the limits held)."""
+    rejection = KycRejection.from_event(event)
+    limits = uow.session.get(ArtisanLimits, rejection.artisan_id)
     if limits is None:
         log.warning("KYC rejection for an artisan without limits ignored", extra={"event_id": event.id})
         return
-    if data["kyc_version"] < limits.kyc_version:
-        log.info(
-            "older KYC rejection ignored",
-            extra={
-                "event_id": event.id,
-                "event_version": data["kyc_version"],
-                "held_version": limits.kyc_version,
-            },
-        )
-        return
-    limits.kyc_status = data["kyc_status"]
+    apply_rejection(limits, rejection)
 
 
 def on_bank_account_linked(uow: UnitOfWork, event: Event) -> None:
@@ -126,24 +113,12 @@ def make_handlers(currency: str) -> dict[str, Handler]:
 
     def on_kyc_tier_changed(uow: UnitOfWork, event: Event) -> None:
         """Open or update the artisan's accounts and their cap."""
-        data = event.data
-        open_artisan_accounts(uow, data["artisan_id"], currency, cause_event_id=event.id)
-        limits = _get_or_create_limits(uow, data["artisan_id"], data["kyc_tier"], data["tier_cap"])
-        if data["kyc_version"] <= limits.kyc_version:
-            log.info(
-                "older KYC tier change ignored",
-                extra={
-                    "event_id": event.id,
-                    "event_version": data["kyc_version"],
-                    "held_version": limits.kyc_version,
-                },
-            )
-            return
-        limits.kyc_tier = data["kyc_tier"]
-        limits.cap_amount = data["tier_cap"]["amount"]
-        limits.currency = data["tier_cap"]["currency"]
-        limits.kyc_status = data["kyc_status"]
-        limits.kyc_version = data["kyc_version"]
+        change = TierChange.from_event(event)
+        open_artisan_accounts(uow, change.artisan_id, currency, cause_event_id=event.id)
+        limits = _get_or_create_limits(uow, change.artisan_id, change.kyc_tier, event.data["tier_cap"])
+        if apply_tier_change(limits, change):
+            limits.cap_amount = change.cap_amount
+            limits.currency = change.currency
 
     return {
         "onboarding.artisan.registered": on_artisan_registered,

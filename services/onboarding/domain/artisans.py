@@ -6,7 +6,7 @@ import datetime as dt
 import re
 import unicodedata
 
-import phonenumbers
+from shared.phones import MobileProblem, NotAMoroccanMobile, parse_moroccan_mobile
 
 REGIONS = (
     "tanger_tetouan_al_hoceima",
@@ -49,17 +49,20 @@ class IdentityRuleError(ValueError):
         self.code = code
 
 
+# What a registering marketplace is told, per reason a phone is refused.
+_PHONE_MESSAGES = {
+    MobileProblem.NOT_A_NUMBER: "Not a phone number.",
+    MobileProblem.NOT_MOROCCAN: "Not a valid Moroccan phone number.",
+    MobileProblem.NOT_MOBILE: "Must be a mobile number (06/07).",
+}
+
+
 def normalise_moroccan_mobile(raw: str) -> str:
     """Return the E.164 form of a Moroccan mobile number, or raise ``IdentityRuleError``."""
     try:
-        number = phonenumbers.parse(raw, "MA")
-    except phonenumbers.NumberParseException:
-        raise IdentityRuleError("phone", "invalid_phone", "Not a phone number.") from None
-    if not phonenumbers.is_valid_number(number) or number.country_code != 212:
-        raise IdentityRuleError("phone", "invalid_phone", "Not a valid Moroccan phone number.")
-    if phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE:
-        raise IdentityRuleError("phone", "invalid_phone", "Must be a mobile number (06/07).")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return parse_moroccan_mobile(raw)
+    except NotAMoroccanMobile as exc:
+        raise IdentityRuleError("phone", "invalid_phone", _PHONE_MESSAGES[exc.problem]) from None
 
 
 def normalise_cin(raw: str, pattern: str) -> str:

@@ -2,7 +2,8 @@
 
 Events of one artisan arrive in order (the Kafka key is the artisan id), but replays and
 redeliveries bring old news again: the inbox drops an event already applied, and ``kyc_version``
-drops an older KYC change that slips past it (a replay of a different event id, for instance).
+drops an older KYC change that slips past it (a replay of a different event id, for instance). The
+version guard and what a KYC change does to the payee are ``shared.kyc``'s, as in accounts.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.errors import NotFound
 from shared.events import Event, parse_time
+from shared.kyc import KYC_ACTIVE, KycRejection, TierChange, apply_rejection, apply_tier_change, can_be_paid
 
 log = logging.getLogger(__name__)
-
-KYC_ACTIVE = "active"
 
 
 def _get_or_create_payee(uow: UnitOfWork, event: Event, tier_cap: dict[str, Any]) -> Payee:
@@ -63,55 +63,27 @@ def on_marketplace_linked(uow: UnitOfWork, event: Event) -> None:
 
 
 def on_kyc_tier_changed(uow: UnitOfWork, event: Event) -> None:
-    data = event.data
+    change = TierChange.from_event(event)
     # Created without a marketplace link: only a registered or marketplace_linked event says who
     # may see it. Version 0 on a new row, so the change below applies.
-    payee = _get_or_create_payee(uow, event, data["tier_cap"])
-    if data["kyc_version"] <= payee.kyc_version:
-        log.info(
-            "older KYC tier change ignored",
-            extra={
-                "event_id": event.id,
-                "event_version": data["kyc_version"],
-                "held_version": payee.kyc_version,
-            },
-        )
-        return
-    payee.kyc_tier = data["kyc_tier"]
-    payee.tier_cap_amount = data["tier_cap"]["amount"]
-    payee.currency = data["tier_cap"]["currency"]
-    payee.kyc_status = data["kyc_status"]
-    payee.kyc_version = data["kyc_version"]
-    payee.as_of = parse_time(event.time)
+    payee = _get_or_create_payee(uow, event, event.data["tier_cap"])
+    if apply_tier_change(payee, change):
+        payee.tier_cap_amount = change.cap_amount
+        payee.currency = change.currency
+        payee.as_of = parse_time(event.time)
 
 
 def on_kyc_rejected(uow: UnitOfWork, event: Event) -> None:
-    """Record the KYC status after a compliance rejection.
-
-    A rejection that changes the tier comes after the matching ``kyc_tier_changed`` with the same
-    version; one that does not carries the current version. Either way ``>=`` lets it through,
-    and an older one is ignored. The version itself is not advanced here: the event carries no
-    cap, so the tier change of that version must still be able to apply if it comes later.
-    """
-    data = event.data
-    payee = uow.session.get(Payee, data["artisan_id"])
+    """Record the KYC status after a compliance rejection (unless older than what the payee holds)."""
+    rejection = KycRejection.from_event(event)
+    payee = uow.session.get(Payee, rejection.artisan_id)
     if payee is None:
         # Cannot happen in partition order (registration comes first), and without a cap there is
         # no payee row to create: keep a trace for operators rather than guess.
         log.warning("KYC rejection for an unknown payee ignored", extra={"event_id": event.id})
         return
-    if data["kyc_version"] < payee.kyc_version:
-        log.info(
-            "older KYC rejection ignored",
-            extra={
-                "event_id": event.id,
-                "event_version": data["kyc_version"],
-                "held_version": payee.kyc_version,
-            },
-        )
-        return
-    payee.kyc_status = data["kyc_status"]
-    payee.as_of = max(payee.as_of, parse_time(event.time))
+    if apply_rejection(payee, rejection):
+        payee.as_of = max(payee.as_of, parse_time(event.time))
 
 
 def on_bank_account_linked(uow: UnitOfWork, event: Event) -> None:
@@ -183,7 +155,7 @@ def get_payee(uow: UnitOfWork, artisan_id: str, principal: Principal) -> dict:
             "tier_cap": {"amount": payee.tier_cap_amount, "currency": payee.currency},
             "kyc_status": payee.kyc_status,
             "kyc_version": payee.kyc_version,
-            "can_accept_payments": payee.kyc_tier >= 1 and payee.kyc_status == KYC_ACTIVE,
+            "can_accept_payments": can_be_paid(payee.kyc_tier, payee.kyc_status),
             "payout_eligible": payee.payout_eligible,
             "updated_at": payee.updated_at,
         }
