@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from services.onboarding.adapters import artisans
 from services.onboarding.adapters.orm import Artisan, ArtisanMarketplace
 from services.onboarding.domain.artisans import (
     IdentityRuleError,
@@ -111,9 +112,7 @@ def register_artisan(
         )
 
     with uow:
-        existing = uow.session.scalars(
-            sa.select(Artisan).where(sa.or_(Artisan.cin == cin, Artisan.phone == phone))
-        ).all()
+        existing = artisans.sharing_identity(uow.session, cin=cin, phone=phone)
         if existing:
             return _existing_registration(
                 uow, existing, command, cin=cin, phone=phone, marketplace_id=marketplace_id, tiers=tiers
@@ -161,9 +160,7 @@ def register_artisan(
             # A concurrent registration of the same CIN/phone won the race: answer as if we had
             # arrived second.
             uow.rollback()
-            existing = uow.session.scalars(
-                sa.select(Artisan).where(sa.or_(Artisan.cin == cin, Artisan.phone == phone))
-            ).all()
+            existing = artisans.sharing_identity(uow.session, cin=cin, phone=phone)
             if not existing:
                 raise
             return _existing_registration(
@@ -174,7 +171,7 @@ def register_artisan(
 
 def _existing_registration(
     uow: UnitOfWork,
-    existing: list[Artisan],
+    existing: Sequence[Artisan],
     command: RegisterArtisan,
     *,
     cin: str,
@@ -224,20 +221,10 @@ def find_visible_artisan(
     session: Session, artisan_id: str, principal: Principal, *, lock: bool = False
 ) -> Artisan:
     """The artisan, if ``principal`` may see it; another marketplace's artisan is "not found"."""
-    query = _visible_artisans(principal).where(Artisan.id == artisan_id)
-    if lock:
-        query = query.with_for_update(of=Artisan)
-    artisan = session.scalar(query)
+    artisan = artisans.find_visible(session, artisan_id, principal, lock=lock)
     if artisan is None:
         raise NotFound(f"No artisan {artisan_id!r}.", param="artisan_id")
     return artisan
-
-
-def _visible_artisans(principal: Principal) -> sa.Select:
-    query = sa.select(Artisan)
-    if principal.is_marketplace:
-        query = query.join(ArtisanMarketplace).where(ArtisanMarketplace.marketplace_id == principal.client_id)
-    return query
 
 
 def get_artisan(uow: UnitOfWork, artisan_id: str, principal: Principal) -> Artisan:
@@ -255,7 +242,7 @@ def list_artisans(
     status: str | None = None,
     region: str | None = None,
 ) -> Page:
-    query = _visible_artisans(principal)
+    query = artisans.visible_to(principal)
     if tier is not None:
         query = query.where(Artisan.kyc_tier == tier)
     if status:

@@ -15,6 +15,7 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from services.onboarding.adapters import bank_accounts
 from services.onboarding.adapters.orm import Artisan, BankAccount
 from services.onboarding.domain.banking import (
     KNOWN_BANKS,
@@ -260,9 +261,7 @@ def _submit(uow: UnitOfWork, account_id: str, settings: BankAccountSettings) -> 
         )
         return
     with uow:
-        account = uow.session.scalar(
-            sa.select(BankAccount).where(BankAccount.id == account_id).with_for_update()
-        )
+        account = bank_accounts.locked(uow.session, account_id)
         account.partner_reference = ack.partner_reference
         account.submitted_at = account.submitted_at or utcnow()
         if ack.status in ("opened", "refused"):
@@ -334,9 +333,7 @@ def handle_callback(
             code="invalid_signature",
         ) from None
     with uow:
-        account = uow.session.scalar(
-            sa.select(BankAccount).where(BankAccount.id == callback.opening.reference).with_for_update()
-        )
+        account = bank_accounts.locked(uow.session, callback.opening.reference)
         if (
             account is None
             or account.partner_bank != bank
@@ -357,27 +354,8 @@ def sync_openings(
     """Submit openings the bank never accepted, and poll those it has not answered in time."""
     now = utcnow()
     with uow_factory() as uow:
-        unsubmitted = uow.session.scalars(
-            sa.select(BankAccount.id)
-            .where(
-                BankAccount.mode == "open",
-                BankAccount.status == "pending",
-                BankAccount.partner_reference.is_(None),
-            )
-            .order_by(BankAccount.id)
-            .limit(limit)
-        ).all()
-        overdue = uow.session.execute(
-            sa.select(BankAccount.id, BankAccount.partner_bank, BankAccount.partner_reference)
-            .where(
-                BankAccount.mode == "open",
-                BankAccount.status == "pending",
-                BankAccount.partner_reference.is_not(None),
-                BankAccount.submitted_at < now - poll_after,
-            )
-            .order_by(BankAccount.id)
-            .limit(limit)
-        ).all()
+        unsubmitted = bank_accounts.openings_never_submitted(uow.session, limit)
+        overdue = bank_accounts.openings_unanswered_since(uow.session, now - poll_after, limit)
     for account_id in unsubmitted:
         _submit(uow_factory(), account_id, settings)
     settled = 0
@@ -390,9 +368,7 @@ def sync_openings(
             )
             continue
         with uow_factory() as uow:
-            account = uow.session.scalar(
-                sa.select(BankAccount).where(BankAccount.id == account_id).with_for_update()
-            )
+            account = bank_accounts.locked(uow.session, account_id)
             if _settle_opening(uow, account, opening):
                 settled += 1
             uow.commit()

@@ -13,6 +13,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from services.onboarding.adapters import artisans
 from services.onboarding.adapters.orm import (
     Artisan,
     KycAuditEntry,
@@ -315,7 +316,7 @@ def decide_review(
                 "You submitted this case, so another compliance officer must decide it (four-eyes).",
                 param="review_id",
             )
-        artisan = session.scalar(sa.select(Artisan).where(Artisan.id == review.artisan_id).with_for_update())
+        artisan = artisans.locked(session, review.artisan_id)
         now = utcnow()
         review.status = "approved" if command.decision == "approve" else "rejected"
         review.decision = command.decision
@@ -416,7 +417,7 @@ def downgrade_tier(
     """
     with uow:
         session = uow.session
-        artisan = session.scalar(sa.select(Artisan).where(Artisan.id == artisan_id).with_for_update())
+        artisan = artisans.locked(session, artisan_id)
         if artisan is None:
             raise NotFound(f"No artisan {artisan_id!r}.", param="artisan_id")
         if command.tier >= artisan.kyc_tier:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, undefer
 
+from services.onboarding.adapters import artisans
 from services.onboarding.adapters.orm import Artisan, KycReview, ScreeningList, ScreeningResult
 from services.onboarding.adapters.screening_lists import parse_un_consolidated_list
 from services.onboarding.domain.screening import ListEntry, SanctionsList, ScreeningIndex
@@ -189,16 +190,10 @@ def rescreen_all(
     while True:
         with uow_factory() as uow:
             session = uow.session
-            artisans = session.scalars(
-                sa.select(Artisan)
-                .where(Artisan.status == "active", Artisan.id > after)
-                .order_by(Artisan.id)
-                .limit(batch_size)
-                .with_for_update()
-            ).all()
-            if not artisans:
+            batch = artisans.locked_active_after(session, after, batch_size)
+            if not batch:
                 return report
-            for artisan in artisans:
+            for artisan in batch:
                 before = artisan.kyc_tier
                 result = screen_artisan(uow, artisan, index, threshold=threshold, tiers=tiers)
                 if result is not None and result.outcome == "clear":
@@ -208,4 +203,4 @@ def rescreen_all(
                 report.demoted += int(artisan.kyc_tier < before)
                 report.promoted += int(artisan.kyc_tier > before)
             uow.commit()
-            after = artisans[-1].id
+            after = batch[-1].id

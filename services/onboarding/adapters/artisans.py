@@ -1,0 +1,55 @@
+"""Loading and locking artisans: the queries the service layer would otherwise repeat.
+
+A marketplace sees only the artisans it registered; back-office clients see every artisan.
+Locked reads (``SELECT … FOR UPDATE``) serialise changes to one artisan's KYC and accounts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from services.onboarding.adapters.orm import Artisan, ArtisanMarketplace
+from shared.auth import Principal
+
+
+def visible_to(principal: Principal) -> sa.Select[Any]:
+    """The artisans ``principal`` may see, as a query to narrow further."""
+    query = sa.select(Artisan)
+    if principal.is_marketplace:
+        query = query.join(ArtisanMarketplace).where(ArtisanMarketplace.marketplace_id == principal.client_id)
+    return query
+
+
+def find_visible(
+    session: Session, artisan_id: str, principal: Principal, *, lock: bool = False
+) -> Artisan | None:
+    """The artisan if ``principal`` may see it; ``lock`` holds its row until the transaction ends."""
+    query = visible_to(principal).where(Artisan.id == artisan_id)
+    if lock:
+        query = query.with_for_update(of=Artisan)
+    return session.scalar(query)
+
+
+def locked(session: Session, artisan_id: str) -> Artisan | None:
+    """The artisan, its row held until the transaction ends."""
+    return session.scalar(sa.select(Artisan).where(Artisan.id == artisan_id).with_for_update())
+
+
+def sharing_identity(session: Session, *, cin: str | None, phone: str | None) -> Sequence[Artisan]:
+    """Every artisan registered with this CIN or this phone number."""
+    return session.scalars(sa.select(Artisan).where(sa.or_(Artisan.cin == cin, Artisan.phone == phone))).all()
+
+
+def locked_active_after(session: Session, after: str, limit: int) -> Sequence[Artisan]:
+    """The next ``limit`` active artisans by id after ``after``, their rows held (a batch of a sweep)."""
+    return session.scalars(
+        sa.select(Artisan)
+        .where(Artisan.status == "active", Artisan.id > after)
+        .order_by(Artisan.id)
+        .limit(limit)
+        .with_for_update()
+    ).all()
