@@ -40,7 +40,7 @@ class ServiceContext:
     session_factory: sessionmaker[Session]
     models: Models
     uow_factory: Callable[[], UnitOfWork]
-    token_verifier: Any = None
+    token_verifier: TokenVerifier | None = None
     extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -50,7 +50,7 @@ ContextT = TypeVar("ContextT", bound=ServiceContext)
 def build_context(
     config: ServiceConfig,
     models: Models,
-    token_verifier: Any = None,
+    token_verifier: TokenVerifier | None = None,
     *,
     context_type: type[ContextT] = ServiceContext,  # type: ignore[assignment]
     **services: Any,

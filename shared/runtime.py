@@ -8,7 +8,7 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -22,6 +22,8 @@ from shared.events.replay import replay_outbox
 from shared.logging import configure_logging
 
 log = logging.getLogger(__name__)
+
+ConfigT = TypeVar("ConfigT", bound=ServiceConfig)
 
 
 def stop_on_signals() -> threading.Event:
@@ -116,8 +118,8 @@ def service_cli(
     name: str,
     *,
     service_dir: Path,
-    load_config: Callable[[], ServiceConfig],
-    bootstrap: Callable[[ServiceConfig], ServiceContext],
+    load_config: Callable[[], ConfigT],
+    bootstrap: Callable[[ConfigT], ServiceContext],
     handlers: Callable[[], dict[str, Handler]] | None = None,
     subscribes_to: list[str] | None = None,
     after_batch: Callable[[dict[str, Handler]], AfterBatch] | None = None,

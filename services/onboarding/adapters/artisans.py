@@ -7,7 +7,6 @@ Locked reads (``SELECT … FOR UPDATE``) serialise changes to one artisan's KYC 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -16,7 +15,7 @@ from services.onboarding.adapters.orm import Artisan, ArtisanMarketplace
 from shared.auth import Principal
 
 
-def visible_to(principal: Principal) -> sa.Select[Any]:
+def visible_to(principal: Principal) -> sa.Select[Artisan]:
     """The artisans ``principal`` may see, as a query to narrow further."""
     query = sa.select(Artisan)
     if principal.is_marketplace:

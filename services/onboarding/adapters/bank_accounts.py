@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -33,7 +32,7 @@ def openings_never_submitted(session: Session, limit: int) -> Sequence[str]:
 
 def openings_unanswered_since(
     session: Session, submitted_before: dt.datetime, limit: int
-) -> Sequence[sa.Row[Any]]:
+) -> Sequence[sa.Row[str, str | None, str | None]]:
     """``(id, partner bank, partner reference)`` of pending openings submitted before
     ``submitted_before`` that the bank has not answered."""
     return session.execute(
