@@ -191,9 +191,7 @@ def post_callback(client, body: bytes, *, bank: str = PARTNER_BANK, headers: dic
 
 def sync(app, poll_after: dt.timedelta = dt.timedelta(0)) -> dict:
     services = app.extensions["hirfa"]
-    return sync_openings(
-        services.uow_factory, services.bank_accounts, poll_after=poll_after
-    )
+    return sync_openings(services.uow_factory, services.bank_accounts, poll_after=poll_after)
 
 
 @pytest.fixture

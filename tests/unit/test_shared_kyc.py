@@ -20,7 +20,6 @@ from shared.kyc import (
     is_stale,
 )
 
-
 ARTISAN = new_id("art")
 
 
