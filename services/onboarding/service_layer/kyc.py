@@ -13,7 +13,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.onboarding.adapters import artisans
+from services.onboarding.adapters import artisans, kyc_reviews
 from services.onboarding.adapters.orm import (
     Artisan,
     KycAuditEntry,
@@ -213,6 +213,17 @@ def open_review(
     return review
 
 
+def close_open_reviews(
+    session: Session, artisan: Artisan, *, kind: str | None = None, keep: str | None = None
+) -> None:
+    """Close the artisan's cases still waiting (of one ``kind`` if given, all but ``keep``): what
+    they asked has been decided another way."""
+    for review in kyc_reviews.open_for(session, artisan.id, kind=kind):
+        if review.id != keep:
+            review.status = "closed"
+            review.decided_at = utcnow()
+
+
 # --- the artisan's KYC view --------------------------------------------------------------------
 
 
@@ -306,7 +317,7 @@ def decide_review(
         )
     with uow:
         session = uow.session
-        review = session.scalar(sa.select(KycReview).where(KycReview.id == review_id).with_for_update())
+        review = kyc_reviews.locked(session, review_id)
         if review is None:
             raise NotFound(f"No KYC review {review_id!r}.", param="review_id")
         if review.status != "open":
@@ -372,12 +383,7 @@ def _apply_rejection(
             uow, artisan, 0, reason_code=review.reason_code, actor=reviewer, tiers=tiers, note=review.note
         )
         # Close whatever else was waiting: nothing more will be decided for this artisan.
-        for other in uow.session.scalars(
-            sa.select(KycReview).where(KycReview.artisan_id == artisan.id, KycReview.status == "open")
-        ):
-            if other.id != review.id:
-                other.status = "closed"
-                other.decided_at = utcnow()
+        close_open_reviews(uow.session, artisan, keep=review.id)
     uow.add_event(
         make_event(
             "onboarding.artisan.kyc_rejected",
@@ -437,15 +443,7 @@ def downgrade_tier(
                 subject_id=document.id,
                 reason_code=command.reason_code,
             )
-        for review in session.scalars(
-            sa.select(KycReview).where(
-                KycReview.artisan_id == artisan.id,
-                KycReview.status == "open",
-                KycReview.kind == "tier_upgrade",
-            )
-        ):
-            review.status = "closed"
-            review.decided_at = utcnow()
+        close_open_reviews(session, artisan, kind="tier_upgrade")
         change_tier(
             uow,
             artisan,

@@ -16,12 +16,17 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, undefer
 
-from services.onboarding.adapters import artisans
+from services.onboarding.adapters import artisans, kyc_reviews
 from services.onboarding.adapters.orm import Artisan, KycReview, ScreeningList, ScreeningResult
 from services.onboarding.adapters.screening_lists import parse_un_consolidated_list
 from services.onboarding.domain.screening import ListEntry, SanctionsList, ScreeningIndex
 from services.onboarding.service_layer.artisans import TierPolicy
-from services.onboarding.service_layer.kyc import change_tier, open_review, promote_if_earned
+from services.onboarding.service_layer.kyc import (
+    change_tier,
+    close_open_reviews,
+    open_review,
+    promote_if_earned,
+)
 from shared.db import UnitOfWork, utcnow
 from shared.ids import new_id
 
@@ -124,12 +129,7 @@ def screen_artisan(
             artisan.screening_status = "clear"
         return result
     artisan.screening_status = "hit"
-    already_open = session.scalar(
-        sa.select(KycReview.id).where(
-            KycReview.artisan_id == artisan.id, KycReview.kind == "screening_hit", KycReview.status == "open"
-        )
-    )
-    if already_open is None:
+    if not kyc_reviews.open_for(session, artisan.id, kind="screening_hit"):
         open_review(
             session,
             artisan,
@@ -143,15 +143,7 @@ def screen_artisan(
         )
     if artisan.kyc_tier > 0:
         change_tier(uow, artisan, 0, reason_code="screening_hit", actor=SCREENING_ACTOR, tiers=tiers)
-        for review in session.scalars(
-            sa.select(KycReview).where(
-                KycReview.artisan_id == artisan.id,
-                KycReview.kind == "tier_upgrade",
-                KycReview.status == "open",
-            )
-        ):
-            review.status = "closed"
-            review.decided_at = utcnow()
+        close_open_reviews(session, artisan, kind="tier_upgrade")
     return result
 
 
