@@ -32,7 +32,7 @@ class BalanceSchema(Schema):
     )
 
 
-# --- the ledger: arguments ------------------------------------------------------------------------------------
+# --- the ledger: arguments ------------------------------------------------------------------------
 
 
 class TimeRangeArgsSchema(Schema):
@@ -85,7 +85,7 @@ class CaseArgsSchema(PageArgsSchema):
     artisan_id = fields.String(validate=validate.Length(min=1, max=40))
 
 
-# --- the ledger: responses ------------------------------------------------------------------------------------
+# --- the ledger: responses ------------------------------------------------------------------------
 
 
 class StatementLineSchema(Schema):
