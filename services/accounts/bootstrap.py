@@ -15,6 +15,7 @@ from services.accounts.config import AccountsConfig, load_config
 from services.accounts.context import AccountsContext
 from services.accounts.service_layer.payout_settings import PayoutSettings
 from shared.auth.tokens import KeyLookup
+from shared.config import ConfigError
 from shared.context import Models, build_verifying_context
 
 MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey)
@@ -33,6 +34,9 @@ def make_bank_partners(config: AccountsConfig) -> BankPartnerRegistry:
 
 
 def make_payout_settings(config: AccountsConfig, partners: BankPartnerRegistry) -> PayoutSettings:
+    if config.payout_partner_bank not in partners:
+        # Checked at start-up, not on the first payout.
+        raise ConfigError(f"PAYOUT_PARTNER_BANK: no bank partner {config.payout_partner_bank!r} is wired")
     return PayoutSettings(
         partners=partners,
         partner_bank=config.payout_partner_bank,

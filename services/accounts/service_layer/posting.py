@@ -29,8 +29,6 @@ from shared.db import UnitOfWork, utcnow
 from shared.events import make_event
 from shared.ids import new_id
 
-__all__ = ["BalanceRuleViolation", "Posting", "post", "post_once", "record_case"]
-
 
 def post(uow: UnitOfWork, posting: Posting) -> JournalEntry:
     """Post the entry, or return the one already posted under its posting key."""
