@@ -1,4 +1,4 @@
-"""Payouts: their states, the bank's failure codes, and automatic payout schedules.
+"""Payouts: their states and ledger entries, the bank's failure codes, and automatic payout schedules.
 
 A payout only ever moves forward:
 
