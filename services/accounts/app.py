@@ -1,26 +1,21 @@
-"""Accounts' composition root."""
+"""Accounts' web app, around the context ``bootstrap`` wires."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 
-from services.accounts.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
 from services.accounts.api import balances, ledger, payouts
-from services.accounts.config import AccountsConfig, load_config
+from services.accounts.bootstrap import bootstrap
+from services.accounts.config import AccountsConfig
 from shared.app import create_service_app
-from shared.auth.tokens import KeyLookup
-from shared.context import Models, ServiceContext, build_verifying_context
-
-MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey)
 
 
-def bootstrap(config: AccountsConfig | None = None, key_lookup: KeyLookup | None = None) -> ServiceContext:
-    return build_verifying_context(config or load_config(), MODELS, key_lookup)
-
-
-def create_app(config: AccountsConfig | None = None, key_lookup: KeyLookup | None = None) -> Flask:
+def create_app(config: AccountsConfig | None = None, **adapters: Any) -> Flask:
+    """``adapters``: what ``bootstrap`` takes instead of building from config (tests' fakes)."""
     return create_service_app(
-        bootstrap(config, key_lookup),
+        bootstrap(config, **adapters),
         title="Hirfa Accounts API",
         blueprints=[balances.blp, *ledger.blueprints, payouts.blp],
     )

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import click
 
-from services.accounts.app import bootstrap
+from services.accounts.bootstrap import bootstrap
 from services.accounts.config import load_config
-from services.accounts.payout_wiring import payout_settings
+from services.accounts.service_layer.bank_transfers import return_waiting_payout_funds, sync_payouts
 from services.accounts.service_layer.money_events import make_money_handlers, release_due_holds
 from services.accounts.service_layer.parked_events import make_after_batch, post_all_parked_events
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
-from services.accounts.service_layer.payouts import return_waiting_payout_funds, sync_payouts
 from services.accounts.service_layer.projections import make_handlers
 from shared.logging import configure_logging
 from shared.runtime import run_duty, service_cli, stop_on_signals
@@ -49,7 +48,7 @@ def worker(once: bool) -> None:
     config = load_config()
     configure_logging("accounts-worker", config.log_level, config.log_json)
     context = bootstrap(config)
-    settings = payout_settings(context)
+    settings = context.payouts
     stop = stop_on_signals()
     log = logging.getLogger("hirfa.accounts.worker")
     uow_factory = context.uow_factory

@@ -75,9 +75,18 @@ def payments_app(clean_databases, signing_keys, tmp_path):
 
 
 @pytest.fixture
-def accounts_app(clean_databases, signing_keys, tmp_path):
+def accounts_bank_partners():
+    """The bank partners accounts' app is built with: from its config, unless a test module
+    overrides this fixture with fakes."""
+    return None
+
+
+@pytest.fixture
+def accounts_app(clean_databases, signing_keys, tmp_path, accounts_bank_partners):
     config = AccountsConfig(service_name="accounts", **_common(tmp_path, clean_databases["accounts"]))
-    app = create_accounts_app(config, key_lookup=_key_lookup(signing_keys))
+    app = create_accounts_app(
+        config, key_lookup=_key_lookup(signing_keys), bank_partners=accounts_bank_partners
+    )
     yield app
     app.extensions["hirfa"].engine.dispose()
 

@@ -68,22 +68,20 @@ from services.accounts.adapters.orm import (
     PendingHold,
 )
 from services.accounts.adapters.orm import Payout as PayoutRow
+from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET, AccountsConfig
+from services.accounts.context import AccountsContext
 from services.accounts.domain.ledger import shown_balance
 from services.accounts.domain.payouts import FAILURE_CODES
-from services.accounts.payout_wiring import payout_settings, use_bank_partners
-from services.accounts.service_layer.money_events import release_due_holds
-from services.accounts.service_layer.parked_events import post_all_parked_events
-from services.accounts.service_layer.payouts import (
-    RequestPayout,
-    available_balance,
+from services.accounts.service_layer.bank_transfers import (
     handle_callback,
-    request_payout,
     return_waiting_payout_funds,
     sync_payouts,
 )
+from services.accounts.service_layer.money_events import release_due_holds
+from services.accounts.service_layer.parked_events import post_all_parked_events
+from services.accounts.service_layer.payouts import RequestPayout, available_balance, request_payout
 from shared.auth import Principal
 from shared.auth.scopes import ROLE_SCOPES, Role
-from shared.context import ServiceContext
 from shared.db import utcnow
 from shared.errors import Conflict
 from shared.events import Event
@@ -126,10 +124,10 @@ class Job:
     """A step that is not an event: a scheduled job run at its place in the shuffled steps."""
 
     name: str
-    run: Callable[[ServiceContext], object]
+    run: Callable[[AccountsContext], object]
 
 
-def _release_everything_due(context: ServiceContext) -> object:
+def _release_everything_due(context: AccountsContext) -> object:
     # Far in the future: every hold is past its release time.
     return release_due_holds(context.uow_factory, now=utcnow() + dt.timedelta(days=3650))
 
@@ -305,7 +303,7 @@ class Release:
         world.schedule(RELEASE)
 
 
-def _request_payout(facts: PayoutFacts, context: ServiceContext) -> None:
+def _request_payout(facts: PayoutFacts, context: AccountsContext) -> None:
     """Ask for the payout, as an operator would, and check the answer against the balance."""
     with context.session_factory() as session:
         available = available_balance(session, facts.artisan_id, CURRENCY)
@@ -315,7 +313,7 @@ def _request_payout(facts: PayoutFacts, context: ServiceContext) -> None:
             context.uow_factory(),
             RequestPayout(facts.artisan_id, facts.amount, CURRENCY),
             OPERATOR,
-            payout_settings(context),
+            context.payouts,
         )
     except Conflict as refusal:
         assert (refusal.code, refusal.extra["available"]["amount"]) == ("insufficient_funds", available)
@@ -331,11 +329,11 @@ def _request_payout(facts: PayoutFacts, context: ServiceContext) -> None:
     assert after == available - (0 if facts.refused else facts.amount) >= 0
 
 
-def _answer_by_callback(facts: PayoutFacts, context: ServiceContext) -> None:
+def _answer_by_callback(facts: PayoutFacts, context: AccountsContext) -> None:
     """The bank settles the transfer (as planned) and calls back; a repeated callback changes nothing."""
     if facts.payout_id is None:
         return  # not requested yet (the shuffle put the answer first), or refused: nothing to answer
-    settings = payout_settings(context)
+    settings = context.payouts
     body = callback_body(
         settings.partners.get(settings.partner_bank).settle(facts.payout_id, failure_code=facts.failure_code)
     )
@@ -345,11 +343,11 @@ def _answer_by_callback(facts: PayoutFacts, context: ServiceContext) -> None:
     facts.answered = True
 
 
-def _answer_by_poll(facts: PayoutFacts, context: ServiceContext) -> None:
+def _answer_by_poll(facts: PayoutFacts, context: AccountsContext) -> None:
     """The bank settles the transfer but its callback is lost: the worker's poll finds the answer."""
     if facts.payout_id is None:
         return
-    settings = payout_settings(context)
+    settings = context.payouts
     settings.partners.get(settings.partner_bank).settle(facts.payout_id, failure_code=facts.failure_code)
     # Every other settled payout was applied when the bank settled it: only this one may move.
     result = sync_payouts(
@@ -718,6 +716,13 @@ def note_what_happened(ledger: LedgerDriver, world: World, arrival: dict[str, in
 # --- the property ---------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def accounts_bank_partners() -> BankPartnerRegistry:
+    """An in-memory bank that takes every transfer and settles it when a step says so."""
+    bank = FakeTransferBank(SANDBOX_BANK_CALLBACK_SECRET)
+    return BankPartnerRegistry({AccountsConfig.payout_partner_bank: bank})
+
+
 # A passing run takes 10-20 s. A failing one spends up to 300 s shrinking (Hypothesis's own limit,
 # equal to the suite's pytest timeout): the longer timeout lets it report the minimal example.
 @pytest.mark.timeout(600)
@@ -754,8 +759,6 @@ def test_money_events_in_any_order_keep_the_ledger_sound(
     empty_database("accounts", database_urls["accounts"])
     ledger = LedgerDriver(accounts_app)
     config = ledger.context.config
-    bank = FakeTransferBank(config.bank_callback_secret)
-    use_bank_partners(ledger.context, BankPartnerRegistry({config.payout_partner_bank: bank}))
     world = World(artisans=[ledger.artisan_at_tier(tier) for tier in ARTISAN_TIERS])
     for artisan_id in world.artisans:
         ledger.deliver(bank_account_linked(artisan_id))

@@ -18,10 +18,13 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from services.accounts.adapters.ledger import account_for
 from services.accounts.adapters.orm import JournalEntry, LedgerAccount
+from services.accounts.domain.artisan_rules import BalanceRuleViolation
 from services.accounts.domain.ledger import artisan, gateway_receivable, marketplace
+from services.accounts.domain.postings import Posting
 from services.accounts.service_layer.ledger import open_artisan_accounts
-from services.accounts.service_layer.posting import BalanceRuleViolation, Posting, account_for, post
+from services.accounts.service_layer.posting import post
 from shared.ids import new_id
 from tests.integration.test_ledger_postings import assert_ledger_sound
 from tests.ledger_support import MARKETPLACE, LedgerDriver, payment_succeeded

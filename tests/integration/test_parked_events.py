@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from services.accounts.adapters.banks import BankPartnerRegistry
 from services.accounts.adapters.orm import JournalEntry, LedgerCase, ParkedEvent
-from services.accounts.payout_wiring import payout_settings, use_bank_partners
+from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET, AccountsConfig
 from services.accounts.service_layer.parked_events import WORKER_RETRY_AFTER, post_all_parked_events
 from services.accounts.service_layer.payouts import RequestPayout, request_payout
 from shared.auth import Principal
@@ -34,12 +34,19 @@ from tests.ledger_support import (
     tier_changed,
 )
 
+PARTNER_BANK = AccountsConfig.payout_partner_bank
 OPERATOR = Principal(
     client_id="cli_test_operator",
     role=Role.OPERATOR,
     scopes=ROLE_SCOPES[Role.OPERATOR],
     token_id="tok_parked_events",
 )
+
+
+@pytest.fixture
+def accounts_bank_partners() -> BankPartnerRegistry:
+    """An in-memory bank, for the one test here that pays out."""
+    return BankPartnerRegistry({PARTNER_BANK: FakeTransferBank(SANDBOX_BANK_CALLBACK_SECRET)})
 
 
 @pytest.fixture
@@ -193,9 +200,6 @@ def test_a_refund_of_a_payment_waiting_for_room_waits_with_it(ledger):
 
 
 def test_the_worker_posts_a_capped_payment_once_a_payout_makes_room(ledger):
-    config = ledger.context.config
-    bank = FakeTransferBank(config.bank_callback_secret)
-    use_bank_partners(ledger.context, BankPartnerRegistry({config.payout_partner_bank: bank}))
     artisan_id = ledger.artisan_at_tier(1)
     ledger.deliver(bank_account_linked(artisan_id))
     ledger.deliver(payment_succeeded(artisan_id, 18_000, 0))
@@ -207,7 +211,7 @@ def test_the_worker_posts_a_capped_payment_once_a_payout_makes_room(ledger):
         ledger.context.uow_factory(),
         RequestPayout(artisan_id, 10_000, "MAD"),
         OPERATOR,
-        payout_settings(ledger.context),
+        ledger.context.payouts,
     )
     # Tried a moment ago: the worker leaves it for a later pass (the consumer would try it at once).
     assert post_all_parked_events(ledger.context.uow_factory, ledger.handlers) == 0

@@ -29,10 +29,9 @@ from services.accounts.adapters.orm import IdempotencyKey, JournalEntry, LedgerC
 from services.accounts.app import create_app as create_accounts_app
 from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET
 from services.accounts.domain.payouts import FAILURE_CODES, schedule_window
-from services.accounts.payout_wiring import payout_settings, use_bank_partners
+from services.accounts.service_layer.bank_transfers import return_waiting_payout_funds, sync_payouts
 from services.accounts.service_layer.money_events import release_due_holds
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
-from services.accounts.service_layer.payouts import return_waiting_payout_funds, sync_payouts
 from services.onboarding.domain.banking import make_rib
 from shared.auth.scopes import Role
 from shared.events import Event, make_event
@@ -70,8 +69,12 @@ def bank() -> FakeTransferBank:
 
 
 @pytest.fixture
-def app(accounts_app, bank):
-    use_bank_partners(accounts_app.extensions["hirfa"], BankPartnerRegistry({PARTNER_BANK: bank}))
+def accounts_bank_partners(bank) -> BankPartnerRegistry:
+    return BankPartnerRegistry({PARTNER_BANK: bank})
+
+
+@pytest.fixture
+def app(accounts_app):
     return accounts_app
 
 
@@ -166,7 +169,7 @@ def post_callback(client, body: bytes, headers: dict | None = None):
 
 def sync(app, *, later: dt.timedelta = dt.timedelta(0)) -> dict:
     context = app.extensions["hirfa"]
-    return sync_payouts(context.uow_factory, payout_settings(context), now=dt.datetime.now(dt.UTC) + later)
+    return sync_payouts(context.uow_factory, context.payouts, now=dt.datetime.now(dt.UTC) + later)
 
 
 @pytest.fixture
@@ -681,7 +684,7 @@ def test_payouts_are_listed_oldest_first_a_page_at_a_time_and_by_status(client, 
 
 def run_schedules(app, now: dt.datetime) -> int:
     context = app.extensions["hirfa"]
-    return run_payout_schedules(context.uow_factory, payout_settings(context), now=now)
+    return run_payout_schedules(context.uow_factory, context.payouts, now=now)
 
 
 def payouts_of(app, artisan_id: str) -> list[Payout]:

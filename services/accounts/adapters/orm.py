@@ -11,6 +11,7 @@ from services.accounts.domain.payouts import rib_last4
 from shared.db import UTCDateTime, utcnow
 from shared.events.outbox import InboxMixin, OutboxMixin
 from shared.idempotency_store import IdempotencyKeyMixin
+from shared.kyc import KYC_ACTIVE
 from shared.money import Money
 
 
@@ -165,7 +166,7 @@ class ArtisanLimits(Base):
     kyc_tier: Mapped[int] = mapped_column(sa.Integer)
     cap_amount: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
-    kyc_status: Mapped[str] = mapped_column(sa.String(20), default="active")  # active | rejected
+    kyc_status: Mapped[str] = mapped_column(sa.String(20), default=KYC_ACTIVE)  # active | rejected
     # Onboarding's per-artisan counter of KYC changes: older news (lower version) is ignored.
     kyc_version: Mapped[int] = mapped_column(sa.Integer, default=0)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -109,19 +109,3 @@ def check_balanced(lines: list[Line]) -> None:
     unbalanced = {currency: total for currency, total in totals.items() if total != 0}
     if unbalanced:
         raise UnbalancedEntry(f"debits and credits differ: {unbalanced}")
-
-
-@dataclasses.dataclass(frozen=True)
-class Split:
-    """How an amount owed by an artisan is covered: first the payment's pending hold, then the
-    available balance, and any shortfall from the marketplace reserve (never a negative artisan)."""
-
-    from_pending: int
-    from_available: int
-    from_reserve: int
-
-
-def split_debit(amount: int, pending_hold_remaining: int, available: int) -> Split:
-    from_pending = max(0, min(amount, pending_hold_remaining))
-    from_available = max(0, min(amount - from_pending, available))
-    return Split(from_pending, from_available, amount - from_pending - from_available)

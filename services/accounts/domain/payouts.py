@@ -1,4 +1,4 @@
-"""Payouts: their states, the bank's failure codes, and automatic payout schedules.
+"""Payouts: their states and ledger entries, the bank's failure codes, and automatic payout schedules.
 
 A payout only ever moves forward:
 
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+
+from services.accounts.domain.ledger import AccountRef, artisan, bank, platform
 
 
 class PayoutStatus(enum.StrEnum):
@@ -41,6 +43,27 @@ FALLBACK_FAILURE_CODE = "bank_unavailable"
 def advances(current: str, target: str) -> bool:
     """Whether moving from ``current`` to ``target`` is a step forward (never out of a final state)."""
     return _STAGE[PayoutStatus(target)] > _STAGE[PayoutStatus(current)]
+
+
+class PayoutStep(enum.StrEnum):
+    """The moments of a payout's life that move money, each with its own ledger entry."""
+
+    CREATED = "created"  # Dr artisan available   / Cr payouts_in_transit
+    PAID = "paid"  # Dr payouts_in_transit  / Cr bank:{source bank code}
+    FAILED = "failed"  # Dr payouts_in_transit  / Cr artisan available (the funds come back)
+
+
+def step_lines(
+    step: PayoutStep, *, artisan_id: str, source_bank_code: str, amount: int
+) -> tuple[tuple[AccountRef, int], tuple[AccountRef, int]]:
+    """The payout's whole amount moved for ``step``: (debit line, credit line)."""
+    in_transit = platform("payouts_in_transit")
+    debit, credit = {
+        PayoutStep.CREATED: (artisan(artisan_id, "available"), in_transit),
+        PayoutStep.PAID: (in_transit, bank(source_bank_code)),
+        PayoutStep.FAILED: (in_transit, artisan(artisan_id, "available")),
+    }[step]
+    return (debit, amount), (credit, -amount)
 
 
 def rib_last4(rib: str) -> str:

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
-from services.accounts.adapters.orm import ArtisanLimits, ArtisanOwner, LedgerAccount
+from services.accounts.adapters import ledger
+from services.accounts.adapters.orm import ArtisanLimits, ArtisanOwner
 from services.accounts.domain.ledger import ARTISAN_ACCOUNT_KINDS
-from services.accounts.service_layer.posting import owner_has_known_accounts, remember_owners
 from shared.auth import Principal
 from shared.auth.scopes import Role
 from shared.db import UnitOfWork
 from shared.errors import NotFound
 from shared.events import Event, make_event
 from shared.events.consumer import Handler
-from shared.ids import new_id
 
 
 def add_artisan_owner(uow: UnitOfWork, artisan_id: str, marketplace_id: str) -> None:
@@ -31,26 +28,12 @@ def open_artisan_accounts(uow: UnitOfWork, artisan_id: str, currency: str, cause
     ``accounts.ledger.artisan_accounts_opened`` is emitted once, by whichever comes first.
     Returns whether the accounts were opened now.
     """
-    session = uow.session
     # A batch of events for one artisan asks once per transaction.
-    if owner_has_known_accounts(session, "artisan", artisan_id):
+    if ledger.artisan_has_accounts(uow.session, artisan_id):
         return False
-    existing = session.scalars(
-        sa.select(LedgerAccount.id).where(
-            LedgerAccount.owner_type == "artisan", LedgerAccount.owner_id == artisan_id
-        )
-    ).first()
-    if existing is not None:
-        remember_owners(session, [("artisan", artisan_id)])
-        return False
-    accounts = [
-        LedgerAccount(
-            id=new_id("acct"), owner_type="artisan", owner_id=artisan_id, kind=str(kind), currency=currency
-        )
-        for kind in ARTISAN_ACCOUNT_KINDS
-    ]
-    session.add_all(accounts)
-    remember_owners(session, [("artisan", artisan_id)])
+    accounts = ledger.add_artisan_accounts(
+        uow.session, artisan_id, currency, [str(kind) for kind in ARTISAN_ACCOUNT_KINDS]
+    )
     uow.add_event(
         make_event(
             "accounts.ledger.artisan_accounts_opened",
@@ -95,15 +78,11 @@ def artisan_balance(uow: UnitOfWork, artisan_id: str, principal: Principal) -> d
     with uow:
         session = uow.session
         check_artisan_visible(session, artisan_id, principal)
-        rows = session.execute(
-            sa.select(LedgerAccount.kind, LedgerAccount.currency, LedgerAccount.balance).where(
-                LedgerAccount.owner_type == "artisan", LedgerAccount.owner_id == artisan_id
-            )
-        ).all()
+        rows = ledger.artisan_stored_balances(session, artisan_id)
         if not rows:
             raise NotFound(f"No ledger accounts for artisan {artisan_id!r} (yet).", param="artisan_id")
         # Artisan accounts are liabilities: credits (negative lines) increase what we owe them.
-        balances = {kind: {"amount": -int(balance), "currency": currency} for kind, currency, balance in rows}
+        balances = {kind: {"amount": -balance, "currency": currency} for kind, currency, balance in rows}
         result: dict[str, Any] = {"artisan_id": artisan_id, **balances}
         limits = session.get(ArtisanLimits, artisan_id)
         # Unknown (null) until onboarding's tier news has arrived; never an invented tier.

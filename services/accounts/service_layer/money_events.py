@@ -1,12 +1,8 @@
 """Ledger postings for payments' money events, and the release of pending funds.
 
-    payment succeeded   Dr gateway_receivable:{gw} gross / Cr artisan pending net / Cr marketplace commission fee
-    refund succeeded    Cr gateway_receivable refund / Dr commission fee refunded /
-                        Dr artisan (this payment's pending hold, then available) / Dr marketplace reserve shortfall
-    dispute opened      Dr artisan (pending hold, then available) / Dr reserve shortfall / Cr disputes_held
-    dispute won         Dr disputes_held / Cr back where it came from
-    dispute lost        Dr disputes_held / Cr gateway_receivable (the gateway keeps the money)
-    release (job)       Dr artisan pending / Cr artisan available, once the hold period is over
+Each event's entry is described in ``domain/postings.py``; this module reads what it needs (the
+payment's pending hold, the artisan's locked balances, the dispute's hold), posts, and keeps the
+holds up to date.
 
 An event that cannot be posted yet raises ``NotPostableYet`` and is parked until it can
 (``parked_events.py``): a payment above the artisan's cap (or for an artisan whose tier has not
@@ -22,29 +18,23 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-import sqlalchemy as sa
-
+from services.accounts.adapters import holds, ledger
 from services.accounts.adapters.orm import ArtisanLimits, DisputeHold, PendingHold
-from services.accounts.domain.ledger import (
-    AccountRef,
-    UnbalancedEntry,
-    artisan,
-    gateway_receivable,
-    marketplace,
-    platform,
-    split_debit,
+from services.accounts.domain.artisan_rules import BalanceRuleViolation
+from services.accounts.domain.ledger import UnbalancedEntry, artisan
+from services.accounts.domain.postings import (
+    Posting,
+    Split,
+    dispute_closed_lines,
+    dispute_opened_lines,
+    payment_lines,
+    refund_lines,
+    release_lines,
+    split_artisan_debit,
 )
 from services.accounts.service_layer.ledger import open_artisan_accounts
 from services.accounts.service_layer.parked_events import NotPostableYet, parking
-from services.accounts.service_layer.posting import (
-    BalanceRuleViolation,
-    Posting,
-    already_posted,
-    lock_accounts,
-    post_once,
-    record_case,
-    shown,
-)
+from services.accounts.service_layer.posting import post_once, record_case
 from shared.db import UnitOfWork, utcnow
 from shared.events import Event, parse_time
 
@@ -80,10 +70,12 @@ def make_on_payment_succeeded(currency: str, hold: dt.timedelta) -> Callable[[Un
             currency=data["amount"]["currency"],
             artisan_id=artisan_id,
             event_id=event.id,
-            lines=(
-                (gateway_receivable(data["gateway"]), gross),
-                (artisan(artisan_id, "pending"), -net),
-                (marketplace(data["marketplace_id"], "commission"), -fee),
+            lines=payment_lines(
+                gateway=data["gateway"],
+                artisan_id=artisan_id,
+                marketplace_id=data["marketplace_id"],
+                gross=gross,
+                fee=fee,
             ),
         )
         try:
@@ -120,39 +112,28 @@ def _posted_payment_hold(uow: UnitOfWork, payment_id: str) -> PendingHold | None
     from the artisan's other money (or the marketplace reserve) for a payment the ledger has not
     credited would charge them twice once it arrives.
     """
-    hold = uow.session.scalar(
-        sa.select(PendingHold).where(PendingHold.payment_id == payment_id).with_for_update()
-    )
-    if hold is None and already_posted(uow.session, f"payment:{payment_id}:succeeded") is None:
+    hold = holds.pending_hold_locked(uow.session, payment_id)
+    if hold is None and ledger.already_posted(uow.session, f"payment:{payment_id}:succeeded") is None:
         raise NotPostableYet("payment_not_posted", {"payment_id": payment_id})
     return hold
 
 
-def _take_from_artisan(
-    uow: UnitOfWork,
-    hold: PendingHold | None,
-    artisan_id: str,
-    marketplace_id: str,
-    amount: int,
-    currency: str,
-) -> tuple[list[tuple[AccountRef, int]], tuple[int, int, int]]:
+def _split_from_artisan(
+    uow: UnitOfWork, hold: PendingHold | None, artisan_id: str, amount: int, currency: str
+) -> Split:
+    """How ``amount`` is taken from the artisan (pending hold, available, then the reserve)."""
     # Lock the artisan's accounts before deciding the split, so a concurrent payout cannot spend
     # what this split counts on. lock_accounts locks in the order post() does (artisan accounts
     # sort before marketplace and platform ones), so no deadlock.
-    locked = lock_accounts(
+    locked = ledger.lock_accounts(
         uow.session, [artisan(artisan_id, "available"), artisan(artisan_id, "pending")], currency
     )
-    available, pending = locked[artisan(artisan_id, "available")], locked[artisan(artisan_id, "pending")]
-    remaining = hold.remaining if hold is not None else 0
-    # The pending hold can never hold more than the pending account itself.
-    remaining = min(remaining, pending.shown)
-    split = split_debit(amount, remaining, available.shown)
-    lines: list[tuple[AccountRef, int]] = [
-        (artisan(artisan_id, "pending"), split.from_pending),
-        (artisan(artisan_id, "available"), split.from_available),
-        (marketplace(marketplace_id, "reserve"), split.from_reserve),
-    ]
-    return [line for line in lines if line[1]], (split.from_pending, split.from_available, split.from_reserve)
+    return split_artisan_debit(
+        amount,
+        hold_remaining=hold.remaining if hold is not None else 0,
+        pending=locked[artisan(artisan_id, "pending")].shown,
+        available=locked[artisan(artisan_id, "available")].shown,
+    )
 
 
 def on_refund_succeeded(uow: UnitOfWork, event: Event) -> None:
@@ -161,29 +142,30 @@ def on_refund_succeeded(uow: UnitOfWork, event: Event) -> None:
     currency = data["amount"]["currency"]
     amount, fee_back = data["amount"]["amount"], data["application_fee_refunded"]["amount"]
     key = f"refund:{refund_id}:succeeded"
-    if already_posted(uow.session, key):
+    if ledger.already_posted(uow.session, key):
         return
     hold = _posted_payment_hold(uow, payment_id)
-    artisan_lines, (from_pending, _, from_reserve) = _take_from_artisan(
-        uow, hold, artisan_id, data["marketplace_id"], amount - fee_back, currency
-    )
+    split = _split_from_artisan(uow, hold, artisan_id, amount - fee_back, currency)
     posting = Posting(
         cause="refund",
         cause_id=refund_id,
         posting_key=key,
         description=f"Refund {refund_id} of payment {payment_id}"
-        + (f" ({from_reserve} covered by the marketplace reserve)" if from_reserve else ""),
+        + (f" ({split.from_reserve} covered by the marketplace reserve)" if split.from_reserve else ""),
         currency=currency,
         artisan_id=artisan_id,
         event_id=event.id,
-        lines=(
-            (gateway_receivable(data["gateway"]), -amount),
-            (marketplace(data["marketplace_id"], "commission"), fee_back),
-            *artisan_lines,
+        lines=refund_lines(
+            gateway=data["gateway"],
+            artisan_id=artisan_id,
+            marketplace_id=data["marketplace_id"],
+            amount=amount,
+            fee_refunded=fee_back,
+            split=split,
         ),
     )
     if _post_or_record(uow, posting) and hold is not None:
-        hold.taken += from_pending
+        hold.taken += split.from_pending
 
 
 def on_dispute_opened(uow: UnitOfWork, event: Event) -> None:
@@ -191,12 +173,10 @@ def on_dispute_opened(uow: UnitOfWork, event: Event) -> None:
     dispute_id, artisan_id = data["dispute_id"], data["artisan_id"]
     currency, amount = data["amount"]["currency"], data["amount"]["amount"]
     key = f"dispute:{dispute_id}:opened"
-    if already_posted(uow.session, key):
+    if ledger.already_posted(uow.session, key):
         return
     hold = _posted_payment_hold(uow, data["payment_id"])
-    artisan_lines, (from_pending, from_available, from_reserve) = _take_from_artisan(
-        uow, hold, artisan_id, data["marketplace_id"], amount, currency
-    )
+    split = _split_from_artisan(uow, hold, artisan_id, amount, currency)
     posting = Posting(
         cause="dispute",
         cause_id=dispute_id,
@@ -205,11 +185,13 @@ def on_dispute_opened(uow: UnitOfWork, event: Event) -> None:
         currency=currency,
         artisan_id=artisan_id,
         event_id=event.id,
-        lines=(*artisan_lines, (platform("disputes_held"), -amount)),
+        lines=dispute_opened_lines(
+            artisan_id=artisan_id, marketplace_id=data["marketplace_id"], amount=amount, split=split
+        ),
     )
     if _post_or_record(uow, posting):
         if hold is not None:
-            hold.taken += from_pending
+            hold.taken += split.from_pending
         uow.session.add(
             DisputeHold(
                 dispute_id=dispute_id,
@@ -217,9 +199,9 @@ def on_dispute_opened(uow: UnitOfWork, event: Event) -> None:
                 artisan_id=artisan_id,
                 marketplace_id=data["marketplace_id"],
                 currency=currency,
-                from_pending=from_pending,
-                from_available=from_available,
-                from_reserve=from_reserve,
+                from_pending=split.from_pending,
+                from_available=split.from_available,
+                from_reserve=split.from_reserve,
                 status="open",
             )
         )
@@ -230,11 +212,9 @@ def on_dispute_closed(uow: UnitOfWork, event: Event) -> None:
     dispute_id, outcome = data["dispute_id"], data["outcome"]
     key = f"dispute:{dispute_id}:{outcome}"
     session = uow.session
-    if already_posted(session, key):
+    if ledger.already_posted(session, key):
         return
-    held = session.scalar(
-        sa.select(DisputeHold).where(DisputeHold.dispute_id == dispute_id).with_for_update()
-    )
+    held = holds.dispute_hold_locked(session, dispute_id)
     if held is None:
         raise NotPostableYet("dispute_not_opened", {"dispute_id": dispute_id, "outcome": outcome})
     if held.status != "open":
@@ -243,22 +223,11 @@ def on_dispute_closed(uow: UnitOfWork, event: Event) -> None:
             extra={"dispute_id": dispute_id, "outcome": outcome, "closed_as": held.status},
         )
         return
-    total = held.from_pending + held.from_available + held.from_reserve
     # A won dispute tops the payment's pending hold up again. Its hold is locked before the
     # accounts, the order the release job locks in: the other way round, the two could deadlock.
     hold = None
     if outcome == "won" and held.from_pending:
-        hold = session.scalar(
-            sa.select(PendingHold).where(PendingHold.payment_id == held.payment_id).with_for_update()
-        )
-    if outcome == "lost":
-        back = [(gateway_receivable(data["gateway"]), -total)]
-    else:
-        back = [
-            (artisan(held.artisan_id, "pending"), -held.from_pending),
-            (artisan(held.artisan_id, "available"), -held.from_available),
-            (marketplace(held.marketplace_id, "reserve"), -held.from_reserve),
-        ]
+        hold = holds.pending_hold_locked(session, held.payment_id)
     posting = Posting(
         cause="dispute",
         cause_id=dispute_id,
@@ -267,7 +236,13 @@ def on_dispute_closed(uow: UnitOfWork, event: Event) -> None:
         currency=held.currency,
         artisan_id=held.artisan_id,
         event_id=event.id,
-        lines=((platform("disputes_held"), total), *[line for line in back if line[1]]),
+        lines=dispute_closed_lines(
+            outcome=outcome,
+            gateway=data["gateway"],
+            artisan_id=held.artisan_id,
+            marketplace_id=held.marketplace_id,
+            held=Split(held.from_pending, held.from_available, held.from_reserve),
+        ),
     )
     try:
         posted_now = post_once(uow, posting) is not None
@@ -293,22 +268,12 @@ def release_due_holds(uow_factory, *, now: dt.datetime | None = None, batch_size
     while True:
         with uow_factory() as uow:
             session = uow.session
-            holds = session.scalars(
-                sa.select(PendingHold)
-                .where(
-                    PendingHold.release_at <= now,
-                    PendingHold.held - PendingHold.released - PendingHold.taken > 0,
-                    PendingHold.payment_id > after,
-                )
-                .order_by(PendingHold.payment_id)
-                .limit(batch_size)
-                .with_for_update(skip_locked=True)
-            ).all()
-            if not holds:
+            due = holds.due_pending_holds_locked(session, now, after=after, limit=batch_size)
+            if not due:
                 return released
-            for hold in holds:
+            for hold in due:
                 amount = min(
-                    hold.remaining, shown(session, artisan(hold.artisan_id, "pending"), hold.currency)
+                    hold.remaining, ledger.shown(session, artisan(hold.artisan_id, "pending"), hold.currency)
                 )
                 if amount <= 0:
                     continue
@@ -321,16 +286,13 @@ def release_due_holds(uow_factory, *, now: dt.datetime | None = None, batch_size
                     description=f"Hold on payment {hold.payment_id} released",
                     currency=hold.currency,
                     artisan_id=hold.artisan_id,
-                    lines=(
-                        (artisan(hold.artisan_id, "pending"), amount),
-                        (artisan(hold.artisan_id, "available"), -amount),
-                    ),
+                    lines=release_lines(hold.artisan_id, amount),
                 )
                 if _post_or_record(uow, posting):
                     hold.released += amount
                     released += 1
             uow.commit()
-            after = holds[-1].payment_id
+            after = due[-1].payment_id
 
 
 def make_money_handlers(currency: str, hold: dt.timedelta) -> dict[str, Callable[[UnitOfWork, Event], None]]:

@@ -16,16 +16,17 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from services.accounts.adapters.orm import Payout, PayoutSchedule
+from services.accounts.adapters import payouts
+from services.accounts.adapters.orm import PayoutSchedule
 from services.accounts.domain.payouts import ScheduleInterval, schedule_is_due, schedule_key
+from services.accounts.service_layer.bank_transfers import submit_payout
 from services.accounts.service_layer.ledger import check_artisan_visible
+from services.accounts.service_layer.payout_settings import PayoutSettings
 from services.accounts.service_layer.payouts import (
-    PayoutSettings,
     RequestPayout,
     available_balance,
     create_payout,
     ensure_may_request_payouts,
-    submit_payout,
 )
 from shared.auth import Principal
 from shared.db import UnitOfWork, utcnow
@@ -139,7 +140,7 @@ def _pay_out_if_due(
     key = schedule_key(schedule.artisan_id, schedule.interval, now)
     with uow:
         session = uow.session
-        if session.scalar(sa.select(Payout.id).where(Payout.schedule_key == key)) is not None:
+        if payouts.created_in_window(session, key) is not None:
             return None  # this window's payout exists
         available = available_balance(session, schedule.artisan_id, settings.currency)
         if not schedule_is_due(schedule.interval, available, schedule.threshold_amount):

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from services.accounts.adapters import ledger
 from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount, LedgerCase
 from services.accounts.domain.ledger import shown_balance
 from services.accounts.service_layer.ledger import check_artisan_visible
@@ -70,14 +71,7 @@ def artisan_statement(
         session = uow.session
         _one_snapshot(session)
         check_artisan_visible(session, artisan_id, principal)
-        account = session.scalar(
-            sa.select(LedgerAccount).where(
-                LedgerAccount.owner_type == "artisan",
-                LedgerAccount.owner_id == artisan_id,
-                LedgerAccount.kind == account_kind,
-                LedgerAccount.currency == currency,
-            )
-        )
+        account = ledger.artisan_account(session, artisan_id, account_kind, currency)
         if account is None:
             raise NotFound(
                 f"No {account_kind} {currency} account for artisan {artisan_id!r} (yet).", param="artisan_id"

@@ -1,0 +1,346 @@
+"""The ledger's accounts and journal entries in the database: opening, locking, reading, writing.
+
+``lock_for_posting`` locks an entry's accounts, and every account of an artisan it touches, with one
+``SELECT … FOR UPDATE`` in a fixed order (the same statement reads the artisans' caps and whether
+the movement was posted already); ``write_entry`` writes the entry, its lines and the stored
+balances (one statement on PostgreSQL, three elsewhere). ``posting.post`` decides between the two.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
+
+from services.accounts.adapters.ledger_session import owner_has_known_accounts, remember_owners
+from services.accounts.adapters.orm import ArtisanLimits, JournalEntry, JournalLine, LedgerAccount
+from services.accounts.domain.artisan_rules import AccountBalance, artisan_cap
+from services.accounts.domain.ledger import AccountRef, shown_balance
+from shared.db import UTCDateTime, utcnow
+from shared.ids import new_id
+
+# -- opening accounts ------------------------------------------------------------------------------
+
+
+def account_for(session: Session, ref: AccountRef, currency: str) -> LedgerAccount:
+    """The ledger account ``ref`` in ``currency``, opened on first use (not locked)."""
+    query = sa.select(LedgerAccount).where(
+        LedgerAccount.owner_type == ref.owner_type,
+        LedgerAccount.owner_id == ref.owner_id,
+        LedgerAccount.kind == ref.kind,
+        LedgerAccount.currency == currency,
+    )
+    account = session.scalar(query)
+    if account is None:
+        account = LedgerAccount(
+            id=new_id("acct"),
+            owner_type=ref.owner_type,
+            owner_id=ref.owner_id,
+            kind=ref.kind,
+            currency=currency,
+            normal_side=ref.normal_side,
+            balance=0,
+            opened_at=utcnow(),
+        )
+        # A savepoint: two postings opening the same platform account at once must not fail the
+        # whole transaction of the one that loses the race.
+        try:
+            with session.begin_nested():
+                session.add(account)
+        except sa.exc.IntegrityError:
+            account = session.scalar(query)
+    remember_owners(session, [(ref.owner_type, ref.owner_id)])
+    return account
+
+
+def artisan_has_accounts(session: Session, artisan_id: str) -> bool:
+    """Whether the artisan's accounts are open (asked once per transaction)."""
+    if owner_has_known_accounts(session, "artisan", artisan_id):
+        return True
+    existing = session.scalars(
+        sa.select(LedgerAccount.id).where(
+            LedgerAccount.owner_type == "artisan", LedgerAccount.owner_id == artisan_id
+        )
+    ).first()
+    if existing is None:
+        return False
+    remember_owners(session, [("artisan", artisan_id)])
+    return True
+
+
+def add_artisan_accounts(
+    session: Session, artisan_id: str, currency: str, kinds: Iterable[str]
+) -> list[LedgerAccount]:
+    accounts = [
+        LedgerAccount(
+            id=new_id("acct"), owner_type="artisan", owner_id=artisan_id, kind=kind, currency=currency
+        )
+        for kind in kinds
+    ]
+    session.add_all(accounts)
+    remember_owners(session, [("artisan", artisan_id)])
+    return accounts
+
+
+# -- locking ---------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LockedAccount(AccountBalance):
+    id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class LockedForPosting:
+    accounts: dict[AccountRef, LockedAccount]  # the entry's, and every account of its artisans
+    caps: dict[str, int]  # artisan -> cap (0 without limits, or when KYC is not active)
+    posted_entry_id: str | None  # the entry already posted under the posting key, if asked
+
+
+@functools.cache
+def _lock_statement(accounts: int, artisans: int, with_posting_key: bool) -> sa.Select[Any]:
+    """The locking SELECT for ``accounts`` named accounts and all accounts of ``artisans`` artisans,
+    with bound parameters: built once per shape, so a posting pays no expression building and the
+    database sees the same statement text (prepared after a few uses). Core, not ORM: it returns
+    plain rows and skips the ORM's per-statement work."""
+    la, limits, entries = LedgerAccount.__table__.c, ArtisanLimits.__table__.c, JournalEntry.__table__.c
+    wanted = [
+        sa.and_(
+            la.owner_type == sa.bindparam(f"ref_type_{i}"),
+            la.owner_id == sa.bindparam(f"ref_owner_{i}"),
+            la.kind == sa.bindparam(f"ref_kind_{i}"),
+        )
+        for i in range(accounts)
+    ]
+    if artisans:
+        # The cap is checked against everything the artisan holds, under the same locks.
+        wanted.append(
+            sa.and_(
+                la.owner_type == "artisan",
+                la.owner_id.in_([sa.bindparam(f"ref_artisan_{i}") for i in range(artisans)]),
+            )
+        )
+
+    def artisan_limit(column: sa.ColumnElement[Any], label: str) -> sa.Label[Any]:
+        limit = sa.select(column).where(limits.artisan_id == la.owner_id).scalar_subquery()
+        return sa.case((la.owner_type == "artisan", limit)).label(label)
+
+    columns = [
+        la.id,
+        la.owner_type,
+        la.owner_id,
+        la.kind,
+        la.normal_side,
+        la.balance,
+        artisan_limit(limits.cap_amount, "cap_amount"),
+        artisan_limit(limits.kyc_status, "kyc_status"),
+    ]
+    if with_posting_key:
+        posted = sa.select(entries.id).where(entries.posting_key == sa.bindparam("ref_posting_key"))
+        columns.append(posted.scalar_subquery().label("posted_entry_id"))
+    return (
+        sa.select(*columns)
+        .where(la.currency == sa.bindparam("ref_currency"), sa.or_(*wanted))
+        .order_by(la.owner_type, la.owner_id, la.kind)
+        .with_for_update(of=LedgerAccount.__table__)
+    )
+
+
+def lock_for_posting(
+    session: Session, refs: Iterable[AccountRef], currency: str, posting_key: str | None = None
+) -> LockedForPosting:
+    """Lock ``refs`` and every account of the artisans among them, in one statement.
+
+    Rows are locked in (owner type, owner id, kind) order, the order every posting locks in, so two
+    postings sharing accounts wait for each other instead of deadlocking; an artisan's accounts
+    come before marketplace and platform ones, so locking them first (``lock_accounts``) keeps that
+    order. Accounts not opened yet are simply missing from the answer. The session is flushed
+    first, so accounts, limits and rows they refer to that were added but not written are seen.
+    """
+    refs = sorted(set(refs))
+    artisans = sorted({ref.owner_id for ref in refs if ref.owner_type == "artisan"})
+    params: dict[str, str] = {"ref_currency": currency}
+    for i, ref in enumerate(refs):
+        params[f"ref_type_{i}"], params[f"ref_owner_{i}"], params[f"ref_kind_{i}"] = (
+            ref.owner_type,
+            ref.owner_id,
+            ref.kind,
+        )
+    for i, artisan_id in enumerate(artisans):
+        params[f"ref_artisan_{i}"] = artisan_id
+    if posting_key is not None:
+        params["ref_posting_key"] = posting_key
+    session.flush()  # nothing to do (and no statement) unless something is pending
+    statement = _lock_statement(len(refs), len(artisans), posting_key is not None)
+    rows = session.connection().execute(statement, params).all()
+    accounts: dict[AccountRef, LockedAccount] = {}
+    caps: dict[str, int] = {}
+    for row in rows:
+        ref = AccountRef(row.owner_type, row.owner_id, row.kind)
+        accounts[ref] = LockedAccount(id=row.id, normal_side=row.normal_side, balance=int(row.balance))
+        if row.owner_type == "artisan":
+            cap_amount = None if row.cap_amount is None else int(row.cap_amount)
+            caps[row.owner_id] = artisan_cap(cap_amount, row.kyc_status)
+    remember_owners(session, ((ref.owner_type, ref.owner_id) for ref in accounts))
+    if posting_key is None:
+        posted_entry_id = None
+    elif rows:
+        posted_entry_id = rows[0].posted_entry_id
+    else:
+        posted_entry_id = session.scalar(
+            sa.select(JournalEntry.id).where(JournalEntry.posting_key == posting_key)
+        )
+    return LockedForPosting(accounts, caps, posted_entry_id)
+
+
+def lock_accounts(
+    session: Session, refs: Iterable[AccountRef], currency: str
+) -> dict[AccountRef, LockedAccount]:
+    """Lock ``refs`` (opening those not open yet) in the order ``post`` locks in; returns them as
+    they stand now, for a caller that decides an entry's lines from the balances."""
+    refs = set(refs)
+    locked = lock_for_posting(session, refs, currency)
+    missing = refs - set(locked.accounts)
+    if missing:
+        for ref in sorted(missing):
+            account_for(session, ref, currency)
+        locked = lock_for_posting(session, refs, currency)
+    return locked.accounts
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def already_posted(session: Session, posting_key: str) -> JournalEntry | None:
+    return session.scalar(sa.select(JournalEntry).where(JournalEntry.posting_key == posting_key))
+
+
+def entry(session: Session, entry_id: str) -> JournalEntry | None:
+    return session.get(JournalEntry, entry_id)
+
+
+def shown(session: Session, ref: AccountRef, currency: str) -> int:
+    """The account's balance as people read it (opened on first use)."""
+    account = account_for(session, ref, currency)
+    return shown_balance(account.balance, account.normal_side)
+
+
+def shown_if_open(session: Session, ref: AccountRef, currency: str) -> int:
+    """The account's balance as people read it (0 if not open), read as columns so no account
+    object (which ``post`` would then have to refresh) lands in the session."""
+    row = session.execute(
+        sa.select(LedgerAccount.balance, LedgerAccount.normal_side).where(
+            LedgerAccount.owner_type == ref.owner_type,
+            LedgerAccount.owner_id == ref.owner_id,
+            LedgerAccount.kind == ref.kind,
+            LedgerAccount.currency == currency,
+        )
+    ).first()
+    return 0 if row is None else shown_balance(row.balance, row.normal_side)
+
+
+def artisan_account(session: Session, artisan_id: str, kind: str, currency: str) -> LedgerAccount | None:
+    return session.scalar(
+        sa.select(LedgerAccount).where(
+            LedgerAccount.owner_type == "artisan",
+            LedgerAccount.owner_id == artisan_id,
+            LedgerAccount.kind == kind,
+            LedgerAccount.currency == currency,
+        )
+    )
+
+
+def artisan_stored_balances(session: Session, artisan_id: str) -> list[tuple[str, str, int]]:
+    """(kind, currency, stored balance) of each of the artisan's accounts."""
+    rows = session.execute(
+        sa.select(LedgerAccount.kind, LedgerAccount.currency, LedgerAccount.balance).where(
+            LedgerAccount.owner_type == "artisan", LedgerAccount.owner_id == artisan_id
+        )
+    ).all()
+    return [(kind, currency, int(balance)) for kind, currency, balance in rows]
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _write_statements(lines: int, as_one_statement: bool) -> tuple[sa.TextClause, ...]:
+    """The writes of an entry with ``lines`` lines: the entry, its lines (one multi-row INSERT, in
+    the entry's order) and the stored balances of their (locked) accounts (one UPDATE).
+
+    On PostgreSQL they are one statement (the two INSERTs as data-modifying CTEs, which run exactly
+    once and together with the UPDATE, and whose foreign keys are checked at its end); elsewhere
+    three. Built once per number of lines, as text: SQL expressions cannot cache a multi-row VALUES.
+    """
+    entry = (
+        f"INSERT INTO {JournalEntry.__tablename__} "
+        "(id, cause, cause_id, cause_event_id, posting_key, artisan_id, description, posted_at) "
+        "VALUES (:entry_id, :cause, :cause_id, :cause_event_id, :posting_key, :artisan_id, :description, :posted_at)"
+    )
+    values = ", ".join(f"(:entry_id, :account_{i}, :amount_{i}, :currency)" for i in range(lines))
+    entry_lines = (
+        f"INSERT INTO {JournalLine.__tablename__} (entry_id, account_id, amount, currency) VALUES {values}"
+    )
+    cases = " ".join(f"WHEN :account_{i} THEN :amount_{i}" for i in range(lines))
+    ids = ", ".join(f":account_{i}" for i in range(lines))
+    balances = f"UPDATE {LedgerAccount.__tablename__} SET balance = balance + CASE id {cases} END WHERE id IN ({ids})"
+    timestamp = sa.bindparam("posted_at", type_=UTCDateTime())
+    amounts = [sa.bindparam(f"amount_{i}", type_=sa.BigInteger()) for i in range(lines)]
+    if as_one_statement:
+        return (
+            sa.text(f"WITH entry AS ({entry}), lines AS ({entry_lines}) {balances}").bindparams(
+                timestamp, *amounts
+            ),
+        )
+    return (
+        sa.text(entry).bindparams(timestamp),
+        sa.text(entry_lines).bindparams(*amounts),
+        sa.text(balances).bindparams(*amounts),
+    )
+
+
+def write_entry(
+    session: Session,
+    entry: JournalEntry,
+    currency: str,
+    amounts: Mapping[AccountRef, int],
+    accounts: Mapping[AccountRef, LockedAccount],
+) -> None:
+    """Write ``entry`` (not added to the session), its lines (``amounts``, in order) and the new
+    balances of its ``accounts`` (locked). Plain statements, not ORM objects: no unit-of-work
+    bookkeeping, and one round trip on PostgreSQL."""
+    params: dict[str, object] = {
+        "entry_id": entry.id,
+        "cause": entry.cause,
+        "cause_id": entry.cause_id,
+        "cause_event_id": entry.cause_event_id,
+        "posting_key": entry.posting_key,
+        "artisan_id": entry.artisan_id,
+        "description": entry.description,
+        "posted_at": entry.posted_at,
+        "currency": currency,
+    }
+    for i, (ref, amount) in enumerate(amounts.items()):
+        params[f"account_{i}"], params[f"amount_{i}"] = accounts[ref].id, amount
+    connection = session.connection()
+    for statement in _write_statements(len(amounts), connection.dialect.name == "postgresql"):
+        connection.execute(statement, params)
+    _refresh_loaded_accounts(session, accounts, amounts)
+
+
+def _refresh_loaded_accounts(
+    session: Session, accounts: Mapping[AccountRef, LockedAccount], amounts: Mapping[AccountRef, int]
+) -> None:
+    """Account objects this session loaded earlier now show the balances just locked and written,
+    as if read again (the balances were updated by plain SQL, behind the ORM's back)."""
+    identity_map = session.identity_map
+    for ref, account in accounts.items():
+        loaded = identity_map.get(identity_key(LedgerAccount, account.id))
+        if loaded is not None:
+            set_committed_value(loaded, "balance", account.balance + amounts.get(ref, 0))

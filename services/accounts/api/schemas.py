@@ -1,0 +1,280 @@
+"""The accounts API's input and output schemas (they also generate the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
+
+from services.accounts.domain.ledger import ArtisanAccountKind
+from services.accounts.domain.payouts import FAILURE_CODES, PayoutStatus, ScheduleInterval
+from shared.money import CurrencyCode, MinorUnits, MoneySchema, MoneyWithDecimalSchema
+from shared.pagination import PageArgsSchema, page_schema
+
+# --- balances -------------------------------------------------------------------------------------
+
+
+class BalanceSchema(Schema):
+    object = fields.Constant("balance")
+    artisan_id = fields.String(required=True)
+    pending = fields.Nested(
+        MoneyWithDecimalSchema, required=True, metadata={"description": "Inside the hold period."}
+    )
+    available = fields.Nested(
+        MoneyWithDecimalSchema, required=True, metadata={"description": "Can be paid out."}
+    )
+    # Null for an artisan whose KYC limits accounts has not heard of yet.
+    kyc_tier = fields.Integer(
+        allow_none=True, metadata={"description": "The artisan's KYC tier (null until known)."}
+    )
+    cap = fields.Nested(
+        MoneyWithDecimalSchema, allow_none=True, metadata={"description": "Bank Al-Maghrib cap for the tier."}
+    )
+
+
+# --- the ledger: arguments ------------------------------------------------------------------------
+
+
+class TimeRangeArgsSchema(Schema):
+    # ``from`` is a Python keyword: the attribute names differ from the query parameters.
+    posted_from = fields.AwareDateTime(
+        data_key="from",
+        load_default=None,
+        default_timezone=None,
+        metadata={"description": "Posted at or after this ISO 8601 date-time (with its UTC offset)."},
+    )
+    posted_to = fields.AwareDateTime(
+        data_key="to",
+        load_default=None,
+        default_timezone=None,
+        metadata={"description": "Posted before this ISO 8601 date-time (with its UTC offset)."},
+    )
+
+    @validates_schema
+    def _range_not_reversed(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        start, end = data.get("posted_from"), data.get("posted_to")
+        if start is not None and end is not None and end < start:
+            raise ValidationError("Must not be before `from`.", field_name="to")
+
+
+class StatementArgsSchema(PageArgsSchema, TimeRangeArgsSchema):
+    account = fields.String(
+        load_default=ArtisanAccountKind.AVAILABLE.value,
+        validate=validate.OneOf([kind.value for kind in ArtisanAccountKind]),
+        metadata={"description": "`available` (default) or `pending`."},
+    )
+    currency = CurrencyCode(load_default=None, metadata={"description": "Defaults to the ledger's currency."})
+
+
+class JournalEntryArgsSchema(PageArgsSchema, TimeRangeArgsSchema):
+    cause = fields.String(
+        validate=validate.Length(min=1, max=20),
+        metadata={"description": "payment, refund, dispute, release, payout, …"},
+    )
+    artisan_id = fields.String(validate=validate.Length(min=1, max=40))
+
+
+class CaseArgsSchema(PageArgsSchema):
+    status = fields.String(
+        validate=validate.OneOf(["open", "waiting", "resolved"]),
+        metadata={
+            "description": "`open`: refused, for an operator; `waiting`: a parked money event that posts by itself "
+            "once what it waits for has happened; `resolved`: it did."
+        },
+    )
+    artisan_id = fields.String(validate=validate.Length(min=1, max=40))
+
+
+# --- the ledger: responses ------------------------------------------------------------------------
+
+
+class StatementLineSchema(Schema):
+    id = fields.String(required=True, metadata={"description": "The line's cursor, for `starting_after`."})
+    object = fields.Constant("statement_line")
+    entry_id = fields.String(required=True)
+    posted_at = fields.DateTime(required=True)
+    cause = fields.String(required=True)
+    cause_id = fields.String(required=True)
+    description = fields.String(required=True)
+    amount = fields.Nested(MoneySchema, required=True, metadata={"description": "Money in is positive."})
+    running_balance = fields.Nested(
+        MoneySchema, required=True, metadata={"description": "The account's balance right after this line."}
+    )
+
+
+class StatementSchema(page_schema(StatementLineSchema)):
+    object = fields.Constant("statement")
+    artisan_id = fields.String(required=True)
+    account = fields.String(required=True)
+    currency = fields.String(required=True)
+    opening_balance = fields.Nested(
+        MoneySchema,
+        required=True,
+        metadata={"description": "The balance right before this page's first line."},
+    )
+
+
+class JournalLineSchema(Schema):
+    account_id = fields.String(required=True)
+    owner_type = fields.String(required=True)
+    owner_id = fields.String(required=True)
+    kind = fields.String(required=True)
+    amount = fields.Integer(required=True, metadata={"description": "Minor units: + debit, − credit."})
+    currency = fields.String(required=True)
+
+
+class JournalEntrySchema(Schema):
+    id = fields.String(required=True)
+    object = fields.Constant("journal_entry")
+    cause = fields.String(required=True)
+    cause_id = fields.String(required=True)
+    cause_event_id = fields.String(allow_none=True)
+    posting_key = fields.String(required=True)
+    artisan_id = fields.String(allow_none=True)
+    description = fields.String(required=True)
+    posted_at = fields.DateTime(required=True)
+    lines = fields.List(fields.Nested(JournalLineSchema), required=True)
+
+
+JournalEntryPageSchema = page_schema(JournalEntrySchema)
+
+
+class IntegrityDifferenceSchema(Schema):
+    check = fields.String(required=True)
+    account_id = fields.String()
+    entry_id = fields.String()
+    currency = fields.String()
+    expected = fields.Integer(required=True, metadata={"description": "For a lower bound, the bound."})
+    actual = fields.Integer(required=True)
+
+
+class IntegritySchema(Schema):
+    object = fields.Constant("ledger_integrity")
+    ok = fields.Boolean(required=True)
+    checked_at = fields.DateTime(required=True)
+    accounts_checked = fields.Integer(required=True)
+    entries_checked = fields.Integer(required=True)
+    differences = fields.List(fields.Nested(IntegrityDifferenceSchema), required=True)
+
+
+class LedgerCaseSchema(Schema):
+    id = fields.String(required=True)
+    object = fields.Constant("ledger_case")
+    kind = fields.String(required=True, metadata={"description": "e.g. tier_cap_exceeded."})
+    status = fields.String(required=True)
+    cause = fields.String(required=True)
+    cause_id = fields.String(required=True)
+    event_id = fields.String(allow_none=True)
+    artisan_id = fields.String(allow_none=True)
+    details = fields.Dict(required=True)
+    created_at = fields.DateTime(required=True)
+
+
+LedgerCasePageSchema = page_schema(LedgerCaseSchema)
+
+
+# --- payouts --------------------------------------------------------------------------------------
+
+# Far beyond any payout, well inside a 64-bit column.
+MAX_AMOUNT = 10**13
+
+
+def flatten_money(data: Any, field: str) -> Any:
+    """Read ``field: {amount, currency}`` (the shape answers use) as ``field: amount, currency: …``."""
+    if not isinstance(data, dict) or not isinstance(data.get(field), dict):
+        return data
+    money = data[field]
+    if set(money) - {"amount", "currency"}:
+        raise ValidationError({field: ["Must be an integer of minor units or an object {amount, currency}."]})
+    if "currency" in money and "currency" in data and data["currency"] != money["currency"]:
+        raise ValidationError({"currency": [f"Differs from the currency of {field}."]})
+    flat = {**data, field: money.get("amount")}
+    if "currency" in money:
+        flat["currency"] = money["currency"]
+    return flat
+
+
+class PayoutRequestSchema(Schema):
+    artisan_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    amount = MinorUnits(
+        required=True,
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": "Minor units (centimes), with `currency`; or an object {amount, currency}."},
+    )
+    currency = CurrencyCode(required=True, metadata={"example": "MAD"})
+    bank_account_id = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=40),
+        metadata={"description": "One of the artisan's bank accounts; default: their default account."},
+    )
+    description = fields.String(load_default=None, validate=validate.Length(max=200))
+
+    @pre_load
+    def accept_money_object(self, data: Any, **_kwargs: Any) -> Any:
+        return flatten_money(data, "amount")
+
+
+class PayoutSchema(Schema):
+    id = fields.String(required=True, metadata={"example": "po_01JD8Z6W5Q0T2C7S9K3M4N5P6R"})
+    object = fields.Constant("payout")
+    artisan_id = fields.String()
+    amount = fields.Nested(MoneySchema, attribute="money")
+    status = fields.String(metadata={"description": "pending, in_transit, then paid or failed."})
+    failure_code = fields.String(
+        allow_none=True, metadata={"description": f"When failed: {', '.join(FAILURE_CODES)}."}
+    )
+    bank_account_id = fields.String()
+    bank_code = fields.String(metadata={"description": "The artisan's bank."})
+    rib_last4 = fields.String(metadata={"description": "The last four digits of the account's RIB."})
+    holder_name = fields.String()
+    description = fields.String(allow_none=True)
+    source = fields.String(metadata={"description": "api, or schedule for an automatic payout."})
+    bank_reference = fields.String(
+        attribute="partner_reference",
+        allow_none=True,
+        metadata={"description": "The bank partner's transfer id, once it has one."},
+    )
+    created_at = fields.DateTime()
+    submitted_at = fields.DateTime(allow_none=True)
+    paid_at = fields.DateTime(allow_none=True)
+    failed_at = fields.DateTime(allow_none=True)
+    updated_at = fields.DateTime()
+
+
+PayoutPageSchema = page_schema(PayoutSchema)
+
+
+class PayoutListArgsSchema(PageArgsSchema):
+    artisan_id = fields.String(validate=validate.Length(min=1, max=40))
+    status = fields.String(validate=validate.OneOf([str(status) for status in PayoutStatus]))
+
+
+class ScheduleRequestSchema(Schema):
+    interval = fields.String(
+        required=True, validate=validate.OneOf([str(interval) for interval in ScheduleInterval])
+    )
+    threshold = MinorUnits(
+        load_default=None,
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": "With interval=threshold: minor units with `currency`, or an object."},
+    )
+    currency = CurrencyCode(load_default=None)
+
+    @pre_load
+    def accept_money_object(self, data: Any, **_kwargs: Any) -> Any:
+        return flatten_money(data, "threshold")
+
+
+class ScheduleSchema(Schema):
+    object = fields.Constant("payout_schedule")
+    artisan_id = fields.String()
+    interval = fields.String()
+    threshold = fields.Nested(MoneySchema, allow_none=True)
+    updated_by = fields.String(allow_none=True)
+    updated_at = fields.DateTime(allow_none=True)
+
+
+class CallbackAckSchema(Schema):
+    received = fields.Boolean()
+    applied = fields.Boolean()
+    status = fields.String()

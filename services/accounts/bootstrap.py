@@ -1,0 +1,67 @@
+"""Accounts' composition root: every adapter is built here, once, from the configuration.
+
+The web app, the consumer and the worker all start from ``bootstrap(config)``; tests pass fakes
+as keyword arguments (``bank_partners=``, ``key_lookup=``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from services.accounts.adapters.banks import BankPartnerRegistry, HttpBankPartner
+from services.accounts.adapters.ledger_session import install_ledger_session_hooks
+from services.accounts.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
+from services.accounts.config import AccountsConfig, load_config
+from services.accounts.context import AccountsContext
+from services.accounts.service_layer.payout_settings import PayoutSettings
+from shared.auth.tokens import KeyLookup
+from shared.config import ConfigError
+from shared.context import Models, build_verifying_context
+
+MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey)
+
+
+def make_bank_partners(config: AccountsConfig) -> BankPartnerRegistry:
+    """The partner that executes payouts, reached through the bank-partner API."""
+    adapter = HttpBankPartner(
+        config.bank_partner_url,
+        api_key=config.bank_partner_api_key,
+        callback_secret=config.bank_callback_secret,
+        timeout=config.http_timeout_seconds,
+        tolerance_seconds=config.bank_callback_tolerance_seconds,
+    )
+    return BankPartnerRegistry({config.payout_partner_bank: adapter})
+
+
+def make_payout_settings(config: AccountsConfig, partners: BankPartnerRegistry) -> PayoutSettings:
+    if config.payout_partner_bank not in partners:
+        # Checked at start-up, not on the first payout.
+        raise ConfigError(f"PAYOUT_PARTNER_BANK: no bank partner {config.payout_partner_bank!r} is wired")
+    return PayoutSettings(
+        partners=partners,
+        partner_bank=config.payout_partner_bank,
+        source_bank_code=config.payout_bank_code,
+        currency=config.ledger_currency,
+        callback_base_url=config.public_url,
+        poll_after=config.payout_poll_after,
+        idempotency_key_ttl=dt.timedelta(hours=config.idempotency_key_ttl_hours),
+    )
+
+
+def bootstrap(
+    config: AccountsConfig | None = None,
+    *,
+    key_lookup: KeyLookup | None = None,
+    bank_partners: BankPartnerRegistry | None = None,
+) -> AccountsContext:
+    config = config or load_config()
+    context = build_verifying_context(
+        config,
+        MODELS,
+        key_lookup,
+        context_type=AccountsContext,
+        payouts=make_payout_settings(config, bank_partners or make_bank_partners(config)),
+    )
+    # Every session that may post (requests, the consumer, the worker) comes from this factory.
+    install_ledger_session_hooks(context.session_factory)
+    return context

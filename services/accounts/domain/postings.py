@@ -1,0 +1,129 @@
+"""What each money movement posts: the entry's lines, and how an amount owed by an artisan is split.
+
+    payment succeeded   Dr gateway_receivable:{gw} gross / Cr artisan pending net / Cr marketplace commission fee
+    refund succeeded    Cr gateway_receivable refund / Dr commission fee refunded /
+                        Dr artisan (this payment's pending hold, then available) / Dr marketplace reserve shortfall
+    dispute opened      Dr artisan (pending hold, then available) / Dr reserve shortfall / Cr disputes_held
+    dispute won         Dr disputes_held / Cr back where it came from
+    dispute lost        Dr disputes_held / Cr gateway_receivable (the gateway keeps the money)
+    release             Dr artisan pending / Cr artisan available, once the hold period is over
+
+Pure functions over plain values: the service layer reads the balances and holds, these decide the
+lines, and ``post`` checks and writes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from collections.abc import Iterable
+
+from services.accounts.domain.ledger import AccountRef, artisan, gateway_receivable, marketplace, platform
+
+# One line of an entry: the account, and the signed amount in minor units (+ debit, - credit).
+EntryLine = tuple[AccountRef, int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Posting:
+    """A journal entry to post, once: ``posting_key`` names the movement."""
+
+    cause: str  # payment, refund, dispute, release, payout, settlement, adjustment
+    cause_id: str
+    posting_key: str
+    description: str
+    currency: str
+    lines: tuple[EntryLine, ...]
+    artisan_id: str | None = None
+    event_id: str | None = None
+
+
+def net_amounts(lines: Iterable[EntryLine]) -> dict[AccountRef, int]:
+    """The entry's amount per account (lines on one account added up), without accounts it leaves
+    unchanged; in the order the accounts first appear."""
+    amounts: dict[AccountRef, int] = defaultdict(int)
+    for ref, amount in lines:
+        amounts[ref] += amount
+    return {ref: amount for ref, amount in amounts.items() if amount != 0}
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """How an amount owed by an artisan is covered: first the payment's pending hold, then the
+    available balance, and any shortfall from the marketplace reserve (never a negative artisan)."""
+
+    from_pending: int
+    from_available: int
+    from_reserve: int
+
+    def debit_lines(self, artisan_id: str, marketplace_id: str) -> list[EntryLine]:
+        """The debits that take the amount, leaving out the parts that are zero."""
+        lines = [
+            (artisan(artisan_id, "pending"), self.from_pending),
+            (artisan(artisan_id, "available"), self.from_available),
+            (marketplace(marketplace_id, "reserve"), self.from_reserve),
+        ]
+        return [line for line in lines if line[1]]
+
+
+def split_debit(amount: int, pending_hold_remaining: int, available: int) -> Split:
+    from_pending = max(0, min(amount, pending_hold_remaining))
+    from_available = max(0, min(amount - from_pending, available))
+    return Split(from_pending, from_available, amount - from_pending - from_available)
+
+
+def split_artisan_debit(amount: int, *, hold_remaining: int, pending: int, available: int) -> Split:
+    """``split_debit`` against the artisan's balances as they stand: the payment's hold can never
+    give more than the pending account itself holds."""
+    return split_debit(amount, min(hold_remaining, pending), available)
+
+
+def payment_lines(
+    *, gateway: str, artisan_id: str, marketplace_id: str, gross: int, fee: int
+) -> tuple[EntryLine, ...]:
+    """The gateway owes the gross; the artisan's pending gets the net, the marketplace the fee."""
+    return (
+        (gateway_receivable(gateway), gross),
+        (artisan(artisan_id, "pending"), -(gross - fee)),
+        (marketplace(marketplace_id, "commission"), -fee),
+    )
+
+
+def refund_lines(
+    *, gateway: str, artisan_id: str, marketplace_id: str, amount: int, fee_refunded: int, split: Split
+) -> tuple[EntryLine, ...]:
+    """The refund leaves the gateway; the marketplace gives its fee back, the artisan (then the
+    reserve) the rest, as ``split`` (of ``amount - fee_refunded``) says."""
+    return (
+        (gateway_receivable(gateway), -amount),
+        (marketplace(marketplace_id, "commission"), fee_refunded),
+        *split.debit_lines(artisan_id, marketplace_id),
+    )
+
+
+def dispute_opened_lines(
+    *, artisan_id: str, marketplace_id: str, amount: int, split: Split
+) -> tuple[EntryLine, ...]:
+    """The disputed amount is taken as ``split`` says and held until the dispute closes."""
+    return (*split.debit_lines(artisan_id, marketplace_id), (platform("disputes_held"), -amount))
+
+
+def dispute_closed_lines(
+    *, outcome: str, gateway: str, artisan_id: str, marketplace_id: str, held: Split
+) -> tuple[EntryLine, ...]:
+    """What was ``held`` goes back where it came from (won) or to the gateway (lost)."""
+    total = held.from_pending + held.from_available + held.from_reserve
+    if outcome == "lost":
+        back = [(gateway_receivable(gateway), -total)]
+    else:
+        back = [
+            (artisan(artisan_id, "pending"), -held.from_pending),
+            (artisan(artisan_id, "available"), -held.from_available),
+            (marketplace(marketplace_id, "reserve"), -held.from_reserve),
+        ]
+    return ((platform("disputes_held"), total), *[line for line in back if line[1]])
+
+
+def release_lines(artisan_id: str, amount: int) -> tuple[EntryLine, ...]:
+    """Pending funds past their hold become available."""
+    return ((artisan(artisan_id, "pending"), amount), (artisan(artisan_id, "available"), -amount))

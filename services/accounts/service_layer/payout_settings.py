@@ -1,0 +1,25 @@
+"""How payouts are made: the bank partners, which of them executes transfers, and from where."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from services.accounts.adapters.banks import BankPartnerRegistry
+
+
+@dataclasses.dataclass(frozen=True)
+class PayoutSettings:
+    partners: BankPartnerRegistry
+    partner_bank: str  # the slug of the partner executing transfers
+    source_bank_code: str  # the client-funds bank payouts leave from
+    currency: str
+    callback_base_url: str
+    poll_after: dt.timedelta
+    # How long an Idempotency-Key stands for its payout: the API's keys live as long (then a
+    # client may use the key again, for a new payout).
+    idempotency_key_ttl: dt.timedelta = dt.timedelta(hours=24)
+
+    @property
+    def callback_url(self) -> str:
+        return f"{self.callback_base_url.rstrip('/')}/v1/banks/{self.partner_bank}/callbacks"
