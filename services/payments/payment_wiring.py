@@ -7,8 +7,8 @@ a test installs other gateways (the in-memory fake) with ``use_gateways`` before
 from __future__ import annotations
 
 from services.payments.adapters.gateways import m2t_gateway_from_config
-from services.payments.adapters.gateways.base import GatewayRegistry
 from services.payments.config import PaymentsConfig
+from services.payments.domain.gateway import GatewayRegistry
 from services.payments.service_layer.settings import PaymentSettings
 from shared.context import ServiceContext
 

@@ -16,16 +16,6 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from services.payments.adapters.gateways.base import (
-    AuthoriseRequest,
-    GatewayRegistry,
-    PaymentMethod,
-    RefundStatus,
-    RequestToPay,
-    TokeniseRequest,
-    TransactionStatus,
-    VoidRequest,
-)
 from services.payments.adapters.gateways.fake import FakeGateway
 from services.payments.adapters.orm import (
     GatewayAttempt,
@@ -36,6 +26,16 @@ from services.payments.adapters.orm import (
     Payment,
     Refund,
     WebhookEvent,
+)
+from services.payments.domain.gateway import (
+    AuthoriseRequest,
+    GatewayRegistry,
+    PaymentMethod,
+    RefundStatus,
+    RequestToPay,
+    TokeniseRequest,
+    TransactionStatus,
+    VoidRequest,
 )
 from services.payments.payment_wiring import use_gateways
 from services.payments.service_layer.payments import _visible

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.payments.adapters.gateways.base import GatewayTransaction, NextAction, TransactionStatus
+from services.payments.domain.gateway import GatewayTransaction, NextAction, TransactionStatus
 from services.payments.domain.payments import (
     FINAL_STATUSES,
     REFUND,

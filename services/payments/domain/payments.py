@@ -27,7 +27,7 @@ import enum
 
 # A refund's and a dispute's states are the gateway's own (pending → succeeded | failed, and
 # open → won | lost): re-exported here beside the payment's.
-from services.payments.adapters.gateways.base import (
+from services.payments.domain.gateway import (
     DisputeStatus,
     GatewayTransaction,
     RefundStatus,

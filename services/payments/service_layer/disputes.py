@@ -11,8 +11,8 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.payments.adapters.gateways.base import GatewayDispute
 from services.payments.adapters.orm import Dispute, Payment
+from services.payments.domain.gateway import GatewayDispute
 from services.payments.domain.payments import DisputeStatus
 from services.payments.service_layer.announcements import dispute_changed
 from shared.auth import Principal

@@ -14,14 +14,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from services.payments.adapters.gateways.base import (
+from services.payments.adapters.orm import GatewayCallbackReceipt, Payment, Refund
+from services.payments.domain.gateway import (
     CallbackKind,
     GatewayCallback,
     InvalidCallback,
     UnmappedCallback,
     UnrecognisedCallback,
 )
-from services.payments.adapters.orm import GatewayCallbackReceipt, Payment, Refund
 from services.payments.service_layer.disputes import apply_dispute, payment_for_dispute
 from services.payments.service_layer.gateway_calls import UNMAPPED, callback_attempt
 from services.payments.service_layer.payments import apply_transaction

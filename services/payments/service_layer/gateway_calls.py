@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from services.payments.adapters.gateways.base import (
+from services.payments.adapters.orm import GatewayAttempt
+from services.payments.domain.gateway import (
     GatewayError,
     GatewayOutcomeUnknown,
     GatewayRequestRefused,
 )
-from services.payments.adapters.orm import GatewayAttempt
 from shared.db import utcnow
 
 log = logging.getLogger(__name__)

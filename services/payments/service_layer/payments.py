@@ -20,7 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.payments.adapters.gateways.base import (
+from services.payments.adapters.orm import GatewayAttempt, Payee, PayeeMarketplace, Payment
+from services.payments.domain.gateway import (
     AuthoriseRequest,
     CaptureRequest,
     GatewayRefund,
@@ -32,7 +33,6 @@ from services.payments.adapters.gateways.base import (
     TransactionStatus,
     VoidRequest,
 )
-from services.payments.adapters.orm import GatewayAttempt, Payee, PayeeMarketplace, Payment
 from services.payments.domain.payments import (
     AWAITING_GATEWAY,
     CANCELABLE,

@@ -21,8 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.payments.adapters.gateways.base import GatewayRefund, RefundRequest
 from services.payments.adapters.orm import Dispute, Payment, Refund
+from services.payments.domain.gateway import GatewayRefund, RefundRequest
 from services.payments.domain.payments import DisputeStatus, PaymentStatus, RefundStatus, proportional_fee
 from services.payments.service_layer.announcements import refund_changed
 from services.payments.service_layer.gateway_calls import CallOutcome, attempt_row, call_gateway

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from services.payments.adapters.gateways.base import GatewayRegistry, PaymentGateway
+from services.payments.domain.gateway import GatewayRegistry, PaymentGateway
 from shared.errors import NotFound
 
 

@@ -41,7 +41,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from services.payments.adapters.gateways.base import (
+from services.payments.adapters.gateways.m2t import transformers as wire
+from services.payments.adapters.gateways.m2t.gateway import header, read_callback
+from services.payments.domain.gateway import (
     AuthoriseRequest,
     CaptureRequest,
     CardToken,
@@ -58,8 +60,6 @@ from services.payments.adapters.gateways.base import (
     UnsupportedOperation,
     VoidRequest,
 )
-from services.payments.adapters.gateways.m2t import transformers as wire
-from services.payments.adapters.gateways.m2t.gateway import header, read_callback
 from shared.cards import luhn_valid
 from shared.partners import read_signed_callback
 from shared.signatures import sign
