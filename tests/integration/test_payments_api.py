@@ -37,8 +37,7 @@ from services.payments.domain.gateway import (
     TransactionStatus,
     VoidRequest,
 )
-from services.payments.payment_wiring import use_gateways
-from services.payments.service_layer.payments import _visible
+from services.payments.service_layer.ownership import visible_payment as _visible
 from services.payments.service_layer.projections import on_ledger_entry_posted
 from services.payments.service_layer.recovery import recover_waiting
 from shared.auth import Principal
@@ -57,10 +56,14 @@ def gateway():
 
 
 @pytest.fixture
-def service(payments_app, gateway):
+def payments_app(make_payments_app, gateway):
+    return make_payments_app(gateways=GatewayRegistry({"fake": gateway}), default_gateway="fake")
+
+
+@pytest.fixture
+def service(payments_app):
     context = payments_app.extensions["hirfa"]
-    settings = use_gateways(context, GatewayRegistry({"fake": gateway}), "fake")
-    return context, settings
+    return context, context.payments
 
 
 @pytest.fixture

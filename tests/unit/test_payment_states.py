@@ -16,11 +16,11 @@ from services.payments.domain.payments import (
     can_move,
     failure_for,
     gateway_moves,
-    proportional_fee,
     rank,
     reversal_for,
     status_for,
 )
+from services.payments.domain.refunds import proportional_fee
 
 S = PaymentStatus
 

@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import phonenumbers
-from flask import current_app, redirect, request
+from flask import redirect, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate
 
-from services.payments.domain.payments import DisputeStatus, PaymentStatus, RefundStatus
-from services.payments.payment_wiring import payment_settings
-from services.payments.service_layer import disputes, gateway_callbacks, payments, refunds
-from services.payments.service_layer.representations import (
+from services.payments.api.context import service_context, unit_of_work
+from services.payments.api.schemas import (
+    AttemptListSchema,
+    CallbackAckSchema,
+    DisputeListArgsSchema,
+    DisputePageSchema,
     DisputeSchema,
-    GatewayAttemptSchema,
+    PaymentCaptureSchema,
+    PaymentConfirmSchema,
+    PaymentCreateSchema,
+    PaymentListArgsSchema,
+    PaymentPageSchema,
     PaymentSchema,
+    RefundCreateSchema,
+    RefundListArgsSchema,
+    RefundPageSchema,
     RefundSchema,
 )
+from services.payments.service_layer import disputes, gateway_callbacks, refunds
+from services.payments.service_layer import payment_actions as payments
+from services.payments.service_layer.settings import PaymentSettings
 from shared.auth.flask import current_principal, require_scopes
 from shared.errors import NotFound
 from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shared.idempotency import idempotent, idempotent_when_keyed
-from shared.money import CurrencyCode, MinorUnits
-from shared.pagination import PageArgsSchema, page_schema
 
 payments_blp = Blueprint(
     "payments", __name__, url_prefix="/v1", description="Card and mobile-wallet payments."
@@ -47,159 +53,14 @@ OPTIONAL_IDEMPOTENCY_HEADER_DOC = {
     "schema": {"type": "string"},
     "description": "Optional: a retry with the same key replays the first answer instead of a 409 invalid_state.",
 }
-MAX_AMOUNT = 10**13  # far beyond any payment, inside a 64-bit column; the configured range is narrower
-
-
-def _context():
-    return current_app.extensions["hirfa"]
 
 
 def _uow():
-    return _context().uow_factory()
+    return unit_of_work()
 
 
-def _settings():
-    return payment_settings(_context())
-
-
-class Metadata(fields.Dict):
-    """Up to 20 string keys and short string values, kept for the marketplace's own use."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            keys=fields.String(validate=validate.Length(min=1, max=40)),
-            values=fields.String(validate=validate.Length(max=500)),
-            validate=validate.Length(max=20),
-            load_default=dict,
-            **kwargs,
-        )
-
-
-# -- schemas -----------------------------------------------------------------------------------------
-
-
-class PaymentCreateSchema(Schema):
-    artisan_id = fields.String(
-        required=True,
-        validate=validate.Length(min=1, max=40),
-        metadata={"description": "The payee (art_…), registered by your marketplace."},
-    )
-    amount = MinorUnits(
-        required=True,
-        validate=validate.Range(min=1, max=MAX_AMOUNT),
-        metadata={"description": "What the buyer pays, in centimes."},
-    )
-    currency = CurrencyCode(required=True, metadata={"example": "MAD"})
-    application_fee = MinorUnits(
-        load_default=0,
-        validate=validate.Range(min=0, max=MAX_AMOUNT),
-        metadata={"description": "Your commission, in centimes; at most amount."},
-    )
-    payment_method_type = fields.String(required=True, validate=validate.OneOf(["card", "mobile_wallet"]))
-    capture_method = fields.String(load_default="automatic", validate=validate.OneOf(["automatic", "manual"]))
-    description = fields.String(load_default=None, validate=validate.Length(max=500))
-    metadata = Metadata()
-    order_reference = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
-
-
-class MoroccanMobile(fields.String):
-    """A Moroccan mobile number in any usual notation, loaded as E.164 (+2126…, +2127…)."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            number = phonenumbers.parse(text, "MA")
-        except phonenumbers.NumberParseException:
-            raise ValidationError("Not a phone number.") from None
-        if (
-            not phonenumbers.is_valid_number(number)
-            or phonenumbers.region_code_for_number(number) != "MA"
-            or phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE
-        ):
-            raise ValidationError("Must be a Moroccan mobile number, e.g. +212612345678.")
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-class PaymentConfirmSchema(Schema):
-    card_token = fields.String(
-        load_default=None,
-        validate=validate.Regexp(r"^tok_[A-Za-z0-9_]{6,100}$", error="Not a card token (tok_…)."),
-        metadata={
-            "description": "The token the gateway's tokenisation gave the buyer's browser. Never a card number."
-        },
-    )
-    phone = MoroccanMobile(
-        load_default=None,
-        validate=validate.Length(max=30),
-        metadata={"description": "Mobile wallet: the buyer's Moroccan mobile number."},
-    )
-    return_url = fields.Url(
-        load_default=None,
-        schemes={"http", "https"},
-        require_tld=False,
-        validate=validate.Length(max=2048),
-        metadata={"description": "Card: where the buyer's browser goes after 3-D Secure."},
-    )
-
-
-class PaymentCaptureSchema(Schema):
-    amount_to_capture = MinorUnits(
-        load_default=None,
-        validate=validate.Range(min=1, max=MAX_AMOUNT),
-        metadata={"description": "Default: the whole authorised amount. Once only."},
-    )
-
-
-class PaymentListArgsSchema(PageArgsSchema):
-    status = fields.String(validate=validate.OneOf([str(status) for status in PaymentStatus]))
-    artisan_id = fields.String(validate=validate.Length(min=1, max=40))
-    created_gte = fields.AwareDateTime(
-        default_timezone=None, metadata={"description": "Created at or after (ISO 8601 with offset)."}
-    )
-    created_lte = fields.AwareDateTime(
-        default_timezone=None, metadata={"description": "Created at or before (ISO 8601 with offset)."}
-    )
-
-
-class RefundCreateSchema(Schema):
-    payment_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    amount = MinorUnits(
-        load_default=None,
-        validate=validate.Range(min=1, max=MAX_AMOUNT),
-        metadata={"description": "Default: all that is left to refund."},
-    )
-    currency = CurrencyCode(load_default=None)
-    application_fee_refunded = MinorUnits(
-        load_default=None,
-        validate=validate.Range(min=0, max=MAX_AMOUNT),
-        metadata={"description": "How much of your commission to give back; default: in proportion."},
-    )
-    reason = fields.String(
-        load_default=None,
-        validate=validate.OneOf(["requested_by_customer", "duplicate", "fraudulent", "other"]),
-    )
-    metadata = Metadata()
-
-
-class RefundListArgsSchema(PageArgsSchema):
-    payment_id = fields.String(validate=validate.Length(min=1, max=40))
-    status = fields.String(validate=validate.OneOf([str(status) for status in RefundStatus]))
-
-
-class DisputeListArgsSchema(PageArgsSchema):
-    payment_id = fields.String(validate=validate.Length(min=1, max=40))
-    status = fields.String(validate=validate.OneOf([str(status) for status in DisputeStatus]))
-
-
-class CallbackAckSchema(Schema):
-    received = fields.Boolean()
-    applied = fields.Boolean()
-    duplicate = fields.Boolean()
-
-
-PaymentPageSchema = page_schema(PaymentSchema)
-RefundPageSchema = page_schema(RefundSchema)
-DisputePageSchema = page_schema(DisputeSchema)
+def _settings() -> PaymentSettings:
+    return service_context().payments
 
 
 # -- payments ----------------------------------------------------------------------------------------
@@ -243,10 +104,6 @@ class PaymentById(MethodView):
     def get(self, payment_id):
         """One payment."""
         return payments.get_payment(_uow(), payment_id, current_principal())
-
-
-class AttemptListSchema(Schema):
-    data = fields.List(fields.Nested(GatewayAttemptSchema), required=True)
 
 
 @payments_blp.route("/payments/<string:payment_id>/attempts", methods=["GET"])
