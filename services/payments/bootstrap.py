@@ -12,11 +12,11 @@ from collections.abc import Callable, Mapping
 
 from services.payments.adapters.gateways import build_gateway_registry, m2t_gateway_from_config
 from services.payments.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
-from services.payments.adapters.webhook_sender import HttpWebhookSender, WebhookSender
+from services.payments.adapters.webhook_sender import HttpWebhookSender
 from services.payments.config import PaymentsConfig, load_config
 from services.payments.context import PaymentsContext
 from services.payments.domain.gateway import GatewayRegistry, PaymentGateway
-from services.payments.domain.webhooks import RetryPolicy
+from services.payments.domain.webhooks import RetryPolicy, WebhookSender
 from services.payments.service_layer.settings import PaymentSettings, WebhookSettings
 from shared.auth.tokens import KeyLookup
 from shared.config import ConfigError

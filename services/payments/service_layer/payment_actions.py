@@ -28,7 +28,7 @@ from services.payments.domain.gateway import (
     RequestToPay,
     VoidRequest,
 )
-from services.payments.domain.payees import cap_headroom, may_receive_payments
+from services.payments.domain.payees import cap_headroom, fits_under_cap, may_receive_payments
 from services.payments.domain.payments import CANCELABLE, CAPTURABLE, CONFIRMABLE, PaymentStatus
 from services.payments.service_layer.announcements import payment_changed
 from services.payments.service_layer.gateway_calls import CallOutcome, call_gateway, poll_transaction
@@ -217,8 +217,8 @@ def _check_payee_can_receive(
     held = payee.ledger_balance + payments.artisan_share_on_the_way(
         session, payee.artisan_id, excluding=excluding
     )
-    headroom = cap_headroom(payee.tier_cap_amount, held)
-    if net > headroom:
+    if not fits_under_cap(net, tier_cap=payee.tier_cap_amount, held=held):
+        headroom = cap_headroom(payee.tier_cap_amount, held)
         raise Conflict(
             "This payment would take the artisan above the cap of their KYC tier.",
             code="tier_limit_exceeded",

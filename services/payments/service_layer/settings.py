@@ -8,9 +8,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from services.payments.adapters.webhook_sender import WebhookSender
 from services.payments.domain.gateway import GatewayRegistry, PaymentGateway
-from services.payments.domain.webhooks import RetryPolicy
+from services.payments.domain.webhooks import RetryPolicy, WebhookSender
 from shared.crypto import EnvelopeCipher
 from shared.errors import NotFound
 

@@ -24,8 +24,14 @@ from services.payments.adapters.orm import (
     WebhookEndpoint,
     WebhookEvent,
 )
-from services.payments.adapters.webhook_sender import SendOutcome, WebhookRequest
-from services.payments.domain.webhooks import AttemptTrigger, DeliveryStatus, EndpointStatus, url_host
+from services.payments.domain.webhooks import (
+    AttemptTrigger,
+    DeliveryStatus,
+    EndpointStatus,
+    SendOutcome,
+    WebhookRequest,
+    url_host,
+)
 from services.payments.service_layer.ownership import require_marketplace, yours
 from services.payments.service_layer.settings import (
     DELIVERY_ID_HEADER,
