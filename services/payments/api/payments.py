@@ -8,6 +8,8 @@ from flask_smorest import Blueprint
 
 from services.payments.api.context import service_context, unit_of_work
 from services.payments.api.schemas import (
+    IDEMPOTENCY_HEADER_DOC,
+    OPTIONAL_IDEMPOTENCY_HEADER_DOC,
     AttemptListSchema,
     CallbackAckSchema,
     DisputeListArgsSchema,
@@ -24,8 +26,7 @@ from services.payments.api.schemas import (
     RefundPageSchema,
     RefundSchema,
 )
-from services.payments.service_layer import disputes, gateway_callbacks, refunds
-from services.payments.service_layer import payment_actions as payments
+from services.payments.service_layer import disputes, gateway_callbacks, payment_actions, refunds
 from services.payments.service_layer.settings import PaymentSettings
 from shared.auth.flask import current_principal, require_scopes
 from shared.errors import NotFound
@@ -39,24 +40,6 @@ gateways_blp = Blueprint(
     "gateways", __name__, url_prefix="/v1", description="Callbacks from payment gateways."
 )
 blueprints = (payments_blp, gateways_blp)
-
-IDEMPOTENCY_HEADER_DOC = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": True,
-    "schema": {"type": "string"},
-}
-OPTIONAL_IDEMPOTENCY_HEADER_DOC = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "Optional: a retry with the same key replays the first answer instead of a 409 invalid_state.",
-}
-
-
-def _uow():
-    return unit_of_work()
 
 
 def _settings() -> PaymentSettings:
@@ -79,9 +62,9 @@ class Payments(MethodView):
         Refused with nothing charged when the artisan is unknown to your marketplace or at KYC tier 0
         (``payee_unknown``, ``payee_not_eligible``), or when it would take them above their tier's
         cap (``tier_limit_exceeded``)."""
-        command = payments.CreatePayment(**body)
-        payment = payments.create_payment(
-            _uow(),
+        command = payment_actions.CreatePayment(**body)
+        payment = payment_actions.create_payment(
+            unit_of_work(),
             command,
             current_principal(),
             _settings(),
@@ -94,7 +77,7 @@ class Payments(MethodView):
     @payments_blp.response(200, PaymentPageSchema)
     def get(self, args):
         """Your marketplace's payments, oldest first."""
-        return payments.list_payments(_uow(), current_principal(), **args)
+        return payment_actions.list_payments(unit_of_work(), current_principal(), **args)
 
 
 @payments_blp.route("/payments/<string:payment_id>")
@@ -103,7 +86,7 @@ class PaymentById(MethodView):
     @payments_blp.response(200, PaymentSchema)
     def get(self, payment_id):
         """One payment."""
-        return payments.get_payment(_uow(), payment_id, current_principal())
+        return payment_actions.get_payment(unit_of_work(), payment_id, current_principal())
 
 
 @payments_blp.route("/payments/<string:payment_id>/attempts", methods=["GET"])
@@ -111,7 +94,7 @@ class PaymentById(MethodView):
 @payments_blp.response(200, AttemptListSchema)
 def attempts(payment_id):
     """The payment's gateway story: every call made (with the gateway's raw status) and every callback."""
-    return {"data": payments.list_attempts(_uow(), payment_id, current_principal())}
+    return {"data": payment_actions.list_attempts(unit_of_work(), payment_id, current_principal())}
 
 
 @payments_blp.route("/payments/<string:payment_id>/confirm", methods=["POST"])
@@ -127,8 +110,10 @@ def confirm(body, payment_id):
     capture), ``requires_action`` (follow ``next_action``), ``failed`` (see ``failure_code``), or
     ``processing`` when the gateway's answer is not known yet — it never fails a payment that may
     have been charged. A payment is confirmed once: again is 409 ``invalid_state``."""
-    command = payments.ConfirmPayment(**body)
-    return payments.confirm_payment(_uow(), payment_id, command, current_principal(), _settings())
+    command = payment_actions.ConfirmPayment(**body)
+    return payment_actions.confirm_payment(
+        unit_of_work(), payment_id, command, current_principal(), _settings()
+    )
 
 
 @payments_blp.route("/payments/<string:payment_id>/capture", methods=["POST"])
@@ -144,8 +129,8 @@ def capture(body, payment_id):
     409 ``capture_refused`` with the gateway's reason in ``gateway_code`` and the payment's status
     as the gateway's record now shows it in ``payment_status`` (``requires_capture`` again,
     ``canceled``…); nothing was captured. Both calls are in ``/attempts``."""
-    return payments.capture_payment(
-        _uow(), payment_id, body["amount_to_capture"], current_principal(), _settings()
+    return payment_actions.capture_payment(
+        unit_of_work(), payment_id, body["amount_to_capture"], current_principal(), _settings()
     )
 
 
@@ -160,7 +145,7 @@ def cancel(payment_id):
     When the gateway refuses the void (the wallet buyer approved meanwhile, say): 409
     ``cancel_refused`` with ``gateway_code`` and the payment's ``payment_status`` as the gateway's
     record now shows it."""
-    return payments.cancel_payment(_uow(), payment_id, current_principal(), _settings())
+    return payment_actions.cancel_payment(unit_of_work(), payment_id, current_principal(), _settings())
 
 
 @payments_blp.route("/payments/<string:payment_id>/three-ds-return", methods=["GET"])
@@ -171,7 +156,7 @@ def three_ds_return(payment_id):
 
     Redirects (303) to the ``return_url`` given at confirmation, with ``payment_id`` and ``status``
     in the query; without one it answers a short status."""
-    payment = payments.complete_three_ds(_uow(), payment_id, _settings())
+    payment = payment_actions.complete_three_ds(unit_of_work(), payment_id, _settings())
     if payment is None:
         raise NotFound("No payment has this id.", code="payment_not_found", param="id")
     if payment.return_url:
@@ -198,7 +183,7 @@ class Refunds(MethodView):
         Refused with 409 ``charge_disputed`` (``dispute_id``, ``dispute_status``) while a dispute on the
         payment is open or after it was lost: the chargeback gives the buyer the money back already."""
         refund = refunds.create_refund(
-            _uow(),
+            unit_of_work(),
             refunds.CreateRefund(**body),
             current_principal(),
             _settings(),
@@ -211,7 +196,7 @@ class Refunds(MethodView):
     @payments_blp.response(200, RefundPageSchema)
     def get(self, args):
         """Your marketplace's refunds, oldest first."""
-        return refunds.list_refunds(_uow(), current_principal(), **args)
+        return refunds.list_refunds(unit_of_work(), current_principal(), **args)
 
 
 @payments_blp.route("/refunds/<string:refund_id>", methods=["GET"])
@@ -219,7 +204,7 @@ class Refunds(MethodView):
 @payments_blp.response(200, RefundSchema)
 def refund_by_id(refund_id):
     """One refund."""
-    return refunds.get_refund(_uow(), refund_id, current_principal())
+    return refunds.get_refund(unit_of_work(), refund_id, current_principal())
 
 
 @payments_blp.route("/disputes", methods=["GET"])
@@ -228,7 +213,7 @@ def refund_by_id(refund_id):
 @payments_blp.response(200, DisputePageSchema)
 def dispute_list(args):
     """Disputes (chargebacks) on your marketplace's payments, oldest first."""
-    return disputes.list_disputes(_uow(), current_principal(), **args)
+    return disputes.list_disputes(unit_of_work(), current_principal(), **args)
 
 
 @payments_blp.route("/disputes/<string:dispute_id>", methods=["GET"])
@@ -236,7 +221,7 @@ def dispute_list(args):
 @payments_blp.response(200, DisputeSchema)
 def dispute_by_id(dispute_id):
     """One dispute."""
-    return disputes.get_dispute(_uow(), dispute_id, current_principal())
+    return disputes.get_dispute(unit_of_work(), dispute_id, current_principal())
 
 
 # -- the gateway -------------------------------------------------------------------------------------
@@ -252,5 +237,5 @@ def gateway_callback(gateway):
     an event type or status not mapped yet is acknowledged (``applied: false``), logged and recorded
     in the payment's attempts (``unmapped``), and changes nothing."""
     return gateway_callbacks.receive_callback(
-        _uow(), gateway, request.headers, request.get_data(), _settings()
+        unit_of_work(), gateway, request.headers, request.get_data(), _settings()
     )

@@ -12,6 +12,7 @@ from flask_smorest import Blueprint
 
 from services.payments.api.context import service_context, unit_of_work
 from services.payments.api.schemas import (
+    IDEMPOTENCY_HEADER_DOC,
     WebhookDeliveryDetailSchema,
     WebhookDeliveryListArgsSchema,
     WebhookDeliveryPageSchema,
@@ -35,12 +36,6 @@ blp = Blueprint(
 )
 
 SCOPE = "webhooks:manage"
-IDEMPOTENCY_HEADER_DOC = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": True,
-    "schema": {"type": "string"},
-}
 SIGNATURE_DOC = (
     "The answer holds the signing secret, shown this once only. Events are POSTed as JSON "
     '`{id, type, created, sequence, data: {object}}`; each request carries `Hirfa-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>." + raw body)>`, '
