@@ -1,4 +1,5 @@
-"""Payment, refund and dispute states, and the rules that move them. No I/O here.
+"""Payment states and the rules that move them (a refund's: ``refunds.py``; a dispute's:
+``disputes.py``). No I/O here.
 
     requires_confirmation ─confirm─▶ processing ─▶ requires_action ─▶ processing ─▶ …
                                           │                             │
@@ -16,6 +17,9 @@ news is progress), but once the marketplace has asked to capture it ranks above
 ``requires_capture``, so a late "authorised" snapshot (a callback sent before the capture, or
 resent) cannot undo the capture. Only a fresh read of the gateway's record, made after the capture
 call is over, may say the capture did not happen and move the payment back to ``requires_capture``.
+
+``snapshot_move`` is that decision for one snapshot, made on what it needs of the payment
+(``PaymentPosition``); the service layer carries it out on the locked row.
 
 Money the gateway holds for a payment we already called failed or canceled (a charge that landed
 after recovery gave up on it) is never ignored: ``reversal_for`` says how to give it back.
