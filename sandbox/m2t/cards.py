@@ -7,24 +7,10 @@ UTC) and the CVC must be 3 or 4 digits. The number itself is then dropped: the t
 brand, the last four digits, the issuing country and the test behaviour the number selects. It is
 never stored, echoed or logged.
 
-Test cards (any future expiry, any 3-digit CVC):
-
-    card number        brand       country  behaviour
-    4242424242424242   visa        US       approved
-    5555555555554444   mastercard  FR       approved
-    6500000000000002   cmi         MA       approved (Moroccan domestic card)
-    4000000000009995   visa        US       declined, insufficient_funds
-    4000000000009979   visa        US       declined, stolen_card
-    4000000000003220   visa        US       three_ds_required, then the buyer's choice on the 3-D Secure page
-    4000000000000119   visa        US       every POST /v1/transactions answers 500 processing_error;
-                                            nothing is recorded
-    4000000000000127   visa        US       timeout: recorded as approved (captured, or authorised when
-                                            capture is false), the answer comes slow_response_seconds later
-    4000000000000259   visa        US       approved; a dispute (fraudulent, full captured amount) opens
-                                            by itself callback_delay_seconds after the capture
-
-Any other valid number is approved. Its brand follows the first digit (4 visa; 2 and 5 mastercard;
-anything else cmi) and its country the brand (visa US, mastercard FR, cmi MA).
+The test cards, and what any other number does, are the table in ``shared/cards.py``, which the
+payments service's in-memory fake gateway reads too. Here the timeout card's answer comes
+``slow_response_seconds`` late, and the dispute card's dispute opens ``callback_delay_seconds`` after
+the capture.
 
 Tokens can be used for any number of transactions and never expire (sandbox only).
 """
@@ -32,70 +18,28 @@ Tokens can be used for any number of transactions and never expire (sandbox only
 from __future__ import annotations
 
 import dataclasses
-import enum
 import re
 import secrets
 import time
 
-from shared.cards import luhn_valid
+from shared.cards import TEST_CARDS, CardBehaviour, TestCard, card_digits, card_for
+
+__all__ = [
+    "TEST_CARDS",
+    "TOKEN_PREFIX",
+    "CardBehaviour",
+    "CardRefused",
+    "CardToken",
+    "TestCard",
+    "check_cvc",
+    "check_expiry",
+    "normalise_number",
+    "tokenise",
+]
 
 TOKEN_PREFIX = "tok_"
 
-_DIGITS = re.compile(r"[0-9]{12,19}")
 _CVC = re.compile(r"[0-9]{3,4}")
-# Spaces and hyphens are how people group the digits; they are not part of the number.
-_SEPARATORS = re.compile(r"[ -]")
-
-
-class CardBehaviour(enum.StrEnum):
-    APPROVED = "approved"
-    INSUFFICIENT_FUNDS = "insufficient_funds"
-    STOLEN_CARD = "stolen_card"
-    THREE_DS = "three_ds"
-    PROCESSING_ERROR = "processing_error"
-    TIMEOUT = "timeout"
-    DISPUTE = "dispute"
-
-    @property
-    def decline_code(self) -> str | None:
-        """The decline the behaviour ends in at once, or None when the card is authorised."""
-        if self in (CardBehaviour.INSUFFICIENT_FUNDS, CardBehaviour.STOLEN_CARD):
-            return self.value
-        return None
-
-
-@dataclasses.dataclass(frozen=True)
-class TestCard:
-    number: str
-    country: str
-    behaviour: CardBehaviour
-
-
-# The table in the module docstring.
-TEST_CARDS: dict[str, TestCard] = {
-    card.number: card
-    for card in (
-        TestCard("4242424242424242", "US", CardBehaviour.APPROVED),
-        TestCard("5555555555554444", "FR", CardBehaviour.APPROVED),
-        TestCard("6500000000000002", "MA", CardBehaviour.APPROVED),
-        TestCard("4000000000009995", "US", CardBehaviour.INSUFFICIENT_FUNDS),
-        TestCard("4000000000009979", "US", CardBehaviour.STOLEN_CARD),
-        TestCard("4000000000003220", "US", CardBehaviour.THREE_DS),
-        TestCard("4000000000000119", "US", CardBehaviour.PROCESSING_ERROR),
-        TestCard("4000000000000127", "US", CardBehaviour.TIMEOUT),
-        TestCard("4000000000000259", "US", CardBehaviour.DISPUTE),
-    )
-}
-
-_COUNTRY_BY_BRAND = {"visa": "US", "mastercard": "FR", "cmi": "MA"}
-
-
-def card_brand(digits: str) -> str:
-    if digits.startswith("4"):
-        return "visa"
-    if digits[0] in "25":
-        return "mastercard"
-    return "cmi"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,8 +81,8 @@ class CardRefused(ValueError):
 
 def normalise_number(raw: object) -> str:
     """The digits of a card number, or ``CardRefused`` (``invalid_card_number``)."""
-    digits = _SEPARATORS.sub("", raw) if isinstance(raw, str) else ""
-    if not _DIGITS.fullmatch(digits) or not luhn_valid(digits):
+    digits = card_digits(raw)
+    if digits is None:
         raise CardRefused("invalid_card_number", "card_number is not a valid card number.", "card_number")
     return digits
 
@@ -179,14 +123,13 @@ def tokenise(card_number: object, exp_month: object, exp_year: object, cvc: obje
     digits = normalise_number(card_number)
     month, year = check_expiry(exp_month, exp_year)
     check_cvc(cvc)
-    test_card = TEST_CARDS.get(digits)
-    brand = card_brand(digits)
+    card = card_for(digits)
     return CardToken(
         token=TOKEN_PREFIX + secrets.token_hex(12),
-        brand=brand,
+        brand=card.brand,
         last4=digits[-4:],
         exp_month=month,
         exp_year=year,
-        country=test_card.country if test_card else _COUNTRY_BY_BRAND[brand],
-        behaviour=test_card.behaviour if test_card else CardBehaviour.APPROVED,
+        country=card.country,
+        behaviour=card.behaviour,
     )

@@ -1,26 +1,22 @@
-"""Payments' composition root."""
+"""Payments' web app: the context ``bootstrap`` wires, served by the shared app factory."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask
 
-from services.payments.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
 from services.payments.api import payees, payments, webhooks
-from services.payments.config import PaymentsConfig, load_config
+from services.payments.bootstrap import bootstrap
+from services.payments.config import PaymentsConfig
 from shared.app import create_service_app
-from shared.auth.tokens import KeyLookup
-from shared.context import Models, ServiceContext, build_verifying_context
-
-MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey)
 
 
-def bootstrap(config: PaymentsConfig | None = None, key_lookup: KeyLookup | None = None) -> ServiceContext:
-    return build_verifying_context(config or load_config(), MODELS, key_lookup)
-
-
-def create_app(config: PaymentsConfig | None = None, key_lookup: KeyLookup | None = None) -> Flask:
+def create_app(config: PaymentsConfig | None = None, **adapters: Any) -> Flask:
+    """``adapters``: what ``bootstrap`` takes beside the config (``key_lookup``, ``gateways`` with
+    ``default_gateway``, ``webhook_sender``, ``webhooks``)."""
     return create_service_app(
-        bootstrap(config, key_lookup),
+        bootstrap(config, **adapters),
         title="Hirfa Payments API",
         blueprints=[payees.blp, *payments.blueprints, webhooks.blp],
     )

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import click
 
-from services.payments.app import bootstrap
+from services.payments.bootstrap import bootstrap
 from services.payments.config import load_config
-from services.payments.payment_wiring import payment_settings
 from services.payments.service_layer.projections import HANDLERS
 from services.payments.service_layer.recovery import recover_waiting
-from services.payments.service_layer.webhooks import WebhookDispatcher, deliver_due_webhooks, webhook_settings
+from services.payments.service_layer.webhook_dispatcher import WebhookDispatcher, deliver_due_webhooks
 from shared.logging import configure_logging
 from shared.runtime import run_duty, service_cli, stop_on_signals
 
@@ -36,8 +35,8 @@ def worker(once: bool) -> None:
     config = load_config()
     configure_logging("payments-worker", config.log_level, config.log_json)
     context = bootstrap(config)
-    settings = payment_settings(context)
-    hooks = webhook_settings(context)
+    settings = context.payments
+    hooks = context.webhooks
     stop = stop_on_signals()
     log = logging.getLogger("hirfa.payments.worker")
     uow_factory = context.uow_factory

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from services.payments.adapters.gateways.m2t.client import longest_call_seconds
+from services.payments.domain.call_budget import longest_call_seconds
 from shared.config import ConfigError, ServiceConfig
 
 # Development defaults shared with the M2T gateway sandbox; production must set its own.

@@ -27,7 +27,10 @@ from werkzeug.wrappers import Request, Response
 from sandbox.m2t.app import create_app as create_m2t_sandbox
 from sandbox.m2t.app import stop_background_work
 from sandbox.m2t.config import SandboxM2TConfig
-from services.payments.adapters.gateways.base import (
+from services.payments.adapters.gateways.fake import FakeGateway
+from services.payments.adapters.gateways.m2t import SIGNATURE_HEADER as M2T_SIGNATURE_HEADER
+from services.payments.adapters.gateways.m2t import M2TGateway
+from services.payments.domain.gateway import (
     GatewayDispute,
     GatewayRefund,
     GatewayTransaction,
@@ -36,9 +39,6 @@ from services.payments.adapters.gateways.base import (
     TokeniseRequest,
     TransactionStatus,
 )
-from services.payments.adapters.gateways.fake import FakeGateway
-from services.payments.adapters.gateways.m2t import SIGNATURE_HEADER as M2T_SIGNATURE_HEADER
-from services.payments.adapters.gateways.m2t import M2TGateway
 from shared.signatures import sign
 from tests.support import wait_until
 

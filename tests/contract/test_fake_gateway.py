@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from services.payments.adapters.gateways import build_gateway_registry
-from services.payments.adapters.gateways.base import (
+from services.payments.adapters.gateways.fake import CMI_TEST_CARD, FakeGateway
+from services.payments.domain.gateway import (
     AuthoriseRequest,
     CallbackKind,
     CaptureRequest,
@@ -25,7 +26,6 @@ from services.payments.adapters.gateways.base import (
     TransactionStatus,
     UnsupportedOperation,
 )
-from services.payments.adapters.gateways.fake import CMI_TEST_CARD, FakeGateway
 
 PAN = "4242424242424242"
 

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from services.payments.adapters.gateways.base import (
+from services.payments.domain.gateway import (
     AuthoriseRequest,
     CallbackKind,
     CaptureRequest,

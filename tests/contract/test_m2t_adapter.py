@@ -12,7 +12,8 @@ import uuid
 import pytest
 import requests
 
-from services.payments.adapters.gateways.base import (
+from services.payments.adapters.gateways.m2t import M2TGateway
+from services.payments.domain.gateway import (
     AuthoriseRequest,
     CallbackKind,
     CaptureRequest,
@@ -27,7 +28,6 @@ from services.payments.adapters.gateways.base import (
     UnsupportedOperation,
     VoidRequest,
 )
-from services.payments.adapters.gateways.m2t import M2TGateway
 from shared.partners import InvalidCallback, PartnerError, PartnerHttpClient
 from shared.signatures import sign
 from tests.contract.conftest import M2T_API_KEY, M2T_CALLBACK_SECRET, M2TSandboxHarness, new_reference

@@ -67,11 +67,24 @@ def _key_lookup(signing_keys):
 
 
 @pytest.fixture
-def payments_app(clean_databases, signing_keys, tmp_path):
+def make_payments_app(clean_databases, signing_keys, tmp_path):
+    """make(**adapters) -> a payments app on the test database, with fakes passed to its bootstrap."""
     config = PaymentsConfig(service_name="payments", **_common(tmp_path, clean_databases["payments"]))
-    app = create_payments_app(config, key_lookup=_key_lookup(signing_keys))
-    yield app
-    app.extensions["hirfa"].engine.dispose()
+    apps = []
+
+    def make(**adapters):
+        app = create_payments_app(config, key_lookup=_key_lookup(signing_keys), **adapters)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["hirfa"].engine.dispose()
+
+
+@pytest.fixture
+def payments_app(make_payments_app):
+    return make_payments_app()
 
 
 @pytest.fixture

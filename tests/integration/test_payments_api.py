@@ -16,16 +16,6 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from services.payments.adapters.gateways.base import (
-    AuthoriseRequest,
-    GatewayRegistry,
-    PaymentMethod,
-    RefundStatus,
-    RequestToPay,
-    TokeniseRequest,
-    TransactionStatus,
-    VoidRequest,
-)
 from services.payments.adapters.gateways.fake import FakeGateway
 from services.payments.adapters.orm import (
     GatewayAttempt,
@@ -37,8 +27,17 @@ from services.payments.adapters.orm import (
     Refund,
     WebhookEvent,
 )
-from services.payments.payment_wiring import use_gateways
-from services.payments.service_layer.payments import _visible
+from services.payments.domain.gateway import (
+    AuthoriseRequest,
+    GatewayRegistry,
+    PaymentMethod,
+    RefundStatus,
+    RequestToPay,
+    TokeniseRequest,
+    TransactionStatus,
+    VoidRequest,
+)
+from services.payments.service_layer.ownership import visible_payment
 from services.payments.service_layer.projections import on_ledger_entry_posted
 from services.payments.service_layer.recovery import recover_waiting
 from shared.auth import Principal
@@ -57,10 +56,14 @@ def gateway():
 
 
 @pytest.fixture
-def service(payments_app, gateway):
+def payments_app(make_payments_app, gateway):
+    return make_payments_app(gateways=GatewayRegistry({"fake": gateway}), default_gateway="fake")
+
+
+@pytest.fixture
+def service(payments_app):
     context = payments_app.extensions["hirfa"]
-    settings = use_gateways(context, GatewayRegistry({"fake": gateway}), "fake")
-    return context, settings
+    return context, context.payments
 
 
 @pytest.fixture
@@ -1080,7 +1083,7 @@ def test_the_locked_read_of_a_payment_is_fresh_even_if_the_session_holds_it(api,
     payment = api.create(payee()).json
     principal = Principal(client_id=MARKETPLACE, role=Role.MARKETPLACE, scopes=frozenset(), token_id="t")
     with context.uow_factory() as uow:
-        held = _visible(uow.session, payment["id"], principal)  # kept in the identity map
+        held = visible_payment(uow.session, payment["id"], principal)  # kept in the identity map
         # The row changes behind the object's back (on PostgreSQL: another request commits before
         # our lock; here, a statement that bypasses the identity map, so any database can show it).
         uow.session.execute(
@@ -1090,7 +1093,7 @@ def test_the_locked_read_of_a_payment_is_fresh_even_if_the_session_holds_it(api,
             .execution_options(synchronize_session=False)
         )
         assert held.status == "requires_confirmation"  # what the session still believes
-        locked = _visible(uow.session, payment["id"], principal, lock=True)
+        locked = visible_payment(uow.session, payment["id"], principal, lock=True)
         assert locked is held and locked.status == "canceled"
 
 

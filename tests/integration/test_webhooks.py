@@ -22,14 +22,8 @@ import sqlalchemy as sa
 from openapi_spec_validator import validate
 
 from services.payments.adapters.orm import IdempotencyKey, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from services.payments.service_layer.webhooks import (
-    WEBHOOK_EVENT_TYPES,
-    WebhookDispatcher,
-    deliver_due_webhooks,
-    record_webhook_event,
-    use_webhook_settings,
-    webhook_settings,
-)
+from services.payments.service_layer.webhook_dispatcher import WebhookDispatcher, deliver_due_webhooks
+from services.payments.service_layer.webhook_events import WEBHOOK_EVENT_TYPES, record_webhook_event
 from shared.errors import PROBLEM_CONTENT_TYPE
 from tests.http_support import verify_hirfa_signature, wait_until
 from tests.integration.conftest import MARKETPLACE, OTHER_MARKETPLACE
@@ -224,7 +218,8 @@ def client(payments_app):
 
 
 def use_settings(context, **changes):
-    return use_webhook_settings(context, dataclasses.replace(webhook_settings(context), **changes))
+    """The app's webhook settings with ``changes``, for a dispatcher or a pass the test runs itself."""
+    return dataclasses.replace(context.webhooks, **changes)
 
 
 def assert_problem(response, status: int, code: str, param: str | None = None) -> dict:
@@ -365,7 +360,7 @@ def test_an_endpoint_is_created_listed_and_deleted_and_its_secret_shown_once(
     disabled = client.get(ENDPOINTS, headers=marketplace_headers(), query_string={"status": "disabled"})
     assert [item["id"] for item in disabled.get_json()["data"]] == [created["id"]]
     assert delivery(client, marketplace_headers, pending["id"])["status"] == "canceled"
-    assert deliver_due_webhooks(context.uow_factory, webhook_settings(context)) == 0
+    assert deliver_due_webhooks(context.uow_factory, context.webhooks) == 0
     record(context, "pay_deleted_endpoint", "payment.failed")
     assert len(deliveries(client, marketplace_headers)) == 1  # nothing new for a disabled endpoint
 
@@ -391,7 +386,7 @@ def test_a_webhook_url_must_be_absolute_http(client, marketplace_headers, url, c
 
 
 def test_unknown_event_types_are_listed_and_production_wants_public_https(
-    client, context, marketplace_headers
+    client, context, marketplace_headers, make_payments_app
 ):
     response = client.post(
         ENDPOINTS,
@@ -427,7 +422,9 @@ def test_unknown_event_types_are_listed_and_production_wants_public_https(
     everything = create_endpoint(client, marketplace_headers, "https://a.ma/h", ["payment.failed", "*"])
     assert everything["event_types"] == ["*"]
 
-    use_settings(context, require_https=True, allow_private_hosts=False)
+    # The same service built with production's rules for endpoint URLs.
+    strict = use_settings(context, require_https=True, allow_private_hosts=False)
+    client = make_payments_app(webhooks=strict).test_client()
     for url, code in (
         ("http://shop.example.ma/h", "insecure_webhook_url"),
         ("https://127.0.0.1/h", "invalid_webhook_url"),
@@ -587,7 +584,7 @@ def test_a_delivery_is_signed_so_a_consumer_verifies_it_with_the_standard_librar
     record(context, "pay_signed", "payment.processing")
     record(context, "pay_signed", "payment.succeeded", snapshot=snapshot)
 
-    assert deliver_due_webhooks(context.uow_factory, webhook_settings(context)) == 1
+    assert deliver_due_webhooks(context.uow_factory, context.webhooks) == 1
     [request] = receiver.requests
     secret = endpoint["secret"]
     headers = request.headers
@@ -619,7 +616,7 @@ def test_a_delivery_is_signed_so_a_consumer_verifies_it_with_the_standard_librar
     assert shown["next_attempt_at"] is None and shown["delivered_at"] is not None
     [attempt] = shown["attempts"]
     assert attempt["status_code"] == 200 and attempt["trigger"] == "automatic" and attempt["error"] is None
-    assert deliver_due_webhooks(context.uow_factory, webhook_settings(context)) == 0  # nothing twice
+    assert deliver_due_webhooks(context.uow_factory, context.webhooks) == 0  # nothing twice
 
 
 def test_failed_attempts_are_retried_later_and_later_until_a_2xx(
@@ -628,7 +625,7 @@ def test_failed_attempts_are_retried_later_and_later_until_a_2xx(
     receiver = receivers(replies=(500, 503))
     create_endpoint(client, marketplace_headers, receiver.url)
     record(context, "pay_retried")
-    settings = webhook_settings(context)
+    settings = context.webhooks
     [pending] = deliveries(client, marketplace_headers)
 
     assert deliver_due_webhooks(context.uow_factory, settings) == 1
@@ -661,7 +658,7 @@ def test_a_delivery_fails_for_good_once_the_event_is_too_old_and_can_be_retried_
     receiver = receivers(replies=(500,) * 4)
     create_endpoint(client, marketplace_headers, receiver.url)
     record(context, "pay_given_up")
-    settings = webhook_settings(context)
+    settings = context.webhooks
     [pending] = deliveries(client, marketplace_headers)
     created = when(pending["created_at"])
 
@@ -706,7 +703,7 @@ def test_a_delivered_delivery_can_be_replayed_but_not_to_a_deleted_endpoint(
     receiver = receivers()
     endpoint = create_endpoint(client, marketplace_headers, receiver.url)
     record(context, "pay_replayed")
-    deliver_due_webhooks(context.uow_factory, webhook_settings(context))
+    deliver_due_webhooks(context.uow_factory, context.webhooks)
     [sent] = deliveries(client, marketplace_headers)
     replayed = client.post(f"{DELIVERIES}/{sent['id']}/retry", headers=marketplace_headers("again"))
     assert replayed.status_code == 200 and replayed.get_json()["attempt_count"] == 2
@@ -895,7 +892,7 @@ def test_a_failure_moves_an_endpoint_to_the_troubled_threads_and_a_success_moves
 
 
 def test_two_workers_never_send_the_same_attempt(client, context, marketplace_headers, receivers):
-    settings = webhook_settings(context)
+    settings = context.webhooks
     slow = [receivers(delay=0.1) for _ in range(3)]
     for receiver in slow:
         create_endpoint(client, marketplace_headers, receiver.url)
@@ -931,7 +928,7 @@ def test_the_signing_secret_and_the_url_beyond_its_host_never_reach_the_logs(
     receiver = receivers(replies=(500,), path="/hooks/private-path-token")
     endpoint = create_endpoint(client, marketplace_headers, receiver.url + "?key=private-query-token")
     record(context, "pay_logged")
-    settings = webhook_settings(context)
+    settings = context.webhooks
     deliver_due_webhooks(context.uow_factory, settings)
     [pending] = deliveries(client, marketplace_headers)
     client.post(f"{DELIVERIES}/{pending['id']}/retry", headers=marketplace_headers("logged"))

@@ -9,7 +9,10 @@ import json
 
 import pytest
 
-from services.payments.adapters.gateways.base import (
+from services.payments.adapters.gateways.m2t import SIGNATURE_HEADER, M2TGateway
+from services.payments.adapters.gateways.m2t import transformers as wire
+from services.payments.adapters.gateways.m2t.gateway import read_answer
+from services.payments.domain.gateway import (
     AuthoriseRequest,
     CallbackKind,
     CardToken,
@@ -21,9 +24,6 @@ from services.payments.adapters.gateways.base import (
     TokeniseRequest,
     TransactionStatus,
 )
-from services.payments.adapters.gateways.m2t import SIGNATURE_HEADER, M2TGateway
-from services.payments.adapters.gateways.m2t import transformers as wire
-from services.payments.adapters.gateways.m2t.gateway import read_answer
 from shared.signatures import sign
 
 PAN = "4242424242424242"

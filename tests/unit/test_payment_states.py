@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.payments.adapters.gateways.base import GatewayTransaction, NextAction, TransactionStatus
+from services.payments.domain.gateway import GatewayTransaction, NextAction, TransactionStatus
 from services.payments.domain.payments import (
     FINAL_STATUSES,
     REFUND,
@@ -16,11 +16,11 @@ from services.payments.domain.payments import (
     can_move,
     failure_for,
     gateway_moves,
-    proportional_fee,
     rank,
     reversal_for,
     status_for,
 )
+from services.payments.domain.refunds import proportional_fee
 
 S = PaymentStatus
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.payments.adapters.gateways.base import GatewayRegistry
-from services.payments.adapters.gateways.m2t.client import longest_call_seconds
+from services.payments.bootstrap import make_payment_settings
 from services.payments.config import PaymentsConfig
-from services.payments.payment_wiring import make_payment_settings
+from services.payments.domain.call_budget import longest_call_seconds
+from services.payments.domain.gateway import GatewayRegistry
 from shared.config import ConfigError
 
 SECRETS = dict(

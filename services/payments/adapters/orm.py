@@ -10,6 +10,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from shared.db import UTCDateTime, utcnow
 from shared.events.outbox import InboxMixin, OutboxMixin
 from shared.idempotency_store import IdempotencyKeyMixin
+from shared.kyc import KYC_ACTIVE
 
 
 class Base(DeclarativeBase):
@@ -27,7 +28,7 @@ class Payee(Base):
     currency: Mapped[str] = mapped_column(sa.String(3))
     payout_eligible: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     # active | rejected (a disqualifying KYC rejection): a rejected artisan cannot be paid.
-    kyc_status: Mapped[str] = mapped_column(sa.String(20), default="active")
+    kyc_status: Mapped[str] = mapped_column(sa.String(20), default=KYC_ACTIVE)
     # Onboarding's per-artisan counter of KYC changes: a tier event is applied only if it is newer
     # than this, so a replayed or redelivered older event never undoes a later change.
     kyc_version: Mapped[int] = mapped_column(sa.Integer, default=0)

@@ -11,42 +11,19 @@ Outcomes carry a short error code, never an exception's text (which may quote th
 
 from __future__ import annotations
 
-import dataclasses
 import http.client
 import ipaddress
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Mapping
-from typing import Protocol
 from urllib.parse import urlsplit
 
 import requests.certs
 
-from services.payments.domain.webhooks import is_global_address
+from services.payments.domain.webhooks import SendOutcome, WebhookRequest, is_global_address
 
-
-@dataclasses.dataclass(frozen=True)
-class WebhookRequest:
-    url: str
-    body: bytes = dataclasses.field(repr=False)
-    headers: Mapping[str, str] = dataclasses.field(repr=False)
-
-
-@dataclasses.dataclass(frozen=True)
-class SendOutcome:
-    status_code: int | None  # the endpoint's HTTP status, when it answered
-    error: str | None  # why there is no status: timeout, connection_refused, …
-    duration_ms: int
-
-    @property
-    def delivered(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-
-class WebhookSender(Protocol):
-    def send(self, request: WebhookRequest, timeout: float) -> SendOutcome: ...
+__all__ = ["AddressNotAllowed", "HttpWebhookSender", "SendOutcome", "WebhookRequest"]
 
 
 class AddressNotAllowed(OSError):
@@ -54,6 +31,8 @@ class AddressNotAllowed(OSError):
 
 
 class HttpWebhookSender:
+    """The ``WebhookSender`` of the domain's port, over HTTP(S)."""
+
     def __init__(self, *, allow_private_networks: bool) -> None:
         self.allow_private_networks = allow_private_networks
         # The same trust store as every other outgoing call (requests' CA bundle).

@@ -2,29 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import phonenumbers
-from flask import current_app, redirect, request
+from flask import redirect, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, validate
 
-from services.payments.domain.payments import DisputeStatus, PaymentStatus, RefundStatus
-from services.payments.payment_wiring import payment_settings
-from services.payments.service_layer import disputes, gateway_callbacks, payments, refunds
-from services.payments.service_layer.representations import (
+from services.payments.api.context import service_context, unit_of_work
+from services.payments.api.schemas import (
+    IDEMPOTENCY_HEADER_DOC,
+    OPTIONAL_IDEMPOTENCY_HEADER_DOC,
+    AttemptListSchema,
+    CallbackAckSchema,
+    DisputeListArgsSchema,
+    DisputePageSchema,
     DisputeSchema,
-    GatewayAttemptSchema,
+    PaymentCaptureSchema,
+    PaymentConfirmSchema,
+    PaymentCreateSchema,
+    PaymentListArgsSchema,
+    PaymentPageSchema,
     PaymentSchema,
+    RefundCreateSchema,
+    RefundListArgsSchema,
+    RefundPageSchema,
     RefundSchema,
 )
+from services.payments.service_layer import disputes, gateway_callbacks, payment_actions, refunds
+from services.payments.service_layer.settings import PaymentSettings
 from shared.auth.flask import current_principal, require_scopes
 from shared.errors import NotFound
 from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shared.idempotency import idempotent, idempotent_when_keyed
-from shared.money import CurrencyCode, MinorUnits
-from shared.pagination import PageArgsSchema, page_schema
 
 payments_blp = Blueprint(
     "payments", __name__, url_prefix="/v1", description="Card and mobile-wallet payments."
@@ -34,172 +41,9 @@ gateways_blp = Blueprint(
 )
 blueprints = (payments_blp, gateways_blp)
 
-IDEMPOTENCY_HEADER_DOC = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": True,
-    "schema": {"type": "string"},
-}
-OPTIONAL_IDEMPOTENCY_HEADER_DOC = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "Optional: a retry with the same key replays the first answer instead of a 409 invalid_state.",
-}
-MAX_AMOUNT = 10**13  # far beyond any payment, inside a 64-bit column; the configured range is narrower
 
-
-def _context():
-    return current_app.extensions["hirfa"]
-
-
-def _uow():
-    return _context().uow_factory()
-
-
-def _settings():
-    return payment_settings(_context())
-
-
-class Metadata(fields.Dict):
-    """Up to 20 string keys and short string values, kept for the marketplace's own use."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            keys=fields.String(validate=validate.Length(min=1, max=40)),
-            values=fields.String(validate=validate.Length(max=500)),
-            validate=validate.Length(max=20),
-            load_default=dict,
-            **kwargs,
-        )
-
-
-# -- schemas -----------------------------------------------------------------------------------------
-
-
-class PaymentCreateSchema(Schema):
-    artisan_id = fields.String(
-        required=True,
-        validate=validate.Length(min=1, max=40),
-        metadata={"description": "The payee (art_…), registered by your marketplace."},
-    )
-    amount = MinorUnits(
-        required=True,
-        validate=validate.Range(min=1, max=MAX_AMOUNT),
-        metadata={"description": "What the buyer pays, in centimes."},
-    )
-    currency = CurrencyCode(required=True, metadata={"example": "MAD"})
-    application_fee = MinorUnits(
-        load_default=0,
-        validate=validate.Range(min=0, max=MAX_AMOUNT),
-        metadata={"description": "Your commission, in centimes; at most amount."},
-    )
-    payment_method_type = fields.String(required=True, validate=validate.OneOf(["card", "mobile_wallet"]))
-    capture_method = fields.String(load_default="automatic", validate=validate.OneOf(["automatic", "manual"]))
-    description = fields.String(load_default=None, validate=validate.Length(max=500))
-    metadata = Metadata()
-    order_reference = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
-
-
-class MoroccanMobile(fields.String):
-    """A Moroccan mobile number in any usual notation, loaded as E.164 (+2126…, +2127…)."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            number = phonenumbers.parse(text, "MA")
-        except phonenumbers.NumberParseException:
-            raise ValidationError("Not a phone number.") from None
-        if (
-            not phonenumbers.is_valid_number(number)
-            or phonenumbers.region_code_for_number(number) != "MA"
-            or phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE
-        ):
-            raise ValidationError("Must be a Moroccan mobile number, e.g. +212612345678.")
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-class PaymentConfirmSchema(Schema):
-    card_token = fields.String(
-        load_default=None,
-        validate=validate.Regexp(r"^tok_[A-Za-z0-9_]{6,100}$", error="Not a card token (tok_…)."),
-        metadata={
-            "description": "The token the gateway's tokenisation gave the buyer's browser. Never a card number."
-        },
-    )
-    phone = MoroccanMobile(
-        load_default=None,
-        validate=validate.Length(max=30),
-        metadata={"description": "Mobile wallet: the buyer's Moroccan mobile number."},
-    )
-    return_url = fields.Url(
-        load_default=None,
-        schemes={"http", "https"},
-        require_tld=False,
-        validate=validate.Length(max=2048),
-        metadata={"description": "Card: where the buyer's browser goes after 3-D Secure."},
-    )
-
-
-class PaymentCaptureSchema(Schema):
-    amount_to_capture = MinorUnits(
-        load_default=None,
-        validate=validate.Range(min=1, max=MAX_AMOUNT),
-        metadata={"description": "Default: the whole authorised amount. Once only."},
-    )
-
-
-class PaymentListArgsSchema(PageArgsSchema):
-    status = fields.String(validate=validate.OneOf([str(status) for status in PaymentStatus]))
-    artisan_id = fields.String(validate=validate.Length(min=1, max=40))
-    created_gte = fields.AwareDateTime(
-        default_timezone=None, metadata={"description": "Created at or after (ISO 8601 with offset)."}
-    )
-    created_lte = fields.AwareDateTime(
-        default_timezone=None, metadata={"description": "Created at or before (ISO 8601 with offset)."}
-    )
-
-
-class RefundCreateSchema(Schema):
-    payment_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
-    amount = MinorUnits(
-        load_default=None,
-        validate=validate.Range(min=1, max=MAX_AMOUNT),
-        metadata={"description": "Default: all that is left to refund."},
-    )
-    currency = CurrencyCode(load_default=None)
-    application_fee_refunded = MinorUnits(
-        load_default=None,
-        validate=validate.Range(min=0, max=MAX_AMOUNT),
-        metadata={"description": "How much of your commission to give back; default: in proportion."},
-    )
-    reason = fields.String(
-        load_default=None,
-        validate=validate.OneOf(["requested_by_customer", "duplicate", "fraudulent", "other"]),
-    )
-    metadata = Metadata()
-
-
-class RefundListArgsSchema(PageArgsSchema):
-    payment_id = fields.String(validate=validate.Length(min=1, max=40))
-    status = fields.String(validate=validate.OneOf([str(status) for status in RefundStatus]))
-
-
-class DisputeListArgsSchema(PageArgsSchema):
-    payment_id = fields.String(validate=validate.Length(min=1, max=40))
-    status = fields.String(validate=validate.OneOf([str(status) for status in DisputeStatus]))
-
-
-class CallbackAckSchema(Schema):
-    received = fields.Boolean()
-    applied = fields.Boolean()
-    duplicate = fields.Boolean()
-
-
-PaymentPageSchema = page_schema(PaymentSchema)
-RefundPageSchema = page_schema(RefundSchema)
-DisputePageSchema = page_schema(DisputeSchema)
+def _settings() -> PaymentSettings:
+    return service_context().payments
 
 
 # -- payments ----------------------------------------------------------------------------------------
@@ -218,9 +62,9 @@ class Payments(MethodView):
         Refused with nothing charged when the artisan is unknown to your marketplace or at KYC tier 0
         (``payee_unknown``, ``payee_not_eligible``), or when it would take them above their tier's
         cap (``tier_limit_exceeded``)."""
-        command = payments.CreatePayment(**body)
-        payment = payments.create_payment(
-            _uow(),
+        command = payment_actions.CreatePayment(**body)
+        payment = payment_actions.create_payment(
+            unit_of_work(),
             command,
             current_principal(),
             _settings(),
@@ -233,7 +77,7 @@ class Payments(MethodView):
     @payments_blp.response(200, PaymentPageSchema)
     def get(self, args):
         """Your marketplace's payments, oldest first."""
-        return payments.list_payments(_uow(), current_principal(), **args)
+        return payment_actions.list_payments(unit_of_work(), current_principal(), **args)
 
 
 @payments_blp.route("/payments/<string:payment_id>")
@@ -242,11 +86,7 @@ class PaymentById(MethodView):
     @payments_blp.response(200, PaymentSchema)
     def get(self, payment_id):
         """One payment."""
-        return payments.get_payment(_uow(), payment_id, current_principal())
-
-
-class AttemptListSchema(Schema):
-    data = fields.List(fields.Nested(GatewayAttemptSchema), required=True)
+        return payment_actions.get_payment(unit_of_work(), payment_id, current_principal())
 
 
 @payments_blp.route("/payments/<string:payment_id>/attempts", methods=["GET"])
@@ -254,7 +94,7 @@ class AttemptListSchema(Schema):
 @payments_blp.response(200, AttemptListSchema)
 def attempts(payment_id):
     """The payment's gateway story: every call made (with the gateway's raw status) and every callback."""
-    return {"data": payments.list_attempts(_uow(), payment_id, current_principal())}
+    return {"data": payment_actions.list_attempts(unit_of_work(), payment_id, current_principal())}
 
 
 @payments_blp.route("/payments/<string:payment_id>/confirm", methods=["POST"])
@@ -270,8 +110,10 @@ def confirm(body, payment_id):
     capture), ``requires_action`` (follow ``next_action``), ``failed`` (see ``failure_code``), or
     ``processing`` when the gateway's answer is not known yet — it never fails a payment that may
     have been charged. A payment is confirmed once: again is 409 ``invalid_state``."""
-    command = payments.ConfirmPayment(**body)
-    return payments.confirm_payment(_uow(), payment_id, command, current_principal(), _settings())
+    command = payment_actions.ConfirmPayment(**body)
+    return payment_actions.confirm_payment(
+        unit_of_work(), payment_id, command, current_principal(), _settings()
+    )
 
 
 @payments_blp.route("/payments/<string:payment_id>/capture", methods=["POST"])
@@ -287,8 +129,8 @@ def capture(body, payment_id):
     409 ``capture_refused`` with the gateway's reason in ``gateway_code`` and the payment's status
     as the gateway's record now shows it in ``payment_status`` (``requires_capture`` again,
     ``canceled``…); nothing was captured. Both calls are in ``/attempts``."""
-    return payments.capture_payment(
-        _uow(), payment_id, body["amount_to_capture"], current_principal(), _settings()
+    return payment_actions.capture_payment(
+        unit_of_work(), payment_id, body["amount_to_capture"], current_principal(), _settings()
     )
 
 
@@ -303,7 +145,7 @@ def cancel(payment_id):
     When the gateway refuses the void (the wallet buyer approved meanwhile, say): 409
     ``cancel_refused`` with ``gateway_code`` and the payment's ``payment_status`` as the gateway's
     record now shows it."""
-    return payments.cancel_payment(_uow(), payment_id, current_principal(), _settings())
+    return payment_actions.cancel_payment(unit_of_work(), payment_id, current_principal(), _settings())
 
 
 @payments_blp.route("/payments/<string:payment_id>/three-ds-return", methods=["GET"])
@@ -314,7 +156,7 @@ def three_ds_return(payment_id):
 
     Redirects (303) to the ``return_url`` given at confirmation, with ``payment_id`` and ``status``
     in the query; without one it answers a short status."""
-    payment = payments.complete_three_ds(_uow(), payment_id, _settings())
+    payment = payment_actions.complete_three_ds(unit_of_work(), payment_id, _settings())
     if payment is None:
         raise NotFound("No payment has this id.", code="payment_not_found", param="id")
     if payment.return_url:
@@ -341,7 +183,7 @@ class Refunds(MethodView):
         Refused with 409 ``charge_disputed`` (``dispute_id``, ``dispute_status``) while a dispute on the
         payment is open or after it was lost: the chargeback gives the buyer the money back already."""
         refund = refunds.create_refund(
-            _uow(),
+            unit_of_work(),
             refunds.CreateRefund(**body),
             current_principal(),
             _settings(),
@@ -354,7 +196,7 @@ class Refunds(MethodView):
     @payments_blp.response(200, RefundPageSchema)
     def get(self, args):
         """Your marketplace's refunds, oldest first."""
-        return refunds.list_refunds(_uow(), current_principal(), **args)
+        return refunds.list_refunds(unit_of_work(), current_principal(), **args)
 
 
 @payments_blp.route("/refunds/<string:refund_id>", methods=["GET"])
@@ -362,7 +204,7 @@ class Refunds(MethodView):
 @payments_blp.response(200, RefundSchema)
 def refund_by_id(refund_id):
     """One refund."""
-    return refunds.get_refund(_uow(), refund_id, current_principal())
+    return refunds.get_refund(unit_of_work(), refund_id, current_principal())
 
 
 @payments_blp.route("/disputes", methods=["GET"])
@@ -371,7 +213,7 @@ def refund_by_id(refund_id):
 @payments_blp.response(200, DisputePageSchema)
 def dispute_list(args):
     """Disputes (chargebacks) on your marketplace's payments, oldest first."""
-    return disputes.list_disputes(_uow(), current_principal(), **args)
+    return disputes.list_disputes(unit_of_work(), current_principal(), **args)
 
 
 @payments_blp.route("/disputes/<string:dispute_id>", methods=["GET"])
@@ -379,7 +221,7 @@ def dispute_list(args):
 @payments_blp.response(200, DisputeSchema)
 def dispute_by_id(dispute_id):
     """One dispute."""
-    return disputes.get_dispute(_uow(), dispute_id, current_principal())
+    return disputes.get_dispute(unit_of_work(), dispute_id, current_principal())
 
 
 # -- the gateway -------------------------------------------------------------------------------------
@@ -395,5 +237,5 @@ def gateway_callback(gateway):
     an event type or status not mapped yet is acknowledged (``applied: false``), logged and recorded
     in the payment's attempts (``unmapped``), and changes nothing."""
     return gateway_callbacks.receive_callback(
-        _uow(), gateway, request.headers, request.get_data(), _settings()
+        unit_of_work(), gateway, request.headers, request.get_data(), _settings()
     )

@@ -1,4 +1,5 @@
-"""Payment, refund and dispute states, and the rules that move them. No I/O here.
+"""Payment states and the rules that move them (a refund's: ``refunds.py``; a dispute's:
+``disputes.py``). No I/O here.
 
     requires_confirmation ─confirm─▶ processing ─▶ requires_action ─▶ processing ─▶ …
                                           │                             │
@@ -17,24 +18,37 @@ news is progress), but once the marketplace has asked to capture it ranks above
 resent) cannot undo the capture. Only a fresh read of the gateway's record, made after the capture
 call is over, may say the capture did not happen and move the payment back to ``requires_capture``.
 
+``snapshot_move`` is that decision for one snapshot, made on what it needs of the payment
+(``PaymentPosition``); the service layer carries it out on the locked row.
+
 Money the gateway holds for a payment we already called failed or canceled (a charge that landed
 after recovery gave up on it) is never ignored: ``reversal_for`` says how to give it back.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 
 # A refund's and a dispute's states are the gateway's own (pending → succeeded | failed, and
 # open → won | lost): re-exported here beside the payment's.
-from services.payments.adapters.gateways.base import (
+from services.payments.domain.gateway import (
     DisputeStatus,
     GatewayTransaction,
     RefundStatus,
     TransactionStatus,
 )
 
-__all__ = ["DisputeStatus", "PaymentStatus", "RefundStatus", "Reversal"]
+__all__ = [
+    "DisputeStatus",
+    "PaymentPosition",
+    "PaymentStatus",
+    "RefundStatus",
+    "Reversal",
+    "SnapshotMove",
+    "SnapshotVerdict",
+    "snapshot_move",
+]
 
 
 class PaymentStatus(enum.StrEnum):
@@ -172,6 +186,77 @@ def gateway_moves(
     return RANK[target] > rank(current_status, capturing=capturing)
 
 
+# Payments not yet in the ledger that already count against the artisan's tier cap: confirmed and
+# not final (a succeeded one not yet posted counts too, see the payee's held money).
+IN_FLIGHT = frozenset({S.PROCESSING, S.REQUIRES_ACTION, S.REQUIRES_CAPTURE})
+
+
+@dataclasses.dataclass(frozen=True)
+class PaymentPosition:
+    """What deciding a payment's move on gateway news needs to know of the payment."""
+
+    id: str
+    status: str
+    capture_method: str
+    gateway_reference: str | None  # the gateway's transaction id, once known
+    gateway_updated_at: int  # the gateway's clock of the newest snapshot applied
+    capturing: bool  # the marketplace has asked to capture it
+
+
+class SnapshotVerdict(enum.Enum):
+    """What a gateway snapshot does to a payment (``snapshot_move``)."""
+
+    FOREIGN = "foreign"  # about another payment: ignored (and logged)
+    SECOND_TRANSACTION = "second_transaction"  # a second gateway transaction for one payment: ignored
+    STALE = "stale"  # older than the newest applied: ignored
+    MONEY_HELD = "money_held"  # the gateway holds money for a failed or canceled payment
+    UNCHANGED = "unchanged"  # the status the payment has: only its gateway clock moves on
+    STALE_AUTHORISED = "stale_authorised"  # "authorised" while a capture is asked for: ignored
+    NOT_FORWARD = "not_forward"  # a step backwards or sideways: ignored
+    MOVE = "move"  # the payment moves to ``target``
+
+
+@dataclasses.dataclass(frozen=True)
+class SnapshotMove:
+    verdict: SnapshotVerdict
+    target: PaymentStatus | None = None  # the status the snapshot stands for, once it is read
+
+    @property
+    def moves(self) -> bool:
+        return self.verdict is SnapshotVerdict.MOVE
+
+
+def snapshot_move(
+    payment: PaymentPosition, transaction: GatewayTransaction, *, fresh_read: bool = False
+) -> SnapshotMove:
+    """What a gateway snapshot does to ``payment``: duplicated, stale or out-of-order snapshots
+    change nothing. ``fresh_read``: the snapshot is our own read of the gateway's record, made
+    after our last call to it ended (see ``gateway_moves``).
+
+    The verdicts come in the order the service layer acts on them: a snapshot that is not
+    ``FOREIGN`` or ``SECOND_TRANSACTION`` names the payment's transaction (recorded if not yet known),
+    and one that is past ``STALE`` and ``MONEY_HELD`` may carry the card's details.
+    """
+    if transaction.reference != payment.id:
+        return SnapshotMove(SnapshotVerdict.FOREIGN)
+    if payment.gateway_reference is not None and payment.gateway_reference != transaction.gateway_reference:
+        return SnapshotMove(SnapshotVerdict.SECOND_TRANSACTION)
+    # Strictly older only: the gateway's clock counts seconds, and an authorisation and its capture
+    # often share one. Snapshots of the same second are ordered by rank (``gateway_moves``).
+    if transaction.updated_at < payment.gateway_updated_at:
+        return SnapshotMove(SnapshotVerdict.STALE)
+    if payment.status in (S.FAILED, S.CANCELED) and holds_money(transaction):
+        return SnapshotMove(SnapshotVerdict.MONEY_HELD)
+    target = status_for(transaction, payment.capture_method)
+    if target == payment.status:
+        return SnapshotMove(SnapshotVerdict.UNCHANGED, target)
+    if not gateway_moves(payment.status, target, capturing=payment.capturing, fresh_read=fresh_read):
+        if payment.capturing and payment.status == S.PROCESSING and target == S.REQUIRES_CAPTURE:
+            return SnapshotMove(SnapshotVerdict.STALE_AUTHORISED, target)
+        return SnapshotMove(SnapshotVerdict.NOT_FORWARD, target)
+    return SnapshotMove(SnapshotVerdict.MOVE, target)
+
+
 def holds_money(transaction: GatewayTransaction) -> bool:
     """Whether the gateway has reserved or taken the buyer's money for ``transaction``."""
     return transaction.status in (TransactionStatus.AUTHORISED, TransactionStatus.CAPTURED)
@@ -208,19 +293,3 @@ def reversal_for(transaction: GatewayTransaction) -> str | None:
     ):
         return REFUND
     return None
-
-
-def proportional_fee(
-    application_fee: int, captured: int, amount: int, fee_refunded: int, refunded: int
-) -> int:
-    """The part of the marketplace commission refunded with ``amount``, in proportion to it.
-
-    Rounded on the running total (what should be back after this refund, less what already is),
-    so refunds in several parts return exactly the whole commission once the payment is fully
-    refunded, and no refund's share is ever more than the refund itself.
-    """
-    if refunded + amount >= captured:
-        due = application_fee
-    else:
-        due = application_fee * (refunded + amount) // captured
-    return max(0, min(due - fee_refunded, application_fee - fee_refunded, amount))

@@ -11,8 +11,8 @@ import ipaddress
 import json
 import random
 import secrets
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 # The changes a marketplace can be told of. Every one is announced in the transaction of the change.
@@ -223,3 +223,30 @@ class RetryPolicy:
         """When to try again, or None when that would be past the event's ``max_age``: give up."""
         when = now + self.delay(failed_attempts, rng)
         return None if when > event_created + self.max_age else when
+
+
+# -- the port to whoever POSTs a webhook (``adapters/webhook_sender.py`` over HTTP) --------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class WebhookRequest:
+    url: str
+    body: bytes = dataclasses.field(repr=False)
+    headers: Mapping[str, str] = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class SendOutcome:
+    status_code: int | None  # the endpoint's HTTP status, when it answered
+    error: str | None  # why there is no status: timeout, connection_refused, …
+    duration_ms: int
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class WebhookSender(Protocol):
+    """POSTs one webhook; never takes longer than ``timeout``, never raises for the endpoint's faults."""
+
+    def send(self, request: WebhookRequest, timeout: float) -> SendOutcome: ...

@@ -14,7 +14,7 @@ from services.payments.service_layer.representations import (
     payment_snapshot,
     refund_snapshot,
 )
-from services.payments.service_layer.webhooks import record_webhook_event
+from services.payments.service_layer.webhook_events import record_webhook_event
 from shared.db import UnitOfWork
 from shared.events import make_event
 

@@ -11,10 +11,12 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.payments.adapters.gateways.base import GatewayDispute
 from services.payments.adapters.orm import Dispute, Payment
-from services.payments.domain.payments import DisputeStatus
+from services.payments.adapters.repositories import payments
+from services.payments.domain.disputes import dispute_moves
+from services.payments.domain.gateway import DisputeStatus, GatewayDispute
 from services.payments.service_layer.announcements import dispute_changed
+from services.payments.service_layer.ownership import yours
 from shared.auth import Principal
 from shared.db import UnitOfWork, utcnow
 from shared.errors import NotFound
@@ -44,22 +46,18 @@ def list_disputes(
 
 def get_dispute(uow: UnitOfWork, dispute_id: str, principal: Principal) -> Dispute:
     with uow:
-        dispute = uow.session.get(Dispute, dispute_id)
-        if dispute is None or dispute.marketplace_id != principal.client_id:
-            raise NotFound("No dispute has this id.", code="dispute_not_found", param="id")
-        return dispute
+        return yours(
+            uow.session.get(Dispute, dispute_id),
+            principal,
+            NotFound("No dispute has this id.", code="dispute_not_found", param="id"),
+        )
 
 
 def payment_for_dispute(session: Session, gateway: str, news: GatewayDispute) -> Payment | None:
     """The disputed payment, locked: found by the gateway's transaction id, or by our reference."""
-    query = sa.select(Payment).with_for_update()
     if news.payment_reference:
-        query = query.where(Payment.id == news.payment_reference)
-    else:
-        query = query.where(
-            Payment.gateway == gateway, Payment.gateway_reference == news.transaction_reference
-        )
-    return session.scalar(query)
+        return payments.locked(session, news.payment_reference)
+    return payments.locked_by_gateway_reference(session, gateway, news.transaction_reference)
 
 
 def apply_dispute(uow: UnitOfWork, payment: Payment, gateway: str, news: GatewayDispute) -> bool:
@@ -91,7 +89,7 @@ def apply_dispute(uow: UnitOfWork, payment: Payment, gateway: str, news: Gateway
         session.add(dispute)
         dispute_changed(uow, dispute)
         changed = True
-    if news.status != DisputeStatus.OPEN and dispute.status == DisputeStatus.OPEN:
+    if dispute_moves(dispute.status, news.status):
         dispute.status = news.status
         dispute.closed_at = dispute.updated_at = now
         dispute_changed(uow, dispute)

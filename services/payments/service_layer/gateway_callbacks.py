@@ -12,19 +12,18 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import sqlalchemy as sa
-
-from services.payments.adapters.gateways.base import (
+from services.payments.adapters.orm import GatewayCallbackReceipt, Payment
+from services.payments.adapters.repositories import payments, refunds
+from services.payments.domain.gateway import (
     CallbackKind,
     GatewayCallback,
     InvalidCallback,
     UnmappedCallback,
     UnrecognisedCallback,
 )
-from services.payments.adapters.orm import GatewayCallbackReceipt, Payment, Refund
 from services.payments.service_layer.disputes import apply_dispute, payment_for_dispute
 from services.payments.service_layer.gateway_calls import UNMAPPED, callback_attempt
-from services.payments.service_layer.payments import apply_transaction
+from services.payments.service_layer.gateway_news import apply_transaction
 from services.payments.service_layer.refunds import apply_refund
 from services.payments.service_layer.settings import PaymentSettings
 from shared.db import UnitOfWork, utcnow
@@ -126,43 +125,29 @@ def _unmapped_subject(
     if news.kind == CallbackKind.TRANSACTION:
         payment_id = news.reference
         if payment_id is None and news.gateway_reference is not None:
-            payment_id = session.scalar(
-                sa.select(Payment.id).where(
-                    Payment.gateway == gateway_name, Payment.gateway_reference == news.gateway_reference
-                )
-            )
+            payment_id = payments.id_by_gateway_reference(session, gateway_name, news.gateway_reference)
     elif news.kind == CallbackKind.REFUND and news.reference is not None:
-        refund = session.get(Refund, news.reference)
+        refund = refunds.get(session, news.reference)
         if refund is not None and refund.gateway == gateway_name:
             payment_id, refund_id = refund.payment_id, refund.id
     elif news.kind == CallbackKind.DISPUTE:
         payment_id = news.payment_reference
         if payment_id is None and news.transaction_reference is not None:
-            payment_id = session.scalar(
-                sa.select(Payment.id).where(
-                    Payment.gateway == gateway_name, Payment.gateway_reference == news.transaction_reference
-                )
-            )
+            payment_id = payments.id_by_gateway_reference(session, gateway_name, news.transaction_reference)
     if payment_id is None:
         return None, None
-    known = session.scalar(
-        sa.select(Payment.id).where(Payment.id == payment_id, Payment.gateway == gateway_name)
-    )
+    known = payments.id_if_through(session, payment_id, gateway_name)
     return (known, refund_id) if known is not None else (None, None)
 
 
 def _locked_payment(uow: UnitOfWork, gateway_name: str, callback: GatewayCallback) -> Payment | None:
     session = uow.session
     if callback.kind == CallbackKind.TRANSACTION:
-        query = sa.select(Payment).where(Payment.id == callback.transaction.reference)
+        payment = payments.locked(session, callback.transaction.reference)
     elif callback.kind == CallbackKind.REFUND:
-        payment_id = session.scalar(
-            sa.select(Refund.payment_id).where(Refund.id == callback.refund.reference)
-        )
-        query = sa.select(Payment).where(Payment.id == payment_id)
+        payment = payments.locked(session, refunds.payment_id_of(session, callback.refund.reference))
     else:
         return payment_for_dispute(session, gateway_name, callback.dispute)
-    payment = session.scalar(query.with_for_update())
     if payment is not None and payment.gateway != gateway_name:
         return None
     return payment
@@ -184,7 +169,7 @@ def _apply(uow: UnitOfWork, gateway_name: str, payment: Payment, callback: Gatew
         return apply_transaction(uow, payment, news)
     if callback.kind == CallbackKind.REFUND:
         news = callback.refund
-        refund = session.scalar(sa.select(Refund).where(Refund.id == news.reference).with_for_update())
+        refund = refunds.locked(session, news.reference)
         session.add(
             callback_attempt(
                 payment_id=payment.id,

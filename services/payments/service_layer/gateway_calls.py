@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from services.payments.adapters.gateways.base import (
+from services.payments.adapters.orm import GatewayAttempt
+from services.payments.domain.gateway import (
     GatewayError,
     GatewayOutcomeUnknown,
     GatewayRequestRefused,
+    PaymentGateway,
 )
-from services.payments.adapters.orm import GatewayAttempt
 from shared.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,18 @@ def call_gateway(
     return CallOutcome(
         operation, answer=answer, duration_ms=duration_ms, idempotency_key=idempotency_key, amount=amount
     )
+
+
+# Our own reads of the gateway's current record (``poll_transaction``), as opposed to answers and callbacks.
+FRESH_READS = frozenset({"status", "find"})
+
+
+def poll_transaction(gateway: PaymentGateway, payment_id: str, reference: str | None) -> CallOutcome:
+    """Read the gateway's record of the payment: by its transaction id when we know it, else by our
+    reference (after a timeout we may not know the id; no answer then means no record)."""
+    if reference is not None:
+        return call_gateway("status", lambda: gateway.transaction(reference))
+    return call_gateway("find", lambda: gateway.find_transaction(payment_id))
 
 
 def attempt_row(

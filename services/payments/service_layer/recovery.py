@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from services.payments.service_layer import payments, refunds
+from services.payments.service_layer import refunds, stray_charges, waiting_payments
 from services.payments.service_layer.settings import PaymentSettings
 from shared.db import UnitOfWork, utcnow
 
@@ -40,33 +40,33 @@ def recover_waiting(
         "refunds_settled": 0,
     }
     for status in _each(
-        payments.payments_to_recover(uow_factory(), settings, now=now, limit=limit),
-        lambda payment_id: payments.recover_payment(uow_factory(), payment_id, settings),
+        waiting_payments.payments_to_recover(uow_factory(), settings, now=now, limit=limit),
+        lambda payment_id: waiting_payments.recover_payment(uow_factory(), payment_id, settings),
         "payment recovery failed",
     ):
         counts["payments_polled"] += 1
         if status in ("succeeded", "failed", "canceled", "requires_capture"):
             counts["payments_settled"] += 1
     for status in _each(
-        payments.payments_to_expire(uow_factory(), settings, now=now, limit=limit),
-        lambda due: payments.expire_payment(uow_factory(), *due, settings),
+        waiting_payments.payments_to_expire(uow_factory(), settings, now=now, limit=limit),
+        lambda due: waiting_payments.expire_payment(uow_factory(), *due, settings),
         "payment expiry failed",
     ):
         if status == "canceled":
             counts["payments_expired"] += 1
     # Before the reversals: a stray charge found now is given back in this same run.
     for found in _each(
-        payments.payments_to_check_for_stray_charges(uow_factory(), settings, now=now, limit=limit),
-        lambda payment_id: payments.check_for_stray_charge(uow_factory(), payment_id, settings),
+        stray_charges.payments_to_check_for_stray_charges(uow_factory(), settings, now=now, limit=limit),
+        lambda payment_id: stray_charges.check_for_stray_charge(uow_factory(), payment_id, settings),
         "stray charge check failed",
     ):
         if found is not None:
             counts["stray_charges_checked"] += 1
-        if found == payments.STRAY_CHARGE_FOUND:
+        if found == stray_charges.STRAY_CHARGE_FOUND:
             counts["stray_charges_found"] += 1
     for reversal in _each(
-        payments.payments_to_reverse(uow_factory(), settings, now=now, limit=limit),
-        lambda payment_id: payments.reverse_held_money(uow_factory(), payment_id, settings),
+        stray_charges.payments_to_reverse(uow_factory(), settings, now=now, limit=limit),
+        lambda payment_id: stray_charges.reverse_held_money(uow_factory(), payment_id, settings),
         "reversal of money held for a failed payment failed",
     ):
         if reversal in ("voided", "refunded"):

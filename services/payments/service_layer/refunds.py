@@ -21,11 +21,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.payments.adapters.gateways.base import GatewayRefund, RefundRequest
-from services.payments.adapters.orm import Dispute, Payment, Refund
-from services.payments.domain.payments import DisputeStatus, PaymentStatus, RefundStatus, proportional_fee
+from services.payments.adapters.orm import Payment, Refund
+from services.payments.adapters.repositories import payments, refunds
+from services.payments.domain.gateway import GatewayRefund, RefundRequest
+from services.payments.domain.payments import PaymentStatus
+from services.payments.domain.refunds import RefundStatus, proportional_fee, refund_moves
 from services.payments.service_layer.announcements import refund_changed
 from services.payments.service_layer.gateway_calls import CallOutcome, attempt_row, call_gateway
+from services.payments.service_layer.ownership import visible_payment, yours
 from services.payments.service_layer.settings import PaymentSettings
 from shared.auth import Principal
 from shared.db import UnitOfWork, utcnow
@@ -46,16 +49,13 @@ class CreateRefund:
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
-def _visible_refund(session: Session, refund_id: str, principal: Principal) -> Refund:
-    refund = session.get(Refund, refund_id)
-    if refund is None or refund.marketplace_id != principal.client_id:
-        raise NotFound("No refund has this id.", code="refund_not_found", param="id")
-    return refund
-
-
 def get_refund(uow: UnitOfWork, refund_id: str, principal: Principal) -> Refund:
     with uow:
-        return _visible_refund(uow.session, refund_id, principal)
+        return yours(
+            refunds.get(uow.session, refund_id),
+            principal,
+            NotFound("No refund has this id.", code="refund_not_found", param="id"),
+        )
 
 
 def list_refunds(
@@ -87,16 +87,10 @@ def create_refund(
     with uow:
         session = uow.session
         if creation_key is not None:
-            existing = session.scalar(
-                sa.select(Refund).where(
-                    Refund.marketplace_id == principal.client_id, Refund.creation_key == creation_key
-                )
-            )
+            existing = refunds.created_with_key(session, principal.client_id, creation_key)
             if existing is not None:
                 return existing
-        payment = session.scalar(sa.select(Payment).where(Payment.id == command.payment_id).with_for_update())
-        if payment is None or payment.marketplace_id != principal.client_id:
-            raise NotFound("No payment has this id.", code="payment_not_found", param="payment_id")
+        payment = visible_payment(session, command.payment_id, principal, lock=True, param="payment_id")
         if payment.status != PaymentStatus.SUCCEEDED:
             raise Conflict(
                 f"Only a succeeded payment can be refunded; this one is {payment.status}.",
@@ -109,7 +103,7 @@ def create_refund(
             raise ValidationFailed(
                 f"The payment is in {payment.currency}.", code="unsupported_currency", param="currency"
             )
-        pending_amount, pending_fee = _pending_totals(session, payment.id)
+        pending_amount, pending_fee = refunds.pending_totals(session, payment.id)
         given_back = payment.amount_refunded + pending_amount
         refundable = payment.amount_captured - given_back
         amount = refundable if command.amount is None else command.amount
@@ -179,12 +173,7 @@ def _check_not_disputed(session: Session, payment: Payment) -> None:
     Disputes are opened and closed under the payment's row lock, which the caller holds, so none
     can open between this check and the refund.
     """
-    dispute = session.scalar(
-        sa.select(Dispute)
-        .where(Dispute.payment_id == payment.id, Dispute.status.in_([DisputeStatus.OPEN, DisputeStatus.LOST]))
-        .order_by(Dispute.id)
-        .limit(1)
-    )
+    dispute = refunds.dispute_blocking_refunds(session, payment.id)
     if dispute is not None:
         raise Conflict(
             f"The payment has a dispute that is {dispute.status}: the buyer gets the money back through the "
@@ -196,21 +185,10 @@ def _check_not_disputed(session: Session, payment: Payment) -> None:
         )
 
 
-def _pending_totals(session: Session, payment_id: str) -> tuple[int, int]:
-    row = session.execute(
-        sa.select(
-            sa.func.coalesce(sa.func.sum(Refund.amount), 0),
-            sa.func.coalesce(sa.func.sum(Refund.application_fee_refunded), 0),
-        ).where(Refund.payment_id == payment_id, Refund.status == RefundStatus.PENDING)
-    ).one()
-    return int(row[0]), int(row[1])
-
-
 def _locked_pair(session: Session, refund_id: str) -> tuple[Payment, Refund]:
     """The refund and its payment, locked payment first (the order every refund path uses)."""
-    payment_id = session.scalar(sa.select(Refund.payment_id).where(Refund.id == refund_id))
-    payment = session.scalar(sa.select(Payment).where(Payment.id == payment_id).with_for_update())
-    refund = session.scalar(sa.select(Refund).where(Refund.id == refund_id).with_for_update())
+    payment = payments.locked(session, refunds.payment_id_of(session, refund_id))
+    refund = refunds.locked(session, refund_id)
     return payment, refund
 
 
@@ -227,7 +205,7 @@ def _settle_refund_call(
         refund.gateway_checked_at = utcnow()
         if outcome.answer is not None:
             apply_refund(uow, payment, refund, outcome.answer)
-        elif outcome.refused and refund.status == RefundStatus.PENDING:
+        elif outcome.refused and refund_moves(refund.status, RefundStatus.FAILED):
             # A 4xx: the gateway refunded nothing.
             _fail_refund(uow, refund, outcome.error.code or "refund_refused", utcnow())
         uow.commit()
@@ -241,8 +219,8 @@ def apply_refund(uow: UnitOfWork, payment: Payment, refund: Refund, answer: Gate
         return False
     if refund.gateway_reference is None:
         refund.gateway_reference = answer.gateway_reference
-    if refund.status != RefundStatus.PENDING or answer.status == RefundStatus.PENDING:
-        return False
+    if not refund_moves(refund.status, answer.status):
+        return False  # still pending, or settled already (a duplicate, a late snapshot)
     now = utcnow()
     if answer.status == RefundStatus.SUCCEEDED:
         refund.status = RefundStatus.SUCCEEDED
@@ -282,10 +260,10 @@ def refunds_to_recover(
 def recover_refund(uow: UnitOfWork, refund_id: str, settings: PaymentSettings) -> str | None:
     """Poll the gateway for a refund left pending; one it never recorded is sent again (same key)."""
     with uow:
-        refund = uow.session.get(Refund, refund_id)
+        refund = refunds.get(uow.session, refund_id)
         if refund is None or refund.status != RefundStatus.PENDING:
             return None if refund is None else refund.status
-        payment = uow.session.get(Payment, refund.payment_id)
+        payment = payments.get(uow.session, refund.payment_id)
         reference, gateway_name = refund.gateway_reference, refund.gateway
         request = RefundRequest(
             payment.gateway_reference, refund.id, refund.amount, refund.currency, idempotency_key=refund.id

@@ -1,6 +1,10 @@
 """``FakeGateway``: an in-memory M2T, for tests and local runs without the sandbox process.
 
-It keeps M2T's test data (cards by number through its own ``tokenise``, wallet phones), M2T's rules
+One job, hence one module beyond the usual size: playing M2T. Its state, rules and test hooks
+share one lock and one set of in-memory books, and read best side by side.
+
+It keeps M2T's test data (cards by number through its own ``tokenise``, from the table in
+``shared/cards.py``; wallet phones), M2T's rules
 (idempotency keys, one transaction per reference, capture once, void, refunds within the captured
 amount, disputes) and M2T's wire shapes: objects are rendered as M2T JSON and read back through the
 M2T transformers, and callbacks are M2T callback bodies signed with this gateway's secret, so
@@ -41,7 +45,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from services.payments.adapters.gateways.base import (
+from services.payments.adapters.gateways.m2t import transformers as wire
+from services.payments.adapters.gateways.m2t.gateway import header, read_callback
+from services.payments.domain.gateway import (
     AuthoriseRequest,
     CaptureRequest,
     CardToken,
@@ -58,9 +64,7 @@ from services.payments.adapters.gateways.base import (
     UnsupportedOperation,
     VoidRequest,
 )
-from services.payments.adapters.gateways.m2t import transformers as wire
-from services.payments.adapters.gateways.m2t.gateway import header, read_callback
-from shared.cards import luhn_valid
+from shared.cards import CardBehaviour, card_digits, card_for
 from shared.partners import read_signed_callback
 from shared.signatures import sign
 
@@ -68,31 +72,12 @@ SIGNATURE_HEADER = "Fake-Gateway-Signature"
 DEFAULT_CALLBACK_SECRET = "fake-gateway-callback-secret"
 CURRENCY = "MAD"
 
-# -- M2T's test data ---------------------------------------------------------------------------------
+# -- M2T's test data: the cards are the table in shared/cards.py --------------------------------------
 
-APPROVE = "approve"
-INSUFFICIENT_FUNDS = "insufficient_funds"
-STOLEN_CARD = "stolen_card"
-THREE_DS = "three_ds"
+# Failures ``fail_next`` injects.
 SERVER_ERROR = "server_error"
 TIMEOUT = "timeout"
-REFUSED = "refused"  # an injected failure only (``fail_next``): no test card is refused this way
-DISPUTE = "dispute"
-
-CMI_TEST_CARD = "6500000000000002"  # Luhn-valid, prefix 6500: a Moroccan domestic (CMI) card
-
-# card number -> (rule, brand, country); any other valid number is approved.
-TEST_CARDS: Mapping[str, tuple[str, str, str]] = {
-    "4242424242424242": (APPROVE, "visa", "US"),
-    "5555555555554444": (APPROVE, "mastercard", "FR"),
-    CMI_TEST_CARD: (APPROVE, "cmi", "MA"),
-    "4000000000009995": (INSUFFICIENT_FUNDS, "visa", "US"),
-    "4000000000009979": (STOLEN_CARD, "visa", "US"),
-    "4000000000003220": (THREE_DS, "visa", "US"),
-    "4000000000000119": (SERVER_ERROR, "visa", "US"),
-    "4000000000000127": (TIMEOUT, "visa", "US"),
-    "4000000000000259": (DISPUTE, "visa", "US"),
-}
+REFUSED = "refused"  # no test card is refused this way
 
 WALLET_APPROVES = "approves"
 WALLET_DECLINES = "declines"
@@ -105,25 +90,12 @@ TEST_PHONES: Mapping[str, str] = {
 _MOROCCAN_MOBILE = re.compile(r"\+212[67][0-9]{8}")
 
 DECLINE_MESSAGES: Mapping[str, str] = {
-    INSUFFICIENT_FUNDS: "The card has insufficient funds.",
-    STOLEN_CARD: "The card was reported stolen.",
+    CardBehaviour.INSUFFICIENT_FUNDS.value: "The card has insufficient funds.",
+    CardBehaviour.STOLEN_CARD.value: "The card was reported stolen.",
     "authentication_failed": "The buyer failed 3-D Secure authentication.",
     "wallet_declined": "The buyer declined the payment in their wallet.",
     "expired": "The buyer did not answer the wallet request in time.",
 }
-
-
-def card_rule(number: str) -> tuple[str, str, str]:
-    """(rule, brand, country) of a card number, per M2T's test data: any other valid number is
-    approved, its brand from the first digit (4 visa; 2, 5 mastercard; else cmi), its country the brand's."""
-    if number in TEST_CARDS:
-        return TEST_CARDS[number]
-    brand = "visa" if number[0] == "4" else "mastercard" if number[0] in "25" else "cmi"
-    return APPROVE, brand, _COUNTRY_BY_BRAND[brand]
-
-
-_COUNTRY_BY_BRAND = {"visa": "US", "mastercard": "FR", "cmi": "MA"}
-_CARD_SEPARATORS = re.compile(r"[ -]")
 
 
 # -- state -------------------------------------------------------------------------------------------
@@ -135,7 +107,7 @@ class _Token:
     brand: str
     last4: str
     country: str | None
-    rule: str  # the card number is not kept: only what it decides
+    behaviour: CardBehaviour  # the card number is not kept: only what it decides
 
     def __repr__(self) -> str:
         return f"_Token(brand={self.brand!r}, last4={self.last4!r})"
@@ -153,7 +125,7 @@ class _Transaction:
     created: int
     updated: int
     card: dict[str, Any] | None = None
-    card_rule: str | None = None
+    card_behaviour: CardBehaviour | None = None
     wallet_rule: str | None = None
     phone_last4: str | None = None  # the full phone is not kept
     captured_amount: int = 0
@@ -548,8 +520,8 @@ class FakeGateway:
             raise _refused("not_found", "No such dispute.", status=404) from None
 
     def _tokenise(self, request: TokeniseRequest) -> CardToken:
-        number = _CARD_SEPARATORS.sub("", request.card_number) if isinstance(request.card_number, str) else ""
-        if not (number.isascii() and number.isdigit() and 12 <= len(number) <= 19 and luhn_valid(number)):
+        number = card_digits(request.card_number)
+        if number is None:
             raise _refused("invalid_card_number", "card_number is not a valid card number.", "card_number")
         month, year = request.exp_month, request.exp_year
         if isinstance(month, bool) or not isinstance(month, int) or not 1 <= month <= 12:
@@ -568,12 +540,16 @@ class FakeGateway:
             and 3 <= len(request.cvc.strip()) <= 4
         ):
             raise _refused("invalid_cvc", "cvc must be the 3 or 4 digits on the card.", "cvc")
-        rule, brand, country = card_rule(number)
+        card = card_for(number)
         token = _Token(
-            token=f"tok_fake_{next(self._ids)}", brand=brand, last4=number[-4:], country=country, rule=rule
+            token=f"tok_fake_{next(self._ids)}",
+            brand=card.brand,
+            last4=number[-4:],
+            country=card.country,
+            behaviour=card.behaviour,
         )
         self._tokens[token.token] = token
-        return CardToken(token=token.token, brand=brand, last4=token.last4, country=country)
+        return CardToken(token=token.token, brand=card.brand, last4=token.last4, country=card.country)
 
     def _complete_three_ds(self, gateway_reference: str) -> GatewayTransaction:
         tx = self._tx(gateway_reference)
@@ -667,12 +643,12 @@ class FakeGateway:
             token = self._tokens.get(request.card_token or "")
             if token is None:
                 raise _refused("invalid_card_token", "Unknown card token.", "card_token")
-            if token.rule == SERVER_ERROR:
+            if token.behaviour is CardBehaviour.PROCESSING_ERROR:
                 raise GatewayOutcomeUnknown(
                     "fake gateway answered 500 processing_error", code="processing_error"
                 )
             tx.card = {"brand": token.brand, "last4": token.last4, "country": token.country}
-            tx.card_rule = token.rule
+            tx.card_behaviour = token.behaviour
         else:
             phone = request.phone or ""
             if not _MOROCCAN_MOBILE.fullmatch(phone):
@@ -686,13 +662,13 @@ class FakeGateway:
             tx.expires_at = now + self.wallet_expiry_seconds
             self._set(tx, "pending_approval")
             self._emit("transaction.pending_approval", tx)
-        elif tx.card_rule in (INSUFFICIENT_FUNDS, STOLEN_CARD):
-            self._decline(tx, tx.card_rule)
-        elif tx.card_rule == THREE_DS:
+        elif tx.card_behaviour is not None and tx.card_behaviour.decline_code is not None:
+            self._decline(tx, tx.card_behaviour.decline_code)
+        elif tx.card_behaviour is CardBehaviour.THREE_DS:
             self._set(tx, "three_ds_required")
         else:
             self._approve(tx)
-            if tx.card_rule == TIMEOUT:
+            if tx.card_behaviour is CardBehaviour.TIMEOUT:
                 raise _Timeout(self._snapshot(tx))
         return self._snapshot(tx)
 
@@ -707,7 +683,7 @@ class FakeGateway:
         tx.captured_amount = amount
         self._set(tx, "captured")
         self._emit("transaction.captured", tx)
-        if tx.card_rule == DISPUTE:
+        if tx.card_behaviour is CardBehaviour.DISPUTE:
             self._open_dispute(tx, amount, "fraudulent")
 
     def _decline(self, tx: _Transaction, code: str) -> None:

@@ -11,7 +11,9 @@ from typing import Any, TypeVar
 
 import requests
 
-from services.payments.adapters.gateways.base import (
+from services.payments.adapters.gateways.m2t import transformers as wire
+from services.payments.adapters.gateways.m2t.client import M2TClient
+from services.payments.domain.gateway import (
     AuthoriseRequest,
     CaptureRequest,
     CardToken,
@@ -30,8 +32,6 @@ from services.payments.adapters.gateways.base import (
     UnsupportedOperation,
     VoidRequest,
 )
-from services.payments.adapters.gateways.m2t import transformers as wire
-from services.payments.adapters.gateways.m2t.client import M2TClient
 from shared.partners import read_signed_callback
 
 SIGNATURE_HEADER = "M2T-Signature"

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from services.payments.adapters.gateways.base import (
+from services.payments.domain.gateway import (
     AuthoriseRequest,
     CallbackKind,
     CaptureRequest,

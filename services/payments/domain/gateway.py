@@ -1,9 +1,10 @@
-"""The one interface every payment gateway adapter implements, and the typed values it speaks.
+"""The payments domain's port to a gateway: the interface every gateway adapter implements, and
+the typed values it speaks.
 
-The service layer sees only ``PaymentGateway`` and the dataclasses here. Each gateway has its own
-package beside this module (``m2t/``: HTTP client and wire transformers; ``fake/``: in memory), is
-registered by name in ``GatewayRegistry``, and passes the shared contract suite
-(``tests/contract/test_gateway_contract.py``).
+The service layer sees only ``PaymentGateway`` and the dataclasses here. Each gateway adapter has
+its own package under ``adapters/gateways/`` (``m2t/``: HTTP client and wire transformers;
+``fake/``: in memory), is registered by name in ``GatewayRegistry``, and passes the shared contract
+suite (``tests/contract/test_gateway_contract.py``).
 
 Statuses are normalised: an adapter maps every status its gateway can send to one of
 ``TransactionStatus`` and keeps the gateway's own word in ``raw_status`` for the attempt log.

@@ -1,0 +1,315 @@
+"""The payments API's schemas: what each operation takes and answers (its OpenAPI document too).
+
+The objects themselves (payment, refund, dispute, attempt) are dumped by the schemas in
+``service_layer/representations.py``, which the webhook events' snapshots use as well.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from services.payments.domain.payments import DisputeStatus, PaymentStatus, RefundStatus
+from services.payments.domain.webhooks import (
+    ALL_EVENT_TYPES,
+    MAX_URL_LENGTH,
+    WEBHOOK_EVENT_TYPES,
+    DeliveryStatus,
+    EndpointStatus,
+)
+from services.payments.service_layer.representations import (
+    DisputeSchema,
+    GatewayAttemptSchema,
+    PaymentSchema,
+    RefundSchema,
+)
+from shared.money import CurrencyCode, MinorUnits, MoneySchema
+from shared.pagination import PageArgsSchema, page_schema
+from shared.phones import MobileProblem, NotAMoroccanMobile, parse_moroccan_mobile
+
+__all__ = ["DisputeSchema", "GatewayAttemptSchema", "PaymentSchema", "RefundSchema"]
+
+# The Idempotency-Key header, as the OpenAPI document shows it.
+IDEMPOTENCY_HEADER_DOC = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": True,
+    "schema": {"type": "string"},
+}
+OPTIONAL_IDEMPOTENCY_HEADER_DOC = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "Optional: a retry with the same key replays the first answer instead of a 409 invalid_state.",
+}
+
+MAX_AMOUNT = 10**13  # far beyond any payment, inside a 64-bit column; the configured range is narrower
+
+
+class Metadata(fields.Dict):
+    """Up to 20 string keys and short string values, kept for the marketplace's own use."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            keys=fields.String(validate=validate.Length(min=1, max=40)),
+            values=fields.String(validate=validate.Length(max=500)),
+            validate=validate.Length(max=20),
+            load_default=dict,
+            **kwargs,
+        )
+
+
+# -- payments, refunds, disputes --------------------------------------------------------------------
+
+
+class PaymentCreateSchema(Schema):
+    artisan_id = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=40),
+        metadata={"description": "The payee (art_…), registered by your marketplace."},
+    )
+    amount = MinorUnits(
+        required=True,
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": "What the buyer pays, in centimes."},
+    )
+    currency = CurrencyCode(required=True, metadata={"example": "MAD"})
+    application_fee = MinorUnits(
+        load_default=0,
+        validate=validate.Range(min=0, max=MAX_AMOUNT),
+        metadata={"description": "Your commission, in centimes; at most amount."},
+    )
+    payment_method_type = fields.String(required=True, validate=validate.OneOf(["card", "mobile_wallet"]))
+    capture_method = fields.String(load_default="automatic", validate=validate.OneOf(["automatic", "manual"]))
+    description = fields.String(load_default=None, validate=validate.Length(max=500))
+    metadata = Metadata()
+    order_reference = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+
+
+class MoroccanMobile(fields.String):
+    """A Moroccan mobile number in any usual notation, loaded as E.164 (+2126…, +2127…)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parse_moroccan_mobile(text)
+        except NotAMoroccanMobile as exc:
+            if exc.problem is MobileProblem.NOT_A_NUMBER:
+                raise ValidationError("Not a phone number.") from None
+            raise ValidationError("Must be a Moroccan mobile number, e.g. +212612345678.") from None
+
+
+class PaymentConfirmSchema(Schema):
+    card_token = fields.String(
+        load_default=None,
+        validate=validate.Regexp(r"^tok_[A-Za-z0-9_]{6,100}$", error="Not a card token (tok_…)."),
+        metadata={
+            "description": "The token the gateway's tokenisation gave the buyer's browser. Never a card number."
+        },
+    )
+    phone = MoroccanMobile(
+        load_default=None,
+        validate=validate.Length(max=30),
+        metadata={"description": "Mobile wallet: the buyer's Moroccan mobile number."},
+    )
+    return_url = fields.Url(
+        load_default=None,
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=validate.Length(max=2048),
+        metadata={"description": "Card: where the buyer's browser goes after 3-D Secure."},
+    )
+
+
+class PaymentCaptureSchema(Schema):
+    amount_to_capture = MinorUnits(
+        load_default=None,
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": "Default: the whole authorised amount. Once only."},
+    )
+
+
+class PaymentListArgsSchema(PageArgsSchema):
+    status = fields.String(validate=validate.OneOf([str(status) for status in PaymentStatus]))
+    artisan_id = fields.String(validate=validate.Length(min=1, max=40))
+    created_gte = fields.AwareDateTime(
+        default_timezone=None, metadata={"description": "Created at or after (ISO 8601 with offset)."}
+    )
+    created_lte = fields.AwareDateTime(
+        default_timezone=None, metadata={"description": "Created at or before (ISO 8601 with offset)."}
+    )
+
+
+class RefundCreateSchema(Schema):
+    payment_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
+    amount = MinorUnits(
+        load_default=None,
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": "Default: all that is left to refund."},
+    )
+    currency = CurrencyCode(load_default=None)
+    application_fee_refunded = MinorUnits(
+        load_default=None,
+        validate=validate.Range(min=0, max=MAX_AMOUNT),
+        metadata={"description": "How much of your commission to give back; default: in proportion."},
+    )
+    reason = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["requested_by_customer", "duplicate", "fraudulent", "other"]),
+    )
+    metadata = Metadata()
+
+
+class RefundListArgsSchema(PageArgsSchema):
+    payment_id = fields.String(validate=validate.Length(min=1, max=40))
+    status = fields.String(validate=validate.OneOf([str(status) for status in RefundStatus]))
+
+
+class DisputeListArgsSchema(PageArgsSchema):
+    payment_id = fields.String(validate=validate.Length(min=1, max=40))
+    status = fields.String(validate=validate.OneOf([str(status) for status in DisputeStatus]))
+
+
+class CallbackAckSchema(Schema):
+    received = fields.Boolean()
+    applied = fields.Boolean()
+    duplicate = fields.Boolean()
+
+
+PaymentPageSchema = page_schema(PaymentSchema)
+RefundPageSchema = page_schema(RefundSchema)
+DisputePageSchema = page_schema(DisputeSchema)
+
+
+class AttemptListSchema(Schema):
+    data = fields.List(fields.Nested(GatewayAttemptSchema), required=True)
+
+
+# -- payees ------------------------------------------------------------------------------------------
+
+
+class PayeeSchema(Schema):
+    artisan_id = fields.String(required=True)
+    object = fields.Constant("payee")
+    kyc_tier = fields.Integer()
+    tier_cap = fields.Nested(MoneySchema, metadata={"description": "Bank Al-Maghrib cap for the tier."})
+    kyc_status = fields.String(
+        metadata={"description": "active, or rejected after a disqualifying KYC decision."}
+    )
+    kyc_version = fields.Integer(
+        metadata={"description": "Onboarding's count of KYC changes this view reflects."}
+    )
+    can_accept_payments = fields.Boolean(metadata={"description": "Tier 1 or more, and KYC not rejected."})
+    payout_eligible = fields.Boolean()
+    updated_at = fields.DateTime()
+
+
+# -- webhooks ----------------------------------------------------------------------------------------
+
+EVENT_TYPES_DOC = ", ".join(WEBHOOK_EVENT_TYPES)
+
+
+class WebhookEndpointCreateSchema(Schema):
+    url = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=MAX_URL_LENGTH),
+        metadata={
+            "description": "Absolute http(s) URL (https in production) we POST events to.",
+            "example": "https://shop.example.ma/hirfa/webhooks",
+        },
+    )
+    event_types = fields.List(
+        fields.String(validate=validate.Length(min=1, max=60)),
+        required=True,
+        validate=validate.Length(min=1, max=len(WEBHOOK_EVENT_TYPES) + 1),
+        metadata={"description": f'The events to send: any of {EVENT_TYPES_DOC}; or ["*"] for all of them.'},
+    )
+    description = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+class WebhookEndpointSchema(Schema):
+    id = fields.String(required=True, metadata={"example": "we_01JD8Z6W5Q0T2C7S9K3M4N5P6R"})
+    object = fields.Constant("webhook_endpoint")
+    url = fields.String()
+    description = fields.String(allow_none=True)
+    event_types = fields.List(
+        fields.String(), metadata={"description": f'["{ALL_EVENT_TYPES}"] means every type.'}
+    )
+    status = fields.String(metadata={"description": "enabled, or disabled once deleted."})
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+    disabled_at = fields.DateTime(allow_none=True)
+
+
+class WebhookEndpointCreatedSchema(WebhookEndpointSchema):
+    secret = fields.String(
+        required=True,
+        metadata={
+            "description": "The signing secret (`whsec_…`). Shown in this answer only: store it now.",
+            "example": "whsec_5f1c…",
+        },
+    )
+
+
+WebhookEndpointPageSchema = page_schema(WebhookEndpointSchema)
+
+
+class WebhookEndpointListArgsSchema(PageArgsSchema):
+    status = fields.String(
+        load_default=str(EndpointStatus.ENABLED),
+        validate=validate.OneOf([str(status) for status in EndpointStatus]),
+        metadata={"description": "enabled (default), or disabled for deleted endpoints."},
+    )
+
+
+class WebhookDeliverySchema(Schema):
+    id = fields.String(required=True, metadata={"example": "whd_01JD8Z6W5Q0T2C7S9K3M4N5P6R"})
+    object = fields.Constant("webhook_delivery")
+    endpoint_id = fields.String()
+    event_id = fields.String()
+    event_type = fields.String()
+    status = fields.String(
+        metadata={
+            "description": "pending (another attempt is scheduled), delivered (a 2xx), failed (no 2xx "
+            "within the retry period), canceled (the endpoint was deleted)."
+        }
+    )
+    attempt_count = fields.Integer()
+    last_status_code = fields.Integer(allow_none=True, metadata={"description": "Your answer's HTTP status."})
+    last_error = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "When there was no answer: timeout, connection_refused, connection_error, "
+            "dns_error, tls_error, address_not_allowed."
+        },
+    )
+    last_attempt_at = fields.DateTime(allow_none=True)
+    next_attempt_at = fields.DateTime(allow_none=True)
+    delivered_at = fields.DateTime(allow_none=True)
+    failed_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class WebhookAttemptSchema(Schema):
+    number = fields.Integer()
+    trigger = fields.String(metadata={"description": "automatic, or manual (a retry you asked for)."})
+    status_code = fields.Integer(allow_none=True)
+    error = fields.String(allow_none=True)
+    duration_ms = fields.Integer()
+    attempted_at = fields.DateTime()
+
+
+class WebhookDeliveryDetailSchema(WebhookDeliverySchema):
+    attempts = fields.List(fields.Nested(WebhookAttemptSchema), metadata={"description": "Oldest first."})
+
+
+WebhookDeliveryPageSchema = page_schema(WebhookDeliverySchema)
+
+
+class WebhookDeliveryListArgsSchema(PageArgsSchema):
+    endpoint_id = fields.String(validate=validate.Length(min=1, max=40))
+    event_type = fields.String(validate=validate.OneOf(WEBHOOK_EVENT_TYPES))
+    event_id = fields.String(validate=validate.Length(min=1, max=40))
+    status = fields.String(validate=validate.OneOf([str(status) for status in DeliveryStatus]))

@@ -1,0 +1,42 @@
+"""Refunds: the moves of a refund's state, and how much of the marketplace's commission goes back
+with it. No I/O here.
+
+    pending ─▶ succeeded
+            └▶ failed
+
+A refund's states are the gateway's own (``RefundStatus``). Only the gateway's word moves a refund,
+and only out of ``pending``: news that a refund is still pending, or news about one already
+settled (a duplicate, a late snapshot), changes nothing.
+"""
+
+from __future__ import annotations
+
+from services.payments.domain.gateway import RefundStatus
+
+R = RefundStatus
+REFUND_TRANSITIONS: dict[RefundStatus, frozenset[RefundStatus]] = {
+    R.PENDING: frozenset({R.SUCCEEDED, R.FAILED}),
+    R.SUCCEEDED: frozenset(),
+    R.FAILED: frozenset(),
+}
+
+
+def refund_moves(current: str, reported: str) -> bool:
+    """Whether the gateway reporting ``reported`` moves a refund that is ``current``."""
+    return RefundStatus(reported) in REFUND_TRANSITIONS[RefundStatus(current)]
+
+
+def proportional_fee(
+    application_fee: int, captured: int, amount: int, fee_refunded: int, refunded: int
+) -> int:
+    """The part of the marketplace commission refunded with ``amount``, in proportion to it.
+
+    Rounded on the running total (what should be back after this refund, less what already is),
+    so refunds in several parts return exactly the whole commission once the payment is fully
+    refunded, and no refund's share is ever more than the refund itself.
+    """
+    if refunded + amount >= captured:
+        due = application_fee
+    else:
+        due = application_fee * (refunded + amount) // captured
+    return max(0, min(due - fee_refunded, application_fee - fee_refunded, amount))
