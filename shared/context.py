@@ -41,7 +41,6 @@ class ServiceContext:
     models: Models
     uow_factory: Callable[[], UnitOfWork]
     token_verifier: TokenVerifier | None = None
-    extras: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 ContextT = TypeVar("ContextT", bound=ServiceContext)

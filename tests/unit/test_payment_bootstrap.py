@@ -57,6 +57,5 @@ def test_fakes_passed_to_bootstrap_are_what_the_context_holds(tmp_path):
         assert context.payments.gateway("fake") is fake
         assert context.payments.default_gateway == "fake"
         assert context.webhooks.sender is sender
-        assert context.extras == {}
     finally:
         context.engine.dispose()
