@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from services.accounts.adapters.banks import BankPartnerRegistry, HttpBankPartner
+from services.accounts.adapters.banks import HttpBankPartner
 from services.accounts.adapters.ledger_session import install_ledger_session_hooks
 from services.accounts.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
 from services.accounts.config import AccountsConfig, load_config
 from services.accounts.context import AccountsContext
 from services.accounts.service_layer.payout_settings import PayoutSettings
 from shared.auth.tokens import KeyLookup
+from shared.bank_partners import BankPartnerRegistry
 from shared.config import ConfigError
 from shared.context import Models, build_verifying_context
 

@@ -9,7 +9,7 @@ import os
 import secrets
 from pathlib import Path
 
-from services.onboarding.adapters.banks import BankPartnerRegistry, HttpBankPartner
+from services.onboarding.adapters.banks import HttpBankPartner
 from services.onboarding.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
 from services.onboarding.adapters.sms import make_sms_sender
 from services.onboarding.config import OnboardingConfig, load_config
@@ -21,6 +21,7 @@ from services.onboarding.service_layer.phone import OtpPolicy
 from services.onboarding.service_layer.screening import ScreeningIndexCache
 from shared.auth.keys import SigningKeyStore
 from shared.auth.tokens import TokenIssuer, TokenVerifier
+from shared.bank_partners import BankPartnerRegistry
 from shared.context import Models, build_context
 from shared.crypto import EnvelopeCipher, MasterKeyRing
 

@@ -56,7 +56,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
-from services.accounts.adapters.banks import BankPartnerRegistry
 from services.accounts.adapters.orm import (
     DisputeHold,
     JournalEntry,
@@ -82,6 +81,7 @@ from services.accounts.service_layer.parked_events import post_all_parked_events
 from services.accounts.service_layer.payouts import RequestPayout, available_balance, request_payout
 from shared.auth import Principal
 from shared.auth.scopes import ROLE_SCOPES, Role
+from shared.bank_partners import BankPartnerRegistry
 from shared.db import utcnow
 from shared.errors import Conflict
 from shared.events import Event

@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from sandbox.bank.app import create_app as create_bank_sandbox_app
 from sandbox.bank.app import stop_background_work
 from sandbox.bank.config import SandboxBankConfig
-from services.accounts.adapters.banks import BankPartnerRegistry
 from services.accounts.adapters.orm import IdempotencyKey, JournalEntry, LedgerCase, OutboxMessage, Payout
 from services.accounts.app import create_app as create_accounts_app
 from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET
@@ -34,6 +33,7 @@ from services.accounts.service_layer.money_events import release_due_holds
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
 from services.onboarding.domain.banking import make_rib
 from shared.auth.scopes import Role
+from shared.bank_partners import BankPartnerRegistry
 from shared.events import Event, make_event
 from shared.ids import new_id
 from tests.fakes import FakeTransferBank

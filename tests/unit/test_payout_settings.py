@@ -7,9 +7,10 @@ import datetime as dt
 
 import pytest
 
-from services.accounts.adapters.banks import BankPartnerRegistry, HttpBankPartner
+from services.accounts.adapters.banks import HttpBankPartner
 from services.accounts.bootstrap import bootstrap
 from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET, AccountsConfig
+from shared.bank_partners import BankPartnerRegistry
 from shared.config import ConfigError
 from tests.fakes import FakeTransferBank
 

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from services.accounts.adapters import payouts
-from services.accounts.adapters.banks import BankPartnerError, InvalidCallback, Transfer, TransferRequest
 from services.accounts.adapters.orm import Payout
 from services.accounts.domain.artisan_rules import BalanceRuleViolation
 from services.accounts.domain.payouts import (
@@ -27,11 +26,14 @@ from services.accounts.domain.payouts import (
     PayoutStep,
     advances,
 )
+from services.accounts.domain.ports import Transfer, TransferRequest
 from services.accounts.service_layer.payout_settings import PayoutSettings
 from services.accounts.service_layer.payout_steps import payout_event, step_posting
 from services.accounts.service_layer.posting import post, post_once, record_case
+from shared.bank_partners import BankPartnerError
 from shared.db import UnitOfWork, utcnow
 from shared.errors import BadRequest, NotFound, Unauthenticated
+from shared.partners import InvalidCallback
 
 log = logging.getLogger(__name__)
 
