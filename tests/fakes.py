@@ -12,7 +12,7 @@ from services.accounts.domain.ports import Transfer, TransferCallback, TransferR
 from services.onboarding.adapters.banks import HttpBankPartner
 from services.onboarding.domain.banking import PARTNER_BANK_CODES, make_rib
 from services.onboarding.domain.ports import AccountOpening, AccountOpeningRequest, BankCallback
-from shared.bank_partners import BankPartnerError
+from shared.partner_ports import PartnerError
 
 
 class FakeBankPartner:
@@ -57,7 +57,7 @@ class FakeBankPartner:
         self._fail_when_down()
         self.polls.append(partner_reference)
         if partner_reference not in self._openings:
-            raise BankPartnerError("bank partner refused the request (404)", transient=False)
+            raise PartnerError("bank partner refused the request (404)", transient=False)
         return self._openings[partner_reference]
 
     def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> BankCallback:
@@ -81,7 +81,7 @@ class FakeBankPartner:
 
     def _fail_when_down(self) -> None:
         if self.down:
-            raise BankPartnerError("bank partner unreachable: ConnectionError", transient=True)
+            raise PartnerError("bank partner unreachable: ConnectionError", transient=True)
 
 
 class FakeTransferBank:
@@ -126,7 +126,7 @@ class FakeTransferBank:
             )
             self._transfers[transfer.partner_reference] = transfer
         if self.lose_replies:
-            raise BankPartnerError("bank partner unreachable: ReadTimeout", transient=True)
+            raise PartnerError("bank partner unreachable: ReadTimeout", transient=True)
         return transfer
 
     def transfer(self, partner_reference: str) -> Transfer:
@@ -135,7 +135,7 @@ class FakeTransferBank:
             self.polls.append(partner_reference)
             if partner_reference not in self._transfers:
                 message = "bank partner refused the request (404)"
-                raise BankPartnerError(message, transient=False)
+                raise PartnerError(message, transient=False)
             return self._transfers[partner_reference]
 
     def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> TransferCallback:
@@ -157,4 +157,4 @@ class FakeTransferBank:
 
     def _fail_when_down(self) -> None:
         if self.down:
-            raise BankPartnerError("bank partner unreachable: ConnectionError", transient=True)
+            raise PartnerError("bank partner unreachable: ConnectionError", transient=True)

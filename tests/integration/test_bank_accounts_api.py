@@ -29,7 +29,7 @@ from services.onboarding.domain.ports import AccountOpening
 from services.onboarding.service_layer.api_clients import ensure_client
 from services.onboarding.service_layer.bank_accounts import sync_openings
 from shared.auth.scopes import Role
-from shared.bank_partners import BankPartnerRegistry
+from shared.partner_ports import PartnerRegistry
 from shared.signatures import sign
 from tests.fakes import FakeBankPartner
 from tests.integration.conftest import MARKETPLACE, MARKETPLACE_SECRET, OTHER_MARKETPLACE
@@ -70,7 +70,7 @@ def bank() -> FakeBankPartner:
 
 @pytest.fixture
 def app(onboarding_config, bank):
-    partners = BankPartnerRegistry({slug: bank for slug in onboarding_config.partner_bank_slugs})
+    partners = PartnerRegistry({slug: bank for slug in onboarding_config.partner_bank_slugs})
     app = start_onboarding_app(onboarding_config, bank_partners=partners)
     yield app
     app.extensions["hirfa"].engine.dispose()

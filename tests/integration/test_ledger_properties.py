@@ -81,10 +81,10 @@ from services.accounts.service_layer.parked_events import post_all_parked_events
 from services.accounts.service_layer.payouts import RequestPayout, available_balance, request_payout
 from shared.auth import Principal
 from shared.auth.scopes import ROLE_SCOPES, Role
-from shared.bank_partners import BankPartnerRegistry
 from shared.db import utcnow
 from shared.errors import Conflict
 from shared.events import Event
+from shared.partner_ports import PartnerRegistry
 from tests.conftest import empty_database
 from tests.fakes import FakeTransferBank
 from tests.integration.test_ledger_postings import assert_ledger_sound
@@ -717,10 +717,10 @@ def note_what_happened(ledger: LedgerDriver, world: World, arrival: dict[str, in
 
 
 @pytest.fixture
-def accounts_bank_partners() -> BankPartnerRegistry:
+def accounts_bank_partners() -> PartnerRegistry:
     """An in-memory bank that takes every transfer and settles it when a step says so."""
     bank = FakeTransferBank(SANDBOX_BANK_CALLBACK_SECRET)
-    return BankPartnerRegistry({AccountsConfig.payout_partner_bank: bank})
+    return PartnerRegistry({AccountsConfig.payout_partner_bank: bank})
 
 
 # A passing run takes 10-20 s. A failing one spends up to 300 s shrinking (Hypothesis's own limit,

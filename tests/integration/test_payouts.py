@@ -33,9 +33,9 @@ from services.accounts.service_layer.money_events import release_due_holds
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
 from services.onboarding.domain.banking import make_rib
 from shared.auth.scopes import Role
-from shared.bank_partners import BankPartnerRegistry
 from shared.events import Event, make_event
 from shared.ids import new_id
+from shared.partner_ports import PartnerRegistry
 from tests.fakes import FakeTransferBank
 from tests.integration.conftest import MARKETPLACE, OTHER_MARKETPLACE
 from tests.integration.test_bank_accounts_api import LocalServer
@@ -69,8 +69,8 @@ def bank() -> FakeTransferBank:
 
 
 @pytest.fixture
-def accounts_bank_partners(bank) -> BankPartnerRegistry:
-    return BankPartnerRegistry({PARTNER_BANK: bank})
+def accounts_bank_partners(bank) -> PartnerRegistry:
+    return PartnerRegistry({PARTNER_BANK: bank})
 
 
 @pytest.fixture

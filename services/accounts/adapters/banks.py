@@ -2,7 +2,7 @@
 
 The service layer sees only the port in ``services.accounts.domain.ports``. ``HttpBankPartner`` speaks to
 the bank-partner API (the sandbox in development); adapters are looked up by partner slug in
-``BankPartnerRegistry``. The HTTP client, the callback signature and the registry are every bank
+``PartnerRegistry``. The HTTP client, the callback signature and the registry are every bank
 adapter's, in ``shared.bank_partners``; this module adds transfers and how to read them.
 """
 

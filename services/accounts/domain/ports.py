@@ -1,8 +1,8 @@
 """What accounts asks of the outside world: the partner bank that executes payouts.
 
 Adapters implement this port (``services.accounts.adapters.banks``); the service layer speaks only
-to it. A bank's failures are ``shared.bank_partners.BankPartnerError`` (``transient`` ones may be
-retried) and a callback it cannot trust is ``shared.partners.InvalidCallback``.
+to it. A bank's failures are ``shared.partner_ports.PartnerError`` (``transient`` ones may be
+retried) and a callback it cannot trust is ``shared.partner_ports.InvalidCallback``.
 """
 
 from __future__ import annotations

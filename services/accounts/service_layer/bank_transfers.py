@@ -30,10 +30,9 @@ from services.accounts.domain.ports import Transfer, TransferRequest
 from services.accounts.service_layer.payout_settings import PayoutSettings
 from services.accounts.service_layer.payout_steps import payout_event, step_posting
 from services.accounts.service_layer.posting import post, post_once, record_case
-from shared.bank_partners import BankPartnerError
 from shared.db import UnitOfWork, utcnow
 from shared.errors import BadRequest, NotFound, Unauthenticated
-from shared.partners import InvalidCallback
+from shared.partner_ports import InvalidCallback, PartnerError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ def submit_payout(uow: UnitOfWork, payout_id: str, settings: PayoutSettings) -> 
         partner_bank = payout.partner_bank
     try:
         transfer = settings.partners.get(partner_bank).request_transfer(request)
-    except BankPartnerError as exc:
+    except PartnerError as exc:
         level = logging.WARNING if exc.transient else logging.ERROR
         log.log(
             level,
@@ -205,7 +204,7 @@ def sync_payouts(
     for payout_id, partner_bank, partner_reference in overdue:
         try:
             transfer = settings.partners.get(partner_bank).transfer(partner_reference)
-        except BankPartnerError as exc:
+        except PartnerError as exc:
             log.warning("could not poll a payout", extra={"payout_id": payout_id, "error": str(exc)})
             continue
         with uow_factory() as uow:

@@ -3,7 +3,7 @@ reading its signed callbacks.
 
 The service layer sees only the ``BankPartner`` port (``domain/ports.py``). ``HttpBankPartner``
 speaks to the bank-partner API (the sandbox in development); adapters are looked up by partner slug
-in ``BankPartnerRegistry``. No call is retried here: the onboarding worker resubmits openings the
+in ``PartnerRegistry``. No call is retried here: the onboarding worker resubmits openings the
 bank never acknowledged.
 """
 
