@@ -13,19 +13,10 @@ from typing import Any, Generic, TypeVar
 
 import requests
 
-from shared.partners import (
-    InvalidCallback,
-    PartnerError,
-    PartnerHttpClient,
-    PartnerRegistry,
-    read_signed_callback,
-)
+from shared.partner_ports import InvalidCallback, PartnerError
+from shared.partners import PartnerHttpClient, read_signed_callback
 
 SIGNATURE_HEADER = "Bank-Signature"
-
-# The shared partner errors and registry, under the names the bank adapters' callers use.
-BankPartnerError = PartnerError
-BankPartnerRegistry = PartnerRegistry
 
 Resource = TypeVar("Resource")
 ResourceReader = Callable[[Mapping[str, Any]], Resource]
@@ -78,14 +69,12 @@ class BankPartnerApi:
         body: dict[str, Any] | None = None,
     ) -> Resource:
         """One call the bank deduplicates (on our reference) or that only reads, and its answer read
-        with ``read``; an answer that cannot be read is a transient ``BankPartnerError``."""
+        with ``read``; an answer that cannot be read is a transient ``PartnerError``."""
         payload = self._client.call(method, path, body, idempotent=True)
         try:
             return read(payload)
         except (ValueError, KeyError, TypeError):
-            raise BankPartnerError(
-                f"bank partner answered with an unreadable {what}", transient=True
-            ) from None
+            raise PartnerError(f"bank partner answered with an unreadable {what}", transient=True) from None
 
     def _read_callback(
         self, headers: Mapping[str, str], raw_body: bytes, read: ResourceReader[Resource]

@@ -1,5 +1,6 @@
-"""Talking to partners over HTTP (banks, gateways): the JSON client every adapter shares, the
-signed-callback reader, and a registry of adapters by partner slug.
+"""Talking to partners over HTTP (banks, gateways): the JSON client every adapter shares and the
+signed-callback reader. The errors they raise and the registry of adapters are in
+``shared.partner_ports``, which the domains may import (no HTTP there).
 
 Every call has a timeout. Only calls the caller declares idempotent are retried (the partner
 deduplicates on our reference or on an ``Idempotency-Key`` header, or the call only reads), with
@@ -18,89 +19,20 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import requests
 
+from shared.partner_ports import (
+    INVALID_ANSWER,
+    TIMEOUT,
+    UNREACHABLE,
+    InvalidCallback,
+    PartnerError,
+)
 from shared.signatures import SignatureError, verify
 
 log = logging.getLogger(__name__)
-
-Adapter = TypeVar("Adapter")
-
-# What went wrong, for logs and for the adapters' mapping (``PartnerError.kind``).
-TIMEOUT = "timeout"  # no answer in time: the request may have been processed
-UNREACHABLE = "unreachable"  # connection refused or lost
-SERVER_ERROR = "server_error"  # 5xx
-THROTTLED = "throttled"  # 408 or 429: answered "try again later", nothing done
-INVALID_ANSWER = "invalid_answer"  # 2xx whose body is not JSON: it happened, we cannot read it
-REFUSED = "refused"  # other 4xx: answered, nothing done
-
-_OUTCOME_UNKNOWN_KINDS = frozenset({TIMEOUT, UNREACHABLE, SERVER_ERROR, INVALID_ANSWER})
-
-
-class PartnerError(RuntimeError):
-    """The partner could not be reached or answered with an error. ``transient`` ones may be retried.
-
-    ``status`` is the HTTP status when the partner answered (None after a timeout or a connection
-    error), ``code`` the partner's own error code from its ``{"code", "message"}`` body when it gave
-    one. ``earlier_outcome_unknown`` is set when an earlier attempt of the same call left the outcome
-    unknown (so a refusal of the retry, a "conflict" say, may be about that earlier attempt).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        transient: bool,
-        status: int | None = None,
-        code: str | None = None,
-        kind: str | None = None,
-        attempts: int = 1,
-        earlier_outcome_unknown: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.transient = transient
-        self.status = status
-        self.code = code
-        self.kind = kind or (
-            _kind_of_status(status) if status is not None else (UNREACHABLE if transient else REFUSED)
-        )
-        self.attempts = attempts
-        self.earlier_outcome_unknown = earlier_outcome_unknown
-
-    @property
-    def outcome_unknown(self) -> bool:
-        """The partner may have done what was asked (timeout, lost connection, 5xx, unreadable 2xx)."""
-        return self.kind in _OUTCOME_UNKNOWN_KINDS
-
-    @property
-    def refused(self) -> bool:
-        """The partner answered 4xx (a refusal, or 408/429 "later"): it did nothing."""
-        return self.kind in (REFUSED, THROTTLED)
-
-
-def _kind_of_status(status: int) -> str:
-    if status >= 500:
-        return SERVER_ERROR
-    if status in (408, 429):
-        return THROTTLED
-    if status >= 400:
-        return REFUSED
-    return INVALID_ANSWER
-
-
-class InvalidCallback(ValueError):
-    """``reason`` is a ``SignatureError`` reason, ``malformed`` for a genuine but unreadable body, or an
-    adapter's own word for a genuine body it cannot accept (``unknown_status``, ``unknown_type``).
-
-    ``detail`` (optional) says more, for the logs; it never carries the body.
-    """
-
-    def __init__(self, reason: str, detail: str | None = None) -> None:
-        super().__init__(reason if detail is None else f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 class PartnerHttpClient:
@@ -268,19 +200,3 @@ def read_signed_callback(
     if not isinstance(body, dict):
         raise InvalidCallback("malformed")
     return body
-
-
-class PartnerRegistry(Generic[Adapter]):
-    """Adapters by partner slug (``banque_populaire``, …): the slug names the callback URL too."""
-
-    def __init__(self, adapters: Mapping[str, Adapter]) -> None:
-        self._adapters = dict(adapters)
-
-    def get(self, slug: str) -> Adapter:
-        return self._adapters[slug]
-
-    def __contains__(self, slug: object) -> bool:
-        return slug in self._adapters
-
-    def slugs(self) -> list[str]:
-        return sorted(self._adapters)

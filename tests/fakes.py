@@ -7,15 +7,12 @@ import itertools
 import threading
 from collections.abc import Mapping
 
-from services.accounts.adapters import banks as accounts_banks
-from services.onboarding.adapters.banks import (
-    AccountOpening,
-    AccountOpeningRequest,
-    BankCallback,
-    BankPartnerError,
-    HttpBankPartner,
-)
+from services.accounts.adapters.banks import HttpBankPartner as TransfersBankPartner
+from services.accounts.domain.ports import Transfer, TransferCallback, TransferRequest
+from services.onboarding.adapters.banks import HttpBankPartner
 from services.onboarding.domain.banking import PARTNER_BANK_CODES, make_rib
+from services.onboarding.domain.ports import AccountOpening, AccountOpeningRequest, BankCallback
+from shared.partner_ports import PartnerError
 
 
 class FakeBankPartner:
@@ -60,7 +57,7 @@ class FakeBankPartner:
         self._fail_when_down()
         self.polls.append(partner_reference)
         if partner_reference not in self._openings:
-            raise BankPartnerError("bank partner refused the request (404)", transient=False)
+            raise PartnerError("bank partner refused the request (404)", transient=False)
         return self._openings[partner_reference]
 
     def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> BankCallback:
@@ -84,7 +81,7 @@ class FakeBankPartner:
 
     def _fail_when_down(self) -> None:
         if self.down:
-            raise BankPartnerError("bank partner unreachable: ConnectionError", transient=True)
+            raise PartnerError("bank partner unreachable: ConnectionError", transient=True)
 
 
 class FakeTransferBank:
@@ -100,12 +97,12 @@ class FakeTransferBank:
     def __init__(self, callback_secret: str, *, tolerance_seconds: int = 300) -> None:
         self.down = False
         self.lose_replies = False
-        self.requests: list[accounts_banks.TransferRequest] = []
+        self.requests: list[TransferRequest] = []
         self.polls: list[str] = []
-        self._transfers: dict[str, accounts_banks.Transfer] = {}  # by partner reference
+        self._transfers: dict[str, Transfer] = {}  # by partner reference
         self._lock = threading.Lock()
         # Only parse_callback is used: no HTTP call is ever made to this URL.
-        self._callback_reader = accounts_banks.HttpBankPartner(
+        self._callback_reader = TransfersBankPartner(
             "http://fake-bank.invalid",
             api_key="unused",
             callback_secret=callback_secret,
@@ -113,14 +110,14 @@ class FakeTransferBank:
             tolerance_seconds=tolerance_seconds,
         )
 
-    def request_transfer(self, request: accounts_banks.TransferRequest) -> accounts_banks.Transfer:
+    def request_transfer(self, request: TransferRequest) -> Transfer:
         self._fail_when_down()
         with self._lock:
             self.requests.append(request)
             for transfer in self._transfers.values():
                 if transfer.reference == request.reference:  # banks deduplicate on our reference
                     return transfer
-            transfer = accounts_banks.Transfer(
+            transfer = Transfer(
                 partner_reference=f"trf_fake_{len(self._transfers) + 1}",
                 reference=request.reference,
                 status="pending",
@@ -129,27 +126,27 @@ class FakeTransferBank:
             )
             self._transfers[transfer.partner_reference] = transfer
         if self.lose_replies:
-            raise accounts_banks.BankPartnerError("bank partner unreachable: ReadTimeout", transient=True)
+            raise PartnerError("bank partner unreachable: ReadTimeout", transient=True)
         return transfer
 
-    def transfer(self, partner_reference: str) -> accounts_banks.Transfer:
+    def transfer(self, partner_reference: str) -> Transfer:
         self._fail_when_down()
         with self._lock:
             self.polls.append(partner_reference)
             if partner_reference not in self._transfers:
                 message = "bank partner refused the request (404)"
-                raise accounts_banks.BankPartnerError(message, transient=False)
+                raise PartnerError(message, transient=False)
             return self._transfers[partner_reference]
 
-    def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> accounts_banks.TransferCallback:
+    def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> TransferCallback:
         return self._callback_reader.parse_callback(headers, raw_body)
 
-    def transfer_for(self, reference: str) -> accounts_banks.Transfer:
+    def transfer_for(self, reference: str) -> Transfer:
         with self._lock:
             (transfer,) = (known for known in self._transfers.values() if known.reference == reference)
             return transfer
 
-    def settle(self, reference: str, *, failure_code: str | None = None) -> accounts_banks.Transfer:
+    def settle(self, reference: str, *, failure_code: str | None = None) -> Transfer:
         """Pay the transfer for ``reference``, or fail it with ``failure_code``, without calling back."""
         transfer = self.transfer_for(reference)
         status = "paid" if failure_code is None else "failed"
@@ -160,4 +157,4 @@ class FakeTransferBank:
 
     def _fail_when_down(self) -> None:
         if self.down:
-            raise accounts_banks.BankPartnerError("bank partner unreachable: ConnectionError", transient=True)
+            raise PartnerError("bank partner unreachable: ConnectionError", transient=True)

@@ -11,10 +11,10 @@ import uuid
 
 import sqlalchemy as sa
 
-from services.accounts.adapters.banks import Transfer
 from services.accounts.adapters.orm import LedgerAccount
 from services.accounts.cli import _handlers as accounts_handlers
 from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET
+from services.accounts.domain.ports import Transfer
 from services.accounts.service_layer.parked_events import make_after_batch
 from services.onboarding.domain.banking import make_rib
 from shared.events import Event, make_event

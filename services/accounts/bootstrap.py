@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from services.accounts.adapters.banks import BankPartnerRegistry, HttpBankPartner
+from services.accounts.adapters.banks import HttpBankPartner
 from services.accounts.adapters.ledger_session import install_ledger_session_hooks
 from services.accounts.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
 from services.accounts.config import AccountsConfig, load_config
@@ -17,11 +17,12 @@ from services.accounts.service_layer.payout_settings import PayoutSettings
 from shared.auth.tokens import KeyLookup
 from shared.config import ConfigError
 from shared.context import Models, build_verifying_context
+from shared.partner_ports import PartnerRegistry
 
 MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey)
 
 
-def make_bank_partners(config: AccountsConfig) -> BankPartnerRegistry:
+def make_bank_partners(config: AccountsConfig) -> PartnerRegistry:
     """The partner that executes payouts, reached through the bank-partner API."""
     adapter = HttpBankPartner(
         config.bank_partner_url,
@@ -30,10 +31,10 @@ def make_bank_partners(config: AccountsConfig) -> BankPartnerRegistry:
         timeout=config.http_timeout_seconds,
         tolerance_seconds=config.bank_callback_tolerance_seconds,
     )
-    return BankPartnerRegistry({config.payout_partner_bank: adapter})
+    return PartnerRegistry({config.payout_partner_bank: adapter})
 
 
-def make_payout_settings(config: AccountsConfig, partners: BankPartnerRegistry) -> PayoutSettings:
+def make_payout_settings(config: AccountsConfig, partners: PartnerRegistry) -> PayoutSettings:
     if config.payout_partner_bank not in partners:
         # Checked at start-up, not on the first payout.
         raise ConfigError(f"PAYOUT_PARTNER_BANK: no bank partner {config.payout_partner_bank!r} is wired")
@@ -52,7 +53,7 @@ def bootstrap(
     config: AccountsConfig | None = None,
     *,
     key_lookup: KeyLookup | None = None,
-    bank_partners: BankPartnerRegistry | None = None,
+    bank_partners: PartnerRegistry | None = None,
 ) -> AccountsContext:
     config = config or load_config()
     context = build_verifying_context(

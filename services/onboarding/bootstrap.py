@@ -9,7 +9,7 @@ import os
 import secrets
 from pathlib import Path
 
-from services.onboarding.adapters.banks import BankPartnerRegistry, HttpBankPartner
+from services.onboarding.adapters.banks import HttpBankPartner
 from services.onboarding.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
 from services.onboarding.adapters.sms import make_sms_sender
 from services.onboarding.config import OnboardingConfig, load_config
@@ -23,6 +23,7 @@ from shared.auth.keys import SigningKeyStore
 from shared.auth.tokens import TokenIssuer, TokenVerifier
 from shared.context import Models, build_context
 from shared.crypto import EnvelopeCipher, MasterKeyRing
+from shared.partner_ports import PartnerRegistry
 
 MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey)
 
@@ -96,7 +97,7 @@ def _document_keyring(config: OnboardingConfig) -> MasterKeyRing:
     return keyring
 
 
-def _bank_partners(config: OnboardingConfig) -> BankPartnerRegistry[HttpBankPartner]:
+def _bank_partners(config: OnboardingConfig) -> PartnerRegistry[HttpBankPartner]:
     # Every partner bank is reached through the same bank-partner API here; a bank with its own API
     # gets its own adapter in this registry.
     adapter = HttpBankPartner(
@@ -106,4 +107,4 @@ def _bank_partners(config: OnboardingConfig) -> BankPartnerRegistry[HttpBankPart
         timeout=config.http_timeout_seconds,
         tolerance_seconds=config.bank_callback_tolerance_seconds,
     )
-    return BankPartnerRegistry({slug: adapter for slug in config.partner_bank_slugs})
+    return PartnerRegistry({slug: adapter for slug in config.partner_bank_slugs})

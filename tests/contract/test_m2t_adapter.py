@@ -28,7 +28,8 @@ from services.payments.domain.gateway import (
     UnsupportedOperation,
     VoidRequest,
 )
-from shared.partners import InvalidCallback, PartnerError, PartnerHttpClient
+from shared.partner_ports import InvalidCallback, PartnerError
+from shared.partners import PartnerHttpClient
 from shared.signatures import sign
 from tests.contract.conftest import M2T_API_KEY, M2T_CALLBACK_SECRET, M2TSandboxHarness, new_reference
 from tests.unit.test_m2t_transformers import dispute_json, refund_json, transaction_json

@@ -22,13 +22,14 @@ from werkzeug.serving import make_server
 from sandbox.bank.app import create_app as create_bank_sandbox_app
 from sandbox.bank.app import stop_background_work
 from sandbox.bank.config import SandboxBankConfig
-from services.onboarding.adapters.banks import AccountOpening, BankPartnerRegistry
 from services.onboarding.adapters.orm import Artisan, BankAccount, OutboxMessage
 from services.onboarding.app import create_app as create_onboarding_app
 from services.onboarding.domain.banking import KNOWN_BANKS, PARTNER_BANK_CODES, make_rib, parse_rib
+from services.onboarding.domain.ports import AccountOpening
 from services.onboarding.service_layer.api_clients import ensure_client
 from services.onboarding.service_layer.bank_accounts import sync_openings
 from shared.auth.scopes import Role
+from shared.partner_ports import PartnerRegistry
 from shared.signatures import sign
 from tests.fakes import FakeBankPartner
 from tests.integration.conftest import MARKETPLACE, MARKETPLACE_SECRET, OTHER_MARKETPLACE
@@ -69,7 +70,7 @@ def bank() -> FakeBankPartner:
 
 @pytest.fixture
 def app(onboarding_config, bank):
-    partners = BankPartnerRegistry({slug: bank for slug in onboarding_config.partner_bank_slugs})
+    partners = PartnerRegistry({slug: bank for slug in onboarding_config.partner_bank_slugs})
     app = start_onboarding_app(onboarding_config, bank_partners=partners)
     yield app
     app.extensions["hirfa"].engine.dispose()

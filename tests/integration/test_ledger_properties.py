@@ -56,7 +56,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
-from services.accounts.adapters.banks import BankPartnerRegistry
 from services.accounts.adapters.orm import (
     DisputeHold,
     JournalEntry,
@@ -85,6 +84,7 @@ from shared.auth.scopes import ROLE_SCOPES, Role
 from shared.db import utcnow
 from shared.errors import Conflict
 from shared.events import Event
+from shared.partner_ports import PartnerRegistry
 from tests.conftest import empty_database
 from tests.fakes import FakeTransferBank
 from tests.integration.test_ledger_postings import assert_ledger_sound
@@ -717,10 +717,10 @@ def note_what_happened(ledger: LedgerDriver, world: World, arrival: dict[str, in
 
 
 @pytest.fixture
-def accounts_bank_partners() -> BankPartnerRegistry:
+def accounts_bank_partners() -> PartnerRegistry:
     """An in-memory bank that takes every transfer and settles it when a step says so."""
     bank = FakeTransferBank(SANDBOX_BANK_CALLBACK_SECRET)
-    return BankPartnerRegistry({AccountsConfig.payout_partner_bank: bank})
+    return PartnerRegistry({AccountsConfig.payout_partner_bank: bank})
 
 
 # A passing run takes 10-20 s. A failing one spends up to 300 s shrinking (Hypothesis's own limit,

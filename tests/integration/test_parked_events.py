@@ -11,7 +11,6 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from services.accounts.adapters.banks import BankPartnerRegistry
 from services.accounts.adapters.orm import JournalEntry, LedgerCase, ParkedEvent
 from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET, AccountsConfig
 from services.accounts.service_layer.parked_events import WORKER_RETRY_AFTER, post_all_parked_events
@@ -20,6 +19,7 @@ from shared.auth import Principal
 from shared.auth.scopes import ROLE_SCOPES, Role
 from shared.db import utcnow
 from shared.ids import new_id
+from shared.partner_ports import PartnerRegistry
 from tests.fakes import FakeTransferBank
 from tests.integration.test_ledger_postings import assert_ledger_sound, release_all
 from tests.ledger_support import (
@@ -44,9 +44,9 @@ OPERATOR = Principal(
 
 
 @pytest.fixture
-def accounts_bank_partners() -> BankPartnerRegistry:
+def accounts_bank_partners() -> PartnerRegistry:
     """An in-memory bank, for the one test here that pays out."""
-    return BankPartnerRegistry({PARTNER_BANK: FakeTransferBank(SANDBOX_BANK_CALLBACK_SECRET)})
+    return PartnerRegistry({PARTNER_BANK: FakeTransferBank(SANDBOX_BANK_CALLBACK_SECRET)})
 
 
 @pytest.fixture

@@ -24,7 +24,6 @@ import sqlalchemy as sa
 from sandbox.bank.app import create_app as create_bank_sandbox_app
 from sandbox.bank.app import stop_background_work
 from sandbox.bank.config import SandboxBankConfig
-from services.accounts.adapters.banks import BankPartnerRegistry
 from services.accounts.adapters.orm import IdempotencyKey, JournalEntry, LedgerCase, OutboxMessage, Payout
 from services.accounts.app import create_app as create_accounts_app
 from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET
@@ -36,6 +35,7 @@ from services.onboarding.domain.banking import make_rib
 from shared.auth.scopes import Role
 from shared.events import Event, make_event
 from shared.ids import new_id
+from shared.partner_ports import PartnerRegistry
 from tests.fakes import FakeTransferBank
 from tests.integration.conftest import MARKETPLACE, OTHER_MARKETPLACE
 from tests.integration.test_bank_accounts_api import LocalServer
@@ -69,8 +69,8 @@ def bank() -> FakeTransferBank:
 
 
 @pytest.fixture
-def accounts_bank_partners(bank) -> BankPartnerRegistry:
-    return BankPartnerRegistry({PARTNER_BANK: bank})
+def accounts_bank_partners(bank) -> PartnerRegistry:
+    return PartnerRegistry({PARTNER_BANK: bank})
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ import datetime as dt
 
 import pytest
 
-from services.accounts.adapters.banks import BankPartnerRegistry, HttpBankPartner
+from services.accounts.adapters.banks import HttpBankPartner
 from services.accounts.bootstrap import bootstrap
 from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET, AccountsConfig
 from shared.config import ConfigError
+from shared.partner_ports import PartnerRegistry
 from tests.fakes import FakeTransferBank
 
 
@@ -40,12 +41,12 @@ def test_payouts_go_through_the_bank_partner_api_by_default(tmp_path):
 def test_a_test_passes_its_bank_to_the_composition_root(tmp_path):
     bank = FakeTransferBank(SANDBOX_BANK_CALLBACK_SECRET)
     context = bootstrap(
-        config(tmp_path), key_lookup=no_keys, bank_partners=BankPartnerRegistry({"banque_populaire": bank})
+        config(tmp_path), key_lookup=no_keys, bank_partners=PartnerRegistry({"banque_populaire": bank})
     )
     assert context.payouts.partners.get("banque_populaire") is bank
 
 
 def test_accounts_does_not_start_without_the_partner_bank_that_executes_payouts(tmp_path):
-    partners = BankPartnerRegistry({"cih": FakeTransferBank(SANDBOX_BANK_CALLBACK_SECRET)})
+    partners = PartnerRegistry({"cih": FakeTransferBank(SANDBOX_BANK_CALLBACK_SECRET)})
     with pytest.raises(ConfigError, match="banque_populaire"):
         bootstrap(config(tmp_path), key_lookup=no_keys, bank_partners=partners)

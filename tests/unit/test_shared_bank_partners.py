@@ -11,8 +11,8 @@ import pytest
 from services.accounts.adapters.banks import HttpBankPartner as TransfersPartner
 from services.onboarding.adapters.banks import HttpBankPartner as OpeningsPartner
 from services.onboarding.domain.ports import AccountOpeningRequest
-from shared.bank_partners import SIGNATURE_HEADER, BankPartnerError
-from shared.partners import InvalidCallback
+from shared.bank_partners import SIGNATURE_HEADER
+from shared.partner_ports import InvalidCallback, PartnerError
 from shared.signatures import sign
 
 SECRET = "callback-secret"
@@ -82,7 +82,7 @@ def test_a_call_carries_the_api_key_and_reads_the_answer():
 
 @pytest.mark.parametrize("answer", [{"status": "pending"}, {"id": "tr_1", "reference": "po_1"}])
 def test_an_answer_that_cannot_be_read_is_a_transient_error(answer):
-    with pytest.raises(BankPartnerError) as failed:
+    with pytest.raises(PartnerError) as failed:
         transfers(Bank(Answer(200, answer)), retries=0).transfer("tr_1")
     assert failed.value.transient
     assert "unreadable transfer" in str(failed.value)
@@ -90,7 +90,7 @@ def test_an_answer_that_cannot_be_read_is_a_transient_error(answer):
 
 def test_openings_are_not_retried_and_transfers_are_retried_once_by_default():
     down = Answer(503, {"code": "down"})
-    with pytest.raises(BankPartnerError):
+    with pytest.raises(PartnerError):
         openings(Bank(down)).account_opening("op_1")
     bank = Bank(down, Answer(200, TRANSFER))
     partner = transfers(bank, retry_backoff_seconds=0.0)

@@ -1,8 +1,8 @@
 """The bank-partner adapter for payouts: sending transfers and reading the bank's signed callbacks.
 
-The service layer sees only ``BankPartner`` and the dataclasses below. ``HttpBankPartner`` speaks to
+The service layer sees only the port in ``services.accounts.domain.ports``. ``HttpBankPartner`` speaks to
 the bank-partner API (the sandbox in development); adapters are looked up by partner slug in
-``BankPartnerRegistry``. The HTTP client, the callback signature and the registry are every bank
+``PartnerRegistry``. The HTTP client, the callback signature and the registry are every bank
 adapter's, in ``shared.bank_partners``; this module adds transfers and how to read them.
 """
 
@@ -10,64 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import requests
 
-from shared.bank_partners import SIGNATURE_HEADER, BankPartnerApi, BankPartnerError, BankPartnerRegistry
-from shared.partners import InvalidCallback
-
-__all__ = [
-    "SIGNATURE_HEADER",
-    "BankPartner",
-    "BankPartnerError",
-    "BankPartnerRegistry",
-    "HttpBankPartner",
-    "InvalidCallback",
-    "Transfer",
-    "TransferCallback",
-    "TransferRequest",
-    "transfer_from",
-]
-
-
-@dataclasses.dataclass(frozen=True)
-class TransferRequest:
-    reference: str  # our payout id: the bank echoes it and deduplicates on it
-    rib: str
-    holder_name: str
-    amount: int  # minor units
-    currency: str
-    callback_url: str
-
-    def __repr__(self) -> str:
-        # The full account number must not reach a log line or a traceback.
-        return f"TransferRequest(reference={self.reference!r}, rib='…{self.rib[-4:]}', amount={self.amount})"
-
-
-@dataclasses.dataclass(frozen=True)
-class Transfer:
-    partner_reference: str  # the bank's transfer id
-    reference: str
-    status: str  # pending | paid | failed
-    amount: int
-    currency: str
-    failure_code: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class TransferCallback:
-    event_id: str
-    type: str
-    transfer: Transfer
-
-
-class BankPartner(Protocol):
-    def request_transfer(self, request: TransferRequest) -> Transfer: ...
-
-    def transfer(self, partner_reference: str) -> Transfer: ...
-
-    def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> TransferCallback: ...
+from services.accounts.domain.ports import Transfer, TransferCallback, TransferRequest
+from shared.bank_partners import BankPartnerApi
 
 
 def transfer_from(payload: Mapping[str, Any]) -> Transfer:

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from services.accounts.adapters import payouts
-from services.accounts.adapters.banks import BankPartnerError, InvalidCallback, Transfer, TransferRequest
 from services.accounts.adapters.orm import Payout
 from services.accounts.domain.artisan_rules import BalanceRuleViolation
 from services.accounts.domain.payouts import (
@@ -27,11 +26,13 @@ from services.accounts.domain.payouts import (
     PayoutStep,
     advances,
 )
+from services.accounts.domain.ports import Transfer, TransferRequest
 from services.accounts.service_layer.payout_settings import PayoutSettings
 from services.accounts.service_layer.payout_steps import payout_event, step_posting
 from services.accounts.service_layer.posting import post, post_once, record_case
 from shared.db import UnitOfWork, utcnow
 from shared.errors import BadRequest, NotFound, Unauthenticated
+from shared.partner_ports import InvalidCallback, PartnerError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def submit_payout(uow: UnitOfWork, payout_id: str, settings: PayoutSettings) -> 
         partner_bank = payout.partner_bank
     try:
         transfer = settings.partners.get(partner_bank).request_transfer(request)
-    except BankPartnerError as exc:
+    except PartnerError as exc:
         level = logging.WARNING if exc.transient else logging.ERROR
         log.log(
             level,
@@ -203,7 +204,7 @@ def sync_payouts(
     for payout_id, partner_bank, partner_reference in overdue:
         try:
             transfer = settings.partners.get(partner_bank).transfer(partner_reference)
-        except BankPartnerError as exc:
+        except PartnerError as exc:
             log.warning("could not poll a payout", extra={"payout_id": payout_id, "error": str(exc)})
             continue
         with uow_factory() as uow:

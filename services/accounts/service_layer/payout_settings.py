@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from services.accounts.adapters.banks import BankPartnerRegistry
+from services.accounts.domain.ports import BankPartners
 
 
 @dataclasses.dataclass(frozen=True)
 class PayoutSettings:
-    partners: BankPartnerRegistry
+    partners: BankPartners
     partner_bank: str  # the slug of the partner executing transfers
     source_bank_code: str  # the client-funds bank payouts leave from
     currency: str

@@ -3,7 +3,7 @@ reading its signed callbacks.
 
 The service layer sees only the ``BankPartner`` port (``domain/ports.py``). ``HttpBankPartner``
 speaks to the bank-partner API (the sandbox in development); adapters are looked up by partner slug
-in ``BankPartnerRegistry``. No call is retried here: the onboarding worker resubmits openings the
+in ``PartnerRegistry``. No call is retried here: the onboarding worker resubmits openings the
 bank never acknowledged.
 """
 
@@ -13,21 +13,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from services.onboarding.domain.ports import AccountOpening, AccountOpeningRequest, BankCallback, BankPartner
-from shared.bank_partners import SIGNATURE_HEADER, BankPartnerApi, BankPartnerError, BankPartnerRegistry
-from shared.partners import InvalidCallback
-
-__all__ = [
-    "SIGNATURE_HEADER",
-    "AccountOpening",
-    "AccountOpeningRequest",
-    "BankCallback",
-    "BankPartner",
-    "BankPartnerError",
-    "BankPartnerRegistry",
-    "HttpBankPartner",
-    "InvalidCallback",
-]
+from services.onboarding.domain.ports import AccountOpening, AccountOpeningRequest, BankCallback
+from shared.bank_partners import BankPartnerApi
 
 
 def _opening_from(payload: Mapping[str, Any]) -> AccountOpening:

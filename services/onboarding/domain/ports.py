@@ -1,8 +1,8 @@
 """What onboarding asks of the outside world: partner banks that open accounts, and a carrier that
 delivers SMS. Adapters implement these; the service layer speaks only to them.
 
-A partner bank's failures are ``shared.partners.PartnerError`` (``transient`` ones may be retried)
-and a callback it cannot trust is ``shared.partners.InvalidCallback``.
+A partner bank's failures are ``shared.partner_ports.PartnerError`` (``transient`` ones may be retried)
+and a callback it cannot trust is ``shared.partner_ports.InvalidCallback``.
 """
 
 from __future__ import annotations

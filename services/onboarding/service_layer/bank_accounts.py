@@ -29,12 +29,11 @@ from services.onboarding.domain.ports import AccountOpening, AccountOpeningReque
 from services.onboarding.service_layer.artisans import find_visible_artisan
 from services.onboarding.service_layer.kyc import audit, ensure_active
 from shared.auth import Principal
-from shared.bank_partners import BankPartnerError
 from shared.db import UnitOfWork, utcnow
 from shared.errors import Conflict, NotFound, Unauthenticated, ValidationFailed
 from shared.events import make_event
 from shared.ids import new_id
-from shared.partners import InvalidCallback
+from shared.partner_ports import InvalidCallback, PartnerError
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +253,7 @@ def _submit(uow: UnitOfWork, account_id: str, settings: BankAccountSettings) -> 
         )
     try:
         ack = settings.partners.get(request.bank).request_account_opening(request)
-    except BankPartnerError as exc:
+    except PartnerError as exc:
         log.warning(
             "account opening not submitted; will retry",
             extra={"bank_account_id": account_id, "error": str(exc)},
@@ -362,7 +361,7 @@ def sync_openings(
     for account_id, bank, partner_reference in overdue:
         try:
             opening = settings.partners.get(bank).account_opening(partner_reference)
-        except BankPartnerError as exc:
+        except PartnerError as exc:
             log.warning(
                 "could not poll account opening", extra={"bank_account_id": account_id, "error": str(exc)}
             )

@@ -23,7 +23,7 @@ import enum
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-from shared.partners import InvalidCallback, PartnerRegistry
+from shared.partner_ports import InvalidCallback, PartnerRegistry
 
 __all__ = [
     "AuthoriseRequest",

@@ -24,7 +24,8 @@ import requests
 
 from services.payments.domain.call_budget import RETRY_JITTER
 from services.payments.domain.gateway import GatewayOutcomeUnknown, GatewayRequestRefused
-from shared.partners import PartnerError, PartnerHttpClient
+from shared.partner_ports import PartnerError
+from shared.partners import PartnerHttpClient
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 

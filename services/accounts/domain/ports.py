@@ -1,0 +1,61 @@
+"""What accounts asks of the outside world: the partner bank that executes payouts.
+
+Adapters implement this port (``services.accounts.adapters.banks``); the service layer speaks only
+to it. A bank's failures are ``shared.partner_ports.PartnerError`` (``transient`` ones may be
+retried) and a callback it cannot trust is ``shared.partner_ports.InvalidCallback``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Protocol
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferRequest:
+    reference: str  # our payout id: the bank echoes it and deduplicates on it
+    rib: str
+    holder_name: str
+    amount: int  # minor units
+    currency: str
+    callback_url: str
+
+    def __repr__(self) -> str:
+        # The full account number must not reach a log line or a traceback.
+        return f"TransferRequest(reference={self.reference!r}, rib='…{self.rib[-4:]}', amount={self.amount})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Transfer:
+    partner_reference: str  # the bank's transfer id
+    reference: str
+    status: str  # pending | paid | failed
+    amount: int
+    currency: str
+    failure_code: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TransferCallback:
+    event_id: str
+    type: str
+    transfer: Transfer
+
+
+class BankPartner(Protocol):
+    """The partner bank, as far as transfers go."""
+
+    def request_transfer(self, request: TransferRequest) -> Transfer: ...
+
+    def transfer(self, partner_reference: str) -> Transfer: ...
+
+    def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> TransferCallback: ...
+
+
+class BankPartners(Protocol):
+    """The partner banks by slug (the slug also names the bank's callback URL)."""
+
+    def get(self, slug: str) -> BankPartner: ...
+
+    def __contains__(self, slug: object) -> bool: ...
