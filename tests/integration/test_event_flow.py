@@ -180,7 +180,14 @@ def test_replayed_events_have_no_second_effect(
     consumer = make_event_consumer(accounts_ctx, make_accounts_handlers("MAD"), ["onboarding.events"])
     applied = []
     original_apply_batch = consumer.apply_batch
-    consumer.apply_batch = lambda events: applied.extend(e.id for e in events) or original_apply_batch(events)
+
+    def apply_then_record(events):
+        # Recorded once the batch has committed, so the counts below never race the transaction.
+        result = original_apply_batch(events)
+        applied.extend(e.id for e in events)
+        return result
+
+    consumer.apply_batch = apply_then_record
     workers(consumer.run)
     wait_until(lambda: len(applied) == 6, message="all six deliveries")
     assert count(accounts_ctx, LedgerAccount) == 6  # pending + available for each of 3 artisans, once
