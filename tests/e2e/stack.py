@@ -131,7 +131,19 @@ class Stack:
             ) from None
 
     def stop_all(self) -> dict[str, int | None]:
-        return {name: self.stop(name) for name in list(self.processes)}
+        """Stop every process, even when one of them will not stop cleanly (it is killed and
+        reported once the others are down, so no process outlives the stack)."""
+        codes: dict[str, int | None] = {}
+        unclean: list[str] = []
+        for name in list(self.processes):
+            try:
+                codes[name] = self.stop(name)
+            except AssertionError as error:
+                codes[name] = None
+                unclean.append(str(error))
+        if unclean:
+            raise AssertionError("; ".join(unclean))
+        return codes
 
     def log(self, name: str) -> str:
         path = self.logs / f"{name}.log"
