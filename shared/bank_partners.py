@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import requests
 
+from shared.config import BankPartnerClientConfig
 from shared.partner_ports import InvalidCallback, PartnerError
 from shared.partners import PartnerHttpClient, read_signed_callback
 
@@ -35,6 +36,9 @@ class BankPartnerApi:
     """The bank-partner HTTP API. Every call has a timeout; only idempotent calls are retried, and
     ``retries`` of them at most."""
 
+    # Retries of an idempotent call; an adapter whose writes the bank deduplicates may allow more.
+    default_retries: ClassVar[int] = 0
+
     def __init__(
         self,
         base_url: str,
@@ -43,10 +47,11 @@ class BankPartnerApi:
         callback_secret: str,
         timeout: float,
         tolerance_seconds: int = 300,
-        retries: int = 0,
+        retries: int | None = None,
         retry_backoff_seconds: float = 0.2,
         session: requests.Session | None = None,
     ) -> None:
+        retries = self.default_retries if retries is None else retries
         self._client = PartnerHttpClient(
             base_url,
             api_key=api_key,
@@ -58,6 +63,17 @@ class BankPartnerApi:
         )
         self._callback_secret = callback_secret
         self.tolerance_seconds = tolerance_seconds
+
+    @classmethod
+    def from_config(cls, config: BankPartnerClientConfig) -> Self:
+        """The adapter as a service's settings describe the bank-partner API."""
+        return cls(
+            config.bank_partner_url,
+            api_key=config.bank_partner_api_key,
+            callback_secret=config.bank_callback_secret,
+            timeout=config.http_timeout_seconds,
+            tolerance_seconds=config.bank_callback_tolerance_seconds,
+        )
 
     def _fetch(
         self,

@@ -119,6 +119,28 @@ class ServiceConfig:
         return config
 
 
+# Development defaults shared with the bank-partner sandbox; production must set its own.
+SANDBOX_BANK_CALLBACK_SECRET = "sandbox-bank-callback-secret"
+SANDBOX_BANK_API_KEY = "sandbox-bank-api-key"
+
+
+@dataclasses.dataclass(frozen=True)
+class BankPartnerClientConfig(ServiceConfig):
+    """Settings of a service that calls the bank-partner API and takes its signed callbacks
+    (onboarding's account openings, accounts' transfers)."""
+
+    bank_partner_url: str = "http://127.0.0.1:8011"
+    # repr=False: the config may be logged or shown in a traceback; the secrets must not be.
+    bank_partner_api_key: str = dataclasses.field(default=SANDBOX_BANK_API_KEY, repr=False)
+    bank_callback_secret: str = dataclasses.field(default=SANDBOX_BANK_CALLBACK_SECRET, repr=False)
+    bank_callback_tolerance_seconds: int = 300
+
+    def validate(self) -> None:
+        super().validate()
+        if self.is_production and self.bank_callback_secret == SANDBOX_BANK_CALLBACK_SECRET:
+            raise ConfigError("BANK_CALLBACK_SECRET must be set in production")
+
+
 def _coerce(field: dataclasses.Field[Any], raw: str) -> Any:
     kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
     try:

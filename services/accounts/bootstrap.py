@@ -24,13 +24,7 @@ MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=Idempo
 
 def make_bank_partners(config: AccountsConfig) -> PartnerRegistry:
     """The partner that executes payouts, reached through the bank-partner API."""
-    adapter = HttpBankPartner(
-        config.bank_partner_url,
-        api_key=config.bank_partner_api_key,
-        callback_secret=config.bank_callback_secret,
-        timeout=config.http_timeout_seconds,
-        tolerance_seconds=config.bank_callback_tolerance_seconds,
-    )
+    adapter = HttpBankPartner.from_config(config)
     return PartnerRegistry({config.payout_partner_bank: adapter})
 
 

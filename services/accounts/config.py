@@ -6,26 +6,17 @@ import dataclasses
 import datetime as dt
 import re
 
-from shared.config import ConfigError, ServiceConfig
-
-# Development defaults shared with the bank-partner sandbox (and onboarding); production sets its own.
-SANDBOX_BANK_CALLBACK_SECRET = "sandbox-bank-callback-secret"
-SANDBOX_BANK_API_KEY = "sandbox-bank-api-key"
+from shared.config import BankPartnerClientConfig, ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
-class AccountsConfig(ServiceConfig):
+class AccountsConfig(BankPartnerClientConfig):
     ledger_currency: str = "MAD"
     # How long a payment's proceeds stay pending before they become available (seconds).
     pending_hold_seconds: int = 3 * 24 * 3600
     # How often ``hirfa accounts worker`` looks for holds to release and payouts to move (seconds).
     worker_interval_seconds: float = 10.0
 
-    # Payouts: the bank-partner API that executes transfers, and how it calls us back.
-    bank_partner_url: str = "http://127.0.0.1:8011"
-    bank_partner_api_key: str = SANDBOX_BANK_API_KEY
-    bank_callback_secret: str = SANDBOX_BANK_CALLBACK_SECRET
-    bank_callback_tolerance_seconds: int = 300
     # Where the bank can reach us for callbacks (our public base URL).
     public_url: str = "http://127.0.0.1:8003"
     # The partner that executes transfers (callbacks arrive at /v1/banks/<slug>/callbacks), and the
@@ -49,8 +40,6 @@ class AccountsConfig(ServiceConfig):
             raise ConfigError("PAYOUT_BANK_CODE: a three-digit bank code")
         if self.payout_poll_after_seconds < 0:
             raise ConfigError("PAYOUT_POLL_AFTER_SECONDS must not be negative")
-        if self.is_production and self.bank_callback_secret == SANDBOX_BANK_CALLBACK_SECRET:
-            raise ConfigError("BANK_CALLBACK_SECRET must be set in production")
 
 
 def load_config(**overrides) -> AccountsConfig:

@@ -100,11 +100,5 @@ def _document_keyring(config: OnboardingConfig) -> MasterKeyRing:
 def _bank_partners(config: OnboardingConfig) -> PartnerRegistry[HttpBankPartner]:
     # Every partner bank is reached through the same bank-partner API here; a bank with its own API
     # gets its own adapter in this registry.
-    adapter = HttpBankPartner(
-        config.bank_partner_url,
-        api_key=config.bank_partner_api_key,
-        callback_secret=config.bank_callback_secret,
-        timeout=config.http_timeout_seconds,
-        tolerance_seconds=config.bank_callback_tolerance_seconds,
-    )
+    adapter = HttpBankPartner.from_config(config)
     return PartnerRegistry({slug: adapter for slug in config.partner_bank_slugs})

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from shared.config import PROJECT_ROOT, ConfigError, ServiceConfig
-
-# Development defaults shared with the bank-partner sandbox; production must set its own.
-SANDBOX_BANK_CALLBACK_SECRET = "sandbox-bank-callback-secret"
-SANDBOX_BANK_API_KEY = "sandbox-bank-api-key"
+from shared.config import PROJECT_ROOT, BankPartnerClientConfig, ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
-class OnboardingConfig(ServiceConfig):
+class OnboardingConfig(BankPartnerClientConfig):
     signing_keys_dir: str = ""
     token_ttl_seconds: int = 900
     # CIN's national format is not published: the pattern is configuration and starts permissive.
@@ -49,12 +45,8 @@ class OnboardingConfig(ServiceConfig):
     # How close the bank account holder's name must be to the artisan's (0-100).
     holder_name_threshold: float = 80.0
 
-    # Partner banks that open accounts, and the bank-partner API.
+    # Partner banks that open accounts (the bank-partner API's settings are BankPartnerClientConfig's).
     partner_banks: str = "banque_populaire,al_barid_bank,cih_bank"
-    bank_partner_url: str = "http://127.0.0.1:8011"
-    bank_partner_api_key: str = SANDBOX_BANK_API_KEY
-    bank_callback_secret: str = SANDBOX_BANK_CALLBACK_SECRET
-    bank_callback_tolerance_seconds: int = 300
     # Where the bank can reach us for callbacks (our public base URL).
     public_url: str = "http://127.0.0.1:8001"
     # Opening requests still pending after this long are polled at the bank (lost callbacks).
@@ -89,8 +81,6 @@ class OnboardingConfig(ServiceConfig):
                 raise ConfigError("OTP_SECRET must be set in production")
             if not self.document_master_keys:
                 raise ConfigError("DOCUMENT_MASTER_KEYS must be set in production")
-            if self.bank_callback_secret == SANDBOX_BANK_CALLBACK_SECRET:
-                raise ConfigError("BANK_CALLBACK_SECRET must be set in production")
 
 
 def load_config(**overrides) -> OnboardingConfig:

@@ -67,7 +67,7 @@ from services.accounts.adapters.orm import (
     PendingHold,
 )
 from services.accounts.adapters.orm import Payout as PayoutRow
-from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET, AccountsConfig
+from services.accounts.config import AccountsConfig
 from services.accounts.context import AccountsContext
 from services.accounts.domain.ledger import shown_balance
 from services.accounts.domain.payouts import FAILURE_CODES
@@ -81,6 +81,7 @@ from services.accounts.service_layer.parked_events import post_all_parked_events
 from services.accounts.service_layer.payouts import RequestPayout, available_balance, request_payout
 from shared.auth import Principal
 from shared.auth.scopes import ROLE_SCOPES, Role
+from shared.config import SANDBOX_BANK_CALLBACK_SECRET
 from shared.db import utcnow
 from shared.errors import Conflict
 from shared.events import Event

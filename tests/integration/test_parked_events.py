@@ -12,11 +12,12 @@ import pytest
 import sqlalchemy as sa
 
 from services.accounts.adapters.orm import JournalEntry, LedgerCase, ParkedEvent
-from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET, AccountsConfig
+from services.accounts.config import AccountsConfig
 from services.accounts.service_layer.parked_events import WORKER_RETRY_AFTER, post_all_parked_events
 from services.accounts.service_layer.payouts import RequestPayout, request_payout
 from shared.auth import Principal
 from shared.auth.scopes import ROLE_SCOPES, Role
+from shared.config import SANDBOX_BANK_CALLBACK_SECRET
 from shared.db import utcnow
 from shared.ids import new_id
 from shared.partner_ports import PartnerRegistry

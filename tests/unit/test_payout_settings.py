@@ -9,8 +9,8 @@ import pytest
 
 from services.accounts.adapters.banks import HttpBankPartner
 from services.accounts.bootstrap import bootstrap
-from services.accounts.config import SANDBOX_BANK_CALLBACK_SECRET, AccountsConfig
-from shared.config import ConfigError
+from services.accounts.config import AccountsConfig
+from shared.config import SANDBOX_BANK_CALLBACK_SECRET, ConfigError
 from shared.partner_ports import PartnerRegistry
 from tests.fakes import FakeTransferBank
 

@@ -12,8 +12,6 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-import requests
-
 from services.accounts.domain.ports import Transfer, TransferCallback, TransferRequest
 from shared.bank_partners import BankPartnerApi
 
@@ -41,28 +39,7 @@ class HttpBankPartner(BankPartnerApi):
     id), so a retry after a timeout cannot send the money twice; ``GET`` is idempotent by nature.
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        api_key: str,
-        callback_secret: str,
-        timeout: float,
-        tolerance_seconds: int = 300,
-        retries: int = 1,
-        retry_backoff_seconds: float = 0.2,
-        session: requests.Session | None = None,
-    ) -> None:
-        super().__init__(
-            base_url,
-            api_key=api_key,
-            callback_secret=callback_secret,
-            timeout=timeout,
-            tolerance_seconds=tolerance_seconds,
-            retries=retries,
-            retry_backoff_seconds=retry_backoff_seconds,
-            session=session,
-        )
+    default_retries = 1
 
     def request_transfer(self, request: TransferRequest) -> Transfer:
         return self._fetch(
