@@ -30,20 +30,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-# A refund's and a dispute's states are the gateway's own (pending → succeeded | failed, and
-# open → won | lost): re-exported here beside the payment's.
-from services.payments.domain.gateway import (
-    DisputeStatus,
-    GatewayTransaction,
-    RefundStatus,
-    TransactionStatus,
-)
+from services.payments.domain.gateway import GatewayTransaction, TransactionStatus
 
 __all__ = [
-    "DisputeStatus",
     "PaymentPosition",
     "PaymentStatus",
-    "RefundStatus",
     "Reversal",
     "SnapshotMove",
     "SnapshotVerdict",

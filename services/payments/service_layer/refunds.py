@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from services.payments.adapters.orm import Payment, Refund
 from services.payments.adapters.repositories import payments, refunds
-from services.payments.domain.gateway import GatewayRefund, RefundRequest
+from services.payments.domain.gateway import GatewayRefund, RefundRequest, RefundStatus
 from services.payments.domain.payments import PaymentStatus
-from services.payments.domain.refunds import RefundStatus, proportional_fee, refund_moves
+from services.payments.domain.refunds import proportional_fee, refund_moves
 from services.payments.service_layer.announcements import refund_changed
 from services.payments.service_layer.gateway_calls import CallOutcome, attempt_row, call_gateway
 from services.payments.service_layer.ownership import visible_payment, yours
