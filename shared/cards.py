@@ -1,35 +1,11 @@
-"""Card numbers: the Luhn check and the test-card table. Hirfa never holds a card number: this
-serves the log masking (to recognise one that slipped into a message) and the simulators that play
-the gateway (the M2T sandbox process and the payments service's in-memory fake), which read the same
-table here so they cannot drift apart.
-
-Test cards (any future expiry, any 3-digit CVC):
-
-    card number        brand       country  behaviour
-    4242424242424242   visa        US       approved
-    5555555555554444   mastercard  FR       approved
-    6500000000000002   cmi         MA       approved (Moroccan domestic card)
-    4000000000009995   visa        US       declined, insufficient_funds
-    4000000000009979   visa        US       declined, stolen_card
-    4000000000003220   visa        US       three_ds_required, then the buyer's choice on the 3-D Secure page
-    4000000000000119   visa        US       every authorisation answers 500 processing_error;
-                                            nothing is recorded
-    4000000000000127   visa        US       timeout: recorded as approved (captured, or authorised when
-                                            capture is false), the answer comes too late
-    4000000000000259   visa        US       approved; a dispute (fraudulent, full captured amount) opens
-                                            by itself after the capture
-
-Any other valid number is approved. Its brand follows the first digit (4 visa; 2 and 5 mastercard;
-anything else cmi) and its country the brand (visa US, mastercard FR, cmi MA).
+"""Card numbers: the Luhn check, and reading a number as people type it. Hirfa never holds a card
+number: this serves the log masking (to recognise one that slipped into a message) and the
+simulators that play the gateway (their test cards are in ``shared/test_instruments.py``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import re
-from collections.abc import Mapping
-from typing import Final
 
 # Spaces and hyphens are how people group the digits; they are not part of the number.
 _SEPARATORS = re.compile(r"[ -]")
@@ -56,75 +32,3 @@ def card_digits(raw: object) -> str | None:
     if not _DIGITS.fullmatch(digits) or not luhn_valid(digits):
         return None
     return digits
-
-
-class CardBehaviour(enum.StrEnum):
-    """What a test card makes the simulated gateway do."""
-
-    APPROVED = "approved"
-    INSUFFICIENT_FUNDS = "insufficient_funds"
-    STOLEN_CARD = "stolen_card"
-    THREE_DS = "three_ds"
-    PROCESSING_ERROR = "processing_error"
-    TIMEOUT = "timeout"
-    DISPUTE = "dispute"
-
-    @property
-    def decline_code(self) -> str | None:
-        """The decline the behaviour ends in at once, or None when the card is authorised."""
-        if self in (CardBehaviour.INSUFFICIENT_FUNDS, CardBehaviour.STOLEN_CARD):
-            return self.value
-        return None
-
-
-COUNTRY_BY_BRAND: Final[Mapping[str, str]] = {"visa": "US", "mastercard": "FR", "cmi": "MA"}
-
-
-def card_brand(digits: str) -> str:
-    """The brand of a card number, from its first digit."""
-    if digits.startswith("4"):
-        return "visa"
-    if digits[0] in "25":
-        return "mastercard"
-    return "cmi"
-
-
-@dataclasses.dataclass(frozen=True)
-class TestCard:
-    __test__ = False  # a card, not a pytest test class
-
-    number: str = dataclasses.field(repr=False)
-    country: str
-    behaviour: CardBehaviour
-
-    @property
-    def brand(self) -> str:
-        return card_brand(self.number)
-
-
-CMI_TEST_CARD: Final = "6500000000000002"  # Luhn-valid, prefix 6500: a Moroccan domestic (CMI) card
-
-# The table in the module docstring.
-TEST_CARDS: Final[Mapping[str, TestCard]] = {
-    card.number: card
-    for card in (
-        TestCard("4242424242424242", "US", CardBehaviour.APPROVED),
-        TestCard("5555555555554444", "FR", CardBehaviour.APPROVED),
-        TestCard(CMI_TEST_CARD, "MA", CardBehaviour.APPROVED),
-        TestCard("4000000000009995", "US", CardBehaviour.INSUFFICIENT_FUNDS),
-        TestCard("4000000000009979", "US", CardBehaviour.STOLEN_CARD),
-        TestCard("4000000000003220", "US", CardBehaviour.THREE_DS),
-        TestCard("4000000000000119", "US", CardBehaviour.PROCESSING_ERROR),
-        TestCard("4000000000000127", "US", CardBehaviour.TIMEOUT),
-        TestCard("4000000000000259", "US", CardBehaviour.DISPUTE),
-    )
-}
-
-
-def card_for(digits: str) -> TestCard:
-    """What a simulated gateway does with a card number: the table's entry, or for any other number
-    an approved card of the number's brand, from the brand's country."""
-    listed = TEST_CARDS.get(digits)
-    if listed is not None:
-        return listed
-    return TestCard(digits, COUNTRY_BY_BRAND[card_brand(digits)], CardBehaviour.APPROVED)

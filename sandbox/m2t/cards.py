@@ -7,8 +7,8 @@ UTC) and the CVC must be 3 or 4 digits. The number itself is then dropped: the t
 brand, the last four digits, the issuing country and the test behaviour the number selects. It is
 never stored, echoed or logged.
 
-The test cards, and what any other number does, are the table in ``shared/cards.py``, which the
-payments service's in-memory fake gateway reads too. Here the timeout card's answer comes
+The test cards, and what any other number does, are the table in ``shared/test_instruments.py``,
+which the payments service's in-memory fake gateway reads too. Here the timeout card's answer comes
 ``slow_response_seconds`` late, and the dispute card's dispute opens ``callback_delay_seconds`` after
 the capture.
 
@@ -22,15 +22,13 @@ import re
 import secrets
 import time
 
-from shared.cards import TEST_CARDS, CardBehaviour, TestCard, card_digits, card_for
+from shared.cards import card_digits
+from shared.test_instruments import CardBehaviour, card_for
 
 __all__ = [
-    "TEST_CARDS",
     "TOKEN_PREFIX",
-    "CardBehaviour",
     "CardRefused",
     "CardToken",
-    "TestCard",
     "check_cvc",
     "check_expiry",
     "normalise_number",

@@ -47,10 +47,10 @@ from flask import current_app
 from sandbox.common.callbacks import CallbackSender, new_event
 from sandbox.common.errors import ApiError
 from sandbox.m2t.bodies import DisputeRequest, RefundRequest, TransactionRequest
-from sandbox.m2t.cards import CardBehaviour, CardToken
+from sandbox.m2t.cards import CardToken
 from sandbox.m2t.config import SandboxM2TConfig
 from sandbox.m2t.settlement import SettlementRow, capture_row, refund_row, utc_date
-from sandbox.m2t.wallets import WalletBehaviour, wallet_behaviour
+from shared.test_instruments import CardBehaviour, WalletBehaviour, wallet_behaviour
 
 DECLINE_MESSAGES = {
     "insufficient_funds": "The card has insufficient funds.",

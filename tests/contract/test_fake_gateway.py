@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from services.payments.adapters.gateways import build_gateway_registry
-from services.payments.adapters.gateways.fake import CMI_TEST_CARD, FakeGateway
+from services.payments.adapters.gateways.fake import FakeGateway
 from services.payments.domain.gateway import (
     AuthoriseRequest,
     CallbackKind,
@@ -26,6 +26,7 @@ from services.payments.domain.gateway import (
     TransactionStatus,
     UnsupportedOperation,
 )
+from shared.test_instruments import CMI_TEST_CARD
 
 PAN = "4242424242424242"
 

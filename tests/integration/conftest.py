@@ -68,12 +68,14 @@ def _key_lookup(signing_keys):
 
 @pytest.fixture
 def make_payments_app(clean_databases, signing_keys, tmp_path):
-    """make(**adapters) -> a payments app on the test database, with fakes passed to its bootstrap."""
+    """make(**adapters) -> a payments app on the test database, with fakes passed to its bootstrap
+    (tokens are verified against the test signing keys unless ``key_lookup`` is passed)."""
     config = PaymentsConfig(service_name="payments", **_common(tmp_path, clean_databases["payments"]))
     apps = []
 
     def make(**adapters):
-        app = create_payments_app(config, key_lookup=_key_lookup(signing_keys), **adapters)
+        adapters.setdefault("key_lookup", _key_lookup(signing_keys))
+        app = create_payments_app(config, **adapters)
         apps.append(app)
         return app
 

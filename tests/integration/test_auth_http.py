@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shared.auth.scopes import ROLE_SCOPES, Role
-from shared.auth.tokens import RemoteKeySet, TokenVerifier
+from shared.auth.tokens import RemoteKeySet
 from shared.errors import PROBLEM_CONTENT_TYPE
 from tests import tokens_forge as forge
 from tests.conftest import ISSUER
@@ -352,7 +352,7 @@ def test_tampered_real_token_is_refused(onboarding, resource_clients):
     assert_problem(client.get(url, headers=bearer(tampered)), 401, "invalid_token")
 
 
-def test_payments_verifies_through_onboardings_jwks(onboarding, onboarding_app, payments_app):
+def test_payments_verifies_through_onboardings_jwks(onboarding, onboarding_app, make_payments_app):
     """Wire a verifier to onboarding's real JWKS endpoint (over the test client, no sockets)."""
     calls = []
 
@@ -365,10 +365,7 @@ def test_payments_verifies_through_onboardings_jwks(onboarding, onboarding_app, 
         return response.get_json()
 
     keys = RemoteKeySet("http://onboarding/.well-known/jwks.json", fetch=fetch)
-    payments_app.extensions["hirfa"].token_verifier = TokenVerifier(
-        keys, issuer=ISSUER, audience="hirfa-payments"
-    )
-    client = payments_app.test_client()
+    client = make_payments_app(key_lookup=keys).test_client()
     token = _real_token(onboarding)
     assert_problem(client.get(PAYEE_URL, headers=bearer(token)), 404, "resource_not_found")
     assert_problem(client.get(PAYEE_URL, headers=bearer(token)), 404, "resource_not_found")

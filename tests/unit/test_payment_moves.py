@@ -12,6 +12,7 @@ from services.payments.domain.payments import (
     PaymentPosition,
     PaymentStatus,
     SnapshotVerdict,
+    counts_as_new_charge,
     snapshot_move,
 )
 
@@ -99,3 +100,18 @@ def test_money_held_for_a_failed_or_canceled_payment_is_noticed(final, held):
 def test_a_decline_fails_a_payment_waiting_on_the_buyer():
     move = snapshot_move(payment(S.REQUIRES_ACTION), snapshot(T.DECLINED, 150))
     assert move.moves and move.target is S.FAILED
+
+
+@pytest.mark.parametrize(
+    ("snapshot_at", "final_word_at", "new_charge"),
+    [
+        (101, 100, True),  # after the gateway's final word: a charge landed after we gave up
+        (100, 100, False),  # the same second: part of the old story
+        (99, 100, False),  # older: a late snapshot
+        (1, 0, True),  # no word from the gateway yet: any snapshot is news
+    ],
+)
+def test_only_a_snapshot_newer_than_the_final_word_counts_as_a_new_charge(
+    snapshot_at, final_word_at, new_charge
+):
+    assert counts_as_new_charge(snapshot_at, final_word_at) is new_charge

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.payments.domain.payees import cap_headroom, fits_under_cap, may_receive_payments
-from shared.kyc import KYC_ACTIVE, KYC_REJECTED, KYC_SUSPENDED
+from services.payments.domain.payees import cap_headroom, fits_under_cap
+from shared.kyc import KYC_ACTIVE, KYC_REJECTED, KYC_SUSPENDED, can_be_paid
 
 
 @pytest.mark.parametrize(
@@ -19,7 +19,7 @@ from shared.kyc import KYC_ACTIVE, KYC_REJECTED, KYC_SUSPENDED
     ],
 )
 def test_only_a_verified_active_artisan_may_be_paid(tier, status, expected):
-    assert may_receive_payments(tier, status) is expected
+    assert can_be_paid(tier, status) is expected
 
 
 def test_the_cap_counts_what_the_artisan_already_holds():

@@ -1,4 +1,5 @@
-"""Refunds and disputes as tables, and the commission given back with a refund, without a database."""
+"""Refunds and disputes as tables, what is left to refund of a payment, and the commission given back
+with a refund, without a database."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ import pytest
 
 from services.payments.domain.disputes import BLOCKING_REFUNDS, DISPUTE_TRANSITIONS, dispute_moves
 from services.payments.domain.gateway import DisputeStatus, RefundStatus
-from services.payments.domain.refunds import REFUND_TRANSITIONS, proportional_fee, refund_moves
+from services.payments.domain.refunds import (
+    REFUND_TRANSITIONS,
+    RefundRoom,
+    proportional_fee,
+    refund_moves,
+    refund_room,
+)
 
 
 def test_every_refund_and_dispute_state_is_in_its_table():
@@ -58,3 +65,56 @@ def test_the_commission_goes_back_in_proportion_and_whole_with_the_last_refund()
 def test_the_commission_refunded_never_exceeds_the_refund():
     assert proportional_fee(900, 1_000, 10, 0, 0) == 9
     assert proportional_fee(1_000, 1_000, 1, 0, 999) == 1  # the whole fee is due, but one centime is all
+
+
+def test_what_is_left_to_refund_counts_the_pending_refunds_as_given_back():
+    room = refund_room(
+        captured=10_000,
+        refunded=3_000,
+        pending_amount=2_000,
+        application_fee=1_000,
+        fee_refunded=300,
+        pending_fee=200,
+    )
+    assert room == RefundRoom(given_back=5_000, refundable=5_000, fee_given_back=500, fee_left=500)
+
+
+def test_a_payment_refunded_in_full_leaves_nothing():
+    room = refund_room(
+        captured=10_000,
+        refunded=8_000,
+        pending_amount=2_000,
+        application_fee=1_000,
+        fee_refunded=800,
+        pending_fee=200,
+    )
+    assert (room.refundable, room.fee_left) == (0, 0)
+
+
+def test_nothing_refunded_leaves_the_whole_capture_and_commission():
+    room = refund_room(
+        captured=7_000, refunded=0, pending_amount=0, application_fee=700, fee_refunded=0, pending_fee=0
+    )
+    assert room == RefundRoom(given_back=0, refundable=7_000, fee_given_back=0, fee_left=700)
+
+
+@pytest.mark.parametrize(
+    ("fee", "amount", "fits"),
+    [
+        (500, 5_000, True),  # exactly the commission left
+        (501, 5_000, False),  # more than the commission left
+        (300, 300, True),  # exactly the refund
+        (301, 300, False),  # more than the refund itself
+        (0, 1, True),
+    ],
+)
+def test_a_commission_refund_fits_under_what_is_left_and_the_refund(fee, amount, fits):
+    room = refund_room(
+        captured=10_000,
+        refunded=3_000,
+        pending_amount=2_000,
+        application_fee=1_000,
+        fee_refunded=300,
+        pending_fee=200,
+    )
+    assert room.fee_fits(fee, amount) is fits

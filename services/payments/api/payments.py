@@ -27,9 +27,9 @@ from services.payments.api.schemas import (
     RefundSchema,
 )
 from services.payments.service_layer import disputes, gateway_callbacks, payment_actions, refunds
+from services.payments.service_layer.ownership import payment_not_found
 from services.payments.service_layer.settings import PaymentSettings
 from shared.auth.flask import current_principal, require_scopes
-from shared.errors import NotFound
 from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
 from shared.idempotency import idempotent, idempotent_when_keyed
 
@@ -158,7 +158,7 @@ def three_ds_return(payment_id):
     in the query; without one it answers a short status."""
     payment = payment_actions.complete_three_ds(unit_of_work(), payment_id, _settings())
     if payment is None:
-        raise NotFound("No payment has this id.", code="payment_not_found", param="id")
+        raise payment_not_found()
     if payment.return_url:
         separator = "&" if "?" in payment.return_url else "?"
         return redirect(

@@ -10,7 +10,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from services.payments.domain.payments import DisputeStatus, PaymentStatus, RefundStatus
+from services.payments.domain.gateway import DisputeStatus, RefundStatus
+from services.payments.domain.payments import PaymentStatus
 from services.payments.domain.webhooks import (
     ALL_EVENT_TYPES,
     MAX_URL_LENGTH,

@@ -1,19 +1,12 @@
 """Payees: whether an artisan can receive a payment of a given amount. No I/O here.
 
-Two gates, in order. KYC first (``shared.kyc.can_be_paid``: tier 1 or more, KYC active): an
-artisan who fails it receives nothing, whatever the amount. Then the cap of their KYC tier (Bank
-Al-Maghrib's): what they hold (their ledger balance and their share of the payments on their way
-to it) plus this payment's net share must stay within it.
+Two gates, in order. KYC first (``shared.kyc.can_be_paid``, the one home of that gate: tier 1 or
+more, KYC active): an artisan who fails it receives nothing, whatever the amount. Then the cap of
+their KYC tier (Bank Al-Maghrib's), here: what they hold (their ledger balance and their share of
+the payments on their way to it) plus this payment's net share must stay within it.
 """
 
 from __future__ import annotations
-
-from shared.kyc import can_be_paid
-
-
-def may_receive_payments(kyc_tier: int, kyc_status: str) -> bool:
-    """The KYC gate, before any amount is looked at."""
-    return can_be_paid(kyc_tier, kyc_status)
 
 
 def cap_headroom(tier_cap: int, held: int) -> int:

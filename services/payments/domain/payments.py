@@ -22,7 +22,8 @@ call is over, may say the capture did not happen and move the payment back to ``
 (``PaymentPosition``); the service layer carries it out on the locked row.
 
 Money the gateway holds for a payment we already called failed or canceled (a charge that landed
-after recovery gave up on it) is never ignored: ``reversal_for`` says how to give it back.
+after recovery gave up on it) is never ignored: ``counts_as_new_charge`` tells such a charge from a
+late snapshot of the old story, and ``reversal_for`` says how to give it back.
 """
 
 from __future__ import annotations
@@ -30,23 +31,15 @@ from __future__ import annotations
 import dataclasses
 import enum
 
-# A refund's and a dispute's states are the gateway's own (pending → succeeded | failed, and
-# open → won | lost): re-exported here beside the payment's.
-from services.payments.domain.gateway import (
-    DisputeStatus,
-    GatewayTransaction,
-    RefundStatus,
-    TransactionStatus,
-)
+from services.payments.domain.gateway import GatewayTransaction, TransactionStatus
 
 __all__ = [
-    "DisputeStatus",
     "PaymentPosition",
     "PaymentStatus",
-    "RefundStatus",
     "Reversal",
     "SnapshotMove",
     "SnapshotVerdict",
+    "counts_as_new_charge",
     "snapshot_move",
 ]
 
@@ -277,6 +270,19 @@ class Reversal(enum.StrEnum):
 
 
 REVERSAL_IN_PROGRESS = frozenset({Reversal.REQUIRED, Reversal.REFUND_PENDING})
+
+
+def counts_as_new_charge(snapshot_at: int, final_word_at: int) -> bool:
+    """Whether a snapshot of money held, for a payment we already called failed or canceled, tells
+    of a charge that landed afterwards (True) or is only an old snapshot arriving late (False).
+
+    ``snapshot_at`` is the snapshot's time and ``final_word_at`` that of the gateway's last word we
+    applied (declined, voided, expired: final at the gateway), both on the gateway's clock. Only a
+    strictly newer snapshot is news: one from the same second or before is part of the old story.
+    """
+    return snapshot_at > final_word_at
+
+
 VOID, REFUND = "void", "refund"
 
 

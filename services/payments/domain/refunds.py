@@ -1,5 +1,5 @@
-"""Refunds: the moves of a refund's state, and how much of the marketplace's commission goes back
-with it. No I/O here.
+"""Refunds: the moves of a refund's state, how much of a payment is left to refund, and how much of
+the marketplace's commission goes back with a refund. No I/O here.
 
     pending ─▶ succeeded
             └▶ failed
@@ -10,6 +10,8 @@ settled (a duplicate, a late snapshot), changes nothing.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from services.payments.domain.gateway import RefundStatus
 
@@ -40,3 +42,40 @@ def proportional_fee(
     else:
         due = application_fee * (refunded + amount) // captured
     return max(0, min(due - fee_refunded, application_fee - fee_refunded, amount))
+
+
+@dataclasses.dataclass(frozen=True)
+class RefundRoom:
+    """What is left to refund of a succeeded payment, counting the refunds still pending as given."""
+
+    given_back: int  # refunded, and pending
+    refundable: int  # of the captured amount
+    fee_given_back: int  # of the commission: refunded, and pending
+    fee_left: int  # of the commission
+
+    def fee_fits(self, fee: int, amount: int) -> bool:
+        """Whether a refund of ``amount`` may take back ``fee`` of the commission: no more than the
+        commission left, nor than the refund itself."""
+        return fee <= min(self.fee_left, amount)
+
+
+def refund_room(
+    *,
+    captured: int,
+    refunded: int,
+    pending_amount: int,
+    application_fee: int,
+    fee_refunded: int,
+    pending_fee: int,
+) -> RefundRoom:
+    """What is left to refund of a payment that captured ``captured`` and kept ``application_fee``,
+    after the refunds done (``refunded``, ``fee_refunded``) and those pending (``pending_amount``,
+    ``pending_fee``)."""
+    given_back = refunded + pending_amount
+    fee_given_back = fee_refunded + pending_fee
+    return RefundRoom(
+        given_back=given_back,
+        refundable=captured - given_back,
+        fee_given_back=fee_given_back,
+        fee_left=application_fee - fee_given_back,
+    )

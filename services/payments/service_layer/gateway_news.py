@@ -25,6 +25,7 @@ from services.payments.domain.payments import (
     Reversal,
     SnapshotVerdict,
     can_move,
+    counts_as_new_charge,
     failure_for,
     snapshot_move,
 )
@@ -172,7 +173,7 @@ def found_money_held(uow: UnitOfWork, payment: Payment, transaction: GatewayTran
     not charged for a payment the marketplace was told failed. (``check_for_stray_charge`` also
     brings here a request still waiting on the buyer, to be voided before they approve it.)
     """
-    if transaction.updated_at <= payment.gateway_updated_at:
+    if not counts_as_new_charge(transaction.updated_at, payment.gateway_updated_at):
         return
     payment.gateway_updated_at = transaction.updated_at
     payment.stray_charge_check_at = None  # found: no need to look for it any more

@@ -28,7 +28,7 @@ from services.payments.domain.gateway import (
     RequestToPay,
     VoidRequest,
 )
-from services.payments.domain.payees import cap_headroom, fits_under_cap, may_receive_payments
+from services.payments.domain.payees import cap_headroom, fits_under_cap
 from services.payments.domain.payments import CANCELABLE, CAPTURABLE, CONFIRMABLE, PaymentStatus
 from services.payments.service_layer.announcements import payment_changed
 from services.payments.service_layer.gateway_calls import CallOutcome, call_gateway, poll_transaction
@@ -39,6 +39,7 @@ from shared.auth import Principal
 from shared.db import UnitOfWork, utcnow
 from shared.errors import Conflict, ServiceUnavailable, ValidationFailed
 from shared.ids import new_id
+from shared.kyc import can_be_paid
 from shared.pagination import Page, paginate
 
 
@@ -206,8 +207,8 @@ def _locked_payee(session: Session, artisan_id: str, marketplace_id: str) -> Pay
 def _check_payee_can_receive(
     session: Session, payee: Payee, net: int, *, excluding: str | None = None
 ) -> None:
-    """The domain's two gates (``domain/payees.py``): KYC, then the tier's cap on what they hold."""
-    if not may_receive_payments(payee.kyc_tier, payee.kyc_status):
+    """The two gates (``domain/payees.py``): KYC, then the tier's cap on what they hold."""
+    if not can_be_paid(payee.kyc_tier, payee.kyc_status):
         raise Conflict(
             "The artisan cannot be paid yet: their KYC tier is 0 or their KYC was rejected.",
             code="payee_not_eligible",

@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import sqlalchemy as sa
-
-from services.payments.adapters.orm import Payee, PayeeMarketplace, Payment
+from services.payments.adapters.orm import Payee, PayeeMarketplace
+from services.payments.adapters.repositories import payees, payments
 from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.errors import NotFound
@@ -26,7 +25,7 @@ log = logging.getLogger(__name__)
 def _get_or_create_payee(uow: UnitOfWork, event: Event, tier_cap: dict[str, Any]) -> Payee:
     """The artisan's payee row; created from the event's tier and cap if this is the first news of them."""
     data = event.data
-    payee = uow.session.get(Payee, data["artisan_id"])
+    payee = payees.get(uow.session, data["artisan_id"])
     if payee is None:
         payee = Payee(
             artisan_id=data["artisan_id"],
@@ -43,7 +42,7 @@ def _get_or_create_payee(uow: UnitOfWork, event: Event, tier_cap: dict[str, Any]
 
 
 def _link_marketplace(uow: UnitOfWork, artisan_id: str, marketplace_id: str) -> None:
-    if uow.session.get(PayeeMarketplace, (artisan_id, marketplace_id)) is None:
+    if not payees.registered_with(uow.session, artisan_id, marketplace_id):
         uow.session.add(PayeeMarketplace(artisan_id=artisan_id, marketplace_id=marketplace_id))
 
 
@@ -76,7 +75,7 @@ def on_kyc_tier_changed(uow: UnitOfWork, event: Event) -> None:
 def on_kyc_rejected(uow: UnitOfWork, event: Event) -> None:
     """Record the KYC status after a compliance rejection (unless older than what the payee holds)."""
     rejection = KycRejection.from_event(event)
-    payee = uow.session.get(Payee, rejection.artisan_id)
+    payee = payees.get(uow.session, rejection.artisan_id)
     if payee is None:
         # Cannot happen in partition order (registration comes first), and without a cap there is
         # no payee row to create: keep a trace for operators rather than guess.
@@ -88,7 +87,7 @@ def on_kyc_rejected(uow: UnitOfWork, event: Event) -> None:
 
 def on_bank_account_linked(uow: UnitOfWork, event: Event) -> None:
     """A usable bank account exists: the artisan can now receive payouts."""
-    payee = uow.session.get(Payee, event.data["artisan_id"])
+    payee = payees.get(uow.session, event.data["artisan_id"])
     if payee is None:
         log.warning("bank account linked for an unknown payee ignored", extra={"event_id": event.id})
         return
@@ -107,7 +106,7 @@ def on_ledger_entry_posted(uow: UnitOfWork, event: Event) -> None:
     if not artisan_id:
         return
     delta = -sum(line["amount"] for line in data["lines"] if line["owner_type"] == "artisan")
-    payee = uow.session.scalar(sa.select(Payee).where(Payee.artisan_id == artisan_id).with_for_update())
+    payee = payees.locked(uow.session, artisan_id)
     if payee is None:
         # The two topics are not ordered with each other (a replay, say): keep the ledger's news on
         # a tier-0 payee, which the artisan's onboarding events then complete.
@@ -125,9 +124,7 @@ def on_ledger_entry_posted(uow: UnitOfWork, event: Event) -> None:
         uow.session.add(payee)
     payee.ledger_balance += delta
     if data["cause"] == "payment":
-        uow.session.execute(
-            sa.update(Payment).where(Payment.id == data["cause_id"]).values(ledger_posted=True)
-        )
+        payments.mark_ledger_posted(uow.session, data["cause_id"])
 
 
 HANDLERS = {
@@ -142,10 +139,10 @@ HANDLERS = {
 
 def get_payee(uow: UnitOfWork, artisan_id: str, principal: Principal) -> dict:
     with uow:
-        payee = uow.session.get(Payee, artisan_id)
+        payee = payees.get(uow.session, artisan_id)
         visible = payee is not None and (
             not principal.is_marketplace
-            or uow.session.get(PayeeMarketplace, (artisan_id, principal.client_id)) is not None
+            or payees.registered_with(uow.session, artisan_id, principal.client_id)
         )
         if not visible:
             raise NotFound(f"No payee {artisan_id!r} (yet).", param="artisan_id")

@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from services.payments.adapters.orm import Payment, Refund
 from services.payments.adapters.repositories import payments, refunds
-from services.payments.domain.gateway import GatewayRefund, RefundRequest
+from services.payments.domain.gateway import GatewayRefund, RefundRequest, RefundStatus
 from services.payments.domain.payments import PaymentStatus
-from services.payments.domain.refunds import RefundStatus, proportional_fee, refund_moves
+from services.payments.domain.refunds import proportional_fee, refund_moves, refund_room
 from services.payments.service_layer.announcements import refund_changed
 from services.payments.service_layer.gateway_calls import CallOutcome, attempt_row, call_gateway
 from services.payments.service_layer.ownership import visible_payment, yours
@@ -104,30 +104,35 @@ def create_refund(
                 f"The payment is in {payment.currency}.", code="unsupported_currency", param="currency"
             )
         pending_amount, pending_fee = refunds.pending_totals(session, payment.id)
-        given_back = payment.amount_refunded + pending_amount
-        refundable = payment.amount_captured - given_back
-        amount = refundable if command.amount is None else command.amount
-        if amount <= 0 or amount > refundable:
+        room = refund_room(
+            captured=payment.amount_captured,
+            refunded=payment.amount_refunded,
+            pending_amount=pending_amount,
+            application_fee=payment.application_fee,
+            fee_refunded=payment.application_fee_refunded,
+            pending_fee=pending_fee,
+        )
+        amount = room.refundable if command.amount is None else command.amount
+        if amount <= 0 or amount > room.refundable:
             raise Conflict(
                 "The refund is more than what is left to refund of the captured amount."
                 if amount > 0
                 else "The payment is already fully refunded.",
                 code="refund_exceeds_captured",
                 param="amount",
-                refundable={"amount": max(refundable, 0), "currency": payment.currency},
+                refundable={"amount": max(room.refundable, 0), "currency": payment.currency},
             )
-        fee_left = payment.application_fee - payment.application_fee_refunded - pending_fee
         if command.application_fee_refunded is None:
             fee = proportional_fee(
                 payment.application_fee,
                 payment.amount_captured,
                 amount,
-                payment.application_fee_refunded + pending_fee,
-                given_back,
+                room.fee_given_back,
+                room.given_back,
             )
         else:
             fee = command.application_fee_refunded
-            if fee > min(fee_left, amount):
+            if not room.fee_fits(fee, amount):
                 raise ValidationFailed(
                     "application_fee_refunded must not exceed the amount refunded nor the commission left.",
                     code="application_fee_refund_too_large",

@@ -1,6 +1,6 @@
 """Payment gateway adapters: M2T over HTTP (``m2t``) and an in-memory M2T (``fake``), both
-implementing the domain's port (``services.payments.domain.gateway``, whose names are re-exported
-here), and the registry the payments service looks adapters up in by name.
+implementing the domain's port (``services.payments.domain.gateway``), and the registry the
+payments service looks adapters up in by name.
 
 The composition root builds the registry::
 
@@ -23,11 +23,9 @@ from typing import Any
 
 from services.payments.adapters.gateways.fake import FakeGateway
 from services.payments.adapters.gateways.m2t import M2TGateway
-from services.payments.domain.gateway import *  # noqa: F403 - the interface's names, re-exported
 from services.payments.domain.gateway import GatewayRegistry, PaymentGateway
-from services.payments.domain.gateway import __all__ as _base_names
 
-__all__ = [*_base_names, "FakeGateway", "M2TGateway", "build_gateway_registry", "m2t_gateway_from_config"]
+__all__ = ["FakeGateway", "M2TGateway", "build_gateway_registry", "m2t_gateway_from_config"]
 
 
 def build_gateway_registry(*gateways: PaymentGateway | Iterable[PaymentGateway]) -> GatewayRegistry:

@@ -77,3 +77,8 @@ def artisan_share_on_the_way(session: Session, artisan_id: str, *, excluding: st
     if excluding is not None:
         query = query.where(Payment.id != excluding)
     return int(session.scalar(query))
+
+
+def mark_ledger_posted(session: Session, payment_id: str) -> None:
+    """The ledger has posted the payment's entry: it no longer counts as on its way there."""
+    session.execute(sa.update(Payment).where(Payment.id == payment_id).values(ledger_posted=True))

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from services.payments.adapters.orm import Dispute, Refund
 from services.payments.domain.disputes import BLOCKING_REFUNDS
-from services.payments.domain.refunds import RefundStatus
+from services.payments.domain.gateway import RefundStatus
 
 
 def get(session: Session, refund_id: str) -> Refund | None:

@@ -3,8 +3,8 @@
 One job, hence one module beyond the usual size: playing M2T. Its state, rules and test hooks
 share one lock and one set of in-memory books, and read best side by side.
 
-It keeps M2T's test data (cards by number through its own ``tokenise``, from the table in
-``shared/cards.py``; wallet phones), M2T's rules
+It keeps M2T's test data (cards by number through its own ``tokenise``, and wallet phones: the
+tables in ``shared/test_instruments.py``), M2T's rules
 (idempotency keys, one transaction per reference, capture once, void, refunds within the captured
 amount, disputes) and M2T's wire shapes: objects are rendered as M2T JSON and read back through the
 M2T transformers, and callbacks are M2T callback bodies signed with this gateway's secret, so
@@ -64,29 +64,22 @@ from services.payments.domain.gateway import (
     UnsupportedOperation,
     VoidRequest,
 )
-from shared.cards import CardBehaviour, card_digits, card_for
+from shared.cards import card_digits
 from shared.partners import read_signed_callback
 from shared.signatures import sign
+from shared.test_instruments import CardBehaviour, WalletBehaviour, card_for, wallet_behaviour
 
 SIGNATURE_HEADER = "Fake-Gateway-Signature"
 DEFAULT_CALLBACK_SECRET = "fake-gateway-callback-secret"
 CURRENCY = "MAD"
 
-# -- M2T's test data: the cards are the table in shared/cards.py --------------------------------------
+# -- M2T's test data: the cards and phones are the tables in shared/test_instruments.py ---------------
 
 # Failures ``fail_next`` injects.
 SERVER_ERROR = "server_error"
 TIMEOUT = "timeout"
 REFUSED = "refused"  # no test card is refused this way
 
-WALLET_APPROVES = "approves"
-WALLET_DECLINES = "declines"
-WALLET_NEVER = "never_answers"
-TEST_PHONES: Mapping[str, str] = {
-    "+212600000001": WALLET_APPROVES,
-    "+212600000002": WALLET_DECLINES,
-    "+212600000003": WALLET_NEVER,
-}
 _MOROCCAN_MOBILE = re.compile(r"\+212[67][0-9]{8}")
 
 DECLINE_MESSAGES: Mapping[str, str] = {
@@ -126,7 +119,7 @@ class _Transaction:
     updated: int
     card: dict[str, Any] | None = None
     card_behaviour: CardBehaviour | None = None
-    wallet_rule: str | None = None
+    wallet_rule: WalletBehaviour | None = None
     phone_last4: str | None = None  # the full phone is not kept
     captured_amount: int = 0
     refunded_amount: int = 0
@@ -313,9 +306,9 @@ class FakeGateway:
         with self._lock:
             tx = self._tx(gateway_reference)
             if tx.status == "pending_approval":
-                if tx.wallet_rule == WALLET_APPROVES:
+                if tx.wallet_rule is WalletBehaviour.APPROVES:
                     self._approve(tx)
-                elif tx.wallet_rule == WALLET_DECLINES:
+                elif tx.wallet_rule is WalletBehaviour.DECLINES:
                     self._decline(tx, "wallet_declined")
             return self._snapshot(tx)
 
@@ -653,7 +646,7 @@ class FakeGateway:
             phone = request.phone or ""
             if not _MOROCCAN_MOBILE.fullmatch(phone):
                 raise _refused("invalid_field", "phone must be a Moroccan mobile number in E.164.", "phone")
-            tx.wallet_rule = TEST_PHONES.get(phone, WALLET_APPROVES)
+            tx.wallet_rule = wallet_behaviour(phone)
             tx.phone_last4 = phone[-4:]
         self._transactions[tx.id] = tx
         self._by_reference[tx.reference] = tx.id
