@@ -131,11 +131,14 @@ class Stack:
             ) from None
 
     def stop_all(self) -> dict[str, int | None]:
-        """Stop every process, even when one of them will not stop cleanly (it is killed and
-        reported once the others are down, so no process outlives the stack)."""
+        """Stop every process, dependants first, even when one of them will not stop cleanly (it
+        is killed and reported once the others are down, so no process outlives the stack)."""
         codes: dict[str, int | None] = {}
         unclean: list[str] = []
-        for name in list(self.processes):
+        # Reverse Procfile order: what depends on the broker (relays, consumers) stops while the
+        # broker still answers, so none of them hangs on a dead connection; the broker goes last.
+        in_order = [name for name in reversed(self.commands) if name in self.processes]
+        for name in in_order + [name for name in self.processes if name not in in_order]:
             try:
                 codes[name] = self.stop(name)
             except AssertionError as error:
