@@ -427,9 +427,9 @@ def test_unknown_event_types_are_listed_and_production_wants_public_https(
     client = make_payments_app(webhooks=strict).test_client()
     for url, code in (
         ("http://shop.example.ma/h", "insecure_webhook_url"),
-        ("https://127.0.0.1/h", "invalid_webhook_url"),
-        ("https://10.1.2.3/h", "invalid_webhook_url"),
-        ("https://localhost/h", "invalid_webhook_url"),
+        ("https://127.0.0.1/h", "webhook_url_not_public"),
+        ("https://10.1.2.3/h", "webhook_url_not_public"),
+        ("https://localhost/h", "webhook_url_not_public"),
     ):
         response = client.post(
             ENDPOINTS, json={"url": url, "event_types": ["*"]}, headers=marketplace_headers(str(uuid.uuid4()))
