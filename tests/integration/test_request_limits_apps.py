@@ -42,3 +42,17 @@ def test_an_oversized_body_is_a_problem(client):
 
 def test_a_request_within_the_limits_is_served(client):
     assert client.get("/healthz", headers={"X-Fine": "a" * 8192}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "respell", [lambda t: t + "==", lambda t: t + "=", lambda t: t.replace(".", "=.", 1)]
+)
+def test_a_valid_token_spelled_with_padding_is_refused_over_http(payments_app, issue_token, respell):
+    """The black-box finding: a valid token with ``==`` appended to its signature was accepted."""
+    client = payments_app.test_client()
+    token = issue_token()
+    assert client.get("/v1/payments", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    response = client.get("/v1/payments", headers={"Authorization": f"Bearer {respell(token)}"})
+    assert response.status_code == 401
+    assert response.mimetype == PROBLEM_CONTENT_TYPE
+    assert response.get_json()["code"] == "invalid_token"
