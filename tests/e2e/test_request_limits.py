@@ -49,9 +49,10 @@ def server(tmp_path_factory) -> Iterator[tuple[str, int]]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                # The socket listens before the worker has loaded the app: a first answer may be slow.
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 pass
             assert process.poll() is None, (workdir / "gunicorn.log").read_text()
             assert time.monotonic() < deadline, (workdir / "gunicorn.log").read_text()
