@@ -10,12 +10,15 @@ from services.accounts.api import balances, ledger, payouts
 from services.accounts.bootstrap import bootstrap
 from services.accounts.config import AccountsConfig
 from shared.app import create_service_app
+from shared.wsgi_limits import limit_requests
 
 
 def create_app(config: AccountsConfig | None = None, **adapters: Any) -> Flask:
     """``adapters``: what ``bootstrap`` takes instead of building from config (tests' fakes)."""
-    return create_service_app(
-        bootstrap(config, **adapters),
-        title="Hirfa Accounts API",
-        blueprints=[balances.blp, *ledger.blueprints, payouts.blp],
+    return limit_requests(
+        create_service_app(
+            bootstrap(config, **adapters),
+            title="Hirfa Accounts API",
+            blueprints=[balances.blp, *ledger.blueprints, payouts.blp],
+        )
     )

@@ -10,15 +10,18 @@ from services.onboarding.api import artisans, bank_accounts, kyc, oauth, reviews
 from services.onboarding.bootstrap import bootstrap
 from services.onboarding.config import OnboardingConfig
 from shared.app import create_service_app
+from shared.wsgi_limits import limit_requests
 
 
 def create_app(config: OnboardingConfig | None = None, **adapters: Any) -> Flask:
     """The app; ``adapters`` (``bank_partners=``, ``sms=``) replace the configured ones, as in tests."""
     context = bootstrap(config, **adapters)
-    return create_service_app(
-        context,
-        title="Hirfa Onboarding API",
-        blueprints=[oauth.blp, artisans.blp, kyc.blp, reviews.blp, bank_accounts.blp],
-        form_endpoints={"oauth.token"},
-        upload_endpoints={"kyc.Documents": context.config.max_document_bytes},
+    return limit_requests(
+        create_service_app(
+            context,
+            title="Hirfa Onboarding API",
+            blueprints=[oauth.blp, artisans.blp, kyc.blp, reviews.blp, bank_accounts.blp],
+            form_endpoints={"oauth.token"},
+            upload_endpoints={"kyc.Documents": context.config.max_document_bytes},
+        )
     )

@@ -10,13 +10,16 @@ from services.payments.api import payees, payments, webhooks
 from services.payments.bootstrap import bootstrap
 from services.payments.config import PaymentsConfig
 from shared.app import create_service_app
+from shared.wsgi_limits import limit_requests
 
 
 def create_app(config: PaymentsConfig | None = None, **adapters: Any) -> Flask:
     """``adapters``: what ``bootstrap`` takes beside the config (``key_lookup``, ``gateways`` with
     ``default_gateway``, ``webhook_sender``, ``webhooks``)."""
-    return create_service_app(
-        bootstrap(config, **adapters),
-        title="Hirfa Payments API",
-        blueprints=[payees.blp, *payments.blueprints, webhooks.blp],
+    return limit_requests(
+        create_service_app(
+            bootstrap(config, **adapters),
+            title="Hirfa Payments API",
+            blueprints=[payees.blp, *payments.blueprints, webhooks.blp],
+        )
     )

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 from services.payments.adapters.gateways import build_gateway_registry, m2t_gateway_from_config
 from services.payments.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
-from services.payments.adapters.webhook_sender import HttpWebhookSender
+from services.payments.adapters.webhook_sender import HttpWebhookSender, SystemResolver
 from services.payments.config import PaymentsConfig, load_config
 from services.payments.context import PaymentsContext
 from services.payments.domain.gateway import GatewayRegistry, PaymentGateway
@@ -97,13 +97,18 @@ def webhook_keyring(config: PaymentsConfig) -> MasterKeyRing:
 
 def make_webhook_settings(config: PaymentsConfig, *, sender: WebhookSender | None = None) -> WebhookSettings:
     production = config.is_production
+    # WEBHOOK_ALLOW_PRIVATE_NETWORKS: on in development, refused in production; before the config
+    # carries it, whether this is production decides.
+    allow_private = getattr(config, "webhook_allow_private_networks", not production)
+    resolver = SystemResolver()
     return WebhookSettings(
         cipher=EnvelopeCipher(webhook_keyring(config)),
-        sender=sender or HttpWebhookSender(allow_private_networks=not production),
+        sender=sender or HttpWebhookSender(allow_private_networks=allow_private, resolver=resolver),
         timeout_seconds=config.webhook_timeout_seconds,
         concurrency=max(1, config.webhook_concurrency),
         troubled_concurrency=max(1, config.webhook_troubled_concurrency),
         retry=RetryPolicy(max_age=dt.timedelta(hours=config.webhook_max_age_hours)),
         require_https=production,
-        allow_private_hosts=not production,
+        allow_private_hosts=allow_private,
+        resolver=resolver,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -18,9 +19,34 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from shared.ids import new_ulid
 
+_B64URL_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
+
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64url_decode_canonical(segment: str) -> bytes:
+    """The bytes of ``segment`` if it is canonical base64url without padding (RFC 7515 §2), else
+    ``ValueError``: no ``=``, no ``+`` or ``/``, no whitespace, and no stray bits in the last
+    character, so each value has exactly one spelling."""
+    # Length 1 (mod 4) encodes no whole byte; any other length does, and only one way.
+    if not _B64URL_SEGMENT.fullmatch(segment) or len(segment) % 4 == 1:
+        raise ValueError("not unpadded base64url")
+    data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    if _b64url(data) != segment:
+        raise ValueError("non-canonical base64url (stray trailing bits)")
+    return data
+
+
+def is_canonical_b64url(segment: object) -> bool:
+    if not isinstance(segment, str):
+        return False
+    try:
+        b64url_decode_canonical(segment)
+    except ValueError:
+        return False
+    return True
 
 
 def public_jwk(kid: str, public_key: Ed25519PublicKey) -> dict[str, str]:

@@ -3,7 +3,9 @@
 Verification is offline: a service holds the issuer's public keys (from its JWKS, cached) and
 checks signature, algorithm, issuer, audience and time claims itself. Only ``EdDSA`` is accepted,
 and the key is chosen by ``kid`` among Ed25519 public keys, so ``alg: none`` and HS256-with-the-
-public-key forgeries have nothing to verify against.
+public-key forgeries have nothing to verify against. Every segment must be canonical base64url
+without padding before PyJWT sees it: a token has one spelling, so a signed token with ``==``,
+whitespace or stray bits added is not "the same token" to anything that compares or logs tokens.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from shared.auth.keys import SigningKeyStore
+from shared.auth.keys import SigningKeyStore, is_canonical_b64url
 from shared.auth.principal import Principal
 from shared.auth.scopes import Role
 from shared.errors import InvalidToken
@@ -97,6 +99,9 @@ class RemoteKeySet:
             keys = {}
             for jwk in document.get("keys", []):
                 if jwk.get("kty") == "OKP" and jwk.get("crv") == "Ed25519" and jwk.get("kid"):
+                    if not is_canonical_b64url(jwk.get("x")):
+                        # A broken document, like any other: the keys we had are kept.
+                        raise ValueError("a JWK's x is not canonical base64url")
                     key = jwt.PyJWK(jwk, algorithm=ALGORITHM).key
                     if isinstance(key, Ed25519PublicKey):
                         keys[jwk["kid"]] = key
@@ -120,6 +125,15 @@ def _http_get_json(url: str, timeout: float) -> dict[str, Any]:
     return document
 
 
+def is_compact_jws(token: object) -> bool:
+    """Three segments (header, payload, signature), each canonical base64url without padding. The
+    signature may be empty here: ``alg: none`` is then refused by name, with its own message."""
+    if not isinstance(token, str):
+        return False
+    segments = token.split(".")
+    return len(segments) == 3 and all(is_canonical_b64url(segment) for segment in segments)
+
+
 class TokenVerifier:
     def __init__(self, key_lookup: KeyLookup, issuer: str, audience: str) -> None:
         self.key_lookup = key_lookup
@@ -127,6 +141,8 @@ class TokenVerifier:
         self.audience = audience
 
     def verify(self, token: str) -> Principal:
+        if not is_compact_jws(token):
+            raise InvalidToken("The access token is malformed.")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import ipaddress
 import json
 import logging
 import socket
@@ -22,6 +23,8 @@ import sqlalchemy as sa
 from openapi_spec_validator import validate
 
 from services.payments.adapters.orm import IdempotencyKey, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from services.payments.adapters.webhook_sender import HttpWebhookSender
+from services.payments.domain.webhooks import HostNotResolved
 from services.payments.service_layer.webhook_dispatcher import WebhookDispatcher, deliver_due_webhooks
 from services.payments.service_layer.webhook_events import WEBHOOK_EVENT_TYPES, record_webhook_event
 from shared.errors import PROBLEM_CONTENT_TYPE
@@ -427,9 +430,9 @@ def test_unknown_event_types_are_listed_and_production_wants_public_https(
     client = make_payments_app(webhooks=strict).test_client()
     for url, code in (
         ("http://shop.example.ma/h", "insecure_webhook_url"),
-        ("https://127.0.0.1/h", "invalid_webhook_url"),
-        ("https://10.1.2.3/h", "invalid_webhook_url"),
-        ("https://localhost/h", "invalid_webhook_url"),
+        ("https://127.0.0.1/h", "webhook_url_not_public"),
+        ("https://10.1.2.3/h", "webhook_url_not_public"),
+        ("https://localhost/h", "webhook_url_not_public"),
     ):
         response = client.post(
             ENDPOINTS, json={"url": url, "event_types": ["*"]}, headers=marketplace_headers(str(uuid.uuid4()))
@@ -959,3 +962,157 @@ def test_the_openapi_document_describes_the_webhook_api(client):
     assert "secret" in schemas["WebhookEndpointCreated"]["properties"]
     assert "secret" not in schemas["WebhookEndpoint"]["properties"]
     assert "attempts" in schemas["WebhookDeliveryDetail"]["properties"]
+
+
+# --- where webhooks may go: public addresses only, checked at registration and at every delivery ---
+
+
+class FakeResolver:
+    """A name service the test controls: ``answers`` maps names to addresses and may change while
+    the test runs (a DNS rebinding); a name it does not know does not resolve."""
+
+    def __init__(self, **answers: list[str]) -> None:
+        self.answers = {name.replace("_", "."): addresses for name, addresses in answers.items()}
+        self.asked: list[str] = []
+
+    def resolve(self, host: str, port: int, timeout: float) -> list[Any]:
+        assert 0 < timeout <= 5
+        self.asked.append(host)
+        if host not in self.answers:
+            raise HostNotResolved("dns_error")
+        return [ipaddress.ip_address(address) for address in self.answers[host]]
+
+
+def post_endpoint(client, marketplace_headers, url: str):
+    return client.post(
+        ENDPOINTS, json={"url": url, "event_types": ["*"]}, headers=marketplace_headers(str(uuid.uuid4()))
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://localhost:9/",
+        "http://[::1]:9/",
+        "http://[::ffff:127.0.0.1]:9/",
+        "http://2130706433:9/",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://10.0.0.8/hooks",
+        "http://0.0.0.0:9/",
+    ],
+)
+def test_the_black_box_findings_are_refused_where_private_networks_are_not_allowed(
+    context, marketplace_headers, make_payments_app, url
+):
+    settings = use_settings(context, allow_private_hosts=False, resolver=FakeResolver())
+    client = make_payments_app(webhooks=settings).test_client()
+    problem = assert_problem(post_endpoint(client, marketplace_headers, url), 422, "webhook_url_not_public")
+    assert problem["param"] == "url" and "public" in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fd00:ec2::254]/",
+        "http://metadata.google.internal/",
+    ],
+)
+def test_cloud_metadata_is_refused_even_in_development(client, marketplace_headers, url):
+    assert_problem(
+        post_endpoint(client, marketplace_headers, url), 422, "webhook_url_not_public", param="url"
+    )
+
+
+def test_a_name_is_refused_when_any_address_it_resolves_to_is_not_public(
+    context, marketplace_headers, make_payments_app
+):
+    resolver = FakeResolver(
+        public_shop_ma=["93.184.216.34", "2606:4700:4700::1111"],
+        mixed_shop_ma=["93.184.216.34", "10.0.0.7"],
+        mapped_shop_ma=["::ffff:127.0.0.1"],
+        metadata_shop_ma=["169.254.169.254"],
+        internal_shop_ma=["192.168.1.20"],
+    )
+    strict = use_settings(context, require_https=True, allow_private_hosts=False, resolver=resolver)
+    client = make_payments_app(webhooks=strict).test_client()
+    for name in ("mixed.shop.ma", "mapped.shop.ma", "metadata.shop.ma", "internal.shop.ma"):
+        response = post_endpoint(client, marketplace_headers, f"https://{name}/hooks")
+        assert_problem(response, 422, "webhook_url_not_public", param="url")
+    created = create_endpoint(client, marketplace_headers, "https://public.shop.ma/hooks")
+    assert created["url"] == "https://public.shop.ma/hooks"
+    # Not resolvable yet: accepted, and judged at every delivery instead.
+    create_endpoint(client, marketplace_headers, "https://not-yet.shop.ma/hooks")
+    assert resolver.asked == [
+        "mixed.shop.ma",
+        "mapped.shop.ma",
+        "metadata.shop.ma",
+        "internal.shop.ma",
+        "public.shop.ma",
+        "not-yet.shop.ma",
+    ]
+
+    # Development's setting lets a private network in, never the metadata service.
+    relaxed = use_settings(context, allow_private_hosts=True, resolver=resolver)
+    client = make_payments_app(webhooks=relaxed).test_client()
+    create_endpoint(client, marketplace_headers, "https://internal.shop.ma/hooks")
+    response = post_endpoint(client, marketplace_headers, "https://metadata.shop.ma/hooks")
+    assert_problem(response, 422, "webhook_url_not_public", param="url")
+
+
+def test_a_name_re_pointed_at_a_private_address_after_registration_gets_no_request(
+    context, marketplace_headers, make_payments_app, receivers
+):
+    receiver = receivers()
+    port = receiver.url.split(":")[2].split("/")[0]
+    resolver = FakeResolver(hooks_shop_ma=["93.184.216.34"])
+    strict = use_settings(
+        context,
+        allow_private_hosts=False,
+        resolver=resolver,
+        sender=HttpWebhookSender(allow_private_networks=False, resolver=resolver),
+    )
+    client = make_payments_app(webhooks=strict).test_client()
+    create_endpoint(client, marketplace_headers, f"http://hooks.shop.ma:{port}/hooks")
+    record(context, "pay_rebound")
+
+    resolver.answers["hooks.shop.ma"] = ["93.184.216.34", "127.0.0.1"]  # the rebinding
+    assert deliver_due_webhooks(context.uow_factory, strict) == 1
+    [pending] = deliveries(client, marketplace_headers)
+    shown = delivery(client, marketplace_headers, pending["id"])
+    assert shown["status"] == "pending" and shown["last_status_code"] is None
+    assert shown["last_error"] == "address_not_allowed"
+    [attempt] = shown["attempts"]
+    assert attempt["error"] == "address_not_allowed" and attempt["status_code"] is None
+    assert receiver.requests == []  # not sent
+
+    # Development's setting would have let it through to the checked loopback address.
+    relaxed = dataclasses.replace(
+        strict, sender=HttpWebhookSender(allow_private_networks=True, resolver=resolver)
+    )
+    resolver.answers["hooks.shop.ma"] = ["127.0.0.1"]
+    due = when(shown["next_attempt_at"])
+    assert deliver_due_webhooks(context.uow_factory, relaxed, now=due) == 1
+    assert delivery(client, marketplace_headers, pending["id"])["status"] == "delivered"
+
+
+def test_a_delivery_connects_to_the_address_it_checked_with_the_name_as_host(
+    context, client, marketplace_headers, receivers
+):
+    """The system resolver has never heard of ``hooks.shop.test``: the request can only have reached
+    the receiver through the address the check was made on, not through a second lookup."""
+    receiver = receivers()
+    port = receiver.url.split(":")[2].split("/")[0]
+    create_endpoint(client, marketplace_headers, f"http://hooks.shop.test:{port}/hooks")
+    record(context, "pay_pinned")
+    resolver = FakeResolver(hooks_shop_test=["127.0.0.1"])
+    settings = use_settings(context, sender=HttpWebhookSender(allow_private_networks=True, resolver=resolver))
+    assert deliver_due_webhooks(context.uow_factory, settings) == 1
+    [request] = receiver.requests
+    assert request.headers["host"] == f"hooks.shop.test:{port}"
+    assert resolver.asked == ["hooks.shop.test"]
+
+    record(context, "pay_unresolved")  # the app's own sender asks the system resolver
+    assert deliver_due_webhooks(context.uow_factory, context.webhooks) == 1
+    assert deliveries(client, marketplace_headers, status="pending")[0]["last_error"] == "dns_error"

@@ -445,3 +445,91 @@ def test_rotation_twice_in_the_same_millisecond_still_orders_keys(store):
     assert kids == sorted(kids)
     assert store.active()[0] == kids[-1]
     assert len(store.jwks()["keys"]) == 6
+
+
+# --- one spelling per token: canonical base64url without padding ------------------------------
+
+SEGMENTS = ("header", "payload", "signature")
+_STANDARD_TWIN = {"-": "+", "_": "/"}
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@pytest.fixture
+def spelled_token(store) -> str:
+    """A genuine token whose every segment holds a ``-`` and a ``_`` (which have ``+`` and ``/`` as
+    standard-alphabet twins) and has a length that leaves stray bits in its last character."""
+    kid, key = store.active()
+    for attempt in range(2000):
+        # "???>>>~~~" encodes to both "-" and "_" however it is aligned; the "a"s vary the lengths.
+        filler = "???>>>~~~" + "a" * (attempt % 5)
+        header = {"alg": "EdDSA", "kid": kid, "typ": "JWT", "x": filler}
+        payload = forge.claims(ISSUER, AUDIENCE, jti=f"tok_{attempt}", note=filler + "a" * (attempt // 5 % 5))
+        token = forge.sign_raw(key, header, payload)
+        if all("-" in s and "_" in s and len(s) % 4 for s in token.split(".")):
+            return token
+    raise AssertionError("no token with every character class in every segment")
+
+
+def _respell(token: str, index: int, change) -> str:
+    parts = token.split(".")
+    parts[index] = change(parts[index])
+    return ".".join(parts)
+
+
+def _stray_bits(segment: str) -> str:
+    """The same bytes with a non-zero unused bit in the last character (the lenient decoders'
+    reading of it is unchanged)."""
+    last = _ALPHABET.index(segment[-1])
+    return segment[:-1] + _ALPHABET[last + 1]
+
+
+RESPELLINGS = {
+    "padding '='": lambda s: s + "=",
+    "padding '=='": lambda s: s + "==",
+    "'=' inside": lambda s: s[:4] + "=" + s[4:],
+    "trailing space": lambda s: s + " ",
+    "leading space": lambda s: " " + s,
+    "newline inside": lambda s: s[:4] + "\n" + s[4:],
+    "tab inside": lambda s: s[:4] + "\t" + s[4:],
+    "'+' for '-'": lambda s: s.replace("-", "+", 1),
+    "'/' for '_'": lambda s: s.replace("_", "/", 1),
+    "standard alphabet": lambda s: "".join(_STANDARD_TWIN.get(c, c) for c in s),
+    "stray trailing bits": _stray_bits,
+}
+
+
+def test_the_canonical_spelling_verifies(spelled_token, verifier):
+    assert verifier.verify(spelled_token).client_id == "cli_test_marketplace"
+
+
+@pytest.mark.parametrize("respelling", sorted(RESPELLINGS))
+@pytest.mark.parametrize("index", range(3), ids=SEGMENTS)
+def test_any_other_spelling_of_a_valid_token_is_refused(spelled_token, verifier, index, respelling):
+    respelled = _respell(spelled_token, index, RESPELLINGS[respelling])
+    assert respelled != spelled_token
+    with pytest.raises(InvalidToken) as caught:
+        verifier.verify(respelled)
+    assert (caught.value.status, caught.value.code) == (401, "invalid_token")
+    assert "malformed" in caught.value.detail
+
+
+def test_stray_bits_decode_to_the_same_bytes_leniently(spelled_token):
+    """What makes the stray-bits case a respelling rather than a forgery: the bytes are the same."""
+    for segment in spelled_token.split("."):
+        assert forge.b64url_decode(_stray_bits(segment)) == forge.b64url_decode(segment)
+
+
+def test_a_token_with_a_fourth_segment_or_none_is_refused(spelled_token, verifier):
+    for token in (spelled_token + ".", spelled_token + ".e30", spelled_token.rsplit(".", 1)[0]):
+        with pytest.raises(InvalidToken):
+            verifier.verify(token)
+
+
+def test_the_jwks_ignores_a_key_written_with_padding(store, clock):
+    fetch = FakeFetch(store)
+    kid, _ = store.active()
+    jwk = dict(store.jwks()["keys"][0])
+    fetch.document = {"keys": [{**jwk, "x": jwk["x"] + "="}]}
+    assert RemoteKeySet(URL, fetch=fetch)(kid) is None  # a broken document: no keys from it
+    fetch.document = None
+    assert RemoteKeySet(URL, fetch=fetch)(kid) is not None

@@ -82,19 +82,179 @@ def subscribes_to(event_types: Iterable[str], event_type: str) -> bool:
     return ALL_EVENT_TYPES in kinds or event_type in kinds
 
 
-# -- endpoint URLs -----------------------------------------------------------------------------------
+# -- endpoint URLs ---------------------------------------------------------------------------------
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class AddressKind(enum.StrEnum):
+    """What an address is, as far as sending a webhook to it goes."""
+
+    PUBLIC = "public"
+    LOOPBACK = "loopback"  # 127.0.0.0/8, ::1
+    PRIVATE = "private"  # RFC 1918, shared (carrier-grade NAT) space, IPv6 unique-local
+    LINK_LOCAL = "link-local"  # 169.254.0.0/16, fe80::/10
+    METADATA = "cloud metadata"  # 169.254.169.254, fd00:ec2::254 and their kind
+    MULTICAST = "multicast"
+    UNSPECIFIED = "unspecified"  # 0.0.0.0, ::
+    RESERVED = "reserved"  # documentation, benchmarking, 240.0.0.0/4, broadcast: not routable
+
+
+# Where clouds answer a machine's own credentials. Refused whatever the setting: nothing a
+# marketplace could mean lives there, and a request there can hand out the host's secrets.
+METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
+    ipaddress.ip_address(address)
+    for address in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean…
+        "169.254.170.2",  # AWS ECS task metadata
+        "169.254.170.23",  # AWS EKS pod identity
+        "fd00:ec2::254",  # AWS over IPv6
+        "fd00:ec2::23",  # AWS EKS pod identity over IPv6
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud
+        "168.63.129.16",  # Azure's host channel (a public address)
+    )
+)
+METADATA_HOST_NAMES = frozenset(
+    {"metadata", "metadata.google.internal", "metadata.goog", "instance-data", "instance-data.ec2.internal"}
+)
+_PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(network)
+    for network in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
+)
+# IPv6 prefixes that carry an IPv4 address a packet ends up at: judged by that address.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
+
+def address_kind(address: IPAddress) -> AddressKind:
+    """Classify one address. IPv6 forms that lead to an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``,
+    IPv4-compatible ``::a.b.c.d``, NAT64 ``64:ff9b::a.b.c.d``, 6to4 ``2002:aabb:ccdd::``) are
+    judged by that IPv4 address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id:
+            address = ipaddress.IPv6Address(str(address).split("%", 1)[0])
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return address_kind(embedded)
+    if address in METADATA_ADDRESSES:
+        return AddressKind.METADATA
+    if address.is_unspecified:
+        return AddressKind.UNSPECIFIED
+    if address.is_loopback:
+        return AddressKind.LOOPBACK
+    if address.is_multicast:
+        return AddressKind.MULTICAST
+    if address.is_link_local:
+        return AddressKind.LINK_LOCAL
+    if any(address in network for network in _PRIVATE_NETWORKS):
+        return AddressKind.PRIVATE
+    if not address.is_global or address.is_reserved:
+        return AddressKind.RESERVED
+    return AddressKind.PUBLIC
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address in _NAT64 or (address in _IPV4_COMPATIBLE and int(address) > 1):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def address_allowed(address: IPAddress, *, allow_private_networks: bool) -> bool:
+    """Public addresses always; loopback and private networks only where the setting allows them
+    (development, tests and the sandbox run their receivers there); anything else never."""
+    return _kind_allowed(address_kind(address), allow_private_networks)
+
+
+def first_refused_address(
+    addresses: Iterable[IPAddress], *, allow_private_networks: bool
+) -> tuple[IPAddress, AddressKind] | None:
+    """The first address a webhook must not go to, with its kind; None when every one is fine.
+    A name is only as safe as the worst of its addresses: a resolver picks any of them."""
+    for address in addresses:
+        if not address_allowed(address, allow_private_networks=allow_private_networks):
+            return address, address_kind(address)
+    return None
+
+
+def host_address(hostname: str) -> IPAddress | None:
+    """The address a URL's host spells, or None for a name. Besides the usual forms, the legacy
+    IPv4 spellings that resolvers (and browsers) still accept count: ``2130706433``, ``0x7f.1``,
+    ``0177.0.0.1`` all mean 127.0.0.1."""
+    name = hostname.rstrip(".")
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    return _legacy_ipv4(name)
+
+
+def _legacy_ipv4(name: str) -> ipaddress.IPv4Address | None:
+    """``inet_aton``'s reading: one to four parts in decimal, octal (leading 0) or hex (0x); the last
+    part fills the remaining bytes. None when ``name`` is not of that form at all."""
+    parts = name.split(".")
+    if not 1 <= len(parts) <= 4:
+        return None
+    numbers: list[int] = []
+    for part in parts:
+        lowered = part.lower()
+        try:
+            if lowered.startswith("0x"):
+                numbers.append(int(lowered[2:] or "0", 16))
+            elif len(lowered) > 1 and lowered.startswith("0"):
+                numbers.append(int(lowered, 8))
+            else:
+                if not lowered.isdigit():
+                    return None
+                numbers.append(int(lowered))
+        except ValueError:
+            return None
+    *leading, last = numbers
+    if any(number > 0xFF for number in leading) or last >= 1 << (8 * (4 - len(leading))):
+        return None
+    value = last
+    for position, number in enumerate(leading):
+        value |= number << (8 * (3 - position))
+    return ipaddress.IPv4Address(value)
+
+
+def host_name_kind(hostname: str) -> AddressKind | None:
+    """What a host name says of itself before any resolution: ``localhost`` (RFC 6761) and the
+    clouds' metadata names. None for other names."""
+    name = hostname.rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return AddressKind.LOOPBACK
+    if name in METADATA_HOST_NAMES:
+        return AddressKind.METADATA
+    return None
 
 
 class EndpointUrlError(ValueError):
-    """``code``: ``invalid_webhook_url`` or ``insecure_webhook_url``."""
+    """``code``: ``invalid_webhook_url``, ``insecure_webhook_url`` or ``webhook_url_not_public``."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
 
 
+NOT_PUBLIC = "webhook_url_not_public"
+
+
+def not_public_error(kind: AddressKind) -> EndpointUrlError:
+    return EndpointUrlError(
+        NOT_PUBLIC,
+        f"The URL's host is or resolves to a {kind} address; webhooks go to public addresses only.",
+    )
+
+
 def check_endpoint_url(url: str, *, require_https: bool, allow_private_hosts: bool) -> None:
-    """Refuse what is not an absolute http(s) URL we are willing to POST to."""
+    """Refuse what is not an absolute http(s) URL we are willing to POST to. A host written as an
+    address (or ``localhost``) is judged here; a name is resolved and judged by the service layer,
+    and again before every delivery."""
     if len(url) > MAX_URL_LENGTH or any(char.isspace() or not char.isprintable() for char in url):
         raise EndpointUrlError(
             "invalid_webhook_url", "The URL is too long or contains spaces or control characters."
@@ -120,31 +280,24 @@ def check_endpoint_url(url: str, *, require_https: bool, allow_private_hosts: bo
         raise EndpointUrlError("invalid_webhook_url", "The URL's port must be between 1 and 65535.")
     if require_https and parts.scheme != "https":
         raise EndpointUrlError("insecure_webhook_url", "Webhook URLs must use https.")
-    if not allow_private_hosts and is_private_host(parts.hostname):
-        raise EndpointUrlError(
-            "invalid_webhook_url", "The URL must name a public host, not a local or private address."
-        )
+    kind = host_name_kind(parts.hostname)
+    address = host_address(parts.hostname)
+    if address is not None:
+        kind = address_kind(address)
+    if kind is not None and not _kind_allowed(kind, allow_private_hosts):
+        raise not_public_error(kind)
 
 
-def is_private_host(hostname: str) -> bool:
-    """``localhost`` or an IP literal that is not globally routable (loopback, private, link-local…).
-
-    Names are checked again, once resolved, when a delivery connects (see the webhook sender).
-    """
-    name = hostname.rstrip(".").lower()
-    if name == "localhost" or name.endswith(".localhost"):
+def _kind_allowed(kind: AddressKind, allow_private_networks: bool) -> bool:
+    if kind is AddressKind.PUBLIC:
         return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return not is_global_address(address)
+    return allow_private_networks and kind in (AddressKind.LOOPBACK, AddressKind.PRIVATE)
 
 
-def is_global_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+def url_host_and_port(url: str) -> tuple[str, int]:
+    """The host to resolve and the port to connect to (the scheme's default when none is given)."""
+    parts = urlsplit(url)
+    return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def url_host(url: str) -> str:
@@ -250,3 +403,20 @@ class WebhookSender(Protocol):
     """POSTs one webhook; never takes longer than ``timeout``, never raises for the endpoint's faults."""
 
     def send(self, request: WebhookRequest, timeout: float) -> SendOutcome: ...
+
+
+# -- the port to the name service (``adapters/webhook_sender.py``'s ``SystemResolver``) ---------------
+
+
+class HostNotResolved(Exception):
+    """``reason``: ``dns_error`` (no such name, no address) or ``dns_timeout``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class HostResolver(Protocol):
+    """Every address ``host`` resolves to, within ``timeout`` seconds, or ``HostNotResolved``."""
+
+    def resolve(self, host: str, port: int, timeout: float) -> list[IPAddress]: ...

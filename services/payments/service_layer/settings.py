@@ -9,7 +9,7 @@ import dataclasses
 import datetime as dt
 
 from services.payments.domain.gateway import GatewayRegistry, PaymentGateway
-from services.payments.domain.webhooks import RetryPolicy, WebhookSender
+from services.payments.domain.webhooks import HostResolver, RetryPolicy, WebhookSender
 from shared.crypto import EnvelopeCipher
 from shared.errors import NotFound
 
@@ -54,7 +54,10 @@ class WebhookSettings:
     concurrency: int  # healthy lane: endpoints served in parallel, one attempt in flight each
     retry: RetryPolicy
     require_https: bool  # production: endpoint URLs must be https
-    allow_private_hosts: bool  # development: localhost and private addresses are fine
+    # Whether loopback and private-network addresses may receive webhooks (development, tests, the
+    # sandbox); metadata, link-local and other non-public addresses never may.
+    allow_private_hosts: bool
+    resolver: HostResolver  # checks where an endpoint's name points when it is registered
     # Troubled lane: the threads endpoints whose last attempt failed are served by, all they can
     # ever hold however many of them wait out a timeout per attempt.
     troubled_concurrency: int = 2
@@ -66,6 +69,9 @@ class WebhookSettings:
     dispatch_interval_seconds: float = 0.25
     endpoints_per_pass: int = 500  # per lane, in one pass of ``deliver_due_webhooks``
     user_agent: str = USER_AGENT
+    # How long registering an endpoint waits for its name to resolve; a name that does not resolve
+    # in time is judged again at every delivery.
+    resolve_timeout_seconds: float = 2.0
 
     @property
     def lease(self) -> dt.timedelta:

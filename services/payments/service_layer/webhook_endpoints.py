@@ -1,6 +1,11 @@
 """Marketplaces' webhook endpoints: created with a signing secret shown once, listed, read, and
 disabled (deleted), which cancels their pending deliveries.
 
+An endpoint's URL must lead to a public address: one written as an address is judged as written,
+a name by every address it resolves to (``webhook_url_not_public`` when any is loopback, private,
+link-local, cloud metadata…; loopback and private networks are fine where the setting allows). A
+name that does not resolve yet is accepted: every delivery resolves and checks it again.
+
 Signing secrets are stored sealed (``shared.crypto`` envelope) and opened only to sign a request;
 they are never logged, and of an endpoint's URL only the host is.
 """
@@ -21,11 +26,17 @@ from services.payments.domain.webhooks import (
     DeliveryStatus,
     EndpointStatus,
     EndpointUrlError,
+    HostNotResolved,
     check_endpoint_url,
+    first_refused_address,
+    host_address,
+    host_name_kind,
     new_signing_secret,
     normalise_event_types,
+    not_public_error,
     unknown_event_types,
     url_host,
+    url_host_and_port,
 )
 from services.payments.service_layer.ownership import require_marketplace, yours
 from services.payments.service_layer.settings import WebhookSettings
@@ -74,6 +85,7 @@ def create_webhook_endpoint(
             require_https=settings.require_https,
             allow_private_hosts=settings.allow_private_hosts,
         )
+        check_resolved_addresses(command.url, settings)
     except EndpointUrlError as exc:
         raise ValidationFailed(str(exc), code=exc.code, param="url") from None
     unknown = unknown_event_types(command.event_types)
@@ -129,6 +141,26 @@ def create_webhook_endpoint(
         extra={"endpoint_id": endpoint.id, "marketplace_id": marketplace_id, "host": url_host(endpoint.url)},
     )
     return CreatedWebhookEndpoint(endpoint, secret)
+
+
+def check_resolved_addresses(url: str, settings: WebhookSettings) -> None:
+    """Refuse (``EndpointUrlError``) a name any of whose addresses a webhook must not go to."""
+    host, port = url_host_and_port(url)
+    if host_address(host) is not None or host_name_kind(host) is not None:
+        return  # judged as written by check_endpoint_url
+    try:
+        addresses = settings.resolver.resolve(host, port, settings.resolve_timeout_seconds)
+    except HostNotResolved as exc:
+        log.info("webhook endpoint host not resolved", extra={"host": host, "reason": exc.reason})
+        return
+    refused = first_refused_address(addresses, allow_private_networks=settings.allow_private_hosts)
+    if refused is not None:
+        address, kind = refused
+        log.info(
+            "webhook endpoint refused: not a public address",
+            extra={"host": host, "address": str(address), "address_kind": str(kind)},
+        )
+        raise not_public_error(kind)
 
 
 def reveal_signing_secret(
