@@ -55,7 +55,7 @@ def bootstrap(
             max_attempts=config.otp_max_attempts,
             max_sends_per_hour=config.otp_max_sends_per_hour,
         ),
-        sms=sms or make_sms_sender(config.sms_backend, config.sms_outbox_file),
+        sms=sms or make_sms_sender(config),
         cipher=EnvelopeCipher(_document_keyring(config)),
         screening=ScreeningIndexCache(),
         bank_accounts=BankAccountSettings(

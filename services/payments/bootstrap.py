@@ -96,14 +96,15 @@ def webhook_keyring(config: PaymentsConfig) -> MasterKeyRing:
 
 
 def make_webhook_settings(config: PaymentsConfig, *, sender: WebhookSender | None = None) -> WebhookSettings:
-    production = config.is_production
+    # Production refuses webhook_allow_private_networks (PaymentsConfig.validate); development allows it.
+    allow_private = config.webhook_allow_private_networks and not config.is_production
     return WebhookSettings(
         cipher=EnvelopeCipher(webhook_keyring(config)),
-        sender=sender or HttpWebhookSender(allow_private_networks=not production),
+        sender=sender or HttpWebhookSender(allow_private_networks=allow_private),
         timeout_seconds=config.webhook_timeout_seconds,
         concurrency=max(1, config.webhook_concurrency),
         troubled_concurrency=max(1, config.webhook_troubled_concurrency),
         retry=RetryPolicy(max_age=dt.timedelta(hours=config.webhook_max_age_hours)),
-        require_https=production,
-        allow_private_hosts=not production,
+        require_https=config.is_production,
+        allow_private_hosts=allow_private,
     )
