@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
@@ -29,7 +28,9 @@ class ConfigError(RuntimeError):
 # the repr (so of logs and tracebacks), and error messages never echo its value. A field whose name
 # looks like a secret must say which it is, so a new one cannot slip through unmarked.
 SECRET = "hirfa.secret"
-_SECRET_NAME_WORDS = frozenset({"secret", "secrets", "key", "keys", "password", "passwords", "token", "tokens"})
+_SECRET_NAME_WORDS = frozenset(
+    {"secret", "secrets", "key", "keys", "password", "passwords", "token", "tokens"}
+)
 
 
 def secret_field(default: str = "") -> Any:
@@ -217,7 +218,8 @@ class BankPartnerClientConfig(ServiceConfig):
             raise self.refuse("bank_partner_api_key", "must be set in production (it is the bank sandbox's)")
         if self.bank_partner_url == SANDBOX_BANK_URL or is_loopback_url(self.bank_partner_url):
             raise self.refuse(
-                "bank_partner_url", "points at the bank sandbox on this machine: production needs the bank's API"
+                "bank_partner_url",
+                "points at the bank sandbox on this machine: production needs the bank's API",
             )
 
 

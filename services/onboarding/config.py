@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -111,11 +110,15 @@ class OnboardingConfig(BankPartnerClientConfig):
             raise self.refuse("sms_backend", f"must be one of {', '.join(SMS_BACKENDS)}")
         if self.sms_backend == "http":
             if not is_list_url(self.sms_provider_url):
-                raise self.refuse("sms_provider_url", "must be the SMS provider's http(s) URL (SMS_BACKEND=http)")
+                raise self.refuse(
+                    "sms_provider_url", "must be the SMS provider's http(s) URL (SMS_BACKEND=http)"
+                )
             if not self.sms_provider_api_key:
                 raise self.refuse("sms_provider_api_key", "must be set (SMS_BACKEND=http)")
         if self.sanctions_list_max_age_hours < 0 or self.pep_list_max_age_hours < 0:
-            raise self.refuse("sanctions_list_max_age_hours", "and PEP_LIST_MAX_AGE_HOURS must not be negative")
+            raise self.refuse(
+                "sanctions_list_max_age_hours", "and PEP_LIST_MAX_AGE_HOURS must not be negative"
+            )
         if self.screening_list_timeout_seconds <= 0:
             raise self.refuse("screening_list_timeout_seconds", "must be positive")
         if self.is_production:
@@ -127,10 +130,13 @@ class OnboardingConfig(BankPartnerClientConfig):
         if not self.document_master_keys:
             raise self.refuse("document_master_keys", "must be set in production")
         if self.demo_clients:
-            raise self.refuse("demo_clients", "must be off in production: demo clients have published secrets")
+            raise self.refuse(
+                "demo_clients", "must be off in production: demo clients have published secrets"
+            )
         if self.sms_backend == "file":
             raise self.refuse(
-                "sms_backend", "is file, which writes SMS to a local file: production needs an SMS provider (http)"
+                "sms_backend",
+                "is file, which writes SMS to a local file: production needs an SMS provider (http)",
             )
         if not self.sanctions_list_source or is_bundled_list(self.sanctions_list_source):
             raise self.refuse(
@@ -141,7 +147,9 @@ class OnboardingConfig(BankPartnerClientConfig):
             raise self.refuse("pep_list_source", "must name the PEP list (a path or URL) in production")
         for field_name in ("sanctions_list_max_age_hours", "pep_list_max_age_hours"):
             if getattr(self, field_name) <= 0:
-                raise self.refuse(field_name, "must be set in production: how old a list may be before it is refused")
+                raise self.refuse(
+                    field_name, "must be set in production: how old a list may be before it is refused"
+                )
 
 
 def load_config(**overrides) -> OnboardingConfig:

@@ -137,7 +137,9 @@ class PaymentsConfig(ServiceConfig):
         if self.m2t_api_key == SANDBOX_M2T_API_KEY:
             raise self.refuse("m2t_api_key", "must be set in production (it is the M2T sandbox's)")
         if self.m2t_url == SANDBOX_M2T_URL or is_loopback_url(self.m2t_url):
-            raise self.refuse("m2t_url", "points at the M2T sandbox on this machine: production needs M2T's API")
+            raise self.refuse(
+                "m2t_url", "points at the M2T sandbox on this machine: production needs M2T's API"
+            )
         if self.gateway_allow_tokenise:
             raise self.refuse("gateway_allow_tokenise", "must be off in production: no PAN reaches Hirfa")
         if self.webhook_allow_private_networks:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from pathlib import Path
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -19,7 +19,14 @@ from services.onboarding.config import OnboardingConfig
 from services.onboarding.domain.ports import SmsDeliveryError, SmsSender
 from shared.db import utcnow
 
-__all__ = ["SMS_BACKENDS", "FileSmsOutbox", "HttpSmsProvider", "SmsDeliveryError", "SmsSender", "make_sms_sender"]
+__all__ = [
+    "SMS_BACKENDS",
+    "FileSmsOutbox",
+    "HttpSmsProvider",
+    "SmsDeliveryError",
+    "SmsSender",
+    "make_sms_sender",
+]
 
 
 class FileSmsOutbox:
