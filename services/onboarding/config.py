@@ -145,6 +145,9 @@ class OnboardingConfig(BankPartnerClientConfig):
             )
         if not self.pep_list_source or is_bundled_list(self.pep_list_source):
             raise self.refuse("pep_list_source", "must name the PEP list (a path or URL) in production")
+        for field_name in ("sanctions_list_source", "pep_list_source"):
+            if urlsplit(getattr(self, field_name)).scheme == "http":
+                raise self.refuse(field_name, "must be fetched over https in production")
         for field_name in ("sanctions_list_max_age_hours", "pep_list_max_age_hours"):
             if getattr(self, field_name) <= 0:
                 raise self.refuse(

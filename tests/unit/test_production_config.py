@@ -75,6 +75,7 @@ STAND_INS = [
     ("onboarding", "ONBOARDING_SANCTIONS_LIST_SOURCE", str(BUNDLED_SANCTIONS_LIST)),
     ("onboarding", "ONBOARDING_SANCTIONS_LIST_SOURCE", ""),
     ("onboarding", "ONBOARDING_SANCTIONS_LIST_MAX_AGE_HOURS", UNSET),
+    ("onboarding", "ONBOARDING_SANCTIONS_LIST_SOURCE", "http://lists.example/consolidated.xml"),
     ("onboarding", "ONBOARDING_PEP_LIST_SOURCE", UNSET),
     ("onboarding", "ONBOARDING_PEP_LIST_MAX_AGE_HOURS", "0"),
     ("onboarding", "ONBOARDING_DEMO_CLIENTS", "true"),

@@ -244,3 +244,14 @@ def test_refresh_stores_nothing_when_one_list_is_stale():
     with pytest.raises(ScreeningListError, match="ONBOARDING_PEP_LIST_MAX_AGE_HOURS"):
         refresh_lists(uow, sources, now=NOW, fetch=fetch)
     assert uow.added == []
+
+
+def test_a_list_downloaded_recently_is_fresh_though_its_publisher_has_not_amended_it(tmp_path):
+    path = tmp_path / "consolidated.xml"
+    path.write_bytes(xml_list("2026-10-01T00:00:00Z"))
+    os.utime(path, (NOW.timestamp(), NOW.timestamp()))
+
+    fetched = fetch_list(source(str(path)), timeout_seconds=5)
+
+    assert fetched.published_at == NOW
+    check_fresh(fetched, NOW + dt.timedelta(hours=1))

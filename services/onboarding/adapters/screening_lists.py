@@ -150,7 +150,9 @@ class ListSource:
 class FetchedList:
     source: ListSource
     parsed: SanctionsList
-    # When the list was published: its dateGenerated, else the file's or response's modification time.
+    # How recent the list is: the later of its dateGenerated and the file's (or the response's)
+    # modification time, so a list refreshed by a regular download counts as fresh even when the
+    # publisher has not amended it for a while. None: neither is known.
     published_at: dt.datetime | None
 
 
@@ -182,9 +184,8 @@ def fetch_list(
                 for entry in parsed.entries
             ),
         )
-    return FetchedList(
-        source=source, parsed=parsed, published_at=_generated_at(parsed.version) or modified_at
-    )
+    dates = [date for date in (_generated_at(parsed.version), modified_at) if date is not None]
+    return FetchedList(source=source, parsed=parsed, published_at=max(dates, default=None))
 
 
 def _read_file(source: ListSource) -> tuple[bytes, dt.datetime | None]:
