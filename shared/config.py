@@ -179,10 +179,12 @@ class ServiceConfig:
             if field.name == "service_name":
                 continue
             env_name = field.name.upper()
-            raw = environ.get(prefix + env_name, environ.get(env_name))
+            # The service's own variable wins over the shared one; an error names the one read.
+            setting = prefix + env_name if prefix + env_name in environ else env_name
+            raw = environ.get(setting)
             if raw is None:
                 continue
-            values[field.name] = _coerce(field, raw, prefix + env_name)
+            values[field.name] = _coerce(field, raw, setting)
         if values.get("environment") != "production":
             # Development default only: production must name its database explicitly.
             values.setdefault("database_url", _default_sqlite_url(values, service_name))

@@ -110,18 +110,23 @@ def screening_sources(config: OnboardingConfig, *, sanctions_location: str | Non
     """The configured sanctions list and, when one is set, the PEP list (``sanctions_location``
     replaces the configured sanctions source for one load)."""
 
-    def source(kind: str, field: str, location: str, max_age_hours: int) -> ListSource:
-        max_age = dt.timedelta(hours=max_age_hours) if max_age_hours > 0 else None
-        return ListSource(kind=kind, location=location, max_age=max_age, setting=config.setting_name(field))
+    def source(kind: str, prefix: str, location: str, max_age_hours: int) -> ListSource:
+        return ListSource(
+            kind=kind,
+            location=location,
+            max_age=dt.timedelta(hours=max_age_hours) if max_age_hours > 0 else None,
+            setting=config.setting_name(f"{prefix}_list_source"),
+            max_age_setting=config.setting_name(f"{prefix}_list_max_age_hours"),
+        )
 
     lists = [
         source(
             "sanctions",
-            "sanctions_list_source",
+            "sanctions",
             sanctions_location or config.sanctions_list_source,
             config.sanctions_list_max_age_hours,
         )
     ]
     if config.pep_list_source:
-        lists.append(source("PEP", "pep_list_source", config.pep_list_source, config.pep_list_max_age_hours))
+        lists.append(source("PEP", "pep", config.pep_list_source, config.pep_list_max_age_hours))
     return ScreeningSources(lists=tuple(lists), timeout_seconds=config.screening_list_timeout_seconds)

@@ -70,10 +70,13 @@ def test_the_compose_production_settings_are_accepted(container, service):
 def test_the_compose_sandboxes_share_the_exported_secrets_with_the_services():
     environments = compose_environments()
 
-    assert environments["bank_sandbox"]["BANK_SANDBOX_API_KEY"] == environments["onboarding"][
-        "ONBOARDING_BANK_PARTNER_API_KEY"
-    ]
-    assert environments["m2t_sandbox"]["M2T_SANDBOX_API_KEY"] == environments["payments"]["PAYMENTS_M2T_API_KEY"]
+    assert (
+        environments["bank_sandbox"]["BANK_SANDBOX_API_KEY"]
+        == environments["onboarding"]["ONBOARDING_BANK_PARTNER_API_KEY"]
+    )
+    assert (
+        environments["m2t_sandbox"]["M2T_SANDBOX_API_KEY"] == environments["payments"]["PAYMENTS_M2T_API_KEY"]
+    )
 
 
 @pytest.mark.parametrize("service", CONFIGS)

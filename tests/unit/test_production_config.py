@@ -230,3 +230,12 @@ def test_a_secret_that_fails_to_parse_is_not_echoed():
 
     assert "PINS_VAULT_PIN_SECRET" in str(refused.value)
     assert "12x4-secret" not in str(refused.value)
+
+
+def test_a_parse_error_names_the_variable_that_was_read():
+    with pytest.raises(ConfigError, match="^GATEWAY_RETRIES: "):
+        PaymentsConfig.from_env("payments", environ={"GATEWAY_RETRIES": "many"})
+    with pytest.raises(ConfigError, match="^PAYMENTS_GATEWAY_RETRIES: "):
+        PaymentsConfig.from_env(
+            "payments", environ={"GATEWAY_RETRIES": "2", "PAYMENTS_GATEWAY_RETRIES": "many"}
+        )

@@ -35,8 +35,14 @@ def xml_list(generated: str | None, reference: str = "ZZi.001", name: str = "Fic
 
 def source(location: str, *, kind: str = "sanctions", max_age_hours: int | None = 48) -> ListSource:
     max_age = dt.timedelta(hours=max_age_hours) if max_age_hours else None
-    setting = f"ONBOARDING_{'SANCTIONS' if kind == 'sanctions' else 'PEP'}_LIST_SOURCE"
-    return ListSource(kind=kind, location=location, max_age=max_age, setting=setting)
+    prefix = f"ONBOARDING_{'SANCTIONS' if kind == 'sanctions' else 'PEP'}_LIST"
+    return ListSource(
+        kind=kind,
+        location=location,
+        max_age=max_age,
+        setting=f"{prefix}_SOURCE",
+        max_age_setting=f"{prefix}_MAX_AGE_HOURS",
+    )
 
 
 class FakeResponse:
@@ -168,9 +174,14 @@ def test_the_configured_sources_are_the_sanctions_list_then_the_pep_list():
 
     sources = screening_sources(config)
 
-    assert [(one.kind, one.location, one.max_age) for one in sources.lists] == [
-        ("sanctions", "https://lists.example/un.xml", dt.timedelta(hours=48)),
-        ("PEP", "/srv/pep.xml", None),
+    assert [(one.kind, one.location, one.max_age, one.max_age_setting) for one in sources.lists] == [
+        (
+            "sanctions",
+            "https://lists.example/un.xml",
+            dt.timedelta(hours=48),
+            "ONBOARDING_SANCTIONS_LIST_MAX_AGE_HOURS",
+        ),
+        ("PEP", "/srv/pep.xml", None, "ONBOARDING_PEP_LIST_MAX_AGE_HOURS"),
     ]
     assert sources.timeout_seconds == 12
     assert screening_sources(config, sanctions_location="/tmp/un.xml").lists[0].location == "/tmp/un.xml"

@@ -144,6 +144,7 @@ class ListSource:
     location: str  # a path, or an http(s) URL
     max_age: dt.timedelta | None  # None: any age (development)
     setting: str  # the environment variable naming the source, for error messages
+    max_age_setting: str = ""  # the one setting the max age
 
 
 @dataclasses.dataclass(frozen=True)

@@ -83,7 +83,7 @@ def check_fresh(fetched: FetchedList, now: dt.datetime) -> None:
     max_age = fetched.source.max_age
     if max_age is None:
         return
-    setting = fetched.source.setting.replace("_SOURCE", "_MAX_AGE_HOURS")
+    setting = fetched.source.max_age_setting or "the max age"
     if fetched.published_at is None:
         raise ScreeningListError(
             f"{fetched.source.setting}: the list says not when it was published ({setting})"
