@@ -97,6 +97,20 @@ def wait_for_ready(urls: dict[str, str], timeout: float) -> list[str]:
     return sorted(pending)
 
 
+def demo_client_lines(onboarding_url: str) -> list[str]:
+    """The demo clients' credentials, when this stack creates them (ONBOARDING_DEMO_CLIENTS, which
+    production refuses)."""
+    from services.onboarding.cli import DEMO_CLIENTS
+    from services.onboarding.config import load_config as onboarding_config
+
+    if not onboarding_config().demo_clients:
+        return []
+    lines = ["", f"  Demo API clients (POST {onboarding_url}/v1/oauth/token):"]
+    for client_id, secret, name, role in DEMO_CLIENTS:
+        lines.append(f"    {role.value:<13} {client_id:<22} / {secret:<25} {name}")
+    return lines
+
+
 @stack.command("wait-ready")
 @click.option("--timeout", default=60, show_default=True, help="Seconds to wait for every /readyz.")
 @click.option("--stay/--exit", default=True, help="Keep running after printing (for the Procfile).")
@@ -114,13 +128,8 @@ def wait_ready(timeout: int, stay: bool) -> None:
     lines = ["", "Hirfa is ready.", ""]
     for name, url in urls.items():
         lines.append(f"  {name:<11} {url}   docs {url}/docs   openapi {url}/openapi.json")
+    lines += demo_client_lines(urls["onboarding"])
     lines += [
-        "",
-        f"  Demo API clients (POST {urls['onboarding']}/v1/oauth/token):",
-        "    marketplace  cli_demo_marketplace / demo-marketplace-secret",
-        "    bank partner cli_demo_bank        / demo-bank-secret",
-        "    compliance   cli_demo_compliance  / demo-compliance-secret",
-        "    operator     cli_demo_operator    / demo-operator-secret  (ledger, payouts)",
         "",
         f"  Sandboxes: M2T gateway http://{host}:{os.environ.get('M2T_SANDBOX_PORT', 8010)} (test cards and phones"
         f" in README.md), bank partner http://{host}:{os.environ.get('BANK_SANDBOX_PORT', 8011)}",

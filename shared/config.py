@@ -8,10 +8,12 @@ and then, for settings every service shares, without it (``KAFKA_BOOTSTRAP_SERVE
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,7 +21,66 @@ SERVICE_PORTS = {"onboarding": 8001, "payments": 8002, "accounts": 8003}
 
 
 class ConfigError(RuntimeError):
-    """A setting is missing or cannot be parsed."""
+    """A setting is missing or cannot be parsed. The message names the setting, never a secret's value."""
+
+
+# Secrets: one mechanism for every config (services and sandboxes). A secret field is left out of
+# the repr (so of logs and tracebacks), and error messages never echo its value. A field whose name
+# looks like a secret must say which it is, so a new one cannot slip through unmarked.
+SECRET = "hirfa.secret"
+_SECRET_NAME_WORDS = frozenset(
+    {"secret", "secrets", "key", "keys", "password", "passwords", "token", "tokens"}
+)
+
+
+def secret_field(default: str = "") -> Any:
+    """A setting whose value is a secret (a key, a password, a URL that may carry one)."""
+    return dataclasses.field(default=default, repr=False, metadata={SECRET: True})
+
+
+def public_field(default: Any) -> Any:
+    """A setting whose name looks like a secret's but whose value is not one (a key directory,
+    a token lifetime): shown in the repr."""
+    return dataclasses.field(default=default, metadata={SECRET: False})
+
+
+def is_secret(field: dataclasses.Field[Any]) -> bool:
+    return bool(field.metadata.get(SECRET, False))
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a setting's name says it may hold a secret (and so must be marked one way or the other)."""
+    return name.endswith("database_url") or not _SECRET_NAME_WORDS.isdisjoint(name.split("_"))
+
+
+def unmarked_secret_fields(config_type: type) -> list[str]:
+    """Fields of a config dataclass whose name looks like a secret's but that are marked neither
+    ``secret_field`` nor ``public_field``."""
+    return [
+        field.name
+        for field in dataclasses.fields(config_type)
+        if looks_secret(field.name) and SECRET not in field.metadata
+    ]
+
+
+def check_secret_fields(config_type: type) -> None:
+    unmarked = unmarked_secret_fields(config_type)
+    if unmarked:
+        raise TypeError(
+            f"{config_type.__name__}: mark {', '.join(unmarked)} with secret_field() or public_field()"
+        )
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` points at this machine (localhost, 127.0.0.0/8, ::1, 0.0.0.0)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
 
 
 def _parse_bool(raw: str) -> bool:
@@ -37,7 +98,8 @@ class ServiceConfig:
 
     service_name: str
     environment: str = "development"
-    database_url: str = ""
+    # May carry the database password.
+    database_url: str = secret_field()
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_partitions: int = 3
     # 1 suits the embedded broker; a production cluster wants 3 (or pre-created topics).
@@ -45,12 +107,12 @@ class ServiceConfig:
     # Where the token issuer publishes its keys; services verify tokens offline against it.
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     jwks_cache_seconds: int = 300
-    token_issuer: str = "https://auth.hirfa.ma"
+    token_issuer: str = public_field("https://auth.hirfa.ma")
     http_timeout_seconds: float = 5.0
     log_level: str = "INFO"
     log_json: bool = True
     var_dir: str = str(PROJECT_ROOT / "var")
-    idempotency_key_ttl_hours: int = 24
+    idempotency_key_ttl_hours: int = public_field(24)
     idempotency_wait_seconds: float = 5.0
     relay_batch_size: int = 100
     relay_poll_interval_seconds: float = 0.2
@@ -63,9 +125,20 @@ class ServiceConfig:
     # Test-only fault injection; refused in production (see validate()).
     fault_injection: str = ""
 
+    def __post_init__(self) -> None:
+        check_secret_fields(type(self))
+
     @property
     def audience(self) -> str:
         return f"hirfa-{self.service_name}"
+
+    def setting_name(self, field_name: str) -> str:
+        """The environment variable a field is read from (``PAYMENTS_M2T_URL``)."""
+        return f"{self.service_name.upper()}_{field_name.upper()}"
+
+    def refuse(self, field_name: str, problem: str) -> ConfigError:
+        """The error for a setting, named as its environment variable. ``problem`` never holds a secret."""
+        return ConfigError(f"{self.setting_name(field_name)} {problem}")
 
     @property
     def topic(self) -> str:
@@ -89,7 +162,7 @@ class ServiceConfig:
         if self.consumer_batch_size < 1:
             raise ConfigError(f"CONSUMER_BATCH_SIZE must be at least 1, not {self.consumer_batch_size}")
         if self.is_production and self.fault_injection:
-            raise ConfigError("fault injection is not allowed in production")
+            raise self.refuse("fault_injection", "is not allowed in production")
 
     @classmethod
     def from_env(
@@ -106,10 +179,12 @@ class ServiceConfig:
             if field.name == "service_name":
                 continue
             env_name = field.name.upper()
-            raw = environ.get(prefix + env_name, environ.get(env_name))
+            # The service's own variable wins over the shared one; an error names the one read.
+            setting = prefix + env_name if prefix + env_name in environ else env_name
+            raw = environ.get(setting)
             if raw is None:
                 continue
-            values[field.name] = _coerce(field, raw)
+            values[field.name] = _coerce(field, raw, setting)
         if values.get("environment") != "production":
             # Development default only: production must name its database explicitly.
             values.setdefault("database_url", _default_sqlite_url(values, service_name))
@@ -122,6 +197,7 @@ class ServiceConfig:
 # Development defaults shared with the bank-partner sandbox; production must set its own.
 SANDBOX_BANK_CALLBACK_SECRET = "sandbox-bank-callback-secret"
 SANDBOX_BANK_API_KEY = "sandbox-bank-api-key"
+SANDBOX_BANK_URL = "http://127.0.0.1:8011"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,19 +205,27 @@ class BankPartnerClientConfig(ServiceConfig):
     """Settings of a service that calls the bank-partner API and takes its signed callbacks
     (onboarding's account openings, accounts' transfers)."""
 
-    bank_partner_url: str = "http://127.0.0.1:8011"
-    # repr=False: the config may be logged or shown in a traceback; the secrets must not be.
-    bank_partner_api_key: str = dataclasses.field(default=SANDBOX_BANK_API_KEY, repr=False)
-    bank_callback_secret: str = dataclasses.field(default=SANDBOX_BANK_CALLBACK_SECRET, repr=False)
+    bank_partner_url: str = SANDBOX_BANK_URL
+    bank_partner_api_key: str = secret_field(SANDBOX_BANK_API_KEY)
+    bank_callback_secret: str = secret_field(SANDBOX_BANK_CALLBACK_SECRET)
     bank_callback_tolerance_seconds: int = 300
 
     def validate(self) -> None:
         super().validate()
-        if self.is_production and self.bank_callback_secret == SANDBOX_BANK_CALLBACK_SECRET:
-            raise ConfigError("BANK_CALLBACK_SECRET must be set in production")
+        if not self.is_production:
+            return
+        if self.bank_callback_secret == SANDBOX_BANK_CALLBACK_SECRET:
+            raise self.refuse("bank_callback_secret", "must be set in production (it is the bank sandbox's)")
+        if self.bank_partner_api_key == SANDBOX_BANK_API_KEY:
+            raise self.refuse("bank_partner_api_key", "must be set in production (it is the bank sandbox's)")
+        if self.bank_partner_url == SANDBOX_BANK_URL or is_loopback_url(self.bank_partner_url):
+            raise self.refuse(
+                "bank_partner_url",
+                "points at the bank sandbox on this machine: production needs the bank's API",
+            )
 
 
-def _coerce(field: dataclasses.Field[Any], raw: str) -> Any:
+def _coerce(field: dataclasses.Field[Any], raw: str, setting: str) -> Any:
     kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
     try:
         if kind == "bool":
@@ -151,7 +235,9 @@ def _coerce(field: dataclasses.Field[Any], raw: str) -> Any:
         if kind == "float":
             return float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{field.name.upper()}: {exc}") from None
+        # A secret's value is never echoed, even one that failed to parse.
+        problem = f"not a valid {kind}" if is_secret(field) else str(exc)
+        raise ConfigError(f"{setting}: {problem}") from None
     return raw
 
 

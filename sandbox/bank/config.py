@@ -7,13 +7,13 @@ from typing import ClassVar
 
 from sandbox.common.callbacks import check_callback_settings
 from sandbox.common.config import EnvConfig
+from shared.config import SANDBOX_BANK_API_KEY, SANDBOX_BANK_CALLBACK_SECRET, secret_field
 
 
 @dataclasses.dataclass(frozen=True)
 class SandboxBankConfig(EnvConfig):
-    # repr=False: the config object may be logged or shown in a traceback; the secrets must not be.
-    callback_secret: str = dataclasses.field(default="sandbox-bank-callback-secret", repr=False)
-    api_key: str = dataclasses.field(default="sandbox-bank-api-key", repr=False)
+    callback_secret: str = secret_field(SANDBOX_BANK_CALLBACK_SECRET)
+    api_key: str = secret_field(SANDBOX_BANK_API_KEY)
     callback_delay_seconds: float = 1.0
     # Real banks sometimes deliver a callback twice; on by default so receivers are tested for it.
     duplicate_callbacks: bool = True

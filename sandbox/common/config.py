@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, ClassVar, NoReturn, Self
 
-from shared.config import ConfigError
+from shared.config import ConfigError, check_secret_fields
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -37,6 +37,8 @@ class EnvConfig:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Read every field from ``<ENV_PREFIX><FIELD>``; a variable that is not set keeps the default."""
         environ = os.environ if environ is None else environ
+        # Secrets are declared with shared.config.secret_field: out of the repr, never echoed.
+        check_secret_fields(cls)
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):  # type: ignore[arg-type]
             name = cls.ENV_PREFIX + field.name.upper()

@@ -15,13 +15,13 @@ from urllib.parse import urlsplit
 
 from sandbox.common.callbacks import check_callback_settings
 from sandbox.common.config import EnvConfig
+from shared.config import secret_field
 
 
 @dataclasses.dataclass(frozen=True)
 class SandboxM2TConfig(EnvConfig):
-    # repr=False: the config object may be logged or shown in a traceback; the secrets must not be.
-    api_key: str = dataclasses.field(default="sandbox-m2t-api-key", repr=False)
-    callback_secret: str = dataclasses.field(default="sandbox-m2t-callback-secret", repr=False)
+    api_key: str = secret_field("sandbox-m2t-api-key")
+    callback_secret: str = secret_field("sandbox-m2t-callback-secret")
     # How long M2T "thinks" before a callback (and before a refund is decided).
     callback_delay_seconds: float = 1.0
     # How long the buyer takes to answer a wallet request-to-pay.

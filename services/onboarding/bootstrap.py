@@ -5,12 +5,14 @@ The web app, the worker and every command start here; tests pass their fakes as 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from pathlib import Path
 
 from services.onboarding.adapters.banks import HttpBankPartner
 from services.onboarding.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
+from services.onboarding.adapters.screening_lists import ListSource
 from services.onboarding.adapters.sms import make_sms_sender
 from services.onboarding.config import OnboardingConfig, load_config
 from services.onboarding.context import OnboardingContext
@@ -18,7 +20,7 @@ from services.onboarding.domain.ports import BankPartners, SmsSender
 from services.onboarding.service_layer.artisans import TierPolicy
 from services.onboarding.service_layer.bank_accounts import BankAccountSettings
 from services.onboarding.service_layer.phone import OtpPolicy
-from services.onboarding.service_layer.screening import ScreeningIndexCache
+from services.onboarding.service_layer.screening import ScreeningIndexCache, ScreeningSources
 from shared.auth.keys import SigningKeyStore
 from shared.auth.tokens import TokenIssuer, TokenVerifier
 from shared.context import Models, build_context
@@ -55,7 +57,7 @@ def bootstrap(
             max_attempts=config.otp_max_attempts,
             max_sends_per_hour=config.otp_max_sends_per_hour,
         ),
-        sms=sms or make_sms_sender(config.sms_backend, config.sms_outbox_file),
+        sms=sms or make_sms_sender(config),
         cipher=EnvelopeCipher(_document_keyring(config)),
         screening=ScreeningIndexCache(),
         bank_accounts=BankAccountSettings(
@@ -102,3 +104,29 @@ def _bank_partners(config: OnboardingConfig) -> PartnerRegistry[HttpBankPartner]
     # gets its own adapter in this registry.
     adapter = HttpBankPartner.from_config(config)
     return PartnerRegistry({slug: adapter for slug in config.partner_bank_slugs})
+
+
+def screening_sources(config: OnboardingConfig, *, sanctions_location: str | None = None) -> ScreeningSources:
+    """The configured sanctions list and, when one is set, the PEP list (``sanctions_location``
+    replaces the configured sanctions source for one load)."""
+
+    def source(kind: str, prefix: str, location: str, max_age_hours: int) -> ListSource:
+        return ListSource(
+            kind=kind,
+            location=location,
+            max_age=dt.timedelta(hours=max_age_hours) if max_age_hours > 0 else None,
+            setting=config.setting_name(f"{prefix}_list_source"),
+            max_age_setting=config.setting_name(f"{prefix}_list_max_age_hours"),
+        )
+
+    lists = [
+        source(
+            "sanctions",
+            "sanctions",
+            sanctions_location or config.sanctions_list_source,
+            config.sanctions_list_max_age_hours,
+        )
+    ]
+    if config.pep_list_source:
+        lists.append(source("PEP", "pep", config.pep_list_source, config.pep_list_max_age_hours))
+    return ScreeningSources(lists=tuple(lists), timeout_seconds=config.screening_list_timeout_seconds)

@@ -6,13 +6,14 @@ from pathlib import Path
 
 import click
 
-from services.onboarding.bootstrap import bootstrap
+from services.onboarding.adapters.screening_lists import ScreeningListError
+from services.onboarding.bootstrap import bootstrap, screening_sources
 from services.onboarding.config import load_config
 from services.onboarding.context import OnboardingContext
 from services.onboarding.service_layer.api_clients import create_client, ensure_client
 from services.onboarding.service_layer.bank_accounts import sync_openings
 from services.onboarding.service_layer.documents import rewrap_all_documents
-from services.onboarding.service_layer.screening import load_list, rescreen_all
+from services.onboarding.service_layer.screening import refresh_lists, rescreen_all
 from shared.auth.keys import SigningKeyStore
 from shared.auth.scopes import Role
 from shared.runtime import service_cli
@@ -71,9 +72,12 @@ def init() -> None:
     kid = SigningKeyStore(config.keys_dir).ensure_key()
     click.echo(f"onboarding: signing key {kid}")
     context = bootstrap(config)
-    path = Path(config.screening_list_path)
-    if path.is_file():
-        version, is_new = load_list(context.uow_factory(), path.read_bytes(), source=path.name)
+    try:
+        version, is_new = refresh_lists(context.uow_factory(), screening_sources(config))
+    except ScreeningListError as error:
+        # Not fatal here: screening stays pending (or on the previous list) until `screening load` succeeds.
+        click.echo(f"onboarding: screening list not loaded: {error}", err=True)
+    else:
         click.echo(f"onboarding: screening list {version} {'loaded' if is_new else 'present'}")
     if config.demo_clients and not config.is_production:
         for client_id, secret, name, role in DEMO_CLIENTS:
@@ -83,7 +87,7 @@ def init() -> None:
             click.echo(f"onboarding: demo client {client_id} {'created' if created else 'present'}")
 
 
-@cli.group("screening", help="Sanctions/PEP lists (UN Security Council consolidated list XML).")
+@cli.group("screening", help="Sanctions/PEP lists (UN Security Council consolidated list XML layout).")
 def screening() -> None:
     pass
 
@@ -97,10 +101,15 @@ def screening() -> None:
     help="Screen every artisan against the new version right away.",
 )
 def screening_load(path: str | None, rescreen: bool) -> None:
-    """Load a list version (default: the configured file) and, if new, rescreen everyone."""
+    """Load the configured sanctions and PEP lists (PATH replaces the sanctions source) as a new
+    version, refusing a stale one, and, if new, rescreen everyone."""
     context = bootstrap()
-    path = path or context.config.screening_list_path
-    version, is_new = load_list(context.uow_factory(), Path(path).read_bytes(), source=Path(path).name)
+    try:
+        version, is_new = refresh_lists(
+            context.uow_factory(), screening_sources(context.config, sanctions_location=path)
+        )
+    except ScreeningListError as error:
+        raise click.ClickException(f"{error} (the list in force is unchanged)") from None
     click.echo(f"screening list {version}: {'loaded' if is_new else 'already loaded'}")
     if is_new and rescreen:
         _print_rescreen(context)

@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from urllib.parse import urlsplit
 
-from shared.config import PROJECT_ROOT, BankPartnerClientConfig, ConfigError
+from shared.config import PROJECT_ROOT, BankPartnerClientConfig, ConfigError, public_field, secret_field
+
+# The fictional lists shipped for tests and `make run`: never the list in force in production.
+BUNDLED_LISTS_DIR = PROJECT_ROOT / "services/onboarding/screening_lists"
+BUNDLED_SANCTIONS_LIST = BUNDLED_LISTS_DIR / "un_consolidated_sample.xml"
+
+SMS_BACKENDS = ("file", "http")
+
+
+def is_list_url(source: str) -> bool:
+    return urlsplit(source).scheme in {"http", "https"}
+
+
+def is_bundled_list(source: str) -> bool:
+    if not source or is_list_url(source):
+        return False
+    return Path(source).resolve().is_relative_to(BUNDLED_LISTS_DIR.resolve())
 
 
 @dataclasses.dataclass(frozen=True)
 class OnboardingConfig(BankPartnerClientConfig):
-    signing_keys_dir: str = ""
-    token_ttl_seconds: int = 900
+    signing_keys_dir: str = public_field("")
+    token_ttl_seconds: int = public_field(900)
     # CIN's national format is not published: the pattern is configuration and starts permissive.
     cin_pattern: str = r"^[A-Z]{1,2}[0-9]{4,8}$"
     minimum_age_years: int = 18
     # Bank Al-Maghrib payment-account caps per KYC tier, in MAD centimes (tier 0..3).
     tier_caps_centimes: str = "0,20000,500000,2000000"
-    # Create the documented demo API clients at start-up (development stacks only).
+    # Create the documented demo API clients at start-up (development stacks only; production refuses it).
     demo_clients: bool = False
 
     # Phone verification.
@@ -25,23 +43,35 @@ class OnboardingConfig(BankPartnerClientConfig):
     otp_max_sends_per_hour: int = 3
     # HMAC key for stored OTP hashes (a 6-digit code is trivial to brute-force from a bare hash).
     # Development falls back to a generated key file under the keys directory.
-    otp_secret: str = ""
-    # "file" appends each SMS to a JSON-lines file (development, tests). An SMS provider adapter
-    # plugs in behind the same interface (services/onboarding/adapters/sms.py).
+    otp_secret: str = secret_field()
+    # "file" appends each SMS to a JSON-lines file (development, tests; refused in production).
+    # "http" posts each SMS to the provider's API at SMS_PROVIDER_URL with SMS_PROVIDER_API_KEY
+    # (services/onboarding/adapters/sms.py).
     sms_backend: str = "file"
     sms_outbox_path: str = ""
+    sms_provider_url: str = ""
+    sms_provider_api_key: str = secret_field()
+    sms_sender_id: str = "Hirfa"
 
     # Documents: master keys for envelope encryption. Development keeps key files under var/;
     # production passes "kid:base64key,…" in DOCUMENT_MASTER_KEYS (the last one is active).
-    document_keys_dir: str = ""
-    document_master_keys: str = ""
+    document_keys_dir: str = public_field("")
+    document_master_keys: str = secret_field()
     max_document_bytes: int = 5 * 1024 * 1024
 
-    # Sanctions/PEP screening.
+    # Sanctions/PEP screening. Each list comes from a path or an http(s) URL in the UN
+    # consolidated-list XML layout (the real sanctions list:
+    # https://scsanctions.un.org/resources/xml/en/consolidated.xml). A list older than its max age
+    # (by its dateGenerated, else the file's or the response's modification time) is refused;
+    # 0 = no limit (development). Production refuses the bundled fictional list, a missing PEP
+    # list and an unlimited age.
     screening_threshold: float = 85.0
-    screening_list_path: str = str(
-        PROJECT_ROOT / "services/onboarding/screening_lists/un_consolidated_sample.xml"
-    )
+    sanctions_list_source: str = str(BUNDLED_SANCTIONS_LIST)
+    sanctions_list_max_age_hours: int = 0
+    pep_list_source: str = ""
+    pep_list_max_age_hours: int = 0
+    # Timeout of one read (connect, then each wait for data) when a list is fetched from a URL.
+    screening_list_timeout_seconds: float = 30.0
     # How close the bank account holder's name must be to the artisan's (0-100).
     holder_name_threshold: float = 80.0
 
@@ -76,11 +106,53 @@ class OnboardingConfig(BankPartnerClientConfig):
         super().validate()
         if len(self.tier_caps) != 4 or any(cap < 0 for cap in self.tier_caps):
             raise ConfigError("TIER_CAPS_CENTIMES: four non-negative caps, for tiers 0 to 3")
+        if self.sms_backend not in SMS_BACKENDS:
+            raise self.refuse("sms_backend", f"must be one of {', '.join(SMS_BACKENDS)}")
+        if self.sms_backend == "http":
+            if not is_list_url(self.sms_provider_url):
+                raise self.refuse(
+                    "sms_provider_url", "must be the SMS provider's http(s) URL (SMS_BACKEND=http)"
+                )
+            if not self.sms_provider_api_key:
+                raise self.refuse("sms_provider_api_key", "must be set (SMS_BACKEND=http)")
+        if self.sanctions_list_max_age_hours < 0 or self.pep_list_max_age_hours < 0:
+            raise self.refuse(
+                "sanctions_list_max_age_hours", "and PEP_LIST_MAX_AGE_HOURS must not be negative"
+            )
+        if self.screening_list_timeout_seconds <= 0:
+            raise self.refuse("screening_list_timeout_seconds", "must be positive")
         if self.is_production:
-            if not self.otp_secret:
-                raise ConfigError("OTP_SECRET must be set in production")
-            if not self.document_master_keys:
-                raise ConfigError("DOCUMENT_MASTER_KEYS must be set in production")
+            self._refuse_development_stand_ins()
+
+    def _refuse_development_stand_ins(self) -> None:
+        if not self.otp_secret:
+            raise self.refuse("otp_secret", "must be set in production")
+        if not self.document_master_keys:
+            raise self.refuse("document_master_keys", "must be set in production")
+        if self.demo_clients:
+            raise self.refuse(
+                "demo_clients", "must be off in production: demo clients have published secrets"
+            )
+        if self.sms_backend == "file":
+            raise self.refuse(
+                "sms_backend",
+                "is file, which writes SMS to a local file: production needs an SMS provider (http)",
+            )
+        if not self.sanctions_list_source or is_bundled_list(self.sanctions_list_source):
+            raise self.refuse(
+                "sanctions_list_source",
+                "must name the UN consolidated list (a path or URL) in production, not the bundled fictional sample",
+            )
+        if not self.pep_list_source or is_bundled_list(self.pep_list_source):
+            raise self.refuse("pep_list_source", "must name the PEP list (a path or URL) in production")
+        for field_name in ("sanctions_list_source", "pep_list_source"):
+            if urlsplit(getattr(self, field_name)).scheme == "http":
+                raise self.refuse(field_name, "must be fetched over https in production")
+        for field_name in ("sanctions_list_max_age_hours", "pep_list_max_age_hours"):
+            if getattr(self, field_name) <= 0:
+                raise self.refuse(
+                    field_name, "must be set in production: how old a list may be before it is refused"
+                )
 
 
 def load_config(**overrides) -> OnboardingConfig:

@@ -96,10 +96,8 @@ def webhook_keyring(config: PaymentsConfig) -> MasterKeyRing:
 
 
 def make_webhook_settings(config: PaymentsConfig, *, sender: WebhookSender | None = None) -> WebhookSettings:
-    production = config.is_production
-    # WEBHOOK_ALLOW_PRIVATE_NETWORKS: on in development, refused in production; before the config
-    # carries it, whether this is production decides.
-    allow_private = getattr(config, "webhook_allow_private_networks", not production)
+    # Production refuses webhook_allow_private_networks (PaymentsConfig.validate); development allows it.
+    allow_private = config.webhook_allow_private_networks and not config.is_production
     resolver = SystemResolver()
     return WebhookSettings(
         cipher=EnvelopeCipher(webhook_keyring(config)),
@@ -108,7 +106,7 @@ def make_webhook_settings(config: PaymentsConfig, *, sender: WebhookSender | Non
         concurrency=max(1, config.webhook_concurrency),
         troubled_concurrency=max(1, config.webhook_troubled_concurrency),
         retry=RetryPolicy(max_age=dt.timedelta(hours=config.webhook_max_age_hours)),
-        require_https=production,
+        require_https=config.is_production,
         allow_private_hosts=allow_private,
         resolver=resolver,
     )

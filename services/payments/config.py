@@ -6,18 +6,16 @@ import dataclasses
 import datetime as dt
 
 from services.payments.domain.call_budget import longest_call_seconds
-from shared.config import ConfigError, ServiceConfig
+from shared.config import ConfigError, ServiceConfig, is_loopback_url, public_field, secret_field
 
 # Development defaults shared with the M2T gateway sandbox; production must set its own.
 SANDBOX_M2T_API_KEY = "sandbox-m2t-api-key"
 SANDBOX_M2T_CALLBACK_SECRET = "sandbox-m2t-callback-secret"
+SANDBOX_M2T_URL = "http://127.0.0.1:8010"
 
 
 @dataclasses.dataclass(frozen=True)
 class PaymentsConfig(ServiceConfig):
-    # repr=False on every secret: the config may be logged or shown in a traceback. The database
-    # URL may carry its password.
-    database_url: str = dataclasses.field(default="", repr=False)
     currency: str = "MAD"
     # Smallest and largest amount of one payment, in centimes.
     min_payment_amount: int = 100
@@ -25,9 +23,9 @@ class PaymentsConfig(ServiceConfig):
 
     # The gateway new payments go through, and the M2T API (the sandbox in development).
     default_gateway: str = "m2t"
-    m2t_url: str = "http://127.0.0.1:8010"
-    m2t_api_key: str = dataclasses.field(default=SANDBOX_M2T_API_KEY, repr=False)
-    m2t_callback_secret: str = dataclasses.field(default=SANDBOX_M2T_CALLBACK_SECRET, repr=False)
+    m2t_url: str = SANDBOX_M2T_URL
+    m2t_api_key: str = secret_field(SANDBOX_M2T_API_KEY)
+    m2t_callback_secret: str = secret_field(SANDBOX_M2T_CALLBACK_SECRET)
     m2t_callback_tolerance_seconds: int = 300
     # Timeout of one gateway call, and retries of calls that are safe to retry (all carry an
     # idempotency key). A payment whose call timed out goes to processing, never to failed.
@@ -63,10 +61,13 @@ class PaymentsConfig(ServiceConfig):
     # which can only ever hold those.
     webhook_concurrency: int = 8
     webhook_troubled_concurrency: int = 2
+    # Webhook endpoints on loopback, private, link-local or metadata addresses: fine for a
+    # marketplace on the developer's machine, refused in production (set it to false there).
+    webhook_allow_private_networks: bool = True
     # Master keys for the webhook signing secrets at rest. Development keeps key files under var/;
     # production passes "kid:base64key,…" in WEBHOOK_MASTER_KEYS (the last one is active).
-    webhook_keys_dir: str = ""
-    webhook_master_keys: str = dataclasses.field(default="", repr=False)
+    webhook_keys_dir: str = public_field("")
+    webhook_master_keys: str = secret_field()
 
     @property
     def recovery_after(self) -> dt.timedelta:
@@ -128,12 +129,26 @@ class PaymentsConfig(ServiceConfig):
                 "STRAY_CHARGE_CHECK_AFTER_SECONDS must be positive and exceed RECOVERY_AFTER_SECONDS"
             )
         if self.is_production:
-            if self.m2t_callback_secret == SANDBOX_M2T_CALLBACK_SECRET:
-                raise ConfigError("M2T_CALLBACK_SECRET must be set in production")
-            if self.gateway_allow_tokenise:
-                raise ConfigError("GATEWAY_ALLOW_TOKENISE must be off in production: no PAN reaches Hirfa")
-            if not self.webhook_master_keys:
-                raise ConfigError("WEBHOOK_MASTER_KEYS must be set in production (shared by every replica)")
+            self._refuse_development_stand_ins()
+
+    def _refuse_development_stand_ins(self) -> None:
+        if self.m2t_callback_secret == SANDBOX_M2T_CALLBACK_SECRET:
+            raise self.refuse("m2t_callback_secret", "must be set in production (it is the M2T sandbox's)")
+        if self.m2t_api_key == SANDBOX_M2T_API_KEY:
+            raise self.refuse("m2t_api_key", "must be set in production (it is the M2T sandbox's)")
+        if self.m2t_url == SANDBOX_M2T_URL or is_loopback_url(self.m2t_url):
+            raise self.refuse(
+                "m2t_url", "points at the M2T sandbox on this machine: production needs M2T's API"
+            )
+        if self.gateway_allow_tokenise:
+            raise self.refuse("gateway_allow_tokenise", "must be off in production: no PAN reaches Hirfa")
+        if self.webhook_allow_private_networks:
+            raise self.refuse(
+                "webhook_allow_private_networks",
+                "must be off in production: webhooks never go to private or loopback addresses",
+            )
+        if not self.webhook_master_keys:
+            raise self.refuse("webhook_master_keys", "must be set in production (shared by every replica)")
 
 
 def load_config(**overrides) -> PaymentsConfig:

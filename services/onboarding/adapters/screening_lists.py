@@ -1,15 +1,26 @@
-"""Reading the UN Security Council consolidated sanctions list (XML) into the domain's ``SanctionsList``.
+"""Reading the UN Security Council consolidated sanctions list (XML) into the domain's ``SanctionsList``,
+and fetching a list (sanctions or PEP, same XML layout) from its configured source: a path or an
+http(s) URL.
 
 The file comes from outside (https://scsanctions.un.org/resources/xml/en/consolidated.xml) and is
 read defensively: a document type declaration is refused before parsing, and an entry without a
-reference number or a name fails the whole file.
+reference number or a name fails the whole file. A fetch has a timeout on every read, an overall
+deadline and a size cap.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import email.utils
 import hashlib
+import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from xml.parsers import expat
+
+import requests
 
 from services.onboarding.domain.screening import ListEntry, SanctionsList
 
@@ -119,3 +130,115 @@ def _unique_non_empty(names: list[str]) -> tuple[str, ...]:
 
 def _local_name(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
+
+
+# The UN list is a few megabytes; anything far larger is not a list.
+MAX_LIST_BYTES = 64 * 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class ListSource:
+    """Where one list comes from, and how old it may be."""
+
+    kind: str  # "sanctions" or "PEP": entries without a UN_LIST_TYPE are labelled with it
+    location: str  # a path, or an http(s) URL
+    max_age: dt.timedelta | None  # None: any age (development)
+    setting: str  # the environment variable naming the source, for error messages
+    max_age_setting: str = ""  # the one setting the max age
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchedList:
+    source: ListSource
+    parsed: SanctionsList
+    # How recent the list is: the later of its dateGenerated and the file's (or the response's)
+    # modification time, so a list refreshed by a regular download counts as fresh even when the
+    # publisher has not amended it for a while. None: neither is known.
+    published_at: dt.datetime | None
+
+
+def redacted(location: str) -> str:
+    """A source as it may be shown and stored: no credentials, query or fragment in a URL."""
+    parts = urlsplit(location)
+    if parts.scheme not in {"http", "https"}:
+        return location
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def fetch_list(
+    source: ListSource, *, timeout_seconds: float, session: requests.Session | None = None
+) -> FetchedList:
+    """Read and parse the list at ``source``. Raises ``ScreeningListError`` (naming the setting,
+    never a credential) when it cannot be read or parsed."""
+    if urlsplit(source.location).scheme in {"http", "https"}:
+        data, modified_at = _download(source, timeout_seconds, session or requests.Session())
+    else:
+        data, modified_at = _read_file(source)
+    parsed = parse_un_consolidated_list(data)
+    if source.kind != "sanctions":
+        parsed = dataclasses.replace(
+            parsed,
+            entries=tuple(
+                entry if entry.list_type else dataclasses.replace(entry, list_type=source.kind)
+                for entry in parsed.entries
+            ),
+        )
+    dates = [date for date in (_generated_at(parsed.version), modified_at) if date is not None]
+    return FetchedList(source=source, parsed=parsed, published_at=max(dates, default=None))
+
+
+def _read_file(source: ListSource) -> tuple[bytes, dt.datetime | None]:
+    path = Path(source.location)
+    try:
+        data = path.read_bytes()
+        modified_at = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+    except OSError as exc:
+        raise ScreeningListError(f"{source.setting}: cannot read {path} ({exc.strerror})") from None
+    return data, modified_at
+
+
+def _download(
+    source: ListSource, timeout_seconds: float, session: requests.Session
+) -> tuple[bytes, dt.datetime | None]:
+    shown = redacted(source.location)
+    # The timeout bounds each read; the deadline bounds the whole download (a server that trickles).
+    deadline = time.monotonic() + 4 * timeout_seconds
+    try:
+        with session.get(source.location, timeout=timeout_seconds, stream=True) as response:
+            if response.status_code != 200:
+                raise ScreeningListError(f"{source.setting}: {shown} answered {response.status_code}")
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_content(64 * 1024):
+                size += len(chunk)
+                if size > MAX_LIST_BYTES:
+                    raise ScreeningListError(
+                        f"{source.setting}: {shown} is larger than {MAX_LIST_BYTES} bytes"
+                    )
+                if time.monotonic() > deadline:
+                    raise ScreeningListError(f"{source.setting}: {shown} took too long to download")
+                chunks.append(chunk)
+            modified = response.headers.get("Last-Modified")
+    except requests.RequestException as exc:
+        raise ScreeningListError(f"{source.setting}: cannot fetch {shown} ({type(exc).__name__})") from None
+    return b"".join(chunks), _http_date(modified)
+
+
+def _http_date(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value).astimezone(dt.UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def _generated_at(version: str) -> dt.datetime | None:
+    """The list's dateGenerated as a time (its version is that attribute when the list has one)."""
+    try:
+        generated = dt.datetime.fromisoformat(version)
+    except ValueError:
+        return None
+    return generated if generated.tzinfo else generated.replace(tzinfo=dt.UTC)

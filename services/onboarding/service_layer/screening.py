@@ -9,16 +9,25 @@ officer has cleared as false positives for an artisan are not raised again for t
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, undefer
 
 from services.onboarding.adapters import artisans, kyc_reviews
 from services.onboarding.adapters.orm import Artisan, KycReview, ScreeningList, ScreeningResult
-from services.onboarding.adapters.screening_lists import parse_un_consolidated_list
+from services.onboarding.adapters.screening_lists import (
+    FetchedList,
+    ListSource,
+    ScreeningListError,
+    fetch_list,
+    parse_un_consolidated_list,
+    redacted,
+)
 from services.onboarding.domain.screening import ListEntry, SanctionsList, ScreeningIndex
 from services.onboarding.service_layer.artisans import TierPolicy
 from services.onboarding.service_layer.kyc import (
@@ -37,7 +46,65 @@ SCREENING_ACTOR = "system:screening"
 
 def load_list(uow: UnitOfWork, data: bytes, source: str) -> tuple[str, bool]:
     """Store a list version (parsed from UN consolidated-list XML); returns (version, is_new)."""
-    parsed = parse_un_consolidated_list(data)
+    return _store_list(uow, parse_un_consolidated_list(data), source)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScreeningSources:
+    """The lists in force together (the sanctions list, then the PEP list), and the fetch timeout."""
+
+    lists: tuple[ListSource, ...]
+    timeout_seconds: float
+
+
+def refresh_lists(
+    uow: UnitOfWork,
+    sources: ScreeningSources,
+    *,
+    now: dt.datetime | None = None,
+    fetch: Callable[..., FetchedList] = fetch_list,
+) -> tuple[str, bool]:
+    """Fetch every configured list, refuse a stale one, and store them as one list version in force;
+    returns (version, is_new). On any error (``ScreeningListError``) the previous version stays in force."""
+    now = now or utcnow()
+    fetched = [fetch(source, timeout_seconds=sources.timeout_seconds) for source in sources.lists]
+    for one in fetched:
+        check_fresh(one, now)
+    return _store_list(
+        uow,
+        _combined([one.parsed for one in fetched]),
+        " + ".join(redacted(one.source.location) for one in fetched),
+    )
+
+
+def check_fresh(fetched: FetchedList, now: dt.datetime) -> None:
+    """A list older than its source's max age is refused: screening against it would miss recent
+    designations. A list whose age cannot be told is refused when there is a max age."""
+    max_age = fetched.source.max_age
+    if max_age is None:
+        return
+    setting = fetched.source.max_age_setting or "the max age"
+    if fetched.published_at is None:
+        raise ScreeningListError(
+            f"{fetched.source.setting}: the list says not when it was published ({setting})"
+        )
+    if now - fetched.published_at > max_age:
+        raise ScreeningListError(
+            f"{fetched.source.setting}: the list was published {fetched.published_at:%Y-%m-%d %H:%M} UTC, "
+            f"older than {setting} allows"
+        )
+
+
+def _combined(lists: Sequence[SanctionsList]) -> SanctionsList:
+    if len(lists) == 1:
+        return lists[0]
+    version = "+".join(one.version for one in lists)
+    if len(version) > 80:  # the column's width
+        version = "sha256:" + hashlib.sha256(version.encode()).hexdigest()[:32]
+    return SanctionsList(version=version, entries=tuple(entry for one in lists for entry in one.entries))
+
+
+def _store_list(uow: UnitOfWork, parsed: SanctionsList, source: str) -> tuple[str, bool]:
     with uow:
         if uow.session.get(ScreeningList, parsed.version) is not None:
             return parsed.version, False
