@@ -6,10 +6,12 @@ import atexit
 import ctypes
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -94,13 +96,13 @@ _watchdog: subprocess.Popen | None = None
 _WATCHDOG = """
 import os, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the test run's to handle
-groups = set()
-for line in sys.stdin:
-    sign, pgid = line.split()
-    (groups.add if sign == "+" else groups.discard)(int(pgid))
-for pgid in groups:  # end of input: the test run is gone, however it ended
+groups, servers = set(), set()
+for line in sys.stdin:  # "+ pgid" / "- pgid": a child's group; "p pid" / "x pid": a server
+    sign, number = line.split()
+    {"+": groups.add, "-": groups.discard, "p": servers.add, "x": servers.discard}[sign](int(number))
+for number in groups | servers:  # end of input: the test run is gone, however it ended
     try:
-        os.killpg(pgid, signal.SIGKILL)
+        (os.killpg if number in groups else os.kill)(number, signal.SIGKILL)
     except OSError:
         pass
 """
@@ -276,3 +278,90 @@ def wait_until(predicate, timeout: float = 30.0, interval: float = 0.2, message:
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
+
+
+# -- a PostgreSQL server of the test's own ----------------------------------------------------
+
+POSTGRES_BIN = Path(os.environ.get("TEST_POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+class PostgresServer:
+    """A PostgreSQL instance a test may stop and restart: its own data directory and port, never
+    the machine's shared server. Run as the ``postgres`` user when this process is root."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        # Not under pytest's tmp_path: the postgres user must be able to reach it.
+        self.directory = Path(tempfile.mkdtemp(prefix="hirfa-pg-"))
+        self.data = self.directory / "data"
+        self.log_path = self.directory / "server.log"
+        self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._postmaster_pid = 0
+
+    @staticmethod
+    def available() -> bool:
+        return (POSTGRES_BIN / "initdb").is_file() and (POSTGRES_BIN / "pg_ctl").is_file()
+
+    def _run(self, *args: str, timeout: float = 60) -> None:
+        command = [str(POSTGRES_BIN / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        if result.returncode != 0:
+            log = self.log_path.read_text(errors="replace")[-2000:] if self.log_path.exists() else ""
+            raise RuntimeError(f"{args[0]} failed: {result.stdout}{result.stderr}{log}")
+
+    def _pg_ctl(self, action: str, *options: str) -> None:
+        self._run(
+            "pg_ctl", action, "-D", str(self.data), "-l", str(self.log_path), "-w", "-t", "60", *options
+        )
+
+    def start(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+        settings = (
+            f"port = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n"
+            "fsync = off\nmax_connections = 100\n"
+        )
+        with open(self.data / "postgresql.auto.conf", "a") as conf:
+            conf.write(settings)
+        self._pg_ctl("start")
+        atexit.register(self.stop)
+        self._watch()
+
+    def _watch(self) -> None:
+        """Have the watchdog kill the server should the test run be killed before stopping it."""
+        _install_guard()
+        if self._postmaster_pid:
+            _tell_watchdog("x", self._postmaster_pid)
+        self._postmaster_pid = int((self.data / "postmaster.pid").read_text().split()[0])
+        _tell_watchdog("p", self._postmaster_pid)
+
+    def restart(self) -> None:
+        """Stop (disconnecting every client at once) and start again."""
+        self._pg_ctl("restart", "-m", "fast")
+        self._watch()
+
+    def shut_down(self) -> None:
+        """Stop the server (an outage) until ``start_again``."""
+        self._pg_ctl("stop", "-m", "fast")
+
+    def start_again(self) -> None:
+        self._pg_ctl("start")
+        self._watch()
+
+    def create_database(self, name: str) -> str:
+        engine = make_engine(self.admin_url, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+        return self.admin_url.rsplit("/", 1)[0] + "/" + name
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self._pg_ctl("stop", "-m", "immediate")
+        if self._postmaster_pid:
+            _tell_watchdog("x", self._postmaster_pid)
+            self._postmaster_pid = 0
+        shutil.rmtree(self.directory, ignore_errors=True)
