@@ -330,7 +330,12 @@ def _answer_errors_as_problems(app: Flask) -> None:
 
 # The database, not the request, failed: the connection was lost, the server is starting up or
 # shutting down, the pool had no connection to give. (Constraint and data errors are not here.)
-_DATABASE_AWAY = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError)
+_DATABASE_AWAY = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
 
 
 def _database_away(error: BaseException) -> bool:

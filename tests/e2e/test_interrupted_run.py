@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.stack import Stack
 from tests.support import ROOT, kill_group, start_child
 
 pytestmark = [
@@ -93,3 +94,11 @@ def test_an_interrupted_run_leaves_no_process_behind(sig, tmp_path):
             kill_group(group)
         kill_group(run.pid)
         run.wait()
+
+
+def test_the_stack_stops_what_others_depend_on_last(tmp_path):
+    stack = Stack(tmp_path, dict.fromkeys(("onboarding", "payments", "accounts"), "sqlite://"))
+    stack.processes = dict.fromkeys(stack.commands)  # the running processes, by name only
+    order = stack.stop_order()
+    assert order[-2:] == [["bank_sandbox", "m2t_sandbox"], ["broker"]]
+    assert {"payments", "payments_relay", "accounts_consumer", "payments_worker"} <= set(order[0])
