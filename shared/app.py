@@ -13,6 +13,7 @@ from typing import Any
 
 import flask_smorest
 import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
 import swagger_ui_bundle
 from flask import Flask, Response, g, jsonify, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
@@ -25,6 +26,7 @@ from shared.context import ServiceContext
 from shared.errors import (
     PROBLEM_CONTENT_TYPE,
     BadRequest,
+    DatabaseUnavailable,
     HirfaError,
     MalformedRequest,
     RequestTooLarge,
@@ -314,10 +316,41 @@ def _answer_errors_as_problems(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _handle_unexpected(error: Exception) -> Response:
+        if _database_away(error):
+            # A restart or failover, not a bug: the client retries; the pool reconnects by itself.
+            log.warning("database unavailable", extra={"error": type(error).__name__})
+            return problem_response(
+                DatabaseUnavailable("The database is briefly unavailable. Retry the same request shortly.")
+            )
         log.exception("unhandled error")
         return problem_response(
             HirfaError("Something went wrong on our side. Quote the request_id when contacting support.")
         )
+
+
+# The database, not the request, failed: the connection was lost, the server is starting up or
+# shutting down, the pool had no connection to give. (Constraint and data errors are not here.)
+_DATABASE_AWAY = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+)
+
+
+def _database_away(error: BaseException) -> bool:
+    """Whether ``error``, or what caused it (a cleanup that failed in turn), is the database being
+    unreachable rather than a bug."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _DATABASE_AWAY):
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _serve_health(app: Flask, context: ServiceContext, ready_checks: dict[str, Callable[[], bool]]) -> None:

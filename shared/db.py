@@ -8,6 +8,7 @@ every service needs (outbox, inbox, idempotency keys) are mixins from ``shared.e
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,13 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+# A new connection that fails (the server restarting, "the database system is starting up") is
+# tried again after each of these pauses before the request gives up with 503: a restart of a
+# second or two goes unnoticed by clients.
+CONNECT_RETRY_DELAYS = (0.25, 0.5, 1.0)
+CONNECT_TIMEOUT_SECONDS = 5
+
+
 def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
@@ -67,11 +75,25 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    # A pooled connection is checked before use (one that died with a server restart is replaced,
+    # and the pool drops every connection as old as it).
     kwargs.setdefault("pool_pre_ping", True)
+    kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **kwargs.get("connect_args", {})}
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
-    return sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "do_connect")
+    def _connect_with_retries(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        for delay in CONNECT_RETRY_DELAYS:
+            try:
+                return dialect.connect(*cargs, **cparams)
+            except dialect.loaded_dbapi.OperationalError:
+                time.sleep(delay)
+        return dialect.connect(*cargs, **cparams)
+
+    return engine
 
 
 class UnitOfWork:

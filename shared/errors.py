@@ -174,6 +174,19 @@ class ServiceUnavailable(HirfaError):
     retryable = True
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached right now (restarting, failing over, connection lost).
+    Nothing was saved by the failed request; the same request may be retried as it is."""
+
+    code = "database_unavailable"
+    title = "The database is temporarily unavailable"
+    retry_after_seconds = 2
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": str(self.retry_after_seconds)})
+        super().__init__(detail, **kwargs)
+
+
 def http_status_error(status: int, detail: str | None = None) -> HirfaError:
     """Map a bare HTTP status (from Werkzeug) to the matching problem."""
     by_status: dict[int, type[HirfaError]] = {

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +18,7 @@ from shared.config import ServiceConfig
 from shared.context import ServiceContext
 from shared.db import run_migrations
 from shared.events.broker import ALL_TOPICS, ensure_topics, make_consumer, make_producer
-from shared.events.consumer import AfterBatch, EventConsumer, Handler
+from shared.events.consumer import AfterBatch, EventConsumer, Handler, StopRequested
 from shared.events.relay import OutboxRelay
 from shared.events.replay import replay_outbox
 from shared.logging import configure_logging
@@ -26,13 +28,32 @@ log = logging.getLogger(__name__)
 ConfigT = TypeVar("ConfigT", bound=ServiceConfig)
 
 
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGINT/SIGTERM, so workers finish the message in hand and exit cleanly."""
+# A worker, relay or consumer exits within this long of SIGTERM, whatever the broker or the
+# database does (Kubernetes' grace period is 30 s). Every wait is bounded well below it; should
+# one still overrun, the process leaves anyway, with SHUTDOWN_OVERRUN_EXIT_CODE.
+SHUTDOWN_GRACE_SECONDS = 8.0
+SHUTDOWN_OVERRUN_EXIT_CODE = 75
+
+
+def stop_on_signals(grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> threading.Event:
+    """An event set by SIGINT/SIGTERM, so workers finish the message in hand and exit cleanly.
+
+    Work left undone is safe by design (the outbox keeps unpublished events, the inbox makes a
+    redelivered message a no-op), so a shutdown that overruns ``grace_seconds`` ends the process.
+    """
     stop = threading.Event()
+
+    def leave_if_still_running() -> None:
+        time.sleep(grace_seconds)
+        log.error("shutdown overran its grace period; exiting now", extra={"grace_seconds": grace_seconds})
+        logging.shutdown()
+        os._exit(SHUTDOWN_OVERRUN_EXIT_CODE)
 
     def handle(signum: int, _frame: Any) -> None:
         log.info("shutting down", extra={"signal": signal.Signals(signum).name})
-        stop.set()
+        if not stop.is_set():
+            stop.set()
+            threading.Thread(target=leave_if_still_running, name="shutdown-deadline", daemon=True).start()
 
     signal.signal(signal.SIGINT, handle)
     signal.signal(signal.SIGTERM, handle)
@@ -76,6 +97,7 @@ def make_event_consumer(
     handlers: dict[str, Handler],
     topics: list[str],
     after_batch: AfterBatch | None = None,
+    stop: threading.Event | None = None,
 ) -> EventConsumer:
     config = context.config
 
@@ -86,6 +108,8 @@ def make_event_consumer(
             config.kafka_topic_partitions,
             replication_factor=config.kafka_replication_factor,
         )
+        if stop is not None and stop.is_set():
+            raise StopRequested  # two bounded broker waits in a row would add up
         return make_consumer(
             config.kafka_bootstrap_servers,
             config.consumer_group,
@@ -100,7 +124,7 @@ def make_event_consumer(
         uow_factory=context.uow_factory,
         inbox_model=context.models.inbox,
         consumer_factory=consumer_factory,
-        producer_factory=lambda: make_producer(config.kafka_bootstrap_servers),
+        producer_factory=lambda: make_producer(config.kafka_bootstrap_servers, config.http_timeout_seconds),
         dead_letter_topic=config.dead_letter_topic,
         max_attempts=config.consumer_max_attempts,
         batch_size=config.consumer_batch_size,
@@ -166,13 +190,15 @@ def service_cli(
             configure_logging(f"{name}-consumer", config.log_level, config.log_json)
             context = bootstrap(config)
             handler_map = handlers()
+            stop = stop_on_signals()
             consumer = make_event_consumer(
                 context,
                 handler_map,
                 subscribes_to or list(ALL_TOPICS),
                 after_batch(handler_map) if after_batch else None,
+                stop=stop,
             )
-            consumer.run(stop_on_signals())
+            consumer.run(stop)
 
     @group.group("events", help="Event operations.")
     def events() -> None:

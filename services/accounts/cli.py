@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -53,12 +54,18 @@ def worker(once: bool) -> None:
     log = logging.getLogger("hirfa.accounts.worker")
     uow_factory = context.uow_factory
     handlers = _handlers()
+    duties: list[tuple[str, Callable[[], int | dict[str, int]]]] = [
+        ("pending funds released", lambda: release_due_holds(uow_factory)),
+        ("parked money events posted", lambda: post_all_parked_events(uow_factory, handlers)),
+        ("failed payouts' funds returned", lambda: return_waiting_payout_funds(uow_factory)),
+        ("automatic payouts created", lambda: run_payout_schedules(uow_factory, settings)),
+        ("payouts synced with the bank", lambda: sync_payouts(uow_factory, settings)),
+    ]
     while True:
         # Each duty on its own: one failing (the bank is down, say) must not hold up the others.
-        run_duty(log, "pending funds released", lambda: release_due_holds(uow_factory))
-        run_duty(log, "parked money events posted", lambda: post_all_parked_events(uow_factory, handlers))
-        run_duty(log, "failed payouts' funds returned", lambda: return_waiting_payout_funds(uow_factory))
-        run_duty(log, "automatic payouts created", lambda: run_payout_schedules(uow_factory, settings))
-        run_duty(log, "payouts synced with the bank", lambda: sync_payouts(uow_factory, settings))
+        for done, duty in duties:
+            if stop.is_set():
+                return  # a stop request ends the pass: the next start picks up where it left off
+            run_duty(log, done, duty)
         if once or stop.wait(context.config.worker_interval_seconds):
             return

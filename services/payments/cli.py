@@ -52,24 +52,25 @@ def worker(once: bool) -> None:
     # Each duty on its own thread: a slow gateway must not hold up webhook deliveries, nor the reverse.
     # Webhooks are dispatched continuously (a turn starts as soon as a thread is free), not in rounds;
     # on SIGTERM the dispatcher lets the attempts in flight end and be recorded.
-    threads = [
-        threading.Thread(
-            target=_loop,
-            args=(log, recovered, recover, stop, config.worker_interval_seconds),
-            name="payments-worker-recovery",
-            daemon=True,
-        ),
-        threading.Thread(
-            target=WebhookDispatcher(uow_factory, hooks).run,
-            args=(stop,),
-            name="payments-worker-webhooks",
-            daemon=True,
-        ),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    recovery = threading.Thread(
+        target=_loop,
+        args=(log, recovered, recover, stop, config.worker_interval_seconds),
+        name="payments-worker-recovery",
+        daemon=True,
+    )
+    webhooks = threading.Thread(
+        target=WebhookDispatcher(uow_factory, hooks).run,
+        args=(stop,),
+        name="payments-worker-webhooks",
+        daemon=True,
+    )
+    recovery.start()
+    webhooks.start()
+    stop.wait()
+    webhooks.join()  # the attempts in flight end (each within the webhook timeout) and are recorded
+    # A gateway poll still in flight is dropped: its transaction never commits, the next start
+    # polls that payment again.
+    recovery.join(timeout=1.0)
 
 
 def _loop(

@@ -33,10 +33,12 @@ from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
+from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy.orm import Session
 
 from shared.db import UnitOfWork
+from shared.events.broker import close_quietly
 from shared.events.envelope import Event
 from shared.events.schemas import EventSchemaError, validate_event
 
@@ -49,8 +51,16 @@ AfterBatch = Callable[[UnitOfWork, Sequence[Event]], None]
 # Exit code used by the test-only fault injection, so a test can tell it from a real crash.
 FAULT_EXIT_CODE = 70
 
+# Broker waits inside a batch stay well under a shutdown's budget (10 s from SIGTERM to exit).
+COMMIT_TIMEOUT_SECONDS = 3.0
+DEAD_LETTER_TIMEOUT_SECONDS = 5.0
+
 # The database itself is unavailable (connection lost, server gone): never the message's fault.
 TRANSIENT_DB_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError)
+
+
+class StopRequested(Exception):
+    """Raised by a client factory that saw the stop request between two broker calls."""
 
 
 class PoisonMessage(Exception):
@@ -220,6 +230,8 @@ class EventConsumer:
                 batches = self._consumer.poll(timeout_ms=500, max_records=self.batch_size)
                 self._process_batches(batches, stop)
                 backoff = 0.5
+            except StopRequested:
+                break
             except _Rewind as rewind:
                 log.warning("retrying after transient failure", extra={"error": str(rewind)})
                 stop.wait(random.uniform(backoff / 2, backoff))
@@ -339,8 +351,15 @@ class EventConsumer:
             self._consumer.seek(tp, offset)
 
     def _commit_offsets(self, offsets: dict[Any, int]) -> None:
-        if offsets:
-            self._consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()})
+        if not offsets:
+            return
+        commits = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
+        if isinstance(self._consumer, KafkaConsumer):
+            # Bounded, so a broker that hangs mid-commit cannot hold up a shutdown; an offset not
+            # committed only means a redelivery, which the inbox makes harmless.
+            self._consumer.commit(commits, timeout_ms=int(COMMIT_TIMEOUT_SECONDS * 1000))
+        else:
+            self._consumer.commit(commits)
 
     def _dead_letter(self, record: Any, error: str) -> None:
         if self._producer is None:
@@ -353,7 +372,7 @@ class EventConsumer:
             ("consumer", self.name.encode()),
         ]
         self._producer.send(self.dead_letter_topic, key=record.key, value=record.value, headers=headers).get(
-            timeout=10
+            timeout=DEAD_LETTER_TIMEOUT_SECONDS
         )
         log.error(
             "poison message sent to dead-letter topic",
@@ -363,10 +382,7 @@ class EventConsumer:
     def _close(self) -> None:
         for client in (self._consumer, self._producer):
             if client is not None:
-                try:
-                    client.close()
-                except Exception:  # noqa: BLE001
-                    pass
+                close_quietly(client)
         self._consumer = None
         self._producer = None
 

@@ -1,5 +1,10 @@
 """Starts the stack the way ``make run`` does: ``hirfa stack init``, then every Procfile line as
 its own process, but on free ports and fresh databases, so a test can stop and restart any one.
+
+Stopping goes in reverse order of dependency: the APIs, workers, consumers and relays first, then
+the sandboxes, the broker last (a relay stopped after its broker would wait on it). Every process
+runs in its own process group, killed if it outstays its stop, and killed anyway if the test run
+itself is interrupted or killed (``tests.support.start_child``).
 """
 
 from __future__ import annotations
@@ -14,9 +19,16 @@ from pathlib import Path
 import requests
 
 from services.stack import wait_for_ready
-from tests.support import ROOT, free_port
+from tests.support import ROOT, free_port, kill_group, start_child
 
 PROCFILE = ROOT / "deploy" / "Procfile"
+
+# What the others depend on, stopped after them in this order (each tier at once): everything
+# else (APIs, workers, consumers, relays) goes first.
+LAST_TO_STOP: tuple[frozenset[str], ...] = (
+    frozenset({"bank_sandbox", "m2t_sandbox"}),
+    frozenset({"broker"}),
+)
 
 
 def procfile_commands() -> dict[str, str]:
@@ -92,15 +104,14 @@ class Stack:
         )
 
     def start(self, name: str, **extra_env: str) -> subprocess.Popen:
-        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        process = subprocess.Popen(
-            ["bash", "-c", "exec " + self.commands[name]],
-            cwd=ROOT,
-            env={**self.env, **extra_env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(self.logs / f"{name}.log", "ab") as log:  # the child keeps its own copy
+            process = start_child(
+                ["bash", "-c", "exec " + self.commands[name]],
+                cwd=ROOT,
+                env={**self.env, **extra_env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.processes[name] = process
         self.started_at[name] = time.monotonic()
         return process
@@ -117,36 +128,60 @@ class Stack:
             self.start(name)
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
-        process = self.processes.pop(name, None)
-        if process is None or process.poll() is not None:
-            return process.returncode if process else None
-        os.killpg(process.pid, sig)
-        try:
-            return process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            raise AssertionError(
-                f"{name} did not stop within {timeout}s of {signal.Signals(sig).name}"
-            ) from None
+        """Signal ``name`` and wait for it; its leftovers are killed. Raises when it did not stop
+        within ``timeout`` (it is killed first)."""
+        codes, unclean = self.stop_many([name], sig, timeout)
+        if unclean:
+            raise AssertionError(unclean[0])
+        return codes[name]
 
-    def stop_all(self) -> dict[str, int | None]:
-        """Stop every process, dependants first, even when one of them will not stop cleanly (it
-        is killed and reported once the others are down, so no process outlives the stack)."""
+    def stop_many(
+        self, names: list[str], sig: int = signal.SIGTERM, timeout: float = 20
+    ) -> tuple[dict[str, int | None], list[str]]:
+        """Signal every one of ``names`` at once, then wait for each, all within ``timeout``.
+
+        Returns each exit code (None for one that had to be killed) and a line per unclean stop;
+        never raises, and leaves no process of these groups behind.
+        """
+        processes = {name: process for name in names if (process := self.processes.pop(name, None))}
         codes: dict[str, int | None] = {}
         unclean: list[str] = []
-        # Reverse Procfile order: what depends on the broker (relays, consumers) stops while the
-        # broker still answers, so none of them hangs on a dead connection; the broker goes last.
-        in_order = [name for name in reversed(self.commands) if name in self.processes]
-        for name in in_order + [name for name in self.processes if name not in in_order]:
+        for process in processes.values():
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, sig)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout
+        for name, process in processes.items():
             try:
-                codes[name] = self.stop(name)
-            except AssertionError as error:
+                codes[name] = process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 codes[name] = None
-                unclean.append(str(error))
+                unclean.append(f"{name} did not stop within {timeout}s of {signal.Signals(sig).name}")
+            kill_group(process.pid)  # the leader's leftovers, or the leader itself when it hung
+            process.wait()
+        return codes, unclean
+
+    def stop_all(self, timeout: float = 20) -> dict[str, int | None]:
+        """Stop every process in reverse order of dependency, even when some will not stop
+        cleanly: those are killed, and reported once everything is down."""
+        codes: dict[str, int | None] = {}
+        unclean: list[str] = []
+        for tier in self.stop_order():
+            tier_codes, tier_unclean = self.stop_many(tier, timeout=timeout)
+            codes.update(tier_codes)
+            unclean.extend(tier_unclean)
         if unclean:
             raise AssertionError("; ".join(unclean))
         return codes
+
+    def stop_order(self) -> list[list[str]]:
+        """The running processes, tier by tier, in the order ``stop_all`` stops them."""
+        later = frozenset().union(*LAST_TO_STOP)
+        tiers = [[name for name in self.processes if name not in later]]
+        tiers += [[name for name in self.processes if name in tier] for tier in LAST_TO_STOP]
+        return [tier for tier in tiers if tier]
 
     def log(self, name: str) -> str:
         path = self.logs / f"{name}.log"
