@@ -34,7 +34,7 @@ from shared.errors import (
     ValidationFailed,
     http_status_error,
 )
-from shared.events.broker import broker_reachable
+from shared.events.broker import KafkaCluster, broker_reachable
 from shared.events.outbox import outbox_backlog
 from shared.ids import new_id
 from shared.logging import configure_logging, request_id_var
@@ -359,7 +359,7 @@ def _serve_health(app: Flask, context: ServiceContext, ready_checks: dict[str, C
     config = context.config
     checks = {
         "database": lambda: _database_ok(context),
-        "broker": lambda: broker_reachable(config.kafka_bootstrap_servers),
+        "broker": lambda: broker_reachable(KafkaCluster.from_config(config)),
         **ready_checks,
     }
 

@@ -12,12 +12,19 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 SERVICE_PORTS = {"onboarding": 8001, "payments": 8002, "accounts": 8003}
+
+
+# Kafka client security (kafka-python's names).
+KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+KAFKA_TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
+KAFKA_SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
+KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
 class ConfigError(RuntimeError):
@@ -102,8 +109,28 @@ class ServiceConfig:
     database_url: str = secret_field()
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_partitions: int = 3
-    # 1 suits the embedded broker; a production cluster wants 3 (or pre-created topics).
+    # 1 suits the embedded broker; production defaults to 3 (see PRODUCTION_DEFAULTS).
     kafka_replication_factor: int = 1
+    # Topic config: an acks=all write needs this many replicas in sync (production defaults to 2).
+    kafka_min_insync_replicas: int = 1
+    # Production refuses fewer than 2 replicas (or in-sync replicas) unless this is set: a
+    # single-broker cluster, such as deploy/docker-compose.yml's, cannot have more.
+    kafka_allow_single_replica: bool = False
+    # PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL. Production refuses the unencrypted ones unless
+    # kafka_allow_plaintext is set: when something else encrypts the traffic (a service mesh's
+    # mutual TLS) or the broker is on a private single-host network (deploy/docker-compose.yml).
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_allow_plaintext: bool = False
+    # TLS: the CA that signed the brokers' certificates (required in production), and the client
+    # certificate and key for clusters that authenticate clients by certificate.
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = public_field("")
+    kafka_ssl_key_password: str = secret_field()
+    # SASL: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN (PLAIN only over TLS in production).
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = secret_field()
     # Where the token issuer publishes its keys; services verify tokens offline against it.
     jwks_url: str = "http://127.0.0.1:8001/.well-known/jwks.json"
     jwks_cache_seconds: int = 300
@@ -124,6 +151,12 @@ class ServiceConfig:
     consumer_session_timeout_ms: int = 10000
     # Test-only fault injection; refused in production (see validate()).
     fault_injection: str = ""
+
+    # Defaults that differ in production, applied by from_env when the setting is not given.
+    PRODUCTION_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "kafka_replication_factor": 3,
+        "kafka_min_insync_replicas": 2,
+    }
 
     def __post_init__(self) -> None:
         check_secret_fields(type(self))
@@ -163,6 +196,62 @@ class ServiceConfig:
             raise ConfigError(f"CONSUMER_BATCH_SIZE must be at least 1, not {self.consumer_batch_size}")
         if self.is_production and self.fault_injection:
             raise self.refuse("fault_injection", "is not allowed in production")
+        self._validate_kafka()
+
+    def _validate_kafka(self) -> None:
+        """Kafka client security and topic durability: a wrong combination names the setting."""
+        protocol = self.kafka_security_protocol
+        if protocol not in KAFKA_SECURITY_PROTOCOLS:
+            raise self.refuse(
+                "kafka_security_protocol", f"must be one of {', '.join(KAFKA_SECURITY_PROTOCOLS)}"
+            )
+        tls, sasl = protocol in KAFKA_TLS_PROTOCOLS, protocol in KAFKA_SASL_PROTOCOLS
+        for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile", "kafka_ssl_key_password"):
+            if getattr(self, name) and not tls:
+                raise self.refuse(
+                    name, f"is set but {self.setting_name('kafka_security_protocol')} is {protocol}"
+                )
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise self.refuse("kafka_ssl_certfile", "is required with a client key file")
+        if self.kafka_ssl_key_password and not self.kafka_ssl_certfile:
+            raise self.refuse("kafka_ssl_certfile", "is required with a client key password")
+        for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password"):
+            if getattr(self, name) and not sasl:
+                raise self.refuse(
+                    name, f"is set but {self.setting_name('kafka_security_protocol')} is {protocol}"
+                )
+            if sasl and not getattr(self, name):
+                raise self.refuse(name, f"is required with {protocol}")
+        if sasl and self.kafka_sasl_mechanism not in KAFKA_SASL_MECHANISMS:
+            raise self.refuse("kafka_sasl_mechanism", f"must be one of {', '.join(KAFKA_SASL_MECHANISMS)}")
+        if self.kafka_replication_factor < 1:
+            raise self.refuse("kafka_replication_factor", "must be at least 1")
+        if not 1 <= self.kafka_min_insync_replicas <= self.kafka_replication_factor:
+            raise self.refuse(
+                "kafka_min_insync_replicas",
+                f"must be between 1 and the replication factor ({self.kafka_replication_factor})",
+            )
+        if not self.is_production:
+            return
+        if not tls and not self.kafka_allow_plaintext:
+            raise self.refuse(
+                "kafka_security_protocol",
+                f"is {protocol} in production: use SSL or SASL_SSL "
+                f"(or set {self.setting_name('kafka_allow_plaintext')} when the network is encrypted otherwise)",
+            )
+        if tls and not self.kafka_ssl_cafile:
+            raise self.refuse("kafka_ssl_cafile", f"is required with {protocol} in production")
+        if not self.kafka_allow_single_replica:
+            if self.kafka_replication_factor < 2:
+                raise self.refuse(
+                    "kafka_replication_factor",
+                    f"must be at least 2 in production (or set {self.setting_name('kafka_allow_single_replica')})",
+                )
+            if self.kafka_min_insync_replicas < 2:
+                raise self.refuse(
+                    "kafka_min_insync_replicas",
+                    f"must be at least 2 in production (or set {self.setting_name('kafka_allow_single_replica')})",
+                )
 
     @classmethod
     def from_env(
@@ -188,6 +277,9 @@ class ServiceConfig:
         if values.get("environment") != "production":
             # Development default only: production must name its database explicitly.
             values.setdefault("database_url", _default_sqlite_url(values, service_name))
+        else:
+            for name, value in cls.PRODUCTION_DEFAULTS.items():
+                values.setdefault(name, value)
         values.update(overrides)
         config = cls(**values)
         config.validate()

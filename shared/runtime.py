@@ -17,7 +17,7 @@ import click
 from shared.config import ServiceConfig
 from shared.context import ServiceContext
 from shared.db import run_migrations
-from shared.events.broker import ALL_TOPICS, ensure_topics, make_consumer, make_producer
+from shared.events.broker import ALL_TOPICS, KafkaCluster, ensure_topics, make_consumer, make_producer
 from shared.events.consumer import AfterBatch, EventConsumer, Handler, StopRequested
 from shared.events.relay import OutboxRelay
 from shared.events.replay import replay_outbox
@@ -81,10 +81,8 @@ def make_relay(context: ServiceContext) -> OutboxRelay:
     return OutboxRelay(
         session_factory=context.session_factory,
         outbox_model=context.models.outbox,
-        bootstrap_servers=config.kafka_bootstrap_servers,
+        kafka=KafkaCluster.from_config(config),
         topics=[config.topic, config.dead_letter_topic],
-        partitions=config.kafka_topic_partitions,
-        replication_factor=config.kafka_replication_factor,
         batch_size=config.relay_batch_size,
         poll_interval=config.relay_poll_interval_seconds,
         max_backoff=config.relay_max_backoff_seconds,
@@ -100,18 +98,15 @@ def make_event_consumer(
     stop: threading.Event | None = None,
 ) -> EventConsumer:
     config = context.config
+    # Built now, so a missing certificate file stops the process at start, naming the setting.
+    kafka = KafkaCluster.from_config(config)
 
     def consumer_factory() -> Any:
-        ensure_topics(
-            config.kafka_bootstrap_servers,
-            [*topics, config.dead_letter_topic],
-            config.kafka_topic_partitions,
-            replication_factor=config.kafka_replication_factor,
-        )
+        ensure_topics(kafka, [*topics, config.dead_letter_topic])
         if stop is not None and stop.is_set():
             raise StopRequested  # two bounded broker waits in a row would add up
         return make_consumer(
-            config.kafka_bootstrap_servers,
+            kafka,
             config.consumer_group,
             topics,
             session_timeout_ms=config.consumer_session_timeout_ms,
@@ -124,7 +119,7 @@ def make_event_consumer(
         uow_factory=context.uow_factory,
         inbox_model=context.models.inbox,
         consumer_factory=consumer_factory,
-        producer_factory=lambda: make_producer(config.kafka_bootstrap_servers, config.http_timeout_seconds),
+        producer_factory=lambda: make_producer(kafka, config.http_timeout_seconds),
         dead_letter_topic=config.dead_letter_topic,
         max_attempts=config.consumer_max_attempts,
         batch_size=config.consumer_batch_size,
@@ -212,7 +207,7 @@ def service_cli(
         config = load_config()
         configure_logging(name, config.log_level, False)
         context = bootstrap(config)
-        producer = make_producer(config.kafka_bootstrap_servers)
+        producer = make_producer(KafkaCluster.from_config(config))
         try:
             count = replay_outbox(
                 session_factory=context.session_factory,

@@ -1,4 +1,4 @@
-"""The outbox relay: publishes outbox rows to Kafka (acks=all) and marks them sent.
+"""The outbox relay: publishes outbox rows to Kafka (acks=all, idempotent) and marks them sent.
 
 Guarantees: at-least-once delivery (a crash between the broker's ack and our update resends the
 row; consumers deduplicate by event id), and per-key order as long as one relay runs per service
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db import is_postgres, utcnow
-from shared.events.broker import close_quietly, ensure_topics, make_producer
+from shared.events.broker import KafkaCluster, as_cluster, close_quietly, ensure_topics, make_producer
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,8 @@ class OutboxRelay:
         *,
         session_factory: sessionmaker[Session],
         outbox_model: Any,
-        bootstrap_servers: str,
+        kafka: KafkaCluster | str,
         topics: list[str],
-        partitions: int = 3,
-        replication_factor: int = 1,
         batch_size: int = 100,
         poll_interval: float = 0.2,
         max_backoff: float = 10.0,
@@ -67,16 +65,16 @@ class OutboxRelay:
     ) -> None:
         self.session_factory = session_factory
         self.model = outbox_model
-        self.bootstrap_servers = bootstrap_servers
+        # Every client the relay creates (its producer, the topic admin) reaches the cluster the
+        # same way: TLS, SASL, and the topics' replication settings.
+        self.kafka = as_cluster(kafka)
         self.topics = topics
-        self.partitions = partitions
-        self.replication_factor = replication_factor
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.max_backoff = max_backoff
         self.send_timeout = send_timeout
         self._producer_factory = producer_factory or (
-            lambda: make_producer(bootstrap_servers, timeout_seconds=send_timeout)
+            lambda: make_producer(self.kafka, timeout_seconds=self.send_timeout)
         )
         self._producer: Any = None
         self._consecutive_failures = 0
@@ -177,13 +175,7 @@ class OutboxRelay:
     def _ensure_producer(self) -> Any:
         if self._producer is None:
             # A broker restarted on memory storage has lost its topics: recreate them first.
-            ensure_topics(
-                self.bootstrap_servers,
-                self.topics,
-                self.partitions,
-                self.send_timeout,
-                replication_factor=self.replication_factor,
-            )
+            ensure_topics(self.kafka, self.topics, timeout_seconds=self.send_timeout)
             if self._stop.is_set():
                 raise _Stopping
             self._producer = self._producer_factory()

@@ -25,10 +25,22 @@ from shared.config import (
 
 CONFIGS = {"onboarding": OnboardingConfig, "payments": PaymentsConfig, "accounts": AccountsConfig}
 
+def kafka_settings(prefix: str) -> dict[str, str]:
+    """Production's Kafka: TLS and SCRAM (plaintext is refused), three replicas by default."""
+    return {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SSL_CAFILE": "/etc/hirfa/kafka/ca.crt",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        f"{prefix}_KAFKA_SASL_USERNAME": f"hirfa-{prefix.lower()}",
+        f"{prefix}_KAFKA_SASL_PASSWORD": f"kafka-password-{prefix.lower()}-c41d",
+    }
+
+
 # Real-looking production settings, as the deployment passes them (environment variables).
 PRODUCTION = {
     "onboarding": {
         "ONBOARDING_DATABASE_URL": "postgresql://onboarding:pg-pass-onb-7f3a@db.internal:5432/onboarding",
+        **kafka_settings("ONBOARDING"),
         "ONBOARDING_OTP_SECRET": "otp-secret-5d1c9e0b7a",
         "ONBOARDING_DOCUMENT_MASTER_KEYS": "mk_1:ZG9jdW1lbnQtbWFzdGVyLWtleS0zMi1ieXRlcy1vayE=",
         "ONBOARDING_BANK_PARTNER_URL": "https://bank-partner.example/api",
@@ -44,6 +56,7 @@ PRODUCTION = {
     },
     "payments": {
         "PAYMENTS_DATABASE_URL": "postgresql://payments:pg-pass-pay-1b9d@db.internal:5432/payments",
+        **kafka_settings("PAYMENTS"),
         "PAYMENTS_M2T_URL": "https://api.m2t.example",
         "PAYMENTS_M2T_API_KEY": "m2t-api-key-live-4e2f",
         "PAYMENTS_M2T_CALLBACK_SECRET": "m2t-callback-secret-live-6a0c",
@@ -53,6 +66,7 @@ PRODUCTION = {
     },
     "accounts": {
         "ACCOUNTS_DATABASE_URL": "postgresql://accounts:pg-pass-acc-0e4b@db.internal:5432/accounts",
+        **kafka_settings("ACCOUNTS"),
         "ACCOUNTS_BANK_PARTNER_URL": "https://bank-partner.example/api",
         "ACCOUNTS_BANK_PARTNER_API_KEY": "bank-api-key-acc-27c1",
         "ACCOUNTS_BANK_CALLBACK_SECRET": "bank-callback-secret-acc-5f90",

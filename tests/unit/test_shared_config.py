@@ -37,6 +37,9 @@ def test_production_refuses_the_sandbox_bank_callback_secret(name, config_type):
             environment="production",
             database_url="postgresql://db/hirfa",
             bank_callback_secret=SANDBOX_BANK_CALLBACK_SECRET,
+            # A single-broker plaintext Kafka, allowed explicitly, so the bank secret is what is refused.
+            kafka_allow_plaintext=True,
+            kafka_allow_single_replica=True,
             # Onboarding's other production secrets, so the bank secret is what is refused.
             **(
                 {"otp_secret": "x" * 32, "document_master_keys": "k1:" + "A" * 44}
