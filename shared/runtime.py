@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from shared.config import ServiceConfig
+from shared.config import ConfigError, ServiceConfig
 from shared.context import ServiceContext
 from shared.db import run_migrations
-from shared.events.broker import ALL_TOPICS, KafkaCluster, ensure_topics, make_consumer, make_producer
+from shared.events.broker import (
+    ALL_TOPICS,
+    KafkaCluster,
+    KafkaError,
+    close_quietly,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+)
 from shared.events.consumer import AfterBatch, EventConsumer, Handler, StopRequested
+from shared.events.dead_letters import (
+    DeadLetter,
+    DeadLetterError,
+    DeadLetters,
+    load_dead_letters,
+    redact,
+    redrive,
+    secret_values,
+)
 from shared.events.relay import OutboxRelay
 from shared.events.replay import replay_outbox
 from shared.logging import configure_logging
@@ -221,4 +239,139 @@ def service_cli(
             producer.close(timeout=5)
         click.echo(f"{name}: republished {count} event(s)")
 
+    _dead_letter_commands(group, name, load_config)
     return group
+
+
+# One line per dead letter in `dead-letters list`.
+_DEAD_LETTER_ROW = "{ref:<9} {at:<20} {status:<9} {topic:<18} {event:<31} {error}"
+_ERROR_WIDTH = 80
+
+
+def _dead_letter_commands(group: click.Group, name: str, load_config: Callable[[], ConfigT]) -> None:
+    """``<service> dead-letters list|show|redrive``."""
+
+    @group.group(
+        "dead-letters",
+        help=f"Messages the {name} consumer could not apply ({name}.dead-letter), and their redrive.",
+    )
+    def dead_letters() -> None:
+        pass
+
+    def load() -> tuple[ConfigT, DeadLetters]:
+        config = load_config()
+        configure_logging(name, config.log_level, False)
+        try:
+            found = load_dead_letters(
+                KafkaCluster.from_config(config), config.dead_letter_topic, config.http_timeout_seconds * 2
+            )
+        except (DeadLetterError, ConfigError, KafkaError) as exc:
+            raise click.ClickException(str(exc)) from None
+        return config, found
+
+    @dead_letters.command("list", help="The most recent dead letters, oldest first.")
+    @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many.")
+    def list_dead_letters(limit: int) -> None:
+        config, found = load()
+        secrets = secret_values(config)
+        letters = sorted(
+            found.letters, key=lambda letter: (letter.dead_lettered_at, letter.partition, letter.offset)
+        )
+        shown = letters[-limit:]
+        pending = sum(1 for letter in found.letters if not found.is_redriven(letter))
+        click.echo(f"{len(shown)} of {len(letters)} dead letter(s) on {found.topic}, {pending} not redriven")
+        if not shown:
+            return
+        click.echo(
+            _DEAD_LETTER_ROW.format(
+                ref="REF", at="DEAD-LETTERED", status="STATUS", topic="FROM", event="EVENT", error="ERROR"
+            )
+        )
+        for letter in shown:
+            error = redact(letter.error, secrets)
+            click.echo(
+                _DEAD_LETTER_ROW.format(
+                    ref=letter.ref,
+                    at=letter.dead_lettered_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    status="redriven" if found.is_redriven(letter) else "pending",
+                    topic=letter.original_topic or "-",
+                    event=letter.event_id or "-",
+                    error=error if len(error) <= _ERROR_WIDTH else f"{error[: _ERROR_WIDTH - 1]}…",
+                )
+            )
+
+    @dead_letters.command(
+        "show", help="One dead letter in full: REF (partition:offset), an offset, or an event id."
+    )
+    @click.argument("identifier")
+    def show(identifier: str) -> None:
+        config, found = load()
+        try:
+            letters = found.find(identifier)
+        except DeadLetterError as exc:
+            raise click.ClickException(str(exc)) from None
+        secrets = secret_values(config)
+        for letter in letters:
+            click.echo(redact(_describe(found, letter), secrets))
+
+    @dead_letters.command(
+        "redrive",
+        help="Republish dead letters to their original topics, once each, for the consumer to apply "
+        "after a fix. IDENTIFIERS: refs (partition:offset), offsets or event ids.",
+    )
+    @click.argument("identifiers", nargs=-1)
+    @click.option("--all", "redrive_all", is_flag=True, help="Every dead letter not redriven yet.")
+    def redrive_command(identifiers: tuple[str, ...], redrive_all: bool) -> None:
+        if redrive_all == bool(identifiers):
+            raise click.UsageError("name the dead letters to redrive, or pass --all (not both)")
+        config, found = load()
+        try:
+            chosen = (
+                found.letters if redrive_all else [letter for i in identifiers for letter in found.find(i)]
+            )
+        except DeadLetterError as exc:
+            raise click.ClickException(str(exc)) from None
+
+        def with_progress_bar(letters: Iterable[DeadLetter]) -> Iterator[DeadLetter]:
+            with click.progressbar(list(letters), label="Redriving", show_pos=True) as bar:
+                yield from bar
+
+        producer = make_producer(KafkaCluster.from_config(config), config.http_timeout_seconds)
+        try:
+            result = redrive(producer, found, chosen, config.http_timeout_seconds, progress=with_progress_bar)
+        except KafkaError as exc:
+            raise click.ClickException(f"redrive stopped: {type(exc).__name__}") from None
+        finally:
+            close_quietly(producer)
+        click.echo(
+            f"{name}: redrove {result.redriven} dead letter(s); {result.already_redriven} already redriven"
+        )
+        if result.unroutable:
+            click.echo(
+                "not redriven (no original topic): {refs}".format(refs=", ".join(result.unroutable)), err=True
+            )
+
+
+def _describe(found: DeadLetters, letter: DeadLetter) -> str:
+    try:
+        payload = json.dumps(json.loads(letter.value), indent=2, ensure_ascii=False)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        payload = letter.value.decode(errors="replace")
+    lines = [
+        ("dead letter", f"{found.topic} {letter.ref}"),
+        ("dead-lettered at", letter.dead_lettered_at.isoformat(timespec="seconds")),
+        ("status", "redriven" if found.is_redriven(letter) else "pending"),
+        ("consumer", letter.consumer or "-"),
+        ("error", letter.error or "-"),
+        (
+            "from",
+            f"{letter.original_topic} partition {letter.original_partition} offset {letter.original_offset}"
+            if letter.original_topic
+            else "-",
+        ),
+        ("key", letter.key.decode(errors="replace") if letter.key else "-"),
+        ("event", f"{letter.event_id or '-'} ({letter.event_type or 'unknown type'})"),
+    ]
+    width = max(len(label) for label, _ in lines) + 1
+    body = "\n".join(f"{label + ':':<{width}} {value}" for label, value in lines)
+    return f"{body}\npayload:\n{payload}\n"

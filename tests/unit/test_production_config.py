@@ -25,6 +25,7 @@ from shared.config import (
 
 CONFIGS = {"onboarding": OnboardingConfig, "payments": PaymentsConfig, "accounts": AccountsConfig}
 
+
 def kafka_settings(prefix: str) -> dict[str, str]:
     """Production's Kafka: TLS and SCRAM (plaintext is refused), three replicas by default."""
     return {
