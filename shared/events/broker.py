@@ -1,4 +1,6 @@
-"""Kafka clients configured the way Hirfa needs them: acks=all, bounded timeouts, explicit commits.
+"""Kafka clients configured the way Hirfa needs them: one set of security options (TLS, SASL) for
+every client, acks=all and idempotent producers, topics with a replication factor and
+``min.insync.replicas``, bounded timeouts, explicit commits.
 
 Every wait on the broker is bounded, including the first connection (``bootstrap_timeout_ms``,
 30 s by default in kafka-python) and closing a client: a process must be able to stop within
