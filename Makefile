@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 # stay pending for one minute (production: ACCOUNTS_PENDING_HOLD_SECONDS, default three days).
 RUN_ENV := ONBOARDING_DEMO_CLIENTS=true LOG_JSON=false ACCOUNTS_PENDING_HOLD_SECONDS=$${ACCOUNTS_PENDING_HOLD_SECONDS:-60} KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$${BROKER_PORT:-9092}
 
-.PHONY: install run migrate test test-unit lint bench clean
+.PHONY: install run migrate test test-unit lint validate-deploy bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,12 +34,18 @@ test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
 # Style, layering and types: ruff, the import-linter contracts in pyproject.toml, mypy on shared/
-# and every domain/.
+# and every domain/; then the deploy manifests.
 lint: install
-	$(BIN)/ruff check shared services sandbox tests
-	$(BIN)/ruff format --check shared services sandbox tests
+	$(BIN)/ruff check shared services sandbox tests deploy
+	$(BIN)/ruff format --check shared services sandbox tests deploy
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	$(MAKE) validate-deploy
+
+# The Kubernetes manifests against the Kubernetes schemas, the kustomization against the directory,
+# the compose file against the compose specification: offline, the schemas ship in the packages.
+validate-deploy: install
+	$(BIN)/python deploy/validate_manifests.py
 
 bench: install
 	$(BIN)/python -m tests.bench
