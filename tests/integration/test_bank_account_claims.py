@@ -210,6 +210,7 @@ def test_an_approved_claim_moves_the_account_and_closes_the_previous_link(
         CLAIMANT_NAME,
         True,
     )
+    assert moved["holder_verification"] == "match"  # the bank's answer to the claimant
     squatters_accounts = listed(client, marketplace_headers, squatter)
     assert account["id"] not in squatters_accounts
     (remaining,) = squatters_accounts.values()

@@ -126,14 +126,7 @@ def link_account(
     holder_name = command.holder_name.strip()
     with uow:
         artisan = find_visible_artisan(uow.session, artisan_id, principal)
-        ensure_active(artisan)
-        if artisan.kyc_tier < MINIMUM_TIER_TO_LINK:
-            raise Conflict(
-                f"Linking a bank account needs KYC tier {MINIMUM_TIER_TO_LINK}; the artisan is at tier "
-                f"{artisan.kyc_tier}.",
-                code="kyc_tier_too_low",
-                param="mode",
-            )
+        _ensure_may_link(artisan)
         score = round(name_similarity(holder_name, artisan.full_name), 1)
         if score < settings.holder_name_threshold:
             raise ValidationFailed(
@@ -150,12 +143,13 @@ def link_account(
     with uow:
         session = uow.session
         artisan = find_visible_artisan(session, artisan_id, principal, lock=True)
-        ensure_active(artisan)
+        _ensure_may_link(artisan)  # again: the tier may have been lowered while the bank answered
         existing = session.scalar(sa.select(BankAccount).where(BankAccount.rib == number.rib))
         if existing is not None:
             if existing.artisan_id == artisan.id:
                 return Outcome(existing, created=False)
-            return _claim(uow, artisan, existing, command, holder_name, score, principal)
+            claim = Claim(holder_name, score, verification, command.make_default)
+            return _claim(uow, artisan, existing, claim, principal)
         now = utcnow()
         account = BankAccount(
             id=new_id("ba"),
@@ -195,6 +189,27 @@ def link_account(
         return Outcome(account, created=True)
 
 
+def _ensure_may_link(artisan: Artisan) -> None:
+    ensure_active(artisan)
+    if artisan.kyc_tier < MINIMUM_TIER_TO_LINK:
+        raise Conflict(
+            f"Linking a bank account needs KYC tier {MINIMUM_TIER_TO_LINK}; the artisan is at tier "
+            f"{artisan.kyc_tier}.",
+            code="kyc_tier_too_low",
+            param="mode",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """What the claimant asked, kept on the review case until compliance decides."""
+
+    holder_name: str
+    holder_name_score: float
+    holder_verification: HolderMatch
+    make_default: bool
+
+
 def _verify_holder(
     settings: BankAccountSettings, number: BankAccountNumber, holder_name: str, cin: str
 ) -> HolderMatch:
@@ -220,9 +235,7 @@ def _claim(
     uow: UnitOfWork,
     artisan: Artisan,
     account: BankAccount,
-    command: LinkAccount,
-    holder_name: str,
-    score: float,
+    claim: Claim,
     principal: Principal,
 ) -> Outcome:
     """Another artisan holds this RIB: record the claimant's claim as a compliance case (one open
@@ -244,9 +257,7 @@ def _claim(
             "bank_account_id": account.id,
             "rib": account.rib,
             "bank_code": account.bank_code,
-            "holder_name": holder_name,
-            "holder_name_score": score,
-            "make_default": command.make_default,
+            **dataclasses.asdict(claim),
             "current_artisan_id": account.artisan_id,
         },
     )
@@ -302,7 +313,8 @@ def settle_claim(uow: UnitOfWork, review: KycReview, *, approved: bool, reviewer
         or account.artisan_id != details["current_artisan_id"]
     ):
         raise Conflict(
-            "The claimed account has changed hands since the claim; decide the claim again as rejected.",
+            "The claimed account has changed hands since this claim was made: reject it, and the "
+            "claimant may link the account again.",
             code="bank_account_claim_stale",
             param="review_id",
         )
@@ -314,7 +326,7 @@ def settle_claim(uow: UnitOfWork, review: KycReview, *, approved: bool, reviewer
     account.status = "linked"
     account.holder_name = details["holder_name"]
     account.holder_name_score = details["holder_name_score"]
-    account.holder_verification = "match"
+    account.holder_verification = details.get("holder_verification", "match")
     account.is_default = False
     account.default_requested = False
     account.updated_at = now
