@@ -12,6 +12,7 @@ from sqlalchemy.orm import sessionmaker
 from services.accounts.adapters.immutability import LEDGER
 from services.accounts.adapters.orm import Base as AccountsBase
 from services.accounts.service_layer.statements import check_integrity
+from services.onboarding.adapters.immutability import AUDIT_LOG
 from services.onboarding.adapters.orm import Base as OnboardingBase
 from services.payments.adapters.immutability import ATTEMPTS
 from services.payments.adapters.orm import Base as PaymentsBase
@@ -29,7 +30,7 @@ METADATA = {
     "accounts": AccountsBase.metadata,
 }
 # Tables whose database triggers refuse DELETE (lifted while a test empties a SQLite database).
-APPEND_ONLY = {"accounts": LEDGER, "payments": ATTEMPTS}
+APPEND_ONLY = {"accounts": LEDGER, "payments": ATTEMPTS, "onboarding": AUDIT_LOG}
 
 _databases: Databases | None = None
 

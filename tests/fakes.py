@@ -11,7 +11,13 @@ from services.accounts.adapters.banks import HttpBankPartner as TransfersBankPar
 from services.accounts.domain.ports import Transfer, TransferCallback, TransferRequest
 from services.onboarding.adapters.banks import HttpBankPartner
 from services.onboarding.domain.banking import PARTNER_BANK_CODES, make_rib
-from services.onboarding.domain.ports import AccountOpening, AccountOpeningRequest, BankCallback
+from services.onboarding.domain.ports import (
+    AccountOpening,
+    AccountOpeningRequest,
+    BankCallback,
+    HolderMatch,
+    HolderVerificationRequest,
+)
 from shared.partner_ports import PartnerError
 
 
@@ -22,10 +28,15 @@ class FakeBankPartner:
     calls back by itself, so a test either posts a signed callback or lets polling find the answer.
     Set ``down`` to make every call fail the way an unreachable bank does. ``requests`` and ``polls``
     record what onboarding sent. Callbacks are checked by the real adapter, HMAC and all.
+
+    Account-holder verification answers ``match`` unless ``holders[rib]`` says otherwise
+    (``mismatch`` or ``unknown``); ``verifications`` records the questions asked.
     """
 
     def __init__(self, callback_secret: str, *, tolerance_seconds: int = 300) -> None:
         self.down = False
+        self.holders: dict[str, HolderMatch] = {}
+        self.verifications: list[HolderVerificationRequest] = []
         self.requests: list[AccountOpeningRequest] = []
         self.polls: list[str] = []
         self._openings: dict[str, AccountOpening] = {}  # by partner reference
@@ -62,6 +73,11 @@ class FakeBankPartner:
 
     def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> BankCallback:
         return self._callback_reader.parse_callback(headers, raw_body)
+
+    def verify_account_holder(self, request: HolderVerificationRequest) -> HolderMatch:
+        self._fail_when_down()
+        self.verifications.append(request)
+        return self.holders.get(request.rib, "match")
 
     def opening_for(self, reference: str) -> AccountOpening:
         (opening,) = (opening for opening in self._openings.values() if opening.reference == reference)

@@ -152,6 +152,14 @@ class AccountOpenings(RequestBook[AccountOpening]):
             opening.refusal_reason = reason
         opening.decided = int(time.time())
 
+    def holder_of(self, rib: str) -> OpeningRequest | None:
+        """The request of the opening that issued ``rib`` (its holder), if this bank issued it."""
+        with self._lock:
+            for opening in self._by_id.values():
+                if opening.rib == rib:
+                    return opening.request
+        return None
+
     def _issue_rib(self, bank_code: str) -> str:
         # Random digits, but a key computed exactly as a bank does, so Hirfa's RIB checks accept it.
         while True:

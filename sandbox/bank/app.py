@@ -11,7 +11,7 @@ import logging
 
 from flask import Flask, jsonify
 
-from sandbox.bank import account_openings, transfers
+from sandbox.bank import account_openings, holder_verifications, transfers
 from sandbox.bank.callbacks import bank_callback_sender
 from sandbox.bank.config import SandboxBankConfig
 from sandbox.common.auth import require_api_key
@@ -42,6 +42,7 @@ def create_app(config: SandboxBankConfig | None = None) -> Flask:
     app.extensions[CALLBACKS_EXTENSION_KEY] = callbacks
     account_openings.register(app, config, callbacks)
     transfers.register(app, config, callbacks)
+    holder_verifications.register(app)
     return app
 
 

@@ -155,6 +155,12 @@ def test_linking_an_existing_account_over_http(stack):
     body = artisan_body(full_name="Amina Tazi")
     artisan = marketplace.call("POST", "onboarding", "/v1/artisans", idempotent=True, json=body).json()
     base = f"/v1/artisans/{artisan['id']}"
+    # Linking needs tier 1: the phone verified.
+    marketplace.call("POST", "onboarding", f"{base}/phone-verification", idempotent=True)
+    code = last_sms_code(stack, artisan["phone"])
+    assert marketplace.call(
+        "POST", "onboarding", f"{base}/phone-verification/confirm", json={"code": code}
+    ).ok
     linked = marketplace.call(
         "POST",
         "onboarding",

@@ -519,3 +519,60 @@ class TestTransfers:
     def test_an_unknown_transfer_is_404(self, bank):
         response = bank.get("/v1/transfers/trf_doesnotexist", headers=AUTH)
         assert (response.status_code, response.get_json()["code"]) == (404, "not_found")
+
+
+# --- account-holder verification -----------------------------------------------------------------
+
+
+def verify_holder(client, rib: str, holder_name: str = "Fatima Zahra El Amrani", cin: str = "BE123456"):
+    return client.post(
+        "/v1/account-holder-verifications",
+        json={"rib": rib, "holder_name": holder_name, "cin": cin},
+        headers=AUTH,
+    )
+
+
+class TestHolderVerification:
+    @pytest.mark.parametrize(
+        ("account_number", "result"),
+        [
+            ("0000000000001234", "match"),
+            ("0000000000000004", "unknown"),
+            ("0000000000000005", "mismatch"),
+        ],
+    )
+    def test_the_test_ribs_give_their_answer(self, bank, account_number, result):
+        response = verify_holder(bank, make_rib("007", "780", account_number))
+        assert response.status_code == 200
+        assert response.get_json() == {"result": result}
+
+    def test_an_account_the_sandbox_opened_matches_only_its_holder(self, make_sandbox, receiver):
+        bank = make_sandbox(duplicate_callbacks=False)
+        open_account(bank, receiver, reference="onb_verified", holder_name="Fatima Zahra El Amrani")
+        rib = receiver.wait_for(1)[0].event["data"]["rib"]
+
+        assert verify_holder(bank, rib, "EL AMRANI Fatima Zahra").get_json()["result"] == "match"
+        assert verify_holder(bank, rib, "Fátima Zahra El Amrani", "be 123456").get_json()["result"] == "match"
+        assert verify_holder(bank, rib, "Karim Benjelloun").get_json()["result"] == "mismatch"
+        assert verify_holder(bank, rib, cin="BE654321").get_json()["result"] == "mismatch"
+
+    @pytest.mark.parametrize(
+        ("body", "param"),
+        [
+            ({"holder_name": "Fatima", "cin": "BE123456"}, "rib"),
+            ({"rib": "12345", "holder_name": "Fatima", "cin": "BE123456"}, "rib"),
+            ({"rib": make_rib("007", "780", "0000000000001234"), "cin": "BE123456"}, "holder_name"),
+            ({"rib": make_rib("007", "780", "0000000000001234"), "holder_name": "Fatima"}, "cin"),
+        ],
+    )
+    def test_a_request_that_is_not_a_verification_is_422(self, bank, body, param):
+        response = bank.post("/v1/account-holder-verifications", json=body, headers=AUTH)
+        assert response.status_code == 422
+        assert response.get_json()["param"] == param
+
+    def test_verification_needs_the_api_key(self, bank):
+        response = bank.post(
+            "/v1/account-holder-verifications",
+            json={"rib": make_rib("007", "780", "0000000000001234"), "holder_name": "F", "cin": "BE123456"},
+        )
+        assert response.status_code == 401

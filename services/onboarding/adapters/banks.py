@@ -13,7 +13,14 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from services.onboarding.domain.ports import AccountOpening, AccountOpeningRequest, BankCallback
+from services.onboarding.domain.ports import (
+    HOLDER_MATCHES,
+    AccountOpening,
+    AccountOpeningRequest,
+    BankCallback,
+    HolderMatch,
+    HolderVerificationRequest,
+)
 from shared.bank_partners import BankPartnerApi
 
 
@@ -27,8 +34,15 @@ def _opening_from(payload: Mapping[str, Any]) -> AccountOpening:
     )
 
 
+def _holder_match_from(payload: Mapping[str, Any]) -> HolderMatch:
+    result = payload["result"]
+    if result not in HOLDER_MATCHES:
+        raise ValueError("unknown holder verification result")
+    return result  # type: ignore[no-any-return]
+
+
 class HttpBankPartner(BankPartnerApi):
-    """A partner bank's account openings, over the bank-partner HTTP API."""
+    """A partner bank's account openings and account-holder checks, over the bank-partner HTTP API."""
 
     def request_account_opening(self, request: AccountOpeningRequest) -> AccountOpening:
         return self._fetch(
@@ -41,3 +55,13 @@ class HttpBankPartner(BankPartnerApi):
     def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> BankCallback:
         callback = self._read_callback(headers, raw_body, _opening_from)
         return BankCallback(event_id=callback.event_id, type=callback.type, opening=callback.resource)
+
+    def verify_account_holder(self, request: HolderVerificationRequest) -> HolderMatch:
+        # A read: it changes nothing at the bank, so it is safe to repeat (the client's timeout applies).
+        return self._fetch(
+            "POST",
+            "/v1/account-holder-verifications",
+            _holder_match_from,
+            what="holder verification",
+            body=dataclasses.asdict(request),
+        )

@@ -149,7 +149,7 @@ class KycReview(Base):
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     artisan_id: Mapped[str] = mapped_column(sa.ForeignKey("artisans.id"), index=True)
-    kind: Mapped[str] = mapped_column(sa.String(20))  # screening_hit | tier_upgrade
+    kind: Mapped[str] = mapped_column(sa.String(20))  # screening_hit | tier_upgrade | bank_account_claim
     requested_tier: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
     status: Mapped[str] = mapped_column(sa.String(20), default="open", index=True)
     # Who caused the case to be opened: the four-eyes rule forbids them from deciding it.
@@ -164,7 +164,8 @@ class KycReview(Base):
 
 
 class KycAuditEntry(Base):
-    """Append-only audit log: review decisions, tier changes, document downloads."""
+    """Append-only audit log: review decisions, tier changes, document downloads. The database
+    refuses UPDATE and DELETE on it (``adapters/immutability.py``)."""
 
     __tablename__ = "kyc_audit_log"
 
@@ -195,6 +196,9 @@ class BankAccount(Base):
     iban: Mapped[str | None] = mapped_column(sa.String(28), nullable=True)
     holder_name: Mapped[str] = mapped_column(sa.String(200))
     holder_name_score: Mapped[float | None] = mapped_column(sa.Float, nullable=True)
+    # What the bank said of the holder when the account was linked: match, or unknown (the bank
+    # cannot verify: only the holder-name check passed, and the account needs confirmation).
+    holder_verification: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
     # Only a usable (linked or opened) account is ever the default; an opening asked to become the
     # default remembers it in ``default_requested`` until the bank opens it.
     is_default: Mapped[bool] = mapped_column(sa.Boolean, default=False)

@@ -29,16 +29,23 @@ class BankAccounts(MethodView):
     @blp.alt_response(
         200, schema=BankAccountSchema, description="This account was already linked or requested."
     )
-    @blp.alt_response(202, schema=BankAccountSchema, description="Opening requested; the bank answers later.")
+    @blp.alt_response(
+        202,
+        schema=BankAccountSchema,
+        description="Opening requested (``pending``; the bank answers later), or a claim on an account "
+        "another artisan holds (``pending_review``; compliance decides).",
+    )
     @blp.doc(
         parameters=[
             {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}
         ]
     )
     def post(self, body, artisan_id):
-        """Link an existing account (``mode: link`` with a RIB or IBAN) or open one at a partner bank
-        (``mode: open``, tier 2 or more). An opening answers 202 ``pending``; the account becomes
-        usable when the bank confirms."""
+        """Link an existing account (``mode: link`` with a RIB or IBAN, tier 1 or more, the holder
+        verified by the bank) or open one at a partner bank (``mode: open``, tier 2 or more). An
+        opening answers 202 ``pending``; the account becomes usable when the bank confirms. A RIB
+        another artisan holds answers 202 ``pending_review`` with the compliance case's
+        ``review_id``; the account moves to this artisan if compliance approves."""
         context = service_context()
         settings = context.bank_accounts
         principal = current_principal()
@@ -55,7 +62,10 @@ class BankAccounts(MethodView):
                 principal,
                 settings,
             )
-            status = 201 if outcome.created else 200
+            if outcome.account.status == "pending_review":
+                status = 202 if outcome.created else 200
+            else:
+                status = 201 if outcome.created else 200
         else:
             outcome = bank_accounts.open_account(
                 context.uow_factory(),

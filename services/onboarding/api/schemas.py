@@ -207,7 +207,7 @@ class ReviewSchema(Schema):
     id = fields.String()
     object = fields.Constant("kyc_review")
     artisan_id = fields.String()
-    kind = fields.String(metadata={"description": "screening_hit or tier_upgrade."})
+    kind = fields.String(metadata={"description": "screening_hit, tier_upgrade or bank_account_claim."})
     requested_tier = fields.Integer(allow_none=True)
     status = fields.String(metadata={"description": "open, approved, rejected or closed."})
     submitted_by = fields.String()
@@ -227,7 +227,7 @@ class ReviewListArgsSchema(PageArgsSchema):
     status = fields.String(
         load_default="open", validate=validate.OneOf(["open", "approved", "rejected", "closed"])
     )
-    kind = fields.String(validate=validate.OneOf(["screening_hit", "tier_upgrade"]))
+    kind = fields.String(validate=validate.OneOf(["screening_hit", "tier_upgrade", "bank_account_claim"]))
     artisan_id = fields.String(validate=validate.Length(max=40))
 
 
@@ -291,12 +291,27 @@ class BankAccountSchema(Schema):
     object = fields.Constant("bank_account")
     artisan_id = fields.String()
     mode = fields.String()
-    status = fields.String(metadata={"description": "link: linked. open: pending, then opened or refused."})
+    status = fields.String(
+        metadata={
+            "description": "link: linked, or pending_review (a claim on an account another artisan "
+            "holds, until compliance decides). open: pending, then opened or refused."
+        }
+    )
     bank_code = fields.String(allow_none=True)
     partner_bank = fields.String(allow_none=True)
     rib = fields.String(allow_none=True)
     iban = fields.String(allow_none=True)
     holder_name = fields.String()
+    holder_verification = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The bank's answer when the account was linked: match, or unknown (the bank "
+            "cannot verify; only the holder-name check passed and the account needs confirmation)."
+        },
+    )
+    review_id = fields.String(
+        metadata={"description": "On a pending_review claim: the compliance case deciding it."}
+    )
     is_default = fields.Boolean()
     refusal_reason = fields.String(allow_none=True)
     created_at = fields.DateTime()

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Literal, Protocol
+
+# The bank's answer to "is this the holder of this account?": ``unknown`` when it cannot tell
+# (the account's bank does not take part in verification, or does not answer for it).
+HolderMatch = Literal["match", "mismatch", "unknown"]
+HOLDER_MATCHES: tuple[HolderMatch, ...] = ("match", "mismatch", "unknown")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +37,17 @@ class AccountOpening:
 
 
 @dataclasses.dataclass(frozen=True)
+class HolderVerificationRequest:
+    rib: str
+    holder_name: str
+    cin: str
+
+    def __repr__(self) -> str:
+        # The RIB and CIN must not leak through a stray repr in a log line.
+        return f"HolderVerificationRequest(rib={self.rib[:3]!r}…, holder_name=…, cin=…)"
+
+
+@dataclasses.dataclass(frozen=True)
 class BankCallback:
     event_id: str
     type: str
@@ -39,13 +55,18 @@ class BankCallback:
 
 
 class BankPartner(Protocol):
-    """One partner bank, as far as account openings go."""
+    """One partner bank, as far as account openings and account-holder verification go."""
 
     def request_account_opening(self, request: AccountOpeningRequest) -> AccountOpening: ...
 
     def account_opening(self, partner_reference: str) -> AccountOpening: ...
 
     def parse_callback(self, headers: Mapping[str, str], raw_body: bytes) -> BankCallback: ...
+
+    def verify_account_holder(self, request: HolderVerificationRequest) -> HolderMatch:
+        """Whether the account behind ``request.rib`` is held by that name (and CIN), as the bank
+        knows it. Raises ``PartnerError`` when the bank cannot be reached in time."""
+        ...
 
 
 class BankPartners(Protocol):

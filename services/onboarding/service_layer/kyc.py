@@ -39,6 +39,8 @@ from shared.logging import request_id_var
 from shared.pagination import Page, paginate
 
 SYSTEM_ACTOR = "system"
+# A claim on a bank account another artisan holds (see service_layer/bank_accounts.py).
+BANK_ACCOUNT_CLAIM = "bank_account_claim"
 
 
 class ArtisanRejected(Conflict):
@@ -357,6 +359,9 @@ def _apply_approval(
 ) -> None:
     if artisan.status == "rejected":
         raise ArtisanRejected("This artisan's KYC was already rejected.", param="review_id")
+    if review.kind == BANK_ACCOUNT_CLAIM:
+        _settle_bank_account_claim(uow, review, approved=True, reviewer=reviewer)
+        return
     if review.kind == "screening_hit":
         # A false positive: the officer clears the matched entries, which later rescreens of the
         # same entries will not raise again.
@@ -377,6 +382,10 @@ def _apply_approval(
 def _apply_rejection(
     uow: UnitOfWork, artisan: Artisan, review: KycReview, *, reviewer: str, tiers: TierPolicy
 ) -> None:
+    if review.kind == BANK_ACCOUNT_CLAIM:
+        _settle_bank_account_claim(uow, review, approved=False, reviewer=reviewer)
+        if review.reason_code not in DISQUALIFYING_REJECT_REASONS:
+            return  # only the claim is refused; the artisan's KYC stands
     if review.reason_code in DISQUALIFYING_REJECT_REASONS:
         artisan.status = "rejected"
         change_tier(
@@ -400,6 +409,13 @@ def _apply_rejection(
             },
         )
     )
+
+
+def _settle_bank_account_claim(uow: UnitOfWork, review: KycReview, *, approved: bool, reviewer: str) -> None:
+    # Imported here: the bank-account handlers build on this module (audit, review cases).
+    from services.onboarding.service_layer.bank_accounts import settle_claim
+
+    settle_claim(uow, review, approved=approved, reviewer=reviewer)
 
 
 # --- downgrades and the audit log -----------------------------------------------------------------
