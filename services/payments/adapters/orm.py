@@ -306,7 +306,7 @@ class WebhookDeliveryAttempt(Base):
     number: Mapped[int] = mapped_column(sa.Integer)  # 1, 2, … within the delivery
     trigger: Mapped[str] = mapped_column(sa.String(10))  # automatic | manual
     status_code: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
-    # timeout, connection_refused, connection_error, dns_error, tls_error, address_not_allowed…
+    # timeout, connection_refused, connection_error, dns_error, dns_timeout, tls_error, address_not_allowed…
     error: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
     duration_ms: Mapped[int] = mapped_column(sa.Integer)
     attempted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -283,7 +283,7 @@ class WebhookDeliverySchema(Schema):
         allow_none=True,
         metadata={
             "description": "When there was no answer: timeout, connection_refused, connection_error, "
-            "dns_error, tls_error, address_not_allowed."
+            "dns_error, dns_timeout, tls_error, address_not_allowed."
         },
     )
     last_attempt_at = fields.DateTime(allow_none=True)
