@@ -241,7 +241,12 @@ class Broker:
 
 
 def random_cin() -> str:
-    return random.choice(["AB", "BE", "J", "K", "EE"]) + str(random.randint(100000, 999999))
+    """A random CIN the bank sandbox does not refuse: it refuses CINs ending in 99 on purpose
+    (``sandbox.bank.account_openings.REFUSAL_RULES``), so a test that wants a refusal asks for one."""
+    while True:
+        cin = random.choice(["AB", "BE", "J", "K", "EE"]) + str(random.randint(100000, 999999))
+        if not cin.endswith("99"):
+            return cin
 
 
 def random_phone() -> str:
