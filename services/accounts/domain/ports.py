@@ -59,3 +59,19 @@ class BankPartners(Protocol):
     def get(self, slug: str) -> BankPartner: ...
 
     def __contains__(self, slug: object) -> bool: ...
+
+
+class StatementSource(Protocol):
+    """A partner bank's end-of-day statements for the client-funds accounts it holds for Hirfa.
+
+    ``fetch_statement`` gives the raw file as the bank serves it (``format``: ``mt940`` or
+    ``camt053``), for ``bank_code``'s client-funds account and the given day (``YYYY-MM-DD``).
+    """
+
+    def fetch_statement(self, bank_code: str, day: str, format: str) -> bytes: ...
+
+
+class SettlementSource(Protocol):
+    """An acquirer's daily settlement file (CSV, the acquirer's columns), for one UTC day."""
+
+    def fetch_settlement(self, day: str) -> bytes: ...
