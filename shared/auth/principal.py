@@ -13,6 +13,10 @@ class Principal:
     role: Role
     scopes: frozenset[str]
     token_id: str
+    # A bank partner's client is bound to one bank (three-digit Moroccan bank code, the token's
+    # ``bank_code`` claim): it sees that bank's client-funds account, statements, reconciliation
+    # runs and cases, and the artisans paid out at that bank, nothing else.
+    bank_code: str | None = None
 
     def has_scopes(self, *required: str) -> bool:
         return set(required) <= self.scopes
@@ -20,3 +24,7 @@ class Principal:
     @property
     def is_marketplace(self) -> bool:
         return self.role == Role.MARKETPLACE
+
+    @property
+    def is_bank_partner(self) -> bool:
+        return self.role == Role.BANK_PARTNER
