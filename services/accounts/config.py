@@ -6,7 +6,11 @@ import dataclasses
 import datetime as dt
 import re
 
-from shared.config import BankPartnerClientConfig, ConfigError
+from shared.config import BankPartnerClientConfig, ConfigError, secret_field
+
+# Development defaults shared with the M2T sandbox (the acquirer's settlement files).
+SANDBOX_M2T_URL = "http://127.0.0.1:8010"
+SANDBOX_M2T_API_KEY = "sandbox-m2t-api-key"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +29,16 @@ class AccountsConfig(BankPartnerClientConfig):
     payout_bank_code: str = "145"
     # Payouts the bank has not settled after this long are polled (lost callbacks).
     payout_poll_after_seconds: int = 60
+    # Reconciliation sources: the gateways whose settlement files are fetched (comma-separated names;
+    # "m2t" reads M2T's file at m2t_url with m2t_api_key), and the bank statements, fetched through the
+    # bank-partner API (bank_partner_url).
+    settlement_gateways: str = "m2t"
+    m2t_url: str = SANDBOX_M2T_URL
+    m2t_api_key: str = secret_field(SANDBOX_M2T_API_KEY)
+
+    @property
+    def settlement_gateway_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.settlement_gateways.split(",") if name.strip())
 
     @property
     def pending_hold(self) -> dt.timedelta:
@@ -40,6 +54,9 @@ class AccountsConfig(BankPartnerClientConfig):
             raise ConfigError("PAYOUT_BANK_CODE: a three-digit bank code")
         if self.payout_poll_after_seconds < 0:
             raise ConfigError("PAYOUT_POLL_AFTER_SECONDS must not be negative")
+        unknown = [name for name in self.settlement_gateway_names if name != "m2t"]
+        if unknown:
+            raise ConfigError(f"SETTLEMENT_GATEWAYS: no settlement source for {', '.join(unknown)}")
 
 
 def load_config(**overrides) -> AccountsConfig:
