@@ -10,7 +10,7 @@ import io
 
 import pytest
 
-from services.accounts.domain.ledger import artisan, bank, gateway_receivable, platform
+from services.accounts.domain.ledger import artisan, bank, gateway_receivable
 from services.accounts.domain.postings import Posting
 from services.accounts.service_layer import posting as posting_module
 from services.accounts.service_layer.posting import post
