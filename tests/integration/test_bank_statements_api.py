@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from decimal import Decimal
 
 import pytest
 
@@ -16,6 +17,7 @@ from services.accounts.service_layer import posting as posting_module
 from services.accounts.service_layer.posting import post
 from services.onboarding.domain.banking import make_rib
 from shared.auth.scopes import Role
+from shared.config import PROJECT_ROOT
 from shared.errors import PROBLEM_CONTENT_TYPE
 from shared.ids import new_id
 from tests.ledger_support import MARKETPLACE, LedgerDriver, bank_account_linked
@@ -343,3 +345,98 @@ def test_a_statement_needs_a_token_and_a_reading_scope(client, issue_token):
     assert client.get("/v1/statements", query_string=query).status_code == 401
     compliance = {"Authorization": "Bearer " + issue_token(Role.COMPLIANCE, client_id="cli_test_compliance")}
     assert client.get("/v1/statements", headers=compliance, query_string=query).status_code == 403
+
+
+# --- MT940 and camt.053, read back with parsers that are not Hirfa's ------------------------------
+
+
+def _cents(amount) -> int:
+    """A Decimal amount in major units as integer minor units."""
+    return int((Decimal(str(amount)) * 100).to_integral_exact())
+
+
+def test_the_bank_mt940_statement_parses_with_the_mt940_package_and_equals_the_ledger(client, auth, two_days):
+    import mt940
+
+    response = get_statement(
+        client, auth(Role.BANK_PARTNER), account="bank:145", date=DAY_2.isoformat(), format="mt940"
+    )
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "text/plain"
+    assert (
+        response.headers["Content-Disposition"] == 'attachment; filename="statement-bank-145-2026-11-03.sta"'
+    )
+    text = response.get_data().decode("ascii")
+    assert all(len(line) <= 65 for line in text.split("\r\n"))
+    parsed = mt940.models.Transactions()
+    parsed.parse(text)
+    opening, closing = parsed.data["final_opening_balance"], parsed.data["final_closing_balance"]
+    assert (_cents(opening.amount.amount), opening.date) == (50_000, DAY_1)
+    assert (_cents(closing.amount.amount), closing.date) == (45_500, DAY_2)
+    assert parsed.data["account_identification"] == "bank:145"
+    amounts = [_cents(transaction.data["amount"].amount) for transaction in parsed]
+    assert amounts == [-12_000, 7_500]
+    assert sum(amounts) == _cents(closing.amount.amount) - _cents(opening.amount.amount)
+    # Each line names its journal entry and what caused it (in :86:, the references being long).
+    # The SWIFT X character set has no underscore: ids are written with a hyphen (je_… as je-…).
+    details = [transaction.data["transaction_details"].replace("\n", "") for transaction in parsed]
+    entries, references = [two_days["entries"]["payout_a"], two_days["entries"]["settle_2"]], []
+    for detail, entry_id in zip(details, entries, strict=True):
+        assert f"/BREF/{entry_id.replace('_', '-')}" in detail
+        references.append(detail.split("/EREF/", 1)[1].split("/", 1)[0])
+    assert references[0].startswith("po-") and references[1].startswith("stl-")
+
+
+def test_the_artisan_camt053_statement_validates_against_the_xsd_and_equals_the_ledger(
+    client, auth, two_days
+):
+    from lxml import etree
+
+    here = two_days["here"]
+    response = get_statement(
+        client,
+        auth(Role.OPERATOR),
+        account=here,
+        **{"from": DAY_1.isoformat(), "to": DAY_2.isoformat()},
+        format="camt053",
+    )
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "application/xml"
+    assert response.headers["Content-Disposition"].endswith('.xml"')
+    document = etree.fromstring(response.get_data())
+    xsd = etree.XMLSchema(etree.parse(str(PROJECT_ROOT / "shared/bank_statements/xsd/camt.053.001.08.xsd")))
+    assert xsd.validate(document), xsd.error_log
+
+    ns = {"c": "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"}
+
+    def signed(element) -> int:
+        amount = _cents(element.findtext("c:Amt", namespaces=ns))
+        return -amount if element.findtext("c:CdtDbtInd", namespaces=ns) == "DBIT" else amount
+
+    balances = {
+        bal.findtext("c:Tp/c:CdOrPrtry/c:Cd", namespaces=ns): signed(bal)
+        for bal in document.iterfind(".//c:Bal", ns)
+    }
+    assert balances == {"OPBD": 0, "CLBD": 18_000}
+    entries = list(document.iterfind(".//c:Ntry", ns))
+    assert [signed(entry) for entry in entries] == [30_000, -12_000]
+    assert [entry.findtext("c:AcctSvcrRef", namespaces=ns) for entry in entries] == [
+        two_days["entries"]["earn_a"],
+        two_days["entries"]["payout_a"],
+    ]
+    references = [entry.findtext(".//c:EndToEndId", namespaces=ns) for entry in entries]
+    assert references[0].startswith("pay_") and references[1].startswith("po_")
+    assert document.findtext(".//c:Stmt/c:Acct/c:Id/c:Othr/c:Id", namespaces=ns) == here
+
+
+def test_the_bank_camt053_statement_validates_against_the_xsd(client, auth, two_days):
+    from lxml import etree
+
+    response = get_statement(
+        client, auth(Role.BANK_PARTNER), account="bank:145", date=DAY_2.isoformat(), format="camt053"
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    xsd = etree.XMLSchema(etree.parse(str(PROJECT_ROOT / "shared/bank_statements/xsd/camt.053.001.08.xsd")))
+    assert xsd.validate(etree.fromstring(response.get_data())), xsd.error_log

@@ -14,7 +14,9 @@ from services.accounts.api.schemas import BankStatementArgsSchema
 from services.accounts.service_layer.account_statements import build_statement, parse_account, statement_days
 from shared.auth.flask import current_principal, require_any_scope
 from shared.bank_statements import Statement
+from shared.bank_statements.camt053 import write_camt053
 from shared.bank_statements.csv_format import write_csv
+from shared.bank_statements.mt940 import write_mt940
 
 blp = Blueprint(
     "bank_statements",
@@ -24,12 +26,19 @@ blp = Blueprint(
 )
 
 
+def _mt940(statement: Statement) -> bytes:
+    # The writer keeps to the SWIFT X character set (names transliterated), a subset of ASCII.
+    return write_mt940(statement).encode("ascii")
+
+
 def _csv(statement: Statement) -> bytes:
     return write_csv(statement).encode()
 
 
-# format -> (writer, media type, file extension)
+# format -> (writer, media type, file extension: ``.sta`` is what banks' software expects of MT940)
 RENDERERS: dict[str, tuple[Callable[[Statement], bytes], str, str]] = {
+    "mt940": (_mt940, "text/plain; charset=us-ascii", "sta"),
+    "camt053": (write_camt053, "application/xml", "xml"),
     "csv": (_csv, "text/csv; charset=utf-8", "csv"),
 }
 # Bank partners read statements (``reconciliation:read``), operators the ledger, marketplaces their
@@ -40,10 +49,16 @@ READ_SCOPES = ("reconciliation:read", "ledger:read", "balances:read", "self:read
 @blp.route("", methods=["GET"])
 @require_any_scope(*READ_SCOPES)
 @blp.arguments(BankStatementArgsSchema, location="query")
-@blp.response(
-    200,
-    description="The statement file.",
-    content_type="application/octet-stream",
+@blp.doc(
+    responses={
+        "200": {
+            "description": "The statement file (`Content-Disposition: attachment` with its filename).",
+            "content": {
+                media_type.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
+                for _, media_type, _ in RENDERERS.values()
+            },
+        }
+    }
 )
 def bank_statement(args):
     """A day's (or a range of days') statement of ``bank:{code}`` or of an artisan's available
