@@ -471,3 +471,26 @@ def onboarding_cli_context(config):
     from services.onboarding.bootstrap import bootstrap
 
     return bootstrap(config)
+
+
+def test_the_demo_bank_partner_is_bound_to_bank_145(onboarding_app, onboarding):
+    # As `hirfa onboarding init` seeds them on a `make run` stack.
+    from services.onboarding.cli import DEMO_CLIENTS
+    from services.onboarding.service_layer.api_clients import ensure_client
+
+    for client_id, secret, name, role, bank_code in DEMO_CLIENTS:
+        ensure_client(
+            _uow(onboarding_app),
+            client_id=client_id,
+            client_secret=secret,
+            name=name,
+            role=role,
+            bank_code=bank_code,
+        )
+    response = onboarding.post(
+        TOKEN_URL,
+        data={"grant_type": "client_credentials"},
+        headers=basic("cli_demo_bank", "demo-bank-secret"),
+    )
+    assert response.status_code == 200, response.get_json()
+    assert _claims(response.get_json()["access_token"])["bank_code"] == "145"
