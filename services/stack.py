@@ -106,8 +106,9 @@ def demo_client_lines(onboarding_url: str) -> list[str]:
     if not onboarding_config().demo_clients:
         return []
     lines = ["", f"  Demo API clients (POST {onboarding_url}/v1/oauth/token):"]
-    for client_id, secret, name, role in DEMO_CLIENTS:
-        lines.append(f"    {role.value:<13} {client_id:<22} / {secret:<25} {name}")
+    for client_id, secret, name, role, bank_code in DEMO_CLIENTS:
+        bank = f" (bank {bank_code})" if bank_code else ""
+        lines.append(f"    {role.value:<13} {client_id:<22} / {secret:<25} {name}{bank}")
     return lines
 
 

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from shared.auth.scopes import Role
+
+# A Moroccan bank code: the first three digits of a RIB.
+_BANK_CODE = re.compile(r"[0-9]{3}")
+
+
+def is_bank_code(value: object) -> bool:
+    """Whether ``value`` is a three-digit bank code (the ``bank_code`` claim, ``bank:{code}``)."""
+    return isinstance(value, str) and _BANK_CODE.fullmatch(value) is not None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from shared.auth.keys import SigningKeyStore, is_canonical_b64url
-from shared.auth.principal import Principal
+from shared.auth.principal import Principal, is_bank_code
 from shared.auth.scopes import Role
 from shared.errors import InvalidToken
 from shared.ids import new_id
@@ -46,12 +46,16 @@ class TokenIssuer:
         role: Role,
         scopes: Iterable[str],
         audiences: list[str],
+        bank_code: str | None = None,
         now: dt.datetime | None = None,
     ) -> tuple[str, int]:
-        """Return ``(token, expires_in_seconds)``."""
+        """Return ``(token, expires_in_seconds)``. A bank partner's token carries its ``bank_code``
+        (and must: a bank partner bound to no bank would see every bank's data)."""
+        if role == Role.BANK_PARTNER and not is_bank_code(bank_code):
+            raise ValueError("a bank partner's token needs the three-digit bank code it is bound to")
         now = now or dt.datetime.now(dt.UTC)
         kid, private_key = self.keys.active()
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": client_id,
             "aud": audiences if len(audiences) != 1 else audiences[0],
@@ -62,6 +66,8 @@ class TokenIssuer:
             "scope": " ".join(sorted(scopes)),
             "role": str(role),
         }
+        if role == Role.BANK_PARTNER:
+            claims["bank_code"] = bank_code
         token = jwt.encode(claims, private_key, algorithm=ALGORITHM, headers={"kid": kid})
         return token, self.ttl_seconds
 
@@ -182,9 +188,15 @@ class TokenVerifier:
         scope = claims.get("scope", "")
         if not isinstance(scope, str) or not isinstance(claims["sub"], str):
             raise InvalidToken("The access token's claims are malformed.")
+        # A bank partner sees one bank's data: without a valid bank code its token is malformed
+        # (never "every bank"). Other roles are bound to no bank, whatever the token says.
+        bank_code = claims.get("bank_code")
+        if role == Role.BANK_PARTNER and not is_bank_code(bank_code):
+            raise InvalidToken("The access token's claims are malformed.")
         return Principal(
             client_id=claims["sub"],
             role=role,
             scopes=frozenset(scope.split()),
             token_id=str(claims.get("jti", "")),
+            bank_code=bank_code if role == Role.BANK_PARTNER else None,
         )

@@ -66,6 +66,22 @@ class StatementArgsSchema(PageArgsSchema, TimeRangeArgsSchema):
     currency = CurrencyCode(load_default=None, metadata={"description": "Defaults to the ledger's currency."})
 
 
+class BankStatementArgsSchema(Schema):
+    account = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "`bank:{three-digit bank code}` (client funds) or an artisan id (`art_…`)."},
+    )
+    date = fields.Date(metadata={"description": "One day (YYYY-MM-DD, UTC); or give `from` and `to`."})
+    first_day = fields.Date(data_key="from", metadata={"description": "First day of a range (inclusive)."})
+    last_day = fields.Date(data_key="to", metadata={"description": "Last day of a range (inclusive)."})
+    format = fields.String(
+        required=True,
+        validate=validate.OneOf(["mt940", "camt053", "csv"]),
+        metadata={"description": "`mt940`, `camt053` (camt.053.001.08) or `csv`."},
+    )
+
+
 class JournalEntryArgsSchema(PageArgsSchema, TimeRangeArgsSchema):
     cause = fields.String(
         validate=validate.Length(min=1, max=20),

@@ -23,6 +23,9 @@ class ApiClient(Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     role: Mapped[str] = mapped_column(sa.String(32))
     secret_hash: Mapped[str] = mapped_column(sa.String(200))
+    # A bank partner's bank (three-digit Moroccan bank code): its tokens carry it as ``bank_code``
+    # and accounts shows it that bank's client-funds account and artisans only. Null for other roles.
+    bank_code: Mapped[str | None] = mapped_column(sa.String(3), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
