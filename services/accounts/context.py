@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from services.accounts.config import AccountsConfig
+from services.accounts.service_layer.income_statements import IncomeStatementSettings
 from services.accounts.service_layer.payout_settings import PayoutSettings
 from shared.context import ServiceContext
 
@@ -13,3 +14,4 @@ from shared.context import ServiceContext
 class AccountsContext(ServiceContext):
     config: AccountsConfig
     payouts: PayoutSettings  # the bank partners, and how payouts are made
+    income_statements: IncomeStatementSettings  # the statement key, the PDF, the public limit
