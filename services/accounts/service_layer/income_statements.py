@@ -82,9 +82,14 @@ def _money(amount: int, currency: str) -> dict[str, Any]:
 
 
 def _check_may_read(artisan_id: str, principal: Principal) -> None:
-    if principal.role == Role.ARTISAN and principal.client_id == artisan_id:
+    """The artisan (their own, ``self:read``) and operators (``ledger:read``); anyone else: not found."""
+    if (
+        principal.role == Role.ARTISAN
+        and principal.client_id == artisan_id
+        and principal.has_scopes("self:read")
+    ):
         return
-    if principal.role == Role.OPERATOR:
+    if principal.role == Role.OPERATOR and principal.has_scopes("ledger:read"):
         return
     raise NotFound(f"No artisan {artisan_id!r}.", param="artisan_id")
 
