@@ -96,10 +96,10 @@ def release_all(ledger: LedgerDriver) -> None:
 def history(monkeypatch, client, ledger, token) -> str:
     """An artisan's two months of sales, a refund and a payout, then a sale this month.
 
-        month A  payment 1 000,00 (fee 100,00) and 500,00 (fee 50,00) through MARKETPLACE
-        month B  payment 300,00 (fee 30,00) through OTHER_MARKETPLACE; payment 1 refunded
-                 200,00 (fee 20,00 given back); released; payout 400,00
-        now      payment 70,00 (outside the period)
+    month A  payment 1 000,00 (fee 100,00) and 500,00 (fee 50,00) through MARKETPLACE
+    month B  payment 300,00 (fee 30,00) through OTHER_MARKETPLACE; payment 1 refunded
+             200,00 (fee 20,00 given back); released; payout 400,00
+    now      payment 70,00 (outside the period)
     """
     artisan_id = ledger.artisan_at_tier(3)
     ledger.deliver(bank_account_linked(artisan_id))
@@ -184,7 +184,9 @@ def test_the_statement_figures_are_the_ledgers(client, ledger, token, history):
     }
     # The ledger's own balances: what the artisan holds now, less this month's sale, is what the
     # statement says they held at the end of the period: opening + net income - payouts.
-    held_now = ledger.shown("artisan", artisan_id, "pending") + ledger.shown("artisan", artisan_id, "available")
+    held_now = ledger.shown("artisan", artisan_id, "pending") + ledger.shown(
+        "artisan", artisan_id, "available"
+    )
     assert statement["balance"] == {"opening": mad(0), "closing": mad(held_now - 7_000)}
     assert held_now - 7_000 == 0 + 144_000 - 40_000
 
@@ -276,7 +278,9 @@ def test_the_public_verify_endpoint_says_valid_and_what_was_signed(client, token
 @pytest.mark.parametrize(
     ("segment", "reason"), [(1, "bad_signature"), (2, "bad_signature"), (0, "malformed")]
 )
-def test_the_verify_endpoint_refuses_a_statement_with_one_byte_changed(client, token, history, segment, reason):
+def test_the_verify_endpoint_refuses_a_statement_with_one_byte_changed(
+    client, token, history, segment, reason
+):
     compact = statement_of(client, token(), history).json["jws"]
     response = client.post("/v1/income-statements/verify", json={"jws": flip_one_byte(compact, segment)})
     assert response.status_code == 200
