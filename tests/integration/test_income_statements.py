@@ -21,6 +21,7 @@ from contextlib import contextmanager
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwcrypto import jwk, jws
+from openapi_spec_validator import validate
 from pypdf import PdfReader
 
 from services.accounts.adapters.rate_limits import SlidingWindowLimiter
@@ -423,3 +424,13 @@ def test_a_bad_period_or_option_is_a_validation_error(client, token, history, qu
     assert response.status_code == 422, response.json
     assert response.json["code"] == "validation_error"
     assert param in json.dumps(response.json)
+
+
+def test_the_statement_endpoints_are_in_a_valid_openapi_document(client):
+    document = client.get("/openapi.json").json
+    validate(document)
+    paths = document["paths"]
+    assert paths["/v1/income-statements/verify"]["post"]["security"] == []
+    assert paths["/v1/income-statements/{code}"]["get"]["security"] == []
+    assert paths["/.well-known/jwks.json"]["get"]["security"] == []
+    assert "security" not in paths["/v1/artisans/{artisan_id}/income-statement"]["get"]  # a token

@@ -323,7 +323,7 @@ class IncomeStatementArgsSchema(Schema):
     )
 
 
-class _StatementFiguresSchema(Schema):
+class StatementFiguresSchema(Schema):
     gross_sales = fields.Nested(MoneySchema, metadata={"description": _FIGURE_DOCS["gross_sales"]})
     refunds = fields.Nested(MoneySchema, metadata={"description": _FIGURE_DOCS["refunds"]})
     marketplace_fees = fields.Nested(MoneySchema, metadata={"description": _FIGURE_DOCS["marketplace_fees"]})
@@ -332,29 +332,29 @@ class _StatementFiguresSchema(Schema):
     payouts = fields.Nested(MoneySchema, metadata={"description": _FIGURE_DOCS["payouts"]})
 
 
-class StatementMonthSchema(_StatementFiguresSchema):
+class StatementMonthSchema(StatementFiguresSchema):
     month = fields.String(metadata={"example": "2026-01"})
     payments_count = fields.Integer(metadata={"description": "Payments posted in the month."})
     marketplaces_count = fields.Integer()
 
 
-class _PeriodSchema(Schema):
+class StatementPeriodSchema(Schema):
     from_ = fields.String(data_key="from", attribute="from")
     to = fields.String()
     timezone = fields.String()
 
 
-class _KycSchema(Schema):
+class StatementKycSchema(Schema):
     tier = fields.Integer(allow_none=True, metadata={"description": "Null until accounts knows it."})
     status = fields.String(allow_none=True)
 
 
-class _BalanceSchema(Schema):
+class StatementBalanceSchema(Schema):
     opening = fields.Nested(MoneySchema)
     closing = fields.Nested(MoneySchema)
 
 
-class _VerificationSchema(Schema):
+class StatementVerificationSchema(Schema):
     code = fields.String(metadata={"example": "7KQ2-M9XD-3TRA-E5WB"})
     statement_url = fields.String()
     verify_url = fields.String()
@@ -370,9 +370,9 @@ class IncomeStatementSchema(Schema):
     source = fields.String(metadata={"description": "Always `ledger`: computed from journal entries."})
     artisan_id = fields.String()
     issued_at = fields.String()
-    period = fields.Nested(_PeriodSchema)
+    period = fields.Nested(StatementPeriodSchema)
     currency = fields.String()
-    kyc = fields.Nested(_KycSchema)
+    kyc = fields.Nested(StatementKycSchema)
     months_active = fields.Integer(metadata={"description": "Months of the period with at least one sale."})
     first_sale_month = fields.String(allow_none=True, metadata={"description": "Since when they sell."})
     payments_count = fields.Integer(
@@ -384,10 +384,10 @@ class IncomeStatementSchema(Schema):
     marketplaces = fields.List(
         fields.String(), metadata={"description": "Marketplaces the artisan sold through."}
     )
-    totals = fields.Nested(_StatementFiguresSchema)
-    balance = fields.Nested(_BalanceSchema)
+    totals = fields.Nested(StatementFiguresSchema)
+    balance = fields.Nested(StatementBalanceSchema)
     months = fields.List(fields.Nested(StatementMonthSchema))
-    verification = fields.Nested(_VerificationSchema)
+    verification = fields.Nested(StatementVerificationSchema)
 
 
 class SignedIncomeStatementSchema(Schema):
