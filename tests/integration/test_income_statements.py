@@ -434,3 +434,14 @@ def test_the_statement_endpoints_are_in_a_valid_openapi_document(client):
     assert paths["/v1/income-statements/{code}"]["get"]["security"] == []
     assert paths["/.well-known/jwks.json"]["get"]["security"] == []
     assert "security" not in paths["/v1/artisans/{artisan_id}/income-statement"]["get"]  # a token
+
+
+def test_a_verification_code_never_reaches_the_logs(client, token, history, caplog):
+    code = statement_of(client, token(), history).json["verification_code"]
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert client.get(f"/v1/income-statements/{code}").status_code == 200
+        assert client.get("/v1/income-statements/ABCD-EFGH-JKMN-PQRS").status_code == 404
+    logged = " ".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
+    assert "/v1/income-statements/<code>" in logged
+    assert code not in logged and "ABCD-EFGH-JKMN-PQRS" not in logged

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from flask import Response, jsonify, request
+from flask import Response, g, jsonify, request
 from flask_smorest import Blueprint
 
 from services.accounts.api.context import service_context
@@ -135,6 +135,7 @@ def verify(body):
 def by_code(code):
     """The signed statement a verification code (printed on the PDF) names: for a bank to check
     it with the JWKS or the verify endpoint. No account needed; rate limited per caller."""
+    g.log_path = "/v1/income-statements/<code>"  # the code is a capability: not in the logs
     context = service_context()
     context.income_statements.public_limiter.hit(_caller())
     return income_statements.statement_by_code(context.uow_factory(), code)
