@@ -445,3 +445,20 @@ def test_a_verification_code_never_reaches_the_logs(client, token, history, capl
     logged = " ".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
     assert "/v1/income-statements/<code>" in logged
     assert code not in logged and "ABCD-EFGH-JKMN-PQRS" not in logged
+
+
+def test_behind_the_ingress_each_client_address_has_its_own_budget(accounts_app, client):
+    context = accounts_app.extensions["hirfa"]
+    context.config = dataclasses.replace(context.config, trust_forwarded_for=True)
+    context.income_statements = dataclasses.replace(
+        context.income_statements, public_limiter=SlidingWindowLimiter(1)
+    )
+
+    def verify(forwarded: str) -> int:
+        headers = {"X-Forwarded-For": forwarded}
+        return client.post("/v1/income-statements/verify", json={"jws": "x"}, headers=headers).status_code
+
+    # The last hop is the one the ingress added: what a client writes before it does not count.
+    assert verify("203.0.113.7") == 200
+    assert verify("198.51.100.1, 203.0.113.7") == 429
+    assert verify("203.0.113.7, 198.51.100.9") == 200
