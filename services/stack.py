@@ -78,7 +78,22 @@ def init() -> None:
     ):
         run_migrations(SERVICES_DIR / name, load().database_url)
         click.echo(f"{name}: database migrated")
+    _ensure_statement_key(accounts_config().statement_keys_directory)
     click.get_current_context().invoke(onboarding_init)
+
+
+def _ensure_statement_key(directory: str) -> None:
+    """Accounts' income-statement signing key: made here if the directory is writable and empty
+    (development, compose's volume). A read-only mounted secret (Kubernetes) must hold one already;
+    accounts' web app refuses to start without it, so this only warns."""
+    from shared.auth.keys import SigningKeyStore
+
+    try:
+        kid = SigningKeyStore(directory).ensure_key()
+    except OSError as error:
+        click.echo(f"accounts: no statement signing key made in {directory}: {error.strerror}", err=True)
+    else:
+        click.echo(f"accounts: statement signing key {kid}")
 
 
 def wait_for_ready(urls: dict[str, str], timeout: float) -> list[str]:

@@ -252,7 +252,9 @@ def _observe_requests(app: Flask, context: ServiceContext) -> None:
                     "request",
                     extra={
                         "method": request.method,
-                        "path": request.path,
+                        # A view whose path carries a capability (a verification code) logs its
+                        # route instead (``g.log_path``).
+                        "path": g.get("log_path") or request.path,
                         "status": response.status_code,
                         "duration_ms": round(elapsed * 1000, 1),
                         "client_id": getattr(g.get("principal"), "client_id", None),

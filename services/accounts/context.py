@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from services.accounts.config import AccountsConfig
 from services.accounts.domain.ports import SettlementSource, StatementSource
+from services.accounts.service_layer.income_statements import IncomeStatementSettings
 from services.accounts.service_layer.payout_settings import PayoutSettings
 from shared.context import ServiceContext
 
@@ -19,3 +20,4 @@ class AccountsContext(ServiceContext):
     # "m2t") and the partner bank's statements of the client-funds accounts.
     settlement_sources: Mapping[str, SettlementSource]
     statement_source: StatementSource
+    income_statements: IncomeStatementSettings  # the statement key, the PDF, the public limit

@@ -26,6 +26,9 @@ class Principal:
     # ``bank_code`` claim): it sees that bank's client-funds account, statements, reconciliation
     # runs and cases, and the artisans paid out at that bank, nothing else.
     bank_code: str | None = None
+    # The language the token's ``lang`` claim asks for (an artisan's preferred language, e.g.
+    # ``fr`` or ``ar``), when it has one: a default for what the service writes for people.
+    lang: str | None = None
 
     def has_scopes(self, *required: str) -> bool:
         return set(required) <= self.scopes

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 ALGORITHM = "EdDSA"
 CLOCK_SKEW_SECONDS = 10
+_LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
 
 
 class TokenIssuer:
@@ -193,10 +195,13 @@ class TokenVerifier:
         bank_code = claims.get("bank_code")
         if role == Role.BANK_PARTNER and not is_bank_code(bank_code):
             raise InvalidToken("The access token's claims are malformed.")
+        lang = claims.get("lang")
         return Principal(
             client_id=claims["sub"],
             role=role,
             scopes=frozenset(scope.split()),
             token_id=str(claims.get("jti", "")),
             bank_code=bank_code if role == Role.BANK_PARTNER else None,
+            # A language tag or nothing: anything else in the claim is ignored, not trusted.
+            lang=lang if isinstance(lang, str) and _LANGUAGE_TAG.fullmatch(lang) else None,
         )
