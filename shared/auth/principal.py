@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 from shared.auth.scopes import Role
 
@@ -17,6 +18,9 @@ class Principal:
     # ``bank_code`` claim): it sees that bank's client-funds account, statements, reconciliation
     # runs and cases, and the artisans paid out at that bank, nothing else.
     bank_code: str | None = None
+    # An artisan's token is issued to one of their devices (the ``device_id`` claim): the device's
+    # Idempotency-Keys are its own, and revoking the device ends its sessions.
+    device_id: str | None = None
 
     def has_scopes(self, *required: str) -> bool:
         return set(required) <= self.scopes
@@ -28,3 +32,16 @@ class Principal:
     @property
     def is_bank_partner(self) -> bool:
         return self.role == Role.BANK_PARTNER
+
+    @property
+    def is_artisan(self) -> bool:
+        return self.role == Role.ARTISAN
+
+    @property
+    def idempotency_scope(self) -> str:
+        """Whose Idempotency-Keys these are: the API client's, or for an artisan one device's (keys
+        are generated on the phone, so two phones of one artisan never collide). At most 64 chars."""
+        if self.is_artisan and self.device_id:
+            digest = hashlib.sha256(self.device_id.encode()).hexdigest()[:24]
+            return f"{self.client_id[:38]}/{digest}"
+        return self.client_id

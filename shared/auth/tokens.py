@@ -47,8 +47,9 @@ class TokenIssuer:
         scopes: Iterable[str],
         audiences: list[str],
         now: dt.datetime | None = None,
+        device_id: str | None = None,
     ) -> tuple[str, int]:
-        """Return ``(token, expires_in_seconds)``."""
+        """Return ``(token, expires_in_seconds)``. ``device_id``: the artisan's device it is issued to."""
         now = now or dt.datetime.now(dt.UTC)
         kid, private_key = self.keys.active()
         claims = {
@@ -62,6 +63,8 @@ class TokenIssuer:
             "scope": " ".join(sorted(scopes)),
             "role": str(role),
         }
+        if device_id is not None:
+            claims["device_id"] = device_id
         token = jwt.encode(claims, private_key, algorithm=ALGORITHM, headers={"kid": kid})
         return token, self.ttl_seconds
 
@@ -180,11 +183,17 @@ class TokenVerifier:
         except (KeyError, ValueError):
             raise InvalidToken("The access token carries no valid role.") from None
         scope = claims.get("scope", "")
-        if not isinstance(scope, str) or not isinstance(claims["sub"], str):
+        device_id = claims.get("device_id")
+        if (
+            not isinstance(scope, str)
+            or not isinstance(claims["sub"], str)
+            or not isinstance(device_id, str | None)
+        ):
             raise InvalidToken("The access token's claims are malformed.")
         return Principal(
             client_id=claims["sub"],
             role=role,
             scopes=frozenset(scope.split()),
             token_id=str(claims.get("jti", "")),
+            device_id=device_id if role == Role.ARTISAN else None,
         )
