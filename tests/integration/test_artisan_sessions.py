@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import json
 import re
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from services.onboarding.adapters.orm import Artisan, ArtisanRefreshToken, OutboxMessage, SignInLockout
 from services.onboarding.domain.artisans import normalise_moroccan_mobile
 from services.onboarding.domain.banking import make_rib
+from services.onboarding.service_layer.artisan_sessions import start_sign_in
 from services.onboarding.service_layer.screening import load_list, rescreen_all
 from shared.auth.scopes import Role
 from shared.partner_ports import PartnerRegistry
@@ -119,7 +121,9 @@ def wrong(code: str) -> str:
 # --- signing in ------------------------------------------------------------------------------------
 
 
-def test_sign_in_by_sms_code_gives_an_artisan_token_for_every_service(client, app, marketplace_headers):
+def test_sign_in_by_sms_code_gives_an_artisan_token_for_every_service(
+    client, app, marketplace_headers, caplog, capfd
+):
     artisan = register(client, marketplace_headers, preferred_language="ar")
     started = start(client, artisan["phone"])
     assert started.status_code == 202
@@ -150,6 +154,21 @@ def test_sign_in_by_sms_code_gives_an_artisan_token_for_every_service(client, ap
     # The code is used up.
     again = verify(client, started.json["id"], code)
     assert again.status_code == 409 and again.json["code"] == "sign_in_not_pending"
+    # Neither the code nor a token ever reaches a log line.
+    logged = capfd.readouterr().err + "".join(repr(vars(record)) for record in caplog.records)
+    assert "/v1/artisan-sessions" in logged
+    for secret in (code, tokens["refresh_token"], tokens["access_token"]):
+        assert secret not in logged
+
+
+def test_every_answer_to_a_sign_in_takes_the_same_minimum_time(app, marketplace_headers, client):
+    artisan = register(client, marketplace_headers)
+    context = app.extensions["hirfa"]
+    policy = dataclasses.replace(context.sign_in, min_response=dt.timedelta(milliseconds=250))
+    for phone in (artisan["phone"], random_phone()):
+        began = time.monotonic()
+        start_sign_in(context.uow_factory(), phone, client_ip=None, policy=policy, sms=context.sms)
+        assert time.monotonic() - began >= 0.25
 
 
 def test_an_unknown_number_gets_the_same_answer_and_no_sms(client, app, marketplace_headers):
