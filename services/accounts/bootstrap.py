@@ -50,6 +50,7 @@ def make_payout_settings(config: AccountsConfig, partners: PartnerRegistry) -> P
         callback_base_url=config.public_url,
         poll_after=config.payout_poll_after,
         idempotency_key_ttl=dt.timedelta(hours=config.idempotency_key_ttl_hours),
+        artisan_idempotency_key_ttl=dt.timedelta(hours=config.artisan_idempotency_key_ttl_hours),
     )
 
 

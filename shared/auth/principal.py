@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import re
 
 from shared.auth.scopes import Role
@@ -29,6 +30,9 @@ class Principal:
     # The language the token's ``lang`` claim asks for (an artisan's preferred language, e.g.
     # ``fr`` or ``ar``), when it has one: a default for what the service writes for people.
     lang: str | None = None
+    # An artisan's token is issued to one of their devices (the ``device_id`` claim): the device's
+    # Idempotency-Keys are its own, and revoking the device ends its sessions.
+    device_id: str | None = None
 
     def has_scopes(self, *required: str) -> bool:
         return set(required) <= self.scopes
@@ -40,3 +44,16 @@ class Principal:
     @property
     def is_bank_partner(self) -> bool:
         return self.role == Role.BANK_PARTNER
+
+    @property
+    def is_artisan(self) -> bool:
+        return self.role == Role.ARTISAN
+
+    @property
+    def idempotency_scope(self) -> str:
+        """Whose Idempotency-Keys these are: the API client's, or for an artisan one device's (keys
+        are generated on the phone, so two phones of one artisan never collide). At most 64 chars."""
+        if self.is_artisan and self.device_id:
+            digest = hashlib.sha256(self.device_id.encode()).hexdigest()[:24]
+            return f"{self.client_id[:38]}/{digest}"
+        return self.client_id

@@ -50,9 +50,12 @@ class TokenIssuer:
         audiences: list[str],
         bank_code: str | None = None,
         now: dt.datetime | None = None,
+        device_id: str | None = None,
+        lang: str | None = None,
     ) -> tuple[str, int]:
         """Return ``(token, expires_in_seconds)``. A bank partner's token carries its ``bank_code``
-        (and must: a bank partner bound to no bank would see every bank's data)."""
+        (and must: a bank partner bound to no bank would see every bank's data). ``device_id``: the
+        artisan's device it is issued to; ``lang``: the person's preferred language."""
         if role == Role.BANK_PARTNER and not is_bank_code(bank_code):
             raise ValueError("a bank partner's token needs the three-digit bank code it is bound to")
         now = now or dt.datetime.now(dt.UTC)
@@ -70,6 +73,10 @@ class TokenIssuer:
         }
         if role == Role.BANK_PARTNER:
             claims["bank_code"] = bank_code
+        if device_id is not None:
+            claims["device_id"] = device_id
+        if lang is not None:
+            claims["lang"] = lang
         token = jwt.encode(claims, private_key, algorithm=ALGORITHM, headers={"kid": kid})
         return token, self.ttl_seconds
 
@@ -188,7 +195,12 @@ class TokenVerifier:
         except (KeyError, ValueError):
             raise InvalidToken("The access token carries no valid role.") from None
         scope = claims.get("scope", "")
-        if not isinstance(scope, str) or not isinstance(claims["sub"], str):
+        device_id = claims.get("device_id")
+        if (
+            not isinstance(scope, str)
+            or not isinstance(claims["sub"], str)
+            or not isinstance(device_id, str | None)
+        ):
             raise InvalidToken("The access token's claims are malformed.")
         # A bank partner sees one bank's data: without a valid bank code its token is malformed
         # (never "every bank"). Other roles are bound to no bank, whatever the token says.
@@ -204,4 +216,5 @@ class TokenVerifier:
             bank_code=bank_code if role == Role.BANK_PARTNER else None,
             # A language tag or nothing: anything else in the claim is ignored, not trusted.
             lang=lang if isinstance(lang, str) and _LANGUAGE_TAG.fullmatch(lang) else None,
+            device_id=device_id if role == Role.ARTISAN else None,
         )
