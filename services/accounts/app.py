@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from services.accounts.api import balances, ledger, payouts
+from services.accounts.api import adjustments, balances, ledger, marketplaces, payouts
 from services.accounts.bootstrap import bootstrap
 from services.accounts.config import AccountsConfig
 from shared.app import create_service_app
@@ -19,6 +19,6 @@ def create_app(config: AccountsConfig | None = None, **adapters: Any) -> Flask:
         create_service_app(
             bootstrap(config, **adapters),
             title="Hirfa Accounts API",
-            blueprints=[balances.blp, *ledger.blueprints, payouts.blp],
+            blueprints=[balances.blp, *ledger.blueprints, payouts.blp, marketplaces.blp, adjustments.blp],
         )
     )

@@ -13,6 +13,7 @@ from services.accounts.adapters.ledger_session import install_ledger_session_hoo
 from services.accounts.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
 from services.accounts.config import AccountsConfig, load_config
 from services.accounts.context import AccountsContext
+from services.accounts.service_layer.adjustments import configure_adjustments
 from services.accounts.service_layer.payout_settings import PayoutSettings
 from shared.auth.tokens import KeyLookup
 from shared.config import ConfigError
@@ -59,4 +60,11 @@ def bootstrap(
     )
     # Every session that may post (requests, the consumer, the worker) comes from this factory.
     install_ledger_session_hooks(context.session_factory)
+    # Adjustments read their four-eyes threshold from the session, whoever proposes them (the API,
+    # reconciliation inside its own transaction).
+    configure_adjustments(
+        context.session_factory,
+        approval_above=config.adjustment_approval_above,
+        currency=config.ledger_currency,
+    )
     return context
