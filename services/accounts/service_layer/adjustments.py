@@ -92,7 +92,7 @@ def propose_adjustment(
     """Propose a reversal (``reverses_entry_id``) or a manual adjustment (``lines``), in the open
     unit of work: posted at once up to the four-eyes amount, else left ``pending_approval``.
 
-    Never commits. Refusals (nothing is written): 422 ``validation_failed`` (bad lines, no reason),
+    Never commits. Refusals (nothing is written): 422 ``validation_error`` (bad lines, no reason),
     404 (no such entry), 409 ``already_reversed`` / ``reversal_pending``, 409 with the balance
     rule's code (``artisan_balance_negative``, ``tier_cap_exceeded``), 422 ``unbalanced_entry``.
     """
