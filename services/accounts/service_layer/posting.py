@@ -144,13 +144,16 @@ def _watch_reserves(
                     status="open",
                     cause="reserve",
                     cause_id=ref.owner_id,
-                    event_id=posting.event_id,
+                    # About the marketplace, not the event whose entry drew the reserve (that event
+                    # was posted and is done); the entry that did is in the details.
+                    event_id=None,
                     artisan_id=None,
                     details={
                         "marketplace_id": ref.owner_id,
                         "balance": {"amount": after, "currency": posting.currency},
                         "entry_id": entry_id,
                         "posting_key": posting.posting_key,
+                        "event_id": posting.event_id,
                     },
                     created_at=utcnow(),
                 )
