@@ -839,7 +839,11 @@ def assert_nothing_waits_once_the_cap_is_lifted(ledger: LedgerDriver, world: Wor
     return_waiting_payout_funds(ledger.context.uow_factory)
     with ledger.context.session_factory() as session:
         assert session.scalars(sa.select(ParkedEvent.event_id)).all() == []
-        assert session.scalars(sa.select(LedgerCase.kind).where(LedgerCase.status != "resolved")).all() == []
+        # What stays open is for an operator, not waiting for news: a reserve below zero (a
+        # receivable from the marketplace, which nothing here funds).
+        assert set(session.scalars(sa.select(LedgerCase.kind).where(LedgerCase.status != "resolved"))) <= {
+            "reserve_below_zero"
+        }
         entries = Counter(session.scalars(sa.select(JournalEntry.cause_event_id)))
         assert all(entries[event.id] == 1 for event in world.events)
         assert_bookkeeping_matches_the_money(
