@@ -386,6 +386,31 @@ def test_a_reserve_below_zero_is_listed_and_opens_one_case(client, auth, ledger)
     assert [(case.cause_id, case.status) for case in cases] == [(MARKETPLACE, "open")]
     assert cases[0].details["balance"] == {"amount": -1_000, "currency": "MAD"}
 
+    # Funded back to zero (here by an operator's adjustment; in production a top-up recognised in the
+    # bank statement), the reserve's case is resolved, and a later shortfall opens a new one.
+    funded = client.post(
+        "/v1/ledger/adjustments",
+        json={
+            "reason": "Reserve top-up received by transfer",
+            "lines": [
+                {"owner_type": "platform", "owner_id": "platform", "kind": "bank:145", "amount": 1_500},
+                {"owner_type": "marketplace", "owner_id": MARKETPLACE, "kind": "reserve", "amount": -1_500},
+            ],
+        },
+        headers=auth(),
+    )
+    assert funded.status_code == 201 and funded.json["status"] == "posted", funded.json
+    assert client.get("/v1/ledger/reserves?below_zero=true", headers=auth()).json["data"] == []
+    ledger.deliver(refund_succeeded(artisan_id, payment.data["payment_id"], 200, 0))
+    with ledger.context.session_factory() as session:
+        cases = session.scalars(
+            sa.select(LedgerCase)
+            .where(LedgerCase.kind == "reserve_below_zero")
+            .order_by(LedgerCase.created_at)
+        ).all()
+    assert [case.status for case in cases] == ["resolved", "open"]
+    assert cases[0].details["resolution"] == "reserve_funded"
+
 
 # --- integrity -------------------------------------------------------------------------------------
 

@@ -129,14 +129,18 @@ def _watch_reserves(
     entry_id: str,
 ) -> None:
     """A marketplace reserve this entry left below zero is a receivable from the marketplace: open a
-    ``reserve_below_zero`` case for it, unless one is open already. Costs nothing unless a reserve
-    moved (payments never touch one), and one query when it went below zero."""
+    ``reserve_below_zero`` case for it, unless one is open already; an entry that brings it back to
+    zero or above (a top-up, a won dispute's return) resolves the open case. Costs nothing unless a
+    reserve moved (payments never touch one), and one query when it crossed zero."""
     for ref, amount in amounts.items():
         if ref.owner_type != "marketplace" or ref.kind != "reserve":
             continue
         locked = accounts[ref]
+        before = shown_balance(locked.balance, locked.normal_side)
         after = shown_balance(locked.balance + amount, locked.normal_side)
-        if after < 0 and not ledger.open_reserve_case_exists(uow.session, ref.owner_id):
+        if before < 0 <= after:
+            ledger.resolve_open_reserve_case(uow.session, ref.owner_id, entry_id=entry_id, at=utcnow())
+        elif after < 0 and not ledger.open_reserve_case_exists(uow.session, ref.owner_id):
             uow.session.add(
                 LedgerCase(
                     id=new_id("lc"),
