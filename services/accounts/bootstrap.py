@@ -21,6 +21,7 @@ from services.accounts.adapters.statement_sources import HttpStatementSource
 from services.accounts.config import AccountsConfig, load_config
 from services.accounts.context import AccountsContext
 from services.accounts.domain.ports import SettlementSource, StatementSource
+from services.accounts.service_layer.adjustments import configure_adjustments
 from services.accounts.service_layer.income_statements import IncomeStatementSettings
 from services.accounts.service_layer.payout_settings import PayoutSettings
 from shared.auth.keys import SigningKeyStore
@@ -120,4 +121,11 @@ def bootstrap(
     )
     # Every session that may post (requests, the consumer, the worker) comes from this factory.
     install_ledger_session_hooks(context.session_factory)
+    # Adjustments read their four-eyes threshold from the session, whoever proposes them (the API,
+    # reconciliation inside its own transaction).
+    configure_adjustments(
+        context.session_factory,
+        approval_above=config.adjustment_approval_above,
+        currency=config.ledger_currency,
+    )
     return context

@@ -11,6 +11,7 @@ import click
 from services.accounts.bootstrap import bootstrap
 from services.accounts.config import load_config
 from services.accounts.service_layer.bank_transfers import return_waiting_payout_funds, sync_payouts
+from services.accounts.service_layer.commission_payouts import run_commission_payout_schedules
 from services.accounts.service_layer.money_events import make_money_handlers, release_due_holds
 from services.accounts.service_layer.parked_events import make_after_batch, post_all_parked_events
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
@@ -45,7 +46,7 @@ cli = service_cli(
 def worker(once: bool) -> None:
     """Scheduled ledger jobs: release pending funds whose hold period is over, post parked money
     events that now can be, return failed payouts' funds that were waiting for room under the
-    cap, create the automatic payouts that are due, submit payouts the bank
+    cap, create the automatic payouts that are due (artisans' and marketplaces' commission), submit payouts the bank
     never accepted, poll those it left unanswered."""
     config = load_config()
     configure_logging("accounts-worker", config.log_level, config.log_json)
@@ -60,6 +61,7 @@ def worker(once: bool) -> None:
         ("parked money events posted", lambda: post_all_parked_events(uow_factory, handlers)),
         ("failed payouts' funds returned", lambda: return_waiting_payout_funds(uow_factory)),
         ("automatic payouts created", lambda: run_payout_schedules(uow_factory, settings)),
+        ("commission payouts created", lambda: run_commission_payout_schedules(uow_factory, settings)),
         ("payouts synced with the bank", lambda: sync_payouts(uow_factory, settings)),
     ]
     while True:

@@ -49,6 +49,9 @@ class AccountsConfig(BankPartnerClientConfig):
     statement_public_rate_per_minute: int = 30
     # Behind a proxy that sets X-Forwarded-For (the ingress), the caller is its last hop.
     trust_forwarded_for: bool = False
+    # Adjustments and reversals moving more than this (minor units) wait for a second operator's
+    # approval (four-eyes); up to it they post at once.
+    adjustment_approval_above: int = 100_000
 
     @property
     def pending_hold(self) -> dt.timedelta:
@@ -78,6 +81,8 @@ class AccountsConfig(BankPartnerClientConfig):
         unknown = [name for name in self.settlement_gateway_names if name != "m2t"]
         if unknown:
             raise ConfigError(f"SETTLEMENT_GATEWAYS: no settlement source for {', '.join(unknown)}")
+        if self.adjustment_approval_above < 0:
+            raise ConfigError("ADJUSTMENT_APPROVAL_ABOVE must not be negative")
 
 
 def load_config(**overrides) -> AccountsConfig:
