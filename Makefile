@@ -16,7 +16,14 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# The message catalogues (fr, ar): gettext .po sources, compiled to .mo here (the .mo are not committed).
+LOCALE_SOURCES  := $(wildcard shared/locales/*/LC_MESSAGES/messages.po)
+LOCALE_COMPILED := $(LOCALE_SOURCES:.po=.mo)
+
+%.mo: %.po $(STAMP)
+	$(BIN)/pybabel compile --statistics -i $< -o $@
+
+install: $(STAMP) $(LOCALE_COMPILED)
 
 run: install
 	$(RUN_ENV) $(BIN)/hirfa stack init

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from services.onboarding.api import artisans, bank_accounts, kyc, oauth, reviews
+from services.onboarding.api import artisans, bank_accounts, kyc, notifications, oauth, reviews
 from services.onboarding.bootstrap import bootstrap
 from services.onboarding.config import OnboardingConfig
 from shared.app import create_service_app
@@ -20,7 +20,7 @@ def create_app(config: OnboardingConfig | None = None, **adapters: Any) -> Flask
         create_service_app(
             context,
             title="Hirfa Onboarding API",
-            blueprints=[oauth.blp, artisans.blp, kyc.blp, reviews.blp, bank_accounts.blp],
+            blueprints=[oauth.blp, artisans.blp, kyc.blp, reviews.blp, bank_accounts.blp, notifications.blp],
             form_endpoints={"oauth.token"},
             upload_endpoints={"kyc.Documents": context.config.max_document_bytes},
         )

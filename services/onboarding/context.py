@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 from services.onboarding.config import OnboardingConfig
-from services.onboarding.domain.ports import SmsSender
+from services.onboarding.domain.ports import SmsGateway
 from services.onboarding.service_layer.artisans import TierPolicy
 from services.onboarding.service_layer.bank_accounts import BankAccountSettings
+from services.onboarding.service_layer.notifications import NotificationSettings
 from services.onboarding.service_layer.phone import OtpPolicy
 from services.onboarding.service_layer.screening import ScreeningIndexCache
 from shared.auth.keys import SigningKeyStore
@@ -27,7 +28,8 @@ class OnboardingContext(ServiceContext):
     token_issuer: TokenIssuer
     tiers: TierPolicy
     otp: OtpPolicy
-    sms: SmsSender
+    sms: SmsGateway
     cipher: EnvelopeCipher
     screening: ScreeningIndexCache
     bank_accounts: BankAccountSettings
+    notifications: NotificationSettings
