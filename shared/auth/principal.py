@@ -17,6 +17,9 @@ class Principal:
     # ``bank_code`` claim): it sees that bank's client-funds account, statements, reconciliation
     # runs and cases, and the artisans paid out at that bank, nothing else.
     bank_code: str | None = None
+    # An artisan token's ``lang`` claim (fr, ar, en): the language of the problems the artisan is
+    # shown when the request sends no Accept-Language (their preferred_language at sign-in).
+    language: str | None = None
 
     def has_scopes(self, *required: str) -> bool:
         return set(required) <= self.scopes

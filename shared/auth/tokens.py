@@ -25,6 +25,7 @@ from shared.auth.keys import SigningKeyStore, is_canonical_b64url
 from shared.auth.principal import Principal
 from shared.auth.scopes import Role
 from shared.errors import InvalidToken
+from shared.i18n import LANGUAGES
 from shared.ids import new_id
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,10 @@ class TokenIssuer:
         scopes: Iterable[str],
         audiences: list[str],
         now: dt.datetime | None = None,
+        language: str | None = None,
     ) -> tuple[str, int]:
-        """Return ``(token, expires_in_seconds)``."""
+        """Return ``(token, expires_in_seconds)``. ``language`` (an artisan's preferred language)
+        becomes the ``lang`` claim."""
         now = now or dt.datetime.now(dt.UTC)
         kid, private_key = self.keys.active()
         claims = {
@@ -62,6 +65,8 @@ class TokenIssuer:
             "scope": " ".join(sorted(scopes)),
             "role": str(role),
         }
+        if language:
+            claims["lang"] = language
         token = jwt.encode(claims, private_key, algorithm=ALGORITHM, headers={"kid": kid})
         return token, self.ttl_seconds
 
@@ -182,9 +187,11 @@ class TokenVerifier:
         scope = claims.get("scope", "")
         if not isinstance(scope, str) or not isinstance(claims["sub"], str):
             raise InvalidToken("The access token's claims are malformed.")
+        language = claims.get("lang")
         return Principal(
             client_id=claims["sub"],
             role=role,
             scopes=frozenset(scope.split()),
             token_id=str(claims.get("jti", "")),
+            language=language if language in LANGUAGES else None,
         )
