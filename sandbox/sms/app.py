@@ -10,14 +10,15 @@ scheme as the bank's) goes to the message's ``callback_url`` (else ``SMS_SANDBOX
 default). ``GET /v1/messages?to=`` lists what the sandbox received (oldest first), as a phone would
 read it: tests read OTP codes and notifications there.
 
-Test data: the last digit of the number picks what happens.
+Test data: a number ending in ``0000`` and one more digit (``+212612340001``) is a test number,
+and that digit picks what happens; every other number is delivered.
 
     number ends in   outcome
-    1                accepted, then a ``message.failed`` receipt (error_code ``unreachable``)
-    2                the first submission of each text answers 503, the next ones are accepted
-    3                every submission answers 503 (the gateway is down for that number)
-    4                refused at once: 400 ``invalid_number`` (not worth retrying)
-    7                accepted, delivered, but the receipt comes late (``late_receipt_seconds``)
+    00001            accepted, then a ``message.failed`` receipt (error_code ``unreachable``)
+    00002            the first submission of each text answers 503, the next ones are accepted
+    00003            every submission answers 503 (the gateway is down for that number)
+    00004            refused at once: 400 ``invalid_number`` (not worth retrying)
+    00007            accepted, delivered, but the receipt comes late (``late_receipt_seconds``)
     anything else    accepted, then a ``message.delivered`` receipt
 
 Run it as one process (state is in memory): ``python -m sandbox.sms --port 8012``.
@@ -110,7 +111,7 @@ class Gateway:
         with self._lock:
             if idempotency_key and idempotency_key in self._by_key:
                 return self._by_key[idempotency_key], False
-            last = to[-1]
+            last = test_digit(to)
             if last == "4":
                 raise ApiError(400, "invalid_number", "This number cannot receive SMS.", param="to")
             if last == "3":
@@ -142,7 +143,7 @@ class Gateway:
             return [message for message in self._messages if to is None or message.to == to]
 
     def _settle(self, message: SmsMessage) -> None:
-        failed = message.to.endswith("1")
+        failed = test_digit(message.to) == "1"
         message.status = "failed" if failed else "delivered"
         if not message.callback_url:
             return
@@ -156,6 +157,11 @@ class Gateway:
             },
         )
         self.callbacks.deliver(message.callback_url, event)
+
+
+def test_digit(number: str) -> str | None:
+    """The digit that picks a test number's outcome (``…0000d``), or ``None`` for any other number."""
+    return number[-1] if len(number) > 5 and number[-5:-1] == "0000" else None
 
 
 def _text(body: dict[str, Any], name: str, max_length: int) -> str:

@@ -82,36 +82,36 @@ def test_a_message_gets_an_id_and_a_signed_delivered_receipt_twice(sandbox, rece
     assert (stored["encoding"], stored["segments"], stored["reference"]) == ("GSM-7", 1, "ntf_1")
 
 
-def test_a_number_ending_in_1_gets_a_failed_receipt(receiver, provider):
-    message_id = provider.submit("+212612345671", "Hirfa", reference="ntf_2")
+def test_a_test_number_ending_in_1_gets_a_failed_receipt(receiver, provider):
+    message_id = provider.submit("+212612300001", "Hirfa", reference="ntf_2")
 
     delivery = receiver.wait_for(1)[0]
     receipt = provider.parse_receipt(delivery.headers, delivery.body)
     assert (receipt.message_id, receipt.status, receipt.error_code) == (message_id, "failed", "unreachable")
 
 
-def test_a_number_ending_in_7_gets_its_receipt_late(receiver, provider):
-    provider.submit("+212612345677", "Hirfa", reference="ntf_3")
+def test_a_test_number_ending_in_7_gets_its_receipt_late(receiver, provider):
+    provider.submit("+212612300007", "Hirfa", reference="ntf_3")
 
     assert receiver.deliveries == []
     assert len(receiver.wait_for(1, timeout=5)) >= 1
 
 
-def test_a_number_ending_in_2_fails_once_then_is_accepted(sandbox, provider):
+def test_a_test_number_ending_in_2_fails_once_then_is_accepted(sandbox, provider):
     with pytest.raises(SmsDeliveryError) as failure:
-        provider.submit("+212612345672", "Hirfa retry", reference="ntf_4")
+        provider.submit("+212612300002", "Hirfa retry", reference="ntf_4")
     assert not isinstance(failure.value, SmsRejected)
 
-    assert provider.submit("+212612345672", "Hirfa retry", reference="ntf_4").startswith("msg_")
-    assert len(received(sandbox, "+212612345672")) == 1
+    assert provider.submit("+212612300002", "Hirfa retry", reference="ntf_4").startswith("msg_")
+    assert len(received(sandbox, "+212612300002")) == 1
 
 
-def test_a_number_ending_in_3_is_always_unavailable_and_4_is_refused(provider):
+def test_a_test_number_ending_in_3_is_always_unavailable_and_4_is_refused(provider):
     for _ in range(2):
         with pytest.raises(SmsDeliveryError):
-            provider.submit("+212612345673", "Hirfa", reference="ntf_5")
+            provider.submit("+212612300003", "Hirfa", reference="ntf_5")
     with pytest.raises(SmsRejected):
-        provider.submit("+212612345674", "Hirfa", reference="ntf_6")
+        provider.submit("+212612300004", "Hirfa", reference="ntf_6")
 
 
 def test_a_retried_submission_with_the_same_reference_is_one_message(sandbox, provider):
@@ -130,6 +130,14 @@ def test_a_tampered_or_unsigned_receipt_is_refused(receiver, provider):
         provider.parse_receipt(delivery.headers, delivery.body.replace(b"delivered", b"failed"))
     with pytest.raises(InvalidSmsReceipt):
         provider.parse_receipt({}, delivery.body)
+
+
+def test_other_numbers_ending_in_those_digits_are_delivered(receiver, provider):
+    message_id = provider.submit("+212612345674", "Hirfa", reference="ntf_9")
+
+    delivery = receiver.wait_for(1)[0]
+    receipt = provider.parse_receipt(delivery.headers, delivery.body)
+    assert (receipt.message_id, receipt.status) == (message_id, "delivered")
 
 
 def test_the_sandbox_wants_its_api_key(sandbox):
