@@ -411,3 +411,31 @@ def test_an_artisan_token_defaults_to_the_artisans_preferred_language(
     assert asked.json["detail"] == "Aucune notification ntf_nothing."
     assert bad_page.status_code == 422
     assert bad_page.json["errors"][0]["message"] == "يجب أن يكون أكبر من أو يساوي 1 وأصغر من أو يساوي 100."
+
+
+def test_payments_and_accounts_answer_an_artisan_in_the_language_of_their_token(
+    accounts_app, payments_app, signing_keys
+):
+    from shared.auth.scopes import ROLE_SCOPES
+    from shared.auth.tokens import TokenIssuer
+    from tests.conftest import ISSUER
+
+    token, _ = TokenIssuer(signing_keys, ISSUER).issue(
+        client_id=new_id("art"),
+        role=Role.ARTISAN,
+        scopes=ROLE_SCOPES[Role.ARTISAN],
+        audiences=["hirfa-onboarding", "hirfa-payments", "hirfa-accounts"],
+        language="ar",
+    )
+    for app in (accounts_app, payments_app):
+        client = app.test_client()
+        arabic = client.get("/v1/no-such-thing", headers={"Authorization": f"Bearer {token}"})
+        french = client.get(
+            "/v1/no-such-thing", headers={"Authorization": f"Bearer {token}", "Accept-Language": "fr"}
+        )
+        anonymous = client.get("/v1/no-such-thing")
+
+        assert arabic.status_code == 404 and arabic.json["code"] == french.json["code"] == "route_not_found"
+        assert arabic.json["title"] == "هذا العنوان غير موجود"
+        assert french.json["title"] == "Cette adresse n'existe pas"
+        assert anonymous.json["title"] == "No such endpoint"
