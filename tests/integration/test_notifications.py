@@ -287,6 +287,19 @@ def test_a_provider_5xx_is_retried_with_backoff_and_a_4xx_is_not(app, client, ma
     assert notifications_of(app, refused["id"])[0].status == "failed"
 
 
+def test_a_provider_that_is_down_stops_the_pass_at_the_first_failure(
+    app, client, marketplace_headers, provider
+):
+    artisan = register(client, marketplace_headers)
+    deliver(app, payment_succeeded(artisan["id"]), payment_succeeded(artisan["id"], net=500))
+    provider.statuses = [503]
+
+    assert send(app) == {"sent": 0, "retried": 1, "failed": 0}
+
+    assert sorted(n.attempts for n in notifications_of(app, artisan["id"])) == [0, 1]
+    assert len(provider.requests) == 1
+
+
 def test_a_send_that_keeps_failing_ends_failed(app, client, marketplace_headers, provider, onboarding_config):
     artisan = register(client, marketplace_headers)
     deliver(app, payment_succeeded(artisan["id"]))

@@ -143,26 +143,40 @@ def send_due_notifications(
     now: dt.datetime | None = None,
     batch_size: int = 50,
 ) -> dict[str, int]:
-    """Send the queued notifications whose time has come; counts of sent, retried and failed."""
+    """Send the queued notifications whose time has come; counts of sent, retried and failed.
+
+    Each one in its own transaction, its row locked (``SKIP LOCKED``: two workers never send the
+    same one) only while it is handed to the provider, and committed at once, so the provider's
+    receipt finds it. When the provider fails one for a reason that is not the message's (5xx,
+    timeout), the pass stops there: the others keep their turn instead of each waiting out a
+    timeout against a provider that is down.
+    """
     now = now or utcnow()
     counts = {"sent": 0, "retried": 0, "failed": 0}
-    with uow_factory() as uow:
-        session = uow.session
-        due = list(
-            session.scalars(
+    tried: set[str] = set()
+    for _ in range(batch_size):
+        with uow_factory() as uow:
+            session = uow.session
+            query = (
                 sa.select(Notification)
                 .where(Notification.status == QUEUED, Notification.next_attempt_at <= now)
                 .order_by(Notification.next_attempt_at, Notification.id)
-                .limit(batch_size)
-                # Two workers never send the same notification at once.
+                .limit(1)
                 .with_for_update(skip_locked=True)
             )
-        )
-        for notification in due:
+            if tried:
+                query = query.where(Notification.id.not_in(tried))
+            notification = session.scalar(query)
+            if notification is None:
+                break
+            tried.add(notification.id)
             artisan = session.get(Artisan, notification.artisan_id)
             assert artisan is not None
-            counts[_send_one(notification, artisan.phone, sms, settings, now)] += 1
-        uow.commit()
+            outcome = _send_one(notification, artisan.phone, sms, settings, now)
+            uow.commit()
+        counts[outcome] += 1
+        if outcome == "retried":
+            break
     return counts
 
 
