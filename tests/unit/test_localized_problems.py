@@ -3,11 +3,17 @@ and per-field messages translated; the code untouched; the artisan token's ``lan
 
 from __future__ import annotations
 
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
 from shared.auth.keys import SigningKeyStore
 from shared.auth.scopes import ROLE_SCOPES, Role
 from shared.auth.tokens import TokenIssuer, TokenVerifier
-from shared.errors import Conflict, NotFound, ValidationFailed
-from shared.i18n import Message
+from shared.errors import Conflict, HirfaError, NotFound, ValidationFailed
+from shared.i18n import Message, translate_text
 from shared.localized_errors import localize_problem
 
 ISSUER = "https://auth.test"
@@ -86,3 +92,66 @@ def test_an_artisan_token_carries_the_language_as_its_lang_claim(tmp_path):
     assert principal("ar").language == "ar"
     assert principal(None).language is None
     assert principal("tlh").language is None  # only the languages we speak
+
+
+# --- every detail a problem can carry is in the catalogue ------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _error_classes() -> set[str]:
+    names = {cls.__name__ for cls in _subclasses(HirfaError)} | {"HirfaError"}
+    for path in (ROOT / "services").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(
+                getattr(base, "id", getattr(base, "attr", None)) in names for base in node.bases
+            ):
+                names.add(node.name)
+    return names
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def _placeholder(expression: ast.expr) -> str:
+    return re.sub(r"[^a-z0-9_]+", "_", ast.unparse(expression).lower()).strip("_") or "value"
+
+
+def raised_details() -> dict[str, str]:
+    """Every detail written in the code as a literal or an f-string, as the English message id the
+    catalogue holds (an f-string's values become ``{placeholders}``), with where it is."""
+    errors = _error_classes()
+    found: dict[str, str] = {}
+    for path in [*(ROOT / "services").rglob("*.py"), *(ROOT / "shared").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            if getattr(node.func, "id", getattr(node.func, "attr", None)) not in errors:
+                continue
+            detail = node.args[0]
+            if isinstance(detail, ast.Constant) and isinstance(detail.value, str):
+                found.setdefault(detail.value, f"{path.relative_to(ROOT)}:{node.lineno}")
+            elif isinstance(detail, ast.JoinedStr):
+                parts = []
+                for value in detail.values:
+                    if isinstance(value, ast.Constant):
+                        parts.append(str(value.value))
+                    elif isinstance(value, ast.FormattedValue):
+                        name = _placeholder(value.value)
+                        parts.append(f"'{{{name}}}'" if value.conversion == ord("r") else f"{{{name}}}")
+                found.setdefault("".join(parts), f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+@pytest.mark.parametrize("language", ["fr", "ar"])
+def test_every_problem_detail_in_the_code_is_in_the_catalogue(language):
+    """A new detail needs its translations in shared/locales/{fr,ar}/LC_MESSAGES/messages.po (until
+    then the reader gets the translated title instead); this lists the missing ones as .po entries."""
+    details = raised_details()
+    assert len(details) > 50
+    missing = {msgid: where for msgid, where in details.items() if translate_text(language, msgid) is None}
+    entries = "\n".join(f'#: {where}\nmsgid "{msgid}"\nmsgstr ""\n' for msgid, where in missing.items())
+    assert not missing, f"{len(missing)} detail(s) not in the {language} catalogue:\n{entries}"
