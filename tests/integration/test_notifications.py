@@ -452,3 +452,18 @@ def test_payments_and_accounts_answer_an_artisan_in_the_language_of_their_token(
         assert arabic.json["title"] == "هذا العنوان غير موجود"
         assert french.json["title"] == "Cette adresse n'existe pas"
         assert anonymous.json["title"] == "No such endpoint"
+
+
+def test_registration_rules_are_explained_in_french(client, marketplace_headers):
+    body = artisan_body(cin="12345678", date_of_birth="2100-01-01")
+
+    french = client.post(
+        "/v1/artisans", json=body, headers={**marketplace_headers("r-fr"), "Accept-Language": "fr"}
+    )
+
+    assert french.status_code == 422 and french.json["code"] == "validation_error"
+    assert french.json["detail"] == "Certaines informations enfreignent les règles d'inscription."
+    assert {e["message"] for e in french.json["errors"]} == {
+        "Ce n'est pas un numéro de CIN valide.",
+        "La date de naissance est dans le futur.",
+    }
