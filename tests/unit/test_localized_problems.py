@@ -100,14 +100,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _error_classes() -> set[str]:
+    """Every HirfaError subclass, by name: those imported, and those the code defines (to a fixpoint)."""
     names = {cls.__name__ for cls in _subclasses(HirfaError)} | {"HirfaError"}
-    for path in (ROOT / "services").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ClassDef) and any(
-                getattr(base, "id", getattr(base, "attr", None)) in names for base in node.bases
-            ):
-                names.add(node.name)
-    return names
+    classes = [
+        node
+        for path in [*(ROOT / "shared").rglob("*.py"), *(ROOT / "services").rglob("*.py")]
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef)
+    ]
+    while True:
+        more = {
+            node.name
+            for node in classes
+            if any(getattr(base, "id", getattr(base, "attr", None)) in names for base in node.bases)
+        }
+        if more <= names:
+            return names
+        names |= more
 
 
 def _subclasses(cls):
