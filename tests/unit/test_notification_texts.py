@@ -88,6 +88,11 @@ EXAMPLES = [
         for code in ("account_closed", "invalid_rib", "name_mismatch", "bank_unavailable")
     ],
     (
+        "payout_failed.other",
+        "accounts.payout.failed",
+        {**PAYOUT, "failure_code": "a_code_from_the_future", "funds_returned": True},
+    ),
+    (
         "payout_failed.held",
         "accounts.payout.failed",
         {**PAYOUT, "failure_code": "account_closed", "funds_returned": False},

@@ -51,6 +51,10 @@ MESSAGES: Mapping[str, str] = {
         "Hirfa: payout of {amount} failed: the bank was unavailable. "
         "Ask again later. The money is back in your balance."
     ),
+    # A failure code this version does not know yet: the money is back, the artisan checks their account.
+    "payout_failed.other": N_(
+        "Hirfa: payout of {amount} failed. The money is back in your balance. Check your bank account in the app."
+    ),
     "payout_failed.held": N_(
         "Hirfa: payout of {amount} failed. The money is held for a check: Hirfa support will call you."
     ),
@@ -131,7 +135,7 @@ def _payout(kind: str) -> Callable[[Mapping[str, Any], Callable[[str], str]], Dr
         reason = data["failure_code"] if data.get("funds_returned", True) else "held"
         message = f"payout_failed.{reason}"
         return Draft(
-            data["artisan_id"], kind, message if message in MESSAGES else "payout_failed.held", params
+            data["artisan_id"], kind, message if message in MESSAGES else "payout_failed.other", params
         )
 
     return draft
