@@ -78,7 +78,22 @@ def init() -> None:
     ):
         run_migrations(SERVICES_DIR / name, load().database_url)
         click.echo(f"{name}: database migrated")
+    _ensure_statement_key(accounts_config().statement_keys_directory)
     click.get_current_context().invoke(onboarding_init)
+
+
+def _ensure_statement_key(directory: str) -> None:
+    """Accounts' income-statement signing key: made here if the directory is writable and empty
+    (development, compose's volume). A read-only mounted secret (Kubernetes) must hold one already;
+    accounts' web app refuses to start without it, so this only warns."""
+    from shared.auth.keys import SigningKeyStore
+
+    try:
+        kid = SigningKeyStore(directory).ensure_key()
+    except OSError as error:
+        click.echo(f"accounts: no statement signing key made in {directory}: {error.strerror}", err=True)
+    else:
+        click.echo(f"accounts: statement signing key {kid}")
 
 
 def wait_for_ready(urls: dict[str, str], timeout: float) -> list[str]:
@@ -106,8 +121,9 @@ def demo_client_lines(onboarding_url: str) -> list[str]:
     if not onboarding_config().demo_clients:
         return []
     lines = ["", f"  Demo API clients (POST {onboarding_url}/v1/oauth/token):"]
-    for client_id, secret, name, role in DEMO_CLIENTS:
-        lines.append(f"    {role.value:<13} {client_id:<22} / {secret:<25} {name}")
+    for client_id, secret, name, role, bank_code in DEMO_CLIENTS:
+        bank = f" (bank {bank_code})" if bank_code else ""
+        lines.append(f"    {role.value:<13} {client_id:<22} / {secret:<25} {name}{bank}")
     return lines
 
 

@@ -178,7 +178,7 @@ def problem_language() -> str:
             known = resolver(principal.client_id)
         except Exception:  # noqa: BLE001 - the error being answered matters more than its language
             log.warning("artisan language unavailable")
-    return normalize_language(known or principal.language)
+    return normalize_language(known or principal.lang)
 
 
 def _principal_if_any() -> Principal | None:
@@ -303,7 +303,9 @@ def _observe_requests(app: Flask, context: ServiceContext) -> None:
                     "request",
                     extra={
                         "method": request.method,
-                        "path": request.path,
+                        # A view whose path carries a capability (a verification code) logs its
+                        # route instead (``g.log_path``).
+                        "path": g.get("log_path") or request.path,
                         "status": response.status_code,
                         "duration_ms": round(elapsed * 1000, 1),
                         "client_id": getattr(g.get("principal"), "client_id", None),

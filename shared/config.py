@@ -140,6 +140,9 @@ class ServiceConfig:
     log_json: bool = True
     var_dir: str = str(PROJECT_ROOT / "var")
     idempotency_key_ttl_hours: int = public_field(24)
+    # An artisan's phone may queue a request offline for days: keys sent with an artisan token
+    # (scoped to the artisan and the device) are honoured this long, never less than the above.
+    artisan_idempotency_key_ttl_hours: int = public_field(168)
     idempotency_wait_seconds: float = 5.0
     relay_batch_size: int = 100
     relay_poll_interval_seconds: float = 0.2

@@ -7,7 +7,9 @@
 - A request that fails before producing a response (validation error, conflict, crash) saves
   nothing: its transaction rolled back, so the client may retry with the same key.
 
-Keys are scoped per API client. A claimed key whose worker died is taken over after
+Keys are scoped per API client; for an artisan's token, per artisan and device (the token's
+``device_id``), and honoured ``artisan_idempotency_key_ttl_hours`` (7 days) rather than
+``idempotency_key_ttl_hours``, so a request queued on a phone offline is still applied once. A claimed key whose worker died is taken over after
 ``LOCK_SECONDS``. The table and its store are in ``shared.idempotency_store`` (no Flask); this module
 is the decorator views wear.
 """
@@ -31,7 +33,7 @@ from shared.errors import (
     MissingIdempotencyKey,
     ValidationFailed,
 )
-from shared.idempotency_store import MAX_KEY_LENGTH, IdempotencyStore
+from shared.idempotency_store import MAX_KEY_LENGTH, IdempotencyStore, key_lifetime
 
 HEADER = "Idempotency-Key"
 Params = ParamSpec("Params")
@@ -62,11 +64,13 @@ def _replay(row: Any) -> Response:
 
 def _store() -> IdempotencyStore:
     context = current_app.extensions["hirfa"]
-    return IdempotencyStore(
-        context.session_factory,
-        context.models.idempotency_key,
-        dt.timedelta(hours=context.config.idempotency_key_ttl_hours),
+    config = context.config
+    ttl = key_lifetime(
+        is_artisan=current_principal().is_artisan,
+        ttl=dt.timedelta(hours=config.idempotency_key_ttl_hours),
+        artisan_ttl=dt.timedelta(hours=config.artisan_idempotency_key_ttl_hours),
     )
+    return IdempotencyStore(context.session_factory, context.models.idempotency_key, ttl)
 
 
 def _complete(store: IdempotencyStore, client_id: str, key: str, response: Response) -> None:
@@ -97,7 +101,7 @@ def idempotent(view: Callable[Params, Any]) -> Callable[Params, Any]:
                 param=HEADER,
             )
         store = _store()
-        client_id = current_principal().client_id
+        client_id = current_principal().idempotency_scope
         fingerprint = request_fingerprint()
 
         deadline = time.monotonic() + current_app.extensions["hirfa"].config.idempotency_wait_seconds

@@ -22,6 +22,11 @@ MAX_KEY_LENGTH = 255
 MAX_PATH_LENGTH = 500
 
 
+def key_lifetime(*, is_artisan: bool, ttl: dt.timedelta, artisan_ttl: dt.timedelta) -> dt.timedelta:
+    """How long a key is honoured: an artisan's device keys at least ``artisan_ttl`` (offline queues)."""
+    return max(ttl, artisan_ttl) if is_artisan else ttl
+
+
 class IdempotencyKeyMixin:
     __tablename__ = "idempotency_keys"
 

@@ -22,6 +22,7 @@ from shared.auth.tokens import TokenIssuer
 from shared.config import PROJECT_ROOT
 from shared.db import UnitOfWork, make_engine, run_migrations
 from tests.support import SERVICES, Broker, Databases
+from tests.tokens_forge import BANK_CODE
 
 ISSUER = "https://auth.hirfa.ma"
 METADATA = {
@@ -123,7 +124,8 @@ def signing_keys(tmp_path_factory) -> SigningKeyStore:
 
 @pytest.fixture(scope="session")
 def issue_token(signing_keys):
-    """issue_token(role, client_id=…, scopes=…) -> bearer token signed by the test issuer."""
+    """issue_token(role, client_id=…, scopes=…, bank_code=…) -> bearer token signed by the test
+    issuer. A bank partner's is bound to ``bank_code`` (default: the demo bank, 145)."""
     issuer = TokenIssuer(signing_keys, ISSUER, ttl_seconds=600)
 
     def issue(
@@ -131,12 +133,16 @@ def issue_token(signing_keys):
         client_id: str = "cli_test_marketplace",
         scopes=None,
         audiences=("hirfa-onboarding", "hirfa-payments", "hirfa-accounts"),
+        bank_code: str | None = None,
     ) -> str:
+        if role == Role.BANK_PARTNER and bank_code is None:
+            bank_code = BANK_CODE
         token, _ = issuer.issue(
             client_id=client_id,
             role=role,
             scopes=ROLE_SCOPES[role] if scopes is None else scopes,
             audiences=list(audiences),
+            bank_code=bank_code,
         )
         return token
 

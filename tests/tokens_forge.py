@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from shared.auth.scopes import ROLE_SCOPES, Role
 
 LEEWAY = 10  # shared.auth.tokens.CLOCK_SKEW_SECONDS
+# The bank a forged bank partner token is bound to unless a test says otherwise (the demo bank).
+BANK_CODE = "145"
 
 
 def b64url(data: bytes) -> str:
@@ -52,7 +54,9 @@ def claims(
     drop: tuple[str, ...] = (),
     **overrides: Any,
 ) -> dict[str, Any]:
-    """The claims a genuine token carries; ``overrides`` change some, ``drop`` removes some."""
+    """The claims a genuine token carries; ``overrides`` change some, ``drop`` removes some.
+
+    A bank partner's carries ``bank_code`` (``BANK_CODE`` unless overridden)."""
     now = int(time.time()) if now is None else now
     body: dict[str, Any] = {
         "iss": issuer,
@@ -65,6 +69,8 @@ def claims(
         "scope": " ".join(sorted(ROLE_SCOPES[role] if scopes is None else scopes)),
         "role": str(role),
     }
+    if role == Role.BANK_PARTNER:
+        body["bank_code"] = BANK_CODE
     body.update(overrides)
     for name in drop:
         body.pop(name, None)
@@ -135,6 +141,7 @@ def forged_tokens(
     public_key = private_key.public_key()
     stranger = Ed25519PrivateKey.generate()
     limited = claims(issuer, audience, scopes={"artisans:read"}, now=now)
+    bank = claims(issuer, audience, role=Role.BANK_PARTNER, client_id="cli_test_bank", now=now)
     genuine_limited = sign_eddsa(private_key, kid, limited)
     return {
         "alg_none": alg_none(kid, good),
@@ -166,6 +173,17 @@ def forged_tokens(
         "unknown_role": sign_eddsa(private_key, kid, {**good, "role": "superuser"}),
         "scope_not_a_string": sign_eddsa(private_key, kid, {**good, "scope": ["payments:read"]}),
         "signature_stripped": sign_eddsa(private_key, kid, good).rsplit(".", 1)[0] + ".",
+        # A bank partner sees one bank's data: bound to none (or to nonsense), its token is refused.
+        "bank_partner_without_bank_code": sign_eddsa(
+            private_key, kid, {k: v for k, v in bank.items() if k != "bank_code"}
+        ),
+        "bank_partner_bank_code_not_three_digits": sign_eddsa(
+            private_key, kid, {**bank, "bank_code": "1450"}
+        ),
+        "bank_partner_bank_code_a_number": sign_eddsa(private_key, kid, {**bank, "bank_code": 145}),
+        "bank_partner_bank_code_wildcard": sign_eddsa(private_key, kid, {**bank, "bank_code": "*"}),
+        "bank_partner_bank_code_null": sign_eddsa(private_key, kid, {**bank, "bank_code": None}),
+        "tampered_bank_code": tamper_payload(sign_eddsa(private_key, kid, bank), bank_code="007"),
     }
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Flask
 
-from services.accounts.api import balances, ledger, payouts
-from services.accounts.bootstrap import bootstrap
+from services.accounts.api import account_statements, balances, income_statements, ledger, payouts
+from services.accounts.bootstrap import bootstrap, require_statement_key
 from services.accounts.config import AccountsConfig
 from shared.app import create_service_app
 from shared.wsgi_limits import limit_requests
@@ -15,10 +15,18 @@ from shared.wsgi_limits import limit_requests
 
 def create_app(config: AccountsConfig | None = None, **adapters: Any) -> Flask:
     """``adapters``: what ``bootstrap`` takes instead of building from config (tests' fakes)."""
+    context = bootstrap(config, **adapters)
+    require_statement_key(context)
     return limit_requests(
         create_service_app(
-            bootstrap(config, **adapters),
+            context,
             title="Hirfa Accounts API",
-            blueprints=[balances.blp, *ledger.blueprints, payouts.blp],
+            blueprints=[
+                balances.blp,
+                *ledger.blueprints,
+                payouts.blp,
+                account_statements.blp,
+                *income_statements.blueprints,
+            ],
         )
     )

@@ -1,19 +1,29 @@
 """Accounts' composition root: every adapter is built here, once, from the configuration.
 
 The web app, the consumer and the worker all start from ``bootstrap(config)``; tests pass fakes
-as keyword arguments (``bank_partners=``, ``key_lookup=``).
+as keyword arguments (``bank_partners=``, ``key_lookup=``, ``settlement_sources=``,
+``statement_source=``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 
 from services.accounts.adapters.banks import HttpBankPartner
 from services.accounts.adapters.ledger_session import install_ledger_session_hooks
 from services.accounts.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
+from services.accounts.adapters.rate_limits import SlidingWindowLimiter
+from services.accounts.adapters.settlement_sources import make_settlement_sources
+from services.accounts.adapters.statement_pdf import FpdfStatementRenderer
+from services.accounts.adapters.statement_signing import JwsStatementSigner
+from services.accounts.adapters.statement_sources import HttpStatementSource
 from services.accounts.config import AccountsConfig, load_config
 from services.accounts.context import AccountsContext
+from services.accounts.domain.ports import SettlementSource, StatementSource
+from services.accounts.service_layer.income_statements import IncomeStatementSettings
 from services.accounts.service_layer.payout_settings import PayoutSettings
+from shared.auth.keys import SigningKeyStore
 from shared.auth.tokens import KeyLookup
 from shared.config import ConfigError
 from shared.context import Models, build_verifying_context
@@ -40,6 +50,50 @@ def make_payout_settings(config: AccountsConfig, partners: PartnerRegistry) -> P
         callback_base_url=config.public_url,
         poll_after=config.payout_poll_after,
         idempotency_key_ttl=dt.timedelta(hours=config.idempotency_key_ttl_hours),
+        artisan_idempotency_key_ttl=dt.timedelta(hours=config.artisan_idempotency_key_ttl_hours),
+    )
+
+
+def make_reconciliation_sources(
+    config: AccountsConfig,
+) -> tuple[Mapping[str, SettlementSource], StatementSource]:
+    """The acquirers' settlement files (by gateway name) and the partner bank's statements."""
+    settlement_sources = make_settlement_sources(
+        config.settlement_gateway_names,
+        m2t_url=config.m2t_url,
+        m2t_api_key=config.m2t_api_key,
+        timeout=config.http_timeout_seconds,
+    )
+    return settlement_sources, HttpStatementSource.from_config(config)
+
+
+def make_statement_keys(config: AccountsConfig) -> SigningKeyStore:
+    """Accounts' income-statement signing keys. Development makes a first key if there is none;
+    production is given its keys (``hirfa accounts statement-keys rotate``, into the mounted
+    secret) and its web app refuses to start without one (``require_statement_key``)."""
+    keys = SigningKeyStore(config.statement_keys_directory)
+    if not config.is_production:
+        keys.ensure_key()
+    return keys
+
+
+def require_statement_key(context: AccountsContext) -> None:
+    """The web app signs statements: it refuses to start with no key to sign them with (the
+    consumer and the worker never sign, and need no key)."""
+    if not context.income_statements.signer.jwks().get("keys"):
+        raise context.config.refuse(
+            "statement_keys_dir",
+            "holds no statement signing key (k_<kid>.pem): run 'hirfa accounts statement-keys rotate'",
+        )
+
+
+def make_income_statement_settings(config: AccountsConfig) -> IncomeStatementSettings:
+    return IncomeStatementSettings(
+        signer=JwsStatementSigner(make_statement_keys(config)),
+        renderer=FpdfStatementRenderer(),
+        public_limiter=SlidingWindowLimiter(config.statement_public_rate_per_minute),
+        public_url=config.public_url,
+        currency=config.ledger_currency,
     )
 
 
@@ -48,14 +102,21 @@ def bootstrap(
     *,
     key_lookup: KeyLookup | None = None,
     bank_partners: PartnerRegistry | None = None,
+    settlement_sources: Mapping[str, SettlementSource] | None = None,
+    statement_source: StatementSource | None = None,
+    income_statements: IncomeStatementSettings | None = None,
 ) -> AccountsContext:
     config = config or load_config()
+    default_settlements, default_statements = make_reconciliation_sources(config)
     context = build_verifying_context(
         config,
         MODELS,
         key_lookup,
         context_type=AccountsContext,
         payouts=make_payout_settings(config, bank_partners or make_bank_partners(config)),
+        settlement_sources=default_settlements if settlement_sources is None else settlement_sources,
+        statement_source=statement_source or default_statements,
+        income_statements=income_statements or make_income_statement_settings(config),
     )
     # Every session that may post (requests, the consumer, the worker) comes from this factory.
     install_ledger_session_hooks(context.session_factory)

@@ -15,6 +15,7 @@ from services.accounts.service_layer.money_events import make_money_handlers, re
 from services.accounts.service_layer.parked_events import make_after_batch, post_all_parked_events
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
 from services.accounts.service_layer.projections import make_handlers
+from shared.auth.keys import SigningKeyStore
 from shared.logging import configure_logging
 from shared.runtime import run_duty, service_cli, stop_on_signals
 
@@ -69,3 +70,18 @@ def worker(once: bool) -> None:
             run_duty(log, done, duty)
         if once or stop.wait(context.config.worker_interval_seconds):
             return
+
+
+@cli.group(
+    "statement-keys", help="The keys that sign income statements (published at /.well-known/jwks.json)."
+)
+def statement_keys() -> None:
+    pass
+
+
+@statement_keys.command("rotate")
+def rotate_statement_key() -> None:
+    """Add a statement signing key in ACCOUNTS_STATEMENT_KEYS_DIR; it signs from now on. Older keys
+    stay published (statements they signed still verify) until their files are deleted."""
+    kid = SigningKeyStore(load_config().statement_keys_directory).generate()
+    click.echo(f"new statement signing key: {kid}")

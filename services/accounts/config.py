@@ -6,7 +6,11 @@ import dataclasses
 import datetime as dt
 import re
 
-from shared.config import BankPartnerClientConfig, ConfigError
+from shared.config import BankPartnerClientConfig, ConfigError, public_field, secret_field
+
+# Development defaults shared with the M2T sandbox (the acquirer's settlement files).
+SANDBOX_M2T_URL = "http://127.0.0.1:8010"
+SANDBOX_M2T_API_KEY = "sandbox-m2t-api-key"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +29,26 @@ class AccountsConfig(BankPartnerClientConfig):
     payout_bank_code: str = "145"
     # Payouts the bank has not settled after this long are polled (lost callbacks).
     payout_poll_after_seconds: int = 60
+    # Reconciliation sources: the gateways whose settlement files are fetched (comma-separated names;
+    # "m2t" reads M2T's file at m2t_url with m2t_api_key), and the bank statements, fetched through the
+    # bank-partner API (bank_partner_url).
+    settlement_gateways: str = "m2t"
+    m2t_url: str = SANDBOX_M2T_URL
+    m2t_api_key: str = secret_field(SANDBOX_M2T_API_KEY)
+
+    @property
+    def settlement_gateway_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.settlement_gateways.split(",") if name.strip())
+
+    # Signed income statements: accounts' own Ed25519 statement keys (k_<kid>.pem files, the
+    # newest signs, all are published at /.well-known/jwks.json). Development keeps them under
+    # $VAR_DIR/keys/statements; production refuses to start without this directory set.
+    statement_keys_dir: str = public_field("")
+    # Requests per minute one caller (by address) may make to the public statement endpoints
+    # (verify, fetch by code), per replica.
+    statement_public_rate_per_minute: int = 30
+    # Behind a proxy that sets X-Forwarded-For (the ingress), the caller is its last hop.
+    trust_forwarded_for: bool = False
 
     @property
     def pending_hold(self) -> dt.timedelta:
@@ -34,12 +58,26 @@ class AccountsConfig(BankPartnerClientConfig):
     def payout_poll_after(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.payout_poll_after_seconds)
 
+    @property
+    def statement_keys_directory(self) -> str:
+        return self.statement_keys_dir or f"{self.var_dir}/keys/statements"
+
     def validate(self) -> None:
         super().validate()
+        if self.statement_public_rate_per_minute < 1:
+            raise self.refuse("statement_public_rate_per_minute", "must be at least 1")
+        if self.is_production and not self.statement_keys_dir:
+            raise self.refuse(
+                "statement_keys_dir",
+                "must be set in production: the directory of the income-statement signing keys (a mounted secret)",
+            )
         if not re.fullmatch(r"[0-9]{3}", self.payout_bank_code):
             raise ConfigError("PAYOUT_BANK_CODE: a three-digit bank code")
         if self.payout_poll_after_seconds < 0:
             raise ConfigError("PAYOUT_POLL_AFTER_SECONDS must not be negative")
+        unknown = [name for name in self.settlement_gateway_names if name != "m2t"]
+        if unknown:
+            raise ConfigError(f"SETTLEMENT_GATEWAYS: no settlement source for {', '.join(unknown)}")
 
 
 def load_config(**overrides) -> AccountsConfig:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 from services.accounts.config import AccountsConfig
+from services.accounts.domain.ports import SettlementSource, StatementSource
+from services.accounts.service_layer.income_statements import IncomeStatementSettings
 from services.accounts.service_layer.payout_settings import PayoutSettings
 from shared.context import ServiceContext
 
@@ -13,3 +16,8 @@ from shared.context import ServiceContext
 class AccountsContext(ServiceContext):
     config: AccountsConfig
     payouts: PayoutSettings  # the bank partners, and how payouts are made
+    # Where reconciliation fetches its files: each gateway's settlement files (by gateway name,
+    # "m2t") and the partner bank's statements of the client-funds accounts.
+    settlement_sources: Mapping[str, SettlementSource]
+    statement_source: StatementSource
+    income_statements: IncomeStatementSettings  # the statement key, the PDF, the public limit

@@ -6,7 +6,15 @@ from typing import Any
 
 from flask import Flask
 
-from services.onboarding.api import artisans, bank_accounts, kyc, notifications, oauth, reviews
+from services.onboarding.api import (
+    artisan_sessions,
+    artisans,
+    bank_accounts,
+    kyc,
+    notifications,
+    oauth,
+    reviews,
+)
 from services.onboarding.bootstrap import bootstrap
 from services.onboarding.config import OnboardingConfig
 from services.onboarding.service_layer.notifications import language_of
@@ -21,7 +29,15 @@ def create_app(config: OnboardingConfig | None = None, **adapters: Any) -> Flask
         create_service_app(
             context,
             title="Hirfa Onboarding API",
-            blueprints=[oauth.blp, artisans.blp, kyc.blp, reviews.blp, bank_accounts.blp, notifications.blp],
+            blueprints=[
+                oauth.blp,
+                artisans.blp,
+                kyc.blp,
+                reviews.blp,
+                bank_accounts.blp,
+                artisan_sessions.blp,
+                notifications.blp,
+            ],
             form_endpoints={"oauth.token"},
             upload_endpoints={"kyc.Documents": context.config.max_document_bytes},
             # Problems shown to an artisan default to their preferred language.

@@ -16,7 +16,9 @@ from services.onboarding.adapters.screening_lists import ListSource
 from services.onboarding.adapters.sms import make_sms_sender
 from services.onboarding.config import OnboardingConfig, load_config
 from services.onboarding.context import OnboardingContext
+from services.onboarding.domain.artisan_sessions import LockoutPolicy
 from services.onboarding.domain.ports import BankPartners, SmsGateway
+from services.onboarding.service_layer.artisan_sessions import SignInPolicy
 from services.onboarding.service_layer.artisans import TierPolicy
 from services.onboarding.service_layer.bank_accounts import BankAccountSettings
 from services.onboarding.service_layer.notifications import NotificationSettings
@@ -44,6 +46,12 @@ def bootstrap(
         lambda kid: keys.public_keys().get(kid), issuer=config.token_issuer, audience=config.audience
     )
     tiers = TierPolicy(config.tier_caps)
+    otp = OtpPolicy(
+        secret=_otp_secret(config),
+        ttl_seconds=config.otp_ttl_seconds,
+        max_attempts=config.otp_max_attempts,
+        max_sends_per_hour=config.otp_max_sends_per_hour,
+    )
     return build_context(
         config,
         MODELS,
@@ -52,12 +60,8 @@ def bootstrap(
         signing_keys=keys,
         token_issuer=TokenIssuer(keys, config.token_issuer, config.token_ttl_seconds),
         tiers=tiers,
-        otp=OtpPolicy(
-            secret=_otp_secret(config),
-            ttl_seconds=config.otp_ttl_seconds,
-            max_attempts=config.otp_max_attempts,
-            max_sends_per_hour=config.otp_max_sends_per_hour,
-        ),
+        otp=otp,
+        sign_in=_sign_in_policy(config, keys, otp),
         sms=sms or make_sms_sender(config),
         cipher=EnvelopeCipher(_document_keyring(config)),
         screening=ScreeningIndexCache(),
@@ -72,6 +76,22 @@ def bootstrap(
             retry_seconds=config.notification_retry_seconds,
             max_backoff_seconds=config.notification_max_backoff_seconds,
         ),
+    )
+
+
+def _sign_in_policy(config: OnboardingConfig, keys: SigningKeyStore, otp: OtpPolicy) -> SignInPolicy:
+    return SignInPolicy(
+        otp=otp,
+        issuer=TokenIssuer(keys, config.token_issuer, config.artisan_token_ttl_seconds),
+        lockout=LockoutPolicy(
+            max_failed_codes=config.sign_in_max_failed_codes,
+            window=dt.timedelta(seconds=config.sign_in_failure_window_seconds),
+            lockout=dt.timedelta(seconds=config.sign_in_lockout_seconds),
+        ),
+        refresh_ttl=dt.timedelta(days=config.refresh_token_ttl_days),
+        retry_grace=dt.timedelta(seconds=config.refresh_token_retry_grace_seconds),
+        max_starts_per_ip_per_hour=config.sign_in_max_starts_per_ip_per_hour,
+        min_response=dt.timedelta(milliseconds=config.sign_in_min_response_ms),
     )
 
 

@@ -10,23 +10,32 @@ from services.onboarding.adapters.screening_lists import ScreeningListError
 from services.onboarding.bootstrap import bootstrap, screening_sources
 from services.onboarding.config import load_config
 from services.onboarding.context import OnboardingContext
-from services.onboarding.service_layer.api_clients import create_client, ensure_client
+from services.onboarding.service_layer.api_clients import bind_to_bank, create_client, ensure_client
 from services.onboarding.service_layer.bank_accounts import sync_openings
 from services.onboarding.service_layer.documents import rewrap_all_documents
 from services.onboarding.service_layer.notifications import make_notification_handlers, send_due_notifications
 from services.onboarding.service_layer.screening import refresh_lists, rescreen_all
 from shared.auth.keys import SigningKeyStore
 from shared.auth.scopes import Role
+from shared.errors import NotFound, ValidationFailed
 from shared.runtime import service_cli
 
 # Documented in the README; created only when ONBOARDING_DEMO_CLIENTS=true (make run).
+# (client id, secret, name, role, bank code): the demo bank is Banque Populaire (145), the bank
+# holding the demo stack's client funds (ACCOUNTS_PAYOUT_BANK_CODE).
 DEMO_CLIENTS = (
-    ("cli_demo_marketplace", "demo-marketplace-secret", "Demo marketplace", Role.MARKETPLACE),
-    ("cli_demo_bank", "demo-bank-secret", "Demo bank partner", Role.BANK_PARTNER),
-    ("cli_demo_compliance", "demo-compliance-secret", "Demo compliance officer", Role.COMPLIANCE),
+    ("cli_demo_marketplace", "demo-marketplace-secret", "Demo marketplace", Role.MARKETPLACE, None),
+    ("cli_demo_bank", "demo-bank-secret", "Demo bank partner", Role.BANK_PARTNER, "145"),
+    ("cli_demo_compliance", "demo-compliance-secret", "Demo compliance officer", Role.COMPLIANCE, None),
     # A second officer, so the four-eyes rule can be exercised on a demo stack.
-    ("cli_demo_compliance_2", "demo-compliance-2-secret", "Demo compliance officer 2", Role.COMPLIANCE),
-    ("cli_demo_operator", "demo-operator-secret", "Demo ledger operator", Role.OPERATOR),
+    (
+        "cli_demo_compliance_2",
+        "demo-compliance-2-secret",
+        "Demo compliance officer 2",
+        Role.COMPLIANCE,
+        None,
+    ),
+    ("cli_demo_operator", "demo-operator-secret", "Demo ledger operator", Role.OPERATOR, None),
 )
 
 cli = service_cli(
@@ -48,13 +57,37 @@ def clients() -> None:
 @clients.command("create")
 @click.option("--name", required=True, help="Who the client is, e.g. 'Souk Digital'.")
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role if r != Role.ARTISAN]))
-def create(name: str, role: str) -> None:
+@click.option(
+    "--bank-code",
+    default=None,
+    help="bank_partner only (and required): the three-digit code of the partner's bank, e.g. 145.",
+)
+def create(name: str, role: str, bank_code: str | None) -> None:
     """Create a client and print its credentials (the secret is shown only once)."""
     context = bootstrap()
-    new = create_client(context.uow_factory(), name=name, role=Role(role))
+    try:
+        new = create_client(context.uow_factory(), name=name, role=Role(role), bank_code=bank_code)
+    except ValidationFailed as error:
+        raise click.BadParameter(str(error.detail), param_hint="--bank-code") from None
     click.echo(f"client_id:     {new.client_id}")
     click.echo(f"client_secret: {new.client_secret}")
+    if new.bank_code is not None:
+        click.echo(f"bank_code:     {new.bank_code}")
     click.echo("Store the secret now: it is kept only as a hash and cannot be shown again.")
+
+
+@clients.command("bind-bank")
+@click.argument("client_id")
+@click.option("--bank-code", required=True, help="The three-digit code of the partner's bank, e.g. 145.")
+def bind_bank(client_id: str, bank_code: str) -> None:
+    """Bind a bank partner client to its bank (clients created before banks were bound get no
+    token until this is done)."""
+    context = bootstrap()
+    try:
+        bind_to_bank(context.uow_factory(), client_id, bank_code)
+    except (ValidationFailed, NotFound) as error:
+        raise click.ClickException(str(error.detail)) from None
+    click.echo(f"{client_id}: bound to bank {bank_code}")
 
 
 @cli.group("keys", help="Token signing keys.")
@@ -84,9 +117,14 @@ def init() -> None:
     else:
         click.echo(f"onboarding: screening list {version} {'loaded' if is_new else 'present'}")
     if config.demo_clients and not config.is_production:
-        for client_id, secret, name, role in DEMO_CLIENTS:
+        for client_id, secret, name, role, bank_code in DEMO_CLIENTS:
             created = ensure_client(
-                context.uow_factory(), client_id=client_id, client_secret=secret, name=name, role=role
+                context.uow_factory(),
+                client_id=client_id,
+                client_secret=secret,
+                name=name,
+                role=role,
+                bank_code=bank_code,
             )
             click.echo(f"onboarding: demo client {client_id} {'created' if created else 'present'}")
 

@@ -71,6 +71,22 @@ class OnboardingConfig(BankPartnerClientConfig):
     notification_retry_seconds: float = 30.0
     notification_max_backoff_seconds: float = 3600.0
 
+    # Artisans signing in by phone (POST /v1/artisan-sessions; the OTP settings above apply).
+    artisan_token_ttl_seconds: int = public_field(900)
+    refresh_token_ttl_days: int = public_field(30)
+    # A rotated refresh token presented again this soon by its own device, while the token that
+    # replaced it is still unused, is a retry after a lost answer: it rotates again instead of
+    # revoking the session. 0 = every reuse revokes.
+    refresh_token_retry_grace_seconds: int = public_field(30)
+    # This many wrong codes for one number within the window lock its sign-in for lockout seconds.
+    sign_in_max_failed_codes: int = 10
+    sign_in_failure_window_seconds: int = 3600
+    sign_in_lockout_seconds: int = 1800
+    sign_in_max_starts_per_ip_per_hour: int = 30
+    # Every answer to a sign-in start takes at least this long, SMS sent or not (no timing oracle on
+    # who is registered); keep it above the SMS provider's usual latency.
+    sign_in_min_response_ms: int = 300
+
     # Documents: master keys for envelope encryption. Development keeps key files under var/;
     # production passes "kid:base64key,…" in DOCUMENT_MASTER_KEYS (the last one is active).
     document_keys_dir: str = public_field("")

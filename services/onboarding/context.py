@@ -6,6 +6,7 @@ import dataclasses
 
 from services.onboarding.config import OnboardingConfig
 from services.onboarding.domain.ports import SmsGateway
+from services.onboarding.service_layer.artisan_sessions import SignInPolicy
 from services.onboarding.service_layer.artisans import TierPolicy
 from services.onboarding.service_layer.bank_accounts import BankAccountSettings
 from services.onboarding.service_layer.notifications import NotificationSettings
@@ -28,6 +29,7 @@ class OnboardingContext(ServiceContext):
     token_issuer: TokenIssuer
     tiers: TierPolicy
     otp: OtpPolicy
+    sign_in: SignInPolicy
     sms: SmsGateway
     cipher: EnvelopeCipher
     screening: ScreeningIndexCache

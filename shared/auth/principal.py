@@ -3,8 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import re
 
 from shared.auth.scopes import Role
+
+# A Moroccan bank code: the first three digits of a RIB.
+_BANK_CODE = re.compile(r"[0-9]{3}")
+
+
+def is_bank_code(value: object) -> bool:
+    """Whether ``value`` is a three-digit bank code (the ``bank_code`` claim, ``bank:{code}``)."""
+    return isinstance(value, str) and _BANK_CODE.fullmatch(value) is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,9 +27,12 @@ class Principal:
     # ``bank_code`` claim): it sees that bank's client-funds account, statements, reconciliation
     # runs and cases, and the artisans paid out at that bank, nothing else.
     bank_code: str | None = None
-    # An artisan token's ``lang`` claim (fr, ar, en): the language of the problems the artisan is
-    # shown when the request sends no Accept-Language (their preferred_language at sign-in).
-    language: str | None = None
+    # The language the token's ``lang`` claim asks for (an artisan's preferred language, e.g.
+    # ``fr`` or ``ar``), when it has one: a default for what the service writes for people.
+    lang: str | None = None
+    # An artisan's token is issued to one of their devices (the ``device_id`` claim): the device's
+    # Idempotency-Keys are its own, and revoking the device ends its sessions.
+    device_id: str | None = None
 
     def has_scopes(self, *required: str) -> bool:
         return set(required) <= self.scopes
@@ -31,3 +44,16 @@ class Principal:
     @property
     def is_bank_partner(self) -> bool:
         return self.role == Role.BANK_PARTNER
+
+    @property
+    def is_artisan(self) -> bool:
+        return self.role == Role.ARTISAN
+
+    @property
+    def idempotency_scope(self) -> str:
+        """Whose Idempotency-Keys these are: the API client's, or for an artisan one device's (keys
+        are generated on the phone, so two phones of one artisan never collide). At most 64 chars."""
+        if self.is_artisan and self.device_id:
+            digest = hashlib.sha256(self.device_id.encode()).hexdigest()[:24]
+            return f"{self.client_id[:38]}/{digest}"
+        return self.client_id

@@ -26,11 +26,20 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
     ),
     Role.BANK_PARTNER: frozenset({"reconciliation:read", "payouts:write", "balances:read", "ledger:read"}),
     Role.COMPLIANCE: frozenset({"kyc:review", "artisans:read"}),
-    # An artisan reads their own data and may ask for payouts of their own available balance.
-    Role.ARTISAN: frozenset({"self:read", "payouts:request"}),
+    # An artisan reads their own data and may ask for payouts of their own available balance; with
+    # ``self:write`` they upload their own KYC documents and link their own bank accounts.
+    Role.ARTISAN: frozenset({"self:read", "self:write", "payouts:request"}),
     # Back-office staff who run the ledger: integrity checks, cases, payouts on an artisan's behalf.
     Role.OPERATOR: frozenset(
-        {"ledger:read", "ledger:operate", "balances:read", "payouts:write", "artisans:read"}
+        {
+            "ledger:read",
+            "ledger:operate",
+            "balances:read",
+            "payouts:write",
+            "artisans:read",
+            # List and revoke an artisan's signed-in devices (a lost or stolen phone).
+            "devices:manage",
+        }
     ),
 }
 

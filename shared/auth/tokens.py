@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -22,16 +23,16 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from shared.auth.keys import SigningKeyStore, is_canonical_b64url
-from shared.auth.principal import Principal
+from shared.auth.principal import Principal, is_bank_code
 from shared.auth.scopes import Role
 from shared.errors import InvalidToken
-from shared.i18n import LANGUAGES
 from shared.ids import new_id
 
 log = logging.getLogger(__name__)
 
 ALGORITHM = "EdDSA"
 CLOCK_SKEW_SECONDS = 10
+_LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
 
 
 class TokenIssuer:
@@ -47,14 +48,19 @@ class TokenIssuer:
         role: Role,
         scopes: Iterable[str],
         audiences: list[str],
+        bank_code: str | None = None,
         now: dt.datetime | None = None,
-        language: str | None = None,
+        device_id: str | None = None,
+        lang: str | None = None,
     ) -> tuple[str, int]:
-        """Return ``(token, expires_in_seconds)``. ``language`` (an artisan's preferred language)
-        becomes the ``lang`` claim."""
+        """Return ``(token, expires_in_seconds)``. A bank partner's token carries its ``bank_code``
+        (and must: a bank partner bound to no bank would see every bank's data). ``device_id``: the
+        artisan's device it is issued to; ``lang``: the person's preferred language."""
+        if role == Role.BANK_PARTNER and not is_bank_code(bank_code):
+            raise ValueError("a bank partner's token needs the three-digit bank code it is bound to")
         now = now or dt.datetime.now(dt.UTC)
         kid, private_key = self.keys.active()
-        claims = {
+        claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": client_id,
             "aud": audiences if len(audiences) != 1 else audiences[0],
@@ -65,8 +71,12 @@ class TokenIssuer:
             "scope": " ".join(sorted(scopes)),
             "role": str(role),
         }
-        if language:
-            claims["lang"] = language
+        if role == Role.BANK_PARTNER:
+            claims["bank_code"] = bank_code
+        if device_id is not None:
+            claims["device_id"] = device_id
+        if lang is not None:
+            claims["lang"] = lang
         token = jwt.encode(claims, private_key, algorithm=ALGORITHM, headers={"kid": kid})
         return token, self.ttl_seconds
 
@@ -185,13 +195,26 @@ class TokenVerifier:
         except (KeyError, ValueError):
             raise InvalidToken("The access token carries no valid role.") from None
         scope = claims.get("scope", "")
-        if not isinstance(scope, str) or not isinstance(claims["sub"], str):
+        device_id = claims.get("device_id")
+        if (
+            not isinstance(scope, str)
+            or not isinstance(claims["sub"], str)
+            or not isinstance(device_id, str | None)
+        ):
             raise InvalidToken("The access token's claims are malformed.")
-        language = claims.get("lang")
+        # A bank partner sees one bank's data: without a valid bank code its token is malformed
+        # (never "every bank"). Other roles are bound to no bank, whatever the token says.
+        bank_code = claims.get("bank_code")
+        if role == Role.BANK_PARTNER and not is_bank_code(bank_code):
+            raise InvalidToken("The access token's claims are malformed.")
+        lang = claims.get("lang")
         return Principal(
             client_id=claims["sub"],
             role=role,
             scopes=frozenset(scope.split()),
             token_id=str(claims.get("jti", "")),
-            language=language if language in LANGUAGES else None,
+            bank_code=bank_code if role == Role.BANK_PARTNER else None,
+            # A language tag or nothing: anything else in the claim is ignored, not trusted.
+            lang=lang if isinstance(lang, str) and _LANGUAGE_TAG.fullmatch(lang) else None,
+            device_id=device_id if role == Role.ARTISAN else None,
         )

@@ -373,3 +373,124 @@ def test_payments_verifies_through_onboardings_jwks(onboarding, onboarding_app, 
     kid = jwt.get_unverified_header(token)["kid"]
     forged = forge.hs256_with_public_key(kid, keys(kid), forge.claims(ISSUER, "hirfa-payments"))
     assert_problem(client.get(PAYEE_URL, headers=bearer(forged)), 401, "invalid_token")
+
+
+# --- bank partner clients are bound to their bank -----------------------------------------------
+
+
+def _uow(onboarding_app):
+    return onboarding_app.extensions["hirfa"].uow_factory()
+
+
+def test_a_bank_partner_client_gets_tokens_carrying_its_bank_code(onboarding_app, onboarding):
+    from services.onboarding.service_layer.api_clients import create_client
+
+    new = create_client(_uow(onboarding_app), name="Banque Test", role=Role.BANK_PARTNER, bank_code="145")
+    assert new.bank_code == "145"
+
+    response = onboarding.post(
+        TOKEN_URL, data={"grant_type": "client_credentials"}, headers=basic(new.client_id, new.client_secret)
+    )
+
+    assert response.status_code == 200, response.get_json()
+    claims = _claims(response.get_json()["access_token"])
+    assert claims["role"] == "bank_partner"
+    assert claims["bank_code"] == "145"
+
+
+def test_a_marketplace_token_names_no_bank(onboarding):
+    assert "bank_code" not in _claims(_real_token(onboarding))
+
+
+@pytest.mark.parametrize(
+    ("role", "bank_code"),
+    [
+        (Role.BANK_PARTNER, None),  # a bank partner must be bound to a bank
+        (Role.BANK_PARTNER, "14"),
+        (Role.BANK_PARTNER, "999"),  # not a bank Hirfa knows
+        (Role.MARKETPLACE, "145"),  # only bank partners are bound to a bank
+    ],
+)
+def test_a_client_is_refused_a_bank_it_cannot_have(onboarding_app, role, bank_code):
+    from services.onboarding.service_layer.api_clients import create_client
+    from shared.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed) as refused:
+        create_client(_uow(onboarding_app), name="Nope", role=role, bank_code=bank_code)
+    assert refused.value.param == "bank_code"
+
+
+def test_an_unbound_bank_partner_gets_no_token_until_bound(onboarding_app, onboarding):
+    # A client created before bank partners were bound to banks (the migration leaves it null).
+    from services.onboarding.adapters.orm import ApiClient
+    from services.onboarding.domain.api_clients import hash_secret
+    from services.onboarding.service_layer.api_clients import bind_to_bank
+
+    uow = _uow(onboarding_app)
+    with uow:
+        uow.session.add(
+            ApiClient(
+                id="cli_old_bank", name="Old bank", role="bank_partner", secret_hash=hash_secret("s3cret")
+            )
+        )
+        uow.commit()
+    ask = {"data": {"grant_type": "client_credentials"}, "headers": basic("cli_old_bank", "s3cret")}
+
+    assert_problem(onboarding.post(TOKEN_URL, **ask), 401, "invalid_client")
+
+    bind_to_bank(_uow(onboarding_app), "cli_old_bank", "350")
+    response = onboarding.post(TOKEN_URL, **ask)
+    assert response.status_code == 200, response.get_json()
+    assert _claims(response.get_json()["access_token"])["bank_code"] == "350"
+
+
+def test_the_cli_creates_a_bank_partner_bound_to_its_bank(onboarding_config, monkeypatch):
+    from click.testing import CliRunner
+
+    from services.onboarding import cli as onboarding_cli
+
+    monkeypatch.setattr(
+        onboarding_cli, "bootstrap", lambda *a, **k: onboarding_cli_context(onboarding_config)
+    )
+    runner = CliRunner()
+    created = runner.invoke(
+        onboarding_cli.cli,
+        ["clients", "create", "--name", "BP", "--role", "bank_partner", "--bank-code", "145"],
+    )
+    assert created.exit_code == 0, created.output
+    assert "bank_code:     145" in created.output
+
+    unbound = runner.invoke(
+        onboarding_cli.cli, ["clients", "create", "--name", "BP", "--role", "bank_partner"]
+    )
+    assert unbound.exit_code != 0
+    assert "bound to its bank" in unbound.output
+
+
+def onboarding_cli_context(config):
+    from services.onboarding.bootstrap import bootstrap
+
+    return bootstrap(config)
+
+
+def test_the_demo_bank_partner_is_bound_to_bank_145(onboarding_app, onboarding):
+    # As `hirfa onboarding init` seeds them on a `make run` stack.
+    from services.onboarding.cli import DEMO_CLIENTS
+    from services.onboarding.service_layer.api_clients import ensure_client
+
+    for client_id, secret, name, role, bank_code in DEMO_CLIENTS:
+        ensure_client(
+            _uow(onboarding_app),
+            client_id=client_id,
+            client_secret=secret,
+            name=name,
+            role=role,
+            bank_code=bank_code,
+        )
+    response = onboarding.post(
+        TOKEN_URL,
+        data={"grant_type": "client_credentials"},
+        headers=basic("cli_demo_bank", "demo-bank-secret"),
+    )
+    assert response.status_code == 200, response.get_json()
+    assert _claims(response.get_json()["access_token"])["bank_code"] == "145"

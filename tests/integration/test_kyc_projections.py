@@ -163,9 +163,10 @@ class Services:
             self.accounts_ctx, make_accounts_handlers("MAD"), ["onboarding.events"]
         )
         self.marketplace_headers = marketplace_headers
-        # Not a marketplace: sees every artisan, so it can read what no marketplace may see yet.
-        self.bank_partner_headers = {
-            "Authorization": "Bearer " + issue_token(Role.BANK_PARTNER, client_id="cli_bank")
+        # An operator sees every artisan, so it can read what no marketplace may see yet (a bank
+        # partner sees only the artisans paid at its bank).
+        self.operator_headers = {
+            "Authorization": "Bearer " + issue_token(Role.OPERATOR, client_id="cli_operator")
         }
 
     def deliver(self, event: Event) -> tuple[bool, bool]:
@@ -185,7 +186,7 @@ class Services:
 
     def balance(self, artisan_id: str, client_id: str | None = MARKETPLACE):
         headers = (
-            self.bank_partner_headers if client_id is None else self.marketplace_headers(client_id=client_id)
+            self.operator_headers if client_id is None else self.marketplace_headers(client_id=client_id)
         )
         return self.accounts_app.test_client().get(f"/v1/artisans/{artisan_id}/balance", headers=headers)
 

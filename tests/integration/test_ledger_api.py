@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount
 from services.accounts.service_layer.money_events import release_due_holds
+from services.onboarding.domain.banking import make_rib
 from shared.auth.scopes import Role
 from shared.errors import PROBLEM_CONTENT_TYPE
 from shared.ids import new_id
@@ -17,6 +18,7 @@ from tests.integration.conftest import OTHER_MARKETPLACE
 from tests.ledger_support import (
     MARKETPLACE,
     LedgerDriver,
+    bank_account_linked,
     dispute_closed,
     dispute_opened,
     payment_succeeded,
@@ -306,6 +308,9 @@ def test_reading_the_ledger_needs_a_token(client):
 
 def test_a_bank_partner_lists_journal_entries_with_filters(client, auth, ledger):
     artisan_id, other_id = ledger.artisan_at_tier(3), ledger.artisan_at_tier(3)
+    # Both are paid at the bank partner's bank (145): a bank partner sees only such artisans.
+    for paid_here in (artisan_id, other_id):
+        ledger.deliver(bank_account_linked(paid_here, make_rib("145", "780", "0000001234567890")))
     payment = payment_succeeded(artisan_id, 10_000, 1_000)
     ledger.deliver(payment)
     ledger.deliver(payment_succeeded(other_id, 7_000, 700))

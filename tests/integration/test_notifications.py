@@ -438,7 +438,7 @@ def test_payments_and_accounts_answer_an_artisan_in_the_language_of_their_token(
         role=Role.ARTISAN,
         scopes=ROLE_SCOPES[Role.ARTISAN],
         audiences=["hirfa-onboarding", "hirfa-payments", "hirfa-accounts"],
-        language="ar",
+        lang="ar",
     )
     for app in (accounts_app, payments_app):
         client = app.test_client()

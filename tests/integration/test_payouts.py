@@ -93,10 +93,13 @@ def auth(issue_token):
     """auth(role, client_id) -> headers with a bearer token, and a fresh Idempotency-Key."""
 
     def headers(
-        role: Role = Role.OPERATOR, client_id: str = OPERATOR, idempotency_key: str | None = None
+        role: Role = Role.OPERATOR,
+        client_id: str = OPERATOR,
+        idempotency_key: str | None = None,
+        bank_code: str | None = None,
     ) -> dict:
         return {
-            "Authorization": "Bearer " + issue_token(role, client_id=client_id),
+            "Authorization": "Bearer " + issue_token(role, client_id=client_id, bank_code=bank_code),
             "Idempotency-Key": idempotency_key or uuid.uuid4().hex,
         }
 
@@ -652,12 +655,17 @@ def test_a_marketplace_sees_the_payouts_of_its_artisans_only(client, auth, ledge
     assert (refused.status_code, refused.json["code"]) == (403, "insufficient_scope")
 
 
-def test_a_bank_partner_reads_every_payout_but_requests_none(app, client, auth, ledger):
-    artisan_id = ready_artisan(ledger, 10_000)
+def test_a_bank_partner_reads_its_artisans_payouts_but_requests_none(app, client, auth, ledger):
+    artisan_id = ready_artisan(ledger, 10_000)  # paid at bank 007 (RIB)
     payout = request_payout(client, auth(), artisan_id, 1_000).json
-    as_bank = auth(Role.BANK_PARTNER, BANK_CLIENT)
+    as_bank = auth(Role.BANK_PARTNER, BANK_CLIENT, bank_code=RIB[:3])
     assert client.get(f"/v1/payouts/{payout['id']}", headers=as_bank).status_code == 200
     assert [p["id"] for p in client.get("/v1/payouts", headers=as_bank).json["data"]] == [payout["id"]]
+    # Another bank's partner sees none of them: the artisan is not its customer.
+    other_bank = auth(Role.BANK_PARTNER, "cli_test_other_bank", bank_code="145")
+    assert client.get(f"/v1/payouts/{payout['id']}", headers=other_bank).status_code == 404
+    assert client.get("/v1/payouts", headers=other_bank).json["data"] == []
+    assert client.get(f"/v1/payouts?artisan_id={artisan_id}", headers=other_bank).status_code == 404
     refused = request_payout(client, as_bank, artisan_id, 1_000)
     assert (refused.status_code, refused.json["code"]) == (403, "role_not_allowed")
     compliance = auth(Role.COMPLIANCE, "cli_test_compliance")

@@ -72,6 +72,7 @@ PRODUCTION = {
         "ACCOUNTS_BANK_PARTNER_URL": "https://bank-partner.example/api",
         "ACCOUNTS_BANK_PARTNER_API_KEY": "bank-api-key-acc-27c1",
         "ACCOUNTS_BANK_CALLBACK_SECRET": "bank-callback-secret-acc-5f90",
+        "ACCOUNTS_STATEMENT_KEYS_DIR": "/etc/hirfa/statement-keys",
     },
 }
 
@@ -97,6 +98,9 @@ STAND_INS = [
     ("onboarding", "ONBOARDING_DEMO_CLIENTS", "true"),
     ("onboarding", "ONBOARDING_OTP_SECRET", UNSET),
     ("onboarding", "ONBOARDING_DOCUMENT_MASTER_KEYS", UNSET),
+    # Income statements are signed with a key from a directory the operator provides.
+    ("accounts", "ACCOUNTS_STATEMENT_KEYS_DIR", UNSET),
+    ("accounts", "ACCOUNTS_STATEMENT_KEYS_DIR", ""),
     ("payments", "PAYMENTS_M2T_API_KEY", SANDBOX_M2T_API_KEY),
     ("payments", "PAYMENTS_M2T_API_KEY", UNSET),
     ("payments", "PAYMENTS_M2T_CALLBACK_SECRET", SANDBOX_M2T_CALLBACK_SECRET),

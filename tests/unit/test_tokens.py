@@ -68,9 +68,34 @@ def test_valid_token_verifies_to_its_principal(issuer, verifier):
 
 @pytest.mark.parametrize("role", list(Role))
 def test_every_role_round_trips(issuer, verifier, role):
-    principal = verifier.verify(_issue(issuer, role=role, scopes=ROLE_SCOPES[role]))
+    bank_code = "145" if role == Role.BANK_PARTNER else None
+    principal = verifier.verify(_issue(issuer, role=role, scopes=ROLE_SCOPES[role], bank_code=bank_code))
     assert principal.role is role
     assert principal.scopes == ROLE_SCOPES[role]
+    assert principal.bank_code == bank_code
+
+
+def test_a_bank_partner_token_carries_its_bank_code(issuer, verifier):
+    token = _issue(issuer, role=Role.BANK_PARTNER, scopes=ROLE_SCOPES[Role.BANK_PARTNER], bank_code="350")
+
+    assert forge.unverified_claims(token)["bank_code"] == "350"
+    principal = verifier.verify(token)
+    assert principal.is_bank_partner
+    assert principal.bank_code == "350"
+
+
+@pytest.mark.parametrize("bank_code", [None, "", "14", "1450", "abc", "*"])
+def test_the_issuer_never_signs_a_bank_partner_token_without_a_bank(issuer, bank_code):
+    with pytest.raises(ValueError, match="bank code"):
+        _issue(issuer, role=Role.BANK_PARTNER, scopes=ROLE_SCOPES[Role.BANK_PARTNER], bank_code=bank_code)
+
+
+def test_other_roles_are_bound_to_no_bank_even_if_the_token_names_one(store, verifier):
+    # Only a bank partner is bound to a bank: a marketplace token with a bank_code claim (signed by
+    # the issuer, say by an older version) gives its holder no bank.
+    kid, key = store.active()
+    token = forge.sign_eddsa(key, kid, forge.claims(ISSUER, AUDIENCE, bank_code="145"))
+    assert verifier.verify(token).bank_code is None
 
 
 def test_single_audience_token_verifies(issuer, verifier):

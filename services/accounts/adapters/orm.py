@@ -253,6 +253,26 @@ class PayoutSchedule(Base):
         return None if self.threshold_amount is None else Money(self.threshold_amount, self.currency)
 
 
+class IssuedStatement(Base):
+    """A signed income statement as it was issued, found again by its verification code.
+
+    The code is stored only as a digest (``domain.income_statements.code_digest``): whoever holds
+    the code may fetch the statement, so a copy of this table does not hand out codes.
+    """
+
+    __tablename__ = "income_statements"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    code_digest: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    artisan_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    period_from: Mapped[str] = mapped_column(sa.String(7))
+    period_to: Mapped[str] = mapped_column(sa.String(7))
+    kid: Mapped[str] = mapped_column(sa.String(40))
+    jws: Mapped[str] = mapped_column(sa.Text)
+    issued_by: Mapped[str] = mapped_column(sa.String(64))
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class OutboxMessage(OutboxMixin, Base):
     pass
 

@@ -50,8 +50,28 @@ def unanswered(session: Session, *, submitted_before: dt.datetime, limit: int) -
     ).all()
 
 
+def artisans_paid_at(bank_code: str | None) -> sa.Select[tuple[str]]:
+    """The artisans with a payout account at ``bank_code``: the only artisans that bank's partner
+    client sees (tenant isolation). A bank partner bound to no bank sees none."""
+    query = sa.select(PayoutDestination.artisan_id)
+    return (
+        query.where(sa.false())
+        if bank_code is None
+        else query.where(PayoutDestination.bank_code == bank_code)
+    )
+
+
+def is_paid_at(session: Session, artisan_id: str, bank_code: str | None) -> bool:
+    """Whether the artisan has a payout account at ``bank_code``."""
+    found = session.scalar(
+        artisans_paid_at(bank_code).where(PayoutDestination.artisan_id == artisan_id).limit(1)
+    )
+    return found is not None
+
+
 def visible_to(principal: Principal) -> sa.Select[tuple[Payout]]:
-    """Artisans see their own payouts, marketplaces their artisans', operators and banks all."""
+    """Artisans see their own payouts, marketplaces their artisans', bank partners those of the
+    artisans paid at their bank, operators all."""
     query = sa.select(Payout)
     if principal.role == Role.ARTISAN:
         return query.where(Payout.artisan_id == principal.client_id)
@@ -60,6 +80,8 @@ def visible_to(principal: Principal) -> sa.Select[tuple[Payout]]:
             ArtisanOwner.marketplace_id == principal.client_id
         )
         return query.where(Payout.artisan_id.in_(own_artisans))
+    if principal.is_bank_partner:
+        return query.where(Payout.artisan_id.in_(artisans_paid_at(principal.bank_code)))
     return query
 
 

@@ -80,10 +80,12 @@ def artisan_transactions(args, artisan_id):
 @journal_blp.arguments(JournalEntryArgsSchema, location="query")
 @journal_blp.response(200, JournalEntryPageSchema)
 def journal_entries(args):
-    """Journal entries with their lines, oldest first."""
+    """Journal entries with their lines, oldest first. A bank partner sees those of the artisans paid at
+    its bank and those moving its client-funds account (``bank:{code}``)."""
     posted = _time_range(args)
     return list_journal_entries(
         service_context().uow_factory(),
+        principal=current_principal(),
         posted=posted,
         cause=args.get("cause"),
         artisan_id=args.get("artisan_id"),
@@ -96,8 +98,8 @@ def journal_entries(args):
 @require_scopes("ledger:read")
 @journal_blp.response(200, JournalEntrySchema)
 def journal_entry(entry_id):
-    """One journal entry with its lines."""
-    return get_journal_entry(service_context().uow_factory(), entry_id)
+    """One journal entry with its lines (a bank partner: only its artisans' and its bank account's)."""
+    return get_journal_entry(service_context().uow_factory(), entry_id, current_principal())
 
 
 @operations_blp.route("/integrity", methods=["GET"])

@@ -66,6 +66,22 @@ class StatementArgsSchema(PageArgsSchema, TimeRangeArgsSchema):
     currency = CurrencyCode(load_default=None, metadata={"description": "Defaults to the ledger's currency."})
 
 
+class BankStatementArgsSchema(Schema):
+    account = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=64),
+        metadata={"description": "`bank:{three-digit bank code}` (client funds) or an artisan id (`art_…`)."},
+    )
+    date = fields.Date(metadata={"description": "One day (YYYY-MM-DD, UTC); or give `from` and `to`."})
+    first_day = fields.Date(data_key="from", metadata={"description": "First day of a range (inclusive)."})
+    last_day = fields.Date(data_key="to", metadata={"description": "Last day of a range (inclusive)."})
+    format = fields.String(
+        required=True,
+        validate=validate.OneOf(["mt940", "camt053", "csv"]),
+        metadata={"description": "`mt940`, `camt053` (camt.053.001.08) or `csv`."},
+    )
+
+
 class JournalEntryArgsSchema(PageArgsSchema, TimeRangeArgsSchema):
     cause = fields.String(
         validate=validate.Length(min=1, max=20),
@@ -278,3 +294,155 @@ class CallbackAckSchema(Schema):
     received = fields.Boolean()
     applied = fields.Boolean()
     status = fields.String()
+
+
+# --- the signed income statement ------------------------------------------------------------------
+
+_MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+_FIGURE_DOCS = {
+    "gross_sales": "What buyers paid (the payments posted).",
+    "refunds": "What went back to buyers.",
+    "marketplace_fees": "The marketplaces' commission, net of commission given back on refunds.",
+    "disputes": "What disputes took from the artisan, net of disputes won.",
+    "net_income": "What the artisan earned: every movement of their accounts but payouts and releases.",
+    "payouts": "What was paid out to the artisan's bank, net of failed payouts returned.",
+}
+
+
+class IncomeStatementArgsSchema(Schema):
+    period_from = fields.String(
+        data_key="from",
+        required=True,
+        validate=validate.Regexp(_MONTH_PATTERN, error="A month as YYYY-MM."),
+        metadata={"description": "First month (YYYY-MM, UTC), included.", "example": "2026-01"},
+    )
+    period_to = fields.String(
+        data_key="to",
+        required=True,
+        validate=validate.Regexp(_MONTH_PATTERN, error="A month as YYYY-MM."),
+        metadata={"description": "Last month (YYYY-MM, UTC), included.", "example": "2026-06"},
+    )
+    format = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["json", "pdf", "jws"]),
+        metadata={
+            "description": "`json` (default), `pdf`, or `jws` (the compact JWS alone, application/jose). "
+            "Without it, `Accept: application/pdf` or `application/jose` choose."
+        },
+    )
+    lang = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["fr", "ar"]),
+        metadata={
+            "description": "The PDF's language: `fr` or `ar` (default: the token's `lang`, else `fr`)."
+        },
+    )
+
+
+class StatementFiguresSchema(Schema):
+    gross_sales = fields.Nested(MoneySchema, metadata={"description": _FIGURE_DOCS["gross_sales"]})
+    refunds = fields.Nested(MoneySchema, metadata={"description": _FIGURE_DOCS["refunds"]})
+    marketplace_fees = fields.Nested(MoneySchema, metadata={"description": _FIGURE_DOCS["marketplace_fees"]})
+    disputes = fields.Nested(MoneySchema, metadata={"description": _FIGURE_DOCS["disputes"]})
+    net_income = fields.Nested(MoneySchema, metadata={"description": _FIGURE_DOCS["net_income"]})
+    payouts = fields.Nested(MoneySchema, metadata={"description": _FIGURE_DOCS["payouts"]})
+
+
+class StatementMonthSchema(StatementFiguresSchema):
+    month = fields.String(metadata={"example": "2026-01"})
+    payments_count = fields.Integer(metadata={"description": "Payments posted in the month."})
+    marketplaces_count = fields.Integer()
+
+
+class StatementPeriodSchema(Schema):
+    from_ = fields.String(data_key="from", attribute="from")
+    to = fields.String()
+    timezone = fields.String()
+
+
+class StatementKycSchema(Schema):
+    tier = fields.Integer(allow_none=True, metadata={"description": "Null until accounts knows it."})
+    status = fields.String(allow_none=True)
+
+
+class StatementBalanceSchema(Schema):
+    opening = fields.Nested(MoneySchema)
+    closing = fields.Nested(MoneySchema)
+
+
+class StatementVerificationSchema(Schema):
+    code = fields.String(metadata={"example": "7KQ2-M9XD-3TRA-E5WB"})
+    statement_url = fields.String()
+    verify_url = fields.String()
+
+
+class IncomeStatementSchema(Schema):
+    """What is signed: the statement, as the JWS payload carries it."""
+
+    object = fields.Constant("income_statement")
+    version = fields.Integer()
+    id = fields.String()
+    issuer = fields.String()
+    source = fields.String(metadata={"description": "Always `ledger`: computed from journal entries."})
+    artisan_id = fields.String()
+    issued_at = fields.String()
+    period = fields.Nested(StatementPeriodSchema)
+    currency = fields.String()
+    kyc = fields.Nested(StatementKycSchema)
+    months_active = fields.Integer(metadata={"description": "Months of the period with at least one sale."})
+    first_sale_month = fields.String(allow_none=True, metadata={"description": "Since when they sell."})
+    payments_count = fields.Integer(
+        metadata={
+            "description": "Payments posted. The ledger knows payments, not buyers: this is what is "
+            "counted instead of buyers (one buyer paying twice counts twice)."
+        }
+    )
+    marketplaces = fields.List(
+        fields.String(), metadata={"description": "Marketplaces the artisan sold through."}
+    )
+    totals = fields.Nested(StatementFiguresSchema)
+    balance = fields.Nested(StatementBalanceSchema)
+    months = fields.List(fields.Nested(StatementMonthSchema))
+    verification = fields.Nested(StatementVerificationSchema)
+
+
+class SignedIncomeStatementSchema(Schema):
+    object = fields.Constant("signed_income_statement")
+    jws = fields.String(
+        metadata={"description": "Compact JWS (EdDSA); its key is in accounts' /.well-known/jwks.json."}
+    )
+    kid = fields.String()
+    verification_code = fields.String()
+    statement_url = fields.String()
+    verify_url = fields.String()
+    statement = fields.Nested(IncomeStatementSchema)
+
+
+class PublishedStatementSchema(Schema):
+    object = fields.Constant("signed_income_statement")
+    verification_code = fields.String()
+    kid = fields.String()
+    issued_at = fields.DateTime()
+    jws = fields.String()
+
+
+class VerifyStatementRequestSchema(Schema):
+    jws = fields.String(required=True, validate=validate.Length(min=1, max=200_000))
+
+
+class VerifyStatementResultSchema(Schema):
+    valid = fields.Boolean(required=True)
+    reason = fields.String(
+        metadata={
+            "description": "signature_valid, malformed, unsupported_algorithm, unknown_key, bad_signature "
+            "or not_a_statement."
+        }
+    )
+    kid = fields.String(allow_none=True)
+    statement = fields.Nested(
+        IncomeStatementSchema, allow_none=True, metadata={"description": "What was signed (valid only)."}
+    )
+
+
+class JwksSchema(Schema):
+    keys = fields.List(fields.Dict())

@@ -75,3 +75,37 @@ class SettlementSource(Protocol):
     """An acquirer's daily settlement file (CSV, the acquirer's columns), for one UTC day."""
 
     def fetch_settlement(self, day: str) -> bytes: ...
+
+
+# --- the signed income statement -----------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class StatementCheck:
+    """What verifying a signed statement found: ``valid``, else why not (``reason``)."""
+
+    valid: bool
+    reason: str  # signature_valid | malformed | unsupported_algorithm | unknown_key | bad_signature | not_a_statement
+    kid: str | None = None
+    statement: Mapping[str, object] | None = None  # what was signed (valid or not, when readable)
+
+
+class StatementSigner(Protocol):
+    """Signs statements as compact JWS (EdDSA) with the platform's statement key, and checks them
+    against every key it publishes (``jwks``)."""
+
+    def sign(self, statement: Mapping[str, object]) -> tuple[str, str]:
+        """``(compact JWS, kid of the key that signed it)``."""
+        ...
+
+    def verify(self, jws: str) -> StatementCheck: ...
+
+    def jwks(self) -> Mapping[str, object]: ...
+
+
+class StatementRenderer(Protocol):
+    """Lays a statement out as a PDF, in French or Arabic."""
+
+    def render(
+        self, statement: Mapping[str, object], *, language: str, verification_url: str, kid: str
+    ) -> bytes: ...

@@ -6,6 +6,7 @@ from typing import Any
 
 from services.accounts.adapters import ledger
 from services.accounts.adapters.orm import ArtisanLimits, ArtisanOwner
+from services.accounts.adapters.payouts import is_paid_at
 from services.accounts.domain.ledger import ARTISAN_ACCOUNT_KINDS
 from shared.auth import Principal
 from shared.auth.scopes import Role
@@ -61,12 +62,16 @@ def make_on_artisan_registered(currency: str) -> Handler:
 
 
 def check_artisan_visible(session, artisan_id: str, principal: Principal) -> None:
-    """Artisans see their own data, marketplaces the artisans they registered, others all;
-    anything else is "not found", never "forbidden"."""
+    """Artisans see their own data, marketplaces the artisans they registered, bank partners the
+    artisans with a payout account at their bank, operators all; anything else is "not found",
+    never "forbidden" (a bank learns nothing of another bank's customers, not even that they exist).
+    """
     if principal.role == Role.ARTISAN:
         visible = principal.client_id == artisan_id
     elif principal.is_marketplace:
         visible = session.get(ArtisanOwner, (artisan_id, principal.client_id)) is not None
+    elif principal.is_bank_partner:
+        visible = is_paid_at(session, artisan_id, principal.bank_code)
     else:
         visible = True
     if not visible:

@@ -19,6 +19,8 @@ class PayoutSettings:
     # How long an Idempotency-Key stands for its payout: the API's keys live as long (then a
     # client may use the key again, for a new payout).
     idempotency_key_ttl: dt.timedelta = dt.timedelta(hours=24)
+    # …and an artisan device's keys (payouts queued on a phone offline, sent days later).
+    artisan_idempotency_key_ttl: dt.timedelta = dt.timedelta(days=7)
 
     @property
     def callback_url(self) -> str:

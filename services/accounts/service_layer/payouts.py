@@ -28,6 +28,7 @@ from shared.auth import Principal
 from shared.auth.scopes import Role
 from shared.db import UnitOfWork, utcnow
 from shared.errors import Conflict, Forbidden, IdempotencyKeyReuse, NotFound, ValidationFailed
+from shared.idempotency_store import key_lifetime
 from shared.ids import new_id
 from shared.kyc import can_be_paid
 from shared.pagination import Page, paginate
@@ -64,10 +65,16 @@ def request_payout(
     """Create a payout (committed, with its entry), then hand it to the bank. Returns it as it stands."""
     ensure_may_request_payouts(principal)
     key = (command.idempotency_key or "").strip()  # as the idempotency layer reads it
-    request_key = f"{principal.client_id}:{key}" if key else None
+    # Scoped as the idempotency layer scopes keys: per client, or per artisan and device.
+    request_key = f"{principal.idempotency_scope}:{key}" if key else None
+    ttl = key_lifetime(
+        is_artisan=principal.is_artisan,
+        ttl=settings.idempotency_key_ttl,
+        artisan_ttl=settings.artisan_idempotency_key_ttl,
+    )
     with uow:
         check_artisan_visible(uow.session, command.artisan_id, principal)
-        payout = _payout_asked_with(uow.session, request_key, command, settings.idempotency_key_ttl)
+        payout = _payout_asked_with(uow.session, request_key, command, ttl)
         if payout is None:
             payout = create_payout(
                 uow,

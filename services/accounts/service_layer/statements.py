@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from services.accounts.adapters import ledger
 from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount, LedgerCase
-from services.accounts.domain.ledger import shown_balance
+from services.accounts.adapters.payouts import artisans_paid_at
+from services.accounts.domain.ledger import PLATFORM_OWNER, bank, shown_balance
 from services.accounts.service_layer.ledger import check_artisan_visible
 from shared.auth import Principal
 from shared.db import UnitOfWork, is_postgres, utcnow
@@ -214,16 +215,38 @@ def _entries_with_lines(session: Session, entries: list[JournalEntry]) -> list[d
     ]
 
 
+def _entries_visible_to(query: sa.Select, principal: Principal | None) -> sa.Select:
+    """A bank partner sees the entries of the artisans paid at its bank and every entry that moves
+    its own client-funds account (``bank:{code}``: what its statement lists); others with
+    ``ledger:read`` see all."""
+    if principal is None or not principal.is_bank_partner:
+        return query
+    code = principal.bank_code
+    if code is None:
+        return query.where(sa.false())
+    own_bank_account = (
+        sa.select(JournalLine.id)
+        .join(LedgerAccount, LedgerAccount.id == JournalLine.account_id)
+        .where(
+            JournalLine.entry_id == JournalEntry.id,
+            LedgerAccount.owner_type == PLATFORM_OWNER,
+            LedgerAccount.kind == bank(code).kind,
+        )
+    )
+    return query.where(sa.or_(JournalEntry.artisan_id.in_(artisans_paid_at(code)), own_bank_account.exists()))
+
+
 def list_journal_entries(
     uow: UnitOfWork,
     *,
+    principal: Principal | None = None,
     cause: str | None,
     artisan_id: str | None,
     posted: TimeRange,
     limit: int,
     starting_after: str | None,
 ) -> Page:
-    query = sa.select(JournalEntry)
+    query = _entries_visible_to(sa.select(JournalEntry), principal)
     if cause:
         query = query.where(JournalEntry.cause == cause)
     if artisan_id:
@@ -238,9 +261,11 @@ def list_journal_entries(
         return page
 
 
-def get_journal_entry(uow: UnitOfWork, entry_id: str) -> dict[str, Any]:
+def get_journal_entry(uow: UnitOfWork, entry_id: str, principal: Principal | None = None) -> dict[str, Any]:
     with uow:
-        entry = uow.session.get(JournalEntry, entry_id)
+        entry = uow.session.scalar(
+            _entries_visible_to(sa.select(JournalEntry), principal).where(JournalEntry.id == entry_id)
+        )
         if entry is None:
             raise NotFound(f"No journal entry {entry_id!r}.", param="entry_id")
         [found] = _entries_with_lines(uow.session, [entry])

@@ -1,6 +1,7 @@
 """Loading and locking artisans: the queries the service layer would otherwise repeat.
 
-A marketplace sees only the artisans it registered; back-office clients see every artisan.
+A marketplace sees only the artisans it registered, an artisan only themself; back-office clients
+see every artisan.
 Locked reads (``SELECT … FOR UPDATE``) serialise changes to one artisan's KYC and accounts.
 """
 
@@ -18,6 +19,8 @@ from shared.auth import Principal
 def visible_to(principal: Principal) -> sa.Select[Artisan]:
     """The artisans ``principal`` may see, as a query to narrow further."""
     query = sa.select(Artisan)
+    if principal.is_artisan:
+        return query.where(Artisan.id == principal.client_id)
     if principal.is_marketplace:
         query = query.join(ArtisanMarketplace).where(ArtisanMarketplace.marketplace_id == principal.client_id)
     return query

@@ -23,6 +23,9 @@ class ApiClient(Base):
     name: Mapped[str] = mapped_column(sa.String(200))
     role: Mapped[str] = mapped_column(sa.String(32))
     secret_hash: Mapped[str] = mapped_column(sa.String(200))
+    # A bank partner's bank (three-digit Moroccan bank code): its tokens carry it as ``bank_code``
+    # and accounts shows it that bank's client-funds account and artisans only. Null for other roles.
+    bank_code: Mapped[str | None] = mapped_column(sa.String(3), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
@@ -237,6 +240,73 @@ class Notification(Base):
     read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ArtisanSignIn(Base):
+    """One sign-in by phone: an OTP sent (or, for a number no active artisan holds, a code nobody
+    receives, so the answer is the same). Only an HMAC of the code is kept."""
+
+    __tablename__ = "artisan_sign_ins"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    phone: Mapped[str] = mapped_column(sa.String(20), index=True)
+    # None when no active artisan holds the number: such a sign-in can never succeed.
+    artisan_id: Mapped[str | None] = mapped_column(sa.ForeignKey("artisans.id"), nullable=True, index=True)
+    client_ip: Mapped[str | None] = mapped_column(sa.String(45), nullable=True, index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    # pending | verified | superseded | send_failed
+    status: Mapped[str] = mapped_column(sa.String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    device_id: Mapped[str | None] = mapped_column(sa.String(128), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SignInLockout(Base):
+    """Failed sign-in codes per phone number: too many in the window locks sign-in for a while."""
+
+    __tablename__ = "sign_in_lockouts"
+
+    phone: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+    failed_codes: Mapped[int] = mapped_column(sa.Integer, default=0)
+    window_started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ArtisanDevice(Base):
+    """A phone an artisan signed in from (the app's own device id)."""
+
+    __tablename__ = "artisan_devices"
+
+    artisan_id: Mapped[str] = mapped_column(sa.ForeignKey("artisans.id"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    first_signed_in_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_signed_in_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_refreshed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+
+
+class ArtisanRefreshToken(Base):
+    """An opaque refresh token, kept as its SHA-256. Each use rotates it within its family (one
+    sign-in on one device); presenting a rotated one again revokes the whole family."""
+
+    __tablename__ = "artisan_refresh_tokens"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    family_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    artisan_id: Mapped[str] = mapped_column(sa.ForeignKey("artisans.id"), index=True)
+    device_id: Mapped[str] = mapped_column(sa.String(128))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # active | rotated | revoked
+    status: Mapped[str] = mapped_column(sa.String(20), default="active", index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    rotated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    replaced_by: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
 
 
 class OutboxMessage(OutboxMixin, Base):

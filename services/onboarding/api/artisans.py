@@ -19,7 +19,7 @@ from services.onboarding.service_layer.artisans import (
     register_artisan,
 )
 from services.onboarding.service_layer.screening import make_registration_screener
-from shared.auth.flask import current_principal, require_scopes
+from shared.auth.flask import current_principal, require_any_scope, require_scopes
 from shared.idempotency import idempotent
 
 blp = Blueprint("artisans", __name__, url_prefix="/v1/artisans", description="Artisans.")
@@ -65,8 +65,8 @@ class Artisans(MethodView):
 
 @blp.route("/<string:artisan_id>")
 class ArtisanById(MethodView):
-    @require_scopes("artisans:read")
+    @require_any_scope("artisans:read", "self:read")
     @blp.response(200, ArtisanSchema)
     def get(self, artisan_id):
-        """One artisan."""
+        """One artisan (an artisan's token: their own profile only)."""
         return get_artisan(service_context().uow_factory(), artisan_id, current_principal())

@@ -14,7 +14,7 @@ from services.onboarding.api.schemas import (
     CallbackAckSchema,
 )
 from services.onboarding.service_layer import bank_accounts
-from shared.auth.flask import current_principal, require_scopes
+from shared.auth.flask import current_principal, require_any_scope
 from shared.idempotency import idempotent
 
 blp = Blueprint("bank_accounts", __name__, url_prefix="/v1", description="Bank accounts for payouts.")
@@ -22,7 +22,7 @@ blp = Blueprint("bank_accounts", __name__, url_prefix="/v1", description="Bank a
 
 @blp.route("/artisans/<string:artisan_id>/bank-accounts")
 class BankAccounts(MethodView):
-    @require_scopes("artisans:write")
+    @require_any_scope("artisans:write", "self:write")
     @idempotent
     @blp.arguments(BankAccountRequestSchema)
     @blp.response(201, BankAccountSchema)
@@ -78,7 +78,7 @@ class BankAccounts(MethodView):
         location = f"/v1/artisans/{artisan_id}/bank-accounts/{outcome.account.id}"
         return outcome.account, status, {"Location": location}
 
-    @require_scopes("artisans:read")
+    @require_any_scope("artisans:read", "self:read")
     @blp.response(200, BankAccountListSchema)
     def get(self, artisan_id):
         """The artisan's accounts; the default one receives payouts."""
@@ -91,7 +91,7 @@ class BankAccounts(MethodView):
 
 @blp.route("/artisans/<string:artisan_id>/bank-accounts/<string:bank_account_id>")
 class BankAccountById(MethodView):
-    @require_scopes("artisans:read")
+    @require_any_scope("artisans:read", "self:read")
     @blp.response(200, BankAccountSchema)
     def get(self, artisan_id, bank_account_id):
         """One account."""
@@ -102,7 +102,7 @@ class BankAccountById(MethodView):
 
 @blp.route("/artisans/<string:artisan_id>/bank-accounts/<string:bank_account_id>/default")
 class DefaultBankAccount(MethodView):
-    @require_scopes("artisans:write")
+    @require_any_scope("artisans:write", "self:write")
     @blp.response(200, BankAccountSchema)
     def post(self, artisan_id, bank_account_id):
         """Make this account the one payouts go to."""

@@ -37,7 +37,7 @@ IDEMPOTENCY_HEADER = {
 
 @blp.route("/<string:artisan_id>/kyc")
 class Kyc(MethodView):
-    @require_scopes("artisans:read")
+    @require_any_scope("artisans:read", "self:read")
     @blp.response(200, KycSchema)
     def get(self, artisan_id):
         """The artisan's tier, its limits, what the next tier still needs, and the tier history."""
@@ -83,7 +83,7 @@ class PhoneVerificationConfirm(MethodView):
 
 @blp.route("/<string:artisan_id>/documents")
 class Documents(MethodView):
-    @require_any_scope("artisans:write", "kyc:review")
+    @require_any_scope("artisans:write", "kyc:review", "self:write")
     @idempotent
     @blp.arguments(DocumentKindSchema, location="form")
     @blp.arguments(DocumentFileSchema, location="files")
@@ -108,7 +108,7 @@ class Documents(MethodView):
             max_bytes=context.config.max_document_bytes,
         )
 
-    @require_scopes("artisans:read")
+    @require_any_scope("artisans:read", "self:read")
     @blp.response(200, DocumentListSchema)
     def get(self, artisan_id):
         """The artisan's documents (metadata only)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from services.onboarding.domain.artisan_sessions import DEVICE_ID_PATTERN
 from services.onboarding.domain.artisans import CRAFTS, LANGUAGES, REGIONS
 from services.onboarding.domain.documents import DOCUMENT_KINDS
 from services.onboarding.domain.kyc import APPROVE_REASONS, DOWNGRADE_REASONS, REJECT_REASONS
@@ -350,3 +351,74 @@ class NotificationSchema(Schema):
 
 
 NotificationPageSchema = page_schema(NotificationSchema)
+
+
+# -- artisans signing in by phone ------------------------------------------------------------------
+
+DEVICE_ID_FIELD = dict(
+    required=True,
+    validate=validate.Regexp(DEVICE_ID_PATTERN, error="8 to 128 letters, digits or . _ : -"),
+    metadata={
+        "description": "The app's own id for this installation (a UUID is ideal).",
+        "example": "3f0c9a7e-5b1d-4e2a-9c61-0d2b7e8f4a10",
+    },
+)
+
+
+class StartSignInSchema(Schema):
+    phone = fields.String(
+        required=True,
+        validate=validate.Length(min=9, max=20),
+        metadata={"description": "The artisan's Moroccan mobile number, any common format."},
+    )
+
+
+class SignInSchema(Schema):
+    object = fields.String()
+    id = fields.String(metadata={"example": "asn_01JD8Z6W5Q0T2C7S9K3M4N5P6R"})
+    status = fields.String()
+    phone = fields.String(metadata={"description": "Masked."})
+    expires_at = fields.DateTime()
+    max_attempts = fields.Integer()
+
+
+class VerifySignInSchema(Schema):
+    code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."))
+    device_id = fields.String(**DEVICE_ID_FIELD)
+
+
+class RefreshSessionSchema(Schema):
+    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    device_id = fields.String(**DEVICE_ID_FIELD)
+
+
+class LogoutSchema(Schema):
+    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class ArtisanTokensSchema(Schema):
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True)
+    expires_in = fields.Integer(required=True, metadata={"description": "Seconds (15 minutes)."})
+    scope = fields.String(required=True)
+    refresh_token = fields.String(
+        required=True, metadata={"description": "Opaque; bound to device_id; each use returns a new one."}
+    )
+    refresh_token_expires_in = fields.Integer(required=True)
+    artisan_id = fields.String(required=True)
+    device_id = fields.String(required=True)
+
+
+class DeviceSchema(Schema):
+    object = fields.String()
+    artisan_id = fields.String()
+    device_id = fields.String()
+    first_signed_in_at = fields.DateTime()
+    last_signed_in_at = fields.DateTime()
+    last_refreshed_at = fields.DateTime(allow_none=True)
+    signed_in = fields.Boolean(metadata={"description": "Whether a session of this device is still live."})
+    revoked_at = fields.DateTime(allow_none=True)
+
+
+class DeviceListSchema(Schema):
+    data = fields.List(fields.Nested(DeviceSchema))

@@ -10,6 +10,8 @@ import hashlib
 import hmac
 import secrets
 
+from services.onboarding.domain.banking import KNOWN_BANKS
+from shared.auth.principal import is_bank_code
 from shared.auth.scopes import ROLE_SCOPES, Role
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
@@ -52,3 +54,20 @@ def grantable_scopes(role: Role, requested: str | None) -> frozenset[str] | None
         return allowed
     wanted = frozenset(requested.split())
     return wanted if wanted <= allowed else None
+
+
+def bank_binding_problem(role: Role, bank_code: str | None) -> str | None:
+    """Why ``bank_code`` cannot be the bank of a client with ``role``, or None when it can.
+
+    A bank partner is bound to exactly one bank, a known one (its tokens carry the code, and
+    accounts shows it that bank's data only); no other role is bound to a bank.
+    """
+    if role != Role.BANK_PARTNER:
+        return None if bank_code is None else "only a bank partner client is bound to a bank"
+    if bank_code is None:
+        return "a bank partner client must be bound to its bank (a three-digit bank code)"
+    if not is_bank_code(bank_code):
+        return f"{bank_code!r} is not a three-digit bank code"
+    if bank_code not in KNOWN_BANKS:
+        return f"{bank_code!r} is not a bank code Hirfa knows"
+    return None

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from services.onboarding.adapters import artisans, kyc_reviews
+from services.onboarding.adapters.artisan_sessions import revoke_all_sessions
 from services.onboarding.adapters.orm import (
     Artisan,
     KycAuditEntry,
@@ -393,6 +394,8 @@ def _apply_rejection(
         )
         # Close whatever else was waiting: nothing more will be decided for this artisan.
         close_open_reviews(uow.session, artisan, keep=review.id)
+    # A rejection ends the artisan's sessions in the same transaction (they sign in again, if allowed).
+    revoke_all_sessions(uow.session, artisan.id, "kyc_rejected")
     uow.add_event(
         make_event(
             "onboarding.artisan.kyc_rejected",

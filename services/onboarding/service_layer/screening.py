@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, undefer
 
 from services.onboarding.adapters import artisans, kyc_reviews
+from services.onboarding.adapters.artisan_sessions import revoke_all_sessions
 from services.onboarding.adapters.orm import Artisan, KycReview, ScreeningList, ScreeningResult
 from services.onboarding.adapters.screening_lists import (
     FetchedList,
@@ -196,6 +197,8 @@ def screen_artisan(
             artisan.screening_status = "clear"
         return result
     artisan.screening_status = "hit"
+    # Held at tier 0 until compliance decides: every session ends with the change.
+    revoke_all_sessions(session, artisan.id, "screening_hit")
     if not kyc_reviews.open_for(session, artisan.id, kind="screening_hit"):
         open_review(
             session,

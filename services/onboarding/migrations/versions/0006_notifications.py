@@ -1,7 +1,7 @@
 """notifications: messages to artisans in their language, and their SMS delivery
 
 Revision ID: f6b2c3d40006
-Revises: 7c3e9a41d5f2
+Revises: e5a1b2c30005
 Created: 2026-12-06 13:30:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 from shared.db import UTCDateTime
 
 revision = "f6b2c3d40006"
-down_revision = "7c3e9a41d5f2"
+down_revision = "e5a1b2c30005"
 branch_labels = None
 depends_on = None
 

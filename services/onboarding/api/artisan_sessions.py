@@ -1,0 +1,114 @@
+"""Artisans sign in with their phone (OTP by SMS), refresh and end their sessions, manage devices."""
+
+from __future__ import annotations
+
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.onboarding.api.context import service_context
+from services.onboarding.api.schemas import (
+    ArtisanTokensSchema,
+    DeviceListSchema,
+    LogoutSchema,
+    RefreshSessionSchema,
+    SignInSchema,
+    StartSignInSchema,
+    VerifySignInSchema,
+)
+from services.onboarding.service_layer import artisan_sessions
+from shared.auth.flask import current_principal, require_any_scope
+
+blp = Blueprint(
+    "artisan_sessions",
+    __name__,
+    url_prefix="/v1",
+    description="Artisans sign in with their phone: an SMS code, then an access and a refresh token.",
+)
+NO_STORE = {"Cache-Control": "no-store"}
+DEVICE_READERS = ("self:read", artisan_sessions.DEVICE_SCOPE)
+DEVICE_MANAGERS = ("self:write", artisan_sessions.DEVICE_SCOPE)
+
+
+@blp.route("/artisan-sessions")
+class ArtisanSessions(MethodView):
+    @blp.arguments(StartSignInSchema)
+    @blp.response(202, SignInSchema)
+    @blp.doc(security=[])
+    def post(self, body):
+        """Send a sign-in code by SMS to an artisan's phone. The answer is the same whether or not
+        the number is registered (no code is sent to a number no active artisan holds). Limits:
+        a few codes per number per hour, sign-ins per network per hour, and a lock after too many
+        wrong codes (429 with Retry-After)."""
+        context = service_context()
+        return artisan_sessions.start_sign_in(
+            context.uow_factory(),
+            body["phone"],
+            client_ip=request.remote_addr,
+            policy=context.sign_in,
+            sms=context.sms,
+        )
+
+
+@blp.route("/artisan-sessions/<string:sign_in_id>/verify")
+class VerifySignIn(MethodView):
+    @blp.arguments(VerifySignInSchema)
+    @blp.response(200, ArtisanTokensSchema)
+    @blp.doc(security=[])
+    def post(self, body, sign_in_id):
+        """Exchange the SMS code for an access token (15 minutes, role ``artisan``) and a refresh
+        token bound to ``device_id``. A wrong code answers 422 ``otp_incorrect``."""
+        context = service_context()
+        tokens = artisan_sessions.verify_sign_in(
+            context.uow_factory(), sign_in_id, body["code"], body["device_id"], policy=context.sign_in
+        )
+        return tokens, 200, NO_STORE
+
+
+@blp.route("/artisan-sessions/refresh")
+class RefreshSession(MethodView):
+    @blp.arguments(RefreshSessionSchema)
+    @blp.response(200, ArtisanTokensSchema)
+    @blp.doc(security=[])
+    def post(self, body):
+        """A new access token and a new refresh token (the old one stops working). Presenting an
+        already-used refresh token ends the whole session (401 ``refresh_token_reused``)."""
+        context = service_context()
+        tokens = artisan_sessions.refresh_session(
+            context.uow_factory(), body["refresh_token"], body["device_id"], policy=context.sign_in
+        )
+        return tokens, 200, NO_STORE
+
+
+@blp.route("/artisan-sessions/logout")
+class Logout(MethodView):
+    @blp.arguments(LogoutSchema)
+    @blp.response(204)
+    @blp.doc(security=[])
+    def post(self, body):
+        """End the session the refresh token belongs to (always 204)."""
+        artisan_sessions.log_out(service_context().uow_factory(), body["refresh_token"])
+
+
+@blp.route("/artisans/<string:artisan_id>/devices")
+class Devices(MethodView):
+    @require_any_scope(*DEVICE_READERS)
+    @blp.response(200, DeviceListSchema)
+    def get(self, artisan_id):
+        """The phones the artisan signed in from (the artisan themself, or an operator)."""
+        return {
+            "data": artisan_sessions.list_devices(
+                service_context().uow_factory(), artisan_id, current_principal()
+            )
+        }
+
+
+@blp.route("/artisans/<string:artisan_id>/devices/<string:device_id>")
+class DeviceById(MethodView):
+    @require_any_scope(*DEVICE_MANAGERS)
+    @blp.response(204)
+    def delete(self, artisan_id, device_id):
+        """Sign a device out: its refresh tokens stop working (its access token expires within 15 minutes)."""
+        artisan_sessions.revoke_device(
+            service_context().uow_factory(), artisan_id, device_id, current_principal()
+        )
