@@ -1,33 +1,20 @@
 """Notifications through the running processes: an artisan who reads Arabic verifies their phone with
 a code read from the SMS-gateway sandbox, is paid by card, and is told by SMS, in Arabic, that their
-tier went up, that a payment is pending and that the funds are available; the sandbox's delivery
-receipts mark each notification delivered, and the artisan reads them in their inbox."""
+tier went up, that a payment is pending and that the funds are available; they sign in from their
+phone and are told a new device signed in; the sandbox's delivery receipts mark each notification
+delivered, and the artisan reads them in their inbox with their own token."""
 
 from __future__ import annotations
 
 import pytest
 import requests
 
-from shared.auth.keys import SigningKeyStore
-from shared.auth.scopes import ROLE_SCOPES, Role
-from shared.auth.tokens import TokenIssuer
+from tests.e2e.test_artisan_sign_in import sign_in
 from tests.e2e.test_kyc_path import Client, last_sms_code, sms_received
 from tests.e2e.test_payments_path import card_token, confirm, create
 from tests.support import artisan_body, wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-def artisan_token(stack, artisan_id: str) -> str:
-    """An artisan token signed with the stack's own key (artisan sign-in is issued elsewhere)."""
-    keys = SigningKeyStore(stack.workdir / "var" / "keys" / "onboarding")
-    token, _ = TokenIssuer(keys, "https://auth.hirfa.ma").issue(
-        client_id=artisan_id,
-        role=Role.ARTISAN,
-        scopes=ROLE_SCOPES[Role.ARTISAN],
-        audiences=["hirfa-onboarding", "hirfa-payments", "hirfa-accounts"],
-    )
-    return token
 
 
 def test_an_arabic_reading_artisan_is_told_by_sms_of_their_tier_and_their_money(stack):
@@ -67,7 +54,13 @@ def test_an_arabic_reading_artisan_is_told_by_sms_of_their_tier_and_their_money(
     assert any("Demo marketplace" in text for text in texts())
     assert {message["encoding"] for message in sms_received(stack, artisan["phone"])} == {"UCS-2"}
 
-    headers = {"Authorization": f"Bearer {artisan_token(stack, artisan['id'])}"}
+    tokens = sign_in(stack, artisan["phone"], "phone-of-the-artisan-1")
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    wait_until(
+        lambda: any(text.startswith("حرفة: دخل هاتف جديد إلى حسابك") for text in texts()),
+        timeout=60,
+        message="the new-device SMS in Arabic",
+    )
 
     def inbox() -> list[dict]:
         answer = requests.get(f"{stack.urls['onboarding']}/v1/notifications", headers=headers, timeout=10)
@@ -83,3 +76,8 @@ def test_an_arabic_reading_artisan_is_told_by_sms_of_their_tier_and_their_money(
         message="the sandbox's receipts mark them delivered",
     )
     assert {n["language"] for n in inbox()} == {"ar"}
+    # The artisan's token carries their language: problems come back in Arabic.
+    missing = requests.post(
+        f"{stack.urls['onboarding']}/v1/notifications/ntf_x/read", headers=headers, timeout=10
+    )
+    assert missing.status_code == 404 and missing.json()["detail"] == "لا يوجد إشعار ntf_x."
