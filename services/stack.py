@@ -149,6 +149,8 @@ def wait_ready(timeout: int, stay: bool) -> None:
         "",
         f"  Sandboxes: M2T gateway http://{host}:{os.environ.get('M2T_SANDBOX_PORT', 8010)} (test cards and phones"
         f" in README.md), bank partner http://{host}:{os.environ.get('BANK_SANDBOX_PORT', 8011)}",
+        f"  SMS gateway http://{host}:{os.environ.get('SMS_SANDBOX_PORT', 8012)}"
+        " (what a phone received: /v1/messages?to=+212…, API key sandbox-sms-api-key)",
         "",
         "  Try the walkthrough in README.md. Ctrl-C stops everything.",
         "",

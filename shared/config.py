@@ -293,6 +293,9 @@ class ServiceConfig:
 SANDBOX_BANK_CALLBACK_SECRET = "sandbox-bank-callback-secret"
 SANDBOX_BANK_API_KEY = "sandbox-bank-api-key"
 SANDBOX_BANK_URL = "http://127.0.0.1:8011"
+# The SMS-gateway sandbox's development defaults (sandbox/sms); production must set its own.
+SANDBOX_SMS_API_KEY = "sandbox-sms-api-key"
+SANDBOX_SMS_CALLBACK_SECRET = "sandbox-sms-callback-secret"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,10 +17,11 @@ from services.onboarding.adapters.sms import make_sms_sender
 from services.onboarding.config import OnboardingConfig, load_config
 from services.onboarding.context import OnboardingContext
 from services.onboarding.domain.artisan_sessions import LockoutPolicy
-from services.onboarding.domain.ports import BankPartners, SmsSender
+from services.onboarding.domain.ports import BankPartners, SmsGateway
 from services.onboarding.service_layer.artisan_sessions import SignInPolicy
 from services.onboarding.service_layer.artisans import TierPolicy
 from services.onboarding.service_layer.bank_accounts import BankAccountSettings
+from services.onboarding.service_layer.notifications import NotificationSettings
 from services.onboarding.service_layer.phone import OtpPolicy
 from services.onboarding.service_layer.screening import ScreeningIndexCache, ScreeningSources
 from shared.auth.keys import SigningKeyStore
@@ -36,7 +37,7 @@ def bootstrap(
     config: OnboardingConfig | None = None,
     *,
     bank_partners: BankPartners | None = None,
-    sms: SmsSender | None = None,
+    sms: SmsGateway | None = None,
 ) -> OnboardingContext:
     config = config or load_config()
     keys = SigningKeyStore(config.keys_dir)
@@ -69,6 +70,11 @@ def bootstrap(
             partner_banks=config.partner_bank_slugs,
             holder_name_threshold=config.holder_name_threshold,
             callback_base_url=config.public_url,
+        ),
+        notifications=NotificationSettings(
+            max_attempts=config.notification_max_attempts,
+            retry_seconds=config.notification_retry_seconds,
+            max_backoff_seconds=config.notification_max_backoff_seconds,
         ),
     )
 

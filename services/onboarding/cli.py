@@ -13,6 +13,7 @@ from services.onboarding.context import OnboardingContext
 from services.onboarding.service_layer.api_clients import bind_to_bank, create_client, ensure_client
 from services.onboarding.service_layer.bank_accounts import sync_openings
 from services.onboarding.service_layer.documents import rewrap_all_documents
+from services.onboarding.service_layer.notifications import make_notification_handlers, send_due_notifications
 from services.onboarding.service_layer.screening import refresh_lists, rescreen_all
 from shared.auth.keys import SigningKeyStore
 from shared.auth.scopes import Role
@@ -42,6 +43,9 @@ cli = service_cli(
     service_dir=Path(__file__).parent,
     load_config=load_config,
     bootstrap=bootstrap,
+    # Notifications to artisans, from events about their money (payments, accounts) and their file.
+    handlers=make_notification_handlers,
+    subscribes_to=["payments.events", "accounts.events", "onboarding.events"],
 )
 
 
@@ -210,11 +214,12 @@ def rewrap_documents() -> None:
 @click.option("--once", is_flag=True, help="One pass, then exit.")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
 def worker(once: bool, interval: float) -> None:
-    """Background duties: submit account openings the bank never accepted, poll unanswered ones."""
+    """Background duties: submit account openings the bank never accepted, poll unanswered ones;
+    send the notifications that are due (first tries and retries)."""
     import datetime as dt
     import logging
 
-    from shared.runtime import stop_on_signals
+    from shared.runtime import run_duty, stop_on_signals
 
     context = bootstrap()
     stop = stop_on_signals()
@@ -227,5 +232,10 @@ def worker(once: bool, interval: float) -> None:
                 log.info("account openings synced", extra=result)
         except Exception:  # noqa: BLE001 - a worker pass must never kill the worker
             log.exception("worker pass failed")
+        run_duty(
+            log,
+            "notifications sent",
+            lambda: send_due_notifications(context.uow_factory, context.sms, context.notifications),
+        )
         if once or stop.wait(interval):
             return

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 
 from services.onboarding.config import OnboardingConfig
-from services.onboarding.domain.ports import SmsSender
+from services.onboarding.domain.ports import SmsGateway
 from services.onboarding.service_layer.artisan_sessions import SignInPolicy
 from services.onboarding.service_layer.artisans import TierPolicy
 from services.onboarding.service_layer.bank_accounts import BankAccountSettings
+from services.onboarding.service_layer.notifications import NotificationSettings
 from services.onboarding.service_layer.phone import OtpPolicy
 from services.onboarding.service_layer.screening import ScreeningIndexCache
 from shared.auth.keys import SigningKeyStore
@@ -29,7 +30,8 @@ class OnboardingContext(ServiceContext):
     tiers: TierPolicy
     otp: OtpPolicy
     sign_in: SignInPolicy
-    sms: SmsSender
+    sms: SmsGateway
     cipher: EnvelopeCipher
     screening: ScreeningIndexCache
     bank_accounts: BankAccountSettings
+    notifications: NotificationSettings

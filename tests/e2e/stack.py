@@ -19,6 +19,7 @@ from pathlib import Path
 import requests
 
 from services.stack import wait_for_ready
+from shared.config import SANDBOX_SMS_API_KEY
 from tests.support import ROOT, free_port, kill_group, start_child
 
 PROCFILE = ROOT / "deploy" / "Procfile"
@@ -26,7 +27,7 @@ PROCFILE = ROOT / "deploy" / "Procfile"
 # What the others depend on, stopped after them in this order (each tier at once): everything
 # else (APIs, workers, consumers, relays) goes first.
 LAST_TO_STOP: tuple[frozenset[str], ...] = (
-    frozenset({"bank_sandbox", "m2t_sandbox"}),
+    frozenset({"bank_sandbox", "m2t_sandbox", "sms_sandbox"}),
     frozenset({"broker"}),
 )
 
@@ -45,7 +46,15 @@ class Stack:
         self.workdir = workdir
         self.ports = {
             name: free_port()
-            for name in ("onboarding", "payments", "accounts", "broker", "bank_sandbox", "m2t_sandbox")
+            for name in (
+                "onboarding",
+                "payments",
+                "accounts",
+                "broker",
+                "bank_sandbox",
+                "m2t_sandbox",
+                "sms_sandbox",
+            )
         }
         self.urls = {
             name: f"http://127.0.0.1:{self.ports[name]}" for name in ("onboarding", "payments", "accounts")
@@ -76,6 +85,14 @@ class Stack:
             "ACCOUNTS_PENDING_HOLD_SECONDS": "1",
             "ACCOUNTS_WORKER_INTERVAL_SECONDS": "0.5",
             "ONBOARDING_BANK_PARTNER_URL": f"http://127.0.0.1:{self.ports['bank_sandbox']}",
+            # SMS go through the SMS-gateway sandbox, as with `make run` (tests read them there).
+            "SMS_SANDBOX_PORT": str(self.ports["sms_sandbox"]),
+            "SMS_SANDBOX_RECEIPT_DELAY_SECONDS": "0.2",
+            "SMS_SANDBOX_LATE_RECEIPT_SECONDS": "2",
+            "ONBOARDING_SMS_BACKEND": "http",
+            "ONBOARDING_SMS_PROVIDER_URL": f"http://127.0.0.1:{self.ports['sms_sandbox']}/v1/messages",
+            "ONBOARDING_SMS_PROVIDER_API_KEY": SANDBOX_SMS_API_KEY,
+            "ONBOARDING_NOTIFICATION_RETRY_SECONDS": "0.5",
             "ONBOARDING_PUBLIC_URL": self.urls["onboarding"],
             "ACCOUNTS_BANK_PARTNER_URL": f"http://127.0.0.1:{self.ports['bank_sandbox']}",
             "ACCOUNTS_PUBLIC_URL": self.urls["accounts"],

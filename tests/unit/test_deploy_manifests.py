@@ -266,6 +266,7 @@ def test_relays_consumers_and_workers_accept_nothing_and_reach_only_what_they_us
         "onboarding-relay": {53, 5432, 9092, 9093},
         "payments-relay": {53, 5432, 9092, 9093},
         "accounts-relay": {53, 5432, 9092, 9093},
+        "onboarding-consumer": {53, 5432, 9092, 9093},
         "payments-consumer": {53, 5432, 9092, 9093},
         "accounts-consumer": {53, 5432, 9092, 9093},
         # The bank (onboarding, accounts), M2T and webhooks (payments): public https only.

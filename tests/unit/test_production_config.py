@@ -50,6 +50,7 @@ PRODUCTION = {
         "ONBOARDING_SMS_BACKEND": "http",
         "ONBOARDING_SMS_PROVIDER_URL": "https://sms-provider.example/v1/messages",
         "ONBOARDING_SMS_PROVIDER_API_KEY": "sms-provider-key-88b2",
+        "ONBOARDING_SMS_RECEIPT_SECRET": "sms-receipt-secret-41c0",
         "ONBOARDING_SANCTIONS_LIST_SOURCE": "https://scsanctions.un.org/resources/xml/en/consolidated.xml",
         "ONBOARDING_SANCTIONS_LIST_MAX_AGE_HOURS": "48",
         "ONBOARDING_PEP_LIST_SOURCE": "/etc/hirfa/lists/pep.xml",

@@ -214,6 +214,34 @@ class BankAccount(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class Notification(Base):
+    """One message to an artisan, in their language, and where its sending stands. The row is also
+    the send queue: the worker sends ``queued`` rows whose ``next_attempt_at`` has come."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (sa.Index("ix_notifications_artisan_created", "artisan_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    artisan_id: Mapped[str] = mapped_column(sa.ForeignKey("artisans.id"))
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    language: Mapped[str] = mapped_column(sa.String(2))
+    text: Mapped[str] = mapped_column(sa.Text)
+    channel: Mapped[str] = mapped_column(sa.String(10))  # sms | inbox
+    # queued | sent | delivered | failed (domain/notifications.py)
+    status: Mapped[str] = mapped_column(sa.String(20), default="queued")
+    # The event it tells of: one notification per event, however often the event is delivered.
+    source_event_id: Mapped[str | None] = mapped_column(sa.String(64), unique=True, nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(sa.String(100), nullable=True, index=True)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    last_error: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class ArtisanSignIn(Base):
     """One sign-in by phone: an OTP sent (or, for a number no active artisan holds, a code nobody
     receives, so the answer is the same). Only an HMAC of the code is kept."""

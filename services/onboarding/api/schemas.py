@@ -329,6 +329,30 @@ class CallbackAckSchema(Schema):
     status = fields.String()
 
 
+# --- Notifications -----------------------------------------------------------------------------
+
+
+class NotificationListArgsSchema(PageArgsSchema):
+    unread = fields.Boolean(load_default=False, metadata={"description": "Only those not read yet."})
+
+
+class NotificationSchema(Schema):
+    id = fields.String(required=True)
+    kind = fields.String(required=True, metadata={"description": "payment_received, payout_paid, …"})
+    language = fields.String(required=True)
+    text = fields.String(required=True)
+    channel = fields.String(required=True, metadata={"description": "sms, or inbox (phone not verified)"})
+    status = fields.String(required=True, metadata={"description": "queued | sent | delivered | failed"})
+    attempts = fields.Integer(required=True)
+    next_attempt_at = fields.DateTime(allow_none=True)
+    read = fields.Function(lambda notification: notification.read_at is not None, required=True)
+    read_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime(required=True)
+
+
+NotificationPageSchema = page_schema(NotificationSchema)
+
+
 # -- artisans signing in by phone ------------------------------------------------------------------
 
 DEVICE_ID_FIELD = dict(
