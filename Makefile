@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 # SMS (one-time codes, notifications) go to the SMS-gateway sandbox (sandbox/sms), which sends
 # delivery receipts back; read what a phone received at http://127.0.0.1:8012/v1/messages?to=+212….
 SMS_SANDBOX_ENV := ONBOARDING_SMS_BACKEND=http ONBOARDING_SMS_PROVIDER_URL=http://127.0.0.1:$${SMS_SANDBOX_PORT:-8012}/v1/messages ONBOARDING_SMS_PROVIDER_API_KEY=sandbox-sms-api-key
-RUN_ENV := ONBOARDING_DEMO_CLIENTS=true LOG_JSON=false ACCOUNTS_PENDING_HOLD_SECONDS=$${ACCOUNTS_PENDING_HOLD_SECONDS:-60} KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$${BROKER_PORT:-9092} $(SMS_SANDBOX_ENV)
+RUN_ENV := ONBOARDING_DEMO_CLIENTS=true ONBOARDING_DEMO_STAFF=true LOG_JSON=false ACCOUNTS_PENDING_HOLD_SECONDS=$${ACCOUNTS_PENDING_HOLD_SECONDS:-60} KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$${BROKER_PORT:-9092} $(SMS_SANDBOX_ENV)
 
 .PHONY: install run migrate test test-unit lint validate-deploy bench clean
 

@@ -14,6 +14,7 @@ from services.onboarding.api import (
     notifications,
     oauth,
     reviews,
+    staff,
 )
 from services.onboarding.bootstrap import bootstrap
 from services.onboarding.config import OnboardingConfig
@@ -37,6 +38,7 @@ def create_app(config: OnboardingConfig | None = None, **adapters: Any) -> Flask
                 bank_accounts.blp,
                 artisan_sessions.blp,
                 notifications.blp,
+                staff.blp,
             ],
             form_endpoints={"oauth.token"},
             upload_endpoints={"kyc.Documents": context.config.max_document_bytes},

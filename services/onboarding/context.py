@@ -12,6 +12,7 @@ from services.onboarding.service_layer.bank_accounts import BankAccountSettings
 from services.onboarding.service_layer.notifications import NotificationSettings
 from services.onboarding.service_layer.phone import OtpPolicy
 from services.onboarding.service_layer.screening import ScreeningIndexCache
+from services.onboarding.service_layer.staff import StaffPolicy
 from shared.auth.keys import SigningKeyStore
 from shared.auth.tokens import TokenIssuer
 from shared.context import ServiceContext
@@ -22,7 +23,7 @@ from shared.crypto import EnvelopeCipher
 class OnboardingContext(ServiceContext):
     """Everything onboarding's requests and commands need besides the database: the token issuer
     and its keys, the KYC policies, the SMS carrier, the document cipher, the screening index and
-    the partner banks."""
+    the partner banks; and how staff sign in."""
 
     config: OnboardingConfig
     signing_keys: SigningKeyStore
@@ -32,6 +33,7 @@ class OnboardingContext(ServiceContext):
     sign_in: SignInPolicy
     sms: SmsGateway
     cipher: EnvelopeCipher
+    staff: StaffPolicy
     screening: ScreeningIndexCache
     bank_accounts: BankAccountSettings
     notifications: NotificationSettings

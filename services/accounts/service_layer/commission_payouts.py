@@ -73,7 +73,7 @@ def request_commission_payout(
 ) -> Payout:
     """An operator pays out a marketplace's commission: created (committed, with its entry), then
     handed to the bank. Returns the payout as it stands."""
-    if principal.role != Role.OPERATOR:
+    if not principal.acts_as(Role.OPERATOR):
         raise Forbidden("Commission payouts are made by operators.", code="role_not_allowed")
     key = (command.idempotency_key or "").strip()
     request_key = f"{principal.client_id}:{key}" if key else None

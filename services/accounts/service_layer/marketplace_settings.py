@@ -38,7 +38,7 @@ class PlatformFee:
 
 def check_marketplace_visible(principal: Principal, marketplace_id: str) -> None:
     """Operators see every marketplace, a marketplace itself only; others get 404."""
-    if principal.role == Role.OPERATOR:
+    if principal.acts_as(Role.OPERATOR):
         return
     if principal.is_marketplace and principal.client_id == marketplace_id:
         return
@@ -104,7 +104,7 @@ def set_platform_fee(
     uow: UnitOfWork, marketplace_id: str, fee: PlatformFee, principal: Principal, currency: str
 ) -> dict[str, Any]:
     """The platform's fee on the marketplace's future payments (operators; the view checks the scope)."""
-    if principal.role != Role.OPERATOR:
+    if not principal.acts_as(Role.OPERATOR):
         raise NotFound(f"No marketplace {marketplace_id!r}.", param="marketplace_id")
     if fee.currency != currency:
         raise ValidationFailed(
