@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from services.accounts.api import balances, ledger, payouts
+from services.accounts.api import balances, ledger, payouts, reconciliation
 from services.accounts.bootstrap import bootstrap
 from services.accounts.config import AccountsConfig
 from shared.app import create_service_app
@@ -15,10 +15,12 @@ from shared.wsgi_limits import limit_requests
 
 def create_app(config: AccountsConfig | None = None, **adapters: Any) -> Flask:
     """``adapters``: what ``bootstrap`` takes instead of building from config (tests' fakes)."""
+    context = bootstrap(config, **adapters)
     return limit_requests(
         create_service_app(
-            bootstrap(config, **adapters),
+            context,
             title="Hirfa Accounts API",
-            blueprints=[balances.blp, *ledger.blueprints, payouts.blp],
+            blueprints=[balances.blp, *ledger.blueprints, payouts.blp, reconciliation.blp],
+            upload_endpoints={reconciliation.UPLOAD_ENDPOINT: context.config.reconciliation_max_upload_bytes},
         )
     )

@@ -7,13 +7,17 @@ as keyword arguments (``bank_partners=``, ``key_lookup=``).
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from services.accounts.adapters.banks import HttpBankPartner
+from services.accounts.adapters.file_store import LocalFileStore
 from services.accounts.adapters.ledger_session import install_ledger_session_hooks
 from services.accounts.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
 from services.accounts.config import AccountsConfig, load_config
 from services.accounts.context import AccountsContext
+from services.accounts.domain.reconciliation import parse_fee_schedules
 from services.accounts.service_layer.payout_settings import PayoutSettings
+from services.accounts.service_layer.reconciliation import ReconciliationSettings
 from shared.auth.tokens import KeyLookup
 from shared.config import ConfigError
 from shared.context import Models, build_verifying_context
@@ -43,6 +47,24 @@ def make_payout_settings(config: AccountsConfig, partners: PartnerRegistry) -> P
     )
 
 
+def make_reconciliation_settings(config: AccountsConfig) -> ReconciliationSettings:
+    """Runs' file store (a local directory, default ``<var_dir>/reconciliation``), fee schedules and banks."""
+    directory = config.reconciliation_dir or str(Path(config.var_dir) / "reconciliation")
+    return ReconciliationSettings(
+        file_store=LocalFileStore(directory),
+        currency=config.ledger_currency,
+        default_bank_code=config.payout_bank_code,
+        settlement_banks=config.settlement_banks,
+        fee_schedules=parse_fee_schedules(config.gateway_fee_schedules),
+        tolerance=config.reconciliation_tolerance,
+        gateways=config.reconciled_gateways,
+        statement_banks=config.statement_banks,
+        first_day=dt.date.fromisoformat(config.reconciliation_first_day)
+        if config.reconciliation_first_day
+        else None,
+    )
+
+
 def bootstrap(
     config: AccountsConfig | None = None,
     *,
@@ -56,6 +78,7 @@ def bootstrap(
         key_lookup,
         context_type=AccountsContext,
         payouts=make_payout_settings(config, bank_partners or make_bank_partners(config)),
+        reconciliation=make_reconciliation_settings(config),
     )
     # Every session that may post (requests, the consumer, the worker) comes from this factory.
     install_ledger_session_hooks(context.session_factory)

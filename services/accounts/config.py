@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import re
 
+from services.accounts.domain.reconciliation import parse_fee_schedules
 from shared.config import BankPartnerClientConfig, ConfigError
 
 
@@ -26,6 +27,22 @@ class AccountsConfig(BankPartnerClientConfig):
     # Payouts the bank has not settled after this long are polled (lost callbacks).
     payout_poll_after_seconds: int = 60
 
+    # Reconciliation (service_layer/reconciliation.py). Where received files are kept (default
+    # <var_dir>/reconciliation), the gateways whose settlement files the worker fetches, the bank
+    # each gateway settles into ("m2t:145,…"; default the payout bank), the banks whose statements
+    # the worker fetches ("145,…"; default the payout bank), the acquirers' fee schedules (JSON, see
+    # domain/reconciliation.py::parse_fee_schedules), the amount difference still called a match
+    # (minor units), the largest file an operator may upload, and the first day the worker fetches
+    # (YYYY-MM-DD; default: yesterday, the first time it runs).
+    reconciliation_dir: str = ""
+    reconciliation_gateways: str = "m2t"
+    settlement_bank_codes: str = ""
+    statement_bank_codes: str = ""
+    gateway_fee_schedules: str = ""
+    reconciliation_tolerance: int = 0
+    reconciliation_max_upload_bytes: int = 2 * 1024**3
+    reconciliation_first_day: str = ""
+
     @property
     def pending_hold(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.pending_hold_seconds)
@@ -40,6 +57,40 @@ class AccountsConfig(BankPartnerClientConfig):
             raise ConfigError("PAYOUT_BANK_CODE: a three-digit bank code")
         if self.payout_poll_after_seconds < 0:
             raise ConfigError("PAYOUT_POLL_AFTER_SECONDS must not be negative")
+        self._validate_reconciliation()
+
+    @property
+    def settlement_banks(self) -> dict[str, str]:
+        """The bank each gateway's settlements arrive at (gateways not named: the payout bank)."""
+        pairs = (item.split(":", 1) for item in self.settlement_bank_codes.split(",") if item.strip())
+        return {gateway.strip(): code.strip() for gateway, code in pairs}
+
+    @property
+    def statement_banks(self) -> tuple[str, ...]:
+        codes = tuple(code.strip() for code in self.statement_bank_codes.split(",") if code.strip())
+        return codes or (self.payout_bank_code,)
+
+    @property
+    def reconciled_gateways(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.reconciliation_gateways.split(",") if name.strip())
+
+    def _validate_reconciliation(self) -> None:
+        if any(":" not in item for item in self.settlement_bank_codes.split(",") if item.strip()):
+            raise ConfigError("SETTLEMENT_BANK_CODES: gateway:bank code pairs, comma-separated")
+        codes = [*self.settlement_banks.values(), *self.statement_banks]
+        if not all(re.fullmatch(r"[0-9]{3}", code) for code in codes):
+            raise ConfigError("SETTLEMENT_BANK_CODES / STATEMENT_BANK_CODES: three-digit bank codes")
+        if self.reconciliation_tolerance < 0:
+            raise ConfigError("RECONCILIATION_TOLERANCE must not be negative")
+        if self.reconciliation_first_day:
+            try:
+                dt.date.fromisoformat(self.reconciliation_first_day)
+            except ValueError:
+                raise ConfigError("RECONCILIATION_FIRST_DAY: YYYY-MM-DD") from None
+        try:
+            parse_fee_schedules(self.gateway_fee_schedules)
+        except ValueError as exc:
+            raise ConfigError(f"GATEWAY_FEE_SCHEDULES: {exc}") from None
 
 
 def load_config(**overrides) -> AccountsConfig:

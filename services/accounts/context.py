@@ -6,6 +6,7 @@ import dataclasses
 
 from services.accounts.config import AccountsConfig
 from services.accounts.service_layer.payout_settings import PayoutSettings
+from services.accounts.service_layer.reconciliation import ReconciliationSettings
 from shared.context import ServiceContext
 
 
@@ -13,3 +14,4 @@ from shared.context import ServiceContext
 class AccountsContext(ServiceContext):
     config: AccountsConfig
     payouts: PayoutSettings  # the bank partners, and how payouts are made
+    reconciliation: ReconciliationSettings  # the file store, fee schedules, banks and readers of runs

@@ -28,9 +28,18 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
     Role.COMPLIANCE: frozenset({"kyc:review", "artisans:read"}),
     # An artisan reads their own data and may ask for payouts of their own available balance.
     Role.ARTISAN: frozenset({"self:read", "payouts:request"}),
-    # Back-office staff who run the ledger: integrity checks, cases, payouts on an artisan's behalf.
+    # Back-office staff who run the ledger: integrity checks, cases, payouts on an artisan's behalf,
+    # and reconciliation (runs, cases: reading and acting).
     Role.OPERATOR: frozenset(
-        {"ledger:read", "ledger:operate", "balances:read", "payouts:write", "artisans:read"}
+        {
+            "ledger:read",
+            "ledger:operate",
+            "balances:read",
+            "payouts:write",
+            "artisans:read",
+            "reconciliation:read",
+            "reconciliation:operate",
+        }
     ),
 }
 

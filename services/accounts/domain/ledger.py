@@ -16,6 +16,7 @@ or a marketplace) holds a negative number; ``shown_balance`` turns it the way pe
     platform     disputes_held               credit   artisans' funds held during disputes
     platform     gateway_fees                debit    what the gateway charges (expense)
     platform     revenue                     credit   Hirfa's own income
+    platform     bank_fees                   debit    what the client-funds banks charge (expense)
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ MARKETPLACE_ACCOUNT_KINDS = ("commission", "reserve")
 PLATFORM_OWNER = "platform"
 
 _DEBIT_NORMAL_PREFIXES = ("gateway_receivable:", "bank:")
-_DEBIT_NORMAL_KINDS = {"gateway_fees"}
-PLATFORM_KINDS = ("payouts_in_transit", "disputes_held", "gateway_fees", "revenue")
+_DEBIT_NORMAL_KINDS = {"gateway_fees", "bank_fees"}
+PLATFORM_KINDS = ("payouts_in_transit", "disputes_held", "gateway_fees", "revenue", "bank_fees")
 
 
 @dataclasses.dataclass(frozen=True, order=True)
