@@ -103,12 +103,12 @@ class FakeReaders:
 
 
 def settings_with(context, readers: FakeReaders, **changes) -> reconciliation.ReconciliationSettings:
-    settings = dataclasses.replace(
-        context.reconciliation,
-        read_settlement=readers.read_settlement,
-        read_statements=readers.read_statements,
+    changes = {
+        "read_settlement": readers.read_settlement,
+        "read_statements": readers.read_statements,
         **changes,
-    )
+    }
+    settings = dataclasses.replace(context.reconciliation, **changes)
     context.reconciliation = settings
     return settings
 

@@ -10,7 +10,7 @@ the run it already has. Case actions that create (a note, a resolution, a write-
 
 from __future__ import annotations
 
-from flask import request
+from flask import jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -125,7 +125,8 @@ class Items(MethodView):
             limit=args["limit"],
             starting_after=args["starting_after"],
         )
-        return ItemPageSchema().dump(page)
+        # A page, not a three-way view: answered as is, past the view's response schema.
+        return jsonify(ItemPageSchema().dump(page))
 
 
 @blp.route("/cases")

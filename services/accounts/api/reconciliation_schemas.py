@@ -155,7 +155,7 @@ class CaseHistorySchema(Schema):
     at = fields.DateTime(required=True)
 
 
-class CaseSchema(Schema):
+class CaseSummarySchema(Schema):
     object = fields.Constant("reconciliation_case")
     id = fields.String(required=True)
     kind = fields.String(required=True, validate=validate.OneOf(CASE_KINDS))
@@ -169,12 +169,15 @@ class CaseSchema(Schema):
     resolution = fields.Dict(allow_none=True)
     created_at = fields.DateTime(required=True)
     updated_at = fields.DateTime(required=True)
-    items = fields.List(fields.Nested(ItemSchema))
-    history = fields.List(fields.Nested(CaseHistorySchema))
-    notes = fields.List(fields.String())
 
 
-CasePageSchema = page_schema(CaseSchema)
+class CaseSchema(CaseSummarySchema):
+    items = fields.List(fields.Nested(ItemSchema), required=True)
+    history = fields.List(fields.Nested(CaseHistorySchema), required=True)
+    notes = fields.List(fields.String(), required=True)
+
+
+CasePageSchema = page_schema(CaseSummarySchema)
 
 
 class CaseArgsSchema(PageArgsSchema):
