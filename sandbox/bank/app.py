@@ -11,7 +11,7 @@ import logging
 
 from flask import Flask, jsonify
 
-from sandbox.bank import account_openings, holder_verifications, transfers
+from sandbox.bank import account_openings, client_funds, holder_verifications, transfers
 from sandbox.bank.callbacks import bank_callback_sender
 from sandbox.bank.config import SandboxBankConfig
 from sandbox.common.auth import require_api_key
@@ -22,7 +22,10 @@ CALLBACKS_EXTENSION_KEY = "bank_sandbox.callbacks"
 _PUBLIC_ENDPOINTS = {"healthz"}
 
 
-def create_app(config: SandboxBankConfig | None = None) -> Flask:
+def create_app(
+    config: SandboxBankConfig | None = None, fetch_settlement: client_funds.SettlementFetcher | None = None
+) -> Flask:
+    """The bank sandbox; ``fetch_settlement`` replaces reading the acquirer over HTTP (tests)."""
     config = config or SandboxBankConfig.from_env()
     app = Flask(__name__)
     app.json.sort_keys = False
@@ -41,7 +44,10 @@ def create_app(config: SandboxBankConfig | None = None) -> Flask:
     callbacks = bank_callback_sender(config)
     app.extensions[CALLBACKS_EXTENSION_KEY] = callbacks
     account_openings.register(app, config, callbacks)
-    transfers.register(app, config, callbacks)
+    funds = client_funds.register(
+        app, config, fetch_settlement or client_funds.http_settlement_fetcher(config)
+    )
+    transfers.register(app, config, callbacks, on_paid=funds.transfer_paid)
     holder_verifications.register(app)
     return app
 

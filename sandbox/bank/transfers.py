@@ -13,7 +13,12 @@ Test data: the destination RIB picks the outcome. The rules are tried in order; 
     account number (RIB digits 7 to 22) ends in 0001           failed  account_closed
     account number ends in 0002                                failed  name_mismatch
     account number ends in 0003                                failed  bank_unavailable
-    anything else                                              paid
+    account number ends in 0004                                paid, then returned the same day (the
+                                                               client-funds statement: a debit, then
+                                                               an NRTI credit)
+    account number ends in 0005                                paid, but never debited on the
+                                                               client-funds statement
+    anything else                                              paid (and debited on the statement)
 
 ``bank_unavailable`` is the receiving bank not answering: the transfer is accepted, then fails (the
 funds go back), rather than the sandbox answering 503. A body that is not a transfer at all (a RIB that
@@ -155,6 +160,16 @@ class Transfers(RequestBook[Transfer]):
     event_prefix = "transfer"
     noun = "transfer"
 
+    def __init__(
+        self,
+        config: SandboxBankConfig,
+        callbacks: CallbackSender,
+        on_paid: Callable[[str, str, str, int, str], None] | None = None,
+    ) -> None:
+        super().__init__(config, callbacks)
+        # Books the payout on the client-funds account (sandbox/bank/client_funds.py).
+        self._on_paid = on_paid
+
     def new_item(self, item_id: str, request: TransferRequest, created: int) -> Transfer:
         return Transfer(id=item_id, request=request, created=created)
 
@@ -165,6 +180,11 @@ class Transfers(RequestBook[Transfer]):
         transfer.failure_code = failure_code(transfer.request)
         transfer.status = "paid" if transfer.failure_code is None else "failed"
         transfer.settled = int(time.time())
+        if transfer.status == "paid" and self._on_paid is not None:
+            request = transfer.request
+            self._on_paid(
+                transfer.id, request.reference, request.account_number, request.amount, request.holder_name
+            )
 
 
 def _text_field(payload: dict[str, Any], name: str) -> str:
@@ -229,8 +249,13 @@ def get_transfer(transfer_id: str):
     return jsonify(transfer.to_json())
 
 
-def register(app: Flask, config: SandboxBankConfig, callbacks: CallbackSender) -> Transfers:
-    transfers = Transfers(config, callbacks)
+def register(
+    app: Flask,
+    config: SandboxBankConfig,
+    callbacks: CallbackSender,
+    on_paid: Callable[[str, str, str, int, str], None] | None = None,
+) -> Transfers:
+    transfers = Transfers(config, callbacks, on_paid)
     app.extensions[EXTENSION_KEY] = transfers
     app.register_blueprint(blueprint)
     return transfers

@@ -16,7 +16,10 @@ envelope), lists are ``{"data": [...]}``; creations answer 201, other POSTs 200.
     GET  /v1/disputes/<id>
     POST /v1/sandbox/transactions/<id>/disputes  {amount?, reason?}   open a dispute (control)
     POST /v1/sandbox/disputes/<id>/close         {outcome}            close it won|lost (control)
-    GET  /v1/settlements/<YYYY-MM-DD>.csv
+    GET  /v1/settlements/<YYYY-MM-DD>.csv            the day's settlement file (settlement.py)
+    POST /v1/test-helpers/settlement-lines  {date, amount, currency?, card_scheme?, reference?}
+                                                       a capture line for a transaction Hirfa
+                                                       never made, in that day's file (test data)
 
 Errors besides the validation ones (``bodies``): 404 ``not_found``; 409 ``duplicate_reference`` (a
 transaction or refund reference already used), ``authentication_pending``, ``already_captured``,
@@ -26,6 +29,7 @@ transaction or refund reference already used), ``authentication_pending``, ``alr
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
@@ -153,20 +157,40 @@ def close_dispute(dispute_id: str):
     return jsonify(current_gateway().close_dispute(dispute_id, outcome))
 
 
-@blueprint.get("/v1/settlements/<day>.csv")
-def settlement_file(day: str):
+def _day(day: object) -> str:
     try:
-        parsed = datetime.date.fromisoformat(day)
+        parsed = datetime.date.fromisoformat(day) if isinstance(day, str) else None
     except ValueError:
         parsed = None
     if parsed is None or parsed.isoformat() != day:
         raise ApiError(422, "invalid_field", "The date must be YYYY-MM-DD.", param="date")
+    return parsed.isoformat()
+
+
+@blueprint.get("/v1/settlements/<day>.csv")
+def settlement_file(day: str):
+    day = _day(day)
     rows = current_gateway().settlement_rows(day)
     return Response(
         settlement.to_csv(rows),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="m2t-settlement-{day}.csv"'},
     )
+
+
+@blueprint.post("/v1/test-helpers/settlement-lines")
+@idempotent
+def add_settlement_line():
+    payload = bodies.json_object(_body())
+    day = _day(payload.get("date"))
+    amount = bodies.amount(payload)
+    currency = bodies.text(payload, "currency", required=False) or "MAD"
+    if currency != "MAD":
+        raise ApiError(422, "unsupported_currency", "Only MAD is supported.", param="currency")
+    scheme = bodies.one_of(payload, "card_scheme", ("visa", "mastercard", "cmi", "wallet"), default="visa")
+    reference = bodies.text(payload, "reference", required=False) or ""
+    row = current_gateway().add_foreign_settlement_line(day, amount or 0, currency, scheme, reference)
+    return jsonify(dataclasses.asdict(row)), 201
 
 
 def _body_or_none():

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from sandbox.common.callbacks import check_callback_settings
 from sandbox.common.config import EnvConfig
+from sandbox.m2t.settlement import FeeSchedule
 from shared.config import secret_field
 
 
@@ -34,9 +35,15 @@ class SandboxM2TConfig(EnvConfig):
     # default so receivers are tested for them.
     duplicate_callbacks: bool = True
     out_of_order_callbacks: bool = True
-    # M2T's fee on each capture: fee_percent_bp basis points (rounded half up) plus fee_fixed centimes.
+    # M2T's fee on each capture: fee_percent_bp basis points (rounded half up) plus fee_fixed centimes
+    # for a domestic card; the international_ ones for an international card, the wallet_ ones for a
+    # wallet payment. Refunds and chargebacks carry no fee.
     fee_percent_bp: int = 150
     fee_fixed: int = 150
+    international_fee_percent_bp: int = 280
+    international_fee_fixed: int = 150
+    wallet_fee_percent_bp: int = 100
+    wallet_fee_fixed: int = 0
     public_url: str = ""
     callback_timeout_seconds: float = 5.0
     # Retries after the first attempt, on connection errors, timeouts, 408, 429 and 5xx.
@@ -47,6 +54,14 @@ class SandboxM2TConfig(EnvConfig):
 
     ENV_PREFIX: ClassVar[str] = "M2T_SANDBOX_"
 
+    @property
+    def fee_schedule(self) -> FeeSchedule:
+        return FeeSchedule(
+            domestic=(self.fee_percent_bp, self.fee_fixed),
+            international=(self.international_fee_percent_bp, self.international_fee_fixed),
+            wallet=(self.wallet_fee_percent_bp, self.wallet_fee_fixed),
+        )
+
     def __post_init__(self) -> None:
         if not self.api_key:
             self.refuse("api_key", "must not be empty")
@@ -55,10 +70,11 @@ class SandboxM2TConfig(EnvConfig):
                 self.refuse(name, "must not be negative")
         if self.wallet_expiry_seconds <= 0:
             self.refuse("wallet_expiry_seconds", "must be positive")
-        if not 0 <= self.fee_percent_bp <= 10_000:
-            self.refuse("fee_percent_bp", "must be between 0 and 10000 (100%)")
-        if self.fee_fixed < 0:
-            self.refuse("fee_fixed", "must not be negative")
+        for prefix in ("", "international_", "wallet_"):
+            if not 0 <= getattr(self, f"{prefix}fee_percent_bp") <= 10_000:
+                self.refuse(f"{prefix}fee_percent_bp", "must be between 0 and 10000 (100%)")
+            if getattr(self, f"{prefix}fee_fixed") < 0:
+                self.refuse(f"{prefix}fee_fixed", "must not be negative")
         if self.public_url:
             url = urlsplit(self.public_url)
             if url.scheme not in {"http", "https"} or not url.hostname:

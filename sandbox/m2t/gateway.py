@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime
 import itertools
 import secrets
 import threading
@@ -49,7 +50,15 @@ from sandbox.common.errors import ApiError
 from sandbox.m2t.bodies import DisputeRequest, RefundRequest, TransactionRequest
 from sandbox.m2t.cards import CardToken
 from sandbox.m2t.config import SandboxM2TConfig
-from sandbox.m2t.settlement import SettlementRow, capture_row, refund_row, utc_date
+from sandbox.m2t.settlement import (
+    LATE_ENDING,
+    SettlementRow,
+    batch_reference,
+    capture_rows,
+    centimes,
+    negative_row,
+    utc_date,
+)
 from shared.test_instruments import CardBehaviour, WalletBehaviour, wallet_behaviour
 
 DECLINE_MESSAGES = {
@@ -164,6 +173,7 @@ class Dispute:
     created: int
     status: str = "open"
     updated: int = 0
+    settle_sequence: int | None = None  # set when the dispute is lost: its chargeback's order
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -218,6 +228,8 @@ class Gateway:
         self._refund_ids_by_reference: dict[str, str] = {}
         self._disputes: dict[str, Dispute] = {}
         self._outboxes: dict[str, Outbox] = {}
+        # Settlement lines for transactions M2T never had with Hirfa (the test helper), by day.
+        self._foreign_rows: list[tuple[int, int, SettlementRow]] = []
 
     # -- tokens ----------------------------------------------------------------------------------
 
@@ -438,6 +450,8 @@ class Gateway:
                 raise ApiError(409, "invalid_status", f"This dispute is already closed ({dispute.status}).")
             dispute.status = outcome
             dispute.updated = int(time.time())
+            if outcome == "lost":
+                dispute.settle_sequence = next(self._sequence)
             self._send_later(dispute.transaction_id, new_event("dispute.closed", dispute.to_json()))
             return dispute.to_json()
 
@@ -451,51 +465,100 @@ class Gateway:
     # -- settlement ------------------------------------------------------------------------------
 
     def settlement_rows(self, day: str) -> list[SettlementRow]:
-        """Captures and succeeded refunds of the UTC date ``day`` (YYYY-MM-DD), in time order."""
-        fee = (self._config.fee_percent_bp, self._config.fee_fixed)
+        """The lines of the UTC date ``day`` (YYYY-MM-DD), in time order: captures (a ``…71`` one a
+        day late), succeeded refunds, lost disputes, and the test helper's foreign lines."""
+        fees = self._config.fee_schedule
+        previous = (datetime.date.fromisoformat(day) - datetime.timedelta(days=1)).isoformat()
         rows: list[tuple[int, int, SettlementRow]] = []
         with self._lock:
             for tx in self._transactions.values():
-                if (
-                    tx.captured_at is not None
-                    and tx.capture_sequence is not None
-                    and utc_date(tx.captured_at) == day
-                ):
-                    rows.append(
-                        (
-                            tx.captured_at,
-                            tx.capture_sequence,
-                            capture_row(
-                                day,
-                                tx.id,
-                                tx.reference,
-                                tx.currency,
-                                tx.captured_amount,
-                                tx.captured_at,
-                                *fee,
-                            ),
-                        )
-                    )
+                if tx.captured_at is None or tx.capture_sequence is None:
+                    continue
+                captured_on = utc_date(tx.captured_at)
+                late = centimes(tx.captured_amount) == LATE_ENDING
+                if (captured_on == day and not late) or (late and captured_on == previous):
+                    scheme, region = self._scheme_and_region(tx)
+                    for row in capture_rows(
+                        day,
+                        tx.id,
+                        tx.reference,
+                        tx.currency,
+                        tx.captured_amount,
+                        tx.captured_at,
+                        scheme,
+                        region,
+                        fees,
+                    ):
+                        rows.append((tx.captured_at, tx.capture_sequence, row))
             for refund in self._refunds.values():
                 if refund.settle_sequence is not None and utc_date(refund.updated) == day:
                     tx = self._transactions[refund.transaction_id]
-                    rows.append(
-                        (
-                            refund.updated,
-                            refund.settle_sequence,
-                            refund_row(
-                                day,
-                                tx.id,
-                                tx.reference,
-                                refund.id,
-                                refund.reference,
-                                refund.currency,
-                                refund.amount,
-                                refund.updated,
-                            ),
-                        )
+                    row = negative_row(
+                        day,
+                        "refund",
+                        tx.id,
+                        tx.reference,
+                        refund.id,
+                        refund.reference,
+                        refund.currency,
+                        refund.amount,
+                        refund.updated,
+                        *self._scheme_and_region(tx),
                     )
+                    rows.append((refund.updated, refund.settle_sequence, row))
+            for dispute in self._disputes.values():
+                if dispute.settle_sequence is not None and utc_date(dispute.updated) == day:
+                    tx = self._transactions[dispute.transaction_id]
+                    row = negative_row(
+                        day,
+                        "chargeback",
+                        tx.id,
+                        tx.reference,
+                        "",
+                        "",
+                        dispute.currency,
+                        dispute.amount,
+                        dispute.updated,
+                        *self._scheme_and_region(tx),
+                    )
+                    rows.append((dispute.updated, dispute.settle_sequence, row))
+            rows.extend(entry for entry in self._foreign_rows if entry[2].settlement_date == day)
         return [row for _, _, row in sorted(rows, key=lambda entry: entry[:2])]
+
+    def add_foreign_settlement_line(
+        self, day: str, amount: int, currency: str, scheme: str, reference: str
+    ) -> SettlementRow:
+        """A capture line in ``day``'s file for a transaction Hirfa never made (test data)."""
+        region = "domestic"
+        fee = self._config.fee_schedule.fee(amount, scheme, region)
+        now = int(time.time())
+        row = SettlementRow(
+            day,
+            batch_reference(day, scheme),
+            "capture",
+            _new_id("m2t_tx_"),
+            reference,
+            "",
+            "",
+            currency,
+            amount,
+            fee,
+            amount - fee,
+            scheme,
+            region,
+            now,
+        )
+        with self._lock:
+            self._foreign_rows.append((now, next(self._sequence), row))
+        return row
+
+    @staticmethod
+    def _scheme_and_region(tx: Transaction) -> tuple[str, str]:
+        if tx.card is None:
+            return "wallet", "domestic"
+        # A card issued outside Morocco pays the international fee: the test cards 4242… (Visa, US)
+        # and 5555… (Mastercard, FR); the CMI card and any Moroccan card the domestic one.
+        return tx.card.brand, "domestic" if tx.card.country == "MA" else "international"
 
     # -- internals (under the lock) --------------------------------------------------------------
 

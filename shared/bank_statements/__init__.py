@@ -5,6 +5,6 @@ The partner bank's sandbox writes its statements with these writers, the account
 the statements it gives bank partners with them, and reads the banks' statements into the same model.
 """
 
-from shared.bank_statements.model import Balance, Statement, StatementEntry
+from shared.bank_statements.model import Balance, MalformedFile, Statement, StatementEntry
 
-__all__ = ["Balance", "Statement", "StatementEntry"]
+__all__ = ["Balance", "MalformedFile", "Statement", "StatementEntry"]

@@ -64,3 +64,27 @@ class Statement:
     def is_consistent(self) -> bool:
         """The closing balance is the opening balance plus every entry."""
         return self.closing.amount == self.opening.amount + self.movement
+
+
+class MalformedFile(ValueError):
+    """A statement or settlement file that cannot be read, with every fault found.
+
+    ``problems`` lists each fault as a dict: where (``{"line": n}`` for the line-based formats,
+    1-based, or ``{"xpath": "..."}`` plus ``"line"`` for XML), what (``"reason"``), and for a CSV the
+    ``"column"``. Readers refuse a file whole: nothing read from a malformed file is returned, so
+    nothing is half-imported. The API renders ``problems`` in the problem+json ``errors``.
+    """
+
+    def __init__(self, message: str, problems: list[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        first = "; ".join(_describe(problem) for problem in self.problems[:3])
+        more = f" (and {len(self.problems) - 3} more)" if len(self.problems) > 3 else ""
+        return f"{self.args[0]}: {first}{more}" if first else str(self.args[0])
+
+
+def _describe(problem: dict[str, object]) -> str:
+    where = ", ".join(f"{key} {problem[key]}" for key in ("line", "column", "xpath") if key in problem)
+    return f"{where}: {problem.get('reason', '')}" if where else str(problem.get("reason", ""))

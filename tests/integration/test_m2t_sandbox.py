@@ -4,6 +4,7 @@ callbacks (duplicated, out of order) to a real HTTP receiver, and the settlement
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import itertools
 import logging
@@ -966,7 +967,7 @@ class TestSettlement:
     def test_captures_and_succeeded_refunds_of_the_day(self, m2t, receiver):
         full = m2t.pay_by_card(VISA, amount=15_000)
         half_up = m2t.pay_by_card(CMI, amount=10_100)  # 1.5% = 151.5 -> 152
-        half_down = m2t.pay_by_card(MASTERCARD, amount=10_033)  # 150.495 -> 150
+        half_down = m2t.pay_by_card(CMI, amount=10_033)  # 150.495 -> 150
         partial = m2t.pay_by_card(VISA, capture=False)
         m2t.post(f"/v1/transactions/{partial['id']}/capture", {"amount": 7_000})
         m2t.pay_by_card(VISA, capture=False)  # authorised only
@@ -992,14 +993,15 @@ class TestSettlement:
         ]
         amounts = [(int(row["gross_amount"]), int(row["fee_amount"]), int(row["net_amount"])) for row in rows]
         assert amounts == [
-            (15_000, 375, 14_625),
-            (10_100, 302, 9_798),
+            (15_000, 570, 14_430),  # international: 2.8% + 150
+            (10_100, 302, 9_798),  # domestic: 1.5% + 150
             (10_033, 300, 9_733),
-            (7_000, 255, 6_745),
+            (7_000, 346, 6_654),
             (-2_500, 0, -2_500),
         ]
         assert rows[0] == {
             "settlement_date": day,
+            "batch_reference": f"M2T-{day.replace('-', '')}-CARD",
             "type": "capture",
             "transaction_id": full["id"],
             "reference": full["reference"],
@@ -1007,8 +1009,10 @@ class TestSettlement:
             "refund_reference": "",
             "currency": "MAD",
             "gross_amount": "15000",
-            "fee_amount": "375",
-            "net_amount": "14625",
+            "fee_amount": "570",
+            "net_amount": "14430",
+            "card_scheme": "visa",
+            "card_region": "international",
             "occurred_at": str(full["updated"]),
         }
         assert (rows[-1]["refund_id"], rows[-1]["refund_reference"], rows[-1]["reference"]) == (
@@ -1020,9 +1024,87 @@ class TestSettlement:
         times = [int(row["occurred_at"]) for row in rows]
         assert times == sorted(times)
 
+    def test_fee_schedule_per_scheme_and_region_and_one_batch_per_kind(self, m2t, receiver):
+        domestic = m2t.pay_by_card(CMI, amount=20_000)
+        international = m2t.pay_by_card(MASTERCARD, amount=20_000)
+        wallet = m2t.pay_by_wallet(amount=20_000)
+        callbacks_about(receiver, wallet["id"], "transaction.captured")
+        day = utc_date(domestic["created"])
+        rows = {row["transaction_id"]: row for row in settlement(m2t, day)}
+        compact = day.replace("-", "")
+        assert [
+            (
+                row["card_scheme"],
+                row["card_region"],
+                row["fee_amount"],
+                row["net_amount"],
+                row["batch_reference"],
+            )
+            for row in (rows[domestic["id"]], rows[international["id"]], rows[wallet["id"]])
+        ] == [
+            ("cmi", "domestic", "450", "19550", f"M2T-{compact}-CARD"),  # 150 bp + 150
+            ("mastercard", "international", "710", "19290", f"M2T-{compact}-CARD"),  # 280 bp + 150
+            ("wallet", "domestic", "200", "19800", f"M2T-{compact}-WALLET"),  # 100 bp + 0
+        ]
+
+    def test_break_test_data_late_fee_above_schedule_and_duplicate(self, m2t):
+        late = m2t.pay_by_card(VISA, amount=10_071)
+        costly = m2t.pay_by_card(VISA, amount=10_073)
+        twice = m2t.pay_by_card(VISA, amount=10_074)
+        short = m2t.pay_by_card(VISA, amount=10_075)
+        day = utc_date(late["created"])
+        following = (datetime.date.fromisoformat(day) + datetime.timedelta(days=1)).isoformat()
+        today = [row for row in settlement(m2t, day)]
+        ids = [row["transaction_id"] for row in today]
+        assert late["id"] not in ids
+        assert ids.count(twice["id"]) == 2 and ids.count(short["id"]) == 1
+        (costly_row,) = [row for row in today if row["transaction_id"] == costly["id"]]
+        assert int(costly_row["fee_amount"]) == capture_fee(10_073, 280, 150) + 50
+        assert int(costly_row["net_amount"]) == 10_073 - int(costly_row["fee_amount"])
+        (late_row,) = [row for row in settlement(m2t, following) if row["transaction_id"] == late["id"]]
+        assert (late_row["settlement_date"], late_row["batch_reference"]) == (
+            following,
+            f"M2T-{following.replace('-', '')}-CARD",
+        )
+        assert late_row["occurred_at"] == str(late["updated"])
+
+    def test_a_lost_dispute_is_a_chargeback_line(self, m2t, receiver):
+        tx = m2t.pay_by_card(VISA, amount=8_000)
+        dispute = m2t.post(
+            f"/v1/sandbox/transactions/{tx['id']}/disputes", {"reason": "fraudulent"}
+        ).get_json()
+        day = utc_date(tx["created"])
+        assert [row["type"] for row in settlement(m2t, day) if row["transaction_id"] == tx["id"]] == [
+            "capture"
+        ]
+        m2t.post(f"/v1/sandbox/disputes/{dispute['id']}/close", {"outcome": "lost"})
+        rows = [row for row in settlement(m2t, day) if row["transaction_id"] == tx["id"]]
+        assert [(row["type"], row["gross_amount"], row["fee_amount"], row["net_amount"]) for row in rows] == [
+            ("capture", "8000", "374", "7626"),
+            ("chargeback", "-8000", "0", "-8000"),
+        ]
+
+    def test_a_foreign_line_is_added_by_the_test_helper(self, m2t):
+        response = m2t.post(
+            "/v1/test-helpers/settlement-lines", {"date": "2026-12-06", "amount": 5_000, "card_scheme": "cmi"}
+        )
+        assert response.status_code == 201
+        line = response.get_json()
+        assert line["transaction_id"].startswith("m2t_tx_") and line["reference"] == ""
+        (row,) = [
+            row for row in settlement(m2t, "2026-12-06") if row["transaction_id"] == line["transaction_id"]
+        ]
+        assert (row["batch_reference"], row["gross_amount"], row["fee_amount"]) == (
+            "M2T-20261206-CARD",
+            "5000",
+            "225",
+        )
+        bad = m2t.post("/v1/test-helpers/settlement-lines", {"date": "06/12/2026", "amount": 5_000})
+        assert (bad.status_code, bad.get_json()["code"]) == (422, "invalid_field")
+
     def test_fee_settings(self, make_sandbox):
         m2t = make_sandbox(fee_percent_bp=0, fee_fixed=0)
-        tx = m2t.pay_by_card(VISA, amount=12_345)
+        tx = m2t.pay_by_card(CMI, amount=12_345)
         row = settlement(m2t, utc_date(tx["created"]))[0]
         assert (row["gross_amount"], row["fee_amount"], row["net_amount"]) == ("12345", "0", "12345")
         assert capture_fee(12_345, 150, 150) == 185 + 150
