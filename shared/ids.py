@@ -28,6 +28,7 @@ PREFIXES = {
     "api_client": "cli",
     "ledger_account": "acct",
     "request": "req",
+    "ledger_adjustment": "adj",
 }
 
 _lock = threading.Lock()

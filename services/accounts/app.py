@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from services.accounts.api import balances, ledger, payouts, reconciliation
+from services.accounts.api import adjustments, balances, ledger, marketplaces, payouts, reconciliation
 from services.accounts.bootstrap import bootstrap
 from services.accounts.config import AccountsConfig
 from shared.app import create_service_app
@@ -20,7 +20,14 @@ def create_app(config: AccountsConfig | None = None, **adapters: Any) -> Flask:
         create_service_app(
             context,
             title="Hirfa Accounts API",
-            blueprints=[balances.blp, *ledger.blueprints, payouts.blp, reconciliation.blp],
+            blueprints=[
+                balances.blp,
+                *ledger.blueprints,
+                payouts.blp,
+                marketplaces.blp,
+                adjustments.blp,
+                reconciliation.blp,
+            ],
             upload_endpoints={reconciliation.UPLOAD_ENDPOINT: context.config.reconciliation_max_upload_bytes},
         )
     )

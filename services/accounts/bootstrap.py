@@ -16,6 +16,7 @@ from services.accounts.adapters.orm import IdempotencyKey, InboxMessage, OutboxM
 from services.accounts.config import AccountsConfig, load_config
 from services.accounts.context import AccountsContext
 from services.accounts.domain.reconciliation import parse_fee_schedules
+from services.accounts.service_layer.adjustments import configure_adjustments, propose_adjustment
 from services.accounts.service_layer.payout_settings import PayoutSettings
 from services.accounts.service_layer.reconciliation import ReconciliationSettings
 from shared.auth.tokens import KeyLookup
@@ -62,6 +63,8 @@ def make_reconciliation_settings(config: AccountsConfig) -> ReconciliationSettin
         first_day=dt.date.fromisoformat(config.reconciliation_first_day)
         if config.reconciliation_first_day
         else None,
+        # Writing a case off proposes an adjustment (four-eyes above the configured amount).
+        propose_adjustment=propose_adjustment,
     )
 
 
@@ -82,4 +85,11 @@ def bootstrap(
     )
     # Every session that may post (requests, the consumer, the worker) comes from this factory.
     install_ledger_session_hooks(context.session_factory)
+    # Adjustments read their four-eyes threshold from the session, whoever proposes them (the API,
+    # reconciliation inside its own transaction).
+    configure_adjustments(
+        context.session_factory,
+        approval_above=config.adjustment_approval_above,
+        currency=config.ledger_currency,
+    )
     return context

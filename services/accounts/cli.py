@@ -13,6 +13,7 @@ import click
 from services.accounts.bootstrap import bootstrap
 from services.accounts.config import load_config
 from services.accounts.service_layer.bank_transfers import return_waiting_payout_funds, sync_payouts
+from services.accounts.service_layer.commission_payouts import run_commission_payout_schedules
 from services.accounts.service_layer.money_events import make_money_handlers, release_due_holds
 from services.accounts.service_layer.parked_events import make_after_batch, post_all_parked_events
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
@@ -48,9 +49,9 @@ cli = service_cli(
 def worker(once: bool) -> None:
     """Scheduled ledger jobs: release pending funds whose hold period is over, post parked money
     events that now can be, return failed payouts' funds that were waiting for room under the
-    cap, create the automatic payouts that are due, submit payouts the bank
-    never accepted, poll those it left unanswered; fetch and reconcile each day's settlement files
-    and bank statements once the day is over."""
+    cap, create the automatic payouts that are due (artisans' and marketplaces' commission), submit
+    payouts the bank never accepted, poll those it left unanswered; fetch and reconcile each day's
+    settlement files and bank statements once the day is over."""
     config = load_config()
     configure_logging("accounts-worker", config.log_level, config.log_json)
     context = bootstrap(config)
@@ -64,6 +65,7 @@ def worker(once: bool) -> None:
         ("parked money events posted", lambda: post_all_parked_events(uow_factory, handlers)),
         ("failed payouts' funds returned", lambda: return_waiting_payout_funds(uow_factory)),
         ("automatic payouts created", lambda: run_payout_schedules(uow_factory, settings)),
+        ("commission payouts created", lambda: run_commission_payout_schedules(uow_factory, settings)),
         ("payouts synced with the bank", lambda: sync_payouts(uow_factory, settings)),
         (
             "reconciliation files fetched",

@@ -26,6 +26,9 @@ class AccountsConfig(BankPartnerClientConfig):
     payout_bank_code: str = "145"
     # Payouts the bank has not settled after this long are polled (lost callbacks).
     payout_poll_after_seconds: int = 60
+    # Adjustments and reversals moving more than this (minor units) wait for a second operator's
+    # approval (four-eyes); up to it they post at once.
+    adjustment_approval_above: int = 100_000
 
     # Reconciliation (service_layer/reconciliation.py). Where received files are kept (default
     # <var_dir>/reconciliation), the gateways whose settlement files the worker fetches, the bank
@@ -57,6 +60,8 @@ class AccountsConfig(BankPartnerClientConfig):
             raise ConfigError("PAYOUT_BANK_CODE: a three-digit bank code")
         if self.payout_poll_after_seconds < 0:
             raise ConfigError("PAYOUT_POLL_AFTER_SECONDS must not be negative")
+        if self.adjustment_approval_above < 0:
+            raise ConfigError("ADJUSTMENT_APPROVAL_ABOVE must not be negative")
         self._validate_reconciliation()
 
     @property

@@ -219,33 +219,71 @@ def test_cases_are_listed_filtered_assigned_noted_and_resolved(client, auth, con
     assert client.get("/v1/reconciliation/cases/rc_nothing", headers=auth()).status_code == 404
 
 
-def test_a_write_off_proposes_the_adjustment_and_its_posting_closes_the_case(client, auth, context, readers):
+def test_a_write_off_posts_an_adjustment_and_the_case_is_written_off(client, auth, context, ledger, readers):
+    run_settlement(context, readers.settlement_file([capture("pay_unknown", 900)]))
+    [case] = client.get("/v1/reconciliation/cases", headers=auth()).json["data"]
+    lines = [
+        {"owner_type": "platform", "owner_id": "platform", "kind": "bank:145", "amount": 900},
+        {"owner_type": "platform", "owner_id": "platform", "kind": "revenue", "amount": -900},
+    ]
+
+    written = client.post(
+        f"/v1/reconciliation/cases/{case['id']}/write-off",
+        json={"reason": "acquirer settled a test charge", "lines": lines},
+        headers=auth(key=True),
+    )
+
+    assert written.status_code == 200, written.json
+    assert written.json["state"] == "written_off"
+    resolution = written.json["resolution"]
+    assert resolution["adjustment_id"].startswith("adj_") and resolution["entry_id"].startswith("je_")
+    assert ledger.shown("platform", "platform", "revenue") == 900
+    assert [h["action"] for h in written.json["history"]] == ["opened", "write_off_proposed", "written_off"]
+    again = client.post(
+        f"/v1/reconciliation/cases/{case['id']}/write-off",
+        json={"reason": "again", "lines": lines},
+        headers=auth(key=True),
+    )
+    assert again.status_code == 409
+
+
+def test_a_write_off_above_the_threshold_waits_for_a_second_operator(client, auth, context, readers):
+    run_settlement(context, readers.settlement_file([capture("pay_unknown", 250_000)]))
+    [case] = client.get("/v1/reconciliation/cases", headers=auth()).json["data"]
+    lines = [
+        {"owner_type": "platform", "owner_id": "platform", "kind": "bank:145", "amount": 250_000},
+        {"owner_type": "platform", "owner_id": "platform", "kind": "revenue", "amount": -250_000},
+    ]
+    proposed = client.post(
+        f"/v1/reconciliation/cases/{case['id']}/write-off",
+        json={"reason": "large unknown settlement", "lines": lines},
+        headers=auth(key=True),
+    )
+    assert proposed.status_code == 200, proposed.json
+    assert proposed.json["state"] == "investigating"
+    [step] = [h for h in proposed.json["history"] if h["action"] == "write_off_proposed"]
+    assert step["detail"]["status"] == "pending_approval"
+
+
+def test_without_adjustments_a_write_off_is_unavailable_and_adjustment_posted_closes_a_case(
+    client, auth, context, readers
+):
+    settings_with(context, readers, propose_adjustment=None)
     run_settlement(context, readers.settlement_file([capture("pay_unknown", 900)]))
     [case] = client.get("/v1/reconciliation/cases", headers=auth()).json["data"]
     unavailable = client.post(
         f"/v1/reconciliation/cases/{case['id']}/write-off", json={"reason": "test"}, headers=auth(key=True)
     )
     assert unavailable.status_code == 503 and unavailable.json["code"] == "adjustments_unavailable"
-
-    proposed = []
-
-    def propose_adjustment(
-        uow, principal, *, reason, lines=None, currency=None, reverses_entry_id=None, case_id=None
-    ):
-        proposed.append((principal.client_id, reason, currency, case_id))
-        # Below the four-eyes threshold the adjustment posts at once, and tells the case.
-        recon_cases.adjustment_posted(uow, "adj_1", case_id, "je_1", principal.client_id)
-        return {"id": "adj_1", "status": "posted"}
-
-    settings_with(context, FakeReaders(), propose_adjustment=propose_adjustment)
-    written = client.post(
-        f"/v1/reconciliation/cases/{case['id']}/write-off",
-        json={"reason": "unknown charge"},
-        headers=auth(key=True),
-    )
-    assert written.status_code == 200, written.json
-    assert written.json["state"] == "written_off"
-    assert proposed == [(OPERATOR, "unknown charge", "MAD", case["id"])]
+    with context.uow_factory() as uow:
+        recon_cases.adjustment_posted(uow, "adj_1", case["id"], "je_1", "cli_ops_2")
+        recon_cases.adjustment_posted(uow, "adj_1", case["id"], "je_1", "cli_ops_2")  # twice: no change
+        uow.commit()
+    detail = client.get(f"/v1/reconciliation/cases/{case['id']}", headers=auth()).json
+    assert detail["state"] == "written_off" and [h["action"] for h in detail["history"]] == [
+        "opened",
+        "written_off",
+    ]
 
 
 def test_a_bank_partner_sees_only_its_own_banks_runs_and_cases(context, ledger, readers):

@@ -19,7 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from services.accounts.adapters.ledger_session import owner_has_known_accounts, remember_owners
-from services.accounts.adapters.orm import ArtisanLimits, JournalEntry, JournalLine, LedgerAccount
+from services.accounts.adapters.orm import ArtisanLimits, JournalEntry, JournalLine, LedgerAccount, LedgerCase
 from services.accounts.domain.artisan_rules import AccountBalance, artisan_cap
 from services.accounts.domain.ledger import AccountRef, shown_balance
 from shared.db import UTCDateTime, utcnow
@@ -280,8 +280,9 @@ def _write_statements(lines: int, as_one_statement: bool) -> tuple[sa.TextClause
     """
     entry = (
         f"INSERT INTO {JournalEntry.__tablename__} "
-        "(id, cause, cause_id, cause_event_id, posting_key, artisan_id, description, posted_at) "
-        "VALUES (:entry_id, :cause, :cause_id, :cause_event_id, :posting_key, :artisan_id, :description, :posted_at)"
+        "(id, cause, cause_id, cause_event_id, posting_key, artisan_id, description, posted_at, reverses_entry_id) "
+        "VALUES (:entry_id, :cause, :cause_id, :cause_event_id, :posting_key, :artisan_id, :description, "
+        ":posted_at, :reverses_entry_id)"
     )
     values = ", ".join(f"(:entry_id, :account_{i}, :amount_{i}, :currency)" for i in range(lines))
     entry_lines = (
@@ -324,6 +325,7 @@ def write_entry(
         "artisan_id": entry.artisan_id,
         "description": entry.description,
         "posted_at": entry.posted_at,
+        "reverses_entry_id": entry.reverses_entry_id,
         "currency": currency,
     }
     for i, (ref, amount) in enumerate(amounts.items()):
@@ -344,3 +346,22 @@ def _refresh_loaded_accounts(
         loaded = identity_map.get(identity_key(LedgerAccount, account.id))
         if loaded is not None:
             set_committed_value(loaded, "balance", account.balance + amounts.get(ref, 0))
+
+
+# -- cases -----------------------------------------------------------------------------------------
+
+
+def open_reserve_case_exists(session: Session, marketplace_id: str) -> bool:
+    """Whether the marketplace's reserve has an open ``reserve_below_zero`` case. Two postings that
+    take its reserve below zero hold its account's lock one after the other, so the second sees
+    the first's case once it gets the lock."""
+    return (
+        session.scalar(
+            sa.select(LedgerCase.id).where(
+                LedgerCase.kind == "reserve_below_zero",
+                LedgerCase.cause_id == marketplace_id,
+                LedgerCase.status == "open",
+            )
+        )
+        is not None
+    )

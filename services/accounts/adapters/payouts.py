@@ -51,7 +51,8 @@ def unanswered(session: Session, *, submitted_before: dt.datetime, limit: int) -
 
 
 def visible_to(principal: Principal) -> sa.Select[tuple[Payout]]:
-    """Artisans see their own payouts, marketplaces their artisans', operators and banks all."""
+    """Artisans see their own payouts, marketplaces their artisans' and their own commission
+    payouts, operators and banks all."""
     query = sa.select(Payout)
     if principal.role == Role.ARTISAN:
         return query.where(Payout.artisan_id == principal.client_id)
@@ -59,7 +60,9 @@ def visible_to(principal: Principal) -> sa.Select[tuple[Payout]]:
         own_artisans = sa.select(ArtisanOwner.artisan_id).where(
             ArtisanOwner.marketplace_id == principal.client_id
         )
-        return query.where(Payout.artisan_id.in_(own_artisans))
+        return query.where(
+            sa.or_(Payout.artisan_id.in_(own_artisans), Payout.marketplace_id == principal.client_id)
+        )
     return query
 
 

@@ -205,7 +205,7 @@ class ResolveSchema(Schema):
     entry_id = fields.String(load_default=None, validate=validate.Length(min=1, max=40))
 
 
-class AdjustmentLineSchema(Schema):
+class WriteOffLineSchema(Schema):
     owner_type = fields.String(required=True, validate=validate.OneOf(["artisan", "marketplace", "platform"]))
     owner_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     kind = fields.String(required=True, validate=validate.Length(min=1, max=60))
@@ -214,6 +214,6 @@ class AdjustmentLineSchema(Schema):
 
 class WriteOffSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    lines = fields.List(fields.Nested(AdjustmentLineSchema), load_default=None)
+    lines = fields.List(fields.Nested(WriteOffLineSchema), load_default=None)
     currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"))
     reverses_entry_id = fields.String(load_default=None, validate=validate.Length(min=1, max=40))

@@ -86,6 +86,20 @@ def bank(bank_code: str) -> AccountRef:
     return platform(f"bank:{bank_code}")
 
 
+def is_known_account(ref: AccountRef) -> bool:
+    """Whether ``ref`` names an account of the chart above (adjustments may name any of them)."""
+    if ref.owner_type == "artisan":
+        return ref.kind in {str(kind) for kind in ARTISAN_ACCOUNT_KINDS} and bool(ref.owner_id)
+    if ref.owner_type == "marketplace":
+        return ref.kind in MARKETPLACE_ACCOUNT_KINDS and bool(ref.owner_id)
+    if ref.owner_type == PLATFORM_OWNER and ref.owner_id == PLATFORM_OWNER:
+        prefix, _, code = ref.kind.partition(":")
+        if code:
+            return f"{prefix}:" in _DEBIT_NORMAL_PREFIXES
+        return ref.kind in PLATFORM_KINDS
+    return False
+
+
 class UnbalancedEntry(ValueError):
     """Debits and credits of an entry differ for some currency, or it has fewer than two lines."""
 

@@ -20,7 +20,6 @@ from typing import Any
 
 from services.accounts.domain.ledger import (
     AccountRef,
-    artisan,
     bank,
     gateway_receivable,
     marketplace,
@@ -287,9 +286,10 @@ def settlement_posting_key(gateway: str, kind: str, object_id: str) -> str:
     return f"settlement:{gateway}:{kind}:{object_id}"
 
 
-def returned_payout_lines(*, bank_code: str, artisan_id: str, amount: int) -> tuple[EntryLine, ...]:
-    """The beneficiary's bank sent the payout back: the money is at our bank again, the artisan's."""
-    return ((bank(bank_code), amount), (artisan(artisan_id, "available"), -amount))
+def returned_payout_lines(*, bank_code: str, payee: AccountRef, amount: int) -> tuple[EntryLine, ...]:
+    """The beneficiary's bank sent the payout back: the money is at our bank again, and the payee's
+    (``payee``: the artisan's available balance, or a marketplace's commission)."""
+    return ((bank(bank_code), amount), (payee, -amount))
 
 
 def reserve_top_up_lines(*, bank_code: str, marketplace_id: str, amount: int) -> tuple[EntryLine, ...]:

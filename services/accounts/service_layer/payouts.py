@@ -18,7 +18,7 @@ from services.accounts.adapters import ledger, payouts
 from services.accounts.adapters.orm import ArtisanLimits, Payout, PayoutDestination
 from services.accounts.domain.artisan_rules import BalanceRuleViolation
 from services.accounts.domain.ledger import artisan
-from services.accounts.domain.payouts import PayoutStatus, PayoutStep
+from services.accounts.domain.payouts import PayeeType, PayoutStatus, PayoutStep
 from services.accounts.service_layer.bank_transfers import submit_payout
 from services.accounts.service_layer.ledger import check_artisan_visible
 from services.accounts.service_layer.payout_settings import PayoutSettings
@@ -138,6 +138,7 @@ def create_payout(
     now = utcnow()
     payout = Payout(
         id=new_id("po"),
+        payee_type=PayeeType.ARTISAN,
         artisan_id=command.artisan_id,
         amount=command.amount,
         currency=command.currency,

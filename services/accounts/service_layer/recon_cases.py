@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from services.accounts.adapters.orm import JournalEntry
 from services.accounts.adapters.reconciliation_orm import ReconCase, ReconCaseEvent, ReconItem, ReconRun
+from services.accounts.domain.ledger import AccountRef
 from services.accounts.domain.reconciliation import (
     BALANCE_MISMATCH,
     BREAK_STATES,
@@ -403,13 +404,12 @@ def write_off(
             uow,
             principal,
             reason=reason,
-            lines=lines,
+            lines=None if lines is None else [_line(line) for line in lines],
             currency=currency or case.currency,
             reverses_entry_id=reverses_entry_id,
             case_id=case.id,
         )
-        adjustment_id = getattr(adjustment, "id", None) or (adjustment or {}).get("id")
-        status = getattr(adjustment, "status", None) or (adjustment or {}).get("status")
+        adjustment_id, status = _field(adjustment, "id"), _field(adjustment, "status")
         _history(
             session,
             case.id,
@@ -422,13 +422,28 @@ def write_off(
         if case.state == CaseState.OPEN:
             case.state = CaseState.INVESTIGATING
         case.updated_at = utcnow()
+        if status == "posted":
+            # Below the four-eyes threshold it posted at once. One approved later tells the case
+            # through ``adjustment_posted``, from the adjustments code.
+            adjustment_posted(
+                uow, adjustment_id, case.id, _field(adjustment, "entry_id"), principal.client_id
+            )
 
     return _act(uow, case_id, principal, change)
 
 
+def _line(line: dict[str, Any]) -> tuple[AccountRef, int]:
+    return AccountRef(line["owner_type"], line["owner_id"], line["kind"]), int(line["amount"])
+
+
+def _field(adjustment: Any, name: str) -> Any:
+    return adjustment.get(name) if isinstance(adjustment, dict) else getattr(adjustment, name, None)
+
+
 def adjustment_posted(uow: UnitOfWork, adjustment_id: str, case_id: str, entry_id: str, actor: str) -> None:
-    """An adjustment made for the case was posted (called by the adjustments code, in its
-    transaction): the case is ``written_off`` with it. Nothing happens to a case already final."""
+    """An adjustment made for the case was posted (called in the adjustment's transaction): the
+    case is ``written_off`` with it. Nothing happens to a case already final, so a second call for
+    the same adjustment changes nothing."""
     session = uow.session
     assert session is not None
     case = session.get(ReconCase, case_id, with_for_update=True)

@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session
 from services.accounts.adapters.orm import ArtisanOwner, JournalEntry, LedgerAccount, Payout
 from services.accounts.adapters.reconciliation_orm import ReconFile, ReconItem, ReconRun
 from services.accounts.domain.ledger import bank as bank_account
-from services.accounts.domain.payouts import PayoutStatus
+from services.accounts.domain.payouts import PayoutStatus, payee_account
 from services.accounts.domain.ports import FileStore
 from services.accounts.domain.postings import Posting
 from services.accounts.domain.reconciliation import (
@@ -730,7 +730,9 @@ def _post_line(
 
 
 def _returned_payout(uow: UnitOfWork, item: ReconItem, bank_code: str, tolerance: int) -> None:
-    """The payout came back: Dr bank / Cr artisan available, the payout ``returned``, and the news."""
+    """The payout came back: Dr bank / Cr the payee's account (the artisan's available balance, a
+    marketplace's commission), the payout ``returned``, and the news (``accounts.payout.returned``,
+    or ``accounts.commission_payout.returned``)."""
     session = uow.session
     assert session is not None
     payout = session.get(Payout, item.object_id, with_for_update=True)
@@ -749,10 +751,12 @@ def _returned_payout(uow: UnitOfWork, item: ReconItem, bank_code: str, tolerance
         item,
         "returned",
         f"Payout {payout.id} returned by the beneficiary's bank",
-        returned_payout_lines(bank_code=bank_code, artisan_id=payout.artisan_id, amount=payout.amount),
+        returned_payout_lines(
+            bank_code=bank_code, payee=payee_account(payout.payee_type, payout.payee_id), amount=payout.amount
+        ),
         cause="payout",
         posting_key=f"payout:{payout.id}:returned",
-        artisan_id=payout.artisan_id,
+        artisan_id=payout.artisan_id or None,
     )
     now = utcnow()
     payout.status = PayoutStatus.RETURNED

@@ -1,7 +1,7 @@
 """reconciliation: files, runs, items, cases and their history, fetched days
 
 Revision ID: c2e9b4a60008
-Revises: 7c41d2e8f3a9
+Revises: a1c7e0d50007
 Created: 2026-12-06 12:59:00.465587
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import shared.db
 
 revision = "c2e9b4a60008"
-down_revision = "7c41d2e8f3a9"
+down_revision = "a1c7e0d50007"
 branch_labels = None
 depends_on = None
 
