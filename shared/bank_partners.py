@@ -92,6 +92,11 @@ class BankPartnerApi:
         except (ValueError, KeyError, TypeError):
             raise PartnerError(f"bank partner answered with an unreadable {what}", transient=True) from None
 
+    def _fetch_file(self, path: str, params: Mapping[str, str] | None = None) -> bytes:
+        """A file the bank serves (a statement), as bytes; a read, so retried like one."""
+        content = self._client.call("GET", path, idempotent=True, params=params, raw=True)
+        return bytes(content)
+
     def _read_callback(
         self, headers: Mapping[str, str], raw_body: bytes, read: ResourceReader[Resource]
     ) -> SignedCallback[Resource]:

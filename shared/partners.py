@@ -79,6 +79,7 @@ class PartnerHttpClient:
         body: dict[str, Any] | None,
         headers: Mapping[str, str] | None,
         params: Mapping[str, str] | None,
+        raw: bool = False,
     ) -> Any:
         sent_headers = dict(headers or {})
         sent_headers["Authorization"] = f"Bearer {self._api_key}"
@@ -116,6 +117,8 @@ class PartnerHttpClient:
                 status=status,
                 code=None if code == "?" else code,
             )
+        if raw:
+            return response.content  # a file the partner serves (a statement, a settlement file)
         try:
             return response.json()
         except ValueError:
@@ -137,8 +140,10 @@ class PartnerHttpClient:
         idempotent: bool,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
+        raw: bool = False,
     ) -> Any:
         """One API call; ``headers`` are sent on every attempt (an ``Idempotency-Key``, say).
+        ``raw``: the answer's bytes as they came (a file), not its JSON.
 
         Never log ``body`` or ``headers``: they may carry card data or keys.
         """
@@ -147,7 +152,7 @@ class PartnerHttpClient:
         earlier_unknown = False
         while True:
             try:
-                return self._call_once(method, path, body, headers, params)
+                return self._call_once(method, path, body, headers, params, raw)
             except PartnerError as exc:
                 exc.attempts = attempt
                 exc.earlier_outcome_unknown = earlier_unknown

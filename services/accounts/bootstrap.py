@@ -1,20 +1,25 @@
 """Accounts' composition root: every adapter is built here, once, from the configuration.
 
 The web app, the consumer and the worker all start from ``bootstrap(config)``; tests pass fakes
-as keyword arguments (``bank_partners=``, ``key_lookup=``).
+as keyword arguments (``bank_partners=``, ``key_lookup=``, ``settlement_sources=``,
+``statement_source=``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 
 from services.accounts.adapters.banks import HttpBankPartner
 from services.accounts.adapters.file_store import LocalFileStore
 from services.accounts.adapters.ledger_session import install_ledger_session_hooks
 from services.accounts.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
+from services.accounts.adapters.settlement_sources import make_settlement_sources
+from services.accounts.adapters.statement_sources import HttpStatementSource
 from services.accounts.config import AccountsConfig, load_config
 from services.accounts.context import AccountsContext
+from services.accounts.domain.ports import SettlementSource, StatementSource
 from services.accounts.domain.reconciliation import parse_fee_schedules
 from services.accounts.service_layer.adjustments import configure_adjustments, propose_adjustment
 from services.accounts.service_layer.payout_settings import PayoutSettings
@@ -58,7 +63,7 @@ def make_reconciliation_settings(config: AccountsConfig) -> ReconciliationSettin
         settlement_banks=config.settlement_banks,
         fee_schedules=parse_fee_schedules(config.gateway_fee_schedules),
         tolerance=config.reconciliation_tolerance,
-        gateways=config.reconciled_gateways,
+        gateways=config.settlement_gateway_names,
         statement_banks=config.statement_banks,
         first_day=dt.date.fromisoformat(config.reconciliation_first_day)
         if config.reconciliation_first_day
@@ -68,13 +73,29 @@ def make_reconciliation_settings(config: AccountsConfig) -> ReconciliationSettin
     )
 
 
+def make_reconciliation_sources(
+    config: AccountsConfig,
+) -> tuple[Mapping[str, SettlementSource], StatementSource]:
+    """The acquirers' settlement files (by gateway name) and the partner bank's statements."""
+    settlement_sources = make_settlement_sources(
+        config.settlement_gateway_names,
+        m2t_url=config.m2t_url,
+        m2t_api_key=config.m2t_api_key,
+        timeout=config.http_timeout_seconds,
+    )
+    return settlement_sources, HttpStatementSource.from_config(config)
+
+
 def bootstrap(
     config: AccountsConfig | None = None,
     *,
     key_lookup: KeyLookup | None = None,
     bank_partners: PartnerRegistry | None = None,
+    settlement_sources: Mapping[str, SettlementSource] | None = None,
+    statement_source: StatementSource | None = None,
 ) -> AccountsContext:
     config = config or load_config()
+    default_settlements, default_statements = make_reconciliation_sources(config)
     context = build_verifying_context(
         config,
         MODELS,
@@ -82,6 +103,8 @@ def bootstrap(
         context_type=AccountsContext,
         payouts=make_payout_settings(config, bank_partners or make_bank_partners(config)),
         reconciliation=make_reconciliation_settings(config),
+        settlement_sources=default_settlements if settlement_sources is None else settlement_sources,
+        statement_source=statement_source or default_statements,
     )
     # Every session that may post (requests, the consumer, the worker) comes from this factory.
     install_ledger_session_hooks(context.session_factory)

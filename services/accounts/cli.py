@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import click
 
 from services.accounts.bootstrap import bootstrap
 from services.accounts.config import load_config
+from services.accounts.context import AccountsContext
+from services.accounts.domain.ports import SettlementSource, StatementSource
 from services.accounts.service_layer.bank_transfers import return_waiting_payout_funds, sync_payouts
 from services.accounts.service_layer.commission_payouts import run_commission_payout_schedules
 from services.accounts.service_layer.money_events import make_money_handlers, release_due_holds
@@ -82,12 +83,11 @@ def worker(once: bool) -> None:
             return
 
 
-def _reconciliation_sources(context: Any) -> tuple[dict[str, Any], Any]:
-    """The gateways' settlement sources and the banks' statement source the context wires (none
-    on a context without them: nothing is fetched then)."""
-    return dict(getattr(context, "settlement_sources", None) or {}), getattr(
-        context, "statement_source", None
-    )
+def _reconciliation_sources(
+    context: AccountsContext,
+) -> tuple[Mapping[str, SettlementSource], StatementSource]:
+    """The gateways' settlement sources and the banks' statement source the context wires."""
+    return context.settlement_sources, context.statement_source
 
 
 def _count_lines(path: Path) -> int:

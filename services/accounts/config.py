@@ -7,7 +7,11 @@ import datetime as dt
 import re
 
 from services.accounts.domain.reconciliation import parse_fee_schedules
-from shared.config import BankPartnerClientConfig, ConfigError
+from shared.config import BankPartnerClientConfig, ConfigError, secret_field
+
+# Development defaults shared with the M2T sandbox (the acquirer's settlement files).
+SANDBOX_M2T_URL = "http://127.0.0.1:8010"
+SANDBOX_M2T_API_KEY = "sandbox-m2t-api-key"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,20 +35,29 @@ class AccountsConfig(BankPartnerClientConfig):
     adjustment_approval_above: int = 100_000
 
     # Reconciliation (service_layer/reconciliation.py). Where received files are kept (default
-    # <var_dir>/reconciliation), the gateways whose settlement files the worker fetches, the bank
-    # each gateway settles into ("m2t:145,…"; default the payout bank), the banks whose statements
-    # the worker fetches ("145,…"; default the payout bank), the acquirers' fee schedules (JSON, see
+    # <var_dir>/reconciliation), the bank each gateway (``settlement_gateways``) settles into
+    # ("m2t:145,…"; default the payout bank), the banks whose statements the worker fetches ("145,…"; default the payout bank), the acquirers' fee schedules (JSON, see
     # domain/reconciliation.py::parse_fee_schedules), the amount difference still called a match
     # (minor units), the largest file an operator may upload, and the first day the worker fetches
     # (YYYY-MM-DD; default: yesterday, the first time it runs).
     reconciliation_dir: str = ""
-    reconciliation_gateways: str = "m2t"
     settlement_bank_codes: str = ""
     statement_bank_codes: str = ""
     gateway_fee_schedules: str = ""
     reconciliation_tolerance: int = 0
     reconciliation_max_upload_bytes: int = 2 * 1024**3
     reconciliation_first_day: str = ""
+
+    # Reconciliation sources: the gateways whose settlement files are fetched (comma-separated names;
+    # "m2t" reads M2T's file at m2t_url with m2t_api_key), and the bank statements, fetched through the
+    # bank-partner API (bank_partner_url).
+    settlement_gateways: str = "m2t"
+    m2t_url: str = SANDBOX_M2T_URL
+    m2t_api_key: str = secret_field(SANDBOX_M2T_API_KEY)
+
+    @property
+    def settlement_gateway_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.settlement_gateways.split(",") if name.strip())
 
     @property
     def pending_hold(self) -> dt.timedelta:
@@ -75,10 +88,6 @@ class AccountsConfig(BankPartnerClientConfig):
         codes = tuple(code.strip() for code in self.statement_bank_codes.split(",") if code.strip())
         return codes or (self.payout_bank_code,)
 
-    @property
-    def reconciled_gateways(self) -> tuple[str, ...]:
-        return tuple(name.strip() for name in self.reconciliation_gateways.split(",") if name.strip())
-
     def _validate_reconciliation(self) -> None:
         if any(":" not in item for item in self.settlement_bank_codes.split(",") if item.strip()):
             raise ConfigError("SETTLEMENT_BANK_CODES: gateway:bank code pairs, comma-separated")
@@ -96,6 +105,9 @@ class AccountsConfig(BankPartnerClientConfig):
             parse_fee_schedules(self.gateway_fee_schedules)
         except ValueError as exc:
             raise ConfigError(f"GATEWAY_FEE_SCHEDULES: {exc}") from None
+        unknown = [name for name in self.settlement_gateway_names if name != "m2t"]
+        if unknown:
+            raise ConfigError(f"SETTLEMENT_GATEWAYS: no settlement source for {', '.join(unknown)}")
 
 
 def load_config(**overrides) -> AccountsConfig:
