@@ -141,8 +141,12 @@ def reconcile(
         bank_code=bank_code,
         format=format_,
     )
-    length = _count_lines(file) if source == "gateway_settlement" else None
-    with file.open("rb") as stream, click.progressbar(length=length, label="staging lines") as bar:
+    # A settlement file's lines are staged, then posted: the bar counts both.
+    length = 2 * _count_lines(file) if source == "gateway_settlement" else None
+    with (
+        file.open("rb") as stream,
+        click.progressbar(length=length, label="staging and posting lines") as bar,
+    ):
         run, created = import_file(
             context.uow_factory, context.reconciliation, stream, request, "cli", progress=bar.update
         )

@@ -352,3 +352,44 @@ def test_adjustment_posted_writes_the_case_off(context, readers):
         uow.commit()
     [case] = cases(context)
     assert case.state == "written_off" and case.resolution == {"adjustment_id": "adj_1", "entry_id": "je_1"}
+
+
+def test_a_run_stopped_while_posting_is_finished_by_the_same_file_or_the_worker(
+    context, ledger, readers, artisan
+):
+    from services.accounts.service_layer import reconciliation
+
+    payments = paid_payments(ledger, artisan, 10_000, 11_000, 12_000)
+    settings_with(context, readers, chunk_size=1)
+    data = readers.settlement_file(
+        [capture(p, gross) for p, gross in zip(payments, (10_000, 11_000, 12_000))]
+    )
+    real_post_once, calls = reconciliation.post_once, []
+
+    def crash_on_the_second_line(uow, posting):
+        calls.append(posting.posting_key)
+        if len(calls) == 2:
+            raise ConnectionError("the database went away")
+        return real_post_once(uow, posting)
+
+    reconciliation.post_once = crash_on_the_second_line
+    try:
+        with pytest.raises(ConnectionError):
+            run_settlement(context, data)
+    finally:
+        reconciliation.post_once = real_post_once
+    [run] = [r for r in [run_row(context, i.run_id) for i in items_of_all(context)][:1]]
+    assert run.status == "posting" and run.lines_done == 1 and ledger.shown(*RECEIVABLE) == 23_000
+    assert cases(context) == [] and outbox(context, "accounts.reconciliation.run_completed") == []
+
+    again, created = run_settlement(context, data)
+
+    assert not created and again.id == run.id and again.status == "completed"
+    assert ledger.shown(*RECEIVABLE) == 0 and run_row(context, run.id).lines_done == 3
+    assert reconciliation.finish_unfinished_runs(context.uow_factory, context.reconciliation) == 0
+    assert len(outbox(context, "accounts.reconciliation.run_completed")) == 1
+
+
+def items_of_all(context) -> list[ReconItem]:
+    with context.session_factory() as session:
+        return list(session.scalars(sa.select(ReconItem).order_by(ReconItem.id)))

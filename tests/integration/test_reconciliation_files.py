@@ -218,7 +218,7 @@ def test_the_cli_reconciles_a_file_with_a_progress_bar(
     )
 
     assert result.exit_code == 0, result.output
-    assert "staging lines" in result.output and "'matched': 1" in result.output
+    assert "staging and posting lines" in result.output and "'matched': 1" in result.output
     assert count(context, JournalEntry) >= 2
     again = CliRunner().invoke(cli, ["reconcile", str(path), "--source", "gateway_settlement"])
     assert again.exit_code == 0 and "already ran for this file" in again.output

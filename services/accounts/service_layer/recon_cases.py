@@ -130,6 +130,7 @@ def open_cases_for_breaks(uow: UnitOfWork, run: ReconRun) -> int:
             )
             _opened(uow, case, [row.id])
             links.append({"item_id": row.id, "case": case.id})
+        uow.write_events()
         session.flush()
         session.execute(
             sa.update(ReconItem.__table__)

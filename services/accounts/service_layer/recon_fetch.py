@@ -21,7 +21,12 @@ import sqlalchemy as sa
 from services.accounts.adapters.reconciliation_orm import ReconFetchedDay
 from services.accounts.domain.ports import SettlementSource, StatementSource
 from services.accounts.domain.reconciliation import Source
-from services.accounts.service_layer.reconciliation import ReconciliationSettings, RunRequest, import_file
+from services.accounts.service_layer.reconciliation import (
+    ReconciliationSettings,
+    RunRequest,
+    finish_unfinished_runs,
+    import_file,
+)
 from shared.db import UnitOfWork, utcnow
 
 log = logging.getLogger(__name__)
@@ -127,9 +132,10 @@ def fetch_due_days(
     *,
     today: dt.date | None = None,
 ) -> int:
-    """Fetch and run every day that is over and not fetched yet; how many files were run."""
+    """Finish the runs a crash left unfinished, then fetch and run every day that is over and not
+    fetched yet; how many runs were finished or run."""
     today = today or utcnow().date()
-    done = 0
+    done = finish_unfinished_runs(uow_factory, settings)
     for source, party, fetch in _fetchers(settings, settlement_sources, statement_source):
         for day in _days_due(uow_factory, source, party, settings.first_day, today):
             try:

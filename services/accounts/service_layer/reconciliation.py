@@ -4,14 +4,17 @@ A run is one file (one per SHA-256: the same file again returns the same run and
 done in one transaction, so a file that turns out malformed half-way imports nothing:
 
 1. The file goes to the file store (streamed, kept read-only under its hash).
-2. Its lines are streamed into ``recon_items`` in chunks (multi-row INSERTs), without a state.
+2. In one transaction (a malformed file imports nothing), its lines are streamed into ``recon_items`` in chunks (multi-row INSERTs), without a state.
 3. Set-based SQL statements give every staged row its state (``domain/reconciliation.py``'s
    ``MATCH_RULES``: exact reference, amounts, one-to-many batch sums, date windows, a tolerance),
    and add a row for what the ledger has and the file should have had (``missing_at_gateway``,
    ``missing_in_bank``). No statement runs once per line.
 4. What a matched line proves is posted (``posting.post_once``, one entry per line, idempotent):
    a settlement (Dr bank net, Dr gateway_fees fee, Cr gateway_receivable gross, or the inverse), a
-   returned payout, a reserve top-up, a bank fee.
+   returned payout, a reserve top-up, a bank fee. A settlement file's entries are posted a chunk per
+   transaction after the staging transaction commits (the run is ``posting`` meanwhile, and its
+   progress counts them); a run a crash left ``posting`` is finished by the same file again or by
+   the worker (``finish_unfinished_runs``), each line still posting once.
 5. Cases a run explains heal (resolved with the run's id), every new break opens a case, a statement
    is checked against the ledger's balance, and ``accounts.reconciliation.run_completed`` is sent.
 
@@ -143,7 +146,8 @@ def import_file(
     actor: str,
     progress: Progress | None = None,
 ) -> tuple[ReconRun, bool]:
-    """Keep the file and run it; ``(run, created)``. The same file again: its run, ``created`` False."""
+    """Keep the file and run it; ``(run, created)``. The same file again: its run, ``created``
+    False (a run a crash left unfinished is finished first)."""
     if request.source not in tuple(Source):
         raise ValidationFailed("`source` is gateway_settlement or bank_statement.", param="source")
     if request.source == Source.GATEWAY_SETTLEMENT and not request.gateway:
@@ -151,6 +155,8 @@ def import_file(
     stored = settings.file_store.put(stream)
     existing = _run_of_file(uow_factory, stored.sha256)
     if existing is not None:
+        if existing.status != "completed":
+            return finish_run(uow_factory, settings, existing.id, progress), False
         return existing, False
     try:
         with uow_factory() as uow:
@@ -183,18 +189,62 @@ def import_file(
             session.flush()
             with settings.file_store.open(stored.sha256) as kept:
                 if request.source == Source.GATEWAY_SETTLEMENT:
-                    _run_settlement(uow, settings, run, kept, progress)
+                    # Staged and matched in this transaction (a malformed file imports nothing);
+                    # posted a chunk per transaction by ``finish_run``.
+                    _stage_and_match_settlement(uow, settings, run, kept, progress)
+                    run.status = "posting"
                 else:
+                    # A day's statement is small: the whole run is one transaction.
                     _run_statement(uow, settings, run, kept, progress)
-            _complete(uow, run)
+                    _complete(uow, run)
             uow.commit()
-            return run, True
+            run_id = run.id
     except IntegrityError:
         # The same file, received twice at once: the other request's run stands.
         existing = _run_of_file(uow_factory, stored.sha256)
         if existing is None:
             raise
         return existing, False
+    if run.status == "completed":
+        return run, True
+    return finish_run(uow_factory, settings, run_id, progress), True
+
+
+def finish_run(
+    uow_factory: Callable[[], UnitOfWork],
+    settings: ReconciliationSettings,
+    run_id: str,
+    progress: Progress | None = None,
+) -> ReconRun:
+    """Post a settlement run's matched lines, a chunk per transaction, then complete it: heal the
+    cases it explains, add what the ledger has and the file lacks, open cases, send the news.
+
+    Safe to call again (a crash half-way, or two callers): each line posts once under its posting
+    key, and the run is completed once."""
+    while _post_settlement_chunk(uow_factory, run_id, settings.chunk_size, progress):
+        pass
+    with uow_factory() as uow:
+        session = uow.session
+        assert session is not None
+        run = session.get(ReconRun, run_id, with_for_update=True)
+        assert run is not None
+        if run.status == "completed":
+            return run
+        _heal(uow, run, ItemState.MISSING_AT_GATEWAY)
+        _missing_at_gateway(uow, run)
+        _complete(uow, run)
+        uow.commit()
+        return run
+
+
+def finish_unfinished_runs(uow_factory: Callable[[], UnitOfWork], settings: ReconciliationSettings) -> int:
+    """Finish the runs a crash (or a stop) left ``posting``; how many."""
+    with uow_factory() as uow:
+        assert uow.session is not None
+        run_ids = list(uow.session.scalars(sa.select(ReconRun.id).where(ReconRun.status == "posting")))
+    for run_id in run_ids:
+        finish_run(uow_factory, settings, run_id)
+    return len(run_ids)
 
 
 def _run_of_file(uow_factory: Callable[[], UnitOfWork], sha256: str) -> ReconRun | None:
@@ -255,6 +305,13 @@ def _item_row(run: ReconRun, **values: Any) -> dict[str, Any]:
     }
     row.update(values)
     return row
+
+
+def _analyze(session: Session) -> None:
+    """Fresh statistics after staging (PostgreSQL), so the planner joins a large run by hashing
+    instead of looping over rows it believes are few."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("ANALYZE recon_items"))
 
 
 def _exec(session: Session, sql: str, **params: Any) -> sa.CursorResult[Any]:
@@ -327,7 +384,7 @@ def _settlement_rows(
         )
 
 
-def _run_settlement(
+def _stage_and_match_settlement(
     uow: UnitOfWork,
     settings: ReconciliationSettings,
     run: ReconRun,
@@ -348,6 +405,7 @@ def _run_settlement(
         raise
     rows = _settlement_rows(run, lines, schedule, run.bank_code, first)
     run.lines_total = run.lines_done = _stage(session, rows, settings.chunk_size, progress)
+    _analyze(session)
     run.day = run.day or (first[0] if first else None)
     run.format = run.format or "csv"
     params = {"run": run.id, "receivable": f"gateway_receivable:{gateway}", "lost_dispute": "dispute:%:lost"}
@@ -387,8 +445,21 @@ def _run_settlement(
         gross_tolerance=gross.tolerance,
         fee_tolerance=fee.tolerance,
     )
-    _post_settlements(uow, run, gateway, run.bank_code)
-    _heal(uow, run, ItemState.MISSING_AT_GATEWAY)
+    # Lines that post nothing are done already; the others as they are posted.
+    run.lines_done = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(ReconItem)
+        .where(ReconItem.run_id == run.id, ReconItem.state.not_in([str(state) for state in POSTED_STATES]))
+    )
+
+
+def _missing_at_gateway(uow: UnitOfWork, run: ReconRun) -> None:
+    """Ledger captures and refunds of the gateway, on or before the file's day (within the rule's
+    window), that no settlement file has settled: one ``missing_at_gateway`` item each."""
+    session = uow.session
+    assert session is not None
+    gateway = run.gateway or ""
+    params = {"run": run.id, "receivable": f"gateway_receivable:{gateway}", "lost_dispute": "dispute:%:lost"}
     if run.day is not None:
         window = rule("ledger_settled_by_gateway")
         _exec(
@@ -414,29 +485,34 @@ def _run_settlement(
         )
 
 
-def _chunks(
-    session: Session, query: sa.Select[Any], id_column: Any, size: int = CHUNK
-) -> Iterator[list[Any]]:
-    """Rows of ``query`` a chunk at a time, by ascending ``id_column`` (keyset: memory stays flat)."""
-    last = None
-    while True:
-        page = query if last is None else query.where(id_column > last)
-        rows = list(session.execute(page.order_by(id_column).limit(size)))
+def _post_settlement_chunk(
+    uow_factory: Callable[[], UnitOfWork], run_id: str, size: int, progress: Progress | None
+) -> bool:
+    """Post the next chunk of the run's matched lines not posted yet, in one transaction: one
+    settlement entry per line. False when none is left.
+
+    A chunk per transaction: every entry moves the same three accounts, and PostgreSQL keeps every
+    version of a row a transaction updates, so one transaction for a million entries would slow
+    down as it goes."""
+    with uow_factory() as uow:
+        session = uow.session
+        assert session is not None
+        run = session.get(ReconRun, run_id, with_for_update=True)  # one poster of a run at a time
+        assert run is not None
+        if run.status != "posting":
+            return False
+        items = ReconItem.__table__.c
+        rows = session.execute(
+            sa.select(
+                items.id, items.kind, items.object_id, items.amount, items.fee, items.net, items.currency
+            )
+            .where(items.run_id == run.id, items.state.in_(POSTED_STATES), items.posted_entry_id.is_(None))
+            .order_by(items.id)
+            .limit(size)
+        ).all()
         if not rows:
-            return
-        yield rows
-        last = rows[-1][0]
-
-
-def _post_settlements(uow: UnitOfWork, run: ReconRun, gateway: str, bank_code: str) -> None:
-    """One settlement entry per posted line (matched, or matched with the acquirer's own fee)."""
-    session = uow.session
-    assert session is not None
-    items = ReconItem.__table__.c
-    query = sa.select(
-        items.id, items.kind, items.object_id, items.amount, items.fee, items.net, items.currency
-    ).where(items.run_id == run.id, items.state.in_(POSTED_STATES))
-    for rows in _chunks(session, query, items.id):
+            return False
+        gateway, bank_code = run.gateway or "", run.bank_code or ""
         posted = []
         for item_id, kind, object_id, gross, fee, net, currency in rows:
             key = settlement_posting_key(gateway, kind, object_id)
@@ -456,6 +532,11 @@ def _post_settlements(uow: UnitOfWork, run: ReconRun, gateway: str, bank_code: s
             entry_id = entry.id if entry is not None else _posted_entry_id(session, key)
             posted.append({"item_id": item_id, "entry_id": entry_id})
         _set_posted(session, posted)
+        run.lines_done = (run.lines_done or 0) + len(rows)
+        uow.commit()
+    if progress:
+        progress(len(rows))
+    return True
 
 
 def _posted_entry_id(session: Session, key: str) -> str | None:
@@ -569,6 +650,7 @@ def _run_statement(
         staged += _stage(session, _statement_rows(run, statement, line), settings.chunk_size, progress)
         line += len(statement.entries)
     run.lines_total = run.lines_done = staged
+    _analyze(session)
     _match_statement(uow, settings, run)
 
 
