@@ -362,7 +362,7 @@ def test_a_run_stopped_while_posting_is_finished_by_the_same_file_or_the_worker(
     payments = paid_payments(ledger, artisan, 10_000, 11_000, 12_000)
     settings_with(context, readers, chunk_size=1)
     data = readers.settlement_file(
-        [capture(p, gross) for p, gross in zip(payments, (10_000, 11_000, 12_000))]
+        [capture(p, gross) for p, gross in zip(payments, (10_000, 11_000, 12_000), strict=True)]
     )
     real_post_once, calls = reconciliation.post_once, []
 
