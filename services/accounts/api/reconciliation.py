@@ -10,7 +10,7 @@ the run it already has. Case actions that create (a note, a resolution, a write-
 
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -27,6 +27,7 @@ from services.accounts.api.reconciliation_schemas import (
     RunFormSchema,
     RunPageSchema,
     RunSchema,
+    RunUploadSchema,
     ThreeWaySchema,
     WriteOffSchema,
 )
@@ -57,18 +58,19 @@ IDEMPOTENCY_HEADER_DOC = {
 class Runs(MethodView):
     @require_scopes(OPERATE)
     @blp.arguments(RunFormSchema, location="form")
+    @blp.arguments(RunUploadSchema, location="files")
     @blp.response(201, RunSchema)
     @blp.alt_response(200, schema=RunSchema, description="This file was received before: its run.")
     @blp.alt_response(422, description="The file is malformed: `errors` lists each line or XPath at fault.")
-    def post(self, form):
+    def post(self, form, files):
         """Upload a file (multipart ``file``) and match it against the ledger.
 
         ``source=gateway_settlement`` (with ``gateway``) or ``bank_statement`` (``format`` mt940 or
         camt053, sniffed when absent). The whole file is imported in one transaction: a malformed
         one imports nothing."""
-        upload = request.files.get("file")
-        if upload is None or not upload.filename:
-            raise ValidationFailed("Attach the file as multipart field `file`.", param="file")
+        upload = files["file"]
+        if not upload.filename:
+            raise ValidationFailed("Attach the file as multipart field `file`, with its name.", param="file")
         context = service_context()
         run, created = reconciliation.import_file(
             context.uow_factory,
