@@ -27,7 +27,6 @@ from services.accounts.api.reconciliation_schemas import (
     RunFormSchema,
     RunPageSchema,
     RunSchema,
-    RunUploadSchema,
     ThreeWaySchema,
     WriteOffSchema,
 )
@@ -46,6 +45,25 @@ blp = Blueprint(
 READ = "reconciliation:read"
 OPERATE = "reconciliation:operate"
 UPLOAD_ENDPOINT = "reconciliation.Runs"
+# The upload as OpenAPI shows it: the form fields of RunFormSchema beside the file.
+UPLOAD_BODY_DOC = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file", "source"],
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "source": {"type": "string", "enum": ["gateway_settlement", "bank_statement"]},
+                    "gateway": {"type": "string"},
+                    "bank_code": {"type": "string", "pattern": "^[0-9]{3}$"},
+                    "format": {"type": "string", "enum": ["mt940", "camt053"]},
+                },
+            }
+        }
+    },
+}
 IDEMPOTENCY_HEADER_DOC = {
     "in": "header",
     "name": "Idempotency-Key",
@@ -58,18 +76,18 @@ IDEMPOTENCY_HEADER_DOC = {
 class Runs(MethodView):
     @require_scopes(OPERATE)
     @blp.arguments(RunFormSchema, location="form")
-    @blp.arguments(RunUploadSchema, location="files")
     @blp.response(201, RunSchema)
     @blp.alt_response(200, schema=RunSchema, description="This file was received before: its run.")
     @blp.alt_response(422, description="The file is malformed: `errors` lists each line or XPath at fault.")
-    def post(self, form, files):
+    @blp.doc(requestBody=UPLOAD_BODY_DOC)
+    def post(self, form):
         """Upload a file (multipart ``file``) and match it against the ledger.
 
         ``source=gateway_settlement`` (with ``gateway``) or ``bank_statement`` (``format`` mt940 or
         camt053, sniffed when absent). The whole file is imported in one transaction: a malformed
         one imports nothing."""
-        upload = files["file"]
-        if not upload.filename:
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
             raise ValidationFailed("Attach the file as multipart field `file`, with its name.", param="file")
         context = service_context()
         run, created = reconciliation.import_file(

@@ -5,7 +5,6 @@ Kept beside ``schemas.py`` rather than in it: reconciliation is a family of its 
 
 from __future__ import annotations
 
-from flask_smorest.fields import Upload
 from marshmallow import Schema, fields, validate
 
 from services.accounts.domain.reconciliation import CASE_KINDS, ITEM_STATES, CaseState, Source
@@ -28,10 +27,6 @@ class RunFormSchema(Schema):
         validate=validate.OneOf(STATEMENT_FORMATS),
         metadata={"description": "Statements: mt940 or camt053 (sniffed from the file when absent)."},
     )
-
-
-class RunUploadSchema(Schema):
-    file = Upload(required=True, metadata={"description": "The settlement file or bank statement."})
 
 
 class RunFileSchema(Schema):
