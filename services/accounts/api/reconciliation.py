@@ -10,7 +10,7 @@ the run it already has. Case actions that create (a note, a resolution, a write-
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -84,8 +84,10 @@ class Runs(MethodView):
         """Upload a file (multipart ``file``) and match it against the ledger.
 
         ``source=gateway_settlement`` (with ``gateway``) or ``bank_statement`` (``format`` mt940 or
-        camt053, sniffed when absent). The whole file is imported in one transaction: a malformed
-        one imports nothing."""
+        camt053, sniffed when absent). The file's lines are staged and matched in one transaction:
+        a malformed file imports nothing (422, ``errors`` names each line or XPath at fault).
+        A settlement file's matched lines are then posted; the answer comes once the run is
+        completed."""
         upload = request.files.get("file")
         if upload is None or not upload.filename:
             raise ValidationFailed("Attach the file as multipart field `file`, with its name.", param="file")
