@@ -668,11 +668,12 @@ def _match_statement(uow: UnitOfWork, settings: ReconciliationSettings, run: Rec
                OR (o.run_id <> :run AND o.source = 'statement' AND o.state <> 'duplicate')))""",
         run=run.id,
     )
-    # A credit whose reference is a batch the acquirer settled into this bank.
+    # A movement whose reference is a batch the acquirer settled into this bank: a credit, or a
+    # debit when the batch's refunds and chargebacks outweigh its captures.
     _exec(
         session,
         """UPDATE recon_items SET kind = 'batch'
-           WHERE run_id = :run AND state IS NULL AND kind = 'other' AND amount > 0 AND EXISTS (
+           WHERE run_id = :run AND state IS NULL AND kind = 'other' AND EXISTS (
              SELECT 1 FROM recon_items s WHERE s.source = 'settlement' AND s.batch_reference = recon_items.reference
                AND s.bank_code = :bank)""",
         run=run.id,
