@@ -8,8 +8,10 @@ import datetime as dt
 import uuid
 
 import pytest
+import requests
 import sqlalchemy as sa
 
+from sandbox.bank.app import stop_background_work
 from services.accounts.adapters.orm import LedgerCase, OutboxMessage, Payout
 from services.accounts.service_layer.commission_payouts import run_commission_payout_schedules
 from shared.auth.scopes import Role
@@ -19,6 +21,7 @@ from shared.partner_ports import PartnerRegistry
 from tests.fakes import FakeTransferBank
 from tests.integration.conftest import MARKETPLACE, OTHER_MARKETPLACE
 from tests.integration.test_ledger_postings import assert_ledger_sound, entries, lines_of, release_all
+from tests.integration.test_payouts import live as live_stack
 from tests.ledger_support import (
     LedgerDriver,
     callback_body,
@@ -26,10 +29,12 @@ from tests.ledger_support import (
     refund_succeeded,
     signed,
 )
+from tests.support import wait_until
 
 PARTNER_BANK = "banque_populaire"
 OPERATOR = "cli_test_operator"
 MARKETPLACE_RIB = make_rib("230", "780", "0000004444555566")
+live = live_stack  # the bank sandbox and accounts as HTTP servers calling each other (test_payouts)
 
 
 @pytest.fixture
@@ -381,6 +386,31 @@ def test_a_reserve_below_zero_is_listed_and_opens_one_case(client, auth, ledger)
     assert [(case.cause_id, case.status) for case in cases] == [(MARKETPLACE, "open")]
     assert cases[0].details["balance"] == {"amount": -1_000, "currency": "MAD"}
 
+    # Funded back to zero (here by an operator's adjustment; in production a top-up recognised in the
+    # bank statement), the reserve's case is resolved, and a later shortfall opens a new one.
+    funded = client.post(
+        "/v1/ledger/adjustments",
+        json={
+            "reason": "Reserve top-up received by transfer",
+            "lines": [
+                {"owner_type": "platform", "owner_id": "platform", "kind": "bank:145", "amount": 1_500},
+                {"owner_type": "marketplace", "owner_id": MARKETPLACE, "kind": "reserve", "amount": -1_500},
+            ],
+        },
+        headers=auth(),
+    )
+    assert funded.status_code == 201 and funded.json["status"] == "posted", funded.json
+    assert client.get("/v1/ledger/reserves?below_zero=true", headers=auth()).json["data"] == []
+    ledger.deliver(refund_succeeded(artisan_id, payment.data["payment_id"], 200, 0))
+    with ledger.context.session_factory() as session:
+        cases = session.scalars(
+            sa.select(LedgerCase)
+            .where(LedgerCase.kind == "reserve_below_zero")
+            .order_by(LedgerCase.created_at)
+        ).all()
+    assert [case.status for case in cases] == ["resolved", "open"]
+    assert cases[0].details["resolution"] == "reserve_funded"
+
 
 # --- integrity -------------------------------------------------------------------------------------
 
@@ -399,3 +429,42 @@ def test_integrity_reports_a_gateway_receivable_below_zero(client, auth, ledger)
     assert report["ok"] is False
     [difference] = [d for d in report["differences"] if d["check"] == "gateway_receivable_not_negative"]
     assert (difference["expected"], difference["actual"]) == (0, -300)
+
+
+# --- against the bank sandbox, over real HTTP ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rib", "status", "commission_after"),
+    [
+        (MARKETPLACE_RIB, "paid", 0),
+        (make_rib("230", "780", "0000000000000001"), "failed", 3_000),  # the sandbox's closed account
+    ],
+)
+def test_a_commission_payout_through_the_sandbox_bank(live, auth, rib, status, commission_after):
+    earn_commission(live.ledger, 3_000)
+    headers = auth(Role.MARKETPLACE, client_id=MARKETPLACE)
+    registered = requests.put(
+        f"{live.url}{settings_url(MARKETPLACE, 'payout-account')}",
+        json={"rib": rib, "holder_name": "Souk Digital SARL"},
+        headers=headers,
+        timeout=10,
+    )
+    assert registered.status_code == 200, registered.text
+    response = requests.post(
+        f"{live.url}{settings_url(MARKETPLACE, 'commission-payouts')}", json={}, headers=auth(), timeout=10
+    )
+    assert response.status_code == 201, response.text
+    payout_id = response.json()["id"]
+
+    def settled() -> dict | None:
+        shown = requests.get(f"{live.url}/v1/payouts/{payout_id}", headers=headers, timeout=10).json()
+        return shown if shown["status"] in ("paid", "failed") else None
+
+    payout = wait_until(settled, timeout=15, interval=0.1, message="the sandbox bank's callback")
+    stop_background_work(live.sandbox)
+    assert payout["status"] == status
+    assert commission(live.ledger) == commission_after
+    assert live.ledger.shown("platform", "platform", "payouts_in_transit") == 0
+    assert live.ledger.shown("platform", "platform", "bank:145") == (-3_000 if status == "paid" else 0)
+    assert_ledger_sound(live.ledger)

@@ -365,3 +365,24 @@ def open_reserve_case_exists(session: Session, marketplace_id: str) -> bool:
         )
         is not None
     )
+
+
+def resolve_open_reserve_case(session: Session, marketplace_id: str, *, entry_id: str, at: Any) -> None:
+    """The marketplace's reserve is back at zero or above: its open case is resolved by ``entry_id``."""
+    case = session.scalar(
+        sa.select(LedgerCase)
+        .where(
+            LedgerCase.kind == "reserve_below_zero",
+            LedgerCase.cause_id == marketplace_id,
+            LedgerCase.status == "open",
+        )
+        .with_for_update()
+    )
+    if case is not None:
+        case.status = "resolved"
+        case.details = {
+            **case.details,
+            "resolved_at": at.isoformat(),
+            "resolution": "reserve_funded",
+            "resolved_by_entry_id": entry_id,
+        }

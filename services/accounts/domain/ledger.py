@@ -15,8 +15,8 @@ or a marketplace) holds a negative number; ``shown_balance`` turns it the way pe
     platform     payouts_in_transit          credit   payouts sent, not yet confirmed paid
     platform     disputes_held               credit   artisans' funds held during disputes
     platform     gateway_fees                debit    what the gateway charges (expense)
+    platform     bank_fees                   debit    what the bank charges (expense)
     platform     revenue                     credit   Hirfa's own income
-    platform     bank_fees                   debit    what the client-funds banks charge (expense)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ PLATFORM_OWNER = "platform"
 
 _DEBIT_NORMAL_PREFIXES = ("gateway_receivable:", "bank:")
 _DEBIT_NORMAL_KINDS = {"gateway_fees", "bank_fees"}
-PLATFORM_KINDS = ("payouts_in_transit", "disputes_held", "gateway_fees", "revenue", "bank_fees")
+PLATFORM_KINDS = ("payouts_in_transit", "disputes_held", "gateway_fees", "bank_fees", "revenue")
 
 
 @dataclasses.dataclass(frozen=True, order=True)

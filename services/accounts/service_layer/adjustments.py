@@ -44,7 +44,7 @@ from services.accounts.service_layer.posting import post
 from shared.auth import Principal
 from shared.db import UnitOfWork, utcnow
 from shared.errors import Conflict, Forbidden, IdempotencyKeyReuse, NotFound, ValidationFailed
-from shared.events import make_event
+from shared.events import Event, make_event
 from shared.ids import new_id
 from shared.pagination import Page, paginate
 
@@ -240,7 +240,7 @@ def _adjustment_posted(uow: UnitOfWork, adjustment: LedgerAdjustment) -> None:
     uow.add_event(_event("accounts.ledger.adjustment_posted", adjustment))
 
 
-def _event(event_type: str, adjustment: LedgerAdjustment):
+def _event(event_type: str, adjustment: LedgerAdjustment) -> Event:
     data: dict[str, Any] = {
         "adjustment_id": adjustment.id,
         "kind": adjustment.kind,

@@ -25,6 +25,7 @@ import logging
 from collections.abc import Callable
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from services.accounts.adapters import ledger, marketplaces, payouts
 from services.accounts.adapters.orm import Payout
@@ -62,7 +63,7 @@ class RequestCommissionPayout:
     idempotency_key: str | None = None
 
 
-def commission_balance(session, marketplace_id: str, currency: str) -> int:
+def commission_balance(session: Session, marketplace_id: str, currency: str) -> int:
     """What the platform owes the marketplace in commission (read, not locked)."""
     return ledger.shown_if_open(session, marketplace(marketplace_id, "commission"), currency)
 

@@ -129,14 +129,18 @@ def _watch_reserves(
     entry_id: str,
 ) -> None:
     """A marketplace reserve this entry left below zero is a receivable from the marketplace: open a
-    ``reserve_below_zero`` case for it, unless one is open already. Costs nothing unless a reserve
-    moved (payments never touch one), and one query when it went below zero."""
+    ``reserve_below_zero`` case for it, unless one is open already; an entry that brings it back to
+    zero or above (a top-up, a won dispute's return) resolves the open case. Costs nothing unless a
+    reserve moved (payments never touch one), and one query when it crossed zero."""
     for ref, amount in amounts.items():
         if ref.owner_type != "marketplace" or ref.kind != "reserve":
             continue
         locked = accounts[ref]
+        before = shown_balance(locked.balance, locked.normal_side)
         after = shown_balance(locked.balance + amount, locked.normal_side)
-        if after < 0 and not ledger.open_reserve_case_exists(uow.session, ref.owner_id):
+        if before < 0 <= after:
+            ledger.resolve_open_reserve_case(uow.session, ref.owner_id, entry_id=entry_id, at=utcnow())
+        elif after < 0 and not ledger.open_reserve_case_exists(uow.session, ref.owner_id):
             uow.session.add(
                 LedgerCase(
                     id=new_id("lc"),
@@ -144,13 +148,16 @@ def _watch_reserves(
                     status="open",
                     cause="reserve",
                     cause_id=ref.owner_id,
-                    event_id=posting.event_id,
+                    # About the marketplace, not the event whose entry drew the reserve (that event
+                    # was posted and is done); the entry that did is in the details.
+                    event_id=None,
                     artisan_id=None,
                     details={
                         "marketplace_id": ref.owner_id,
                         "balance": {"amount": after, "currency": posting.currency},
                         "entry_id": entry_id,
                         "posting_key": posting.posting_key,
+                        "event_id": posting.event_id,
                     },
                     created_at=utcnow(),
                 )
