@@ -173,6 +173,16 @@ def test_unmatched_items_after_n_days(client, auth, context, readers):
     ).json
     assert [i["object_id"] for i in page["data"] + rest["data"]] == ["pay_unknown_1", "pay_unknown_2"]
     assert client.get("/v1/reconciliation/items?unmatched_after_days=3", headers=auth()).json["data"] == []
+    # A break someone resolved is explained: it leaves the list.
+    case_id = page["data"][0]["case_id"]
+    resolved = client.post(
+        f"/v1/reconciliation/cases/{case_id}/resolve",
+        json={"note": "a test charge", "run_id": page["data"][0]["run_id"]},
+        headers=auth(key=True),
+    )
+    assert resolved.status_code == 200
+    left = client.get("/v1/reconciliation/items?unmatched_after_days=0", headers=auth()).json["data"]
+    assert [i["object_id"] for i in left] == ["pay_unknown_2"]
 
 
 def test_cases_are_listed_filtered_assigned_noted_and_resolved(client, auth, context, ledger, readers):

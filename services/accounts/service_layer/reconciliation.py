@@ -48,13 +48,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.accounts.adapters.orm import ArtisanOwner, JournalEntry, LedgerAccount, Payout
-from services.accounts.adapters.reconciliation_orm import ReconFile, ReconItem, ReconRun
+from services.accounts.adapters.reconciliation_orm import ReconCase, ReconFile, ReconItem, ReconRun
 from services.accounts.domain.ledger import bank as bank_account
 from services.accounts.domain.payouts import PayoutStatus, payee_account
 from services.accounts.domain.ports import FileStore
 from services.accounts.domain.postings import Posting
 from services.accounts.domain.reconciliation import (
     BREAK_STATES,
+    OPEN_CASE_STATES,
     FeeSchedule,
     ItemKind,
     ItemSource,
@@ -1082,14 +1083,21 @@ def unmatched_items(
     starting_after: str | None,
     today: dt.date | None = None,
 ) -> dict[str, Any]:
-    """Items in a break state (not healed) whose day is at least ``after_days`` days ago."""
+    """Items in a break state (not healed, their case still open) whose day is at least
+    ``after_days`` days ago."""
     today = today or utcnow().date()
     with uow:
         session = uow.session
         assert session is not None
-        query = sa.select(ReconItem).where(
-            ReconItem.state.in_([str(state) for state in BREAK_STATES]),
-            ReconItem.value_date <= today - dt.timedelta(days=after_days),
+        query = (
+            sa.select(ReconItem)
+            .outerjoin(ReconCase, ReconCase.id == ReconItem.case_id)
+            .where(
+                ReconItem.state.in_([str(state) for state in BREAK_STATES]),
+                ReconItem.value_date <= today - dt.timedelta(days=after_days),
+                # A break a person closed (resolved, written off) is explained: left out.
+                sa.or_(ReconCase.id.is_(None), ReconCase.state.in_([str(s) for s in OPEN_CASE_STATES])),
+            )
         )
         bank = _visible_bank(principal)
         if bank is not None:
