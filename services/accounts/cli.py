@@ -19,6 +19,7 @@ from services.accounts.service_layer.money_events import make_money_handlers, re
 from services.accounts.service_layer.parked_events import make_after_batch, post_all_parked_events
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
 from services.accounts.service_layer.projections import make_handlers
+from services.accounts.service_layer.recon_cases import close_approved_write_offs
 from services.accounts.service_layer.recon_fetch import fetch_days_now, fetch_due_days
 from services.accounts.service_layer.reconciliation import RunRequest, import_file
 from shared.logging import configure_logging
@@ -68,6 +69,7 @@ def worker(once: bool) -> None:
         ("automatic payouts created", lambda: run_payout_schedules(uow_factory, settings)),
         ("commission payouts created", lambda: run_commission_payout_schedules(uow_factory, settings)),
         ("payouts synced with the bank", lambda: sync_payouts(uow_factory, settings)),
+        ("approved write-offs closed", lambda: close_approved_write_offs(uow_factory)),
         (
             "reconciliation files fetched",
             lambda: fetch_due_days(uow_factory, context.reconciliation, *_reconciliation_sources(context)),

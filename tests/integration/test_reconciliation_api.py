@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from services.accounts.service_layer import recon_cases, reconciliation
+from services.accounts.service_layer.adjustments import approve_adjustment
 from services.accounts.service_layer.recon_readers import UnreadableFile
 from shared.auth.principal import Principal
 from shared.auth.scopes import ROLE_SCOPES, Role
@@ -273,6 +274,16 @@ def test_a_write_off_above_the_threshold_waits_for_a_second_operator(client, aut
     assert proposed.json["state"] == "investigating"
     [step] = [h for h in proposed.json["history"] if h["action"] == "write_off_proposed"]
     assert step["detail"]["status"] == "pending_approval"
+    assert recon_cases.close_approved_write_offs(context.uow_factory) == 0
+
+    second = Principal("cli_second_operator", Role.OPERATOR, ROLE_SCOPES[Role.OPERATOR], "t")
+    approve_adjustment(context.uow_factory(), step["detail"]["adjustment_id"], second)
+    assert recon_cases.close_approved_write_offs(context.uow_factory) == 1
+    closed = client.get(f"/v1/reconciliation/cases/{case['id']}", headers=auth()).json
+    assert closed["state"] == "written_off"
+    assert closed["resolution"]["adjustment_id"] == step["detail"]["adjustment_id"]
+    assert closed["history"][-1]["actor"] == "cli_second_operator"
+    assert recon_cases.close_approved_write_offs(context.uow_factory) == 0
 
 
 def test_without_adjustments_a_write_off_is_unavailable_and_adjustment_posted_closes_a_case(

@@ -7,7 +7,8 @@ A case opens ``open`` (one per break item, or one ``balance_mismatch`` per state
 balance is not the ledger's). Assigning it makes it ``investigating``. It ends ``resolved``: linked
 to what explains it (a later run, an item, a journal entry: a manual match), or healed by a later
 run that matched what it is about; or ``written_off``: an adjustment (``adjustments.propose_adjustment``,
-four-eyes above the threshold) was posted for it, and ``adjustment_posted`` records that.
+four-eyes above the threshold) was posted for it, and ``adjustment_posted`` records that (at once
+below the threshold; after a second operator's approval, the worker's ``close_approved_write_offs``).
 
 Every change writes a history row and, for opening and resolving, an event on ``accounts.events``.
 """
@@ -21,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.accounts.adapters.orm import JournalEntry
+from services.accounts.adapters.orm import JournalEntry, LedgerAdjustment
 from services.accounts.adapters.reconciliation_orm import ReconCase, ReconCaseEvent, ReconItem, ReconRun
 from services.accounts.domain.ledger import AccountRef
 from services.accounts.domain.reconciliation import (
@@ -453,3 +454,29 @@ def adjustment_posted(uow: UnitOfWork, adjustment_id: str, case_id: str, entry_i
     if case.state not in OPEN_CASE_STATES:
         return
     _resolve(uow, case, actor, CaseState.WRITTEN_OFF, {"adjustment_id": adjustment_id, "entry_id": entry_id})
+
+
+def close_approved_write_offs(uow_factory: Callable[[], UnitOfWork]) -> int:
+    """Write off the cases whose write-off adjustment a second operator has approved since (the
+    worker's pass; calling ``adjustment_posted`` again for one already closed changes nothing).
+    How many were closed."""
+    with uow_factory() as uow:
+        session = uow.session
+        assert session is not None
+        approved = session.execute(
+            sa.select(
+                LedgerAdjustment.id,
+                LedgerAdjustment.case_id,
+                LedgerAdjustment.entry_id,
+                LedgerAdjustment.decided_by,
+            )
+            .join(ReconCase, ReconCase.id == LedgerAdjustment.case_id)
+            .where(
+                LedgerAdjustment.status == "posted",
+                ReconCase.state.in_([str(state) for state in OPEN_CASE_STATES]),
+            )
+        ).all()
+        for adjustment_id, case_id, entry_id, decided_by in approved:
+            adjustment_posted(uow, adjustment_id, case_id, entry_id or "", decided_by or SYSTEM)
+        uow.commit()
+        return len(approved)
