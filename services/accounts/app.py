@@ -14,6 +14,7 @@ from services.accounts.api import (
     ledger,
     marketplaces,
     payouts,
+    reconciliation,
 )
 from services.accounts.bootstrap import bootstrap, require_statement_key
 from services.accounts.config import AccountsConfig
@@ -37,6 +38,8 @@ def create_app(config: AccountsConfig | None = None, **adapters: Any) -> Flask:
                 *income_statements.blueprints,
                 marketplaces.blp,
                 adjustments.blp,
+                reconciliation.blp,
             ],
+            upload_endpoints={reconciliation.UPLOAD_ENDPOINT: context.config.reconciliation_max_upload_bytes},
         )
     )

@@ -33,7 +33,8 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
     # An artisan reads their own data and may ask for payouts of their own available balance; with
     # ``self:write`` they upload their own KYC documents and link their own bank accounts.
     Role.ARTISAN: frozenset({"self:read", "self:write", "payouts:request"}),
-    # Back-office staff who run the ledger: integrity checks, cases, payouts on an artisan's behalf.
+    # Back-office staff who run the ledger: integrity checks, cases, payouts on an artisan's behalf,
+    # and reconciliation (runs, cases: reading and acting).
     Role.OPERATOR: frozenset(
         {
             "ledger:read",
@@ -43,6 +44,8 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "artisans:read",
             # List and revoke an artisan's signed-in devices (a lost or stolen phone).
             "devices:manage",
+            "reconciliation:read",
+            "reconciliation:operate",
         }
     ),
 }

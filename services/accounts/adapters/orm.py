@@ -350,3 +350,7 @@ class InboxMessage(InboxMixin, Base):
 
 class IdempotencyKey(IdempotencyKeyMixin, Base):
     pass
+
+
+# Reconciliation's tables live beside these, on the same Base (imported last: it imports Base).
+from services.accounts.adapters import reconciliation_orm as reconciliation_orm  # noqa: E402

@@ -2,11 +2,13 @@
 
 A payout only ever moves forward:
 
-    pending ──> in_transit ──> paid
+    pending ──> in_transit ──> paid ──> returned
                           └──> failed
 
 ``pending``: saved with its ledger entry, the bank has not accepted it yet. ``in_transit``: the bank
-has it. ``paid`` and ``failed`` are final. Answers from the bank (callbacks, polls, replies to a
+has it. ``failed`` is final; so is ``returned``: the bank paid it, then the beneficiary's bank sent it
+back (a returned item on the client-funds statement, found by reconciliation), and the funds are the
+artisan's again. Answers from the bank (callbacks, polls, replies to a
 submission) may arrive twice or out of order; one that would move a payout backwards or sideways is
 ignored, so a late ``pending`` never undoes a ``paid``.
 """
@@ -38,9 +40,16 @@ class PayoutStatus(enum.StrEnum):
     IN_TRANSIT = "in_transit"
     PAID = "paid"
     FAILED = "failed"
+    RETURNED = "returned"
 
 
-_STAGE = {PayoutStatus.PENDING: 0, PayoutStatus.IN_TRANSIT: 1, PayoutStatus.PAID: 2, PayoutStatus.FAILED: 2}
+_STAGE = {
+    PayoutStatus.PENDING: 0,
+    PayoutStatus.IN_TRANSIT: 1,
+    PayoutStatus.PAID: 2,
+    PayoutStatus.FAILED: 2,
+    PayoutStatus.RETURNED: 3,
+}
 
 # What the bank's transfer statuses mean for a payout.
 STATUS_FROM_BANK = {

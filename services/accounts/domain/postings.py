@@ -36,7 +36,7 @@ EntryLine = tuple[AccountRef, int]
 class Posting:
     """A journal entry to post, once: ``posting_key`` names the movement."""
 
-    cause: str  # payment, refund, dispute, release, payout, settlement, adjustment
+    cause: str  # payment, refund, dispute, release, payout, settlement, adjustment, bank_statement
     cause_id: str
     posting_key: str
     description: str

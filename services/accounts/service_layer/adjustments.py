@@ -40,6 +40,7 @@ from services.accounts.adapters.orm import LedgerAdjustment
 from services.accounts.domain.artisan_rules import BalanceRuleViolation
 from services.accounts.domain.ledger import AccountRef, UnbalancedEntry, is_known_account
 from services.accounts.domain.postings import EntryLine, Posting, net_amounts, reversal_lines
+from services.accounts.service_layer import recon_cases
 from services.accounts.service_layer.posting import post
 from shared.auth import Principal
 from shared.db import UnitOfWork, utcnow
@@ -238,6 +239,12 @@ def _adjustment_posted(uow: UnitOfWork, adjustment: LedgerAdjustment) -> None:
     the ``accounts.ledger.adjustment_posted`` event. The place to tell whatever the adjustment
     resolves (``adjustment.case_id``: a reconciliation case) that it is done."""
     uow.add_event(_event("accounts.ledger.adjustment_posted", adjustment))
+    if adjustment.case_id and adjustment.decided_by is not None:
+        # Approved by a second operator: the write-off's case is closed in this same transaction.
+        # (One posted at once is closed by the write-off itself, after it has noted the proposal.)
+        recon_cases.adjustment_posted(
+            uow, adjustment.id, adjustment.case_id, adjustment.entry_id or "", adjustment.decided_by
+        )
 
 
 def _event(event_type: str, adjustment: LedgerAdjustment) -> Event:
