@@ -58,7 +58,9 @@ def create_app(config: ConsoleConfig | None = None, **adapters: Any) -> Flask:
             "staff": g.get("staff"),
         }
 
+    # No database, no broker: alive is ready (a service that does not answer shows on its page).
     @app.get("/healthz")
+    @app.get("/readyz")
     def healthz() -> tuple[str, int, dict[str, str]]:
         return "ok", 200, {"Content-Type": "text/plain"}
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Self
 
 from shared.config import (
+    CONSOLE_PORT,
     SERVICE_PORTS,
     ConfigError,
     _coerce,
@@ -21,7 +22,7 @@ from shared.config import (
     secret_field,
 )
 
-CONSOLE_PORT = 8004
+__all__ = ["CONSOLE_PORT", "LANGUAGES", "ConsoleConfig", "load_config"]
 LANGUAGES = ("fr", "en", "ar")
 # Development only: production must set its own (see validate).
 DEVELOPMENT_SECRET_KEY = "development-console-secret-key-not-for-production"
