@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 # The stack on embedded defaults: SQLite under var/, the embedded broker on 9092; payments' proceeds
 # stay pending for one minute (production: ACCOUNTS_PENDING_HOLD_SECONDS, default three days).
-RUN_ENV := ONBOARDING_DEMO_CLIENTS=true LOG_JSON=false ACCOUNTS_PENDING_HOLD_SECONDS=$${ACCOUNTS_PENDING_HOLD_SECONDS:-60} KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$${BROKER_PORT:-9092}
+RUN_ENV := ONBOARDING_DEMO_CLIENTS=true ONBOARDING_DEMO_STAFF=true LOG_JSON=false ACCOUNTS_PENDING_HOLD_SECONDS=$${ACCOUNTS_PENDING_HOLD_SECONDS:-60} KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$${BROKER_PORT:-9092}
 
 .PHONY: install browsers run migrate test test-unit lint validate-deploy bench clean
 

@@ -127,6 +127,23 @@ def demo_client_lines(onboarding_url: str) -> list[str]:
     return lines
 
 
+def demo_staff_lines(onboarding_url: str) -> list[str]:
+    """The demo staff's sign-in (ONBOARDING_DEMO_STAFF, which production refuses)."""
+    from services.onboarding.cli import DEMO_STAFF, DEMO_STAFF_PASSWORD
+    from services.onboarding.config import load_config as onboarding_config
+
+    if not onboarding_config().demo_staff:
+        return []
+    lines = [
+        "",
+        f"  Demo staff (POST {onboarding_url}/v1/staff-sessions), password {DEMO_STAFF_PASSWORD},"
+        " TOTP codes from the secret (pyotp.TOTP(secret).now()):",
+    ]
+    for email, name, roles, secret in DEMO_STAFF:
+        lines.append(f"    {','.join(roles):<13} {email:<32} {secret}  {name}")
+    return lines
+
+
 @stack.command("wait-ready")
 @click.option("--timeout", default=60, show_default=True, help="Seconds to wait for every /readyz.")
 @click.option("--stay/--exit", default=True, help="Keep running after printing (for the Procfile).")
@@ -147,6 +164,7 @@ def wait_ready(timeout: int, stay: bool) -> None:
         lines.append(f"  {name:<11} {url}   docs {url}/docs   openapi {url}/openapi.json")
     lines.append(f"  {'console':<11} {console}   the back office for compliance officers and operators")
     lines += demo_client_lines(urls["onboarding"])
+    lines += demo_staff_lines(urls["onboarding"])
     lines += [
         "",
         f"  Sandboxes: M2T gateway http://{host}:{os.environ.get('M2T_SANDBOX_PORT', 8010)} (test cards and phones"

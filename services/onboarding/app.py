@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from services.onboarding.api import artisan_sessions, artisans, bank_accounts, kyc, oauth, reviews
+from services.onboarding.api import artisan_sessions, artisans, bank_accounts, kyc, oauth, reviews, staff
 from services.onboarding.bootstrap import bootstrap
 from services.onboarding.config import OnboardingConfig
 from shared.app import create_service_app
@@ -27,6 +27,7 @@ def create_app(config: OnboardingConfig | None = None, **adapters: Any) -> Flask
                 reviews.blp,
                 bank_accounts.blp,
                 artisan_sessions.blp,
+                staff.blp,
             ],
             form_endpoints={"oauth.token"},
             upload_endpoints={"kyc.Documents": context.config.max_document_bytes},

@@ -23,6 +23,7 @@ from services.onboarding.service_layer.artisans import TierPolicy
 from services.onboarding.service_layer.bank_accounts import BankAccountSettings
 from services.onboarding.service_layer.phone import OtpPolicy
 from services.onboarding.service_layer.screening import ScreeningIndexCache, ScreeningSources
+from services.onboarding.service_layer.staff import StaffPolicy
 from shared.auth.keys import SigningKeyStore
 from shared.auth.tokens import TokenIssuer, TokenVerifier
 from shared.context import Models, build_context
@@ -51,6 +52,7 @@ def bootstrap(
         max_attempts=config.otp_max_attempts,
         max_sends_per_hour=config.otp_max_sends_per_hour,
     )
+    cipher = EnvelopeCipher(_document_keyring(config))
     return build_context(
         config,
         MODELS,
@@ -62,7 +64,8 @@ def bootstrap(
         otp=otp,
         sign_in=_sign_in_policy(config, keys, otp),
         sms=sms or make_sms_sender(config),
-        cipher=EnvelopeCipher(_document_keyring(config)),
+        cipher=cipher,
+        staff=_staff_policy(config, keys, cipher),
         screening=ScreeningIndexCache(),
         bank_accounts=BankAccountSettings(
             partners=bank_partners or _bank_partners(config),
@@ -86,6 +89,20 @@ def _sign_in_policy(config: OnboardingConfig, keys: SigningKeyStore, otp: OtpPol
         retry_grace=dt.timedelta(seconds=config.refresh_token_retry_grace_seconds),
         max_starts_per_ip_per_hour=config.sign_in_max_starts_per_ip_per_hour,
         min_response=dt.timedelta(milliseconds=config.sign_in_min_response_ms),
+    )
+
+
+def _staff_policy(config: OnboardingConfig, keys: SigningKeyStore, cipher: EnvelopeCipher) -> StaffPolicy:
+    # TOTP secrets are sealed with the document master keys: one key ring to guard and rotate.
+    return StaffPolicy(
+        issuer=TokenIssuer(keys, config.token_issuer, config.staff_token_ttl_seconds),
+        cipher=cipher,
+        lockout=LockoutPolicy(
+            max_failed_codes=config.staff_max_failed_sign_ins,
+            window=dt.timedelta(seconds=config.staff_failure_window_seconds),
+            lockout=dt.timedelta(seconds=config.staff_lockout_seconds),
+        ),
+        enrolment_ttl=dt.timedelta(hours=config.staff_enrolment_ttl_hours),
     )
 
 

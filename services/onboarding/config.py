@@ -69,6 +69,18 @@ class OnboardingConfig(BankPartnerClientConfig):
     # who is registered); keep it above the SMS provider's usual latency.
     sign_in_min_response_ms: int = 300
 
+    # Staff signing in with email, password and TOTP (POST /v1/staff-sessions).
+    staff_token_ttl_seconds: int = public_field(900)
+    # This many failed sign-ins (wrong password or code) within the window lock the account.
+    staff_max_failed_sign_ins: int = 5
+    staff_failure_window_seconds: int = 900
+    staff_lockout_seconds: int = 900
+    # How long an enrolment token (printed by `staff create`, or given at a first sign-in) lasts.
+    staff_enrolment_ttl_hours: int = 72
+    # Create the documented demo staff, already enrolled with published TOTP secrets, at
+    # `hirfa stack init` (development stacks only; production refuses it).
+    demo_staff: bool = False
+
     # Documents: master keys for envelope encryption. Development keeps key files under var/;
     # production passes "kid:base64key,…" in DOCUMENT_MASTER_KEYS (the last one is active).
     document_keys_dir: str = public_field("")
@@ -135,6 +147,8 @@ class OnboardingConfig(BankPartnerClientConfig):
             raise self.refuse(
                 "sanctions_list_max_age_hours", "and PEP_LIST_MAX_AGE_HOURS must not be negative"
             )
+        if self.staff_max_failed_sign_ins < 1 or self.staff_lockout_seconds < 1:
+            raise self.refuse("staff_max_failed_sign_ins", "and STAFF_LOCKOUT_SECONDS must be positive")
         if self.screening_list_timeout_seconds <= 0:
             raise self.refuse("screening_list_timeout_seconds", "must be positive")
         if self.is_production:
@@ -148,6 +162,11 @@ class OnboardingConfig(BankPartnerClientConfig):
         if self.demo_clients:
             raise self.refuse(
                 "demo_clients", "must be off in production: demo clients have published secrets"
+            )
+        if self.demo_staff:
+            raise self.refuse(
+                "demo_staff",
+                "must be off in production: demo staff have published passwords and TOTP secrets",
             )
         if self.sms_backend == "file":
             raise self.refuse(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 
 class Role(enum.StrEnum):
@@ -11,6 +12,9 @@ class Role(enum.StrEnum):
     COMPLIANCE = "compliance"
     ARTISAN = "artisan"
     OPERATOR = "operator"
+    # A person of the back office signed in with password and TOTP (not an API client): their token
+    # carries the scopes of the roles they hold (compliance, operator or both), and ``sub`` names them.
+    STAFF = "staff"
 
 
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
@@ -42,5 +46,20 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
         }
     ),
 }
+
+# The roles a staff member may hold: their token carries the union of these roles' scopes.
+STAFF_ROLES = (Role.COMPLIANCE, Role.OPERATOR)
+
+
+def staff_scopes(roles: Iterable[Role]) -> frozenset[str]:
+    """The scopes of a staff member holding ``roles`` (each one of ``STAFF_ROLES``)."""
+    held = set(roles)
+    if not held <= set(STAFF_ROLES):
+        raise ValueError(f"a staff member holds only {', '.join(STAFF_ROLES)}")
+    return frozenset().union(*(ROLE_SCOPES[role] for role in held))
+
+
+# At most, a staff token carries every staff role's scopes.
+ROLE_SCOPES[Role.STAFF] = staff_scopes(STAFF_ROLES)
 
 ALL_SCOPES = frozenset().union(*ROLE_SCOPES.values())

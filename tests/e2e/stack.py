@@ -66,6 +66,7 @@ class Stack:
             "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
             "VAR_DIR": str(workdir / "var"),
             "ONBOARDING_DEMO_CLIENTS": "true",
+            "ONBOARDING_DEMO_STAFF": "true",
             "ONBOARDING_PORT": str(self.ports["onboarding"]),
             "PAYMENTS_PORT": str(self.ports["payments"]),
             "ACCOUNTS_PORT": str(self.ports["accounts"]),

@@ -95,6 +95,7 @@ STAND_INS = [
     ("onboarding", "ONBOARDING_PEP_LIST_SOURCE", UNSET),
     ("onboarding", "ONBOARDING_PEP_LIST_MAX_AGE_HOURS", "0"),
     ("onboarding", "ONBOARDING_DEMO_CLIENTS", "true"),
+    ("onboarding", "ONBOARDING_DEMO_STAFF", "true"),
     ("onboarding", "ONBOARDING_OTP_SECRET", UNSET),
     ("onboarding", "ONBOARDING_DOCUMENT_MASTER_KEYS", UNSET),
     # Income statements are signed with a key from a directory the operator provides.

@@ -35,6 +35,7 @@ from shared.pagination import Page, paginate
 
 # Bank partners hold ``payouts:write`` but only read payouts: the bank executes what operators and
 # artisans ask for, and tells us the outcome through signed callbacks, never through this API.
+# (An operator is an operator API client or a staff member holding the operator role.)
 PAYOUT_REQUESTERS = (Role.ARTISAN, Role.OPERATOR)
 
 
@@ -49,7 +50,7 @@ class RequestPayout:
 
 
 def ensure_may_request_payouts(principal: Principal) -> None:
-    if principal.role not in PAYOUT_REQUESTERS:
+    if not any(principal.acts_as(role) for role in PAYOUT_REQUESTERS):
         raise Forbidden(
             "Payouts are requested by the artisan or an operator; bank partners read them.",
             code="role_not_allowed",

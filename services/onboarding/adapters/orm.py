@@ -281,6 +281,44 @@ class ArtisanRefreshToken(Base):
     revoked_reason: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
 
 
+class StaffMember(Base):
+    """A person of the back office: a compliance officer, an operator, or both.
+
+    The password is kept as an argon2id hash; the TOTP secret encrypted at rest like KYC documents
+    (AES-256-GCM under a data key wrapped by a document master key, bound to this row); the
+    enrolment token as its SHA-256. None of them is ever shown again or logged.
+    """
+
+    __tablename__ = "staff_members"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    # Trimmed and lower-cased before it is stored, so unique means unique case-insensitively.
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    # The staff roles held: ["compliance"], ["operator"] or both.
+    roles: Mapped[list] = mapped_column(sa.JSON)
+    password_hash: Mapped[str] = mapped_column(sa.String(200))
+    # The TOTP secret, sealed (None until enrolment starts). While ``enrolled_at`` is None it is a
+    # secret being enrolled, not yet a second factor.
+    totp_key_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, index=True)
+    totp_wrapped_key: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    totp_nonce: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    totp_ciphertext: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    # The time step of the last code accepted: a code of that step or earlier is never taken again.
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    enrolled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    enrolment_token_hash: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, unique=True)
+    enrolment_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # active | disabled
+    status: Mapped[str] = mapped_column(sa.String(20), default="active")
+    failed_attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    failure_window_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_signed_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
 class OutboxMessage(OutboxMixin, Base):
     pass
 
