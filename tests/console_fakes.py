@@ -89,6 +89,7 @@ class FakeStaffAuth:
     def __init__(self) -> None:
         self.not_enrolled: set[str] = set()
         self.enrolment_tokens: dict[str, str] = {}
+        self.enrolments_started = 0
 
     def sign_in(self, email: str, password: str, totp_code: str) -> StaffSession:
         staff = STAFF.get(email)
@@ -104,6 +105,7 @@ class FakeStaffAuth:
     def start_enrolment(self, enrolment_token: str) -> Enrolment:
         if enrolment_token not in self.enrolment_tokens:
             raise ApiError(401, "invalid_enrolment_token")
+        self.enrolments_started += 1
         return Enrolment(
             otpauth_uri="otpauth://totp/Hirfa:amina?secret=JBSWY3DPEHPK3PXP&issuer=Hirfa",
             secret="JBSWY3DPEHPK3PXP",

@@ -1,14 +1,8 @@
-"""What the console's browser tests need besides the stack: the demo staff, their TOTP codes, a
-small page on another origin (to forge a form post), and images to upload as documents.
-
-``FakeStaffSignIn`` speaks the staff sign-in interface of issue 14 (``POST /v1/staff-sessions``,
-``/v1/staff-enrolments`` and ``/confirm``) for as long as onboarding does not: each demo person
-is backed by a demo API client of the same role, so the tokens are onboarding's own.
-"""
+"""What the console's browser tests need besides the stack: the demo staff's TOTP codes, a small
+page on another origin (to forge a form post from), and images to upload as documents."""
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 import threading
 import time
@@ -17,96 +11,35 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pyotp
-import requests
-from flask import Flask, jsonify, request
+from flask import Flask, request
 from werkzeug.serving import make_server
 
+from services.onboarding.cli import DEMO_STAFF, DEMO_STAFF_PASSWORD
 from tests.support import free_port
 
-STAFF_PASSWORD = "demo-staff-password"
+STAFF_PASSWORD = DEMO_STAFF_PASSWORD
+TOTP_SECRETS = {email: secret for email, _name, _roles, secret in DEMO_STAFF}
+NAMES = {email: name for email, name, _roles, _secret in DEMO_STAFF}
+
+_last_step: dict[str, int] = {}
 
 
-@dataclasses.dataclass(frozen=True)
-class DemoStaff:
-    email: str
-    name: str
-    roles: tuple[str, ...]
-    totp_secret: str
-    client_id: str
-    client_secret: str
-
-
-DEMO_STAFF = {
-    staff.email: staff
-    for staff in (
-        DemoStaff(
-            "amina.compliance@hirfa.test",
-            "Amina Benali",
-            ("compliance",),
-            "JBSWY3DPEHPK3PXPAMINA234",
-            "cli_demo_compliance",
-            "demo-compliance-secret",
-        ),
-        DemoStaff(
-            "youssef.compliance@hirfa.test",
-            "Youssef Alaoui",
-            ("compliance",),
-            "JBSWY3DPEHPK3PXPYOUSSEF2",
-            "cli_demo_compliance_2",
-            "demo-compliance-2-secret",
-        ),
-        DemoStaff(
-            "salma.operator@hirfa.test",
-            "Salma Idrissi",
-            ("operator",),
-            "JBSWY3DPEHPK3PXPSALMA234",
-            "cli_demo_operator",
-            "demo-operator-secret",
-        ),
-    )
-}
-
-_last_code: dict[str, str] = {}
-
-
-def totp_code(email: str) -> str:
-    """A fresh code: never the one this person used last (an issuer may refuse a replayed code)."""
-    totp = pyotp.TOTP(DEMO_STAFF[email].totp_secret)
-    code = totp.now()
-    while code == _last_code.get(email):
+def totp_code(email: str, secret: str | None = None) -> str:
+    """A code onboarding will take: each code is taken once, so a person signing in again within
+    the same 30 seconds uses the next step's code (onboarding accepts one step either side), and
+    waits only when that one is used too."""
+    totp = pyotp.TOTP(secret or TOTP_SECRETS[email])
+    while True:
+        now = int(time.time()) // 30
+        step = max(now - 1, _last_step.get(email, now - 2) + 1)
+        if step <= now + 1:
+            _last_step[email] = step
+            return totp.at(step * 30)
         time.sleep(1)
-        code = totp.now()
-    _last_code[email] = code
-    return code
 
 
-def fake_staff_app(onboarding_url: str) -> Flask:
-    app = Flask("fake_staff_sign_in")
-
-    @app.post("/v1/staff-sessions")
-    def staff_session():
-        body = request.get_json()
-        staff = DEMO_STAFF.get(body.get("email", ""))
-        valid = staff and body.get("password") == STAFF_PASSWORD
-        if not valid or not pyotp.TOTP(staff.totp_secret).verify(body.get("totp_code", ""), valid_window=1):
-            return jsonify(code="invalid_credentials", status=401), 401
-        token = requests.post(
-            f"{onboarding_url}/v1/oauth/token",
-            auth=(staff.client_id, staff.client_secret),
-            data={"grant_type": "client_credentials"},
-            timeout=5,
-        ).json()
-        return jsonify(
-            access_token=token["access_token"],
-            token_type="Bearer",
-            expires_in=token["expires_in"],
-            staff={
-                "id": staff.client_id,
-                "name": staff.name,
-                "email": staff.email,
-                "roles": list(staff.roles),
-            },
-        )
+def other_origin_app() -> Flask:
+    app = Flask("other_origin")
 
     @app.get("/forged")
     def forged_form():

@@ -10,6 +10,8 @@ import json
 import os
 import re
 import secrets
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -19,7 +21,7 @@ import pytest
 import requests
 
 from tests.e2e.conftest import assert_ledger_sound
-from tests.e2e.console_support import DEMO_STAFF, STAFF_PASSWORD, fake_staff_app, png, serve, totp_code
+from tests.e2e.console_support import NAMES, STAFF_PASSWORD, other_origin_app, png, serve, totp_code
 from tests.e2e.stack import Stack
 from tests.support import ROOT, artisan_body, wait_until
 
@@ -46,9 +48,8 @@ sync_api = pytest.importorskip("playwright.sync_api")
 def stack(databases, tmp_path_factory):
     urls = {name: databases.create(f"e2e_{name}") for name in ("onboarding", "payments", "accounts")}
     stack = Stack(tmp_path_factory.mktemp("stack"), urls)
-    with serve(fake_staff_app(stack.urls["onboarding"])) as other_origin:
+    with serve(other_origin_app()) as other_origin:
         stack.other_origin = other_origin
-        stack.env["CONSOLE_STAFF_AUTH_URL"] = other_origin
         stack.init()
         stack.start_all()
         try:
@@ -87,6 +88,34 @@ def new_page(browser, **options):
     return context.new_page()
 
 
+class People:
+    """Each demo person signs in once per module (a TOTP code is taken once: signing in again and
+    again would mean waiting for new codes); later pages reuse their session cookie."""
+
+    def __init__(self, stack: Stack, browser) -> None:
+        self.stack, self.browser = stack, browser
+        self.states: dict[str, dict] = {}
+        self.sessions: dict[str, dict] = {}
+
+    def page(self, email: str):
+        if email in self.states:
+            return new_page(self.browser, storage_state=self.states[email])
+        page = new_page(self.browser)
+        sign_in(page, self.stack, email)
+        self.states[email] = page.context.storage_state()
+        return page
+
+    def session(self, email: str) -> dict:
+        if email not in self.sessions:
+            self.sessions[email] = staff_session(self.stack, email)
+        return self.sessions[email]
+
+
+@pytest.fixture(scope="module")
+def people(stack, browser):
+    return People(stack, browser)
+
+
 def sign_in(page, stack: Stack, email: str) -> None:
     page.goto(f"{stack.console_url}/sign-in")
     page.fill("#email", email)
@@ -94,7 +123,7 @@ def sign_in(page, stack: Stack, email: str) -> None:
     page.fill("#totp_code", totp_code(email))
     page.click("form.stack button[type=submit]")
     page.wait_for_url(f"{stack.console_url}/")
-    assert DEMO_STAFF[email].name in page.inner_text("header")
+    assert NAMES[email] in page.inner_text("header")
 
 
 # --- the API side: artisans waiting for review ------------------------------------------------------
@@ -105,18 +134,18 @@ def api(stack: Stack, token: str, method: str, service: str, path: str, **kwargs
     return requests.request(method, f"{stack.urls[service]}{path}", headers=headers, timeout=10, **kwargs)
 
 
-def staff_api_token(stack: Stack, email: str) -> str:
-    """The person's own token, from the staff sign-in endpoint the console uses."""
+def staff_session(stack: Stack, email: str) -> dict:
+    """The person's own token and profile, from the staff sign-in endpoint the console uses."""
     response = requests.post(
-        f"{stack.env['CONSOLE_STAFF_AUTH_URL']}/v1/staff-sessions",
+        f"{stack.urls['onboarding']}/v1/staff-sessions",
         json={"email": email, "password": STAFF_PASSWORD, "totp_code": totp_code(email)},
         timeout=10,
     )
     assert response.status_code == 200, response.text
-    return response.json()["access_token"]
+    return response.json()
 
 
-def artisan_at_tier_2(stack: Stack, name: str, marker: bytes, *, last_upload_by: str | None = None) -> dict:
+def artisan_at_tier_2(stack: Stack, name: str, marker: bytes, *, last_upload_by: dict | None = None) -> dict:
     """An artisan with a verified phone and three documents: the tier-3 review opens, submitted by
     whoever uploaded the last one (the marketplace, or an officer at a branch)."""
     marketplace = stack.token()
@@ -132,9 +161,7 @@ def artisan_at_tier_2(stack: Stack, name: str, marker: bytes, *, last_upload_by:
         stack, marketplace, "POST", "onboarding", f"{base}/phone-verification/confirm", json={"code": code}
     ).ok
     for kind in ("id_front", "id_back", "selfie"):
-        uploader = (
-            staff_api_token(stack, last_upload_by) if kind == "selfie" and last_upload_by else marketplace
-        )
+        uploader = last_upload_by["access_token"] if kind == "selfie" and last_upload_by else marketplace
         uploaded = api(
             stack,
             uploader,
@@ -151,15 +178,17 @@ def artisan_at_tier_2(stack: Stack, name: str, marker: bytes, *, last_upload_by:
 # --- the tests --------------------------------------------------------------------------------------
 
 
-def test_two_officers_take_artisans_to_tier_3_under_four_eyes(stack, browser, shots):
+def test_two_officers_take_artisans_to_tier_3_under_four_eyes(stack, people, shots):
     started = time.time()
     marker = b"console-no-disk-" + secrets.token_hex(8).encode()
     first = artisan_at_tier_2(stack, "Khadija Berrada", marker)
-    caused = artisan_at_tier_2(stack, "Omar Tazi", marker, last_upload_by=AMINA)
+    caused = artisan_at_tier_2(stack, "Omar Tazi", marker, last_upload_by=people.session(AMINA))
+    amina_id = people.session(AMINA)["staff"]["id"]
+    youssef_id = people.session(YOUSSEF)["staff"]["id"]
+    assert amina_id.startswith("stf_") and youssef_id.startswith("stf_")
 
     # Amina signs in with her password and a TOTP code, and opens the oldest review.
-    amina = new_page(browser)
-    sign_in(amina, stack, AMINA)
+    amina = people.page(AMINA)
     shots(amina, "dashboard")
     amina.click("nav >> text=Revues KYC")
     shots(amina, "review-queue")
@@ -203,8 +232,7 @@ def test_two_officers_take_artisans_to_tier_3_under_four_eyes(stack, browser, sh
     shots(amina, "four-eyes-refusal")
 
     # Youssef decides it, with the keyboard alone.
-    youssef = new_page(browser)
-    sign_in(youssef, stack, YOUSSEF)
+    youssef = people.page(YOUSSEF)
     youssef.goto(case_url)
     youssef.focus("#decision-approve")
     youssef.keyboard.press("Space")
@@ -223,7 +251,7 @@ def test_two_officers_take_artisans_to_tier_3_under_four_eyes(stack, browser, sh
     youssef.click("text=Profil de l’artisan")
     assert youssef.inner_text("#artisan-tier") == "3"
     audit = youssef.inner_text("#audit-title + table")
-    assert DEMO_STAFF[YOUSSEF].client_id in audit and DEMO_STAFF[AMINA].client_id in audit
+    assert youssef_id in audit and amina_id in audit
     shots(youssef, "artisan-profile")
     youssef.goto(f"{stack.console_url}/artisans/{first['id']}")
     assert youssef.inner_text("#artisan-tier") == "3"
@@ -254,9 +282,8 @@ def files_containing(marker: bytes, *, since: float, roots: list[Path]) -> list[
     return found
 
 
-def test_an_operator_works_the_ledger_and_sees_no_review_pages(stack, browser, shots):
-    salma = new_page(browser)
-    sign_in(salma, stack, SALMA)
+def test_an_operator_works_the_ledger_and_sees_no_review_pages(stack, people, shots):
+    salma = people.page(SALMA)
     assert salma.locator("nav >> text=Revues KYC").count() == 0
     salma.click("nav >> text=Grand livre")
     assert "Sain" in salma.inner_text("#integrity-result")
@@ -273,9 +300,51 @@ def test_an_operator_works_the_ledger_and_sees_no_review_pages(stack, browser, s
         assert salma.locator('[data-reason="role"]').count() == 1
 
 
-def test_a_forged_form_post_is_refused(stack, browser):
-    amina = new_page(browser)
-    sign_in(amina, stack, AMINA)
+def test_a_new_staff_member_enrols_with_the_qr_code_then_signs_in(stack, browser, shots):
+    email, password = "nadia.operator@hirfa.test", "a long enough staff password"
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "hirfa"),
+            "onboarding",
+            "staff",
+            "create",
+            "--email",
+            email,
+            "--name",
+            "Nadia Chraibi",
+            "--role",
+            "operator",
+        ],
+        cwd=ROOT,
+        env={**stack.env, "HIRFA_STAFF_PASSWORD": password},
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    page = new_page(browser)
+    page.goto(f"{stack.console_url}/sign-in")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"{stack.console_url}/enrol")
+    assert page.locator(".qr svg").count() == 1
+    shots(page, "enrolment")
+    secret = page.inner_text("code.secret").strip()
+    page.reload()  # the same secret, not a new one, until it is confirmed
+    assert page.inner_text("code.secret").strip() == secret
+    page.fill("#totp_code", totp_code(email, secret))
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"{stack.console_url}/sign-in")
+    page.fill("#email", email)
+    page.fill("#password", password)
+    page.fill("#totp_code", totp_code(email, secret))
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"{stack.console_url}/")
+    assert "Nadia Chraibi" in page.inner_text("header")
+
+
+def test_a_forged_form_post_is_refused(stack, people):
+    amina = people.page(AMINA)
     target = f"{stack.console_url}/reviews/rev_forged/decision"
     amina.goto(f"{stack.other_origin}/forged?target={target}")
     with amina.expect_navigation() as navigation:
@@ -304,15 +373,14 @@ MAIN_PAGES = {
 }
 
 
-def test_no_critical_accessibility_violations_on_the_main_pages(stack, browser):
+def test_no_critical_accessibility_violations_on_the_main_pages(stack, browser, people):
     axe = AXE.read_text(encoding="utf-8")
     problems = {}
     page = new_page(browser)
     page.goto(f"{stack.console_url}/sign-in")
     problems["/sign-in"] = critical_violations(page, axe)
     for email, paths in MAIN_PAGES.items():
-        page = new_page(browser)
-        sign_in(page, stack, email)
+        page = people.page(email)
         if email == AMINA:
             # A case page and an artisan's profile too (the decided cases are still reachable).
             page.goto(f"{stack.console_url}/artisans")
@@ -322,7 +390,7 @@ def test_no_critical_accessibility_violations_on_the_main_pages(stack, browser):
             reviews = requests.get(
                 f"{stack.urls['onboarding']}/v1/kyc-reviews",
                 params={"status": "approved"},
-                headers={"Authorization": f"Bearer {staff_api_token(stack, AMINA)}"},
+                headers={"Authorization": f"Bearer {people.session(AMINA)['access_token']}"},
                 timeout=10,
             ).json()["data"]
             paths += [f"/reviews/{review['id']}" for review in reviews[:1]]

@@ -114,6 +114,9 @@ def test_a_person_without_a_second_factor_enrols_with_a_qr_code(client, staff_au
     assert response.headers["Location"] == "/enrol"
     page = client.get("/enrol")
     assert page.status_code == 200 and b"<svg" in page.data and b"JBSWY3DPEHPK3PXP" in page.data
+    wrong = client.post("/enrol", data={"csrf_token": csrf_of(page.data), "totp_code": "999999"})
+    assert wrong.status_code == 422 and b"JBSWY3DPEHPK3PXP" in wrong.data
+    assert staff_auth.enrolments_started == 1  # one secret per enrolment: a reload or a typo keeps it
     confirmed = client.post("/enrol", data={"csrf_token": csrf_of(page.data), "totp_code": CODE})
     assert confirmed.headers["Location"] == "/sign-in"
     assert sign_in(client).headers["Location"] == "/"

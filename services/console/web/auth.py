@@ -45,6 +45,7 @@ def sign_in() -> Any:
                 email, request.form.get("password", ""), request.form.get("totp_code", "").strip()
             )
         except EnrolmentRequired as needed:
+            session.pop("enrolment", None)
             session["enrolment_token"] = needed.enrolment_token
             return redirect(url_for("auth.enrol"))
         except ApiError as refused:
@@ -76,21 +77,34 @@ def enrol() -> Any:
     if request.method == "POST":
         try:
             staff_auth.confirm_enrolment(enrolment_token, request.form.get("totp_code", "").strip())
-        except ApiError:
+        except ApiError as refused:
+            if refused.status == 401:  # the enrolment token expired: start over from sign-in
+                return _restart_sign_in()
             error = _("That code did not match. Scan the code again and enter the current six digits.")
         else:
-            session.pop("enrolment_token", None)
+            for key in ("enrolment_token", "enrolment"):
+                session.pop(key, None)
             session["notice"] = "enrolled"
             return redirect(url_for("auth.sign_in"))
-    try:
-        enrolment = staff_auth.start_enrolment(enrolment_token)
-    except ApiError:
-        session.pop("enrolment_token", None)
-        session["notice"] = "session_expired"
-        return redirect(url_for("auth.sign_in"))
+    # Asked for once per enrolment and kept in the sealed session until confirmed: asking again
+    # would replace the secret the person may already have scanned.
+    enrolment = session.get("enrolment")
+    if not enrolment:
+        try:
+            started = staff_auth.start_enrolment(enrolment_token)
+        except ApiError:
+            return _restart_sign_in()
+        enrolment = session["enrolment"] = {"uri": started.otpauth_uri, "secret": started.secret}
     return render_template(
-        "enrol.html", qr_svg=qr_svg(enrolment.otpauth_uri), secret=enrolment.secret, error=error
+        "enrol.html", qr_svg=qr_svg(enrolment["uri"]), secret=enrolment["secret"], error=error
     ), (422 if error else 200)
+
+
+def _restart_sign_in() -> Any:
+    for key in ("enrolment_token", "enrolment"):
+        session.pop(key, None)
+    session["notice"] = "session_expired"
+    return redirect(url_for("auth.sign_in"))
 
 
 def qr_svg(text: str) -> str:
