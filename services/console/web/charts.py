@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-WIDTH = 320  # the bars' full length, in SVG units
+WIDTH = 180  # the bars' full length, in SVG units (and CSS pixels: drawn at its size)
 BAR = 22
 GAP = 8
 
