@@ -6,6 +6,7 @@ import functools
 
 from flask import Response, g, jsonify, request
 from flask_smorest import Blueprint
+from werkzeug.exceptions import MethodNotAllowed
 
 from services.accounts.api.context import service_context
 from services.accounts.api.schemas import (
@@ -135,6 +136,10 @@ def verify(body):
 def by_code(code):
     """The signed statement a verification code (printed on the PDF) names: for a bank to check
     it with the JWKS or the verify endpoint. No account needed; rate limited per caller."""
+    if code == "verify":
+        # The path of the verify endpoint (POST), never a code (codes are digits and capitals):
+        # a GET there is the wrong method, as it would be without this route beside it.
+        raise MethodNotAllowed(valid_methods=["POST"])
     g.log_path = "/v1/income-statements/<code>"  # the code is a capability: not in the logs
     context = service_context()
     context.income_statements.public_limiter.hit(_caller())
