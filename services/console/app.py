@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask, current_app, g, render_template, request, session
 from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 
 from services.console.bootstrap import bootstrap
 from services.console.config import LANGUAGES, ConsoleConfig
@@ -18,12 +19,20 @@ from shared.logging import configure_logging
 RIGHT_TO_LEFT = frozenset({"ar"})
 
 
+class ResourceId(BaseConverter):
+    """A Hirfa id (``rev_…``, ``art_…``): nothing else reaches a service's URL, so a crafted path
+    (``..``, an encoded slash) cannot point the console's call at another endpoint."""
+
+    regex = r"[A-Za-z0-9_]{1,64}"
+
+
 def create_app(config: ConsoleConfig | None = None, **adapters: Any) -> Flask:
     """The app; ``adapters`` (``apis=``, ``staff_auth=``) replace the configured ones, as in tests."""
     context = bootstrap(config, **adapters)
     config = context.config
     configure_logging("console", config.log_level, config.log_json)
     app = Flask(__name__)
+    app.url_map.converters["id"] = ResourceId
     app.extensions["console"] = context
     app.config.update(
         SESSION_COOKIE_NAME=config.session_cookie_name,

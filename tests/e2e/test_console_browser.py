@@ -382,18 +382,15 @@ def test_no_critical_accessibility_violations_on_the_main_pages(stack, browser, 
     for email, paths in MAIN_PAGES.items():
         page = people.page(email)
         if email == AMINA:
-            # A case page and an artisan's profile too (the decided cases are still reachable).
-            page.goto(f"{stack.console_url}/artisans")
-            profile = page.locator("table.list a").first.get_attribute("href")
-            page.goto(f"{stack.console_url}{profile}")
-            paths = [*paths, profile]
+            # An open case (with its decision form), and that artisan's profile.
+            waiting = artisan_at_tier_2(stack, "Zineb Lahlou", b"a11y")
             reviews = requests.get(
                 f"{stack.urls['onboarding']}/v1/kyc-reviews",
-                params={"status": "approved"},
+                params={"artisan_id": waiting["id"]},
                 headers={"Authorization": f"Bearer {people.session(AMINA)['access_token']}"},
                 timeout=10,
             ).json()["data"]
-            paths += [f"/reviews/{review['id']}" for review in reviews[:1]]
+            paths = [*paths, f"/reviews/{reviews[0]['id']}", f"/artisans/{waiting['id']}"]
         for path in paths:
             page.goto(f"{stack.console_url}{path}")
             problems[f"{email} {path}"] = critical_violations(page, axe)

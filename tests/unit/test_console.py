@@ -217,6 +217,13 @@ def test_documents_stream_with_no_store(client, apis):
     assert apis.onboarding.closed_streams == ["/v1/artisans/art_1/documents/doc_1/content"]
 
 
+def test_only_an_id_reaches_a_services_url(client, apis):
+    sign_in(client)
+    for path in ("/reviews/documents/art_1/..", "/reviews/rev_1%2F..%2F..", "/artisans/art_1%3Fx=1"):
+        assert client.get(path).status_code == 404, path
+    assert not [call for call in apis.onboarding.calls if ".." in call.path or "?" in call.path]
+
+
 def test_every_page_sends_a_strict_content_security_policy(client):
     sign_in(client)
     for path in ("/", "/reviews", "/reviews/rev_1", "/sign-in"):

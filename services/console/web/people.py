@@ -29,12 +29,12 @@ def artisans() -> Any:
     return render_template("people/list.html", page=page, tier=tier)
 
 
-@blp.get("/<artisan_id>")
+@blp.get("/<id:artisan_id>")
 def profile(artisan_id: str) -> Any:
     return _profile_page(artisan_id)
 
 
-@blp.post("/<artisan_id>/downgrade")
+@blp.post("/<id:artisan_id>/downgrade")
 @requires_role("compliance")
 def downgrade(artisan_id: str) -> Any:
     form = request.form

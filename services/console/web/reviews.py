@@ -92,13 +92,13 @@ def queue() -> Any:
     )
 
 
-@blp.get("/<review_id>")
+@blp.get("/<id:review_id>")
 @requires_role("compliance")
 def case(review_id: str) -> Any:
     return _case_page(review_id)
 
 
-@blp.post("/<review_id>/decision")
+@blp.post("/<id:review_id>/decision")
 @requires_role("compliance")
 def decide(review_id: str) -> Any:
     form = request.form
@@ -156,7 +156,7 @@ def _case_page(review_id: str, *, problem: str | None = None, status: int = 200)
     ), status
 
 
-@blp.get("/documents/<artisan_id>/<document_id>")
+@blp.get("/documents/<id:artisan_id>/<id:document_id>")
 @requires_role("compliance")
 def document(artisan_id: str, document_id: str) -> Response:
     """The document, streamed from onboarding's audited download to the browser: the console never
