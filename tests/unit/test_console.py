@@ -3,6 +3,7 @@ documents streamed without caching, languages. The real thing, in a browser: tes
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import time
 
@@ -310,3 +311,46 @@ def test_open_cases_by_age():
     assert charts.by_age([0, 0, 2, 5, 40]) == [("< 1 d", 2), ("1–3 d", 1), ("3–7 d", 1), ("> 7 d", 1)]
     chart = charts.bar_chart("t", [("a", 10), ("b", 5), ("c", 0)])
     assert [bar.length for bar in chart.bars] == [charts.WIDTH, charts.WIDTH // 2, 0]
+
+
+def test_the_dashboard_draws_what_the_services_list(client, apis):
+    sign_in(client, email="salma.operator@hirfa.test")
+    today = dt.datetime.now(dt.UTC).isoformat()
+    payments = [
+        {
+            "payment_method_type": "card",
+            "status": "succeeded",
+            "amount": {"amount": 15000, "currency": "MAD"},
+        },
+        {"payment_method_type": "card", "status": "failed", "amount": {"amount": 5000, "currency": "MAD"}},
+        {
+            "payment_method_type": "wallet",
+            "status": "succeeded",
+            "amount": {"amount": 2500, "currency": "MAD"},
+        },
+    ]
+    apis.payments.on("GET", "/v1/payments", {"data": payments, "has_more": False})
+    apis.onboarding.on(
+        "GET",
+        "/v1/artisans",
+        lambda call: {"data": [ARTISAN] * (call.params.get("tier") or 0), "has_more": False},
+    )
+    apis.accounts.on(
+        "GET",
+        "/v1/payouts",
+        lambda call: {"data": [{}] * (4 if call.params["status"] == "paid" else 1), "has_more": False},
+    )
+    apis.accounts.on("GET", "/v1/ledger/cases", {"data": [{"created_at": today}], "has_more": False})
+    html = client.get("/").data.decode()
+    assert "card: 50 %" in html and "wallet: 100 %" in html
+    assert "175,00" in html  # the volume of what succeeded, in French
+    assert "Niveau 3: 3" in html and "Payés: 4" in html and "Échoués: 1" in html
+    assert "&lt; 1 d: 1" in html
+
+
+def test_a_part_the_roles_do_not_cover_says_so_in_place(client, apis):
+    sign_in(client)
+    apis.accounts.on("GET", "/v1/artisans/art_1/balance", ApiError(403, "forbidden"))
+    html = client.get("/artisans/art_1").data.decode()
+    assert 'data-unavailable="forbidden"' in html and "Youssef Amrani" in html
+    assert 'action="/artisans/art_1/downgrade"' in html  # compliance may downgrade
