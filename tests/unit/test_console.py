@@ -143,6 +143,30 @@ def test_an_idle_session_ends(client, config, monkeypatch):
     assert "inactivité" in client.get("/sign-in").data.decode()
 
 
+def test_an_expired_token_means_signing_in_again(client, monkeypatch):
+    sign_in(client)  # the fake's tokens last 900 s
+    later = time.time() + 890
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert client.get("/").headers["Location"].startswith("/sign-in")
+    assert "Votre connexion a expiré" in client.get("/sign-in").data.decode()
+
+
+def test_a_token_the_service_refuses_means_signing_in_again(client, apis):
+    sign_in(client)
+    apis.onboarding.on("GET", "/v1/kyc-reviews", ApiError(401, "invalid_token"))
+    assert client.get("/reviews").headers["Location"] == "/sign-in"
+    assert client.get("/").status_code == 302
+
+
+def test_sign_in_says_when_onboarding_does_not_answer(client, staff_auth, monkeypatch):
+    def down(*_args):
+        raise ApiError(0, "service_unavailable")
+
+    monkeypatch.setattr(staff_auth, "sign_in", down)
+    response = sign_in(client)
+    assert response.status_code == 401 and "ne répond pas" in response.data.decode()
+
+
 def test_sign_out_ends_the_session(client):
     page = client.get("/") if sign_in(client) else None
     response = client.post("/sign-out", data={"csrf_token": csrf_of(page.data)})

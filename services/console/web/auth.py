@@ -21,6 +21,7 @@ blp = Blueprint("auth", __name__)
 NOTICES = {
     "session_expired": lambda: _("Your session ended after a period of inactivity. Please sign in again."),
     "signed_out": lambda: _("You are signed out."),
+    "token_expired": lambda: _("Your sign-in has expired. Please sign in again."),
     "enrolled": lambda: _("Your authenticator app is set up. Sign in with a code from it."),
 }
 
@@ -59,6 +60,7 @@ def sign_in() -> Any:
             staff = signed_in.staff
             sign_in_person(
                 signed_in.access_token,
+                signed_in.expires_in,
                 {"id": staff.id, "name": staff.name, "email": staff.email, "roles": list(staff.roles)},
                 session.get("lang"),
             )

@@ -84,7 +84,7 @@ def register(app: Flask) -> None:
     def api_error(error: ApiError) -> Any:
         if error.status == 401:
             # The staff token expired or was revoked: sign in again.
-            sign_out_person("session_expired")
+            sign_out_person("token_expired")
             return redirect(url_for("auth.sign_in"))
         status = error.status if 400 <= error.status < 500 else 502
         return render_template("error.html", status=status, reason=error.code, detail=error.detail), status

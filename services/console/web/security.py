@@ -31,6 +31,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
     ]
 )
 
+TOKEN_MARGIN_SECONDS = 15
+
 # Pages anyone may reach: signing in, enrolling the second factor, the static files, health.
 PUBLIC_ENDPOINTS = frozenset({"auth.sign_in", "auth.enrol", "auth.language", "static", "healthz"})
 
@@ -51,7 +53,7 @@ def _check_csrf() -> None:
         abort(403, description="csrf")
 
 
-def sign_in_person(access_token: str, staff: dict[str, Any], lang: str | None) -> None:
+def sign_in_person(access_token: str, expires_in: int, staff: dict[str, Any], lang: str | None) -> None:
     """A new session for a signed-in person: nothing from before sign-in survives but the language."""
     session.clear()
     if lang:
@@ -59,6 +61,8 @@ def sign_in_person(access_token: str, staff: dict[str, Any], lang: str | None) -
     session["token"] = access_token
     session["staff"] = staff
     session["seen"] = time.time()
+    # A little before the token itself expires: a form is never sent with a token about to lapse.
+    session["expires"] = time.time() + max(0, expires_in - TOKEN_MARGIN_SECONDS)
     session["csrf"] = secrets.token_urlsafe(32)
 
 
@@ -88,9 +92,11 @@ def _check_signed_in() -> Any:
     """Every page but the public ones needs a live session; an idle one ends here."""
     g.staff = None
     if "token" in session:
-        idle = time.time() - float(session.get("seen", 0))
-        if idle > current_app.config["IDLE_TIMEOUT_SECONDS"]:
+        now = time.time()
+        if now - float(session.get("seen", 0)) > current_app.config["IDLE_TIMEOUT_SECONDS"]:
             sign_out_person("session_expired")
+        elif now > float(session.get("expires", 0)):
+            sign_out_person("token_expired")
         else:
             g.staff = session["staff"]
             session["seen"] = time.time()
