@@ -378,3 +378,29 @@ def test_a_part_the_roles_do_not_cover_says_so_in_place(client, apis):
     html = client.get("/artisans/art_1").data.decode()
     assert 'data-unavailable="forbidden"' in html and "Youssef Amrani" in html
     assert 'action="/artisans/art_1/downgrade"' in html  # compliance may downgrade
+
+
+def test_a_screening_hit_shows_the_list_entry_beside_the_artisan(client, apis):
+    hit = {
+        **REVIEW,
+        "id": "rev_hit",
+        "kind": "screening_hit",
+        "requested_tier": None,
+        "submitted_by": "screening",
+        "details": {
+            "list_version": "2026-11-30",
+            "matches": [
+                {
+                    "list_type": "sanctions",
+                    "entry_name": "AMRANI, Youssef",
+                    "matched_name": "youssef amrani",
+                    "score": 97.5,
+                }
+            ],
+        },
+    }
+    apis.onboarding.on("GET", "/v1/kyc-reviews/rev_hit", hit)
+    sign_in(client)
+    html = client.get("/reviews/rev_hit").data.decode()
+    assert "AMRANI, Youssef" in html and "97.5" in html and "youssef amrani" in html and "2026-11-30" in html
+    assert "Youssef Amrani" in html  # the artisan's identity on the same page
