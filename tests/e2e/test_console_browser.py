@@ -217,7 +217,7 @@ def test_two_officers_take_artisans_to_tier_3_under_four_eyes(stack, people, sho
     amina.fill("#note", "CIN et selfie concordent.")
     amina.click("#decide")
     assert "Décision enregistrée" in amina.inner_text("#case-notice")
-    assert amina.inner_text("#review-status") == "approved"
+    assert amina.get_attribute("#review-status", "data-status") == "approved"
 
     # The case she caused (she uploaded the selfie at a branch): refused, with a clear message.
     amina.click("nav >> text=Revues KYC")
@@ -228,7 +228,7 @@ def test_two_officers_take_artisans_to_tier_3_under_four_eyes(stack, people, sho
     amina.fill("#note", "Je valide mon propre dossier.")
     amina.click("#decide")
     assert "double contrôle" in amina.inner_text("#case-problem")
-    assert amina.inner_text("#review-status") == "open"
+    assert amina.get_attribute("#review-status", "data-status") == "open"
     shots(amina, "four-eyes-refusal")
 
     # Youssef decides it, with the keyboard alone.
@@ -245,7 +245,7 @@ def test_two_officers_take_artisans_to_tier_3_under_four_eyes(stack, people, sho
     assert youssef.evaluate("document.activeElement.id") == "decide"
     youssef.keyboard.press("Enter")
     youssef.wait_for_selector("#case-notice")
-    assert youssef.inner_text("#review-status") == "approved"
+    assert youssef.get_attribute("#review-status", "data-status") == "approved"
 
     # Tier 3 on the profile page, and the audit log names the people.
     youssef.click("text=Profil de l’artisan")

@@ -239,6 +239,7 @@ def test_documents_stream_with_no_store(client, apis):
     assert response.status_code == 200 and response.data == JPEG
     assert response.headers["Cache-Control"] == "no-store"
     assert response.headers["Content-Type"] == "image/jpeg"
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
     assert apis.onboarding.closed_streams == ["/v1/artisans/art_1/documents/doc_1/content"]
 
 

@@ -13,6 +13,7 @@ from flask_babel import format_datetime, get_locale
 
 from services.console.adapters.hirfa_api import ApiError, HirfaApis
 from services.console.context import ConsoleContext
+from services.console.web.labels import label
 from services.console.web.security import sign_out_person
 
 T = TypeVar("T")
@@ -79,6 +80,7 @@ def register(app: Flask) -> None:
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["age_days"] = age_days
+    app.jinja_env.filters["label"] = label
 
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Any:

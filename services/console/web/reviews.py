@@ -24,7 +24,7 @@ from flask_babel import gettext as _
 
 from services.console.adapters.hirfa_api import ApiError
 from services.console.web.formatting import age_days, apis, attempt, context
-from services.console.web.security import requires_role, staff_token
+from services.console.web.security import DOCUMENT_SECURITY_POLICY, requires_role, staff_token
 
 blp = Blueprint("reviews", __name__, url_prefix="/reviews")
 
@@ -180,6 +180,7 @@ def document(artisan_id: str, document_id: str) -> Response:
         headers={
             "Cache-Control": "no-store",
             "Content-Disposition": "inline",
+            "Content-Security-Policy": DOCUMENT_SECURITY_POLICY,
             "X-Content-Type-Options": "nosniff",
         },
     )

@@ -33,6 +33,9 @@ CONTENT_SECURITY_POLICY = "; ".join(
 
 TOKEN_MARGIN_SECONDS = 15
 
+# What a KYC document (an image or a PDF, opened in the page or alone) may do: show itself.
+DOCUMENT_SECURITY_POLICY = "default-src 'none'; img-src 'self'; object-src 'self'; frame-ancestors 'self'"
+
 # Pages anyone may reach: signing in, enrolling the second factor, the static files, health.
 PUBLIC_ENDPOINTS = frozenset({"auth.sign_in", "auth.enrol", "auth.language", "static", "healthz"})
 
@@ -130,7 +133,8 @@ def protect(app: Flask) -> None:
 
     @app.after_request
     def security_headers(response):  # type: ignore[no-untyped-def]
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        # A view may set a narrower one (a document: Chromium's PDF viewer needs object-src).
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
