@@ -14,7 +14,7 @@ from babel.messages.pofile import read_po
 from services.console.adapters.hirfa_api import ApiError
 from services.console.app import create_app
 from services.console.config import ConsoleConfig
-from services.console.web import charts, people, reviews
+from services.console.web import charts, labels, people, reviews
 from services.console.web.sessions import seal, session_key, unseal
 from shared.config import PROJECT_ROOT, ConfigError
 from tests.console_fakes import CODE, PASSWORD, FakeStaffAuth, fake_apis
@@ -314,6 +314,7 @@ def test_every_message_is_translated_and_compiled(lang):
     catalogue = read_po((TRANSLATIONS / lang / "LC_MESSAGES/messages.po").open("rb"))
     compiled = read_mo((TRANSLATIONS / lang / "LC_MESSAGES/messages.mo").open("rb"))
     wanted = {message.id for message in template if message.id}
+    assert set(labels.LABELS.values()) <= wanted  # the words for the services' codes too
     assert {m.id for m in catalogue if m.id and m.string} == wanted
     assert {m.id: m.string for m in compiled if m.id} == {m.id: m.string for m in catalogue if m.id}
 
@@ -405,3 +406,4 @@ def test_a_screening_hit_shows_the_list_entry_beside_the_artisan(client, apis):
     html = client.get("/reviews/rev_hit").data.decode()
     assert "AMRANI, Youssef" in html and "97.5" in html and "youssef amrani" in html and "2026-11-30" in html
     assert "Youssef Amrani" in html  # the artisan's identity on the same page
+    assert "Alerte de filtrage" in html and "Faux positif" in html  # codes in the person's language

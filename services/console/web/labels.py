@@ -3,32 +3,38 @@ language. The codes themselves stay what the APIs say; an unknown one is shown a
 
 from __future__ import annotations
 
-from flask_babel import lazy_gettext as _l
+from flask_babel import gettext
+
+
+def N_(message: str) -> str:  # noqa: N802 (gettext's name for it)
+    """Marks a message for the catalogues (pybabel extracts N_); it is translated where shown."""
+    return message
+
 
 LABELS = {
     # review kinds
-    "screening_hit": _l("Screening hit"),
-    "tier_upgrade": _l("Tier 3 request"),
-    "bank_account_claim": _l("Bank account claim"),
+    "screening_hit": N_("Screening hit"),
+    "tier_upgrade": N_("Tier 3 request"),
+    "bank_account_claim": N_("Bank account claim"),
     # review statuses
-    "open": _l("Waiting for a decision"),
-    "approved": _l("Approved"),
-    "rejected": _l("Rejected"),
-    "closed": _l("Closed"),
+    "open": N_("Waiting for a decision"),
+    "approved": N_("Approved"),
+    "rejected": N_("Rejected"),
+    "closed": N_("Closed"),
     # decision and downgrade reasons
-    "documents_verified": _l("Documents verified"),
-    "identity_confirmed": _l("Identity confirmed"),
-    "false_positive": _l("False positive"),
-    "sanctions_match": _l("Sanctions list match"),
-    "document_forged": _l("Document forged"),
-    "identity_fraud": _l("Identity fraud"),
-    "document_unreadable": _l("Document unreadable"),
-    "document_expired": _l("Document expired"),
-    "identity_mismatch": _l("Identity mismatch"),
-    "other": _l("Other"),
+    "documents_verified": N_("Documents verified"),
+    "identity_confirmed": N_("Identity confirmed"),
+    "false_positive": N_("False positive"),
+    "sanctions_match": N_("Sanctions list match"),
+    "document_forged": N_("Document forged"),
+    "identity_fraud": N_("Identity fraud"),
+    "document_unreadable": N_("Document unreadable"),
+    "document_expired": N_("Document expired"),
+    "identity_mismatch": N_("Identity mismatch"),
+    "other": N_("Other"),
 }
 
 
 def label(code: object) -> str:
-    found = LABELS.get(str(code))
-    return str(found) if found is not None else str(code)
+    message = LABELS.get(str(code))
+    return gettext(message) if message else str(code)
