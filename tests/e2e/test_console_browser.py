@@ -291,7 +291,11 @@ def test_an_operator_works_the_ledger_and_sees_no_review_pages(stack, people, sh
     shots(salma, "ledger")
     salma.click("nav >> text=Paiements")
     assert salma.locator("#reversals h2").count() == 1
+    assert salma.locator("#no-staff-view").count() == 1  # said, not guessed
     shots(salma, "payments-attention")
+    salma.click("nav >> text=Artisans")
+    assert salma.locator("table.list tbody tr").count() >= 2
+    shots(salma, "artisans")
 
     # Without the compliance role: no review pages, no documents.
     for path in ("/reviews", "/reviews/rev_x", "/reviews/documents/art_x/doc_x"):
