@@ -65,7 +65,7 @@ def broker(listen: str) -> None:
 
 @stack.command("init")
 def init() -> None:
-    """Migrate every service's database and prepare keys and demo clients. Safe to re-run."""
+    """Migrate every service's database and prepare keys, demo clients and demo staff. Safe to re-run."""
     from services.accounts.config import load_config as accounts_config
     from services.onboarding.cli import init as onboarding_init
     from services.onboarding.config import load_config as onboarding_config

@@ -124,7 +124,7 @@ def rotate() -> None:
 
 @cli.command("init")
 def init() -> None:
-    """Prepare a development stack: keys, the screening list, and, if enabled, the demo clients."""
+    """Prepare a development stack: keys, the screening list, and, if enabled, the demo clients and staff."""
     config = load_config()
     kid = SigningKeyStore(config.keys_dir).ensure_key()
     click.echo(f"onboarding: signing key {kid}")

@@ -358,3 +358,52 @@ def test_an_operator_staff_token_requests_payouts_and_a_compliance_one_cannot(
     assert statement.status_code == 200, statement.json
     # A compliance officer is no operator: the statement is not theirs to see.
     assert accounts.get(url, headers=amina, query_string=period).status_code == 404
+
+
+# --- the CLI -------------------------------------------------------------------------------------------
+
+
+def test_the_cli_creates_the_first_admin_lists_and_disables_staff(client, onboarding_config, monkeypatch):
+    from click.testing import CliRunner
+
+    from services.onboarding import cli as onboarding_cli
+    from services.onboarding.bootstrap import bootstrap
+
+    monkeypatch.setattr(onboarding_cli, "bootstrap", lambda *a, **k: bootstrap(onboarding_config))
+    runner = CliRunner()
+    create = [
+        "staff",
+        "create",
+        "--email",
+        "Admin@Hirfa.test",
+        "--name",
+        "First Admin",
+        "--role",
+        "compliance",
+        "--role",
+        "operator",
+    ]
+    # No terminal and no HIRFA_STAFF_PASSWORD (CI): it says what to set, and creates nobody.
+    no_password = runner.invoke(onboarding_cli.cli, create, env={"HIRFA_STAFF_PASSWORD": ""})
+    assert no_password.exit_code != 0 and "HIRFA_STAFF_PASSWORD" in no_password.output
+
+    created = runner.invoke(onboarding_cli.cli, create, env={"HIRFA_STAFF_PASSWORD": PASSWORD})
+    assert created.exit_code == 0, created.output
+    assert PASSWORD not in created.output
+    token = next(
+        line.split()[-1] for line in created.output.splitlines() if line.startswith("enrolment_token:")
+    )
+    assert client.post("/v1/staff-enrolments", json={"enrolment_token": token}).status_code == 200
+
+    again = runner.invoke(onboarding_cli.cli, create, env={"HIRFA_STAFF_PASSWORD": PASSWORD})
+    assert again.exit_code != 0 and "already has the email admin@hirfa.test" in again.output
+
+    listed = runner.invoke(onboarding_cli.cli, ["staff", "list"])
+    assert listed.exit_code == 0
+    assert "admin@hirfa.test" in listed.output and "compliance,operator" in listed.output
+    assert "not enrolled" in listed.output
+
+    disabled = runner.invoke(onboarding_cli.cli, ["staff", "disable", "ADMIN@hirfa.test"])
+    assert disabled.exit_code == 0 and "disabled" in disabled.output
+    signed_in = client.post(SIGN_IN, json={"email": "admin@hirfa.test", "password": PASSWORD})
+    assert signed_in.status_code == 401

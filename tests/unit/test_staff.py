@@ -122,3 +122,15 @@ def test_a_staff_token_acts_as_the_roles_the_person_holds():
     assert not bank.acts_as(Role.OPERATOR)
     with pytest.raises(ValueError):
         staff_scopes([Role.MARKETPLACE])
+
+
+def test_the_ready_banner_shows_demo_staff_only_when_the_stack_creates_them(monkeypatch, tmp_path):
+    from services.stack import demo_staff_lines
+
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("ONBOARDING_DEMO_STAFF", "false")
+    assert demo_staff_lines("http://127.0.0.1:8001") == []
+    monkeypatch.setenv("ONBOARDING_DEMO_STAFF", "true")
+    shown = "\n".join(demo_staff_lines("http://127.0.0.1:8001"))
+    assert "amina.compliance@hirfa.test" in shown and "demo-staff-password" in shown
+    assert SECRET in shown
