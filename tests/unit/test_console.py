@@ -407,3 +407,13 @@ def test_a_screening_hit_shows_the_list_entry_beside_the_artisan(client, apis):
     assert "AMRANI, Youssef" in html and "97.5" in html and "youssef amrani" in html and "2026-11-30" in html
     assert "Youssef Amrani" in html  # the artisan's identity on the same page
     assert "Alerte de filtrage" in html and "Faux positif" in html  # codes in the person's language
+
+
+def test_a_decided_case_links_its_documents_instead_of_downloading_them_again(client, apis):
+    apis.onboarding.on(
+        "GET", "/v1/kyc-reviews/rev_1", {**REVIEW, "status": "approved", "decided_by": "stf_x"}
+    )
+    sign_in(client)
+    html = client.get("/reviews/rev_1").data.decode()
+    assert 'class="view-document"' in html and 'class="document"' not in html
+    assert 'id="decision-form"' not in html
