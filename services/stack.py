@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import requests
 
-from shared.config import SERVICE_PORTS
+from shared.config import CONSOLE_PORT, SERVICE_PORTS
 from shared.db import run_migrations
 
 SERVICES_DIR = Path(__file__).parent
@@ -154,13 +154,15 @@ def wait_ready(timeout: int, stay: bool) -> None:
         name: f"http://{host}:{os.environ.get(name.upper() + '_PORT', port)}"
         for name, port in SERVICE_PORTS.items()
     }
-    pending = wait_for_ready(urls, timeout)
+    console = f"http://{host}:{os.environ.get('CONSOLE_PORT', CONSOLE_PORT)}"
+    pending = wait_for_ready({**urls, "console": console}, timeout)
     if pending:
         click.echo(f"not ready after {timeout}s: {', '.join(pending)}", err=True)
         sys.exit(1)
     lines = ["", "Hirfa is ready.", ""]
     for name, url in urls.items():
         lines.append(f"  {name:<11} {url}   docs {url}/docs   openapi {url}/openapi.json")
+    lines.append(f"  {'console':<11} {console}   the back office for compliance officers and operators")
     lines += demo_client_lines(urls["onboarding"])
     lines += demo_staff_lines(urls["onboarding"])
     lines += [

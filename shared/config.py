@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 SERVICE_PORTS = {"onboarding": 8001, "payments": 8002, "accounts": 8003}
+# The back-office console (services/console): a web app for staff, not one of the APIs above.
+CONSOLE_PORT = 8004
 
 
 # Kafka client security (kafka-python's names).

@@ -50,6 +50,7 @@ class Stack:
                 "onboarding",
                 "payments",
                 "accounts",
+                "console",
                 "broker",
                 "bank_sandbox",
                 "m2t_sandbox",
@@ -59,6 +60,8 @@ class Stack:
         self.urls = {
             name: f"http://127.0.0.1:{self.ports[name]}" for name in ("onboarding", "payments", "accounts")
         }
+        # The back-office console (a web app for people, not one of the three APIs).
+        self.console_url = f"http://127.0.0.1:{self.ports['console']}"
         bin_dir = str(Path(sys.executable).parent)
         self.env = {
             **os.environ,
@@ -69,6 +72,8 @@ class Stack:
             "ONBOARDING_PORT": str(self.ports["onboarding"]),
             "PAYMENTS_PORT": str(self.ports["payments"]),
             "ACCOUNTS_PORT": str(self.ports["accounts"]),
+            "CONSOLE_PORT": str(self.ports["console"]),
+            "CONSOLE_LOG_JSON": "false",
             "BROKER_PORT": str(self.ports["broker"]),
             "BANK_SANDBOX_PORT": str(self.ports["bank_sandbox"]),
             "BANK_SANDBOX_CALLBACK_DELAY_SECONDS": "0.3",
@@ -207,7 +212,7 @@ class Stack:
 
     def wait_ready(self, timeout: float = 60) -> float:
         started = time.monotonic()
-        pending = wait_for_ready(self.urls, timeout)
+        pending = wait_for_ready({**self.urls, "console": self.console_url}, timeout)
         if pending:
             raise AssertionError(f"not ready within {timeout}s: {pending}")
         return time.monotonic() - started
