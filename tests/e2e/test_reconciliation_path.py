@@ -269,3 +269,28 @@ def test_a_day_of_payments_refunds_a_dispute_and_a_payout_reconciles_through_the
             "GET", "accounts", "/v1/reconciliation/items", params={"object_id": payment_id}
         ).json()
         assert [item["reference"] for item in view["legs"]["bank"]] == [batch], view
+
+    def legs(object_id: str) -> dict[str, list[tuple[str, str]]]:
+        """Each leg of ``object_id``'s three-way view: the ledger's causes, the files' kinds and states."""
+        view = operator.call(
+            "GET", "accounts", "/v1/reconciliation/items", params={"object_id": object_id}
+        ).json()
+        assert view["fully_matched"] is True and view["breaks"] == [], view
+        return {
+            "ledger": [(leg["cause"], "posted") for leg in view["legs"]["ledger"]],
+            "acquirer": [(item["kind"], item["state"]) for item in view["legs"]["acquirer"]],
+            "bank": [(item["kind"], item["state"]) for item in view["legs"]["bank"]],
+        }
+
+    # The lost dispute: the capture and the acquirer's chargeback, both in the card batch.
+    disputed = legs(disputed_payment)
+    assert disputed["acquirer"] == [("capture", "matched"), ("chargeback", "matched")], disputed
+    assert disputed["bank"] == [("batch", "matched")], disputed
+    # The refund: its settlement line (netted into the card batch the bank credited).
+    assert legs(refund.json()["id"])["acquirer"] == [("refund", "matched")]
+    # The payout: taken from the artisan, then paid; the bank's debit. No acquirer leg.
+    assert legs(payout_id) == {
+        "ledger": [("payout", "posted"), ("payout", "posted")],
+        "acquirer": [],
+        "bank": [("payout", "matched")],
+    }
