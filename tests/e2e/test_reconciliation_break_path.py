@@ -2,7 +2,8 @@
 fee schedule on a capture whose amount ends in ``…73``. Today's files, fetched and matched against
 the ledger, open exactly one case, a ``fee_mismatch`` on that payment, and nothing else: the
 fee is posted as the acquirer took it, so the bank's batch credit still matches and ``bank:145``
-still equals the statement's closing balance.
+still equals the statement's closing balance. Once an operator resolves the case, the payment's
+three-way view is fully matched.
 
 Its own module, so its own stack and day: the clean day of test_reconciliation_path.py must not
 see this case, and a day's files fetched again would see its lines as duplicates."""
@@ -81,5 +82,20 @@ def test_a_fee_above_the_schedule_opens_one_fee_mismatch_case_and_nothing_else(s
     assert [(item["kind"], item["state"]) for item in view["legs"]["bank"]] == [("batch", "matched")], view
 
     assert ledger_statement_closing(bank_partner) == bank_statement_closing(stack)
+
+    # An operator, having asked M2T, closes the case: the payment is then fully matched.
+    resolved = operator.call(
+        "POST",
+        "accounts",
+        f"/v1/reconciliation/cases/{cases[0]['id']}/resolve",
+        idempotent=True,
+        json={"note": "M2T confirms a surcharge on this card", "item_id": view["breaks"][0]["id"]},
+    )
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["state"] == "resolved"
+    view = operator.call(
+        "GET", "accounts", "/v1/reconciliation/items", params={"object_id": payment_id}
+    ).json()
+    assert view["fully_matched"] is True, view
     integrity = operator.call("GET", "accounts", "/v1/ledger/integrity").json()
     assert (integrity["ok"], integrity["differences"]) == (True, []), integrity
