@@ -7,7 +7,7 @@ import datetime as dt
 import re
 
 from services.accounts.domain.reconciliation import parse_fee_schedules
-from shared.config import BankPartnerClientConfig, ConfigError, public_field, secret_field
+from shared.config import BankPartnerClientConfig, ConfigError, is_loopback_url, public_field, secret_field
 
 # Development defaults shared with the M2T sandbox (the acquirer's settlement files).
 SANDBOX_M2T_URL = "http://127.0.0.1:8010"
@@ -129,6 +129,15 @@ class AccountsConfig(BankPartnerClientConfig):
         unknown = [name for name in self.settlement_gateway_names if name != "m2t"]
         if unknown:
             raise ConfigError(f"SETTLEMENT_GATEWAYS: no settlement source for {', '.join(unknown)}")
+        # The worker reads M2T's settlement files every day: in production, left at the sandbox's
+        # defaults, it would fail each pass and no day would ever be reconciled.
+        if self.is_production and "m2t" in self.settlement_gateway_names:
+            if self.m2t_api_key == SANDBOX_M2T_API_KEY:
+                raise self.refuse("m2t_api_key", "must be set in production (it is the M2T sandbox's)")
+            if self.m2t_url == SANDBOX_M2T_URL or is_loopback_url(self.m2t_url):
+                raise self.refuse(
+                    "m2t_url", "points at the M2T sandbox on this machine: production needs M2T's API"
+                )
 
 
 def load_config(**overrides) -> AccountsConfig:

@@ -102,6 +102,8 @@ class Stack:
             "ONBOARDING_PUBLIC_URL": self.urls["onboarding"],
             "ACCOUNTS_BANK_PARTNER_URL": f"http://127.0.0.1:{self.ports['bank_sandbox']}",
             "ACCOUNTS_PUBLIC_URL": self.urls["accounts"],
+            # The acquirer's settlement files, read by accounts' reconciliation (as with `make run`).
+            "ACCOUNTS_M2T_URL": f"http://127.0.0.1:{self.ports['m2t_sandbox']}",
             "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.ports['broker']}",
             "JWKS_URL": f"{self.urls['onboarding']}/.well-known/jwks.json",
             "CONSUMER_SESSION_TIMEOUT_MS": "6000",

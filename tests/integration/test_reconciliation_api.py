@@ -18,6 +18,7 @@ from tests.ledger_support import LedgerDriver
 from tests.recon_support import (
     FakeReaders,
     capture,
+    domestic_fee,
     entry,
     paid_payments,
     paid_payout,
@@ -160,6 +161,35 @@ def test_the_three_way_view_shows_each_leg_with_its_proof(client, auth, context,
     missing = client.get("/v1/reconciliation/items?object_id=pay_nothing", headers=auth())
     assert missing.status_code == 404
     assert client.get("/v1/reconciliation/items", headers=auth()).status_code == 422
+
+
+def test_the_three_way_view_shows_a_fee_mismatch_as_a_break_until_its_case_is_closed(
+    client, auth, context, ledger, readers
+):
+    artisan = ledger.artisan_at_tier(3)
+    [payment] = paid_payments(ledger, artisan, 10_000)
+    fee = domestic_fee(10_000) + 50  # the acquirer took 50 centimes above its schedule
+    settled, _ = run_settlement(
+        context, readers.settlement_file([capture(payment, 10_000, fee=fee, batch="B7")])
+    )
+    run_statement(
+        context, readers.statement_file([statement([entry(10_000 - fee, "B7")], closing=10_000 - fee)])
+    )
+
+    # Posted as the acquirer took it, and the bank's batch credit matches: but the case is open.
+    view = client.get(f"/v1/reconciliation/items?object_id={payment}", headers=auth()).json
+    assert [(item["kind"], item["state"]) for item in view["breaks"]] == [("capture", "fee_mismatch")]
+    assert view["fully_matched"] is False
+    case_id = view["breaks"][0]["case_id"]
+
+    resolved = client.post(
+        f"/v1/reconciliation/cases/{case_id}/resolve",
+        json={"note": "M2T confirms the surcharge on this card", "run_id": settled.id},
+        headers=auth(key=True),
+    )
+    assert resolved.status_code == 200, resolved.json
+    view = client.get(f"/v1/reconciliation/items?object_id={payment}", headers=auth()).json
+    assert view["fully_matched"] is True
 
 
 def test_unmatched_items_after_n_days(client, auth, context, readers):

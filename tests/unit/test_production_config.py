@@ -73,6 +73,8 @@ PRODUCTION = {
         "ACCOUNTS_BANK_PARTNER_API_KEY": "bank-api-key-acc-27c1",
         "ACCOUNTS_BANK_CALLBACK_SECRET": "bank-callback-secret-acc-5f90",
         "ACCOUNTS_STATEMENT_KEYS_DIR": "/etc/hirfa/statement-keys",
+        "ACCOUNTS_M2T_URL": "https://api.m2t.example",
+        "ACCOUNTS_M2T_API_KEY": "m2t-api-key-settlements-9c3e",
     },
 }
 
@@ -102,6 +104,11 @@ STAND_INS = [
     # Income statements are signed with a key from a directory the operator provides.
     ("accounts", "ACCOUNTS_STATEMENT_KEYS_DIR", UNSET),
     ("accounts", "ACCOUNTS_STATEMENT_KEYS_DIR", ""),
+    # Accounts reads M2T's settlement files: the sandbox's key or address are refused too.
+    ("accounts", "ACCOUNTS_M2T_API_KEY", SANDBOX_M2T_API_KEY),
+    ("accounts", "ACCOUNTS_M2T_API_KEY", UNSET),
+    ("accounts", "ACCOUNTS_M2T_URL", UNSET),
+    ("accounts", "ACCOUNTS_M2T_URL", "http://127.0.0.1:8010"),
     ("payments", "PAYMENTS_M2T_API_KEY", SANDBOX_M2T_API_KEY),
     ("payments", "PAYMENTS_M2T_API_KEY", UNSET),
     ("payments", "PAYMENTS_M2T_CALLBACK_SECRET", SANDBOX_M2T_CALLBACK_SECRET),

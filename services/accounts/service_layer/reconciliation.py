@@ -1046,7 +1046,10 @@ def three_way(uow: UnitOfWork, object_id: str, principal: Principal) -> dict[str
                 .where(ReconItem.reference.in_(batches))
                 .order_by(ReconItem.id)
             ).all()
-        breaks = [item for item in items if item.source == ItemSource.LEDGER]
+        # What the ledger has and no file does, and any line of this object in a break state: a fee
+        # mismatch is posted (the acquirer's leg is there) but its case still waits for a person.
+        breaks = [item for item in items if item.source == ItemSource.LEDGER or item.state in BREAK_STATES]
+        closed_cases = _closed_case_ids(session, breaks)
         bank = _visible_bank(principal)
         if bank is not None and not any(
             item.bank_code == bank for item in (*settlement, *bank_items, *breaks)
@@ -1061,7 +1064,9 @@ def three_way(uow: UnitOfWork, object_id: str, principal: Principal) -> dict[str
         ]
         acquirer_ok = is_payout or any(i.state in POSTED_STATES for i in settlement)
         bank_ok = any(i.state == ItemState.MATCHED for i in bank_items)
-        open_breaks = [i for i in breaks if i.state != ItemState.MATCHED]
+        # As "not fully matched after N days" (unmatched_items): a break whose case a person
+        # closed (resolved, written off) is explained.
+        open_breaks = [i for i in breaks if i.state != ItemState.MATCHED and i.case_id not in closed_cases]
         return {
             "object_id": object_id,
             "legs": {
@@ -1072,6 +1077,20 @@ def three_way(uow: UnitOfWork, object_id: str, principal: Principal) -> dict[str
             "breaks": [item_view(i) for i in breaks],
             "fully_matched": bool(ledger_leg) and acquirer_ok and bank_ok and not open_breaks,
         }
+
+
+def _closed_case_ids(session: Session, items: Iterable[ReconItem]) -> set[str]:
+    """The cases of ``items`` a person closed (resolved or written off)."""
+    case_ids = {item.case_id for item in items if item.case_id}
+    if not case_ids:
+        return set()
+    return set(
+        session.scalars(
+            sa.select(ReconCase.id).where(
+                ReconCase.id.in_(case_ids), ReconCase.state.not_in([str(s) for s in OPEN_CASE_STATES])
+            )
+        )
+    )
 
 
 def unmatched_items(
