@@ -701,3 +701,13 @@ def test_case_kinds_and_states_are_accounts():
 
     assert reconciliation.CASE_KINDS == domain.CASE_KINDS
     assert reconciliation.CASE_STATES == tuple(str(state) for state in domain.CaseState)
+
+
+def test_amounts_are_read_exactly_into_minor_units(config, apis, staff_auth):
+    from services.console.web.entry_forms import FormProblem, minor_units
+
+    assert [minor_units(text) for text in ("0.5", "1,05", "12.50", "1 000")] == [50, 105, 1250, 100_000]
+    with create_app(config, apis=apis, staff_auth=staff_auth).test_request_context():
+        for bad in ("-1", "1.234", "12.5e3", ""):
+            with pytest.raises(FormProblem):
+                minor_units(bad)

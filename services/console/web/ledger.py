@@ -130,9 +130,14 @@ def refusal_message(refused: ApiError) -> str:
         return _("The lines do not balance: debits and credits must be equal.")
     if refused.code in ("artisan_balance_negative", "tier_cap_exceeded"):
         return _("The ledger's balance rules refuse it (%(code)s).", code=refused.code)
-    if refused.code == "not_found":
+    if refused.code in ("resource_not_found", "not_found"):
         return _("Not found: check the ids you gave.")
-    if refused.code in ("validation_error", "case_state_conflict", "adjustment_not_pending"):
+    if refused.code in (
+        "validation_error",
+        "unknown_account",
+        "case_state_conflict",
+        "adjustment_not_pending",
+    ):
         return _("Refused: %(detail)s", detail=refused.detail or refused.code)
     return _("Refused (%(code)s).", code=refused.code)
 
