@@ -336,6 +336,7 @@ def test_an_operator_writes_off_a_reconciliation_case(stack, people, shots):
 
     # Salma finds the run and its case in the console, and opens the case.
     salma = people.page(SALMA)
+    salma.goto(f"{stack.console_url}/")
     salma.click("nav >> text=Rapprochement")
     assert run["id"] in salma.inner_text("#recon-runs")
     shots(salma, "reconciliation-runs")
