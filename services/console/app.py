@@ -11,7 +11,16 @@ from werkzeug.routing import BaseConverter
 
 from services.console.bootstrap import bootstrap
 from services.console.config import LANGUAGES, ConsoleConfig
-from services.console.web import auth, dashboard, formatting, ledger, payments, people, reviews
+from services.console.web import (
+    auth,
+    dashboard,
+    formatting,
+    ledger,
+    payments,
+    people,
+    reconciliation,
+    reviews,
+)
 from services.console.web.security import protect
 from services.console.web.sessions import EncryptedCookieSessionInterface
 from shared.logging import configure_logging
@@ -54,6 +63,7 @@ def create_app(config: ConsoleConfig | None = None, **adapters: Any) -> Flask:
         people.blp,
         payments.blp,
         ledger.blp,
+        reconciliation.blp,
     ):
         app.register_blueprint(blueprint)
 

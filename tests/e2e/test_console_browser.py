@@ -301,6 +301,92 @@ def test_an_operator_works_the_ledger_and_sees_no_review_pages(stack, people, sh
         assert salma.locator('[data-reason="role"]').count() == 1
 
 
+SETTLEMENT_COLUMNS = (
+    "settlement_date,batch_reference,type,transaction_id,reference,refund_id,refund_reference,"
+    "currency,gross_amount,fee_amount,net_amount,card_scheme,card_region,occurred_at"
+)
+
+
+def settlement_with_unknown_payment(stack: Stack, token: str, payment_id: str, gross: int) -> dict:
+    """An acquirer's settlement file with one capture no payment in Hirfa explains, uploaded
+    through accounts' API as the operator: the run opens a reconciliation case for it."""
+    fee = 20
+    line = (
+        f"{time.strftime('%Y-%m-%d', time.gmtime())},B-console,capture,tx_{payment_id[-8:]},{payment_id},,,"
+        f"MAD,{gross},{fee},{gross - fee},visa,domestic,{int(time.time())}"
+    )
+    uploaded = api(
+        stack,
+        token,
+        "POST",
+        "accounts",
+        "/v1/reconciliation/runs",
+        data={"source": "gateway_settlement", "gateway": "m2t"},
+        files={"file": (f"settlement-{payment_id}.csv", f"{SETTLEMENT_COLUMNS}\r\n{line}\r\n".encode())},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    return uploaded.json()
+
+
+def test_an_operator_writes_off_a_reconciliation_case(stack, people, shots):
+    axe = AXE.read_text(encoding="utf-8")
+    payment_id = "pay_console_" + secrets.token_hex(4)
+    run = settlement_with_unknown_payment(stack, people.session(SALMA)["access_token"], payment_id, 900)
+    assert run["status"] == "completed"
+
+    # Salma finds the run and its case in the console, and opens the case.
+    salma = people.page(SALMA)
+    salma.goto(f"{stack.console_url}/")
+    salma.click("nav >> text=Rapprochement")
+    assert run["id"] in salma.inner_text("#recon-runs")
+    shots(salma, "reconciliation-runs")
+    salma.click(f"#recon-runs a:has-text('{run['id']}')")
+    salma.click(f"#run-cases tr:has-text('{payment_id}') a.open-case")
+    assert salma.get_attribute("#case-state", "data-state") == "open"
+    assert payment_id in salma.inner_text("#case-items")
+    assert critical_violations(salma, axe) == []
+    case_url = salma.url
+
+    # She notes what she found, then writes the case off below the four-eyes amount.
+    salma.fill("#note-text", "Capture de test de l’acquéreur, sans paiement Hirfa.")
+    salma.click("#add-note")
+    assert "La note est ajoutée" in salma.inner_text("#case-notice")
+    salma.fill("#write-off-reason", "Capture de test réglée par l’acquéreur")
+    for row, (kind, side) in enumerate((("bank:145", "debit"), ("revenue", "credit"))):
+        salma.fill(f"#line-{row}-kind", kind)
+        salma.select_option(f"#line-{row}-side", side)
+        salma.fill(f"#line-{row}-amount", "9,00")
+    salma.click("#write-off")
+    assert "Passé en perte" in salma.inner_text("#case-notice")
+    assert salma.get_attribute("#case-state", "data-state") == "written_off"
+    assert "adjustment_id" in salma.inner_text("#case-resolution")
+    history = salma.inner_text("#case-history")
+    assert "written_off" in history and people.session(SALMA)["staff"]["id"] in history
+    shots(salma, "reconciliation-case-written-off")
+
+    # The three-way view of the payment shows the acquirer's leg and no ledger leg.
+    salma.click("#three-way-link")
+    assert "Pas entièrement rapproché" in salma.inner_text("#three-way-result")
+    shots(salma, "three-way")
+    assert critical_violations(salma, axe) == []
+
+    # Above the four-eyes amount, an adjustment waits; its proposer cannot approve it.
+    salma.goto(f"{stack.console_url}/ledger/adjustments/new")
+    salma.check("#kind-manual")
+    for row, (kind, side) in enumerate((("bank:145", "debit"), ("revenue", "credit"))):
+        salma.fill(f"#line-{row}-kind", kind)
+        salma.select_option(f"#line-{row}-side", side)
+        salma.fill(f"#line-{row}-amount", "2500")
+    salma.fill("#reason", "Correction importante")
+    salma.click("#propose")
+    assert "attend l’approbation" in salma.inner_text("#adjustment-notice")
+    salma.click("#pending-adjustments tbody tr:last-child button.approve")
+    assert "double contrôle" in salma.inner_text("#adjustment-problem")
+    shots(salma, "adjustment-four-eyes-refusal")
+    salma.goto(case_url)
+    assert salma.get_attribute("#case-state", "data-state") == "written_off"
+
+
 def test_a_new_staff_member_enrols_with_the_qr_code_then_signs_in(stack, browser, shots):
     email, password = "nadia.operator@hirfa.test", "a long enough staff password"
     subprocess.run(
@@ -370,7 +456,17 @@ def test_arabic_renders_right_to_left(stack, browser, shots):
 
 MAIN_PAGES = {
     AMINA: ["/", "/reviews", "/artisans"],
-    SALMA: ["/", "/ledger", "/payments", "/artisans"],
+    SALMA: [
+        "/",
+        "/ledger",
+        "/ledger/adjustments",
+        "/ledger/adjustments/new",
+        "/payments",
+        "/artisans",
+        "/reconciliation",
+        "/reconciliation/cases",
+        "/reconciliation/three-way?object_id=pay_none",
+    ],
 }
 
 

@@ -14,7 +14,7 @@ from babel.messages.pofile import read_po
 from services.console.adapters.hirfa_api import ApiError
 from services.console.app import create_app
 from services.console.config import ConsoleConfig
-from services.console.web import charts, labels, people, reviews
+from services.console.web import charts, labels, people, reconciliation, reviews
 from services.console.web.sessions import seal, session_key, unseal
 from shared.config import PROJECT_ROOT, ConfigError
 from tests.console_fakes import CODE, PASSWORD, FakeStaffAuth, fake_apis
@@ -417,3 +417,297 @@ def test_a_decided_case_links_its_documents_instead_of_downloading_them_again(cl
     html = client.get("/reviews/rev_1").data.decode()
     assert 'class="view-document"' in html and 'class="document"' not in html
     assert 'id="decision-form"' not in html
+
+
+# --- the ledger's adjustments and reconciliation, for operators ---------------------------------------
+
+RECON_CASE = {
+    "id": "rc_1",
+    "kind": "missing_in_ledger",
+    "state": "open",
+    "amount": {"amount": 900, "currency": "MAD"},
+    "object_id": "pay_unknown",
+    "bank_code": "145",
+    "gateway": "m2t",
+    "run_id": "rr_1",
+    "assignee": None,
+    "resolution": None,
+    "created_at": "2026-12-06T09:00:00+00:00",
+    "updated_at": "2026-12-06T09:00:00+00:00",
+    "items": [],
+    "history": [{"action": "opened", "actor": "system", "detail": {}, "at": "2026-12-06T09:00:00+00:00"}],
+    "notes": [],
+}
+PENDING = {
+    "id": "adj_1",
+    "kind": "manual",
+    "status": "pending_approval",
+    "reason": "large fix",
+    "amount": {"amount": 250_000, "currency": "MAD"},
+    "lines": [],
+    "proposed_by": "stf_salma",
+    "proposed_at": "2026-12-06T09:00:00+00:00",
+}
+LINES_FORM = {
+    "line-0-owner_type": "platform",
+    "line-0-kind": "bank:145",
+    "line-0-side": "debit",
+    "line-0-amount": "12,50",
+    "line-1-owner_type": "platform",
+    "line-1-kind": "revenue",
+    "line-1-side": "credit",
+    "line-1-amount": "12.50",
+}
+
+
+@pytest.fixture
+def operator(client, apis):
+    """Salma, signed in, with accounts answering the ledger's and reconciliation's reads."""
+    accounts = apis.accounts
+    accounts.on("GET", "/v1/ledger/adjustments", {"data": [PENDING], "has_more": False})
+    accounts.on("GET", "/v1/reconciliation/cases", {"data": [RECON_CASE], "has_more": False})
+    accounts.on("GET", "/v1/reconciliation/cases/rc_1", RECON_CASE)
+    sign_in(client, email="salma.operator@hirfa.test")
+    return client
+
+
+def posts(api) -> list:
+    return [call for call in api.calls if call.method == "POST"]
+
+
+def test_an_adjustment_goes_to_accounts_in_signed_minor_units_with_the_forms_key(operator, apis):
+    apis.accounts.on("POST", "/v1/ledger/adjustments", {**PENDING, "status": "posted"})
+    page = operator.get("/ledger/adjustments/new?case_id=lc_1")
+    html = page.data.decode()
+    assert "lc_1" in html  # the case it is about, in the reason
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', html).group(1)
+    response = operator.post(
+        "/ledger/adjustments",
+        data={
+            "csrf_token": csrf_of(page.data),
+            "idempotency_key": key,
+            "kind": "manual",
+            "reason": "fix",
+            **LINES_FORM,
+        },
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/ledger/adjustments"
+    [call] = posts(apis.accounts)
+    assert call.token == "token-of-stf_salma" and call.idempotency_key == key
+    assert call.body == {
+        "reason": "fix",
+        "lines": [
+            {"owner_type": "platform", "owner_id": "platform", "kind": "bank:145", "amount": 1250},
+            {"owner_type": "platform", "owner_id": "platform", "kind": "revenue", "amount": -1250},
+        ],
+    }
+    assert "L’ajustement est passé" in operator.get("/ledger/adjustments").data.decode()
+
+
+def test_a_reversal_names_its_entry_and_a_bad_amount_is_said_before_anything_is_sent(operator, apis):
+    apis.accounts.on("POST", "/v1/ledger/adjustments", {**PENDING, "kind": "reversal"})
+    token = csrf_of(operator.get("/ledger/adjustments/new").data)
+    bad = operator.post(
+        "/ledger/adjustments",
+        data={
+            "csrf_token": token,
+            "kind": "manual",
+            "reason": "fix",
+            **LINES_FORM,
+            "line-1-amount": "12.505",
+        },
+    )
+    assert bad.status_code == 422 and 'id="adjustment-problem"' in bad.data.decode()
+    assert 'value="12.505"' in bad.data.decode()  # the form comes back as typed
+    assert posts(apis.accounts) == []
+    reversed_ = operator.post(
+        "/ledger/adjustments",
+        data={
+            "csrf_token": token,
+            "kind": "reversal",
+            "reason": "double capture",
+            "reverses_entry_id": "je_9",
+        },
+    )
+    assert reversed_.status_code == 302
+    assert posts(apis.accounts)[0].body == {"reason": "double capture", "reverses_entry_id": "je_9"}
+    assert "attend l’approbation" in operator.get("/ledger/adjustments").data.decode()
+
+
+def test_approving_ones_own_adjustment_is_refused_with_a_clear_message(operator, apis):
+    apis.accounts.on(
+        "POST", "/v1/ledger/adjustments/adj_1/approve", ApiError(403, "four_eyes_required", "no")
+    )
+    page = operator.get("/ledger/adjustments")
+    assert 'id="adjustment-adj_1"' in page.data.decode()
+    response = operator.post("/ledger/adjustments/adj_1/approve", data={"csrf_token": csrf_of(page.data)})
+    html = response.data.decode()
+    assert response.status_code == 403 and 'id="adjustment-problem"' in html and "double contrôle" in html
+    assert 'id="pending-adjustments"' in html  # still the list, not an error page
+    rejected = []
+    apis.accounts.on(
+        "POST", "/v1/ledger/adjustments/adj_1/reject", lambda call: rejected.append(call) or PENDING
+    )
+    operator.post("/ledger/adjustments/adj_1/reject", data={"csrf_token": csrf_of(page.data), "note": "no"})
+    assert rejected[0].body == {"note": "no"}
+
+
+def test_the_ledger_page_lists_reserves_below_zero(operator, apis):
+    apis.accounts.on("GET", "/v1/ledger/cases", {"data": [], "has_more": False})
+    apis.accounts.on("GET", "/v1/ledger/integrity", {"ok": True, "accounts_checked": 1, "entries_checked": 1})
+    reserve = {
+        "account_id": "acc_1",
+        "marketplace_id": "mkt_1",
+        "balance": {"amount": -500, "currency": "MAD"},
+    }
+    apis.accounts.on("GET", "/v1/ledger/reserves", {"data": [reserve], "has_more": False})
+    html = operator.get("/ledger").data.decode()
+    assert "mkt_1" in html and "-5,00" in html
+    [call] = [c for c in apis.accounts.calls if c.path == "/v1/ledger/reserves"]
+    assert call.params["below_zero"] == "true"
+
+
+def test_a_case_is_written_off_with_lines_and_shows_written_off(operator, apis):
+    state = {"case": RECON_CASE}
+
+    def write_off(call):
+        state["case"] = {**RECON_CASE, "state": "written_off", "resolution": {"adjustment_id": "adj_2"}}
+        return state["case"]
+
+    apis.accounts.on("GET", "/v1/reconciliation/cases/rc_1", lambda call: state["case"])
+    apis.accounts.on("POST", "/v1/reconciliation/cases/rc_1/write-off", write_off)
+    page = operator.get("/reconciliation/cases/rc_1")
+    html = page.data.decode()
+    assert 'id="write-off-form"' in html and "Manquant dans le grand livre" in html
+    response = operator.post(
+        "/reconciliation/cases/rc_1/write-off",
+        data={
+            "csrf_token": csrf_of(page.data),
+            "idempotency_key": "k1",
+            "reason": "test charge",
+            **LINES_FORM,
+        },
+    )
+    assert response.status_code == 302
+    [call] = posts(apis.accounts)
+    assert call.path == "/v1/reconciliation/cases/rc_1/write-off" and call.idempotency_key == "k1"
+    assert call.body["reason"] == "test charge" and [line["amount"] for line in call.body["lines"]] == [
+        1250,
+        -1250,
+    ]
+    after = operator.get("/reconciliation/cases/rc_1").data.decode()
+    assert 'data-state="written_off"' in after and "Passé en perte" in after
+    assert 'id="write-off-form"' not in after  # a final case takes no more actions
+
+
+def test_assign_note_and_resolve_send_what_accounts_expects(operator, apis):
+    sent = []
+    for action in ("assign", "note", "resolve"):
+        apis.accounts.on(
+            "POST", f"/v1/reconciliation/cases/rc_1/{action}", lambda call: sent.append(call) or RECON_CASE
+        )
+    token = csrf_of(operator.get("/reconciliation/cases/rc_1").data)
+    operator.post("/reconciliation/cases/rc_1/assign", data={"csrf_token": token, "assignee": "stf_salma"})
+    operator.post("/reconciliation/cases/rc_1/note", data={"csrf_token": token, "note": "asked M2T"})
+    operator.post(
+        "/reconciliation/cases/rc_1/resolve", data={"csrf_token": token, "note": "in run 2", "run_id": "rr_2"}
+    )
+    assert [call.body for call in sent] == [
+        {"assignee": "stf_salma"},
+        {"note": "asked M2T"},
+        {"note": "in run 2", "run_id": "rr_2"},
+    ]
+    empty = operator.post("/reconciliation/cases/rc_1/note", data={"csrf_token": token, "note": " "})
+    assert empty.status_code == 422 and len(sent) == 3
+    apis.accounts.on(
+        "POST", "/v1/reconciliation/cases/rc_1/resolve", ApiError(409, "case_state_conflict", "final")
+    )
+    refused = operator.post("/reconciliation/cases/rc_1/resolve", data={"csrf_token": token, "note": "x"})
+    assert refused.status_code == 409 and 'id="case-problem"' in refused.data.decode()
+
+
+def test_case_filters_reach_accounts_and_the_three_way_view_shows_the_legs(operator, apis):
+    html = operator.get("/reconciliation/cases?state=open&kind=bogus&bank_code=145").data.decode()
+    assert "rc_1" in html
+    call = [c for c in apis.accounts.calls if c.path == "/v1/reconciliation/cases"][-1]
+    assert (
+        call.params["state"] == "open" and call.params["kind"] is None and call.params["bank_code"] == "145"
+    )
+    view = {
+        "object_id": "pay_1",
+        "fully_matched": False,
+        "breaks": [{}],
+        "legs": {
+            "ledger": [
+                {
+                    "entry_id": "je_1",
+                    "cause": "payment",
+                    "posting_key": "k",
+                    "posted_at": "2026-12-06T09:00:00+00:00",
+                }
+            ],
+            "acquirer": [],
+            "bank": [],
+        },
+    }
+    apis.accounts.on("GET", "/v1/reconciliation/items", view)
+    html = operator.get("/reconciliation/three-way?object_id=pay_1").data.decode()
+    assert "je_1" in html and 'id="three-way-result"' in html
+    assert [c.params for c in apis.accounts.calls if c.path == "/v1/reconciliation/items"] == [
+        {"object_id": "pay_1"}
+    ]
+
+
+def test_forged_ledger_and_case_forms_are_refused(operator, apis):
+    for path in (
+        "/ledger/adjustments",
+        "/ledger/adjustments/adj_1/approve",
+        "/reconciliation/cases/rc_1/write-off",
+        "/reconciliation/cases/rc_1/resolve",
+    ):
+        forged = operator.post(
+            path, data={"kind": "reversal", "reason": "x", "reverses_entry_id": "je_1", "note": "x"}
+        )
+        assert forged.status_code == 403 and b'data-reason="csrf"' in forged.data, path
+    assert posts(apis.accounts) == []
+
+
+def test_without_the_operator_role_no_ledger_actions_or_reconciliation(client, apis):
+    sign_in(client)  # Amina: compliance only
+    token = csrf_of(client.get("/").data)
+    for path in (
+        "/ledger/adjustments",
+        "/ledger/adjustments/new",
+        "/reconciliation",
+        "/reconciliation/cases/rc_1",
+        "/reconciliation/three-way",
+    ):
+        response = client.get(path)
+        assert response.status_code == 403 and b'data-reason="role"' in response.data, path
+    for path in (
+        "/ledger/adjustments",
+        "/ledger/adjustments/adj_1/approve",
+        "/reconciliation/cases/rc_1/write-off",
+    ):
+        assert client.post(path, data={"csrf_token": token}).status_code == 403, path
+    assert b"/reconciliation" not in client.get("/").data
+    assert apis.accounts.calls == [] or all(
+        "reconciliation" not in c.path and "adjustments" not in c.path for c in apis.accounts.calls
+    )
+
+
+def test_case_kinds_and_states_are_accounts():
+    from services.accounts.domain import reconciliation as domain
+
+    assert reconciliation.CASE_KINDS == domain.CASE_KINDS
+    assert reconciliation.CASE_STATES == tuple(str(state) for state in domain.CaseState)
+
+
+def test_amounts_are_read_exactly_into_minor_units(config, apis, staff_auth):
+    from services.console.web.entry_forms import FormProblem, minor_units
+
+    assert [minor_units(text) for text in ("0.5", "1,05", "12.50", "1 000")] == [50, 105, 1250, 100_000]
+    with create_app(config, apis=apis, staff_auth=staff_auth).test_request_context():
+        for bad in ("-1", "1.234", "12.5e3", ""):
+            with pytest.raises(FormProblem):
+                minor_units(bad)

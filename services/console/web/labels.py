@@ -32,9 +32,41 @@ LABELS = {
     "document_expired": N_("Document expired"),
     "identity_mismatch": N_("Identity mismatch"),
     "other": N_("Other"),
+    # reconciliation: item states and case kinds
+    "matched": N_("Matched"),
+    "missing_in_ledger": N_("Missing in the ledger"),
+    "missing_at_gateway": N_("Missing at the acquirer"),
+    "missing_in_bank": N_("Missing at the bank"),
+    "amount_mismatch": N_("Amount mismatch"),
+    "fee_mismatch": N_("Fee mismatch"),
+    "duplicate": N_("Duplicate"),
+    "unidentified": N_("Unidentified money"),
+    "balance_mismatch": N_("Balance mismatch"),
+    # reconciliation: where a run or an item comes from
+    "gateway_settlement": N_("Settlement file"),
+    "bank_statement": N_("Bank statement"),
+    "settlement": N_("Acquirer"),
+    "statement": N_("Bank"),
+    "ledger": N_("Ledger"),
+    # adjustments, and the owners of ledger accounts
+    "reversal": N_("Reversal"),
+    "manual": N_("Adjustment"),
+    "platform": N_("Platform"),
+    "marketplace": N_("Marketplace"),
+    "artisan": N_("Artisan"),
+}
+
+# Codes that mean something else in another family: a reconciliation case's states.
+FAMILY_LABELS = {
+    "case": {
+        "open": N_("Open"),
+        "investigating": N_("Investigating"),
+        "resolved": N_("Resolved"),
+        "written_off": N_("Written off"),
+    },
 }
 
 
-def label(code: object) -> str:
-    message = LABELS.get(str(code))
+def label(code: object, family: str | None = None) -> str:
+    message = FAMILY_LABELS.get(family or "", {}).get(str(code)) or LABELS.get(str(code))
     return gettext(message) if message else str(code)
