@@ -233,6 +233,9 @@ def finish_run(
         assert run is not None
         if run.status == "completed":
             return run
+        # The statistics taken after staging knew no states: without fresh ones the planner
+        # believes no line is matched and loops over a large run's lines once per ledger movement.
+        _analyze(session)
         _heal(uow, run, ItemState.MISSING_AT_GATEWAY)
         _missing_at_gateway(uow, run)
         _complete(uow, run)
