@@ -14,10 +14,13 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from services.accounts.adapters.orm import JournalEntry, OutboxMessage, Payout
+from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount, OutboxMessage, Payout
 from services.accounts.adapters.reconciliation_orm import ReconCaseEvent, ReconFile, ReconItem
+from services.accounts.domain.reconciliation import settlement_posting_key
 from services.accounts.service_layer import recon_cases
 from services.accounts.service_layer.recon_readers import UnreadableFile
+from services.accounts.service_layer.statements import check_integrity
+from shared.events.schemas import validate_event
 from tests.ledger_support import LedgerDriver
 from tests.recon_support import (
     BANK,
@@ -105,6 +108,53 @@ def test_a_clean_settlement_file_matches_every_line_and_settles_the_receivable(
     # Every posted line proves itself with its entry.
     for item in items_of(context, run.id):
         assert item.posted_entry_id and item.ledger_entry_id
+
+
+def test_settled_lines_post_as_one_posting_each_would_with_their_events(context, ledger, readers, artisan):
+    """Posted set-based, a chunk at a time: each line is still one balanced entry under its posting
+    key, its zero lines left out, with one ``accounts.ledger.entry_posted`` event that passes its
+    schema and names the lines written; the integrity check holds afterwards."""
+    first, second, third = paid_payments(ledger, artisan, 10_000, 25_000, 7_000)
+    settings_with(context, readers, posting_chunk_size=2)
+    data = readers.settlement_file(
+        [capture(first, 10_000), capture(second, 25_000), capture(third, 7_000, fee=0)]
+    )
+
+    run, _ = run_settlement(context, data)
+
+    assert states_of(context, run.id) == {first: "matched", second: "matched", third: "fee_mismatch"}
+    events = {
+        event["data"]["entry_id"]: event
+        for event in outbox(context, "accounts.ledger.entry_posted")
+        if event["data"]["cause"] == "settlement"
+    }
+    with context.session_factory() as session:
+        for item in items_of(context, run.id):
+            entry = session.get(JournalEntry, item.posted_entry_id)
+            assert entry.posting_key == settlement_posting_key("m2t", "capture", item.object_id)
+            assert (entry.cause, entry.cause_id) == ("settlement", item.object_id)
+            assert entry.description == f"Settlement of capture {item.object_id} by m2t (run {run.id})"
+            lines = session.execute(
+                sa.select(LedgerAccount.kind, JournalLine.amount, LedgerAccount.id)
+                .join(LedgerAccount, LedgerAccount.id == JournalLine.account_id)
+                .where(JournalLine.entry_id == entry.id)
+                .order_by(JournalLine.id)
+            ).all()
+            expected = [
+                (f"bank:{BANK}", item.net),
+                ("gateway_fees", item.fee),
+                ("gateway_receivable:m2t", -item.amount),
+            ]
+            assert [(kind, amount) for kind, amount, _ in lines] == [line for line in expected if line[1]]
+            event = events.pop(entry.id)
+            validate_event(event)
+            assert event["subject"] == item.object_id and event["data"]["cause_id"] == item.object_id
+            assert event["data"]["description"] == entry.description and event["data"]["event_id"] is None
+            assert [(line["account"], line["kind"], line["amount"]) for line in event["data"]["lines"]] == [
+                (account, kind, amount) for kind, amount, account in lines
+            ]
+    assert events == {}  # one event per entry, none else
+    assert check_integrity(context.uow_factory())["ok"] is True
 
 
 def test_the_same_file_again_returns_its_run_and_changes_nothing(context, ledger, readers, artisan):
@@ -360,24 +410,24 @@ def test_a_run_stopped_while_posting_is_finished_by_the_same_file_or_the_worker(
     from services.accounts.service_layer import reconciliation
 
     payments = paid_payments(ledger, artisan, 10_000, 11_000, 12_000)
-    settings_with(context, readers, chunk_size=1)
+    settings_with(context, readers, posting_chunk_size=1)
     data = readers.settlement_file(
         [capture(p, gross) for p, gross in zip(payments, (10_000, 11_000, 12_000), strict=True)]
     )
-    real_post_once, calls = reconciliation.post_once, []
+    real_post, chunks = reconciliation.post_settlements, []
 
-    def crash_on_the_second_line(uow, posting):
-        calls.append(posting.posting_key)
-        if len(calls) == 2:
+    def crash_on_the_second_chunk(uow, run, size):
+        chunks.append(size)
+        if len(chunks) == 2:
             raise ConnectionError("the database went away")
-        return real_post_once(uow, posting)
+        return real_post(uow, run, size)
 
-    reconciliation.post_once = crash_on_the_second_line
+    reconciliation.post_settlements = crash_on_the_second_chunk
     try:
         with pytest.raises(ConnectionError):
             run_settlement(context, data)
     finally:
-        reconciliation.post_once = real_post_once
+        reconciliation.post_settlements = real_post
     [run] = [r for r in [run_row(context, i.run_id) for i in items_of_all(context)][:1]]
     assert run.status == "posting" and run.lines_done == 1 and ledger.shown(*RECEIVABLE) == 23_000
     assert cases(context) == [] and outbox(context, "accounts.reconciliation.run_completed") == []

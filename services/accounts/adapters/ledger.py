@@ -336,6 +336,26 @@ def write_entry(
     _refresh_loaded_accounts(session, accounts, amounts)
 
 
+def add_to_balances(
+    session: Session, accounts: Mapping[AccountRef, LockedAccount], amounts: Mapping[AccountRef, int]
+) -> None:
+    """Add ``amounts`` (the sums of lines just written in bulk) to the stored balances of their
+    ``accounts`` (locked), in one UPDATE."""
+    moved = {ref: amount for ref, amount in amounts.items() if amount}
+    if not moved:
+        return
+    params: dict[str, object] = {}
+    for i, (ref, amount) in enumerate(moved.items()):
+        params[f"account_{i}"], params[f"amount_{i}"] = accounts[ref].id, amount
+    cases = " ".join(f"WHEN :account_{i} THEN :amount_{i}" for i in range(len(moved)))
+    ids = ", ".join(f":account_{i}" for i in range(len(moved)))
+    statement = sa.text(
+        f"UPDATE {LedgerAccount.__tablename__} SET balance = balance + CASE id {cases} END WHERE id IN ({ids})"
+    ).bindparams(*(sa.bindparam(f"amount_{i}", type_=sa.BigInteger()) for i in range(len(moved))))
+    session.connection().execute(statement, params)
+    _refresh_loaded_accounts(session, accounts, moved)
+
+
 def _refresh_loaded_accounts(
     session: Session, accounts: Mapping[AccountRef, LockedAccount], amounts: Mapping[AccountRef, int]
 ) -> None:

@@ -13,6 +13,10 @@ marketplace), one open case per marketplace at a time.
 Nothing is written before the checks pass, so a refused posting leaves the transaction as it found
 it: the accounts opened for it are opened in a savepoint that the refusal rolls back.
 
+A settlement file's matched lines are the exception: they move platform accounts only, so
+``settlement_posting`` posts them set-based, a chunk of lines in a few statements, with the same
+entries, lines, balances and events as posting them here one by one.
+
 A payment's posting is two statements on PostgreSQL (lock, write); the whole event, with the
 consumer's savepoint, inbox and outbox rows and the pending hold, seven (see
 tests/integration/test_ledger_statements.py, which keeps it so).

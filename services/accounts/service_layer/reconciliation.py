@@ -9,9 +9,10 @@ done in one transaction, so a file that turns out malformed half-way imports not
    ``MATCH_RULES``: exact reference, amounts, one-to-many batch sums, date windows, a tolerance),
    and add a row for what the ledger has and the file should have had (``missing_at_gateway``,
    ``missing_in_bank``). No statement runs once per line.
-4. What a matched line proves is posted (``posting.post_once``, one entry per line, idempotent):
-   a settlement (Dr bank net, Dr gateway_fees fee, Cr gateway_receivable gross, or the inverse), a
-   returned payout, a reserve top-up, a bank fee. A settlement file's entries are posted a chunk per
+4. What a matched line proves is posted, one entry per line, idempotent: a settlement (Dr bank
+   net, Dr gateway_fees fee, Cr gateway_receivable gross, or the inverse; set-based, a chunk of
+   lines in a few statements, ``settlement_posting``), a returned payout, a reserve top-up, a bank
+   fee (``posting.post_once``, each). A settlement file's entries are posted a chunk per
    transaction after the staging transaction commits (the run is ``posting`` meanwhile, and its
    progress counts them); a run a crash left ``posting`` is finished by the same file again or by
    the worker (``finish_unfinished_runs``), each line still posting once.
@@ -66,8 +67,6 @@ from services.accounts.domain.reconciliation import (
     reserve_top_up_lines,
     returned_payout_lines,
     rule,
-    settlement_lines,
-    settlement_posting_key,
     statement_line_kind,
 )
 from services.accounts.domain.settlement_records import SettlementLine
@@ -82,6 +81,7 @@ from services.accounts.service_layer.recon_readers import (
     read_settlement_lines,
     read_statements,
 )
+from services.accounts.service_layer.settlement_posting import post_settlements
 from shared.auth.principal import Principal
 from shared.bank_statements.model import Statement
 from shared.db import UnitOfWork, UTCDateTime, utcnow
@@ -114,7 +114,9 @@ class ReconciliationSettings:
     # The readers (replaced by tests' fakes): a settlement CSV stream → lines, statement bytes → statements.
     read_settlement: Callable[[BinaryIO], Iterable[SettlementLine]] = read_settlement_lines
     read_statements: Callable[[bytes, str | None], list[Statement]] = read_statements
-    chunk_size: int = CHUNK
+    chunk_size: int = CHUNK  # lines staged per INSERT
+    # Settled lines posted per transaction (set-based: the statements are as many for 1 or 50,000).
+    posting_chunk_size: int = 50_000
     # Writing a case off proposes an adjustment (``adjustments.propose_adjustment``); None until wired.
     propose_adjustment: Callable[..., Any] | None = None
 
@@ -222,7 +224,7 @@ def finish_run(
 
     Safe to call again (a crash half-way, or two callers): each line posts once under its posting
     key, and the run is completed once."""
-    while _post_settlement_chunk(uow_factory, run_id, settings.chunk_size, progress):
+    while _post_settlement_chunk(uow_factory, run_id, settings.posting_chunk_size, progress):
         pass
     with uow_factory() as uow:
         session = uow.session
@@ -231,6 +233,9 @@ def finish_run(
         assert run is not None
         if run.status == "completed":
             return run
+        # The statistics taken after staging knew no states: without fresh ones the planner
+        # believes no line is matched and loops over a large run's lines once per ledger movement.
+        _analyze(session)
         _heal(uow, run, ItemState.MISSING_AT_GATEWAY)
         _missing_at_gateway(uow, run)
         _complete(uow, run)
@@ -490,11 +495,10 @@ def _post_settlement_chunk(
     uow_factory: Callable[[], UnitOfWork], run_id: str, size: int, progress: Progress | None
 ) -> bool:
     """Post the next chunk of the run's matched lines not posted yet, in one transaction: one
-    settlement entry per line. False when none is left.
+    settlement entry per line, set-based (``settlement_posting``). False when none is left.
 
-    A chunk per transaction: every entry moves the same three accounts, and PostgreSQL keeps every
-    version of a row a transaction updates, so one transaction for a million entries would slow
-    down as it goes."""
+    A chunk per transaction: every entry moves the same three accounts, and a transaction's size
+    (its locks, PostgreSQL's row versions, the memory of a statement) should not grow with the file."""
     with uow_factory() as uow:
         session = uow.session
         assert session is not None
@@ -502,58 +506,18 @@ def _post_settlement_chunk(
         assert run is not None
         if run.status != "posting":
             return False
-        items = ReconItem.__table__.c
-        rows = session.execute(
-            sa.select(
-                items.id, items.kind, items.object_id, items.amount, items.fee, items.net, items.currency
-            )
-            .where(items.run_id == run.id, items.state.in_(POSTED_STATES), items.posted_entry_id.is_(None))
-            .order_by(items.id)
-            .limit(size)
-        ).all()
-        if not rows:
+        lines = post_settlements(uow, run, size)
+        if not lines:
             return False
-        gateway, bank_code = run.gateway or "", run.bank_code or ""
-        posted = []
-        for item_id, kind, object_id, gross, fee, net, currency in rows:
-            key = settlement_posting_key(gateway, kind, object_id)
-            entry = post_once(
-                uow,
-                Posting(
-                    cause="settlement",
-                    cause_id=object_id,
-                    posting_key=key,
-                    description=f"Settlement of {kind} {object_id} by {gateway} (run {run.id})",
-                    currency=currency,
-                    lines=settlement_lines(
-                        gateway=gateway, bank_code=bank_code, gross=gross, fee=fee, net=net
-                    ),
-                ),
-            )
-            entry_id = entry.id if entry is not None else _posted_entry_id(session, key)
-            posted.append({"item_id": item_id, "entry_id": entry_id})
-        _set_posted(session, posted)
-        run.lines_done = (run.lines_done or 0) + len(rows)
+        run.lines_done = (run.lines_done or 0) + lines
         uow.commit()
     if progress:
-        progress(len(rows))
+        progress(lines)
     return True
 
 
 def _posted_entry_id(session: Session, key: str) -> str | None:
     return session.scalar(sa.select(JournalEntry.id).where(JournalEntry.posting_key == key))
-
-
-def _set_posted(session: Session, posted: list[dict[str, Any]]) -> None:
-    if posted:
-        items = ReconItem.__table__
-        session.execute(
-            sa.update(items)
-            .where(items.c.id == sa.bindparam("item_id"))
-            .values(posted_entry_id=sa.bindparam("entry_id")),
-            posted,
-            execution_options={"synchronize_session": False},
-        )
 
 
 def _heal(uow: UnitOfWork, run: ReconRun, state: ItemState) -> None:
