@@ -6,9 +6,12 @@ STAMP  := $(VENV)/.installed-stamp
 
 # The stack on embedded defaults: SQLite under var/, the embedded broker on 9092; payments' proceeds
 # stay pending for one minute (production: ACCOUNTS_PENDING_HOLD_SECONDS, default three days).
-RUN_ENV := ONBOARDING_DEMO_CLIENTS=true LOG_JSON=false ACCOUNTS_PENDING_HOLD_SECONDS=$${ACCOUNTS_PENDING_HOLD_SECONDS:-60} KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$${BROKER_PORT:-9092}
+# SMS (one-time codes, notifications) go to the SMS-gateway sandbox (sandbox/sms), which sends
+# delivery receipts back; read what a phone received at http://127.0.0.1:8012/v1/messages?to=+212….
+SMS_SANDBOX_ENV := ONBOARDING_SMS_BACKEND=http ONBOARDING_SMS_PROVIDER_URL=http://127.0.0.1:$${SMS_SANDBOX_PORT:-8012}/v1/messages ONBOARDING_SMS_PROVIDER_API_KEY=sandbox-sms-api-key
+RUN_ENV := ONBOARDING_DEMO_CLIENTS=true ONBOARDING_DEMO_STAFF=true LOG_JSON=false ACCOUNTS_PENDING_HOLD_SECONDS=$${ACCOUNTS_PENDING_HOLD_SECONDS:-60} KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$${BROKER_PORT:-9092} $(SMS_SANDBOX_ENV)
 
-.PHONY: install run migrate test test-unit lint validate-deploy bench clean
+.PHONY: install browsers run migrate test test-unit lint validate-deploy bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,7 +19,29 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# The message catalogues (fr, ar): gettext .po sources, compiled to .mo here (the .mo are not committed).
+LOCALE_SOURCES  := $(wildcard shared/locales/*/LC_MESSAGES/messages.po)
+LOCALE_COMPILED := $(LOCALE_SOURCES:.po=.mo)
+
+%.mo: %.po $(STAMP)
+	$(BIN)/pybabel compile --statistics -i $< -o $@
+
+install: $(STAMP) $(LOCALE_COMPILED)
+
+# The console's browser tests: Debian's Chromium and its driver (Playwright drives the system
+# browser; its own browser download is not used), and axe-core from the npm registry for the
+# accessibility checks, kept beside the virtualenv (never in the repository).
+AXE_CORE_VERSION := 4.14.1
+BROWSERS_STAMP := $(VENV)/.browsers-$(AXE_CORE_VERSION)-stamp
+
+$(BROWSERS_STAMP):
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+	command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm)
+	npm install --silent --no-save --no-package-lock --prefix $(VENV)/node axe-core@$(AXE_CORE_VERSION)
+	touch $@
+
+browsers: $(BROWSERS_STAMP)
 
 run: install
 	$(RUN_ENV) $(BIN)/hirfa stack init
@@ -27,7 +52,7 @@ migrate: install
 	$(BIN)/hirfa payments db upgrade
 	$(BIN)/hirfa accounts db upgrade
 
-test: install
+test: install browsers
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-unit: install

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import requests
 
-from shared.config import SERVICE_PORTS
+from shared.config import CONSOLE_PORT, SERVICE_PORTS
 from shared.db import run_migrations
 
 SERVICES_DIR = Path(__file__).parent
@@ -65,7 +65,7 @@ def broker(listen: str) -> None:
 
 @stack.command("init")
 def init() -> None:
-    """Migrate every service's database and prepare keys and demo clients. Safe to re-run."""
+    """Migrate every service's database and prepare keys, demo clients and demo staff. Safe to re-run."""
     from services.accounts.config import load_config as accounts_config
     from services.onboarding.cli import init as onboarding_init
     from services.onboarding.config import load_config as onboarding_config
@@ -127,6 +127,23 @@ def demo_client_lines(onboarding_url: str) -> list[str]:
     return lines
 
 
+def demo_staff_lines(onboarding_url: str) -> list[str]:
+    """The demo staff's sign-in (ONBOARDING_DEMO_STAFF, which production refuses)."""
+    from services.onboarding.cli import DEMO_STAFF, DEMO_STAFF_PASSWORD
+    from services.onboarding.config import load_config as onboarding_config
+
+    if not onboarding_config().demo_staff:
+        return []
+    lines = [
+        "",
+        f"  Demo staff (POST {onboarding_url}/v1/staff-sessions), password {DEMO_STAFF_PASSWORD},"
+        " TOTP codes from the secret (pyotp.TOTP(secret).now()):",
+    ]
+    for email, name, roles, secret in DEMO_STAFF:
+        lines.append(f"    {','.join(roles):<13} {email:<32} {secret}  {name}")
+    return lines
+
+
 @stack.command("wait-ready")
 @click.option("--timeout", default=60, show_default=True, help="Seconds to wait for every /readyz.")
 @click.option("--stay/--exit", default=True, help="Keep running after printing (for the Procfile).")
@@ -137,18 +154,23 @@ def wait_ready(timeout: int, stay: bool) -> None:
         name: f"http://{host}:{os.environ.get(name.upper() + '_PORT', port)}"
         for name, port in SERVICE_PORTS.items()
     }
-    pending = wait_for_ready(urls, timeout)
+    console = f"http://{host}:{os.environ.get('CONSOLE_PORT', CONSOLE_PORT)}"
+    pending = wait_for_ready({**urls, "console": console}, timeout)
     if pending:
         click.echo(f"not ready after {timeout}s: {', '.join(pending)}", err=True)
         sys.exit(1)
     lines = ["", "Hirfa is ready.", ""]
     for name, url in urls.items():
         lines.append(f"  {name:<11} {url}   docs {url}/docs   openapi {url}/openapi.json")
+    lines.append(f"  {'console':<11} {console}   the back office for compliance officers and operators")
     lines += demo_client_lines(urls["onboarding"])
+    lines += demo_staff_lines(urls["onboarding"])
     lines += [
         "",
         f"  Sandboxes: M2T gateway http://{host}:{os.environ.get('M2T_SANDBOX_PORT', 8010)} (test cards and phones"
         f" in README.md), bank partner http://{host}:{os.environ.get('BANK_SANDBOX_PORT', 8011)}",
+        f"  SMS gateway http://{host}:{os.environ.get('SMS_SANDBOX_PORT', 8012)}"
+        " (what a phone received: /v1/messages?to=+212…, API key sandbox-sms-api-key)",
         "",
         "  Try the walkthrough in README.md. Ctrl-C stops everything.",
         "",

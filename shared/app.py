@@ -15,13 +15,15 @@ import flask_smorest
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 import swagger_ui_bundle
-from flask import Flask, Response, g, jsonify, request, send_from_directory
+from flask import Flask, Response, current_app, g, has_request_context, jsonify, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from werkzeug.exceptions import HTTPException
 
+from shared.auth.principal import Principal
+from shared.auth.scopes import Role
 from shared.context import ServiceContext
 from shared.errors import (
     PROBLEM_CONTENT_TYPE,
@@ -36,7 +38,9 @@ from shared.errors import (
 )
 from shared.events.broker import KafkaCluster, broker_reachable
 from shared.events.outbox import outbox_backlog
+from shared.i18n import DEFAULT_LANGUAGE, negotiate, normalize_language
 from shared.ids import new_id
+from shared.localized_errors import localize_problem
 from shared.logging import configure_logging, request_id_var
 
 log = logging.getLogger(__name__)
@@ -140,11 +144,54 @@ def _from_http_exception(error: HTTPException) -> HirfaError:
 
 
 def problem_response(error: HirfaError) -> Response:
-    body = error.to_problem(request_id=request_id_var.get())
-    response = Response(json.dumps(body), status=error.status, mimetype=PROBLEM_CONTENT_TYPE)
+    language = problem_language()
+    body = localize_problem(error, error.to_problem(request_id=request_id_var.get()), language)
+    response = Response(
+        json.dumps(body, ensure_ascii=False), status=error.status, mimetype=PROBLEM_CONTENT_TYPE
+    )
     for name, value in error.headers.items():
         response.headers[name] = value
+    response.headers["Content-Language"] = language
     return response
+
+
+# The extension a service sets to tell an artisan's preferred language: artisan id -> fr|ar|en|None.
+ARTISAN_LANGUAGE_EXTENSION = "hirfa.artisan_language"
+
+
+def problem_language() -> str:
+    """The language of the problem being answered: ``Accept-Language`` (fr, ar, en) when it names
+    one; else, for an artisan token, the artisan's preferred language (the service's own record,
+    else the token's ``lang`` claim); else English."""
+    if not has_request_context():
+        return DEFAULT_LANGUAGE
+    asked = negotiate(request.headers.get("Accept-Language"))
+    if asked:
+        return asked
+    principal = g.get("principal") or _principal_if_any()
+    if principal is None or principal.role != Role.ARTISAN:
+        return DEFAULT_LANGUAGE
+    resolver = current_app.extensions.get(ARTISAN_LANGUAGE_EXTENSION)
+    known = None
+    if resolver is not None:
+        try:
+            known = resolver(principal.client_id)
+        except Exception:  # noqa: BLE001 - the error being answered matters more than its language
+            log.warning("artisan language unavailable")
+    return normalize_language(known or principal.lang)
+
+
+def _principal_if_any() -> Principal | None:
+    """The caller's principal when the request failed before its view authenticated it (a
+    validation error, say), read quietly: an invalid token just means no language from it."""
+    if not request.headers.get("Authorization", "").lower().startswith("bearer "):
+        return None
+    try:
+        from shared.auth.flask import authenticate
+
+        return authenticate()
+    except Exception:  # noqa: BLE001 - any failure here leaves the default language
+        return None
 
 
 def _docs_html(title: str) -> str:
@@ -164,12 +211,14 @@ def create_service_app(
     form_endpoints: Iterable[str] = (),
     upload_endpoints: dict[str, int] | None = None,
     ready_checks: dict[str, Callable[[], bool]] | None = None,
+    artisan_language: Callable[[str], str | None] | None = None,
 ) -> Flask:
     """Build a service's Flask app around its wired ``context``.
 
     ``form_endpoints`` take form-encoded bodies instead of JSON; ``upload_endpoints`` (endpoint →
     largest file in bytes) take multipart uploads above ``max_body_bytes``; ``ready_checks`` join
-    the database and broker checks of ``/readyz``.
+    the database and broker checks of ``/readyz``; ``artisan_language`` tells an artisan's
+    preferred language (by artisan id), the default language of the problems they are shown.
     """
     config = context.config
     upload_limits = dict(upload_endpoints or {})
@@ -178,6 +227,8 @@ def create_service_app(
     app.json = StrictJSONProvider(app)
     app.config.update(_api_settings(title, max_body_bytes, upload_limits))
     app.extensions["hirfa"] = context
+    if artisan_language is not None:
+        app.extensions[ARTISAN_LANGUAGE_EXTENSION] = artisan_language
     api = ProblemApi(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)

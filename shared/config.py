@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 SERVICE_PORTS = {"onboarding": 8001, "payments": 8002, "accounts": 8003}
+# The back-office console (services/console): a web app for staff, not one of the APIs above.
+CONSOLE_PORT = 8004
 
 
 # Kafka client security (kafka-python's names).
@@ -293,6 +295,9 @@ class ServiceConfig:
 SANDBOX_BANK_CALLBACK_SECRET = "sandbox-bank-callback-secret"
 SANDBOX_BANK_API_KEY = "sandbox-bank-api-key"
 SANDBOX_BANK_URL = "http://127.0.0.1:8011"
+# The SMS-gateway sandbox's development defaults (sandbox/sms); production must set its own.
+SANDBOX_SMS_API_KEY = "sandbox-sms-api-key"
+SANDBOX_SMS_CALLBACK_SECRET = "sandbox-sms-callback-secret"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -126,6 +126,12 @@ class UnitOfWork:
         self.session = None
         self._events = []
 
+    @property
+    def outbox(self) -> Any:
+        """The outbox writer (``shared.events.outbox.OutboxWriter``): its table and topic, for a
+        set-based statement that writes many events at once; None without an outbox."""
+        return self._outbox_writer
+
     def add_event(self, event: Any) -> None:
         self._events.append(event)
 

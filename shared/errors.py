@@ -23,7 +23,8 @@ class HirfaError(Exception):
 
     def __init__(
         self,
-        detail: str | None = None,
+        # A ``shared.i18n.Message`` is rendered in the reader's language (str() is English).
+        detail: Any = None,
         *,
         param: str | None = None,
         errors: list[dict[str, Any]] | None = None,
@@ -31,7 +32,7 @@ class HirfaError(Exception):
         code: str | None = None,
         **extra: Any,
     ) -> None:
-        super().__init__(detail or self.title)
+        super().__init__(str(detail or self.title))
         self.detail = detail or self.title
         self.param = param
         self.errors = errors
@@ -45,7 +46,7 @@ class HirfaError(Exception):
             "type": PROBLEM_TYPE_BASE + self.code,
             "title": self.title,
             "status": self.status,
-            "detail": self.detail,
+            "detail": str(self.detail),
             "code": self.code,
         }
         if self.param:

@@ -28,6 +28,7 @@ PREFIXES = {
     "api_client": "cli",
     "ledger_account": "acct",
     "request": "req",
+    "ledger_adjustment": "adj",
 }
 
 _lock = threading.Lock()
@@ -54,6 +55,54 @@ def new_ulid() -> str:
             _last_millis = millis
             _last_random = int.from_bytes(os.urandom(10), "big")
         return _encode(millis, 10) + _encode(_last_random, 16)
+
+
+# A block of ids is a shared head and a counter in the last eight characters (40 bits), so SQL can
+# spell a block's ids with integer arithmetic (``ulid_tail_sql``).
+_TAIL_BITS = 40
+_TAIL_LENGTH = _TAIL_BITS // 5
+
+
+def reserve_ulids(count: int) -> tuple[str, int]:
+    """Reserve ``count`` consecutive ULIDs at once, for rows written by one set-based statement.
+
+    Returns ``(head, first)``: the i-th id of the block (0 ≤ i < count) is ``head`` followed by
+    ``first + i`` in eight Crockford characters. The block is taken from the same clock and counter
+    as ``new_ulid``, so ids made afterwards in this process still sort after it and never repeat
+    one of it; its tail never wraps (the block starts at the next tail boundary when it would)."""
+    global _last_millis, _last_random
+    if not 0 < count < 1 << (_TAIL_BITS - 1):
+        raise ValueError(f"a block of {count} ids")
+    tail_mask = (1 << _TAIL_BITS) - 1
+    with _lock:
+        millis = time.time_ns() // 1_000_000
+        if millis <= _last_millis:
+            millis = _last_millis
+            start = _last_random + 1
+        else:
+            _last_millis = millis
+            # The tail's top bit clear: room for a block without wrapping, as a rule.
+            start = int.from_bytes(os.urandom(10), "big") & ~(1 << (_TAIL_BITS - 1))
+        if (start & tail_mask) + count > tail_mask:
+            start = ((start >> _TAIL_BITS) + 1) << _TAIL_BITS
+        start &= (1 << 80) - 1
+        _last_random = start + count - 1
+        head = _encode(millis, 10) + _encode(start >> _TAIL_BITS, 16 - _TAIL_LENGTH)
+        return head, start & tail_mask
+
+
+def ulid_in_block(head: str, number: int) -> str:
+    """The id of a block that ``reserve_ulids`` returned ``head`` for, whose tail is ``number``."""
+    return head + _encode(number, _TAIL_LENGTH)
+
+
+def ulid_tail_sql(number: str) -> str:
+    """SQL (PostgreSQL and SQLite alike) spelling the integer expression ``number`` (0 ≤ it < 2⁴⁰)
+    as the eight Crockford characters ``reserve_ulids``' ids end with."""
+    return " || ".join(
+        f"substr('{_CROCKFORD}', CAST((({number}) >> {shift}) & 31 AS INTEGER) + 1, 1)"
+        for shift in range(_TAIL_BITS - 5, -1, -5)
+    )
 
 
 def new_id(prefix: str) -> str:

@@ -70,6 +70,10 @@ def main() -> None:
         per_second("log line masking", lambda: mask_sensitive(line), 20000)
     print()
     ledger_postings()
+    # Reconciliation of a generated settlement file, beside pandas (tests/bench_reconciliation.py).
+    from tests import bench_reconciliation
+
+    bench_reconciliation.main()
 
 
 # -- ledger postings: the accounts consumer against raw SQL --------------------------------------

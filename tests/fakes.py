@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from services.accounts.adapters.banks import HttpBankPartner as TransfersBankPartner
 from services.accounts.domain.ports import Transfer, TransferCallback, TransferRequest
 from services.onboarding.adapters.banks import HttpBankPartner
-from services.onboarding.domain.banking import PARTNER_BANK_CODES, make_rib
 from services.onboarding.domain.ports import (
     AccountOpening,
     AccountOpeningRequest,
@@ -18,6 +17,7 @@ from services.onboarding.domain.ports import (
     HolderMatch,
     HolderVerificationRequest,
 )
+from shared.banking import PARTNER_BANK_CODES, make_rib
 from shared.partner_ports import PartnerError
 
 

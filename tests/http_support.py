@@ -3,18 +3,26 @@ the README's webhook signature recipe, loaded from the README itself."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.server
 import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from werkzeug.serving import make_server
+
+from sandbox.bank.app import create_app as create_bank
+from sandbox.bank.app import stop_background_work as stop_bank
+from sandbox.bank.config import SandboxBankConfig
+from sandbox.m2t.app import create_app as create_m2t
+from sandbox.m2t.app import stop_background_work as stop_m2t
+from sandbox.m2t.config import SandboxM2TConfig
 
 WAIT_SECONDS = 5.0
 
@@ -154,3 +162,36 @@ def _load_readme_recipe(name: str) -> Callable[..., Any]:
 
 # verify_hirfa_signature(secret, header, raw_body, tolerance=300) -> bool
 verify_hirfa_signature = _load_readme_recipe("verify_hirfa_signature")
+
+
+@contextlib.contextmanager
+def served_counterparts(m2t_key: str, bank_key: str) -> Iterator[dict[str, Any]]:
+    """The M2T sandbox and the bank sandbox, each served from a thread, the bank reading M2T's
+    settlement files the same day (lag 0): what accounts' reconciliation fetches from."""
+    m2t = create_m2t(
+        SandboxM2TConfig(
+            api_key=m2t_key, callback_secret="c", callback_delay_seconds=0.01, callback_retries=1
+        )
+    )
+    m2t_served = ServedApp(m2t)
+    m2t_served.start()
+    bank = create_bank(
+        SandboxBankConfig(
+            api_key=bank_key,
+            callback_secret="b",
+            callback_delay_seconds=0.01,
+            callback_retries=1,
+            acquirer_url=m2t_served.url,
+            acquirer_api_key=m2t_key,
+            settlement_lag_days=0,
+        )
+    )
+    bank_served = ServedApp(bank)
+    bank_served.start()
+    try:
+        yield {"m2t": m2t, "m2t_url": m2t_served.url, "bank": bank, "bank_url": bank_served.url}
+    finally:
+        bank_served.stop()
+        m2t_served.stop()
+        stop_bank(bank)
+        stop_m2t(m2t)

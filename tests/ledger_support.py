@@ -15,7 +15,7 @@ from services.accounts.adapters.orm import LedgerAccount
 from services.accounts.cli import _handlers as accounts_handlers
 from services.accounts.domain.ports import Transfer
 from services.accounts.service_layer.parked_events import make_after_batch
-from services.onboarding.domain.banking import make_rib
+from shared.banking import make_rib
 from shared.config import SANDBOX_BANK_CALLBACK_SECRET
 from shared.events import Event, make_event
 from shared.ids import new_id

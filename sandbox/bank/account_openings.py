@@ -22,7 +22,7 @@ from sandbox.bank.book import RequestBook
 from sandbox.bank.config import SandboxBankConfig
 from sandbox.common.callbacks import CallbackSender
 from sandbox.common.errors import ApiError
-from services.onboarding.domain.banking import PARTNER_BANK_CODES, make_rib
+from shared.banking import PARTNER_BANK_CODES, make_rib
 
 EXTENSION_KEY = "bank_sandbox.account_openings"
 

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 from sandbox.common.callbacks import check_callback_settings
 from sandbox.common.config import EnvConfig
-from services.onboarding.domain.banking import iban_check_digits, make_rib
+from shared.banking import iban_check_digits, make_rib
 from shared.config import SANDBOX_BANK_API_KEY, SANDBOX_BANK_CALLBACK_SECRET, secret_field
 
 _CLIENT_FUNDS_RIB = make_rib("145", "780", "0000000000000145")

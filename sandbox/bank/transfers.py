@@ -40,7 +40,7 @@ from sandbox.bank.book import RequestBook
 from sandbox.bank.config import SandboxBankConfig
 from sandbox.common.callbacks import CallbackSender
 from sandbox.common.errors import ApiError
-from services.onboarding.domain.banking import BankIdentifierError, parse_rib
+from shared.banking import BankIdentifierError, parse_rib
 
 EXTENSION_KEY = "bank_sandbox.transfers"
 CURRENCIES = ("MAD",)

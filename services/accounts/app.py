@@ -6,7 +6,16 @@ from typing import Any
 
 from flask import Flask
 
-from services.accounts.api import account_statements, balances, income_statements, ledger, payouts
+from services.accounts.api import (
+    account_statements,
+    adjustments,
+    balances,
+    income_statements,
+    ledger,
+    marketplaces,
+    payouts,
+    reconciliation,
+)
 from services.accounts.bootstrap import bootstrap, require_statement_key
 from services.accounts.config import AccountsConfig
 from shared.app import create_service_app
@@ -27,6 +36,10 @@ def create_app(config: AccountsConfig | None = None, **adapters: Any) -> Flask:
                 payouts.blp,
                 account_statements.blp,
                 *income_statements.blueprints,
+                marketplaces.blp,
+                adjustments.blp,
+                reconciliation.blp,
             ],
+            upload_endpoints={reconciliation.UPLOAD_ENDPOINT: context.config.reconciliation_max_upload_bytes},
         )
     )

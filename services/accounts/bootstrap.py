@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from pathlib import Path
 
 from services.accounts.adapters.banks import HttpBankPartner
+from services.accounts.adapters.file_store import LocalFileStore
 from services.accounts.adapters.ledger_session import install_ledger_session_hooks
 from services.accounts.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
 from services.accounts.adapters.rate_limits import SlidingWindowLimiter
@@ -21,8 +23,11 @@ from services.accounts.adapters.statement_sources import HttpStatementSource
 from services.accounts.config import AccountsConfig, load_config
 from services.accounts.context import AccountsContext
 from services.accounts.domain.ports import SettlementSource, StatementSource
+from services.accounts.domain.reconciliation import parse_fee_schedules
+from services.accounts.service_layer.adjustments import configure_adjustments, propose_adjustment
 from services.accounts.service_layer.income_statements import IncomeStatementSettings
 from services.accounts.service_layer.payout_settings import PayoutSettings
+from services.accounts.service_layer.reconciliation import ReconciliationSettings
 from shared.auth.keys import SigningKeyStore
 from shared.auth.tokens import KeyLookup
 from shared.config import ConfigError
@@ -51,6 +56,26 @@ def make_payout_settings(config: AccountsConfig, partners: PartnerRegistry) -> P
         poll_after=config.payout_poll_after,
         idempotency_key_ttl=dt.timedelta(hours=config.idempotency_key_ttl_hours),
         artisan_idempotency_key_ttl=dt.timedelta(hours=config.artisan_idempotency_key_ttl_hours),
+    )
+
+
+def make_reconciliation_settings(config: AccountsConfig) -> ReconciliationSettings:
+    """Runs' file store (a local directory, default ``<var_dir>/reconciliation``), fee schedules and banks."""
+    directory = config.reconciliation_dir or str(Path(config.var_dir) / "reconciliation")
+    return ReconciliationSettings(
+        file_store=LocalFileStore(directory),
+        currency=config.ledger_currency,
+        default_bank_code=config.payout_bank_code,
+        settlement_banks=config.settlement_banks,
+        fee_schedules=parse_fee_schedules(config.gateway_fee_schedules),
+        tolerance=config.reconciliation_tolerance,
+        gateways=config.settlement_gateway_names,
+        statement_banks=config.statement_banks,
+        first_day=dt.date.fromisoformat(config.reconciliation_first_day)
+        if config.reconciliation_first_day
+        else None,
+        # Writing a case off proposes an adjustment (four-eyes above the configured amount).
+        propose_adjustment=propose_adjustment,
     )
 
 
@@ -114,10 +139,18 @@ def bootstrap(
         key_lookup,
         context_type=AccountsContext,
         payouts=make_payout_settings(config, bank_partners or make_bank_partners(config)),
+        reconciliation=make_reconciliation_settings(config),
         settlement_sources=default_settlements if settlement_sources is None else settlement_sources,
         statement_source=statement_source or default_statements,
         income_statements=income_statements or make_income_statement_settings(config),
     )
     # Every session that may post (requests, the consumer, the worker) comes from this factory.
     install_ledger_session_hooks(context.session_factory)
+    # Adjustments read their four-eyes threshold from the session, whoever proposes them (the API,
+    # reconciliation inside its own transaction).
+    configure_adjustments(
+        context.session_factory,
+        approval_above=config.adjustment_approval_above,
+        currency=config.ledger_currency,
+    )
     return context

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import click
 
 from services.accounts.bootstrap import bootstrap
 from services.accounts.config import load_config
+from services.accounts.context import AccountsContext
+from services.accounts.domain.ports import SettlementSource, StatementSource
 from services.accounts.service_layer.bank_transfers import return_waiting_payout_funds, sync_payouts
+from services.accounts.service_layer.commission_payouts import run_commission_payout_schedules
 from services.accounts.service_layer.money_events import make_money_handlers, release_due_holds
 from services.accounts.service_layer.parked_events import make_after_batch, post_all_parked_events
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
 from services.accounts.service_layer.projections import make_handlers
+from services.accounts.service_layer.recon_cases import close_approved_write_offs
+from services.accounts.service_layer.recon_fetch import fetch_days_now, fetch_due_days
+from services.accounts.service_layer.reconciliation import RunRequest, import_file
 from shared.auth.keys import SigningKeyStore
 from shared.logging import configure_logging
 from shared.runtime import run_duty, service_cli, stop_on_signals
@@ -45,8 +52,9 @@ cli = service_cli(
 def worker(once: bool) -> None:
     """Scheduled ledger jobs: release pending funds whose hold period is over, post parked money
     events that now can be, return failed payouts' funds that were waiting for room under the
-    cap, create the automatic payouts that are due, submit payouts the bank
-    never accepted, poll those it left unanswered."""
+    cap, create the automatic payouts that are due (artisans' and marketplaces' commission), submit
+    payouts the bank never accepted, poll those it left unanswered; fetch and reconcile each day's
+    settlement files and bank statements once the day is over."""
     config = load_config()
     configure_logging("accounts-worker", config.log_level, config.log_json)
     context = bootstrap(config)
@@ -60,7 +68,13 @@ def worker(once: bool) -> None:
         ("parked money events posted", lambda: post_all_parked_events(uow_factory, handlers)),
         ("failed payouts' funds returned", lambda: return_waiting_payout_funds(uow_factory)),
         ("automatic payouts created", lambda: run_payout_schedules(uow_factory, settings)),
+        ("commission payouts created", lambda: run_commission_payout_schedules(uow_factory, settings)),
         ("payouts synced with the bank", lambda: sync_payouts(uow_factory, settings)),
+        ("approved write-offs closed", lambda: close_approved_write_offs(uow_factory)),
+        (
+            "reconciliation files fetched",
+            lambda: fetch_due_days(uow_factory, context.reconciliation, *_reconciliation_sources(context)),
+        ),
     ]
     while True:
         # Each duty on its own: one failing (the bank is down, say) must not hold up the others.
@@ -85,3 +99,73 @@ def rotate_statement_key() -> None:
     stay published (statements they signed still verify) until their files are deleted."""
     kid = SigningKeyStore(load_config().statement_keys_directory).generate()
     click.echo(f"new statement signing key: {kid}")
+
+
+def _reconciliation_sources(
+    context: AccountsContext,
+) -> tuple[Mapping[str, SettlementSource], StatementSource]:
+    """The gateways' settlement sources and the banks' statement source the context wires."""
+    return context.settlement_sources, context.statement_source
+
+
+def _count_lines(path: Path) -> int:
+    """Lines after the header, for the progress bar's length (one quick pass, constant memory)."""
+    with path.open("rb") as stream:
+        return max(sum(1 for _ in stream) - 1, 0)
+
+
+@cli.command("reconcile")
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--source", type=click.Choice(["gateway_settlement", "bank_statement"]), help="What FILE is (with FILE)."
+)
+@click.option("--gateway", default="m2t", show_default=True, help="The acquirer of a settlement file.")
+@click.option("--bank-code", default=None, help="The bank of a statement (default: the statement's).")
+@click.option(
+    "--format", "format_", type=click.Choice(["mt940", "camt053"]), help="A statement's format (sniffed)."
+)
+@click.option(
+    "--fetch", is_flag=True, help="Fetch the day's files from every gateway and bank instead of FILE."
+)
+@click.option("--day", type=click.DateTime(formats=["%Y-%m-%d"]), help="With --fetch: the day (YYYY-MM-DD).")
+def reconcile(
+    file: Path | None,
+    source: str | None,
+    gateway: str,
+    bank_code: str | None,
+    format_: str | None,
+    fetch: bool,
+    day: dt.datetime | None,
+) -> None:
+    """Reconcile FILE (a settlement file or a bank statement) against the ledger, with a progress
+    bar; or, with --fetch --day, fetch and reconcile that day's files now."""
+    config = load_config()
+    configure_logging("accounts-reconcile", config.log_level, config.log_json)
+    context = bootstrap(config)
+    if fetch:
+        if day is None or file is not None:
+            raise click.UsageError("--fetch takes --day YYYY-MM-DD and no FILE")
+        for fetched in fetch_days_now(
+            context.uow_factory, context.reconciliation, *_reconciliation_sources(context), day.date()
+        ):
+            click.echo(f"{fetched.source} {fetched.party} {fetched.day}: run {fetched.run_id}")
+        return
+    if file is None or source is None:
+        raise click.UsageError("give FILE and --source (or --fetch --day)")
+    request = RunRequest(
+        source=source,
+        name=file.name,
+        gateway=gateway if source == "gateway_settlement" else None,
+        bank_code=bank_code,
+        format=format_,
+    )
+    # A settlement file's lines are staged, then posted: the bar counts both.
+    length = 2 * _count_lines(file) if source == "gateway_settlement" else None
+    with (
+        file.open("rb") as stream,
+        click.progressbar(length=length, label="staging and posting lines") as bar,
+    ):
+        run, created = import_file(
+            context.uow_factory, context.reconciliation, stream, request, "cli", progress=bar.update
+        )
+    click.echo(f"run {run.id} {'completed' if created else 'already ran for this file'}: {run.counts}")

@@ -6,7 +6,8 @@ import dataclasses
 import datetime as dt
 import re
 
-from shared.config import BankPartnerClientConfig, ConfigError, public_field, secret_field
+from services.accounts.domain.reconciliation import parse_fee_schedules
+from shared.config import BankPartnerClientConfig, ConfigError, is_loopback_url, public_field, secret_field
 
 # Development defaults shared with the M2T sandbox (the acquirer's settlement files).
 SANDBOX_M2T_URL = "http://127.0.0.1:8010"
@@ -29,6 +30,24 @@ class AccountsConfig(BankPartnerClientConfig):
     payout_bank_code: str = "145"
     # Payouts the bank has not settled after this long are polled (lost callbacks).
     payout_poll_after_seconds: int = 60
+    # Adjustments and reversals moving more than this (minor units) wait for a second operator's
+    # approval (four-eyes); up to it they post at once.
+    adjustment_approval_above: int = 100_000
+
+    # Reconciliation (service_layer/reconciliation.py). Where received files are kept (default
+    # <var_dir>/reconciliation), the bank each gateway (``settlement_gateways``) settles into
+    # ("m2t:145,…"; default the payout bank), the banks whose statements the worker fetches ("145,…"; default the payout bank), the acquirers' fee schedules (JSON, see
+    # domain/reconciliation.py::parse_fee_schedules), the amount difference still called a match
+    # (minor units), the largest file an operator may upload, and the first day the worker fetches
+    # (YYYY-MM-DD; default: yesterday, the first time it runs).
+    reconciliation_dir: str = ""
+    settlement_bank_codes: str = ""
+    statement_bank_codes: str = ""
+    gateway_fee_schedules: str = ""
+    reconciliation_tolerance: int = 0
+    reconciliation_max_upload_bytes: int = 2 * 1024**3
+    reconciliation_first_day: str = ""
+
     # Reconciliation sources: the gateways whose settlement files are fetched (comma-separated names;
     # "m2t" reads M2T's file at m2t_url with m2t_api_key), and the bank statements, fetched through the
     # bank-partner API (bank_partner_url).
@@ -75,9 +94,50 @@ class AccountsConfig(BankPartnerClientConfig):
             raise ConfigError("PAYOUT_BANK_CODE: a three-digit bank code")
         if self.payout_poll_after_seconds < 0:
             raise ConfigError("PAYOUT_POLL_AFTER_SECONDS must not be negative")
+        if self.adjustment_approval_above < 0:
+            raise ConfigError("ADJUSTMENT_APPROVAL_ABOVE must not be negative")
+        self._validate_reconciliation()
+
+    @property
+    def settlement_banks(self) -> dict[str, str]:
+        """The bank each gateway's settlements arrive at (gateways not named: the payout bank)."""
+        pairs = (item.split(":", 1) for item in self.settlement_bank_codes.split(",") if item.strip())
+        return {gateway.strip(): code.strip() for gateway, code in pairs}
+
+    @property
+    def statement_banks(self) -> tuple[str, ...]:
+        codes = tuple(code.strip() for code in self.statement_bank_codes.split(",") if code.strip())
+        return codes or (self.payout_bank_code,)
+
+    def _validate_reconciliation(self) -> None:
+        if any(":" not in item for item in self.settlement_bank_codes.split(",") if item.strip()):
+            raise ConfigError("SETTLEMENT_BANK_CODES: gateway:bank code pairs, comma-separated")
+        codes = [*self.settlement_banks.values(), *self.statement_banks]
+        if not all(re.fullmatch(r"[0-9]{3}", code) for code in codes):
+            raise ConfigError("SETTLEMENT_BANK_CODES / STATEMENT_BANK_CODES: three-digit bank codes")
+        if self.reconciliation_tolerance < 0:
+            raise ConfigError("RECONCILIATION_TOLERANCE must not be negative")
+        if self.reconciliation_first_day:
+            try:
+                dt.date.fromisoformat(self.reconciliation_first_day)
+            except ValueError:
+                raise ConfigError("RECONCILIATION_FIRST_DAY: YYYY-MM-DD") from None
+        try:
+            parse_fee_schedules(self.gateway_fee_schedules)
+        except ValueError as exc:
+            raise ConfigError(f"GATEWAY_FEE_SCHEDULES: {exc}") from None
         unknown = [name for name in self.settlement_gateway_names if name != "m2t"]
         if unknown:
             raise ConfigError(f"SETTLEMENT_GATEWAYS: no settlement source for {', '.join(unknown)}")
+        # The worker reads M2T's settlement files every day: in production, left at the sandbox's
+        # defaults, it would fail each pass and no day would ever be reconciled.
+        if self.is_production and "m2t" in self.settlement_gateway_names:
+            if self.m2t_api_key == SANDBOX_M2T_API_KEY:
+                raise self.refuse("m2t_api_key", "must be set in production (it is the M2T sandbox's)")
+            if self.m2t_url == SANDBOX_M2T_URL or is_loopback_url(self.m2t_url):
+                raise self.refuse(
+                    "m2t_url", "points at the M2T sandbox on this machine: production needs M2T's API"
+                )
 
 
 def load_config(**overrides) -> AccountsConfig:

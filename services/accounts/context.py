@@ -9,6 +9,7 @@ from services.accounts.config import AccountsConfig
 from services.accounts.domain.ports import SettlementSource, StatementSource
 from services.accounts.service_layer.income_statements import IncomeStatementSettings
 from services.accounts.service_layer.payout_settings import PayoutSettings
+from services.accounts.service_layer.reconciliation import ReconciliationSettings
 from shared.context import ServiceContext
 
 
@@ -16,6 +17,7 @@ from shared.context import ServiceContext
 class AccountsContext(ServiceContext):
     config: AccountsConfig
     payouts: PayoutSettings  # the bank partners, and how payouts are made
+    reconciliation: ReconciliationSettings  # the file store, fee schedules, banks and readers of runs
     # Where reconciliation fetches its files: each gateway's settlement files (by gateway name,
     # "m2t") and the partner bank's statements of the client-funds accounts.
     settlement_sources: Mapping[str, SettlementSource]

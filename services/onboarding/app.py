@@ -6,9 +6,19 @@ from typing import Any
 
 from flask import Flask
 
-from services.onboarding.api import artisan_sessions, artisans, bank_accounts, kyc, oauth, reviews
+from services.onboarding.api import (
+    artisan_sessions,
+    artisans,
+    bank_accounts,
+    kyc,
+    notifications,
+    oauth,
+    reviews,
+    staff,
+)
 from services.onboarding.bootstrap import bootstrap
 from services.onboarding.config import OnboardingConfig
+from services.onboarding.service_layer.notifications import language_of
 from shared.app import create_service_app
 from shared.wsgi_limits import limit_requests
 
@@ -27,8 +37,12 @@ def create_app(config: OnboardingConfig | None = None, **adapters: Any) -> Flask
                 reviews.blp,
                 bank_accounts.blp,
                 artisan_sessions.blp,
+                notifications.blp,
+                staff.blp,
             ],
             form_endpoints={"oauth.token"},
             upload_endpoints={"kyc.Documents": context.config.max_document_bytes},
+            # Problems shown to an artisan default to their preferred language.
+            artisan_language=lambda artisan_id: language_of(context.uow_factory(), artisan_id),
         )
     )

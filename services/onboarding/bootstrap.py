@@ -17,12 +17,14 @@ from services.onboarding.adapters.sms import make_sms_sender
 from services.onboarding.config import OnboardingConfig, load_config
 from services.onboarding.context import OnboardingContext
 from services.onboarding.domain.artisan_sessions import LockoutPolicy
-from services.onboarding.domain.ports import BankPartners, SmsSender
+from services.onboarding.domain.ports import BankPartners, SmsGateway
 from services.onboarding.service_layer.artisan_sessions import SignInPolicy
 from services.onboarding.service_layer.artisans import TierPolicy
 from services.onboarding.service_layer.bank_accounts import BankAccountSettings
+from services.onboarding.service_layer.notifications import NotificationSettings
 from services.onboarding.service_layer.phone import OtpPolicy
 from services.onboarding.service_layer.screening import ScreeningIndexCache, ScreeningSources
+from services.onboarding.service_layer.staff import StaffPolicy
 from shared.auth.keys import SigningKeyStore
 from shared.auth.tokens import TokenIssuer, TokenVerifier
 from shared.context import Models, build_context
@@ -36,7 +38,7 @@ def bootstrap(
     config: OnboardingConfig | None = None,
     *,
     bank_partners: BankPartners | None = None,
-    sms: SmsSender | None = None,
+    sms: SmsGateway | None = None,
 ) -> OnboardingContext:
     config = config or load_config()
     keys = SigningKeyStore(config.keys_dir)
@@ -51,6 +53,7 @@ def bootstrap(
         max_attempts=config.otp_max_attempts,
         max_sends_per_hour=config.otp_max_sends_per_hour,
     )
+    cipher = EnvelopeCipher(_document_keyring(config))
     return build_context(
         config,
         MODELS,
@@ -62,13 +65,19 @@ def bootstrap(
         otp=otp,
         sign_in=_sign_in_policy(config, keys, otp),
         sms=sms or make_sms_sender(config),
-        cipher=EnvelopeCipher(_document_keyring(config)),
+        cipher=cipher,
+        staff=_staff_policy(config, keys, cipher),
         screening=ScreeningIndexCache(),
         bank_accounts=BankAccountSettings(
             partners=bank_partners or _bank_partners(config),
             partner_banks=config.partner_bank_slugs,
             holder_name_threshold=config.holder_name_threshold,
             callback_base_url=config.public_url,
+        ),
+        notifications=NotificationSettings(
+            max_attempts=config.notification_max_attempts,
+            retry_seconds=config.notification_retry_seconds,
+            max_backoff_seconds=config.notification_max_backoff_seconds,
         ),
     )
 
@@ -86,6 +95,20 @@ def _sign_in_policy(config: OnboardingConfig, keys: SigningKeyStore, otp: OtpPol
         retry_grace=dt.timedelta(seconds=config.refresh_token_retry_grace_seconds),
         max_starts_per_ip_per_hour=config.sign_in_max_starts_per_ip_per_hour,
         min_response=dt.timedelta(milliseconds=config.sign_in_min_response_ms),
+    )
+
+
+def _staff_policy(config: OnboardingConfig, keys: SigningKeyStore, cipher: EnvelopeCipher) -> StaffPolicy:
+    # TOTP secrets are sealed with the document master keys: one key ring to guard and rotate.
+    return StaffPolicy(
+        issuer=TokenIssuer(keys, config.token_issuer, config.staff_token_ttl_seconds),
+        cipher=cipher,
+        lockout=LockoutPolicy(
+            max_failed_codes=config.staff_max_failed_sign_ins,
+            window=dt.timedelta(seconds=config.staff_failure_window_seconds),
+            lockout=dt.timedelta(seconds=config.staff_lockout_seconds),
+        ),
+        enrolment_ttl=dt.timedelta(hours=config.staff_enrolment_ttl_hours),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -13,10 +15,19 @@ from services.onboarding.context import OnboardingContext
 from services.onboarding.service_layer.api_clients import bind_to_bank, create_client, ensure_client
 from services.onboarding.service_layer.bank_accounts import sync_openings
 from services.onboarding.service_layer.documents import rewrap_all_documents
+from services.onboarding.service_layer.notifications import make_notification_handlers, send_due_notifications
 from services.onboarding.service_layer.screening import refresh_lists, rescreen_all
+from services.onboarding.service_layer.staff import (
+    create_staff,
+    disable_staff,
+    ensure_demo_staff,
+    list_staff,
+    reset_second_factor,
+    rewrap_totp_secrets,
+)
 from shared.auth.keys import SigningKeyStore
-from shared.auth.scopes import Role
-from shared.errors import NotFound, ValidationFailed
+from shared.auth.scopes import STAFF_ROLES, Role
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.runtime import service_cli
 
 # Documented in the README; created only when ONBOARDING_DEMO_CLIENTS=true (make run).
@@ -37,11 +48,26 @@ DEMO_CLIENTS = (
     ("cli_demo_operator", "demo-operator-secret", "Demo ledger operator", Role.OPERATOR, None),
 )
 
+# Documented in the README; created only when ONBOARDING_DEMO_STAFF=true (make run, the e2e stack),
+# already enrolled: (email, name, roles, TOTP secret). Tests and the console's demo compute codes
+# with pyotp.TOTP(secret).now(). Every one signs in with DEMO_STAFF_PASSWORD.
+DEMO_STAFF_PASSWORD = "demo-staff-password"
+DEMO_STAFF = (
+    ("amina.compliance@hirfa.test", "Amina Benali", ("compliance",), "AMINACOMPLIANCEDEMOTOTPSECRETAAA"),
+    ("youssef.compliance@hirfa.test", "Youssef Alaoui", ("compliance",), "YOUSSEFCOMPLIANCEDEMOTOTPSECRETA"),
+    ("salma.operator@hirfa.test", "Salma Idrissi", ("operator",), "SALMAOPERATORDEMOTOTPSECRETAAAAA"),
+)
+# Where `staff create` reads the password when it cannot ask (CI, scripts: no terminal).
+STAFF_PASSWORD_ENV = "HIRFA_STAFF_PASSWORD"
+
 cli = service_cli(
     "onboarding",
     service_dir=Path(__file__).parent,
     load_config=load_config,
     bootstrap=bootstrap,
+    # Notifications to artisans, from events about their money (payments, accounts) and their file.
+    handlers=make_notification_handlers,
+    subscribes_to=["payments.events", "accounts.events", "onboarding.events"],
 )
 
 
@@ -52,7 +78,9 @@ def clients() -> None:
 
 @clients.command("create")
 @click.option("--name", required=True, help="Who the client is, e.g. 'Souk Digital'.")
-@click.option("--role", required=True, type=click.Choice([r.value for r in Role if r != Role.ARTISAN]))
+@click.option(
+    "--role", required=True, type=click.Choice([r.value for r in Role if r not in (Role.ARTISAN, Role.STAFF)])
+)
 @click.option(
     "--bank-code",
     default=None,
@@ -100,7 +128,7 @@ def rotate() -> None:
 
 @cli.command("init")
 def init() -> None:
-    """Prepare a development stack: keys, the screening list, and, if enabled, the demo clients."""
+    """Prepare a development stack: keys, the screening list, and, if enabled, the demo clients and staff."""
     config = load_config()
     kid = SigningKeyStore(config.keys_dir).ensure_key()
     click.echo(f"onboarding: signing key {kid}")
@@ -123,6 +151,18 @@ def init() -> None:
                 bank_code=bank_code,
             )
             click.echo(f"onboarding: demo client {client_id} {'created' if created else 'present'}")
+    if config.demo_staff and not config.is_production:
+        for email, name, roles, totp_secret in DEMO_STAFF:
+            created = ensure_demo_staff(
+                context.uow_factory(),
+                email=email,
+                name=name,
+                roles=list(roles),
+                password=DEMO_STAFF_PASSWORD,
+                totp_secret=totp_secret,
+                policy=context.staff,
+            )
+            click.echo(f"onboarding: demo staff {email} {'created' if created else 'present'}")
 
 
 @cli.group("screening", help="Sanctions/PEP lists (UN Security Council consolidated list XML layout).")
@@ -191,6 +231,8 @@ def rotate_document_key(retire_old: bool) -> None:
     click.echo(f"new document master key: {kid}")
     changed = rewrap_all_documents(context.uow_factory, cipher)
     click.echo(f"re-wrapped {changed} document keys")
+    # Staff TOTP secrets are sealed with the same master keys: re-wrapped before any is retired.
+    click.echo(f"re-wrapped {rewrap_totp_secrets(context.uow_factory, cipher)} staff TOTP secret keys")
     if retire_old:
         for old in cipher.keyring.kids():
             if old != kid:
@@ -204,17 +246,109 @@ def rewrap_documents() -> None:
     context = bootstrap()
     changed = rewrap_all_documents(context.uow_factory, context.cipher)
     click.echo(f"re-wrapped {changed} document keys")
+    click.echo(
+        f"re-wrapped {rewrap_totp_secrets(context.uow_factory, context.cipher)} staff TOTP secret keys"
+    )
+
+
+@cli.group("staff", help="Staff: compliance officers and operators who sign in to the console.")
+def staff_group() -> None:
+    pass
+
+
+def _staff_password() -> str:
+    """From HIRFA_STAFF_PASSWORD when set (CI, scripts), else asked twice on the terminal. Never a
+    command-line option: those end up in shell history and process lists."""
+    password = os.environ.get(STAFF_PASSWORD_ENV)
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        raise click.ClickException(f"no terminal to ask for the password: set {STAFF_PASSWORD_ENV}")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@staff_group.command("create")
+@click.option("--email", required=True, help="Their email: they sign in with it.")
+@click.option("--name", required=True, help="Their name, as audit trails show it.")
+@click.option(
+    "--role",
+    "roles",
+    required=True,
+    multiple=True,
+    type=click.Choice([str(role) for role in STAFF_ROLES]),
+    help="compliance, operator; repeat for both.",
+)
+def staff_create(email: str, name: str, roles: tuple[str, ...]) -> None:
+    """Create a staff member (the first admin too) and print their enrolment token, once.
+
+    The password is asked for, or read from HIRFA_STAFF_PASSWORD. The person enrols an
+    authenticator app with the token (or signs in once with the password, which gives a new one).
+    """
+    context = bootstrap()
+    try:
+        new = create_staff(
+            context.uow_factory(),
+            email=email,
+            name=name,
+            roles=list(roles),
+            password=_staff_password(),
+            policy=context.staff,
+        )
+    except (ValidationFailed, Conflict) as error:
+        raise click.ClickException(str(error.detail)) from None
+    click.echo(f"staff_id:        {new.staff['id']}")
+    click.echo(f"email:           {new.staff['email']}")
+    click.echo(f"roles:           {', '.join(new.staff['roles'])}")
+    click.echo(f"enrolment_token: {new.enrolment_token}")
+    hours = context.config.staff_enrolment_ttl_hours
+    click.echo(f"Give the token to {new.staff['name']} now: it is shown once and lasts {hours} hours.")
+
+
+@staff_group.command("list")
+def staff_list() -> None:
+    """Every staff member: roles, status, whether enrolled, last sign-in."""
+    for member in list_staff(bootstrap().uow_factory()):
+        enrolled = "enrolled" if member["enrolled_at"] else "not enrolled"
+        last = member["last_signed_in_at"].isoformat() if member["last_signed_in_at"] else "never"
+        click.echo(
+            f"{member['id']}  {member['email']:<32} {member['name']:<24} "
+            f"{','.join(member['roles']):<20} {member['status']:<8} {enrolled:<12} last sign-in {last}"
+        )
+
+
+@staff_group.command("disable")
+@click.argument("staff")
+def staff_disable(staff: str) -> None:
+    """Stop STAFF (an id or an email) from signing in; their current token expires within 15 minutes."""
+    try:
+        member = disable_staff(bootstrap().uow_factory(), staff)
+    except NotFound as error:
+        raise click.ClickException(str(error.detail)) from None
+    click.echo(f"{member['id']} ({member['email']}): disabled")
+
+
+@staff_group.command("reset-factor")
+@click.argument("staff")
+def staff_reset_factor(staff: str) -> None:
+    """A lost phone: drop STAFF's authenticator and print a new enrolment token, once."""
+    context = bootstrap()
+    try:
+        new = reset_second_factor(context.uow_factory(), staff, policy=context.staff)
+    except (NotFound, Conflict) as error:
+        raise click.ClickException(str(error.detail)) from None
+    click.echo(f"enrolment_token: {new.enrolment_token}")
 
 
 @cli.command("worker")
 @click.option("--once", is_flag=True, help="One pass, then exit.")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
 def worker(once: bool, interval: float) -> None:
-    """Background duties: submit account openings the bank never accepted, poll unanswered ones."""
+    """Background duties: submit account openings the bank never accepted, poll unanswered ones;
+    send the notifications that are due (first tries and retries)."""
     import datetime as dt
     import logging
 
-    from shared.runtime import stop_on_signals
+    from shared.runtime import run_duty, stop_on_signals
 
     context = bootstrap()
     stop = stop_on_signals()
@@ -227,5 +361,10 @@ def worker(once: bool, interval: float) -> None:
                 log.info("account openings synced", extra=result)
         except Exception:  # noqa: BLE001 - a worker pass must never kill the worker
             log.exception("worker pass failed")
+        run_duty(
+            log,
+            "notifications sent",
+            lambda: send_due_notifications(context.uow_factory, context.sms, context.notifications),
+        )
         if once or stop.wait(interval):
             return

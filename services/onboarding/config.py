@@ -6,7 +6,15 @@ import dataclasses
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from shared.config import PROJECT_ROOT, BankPartnerClientConfig, ConfigError, public_field, secret_field
+from shared.config import (
+    PROJECT_ROOT,
+    SANDBOX_SMS_API_KEY,
+    SANDBOX_SMS_CALLBACK_SECRET,
+    BankPartnerClientConfig,
+    ConfigError,
+    public_field,
+    secret_field,
+)
 
 # The fictional lists shipped for tests and `make run`: never the list in force in production.
 BUNDLED_LISTS_DIR = PROJECT_ROOT / "services/onboarding/screening_lists"
@@ -52,6 +60,16 @@ class OnboardingConfig(BankPartnerClientConfig):
     sms_provider_url: str = ""
     sms_provider_api_key: str = secret_field()
     sms_sender_id: str = "Hirfa"
+    # Checks the provider's signed delivery receipts (POST /v1/sms/receipts); "old,new" during a
+    # rotation. The default is the SMS-gateway sandbox's (sandbox/sms); production refuses it.
+    sms_receipt_secret: str = secret_field(SANDBOX_SMS_CALLBACK_SECRET)
+
+    # Notifications (services/onboarding/service_layer/notifications.py): a failed send is tried
+    # again after notification_retry_seconds, doubling each time up to notification_max_backoff_seconds,
+    # at most notification_max_attempts times in all; then the notification is failed.
+    notification_max_attempts: int = 6
+    notification_retry_seconds: float = 30.0
+    notification_max_backoff_seconds: float = 3600.0
 
     # Artisans signing in by phone (POST /v1/artisan-sessions; the OTP settings above apply).
     artisan_token_ttl_seconds: int = public_field(900)
@@ -68,6 +86,18 @@ class OnboardingConfig(BankPartnerClientConfig):
     # Every answer to a sign-in start takes at least this long, SMS sent or not (no timing oracle on
     # who is registered); keep it above the SMS provider's usual latency.
     sign_in_min_response_ms: int = 300
+
+    # Staff signing in with email, password and TOTP (POST /v1/staff-sessions).
+    staff_token_ttl_seconds: int = public_field(900)
+    # This many failed sign-ins (wrong password or code) within the window lock the account.
+    staff_max_failed_sign_ins: int = 5
+    staff_failure_window_seconds: int = 900
+    staff_lockout_seconds: int = 900
+    # How long an enrolment token (printed by `staff create`, or given at a first sign-in) lasts.
+    staff_enrolment_ttl_hours: int = 72
+    # Create the documented demo staff, already enrolled with published TOTP secrets, at
+    # `hirfa stack init` (development stacks only; production refuses it).
+    demo_staff: bool = False
 
     # Documents: master keys for envelope encryption. Development keeps key files under var/;
     # production passes "kid:base64key,…" in DOCUMENT_MASTER_KEYS (the last one is active).
@@ -131,10 +161,17 @@ class OnboardingConfig(BankPartnerClientConfig):
                 )
             if not self.sms_provider_api_key:
                 raise self.refuse("sms_provider_api_key", "must be set (SMS_BACKEND=http)")
+        if self.notification_max_attempts < 1 or self.notification_retry_seconds < 0:
+            raise self.refuse(
+                "notification_max_attempts",
+                "must be at least 1 (and NOTIFICATION_RETRY_SECONDS not negative)",
+            )
         if self.sanctions_list_max_age_hours < 0 or self.pep_list_max_age_hours < 0:
             raise self.refuse(
                 "sanctions_list_max_age_hours", "and PEP_LIST_MAX_AGE_HOURS must not be negative"
             )
+        if self.staff_max_failed_sign_ins < 1 or self.staff_lockout_seconds < 1:
+            raise self.refuse("staff_max_failed_sign_ins", "and STAFF_LOCKOUT_SECONDS must be positive")
         if self.screening_list_timeout_seconds <= 0:
             raise self.refuse("screening_list_timeout_seconds", "must be positive")
         if self.is_production:
@@ -149,11 +186,20 @@ class OnboardingConfig(BankPartnerClientConfig):
             raise self.refuse(
                 "demo_clients", "must be off in production: demo clients have published secrets"
             )
+        if self.demo_staff:
+            raise self.refuse(
+                "demo_staff",
+                "must be off in production: demo staff have published passwords and TOTP secrets",
+            )
         if self.sms_backend == "file":
             raise self.refuse(
                 "sms_backend",
                 "is file, which writes SMS to a local file: production needs an SMS provider (http)",
             )
+        if self.sms_backend == "http" and self.sms_provider_api_key == SANDBOX_SMS_API_KEY:
+            raise self.refuse("sms_provider_api_key", "must be set in production (it is the SMS sandbox's)")
+        if self.sms_receipt_secret == SANDBOX_SMS_CALLBACK_SECRET:
+            raise self.refuse("sms_receipt_secret", "must be set in production (it is the SMS sandbox's)")
         if not self.sanctions_list_source or is_bundled_list(self.sanctions_list_source):
             raise self.refuse(
                 "sanctions_list_source",

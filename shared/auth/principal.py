@@ -6,7 +6,7 @@ import dataclasses
 import hashlib
 import re
 
-from shared.auth.scopes import Role
+from shared.auth.scopes import ROLE_SCOPES, STAFF_ROLES, Role
 
 # A Moroccan bank code: the first three digits of a RIB.
 _BANK_CODE = re.compile(r"[0-9]{3}")
@@ -33,6 +33,8 @@ class Principal:
     # An artisan's token is issued to one of their devices (the ``device_id`` claim): the device's
     # Idempotency-Keys are its own, and revoking the device ends its sessions.
     device_id: str | None = None
+    # A staff member's name (the token's ``name`` claim), for audit trails that show people.
+    name: str | None = None
 
     def has_scopes(self, *required: str) -> bool:
         return set(required) <= self.scopes
@@ -48,6 +50,18 @@ class Principal:
     @property
     def is_artisan(self) -> bool:
         return self.role == Role.ARTISAN
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role == Role.STAFF
+
+    def acts_as(self, role: Role) -> bool:
+        """Whether the caller may do what ``role`` does: an API client of that role, or a staff
+        member holding it (a person's roles travel as their scopes, so a staff token acts as a
+        compliance officer or an operator when it carries every scope of that role)."""
+        if self.role == role:
+            return True
+        return self.is_staff and role in STAFF_ROLES and self.scopes >= ROLE_SCOPES[role]
 
     @property
     def idempotency_scope(self) -> str:

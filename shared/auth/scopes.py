@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 
 
 class Role(enum.StrEnum):
@@ -11,6 +12,9 @@ class Role(enum.StrEnum):
     COMPLIANCE = "compliance"
     ARTISAN = "artisan"
     OPERATOR = "operator"
+    # A person of the back office signed in with password and TOTP (not an API client): their token
+    # carries the scopes of the roles they hold (compliance, operator or both), and ``sub`` names them.
+    STAFF = "staff"
 
 
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
@@ -29,7 +33,8 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
     # An artisan reads their own data and may ask for payouts of their own available balance; with
     # ``self:write`` they upload their own KYC documents and link their own bank accounts.
     Role.ARTISAN: frozenset({"self:read", "self:write", "payouts:request"}),
-    # Back-office staff who run the ledger: integrity checks, cases, payouts on an artisan's behalf.
+    # Back-office staff who run the ledger: integrity checks, cases, payouts on an artisan's behalf,
+    # and reconciliation (runs, cases: reading and acting).
     Role.OPERATOR: frozenset(
         {
             "ledger:read",
@@ -39,8 +44,25 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "artisans:read",
             # List and revoke an artisan's signed-in devices (a lost or stolen phone).
             "devices:manage",
+            "reconciliation:read",
+            "reconciliation:operate",
         }
     ),
 }
+
+# The roles a staff member may hold: their token carries the union of these roles' scopes.
+STAFF_ROLES = (Role.COMPLIANCE, Role.OPERATOR)
+
+
+def staff_scopes(roles: Iterable[Role]) -> frozenset[str]:
+    """The scopes of a staff member holding ``roles`` (each one of ``STAFF_ROLES``)."""
+    held = set(roles)
+    if not held <= set(STAFF_ROLES):
+        raise ValueError(f"a staff member holds only {', '.join(STAFF_ROLES)}")
+    return frozenset().union(*(ROLE_SCOPES[role] for role in held))
+
+
+# At most, a staff token carries every staff role's scopes.
+ROLE_SCOPES[Role.STAFF] = staff_scopes(STAFF_ROLES)
 
 ALL_SCOPES = frozenset().union(*ROLE_SCOPES.values())

@@ -52,10 +52,12 @@ class TokenIssuer:
         now: dt.datetime | None = None,
         device_id: str | None = None,
         lang: str | None = None,
+        name: str | None = None,
     ) -> tuple[str, int]:
         """Return ``(token, expires_in_seconds)``. A bank partner's token carries its ``bank_code``
         (and must: a bank partner bound to no bank would see every bank's data). ``device_id``: the
-        artisan's device it is issued to; ``lang``: the person's preferred language."""
+        artisan's device it is issued to; ``lang``: the person's preferred language; ``name``: a
+        staff member's name, for the audit trails of the services they act in."""
         if role == Role.BANK_PARTNER and not is_bank_code(bank_code):
             raise ValueError("a bank partner's token needs the three-digit bank code it is bound to")
         now = now or dt.datetime.now(dt.UTC)
@@ -77,6 +79,8 @@ class TokenIssuer:
             claims["device_id"] = device_id
         if lang is not None:
             claims["lang"] = lang
+        if name is not None:
+            claims["name"] = name
         token = jwt.encode(claims, private_key, algorithm=ALGORITHM, headers={"kid": kid})
         return token, self.ttl_seconds
 
@@ -208,6 +212,7 @@ class TokenVerifier:
         if role == Role.BANK_PARTNER and not is_bank_code(bank_code):
             raise InvalidToken("The access token's claims are malformed.")
         lang = claims.get("lang")
+        name = claims.get("name")
         return Principal(
             client_id=claims["sub"],
             role=role,
@@ -217,4 +222,5 @@ class TokenVerifier:
             # A language tag or nothing: anything else in the claim is ignored, not trusted.
             lang=lang if isinstance(lang, str) and _LANGUAGE_TAG.fullmatch(lang) else None,
             device_id=device_id if role == Role.ARTISAN else None,
+            name=name if role == Role.STAFF and isinstance(name, str) and 0 < len(name) <= 200 else None,
         )

@@ -7,9 +7,9 @@ transaction that carries the state change.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -52,21 +52,29 @@ class InboxMixin:
     processed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-def outbox_writer(model: type, topic: str) -> Callable[[Session, Event], None]:
-    """Return the function a unit of work uses to persist one event in its transaction."""
+@dataclasses.dataclass(frozen=True)
+class OutboxWriter:
+    """Persists one event in the caller's transaction (what a unit of work calls). ``model`` and
+    ``topic`` also tell a set-based statement that writes many events at once where they go."""
 
-    def write(session: Session, event: Event) -> None:
+    model: Any
+    topic: str
+
+    def __call__(self, session: Session, event: Event) -> None:
         session.add(
-            model(
+            self.model(
                 event_id=event.id,
                 event_type=event.type,
-                topic=topic,
+                topic=self.topic,
                 key=event.key,
                 payload=json.dumps(event.envelope(), separators=(",", ":"), ensure_ascii=False),
             )
         )
 
-    return write
+
+def outbox_writer(model: type, topic: str) -> OutboxWriter:
+    """Return the function a unit of work uses to persist one event in its transaction."""
+    return OutboxWriter(model, topic)
 
 
 def outbox_backlog(session: Session, model: Any) -> int:

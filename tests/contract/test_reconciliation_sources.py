@@ -11,12 +11,6 @@ from typing import Any
 
 import pytest
 
-from sandbox.bank.app import create_app as create_bank
-from sandbox.bank.app import stop_background_work as stop_bank
-from sandbox.bank.config import SandboxBankConfig
-from sandbox.m2t.app import create_app as create_m2t
-from sandbox.m2t.app import stop_background_work as stop_m2t
-from sandbox.m2t.config import SandboxM2TConfig
 from services.accounts.adapters.settlement_files import read_settlement_csv
 from services.accounts.adapters.settlement_sources import HttpSettlementSource, make_settlement_sources
 from services.accounts.adapters.statement_sources import HttpStatementSource
@@ -26,7 +20,7 @@ from shared.bank_statements.camt053 import read_camt053
 from shared.bank_statements.mt940 import read_mt940
 from shared.config import ConfigError
 from shared.partner_ports import PartnerError
-from tests.http_support import ServedApp
+from tests.http_support import served_counterparts
 
 pytestmark = pytest.mark.integration
 
@@ -37,33 +31,8 @@ TODAY = dt.datetime.now(dt.UTC).date().isoformat()
 
 @pytest.fixture(scope="module")
 def sandboxes() -> Iterator[dict[str, Any]]:
-    m2t = create_m2t(
-        SandboxM2TConfig(
-            api_key=M2T_KEY, callback_secret="c", callback_delay_seconds=0.01, callback_retries=1
-        )
-    )
-    m2t_served = ServedApp(m2t)
-    m2t_served.start()
-    bank = create_bank(
-        SandboxBankConfig(
-            api_key=BANK_KEY,
-            callback_secret="b",
-            callback_delay_seconds=0.01,
-            callback_retries=1,
-            acquirer_url=m2t_served.url,
-            acquirer_api_key=M2T_KEY,
-            settlement_lag_days=0,
-        )
-    )
-    bank_served = ServedApp(bank)
-    bank_served.start()
-    try:
-        yield {"m2t": m2t, "m2t_url": m2t_served.url, "bank": bank, "bank_url": bank_served.url}
-    finally:
-        bank_served.stop()
-        m2t_served.stop()
-        stop_bank(bank)
-        stop_m2t(m2t)
+    with served_counterparts(M2T_KEY, BANK_KEY) as running:
+        yield running
 
 
 def add_line(sandboxes: dict[str, Any], amount: int) -> dict[str, Any]:

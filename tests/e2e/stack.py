@@ -19,6 +19,7 @@ from pathlib import Path
 import requests
 
 from services.stack import wait_for_ready
+from shared.config import SANDBOX_SMS_API_KEY
 from tests.support import ROOT, free_port, kill_group, start_child
 
 PROCFILE = ROOT / "deploy" / "Procfile"
@@ -26,7 +27,7 @@ PROCFILE = ROOT / "deploy" / "Procfile"
 # What the others depend on, stopped after them in this order (each tier at once): everything
 # else (APIs, workers, consumers, relays) goes first.
 LAST_TO_STOP: tuple[frozenset[str], ...] = (
-    frozenset({"bank_sandbox", "m2t_sandbox"}),
+    frozenset({"bank_sandbox", "m2t_sandbox", "sms_sandbox"}),
     frozenset({"broker"}),
 )
 
@@ -45,20 +46,34 @@ class Stack:
         self.workdir = workdir
         self.ports = {
             name: free_port()
-            for name in ("onboarding", "payments", "accounts", "broker", "bank_sandbox", "m2t_sandbox")
+            for name in (
+                "onboarding",
+                "payments",
+                "accounts",
+                "console",
+                "broker",
+                "bank_sandbox",
+                "m2t_sandbox",
+                "sms_sandbox",
+            )
         }
         self.urls = {
             name: f"http://127.0.0.1:{self.ports[name]}" for name in ("onboarding", "payments", "accounts")
         }
+        # The back-office console (a web app for people, not one of the three APIs).
+        self.console_url = f"http://127.0.0.1:{self.ports['console']}"
         bin_dir = str(Path(sys.executable).parent)
         self.env = {
             **os.environ,
             "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
             "VAR_DIR": str(workdir / "var"),
             "ONBOARDING_DEMO_CLIENTS": "true",
+            "ONBOARDING_DEMO_STAFF": "true",
             "ONBOARDING_PORT": str(self.ports["onboarding"]),
             "PAYMENTS_PORT": str(self.ports["payments"]),
             "ACCOUNTS_PORT": str(self.ports["accounts"]),
+            "CONSOLE_PORT": str(self.ports["console"]),
+            "CONSOLE_LOG_JSON": "false",
             "BROKER_PORT": str(self.ports["broker"]),
             "BANK_SANDBOX_PORT": str(self.ports["bank_sandbox"]),
             "BANK_SANDBOX_CALLBACK_DELAY_SECONDS": "0.3",
@@ -76,9 +91,19 @@ class Stack:
             "ACCOUNTS_PENDING_HOLD_SECONDS": "1",
             "ACCOUNTS_WORKER_INTERVAL_SECONDS": "0.5",
             "ONBOARDING_BANK_PARTNER_URL": f"http://127.0.0.1:{self.ports['bank_sandbox']}",
+            # SMS go through the SMS-gateway sandbox, as with `make run` (tests read them there).
+            "SMS_SANDBOX_PORT": str(self.ports["sms_sandbox"]),
+            "SMS_SANDBOX_RECEIPT_DELAY_SECONDS": "0.2",
+            "SMS_SANDBOX_LATE_RECEIPT_SECONDS": "2",
+            "ONBOARDING_SMS_BACKEND": "http",
+            "ONBOARDING_SMS_PROVIDER_URL": f"http://127.0.0.1:{self.ports['sms_sandbox']}/v1/messages",
+            "ONBOARDING_SMS_PROVIDER_API_KEY": SANDBOX_SMS_API_KEY,
+            "ONBOARDING_NOTIFICATION_RETRY_SECONDS": "0.5",
             "ONBOARDING_PUBLIC_URL": self.urls["onboarding"],
             "ACCOUNTS_BANK_PARTNER_URL": f"http://127.0.0.1:{self.ports['bank_sandbox']}",
             "ACCOUNTS_PUBLIC_URL": self.urls["accounts"],
+            # The acquirer's settlement files, read by accounts' reconciliation (as with `make run`).
+            "ACCOUNTS_M2T_URL": f"http://127.0.0.1:{self.ports['m2t_sandbox']}",
             "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{self.ports['broker']}",
             "JWKS_URL": f"{self.urls['onboarding']}/.well-known/jwks.json",
             "CONSUMER_SESSION_TIMEOUT_MS": "6000",
@@ -189,7 +214,7 @@ class Stack:
 
     def wait_ready(self, timeout: float = 60) -> float:
         started = time.monotonic()
-        pending = wait_for_ready(self.urls, timeout)
+        pending = wait_for_ready({**self.urls, "console": self.console_url}, timeout)
         if pending:
             raise AssertionError(f"not ready within {timeout}s: {pending}")
         return time.monotonic() - started

@@ -10,7 +10,7 @@ import uuid
 import pytest
 import requests
 
-from services.onboarding.domain.banking import make_rib
+from shared.banking import make_rib
 from tests.e2e.test_kyc_path import Client, last_sms_code
 from tests.e2e.test_payments_path import card_token
 from tests.support import artisan_body, wait_until

@@ -100,5 +100,5 @@ def test_the_stack_stops_what_others_depend_on_last(tmp_path):
     stack = Stack(tmp_path, dict.fromkeys(("onboarding", "payments", "accounts"), "sqlite://"))
     stack.processes = dict.fromkeys(stack.commands)  # the running processes, by name only
     order = stack.stop_order()
-    assert order[-2:] == [["bank_sandbox", "m2t_sandbox"], ["broker"]]
+    assert order[-2:] == [["bank_sandbox", "m2t_sandbox", "sms_sandbox"], ["broker"]]
     assert {"payments", "payments_relay", "accounts_consumer", "payments_worker"} <= set(order[0])

@@ -4,13 +4,13 @@ change seen by payments and accounts through events."""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 
 import pytest
 import requests
 
+from shared.config import SANDBOX_SMS_API_KEY
 from tests.e2e.stack import Stack
 from tests.support import artisan_body, wait_until
 
@@ -37,11 +37,21 @@ class Client:
         )
 
 
+def sms_received(stack: Stack, phone: str) -> list[dict]:
+    """What the SMS-gateway sandbox received for ``phone``, oldest first (as the phone would read it)."""
+    response = requests.get(
+        f"http://127.0.0.1:{stack.ports['sms_sandbox']}/v1/messages",
+        params={"to": phone},
+        headers={"Authorization": f"Bearer {SANDBOX_SMS_API_KEY}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()["data"]
+
+
 def last_sms_code(stack: Stack, phone: str) -> str:
-    outbox = stack.workdir / "var" / "sms" / "outbox.jsonl"
-    messages = [json.loads(line) for line in outbox.read_text(encoding="utf-8").splitlines() if line.strip()]
-    text = [m["text"] for m in messages if m["to"] == phone][-1]
-    return re.search(r"\b(\d{6})\b", text).group(1)
+    texts = [m["text"] for m in sms_received(stack, phone) if re.search(r"\b\d{6}\b", m["text"])]
+    return re.search(r"\b(\d{6})\b", texts[-1]).group(1)
 
 
 def test_registration_to_tier_3_with_an_opened_bank_account(stack):

@@ -17,7 +17,7 @@ from tests.support import artisan_body, wait_until
 pytestmark = pytest.mark.e2e
 
 RELAYS = ("onboarding_relay", "payments_relay", "accounts_relay")
-CONSUMERS = ("payments_consumer", "accounts_consumer")
+CONSUMERS = ("onboarding_consumer", "payments_consumer", "accounts_consumer")
 WORKERS = ("onboarding_worker", "accounts_worker", "payments_worker")
 LONG_RUNNING = (*RELAYS, *CONSUMERS, *WORKERS)
 # What each logs once its SIGTERM handler is in place.

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 
 from services.onboarding.adapters.orm import Artisan, ArtisanRefreshToken, OutboxMessage, SignInLockout
 from services.onboarding.domain.artisans import normalise_moroccan_mobile
-from services.onboarding.domain.banking import make_rib
 from services.onboarding.service_layer.artisan_sessions import start_sign_in
 from services.onboarding.service_layer.screening import load_list, rescreen_all
 from shared.auth.scopes import Role
+from shared.banking import make_rib
 from shared.partner_ports import PartnerRegistry
 from tests.fakes import FakeBankPartner
 from tests.integration.test_bank_accounts_api import start_onboarding_app

@@ -20,9 +20,9 @@ from sandbox.bank.app import stop_background_work
 from sandbox.bank.config import SandboxBankConfig
 from services.onboarding.adapters.banks import HttpBankPartner
 from services.onboarding.adapters.orm import Artisan, KycAuditEntry, KycReview
-from services.onboarding.domain.banking import make_rib
 from services.onboarding.domain.ports import HolderVerificationRequest
 from shared.auth.scopes import Role
+from shared.banking import make_rib
 from shared.config import PROJECT_ROOT
 from shared.db import make_engine, run_migrations, utcnow
 from tests.integration import test_bank_accounts_api as bank_accounts_api

@@ -24,11 +24,11 @@ from sandbox.bank.app import stop_background_work
 from sandbox.bank.config import SandboxBankConfig
 from services.onboarding.adapters.orm import Artisan, BankAccount, OutboxMessage
 from services.onboarding.app import create_app as create_onboarding_app
-from services.onboarding.domain.banking import KNOWN_BANKS, PARTNER_BANK_CODES, make_rib, parse_rib
 from services.onboarding.domain.ports import AccountOpening
 from services.onboarding.service_layer.api_clients import ensure_client
 from services.onboarding.service_layer.bank_accounts import sync_openings
 from shared.auth.scopes import Role
+from shared.banking import KNOWN_BANKS, PARTNER_BANK_CODES, make_rib, parse_rib
 from shared.partner_ports import PartnerRegistry
 from shared.signatures import sign
 from tests.fakes import FakeBankPartner

@@ -13,7 +13,7 @@ from sandbox.bank.account_openings import OpeningRequest, refusal_reason
 from sandbox.bank.app import create_app, stop_background_work
 from sandbox.bank.config import SandboxBankConfig
 from sandbox.bank.transfers import TransferRequest, failure_code
-from services.onboarding.domain.banking import PARTNER_BANK_CODES, make_rib, parse_rib
+from shared.banking import PARTNER_BANK_CODES, make_rib, parse_rib
 from shared.config import ConfigError
 from shared.signatures import verify
 from tests.http_support import CallbackReceiver, wait_until

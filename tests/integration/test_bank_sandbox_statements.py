@@ -19,9 +19,9 @@ from sandbox.bank.config import DEFAULT_CLIENT_FUNDS_IBAN, SandboxBankConfig
 from sandbox.m2t.app import create_app as create_m2t_app
 from sandbox.m2t.app import stop_background_work as stop_m2t
 from sandbox.m2t.config import SandboxM2TConfig
-from services.onboarding.domain.banking import make_rib
 from shared.bank_statements.camt053 import read_camt053, schema
 from shared.bank_statements.mt940 import read_mt940
+from shared.banking import make_rib
 from tests.http_support import CallbackReceiver, ServedApp, wait_until
 
 pytestmark = pytest.mark.integration

@@ -11,12 +11,12 @@ from decimal import Decimal
 
 import pytest
 
-from services.accounts.domain.ledger import artisan, bank, gateway_receivable
+from services.accounts.domain.ledger import artisan, bank, gateway_receivable, marketplace
 from services.accounts.domain.postings import Posting
 from services.accounts.service_layer import posting as posting_module
 from services.accounts.service_layer.posting import post
-from services.onboarding.domain.banking import make_rib
 from shared.auth.scopes import Role
+from shared.banking import make_rib
 from shared.config import PROJECT_ROOT
 from shared.errors import PROBLEM_CONTENT_TYPE
 from shared.ids import new_id
@@ -86,7 +86,8 @@ def _at(day: dt.date, hour: int) -> dt.datetime:
 def two_days(ledger, monkeypatch) -> dict:
     """Two days at bank 145: an artisan paid there (A) and one paid at bank 007 (B).
 
-    day 1  10:00  settlement   Dr bank:145 50,000 / Cr gateway_receivable 50,000
+    day 1  09:00  a marketplace's fee  Dr gateway_receivable 27,500 / Cr its commission 27,500
+           10:00  settlement   Dr bank:145 50,000 / Cr gateway_receivable 50,000
            11:00  A earns      Dr gateway_receivable 30,000 / Cr A available 30,000
     day 2  09:00  payout of A  Dr A available 12,000 / Cr bank:145 12,000
            15:00  settlement   Dr bank:145 7,500 / Cr gateway_receivable 7,500
@@ -97,6 +98,14 @@ def two_days(ledger, monkeypatch) -> dict:
     ledger.deliver(bank_account_linked(paid_elsewhere, RIB_AT_007))
     m2t = gateway_receivable("m2t")
     entries = {
+        # What the acquirer owes before it settles: the receivable never goes below zero.
+        "fee_elsewhere": _post_at(
+            ledger,
+            monkeypatch,
+            _at(DAY_1, 9),
+            cause="payment",
+            lines=[(m2t, 27_500), (marketplace("cli_other_marketplace", "commission"), -27_500)],
+        ),
         "settle_1": _post_at(
             ledger,
             monkeypatch,
@@ -288,7 +297,7 @@ def test_a_bank_partner_reads_balances_transactions_payouts_and_entries_of_its_a
     assert_problem(
         client.get(f"/v1/journal-entries/{entries['earn_b']}", headers=bank_145), 404, "resource_not_found"
     )
-    assert len(client.get("/v1/journal-entries", headers=auth(Role.OPERATOR)).get_json()["data"]) == 5
+    assert len(client.get("/v1/journal-entries", headers=auth(Role.OPERATOR)).get_json()["data"]) == 6
 
 
 # --- bad input -------------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount
 from services.accounts.service_layer.money_events import release_due_holds
-from services.onboarding.domain.banking import make_rib
 from shared.auth.scopes import Role
+from shared.banking import make_rib
 from shared.errors import PROBLEM_CONTENT_TYPE
 from shared.ids import new_id
 from tests.integration.conftest import OTHER_MARKETPLACE

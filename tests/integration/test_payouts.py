@@ -30,8 +30,8 @@ from services.accounts.domain.payouts import FAILURE_CODES, schedule_window
 from services.accounts.service_layer.bank_transfers import return_waiting_payout_funds, sync_payouts
 from services.accounts.service_layer.money_events import release_due_holds
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
-from services.onboarding.domain.banking import make_rib
 from shared.auth.scopes import Role
+from shared.banking import make_rib
 from shared.config import SANDBOX_BANK_CALLBACK_SECRET
 from shared.events import Event, make_event
 from shared.ids import new_id

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from services.onboarding.domain.banking import (
+from shared.banking import (
     KNOWN_BANKS,
     PARTNER_BANK_CODES,
     BankIdentifierError,

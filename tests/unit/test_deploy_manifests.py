@@ -16,6 +16,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 APIS = {"onboarding": 8001, "payments": 8002, "accounts": 8003}
+# The back-office console: a web app for staff with no database, a client of the APIs.
+CONSOLE = "console"
 PHASE_LABEL = "hirfa.ma/rollout-phase"
 PRIVATE_RANGES = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}
 
@@ -266,6 +268,7 @@ def test_relays_consumers_and_workers_accept_nothing_and_reach_only_what_they_us
         "onboarding-relay": {53, 5432, 9092, 9093},
         "payments-relay": {53, 5432, 9092, 9093},
         "accounts-relay": {53, 5432, 9092, 9093},
+        "onboarding-consumer": {53, 5432, 9092, 9093},
         "payments-consumer": {53, 5432, 9092, 9093},
         "accounts-consumer": {53, 5432, 9092, 9093},
         # The bank (onboarding, accounts), M2T and webhooks (payments): public https only.
@@ -274,10 +277,21 @@ def test_relays_consumers_and_workers_accept_nothing_and_reach_only_what_they_us
         "payments-worker": {53, 5432, 443},
         "migrate": {53, 5432},
     }
-    assert set(expected) == set(deployments()) - set(APIS) | {"migrate"}
+    assert set(expected) == set(deployments()) - set(APIS) - {CONSOLE} | {"migrate"}
     for name, ports in expected.items():
         assert ingress_rules(name) == [], name
         assert egress_ports(name) == ports, name
+
+
+def test_the_console_takes_browsers_from_the_ingress_and_reaches_the_apis_as_a_client():
+    assert namespaces_allowed_in(CONSOLE) == {"ingress-nginx"}
+    assert {p["port"] for rule in ingress_rules(CONSOLE) for p in rule["ports"]} == {8004}
+    assert egress_ports(CONSOLE) == {53, 443}
+    config = objects("ConfigMap")[0]["data"]
+    for name in APIS:
+        assert config[f"CONSOLE_{name.upper()}_URL"] == f"https://{public_hosts()[name]}"
+    assert route("console.hirfa.example", "/reviews") == CONSOLE
+    assert secret_names(deployments()[CONSOLE]) == {"hirfa-console"}
 
 
 def test_partners_are_reached_on_public_addresses_only():
@@ -341,6 +355,8 @@ def secret_names(workload: dict) -> set[str]:
 
 def test_each_process_gets_its_own_service_secrets_and_only_onboarding_holds_the_signing_keys():
     for name, deployment in deployments().items():
+        if name == CONSOLE:
+            continue  # no database: its one secret is its own (see the console's test)
         service = name.split("-")[0]
         secrets = secret_names(deployment)
         assert f"hirfa-database:{service}-database-url" in secrets, name

@@ -53,6 +53,7 @@ def compose_environments() -> dict[str, dict[str, str]]:
         ("migrate", "accounts"),
         ("onboarding", "onboarding"),
         ("onboarding_worker", "onboarding"),
+        ("onboarding_consumer", "onboarding"),
         ("payments", "payments"),
         ("payments_worker", "payments"),
         ("accounts", "accounts"),

@@ -6,10 +6,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.accounts.domain.ledger import (
+    AccountRef,
     Line,
     artisan,
     check_balanced,
     gateway_receivable,
+    is_known_account,
     marketplace,
     platform,
 )
@@ -19,8 +21,10 @@ from services.accounts.domain.postings import (
     dispute_opened_lines,
     net_amounts,
     payment_lines,
+    platform_fee,
     refund_lines,
     release_lines,
+    reversal_lines,
     split_artisan_debit,
     split_debit,
 )
@@ -181,3 +185,48 @@ def test_lines_on_one_account_are_added_up_and_accounts_left_unchanged_dropped()
         gateway_receivable("m2t"): 300,
         marketplace(MKT, "commission"): -300,
     }
+
+
+def test_the_platform_fee_comes_out_of_the_commission_and_goes_to_revenue():
+    taken = platform_fee(gross=10_000, application_fee=1_200, fee_bp=250, fee_fixed=100)
+    assert taken == 350  # 2.5 % of 10 000 + 1.00
+    lines = payment_lines(
+        gateway="m2t", artisan_id=ART, marketplace_id=MKT, gross=10_000, fee=1_200, platform_fee=taken
+    )
+    assert lines == (
+        (gateway_receivable("m2t"), 10_000),
+        (artisan(ART, "pending"), -8_800),  # the artisan's share does not see the platform's fee
+        (marketplace(MKT, "commission"), -850),
+        (platform("revenue"), -350),
+    )
+    assert_balanced(lines)
+
+
+def test_the_platform_fee_rounds_half_up_and_never_passes_the_application_fee():
+    # 15 bp of 10 001 = 15.0015 → 15; 1 bp of 5 000 = 0.5 → 1 (half up); 1 bp of 4 999 = 0.4999 → 0.
+    assert platform_fee(gross=10_001, application_fee=1_000, fee_bp=15, fee_fixed=0) == 15
+    assert platform_fee(gross=5_000, application_fee=1_000, fee_bp=1, fee_fixed=0) == 1
+    assert platform_fee(gross=4_999, application_fee=1_000, fee_bp=1, fee_fixed=0) == 0
+    assert platform_fee(gross=10_000, application_fee=300, fee_bp=500, fee_fixed=100) == 300
+    assert platform_fee(gross=10_000, application_fee=0, fee_bp=500, fee_fixed=100) == 0
+    assert platform_fee(gross=10_000, application_fee=1_000, fee_bp=0, fee_fixed=0) == 0
+
+
+def test_a_reversal_is_the_exact_negation_line_by_line():
+    lines = payment_lines(gateway="m2t", artisan_id=ART, marketplace_id=MKT, gross=10_000, fee=1_200)
+    reversed_lines = reversal_lines(lines)
+    assert reversed_lines == tuple((ref, -amount) for ref, amount in lines)
+    assert_balanced(reversed_lines)
+
+
+def test_the_chart_knows_which_accounts_an_adjustment_may_name():
+    assert is_known_account(artisan(ART, "available"))
+    assert is_known_account(marketplace(MKT, "reserve"))
+    assert is_known_account(platform("revenue"))
+    assert is_known_account(gateway_receivable("m2t"))
+    assert is_known_account(platform("bank:145"))
+    assert not is_known_account(artisan(ART, "commission"))
+    assert not is_known_account(platform("savings"))
+    assert not is_known_account(platform("other:1"))
+    assert not is_known_account(AccountRef("platform", "someone", "revenue"))
+    assert not is_known_account(AccountRef("bank", "x", "available"))

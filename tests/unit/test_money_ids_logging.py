@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 
 import pytest
 from hypothesis import given
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from marshmallow import Schema, ValidationError
 
 from shared.errors import IdempotencyKeyReuse, ValidationFailed
-from shared.ids import has_prefix, new_id
+from shared.ids import has_prefix, new_id, reserve_ulids, ulid_in_block, ulid_tail_sql
 from shared.logging import JsonFormatter, mask_sensitive, request_id_var
 from shared.money import MinorUnits, Money, MoneyError, MoneyField, MoneyWithDecimalSchema
 
@@ -142,3 +143,15 @@ class TestProblems:
     def test_validation_problem_lists_every_field(self):
         errors = [{"param": "a", "message": "bad"}, {"param": "b", "message": "bad"}]
         assert ValidationFailed(errors=errors).to_problem()["errors"] == errors
+
+
+def test_a_reserved_block_of_ids_is_well_formed_in_order_and_never_handed_out_again():
+    before = new_id("je")
+    head, first = reserve_ulids(1000)
+    block = [f"je_{ulid_in_block(head, first + i)}" for i in range(1000)]
+    after = new_id("je")
+    assert all(has_prefix(id_, "je") for id_ in block)
+    assert [before, *block, after] == sorted({before, *block, after})  # increasing, none repeated
+    # SQL spells the block's tails as Python does.
+    spelled = sqlite3.connect(":memory:").execute(f"SELECT {ulid_tail_sql(str(first + 999))}").fetchone()[0]
+    assert f"je_{head}{spelled}" == block[-1]

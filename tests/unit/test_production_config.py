@@ -50,6 +50,7 @@ PRODUCTION = {
         "ONBOARDING_SMS_BACKEND": "http",
         "ONBOARDING_SMS_PROVIDER_URL": "https://sms-provider.example/v1/messages",
         "ONBOARDING_SMS_PROVIDER_API_KEY": "sms-provider-key-88b2",
+        "ONBOARDING_SMS_RECEIPT_SECRET": "sms-receipt-secret-41c0",
         "ONBOARDING_SANCTIONS_LIST_SOURCE": "https://scsanctions.un.org/resources/xml/en/consolidated.xml",
         "ONBOARDING_SANCTIONS_LIST_MAX_AGE_HOURS": "48",
         "ONBOARDING_PEP_LIST_SOURCE": "/etc/hirfa/lists/pep.xml",
@@ -72,6 +73,8 @@ PRODUCTION = {
         "ACCOUNTS_BANK_PARTNER_API_KEY": "bank-api-key-acc-27c1",
         "ACCOUNTS_BANK_CALLBACK_SECRET": "bank-callback-secret-acc-5f90",
         "ACCOUNTS_STATEMENT_KEYS_DIR": "/etc/hirfa/statement-keys",
+        "ACCOUNTS_M2T_URL": "https://api.m2t.example",
+        "ACCOUNTS_M2T_API_KEY": "m2t-api-key-settlements-9c3e",
     },
 }
 
@@ -95,11 +98,17 @@ STAND_INS = [
     ("onboarding", "ONBOARDING_PEP_LIST_SOURCE", UNSET),
     ("onboarding", "ONBOARDING_PEP_LIST_MAX_AGE_HOURS", "0"),
     ("onboarding", "ONBOARDING_DEMO_CLIENTS", "true"),
+    ("onboarding", "ONBOARDING_DEMO_STAFF", "true"),
     ("onboarding", "ONBOARDING_OTP_SECRET", UNSET),
     ("onboarding", "ONBOARDING_DOCUMENT_MASTER_KEYS", UNSET),
     # Income statements are signed with a key from a directory the operator provides.
     ("accounts", "ACCOUNTS_STATEMENT_KEYS_DIR", UNSET),
     ("accounts", "ACCOUNTS_STATEMENT_KEYS_DIR", ""),
+    # Accounts reads M2T's settlement files: the sandbox's key or address are refused too.
+    ("accounts", "ACCOUNTS_M2T_API_KEY", SANDBOX_M2T_API_KEY),
+    ("accounts", "ACCOUNTS_M2T_API_KEY", UNSET),
+    ("accounts", "ACCOUNTS_M2T_URL", UNSET),
+    ("accounts", "ACCOUNTS_M2T_URL", "http://127.0.0.1:8010"),
     ("payments", "PAYMENTS_M2T_API_KEY", SANDBOX_M2T_API_KEY),
     ("payments", "PAYMENTS_M2T_API_KEY", UNSET),
     ("payments", "PAYMENTS_M2T_CALLBACK_SECRET", SANDBOX_M2T_CALLBACK_SECRET),

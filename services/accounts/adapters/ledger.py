@@ -19,7 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from services.accounts.adapters.ledger_session import owner_has_known_accounts, remember_owners
-from services.accounts.adapters.orm import ArtisanLimits, JournalEntry, JournalLine, LedgerAccount
+from services.accounts.adapters.orm import ArtisanLimits, JournalEntry, JournalLine, LedgerAccount, LedgerCase
 from services.accounts.domain.artisan_rules import AccountBalance, artisan_cap
 from services.accounts.domain.ledger import AccountRef, shown_balance
 from shared.db import UTCDateTime, utcnow
@@ -280,8 +280,9 @@ def _write_statements(lines: int, as_one_statement: bool) -> tuple[sa.TextClause
     """
     entry = (
         f"INSERT INTO {JournalEntry.__tablename__} "
-        "(id, cause, cause_id, cause_event_id, posting_key, artisan_id, description, posted_at) "
-        "VALUES (:entry_id, :cause, :cause_id, :cause_event_id, :posting_key, :artisan_id, :description, :posted_at)"
+        "(id, cause, cause_id, cause_event_id, posting_key, artisan_id, description, posted_at, reverses_entry_id) "
+        "VALUES (:entry_id, :cause, :cause_id, :cause_event_id, :posting_key, :artisan_id, :description, "
+        ":posted_at, :reverses_entry_id)"
     )
     values = ", ".join(f"(:entry_id, :account_{i}, :amount_{i}, :currency)" for i in range(lines))
     entry_lines = (
@@ -324,6 +325,7 @@ def write_entry(
         "artisan_id": entry.artisan_id,
         "description": entry.description,
         "posted_at": entry.posted_at,
+        "reverses_entry_id": entry.reverses_entry_id,
         "currency": currency,
     }
     for i, (ref, amount) in enumerate(amounts.items()):
@@ -332,6 +334,26 @@ def write_entry(
     for statement in _write_statements(len(amounts), connection.dialect.name == "postgresql"):
         connection.execute(statement, params)
     _refresh_loaded_accounts(session, accounts, amounts)
+
+
+def add_to_balances(
+    session: Session, accounts: Mapping[AccountRef, LockedAccount], amounts: Mapping[AccountRef, int]
+) -> None:
+    """Add ``amounts`` (the sums of lines just written in bulk) to the stored balances of their
+    ``accounts`` (locked), in one UPDATE."""
+    moved = {ref: amount for ref, amount in amounts.items() if amount}
+    if not moved:
+        return
+    params: dict[str, object] = {}
+    for i, (ref, amount) in enumerate(moved.items()):
+        params[f"account_{i}"], params[f"amount_{i}"] = accounts[ref].id, amount
+    cases = " ".join(f"WHEN :account_{i} THEN :amount_{i}" for i in range(len(moved)))
+    ids = ", ".join(f":account_{i}" for i in range(len(moved)))
+    statement = sa.text(
+        f"UPDATE {LedgerAccount.__tablename__} SET balance = balance + CASE id {cases} END WHERE id IN ({ids})"
+    ).bindparams(*(sa.bindparam(f"amount_{i}", type_=sa.BigInteger()) for i in range(len(moved))))
+    session.connection().execute(statement, params)
+    _refresh_loaded_accounts(session, accounts, moved)
 
 
 def _refresh_loaded_accounts(
@@ -344,3 +366,43 @@ def _refresh_loaded_accounts(
         loaded = identity_map.get(identity_key(LedgerAccount, account.id))
         if loaded is not None:
             set_committed_value(loaded, "balance", account.balance + amounts.get(ref, 0))
+
+
+# -- cases -----------------------------------------------------------------------------------------
+
+
+def open_reserve_case_exists(session: Session, marketplace_id: str) -> bool:
+    """Whether the marketplace's reserve has an open ``reserve_below_zero`` case. Two postings that
+    take its reserve below zero hold its account's lock one after the other, so the second sees
+    the first's case once it gets the lock."""
+    return (
+        session.scalar(
+            sa.select(LedgerCase.id).where(
+                LedgerCase.kind == "reserve_below_zero",
+                LedgerCase.cause_id == marketplace_id,
+                LedgerCase.status == "open",
+            )
+        )
+        is not None
+    )
+
+
+def resolve_open_reserve_case(session: Session, marketplace_id: str, *, entry_id: str, at: Any) -> None:
+    """The marketplace's reserve is back at zero or above: its open case is resolved by ``entry_id``."""
+    case = session.scalar(
+        sa.select(LedgerCase)
+        .where(
+            LedgerCase.kind == "reserve_below_zero",
+            LedgerCase.cause_id == marketplace_id,
+            LedgerCase.status == "open",
+        )
+        .with_for_update()
+    )
+    if case is not None:
+        case.status = "resolved"
+        case.details = {
+            **case.details,
+            "resolved_at": at.isoformat(),
+            "resolution": "reserve_funded",
+            "resolved_by_entry_id": entry_id,
+        }

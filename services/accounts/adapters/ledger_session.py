@@ -1,4 +1,5 @@
-"""What a transaction remembers about the ledger: the owners whose accounts it knows to exist.
+"""What a transaction remembers about the ledger: the owners whose accounts it knows to exist, and
+the platform's fee terms of the marketplaces whose payments it posted.
 
 A batch of events about one artisan then asks the database once whether their accounts are open.
 Accounts are never deleted, so this stays true until the transaction ends, except that a rollback
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 _KNOWN_OWNERS = "hirfa.accounts.owners_with_ledger_accounts"
 _HOOKS_INSTALLED = "hirfa.accounts.ledger_session_hooks"
+_FEE_TERMS = "hirfa.accounts.platform_fee_terms"
 
 
 def install_ledger_session_hooks(session_factory: sessionmaker[Any]) -> None:
@@ -49,10 +51,19 @@ def owner_has_known_accounts(session: Session, owner_type: str, owner_id: str) -
     return (owner_type, owner_id) in session.info.get(_KNOWN_OWNERS, ())
 
 
+def remembered_fee_terms(session: Session) -> dict[str, tuple[int, int]] | None:
+    """The transaction's memory of marketplaces' fee terms (None: the session cannot remember)."""
+    if not session.info.get(_HOOKS_INSTALLED):
+        return None
+    return session.info.setdefault(_FEE_TERMS, {})
+
+
 def _forget_owners_after_a_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
     session.info.pop(_KNOWN_OWNERS, None)
+    session.info.pop(_FEE_TERMS, None)
 
 
 def _forget_owners_after_the_transaction(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_KNOWN_OWNERS, None)
+        session.info.pop(_FEE_TERMS, None)

@@ -7,7 +7,7 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from services.accounts.domain.payouts import rib_last4
+from services.accounts.domain.payouts import PayeeType, rib_last4
 from shared.db import UTCDateTime, utcnow
 from shared.events.outbox import InboxMixin, OutboxMixin
 from shared.idempotency_store import IdempotencyKeyMixin
@@ -50,6 +50,10 @@ class JournalEntry(Base):
     artisan_id: Mapped[str | None] = mapped_column(sa.String(40), index=True, nullable=True)
     description: Mapped[str] = mapped_column(sa.String(200))
     posted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # A reversal names the entry it negates; unique, so an entry is reversed at most once.
+    reverses_entry_id: Mapped[str | None] = mapped_column(
+        sa.String(40), nullable=True, unique=True, index=True
+    )
 
 
 class JournalLine(Base):
@@ -189,7 +193,8 @@ class PayoutDestination(Base):
 
 
 class Payout(Base):
-    """Money paid from an artisan's available balance to one of their bank accounts.
+    """Money paid from an artisan's available balance to one of their bank accounts, or from a
+    marketplace's commission to its payout account (``payee_type``): one machinery, one set of states.
 
     The destination is copied when the payout is created, so changing the artisan's accounts later
     never redirects a payout already on its way. States: services/accounts/domain/payouts.py.
@@ -198,11 +203,16 @@ class Payout(Base):
     __tablename__ = "payouts"
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    artisan_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    payee_type: Mapped[str] = mapped_column(sa.String(12), default="artisan")  # artisan | marketplace
+    # Exactly one of the two is set, as payee_type says.
+    artisan_id: Mapped[str | None] = mapped_column(sa.String(40), index=True, nullable=True)
+    marketplace_id: Mapped[str | None] = mapped_column(sa.String(64), index=True, nullable=True)
     amount: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
     status: Mapped[str] = mapped_column(sa.String(12), index=True)
-    bank_account_id: Mapped[str] = mapped_column(sa.String(40))
+    # The artisan's bank account (onboarding's id); none for a commission payout, whose RIB is the
+    # marketplace's payout account (marketplace_settings).
+    bank_account_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
     rib: Mapped[str] = mapped_column(sa.String(24))
     holder_name: Mapped[str] = mapped_column(sa.String(200))
     bank_code: Mapped[str] = mapped_column(sa.String(3))  # the artisan's bank
@@ -234,6 +244,10 @@ class Payout(Base):
     @property
     def rib_last4(self) -> str:
         return rib_last4(self.rib)
+
+    @property
+    def payee_id(self) -> str:
+        return self.marketplace_id if self.payee_type == PayeeType.MARKETPLACE else self.artisan_id
 
 
 class PayoutSchedule(Base):
@@ -273,6 +287,59 @@ class IssuedStatement(Base):
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class MarketplaceSettings(Base):
+    """What the platform knows of a marketplace's money: the platform's fee on its payments, the
+    bank account its commission is paid to, and how often. No row means the defaults: no fee, no
+    payout account, manual commission payouts."""
+
+    __tablename__ = "marketplace_settings"
+
+    marketplace_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    platform_fee_bp: Mapped[int] = mapped_column(sa.Integer, default=0)
+    platform_fee_fixed: Mapped[int] = mapped_column(sa.BigInteger, default=0)  # minor units
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    payout_rib: Mapped[str | None] = mapped_column(sa.String(24), nullable=True)
+    payout_iban: Mapped[str | None] = mapped_column(sa.String(28), nullable=True)
+    payout_bank_code: Mapped[str | None] = mapped_column(sa.String(3), nullable=True)
+    payout_holder_name: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    commission_payout_interval: Mapped[str] = mapped_column(sa.String(10), default="manual", index=True)
+    updated_by: Mapped[str] = mapped_column(sa.String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        # The RIB stays out of logs and tracebacks.
+        return f"MarketplaceSettings(marketplace_id={self.marketplace_id!r})"
+
+
+class LedgerAdjustment(Base):
+    """A reversal of a journal entry, or a manual adjustment between named accounts, with its reason.
+
+    ``pending_approval`` until a second operator approves (four-eyes, above the configured amount),
+    then ``posted`` with its entry; or ``rejected``. The lines are kept as proposed (owner type, owner
+    id, kind, signed amount), so what is approved is exactly what was proposed.
+    """
+
+    __tablename__ = "ledger_adjustments"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(10))  # reversal | manual
+    status: Mapped[str] = mapped_column(sa.String(20), index=True)  # pending_approval | posted | rejected
+    reason: Mapped[str] = mapped_column(sa.String(500))
+    currency: Mapped[str] = mapped_column(sa.String(3))
+    amount: Mapped[int] = mapped_column(sa.BigInteger)  # Σ of the debit lines: what four-eyes weighs
+    lines: Mapped[list] = mapped_column(sa.JSON)
+    reverses_entry_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    case_id: Mapped[str | None] = mapped_column(sa.String(40), index=True, nullable=True)
+    entry_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    # "<client id>:<Idempotency-Key>": a retried proposal finds its adjustment.
+    request_key: Mapped[str | None] = mapped_column(sa.String(320), unique=True, nullable=True)
+    proposed_by: Mapped[str] = mapped_column(sa.String(64))
+    proposed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    decision_note: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
+
+
 class OutboxMessage(OutboxMixin, Base):
     pass
 
@@ -283,3 +350,7 @@ class InboxMessage(InboxMixin, Base):
 
 class IdempotencyKey(IdempotencyKeyMixin, Base):
     pass
+
+
+# Reconciliation's tables live beside these, on the same Base (imported last: it imports Base).
+from services.accounts.adapters import reconciliation_orm as reconciliation_orm  # noqa: E402

@@ -70,8 +70,9 @@ def is_paid_at(session: Session, artisan_id: str, bank_code: str | None) -> bool
 
 
 def visible_to(principal: Principal) -> sa.Select[tuple[Payout]]:
-    """Artisans see their own payouts, marketplaces their artisans', bank partners those of the
-    artisans paid at their bank, operators all."""
+    """Artisans see their own payouts, marketplaces their artisans' and their own commission
+    payouts, bank partners those paid to accounts at their bank (artisans paid at their bank,
+    marketplaces' commission paid there), operators all."""
     query = sa.select(Payout)
     if principal.role == Role.ARTISAN:
         return query.where(Payout.artisan_id == principal.client_id)
@@ -79,9 +80,16 @@ def visible_to(principal: Principal) -> sa.Select[tuple[Payout]]:
         own_artisans = sa.select(ArtisanOwner.artisan_id).where(
             ArtisanOwner.marketplace_id == principal.client_id
         )
-        return query.where(Payout.artisan_id.in_(own_artisans))
+        return query.where(
+            sa.or_(Payout.artisan_id.in_(own_artisans), Payout.marketplace_id == principal.client_id)
+        )
     if principal.is_bank_partner:
-        return query.where(Payout.artisan_id.in_(artisans_paid_at(principal.bank_code)))
+        return query.where(
+            sa.or_(
+                Payout.artisan_id.in_(artisans_paid_at(principal.bank_code)),
+                sa.and_(Payout.marketplace_id.is_not(None), Payout.bank_code == principal.bank_code),
+            )
+        )
     return query
 
 

@@ -7,7 +7,12 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from services.accounts.domain.ledger import ArtisanAccountKind
-from services.accounts.domain.payouts import FAILURE_CODES, PayoutStatus, ScheduleInterval
+from services.accounts.domain.payouts import (
+    COMMISSION_INTERVALS,
+    FAILURE_CODES,
+    PayoutStatus,
+    ScheduleInterval,
+)
 from shared.money import CurrencyCode, MinorUnits, MoneySchema, MoneyWithDecimalSchema
 from shared.pagination import PageArgsSchema, page_schema
 
@@ -233,14 +238,18 @@ class PayoutRequestSchema(Schema):
 class PayoutSchema(Schema):
     id = fields.String(required=True, metadata={"example": "po_01JD8Z6W5Q0T2C7S9K3M4N5P6R"})
     object = fields.Constant("payout")
-    artisan_id = fields.String()
+    payee_type = fields.String(
+        metadata={"description": "artisan (their available balance) or marketplace (its commission)."}
+    )
+    artisan_id = fields.String(allow_none=True, metadata={"description": "Null on a commission payout."})
+    marketplace_id = fields.String(allow_none=True, metadata={"description": "Set on a commission payout."})
     amount = fields.Nested(MoneySchema, attribute="money")
     status = fields.String(metadata={"description": "pending, in_transit, then paid or failed."})
     failure_code = fields.String(
         allow_none=True, metadata={"description": f"When failed: {', '.join(FAILURE_CODES)}."}
     )
-    bank_account_id = fields.String()
-    bank_code = fields.String(metadata={"description": "The artisan's bank."})
+    bank_account_id = fields.String(allow_none=True, metadata={"description": "Null on a commission payout."})
+    bank_code = fields.String(metadata={"description": "The payee's bank."})
     rib_last4 = fields.String(metadata={"description": "The last four digits of the account's RIB."})
     holder_name = fields.String()
     description = fields.String(allow_none=True)
@@ -446,3 +455,183 @@ class VerifyStatementResultSchema(Schema):
 
 class JwksSchema(Schema):
     keys = fields.List(fields.Dict())
+
+
+# --- marketplaces: settings and commission payouts -------------------------------------------------
+
+
+class PlatformFeeRequestSchema(Schema):
+    basis_points = fields.Integer(
+        strict=True,
+        load_default=0,
+        validate=validate.Range(min=0, max=10_000),
+        metadata={"description": "Of each payment's gross, rounded half up; 100 bp = 1 %."},
+    )
+    fixed = MinorUnits(
+        load_default=0,
+        validate=validate.Range(min=0, max=10**9),
+        metadata={
+            "description": "Minor units per payment, with `currency`; or an object {amount, currency}."
+        },
+    )
+    currency = CurrencyCode(load_default=None)
+
+    @pre_load
+    def accept_money_object(self, data: Any, **_kwargs: Any) -> Any:
+        return flatten_money(data, "fixed")
+
+
+class PayoutAccountRequestSchema(Schema):
+    rib = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=40),
+        metadata={
+            "description": "24 digits (spaces or dashes between groups allowed), checked like any RIB."
+        },
+    )
+    holder_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class CommissionScheduleRequestSchema(Schema):
+    interval = fields.String(
+        required=True,
+        validate=validate.OneOf([str(interval) for interval in COMMISSION_INTERVALS]),
+        metadata={"description": "manual (an operator pays out), daily (UTC days) or weekly (ISO weeks)."},
+    )
+
+
+class PlatformFeeSchema(Schema):
+    basis_points = fields.Integer()
+    fixed = fields.Nested(MoneySchema)
+
+
+class MarketplacePayoutAccountSchema(Schema):
+    bank_code = fields.String()
+    rib_last4 = fields.String()
+    holder_name = fields.String()
+
+
+class MarketplaceSettingsSchema(Schema):
+    object = fields.Constant("marketplace_settings")
+    marketplace_id = fields.String(required=True)
+    platform_fee = fields.Nested(
+        PlatformFeeSchema,
+        metadata={"description": "Taken from the marketplace's commission on each payment; 0 by default."},
+    )
+    payout_account = fields.Nested(
+        MarketplacePayoutAccountSchema,
+        allow_none=True,
+        metadata={"description": "Where commission payouts go (null until registered)."},
+    )
+    commission_payout_schedule = fields.String()
+    updated_by = fields.String(allow_none=True)
+    updated_at = fields.DateTime(allow_none=True)
+
+
+class CommissionPayoutRequestSchema(Schema):
+    amount = MinorUnits(
+        load_default=None,
+        validate=validate.Range(min=1, max=MAX_AMOUNT),
+        metadata={"description": "Minor units; leave out to pay the whole commission balance."},
+    )
+    currency = CurrencyCode(load_default=None)
+    description = fields.String(load_default=None, validate=validate.Length(max=200))
+
+    @pre_load
+    def accept_money_object(self, data: Any, **_kwargs: Any) -> Any:
+        return flatten_money(data, "amount")
+
+
+class CommissionPayoutListArgsSchema(PageArgsSchema):
+    status = fields.String(validate=validate.OneOf([str(status) for status in PayoutStatus]))
+
+
+# --- adjustments and reversals ---------------------------------------------------------------------
+
+
+class AdjustmentLineSchema(Schema):
+    owner_type = fields.String(required=True, validate=validate.OneOf(["artisan", "marketplace", "platform"]))
+    owner_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    kind = fields.String(required=True, validate=validate.Length(min=1, max=60))
+    amount = MinorUnits(
+        required=True,
+        validate=validate.Range(min=-MAX_AMOUNT, max=MAX_AMOUNT),
+        metadata={"description": "Signed minor units: + debit, − credit."},
+    )
+
+
+class AdjustmentRequestSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    lines = fields.List(
+        fields.Nested(AdjustmentLineSchema),
+        load_default=None,
+        validate=validate.Length(min=2, max=20),
+        metadata={"description": "A manual adjustment: at least two lines, summing to zero."},
+    )
+    currency = CurrencyCode(load_default=None, metadata={"description": "Defaults to the ledger's currency."})
+    reverses_entry_id = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=40),
+        metadata={"description": "A reversal: the journal entry whose lines are negated."},
+    )
+
+    @validates_schema
+    def _one_kind(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        if (data.get("lines") is None) == (data.get("reverses_entry_id") is None):
+            raise ValidationError("Give either `lines` (an adjustment) or `reverses_entry_id` (a reversal).")
+
+
+class AdjustmentDecisionSchema(Schema):
+    note = fields.String(load_default=None, validate=validate.Length(max=500))
+
+
+class AdjustmentArgsSchema(PageArgsSchema):
+    status = fields.String(validate=validate.OneOf(["pending_approval", "posted", "rejected"]))
+    case_id = fields.String(validate=validate.Length(min=1, max=40))
+
+
+class AdjustmentSchema(Schema):
+    id = fields.String(required=True)
+    object = fields.Constant("ledger_adjustment")
+    kind = fields.String(metadata={"description": "reversal or manual."})
+    status = fields.String(metadata={"description": "pending_approval, posted or rejected."})
+    reason = fields.String()
+    amount = fields.Method(
+        "_amount", metadata={"description": "The sum of the debits: what four-eyes weighs."}
+    )
+    lines = fields.List(fields.Nested(AdjustmentLineSchema))
+    reverses_entry_id = fields.String(allow_none=True)
+    case_id = fields.String(allow_none=True)
+    entry_id = fields.String(allow_none=True, metadata={"description": "The journal entry, once posted."})
+    proposed_by = fields.String()
+    proposed_at = fields.DateTime()
+    decided_by = fields.String(allow_none=True)
+    decided_at = fields.DateTime(allow_none=True)
+    decision_note = fields.String(allow_none=True)
+
+    def _amount(self, adjustment: Any) -> dict[str, Any]:
+        return {"amount": adjustment.amount, "currency": adjustment.currency}
+
+
+AdjustmentPageSchema = page_schema(AdjustmentSchema)
+
+
+# --- marketplace reserves --------------------------------------------------------------------------
+
+
+class ReserveArgsSchema(PageArgsSchema):
+    below_zero = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Only reserves below zero (receivables from the marketplace)."},
+    )
+
+
+class ReserveSchema(Schema):
+    object = fields.Constant("marketplace_reserve")
+    account_id = fields.String()
+    marketplace_id = fields.String()
+    balance = fields.Nested(MoneySchema, metadata={"description": "Below zero: the marketplace owes it."})
+    below_zero = fields.Boolean()
+
+
+ReservePageSchema = page_schema(ReserveSchema)

@@ -15,6 +15,7 @@ or a marketplace) holds a negative number; ``shown_balance`` turns it the way pe
     platform     payouts_in_transit          credit   payouts sent, not yet confirmed paid
     platform     disputes_held               credit   artisans' funds held during disputes
     platform     gateway_fees                debit    what the gateway charges (expense)
+    platform     bank_fees                   debit    what the bank charges (expense)
     platform     revenue                     credit   Hirfa's own income
 """
 
@@ -35,8 +36,8 @@ MARKETPLACE_ACCOUNT_KINDS = ("commission", "reserve")
 PLATFORM_OWNER = "platform"
 
 _DEBIT_NORMAL_PREFIXES = ("gateway_receivable:", "bank:")
-_DEBIT_NORMAL_KINDS = {"gateway_fees"}
-PLATFORM_KINDS = ("payouts_in_transit", "disputes_held", "gateway_fees", "revenue")
+_DEBIT_NORMAL_KINDS = {"gateway_fees", "bank_fees"}
+PLATFORM_KINDS = ("payouts_in_transit", "disputes_held", "gateway_fees", "bank_fees", "revenue")
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -83,6 +84,20 @@ def gateway_receivable(gateway: str) -> AccountRef:
 
 def bank(bank_code: str) -> AccountRef:
     return platform(f"bank:{bank_code}")
+
+
+def is_known_account(ref: AccountRef) -> bool:
+    """Whether ``ref`` names an account of the chart above (adjustments may name any of them)."""
+    if ref.owner_type == "artisan":
+        return ref.kind in {str(kind) for kind in ARTISAN_ACCOUNT_KINDS} and bool(ref.owner_id)
+    if ref.owner_type == "marketplace":
+        return ref.kind in MARKETPLACE_ACCOUNT_KINDS and bool(ref.owner_id)
+    if ref.owner_type == PLATFORM_OWNER and ref.owner_id == PLATFORM_OWNER:
+        prefix, _, code = ref.kind.partition(":")
+        if code:
+            return f"{prefix}:" in _DEBIT_NORMAL_PREFIXES
+        return ref.kind in PLATFORM_KINDS
+    return False
 
 
 class UnbalancedEntry(ValueError):

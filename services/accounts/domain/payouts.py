@@ -2,11 +2,13 @@
 
 A payout only ever moves forward:
 
-    pending ──> in_transit ──> paid
+    pending ──> in_transit ──> paid ──> returned
                           └──> failed
 
 ``pending``: saved with its ledger entry, the bank has not accepted it yet. ``in_transit``: the bank
-has it. ``paid`` and ``failed`` are final. Answers from the bank (callbacks, polls, replies to a
+has it. ``failed`` is final; so is ``returned``: the bank paid it, then the beneficiary's bank sent it
+back (a returned item on the client-funds statement, found by reconciliation), and the funds are the
+artisan's again. Answers from the bank (callbacks, polls, replies to a
 submission) may arrive twice or out of order; one that would move a payout backwards or sideways is
 ignored, so a late ``pending`` never undoes a ``paid``.
 """
@@ -16,7 +18,21 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from services.accounts.domain.ledger import AccountRef, artisan, bank, platform
+from services.accounts.domain.ledger import AccountRef, artisan, bank, marketplace, platform
+
+
+class PayeeType(enum.StrEnum):
+    """Who a payout pays: an artisan (from their available balance) or a marketplace (its commission)."""
+
+    ARTISAN = "artisan"
+    MARKETPLACE = "marketplace"
+
+
+def payee_account(payee_type: str, payee_id: str) -> AccountRef:
+    """The account a payout is paid from, and its funds return to if it fails."""
+    if payee_type == PayeeType.MARKETPLACE:
+        return marketplace(payee_id, "commission")
+    return artisan(payee_id, "available")
 
 
 class PayoutStatus(enum.StrEnum):
@@ -24,9 +40,16 @@ class PayoutStatus(enum.StrEnum):
     IN_TRANSIT = "in_transit"
     PAID = "paid"
     FAILED = "failed"
+    RETURNED = "returned"
 
 
-_STAGE = {PayoutStatus.PENDING: 0, PayoutStatus.IN_TRANSIT: 1, PayoutStatus.PAID: 2, PayoutStatus.FAILED: 2}
+_STAGE = {
+    PayoutStatus.PENDING: 0,
+    PayoutStatus.IN_TRANSIT: 1,
+    PayoutStatus.PAID: 2,
+    PayoutStatus.FAILED: 2,
+    PayoutStatus.RETURNED: 3,
+}
 
 # What the bank's transfer statuses mean for a payout.
 STATUS_FROM_BANK = {
@@ -46,22 +69,33 @@ def advances(current: str, target: str) -> bool:
 
 
 class PayoutStep(enum.StrEnum):
-    """The moments of a payout's life that move money, each with its own ledger entry."""
+    """The moments of a payout's life that move money, each with its own ledger entry. The payee's
+    account is the artisan's available balance, or the marketplace's commission."""
 
-    CREATED = "created"  # Dr artisan available   / Cr payouts_in_transit
+    CREATED = "created"  # Dr payee's account     / Cr payouts_in_transit
     PAID = "paid"  # Dr payouts_in_transit  / Cr bank:{source bank code}
-    FAILED = "failed"  # Dr payouts_in_transit  / Cr artisan available (the funds come back)
+    FAILED = "failed"  # Dr payouts_in_transit  / Cr payee's account (the funds come back)
 
 
 def step_lines(
-    step: PayoutStep, *, artisan_id: str, source_bank_code: str, amount: int
+    step: PayoutStep,
+    *,
+    source_bank_code: str,
+    amount: int,
+    artisan_id: str | None = None,
+    payee: AccountRef | None = None,
 ) -> tuple[tuple[AccountRef, int], tuple[AccountRef, int]]:
-    """The payout's whole amount moved for ``step``: (debit line, credit line)."""
+    """The payout's whole amount moved for ``step``: (debit line, credit line). ``payee``: the
+    account paid from (default: ``artisan_id``'s available balance)."""
+    if payee is None:
+        if artisan_id is None:
+            raise ValueError("a payout's step needs its payee")
+        payee = artisan(artisan_id, "available")
     in_transit = platform("payouts_in_transit")
     debit, credit = {
-        PayoutStep.CREATED: (artisan(artisan_id, "available"), in_transit),
+        PayoutStep.CREATED: (payee, in_transit),
         PayoutStep.PAID: (in_transit, bank(source_bank_code)),
-        PayoutStep.FAILED: (in_transit, artisan(artisan_id, "available")),
+        PayoutStep.FAILED: (in_transit, payee),
     }[step]
     return (debit, amount), (credit, -amount)
 
@@ -92,6 +126,15 @@ def schedule_window(interval: str, now: dt.datetime) -> str:
 def schedule_key(artisan_id: str, interval: str, now: dt.datetime) -> str:
     """Deterministic, so two worker passes (or two workers) in one window create one payout."""
     return f"auto:{artisan_id}:{interval}:{schedule_window(interval, now)}"
+
+
+# A marketplace's commission is paid out by hand (an operator) or daily or weekly.
+COMMISSION_INTERVALS = (ScheduleInterval.MANUAL, ScheduleInterval.DAILY, ScheduleInterval.WEEKLY)
+
+
+def commission_schedule_key(marketplace_id: str, interval: str, now: dt.datetime) -> str:
+    """As ``schedule_key``, for a marketplace's commission (its own namespace: ids never collide)."""
+    return f"auto:marketplace:{marketplace_id}:{interval}:{schedule_window(interval, now)}"
 
 
 def schedule_is_due(interval: str, available: int, threshold: int | None) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,3 +109,21 @@ class StatementRenderer(Protocol):
     def render(
         self, statement: Mapping[str, object], *, language: str, verification_url: str, kid: str
     ) -> bytes: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredFile:
+    sha256: str  # hex digest of the content: the file's name in the store
+    size: int  # bytes
+
+
+class FileStore(Protocol):
+    """Where received reconciliation files are kept, immutable, named by their SHA-256.
+
+    ``put`` reads ``stream`` in chunks (never the whole file at once) and keeps it; putting the same
+    content again keeps one copy. ``open`` gives it back as a binary stream to re-read.
+    """
+
+    def put(self, stream: BinaryIO) -> StoredFile: ...
+
+    def open(self, sha256: str) -> BinaryIO: ...

@@ -1,12 +1,20 @@
 """What each money movement posts: the entry's lines, and how an amount owed by an artisan is split.
 
-    payment succeeded   Dr gateway_receivable:{gw} gross / Cr artisan pending net / Cr marketplace commission fee
+    payment succeeded   Dr gateway_receivable:{gw} gross / Cr artisan pending net /
+                        Cr marketplace commission (fee - platform fee) / Cr revenue platform fee
     refund succeeded    Cr gateway_receivable refund / Dr commission fee refunded /
                         Dr artisan (this payment's pending hold, then available) / Dr marketplace reserve shortfall
     dispute opened      Dr artisan (pending hold, then available) / Dr reserve shortfall / Cr disputes_held
     dispute won         Dr disputes_held / Cr back where it came from
     dispute lost        Dr disputes_held / Cr gateway_receivable (the gateway keeps the money)
     release             Dr artisan pending / Cr artisan available, once the hold period is over
+    reversal            the exact negation of the entry it reverses (``reversal_lines``)
+
+The platform's fee (per marketplace: basis points of the gross, rounded half up, plus a fixed part;
+never more than the application fee) is taken from the marketplace's commission when the payment
+succeeds, so the artisan's share never sees it. A refund does not give it back: the platform keeps
+what it earned, as an acquirer keeps its fee, and the marketplace returns the application fee it
+refunds from its commission (which therefore carries the platform's fee of a refunded payment).
 
 Pure functions over plain values: the service layer reads the balances and holds, these decide the
 lines, and ``post`` checks and writes them.
@@ -28,7 +36,7 @@ EntryLine = tuple[AccountRef, int]
 class Posting:
     """A journal entry to post, once: ``posting_key`` names the movement."""
 
-    cause: str  # payment, refund, dispute, release, payout, settlement, adjustment
+    cause: str  # payment, refund, dispute, release, payout, settlement, adjustment, bank_statement
     cause_id: str
     posting_key: str
     description: str
@@ -36,6 +44,7 @@ class Posting:
     lines: tuple[EntryLine, ...]
     artisan_id: str | None = None
     event_id: str | None = None
+    reverses_entry_id: str | None = None  # a reversal: the entry whose lines it negates
 
 
 def net_amounts(lines: Iterable[EntryLine]) -> dict[AccountRef, int]:
@@ -78,15 +87,33 @@ def split_artisan_debit(amount: int, *, hold_remaining: int, pending: int, avail
     return split_debit(amount, min(hold_remaining, pending), available)
 
 
+BASIS_POINTS = 10_000
+
+
+def platform_fee(*, gross: int, application_fee: int, fee_bp: int, fee_fixed: int) -> int:
+    """The platform's fee on a payment: ``fee_bp`` basis points of ``gross`` rounded half up, plus
+    ``fee_fixed``; never more than the marketplace's application fee (it is taken from it), never
+    below zero."""
+    proportional = (gross * fee_bp * 2 + BASIS_POINTS) // (2 * BASIS_POINTS)  # half up, integers only
+    return max(0, min(application_fee, proportional + fee_fixed))
+
+
 def payment_lines(
-    *, gateway: str, artisan_id: str, marketplace_id: str, gross: int, fee: int
+    *, gateway: str, artisan_id: str, marketplace_id: str, gross: int, fee: int, platform_fee: int = 0
 ) -> tuple[EntryLine, ...]:
-    """The gateway owes the gross; the artisan's pending gets the net, the marketplace the fee."""
-    return (
+    """The gateway owes the gross; the artisan's pending gets the net, the marketplace the fee less
+    the platform's fee, which goes to ``revenue`` (no revenue line without a platform fee)."""
+    lines: tuple[EntryLine, ...] = (
         (gateway_receivable(gateway), gross),
         (artisan(artisan_id, "pending"), -(gross - fee)),
-        (marketplace(marketplace_id, "commission"), -fee),
+        (marketplace(marketplace_id, "commission"), -(fee - platform_fee)),
     )
+    return (*lines, (platform("revenue"), -platform_fee)) if platform_fee else lines
+
+
+def reversal_lines(lines: Iterable[EntryLine]) -> tuple[EntryLine, ...]:
+    """The exact negation of an entry's lines, line by line."""
+    return tuple((ref, -amount) for ref, amount in lines)
 
 
 def refund_lines(

@@ -95,7 +95,7 @@ def _check_visible(session, account: StatementAccount, principal: Principal) -> 
     if account.artisan_id is not None:
         check_artisan_visible(session, account.artisan_id, principal)
         return
-    allowed = principal.role == Role.OPERATOR or (
+    allowed = principal.acts_as(Role.OPERATOR) or (
         principal.is_bank_partner and principal.bank_code == account.bank_code
     )
     if not allowed:

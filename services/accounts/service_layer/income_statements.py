@@ -89,7 +89,7 @@ def _check_may_read(artisan_id: str, principal: Principal) -> None:
         and principal.has_scopes("self:read")
     ):
         return
-    if principal.role == Role.OPERATOR and principal.has_scopes("ledger:read"):
+    if principal.acts_as(Role.OPERATOR) and principal.has_scopes("ledger:read"):
         return
     raise NotFound(f"No artisan {artisan_id!r}.", param="artisan_id")
 

@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-from services.accounts.adapters import holds, ledger
+from services.accounts.adapters import holds, ledger, marketplaces
 from services.accounts.adapters.orm import ArtisanLimits, DisputeHold, PendingHold
 from services.accounts.domain.artisan_rules import BalanceRuleViolation
 from services.accounts.domain.ledger import UnbalancedEntry, artisan
@@ -28,6 +28,7 @@ from services.accounts.domain.postings import (
     dispute_closed_lines,
     dispute_opened_lines,
     payment_lines,
+    platform_fee,
     refund_lines,
     release_lines,
     split_artisan_debit,
@@ -62,6 +63,9 @@ def make_on_payment_succeeded(currency: str, hold: dt.timedelta) -> Callable[[Un
         gross, fee = data["amount"]["amount"], data["application_fee"]["amount"]
         net = gross - fee
         open_artisan_accounts(uow, artisan_id, currency, cause_event_id=event.id)
+        # The platform's fee comes out of the marketplace's share; the artisan's net is untouched.
+        fee_bp, fee_fixed = marketplaces.fee_terms(uow.session, data["marketplace_id"])
+        taken = platform_fee(gross=gross, application_fee=fee, fee_bp=fee_bp, fee_fixed=fee_fixed)
         posting = Posting(
             cause="payment",
             cause_id=payment_id,
@@ -76,6 +80,7 @@ def make_on_payment_succeeded(currency: str, hold: dt.timedelta) -> Callable[[Un
                 marketplace_id=data["marketplace_id"],
                 gross=gross,
                 fee=fee,
+                platform_fee=taken,
             ),
         )
         try:

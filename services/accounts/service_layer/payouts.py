@@ -18,7 +18,7 @@ from services.accounts.adapters import ledger, payouts
 from services.accounts.adapters.orm import ArtisanLimits, Payout, PayoutDestination
 from services.accounts.domain.artisan_rules import BalanceRuleViolation
 from services.accounts.domain.ledger import artisan
-from services.accounts.domain.payouts import PayoutStatus, PayoutStep
+from services.accounts.domain.payouts import PayeeType, PayoutStatus, PayoutStep
 from services.accounts.service_layer.bank_transfers import submit_payout
 from services.accounts.service_layer.ledger import check_artisan_visible
 from services.accounts.service_layer.payout_settings import PayoutSettings
@@ -35,6 +35,7 @@ from shared.pagination import Page, paginate
 
 # Bank partners hold ``payouts:write`` but only read payouts: the bank executes what operators and
 # artisans ask for, and tells us the outcome through signed callbacks, never through this API.
+# (An operator is an operator API client or a staff member holding the operator role.)
 PAYOUT_REQUESTERS = (Role.ARTISAN, Role.OPERATOR)
 
 
@@ -49,7 +50,7 @@ class RequestPayout:
 
 
 def ensure_may_request_payouts(principal: Principal) -> None:
-    if principal.role not in PAYOUT_REQUESTERS:
+    if not any(principal.acts_as(role) for role in PAYOUT_REQUESTERS):
         raise Forbidden(
             "Payouts are requested by the artisan or an operator; bank partners read them.",
             code="role_not_allowed",
@@ -145,6 +146,7 @@ def create_payout(
     now = utcnow()
     payout = Payout(
         id=new_id("po"),
+        payee_type=PayeeType.ARTISAN,
         artisan_id=command.artisan_id,
         amount=command.amount,
         currency=command.currency,

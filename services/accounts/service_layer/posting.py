@@ -6,10 +6,16 @@ the movement was posted already), opening accounts on first use. It checks that 
 and that no artisan account goes below zero or above the tier cap (``domain/artisan_rules.py``),
 then writes the entry, its lines and the stored balances (one statement on PostgreSQL, three
 elsewhere) and records the ``accounts.ledger.entry_posted`` event, in the caller's transaction. A
-movement is posted once: ``posting_key`` (and the source event id) are unique.
+movement is posted once: ``posting_key`` (and the source event id) are unique. An entry that leaves
+a marketplace's reserve below zero opens a ``reserve_below_zero`` case (a receivable from the
+marketplace), one open case per marketplace at a time.
 
 Nothing is written before the checks pass, so a refused posting leaves the transaction as it found
 it: the accounts opened for it are opened in a savepoint that the refusal rolls back.
+
+A settlement file's matched lines are the exception: they move platform accounts only, so
+``settlement_posting`` posts them set-based, a chunk of lines in a few statements, with the same
+entries, lines, balances and events as posting them here one by one.
 
 A payment's posting is two statements on PostgreSQL (lock, write); the whole event, with the
 consumer's savepoint, inbox and outbox rows and the pending hold, seven (see
@@ -23,11 +29,14 @@ from typing import Any
 from services.accounts.adapters import ledger
 from services.accounts.adapters.orm import JournalEntry, LedgerCase
 from services.accounts.domain.artisan_rules import BalanceRuleViolation, check_artisan_rules
-from services.accounts.domain.ledger import AccountRef, Line, UnbalancedEntry, check_balanced
+from services.accounts.domain.ledger import AccountRef, Line, UnbalancedEntry, check_balanced, shown_balance
 from services.accounts.domain.postings import Posting, net_amounts
 from shared.db import UnitOfWork, utcnow
 from shared.events import make_event
 from shared.ids import new_id
+
+# The case opened when a marketplace's reserve goes below zero (one open per marketplace).
+RESERVE_BELOW_ZERO = "reserve_below_zero"
 
 
 def post(uow: UnitOfWork, posting: Posting) -> JournalEntry:
@@ -82,8 +91,10 @@ def _write(
         artisan_id=posting.artisan_id,
         description=posting.description[:200],
         posted_at=now,
+        reverses_entry_id=posting.reverses_entry_id,
     )
     ledger.write_entry(uow.session, entry, posting.currency, amounts, accounts)
+    _watch_reserves(uow, posting, amounts, accounts, entry.id)
     uow.add_event(
         make_event(
             "accounts.ledger.entry_posted",
@@ -96,6 +107,7 @@ def _write(
                 "artisan_id": posting.artisan_id,
                 "description": entry.description,
                 "posted_at": now.isoformat(),
+                **({"reverses_entry_id": entry.reverses_entry_id} if entry.reverses_entry_id else {}),
                 "lines": [
                     {
                         "account": accounts[ref].id,
@@ -111,6 +123,49 @@ def _write(
         )
     )
     return entry
+
+
+def _watch_reserves(
+    uow: UnitOfWork,
+    posting: Posting,
+    amounts: dict[AccountRef, int],
+    accounts: dict[AccountRef, ledger.LockedAccount],
+    entry_id: str,
+) -> None:
+    """A marketplace reserve this entry left below zero is a receivable from the marketplace: open a
+    ``reserve_below_zero`` case for it, unless one is open already; an entry that brings it back to
+    zero or above (a top-up, a won dispute's return) resolves the open case. Costs nothing unless a
+    reserve moved (payments never touch one), and one query when it crossed zero."""
+    for ref, amount in amounts.items():
+        if ref.owner_type != "marketplace" or ref.kind != "reserve":
+            continue
+        locked = accounts[ref]
+        before = shown_balance(locked.balance, locked.normal_side)
+        after = shown_balance(locked.balance + amount, locked.normal_side)
+        if before < 0 <= after:
+            ledger.resolve_open_reserve_case(uow.session, ref.owner_id, entry_id=entry_id, at=utcnow())
+        elif after < 0 and not ledger.open_reserve_case_exists(uow.session, ref.owner_id):
+            uow.session.add(
+                LedgerCase(
+                    id=new_id("lc"),
+                    kind=RESERVE_BELOW_ZERO,
+                    status="open",
+                    cause="reserve",
+                    cause_id=ref.owner_id,
+                    # About the marketplace, not the event whose entry drew the reserve (that event
+                    # was posted and is done); the entry that did is in the details.
+                    event_id=None,
+                    artisan_id=None,
+                    details={
+                        "marketplace_id": ref.owner_id,
+                        "balance": {"amount": after, "currency": posting.currency},
+                        "entry_id": entry_id,
+                        "posting_key": posting.posting_key,
+                        "event_id": posting.event_id,
+                    },
+                    created_at=utcnow(),
+                )
+            )
 
 
 def record_case(

@@ -282,6 +282,9 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
     stored_balance_matches_lines   every account's stored balance is Σ of its lines
     artisan_balance_not_negative   no artisan account holds less than 0 (from its lines; expected
                                    is the lowest allowed balance)
+    gateway_receivable_not_negative  no ``gateway_receivable:*`` account is below 0: the gateway
+                                   never owes us less than nothing (more settled or refunded than
+                                   was captured means a settlement was posted twice or wrongly)
     entry_balanced                 every entry's lines sum to 0, per currency
     entry_has_two_lines            every entry has at least two lines
     """
@@ -307,6 +310,12 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
         from_lines = sa.func.coalesce(per_account.c.total, 0)
         shown_from_lines = sa.case((LedgerAccount.normal_side == "debit", from_lines), else_=-from_lines)
         is_negative_artisan = sa.and_(LedgerAccount.owner_type == "artisan", shown_from_lines < 0)
+        # Debit-normal: below zero is a stored balance below zero.
+        is_negative_receivable = sa.and_(
+            LedgerAccount.owner_type == "platform",
+            LedgerAccount.kind.like("gateway_receivable:%"),
+            shown_from_lines < 0,
+        )
         # One pass over the per-account sums serves both account checks.
         suspicious_accounts = session.execute(
             sa.select(
@@ -316,12 +325,21 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
                 from_lines,
                 shown_from_lines,
                 is_negative_artisan,
+                is_negative_receivable,
             )
             .outerjoin(per_account, per_account.c.account_id == LedgerAccount.id)
-            .where(sa.or_(LedgerAccount.balance != from_lines, is_negative_artisan))
+            .where(sa.or_(LedgerAccount.balance != from_lines, is_negative_artisan, is_negative_receivable))
             .order_by(LedgerAccount.id)
         ).all()
-        for account_id, currency, stored, recomputed, shown, negative in suspicious_accounts:
+        for (
+            account_id,
+            currency,
+            stored,
+            recomputed,
+            shown,
+            negative,
+            receivable_negative,
+        ) in suspicious_accounts:
             if int(stored) != int(recomputed):
                 differences.append(
                     {
@@ -336,6 +354,16 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
                 differences.append(
                     {
                         "check": "artisan_balance_not_negative",
+                        "account_id": account_id,
+                        "currency": currency,
+                        "expected": 0,
+                        "actual": int(shown),
+                    }
+                )
+            if receivable_negative:
+                differences.append(
+                    {
+                        "check": "gateway_receivable_not_negative",
                         "account_id": account_id,
                         "currency": currency,
                         "expected": 0,
@@ -380,6 +408,33 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
         "entries_checked": entries_checked,
         "differences": differences,
     }
+
+
+# --- marketplace reserves ------------------------------------------------------------------------
+
+
+def list_reserves(uow: UnitOfWork, *, below_zero: bool, limit: int, starting_after: str | None) -> Page:
+    """Marketplaces' reserve accounts with their balance as people read it; ``below_zero``: only
+    those below zero, which are receivables from the marketplace (a refund or dispute the reserve
+    covered before it was funded). Ordered by account id (the cursor)."""
+    query = sa.select(LedgerAccount).where(
+        LedgerAccount.owner_type == "marketplace", LedgerAccount.kind == "reserve"
+    )
+    if below_zero:
+        # Credit-normal: below zero shown is a stored balance above zero.
+        query = query.where(LedgerAccount.balance > 0)
+    with uow:
+        page = paginate(uow.session, query, LedgerAccount.id, limit=limit, starting_after=starting_after)
+        page.data = [
+            {
+                "account_id": account.id,
+                "marketplace_id": account.owner_id,
+                "balance": _money(shown_balance(account.balance, account.normal_side), account.currency),
+                "below_zero": shown_balance(account.balance, account.normal_side) < 0,
+            }
+            for account in page.data
+        ]
+        return page
 
 
 # --- ledger cases ---------------------------------------------------------------------------------

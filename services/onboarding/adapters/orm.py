@@ -214,6 +214,34 @@ class BankAccount(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class Notification(Base):
+    """One message to an artisan, in their language, and where its sending stands. The row is also
+    the send queue: the worker sends ``queued`` rows whose ``next_attempt_at`` has come."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (sa.Index("ix_notifications_artisan_created", "artisan_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    artisan_id: Mapped[str] = mapped_column(sa.ForeignKey("artisans.id"))
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    language: Mapped[str] = mapped_column(sa.String(2))
+    text: Mapped[str] = mapped_column(sa.Text)
+    channel: Mapped[str] = mapped_column(sa.String(10))  # sms | inbox
+    # queued | sent | delivered | failed (domain/notifications.py)
+    status: Mapped[str] = mapped_column(sa.String(20), default="queued")
+    # The event it tells of: one notification per event, however often the event is delivered.
+    source_event_id: Mapped[str | None] = mapped_column(sa.String(64), unique=True, nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(sa.String(100), nullable=True, index=True)
+    attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    last_error: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    read_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class ArtisanSignIn(Base):
     """One sign-in by phone: an OTP sent (or, for a number no active artisan holds, a code nobody
     receives, so the answer is the same). Only an HMAC of the code is kept."""
@@ -279,6 +307,44 @@ class ArtisanRefreshToken(Base):
     replaced_by: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_reason: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+
+
+class StaffMember(Base):
+    """A person of the back office: a compliance officer, an operator, or both.
+
+    The password is kept as an argon2id hash; the TOTP secret encrypted at rest like KYC documents
+    (AES-256-GCM under a data key wrapped by a document master key, bound to this row); the
+    enrolment token as its SHA-256. None of them is ever shown again or logged.
+    """
+
+    __tablename__ = "staff_members"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    # Trimmed and lower-cased before it is stored, so unique means unique case-insensitively.
+    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    # The staff roles held: ["compliance"], ["operator"] or both.
+    roles: Mapped[list] = mapped_column(sa.JSON)
+    password_hash: Mapped[str] = mapped_column(sa.String(200))
+    # The TOTP secret, sealed (None until enrolment starts). While ``enrolled_at`` is None it is a
+    # secret being enrolled, not yet a second factor.
+    totp_key_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, index=True)
+    totp_wrapped_key: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    totp_nonce: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    totp_ciphertext: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    # The time step of the last code accepted: a code of that step or earlier is never taken again.
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    enrolled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    enrolment_token_hash: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, unique=True)
+    enrolment_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # active | disabled
+    status: Mapped[str] = mapped_column(sa.String(20), default="active")
+    failed_attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
+    failure_window_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_signed_in_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class OutboxMessage(OutboxMixin, Base):

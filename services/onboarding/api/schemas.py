@@ -329,6 +329,30 @@ class CallbackAckSchema(Schema):
     status = fields.String()
 
 
+# --- Notifications -----------------------------------------------------------------------------
+
+
+class NotificationListArgsSchema(PageArgsSchema):
+    unread = fields.Boolean(load_default=False, metadata={"description": "Only those not read yet."})
+
+
+class NotificationSchema(Schema):
+    id = fields.String(required=True)
+    kind = fields.String(required=True, metadata={"description": "payment_received, payout_paid, …"})
+    language = fields.String(required=True)
+    text = fields.String(required=True)
+    channel = fields.String(required=True, metadata={"description": "sms, or inbox (phone not verified)"})
+    status = fields.String(required=True, metadata={"description": "queued | sent | delivered | failed"})
+    attempts = fields.Integer(required=True)
+    next_attempt_at = fields.DateTime(allow_none=True)
+    read = fields.Function(lambda notification: notification.read_at is not None, required=True)
+    read_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime(required=True)
+
+
+NotificationPageSchema = page_schema(NotificationSchema)
+
+
 # -- artisans signing in by phone ------------------------------------------------------------------
 
 DEVICE_ID_FIELD = dict(
@@ -398,3 +422,46 @@ class DeviceSchema(Schema):
 
 class DeviceListSchema(Schema):
     data = fields.List(fields.Nested(DeviceSchema))
+
+
+# -- staff sign-in ----------------------------------------------------------------------------------
+# Loose on purpose: a malformed email or code is a wrong credential like any other (one answer, 401).
+
+
+class StaffSignInSchema(Schema):
+    email = fields.String(required=True, validate=validate.Length(max=320))
+    password = fields.String(required=True, validate=validate.Length(max=1024))
+    totp_code = fields.String(
+        load_default="",
+        validate=validate.Length(max=16),
+        metadata={"description": "The six digits the authenticator shows (omit before enrolment)."},
+    )
+
+
+class StaffProfileSchema(Schema):
+    id = fields.String(required=True, metadata={"example": "stf_01JD8Z6W5Q0T2C7S9K3M4N5P6R"})
+    name = fields.String(required=True)
+    email = fields.String(required=True)
+    roles = fields.List(fields.String(), required=True, metadata={"example": ["compliance"]})
+
+
+class StaffTokenSchema(Schema):
+    access_token = fields.String(required=True)
+    token_type = fields.String(required=True)
+    expires_in = fields.Integer(required=True, metadata={"description": "Seconds (15 minutes)."})
+    scope = fields.String(required=True)
+    staff = fields.Nested(StaffProfileSchema, required=True)
+
+
+class StaffEnrolmentSchema(Schema):
+    enrolment_token = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class StaffEnrolmentSecretSchema(Schema):
+    otpauth_uri = fields.String(required=True, metadata={"description": "Show it as a QR code."})
+    secret = fields.String(required=True, metadata={"description": "Base32, for typing in by hand."})
+
+
+class ConfirmStaffEnrolmentSchema(Schema):
+    enrolment_token = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    totp_code = fields.String(required=True, validate=validate.Length(max=16))

@@ -10,9 +10,9 @@ import hashlib
 import hmac
 import secrets
 
-from services.onboarding.domain.banking import KNOWN_BANKS
 from shared.auth.principal import is_bank_code
 from shared.auth.scopes import ROLE_SCOPES, Role
+from shared.banking import KNOWN_BANKS
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 

@@ -37,7 +37,7 @@ CRAFTS = (
     "other",
 )
 
-LANGUAGES = ("fr", "ar")
+LANGUAGES = ("fr", "ar", "en")
 
 
 class IdentityRuleError(ValueError):

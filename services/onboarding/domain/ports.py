@@ -81,5 +81,38 @@ class SmsDeliveryError(RuntimeError):
     """The SMS could not be handed to the carrier."""
 
 
+class SmsRejected(SmsDeliveryError):
+    """The provider refused this message for good (a 4xx answer): sending it again will not help."""
+
+
+class InvalidSmsReceipt(ValueError):
+    """A delivery receipt that cannot be trusted or read (bad signature, malformed body)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SmsReceipt:
+    """The provider's word on one message: ``delivered`` or ``failed`` (``other`` for the
+    intermediate states some providers report, which change nothing here)."""
+
+    receipt_id: str
+    message_id: str
+    status: Literal["delivered", "failed", "other"]
+    error_code: str | None = None
+
+
 class SmsSender(Protocol):
     def send(self, to: str, text: str) -> None: ...
+
+
+class SmsGateway(SmsSender, Protocol):
+    """An SMS provider that gives message ids and sends delivery receipts (notifications)."""
+
+    def submit(self, to: str, text: str, *, reference: str) -> str:
+        """Hand one message to the provider; return its message id. ``reference`` (our notification
+        id) makes a retried submission the same message. Raises ``SmsDeliveryError`` (worth
+        retrying later) or ``SmsRejected`` (not)."""
+        ...
+
+    def parse_receipt(self, headers: Mapping[str, str], raw_body: bytes) -> SmsReceipt:
+        """A delivery receipt, its signature checked; ``InvalidSmsReceipt`` if it cannot be trusted."""
+        ...

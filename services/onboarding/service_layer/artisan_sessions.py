@@ -42,13 +42,14 @@ from services.onboarding.domain.artisan_sessions import (
 from services.onboarding.domain.artisans import IdentityRuleError, normalise_moroccan_mobile
 from services.onboarding.domain.ports import SmsDeliveryError, SmsSender
 from services.onboarding.service_layer.api_clients import SERVICE_AUDIENCES
-from services.onboarding.service_layer.phone import MESSAGES, OtpPolicy, _hash, _mask_phone, _retry_after
+from services.onboarding.service_layer.phone import OTP_MESSAGE, OtpPolicy, _hash, _mask_phone, _retry_after
 from shared.auth import Principal
 from shared.auth.scopes import ROLE_SCOPES, Role
 from shared.auth.tokens import TokenIssuer
 from shared.db import UnitOfWork, utcnow
 from shared.errors import Conflict, Forbidden, HirfaError, NotFound, RateLimited, ValidationFailed
 from shared.events import make_event
+from shared.i18n import translate
 from shared.ids import new_id
 
 log = logging.getLogger(__name__)
@@ -115,9 +116,7 @@ def start_sign_in(
         uow.commit()
         language = artisan.preferred_language if artisan is not None else "fr"
     if artisan is not None:
-        text = MESSAGES.get(language, MESSAGES["fr"]).format(
-            code=code, minutes=max(1, policy.otp.ttl_seconds // 60)
-        )
+        text = translate(language, OTP_MESSAGE, code=code, minutes=max(1, policy.otp.ttl_seconds // 60))
         try:
             sms.send(number, text)
         except SmsDeliveryError:

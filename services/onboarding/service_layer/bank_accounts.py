@@ -19,13 +19,6 @@ from sqlalchemy.orm import Session
 
 from services.onboarding.adapters import bank_accounts, kyc_reviews
 from services.onboarding.adapters.orm import Artisan, BankAccount, KycReview
-from services.onboarding.domain.banking import (
-    KNOWN_BANKS,
-    BankAccountNumber,
-    BankIdentifierError,
-    parse_iban,
-    parse_rib,
-)
 from services.onboarding.domain.names import name_similarity
 from services.onboarding.domain.ports import (
     AccountOpening,
@@ -43,6 +36,13 @@ from services.onboarding.service_layer.kyc import (
     open_review,
 )
 from shared.auth import Principal
+from shared.banking import (
+    KNOWN_BANKS,
+    BankAccountNumber,
+    BankIdentifierError,
+    parse_iban,
+    parse_rib,
+)
 from shared.db import UnitOfWork, utcnow
 from shared.errors import Conflict, NotFound, ServiceUnavailable, Unauthenticated, ValidationFailed
 from shared.events import make_event

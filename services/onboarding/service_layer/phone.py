@@ -25,15 +25,15 @@ from services.onboarding.service_layer.kyc import audit, ensure_active, promote_
 from shared.auth import Principal
 from shared.db import UnitOfWork, utcnow
 from shared.errors import Conflict, HirfaError, RateLimited, ValidationFailed
+from shared.i18n import N_, translate
 from shared.ids import new_id
 
 log = logging.getLogger(__name__)
 
-MESSAGES = {
-    "fr": "Hirfa : votre code de vérification est {code}. Il expire dans {minutes} minutes. "
-    "Ne le communiquez à personne.",
-    "ar": "حرفة: رمز التحقق الخاص بك هو {code}. تنتهي صلاحيته بعد {minutes} دقائق. لا تشاركه مع أي شخص.",
-}
+# The one-time code's SMS, in the artisan's language from the catalogue (shared/locales).
+OTP_MESSAGE = N_(
+    "Hirfa: your verification code is {code}. It expires in {minutes} minutes. Do not share it with anyone."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,8 +114,9 @@ def send_code(
         verification.code_hash = _hash(policy, verification.id, code)
         session.add(verification)
         uow.commit()
-        language = artisan.preferred_language if artisan.preferred_language in MESSAGES else "fr"
-        text = MESSAGES[language].format(code=code, minutes=max(1, policy.ttl_seconds // 60))
+        text = translate(
+            artisan.preferred_language, OTP_MESSAGE, code=code, minutes=max(1, policy.ttl_seconds // 60)
+        )
         phone = artisan.phone
     try:
         sms.send(phone, text)

@@ -1,7 +1,7 @@
 """signed income statements, found again by their verification code
 
 Revision ID: a9d3e4f50009
-Revises: 7c41d2e8f3a9
+Revises: c2e9b4a60008
 Created: 2026-12-06 13:30:00
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 import shared.db
 
 revision = "a9d3e4f50009"
-down_revision = "7c41d2e8f3a9"
+down_revision = "c2e9b4a60008"
 branch_labels = None
 depends_on = None
 

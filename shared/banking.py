@@ -1,5 +1,8 @@
 """Moroccan bank account identifiers: the 24-digit RIB and the 28-character MA IBAN, checked exactly.
 
+Shared: onboarding checks artisans' RIBs with it, accounts marketplaces' payout RIBs, and the bank
+sandbox the RIBs of the transfers it is asked for. One rule, so all three accept the same numbers.
+
 A RIB is bank code (3) + city/branch code (3) + account number (16) + RIB key (2). The key makes
 the whole 24-digit number divisible by 97, so it catches every single-digit typo and every swap
 of two adjacent different digits. The IBAN wraps the RIB: ``MA`` + ISO 13616 check digits + RIB.

@@ -1,0 +1,1 @@
+"""The SMS-gateway sandbox: an HTTP SMS provider that sends signed delivery receipts."""

@@ -1,0 +1,227 @@
+"""Posting a settlement run's matched lines set-based: a chunk of lines in a handful of statements.
+
+A settled line is one journal entry (Dr ``bank:{code}`` net, Dr ``gateway_fees`` fee, Cr
+``gateway_receivable:{gw}`` gross, or the inverse), exactly as ``posting.post_once`` would post it
+from ``domain.reconciliation.settlement_lines`` under ``settlement_posting_key``. Posted one by one
+that is a few hundred lines a second, so a million-line file would take over an hour. These lines
+move platform accounts only, so no artisan rule (balance floor, tier cap) and no reserve watch
+applies, and a chunk can be posted with a fixed number of statements whatever its size:
+
+1. the chunk's three accounts are opened if needed and locked, in the order every posting locks in;
+2. one INSERT … SELECT writes an entry per line (ids from a block reserved at once), skipping a
+   posting key posted already (``ON CONFLICT DO NOTHING``): a line posts once, however often seen;
+3. one UPDATE points each line at its entry, new or older;
+4. one INSERT … SELECT writes the new entries' lines (zero amounts left out, as ``net_amounts``
+   does), one UPDATE adds their sums to the three balances;
+5. one INSERT … SELECT writes an ``accounts.ledger.entry_posted`` event per new entry into the
+   outbox, its payload built in SQL from the lines just written, as ``posting._write`` builds it.
+
+Entries and lines are only inserted, so the journal's immutability triggers are untouched; the
+balances move by the sums of the lines written, so the integrity check still holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from services.accounts.adapters import ledger
+from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount
+from services.accounts.adapters.reconciliation_orm import ReconItem, ReconRun
+from services.accounts.domain.ledger import UnbalancedEntry, bank, gateway_receivable, platform
+from shared.db import UnitOfWork, UTCDateTime
+from shared.ids import reserve_ulids, ulid_in_block, ulid_tail_sql
+
+ENTRY_POSTED = "accounts.ledger.entry_posted"
+
+# The run's lines that post an entry and have none yet, in one currency.
+_PENDING = """run_id = :run AND state IN ('matched', 'fee_mismatch') AND posted_entry_id IS NULL
+    AND currency = :currency"""
+# The chunk: the pending lines among the next ``size`` (by id).
+_CHUNK = _PENDING + " AND id BETWEEN :lower AND :upper"
+# The chunk's lines whose entry this chunk wrote (the ids of the block reserved for it).
+_NEW = "run_id = :run AND id BETWEEN :lower AND :upper AND posted_entry_id BETWEEN :first_id AND :last_id"
+# ``domain.reconciliation.settlement_posting_key`` in SQL.
+_POSTING_KEY = "'settlement:' || CAST(:gateway AS VARCHAR(20)) || ':' || recon_items.kind || ':' || recon_items.object_id"
+
+
+def post_settlements(uow: UnitOfWork, run: ReconRun, size: int) -> int:
+    """Post the entries of the next ``size`` matched lines of ``run`` not posted yet, in the
+    caller's transaction (which holds the run's lock); how many lines that was (0: none left)."""
+    session = uow.session
+    assert session is not None
+    first = session.execute(
+        sa.text(
+            f"SELECT id, currency FROM {ReconItem.__tablename__} "
+            "WHERE run_id = :run AND state IN ('matched', 'fee_mismatch') AND posted_entry_id IS NULL "
+            "ORDER BY id LIMIT 1"
+        ),
+        {"run": run.id},
+    ).first()
+    if first is None:
+        return 0
+    lower, currency = int(first.id), str(first.currency)
+    params: dict[str, Any] = {"run": run.id, "currency": currency, "lower": lower, "size": size}
+    params["upper"] = session.scalar(
+        sa.text(
+            f"SELECT MAX(id) FROM (SELECT id FROM {ReconItem.__tablename__} "
+            f"WHERE {_PENDING} AND id >= :lower ORDER BY id LIMIT :size) chunk"
+        ),
+        params,
+    )
+    lines = int(
+        session.scalar(sa.text(f"SELECT COUNT(*) FROM {ReconItem.__tablename__} WHERE {_CHUNK}"), params)
+    )
+    _refuse_unbalanced(session, params)
+
+    gateway, bank_code = run.gateway or "", run.bank_code or ""
+    refs = {"net": bank(bank_code), "fee": platform("gateway_fees"), "gross": gateway_receivable(gateway)}
+    accounts = ledger.lock_accounts(session, refs.values(), currency)
+    span = params["upper"] - lower + 1
+    head, tail = reserve_ulids(span)
+    now = dt.datetime.now(dt.UTC)
+    params.update(
+        gateway=gateway,
+        head=head,
+        tail=tail,
+        first_id="je_" + ulid_in_block(head, tail),
+        last_id="je_" + ulid_in_block(head, tail + span - 1),
+        posted_at=now,
+        bank=accounts[refs["net"]].id,
+        fees=accounts[refs["fee"]].id,
+        receivable=accounts[refs["gross"]].id,
+    )
+    _execute(
+        session,
+        f"""INSERT INTO {JournalEntry.__tablename__}
+                (id, cause, cause_id, cause_event_id, posting_key, artisan_id, description, posted_at, reverses_entry_id)
+            SELECT 'je_' || CAST(:head AS VARCHAR(18)) || {ulid_tail_sql(":tail + (recon_items.id - :lower)")},
+                   'settlement', recon_items.object_id, NULL, {_POSTING_KEY}, NULL,
+                   substr('Settlement of ' || recon_items.kind || ' ' || recon_items.object_id || ' by '
+                          || CAST(:gateway AS VARCHAR(20)) || ' (run ' || CAST(:run AS VARCHAR(40)) || ')', 1, 200),
+                   :posted_at, NULL
+            FROM {ReconItem.__tablename__} WHERE {_CHUNK}
+            ON CONFLICT (posting_key) DO NOTHING""",
+        params,
+    )
+    # Each line to its entry: the one just written, or the one its posting key had already.
+    _execute(
+        session,
+        f"""UPDATE {ReconItem.__tablename__} SET posted_entry_id = (
+                SELECT e.id FROM {JournalEntry.__tablename__} e WHERE e.posting_key = {_POSTING_KEY})
+            WHERE {_CHUNK}""",
+        params,
+    )
+    _execute(
+        session,
+        f"""INSERT INTO {JournalLine.__tablename__} (entry_id, account_id, amount, currency)
+            SELECT entry_id, account_id, amount, currency FROM (
+                SELECT posted_entry_id AS entry_id, id AS item_id, k.n AS n, currency,
+                       CASE k.n WHEN 1 THEN CAST(:bank AS VARCHAR(40)) WHEN 2 THEN CAST(:fees AS VARCHAR(40))
+                            ELSE CAST(:receivable AS VARCHAR(40)) END AS account_id,
+                       CASE k.n WHEN 1 THEN net WHEN 2 THEN fee ELSE -amount END AS amount
+                FROM {ReconItem.__tablename__}
+                CROSS JOIN (SELECT 1 AS n UNION ALL SELECT 2 UNION ALL SELECT 3) k
+                WHERE {_NEW}
+            ) line
+            WHERE amount <> 0
+            ORDER BY item_id, n""",
+        params,
+    )
+    sums = session.execute(
+        sa.text(
+            f"SELECT COALESCE(SUM(net), 0), COALESCE(SUM(fee), 0), COALESCE(SUM(amount), 0) "
+            f"FROM {ReconItem.__tablename__} WHERE {_NEW}"
+        ),
+        params,
+    ).one()
+    ledger.add_to_balances(
+        session,
+        accounts,
+        {refs["net"]: int(sums[0]), refs["fee"]: int(sums[1]), refs["gross"]: -int(sums[2])},
+    )
+    _write_events(uow, session, params, now)
+    return lines
+
+
+def _refuse_unbalanced(session: Session, params: dict[str, Any]) -> None:
+    """A line whose net and fee do not add up to its gross cannot be posted (``post_once`` refuses
+    it too): the run stops, as it would have."""
+    wrong = session.execute(
+        sa.text(
+            f"""SELECT kind, object_id, amount, fee, net FROM {ReconItem.__tablename__}
+                WHERE {_CHUNK} AND (net IS NULL OR fee IS NULL OR net + fee <> amount
+                                    OR (amount = 0 AND fee = 0)) LIMIT 1"""
+        ),
+        params,
+    ).first()
+    if wrong is not None:
+        raise UnbalancedEntry(
+            f"Settlement of {wrong.kind} {wrong.object_id}: net {wrong.net} + fee {wrong.fee} is not gross {wrong.amount}"
+        )
+
+
+def _write_events(uow: UnitOfWork, session: Session, params: dict[str, Any], now: dt.datetime) -> None:
+    """One ``accounts.ledger.entry_posted`` per new entry, built from its lines in SQL: the payload
+    ``posting._write`` builds (``make_event``'s envelope around it). The event's id is the entry's
+    ULID under the ``evt`` prefix: reserved for this entry, it names nothing else."""
+    outbox = uow.outbox
+    if outbox is None:
+        raise RuntimeError("this unit of work has no outbox but events were recorded")
+    postgres = session.get_bind().dialect.name == "postgresql"
+    obj, array = ("json_build_object", "json_agg") if postgres else ("json_object", "json_group_array")
+    # The lines in the order they were written: PostgreSQL orders the aggregate, SQLite aggregates
+    # in its input's order.
+    ordered, input_order = (" ORDER BY line_id", "") if postgres else ("", "ORDER BY e.id, l.id")
+    event_id = "'evt_' || substr(entry_id, 4)"
+    payload = f"""{obj}(
+        'id', {event_id}, 'type', '{ENTRY_POSTED}', 'source', 'accounts', 'subject', cause_id,
+        'time', CAST(:time AS VARCHAR(40)), 'schema_version', 1,
+        'data', {obj}(
+            'entry_id', entry_id, 'cause', cause, 'cause_id', cause_id, 'event_id', NULL, 'artisan_id', NULL,
+            'description', description, 'posted_at', CAST(:posted_at_text AS VARCHAR(40)),
+            'lines', {array}({obj}('account', account_id, 'owner_type', owner_type, 'owner_id', owner_id,
+                                   'kind', kind, 'amount', amount, 'currency', currency){ordered})))"""
+    _execute(
+        session,
+        f"""INSERT INTO {outbox.model.__tablename__}
+                (event_id, event_type, topic, key, payload, created_at, available_at, attempts)
+            SELECT {event_id}, '{ENTRY_POSTED}', CAST(:topic AS VARCHAR(120)), cause_id, CAST({payload} AS TEXT),
+                   :created_at, :created_at, 0
+            FROM (SELECT e.id AS entry_id, e.cause AS cause, e.cause_id AS cause_id, e.description AS description,
+                         l.id AS line_id, l.account_id AS account_id, a.owner_type AS owner_type,
+                         a.owner_id AS owner_id, a.kind AS kind, l.amount AS amount, l.currency AS currency
+                  FROM {JournalEntry.__tablename__} e
+                  JOIN {JournalLine.__tablename__} l ON l.entry_id = e.id
+                  JOIN {LedgerAccount.__tablename__} a ON a.id = l.account_id
+                  WHERE e.id BETWEEN :first_id AND :last_id
+                  {input_order}) line
+            GROUP BY entry_id, cause, cause_id, description
+            ORDER BY entry_id""",
+        {
+            **params,
+            "topic": outbox.topic,
+            "time": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "posted_at_text": now.isoformat(),
+            "created_at": now,
+        },
+    )
+
+
+def _execute(session: Session, sql: str, params: dict[str, Any]) -> None:
+    """A set-based statement, its datetimes bound through the column type; only the parameters it
+    names are sent."""
+    statement = sa.text(sql)
+    used = {name: value for name, value in params.items() if re.search(rf":{name}\b", sql)}
+    statement = statement.bindparams(
+        *(
+            sa.bindparam(name, type_=UTCDateTime())
+            for name, value in used.items()
+            if isinstance(value, dt.datetime)
+        )
+    )
+    session.connection().execute(statement, used)

@@ -1,0 +1,114 @@
+"""Staff sign-in and second-factor enrolment, on onboarding (the token issuer).
+
+The interface (issue 14): ``POST /v1/staff-sessions``, ``POST /v1/staff-enrolments`` and
+``POST /v1/staff-enrolments/confirm``. Passwords, codes and tokens pass through, never logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol
+
+import requests
+
+from services.console.adapters.hirfa_api import ApiError, problem_of
+
+
+@dataclasses.dataclass(frozen=True)
+class StaffMember:
+    id: str
+    name: str
+    email: str
+    roles: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class StaffSession:
+    access_token: str = dataclasses.field(repr=False)
+    expires_in: int
+    staff: StaffMember
+
+
+@dataclasses.dataclass(frozen=True)
+class Enrolment:
+    otpauth_uri: str = dataclasses.field(repr=False)
+    secret: str = dataclasses.field(repr=False)
+
+
+class EnrolmentRequired(Exception):
+    """The person has no second factor yet: enrol first with this token."""
+
+    def __init__(self, enrolment_token: str) -> None:
+        super().__init__("totp_enrolment_required")
+        self.enrolment_token = enrolment_token
+
+
+class StaffAuth(Protocol):
+    def sign_in(self, email: str, password: str, totp_code: str) -> StaffSession: ...
+
+    def start_enrolment(self, enrolment_token: str) -> Enrolment: ...
+
+    def confirm_enrolment(self, enrolment_token: str, totp_code: str) -> None: ...
+
+
+class HttpStaffAuth:
+    def __init__(self, base_url: str, timeout: float, session: requests.Session | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.http = session or requests.Session()
+
+    def __repr__(self) -> str:
+        return f"HttpStaffAuth({self.base_url!r})"
+
+    def sign_in(self, email: str, password: str, totp_code: str) -> StaffSession:
+        try:
+            body = self._post(
+                "/v1/staff-sessions", {"email": email, "password": password, "totp_code": totp_code}
+            )
+        except _Problem as problem:
+            if problem.error.code == "totp_enrolment_required" and problem.body.get("enrolment_token"):
+                raise EnrolmentRequired(str(problem.body["enrolment_token"])) from None
+            raise problem.error from None
+        staff = body["staff"]
+        return StaffSession(
+            access_token=body["access_token"],
+            expires_in=int(body.get("expires_in", 900)),
+            staff=StaffMember(
+                id=staff["id"], name=staff["name"], email=staff["email"], roles=tuple(staff.get("roles", ()))
+            ),
+        )
+
+    def start_enrolment(self, enrolment_token: str) -> Enrolment:
+        try:
+            body = self._post("/v1/staff-enrolments", {"enrolment_token": enrolment_token})
+        except _Problem as problem:
+            raise problem.error from None
+        return Enrolment(otpauth_uri=body["otpauth_uri"], secret=body["secret"])
+
+    def confirm_enrolment(self, enrolment_token: str, totp_code: str) -> None:
+        try:
+            self._post(
+                "/v1/staff-enrolments/confirm", {"enrolment_token": enrolment_token, "totp_code": totp_code}
+            )
+        except _Problem as problem:
+            raise problem.error from None
+
+    def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self.http.post(self.base_url + path, json=body, timeout=self.timeout)
+        except requests.RequestException:
+            raise ApiError(0, "service_unavailable", "the sign-in service did not answer") from None
+        if response.status_code >= 400:
+            try:
+                problem_body = response.json()
+            except ValueError:
+                problem_body = {}
+            raise _Problem(problem_of(response), problem_body if isinstance(problem_body, dict) else {})
+        return response.json() if response.content else {}
+
+
+class _Problem(Exception):
+    def __init__(self, error: ApiError, body: dict[str, Any]) -> None:
+        super().__init__(error.code)
+        self.error = error
+        self.body = body

@@ -1,0 +1,54 @@
+"""Bar charts drawn on the server as SVG: numbers in, geometry out (the template draws it)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+WIDTH = 180  # the bars' full length, in SVG units (and CSS pixels: drawn at its size)
+BAR = 22
+GAP = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Bar:
+    label: str
+    value: int
+    y: int
+    length: int
+
+
+@dataclasses.dataclass(frozen=True)
+class BarChart:
+    title: str
+    bars: tuple[Bar, ...]
+    height: int
+    width: int = WIDTH
+
+    @property
+    def empty(self) -> bool:
+        return not any(bar.value for bar in self.bars)
+
+
+def bar_chart(title: str, values: Sequence[tuple[str, int]]) -> BarChart:
+    """Horizontal bars scaled to the largest value (a zero stays a zero-length bar)."""
+    top = max((value for _, value in values), default=0) or 1
+    bars = tuple(
+        Bar(label=label, value=value, y=index * (BAR + GAP), length=round(WIDTH * value / top))
+        for index, (label, value) in enumerate(values)
+    )
+    return BarChart(title=title, bars=bars, height=max(1, len(bars) * (BAR + GAP) - GAP))
+
+
+AGE_BUCKETS = ((1, "< 1 d"), (3, "1–3 d"), (7, "3–7 d"), (None, "> 7 d"))
+
+
+def by_age(ages_in_days: Sequence[int]) -> list[tuple[str, int]]:
+    """How many cases fall in each age bucket, youngest first."""
+    counts = dict.fromkeys((label for _, label in AGE_BUCKETS), 0)
+    for age in ages_in_days:
+        for limit, label in AGE_BUCKETS:
+            if limit is None or age < limit:
+                counts[label] += 1
+                break
+    return list(counts.items())

@@ -1,0 +1,92 @@
+"""Template helpers: amounts, dates, ages, and the console's handle on its context."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from babel.numbers import format_currency
+from flask import Flask, current_app, redirect, render_template, url_for
+from flask_babel import format_datetime, get_locale
+
+from services.console.adapters.hirfa_api import ApiError, HirfaApis
+from services.console.context import ConsoleContext
+from services.console.web.labels import label
+from services.console.web.security import sign_out_person
+
+T = TypeVar("T")
+
+
+def context() -> ConsoleContext:
+    return current_app.extensions["console"]  # type: ignore[no-any-return]
+
+
+def apis() -> HirfaApis:
+    return context().apis
+
+
+@dataclasses.dataclass
+class Section:
+    """One part of a page: its data, or why the service did not give it (shown in place)."""
+
+    data: Any = None
+    error: ApiError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def attempt(call: Callable[[], T]) -> Section:
+    """Run one API call for a part of a page; a refusal becomes a message in that part, not a
+    broken page. An expired token still ends the session (``ApiError`` 401 is re-raised)."""
+    try:
+        return Section(data=call())
+    except ApiError as error:
+        if error.status == 401:
+            raise
+        return Section(error=error)
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def money(value: Any) -> str:
+    if not isinstance(value, dict) or "amount" not in value:
+        return "—"
+    currency = value.get("currency", "MAD")
+    return str(format_currency(value["amount"] / 100, currency, locale=str(get_locale())))
+
+
+def when(value: str | None) -> str:
+    parsed = parse_time(value)
+    return format_datetime(parsed, "short") if parsed else "—"
+
+
+def age_days(value: str | None, now: dt.datetime | None = None) -> int:
+    parsed = parse_time(value)
+    if parsed is None:
+        return 0
+    return max(0, ((now or dt.datetime.now(dt.UTC)) - parsed).days)
+
+
+def register(app: Flask) -> None:
+    app.jinja_env.filters["money"] = money
+    app.jinja_env.filters["when"] = when
+    app.jinja_env.filters["age_days"] = age_days
+    app.jinja_env.filters["label"] = label
+
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError) -> Any:
+        if error.status == 401:
+            # The staff token expired or was revoked: sign in again.
+            sign_out_person("token_expired")
+            return redirect(url_for("auth.sign_in"))
+        status = error.status if 400 <= error.status < 500 else 502
+        return render_template("error.html", status=status, reason=error.code, detail=error.detail), status

@@ -1,0 +1,72 @@
+"""Words for the services' machine codes (review kinds, statuses, reason codes), in the person's
+language. The codes themselves stay what the APIs say; an unknown one is shown as it is."""
+
+from __future__ import annotations
+
+from flask_babel import gettext
+
+
+def N_(message: str) -> str:  # noqa: N802 (gettext's name for it)
+    """Marks a message for the catalogues (pybabel extracts N_); it is translated where shown."""
+    return message
+
+
+LABELS = {
+    # review kinds
+    "screening_hit": N_("Screening hit"),
+    "tier_upgrade": N_("Tier 3 request"),
+    "bank_account_claim": N_("Bank account claim"),
+    # review statuses
+    "open": N_("Waiting for a decision"),
+    "approved": N_("Approved"),
+    "rejected": N_("Rejected"),
+    "closed": N_("Closed"),
+    # decision and downgrade reasons
+    "documents_verified": N_("Documents verified"),
+    "identity_confirmed": N_("Identity confirmed"),
+    "false_positive": N_("False positive"),
+    "sanctions_match": N_("Sanctions list match"),
+    "document_forged": N_("Document forged"),
+    "identity_fraud": N_("Identity fraud"),
+    "document_unreadable": N_("Document unreadable"),
+    "document_expired": N_("Document expired"),
+    "identity_mismatch": N_("Identity mismatch"),
+    "other": N_("Other"),
+    # reconciliation: item states and case kinds
+    "matched": N_("Matched"),
+    "missing_in_ledger": N_("Missing in the ledger"),
+    "missing_at_gateway": N_("Missing at the acquirer"),
+    "missing_in_bank": N_("Missing at the bank"),
+    "amount_mismatch": N_("Amount mismatch"),
+    "fee_mismatch": N_("Fee mismatch"),
+    "duplicate": N_("Duplicate"),
+    "unidentified": N_("Unidentified money"),
+    "balance_mismatch": N_("Balance mismatch"),
+    # reconciliation: where a run or an item comes from
+    "gateway_settlement": N_("Settlement file"),
+    "bank_statement": N_("Bank statement"),
+    "settlement": N_("Acquirer"),
+    "statement": N_("Bank"),
+    "ledger": N_("Ledger"),
+    # adjustments, and the owners of ledger accounts
+    "reversal": N_("Reversal"),
+    "manual": N_("Adjustment"),
+    "platform": N_("Platform"),
+    "marketplace": N_("Marketplace"),
+    "artisan": N_("Artisan"),
+}
+
+# Codes that mean something else in another family: a reconciliation case's states.
+FAMILY_LABELS = {
+    "case": {
+        "open": N_("Open"),
+        "investigating": N_("Investigating"),
+        "resolved": N_("Resolved"),
+        "written_off": N_("Written off"),
+    },
+}
+
+
+def label(code: object, family: str | None = None) -> str:
+    message = FAMILY_LABELS.get(family or "", {}).get(str(code)) or LABELS.get(str(code))
+    return gettext(message) if message else str(code)

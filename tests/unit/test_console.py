@@ -1,0 +1,713 @@
+"""The console against fakes of the services: sign-in, sessions, CSRF, roles, the review case page,
+documents streamed without caching, languages. The real thing, in a browser: tests/e2e/test_console_browser.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+
+import pytest
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+
+from services.console.adapters.hirfa_api import ApiError
+from services.console.app import create_app
+from services.console.config import ConsoleConfig
+from services.console.web import charts, labels, people, reconciliation, reviews
+from services.console.web.sessions import seal, session_key, unseal
+from shared.config import PROJECT_ROOT, ConfigError
+from tests.console_fakes import CODE, PASSWORD, FakeStaffAuth, fake_apis
+
+TRANSLATIONS = PROJECT_ROOT / "services/console/translations"
+REVIEW = {
+    "id": "rev_1",
+    "artisan_id": "art_1",
+    "kind": "tier_upgrade",
+    "requested_tier": 3,
+    "status": "open",
+    "submitted_by": "stf_amina",
+    "details": {},
+    "created_at": "2026-12-01T09:00:00+00:00",
+}
+ARTISAN = {
+    "id": "art_1",
+    "full_name": "Youssef Amrani",
+    "region": "fes_meknes",
+    "kyc_tier": 2,
+    "status": "active",
+}
+JPEG = b"\xff\xd8\xff\xe0" + b"scan" * 1000
+
+
+@pytest.fixture
+def apis():
+    apis = fake_apis()
+    onboarding = apis.onboarding
+    onboarding.on("GET", "/v1/kyc-reviews", {"data": [REVIEW], "has_more": False, "next_cursor": None})
+    onboarding.on("GET", "/v1/kyc-reviews/rev_1", REVIEW)
+    onboarding.on("GET", "/v1/artisans/art_1", ARTISAN)
+    onboarding.on("GET", "/v1/artisans/art_1/kyc", {"tier": 2, "history": [], "limits": {}})
+    onboarding.on(
+        "GET",
+        "/v1/artisans/art_1/documents",
+        {"data": [{"id": "doc_1", "kind": "id_front", "content_type": "image/jpeg", "status": "accepted"}]},
+    )
+    onboarding.on("GET", "/v1/artisans/art_1/kyc/audit-log", {"data": [], "has_more": False})
+    onboarding.documents["/v1/artisans/art_1/documents/doc_1/content"] = ("image/jpeg", JPEG)
+    return apis
+
+
+@pytest.fixture
+def staff_auth():
+    return FakeStaffAuth()
+
+
+@pytest.fixture
+def config():
+    return ConsoleConfig(secure_cookies=False, log_json=False, idle_timeout_seconds=900)
+
+
+@pytest.fixture
+def client(config, apis, staff_auth):
+    return create_app(config, apis=apis, staff_auth=staff_auth).test_client()
+
+
+def csrf_of(html: bytes) -> str:
+    return re.search(rb'name="csrf_token" value="([^"]+)"', html).group(1).decode()
+
+
+def sign_in(client, email="amina.compliance@hirfa.test", code=CODE):
+    token = csrf_of(client.get("/sign-in").data)
+    return client.post(
+        "/sign-in", data={"csrf_token": token, "email": email, "password": PASSWORD, "totp_code": code}
+    )
+
+
+def test_signing_in_keeps_the_token_sealed_in_an_http_only_strict_cookie(client):
+    response = sign_in(client)
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("hirfa_console="))
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "token-of-stf_amina" not in cookie and "Amina" not in cookie
+    page = client.get("/")
+    assert page.status_code == 200 and b"Amina Compliance" in page.data
+
+
+def test_secure_cookies_by_default():
+    app = create_app(ConsoleConfig(log_json=False), apis=fake_apis(), staff_auth=FakeStaffAuth())
+    client = app.test_client()
+    response = sign_in(client)
+    cookie = next(h for h in response.headers.getlist("Set-Cookie") if h.startswith("hirfa_console="))
+    assert "Secure" in cookie
+
+
+def test_wrong_code_gets_one_answer_for_all(client):
+    response = sign_in(client, code="000000")
+    assert response.status_code == 401
+    assert "E-mail, mot de passe ou code incorrect." in response.data.decode()
+    assert client.get("/").status_code == 302
+
+
+def test_a_person_without_a_second_factor_enrols_with_a_qr_code(client, staff_auth):
+    staff_auth.not_enrolled.add("amina.compliance@hirfa.test")
+    response = sign_in(client)
+    assert response.headers["Location"] == "/enrol"
+    page = client.get("/enrol")
+    assert page.status_code == 200 and b"<svg" in page.data and b"JBSWY3DPEHPK3PXP" in page.data
+    wrong = client.post("/enrol", data={"csrf_token": csrf_of(page.data), "totp_code": "999999"})
+    assert wrong.status_code == 422 and b"JBSWY3DPEHPK3PXP" in wrong.data
+    assert staff_auth.enrolments_started == 1  # one secret per enrolment: a reload or a typo keeps it
+    confirmed = client.post("/enrol", data={"csrf_token": csrf_of(page.data), "totp_code": CODE})
+    assert confirmed.headers["Location"] == "/sign-in"
+    assert sign_in(client).headers["Location"] == "/"
+
+
+def test_a_form_without_the_csrf_token_is_refused(client, apis):
+    sign_in(client)
+    forged = client.post(
+        "/reviews/rev_1/decision",
+        data={"decision": "approve", "reason_code": "documents_verified", "note": "ok"},
+    )
+    assert forged.status_code == 403 and b'data-reason="csrf"' in forged.data
+    assert not [call for call in apis.onboarding.calls if call.method == "POST"]
+
+
+def test_an_idle_session_ends(client, config, monkeypatch):
+    sign_in(client)
+    assert client.get("/").status_code == 200
+    later = time.time() + config.idle_timeout_seconds + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    response = client.get("/reviews")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/sign-in")
+    assert "inactivité" in client.get("/sign-in").data.decode()
+
+
+def test_an_expired_token_means_signing_in_again(client, monkeypatch):
+    sign_in(client)  # the fake's tokens last 900 s
+    later = time.time() + 890
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert client.get("/").headers["Location"].startswith("/sign-in")
+    assert "Votre connexion a expiré" in client.get("/sign-in").data.decode()
+
+
+def test_a_token_the_service_refuses_means_signing_in_again(client, apis):
+    sign_in(client)
+    apis.onboarding.on("GET", "/v1/kyc-reviews", ApiError(401, "invalid_token"))
+    assert client.get("/reviews").headers["Location"] == "/sign-in"
+    assert client.get("/").status_code == 302
+
+
+def test_sign_in_says_when_onboarding_does_not_answer(client, staff_auth, monkeypatch):
+    def down(*_args):
+        raise ApiError(0, "service_unavailable")
+
+    monkeypatch.setattr(staff_auth, "sign_in", down)
+    response = sign_in(client)
+    assert response.status_code == 401 and "ne répond pas" in response.data.decode()
+
+
+def test_sign_out_ends_the_session(client):
+    page = client.get("/") if sign_in(client) else None
+    response = client.post("/sign-out", data={"csrf_token": csrf_of(page.data)})
+    assert response.headers["Location"] == "/sign-in"
+    assert client.get("/").status_code == 302
+
+
+def test_without_the_compliance_role_no_review_pages(client, apis):
+    sign_in(client, email="salma.operator@hirfa.test")
+    for path in ("/reviews", "/reviews/rev_1", "/reviews/documents/art_1/doc_1"):
+        response = client.get(path)
+        assert response.status_code == 403, path
+        assert b'data-reason="role"' in response.data
+    assert b"/reviews" not in client.get("/").data  # not in the navigation either
+    assert not [
+        call for call in apis.onboarding.calls if "kyc-reviews" in call.path or "content" in call.path
+    ]
+
+
+def test_the_queue_filters_by_region(client, apis):
+    sign_in(client)
+    assert b"rev_1" in client.get("/reviews?region=fes_meknes").data
+    assert b"rev_1" not in client.get("/reviews?region=oriental").data
+    assert b"rev_1" in client.get("/reviews?min_age=1").data
+
+
+def test_the_decision_goes_to_onboarding_with_the_persons_token(client, apis):
+    sign_in(client)
+    decided = []
+    apis.onboarding.on("POST", "/v1/kyc-reviews/rev_1/decision", lambda call: decided.append(call) or REVIEW)
+    page = client.get("/reviews/rev_1")
+    key = re.search(rb'name="idempotency_key" value="([^"]+)"', page.data).group(1).decode()
+    response = client.post(
+        "/reviews/rev_1/decision",
+        data={
+            "csrf_token": csrf_of(page.data),
+            "idempotency_key": key,
+            "decision": "approve",
+            "reason_code": "documents_verified",
+            "note": "CIN checked.",
+        },
+    )
+    assert response.status_code == 302
+    [call] = decided
+    assert call.token == "token-of-stf_amina" and call.idempotency_key == key
+    assert call.body == {"decision": "approve", "reason_code": "documents_verified", "note": "CIN checked."}
+
+
+def test_the_four_eyes_refusal_is_a_clear_message_on_the_case_page(client, apis):
+    sign_in(client)
+    apis.onboarding.on("POST", "/v1/kyc-reviews/rev_1/decision", ApiError(403, "four_eyes_violation", "no"))
+    page = client.get("/reviews/rev_1")
+    response = client.post(
+        "/reviews/rev_1/decision",
+        data={
+            "csrf_token": csrf_of(page.data),
+            "decision": "approve",
+            "reason_code": "documents_verified",
+            "note": "ok!",
+        },
+    )
+    html = response.data.decode()
+    assert response.status_code == 403 and 'id="case-problem"' in html and "double contrôle" in html
+    assert 'id="decision-form"' in html  # still the case page, not an error page
+
+
+def test_documents_stream_with_no_store(client, apis):
+    sign_in(client)
+    response = client.get("/reviews/documents/art_1/doc_1")
+    assert response.status_code == 200 and response.data == JPEG
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Content-Type"] == "image/jpeg"
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert apis.onboarding.closed_streams == ["/v1/artisans/art_1/documents/doc_1/content"]
+
+
+def test_only_an_id_reaches_a_services_url(client, apis):
+    sign_in(client)
+    for path in ("/reviews/documents/art_1/..", "/reviews/rev_1%2F..%2F..", "/artisans/art_1%3Fx=1"):
+        assert client.get(path).status_code == 404, path
+    assert not [call for call in apis.onboarding.calls if ".." in call.path or "?" in call.path]
+
+
+def test_every_page_sends_a_strict_content_security_policy(client):
+    sign_in(client)
+    for path in ("/", "/reviews", "/reviews/rev_1", "/sign-in"):
+        response = client.get(path)
+        policy = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+        assert response.headers["Cache-Control"] == "no-store"
+        assert b"<script>" not in response.data and b" on" + b"click=" not in response.data
+
+
+def test_arabic_is_right_to_left_and_english_is_offered(client):
+    page = client.get("/sign-in", headers={"Accept-Language": "ar"}).data.decode()
+    assert '<html lang="ar" dir="rtl">' in page and "دخول الموظفين" in page
+    switched = client.post(
+        "/language", data={"csrf_token": csrf_of(page.encode()), "lang": "en", "next": "/sign-in"}
+    )
+    assert switched.headers["Location"] == "/sign-in"
+    assert (
+        '<html lang="en" dir="ltr">'
+        in client.get("/sign-in", headers={"Accept-Language": "ar"}).data.decode()
+    )
+
+
+def test_french_by_default(client):
+    assert '<html lang="fr" dir="ltr">' in client.get("/sign-in").data.decode()
+
+
+def test_sign_in_never_redirects_to_another_site(client):
+    token = csrf_of(client.get("/sign-in").data)
+    response = client.post(
+        "/sign-in?next=//evil.example/",
+        data={
+            "csrf_token": token,
+            "email": "amina.compliance@hirfa.test",
+            "password": PASSWORD,
+            "totp_code": CODE,
+        },
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_the_session_cookie_cannot_be_forged_or_read():
+    key = session_key("k" * 40)
+    sealed = seal(key, {"token": "secret-token"})
+    assert "secret-token" not in sealed and unseal(key, sealed) == {"token": "secret-token"}
+    assert unseal(session_key("x" * 40), sealed) is None
+    assert unseal(key, sealed[:-2] + ("A" if sealed[-2] != "A" else "B") + sealed[-1]) is None
+    assert unseal(key, "garbage") is None
+
+
+def test_reason_codes_are_onboardings():
+    from services.onboarding.domain import kyc
+
+    assert reviews.APPROVE_REASONS == kyc.APPROVE_REASONS
+    assert set(reviews.REJECT_REASONS) == set(kyc.REJECT_REASONS)
+    assert people.DOWNGRADE_REASONS == kyc.DOWNGRADE_REASONS
+
+
+@pytest.mark.parametrize("lang", ["fr", "ar"])
+def test_every_message_is_translated_and_compiled(lang):
+    template = read_po((TRANSLATIONS / "messages.pot").open("rb"))
+    catalogue = read_po((TRANSLATIONS / lang / "LC_MESSAGES/messages.po").open("rb"))
+    compiled = read_mo((TRANSLATIONS / lang / "LC_MESSAGES/messages.mo").open("rb"))
+    wanted = {message.id for message in template if message.id}
+    assert set(labels.LABELS.values()) <= wanted  # the words for the services' codes too
+    assert {m.id for m in catalogue if m.id and m.string} == wanted
+    assert {m.id: m.string for m in compiled if m.id} == {m.id: m.string for m in catalogue if m.id}
+
+
+def test_production_refuses_development_settings():
+    with pytest.raises(ConfigError, match="CONSOLE_SECRET_KEY"):
+        ConsoleConfig.from_env({"CONSOLE_ENVIRONMENT": "production"})
+    with pytest.raises(ConfigError, match="SECURE_COOKIES"):
+        ConsoleConfig.from_env(
+            {
+                "CONSOLE_ENVIRONMENT": "production",
+                "CONSOLE_SECRET_KEY": "s" * 40,
+                "CONSOLE_SECURE_COOKIES": "false",
+            }
+        )
+    assert "s" * 40 not in repr(ConsoleConfig(secret_key="s" * 40))
+
+
+def test_open_cases_by_age():
+    assert charts.by_age([0, 0, 2, 5, 40]) == [("< 1 d", 2), ("1–3 d", 1), ("3–7 d", 1), ("> 7 d", 1)]
+    chart = charts.bar_chart("t", [("a", 10), ("b", 5), ("c", 0)])
+    assert [bar.length for bar in chart.bars] == [charts.WIDTH, charts.WIDTH // 2, 0]
+
+
+def test_the_dashboard_draws_what_the_services_list(client, apis):
+    sign_in(client, email="salma.operator@hirfa.test")
+    today = dt.datetime.now(dt.UTC).isoformat()
+    payments = [
+        {
+            "payment_method_type": "card",
+            "status": "succeeded",
+            "amount": {"amount": 15000, "currency": "MAD"},
+        },
+        {"payment_method_type": "card", "status": "failed", "amount": {"amount": 5000, "currency": "MAD"}},
+        {
+            "payment_method_type": "wallet",
+            "status": "succeeded",
+            "amount": {"amount": 2500, "currency": "MAD"},
+        },
+    ]
+    apis.payments.on("GET", "/v1/payments", {"data": payments, "has_more": False})
+    apis.onboarding.on(
+        "GET",
+        "/v1/artisans",
+        lambda call: {"data": [ARTISAN] * (call.params.get("tier") or 0), "has_more": False},
+    )
+    apis.accounts.on(
+        "GET",
+        "/v1/payouts",
+        lambda call: {"data": [{}] * (4 if call.params["status"] == "paid" else 1), "has_more": False},
+    )
+    apis.accounts.on("GET", "/v1/ledger/cases", {"data": [{"created_at": today}], "has_more": False})
+    html = client.get("/").data.decode()
+    assert "card: 50 %" in html and "wallet: 100 %" in html
+    assert "175,00" in html  # the volume of what succeeded, in French
+    assert "Niveau 3: 3" in html and "Payés: 4" in html and "Échoués: 1" in html
+    assert "&lt; 1 d: 1" in html
+
+
+def test_a_part_the_roles_do_not_cover_says_so_in_place(client, apis):
+    sign_in(client)
+    apis.accounts.on("GET", "/v1/artisans/art_1/balance", ApiError(403, "forbidden"))
+    html = client.get("/artisans/art_1").data.decode()
+    assert 'data-unavailable="forbidden"' in html and "Youssef Amrani" in html
+    assert 'action="/artisans/art_1/downgrade"' in html  # compliance may downgrade
+
+
+def test_a_screening_hit_shows_the_list_entry_beside_the_artisan(client, apis):
+    hit = {
+        **REVIEW,
+        "id": "rev_hit",
+        "kind": "screening_hit",
+        "requested_tier": None,
+        "submitted_by": "screening",
+        "details": {
+            "list_version": "2026-11-30",
+            "matches": [
+                {
+                    "list_type": "sanctions",
+                    "entry_name": "AMRANI, Youssef",
+                    "matched_name": "youssef amrani",
+                    "score": 97.5,
+                }
+            ],
+        },
+    }
+    apis.onboarding.on("GET", "/v1/kyc-reviews/rev_hit", hit)
+    sign_in(client)
+    html = client.get("/reviews/rev_hit").data.decode()
+    assert "AMRANI, Youssef" in html and "97.5" in html and "youssef amrani" in html and "2026-11-30" in html
+    assert "Youssef Amrani" in html  # the artisan's identity on the same page
+    assert "Alerte de filtrage" in html and "Faux positif" in html  # codes in the person's language
+
+
+def test_a_decided_case_links_its_documents_instead_of_downloading_them_again(client, apis):
+    apis.onboarding.on(
+        "GET", "/v1/kyc-reviews/rev_1", {**REVIEW, "status": "approved", "decided_by": "stf_x"}
+    )
+    sign_in(client)
+    html = client.get("/reviews/rev_1").data.decode()
+    assert 'class="view-document"' in html and 'class="document"' not in html
+    assert 'id="decision-form"' not in html
+
+
+# --- the ledger's adjustments and reconciliation, for operators ---------------------------------------
+
+RECON_CASE = {
+    "id": "rc_1",
+    "kind": "missing_in_ledger",
+    "state": "open",
+    "amount": {"amount": 900, "currency": "MAD"},
+    "object_id": "pay_unknown",
+    "bank_code": "145",
+    "gateway": "m2t",
+    "run_id": "rr_1",
+    "assignee": None,
+    "resolution": None,
+    "created_at": "2026-12-06T09:00:00+00:00",
+    "updated_at": "2026-12-06T09:00:00+00:00",
+    "items": [],
+    "history": [{"action": "opened", "actor": "system", "detail": {}, "at": "2026-12-06T09:00:00+00:00"}],
+    "notes": [],
+}
+PENDING = {
+    "id": "adj_1",
+    "kind": "manual",
+    "status": "pending_approval",
+    "reason": "large fix",
+    "amount": {"amount": 250_000, "currency": "MAD"},
+    "lines": [],
+    "proposed_by": "stf_salma",
+    "proposed_at": "2026-12-06T09:00:00+00:00",
+}
+LINES_FORM = {
+    "line-0-owner_type": "platform",
+    "line-0-kind": "bank:145",
+    "line-0-side": "debit",
+    "line-0-amount": "12,50",
+    "line-1-owner_type": "platform",
+    "line-1-kind": "revenue",
+    "line-1-side": "credit",
+    "line-1-amount": "12.50",
+}
+
+
+@pytest.fixture
+def operator(client, apis):
+    """Salma, signed in, with accounts answering the ledger's and reconciliation's reads."""
+    accounts = apis.accounts
+    accounts.on("GET", "/v1/ledger/adjustments", {"data": [PENDING], "has_more": False})
+    accounts.on("GET", "/v1/reconciliation/cases", {"data": [RECON_CASE], "has_more": False})
+    accounts.on("GET", "/v1/reconciliation/cases/rc_1", RECON_CASE)
+    sign_in(client, email="salma.operator@hirfa.test")
+    return client
+
+
+def posts(api) -> list:
+    return [call for call in api.calls if call.method == "POST"]
+
+
+def test_an_adjustment_goes_to_accounts_in_signed_minor_units_with_the_forms_key(operator, apis):
+    apis.accounts.on("POST", "/v1/ledger/adjustments", {**PENDING, "status": "posted"})
+    page = operator.get("/ledger/adjustments/new?case_id=lc_1")
+    html = page.data.decode()
+    assert "lc_1" in html  # the case it is about, in the reason
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', html).group(1)
+    response = operator.post(
+        "/ledger/adjustments",
+        data={
+            "csrf_token": csrf_of(page.data),
+            "idempotency_key": key,
+            "kind": "manual",
+            "reason": "fix",
+            **LINES_FORM,
+        },
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/ledger/adjustments"
+    [call] = posts(apis.accounts)
+    assert call.token == "token-of-stf_salma" and call.idempotency_key == key
+    assert call.body == {
+        "reason": "fix",
+        "lines": [
+            {"owner_type": "platform", "owner_id": "platform", "kind": "bank:145", "amount": 1250},
+            {"owner_type": "platform", "owner_id": "platform", "kind": "revenue", "amount": -1250},
+        ],
+    }
+    assert "L’ajustement est passé" in operator.get("/ledger/adjustments").data.decode()
+
+
+def test_a_reversal_names_its_entry_and_a_bad_amount_is_said_before_anything_is_sent(operator, apis):
+    apis.accounts.on("POST", "/v1/ledger/adjustments", {**PENDING, "kind": "reversal"})
+    token = csrf_of(operator.get("/ledger/adjustments/new").data)
+    bad = operator.post(
+        "/ledger/adjustments",
+        data={
+            "csrf_token": token,
+            "kind": "manual",
+            "reason": "fix",
+            **LINES_FORM,
+            "line-1-amount": "12.505",
+        },
+    )
+    assert bad.status_code == 422 and 'id="adjustment-problem"' in bad.data.decode()
+    assert 'value="12.505"' in bad.data.decode()  # the form comes back as typed
+    assert posts(apis.accounts) == []
+    reversed_ = operator.post(
+        "/ledger/adjustments",
+        data={
+            "csrf_token": token,
+            "kind": "reversal",
+            "reason": "double capture",
+            "reverses_entry_id": "je_9",
+        },
+    )
+    assert reversed_.status_code == 302
+    assert posts(apis.accounts)[0].body == {"reason": "double capture", "reverses_entry_id": "je_9"}
+    assert "attend l’approbation" in operator.get("/ledger/adjustments").data.decode()
+
+
+def test_approving_ones_own_adjustment_is_refused_with_a_clear_message(operator, apis):
+    apis.accounts.on(
+        "POST", "/v1/ledger/adjustments/adj_1/approve", ApiError(403, "four_eyes_required", "no")
+    )
+    page = operator.get("/ledger/adjustments")
+    assert 'id="adjustment-adj_1"' in page.data.decode()
+    response = operator.post("/ledger/adjustments/adj_1/approve", data={"csrf_token": csrf_of(page.data)})
+    html = response.data.decode()
+    assert response.status_code == 403 and 'id="adjustment-problem"' in html and "double contrôle" in html
+    assert 'id="pending-adjustments"' in html  # still the list, not an error page
+    rejected = []
+    apis.accounts.on(
+        "POST", "/v1/ledger/adjustments/adj_1/reject", lambda call: rejected.append(call) or PENDING
+    )
+    operator.post("/ledger/adjustments/adj_1/reject", data={"csrf_token": csrf_of(page.data), "note": "no"})
+    assert rejected[0].body == {"note": "no"}
+
+
+def test_the_ledger_page_lists_reserves_below_zero(operator, apis):
+    apis.accounts.on("GET", "/v1/ledger/cases", {"data": [], "has_more": False})
+    apis.accounts.on("GET", "/v1/ledger/integrity", {"ok": True, "accounts_checked": 1, "entries_checked": 1})
+    reserve = {
+        "account_id": "acc_1",
+        "marketplace_id": "mkt_1",
+        "balance": {"amount": -500, "currency": "MAD"},
+    }
+    apis.accounts.on("GET", "/v1/ledger/reserves", {"data": [reserve], "has_more": False})
+    html = operator.get("/ledger").data.decode()
+    assert "mkt_1" in html and "-5,00" in html
+    [call] = [c for c in apis.accounts.calls if c.path == "/v1/ledger/reserves"]
+    assert call.params["below_zero"] == "true"
+
+
+def test_a_case_is_written_off_with_lines_and_shows_written_off(operator, apis):
+    state = {"case": RECON_CASE}
+
+    def write_off(call):
+        state["case"] = {**RECON_CASE, "state": "written_off", "resolution": {"adjustment_id": "adj_2"}}
+        return state["case"]
+
+    apis.accounts.on("GET", "/v1/reconciliation/cases/rc_1", lambda call: state["case"])
+    apis.accounts.on("POST", "/v1/reconciliation/cases/rc_1/write-off", write_off)
+    page = operator.get("/reconciliation/cases/rc_1")
+    html = page.data.decode()
+    assert 'id="write-off-form"' in html and "Manquant dans le grand livre" in html
+    response = operator.post(
+        "/reconciliation/cases/rc_1/write-off",
+        data={
+            "csrf_token": csrf_of(page.data),
+            "idempotency_key": "k1",
+            "reason": "test charge",
+            **LINES_FORM,
+        },
+    )
+    assert response.status_code == 302
+    [call] = posts(apis.accounts)
+    assert call.path == "/v1/reconciliation/cases/rc_1/write-off" and call.idempotency_key == "k1"
+    assert call.body["reason"] == "test charge" and [line["amount"] for line in call.body["lines"]] == [
+        1250,
+        -1250,
+    ]
+    after = operator.get("/reconciliation/cases/rc_1").data.decode()
+    assert 'data-state="written_off"' in after and "Passé en perte" in after
+    assert 'id="write-off-form"' not in after  # a final case takes no more actions
+
+
+def test_assign_note_and_resolve_send_what_accounts_expects(operator, apis):
+    sent = []
+    for action in ("assign", "note", "resolve"):
+        apis.accounts.on(
+            "POST", f"/v1/reconciliation/cases/rc_1/{action}", lambda call: sent.append(call) or RECON_CASE
+        )
+    token = csrf_of(operator.get("/reconciliation/cases/rc_1").data)
+    operator.post("/reconciliation/cases/rc_1/assign", data={"csrf_token": token, "assignee": "stf_salma"})
+    operator.post("/reconciliation/cases/rc_1/note", data={"csrf_token": token, "note": "asked M2T"})
+    operator.post(
+        "/reconciliation/cases/rc_1/resolve", data={"csrf_token": token, "note": "in run 2", "run_id": "rr_2"}
+    )
+    assert [call.body for call in sent] == [
+        {"assignee": "stf_salma"},
+        {"note": "asked M2T"},
+        {"note": "in run 2", "run_id": "rr_2"},
+    ]
+    empty = operator.post("/reconciliation/cases/rc_1/note", data={"csrf_token": token, "note": " "})
+    assert empty.status_code == 422 and len(sent) == 3
+    apis.accounts.on(
+        "POST", "/v1/reconciliation/cases/rc_1/resolve", ApiError(409, "case_state_conflict", "final")
+    )
+    refused = operator.post("/reconciliation/cases/rc_1/resolve", data={"csrf_token": token, "note": "x"})
+    assert refused.status_code == 409 and 'id="case-problem"' in refused.data.decode()
+
+
+def test_case_filters_reach_accounts_and_the_three_way_view_shows_the_legs(operator, apis):
+    html = operator.get("/reconciliation/cases?state=open&kind=bogus&bank_code=145").data.decode()
+    assert "rc_1" in html
+    call = [c for c in apis.accounts.calls if c.path == "/v1/reconciliation/cases"][-1]
+    assert (
+        call.params["state"] == "open" and call.params["kind"] is None and call.params["bank_code"] == "145"
+    )
+    view = {
+        "object_id": "pay_1",
+        "fully_matched": False,
+        "breaks": [{}],
+        "legs": {
+            "ledger": [
+                {
+                    "entry_id": "je_1",
+                    "cause": "payment",
+                    "posting_key": "k",
+                    "posted_at": "2026-12-06T09:00:00+00:00",
+                }
+            ],
+            "acquirer": [],
+            "bank": [],
+        },
+    }
+    apis.accounts.on("GET", "/v1/reconciliation/items", view)
+    html = operator.get("/reconciliation/three-way?object_id=pay_1").data.decode()
+    assert "je_1" in html and 'id="three-way-result"' in html
+    assert [c.params for c in apis.accounts.calls if c.path == "/v1/reconciliation/items"] == [
+        {"object_id": "pay_1"}
+    ]
+
+
+def test_forged_ledger_and_case_forms_are_refused(operator, apis):
+    for path in (
+        "/ledger/adjustments",
+        "/ledger/adjustments/adj_1/approve",
+        "/reconciliation/cases/rc_1/write-off",
+        "/reconciliation/cases/rc_1/resolve",
+    ):
+        forged = operator.post(
+            path, data={"kind": "reversal", "reason": "x", "reverses_entry_id": "je_1", "note": "x"}
+        )
+        assert forged.status_code == 403 and b'data-reason="csrf"' in forged.data, path
+    assert posts(apis.accounts) == []
+
+
+def test_without_the_operator_role_no_ledger_actions_or_reconciliation(client, apis):
+    sign_in(client)  # Amina: compliance only
+    token = csrf_of(client.get("/").data)
+    for path in (
+        "/ledger/adjustments",
+        "/ledger/adjustments/new",
+        "/reconciliation",
+        "/reconciliation/cases/rc_1",
+        "/reconciliation/three-way",
+    ):
+        response = client.get(path)
+        assert response.status_code == 403 and b'data-reason="role"' in response.data, path
+    for path in (
+        "/ledger/adjustments",
+        "/ledger/adjustments/adj_1/approve",
+        "/reconciliation/cases/rc_1/write-off",
+    ):
+        assert client.post(path, data={"csrf_token": token}).status_code == 403, path
+    assert b"/reconciliation" not in client.get("/").data
+    assert apis.accounts.calls == [] or all(
+        "reconciliation" not in c.path and "adjustments" not in c.path for c in apis.accounts.calls
+    )
+
+
+def test_case_kinds_and_states_are_accounts():
+    from services.accounts.domain import reconciliation as domain
+
+    assert reconciliation.CASE_KINDS == domain.CASE_KINDS
+    assert reconciliation.CASE_STATES == tuple(str(state) for state in domain.CaseState)
+
+
+def test_amounts_are_read_exactly_into_minor_units(config, apis, staff_auth):
+    from services.console.web.entry_forms import FormProblem, minor_units
+
+    assert [minor_units(text) for text in ("0.5", "1,05", "12.50", "1 000")] == [50, 105, 1250, 100_000]
+    with create_app(config, apis=apis, staff_auth=staff_auth).test_request_context():
+        for bad in ("-1", "1.234", "12.5e3", ""):
+            with pytest.raises(FormProblem):
+                minor_units(bad)
