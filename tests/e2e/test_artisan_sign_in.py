@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from shared.banking import make_rib
-from tests.e2e.test_kyc_path import Client, last_sms_code
+from tests.e2e.test_kyc_path import Client, last_sms_code, sms_received
 from tests.e2e.test_payments_path import card_token
 from tests.support import artisan_body, wait_until
 
@@ -41,8 +41,12 @@ def registered_with_bank_account(stack, marketplace: Client, rib: str) -> dict:
 
 def sign_in(stack, phone: str, device_id: str) -> dict:
     onboarding = stack.urls["onboarding"]
+    received = len(sms_received(stack, phone))
     started = requests.post(f"{onboarding}/v1/artisan-sessions", json={"phone": phone}, timeout=10)
     assert started.status_code == 202, started.text
+    # The code goes out beside the answer (a slow provider must not slow a registered number's
+    # answer): wait for it to reach the phone.
+    wait_until(lambda: len(sms_received(stack, phone)) > received, timeout=15, message="the sign-in code")
     verified = requests.post(
         f"{onboarding}/v1/artisan-sessions/{started.json()['id']}/verify",
         json={"code": last_sms_code(stack, phone), "device_id": device_id},

@@ -9,6 +9,7 @@ import datetime as dt
 import io
 import json
 import re
+import threading
 import time
 
 import pytest
@@ -71,6 +72,10 @@ def register(client, marketplace_headers, **body) -> dict:
 
 
 def sms_to(app, phone: str) -> list[str]:
+    # Sign-in codes are sent beside the answer: what is on its way has arrived once its sender ends.
+    for sender in threading.enumerate():
+        if sender.name == "sign-in-sms":
+            sender.join(timeout=10)
     return [message["text"] for message in app.extensions["hirfa"].sms.messages(to=phone)]
 
 
@@ -170,6 +175,28 @@ def test_every_answer_to_a_sign_in_takes_the_same_minimum_time(app, marketplace_
         began = time.monotonic()
         start_sign_in(context.uow_factory(), phone, client_ip=None, policy=policy, sms=context.sms)
         assert time.monotonic() - began >= 0.25
+
+
+def test_a_slow_sms_provider_does_not_hold_up_a_registered_numbers_answer(app, marketplace_headers, client):
+    artisan = register(client, marketplace_headers)
+    context = app.extensions["hirfa"]
+    policy = dataclasses.replace(context.sign_in, min_response=dt.timedelta(milliseconds=50))
+    provider_answers = threading.Event()
+    sent: list[str] = []
+
+    class SlowProvider:
+        def send(self, to: str, text: str) -> None:
+            provider_answers.wait(timeout=10)
+            sent.append(to)
+
+    answer = start_sign_in(
+        context.uow_factory(), artisan["phone"], client_ip=None, policy=policy, sms=SlowProvider()
+    )
+    # The answer came back while the provider still had the code: like an unknown number's.
+    assert answer["status"] == "pending" and sent == []
+    provider_answers.set()
+    sms_to(app, artisan["phone"])  # waits for the sender
+    assert sent == [normalise_moroccan_mobile(artisan["phone"])]
 
 
 def test_an_unknown_number_gets_the_same_answer_and_no_sms(client, app, marketplace_headers):

@@ -20,6 +20,7 @@ import datetime as dt
 import hmac
 import logging
 import secrets
+import threading
 import time
 
 import sqlalchemy as sa
@@ -115,21 +116,20 @@ def start_sign_in(
         session.add(sign_in)
         uow.commit()
         language = artisan.preferred_language if artisan is not None else "fr"
+    sender = None
     if artisan is not None:
         text = translate(language, OTP_MESSAGE, code=code, minutes=max(1, policy.otp.ttl_seconds // 60))
-        try:
-            sms.send(number, text)
-        except SmsDeliveryError:
-            # Answered like any other start (a 503 here would tell who is registered); the artisan
-            # asks again, and this code does not count against the number's hourly sends.
-            log.warning("sign-in SMS delivery failed", extra={"sign_in_id": sign_in.id})
-            with uow:
-                uow.session.execute(
-                    sa.update(ArtisanSignIn)
-                    .where(ArtisanSignIn.id == sign_in.id)
-                    .values(status="send_failed")
-                )
-                uow.commit()
+        # The code is sent beside the answer, not before it: the answer waits for the send only
+        # until the minimum response time, so a slow or failing SMS provider never makes a
+        # registered number's answer slower than an unknown one's.
+        sender = threading.Thread(
+            target=_send_sign_in_code,
+            args=(uow, sms, number, text, sign_in.id),
+            name="sign-in-sms",
+            daemon=True,
+        )
+        sender.start()
+        sender.join(timeout=max(policy.min_response.total_seconds() - (time.monotonic() - started), 0))
     remaining = policy.min_response.total_seconds() - (time.monotonic() - started)
     if remaining > 0:
         time.sleep(remaining)
@@ -141,6 +141,20 @@ def start_sign_in(
         "expires_at": sign_in.expires_at,
         "max_attempts": policy.otp.max_attempts,
     }
+
+
+def _send_sign_in_code(uow: UnitOfWork, sms: SmsSender, number: str, text: str, sign_in_id: str) -> None:
+    try:
+        sms.send(number, text)
+    except SmsDeliveryError:
+        # Answered like any other start (a 503 here would tell who is registered); the artisan
+        # asks again, and this code does not count against the number's hourly sends.
+        log.warning("sign-in SMS delivery failed", extra={"sign_in_id": sign_in_id})
+        with uow:
+            uow.session.execute(
+                sa.update(ArtisanSignIn).where(ArtisanSignIn.id == sign_in_id).values(status="send_failed")
+            )
+            uow.commit()
 
 
 def _refuse_if_locked(session: Session, phone: str, now: dt.datetime) -> None:
