@@ -139,19 +139,44 @@ def raised_details() -> dict[str, str]:
                 continue
             if getattr(node.func, "id", getattr(node.func, "attr", None)) not in errors:
                 continue
-            detail = node.args[0]
-            if isinstance(detail, ast.Constant) and isinstance(detail.value, str):
-                found.setdefault(detail.value, f"{path.relative_to(ROOT)}:{node.lineno}")
-            elif isinstance(detail, ast.JoinedStr):
-                parts = []
-                for value in detail.values:
-                    if isinstance(value, ast.Constant):
-                        parts.append(str(value.value))
-                    elif isinstance(value, ast.FormattedValue):
-                        name = _placeholder(value.value)
-                        parts.append(f"'{{{name}}}'" if value.conversion == ord("r") else f"{{{name}}}")
-                found.setdefault("".join(parts), f"{path.relative_to(ROOT)}:{node.lineno}")
+            # A detail chosen by a condition (``"a" if … else "b"``) is each of its branches.
+            pending = [node.args[0]]
+            while pending:
+                detail = pending.pop()
+                where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                if isinstance(detail, ast.IfExp):
+                    pending += [detail.body, detail.orelse]
+                elif isinstance(detail, ast.Constant) and isinstance(detail.value, str):
+                    found.setdefault(detail.value, where)
+                elif isinstance(detail, ast.JoinedStr):
+                    found.setdefault(_message_id(detail), where)
     return found
+
+
+def _message_id(detail: ast.JoinedStr) -> str:
+    """An f-string as the catalogue's message id: its values become ``{placeholders}``."""
+    parts = []
+    for value in detail.values:
+        if isinstance(value, ast.Constant):
+            parts.append(str(value.value))
+        elif isinstance(value, ast.FormattedValue):
+            name = _placeholder(value.value)
+            parts.append(f"'{{{name}}}'" if value.conversion == ord("r") else f"{{{name}}}")
+    return "".join(parts)
+
+
+@pytest.mark.parametrize("language", ["fr", "ar"])
+def test_details_the_catalogue_cannot_see_in_a_raise_are_translated_too(language):
+    """Details chosen by a condition, and the income statement's period errors (raised as their
+    own exception, then turned into a problem), read in the reader's language."""
+    for detail in (
+        "The payment is already fully refunded.",
+        "The marketplace has no commission to pay out.",
+        "A statement covers at most 36 months.",
+        "from must not be in the future.",
+        "to must be a month as YYYY-MM (e.g. 2026-01).",
+    ):
+        assert translate_text(language, detail) not in (None, detail), detail
 
 
 @pytest.mark.parametrize("language", ["fr", "ar"])
