@@ -711,3 +711,46 @@ def test_amounts_are_read_exactly_into_minor_units(config, apis, staff_auth):
         for bad in ("-1", "1.234", "12.5e3", ""):
             with pytest.raises(FormProblem):
                 minor_units(bad)
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example", "/\r\nX: y"])
+def test_sign_in_never_follows_a_next_a_browser_reads_as_another_site_or_a_header_cannot_carry(
+    client, target
+):
+    token = csrf_of(client.get("/sign-in").data)
+    response = client.post(
+        "/sign-in",
+        query_string={"next": target},
+        data={
+            "csrf_token": token,
+            "email": "amina.compliance@hirfa.test",
+            "password": PASSWORD,
+            "totp_code": CODE,
+        },
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
+def test_a_proposal_whose_outcome_is_unknown_keeps_its_key_and_is_a_bad_gateway(operator, apis):
+    def times_out(call):
+        raise ApiError(0, "service_unavailable", "accounts did not answer")
+
+    apis.accounts.on("POST", "/v1/ledger/adjustments", times_out)
+    page = operator.get("/ledger/adjustments/new")
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', page.data.decode()).group(1)
+    form = {
+        "csrf_token": csrf_of(page.data),
+        "idempotency_key": key,
+        "kind": "manual",
+        "reason": "fix",
+        **LINES_FORM,
+    }
+    response = operator.post("/ledger/adjustments", data=form)
+    # Sent again, the same key: accounts applies it once, whether or not the first one arrived.
+    assert response.status_code == 502
+    assert re.search(r'name="idempotency_key" value="([^"]+)"', response.data.decode()).group(1) == key
+
+    apis.accounts.on("POST", "/v1/ledger/adjustments", ApiError(422, "unbalanced_entry"))
+    refused = operator.post("/ledger/adjustments", data=form)
+    assert refused.status_code == 422
+    assert re.search(r'name="idempotency_key" value="([^"]+)"', refused.data.decode()).group(1) != key

@@ -29,6 +29,18 @@ class ApiError(Exception):
     def forbidden(self) -> bool:
         return self.status in (401, 403)
 
+    @property
+    def page_status(self) -> int:
+        """The status of the console page showing it: the service's 4xx, else 502 (the service
+        behind the console failed or did not answer; never 0, which is no HTTP status)."""
+        return self.status if 400 <= self.status < 500 else 502
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """No answer, or a server error: the request may have taken effect or not, so trying it
+        again must carry the same Idempotency-Key (the service then replays or applies it once)."""
+        return self.status == 0 or self.status >= 500
+
 
 @dataclasses.dataclass(frozen=True)
 class Document:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from typing import Any
+from urllib.parse import urlsplit
 
 import qrcode
 import qrcode.image.svg
@@ -27,8 +28,16 @@ NOTICES = {
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this console: never another site (an open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only a path on this console: never another site (an open redirect, which browsers also
+    read into ``/\t/host``), and nothing a header cannot carry (control characters)."""
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and target.isprintable()
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("dashboard.home")
 

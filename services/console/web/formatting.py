@@ -88,5 +88,7 @@ def register(app: Flask) -> None:
             # The staff token expired or was revoked: sign in again.
             sign_out_person("token_expired")
             return redirect(url_for("auth.sign_in"))
-        status = error.status if 400 <= error.status < 500 else 502
-        return render_template("error.html", status=status, reason=error.code, detail=error.detail), status
+        return (
+            render_template("error.html", status=error.page_status, reason=error.code, detail=error.detail),
+            error.page_status,
+        )

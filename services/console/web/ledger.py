@@ -22,7 +22,7 @@ from flask_babel import gettext as _
 from services.console.adapters.hirfa_api import ApiError
 from services.console.web import entry_forms
 from services.console.web.formatting import apis, attempt
-from services.console.web.security import requires_role, staff_token
+from services.console.web.security import form_key, requires_role, staff_token
 
 blp = Blueprint("ledger", __name__, url_prefix="/ledger")
 
@@ -96,7 +96,13 @@ def propose() -> Any:
     except ApiError as refused:
         if refused.status == 401:
             raise
-        return _proposal_page(form=form, rows=rows, problem=refusal_message(refused), status=refused.status)
+        return _proposal_page(
+            form=form,
+            rows=rows,
+            problem=refusal_message(refused),
+            status=refused.page_status,
+            idempotency_key=form_key(form.get("idempotency_key", ""), refused),
+        )
     session["notice"] = f"adjustment:{adjustment.get('status', '')}"
     return redirect(url_for("ledger.adjustments"))
 
@@ -112,7 +118,7 @@ def decide(adjustment_id: str, decision: str) -> Any:
     except ApiError as refused:
         if refused.status == 401:
             raise
-        return _adjustments_page(problem=refusal_message(refused), status=refused.status)
+        return _adjustments_page(problem=refusal_message(refused), status=refused.page_status)
     session["notice"] = f"adjustment:{'posted' if decision == 'approve' else 'rejected'}"
     return redirect(url_for("ledger.adjustments"))
 
@@ -173,7 +179,12 @@ def _adjustments_page(*, problem: str | None = None, status: int = 200) -> Any:
 
 
 def _proposal_page(
-    *, form: Any, rows: list[entry_forms.LineRow], problem: str | None = None, status: int = 200
+    *,
+    form: Any,
+    rows: list[entry_forms.LineRow],
+    problem: str | None = None,
+    status: int = 200,
+    idempotency_key: str | None = None,
 ) -> Any:
     return render_template(
         "ledger/propose.html",
@@ -181,6 +192,6 @@ def _proposal_page(
         rows=rows,
         owner_types=entry_forms.OWNER_TYPES,
         # One key per rendered form: a double submit replays the first answer.
-        idempotency_key=str(uuid.uuid4()),
+        idempotency_key=idempotency_key or str(uuid.uuid4()),
         problem=problem,
     ), status

@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 
 from services.console.adapters.hirfa_api import ApiError
 from services.console.web.formatting import apis, attempt
-from services.console.web.security import requires_role, staff_token
+from services.console.web.security import form_key, requires_role, staff_token
 
 blp = Blueprint("people", __name__, url_prefix="/artisans")
 
@@ -55,13 +55,16 @@ def downgrade(artisan_id: str) -> Any:
         return _profile_page(
             artisan_id,
             problem=_("The downgrade was refused: %(detail)s", detail=refused.detail or refused.code),
-            status=refused.status,
+            status=refused.page_status,
+            idempotency_key=form_key(form.get("idempotency_key", ""), refused),
         )
     session["notice"] = "downgraded"
     return redirect(url_for("people.profile", artisan_id=artisan_id))
 
 
-def _profile_page(artisan_id: str, *, problem: str | None = None, status: int = 200) -> Any:
+def _profile_page(
+    artisan_id: str, *, problem: str | None = None, status: int = 200, idempotency_key: str | None = None
+) -> Any:
     token = staff_token()
     onboarding, accounts = apis().onboarding, apis().accounts
     base = f"/v1/artisans/{artisan_id}"
@@ -78,7 +81,7 @@ def _profile_page(artisan_id: str, *, problem: str | None = None, status: int = 
         audit=attempt(lambda: onboarding.get(token, f"{base}/kyc/audit-log", limit=100)),
         devices=attempt(lambda: onboarding.get(token, f"{base}/devices")),
         downgrade_reasons=DOWNGRADE_REASONS,
-        idempotency_key=str(uuid.uuid4()),
+        idempotency_key=idempotency_key or str(uuid.uuid4()),
         problem=problem,
         notice=notice,
     ), status

@@ -19,7 +19,7 @@ from services.console.adapters.hirfa_api import ApiError
 from services.console.web import entry_forms
 from services.console.web.formatting import apis, attempt
 from services.console.web.ledger import refusal_message
-from services.console.web.security import current_staff, requires_role, staff_token
+from services.console.web.security import current_staff, form_key, requires_role, staff_token
 
 blp = Blueprint("reconciliation", __name__, url_prefix="/reconciliation")
 
@@ -124,7 +124,13 @@ def act(case_id: str, action: str) -> Any:
     except ApiError as refused:
         if refused.status == 401:
             raise
-        return _case_page(case_id, problem=refusal_message(refused), rows=rows, status=refused.status)
+        return _case_page(
+            case_id,
+            problem=refusal_message(refused),
+            rows=rows,
+            status=refused.page_status,
+            idempotency_key=form_key(form.get("idempotency_key", ""), refused, suffix=f"-{action}"),
+        )
     session["notice"] = f"case:{action}"
     return redirect(url_for("reconciliation.case", case_id=case_id))
 
@@ -177,6 +183,7 @@ def _case_page(
     problem: str | None = None,
     rows: list[entry_forms.LineRow] | None = None,
     status: int = 200,
+    idempotency_key: str | None = None,
 ) -> Any:
     token = staff_token()
     accounts = apis().accounts
@@ -197,7 +204,7 @@ def _case_page(
         rows=rows or entry_forms.empty_rows(),
         owner_types=entry_forms.OWNER_TYPES,
         me=(current_staff() or {}).get("id", ""),
-        idempotency_key=str(uuid.uuid4()),
+        idempotency_key=idempotency_key or str(uuid.uuid4()),
         notice=_notice(case),
         problem=problem,
     ), status

@@ -24,7 +24,7 @@ from flask_babel import gettext as _
 
 from services.console.adapters.hirfa_api import ApiError
 from services.console.web.formatting import age_days, apis, attempt, context
-from services.console.web.security import DOCUMENT_SECURITY_POLICY, requires_role, staff_token
+from services.console.web.security import DOCUMENT_SECURITY_POLICY, form_key, requires_role, staff_token
 
 blp = Blueprint("reviews", __name__, url_prefix="/reviews")
 
@@ -117,7 +117,12 @@ def decide(review_id: str) -> Any:
     except ApiError as refused:
         if refused.status == 401:
             raise
-        return _case_page(review_id, problem=_refusal_message(refused), status=refused.status)
+        return _case_page(
+            review_id,
+            problem=_refusal_message(refused),
+            status=refused.page_status,
+            idempotency_key=form_key(form.get("idempotency_key", ""), refused),
+        )
     session["notice"] = "decided"
     return redirect(url_for("reviews.case", review_id=review_id))
 
@@ -135,7 +140,9 @@ def _refusal_message(refused: ApiError) -> str:
     return _("The decision was refused (%(code)s).", code=refused.code)
 
 
-def _case_page(review_id: str, *, problem: str | None = None, status: int = 200) -> Any:
+def _case_page(
+    review_id: str, *, problem: str | None = None, status: int = 200, idempotency_key: str | None = None
+) -> Any:
     token = staff_token()
     onboarding = apis().onboarding
     review = onboarding.get(token, f"/v1/kyc-reviews/{review_id}")
@@ -150,7 +157,7 @@ def _case_page(review_id: str, *, problem: str | None = None, status: int = 200)
         audit=attempt(lambda: onboarding.get(token, f"{artisan_path}/kyc/audit-log", limit=100)),
         approve_reasons=APPROVE_REASONS,
         reject_reasons=REJECT_REASONS,
-        idempotency_key=str(uuid.uuid4()),
+        idempotency_key=idempotency_key or str(uuid.uuid4()),
         problem=problem,
         notice=notice,
     ), status

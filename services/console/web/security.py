@@ -12,10 +12,13 @@ import functools
 import hmac
 import secrets
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
+
+from services.console.adapters.hirfa_api import ApiError
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -45,6 +48,16 @@ def csrf_token() -> str:
     if not token:
         token = session["csrf"] = secrets.token_urlsafe(32)
     return str(token)
+
+
+def form_key(sent: str, refused: ApiError, suffix: str = "") -> str:
+    """The Idempotency-Key the form shown again after ``refused`` carries: the one just sent when
+    the outcome is unknown (a timeout, a 5xx: submitting again must not apply it twice), else a
+    fresh one (the service keeps its refusal under the sent key). ``suffix``: what the template
+    appends to the key per action."""
+    if refused.outcome_unknown and sent:
+        return sent.removesuffix(suffix) if suffix else sent
+    return str(uuid.uuid4())
 
 
 def _check_csrf() -> None:
