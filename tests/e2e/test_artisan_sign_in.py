@@ -12,31 +12,11 @@ import requests
 
 from shared.banking import make_rib
 from tests.e2e.test_kyc_path import Client, last_sms_code, sms_received
+from tests.e2e.test_ledger_path import registered_with_bank_account
 from tests.e2e.test_payments_path import card_token
-from tests.support import artisan_body, wait_until
+from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-def registered_with_bank_account(stack, marketplace: Client, rib: str) -> dict:
-    """Registered, phone verified (tier 1) and with a linked bank account."""
-    body = artisan_body(full_name="Amina Tazi")
-    artisan = marketplace.call("POST", "onboarding", "/v1/artisans", idempotent=True, json=body).json()
-    base = f"/v1/artisans/{artisan['id']}"
-    marketplace.call("POST", "onboarding", f"{base}/phone-verification", idempotent=True)
-    code = last_sms_code(stack, artisan["phone"])
-    assert marketplace.call(
-        "POST", "onboarding", f"{base}/phone-verification/confirm", json={"code": code}
-    ).ok
-    linked = marketplace.call(
-        "POST",
-        "onboarding",
-        f"{base}/bank-accounts",
-        idempotent=True,
-        json={"mode": "link", "rib": rib, "holder_name": "Amina Tazi"},
-    )
-    assert linked.status_code == 201, linked.text
-    return {**artisan, "bank_account_id": linked.json()["id"]}
 
 
 def sign_in(stack, phone: str, device_id: str) -> dict:

@@ -54,6 +54,16 @@ def last_sms_code(stack: Stack, phone: str) -> str:
     return re.search(r"\b(\d{6})\b", texts[-1]).group(1)
 
 
+def verify_phone(stack: Stack, marketplace: Client, artisan: dict) -> None:
+    """Tier 1: the code sent to the artisan's phone, read from the SMS sandbox and confirmed."""
+    base = f"/v1/artisans/{artisan['id']}"
+    assert marketplace.call("POST", "onboarding", f"{base}/phone-verification", idempotent=True).ok
+    code = last_sms_code(stack, artisan["phone"])
+    assert marketplace.call(
+        "POST", "onboarding", f"{base}/phone-verification/confirm", json={"code": code}
+    ).ok
+
+
 def test_registration_to_tier_3_with_an_opened_bank_account(stack):
     marketplace = Client(stack, "cli_demo_marketplace", "demo-marketplace-secret")
     officer = Client(stack, "cli_demo_compliance", "demo-compliance-secret")
@@ -165,12 +175,7 @@ def test_linking_an_existing_account_over_http(stack):
     body = artisan_body(full_name="Amina Tazi")
     artisan = marketplace.call("POST", "onboarding", "/v1/artisans", idempotent=True, json=body).json()
     base = f"/v1/artisans/{artisan['id']}"
-    # Linking needs tier 1: the phone verified.
-    marketplace.call("POST", "onboarding", f"{base}/phone-verification", idempotent=True)
-    code = last_sms_code(stack, artisan["phone"])
-    assert marketplace.call(
-        "POST", "onboarding", f"{base}/phone-verification/confirm", json={"code": code}
-    ).ok
+    verify_phone(stack, marketplace, artisan)  # linking needs tier 1
     linked = marketplace.call(
         "POST",
         "onboarding",

@@ -6,34 +6,37 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.test_kyc_path import Client
+from tests.e2e.test_kyc_path import Client, verify_phone
 from tests.e2e.test_payments_path import card_token
 from tests.support import artisan_body, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
-def ready_artisan(stack, marketplace: Client) -> str:
-    """Registered, verified to tier 1 (cap 200 MAD) and with a linked bank account."""
-    from tests.e2e.test_kyc_path import last_sms_code
+DEFAULT_RIB = "001810007800020110620318"
 
-    body = artisan_body(full_name="Amina Tazi")
-    artisan = marketplace.call("POST", "onboarding", "/v1/artisans", idempotent=True, json=body).json()
-    base = f"/v1/artisans/{artisan['id']}"
-    marketplace.call("POST", "onboarding", f"{base}/phone-verification", idempotent=True)
-    code = last_sms_code(stack, artisan["phone"])
-    assert marketplace.call(
-        "POST", "onboarding", f"{base}/phone-verification/confirm", json={"code": code}
-    ).ok
+
+def registered_with_bank_account(stack, marketplace: Client, rib: str = DEFAULT_RIB) -> dict:
+    """Registered, verified to tier 1 (cap 200 MAD) and with a linked bank account: the artisan,
+    with ``bank_account_id``."""
+    artisan = marketplace.call(
+        "POST", "onboarding", "/v1/artisans", idempotent=True, json=artisan_body(full_name="Amina Tazi")
+    ).json()
+    verify_phone(stack, marketplace, artisan)
     linked = marketplace.call(
         "POST",
         "onboarding",
-        f"{base}/bank-accounts",
+        f"/v1/artisans/{artisan['id']}/bank-accounts",
         idempotent=True,
-        json={"mode": "link", "rib": "001810007800020110620318", "holder_name": "Amina Tazi"},
+        json={"mode": "link", "rib": rib, "holder_name": "Amina Tazi"},
     )
     assert linked.status_code == 201, linked.text
-    return artisan["id"]
+    return {**artisan, "bank_account_id": linked.json()["id"]}
+
+
+def ready_artisan(stack, marketplace: Client) -> str:
+    """The id of an artisan registered, verified to tier 1 and with a linked bank account."""
+    return registered_with_bank_account(stack, marketplace)["id"]
 
 
 def test_payment_to_payout_through_the_running_processes(stack):

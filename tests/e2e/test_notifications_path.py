@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.e2e.test_artisan_sign_in import sign_in
-from tests.e2e.test_kyc_path import Client, last_sms_code, sms_received
+from tests.e2e.test_kyc_path import Client, sms_received, verify_phone
 from tests.e2e.test_payments_path import card_token, confirm, create
 from tests.support import artisan_body, wait_until
 
@@ -22,12 +22,7 @@ def test_an_arabic_reading_artisan_is_told_by_sms_of_their_tier_and_their_money(
     artisan = marketplace.call(
         "POST", "onboarding", "/v1/artisans", idempotent=True, json=artisan_body(preferred_language="ar")
     ).json()
-    base = f"/v1/artisans/{artisan['id']}"
-    assert marketplace.call("POST", "onboarding", f"{base}/phone-verification", idempotent=True).ok
-    code = last_sms_code(stack, artisan["phone"])
-    assert marketplace.call(
-        "POST", "onboarding", f"{base}/phone-verification/confirm", json={"code": code}
-    ).ok
+    verify_phone(stack, marketplace, artisan)
     wait_until(
         lambda: (
             (marketplace.call("GET", "payments", f"/v1/payees/{artisan['id']}").json() or {}).get("kyc_tier")

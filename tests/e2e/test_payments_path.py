@@ -9,7 +9,7 @@ import uuid
 import pytest
 import requests
 
-from tests.e2e.test_kyc_path import Client, last_sms_code
+from tests.e2e.test_kyc_path import Client, verify_phone
 from tests.http_support import CallbackReceiver, verify_hirfa_signature
 from tests.support import artisan_body, wait_until
 
@@ -29,12 +29,7 @@ def artisan_id(stack, marketplace) -> str:
     artisan = marketplace.call(
         "POST", "onboarding", "/v1/artisans", idempotent=True, json=artisan_body(full_name="Salma Bennani")
     ).json()
-    base = f"/v1/artisans/{artisan['id']}"
-    marketplace.call("POST", "onboarding", f"{base}/phone-verification", idempotent=True)
-    code = last_sms_code(stack, artisan["phone"])
-    assert marketplace.call(
-        "POST", "onboarding", f"{base}/phone-verification/confirm", json={"code": code}
-    ).ok
+    verify_phone(stack, marketplace, artisan)
 
     def payee_tier() -> int | None:
         answer = marketplace.call("GET", "payments", f"/v1/payees/{artisan['id']}")
