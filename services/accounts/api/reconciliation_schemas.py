@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from services.accounts.api.schemas import MAX_AMOUNT, AdjustmentLineSchema
 from services.accounts.domain.reconciliation import CASE_KINDS, ITEM_STATES, CaseState, Source
 from services.accounts.service_layer.recon_readers import STATEMENT_FORMATS
-from shared.money import MoneySchema
+from shared.money import CurrencyCode, MoneySchema
 from shared.pagination import PageArgsSchema, page_schema
 
 BANK_CODE = validate.Regexp(r"^[0-9]{3}$", error="A three-digit bank code.")
-MAX_AMOUNT = 10**15
 
 
 class RunFormSchema(Schema):
@@ -43,7 +43,7 @@ class ProgressSchema(Schema):
     percent = fields.Integer(required=True)
 
 
-class RunSchema(Schema):
+class RunSummarySchema(Schema):
     object = fields.Constant("reconciliation_run")
     id = fields.String(required=True)
     source = fields.String(required=True)
@@ -55,6 +55,13 @@ class RunSchema(Schema):
     counts = fields.Dict(
         keys=fields.String(), values=fields.Integer(), metadata={"description": "Items per state."}
     )
+    created_at = fields.DateTime(required=True)
+    completed_at = fields.DateTime(allow_none=True)
+
+
+class RunSchema(RunSummarySchema):
+    """One run: the summary, with its progress, balances and file."""
+
     progress = fields.Nested(ProgressSchema, required=True)
     closing_balance = fields.Integer(allow_none=True, metadata={"description": "Statements: the bank's."})
     expected_balance = fields.Integer(
@@ -64,22 +71,6 @@ class RunSchema(Schema):
     currency = fields.String(allow_none=True)
     file = fields.Nested(RunFileSchema, allow_none=True)
     requested_by = fields.String(required=True)
-    created_at = fields.DateTime(required=True)
-    completed_at = fields.DateTime(allow_none=True)
-
-
-class RunSummarySchema(Schema):
-    object = fields.Constant("reconciliation_run")
-    id = fields.String(required=True)
-    source = fields.String(required=True)
-    gateway = fields.String(allow_none=True)
-    bank_code = fields.String(allow_none=True)
-    format = fields.String(allow_none=True)
-    day = fields.Date(allow_none=True)
-    status = fields.String(required=True)
-    counts = fields.Dict(keys=fields.String(), values=fields.Integer())
-    created_at = fields.DateTime(required=True)
-    completed_at = fields.DateTime(allow_none=True)
 
 
 RunPageSchema = page_schema(RunSummarySchema)
@@ -205,15 +196,8 @@ class ResolveSchema(Schema):
     entry_id = fields.String(load_default=None, validate=validate.Length(min=1, max=40))
 
 
-class WriteOffLineSchema(Schema):
-    owner_type = fields.String(required=True, validate=validate.OneOf(["artisan", "marketplace", "platform"]))
-    owner_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    kind = fields.String(required=True, validate=validate.Length(min=1, max=60))
-    amount = fields.Integer(required=True, validate=validate.Range(min=-MAX_AMOUNT, max=MAX_AMOUNT))
-
-
 class WriteOffSchema(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    lines = fields.List(fields.Nested(WriteOffLineSchema), load_default=None)
-    currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"))
+    lines = fields.List(fields.Nested(AdjustmentLineSchema), load_default=None)
+    currency = CurrencyCode(load_default=None)
     reverses_entry_id = fields.String(load_default=None, validate=validate.Length(min=1, max=40))
