@@ -288,6 +288,23 @@ def test_a_write_off_posts_an_adjustment_and_the_case_is_written_off(client, aut
     assert again.status_code == 409
 
 
+def test_a_write_off_takes_whole_minor_units_only(client, auth, context, readers):
+    run_settlement(context, readers.settlement_file([capture("pay_unknown", 900)]))
+    [case] = client.get("/v1/reconciliation/cases", headers=auth()).json["data"]
+    for amount in ("900", 900.0, True):
+        lines = [
+            {"owner_type": "platform", "owner_id": "platform", "kind": "bank:145", "amount": amount},
+            {"owner_type": "platform", "owner_id": "platform", "kind": "revenue", "amount": -900},
+        ]
+        refused = client.post(
+            f"/v1/reconciliation/cases/{case['id']}/write-off",
+            json={"reason": "test", "lines": lines},
+            headers=auth(key=True),
+        )
+        assert refused.status_code == 422 and refused.json["code"] == "validation_error", amount
+    assert client.get(f"/v1/reconciliation/cases/{case['id']}", headers=auth()).json["state"] == "open"
+
+
 def test_a_write_off_above_the_threshold_waits_for_a_second_operator(client, auth, context, readers):
     run_settlement(context, readers.settlement_file([capture("pay_unknown", 250_000)]))
     [case] = client.get("/v1/reconciliation/cases", headers=auth()).json["data"]
