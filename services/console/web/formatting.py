@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from babel.numbers import format_currency
@@ -15,6 +16,7 @@ from services.console.adapters.hirfa_api import ApiError, HirfaApis
 from services.console.context import ConsoleContext
 from services.console.web.labels import label
 from services.console.web.security import sign_out_person
+from shared.money import CURRENCIES, DEFAULT_CURRENCY
 
 T = TypeVar("T")
 
@@ -60,8 +62,11 @@ def parse_time(value: str | None) -> dt.datetime | None:
 def money(value: Any) -> str:
     if not isinstance(value, dict) or "amount" not in value:
         return "—"
-    currency = value.get("currency", "MAD")
-    return str(format_currency(value["amount"] / 100, currency, locale=str(get_locale())))
+    currency = value.get("currency", DEFAULT_CURRENCY)
+    # Exact: minor units scaled by the currency's exponent, never a float.
+    exponent = CURRENCIES[currency][1] if currency in CURRENCIES else 2
+    amount = Decimal(int(value["amount"])).scaleb(-exponent)
+    return str(format_currency(amount, currency, locale=str(get_locale())))
 
 
 def when(value: str | None) -> str:

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 from flask_babel import gettext
 
-
-def N_(message: str) -> str:  # noqa: N802 (gettext's name for it)
-    """Marks a message for the catalogues (pybabel extracts N_); it is translated where shown."""
-    return message
-
+from shared.i18n import N_  # marks a message for the catalogues; translated where shown
 
 LABELS = {
     # review kinds
