@@ -336,7 +336,11 @@ def _dead_letter_commands(group: click.Group, name: str, load_config: Callable[[
             with click.progressbar(list(letters), label="Redriving", show_pos=True) as bar:
                 yield from bar
 
-        producer = make_producer(KafkaCluster.from_config(config), config.http_timeout_seconds)
+        try:
+            producer = make_producer(KafkaCluster.from_config(config), config.http_timeout_seconds)
+        except (ConfigError, KafkaError) as exc:
+            # As reading them: a broker out of reach is said in one line, not a traceback.
+            raise click.ClickException(f"redrive could not start: {type(exc).__name__}: {exc}") from None
         try:
             result = redrive(producer, found, chosen, config.http_timeout_seconds, progress=with_progress_bar)
         except KafkaError as exc:

@@ -133,3 +133,26 @@ def test_what_is_shown_has_no_secret_and_no_personal_data():
 
     assert "m2t-key-that-must-not-show" not in shown and "db-password-x7" not in shown
     assert "0612345678" not in shown and "[secret]" in shown
+
+
+def test_redrive_says_in_one_line_when_the_broker_is_out_of_reach(monkeypatch):
+    from click.testing import CliRunner
+    from kafka.errors import BrokerNotAvailableError
+
+    import shared.runtime
+    from services.payments.cli import cli
+
+    letters = [DeadLetter.from_record(record(0, 1, envelope("evt_1")))]
+    monkeypatch.setattr(
+        shared.runtime, "load_dead_letters", lambda *_: DeadLetters(TOPIC, letters, frozenset())
+    )
+
+    def no_broker(*_args, **_kwargs):
+        raise BrokerNotAvailableError()
+
+    monkeypatch.setattr(shared.runtime, "make_producer", no_broker)
+
+    result = CliRunner().invoke(cli, ["dead-letters", "redrive", "--all"])
+
+    assert result.exit_code == 1 and "redrive could not start: BrokerNotAvailableError" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
