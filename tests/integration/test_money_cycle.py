@@ -211,6 +211,45 @@ def test_a_fee_change_applies_to_the_next_batch(client, auth, ledger):
     assert commission(ledger) == 1_000
 
 
+def test_a_first_change_racing_another_first_change_applies_on_top_of_it(
+    accounts_app, client, auth, monkeypatch
+):
+    """No row yet: ``FOR UPDATE`` locks nothing, so another first change may insert the row between
+    this one's read and its insert. This one then reads (and locks) that row instead of failing."""
+    from services.accounts.adapters import marketplaces
+    from services.accounts.adapters.orm import MarketplaceSettings
+
+    register_payout_account(client, auth, OTHER_MARKETPLACE)  # another marketplace's row exists
+    real_locked = marketplaces.settings_locked
+    raced = []
+
+    def locked_after_another_first_change(session, marketplace_id):
+        if not raced:
+            raced.append(marketplace_id)
+            found = real_locked(session, marketplace_id)
+            with accounts_app.extensions["hirfa"].session_factory() as other, other.begin():
+                other.add(
+                    MarketplaceSettings(
+                        marketplace_id=marketplace_id,
+                        platform_fee_bp=0,
+                        platform_fee_fixed=0,
+                        currency="MAD",
+                        commission_payout_interval="weekly",
+                        updated_by="cli_other_operator",
+                    )
+                )
+            return found
+        return real_locked(session, marketplace_id)
+
+    monkeypatch.setattr(marketplaces, "settings_locked", locked_after_another_first_change)
+    shown = set_fee(client, auth, 250, 100)
+
+    assert raced == [MARKETPLACE]
+    assert shown["platform_fee"] == {"basis_points": 250, "fixed": {"amount": 100, "currency": "MAD"}}
+    assert (shown["commission_payout_schedule"], shown["updated_by"]) == ("weekly", OPERATOR)
+    assert client.get(settings_url(), headers=auth()).json["platform_fee"]["basis_points"] == 250
+
+
 # --- commission payouts ----------------------------------------------------------------------------
 
 
