@@ -329,6 +329,52 @@ def test_an_operator_pays_out_the_whole_commission_through_the_payout_machinery(
     assert_ledger_sound(ledger)
 
 
+def test_a_retry_whose_answer_was_lost_replays_only_the_same_commission_payout(
+    accounts_app, client, auth, ledger
+):
+    """Past the idempotency layer (its answer lost), the key finds the payout it created: replayed
+    for the same request only; another currency or description with the key is refused."""
+    from services.accounts.service_layer.commission_payouts import (
+        RequestCommissionPayout,
+        request_commission_payout,
+    )
+    from shared.auth import Principal
+    from shared.auth.scopes import ROLE_SCOPES
+    from shared.errors import IdempotencyKeyReuse
+
+    earn_commission(ledger, 1_000)
+    register_payout_account(client, auth)
+    context = accounts_app.extensions["hirfa"]
+    operator = Principal(OPERATOR, Role.OPERATOR, ROLE_SCOPES[Role.OPERATOR], token_id="t")
+
+    def ask(**fields):
+        command = RequestCommissionPayout(MARKETPLACE, idempotency_key="commission-lost", **fields)
+        return request_commission_payout(context.uow_factory(), command, operator, context.payouts)
+
+    first = ask(amount=400, description="March")
+    assert ask(amount=400, currency="MAD", description="March").id == first.id
+    for other in ({"amount": 400, "currency": "EUR", "description": "March"}, {"amount": 400}):
+        with pytest.raises(IdempotencyKeyReuse):
+            ask(**other)
+    assert commission(ledger) == 600
+
+    # No amount: the whole balance, whatever it was, so the first answer is the payout itself.
+    whole = request_commission_payout(
+        context.uow_factory(),
+        RequestCommissionPayout(MARKETPLACE, idempotency_key="all"),
+        operator,
+        context.payouts,
+    )
+    again = request_commission_payout(
+        context.uow_factory(),
+        RequestCommissionPayout(MARKETPLACE, idempotency_key="all"),
+        operator,
+        context.payouts,
+    )
+    assert (whole.amount, again.id) == (600, whole.id)
+    assert commission(ledger) == 0
+
+
 def test_a_failed_commission_payout_gives_the_commission_back(client, auth, ledger, bank):
     earn_commission(ledger, 1_000)
     register_payout_account(client, auth)
