@@ -144,7 +144,7 @@ def _from_http_exception(error: HTTPException) -> HirfaError:
 
 
 def problem_response(error: HirfaError) -> Response:
-    language = problem_language()
+    language = problem_language(error.status)
     body = localize_problem(error, error.to_problem(request_id=request_id_var.get()), language)
     response = Response(
         json.dumps(body, ensure_ascii=False), status=error.status, mimetype=PROBLEM_CONTENT_TYPE
@@ -159,10 +159,13 @@ def problem_response(error: HirfaError) -> Response:
 ARTISAN_LANGUAGE_EXTENSION = "hirfa.artisan_language"
 
 
-def problem_language() -> str:
+def problem_language(status: int | None = None) -> str:
     """The language of the problem being answered: ``Accept-Language`` (fr, ar, en) when it names
     one; else, for an artisan token, the artisan's preferred language (the service's own record,
-    else the token's ``lang`` claim); else English."""
+    else the token's ``lang`` claim); else English.
+
+    A problem of ours (``status`` 500 and above: the database unavailable, say) never asks the
+    service's record: the token's claim does, so the answer does not wait on what is failing."""
     if not has_request_context():
         return DEFAULT_LANGUAGE
     asked = negotiate(request.headers.get("Accept-Language"))
@@ -173,7 +176,7 @@ def problem_language() -> str:
         return DEFAULT_LANGUAGE
     resolver = current_app.extensions.get(ARTISAN_LANGUAGE_EXTENSION)
     known = None
-    if resolver is not None:
+    if resolver is not None and (status is None or status < 500):
         try:
             known = resolver(principal.client_id)
         except Exception:  # noqa: BLE001 - the error being answered matters more than its language

@@ -291,3 +291,32 @@ def test_reconciliation_proposes_inside_its_own_transaction(accounts_app, ledger
             ("case_3", "posted"),
         ]
         assert session.get(JournalEntry, small.entry_id) is not None
+
+
+def test_a_retry_whose_answer_was_lost_replays_only_the_same_adjustment(accounts_app, ledger):
+    """Past the idempotency layer (its answer lost), the key finds the adjustment it created:
+    replayed for the same reason, lines and currency only; other lines or another currency with the
+    key are refused."""
+    import datetime as dt
+
+    from services.accounts.service_layer.adjustments import ProposeAdjustment, request_adjustment
+    from shared.errors import IdempotencyKeyReuse
+
+    funded_artisan(ledger)
+    principal = Principal(ALICE, Role.OPERATOR, ROLE_SCOPES[Role.OPERATOR], token_id="t")
+    context = accounts_app.extensions["hirfa"]
+    lines = ((marketplace(MARKETPLACE, "commission"), 200), (platform("revenue"), -200))
+
+    def ask(**fields):
+        command = ProposeAdjustment(
+            **{"reason": "Fix", "lines": lines, "idempotency_key": "adj-lost", **fields}
+        )
+        return request_adjustment(context.uow_factory(), command, principal, key_ttl=dt.timedelta(hours=1))
+
+    first = ask()
+    assert ask(reason=" Fix ", currency="MAD").id == first.id
+    other_lines = ((marketplace(MARKETPLACE, "commission"), 300), (platform("revenue"), -300))
+    for other in ({"lines": other_lines}, {"currency": "EUR"}, {"lines": lines[::-1]}):
+        with pytest.raises(IdempotencyKeyReuse):
+            ask(**other)
+    assert len(entries(ledger, cause="adjustment")) == 1

@@ -211,6 +211,45 @@ def test_a_fee_change_applies_to_the_next_batch(client, auth, ledger):
     assert commission(ledger) == 1_000
 
 
+def test_a_first_change_racing_another_first_change_applies_on_top_of_it(
+    accounts_app, client, auth, monkeypatch
+):
+    """No row yet: ``FOR UPDATE`` locks nothing, so another first change may insert the row between
+    this one's read and its insert. This one then reads (and locks) that row instead of failing."""
+    from services.accounts.adapters import marketplaces
+    from services.accounts.adapters.orm import MarketplaceSettings
+
+    register_payout_account(client, auth, OTHER_MARKETPLACE)  # another marketplace's row exists
+    real_locked = marketplaces.settings_locked
+    raced = []
+
+    def locked_after_another_first_change(session, marketplace_id):
+        if not raced:
+            raced.append(marketplace_id)
+            found = real_locked(session, marketplace_id)
+            with accounts_app.extensions["hirfa"].session_factory() as other, other.begin():
+                other.add(
+                    MarketplaceSettings(
+                        marketplace_id=marketplace_id,
+                        platform_fee_bp=0,
+                        platform_fee_fixed=0,
+                        currency="MAD",
+                        commission_payout_interval="weekly",
+                        updated_by="cli_other_operator",
+                    )
+                )
+            return found
+        return real_locked(session, marketplace_id)
+
+    monkeypatch.setattr(marketplaces, "settings_locked", locked_after_another_first_change)
+    shown = set_fee(client, auth, 250, 100)
+
+    assert raced == [MARKETPLACE]
+    assert shown["platform_fee"] == {"basis_points": 250, "fixed": {"amount": 100, "currency": "MAD"}}
+    assert (shown["commission_payout_schedule"], shown["updated_by"]) == ("weekly", OPERATOR)
+    assert client.get(settings_url(), headers=auth()).json["platform_fee"]["basis_points"] == 250
+
+
 # --- commission payouts ----------------------------------------------------------------------------
 
 
@@ -288,6 +327,52 @@ def test_an_operator_pays_out_the_whole_commission_through_the_payout_machinery(
     assert client.get(f"/v1/payouts/{payout['id']}", headers=other).status_code == 404
     assert client.get(settings_url(MARKETPLACE, "commission-payouts"), headers=other).status_code == 404
     assert_ledger_sound(ledger)
+
+
+def test_a_retry_whose_answer_was_lost_replays_only_the_same_commission_payout(
+    accounts_app, client, auth, ledger
+):
+    """Past the idempotency layer (its answer lost), the key finds the payout it created: replayed
+    for the same request only; another currency or description with the key is refused."""
+    from services.accounts.service_layer.commission_payouts import (
+        RequestCommissionPayout,
+        request_commission_payout,
+    )
+    from shared.auth import Principal
+    from shared.auth.scopes import ROLE_SCOPES
+    from shared.errors import IdempotencyKeyReuse
+
+    earn_commission(ledger, 1_000)
+    register_payout_account(client, auth)
+    context = accounts_app.extensions["hirfa"]
+    operator = Principal(OPERATOR, Role.OPERATOR, ROLE_SCOPES[Role.OPERATOR], token_id="t")
+
+    def ask(**fields):
+        command = RequestCommissionPayout(MARKETPLACE, idempotency_key="commission-lost", **fields)
+        return request_commission_payout(context.uow_factory(), command, operator, context.payouts)
+
+    first = ask(amount=400, description="March")
+    assert ask(amount=400, currency="MAD", description="March").id == first.id
+    for other in ({"amount": 400, "currency": "EUR", "description": "March"}, {"amount": 400}):
+        with pytest.raises(IdempotencyKeyReuse):
+            ask(**other)
+    assert commission(ledger) == 600
+
+    # No amount: the whole balance, whatever it was, so the first answer is the payout itself.
+    whole = request_commission_payout(
+        context.uow_factory(),
+        RequestCommissionPayout(MARKETPLACE, idempotency_key="all"),
+        operator,
+        context.payouts,
+    )
+    again = request_commission_payout(
+        context.uow_factory(),
+        RequestCommissionPayout(MARKETPLACE, idempotency_key="all"),
+        operator,
+        context.payouts,
+    )
+    assert (whole.amount, again.id) == (600, whole.id)
+    assert commission(ledger) == 0
 
 
 def test_a_failed_commission_payout_gives_the_commission_back(client, auth, ledger, bank):

@@ -188,3 +188,34 @@ def test_every_problem_detail_in_the_code_is_in_the_catalogue(language):
     missing = {msgid: where for msgid, where in details.items() if translate_text(language, msgid) is None}
     entries = "\n".join(f'#: {where}\nmsgid "{msgid}"\nmsgstr ""\n' for msgid, where in missing.items())
     assert not missing, f"{len(missing)} detail(s) not in the {language} catalogue:\n{entries}"
+
+
+def test_a_problem_of_ours_for_an_artisan_never_asks_the_services_record_for_the_language():
+    """A 503 (the database unavailable) is answered in the token's language without the artisan
+    language lookup, which would wait on the database; a 4xx still asks it."""
+    from flask import Flask, g
+
+    from shared.app import ARTISAN_LANGUAGE_EXTENSION, problem_response
+    from shared.auth import Principal
+    from shared.errors import DatabaseUnavailable
+
+    asked = []
+
+    def resolver(artisan_id):
+        asked.append(artisan_id)
+        return "fr"
+
+    app = Flask("problems")
+    app.extensions[ARTISAN_LANGUAGE_EXTENSION] = resolver
+    artisan = Principal("art_1", Role.ARTISAN, ROLE_SCOPES[Role.ARTISAN], token_id="t", lang="ar")
+    with app.test_request_context("/"):
+        g.principal = artisan
+        unavailable = problem_response(DatabaseUnavailable())
+        assert (unavailable.status_code, unavailable.headers["Content-Language"]) == (503, "ar")
+        assert asked == []
+        missing = problem_response(NotFound("No artisan 'art_2'."))
+        assert (missing.status_code, missing.headers["Content-Language"]) == (404, "fr")
+        assert asked == ["art_1"]
+    with app.test_request_context("/", headers={"Accept-Language": "en"}):
+        g.principal = artisan
+        assert problem_response(DatabaseUnavailable()).headers["Content-Language"] == "en"

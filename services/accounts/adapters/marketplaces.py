@@ -8,6 +8,7 @@ applies from the next transaction, as if the batch had been read at its start.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -30,6 +31,39 @@ def settings_locked(session: Session, marketplace_id: str) -> MarketplaceSetting
         .where(MarketplaceSettings.marketplace_id == marketplace_id)
         .with_for_update()
     )
+
+
+def settings_locked_or_new(
+    session: Session, marketplace_id: str, currency: str, *, updated_by: str, updated_at: dt.datetime
+) -> MarketplaceSettings:
+    """The marketplace's settings row, locked until the transaction ends; added with the defaults
+    (no fee, manual commission payouts) when there is none yet.
+
+    With no row, ``FOR UPDATE`` locks nothing: two first changes at once would both insert the same
+    key. The insert runs in a savepoint, so the one that loses the race reads (and locks) the
+    winner's row instead of failing its whole transaction.
+    """
+    row = settings_locked(session, marketplace_id)
+    if row is not None:
+        return row
+    row = MarketplaceSettings(
+        marketplace_id=marketplace_id,
+        platform_fee_bp=0,
+        platform_fee_fixed=0,
+        currency=currency,
+        commission_payout_interval="manual",
+        updated_by=updated_by,
+        updated_at=updated_at,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except sa.exc.IntegrityError:
+        found = settings_locked(session, marketplace_id)
+        if found is None:  # the insert failed for another reason than the other's row
+            raise
+        return found
+    return row
 
 
 def fee_terms(session: Session, marketplace_id: str) -> tuple[int, int]:

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from babel.dates import format_date
-from babel.numbers import format_currency, get_currency_precision
 from fpdf import FPDF
+
+from shared.i18n import CLDR_LOCALES, format_money
 
 FONT_PATH = Path(__file__).resolve().parent.parent / "fonts" / "DejaVuSans.ttf"
 LANGUAGES = ("fr", "ar")
-LOCALES = {"fr": "fr_MA", "ar": "ar_MA"}
 
 # The statement's words, per language (the figures come from the signed statement).
 LABELS: dict[str, dict[str, str]] = {
@@ -95,15 +94,14 @@ _ROW_HEIGHT = 7.0
 
 
 def format_amount(money: Mapping[str, Any], language: str) -> str:
-    """``{"amount": 123450, "currency": "MAD"}`` as people of ``language`` write it."""
-    currency = str(money["currency"])
-    value = Decimal(int(money["amount"])).scaleb(-get_currency_precision(currency))
-    return format_currency(value, currency, locale=LOCALES[language])
+    """``{"amount": 123450, "currency": "MAD"}`` as people of ``language`` write it (CLDR, as in
+    every message: ``shared.i18n.format_money``)."""
+    return format_money(int(money["amount"]), str(money["currency"]), language)
 
 
 def format_month(month: str, language: str) -> str:
     year, number = month.split("-")
-    return format_date(dt.date(int(year), int(number), 1), "MMMM y", locale=LOCALES[language])
+    return format_date(dt.date(int(year), int(number), 1), "MMMM y", locale=CLDR_LOCALES[language])
 
 
 class FpdfStatementRenderer:
@@ -192,7 +190,7 @@ class _Page:
             words["period"],
             f"{format_month(period['from'], self.language)} – {format_month(period['to'], self.language)}",
         )
-        self.field(words["issued"], format_date(issued.date(), "long", locale=LOCALES[self.language]))
+        self.field(words["issued"], format_date(issued.date(), "long", locale=CLDR_LOCALES[self.language]))
         self.field(words["kyc_tier"], words["unknown"] if tier is None else str(tier))
         self.field(words["months_active"], f"{statement['months_active']} / {len(statement['months'])}")
         self.field(words["payments"], str(statement["payments_count"]))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 from flask import Response, g, jsonify, request
 from flask_smorest import Blueprint
 from werkzeug.exceptions import MethodNotAllowed
@@ -18,7 +16,7 @@ from services.accounts.api.schemas import (
     VerifyStatementResultSchema,
 )
 from services.accounts.service_layer import income_statements
-from shared.auth.flask import authenticate, current_principal
+from shared.auth.flask import current_principal, require_scopes
 
 statements_blp = Blueprint(
     "income_statements",
@@ -32,18 +30,6 @@ blueprints = (statements_blp, keys_blp)
 PDF = "application/pdf"
 JOSE = "application/jose"
 LANGUAGES = ("fr", "ar")
-
-
-def _any_valid_token(view):
-    """A valid bearer token, checked before anything else; who may read whose statement is the
-    service layer's to say (the artisan and operators; anyone else: 404, never 403)."""
-
-    @functools.wraps(view)
-    def wrapper(*args, **kwargs):
-        authenticate()
-        return view(*args, **kwargs)
-
-    return wrapper
 
 
 def _format(args: dict) -> str:
@@ -73,7 +59,9 @@ def _caller() -> str:
 
 
 @statements_blp.route("/artisans/<string:artisan_id>/income-statement", methods=["GET"])
-@_any_valid_token
+# Any valid token, checked before anything else; who may read whose statement is the service
+# layer's to say (the artisan and operators; anyone else: 404, never 403).
+@require_scopes()
 @statements_blp.arguments(IncomeStatementArgsSchema, location="query")
 @statements_blp.response(200, SignedIncomeStatementSchema)
 def income_statement(args, artisan_id):

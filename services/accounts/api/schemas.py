@@ -13,6 +13,7 @@ from services.accounts.domain.payouts import (
     PayoutStatus,
     ScheduleInterval,
 )
+from services.accounts.service_layer.marketplace_settings import MAX_BASIS_POINTS, MAX_FIXED_FEE
 from shared.money import CurrencyCode, MinorUnits, MoneySchema, MoneyWithDecimalSchema
 from shared.pagination import PageArgsSchema, page_schema
 
@@ -464,12 +465,12 @@ class PlatformFeeRequestSchema(Schema):
     basis_points = fields.Integer(
         strict=True,
         load_default=0,
-        validate=validate.Range(min=0, max=10_000),
+        validate=validate.Range(min=0, max=MAX_BASIS_POINTS),
         metadata={"description": "Of each payment's gross, rounded half up; 100 bp = 1 %."},
     )
     fixed = MinorUnits(
         load_default=0,
-        validate=validate.Range(min=0, max=10**9),
+        validate=validate.Range(min=0, max=MAX_FIXED_FEE),
         metadata={
             "description": "Minor units per payment, with `currency`; or an object {amount, currency}."
         },

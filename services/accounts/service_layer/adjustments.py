@@ -126,10 +126,7 @@ def propose_adjustment(
         reason=reason,
         currency=currency,
         amount=amount,
-        lines=[
-            {"owner_type": ref.owner_type, "owner_id": ref.owner_id, "kind": ref.kind, "amount": value}
-            for ref, value in entry_lines
-        ],
+        lines=_stored_lines(entry_lines),
         reverses_entry_id=reverses_entry_id,
         case_id=case_id,
         request_key=request_key,
@@ -150,6 +147,14 @@ def propose_adjustment(
     session.flush()
     _adjustment_posted(uow, adjustment)
     return adjustment
+
+
+def _stored_lines(lines: Sequence[tuple[AccountRef, int]]) -> list[dict[str, Any]]:
+    """An adjustment's lines as its row keeps them."""
+    return [
+        {"owner_type": ref.owner_type, "owner_id": ref.owner_id, "kind": ref.kind, "amount": value}
+        for ref, value in lines
+    ]
 
 
 def _reversal_of(uow: UnitOfWork, entry_id: str) -> tuple[tuple[EntryLine, ...], str]:
@@ -293,10 +298,7 @@ def request_adjustment(
             earlier = store.by_request_key(uow.session, request_key)
             if earlier is not None:
                 if earlier.proposed_at >= utcnow() - key_ttl:
-                    if (earlier.reason, earlier.reverses_entry_id) != (
-                        command.reason.strip(),
-                        command.reverses_entry_id,
-                    ):
+                    if not _same_request(uow, earlier, command):
                         raise IdempotencyKeyReuse(
                             "This Idempotency-Key was used for another adjustment.", param="Idempotency-Key"
                         )
@@ -314,6 +316,20 @@ def request_adjustment(
         )
         uow.commit()
         return adjustment
+
+
+def _same_request(uow: UnitOfWork, earlier: LedgerAdjustment, command: ProposeAdjustment) -> bool:
+    """Whether ``command`` asks for the adjustment ``earlier`` is: the same reason, and the same
+    reversal (no lines given) or the same lines (in the stored shape, in order) in the same currency."""
+    if (earlier.reason, earlier.reverses_entry_id) != (
+        (command.reason or "").strip(),
+        command.reverses_entry_id,
+    ):
+        return False
+    if command.reverses_entry_id is not None:
+        return command.lines is None  # a reversal's currency is its entry's, whatever is asked
+    currency = command.currency or uow.session.info.get(_CURRENCY, DEFAULT_CURRENCY)
+    return (earlier.currency, earlier.lines) == (currency, _stored_lines(command.lines or ()))
 
 
 def _pending_locked(uow: UnitOfWork, adjustment_id: str) -> LedgerAdjustment:

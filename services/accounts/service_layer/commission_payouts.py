@@ -41,11 +41,12 @@ from services.accounts.service_layer.bank_transfers import submit_payout
 from services.accounts.service_layer.marketplace_settings import check_marketplace_visible
 from services.accounts.service_layer.payout_settings import PayoutSettings
 from services.accounts.service_layer.payout_steps import payout_event, step_posting
+from services.accounts.service_layer.payouts import payout_asked_with
 from services.accounts.service_layer.posting import post
 from shared.auth import Principal
 from shared.auth.scopes import Role
 from shared.db import UnitOfWork, utcnow
-from shared.errors import Conflict, Forbidden, HirfaError, IdempotencyKeyReuse, ValidationFailed
+from shared.errors import Conflict, Forbidden, HirfaError, ValidationFailed
 from shared.ids import new_id
 from shared.pagination import Page, paginate
 
@@ -78,7 +79,7 @@ def request_commission_payout(
     key = (command.idempotency_key or "").strip()
     request_key = f"{principal.client_id}:{key}" if key else None
     with uow:
-        payout = _asked_with(uow, request_key, command, settings.idempotency_key_ttl)
+        payout = _asked_with(uow, request_key, command, settings)
         if payout is None:
             payout = create_commission_payout(
                 uow,
@@ -95,25 +96,28 @@ def request_commission_payout(
 
 
 def _asked_with(
-    uow: UnitOfWork, request_key: str | None, command: RequestCommissionPayout, ttl: dt.timedelta
+    uow: UnitOfWork, request_key: str | None, command: RequestCommissionPayout, settings: PayoutSettings
 ) -> Payout | None:
-    """The payout an earlier request with this key created (see ``payouts._payout_asked_with``)."""
-    if request_key is None:
-        return None
-    payout = payouts.locked_by_request_key(uow.session, request_key)
-    if payout is None:
-        return None
-    if payout.created_at < utcnow() - ttl:
-        payout.request_key = None
-        uow.session.flush()
-        return None
-    if (payout.payee_type, payout.marketplace_id) != (PayeeType.MARKETPLACE, command.marketplace_id) or (
-        command.amount is not None and command.amount != payout.amount
-    ):
-        raise IdempotencyKeyReuse(
-            "This Idempotency-Key was used for another payout.", param="Idempotency-Key"
+    """The payout an earlier request with this key created (``payouts.payout_asked_with``): the same
+    marketplace, amount (none given: whatever the balance was), currency and description."""
+
+    def same_request(payout: Payout) -> bool:
+        asked = (
+            PayeeType.MARKETPLACE,
+            command.marketplace_id,
+            payout.amount if command.amount is None else command.amount,
+            command.currency or settings.currency,
+            command.description,
         )
-    return payout
+        return asked == (
+            payout.payee_type,
+            payout.marketplace_id,
+            payout.amount,
+            payout.currency,
+            payout.description,
+        )
+
+    return payout_asked_with(uow.session, request_key, settings.idempotency_key_ttl, same_request)
 
 
 def create_commission_payout(

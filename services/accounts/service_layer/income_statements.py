@@ -38,9 +38,10 @@ from services.accounts.domain.income_statements import (
     normalize_code,
 )
 from services.accounts.domain.ports import StatementRenderer, StatementSigner
+from services.accounts.service_layer.statements import _money, _one_snapshot
 from shared.auth import Principal
 from shared.auth.scopes import Role
-from shared.db import UnitOfWork, is_postgres, utcnow
+from shared.db import UnitOfWork, utcnow
 from shared.errors import NotFound, ValidationFailed
 from shared.ids import new_id
 
@@ -77,10 +78,6 @@ class IssuedIncomeStatement:
     code: str
 
 
-def _money(amount: int, currency: str) -> dict[str, Any]:
-    return {"amount": amount, "currency": currency}
-
-
 def _check_may_read(artisan_id: str, principal: Principal) -> None:
     """The artisan (their own, ``self:read``) and operators (``ledger:read``); anyone else: not found."""
     if (
@@ -92,12 +89,6 @@ def _check_may_read(artisan_id: str, principal: Principal) -> None:
     if principal.acts_as(Role.OPERATOR) and principal.has_scopes("ledger:read"):
         return
     raise NotFound(f"No artisan {artisan_id!r}.", param="artisan_id")
-
-
-def _one_snapshot(session: Session) -> None:
-    """Every query of the statement sees the same committed ledger (see statements.py)."""
-    if is_postgres(session):
-        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 def _movements(session: Session, artisan_id: str, currency: str, period: Period) -> list[Movement]:

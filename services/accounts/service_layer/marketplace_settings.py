@@ -48,19 +48,14 @@ def check_marketplace_visible(principal: Principal, marketplace_id: str) -> None
 def _for_update(
     uow: UnitOfWork, marketplace_id: str, currency: str, principal: Principal
 ) -> MarketplaceSettings:
-    """The marketplace's settings row, locked, created with the defaults on first change."""
-    row = marketplaces.settings_locked(uow.session, marketplace_id)
-    if row is None:
-        row = MarketplaceSettings(
-            marketplace_id=marketplace_id,
-            platform_fee_bp=0,
-            platform_fee_fixed=0,
-            currency=currency,
-            commission_payout_interval="manual",
-        )
-        uow.session.add(row)
+    """The marketplace's settings row, locked, created with the defaults on first change (a first
+    change racing another one waits for it and applies on top, see ``settings_locked_or_new``)."""
+    now = utcnow()
+    row = marketplaces.settings_locked_or_new(
+        uow.session, marketplace_id, currency, updated_by=principal.client_id, updated_at=now
+    )
     row.updated_by = principal.client_id
-    row.updated_at = utcnow()
+    row.updated_at = now
     return row
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
@@ -94,12 +95,27 @@ def request_payout(
 def _payout_asked_with(
     session: Session, request_key: str | None, command: RequestPayout, ttl: dt.timedelta
 ) -> Payout | None:
+    """The payout an earlier request with this Idempotency-Key created, if any (``payout_asked_with``)."""
+
+    def same_request(payout: Payout) -> bool:
+        asked = (command.artisan_id, command.amount, command.currency, command.description)
+        return asked == (payout.artisan_id, payout.amount, payout.currency, payout.description) and (
+            command.bank_account_id in (None, payout.bank_account_id)
+        )
+
+    return payout_asked_with(session, request_key, ttl, same_request)
+
+
+def payout_asked_with(
+    session: Session, request_key: str | None, ttl: dt.timedelta, same_request: Callable[[Payout], bool]
+) -> Payout | None:
     """The payout an earlier request with this Idempotency-Key created, if any.
 
     The idempotency layer normally replays the first answer before we get here; this is for when
     it could not (the first request died after its payout was committed). The same key for a
-    different payout is refused, as the idempotency layer would. A key older than the layer's
-    lifetime is free again: the old payout lets go of it.
+    different payout (``same_request`` says whether the payout is what this request asks for) is
+    refused, as the idempotency layer would. A key older than the layer's lifetime is free again:
+    the old payout lets go of it.
     """
     if request_key is None:
         return None
@@ -110,10 +126,7 @@ def _payout_asked_with(
         payout.request_key = None
         session.flush()
         return None
-    asked = (command.artisan_id, command.amount, command.currency, command.description)
-    if asked != (payout.artisan_id, payout.amount, payout.currency, payout.description) or (
-        command.bank_account_id not in (None, payout.bank_account_id)
-    ):
+    if not same_request(payout):
         raise IdempotencyKeyReuse(
             "This Idempotency-Key was used for another payout.", param="Idempotency-Key"
         )
