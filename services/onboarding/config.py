@@ -83,6 +83,9 @@ class OnboardingConfig(BankPartnerClientConfig):
     sign_in_failure_window_seconds: int = 3600
     sign_in_lockout_seconds: int = 1800
     sign_in_max_starts_per_ip_per_hour: int = 30
+    # Behind a proxy that sets X-Forwarded-For (the ingress), the caller of a sign-in (artisan or
+    # staff) is its last hop; else every caller shares the proxy's address and its limit.
+    trust_forwarded_for: bool = False
     # Every answer to a sign-in start takes at least this long, SMS sent or not (no timing oracle on
     # who is registered); keep it above the SMS provider's usual latency.
     sign_in_min_response_ms: int = 300

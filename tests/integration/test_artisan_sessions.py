@@ -518,3 +518,24 @@ def test_an_artisan_links_their_own_bank_accounts_and_picks_the_default(client, 
     elsewhere = f"/v1/artisans/{other['id']}/bank-accounts"
     assert client.get(elsewhere, headers=headers).status_code == 404
     assert client.post(f"{elsewhere}/{ids[0]}/default", headers=headers).status_code == 404
+
+
+def test_behind_the_ingress_each_artisan_network_has_its_own_sign_in_budget(client, app):
+    context = app.extensions["hirfa"]
+    context.config = dataclasses.replace(context.config, trust_forwarded_for=True)
+    ingress = "10.0.0.9"
+
+    def start_via_ingress(forwarded: str):
+        return client.post(
+            "/v1/artisan-sessions",
+            json={"phone": random_phone()},
+            headers={"X-Forwarded-For": forwarded},
+            environ_base={"REMOTE_ADDR": ingress},
+        )
+
+    for _ in range(MAX_STARTS_PER_IP):
+        assert start_via_ingress("192.0.2.60").status_code == 202
+    # The last hop is the one the ingress added: what a client writes before it does not count.
+    limited = start_via_ingress("198.51.100.1, 192.0.2.60")
+    assert limited.status_code == 429 and limited.json["code"] == "sign_in_ip_limit"
+    assert start_via_ingress("192.0.2.60, 192.0.2.61").status_code == 202

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -15,6 +14,7 @@ from services.onboarding.api.schemas import (
     StaffTokenSchema,
 )
 from services.onboarding.service_layer import staff
+from shared.http_clients import client_address
 
 blp = Blueprint(
     "staff",
@@ -43,7 +43,7 @@ class StaffSessions(MethodView):
             body["password"],
             body["totp_code"],
             policy=context.staff,
-            client_ip=request.remote_addr,
+            client_ip=client_address(context.config.trust_forwarded_for),
         )
         return tokens, 200, NO_STORE
 
