@@ -42,7 +42,7 @@ class ArtisanSessions(MethodView):
         wrong codes (429 with Retry-After)."""
         context = service_context()
         return artisan_sessions.start_sign_in(
-            context.uow_factory(),
+            context.uow_factory,
             body["phone"],
             client_ip=client_address(context.config.trust_forwarded_for),
             policy=context.sign_in,

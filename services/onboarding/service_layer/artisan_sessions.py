@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
 import dataclasses
 import datetime as dt
 import hmac
@@ -22,6 +24,7 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -78,8 +81,44 @@ class SignInPolicy:
 # -- the code by SMS -----------------------------------------------------------------------------------
 
 
+# Sign-in codes go out beside the answers, from a few worker threads shared by every request (a
+# slow provider queues codes here rather than starting a thread per request).
+SMS_SENDERS = 4
+_sms_senders = concurrent.futures.ThreadPoolExecutor(
+    max_workers=SMS_SENDERS, thread_name_prefix="sign-in-sms"
+)
+_pending_sends: set[concurrent.futures.Future[None]] = set()
+_pending_sends_lock = threading.Lock()
+
+
+def wait_for_pending_sends(timeout: float | None = None) -> None:
+    """Wait until the sign-in codes on their way have been handed to the provider (tests, shutdown)."""
+    with _pending_sends_lock:
+        pending = list(_pending_sends)
+    concurrent.futures.wait(pending, timeout=timeout)
+
+
+def _send_beside(job: Callable[[], None]) -> concurrent.futures.Future[None]:
+    # The request's context (its request id, for the logs) goes with the job.
+    future = _sms_senders.submit(contextvars.copy_context().run, job)
+    with _pending_sends_lock:
+        _pending_sends.add(future)
+    future.add_done_callback(_forget_send)
+    return future
+
+
+def _forget_send(future: concurrent.futures.Future[None]) -> None:
+    with _pending_sends_lock:
+        _pending_sends.discard(future)
+
+
 def start_sign_in(
-    uow: UnitOfWork, phone: str, *, client_ip: str | None, policy: SignInPolicy, sms: SmsSender
+    uow_factory: Callable[[], UnitOfWork],
+    phone: str,
+    *,
+    client_ip: str | None,
+    policy: SignInPolicy,
+    sms: SmsSender,
 ) -> dict:
     started = time.monotonic()
     try:
@@ -88,7 +127,7 @@ def start_sign_in(
         raise ValidationFailed(str(exc), param="phone", code=exc.code) from None
     now = utcnow()
     code = f"{secrets.randbelow(10**6):06d}"
-    with uow:
+    with uow_factory() as uow:
         session = uow.session
         _refuse_if_locked(session, number, now)
         _limit_starts(session, number, client_ip, policy, now)
@@ -116,20 +155,16 @@ def start_sign_in(
         session.add(sign_in)
         uow.commit()
         language = artisan.preferred_language if artisan is not None else "fr"
-    sender = None
     if artisan is not None:
         text = translate(language, OTP_MESSAGE, code=code, minutes=max(1, policy.otp.ttl_seconds // 60))
         # The code is sent beside the answer, not before it: the answer waits for the send only
         # until the minimum response time, so a slow or failing SMS provider never makes a
         # registered number's answer slower than an unknown one's.
-        sender = threading.Thread(
-            target=_send_sign_in_code,
-            args=(uow, sms, number, text, sign_in.id),
-            name="sign-in-sms",
-            daemon=True,
+        sign_in_id = sign_in.id
+        sent = _send_beside(lambda: _send_sign_in_code(uow_factory, sms, number, text, sign_in_id))
+        concurrent.futures.wait(
+            [sent], timeout=max(policy.min_response.total_seconds() - (time.monotonic() - started), 0)
         )
-        sender.start()
-        sender.join(timeout=max(policy.min_response.total_seconds() - (time.monotonic() - started), 0))
     remaining = policy.min_response.total_seconds() - (time.monotonic() - started)
     if remaining > 0:
         time.sleep(remaining)
@@ -143,18 +178,30 @@ def start_sign_in(
     }
 
 
-def _send_sign_in_code(uow: UnitOfWork, sms: SmsSender, number: str, text: str, sign_in_id: str) -> None:
+def _send_sign_in_code(
+    uow_factory: Callable[[], UnitOfWork], sms: SmsSender, number: str, text: str, sign_in_id: str
+) -> None:
+    """One code to the provider, on a sender thread: whatever goes wrong is logged here (nobody
+    waits for this job's outcome)."""
     try:
         sms.send(number, text)
     except SmsDeliveryError:
         # Answered like any other start (a 503 here would tell who is registered); the artisan
         # asks again, and this code does not count against the number's hourly sends.
         log.warning("sign-in SMS delivery failed", extra={"sign_in_id": sign_in_id})
-        with uow:
-            uow.session.execute(
-                sa.update(ArtisanSignIn).where(ArtisanSignIn.id == sign_in_id).values(status="send_failed")
-            )
-            uow.commit()
+        try:
+            with uow_factory() as uow:
+                uow.session.execute(
+                    sa.update(ArtisanSignIn)
+                    .where(ArtisanSignIn.id == sign_in_id)
+                    .values(status="send_failed")
+                )
+                uow.commit()
+        except Exception:
+            log.exception("could not record a failed sign-in SMS", extra={"sign_in_id": sign_in_id})
+    except Exception:
+        # Whether the provider got the code is unknown: the session stays pending (it counts).
+        log.exception("sign-in SMS failed unexpectedly", extra={"sign_in_id": sign_in_id})
 
 
 def _refuse_if_locked(session: Session, phone: str, now: dt.datetime) -> None:
