@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from services.onboarding.adapters.orm import (
     Artisan,
+    ArtisanDevice,
     ArtisanRefreshToken,
     ArtisanSignIn,
     OutboxMessage,
@@ -26,12 +27,15 @@ from services.onboarding.domain.artisans import normalise_moroccan_mobile
 from services.onboarding.domain.ports import SmsDeliveryError
 from services.onboarding.service_layer.artisan_sessions import (
     SMS_SENDERS,
+    _count_failure,
+    _record_device,
     start_sign_in,
     wait_for_pending_sends,
 )
 from services.onboarding.service_layer.screening import load_list, rescreen_all
 from shared.auth.scopes import Role
 from shared.banking import make_rib
+from shared.db import utcnow
 from shared.partner_ports import PartnerRegistry
 from tests.fakes import FakeBankPartner
 from tests.integration.test_bank_accounts_api import start_onboarding_app
@@ -610,3 +614,62 @@ def test_codes_waiting_for_a_slow_provider_share_a_few_sender_threads(app, marke
     finally:
         provider_answers.set()
         wait_for_pending_sends(timeout=10)
+
+
+def _read_missing_once(session, monkeypatch, insert_meanwhile) -> None:
+    """The session's next get() finds nothing, as it would just before a concurrent request
+    commits the same row (which insert_meanwhile does)."""
+    real_get = session.get
+
+    def get(*args, **kwargs):
+        monkeypatch.setattr(session, "get", real_get)
+        insert_meanwhile()
+        return None
+
+    monkeypatch.setattr(session, "get", get)
+
+
+def test_a_wrong_code_counted_at_the_same_moment_elsewhere_is_added_not_a_crash(app, monkeypatch):
+    context = app.extensions["hirfa"]
+    phone = normalise_moroccan_mobile(random_phone())
+    now = utcnow()
+
+    def insert_meanwhile():
+        with context.uow_factory() as other:
+            other.session.add(SignInLockout(phone=phone, failed_codes=1, window_started_at=now))
+            other.commit()
+
+    with context.uow_factory() as uow:
+        _read_missing_once(uow.session, monkeypatch, insert_meanwhile)
+        _count_failure(uow.session, phone, now, context.sign_in.lockout)
+        uow.commit()
+    with context.uow_factory() as uow:
+        assert uow.session.get(SignInLockout, phone).failed_codes == 2
+
+
+def test_a_device_recorded_at_the_same_moment_elsewhere_is_updated_not_a_crash(
+    client, app, marketplace_headers, monkeypatch
+):
+    context = app.extensions["hirfa"]
+    artisan = register(client, marketplace_headers)
+    seen, now = utcnow() - dt.timedelta(seconds=5), utcnow()
+
+    def insert_meanwhile():
+        with context.uow_factory() as other:
+            other.session.add(
+                ArtisanDevice(
+                    artisan_id=artisan["id"],
+                    device_id=DEVICE,
+                    first_signed_in_at=seen,
+                    last_signed_in_at=seen,
+                )
+            )
+            other.commit()
+
+    with context.uow_factory() as uow:
+        _read_missing_once(uow.session, monkeypatch, insert_meanwhile)
+        _record_device(uow, artisan["id"], DEVICE, now)
+        uow.commit()
+    with context.uow_factory() as uow:
+        device = uow.session.get(ArtisanDevice, (artisan["id"], DEVICE))
+        assert device.first_signed_in_at == seen and device.last_signed_in_at == now

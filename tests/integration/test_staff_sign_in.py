@@ -193,6 +193,30 @@ def test_emails_are_unique_whatever_their_case(context):
     assert refused.value.code == "staff_email_taken"
 
 
+def test_a_staff_member_created_twice_at_the_same_moment_is_a_conflict_not_a_crash(context):
+    make = dict(name="A", roles=["operator"], password=PASSWORD, policy=context.staff)
+    uow = context.uow_factory()
+
+    class CreatedMeanwhile(type(uow)):
+        def __enter__(self):
+            entered = super().__enter__()
+            check = entered.session.scalar
+
+            def scalar(*args, **kwargs):
+                # The check runs before the other creation commits: it sees no row.
+                entered.session.scalar = check
+                create_staff(context.uow_factory(), email="nadia@hirfa.test", **make)
+                return None
+
+            entered.session.scalar = scalar
+            return entered
+
+    uow.__class__ = CreatedMeanwhile
+    with pytest.raises(Conflict) as refused:
+        create_staff(uow, email="Nadia@hirfa.test", **make)
+    assert refused.value.code == "staff_email_taken"
+
+
 def test_every_wrong_credential_gets_the_same_answer(client, context, demo_staff):
     disable_staff(context.uow_factory(), YOUSSEF)
     attempts = [

@@ -25,6 +25,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -57,6 +58,7 @@ from shared.i18n import translate
 from shared.ids import new_id
 
 log = logging.getLogger(__name__)
+_Row = TypeVar("_Row")
 
 DEVICE_SCOPE = "devices:manage"
 
@@ -303,8 +305,9 @@ def verify_sign_in(
 def _count_failure(session: Session, phone: str, now: dt.datetime, policy: LockoutPolicy) -> None:
     row = session.get(SignInLockout, phone, with_for_update=True)
     if row is None:
-        row = SignInLockout(phone=phone, failed_codes=0, window_started_at=now)
-        session.add(row)
+        row, _ = _insert_or_read(
+            session, SignInLockout(phone=phone, failed_codes=0, window_started_at=now), phone
+        )
     count = FailureCount(row.failed_codes, row.window_started_at, row.locked_until).after_failure(now, policy)
     row.failed_codes, row.window_started_at, row.locked_until = (
         count.failed_codes,
@@ -319,12 +322,20 @@ def _record_device(uow: UnitOfWork, artisan_id: str, device_id: str, now: dt.dat
     """Remember the device; a device not seen before (or revoked since) is news for the artisan."""
     session = uow.session
     device = session.get(ArtisanDevice, (artisan_id, device_id), with_for_update=True)
-    if device is not None and device.revoked_at is None:
+    if device is None:
+        device, inserted = _insert_or_read(
+            session,
+            ArtisanDevice(
+                artisan_id=artisan_id, device_id=device_id, first_signed_in_at=now, last_signed_in_at=now
+            ),
+            (artisan_id, device_id),
+        )
+        if not inserted and device.revoked_at is None:
+            device.last_signed_in_at = now
+            return
+    elif device.revoked_at is None:
         device.last_signed_in_at = now
         return
-    if device is None:
-        device = ArtisanDevice(artisan_id=artisan_id, device_id=device_id, first_signed_in_at=now)
-        session.add(device)
     device.last_signed_in_at = now
     device.revoked_at = None
     device.revoked_by = None
@@ -335,6 +346,21 @@ def _record_device(uow: UnitOfWork, artisan_id: str, device_id: str, now: dt.dat
             data={"artisan_id": artisan_id, "device_id": device_id, "signed_in_at": now.isoformat()},
         )
     )
+
+
+def _insert_or_read(session: Session, row: _Row, key: object) -> tuple[_Row, bool]:
+    """Insert a row whose key a FOR UPDATE read just found missing (which locks nothing): in a
+    savepoint, so that when a concurrent request inserted the same key first, this transaction
+    goes on with the row that request committed, locked. True when this one inserted it."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+        return row, True
+    except sa.exc.IntegrityError:
+        existing = session.get(type(row), key, with_for_update=True, populate_existing=True)
+        if existing is None:
+            raise
+        return existing, False
 
 
 def _preferred_language(session: Session, artisan_id: str) -> str | None:

@@ -121,9 +121,10 @@ def create_staff(
         raise ValidationFailed("A staff member has a name (at most 200 characters).", param="name")
     token = new_enrolment_token()
     now = utcnow()
+    taken = Conflict(f"A staff member already has the email {address}.", code="staff_email_taken")
     with uow:
         if uow.session.scalar(sa.select(StaffMember.id).where(StaffMember.email == address)):
-            raise Conflict(f"A staff member already has the email {address}.", code="staff_email_taken")
+            raise taken
         member = StaffMember(
             id=new_id(STAFF_ID_PREFIX),
             name=name,
@@ -137,7 +138,11 @@ def create_staff(
             created_at=now,
         )
         uow.session.add(member)
-        uow.commit()
+        try:
+            uow.commit()
+        except sa.exc.IntegrityError:
+            # Created at the same moment by someone else (the check above saw no row yet).
+            raise taken from None
         log.info("staff member created", extra={"staff_id": member.id, "roles": member.roles})
         return NewStaff(profile(member), token)
 
