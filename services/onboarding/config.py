@@ -177,6 +177,10 @@ class OnboardingConfig(BankPartnerClientConfig):
             raise self.refuse("staff_max_failed_sign_ins", "and STAFF_LOCKOUT_SECONDS must be positive")
         if self.screening_list_timeout_seconds <= 0:
             raise self.refuse("screening_list_timeout_seconds", "must be positive")
+        if not self.partner_bank_slugs:
+            raise self.refuse(
+                "partner_banks", "must name at least one partner bank (the first verifies accounts)"
+            )
         if self.is_production:
             self._refuse_development_stand_ins()
 

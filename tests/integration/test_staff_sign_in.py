@@ -140,6 +140,7 @@ def test_the_first_admin_enrols_an_authenticator_then_signs_in(client, context):
     # The token is spent with the enrolment.
     again = client.post("/v1/staff-enrolments", json={"enrolment_token": token})
     assert again.status_code == 401 and again.json["code"] == "invalid_enrolment_token"
+    assert again.headers["Cache-Control"] == "no-store"
 
     # The code that confirmed the enrolment is spent too; the next one signs in.
     body = {"email": "NADIA.admin@hirfa.test", "password": PASSWORD, "totp_code": code(secret)}

@@ -22,7 +22,15 @@ blp = Blueprint(
     url_prefix="/v1",
     description="Compliance officers and operators sign in: password, then a TOTP code.",
 )
-NO_STORE = staff.NO_STORE
+# Every answer here may carry a token or a secret (a refusal too: an enrolment token), so none is
+# kept by a cache.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@blp.after_request
+def _never_stored(response):
+    response.headers.update(NO_STORE)
+    return response
 
 
 @blp.route("/staff-sessions")

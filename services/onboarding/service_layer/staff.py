@@ -53,8 +53,6 @@ from shared.ids import new_id
 
 log = logging.getLogger(__name__)
 
-NO_STORE = {"Cache-Control": "no-store"}
-
 
 class InvalidCredentials(HirfaError):
     code = "invalid_credentials"
@@ -196,7 +194,10 @@ def _find(session: Session, id_or_email: str) -> StaffMember:
     if id_or_email.startswith(STAFF_ID_PREFIX + "_"):
         query = query.where(StaffMember.id == id_or_email)
     else:
-        query = query.where(StaffMember.email == id_or_email.strip().lower())
+        try:
+            query = query.where(StaffMember.email == normalise_email(id_or_email))
+        except StaffRuleError:
+            raise NotFound(f"No staff member {id_or_email!r}.", param="staff") from None
     member = session.scalar(query)
     if member is None:
         raise NotFound(f"No staff member {id_or_email!r}.", param="staff")
@@ -296,9 +297,7 @@ def _by_enrolment_token(session: Session, token: str, now: dt.datetime) -> Staff
         or member.enrolment_expires_at is None
         or member.enrolment_expires_at <= now
     ):
-        raise InvalidEnrolmentToken(
-            "Unknown, used or expired enrolment token: sign in again for a new one.", headers=NO_STORE
-        )
+        raise InvalidEnrolmentToken("Unknown, used or expired enrolment token: sign in again for a new one.")
     return member
 
 
@@ -389,7 +388,6 @@ def sign_in(
             raise TotpEnrolmentRequired(
                 "Enrol an authenticator app with this enrolment token, then sign in again.",
                 enrolment_token=token,
-                headers=NO_STORE,
             )
         step = accepted_totp_step(_open_secret(member, policy.cipher), totp_code, now, member.totp_last_step)
         if step is None:
