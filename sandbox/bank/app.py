@@ -14,6 +14,7 @@ from flask import Flask, jsonify
 from sandbox.bank import account_openings, client_funds, holder_verifications, transfers
 from sandbox.bank.callbacks import bank_callback_sender
 from sandbox.bank.config import SandboxBankConfig
+from sandbox.common import idempotency
 from sandbox.common.auth import require_api_key
 from sandbox.common.errors import register_error_handlers
 
@@ -41,6 +42,7 @@ def create_app(
     def healthz():
         return jsonify(status="ok")
 
+    idempotency.register(app)
     callbacks = bank_callback_sender(config)
     app.extensions[CALLBACKS_EXTENSION_KEY] = callbacks
     account_openings.register(app, config, callbacks)

@@ -17,6 +17,12 @@ and holder name are settings too). It starts at 0 and books, each on its UTC day
   any other reference is an unidentified credit);
 - ``POST /v1/test-helpers/charges`` {bank_code, amount, description}: a bank fee, debit ``NCHG``.
 
+Both helpers take amounts up to ``sandbox.common.bodies.MAX_AMOUNT`` and an optional
+``Idempotency-Key`` (``sandbox.common.idempotency``: a retry replays the first answer with 200; the
+key used again for another body or the other helper is a 409). A settlement file the bank cannot
+read (the acquirer unreachable, a column missing, an amount that is no integer) is a 503
+``acquirer_unavailable``.
+
 ``GET /v1/accounts/<bank_code>/statements/<YYYY-MM-DD>?format=mt940|camt053`` gives the day's
 statement: opening = the previous day's closing, closing = opening + the day's entries.
 """
@@ -36,7 +42,10 @@ import requests
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from sandbox.bank.config import SandboxBankConfig
+from sandbox.common import bodies
 from sandbox.common.errors import ApiError
+from sandbox.common.idempotency import idempotent
+from sandbox.m2t.settlement import SHORT_CREDIT, SHORT_CREDIT_ENDING, centimes
 from shared.bank_statements import Balance, Statement, StatementEntry
 from shared.bank_statements.camt053 import write_camt053
 from shared.bank_statements.mt940 import write_mt940
@@ -44,8 +53,6 @@ from shared.bank_statements.mt940 import write_mt940
 EXTENSION_KEY = "bank_sandbox.client_funds"
 RETURNED_ENDING = "0004"  # paid, then returned the same day
 NEVER_DEBITED_ENDING = "0005"  # reported paid, never on the statement
-SHORT_CREDIT_ENDING = 75  # a batch with such a capture is credited SHORT_CREDIT centimes short
-SHORT_CREDIT = 3
 ACQUIRER_NAME = "M2T ACQUIRING"
 _EPOCH = dt.date(2000, 1, 1)  # statement numbers count days from here
 
@@ -97,7 +104,6 @@ class ClientFunds:
         self._settlements: dict[dt.date, list[Booking]] = {}
         self._final_settlement_days: set[dt.date] = set()
         self._started = utc_today()
-        self._idempotent: dict[str, dict[str, Any]] = {}
 
     @property
     def bank_code(self) -> str:
@@ -133,15 +139,6 @@ class ClientFunds:
                 ),
             )
 
-    def remember(self, key: str, answer: dict[str, Any]) -> dict[str, Any]:
-        """The first answer given for an Idempotency-Key (a retried POST books nothing twice)."""
-        with self._lock:
-            return self._idempotent.setdefault(key, answer)
-
-    def answered(self, key: str) -> dict[str, Any] | None:
-        with self._lock:
-            return self._idempotent.get(key)
-
     # -- settlement credits ----------------------------------------------------------------------
 
     def _settle_through(self, last: dt.date) -> None:
@@ -169,16 +166,16 @@ class ClientFunds:
             raise ApiError(
                 503, "acquirer_unavailable", "The acquirer's settlement file could not be read."
             ) from error
-        batches: dict[str, list[dict[str, str]]] = {}
-        for row in csv.DictReader(io.StringIO(text)):
-            batches.setdefault(row["batch_reference"], []).append(row)
+        try:
+            batches = _batches(text)
+        except (KeyError, ValueError, TypeError, csv.Error) as error:
+            # A column missing, a row cut short, an amount that is no integer: not a file to book.
+            raise ApiError(
+                503, "acquirer_unavailable", "The acquirer's settlement file could not be read."
+            ) from error
         credits = []
-        for reference, rows in sorted(batches.items()):
-            amount = sum(int(row["net_amount"]) for row in rows)
-            if any(
-                row["type"] == "capture" and abs(int(row["gross_amount"])) % 100 == SHORT_CREDIT_ENDING
-                for row in rows
-            ):
+        for reference, (amount, short) in sorted(batches.items()):
+            if short:
                 amount -= SHORT_CREDIT
             entry = StatementEntry(
                 booking_day,
@@ -220,6 +217,18 @@ class ClientFunds:
         )
 
 
+def _batches(text: str) -> dict[str, tuple[int, bool]]:
+    """Each batch of a settlement file: Σ net, and whether a capture's gross ends in SHORT_CREDIT_ENDING."""
+    batches: dict[str, tuple[int, bool]] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        net, short = batches.get(row["batch_reference"], (0, False))
+        short = short or (
+            row["type"] == "capture" and centimes(int(row["gross_amount"])) == SHORT_CREDIT_ENDING
+        )
+        batches[row["batch_reference"]] = (net + int(row["net_amount"]), short)
+    return batches
+
+
 # -- API -----------------------------------------------------------------------------------------
 
 
@@ -234,46 +243,21 @@ def _account(bank_code: object) -> ClientFunds:
     return funds
 
 
-def _positive_amount(payload: dict[str, Any]) -> int:
-    amount = payload.get("amount")
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise ApiError(
-            422, "invalid_field", "amount must be a positive integer of minor units.", param="amount"
-        )
-    return amount
-
-
 def _text(payload: dict[str, Any], name: str, *, required: bool = True, limit: int = 140) -> str:
-    value = payload.get(name)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise ApiError(
-            422, "invalid_field", f"{name} must be a non-empty string of at most {limit}.", param=name
-        )
-    return value.strip()
+    return bodies.text(payload, name, required=required, limit=limit) or ""
 
 
 def _helper_post(book: Callable[[ClientFunds, dict[str, Any]], dict[str, Any]]) -> tuple[Response, int]:
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        raise ApiError(422, "invalid_body", "The body must be a JSON object.")
-    funds = _account(payload.get("bank_code"))
-    key = request.headers.get("Idempotency-Key", "")
-    if key:
-        known = funds.answered(key)
-        if known is not None:
-            return jsonify(known), 200
-    answer = book(funds, payload)
-    if key:
-        answer = funds.remember(key, answer)
-    return jsonify(answer), 201
+    payload = bodies.json_object(request.get_json(silent=True))
+    return jsonify(book(_account(payload.get("bank_code")), payload)), 201
 
 
+# A retried helper with the same Idempotency-Key books nothing twice (its replay answers 200).
 @blueprint.post("/v1/test-helpers/incoming-transfers")
+@idempotent(key_required=False, replay_status=200)
 def incoming_transfer():
     def book(funds: ClientFunds, payload: dict[str, Any]) -> dict[str, Any]:
-        amount = _positive_amount(payload)
+        amount = bodies.amount(payload) or 0
         currency = _text(payload, "currency", required=False) or "MAD"
         if currency != "MAD":
             raise ApiError(422, "unsupported_currency", "currency must be MAD.", param="currency")
@@ -296,9 +280,10 @@ def incoming_transfer():
 
 
 @blueprint.post("/v1/test-helpers/charges")
+@idempotent(key_required=False, replay_status=200)
 def charge():
     def book(funds: ClientFunds, payload: dict[str, Any]) -> dict[str, Any]:
-        amount = _positive_amount(payload)
+        amount = bodies.amount(payload) or 0
         description = _text(payload, "description", required=False) or "Bank charges"
         today = utc_today()
         funds.book(today, StatementEntry(today, today, -amount, "NCHG", "NONREF", "", description))

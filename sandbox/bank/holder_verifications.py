@@ -13,7 +13,8 @@ RIB digits 7 to 22):
                                                              opening's, else mismatch
     anything else                                            match
 
-A body that is not a verification request (a RIB that is not 24 digits, say) is refused with 422.
+A body that is not a verification request (a RIB that is not 24 digits, or whose key or bank code
+does not check out, say) is refused with 422.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from sandbox.bank.account_openings import EXTENSION_KEY as OPENINGS_KEY
 from sandbox.bank.account_openings import AccountOpenings
 from sandbox.common.errors import ApiError
+from shared.banking import BankAccountNumber, BankIdentifierError, parse_rib
 
 blueprint = Blueprint("holder_verifications", __name__)
 
@@ -47,14 +49,13 @@ def _cin_key(cin: str) -> str:
     return re.sub(r"\s+", "", cin).upper()
 
 
-def verify(rib: str, holder_name: str, cin: str, openings: AccountOpenings) -> str:
+def verify(account: BankAccountNumber, holder_name: str, cin: str, openings: AccountOpenings) -> str:
     """The sandbox bank's answer for one question (the table in the module docstring)."""
-    account_number = rib[6:22]
-    if account_number.endswith(UNKNOWN_SUFFIX):
+    if account.account_number.endswith(UNKNOWN_SUFFIX):
         return "unknown"
-    if account_number.endswith(MISMATCH_SUFFIX):
+    if account.account_number.endswith(MISMATCH_SUFFIX):
         return "mismatch"
-    opened = openings.holder_of(rib)
+    opened = openings.holder_of(account.rib)
     if opened is not None:
         same_name = _name_key(opened.holder_name) == _name_key(holder_name)
         return "match" if same_name and _cin_key(opened.cin) == _cin_key(cin) else "mismatch"
@@ -79,7 +80,11 @@ def verify_account_holder():
     rib, holder_name, cin = (_field(payload, name) for name in ("rib", "holder_name", "cin"))
     if not _RIB.fullmatch(rib):
         raise ApiError(422, "invalid_field", "rib must be 24 digits.", param="rib")
-    result = verify(rib, holder_name, cin, current_app.extensions[OPENINGS_KEY])
+    try:
+        account = parse_rib(rib)
+    except BankIdentifierError as error:
+        raise ApiError(422, "invalid_field", str(error), param="rib") from None
+    result = verify(account, holder_name, cin, current_app.extensions[OPENINGS_KEY])
     return jsonify(result=result)
 
 

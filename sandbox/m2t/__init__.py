@@ -5,7 +5,7 @@ Run it with ``python -m sandbox.m2t [--host 127.0.0.1] [--port 8010]`` (``M2T_SA
 state in memory (lost on restart). Every ``/v1`` call needs ``Authorization: Bearer <api key>``
 (default ``sandbox-m2t-api-key``); ``/healthz`` and the 3-D Secure pages are public. Amounts are
 integer centimes of ``MAD``, timestamps unix seconds, errors ``{"code", "message"[, "param"]}`` with
-every 5xx ``processing_error``. Every POST needs an ``Idempotency-Key`` (``idempotency``).
+every 5xx ``processing_error``. Every POST needs an ``Idempotency-Key`` (``sandbox.common.idempotency``).
 
 Modules: ``api`` (the endpoints), ``cards`` (tokens), ``wallets`` (wallet requests),
 ``gateway`` (the state machines and when callbacks go), ``three_ds`` (the challenge pages),

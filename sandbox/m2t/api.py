@@ -35,10 +35,10 @@ import datetime
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
 from sandbox.common.errors import ApiError
+from sandbox.common.idempotency import idempotent
 from sandbox.m2t import bodies, cards, settlement
 from sandbox.m2t.config import SandboxM2TConfig
 from sandbox.m2t.gateway import current_gateway
-from sandbox.m2t.idempotency import idempotent
 
 CONFIG_EXTENSION_KEY = "m2t_sandbox.config"
 ANSWER_DELAY_KEY = "m2t_answer_delay_seconds"

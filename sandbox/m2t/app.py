@@ -11,6 +11,7 @@ import logging
 
 from flask import Flask, Response, g, jsonify
 
+from sandbox.common import idempotency
 from sandbox.common.auth import require_api_key
 from sandbox.common.errors import register_error_handlers
 from sandbox.m2t import api, three_ds
@@ -18,8 +19,6 @@ from sandbox.m2t.callbacks import m2t_callback_sender
 from sandbox.m2t.config import SandboxM2TConfig
 from sandbox.m2t.gateway import EXTENSION_KEY as GATEWAY_EXTENSION_KEY
 from sandbox.m2t.gateway import Gateway
-from sandbox.m2t.idempotency import EXTENSION_KEY as IDEMPOTENCY_EXTENSION_KEY
-from sandbox.m2t.idempotency import IdempotencyStore
 
 CALLBACKS_EXTENSION_KEY = "m2t_sandbox.callbacks"
 # Reachable without the API key: a load balancer's health check, and the buyer's browser on the
@@ -46,7 +45,7 @@ def create_app(config: SandboxM2TConfig | None = None) -> Flask:
     callbacks = m2t_callback_sender(config)
     app.extensions[CALLBACKS_EXTENSION_KEY] = callbacks
     app.extensions[GATEWAY_EXTENSION_KEY] = Gateway(config, callbacks)
-    app.extensions[IDEMPOTENCY_EXTENSION_KEY] = IdempotencyStore()
+    idempotency.register(app)
 
     @app.after_request
     def answer_late(response: Response) -> Response:

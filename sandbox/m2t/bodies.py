@@ -11,6 +11,8 @@ import dataclasses
 from typing import Any
 from urllib.parse import urlsplit
 
+from sandbox.common.bodies import amount, json_object
+from sandbox.common.bodies import text as common_text
 from sandbox.common.errors import ApiError
 from sandbox.m2t.wallets import MOROCCAN_MOBILE
 
@@ -18,7 +20,6 @@ CURRENCIES = ("MAD",)
 METHODS = ("card", "mobile_wallet")
 DISPUTE_REASONS = ("fraudulent", "product_not_received", "duplicate", "other")
 DISPUTE_OUTCOMES = ("won", "lost")
-MAX_AMOUNT = 10**12
 _MAX_LENGTHS = {
     "reference": 100,
     "description": 500,
@@ -28,39 +29,8 @@ _MAX_LENGTHS = {
 }
 
 
-def json_object(payload: Any, *, optional: bool = False) -> dict[str, Any]:
-    """The body as a dict; with ``optional``, no body at all reads as ``{}``."""
-    if payload is None and optional:
-        return {}
-    if not isinstance(payload, dict):
-        raise ApiError(422, "invalid_body", "The body must be a JSON object.")
-    return payload
-
-
 def text(payload: dict[str, Any], name: str, *, required: bool = True) -> str | None:
-    value = payload.get(name)
-    if value is None:
-        if required:
-            raise ApiError(422, "missing_field", f"{name} is required.", param=name)
-        return None
-    if not isinstance(value, str) or not value.strip():
-        raise ApiError(422, "invalid_field", f"{name} must be a non-empty string.", param=name)
-    value = value.strip()
-    limit = _MAX_LENGTHS.get(name)
-    if limit is not None and len(value) > limit:
-        raise ApiError(422, "invalid_field", f"{name} is longer than {limit} characters.", param=name)
-    return value
-
-
-def amount(payload: dict[str, Any], name: str = "amount", *, required: bool = True) -> int | None:
-    value = payload.get(name)
-    if value is None:
-        if required:
-            raise ApiError(422, "missing_field", f"{name} is required.", param=name)
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_AMOUNT:
-        raise ApiError(422, "invalid_field", f"{name} must be a positive integer of minor units.", param=name)
-    return value
+    return common_text(payload, name, required=required, limit=_MAX_LENGTHS.get(name))
 
 
 def one_of(

@@ -83,6 +83,9 @@ class OnboardingConfig(BankPartnerClientConfig):
     sign_in_failure_window_seconds: int = 3600
     sign_in_lockout_seconds: int = 1800
     sign_in_max_starts_per_ip_per_hour: int = 30
+    # Behind a proxy that sets X-Forwarded-For (the ingress), the caller of a sign-in (artisan or
+    # staff) is its last hop; else every caller shares the proxy's address and its limit.
+    trust_forwarded_for: bool = False
     # Every answer to a sign-in start takes at least this long, SMS sent or not (no timing oracle on
     # who is registered); keep it above the SMS provider's usual latency.
     sign_in_min_response_ms: int = 300
@@ -174,6 +177,10 @@ class OnboardingConfig(BankPartnerClientConfig):
             raise self.refuse("staff_max_failed_sign_ins", "and STAFF_LOCKOUT_SECONDS must be positive")
         if self.screening_list_timeout_seconds <= 0:
             raise self.refuse("screening_list_timeout_seconds", "must be positive")
+        if not self.partner_bank_slugs:
+            raise self.refuse(
+                "partner_banks", "must name at least one partner bank (the first verifies accounts)"
+            )
         if self.is_production:
             self._refuse_development_stand_ins()
 

@@ -197,7 +197,8 @@ def _read_statement(stmt: etree._Element, problems: list[dict[str, object]]) -> 
         amount_element = bal.find("c:Amt", _NS)
         assert amount_element is not None  # the schema requires it
         amount = _signed(_checked_minor(amount_element, problem), _find(bal, "c:CdtDbtInd"))
-        day = _find(bal, "c:Dt/c:Dt") or _find(bal, "c:Dt/c:DtTm")[:10]
+        # An xs:date may carry a zone ("2026-12-06Z", "2026-12-06+01:00"): the day is its first ten characters.
+        day = (_find(bal, "c:Dt/c:Dt") or _find(bal, "c:Dt/c:DtTm"))[:10]
         balances[code] = (Balance(dt.date.fromisoformat(day), amount), amount_element.get("Ccy", ""), bal)
     opening = balances.get("OPBD") or balances.get("PRCD")
     closing = balances.get("CLBD")
@@ -296,7 +297,7 @@ def _find(element: etree._Element, path: str) -> str:
 
 
 def _date_of(element: etree._Element, path: str) -> dt.date | None:
-    day = _find(element, path + "/c:Dt") or _find(element, path + "/c:DtTm")[:10]
+    day = (_find(element, path + "/c:Dt") or _find(element, path + "/c:DtTm"))[:10]
     return dt.date.fromisoformat(day) if day else None
 
 

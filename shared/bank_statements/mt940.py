@@ -276,6 +276,10 @@ def _check_message(fields: list[_Field], problems: list[dict[str, object]]) -> N
             else:
                 if not _valid_date(match.group("value")):
                     problem(field, "value date is not a date")
+                # The entry date (MMDD) is read in the value date's year.
+                entry = match.group("entry")
+                if entry and not _valid_date(match.group("value")[:2] + entry):
+                    problem(field, "entry date is not a date")
                 cents = _cents(match.group("amount"))
                 movement += cents if match.group("mark") in ("C", "RD") else -cents
             if len(more) > 1 or (more and len(more[0]) > 34):

@@ -15,12 +15,27 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from services.onboarding.adapters.orm import Artisan, ArtisanRefreshToken, OutboxMessage, SignInLockout
+from services.onboarding.adapters.orm import (
+    Artisan,
+    ArtisanDevice,
+    ArtisanRefreshToken,
+    ArtisanSignIn,
+    OutboxMessage,
+    SignInLockout,
+)
 from services.onboarding.domain.artisans import normalise_moroccan_mobile
-from services.onboarding.service_layer.artisan_sessions import start_sign_in
+from services.onboarding.domain.ports import SmsDeliveryError
+from services.onboarding.service_layer.artisan_sessions import (
+    SMS_SENDERS,
+    _count_failure,
+    _record_device,
+    start_sign_in,
+    wait_for_pending_sends,
+)
 from services.onboarding.service_layer.screening import load_list, rescreen_all
 from shared.auth.scopes import Role
 from shared.banking import make_rib
+from shared.db import utcnow
 from shared.partner_ports import PartnerRegistry
 from tests.fakes import FakeBankPartner
 from tests.integration.test_bank_accounts_api import start_onboarding_app
@@ -72,10 +87,8 @@ def register(client, marketplace_headers, **body) -> dict:
 
 
 def sms_to(app, phone: str) -> list[str]:
-    # Sign-in codes are sent beside the answer: what is on its way has arrived once its sender ends.
-    for sender in threading.enumerate():
-        if sender.name == "sign-in-sms":
-            sender.join(timeout=10)
+    # Sign-in codes are sent beside the answer: what is on its way has arrived once its send ends.
+    wait_for_pending_sends(timeout=10)
     return [message["text"] for message in app.extensions["hirfa"].sms.messages(to=phone)]
 
 
@@ -173,7 +186,7 @@ def test_every_answer_to_a_sign_in_takes_the_same_minimum_time(app, marketplace_
     policy = dataclasses.replace(context.sign_in, min_response=dt.timedelta(milliseconds=250))
     for phone in (artisan["phone"], random_phone()):
         began = time.monotonic()
-        start_sign_in(context.uow_factory(), phone, client_ip=None, policy=policy, sms=context.sms)
+        start_sign_in(context.uow_factory, phone, client_ip=None, policy=policy, sms=context.sms)
         assert time.monotonic() - began >= 0.25
 
 
@@ -190,7 +203,7 @@ def test_a_slow_sms_provider_does_not_hold_up_a_registered_numbers_answer(app, m
             sent.append(to)
 
     answer = start_sign_in(
-        context.uow_factory(), artisan["phone"], client_ip=None, policy=policy, sms=SlowProvider()
+        context.uow_factory, artisan["phone"], client_ip=None, policy=policy, sms=SlowProvider()
     )
     # The answer came back while the provider still had the code: like an unknown number's.
     assert answer["status"] == "pending" and sent == []
@@ -518,3 +531,145 @@ def test_an_artisan_links_their_own_bank_accounts_and_picks_the_default(client, 
     elsewhere = f"/v1/artisans/{other['id']}/bank-accounts"
     assert client.get(elsewhere, headers=headers).status_code == 404
     assert client.post(f"{elsewhere}/{ids[0]}/default", headers=headers).status_code == 404
+
+
+def test_behind_the_ingress_each_artisan_network_has_its_own_sign_in_budget(client, app):
+    context = app.extensions["hirfa"]
+    context.config = dataclasses.replace(context.config, trust_forwarded_for=True)
+    ingress = "10.0.0.9"
+
+    def start_via_ingress(forwarded: str):
+        return client.post(
+            "/v1/artisan-sessions",
+            json={"phone": random_phone()},
+            headers={"X-Forwarded-For": forwarded},
+            environ_base={"REMOTE_ADDR": ingress},
+        )
+
+    for _ in range(MAX_STARTS_PER_IP):
+        assert start_via_ingress("192.0.2.60").status_code == 202
+    # The last hop is the one the ingress added: what a client writes before it does not count.
+    limited = start_via_ingress("198.51.100.1, 192.0.2.60")
+    assert limited.status_code == 429 and limited.json["code"] == "sign_in_ip_limit"
+    assert start_via_ingress("192.0.2.60, 192.0.2.61").status_code == 202
+
+
+def test_a_failing_sms_provider_is_logged_and_a_refused_send_frees_the_number(
+    app, marketplace_headers, client, caplog
+):
+    artisan = register(client, marketplace_headers)
+    context = app.extensions["hirfa"]
+
+    class BrokenProvider:
+        def send(self, to: str, text: str) -> None:
+            raise RuntimeError("provider client bug")
+
+    class RefusingProvider:
+        def send(self, to: str, text: str) -> None:
+            raise SmsDeliveryError("provider down")
+
+    with caplog.at_level("WARNING"):
+        broken = start_sign_in(
+            context.uow_factory,
+            artisan["phone"],
+            client_ip=None,
+            policy=context.sign_in,
+            sms=BrokenProvider(),
+        )
+        refused = start_sign_in(
+            context.uow_factory,
+            artisan["phone"],
+            client_ip=None,
+            policy=context.sign_in,
+            sms=RefusingProvider(),
+        )
+        wait_for_pending_sends(timeout=10)
+    assert broken["status"] == refused["status"] == "pending"
+    assert "sign-in SMS failed unexpectedly" in caplog.text
+    assert "sign-in SMS delivery failed" in caplog.text
+    with context.uow_factory() as uow:
+        assert uow.session.get(ArtisanSignIn, refused["id"]).status == "send_failed"
+
+
+def test_codes_waiting_for_a_slow_provider_share_a_few_sender_threads(app, marketplace_headers, client):
+    artisans = [register(client, marketplace_headers) for _ in range(SMS_SENDERS + 3)]
+    context = app.extensions["hirfa"]
+    provider_answers = threading.Event()
+
+    class SlowProvider:
+        def send(self, to: str, text: str) -> None:
+            provider_answers.wait(timeout=10)
+
+    try:
+        for artisan in artisans:
+            start_sign_in(
+                context.uow_factory,
+                artisan["phone"],
+                client_ip=None,
+                policy=context.sign_in,
+                sms=SlowProvider(),
+            )
+        senders = [thread for thread in threading.enumerate() if thread.name.startswith("sign-in-sms")]
+        assert 0 < len(senders) <= SMS_SENDERS
+    finally:
+        provider_answers.set()
+        wait_for_pending_sends(timeout=10)
+
+
+def _read_missing_once(session, monkeypatch, insert_meanwhile) -> None:
+    """The session's next get() finds nothing, as it would just before a concurrent request
+    commits the same row (which insert_meanwhile does)."""
+    real_get = session.get
+
+    def get(*args, **kwargs):
+        monkeypatch.setattr(session, "get", real_get)
+        insert_meanwhile()
+        return None
+
+    monkeypatch.setattr(session, "get", get)
+
+
+def test_a_wrong_code_counted_at_the_same_moment_elsewhere_is_added_not_a_crash(app, monkeypatch):
+    context = app.extensions["hirfa"]
+    phone = normalise_moroccan_mobile(random_phone())
+    now = utcnow()
+
+    def insert_meanwhile():
+        with context.uow_factory() as other:
+            other.session.add(SignInLockout(phone=phone, failed_codes=1, window_started_at=now))
+            other.commit()
+
+    with context.uow_factory() as uow:
+        _read_missing_once(uow.session, monkeypatch, insert_meanwhile)
+        _count_failure(uow.session, phone, now, context.sign_in.lockout)
+        uow.commit()
+    with context.uow_factory() as uow:
+        assert uow.session.get(SignInLockout, phone).failed_codes == 2
+
+
+def test_a_device_recorded_at_the_same_moment_elsewhere_is_updated_not_a_crash(
+    client, app, marketplace_headers, monkeypatch
+):
+    context = app.extensions["hirfa"]
+    artisan = register(client, marketplace_headers)
+    seen, now = utcnow() - dt.timedelta(seconds=5), utcnow()
+
+    def insert_meanwhile():
+        with context.uow_factory() as other:
+            other.session.add(
+                ArtisanDevice(
+                    artisan_id=artisan["id"],
+                    device_id=DEVICE,
+                    first_signed_in_at=seen,
+                    last_signed_in_at=seen,
+                )
+            )
+            other.commit()
+
+    with context.uow_factory() as uow:
+        _read_missing_once(uow.session, monkeypatch, insert_meanwhile)
+        _record_device(uow, artisan["id"], DEVICE, now)
+        uow.commit()
+    with context.uow_factory() as uow:
+        device = uow.session.get(ArtisanDevice, (artisan["id"], DEVICE))
+        assert device.first_signed_in_at == seen and device.last_signed_in_at == now

@@ -561,6 +561,23 @@ class TestHolderVerification:
         [
             ({"holder_name": "Fatima", "cin": "BE123456"}, "rib"),
             ({"rib": "12345", "holder_name": "Fatima", "cin": "BE123456"}, "rib"),
+            # 24 digits, but the key (the last two) is wrong, or the bank code is no bank's.
+            (
+                {
+                    "rib": make_rib("007", "780", "0000000000001234")[:22] + "00",
+                    "holder_name": "F",
+                    "cin": "BE1",
+                },
+                "rib",
+            ),
+            (
+                {
+                    "rib": "999780" + make_rib("007", "780", "0000000000001234")[6:],
+                    "holder_name": "F",
+                    "cin": "BE1",
+                },
+                "rib",
+            ),
             ({"rib": make_rib("007", "780", "0000000000001234"), "cin": "BE123456"}, "holder_name"),
             ({"rib": make_rib("007", "780", "0000000000001234"), "holder_name": "Fatima"}, "cin"),
         ],

@@ -258,3 +258,46 @@ def test_the_bank_reads_the_m2t_sandboxs_file_over_http(make_bank):
     finally:
         served.stop()
         stop_m2t(m2t_app)
+
+
+def test_a_helper_amount_too_large_for_a_statement_is_refused(make_bank, today):
+    bank = make_bank()
+    for helper in ("/v1/test-helpers/incoming-transfers", "/v1/test-helpers/charges"):
+        body = {"bank_code": "145", "amount": 10**15, "reference": "RSV-mkt_1"}
+        refused = bank.post(helper, json=body, headers=AUTH)
+        assert (refused.status_code, refused.get_json()["param"]) == (422, "amount")
+    # Nothing was booked: the day's statement still reads.
+    assert read_mt940(statement(bank, DAY).data)[0].closing.amount == 0
+
+
+def test_a_helper_key_used_again_for_another_request_is_a_conflict(make_bank, today):
+    bank = make_bank()
+    keyed = {**AUTH, "Idempotency-Key": "k-shared"}
+    top_up = {"bank_code": "145", "amount": 1_000, "reference": "RSV-mkt_1"}
+    assert bank.post("/v1/test-helpers/incoming-transfers", json=top_up, headers=keyed).status_code == 201
+    other_body = bank.post(
+        "/v1/test-helpers/incoming-transfers", json={**top_up, "amount": 2_000}, headers=keyed
+    )
+    other_endpoint = bank.post(
+        "/v1/test-helpers/charges", json={"bank_code": "145", "amount": 1_000}, headers=keyed
+    )
+    assert [other_body.status_code, other_endpoint.status_code] == [409, 409]
+    assert other_body.get_json()["code"] == "idempotency_key_reuse"
+    (read,) = read_mt940(statement(bank, DAY).data)
+    assert [(e.transaction_type, e.amount) for e in read.entries] == [("NTRF", 1_000)]
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        HEADER.replace("net_amount", "net")
+        + "\r\n2026-12-05,M2T-20261205-CARD,capture,t,p,,,MAD,100,1,99,visa,d,1\r\n",
+        settlement_csv("2026-12-05", ("CARD", "capture", 10_000, 300)).replace("9700", "97.00"),
+        HEADER + "\r\n2026-12-05,M2T-20261205-CARD,capture\r\n",
+    ],
+    ids=["missing column", "amount not an integer", "row cut short"],
+)
+def test_an_acquirer_file_that_cannot_be_read_is_the_acquirer_unavailable(make_bank, today, broken):
+    bank = make_bank(lambda day: broken)
+    answer = statement(bank, DAY)
+    assert (answer.status_code, answer.get_json()["code"]) == (503, "acquirer_unavailable")

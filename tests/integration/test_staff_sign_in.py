@@ -140,6 +140,7 @@ def test_the_first_admin_enrols_an_authenticator_then_signs_in(client, context):
     # The token is spent with the enrolment.
     again = client.post("/v1/staff-enrolments", json={"enrolment_token": token})
     assert again.status_code == 401 and again.json["code"] == "invalid_enrolment_token"
+    assert again.headers["Cache-Control"] == "no-store"
 
     # The code that confirmed the enrolment is spent too; the next one signs in.
     body = {"email": "NADIA.admin@hirfa.test", "password": PASSWORD, "totp_code": code(secret)}
@@ -190,6 +191,30 @@ def test_emails_are_unique_whatever_their_case(context):
     create_staff(context.uow_factory(), email="Leila@Hirfa.test", **make)
     with pytest.raises(Conflict) as refused:
         create_staff(context.uow_factory(), email="leila@HIRFA.TEST", **make)
+    assert refused.value.code == "staff_email_taken"
+
+
+def test_a_staff_member_created_twice_at_the_same_moment_is_a_conflict_not_a_crash(context):
+    make = dict(name="A", roles=["operator"], password=PASSWORD, policy=context.staff)
+    uow = context.uow_factory()
+
+    class CreatedMeanwhile(type(uow)):
+        def __enter__(self):
+            entered = super().__enter__()
+            check = entered.session.scalar
+
+            def scalar(*args, **kwargs):
+                # The check runs before the other creation commits: it sees no row.
+                entered.session.scalar = check
+                create_staff(context.uow_factory(), email="nadia@hirfa.test", **make)
+                return None
+
+            entered.session.scalar = scalar
+            return entered
+
+    uow.__class__ = CreatedMeanwhile
+    with pytest.raises(Conflict) as refused:
+        create_staff(uow, email="Nadia@hirfa.test", **make)
     assert refused.value.code == "staff_email_taken"
 
 

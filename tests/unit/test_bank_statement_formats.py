@@ -320,3 +320,21 @@ def test_camt053_reader_expands_no_entity() -> None:
     )
     problems = _camt_problems(evil)
     assert "root:" not in str(problems)
+
+
+def test_an_mt940_entry_date_that_is_not_a_date_is_refused_naming_the_line() -> None:
+    lines = write_mt940(statement(day_entries())).split("\r\n")
+    assert lines[4].startswith(":61:2612061206C")
+    lines[4] = lines[4].replace(":61:2612061206C", ":61:2612061232C")
+    assert _malformed("\r\n".join(lines)) == [{"line": 5, "reason": ":61: entry date is not a date"}]
+
+
+@pytest.mark.parametrize("zone", ["Z", "+01:00", "-05:00"])
+def test_camt053_dates_with_a_zone_read_as_their_day(zone: str) -> None:
+    written = statement(day_entries())
+    data = write_camt053(written)
+    zoned = data.replace(b"-12-06</Dt>", f"-12-06{zone}</Dt>".encode()).replace(
+        b"-12-05</Dt>", f"-12-05{zone}</Dt>".encode()
+    )
+    assert zoned.count(zone.encode()) >= 2
+    assert read_camt053(zoned) == [written]

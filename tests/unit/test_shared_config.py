@@ -47,3 +47,10 @@ def test_production_refuses_the_sandbox_bank_callback_secret(name, config_type):
                 else {}
             ),
         ).validate()
+
+
+@pytest.mark.parametrize("banks", ["", " , "])
+def test_onboarding_needs_a_partner_bank(banks):
+    # The first partner bank verifies account holders: without one, every verification is a 500.
+    with pytest.raises(ConfigError, match="PARTNER_BANKS"):
+        OnboardingConfig.from_env("onboarding", environ={}, database_url="sqlite://", partner_banks=banks)

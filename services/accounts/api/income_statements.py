@@ -17,6 +17,7 @@ from services.accounts.api.schemas import (
 )
 from services.accounts.service_layer import income_statements
 from shared.auth.flask import current_principal, require_scopes
+from shared.http_clients import client_address
 
 statements_blp = Blueprint(
     "income_statements",
@@ -47,15 +48,8 @@ def _language(args: dict) -> str:
 
 
 def _caller() -> str:
-    """Who a public request comes from, for its rate limit: the client address, or the last hop
-    of X-Forwarded-For behind a proxy we trust to set it."""
-    if service_context().config.trust_forwarded_for:
-        forwarded = [
-            hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",") if hop.strip()
-        ]
-        if forwarded:
-            return forwarded[-1]
-    return request.remote_addr or "unknown"
+    """Who a public request comes from, for its rate limit."""
+    return client_address(service_context().config.trust_forwarded_for)
 
 
 @statements_blp.route("/artisans/<string:artisan_id>/income-statement", methods=["GET"])

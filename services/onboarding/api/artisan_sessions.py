@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -18,6 +17,7 @@ from services.onboarding.api.schemas import (
 )
 from services.onboarding.service_layer import artisan_sessions
 from shared.auth.flask import current_principal, require_any_scope
+from shared.http_clients import client_address
 
 blp = Blueprint(
     "artisan_sessions",
@@ -42,9 +42,9 @@ class ArtisanSessions(MethodView):
         wrong codes (429 with Retry-After)."""
         context = service_context()
         return artisan_sessions.start_sign_in(
-            context.uow_factory(),
+            context.uow_factory,
             body["phone"],
-            client_ip=request.remote_addr,
+            client_ip=client_address(context.config.trust_forwarded_for),
             policy=context.sign_in,
             sms=context.sms,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -15,6 +14,7 @@ from services.onboarding.api.schemas import (
     StaffTokenSchema,
 )
 from services.onboarding.service_layer import staff
+from shared.http_clients import client_address
 
 blp = Blueprint(
     "staff",
@@ -22,7 +22,15 @@ blp = Blueprint(
     url_prefix="/v1",
     description="Compliance officers and operators sign in: password, then a TOTP code.",
 )
-NO_STORE = staff.NO_STORE
+# Every answer here may carry a token or a secret (a refusal too: an enrolment token), so none is
+# kept by a cache.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@blp.after_request
+def _never_stored(response):
+    response.headers.update(NO_STORE)
+    return response
 
 
 @blp.route("/staff-sessions")
@@ -43,7 +51,7 @@ class StaffSessions(MethodView):
             body["password"],
             body["totp_code"],
             policy=context.staff,
-            client_ip=request.remote_addr,
+            client_ip=client_address(context.config.trust_forwarded_for),
         )
         return tokens, 200, NO_STORE
 

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
 import dataclasses
 import datetime as dt
 import hmac
@@ -22,6 +24,8 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -54,6 +58,7 @@ from shared.i18n import translate
 from shared.ids import new_id
 
 log = logging.getLogger(__name__)
+_Row = TypeVar("_Row")
 
 DEVICE_SCOPE = "devices:manage"
 
@@ -78,8 +83,44 @@ class SignInPolicy:
 # -- the code by SMS -----------------------------------------------------------------------------------
 
 
+# Sign-in codes go out beside the answers, from a few worker threads shared by every request (a
+# slow provider queues codes here rather than starting a thread per request).
+SMS_SENDERS = 4
+_sms_senders = concurrent.futures.ThreadPoolExecutor(
+    max_workers=SMS_SENDERS, thread_name_prefix="sign-in-sms"
+)
+_pending_sends: set[concurrent.futures.Future[None]] = set()
+_pending_sends_lock = threading.Lock()
+
+
+def wait_for_pending_sends(timeout: float | None = None) -> None:
+    """Wait until the sign-in codes on their way have been handed to the provider (tests, shutdown)."""
+    with _pending_sends_lock:
+        pending = list(_pending_sends)
+    concurrent.futures.wait(pending, timeout=timeout)
+
+
+def _send_beside(job: Callable[[], None]) -> concurrent.futures.Future[None]:
+    # The request's context (its request id, for the logs) goes with the job.
+    future = _sms_senders.submit(contextvars.copy_context().run, job)
+    with _pending_sends_lock:
+        _pending_sends.add(future)
+    future.add_done_callback(_forget_send)
+    return future
+
+
+def _forget_send(future: concurrent.futures.Future[None]) -> None:
+    with _pending_sends_lock:
+        _pending_sends.discard(future)
+
+
 def start_sign_in(
-    uow: UnitOfWork, phone: str, *, client_ip: str | None, policy: SignInPolicy, sms: SmsSender
+    uow_factory: Callable[[], UnitOfWork],
+    phone: str,
+    *,
+    client_ip: str | None,
+    policy: SignInPolicy,
+    sms: SmsSender,
 ) -> dict:
     started = time.monotonic()
     try:
@@ -88,7 +129,7 @@ def start_sign_in(
         raise ValidationFailed(str(exc), param="phone", code=exc.code) from None
     now = utcnow()
     code = f"{secrets.randbelow(10**6):06d}"
-    with uow:
+    with uow_factory() as uow:
         session = uow.session
         _refuse_if_locked(session, number, now)
         _limit_starts(session, number, client_ip, policy, now)
@@ -116,20 +157,16 @@ def start_sign_in(
         session.add(sign_in)
         uow.commit()
         language = artisan.preferred_language if artisan is not None else "fr"
-    sender = None
     if artisan is not None:
         text = translate(language, OTP_MESSAGE, code=code, minutes=max(1, policy.otp.ttl_seconds // 60))
         # The code is sent beside the answer, not before it: the answer waits for the send only
         # until the minimum response time, so a slow or failing SMS provider never makes a
         # registered number's answer slower than an unknown one's.
-        sender = threading.Thread(
-            target=_send_sign_in_code,
-            args=(uow, sms, number, text, sign_in.id),
-            name="sign-in-sms",
-            daemon=True,
+        sign_in_id = sign_in.id
+        sent = _send_beside(lambda: _send_sign_in_code(uow_factory, sms, number, text, sign_in_id))
+        concurrent.futures.wait(
+            [sent], timeout=max(policy.min_response.total_seconds() - (time.monotonic() - started), 0)
         )
-        sender.start()
-        sender.join(timeout=max(policy.min_response.total_seconds() - (time.monotonic() - started), 0))
     remaining = policy.min_response.total_seconds() - (time.monotonic() - started)
     if remaining > 0:
         time.sleep(remaining)
@@ -143,18 +180,30 @@ def start_sign_in(
     }
 
 
-def _send_sign_in_code(uow: UnitOfWork, sms: SmsSender, number: str, text: str, sign_in_id: str) -> None:
+def _send_sign_in_code(
+    uow_factory: Callable[[], UnitOfWork], sms: SmsSender, number: str, text: str, sign_in_id: str
+) -> None:
+    """One code to the provider, on a sender thread: whatever goes wrong is logged here (nobody
+    waits for this job's outcome)."""
     try:
         sms.send(number, text)
     except SmsDeliveryError:
         # Answered like any other start (a 503 here would tell who is registered); the artisan
         # asks again, and this code does not count against the number's hourly sends.
         log.warning("sign-in SMS delivery failed", extra={"sign_in_id": sign_in_id})
-        with uow:
-            uow.session.execute(
-                sa.update(ArtisanSignIn).where(ArtisanSignIn.id == sign_in_id).values(status="send_failed")
-            )
-            uow.commit()
+        try:
+            with uow_factory() as uow:
+                uow.session.execute(
+                    sa.update(ArtisanSignIn)
+                    .where(ArtisanSignIn.id == sign_in_id)
+                    .values(status="send_failed")
+                )
+                uow.commit()
+        except Exception:
+            log.exception("could not record a failed sign-in SMS", extra={"sign_in_id": sign_in_id})
+    except Exception:
+        # Whether the provider got the code is unknown: the session stays pending (it counts).
+        log.exception("sign-in SMS failed unexpectedly", extra={"sign_in_id": sign_in_id})
 
 
 def _refuse_if_locked(session: Session, phone: str, now: dt.datetime) -> None:
@@ -256,8 +305,9 @@ def verify_sign_in(
 def _count_failure(session: Session, phone: str, now: dt.datetime, policy: LockoutPolicy) -> None:
     row = session.get(SignInLockout, phone, with_for_update=True)
     if row is None:
-        row = SignInLockout(phone=phone, failed_codes=0, window_started_at=now)
-        session.add(row)
+        row, _ = _insert_or_read(
+            session, SignInLockout(phone=phone, failed_codes=0, window_started_at=now), phone
+        )
     count = FailureCount(row.failed_codes, row.window_started_at, row.locked_until).after_failure(now, policy)
     row.failed_codes, row.window_started_at, row.locked_until = (
         count.failed_codes,
@@ -272,12 +322,20 @@ def _record_device(uow: UnitOfWork, artisan_id: str, device_id: str, now: dt.dat
     """Remember the device; a device not seen before (or revoked since) is news for the artisan."""
     session = uow.session
     device = session.get(ArtisanDevice, (artisan_id, device_id), with_for_update=True)
-    if device is not None and device.revoked_at is None:
+    if device is None:
+        device, inserted = _insert_or_read(
+            session,
+            ArtisanDevice(
+                artisan_id=artisan_id, device_id=device_id, first_signed_in_at=now, last_signed_in_at=now
+            ),
+            (artisan_id, device_id),
+        )
+        if not inserted and device.revoked_at is None:
+            device.last_signed_in_at = now
+            return
+    elif device.revoked_at is None:
         device.last_signed_in_at = now
         return
-    if device is None:
-        device = ArtisanDevice(artisan_id=artisan_id, device_id=device_id, first_signed_in_at=now)
-        session.add(device)
     device.last_signed_in_at = now
     device.revoked_at = None
     device.revoked_by = None
@@ -288,6 +346,21 @@ def _record_device(uow: UnitOfWork, artisan_id: str, device_id: str, now: dt.dat
             data={"artisan_id": artisan_id, "device_id": device_id, "signed_in_at": now.isoformat()},
         )
     )
+
+
+def _insert_or_read(session: Session, row: _Row, key: object) -> tuple[_Row, bool]:
+    """Insert a row whose key a FOR UPDATE read just found missing (which locks nothing): in a
+    savepoint, so that when a concurrent request inserted the same key first, this transaction
+    goes on with the row that request committed, locked. True when this one inserted it."""
+    try:
+        with session.begin_nested():
+            session.add(row)
+        return row, True
+    except sa.exc.IntegrityError:
+        existing = session.get(type(row), key, with_for_update=True, populate_existing=True)
+        if existing is None:
+            raise
+        return existing, False
 
 
 def _preferred_language(session: Session, artisan_id: str) -> str | None:

@@ -53,8 +53,6 @@ from shared.ids import new_id
 
 log = logging.getLogger(__name__)
 
-NO_STORE = {"Cache-Control": "no-store"}
-
 
 class InvalidCredentials(HirfaError):
     code = "invalid_credentials"
@@ -121,9 +119,10 @@ def create_staff(
         raise ValidationFailed("A staff member has a name (at most 200 characters).", param="name")
     token = new_enrolment_token()
     now = utcnow()
+    taken = Conflict(f"A staff member already has the email {address}.", code="staff_email_taken")
     with uow:
         if uow.session.scalar(sa.select(StaffMember.id).where(StaffMember.email == address)):
-            raise Conflict(f"A staff member already has the email {address}.", code="staff_email_taken")
+            raise taken
         member = StaffMember(
             id=new_id(STAFF_ID_PREFIX),
             name=name,
@@ -137,7 +136,11 @@ def create_staff(
             created_at=now,
         )
         uow.session.add(member)
-        uow.commit()
+        try:
+            uow.commit()
+        except sa.exc.IntegrityError:
+            # Created at the same moment by someone else (the check above saw no row yet).
+            raise taken from None
         log.info("staff member created", extra={"staff_id": member.id, "roles": member.roles})
         return NewStaff(profile(member), token)
 
@@ -191,7 +194,10 @@ def _find(session: Session, id_or_email: str) -> StaffMember:
     if id_or_email.startswith(STAFF_ID_PREFIX + "_"):
         query = query.where(StaffMember.id == id_or_email)
     else:
-        query = query.where(StaffMember.email == id_or_email.strip().lower())
+        try:
+            query = query.where(StaffMember.email == normalise_email(id_or_email))
+        except StaffRuleError:
+            raise NotFound(f"No staff member {id_or_email!r}.", param="staff") from None
     member = session.scalar(query)
     if member is None:
         raise NotFound(f"No staff member {id_or_email!r}.", param="staff")
@@ -291,9 +297,7 @@ def _by_enrolment_token(session: Session, token: str, now: dt.datetime) -> Staff
         or member.enrolment_expires_at is None
         or member.enrolment_expires_at <= now
     ):
-        raise InvalidEnrolmentToken(
-            "Unknown, used or expired enrolment token: sign in again for a new one.", headers=NO_STORE
-        )
+        raise InvalidEnrolmentToken("Unknown, used or expired enrolment token: sign in again for a new one.")
     return member
 
 
@@ -384,7 +388,6 @@ def sign_in(
             raise TotpEnrolmentRequired(
                 "Enrol an authenticator app with this enrolment token, then sign in again.",
                 enrolment_token=token,
-                headers=NO_STORE,
             )
         step = accepted_totp_step(_open_secret(member, policy.cipher), totp_code, now, member.totp_last_step)
         if step is None:
