@@ -14,14 +14,21 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount, OutboxMessage, Payout
+from services.accounts.adapters.orm import (
+    JournalEntry,
+    JournalLine,
+    LedgerAccount,
+    LedgerCase,
+    OutboxMessage,
+    Payout,
+)
 from services.accounts.adapters.reconciliation_orm import ReconCaseEvent, ReconFile, ReconItem
 from services.accounts.domain.reconciliation import settlement_posting_key
 from services.accounts.service_layer import recon_cases
 from services.accounts.service_layer.recon_readers import UnreadableFile
 from services.accounts.service_layer.statements import check_integrity
 from shared.events.schemas import validate_event
-from tests.ledger_support import LedgerDriver
+from tests.ledger_support import LedgerDriver, tier_changed
 from tests.recon_support import (
     BANK,
     FakeReaders,
@@ -316,6 +323,37 @@ def test_a_statement_matches_batches_and_payouts_posts_what_it_proves_and_balanc
         )
     [news] = outbox(context, "accounts.payout.returned")
     assert news["data"]["payout_id"] == returned.id and news["data"]["status"] == "returned"
+
+
+def test_a_returned_payout_the_artisans_lowered_cap_refuses_is_a_break_not_a_failed_run(
+    context, ledger, readers, artisan
+):
+    returned = paid_payout(ledger, artisan, 2_500)
+    ledger.deliver(tier_changed(artisan, 0, version=2, previous=3))  # cap 0 while the money was away
+    data = readers.statement_file(
+        [statement([entry(-2_500, returned.id), entry(2_500, returned.id, "NRTI")], opening=0, closing=0)]
+    )
+
+    run, _ = run_statement(context, data)
+
+    assert run_row(context, run.id).status == "completed"
+    assert {(i.kind, i.state) for i in items_of(context, run.id)} == {
+        ("payout", "matched"),
+        ("returned_payout", "missing_in_ledger"),
+    }
+    # The line's case, and the balance's: the bank holds the 2,500 the ledger refused.
+    assert {(case.kind, case.object_id, case.amount) for case in cases(context)} >= {
+        ("missing_in_ledger", returned.id, 2_500)
+    }
+    assert {case.kind for case in cases(context)} == {"missing_in_ledger", "balance_mismatch"}
+    with context.session_factory() as session:
+        assert session.get(Payout, returned.id).status == "paid"
+        assert not session.scalar(
+            sa.select(JournalEntry).where(JournalEntry.posting_key == f"payout:{returned.id}:returned")
+        )
+        [refusal] = session.scalars(sa.select(LedgerCase)).all()
+        assert (refusal.kind, refusal.cause, refusal.cause_id) == ("tier_cap_exceeded", "payout", returned.id)
+    assert outbox(context, "accounts.payout.returned") == []
 
 
 def test_each_statement_break_is_exactly_one_case(context, ledger, readers, artisan):

@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 
 from services.accounts.adapters.orm import ArtisanOwner, JournalEntry, LedgerAccount, Payout
 from services.accounts.adapters.reconciliation_orm import ReconCase, ReconFile, ReconItem, ReconRun
+from services.accounts.domain.artisan_rules import BalanceRuleViolation
 from services.accounts.domain.ledger import bank as bank_account
 from services.accounts.domain.payouts import PayoutStatus, payee_account
 from services.accounts.domain.ports import FileStore
@@ -72,7 +73,7 @@ from services.accounts.domain.reconciliation import (
 from services.accounts.domain.settlement_records import SettlementLine
 from services.accounts.service_layer import recon_cases
 from services.accounts.service_layer.payout_steps import payout_event
-from services.accounts.service_layer.posting import post_once
+from services.accounts.service_layer.posting import post_once, record_case
 from services.accounts.service_layer.recon_readers import (
     UnreadableFile,
     guarded,
@@ -742,37 +743,46 @@ def _post_statement_lines(uow: UnitOfWork, settings: ReconciliationSettings, run
             _post_line(
                 uow,
                 item,
-                "reserve",
-                f"Reserve top-up by marketplace {item.object_id}",
-                reserve_top_up_lines(bank_code=bank_code, marketplace_id=item.object_id, amount=item.amount),
+                _posting(
+                    item,
+                    "reserve",
+                    f"Reserve top-up by marketplace {item.object_id}",
+                    reserve_top_up_lines(
+                        bank_code=bank_code, marketplace_id=item.object_id, amount=item.amount
+                    ),
+                ),
             )
         else:
             _post_line(
                 uow,
                 item,
-                "bank_fee",
-                f"Bank fee {item.bank_reference or item.object_id} at bank {bank_code}",
-                bank_fee_lines(bank_code=bank_code, amount=-item.amount),
+                _posting(
+                    item,
+                    "bank_fee",
+                    f"Bank fee {item.bank_reference or item.object_id} at bank {bank_code}",
+                    bank_fee_lines(bank_code=bank_code, amount=-item.amount),
+                ),
             )
 
 
-def _post_line(
-    uow: UnitOfWork, item: ReconItem, what: str, description: str, lines: Any, **posting: Any
-) -> None:
+def _posting(item: ReconItem, what: str, description: str, lines: Any, **posting: Any) -> Posting:
     key = posting.pop("posting_key", None) or f"statement:{item.bank_code}:{what}:{item.dedup_key}"[:120]
-    entry = post_once(
-        uow,
-        Posting(
-            cause=posting.pop("cause", "bank_statement"),
-            cause_id=item.object_id[:64],
-            posting_key=key,
-            description=description,
-            currency=item.currency,
-            lines=lines,
-            **posting,
-        ),
+    return Posting(
+        cause=posting.pop("cause", "bank_statement"),
+        cause_id=item.object_id[:64],
+        posting_key=key,
+        description=description,
+        currency=item.currency,
+        lines=lines,
+        **posting,
     )
-    item.posted_entry_id = entry.id if entry is not None else _posted_entry_id(uow.session, key)  # type: ignore[arg-type]
+
+
+def _post_line(uow: UnitOfWork, item: ReconItem, posting: Posting) -> None:
+    entry = post_once(uow, posting)
+    item.posted_entry_id = (
+        entry.id if entry is not None else _posted_entry_id(uow.session, posting.posting_key)
+    )  # type: ignore[arg-type]
     item.ledger_entry_id = item.posted_entry_id
     item.state = ItemState.MATCHED
 
@@ -794,8 +804,7 @@ def _returned_payout(uow: UnitOfWork, item: ReconItem, bank_code: str, tolerance
         item.expected_amount = payout.amount
         item.state = ItemState.AMOUNT_MISMATCH
         return
-    _post_line(
-        uow,
+    posting = _posting(
         item,
         "returned",
         f"Payout {payout.id} returned by the beneficiary's bank",
@@ -806,6 +815,22 @@ def _returned_payout(uow: UnitOfWork, item: ReconItem, bank_code: str, tolerance
         posting_key=f"payout:{payout.id}:returned",
         artisan_id=payout.artisan_id or None,
     )
+    try:
+        with session.begin_nested():
+            _post_line(uow, item, posting)
+    except BalanceRuleViolation as violation:
+        # The artisan's cap fell below their balance while the money was away (a KYC downgrade):
+        # the ledger refuses the credit. The money is at the bank and not in the ledger: the line
+        # stays a break (its case opens), the refusal is kept for an operator, and the payout
+        # stays paid until a person settles it.
+        log.warning(
+            "returned payout not posted: the ledger refused it",
+            extra={"payout_id": payout.id, "rule": violation.rule},
+        )
+        record_case(uow, posting, violation)
+        item.posted_entry_id = item.ledger_entry_id = None
+        item.state = ItemState.MISSING_IN_LEDGER
+        return
     now = utcnow()
     payout.status = PayoutStatus.RETURNED
     payout.updated_at = now
