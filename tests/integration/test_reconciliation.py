@@ -9,6 +9,8 @@ have their own tests).
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 
 import pytest
@@ -24,9 +26,10 @@ from services.accounts.adapters.orm import (
 )
 from services.accounts.adapters.reconciliation_orm import ReconCaseEvent, ReconFile, ReconItem
 from services.accounts.domain.reconciliation import settlement_posting_key
-from services.accounts.service_layer import recon_cases
+from services.accounts.service_layer import recon_cases, reconciliation
 from services.accounts.service_layer.recon_readers import UnreadableFile
 from services.accounts.service_layer.statements import check_integrity
+from shared.errors import ValidationFailed
 from shared.events.schemas import validate_event
 from tests.ledger_support import LedgerDriver, tier_changed
 from tests.recon_support import (
@@ -354,6 +357,35 @@ def test_a_returned_payout_the_artisans_lowered_cap_refuses_is_a_break_not_a_fai
         [refusal] = session.scalars(sa.select(LedgerCase)).all()
         assert (refusal.kind, refusal.cause, refusal.cause_id) == ("tier_cap_exceeded", "payout", returned.id)
     assert outbox(context, "accounts.payout.returned") == []
+
+
+@pytest.mark.parametrize("bank_code", ["", "007", "14500"])
+def test_a_statement_of_a_bank_reconciliation_does_not_know_imports_nothing(context, readers, bank_code):
+    foreign = dataclasses.replace(
+        statement([entry(-1_500, "NONREF", "NCHG")], closing=-1_500), bank_code=bank_code
+    )
+    entries = count(context, JournalEntry)
+
+    with pytest.raises(UnreadableFile) as refused:
+        run_statement(context, readers.statement_file([foreign]))
+
+    assert refused.value.code == "malformed_file"
+    assert count(context, JournalEntry) == entries
+    assert count(context, ReconItem) == 0 and count(context, ReconFile) == 0 and cases(context) == []
+
+
+@pytest.mark.parametrize("source", ["bank_statement", "gateway_settlement"])
+@pytest.mark.parametrize("bank_code", ["", "007", "14500"])
+def test_a_run_for_a_bank_reconciliation_does_not_know_is_refused(context, readers, source, bank_code):
+    request = reconciliation.RunRequest(source=source, name="f", gateway="m2t", bank_code=bank_code)
+
+    with pytest.raises(ValidationFailed) as refused:
+        reconciliation.import_file(
+            context.uow_factory, context.reconciliation, io.BytesIO(b"x"), request, "t"
+        )
+
+    assert refused.value.param == "bank_code"
+    assert count(context, ReconFile) == 0
 
 
 def test_each_statement_break_is_exactly_one_case(context, ledger, readers, artisan):

@@ -124,6 +124,12 @@ class ReconciliationSettings:
     def settlement_bank(self, gateway: str) -> str:
         return self.settlement_banks.get(gateway, self.default_bank_code)
 
+    @property
+    def banks(self) -> frozenset[str]:
+        """Every bank reconciliation knows: where settlements arrive, whose statements come, and
+        the payout bank. A run for any other bank is refused."""
+        return frozenset({self.default_bank_code, *self.settlement_banks.values(), *self.statement_banks})
+
 
 @dataclasses.dataclass(frozen=True)
 class RunRequest:
@@ -156,6 +162,11 @@ def import_file(
         raise ValidationFailed("`source` is gateway_settlement or bank_statement.", param="source")
     if request.source == Source.GATEWAY_SETTLEMENT and not request.gateway:
         raise ValidationFailed("A settlement file needs its `gateway`.", param="gateway")
+    if request.bank_code is not None and request.bank_code not in settings.banks:
+        raise ValidationFailed(
+            f"`bank_code` is one of the configured banks ({', '.join(sorted(settings.banks))}).",
+            param="bank_code",
+        )
     stored = settings.file_store.put(stream)
     existing = _run_of_file(uow_factory, stored.sha256)
     if existing is not None:
@@ -607,6 +618,11 @@ def _run_statement(
         raise UnreadableFile(
             "A statement run is for one bank's client-funds account.",
             errors=[{"reason": f"statements for {sorted(banks)}, expected {run.bank_code or 'one bank'}"}],
+        )
+    if not banks <= settings.banks:
+        raise UnreadableFile(
+            "The statement is for a bank reconciliation does not know.",
+            errors=[{"reason": f"statements for {sorted(banks)}, configured banks {sorted(settings.banks)}"}],
         )
     run.bank_code = banks.pop()
     last = max(statements, key=lambda s: (s.closing.date, s.sequence_number))
