@@ -16,6 +16,7 @@ Every change writes a history row and, for opening and resolving, an event on ``
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,7 @@ from shared.pagination import Page
 
 SYSTEM = "system"
 CHUNK = 1_000
+ITEM_ID = re.compile(r"[0-9]{1,18}")  # an item's id (BIGINT) as a client sends it: fullmatch
 
 
 def _history(session: Session, case_id: str, action: str, actor: str, **detail: Any) -> None:
@@ -365,7 +367,7 @@ def resolve(
     def change(session: Session, case: ReconCase) -> None:
         if run_id and session.get(ReconRun, run_id) is None:
             raise NotFound(f"No reconciliation run {run_id}.")
-        if item_id and (not item_id.isdigit() or session.get(ReconItem, int(item_id)) is None):
+        if item_id and (not ITEM_ID.fullmatch(item_id) or session.get(ReconItem, int(item_id)) is None):
             raise NotFound(f"No reconciliation item {item_id}.")
         if entry_id and session.get(JournalEntry, entry_id) is None:
             raise NotFound(f"No journal entry {entry_id}.")

@@ -1127,10 +1127,9 @@ def unmatched_items(
         if bank is not None:
             query = query.where(ReconItem.bank_code == bank)
         if starting_after:
-            try:
-                query = query.where(ReconItem.id > int(starting_after))
-            except ValueError:
-                raise ValidationFailed("Not a cursor of this list.", param="starting_after") from None
+            if not recon_cases.ITEM_ID.fullmatch(starting_after):
+                raise ValidationFailed("Not a cursor of this list.", param="starting_after")
+            query = query.where(ReconItem.id > int(starting_after))
         rows = list(session.scalars(query.order_by(ReconItem.id).limit(limit + 1)))
         has_more = len(rows) > limit
         rows = rows[:limit]
