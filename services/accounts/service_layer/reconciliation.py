@@ -256,13 +256,20 @@ def finish_run(
 
 
 def finish_unfinished_runs(uow_factory: Callable[[], UnitOfWork], settings: ReconciliationSettings) -> int:
-    """Finish the runs a crash (or a stop) left ``posting``; how many."""
+    """Finish the runs a crash (or a stop) left ``posting``; how many. A run that fails to finish
+    is logged and tried again next time: it never keeps the others (nor the day's fetch) waiting."""
     with uow_factory() as uow:
         assert uow.session is not None
         run_ids = list(uow.session.scalars(sa.select(ReconRun.id).where(ReconRun.status == "posting")))
+    finished = 0
     for run_id in run_ids:
-        finish_run(uow_factory, settings, run_id)
-    return len(run_ids)
+        try:
+            finish_run(uow_factory, settings, run_id)
+        except Exception:
+            log.exception("finishing reconciliation run %s failed: tried again next pass", run_id)
+            continue
+        finished += 1
+    return finished
 
 
 def _run_of_file(uow_factory: Callable[[], UnitOfWork], sha256: str) -> ReconRun | None:
