@@ -258,6 +258,18 @@ def test_a_line_settled_by_an_earlier_file_is_a_duplicate_and_not_posted_again(
     assert [case.kind for case in cases(context)] == ["duplicate"]
 
 
+def test_lines_without_a_reference_are_each_a_break_not_duplicates_of_one_another(context, readers):
+    foreign = [
+        dataclasses.replace(capture("x", 900), reference="", transaction_id="m2t_tx_a"),
+        dataclasses.replace(capture("x", 800), reference="", transaction_id="m2t_tx_b"),
+    ]
+
+    run, _ = run_settlement(context, readers.settlement_file(foreign))
+
+    assert [item.state for item in items_of(context, run.id)] == ["missing_in_ledger", "missing_in_ledger"]
+    assert [case.kind for case in cases(context)] == ["missing_in_ledger", "missing_in_ledger"]
+
+
 def test_a_malformed_file_imports_nothing(context, ledger, readers, artisan):
     [payment] = paid_payments(ledger, artisan, 10_000)
     lines = [capture(payment, 10_000)]

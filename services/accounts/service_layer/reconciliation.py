@@ -392,7 +392,8 @@ def _settlement_rows(
             object_id=object_id[:140],
             reference=line.reference[:140],
             batch_reference=line.batch_reference[:64],
-            dedup_key=f"settlement:{gateway}:{line.type}:{object_id}"[:300],
+            # A line without a reference (a transaction Hirfa never made) is told apart by its own id.
+            dedup_key=f"settlement:{gateway}:{line.type}:{object_id or 'tx:' + line.transaction_id}"[:300],
             gateway=gateway,
             bank_code=bank_code,
             currency=line.currency,
