@@ -212,13 +212,14 @@ def heal_case(uow: UnitOfWork, case_id: str, run_id: str) -> None:
 # --- reading ----------------------------------------------------------------------------------------
 
 
-def _visible_bank(principal: Principal) -> str | None:
+def visible_bank(principal: Principal) -> str | None:
+    """A bank partner sees its own bank's reconciliation only; everyone else (operators) all."""
     return principal.bank_code or "" if principal.is_bank_partner else None
 
 
 def _case_or_404(session: Session, case_id: str, principal: Principal, *, lock: bool = False) -> ReconCase:
     case = session.get(ReconCase, case_id, with_for_update=lock)
-    bank = _visible_bank(principal)
+    bank = visible_bank(principal)
     if case is None or (bank is not None and case.bank_code != bank):
         raise NotFound(f"No reconciliation case {case_id}.")
     return case
@@ -277,7 +278,7 @@ def list_cases(
         session = uow.session
         assert session is not None
         query = sa.select(ReconCase)
-        visible = _visible_bank(principal)
+        visible = visible_bank(principal)
         if visible is not None:
             query = query.where(ReconCase.bank_code == visible)
         for column, value in (

@@ -82,14 +82,14 @@ from services.accounts.service_layer.recon_readers import (
     read_settlement_lines,
     read_statements,
 )
-from services.accounts.service_layer.settlement_posting import post_settlements
+from services.accounts.service_layer.settlement_posting import execute_sql, post_settlements
 from shared.auth.principal import Principal
 from shared.bank_statements.model import Statement
-from shared.db import UnitOfWork, UTCDateTime, utcnow
+from shared.db import UnitOfWork, is_postgres, utcnow
 from shared.errors import NotFound, ValidationFailed
 from shared.events import make_event
 from shared.ids import new_id
-from shared.pagination import Page
+from shared.pagination import Page, paginate
 
 log = logging.getLogger(__name__)
 
@@ -335,23 +335,8 @@ def _item_row(run: ReconRun, **values: Any) -> dict[str, Any]:
 def _analyze(session: Session) -> None:
     """Fresh statistics after staging (PostgreSQL), so the planner joins a large run by hashing
     instead of looping over rows it believes are few."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         session.execute(sa.text("ANALYZE recon_items"))
-
-
-def _exec(session: Session, sql: str, **params: Any) -> sa.CursorResult[Any]:
-    """A set-based statement, with datetimes and dates bound through the column types."""
-    statement = sa.text(sql)
-    params = {name: value for name, value in params.items() if f":{name}" in sql}
-    typed = []
-    for name, value in params.items():
-        if isinstance(value, dt.datetime):
-            typed.append(sa.bindparam(name, value, type_=UTCDateTime()))
-        elif isinstance(value, dt.date):
-            typed.append(sa.bindparam(name, value, type_=sa.Date()))
-    if typed:
-        statement = statement.bindparams(*typed)
-    return session.execute(statement, {k: v for k, v in params.items() if not isinstance(v, dt.date)})
 
 
 # --- settlement files ---------------------------------------------------------------------------------
@@ -436,7 +421,7 @@ def _stage_and_match_settlement(
     run.format = run.format or "csv"
     params = {"run": run.id, "receivable": f"gateway_receivable:{gateway}", "lost_dispute": "dispute:%:lost"}
     # A line seen before: earlier in this file, or settled by an earlier file.
-    _exec(
+    execute_sql(
         session,
         """UPDATE recon_items SET state = 'duplicate'
            WHERE run_id = :run AND EXISTS (
@@ -446,7 +431,7 @@ def _stage_and_match_settlement(
         run=run.id,
     )
     # Exact reference: the ledger's movement of the same object on this gateway's receivable.
-    _exec(
+    execute_sql(
         session,
         f"""UPDATE recon_items SET ledger_entry_id = x.entry_id, expected_amount = x.amount
             FROM ({_GATEWAY_LEDGER}) x
@@ -458,7 +443,7 @@ def _stage_and_match_settlement(
         rule("settlement_by_reference", settings.tolerance),
         rule("settlement_fee", settings.tolerance),
     )
-    _exec(
+    execute_sql(
         session,
         """UPDATE recon_items SET state = CASE
              WHEN ledger_entry_id IS NULL THEN 'missing_in_ledger'
@@ -488,7 +473,7 @@ def _missing_at_gateway(uow: UnitOfWork, run: ReconRun) -> None:
     params = {"run": run.id, "receivable": f"gateway_receivable:{gateway}", "lost_dispute": "dispute:%:lost"}
     if run.day is not None:
         window = rule("ledger_settled_by_gateway")
-        _exec(
+        execute_sql(
             session,
             f"""INSERT INTO recon_items (run_id, source, kind, object_id, reference, dedup_key, gateway,
                     bank_code, currency, amount, value_date, state, ledger_entry_id)
@@ -649,7 +634,7 @@ def _match_statement(uow: UnitOfWork, settings: ReconciliationSettings, run: Rec
     assert session is not None and run.day is not None
     bank_code = run.bank_code
     tolerance = rule("payout_debit", settings.tolerance).tolerance
-    _exec(
+    execute_sql(
         session,
         """UPDATE recon_items SET state = 'duplicate'
            WHERE run_id = :run AND EXISTS (
@@ -660,7 +645,7 @@ def _match_statement(uow: UnitOfWork, settings: ReconciliationSettings, run: Rec
     )
     # A movement whose reference is a batch the acquirer settled into this bank: a credit, or a
     # debit when the batch's refunds and chargebacks outweigh its captures.
-    _exec(
+    execute_sql(
         session,
         """UPDATE recon_items SET kind = 'batch'
            WHERE run_id = :run AND state IS NULL AND kind = 'other' AND EXISTS (
@@ -670,7 +655,7 @@ def _match_statement(uow: UnitOfWork, settings: ReconciliationSettings, run: Rec
         bank=bank_code,
     )
     # One-to-many: the credit against Σ net of the batch's settled lines.
-    _exec(
+    execute_sql(
         session,
         """UPDATE recon_items SET expected_amount = b.total
            FROM (SELECT batch_reference, SUM(net) AS total FROM recon_items
@@ -683,7 +668,7 @@ def _match_statement(uow: UnitOfWork, settings: ReconciliationSettings, run: Rec
         bank=bank_code,
     )
     # A payout's debit against the ledger's paid payout from this bank.
-    _exec(
+    execute_sql(
         session,
         """UPDATE recon_items SET expected_amount = -p.amount, ledger_entry_id = e.id
            FROM payouts p JOIN journal_entries e ON e.posting_key = 'payout:' || p.id || '\\:paid'
@@ -692,7 +677,7 @@ def _match_statement(uow: UnitOfWork, settings: ReconciliationSettings, run: Rec
         run=run.id,
         bank=bank_code,
     )
-    _exec(
+    execute_sql(
         session,
         """UPDATE recon_items SET state = CASE
              WHEN kind = 'payout' AND expected_amount IS NULL THEN 'missing_in_ledger'
@@ -709,7 +694,7 @@ def _match_statement(uow: UnitOfWork, settings: ReconciliationSettings, run: Rec
     _post_statement_lines(uow, settings, run)
     _heal(uow, run, ItemState.MISSING_IN_BANK)
     window = rule("ledger_payout_debited")
-    _exec(
+    execute_sql(
         session,
         """INSERT INTO recon_items (run_id, source, kind, object_id, reference, dedup_key, bank_code, currency,
                 amount, value_date, state, ledger_entry_id)
@@ -895,7 +880,9 @@ def expected_bank_balance(session: Session, bank_code: str, day: dt.date, curren
     others = """SELECT COALESCE(SUM(l.amount), 0) FROM journal_lines l JOIN journal_entries e ON e.id = l.entry_id
         WHERE l.account_id = :account AND e.posted_at < :until
           AND NOT EXISTS (SELECT 1 FROM recon_items s WHERE s.posted_entry_id = l.entry_id)"""
-    return sum(int(_exec(session, sql, **params).scalar_one()) for sql in (settled, from_statements, others))
+    return sum(
+        int(execute_sql(session, sql, **params).scalar_one()) for sql in (settled, from_statements, others)
+    )
 
 
 # --- completing a run -----------------------------------------------------------------------------------
@@ -945,17 +932,10 @@ def _complete(uow: UnitOfWork, run: ReconRun) -> None:
 # --- reading runs and items ---------------------------------------------------------------------------
 
 
-def _visible_bank(principal: Principal) -> str | None:
-    """A bank partner sees its own bank's reconciliation only; everyone else (operators) all."""
-    return principal.bank_code or "" if principal.is_bank_partner else None
-
-
 def list_runs(uow: UnitOfWork, principal: Principal, *, limit: int, starting_after: str | None) -> Page:
-    from shared.pagination import paginate
-
     with uow:
         query = sa.select(ReconRun)
-        bank = _visible_bank(principal)
+        bank = recon_cases.visible_bank(principal)
         if bank is not None:
             query = query.where(ReconRun.bank_code == bank)
         return paginate(uow.session, query, ReconRun.id, limit=limit, starting_after=starting_after)  # type: ignore[arg-type]
@@ -966,7 +946,7 @@ def get_run(uow: UnitOfWork, run_id: str, principal: Principal) -> dict[str, Any
         session = uow.session
         assert session is not None
         run = session.get(ReconRun, run_id)
-        bank = _visible_bank(principal)
+        bank = recon_cases.visible_bank(principal)
         if run is None or (bank is not None and run.bank_code != bank):
             raise NotFound(f"No reconciliation run {run_id}.")
         file = session.get(ReconFile, run.file_id)
@@ -1063,7 +1043,7 @@ def three_way(uow: UnitOfWork, object_id: str, principal: Principal) -> dict[str
         # mismatch is posted (the acquirer's leg is there) but its case still waits for a person.
         breaks = [item for item in items if item.source == ItemSource.LEDGER or item.state in BREAK_STATES]
         closed_cases = _closed_case_ids(session, breaks)
-        bank = _visible_bank(principal)
+        bank = recon_cases.visible_bank(principal)
         if bank is not None and not any(
             item.bank_code == bank for item in (*settlement, *bank_items, *breaks)
         ):
@@ -1131,7 +1111,7 @@ def unmatched_items(
                 sa.or_(ReconCase.id.is_(None), ReconCase.state.in_([str(s) for s in OPEN_CASE_STATES])),
             )
         )
-        bank = _visible_bank(principal)
+        bank = recon_cases.visible_bank(principal)
         if bank is not None:
             query = query.where(ReconItem.bank_code == bank)
         if starting_after:
