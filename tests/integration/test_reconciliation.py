@@ -29,6 +29,7 @@ from services.accounts.domain.reconciliation import settlement_posting_key
 from services.accounts.service_layer import recon_cases, reconciliation
 from services.accounts.service_layer.recon_readers import UnreadableFile
 from services.accounts.service_layer.statements import check_integrity
+from shared.bank_statements.model import MalformedFile
 from shared.errors import ValidationFailed
 from shared.events.schemas import validate_event
 from tests.ledger_support import LedgerDriver, tier_changed
@@ -287,6 +288,19 @@ def test_a_malformed_file_imports_nothing(context, ledger, readers, artisan):
     assert refused.value.errors == [{"reason": "line 2: gross_amount: not an integer"}]
     assert count(context, JournalEntry) == entries
     assert count(context, ReconItem) == 0 and count(context, ReconFile) == 0 and cases(context) == []
+
+
+def test_a_reader_that_refuses_the_file_before_its_first_line_imports_nothing(context, readers):
+    def refuses_at_once(stream):
+        raise MalformedFile(
+            "malformed settlement file", [{"line": 0, "reason": "empty file: no header line"}]
+        )
+
+    settings_with(context, readers, read_settlement=refuses_at_once)
+    with pytest.raises(UnreadableFile) as refused:
+        run_settlement(context, b"empty")
+    assert refused.value.errors == [{"line": 0, "reason": "empty file: no header line"}]
+    assert count(context, ReconItem) == 0 and count(context, ReconFile) == 0
 
 
 # --- bank statements -------------------------------------------------------------------------------

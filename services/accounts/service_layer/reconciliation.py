@@ -77,8 +77,6 @@ from services.accounts.service_layer.posting import post_once, record_case
 from services.accounts.service_layer.recon_readers import (
     UnreadableFile,
     guarded,
-    is_malformed,
-    problems_of,
     read_settlement_lines,
     read_statements,
 )
@@ -408,12 +406,7 @@ def _stage_and_match_settlement(
     run.bank_code = run.bank_code or settings.settlement_bank(gateway)
     schedule = fee_schedule(settings.fee_schedules, gateway)
     first: list[dt.date] = []
-    try:
-        lines = guarded(settings.read_settlement(stream))
-    except Exception as exc:  # a reader that refuses the file before its first line
-        if is_malformed(exc):
-            raise UnreadableFile("The settlement file is malformed.", errors=problems_of(exc)) from None
-        raise
+    lines = guarded(settings.read_settlement, stream)
     rows = _settlement_rows(run, lines, schedule, run.bank_code, first)
     run.lines_total = run.lines_done = _stage(session, rows, settings.chunk_size, progress)
     _analyze(session)
