@@ -781,10 +781,10 @@ def _posting(item: ReconItem, what: str, description: str, lines: Any, **posting
 
 
 def _post_line(uow: UnitOfWork, item: ReconItem, posting: Posting) -> None:
+    session = uow.session
+    assert session is not None
     entry = post_once(uow, posting)
-    item.posted_entry_id = (
-        entry.id if entry is not None else _posted_entry_id(uow.session, posting.posting_key)
-    )  # type: ignore[arg-type]
+    item.posted_entry_id = entry.id if entry is not None else _posted_entry_id(session, posting.posting_key)
     item.ledger_entry_id = item.posted_entry_id
     item.state = ItemState.MATCHED
 
