@@ -9,19 +9,30 @@ have their own tests).
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 
 import pytest
 import sqlalchemy as sa
 
-from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount, OutboxMessage, Payout
+from services.accounts.adapters.orm import (
+    JournalEntry,
+    JournalLine,
+    LedgerAccount,
+    LedgerCase,
+    OutboxMessage,
+    Payout,
+)
 from services.accounts.adapters.reconciliation_orm import ReconCaseEvent, ReconFile, ReconItem
 from services.accounts.domain.reconciliation import settlement_posting_key
-from services.accounts.service_layer import recon_cases
+from services.accounts.service_layer import recon_cases, reconciliation
 from services.accounts.service_layer.recon_readers import UnreadableFile
 from services.accounts.service_layer.statements import check_integrity
+from shared.bank_statements.model import MalformedFile
+from shared.errors import ValidationFailed
 from shared.events.schemas import validate_event
-from tests.ledger_support import LedgerDriver
+from tests.ledger_support import LedgerDriver, tier_changed
 from tests.recon_support import (
     BANK,
     FakeReaders,
@@ -248,6 +259,18 @@ def test_a_line_settled_by_an_earlier_file_is_a_duplicate_and_not_posted_again(
     assert [case.kind for case in cases(context)] == ["duplicate"]
 
 
+def test_lines_without_a_reference_are_each_a_break_not_duplicates_of_one_another(context, readers):
+    foreign = [
+        dataclasses.replace(capture("x", 900), reference="", transaction_id="m2t_tx_a"),
+        dataclasses.replace(capture("x", 800), reference="", transaction_id="m2t_tx_b"),
+    ]
+
+    run, _ = run_settlement(context, readers.settlement_file(foreign))
+
+    assert [item.state for item in items_of(context, run.id)] == ["missing_in_ledger", "missing_in_ledger"]
+    assert [case.kind for case in cases(context)] == ["missing_in_ledger", "missing_in_ledger"]
+
+
 def test_a_malformed_file_imports_nothing(context, ledger, readers, artisan):
     [payment] = paid_payments(ledger, artisan, 10_000)
     lines = [capture(payment, 10_000)]
@@ -265,6 +288,19 @@ def test_a_malformed_file_imports_nothing(context, ledger, readers, artisan):
     assert refused.value.errors == [{"reason": "line 2: gross_amount: not an integer"}]
     assert count(context, JournalEntry) == entries
     assert count(context, ReconItem) == 0 and count(context, ReconFile) == 0 and cases(context) == []
+
+
+def test_a_reader_that_refuses_the_file_before_its_first_line_imports_nothing(context, readers):
+    def refuses_at_once(stream):
+        raise MalformedFile(
+            "malformed settlement file", [{"line": 0, "reason": "empty file: no header line"}]
+        )
+
+    settings_with(context, readers, read_settlement=refuses_at_once)
+    with pytest.raises(UnreadableFile) as refused:
+        run_settlement(context, b"empty")
+    assert refused.value.errors == [{"line": 0, "reason": "empty file: no header line"}]
+    assert count(context, ReconItem) == 0 and count(context, ReconFile) == 0
 
 
 # --- bank statements -------------------------------------------------------------------------------
@@ -316,6 +352,66 @@ def test_a_statement_matches_batches_and_payouts_posts_what_it_proves_and_balanc
         )
     [news] = outbox(context, "accounts.payout.returned")
     assert news["data"]["payout_id"] == returned.id and news["data"]["status"] == "returned"
+
+
+def test_a_returned_payout_the_artisans_lowered_cap_refuses_is_a_break_not_a_failed_run(
+    context, ledger, readers, artisan
+):
+    returned = paid_payout(ledger, artisan, 2_500)
+    ledger.deliver(tier_changed(artisan, 0, version=2, previous=3))  # cap 0 while the money was away
+    data = readers.statement_file(
+        [statement([entry(-2_500, returned.id), entry(2_500, returned.id, "NRTI")], opening=0, closing=0)]
+    )
+
+    run, _ = run_statement(context, data)
+
+    assert run_row(context, run.id).status == "completed"
+    assert {(i.kind, i.state) for i in items_of(context, run.id)} == {
+        ("payout", "matched"),
+        ("returned_payout", "missing_in_ledger"),
+    }
+    # The line's case, and the balance's: the bank holds the 2,500 the ledger refused.
+    assert {(case.kind, case.object_id, case.amount) for case in cases(context)} >= {
+        ("missing_in_ledger", returned.id, 2_500)
+    }
+    assert {case.kind for case in cases(context)} == {"missing_in_ledger", "balance_mismatch"}
+    with context.session_factory() as session:
+        assert session.get(Payout, returned.id).status == "paid"
+        assert not session.scalar(
+            sa.select(JournalEntry).where(JournalEntry.posting_key == f"payout:{returned.id}:returned")
+        )
+        [refusal] = session.scalars(sa.select(LedgerCase)).all()
+        assert (refusal.kind, refusal.cause, refusal.cause_id) == ("tier_cap_exceeded", "payout", returned.id)
+    assert outbox(context, "accounts.payout.returned") == []
+
+
+@pytest.mark.parametrize("bank_code", ["", "007", "14500"])
+def test_a_statement_of_a_bank_reconciliation_does_not_know_imports_nothing(context, readers, bank_code):
+    foreign = dataclasses.replace(
+        statement([entry(-1_500, "NONREF", "NCHG")], closing=-1_500), bank_code=bank_code
+    )
+    entries = count(context, JournalEntry)
+
+    with pytest.raises(UnreadableFile) as refused:
+        run_statement(context, readers.statement_file([foreign]))
+
+    assert refused.value.code == "malformed_file"
+    assert count(context, JournalEntry) == entries
+    assert count(context, ReconItem) == 0 and count(context, ReconFile) == 0 and cases(context) == []
+
+
+@pytest.mark.parametrize("source", ["bank_statement", "gateway_settlement"])
+@pytest.mark.parametrize("bank_code", ["", "007", "14500"])
+def test_a_run_for_a_bank_reconciliation_does_not_know_is_refused(context, readers, source, bank_code):
+    request = reconciliation.RunRequest(source=source, name="f", gateway="m2t", bank_code=bank_code)
+
+    with pytest.raises(ValidationFailed) as refused:
+        reconciliation.import_file(
+            context.uow_factory, context.reconciliation, io.BytesIO(b"x"), request, "t"
+        )
+
+    assert refused.value.param == "bank_code"
+    assert count(context, ReconFile) == 0
 
 
 def test_each_statement_break_is_exactly_one_case(context, ledger, readers, artisan):

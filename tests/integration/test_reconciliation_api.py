@@ -216,6 +216,29 @@ def test_unmatched_items_after_n_days(client, auth, context, readers):
     assert [i["object_id"] for i in left] == ["pay_unknown_2"]
 
 
+@pytest.mark.parametrize("cursor", ["99999999999999999999", "\u00b2", "1\n", "-1"])
+def test_an_items_cursor_that_is_no_item_id_is_refused(client, auth, context, readers, cursor):
+    answer = client.get(
+        "/v1/reconciliation/items",
+        query_string={"unmatched_after_days": 0, "starting_after": cursor},
+        headers=auth(),
+    )
+    assert answer.status_code == 422 and answer.json["param"] == "starting_after"
+
+
+@pytest.mark.parametrize("item_id", ["99999999999999999999", "\u00b2", "1\n", "-1"])
+def test_a_case_resolved_by_what_is_no_item_id_is_refused(client, auth, context, readers, item_id):
+    run_settlement(context, readers.settlement_file([capture("pay_unknown_1", 900)]))
+    [case] = client.get("/v1/reconciliation/cases", headers=auth()).json["data"]
+    answer = client.post(
+        f"/v1/reconciliation/cases/{case['id']}/resolve",
+        json={"note": "a test charge", "item_id": item_id},
+        headers=auth(key=True),
+    )
+    assert answer.status_code == 422 and answer.json["code"] == "validation_error", answer.json
+    assert client.get(f"/v1/reconciliation/cases/{case['id']}", headers=auth()).json["state"] == "open"
+
+
 def test_cases_are_listed_filtered_assigned_noted_and_resolved(client, auth, context, ledger, readers):
     artisan = ledger.artisan_at_tier(3)
     [payment] = paid_payments(ledger, artisan, 10_000)

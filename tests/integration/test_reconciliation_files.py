@@ -13,13 +13,15 @@ import pytest
 from click.testing import CliRunner
 
 from services.accounts.adapters.orm import JournalEntry
-from services.accounts.adapters.reconciliation_orm import ReconFetchedDay, ReconFile, ReconItem
+from services.accounts.adapters.reconciliation_orm import ReconFetchedDay, ReconFile, ReconItem, ReconRun
 from services.accounts.cli import cli
+from services.accounts.service_layer import reconciliation
 from services.accounts.service_layer.recon_fetch import fetch_due_days
 from shared.auth.scopes import Role
 from shared.bank_statements.camt053 import write_camt053
 from shared.bank_statements.mt940 import write_mt940
 from shared.db import utcnow
+from shared.ids import new_id
 from tests.ledger_support import LedgerDriver
 from tests.recon_support import capture, domestic_fee, entry, paid_payments, paid_payout, statement
 
@@ -200,6 +202,54 @@ def test_a_failing_source_is_tried_again_from_the_same_day(context):
     assert fetch_due_days(context.uow_factory, settings, {"m2t": Down()}, None, today=today) == 0
     assert count(context, ReconFetchedDay) == 0
     assert fetch_due_days(context.uow_factory, settings, {"m2t": FakeM2T({})}, None, today=today) == 1
+
+
+def test_a_run_that_fails_to_finish_keeps_neither_the_others_nor_the_fetch_waiting(context, monkeypatch):
+    today = utcnow().date()
+    settings = dataclasses.replace(context.reconciliation, first_day=today - dt.timedelta(days=1))
+    stuck, later = new_id("rr"), new_id("rr")
+    with context.uow_factory() as uow:
+        for run_id in (stuck, later):
+            uow.session.add(
+                ReconFile(
+                    id=f"rf_{run_id}",
+                    sha256=run_id.ljust(64, "0"),
+                    source="gateway_settlement",
+                    name="f.csv",
+                    size=1,
+                    received_at=utcnow(),
+                )
+            )
+            uow.session.flush()
+            uow.session.add(
+                ReconRun(
+                    id=run_id,
+                    file_id=f"rf_{run_id}",
+                    source="gateway_settlement",
+                    gateway="m2t",
+                    status="posting",
+                    lines_total=0,
+                    lines_done=0,
+                    counts={},
+                    requested_by="t",
+                    created_at=utcnow(),
+                )
+            )
+        uow.commit()
+    finish = reconciliation.finish_run
+
+    def failing_for_the_stuck_one(uow_factory, settings, run_id, progress=None):
+        if run_id == stuck:
+            raise RuntimeError("a run that keeps failing")
+        return finish(uow_factory, settings, run_id, progress)
+
+    monkeypatch.setattr(reconciliation, "finish_run", failing_for_the_stuck_one)
+
+    assert fetch_due_days(context.uow_factory, settings, {"m2t": FakeM2T({})}, None, today=today) == 2
+    with context.session_factory() as session:
+        assert session.get(ReconRun, stuck).status == "posting"
+        assert session.get(ReconRun, later).status == "completed"
+    assert count(context, ReconFetchedDay) == 1
 
 
 def test_the_cli_reconciles_a_file_with_a_progress_bar(

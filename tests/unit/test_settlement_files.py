@@ -110,6 +110,13 @@ def test_a_refund_without_its_refund_id_is_refused() -> None:
     assert (problem["line"], problem["column"]) == (1, "refund_id")
 
 
+def test_a_refund_without_its_refund_reference_is_refused() -> None:
+    refund = REFUND.split(",")
+    refund[COLUMNS.index("refund_reference")] = ""
+    problem = refused(",".join(refund))
+    assert (problem["line"], problem["column"], problem["reason"]) == (1, "refund_reference", "empty")
+
+
 class _Lines(io.RawIOBase):
     """A big settlement file made up as it is read: nothing of it is ever whole in memory."""
 

@@ -131,7 +131,9 @@ def _line(number: int, values: dict[str, str]) -> SettlementLine:
     if net != gross - fee:
         raise _refuse(number, "net_amount", f"net {net} is not gross {gross} - fee {fee}")
     if kind == "refund":
+        # The refund is matched (and deduplicated) by its reference: a blank one is no refund.
         required("refund_id")
+        required("refund_reference")
     scheme = values["card_scheme"]
     if scheme not in CARD_SCHEMES:
         raise _refuse(number, "card_scheme", f"unknown card scheme {scheme!r}")
@@ -144,6 +146,8 @@ def _line(number: int, values: dict[str, str]) -> SettlementLine:
         batch_reference=required("batch_reference"),
         type=kind,
         transaction_id=required("transaction_id"),
+        # The payment's reference; blank on a line for a transaction Hirfa never made (a foreign
+        # line: a break, deduplicated by its transaction_id).
         reference=values["reference"],
         refund_id=values["refund_id"],
         refund_reference=values["refund_reference"],

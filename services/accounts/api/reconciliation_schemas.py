@@ -192,7 +192,9 @@ class NoteSchema(Schema):
 class ResolveSchema(Schema):
     note = fields.String(required=True, validate=validate.Length(min=1, max=2000))
     run_id = fields.String(load_default=None, validate=validate.Length(min=1, max=40))
-    item_id = fields.String(load_default=None, validate=validate.Length(min=1, max=20))
+    item_id = fields.String(
+        load_default=None, validate=validate.Regexp(r"^[0-9]{1,18}\Z", error="An item's id: up to 18 digits.")
+    )
     entry_id = fields.String(load_default=None, validate=validate.Length(min=1, max=40))
 
 

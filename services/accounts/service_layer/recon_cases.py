@@ -16,6 +16,7 @@ Every change writes a history row and, for opening and resolving, an event on ``
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,7 @@ from shared.pagination import Page
 
 SYSTEM = "system"
 CHUNK = 1_000
+ITEM_ID = re.compile(r"[0-9]{1,18}")  # an item's id (BIGINT) as a client sends it: fullmatch
 
 
 def _history(session: Session, case_id: str, action: str, actor: str, **detail: Any) -> None:
@@ -210,13 +212,14 @@ def heal_case(uow: UnitOfWork, case_id: str, run_id: str) -> None:
 # --- reading ----------------------------------------------------------------------------------------
 
 
-def _visible_bank(principal: Principal) -> str | None:
+def visible_bank(principal: Principal) -> str | None:
+    """A bank partner sees its own bank's reconciliation only; everyone else (operators) all."""
     return principal.bank_code or "" if principal.is_bank_partner else None
 
 
 def _case_or_404(session: Session, case_id: str, principal: Principal, *, lock: bool = False) -> ReconCase:
     case = session.get(ReconCase, case_id, with_for_update=lock)
-    bank = _visible_bank(principal)
+    bank = visible_bank(principal)
     if case is None or (bank is not None and case.bank_code != bank):
         raise NotFound(f"No reconciliation case {case_id}.")
     return case
@@ -275,7 +278,7 @@ def list_cases(
         session = uow.session
         assert session is not None
         query = sa.select(ReconCase)
-        visible = _visible_bank(principal)
+        visible = visible_bank(principal)
         if visible is not None:
             query = query.where(ReconCase.bank_code == visible)
         for column, value in (
@@ -365,7 +368,7 @@ def resolve(
     def change(session: Session, case: ReconCase) -> None:
         if run_id and session.get(ReconRun, run_id) is None:
             raise NotFound(f"No reconciliation run {run_id}.")
-        if item_id and (not item_id.isdigit() or session.get(ReconItem, int(item_id)) is None):
+        if item_id and (not ITEM_ID.fullmatch(item_id) or session.get(ReconItem, int(item_id)) is None):
             raise NotFound(f"No reconciliation item {item_id}.")
         if entry_id and session.get(JournalEntry, entry_id) is None:
             raise NotFound(f"No journal entry {entry_id}.")

@@ -9,14 +9,23 @@ The readers themselves are the file formats' (``shared.bank_statements`` for MT9
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
+from services.accounts.adapters.settlement_files import read_settlement_csv
+from services.accounts.adapters.statement_sources import STATEMENT_FORMATS
 from services.accounts.domain.settlement_records import SettlementLine
-from shared.bank_statements.model import Statement
+from shared.bank_statements.model import MalformedFile, Statement
 from shared.errors import HirfaError
 
-STATEMENT_FORMATS = ("mt940", "camt053")
+__all__ = [
+    "STATEMENT_FORMATS",
+    "UnreadableFile",
+    "guarded",
+    "read_settlement_lines",
+    "read_statements",
+    "sniff_statement_format",
+]
 
 
 class UnreadableFile(HirfaError):
@@ -37,7 +46,7 @@ def problems_of(exc: Exception) -> list[dict[str, Any]]:
 def is_malformed(exc: Exception) -> bool:
     # The readers' own error (shared.bank_statements.model.MalformedFile), and what a reader of
     # bytes that are not text at all raises.
-    return type(exc).__name__ == "MalformedFile" or isinstance(exc, UnicodeDecodeError | ValueError)
+    return isinstance(exc, MalformedFile | UnicodeDecodeError | ValueError)
 
 
 def sniff_statement_format(head: bytes) -> str | None:
@@ -70,16 +79,17 @@ def read_statements(data: bytes, format: str | None) -> list[Statement]:
 
 def read_settlement_lines(stream: BinaryIO) -> Iterator[SettlementLine]:
     """The acquirer's settlement CSV, one line at a time (``adapters/settlement_files.py``)."""
-    module = importlib.import_module("services.accounts.adapters.settlement_files")
-    lines: Iterable[SettlementLine] = module.read_settlement_csv(stream)
-    return iter(lines)
+    return read_settlement_csv(stream)
 
 
-def guarded(lines: Iterable[SettlementLine]) -> Iterator[SettlementLine]:
-    """``lines`` as they come, or ``UnreadableFile`` when the reader finds the file malformed
-    (possibly after some lines were yielded: the caller's transaction then imports nothing)."""
+def guarded(
+    read: Callable[[BinaryIO], Iterable[SettlementLine]], stream: BinaryIO
+) -> Iterator[SettlementLine]:
+    """``read(stream)``'s lines as they come, or ``UnreadableFile`` when the reader finds the file
+    malformed, before its first line or after some were yielded (the caller's transaction then
+    imports nothing)."""
     try:
-        yield from lines
+        yield from read(stream)
     except Exception as exc:
         if is_malformed(exc):
             raise UnreadableFile("The settlement file is malformed.", errors=problems_of(exc)) from None

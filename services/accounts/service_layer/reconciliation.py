@@ -50,6 +50,7 @@ from sqlalchemy.orm import Session
 
 from services.accounts.adapters.orm import ArtisanOwner, JournalEntry, LedgerAccount, Payout
 from services.accounts.adapters.reconciliation_orm import ReconCase, ReconFile, ReconItem, ReconRun
+from services.accounts.domain.artisan_rules import BalanceRuleViolation
 from services.accounts.domain.ledger import bank as bank_account
 from services.accounts.domain.payouts import PayoutStatus, payee_account
 from services.accounts.domain.ports import FileStore
@@ -72,23 +73,21 @@ from services.accounts.domain.reconciliation import (
 from services.accounts.domain.settlement_records import SettlementLine
 from services.accounts.service_layer import recon_cases
 from services.accounts.service_layer.payout_steps import payout_event
-from services.accounts.service_layer.posting import post_once
+from services.accounts.service_layer.posting import post_once, record_case
 from services.accounts.service_layer.recon_readers import (
     UnreadableFile,
     guarded,
-    is_malformed,
-    problems_of,
     read_settlement_lines,
     read_statements,
 )
-from services.accounts.service_layer.settlement_posting import post_settlements
+from services.accounts.service_layer.settlement_posting import execute_sql, post_settlements
 from shared.auth.principal import Principal
 from shared.bank_statements.model import Statement
-from shared.db import UnitOfWork, UTCDateTime, utcnow
+from shared.db import UnitOfWork, is_postgres, utcnow
 from shared.errors import NotFound, ValidationFailed
 from shared.events import make_event
 from shared.ids import new_id
-from shared.pagination import Page
+from shared.pagination import Page, paginate
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +122,12 @@ class ReconciliationSettings:
     def settlement_bank(self, gateway: str) -> str:
         return self.settlement_banks.get(gateway, self.default_bank_code)
 
+    @property
+    def banks(self) -> frozenset[str]:
+        """Every bank reconciliation knows: where settlements arrive, whose statements come, and
+        the payout bank. A run for any other bank is refused."""
+        return frozenset({self.default_bank_code, *self.settlement_banks.values(), *self.statement_banks})
+
 
 @dataclasses.dataclass(frozen=True)
 class RunRequest:
@@ -155,6 +160,11 @@ def import_file(
         raise ValidationFailed("`source` is gateway_settlement or bank_statement.", param="source")
     if request.source == Source.GATEWAY_SETTLEMENT and not request.gateway:
         raise ValidationFailed("A settlement file needs its `gateway`.", param="gateway")
+    if request.bank_code is not None and request.bank_code not in settings.banks:
+        raise ValidationFailed(
+            f"`bank_code` is one of the configured banks ({', '.join(sorted(settings.banks))}).",
+            param="bank_code",
+        )
     stored = settings.file_store.put(stream)
     existing = _run_of_file(uow_factory, stored.sha256)
     if existing is not None:
@@ -244,13 +254,20 @@ def finish_run(
 
 
 def finish_unfinished_runs(uow_factory: Callable[[], UnitOfWork], settings: ReconciliationSettings) -> int:
-    """Finish the runs a crash (or a stop) left ``posting``; how many."""
+    """Finish the runs a crash (or a stop) left ``posting``; how many. A run that fails to finish
+    is logged and tried again next time: it never keeps the others (nor the day's fetch) waiting."""
     with uow_factory() as uow:
         assert uow.session is not None
         run_ids = list(uow.session.scalars(sa.select(ReconRun.id).where(ReconRun.status == "posting")))
+    finished = 0
     for run_id in run_ids:
-        finish_run(uow_factory, settings, run_id)
-    return len(run_ids)
+        try:
+            finish_run(uow_factory, settings, run_id)
+        except Exception:
+            log.exception("finishing reconciliation run %s failed: tried again next pass", run_id)
+            continue
+        finished += 1
+    return finished
 
 
 def _run_of_file(uow_factory: Callable[[], UnitOfWork], sha256: str) -> ReconRun | None:
@@ -316,23 +333,8 @@ def _item_row(run: ReconRun, **values: Any) -> dict[str, Any]:
 def _analyze(session: Session) -> None:
     """Fresh statistics after staging (PostgreSQL), so the planner joins a large run by hashing
     instead of looping over rows it believes are few."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgres(session):
         session.execute(sa.text("ANALYZE recon_items"))
-
-
-def _exec(session: Session, sql: str, **params: Any) -> sa.CursorResult[Any]:
-    """A set-based statement, with datetimes and dates bound through the column types."""
-    statement = sa.text(sql)
-    params = {name: value for name, value in params.items() if f":{name}" in sql}
-    typed = []
-    for name, value in params.items():
-        if isinstance(value, dt.datetime):
-            typed.append(sa.bindparam(name, value, type_=UTCDateTime()))
-        elif isinstance(value, dt.date):
-            typed.append(sa.bindparam(name, value, type_=sa.Date()))
-    if typed:
-        statement = statement.bindparams(*typed)
-    return session.execute(statement, {k: v for k, v in params.items() if not isinstance(v, dt.date)})
 
 
 # --- settlement files ---------------------------------------------------------------------------------
@@ -373,7 +375,8 @@ def _settlement_rows(
             object_id=object_id[:140],
             reference=line.reference[:140],
             batch_reference=line.batch_reference[:64],
-            dedup_key=f"settlement:{gateway}:{line.type}:{object_id}"[:300],
+            # A line without a reference (a transaction Hirfa never made) is told apart by its own id.
+            dedup_key=f"settlement:{gateway}:{line.type}:{object_id or 'tx:' + line.transaction_id}"[:300],
             gateway=gateway,
             bank_code=bank_code,
             currency=line.currency,
@@ -403,12 +406,7 @@ def _stage_and_match_settlement(
     run.bank_code = run.bank_code or settings.settlement_bank(gateway)
     schedule = fee_schedule(settings.fee_schedules, gateway)
     first: list[dt.date] = []
-    try:
-        lines = guarded(settings.read_settlement(stream))
-    except Exception as exc:  # a reader that refuses the file before its first line
-        if is_malformed(exc):
-            raise UnreadableFile("The settlement file is malformed.", errors=problems_of(exc)) from None
-        raise
+    lines = guarded(settings.read_settlement, stream)
     rows = _settlement_rows(run, lines, schedule, run.bank_code, first)
     run.lines_total = run.lines_done = _stage(session, rows, settings.chunk_size, progress)
     _analyze(session)
@@ -416,7 +414,7 @@ def _stage_and_match_settlement(
     run.format = run.format or "csv"
     params = {"run": run.id, "receivable": f"gateway_receivable:{gateway}", "lost_dispute": "dispute:%:lost"}
     # A line seen before: earlier in this file, or settled by an earlier file.
-    _exec(
+    execute_sql(
         session,
         """UPDATE recon_items SET state = 'duplicate'
            WHERE run_id = :run AND EXISTS (
@@ -426,7 +424,7 @@ def _stage_and_match_settlement(
         run=run.id,
     )
     # Exact reference: the ledger's movement of the same object on this gateway's receivable.
-    _exec(
+    execute_sql(
         session,
         f"""UPDATE recon_items SET ledger_entry_id = x.entry_id, expected_amount = x.amount
             FROM ({_GATEWAY_LEDGER}) x
@@ -438,7 +436,7 @@ def _stage_and_match_settlement(
         rule("settlement_by_reference", settings.tolerance),
         rule("settlement_fee", settings.tolerance),
     )
-    _exec(
+    execute_sql(
         session,
         """UPDATE recon_items SET state = CASE
              WHEN ledger_entry_id IS NULL THEN 'missing_in_ledger'
@@ -468,7 +466,7 @@ def _missing_at_gateway(uow: UnitOfWork, run: ReconRun) -> None:
     params = {"run": run.id, "receivable": f"gateway_receivable:{gateway}", "lost_dispute": "dispute:%:lost"}
     if run.day is not None:
         window = rule("ledger_settled_by_gateway")
-        _exec(
+        execute_sql(
             session,
             f"""INSERT INTO recon_items (run_id, source, kind, object_id, reference, dedup_key, gateway,
                     bank_code, currency, amount, value_date, state, ledger_entry_id)
@@ -607,6 +605,11 @@ def _run_statement(
             "A statement run is for one bank's client-funds account.",
             errors=[{"reason": f"statements for {sorted(banks)}, expected {run.bank_code or 'one bank'}"}],
         )
+    if not banks <= settings.banks:
+        raise UnreadableFile(
+            "The statement is for a bank reconciliation does not know.",
+            errors=[{"reason": f"statements for {sorted(banks)}, configured banks {sorted(settings.banks)}"}],
+        )
     run.bank_code = banks.pop()
     last = max(statements, key=lambda s: (s.closing.date, s.sequence_number))
     run.day, run.closing_balance, run.currency = last.closing.date, last.closing.amount, last.currency
@@ -624,7 +627,7 @@ def _match_statement(uow: UnitOfWork, settings: ReconciliationSettings, run: Rec
     assert session is not None and run.day is not None
     bank_code = run.bank_code
     tolerance = rule("payout_debit", settings.tolerance).tolerance
-    _exec(
+    execute_sql(
         session,
         """UPDATE recon_items SET state = 'duplicate'
            WHERE run_id = :run AND EXISTS (
@@ -635,7 +638,7 @@ def _match_statement(uow: UnitOfWork, settings: ReconciliationSettings, run: Rec
     )
     # A movement whose reference is a batch the acquirer settled into this bank: a credit, or a
     # debit when the batch's refunds and chargebacks outweigh its captures.
-    _exec(
+    execute_sql(
         session,
         """UPDATE recon_items SET kind = 'batch'
            WHERE run_id = :run AND state IS NULL AND kind = 'other' AND EXISTS (
@@ -645,7 +648,7 @@ def _match_statement(uow: UnitOfWork, settings: ReconciliationSettings, run: Rec
         bank=bank_code,
     )
     # One-to-many: the credit against Σ net of the batch's settled lines.
-    _exec(
+    execute_sql(
         session,
         """UPDATE recon_items SET expected_amount = b.total
            FROM (SELECT batch_reference, SUM(net) AS total FROM recon_items
@@ -658,7 +661,7 @@ def _match_statement(uow: UnitOfWork, settings: ReconciliationSettings, run: Rec
         bank=bank_code,
     )
     # A payout's debit against the ledger's paid payout from this bank.
-    _exec(
+    execute_sql(
         session,
         """UPDATE recon_items SET expected_amount = -p.amount, ledger_entry_id = e.id
            FROM payouts p JOIN journal_entries e ON e.posting_key = 'payout:' || p.id || '\\:paid'
@@ -667,7 +670,7 @@ def _match_statement(uow: UnitOfWork, settings: ReconciliationSettings, run: Rec
         run=run.id,
         bank=bank_code,
     )
-    _exec(
+    execute_sql(
         session,
         """UPDATE recon_items SET state = CASE
              WHEN kind = 'payout' AND expected_amount IS NULL THEN 'missing_in_ledger'
@@ -684,7 +687,7 @@ def _match_statement(uow: UnitOfWork, settings: ReconciliationSettings, run: Rec
     _post_statement_lines(uow, settings, run)
     _heal(uow, run, ItemState.MISSING_IN_BANK)
     window = rule("ledger_payout_debited")
-    _exec(
+    execute_sql(
         session,
         """INSERT INTO recon_items (run_id, source, kind, object_id, reference, dedup_key, bank_code, currency,
                 amount, value_date, state, ledger_entry_id)
@@ -742,37 +745,46 @@ def _post_statement_lines(uow: UnitOfWork, settings: ReconciliationSettings, run
             _post_line(
                 uow,
                 item,
-                "reserve",
-                f"Reserve top-up by marketplace {item.object_id}",
-                reserve_top_up_lines(bank_code=bank_code, marketplace_id=item.object_id, amount=item.amount),
+                _posting(
+                    item,
+                    "reserve",
+                    f"Reserve top-up by marketplace {item.object_id}",
+                    reserve_top_up_lines(
+                        bank_code=bank_code, marketplace_id=item.object_id, amount=item.amount
+                    ),
+                ),
             )
         else:
             _post_line(
                 uow,
                 item,
-                "bank_fee",
-                f"Bank fee {item.bank_reference or item.object_id} at bank {bank_code}",
-                bank_fee_lines(bank_code=bank_code, amount=-item.amount),
+                _posting(
+                    item,
+                    "bank_fee",
+                    f"Bank fee {item.bank_reference or item.object_id} at bank {bank_code}",
+                    bank_fee_lines(bank_code=bank_code, amount=-item.amount),
+                ),
             )
 
 
-def _post_line(
-    uow: UnitOfWork, item: ReconItem, what: str, description: str, lines: Any, **posting: Any
-) -> None:
+def _posting(item: ReconItem, what: str, description: str, lines: Any, **posting: Any) -> Posting:
     key = posting.pop("posting_key", None) or f"statement:{item.bank_code}:{what}:{item.dedup_key}"[:120]
-    entry = post_once(
-        uow,
-        Posting(
-            cause=posting.pop("cause", "bank_statement"),
-            cause_id=item.object_id[:64],
-            posting_key=key,
-            description=description,
-            currency=item.currency,
-            lines=lines,
-            **posting,
-        ),
+    return Posting(
+        cause=posting.pop("cause", "bank_statement"),
+        cause_id=item.object_id[:64],
+        posting_key=key,
+        description=description,
+        currency=item.currency,
+        lines=lines,
+        **posting,
     )
-    item.posted_entry_id = entry.id if entry is not None else _posted_entry_id(uow.session, key)  # type: ignore[arg-type]
+
+
+def _post_line(uow: UnitOfWork, item: ReconItem, posting: Posting) -> None:
+    session = uow.session
+    assert session is not None
+    entry = post_once(uow, posting)
+    item.posted_entry_id = entry.id if entry is not None else _posted_entry_id(session, posting.posting_key)
     item.ledger_entry_id = item.posted_entry_id
     item.state = ItemState.MATCHED
 
@@ -794,8 +806,7 @@ def _returned_payout(uow: UnitOfWork, item: ReconItem, bank_code: str, tolerance
         item.expected_amount = payout.amount
         item.state = ItemState.AMOUNT_MISMATCH
         return
-    _post_line(
-        uow,
+    posting = _posting(
         item,
         "returned",
         f"Payout {payout.id} returned by the beneficiary's bank",
@@ -806,6 +817,22 @@ def _returned_payout(uow: UnitOfWork, item: ReconItem, bank_code: str, tolerance
         posting_key=f"payout:{payout.id}:returned",
         artisan_id=payout.artisan_id or None,
     )
+    try:
+        with session.begin_nested():
+            _post_line(uow, item, posting)
+    except BalanceRuleViolation as violation:
+        # The artisan's cap fell below their balance while the money was away (a KYC downgrade):
+        # the ledger refuses the credit. The money is at the bank and not in the ledger: the line
+        # stays a break (its case opens), the refusal is kept for an operator, and the payout
+        # stays paid until a person settles it.
+        log.warning(
+            "returned payout not posted: the ledger refused it",
+            extra={"payout_id": payout.id, "rule": violation.rule},
+        )
+        record_case(uow, posting, violation)
+        item.posted_entry_id = item.ledger_entry_id = None
+        item.state = ItemState.MISSING_IN_LEDGER
+        return
     now = utcnow()
     payout.status = PayoutStatus.RETURNED
     payout.updated_at = now
@@ -846,7 +873,9 @@ def expected_bank_balance(session: Session, bank_code: str, day: dt.date, curren
     others = """SELECT COALESCE(SUM(l.amount), 0) FROM journal_lines l JOIN journal_entries e ON e.id = l.entry_id
         WHERE l.account_id = :account AND e.posted_at < :until
           AND NOT EXISTS (SELECT 1 FROM recon_items s WHERE s.posted_entry_id = l.entry_id)"""
-    return sum(int(_exec(session, sql, **params).scalar_one()) for sql in (settled, from_statements, others))
+    return sum(
+        int(execute_sql(session, sql, **params).scalar_one()) for sql in (settled, from_statements, others)
+    )
 
 
 # --- completing a run -----------------------------------------------------------------------------------
@@ -896,17 +925,10 @@ def _complete(uow: UnitOfWork, run: ReconRun) -> None:
 # --- reading runs and items ---------------------------------------------------------------------------
 
 
-def _visible_bank(principal: Principal) -> str | None:
-    """A bank partner sees its own bank's reconciliation only; everyone else (operators) all."""
-    return principal.bank_code or "" if principal.is_bank_partner else None
-
-
 def list_runs(uow: UnitOfWork, principal: Principal, *, limit: int, starting_after: str | None) -> Page:
-    from shared.pagination import paginate
-
     with uow:
         query = sa.select(ReconRun)
-        bank = _visible_bank(principal)
+        bank = recon_cases.visible_bank(principal)
         if bank is not None:
             query = query.where(ReconRun.bank_code == bank)
         return paginate(uow.session, query, ReconRun.id, limit=limit, starting_after=starting_after)  # type: ignore[arg-type]
@@ -917,7 +939,7 @@ def get_run(uow: UnitOfWork, run_id: str, principal: Principal) -> dict[str, Any
         session = uow.session
         assert session is not None
         run = session.get(ReconRun, run_id)
-        bank = _visible_bank(principal)
+        bank = recon_cases.visible_bank(principal)
         if run is None or (bank is not None and run.bank_code != bank):
             raise NotFound(f"No reconciliation run {run_id}.")
         file = session.get(ReconFile, run.file_id)
@@ -1014,7 +1036,7 @@ def three_way(uow: UnitOfWork, object_id: str, principal: Principal) -> dict[str
         # mismatch is posted (the acquirer's leg is there) but its case still waits for a person.
         breaks = [item for item in items if item.source == ItemSource.LEDGER or item.state in BREAK_STATES]
         closed_cases = _closed_case_ids(session, breaks)
-        bank = _visible_bank(principal)
+        bank = recon_cases.visible_bank(principal)
         if bank is not None and not any(
             item.bank_code == bank for item in (*settlement, *bank_items, *breaks)
         ):
@@ -1082,14 +1104,13 @@ def unmatched_items(
                 sa.or_(ReconCase.id.is_(None), ReconCase.state.in_([str(s) for s in OPEN_CASE_STATES])),
             )
         )
-        bank = _visible_bank(principal)
+        bank = recon_cases.visible_bank(principal)
         if bank is not None:
             query = query.where(ReconItem.bank_code == bank)
         if starting_after:
-            try:
-                query = query.where(ReconItem.id > int(starting_after))
-            except ValueError:
-                raise ValidationFailed("Not a cursor of this list.", param="starting_after") from None
+            if not recon_cases.ITEM_ID.fullmatch(starting_after):
+                raise ValidationFailed("Not a cursor of this list.", param="starting_after")
+            query = query.where(ReconItem.id > int(starting_after))
         rows = list(session.scalars(query.order_by(ReconItem.id).limit(limit + 1)))
         has_more = len(rows) > limit
         rows = rows[:limit]

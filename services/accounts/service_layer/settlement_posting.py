@@ -33,7 +33,7 @@ from services.accounts.adapters import ledger
 from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount
 from services.accounts.adapters.reconciliation_orm import ReconItem, ReconRun
 from services.accounts.domain.ledger import UnbalancedEntry, bank, gateway_receivable, platform
-from shared.db import UnitOfWork, UTCDateTime
+from shared.db import UnitOfWork, UTCDateTime, is_postgres
 from shared.ids import reserve_ulids, ulid_in_block, ulid_tail_sql
 
 ENTRY_POSTED = "accounts.ledger.entry_posted"
@@ -95,7 +95,7 @@ def post_settlements(uow: UnitOfWork, run: ReconRun, size: int) -> int:
         fees=accounts[refs["fee"]].id,
         receivable=accounts[refs["gross"]].id,
     )
-    _execute(
+    execute_sql(
         session,
         f"""INSERT INTO {JournalEntry.__tablename__}
                 (id, cause, cause_id, cause_event_id, posting_key, artisan_id, description, posted_at, reverses_entry_id)
@@ -106,17 +106,17 @@ def post_settlements(uow: UnitOfWork, run: ReconRun, size: int) -> int:
                    :posted_at, NULL
             FROM {ReconItem.__tablename__} WHERE {_CHUNK}
             ON CONFLICT (posting_key) DO NOTHING""",
-        params,
+        **params,
     )
     # Each line to its entry: the one just written, or the one its posting key had already.
-    _execute(
+    execute_sql(
         session,
         f"""UPDATE {ReconItem.__tablename__} SET posted_entry_id = (
                 SELECT e.id FROM {JournalEntry.__tablename__} e WHERE e.posting_key = {_POSTING_KEY})
             WHERE {_CHUNK}""",
-        params,
+        **params,
     )
-    _execute(
+    execute_sql(
         session,
         f"""INSERT INTO {JournalLine.__tablename__} (entry_id, account_id, amount, currency)
             SELECT entry_id, account_id, amount, currency FROM (
@@ -130,7 +130,7 @@ def post_settlements(uow: UnitOfWork, run: ReconRun, size: int) -> int:
             ) line
             WHERE amount <> 0
             ORDER BY item_id, n""",
-        params,
+        **params,
     )
     sums = session.execute(
         sa.text(
@@ -172,7 +172,7 @@ def _write_events(uow: UnitOfWork, session: Session, params: dict[str, Any], now
     outbox = uow.outbox
     if outbox is None:
         raise RuntimeError("this unit of work has no outbox but events were recorded")
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = is_postgres(session)
     obj, array = ("json_build_object", "json_agg") if postgres else ("json_object", "json_group_array")
     # The lines in the order they were written: PostgreSQL orders the aggregate, SQLite aggregates
     # in its input's order.
@@ -186,7 +186,7 @@ def _write_events(uow: UnitOfWork, session: Session, params: dict[str, Any], now
             'description', description, 'posted_at', CAST(:posted_at_text AS VARCHAR(40)),
             'lines', {array}({obj}('account', account_id, 'owner_type', owner_type, 'owner_id', owner_id,
                                    'kind', kind, 'amount', amount, 'currency', currency){ordered})))"""
-    _execute(
+    execute_sql(
         session,
         f"""INSERT INTO {outbox.model.__tablename__}
                 (event_id, event_type, topic, key, payload, created_at, available_at, attempts)
@@ -202,26 +202,24 @@ def _write_events(uow: UnitOfWork, session: Session, params: dict[str, Any], now
                   {input_order}) line
             GROUP BY entry_id, cause, cause_id, description
             ORDER BY entry_id""",
-        {
-            **params,
-            "topic": outbox.topic,
-            "time": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-            "posted_at_text": now.isoformat(),
-            "created_at": now,
-        },
+        **params,
+        topic=outbox.topic,
+        time=now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        posted_at_text=now.isoformat(),
+        created_at=now,
     )
 
 
-def _execute(session: Session, sql: str, params: dict[str, Any]) -> None:
-    """A set-based statement, its datetimes bound through the column type; only the parameters it
-    names are sent."""
-    statement = sa.text(sql)
+def execute_sql(session: Session, sql: str, **params: Any) -> sa.CursorResult[Any]:
+    """A set-based statement (reconciliation's and this module's), its datetimes and dates bound
+    through the column types; only the parameters it names are sent."""
     used = {name: value for name, value in params.items() if re.search(rf":{name}\b", sql)}
-    statement = statement.bindparams(
-        *(
-            sa.bindparam(name, type_=UTCDateTime())
-            for name, value in used.items()
-            if isinstance(value, dt.datetime)
-        )
-    )
-    session.connection().execute(statement, used)
+    typed = [
+        sa.bindparam(name, type_=UTCDateTime() if isinstance(value, dt.datetime) else sa.Date())
+        for name, value in used.items()
+        if isinstance(value, dt.date)
+    ]
+    statement = sa.text(sql)
+    if typed:
+        statement = statement.bindparams(*typed)
+    return session.execute(statement, used)
