@@ -161,10 +161,8 @@ def import_file(
     if request.source == Source.GATEWAY_SETTLEMENT and not request.gateway:
         raise ValidationFailed("A settlement file needs its `gateway`.", param="gateway")
     if request.bank_code is not None and request.bank_code not in settings.banks:
-        raise ValidationFailed(
-            f"`bank_code` is one of the configured banks ({', '.join(sorted(settings.banks))}).",
-            param="bank_code",
-        )
+        banks = ", ".join(sorted(settings.banks))
+        raise ValidationFailed(f"`bank_code` is one of the configured banks ({banks}).", param="bank_code")
     stored = settings.file_store.put(stream)
     existing = _run_of_file(uow_factory, stored.sha256)
     if existing is not None:
@@ -607,7 +605,7 @@ def _run_statement(
         )
     if not banks <= settings.banks:
         raise UnreadableFile(
-            "The statement is for a bank reconciliation does not know.",
+            "The statement is for a bank reconciliation is not set up for.",
             errors=[{"reason": f"statements for {sorted(banks)}, configured banks {sorted(settings.banks)}"}],
         )
     run.bank_code = banks.pop()
