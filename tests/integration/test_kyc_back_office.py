@@ -218,3 +218,41 @@ def test_an_artisan_screened_before_any_list_climbs_once_rescreened(
     # The tier-3 case it opened is the officer's: four-eyes keeps them off it.
     [case] = queue(client, staff(), artisan_id=kyc.id, kind="tier_upgrade")
     assert case["submitted_by"] == "stf_youssef"
+
+
+# --- the KYC funnel ------------------------------------------------------------------------------
+
+
+def test_the_kyc_funnel_counts_every_tier_for_staff_and_a_marketplace_its_own(
+    onboarding_app, marketplace_headers, staff, issue_token
+):
+    from tests.integration.conftest import OTHER_MARKETPLACE
+
+    app = with_sample_list(onboarding_app)
+    client = app.test_client()
+    mine = [Kyc(client, app, marketplace_headers, full_name=name) for name in ("Amina Tazi", "Omar Berrada")]
+    mine[0].verify_phone()
+    Kyc(
+        client,
+        app,
+        lambda key=None: marketplace_headers(key, client_id=OTHER_MARKETPLACE),
+        full_name="Sara Alami",
+    )
+
+    def funnel(headers) -> dict:
+        response = client.get("/v1/artisans/kyc-funnel", headers=headers)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    everyone = funnel(staff(roles=(Role.OPERATOR,), who="stf_salma"))
+    assert everyone["tiers"] == [
+        {"tier": 0, "count": 2},
+        {"tier": 1, "count": 1},
+        {"tier": 2, "count": 0},
+        {"tier": 3, "count": 0},
+    ]
+    assert (everyone["rejected"], everyone["suspended"]) == (0, 0)
+    assert [row["count"] for row in funnel(marketplace_headers())["tiers"]] == [1, 1, 0, 0]
+    artisan = {"Authorization": "Bearer " + issue_token(Role.ARTISAN, client_id=mine[0].id)}
+    refused = client.get("/v1/artisans/kyc-funnel", headers=artisan)
+    assert refused.status_code == 403 and refused.get_json()["code"] == "insufficient_scope"

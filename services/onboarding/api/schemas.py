@@ -82,6 +82,22 @@ class ArtisanListArgsSchema(PageArgsSchema):
     region = fields.String(validate=validate.OneOf(REGIONS))
 
 
+class TierCountSchema(Schema):
+    tier = fields.Integer(required=True)
+    count = fields.Integer(required=True)
+
+
+class KycFunnelSchema(Schema):
+    object = fields.Constant("kyc_funnel")
+    tiers = fields.List(
+        fields.Nested(TierCountSchema),
+        required=True,
+        metadata={"description": "Active artisans, tier 0 to 3."},
+    )
+    rejected = fields.Integer(required=True)
+    suspended = fields.Integer(required=True)
+
+
 class ArtisanPathSchema(Schema):
     artisan_id = fields.String(required=True)
 
