@@ -355,6 +355,14 @@ def test_production_refuses_development_settings():
     assert "s" * 40 not in repr(ConsoleConfig(secret_key="s" * 40))
 
 
+def test_a_rate_chart_is_scaled_to_a_hundred_and_a_missing_rate_reads_as_a_dash():
+    chart = charts.bar_chart("t", [("Carte", 75), ("Portefeuille mobile", None)], top=100, unit=" %")
+    assert [(bar.length, bar.text) for bar in chart.bars] == [(round(charts.WIDTH * 0.75), "75 %"), (0, "—")]
+    # A long label moves the bars along instead of running under them.
+    assert chart.label_width > charts.MIN_LABEL_WIDTH > len("Portefeuille mobile")
+    assert chart.total_width == chart.label_width + charts.WIDTH + charts.VALUE_WIDTH
+
+
 def test_open_cases_by_age():
     assert charts.by_age([0, 0, 2, 5, 40]) == [("< 1 d", 2), ("1–3 d", 1), ("3–7 d", 1), ("> 7 d", 1)]
     chart = charts.bar_chart("t", [("a", 10), ("b", 5), ("c", 0)])

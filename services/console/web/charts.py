@@ -10,6 +10,11 @@ from shared.i18n import N_  # marks a message for the catalogues; translated whe
 WIDTH = 180  # the bars' full length, in SVG units (and CSS pixels: drawn at its size)
 BAR = 22
 GAP = 8
+# Room for the labels before the bars: at least this, more for long ones (about 8 units a
+# character at the chart's 14 px), and for the value written after the longest bar.
+MIN_LABEL_WIDTH = 100
+LABEL_CHARACTER = 8
+VALUE_WIDTH = 60
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +36,15 @@ class BarChart:
     @property
     def empty(self) -> bool:
         return not any(bar.value for bar in self.bars)
+
+    @property
+    def label_width(self) -> int:
+        longest = max((len(bar.label) for bar in self.bars), default=0)
+        return max(MIN_LABEL_WIDTH, LABEL_CHARACTER * longest + GAP)
+
+    @property
+    def total_width(self) -> int:
+        return self.label_width + self.width + VALUE_WIDTH
 
 
 def bar_chart(
