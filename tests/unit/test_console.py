@@ -359,7 +359,8 @@ def test_a_rate_chart_is_scaled_to_a_hundred_and_a_missing_rate_reads_as_a_dash(
     chart = charts.bar_chart("t", [("Carte", 75), ("Portefeuille mobile", None)], top=100, unit=" %")
     assert [(bar.length, bar.text) for bar in chart.bars] == [(round(charts.WIDTH * 0.75), "75 %"), (0, "—")]
     # A long label moves the bars along instead of running under them.
-    assert chart.label_width > charts.MIN_LABEL_WIDTH > len("Portefeuille mobile")
+    assert chart.label_width > charts.MIN_LABEL_WIDTH
+    assert chart.label_width >= charts.LABEL_CHARACTER * len("Portefeuille mobile")
     assert chart.total_width == chart.label_width + charts.WIDTH + charts.VALUE_WIDTH
 
 
