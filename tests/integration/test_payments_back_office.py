@@ -388,3 +388,15 @@ def test_french_problems_for_the_back_office(client, as_operator):
         created_lt="2026-12-01T00:00:00+00:00",
     )
     assert response.get_json()["detail"] == "created_lt doit être postérieur à created_gte."
+
+
+def test_the_openapi_document_describes_the_back_office(client):
+    from openapi_spec_validator import validate
+
+    document = client.get("/openapi.json").get_json()
+    validate(document)
+    for path in (*LISTS, "payment-stats"):
+        operation = document["paths"][f"{BASE}/{path}"]["get"]
+        assert "200" in operation["responses"] and operation["summary"], path
+    stats = document["components"]["schemas"]["PaymentStats"]["properties"]
+    assert {"count", "volume", "by_method"} <= set(stats)
