@@ -542,6 +542,9 @@ def test_the_payments_page_lists_what_needs_attention_across_marketplaces(client
     assert "reversals_after=pay_1" in html  # that list has more
     calls = {c.path: c.params for c in apis.payments.calls}
     assert calls["/v1/back-office/stuck-payments"]["starting_after"] == "pay_0"
+    response = client.get("/payments")
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     assert all(c.token == "token-of-stf_salma" for c in apis.payments.calls)
 
 
