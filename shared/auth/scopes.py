@@ -34,7 +34,7 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
     # ``self:write`` they upload their own KYC documents and link their own bank accounts.
     Role.ARTISAN: frozenset({"self:read", "self:write", "payouts:request"}),
     # Back-office staff who run the ledger: integrity checks, cases, payouts on an artisan's behalf,
-    # and reconciliation (runs, cases: reading and acting).
+    # reconciliation (runs, cases: reading and acting), and what needs attention in payments.
     Role.OPERATOR: frozenset(
         {
             "ledger:read",
@@ -46,6 +46,9 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "devices:manage",
             "reconciliation:read",
             "reconciliation:operate",
+            # Read payments across every marketplace for the back office: reversals to review,
+            # stuck payments, open disputes, failing webhooks, and the day's figures.
+            "payments:oversee",
         }
     ),
 }

@@ -21,8 +21,9 @@ import requests
 from tests.e2e.conftest import assert_ledger_sound
 from tests.e2e.console_support import NAMES, STAFF_PASSWORD, other_origin_app, png, serve, totp_code
 from tests.e2e.stack import Stack
-from tests.e2e.test_kyc_path import last_sms_code
-from tests.support import ROOT, artisan_body, wait_until
+from tests.e2e.test_kyc_path import Client, last_sms_code, verify_phone
+from tests.e2e.test_payments_path import card_token
+from tests.support import ROOT, artisan_body, free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -287,9 +288,8 @@ def test_an_operator_works_the_ledger_and_sees_no_review_pages(stack, people, sh
     assert salma.locator("#ledger-cases").count() == 1
     shots(salma, "ledger")
     salma.click("nav >> text=Paiements")
-    assert salma.locator("#reversals h2").count() == 1
-    assert salma.locator("#no-staff-view").count() == 1  # said, not guessed
-    shots(salma, "payments-attention")
+    for section in ("reversals", "stuck", "disputes", "webhooks"):
+        assert salma.locator(f"#{section}-list").count() == 1, section
     salma.click("nav >> text=Artisans")
     assert salma.locator("table.list tbody tr").count() >= 2
     shots(salma, "artisans")
@@ -299,6 +299,174 @@ def test_an_operator_works_the_ledger_and_sees_no_review_pages(stack, people, sh
         response = salma.goto(f"{stack.console_url}{path}")
         assert response.status == 403
         assert salma.locator('[data-reason="role"]').count() == 1
+
+
+# --- payments needing attention and the day's figures, from payments made through the stack --------
+
+CARD_APPROVED, CARD_DECLINED, CARD_DISPUTED, CARD_GATEWAY_ERROR = (
+    "4242424242424242",
+    "4000000000009995",
+    "4000000000000259",  # approved, then the buyer's bank opens a dispute
+    "4000000000000119",  # every authorisation answers 500: the outcome stays unknown
+)
+
+
+def paying_artisan(stack: Stack, marketplace: Client) -> str:
+    """An artisan at tier 1 (a verified phone), known to payments as a payee who can be paid."""
+    artisan = marketplace.call(
+        "POST", "onboarding", "/v1/artisans", idempotent=True, json=artisan_body(full_name="Hassan Ouazzani")
+    ).json()
+    verify_phone(stack, marketplace, artisan)
+
+    def can_be_paid() -> bool:
+        payee = marketplace.call("GET", "payments", f"/v1/payees/{artisan['id']}")
+        return payee.ok and payee.json()["can_accept_payments"]
+
+    wait_until(can_be_paid, timeout=30, message="payments knows the artisan at tier 1")
+    return artisan["id"]
+
+
+def pay(
+    stack: Stack, marketplace: Client, artisan_id: str, *, card: str | None = None, phone: str | None = None
+) -> dict:
+    created = marketplace.call(
+        "POST",
+        "payments",
+        "/v1/payments",
+        idempotent=True,
+        json={
+            "artisan_id": artisan_id,
+            "amount": 1000,
+            "currency": "MAD",
+            "application_fee": 100,
+            "payment_method_type": "card" if card else "mobile_wallet",
+        },
+    )
+    assert created.status_code == 201, created.text
+    body = {"card_token": card_token(stack, card)} if card else {"phone": phone}
+    confirmed = marketplace.call(
+        "POST", "payments", f"/v1/payments/{created.json()['id']}/confirm", json=body
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    return confirmed.json()
+
+
+def test_an_operator_sees_the_days_payments_and_what_needs_attention(stack, people, shots):
+    marketplace = Client(stack, "cli_demo_marketplace", "demo-marketplace-secret")
+    artisan_id = paying_artisan(stack, marketplace)
+    # The marketplace's webhook endpoint answers nothing: each delivery fails and is tried again later.
+    endpoint = marketplace.call(
+        "POST",
+        "payments",
+        "/v1/webhook-endpoints",
+        idempotent=True,
+        json={"url": f"http://127.0.0.1:{free_port()}/hooks", "event_types": ["*"]},
+    )
+    assert endpoint.status_code == 201, endpoint.text
+
+    # The day's payments: two cards approved, one declined, one approved then disputed, a wallet.
+    for card, status in (
+        (CARD_APPROVED, "succeeded"),
+        (CARD_APPROVED, "succeeded"),
+        (CARD_DECLINED, "failed"),
+    ):
+        assert pay(stack, marketplace, artisan_id, card=card)["status"] == status
+    disputed = pay(stack, marketplace, artisan_id, card=CARD_DISPUTED)
+    wallet = pay(stack, marketplace, artisan_id, phone="+212600000001")
+
+    def status_of(payment_id: str) -> str:
+        return marketplace.call("GET", "payments", f"/v1/payments/{payment_id}").json()["status"]
+
+    def disputes() -> list:
+        return marketplace.call(
+            "GET", "payments", "/v1/disputes", params={"payment_id": disputed["id"]}
+        ).json()["data"]
+
+    def failed_attempts() -> bool:
+        listed = marketplace.call(
+            "GET", "payments", "/v1/webhook-deliveries", params={"endpoint_id": endpoint.json()["id"]}
+        ).json()["data"]
+        return any(d["status"] == "pending" and d["attempt_count"] > 0 for d in listed)
+
+    wait_until(
+        lambda: status_of(wallet["id"]) == "succeeded", timeout=30, message="the buyer approves in the wallet"
+    )
+    wait_until(lambda: len(disputes()) == 1, timeout=30, message="the gateway opens a dispute")
+    wait_until(failed_attempts, timeout=30, message="a webhook delivery fails and waits for its next attempt")
+    [dispute] = disputes()
+
+    # With the payments worker (recovery) down, a payment whose gateway call failed stays processing
+    # past the recovery time (3 s on this stack).
+    stack.stop("payments_worker")
+    try:
+        stuck = pay(stack, marketplace, artisan_id, card=CARD_GATEWAY_ERROR)
+        assert stuck["status"] == "processing"
+        time.sleep(4)
+
+        salma = people.page(SALMA)
+        salma.goto(f"{stack.console_url}/payments")
+        assert salma.locator(f'#stuck-list tr[data-payment="{stuck["id"]}"]').count() == 1
+        assert salma.locator(f'#disputes-list tr[data-dispute="{dispute["id"]}"]').count() == 1
+        failing = salma.locator('#webhooks-list tr[data-marketplace="cli_demo_marketplace"]')
+        assert failing.count() == 1 and int(failing.locator("td.retrying").inner_text()) >= 1
+        assert salma.locator("#reversals-list").count() == 1
+        shots(salma, "payments-attention")
+
+        # The dashboard counts them: six payments today, four of them succeeded (40 MAD).
+        salma.goto(f"{stack.console_url}/")
+        today = salma.locator("#payments-today")
+        assert today.locator(".count").inner_text() == "6 paiements"
+        assert "40,00" in today.locator(".volume").inner_text()
+        card = today.locator('tr[data-method="card"] td')
+        assert [card.nth(i).inner_text() for i in range(1, 4)] == ["5", "3", "1"]
+        rates = today.locator("svg desc").text_content()
+        assert "Carte: 75 %" in rates and "Portefeuille mobile: 100 %" in rates
+        assert salma.locator("#payments-week .count").inner_text() == "6 paiements"
+        assert "Niveau 1:" in salma.locator("#funnel svg desc").text_content()
+        assert salma.locator("#payouts svg").count() == 2  # today's and this week's
+        shots(salma, "dashboard-operator")
+    finally:
+        stack.start("payments_worker")
+
+    # Recovery back: the gateway has no record of the payment, so it fails and is no longer stuck.
+    wait_until(lambda: status_of(stuck["id"]) == "failed", timeout=60, message="recovery settles the payment")
+    salma.goto(f"{stack.console_url}/payments")
+    assert salma.locator(f'#stuck-list tr[data-payment="{stuck["id"]}"]').count() == 0
+
+
+def test_an_officer_filters_the_queue_by_region_and_rescreens_an_artisan(stack, people, shots):
+    marketplace = Client(stack, "cli_demo_marketplace", "demo-marketplace-secret")
+    # A name on the sample sanctions list: registration opens a screening-hit case.
+    listed = marketplace.call(
+        "POST",
+        "onboarding",
+        "/v1/artisans",
+        idempotent=True,
+        json=artisan_body(full_name="Khadija Amraoui", region="oriental"),
+    ).json()
+    assert listed["screening_status"] == "hit"
+
+    amina = people.page(AMINA)
+    amina.goto(f"{stack.console_url}/reviews")
+    amina.select_option("#region", "oriental")
+    amina.select_option("#kind", "screening_hit")
+    amina.click("form.filters button[type=submit]")
+    rows = amina.locator("#review-queue tbody tr")
+    assert rows.count() >= 1 and all("oriental" in rows.nth(i).inner_text() for i in range(rows.count()))
+    shots(amina, "review-queue-oriental")
+    amina.click("#review-queue tbody tr:last-child a.open-case")
+    assert amina.inner_text("#artisan-name") == "Khadija Amraoui"
+    assert amina.inner_text("td.list-reference") == "ZZi.004"
+    shots(amina, "screening-hit")
+
+    # On the profile: screened again against the lists in force, still a possible match.
+    amina.click("text=Profil de l’artisan")
+    amina.click("#rescreen")
+    assert amina.get_attribute("#rescreen-notice", "data-outcome") == "hit"
+    assert "correspondance possible" in amina.inner_text("#rescreen-notice")
+    assert "screening.rerun" in amina.inner_text("#audit-title + table")
+    assert amina.locator("#devices").count() == 0  # devices are an operator's (devices:manage)
+    shots(amina, "artisan-rescreened")
 
 
 SETTLEMENT_COLUMNS = (
@@ -441,9 +609,11 @@ def test_a_forged_form_post_is_refused(stack, people):
 
 
 def test_arabic_renders_right_to_left(stack, browser, shots):
-    page = new_page(browser)
+    # A browser set up in English still gets the console in French until the person picks.
+    page = browser.new_context(locale="en-US").new_page()
     page.goto(f"{stack.console_url}/sign-in")
     assert page.get_attribute("html", "lang") == "fr"
+    assert page.inner_text("h1") == "Connexion du personnel"
     page.click("button[lang=ar]")
     assert page.get_attribute("html", "dir") == "rtl"
     assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"

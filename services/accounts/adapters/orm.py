@@ -233,9 +233,10 @@ class Payout(Base):
     requested_by: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Indexed: the back office counts the payouts sent, paid and failed in a day or a week.
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
 
     @property
     def money(self) -> Money:

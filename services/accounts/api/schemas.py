@@ -270,6 +270,33 @@ class PayoutSchema(Schema):
 PayoutPageSchema = page_schema(PayoutSchema)
 
 
+class PayoutStatsArgsSchema(Schema):
+    since = fields.AwareDateTime(
+        required=True,
+        default_timezone=None,
+        metadata={"description": "The period's start (ISO 8601 with offset)."},
+    )
+    until = fields.AwareDateTime(
+        load_default=None,
+        default_timezone=None,
+        metadata={"description": "Its end, excluded (default: now). At most 92 days after since."},
+    )
+
+
+class StepFiguresSchema(Schema):
+    count = fields.Integer(required=True)
+    amount = fields.List(fields.Nested(MoneySchema), required=True, metadata={"description": "Per currency."})
+
+
+class PayoutStatsSchema(Schema):
+    object = fields.Constant("payout_stats")
+    since = fields.DateTime(required=True)
+    until = fields.DateTime(required=True)
+    sent = fields.Nested(StepFiguresSchema, required=True, metadata={"description": "Handed to the bank."})
+    paid = fields.Nested(StepFiguresSchema, required=True)
+    failed = fields.Nested(StepFiguresSchema, required=True)
+
+
 class PayoutListArgsSchema(PageArgsSchema):
     artisan_id = fields.String(validate=validate.Length(min=1, max=40))
     status = fields.String(validate=validate.OneOf([str(status) for status in PayoutStatus]))

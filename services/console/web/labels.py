@@ -50,10 +50,26 @@ LABELS = {
     "platform": N_("Platform"),
     "marketplace": N_("Marketplace"),
     "artisan": N_("Artisan"),
+    # payment methods
+    "card": N_("Card"),
+    "mobile_wallet": N_("Mobile wallet"),
 }
 
 # Codes that mean something else in another family: a reconciliation case's states.
 FAMILY_LABELS = {
+    # A payment whose money the gateway holds though it ended without going through.
+    "payment": {
+        "failed": N_("Payment failed"),
+        "canceled": N_("Payment canceled"),
+    },
+    # Giving back money the gateway holds for a failed or canceled payment.
+    "reversal": {
+        "required": N_("To give back"),
+        "refund_pending": N_("Refund pending"),
+        "voided": N_("Released"),
+        "refunded": N_("Refunded"),
+        "failed": N_("The gateway would not give it back"),
+    },
     "case": {
         "open": N_("Open"),
         "investigating": N_("Investigating"),

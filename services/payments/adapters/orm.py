@@ -54,6 +54,10 @@ class Payment(Base):
     __table_args__ = (
         sa.UniqueConstraint("gateway", "gateway_reference", name="uq_payments_gateway_reference"),
         sa.UniqueConstraint("marketplace_id", "creation_key", name="uq_payments_creation_key"),
+        # A status, or a reversal's, then the id: the back office pages through payments in one
+        # state (stuck in processing, a reversal to review) in id order, the cursor's.
+        sa.Index("ix_payments_status_id", "status", "id"),
+        sa.Index("ix_payments_reversal_status_id", "reversal_status", "id"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
@@ -64,7 +68,7 @@ class Payment(Base):
     application_fee: Mapped[int] = mapped_column(sa.BigInteger)
     payment_method_type: Mapped[str] = mapped_column(sa.String(20))
     capture_method: Mapped[str] = mapped_column(sa.String(10))
-    status: Mapped[str] = mapped_column(sa.String(30), index=True)
+    status: Mapped[str] = mapped_column(sa.String(30))
     description: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
     metadata_json: Mapped[str] = mapped_column("metadata", sa.Text, default="{}")
     order_reference: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
@@ -104,7 +108,7 @@ class Payment(Base):
     capture_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Money the gateway holds though the payment failed or was canceled, being given back
     # (domain/payments.py ``Reversal``); None when there is none.
-    reversal_status: Mapped[str | None] = mapped_column(sa.String(20), nullable=True, index=True)
+    reversal_status: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
     # Failed because the gateway had no record of it: when the recovery job looks it up once more,
     # lest the charge landed later and its callback was lost. None once looked (or never due).
     stray_charge_check_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
@@ -166,6 +170,7 @@ class Dispute(Base):
     __tablename__ = "disputes"
     __table_args__ = (
         sa.UniqueConstraint("gateway", "gateway_reference", name="uq_disputes_gateway_reference"),
+        sa.Index("ix_disputes_status_id", "status", "id"),  # open ones, in the cursor's order
     )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
@@ -175,7 +180,7 @@ class Dispute(Base):
     amount: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
     reason: Mapped[str] = mapped_column(sa.String(40))
-    status: Mapped[str] = mapped_column(sa.String(10), index=True)  # open | won | lost
+    status: Mapped[str] = mapped_column(sa.String(10))  # open | won | lost
     gateway: Mapped[str] = mapped_column(sa.String(20))
     gateway_reference: Mapped[str] = mapped_column(sa.String(100))
     opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
@@ -272,7 +277,11 @@ class WebhookDelivery(Base):
     """One event for one endpoint, tried until a 2xx or until the event is too old."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        # The back office's failures per marketplace: failed and retrying ones, grouped.
+        sa.Index("ix_webhook_deliveries_status_marketplace", "status", "marketplace_id"),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     event_id: Mapped[str] = mapped_column(sa.ForeignKey("webhook_events.id"), index=True)
