@@ -304,8 +304,8 @@ def request_adjustment(
     _ensure_operator(principal)
     if command.case_id is not None and not ledger_cases.is_ledger_case(command.case_id):
         raise ValidationFailed(
-            "`case_id` names a ledger case (lc_…); a reconciliation case is written off with "
-            "POST /v1/reconciliation/cases/{id}/write-off.",
+            "`case_id` names a ledger case (lc_…); a reconciliation case is written off through "
+            "its own write-off endpoint.",
             param="case_id",
         )
     key = (command.idempotency_key or "").strip()

@@ -136,7 +136,7 @@ def _locked(session: Session, case_id: str) -> tuple[LedgerCase, ParkedEvent | N
 
 def _resolved_already(case: LedgerCase) -> Conflict:
     return Conflict(
-        f"The ledger case {case.id} is resolved already ({case.details.get('resolution', 'resolved')}).",
+        f"The ledger case {case.id} is resolved already.",
         code="ledger_case_resolved",
         param="case_id",
     )
