@@ -187,7 +187,10 @@ def test_an_adjustment_for_a_waiting_case_takes_the_place_of_its_parked_event(cl
         None,
     )
     details = case["details"]
-    assert (details["adjustment_id"], details["entry_id"]) == (proposed.json["id"], proposed.json["entry_id"])
+    assert (details["adjustment_id"], details["resolved_by_entry_id"]) == (
+        proposed.json["id"],
+        proposed.json["entry_id"],
+    )
     assert details["released_event_id"] == payment.id
     assert details["released_envelope"]["data"]["payment_id"] == payment.data["payment_id"]
     assert parked_events(ledger) == []

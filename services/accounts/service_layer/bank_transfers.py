@@ -239,7 +239,7 @@ def _return_payout_funds(uow: UnitOfWork, case_id: str) -> bool:
         except BalanceRuleViolation:
             return False  # still no room
         case.mark_resolved(
-            "funds_returned", at=utcnow(), **({"entry_id": entry.id} if entry is not None else {})
+            "funds_returned", at=utcnow(), **({"resolved_by_entry_id": entry.id} if entry is not None else {})
         )
         uow.commit()
     log.info("failed payout's funds returned", extra={"payout_id": payout.id})

@@ -210,7 +210,7 @@ def adjustment_posted(uow: UnitOfWork, adjustment: LedgerAdjustment) -> None:
         at=adjustment.decided_at or utcnow(),
         by=approver,
         adjustment_id=adjustment.id,
-        entry_id=adjustment.entry_id,
+        resolved_by_entry_id=adjustment.entry_id,
         **released,
     )
     log.info(
