@@ -725,6 +725,7 @@ def test_forged_ledger_and_case_forms_are_refused(operator, apis):
         "/ledger/adjustments/adj_1/approve",
         "/reconciliation/cases/rc_1/write-off",
         "/reconciliation/cases/rc_1/resolve",
+        "/ledger/cases/lc_2/resolve",
     ):
         forged = operator.post(
             path, data={"kind": "reversal", "reason": "x", "reverses_entry_id": "je_1", "note": "x"}
@@ -739,6 +740,7 @@ def test_without_the_operator_role_no_ledger_actions_or_reconciliation(client, a
     for path in (
         "/ledger/adjustments",
         "/ledger/adjustments/new",
+        "/ledger/cases/lc_1",
         "/reconciliation",
         "/reconciliation/cases/rc_1",
         "/reconciliation/three-way",
@@ -748,6 +750,7 @@ def test_without_the_operator_role_no_ledger_actions_or_reconciliation(client, a
     for path in (
         "/ledger/adjustments",
         "/ledger/adjustments/adj_1/approve",
+        "/ledger/cases/lc_1/resolve",
         "/reconciliation/cases/rc_1/write-off",
     ):
         assert client.post(path, data={"csrf_token": token}).status_code == 403, path
@@ -1003,5 +1006,7 @@ def test_people_are_named_where_the_console_shows_who_did_what(operator, apis):
         html = operator.get("/ledger/adjustments").data.decode()
         assert "Karim Fassi (stf_karim)" in html
         assert ">stf_gone<" in html  # not found at onboarding: the id, as it is
-    # Names are kept a while: the second page asked onboarding nothing new about Karim.
+    # Names are kept a while (and one onboarding does not know, a minute): the second page asked
+    # onboarding nothing new.
     assert len([c for c in apis.onboarding.calls if c.path == "/v1/staff/stf_karim"]) == 1
+    assert len([c for c in apis.onboarding.calls if c.path == "/v1/staff/stf_gone"]) == 1
