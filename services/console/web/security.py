@@ -167,14 +167,21 @@ def has_role(role: str) -> bool:
 def _check_signed_in() -> Any:
     """Every page but the public ones needs a live session; an idle one ends here."""
     g.staff = None
+    public = request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None
     if "token" in session:
         now = time.time()
+        expires = float(session.get("expires", 0))
         if now - float(session.get("seen", 0)) > current_app.config["IDLE_TIMEOUT_SECONDS"]:
             sign_out_person("session_expired")
-        elif now <= float(session.get("expires", 0)) - RENEW_AHEAD_SECONDS or _renew_token(now):
+        elif (
+            now <= expires - RENEW_AHEAD_SECONDS
+            # A stylesheet or the sign-in page calls no service: the next page renews.
+            or (public and now <= expires)
+            or (not public and _renew_token(now))
+        ):
             g.staff = session["staff"]
             session["seen"] = now
-    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+    if public:
         return None
     if g.staff is None:
         return redirect(url_for("auth.sign_in", next=request.full_path if request.method == "GET" else None))
