@@ -109,6 +109,9 @@ def _staff_policy(config: OnboardingConfig, keys: SigningKeyStore, cipher: Envel
             lockout=dt.timedelta(seconds=config.staff_lockout_seconds),
         ),
         enrolment_ttl=dt.timedelta(hours=config.staff_enrolment_ttl_hours),
+        refresh_idle=dt.timedelta(seconds=config.staff_refresh_idle_seconds),
+        session_max=dt.timedelta(hours=config.staff_session_max_hours),
+        retry_grace=dt.timedelta(seconds=config.refresh_token_retry_grace_seconds),
     )
 
 

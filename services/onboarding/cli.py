@@ -56,6 +56,8 @@ DEMO_STAFF = (
     ("amina.compliance@hirfa.test", "Amina Benali", ("compliance",), "AMINACOMPLIANCEDEMOTOTPSECRETAAA"),
     ("youssef.compliance@hirfa.test", "Youssef Alaoui", ("compliance",), "YOUSSEFCOMPLIANCEDEMOTOTPSECRETA"),
     ("salma.operator@hirfa.test", "Salma Idrissi", ("operator",), "SALMAOPERATORDEMOTOTPSECRETAAAAA"),
+    # A second operator, for four-eyes decisions (an adjustment Salma proposes, Karim approves).
+    ("karim.operator@hirfa.test", "Karim Fassi", ("operator",), "KARIMOPERATORDEMOTOTPSECRETAAAAA"),
 )
 # Where `staff create` reads the password when it cannot ask (CI, scripts: no terminal).
 STAFF_PASSWORD_ENV = "HIRFA_STAFF_PASSWORD"

@@ -22,6 +22,7 @@ from tests.e2e.conftest import assert_ledger_sound
 from tests.e2e.console_support import NAMES, STAFF_PASSWORD, other_origin_app, png, serve, totp_code
 from tests.e2e.stack import Stack
 from tests.e2e.test_kyc_path import Client, last_sms_code, verify_phone
+from tests.e2e.test_ledger_path import ready_artisan
 from tests.e2e.test_payments_path import card_token
 from tests.support import ROOT, artisan_body, free_port, wait_until
 
@@ -29,10 +30,11 @@ pytestmark = pytest.mark.e2e
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 AXE = ROOT / ".venv/node/node_modules/axe-core/axe.min.js"
-AMINA, YOUSSEF, SALMA = (
+AMINA, YOUSSEF, SALMA, KARIM = (
     "amina.compliance@hirfa.test",
     "youssef.compliance@hirfa.test",
     "salma.operator@hirfa.test",
+    "karim.operator@hirfa.test",
 )
 
 if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
@@ -553,6 +555,156 @@ def test_an_operator_writes_off_a_reconciliation_case(stack, people, shots):
     shots(salma, "adjustment-four-eyes-refusal")
     salma.goto(case_url)
     assert salma.get_attribute("#case-state", "data-state") == "written_off"
+
+
+def reserve_below_zero_case(stack: Stack, operator_token: str) -> dict:
+    """A real open ledger case, made by the running processes: an artisan's card payment is paid
+    out to their bank, then refunded in full; the artisan holds nothing any more, so the
+    marketplace's reserve covers their share and goes below zero."""
+    marketplace = Client(stack, "cli_demo_marketplace", "demo-marketplace-secret")
+    artisan_id = ready_artisan(stack, marketplace)
+
+    def accounts(method: str, path: str, **kwargs) -> requests.Response:
+        return api(stack, operator_token, method, "accounts", path, **kwargs)
+
+    wait_until(
+        lambda: (
+            (answer := marketplace.call("GET", "payments", f"/v1/payees/{artisan_id}")).ok
+            and answer.json()["kyc_tier"] == 1
+        ),
+        timeout=30,
+        message="payments knows tier 1",
+    )
+    created = marketplace.call(
+        "POST",
+        "payments",
+        "/v1/payments",
+        idempotent=True,
+        json={
+            "artisan_id": artisan_id,
+            "amount": 15_000,
+            "currency": "MAD",
+            "application_fee": 1_500,
+            "payment_method_type": "card",
+        },
+    )
+    assert created.status_code == 201, created.text
+    payment_id = created.json()["id"]
+    confirmed = marketplace.call(
+        "POST",
+        "payments",
+        f"/v1/payments/{payment_id}/confirm",
+        json={"card_token": card_token(stack, "4242424242424242")},
+    )
+    assert confirmed.json()["status"] == "succeeded", confirmed.text
+    wait_until(
+        lambda: (
+            accounts("GET", f"/v1/artisans/{artisan_id}/balance").json().get("available", {}).get("amount")
+            == 13_500
+        ),
+        timeout=30,
+        message="the payment is released to available",
+    )
+    payout = accounts(
+        "POST", "/v1/payouts", json={"artisan_id": artisan_id, "amount": 13_500, "currency": "MAD"}
+    )
+    assert payout.status_code in (201, 202), payout.text
+    wait_until(
+        lambda: accounts("GET", f"/v1/payouts/{payout.json()['id']}").json()["status"] == "paid",
+        timeout=30,
+        message="the bank sandbox pays the payout",
+    )
+    refund = marketplace.call(
+        "POST", "payments", "/v1/refunds", idempotent=True, json={"payment_id": payment_id}
+    )
+    assert refund.status_code == 201, refund.text
+
+    def open_reserve_case() -> dict | None:
+        cases = accounts("GET", "/v1/ledger/cases", params={"status": "open", "limit": 100}).json()["data"]
+        return next((case for case in cases if case["kind"] == "reserve_below_zero"), None)
+
+    return wait_until(open_reserve_case, timeout=30, message="the refund takes the reserve below zero")
+
+
+def test_an_operator_resolves_a_ledger_case_a_second_operator_approving(stack, people, shots):
+    axe = AXE.read_text(encoding="utf-8")
+    salma_session, karim_session = people.session(SALMA), people.session(KARIM)
+    case = reserve_below_zero_case(stack, salma_session["access_token"])
+    shortfall = -case["details"]["balance"]["amount"]
+    assert shortfall > 0
+
+    # Salma sees the platform's balances and the case on the ledger page, and opens the case.
+    salma = people.page(SALMA)
+    salma.goto(f"{stack.console_url}/ledger")
+    platform = salma.inner_text("#platform-accounts")
+    assert (
+        "gateway_receivable:m2t" in platform and "bank:145" in platform and "payouts_in_transit" in platform
+    )
+    assert "reserve" in salma.inner_text("#marketplace-accounts")
+    shots(salma, "ledger-platform-accounts")
+    salma.click(f"#ledger-cases a:has-text('{case['id']}')")
+    assert salma.get_attribute("#case-status", "data-status") == "open"
+    assert "Réserve de la place de marché sous zéro" in salma.inner_text("main")
+    assert salma.locator("#resolve-form").count() == 1
+    assert critical_violations(salma, axe) == []
+    shots(salma, "ledger-case")
+    case_url = salma.url
+
+    # The marketplace's transfer refunds the shortfall and pre-funds its reserve: 1,500.00 MAD,
+    # above the four-eyes amount. Salma proposes it for the case; it waits for another operator.
+    salma.click("#propose-for-case")
+    assert case["id"] in salma.inner_text("#for-case")
+    salma.check("#kind-manual")
+    salma.fill("#line-0-kind", "bank:145")
+    salma.select_option("#line-0-side", "debit")
+    salma.fill("#line-0-amount", "1500")
+    salma.select_option("#line-1-owner_type", "marketplace")
+    salma.fill("#line-1-owner_id", "cli_demo_marketplace")
+    salma.fill("#line-1-kind", "reserve")
+    salma.select_option("#line-1-side", "credit")
+    salma.fill("#line-1-amount", "1500")
+    salma.fill("#reason", "Virement de la place de marché : découvert de la réserve et avance")
+    salma.click("#propose")
+    assert salma.url == case_url
+    assert "attend l’approbation" in salma.inner_text("#case-notice")
+    assert salma.get_attribute("#case-status", "data-status") == "open"
+    adjustment_id = salma.inner_text("#case-adjustments tbody tr:first-child td.id").strip()
+    assert adjustment_id.startswith("adj_")
+
+    # She cannot approve her own: the four-eyes refusal is a message on the list.
+    salma.goto(f"{stack.console_url}/ledger/adjustments")
+    row = f"#adjustment-{adjustment_id}"
+    assert salma_session["staff"]["name"] in salma.inner_text(row)  # proposed by, named
+    shots(salma, "adjustments")
+    salma.click(f"{row} button.approve")
+    assert "double contrôle" in salma.inner_text("#adjustment-problem")
+    assert salma.locator(row).count() == 1
+
+    # Karim, a second operator, approves it: posted, and the case is resolved by it.
+    karim = people.page(KARIM)
+    karim.goto(f"{stack.console_url}/ledger/adjustments")
+    assert "Salma Idrissi" in karim.inner_text(row)  # another person's name, from onboarding
+    karim.fill(f"#note-{adjustment_id}", "Virement vu sur le relevé du jour.")
+    karim.click(f"{row} button.approve")
+    assert "passé" in karim.inner_text("#adjustment-notice")
+    assert karim.locator(row).count() == 0
+    karim.goto(case_url)
+    assert karim.get_attribute("#case-status", "data-status") == "resolved"
+    resolution = karim.inner_text("#case-resolution")
+    assert "La réserve a été alimentée" in resolution and adjustment_id in resolution
+    assert f"Karim Fassi ({karim_session['staff']['id']})" in karim.inner_text("#resolved-by")
+    assert karim.locator("#resolve-form").count() == 0
+    shots(karim, "ledger-case-resolved")
+
+    # The API agrees: resolved, by Karim, and the reserve is back above zero.
+    resolved = api(
+        stack, karim_session["access_token"], "GET", "accounts", f"/v1/ledger/cases/{case['id']}"
+    ).json()
+    assert (resolved["status"], resolved["resolved_by"], resolved["details"]["adjustment_id"]) == (
+        "resolved",
+        karim_session["staff"]["id"],
+        adjustment_id,
+    )
 
 
 def test_a_new_staff_member_enrols_with_the_qr_code_then_signs_in(stack, browser, shots):

@@ -399,10 +399,4 @@ def resolve_open_reserve_case(session: Session, marketplace_id: str, *, entry_id
         .with_for_update()
     )
     if case is not None:
-        case.status = "resolved"
-        case.details = {
-            **case.details,
-            "resolved_at": at.isoformat(),
-            "resolution": "reserve_funded",
-            "resolved_by_entry_id": entry_id,
-        }
+        case.mark_resolved("reserve_funded", at=at, resolved_by_entry_id=entry_id)

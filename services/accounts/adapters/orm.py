@@ -123,6 +123,21 @@ class LedgerCase(Base):
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    def mark_resolved(
+        self, resolution: str, *, at: dt.datetime, by: str = "system", **record: object
+    ) -> None:
+        """Resolved, with its record kept in ``details``: how (``posted``, ``funds_returned``,
+        ``reserve_funded``, ``adjustment``, ``noted``), when, by whom (``system`` when the ledger
+        settled it itself) and whatever names the resolution (an entry, an adjustment, a note)."""
+        self.status = "resolved"
+        self.details = {
+            **self.details,
+            "resolved_at": at.isoformat(),
+            "resolution": resolution,
+            "resolved_by": by,
+            **record,
+        }
+
 
 class ParkedEvent(Base):
     """A money event that cannot be posted yet, kept until what it waits for has happened.

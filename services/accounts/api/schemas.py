@@ -179,20 +179,79 @@ class IntegritySchema(Schema):
     differences = fields.List(fields.Nested(IntegrityDifferenceSchema), required=True)
 
 
+class ParkedEventSchema(Schema):
+    event_id = fields.String(required=True)
+    event_type = fields.String(required=True)
+    waiting_for = fields.String(required=True, metadata={"description": "Why it cannot post yet."})
+    attempts = fields.Integer(required=True)
+    parked_at = fields.DateTime(required=True)
+    last_attempt_at = fields.DateTime(allow_none=True)
+
+
 class LedgerCaseSchema(Schema):
     id = fields.String(required=True)
     object = fields.Constant("ledger_case")
     kind = fields.String(required=True, metadata={"description": "e.g. tier_cap_exceeded."})
-    status = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "open, waiting or resolved."})
     cause = fields.String(required=True)
     cause_id = fields.String(required=True)
     event_id = fields.String(allow_none=True)
     artisan_id = fields.String(allow_none=True)
     details = fields.Dict(required=True)
     created_at = fields.DateTime(required=True)
+    parked_event = fields.Nested(
+        ParkedEventSchema,
+        allow_none=True,
+        metadata={"description": "The money event waiting for it to post (a waiting case), if one."},
+    )
+    resolution = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Once resolved: posted, funds_returned, reserve_funded (by the ledger itself), "
+            "adjustment or noted (by an operator)."
+        },
+    )
+    resolved_at = fields.String(allow_none=True, metadata={"description": "ISO 8601, once resolved."})
+    resolved_by = fields.String(
+        allow_none=True, metadata={"description": "Who resolved it (`system`: the ledger itself)."}
+    )
 
 
 LedgerCasePageSchema = page_schema(LedgerCaseSchema)
+
+
+class ResolveLedgerCaseSchema(Schema):
+    note = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata={"description": "Why the case needs nothing more (kept in its record)."},
+    )
+
+
+class LedgerAccountArgsSchema(PageArgsSchema):
+    owner_type = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["platform", "marketplace"]),
+        metadata={"description": "`platform` or `marketplace`; both when left out."},
+    )
+
+
+class LedgerAccountSchema(Schema):
+    object = fields.Constant("ledger_account")
+    id = fields.String(required=True)
+    owner_type = fields.String(required=True)
+    owner_id = fields.String(required=True)
+    kind = fields.String(required=True, metadata={"description": "e.g. revenue, bank:145, reserve."})
+    currency = fields.String(required=True)
+    normal_side = fields.String(required=True, metadata={"description": "debit or credit."})
+    balance = fields.Nested(
+        MoneySchema,
+        required=True,
+        metadata={"description": "As people read it: positive on the account's normal side."},
+    )
+
+
+LedgerAccountPageSchema = page_schema(LedgerAccountSchema)
 
 
 # --- payouts --------------------------------------------------------------------------------------
@@ -601,6 +660,14 @@ class AdjustmentRequestSchema(Schema):
         load_default=None,
         validate=validate.Length(min=1, max=40),
         metadata={"description": "A reversal: the journal entry whose lines are negated."},
+    )
+    case_id = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=40),
+        metadata={
+            "description": "The ledger case (`lc_…`) it resolves once posted; on a waiting case it takes "
+            "the place of the parked event, which is released (never posted)."
+        },
     )
 
     @validates_schema

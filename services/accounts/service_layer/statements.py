@@ -1,4 +1,5 @@
-"""Reading the ledger: artisan statements, journal entries, the integrity check and ledger cases.
+"""Reading the ledger: artisan statements, journal entries, the integrity check, and the balances
+of the platform's and marketplaces' accounts (ledger cases: ``ledger_cases``).
 
 Nothing here writes; money moves only through ``posting.post``. Reads that combine several
 queries (an opening balance and the page after it, the integrity checks and their counts) run in
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from services.accounts.adapters import ledger
-from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount, LedgerCase
+from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount
 from services.accounts.adapters.payouts import artisans_paid_at
 from services.accounts.domain.ledger import PLATFORM_OWNER, bank, shown_balance
 from services.accounts.service_layer.ledger import check_artisan_visible
@@ -437,16 +438,29 @@ def list_reserves(uow: UnitOfWork, *, below_zero: bool, limit: int, starting_aft
         return page
 
 
-# --- ledger cases ---------------------------------------------------------------------------------
+# --- the platform's and marketplaces' accounts ---------------------------------------------------
 
 
-def list_cases(
-    uow: UnitOfWork, *, status: str | None, artisan_id: str | None, limit: int, starting_after: str | None
+def list_ledger_accounts(
+    uow: UnitOfWork, *, owner_type: str | None, limit: int, starting_after: str | None
 ) -> Page:
-    query = sa.select(LedgerCase)
-    if status:
-        query = query.where(LedgerCase.status == status)
-    if artisan_id:
-        query = query.where(LedgerCase.artisan_id == artisan_id)
+    """The accounts that are not an artisan's: the platform's own (gateway receivables, banks'
+    client funds, payouts in transit, disputes held, fees, revenue) and the marketplaces'
+    (commission, reserve), each with its balance as people read it. Ordered by account id."""
+    owners = [owner_type] if owner_type else [PLATFORM_OWNER, "marketplace"]
+    query = sa.select(LedgerAccount).where(LedgerAccount.owner_type.in_(owners))
     with uow:
-        return paginate(uow.session, query, LedgerCase.id, limit=limit, starting_after=starting_after)
+        page = paginate(uow.session, query, LedgerAccount.id, limit=limit, starting_after=starting_after)
+        page.data = [
+            {
+                "id": account.id,
+                "owner_type": account.owner_type,
+                "owner_id": account.owner_id,
+                "kind": account.kind,
+                "currency": account.currency,
+                "normal_side": account.normal_side,
+                "balance": _money(shown_balance(account.balance, account.normal_side), account.currency),
+            }
+            for account in page.data
+        ]
+        return page

@@ -504,7 +504,25 @@ class StaffTokenSchema(Schema):
     token_type = fields.String(required=True)
     expires_in = fields.Integer(required=True, metadata={"description": "Seconds (15 minutes)."})
     scope = fields.String(required=True)
+    refresh_token = fields.String(
+        required=True,
+        metadata={"description": "Opaque; renews the access token (POST /v1/staff-sessions/refresh), once."},
+    )
+    refresh_token_expires_in = fields.Integer(
+        required=True, metadata={"description": "Seconds it lasts unused (the session also ends each day)."}
+    )
     staff = fields.Nested(StaffProfileSchema, required=True)
+
+
+class StaffRefreshSchema(Schema):
+    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class StaffCardSchema(Schema):
+    object = fields.Constant("staff_member")
+    id = fields.String(required=True, metadata={"example": "stf_01JD8Z6W5Q0T2C7S9K3M4N5P6R"})
+    name = fields.String(required=True)
+    roles = fields.List(fields.String(), required=True, metadata={"example": ["operator"]})
 
 
 class StaffEnrolmentSchema(Schema):
