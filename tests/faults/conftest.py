@@ -41,6 +41,8 @@ def fault_stack(own_postgres, tmp_path_factory):
         stack.env[f"{name.upper()}_PUBLIC_URL"] = tap.url
     # A payout whose callback went missing is asked about after 5 s rather than a minute.
     stack.env["ACCOUNTS_PAYOUT_POLL_AFTER_SECONDS"] = "5"
+    # A bank that does not answer is given up on after 2 s (the payout waits for the worker).
+    stack.env["ACCOUNTS_HTTP_TIMEOUT_SECONDS"] = "2"
     stack.database_urls = urls
     stack.taps = taps
     stack.init()

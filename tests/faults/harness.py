@@ -362,7 +362,7 @@ class Burst:
         card_token: str,
         *,
         payers: int = 3,
-        payout_every: float = 0.8,
+        payout_every: float = 0.3,
     ) -> None:
         self.marketplace = marketplace
         self.operator = operator

@@ -103,9 +103,12 @@ class Fault:
         self.number = number
         self.name = name
         self.answers = Answers()
+        started = time.monotonic()
         self.marketplace = Api(stack, MARKETPLACE, self.answers)
         self.operator = Api(stack, OPERATOR, self.answers)
         self.burst = Burst(self.marketplace, self.operator, new_artisans(stack), card)
+        print(f"fault {number}: artisans ready in {time.monotonic() - started:.1f}s")
+        self.started = time.monotonic()
         self.notes: list[str] = []
         self.healed_at = 0.0
 
@@ -114,6 +117,7 @@ class Fault:
 
     def check(self) -> FaultReport:
         """After the burst: wait for the money to settle, report, and fail on anything wrong."""
+        print(f"fault {self.number}: burst and fault took {time.monotonic() - self.started:.1f}s")
         self.stack.wait_services_ready(60)
         settlement, _ = settle(self.operator, self.marketplace, self.burst)
         seconds = time.monotonic() - (self.healed_at or time.monotonic())

@@ -71,6 +71,9 @@ class Payment(Base):
     # The Idempotency-Key it was created with, kept with the row itself: a retry that comes after
     # a crash between the commit and the saved answer still finds the payment instead of a twin.
     creation_key: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    # The Idempotency-Key of the confirmation that moved it out of requires_confirmation, for the
+    # same reason: that confirmation retried after a crash answers the payment, not invalid_state.
+    confirmation_key: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     gateway: Mapped[str] = mapped_column(sa.String(20))
     gateway_reference: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
     # The gateway's clock on the newest snapshot applied: an older callback never overwrites a newer one.
