@@ -36,7 +36,7 @@ MARKETPLACE = ("cli_demo_marketplace", "demo-marketplace-secret")
 OPERATOR = ("cli_demo_operator", "demo-operator-secret")
 # Answers a client retries with the same request (and key): the service is away for a moment.
 RETRIED_STATUSES = frozenset({502, 503, 504})
-SETTLE_TIMEOUT_SECONDS = 120.0
+SETTLE_TIMEOUT_SECONDS = 90.0
 # Every fault's line, printed as a table at the end of the run (``conftest.pytest_terminal_summary``).
 REPORTS: list[FaultReport] = []
 
@@ -347,6 +347,7 @@ class PayoutMade:
     id: str
     artisan_id: str
     amount: int
+    answered_status: str  # what the request answered: paid already, or on its way
 
 
 class Burst:
@@ -489,7 +490,9 @@ class Burst:
                 )
                 if payout is not None and payout.status_code in (201, 202):
                     with self._lock:
-                        self.payouts.append(PayoutMade(payout.json()["id"], artisan_id, amount))
+                        self.payouts.append(
+                            PayoutMade(payout.json()["id"], artisan_id, amount, payout.json()["status"])
+                        )
                 elif payout is None:
                     self.operator.answers.unexpected.append("payout: no answer before the client gave up")
                 else:
@@ -619,7 +622,8 @@ class FaultReport:
     settlement: Settlement
     answers: Answers
     settle_seconds: float
-    notes: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)  # what went wrong besides the checks
+    evidence: str = ""  # what shows the fault hit the burst where it was meant to
 
     @property
     def passed(self) -> bool:
@@ -649,6 +653,8 @@ def report_table(reports: list[FaultReport]) -> list[str]:
             f"{len(s.stuck):>5} {a.count_500:>4} {a.count_503:>4} {report.settle_seconds:>8.1f}  "
             f"{'ok' if report.passed else 'FAILED'}"
         )
+        if report.evidence:
+            lines.append(f"{'':>6}{report.evidence}")
         for problem in [*s.problems, *a.server_errors[:3], *a.unexpected[:3], *report.notes]:
             lines.append(f"{'':>6}{problem}")
     return lines

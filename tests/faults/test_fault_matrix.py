@@ -43,6 +43,7 @@ pytestmark = pytest.mark.e2e
 ARTISANS_PER_FAULT = 4
 # The newest callbacks of each partner the callback fault replays.
 REPLAYED_PER_PARTNER = 30
+BROKER_OUTAGE_SECONDS = 8
 HOLDER = "Amina Tazi"
 
 
@@ -112,6 +113,7 @@ class Fault:
         print(f"fault {number}: artisans ready in {time.monotonic() - started:.1f}s")
         self.started = time.monotonic()
         self.notes: list[str] = []
+        self.evidence = ""
         self.healed_at = 0.0
 
     def healed(self) -> None:
@@ -129,7 +131,9 @@ class Fault:
         self.stack.wait_services_ready(60)
         settlement, _ = settle(self.operator, self.marketplace, self.burst)
         seconds = time.monotonic() - (self.healed_at or time.monotonic())
-        report = FaultReport(self.number, self.name, settlement, self.answers, seconds, self.notes)
+        report = FaultReport(
+            self.number, self.name, settlement, self.answers, seconds, self.notes, self.evidence
+        )
         REPORTS.append(report)
         print("\n".join(report_table([report])))
         assert self.burst.payments, "the burst made no payment"
@@ -152,6 +156,7 @@ def test_2_accounts_consumer_sigkilled_mid_batch(fault_stack, card):
                 "accounts_consumer",
                 lambda: fault_stack.kill("accounts_consumer"),
             )
+            fault.evidence = "killed inside a batch: its transaction open, waiting on pending_holds"
             burst.run_for(2)
             fault_stack.start("accounts_consumer")
             fault.healed()
@@ -172,6 +177,7 @@ def test_3_relay_sigkilled(fault_stack, card):
             stop_while_waiting(
                 lock, "outbox", "SHARE", "payments_relay", lambda: fault_stack.kill("payments_relay")
             )
+            fault.evidence = "killed after publishing a batch, waiting to mark it sent"
             burst.run_for(2)
             fault_stack.start("payments_relay")
             fault.healed()
@@ -194,6 +200,10 @@ def test_4_gateway_down_during_confirms(fault_stack, card):
             fault_stack.resume("m2t_sandbox")
         fault.healed()
         fault.run_on_after_healing()
+    unknown = sum(payment.confirmed_status == "processing" for payment in fault.burst.payments)
+    fault.evidence = f"{unknown} confirms answered processing (outcome unknown), settled by recovery"
+    if not unknown:
+        fault.notes.append("the outage caught no confirm")
     fault.check()
 
 
@@ -211,6 +221,10 @@ def test_5_bank_down_during_payouts(fault_stack, card):
             fault_stack.resume("bank_sandbox")
         fault.healed()
         fault.run_on_after_healing()
+    waiting = sum(payout.answered_status == "pending" for payout in fault.burst.payouts)
+    fault.evidence = f"{waiting} payouts answered pending (not handed to the bank), paid by the worker"
+    if not waiting:
+        fault.notes.append("the outage caught no payout")
     fault.check()
 
 
@@ -225,18 +239,26 @@ def test_6_payments_api_sigkilled_mid_request(fault_stack, card):
         os.kill(fault_stack.api_worker("payments"), signal.SIGKILL)
         killed_at = time.monotonic()
 
+    def cut_off() -> int:
+        return fault.answers.connection_errors
+
     try:
         with fault.burst as burst:
             burst.wait_for_payments(6)
             # Requests that create or confirm a payment wait on the table, their Idempotency-Keys
             # claimed; the worker serving them dies there. Clients retry with their keys.
+            errors_before = cut_off()
             stop_while_waiting(lock, "payments", "SHARE", "payments", kill_worker, waiters=2)
             fault.healed()
             fault.run_on_after_healing()
+            cut = cut_off() - errors_before
     finally:
         lock.dispose()
     # Once the worker that held them is dead, nobody is working on those keys: a retry is applied
     # or replayed at once, never told the key is still in progress.
+    fault.evidence = f"{cut} requests cut off by the kill, retried with their keys"
+    if cut < 2:
+        fault.notes.append("the kill cut off fewer than the two requests waiting in it")
     stale = [what for at, what in fault.answers.in_progress_after if at > killed_at + 1]
     if stale:
         fault.notes.append(
@@ -267,6 +289,9 @@ def test_8_callbacks_replayed_duplicated_and_out_of_order(fault_stack, card):
             fault.answers.record(f"replay {capture.path}", answer)
             if answer.status_code != 200:
                 fault.answers.record_unexpected(f"replay {capture.path}", answer)
+        fault.evidence = (
+            f"{len(gateway_calls)} gateway and {len(bank_calls)} bank callbacks replayed twice, newest first"
+        )
         fault.healed()
         fault.run_on_after_healing()
     fault.check()
@@ -279,6 +304,10 @@ def test_7_database_restarted(fault_stack, card, own_postgres):
         own_postgres.restart()
         fault.healed()
         fault.run_on_after_healing()
+    fault.evidence = (
+        f"{fault.answers.count_503} answers 503 and {fault.answers.connection_errors} connections lost "
+        "while it restarted"
+    )
     fault.check()
 
 
@@ -286,9 +315,23 @@ def test_1_broker_killed_and_restarted(fault_stack, card):
     fault = Fault(fault_stack, card, 1, "broker killed and restarted")
     with fault.burst as burst:
         burst.wait_for_payments(6)
-        fault_stack.kill("broker")
-        burst.run_for(5)
+        # The accounts consumer lags: events the broker acknowledged (the relay marked them sent)
+        # wait there unread when the broker dies, and the embedded broker forgets them.
+        fault_stack.suspend("accounts_consumer")
+        try:
+            burst.run_for(2)
+            unread = len(burst.payments)
+            fault_stack.kill("broker")
+        finally:
+            fault_stack.resume("accounts_consumer")
+        burst.run_for(BROKER_OUTAGE_SECONDS)
+        during = len(burst.payments) - unread
         fault_stack.start("broker")
         fault.healed()
         fault.run_on_after_healing()
+    # Nothing is restarted by hand: the relays and consumers find their way back by themselves.
+    fault.evidence = (
+        f"the accounts consumer lagging when the broker died; {during} payments created in the "
+        f"{BROKER_OUTAGE_SECONDS} s outage; nothing restarted by hand"
+    )
     fault.check()
