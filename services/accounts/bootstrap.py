@@ -14,7 +14,7 @@ from pathlib import Path
 from services.accounts.adapters.banks import HttpBankPartner
 from services.accounts.adapters.file_store import LocalFileStore
 from services.accounts.adapters.ledger_session import install_ledger_session_hooks
-from services.accounts.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
+from services.accounts.adapters.orm import BrokerTopic, IdempotencyKey, InboxMessage, OutboxMessage
 from services.accounts.adapters.rate_limits import SlidingWindowLimiter
 from services.accounts.adapters.settlement_sources import make_settlement_sources
 from services.accounts.adapters.statement_pdf import FpdfStatementRenderer
@@ -34,7 +34,9 @@ from shared.config import ConfigError
 from shared.context import Models, build_verifying_context
 from shared.partner_ports import PartnerRegistry
 
-MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey)
+MODELS = Models(
+    outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey, broker_topic=BrokerTopic
+)
 
 
 def make_bank_partners(config: AccountsConfig) -> PartnerRegistry:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, utcnow
-from shared.events.outbox import InboxMixin, OutboxMixin
+from shared.events.outbox import BrokerTopicMixin, InboxMixin, OutboxMixin
 from shared.idempotency_store import IdempotencyKeyMixin
 from shared.kyc import KYC_ACTIVE
 
@@ -200,6 +200,10 @@ class OutboxMessage(OutboxMixin, Base):
 
 
 class InboxMessage(InboxMixin, Base):
+    pass
+
+
+class BrokerTopic(BrokerTopicMixin, Base):
     pass
 
 
