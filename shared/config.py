@@ -302,6 +302,11 @@ class ServiceConfig:
 SANDBOX_BANK_CALLBACK_SECRET = "sandbox-bank-callback-secret"
 SANDBOX_BANK_API_KEY = "sandbox-bank-api-key"
 SANDBOX_BANK_URL = "http://127.0.0.1:8011"
+# Accounts' client for reading payments (its completeness check, scope payments:audit): created
+# with the demo clients (make run, the e2e stack) and accounts' development default; production
+# must create its own (``hirfa onboarding clients create --role service``).
+DEMO_ACCOUNTS_CLIENT_ID = "cli_demo_accounts"
+DEMO_ACCOUNTS_CLIENT_SECRET = "demo-accounts-secret"
 # The SMS-gateway sandbox's development defaults (sandbox/sms); production must set its own.
 SANDBOX_SMS_API_KEY = "sandbox-sms-api-key"
 SANDBOX_SMS_CALLBACK_SECRET = "sandbox-sms-callback-secret"

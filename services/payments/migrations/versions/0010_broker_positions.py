@@ -1,4 +1,5 @@
-"""broker positions: where the broker put each published event, and the topic ids each reader saw
+"""broker positions: where the broker put each published event, and the topic ids each reader saw;
+succeeded payments awaiting the ledger, indexed
 
 The relay records the partition and offset the broker acknowledged for each outbox row, and the
 relay and the consumers record the ids of the cluster and topics they read: together they tell a
@@ -18,6 +19,8 @@ revision = "4b7e1d2c1010"
 down_revision = "5c1e7a9d3f20"
 branch_labels = None
 depends_on = None
+
+AWAITING_LEDGER = "status = 'succeeded' AND ledger_posted = false"
 
 
 def upgrade() -> None:
@@ -39,8 +42,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("reader", "topic", "partition"),
     )
 
+    # Accounts' completeness check asks for the succeeded payments the ledger has not confirmed.
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_payments_awaiting_ledger",
+            ["succeeded_at"],
+            unique=False,
+            postgresql_where=sa.text(AWAITING_LEDGER),
+            sqlite_where=sa.text(AWAITING_LEDGER),
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("payments", schema=None) as batch_op:
+        batch_op.drop_index("ix_payments_awaiting_ledger")
     op.drop_table("broker_topics")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_broker_position")
