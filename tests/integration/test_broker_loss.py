@@ -20,6 +20,7 @@ from services.payments.adapters.orm import BrokerTopic as PaymentsBrokerTopic
 from services.payments.adapters.orm import Payee
 from services.payments.service_layer.projections import HANDLERS as PAYMENTS_HANDLERS
 from shared.events.broker import ensure_topics
+from shared.events.consumer import PositionGuard
 from shared.events.lost_records import RELAY_READER, PartitionView, Tail
 from shared.runtime import make_event_consumer, make_relay
 from tests.integration.test_event_flow import Workers, count, register, values, with_broker
@@ -318,3 +319,89 @@ def test_a_consumer_reads_again_the_topics_a_restarted_broker_made_anew(
     workers(consumer().run)
     wait_until(lambda: count(payments_ctx, Payee) == 12, timeout=60, message="the payees after the restart")
     assert values(payments_ctx, Payee.artisan_id) == set(first + later)
+
+
+# -- the position guard, on a consumer double --------------------------------------------------------
+
+
+class FakeCluster:
+    def __init__(self, topic_id: str) -> None:
+        self.topic_ids = {TOPIC: topic_id}
+        self.cluster_id = "cluster-1"
+
+    def topic_id(self, topic: str) -> str:
+        return self.topic_ids[topic]
+
+
+class FakeGroupConsumer:
+    """What the guard reads of a group member: its partitions, positions and fetches' ends."""
+
+    def __init__(self, positions: dict[int, int], ends: dict[int, int], topic_id: str = "topic-1") -> None:
+        self.positions = {TopicPartition(TOPIC, p): offset for p, offset in positions.items()}
+        self.ends = {TopicPartition(TOPIC, p): end for p, end in ends.items()}
+        self._cluster = FakeCluster(topic_id)
+        self.committed: list[dict] = []
+
+    def assignment(self):
+        return set(self.positions)
+
+    def highwater(self, tp):
+        return self.ends[tp]
+
+    def position(self, tp, timeout_ms=None):
+        return self.positions[tp]
+
+    def beginning_offsets(self, partitions, timeout_ms=None):
+        return {tp: 0 for tp in partitions}
+
+    def seek(self, tp, offset):
+        self.positions[tp] = offset
+
+
+def guard_for(context) -> PositionGuard:
+    return PositionGuard(
+        reader="hirfa-payments",
+        session_factory=context.session_factory,
+        topic_model=PaymentsBrokerTopic,
+        interval_seconds=60,
+    )
+
+
+def test_the_guard_rewinds_a_position_beyond_the_end_and_commits_the_new_start(payments_app):
+    context = payments_app.extensions["hirfa"]
+    consumer = FakeGroupConsumer(positions={0: 18, 1: 23}, ends={0: 1, 1: 23})
+    rewound = guard_for(context).check(consumer, consumer.committed.append)
+    assert rewound == {TopicPartition(TOPIC, 0)}
+    assert consumer.positions == {TopicPartition(TOPIC, 0): 0, TopicPartition(TOPIC, 1): 23}
+    assert consumer.committed == [{TopicPartition(TOPIC, 0): 0}]
+
+
+def test_the_guard_remembers_the_topic_ids_across_a_restart_and_rewinds_a_topic_made_anew(payments_app):
+    context = payments_app.extensions["hirfa"]
+    before = FakeGroupConsumer(positions={0: 5, 1: 7}, ends={0: 5, 1: 9})
+    assert guard_for(context).check(before, before.committed.append) == set()
+
+    commits = []
+    sa.event.listen(context.engine, "commit", lambda connection: commits.append("db"))
+    guard = guard_for(context)
+    guard.check(before, before.committed.append)
+    assert commits == []  # nothing new to record: no write
+
+    # The process starts again after the broker made the topic anew and it grew past the old
+    # positions: only the id recorded by the process before tells.
+    after = FakeGroupConsumer(positions={0: 5, 1: 7}, ends={0: 30, 1: 30}, topic_id="topic-2")
+    assert guard_for(context).check(after, after.committed.append) == set(after.positions)
+    assert after.committed == [{tp: 0 for tp in after.positions}]
+    with context.session_factory() as session:
+        assert set(session.scalars(sa.select(PaymentsBrokerTopic.topic_id))) == {"topic-2"}
+
+
+def test_the_guard_looks_again_after_a_rebalance_and_at_its_interval(payments_app):
+    guard = guard_for(payments_app.extensions["hirfa"])
+    consumer = FakeGroupConsumer(positions={0: 1}, ends={0: 1})
+    assert guard.due(consumer)
+    guard.check(consumer, consumer.committed.append)
+    assert not guard.due(consumer)
+    consumer.positions[TopicPartition(TOPIC, 1)] = 0  # another partition assigned
+    consumer.ends[TopicPartition(TOPIC, 1)] = 0
+    assert guard.due(consumer)

@@ -105,11 +105,11 @@ class HttpPaymentsLedgerView:
     @staticmethod
     def _json(response: requests.Response, who: str) -> Any:
         if response.status_code != 200:
-            code = ""
             try:
-                code = response.json().get("code", "")
+                problem = response.json()
             except ValueError:
-                pass
+                problem = None
+            code = problem.get("code", "") if isinstance(problem, dict) else ""
             raise PaymentsUnavailable(f"{who} answered {response.status_code} {code}".strip())
         try:
             return response.json()
