@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, utcnow
-from shared.events.outbox import InboxMixin, OutboxMixin
+from shared.events.outbox import BrokerTopicMixin, InboxMixin, OutboxMixin
 from shared.idempotency_store import IdempotencyKeyMixin
 from shared.kyc import KYC_ACTIVE
 
@@ -47,6 +47,9 @@ class PayeeMarketplace(Base):
     marketplace_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True, index=True)
 
 
+AWAITING_LEDGER = "status = 'succeeded' AND ledger_posted = false"
+
+
 class Payment(Base):
     """A marketplace's charge of a buyer for an artisan's goods. States: services/payments/domain/payments.py."""
 
@@ -54,6 +57,14 @@ class Payment(Base):
     __table_args__ = (
         sa.UniqueConstraint("gateway", "gateway_reference", name="uq_payments_gateway_reference"),
         sa.UniqueConstraint("marketplace_id", "creation_key", name="uq_payments_creation_key"),
+        # Succeeded payments the ledger has not confirmed yet: a handful at any time, found
+        # without reading the others (accounts' completeness check asks for them).
+        sa.Index(
+            "ix_payments_awaiting_ledger",
+            "succeeded_at",
+            postgresql_where=sa.text(AWAITING_LEDGER),
+            sqlite_where=sa.text(AWAITING_LEDGER),
+        ),
     )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
@@ -203,6 +214,10 @@ class OutboxMessage(OutboxMixin, Base):
 
 
 class InboxMessage(InboxMixin, Base):
+    pass
+
+
+class BrokerTopic(BrokerTopicMixin, Base):
     pass
 
 

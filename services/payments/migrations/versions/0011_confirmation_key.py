@@ -1,7 +1,7 @@
 """payment confirmation key: the Idempotency-Key a payment was confirmed with
 
 Revision ID: 8e2d4b6a1c57
-Revises: 5c1e7a9d3f20
+Revises: 4b7e1d2c1010
 Created: 2026-12-02 09:00:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "8e2d4b6a1c57"
-down_revision = "5c1e7a9d3f20"
+down_revision = "4b7e1d2c1010"
 branch_labels = None
 depends_on = None
 
