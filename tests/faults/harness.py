@@ -416,7 +416,7 @@ class Burst:
 
     def _one_payment(self) -> None:
         artisan_id = self._next_artisan()
-        amount = random.randint(300, 1000)
+        amount = random.randint(100, 400)  # small: the artisans stay well under their tier-1 cap
         fee = amount // 10
         body = {
             "artisan_id": artisan_id,
@@ -511,6 +511,7 @@ class Settlement:
     payments: int = 0
     succeeded: int = 0
     payouts: int = 0
+    statuses: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     ledger_exactly_once: bool = False
     integrity_ok: bool = False
     balances_match: bool = False
@@ -535,6 +536,7 @@ def inspect(operator: Api, marketplace: Api, burst: Burst) -> Settlement:
         found.problems.append(f"payments nobody asked for: {sorted(strangers)[:5]}")
     succeeded = {pid for pid, status in statuses.items() if status == "succeeded"}
     found.succeeded = len(succeeded)
+    found.statuses = collections.Counter(statuses.values())
     answered_succeeded = {p.id for p in burst.payments if p.confirmed_status == "succeeded"}
     if answered_succeeded - succeeded:
         found.problems.append(f"answered succeeded, now not: {sorted(answered_succeeded - succeeded)[:5]}")
@@ -655,6 +657,9 @@ def report_table(reports: list[FaultReport]) -> list[str]:
         )
         if report.evidence:
             lines.append(f"{'':>6}{report.evidence}")
+        others = {status: n for status, n in s.statuses.items() if status != "succeeded"}
+        if others:
+            lines.append(f"{'':>6}payments not succeeded, by status: {others}")
         for problem in [*s.problems, *a.server_errors[:3], *a.unexpected[:3], *report.notes]:
             lines.append(f"{'':>6}{problem}")
     return lines
