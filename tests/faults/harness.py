@@ -374,6 +374,7 @@ class Burst:
         self.payouts: list[PayoutMade] = []
         self.refused: list[str] = []  # business refusals (the cap): nothing was created
         self.in_flight = 0
+        self.stopped_at = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._turns = itertools.cycle(artisans)
@@ -393,6 +394,7 @@ class Burst:
         self._stop.set()
         for thread in self._threads:
             thread.join(180)
+        self.stopped_at = time.monotonic()
         assert not any(thread.is_alive() for thread in self._threads), "a burst thread never finished"
         assert not self.errors, self.errors
 

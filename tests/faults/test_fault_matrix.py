@@ -114,10 +114,6 @@ class Fault:
         self.started = time.monotonic()
         self.notes: list[str] = []
         self.evidence = ""
-        self.healed_at = 0.0
-
-    def healed(self) -> None:
-        self.healed_at = time.monotonic()
 
     def run_on_after_healing(self) -> None:
         """Money keeps moving after the fault: more payments, and payouts out of what they brought."""
@@ -130,7 +126,8 @@ class Fault:
         print(f"fault {self.number}: burst and fault took {time.monotonic() - self.started:.1f}s")
         self.stack.wait_services_ready(60)
         settlement, _ = settle(self.operator, self.marketplace, self.burst)
-        seconds = time.monotonic() - (self.healed_at or time.monotonic())
+        # From the last answer of the burst (the fault healed before it ended) to every check holding.
+        seconds = time.monotonic() - self.burst.stopped_at
         report = FaultReport(
             self.number, self.name, settlement, self.answers, seconds, self.notes, self.evidence
         )
@@ -159,7 +156,6 @@ def test_2_accounts_consumer_sigkilled_mid_batch(fault_stack, card):
             fault.evidence = "killed inside a batch: its transaction open, waiting on pending_holds"
             burst.run_for(2)
             fault_stack.start("accounts_consumer")
-            fault.healed()
             fault.run_on_after_healing()
     finally:
         lock.dispose()
@@ -180,7 +176,6 @@ def test_3_relay_sigkilled(fault_stack, card):
             fault.evidence = "killed after publishing a batch, waiting to mark it sent"
             burst.run_for(2)
             fault_stack.start("payments_relay")
-            fault.healed()
             fault.run_on_after_healing()
     finally:
         lock.dispose()
@@ -198,7 +193,6 @@ def test_4_gateway_down_during_confirms(fault_stack, card):
             burst.run_for(6)
         finally:
             fault_stack.resume("m2t_sandbox")
-        fault.healed()
         fault.run_on_after_healing()
     unknown = sum(payment.confirmed_status == "processing" for payment in fault.burst.payments)
     fault.evidence = f"{unknown} confirms answered processing (outcome unknown), settled by recovery"
@@ -219,7 +213,6 @@ def test_5_bank_down_during_payouts(fault_stack, card):
             )
         finally:
             fault_stack.resume("bank_sandbox")
-        fault.healed()
         fault.run_on_after_healing()
     waiting = sum(payout.answered_status == "pending" for payout in fault.burst.payouts)
     fault.evidence = f"{waiting} payouts answered pending (not handed to the bank), paid by the worker"
@@ -249,7 +242,6 @@ def test_6_payments_api_sigkilled_mid_request(fault_stack, card):
             # claimed; the worker serving them dies there. Clients retry with their keys.
             errors_before = cut_off()
             stop_while_waiting(lock, "payments", "SHARE", "payments", kill_worker, waiters=2)
-            fault.healed()
             fault.run_on_after_healing()
             cut = cut_off() - errors_before
     finally:
@@ -292,7 +284,6 @@ def test_8_callbacks_replayed_duplicated_and_out_of_order(fault_stack, card):
         fault.evidence = (
             f"{len(gateway_calls)} gateway and {len(bank_calls)} bank callbacks replayed twice, newest first"
         )
-        fault.healed()
         fault.run_on_after_healing()
     fault.check()
 
@@ -302,7 +293,6 @@ def test_7_database_restarted(fault_stack, card, own_postgres):
     with fault.burst as burst:
         burst.wait_for_payments(6)
         own_postgres.restart()
-        fault.healed()
         fault.run_on_after_healing()
     fault.evidence = (
         f"{fault.answers.count_503} answers 503 and {fault.answers.connection_errors} connections lost "
@@ -327,7 +317,6 @@ def test_1_broker_killed_and_restarted(fault_stack, card):
         burst.run_for(BROKER_OUTAGE_SECONDS)
         during = len(burst.payments) - unread
         fault_stack.start("broker")
-        fault.healed()
         fault.run_on_after_healing()
     # Nothing is restarted by hand: the relays and consumers find their way back by themselves.
     fault.evidence = (
