@@ -240,6 +240,11 @@ class Answers:
         with self.lock:
             self.unexpected.append(f"{what} -> {response.status_code} {response.text[:300]}")
 
+    def record_trouble(self, what: str) -> None:
+        """Something a client could not get done (no answer in time, a read that failed)."""
+        with self.lock:
+            self.unexpected.append(what)
+
     def record_connection_error(self) -> None:
         with self.lock:
             self.connection_errors += 1
@@ -373,7 +378,6 @@ class Burst:
         self.payments: list[PaymentMade] = []
         self.payouts: list[PayoutMade] = []
         self.refused: list[str] = []  # business refusals (the cap): nothing was created
-        self.in_flight = 0
         self.stopped_at = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -427,24 +431,20 @@ class Burst:
             "application_fee": fee,
             "payment_method_type": "card",
         }
-        with self._counting():
-            created = self.marketplace.send(
-                "POST", "payments", "/v1/payments", key=str(uuid.uuid4()), json=body
-            )
+        created = self.marketplace.send("POST", "payments", "/v1/payments", key=str(uuid.uuid4()), json=body)
         if created is None or created.status_code != 201:
             self._refused("create", created)
             return
         payment = PaymentMade(created.json()["id"], artisan_id, amount, fee)
         with self._lock:
             self.payments.append(payment)
-        with self._counting():
-            confirmed = self.marketplace.send(
-                "POST",
-                "payments",
-                f"/v1/payments/{payment.id}/confirm",
-                key=str(uuid.uuid4()),
-                json={"card_token": self.card_token},
-            )
+        confirmed = self.marketplace.send(
+            "POST",
+            "payments",
+            f"/v1/payments/{payment.id}/confirm",
+            key=str(uuid.uuid4()),
+            json={"card_token": self.card_token},
+        )
         if confirmed is None or confirmed.status_code != 200:
             self._refused("confirm", confirmed)
             return
@@ -456,19 +456,9 @@ class Burst:
                 self.refused.append(step)
             return
         if response is None:
-            self.marketplace.answers.unexpected.append(f"{step}: no answer before the client gave up")
+            self.marketplace.answers.record_trouble(f"{step}: no answer before the client gave up")
         else:
             self.marketplace.answers.record_unexpected(step, response)
-
-    @contextmanager
-    def _counting(self) -> Iterator[None]:
-        with self._lock:
-            self.in_flight += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self.in_flight -= 1
 
     def _pay_out(self) -> None:
         try:
@@ -477,7 +467,7 @@ class Burst:
                     return
                 balance = self.operator.send("GET", "accounts", f"/v1/artisans/{artisan_id}/balance")
                 if balance is None or balance.status_code != 200:
-                    self.operator.answers.unexpected.append(f"balance: {balance and balance.text}")
+                    self.operator.answers.record_trouble(f"balance: {balance and balance.text}")
                     continue
                 available = balance.json()["available"]["amount"]
                 if available < 200:
@@ -496,7 +486,7 @@ class Burst:
                             PayoutMade(payout.json()["id"], artisan_id, amount, payout.json()["status"])
                         )
                 elif payout is None:
-                    self.operator.answers.unexpected.append("payout: no answer before the client gave up")
+                    self.operator.answers.record_trouble("payout: no answer before the client gave up")
                 else:
                     self.operator.answers.record_unexpected("payout", payout)
         except BaseException as exc:  # noqa: BLE001 - reported by stop()
