@@ -615,7 +615,8 @@ class FaultReport:
     fault: str
     settlement: Settlement
     answers: Answers
-    settle_seconds: float
+    settle_seconds: float  # from the fault healing (the burst going on) to every check holding
+    drain_seconds: float  # from the burst's last answer to every check holding
     notes: list[str] = dataclasses.field(default_factory=list)  # what went wrong besides the checks
     evidence: str = ""  # what shows the fault hit the burst where it was meant to
 
@@ -634,17 +635,21 @@ def _yes(value: bool) -> str:
 
 
 def report_table(reports: list[FaultReport]) -> list[str]:
+    """One line per fault: payments succeeded of those created, payouts made, the checks, the 500s
+    and 503s answered, and the seconds until every check held, from the healing and from the
+    burst's end; below it, what shows the fault hit, and anything wrong."""
     header = (
-        f"{'#':>2} {'fault':<44} {'paid':>9} {'payouts':>7} {'ledger 1x':>9} {'integrity':>9} "
-        f"{'balances':>8} {'stuck':>5} {'500s':>4} {'503s':>4} {'settle s':>8}  result"
+        f"{'#':>2} {'fault':<48} {'succeeded':>9} {'payouts':>7} {'ledger 1x':>9} {'integrity':>9} "
+        f"{'balances':>8} {'stuck':>5} {'500s':>4} {'503s':>4} {'settle s':>8} {'drain s':>7}  result"
     )
     lines = [header, "-" * len(header)]
     for report in sorted(reports, key=lambda r: r.number):
         s, a = report.settlement, report.answers
         lines.append(
-            f"{report.number:>2} {report.fault:<44} {f'{s.succeeded}/{s.payments}':>9} {s.payouts:>7} "
+            f"{report.number:>2} {report.fault:<48} {f'{s.succeeded}/{s.payments}':>9} {s.payouts:>7} "
             f"{_yes(s.ledger_exactly_once):>9} {_yes(s.integrity_ok):>9} {_yes(s.balances_match):>8} "
-            f"{len(s.stuck):>5} {a.count_500:>4} {a.count_503:>4} {report.settle_seconds:>8.1f}  "
+            f"{len(s.stuck):>5} {a.count_500:>4} {a.count_503:>4} {report.settle_seconds:>8.1f} "
+            f"{report.drain_seconds:>7.1f}  "
             f"{'ok' if report.passed else 'FAILED'}"
         )
         if report.evidence:

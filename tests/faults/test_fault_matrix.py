@@ -114,9 +114,11 @@ class Fault:
         self.started = time.monotonic()
         self.notes: list[str] = []
         self.evidence = ""
+        self.healed_at = 0.0
 
     def run_on_after_healing(self) -> None:
-        """Money keeps moving after the fault: more payments, and payouts out of what they brought."""
+        """Called as the fault heals. Money keeps moving: more payments, and a payout."""
+        self.healed_at = time.monotonic()
         payouts = len(self.burst.payouts)
         self.burst.wait_for_payments(6)
         wait_until(lambda: len(self.burst.payouts) > payouts, timeout=60, message="a payout after healing")
@@ -126,10 +128,16 @@ class Fault:
         print(f"fault {self.number}: burst and fault took {time.monotonic() - self.started:.1f}s")
         self.stack.wait_services_ready(60)
         settlement, _ = settle(self.operator, self.marketplace, self.burst)
-        # From the last answer of the burst (the fault healed before it ended) to every check holding.
-        seconds = time.monotonic() - self.burst.stopped_at
+        settled_at = time.monotonic()
         report = FaultReport(
-            self.number, self.name, settlement, self.answers, seconds, self.notes, self.evidence
+            self.number,
+            self.name,
+            settlement,
+            self.answers,
+            settle_seconds=settled_at - self.healed_at,
+            drain_seconds=settled_at - self.burst.stopped_at,
+            notes=self.notes,
+            evidence=self.evidence,
         )
         REPORTS.append(report)
         print("\n".join(report_table([report])))
