@@ -485,7 +485,9 @@ class PositionGuard:
         self._remember_from_database({view.topic for view in views if view.key not in self._seen})
         positions = {}
         for tp in assigned:
-            position = consumer.position(tp, timeout_ms=int(LOOK_TIMEOUT_SECONDS * 1000))
+            # The position the consumer has now, without waiting for one it is still fetching
+            # (that partition is looked at next time): the look stays within a poll's time.
+            position = consumer.position(tp, timeout_ms=0)
             if position is not None:
                 positions[(tp.topic, tp.partition)] = position
         rewinds = positions_to_rewind(views, self._seen, positions)

@@ -33,13 +33,19 @@ import dataclasses
 import enum
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
-from kafka.errors import KafkaError, KafkaTimeoutError, OffsetOutOfRangeError
+from kafka.errors import (
+    AuthorizationError,
+    KafkaError,
+    KafkaTimeoutError,
+    OffsetOutOfRangeError,
+    UnsupportedVersionError,
+)
 from kafka.structs import TopicPartition
 from sqlalchemy.orm import Session
 
@@ -57,6 +63,14 @@ RELAY_READER = "relay"
 
 class TopicMissing(KafkaError):  # type: ignore[misc]  # kafka-python is untyped
     """A topic this reader uses does not exist on the broker (any more)."""
+
+
+class LookInterrupted(Exception):
+    """A stop was requested between two requests of a look: it is left unfinished."""
+
+
+def _carry_on() -> None:
+    pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,20 +212,23 @@ def _topic_id(value: Any) -> str | None:
     return text if text and text != "00000000-0000-0000-0000-000000000000" else None
 
 
-def partitions_with_admin(admin: Any, topics: Iterable[str]) -> list[PartitionView]:
+def partitions_with_admin(
+    admin: Any, topics: Iterable[str], between: Callable[[], None] = _carry_on
+) -> list[PartitionView]:
     """The partitions of ``topics`` and their ids, as the cluster's metadata gives them now (the
     end offsets are not asked: see ``tails_with_consumer``).
 
     Raises ``TopicMissing`` for a topic the broker does not have, and the client's errors when the
-    broker cannot be asked.
+    broker cannot be asked. ``between`` runs between the two requests (it may raise to stop).
     """
     topics = list(topics)
     try:
         cluster_id = admin.describe_cluster().get("cluster_id")
-    except KafkaError:
+    except (AuthorizationError, UnsupportedVersionError):
         # Describing the cluster may need a permission a relay is not given: the topic ids and
         # the records still tell a loss.
         cluster_id = None
+    between()
     described = {item["name"]: item for item in admin.describe_topics(topics)}
     missing = [
         topic
@@ -232,12 +249,15 @@ def partitions_with_admin(admin: Any, topics: Iterable[str]) -> list[PartitionVi
 
 
 def tails_with_consumer(
-    reader: Any, offsets: Mapping[tuple[str, int], int], timeout_seconds: float = LOOK_TIMEOUT_SECONDS
+    reader: Any,
+    offsets: Mapping[tuple[str, int], int],
+    timeout_seconds: float = LOOK_TIMEOUT_SECONDS,
+    between: Callable[[], None] = _carry_on,
 ) -> dict[tuple[str, int], Tail]:
     """Fetch the record at each ``(topic, partition) -> offset`` with ``reader``, a consumer of no
     group that resets no offset (``auto_offset_reset="none"``): what is there and where the
     partition ends. Raises ``KafkaTimeoutError`` when the broker does not answer for every
-    partition in time."""
+    partition in time. ``between`` runs before each poll (it may raise to stop)."""
     wanted = {TopicPartition(topic, partition): offset for (topic, partition), offset in offsets.items()}
     if not wanted:
         return {}
@@ -247,6 +267,7 @@ def tails_with_consumer(
     tails: dict[tuple[str, int], Tail] = {}
     deadline = time.monotonic() + timeout_seconds
     while len(tails) < len(wanted):
+        between()
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise KafkaTimeoutError(f"no answer in time for {sorted(set(offsets) - set(tails))}")
@@ -277,26 +298,48 @@ def tails_with_consumer(
 class KafkaBrokerLook:
     """How the relay asks the broker: an admin client for the topics' ids, and a consumer of no
     group to read back the last records it was acknowledged. Both are made for each look and
-    closed after it (a look every few seconds; no state to go stale between two)."""
+    closed after it (a look every few seconds; no state to go stale between two). Every wait is
+    bounded by ``timeout_seconds``, and ``stopping`` is asked between two: a stop request cuts a
+    look short (``LookInterrupted``) within one wait."""
 
-    def __init__(self, kafka: KafkaCluster, timeout_seconds: float = LOOK_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        kafka: KafkaCluster,
+        timeout_seconds: float = LOOK_TIMEOUT_SECONDS,
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.kafka = kafka
         self.timeout_seconds = timeout_seconds
+        self.stopping = stopping
+
+    def _between(self) -> None:
+        if self.stopping():
+            raise LookInterrupted
 
     def partitions(self, topics: list[str]) -> list[PartitionView]:
         admin = KafkaAdminClient(**admin_options(self.kafka, self.timeout_seconds))
         try:
-            return partitions_with_admin(admin, topics)
+            self._between()
+            return partitions_with_admin(admin, topics, self._between)
         finally:
             close_quietly(admin)
 
     def tails(self, offsets: Mapping[tuple[str, int], int]) -> dict[tuple[str, int], Tail]:
         if not offsets:
             return {}
-        options = consumer_options(self.kafka, None)
-        reader = KafkaConsumer(**{**options, "auto_offset_reset": "none"})
+        wait_ms = int(self.timeout_seconds * 1000)
+        reader = KafkaConsumer(
+            **{
+                **consumer_options(self.kafka, None),
+                "auto_offset_reset": "none",
+                "bootstrap_timeout_ms": wait_ms,
+                "request_timeout_ms": max(wait_ms, 1000),
+                "fetch_max_wait_ms": 100,
+            }
+        )
         try:
-            return tails_with_consumer(reader, offsets, self.timeout_seconds)
+            self._between()
+            return tails_with_consumer(reader, offsets, self.timeout_seconds, self._between)
         finally:
             close_quietly(reader)
 

@@ -43,6 +43,7 @@ from shared.events.broker import KafkaCluster, as_cluster, close_quietly, ensure
 from shared.events.lost_records import (
     RELAY_READER,
     KafkaBrokerLook,
+    LookInterrupted,
     Loss,
     LossReason,
     PartitionView,
@@ -132,7 +133,7 @@ class OutboxRelay:
         self.watched_topics = watched_topics if watched_topics is not None else topics[:1]
         self.loss_check_interval = loss_check_interval
         # Asks the broker its topics' ids and reads back acknowledged records (KafkaBrokerLook).
-        self.broker_look = broker_look or KafkaBrokerLook(self.kafka)
+        self.broker_look = broker_look or KafkaBrokerLook(self.kafka, stopping=lambda: self._stop.is_set())
         # Asked before the first batch, and again before publishing after any broker error.
         self._check_due_at = 0.0
 
@@ -364,6 +365,8 @@ class OutboxRelay:
                 if self.check_due():
                     self.republish_lost()
                 result = self.publish_batch()
+            except LookInterrupted:
+                break  # a stop request: nothing was changed, the next start looks again
             except KafkaError as exc:
                 # The broker could not say what it holds (it is down, or starting): nothing is
                 # published until it has.

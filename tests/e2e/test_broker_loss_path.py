@@ -10,13 +10,19 @@ lagging when the broker died, every payment the relay had marked sent stayed out
 ran ``events replay``. Nothing noticed either: integrity was ok, no case, ``/readyz`` green.
 
 Here nobody replays and nobody restarts a consumer: every payment the API called succeeded is in
-the ledger exactly once, and the integrity report is ok.
+the ledger exactly once, and the integrity report is ok. And with the relay's repair turned off,
+accounts' completeness check still notices: a case per lost payment and a failed integrity report,
+until the payments are replayed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -25,7 +31,7 @@ from tests.e2e.conftest import assert_ledger_sound
 from tests.e2e.stack import Stack
 from tests.e2e.test_kyc_path import Client, verify_phone
 from tests.e2e.test_payments_path import card_token, confirm, create
-from tests.support import artisan_body, wait_until
+from tests.support import ROOT, artisan_body, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -82,10 +88,14 @@ class Payments:
             self.succeeded[payment["id"]] = artisan_id
 
 
-def outbox_backlog(stack: Stack, service: str) -> float:
+def gauge(stack: Stack, service: str, name: str) -> float:
     text = requests.get(f"{stack.urls[service]}/metrics", timeout=5).text
-    [line] = [line for line in text.splitlines() if line.startswith("hirfa_outbox_backlog ")]
+    [line] = [line for line in text.splitlines() if line.startswith(f"{name} ")]
     return float(line.split()[1])
+
+
+def outbox_backlog(stack: Stack, service: str) -> float:
+    return gauge(stack, service, "hirfa_outbox_backlog")
 
 
 def posted_payments(operator: Client, artisans: list[str]) -> list[str]:
@@ -165,3 +175,51 @@ def test_a_running_consumer_goes_back_for_what_a_restarted_broker_holds_again(
     assert_every_payment_in_the_ledger_once(stack, operator, payments)
     # The API's readiness follows the broker back.
     stack.wait_ready(60)
+
+
+def open_gap_cases(operator: Client) -> set[str]:
+    """The payments the completeness check found missing from the ledger (open cases)."""
+    page = operator.call(
+        "GET", "accounts", "/v1/ledger/cases", params={"status": "open", "limit": 100}
+    ).json()
+    return {case["cause_id"] for case in page["data"] if case["kind"] == "payment_not_in_ledger"}
+
+
+def test_a_loss_nothing_repairs_is_a_case_and_a_failed_integrity_report_until_it_is_replayed(
+    stack, marketplace, operator, artisans
+):
+    """The second line of defence alone: the payments relay's own repair is off, so what the
+    broker lost stays lost until someone acts; accounts' completeness check makes sure someone
+    knows."""
+    stack.stop("payments_relay")
+    stack.start("payments_relay", RELAY_LOSS_CHECK_SECONDS="0")
+    since = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)).isoformat()
+    payments = Payments(stack, marketplace, artisans)
+    stack.stop("accounts_consumer")
+    payments.pay(3)
+    wait_until(lambda: outbox_backlog(stack, "payments") == 0, timeout=60, message="the relay published them")
+    kill_the_broker_for_a_while(stack, during=lambda: None)
+    stack.start("accounts_consumer")
+
+    lost = set(payments.succeeded)
+    wait_until(lambda: open_gap_cases(operator) >= lost, timeout=120, message="a case per payment lost")
+    report = integrity(operator)
+    assert report["ok"] is False
+    assert {
+        d["payment_id"] for d in report["differences"] if d["check"] == "succeeded_payment_in_ledger"
+    } == lost
+    assert gauge(stack, "accounts", "hirfa_ledger_payments_not_in_ledger") == len(lost)
+
+    # What the case asks an operator to do: replay the payments' events.
+    subprocess.run(
+        [str(Path(sys.executable).parent / "hirfa"), "payments", "events", "replay", "--since", since],
+        cwd=ROOT,
+        env=stack.env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    assert_every_payment_in_the_ledger_once(stack, operator, payments)
+    assert open_gap_cases(operator) == set()
+    stack.stop("payments_relay")
+    stack.start("payments_relay")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from kafka.errors import KafkaTimeoutError, OffsetOutOfRangeError
+from kafka.errors import ClusterAuthorizationFailedError, KafkaTimeoutError, OffsetOutOfRangeError
 from kafka.structs import TopicPartition
 
 from shared.events.lost_records import (
     Acknowledged,
+    LookInterrupted,
     Loss,
     LossReason,
     PartitionView,
@@ -136,9 +137,23 @@ def test_the_admin_look_gives_each_partition_with_its_ids():
 
 def test_a_cluster_it_may_not_describe_and_a_null_topic_id_count_as_unknown():
     admin = FakeAdmin(
-        {T: described("00000000-0000-0000-0000-000000000000", 1)}, KafkaTimeoutError("not allowed")
+        {T: described("00000000-0000-0000-0000-000000000000", 1)},
+        ClusterAuthorizationFailedError("not allowed"),
     )
     assert partitions_with_admin(admin, [T]) == [PartitionView(T, 0, None, None, None)]
+
+
+def test_a_broker_that_does_not_answer_is_an_error_and_a_stop_request_ends_the_look():
+    with pytest.raises(KafkaTimeoutError):
+        partitions_with_admin(FakeAdmin({T: described("x")}, KafkaTimeoutError("no answer")), [T])
+
+    def stop():
+        raise LookInterrupted
+
+    with pytest.raises(LookInterrupted):
+        partitions_with_admin(FakeAdmin({T: described("x")}, {"cluster_id": "c"}), [T], between=stop)
+    with pytest.raises(LookInterrupted):
+        tails_with_consumer(FakeReader({0: ["evt_a"]}), {(T, 0): 0}, between=stop)
 
 
 @pytest.mark.parametrize("topics", [{}, {T: described("x", error_code=3)}, {T: described("x", partitions=0)}])
