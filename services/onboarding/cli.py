@@ -27,6 +27,7 @@ from services.onboarding.service_layer.staff import (
 )
 from shared.auth.keys import SigningKeyStore
 from shared.auth.scopes import STAFF_ROLES, Role
+from shared.config import DEMO_ACCOUNTS_CLIENT_ID, DEMO_ACCOUNTS_CLIENT_SECRET
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.runtime import service_cli
 
@@ -46,6 +47,8 @@ DEMO_CLIENTS = (
         None,
     ),
     ("cli_demo_operator", "demo-operator-secret", "Demo ledger operator", Role.OPERATOR, None),
+    # Accounts itself, reading payments for its completeness check (its development default).
+    (DEMO_ACCOUNTS_CLIENT_ID, DEMO_ACCOUNTS_CLIENT_SECRET, "Accounts service (demo)", Role.SERVICE, None),
 )
 
 # Documented in the README; created only when ONBOARDING_DEMO_STAFF=true (make run, the e2e stack),

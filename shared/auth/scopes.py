@@ -15,6 +15,9 @@ class Role(enum.StrEnum):
     # A person of the back office signed in with password and TOTP (not an API client): their token
     # carries the scopes of the roles they hold (compliance, operator or both), and ``sub`` names them.
     STAFF = "staff"
+    # Another Hirfa service checking this one's work (accounts comparing the payments that
+    # succeeded with its ledger): it reads across marketplaces, and changes nothing.
+    SERVICE = "service"
 
 
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
@@ -51,6 +54,8 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "payments:oversee",
         }
     ),
+    # Which succeeded payments the ledger has not confirmed posting (accounts' completeness check).
+    Role.SERVICE: frozenset({"payments:audit"}),
 }
 
 # The roles a staff member may hold: their token carries the union of these roles' scopes.

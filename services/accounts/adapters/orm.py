@@ -9,7 +9,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.accounts.domain.payouts import PayeeType, rib_last4
 from shared.db import UTCDateTime, utcnow
-from shared.events.outbox import InboxMixin, OutboxMixin
+from shared.events.outbox import BrokerTopicMixin, InboxMixin, OutboxMixin
 from shared.idempotency_store import IdempotencyKeyMixin
 from shared.kyc import KYC_ACTIVE
 from shared.money import Money
@@ -361,6 +361,10 @@ class OutboxMessage(OutboxMixin, Base):
 
 
 class InboxMessage(InboxMixin, Base):
+    pass
+
+
+class BrokerTopic(BrokerTopicMixin, Base):
     pass
 
 

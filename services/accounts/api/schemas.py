@@ -165,6 +165,12 @@ class IntegrityDifferenceSchema(Schema):
     check = fields.String(required=True)
     account_id = fields.String()
     entry_id = fields.String()
+    payment_id = fields.String(
+        metadata={
+            "description": "succeeded_payment_in_ledger: the payment that succeeded and is not in the ledger."
+        }
+    )
+    case_id = fields.String(metadata={"description": "succeeded_payment_in_ledger: its ledger case."})
     currency = fields.String()
     expected = fields.Integer(required=True, metadata={"description": "For a lower bound, the bound."})
     actual = fields.Integer(required=True)

@@ -21,6 +21,7 @@ from services.accounts.adapters import ledger
 from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount
 from services.accounts.adapters.payouts import artisans_paid_at
 from services.accounts.domain.ledger import PLATFORM_OWNER, bank, shown_balance
+from services.accounts.service_layer.completeness import open_gaps
 from services.accounts.service_layer.ledger import check_artisan_visible
 from shared.auth import Principal
 from shared.db import UnitOfWork, is_postgres, utcnow
@@ -288,6 +289,9 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
                                    was captured means a settlement was posted twice or wrongly)
     entry_balanced                 every entry's lines sum to 0, per currency
     entry_has_two_lines            every entry has at least two lines
+    succeeded_payment_in_ledger    every payment that succeeded is in the ledger: an open
+                                   ``payment_not_in_ledger`` case (``completeness.py``) is a
+                                   difference, expected the payment's amount, actual 0
     """
     differences: list[dict[str, Any]] = []
     with uow:
@@ -398,6 +402,18 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
         ):
             differences.append(
                 {"check": "entry_has_two_lines", "entry_id": entry_id, "expected": 2, "actual": int(count)}
+            )
+
+        for gap in open_gaps(session):
+            differences.append(
+                {
+                    "check": "succeeded_payment_in_ledger",
+                    "payment_id": gap["payment_id"],
+                    "case_id": gap["case_id"],
+                    "currency": gap["currency"],
+                    "expected": gap["amount"],
+                    "actual": 0,
+                }
             )
 
         accounts_checked = session.scalar(sa.select(sa.func.count()).select_from(LedgerAccount))

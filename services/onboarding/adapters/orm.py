@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 
 from shared.db import UTCDateTime, utcnow
-from shared.events.outbox import InboxMixin, OutboxMixin
+from shared.events.outbox import BrokerTopicMixin, InboxMixin, OutboxMixin
 from shared.idempotency_store import IdempotencyKeyMixin
 
 
@@ -376,6 +376,10 @@ class OutboxMessage(OutboxMixin, Base):
 
 
 class InboxMessage(InboxMixin, Base):
+    pass
+
+
+class BrokerTopic(BrokerTopicMixin, Base):
     pass
 
 

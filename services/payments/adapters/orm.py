@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import UTCDateTime, utcnow
-from shared.events.outbox import InboxMixin, OutboxMixin
+from shared.events.outbox import BrokerTopicMixin, InboxMixin, OutboxMixin
 from shared.idempotency_store import IdempotencyKeyMixin
 from shared.kyc import KYC_ACTIVE
 
@@ -47,6 +47,9 @@ class PayeeMarketplace(Base):
     marketplace_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True, index=True)
 
 
+AWAITING_LEDGER = "status = 'succeeded' AND ledger_posted = false"
+
+
 class Payment(Base):
     """A marketplace's charge of a buyer for an artisan's goods. States: services/payments/domain/payments.py."""
 
@@ -58,6 +61,14 @@ class Payment(Base):
         # state (stuck in processing, a reversal to review) in id order, the cursor's.
         sa.Index("ix_payments_status_id", "status", "id"),
         sa.Index("ix_payments_reversal_status_id", "reversal_status", "id"),
+        # Succeeded payments the ledger has not confirmed yet: a handful at any time, found
+        # without reading the others (accounts' completeness check asks for them).
+        sa.Index(
+            "ix_payments_awaiting_ledger",
+            "succeeded_at",
+            postgresql_where=sa.text(AWAITING_LEDGER),
+            sqlite_where=sa.text(AWAITING_LEDGER),
+        ),
     )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
@@ -75,6 +86,9 @@ class Payment(Base):
     # The Idempotency-Key it was created with, kept with the row itself: a retry that comes after
     # a crash between the commit and the saved answer still finds the payment instead of a twin.
     creation_key: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    # The Idempotency-Key of the confirmation that moved it out of requires_confirmation, for the
+    # same reason: that confirmation retried after a crash answers the payment, not invalid_state.
+    confirmation_key: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     gateway: Mapped[str] = mapped_column(sa.String(20))
     gateway_reference: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
     # The gateway's clock on the newest snapshot applied: an older callback never overwrites a newer one.
@@ -205,6 +219,10 @@ class OutboxMessage(OutboxMixin, Base):
 
 
 class InboxMessage(InboxMixin, Base):
+    pass
+
+
+class BrokerTopic(BrokerTopicMixin, Base):
     pass
 
 

@@ -143,6 +143,26 @@ class PaymentListArgsSchema(PageArgsSchema):
     )
 
 
+class UnpostedPaymentArgsSchema(PageArgsSchema):
+    succeeded_before = fields.AwareDateTime(
+        required=True,
+        default_timezone=None,
+        metadata={"description": "Only payments that succeeded before this time (ISO 8601 with offset)."},
+    )
+
+
+class UnpostedPaymentSchema(Schema):
+    object = fields.Constant("unposted_payment")
+    payment_id = fields.String(required=True)
+    artisan_id = fields.String(required=True)
+    marketplace_id = fields.String(required=True)
+    amount = fields.Nested(MoneySchema, required=True, metadata={"description": "The amount captured."})
+    succeeded_at = fields.DateTime(required=True)
+
+
+UnpostedPaymentPageSchema = page_schema(UnpostedPaymentSchema)
+
+
 class RefundCreateSchema(Schema):
     payment_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
     amount = MinorUnits(
