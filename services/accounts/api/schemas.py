@@ -165,6 +165,7 @@ class IntegrityDifferenceSchema(Schema):
     check = fields.String(required=True)
     account_id = fields.String()
     entry_id = fields.String()
+    line_id = fields.Integer(metadata={"description": "The journal line, for `balance_after_matches_lines`."})
     currency = fields.String()
     expected = fields.Integer(required=True, metadata={"description": "For a lower bound, the bound."})
     actual = fields.Integer(required=True)
