@@ -7,7 +7,9 @@ part uses PostgreSQL when one answers at ``TEST_DATABASE_URL`` (as the tests do:
 database, dropped afterwards), SQLite in a temporary directory otherwise. The consumer's batch size
 is ``CONSUMER_BATCH_SIZE`` (default 200); the broker is left out of the timed part. It also prints
 the SQL statements per posting of each loop (tests/integration/test_ledger_statements.py keeps the
-consumer's from growing).
+consumer's from growing). Then reconciliation (tests/bench_reconciliation.py) and the cost of calls
+on databases holding a long history (tests/bench_history.py; ``HISTORY_BENCH_ENTRIES`` and
+``HISTORY_BENCH_PAYMENTS`` shrink it).
 """
 
 from __future__ import annotations
@@ -83,6 +85,10 @@ def main() -> None:
     from tests import bench_reconciliation
 
     bench_reconciliation.main()
+    # Whether calls cost more on databases with a long history (tests/bench_history.py).
+    from tests import bench_history
+
+    bench_history.main()
 
 
 # -- ledger postings: the accounts consumer against raw SQL --------------------------------------
