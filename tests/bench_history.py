@@ -27,7 +27,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -212,15 +212,17 @@ def create_payment(stack: Stack) -> None:
 # -- laying the history with COPY ------------------------------------------------------------------
 
 
-def copy_rows(app: Flask, table: str, columns: list[str], rows: Iterator[tuple[Any, ...]]) -> None:
-    """COPY ``rows`` into ``table`` (text format; None is NULL), in chunks of 50,000. The table's
-    indexes that back no constraint are dropped meanwhile and built again afterwards, at once:
-    the usual way to bulk-load, and several times faster than keeping them up row by row."""
+def copy_rows(app: Flask, table: str, columns: list[str], rows: Iterator[Sequence[Any]]) -> None:
+    """COPY ``rows`` into ``table`` (text format; None is NULL), in chunks of 50,000, the usual way
+    to bulk-load: the table's indexes that back no constraint are dropped meanwhile and built again
+    afterwards, at once, and the foreign keys are not checked row by row (the rows are made
+    consistent here; the integrity check runs on the result)."""
     raw = app.extensions["hirfa"].engine.raw_connection()
     try:
         connection = raw.driver_connection
         with connection.cursor() as cursor:
             cursor.execute("SET synchronous_commit = off")
+            cursor.execute("SET session_replication_role = replica")
             cursor.execute(
                 "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
                 "WHERE i.indrelid = %s::regclass AND NOT EXISTS "
@@ -388,37 +390,42 @@ def lay_payments(stack: Stack, count: int) -> None:
     first = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=count + 10)
     head, tail = reserve_ulids(count)
 
-    def rows() -> Iterator[tuple[Any, ...]]:
+    # Every column as a settled payment has it; each row changes a few.
+    settled = {
+        "marketplace_id": MARKETPLACE,
+        "amount": GROSS,
+        "currency": "MAD",
+        "application_fee": 100,
+        "payment_method_type": "card",
+        "capture_method": "automatic",
+        "status": "succeeded",
+        "metadata": "{}",
+        "gateway": "fake",
+        "gateway_updated_at": 0,
+        "amount_captured": GROSS,
+        "amount_refunded": 0,
+        "application_fee_refunded": 0,
+        "ledger_posted": "t",
+    }
+    template = [settled.get(column.name) for column in columns]
+    where = {column.name: number for number, column in enumerate(columns)}
+    unsettled = {"failed": "f", "processing": "f"}
+
+    def rows() -> Iterator[list[Any]]:
         for number in range(count):
-            artisan = stack.artisan_id if number % 2 == 0 else others[(number // 2) % len(others)]
-            status = "succeeded"
-            if number % 100 == 1:
-                status = "failed"
-            elif number % 100_000 == 2:
-                status = "processing"
+            row = list(template)
             at = (first + dt.timedelta(minutes=number)).isoformat()
-            values = {
-                "id": "pay_" + ulid_in_block(head, tail + number),
-                "marketplace_id": MARKETPLACE,
-                "artisan_id": artisan,
-                "amount": GROSS,
-                "currency": "MAD",
-                "application_fee": 100,
-                "payment_method_type": "card",
-                "capture_method": "automatic",
-                "status": status,
-                "metadata": "{}",
-                "gateway": "fake",
-                "gateway_reference": f"gw_seed_{number}",
-                "gateway_updated_at": 0,
-                "amount_captured": GROSS if status == "succeeded" else 0,
-                "amount_refunded": 0,
-                "application_fee_refunded": 0,
-                "ledger_posted": "t" if status == "succeeded" else "f",
-                "created_at": at,
-                "updated_at": at,
-            }
-            yield tuple(values.get(column.name) for column in columns)
+            row[where["id"]] = "pay_" + ulid_in_block(head, tail + number)
+            row[where["artisan_id"]] = (
+                stack.artisan_id if number % 2 == 0 else others[(number // 2) % len(others)]
+            )
+            row[where["gateway_reference"]] = f"gw_seed_{number}"
+            row[where["created_at"]] = row[where["updated_at"]] = at
+            status = "failed" if number % 100 == 1 else "processing" if number % 100_000 == 2 else None
+            if status is not None:
+                row[where["status"]], row[where["ledger_posted"]] = status, unsettled[status]
+                row[where["amount_captured"]] = 0
+            yield row
 
     copy_rows(stack.payments, Payment.__tablename__, [column.name for column in columns], rows())
 
