@@ -83,7 +83,7 @@ class Stack:
 def main() -> None:
     entries = int(os.environ.get("HISTORY_BENCH_ENTRIES", "1000000"))
     payments = int(os.environ.get("HISTORY_BENCH_PAYMENTS", "1000000"))
-    samples = int(os.environ.get("HISTORY_BENCH_SAMPLES", "31"))
+    samples = int(os.environ.get("HISTORY_BENCH_SAMPLES", "101"))
     with tempfile.TemporaryDirectory() as directory:
         databases = Databases(Path(directory))
         if databases.backend != "postgresql":
