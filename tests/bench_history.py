@@ -106,12 +106,9 @@ def main() -> None:
                 if seeded[0] or seeded[1]:
                     print(f"  history laid in {time.perf_counter() - started:,.0f} s")
             calls = [list_calls(stack) for stack in stacks]
-            figures = [
-                {name: p50(call, samples) for name, call in stack_calls.items()} for stack_calls in calls
-            ]
             print(f"  {'call':<46} {'empty p50':>10} {'history p50':>12} {'ratio':>7}")
             for name in calls[0]:
-                empty, history = figures[0][name], figures[1][name]
+                empty, history = paired_p50(calls[0][name], calls[1][name], samples)
                 verdict = "" if history <= empty * 1.2 else "  (above 1.2)"
                 print(
                     f"  {name:<46} {empty * 1000:>8.2f} ms {history * 1000:>9.2f} ms {history / empty:>6.2f}x{verdict}"
@@ -561,15 +558,19 @@ def nth_payment(stack: Stack, fraction: float) -> str:
         )
 
 
-def p50(call: Callable[[], Any], samples: int) -> float:
+def paired_p50(empty: Callable[[], Any], history: Callable[[], Any], samples: int) -> tuple[float, float]:
+    """The p50 of each call, timed in turns (empty then history, history then empty, …) so that
+    whatever else the machine does, and going first, weigh on both alike."""
     for _ in range(3):
-        call()
-    times = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        empty()
+        history()
+    times: dict[Callable[[], Any], list[float]] = {empty: [], history: []}
+    for sample in range(samples):
+        for call in (empty, history) if sample % 2 == 0 else (history, empty):
+            started = time.perf_counter()
+            call()
+            times[call].append(time.perf_counter() - started)
+    return statistics.median(times[empty]), statistics.median(times[history])
 
 
 # -- query plans -----------------------------------------------------------------------------------
