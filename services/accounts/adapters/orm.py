@@ -57,15 +57,29 @@ class JournalEntry(Base):
 
 
 class JournalLine(Base):
+    """One account's side of an entry. An account's lines, in id order, are its history in the order
+    it was posted (lines are written under the account's lock): ``balance_after`` is the account's
+    stored balance right after the line, so a statement page starts from a line instead of a sum
+    over everything before it (``ledger.balances_after`` computes it for every write)."""
+
     __tablename__ = "journal_lines"
+    __table_args__ = (
+        # A statement page: an account's lines in posting order, from a cursor line on.
+        sa.Index("ix_journal_lines_account_id_id", "account_id", "id"),
+        # Where a date range starts and ends in that history.
+        sa.Index("ix_journal_lines_account_id_posted_at", "account_id", "posted_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(
         sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     entry_id: Mapped[str] = mapped_column(sa.ForeignKey("journal_entries.id"), index=True)
-    account_id: Mapped[str] = mapped_column(sa.ForeignKey("ledger_accounts.id"), index=True)
+    account_id: Mapped[str] = mapped_column(sa.ForeignKey("ledger_accounts.id"))
     amount: Mapped[int] = mapped_column(sa.BigInteger)  # positive debit, negative credit
     currency: Mapped[str] = mapped_column(sa.String(3))
+    # The entry's posted_at, beside the account's lines for a date range to find its place.
+    posted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    balance_after: Mapped[int] = mapped_column(sa.BigInteger)
 
 
 class PendingHold(Base):

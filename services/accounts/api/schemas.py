@@ -171,6 +171,7 @@ class IntegrityDifferenceSchema(Schema):
         }
     )
     case_id = fields.String(metadata={"description": "succeeded_payment_in_ledger: its ledger case."})
+    line_id = fields.Integer(metadata={"description": "The journal line, for `balance_after_matches_lines`."})
     currency = fields.String()
     expected = fields.Integer(required=True, metadata={"description": "For a lower bound, the bound."})
     actual = fields.Integer(required=True)
