@@ -983,6 +983,47 @@ def test_case_filters_reach_accounts_and_the_three_way_view_shows_the_legs(opera
     ]
 
 
+def test_a_run_page_asks_accounts_for_that_runs_cases_a_page_at_a_time(operator, apis):
+    run = {
+        "id": "rr_1",
+        "source": "gateway_settlement",
+        "gateway": "m2t",
+        "bank_code": "145",
+        "format": "csv",
+        "day": "2026-12-06",
+        "status": "completed",
+        "closing_balance": None,
+        "expected_balance": None,
+        "currency": None,
+        "file": None,
+        "progress": {"lines_total": 1, "lines_done": 1, "percent": 100},
+        "counts": {"missing_in_ledger": 1},
+        "requested_by": "stf_salma",
+        "created_at": "2026-12-06T09:00:00+00:00",
+        "completed_at": "2026-12-06T09:00:01+00:00",
+    }
+    apis.accounts.on("GET", "/v1/reconciliation/runs/rr_1", run)
+    apis.accounts.on(
+        "GET",
+        "/v1/reconciliation/cases",
+        lambda call: {
+            "data": [{**RECON_CASE, "id": "rc_2" if call.params.get("starting_after") else "rc_1"}],
+            "has_more": not call.params.get("starting_after"),
+            "next_cursor": None if call.params.get("starting_after") else "rc_1",
+        },
+    )
+    first = operator.get("/reconciliation/runs/rr_1").data.decode()
+    next_page = 'href="/reconciliation/runs/rr_1?after=rc_1"'
+    assert 'data-case="rc_1"' in first and next_page in first
+    second = operator.get("/reconciliation/runs/rr_1?after=rc_1").data.decode()
+    assert 'data-case="rc_2"' in second and 'data-case="rc_1"' not in second and next_page not in second
+    asked = [c.params for c in apis.accounts.calls if c.path == "/v1/reconciliation/cases"]
+    assert asked == [
+        {"run_id": "rr_1", "limit": 50, "starting_after": None},
+        {"run_id": "rr_1", "limit": 50, "starting_after": "rc_1"},
+    ]
+
+
 def test_forged_ledger_and_case_forms_are_refused(operator, apis):
     for path in (
         "/ledger/adjustments",
