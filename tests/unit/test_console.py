@@ -210,6 +210,61 @@ def test_onboarding_not_answering_a_renewal_keeps_the_session(client, apis, staf
     assert staff_auth.renewals == 1
 
 
+DOCUMENT = "/reviews/documents/art_1/doc_1"
+
+
+def test_only_a_page_or_a_form_renews_never_an_answer_the_browser_may_drop(
+    client, apis, staff_auth, monkeypatch
+):
+    """A renewal spends the refresh token; the next one rides back in the answer's cookie. An
+    image, a framed document or a prefetch may be dropped by the browser (which would then keep the
+    spent token, and its next renewal would look like theft), so none of them renews."""
+    sign_in(client)
+    start = time.time()
+    monkeypatch.setattr(time, "time", lambda: start + 860)  # renewal due, the old token still good
+    for path, headers in (
+        (DOCUMENT, {"Sec-Fetch-Dest": "image", "Sec-Fetch-Mode": "no-cors"}),
+        (DOCUMENT, {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Mode": "navigate"}),
+        (DOCUMENT, {}),  # a browser that sends no Sec-Fetch-Dest: a document is embedded, always
+        ("/reviews", {"Sec-Fetch-Dest": "document", "Sec-Purpose": "prefetch"}),
+        ("/reviews", {"Sec-Fetch-Dest": "empty", "Sec-Fetch-Mode": "cors"}),
+    ):
+        served = client.get(path, headers=headers)
+        assert served.status_code == 200 and served.data, (path, headers)  # (read: a document streams)
+        assert staff_auth.renewals == 0, (path, headers)
+    assert apis.onboarding.calls[-1].token == "token-of-stf_amina"  # served with the old token
+
+    # Once the old token is spent, such a request is refused without renewing or signing out...
+    monkeypatch.setattr(time, "time", lambda: start + 890)
+    image = client.get(DOCUMENT, headers={"Sec-Fetch-Dest": "image"})
+    assert image.status_code == 401 and b'data-reason="renew_on_next_page"' in image.data
+    assert staff_auth.renewals == 0 and len(staff_auth.live_refresh_tokens) == 1
+    # ... and the next page renews, with the refresh token the browser still holds.
+    page = client.get("/reviews/rev_1", headers={"Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate"})
+    assert page.status_code == 200 and staff_auth.renewals == 1
+    assert client.get(DOCUMENT, headers={"Sec-Fetch-Dest": "image"}).data == JPEG
+    assert apis.onboarding.calls[-1].token == "token-of-stf_amina-renewed-1"
+
+
+def test_a_form_post_renews_whatever_the_browser_says_it_is_for(client, apis, staff_auth, monkeypatch):
+    sign_in(client)
+    page = client.get("/reviews/rev_1")
+    apis.onboarding.on("POST", "/v1/kyc-reviews/rev_1/decision", REVIEW)
+    later = time.time() + 890
+    monkeypatch.setattr(time, "time", lambda: later)
+    decided = client.post(
+        "/reviews/rev_1/decision",
+        data={
+            "csrf_token": csrf_of(page.data),
+            "decision": "approve",
+            "reason_code": "documents_verified",
+            "note": "ok",
+        },
+        headers={"Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate"},
+    )
+    assert decided.status_code == 302 and staff_auth.renewals == 1
+
+
 def test_a_token_the_service_refuses_means_signing_in_again(client, apis):
     sign_in(client)
     apis.onboarding.on("GET", "/v1/kyc-reviews", ApiError(401, "invalid_token"))
@@ -233,6 +288,37 @@ def test_sign_out_ends_the_session(client, staff_auth):
     assert response.headers["Location"] == "/sign-in"
     assert client.get("/").status_code == 302
     assert staff_auth.signed_out == [refresh_token]
+
+
+def session_of(client) -> dict:
+    cookie = client.get_cookie("hirfa_console")
+    if cookie is None:
+        return {}
+    return unseal(session_key(client.application.extensions["console"].config.secret_key), cookie.value) or {}
+
+
+@pytest.mark.parametrize("idle", [False, True])
+def test_sign_out_never_renews_and_clears_the_session_even_with_onboarding_down(
+    client, config, staff_auth, monkeypatch, idle
+):
+    page = client.get("/") if sign_in(client) else None
+    [refresh_token] = staff_auth.live_refresh_tokens
+    staff_auth.refused = ApiError(0, "service_unavailable")  # no renewal would go through
+
+    def down(token):
+        staff_auth.signed_out.append(token)
+        raise ApiError(0, "service_unavailable")
+
+    monkeypatch.setattr(staff_auth, "sign_out", down)
+    later = time.time() + (config.idle_timeout_seconds + 1 if idle else 890)  # the token spent
+    monkeypatch.setattr(time, "time", lambda: later)
+    response = client.post("/sign-out", data={"csrf_token": csrf_of(page.data)})
+    assert response.status_code == 302 and response.headers["Location"] == "/sign-in"
+    assert staff_auth.renewals == 0
+    assert staff_auth.signed_out == [refresh_token]  # revoking was tried, once
+    assert not {"token", "refresh", "staff"} & set(session_of(client))
+    assert client.get("/").headers["Location"].startswith("/sign-in")
+    assert "Vous êtes déconnecté" in client.get("/sign-in").data.decode()
 
 
 def test_without_the_compliance_role_no_review_pages(client, apis):
@@ -1227,6 +1313,37 @@ def test_a_resolve_the_ledger_refuses_is_a_message_on_the_case_page(operator, ap
     assert "done" in html  # the note comes back as typed
     empty = operator.post("/ledger/cases/lc_2/resolve", data={"csrf_token": csrf_of(page.data), "note": " "})
     assert empty.status_code == 422 and len(posts(apis.accounts)) == 1
+
+
+def test_a_reserve_still_below_zero_is_a_message_on_the_case_page(operator, apis, ledger_cases):
+    apis.accounts.on(
+        "POST", "/v1/ledger/cases/lc_2/resolve", ApiError(409, "reserve_still_below_zero", "still owed")
+    )
+    page = operator.get("/ledger/cases/lc_2")
+    response = operator.post(
+        "/ledger/cases/lc_2/resolve", data={"csrf_token": csrf_of(page.data), "note": "promised"}
+    )
+    problem = re.search(r'id="case-problem">([^<]+)<', response.data.decode()).group(1)
+    assert (
+        response.status_code == 409 and "toujours sous zéro" in problem and "réapprovisionnement" in problem
+    )
+
+
+def test_approving_an_adjustment_whose_case_was_resolved_another_way_says_to_reject_it(operator, apis):
+    apis.accounts.on(
+        "POST", "/v1/ledger/adjustments/adj_1/approve", ApiError(409, "ledger_case_resolved", "resolved")
+    )
+    page = operator.get("/ledger/adjustments")
+    response = operator.post("/ledger/adjustments/adj_1/approve", data={"csrf_token": csrf_of(page.data)})
+    html = response.data.decode()
+    problem = re.search(r'id="adjustment-problem">([^<]+)<', html).group(1)
+    assert response.status_code == 409 and "Rejetez-le" in problem and "résolu autrement" in problem
+    assert 'id="adjustment-adj_1"' in html  # the list, with the row to reject it from
+    # In Arabic and English too.
+    for lang, words in (("ar", "ارفضها"), ("en", "Reject it")):
+        operator.post("/language", data={"csrf_token": csrf_of(page.data), "lang": lang})
+        answer = operator.post("/ledger/adjustments/adj_1/approve", data={"csrf_token": csrf_of(page.data)})
+        assert words in answer.data.decode(), lang
 
 
 def test_an_adjustment_for_a_case_names_it_and_comes_back_to_the_case(operator, apis, ledger_cases):

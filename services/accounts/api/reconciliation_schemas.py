@@ -181,7 +181,8 @@ class CaseArgsSchema(PageArgsSchema):
     bank_code = fields.String(validate=BANK_CODE)
     gateway = fields.String(validate=validate.Length(min=1, max=20))
     run_id = fields.String(
-        validate=RUN_ID, metadata={"description": "Only the cases this run opened (its breaks), oldest first."}
+        validate=RUN_ID,
+        metadata={"description": "Only the cases this run opened (its breaks), oldest first."},
     )
 
 
