@@ -245,6 +245,11 @@ def test_only_a_page_or_a_form_renews_never_an_answer_the_browser_may_drop(
     assert client.get(DOCUMENT, headers={"Sec-Fetch-Dest": "image"}).data == JPEG
     assert apis.onboarding.calls[-1].token == "token-of-stf_amina-renewed-1"
 
+    # A document opened in a tab of its own is a page: it renews (a reload there works).
+    monkeypatch.setattr(time, "time", lambda: start + 890 + 890)
+    opened = client.get(DOCUMENT, headers={"Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate"})
+    assert opened.data == JPEG and staff_auth.renewals == 2
+
 
 def test_a_form_post_renews_whatever_the_browser_says_it_is_for(client, apis, staff_auth, monkeypatch):
     sign_in(client)

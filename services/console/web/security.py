@@ -62,8 +62,8 @@ DOCUMENT_SECURITY_POLICY = "default-src 'none'; img-src 'self'; object-src 'self
 # Pages anyone may reach: signing in, enrolling the second factor, the static files, health.
 PUBLIC_ENDPOINTS = frozenset({"auth.sign_in", "auth.enrol", "auth.language", "static", "healthz"})
 SIGN_OUT_ENDPOINT = "auth.sign_out"
-# Answers a page embeds (a KYC document in an <img> or a frame), whatever the browser says the
-# request is for: one never renews the token (a browser that sends no Sec-Fetch-Dest is judged by this).
+# Answers a page embeds (a KYC document in an <img> or a frame): asked for without Sec-Fetch-Dest
+# (a browser that does not send it), one never renews the token.
 EMBEDDED_ENDPOINTS = frozenset({"reviews.document"})
 
 
@@ -165,9 +165,8 @@ def _renew_token(now: float) -> bool:
 
 def _answer_is_kept() -> bool:
     """Whether the browser is sure to keep this request's answer (and so the renewed token in its
-    cookie): a form post, or a navigation to a page, not a prefetch of one."""
-    if request.endpoint in EMBEDDED_ENDPOINTS:
-        return False
+    cookie): a form post, or a navigation to a page (a document opened in its own tab is one), not
+    a prefetch of one."""
     if (
         request.headers.get("Sec-Purpose", "").startswith("prefetch")
         or request.headers.get("Purpose") == "prefetch"
@@ -176,8 +175,10 @@ def _answer_is_kept() -> bool:
     if request.method not in ("GET", "HEAD"):
         return True
     destination = request.headers.get("Sec-Fetch-Dest")
-    # No header: a browser that does not send it (or a plain HTTP client): judged by the endpoint.
-    return destination is None or destination == "document"
+    if destination is None:
+        # A browser that does not say (or a plain HTTP client): judged by what is asked for.
+        return request.endpoint not in EMBEDDED_ENDPOINTS
+    return destination == "document"
 
 
 def current_staff() -> dict[str, Any] | None:
