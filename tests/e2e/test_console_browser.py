@@ -511,6 +511,7 @@ def test_an_operator_writes_off_a_reconciliation_case(stack, people, shots):
     assert run["id"] in salma.inner_text("#recon-runs")
     shots(salma, "reconciliation-runs")
     salma.click(f"#recon-runs a:has-text('{run['id']}')")
+    salma.wait_for_url(f"{stack.console_url}/reconciliation/runs/{run['id']}")
     # The run page lists the cases this run opened (accounts filters them by run).
     run_cases = salma.locator("#run-cases tbody tr[data-case]")
     assert run_cases.count() == 1 and payment_id in run_cases.first.inner_text()
