@@ -512,9 +512,9 @@ def test_an_operator_writes_off_a_reconciliation_case(stack, people, shots):
     shots(salma, "reconciliation-runs")
     salma.click(f"#recon-runs a:has-text('{run['id']}')")
     salma.wait_for_url(f"{stack.console_url}/reconciliation/runs/{run['id']}")
-    # The run page lists the cases this run opened (accounts filters them by run).
-    run_cases = salma.locator("#run-cases tbody tr[data-case]")
-    assert run_cases.count() == 1 and payment_id in run_cases.first.inner_text()
+    # The run page lists the cases this run opened (accounts filters them by run): the unknown
+    # capture's, beside any payment of earlier tests the file does not name.
+    assert salma.locator(f"#run-cases tbody tr[data-case]:has-text('{payment_id}')").count() == 1
     shots(salma, "reconciliation-run")
     salma.click(f"#run-cases tr:has-text('{payment_id}') a.open-case")
     assert salma.get_attribute("#case-state", "data-state") == "open"
