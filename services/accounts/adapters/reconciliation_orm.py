@@ -104,6 +104,8 @@ class ReconCase(Base):
     """A break for a person: ``open → investigating → resolved | written_off``."""
 
     __tablename__ = "recon_cases"
+    # A run's cases, a page at a time from the cursor (the run page of the back office).
+    __table_args__ = (sa.Index("ix_recon_cases_run_id_id", "run_id", "id"),)
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(20), index=True)
