@@ -281,7 +281,7 @@ def _plain_body(terminator: bytes, rest: bytes, stream: IO[bytes], chunk_bytes: 
     # once more lines follow (line ends that finish the file close blank lines the reader skips);
     # ``line`` the length of the line that runs on from the chunks before.
     before, held, line = terminator[-1:], b"", 0
-    chunk = rest
+    chunk = rest or stream.read(chunk_bytes)
     while chunk:
         if not _is_plain(before + held + chunk):
             raise NotPlain
