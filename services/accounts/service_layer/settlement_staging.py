@@ -100,6 +100,10 @@ def stage_and_match(
         progress(staged.lines)
     run.lines_total = staged.lines
     run.day = run.day or staged.first_day
+    if is_postgres(session):
+        # The staging table's size and spread, so that the planner hashes a large file's lines
+        # (a sample of a few thousand lines is plenty for that).
+        session.execute(sa.text(f"SET LOCAL default_statistics_target = 10; ANALYZE {STAGE}"))
     counts = _match(session, run, staged, schedule, currency, tolerance)
     if not is_postgres(session):
         session.execute(sa.text(f"DROP TABLE temp.{STAGE}"))
@@ -342,14 +346,20 @@ def _match(
                      CAST(gross_amount AS BIGINT) AS gross, CAST(fee_amount AS BIGINT) AS fee,
                      CAST(net_amount AS BIGINT) AS net
               FROM {STAGE}) s"""
-    # A line settled by an earlier run (matched or fee_mismatch) under the same dedup key: found
-    # through the object's index (a line without a reference has '' there, and a dedup key that
-    # only such a line shares with a reference starting "tx:").
-    settled_before = """EXISTS (SELECT 1 FROM recon_items o
-            WHERE o.object_id IN (substr(l.object_id, 1, 140),
-                                  CASE WHEN l.object_id = '' THEN substr('tx:' || l.transaction_id, 1, 140)
-                                       WHEN l.object_id LIKE 'tx:%' THEN '' END)
-              AND o.dedup_key = l.dedup_key AND o.source = 'settlement' AND o.state IN ('matched', 'fee_mismatch'))"""
+    # A line settled by an earlier run (matched or fee_mismatch) under the same dedup key, found
+    # through the object's index. A line without a reference ('' there, "tx:" and its transaction
+    # in its dedup key) and one whose reference starts with "tx:" may share a dedup key: those few
+    # look for each other too.
+    settled = (
+        "o.dedup_key = l.dedup_key AND o.source = 'settlement' AND o.state IN ('matched', 'fee_mismatch')"
+    )
+    settled_before = f"""CASE
+        WHEN EXISTS (SELECT 1 FROM recon_items o WHERE o.object_id = substr(l.object_id, 1, 140) AND {settled})
+            THEN TRUE
+        WHEN l.object_id = '' THEN EXISTS (SELECT 1 FROM recon_items o
+            WHERE o.object_id = substr('tx:' || l.transaction_id, 1, 140) AND {settled})
+        WHEN l.object_id LIKE 'tx:%' THEN EXISTS (SELECT 1 FROM recon_items o WHERE o.object_id = '' AND {settled})
+        ELSE FALSE END"""
     insert = f"""
         INSERT INTO recon_items (run_id, source, kind, line_number, object_id, reference, batch_reference,
                 dedup_key, gateway, bank_code, currency, amount, fee, net, expected_amount, expected_fee,
