@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 import psycopg
@@ -62,7 +62,7 @@ _MAX_KINDS = 1_000
 _LAST_UNIX_SECOND = 253_402_300_799
 # PostgreSQL's hash joins and aggregates for a large file: memory enough to hash a day's lines once.
 # And no JIT compilation: the statements are few and simple, and compiling them costs seconds.
-_SETTINGS = "SET LOCAL work_mem = '64MB'; SET LOCAL jit = off"
+_SETTINGS = "SET LOCAL work_mem = '128MB'; SET LOCAL jit = off"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,23 +78,22 @@ def stage_and_match(
     run: ReconRun,
     stream: BinaryIO,
     *,
-    read_lines: Iterable[SettlementLine] | None,
+    read_lines: Iterable[SettlementLine],
     read_plain: bool,
     schedule: FeeSchedule,
     currency: str,
     tolerance: int,
     chunk_size: int,
-    progress: Any = None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, int]:
     """Stage ``stream``'s lines and write each into ``recon_items`` with its state; the items per
     state. ``read_plain``: a plain file may be copied in bulk (the configured reader is the CSV
-    reader); ``read_lines`` (called lazily, from the start of ``stream``) reads it line by line."""
+    reader); ``read_lines`` reads ``stream`` line by line, from its start, once iterated."""
     if is_postgres(session):
         session.execute(sa.text(_SETTINGS))
     staged = _copy_plain(session, stream) if read_plain and is_postgres(session) else None
     if staged is None:
         stream.seek(0)
-        assert read_lines is not None
         staged = _stage_lines(session, read_lines, chunk_size, progress)
     elif progress:
         progress(staged.lines)
@@ -103,7 +102,12 @@ def stage_and_match(
     if is_postgres(session):
         # The staging table's size and spread, so that the planner hashes a large file's lines
         # (a sample of a few thousand lines is plenty for that).
-        session.execute(sa.text(f"SET LOCAL default_statistics_target = 10; ANALYZE {STAGE}"))
+        session.execute(
+            sa.text(
+                f"SET LOCAL default_statistics_target = 10; ANALYZE {STAGE}; "
+                "SET LOCAL default_statistics_target TO DEFAULT"
+            )
+        )
     counts = _match(session, run, staged, schedule, currency, tolerance)
     if not is_postgres(session):
         session.execute(sa.text(f"DROP TABLE temp.{STAGE}"))
@@ -208,7 +212,9 @@ def _check_plain_values(session: Session, lines: int) -> Staged | None:
     )
 
 
-def _stage_lines(session: Session, lines: Iterable[SettlementLine], chunk_size: int, progress: Any) -> Staged:
+def _stage_lines(
+    session: Session, lines: Iterable[SettlementLine], chunk_size: int, progress: Callable[[int], None] | None
+) -> Staged:
     """Stage the reader's lines a chunk at a time: ``COPY`` rows on PostgreSQL, multi-row INSERTs
     elsewhere."""
     _create_stage(session)
