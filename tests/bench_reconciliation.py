@@ -154,6 +154,16 @@ def settle(url: str) -> None:
 
 
 def _peak_rss_mib() -> float:
+    """This process's peak resident memory. On Linux the high-water mark of its own address space
+    (``VmHWM``): ``ru_maxrss`` would also count the process it was forked from before ``exec``,
+    so a child of a large ``make bench`` would start at its parent's size."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -308,8 +318,7 @@ def main() -> None:
             settle(url)
             # pandas first, on the same settled ledger; then Hirfa's phases, one after the other.
             pandas_seconds = None
-            # Looked for, not imported: a process starts as a copy of this one, whose size its peak
-            # memory then counts.
+            # Looked for, not imported here: its processes are measured on their own.
             if importlib.util.find_spec("pandas") is None:
                 print("pandas is not installed: no comparison")
             else:
