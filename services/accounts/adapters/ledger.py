@@ -4,14 +4,19 @@
 ``SELECT … FOR UPDATE`` in a fixed order (the same statement reads the artisans' caps and whether
 the movement was posted already); ``write_entry`` writes the entry, its lines and the stored
 balances (one statement on PostgreSQL, three elsewhere). ``posting.post`` decides between the two.
+
+Every journal line carries ``balance_after``, its account's stored balance right after it. Whatever
+writes lines takes it from ``balances_after`` (lines written one by one or from Python) or
+``balance_after_sql`` (lines written by one INSERT … SELECT), under the accounts' locks, so an
+account's lines in id order always run from 0 to its stored balance.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Hashable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -266,13 +271,57 @@ def artisan_stored_balances(session: Session, artisan_id: str) -> list[tuple[str
     return [(kind, currency, int(balance)) for kind, currency, balance in rows]
 
 
+# -- running balances ------------------------------------------------------------------------------
+
+AccountKey = TypeVar("AccountKey", bound=Hashable)
+
+
+def balances_after(opening: Mapping[AccountKey, int], lines: Iterable[tuple[AccountKey, int]]) -> list[int]:
+    """Each line's ``balance_after``: its account's stored balance right after it.
+
+    ``opening`` holds each account's stored balance as locked (by ``AccountRef`` or account id,
+    as the caller keys its lines); ``lines`` are ``(account, amount)`` in the order they are
+    written, which gives them their ids. Lines of one account in one batch run on from each other.
+    """
+    running = dict(opening)
+    after = []
+    for account, amount in lines:
+        running[account] += amount
+        after.append(running[account])
+    return after
+
+
+def balance_after_sql(
+    opening: Mapping[str, int], *, account_id: str, amount: str, order_by: str
+) -> tuple[str, dict[str, int | str]]:
+    """``balances_after`` for lines written by one INSERT … SELECT: the SQL expression of a line's
+    ``balance_after``, and its parameters.
+
+    ``opening`` maps the locked accounts' ids to their stored balances; ``account_id`` and
+    ``amount`` are the SELECT's expressions for a line's account and amount; ``order_by`` the
+    order the lines are written in (the INSERT's ORDER BY, unique per line): a window sum over
+    each account's lines of the statement, in that order, added to its balance as locked.
+    """
+    params: dict[str, int | str] = {}
+    cases = []
+    for i, (account, balance) in enumerate(sorted(opening.items())):
+        params[f"opening_account_{i}"], params[f"opening_balance_{i}"] = account, balance
+        cases.append(f"WHEN :opening_account_{i} THEN CAST(:opening_balance_{i} AS BIGINT)")
+    sql = (
+        f"(CASE {account_id} {' '.join(cases)} END) + SUM({amount}) OVER (PARTITION BY {account_id} "
+        f"ORDER BY {order_by} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    )
+    return sql, params
+
+
 # -- writing ---------------------------------------------------------------------------------------
 
 
 @functools.cache
 def _write_statements(lines: int, as_one_statement: bool) -> tuple[sa.TextClause, ...]:
     """The writes of an entry with ``lines`` lines: the entry, its lines (one multi-row INSERT, in
-    the entry's order) and the stored balances of their (locked) accounts (one UPDATE).
+    the entry's order, each with its ``balance_after``) and the stored balances of their (locked)
+    accounts (one UPDATE).
 
     On PostgreSQL they are one statement (the two INSERTs as data-modifying CTEs, which run exactly
     once and together with the UPDATE, and whose foreign keys are checked at its end); elsewhere
@@ -284,24 +333,29 @@ def _write_statements(lines: int, as_one_statement: bool) -> tuple[sa.TextClause
         "VALUES (:entry_id, :cause, :cause_id, :cause_event_id, :posting_key, :artisan_id, :description, "
         ":posted_at, :reverses_entry_id)"
     )
-    values = ", ".join(f"(:entry_id, :account_{i}, :amount_{i}, :currency)" for i in range(lines))
+    values = ", ".join(
+        f"(:entry_id, :account_{i}, :amount_{i}, :currency, :posted_at, :balance_after_{i})"
+        for i in range(lines)
+    )
     entry_lines = (
-        f"INSERT INTO {JournalLine.__tablename__} (entry_id, account_id, amount, currency) VALUES {values}"
+        f"INSERT INTO {JournalLine.__tablename__} (entry_id, account_id, amount, currency, posted_at, balance_after) "
+        f"VALUES {values}"
     )
     cases = " ".join(f"WHEN :account_{i} THEN :amount_{i}" for i in range(lines))
     ids = ", ".join(f":account_{i}" for i in range(lines))
     balances = f"UPDATE {LedgerAccount.__tablename__} SET balance = balance + CASE id {cases} END WHERE id IN ({ids})"
     timestamp = sa.bindparam("posted_at", type_=UTCDateTime())
     amounts = [sa.bindparam(f"amount_{i}", type_=sa.BigInteger()) for i in range(lines)]
+    after = [sa.bindparam(f"balance_after_{i}", type_=sa.BigInteger()) for i in range(lines)]
     if as_one_statement:
         return (
             sa.text(f"WITH entry AS ({entry}), lines AS ({entry_lines}) {balances}").bindparams(
-                timestamp, *amounts
+                timestamp, *amounts, *after
             ),
         )
     return (
         sa.text(entry).bindparams(timestamp),
-        sa.text(entry_lines).bindparams(*amounts),
+        sa.text(entry_lines).bindparams(timestamp, *amounts, *after),
         sa.text(balances).bindparams(*amounts),
     )
 
@@ -328,8 +382,10 @@ def write_entry(
         "reverses_entry_id": entry.reverses_entry_id,
         "currency": currency,
     }
+    after = balances_after({ref: accounts[ref].balance for ref in amounts}, amounts.items())
     for i, (ref, amount) in enumerate(amounts.items()):
         params[f"account_{i}"], params[f"amount_{i}"] = accounts[ref].id, amount
+        params[f"balance_after_{i}"] = after[i]
     connection = session.connection()
     for statement in _write_statements(len(amounts), connection.dialect.name == "postgresql"):
         connection.execute(statement, params)
@@ -399,10 +455,4 @@ def resolve_open_reserve_case(session: Session, marketplace_id: str, *, entry_id
         .with_for_update()
     )
     if case is not None:
-        case.status = "resolved"
-        case.details = {
-            **case.details,
-            "resolved_at": at.isoformat(),
-            "resolution": "reserve_funded",
-            "resolved_by_entry_id": entry_id,
-        }
+        case.mark_resolved("reserve_funded", at=at, resolved_by_entry_id=entry_id)
