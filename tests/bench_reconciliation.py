@@ -102,7 +102,7 @@ def lay_ledger(engine: sa.Engine, lines: int) -> None:
                 connection.execute(
                     sa.text(
                         "INSERT INTO journal_lines (entry_id, account_id, amount, currency, posted_at, balance_after) "
-                        "SELECT 'je_bench' || i, :account, :amount, 'MAD', :now, :amount * (i + 1) "
+                        "SELECT 'je_bench' || i, :account, :amount, 'MAD', :now, CAST(:amount AS BIGINT) * (i + 1) "
                         "FROM generate_series(0, :n - 1) AS i"
                     ),
                     {"n": lines, "account": account, "amount": amount, "now": now},
