@@ -1,7 +1,7 @@
 """recon_items: the indexes a settlement line does not need, partial
 
 Revision ID: b4f8c1d20013
-Revises: b7e5c1d20010
+Revises: c5f2a8d10013
 Created: 2026-12-06 17:00:00
 
 A settlement run writes one ``recon_items`` row per line of the file (a million for a large
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "b4f8c1d20013"
-down_revision = "b7e5c1d20010"
+down_revision = "c5f2a8d10013"
 branch_labels = None
 depends_on = None
 
