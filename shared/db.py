@@ -101,6 +101,10 @@ class UnitOfWork:
 
     Events recorded with ``add_event`` are written to the outbox inside the same transaction,
     so a state change and the news of it are saved together or not at all.
+
+    A unit of work may instead ``join`` a transaction its owner holds open (a creating request
+    whose idempotency record is saved with its effect: ``shared.idempotency``). Then ``commit()``
+    only writes the events and flushes, and the owner commits, or rolls back, all of it at once.
     """
 
     def __init__(
@@ -110,19 +114,26 @@ class UnitOfWork:
     ) -> None:
         self._session_factory = session_factory
         self._outbox_writer = outbox_writer
+        self._joined: Session | None = None
         self.session: Session | None = None
         self._events: list[Any] = []
 
+    def join(self, session: Session) -> UnitOfWork:
+        """Work inside ``session``'s transaction, which its owner ends (see the class docstring)."""
+        self._joined = session
+        return self
+
     def __enter__(self) -> UnitOfWork:
-        self.session = self._session_factory()
+        self.session = self._joined or self._session_factory()
         self._events = []
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         assert self.session is not None
-        # close() discards whatever was not committed, without expiring loaded objects, so
-        # results read inside the unit of work stay usable after it.
-        self.session.close()
+        if self._joined is None:
+            # close() discards whatever was not committed, without expiring loaded objects, so
+            # results read inside the unit of work stay usable after it.
+            self.session.close()
         self.session = None
         self._events = []
 
@@ -156,12 +167,26 @@ class UnitOfWork:
     def commit(self) -> None:
         assert self.session is not None, "commit() outside the unit of work"
         self.write_events()
-        self.session.commit()
+        if self._joined is None:
+            self.session.commit()
+        else:
+            self.session.flush()  # the owner commits
 
     def rollback(self) -> None:
         assert self.session is not None
+        if self._joined is not None:
+            # Undoing part of the owner's transaction would undo what it holds too (its claim).
+            raise RuntimeError("a unit of work joined to its owner's transaction cannot roll it back")
         self._events = []
         self.session.rollback()
+
+
+def insert_statement(session: Session, table: Any) -> Any:
+    """``INSERT`` into ``table`` (a model or a Table) in the session's dialect, whose
+    ``on_conflict_do_nothing`` PostgreSQL and SQLite both understand."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql.insert if is_postgres(session) else sqlite.insert)(table)
 
 
 def is_postgres(engine_or_session: sa.Engine | Session) -> bool:

@@ -7,6 +7,13 @@
 - A request that fails before producing a response (validation error, conflict, crash) saves
   nothing: its transaction rolled back, so the client may retry with the same key.
 
+Two ways to keep the key. ``idempotent`` claims it in a transaction of its own before the view
+runs and keeps the response in another one after: right for a view whose effect spans several
+transactions (a call to a gateway between them). ``idempotent_in_transaction`` claims it and keeps
+the response inside the view's own transaction, which the view's unit of work joins
+(``joined_to_request``): one transaction per request, and no moment at which the effect is saved
+but its answer is not.
+
 Keys are scoped per API client; for an artisan's token, per artisan and device (the token's
 ``device_id``), and honoured ``artisan_idempotency_key_ttl_hours`` (7 days) rather than
 ``idempotency_key_ttl_hours``, so a request queued on a phone offline is still applied once. A claimed key whose worker died is taken over after
@@ -24,16 +31,17 @@ import time
 from collections.abc import Callable
 from typing import Any, ParamSpec
 
-from flask import Response, current_app, make_response, request
+from flask import Response, current_app, g, has_request_context, make_response, request
 
 from shared.auth.flask import current_principal
+from shared.db import UnitOfWork
 from shared.errors import (
     IdempotencyKeyInProgress,
     IdempotencyKeyReuse,
     MissingIdempotencyKey,
     ValidationFailed,
 )
-from shared.idempotency_store import MAX_KEY_LENGTH, IdempotencyStore, key_lifetime
+from shared.idempotency_store import MAX_KEY_LENGTH, IdempotencyStore, KeyBusy, key_lifetime
 
 HEADER = "Idempotency-Key"
 Params = ParamSpec("Params")
@@ -78,9 +86,37 @@ def _complete(store: IdempotencyStore, client_id: str, key: str, response: Respo
         client_id,
         key,
         status=response.status_code,
-        headers={h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers},
+        headers=_kept_headers(response),
         body=response.get_data(as_text=True),
     )
+
+
+def _requested_key() -> str:
+    key = request.headers.get(HEADER)
+    if key is None:
+        raise MissingIdempotencyKey(
+            "Send an Idempotency-Key header (a UUID is ideal) so this request can be retried safely.",
+            param=HEADER,
+        )
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ValidationFailed(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.",
+            param=HEADER,
+        )
+    return key
+
+
+def _key_reuse() -> IdempotencyKeyReuse:
+    return IdempotencyKeyReuse(
+        "This Idempotency-Key was used with a different request body or endpoint. "
+        "Use a new key for a new request.",
+        param=HEADER,
+    )
+
+
+def _kept_headers(response: Response) -> dict[str, str]:
+    return {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
 
 
 def idempotent(view: Callable[Params, Any]) -> Callable[Params, Any]:
@@ -88,18 +124,7 @@ def idempotent(view: Callable[Params, Any]) -> Callable[Params, Any]:
 
     @functools.wraps(view)
     def wrapper(*args: Params.args, **kwargs: Params.kwargs) -> Any:
-        key = request.headers.get(HEADER)
-        if key is None:
-            raise MissingIdempotencyKey(
-                "Send an Idempotency-Key header (a UUID is ideal) so this request can be retried safely.",
-                param=HEADER,
-            )
-        key = key.strip()
-        if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-            raise ValidationFailed(
-                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.",
-                param=HEADER,
-            )
+        key = _requested_key()
         store = _store()
         client_id = current_principal().idempotency_scope
         fingerprint = request_fingerprint()
@@ -108,11 +133,7 @@ def idempotent(view: Callable[Params, Any]) -> Callable[Params, Any]:
         existing = store.claim(client_id, key, fingerprint, method=request.method, path=request.path)
         while existing is not None:
             if existing.fingerprint != fingerprint:
-                raise IdempotencyKeyReuse(
-                    "This Idempotency-Key was used with a different request body or endpoint. "
-                    "Use a new key for a new request.",
-                    param=HEADER,
-                )
+                raise _key_reuse()
             if existing.response_status is not None:
                 return _replay(existing)
             if time.monotonic() >= deadline:
@@ -135,6 +156,75 @@ def idempotent(view: Callable[Params, Any]) -> Callable[Params, Any]:
         return response
 
     return wrapper
+
+
+# Where a request whose key is kept in its own transaction holds that transaction's session.
+_REQUEST_SESSION = "hirfa_idempotent_session"
+
+
+def idempotent_in_transaction(view: Callable[Params, Any]) -> Callable[Params, Any]:
+    """Make a creating POST idempotent in one transaction: the key's claim, the view's effect and
+    the response kept for retries are committed together, or not at all. For a view whose effect
+    is one transaction (no call to a partner inside it) and whose unit of work joins the request's
+    (``joined_to_request``). Place it under the auth decorator.
+
+    A request with a key another request holds waits for that request's transaction to end (at most
+    ``idempotency_wait_seconds``, then 409 ``idempotency_key_in_progress``) and replays its answer;
+    if that one rolled back, this one runs.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args: Params.args, **kwargs: Params.kwargs) -> Any:
+        key = _requested_key()
+        context = current_app.extensions["hirfa"]
+        store = _store()
+        client_id = current_principal().idempotency_scope
+        fingerprint = request_fingerprint()
+        with context.session_factory() as session:  # closing it rolls back what was not committed
+            try:
+                existing = store.claim_in(
+                    session,
+                    client_id,
+                    key,
+                    fingerprint,
+                    method=request.method,
+                    path=request.path,
+                    wait_seconds=context.config.idempotency_wait_seconds,
+                )
+            except KeyBusy:
+                raise IdempotencyKeyInProgress(headers={"Retry-After": "1"}, param=HEADER) from None
+            if existing is not None:
+                if existing.fingerprint != fingerprint:
+                    raise _key_reuse()
+                if existing.response_status is None:
+                    # Held by a request keeping its key in transactions of its own (``idempotent``).
+                    raise IdempotencyKeyInProgress(headers={"Retry-After": "1"}, param=HEADER)
+                return _replay(existing)
+            setattr(g, _REQUEST_SESSION, session)
+            try:
+                response = make_response(view(*args, **kwargs))
+            finally:
+                delattr(g, _REQUEST_SESSION)
+            if response.status_code < 500:
+                store.keep_response(
+                    session,
+                    client_id,
+                    key,
+                    status=response.status_code,
+                    headers=_kept_headers(response),
+                    body=response.get_data(as_text=True),
+                )
+                session.commit()
+            return response
+
+    return wrapper
+
+
+def joined_to_request(uow: UnitOfWork) -> UnitOfWork:
+    """``uow``, joined to the transaction of the request being served if it keeps its
+    idempotency key in its own transaction (``idempotent_in_transaction``)."""
+    session = g.get(_REQUEST_SESSION) if has_request_context() else None
+    return uow if session is None else uow.join(session)
 
 
 def idempotent_when_keyed(view: Callable[Params, Any]) -> Callable[Params, Any]:

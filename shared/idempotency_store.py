@@ -7,6 +7,7 @@ and the decorator for views (``shared.idempotency``) drives ``IdempotencyStore``
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from shared.db import UTCDateTime, utcnow
+from shared.db import UTCDateTime, is_postgres, utcnow
 
 # A claimed key whose worker died is taken over after this long.
 LOCK_SECONDS = 60
@@ -42,8 +43,18 @@ class IdempotencyKeyMixin:
     response_body: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
 
 
+class KeyBusy(Exception):
+    """Another request holding the key did not finish within the wait."""
+
+
+# PostgreSQL's "lock_not_available": a lock wait ended by ``lock_timeout``.
+_LOCK_TIMEOUT_SQLSTATE = "55P03"
+
+
 class IdempotencyStore:
-    """A service's idempotency keys, each operation in its own short transaction."""
+    """A service's idempotency keys: ``claim``, ``load``, ``complete`` and ``release`` each in its
+    own short transaction; or ``claim_in`` and ``keep_response`` inside the transaction of the
+    request's own effect, which then commits or rolls back the key with it."""
 
     def __init__(self, session_factory: Callable[[], Session], model: Any, ttl: dt.timedelta) -> None:
         self.session_factory = session_factory
@@ -106,6 +117,107 @@ class IdempotencyStore:
             session.expunge(existing)
             return existing
 
+    def claim_in(
+        self,
+        session: Session,
+        client_id: str,
+        key: str,
+        fingerprint: str,
+        *,
+        method: str,
+        path: str,
+        wait_seconds: float,
+    ) -> Any:
+        """Claim the key inside ``session``'s transaction: None when this request owns it now (the
+        claim is saved, or undone, with the rest of the transaction), else the row of the request
+        that answered it first.
+
+        A concurrent request with the same key holds the key's row in its own open transaction:
+        the insert here waits for that transaction to end (at most ``wait_seconds``, then
+        ``KeyBusy``), and finds its answer, or, if it rolled back, claims the key itself.
+        """
+        model = self.model
+        now = utcnow()
+        claim = {
+            "fingerprint": fingerprint,
+            "method": method,
+            "path": path[:MAX_PATH_LENGTH],
+            "created_at": now,
+            "locked_until": now + dt.timedelta(seconds=LOCK_SECONDS),
+        }
+        postgres = is_postgres(session)
+        try:
+            claimed = session.execute(
+                _claim_statement(model.__table__, postgres),
+                {
+                    "client_id": client_id,
+                    "key": key,
+                    **claim,
+                    "lock_timeout": f"{max(1, round(wait_seconds * 1000))}ms",
+                },
+            ).first()
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == _LOCK_TIMEOUT_SQLSTATE:
+                raise KeyBusy() from None
+            raise
+        if claimed is not None:
+            return None
+        existing = session.get(model, (client_id, key), populate_existing=True)
+        if existing is None:
+            # Taken away (expired and claimed anew) as we looked: look again.
+            return self.claim_in(
+                session, client_id, key, fingerprint, method=method, path=path, wait_seconds=wait_seconds
+            )
+        expired = existing.created_at < now - self.ttl
+        abandoned = (
+            existing.response_status is None
+            and existing.fingerprint == fingerprint
+            and existing.locked_until is not None
+            and existing.locked_until < now
+        )
+        if expired or abandoned:
+            # An expired key starts over as a new one; one whose claimer died unanswered (a claim
+            # saved in a transaction of its own: ``claim``) is taken over. Atomically: of two
+            # requests doing this, one wins and the other sees its answer.
+            taken = session.execute(
+                sa.update(model)
+                .where(
+                    model.client_id == client_id,
+                    model.key == key,
+                    model.created_at == existing.created_at,
+                    model.locked_until.is_(None)
+                    if existing.locked_until is None
+                    else model.locked_until == existing.locked_until,
+                )
+                .values(**claim, response_status=None, response_headers=None, response_body=None)
+            )
+            if taken.rowcount == 1:  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
+                return None
+            session.refresh(existing)
+        return existing
+
+    def keep_response(
+        self,
+        session: Session,
+        client_id: str,
+        key: str,
+        *,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+    ) -> None:
+        """Keep the response of a key claimed with ``claim_in``, in the same transaction."""
+        session.execute(
+            _keep_response_statement(self.model.__table__),
+            {
+                "claimed_client_id": client_id,
+                "claimed_key": key,
+                "response_status": status,
+                "response_headers": json.dumps(dict(headers)),
+                "response_body": body,
+            },
+        )
+
     def load(self, client_id: str, key: str) -> Any:
         with self.session_factory() as session:
             row = session.get(self.model, (client_id, key))
@@ -141,3 +253,49 @@ class IdempotencyStore:
                 )
             )
             session.commit()
+
+
+# The statements of a request's claim and answer, built once per table: building and hashing a
+# statement anew costs a request more than the database takes to run it.
+
+_CLAIM_COLUMNS = ("client_id", "key", "fingerprint", "method", "path", "created_at", "locked_until")
+
+
+@functools.cache
+def _claim_statement(table: sa.Table, postgres: bool) -> Any:
+    """Insert the claim unless the key exists, returning a row only if this inserted it.
+
+    On PostgreSQL the wait for a concurrent holder of the key is bounded in the same round trip:
+    the row comes from a CTE that first sets the transaction's ``lock_timeout``. SQLite has one
+    writer at a time already, which waits at most its busy timeout.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    values = {name: sa.bindparam(name, type_=table.c[name].type) for name in _CLAIM_COLUMNS}
+    if postgres:
+        wait = sa.select(
+            sa.func.set_config("lock_timeout", sa.bindparam("lock_timeout", type_=sa.String), True)
+        ).cte("bounded_wait")
+        insert = postgresql.insert(table).from_select(
+            list(values), sa.select(*values.values()).select_from(wait)
+        )
+    else:
+        insert = sqlite.insert(table).values(values)
+    return insert.on_conflict_do_nothing(index_elements=["client_id", "key"]).returning(table.c.client_id)
+
+
+@functools.cache
+def _keep_response_statement(table: sa.Table) -> Any:
+    return (
+        sa.update(table)
+        .where(
+            table.c.client_id == sa.bindparam("claimed_client_id"),
+            table.c.key == sa.bindparam("claimed_key"),
+        )
+        .values(
+            response_status=sa.bindparam("response_status"),
+            response_headers=sa.bindparam("response_headers"),
+            response_body=sa.bindparam("response_body"),
+            locked_until=None,
+        )
+    )

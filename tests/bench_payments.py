@@ -185,7 +185,9 @@ def _bench(directory: Path, databases: Any) -> None:
         half_rate = created.per_second / 2
         paced = locust(payments, "create", load, directory, rate=half_rate)["create"]
         pairs = locust(payments, "create_confirm", load, directory)["create+confirm"]
-        statements = statements_per_request(directory, payments_url, m2t_url, jwks_url, token, artisans[0], card)
+        statements = statements_per_request(
+            directory, payments_url, m2t_url, jwks_url, token, artisans[0], card
+        )
 
     rows = [
         ("bare Flask + SQLAlchemy insert", reference),
@@ -455,7 +457,9 @@ def statements_per_request(
         with counting_statements(engine) as created:
             answer = client.post("/v1/payments", json=body, headers={**headers, "Idempotency-Key": "count"})
         with counting_statements(engine) as confirmed:
-            client.post(f"/v1/payments/{answer.json['id']}/confirm", json={"card_token": card}, headers=headers)
+            client.post(
+                f"/v1/payments/{answer.json['id']}/confirm", json={"card_token": card}, headers=headers
+            )
     finally:
         engine.dispose()
     return {"create": created[0], "confirm": confirmed[0]}

@@ -31,7 +31,7 @@ from services.payments.service_layer.ownership import payment_not_found
 from services.payments.service_layer.settings import PaymentSettings
 from shared.auth.flask import current_principal, require_scopes
 from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
-from shared.idempotency import idempotent, idempotent_when_keyed
+from shared.idempotency import idempotent, idempotent_in_transaction, idempotent_when_keyed
 
 payments_blp = Blueprint(
     "payments", __name__, url_prefix="/v1", description="Card and mobile-wallet payments."
@@ -52,7 +52,7 @@ def _settings() -> PaymentSettings:
 @payments_blp.route("/payments")
 class Payments(MethodView):
     @require_scopes("payments:write")
-    @idempotent
+    @idempotent_in_transaction
     @payments_blp.arguments(PaymentCreateSchema)
     @payments_blp.response(201, PaymentSchema)
     @payments_blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])

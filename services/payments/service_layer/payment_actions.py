@@ -119,19 +119,19 @@ def create_payment(
     *,
     creation_key: str | None = None,
 ) -> Payment:
-    """Record a payment to confirm later; refused (nothing charged) when the artisan cannot take it."""
+    """Record a payment to confirm later; refused (nothing charged) when the artisan cannot take it.
+
+    One transaction: the payee locked (with its marketplace checked), what it holds summed, the
+    payment inserted. A ``creation_key`` the marketplace already created a payment with (its
+    idempotency record expired since) gives that payment, not a twin."""
     _check_amounts(command, settings)
     with uow:
         session = uow.session
-        if creation_key is not None:
-            existing = payments.created_with_key(session, principal.client_id, creation_key)
-            if existing is not None:
-                return existing
         payee = _locked_payee(session, command.artisan_id, principal.client_id)
-        net = command.amount - command.application_fee
-        _check_payee_can_receive(session, payee, net)
+        _check_payee_can_receive(session, payee, command.amount - command.application_fee)
         now = utcnow()
-        payment = Payment(
+        payment = payments.add_unless_created(
+            session,
             id=new_id("pay"),
             marketplace_id=principal.client_id,
             artisan_id=payee.artisan_id,
@@ -154,7 +154,11 @@ def create_payment(
             created_at=now,
             updated_at=now,
         )
-        session.add(payment)
+        if payment is None:
+            assert creation_key is not None  # only a key makes a payment a duplicate
+            existing = payments.created_with_key(session, principal.client_id, creation_key)
+            assert existing is not None
+            return existing
         uow.commit()
         return payment
 

@@ -22,9 +22,25 @@ def registered_with(session: Session, artisan_id: str, marketplace_id: str) -> b
     return session.get(PayeeMarketplace, (artisan_id, marketplace_id)) is not None
 
 
+# One statement, built once: the payee locked if registered with the marketplace.
+_LOCKED_FOR_MARKETPLACE = (
+    sa.select(Payee)
+    .join(
+        PayeeMarketplace,
+        sa.and_(
+            PayeeMarketplace.artisan_id == Payee.artisan_id,
+            PayeeMarketplace.marketplace_id == sa.bindparam("marketplace_id"),
+        ),
+    )
+    .where(Payee.artisan_id == sa.bindparam("artisan_id"))
+    .with_for_update(of=Payee)
+    .execution_options(populate_existing=True)
+)
+
+
 def locked_for_marketplace(session: Session, artisan_id: str, marketplace_id: str) -> Payee | None:
-    """The payee, locked, if registered with the marketplace (None otherwise): cap checks of one
-    artisan's concurrent payments run one after the other."""
-    if not registered_with(session, artisan_id, marketplace_id):
-        return None
-    return locked(session, artisan_id)
+    """The payee, locked, if registered with the marketplace (None otherwise), in one statement:
+    cap checks of one artisan's concurrent payments run one after the other."""
+    return session.scalar(
+        _LOCKED_FOR_MARKETPLACE, {"artisan_id": artisan_id, "marketplace_id": marketplace_id}
+    )
