@@ -75,14 +75,12 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    # A pooled connection is checked before use (one that died with a server restart is replaced,
-    # and the pool drops every connection as old as it).
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **kwargs.get("connect_args", {})}
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
     engine = sa.create_engine(url, **kwargs)
+    _ping_idle_connections(engine)
 
     @event.listens_for(engine, "do_connect")
     def _connect_with_retries(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
@@ -94,6 +92,36 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
         return dialect.connect(*cargs, **cparams)
 
     return engine
+
+
+# A pooled connection unused for this long is checked before it is handed out again.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_idle_connections(engine: sa.Engine) -> None:
+    """Check a pooled connection before use when it sat idle for a while: one that died with a
+    server restart is replaced, and the pool drops every connection as old as it. One taken back
+    from a request a moment ago is not pinged: under load that would be a round trip per request,
+    and a connection that broke since fails its statement, which invalidates the pool the same way
+    (that request answers 503, as it would while the server is away)."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from_now(_dbapi_connection: Any, record: Any) -> None:  # pragma: no cover - pool hook
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:  # pragma: no cover
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # a new connection, or one in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                # The pool replaces it (and every older one) and tries again.
+                raise sa.exc.DisconnectionError() from error
+            raise
 
 
 class UnitOfWork:

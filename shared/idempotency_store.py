@@ -147,15 +147,20 @@ class IdempotencyStore:
         }
         postgres = is_postgres(session)
         try:
-            claimed = session.execute(
-                _claim_statement(model.__table__, postgres),
-                {
-                    "client_id": client_id,
-                    "key": key,
-                    **claim,
-                    "lock_timeout": f"{max(1, round(wait_seconds * 1000))}ms",
-                },
-            ).first()
+            # Core statements on the session's connection: the ORM has nothing to add to them.
+            claimed = (
+                session.connection()
+                .execute(
+                    _claim_statement(model.__table__, postgres),
+                    {
+                        "client_id": client_id,
+                        "key": key,
+                        **claim,
+                        "lock_timeout": f"{max(1, round(wait_seconds * 1000))}ms",
+                    },
+                )
+                .first()
+            )
         except sa.exc.OperationalError as exc:
             if getattr(exc.orig, "sqlstate", None) == _LOCK_TIMEOUT_SQLSTATE:
                 raise KeyBusy() from None
@@ -207,7 +212,7 @@ class IdempotencyStore:
         body: str,
     ) -> None:
         """Keep the response of a key claimed with ``claim_in``, in the same transaction."""
-        session.execute(
+        session.connection().execute(
             _keep_response_statement(self.model.__table__),
             {
                 "claimed_client_id": client_id,

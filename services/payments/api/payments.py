@@ -53,7 +53,8 @@ def _settings() -> PaymentSettings:
 class Payments(MethodView):
     @require_scopes("payments:write")
     @idempotent_in_transaction
-    @payments_blp.arguments(PaymentCreateSchema)
+    # An instance, not the class: webargs would build a schema for every request.
+    @payments_blp.arguments(PaymentCreateSchema())
     @payments_blp.response(201, PaymentSchema)
     @payments_blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
     def post(self, body):

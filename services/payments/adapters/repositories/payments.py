@@ -27,16 +27,24 @@ def locked(session: Session, payment_id: str) -> Payment | None:
 
 def add_unless_created(session: Session, **values: object) -> Payment | None:
     """Insert a new payment (``values`` by attribute), in one statement; None, and nothing
-    inserted, when its marketplace already created one with the same ``creation_key``."""
-    statement = _ADD_UNLESS_CREATED["postgresql" if is_postgres(session) else "sqlite"]
-    return session.scalars(statement, [values]).first()
+    inserted, when its marketplace already created one with the same ``creation_key``.
+
+    The payment returned is not loaded back: it is built from ``values``, which are all it holds."""
+    statement = _INSERT_UNLESS_CREATED["postgresql" if is_postgres(session) else "sqlite"]
+    row = {_COLUMN_OF[name]: value for name, value in values.items()}
+    if session.connection().execute(statement, row).first() is None:
+        return None
+    return Payment(**values)
 
 
-# Built once per dialect (both know ON CONFLICT): an ORM insert returning the new payment.
-_ADD_UNLESS_CREATED = {
-    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(Payment)
+_TABLE = Payment.__table__
+# Attribute name -> column name (``metadata_json`` is stored as ``metadata``).
+_COLUMN_OF = {attribute.key: attribute.columns[0].key for attribute in Payment.__mapper__.column_attrs}
+# Built once per dialect (both know ON CONFLICT).
+_INSERT_UNLESS_CREATED = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_TABLE)
     .on_conflict_do_nothing(index_elements=["marketplace_id", "creation_key"])
-    .returning(Payment)
+    .returning(_TABLE.c.id)
     for dialect in (postgresql, sqlite)
 }
 
