@@ -199,13 +199,17 @@ def _locked_payee(session: Session, artisan_id: str, marketplace_id: str) -> Pay
     """The payee, locked: cap checks of one artisan's concurrent payments run one after the other."""
     payee = payees.locked_for_marketplace(session, artisan_id, marketplace_id)
     if payee is None:
-        raise ValidationFailed(
-            "No artisan with this id is registered with your marketplace (or payments has not heard of "
-            "them yet).",
-            code="payee_unknown",
-            param="artisan_id",
-        )
+        raise _payee_unknown()
     return payee
+
+
+def _payee_unknown() -> ValidationFailed:
+    return ValidationFailed(
+        "No artisan with this id is registered with your marketplace (or payments has not heard of "
+        "them yet).",
+        code="payee_unknown",
+        param="artisan_id",
+    )
 
 
 def _check_payee_can_receive(
@@ -242,10 +246,11 @@ def confirm_payment(
 ) -> Payment:
     with uow:
         session = uow.session
-        artisan_id = visible_payment(session, payment_id, principal).artisan_id
         # Payee first, then payment: the ledger projection locks in that order too.
-        payee = _locked_payee(session, artisan_id, principal.client_id)
+        payee = payees.locked_for_payment(session, payment_id, principal.client_id)
         payment = visible_payment(session, payment_id, principal, lock=True)
+        if payee is None:
+            raise _payee_unknown()
         _require_status(payment, CONFIRMABLE, "confirmed")
         _check_method(payment, command)
         _check_payee_can_receive(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.payments.adapters.orm import Payee, PayeeMarketplace
+from services.payments.adapters.orm import Payee, PayeeMarketplace, Payment
 
 
 def get(session: Session, artisan_id: str) -> Payee | None:
@@ -22,17 +22,28 @@ def registered_with(session: Session, artisan_id: str, marketplace_id: str) -> b
     return session.get(PayeeMarketplace, (artisan_id, marketplace_id)) is not None
 
 
-# One statement, built once: the payee locked if registered with the marketplace.
+# One statement each, built once: the payee locked if registered with the marketplace, found by
+# its id or by one of the marketplace's payments.
+_REGISTERED = sa.select(Payee).join(
+    PayeeMarketplace,
+    sa.and_(
+        PayeeMarketplace.artisan_id == Payee.artisan_id,
+        PayeeMarketplace.marketplace_id == sa.bindparam("marketplace_id"),
+    ),
+)
 _LOCKED_FOR_MARKETPLACE = (
-    sa.select(Payee)
-    .join(
-        PayeeMarketplace,
+    _REGISTERED.where(Payee.artisan_id == sa.bindparam("artisan_id"))
+    .with_for_update(of=Payee)
+    .execution_options(populate_existing=True)
+)
+_LOCKED_FOR_PAYMENT = (
+    _REGISTERED.join(
+        Payment,
         sa.and_(
-            PayeeMarketplace.artisan_id == Payee.artisan_id,
-            PayeeMarketplace.marketplace_id == sa.bindparam("marketplace_id"),
+            Payment.artisan_id == Payee.artisan_id, Payment.marketplace_id == sa.bindparam("marketplace_id")
         ),
     )
-    .where(Payee.artisan_id == sa.bindparam("artisan_id"))
+    .where(Payment.id == sa.bindparam("payment_id"))
     .with_for_update(of=Payee)
     .execution_options(populate_existing=True)
 )
@@ -44,3 +55,9 @@ def locked_for_marketplace(session: Session, artisan_id: str, marketplace_id: st
     return session.scalar(
         _LOCKED_FOR_MARKETPLACE, {"artisan_id": artisan_id, "marketplace_id": marketplace_id}
     )
+
+
+def locked_for_payment(session: Session, payment_id: str, marketplace_id: str) -> Payee | None:
+    """The payee of the marketplace's payment, locked, if registered with the marketplace (None
+    otherwise, and if the payment is not the marketplace's), in one statement."""
+    return session.scalar(_LOCKED_FOR_PAYMENT, {"payment_id": payment_id, "marketplace_id": marketplace_id})
