@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import redirect, request
+from flask import jsonify, redirect, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -28,6 +28,7 @@ from services.payments.api.schemas import (
 )
 from services.payments.service_layer import disputes, gateway_callbacks, payment_actions, refunds
 from services.payments.service_layer.ownership import payment_not_found
+from services.payments.service_layer.representations import payment_snapshot
 from services.payments.service_layer.settings import PaymentSettings
 from shared.auth.flask import current_principal, require_scopes
 from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -71,7 +72,8 @@ class Payments(MethodView):
             _settings(),
             creation_key=request.headers.get(IDEMPOTENCY_HEADER),
         )
-        return payment, 201, {"Location": f"/v1/payments/{payment.id}"}
+        # What PaymentSchema would dump, built directly (``payment_snapshot``): this is the hot path.
+        return jsonify(payment_snapshot(payment)), 201, {"Location": f"/v1/payments/{payment.id}"}
 
     @require_scopes("payments:read")
     @payments_blp.arguments(PaymentListArgsSchema, location="query")
@@ -112,9 +114,10 @@ def confirm(body, payment_id):
     ``processing`` when the gateway's answer is not known yet — it never fails a payment that may
     have been charged. A payment is confirmed once: again is 409 ``invalid_state``."""
     command = payment_actions.ConfirmPayment(**body)
-    return payment_actions.confirm_payment(
+    payment = payment_actions.confirm_payment(
         unit_of_work(), payment_id, command, current_principal(), _settings()
     )
+    return jsonify(payment_snapshot(payment))  # PaymentSchema's output, built directly
 
 
 @payments_blp.route("/payments/<string:payment_id>/capture", methods=["POST"])
