@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.payments.adapters.orm import GatewayAttempt, Payee, Payment
+from services.payments.adapters.orm import GatewayAttempt, Payment
 from services.payments.adapters.repositories import payees, payments
 from services.payments.domain.gateway import (
     AuthoriseRequest,
@@ -195,7 +195,7 @@ def _check_amounts(command: CreatePayment, settings: PaymentSettings) -> None:
         raise ValidationFailed(first["message"], code=first["code"], param=first["param"], errors=errors)
 
 
-def _locked_payee(session: Session, artisan_id: str, marketplace_id: str) -> Payee:
+def _locked_payee(session: Session, artisan_id: str, marketplace_id: str) -> payees.PayeeTerms:
     """The payee, locked: cap checks of one artisan's concurrent payments run one after the other."""
     payee = payees.locked_for_marketplace(session, artisan_id, marketplace_id)
     if payee is None:
@@ -213,7 +213,7 @@ def _payee_unknown() -> ValidationFailed:
 
 
 def _check_payee_can_receive(
-    session: Session, payee: Payee, net: int, *, excluding: str | None = None
+    session: Session, payee: payees.PayeeTerms, net: int, *, excluding: str | None = None
 ) -> None:
     """The two gates (``domain/payees.py``): KYC, then the tier's cap on what they hold."""
     if not can_be_paid(payee.kyc_tier, payee.kyc_status):
