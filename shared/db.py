@@ -117,7 +117,7 @@ def _ping_idle_connections(engine: sa.Engine) -> None:
             return  # a new connection, or one in use a moment ago
         try:
             engine.dialect.do_ping(dbapi_connection)
-        except Exception as error:
+        except engine.dialect.loaded_dbapi.Error as error:
             if engine.dialect.is_disconnect(error, dbapi_connection, None):
                 # The pool replaces it (and every older one) and tries again.
                 raise sa.exc.DisconnectionError() from error

@@ -277,6 +277,7 @@ def _claim_statement(table: sa.Table, postgres: bool) -> Any:
     from sqlalchemy.dialects import postgresql, sqlite
 
     values = {name: sa.bindparam(name, type_=table.c[name].type) for name in _CLAIM_COLUMNS}
+    insert: postgresql.Insert | sqlite.Insert
     if postgres:
         wait = sa.select(
             sa.func.set_config("lock_timeout", sa.bindparam("lock_timeout", type_=sa.String), True)
