@@ -13,8 +13,11 @@ JWKS the way payments fetches it from onboarding (served here by the bench).
 The load comes from locust, headless, in its own process (``tests/bench_payments_load.py``):
 ``PAYMENTS_BENCH_USERS`` clients (16) for ``PAYMENTS_BENCH_SECONDS`` (15) per run, each run after a
 short warm-up. ``POST /v1/payments`` is measured twice: as fast as it answers (its maximum), and
-paced at half that rate, where its p99 is the figure that counts. Not a test: nothing here asserts
-a time. Skipped without PostgreSQL (``TEST_DATABASE_URL``).
+paced at half that rate, where its p99 is the figure that counts. Beside each figure, the CPU time
+the app's own processes spent per request (per pair for create + confirm, the callbacks payments
+received included, the sandbox's own work not): on a machine shared with other work, throughput
+depends on the share of the cores the run was given, CPU per request much less. Not a test:
+nothing here asserts a time. Skipped without PostgreSQL (``TEST_DATABASE_URL``).
 """
 
 from __future__ import annotations
@@ -104,13 +107,42 @@ def bare_app() -> Flask:
 
 @dataclasses.dataclass(frozen=True)
 class Figures:
-    """One locust run's figures for one kind of request."""
+    """One locust run's figures for one kind of request. ``cpu_ms``: the CPU time the app's
+    processes spent per request (or pair), which other work on the machine does not take away as it
+    does throughput; None where /proc cannot tell."""
 
     per_second: float
     p50: float
     p99: float
     requests: int
     failures: int
+    cpu_ms: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """A server process started by the bench: its URL, and its process group (gunicorn's master and
+    workers)."""
+
+    url: str
+    group: int
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time (user + system) the group's processes used so far; None without /proc."""
+        ticks = 0
+        try:
+            for entry in os.scandir("/proc"):
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue  # ended meanwhile
+                if int(fields[2]) == self.group:  # its process group
+                    ticks += int(fields[11]) + int(fields[12])
+        except OSError:
+            return None
+        return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -145,7 +177,7 @@ def _bench(directory: Path, databases: Any) -> None:
     threads = int(os.environ.get("GUNICORN_THREADS", "8"))
     with contextlib.ExitStack() as stack:
         jwks_url = stack.enter_context(serve_jwks(jwks))
-        m2t_url = stack.enter_context(sandbox(directory))
+        m2t_url = stack.enter_context(sandbox(directory)).url
         payments_port = free_port()
         payments = stack.enter_context(
             gunicorn(
@@ -195,13 +227,14 @@ def _bench(directory: Path, databases: Any) -> None:
         (f"POST /v1/payments, half max ({half_rate:,.0f}/s)", paced),
         ("create + confirm via M2T sandbox (pairs)", pairs),
     ]
-    print(f"{'':<44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} {'x bare':>7}")
+    print(f"{'':<44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>7} {'x bare':>7} {'app CPU ms':>11}")
     for label, figures in rows:
         # The paced run's rate is set by the bench, not a throughput: no ratio for it.
         ratio = "" if figures is paced else f"{figures.per_second / reference.per_second:>6.2f}x"
+        cpu = "" if figures.cpu_ms is None else f"{figures.cpu_ms:.2f}"
         print(
             f"{label:<44} {figures.per_second:>8,.0f} {figures.p50:>8,.0f} {figures.p99:>8,.0f} "
-            f"{figures.failures:>7,} {ratio:>7}"
+            f"{figures.failures:>7,} {ratio:>7} {cpu:>11}"
         )
     print(
         f"{'SQL statements per request':<44} create {statements['create']}, "
@@ -308,7 +341,7 @@ def serve_jwks(jwks: dict[str, Any]) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def child(args: list[str], port: int, log_path: Path, **env: str) -> Iterator[str]:
+def child(args: list[str], port: int, log_path: Path, **env: str) -> Iterator[Served]:
     """A server process, answering ``/healthz`` on ``port``; killed with its group afterwards."""
     from tests.support import kill_group, start_child
 
@@ -330,7 +363,7 @@ def child(args: list[str], port: int, log_path: Path, **env: str) -> Iterator[st
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{args} did not answer /healthz")
             time.sleep(0.2)
-        yield url
+        yield Served(url, process.pid)
     finally:
         kill_group(process.pid)
         process.wait()
@@ -378,9 +411,9 @@ def card_token(m2t_url: str) -> str:
 
 
 def locust(
-    url: str, scenario: str, load: dict[str, str], directory: Path, *, rate: float = 0.0
+    server: Served, scenario: str, load: dict[str, str], directory: Path, *, rate: float = 0.0
 ) -> dict[str, Figures]:
-    """One headless locust run against ``url`` after a warm-up: figures by request name."""
+    """One headless locust run against ``server`` after a warm-up: figures by request name."""
     env = {**os.environ, **load, "BENCH_SCENARIO": scenario, "BENCH_RATE_PER_USER": str(rate / USERS)}
     prefix = directory / f"locust-{scenario}-{uuid.uuid4().hex[:6]}"
     for seconds, csv_prefix in ((WARM_UP_SECONDS, None), (SECONDS, prefix)):
@@ -398,28 +431,33 @@ def locust(
             "--stop-timeout",
             "10",
             "--host",
-            url,
+            server.url,
             "--only-summary",
             "--loglevel",
             "ERROR",
         ]
         if csv_prefix is not None:
             args += ["--csv", str(csv_prefix)]
+        cpu_before = server.cpu_seconds()
         # Exits 1 when any request failed: the failures are read from its figures instead.
         run = subprocess.run(
             args, env=env, cwd=PROJECT_ROOT, capture_output=True, check=False, timeout=seconds + 120
         )
+        cpu_after = server.cpu_seconds()
     if not Path(f"{prefix}_stats.csv").exists():
         raise RuntimeError(f"locust wrote no figures: {run.stderr.decode(errors='replace')[-2000:]}")
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
     figures = {}
     with open(f"{prefix}_stats.csv", newline="") as stats:
         for row in csv.DictReader(stats):
+            count = int(row["Request Count"])
             figures[row["Name"]] = Figures(
                 per_second=float(row["Requests/s"]),
                 p50=float(row["50%"]),
                 p99=float(row["99%"]),
-                requests=int(row["Request Count"]),
+                requests=count,
                 failures=int(row["Failure Count"]),
+                cpu_ms=None if cpu is None or not count else cpu * 1000 / count,
             )
     return figures
 
