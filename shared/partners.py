@@ -40,15 +40,22 @@ log = logging.getLogger(__name__)
 DEFAULT_POOL_SIZE = 32
 
 
-def pooled_session(pool_size: int = DEFAULT_POOL_SIZE) -> requests.Session:
-    """A session that keeps its connections to the partner open between calls (HTTP keep-alive),
+def pooled_session(base_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> requests.Session:
+    """A session for one partner that keeps its connections open between calls (HTTP keep-alive),
     up to ``pool_size`` at once, so a call does not pay for a new TCP (and TLS) connection.
     requests' own default keeps 10, fewer than a busy process's threads may use together (the
-    others' connections would be closed after each call). Retries are ``PartnerHttpClient``'s."""
+    others' connections would be closed after each call). Retries are ``PartnerHttpClient``'s.
+
+    The environment's settings for the partner (an egress proxy, a CA bundle) are read once, here:
+    requests would otherwise read the whole environment, and look for a .netrc, on every call."""
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
+    settings = session.merge_environment_settings(base_url, {}, None, None, None)
+    session.proxies.update(settings["proxies"])
+    session.verify = settings["verify"]
+    session.trust_env = False
     return session
 
 
@@ -83,7 +90,7 @@ class PartnerHttpClient:
         self.retry_jitter = retry_jitter
         self._sleep = sleep
         self._random = rng or random.Random()
-        self._http = session or pooled_session()
+        self._http = session or pooled_session(self.base_url)
         self.name = name
 
     def __repr__(self) -> str:
