@@ -271,7 +271,9 @@ def _claim_statement(table: sa.Table, postgres: bool) -> Any:
     """Insert the claim unless the key exists, returning a row only if this inserted it.
 
     On PostgreSQL the wait for a concurrent holder of the key is bounded in the same round trip:
-    the row comes from a CTE that first sets the transaction's ``lock_timeout``. SQLite has one
+    the row comes from a CTE that first sets the transaction's ``lock_timeout``. The bound stays
+    for the rest of the request's transaction: no lock it takes later is waited for longer either
+    (a request that would answers 503 ``database_unavailable``, to be retried). SQLite has one
     writer at a time already, which waits at most its busy timeout.
     """
     from sqlalchemy.dialects import postgresql, sqlite
