@@ -23,6 +23,7 @@ import random
 import time
 import uuid
 
+import gevent
 from locust import constant, constant_throughput, task
 from locust.contrib.fasthttp import FastHttpUser
 
@@ -48,6 +49,12 @@ def payment_body() -> bytes:
 
 class Marketplace(FastHttpUser):
     wait_time = constant_throughput(RATE_PER_USER) if RATE_PER_USER > 0 else constant(0)
+
+    def on_start(self) -> None:
+        # Paced clients all started at once would send in lockstep, a burst of every client each
+        # period: each starts at its own point of the period instead, as independent clients do.
+        if RATE_PER_USER > 0:
+            gevent.sleep(random.uniform(0, 1 / RATE_PER_USER))
 
     def headers(self, *, key: bool = True) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
