@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import flask_smorest
+import orjson
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 import swagger_ui_bundle
@@ -52,11 +53,26 @@ DEFAULT_MAX_BODY_BYTES = 1 * 1024 * 1024
 UPLOAD_FRAMING_BYTES = 64 * 1024
 
 
+# orjson writes what the standard library would (dates and dataclasses through Flask's own
+# conversions), several times faster.
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+_COMPACT = (",", ":")
+
+
 class StrictJSONProvider(DefaultJSONProvider):
-    """Refuses NaN and Infinity, which Python's json accepts but JSON does not."""
+    """Refuses NaN and Infinity, which Python's json accepts but JSON does not; answers are
+    written by orjson.
+
+    Bodies are read by the standard library: orjson would read an integer beyond 64 bits as a
+    float, and an amount must stay the integer it was sent as (or be refused as one)."""
 
     sort_keys = False
     ensure_ascii = False
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        if kwargs.get("separators") != _COMPACT or set(kwargs) - {"separators"}:
+            return super().dumps(obj, **kwargs)  # not a compact answer (indented in debug, say)
+        return orjson.dumps(obj, default=self.default, option=_ORJSON_OPTIONS).decode()
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         def refuse(constant: str) -> Any:

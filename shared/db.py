@@ -75,14 +75,12 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    # A pooled connection is checked before use (one that died with a server restart is replaced,
-    # and the pool drops every connection as old as it).
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **kwargs.get("connect_args", {})}
     if "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
     engine = sa.create_engine(url, **kwargs)
+    _ping_idle_connections(engine)
 
     @event.listens_for(engine, "do_connect")
     def _connect_with_retries(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
@@ -96,11 +94,45 @@ def make_engine(url: str, **kwargs: Any) -> sa.Engine:
     return engine
 
 
+# A pooled connection unused for this long is checked before it is handed out again.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_idle_connections(engine: sa.Engine) -> None:
+    """Check a pooled connection before use when it sat idle for a while: one that died with a
+    server restart is replaced, and the pool drops every connection as old as it. One taken back
+    from a request a moment ago is not pinged: under load that would be a round trip per request,
+    and a connection that broke since fails its statement, which invalidates the pool the same way
+    (that request answers 503, as it would while the server is away)."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from_now(_dbapi_connection: Any, record: Any) -> None:  # pragma: no cover - pool hook
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:  # pragma: no cover
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # a new connection, or one in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                # The pool replaces it (and every older one) and tries again.
+                raise sa.exc.DisconnectionError() from error
+            raise
+
+
 class UnitOfWork:
     """One database transaction. Use as a context manager; nothing is saved without ``commit()``.
 
     Events recorded with ``add_event`` are written to the outbox inside the same transaction,
     so a state change and the news of it are saved together or not at all.
+
+    A unit of work may instead ``join`` a transaction its owner holds open (a creating request
+    whose idempotency record is saved with its effect: ``shared.idempotency``). Then ``commit()``
+    only writes the events and flushes, and the owner commits, or rolls back, all of it at once.
     """
 
     def __init__(
@@ -110,19 +142,26 @@ class UnitOfWork:
     ) -> None:
         self._session_factory = session_factory
         self._outbox_writer = outbox_writer
+        self._joined: Session | None = None
         self.session: Session | None = None
         self._events: list[Any] = []
 
+    def join(self, session: Session) -> UnitOfWork:
+        """Work inside ``session``'s transaction, which its owner ends (see the class docstring)."""
+        self._joined = session
+        return self
+
     def __enter__(self) -> UnitOfWork:
-        self.session = self._session_factory()
+        self.session = self._joined or self._session_factory()
         self._events = []
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         assert self.session is not None
-        # close() discards whatever was not committed, without expiring loaded objects, so
-        # results read inside the unit of work stay usable after it.
-        self.session.close()
+        if self._joined is None:
+            # close() discards whatever was not committed, without expiring loaded objects, so
+            # results read inside the unit of work stay usable after it.
+            self.session.close()
         self.session = None
         self._events = []
 
@@ -156,12 +195,26 @@ class UnitOfWork:
     def commit(self) -> None:
         assert self.session is not None, "commit() outside the unit of work"
         self.write_events()
-        self.session.commit()
+        if self._joined is None:
+            self.session.commit()
+        else:
+            self.session.flush()  # the owner commits
 
     def rollback(self) -> None:
         assert self.session is not None
+        if self._joined is not None:
+            # Undoing part of the owner's transaction would undo what it holds too (its claim).
+            raise RuntimeError("a unit of work joined to its owner's transaction cannot roll it back")
         self._events = []
         self.session.rollback()
+
+
+def insert_statement(session: Session, table: Any) -> Any:
+    """``INSERT`` into ``table`` (a model or a Table) in the session's dialect, whose
+    ``on_conflict_do_nothing`` PostgreSQL and SQLite both understand."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql.insert if is_postgres(session) else sqlite.insert)(table)
 
 
 def is_postgres(engine_or_session: sa.Engine | Session) -> bool:

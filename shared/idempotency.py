@@ -10,6 +10,14 @@
   that holds for a request whose process was killed or whose connection was lost too: the claim
   lives in a transaction left open until the answer is stored, so a retry goes ahead at once.
 
+Two ways to keep the key. ``idempotent`` claims it in a transaction of its own, beside the view's
+(on PostgreSQL held open until the answer is kept in it; on SQLite committed at once, the answer
+kept in another one after): right for a view whose effect spans several transactions (a call to a
+gateway between them). ``idempotent_in_transaction`` claims it and keeps the response inside the
+view's own transaction, which the view's unit of work joins (``joined_to_request``): one
+transaction per request, and no moment at which the effect is saved but its answer is not. Both
+claim with ``IdempotencyStore.claim_in`` on PostgreSQL.
+
 Keys are scoped per API client; for an artisan's token, per artisan and device (the token's
 ``device_id``), and honoured ``artisan_idempotency_key_ttl_hours`` (7 days) rather than
 ``idempotency_key_ttl_hours``, so a request queued on a phone offline is still applied once. On
@@ -27,9 +35,10 @@ import time
 from collections.abc import Callable
 from typing import Any, ParamSpec
 
-from flask import Response, current_app, make_response, request
+from flask import Response, current_app, g, has_request_context, make_response, request
 
 from shared.auth.flask import current_principal
+from shared.db import UnitOfWork
 from shared.errors import (
     IdempotencyKeyInProgress,
     IdempotencyKeyReuse,
@@ -81,17 +90,51 @@ def _complete(store: IdempotencyStore, client_id: str, key: str, response: Respo
         client_id,
         key,
         status=response.status_code,
-        headers={h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers},
+        headers=_kept_headers(response),
         body=response.get_data(as_text=True),
     )
 
 
-def _refuse_reuse() -> IdempotencyKeyReuse:
+def _requested_key() -> str:
+    key = request.headers.get(HEADER)
+    if key is None:
+        raise MissingIdempotencyKey(
+            "Send an Idempotency-Key header (a UUID is ideal) so this request can be retried safely.",
+            param=HEADER,
+        )
+    key = key.strip()
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise ValidationFailed(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.",
+            param=HEADER,
+        )
+    return key
+
+
+def _key_reuse() -> IdempotencyKeyReuse:
     return IdempotencyKeyReuse(
         "This Idempotency-Key was used with a different request body or endpoint. "
         "Use a new key for a new request.",
         param=HEADER,
     )
+
+
+def _kept_headers(response: Response) -> dict[str, str]:
+    return {h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers}
+
+
+def _key_in_progress() -> IdempotencyKeyInProgress:
+    return IdempotencyKeyInProgress(headers={"Retry-After": "1"}, param=HEADER)
+
+
+def _answer_from(existing: Any, fingerprint: str) -> Response:
+    """The answer to a request whose key an earlier request claimed first (``existing``, its row)."""
+    if existing.fingerprint != fingerprint:
+        raise _key_reuse()
+    if existing.response_status is None:
+        # Claimed in a transaction committed before its answer (SQLite's), and not given up yet.
+        raise _key_in_progress()
+    return _replay(existing)
 
 
 def _run_holding_the_claim(
@@ -110,19 +153,17 @@ def _run_holding_the_claim(
             client_id, key, fingerprint, method=request.method, path=request.path, wait_seconds=wait_seconds
         ) as claim:
             if claim.existing is not None:
-                if claim.existing.fingerprint != fingerprint:
-                    raise _refuse_reuse()
-                return _replay(claim.existing)
+                return _answer_from(claim.existing, fingerprint)
             response = make_response(view(*args, **kwargs))
             if response.status_code < 500:
                 claim.complete(
                     status=response.status_code,
-                    headers={h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers},
+                    headers=_kept_headers(response),
                     body=response.get_data(as_text=True),
                 )
             return response
     except KeyStillInProgress:
-        raise IdempotencyKeyInProgress(headers={"Retry-After": "1"}, param=HEADER) from None
+        raise _key_in_progress() from None
 
 
 def _run_with_a_committed_claim(
@@ -141,11 +182,11 @@ def _run_with_a_committed_claim(
     existing = store.claim(client_id, key, fingerprint, method=request.method, path=request.path)
     while existing is not None:
         if existing.fingerprint != fingerprint:
-            raise _refuse_reuse()
+            raise _key_reuse()
         if existing.response_status is not None:
             return _replay(existing)
         if time.monotonic() >= deadline:
-            raise IdempotencyKeyInProgress(headers={"Retry-After": "1"}, param=HEADER)
+            raise _key_in_progress()
         time.sleep(0.05)
         existing = store.load(client_id, key)
         if existing is None:
@@ -169,18 +210,7 @@ def idempotent(view: Callable[Params, Any]) -> Callable[Params, Any]:
 
     @functools.wraps(view)
     def wrapper(*args: Params.args, **kwargs: Params.kwargs) -> Any:
-        key = request.headers.get(HEADER)
-        if key is None:
-            raise MissingIdempotencyKey(
-                "Send an Idempotency-Key header (a UUID is ideal) so this request can be retried safely.",
-                param=HEADER,
-            )
-        key = key.strip()
-        if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-            raise ValidationFailed(
-                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters.",
-                param=HEADER,
-            )
+        key = _requested_key()
         store = _store()
         client_id = current_principal().idempotency_scope
         fingerprint = request_fingerprint()
@@ -194,6 +224,70 @@ def idempotent(view: Callable[Params, Any]) -> Callable[Params, Any]:
         )
 
     return wrapper
+
+
+# Where a request whose key is kept in its own transaction holds that transaction's session.
+_REQUEST_SESSION = "hirfa_idempotent_session"
+
+
+def idempotent_in_transaction(view: Callable[Params, Any]) -> Callable[Params, Any]:
+    """Make a creating POST idempotent in one transaction: the key's claim, the view's effect and
+    the response kept for retries are committed together, or not at all. For a view whose effect
+    is one transaction (no call to a partner inside it) and whose unit of work joins the request's
+    (``joined_to_request``). Place it under the auth decorator.
+
+    A request with a key another request holds waits for that request's transaction to end (at most
+    ``idempotency_wait_seconds``, then 409 ``idempotency_key_in_progress``) and replays its answer;
+    if that one rolled back, this one runs.
+    """
+
+    @functools.wraps(view)
+    def wrapper(*args: Params.args, **kwargs: Params.kwargs) -> Any:
+        key = _requested_key()
+        context = current_app.extensions["hirfa"]
+        store = _store()
+        client_id = current_principal().idempotency_scope
+        fingerprint = request_fingerprint()
+        with context.session_factory() as session:  # closing it rolls back what was not committed
+            try:
+                existing = store.claim_in(
+                    session,
+                    client_id,
+                    key,
+                    fingerprint,
+                    method=request.method,
+                    path=request.path,
+                    wait_seconds=context.config.idempotency_wait_seconds,
+                )
+            except KeyStillInProgress:
+                raise _key_in_progress() from None
+            if existing is not None:
+                return _answer_from(existing, fingerprint)
+            setattr(g, _REQUEST_SESSION, session)
+            try:
+                response = make_response(view(*args, **kwargs))
+            finally:
+                delattr(g, _REQUEST_SESSION)
+            if response.status_code < 500:
+                store.keep_response(
+                    session,
+                    client_id,
+                    key,
+                    status=response.status_code,
+                    headers=_kept_headers(response),
+                    body=response.get_data(as_text=True),
+                )
+                session.commit()
+            return response
+
+    return wrapper
+
+
+def joined_to_request(uow: UnitOfWork) -> UnitOfWork:
+    """``uow``, joined to the transaction of the request being served if it keeps its
+    idempotency key in its own transaction (``idempotent_in_transaction``)."""
+    session = g.get(_REQUEST_SESSION) if has_request_context() else None
+    return uow if session is None else uow.join(session)
 
 
 def idempotent_when_keyed(view: Callable[Params, Any]) -> Callable[Params, Any]:

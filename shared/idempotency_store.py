@@ -16,18 +16,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.db import UTCDateTime, is_postgres, utcnow
 
-# SQLite only: a claimed key whose worker died is taken over after this long.
+# A claim committed before its answer (SQLite's) whose worker died is taken over after this long.
 LOCK_SECONDS = 60
 # PostgreSQL's answer when a lock wait outlasted lock_timeout.
 _LOCK_NOT_AVAILABLE = "55P03"
@@ -61,11 +62,12 @@ class KeyStillInProgress(Exception):
 
 @dataclasses.dataclass
 class HeldClaim:
-    """What ``IdempotencyStore.hold`` found: the earlier request's row (``existing``: answered, or
-    with another fingerprint), or a claim this request now holds until ``complete`` or the end."""
+    """What ``IdempotencyStore.hold`` found: the earlier request's row (``existing``: answered, with
+    another fingerprint, or claimed and not yet answered), or a claim this request now holds until
+    ``complete`` or the end."""
 
+    store: IdempotencyStore
     session: Session | None
-    model: Any
     client_id: str
     key: str
     existing: Any = None
@@ -73,21 +75,16 @@ class HeldClaim:
     def complete(self, *, status: int, headers: Mapping[str, str], body: str) -> None:
         """Keep the answer, committing the claim with it."""
         assert self.session is not None and self.existing is None
-        self.session.execute(
-            sa.update(self.model)
-            .where(self.model.client_id == self.client_id, self.model.key == self.key)
-            .values(
-                response_status=status,
-                response_headers=json.dumps(dict(headers)),
-                response_body=body,
-                locked_until=None,
-            )
+        self.store.keep_response(
+            self.session, self.client_id, self.key, status=status, headers=headers, body=body
         )
         self.session.commit()
 
 
 class IdempotencyStore:
-    """A service's idempotency keys, each operation in its own short transaction."""
+    """A service's idempotency keys: ``claim``, ``load``, ``complete`` and ``release`` each in its
+    own short transaction; or ``claim_in`` and ``keep_response`` inside the transaction of the
+    request's own effect, which then commits or rolls back the key with it."""
 
     def __init__(self, session_factory: Callable[[], Session], model: Any, ttl: dt.timedelta) -> None:
         self.session_factory = session_factory
@@ -105,64 +102,24 @@ class IdempotencyStore:
     ) -> Iterator[HeldClaim]:
         """Claim ``key`` in a transaction held open until the request is answered (PostgreSQL).
 
-        Yields a ``HeldClaim`` with ``existing`` set when an earlier request's row decides the answer
-        (replay it, or refuse a different request); otherwise this request holds the key: its
+        The claim is ``claim_in``'s, in a session of its own. Yields a ``HeldClaim`` with ``existing``
+        set when an earlier request's row decides the answer (replay it, refuse a different request,
+        or one still in progress); otherwise this request holds the key: its
         ``complete`` commits the answer, and leaving without it (an error, a 5xx) rolls the claim
         back, as a crash or a lost connection does. Raises ``KeyStillInProgress`` when a request
         with this key is still running after ``wait_seconds``.
         """
-        model = self.model
         with self.session_factory() as session:
-            try:
-                # A claim not yet committed makes the INSERT below wait: bound that wait.
-                session.execute(
-                    sa.select(
-                        sa.func.set_config("lock_timeout", f"{max(1, int(wait_seconds * 1000))}ms", True)
-                    )
-                )
-                now = utcnow()
-                claimed = session.execute(
-                    postgresql.insert(model)
-                    .values(
-                        client_id=client_id,
-                        key=key,
-                        fingerprint=fingerprint,
-                        method=method,
-                        path=path[:MAX_PATH_LENGTH],
-                        created_at=now,
-                    )
-                    .on_conflict_do_nothing()
-                    .returning(model.key)
-                ).first()
-                existing = None
-                if claimed is None:
-                    # A committed row: answered, or left unanswered by the SQLite-style claim.
-                    existing = session.scalars(
-                        sa.select(model)
-                        .where(model.client_id == client_id, model.key == key)
-                        .with_for_update()
-                    ).one()
-                    if existing.created_at < now - self.ttl or (
-                        existing.response_status is None and existing.fingerprint == fingerprint
-                    ):
-                        # Expired, or a claim nobody holds any more: this request starts it over.
-                        existing.fingerprint, existing.method = fingerprint, method
-                        existing.path, existing.created_at = path[:MAX_PATH_LENGTH], now
-                        existing.response_status = existing.response_headers = existing.response_body = None
-                        existing.locked_until = None
-                        session.flush()
-                        existing = None
-            except sa.exc.OperationalError as exc:
-                if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
-                    raise KeyStillInProgress from None
-                raise
+            existing = self.claim_in(
+                session, client_id, key, fingerprint, method=method, path=path, wait_seconds=wait_seconds
+            )
             if existing is not None:
                 session.expunge(existing)
                 session.rollback()
-                yield HeldClaim(None, model, client_id, key, existing=existing)
+                yield HeldClaim(self, None, client_id, key, existing=existing)
                 return
             try:
-                yield HeldClaim(session, model, client_id, key)
+                yield HeldClaim(self, session, client_id, key)
             finally:
                 if session.in_transaction():
                     # Not completed: the claim goes. A lost connection has taken it already.
@@ -225,6 +182,112 @@ class IdempotencyStore:
             session.expunge(existing)
             return existing
 
+    def claim_in(
+        self,
+        session: Session,
+        client_id: str,
+        key: str,
+        fingerprint: str,
+        *,
+        method: str,
+        path: str,
+        wait_seconds: float,
+    ) -> Any:
+        """Claim the key inside ``session``'s transaction: None when this request owns it now (the
+        claim is saved, or undone, with the rest of the transaction), else the row of the request
+        that answered it first.
+
+        A concurrent request with the same key holds the key's row in its own open transaction:
+        the insert here waits for that transaction to end (at most ``wait_seconds``, then
+        ``KeyStillInProgress``), and finds its answer, or, if it rolled back, claims the key itself.
+        """
+        model = self.model
+        now = utcnow()
+        claim = {
+            "fingerprint": fingerprint,
+            "method": method,
+            "path": path[:MAX_PATH_LENGTH],
+            "created_at": now,
+            "locked_until": now + dt.timedelta(seconds=LOCK_SECONDS),
+        }
+        postgres = is_postgres(session)
+        try:
+            # Core statements on the session's connection: the ORM has nothing to add to them.
+            claimed = (
+                session.connection()
+                .execute(
+                    _claim_statement(model.__table__, postgres),
+                    {
+                        "client_id": client_id,
+                        "key": key,
+                        **claim,
+                        "lock_timeout": f"{max(1, round(wait_seconds * 1000))}ms",
+                    },
+                )
+                .first()
+            )
+        except sa.exc.OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+                raise KeyStillInProgress from None
+            raise
+        if claimed is not None:
+            return None
+        existing = session.get(model, (client_id, key), populate_existing=True)
+        if existing is None:
+            # Taken away (expired and claimed anew) as we looked: look again.
+            return self.claim_in(
+                session, client_id, key, fingerprint, method=method, path=path, wait_seconds=wait_seconds
+            )
+        expired = existing.created_at < now - self.ttl
+        abandoned = (
+            existing.response_status is None
+            and existing.fingerprint == fingerprint
+            and existing.locked_until is not None
+            and existing.locked_until < now
+        )
+        if expired or abandoned:
+            # An expired key starts over as a new one; one whose claimer died unanswered (a claim
+            # saved in a transaction of its own: ``claim``) is taken over. Atomically: of two
+            # requests doing this, one wins and the other sees its answer.
+            taken = session.execute(
+                sa.update(model)
+                .where(
+                    model.client_id == client_id,
+                    model.key == key,
+                    model.created_at == existing.created_at,
+                    model.locked_until.is_(None)
+                    if existing.locked_until is None
+                    else model.locked_until == existing.locked_until,
+                )
+                .values(**claim, response_status=None, response_headers=None, response_body=None)
+            )
+            if taken.rowcount == 1:  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
+                return None
+            session.refresh(existing)
+        return existing
+
+    def keep_response(
+        self,
+        session: Session,
+        client_id: str,
+        key: str,
+        *,
+        status: int,
+        headers: Mapping[str, str],
+        body: str,
+    ) -> None:
+        """Keep the response of a key claimed with ``claim_in``, in the same transaction."""
+        session.connection().execute(
+            _keep_response_statement(self.model.__table__),
+            {
+                "claimed_client_id": client_id,
+                "claimed_key": key,
+                "response_status": status,
+                "response_headers": json.dumps(dict(headers)),
+                "response_body": body,
+            },
+        )
+
     def load(self, client_id: str, key: str) -> Any:
         with self.session_factory() as session:
             row = session.get(self.model, (client_id, key))
@@ -260,3 +323,50 @@ class IdempotencyStore:
                 )
             )
             session.commit()
+
+
+# The statements of a request's claim and answer, built once per table: building and hashing a
+# statement anew costs a request more than the database takes to run it.
+
+_CLAIM_COLUMNS = ("client_id", "key", "fingerprint", "method", "path", "created_at", "locked_until")
+
+
+@functools.cache
+def _claim_statement(table: sa.Table, postgres: bool) -> Any:
+    """Insert the claim unless the key exists, returning a row only if this inserted it.
+
+    On PostgreSQL the wait for a concurrent holder of the key is bounded in the same round trip:
+    the row comes from a CTE that first sets the transaction's ``lock_timeout``. The bound stays
+    for the rest of the request's transaction: no lock it takes later is waited for longer either
+    (a request that would answers 503 ``database_unavailable``, to be retried). SQLite has one
+    writer at a time already, which waits at most its busy timeout.
+    """
+    values = {name: sa.bindparam(name, type_=table.c[name].type) for name in _CLAIM_COLUMNS}
+    insert: postgresql.Insert | sqlite.Insert
+    if postgres:
+        wait = sa.select(
+            sa.func.set_config("lock_timeout", sa.bindparam("lock_timeout", type_=sa.String), True)
+        ).cte("bounded_wait")
+        insert = postgresql.insert(table).from_select(
+            list(values), sa.select(*values.values()).select_from(wait)
+        )
+    else:
+        insert = sqlite.insert(table).values(values)
+    return insert.on_conflict_do_nothing(index_elements=["client_id", "key"]).returning(table.c.client_id)
+
+
+@functools.cache
+def _keep_response_statement(table: sa.Table) -> Any:
+    return (
+        sa.update(table)
+        .where(
+            table.c.client_id == sa.bindparam("claimed_client_id"),
+            table.c.key == sa.bindparam("claimed_key"),
+        )
+        .values(
+            response_status=sa.bindparam("response_status"),
+            response_headers=sa.bindparam("response_headers"),
+            response_body=sa.bindparam("response_body"),
+            locked_until=None,
+        )
+    )

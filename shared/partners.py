@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from shared.partner_ports import (
     INVALID_ANSWER,
@@ -33,6 +34,29 @@ from shared.partner_ports import (
 from shared.signatures import SignatureError, verify
 
 log = logging.getLogger(__name__)
+
+
+# Connections kept open to one partner: at least as many as a process has threads calling it.
+DEFAULT_POOL_SIZE = 32
+
+
+def pooled_session(base_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> requests.Session:
+    """A session for one partner that keeps its connections open between calls (HTTP keep-alive),
+    up to ``pool_size`` at once, so a call does not pay for a new TCP (and TLS) connection.
+    requests' own default keeps 10, fewer than a busy process's threads may use together (the
+    others' connections would be closed after each call). Retries are ``PartnerHttpClient``'s.
+
+    The environment's settings for the partner (an egress proxy, a CA bundle) are read once, here:
+    requests would otherwise read the whole environment, and look for a .netrc, on every call."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    settings = session.merge_environment_settings(base_url, {}, None, None, None)
+    session.proxies.update(settings["proxies"])
+    session.verify = settings["verify"]
+    session.trust_env = False
+    return session
 
 
 class PartnerHttpClient:
@@ -66,7 +90,7 @@ class PartnerHttpClient:
         self.retry_jitter = retry_jitter
         self._sleep = sleep
         self._random = rng or random.Random()
-        self._http = session or requests.Session()
+        self._http = session or pooled_session(self.base_url)
         self.name = name
 
     def __repr__(self) -> str:

@@ -89,6 +89,11 @@ def main() -> None:
     from tests import bench_history
 
     bench_history.main()
+    print()
+    # The payments API under gunicorn beside a bare Flask + SQLAlchemy endpoint (tests/bench_payments.py).
+    from tests import bench_payments
+
+    bench_payments.main()
 
 
 # -- ledger postings: the accounts consumer against raw SQL --------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import redirect, request
+from flask import jsonify, redirect, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -28,10 +28,11 @@ from services.payments.api.schemas import (
 )
 from services.payments.service_layer import disputes, gateway_callbacks, payment_actions, refunds
 from services.payments.service_layer.ownership import payment_not_found
+from services.payments.service_layer.representations import payment_snapshot
 from services.payments.service_layer.settings import PaymentSettings
 from shared.auth.flask import current_principal, require_scopes
 from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
-from shared.idempotency import idempotent, idempotent_when_keyed
+from shared.idempotency import idempotent, idempotent_in_transaction, idempotent_when_keyed
 
 payments_blp = Blueprint(
     "payments", __name__, url_prefix="/v1", description="Card and mobile-wallet payments."
@@ -52,8 +53,9 @@ def _settings() -> PaymentSettings:
 @payments_blp.route("/payments")
 class Payments(MethodView):
     @require_scopes("payments:write")
-    @idempotent
-    @payments_blp.arguments(PaymentCreateSchema)
+    @idempotent_in_transaction
+    # An instance, not the class: webargs would build a schema for every request.
+    @payments_blp.arguments(PaymentCreateSchema())
     @payments_blp.response(201, PaymentSchema)
     @payments_blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
     def post(self, body):
@@ -70,7 +72,8 @@ class Payments(MethodView):
             _settings(),
             creation_key=request.headers.get(IDEMPOTENCY_HEADER),
         )
-        return payment, 201, {"Location": f"/v1/payments/{payment.id}"}
+        # What PaymentSchema would dump, built directly (``payment_snapshot``): this is the hot path.
+        return jsonify(payment_snapshot(payment)), 201, {"Location": f"/v1/payments/{payment.id}"}
 
     @require_scopes("payments:read")
     @payments_blp.arguments(PaymentListArgsSchema, location="query")
@@ -112,7 +115,7 @@ def confirm(body, payment_id):
     have been charged. A payment is confirmed once: again is 409 ``invalid_state``, except for the
     confirmation retried with its own Idempotency-Key, which answers the payment as it stands."""
     command = payment_actions.ConfirmPayment(**body)
-    return payment_actions.confirm_payment(
+    payment = payment_actions.confirm_payment(
         unit_of_work(),
         payment_id,
         command,
@@ -120,6 +123,7 @@ def confirm(body, payment_id):
         _settings(),
         confirmation_key=(request.headers.get(IDEMPOTENCY_HEADER) or "").strip() or None,
     )
+    return jsonify(payment_snapshot(payment))  # PaymentSchema's output, built directly
 
 
 @payments_blp.route("/payments/<string:payment_id>/capture", methods=["POST"])

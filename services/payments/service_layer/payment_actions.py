@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.payments.adapters.orm import GatewayAttempt, Payee, Payment
+from services.payments.adapters.orm import GatewayAttempt, Payment
 from services.payments.adapters.repositories import payees, payments
 from services.payments.domain.gateway import (
     AuthoriseRequest,
@@ -119,19 +119,19 @@ def create_payment(
     *,
     creation_key: str | None = None,
 ) -> Payment:
-    """Record a payment to confirm later; refused (nothing charged) when the artisan cannot take it."""
+    """Record a payment to confirm later; refused (nothing charged) when the artisan cannot take it.
+
+    One transaction: the payee locked (with its marketplace checked), what it holds summed, the
+    payment inserted. A ``creation_key`` the marketplace already created a payment with (its
+    idempotency record expired since) gives that payment, not a twin."""
     _check_amounts(command, settings)
     with uow:
         session = uow.session
-        if creation_key is not None:
-            existing = payments.created_with_key(session, principal.client_id, creation_key)
-            if existing is not None:
-                return existing
         payee = _locked_payee(session, command.artisan_id, principal.client_id)
-        net = command.amount - command.application_fee
-        _check_payee_can_receive(session, payee, net)
+        _check_payee_can_receive(session, payee, command.amount - command.application_fee)
         now = utcnow()
-        payment = Payment(
+        payment = payments.add_unless_created(
+            session,
             id=new_id("pay"),
             marketplace_id=principal.client_id,
             artisan_id=payee.artisan_id,
@@ -154,7 +154,11 @@ def create_payment(
             created_at=now,
             updated_at=now,
         )
-        session.add(payment)
+        if payment is None:
+            assert creation_key is not None  # only a key makes a payment a duplicate
+            existing = payments.created_with_key(session, principal.client_id, creation_key)
+            assert existing is not None
+            return existing
         uow.commit()
         return payment
 
@@ -191,21 +195,25 @@ def _check_amounts(command: CreatePayment, settings: PaymentSettings) -> None:
         raise ValidationFailed(first["message"], code=first["code"], param=first["param"], errors=errors)
 
 
-def _locked_payee(session: Session, artisan_id: str, marketplace_id: str) -> Payee:
+def _locked_payee(session: Session, artisan_id: str, marketplace_id: str) -> payees.PayeeTerms:
     """The payee, locked: cap checks of one artisan's concurrent payments run one after the other."""
     payee = payees.locked_for_marketplace(session, artisan_id, marketplace_id)
     if payee is None:
-        raise ValidationFailed(
-            "No artisan with this id is registered with your marketplace (or payments has not heard of "
-            "them yet).",
-            code="payee_unknown",
-            param="artisan_id",
-        )
+        raise _payee_unknown()
     return payee
 
 
+def _payee_unknown() -> ValidationFailed:
+    return ValidationFailed(
+        "No artisan with this id is registered with your marketplace (or payments has not heard of "
+        "them yet).",
+        code="payee_unknown",
+        param="artisan_id",
+    )
+
+
 def _check_payee_can_receive(
-    session: Session, payee: Payee, net: int, *, excluding: str | None = None
+    session: Session, payee: payees.PayeeTerms, net: int, *, excluding: str | None = None
 ) -> None:
     """The two gates (``domain/payees.py``): KYC, then the tier's cap on what they hold."""
     if not can_be_paid(payee.kyc_tier, payee.kyc_status):
@@ -246,12 +254,13 @@ def confirm_payment(
     the confirmation that used it before (its answer lost to a crash) gets the payment as it stands."""
     with uow:
         session = uow.session
-        artisan_id = visible_payment(session, payment_id, principal).artisan_id
         # Payee first, then payment: the ledger projection locks in that order too.
-        payee = _locked_payee(session, artisan_id, principal.client_id)
+        payee = payees.locked_for_payment(session, payment_id, principal.client_id)
         payment = visible_payment(session, payment_id, principal, lock=True)
         if confirmation_key is not None and payment.confirmation_key == confirmation_key:
             return payment
+        if payee is None:
+            raise _payee_unknown()
         _require_status(payment, CONFIRMABLE, "confirmed")
         _check_method(payment, command)
         _check_payee_can_receive(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.payments.adapters.orm import Payee, PayeeMarketplace
+from services.payments.adapters.orm import Payee, PayeeMarketplace, Payment
 
 
 def get(session: Session, artisan_id: str) -> Payee | None:
@@ -22,9 +24,51 @@ def registered_with(session: Session, artisan_id: str, marketplace_id: str) -> b
     return session.get(PayeeMarketplace, (artisan_id, marketplace_id)) is not None
 
 
-def locked_for_marketplace(session: Session, artisan_id: str, marketplace_id: str) -> Payee | None:
-    """The payee, locked, if registered with the marketplace (None otherwise): cap checks of one
-    artisan's concurrent payments run one after the other."""
-    if not registered_with(session, artisan_id, marketplace_id):
-        return None
-    return locked(session, artisan_id)
+# What a payment's checks read of its payee (never changed there): the row as it is, without the
+# ORM's bookkeeping, since one is locked for every creation and confirmation.
+PayeeTerms = sa.Row[Any]
+
+_PAYEES = Payee.__table__
+# One statement each, built once: the payee locked if registered with the marketplace, found by
+# its id or by one of the marketplace's payments.
+_REGISTERED = sa.select(_PAYEES).join(
+    PayeeMarketplace,
+    sa.and_(
+        PayeeMarketplace.artisan_id == _PAYEES.c.artisan_id,
+        PayeeMarketplace.marketplace_id == sa.bindparam("marketplace_id"),
+    ),
+)
+_LOCKED_FOR_MARKETPLACE = _REGISTERED.where(
+    _PAYEES.c.artisan_id == sa.bindparam("artisan_id")
+).with_for_update(of=_PAYEES)
+_LOCKED_FOR_PAYMENT = (
+    _REGISTERED.join(
+        Payment,
+        sa.and_(
+            Payment.artisan_id == _PAYEES.c.artisan_id,
+            Payment.marketplace_id == sa.bindparam("marketplace_id"),
+        ),
+    )
+    .where(Payment.id == sa.bindparam("payment_id"))
+    .with_for_update(of=_PAYEES)
+)
+
+
+def locked_for_marketplace(session: Session, artisan_id: str, marketplace_id: str) -> PayeeTerms | None:
+    """The payee's row, locked, if registered with the marketplace (None otherwise), in one
+    statement: cap checks of one artisan's concurrent payments run one after the other."""
+    return (
+        session.connection()
+        .execute(_LOCKED_FOR_MARKETPLACE, {"artisan_id": artisan_id, "marketplace_id": marketplace_id})
+        .first()
+    )
+
+
+def locked_for_payment(session: Session, payment_id: str, marketplace_id: str) -> PayeeTerms | None:
+    """The row of the payee of the marketplace's payment, locked, if registered with the marketplace
+    (None otherwise, and if the payment is not the marketplace's), in one statement."""
+    return (
+        session.connection()
+        .execute(_LOCKED_FOR_PAYMENT, {"payment_id": payment_id, "marketplace_id": marketplace_id})
+        .first()
+    )

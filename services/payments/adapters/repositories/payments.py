@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from services.payments.adapters.orm import ON_THE_WAY_TO_THE_LEDGER, Payment
 from services.payments.domain.payments import PaymentStatus
+from shared.db import is_postgres
 
 
 def get(session: Session, payment_id: str) -> Payment | None:
@@ -21,6 +23,30 @@ def locked(session: Session, payment_id: str) -> Payment | None:
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+
+
+def add_unless_created(session: Session, **values: object) -> Payment | None:
+    """Insert a new payment (``values`` by attribute), in one statement; None, and nothing
+    inserted, when its marketplace already created one with the same ``creation_key``.
+
+    The payment returned is not loaded back: it is built from ``values``, which are all it holds."""
+    statement = _INSERT_UNLESS_CREATED["postgresql" if is_postgres(session) else "sqlite"]
+    row = {_COLUMN_OF[name]: value for name, value in values.items()}
+    if session.connection().execute(statement, row).first() is None:
+        return None
+    return Payment(**values)
+
+
+_TABLE = Payment.__table__
+# Attribute name -> column name (``metadata_json`` is stored as ``metadata``).
+_COLUMN_OF = {attribute.key: attribute.columns[0].key for attribute in Payment.__mapper__.column_attrs}
+# Built once per dialect (both know ON CONFLICT).
+_INSERT_UNLESS_CREATED = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_TABLE)
+    .on_conflict_do_nothing(index_elements=["marketplace_id", "creation_key"])
+    .returning(_TABLE.c.id)
+    for dialect in (postgresql, sqlite)
+}
 
 
 def created_with_key(session: Session, marketplace_id: str, creation_key: str) -> Payment | None:
@@ -55,6 +81,24 @@ def id_if_through(session: Session, payment_id: str, gateway: str) -> str | None
     return session.scalar(sa.select(Payment.id).where(Payment.id == payment_id, Payment.gateway == gateway))
 
 
+def _share_on_the_way(*, excluding: bool) -> sa.Select[tuple[int]]:
+    captured_or_authorised = sa.case(
+        (Payment.status == PaymentStatus.SUCCEEDED, Payment.amount_captured), else_=Payment.amount
+    )
+    share = captured_or_authorised - Payment.application_fee
+    # The partial index's own condition, word for word: it reads the artisan's few payments on
+    # their way, never their whole history.
+    query = sa.select(sa.func.coalesce(sa.func.sum(share), 0)).where(
+        Payment.artisan_id == sa.bindparam("artisan_id"), sa.text(f"({ON_THE_WAY_TO_THE_LEDGER})")
+    )
+    return query.where(Payment.id != sa.bindparam("excluding")) if excluding else query
+
+
+# Built once: this runs in every creation and confirmation.
+_SHARE_ON_THE_WAY = _share_on_the_way(excluding=False)
+_SHARE_ON_THE_WAY_EXCLUDING = _share_on_the_way(excluding=True)
+
+
 def artisan_share_on_the_way(session: Session, artisan_id: str, *, excluding: str | None = None) -> int:
     """The artisan's share of payments on their way to the ledger: confirmed and not final, or
     succeeded but not yet seen in the ledger (whose balance the payee row holds).
@@ -63,18 +107,11 @@ def artisan_share_on_the_way(session: Session, artisan_id: str, *, excluding: st
     commission (a partial capture keeps the whole fee, as ``payments.payment.succeeded`` says). One
     still on its way counts its authorised amount: the most it may yet capture.
     """
-    captured_or_authorised = sa.case(
-        (Payment.status == PaymentStatus.SUCCEEDED, Payment.amount_captured), else_=Payment.amount
+    if excluding is None:
+        return int(session.scalar(_SHARE_ON_THE_WAY, {"artisan_id": artisan_id}))
+    return int(
+        session.scalar(_SHARE_ON_THE_WAY_EXCLUDING, {"artisan_id": artisan_id, "excluding": excluding})
     )
-    share = captured_or_authorised - Payment.application_fee
-    # The partial index's own condition, word for word: it reads the artisan's few payments on
-    # their way, never their whole history.
-    query = sa.select(sa.func.coalesce(sa.func.sum(share), 0)).where(
-        Payment.artisan_id == artisan_id, sa.text(f"({ON_THE_WAY_TO_THE_LEDGER})")
-    )
-    if excluding is not None:
-        query = query.where(Payment.id != excluding)
-    return int(session.scalar(query))
 
 
 def mark_ledger_posted(session: Session, payment_id: str) -> None:

@@ -1,0 +1,225 @@
+"""``POST /v1/payments`` keeps its Idempotency-Key in the payment's own transaction: the key's
+claim, the payment and the answer kept for retries are saved together or not at all.
+
+Concurrent requests with one key make one payment and all get its answer; a retry gets the first
+answer again, whatever happened to the payment since; another body with the key is refused; a
+request that fails saves nothing, so the key can be used again; one that waits too long for the
+holder of its key is told to retry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import sqlalchemy as sa
+
+from services.payments.adapters.gateways.fake import FakeGateway
+from services.payments.adapters.orm import IdempotencyKey, Payee, PayeeMarketplace, Payment
+from services.payments.app import create_app
+from services.payments.domain.gateway import GatewayRegistry, TokeniseRequest
+from shared.db import is_postgres, utcnow
+from shared.idempotency_store import IdempotencyStore
+from shared.ids import new_id
+from tests.integration.conftest import MARKETPLACE
+
+
+@pytest.fixture
+def gateway():
+    return FakeGateway()
+
+
+@pytest.fixture
+def app(make_payments_app, gateway):
+    return make_payments_app(gateways=GatewayRegistry({"fake": gateway}), default_gateway="fake")
+
+
+@pytest.fixture
+def context(app):
+    return app.extensions["hirfa"]
+
+
+@pytest.fixture
+def artisan(context) -> str:
+    artisan_id = new_id("art")
+    with context.uow_factory() as uow:
+        uow.session.add(
+            Payee(
+                artisan_id=artisan_id,
+                kyc_tier=3,
+                tier_cap_amount=2_000_000,
+                currency="MAD",
+                payout_eligible=True,
+                kyc_version=1,
+                as_of=utcnow(),
+            )
+        )
+        uow.session.flush()
+        uow.session.add(PayeeMarketplace(artisan_id=artisan_id, marketplace_id=MARKETPLACE))
+        uow.commit()
+    return artisan_id
+
+
+@pytest.fixture
+def create(app, artisan, marketplace_headers):
+    def post(key: str, **changes):
+        body = {
+            "artisan_id": artisan,
+            "amount": 15_000,
+            "currency": "MAD",
+            "application_fee": 1_500,
+            "payment_method_type": "card",
+            **changes,
+        }
+        return app.test_client().post("/v1/payments", json=body, headers=marketplace_headers(key))
+
+    return post
+
+
+def count(context, model, *where) -> int:
+    with context.session_factory() as session:
+        return session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
+
+
+def test_a_hundred_concurrent_creations_with_one_key_make_one_payment(create, context):
+    barrier = threading.Barrier(100)
+
+    def send(_):
+        barrier.wait()
+        return create("one-order")
+
+    with ThreadPoolExecutor(100) as pool:
+        answers = list(pool.map(send, range(100)))
+    assert {answer.status_code for answer in answers} == {201}, {a.status_code: a.json for a in answers}
+    assert len({answer.json["id"] for answer in answers}) == 1
+    assert sum(answer.headers.get("Idempotent-Replayed") == "true" for answer in answers) == 99
+    assert count(context, Payment) == 1
+    assert count(context, IdempotencyKey) == 1
+
+
+def test_a_retry_gets_the_first_answer_even_after_the_payment_moved_on(
+    create, app, gateway, marketplace_headers
+):
+    first = create("order-7", order_reference="ORD-7")
+    assert first.status_code == 201, first.json
+    card = gateway.tokenise(TokeniseRequest("4242424242424242", 12, 2030, "123")).token
+    confirmed = app.test_client().post(
+        f"/v1/payments/{first.json['id']}/confirm", json={"card_token": card}, headers=marketplace_headers()
+    )
+    assert confirmed.json["status"] == "succeeded"
+
+    again = create("order-7", order_reference="ORD-7")
+    assert (again.status_code, again.get_data()) == (201, first.get_data())
+    assert again.headers["Location"] == first.headers["Location"] == f"/v1/payments/{first.json['id']}"
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json["status"] == "requires_confirmation"
+
+
+def test_the_key_with_another_body_or_endpoint_is_refused(create, app, context, marketplace_headers):
+    assert create("order-8").status_code == 201
+    other_body = create("order-8", amount=16_000)
+    assert (other_body.status_code, other_body.json["code"]) == (409, "idempotency_key_reuse")
+    other_endpoint = app.test_client().post(
+        "/v1/refunds", json={"payment_id": "pay_x"}, headers=marketplace_headers("order-8")
+    )
+    assert (other_endpoint.status_code, other_endpoint.json["code"]) == (409, "idempotency_key_reuse")
+    assert count(context, Payment) == 1
+
+
+def test_a_refused_creation_saves_nothing_and_its_key_can_be_used_again(create, context):
+    refused = create("order-9", artisan_id="art_nobody_knows")
+    assert (refused.status_code, refused.json["code"]) == (422, "payee_unknown")
+    assert count(context, IdempotencyKey) == 0
+
+    created = create("order-9")
+    assert created.status_code == 201
+    assert "Idempotent-Replayed" not in created.headers
+    assert count(context, Payment) == 1
+
+
+def test_a_failure_after_the_payment_was_written_leaves_neither_the_payment_nor_the_key(
+    create, context, monkeypatch
+):
+    def lost(*_args, **_kwargs):
+        raise RuntimeError("the process died before the answer was kept")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(IdempotencyStore, "keep_response", lost)
+        failed = create("order-10")
+    assert failed.status_code == 500
+    # One transaction: no payment without its kept answer, so no twin on the retry either.
+    assert count(context, Payment) == 0
+    assert count(context, IdempotencyKey) == 0
+
+    retried = create("order-10")
+    assert retried.status_code == 201
+    assert count(context, Payment, Payment.creation_key == "order-10") == 1
+
+
+def test_a_key_reused_after_it_expired_gives_the_payment_it_made_never_a_twin(create, context):
+    first = create("order-11")
+    with context.session_factory() as session:
+        session.execute(
+            sa.update(IdempotencyKey)
+            .where(IdempotencyKey.key == "order-11")
+            .values(created_at=utcnow() - dt.timedelta(days=3))
+        )
+        session.commit()
+
+    again = create("order-11")
+    assert again.status_code == 201
+    assert again.json["id"] == first.json["id"]
+    assert count(context, Payment) == 1
+
+
+@pytest.fixture
+def impatient_app(context, gateway):
+    """The payments app with ``idempotency_wait_seconds`` at 0.3 s."""
+    config = dataclasses.replace(context.config, idempotency_wait_seconds=0.3)
+    app = create_app(
+        config,
+        key_lookup=context.token_verifier.key_lookup,
+        gateways=GatewayRegistry({"fake": gateway}),
+        default_gateway="fake",
+    )
+    yield app
+    app.extensions["hirfa"].engine.dispose()
+
+
+def test_a_request_whose_key_stays_held_too_long_is_told_to_retry(
+    impatient_app, context, artisan, marketplace_headers
+):
+    """The key's holder is another request's open transaction: this one waits for it at most
+    ``idempotency_wait_seconds``, then gets 409 with Retry-After, and runs once the holder gave up."""
+    if not is_postgres(context.engine):
+        pytest.skip("on SQLite a second writer waits for the database's own lock, not the key's")
+    body = {
+        "artisan_id": artisan,
+        "amount": 15_000,
+        "currency": "MAD",
+        "application_fee": 1_500,
+        "payment_method_type": "card",
+    }
+    key = str(uuid.uuid4())
+    store = IdempotencyStore(context.session_factory, IdempotencyKey, dt.timedelta(hours=24))
+    with context.session_factory() as holder:
+        claimed = store.claim_in(
+            holder, MARKETPLACE, key, "another request", method="POST", path="/v1/payments", wait_seconds=1
+        )
+        assert claimed is None
+        started = time.monotonic()
+        busy = impatient_app.test_client().post("/v1/payments", json=body, headers=marketplace_headers(key))
+        waited = time.monotonic() - started
+        assert (busy.status_code, busy.json["code"]) == (409, "idempotency_key_in_progress")
+        assert busy.headers["Retry-After"] == "1"
+        assert 0.3 <= waited < 5
+        holder.rollback()  # the holder failed: its claim is gone
+
+    created = impatient_app.test_client().post("/v1/payments", json=body, headers=marketplace_headers(key))
+    assert created.status_code == 201, created.json
+    assert count(context, Payment) == 1
