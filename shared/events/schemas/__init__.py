@@ -2,6 +2,12 @@
 
 A schema file is named ``<type>.v<schema_version>.json``. Producers validate before writing to the
 outbox; consumers validate before handling, so a contract drift is caught on both sides.
+
+Every event is checked twice on its way (by its producer and by each consumer), so the check is on
+the hot path of every posting: schemas are compiled once into jsonschema-rs validators (formats
+checked, as ``jsonschema``'s ``FormatChecker`` does), about a hundred times faster than
+interpreting them; ``jsonschema`` itself still checks each schema against its metaschema when it
+is loaded.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 
 SCHEMA_DIR = Path(__file__).parent
 
@@ -21,14 +28,14 @@ class EventSchemaError(ValueError):
 
 
 @functools.cache
-def _validator(name: str) -> jsonschema.protocols.Validator:
+def _validator(name: str) -> jsonschema_rs.Validator:
     path = SCHEMA_DIR / f"{name}.json"
     if not path.is_file():
         raise EventSchemaError(f"no schema for {name}")
     schema = json.loads(path.read_text())
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator_class.check_schema(schema)
-    return validator_class(schema, format_checker=jsonschema.FormatChecker())
+    jsonschema.validators.validator_for(schema).check_schema(schema)
+    # The schemas refer only to themselves: nothing is ever fetched.
+    return jsonschema_rs.validator_for(schema, validate_formats=True, ignore_unknown_formats=False)
 
 
 def known_event_types() -> list[str]:
@@ -36,10 +43,12 @@ def known_event_types() -> list[str]:
 
 
 def _check(name: str, document: Any) -> None:
-    errors = sorted(_validator(name).iter_errors(document), key=lambda e: list(e.path))
-    if errors:
-        where = "/".join(str(part) for part in errors[0].path) or "(root)"
-        raise EventSchemaError(f"{name}: {where}: {errors[0].message}")
+    validator = _validator(name)
+    if validator.is_valid(document):
+        return
+    errors = sorted(validator.iter_errors(document), key=lambda e: [str(part) for part in e.instance_path])
+    where = "/".join(str(part) for part in errors[0].instance_path) or "(root)"
+    raise EventSchemaError(f"{name}: {where}: {errors[0].message}")
 
 
 def validate_event(envelope: Any) -> None:
