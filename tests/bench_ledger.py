@@ -132,8 +132,9 @@ def _psycopg_sql(statement: str) -> str:
     return re.sub(r":([a-z]+)", r"%(\1)s", statement)
 
 
-def _transfer_client(url: str, seed: int, start_at: float, seconds: float, done: Any) -> None:
-    """One client: transfers until ``seconds`` after ``start_at``; puts how many it committed."""
+def _transfer_client(url: str, seed: int, ready: Any, start: Any, seconds: float, done: Any) -> None:
+    """One client: connects, says it is ready, waits for the start, then transfers for ``seconds``
+    and puts how many transfers it committed."""
     import psycopg
 
     statements = [_psycopg_sql(statement) for statement in TRANSFER]
@@ -141,9 +142,10 @@ def _transfer_client(url: str, seed: int, start_at: float, seconds: float, done:
     count = 0
     # prepare_threshold=0: every statement is prepared on first use, as pgbench -M prepared does.
     with psycopg.connect(url, prepare_threshold=0) as connection:
-        time.sleep(max(0.0, start_at - time.time()))
-        deadline = start_at + seconds
-        while time.time() < deadline:
+        ready.release()
+        start.wait()
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
             a, b = rng.sample(range(1, CEILING_ACCOUNTS + 1), 2)
             amount = rng.randint(1, 10_000)
             params = {"a": a, "b": b, "amount": amount, "credit": -amount}
@@ -157,15 +159,18 @@ def _transfer_client(url: str, seed: int, start_at: float, seconds: float, done:
 
 def _python_clients(url: str) -> float:
     context = multiprocessing.get_context("spawn")
-    done = context.Queue()
-    start_at = time.time() + 3.0  # every client connected and waiting by then
+    ready, start, done = context.Semaphore(0), context.Event(), context.Queue()
     clients = [
-        context.Process(target=_transfer_client, args=(url, seed, start_at, CEILING_SECONDS, done))
+        context.Process(target=_transfer_client, args=(url, seed, ready, start, CEILING_SECONDS, done))
         for seed in range(CEILING_CLIENTS)
     ]
     for client in clients:
         client.start()
-    total = sum(done.get(timeout=60) for _ in clients)
+    for _ in clients:  # every client started and connected: the clock starts for all at once
+        if not ready.acquire(timeout=120):
+            raise RuntimeError("a transfer client did not start")
+    start.set()
+    total = sum(done.get(timeout=CEILING_SECONDS + 60) for _ in clients)
     for client in clients:
         client.join(timeout=10)
     return total / CEILING_SECONDS

@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from shared.bulk_sql import insert_many
 from shared.db import UTCDateTime, utcnow
 from shared.events.envelope import Event
 
@@ -69,6 +71,29 @@ class OutboxWriter:
                 key=event.key,
                 payload=json.dumps(event.envelope(), separators=(",", ":"), ensure_ascii=False),
             )
+        )
+
+    def write_many(self, session: Session, events: Sequence[Event]) -> None:
+        """Persist ``events`` in one statement, in order (their ``seq`` follows it), after whatever
+        the session still holds back: the outbox's order is the order events were recorded in."""
+        session.flush()
+        now = utcnow()
+        insert_many(
+            session,
+            self.model.__table__,
+            {
+                "event_id": [event.id for event in events],
+                "event_type": [event.type for event in events],
+                "topic": [self.topic] * len(events),
+                "key": [event.key for event in events],
+                "payload": [
+                    json.dumps(event.envelope(), separators=(",", ":"), ensure_ascii=False)
+                    for event in events
+                ],
+                "created_at": [now] * len(events),
+                "available_at": [now] * len(events),
+                "attempts": [0] * len(events),
+            },
         )
 
 

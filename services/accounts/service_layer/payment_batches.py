@@ -1,0 +1,210 @@
+"""Payments posted set-based: a consumer batch's ``payments.payment.succeeded`` events in a handful
+of statements, whatever their number.
+
+``make_post_payments`` is the set-based form of ``money_events.on_payment_succeeded``: the consumer
+applies consecutive payment events of a batch with it (``shared/events/consumer.py``), and it leaves
+exactly what that handler, applied to each event in order, would leave: the same entries, lines
+and balances, pending holds, ``accounts.ledger.entry_posted`` events, and parked events with their
+cases. The work, for the whole batch at once:
+
+1. read every event (amounts, fee, accounts), and the platform's fee terms of its marketplaces;
+2. lock every account the batch names and every account of its artisans, in one statement, in the
+   order every posting locks in (owner type, owner id, kind), with the artisans' caps; open the
+   accounts of artisans heard of for the first time;
+3. ask which payments are posted already: after the lock, so what a concurrent consumer committed
+   for the same payments (it needed the same locks) is seen;
+4. decide each payment in order, in memory, against the balances the earlier ones left: post it,
+   or park it when it would take its artisan above their cap, or their tier is not known yet;
+5. write the entries, their lines and the balances in one statement (three on SQLite) and the
+   pending holds in one more; the consumer adds the inbox rows and the outbox events, one
+   statement each.
+
+Nothing here catches an error: an entry that does not balance, a constraint that refuses a row, a
+handler bug. The consumer then rolls the whole set back and applies its events one at a time, so
+the bad one fails (and is retried, then dead-lettered) on its own while the others post.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+from services.accounts.adapters import ledger, marketplaces
+from services.accounts.adapters.orm import PendingHold
+from services.accounts.domain.artisan_rules import BalanceRuleViolation, check_artisan_rules
+from services.accounts.domain.ledger import AccountRef, Line, check_balanced
+from services.accounts.domain.postings import Posting, net_amounts, payment_lines, platform_fee
+from services.accounts.service_layer.ledger import open_artisan_accounts
+from services.accounts.service_layer.parked_events import NotPostableYet, park
+from services.accounts.service_layer.posting import entry_posted
+from shared.bulk_sql import insert_many
+from shared.db import UnitOfWork, utcnow
+from shared.events import Event, parse_time
+from shared.events.consumer import ApplyOneByOne
+from shared.ids import new_id
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Payment:
+    event: Event
+    posting: Posting
+    marketplace_id: str
+    net: int
+    succeeded_at: str
+
+
+def make_post_payments(currency: str, hold: dt.timedelta) -> Callable[[UnitOfWork, Sequence[Event]], None]:
+    def post_payments(uow: UnitOfWork, events: Sequence[Event]) -> None:
+        _post_payments(uow, events, currency, hold)
+
+    return post_payments
+
+
+def _read(event: Event, fee_terms: dict[str, tuple[int, int]], uow: UnitOfWork) -> _Payment:
+    """The payment's posting, as ``on_payment_succeeded`` builds it."""
+    data = event.data
+    payment_id, artisan_id, marketplace_id = data["payment_id"], data["artisan_id"], data["marketplace_id"]
+    gross, fee = data["amount"]["amount"], data["application_fee"]["amount"]
+    if marketplace_id not in fee_terms:
+        fee_terms[marketplace_id] = marketplaces.fee_terms(uow.session, marketplace_id)
+    fee_bp, fee_fixed = fee_terms[marketplace_id]
+    taken = platform_fee(gross=gross, application_fee=fee, fee_bp=fee_bp, fee_fixed=fee_fixed)
+    posting = Posting(
+        cause="payment",
+        cause_id=payment_id,
+        posting_key=f"payment:{payment_id}:succeeded",
+        description=f"Payment {payment_id} ({data['method']}, {data['gateway']} {data['gateway_reference']})",
+        currency=data["amount"]["currency"],
+        artisan_id=artisan_id,
+        event_id=event.id,
+        lines=payment_lines(
+            gateway=data["gateway"],
+            artisan_id=artisan_id,
+            marketplace_id=marketplace_id,
+            gross=gross,
+            fee=fee,
+            platform_fee=taken,
+        ),
+    )
+    return _Payment(event, posting, marketplace_id, gross - fee, data["succeeded_at"])
+
+
+def _post_payments(uow: UnitOfWork, events: Sequence[Event], currency: str, hold: dt.timedelta) -> None:
+    session = uow.session
+    fee_terms: dict[str, tuple[int, int]] = {}
+    payments = [_read(event, fee_terms, uow) for event in events]
+    if any(payment.posting.currency != currency for payment in payments):
+        raise ApplyOneByOne("a payment in another currency than the ledger's")
+    artisan_ids = list(dict.fromkeys(payment.posting.artisan_id or "" for payment in payments))
+    named = {ref for payment in payments for ref, _ in payment.posting.lines if ref.owner_type != "artisan"}
+
+    locked = ledger.lock_for_batch(session, artisan_ids, named, currency)
+    opened = [artisan_id for artisan_id in artisan_ids if not _has_accounts(locked, artisan_id)]
+    if opened:
+        # Heard of for the first time (their registration has not arrived): opened as the handler
+        # opens them, each announced once, then locked with the others.
+        for artisan_id in opened:
+            first = next(p.event for p in payments if p.posting.artisan_id == artisan_id)
+            open_artisan_accounts(uow, artisan_id, currency, cause_event_id=first.id)
+        locked = ledger.lock_for_batch(session, artisan_ids, named, currency)
+    posted = ledger.posted_keys(session, (payment.posting.posting_key for payment in payments))
+
+    # Each artisan's accounts as the payments decided so far leave them.
+    held: dict[str, dict[AccountRef, ledger.LockedAccount]] = defaultdict(dict)
+    for ref, account in locked.accounts.items():
+        if ref.owner_type == "artisan":
+            held[ref.owner_id][ref] = account
+    accepted: list[tuple[_Payment, dict[AccountRef, int]]] = []
+    for payment in payments:
+        posting = payment.posting
+        if posting.posting_key in posted:
+            continue  # posted already (the same payment under another event id): nothing to do
+        amounts = net_amounts(posting.lines)
+        check_balanced([Line(str(ref), amount, currency) for ref, amount in amounts.items()])
+        artisan_accounts = held[posting.artisan_id or ""]
+        try:
+            check_artisan_rules(artisan_accounts, locked.caps, amounts)
+        except BalanceRuleViolation as violation:
+            # The money is at the gateway: it waits for the tier (or the room) that lets it in.
+            known = posting.artisan_id in locked.limits_known
+            waiting = NotPostableYet(
+                "tier_cap_exceeded" if known else "kyc_tier_unknown",
+                {**violation.detail, "posting_key": posting.posting_key},
+            )
+            park(uow, payment.event, waiting)
+            continue
+        for ref, amount in amounts.items():
+            if ref in artisan_accounts:
+                account = artisan_accounts[ref]
+                artisan_accounts[ref] = dataclasses.replace(account, balance=account.balance + amount)
+        posted.add(posting.posting_key)
+        accepted.append((payment, amounts))
+    if accepted:
+        _write(uow, accepted, locked.accounts, currency, hold)
+
+
+def _has_accounts(locked: ledger.LockedBatch, artisan_id: str) -> bool:
+    return any(ref.owner_type == "artisan" and ref.owner_id == artisan_id for ref in locked.accounts)
+
+
+def _write(
+    uow: UnitOfWork,
+    accepted: list[tuple[_Payment, dict[AccountRef, int]]],
+    accounts: dict[AccountRef, ledger.LockedAccount],
+    currency: str,
+    hold: dt.timedelta,
+) -> None:
+    """Write the accepted payments' entries, lines, balances and holds, and record their events."""
+    session = uow.session
+    needed = {ref for _, amounts in accepted for ref in amounts}
+    missing = needed - set(accounts)
+    if missing:
+        # A gateway's or a marketplace's first payment: its account is opened (and locked) now,
+        # only for payments that post, as post() opens them.
+        accounts = {**accounts, **ledger.lock_accounts(session, missing, currency)}
+    now = utcnow()
+    entries: list[ledger.NewEntry] = []
+    lines: list[ledger.NewLine] = []
+    moved: dict[str, int] = defaultdict(int)
+    holds: list[_Payment] = []
+    for payment, amounts in accepted:
+        posting = payment.posting
+        entry_id = new_id("je")
+        entries.append(
+            ledger.NewEntry(
+                id=entry_id,
+                cause=posting.cause,
+                cause_id=posting.cause_id,
+                cause_event_id=posting.event_id,
+                posting_key=posting.posting_key,
+                artisan_id=posting.artisan_id,
+                description=posting.description[:200],
+                posted_at=now,
+            )
+        )
+        for ref, amount in amounts.items():
+            account_id = accounts[ref].id
+            lines.append(ledger.NewLine(entry_id, account_id, amount, currency))
+            moved[account_id] += amount
+        if payment.net > 0:
+            holds.append(payment)
+        uow.add_event(entry_posted(posting, entry_id, now, amounts, accounts))
+    by_id = {account.id: account for account in accounts.values()}
+    ledger.write_entries(session, entries, lines, moved, by_id)
+    if holds:
+        insert_many(
+            session,
+            PendingHold.__table__,
+            {
+                "payment_id": [p.posting.cause_id for p in holds],
+                "artisan_id": [p.posting.artisan_id for p in holds],
+                "marketplace_id": [p.marketplace_id for p in holds],
+                "currency": [currency] * len(holds),
+                "held": [p.net for p in holds],
+                "released": [0] * len(holds),
+                "taken": [0] * len(holds),
+                "release_at": [parse_time(p.succeeded_at) + hold for p in holds],
+            },
+        )
