@@ -38,13 +38,12 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy.orm import Session
 
-from shared.bulk_sql import insert_many
+from shared.bulk_sql import Same, insert_many, present
 from shared.db import UnitOfWork, utcnow
 from shared.events.broker import close_quietly
 from shared.events.envelope import Event
@@ -226,9 +225,7 @@ class EventConsumer:
         return results
 
     def _already_applied(self, session: Session, event_ids: set[str]) -> set[str]:
-        inbox = self.inbox_model
-        query = sa.select(inbox.event_id).where(inbox.consumer == self.name, inbox.event_id.in_(event_ids))
-        return set(session.scalars(query))
+        return present(session, self.inbox_model.__table__.c.event_id, event_ids, consumer=self.name)
 
     def _apply_run(
         self,
@@ -279,17 +276,16 @@ class EventConsumer:
 
     def _record_applied(self, session: Session, events: Sequence[Event]) -> None:
         """The inbox rows of ``events``, in one statement."""
-        table = self.inbox_model.__table__
-        now = utcnow()
         insert_many(
             session,
-            table,
+            self.inbox_model.__table__,
             {
-                "consumer": [self.name] * len(events),
+                "consumer": Same(self.name),
                 "event_id": [event.id for event in events],
                 "event_type": [event.type for event in events],
-                "processed_at": [now] * len(events),
+                "processed_at": Same(utcnow()),
             },
+            len(events),
         )
 
     def _apply_in_savepoint(self, uow: UnitOfWork, event: Event) -> Result:

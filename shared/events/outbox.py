@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from shared.bulk_sql import insert_many
+from shared.bulk_sql import Same, insert_many
 from shared.db import UTCDateTime, utcnow
 from shared.events.envelope import Event
 
@@ -84,16 +84,17 @@ class OutboxWriter:
             {
                 "event_id": [event.id for event in events],
                 "event_type": [event.type for event in events],
-                "topic": [self.topic] * len(events),
+                "topic": Same(self.topic),
                 "key": [event.key for event in events],
                 "payload": [
                     json.dumps(event.envelope(), separators=(",", ":"), ensure_ascii=False)
                     for event in events
                 ],
-                "created_at": [now] * len(events),
-                "available_at": [now] * len(events),
-                "attempts": [0] * len(events),
+                "created_at": Same(now),
+                "available_at": Same(now),
+                "attempts": Same(0),
             },
+            len(events),
         )
 
 

@@ -26,7 +26,15 @@ from services.accounts.adapters.ledger_session import owner_has_known_accounts, 
 from services.accounts.adapters.orm import ArtisanLimits, JournalEntry, JournalLine, LedgerAccount, LedgerCase
 from services.accounts.domain.artisan_rules import AccountBalance, artisan_cap
 from services.accounts.domain.ledger import AccountRef, shown_balance
-from shared.bulk_sql import array_parameters, insert_from_arrays, insert_many
+from shared.bulk_sql import (
+    Columns,
+    Same,
+    array_parameters,
+    insert_from_arrays,
+    insert_many,
+    present,
+    shape_of,
+)
 from shared.db import UTCDateTime, utcnow
 from shared.ids import new_id
 
@@ -487,25 +495,19 @@ def lock_for_batch(
 def posted_keys(session: Session, keys: Iterable[str]) -> set[str]:
     """Which of ``keys`` are posted. Asked after the accounts are locked, it also sees what a
     concurrent posting of the same movements committed meanwhile (it held the same locks)."""
-    keys = list(keys)
-    if not keys:
-        return set()
-    statement = sa.select(JournalEntry.posting_key).where(
-        JournalEntry.posting_key.in_(sa.bindparam("keys", expanding=True))
-    )
-    return set(session.connection().execute(statement, {"keys": keys}).scalars())
+    return present(session, JournalEntry.__table__.c.posting_key, keys)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class NewEntry:
+    """An entry of a set-based write (its cause, currency and time are the batch's)."""
+
     id: str
-    cause: str
     cause_id: str
     cause_event_id: str | None
     posting_key: str
     artisan_id: str | None
     description: str
-    posted_at: Any  # an aware datetime
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -513,30 +515,29 @@ class NewLine:
     entry_id: str
     account_id: str
     amount: int
-    currency: str
 
 
-def journal_line_columns(lines: Sequence[NewLine]) -> dict[str, list[Any]]:
-    """The journal_lines rows a set-based write inserts, column by column, in posting order (their
-    ids follow it): the one place those rows are spelled."""
+def journal_line_columns(lines: Sequence[NewLine], currency: str) -> Columns:
+    """The journal_lines rows a set-based write inserts (all in ``currency``), column by column, in
+    posting order (their ids follow it): the one place those rows are spelled."""
     return {
         "entry_id": [line.entry_id for line in lines],
         "account_id": [line.account_id for line in lines],
         "amount": [line.amount for line in lines],
-        "currency": [line.currency for line in lines],
+        "currency": Same(currency),
     }
 
 
-def _entry_columns(entries: Sequence[NewEntry]) -> dict[str, list[Any]]:
+def _entry_columns(entries: Sequence[NewEntry], cause: str, posted_at: Any) -> Columns:
     return {
         "id": [entry.id for entry in entries],
-        "cause": [entry.cause for entry in entries],
+        "cause": Same(cause),
         "cause_id": [entry.cause_id for entry in entries],
         "cause_event_id": [entry.cause_event_id for entry in entries],
         "posting_key": [entry.posting_key for entry in entries],
         "artisan_id": [entry.artisan_id for entry in entries],
         "description": [entry.description for entry in entries],
-        "posted_at": [entry.posted_at for entry in entries],
+        "posted_at": Same(posted_at),
     }
 
 
@@ -548,33 +549,39 @@ _MOVED_BALANCES = (
 
 
 @functools.cache
-def _batch_write_sql(entry_names: tuple[str, ...], line_names: tuple[str, ...], dialect: Any) -> str:
+def _batch_write_sql(
+    entry_shape: tuple[tuple[str, bool], ...], line_shape: tuple[tuple[str, bool], ...], dialect: Any
+) -> str:
     """PostgreSQL: the entries and their lines as data-modifying CTEs of the balances' UPDATE, one
     statement (the lines' foreign keys are checked at its end, once the entries are in), as driver
     SQL with binary array parameters (``shared.bulk_sql``)."""
-    entries = insert_from_arrays(JournalEntry.__table__, entry_names, dialect)
-    lines = insert_from_arrays(JournalLine.__table__, line_names, dialect)
+    entries = insert_from_arrays(JournalEntry.__table__, entry_shape, dialect)
+    lines = insert_from_arrays(JournalLine.__table__, line_shape, dialect)
     return f"WITH new_entries AS ({entries}), new_lines AS ({lines}) {_MOVED_BALANCES}"
 
 
 def write_entries(
     session: Session,
+    cause: str,
+    currency: str,
+    posted_at: Any,
     entries: Sequence[NewEntry],
     lines: Sequence[NewLine],
     moved: Mapping[str, int],
     locked: Mapping[str, LockedAccount],
 ) -> None:
-    """Write ``entries``, their ``lines`` and the stored balances of the accounts they move
-    (account id -> sum of its lines), all in ``locked`` (account id -> as it was locked): one
-    statement on PostgreSQL, three elsewhere. Account objects the session loaded show the new
-    balances, as if read again."""
+    """Write ``entries`` (of one ``cause``, in one ``currency``, posted at ``posted_at``), their
+    ``lines`` and the stored balances of the accounts they move (account id -> sum of its lines),
+    all in ``locked`` (account id -> as it was locked): one statement on PostgreSQL, three
+    elsewhere. Account objects the session loaded show the new balances, as if read again."""
     if not entries:
         return
     connection = session.connection()
-    entry_columns, line_columns = _entry_columns(entries), journal_line_columns(lines)
+    entry_columns = _entry_columns(entries, cause, posted_at)
+    line_columns = journal_line_columns(lines, currency)
     moved = {account_id: amount for account_id, amount in moved.items() if amount}
     if connection.dialect.name == "postgresql":
-        statement = _batch_write_sql(tuple(entry_columns), tuple(line_columns), connection.dialect)
+        statement = _batch_write_sql(shape_of(entry_columns), shape_of(line_columns), connection.dialect)
         connection.exec_driver_sql(
             statement,
             {
@@ -585,8 +592,8 @@ def write_entries(
             },
         )
     else:
-        insert_many(session, JournalEntry.__table__, entry_columns)
-        insert_many(session, JournalLine.__table__, line_columns)
+        insert_many(session, JournalEntry.__table__, entry_columns, len(entries))
+        insert_many(session, JournalLine.__table__, line_columns, len(lines))
         if moved:
             connection.execute(
                 sa.text(

@@ -39,7 +39,7 @@ from services.accounts.domain.postings import Posting, net_amounts, payment_line
 from services.accounts.service_layer.ledger import open_artisan_accounts
 from services.accounts.service_layer.parked_events import NotPostableYet, park
 from services.accounts.service_layer.posting import entry_posted
-from shared.bulk_sql import insert_many
+from shared.bulk_sql import Same, insert_many
 from shared.db import UnitOfWork, utcnow
 from shared.events import Event, parse_time
 from shared.events.consumer import ApplyOneByOne
@@ -175,36 +175,34 @@ def _write(
         entries.append(
             ledger.NewEntry(
                 id=entry_id,
-                cause=posting.cause,
                 cause_id=posting.cause_id,
                 cause_event_id=posting.event_id,
                 posting_key=posting.posting_key,
                 artisan_id=posting.artisan_id,
                 description=posting.description[:200],
-                posted_at=now,
             )
         )
         for ref, amount in amounts.items():
             account_id = accounts[ref].id
-            lines.append(ledger.NewLine(entry_id, account_id, amount, currency))
+            lines.append(ledger.NewLine(entry_id, account_id, amount))
             moved[account_id] += amount
         if payment.net > 0:
             holds.append(payment)
         uow.add_event(entry_posted(posting, entry_id, now, amounts, accounts))
     by_id = {account.id: account for account in accounts.values()}
-    ledger.write_entries(session, entries, lines, moved, by_id)
-    if holds:
-        insert_many(
-            session,
-            PendingHold.__table__,
-            {
-                "payment_id": [p.posting.cause_id for p in holds],
-                "artisan_id": [p.posting.artisan_id for p in holds],
-                "marketplace_id": [p.marketplace_id for p in holds],
-                "currency": [currency] * len(holds),
-                "held": [p.net for p in holds],
-                "released": [0] * len(holds),
-                "taken": [0] * len(holds),
-                "release_at": [parse_time(p.succeeded_at) + hold for p in holds],
-            },
-        )
+    ledger.write_entries(session, "payment", currency, now, entries, lines, moved, by_id)
+    insert_many(
+        session,
+        PendingHold.__table__,
+        {
+            "payment_id": [p.posting.cause_id for p in holds],
+            "artisan_id": [p.posting.artisan_id for p in holds],
+            "marketplace_id": [p.marketplace_id for p in holds],
+            "currency": Same(currency),
+            "held": [p.net for p in holds],
+            "released": Same(0),
+            "taken": Same(0),
+            "release_at": [parse_time(p.succeeded_at) + hold for p in holds],
+        },
+        len(holds),
+    )
