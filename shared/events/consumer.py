@@ -12,8 +12,8 @@ neither marked handled nor allowed to leave outbox events behind. Later events w
 partition is rewound to the failed message, which is retried with backoff; after
 ``max_attempts`` failures it is a poison message and goes to the dead-letter topic.
 
-A handler may also have a set-based form (``with_set_based_form``): consecutive events of its type
-in a batch are then applied together, in one savepoint, with one inbox statement and one outbox
+A handler may also have a set-based form (``with_set_based_form``): two or more consecutive events
+of its type in a batch are then applied together, in one savepoint, with one inbox statement and one outbox
 statement for all of them, and the handler's own few statements for the lot. It must have exactly
 the effect of the handler applied to each event in order. If it raises, its savepoint is rolled
 back and those events are applied one at a time as above, so a poison message among them is found,
@@ -237,22 +237,42 @@ class EventConsumer:
         done: set[str],
     ) -> None:
         """Apply ``events[run]`` (one type, in batch order) set-based in one savepoint; if that
-        fails, one at a time, each in its own savepoint. Fills in their ``results``."""
+        fails, or for a lone event, one at a time, each in its own savepoint. Fills in their
+        ``results``."""
+        batch = [events[index] for index in run]
+        if len(batch) > 1 and self._apply_set_based(uow, batch):
+            for index in run:
+                results[index] = _APPLIED
+            return
+        for index in run:
+            event = events[index]
+            if event.key in failed_keys:
+                results[index] = _DEFERRED
+                continue
+            results[index] = self._apply_in_savepoint(uow, event)
+            if results[index].outcome is Outcome.FAILED:
+                failed_keys.add(event.key)
+                done.discard(event.id)
+
+    def _apply_set_based(self, uow: UnitOfWork, batch: list[Event]) -> bool:
+        """Apply ``batch`` with its handler's set-based form, in one savepoint; whether it did
+        (if not, the savepoint was rolled back and nothing of it is left)."""
         session = uow.session
         assert session is not None
-        batch = [events[index] for index in run]
         apply_many = set_based_form(self.handlers[batch[0].type])
         assert apply_many is not None
         session.expunge_all()  # as _apply_in_savepoint: the run sees the database, not stale objects
         savepoint = session.begin_nested()
         try:
+            # The inbox rows first: a concurrent consumer given the same events (a rebalance) waits
+            # on them, then finds them taken, instead of posting twice.
+            self._record_applied(session, batch)
             apply_many(uow, batch)
             uow.write_events()
-            self._record_applied(session, batch)
             savepoint.commit()
         except TRANSIENT_DB_ERRORS:
             raise
-        except Exception as exc:  # noqa: BLE001 - found again below, event by event
+        except Exception as exc:  # noqa: BLE001 - found again one event at a time
             savepoint.rollback()
             uow.discard_events()
             if not isinstance(exc, ApplyOneByOne):
@@ -261,21 +281,14 @@ class EventConsumer:
                     exc_info=exc,
                     extra={"event_type": batch[0].type, "events": len(batch)},
                 )
-            for index in run:
-                event = events[index]
-                if event.key in failed_keys:
-                    results[index] = _DEFERRED
-                    continue
-                results[index] = self._apply_in_savepoint(uow, event)
-                if results[index].outcome is Outcome.FAILED:
-                    failed_keys.add(event.key)
-                    done.discard(event.id)
-            return
-        for index in run:
-            results[index] = _APPLIED
+            return False
+        return True
 
     def _record_applied(self, session: Session, events: Sequence[Event]) -> None:
-        """The inbox rows of ``events``, in one statement."""
+        """The inbox rows of ``events``, in one statement; in event id order, the order every
+        consumer inserts in, so two of them given overlapping events wait for each other instead
+        of deadlocking."""
+        events = sorted(events, key=lambda event: event.id)
         insert_many(
             session,
             self.inbox_model.__table__,

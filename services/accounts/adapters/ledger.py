@@ -492,6 +492,21 @@ def lock_for_batch(
     return LockedBatch(accounts, caps, limits_known)
 
 
+def account_ids(session: Session, refs: Iterable[AccountRef], currency: str) -> dict[AccountRef, str]:
+    """The ids of the accounts ``refs`` that are open (an account's id never changes: no lock)."""
+    refs = {(ref.owner_type, ref.owner_id, ref.kind) for ref in refs}
+    if not refs:
+        return {}
+    la = LedgerAccount.__table__.c
+    statement = sa.select(la.id, la.owner_type, la.owner_id, la.kind).where(
+        la.currency == currency, sa.tuple_(la.owner_type, la.owner_id, la.kind).in_(sorted(refs))
+    )
+    return {
+        AccountRef(row.owner_type, row.owner_id, row.kind): row.id
+        for row in session.connection().execute(statement)
+    }
+
+
 def posted_keys(session: Session, keys: Iterable[str]) -> set[str]:
     """Which of ``keys`` are posted. Asked after the accounts are locked, it also sees what a
     concurrent posting of the same movements committed meanwhile (it held the same locks)."""

@@ -98,9 +98,10 @@ def _post_payments(uow: UnitOfWork, events: Sequence[Event], currency: str, hold
     if any(payment.posting.currency != currency for payment in payments):
         raise ApplyOneByOne("a payment in another currency than the ledger's")
     artisan_ids = list(dict.fromkeys(payment.posting.artisan_id or "" for payment in payments))
-    named = {ref for payment in payments for ref, _ in payment.posting.lines if ref.owner_type != "artisan"}
 
-    locked = ledger.lock_for_batch(session, artisan_ids, named, currency)
+    # The artisans' accounts first: they are what the rules decide on, and every posting locks
+    # artisans' accounts before marketplaces' and the platform's.
+    locked = ledger.lock_for_batch(session, artisan_ids, (), currency)
     opened = [artisan_id for artisan_id in artisan_ids if not _has_accounts(locked, artisan_id)]
     if opened:
         # Heard of for the first time (their registration has not arrived): opened as the handler
@@ -108,14 +109,13 @@ def _post_payments(uow: UnitOfWork, events: Sequence[Event], currency: str, hold
         for artisan_id in opened:
             first = next(p.event for p in payments if p.posting.artisan_id == artisan_id)
             open_artisan_accounts(uow, artisan_id, currency, cause_event_id=first.id)
-        locked = ledger.lock_for_batch(session, artisan_ids, named, currency)
+        locked = ledger.lock_for_batch(session, artisan_ids, (), currency)
     posted = ledger.posted_keys(session, (payment.posting.posting_key for payment in payments))
 
     # Each artisan's accounts as the payments decided so far leave them.
     held: dict[str, dict[AccountRef, ledger.LockedAccount]] = defaultdict(dict)
     for ref, account in locked.accounts.items():
-        if ref.owner_type == "artisan":
-            held[ref.owner_id][ref] = account
+        held[ref.owner_id][ref] = account
     accepted: list[tuple[_Payment, dict[AccountRef, int]]] = []
     for payment in payments:
         posting = payment.posting
@@ -146,24 +146,32 @@ def _post_payments(uow: UnitOfWork, events: Sequence[Event], currency: str, hold
 
 
 def _has_accounts(locked: ledger.LockedBatch, artisan_id: str) -> bool:
-    return any(ref.owner_type == "artisan" and ref.owner_id == artisan_id for ref in locked.accounts)
+    return any(ref.owner_id == artisan_id for ref in locked.accounts)
 
 
 def _write(
     uow: UnitOfWork,
     accepted: list[tuple[_Payment, dict[AccountRef, int]]],
-    accounts: dict[AccountRef, ledger.LockedAccount],
+    artisan_accounts: dict[AccountRef, ledger.LockedAccount],
     currency: str,
     hold: dt.timedelta,
 ) -> None:
-    """Write the accepted payments' entries, lines, balances and holds, and record their events."""
+    """Write the accepted payments' holds, events, entries, lines and balances.
+
+    The marketplaces' and the platform's accounts (the gateway's receivable, commission, revenue)
+    are shared by every payment, so every consumer waits for their locks: they are locked last,
+    once everything else is written, and held only for the entries' write and the commit."""
     session = uow.session
-    needed = {ref for _, amounts in accepted for ref in amounts}
-    missing = needed - set(accounts)
+    named = {ref for _, amounts in accepted for ref in amounts if ref.owner_type != "artisan"}
+    ids = ledger.account_ids(session, named, currency)  # never change: read without a lock
+    missing = named - set(ids)
     if missing:
         # A gateway's or a marketplace's first payment: its account is opened (and locked) now,
         # only for payments that post, as post() opens them.
-        accounts = {**accounts, **ledger.lock_accounts(session, missing, currency)}
+        ids.update(
+            {ref: account.id for ref, account in ledger.lock_accounts(session, missing, currency).items()}
+        )
+    ids.update({ref: account.id for ref, account in artisan_accounts.items()})
     now = utcnow()
     entries: list[ledger.NewEntry] = []
     lines: list[ledger.NewLine] = []
@@ -183,14 +191,12 @@ def _write(
             )
         )
         for ref, amount in amounts.items():
-            account_id = accounts[ref].id
+            account_id = ids[ref]
             lines.append(ledger.NewLine(entry_id, account_id, amount))
             moved[account_id] += amount
         if payment.net > 0:
             holds.append(payment)
-        uow.add_event(entry_posted(posting, entry_id, now, amounts, accounts))
-    by_id = {account.id: account for account in accounts.values()}
-    ledger.write_entries(session, "payment", currency, now, entries, lines, moved, by_id)
+        uow.add_event(entry_posted(posting, entry_id, now, amounts, ids))
     insert_many(
         session,
         PendingHold.__table__,
@@ -206,3 +212,7 @@ def _write(
         },
         len(holds),
     )
+    uow.write_events()  # the outbox rows too, before the shared accounts are locked
+    shared = ledger.lock_for_batch(session, (), named, currency).accounts
+    locked = {account.id: account for account in (*artisan_accounts.values(), *shared.values())}
+    ledger.write_entries(session, "payment", currency, now, entries, lines, moved, locked)

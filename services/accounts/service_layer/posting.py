@@ -97,7 +97,7 @@ def _write(
     )
     ledger.write_entry(uow.session, entry, posting.currency, amounts, accounts)
     _watch_reserves(uow, posting, amounts, accounts, entry.id)
-    uow.add_event(entry_posted(posting, entry.id, now, amounts, accounts))
+    uow.add_event(entry_posted(posting, entry.id, now, amounts, {ref: accounts[ref].id for ref in amounts}))
     return entry
 
 
@@ -106,10 +106,10 @@ def entry_posted(
     entry_id: str,
     posted_at: dt.datetime,
     amounts: Mapping[AccountRef, int],
-    accounts: Mapping[AccountRef, ledger.LockedAccount],
+    account_ids: Mapping[AccountRef, str],
 ) -> Event:
     """The ``accounts.ledger.entry_posted`` event of ``posting``, written as ``entry_id`` at
-    ``posted_at`` with the lines ``amounts`` on ``accounts``."""
+    ``posted_at`` with the lines ``amounts`` (on the accounts ``account_ids`` names)."""
     return make_event(
         "accounts.ledger.entry_posted",
         subject=posting.artisan_id or posting.cause_id,
@@ -124,7 +124,7 @@ def entry_posted(
             **({"reverses_entry_id": posting.reverses_entry_id} if posting.reverses_entry_id else {}),
             "lines": [
                 {
-                    "account": accounts[ref].id,
+                    "account": account_ids[ref],
                     "owner_type": ref.owner_type,
                     "owner_id": ref.owner_id,
                     "kind": ref.kind,
