@@ -23,6 +23,7 @@ consumer's figures are printed without a ceiling.
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import random
@@ -297,6 +298,7 @@ def _consumer_run(
         owners = [driver.artisan_at_tier(3) for _ in range(artisans)]
         events = [payment_succeeded(owners[i % artisans], GROSS, FEE) for i in range(payments)]
         messages = [(event.to_bytes(), event.key.encode()) for event in events]
+        gc.freeze()  # as ``hirfa accounts consume`` does before its first batch
         if ready is not None:
             ready.release()
             start.wait()

@@ -122,7 +122,7 @@ def _post_payments(uow: UnitOfWork, events: Sequence[Event], currency: str, hold
         if posting.posting_key in posted:
             continue  # posted already (the same payment under another event id): nothing to do
         amounts = net_amounts(posting.lines)
-        check_balanced([Line(str(ref), amount, currency) for ref, amount in amounts.items()])
+        check_balanced([Line(ref.kind, amount, currency) for ref, amount in amounts.items()])
         artisan_accounts = held[posting.artisan_id or ""]
         try:
             check_artisan_rules(artisan_accounts, locked.caps, amounts)
@@ -136,9 +136,11 @@ def _post_payments(uow: UnitOfWork, events: Sequence[Event], currency: str, hold
             park(uow, payment.event, waiting)
             continue
         for ref, amount in amounts.items():
-            if ref in artisan_accounts:
-                account = artisan_accounts[ref]
-                artisan_accounts[ref] = dataclasses.replace(account, balance=account.balance + amount)
+            account = artisan_accounts.get(ref)
+            if account is not None:
+                artisan_accounts[ref] = ledger.LockedAccount(
+                    id=account.id, normal_side=account.normal_side, balance=account.balance + amount
+                )
         posted.add(posting.posting_key)
         accepted.append((payment, amounts))
     if accepted:
