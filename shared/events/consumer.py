@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import logging
 import os
 import random
@@ -38,6 +37,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy.exc as sa_exc
 from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata
@@ -150,8 +150,8 @@ class EventConsumer:
 
     def decode(self, value: bytes, key: bytes | None) -> Event:
         try:
-            envelope = json.loads(value)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            envelope = orjson.loads(value)  # a quarter of json.loads' time; JSONDecodeError alike
+        except (UnicodeDecodeError, orjson.JSONDecodeError) as exc:
             raise PoisonMessage(f"not JSON: {exc}") from None
         try:
             validate_event(envelope)

@@ -513,7 +513,7 @@ def posted_keys(session: Session, keys: Iterable[str]) -> set[str]:
     return present(session, JournalEntry.__table__.c.posting_key, keys)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class NewEntry:
     """An entry of a set-based write (its cause, currency and time are the batch's)."""
 
@@ -525,7 +525,7 @@ class NewEntry:
     description: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class NewLine:
     entry_id: str
     account_id: str

@@ -46,7 +46,7 @@ from shared.events.consumer import ApplyOneByOne
 from shared.ids import new_id
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class _Payment:
     event: Event
     posting: Posting
