@@ -5,9 +5,9 @@
 the movement was posted already); ``write_entry`` writes the entry, its lines and the stored
 balances (one statement on PostgreSQL, three elsewhere). ``posting.post`` decides between the two.
 
-A batch of entries (``service_layer/payment_batches.py``) does the same in as many statements as one
-entry: ``lock_for_batch`` locks all their accounts at once, in the same order, and ``write_entries``
-writes every entry, line and balance together.
+A batch of entries (``service_layer/payment_batches.py``) does the same in about as many statements
+as one entry: ``lock_for_batch`` locks all their accounts at once, in the same order, and
+``write_entries`` writes every entry, line and balance together.
 """
 
 from __future__ import annotations
@@ -432,10 +432,10 @@ class LockedBatch:
 
 
 @functools.cache
-def _batch_lock_statement() -> sa.Select[Any]:
+def _batch_lock_statement(no_key_update: bool) -> sa.Select[Any]:
     """The locking SELECT of a batch: every account of the artisans ``:artisans`` and the accounts
     named in ``:refs`` ((owner type, owner id, kind) triples), in one currency, with each artisan's
-    cap; both lists expand to any length."""
+    cap; both lists expand to any length. ``no_key_update``: FOR NO KEY UPDATE, else FOR UPDATE."""
     la, limits = LedgerAccount.__table__.c, ArtisanLimits.__table__.c
 
     def artisan_limit(column: sa.ColumnElement[Any], label: str) -> sa.Label[Any]:
@@ -459,24 +459,34 @@ def _batch_lock_statement() -> sa.Select[Any]:
         )
         .where(la.currency == sa.bindparam("currency"), sa.or_(of_artisans, named))
         .order_by(la.owner_type, la.owner_id, la.kind)
-        .with_for_update(of=LedgerAccount.__table__)
+        .with_for_update(of=LedgerAccount.__table__, key_share=no_key_update)
     )
 
 
 def lock_for_batch(
-    session: Session, artisan_ids: Iterable[str], refs: Iterable[AccountRef], currency: str
+    session: Session,
+    artisan_ids: Iterable[str],
+    refs: Iterable[AccountRef],
+    currency: str,
+    *,
+    no_key_update: bool = False,
 ) -> LockedBatch:
     """Lock every account of ``artisan_ids`` and the accounts ``refs``, in one statement, in the
     order every posting locks in (``lock_for_posting``), so a batch and a single posting sharing
     accounts wait for each other instead of deadlocking. Accounts not opened yet are missing from
-    the answer. The session is flushed first."""
+    the answer. The session is flushed first.
+
+    ``no_key_update`` locks FOR NO KEY UPDATE, the lock an UPDATE of the balance takes: it excludes
+    every other posting as FOR UPDATE does, but not the foreign-key checks of journal lines
+    inserted on the accounts meanwhile (FOR KEY SHARE), so other batches write their lines on the
+    platform's accounts while this one holds them."""
     session.flush()
     params = {
         "currency": currency,
         "artisans": sorted(set(artisan_ids)),
         "refs": sorted({(ref.owner_type, ref.owner_id, ref.kind) for ref in refs}),
     }
-    rows = session.connection().execute(_batch_lock_statement(), params).all()
+    rows = session.connection().execute(_batch_lock_statement(no_key_update), params).all()
     accounts: dict[AccountRef, LockedAccount] = {}
     caps: dict[str, int] = {}
     limits_known: set[str] = set()
@@ -586,9 +596,11 @@ def write_entries(
     locked: Mapping[str, LockedAccount],
 ) -> None:
     """Write ``entries`` (of one ``cause``, in one ``currency``, posted at ``posted_at``), their
-    ``lines`` and the stored balances of the accounts they move (account id -> sum of its lines),
-    all in ``locked`` (account id -> as it was locked): one statement on PostgreSQL, three
-    elsewhere. Account objects the session loaded show the new balances, as if read again."""
+    ``lines``, and add ``moved`` (account id -> sum of its lines) to the stored balances of those
+    accounts, all in ``locked`` (account id -> as it was locked; a line's account need not be in
+    ``moved``: its balance is then the caller's to add, ``add_to_balances``): one statement on
+    PostgreSQL, three elsewhere. Account objects the session loaded show the new balances, as if
+    read again."""
     if not entries:
         return
     connection = session.connection()

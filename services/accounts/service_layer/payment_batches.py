@@ -7,17 +7,20 @@ exactly what that handler, applied to each event in order, would leave: the same
 and balances, pending holds, ``accounts.ledger.entry_posted`` events, and parked events with their
 cases. The work, for the whole batch at once:
 
-1. read every event (amounts, fee, accounts), and the platform's fee terms of its marketplaces;
-2. lock every account the batch names and every account of its artisans, in one statement, in the
-   order every posting locks in (owner type, owner id, kind), with the artisans' caps; open the
-   accounts of artisans heard of for the first time;
+1. read every event (amounts, fee, accounts), and the platform's fee terms of its marketplaces
+   (the consumer has written the batch's inbox rows already);
+2. lock every account of the batch's artisans, in one statement, in the order every posting locks
+   in (owner type, owner id, kind: an artisan's before any marketplace's or the platform's), with
+   their caps; open the accounts of artisans heard of for the first time;
 3. ask which payments are posted already: after the lock, so what a concurrent consumer committed
    for the same payments (it needed the same locks) is seen;
 4. decide each payment in order, in memory, against the balances the earlier ones left: post it,
    or park it when it would take its artisan above their cap, or their tier is not known yet;
-5. write the entries, their lines and the balances in one statement (three on SQLite) and the
-   pending holds in one more; the consumer adds the inbox rows and the outbox events, one
-   statement each.
+5. write the pending holds, the ``entry_posted`` events (the outbox), then the entries with their
+   lines and the artisans' balances, one statement each (the last three on SQLite);
+6. last, lock the marketplaces' and the platform's accounts every payment shares (FOR NO KEY
+   UPDATE, in the same order) and add to their balances: other consumers wait for that lock only
+   for this one UPDATE and the commit.
 
 Nothing here catches an error: an entry that does not balance, a constraint that refuses a row, a
 handler bug. The consumer then rolls the whole set back and applies its events one at a time, so
@@ -215,6 +218,19 @@ def _write(
         len(holds),
     )
     uow.write_events()  # the outbox rows too, before the shared accounts are locked
-    shared = ledger.lock_for_batch(session, (), named, currency).accounts
-    locked = {account.id: account for account in (*artisan_accounts.values(), *shared.values())}
-    ledger.write_entries(session, "payment", currency, now, entries, lines, moved, locked)
+    # The entries, their lines and the artisans' balances (locked since the start); then the
+    # shared accounts, locked FOR NO KEY UPDATE (other batches' lines are not held up by it) for
+    # their balances alone: what other consumers wait for is one short UPDATE and the commit.
+    by_id = {account.id: account for account in artisan_accounts.values()}
+    ledger.write_entries(
+        session,
+        "payment",
+        currency,
+        now,
+        entries,
+        lines,
+        {account_id: amount for account_id, amount in moved.items() if account_id in by_id},
+        by_id,
+    )
+    shared = ledger.lock_for_batch(session, (), named, currency, no_key_update=True).accounts
+    ledger.add_to_balances(session, shared, {ref: moved[account.id] for ref, account in shared.items()})
