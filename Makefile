@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-stamp
 SMS_SANDBOX_ENV := ONBOARDING_SMS_BACKEND=http ONBOARDING_SMS_PROVIDER_URL=http://127.0.0.1:$${SMS_SANDBOX_PORT:-8012}/v1/messages ONBOARDING_SMS_PROVIDER_API_KEY=sandbox-sms-api-key
 RUN_ENV := ONBOARDING_DEMO_CLIENTS=true ONBOARDING_DEMO_STAFF=true LOG_JSON=false ACCOUNTS_PENDING_HOLD_SECONDS=$${ACCOUNTS_PENDING_HOLD_SECONDS:-60} KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$${BROKER_PORT:-9092} $(SMS_SANDBOX_ENV)
 
-.PHONY: install browsers run migrate test test-unit lint validate-deploy bench clean
+.PHONY: install browsers run migrate test test-unit faults lint validate-deploy bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ test: install browsers
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
+
+# The fault matrix alone (make test runs it too): see tests/README.md.
+faults: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider tests/faults
 
 # Style, layering and types: ruff, the import-linter contracts in pyproject.toml, mypy on shared/
 # and every domain/; then the deploy manifests.

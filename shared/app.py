@@ -20,6 +20,7 @@ from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from werkzeug.exceptions import HTTPException
 
 from shared.auth.principal import Principal
@@ -215,13 +216,16 @@ def create_service_app(
     upload_endpoints: dict[str, int] | None = None,
     ready_checks: dict[str, Callable[[], bool]] | None = None,
     artisan_language: Callable[[str], str | None] | None = None,
+    collectors: Iterable[Collector] = (),
 ) -> Flask:
     """Build a service's Flask app around its wired ``context``.
 
     ``form_endpoints`` take form-encoded bodies instead of JSON; ``upload_endpoints`` (endpoint →
     largest file in bytes) take multipart uploads above ``max_body_bytes``; ``ready_checks`` join
     the database and broker checks of ``/readyz``; ``artisan_language`` tells an artisan's
-    preferred language (by artisan id), the default language of the problems they are shown.
+    preferred language (by artisan id), the default language of the problems they are shown;
+    ``collectors``: the service's own Prometheus collectors, served on ``/metrics`` beside the
+    shared ones.
     """
     config = context.config
     upload_limits = dict(upload_endpoints or {})
@@ -236,7 +240,7 @@ def create_service_app(
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     # Observation first: a request the guards refuse still has its request id, metric and log line.
-    _observe_requests(app, context)
+    _observe_requests(app, context, collectors)
     _guard_requests(app, max_body_bytes, set(form_endpoints), upload_limits)
     _answer_errors_as_problems(app)
     _serve_health(app, context, ready_checks or {})
@@ -267,7 +271,7 @@ def _api_settings(title: str, max_body_bytes: int, upload_limits: dict[str, int]
     }
 
 
-def _observe_requests(app: Flask, context: ServiceContext) -> None:
+def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[Collector] = ()) -> None:
     """Request ids (taken from ``X-Request-Id`` when well-formed, else new), one log line per
     request, and the Prometheus metrics served on ``/metrics``."""
     registry = CollectorRegistry()
@@ -284,6 +288,8 @@ def _observe_requests(app: Flask, context: ServiceContext) -> None:
         registry=registry,
     )
     registry.register(_OutboxBacklogCollector(context))
+    for collector in collectors:
+        registry.register(collector)
 
     @app.before_request
     def _start_request() -> None:

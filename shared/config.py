@@ -149,11 +149,18 @@ class ServiceConfig:
     relay_batch_size: int = 100
     relay_poll_interval_seconds: float = 0.2
     relay_max_backoff_seconds: float = 10.0
+    # How often the relay asks the broker whether it still holds what it acknowledged (and
+    # republishes what it lost); it also asks after every broker error. 0 turns it off.
+    relay_loss_check_seconds: float = 30.0
     consumer_max_attempts: int = 3
     # Messages a consumer applies per database transaction (each in its own savepoint, with its
     # own inbox row): one commit per batch is what makes the consumer fast. 1 = one at a time.
     consumer_batch_size: int = 200
     consumer_session_timeout_ms: int = 10000
+    # How often a consumer compares its positions with where the broker's partitions end and
+    # with the topic ids it saw (a broker that lost records); also after every rebalance and
+    # broker error. 0 turns it off.
+    consumer_loss_check_seconds: float = 10.0
     # Test-only fault injection; refused in production (see validate()).
     fault_injection: str = ""
 
@@ -295,6 +302,11 @@ class ServiceConfig:
 SANDBOX_BANK_CALLBACK_SECRET = "sandbox-bank-callback-secret"
 SANDBOX_BANK_API_KEY = "sandbox-bank-api-key"
 SANDBOX_BANK_URL = "http://127.0.0.1:8011"
+# Accounts' client for reading payments (its completeness check, scope payments:audit): created
+# with the demo clients (make run, the e2e stack) and accounts' development default; production
+# must create its own (``hirfa onboarding clients create --role service``).
+DEMO_ACCOUNTS_CLIENT_ID = "cli_demo_accounts"
+DEMO_ACCOUNTS_CLIENT_SECRET = "demo-accounts-secret"
 # The SMS-gateway sandbox's development defaults (sandbox/sms); production must set its own.
 SANDBOX_SMS_API_KEY = "sandbox-sms-api-key"
 SANDBOX_SMS_CALLBACK_SECRET = "sandbox-sms-callback-secret"

@@ -25,6 +25,8 @@ class Models:
     outbox: Any
     inbox: Any
     idempotency_key: Any
+    # What the relay and the consumers last saw of the broker's topics (BrokerTopicMixin).
+    broker_topic: Any
 
 
 @dataclasses.dataclass(kw_only=True)

@@ -2,15 +2,18 @@
 
 - Same key, same request: the first response is replayed (``Idempotent-Replayed: true``).
 - Same key, different request: 409 ``idempotency_key_reuse``.
-- Same key while the first request is still running: the second waits briefly for the first to
-  finish and replays it, else 409 ``idempotency_key_in_progress`` with ``Retry-After``.
+- Same key while the first request is still running: the second waits (on the database, for the
+  first's claim) for the first to finish and replays it, else 409 ``idempotency_key_in_progress``
+  with ``Retry-After``.
 - A request that fails before producing a response (validation error, conflict, crash) saves
-  nothing: its transaction rolled back, so the client may retry with the same key.
+  nothing: its transaction rolled back, so the client may retry with the same key. On PostgreSQL
+  that holds for a request whose process was killed or whose connection was lost too: the claim
+  lives in a transaction left open until the answer is stored, so a retry goes ahead at once.
 
 Keys are scoped per API client; for an artisan's token, per artisan and device (the token's
 ``device_id``), and honoured ``artisan_idempotency_key_ttl_hours`` (7 days) rather than
-``idempotency_key_ttl_hours``, so a request queued on a phone offline is still applied once. A claimed key whose worker died is taken over after
-``LOCK_SECONDS``. The table and its store are in ``shared.idempotency_store`` (no Flask); this module
+``idempotency_key_ttl_hours``, so a request queued on a phone offline is still applied once. On
+SQLite, a claimed key whose worker died is taken over after ``LOCK_SECONDS``. The table and its store are in ``shared.idempotency_store`` (no Flask); this module
 is the decorator views wear.
 """
 
@@ -33,7 +36,7 @@ from shared.errors import (
     MissingIdempotencyKey,
     ValidationFailed,
 )
-from shared.idempotency_store import MAX_KEY_LENGTH, IdempotencyStore, key_lifetime
+from shared.idempotency_store import MAX_KEY_LENGTH, IdempotencyStore, KeyStillInProgress, key_lifetime
 
 HEADER = "Idempotency-Key"
 Params = ParamSpec("Params")
@@ -83,6 +86,84 @@ def _complete(store: IdempotencyStore, client_id: str, key: str, response: Respo
     )
 
 
+def _refuse_reuse() -> IdempotencyKeyReuse:
+    return IdempotencyKeyReuse(
+        "This Idempotency-Key was used with a different request body or endpoint. "
+        "Use a new key for a new request.",
+        param=HEADER,
+    )
+
+
+def _run_holding_the_claim(
+    store: IdempotencyStore,
+    client_id: str,
+    key: str,
+    fingerprint: str,
+    wait_seconds: float,
+    view: Callable[..., Any],
+    args: Any,
+    kwargs: Any,
+) -> Response:
+    """PostgreSQL: the claim is held in an open transaction for as long as the request runs."""
+    try:
+        with store.hold(
+            client_id, key, fingerprint, method=request.method, path=request.path, wait_seconds=wait_seconds
+        ) as claim:
+            if claim.existing is not None:
+                if claim.existing.fingerprint != fingerprint:
+                    raise _refuse_reuse()
+                return _replay(claim.existing)
+            response = make_response(view(*args, **kwargs))
+            if response.status_code < 500:
+                claim.complete(
+                    status=response.status_code,
+                    headers={h: response.headers[h] for h in _REPLAYED_HEADERS if h in response.headers},
+                    body=response.get_data(as_text=True),
+                )
+            return response
+    except KeyStillInProgress:
+        raise IdempotencyKeyInProgress(headers={"Retry-After": "1"}, param=HEADER) from None
+
+
+def _run_with_a_committed_claim(
+    store: IdempotencyStore,
+    client_id: str,
+    key: str,
+    fingerprint: str,
+    wait_seconds: float,
+    view: Callable[..., Any],
+    args: Any,
+    kwargs: Any,
+) -> Response:
+    """SQLite (one writer: no transaction may stay open across the request): the claim is committed
+    at once, released on failure, and taken over after ``LOCK_SECONDS`` when its worker died."""
+    deadline = time.monotonic() + wait_seconds
+    existing = store.claim(client_id, key, fingerprint, method=request.method, path=request.path)
+    while existing is not None:
+        if existing.fingerprint != fingerprint:
+            raise _refuse_reuse()
+        if existing.response_status is not None:
+            return _replay(existing)
+        if time.monotonic() >= deadline:
+            raise IdempotencyKeyInProgress(headers={"Retry-After": "1"}, param=HEADER)
+        time.sleep(0.05)
+        existing = store.load(client_id, key)
+        if existing is None:
+            # The first request failed and released the key: this one may run.
+            existing = store.claim(client_id, key, fingerprint, method=request.method, path=request.path)
+
+    try:
+        response = make_response(view(*args, **kwargs))
+    except BaseException:
+        store.release(client_id, key)
+        raise
+    if response.status_code >= 500:
+        store.release(client_id, key)
+    else:
+        _complete(store, client_id, key, response)
+    return response
+
+
 def idempotent(view: Callable[Params, Any]) -> Callable[Params, Any]:
     """Make a creating POST idempotent. Place it under the auth decorator."""
 
@@ -103,36 +184,14 @@ def idempotent(view: Callable[Params, Any]) -> Callable[Params, Any]:
         store = _store()
         client_id = current_principal().idempotency_scope
         fingerprint = request_fingerprint()
-
-        deadline = time.monotonic() + current_app.extensions["hirfa"].config.idempotency_wait_seconds
-        existing = store.claim(client_id, key, fingerprint, method=request.method, path=request.path)
-        while existing is not None:
-            if existing.fingerprint != fingerprint:
-                raise IdempotencyKeyReuse(
-                    "This Idempotency-Key was used with a different request body or endpoint. "
-                    "Use a new key for a new request.",
-                    param=HEADER,
-                )
-            if existing.response_status is not None:
-                return _replay(existing)
-            if time.monotonic() >= deadline:
-                raise IdempotencyKeyInProgress(headers={"Retry-After": "1"}, param=HEADER)
-            time.sleep(0.05)
-            existing = store.load(client_id, key)
-            if existing is None:
-                # The first request failed and released the key: this one may run.
-                existing = store.claim(client_id, key, fingerprint, method=request.method, path=request.path)
-
-        try:
-            response = make_response(view(*args, **kwargs))
-        except BaseException:
-            store.release(client_id, key)
-            raise
-        if response.status_code >= 500:
-            store.release(client_id, key)
-        else:
-            _complete(store, client_id, key, response)
-        return response
+        wait_seconds = current_app.extensions["hirfa"].config.idempotency_wait_seconds
+        if store.holds_claims():
+            return _run_holding_the_claim(
+                store, client_id, key, fingerprint, wait_seconds, view, args, kwargs
+            )
+        return _run_with_a_committed_claim(
+            store, client_id, key, fingerprint, wait_seconds, view, args, kwargs
+        )
 
     return wrapper
 

@@ -28,7 +28,7 @@ from shared.events.broker import (
     make_consumer,
     make_producer,
 )
-from shared.events.consumer import AfterBatch, EventConsumer, Handler, StopRequested
+from shared.events.consumer import AfterBatch, EventConsumer, Handler, PositionGuard, StopRequested
 from shared.events.dead_letters import (
     DeadLetter,
     DeadLetterError,
@@ -106,6 +106,9 @@ def make_relay(context: ServiceContext) -> OutboxRelay:
         poll_interval=config.relay_poll_interval_seconds,
         max_backoff=config.relay_max_backoff_seconds,
         send_timeout=config.http_timeout_seconds,
+        topic_model=context.models.broker_topic if config.relay_loss_check_seconds > 0 else None,
+        watched_topics=[config.topic],
+        loss_check_interval=config.relay_loss_check_seconds,
     )
 
 
@@ -144,6 +147,16 @@ def make_event_consumer(
         batch_size=config.consumer_batch_size,
         fault_injection="" if config.is_production else config.fault_injection,
         after_batch=after_batch,
+        position_guard=(
+            PositionGuard(
+                reader=config.consumer_group,
+                session_factory=context.session_factory,
+                topic_model=context.models.broker_topic,
+                interval_seconds=config.consumer_loss_check_seconds,
+            )
+            if config.consumer_loss_check_seconds > 0
+            else None
+        ),
     )
 
 

@@ -91,10 +91,11 @@ def lay_ledger(engine: sa.Engine, lines: int) -> None:
             for account, amount in (("la_bench_receivable", GROSS), ("la_bench_pending", -GROSS)):
                 connection.execute(
                     sa.text(
-                        "INSERT INTO journal_lines (entry_id, account_id, amount, currency) "
-                        "SELECT 'je_bench' || i, :account, :amount, 'MAD' FROM generate_series(0, :n - 1) AS i"
+                        "INSERT INTO journal_lines (entry_id, account_id, amount, currency, posted_at, balance_after) "
+                        "SELECT 'je_bench' || i, :account, :amount, 'MAD', :now, :amount * (i + 1) "
+                        "FROM generate_series(0, :n - 1) AS i"
                     ),
-                    {"n": lines, "account": account, "amount": amount},
+                    {"n": lines, "account": account, "amount": amount, "now": now},
                 )
             # Fresh statistics, as a production ledger has them (autovacuum would catch up later).
             connection.execute(sa.text("ANALYZE journal_entries, journal_lines, ledger_accounts"))
@@ -119,10 +120,11 @@ def lay_ledger(engine: sa.Engine, lines: int) -> None:
             )
             connection.execute(
                 sa.text(
-                    "INSERT INTO journal_lines (entry_id, account_id, amount, currency) VALUES (:e, :a, :m, 'MAD')"
+                    "INSERT INTO journal_lines (entry_id, account_id, amount, currency, posted_at, balance_after) "
+                    "VALUES (:e, :a, :m, 'MAD', :now, :after)"
                 ),
                 [
-                    {"e": f"je_bench{i}", "a": account, "m": amount}
+                    {"e": f"je_bench{i}", "a": account, "m": amount, "now": stamp, "after": amount * (i + 1)}
                     for i in chunk
                     for account, amount in (("la_bench_receivable", GROSS), ("la_bench_pending", -GROSS))
                 ],

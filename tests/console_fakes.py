@@ -86,10 +86,37 @@ CODE = "123456"
 
 
 class FakeStaffAuth:
+    """Onboarding's staff sign-in: refresh tokens rotate (each one renews once), signing out
+    revokes; ``refused`` makes every renewal fail with that error."""
+
     def __init__(self) -> None:
         self.not_enrolled: set[str] = set()
         self.enrolment_tokens: dict[str, str] = {}
         self.enrolments_started = 0
+        self.live_refresh_tokens: dict[str, StaffMember] = {}
+        self.renewals = 0
+        self.signed_out: list[str] = []
+        self.refused: ApiError | None = None
+
+    def _session(self, staff: StaffMember, access_token: str) -> StaffSession:
+        refresh_token = f"refresh-{staff.id}-{len(self.live_refresh_tokens) + self.renewals}"
+        self.live_refresh_tokens[refresh_token] = staff
+        return StaffSession(
+            access_token=access_token, expires_in=900, staff=staff, refresh_token=refresh_token
+        )
+
+    def refresh(self, refresh_token: str) -> StaffSession:
+        if self.refused is not None:
+            raise self.refused
+        staff = self.live_refresh_tokens.pop(refresh_token, None)
+        if staff is None:
+            raise ApiError(401, "refresh_token_revoked")
+        self.renewals += 1
+        return self._session(staff, f"token-of-{staff.id}-renewed-{self.renewals}")
+
+    def sign_out(self, refresh_token: str) -> None:
+        self.signed_out.append(refresh_token)
+        self.live_refresh_tokens.pop(refresh_token, None)
 
     def sign_in(self, email: str, password: str, totp_code: str) -> StaffSession:
         staff = STAFF.get(email)
@@ -100,7 +127,7 @@ class FakeStaffAuth:
             raise EnrolmentRequired("enr_" + staff.id)
         if totp_code != CODE:
             raise ApiError(401, "invalid_credentials")
-        return StaffSession(access_token=f"token-of-{staff.id}", expires_in=900, staff=staff)
+        return self._session(staff, f"token-of-{staff.id}")
 
     def start_enrolment(self, enrolment_token: str) -> Enrolment:
         if enrolment_token not in self.enrolment_tokens:

@@ -18,6 +18,7 @@ from services.accounts.api import (
 )
 from services.accounts.bootstrap import bootstrap, require_statement_key
 from services.accounts.config import AccountsConfig
+from services.accounts.service_layer.completeness import LedgerGapsCollector
 from shared.app import create_service_app
 from shared.wsgi_limits import limit_requests
 
@@ -41,5 +42,6 @@ def create_app(config: AccountsConfig | None = None, **adapters: Any) -> Flask:
                 reconciliation.blp,
             ],
             upload_endpoints={reconciliation.UPLOAD_ENDPOINT: context.config.reconciliation_max_upload_bytes},
+            collectors=[LedgerGapsCollector(context.uow_factory)],
         )
     )

@@ -2,7 +2,7 @@
 
 The web app, the consumer and the worker all start from ``bootstrap(config)``; tests pass fakes
 as keyword arguments (``bank_partners=``, ``key_lookup=``, ``settlement_sources=``,
-``statement_source=``).
+``statement_source=``, ``payments_view=``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 from services.accounts.adapters.banks import HttpBankPartner
 from services.accounts.adapters.file_store import LocalFileStore
 from services.accounts.adapters.ledger_session import install_ledger_session_hooks
-from services.accounts.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
+from services.accounts.adapters.orm import BrokerTopic, IdempotencyKey, InboxMessage, OutboxMessage
+from services.accounts.adapters.payments_api import HttpPaymentsLedgerView
 from services.accounts.adapters.rate_limits import SlidingWindowLimiter
 from services.accounts.adapters.settlement_sources import make_settlement_sources
 from services.accounts.adapters.statement_pdf import FpdfStatementRenderer
@@ -22,7 +23,7 @@ from services.accounts.adapters.statement_signing import JwsStatementSigner
 from services.accounts.adapters.statement_sources import HttpStatementSource
 from services.accounts.config import AccountsConfig, load_config
 from services.accounts.context import AccountsContext
-from services.accounts.domain.ports import SettlementSource, StatementSource
+from services.accounts.domain.ports import PaymentsLedgerView, SettlementSource, StatementSource
 from services.accounts.domain.reconciliation import parse_fee_schedules
 from services.accounts.service_layer.adjustments import configure_adjustments, propose_adjustment
 from services.accounts.service_layer.income_statements import IncomeStatementSettings
@@ -34,7 +35,9 @@ from shared.config import ConfigError
 from shared.context import Models, build_verifying_context
 from shared.partner_ports import PartnerRegistry
 
-MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey)
+MODELS = Models(
+    outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey, broker_topic=BrokerTopic
+)
 
 
 def make_bank_partners(config: AccountsConfig) -> PartnerRegistry:
@@ -92,6 +95,17 @@ def make_reconciliation_sources(
     return settlement_sources, HttpStatementSource.from_config(config)
 
 
+def make_payments_view(config: AccountsConfig) -> HttpPaymentsLedgerView:
+    """Payments' API, read with accounts' own service client (the completeness check)."""
+    return HttpPaymentsLedgerView(
+        payments_url=config.payments_url,
+        token_url=config.service_token_url,
+        client_id=config.service_client_id,
+        client_secret=config.service_client_secret,
+        timeout=config.http_timeout_seconds,
+    )
+
+
 def make_statement_keys(config: AccountsConfig) -> SigningKeyStore:
     """Accounts' income-statement signing keys. Development makes a first key if there is none;
     production is given its keys (``hirfa accounts statement-keys rotate``, into the mounted
@@ -130,6 +144,7 @@ def bootstrap(
     settlement_sources: Mapping[str, SettlementSource] | None = None,
     statement_source: StatementSource | None = None,
     income_statements: IncomeStatementSettings | None = None,
+    payments_view: PaymentsLedgerView | None = None,
 ) -> AccountsContext:
     config = config or load_config()
     default_settlements, default_statements = make_reconciliation_sources(config)
@@ -143,6 +158,7 @@ def bootstrap(
         settlement_sources=default_settlements if settlement_sources is None else settlement_sources,
         statement_source=statement_source or default_statements,
         income_statements=income_statements or make_income_statement_settings(config),
+        payments_view=payments_view or make_payments_view(config),
     )
     # Every session that may post (requests, the consumer, the worker) comes from this factory.
     install_ledger_session_hooks(context.session_factory)

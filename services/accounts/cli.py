@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from services.accounts.context import AccountsContext
 from services.accounts.domain.ports import SettlementSource, StatementSource
 from services.accounts.service_layer.bank_transfers import return_waiting_payout_funds, sync_payouts
 from services.accounts.service_layer.commission_payouts import run_commission_payout_schedules
+from services.accounts.service_layer.completeness import check_completeness
 from services.accounts.service_layer.money_events import make_money_handlers, release_due_holds
 from services.accounts.service_layer.parked_events import make_after_batch, post_all_parked_events
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
@@ -54,7 +56,8 @@ def worker(once: bool) -> None:
     events that now can be, return failed payouts' funds that were waiting for room under the
     cap, create the automatic payouts that are due (artisans' and marketplaces' commission), submit
     payouts the bank never accepted, poll those it left unanswered; fetch and reconcile each day's
-    settlement files and bank statements once the day is over."""
+    settlement files and bank statements once the day is over; every ACCOUNTS_COMPLETENESS_CHECK_SECONDS,
+    check that every payment that succeeded reached the ledger (a case for each that did not)."""
     config = load_config()
     configure_logging("accounts-worker", config.log_level, config.log_json)
     context = bootstrap(config)
@@ -75,6 +78,10 @@ def worker(once: bool) -> None:
             "reconciliation files fetched",
             lambda: fetch_due_days(uow_factory, context.reconciliation, *_reconciliation_sources(context)),
         ),
+        (
+            "ledger completeness checked",
+            _every(config.completeness_check_seconds, lambda: _check_completeness(context)),
+        ),
     ]
     while True:
         # Each duty on its own: one failing (the bank is down, say) must not hold up the others.
@@ -84,6 +91,26 @@ def worker(once: bool) -> None:
             run_duty(log, done, duty)
         if once or stop.wait(context.config.worker_interval_seconds):
             return
+
+
+def _check_completeness(context: AccountsContext) -> dict[str, int]:
+    return check_completeness(
+        context.uow_factory, context.payments_view, grace=context.config.completeness_grace
+    )
+
+
+def _every(seconds: float, duty: Callable[[], int | dict[str, int]]) -> Callable[[], int | dict[str, int]]:
+    """``duty`` at most once every ``seconds`` (never when 0), however often the worker passes."""
+    due_at = 0.0
+
+    def when_due() -> int | dict[str, int]:
+        nonlocal due_at
+        if not seconds or time.monotonic() < due_at:
+            return 0
+        due_at = time.monotonic() + seconds  # a failing duty waits its interval too
+        return duty()
+
+    return when_due
 
 
 @cli.group(

@@ -7,7 +7,15 @@ import datetime as dt
 import re
 
 from services.accounts.domain.reconciliation import parse_fee_schedules
-from shared.config import BankPartnerClientConfig, ConfigError, is_loopback_url, public_field, secret_field
+from shared.config import (
+    DEMO_ACCOUNTS_CLIENT_ID,
+    DEMO_ACCOUNTS_CLIENT_SECRET,
+    BankPartnerClientConfig,
+    ConfigError,
+    is_loopback_url,
+    public_field,
+    secret_field,
+)
 
 # Development defaults shared with the M2T sandbox (the acquirer's settlement files).
 SANDBOX_M2T_URL = "http://127.0.0.1:8010"
@@ -59,6 +67,19 @@ class AccountsConfig(BankPartnerClientConfig):
     def settlement_gateway_names(self) -> tuple[str, ...]:
         return tuple(name.strip() for name in self.settlement_gateways.split(",") if name.strip())
 
+    # Completeness (service_layer/completeness.py): every ``completeness_check_seconds`` (0: never)
+    # the worker asks payments (at ``payments_url``, with a token for the ``service_client_id``
+    # client from ``service_token_url``) which succeeded payments the ledger has not confirmed,
+    # and opens a case for each one it has not posted ``completeness_grace_seconds`` after it
+    # succeeded. The development client is the demo one (make run creates it); production must
+    # name its own.
+    completeness_check_seconds: float = 60.0
+    completeness_grace_seconds: int = 300
+    payments_url: str = "http://127.0.0.1:8002"
+    service_token_url: str = public_field("http://127.0.0.1:8001/v1/oauth/token")
+    service_client_id: str = DEMO_ACCOUNTS_CLIENT_ID
+    service_client_secret: str = secret_field(DEMO_ACCOUNTS_CLIENT_SECRET)
+
     # Signed income statements: accounts' own Ed25519 statement keys (k_<kid>.pem files, the
     # newest signs, all are published at /.well-known/jwks.json). Development keeps them under
     # $VAR_DIR/keys/statements; production refuses to start without this directory set.
@@ -96,7 +117,28 @@ class AccountsConfig(BankPartnerClientConfig):
             raise ConfigError("PAYOUT_POLL_AFTER_SECONDS must not be negative")
         if self.adjustment_approval_above < 0:
             raise ConfigError("ADJUSTMENT_APPROVAL_ABOVE must not be negative")
+        self._validate_completeness()
         self._validate_reconciliation()
+
+    @property
+    def completeness_grace(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.completeness_grace_seconds)
+
+    def _validate_completeness(self) -> None:
+        if self.completeness_check_seconds < 0:
+            raise self.refuse("completeness_check_seconds", "must not be negative (0 turns the check off)")
+        if self.completeness_grace_seconds < 0:
+            raise self.refuse("completeness_grace_seconds", "must not be negative")
+        if not self.is_production or not self.completeness_check_seconds:
+            return
+        if self.service_client_id == DEMO_ACCOUNTS_CLIENT_ID:
+            raise self.refuse(
+                "service_client_id",
+                "must be set in production: the demo client is a development stand-in "
+                "(create one with 'hirfa onboarding clients create --role service')",
+            )
+        if self.service_client_secret == DEMO_ACCOUNTS_CLIENT_SECRET:
+            raise self.refuse("service_client_secret", "must be set in production (it is the demo client's)")
 
     @property
     def settlement_banks(self) -> dict[str, str]:

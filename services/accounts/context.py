@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 
 from services.accounts.config import AccountsConfig
-from services.accounts.domain.ports import SettlementSource, StatementSource
+from services.accounts.domain.ports import PaymentsLedgerView, SettlementSource, StatementSource
 from services.accounts.service_layer.income_statements import IncomeStatementSettings
 from services.accounts.service_layer.payout_settings import PayoutSettings
 from services.accounts.service_layer.reconciliation import ReconciliationSettings
@@ -23,3 +23,5 @@ class AccountsContext(ServiceContext):
     settlement_sources: Mapping[str, SettlementSource]
     statement_source: StatementSource
     income_statements: IncomeStatementSettings  # the statement key, the PDF, the public limit
+    # Payments' succeeded payments the ledger has not confirmed (the worker's completeness check).
+    payments_view: PaymentsLedgerView

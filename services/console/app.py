@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app, g, render_template, request, session
+from flask import Flask, current_app, g, render_template, session
 from flask_babel import Babel
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
@@ -92,10 +92,10 @@ def create_app(config: ConsoleConfig | None = None, **adapters: Any) -> Flask:
 
 
 def _language() -> str:
+    """The language the person picked with the switcher, else the console's default (French). The
+    browser's Accept-Language is not asked: the back office works in French unless one chooses
+    otherwise, whatever language the machine it runs on was set up in."""
     chosen = session.get("lang")
     if chosen in LANGUAGES:
         return str(chosen)
-    return (
-        request.accept_languages.best_match(LANGUAGES)
-        or current_app.extensions["console"].config.default_language
-    )
+    return str(current_app.extensions["console"].config.default_language)

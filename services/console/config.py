@@ -51,7 +51,7 @@ class ConsoleConfig:
     default_language: str = "fr"
     log_level: str = "INFO"
     log_json: bool = True
-    # A page of the review queue filtered by region fetches each case's artisan: this many at most.
+    # A page of the review queue fetches each case's artisan (for the name): this many at most.
     review_page_size: int = 50
     session_cookie_name: str = public_field("hirfa_console")
 

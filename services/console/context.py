@@ -6,6 +6,7 @@ import dataclasses
 
 from services.console.adapters.hirfa_api import HirfaApis
 from services.console.adapters.staff_auth import StaffAuth
+from services.console.adapters.staff_directory import StaffDirectory
 from services.console.config import ConsoleConfig
 
 
@@ -14,3 +15,4 @@ class ConsoleContext:
     config: ConsoleConfig
     apis: HirfaApis
     staff_auth: StaffAuth
+    staff_directory: StaffDirectory

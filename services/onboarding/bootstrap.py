@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 
 from services.onboarding.adapters.banks import HttpBankPartner
-from services.onboarding.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
+from services.onboarding.adapters.orm import BrokerTopic, IdempotencyKey, InboxMessage, OutboxMessage
 from services.onboarding.adapters.screening_lists import ListSource
 from services.onboarding.adapters.sms import make_sms_sender
 from services.onboarding.config import OnboardingConfig, load_config
@@ -31,7 +31,9 @@ from shared.context import Models, build_context
 from shared.crypto import EnvelopeCipher, MasterKeyRing
 from shared.partner_ports import PartnerRegistry
 
-MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey)
+MODELS = Models(
+    outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey, broker_topic=BrokerTopic
+)
 
 
 def bootstrap(
@@ -109,6 +111,9 @@ def _staff_policy(config: OnboardingConfig, keys: SigningKeyStore, cipher: Envel
             lockout=dt.timedelta(seconds=config.staff_lockout_seconds),
         ),
         enrolment_ttl=dt.timedelta(hours=config.staff_enrolment_ttl_hours),
+        refresh_idle=dt.timedelta(seconds=config.staff_refresh_idle_seconds),
+        session_max=dt.timedelta(hours=config.staff_session_max_hours),
+        retry_grace=dt.timedelta(seconds=config.refresh_token_retry_grace_seconds),
     )
 
 

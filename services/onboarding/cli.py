@@ -27,6 +27,7 @@ from services.onboarding.service_layer.staff import (
 )
 from shared.auth.keys import SigningKeyStore
 from shared.auth.scopes import STAFF_ROLES, Role
+from shared.config import DEMO_ACCOUNTS_CLIENT_ID, DEMO_ACCOUNTS_CLIENT_SECRET
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.runtime import service_cli
 
@@ -46,6 +47,8 @@ DEMO_CLIENTS = (
         None,
     ),
     ("cli_demo_operator", "demo-operator-secret", "Demo ledger operator", Role.OPERATOR, None),
+    # Accounts itself, reading payments for its completeness check (its development default).
+    (DEMO_ACCOUNTS_CLIENT_ID, DEMO_ACCOUNTS_CLIENT_SECRET, "Accounts service (demo)", Role.SERVICE, None),
 )
 
 # Documented in the README; created only when ONBOARDING_DEMO_STAFF=true (make run, the e2e stack),
@@ -56,6 +59,8 @@ DEMO_STAFF = (
     ("amina.compliance@hirfa.test", "Amina Benali", ("compliance",), "AMINACOMPLIANCEDEMOTOTPSECRETAAA"),
     ("youssef.compliance@hirfa.test", "Youssef Alaoui", ("compliance",), "YOUSSEFCOMPLIANCEDEMOTOTPSECRETA"),
     ("salma.operator@hirfa.test", "Salma Idrissi", ("operator",), "SALMAOPERATORDEMOTOTPSECRETAAAAA"),
+    # A second operator, for four-eyes decisions (an adjustment Salma proposes, Karim approves).
+    ("karim.operator@hirfa.test", "Karim Fassi", ("operator",), "KARIMOPERATORDEMOTOTPSECRETAAAAA"),
 )
 # Where `staff create` reads the password when it cannot ask (CI, scripts: no terminal).
 STAFF_PASSWORD_ENV = "HIRFA_STAFF_PASSWORD"

@@ -98,6 +98,11 @@ class OnboardingConfig(BankPartnerClientConfig):
     staff_lockout_seconds: int = 900
     # How long an enrolment token (printed by `staff create`, or given at a first sign-in) lasts.
     staff_enrolment_ttl_hours: int = 72
+    # A staff refresh token unused this long lapses; keep it above the access token's lifetime plus
+    # the console's inactivity timeout (which ends an idle session first).
+    staff_refresh_idle_seconds: int = public_field(3600)
+    # Every staff session ends this long after its sign-in, however busy.
+    staff_session_max_hours: int = public_field(12)
     # Create the documented demo staff, already enrolled with published TOTP secrets, at
     # `hirfa stack init` (development stacks only; production refuses it).
     demo_staff: bool = False
@@ -175,6 +180,14 @@ class OnboardingConfig(BankPartnerClientConfig):
             )
         if self.staff_max_failed_sign_ins < 1 or self.staff_lockout_seconds < 1:
             raise self.refuse("staff_max_failed_sign_ins", "and STAFF_LOCKOUT_SECONDS must be positive")
+        if (
+            self.staff_refresh_idle_seconds <= self.staff_token_ttl_seconds
+            or self.staff_session_max_hours < 1
+        ):
+            raise self.refuse(
+                "staff_refresh_idle_seconds",
+                "must exceed STAFF_TOKEN_TTL_SECONDS (and STAFF_SESSION_MAX_HOURS be at least 1)",
+            )
         if self.screening_list_timeout_seconds <= 0:
             raise self.refuse("screening_list_timeout_seconds", "must be positive")
         if not self.partner_bank_slugs:

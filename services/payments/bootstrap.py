@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 
 from services.payments.adapters.gateways import build_gateway_registry, m2t_gateway_from_config
-from services.payments.adapters.orm import IdempotencyKey, InboxMessage, OutboxMessage
+from services.payments.adapters.orm import BrokerTopic, IdempotencyKey, InboxMessage, OutboxMessage
 from services.payments.adapters.webhook_sender import HttpWebhookSender, SystemResolver
 from services.payments.config import PaymentsConfig, load_config
 from services.payments.context import PaymentsContext
@@ -23,7 +23,9 @@ from shared.config import ConfigError
 from shared.context import Models, build_verifying_context
 from shared.crypto import EnvelopeCipher, MasterKeyRing
 
-MODELS = Models(outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey)
+MODELS = Models(
+    outbox=OutboxMessage, inbox=InboxMessage, idempotency_key=IdempotencyKey, broker_topic=BrokerTopic
+)
 
 # The gateway adapters a deployment can use, by name, each built from the configuration.
 GATEWAY_ADAPTERS: Mapping[str, Callable[[PaymentsConfig], PaymentGateway]] = {

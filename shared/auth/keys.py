@@ -60,6 +60,8 @@ class SigningKeyStore:
         self._lock = threading.Lock()
         self._cache_signature: tuple[str, ...] | None = None
         self._keys: dict[str, Ed25519PrivateKey] = {}
+        # Derived once per set of key files: the verifier compares keys on every request.
+        self._public_keys: dict[str, Ed25519PublicKey] = {}
 
     def generate(self) -> str:
         """Create a new signing key (it becomes the active one). Returns its kid."""
@@ -100,6 +102,7 @@ class SigningKeyStore:
                     if isinstance(key, Ed25519PrivateKey):
                         keys[name.removesuffix(".pem")] = key
                 self._keys = keys
+                self._public_keys = {kid: key.public_key() for kid, key in keys.items()}
                 self._cache_signature = files
             return dict(self._keys)
 
@@ -111,7 +114,9 @@ class SigningKeyStore:
         return kid, keys[kid]
 
     def public_keys(self) -> dict[str, Ed25519PublicKey]:
-        return {kid: key.public_key() for kid, key in self._load().items()}
+        self._load()
+        with self._lock:
+            return dict(self._public_keys)
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         return {"keys": [public_jwk(kid, key) for kid, key in sorted(self.public_keys().items())]}

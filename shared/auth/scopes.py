@@ -15,6 +15,9 @@ class Role(enum.StrEnum):
     # A person of the back office signed in with password and TOTP (not an API client): their token
     # carries the scopes of the roles they hold (compliance, operator or both), and ``sub`` names them.
     STAFF = "staff"
+    # Another Hirfa service checking this one's work (accounts comparing the payments that
+    # succeeded with its ledger): it reads across marketplaces, and changes nothing.
+    SERVICE = "service"
 
 
 ROLE_SCOPES: dict[Role, frozenset[str]] = {
@@ -34,7 +37,7 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
     # ``self:write`` they upload their own KYC documents and link their own bank accounts.
     Role.ARTISAN: frozenset({"self:read", "self:write", "payouts:request"}),
     # Back-office staff who run the ledger: integrity checks, cases, payouts on an artisan's behalf,
-    # and reconciliation (runs, cases: reading and acting).
+    # reconciliation (runs, cases: reading and acting), and what needs attention in payments.
     Role.OPERATOR: frozenset(
         {
             "ledger:read",
@@ -46,8 +49,13 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
             "devices:manage",
             "reconciliation:read",
             "reconciliation:operate",
+            # Read payments across every marketplace for the back office: reversals to review,
+            # stuck payments, open disputes, failing webhooks, and the day's figures.
+            "payments:oversee",
         }
     ),
+    # Which succeeded payments the ledger has not confirmed posting (accounts' completeness check).
+    Role.SERVICE: frozenset({"payments:audit"}),
 }
 
 # The roles a staff member may hold: their token carries the union of these roles' scopes.

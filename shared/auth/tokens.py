@@ -6,10 +6,18 @@ and the key is chosen by ``kid`` among Ed25519 public keys, so ``alg: none`` and
 public-key forgeries have nothing to verify against. Every segment must be canonical base64url
 without padding before PyJWT sees it: a token has one spelling, so a signed token with ``==``,
 whitespace or stray bits added is not "the same token" to anything that compares or logs tokens.
+
+A client sends the same token with every request for its fifteen minutes, so the verifier keeps the
+principals of tokens it verified (``VerifiedTokens``), keyed by the token's exact text, and checks
+a cached one's time claims again on every use. An access token is revoked only by retiring the key
+that signed it (refresh tokens have their own revocation in onboarding): a cached token counts only
+while the key lookup still hands back the same key for its kid.
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -32,6 +40,10 @@ log = logging.getLogger(__name__)
 
 ALGORITHM = "EdDSA"
 CLOCK_SKEW_SECONDS = 10
+# Verified tokens a verifier remembers: a few thousand API clients and devices active at once.
+VERIFIED_TOKENS_CACHED = 4096
+# Bound here, not looked up per call: tests replace this module's ``time`` with a fake monotonic clock.
+_wall_clock = time.time
 _LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
 
 
@@ -153,13 +165,102 @@ def is_compact_jws(token: object) -> bool:
     return len(segments) == 3 and all(is_canonical_b64url(segment) for segment in segments)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Verified:
+    """A token that passed every check, and what its later uses must check again."""
+
+    principal: Principal
+    kid: str
+    key: Ed25519PublicKey  # the key it was verified with
+    issued_at: int
+    not_before: int
+    expires_at: int
+
+
+class VerifiedTokens:
+    """The last ``size`` tokens a verifier accepted, by their exact text (least recently used go).
+
+    Only tokens that passed every check are kept; a refused token is verified afresh each time, so
+    a flood of bad tokens cannot push good ones out faster than it pays for their checks.
+    """
+
+    def __init__(self, size: int = VERIFIED_TOKENS_CACHED) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._tokens: collections.OrderedDict[str, _Verified] = collections.OrderedDict()
+
+    def get(self, token: str) -> _Verified | None:
+        with self._lock:
+            verified = self._tokens.get(token)
+            if verified is not None:
+                self._tokens.move_to_end(token)
+            return verified
+
+    def put(self, token: str, verified: _Verified) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._tokens[token] = verified
+            self._tokens.move_to_end(token)
+            while len(self._tokens) > self.size:
+                self._tokens.popitem(last=False)
+
+    def forget(self, token: str) -> None:
+        with self._lock:
+            self._tokens.pop(token, None)
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+
 class TokenVerifier:
-    def __init__(self, key_lookup: KeyLookup, issuer: str, audience: str) -> None:
+    """Verifies access tokens for one audience. ``clock`` (seconds since the epoch) is what a
+    remembered token's time claims are checked against; ``cache_size`` 0 remembers none."""
+
+    def __init__(
+        self,
+        key_lookup: KeyLookup,
+        issuer: str,
+        audience: str,
+        *,
+        cache_size: int = VERIFIED_TOKENS_CACHED,
+        clock: Callable[[], float] = _wall_clock,
+    ) -> None:
         self.key_lookup = key_lookup
         self.issuer = issuer
         self.audience = audience
+        self.clock = clock
+        self.verified = VerifiedTokens(cache_size)
 
     def verify(self, token: str) -> Principal:
+        remembered = self.verified.get(token) if isinstance(token, str) else None
+        if remembered is not None:
+            principal = self._still_valid(token, remembered)
+            if principal is not None:
+                return principal
+        return self._verify(token)
+
+    def _still_valid(self, token: str, remembered: _Verified) -> Principal | None:
+        """The remembered principal if the token is still within its time claims and its key is
+        still the issuer's; raises as a first verification would; None: verify it afresh."""
+        now = self.clock()
+        # PyJWT's comparisons, with the same leeway.
+        if remembered.expires_at <= now - CLOCK_SKEW_SECONDS:
+            self.verified.forget(token)
+            raise InvalidToken("The access token has expired.", code="token_expired")
+        if max(remembered.not_before, remembered.issued_at) > now + CLOCK_SKEW_SECONDS:
+            raise InvalidToken("The access token is not valid yet.")
+        key = self.key_lookup(remembered.kid)
+        if key is None:
+            # Its key was retired: so is every token it signed.
+            self.verified.forget(token)
+            raise InvalidToken("The token was signed with an unknown key.")
+        if key is not remembered.key and not _same_key(key, remembered.key):
+            self.verified.forget(token)
+            return None
+        return remembered.principal
+
+    def _verify(self, token: str) -> Principal:
         if not is_compact_jws(token):
             raise InvalidToken("The access token is malformed.")
         try:
@@ -213,7 +314,7 @@ class TokenVerifier:
             raise InvalidToken("The access token's claims are malformed.")
         lang = claims.get("lang")
         name = claims.get("name")
-        return Principal(
+        principal = Principal(
             client_id=claims["sub"],
             role=role,
             scopes=frozenset(scope.split()),
@@ -224,3 +325,23 @@ class TokenVerifier:
             device_id=device_id if role == Role.ARTISAN else None,
             name=name if role == Role.STAFF and isinstance(name, str) and 0 < len(name) <= 200 else None,
         )
+        if isinstance(key, Ed25519PublicKey):
+            self.verified.put(
+                token,
+                _Verified(
+                    principal=principal,
+                    kid=kid,
+                    key=key,
+                    # PyJWT checked each is a number of seconds, and compared them as integers.
+                    issued_at=int(claims["iat"]),
+                    not_before=int(claims["nbf"]),
+                    expires_at=int(claims["exp"]),
+                ),
+            )
+        return principal
+
+
+def _same_key(one: object, other: Ed25519PublicKey) -> bool:
+    """Whether the key lookup's answer is the key a token was verified with (a refetched JWKS
+    builds new key objects for the same keys)."""
+    return isinstance(one, Ed25519PublicKey) and one.public_bytes_raw() == other.public_bytes_raw()

@@ -24,6 +24,14 @@ it) is a poison message: it goes to the service's dead-letter topic with the err
 committed, and processing continues. A database outage is not poison: the whole batch is rolled
 back, the runner rewinds to each partition's first uncommitted message and retries with backoff,
 forever.
+
+A broker that lost records it had acknowledged (``lost_records``) leaves a consumer's position,
+and its group's committed offsets, pointing into a log that is gone: a topic made anew, or cut
+short, ends before them, and the records written there since (the relay publishes the lost ones
+again) would be skipped until the log grew past the old position. The ``PositionGuard`` looks
+every few seconds, after every rebalance and after a broker error: a partition whose position is
+beyond its end, or whose topic id is not the one seen before, is read again from its beginning
+(the inbox skips what was applied), and that new start is committed at once.
 """
 
 from __future__ import annotations
@@ -34,19 +42,31 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 import sqlalchemy.exc as sa_exc
 from kafka import KafkaConsumer
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
-from sqlalchemy.orm import Session
+from prometheus_client import Counter
+from sqlalchemy.orm import Session, sessionmaker
 
 from shared.bulk_sql import Same, insert_many, present
 from shared.db import UnitOfWork, utcnow
 from shared.events.broker import close_quietly
 from shared.events.envelope import Event
+from shared.events.lost_records import (
+    LOOK_TIMEOUT_SECONDS,
+    SeenIds,
+    partitions_with_consumer,
+    positions_to_rewind,
+    record_ids,
+    seen_after,
+    seen_ids,
+)
 from shared.events.schemas import EventSchemaError, validate_event
 
 log = logging.getLogger(__name__)
@@ -66,6 +86,13 @@ DEAD_LETTER_TIMEOUT_SECONDS = 5.0
 
 # The database itself is unavailable (connection lost, server gone): never the message's fault.
 TRANSIENT_DB_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError)
+
+
+REWOUND = Counter(
+    "hirfa_consumer_rewound_partitions_total",
+    "Partitions a consumer read again from their beginning because the broker lost records",
+    ["consumer", "topic", "reason"],
+)
 
 
 def with_set_based_form(handler: Handler, apply_many: SetBasedHandler) -> Handler:
@@ -128,6 +155,7 @@ class EventConsumer:
         batch_size: int = 1,
         fault_injection: str = "",
         after_batch: AfterBatch | None = None,
+        position_guard: PositionGuard | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -142,6 +170,7 @@ class EventConsumer:
         self.batch_size = batch_size
         self.fault_injection = fault_injection
         self.after_batch = after_batch
+        self.position_guard = position_guard
         self._consumer: Any = None
         self._producer: Any = None
         self._failures: dict[tuple[str, int, int], int] = {}
@@ -342,6 +371,11 @@ class EventConsumer:
                 if self._consumer is None:
                     self._consumer = self._consumer_factory()
                 batches = self._consumer.poll(timeout_ms=500, max_records=self.batch_size)
+                if self.position_guard is not None and self.position_guard.due(self._consumer):
+                    # Before the batch is applied: a partition sent back to its beginning is read
+                    # again from there, so its records polled now wait for that.
+                    rewound = self._guard_positions()
+                    batches = {tp: records for tp, records in batches.items() if tp not in rewound}
                 self._process_batches(batches, stop)
                 backoff = 0.5
             except StopRequested:
@@ -353,6 +387,8 @@ class EventConsumer:
             except Exception:  # noqa: BLE001 - broker gone etc.: rebuild the client and retry
                 log.exception("consumer loop failed; reconnecting")
                 self._close()
+                if self.position_guard is not None:
+                    self.position_guard.look_soon()
                 stop.wait(random.uniform(backoff / 2, backoff))
                 backoff = min(backoff * 2, 10.0)
         self._close()
@@ -460,6 +496,21 @@ class EventConsumer:
             results.append(result)
         return results
 
+    def _guard_positions(self) -> set[Any]:
+        """Let the guard send partitions whose log was lost back to their beginning; which."""
+        assert self.position_guard is not None
+        try:
+            rewound = self.position_guard.check(self._consumer, self._commit_offsets)
+        except KafkaError as exc:
+            # The broker cannot say now (it is down, or starting): look again shortly.
+            log.warning("could not compare positions with the broker", extra={"error": repr(exc)})
+            self.position_guard.look_soon()
+            return set()
+        for topic, partition, offset in list(self._failures):
+            if any((tp.topic, tp.partition) == (topic, partition) for tp in rewound):
+                self._failures.pop((topic, partition, offset), None)
+        return rewound
+
     def _seek(self, offsets: dict[Any, int]) -> None:
         for tp, offset in offsets.items():
             self._consumer.seek(tp, offset)
@@ -503,3 +554,104 @@ class EventConsumer:
 
 class _Rewind(Exception):
     """Internal: back off before the next poll; the partitions were rewound to what must be redone."""
+
+
+class PositionGuard:
+    """Sends a consumer back to the beginning of every partition whose log it was reading is gone
+    (see the module's docstring), and remembers the topic ids it saw in ``broker_topics``."""
+
+    # After a look that failed (the broker is down), the next is this soon.
+    RETRY_SECONDS = 1.0
+
+    def __init__(
+        self,
+        *,
+        reader: str,
+        session_factory: sessionmaker[Session],
+        topic_model: Any,
+        interval_seconds: float,
+    ) -> None:
+        self.reader = reader
+        self.session_factory = session_factory
+        self.topic_model = topic_model
+        self.interval_seconds = interval_seconds
+        self._seen: dict[tuple[str, int], SeenIds] = {}
+        self._looked_at: frozenset[Any] = frozenset()
+        self._due_at = 0.0
+
+    def due(self, consumer: Any) -> bool:
+        """Time to look, or the partitions assigned changed since the last look (a rebalance)."""
+        return time.monotonic() >= self._due_at or frozenset(consumer.assignment()) != self._looked_at
+
+    def look_soon(self) -> None:
+        self._due_at = min(self._due_at, time.monotonic() + self.RETRY_SECONDS)
+
+    def check(self, consumer: Any, commit: Callable[[dict[Any, int]], None]) -> set[Any]:
+        """Compare the assigned partitions' positions and topic ids with the broker; rewind and
+        commit those whose log is gone. Returns the partitions rewound. Raises the client's error
+        when the broker cannot be asked (nothing is changed then)."""
+        assigned = frozenset(consumer.assignment())
+        views = partitions_with_consumer(consumer, assigned)
+        # A partition just assigned may have been another member's meanwhile: what this member
+        # remembers of it may be stale, the database is not.
+        for tp in assigned - self._looked_at:
+            self._seen.pop((tp.topic, tp.partition), None)
+        self._remember_from_database({view.topic for view in views if view.key not in self._seen})
+        positions = {}
+        for tp in assigned:
+            # The position the consumer has now, without waiting for one it is still fetching
+            # (that partition is looked at next time): the look stays within a poll's time.
+            position = consumer.position(tp, timeout_ms=0)
+            if position is not None:
+                positions[(tp.topic, tp.partition)] = position
+        rewinds = positions_to_rewind(views, self._seen, positions)
+        rewound: set[Any] = set()
+        if rewinds:
+            by_key = {(tp.topic, tp.partition): tp for tp in assigned}
+            rewound = {by_key[(loss.topic, loss.partition)] for loss in rewinds}
+            starts = consumer.beginning_offsets(list(rewound), timeout_ms=int(LOOK_TIMEOUT_SECONDS * 1000))
+            for tp in rewound:
+                consumer.seek(tp, starts[tp])
+            # Committed now, before the ids are recorded: a restart must not find the old offsets
+            # again with nothing left to tell they are wrong.
+            commit({tp: starts[tp] for tp in rewound})
+            for loss in rewinds:
+                REWOUND.labels(self.reader, loss.topic, str(loss.reason)).inc()
+                log.warning(
+                    "the broker lost records this consumer had read or skipped; reading the partition again",
+                    extra={
+                        "consumer": self.reader,
+                        "topic": loss.topic,
+                        "partition": loss.partition,
+                        "position": positions.get((loss.topic, loss.partition)),
+                        "reason": str(loss.reason),
+                    },
+                )
+        self._record(views)
+        self._looked_at = assigned
+        self._due_at = time.monotonic() + self.interval_seconds
+        return rewound
+
+    def _remember_from_database(self, topics: set[str]) -> None:
+        if topics:
+            with self.session_factory() as session:
+                self._seen.update(seen_ids(session, self.topic_model, self.reader, topics))
+
+    def _record(self, views: list[Any]) -> None:
+        changed = [
+            view for view in views if self._seen.get(view.key) != seen_after(self._seen.get(view.key), view)
+        ]
+        if not changed:
+            return
+        with self.session_factory() as session:
+            # Read again: another member of the group may have recorded a partition meanwhile.
+            seen = seen_ids(session, self.topic_model, self.reader, {view.topic for view in changed})
+            record_ids(session, self.topic_model, self.reader, changed, seen)
+            try:
+                session.commit()
+            except sa_exc.IntegrityError:
+                session.rollback()
+                return
+            self._seen.update(
+                seen_ids(session, self.topic_model, self.reader, {view.topic for view in changed})
+            )

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from typing import Any
 
+from shared.events.schemas import validate_event
 from shared.ids import new_id
 
 
@@ -67,8 +68,6 @@ def make_event(
     schema_version: int = 1,
 ) -> Event:
     """Build an event and check it against its JSON Schema (producer-side check)."""
-    from shared.events.schemas import validate_event
-
     source = event_type.split(".", 1)[0]
     event = Event(
         id=new_id("evt"),

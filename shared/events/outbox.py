@@ -1,7 +1,7 @@
 """The transactional outbox and the inbox.
 
-A service declares ``class OutboxMessage(OutboxMixin, Base)`` and ``class InboxMessage(InboxMixin,
-Base)`` on its own declarative base. ``write_to_outbox`` is what a unit of work calls, inside the
+A service declares ``class OutboxMessage(OutboxMixin, Base)``, ``class InboxMessage(InboxMixin,
+Base)`` and ``class BrokerTopic(BrokerTopicMixin, Base)`` on its own declarative base. ``write_to_outbox`` is what a unit of work calls, inside the
 transaction that carries the state change.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
 from shared.bulk_sql import Same, insert_many
 from shared.db import UTCDateTime, utcnow
@@ -41,6 +41,18 @@ class OutboxMixin:
     published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(sa.Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    # Where the broker says it wrote the event when it acknowledged it (a partition of ``topic``
+    # and the offset there): the relay compares these with the broker's log to notice records the
+    # broker has lost since, and republishes them. Null until published (and for rows published
+    # before the relay recorded them).
+    broker_partition: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    broker_offset: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        # The highest offset acknowledged in a partition, and the rows at or after an offset: one
+        # index lookup each, however long the outbox.
+        return (sa.Index("ix_outbox_broker_position", "topic", "broker_partition", "broker_offset"),)
 
 
 class InboxMixin:
@@ -100,6 +112,22 @@ def payload(event: Event) -> str:
     orjson writes exactly what ``json.dumps(…, separators=(",", ":"), ensure_ascii=False)`` would,
     in a twentieth of the time, and every event a service emits is encoded here."""
     return orjson.dumps(event.envelope()).decode()
+
+
+class BrokerTopicMixin:
+    """What a reader of the broker (the relay, a consumer group) last saw of each partition it
+    uses: the ids of the cluster and of the topic. Another id later means the topic, or the whole
+    cluster, was made anew: everything the old one held is gone, whatever its offsets say."""
+
+    __tablename__ = "broker_topics"
+
+    # ``relay`` for the service's outbox relay, the group name for a consumer.
+    reader: Mapped[str] = mapped_column(sa.String(80), primary_key=True)
+    topic: Mapped[str] = mapped_column(sa.String(120), primary_key=True)
+    partition: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=False)
+    cluster_id: Mapped[str | None] = mapped_column(sa.String(80), nullable=True)
+    topic_id: Mapped[str | None] = mapped_column(sa.String(80), nullable=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 def outbox_writer(model: type, topic: str) -> OutboxWriter:

@@ -9,6 +9,16 @@ backs off exponentially (with jitter) until it returns.
 A stop request (SIGTERM) is honoured within seconds whatever the broker does: every broker call
 is bounded, the relay checks for the request between them, and rows it did not get to publish
 simply stay in the outbox for the next start.
+
+What the broker acknowledged and then lost is not lost (``lost_records``). The relay records on
+each row the partition and offset the broker acknowledged it at. Every ``loss_check_interval``
+seconds, and before publishing again after any broker error (a restart shows as one), it asks the
+broker for its topic and cluster ids and where each partition ends. A topic made anew (another id)
+loses every row published to it; a partition that ends before an offset it acknowledged loses the
+rows from there on. Those rows go back to unpublished, in the same transaction that records the
+new ids, and the relay publishes them again in their original order; consumers' inboxes turn the
+ones they had applied into no-ops. Until the broker has been asked, nothing new is published, so
+events published again keep their order before newer ones.
 """
 
 from __future__ import annotations
@@ -18,16 +28,39 @@ import datetime as dt
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+from kafka.errors import KafkaError
+from prometheus_client import Counter
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db import is_postgres, utcnow
 from shared.events.broker import KafkaCluster, as_cluster, close_quietly, ensure_topics, make_producer
+from shared.events.lost_records import (
+    RELAY_READER,
+    KafkaBrokerLook,
+    LookInterrupted,
+    Loss,
+    LossReason,
+    PartitionView,
+    TopicMissing,
+    published_losses,
+    record_ids,
+    seen_ids,
+)
+from shared.events.lost_records import Acknowledged as LastAcknowledged
 
 log = logging.getLogger(__name__)
+
+REPUBLISHED = Counter(
+    "hirfa_relay_republished_events_total",
+    "Outbox events published again because the broker lost them after acknowledging them",
+    ["topic", "reason"],
+)
 
 _STOPPING = "stopping"
 
@@ -40,6 +73,15 @@ class PendingMessage:
     topic: str
     key: str
     payload: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Acknowledged:
+    """A message the broker acknowledged, and where it wrote it (None: it did not say)."""
+
+    message: PendingMessage
+    partition: int | None
+    offset: int | None
 
 
 @dataclasses.dataclass
@@ -62,6 +104,10 @@ class OutboxRelay:
         max_backoff: float = 10.0,
         send_timeout: float = 5.0,
         producer_factory: Callable[[], Any] | None = None,
+        topic_model: Any = None,
+        watched_topics: list[str] | None = None,
+        loss_check_interval: float = 30.0,
+        broker_look: Any = None,
     ) -> None:
         self.session_factory = session_factory
         self.model = outbox_model
@@ -80,6 +126,16 @@ class OutboxRelay:
         self._consecutive_failures = 0
         # Set by run(): a stop request cuts a batch short between broker calls.
         self._stop = threading.Event()
+        # Lost records: the topics the outbox publishes to (not the dead-letter topic, which it
+        # only creates), where their ids are kept, and how often the broker is asked. Without a
+        # model the relay does not look (a test's relay, say).
+        self.topic_model = topic_model
+        self.watched_topics = watched_topics if watched_topics is not None else topics[:1]
+        self.loss_check_interval = loss_check_interval
+        # Asks the broker its topics' ids and reads back acknowledged records (KafkaBrokerLook).
+        self.broker_look = broker_look or KafkaBrokerLook(self.kafka, stopping=lambda: self._stop.is_set())
+        # Asked before the first batch, and again before publishing after any broker error.
+        self._check_due_at = 0.0
 
     # -- one batch ---------------------------------------------------------------------------
 
@@ -109,10 +165,19 @@ class OutboxRelay:
             sent, error = self._send(pending)
             now = utcnow()
             if sent:
+                # One statement, run for every row (the positions differ from row to row).
                 session.execute(
-                    sa.update(model)
-                    .where(model.seq.in_([m.seq for m in sent]))
-                    .values(published_at=now, last_error=None)
+                    sa.update(model),
+                    [
+                        {
+                            "seq": ack.message.seq,
+                            "published_at": now,
+                            "last_error": None,
+                            "broker_partition": ack.partition,
+                            "broker_offset": ack.offset,
+                        }
+                        for ack in sent
+                    ],
                 )
             unsent = pending[len(sent) :]
             if error == _STOPPING:
@@ -138,7 +203,7 @@ class OutboxRelay:
             )
         return BatchResult(published=len(sent), failed=len(unsent), error=error)
 
-    def _send(self, pending: list[PendingMessage]) -> tuple[list[PendingMessage], str | None]:
+    def _send(self, pending: list[PendingMessage]) -> tuple[list[Acknowledged], str | None]:
         """Send in order; return the prefix that the broker acknowledged and the first error."""
         try:
             producer = self._ensure_producer()
@@ -162,14 +227,16 @@ class OutboxRelay:
         except Exception as exc:  # noqa: BLE001 - any client failure means "broker unavailable"
             self._drop_producer()
             return [], f"{type(exc).__name__}: {exc}"
-        sent: list[PendingMessage] = []
+        sent: list[Acknowledged] = []
         for message, future in zip(pending, futures, strict=True):
             try:
-                future.get(timeout=self.send_timeout)
+                metadata = future.get(timeout=self.send_timeout)
             except Exception as exc:  # noqa: BLE001
                 self._drop_producer()
                 return sent, f"{type(exc).__name__}: {exc}"
-            sent.append(message)
+            sent.append(
+                Acknowledged(message, getattr(metadata, "partition", None), getattr(metadata, "offset", None))
+            )
         return sent, None
 
     def _ensure_producer(self) -> Any:
@@ -185,6 +252,104 @@ class OutboxRelay:
         if self._producer is not None:
             close_quietly(self._producer)
         self._producer = None
+        # A broker error may be the broker coming back empty: ask it before publishing again.
+        self._check_due_at = 0.0
+
+    # -- records the broker lost -------------------------------------------------------------
+
+    @property
+    def watches_for_losses(self) -> bool:
+        return self.topic_model is not None and bool(self.watched_topics)
+
+    def check_due(self) -> bool:
+        return self.watches_for_losses and time.monotonic() >= self._check_due_at
+
+    def republish_lost(self) -> int:
+        """Ask the broker what it holds of the watched topics; put every row it lost back to
+        unpublished, and remember the ids it gives now. Returns how many rows go out again.
+
+        Raises the client's error when the broker cannot be asked (the caller backs off and asks
+        again before publishing anything).
+        """
+        try:
+            views = self.broker_look.partitions(self.watched_topics)
+        except TopicMissing:
+            # A broker that lost everything has lost the topics too: the relay owns its topic.
+            ensure_topics(self.kafka, self.topics, timeout_seconds=self.send_timeout)
+            views = self.broker_look.partitions(self.watched_topics)
+        with self.session_factory() as session:
+            acknowledged = {
+                view.key: last
+                for view in views
+                if (last := self._last_acknowledged(session, view)) is not None
+            }
+            session.commit()
+        # The broker is asked outside any transaction: no lock waits on the network.
+        tails = self.broker_look.tails({key: last.offset for key, last in acknowledged.items()})
+        with self.session_factory() as session:
+            # Locked (PostgreSQL): a second relay waits, then finds the new ids and no loss.
+            seen = seen_ids(
+                session, self.topic_model, RELAY_READER, self.watched_topics, lock=is_postgres(session)
+            )
+            losses = published_losses(views, seen, acknowledged, tails)
+            republished = sum(self._unpublish(session, loss) for loss in losses)
+            record_ids(session, self.topic_model, RELAY_READER, views, seen)
+            try:
+                session.commit()
+            except IntegrityError:
+                # Another relay recorded these partitions first; it acts on what it found.
+                session.rollback()
+                return 0
+        for loss in losses:
+            log.warning(
+                "the broker lost published events; publishing them again",
+                extra={
+                    "topic": loss.topic,
+                    "partition": loss.partition,
+                    "from_offset": loss.from_offset,
+                    "reason": str(loss.reason),
+                },
+            )
+        if losses:
+            # Its idempotence state (producer id, sequence numbers) belongs to the log that is gone.
+            self._drop_producer()
+        if republished:
+            log.warning("outbox events to publish again", extra={"count": republished})
+        self._check_due_at = time.monotonic() + self.loss_check_interval
+        return republished
+
+    def _last_acknowledged(self, session: Session, view: PartitionView) -> LastAcknowledged | None:
+        """The row the broker acknowledged last in the partition (two index lookups)."""
+        model = self.model
+        in_partition = (model.topic == view.topic) & (model.broker_partition == view.partition)
+        highest = session.scalar(sa.select(sa.func.max(model.broker_offset)).where(in_partition))
+        if highest is None:
+            return None
+        event_id = session.scalar(
+            sa.select(model.event_id).where(in_partition, model.broker_offset == highest).limit(1)
+        )
+        return LastAcknowledged(int(highest), str(event_id))
+
+    def _unpublish(self, session: Session, loss: Loss) -> int:
+        """Make the rows ``loss`` covers due again; how many. A topic made anew has lost every row
+        published to it, those published before positions were recorded too."""
+        model = self.model
+        lost = model.published_at.is_not(None) & (model.topic == loss.topic)
+        if loss.reason is LossReason.LOG_TRUNCATED:
+            lost &= (model.broker_partition == loss.partition) & (model.broker_offset >= loss.from_offset)
+        elif loss.reason is LossReason.LOG_REWRITTEN:
+            lost &= model.broker_partition == loss.partition
+        # (A topic made anew reports each of its partitions: the first takes every row, the next
+        # find none left.)
+        result = session.execute(
+            sa.update(model)
+            .where(lost)
+            .values(published_at=None, broker_partition=None, broker_offset=None, available_at=utcnow())
+        )
+        count = int(getattr(result, "rowcount", 0) or 0)
+        if count:
+            REPUBLISHED.labels(loss.topic, str(loss.reason)).inc(count)
+        return count
 
     def _backoff_seconds(self) -> float:
         base = min(self.max_backoff, 0.5 * 2 ** min(self._consecutive_failures, 10))
@@ -197,7 +362,16 @@ class OutboxRelay:
         log.info("outbox relay started", extra={"topics": self.topics})
         while not stop.is_set():
             try:
+                if self.check_due():
+                    self.republish_lost()
                 result = self.publish_batch()
+            except LookInterrupted:
+                break  # a stop request: nothing was changed, the next start looks again
+            except KafkaError as exc:
+                # The broker could not say what it holds (it is down, or starting): nothing is
+                # published until it has.
+                log.warning("could not ask the broker what it holds; will retry", extra={"error": repr(exc)})
+                result = BatchResult(error=type(exc).__name__)
             except Exception:  # noqa: BLE001 - e.g. database briefly unreachable
                 log.exception("outbox relay batch failed")
                 result = BatchResult(error="batch failed")

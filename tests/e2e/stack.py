@@ -108,6 +108,12 @@ class Stack:
             "JWKS_URL": f"{self.urls['onboarding']}/.well-known/jwks.json",
             "CONSUMER_SESSION_TIMEOUT_MS": "6000",
             "RELAY_MAX_BACKOFF_SECONDS": "2",
+            # A broker that lost what it acknowledged is noticed within seconds, and a payment
+            # missing from the ledger 20 s after it succeeded is a case (test_broker_loss_path.py).
+            "RELAY_LOSS_CHECK_SECONDS": "2",
+            "CONSUMER_LOSS_CHECK_SECONDS": "1",
+            "ACCOUNTS_COMPLETENESS_CHECK_SECONDS": "2",
+            "ACCOUNTS_COMPLETENESS_GRACE_SECONDS": "20",
             "ONBOARDING_DATABASE_URL": database_urls["onboarding"],
             "PAYMENTS_DATABASE_URL": database_urls["payments"],
             "ACCOUNTS_DATABASE_URL": database_urls["accounts"],

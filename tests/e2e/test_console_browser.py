@@ -21,17 +21,20 @@ import requests
 from tests.e2e.conftest import assert_ledger_sound
 from tests.e2e.console_support import NAMES, STAFF_PASSWORD, other_origin_app, png, serve, totp_code
 from tests.e2e.stack import Stack
-from tests.e2e.test_kyc_path import last_sms_code
-from tests.support import ROOT, artisan_body, wait_until
+from tests.e2e.test_kyc_path import Client, last_sms_code, verify_phone
+from tests.e2e.test_ledger_path import ready_artisan
+from tests.e2e.test_payments_path import card_token
+from tests.support import ROOT, artisan_body, free_port, wait_until
 
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 AXE = ROOT / ".venv/node/node_modules/axe-core/axe.min.js"
-AMINA, YOUSSEF, SALMA = (
+AMINA, YOUSSEF, SALMA, KARIM = (
     "amina.compliance@hirfa.test",
     "youssef.compliance@hirfa.test",
     "salma.operator@hirfa.test",
+    "karim.operator@hirfa.test",
 )
 
 if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
@@ -287,9 +290,8 @@ def test_an_operator_works_the_ledger_and_sees_no_review_pages(stack, people, sh
     assert salma.locator("#ledger-cases").count() == 1
     shots(salma, "ledger")
     salma.click("nav >> text=Paiements")
-    assert salma.locator("#reversals h2").count() == 1
-    assert salma.locator("#no-staff-view").count() == 1  # said, not guessed
-    shots(salma, "payments-attention")
+    for section in ("reversals", "stuck", "disputes", "webhooks"):
+        assert salma.locator(f"#{section}-list").count() == 1, section
     salma.click("nav >> text=Artisans")
     assert salma.locator("table.list tbody tr").count() >= 2
     shots(salma, "artisans")
@@ -299,6 +301,174 @@ def test_an_operator_works_the_ledger_and_sees_no_review_pages(stack, people, sh
         response = salma.goto(f"{stack.console_url}{path}")
         assert response.status == 403
         assert salma.locator('[data-reason="role"]').count() == 1
+
+
+# --- payments needing attention and the day's figures, from payments made through the stack --------
+
+CARD_APPROVED, CARD_DECLINED, CARD_DISPUTED, CARD_GATEWAY_ERROR = (
+    "4242424242424242",
+    "4000000000009995",
+    "4000000000000259",  # approved, then the buyer's bank opens a dispute
+    "4000000000000119",  # every authorisation answers 500: the outcome stays unknown
+)
+
+
+def paying_artisan(stack: Stack, marketplace: Client) -> str:
+    """An artisan at tier 1 (a verified phone), known to payments as a payee who can be paid."""
+    artisan = marketplace.call(
+        "POST", "onboarding", "/v1/artisans", idempotent=True, json=artisan_body(full_name="Hassan Ouazzani")
+    ).json()
+    verify_phone(stack, marketplace, artisan)
+
+    def can_be_paid() -> bool:
+        payee = marketplace.call("GET", "payments", f"/v1/payees/{artisan['id']}")
+        return payee.ok and payee.json()["can_accept_payments"]
+
+    wait_until(can_be_paid, timeout=30, message="payments knows the artisan at tier 1")
+    return artisan["id"]
+
+
+def pay(
+    stack: Stack, marketplace: Client, artisan_id: str, *, card: str | None = None, phone: str | None = None
+) -> dict:
+    created = marketplace.call(
+        "POST",
+        "payments",
+        "/v1/payments",
+        idempotent=True,
+        json={
+            "artisan_id": artisan_id,
+            "amount": 1000,
+            "currency": "MAD",
+            "application_fee": 100,
+            "payment_method_type": "card" if card else "mobile_wallet",
+        },
+    )
+    assert created.status_code == 201, created.text
+    body = {"card_token": card_token(stack, card)} if card else {"phone": phone}
+    confirmed = marketplace.call(
+        "POST", "payments", f"/v1/payments/{created.json()['id']}/confirm", json=body
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    return confirmed.json()
+
+
+def test_an_operator_sees_the_days_payments_and_what_needs_attention(stack, people, shots):
+    marketplace = Client(stack, "cli_demo_marketplace", "demo-marketplace-secret")
+    artisan_id = paying_artisan(stack, marketplace)
+    # The marketplace's webhook endpoint answers nothing: each delivery fails and is tried again later.
+    endpoint = marketplace.call(
+        "POST",
+        "payments",
+        "/v1/webhook-endpoints",
+        idempotent=True,
+        json={"url": f"http://127.0.0.1:{free_port()}/hooks", "event_types": ["*"]},
+    )
+    assert endpoint.status_code == 201, endpoint.text
+
+    # The day's payments: two cards approved, one declined, one approved then disputed, a wallet.
+    for card, status in (
+        (CARD_APPROVED, "succeeded"),
+        (CARD_APPROVED, "succeeded"),
+        (CARD_DECLINED, "failed"),
+    ):
+        assert pay(stack, marketplace, artisan_id, card=card)["status"] == status
+    disputed = pay(stack, marketplace, artisan_id, card=CARD_DISPUTED)
+    wallet = pay(stack, marketplace, artisan_id, phone="+212600000001")
+
+    def status_of(payment_id: str) -> str:
+        return marketplace.call("GET", "payments", f"/v1/payments/{payment_id}").json()["status"]
+
+    def disputes() -> list:
+        return marketplace.call(
+            "GET", "payments", "/v1/disputes", params={"payment_id": disputed["id"]}
+        ).json()["data"]
+
+    def failed_attempts() -> bool:
+        listed = marketplace.call(
+            "GET", "payments", "/v1/webhook-deliveries", params={"endpoint_id": endpoint.json()["id"]}
+        ).json()["data"]
+        return any(d["status"] == "pending" and d["attempt_count"] > 0 for d in listed)
+
+    wait_until(
+        lambda: status_of(wallet["id"]) == "succeeded", timeout=30, message="the buyer approves in the wallet"
+    )
+    wait_until(lambda: len(disputes()) == 1, timeout=30, message="the gateway opens a dispute")
+    wait_until(failed_attempts, timeout=30, message="a webhook delivery fails and waits for its next attempt")
+    [dispute] = disputes()
+
+    # With the payments worker (recovery) down, a payment whose gateway call failed stays processing
+    # past the recovery time (3 s on this stack).
+    stack.stop("payments_worker")
+    try:
+        stuck = pay(stack, marketplace, artisan_id, card=CARD_GATEWAY_ERROR)
+        assert stuck["status"] == "processing"
+        time.sleep(4)
+
+        salma = people.page(SALMA)
+        salma.goto(f"{stack.console_url}/payments")
+        assert salma.locator(f'#stuck-list tr[data-payment="{stuck["id"]}"]').count() == 1
+        assert salma.locator(f'#disputes-list tr[data-dispute="{dispute["id"]}"]').count() == 1
+        failing = salma.locator('#webhooks-list tr[data-marketplace="cli_demo_marketplace"]')
+        assert failing.count() == 1 and int(failing.locator("td.retrying").inner_text()) >= 1
+        assert salma.locator("#reversals-list").count() == 1
+        shots(salma, "payments-attention")
+
+        # The dashboard counts them: six payments today, four of them succeeded (40 MAD).
+        salma.goto(f"{stack.console_url}/")
+        today = salma.locator("#payments-today")
+        assert today.locator(".count").inner_text() == "6 paiements"
+        assert "40,00" in today.locator(".volume").inner_text()
+        card = today.locator('tr[data-method="card"] td')
+        assert [card.nth(i).inner_text() for i in range(1, 4)] == ["5", "3", "1"]
+        rates = today.locator("svg desc").text_content()
+        assert "Carte: 75 %" in rates and "Portefeuille mobile: 100 %" in rates
+        assert salma.locator("#payments-week .count").inner_text() == "6 paiements"
+        assert "Niveau 1:" in salma.locator("#funnel svg desc").text_content()
+        assert salma.locator("#payouts svg").count() == 2  # today's and this week's
+        shots(salma, "dashboard-operator")
+    finally:
+        stack.start("payments_worker")
+
+    # Recovery back: the gateway has no record of the payment, so it fails and is no longer stuck.
+    wait_until(lambda: status_of(stuck["id"]) == "failed", timeout=60, message="recovery settles the payment")
+    salma.goto(f"{stack.console_url}/payments")
+    assert salma.locator(f'#stuck-list tr[data-payment="{stuck["id"]}"]').count() == 0
+
+
+def test_an_officer_filters_the_queue_by_region_and_rescreens_an_artisan(stack, people, shots):
+    marketplace = Client(stack, "cli_demo_marketplace", "demo-marketplace-secret")
+    # A name on the sample sanctions list: registration opens a screening-hit case.
+    listed = marketplace.call(
+        "POST",
+        "onboarding",
+        "/v1/artisans",
+        idempotent=True,
+        json=artisan_body(full_name="Khadija Amraoui", region="oriental"),
+    ).json()
+    assert listed["screening_status"] == "hit"
+
+    amina = people.page(AMINA)
+    amina.goto(f"{stack.console_url}/reviews")
+    amina.select_option("#region", "oriental")
+    amina.select_option("#kind", "screening_hit")
+    amina.click("form.filters button[type=submit]")
+    rows = amina.locator("#review-queue tbody tr")
+    assert rows.count() >= 1 and all("oriental" in rows.nth(i).inner_text() for i in range(rows.count()))
+    shots(amina, "review-queue-oriental")
+    amina.click("#review-queue tbody tr:last-child a.open-case")
+    assert amina.inner_text("#artisan-name") == "Khadija Amraoui"
+    assert amina.inner_text("td.list-reference") == "ZZi.004"
+    shots(amina, "screening-hit")
+
+    # On the profile: screened again against the lists in force, still a possible match.
+    amina.click("text=Profil de l’artisan")
+    amina.click("#rescreen")
+    assert amina.get_attribute("#rescreen-notice", "data-outcome") == "hit"
+    assert "correspondance possible" in amina.inner_text("#rescreen-notice")
+    assert "screening.rerun" in amina.inner_text("#audit-title + table")
+    assert amina.locator("#devices").count() == 0  # devices are an operator's (devices:manage)
+    shots(amina, "artisan-rescreened")
 
 
 SETTLEMENT_COLUMNS = (
@@ -387,6 +557,156 @@ def test_an_operator_writes_off_a_reconciliation_case(stack, people, shots):
     assert salma.get_attribute("#case-state", "data-state") == "written_off"
 
 
+def reserve_below_zero_case(stack: Stack, operator_token: str) -> dict:
+    """A real open ledger case, made by the running processes: an artisan's card payment is paid
+    out to their bank, then refunded in full; the artisan holds nothing any more, so the
+    marketplace's reserve covers their share and goes below zero."""
+    marketplace = Client(stack, "cli_demo_marketplace", "demo-marketplace-secret")
+    artisan_id = ready_artisan(stack, marketplace)
+
+    def accounts(method: str, path: str, **kwargs) -> requests.Response:
+        return api(stack, operator_token, method, "accounts", path, **kwargs)
+
+    wait_until(
+        lambda: (
+            (answer := marketplace.call("GET", "payments", f"/v1/payees/{artisan_id}")).ok
+            and answer.json()["kyc_tier"] == 1
+        ),
+        timeout=30,
+        message="payments knows tier 1",
+    )
+    created = marketplace.call(
+        "POST",
+        "payments",
+        "/v1/payments",
+        idempotent=True,
+        json={
+            "artisan_id": artisan_id,
+            "amount": 15_000,
+            "currency": "MAD",
+            "application_fee": 1_500,
+            "payment_method_type": "card",
+        },
+    )
+    assert created.status_code == 201, created.text
+    payment_id = created.json()["id"]
+    confirmed = marketplace.call(
+        "POST",
+        "payments",
+        f"/v1/payments/{payment_id}/confirm",
+        json={"card_token": card_token(stack, "4242424242424242")},
+    )
+    assert confirmed.json()["status"] == "succeeded", confirmed.text
+    wait_until(
+        lambda: (
+            accounts("GET", f"/v1/artisans/{artisan_id}/balance").json().get("available", {}).get("amount")
+            == 13_500
+        ),
+        timeout=30,
+        message="the payment is released to available",
+    )
+    payout = accounts(
+        "POST", "/v1/payouts", json={"artisan_id": artisan_id, "amount": 13_500, "currency": "MAD"}
+    )
+    assert payout.status_code in (201, 202), payout.text
+    wait_until(
+        lambda: accounts("GET", f"/v1/payouts/{payout.json()['id']}").json()["status"] == "paid",
+        timeout=30,
+        message="the bank sandbox pays the payout",
+    )
+    refund = marketplace.call(
+        "POST", "payments", "/v1/refunds", idempotent=True, json={"payment_id": payment_id}
+    )
+    assert refund.status_code == 201, refund.text
+
+    def open_reserve_case() -> dict | None:
+        cases = accounts("GET", "/v1/ledger/cases", params={"status": "open", "limit": 100}).json()["data"]
+        return next((case for case in cases if case["kind"] == "reserve_below_zero"), None)
+
+    return wait_until(open_reserve_case, timeout=30, message="the refund takes the reserve below zero")
+
+
+def test_an_operator_resolves_a_ledger_case_a_second_operator_approving(stack, people, shots):
+    axe = AXE.read_text(encoding="utf-8")
+    salma_session, karim_session = people.session(SALMA), people.session(KARIM)
+    case = reserve_below_zero_case(stack, salma_session["access_token"])
+    shortfall = -case["details"]["balance"]["amount"]
+    assert shortfall > 0
+
+    # Salma sees the platform's balances and the case on the ledger page, and opens the case.
+    salma = people.page(SALMA)
+    salma.goto(f"{stack.console_url}/ledger")
+    platform = salma.inner_text("#platform-accounts")
+    assert (
+        "gateway_receivable:m2t" in platform and "bank:145" in platform and "payouts_in_transit" in platform
+    )
+    assert "reserve" in salma.inner_text("#marketplace-accounts")
+    shots(salma, "ledger-platform-accounts")
+    salma.click(f"#ledger-cases a:has-text('{case['id']}')")
+    assert salma.get_attribute("#case-status", "data-status") == "open"
+    assert "Réserve de la place de marché sous zéro" in salma.inner_text("main")
+    assert salma.locator("#resolve-form").count() == 1
+    assert critical_violations(salma, axe) == []
+    shots(salma, "ledger-case")
+    case_url = salma.url
+
+    # The marketplace's transfer refunds the shortfall and pre-funds its reserve: 1,500.00 MAD,
+    # above the four-eyes amount. Salma proposes it for the case; it waits for another operator.
+    salma.click("#propose-for-case")
+    assert case["id"] in salma.inner_text("#for-case")
+    salma.check("#kind-manual")
+    salma.fill("#line-0-kind", "bank:145")
+    salma.select_option("#line-0-side", "debit")
+    salma.fill("#line-0-amount", "1500")
+    salma.select_option("#line-1-owner_type", "marketplace")
+    salma.fill("#line-1-owner_id", "cli_demo_marketplace")
+    salma.fill("#line-1-kind", "reserve")
+    salma.select_option("#line-1-side", "credit")
+    salma.fill("#line-1-amount", "1500")
+    salma.fill("#reason", "Virement de la place de marché : découvert de la réserve et avance")
+    salma.click("#propose")
+    assert salma.url == case_url
+    assert "attend l’approbation" in salma.inner_text("#case-notice")
+    assert salma.get_attribute("#case-status", "data-status") == "open"
+    adjustment_id = salma.inner_text("#case-adjustments tbody tr:first-child td.id").strip()
+    assert adjustment_id.startswith("adj_")
+
+    # She cannot approve her own: the four-eyes refusal is a message on the list.
+    salma.goto(f"{stack.console_url}/ledger/adjustments")
+    row = f"#adjustment-{adjustment_id}"
+    assert salma_session["staff"]["name"] in salma.inner_text(row)  # proposed by, named
+    shots(salma, "adjustments")
+    salma.click(f"{row} button.approve")
+    assert "double contrôle" in salma.inner_text("#adjustment-problem")
+    assert salma.locator(row).count() == 1
+
+    # Karim, a second operator, approves it: posted, and the case is resolved by it.
+    karim = people.page(KARIM)
+    karim.goto(f"{stack.console_url}/ledger/adjustments")
+    assert "Salma Idrissi" in karim.inner_text(row)  # another person's name, from onboarding
+    karim.fill(f"#note-{adjustment_id}", "Virement vu sur le relevé du jour.")
+    karim.click(f"{row} button.approve")
+    assert "passé" in karim.inner_text("#adjustment-notice")
+    assert karim.locator(row).count() == 0
+    karim.goto(case_url)
+    assert karim.get_attribute("#case-status", "data-status") == "resolved"
+    resolution = karim.inner_text("#case-resolution")
+    assert "La réserve a été alimentée" in resolution and adjustment_id in resolution
+    assert f"Karim Fassi ({karim_session['staff']['id']})" in karim.inner_text("#resolved-by")
+    assert karim.locator("#resolve-form").count() == 0
+    shots(karim, "ledger-case-resolved")
+
+    # The API agrees: resolved, by Karim, and the reserve is back above zero.
+    resolved = api(
+        stack, karim_session["access_token"], "GET", "accounts", f"/v1/ledger/cases/{case['id']}"
+    ).json()
+    assert (resolved["status"], resolved["resolved_by"], resolved["details"]["adjustment_id"]) == (
+        "resolved",
+        karim_session["staff"]["id"],
+        adjustment_id,
+    )
+
+
 def test_a_new_staff_member_enrols_with_the_qr_code_then_signs_in(stack, browser, shots):
     email, password = "nadia.operator@hirfa.test", "a long enough staff password"
     subprocess.run(
@@ -441,9 +761,11 @@ def test_a_forged_form_post_is_refused(stack, people):
 
 
 def test_arabic_renders_right_to_left(stack, browser, shots):
-    page = new_page(browser)
+    # A browser set up in English still gets the console in French until the person picks.
+    page = browser.new_context(locale="en-US").new_page()
     page.goto(f"{stack.console_url}/sign-in")
     assert page.get_attribute("html", "lang") == "fr"
+    assert page.inner_text("h1") == "Connexion du personnel"
     page.click("button[lang=ar]")
     assert page.get_attribute("html", "dir") == "rtl"
     assert page.evaluate("getComputedStyle(document.body).direction") == "rtl"

@@ -12,6 +12,7 @@ from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAcco
 from services.accounts.service_layer.money_events import release_due_holds
 from shared.auth.scopes import Role
 from shared.banking import make_rib
+from shared.db import utcnow
 from shared.errors import PROBLEM_CONTENT_TYPE
 from shared.ids import new_id
 from tests.integration.conftest import OTHER_MARKETPLACE
@@ -500,9 +501,22 @@ def test_integrity_catches_unbalanced_and_one_line_entries_and_negative_artisans
             )
         )
         session.flush()
-        session.add(JournalLine(entry_id=one_line, account_id=commission, amount=-7, currency="MAD"))
-        session.add(JournalLine(entry_id=overdrawn, account_id=available, amount=300, currency="MAD"))
-        session.add(JournalLine(entry_id=overdrawn, account_id=pending, amount=-300, currency="MAD"))
+        # Each line's balance_after follows its account's lines, so only the rules below are broken.
+        for entry, account, amount, after in (
+            (one_line, commission, -7, -507),
+            (overdrawn, available, 300, 300),
+            (overdrawn, pending, -300, -4_800),
+        ):
+            session.add(
+                JournalLine(
+                    entry_id=entry,
+                    account_id=account,
+                    amount=amount,
+                    currency="MAD",
+                    posted_at=utcnow(),
+                    balance_after=after,
+                )
+            )
         # Stored balances follow the second entry, so only its artisan rule is broken.
         session.execute(sa.update(LedgerAccount).where(LedgerAccount.id == available).values(balance=300))
         session.execute(sa.update(LedgerAccount).where(LedgerAccount.id == pending).values(balance=-4_800))

@@ -1361,3 +1361,36 @@ def test_a_confirm_retried_with_its_key_replays_the_answer(api, payee, gateway, 
     without_key = api.confirm(payment["id"], card_token=card)
     assert without_key.status_code == 409 and without_key.json["code"] == "invalid_state"
     assert gateway.charge_count(payment["id"]) == 1
+
+
+def test_a_confirm_whose_stored_answer_was_lost_answers_the_payment_when_retried_with_its_key(
+    api, payee, gateway, client, marketplace_headers, payments_app
+):
+    """The confirmation went through, then its answer never reached the key's row (the process was
+    killed, or the database went away, before it was stored): the retry gets the payment."""
+    payment = api.create(payee()).json
+    card = token(gateway, "4242424242424242")
+    first = client.post(
+        f"/v1/payments/{payment['id']}/confirm",
+        json={"card_token": card},
+        headers=marketplace_headers("confirm-2"),
+    )
+    assert first.json["status"] == "succeeded"
+    model = payments_app.extensions["hirfa"].models.idempotency_key
+    with payments_app.extensions["hirfa"].session_factory() as session:
+        session.execute(sa.delete(model).where(model.key == "confirm-2"))
+        session.commit()
+    again = client.post(
+        f"/v1/payments/{payment['id']}/confirm",
+        json={"card_token": card},
+        headers=marketplace_headers("confirm-2"),
+    )
+    assert again.status_code == 200, again.json
+    assert (again.json["id"], again.json["status"]) == (payment["id"], "succeeded")
+    another_key = client.post(
+        f"/v1/payments/{payment['id']}/confirm",
+        json={"card_token": card},
+        headers=marketplace_headers("confirm-3"),
+    )
+    assert another_key.status_code == 409 and another_key.json["code"] == "invalid_state"
+    assert gateway.charge_count(payment["id"]) == 1

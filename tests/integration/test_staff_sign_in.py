@@ -16,7 +16,7 @@ import pyotp
 import pytest
 import sqlalchemy as sa
 
-from services.onboarding.adapters.orm import StaffMember
+from services.onboarding.adapters.orm import StaffMember, StaffRefreshToken
 from services.onboarding.cli import DEMO_STAFF, DEMO_STAFF_PASSWORD
 from services.onboarding.service_layer.documents import rewrap_all_documents
 from services.onboarding.service_layer.screening import load_list
@@ -24,6 +24,7 @@ from services.onboarding.service_layer.staff import (
     create_staff,
     disable_staff,
     ensure_demo_staff,
+    reset_second_factor,
     rewrap_totp_secrets,
 )
 from shared.auth.scopes import ROLE_SCOPES, Role
@@ -38,7 +39,7 @@ from tests.support import ROOT
 
 PASSWORD = "correct horse battery staple"
 SIGN_IN = "/v1/staff-sessions"
-AMINA, YOUSSEF, SALMA = (email for email, *_ in DEMO_STAFF)
+AMINA, YOUSSEF, SALMA, KARIM = (email for email, *_ in DEMO_STAFF)
 SECRETS = {email: secret for email, _name, _roles, secret in DEMO_STAFF}
 
 
@@ -307,6 +308,133 @@ def test_sign_ins_are_logged_without_any_secret(client, context, demo_staff, cap
         "ghost@hirfa.test",
     ):
         assert secret not in logged
+
+
+# --- staying signed in: the staff refresh token ----------------------------------------------------------
+
+REFRESH, LOGOUT = "/v1/staff-sessions/refresh", "/v1/staff-sessions/logout"
+
+
+def refresh(client, refresh_token: str):
+    return client.post(REFRESH, json={"refresh_token": refresh_token})
+
+
+def age_refresh_tokens(context, email: str, **moved: dt.timedelta) -> None:
+    """Move the person's refresh tokens' clocks back (``rotated_at=``, ``expires_at=``, …): time
+    passing, without waiting."""
+    staff_id = member(context, email).id
+    with context.session_factory() as session:
+        for row in session.scalars(
+            sa.select(StaffRefreshToken).where(StaffRefreshToken.staff_id == staff_id)
+        ):
+            for column, by in moved.items():
+                if getattr(row, column) is not None:
+                    setattr(row, column, getattr(row, column) - by)
+        session.commit()
+
+
+def test_a_refresh_token_renews_the_access_token_once_and_the_session_stays_one(client, context, demo_staff):
+    signed_in = sign_in(client, SALMA)
+    first = signed_in.json
+    assert first["refresh_token"].startswith("hsr_") and first["refresh_token_expires_in"] == 3600
+
+    renewed = refresh(client, first["refresh_token"])
+    assert renewed.status_code == 200, renewed.json
+    assert renewed.headers["Cache-Control"] == "no-store"
+    second = renewed.json
+    assert second["refresh_token"] != first["refresh_token"]
+    assert second["staff"] == first["staff"] and second["expires_in"] == 900
+    token_claims = claims(second["access_token"])
+    assert (token_claims["sub"], token_claims["name"], token_claims["role"]) == (
+        first["staff"]["id"],
+        "Salma Idrissi",
+        "staff",
+    )
+    assert set(token_claims["scope"].split()) == ROLE_SCOPES[Role.OPERATOR]
+    # The new pair keeps the session going; every token of it belongs to one session.
+    assert refresh(client, second["refresh_token"]).status_code == 200
+    with context.session_factory() as session:
+        sessions = set(session.scalars(sa.select(StaffRefreshToken.session_id)))
+        hashes = set(session.scalars(sa.select(StaffRefreshToken.token_hash)))
+    assert len(sessions) == 1
+    assert first["refresh_token"] not in hashes  # kept as a hash, never as it was given
+
+
+def test_a_spent_refresh_token_sent_again_at_once_is_the_same_session_later_a_theft(
+    client, context, demo_staff
+):
+    first = sign_in(client, SALMA).json
+    # Two requests of one console session renewing at the same moment: both get a pair.
+    one, other = refresh(client, first["refresh_token"]), refresh(client, first["refresh_token"])
+    assert (one.status_code, other.status_code) == (200, 200)
+    assert refresh(client, one.json["refresh_token"]).status_code == 200
+
+    # The spent token again after the grace: a stolen copy. The whole session ends.
+    age_refresh_tokens(context, SALMA, rotated_at=dt.timedelta(minutes=5))
+    stolen = refresh(client, first["refresh_token"])
+    assert (stolen.status_code, stolen.json["code"]) == (401, "refresh_token_reused")
+    ended = refresh(client, other.json["refresh_token"])
+    assert (ended.status_code, ended.json["code"]) == (401, "refresh_token_revoked")
+
+
+def test_a_session_lapses_unused_and_ends_each_day_however_busy(client, context, demo_staff):
+    idle = sign_in(client, SALMA).json
+    age_refresh_tokens(context, SALMA, expires_at=dt.timedelta(hours=1, seconds=1))
+    lapsed = refresh(client, idle["refresh_token"])
+    assert (lapsed.status_code, lapsed.json["code"]) == (401, "refresh_token_expired")
+
+    busy = sign_in(client, SALMA, steps_ahead=1).json
+    age_refresh_tokens(context, SALMA, session_expires_at=dt.timedelta(hours=12, seconds=1))
+    over = refresh(client, busy["refresh_token"])
+    assert (over.status_code, over.json["code"]) == (401, "refresh_token_expired")
+    unknown = refresh(client, "hsr_not-a-token")
+    assert (unknown.status_code, unknown.json["code"]) == (401, "invalid_refresh_token")
+
+
+def test_signing_out_disabling_or_resetting_the_factor_ends_the_session(client, context, demo_staff):
+    salma = sign_in(client, SALMA).json
+    ended = client.post(LOGOUT, json={"refresh_token": salma["refresh_token"]})
+    assert ended.status_code == 204 and ended.headers["Cache-Control"] == "no-store"
+    assert refresh(client, salma["refresh_token"]).json["code"] == "refresh_token_revoked"
+    assert client.post(LOGOUT, json={"refresh_token": salma["refresh_token"]}).status_code == 204
+
+    karim = sign_in(client, KARIM).json
+    disable_staff(context.uow_factory(), KARIM)
+    assert refresh(client, karim["refresh_token"]).json["code"] == "refresh_token_revoked"
+
+    amina = sign_in(client, AMINA).json
+    reset_second_factor(context.uow_factory(), AMINA, policy=context.staff)
+    assert refresh(client, amina["refresh_token"]).json["code"] == "refresh_token_revoked"
+
+
+def test_a_refresh_carries_the_persons_roles_as_they_are_now(client, context, demo_staff):
+    amina = sign_in(client, AMINA).json
+    with context.session_factory() as session:
+        session.execute(
+            sa.update(StaffMember).where(StaffMember.email == AMINA).values(roles=["compliance", "operator"])
+        )
+        session.commit()
+    renewed = refresh(client, amina["refresh_token"]).json
+    assert set(claims(renewed["access_token"])["scope"].split()) == (
+        ROLE_SCOPES[Role.COMPLIANCE] | ROLE_SCOPES[Role.OPERATOR]
+    )
+    assert renewed["staff"]["roles"] == ["compliance", "operator"]
+
+
+def test_staff_look_each_other_up_by_id_and_only_staff(client, demo_staff, marketplace_headers):
+    salma = sign_in(client, SALMA)
+    amina_id = sign_in(client, AMINA).json["staff"]["id"]
+    card = client.get(f"/v1/staff/{amina_id}", headers=bearer(salma))
+    assert card.status_code == 200, card.json
+    assert card.json == {
+        "object": "staff_member",
+        "id": amina_id,
+        "name": "Amina Benali",
+        "roles": ["compliance"],
+    }
+    assert client.get("/v1/staff/stf_01JD8Z6W5Q0T2C7S9K3M4N5P6R", headers=bearer(salma)).status_code == 404
+    assert client.get(f"/v1/staff/{amina_id}", headers=marketplace_headers()).status_code == 403
+    assert client.get(f"/v1/staff/{amina_id}").status_code == 401
 
 
 # --- the staff token at work -------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from services.accounts.config import AccountsConfig
 from services.onboarding.config import BUNDLED_SANCTIONS_LIST, OnboardingConfig
 from services.payments.config import SANDBOX_M2T_API_KEY, SANDBOX_M2T_CALLBACK_SECRET, PaymentsConfig
 from shared.config import (
+    DEMO_ACCOUNTS_CLIENT_ID,
+    DEMO_ACCOUNTS_CLIENT_SECRET,
     SANDBOX_BANK_API_KEY,
     SANDBOX_BANK_CALLBACK_SECRET,
     ConfigError,
@@ -75,6 +77,10 @@ PRODUCTION = {
         "ACCOUNTS_STATEMENT_KEYS_DIR": "/etc/hirfa/statement-keys",
         "ACCOUNTS_M2T_URL": "https://api.m2t.example",
         "ACCOUNTS_M2T_API_KEY": "m2t-api-key-settlements-9c3e",
+        "ACCOUNTS_PAYMENTS_URL": "https://payments.hirfa.example",
+        "ACCOUNTS_SERVICE_TOKEN_URL": "https://onboarding.hirfa.example/v1/oauth/token",
+        "ACCOUNTS_SERVICE_CLIENT_ID": "cli_01JF3Z8Q2R4N6V8X0B2D4F6H8K",
+        "ACCOUNTS_SERVICE_CLIENT_SECRET": "service-client-secret-acc-2d8f",
     },
 }
 
@@ -109,6 +115,11 @@ STAND_INS = [
     ("accounts", "ACCOUNTS_M2T_API_KEY", UNSET),
     ("accounts", "ACCOUNTS_M2T_URL", UNSET),
     ("accounts", "ACCOUNTS_M2T_URL", "http://127.0.0.1:8010"),
+    # The completeness check reads payments with accounts' own service client, not the demo one.
+    ("accounts", "ACCOUNTS_SERVICE_CLIENT_ID", UNSET),
+    ("accounts", "ACCOUNTS_SERVICE_CLIENT_ID", DEMO_ACCOUNTS_CLIENT_ID),
+    ("accounts", "ACCOUNTS_SERVICE_CLIENT_SECRET", UNSET),
+    ("accounts", "ACCOUNTS_SERVICE_CLIENT_SECRET", DEMO_ACCOUNTS_CLIENT_SECRET),
     ("payments", "PAYMENTS_M2T_API_KEY", SANDBOX_M2T_API_KEY),
     ("payments", "PAYMENTS_M2T_API_KEY", UNSET),
     ("payments", "PAYMENTS_M2T_CALLBACK_SECRET", SANDBOX_M2T_CALLBACK_SECRET),

@@ -558,3 +558,169 @@ def test_the_jwks_ignores_a_key_written_with_padding(store, clock):
     assert RemoteKeySet(URL, fetch=fetch)(kid) is None  # a broken document: no keys from it
     fetch.document = None
     assert RemoteKeySet(URL, fetch=fetch)(kid) is not None
+
+
+# --- tokens seen before: the verified-token memory ----------------------------------------------
+
+
+class WallClock:
+    """Seconds since the epoch, from now on, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime.now(dt.UTC).timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def wall_clock(monkeypatch) -> WallClock:
+    """The verifier's clock, which PyJWT reads too: a token verified afresh is judged by the same
+    time as a remembered one."""
+    clock = WallClock()
+
+    class ClockedDatetime(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime.fromtimestamp(clock.now, tz)
+
+    monkeypatch.setattr(jwt.api_jwt, "datetime", ClockedDatetime)
+    return clock
+
+
+@pytest.fixture
+def signature_checks(monkeypatch) -> list[str]:
+    """The tokens whose signature PyJWT checked, in order."""
+    import shared.auth.tokens as tokens_module
+
+    checked: list[str] = []
+    decode = tokens_module.jwt.decode
+
+    def counting_decode(token, *args, **kwargs):
+        checked.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(tokens_module.jwt, "decode", counting_decode)
+    return checked
+
+
+def test_a_token_seen_before_is_not_verified_again(store, issuer, signature_checks):
+    verifier = TokenVerifier(lambda kid: store.public_keys().get(kid), issuer=ISSUER, audience=AUDIENCE)
+    token = _issue(issuer)
+    first = verifier.verify(token)
+    for _ in range(5):
+        assert verifier.verify(token) == first
+    assert signature_checks == [token]
+
+
+def _signed_now(store: SigningKeyStore, clock: WallClock) -> str:
+    kid, key = store.active()
+    return forge.sign_eddsa(key, kid, forge.claims(ISSUER, AUDIENCE, now=int(clock.now)))
+
+
+def test_a_remembered_token_expires_on_time(store, wall_clock):
+    verifier = TokenVerifier(
+        lambda kid: store.public_keys().get(kid), issuer=ISSUER, audience=AUDIENCE, clock=wall_clock
+    )
+    token = _signed_now(store, wall_clock)
+    expires_at = forge.unverified_claims(token)["exp"]
+    assert verifier.verify(token).client_id == "cli_test_marketplace"
+
+    # Within the leeway after exp it still passes, as on a first verification; then never again.
+    wall_clock.now = expires_at + CLOCK_SKEW_SECONDS - 1
+    assert verifier.verify(token).client_id == "cli_test_marketplace"
+    wall_clock.now = expires_at + CLOCK_SKEW_SECONDS
+    for _ in range(2):
+        with pytest.raises(InvalidToken) as caught:
+            verifier.verify(token)
+        assert caught.value.code == "token_expired"
+    assert len(verifier.verified) == 0
+
+
+def test_a_remembered_token_is_not_valid_before_its_time(store, wall_clock):
+    # A clock stepped back after the token was verified: the token's nbf is honoured again.
+    verifier = TokenVerifier(
+        lambda kid: store.public_keys().get(kid), issuer=ISSUER, audience=AUDIENCE, clock=wall_clock
+    )
+    token = _signed_now(store, wall_clock)
+    not_before = forge.unverified_claims(token)["nbf"]
+    verifier.verify(token)
+    wall_clock.now = not_before - CLOCK_SKEW_SECONDS - 1
+    with pytest.raises(InvalidToken, match="not valid yet"):
+        verifier.verify(token)
+    wall_clock.now = not_before
+    assert verifier.verify(token).client_id == "cli_test_marketplace"
+
+
+def test_a_token_for_another_audience_is_refused_every_time(store, issuer, signature_checks):
+    lookup = store.public_keys().get
+    accounts = TokenVerifier(lookup, issuer=ISSUER, audience="hirfa-accounts")
+    payments = TokenVerifier(lookup, issuer=ISSUER, audience=AUDIENCE)
+    token = _issue(issuer, audiences=["hirfa-accounts"])
+    assert accounts.verify(token).client_id == "cli_test_marketplace"
+    assert accounts.verify(token).client_id == "cli_test_marketplace"
+
+    for _ in range(3):
+        with pytest.raises(InvalidToken, match="not meant for this service"):
+            payments.verify(token)
+    assert len(payments.verified) == 0
+    assert signature_checks == [token] * 4  # accounts once, payments every time
+
+
+def test_refused_tokens_are_not_remembered(store, verifier, forged):
+    for token in forged.values():
+        with pytest.raises(InvalidToken):
+            verifier.verify(token)
+    assert len(verifier.verified) == 0
+
+
+def test_another_spelling_of_a_remembered_token_is_still_refused(spelled_token, verifier):
+    assert verifier.verify(spelled_token).client_id == "cli_test_marketplace"
+    respelled = _respell(spelled_token, 2, RESPELLINGS["stray trailing bits"])
+    with pytest.raises(InvalidToken, match="malformed"):
+        verifier.verify(respelled)
+
+
+def test_a_remembered_token_dies_with_its_retired_key(store, issuer, verifier):
+    kid, _ = store.active()
+    token = _issue(issuer)
+    assert verifier.verify(token)
+    store.generate()
+    (store.directory / f"{kid}.pem").unlink()
+    with pytest.raises(InvalidToken, match="unknown key"):
+        verifier.verify(token)
+    assert len(verifier.verified) == 0
+
+
+def test_a_remembered_token_is_checked_again_when_its_kid_names_another_key(store, issuer):
+    kid, _ = store.active()
+    keys = {kid: store.public_keys()[kid]}
+    verifier = TokenVerifier(keys.get, issuer=ISSUER, audience=AUDIENCE)
+    token = _issue(issuer)
+    assert verifier.verify(token)
+    keys[kid] = Ed25519PrivateKey.generate().public_key()  # the kid now names a stranger's key
+    with pytest.raises(InvalidToken, match="could not be verified"):
+        verifier.verify(token)
+
+
+def test_a_refetched_key_set_keeps_remembered_tokens(store, issuer, clock, signature_checks):
+    fetch = FakeFetch(store)
+    verifier = TokenVerifier(
+        RemoteKeySet(URL, cache_seconds=300, fetch=fetch), issuer=ISSUER, audience=AUDIENCE
+    )
+    token = _issue(issuer)
+    verifier.verify(token)
+    clock.advance(301)  # the JWKS is fetched again: new key objects, the same keys
+    verifier.verify(token)
+    assert len(fetch.calls) == 2
+    assert signature_checks == [token]
+
+
+def test_the_memory_is_bounded(store, issuer):
+    verifier = TokenVerifier(store.public_keys().get, issuer=ISSUER, audience=AUDIENCE, cache_size=2)
+    tokens = [_issue(issuer) for _ in range(3)]
+    for token in tokens:
+        verifier.verify(token)
+    assert len(verifier.verified) == 2
+    assert verifier.verified.get(tokens[0]) is None  # the least recently used went
+    assert all(verifier.verify(token).client_id == "cli_test_marketplace" for token in tokens)

@@ -5,6 +5,11 @@
 the movement was posted already); ``write_entry`` writes the entry, its lines and the stored
 balances (one statement on PostgreSQL, three elsewhere). ``posting.post`` decides between the two.
 
+Every journal line carries ``balance_after``, its account's stored balance right after it. Whatever
+writes lines takes it from ``balances_after`` (lines written one by one or from Python) or
+``balance_after_sql`` (lines written by one INSERT … SELECT), under the accounts' locks, so an
+account's lines in id order always run from 0 to its stored balance.
+
 A batch of entries (``service_layer/payment_batches.py``) does the same in about as many statements
 as one entry: ``lock_for_batch`` locks all their accounts at once, in the same order, and
 ``write_entries`` writes every entry, line and balance together.
@@ -14,8 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -279,13 +284,57 @@ def artisan_stored_balances(session: Session, artisan_id: str) -> list[tuple[str
     return [(kind, currency, int(balance)) for kind, currency, balance in rows]
 
 
+# -- running balances ------------------------------------------------------------------------------
+
+AccountKey = TypeVar("AccountKey", bound=Hashable)
+
+
+def balances_after(opening: Mapping[AccountKey, int], lines: Iterable[tuple[AccountKey, int]]) -> list[int]:
+    """Each line's ``balance_after``: its account's stored balance right after it.
+
+    ``opening`` holds each account's stored balance as locked (by ``AccountRef`` or account id,
+    as the caller keys its lines); ``lines`` are ``(account, amount)`` in the order they are
+    written, which gives them their ids. Lines of one account in one batch run on from each other.
+    """
+    running = dict(opening)
+    after = []
+    for account, amount in lines:
+        running[account] += amount
+        after.append(running[account])
+    return after
+
+
+def balance_after_sql(
+    opening: Mapping[str, int], *, account_id: str, amount: str, order_by: str
+) -> tuple[str, dict[str, int | str]]:
+    """``balances_after`` for lines written by one INSERT … SELECT: the SQL expression of a line's
+    ``balance_after``, and its parameters.
+
+    ``opening`` maps the locked accounts' ids to their stored balances; ``account_id`` and
+    ``amount`` are the SELECT's expressions for a line's account and amount; ``order_by`` the
+    order the lines are written in (the INSERT's ORDER BY, unique per line): a window sum over
+    each account's lines of the statement, in that order, added to its balance as locked.
+    """
+    params: dict[str, int | str] = {}
+    cases = []
+    for i, (account, balance) in enumerate(sorted(opening.items())):
+        params[f"opening_account_{i}"], params[f"opening_balance_{i}"] = account, balance
+        cases.append(f"WHEN :opening_account_{i} THEN CAST(:opening_balance_{i} AS BIGINT)")
+    sql = (
+        f"(CASE {account_id} {' '.join(cases)} END) + SUM({amount}) OVER (PARTITION BY {account_id} "
+        f"ORDER BY {order_by} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    )
+    return sql, params
+
+
 # -- writing ---------------------------------------------------------------------------------------
 
 
 @functools.cache
 def _write_statements(lines: int, as_one_statement: bool) -> tuple[sa.TextClause, ...]:
     """The writes of an entry with ``lines`` lines: the entry, its lines (one multi-row INSERT, in
-    the entry's order) and the stored balances of their (locked) accounts (one UPDATE).
+    the entry's order, each with its ``balance_after``) and the stored balances of their (locked)
+    accounts (one UPDATE).
 
     On PostgreSQL they are one statement (the two INSERTs as data-modifying CTEs, which run exactly
     once and together with the UPDATE, and whose foreign keys are checked at its end); elsewhere
@@ -297,24 +346,29 @@ def _write_statements(lines: int, as_one_statement: bool) -> tuple[sa.TextClause
         "VALUES (:entry_id, :cause, :cause_id, :cause_event_id, :posting_key, :artisan_id, :description, "
         ":posted_at, :reverses_entry_id)"
     )
-    values = ", ".join(f"(:entry_id, :account_{i}, :amount_{i}, :currency)" for i in range(lines))
+    values = ", ".join(
+        f"(:entry_id, :account_{i}, :amount_{i}, :currency, :posted_at, :balance_after_{i})"
+        for i in range(lines)
+    )
     entry_lines = (
-        f"INSERT INTO {JournalLine.__tablename__} (entry_id, account_id, amount, currency) VALUES {values}"
+        f"INSERT INTO {JournalLine.__tablename__} (entry_id, account_id, amount, currency, posted_at, balance_after) "
+        f"VALUES {values}"
     )
     cases = " ".join(f"WHEN :account_{i} THEN :amount_{i}" for i in range(lines))
     ids = ", ".join(f":account_{i}" for i in range(lines))
     balances = f"UPDATE {LedgerAccount.__tablename__} SET balance = balance + CASE id {cases} END WHERE id IN ({ids})"
     timestamp = sa.bindparam("posted_at", type_=UTCDateTime())
     amounts = [sa.bindparam(f"amount_{i}", type_=sa.BigInteger()) for i in range(lines)]
+    after = [sa.bindparam(f"balance_after_{i}", type_=sa.BigInteger()) for i in range(lines)]
     if as_one_statement:
         return (
             sa.text(f"WITH entry AS ({entry}), lines AS ({entry_lines}) {balances}").bindparams(
-                timestamp, *amounts
+                timestamp, *amounts, *after
             ),
         )
     return (
         sa.text(entry).bindparams(timestamp),
-        sa.text(entry_lines).bindparams(*amounts),
+        sa.text(entry_lines).bindparams(timestamp, *amounts, *after),
         sa.text(balances).bindparams(*amounts),
     )
 
@@ -341,8 +395,10 @@ def write_entry(
         "reverses_entry_id": entry.reverses_entry_id,
         "currency": currency,
     }
+    after = balances_after({ref: accounts[ref].balance for ref in amounts}, amounts.items())
     for i, (ref, amount) in enumerate(amounts.items()):
         params[f"account_{i}"], params[f"amount_{i}"] = accounts[ref].id, amount
+        params[f"balance_after_{i}"] = after[i]
     connection = session.connection()
     for statement in _write_statements(len(amounts), connection.dialect.name == "postgresql"):
         connection.execute(statement, params)
@@ -412,13 +468,7 @@ def resolve_open_reserve_case(session: Session, marketplace_id: str, *, entry_id
         .with_for_update()
     )
     if case is not None:
-        case.status = "resolved"
-        case.details = {
-            **case.details,
-            "resolved_at": at.isoformat(),
-            "resolution": "reserve_funded",
-            "resolved_by_entry_id": entry_id,
-        }
+        case.mark_resolved("reserve_funded", at=at, resolved_by_entry_id=entry_id)
 
 
 # -- set-based posting: a batch of entries in a few statements --------------------------------------
@@ -432,10 +482,10 @@ class LockedBatch:
 
 
 @functools.cache
-def _batch_lock_statement(no_key_update: bool) -> sa.Select[Any]:
+def _batch_lock_statement() -> sa.Select[Any]:
     """The locking SELECT of a batch: every account of the artisans ``:artisans`` and the accounts
     named in ``:refs`` ((owner type, owner id, kind) triples), in one currency, with each artisan's
-    cap; both lists expand to any length. ``no_key_update``: FOR NO KEY UPDATE, else FOR UPDATE."""
+    cap; both lists expand to any length."""
     la, limits = LedgerAccount.__table__.c, ArtisanLimits.__table__.c
 
     def artisan_limit(column: sa.ColumnElement[Any], label: str) -> sa.Label[Any]:
@@ -459,7 +509,7 @@ def _batch_lock_statement(no_key_update: bool) -> sa.Select[Any]:
         )
         .where(la.currency == sa.bindparam("currency"), sa.or_(of_artisans, named))
         .order_by(la.owner_type, la.owner_id, la.kind)
-        .with_for_update(of=LedgerAccount.__table__, key_share=no_key_update)
+        .with_for_update(of=LedgerAccount.__table__)
     )
 
 
@@ -468,25 +518,18 @@ def lock_for_batch(
     artisan_ids: Iterable[str],
     refs: Iterable[AccountRef],
     currency: str,
-    *,
-    no_key_update: bool = False,
 ) -> LockedBatch:
     """Lock every account of ``artisan_ids`` and the accounts ``refs``, in one statement, in the
     order every posting locks in (``lock_for_posting``), so a batch and a single posting sharing
     accounts wait for each other instead of deadlocking. Accounts not opened yet are missing from
-    the answer. The session is flushed first.
-
-    ``no_key_update`` locks FOR NO KEY UPDATE, the lock an UPDATE of the balance takes: it excludes
-    every other posting as FOR UPDATE does, but not the foreign-key checks of journal lines
-    inserted on the accounts meanwhile (FOR KEY SHARE), so other batches write their lines on the
-    platform's accounts while this one holds them."""
+    the answer. The session is flushed first."""
     session.flush()
     params = {
         "currency": currency,
         "artisans": sorted(set(artisan_ids)),
         "refs": sorted({(ref.owner_type, ref.owner_id, ref.kind) for ref in refs}),
     }
-    rows = session.connection().execute(_batch_lock_statement(no_key_update), params).all()
+    rows = session.connection().execute(_batch_lock_statement(), params).all()
     accounts: dict[AccountRef, LockedAccount] = {}
     caps: dict[str, int] = {}
     limits_known: set[str] = set()
@@ -542,14 +585,20 @@ class NewLine:
     amount: int
 
 
-def journal_line_columns(lines: Sequence[NewLine], currency: str) -> Columns:
-    """The journal_lines rows a set-based write inserts (all in ``currency``), column by column, in
-    posting order (their ids follow it): the one place those rows are spelled."""
+def journal_line_columns(
+    lines: Sequence[NewLine], currency: str, posted_at: Any, opening: Mapping[str, int]
+) -> Columns:
+    """The journal_lines rows a set-based write inserts (all in ``currency``, posted at
+    ``posted_at``), column by column, in posting order (their ids follow it), each with its
+    ``balance_after`` run on from ``opening`` (account id -> stored balance as locked): the one
+    place those rows are spelled."""
     return {
         "entry_id": [line.entry_id for line in lines],
         "account_id": [line.account_id for line in lines],
         "amount": [line.amount for line in lines],
         "currency": Same(currency),
+        "posted_at": Same(posted_at),
+        "balance_after": balances_after(opening, ((line.account_id, line.amount) for line in lines)),
     }
 
 
@@ -592,20 +641,21 @@ def write_entries(
     posted_at: Any,
     entries: Sequence[NewEntry],
     lines: Sequence[NewLine],
-    moved: Mapping[str, int],
     locked: Mapping[str, LockedAccount],
 ) -> None:
     """Write ``entries`` (of one ``cause``, in one ``currency``, posted at ``posted_at``), their
-    ``lines``, and add ``moved`` (account id -> sum of its lines) to the stored balances of those
-    accounts, all in ``locked`` (account id -> as it was locked; a line's account need not be in
-    ``moved``: its balance is then the caller's to add, ``add_to_balances``): one statement on
-    PostgreSQL, three elsewhere. Account objects the session loaded show the new balances, as if
-    read again."""
+    ``lines`` and the stored balances of the accounts they move, all in ``locked`` (account id ->
+    as it was locked): one statement on PostgreSQL, three elsewhere. Account objects the session
+    loaded show the new balances, as if read again."""
     if not entries:
         return
     connection = session.connection()
+    opening = {account_id: account.balance for account_id, account in locked.items()}
     entry_columns = _entry_columns(entries, cause, posted_at)
-    line_columns = journal_line_columns(lines, currency)
+    line_columns = journal_line_columns(lines, currency, posted_at, opening)
+    moved: dict[str, int] = {}
+    for line in lines:
+        moved[line.account_id] = moved.get(line.account_id, 0) + line.amount
     moved = {account_id: amount for account_id, amount in moved.items() if amount}
     if connection.dialect.name == "postgresql":
         statement = _batch_write_sql(shape_of(entry_columns), shape_of(line_columns), connection.dialect)
@@ -632,4 +682,4 @@ def write_entries(
     for account_id, amount in moved.items():
         loaded = identity_map.get(identity_key(LedgerAccount, account_id))
         if loaded is not None:
-            set_committed_value(loaded, "balance", locked[account_id].balance + amount)
+            set_committed_value(loaded, "balance", opening[account_id] + amount)

@@ -9,7 +9,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.accounts.domain.payouts import PayeeType, rib_last4
 from shared.db import UTCDateTime, utcnow
-from shared.events.outbox import InboxMixin, OutboxMixin
+from shared.events.outbox import BrokerTopicMixin, InboxMixin, OutboxMixin
 from shared.idempotency_store import IdempotencyKeyMixin
 from shared.kyc import KYC_ACTIVE
 from shared.money import Money
@@ -57,15 +57,29 @@ class JournalEntry(Base):
 
 
 class JournalLine(Base):
+    """One account's side of an entry. An account's lines, in id order, are its history in the order
+    it was posted (lines are written under the account's lock): ``balance_after`` is the account's
+    stored balance right after the line, so a statement page starts from a line instead of a sum
+    over everything before it (``ledger.balances_after`` computes it for every write)."""
+
     __tablename__ = "journal_lines"
+    __table_args__ = (
+        # A statement page: an account's lines in posting order, from a cursor line on.
+        sa.Index("ix_journal_lines_account_id_id", "account_id", "id"),
+        # Where a date range starts and ends in that history.
+        sa.Index("ix_journal_lines_account_id_posted_at", "account_id", "posted_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(
         sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     entry_id: Mapped[str] = mapped_column(sa.ForeignKey("journal_entries.id"), index=True)
-    account_id: Mapped[str] = mapped_column(sa.ForeignKey("ledger_accounts.id"), index=True)
+    account_id: Mapped[str] = mapped_column(sa.ForeignKey("ledger_accounts.id"))
     amount: Mapped[int] = mapped_column(sa.BigInteger)  # positive debit, negative credit
     currency: Mapped[str] = mapped_column(sa.String(3))
+    # The entry's posted_at, beside the account's lines for a date range to find its place.
+    posted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    balance_after: Mapped[int] = mapped_column(sa.BigInteger)
 
 
 class PendingHold(Base):
@@ -122,6 +136,21 @@ class LedgerCase(Base):
     artisan_id: Mapped[str | None] = mapped_column(sa.String(40), index=True, nullable=True)
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def mark_resolved(
+        self, resolution: str, *, at: dt.datetime, by: str = "system", **record: object
+    ) -> None:
+        """Resolved, with its record kept in ``details``: how (``posted``, ``funds_returned``,
+        ``reserve_funded``, ``adjustment``, ``noted``), when, by whom (``system`` when the ledger
+        settled it itself) and whatever names the resolution (an entry, an adjustment, a note)."""
+        self.status = "resolved"
+        self.details = {
+            **self.details,
+            "resolved_at": at.isoformat(),
+            "resolution": resolution,
+            "resolved_by": by,
+            **record,
+        }
 
 
 class ParkedEvent(Base):
@@ -233,9 +262,10 @@ class Payout(Base):
     requested_by: Mapped[str] = mapped_column(sa.String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Indexed: the back office counts the payouts sent, paid and failed in a day or a week.
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
 
     @property
     def money(self) -> Money:
@@ -345,6 +375,10 @@ class OutboxMessage(OutboxMixin, Base):
 
 
 class InboxMessage(InboxMixin, Base):
+    pass
+
+
+class BrokerTopic(BrokerTopicMixin, Base):
     pass
 
 

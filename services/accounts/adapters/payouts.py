@@ -124,3 +124,24 @@ def case_waiting_for_funds_locked(session: Session, case_id: str) -> LedgerCase 
         .where(LedgerCase.id == case_id, LedgerCase.status == "waiting")
         .with_for_update(skip_locked=True)
     )
+
+
+# When each step of a payout happened: handed to the bank (sent), paid, failed.
+PAYOUT_STEP_TIMES = {"sent": Payout.submitted_at, "paid": Payout.paid_at, "failed": Payout.failed_at}
+
+
+def step_figures(
+    session: Session, *, since: dt.datetime, until: dt.datetime
+) -> dict[str, list[tuple[str, int, int]]]:
+    """Per step (sent, paid, failed): ``(currency, count, amount)`` of the payouts that took that step
+    in ``[since, until)``, each a range read of that step's time index."""
+    figures: dict[str, list[tuple[str, int, int]]] = {}
+    for step, at in PAYOUT_STEP_TIMES.items():
+        rows = session.execute(
+            sa.select(Payout.currency, sa.func.count(), sa.func.coalesce(sa.func.sum(Payout.amount), 0))
+            .where(at >= since, at < until)
+            .group_by(Payout.currency)
+            .order_by(Payout.currency)
+        )
+        figures[step] = [(currency, int(count), int(amount)) for currency, count, amount in rows]
+    return figures

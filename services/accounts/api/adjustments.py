@@ -43,7 +43,8 @@ class Adjustments(MethodView):
         """Propose a reversal (``reverses_entry_id``: its lines are the entry's, negated) or a manual
         adjustment (``lines`` between named accounts, balanced), with a reason. Up to the configured
         amount it is posted at once (``posted``); above it, it waits (``pending_approval``) for another
-        operator's approval."""
+        operator's approval. With ``case_id`` (a ledger case, ``lc_…``) the case is resolved when it
+        posts; a case resolved meanwhile refuses it (409 ``ledger_case_resolved``)."""
         context = service_context()
         lines = body["lines"]
         command = adjustments.ProposeAdjustment(
@@ -56,6 +57,7 @@ class Adjustments(MethodView):
             ),
             currency=body["currency"],
             reverses_entry_id=body["reverses_entry_id"],
+            case_id=body["case_id"],
             idempotency_key=request.headers.get(IDEMPOTENCY_KEY_HEADER),
         )
         adjustment = adjustments.request_adjustment(
@@ -92,7 +94,8 @@ class ApproveAdjustment(MethodView):
     @blp.arguments(AdjustmentDecisionSchema)
     @blp.response(200, AdjustmentSchema)
     def post(self, body, adjustment_id):
-        """Approve a waiting adjustment: it is posted. Not by its proposer (403 ``four_eyes_required``)."""
+        """Approve a waiting adjustment: it is posted. Not by its proposer (403 ``four_eyes_required``);
+        not once the ledger case it was proposed for is resolved another way (409 ``ledger_case_resolved``)."""
         return adjustments.approve_adjustment(
             service_context().uow_factory(), adjustment_id, current_principal(), note=body["note"]
         )

@@ -1,4 +1,5 @@
-"""Reading the ledger: artisans' statements, journal entries, the integrity check, ledger cases."""
+"""Reading the ledger: artisans' statements, journal entries, the integrity check, the platform's
+and marketplaces' accounts; ledger cases, and resolving them."""
 
 from __future__ import annotations
 
@@ -7,25 +8,32 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from services.accounts.api.context import service_context
+from services.accounts.api.payouts import IDEMPOTENCY_HEADER_DOC
 from services.accounts.api.schemas import (
     CaseArgsSchema,
     IntegritySchema,
     JournalEntryArgsSchema,
     JournalEntryPageSchema,
     JournalEntrySchema,
+    LedgerAccountArgsSchema,
+    LedgerAccountPageSchema,
     LedgerCasePageSchema,
+    LedgerCaseSchema,
+    ResolveLedgerCaseSchema,
     StatementArgsSchema,
     StatementSchema,
 )
+from services.accounts.service_layer import ledger_cases
 from services.accounts.service_layer.statements import (
     TimeRange,
     artisan_statement,
     check_integrity,
     get_journal_entry,
-    list_cases,
     list_journal_entries,
+    list_ledger_accounts,
 )
 from shared.auth.flask import current_principal, require_any_scope, require_scopes
+from shared.idempotency import idempotent
 
 statements_blp = Blueprint(
     "statements",
@@ -43,7 +51,7 @@ operations_blp = Blueprint(
     "ledger_operations",
     __name__,
     url_prefix="/v1/ledger",
-    description="Ledger integrity and cases, for operators.",
+    description="Ledger integrity, the platform's accounts, and ledger cases, for operators.",
 )
 blueprints = (statements_blp, journal_blp, operations_blp)
 
@@ -114,13 +122,54 @@ def integrity():
 @require_scopes("ledger:operate")
 @operations_blp.arguments(CaseArgsSchema, location="query")
 @operations_blp.response(200, LedgerCasePageSchema)
-def ledger_cases(args):
+def list_ledger_cases(args):
     """Postings the ledger refused (a balance rule), and money events waiting for news about their
-    artisan (their tier, room under their cap, the payment a refund is for); oldest first."""
-    return list_cases(
+    artisan (their tier, room under their cap, the payment a refund is for), each with its parked
+    event; oldest first."""
+    return ledger_cases.list_cases(
         service_context().uow_factory(),
         status=args.get("status"),
         artisan_id=args.get("artisan_id"),
+        limit=args["limit"],
+        starting_after=args["starting_after"],
+    )
+
+
+@operations_blp.route("/cases/<string:case_id>", methods=["GET"])
+@require_scopes("ledger:operate")
+@operations_blp.response(200, LedgerCaseSchema)
+def ledger_case(case_id):
+    """One ledger case, with its parked event and, once resolved, how, when and by whom."""
+    return ledger_cases.get_case(service_context().uow_factory(), case_id)
+
+
+@operations_blp.route("/cases/<string:case_id>/resolve", methods=["POST"])
+@require_scopes("ledger:operate")
+@idempotent
+@operations_blp.arguments(ResolveLedgerCaseSchema)
+@operations_blp.response(200, LedgerCaseSchema)
+@operations_blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
+def resolve_ledger_case(body, case_id):
+    """Resolve an open case that needs no money movement, with a note saying why (kept with who
+    and when). A case that moves money is resolved by an adjustment proposed with its `case_id`.
+    Refused: 409 `ledger_case_waiting` (its money waits to post by itself: a note would leave it
+    parked), 409 `ledger_case_resolved` (resolved already)."""
+    return ledger_cases.resolve_with_note(
+        service_context().uow_factory(), case_id, current_principal(), note=body["note"]
+    )
+
+
+@operations_blp.route("/accounts", methods=["GET"])
+@require_scopes("ledger:operate")
+@operations_blp.arguments(LedgerAccountArgsSchema, location="query")
+@operations_blp.response(200, LedgerAccountPageSchema)
+def ledger_accounts(args):
+    """The platform's accounts (gateway receivables, banks' client funds, payouts in transit,
+    disputes held, fees, revenue) and the marketplaces' (commission, reserve), with balances as
+    people read them; artisans' accounts have their own endpoints."""
+    return list_ledger_accounts(
+        service_context().uow_factory(),
+        owner_type=args["owner_type"],
         limit=args["limit"],
         starting_after=args["starting_after"],
     )

@@ -13,11 +13,13 @@ from services.accounts.api.schemas import (
     PayoutPageSchema,
     PayoutRequestSchema,
     PayoutSchema,
+    PayoutStatsArgsSchema,
+    PayoutStatsSchema,
     ScheduleRequestSchema,
     ScheduleSchema,
 )
 from services.accounts.service_layer import bank_transfers, payout_schedules, payouts
-from shared.auth.flask import current_principal, require_any_scope
+from shared.auth.flask import current_principal, require_any_scope, require_scopes
 from shared.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from shared.idempotency import idempotent
 
@@ -59,6 +61,16 @@ class Payouts(MethodView):
     def get(self, args):
         """Payouts you can see, oldest first: artisans their own, marketplaces their artisans'."""
         return payouts.list_payouts(service_context().uow_factory(), current_principal(), **args)
+
+
+@blp.route("/payout-stats", methods=["GET"])
+@require_scopes("ledger:read")
+@blp.arguments(PayoutStatsArgsSchema, location="query")
+@blp.response(200, PayoutStatsSchema)
+def payout_stats(args):
+    """For operators: how many payouts were sent to the bank, paid and failed in a period, and for
+    how much (each counted by when it took that step)."""
+    return payouts.payout_stats(service_context().uow_factory(), current_principal(), **args)
 
 
 @blp.route("/payouts/<string:payout_id>")

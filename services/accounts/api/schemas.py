@@ -165,6 +165,13 @@ class IntegrityDifferenceSchema(Schema):
     check = fields.String(required=True)
     account_id = fields.String()
     entry_id = fields.String()
+    payment_id = fields.String(
+        metadata={
+            "description": "succeeded_payment_in_ledger: the payment that succeeded and is not in the ledger."
+        }
+    )
+    case_id = fields.String(metadata={"description": "succeeded_payment_in_ledger: its ledger case."})
+    line_id = fields.Integer(metadata={"description": "The journal line, for `balance_after_matches_lines`."})
     currency = fields.String()
     expected = fields.Integer(required=True, metadata={"description": "For a lower bound, the bound."})
     actual = fields.Integer(required=True)
@@ -179,20 +186,79 @@ class IntegritySchema(Schema):
     differences = fields.List(fields.Nested(IntegrityDifferenceSchema), required=True)
 
 
+class ParkedEventSchema(Schema):
+    event_id = fields.String(required=True)
+    event_type = fields.String(required=True)
+    waiting_for = fields.String(required=True, metadata={"description": "Why it cannot post yet."})
+    attempts = fields.Integer(required=True)
+    parked_at = fields.DateTime(required=True)
+    last_attempt_at = fields.DateTime(allow_none=True)
+
+
 class LedgerCaseSchema(Schema):
     id = fields.String(required=True)
     object = fields.Constant("ledger_case")
     kind = fields.String(required=True, metadata={"description": "e.g. tier_cap_exceeded."})
-    status = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "open, waiting or resolved."})
     cause = fields.String(required=True)
     cause_id = fields.String(required=True)
     event_id = fields.String(allow_none=True)
     artisan_id = fields.String(allow_none=True)
     details = fields.Dict(required=True)
     created_at = fields.DateTime(required=True)
+    parked_event = fields.Nested(
+        ParkedEventSchema,
+        allow_none=True,
+        metadata={"description": "The money event waiting for it to post (a waiting case), if one."},
+    )
+    resolution = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Once resolved: posted, funds_returned, reserve_funded (by the ledger itself), "
+            "adjustment or noted (by an operator)."
+        },
+    )
+    resolved_at = fields.String(allow_none=True, metadata={"description": "ISO 8601, once resolved."})
+    resolved_by = fields.String(
+        allow_none=True, metadata={"description": "Who resolved it (`system`: the ledger itself)."}
+    )
 
 
 LedgerCasePageSchema = page_schema(LedgerCaseSchema)
+
+
+class ResolveLedgerCaseSchema(Schema):
+    note = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=500),
+        metadata={"description": "Why the case needs nothing more (kept in its record)."},
+    )
+
+
+class LedgerAccountArgsSchema(PageArgsSchema):
+    owner_type = fields.String(
+        load_default=None,
+        validate=validate.OneOf(["platform", "marketplace"]),
+        metadata={"description": "`platform` or `marketplace`; both when left out."},
+    )
+
+
+class LedgerAccountSchema(Schema):
+    object = fields.Constant("ledger_account")
+    id = fields.String(required=True)
+    owner_type = fields.String(required=True)
+    owner_id = fields.String(required=True)
+    kind = fields.String(required=True, metadata={"description": "e.g. revenue, bank:145, reserve."})
+    currency = fields.String(required=True)
+    normal_side = fields.String(required=True, metadata={"description": "debit or credit."})
+    balance = fields.Nested(
+        MoneySchema,
+        required=True,
+        metadata={"description": "As people read it: positive on the account's normal side."},
+    )
+
+
+LedgerAccountPageSchema = page_schema(LedgerAccountSchema)
 
 
 # --- payouts --------------------------------------------------------------------------------------
@@ -268,6 +334,33 @@ class PayoutSchema(Schema):
 
 
 PayoutPageSchema = page_schema(PayoutSchema)
+
+
+class PayoutStatsArgsSchema(Schema):
+    since = fields.AwareDateTime(
+        required=True,
+        default_timezone=None,
+        metadata={"description": "The period's start (ISO 8601 with offset)."},
+    )
+    until = fields.AwareDateTime(
+        load_default=None,
+        default_timezone=None,
+        metadata={"description": "Its end, excluded (default: now). At most 92 days after since."},
+    )
+
+
+class StepFiguresSchema(Schema):
+    count = fields.Integer(required=True)
+    amount = fields.List(fields.Nested(MoneySchema), required=True, metadata={"description": "Per currency."})
+
+
+class PayoutStatsSchema(Schema):
+    object = fields.Constant("payout_stats")
+    since = fields.DateTime(required=True)
+    until = fields.DateTime(required=True)
+    sent = fields.Nested(StepFiguresSchema, required=True, metadata={"description": "Handed to the bank."})
+    paid = fields.Nested(StepFiguresSchema, required=True)
+    failed = fields.Nested(StepFiguresSchema, required=True)
 
 
 class PayoutListArgsSchema(PageArgsSchema):
@@ -574,6 +667,14 @@ class AdjustmentRequestSchema(Schema):
         load_default=None,
         validate=validate.Length(min=1, max=40),
         metadata={"description": "A reversal: the journal entry whose lines are negated."},
+    )
+    case_id = fields.String(
+        load_default=None,
+        validate=validate.Length(min=1, max=40),
+        metadata={
+            "description": "The ledger case (`lc_…`) it resolves once posted; on a waiting case it takes "
+            "the place of the parked event, which is released (never posted)."
+        },
     )
 
     @validates_schema

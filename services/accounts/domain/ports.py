@@ -1,4 +1,5 @@
-"""What accounts asks of the outside world: the partner bank that executes payouts.
+"""What accounts asks of the outside world: the partner bank that executes payouts, and payments
+(which succeeded payments its ledger should hold).
 
 Adapters implement this port (``services.accounts.adapters.banks``); the service layer speaks only
 to it. A bank's failures are ``shared.partner_ports.PartnerError`` (``transient`` ones may be
@@ -8,7 +9,8 @@ retried) and a callback it cannot trust is ``shared.partner_ports.InvalidCallbac
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import datetime as dt
+from collections.abc import Iterator, Mapping
 from typing import BinaryIO, Protocol
 
 
@@ -127,3 +129,21 @@ class FileStore(Protocol):
     def put(self, stream: BinaryIO) -> StoredFile: ...
 
     def open(self, sha256: str) -> BinaryIO: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class UnpostedPayment:
+    """A payment that succeeded and whose ledger entry payments has not heard of yet."""
+
+    payment_id: str
+    artisan_id: str
+    marketplace_id: str
+    amount: int  # minor units, the amount captured
+    currency: str
+    succeeded_at: dt.datetime
+
+
+class PaymentsLedgerView(Protocol):
+    """Payments, as accounts' completeness check asks it (a Hirfa service's token)."""
+
+    def unposted_payments(self, succeeded_before: dt.datetime) -> Iterator[UnpostedPayment]: ...

@@ -9,6 +9,11 @@ Both are immutable entries like any other, posted through ``posting.post``: the 
 apply (an adjustment that would leave an artisan below zero or above their cap is refused with the
 rule's code, e.g. ``artisan_balance_negative``).
 
+**What it resolves** (``case_id``): a ledger case (``lc_…``, proposed through the API) is resolved
+when the adjustment posts (``ledger_cases.adjustment_posted``: a parked event it waited for is
+released); a reconciliation case (``rc_…``, proposed by its write-off) is written off
+(``recon_cases.adjustment_posted``).
+
 **Four-eyes.** An adjustment moving more than the configured amount (``AccountsConfig.
 adjustment_approval_above``; the amount of an adjustment is the sum of its debits) waits in
 ``pending_approval`` until a *different* API client approves it; the proposer's own approval is
@@ -40,7 +45,7 @@ from services.accounts.adapters.orm import LedgerAdjustment
 from services.accounts.domain.artisan_rules import BalanceRuleViolation
 from services.accounts.domain.ledger import AccountRef, UnbalancedEntry, is_known_account
 from services.accounts.domain.postings import EntryLine, Posting, net_amounts, reversal_lines
-from services.accounts.service_layer import recon_cases
+from services.accounts.service_layer import ledger_cases, recon_cases
 from services.accounts.service_layer.posting import post
 from shared.auth import Principal
 from shared.db import UnitOfWork, utcnow
@@ -115,6 +120,9 @@ def propose_adjustment(
         kind = "manual"
         currency = currency or session.info.get(_CURRENCY, DEFAULT_CURRENCY)
         entry_lines = _checked_lines(lines)
+    if ledger_cases.is_ledger_case(case_id):
+        assert case_id is not None
+        ledger_cases.check_open_for_adjustment(session, case_id)
     amount = sum(value for _, value in entry_lines if value > 0)
     threshold = approval_above if approval_above is not None else session.info.get(_APPROVAL_ABOVE)
     threshold = DEFAULT_APPROVAL_ABOVE if threshold is None else threshold
@@ -241,10 +249,12 @@ def _post(uow: UnitOfWork, adjustment: LedgerAdjustment) -> str:
 
 def _adjustment_posted(uow: UnitOfWork, adjustment: LedgerAdjustment) -> None:
     """Runs whenever an adjustment is posted (at once or on approval), in its transaction: records
-    the ``accounts.ledger.adjustment_posted`` event. The place to tell whatever the adjustment
-    resolves (``adjustment.case_id``: a reconciliation case) that it is done."""
+    the ``accounts.ledger.adjustment_posted`` event, and tells the case it was made for
+    (``adjustment.case_id``: a ledger case or a reconciliation case) that it is done."""
     uow.add_event(_event("accounts.ledger.adjustment_posted", adjustment))
-    if adjustment.case_id and adjustment.decided_by is not None:
+    if ledger_cases.is_ledger_case(adjustment.case_id):
+        ledger_cases.adjustment_posted(uow, adjustment)
+    elif adjustment.case_id and adjustment.decided_by is not None:
         # Approved by a second operator: the write-off's case is closed in this same transaction.
         # (One posted at once is closed by the write-off itself, after it has noted the proposal.)
         recon_cases.adjustment_posted(
@@ -282,6 +292,7 @@ class ProposeAdjustment:
     lines: tuple[tuple[AccountRef, int], ...] | None = None
     currency: str | None = None
     reverses_entry_id: str | None = None
+    case_id: str | None = None
     idempotency_key: str | None = None
 
 
@@ -291,6 +302,12 @@ def request_adjustment(
     """``POST /v1/ledger/adjustments``: propose and commit. A retry with the same Idempotency-Key
     finds the adjustment its first attempt created, even if the idempotency layer lost the answer."""
     _ensure_operator(principal)
+    if command.case_id is not None and not ledger_cases.is_ledger_case(command.case_id):
+        raise ValidationFailed(
+            "`case_id` names a ledger case (lc_…); a reconciliation case is written off through "
+            "its own write-off endpoint.",
+            param="case_id",
+        )
     key = (command.idempotency_key or "").strip()
     request_key = f"{principal.client_id}:{key}" if key else None
     with uow:
@@ -312,6 +329,7 @@ def request_adjustment(
             lines=command.lines,
             currency=command.currency,
             reverses_entry_id=command.reverses_entry_id,
+            case_id=command.case_id,
             request_key=request_key,
         )
         uow.commit()
@@ -321,9 +339,10 @@ def request_adjustment(
 def _same_request(uow: UnitOfWork, earlier: LedgerAdjustment, command: ProposeAdjustment) -> bool:
     """Whether ``command`` asks for the adjustment ``earlier`` is: the same reason, and the same
     reversal (no lines given) or the same lines (in the stored shape, in order) in the same currency."""
-    if (earlier.reason, earlier.reverses_entry_id) != (
+    if (earlier.reason, earlier.reverses_entry_id, earlier.case_id) != (
         (command.reason or "").strip(),
         command.reverses_entry_id,
+        command.case_id,
     ):
         return False
     if command.reverses_entry_id is not None:
@@ -360,6 +379,10 @@ def approve_adjustment(
             )
         if adjustment.reverses_entry_id and store.reversal_of(uow.session, adjustment.reverses_entry_id):
             raise Conflict("This entry was reversed already.", code="already_reversed")
+        if ledger_cases.is_ledger_case(adjustment.case_id):
+            # Locked before the posting locks the accounts, in the order parked events lock them;
+            # a case resolved while this waited refuses it (the money must not post twice).
+            ledger_cases.check_open_for_adjustment(uow.session, adjustment.case_id or "")
         adjustment.entry_id = _post(uow, adjustment)
         adjustment.status = AdjustmentStatus.POSTED
         adjustment.decided_by = principal.client_id

@@ -238,13 +238,9 @@ def _return_payout_funds(uow: UnitOfWork, case_id: str) -> bool:
             entry = post_once(uow, step_posting(payout, PayoutStep.FAILED))
         except BalanceRuleViolation:
             return False  # still no room
-        case.status = "resolved"
-        case.details = {
-            **case.details,
-            "resolved_at": utcnow().isoformat(),
-            "resolution": "funds_returned",
-            **({"entry_id": entry.id} if entry is not None else {}),
-        }
+        case.mark_resolved(
+            "funds_returned", at=utcnow(), **({"resolved_by_entry_id": entry.id} if entry is not None else {})
+        )
         uow.commit()
     log.info("failed payout's funds returned", extra={"payout_id": payout.id})
     return True

@@ -161,8 +161,7 @@ def _try_again(uow: UnitOfWork, handlers: Mapping[str, Handler], parked: ParkedE
     savepoint.commit()
     case = session.get(LedgerCase, parked.case_id)
     if case is not None:
-        case.status = "resolved"
-        case.details = {**case.details, "resolved_at": utcnow().isoformat(), "resolution": "posted"}
+        case.mark_resolved("posted", at=utcnow())
     session.delete(parked)
     log.info("parked event posted", extra={"event_id": parked.event_id})
     return True

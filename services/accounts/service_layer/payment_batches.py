@@ -16,11 +16,11 @@ cases. The work, for the whole batch at once:
    for the same payments (it needed the same locks) is seen;
 4. decide each payment in order, in memory, against the balances the earlier ones left: post it,
    or park it when it would take its artisan above their cap, or their tier is not known yet;
-5. write the pending holds, the ``entry_posted`` events (the outbox), then the entries with their
-   lines and the artisans' balances, one statement each (the last three on SQLite);
-6. last, lock the marketplaces' and the platform's accounts every payment shares (FOR NO KEY
-   UPDATE, in the same order) and add to their balances: other consumers wait for that lock only
-   for this one UPDATE and the commit.
+5. write the pending holds and the ``entry_posted`` events (the outbox), one statement each;
+6. last, lock the marketplaces' and the platform's accounts every payment shares (in the same
+   order), then write the entries, their lines (each with its account's running balance) and
+   every balance in one statement (three on SQLite): other consumers wait for that lock only for
+   this write and the commit.
 
 Nothing here catches an error: an entry that does not balance, a constraint that refuses a row, a
 handler bug. The consumer then rolls the whole set back and applies its events one at a time, so
@@ -180,7 +180,6 @@ def _write(
     now = utcnow()
     entries: list[ledger.NewEntry] = []
     lines: list[ledger.NewLine] = []
-    moved: dict[str, int] = defaultdict(int)
     holds: list[_Payment] = []
     for payment, amounts in accepted:
         posting = payment.posting
@@ -196,9 +195,7 @@ def _write(
             )
         )
         for ref, amount in amounts.items():
-            account_id = ids[ref]
-            lines.append(ledger.NewLine(entry_id, account_id, amount))
-            moved[account_id] += amount
+            lines.append(ledger.NewLine(entry_id, ids[ref], amount))
         if payment.net > 0:
             holds.append(payment)
         uow.add_event(entry_posted(posting, entry_id, now, amounts, ids))
@@ -218,19 +215,8 @@ def _write(
         len(holds),
     )
     uow.write_events()  # the outbox rows too, before the shared accounts are locked
-    # The entries, their lines and the artisans' balances (locked since the start); then the
-    # shared accounts, locked FOR NO KEY UPDATE (other batches' lines are not held up by it) for
-    # their balances alone: what other consumers wait for is one short UPDATE and the commit.
-    by_id = {account.id: account for account in artisan_accounts.values()}
-    ledger.write_entries(
-        session,
-        "payment",
-        currency,
-        now,
-        entries,
-        lines,
-        {account_id: amount for account_id, amount in moved.items() if account_id in by_id},
-        by_id,
-    )
-    shared = ledger.lock_for_batch(session, (), named, currency, no_key_update=True).accounts
-    ledger.add_to_balances(session, shared, {ref: moved[account.id] for ref, account in shared.items()})
+    # Last, the accounts every payment shares: other consumers wait for them only for the one write
+    # (each line's running balance needs them locked) and the commit.
+    shared = ledger.lock_for_batch(session, (), named, currency).accounts
+    locked = {account.id: account for account in (*artisan_accounts.values(), *shared.values())}
+    ledger.write_entries(session, "payment", currency, now, entries, lines, locked)

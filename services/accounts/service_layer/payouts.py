@@ -32,6 +32,7 @@ from shared.errors import Conflict, Forbidden, IdempotencyKeyReuse, NotFound, Va
 from shared.idempotency_store import key_lifetime
 from shared.ids import new_id
 from shared.kyc import can_be_paid
+from shared.money import Money
 from shared.pagination import Page, paginate
 
 # Bank partners hold ``payouts:write`` but only read payouts: the bank executes what operators and
@@ -270,3 +271,54 @@ def list_payouts(
         if status is not None:
             query = query.where(Payout.status == status)
         return paginate(uow.session, query, Payout.id, limit=limit, starting_after=starting_after)
+
+
+# -- the back office's figures -----------------------------------------------------------------------
+
+# The longest period one request of figures may cover.
+MAX_FIGURES_PERIOD = dt.timedelta(days=92)
+
+
+@dataclasses.dataclass(frozen=True)
+class StepFigures:
+    count: int
+    amount: list[Money]  # per currency
+
+
+@dataclasses.dataclass(frozen=True)
+class PayoutStats:
+    since: dt.datetime
+    until: dt.datetime
+    sent: StepFigures  # handed to the bank
+    paid: StepFigures
+    failed: StepFigures
+
+
+def payout_stats(
+    uow: UnitOfWork,
+    principal: Principal,
+    *,
+    since: dt.datetime,
+    until: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> PayoutStats:
+    """How many payouts were sent to the bank, paid and failed in ``[since, until)`` (default: until
+    now), and for how much: every payee's, for operators."""
+    if not principal.acts_as(Role.OPERATOR):
+        raise Forbidden("The back office's payout figures are for operators.", code="role_not_allowed")
+    until = until or now or utcnow()
+    if until <= since:
+        raise ValidationFailed("until must be later than since.", param="until")
+    if until - since > MAX_FIGURES_PERIOD:
+        raise ValidationFailed("A period of figures covers at most 92 days.", param="since")
+    with uow:
+        figures = payouts.step_figures(uow.session, since=since, until=until)
+
+    def step(name: str) -> StepFigures:
+        rows = figures[name]
+        return StepFigures(
+            count=sum(count for _, count, _ in rows),
+            amount=[Money(amount, currency) for currency, _, amount in rows],
+        )
+
+    return PayoutStats(since=since, until=until, sent=step("sent"), paid=step("paid"), failed=step("failed"))

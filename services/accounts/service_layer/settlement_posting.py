@@ -12,7 +12,8 @@ applies, and a chunk can be posted with a fixed number of statements whatever it
    posting key posted already (``ON CONFLICT DO NOTHING``): a line posts once, however often seen;
 3. one UPDATE points each line at its entry, new or older;
 4. one INSERT … SELECT writes the new entries' lines (zero amounts left out, as ``net_amounts``
-   does), one UPDATE adds their sums to the three balances;
+   does) with their running balances (``ledger.balance_after_sql``), one UPDATE adds their sums to
+   the three balances;
 5. one INSERT … SELECT writes an ``accounts.ledger.entry_posted`` event per new entry into the
    outbox, its payload built in SQL from the lines just written, as ``posting._write`` builds it.
 
@@ -116,10 +117,16 @@ def post_settlements(uow: UnitOfWork, run: ReconRun, size: int) -> int:
             WHERE {_CHUNK}""",
         **params,
     )
+    balance_after, opening = ledger.balance_after_sql(
+        {account.id: account.balance for account in accounts.values()},
+        account_id="account_id",
+        amount="amount",
+        order_by="item_id, n",
+    )
     execute_sql(
         session,
-        f"""INSERT INTO {JournalLine.__tablename__} (entry_id, account_id, amount, currency)
-            SELECT entry_id, account_id, amount, currency FROM (
+        f"""INSERT INTO {JournalLine.__tablename__} (entry_id, account_id, amount, currency, posted_at, balance_after)
+            SELECT entry_id, account_id, amount, currency, :posted_at, {balance_after} FROM (
                 SELECT posted_entry_id AS entry_id, id AS item_id, k.n AS n, currency,
                        CASE k.n WHEN 1 THEN CAST(:bank AS VARCHAR(40)) WHEN 2 THEN CAST(:fees AS VARCHAR(40))
                             ELSE CAST(:receivable AS VARCHAR(40)) END AS account_id,
@@ -131,6 +138,7 @@ def post_settlements(uow: UnitOfWork, run: ReconRun, size: int) -> int:
             WHERE amount <> 0
             ORDER BY item_id, n""",
         **params,
+        **opening,
     )
     sums = session.execute(
         sa.text(

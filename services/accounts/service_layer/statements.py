@@ -1,4 +1,5 @@
-"""Reading the ledger: artisan statements, journal entries, the integrity check and ledger cases.
+"""Reading the ledger: artisan statements, journal entries, the integrity check, and the balances
+of the platform's and marketplaces' accounts (ledger cases: ``ledger_cases``).
 
 Nothing here writes; money moves only through ``posting.post``. Reads that combine several
 queries (an opening balance and the page after it, the integrity checks and their counts) run in
@@ -17,9 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from services.accounts.adapters import ledger
-from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount, LedgerCase
+from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount
 from services.accounts.adapters.payouts import artisans_paid_at
 from services.accounts.domain.ledger import PLATFORM_OWNER, bank, shown_balance
+from services.accounts.service_layer.completeness import open_gaps
 from services.accounts.service_layer.ledger import check_artisan_visible
 from shared.auth import Principal
 from shared.db import UnitOfWork, is_postgres, utcnow
@@ -65,8 +67,12 @@ def artisan_statement(
 ) -> dict[str, Any]:
     """One page of an artisan account's lines, oldest first, each with the balance right after it.
 
-    Amounts are the artisan's point of view (money in is positive). The page's opening balance is
-    one SUM over every earlier line of the account; the running balance accumulates from there.
+    Amounts are the artisan's point of view (money in is positive). Lines come in the order they
+    were posted (line id), each with the balance stored beside it (``balance_after``), so a page
+    costs the same however long the account's history: its opening balance is the balance after
+    the line before it, found by the cursor or by the first line of the date range, and the page
+    is a range of the account's line ids. A date range runs from the first line posted at or after
+    ``posted.start`` to the first line posted at or after ``posted.end`` (excluded).
     """
     with uow:
         session = uow.session
@@ -78,93 +84,96 @@ def artisan_statement(
                 f"No {account_kind} {currency} account for artisan {artisan_id!r} (yet).", param="artisan_id"
             )
 
-        # Lines are ordered by when their entry was posted, then by line id (ties within a
-        # microsecond, and the lines of one entry).
-        position = sa.tuple_(JournalEntry.posted_at, JournalLine.id)
-        of_account = (
-            sa.select(JournalLine.id)
-            .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-            .where(JournalLine.account_id == account.id)
-        )
-        page_query = of_account.add_columns(
-            JournalLine.amount,
-            JournalEntry.id,
-            JournalEntry.posted_at,
-            JournalEntry.cause,
-            JournalEntry.cause_id,
-            JournalEntry.description,
-        )
-        # Whatever precedes the page: before the range, or up to and including the cursor line.
-        before_page: list[sa.ColumnElement[bool]] = []
+        # The page is the account's lines with ids in (after, before), the opening balance the
+        # stored balance after line ``after``: from the start of the history by default.
+        after, opening_stored, before = 0, 0, None
         if posted.start is not None:
-            page_query = page_query.where(JournalEntry.posted_at >= posted.start)
-            before_page.append(JournalEntry.posted_at < posted.start)
-        if posted.end is not None:
-            page_query = page_query.where(JournalEntry.posted_at < posted.end)
+            first = _first_line_posted_from(session, account.id, posted.start)
+            if first is None:  # everything was posted before the range
+                after, opening_stored = None, int(account.balance)
+            else:
+                after, opening_stored = first.id - 1, int(first.balance_after) - int(first.amount)
         if starting_after is not None:
-            cursor = _cursor_position(session, account.id, starting_after)
-            page_query = page_query.where(position > cursor)
-            before_page.append(position <= cursor)
+            cursor = _cursor_line(session, account.id, starting_after)
+            if after is not None and cursor.id > after:
+                after, opening_stored = cursor.id, int(cursor.balance_after)
+        if posted.end is not None:
+            past_the_end = _first_line_posted_from(session, account.id, posted.end)
+            before = None if past_the_end is None else past_the_end.id
 
-        opening_stored = 0
-        if before_page:
-            opening_stored = int(
-                session.scalar(
-                    of_account.with_only_columns(sa.func.coalesce(sa.func.sum(JournalLine.amount), 0)).where(
-                        sa.or_(*before_page)
-                    )
+        rows = []
+        if after is not None:
+            page_query = (
+                sa.select(
+                    JournalLine.id,
+                    JournalLine.amount,
+                    JournalLine.balance_after,
+                    JournalEntry.id,
+                    JournalEntry.posted_at,
+                    JournalEntry.cause,
+                    JournalEntry.cause_id,
+                    JournalEntry.description,
                 )
+                .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+                .where(JournalLine.account_id == account.id, JournalLine.id > after)
             )
-        rows = session.execute(
-            page_query.order_by(JournalEntry.posted_at, JournalLine.id).limit(limit + 1)
-        ).all()
+            if before is not None:
+                page_query = page_query.where(JournalLine.id < before)
+            rows = session.execute(page_query.order_by(JournalLine.id).limit(limit + 1)).all()
         has_more = len(rows) > limit
         rows = rows[:limit]
 
-        opening = shown_balance(opening_stored, account.normal_side)
-        running = opening
-        items = []
-        for line_id, stored_amount, entry_id, posted_at, cause, cause_id, description in rows:
-            amount = shown_balance(int(stored_amount), account.normal_side)
-            running += amount
-            items.append(
-                {
-                    "id": str(line_id),
-                    "entry_id": entry_id,
-                    "posted_at": posted_at,
-                    "cause": cause,
-                    "cause_id": cause_id,
-                    "description": description,
-                    "amount": _money(amount, account.currency),
-                    "running_balance": _money(running, account.currency),
-                }
-            )
+        items = [
+            {
+                "id": str(line_id),
+                "entry_id": entry_id,
+                "posted_at": posted_at,
+                "cause": cause,
+                "cause_id": cause_id,
+                "description": description,
+                "amount": _money(shown_balance(int(stored_amount), account.normal_side), account.currency),
+                "running_balance": _money(
+                    shown_balance(int(balance_after), account.normal_side), account.currency
+                ),
+            }
+            for line_id, stored_amount, balance_after, entry_id, posted_at, cause, cause_id, description in rows
+        ]
         return {
             "artisan_id": artisan_id,
             "account": account_kind,
             "currency": account.currency,
-            "opening_balance": _money(opening, account.currency),
+            "opening_balance": _money(shown_balance(opening_stored, account.normal_side), account.currency),
             "data": items,
             "has_more": has_more,
             "next_cursor": items[-1]["id"] if has_more else None,
         }
 
 
-def _cursor_position(session: Session, account_id: str, cursor: str) -> tuple[dt.datetime, int]:
-    """The (posted_at, line id) of the cursor line, which must be one of this account's lines."""
+def _first_line_posted_from(session: Session, account_id: str, moment: dt.datetime) -> Any:
+    """The account's first line posted at or after ``moment`` (id, amount, balance_after), if any."""
+    return session.execute(
+        sa.select(JournalLine.id, JournalLine.amount, JournalLine.balance_after)
+        .where(JournalLine.account_id == account_id, JournalLine.posted_at >= moment)
+        .order_by(JournalLine.posted_at, JournalLine.id)
+        .limit(1)
+    ).first()
+
+
+def _cursor_line(session: Session, account_id: str, cursor: str) -> Any:
+    """The cursor line (id, balance_after), which must be one of this account's lines."""
     found = None
     if _LINE_CURSOR.match(cursor):
         found = session.execute(
-            sa.select(JournalEntry.posted_at, JournalLine.id)
-            .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-            .where(JournalLine.id == int(cursor), JournalLine.account_id == account_id)
+            sa.select(JournalLine.id, JournalLine.balance_after).where(
+                JournalLine.id == int(cursor), JournalLine.account_id == account_id
+            )
         ).first()
     if found is None:
         raise ValidationFailed(
             "starting_after must be the next_cursor of a previous page of this statement.",
             param="starting_after",
         )
-    return found.posted_at, found.id
+    return found
 
 
 # --- journal entries ------------------------------------------------------------------------------
@@ -280,6 +289,11 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
 
     lines_sum_to_zero              Σ of all lines is 0, per currency
     stored_balance_matches_lines   every account's stored balance is Σ of its lines
+    balance_after_matches_lines    every line's balance_after is Σ of its account's lines up to it
+                                   (in id order), so each is the previous one's plus its amount
+    stored_balance_matches_last_line  every account's stored balance is its last line's
+                                   balance_after (0 without lines); reported only where the stored
+                                   balance is Σ of its lines (otherwise the check above says so)
     artisan_balance_not_negative   no artisan account holds less than 0 (from its lines; expected
                                    is the lowest allowed balance)
     gateway_receivable_not_negative  no ``gateway_receivable:*`` account is below 0: the gateway
@@ -287,6 +301,9 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
                                    was captured means a settlement was posted twice or wrongly)
     entry_balanced                 every entry's lines sum to 0, per currency
     entry_has_two_lines            every entry has at least two lines
+    succeeded_payment_in_ledger    every payment that succeeded is in the ledger: an open
+                                   ``payment_not_in_ledger`` case (``completeness.py``) is a
+                                   difference, expected the payment's amount, actual 0
     """
     differences: list[dict[str, Any]] = []
     with uow:
@@ -307,7 +324,18 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
             .group_by(JournalLine.account_id)
             .subquery()
         )
+        last_line = (
+            sa.select(JournalLine.account_id, JournalLine.balance_after)
+            .where(
+                JournalLine.id.in_(sa.select(sa.func.max(JournalLine.id)).group_by(JournalLine.account_id))
+            )
+            .subquery()
+        )
         from_lines = sa.func.coalesce(per_account.c.total, 0)
+        after_last_line = sa.func.coalesce(last_line.c.balance_after, 0)
+        last_line_differs = sa.and_(
+            LedgerAccount.balance == from_lines, LedgerAccount.balance != after_last_line
+        )
         shown_from_lines = sa.case((LedgerAccount.normal_side == "debit", from_lines), else_=-from_lines)
         is_negative_artisan = sa.and_(LedgerAccount.owner_type == "artisan", shown_from_lines < 0)
         # Debit-normal: below zero is a stored balance below zero.
@@ -326,9 +354,19 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
                 shown_from_lines,
                 is_negative_artisan,
                 is_negative_receivable,
+                after_last_line,
+                last_line_differs,
             )
             .outerjoin(per_account, per_account.c.account_id == LedgerAccount.id)
-            .where(sa.or_(LedgerAccount.balance != from_lines, is_negative_artisan, is_negative_receivable))
+            .outerjoin(last_line, last_line.c.account_id == LedgerAccount.id)
+            .where(
+                sa.or_(
+                    LedgerAccount.balance != from_lines,
+                    is_negative_artisan,
+                    is_negative_receivable,
+                    last_line_differs,
+                )
+            )
             .order_by(LedgerAccount.id)
         ).all()
         for (
@@ -339,6 +377,8 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
             shown,
             negative,
             receivable_negative,
+            last_balance_after,
+            last_differs,
         ) in suspicious_accounts:
             if int(stored) != int(recomputed):
                 differences.append(
@@ -347,6 +387,16 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
                         "account_id": account_id,
                         "currency": currency,
                         "expected": int(recomputed),
+                        "actual": int(stored),
+                    }
+                )
+            if last_differs:
+                differences.append(
+                    {
+                        "check": "stored_balance_matches_last_line",
+                        "account_id": account_id,
+                        "currency": currency,
+                        "expected": int(last_balance_after),
                         "actual": int(stored),
                     }
                 )
@@ -370,6 +420,39 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
                         "actual": int(shown),
                     }
                 )
+
+        running = (
+            sa.select(
+                JournalLine.id,
+                JournalLine.account_id,
+                JournalLine.currency,
+                JournalLine.balance_after,
+                sa.func.sum(JournalLine.amount)
+                .over(partition_by=JournalLine.account_id, order_by=JournalLine.id, rows=(None, 0))
+                .label("running_sum"),
+            )
+        ).subquery()
+        for line_id, account_id, currency, recorded, expected in session.execute(
+            sa.select(
+                running.c.id,
+                running.c.account_id,
+                running.c.currency,
+                running.c.balance_after,
+                running.c.running_sum,
+            )
+            .where(running.c.balance_after != running.c.running_sum)
+            .order_by(running.c.id)
+        ):
+            differences.append(
+                {
+                    "check": "balance_after_matches_lines",
+                    "account_id": account_id,
+                    "line_id": int(line_id),
+                    "currency": currency,
+                    "expected": int(expected),
+                    "actual": int(recorded),
+                }
+            )
 
         for entry_id, currency, actual in session.execute(
             sa.select(JournalLine.entry_id, JournalLine.currency, total)
@@ -397,6 +480,18 @@ def check_integrity(uow: UnitOfWork) -> dict[str, Any]:
         ):
             differences.append(
                 {"check": "entry_has_two_lines", "entry_id": entry_id, "expected": 2, "actual": int(count)}
+            )
+
+        for gap in open_gaps(session):
+            differences.append(
+                {
+                    "check": "succeeded_payment_in_ledger",
+                    "payment_id": gap["payment_id"],
+                    "case_id": gap["case_id"],
+                    "currency": gap["currency"],
+                    "expected": gap["amount"],
+                    "actual": 0,
+                }
             )
 
         accounts_checked = session.scalar(sa.select(sa.func.count()).select_from(LedgerAccount))
@@ -437,16 +532,29 @@ def list_reserves(uow: UnitOfWork, *, below_zero: bool, limit: int, starting_aft
         return page
 
 
-# --- ledger cases ---------------------------------------------------------------------------------
+# --- the platform's and marketplaces' accounts ---------------------------------------------------
 
 
-def list_cases(
-    uow: UnitOfWork, *, status: str | None, artisan_id: str | None, limit: int, starting_after: str | None
+def list_ledger_accounts(
+    uow: UnitOfWork, *, owner_type: str | None, limit: int, starting_after: str | None
 ) -> Page:
-    query = sa.select(LedgerCase)
-    if status:
-        query = query.where(LedgerCase.status == status)
-    if artisan_id:
-        query = query.where(LedgerCase.artisan_id == artisan_id)
+    """The accounts that are not an artisan's: the platform's own (gateway receivables, banks'
+    client funds, payouts in transit, disputes held, fees, revenue) and the marketplaces'
+    (commission, reserve), each with its balance as people read it. Ordered by account id."""
+    owners = [owner_type] if owner_type else [PLATFORM_OWNER, "marketplace"]
+    query = sa.select(LedgerAccount).where(LedgerAccount.owner_type.in_(owners))
     with uow:
-        return paginate(uow.session, query, LedgerCase.id, limit=limit, starting_after=starting_after)
+        page = paginate(uow.session, query, LedgerAccount.id, limit=limit, starting_after=starting_after)
+        page.data = [
+            {
+                "id": account.id,
+                "owner_type": account.owner_type,
+                "owner_id": account.owner_id,
+                "kind": account.kind,
+                "currency": account.currency,
+                "normal_side": account.normal_side,
+                "balance": _money(shown_balance(account.balance, account.normal_side), account.currency),
+            }
+            for account in page.data
+        ]
+        return page

@@ -1,7 +1,9 @@
 """Staff sign-in and second-factor enrolment, on onboarding (the token issuer).
 
-The interface (issue 14): ``POST /v1/staff-sessions``, ``POST /v1/staff-enrolments`` and
-``POST /v1/staff-enrolments/confirm``. Passwords, codes and tokens pass through, never logged.
+The interface (issue 14): ``POST /v1/staff-sessions`` (signing in: an access token and a refresh
+token), ``POST /v1/staff-sessions/refresh`` (staying signed in), ``POST /v1/staff-sessions/logout``,
+``POST /v1/staff-enrolments`` and ``POST /v1/staff-enrolments/confirm``. Passwords, codes and
+tokens pass through, never logged.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class StaffSession:
     access_token: str = dataclasses.field(repr=False)
     expires_in: int
     staff: StaffMember
+    # Renews the access token once (each renewal gives the next one); empty: no renewal.
+    refresh_token: str = dataclasses.field(default="", repr=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +49,10 @@ class EnrolmentRequired(Exception):
 
 class StaffAuth(Protocol):
     def sign_in(self, email: str, password: str, totp_code: str) -> StaffSession: ...
+
+    def refresh(self, refresh_token: str) -> StaffSession: ...
+
+    def sign_out(self, refresh_token: str) -> None: ...
 
     def start_enrolment(self, enrolment_token: str) -> Enrolment: ...
 
@@ -69,14 +77,19 @@ class HttpStaffAuth:
             if problem.error.code == "totp_enrolment_required" and problem.body.get("enrolment_token"):
                 raise EnrolmentRequired(str(problem.body["enrolment_token"])) from None
             raise problem.error from None
-        staff = body["staff"]
-        return StaffSession(
-            access_token=body["access_token"],
-            expires_in=int(body.get("expires_in", 900)),
-            staff=StaffMember(
-                id=staff["id"], name=staff["name"], email=staff["email"], roles=tuple(staff.get("roles", ()))
-            ),
-        )
+        return _session_of(body)
+
+    def refresh(self, refresh_token: str) -> StaffSession:
+        try:
+            return _session_of(self._post("/v1/staff-sessions/refresh", {"refresh_token": refresh_token}))
+        except _Problem as problem:
+            raise problem.error from None
+
+    def sign_out(self, refresh_token: str) -> None:
+        try:
+            self._post("/v1/staff-sessions/logout", {"refresh_token": refresh_token})
+        except _Problem as problem:
+            raise problem.error from None
 
     def start_enrolment(self, enrolment_token: str) -> Enrolment:
         try:
@@ -105,6 +118,18 @@ class HttpStaffAuth:
                 problem_body = {}
             raise _Problem(problem_of(response), problem_body if isinstance(problem_body, dict) else {})
         return response.json() if response.content else {}
+
+
+def _session_of(body: dict[str, Any]) -> StaffSession:
+    staff = body["staff"]
+    return StaffSession(
+        access_token=body["access_token"],
+        expires_in=int(body.get("expires_in", 900)),
+        refresh_token=str(body.get("refresh_token") or ""),
+        staff=StaffMember(
+            id=staff["id"], name=staff["name"], email=staff["email"], roles=tuple(staff.get("roles", ()))
+        ),
+    )
 
 
 class _Problem(Exception):

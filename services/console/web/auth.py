@@ -66,12 +66,12 @@ def sign_in() -> Any:
             else:
                 error = _("Email, password or code is incorrect.")
         else:
-            staff = signed_in.staff
             sign_in_person(
                 signed_in.access_token,
                 signed_in.expires_in,
-                {"id": staff.id, "name": staff.name, "email": staff.email, "roles": list(staff.roles)},
+                signed_in.staff,
                 session.get("lang"),
+                signed_in.refresh_token,
             )
             return redirect(_safe_next(request.args.get("next")))
     status = 401 if error else 200

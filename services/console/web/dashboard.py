@@ -1,28 +1,35 @@
-"""The dashboard: the day's and week's payments, the KYC funnel, payouts, open cases by age.
+"""The dashboard: today's and this week's payments (count, volume, success rate by method), the
+KYC funnel (tier 0 → 3), payouts sent, paid and failed today and this week, and the open cases by
+age (KYC reviews, ledger cases, reconciliation cases). Drawn on the server as SVG bars.
 
-Counts come from the services' list endpoints (paged to a limit): there is no statistics API yet,
-so a count past the limit is shown as "at least".
+Figures come from the services' own counts (payments' and accounts' figures of a period,
+onboarding's funnel), not from lists paged here. Days and weeks are Moroccan ones (Africa/Casablanca):
+the day starts at local midnight, the week on Monday. Open cases are counted from their lists, up to
+``MAX_PAGES`` pages each.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, render_template
 from flask_babel import gettext as _
 
-from services.console.adapters.hirfa_api import ApiError, ServiceApi
+from services.console.adapters.hirfa_api import ServiceApi
 from services.console.web.charts import bar_chart, by_age
 from services.console.web.formatting import Section, age_days, apis, attempt
+from services.console.web.labels import label
 from services.console.web.security import has_role, staff_token
+from shared.i18n import LOCAL_TIMEZONE
 
 blp = Blueprint("dashboard", __name__)
 
 PAGE = 100
 MAX_PAGES = 10
+# Payment methods as payments names them, in the order the cards show them.
+PAYMENT_METHODS = ("card", "mobile_wallet")
 
 
 def list_all(api: ServiceApi, path: str, **params: Any) -> list[dict[str, Any]]:
@@ -38,70 +45,113 @@ def list_all(api: ServiceApi, path: str, **params: Any) -> list[dict[str, Any]]:
     return items
 
 
-def _payments_summary(since: dt.datetime) -> dict[str, Any]:
-    payments = list_all(apis().payments, "/v1/payments", created_gte=since.isoformat())
-    by_method: dict[str, Counter[str]] = defaultdict(Counter)
-    volume = 0
-    for payment in payments:
-        method = str(payment.get("payment_method_type") or "?")
-        by_method[method]["total"] += 1
-        if payment.get("status") == "succeeded":
-            by_method[method]["succeeded"] += 1
-            volume += int(payment["amount"]["amount"])
+def periods(now: dt.datetime) -> dict[str, dt.datetime]:
+    """Where today and this week start, in Moroccan time (the week on Monday)."""
+    local = now.astimezone(LOCAL_TIMEZONE)
+    today = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return {"today": today, "week": today - dt.timedelta(days=today.weekday())}
+
+
+def payment_card(stats: dict[str, Any], period: str) -> dict[str, Any]:
+    """What one payments card shows: the count, the volume, and a bar per method for its success rate."""
+    methods = {row["payment_method_type"]: row for row in stats["by_method"]}
+    ordered = [methods[m] for m in PAYMENT_METHODS if m in methods] + [
+        row for name, row in methods.items() if name not in PAYMENT_METHODS
+    ]
+    rates = [
+        (
+            label(row["payment_method_type"]),
+            None if row["success_rate"] is None else round(100 * row["success_rate"]),
+        )
+        for row in ordered
+    ]
     return {
-        "count": len(payments),
-        "volume": {"amount": volume, "currency": "MAD"},
-        "success": {
-            method: round(100 * counts["succeeded"] / counts["total"]) for method, counts in by_method.items()
-        },
+        "count": stats["count"],
+        "volume": stats["volume"],
+        "methods": ordered,
+        "chart": bar_chart(_("Success rate by method"), rates, top=100, unit=" %"),
+        "id": f"{period}-success",
     }
+
+
+def payouts_chart(stats: dict[str, Any], title: str) -> Any:
+    return bar_chart(
+        title,
+        [
+            (_("Sent"), stats["sent"]["count"]),
+            (_("Paid"), stats["paid"]["count"]),
+            (_("Failed"), stats["failed"]["count"]),
+        ],
+    )
 
 
 @blp.get("/")
 def home() -> Any:
     now = dt.datetime.now(dt.UTC)
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    week = today - dt.timedelta(days=today.weekday())
-    onboarding, accounts = apis().onboarding, apis().accounts
+    starts = periods(now)
+    onboarding, payments, accounts = apis().onboarding, apis().payments, apis().accounts
+    token = staff_token()
+    operator = has_role("operator")
 
-    def count(call: Callable[[], list[Any]]) -> Section:
-        return attempt(lambda: len(call()))
-
-    funnel = [
-        (
-            _("Tier %(tier)s", tier=tier),
-            count(lambda tier=tier: list_all(onboarding, "/v1/artisans", tier=tier)),
+    def payment_stats(period: str) -> Section:
+        return attempt(
+            lambda: payment_card(
+                payments.get(token, "/v1/back-office/payment-stats", created_gte=starts[period].isoformat()),
+                period,
+            )
         )
-        for tier in range(4)
-    ]
-    payouts = [
-        (_("Paid"), count(lambda: list_all(accounts, "/v1/payouts", status="paid"))),
-        (_("Failed"), count(lambda: list_all(accounts, "/v1/payouts", status="failed"))),
-    ]
-    open_ages: list[int] = []
-    cases_error: ApiError | None = None
-    if has_role("compliance"):
-        reviews = attempt(lambda: list_all(onboarding, "/v1/kyc-reviews", status="open"))
-        open_ages += [age_days(r["created_at"], now) for r in reviews.data or []]
-        cases_error = reviews.error
-    if has_role("operator"):
-        cases = attempt(lambda: list_all(accounts, "/v1/ledger/cases", status="open"))
-        open_ages += [age_days(c["created_at"], now) for c in cases.data or []]
-        cases_error = cases_error or cases.error
+
+    def payout_stats(period: str, title: str) -> Section:
+        return attempt(
+            lambda: payouts_chart(
+                accounts.get(token, "/v1/payout-stats", since=starts[period].isoformat()), title
+            )
+        )
+
+    funnel = attempt(lambda: onboarding.get(token, "/v1/artisans/kyc-funnel"))
     return render_template(
         "dashboard.html",
-        today=attempt(lambda: _payments_summary(today)),
-        week=attempt(lambda: _payments_summary(week)),
-        funnel=_chart(_("KYC funnel (artisans per tier)"), funnel),
-        payouts=_chart(_("Payouts"), payouts),
-        cases=bar_chart(_("Open cases by age"), by_age(open_ages)),
-        cases_error=cases_error,
+        operator=operator,
+        payments={"today": payment_stats("today"), "week": payment_stats("week")} if operator else {},
+        payouts=[payout_stats("today", _("Today")), payout_stats("week", _("This week"))] if operator else [],
+        funnel=funnel,
+        funnel_chart=bar_chart(
+            _("KYC funnel (artisans per tier)"),
+            [(_("Tier %(tier)s", tier=row["tier"]), row["count"]) for row in funnel.data["tiers"]],
+        )
+        if funnel.ok
+        else None,
+        cases=_open_cases(now),
         limit=PAGE * MAX_PAGES,
     )
 
 
-def _chart(title: str, counted: list[tuple[str, Section]]) -> Section:
-    errors = [section.error for _, section in counted if section.error]
-    if errors:
-        return Section(error=errors[0])
-    return Section(data=bar_chart(title, [(label, section.data) for label, section in counted]))
+def _open_cases(now: dt.datetime) -> dict[str, Any]:
+    """The open cases the person's roles let them see, by source, and all of them by age."""
+    onboarding, accounts = apis().onboarding, apis().accounts
+    sources: list[tuple[str, Callable[[], list[dict[str, Any]]]]] = []
+    if has_role("compliance"):
+        sources.append((_("KYC reviews"), lambda: list_all(onboarding, "/v1/kyc-reviews", status="open")))
+    if has_role("operator"):
+        sources += [
+            (
+                _("Ledger cases"),
+                lambda: [
+                    *list_all(accounts, "/v1/ledger/cases", status="open"),
+                    *list_all(accounts, "/v1/ledger/cases", status="waiting"),
+                ],
+            ),
+            (
+                _("Reconciliation cases"),
+                lambda: [
+                    *list_all(accounts, "/v1/reconciliation/cases", state="open"),
+                    *list_all(accounts, "/v1/reconciliation/cases", state="investigating"),
+                ],
+            ),
+        ]
+    counted = [(name, attempt(fetch)) for name, fetch in sources]
+    ages = [age_days(case.get("created_at"), now) for _, section in counted for case in section.data or []]
+    return {
+        "chart": bar_chart(_("Open cases by age"), [(_(bucket), count) for bucket, count in by_age(ages)]),
+        "sources": [(name, section) for name, section in counted],
+    }

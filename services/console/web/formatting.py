@@ -1,4 +1,4 @@
-"""Template helpers: amounts, dates, ages, and the console's handle on its context."""
+"""Template helpers: amounts, dates, ages, people's names, and the console's handle on its context."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from babel.numbers import format_currency
-from flask import Flask, current_app, redirect, render_template, url_for
+from flask import Flask, current_app, g, redirect, render_template, session, url_for
 from flask_babel import format_datetime, get_locale
 
 from services.console.adapters.hirfa_api import ApiError, HirfaApis
+from services.console.adapters.staff_directory import STAFF_ID_PREFIX
 from services.console.context import ConsoleContext
 from services.console.web.labels import label
 from services.console.web.security import sign_out_person
@@ -81,11 +82,26 @@ def age_days(value: str | None, now: dt.datetime | None = None) -> int:
     return max(0, ((now or dt.datetime.now(dt.UTC)) - parsed).days)
 
 
+def person(value: Any) -> str:
+    """Who an audit trail names: a staff id (``stf_…``) as "Name (stf_…)", so people read names and
+    the id stays there to search; anything else (``system``, an API client) as it is."""
+    text = "" if value is None else str(value)
+    if not text.startswith(STAFF_ID_PREFIX) or "token" not in session:
+        return text
+    me = g.get("staff") or {}
+    if me.get("id") == text:
+        name: str | None = me.get("name")
+    else:
+        name = context().staff_directory.name_of(str(session["token"]), text)
+    return f"{name} ({text})" if name else text
+
+
 def register(app: Flask) -> None:
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["when"] = when
     app.jinja_env.filters["age_days"] = age_days
     app.jinja_env.filters["label"] = label
+    app.jinja_env.filters["person"] = person
 
     @app.errorhandler(ApiError)
     def api_error(error: ApiError) -> Any:

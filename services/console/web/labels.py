@@ -50,15 +50,56 @@ LABELS = {
     "platform": N_("Platform"),
     "marketplace": N_("Marketplace"),
     "artisan": N_("Artisan"),
+    # payment methods
+    "card": N_("Card"),
+    "mobile_wallet": N_("Mobile wallet"),
+    # ledger cases: why a posting was refused or waits
+    "tier_cap_exceeded": N_("Above the artisan's cap"),
+    "kyc_tier_unknown": N_("Artisan's tier not known yet"),
+    "payment_not_posted": N_("Its payment is not posted yet"),
+    "dispute_not_opened": N_("Its dispute is not opened yet"),
+    "artisan_balance_negative": N_("Artisan's balance below zero"),
+    "reserve_below_zero": N_("Marketplace reserve below zero"),
+    "unbalanced_entry": N_("Unbalanced entry"),
 }
 
 # Codes that mean something else in another family: a reconciliation case's states.
 FAMILY_LABELS = {
+    # A payment whose money the gateway holds though it ended without going through.
+    "payment": {
+        "failed": N_("Payment failed"),
+        "canceled": N_("Payment canceled"),
+    },
+    # Giving back money the gateway holds for a failed or canceled payment.
+    "reversal": {
+        "required": N_("To give back"),
+        "refund_pending": N_("Refund pending"),
+        "voided": N_("Released"),
+        "refunded": N_("Refunded"),
+        "failed": N_("The gateway would not give it back"),
+    },
     "case": {
         "open": N_("Open"),
         "investigating": N_("Investigating"),
         "resolved": N_("Resolved"),
         "written_off": N_("Written off"),
+    },
+    "ledger_case": {
+        "open": N_("Open, for an operator"),
+        "waiting": N_("Waiting to post"),
+        "resolved": N_("Resolved"),
+    },
+    "ledger_resolution": {
+        "posted": N_("Its event posted"),
+        "funds_returned": N_("The payout's funds came back"),
+        "reserve_funded": N_("The reserve was funded"),
+        "adjustment": N_("By an adjustment"),
+        "noted": N_("With a note"),
+    },
+    "adjustment": {
+        "pending_approval": N_("Waiting for approval"),
+        "posted": N_("Posted"),
+        "rejected": N_("Rejected"),
     },
 }
 

@@ -1,14 +1,16 @@
-"""The ledger, for operators: cases with their parked events, the integrity check, marketplaces'
-reserves below zero, and acting on a case with accounts' adjustments API.
+"""The ledger, for operators: cases with their parked events, the integrity check, the platform's
+and marketplaces' account balances, and acting on a case with accounts' ledger API.
 
-An operator proposes a reversal of a journal entry or a manual adjustment (lines between named
-accounts, with a reason). Up to accounts' four-eyes amount it is posted at once; above it, it waits
-in ``pending_approval`` for another operator, who approves or rejects it on the adjustments page.
-The rule is accounts': the console forwards the person's token and shows the refusal
-(403 ``four_eyes_required`` when the proposer approves their own) as a message on the page.
-
-Platform accounts' balances have no API; reserves below zero (``/v1/ledger/reserves``) are the
-platform-side balances accounts offers.
+A case page shows what was refused or parked and how it ended. An open case that needs no money
+movement is resolved with a note (``POST /v1/ledger/cases/{id}/resolve``); a case that does is
+resolved by an adjustment proposed for it (``case_id``): a reversal of a journal entry or lines
+between named accounts, with a reason. Up to accounts' four-eyes amount it is posted at once (and
+the case resolved); above it, it waits in ``pending_approval`` for another operator, who approves
+or rejects it on the adjustments page. On a waiting case the adjustment takes the place of the
+parked event, which then never posts: the page says so before anyone proposes. The rules are
+accounts': the console forwards the person's token and shows each refusal (403
+``four_eyes_required`` when the proposer approves their own, 409 ``ledger_case_resolved``,
+``ledger_case_waiting``) as a message on the page.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ blp = Blueprint("ledger", __name__, url_prefix="/ledger")
 
 CASE_STATUSES = ("open", "waiting", "resolved")
 ADJUSTMENT_KINDS = ("reversal", "manual")
+LEDGER_CASE_PREFIX = "lc_"
 
 
 @blp.get("")
@@ -46,8 +49,70 @@ def overview() -> Any:
             )
         ),
         integrity=attempt(lambda: accounts.get(token, "/v1/ledger/integrity")),
+        platform_accounts=attempt(
+            lambda: accounts.get(token, "/v1/ledger/accounts", owner_type="platform", limit=100)
+        ),
+        marketplace_accounts=attempt(
+            lambda: accounts.get(token, "/v1/ledger/accounts", owner_type="marketplace", limit=100)
+        ),
         reserves=attempt(lambda: accounts.get(token, "/v1/ledger/reserves", below_zero="true", limit=50)),
     )
+
+
+# --- one case ----------------------------------------------------------------------------------------
+
+
+@blp.get("/cases/<id:case_id>")
+@requires_role("operator")
+def case(case_id: str) -> Any:
+    return _case_page(case_id)
+
+
+@blp.post("/cases/<id:case_id>/resolve")
+@requires_role("operator")
+def resolve_case(case_id: str) -> Any:
+    note = request.form.get("note", "").strip()
+    sent_key = request.form.get("idempotency_key", "")
+    if not note:
+        return _case_page(case_id, problem=_("Say why the case needs nothing more."), status=422)
+    try:
+        apis().accounts.post(
+            staff_token(), f"/v1/ledger/cases/{case_id}/resolve", {"note": note}, idempotency_key=sent_key
+        )
+    except ApiError as refused:
+        if refused.status == 401:
+            raise
+        return _case_page(
+            case_id,
+            problem=refusal_message(refused),
+            status=refused.page_status,
+            note=note,
+            idempotency_key=form_key(sent_key, refused),
+        )
+    session["notice"] = "case:resolved"
+    return redirect(url_for("ledger.case", case_id=case_id))
+
+
+def _case_page(
+    case_id: str,
+    *,
+    problem: str | None = None,
+    status: int = 200,
+    note: str = "",
+    idempotency_key: str | None = None,
+) -> Any:
+    accounts = apis().accounts
+    token = staff_token()
+    found = accounts.get(token, f"/v1/ledger/cases/{case_id}")  # a 404 is the page's 404
+    return render_template(
+        "ledger/case.html",
+        case=found,
+        adjustments=attempt(lambda: accounts.get(token, "/v1/ledger/adjustments", case_id=case_id, limit=20)),
+        notice=_notice(),
+        problem=problem,
+        note=note,
+        idempotency_key=idempotency_key or str(uuid.uuid4()),
+    ), status
 
 
 # --- adjustments -----------------------------------------------------------------------------------
@@ -63,9 +128,15 @@ def adjustments() -> Any:
 @requires_role("operator")
 def new_adjustment() -> Any:
     case_id = request.args.get("case_id", "")
+    case_id = case_id if case_id.startswith(LEDGER_CASE_PREFIX) else ""
     reason = _("Ledger case %(case)s", case=case_id) if case_id else ""
     return _proposal_page(
-        form={"kind": "reversal", "reason": reason, "reverses_entry_id": request.args.get("entry_id", "")},
+        form={
+            "kind": "reversal",
+            "reason": reason,
+            "reverses_entry_id": request.args.get("entry_id", ""),
+            "case_id": case_id,
+        },
         rows=entry_forms.empty_rows(),
     )
 
@@ -77,7 +148,10 @@ def propose() -> Any:
     rows = entry_forms.rows_of(form)
     kind = form.get("kind", "")
     reason = form.get("reason", "").strip()
+    case_id = form.get("case_id", "").strip()
     body: dict[str, Any] = {"reason": reason}
+    if case_id:
+        body["case_id"] = case_id
     try:
         if kind not in ADJUSTMENT_KINDS or not reason:
             raise entry_forms.FormProblem(_("Choose a reversal or an adjustment, and give a reason."))
@@ -104,6 +178,8 @@ def propose() -> Any:
             idempotency_key=form_key(form.get("idempotency_key", ""), refused),
         )
     session["notice"] = f"adjustment:{adjustment.get('status', '')}"
+    if case_id:
+        return redirect(url_for("ledger.case", case_id=case_id))
     return redirect(url_for("ledger.adjustments"))
 
 
@@ -129,6 +205,13 @@ def refusal_message(refused: ApiError) -> str:
         return _(
             "You cannot approve this adjustment: you proposed it. Another operator must approve it "
             "(four-eyes rule)."
+        )
+    if refused.code == "ledger_case_resolved":
+        return _("This ledger case is resolved already: nothing more is posted or noted for it.")
+    if refused.code == "ledger_case_waiting":
+        return _(
+            "This case waits for its money to post by itself, so a note cannot resolve it. An "
+            "adjustment proposed for it would take the place of its parked event."
         )
     if refused.code in ("already_reversed", "reversal_pending"):
         return _("This journal entry is already reversed, or a reversal of it waits for approval.")
@@ -156,6 +239,8 @@ def _notice() -> str | None:
         return _("The adjustment waits for another operator's approval (four-eyes rule).")
     if notice == "adjustment:rejected":
         return _("The adjustment is rejected: nothing was posted.")
+    if notice == "case:resolved":
+        return _("The case is resolved, with your note.")
     return None
 
 

@@ -1,21 +1,27 @@
-"""Payments needing attention: reversals needing review (failed refunds), stuck payments, open disputes, failed
-webhook deliveries. Each list is what the payments API offers a staff token; where it offers none
-(its reads are scoped to one marketplace today), the page says so instead of guessing."""
+"""Payments needing attention, for operators, from payments' back-office API (``payments:oversee``):
+reversals needing review, payments stuck past payments' own recovery time, open disputes, and the
+webhook deliveries failing per marketplace. Each list pages on its own cursor (``<list>_after``).
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 
 from services.console.web.formatting import apis, attempt
 from services.console.web.security import requires_role, staff_token
 
 blp = Blueprint("payments", __name__, url_prefix="/payments")
 
-# A payment still processing after this long has outstayed payments' own recovery.
-STUCK_AFTER = dt.timedelta(minutes=30)
+PAGE_SIZE = 50
+# Each part of the page, and the back-office list it shows.
+LISTS = {
+    "reversals": "/v1/back-office/reversals-to-review",
+    "stuck": "/v1/back-office/stuck-payments",
+    "disputes": "/v1/back-office/disputes",
+    "webhooks": "/v1/back-office/webhook-failures",
+}
 
 
 @blp.get("")
@@ -23,15 +29,12 @@ STUCK_AFTER = dt.timedelta(minutes=30)
 def attention() -> Any:
     payments = apis().payments
     token = staff_token()
-    stuck_before = (dt.datetime.now(dt.UTC) - STUCK_AFTER).isoformat()
-    return render_template(
-        "payments/attention.html",
-        reversals=attempt(lambda: payments.get(token, "/v1/refunds", status="failed", limit=50)),
-        stuck=attempt(
+
+    def part(key: str) -> Any:
+        return attempt(
             lambda: payments.get(
-                token, "/v1/payments", status="processing", created_lte=stuck_before, limit=50
+                token, LISTS[key], limit=PAGE_SIZE, starting_after=request.args.get(f"{key}_after")
             )
-        ),
-        disputes=attempt(lambda: payments.get(token, "/v1/disputes", status="open", limit=50)),
-        webhooks=attempt(lambda: payments.get(token, "/v1/webhook-deliveries", status="failed", limit=50)),
-    )
+        )
+
+    return render_template("payments/attention.html", **{key: part(key) for key in LISTS})

@@ -62,8 +62,46 @@ def downgrade(artisan_id: str) -> Any:
     return redirect(url_for("people.profile", artisan_id=artisan_id))
 
 
+@blp.post("/<id:artisan_id>/rescreen")
+@requires_role("compliance")
+def rescreen(artisan_id: str) -> Any:
+    """Screen the artisan again against the lists in force: onboarding decides what a match does
+    (a case, tier 0) and audits it under the officer's name."""
+    form = request.form
+    try:
+        screening = apis().onboarding.post(
+            staff_token(),
+            f"/v1/artisans/{artisan_id}/screenings",
+            idempotency_key=form.get("rescreen_key", ""),
+        )
+    except ApiError as refused:
+        if refused.status == 401:
+            raise
+        if refused.code == "screening_list_unavailable":
+            problem = _("No sanctions list is loaded yet: nothing to screen against.")
+        else:
+            problem = _("The rescreening was refused (%(code)s).", code=refused.code)
+        return _profile_page(
+            artisan_id,
+            problem=problem,
+            status=refused.page_status,
+            rescreen_key=form_key(form.get("rescreen_key", ""), refused),
+        )
+    session["rescreened"] = {
+        "outcome": screening["outcome"],
+        "list_version": screening["list_version"],
+        "review_id": screening.get("review_id"),
+    }
+    return redirect(url_for("people.profile", artisan_id=artisan_id))
+
+
 def _profile_page(
-    artisan_id: str, *, problem: str | None = None, status: int = 200, idempotency_key: str | None = None
+    artisan_id: str,
+    *,
+    problem: str | None = None,
+    status: int = 200,
+    idempotency_key: str | None = None,
+    rescreen_key: str | None = None,
 ) -> Any:
     token = staff_token()
     onboarding, accounts = apis().onboarding, apis().accounts
@@ -82,6 +120,8 @@ def _profile_page(
         devices=attempt(lambda: onboarding.get(token, f"{base}/devices")),
         downgrade_reasons=DOWNGRADE_REASONS,
         idempotency_key=idempotency_key or str(uuid.uuid4()),
+        rescreen_key=rescreen_key or str(uuid.uuid4()),
+        rescreened=session.pop("rescreened", None),
         problem=problem,
         notice=notice,
     ), status

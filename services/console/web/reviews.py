@@ -23,7 +23,7 @@ from flask import (
 from flask_babel import gettext as _
 
 from services.console.adapters.hirfa_api import ApiError
-from services.console.web.formatting import age_days, apis, attempt, context
+from services.console.web.formatting import apis, attempt, context
 from services.console.web.security import DOCUMENT_SECURITY_POLICY, form_key, requires_role, staff_token
 
 blp = Blueprint("reviews", __name__, url_prefix="/reviews")
@@ -41,6 +41,21 @@ REJECT_REASONS = (
 )
 REVIEW_KINDS = ("screening_hit", "tier_upgrade", "bank_account_claim")
 AGE_FILTERS = (1, 3, 7, 30)
+# Onboarding's regions (services/onboarding/domain/artisans.py; a test keeps them the same).
+REGIONS = (
+    "tanger_tetouan_al_hoceima",
+    "oriental",
+    "fes_meknes",
+    "rabat_sale_kenitra",
+    "beni_mellal_khenifra",
+    "casablanca_settat",
+    "marrakech_safi",
+    "draa_tafilalet",
+    "souss_massa",
+    "guelmim_oued_noun",
+    "laayoune_sakia_el_hamra",
+    "dakhla_oued_ed_dahab",
+)
 # What a browser may be shown inline; anything else onboarding would never have accepted.
 INLINE_TYPES = frozenset({"image/jpeg", "image/png", "application/pdf"})
 
@@ -48,25 +63,28 @@ INLINE_TYPES = frozenset({"image/jpeg", "image/png", "application/pdf"})
 @blp.get("")
 @requires_role("compliance")
 def queue() -> Any:
+    """Open cases, oldest first, filtered by onboarding (kind, region, age) before the page is cut:
+    a match is never left on a later page."""
     kind = request.args.get("kind") if request.args.get("kind") in REVIEW_KINDS else None
-    region = request.args.get("region") or None
+    region = request.args.get("region") if request.args.get("region") in REGIONS else None
     min_age = request.args.get("min_age", type=int)
+    min_age = min_age if min_age in AGE_FILTERS else None
     page = apis().onboarding.get(
         staff_token(),
         "/v1/kyc-reviews",
         status="open",
         kind=kind,
+        region=region,
+        min_age_days=min_age,
         limit=context().config.review_page_size,
         starting_after=request.args.get("after"),
     )
-    rows = []
     artisans: dict[str, Any] = {}
+    rows = []
     for review in page["data"]:
-        if min_age is not None and age_days(review["created_at"]) < min_age:
-            continue
         artisan_id = review["artisan_id"]
         if artisan_id not in artisans:
-            # The queue carries no region: each case's artisan tells it (and the name to show).
+            # The queue carries no name: each case's artisan tells it.
             artisans[artisan_id] = (
                 attempt(
                     lambda artisan_id=artisan_id: apis().onboarding.get(
@@ -75,20 +93,17 @@ def queue() -> Any:
                 ).data
                 or {}
             )
-        artisan = artisans[artisan_id]
-        if region and artisan.get("region") != region:
-            continue
-        rows.append({"review": review, "artisan": artisan})
+        rows.append({"review": review, "artisan": artisans[artisan_id]})
     return render_template(
         "reviews/queue.html",
         rows=rows,
         kinds=REVIEW_KINDS,
         ages=AGE_FILTERS,
-        regions=sorted(
-            {a.get("region") for a in artisans.values() if a.get("region")} | ({region} if region else set())
-        ),
+        regions=REGIONS,
         chosen={"kind": kind, "region": region, "min_age": min_age},
-        next_cursor=page.get("next_cursor") if page.get("has_more") else None,
+        next_url=url_for("reviews.queue", **{**request.args.to_dict(), "after": page["next_cursor"]})
+        if page.get("has_more")
+        else None,
     )
 
 

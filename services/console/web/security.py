@@ -1,6 +1,11 @@
 """Who may see what, and the browser-side guards every page gets.
 
-- the signed-in person (``current_staff``), their token, and the inactivity timeout;
+- the signed-in person (``current_staff``), their token, and the inactivity timeout. The staff
+  access token lasts 15 minutes; while the person is active, the console renews it before it
+  lapses with the session's refresh token (each renewal gives the next), so a form posted just
+  after the old token's expiry goes through with a new one. Only activity renews: after
+  ``CONSOLE_IDLE_TIMEOUT_SECONDS`` without a request the session ends, and so does the staff
+  session at onboarding (signing out does the same);
 - a CSRF token on every form, checked on every POST (a refusal is a 403 page);
 - a strict Content-Security-Policy (self only, no inline script) and no caching of pages that
   carry personal data.
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import logging
 import secrets
 import time
 import uuid
@@ -19,6 +25,9 @@ from typing import Any
 from flask import Flask, abort, current_app, g, redirect, request, session, url_for
 
 from services.console.adapters.hirfa_api import ApiError
+from services.console.adapters.staff_auth import StaffAuth, StaffMember
+
+log = logging.getLogger(__name__)
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -35,6 +44,9 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 TOKEN_MARGIN_SECONDS = 15
+# Renewed this long before the margin above: the page's own requests (documents, the next click)
+# still carry a token with time left, and concurrent renewals are rare.
+RENEW_AHEAD_SECONDS = 45
 
 # What a KYC document (an image or a PDF, opened in the page or alone) may do: show itself.
 DOCUMENT_SECURITY_POLICY = "default-src 'none'; img-src 'self'; object-src 'self'; frame-ancestors 'self'"
@@ -69,26 +81,74 @@ def _check_csrf() -> None:
         abort(403, description="csrf")
 
 
-def sign_in_person(access_token: str, expires_in: int, staff: dict[str, Any], lang: str | None) -> None:
+def _person(staff: StaffMember) -> dict[str, Any]:
+    return {"id": staff.id, "name": staff.name, "email": staff.email, "roles": list(staff.roles)}
+
+
+def _keep_tokens(access_token: str, expires_in: int, refresh_token: str) -> None:
+    session["token"] = access_token
+    session["refresh"] = refresh_token
+    # A little before the token itself expires: a form is never sent with a token about to lapse.
+    session["expires"] = time.time() + max(0, expires_in - TOKEN_MARGIN_SECONDS)
+
+
+def sign_in_person(
+    access_token: str, expires_in: int, staff: StaffMember, lang: str | None, refresh_token: str = ""
+) -> None:
     """A new session for a signed-in person: nothing from before sign-in survives but the language."""
     session.clear()
     if lang:
         session["lang"] = lang
-    session["token"] = access_token
-    session["staff"] = staff
+    _keep_tokens(access_token, expires_in, refresh_token)
+    session["staff"] = _person(staff)
     session["seen"] = time.time()
-    # A little before the token itself expires: a form is never sent with a token about to lapse.
-    session["expires"] = time.time() + max(0, expires_in - TOKEN_MARGIN_SECONDS)
     session["csrf"] = secrets.token_urlsafe(32)
 
 
+def _staff_auth() -> StaffAuth:
+    return current_app.extensions["console"].staff_auth  # type: ignore[no-any-return]
+
+
 def sign_out_person(reason: str | None = None) -> None:
+    """End the session: at onboarding too (its refresh token revoked: best effort, it lapses
+    within the hour anyway), then the cookie's. The language stays."""
+    refresh_token = session.get("refresh")
+    if refresh_token:
+        try:
+            _staff_auth().sign_out(str(refresh_token))
+        except ApiError as error:
+            log.warning("could not end the staff session at onboarding", extra={"code": error.code})
     lang = session.get("lang")
     session.clear()
     if lang:
         session["lang"] = lang
     if reason:
         session["notice"] = reason
+
+
+def _renew_token(now: float) -> bool:
+    """Renew the staff token with the session's refresh token; whether the person is still signed
+    in. Onboarding not answering: the old token serves while it lasts; after that the page says
+    to try again, and the session (and whatever form was posted) is not thrown away."""
+    refresh_token = session.get("refresh")
+    if not refresh_token:
+        if now <= float(session.get("expires", 0)):
+            return True
+        sign_out_person("token_expired")
+        return False
+    try:
+        renewed = _staff_auth().refresh(str(refresh_token))
+    except ApiError as error:
+        if error.outcome_unknown:
+            if now <= float(session.get("expires", 0)):
+                return True
+            abort(503, description="sign_in_unavailable")
+        session.pop("refresh", None)  # refused: spent, revoked or lapsed, nothing to revoke
+        sign_out_person("token_expired")
+        return False
+    _keep_tokens(renewed.access_token, renewed.expires_in, renewed.refresh_token)
+    session["staff"] = _person(renewed.staff)  # the name and roles as they are now
+    return True
 
 
 def current_staff() -> dict[str, Any] | None:
@@ -107,16 +167,21 @@ def has_role(role: str) -> bool:
 def _check_signed_in() -> Any:
     """Every page but the public ones needs a live session; an idle one ends here."""
     g.staff = None
+    public = request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None
     if "token" in session:
         now = time.time()
+        expires = float(session.get("expires", 0))
         if now - float(session.get("seen", 0)) > current_app.config["IDLE_TIMEOUT_SECONDS"]:
             sign_out_person("session_expired")
-        elif now > float(session.get("expires", 0)):
-            sign_out_person("token_expired")
-        else:
+        elif (
+            now <= expires - RENEW_AHEAD_SECONDS
+            # A stylesheet or the sign-in page calls no service: the next page renews.
+            or (public and now <= expires)
+            or (not public and _renew_token(now))
+        ):
             g.staff = session["staff"]
-            session["seen"] = time.time()
-    if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+            session["seen"] = now
+    if public:
         return None
     if g.staff is None:
         return redirect(url_for("auth.sign_in", next=request.full_path if request.method == "GET" else None))

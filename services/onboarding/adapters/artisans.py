@@ -55,3 +55,14 @@ def locked_active_after(session: Session, after: str, limit: int) -> Sequence[Ar
         .limit(limit)
         .with_for_update()
     ).all()
+
+
+def count_by_tier_and_status(session: Session, principal: Principal) -> list[tuple[int, str, int]]:
+    """``(kyc tier, status, how many)`` of the artisans ``principal`` may see."""
+    visible = visible_to(principal).with_only_columns(Artisan.id).subquery()
+    rows = session.execute(
+        sa.select(Artisan.kyc_tier, Artisan.status, sa.func.count())
+        .where(Artisan.id.in_(sa.select(visible.c.id)))
+        .group_by(Artisan.kyc_tier, Artisan.status)
+    )
+    return [(int(tier), str(status), int(count)) for tier, status, count in rows]

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 
 from shared.db import UTCDateTime, utcnow
-from shared.events.outbox import InboxMixin, OutboxMixin
+from shared.events.outbox import BrokerTopicMixin, InboxMixin, OutboxMixin
 from shared.idempotency_store import IdempotencyKeyMixin
 
 
@@ -347,11 +347,39 @@ class StaffMember(Base):
     disabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class StaffRefreshToken(Base):
+    """An opaque staff refresh token, kept as its SHA-256: what keeps a console session signed in
+    past its 15-minute access token. Its ``session_id`` is one sign-in (the family every rotation
+    stays in); each use rotates it. It lapses after ``expires_at`` unused (the staff session's
+    idle bound) and at ``session_expires_at`` whatever happens (a working day at most). Signing
+    out, disabling the person or resetting their second factor revokes it."""
+
+    __tablename__ = "staff_refresh_tokens"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    session_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    staff_id: Mapped[str] = mapped_column(sa.ForeignKey("staff_members.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # active | rotated | revoked
+    status: Mapped[str] = mapped_column(sa.String(20), default="active")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    session_expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    rotated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    replaced_by: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_reason: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
+
+
 class OutboxMessage(OutboxMixin, Base):
     pass
 
 
 class InboxMessage(InboxMixin, Base):
+    pass
+
+
+class BrokerTopic(BrokerTopicMixin, Base):
     pass
 
 

@@ -10,11 +10,13 @@ from services.onboarding.api.schemas import (
     ArtisanListArgsSchema,
     ArtisanPageSchema,
     ArtisanSchema,
+    KycFunnelSchema,
     RegisterArtisanSchema,
 )
 from services.onboarding.service_layer.artisans import (
     RegisterArtisan,
     get_artisan,
+    kyc_funnel,
     list_artisans,
     register_artisan,
 )
@@ -61,6 +63,15 @@ class Artisans(MethodView):
     def get(self, args):
         """List the artisans you can see, oldest first."""
         return list_artisans(service_context().uow_factory(), current_principal(), **args)
+
+
+@blp.route("/kyc-funnel", methods=["GET"])
+@require_scopes("artisans:read")
+@blp.response(200, KycFunnelSchema)
+def funnel():
+    """How many of the artisans you can see are at each KYC tier (active ones), and how many were
+    rejected or are suspended: the back office's funnel, a marketplace's own."""
+    return kyc_funnel(service_context().uow_factory(), current_principal(), service_context().tiers)
 
 
 @blp.route("/<string:artisan_id>")

@@ -20,8 +20,9 @@ from services.onboarding.api.schemas import (
     DowngradeSchema,
     KycSchema,
     PhoneVerificationSchema,
+    RescreeningSchema,
 )
-from services.onboarding.service_layer import documents, kyc, phone
+from services.onboarding.service_layer import documents, kyc, phone, screening
 from shared.auth.flask import current_principal, require_any_scope, require_scopes
 from shared.idempotency import idempotent
 
@@ -166,6 +167,29 @@ class Downgrades(MethodView):
             officer=current_principal().client_id,
             tiers=context.tiers,
         )
+
+
+@blp.route("/<string:artisan_id>/screenings")
+class Screenings(MethodView):
+    @require_scopes("kyc:review")
+    @idempotent
+    @blp.response(201, RescreeningSchema)
+    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
+    def post(self, artisan_id):
+        """Rescreen one artisan against the sanctions and PEP lists in force now.
+
+        A hit opens a screening-hit case (one at a time) and holds the artisan at tier 0; a clear
+        result lets an artisan whose screening was pending climb to the tier earned. Audited under the
+        officer's name. 409 ``screening_list_unavailable`` when no list is loaded yet."""
+        context = service_context()
+        return screening.rescreen_artisan(
+            context.uow_factory(),
+            artisan_id,
+            context.screening,
+            officer=current_principal().client_id,
+            threshold=context.config.screening_threshold,
+            tiers=context.tiers,
+        ), 201
 
 
 @blp.route("/<string:artisan_id>/kyc/audit-log")

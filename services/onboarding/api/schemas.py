@@ -10,6 +10,9 @@ from services.onboarding.domain.documents import DOCUMENT_KINDS
 from services.onboarding.domain.kyc import APPROVE_REASONS, DOWNGRADE_REASONS, REJECT_REASONS
 from shared.pagination import PageArgsSchema, page_schema
 
+# The oldest age a review queue filter asks for: ten years, far beyond any case left waiting.
+MAX_REVIEW_AGE_DAYS = 3650
+
 
 class TokenRequestSchema(Schema):
     grant_type = fields.String(required=True, validate=validate.Equal("client_credentials"))
@@ -77,6 +80,22 @@ class ArtisanListArgsSchema(PageArgsSchema):
     tier = fields.Integer(validate=validate.Range(min=0, max=3))
     status = fields.String(validate=validate.OneOf(["active", "rejected", "suspended"]))
     region = fields.String(validate=validate.OneOf(REGIONS))
+
+
+class TierCountSchema(Schema):
+    tier = fields.Integer(required=True)
+    count = fields.Integer(required=True)
+
+
+class KycFunnelSchema(Schema):
+    object = fields.Constant("kyc_funnel")
+    tiers = fields.List(
+        fields.Nested(TierCountSchema),
+        required=True,
+        metadata={"description": "Active artisans, tier 0 to 3."},
+    )
+    rejected = fields.Integer(required=True)
+    suspended = fields.Integer(required=True)
 
 
 class ArtisanPathSchema(Schema):
@@ -230,6 +249,41 @@ class ReviewListArgsSchema(PageArgsSchema):
     )
     kind = fields.String(validate=validate.OneOf(["screening_hit", "tier_upgrade", "bank_account_claim"]))
     artisan_id = fields.String(validate=validate.Length(max=40))
+    region = fields.String(
+        validate=validate.OneOf(REGIONS), metadata={"description": "The artisan's region."}
+    )
+    min_age_days = fields.Integer(
+        validate=validate.Range(min=0, max=MAX_REVIEW_AGE_DAYS),
+        metadata={"description": "Cases opened at least this many days (of 24 hours) ago."},
+    )
+
+
+class ScreeningMatchSchema(Schema):
+    reference = fields.String(metadata={"description": "The list entry's own reference (e.g. QDi.001)."})
+    list_type = fields.String(metadata={"description": "sanctions or pep."})
+    entry_name = fields.String()
+    matched_name = fields.String(metadata={"description": "The entry's name (or alias) that matched."})
+    score = fields.Float()
+
+
+class RescreeningSchema(Schema):
+    id = fields.Function(lambda done: done.result.id, metadata={"example": "scr_01JD8Z6W5Q0T2C7S9K3M4N5P6R"})
+    object = fields.Constant("screening")
+    artisan_id = fields.Function(lambda done: done.result.artisan_id)
+    list_version = fields.Function(lambda done: done.result.list_version)
+    outcome = fields.Function(lambda done: done.result.outcome, metadata={"description": "clear or hit."})
+    matches = fields.Function(
+        lambda done: ScreeningMatchSchema(many=True).dump(done.result.matches),
+        metadata={"description": "The list entries the name matched (none when clear)."},
+    )
+    screening_status = fields.String(
+        metadata={"description": "The artisan's screening now: clear, hit (a case waits) or pending."}
+    )
+    kyc_tier = fields.Integer(metadata={"description": "The artisan's tier now."})
+    review_id = fields.String(
+        allow_none=True, metadata={"description": "The screening-hit case waiting for a decision, if any."}
+    )
+    created_at = fields.Function(lambda done: done.result.created_at.isoformat())
 
 
 class ReviewDecisionSchema(Schema):
@@ -450,7 +504,25 @@ class StaffTokenSchema(Schema):
     token_type = fields.String(required=True)
     expires_in = fields.Integer(required=True, metadata={"description": "Seconds (15 minutes)."})
     scope = fields.String(required=True)
+    refresh_token = fields.String(
+        required=True,
+        metadata={"description": "Opaque; renews the access token (POST /v1/staff-sessions/refresh), once."},
+    )
+    refresh_token_expires_in = fields.Integer(
+        required=True, metadata={"description": "Seconds it lasts unused (the session also ends each day)."}
+    )
     staff = fields.Nested(StaffProfileSchema, required=True)
+
+
+class StaffRefreshSchema(Schema):
+    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class StaffCardSchema(Schema):
+    object = fields.Constant("staff_member")
+    id = fields.String(required=True, metadata={"example": "stf_01JD8Z6W5Q0T2C7S9K3M4N5P6R"})
+    name = fields.String(required=True)
+    roles = fields.List(fields.String(), required=True, metadata={"example": ["operator"]})
 
 
 class StaffEnrolmentSchema(Schema):

@@ -1,4 +1,5 @@
-"""Staff sign in with email, password and a TOTP code; enrol their authenticator first."""
+"""Staff sign in with email, password and a TOTP code (enrolling their authenticator first), stay
+signed in with a refresh token, sign out; staff look each other up by id."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from flask_smorest import Blueprint
 from services.onboarding.api.context import service_context
 from services.onboarding.api.schemas import (
     ConfirmStaffEnrolmentSchema,
+    StaffCardSchema,
     StaffEnrolmentSchema,
     StaffEnrolmentSecretSchema,
+    StaffRefreshSchema,
     StaffSignInSchema,
     StaffTokenSchema,
 )
 from services.onboarding.service_layer import staff
+from shared.auth.flask import current_principal, require_scopes
 from shared.http_clients import client_address
 
 blp = Blueprint(
@@ -40,7 +44,7 @@ class StaffSessions(MethodView):
     @blp.doc(security=[])
     def post(self, body):
         """Sign in: a 15-minute access token (role ``staff``, ``sub`` the person, the scopes of
-        their roles). A wrong email, password or code answers 401 ``invalid_credentials``, all
+        their roles) and a refresh token for the session. A wrong email, password or code answers 401 ``invalid_credentials``, all
         alike; too many failures 429 ``sign_in_locked`` (Retry-After); a correct password
         without an enrolled authenticator 403 ``totp_enrolment_required`` with an
         ``enrolment_token``."""
@@ -54,6 +58,44 @@ class StaffSessions(MethodView):
             client_ip=client_address(context.config.trust_forwarded_for),
         )
         return tokens, 200, NO_STORE
+
+
+@blp.route("/staff-sessions/refresh")
+class RefreshStaffSession(MethodView):
+    @blp.arguments(StaffRefreshSchema)
+    @blp.response(200, StaffTokenSchema)
+    @blp.doc(security=[])
+    def post(self, body):
+        """Stay signed in: a new access token (the person's current name and roles) and a new
+        refresh token; the one sent is spent. 401 ``invalid_refresh_token`` (unknown),
+        ``refresh_token_expired`` (unused too long, or the session's day is over: sign in again),
+        ``refresh_token_revoked`` (signed out, disabled), ``refresh_token_reused`` (a spent token
+        sent again: the session is revoked)."""
+        context = service_context()
+        tokens = staff.refresh_session(context.uow_factory(), body["refresh_token"], policy=context.staff)
+        return tokens, 200, NO_STORE
+
+
+@blp.route("/staff-sessions/logout")
+class EndStaffSession(MethodView):
+    @blp.arguments(StaffRefreshSchema)
+    @blp.response(204)
+    @blp.doc(security=[])
+    def post(self, body):
+        """Sign out: the session's refresh tokens are revoked (its access token lives out its
+        minutes). An unknown or ended session answers 204 too."""
+        staff.end_session(service_context().uow_factory(), body["refresh_token"])
+        return None, 204, NO_STORE
+
+
+@blp.route("/staff/<string:staff_id>")
+class StaffCard(MethodView):
+    @require_scopes()
+    @blp.response(200, StaffCardSchema)
+    def get(self, staff_id):
+        """Another staff member's name and roles, for staff reading audit trails (which name people
+        by ``stf_…`` id). Staff tokens only."""
+        return staff.staff_card(service_context().uow_factory(), staff_id, current_principal())
 
 
 @blp.route("/staff-enrolments")

@@ -23,6 +23,7 @@ from shared.auth.scopes import STAFF_ROLES, Role
 
 STAFF_ID_PREFIX = "stf"
 ENROLMENT_TOKEN_PREFIX = "hen_"
+REFRESH_TOKEN_PREFIX = "hsr_"
 TOTP_ISSUER = "Hirfa"
 MIN_PASSWORD_LENGTH = 12
 # argon2 hashes any length, but a megabyte "password" is a cheap way to burn our CPU.
@@ -119,6 +120,18 @@ def new_enrolment_token() -> str:
 
 
 def hash_enrolment_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# -- refresh tokens (a console session renewing its access token) ---------------------------------
+
+
+def new_staff_refresh_token() -> str:
+    """256 random bits, like an enrolment token, and kept the same way (a bare SHA-256)."""
+    return REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_staff_refresh_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 

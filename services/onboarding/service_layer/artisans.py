@@ -251,3 +251,24 @@ def list_artisans(
         query = query.where(Artisan.region == region)
     with uow:
         return paginate(uow.session, query, Artisan.id, limit=limit, starting_after=starting_after)
+
+
+@dataclasses.dataclass(frozen=True)
+class KycFunnel:
+    """How far the artisans one can see have come on the KYC ladder."""
+
+    tiers: list[dict[str, int]]  # [{"tier": 0, "count": …}, …, {"tier": 3, …}]: active artisans
+    rejected: int
+    suspended: int
+
+
+def kyc_funnel(uow: UnitOfWork, principal: Principal, tiers: TierPolicy) -> KycFunnel:
+    """Active artisans per tier (every tier, zero included), and those rejected or suspended."""
+    with uow:
+        rows = artisans.count_by_tier_and_status(uow.session, principal)
+    active = {tier: count for tier, status, count in rows if status == "active"}
+    return KycFunnel(
+        tiers=[{"tier": tier, "count": active.get(tier, 0)} for tier in range(len(tiers.caps_centimes))],
+        rejected=sum(count for _, status, count in rows if status == "rejected"),
+        suspended=sum(count for _, status, count in rows if status == "suspended"),
+    )

@@ -281,8 +281,12 @@ def list_reviews(
     status: str | None = "open",
     kind: str | None = None,
     artisan_id: str | None = None,
+    region: str | None = None,
+    min_age_days: int | None = None,
+    now: dt.datetime | None = None,
 ) -> Page:
-    """Oldest first: ids are time-sortable, so the cursor order is the queue order."""
+    """Oldest first: ids are time-sortable, so the cursor order is the queue order. Every filter is
+    applied here, before the page is cut, so a later page never hides a match."""
     query = sa.select(KycReview)
     if status:
         query = query.where(KycReview.status == status)
@@ -290,6 +294,11 @@ def list_reviews(
         query = query.where(KycReview.kind == kind)
     if artisan_id:
         query = query.where(KycReview.artisan_id == artisan_id)
+    if region:
+        query = query.where(KycReview.artisan_id.in_(sa.select(Artisan.id).where(Artisan.region == region)))
+    if min_age_days is not None:
+        opened_before = (now or utcnow()) - dt.timedelta(days=min_age_days)
+        query = query.where(KycReview.created_at <= opened_before)
     with uow:
         return paginate(uow.session, query, KycReview.id, limit=limit, starting_after=starting_after)
 

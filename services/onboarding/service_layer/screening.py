@@ -32,12 +32,15 @@ from services.onboarding.adapters.screening_lists import (
 from services.onboarding.domain.screening import ListEntry, SanctionsList, ScreeningIndex
 from services.onboarding.service_layer.artisans import TierPolicy
 from services.onboarding.service_layer.kyc import (
+    audit,
     change_tier,
     close_open_reviews,
+    ensure_active,
     open_review,
     promote_if_earned,
 )
 from shared.db import UnitOfWork, utcnow
+from shared.errors import Conflict, NotFound
 from shared.ids import new_id
 
 log = logging.getLogger(__name__)
@@ -266,3 +269,68 @@ def rescreen_all(
                 report.promoted += int(artisan.kyc_tier > before)
             uow.commit()
             after = batch[-1].id
+
+
+class NoScreeningList(Conflict):
+    code = "screening_list_unavailable"
+    title = "No sanctions list is loaded"
+
+
+@dataclasses.dataclass(frozen=True)
+class Rescreening:
+    """One artisan screened again at an officer's request, and where it left them."""
+
+    result: ScreeningResult
+    screening_status: str
+    kyc_tier: int
+    review_id: str | None  # the screening-hit case waiting for a decision, if any
+
+
+def rescreen_artisan(
+    uow: UnitOfWork,
+    artisan_id: str,
+    cache: ScreeningIndexCache,
+    *,
+    officer: str,
+    threshold: float,
+    tiers: TierPolicy,
+) -> Rescreening:
+    """Screen one artisan against the lists in force now, at a compliance officer's request.
+
+    The same rules as screening at registration and the nightly sweep: a hit opens a review case (one
+    at a time) and holds the artisan at tier 0; a clear result lets an artisan whose screening was
+    pending climb to the tier the facts earn. A tier change leaves as an event through the outbox in
+    the same transaction; the officer's request is in the audit log. Asked again, it screens again
+    and changes nothing more: no second case, no second tier change.
+    """
+    with uow:
+        session = uow.session
+        artisan = artisans.locked(session, artisan_id)
+        if artisan is None:
+            raise NotFound(f"No artisan {artisan_id!r}.", param="artisan_id")
+        ensure_active(artisan)
+        result = screen_artisan(uow, artisan, cache.current(session), threshold=threshold, tiers=tiers)
+        if result is None:
+            raise NoScreeningList(
+                "No sanctions list is loaded yet: load one first (hirfa onboarding screening load)."
+            )
+        if result.outcome == "clear":
+            promote_if_earned(uow, artisan, actor=officer, tiers=tiers)
+        audit(
+            session,
+            artisan.id,
+            "screening.rerun",
+            officer,
+            subject_id=result.id,
+            note=f"{result.outcome} against {result.list_version}",
+        )
+        session.flush()
+        waiting = kyc_reviews.open_for(session, artisan.id, kind="screening_hit")
+        rescreening = Rescreening(
+            result=result,
+            screening_status=artisan.screening_status,
+            kyc_tier=artisan.kyc_tier,
+            review_id=waiting[0].id if waiting else None,
+        )
+        uow.commit()
+        return rescreening

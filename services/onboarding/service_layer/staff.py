@@ -6,9 +6,18 @@
   the QR code); a code from the authenticator confirms it, and the person is enrolled.
 - ``sign_in``: email, password and code give a 15-minute access token with role ``staff``, ``sub``
   the person (``stf_…``), a ``name`` claim, every service's audience and the scopes of the roles
-  they hold. Every wrong credential gets one answer (401 ``invalid_credentials``); too many lock
-  the account a while (429 ``sign_in_locked``); a correct password without an enrolled second
-  factor answers 403 ``totp_enrolment_required`` with a new enrolment token.
+  they hold, and an opaque refresh token for the staff session. Every wrong credential gets one
+  answer (401 ``invalid_credentials``); too many lock the account a while (429
+  ``sign_in_locked``); a correct password without an enrolled second factor answers 403
+  ``totp_enrolment_required`` with a new enrolment token.
+- ``refresh_session``: the refresh token gives a new access token (the person's current name and
+  roles) and a new refresh token; the one used is spent. It lapses unused after
+  ``StaffPolicy.refresh_idle`` and, used or not, ``session_max`` after the sign-in: the console's
+  inactivity timeout ends a session before the first, the second ends every working day. A spent
+  token presented again within ``retry_grace`` (two requests of one console session renewing at
+  once) gets a pair of its own; later, it is a stolen copy and the whole session is revoked.
+  ``end_session`` (signing out), ``disable_staff`` and ``reset_second_factor`` revoke sessions.
+- ``staff_card``: another staff member's id and name, for audit trails that show people.
 
 Sign-ins are logged (who, from where, the outcome), never with a password, code, secret or token.
 """
@@ -23,7 +32,7 @@ import math
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.onboarding.adapters.orm import StaffMember
+from services.onboarding.adapters.orm import StaffMember, StaffRefreshToken
 from services.onboarding.domain.artisan_sessions import FailureCount, LockoutPolicy
 from services.onboarding.domain.staff import (
     PASSWORDS,
@@ -32,8 +41,10 @@ from services.onboarding.domain.staff import (
     accepted_totp_step,
     hash_enrolment_token,
     hash_password,
+    hash_staff_refresh_token,
     mask_email,
     new_enrolment_token,
+    new_staff_refresh_token,
     new_totp_secret,
     normalise_email,
     otpauth_uri,
@@ -44,6 +55,8 @@ from services.onboarding.domain.staff import (
     verify_password,
 )
 from services.onboarding.service_layer.api_clients import SERVICE_AUDIENCES
+from services.onboarding.service_layer.artisan_sessions import InvalidRefreshToken
+from shared.auth import Principal
 from shared.auth.scopes import Role, staff_scopes
 from shared.auth.tokens import TokenIssuer
 from shared.crypto import EnvelopeCipher, SealedBlob
@@ -79,6 +92,13 @@ class StaffPolicy:
         max_failed_codes=5, window=dt.timedelta(minutes=15), lockout=dt.timedelta(minutes=15)
     )
     enrolment_ttl: dt.timedelta = dt.timedelta(hours=72)
+    # A refresh token unused this long lapses (longer than an access token plus the console's
+    # inactivity timeout, which ends an idle session first).
+    refresh_idle: dt.timedelta = dt.timedelta(hours=1)
+    # A staff session ends this long after its sign-in, however busy: sign in again each day.
+    session_max: dt.timedelta = dt.timedelta(hours=12)
+    # A spent refresh token presented again this soon is a second request of the same session.
+    retry_grace: dt.timedelta = dt.timedelta(seconds=30)
 
 
 def profile(member: StaffMember) -> dict:
@@ -211,7 +231,8 @@ def _by_id(session: Session, staff_id: str, *, lock: bool = False) -> StaffMembe
 
 
 def disable_staff(uow: UnitOfWork, id_or_email: str) -> dict:
-    """No more sign-ins (tokens already issued expire within their 15 minutes)."""
+    """No more sign-ins, and every staff session revoked (access tokens already issued expire
+    within their 15 minutes)."""
     with uow:
         member = _find(uow.session, id_or_email)
         if member.status != "disabled":
@@ -219,6 +240,7 @@ def disable_staff(uow: UnitOfWork, id_or_email: str) -> dict:
             member.disabled_at = utcnow()
             member.enrolment_token_hash = None
             member.enrolment_expires_at = None
+            _revoke_sessions(uow.session, StaffRefreshToken.staff_id == member.id, "staff_disabled")
             uow.commit()
             log.warning("staff member disabled", extra={"staff_id": member.id})
         return profile(member)
@@ -234,6 +256,8 @@ def reset_second_factor(uow: UnitOfWork, id_or_email: str, *, policy: StaffPolic
         _drop_secret(member)
         member.enrolment_token_hash = hash_enrolment_token(token)
         member.enrolment_expires_at = utcnow() + policy.enrolment_ttl
+        # Whoever has the lost phone may be signed in with it: those sessions end too.
+        _revoke_sessions(uow.session, StaffRefreshToken.staff_id == member.id, "second_factor_reset")
         uow.commit()
         log.warning("staff second factor reset", extra={"staff_id": member.id})
         return NewStaff(profile(member), token)
@@ -398,28 +422,158 @@ def sign_in(
         _clear_failures(member)
         if password_needs_rehash(member.password_hash):
             member.password_hash = PASSWORDS.hash(password)
-        held = [Role(role) for role in member.roles]
-        scopes = staff_scopes(held)
-        access_token, expires_in = policy.issuer.issue(
-            client_id=member.id,
-            role=Role.STAFF,
-            scopes=scopes,
-            audiences=SERVICE_AUDIENCES,
-            now=now,
-            name=member.name,
-        )
+        tokens = _issue_tokens(session, member, new_id("sts"), now + policy.session_max, policy, now)
         uow.commit()
         log.info(
             "staff signed in",
             extra={"staff_id": member.id, "roles": member.roles, "client_ip": client_ip},
         )
-        return {
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": expires_in,
-            "scope": " ".join(sorted(scopes)),
-            "staff": profile(member),
-        }
+        return _public(tokens)
+
+
+def _issue_tokens(
+    session: Session,
+    member: StaffMember,
+    session_id: str,
+    session_expires_at: dt.datetime,
+    policy: StaffPolicy,
+    now: dt.datetime,
+) -> dict:
+    """An access token for the person as they are now (name, roles) and the session's next
+    refresh token."""
+    refresh_token = new_staff_refresh_token()
+    row = StaffRefreshToken(
+        id=new_id("srt"),
+        session_id=session_id,
+        staff_id=member.id,
+        token_hash=hash_staff_refresh_token(refresh_token),
+        status="active",
+        created_at=now,
+        expires_at=min(now + policy.refresh_idle, session_expires_at),
+        session_expires_at=session_expires_at,
+    )
+    session.add(row)
+    scopes = staff_scopes([Role(role) for role in member.roles])
+    access_token, expires_in = policy.issuer.issue(
+        client_id=member.id,
+        role=Role.STAFF,
+        scopes=scopes,
+        audiences=SERVICE_AUDIENCES,
+        now=now,
+        name=member.name,
+    )
+    return {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "scope": " ".join(sorted(scopes)),
+        "refresh_token": refresh_token,
+        "refresh_token_expires_in": max(0, int((row.expires_at - now).total_seconds())),
+        "staff": profile(member),
+        "_refresh_token_id": row.id,
+    }
+
+
+def _public(tokens: dict) -> dict:
+    return {name: value for name, value in tokens.items() if not name.startswith("_")}
+
+
+# -- staying signed in: refreshing and ending a staff session ----------------------------------------
+
+
+def _revoke_sessions(session: Session, condition: sa.ColumnElement[bool], reason: str) -> int:
+    result = session.execute(
+        sa.update(StaffRefreshToken)
+        .where(condition, StaffRefreshToken.status.in_(("active", "rotated")))
+        .values(status="revoked", revoked_at=utcnow(), revoked_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
+
+
+def _session_ended() -> InvalidRefreshToken:
+    return InvalidRefreshToken("This session was ended: sign in again.", code="refresh_token_revoked")
+
+
+def refresh_session(uow: UnitOfWork, refresh_token: str, *, policy: StaffPolicy) -> dict:
+    """A new access token and refresh token for the session ``refresh_token`` belongs to (the
+    module's docstring says when it is refused: 401 ``invalid_refresh_token`` and its kin)."""
+    now = utcnow()
+    with uow:
+        session = uow.session
+        row = session.scalar(
+            sa.select(StaffRefreshToken)
+            .where(StaffRefreshToken.token_hash == hash_staff_refresh_token(refresh_token or ""))
+            .with_for_update()
+        )
+        if row is None:
+            raise InvalidRefreshToken("Unknown refresh token: sign in again.")
+        if row.status == "rotated":
+            spent_long_ago = row.rotated_at is None or now - row.rotated_at > policy.retry_grace
+            if spent_long_ago:
+                revoked = _revoke_sessions(
+                    session, StaffRefreshToken.session_id == row.session_id, "reuse_detected"
+                )
+                uow.commit()
+                log.warning(
+                    "a spent staff refresh token was used again: its session is revoked",
+                    extra={"staff_id": row.staff_id, "session_id": row.session_id, "revoked": revoked},
+                )
+                raise InvalidRefreshToken(
+                    "This refresh token was already used: every session it belongs to is ended. Sign in again.",
+                    code="refresh_token_reused",
+                )
+        elif row.status != "active":
+            raise _session_ended()
+        if row.expires_at <= now or row.session_expires_at <= now:
+            raise InvalidRefreshToken(
+                "This refresh token has expired: sign in again.", code="refresh_token_expired"
+            )
+        member = session.get(StaffMember, row.staff_id)
+        if member is None or member.status != "active" or member.enrolled_at is None:
+            _revoke_sessions(session, StaffRefreshToken.session_id == row.session_id, "no_longer_allowed")
+            uow.commit()
+            raise _session_ended()
+        tokens = _issue_tokens(session, member, row.session_id, row.session_expires_at, policy, now)
+        if row.status == "active":
+            row.status, row.rotated_at, row.replaced_by = "rotated", now, tokens["_refresh_token_id"]
+        uow.commit()
+        log.info("staff session refreshed", extra={"staff_id": member.id, "session_id": row.session_id})
+        return _public(tokens)
+
+
+def end_session(uow: UnitOfWork, refresh_token: str) -> None:
+    """Signing out: the session this refresh token belongs to is revoked. An unknown or ended one:
+    nothing to do (signing out twice is not an error)."""
+    with uow:
+        session = uow.session
+        row = session.scalar(
+            sa.select(StaffRefreshToken).where(
+                StaffRefreshToken.token_hash == hash_staff_refresh_token(refresh_token or "")
+            )
+        )
+        if row is not None:
+            revoked = _revoke_sessions(session, StaffRefreshToken.session_id == row.session_id, "signed_out")
+            uow.commit()
+            if revoked:
+                log.info("staff signed out", extra={"staff_id": row.staff_id, "session_id": row.session_id})
+
+
+# -- who is who, for audit trails -----------------------------------------------------------------
+
+
+def staff_card(uow: UnitOfWork, staff_id: str, principal: Principal) -> dict:
+    """Another staff member's id, name and roles, for staff reading audit trails (which name
+    people by id). Nothing else about them (no email, no sign-in history)."""
+    if not principal.is_staff:
+        raise Forbidden("Staff members are looked up by staff.", code="role_not_allowed")
+    with uow:
+        member = (
+            uow.session.get(StaffMember, staff_id) if staff_id.startswith(STAFF_ID_PREFIX + "_") else None
+        )
+        if member is None:
+            raise NotFound(f"No staff member {staff_id!r}.", param="staff_id")
+        return {"object": "staff_member", "id": member.id, "name": member.name, "roles": list(member.roles)}
 
 
 def _count_failure(uow: UnitOfWork, member: StaffMember, now: dt.datetime, policy: LockoutPolicy) -> None:

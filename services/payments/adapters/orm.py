@@ -7,8 +7,9 @@ import datetime as dt
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from services.payments.domain.payments import IN_FLIGHT, PaymentStatus
 from shared.db import UTCDateTime, utcnow
-from shared.events.outbox import InboxMixin, OutboxMixin
+from shared.events.outbox import BrokerTopicMixin, InboxMixin, OutboxMixin
 from shared.idempotency_store import IdempotencyKeyMixin
 from shared.kyc import KYC_ACTIVE
 
@@ -47,6 +48,18 @@ class PayeeMarketplace(Base):
     marketplace_id: Mapped[str] = mapped_column(sa.String(64), primary_key=True, index=True)
 
 
+AWAITING_LEDGER = "status = 'succeeded' AND ledger_posted = false"
+
+# A payment whose artisan's share is still on its way to the ledger: in flight, or succeeded and not
+# posted yet. The tier cap counts these beside the ledger's balance; an artisan's history holds few
+# of them, so a partial index keeps the count off the rest. Plain SQL with its values spelled out,
+# the same text in the index and the query, so the database can tell the index serves the query.
+_IN_FLIGHT_VALUES = ", ".join(f"'{status}'" for status in sorted(IN_FLIGHT))
+ON_THE_WAY_TO_THE_LEDGER = (
+    f"status IN ({_IN_FLIGHT_VALUES}) OR (status = '{PaymentStatus.SUCCEEDED}' AND NOT ledger_posted)"
+)
+
+
 class Payment(Base):
     """A marketplace's charge of a buyer for an artisan's goods. States: services/payments/domain/payments.py."""
 
@@ -54,23 +67,46 @@ class Payment(Base):
     __table_args__ = (
         sa.UniqueConstraint("gateway", "gateway_reference", name="uq_payments_gateway_reference"),
         sa.UniqueConstraint("marketplace_id", "creation_key", name="uq_payments_creation_key"),
+        # A status, or a reversal's, then the id: the back office pages through payments in one
+        # state (stuck in processing, a reversal to review) in id order, the cursor's.
+        sa.Index("ix_payments_status_id", "status", "id"),
+        sa.Index("ix_payments_reversal_status_id", "reversal_status", "id"),
+        # Succeeded payments the ledger has not confirmed yet: a handful at any time, found
+        # without reading the others (accounts' completeness check asks for them).
+        sa.Index(
+            "ix_payments_awaiting_ledger",
+            "succeeded_at",
+            postgresql_where=sa.text(AWAITING_LEDGER),
+            sqlite_where=sa.text(AWAITING_LEDGER),
+        ),
+        # GET /v1/payments?artisan_id=: a marketplace's payments to one artisan, in id order.
+        sa.Index("ix_payments_marketplace_artisan", "marketplace_id", "artisan_id", "id"),
+        sa.Index(
+            "ix_payments_artisan_on_the_way",
+            "artisan_id",
+            postgresql_where=sa.text(ON_THE_WAY_TO_THE_LEDGER),
+            sqlite_where=sa.text(ON_THE_WAY_TO_THE_LEDGER),
+        ),
     )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     marketplace_id: Mapped[str] = mapped_column(sa.String(64), index=True)
-    artisan_id: Mapped[str] = mapped_column(sa.String(40), index=True)
+    artisan_id: Mapped[str] = mapped_column(sa.String(40))
     amount: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
     application_fee: Mapped[int] = mapped_column(sa.BigInteger)
     payment_method_type: Mapped[str] = mapped_column(sa.String(20))
     capture_method: Mapped[str] = mapped_column(sa.String(10))
-    status: Mapped[str] = mapped_column(sa.String(30), index=True)
+    status: Mapped[str] = mapped_column(sa.String(30))
     description: Mapped[str | None] = mapped_column(sa.String(500), nullable=True)
     metadata_json: Mapped[str] = mapped_column("metadata", sa.Text, default="{}")
     order_reference: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     # The Idempotency-Key it was created with, kept with the row itself: a retry that comes after
     # a crash between the commit and the saved answer still finds the payment instead of a twin.
     creation_key: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    # The Idempotency-Key of the confirmation that moved it out of requires_confirmation, for the
+    # same reason: that confirmation retried after a crash answers the payment, not invalid_state.
+    confirmation_key: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     gateway: Mapped[str] = mapped_column(sa.String(20))
     gateway_reference: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
     # The gateway's clock on the newest snapshot applied: an older callback never overwrites a newer one.
@@ -104,7 +140,7 @@ class Payment(Base):
     capture_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # Money the gateway holds though the payment failed or was canceled, being given back
     # (domain/payments.py ``Reversal``); None when there is none.
-    reversal_status: Mapped[str | None] = mapped_column(sa.String(20), nullable=True, index=True)
+    reversal_status: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
     # Failed because the gateway had no record of it: when the recovery job looks it up once more,
     # lest the charge landed later and its callback was lost. None once looked (or never due).
     stray_charge_check_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
@@ -166,6 +202,7 @@ class Dispute(Base):
     __tablename__ = "disputes"
     __table_args__ = (
         sa.UniqueConstraint("gateway", "gateway_reference", name="uq_disputes_gateway_reference"),
+        sa.Index("ix_disputes_status_id", "status", "id"),  # open ones, in the cursor's order
     )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
@@ -175,7 +212,7 @@ class Dispute(Base):
     amount: Mapped[int] = mapped_column(sa.BigInteger)
     currency: Mapped[str] = mapped_column(sa.String(3))
     reason: Mapped[str] = mapped_column(sa.String(40))
-    status: Mapped[str] = mapped_column(sa.String(10), index=True)  # open | won | lost
+    status: Mapped[str] = mapped_column(sa.String(10))  # open | won | lost
     gateway: Mapped[str] = mapped_column(sa.String(20))
     gateway_reference: Mapped[str] = mapped_column(sa.String(100))
     opened_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
@@ -200,6 +237,10 @@ class OutboxMessage(OutboxMixin, Base):
 
 
 class InboxMessage(InboxMixin, Base):
+    pass
+
+
+class BrokerTopic(BrokerTopicMixin, Base):
     pass
 
 
@@ -272,7 +313,11 @@ class WebhookDelivery(Base):
     """One event for one endpoint, tried until a 2xx or until the event is too old."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        # The back office's failures per marketplace: failed and retrying ones, grouped.
+        sa.Index("ix_webhook_deliveries_status_marketplace", "status", "marketplace_id"),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     event_id: Mapped[str] = mapped_column(sa.ForeignKey("webhook_events.id"), index=True)

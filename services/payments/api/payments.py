@@ -109,10 +109,16 @@ def confirm(body, payment_id):
     Answers the payment as the gateway left it: ``succeeded``, ``requires_capture`` (manual
     capture), ``requires_action`` (follow ``next_action``), ``failed`` (see ``failure_code``), or
     ``processing`` when the gateway's answer is not known yet — it never fails a payment that may
-    have been charged. A payment is confirmed once: again is 409 ``invalid_state``."""
+    have been charged. A payment is confirmed once: again is 409 ``invalid_state``, except for the
+    confirmation retried with its own Idempotency-Key, which answers the payment as it stands."""
     command = payment_actions.ConfirmPayment(**body)
     return payment_actions.confirm_payment(
-        unit_of_work(), payment_id, command, current_principal(), _settings()
+        unit_of_work(),
+        payment_id,
+        command,
+        current_principal(),
+        _settings(),
+        confirmation_key=(request.headers.get(IDEMPOTENCY_HEADER) or "").strip() or None,
     )
 
 

@@ -143,6 +143,26 @@ class PaymentListArgsSchema(PageArgsSchema):
     )
 
 
+class UnpostedPaymentArgsSchema(PageArgsSchema):
+    succeeded_before = fields.AwareDateTime(
+        required=True,
+        default_timezone=None,
+        metadata={"description": "Only payments that succeeded before this time (ISO 8601 with offset)."},
+    )
+
+
+class UnpostedPaymentSchema(Schema):
+    object = fields.Constant("unposted_payment")
+    payment_id = fields.String(required=True)
+    artisan_id = fields.String(required=True)
+    marketplace_id = fields.String(required=True)
+    amount = fields.Nested(MoneySchema, required=True, metadata={"description": "The amount captured."})
+    succeeded_at = fields.DateTime(required=True)
+
+
+UnpostedPaymentPageSchema = page_schema(UnpostedPaymentSchema)
+
+
 class RefundCreateSchema(Schema):
     payment_id = fields.String(required=True, validate=validate.Length(min=1, max=40))
     amount = MinorUnits(
@@ -314,3 +334,100 @@ class WebhookDeliveryListArgsSchema(PageArgsSchema):
     event_type = fields.String(validate=validate.OneOf(WEBHOOK_EVENT_TYPES))
     event_id = fields.String(validate=validate.Length(min=1, max=40))
     status = fields.String(validate=validate.OneOf([str(status) for status in DeliveryStatus]))
+
+
+# -- the back office (operators, across marketplaces) ------------------------------------------------
+
+
+class BackOfficePaymentSchema(PaymentSchema):
+    waiting_since = fields.Function(
+        lambda payment: (
+            payment.capture_requested_at or payment.confirmed_at or payment.created_at
+        ).isoformat(),
+        metadata={
+            "format": "date-time",
+            "description": "When the payment was last asked of the gateway: the capture if one was asked "
+            "for, else the confirmation.",
+        },
+    )
+    gateway_checked_at = fields.DateTime(
+        allow_none=True, metadata={"description": "When the gateway was last asked or told anything."}
+    )
+
+
+BackOfficePaymentPageSchema = page_schema(BackOfficePaymentSchema)
+
+
+class BackOfficeDisputeSchema(DisputeSchema):
+    marketplace_id = fields.String()
+    created_at = fields.DateTime()
+
+
+BackOfficeDisputePageSchema = page_schema(BackOfficeDisputeSchema)
+
+
+class BackOfficeDisputeArgsSchema(PageArgsSchema):
+    status = fields.String(
+        load_default=str(DisputeStatus.OPEN),
+        validate=validate.OneOf([str(status) for status in DisputeStatus]),
+        metadata={"description": "open (default), won or lost."},
+    )
+
+
+class WebhookFailuresSchema(Schema):
+    object = fields.Constant("webhook_failures")
+    marketplace_id = fields.String(required=True)
+    failed = fields.Integer(
+        required=True, metadata={"description": "Deliveries given up on: no 2xx within the retry period."}
+    )
+    retrying = fields.Integer(
+        required=True,
+        metadata={"description": "Deliveries whose attempts so far failed, another one scheduled."},
+    )
+    last_attempt_at = fields.DateTime(allow_none=True)
+
+
+WebhookFailuresPageSchema = page_schema(WebhookFailuresSchema)
+
+
+class PaymentStatsArgsSchema(Schema):
+    created_gte = fields.AwareDateTime(
+        required=True,
+        default_timezone=None,
+        metadata={"description": "Payments created at or after (ISO 8601 with offset)."},
+    )
+    created_lt = fields.AwareDateTime(
+        load_default=None,
+        default_timezone=None,
+        metadata={"description": "…and before (default: now). At most 92 days after created_gte."},
+    )
+
+
+class MethodFiguresSchema(Schema):
+    payment_method_type = fields.String(required=True)
+    count = fields.Integer(
+        required=True, metadata={"description": "Payments created, whatever became of them."}
+    )
+    succeeded = fields.Integer(required=True)
+    failed = fields.Integer(required=True)
+    success_rate = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "succeeded ÷ (succeeded + failed), 0 to 1; null when none was decided yet "
+            "(canceled payments and those under way count neither way)."
+        },
+    )
+    volume = fields.List(
+        fields.Nested(MoneySchema), metadata={"description": "Captured by the succeeded ones, per currency."}
+    )
+
+
+class PaymentStatsSchema(Schema):
+    object = fields.Constant("payment_stats")
+    created_gte = fields.DateTime(required=True)
+    created_lt = fields.DateTime(required=True)
+    count = fields.Integer(required=True)
+    volume = fields.List(fields.Nested(MoneySchema), required=True)
+    by_method = fields.List(
+        fields.Nested(MethodFiguresSchema), required=True, metadata={"description": "card, mobile_wallet."}
+    )

@@ -234,14 +234,24 @@ def _check_payee_can_receive(
 
 
 def confirm_payment(
-    uow: UnitOfWork, payment_id: str, command: ConfirmPayment, principal: Principal, settings: PaymentSettings
+    uow: UnitOfWork,
+    payment_id: str,
+    command: ConfirmPayment,
+    principal: Principal,
+    settings: PaymentSettings,
+    *,
+    confirmation_key: str | None = None,
 ) -> Payment:
+    """Confirm the payment with the gateway. ``confirmation_key`` is the request's Idempotency-Key:
+    the confirmation that used it before (its answer lost to a crash) gets the payment as it stands."""
     with uow:
         session = uow.session
         artisan_id = visible_payment(session, payment_id, principal).artisan_id
         # Payee first, then payment: the ledger projection locks in that order too.
         payee = _locked_payee(session, artisan_id, principal.client_id)
         payment = visible_payment(session, payment_id, principal, lock=True)
+        if confirmation_key is not None and payment.confirmation_key == confirmation_key:
+            return payment
         _require_status(payment, CONFIRMABLE, "confirmed")
         _check_method(payment, command)
         _check_payee_can_receive(
@@ -250,6 +260,7 @@ def confirm_payment(
         now = utcnow()
         move_payment(payment, PaymentStatus.PROCESSING, now)
         payment.confirmed_at = payment.gateway_checked_at = now
+        payment.confirmation_key = confirmation_key
         payment.return_url = command.return_url
         if command.phone:
             payment.wallet_phone_last4 = command.phone[-4:]

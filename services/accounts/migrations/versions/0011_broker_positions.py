@@ -1,0 +1,48 @@
+"""broker positions: where the broker put each published event, and the topic ids each reader saw
+
+The relay records the partition and offset the broker acknowledged for each outbox row, and the
+relay and the consumers record the ids of the cluster and topics they read: together they tell a
+broker that lost acknowledged records (a topic made anew, a log cut short) from one that did not.
+
+Revision ID: 4b7e1d2c0010
+Revises: b4e7c1d20010
+Created: 2026-12-02 09:00:00
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+import shared.db
+
+revision = "4b7e1d2c0010"
+down_revision = "b4e7c1d20010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # Nullable: rows published before this revision have no recorded position.
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("broker_partition", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("broker_offset", sa.BigInteger(), nullable=True))
+        batch_op.create_index(
+            "ix_outbox_broker_position", ["topic", "broker_partition", "broker_offset"], unique=False
+        )
+    op.create_table(
+        "broker_topics",
+        sa.Column("reader", sa.String(length=80), nullable=False),
+        sa.Column("topic", sa.String(length=120), nullable=False),
+        sa.Column("partition", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("cluster_id", sa.String(length=80), nullable=True),
+        sa.Column("topic_id", sa.String(length=80), nullable=True),
+        sa.Column("seen_at", shared.db.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("reader", "topic", "partition"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("broker_topics")
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_broker_position")
+        batch_op.drop_column("broker_offset")
+        batch_op.drop_column("broker_partition")

@@ -1,0 +1,337 @@
+"""Operators resolve ledger cases through the ledger API: an open case with a note (audited, once),
+any case with an adjustment proposed for it (four-eyes above the threshold); a waiting case's
+parked money is never dropped by a note, and an adjustment that takes its place releases it.
+Also: the platform's and marketplaces' accounts with their balances."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from services.accounts.adapters.orm import JournalEntry, LedgerCase, ParkedEvent
+from shared.auth.scopes import Role
+from tests.integration.conftest import MARKETPLACE
+from tests.integration.test_ledger_postings import assert_ledger_sound, release_all
+from tests.ledger_support import LedgerDriver, payment_succeeded, refund_succeeded, tier_changed
+
+ALICE, BOB = "stf_operator_alice", "stf_operator_bob"
+CASES = "/v1/ledger/cases"
+ADJUSTMENTS = "/v1/ledger/adjustments"
+
+
+@pytest.fixture
+def client(accounts_app):
+    return accounts_app.test_client()
+
+
+@pytest.fixture
+def ledger(accounts_app) -> LedgerDriver:
+    return LedgerDriver(accounts_app)
+
+
+@pytest.fixture
+def auth(issue_token):
+    def headers(client_id: str = ALICE, role: Role = Role.OPERATOR, key: str | None = None) -> dict:
+        return {
+            "Authorization": "Bearer " + issue_token(role, client_id=client_id),
+            "Idempotency-Key": key or uuid.uuid4().hex,
+        }
+
+    return headers
+
+
+def reserve_below_zero_case(ledger: LedgerDriver) -> dict:
+    """An open case: a refund the artisan could no longer cover, taken from the marketplace's
+    reserve, leaves the reserve below zero."""
+    artisan_id = ledger.artisan_at_tier(3)
+    payment = payment_succeeded(artisan_id, 10_000, 0)
+    ledger.deliver(payment)
+    ledger.deliver(payment_succeeded(ledger.artisan_at_tier(3), 20_000, 0))  # the gateway holds more
+    release_all(ledger)
+    ledger.deliver(refund_succeeded(artisan_id, payment.data["payment_id"], 10_000, 0))
+    ledger.deliver(refund_succeeded(artisan_id, payment.data["payment_id"], 1_200, 0))
+    with ledger.context.session_factory() as session:
+        case = session.scalar(
+            sa.select(LedgerCase).where(LedgerCase.kind == "reserve_below_zero", LedgerCase.status == "open")
+        )
+        return {"id": case.id, "shortfall": -ledger.shown("marketplace", MARKETPLACE, "reserve")}
+
+
+def parked_payment_case(ledger: LedgerDriver) -> tuple[str, str, object]:
+    """A waiting case: a payment above the artisan's cap (tier 1, 200 MAD), parked until an upgrade."""
+    artisan_id = ledger.artisan_at_tier(1)
+    payment = payment_succeeded(artisan_id, 30_000, 0)
+    ledger.deliver(payment)
+    with ledger.context.session_factory() as session:
+        case_id = session.scalar(sa.select(ParkedEvent.case_id).where(ParkedEvent.event_id == payment.id))
+    return artisan_id, case_id, payment
+
+
+def top_up(shortfall: int) -> list[dict]:
+    return [
+        {"owner_type": "platform", "owner_id": "platform", "kind": "bank:145", "amount": shortfall},
+        {"owner_type": "marketplace", "owner_id": MARKETPLACE, "kind": "reserve", "amount": -shortfall},
+    ]
+
+
+def parked_events(ledger: LedgerDriver) -> list[str]:
+    with ledger.context.session_factory() as session:
+        return list(session.scalars(sa.select(ParkedEvent.event_id)))
+
+
+def payment_entries(ledger: LedgerDriver, payment_id: str) -> list[str]:
+    with ledger.context.session_factory() as session:
+        return list(
+            session.scalars(
+                sa.select(JournalEntry.id).where(
+                    JournalEntry.cause == "payment", JournalEntry.cause_id == payment_id
+                )
+            )
+        )
+
+
+# --- resolving with a note ---------------------------------------------------------------------------
+
+
+def test_an_operator_resolves_an_open_case_with_a_note_once(client, auth, ledger):
+    case = reserve_below_zero_case(ledger)
+    listed = client.get(CASES, query_string={"status": "open"}, headers=auth()).json["data"]
+    assert [(c["id"], c["parked_event"], c["resolution"]) for c in listed] == [(case["id"], None, None)]
+
+    headers = auth(ALICE, key="resolve-once")
+    note = "The marketplace transferred the shortfall; reconciliation matches it on Monday's statement."
+    resolved = client.post(f"{CASES}/{case['id']}/resolve", json={"note": note}, headers=headers)
+    assert resolved.status_code == 200, resolved.json
+    body = resolved.json
+    assert (body["status"], body["resolution"], body["resolved_by"]) == ("resolved", "noted", ALICE)
+    assert body["details"]["note"] == note and body["resolved_at"]
+    assert client.get(f"{CASES}/{case['id']}", headers=auth(BOB)).json == body
+
+    # The same request again (a lost answer) replays it; another one is refused: resolved already.
+    replayed = client.post(f"{CASES}/{case['id']}/resolve", json={"note": note}, headers=headers)
+    assert replayed.status_code == 200 and replayed.headers["Idempotent-Replayed"] == "true"
+    again = client.post(f"{CASES}/{case['id']}/resolve", json={"note": "again"}, headers=auth(BOB))
+    assert (again.status_code, again.json["code"]) == (409, "ledger_case_resolved")
+    with ledger.context.session_factory() as session:
+        assert session.get(LedgerCase, case["id"]).details["resolved_by"] == ALICE
+    assert_ledger_sound(ledger)
+
+
+def test_resolving_needs_an_operator_a_note_and_a_real_case(client, auth, ledger):
+    case = reserve_below_zero_case(ledger)
+    path = f"{CASES}/{case['id']}/resolve"
+    marketplace = client.post(path, json={"note": "mine"}, headers=auth("cli_mp", Role.MARKETPLACE))
+    assert marketplace.status_code == 403
+    for body in ({}, {"note": ""}, {"note": "x" * 501}):
+        refused = client.post(path, json=body, headers=auth())
+        assert (refused.status_code, refused.json["code"]) == (422, "validation_error")
+    unknown = client.post(
+        f"{CASES}/lc_01JD8Z6W5Q0T2C7S9K3M4N5P6R/resolve", json={"note": "n"}, headers=auth()
+    )
+    assert unknown.status_code == 404
+    assert client.get(f"{CASES}/{case['id']}", headers=auth()).json["status"] == "open"
+
+
+def test_a_waiting_case_is_not_resolved_with_a_note_its_money_stays_parked(client, auth, ledger):
+    artisan_id, case_id, payment = parked_payment_case(ledger)
+    case = client.get(f"{CASES}/{case_id}", headers=auth()).json
+    assert case["status"] == "waiting"
+    assert (case["parked_event"]["event_id"], case["parked_event"]["waiting_for"]) == (
+        payment.id,
+        "tier_cap_exceeded",
+    )
+    refused = client.post(f"{CASES}/{case_id}/resolve", json={"note": "looks fine"}, headers=auth())
+    assert (refused.status_code, refused.json["code"]) == (409, "ledger_case_waiting")
+    assert parked_events(ledger) == [payment.id]
+
+    # It still posts by itself once the artisan has room, and the case says so.
+    ledger.deliver(tier_changed(artisan_id, 2, version=2, previous=1))
+    after = client.get(f"{CASES}/{case_id}", headers=auth()).json
+    assert (after["status"], after["resolution"], after["resolved_by"]) == ("resolved", "posted", "system")
+    assert ledger.shown("artisan", artisan_id, "pending") == 30_000
+
+
+# --- resolving with an adjustment ------------------------------------------------------------------
+
+
+def test_an_adjustment_for_a_waiting_case_takes_the_place_of_its_parked_event(client, auth, ledger):
+    artisan_id, case_id, payment = parked_payment_case(ledger)
+    # The operator books the captured money for the buyer's refund instead of the artisan.
+    proposed = client.post(
+        ADJUSTMENTS,
+        json={
+            "reason": "Payment above the artisan's cap: held in the reserve for the buyer's refund",
+            "case_id": case_id,
+            "lines": [
+                {
+                    "owner_type": "platform",
+                    "owner_id": "platform",
+                    "kind": "gateway_receivable:m2t",
+                    "amount": 30_000,
+                },
+                {"owner_type": "marketplace", "owner_id": MARKETPLACE, "kind": "reserve", "amount": -30_000},
+            ],
+        },
+        headers=auth(),
+    )
+    assert proposed.status_code == 201, proposed.json
+    assert (proposed.json["status"], proposed.json["case_id"]) == ("posted", case_id)
+
+    case = client.get(f"{CASES}/{case_id}", headers=auth()).json
+    assert (case["status"], case["resolution"], case["resolved_by"], case["parked_event"]) == (
+        "resolved",
+        "adjustment",
+        ALICE,
+        None,
+    )
+    details = case["details"]
+    assert (details["adjustment_id"], details["resolved_by_entry_id"]) == (
+        proposed.json["id"],
+        proposed.json["entry_id"],
+    )
+    assert details["released_event_id"] == payment.id
+    assert details["released_envelope"]["data"]["payment_id"] == payment.data["payment_id"]
+    assert parked_events(ledger) == []
+
+    # Room under the cap later never brings the released payment back: its money was booked once.
+    ledger.deliver(tier_changed(artisan_id, 3, version=2, previous=1))
+    assert payment_entries(ledger, payment.data["payment_id"]) == []
+    assert ledger.shown("artisan", artisan_id, "pending") == 0
+    assert ledger.shown("marketplace", MARKETPLACE, "reserve") == 30_000
+    assert_ledger_sound(ledger)
+
+
+def test_above_the_threshold_the_case_is_resolved_on_a_second_operators_approval(client, auth, ledger):
+    case = reserve_below_zero_case(ledger)
+    big = 150_000  # above the default four-eyes amount (1,000.00 MAD)
+    body = {
+        "reason": "Marketplace top-up and its advance",
+        "case_id": case["id"],
+        "lines": top_up(big),
+    }
+    proposed = client.post(ADJUSTMENTS, json=body, headers=auth(ALICE)).json
+    assert proposed["status"] == "pending_approval"
+    assert client.get(f"{CASES}/{case['id']}", headers=auth()).json["status"] == "open"
+    listed = client.get(ADJUSTMENTS, query_string={"case_id": case["id"]}, headers=auth()).json["data"]
+    assert [a["id"] for a in listed] == [proposed["id"]]
+
+    own = client.post(f"{ADJUSTMENTS}/{proposed['id']}/approve", json={}, headers=auth(ALICE))
+    assert (own.status_code, own.json["code"]) == (403, "four_eyes_required")
+    approved = client.post(f"{ADJUSTMENTS}/{proposed['id']}/approve", json={"note": "ok"}, headers=auth(BOB))
+    assert approved.status_code == 200, approved.json
+
+    # The top-up brought the reserve back above zero: resolved by its entry, and the record names
+    # the adjustment and who approved it.
+    resolved = client.get(f"{CASES}/{case['id']}", headers=auth()).json
+    assert (resolved["status"], resolved["resolution"], resolved["resolved_by"]) == (
+        "resolved",
+        "reserve_funded",
+        BOB,
+    )
+    assert resolved["details"]["adjustment_id"] == proposed["id"]
+    assert resolved["details"]["resolved_by_entry_id"] == approved.json["entry_id"]
+    assert_ledger_sound(ledger)
+
+
+def test_an_adjustment_waiting_for_approval_is_refused_once_its_case_resolved_itself(client, auth, ledger):
+    artisan_id, case_id, payment = parked_payment_case(ledger)
+    proposed = client.post(
+        ADJUSTMENTS,
+        json={
+            "reason": "Book the capped payment by hand",
+            "case_id": case_id,
+            "lines": [
+                {
+                    "owner_type": "platform",
+                    "owner_id": "platform",
+                    "kind": "gateway_receivable:m2t",
+                    "amount": 300_000,
+                },
+                {"owner_type": "marketplace", "owner_id": MARKETPLACE, "kind": "reserve", "amount": -300_000},
+            ],
+        },
+        headers=auth(ALICE),
+    ).json
+    assert proposed["status"] == "pending_approval"
+    ledger.deliver(tier_changed(artisan_id, 2, version=2, previous=1))  # the payment posts by itself
+    assert payment_entries(ledger, payment.data["payment_id"]) != []
+
+    late = client.post(f"{ADJUSTMENTS}/{proposed['id']}/approve", json={}, headers=auth(BOB))
+    assert (late.status_code, late.json["code"]) == (409, "ledger_case_resolved")
+    adjustment = client.get(f"{ADJUSTMENTS}/{proposed['id']}", headers=auth()).json
+    assert (adjustment["status"], adjustment["entry_id"]) == ("pending_approval", None)
+    assert ledger.shown("marketplace", MARKETPLACE, "reserve") == 0  # nothing posted twice
+    assert client.get(f"{CASES}/{case_id}", headers=auth()).json["resolution"] == "posted"
+    assert_ledger_sound(ledger)
+
+
+def test_an_adjustment_names_a_real_open_ledger_case(client, auth, ledger):
+    case = reserve_below_zero_case(ledger)
+    body = {"reason": "Top-up", "lines": top_up(case["shortfall"])}
+    for case_id, status, code in (
+        ("rc_01JD8Z6W5Q0T2C7S9K3M4N5P6R", 422, "validation_error"),
+        ("not-a-case", 422, "validation_error"),
+        ("lc_01JD8Z6W5Q0T2C7S9K3M4N5P6R", 404, "resource_not_found"),
+    ):
+        refused = client.post(ADJUSTMENTS, json={**body, "case_id": case_id}, headers=auth())
+        assert (refused.status_code, refused.json["code"]) == (status, code), case_id
+        assert refused.json.get("param") == "case_id"
+    assert (
+        client.post(f"{CASES}/{case['id']}/resolve", json={"note": "explained"}, headers=auth()).status_code
+        == 200
+    )
+    resolved = client.post(ADJUSTMENTS, json={**body, "case_id": case["id"]}, headers=auth())
+    assert (resolved.status_code, resolved.json["code"]) == (409, "ledger_case_resolved")
+    with ledger.context.session_factory() as session:
+        assert (
+            session.scalar(
+                sa.select(sa.func.count()).select_from(JournalEntry).where(JournalEntry.cause == "adjustment")
+            )
+            == 0
+        )
+
+    # One Idempotency-Key is one adjustment: the same key for another case is a reuse.
+    other = reserve_below_zero_case(ledger)
+    first = client.post(
+        ADJUSTMENTS,
+        json={**body, "lines": top_up(other["shortfall"]), "case_id": other["id"]},
+        headers=auth(key="k-1"),
+    )
+    assert first.status_code == 201, first.json
+    reused = client.post(
+        ADJUSTMENTS, json={**body, "lines": top_up(other["shortfall"])}, headers=auth(key="k-1")
+    )
+    assert reused.status_code == 409 and reused.json["code"] == "idempotency_key_reuse"
+
+
+# --- the platform's accounts --------------------------------------------------------------------------
+
+
+def test_operators_list_the_platform_and_marketplace_accounts_with_balances(client, auth, ledger):
+    artisan_id = ledger.artisan_at_tier(3)
+    ledger.deliver(payment_succeeded(artisan_id, 10_000, 1_000))
+
+    listed = client.get("/v1/ledger/accounts", query_string={"limit": 100}, headers=auth()).json["data"]
+    balances = {(a["owner_type"], a["owner_id"], a["kind"]): a["balance"] for a in listed}
+    assert balances[("platform", "platform", "gateway_receivable:m2t")] == {
+        "amount": 10_000,
+        "currency": "MAD",
+    }
+    assert balances[("marketplace", MARKETPLACE, "commission")]["amount"] > 0
+    assert {owner for owner, _, _ in balances} == {"platform", "marketplace"}  # no artisan's account
+    assert all(a["object"] == "ledger_account" and a["normal_side"] in ("debit", "credit") for a in listed)
+
+    platform_only = client.get("/v1/ledger/accounts", query_string={"owner_type": "platform"}, headers=auth())
+    assert {a["owner_type"] for a in platform_only.json["data"]} == {"platform"}
+    first = client.get("/v1/ledger/accounts", query_string={"limit": 1}, headers=auth()).json
+    second = client.get(
+        "/v1/ledger/accounts",
+        query_string={"limit": 1, "starting_after": first["next_cursor"]},
+        headers=auth(),
+    ).json
+    assert first["data"][0]["id"] != second["data"][0]["id"]
+    assert client.get("/v1/ledger/accounts", headers=auth("cli_mp", Role.MARKETPLACE)).status_code == 403
+    bad = client.get("/v1/ledger/accounts", query_string={"owner_type": "artisan"}, headers=auth())
+    assert bad.status_code == 422
