@@ -90,7 +90,12 @@ def array_parameters(table: sa.Table, columns: Columns) -> dict[str, Any]:
 
 def present(session: Session, column: sa.Column[Any], values: Iterable[Any], **equal: Any) -> set[Any]:
     """Which of ``values`` ``column`` holds, among the rows whose other columns ``equal`` say: one
-    indexed lookup of the lot (``= ANY(array)`` on PostgreSQL, ``IN (…)`` elsewhere)."""
+    statement for the lot, one index probe per value whatever the table's size.
+
+    On PostgreSQL the values are an array, each looked up on its own (a LATERAL subquery with
+    LIMIT 1, which the planner cannot turn into a scan of the table): ``column = ANY($1)`` would
+    be planned once per connection (a prepared statement), possibly while the table was small, as
+    a scan comparing every row with every value, a cost that grows with the table's history."""
     values = list(values)
     if not values:
         return set()
@@ -99,8 +104,12 @@ def present(session: Session, column: sa.Column[Any], values: Iterable[Any], **e
     if connection.dialect.name == "postgresql":
         sql_type = column.type.compile(dialect=connection.dialect)
         conditions = [f"{name} = %({name})s" for name in equal]
-        conditions.append(f"{column.name} = ANY(CAST(%(present__values)b AS {sql_type}[]))")
-        statement = f"SELECT {column.name} FROM {table.name} WHERE {' AND '.join(conditions)}"
+        conditions.append(f"{column.name} = given.value")
+        statement = (
+            f"SELECT found.{column.name} FROM unnest(CAST(%(present__values)b AS {sql_type}[])) AS given(value) "
+            f"CROSS JOIN LATERAL (SELECT {column.name} FROM {table.name} WHERE {' AND '.join(conditions)} "
+            "LIMIT 1) AS found"
+        )
         return set(connection.exec_driver_sql(statement, {**equal, "present__values": values}).scalars())
     query = sa.select(column).where(
         *(table.c[name] == value for name, value in equal.items()), column.in_(values)
