@@ -170,6 +170,14 @@ def test_a_rescreen_that_finds_a_new_listing_holds_the_artisan_once(
         0,
         "screening_hit",
     )
+    # The officer's rescreen caused the drop: the tier history and the event name her.
+    assert down["data"]["actor"] == "stf_amina"
+    [dropped] = [h for h in kyc.view()["history"] if h["to_tier"] == 0]
+    assert (dropped["from_tier"], dropped["reason_code"], dropped["actor"]) == (
+        2,
+        "screening_hit",
+        "stf_amina",
+    )
     assert body["review_id"].startswith("rev_")
 
     # The same request again replays the answer; a new one screens again and changes nothing more.
@@ -194,6 +202,63 @@ def test_a_rescreen_that_finds_a_new_listing_holds_the_artisan_once(
         ("stf_amina", body["id"]),
         ("stf_amina", again["id"]),
     ]
+
+
+def newer_list_also_naming(full_name: tuple[str, str], reference: str, generated: str) -> bytes:
+    """The sample list, published later, with one more entry for ``full_name`` (first, second)."""
+    listed = (ROOT / SAMPLE_LIST).read_text(encoding="utf-8")
+    listed = listed.replace('dateGenerated="2026-11-01T00:00:00.000Z"', f'dateGenerated="{generated}"')
+    first, second = full_name
+    return listed.replace(
+        "<INDIVIDUALS>",
+        f"<INDIVIDUALS><INDIVIDUAL><DATAID>9998</DATAID><VERSIONNUM>1</VERSIONNUM><FIRST_NAME>{first}"
+        f"</FIRST_NAME><SECOND_NAME>{second}</SECOND_NAME><UN_LIST_TYPE>FICTIONAL-TEST</UN_LIST_TYPE>"
+        f"<REFERENCE_NUMBER>{reference}</REFERENCE_NUMBER><LISTED_ON>2026-11-25</LISTED_ON></INDIVIDUAL>",
+        1,
+    ).encode()
+
+
+def test_a_waiting_screening_case_takes_the_matches_of_a_newer_list(
+    onboarding_app, marketplace_headers, staff
+):
+    app = with_sample_list(onboarding_app)
+    client = app.test_client()
+    kyc = Kyc(client, app, marketplace_headers, full_name="Khadija Amraoui")
+    [case] = queue(client, staff(), artisan_id=kyc.id, kind="screening_hit")
+    assert case["details"]["list_version"] == "2026-11-01T00:00:00.000Z"
+    assert [m["reference"] for m in case["details"]["matches"]] == ["ZZi.004"]
+
+    # Rescreened against the same list: the case already says it all, nothing is rewritten.
+    assert rescreen(client, kyc.id, staff()).status_code == 201
+
+    # A newer list names her a second time: the officer deciding the case must see both entries.
+    context = app.extensions["hirfa"]
+    newer = "2026-11-25T00:00:00.000Z"
+    load_list(
+        context.uow_factory(),
+        newer_list_also_naming(("KHADIJA", "AMRAOUI"), "ZZi.098", newer),
+        source="update",
+    )
+    done = rescreen(client, kyc.id, staff(who="stf_youssef"))
+    assert done.status_code == 201, done.get_json()
+    body = done.get_json()
+    assert body["review_id"] == case["id"]  # the same case, not a second one
+    [updated] = queue(client, staff(), artisan_id=kyc.id, kind="screening_hit")
+    assert updated["id"] == case["id"]
+    assert updated["details"]["list_version"] == newer
+    assert sorted(m["reference"] for m in updated["details"]["matches"]) == ["ZZi.004", "ZZi.098"]
+    assert updated["details"]["screening_result_id"] == body["id"]
+
+    # Audited under the officer who ran it, saying what the case said before; once.
+    assert rescreen(client, kyc.id, staff(who="stf_youssef")).status_code == 201
+    with context.session_factory() as session:
+        changes = session.scalars(
+            sa.select(KycAuditEntry).where(
+                KycAuditEntry.artisan_id == kyc.id, KycAuditEntry.action == "review.matches_updated"
+            )
+        ).all()
+    assert [(c.actor, c.subject_id) for c in changes] == [("stf_youssef", case["id"])]
+    assert "2026-11-01T00:00:00.000Z (ZZi.004)" in changes[0].note and newer in changes[0].note
 
 
 def test_an_artisan_screened_before_any_list_climbs_once_rescreened(

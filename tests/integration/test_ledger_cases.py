@@ -11,6 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from services.accounts.adapters.orm import JournalEntry, LedgerCase, ParkedEvent
+from services.accounts.domain.artisan_rules import BalanceRuleViolation
+from services.accounts.domain.ledger import AccountRef
+from services.accounts.domain.postings import Posting
+from services.accounts.service_layer.posting import record_case
 from shared.auth.scopes import Role
 from tests.integration.conftest import MARKETPLACE
 from tests.integration.test_ledger_postings import assert_ledger_sound, release_all
@@ -59,6 +63,31 @@ def reserve_below_zero_case(ledger: LedgerDriver) -> dict:
         return {"id": case.id, "shortfall": -ledger.shown("marketplace", MARKETPLACE, "reserve")}
 
 
+def refused_posting_case(ledger: LedgerDriver) -> str:
+    """An open case needing no money movement: a posting the ledger refused for good (a balance
+    rule), which an operator can explain with a note."""
+    artisan_id = ledger.artisan_at_tier(3)
+    posting = Posting(
+        cause="adjustment",
+        cause_id="adj_replayed_by_hand",
+        posting_key=f"adjustment:replayed:{artisan_id}",
+        description="A correction replayed by hand since",
+        currency="MAD",
+        lines=(
+            (AccountRef("artisan", artisan_id, "available"), 500),
+            (AccountRef("platform", "platform", "revenue"), -500),
+        ),
+        artisan_id=artisan_id,
+    )
+    refused = BalanceRuleViolation(
+        "artisan_balance_negative", {"artisan_id": artisan_id, "account": "available", "balance_after": -500}
+    )
+    with ledger.context.uow_factory() as uow:
+        case_id = record_case(uow, posting, refused).id
+        uow.commit()
+    return case_id
+
+
 def parked_payment_case(ledger: LedgerDriver) -> tuple[str, str, object]:
     """A waiting case: a payment above the artisan's cap (tier 1, 200 MAD), parked until an upgrade."""
     artisan_id = ledger.artisan_at_tier(1)
@@ -96,7 +125,7 @@ def payment_entries(ledger: LedgerDriver, payment_id: str) -> list[str]:
 
 
 def test_an_operator_resolves_an_open_case_with_a_note_once(client, auth, ledger):
-    case = reserve_below_zero_case(ledger)
+    case = {"id": refused_posting_case(ledger)}
     listed = client.get(CASES, query_string={"status": "open"}, headers=auth()).json["data"]
     assert [(c["id"], c["parked_event"], c["resolution"]) for c in listed] == [(case["id"], None, None)]
 
@@ -267,6 +296,83 @@ def test_an_adjustment_waiting_for_approval_is_refused_once_its_case_resolved_it
     assert_ledger_sound(ledger)
 
 
+# --- a reserve below zero: the marketplace owes it, so its case stays open until it is repaid -------
+
+
+def test_a_reserve_still_below_zero_is_not_resolved_with_a_note(client, auth, ledger):
+    case = reserve_below_zero_case(ledger)
+    path = f"{CASES}/{case['id']}/resolve"
+    refused = client.post(path, json={"note": "the marketplace promised to pay"}, headers=auth())
+    assert (refused.status_code, refused.json["code"]) == (409, "reserve_still_below_zero")
+    assert refused.json["balance"] == {"amount": -case["shortfall"], "currency": "MAD"}
+    french = client.post(path, json={"note": "promis"}, headers={**auth(), "Accept-Language": "fr"}).json
+    assert french["detail"].startswith("La réserve de la place de marché est toujours sous zéro")
+    assert client.get(f"{CASES}/{case['id']}", headers=auth()).json["status"] == "open"
+    [reserve] = client.get("/v1/ledger/reserves?below_zero=true", headers=auth()).json["data"]
+    assert reserve["balance"] == {"amount": -case["shortfall"], "currency": "MAD"}
+
+    # Topped up (by a transfer, not for the case): the ledger resolves it, and no note is needed.
+    topped = client.post(
+        ADJUSTMENTS, json={"reason": "Reserve top-up", "lines": top_up(case["shortfall"])}, headers=auth()
+    )
+    assert topped.json["status"] == "posted", topped.json
+    resolved = client.get(f"{CASES}/{case['id']}", headers=auth()).json
+    assert (resolved["status"], resolved["resolution"]) == ("resolved", "reserve_funded")
+    late = client.post(path, json={"note": "paid"}, headers=auth())
+    assert (late.status_code, late.json["code"]) == (409, "ledger_case_resolved")
+    assert_ledger_sound(ledger)
+
+
+def test_an_adjustment_that_leaves_the_reserve_below_zero_keeps_its_case_open(client, auth, ledger):
+    case = reserve_below_zero_case(ledger)
+    shortfall = case["shortfall"]
+    part = shortfall // 3
+    paid = client.post(
+        ADJUSTMENTS,
+        json={"reason": "The marketplace's first instalment", "case_id": case["id"], "lines": top_up(part)},
+        headers=auth(ALICE),
+    )
+    assert (paid.status_code, paid.json["status"]) == (201, "posted"), paid.json
+
+    # Still owed: the case stays open, with the instalment and the reserve as it now stands.
+    still = client.get(f"{CASES}/{case['id']}", headers=auth()).json
+    assert (still["status"], still["resolution"], still["resolved_by"]) == ("open", None, None)
+    owed = {"amount": part - shortfall, "currency": "MAD"}
+    assert still["details"]["balance"] == owed
+    [posted] = still["details"]["adjustments_posted"]
+    assert (posted["adjustment_id"], posted["entry_id"], posted["by"], posted["balance_after"]) == (
+        paid.json["id"],
+        paid.json["entry_id"],
+        ALICE,
+        owed,
+    )
+    [reserve] = client.get("/v1/ledger/reserves?below_zero=true", headers=auth()).json["data"]
+    assert reserve["balance"] == owed
+    listed = client.get(CASES, query_string={"status": "open"}, headers=auth()).json["data"]
+    assert [c["id"] for c in listed if c["kind"] == "reserve_below_zero"] == [case["id"]]  # one case
+    note = client.post(f"{CASES}/{case['id']}/resolve", json={"note": "paid in part"}, headers=auth())
+    assert (note.status_code, note.json["code"]) == (409, "reserve_still_below_zero")
+
+    # The rest, for the same case: back at zero, resolved by that adjustment and whoever posted it.
+    rest = client.post(
+        ADJUSTMENTS,
+        json={"reason": "The rest", "case_id": case["id"], "lines": top_up(shortfall - part)},
+        headers=auth(BOB),
+    )
+    assert rest.json["status"] == "posted", rest.json
+    resolved = client.get(f"{CASES}/{case['id']}", headers=auth()).json
+    assert (resolved["status"], resolved["resolution"], resolved["resolved_by"]) == (
+        "resolved",
+        "reserve_funded",
+        BOB,
+    )
+    assert resolved["details"]["adjustment_id"] == rest.json["id"]
+    assert [a["adjustment_id"] for a in resolved["details"]["adjustments_posted"]] == [paid.json["id"]]
+    assert ledger.shown("marketplace", MARKETPLACE, "reserve") == 0
+    assert client.get("/v1/ledger/reserves?below_zero=true", headers=auth()).json["data"] == []
+    assert_ledger_sound(ledger)
+
+
 def test_an_adjustment_names_a_real_open_ledger_case(client, auth, ledger):
     case = reserve_below_zero_case(ledger)
     body = {"reason": "Top-up", "lines": top_up(case["shortfall"])}
@@ -278,11 +384,12 @@ def test_an_adjustment_names_a_real_open_ledger_case(client, auth, ledger):
         refused = client.post(ADJUSTMENTS, json={**body, "case_id": case_id}, headers=auth())
         assert (refused.status_code, refused.json["code"]) == (status, code), case_id
         assert refused.json.get("param") == "case_id"
+    explained = refused_posting_case(ledger)
     assert (
-        client.post(f"{CASES}/{case['id']}/resolve", json={"note": "explained"}, headers=auth()).status_code
+        client.post(f"{CASES}/{explained}/resolve", json={"note": "explained"}, headers=auth()).status_code
         == 200
     )
-    resolved = client.post(ADJUSTMENTS, json={**body, "case_id": case["id"]}, headers=auth())
+    resolved = client.post(ADJUSTMENTS, json={**body, "case_id": explained}, headers=auth())
     assert (resolved.status_code, resolved.json["code"]) == (409, "ledger_case_resolved")
     with ledger.context.session_factory() as session:
         assert (

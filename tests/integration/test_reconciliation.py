@@ -165,6 +165,13 @@ def test_settled_lines_post_as_one_posting_each_would_with_their_events(context,
                 (account, kind, amount) for kind, amount, account in lines
             ]
     assert events == {}  # one event per entry, none else
+    # Written as the outbox writes an event (compact JSON), though put together in SQL.
+    with context.session_factory() as session:
+        payloads = session.scalars(
+            sa.select(OutboxMessage.payload).where(OutboxMessage.event_type == "accounts.ledger.entry_posted")
+        ).all()
+    for payload in payloads:
+        assert payload == json.dumps(json.loads(payload), separators=(",", ":"), ensure_ascii=False)
     assert check_integrity(context.uow_factory())["ok"] is True
 
 

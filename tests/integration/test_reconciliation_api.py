@@ -283,6 +283,44 @@ def test_cases_are_listed_filtered_assigned_noted_and_resolved(client, auth, con
     assert client.get("/v1/reconciliation/cases/rc_nothing", headers=auth()).status_code == 404
 
 
+def test_a_runs_cases_are_listed_by_run_page_after_page(client, auth, context, readers):
+    first, _ = run_settlement(
+        context, readers.settlement_file([capture(f"pay_first_{n}", 900 + n) for n in range(3)])
+    )
+    second, _ = run_settlement(context, readers.settlement_file([capture("pay_second", 700)]))
+
+    def cases_of(run_id: str) -> list[dict]:
+        found, cursor = [], None
+        while True:
+            page = client.get(
+                "/v1/reconciliation/cases",
+                query_string={"run_id": run_id, "limit": 1, "starting_after": cursor},
+                headers=auth(),
+            )
+            assert page.status_code == 200, page.json
+            found += page.json["data"]
+            if not page.json["has_more"]:
+                return found
+            cursor = page.json["next_cursor"]
+
+    firsts = cases_of(first.id)
+    assert [c["object_id"] for c in firsts] == [f"pay_first_{n}" for n in range(3)]
+    assert {c["run_id"] for c in firsts} == {first.id}
+    assert [c["object_id"] for c in cases_of(second.id)] == ["pay_second"]
+    # With the other filters, and a run that opened none.
+    assert [
+        c["object_id"]
+        for c in client.get(
+            "/v1/reconciliation/cases", query_string={"run_id": first.id, "amount_min": 902}, headers=auth()
+        ).json["data"]
+    ] == ["pay_first_2"]
+    assert cases_of("rr_01JD8Z6W5Q0T2C7S9K3M4N5P6R") == []
+    for bad in ("rc_01JD8Z6W5Q0T2C7S9K3M4N5P6R", "rr_x", "rr_01JD8Z6W5Q0T2C7S9K3M4N5P6R\n", ""):
+        refused = client.get("/v1/reconciliation/cases", query_string={"run_id": bad}, headers=auth())
+        assert (refused.status_code, refused.json["code"]) == (422, "validation_error"), bad
+        assert refused.json["errors"][0]["param"] == "run_id"
+
+
 def test_a_write_off_posts_an_adjustment_and_the_case_is_written_off(client, auth, context, ledger, readers):
     run_settlement(context, readers.settlement_file([capture("pay_unknown", 900)]))
     [case] = client.get("/v1/reconciliation/cases", headers=auth()).json["data"]

@@ -210,6 +210,66 @@ def test_onboarding_not_answering_a_renewal_keeps_the_session(client, apis, staf
     assert staff_auth.renewals == 1
 
 
+DOCUMENT = "/reviews/documents/art_1/doc_1"
+
+
+def test_only_a_page_or_a_form_renews_never_an_answer_the_browser_may_drop(
+    client, apis, staff_auth, monkeypatch
+):
+    """A renewal spends the refresh token; the next one rides back in the answer's cookie. An
+    image, a framed document or a prefetch may be dropped by the browser (which would then keep the
+    spent token, and its next renewal would look like theft), so none of them renews."""
+    sign_in(client)
+    start = time.time()
+    monkeypatch.setattr(time, "time", lambda: start + 860)  # renewal due, the old token still good
+    for path, headers in (
+        (DOCUMENT, {"Sec-Fetch-Dest": "image", "Sec-Fetch-Mode": "no-cors"}),
+        (DOCUMENT, {"Sec-Fetch-Dest": "iframe", "Sec-Fetch-Mode": "navigate"}),
+        (DOCUMENT, {}),  # a browser that sends no Sec-Fetch-Dest: a document is embedded, always
+        ("/reviews", {"Sec-Fetch-Dest": "document", "Sec-Purpose": "prefetch"}),
+        ("/reviews", {"Sec-Fetch-Dest": "empty", "Sec-Fetch-Mode": "cors"}),
+    ):
+        served = client.get(path, headers=headers)
+        assert served.status_code == 200 and served.data, (path, headers)  # (read: a document streams)
+        assert staff_auth.renewals == 0, (path, headers)
+    assert apis.onboarding.calls[-1].token == "token-of-stf_amina"  # served with the old token
+
+    # Once the old token is spent, such a request is refused without renewing or signing out...
+    monkeypatch.setattr(time, "time", lambda: start + 890)
+    image = client.get(DOCUMENT, headers={"Sec-Fetch-Dest": "image"})
+    assert image.status_code == 401 and b'data-reason="renew_on_next_page"' in image.data
+    assert staff_auth.renewals == 0 and len(staff_auth.live_refresh_tokens) == 1
+    # ... and the next page renews, with the refresh token the browser still holds.
+    page = client.get("/reviews/rev_1", headers={"Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate"})
+    assert page.status_code == 200 and staff_auth.renewals == 1
+    assert client.get(DOCUMENT, headers={"Sec-Fetch-Dest": "image"}).data == JPEG
+    assert apis.onboarding.calls[-1].token == "token-of-stf_amina-renewed-1"
+
+    # A document opened in a tab of its own is a page: it renews (a reload there works).
+    monkeypatch.setattr(time, "time", lambda: start + 890 + 890)
+    opened = client.get(DOCUMENT, headers={"Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate"})
+    assert opened.data == JPEG and staff_auth.renewals == 2
+
+
+def test_a_form_post_renews_whatever_the_browser_says_it_is_for(client, apis, staff_auth, monkeypatch):
+    sign_in(client)
+    page = client.get("/reviews/rev_1")
+    apis.onboarding.on("POST", "/v1/kyc-reviews/rev_1/decision", REVIEW)
+    later = time.time() + 890
+    monkeypatch.setattr(time, "time", lambda: later)
+    decided = client.post(
+        "/reviews/rev_1/decision",
+        data={
+            "csrf_token": csrf_of(page.data),
+            "decision": "approve",
+            "reason_code": "documents_verified",
+            "note": "ok",
+        },
+        headers={"Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate"},
+    )
+    assert decided.status_code == 302 and staff_auth.renewals == 1
+
+
 def test_a_token_the_service_refuses_means_signing_in_again(client, apis):
     sign_in(client)
     apis.onboarding.on("GET", "/v1/kyc-reviews", ApiError(401, "invalid_token"))
@@ -233,6 +293,37 @@ def test_sign_out_ends_the_session(client, staff_auth):
     assert response.headers["Location"] == "/sign-in"
     assert client.get("/").status_code == 302
     assert staff_auth.signed_out == [refresh_token]
+
+
+def session_of(client) -> dict:
+    cookie = client.get_cookie("hirfa_console")
+    if cookie is None:
+        return {}
+    return unseal(session_key(client.application.extensions["console"].config.secret_key), cookie.value) or {}
+
+
+@pytest.mark.parametrize("idle", [False, True])
+def test_sign_out_never_renews_and_clears_the_session_even_with_onboarding_down(
+    client, config, staff_auth, monkeypatch, idle
+):
+    page = client.get("/") if sign_in(client) else None
+    [refresh_token] = staff_auth.live_refresh_tokens
+    staff_auth.refused = ApiError(0, "service_unavailable")  # no renewal would go through
+
+    def down(token):
+        staff_auth.signed_out.append(token)
+        raise ApiError(0, "service_unavailable")
+
+    monkeypatch.setattr(staff_auth, "sign_out", down)
+    later = time.time() + (config.idle_timeout_seconds + 1 if idle else 890)  # the token spent
+    monkeypatch.setattr(time, "time", lambda: later)
+    response = client.post("/sign-out", data={"csrf_token": csrf_of(page.data)})
+    assert response.status_code == 302 and response.headers["Location"] == "/sign-in"
+    assert staff_auth.renewals == 0
+    assert staff_auth.signed_out == [refresh_token]  # revoking was tried, once
+    assert not {"token", "refresh", "staff"} & set(session_of(client))
+    assert client.get("/").headers["Location"].startswith("/sign-in")
+    assert "Vous êtes déconnecté" in client.get("/sign-in").data.decode()
 
 
 def test_without_the_compliance_role_no_review_pages(client, apis):
@@ -983,6 +1074,47 @@ def test_case_filters_reach_accounts_and_the_three_way_view_shows_the_legs(opera
     ]
 
 
+def test_a_run_page_asks_accounts_for_that_runs_cases_a_page_at_a_time(operator, apis):
+    run = {
+        "id": "rr_1",
+        "source": "gateway_settlement",
+        "gateway": "m2t",
+        "bank_code": "145",
+        "format": "csv",
+        "day": "2026-12-06",
+        "status": "completed",
+        "closing_balance": None,
+        "expected_balance": None,
+        "currency": None,
+        "file": None,
+        "progress": {"lines_total": 1, "lines_done": 1, "percent": 100},
+        "counts": {"missing_in_ledger": 1},
+        "requested_by": "stf_salma",
+        "created_at": "2026-12-06T09:00:00+00:00",
+        "completed_at": "2026-12-06T09:00:01+00:00",
+    }
+    apis.accounts.on("GET", "/v1/reconciliation/runs/rr_1", run)
+    apis.accounts.on(
+        "GET",
+        "/v1/reconciliation/cases",
+        lambda call: {
+            "data": [{**RECON_CASE, "id": "rc_2" if call.params.get("starting_after") else "rc_1"}],
+            "has_more": not call.params.get("starting_after"),
+            "next_cursor": None if call.params.get("starting_after") else "rc_1",
+        },
+    )
+    first = operator.get("/reconciliation/runs/rr_1").data.decode()
+    next_page = 'href="/reconciliation/runs/rr_1?after=rc_1"'
+    assert 'data-case="rc_1"' in first and next_page in first
+    second = operator.get("/reconciliation/runs/rr_1?after=rc_1").data.decode()
+    assert 'data-case="rc_2"' in second and 'data-case="rc_1"' not in second and next_page not in second
+    asked = [c.params for c in apis.accounts.calls if c.path == "/v1/reconciliation/cases"]
+    assert asked == [
+        {"run_id": "rr_1", "limit": 50, "starting_after": None},
+        {"run_id": "rr_1", "limit": 50, "starting_after": "rc_1"},
+    ]
+
+
 def test_forged_ledger_and_case_forms_are_refused(operator, apis):
     for path in (
         "/ledger/adjustments",
@@ -1186,6 +1318,37 @@ def test_a_resolve_the_ledger_refuses_is_a_message_on_the_case_page(operator, ap
     assert "done" in html  # the note comes back as typed
     empty = operator.post("/ledger/cases/lc_2/resolve", data={"csrf_token": csrf_of(page.data), "note": " "})
     assert empty.status_code == 422 and len(posts(apis.accounts)) == 1
+
+
+def test_a_reserve_still_below_zero_is_a_message_on_the_case_page(operator, apis, ledger_cases):
+    apis.accounts.on(
+        "POST", "/v1/ledger/cases/lc_2/resolve", ApiError(409, "reserve_still_below_zero", "still owed")
+    )
+    page = operator.get("/ledger/cases/lc_2")
+    response = operator.post(
+        "/ledger/cases/lc_2/resolve", data={"csrf_token": csrf_of(page.data), "note": "promised"}
+    )
+    problem = re.search(r'id="case-problem">([^<]+)<', response.data.decode()).group(1)
+    assert (
+        response.status_code == 409 and "toujours sous zéro" in problem and "réapprovisionnement" in problem
+    )
+
+
+def test_approving_an_adjustment_whose_case_was_resolved_another_way_says_to_reject_it(operator, apis):
+    apis.accounts.on(
+        "POST", "/v1/ledger/adjustments/adj_1/approve", ApiError(409, "ledger_case_resolved", "resolved")
+    )
+    page = operator.get("/ledger/adjustments")
+    response = operator.post("/ledger/adjustments/adj_1/approve", data={"csrf_token": csrf_of(page.data)})
+    html = response.data.decode()
+    problem = re.search(r'id="adjustment-problem">([^<]+)<', html).group(1)
+    assert response.status_code == 409 and "Rejetez-le" in problem and "résolu autrement" in problem
+    assert 'id="adjustment-adj_1"' in html  # the list, with the row to reject it from
+    # In Arabic and English too.
+    for lang, words in (("ar", "ارفضها"), ("en", "Reject it")):
+        operator.post("/language", data={"csrf_token": csrf_of(page.data), "lang": lang})
+        answer = operator.post("/ledger/adjustments/adj_1/approve", data={"csrf_token": csrf_of(page.data)})
+        assert words in answer.data.decode(), lang
 
 
 def test_an_adjustment_for_a_case_names_it_and_comes_back_to_the_case(operator, apis, ledger_cases):

@@ -1,5 +1,7 @@
 """Reading the acquirer's settlement CSV (``services.accounts.adapters.settlement_files``): every
-column checked, a bad line refused naming its line and column, and the file read as a stream."""
+column checked, a bad line refused naming its line and column, and the file read as a stream; and
+which files are plain enough to be copied in bulk (``plain_csv``), whatever the chunks they are
+read in."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.accounts.adapters.settlement_files import COLUMNS, read_settlement_csv
+from services.accounts.adapters.settlement_files import COLUMNS, NotPlain, plain_csv, read_settlement_csv
 from shared.bank_statements import MalformedFile
 
 HEADER = ",".join(COLUMNS)
@@ -160,3 +162,63 @@ def test_the_callers_stream_stays_open() -> None:
     stream = io.BytesIO(f"{HEADER}\r\n{CAPTURE}\r\n".encode())
     assert len(list(read_settlement_csv(stream))) == 1
     assert not stream.closed
+
+
+# --- plain files ----------------------------------------------------------------------------------
+
+PLAIN_BODY = "\r\n".join([CAPTURE, REFUND, CAPTURE.replace("m2t_tx_1", "m2t_tx_2")])
+
+
+def plain_body(data: bytes, chunk_bytes: int = 1 << 20) -> bytes | str | None:
+    """The body ``plain_csv`` hands on, "not plain" when it stops, None when it declines at once."""
+    plain = plain_csv(io.BytesIO(data), chunk_bytes)
+    if plain is None:
+        return None
+    try:
+        return b"".join(plain.body)
+    except NotPlain:
+        return "not plain"
+
+
+@pytest.mark.parametrize("end", ["\r\n", "\n", "\r"])
+def test_a_plain_body_is_handed_on_whole_whatever_the_chunks(end: str) -> None:
+    body = PLAIN_BODY.replace("\r\n", end)
+    data = f"\ufeff{HEADER}{end}{body}{end}{end}{end}".encode()
+    # From the smallest chunk that holds the header (its byte order mark and line end too).
+    for chunk_bytes in range(len(HEADER) + 3 + len(end), len(data) + 2):
+        assert plain_body(data, chunk_bytes) == body.encode(), chunk_bytes
+    assert plain_csv(io.BytesIO(data)).header == COLUMNS  # type: ignore[union-attr]
+
+
+def test_a_value_the_reader_would_strip_is_not_plain_wherever_the_chunks_end() -> None:
+    separators = [at for at, char in enumerate(PLAIN_BODY) if char in ",\r\n"]
+    for at in [0, *separators, *(s + 1 for s in separators), len(PLAIN_BODY)]:
+        padded = PLAIN_BODY[:at] + " " + PLAIN_BODY[at:]
+        data = f"{HEADER}\r\n{padded}\r\n".encode()
+        for chunk_bytes in range(len(HEADER) + 2, len(data) + 2, 7):
+            assert plain_body(data, chunk_bytes) == "not plain", (at, chunk_bytes)
+    # A space inside a value is no padding.
+    inside = PLAIN_BODY.replace("M2T-20261206-CARD", "M2T 20261206 CARD")
+    assert plain_body(f"{HEADER}\r\n{inside}".encode()) == inside.encode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        CAPTURE.replace("pay_1", '"pay_1"'),  # quoted
+        CAPTURE.replace("M2T-20261206-CARD", "M2T-20261206-CARTE-BANCAIRE-\u00e9"),  # not ASCII
+        CAPTURE.replace("pay_1", "pay\\1"),  # a backslash, which COPY reads as an escape
+        CAPTURE.replace("10000", "+10000"),  # an integer parser's sign the reader refuses
+        CAPTURE.replace("pay_1", "pay\t1"),
+        CAPTURE.replace("m2t_tx_1", "m2t_tx_" + "1" * 140_000),  # a field the csv module refuses
+    ],
+)
+def test_what_is_not_plain_is_left_to_the_reader(body: str) -> None:
+    assert plain_body(f"{HEADER}\r\n{CAPTURE}\r\n{body}\r\n".encode()) == "not plain"
+
+
+def test_a_header_that_is_not_plain_or_lacks_a_column_is_left_to_the_reader() -> None:
+    assert plain_body(f'"{HEADER}"\r\n{CAPTURE}'.encode()) is None
+    assert plain_body(f"{HEADER},currency\r\n{CAPTURE},MAD".encode()) is None
+    assert plain_body(f"{HEADER.replace(',card_region', '')}\r\n{CAPTURE}".encode()) is None
+    assert plain_body(b"") is None

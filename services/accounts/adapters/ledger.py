@@ -456,6 +456,12 @@ def open_reserve_case_exists(session: Session, marketplace_id: str) -> bool:
     )
 
 
+def reserve_balance(session: Session, marketplace_id: str, currency: str) -> int:
+    """The marketplace's reserve as people read it (below zero: the marketplace owes it), as this
+    transaction sees it: an entry it just wrote counts."""
+    return shown_if_open(session, AccountRef("marketplace", marketplace_id, "reserve"), currency)
+
+
 def resolve_open_reserve_case(session: Session, marketplace_id: str, *, entry_id: str, at: Any) -> None:
     """The marketplace's reserve is back at zero or above: its open case is resolved by ``entry_id``."""
     case = session.scalar(

@@ -65,7 +65,29 @@ class ReconItem(Base):
     """
 
     __tablename__ = "recon_items"
-    __table_args__ = (sa.Index("ix_recon_items_run_state", "run_id", "state"),)
+    # A settlement run writes a row per line of its file: the indexes only other rows need are
+    # partial (a settlement line is found by its object, ``ix_recon_items_object_id``).
+    __table_args__ = (
+        sa.Index("ix_recon_items_run_state", "run_id", "state"),
+        sa.Index(
+            "ix_recon_items_dedup_key",
+            "dedup_key",
+            postgresql_where=sa.text("source = 'statement'"),
+            sqlite_where=sa.text("source = 'statement'"),
+        ),
+        sa.Index(
+            "ix_recon_items_ledger_entry_id",
+            "ledger_entry_id",
+            postgresql_where=sa.text("source = 'ledger'"),
+            sqlite_where=sa.text("source = 'ledger'"),
+        ),
+        sa.Index(
+            "ix_recon_items_case_id",
+            "case_id",
+            postgresql_where=sa.text("case_id IS NOT NULL"),
+            sqlite_where=sa.text("case_id IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(
         sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -77,7 +99,7 @@ class ReconItem(Base):
     object_id: Mapped[str] = mapped_column(sa.String(140), index=True)
     reference: Mapped[str] = mapped_column(sa.String(140), default="")
     batch_reference: Mapped[str | None] = mapped_column(sa.String(64), nullable=True, index=True)
-    dedup_key: Mapped[str] = mapped_column(sa.String(300), index=True)
+    dedup_key: Mapped[str] = mapped_column(sa.String(300))
     gateway: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
     bank_code: Mapped[str | None] = mapped_column(sa.String(3), nullable=True)
     currency: Mapped[str] = mapped_column(sa.String(3))
@@ -93,9 +115,9 @@ class ReconItem(Base):
     bank_reference: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     description: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     state: Mapped[str | None] = mapped_column(sa.String(20), nullable=True)
-    ledger_entry_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True, index=True)
+    ledger_entry_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
     posted_entry_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
-    case_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True, index=True)
+    case_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
     # A ledger item (missing_*) a later run explained: that run's id (its state is then matched).
     healed_by_run_id: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
 
@@ -104,6 +126,8 @@ class ReconCase(Base):
     """A break for a person: ``open → investigating → resolved | written_off``."""
 
     __tablename__ = "recon_cases"
+    # A run's cases, a page at a time from the cursor (the run page of the back office).
+    __table_args__ = (sa.Index("ix_recon_cases_run_id_id", "run_id", "id"),)
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(20), index=True)

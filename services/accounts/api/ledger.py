@@ -153,7 +153,9 @@ def resolve_ledger_case(body, case_id):
     """Resolve an open case that needs no money movement, with a note saying why (kept with who
     and when). A case that moves money is resolved by an adjustment proposed with its `case_id`.
     Refused: 409 `ledger_case_waiting` (its money waits to post by itself: a note would leave it
-    parked), 409 `ledger_case_resolved` (resolved already)."""
+    parked), 409 `reserve_still_below_zero` (a reserve case while the marketplace still owes the
+    reserve: it resolves when the reserve is back at zero), 409 `ledger_case_resolved` (resolved
+    already)."""
     return ledger_cases.resolve_with_note(
         service_context().uow_factory(), case_id, current_principal(), note=body["note"]
     )

@@ -157,7 +157,8 @@ class Cases(MethodView):
     @blp.arguments(CaseArgsSchema, location="query")
     @blp.response(200, CasePageSchema)
     def get(self, args):
-        """Cases, oldest first; filters: kind, state, min_age_days, amount_min/max, bank_code, gateway."""
+        """Cases, oldest first; filters: kind, state, min_age_days, amount_min/max, bank_code, gateway,
+        run_id (the cases a run opened)."""
         return recon_cases.list_cases(service_context().uow_factory(), current_principal(), **args)
 
 

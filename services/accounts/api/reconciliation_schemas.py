@@ -14,6 +14,7 @@ from shared.money import CurrencyCode, MoneySchema
 from shared.pagination import PageArgsSchema, page_schema
 
 BANK_CODE = validate.Regexp(r"^[0-9]{3}$", error="A three-digit bank code.")
+RUN_ID = validate.Regexp(r"^rr_[0-9A-HJKMNP-TV-Z]{26}\Z", error="A reconciliation run's id (rr_…).")
 
 
 class RunFormSchema(Schema):
@@ -179,6 +180,10 @@ class CaseArgsSchema(PageArgsSchema):
     amount_max = fields.Integer(validate=validate.Range(min=0, max=MAX_AMOUNT))
     bank_code = fields.String(validate=BANK_CODE)
     gateway = fields.String(validate=validate.Length(min=1, max=20))
+    run_id = fields.String(
+        validate=RUN_ID,
+        metadata={"description": "Only the cases this run opened (its breaks), oldest first."},
+    )
 
 
 class AssignSchema(Schema):

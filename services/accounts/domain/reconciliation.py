@@ -229,6 +229,10 @@ class FeeSchedule:
     def expected_fee(self, line_type: str, gross: int, card_scheme: str, card_region: str) -> int:
         if line_type != "capture":
             return 0
+        return self.fee_for(card_scheme, card_region).of(gross)
+
+    def fee_for(self, card_scheme: str, card_region: str) -> Fee:
+        """The fee a capture with this card scheme and region is charged."""
         fee = self.fees.get(f"{card_scheme}:{card_region}")
         if fee is None:
             family = "wallet" if card_scheme == "wallet" else f"card:{card_region}"
@@ -237,7 +241,7 @@ class FeeSchedule:
                 or DEFAULT_FEE_SCHEDULE.get(family)
                 or DEFAULT_FEE_SCHEDULE["card:international"]
             )
-        return fee.of(gross)
+        return fee
 
 
 def parse_fee_schedules(raw: str) -> dict[str, FeeSchedule]:

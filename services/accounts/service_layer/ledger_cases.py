@@ -22,6 +22,14 @@ A case is resolved in one of three ways, and its record says how, when and by wh
 - **by an operator's note** (``POST /v1/ledger/cases/{id}/resolve``), for an open case that needs
   no money movement (explained elsewhere, replayed by hand). A waiting case cannot be resolved with
   a note (409 ``ledger_case_waiting``): that would leave its money parked with nobody watching.
+
+A ``reserve_below_zero`` case stands for money the marketplace owes, so it stays open for as long as
+the reserve is below zero: a note is refused then (409 ``reserve_still_below_zero``), and an
+adjustment proposed for it that posts but leaves the reserve below zero (a part payment) keeps the
+case open, the adjustment listed in its ``details.adjustments_posted`` and ``details.balance`` the
+reserve as it now stands. The case resolves when an entry (a top-up, that adjustment or a later
+one) brings the reserve back to zero or above. Reopening a new case at once instead would split one
+debt over several cases; keeping the one case keeps its history in one place.
 """
 
 from __future__ import annotations
@@ -32,7 +40,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from services.accounts.adapters import ledger
 from services.accounts.adapters.orm import LedgerAdjustment, LedgerCase, ParkedEvent
+from services.accounts.service_layer.posting import RESERVE_BELOW_ZERO
 from shared.auth import Principal
 from shared.db import UnitOfWork, utcnow
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -152,7 +162,9 @@ def _open_locked(session: Session, case_id: str) -> tuple[LedgerCase, ParkedEven
 def resolve_with_note(uow: UnitOfWork, case_id: str, principal: Principal, *, note: str) -> dict[str, Any]:
     """``POST /v1/ledger/cases/{id}/resolve``: an open case needing no money movement, resolved by
     the operator with a note saying why. Refused on a waiting case (409 ``ledger_case_waiting``:
-    its money would stay parked) and on a resolved one (409 ``ledger_case_resolved``)."""
+    its money would stay parked), on a reserve still below zero (409 ``reserve_still_below_zero``:
+    the marketplace still owes it, and nothing else would watch it) and on a resolved one (409
+    ``ledger_case_resolved``)."""
     _ensure_operator(principal)
     note = (note or "").strip()
     if not note:
@@ -169,10 +181,30 @@ def resolve_with_note(uow: UnitOfWork, case_id: str, principal: Principal, *, no
                 code="ledger_case_waiting",
                 param="case_id",
             )
+        shortfall = _reserve_still_below_zero(session, case)
+        if shortfall is not None:
+            raise Conflict(
+                "The marketplace's reserve is still below zero: the case stays open until it is back at "
+                "zero. It resolves by itself when a top-up brings it there, or with an adjustment "
+                "proposed for it (case_id) that does.",
+                code="reserve_still_below_zero",
+                param="case_id",
+                balance=shortfall,
+            )
         case.mark_resolved("noted", at=utcnow(), by=principal.client_id, note=note)
         uow.commit()
         log.info("ledger case resolved", extra={"case_id": case.id, "resolution": "noted"})
         return case_view(case, None)
+
+
+def _reserve_still_below_zero(session: Session, case: LedgerCase) -> dict[str, Any] | None:
+    """For a ``reserve_below_zero`` case, the marketplace's reserve (as money) while it is still
+    below zero; else None."""
+    if case.kind != RESERVE_BELOW_ZERO:
+        return None
+    currency = str((case.details or {}).get("balance", {}).get("currency") or "")
+    balance = ledger.reserve_balance(session, case.cause_id, currency)
+    return {"amount": balance, "currency": currency} if balance < 0 else None
 
 
 def check_open_for_adjustment(session: Session, case_id: str) -> None:
@@ -183,7 +215,8 @@ def check_open_for_adjustment(session: Session, case_id: str) -> None:
 
 def adjustment_posted(uow: UnitOfWork, adjustment: LedgerAdjustment) -> None:
     """An adjustment proposed for a ledger case was posted (in its transaction): the case is
-    resolved by it. A parked event it waited for is released: the adjustment took its place.
+    resolved by it. A parked event it waited for is released: the adjustment took its place. A
+    reserve it left below zero keeps its case open, the adjustment noted as a part payment.
     (``check_open_for_adjustment`` ran before it posted, so the case was open then.)"""
     assert adjustment.case_id is not None
     session = uow.session
@@ -195,6 +228,26 @@ def adjustment_posted(uow: UnitOfWork, adjustment: LedgerAdjustment) -> None:
         if case.details.get("resolved_by_entry_id") != adjustment.entry_id:
             raise _resolved_already(case)
         case.details = {**case.details, "resolved_by": approver, "adjustment_id": adjustment.id}
+        return
+    shortfall = _reserve_still_below_zero(session, case)
+    if shortfall is not None:
+        # A part of what the marketplace owes: the case stays open, and says what was paid.
+        posted = {
+            "adjustment_id": adjustment.id,
+            "entry_id": adjustment.entry_id,
+            "by": approver,
+            "at": (adjustment.decided_at or utcnow()).isoformat(),
+            "balance_after": shortfall,
+        }
+        case.details = {
+            **case.details,
+            "balance": shortfall,
+            "adjustments_posted": [*case.details.get("adjustments_posted", []), posted],
+        }
+        log.info(
+            "ledger case stays open: the reserve is still below zero",
+            extra={"case_id": case.id, "adjustment_id": adjustment.id, "balance": shortfall["amount"]},
+        )
         return
     released: dict[str, Any] = {}
     if parked is not None:

@@ -270,6 +270,7 @@ def list_cases(
     amount_max: int | None = None,
     bank_code: str | None = None,
     gateway: str | None = None,
+    run_id: str | None = None,
     now: dt.datetime | None = None,
 ) -> Page:
     from shared.pagination import paginate
@@ -286,6 +287,7 @@ def list_cases(
             (ReconCase.state, state),
             (ReconCase.bank_code, bank_code),
             (ReconCase.gateway, gateway),
+            (ReconCase.run_id, run_id),
         ):
             if value is not None:
                 query = query.where(column == value)

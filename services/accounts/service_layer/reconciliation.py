@@ -4,8 +4,11 @@ A run is one file (one per SHA-256: the same file again returns the same run and
 done in one transaction, so a file that turns out malformed half-way imports nothing:
 
 1. The file goes to the file store (streamed, kept read-only under its hash).
-2. In one transaction (a malformed file imports nothing), its lines are streamed into ``recon_items`` in chunks (multi-row INSERTs), without a state.
-3. Set-based SQL statements give every staged row its state (``domain/reconciliation.py``'s
+2. In one transaction (a malformed file imports nothing), its lines are staged and matched: a
+   settlement file's through a temporary staging table, copied in bulk when the file is plain,
+   then written into ``recon_items`` with their states by one INSERT … SELECT
+   (``settlement_staging``); a statement's (small) rows into ``recon_items`` without a state.
+3. Set-based SQL statements give every row its state (``domain/reconciliation.py``'s
    ``MATCH_RULES``: exact reference, amounts, one-to-many batch sums, date windows, a tolerance),
    and add a row for what the ledger has and the file should have had (``missing_at_gateway``,
    ``missing_in_bank``). No statement runs once per line.
@@ -71,7 +74,7 @@ from services.accounts.domain.reconciliation import (
     statement_line_kind,
 )
 from services.accounts.domain.settlement_records import SettlementLine
-from services.accounts.service_layer import recon_cases
+from services.accounts.service_layer import recon_cases, settlement_staging
 from services.accounts.service_layer.payout_steps import payout_event
 from services.accounts.service_layer.posting import post_once, record_case
 from services.accounts.service_layer.recon_readers import (
@@ -153,9 +156,13 @@ def import_file(
     request: RunRequest,
     actor: str,
     progress: Progress | None = None,
+    *,
+    finish: bool = True,
 ) -> tuple[ReconRun, bool]:
     """Keep the file and run it; ``(run, created)``. The same file again: its run, ``created``
-    False (a run a crash left unfinished is finished first)."""
+    False (a run a crash left unfinished is finished first). ``finish=False`` leaves a settlement
+    run ``posting`` once its lines are staged and matched, for ``finish_run`` (or the worker's
+    ``finish_unfinished_runs``) to post and complete."""
     if request.source not in tuple(Source):
         raise ValidationFailed("`source` is gateway_settlement or bank_statement.", param="source")
     if request.source == Source.GATEWAY_SETTLEMENT and not request.gateway:
@@ -166,7 +173,7 @@ def import_file(
     stored = settings.file_store.put(stream)
     existing = _run_of_file(uow_factory, stored.sha256)
     if existing is not None:
-        if existing.status != "completed":
+        if existing.status != "completed" and finish:
             return finish_run(uow_factory, settings, existing.id, progress), False
         return existing, False
     try:
@@ -216,7 +223,7 @@ def import_file(
         if existing is None:
             raise
         return existing, False
-    if run.status == "completed":
+    if run.status == "completed" or not finish:
         return run, True
     return finish_run(uow_factory, settings, run_id, progress), True
 
@@ -337,59 +344,6 @@ def _analyze(session: Session) -> None:
 
 # --- settlement files ---------------------------------------------------------------------------------
 
-# The ledger's movements on one gateway's receivable, named as a settlement line names them: a
-# payment's capture (by payment id), a refund (by refund id), a lost dispute's chargeback (by the
-# payment id). ``amount`` is the receivable's line: + for a capture, - for a refund or chargeback.
-_GATEWAY_LEDGER = """
-    SELECT e.id AS entry_id, e.posted_at AS posted_at, l.amount AS amount, l.currency AS currency,
-           CASE e.cause WHEN 'payment' THEN 'capture' WHEN 'refund' THEN 'refund' ELSE 'chargeback' END AS kind,
-           COALESCE(dh.payment_id, e.cause_id) AS object_id
-    FROM journal_entries e
-    JOIN journal_lines l ON l.entry_id = e.id
-    JOIN ledger_accounts a ON a.id = l.account_id
-    LEFT JOIN dispute_holds dh ON e.cause = 'dispute' AND dh.dispute_id = e.cause_id
-    WHERE a.owner_type = 'platform' AND a.kind = :receivable
-      AND (e.cause IN ('payment', 'refund') OR (e.cause = 'dispute' AND e.posting_key LIKE :lost_dispute))
-"""
-
-
-def _settlement_rows(
-    run: ReconRun,
-    lines: Iterable[SettlementLine],
-    schedule: FeeSchedule,
-    bank_code: str,
-    first: list[dt.date],
-) -> Iterator[dict[str, Any]]:
-    gateway = run.gateway or ""
-    for line in lines:
-        if not first:
-            first.append(line.settlement_date)
-        object_id = line.refund_reference if line.type == "refund" else line.reference
-        yield _item_row(
-            run,
-            source=ItemSource.SETTLEMENT,
-            kind=line.type,
-            line_number=line.line_number,
-            object_id=object_id[:140],
-            reference=line.reference[:140],
-            batch_reference=line.batch_reference[:64],
-            # A line without a reference (a transaction Hirfa never made) is told apart by its own id.
-            dedup_key=f"settlement:{gateway}:{line.type}:{object_id or 'tx:' + line.transaction_id}"[:300],
-            gateway=gateway,
-            bank_code=bank_code,
-            currency=line.currency,
-            amount=line.gross_amount,
-            fee=line.fee_amount,
-            net=line.net_amount,
-            expected_fee=schedule.expected_fee(
-                line.type, line.gross_amount, line.card_scheme, line.card_region
-            ),
-            card_scheme=line.card_scheme[:20],
-            card_region=line.card_region[:20],
-            value_date=line.settlement_date,
-            description=line.transaction_id[:200],
-        )
-
 
 def _stage_and_match_settlement(
     uow: UnitOfWork,
@@ -398,61 +352,27 @@ def _stage_and_match_settlement(
     stream: BinaryIO,
     progress: Progress | None,
 ) -> None:
+    """Every line of the file into ``recon_items`` with its state (``settlement_staging``)."""
     session = uow.session
     assert session is not None
     gateway = run.gateway or ""
     run.bank_code = run.bank_code or settings.settlement_bank(gateway)
-    schedule = fee_schedule(settings.fee_schedules, gateway)
-    first: list[dt.date] = []
-    lines = guarded(settings.read_settlement, stream)
-    rows = _settlement_rows(run, lines, schedule, run.bank_code, first)
-    run.lines_total = run.lines_done = _stage(session, rows, settings.chunk_size, progress)
-    _analyze(session)
-    run.day = run.day or (first[0] if first else None)
-    run.format = run.format or "csv"
-    params = {"run": run.id, "receivable": f"gateway_receivable:{gateway}", "lost_dispute": "dispute:%:lost"}
-    # A line seen before: earlier in this file, or settled by an earlier file.
-    execute_sql(
+    counts = settlement_staging.stage_and_match(
         session,
-        """UPDATE recon_items SET state = 'duplicate'
-           WHERE run_id = :run AND EXISTS (
-             SELECT 1 FROM recon_items o WHERE o.dedup_key = recon_items.dedup_key AND (
-               (o.run_id = :run AND o.id < recon_items.id)
-               OR (o.run_id <> :run AND o.source = 'settlement' AND o.state IN ('matched', 'fee_mismatch'))))""",
-        run=run.id,
-    )
-    # Exact reference: the ledger's movement of the same object on this gateway's receivable.
-    execute_sql(
-        session,
-        f"""UPDATE recon_items SET ledger_entry_id = x.entry_id, expected_amount = x.amount
-            FROM ({_GATEWAY_LEDGER}) x
-            WHERE recon_items.run_id = :run AND recon_items.state IS NULL
-              AND recon_items.kind = x.kind AND recon_items.object_id = x.object_id""",
-        **params,
-    )
-    gross, fee = (
-        rule("settlement_by_reference", settings.tolerance),
-        rule("settlement_fee", settings.tolerance),
-    )
-    execute_sql(
-        session,
-        """UPDATE recon_items SET state = CASE
-             WHEN ledger_entry_id IS NULL THEN 'missing_in_ledger'
-             WHEN currency <> :currency OR ABS(amount - expected_amount) > :gross_tolerance THEN 'amount_mismatch'
-             WHEN ABS(fee - expected_fee) > :fee_tolerance THEN 'fee_mismatch'
-             ELSE 'matched' END
-           WHERE run_id = :run AND state IS NULL""",
-        run=run.id,
+        run,
+        stream,
+        read_lines=guarded(settings.read_settlement, stream),
+        # The CSV reader's files may be copied in bulk; another reader's (a test's) are read by it.
+        read_plain=settings.read_settlement is read_settlement_lines,
+        schedule=fee_schedule(settings.fee_schedules, gateway),
         currency=settings.currency,
-        gross_tolerance=gross.tolerance,
-        fee_tolerance=fee.tolerance,
+        tolerance=settings.tolerance,
+        chunk_size=settings.chunk_size,
+        progress=progress,
     )
+    run.format = run.format or "csv"
     # Lines that post nothing are done already; the others as they are posted.
-    run.lines_done = session.scalar(
-        sa.select(sa.func.count())
-        .select_from(ReconItem)
-        .where(ReconItem.run_id == run.id, ReconItem.state.not_in([str(state) for state in POSTED_STATES]))
-    )
+    run.lines_done = sum(count for state, count in counts.items() if state not in POSTED_STATES)
 
 
 def _missing_at_gateway(uow: UnitOfWork, run: ReconRun) -> None:
@@ -472,10 +392,11 @@ def _missing_at_gateway(uow: UnitOfWork, run: ReconRun) -> None:
                        'ledger:' || CAST(:gateway AS VARCHAR(20)) || ':' || x.kind || ':' || x.object_id,
                        CAST(:gateway AS VARCHAR(20)), CAST(:bank AS VARCHAR(3)),
                        x.currency, x.amount, :day, 'missing_at_gateway', x.entry_id
-                FROM ({_GATEWAY_LEDGER}) x
+                FROM ({settlement_staging.GATEWAY_LEDGER}) x
                 WHERE x.kind IN ('capture', 'refund') AND x.posted_at < :until AND x.posted_at >= :since
-                  AND NOT EXISTS (SELECT 1 FROM recon_items s WHERE s.source = 'settlement'
-                        AND s.ledger_entry_id = x.entry_id AND s.state IN ('matched', 'fee_mismatch', 'amount_mismatch'))
+                  AND NOT EXISTS (SELECT 1 FROM recon_items s WHERE s.object_id = x.object_id AND s.kind = x.kind
+                        AND s.source = 'settlement' AND s.ledger_entry_id = x.entry_id
+                        AND s.state IN ('matched', 'fee_mismatch', 'amount_mismatch'))
                   AND NOT EXISTS (SELECT 1 FROM recon_items m WHERE m.source = 'ledger'
                         AND m.ledger_entry_id = x.entry_id AND m.state = 'missing_at_gateway')""",
             **params,
@@ -521,8 +442,10 @@ def _heal(uow: UnitOfWork, run: ReconRun, state: ItemState) -> None:
     session = uow.session
     assert session is not None
     if state == ItemState.MISSING_AT_GATEWAY:
-        explained = """EXISTS (SELECT 1 FROM recon_items s WHERE s.run_id = :run
-                        AND s.ledger_entry_id = recon_items.ledger_entry_id AND s.state IN ('matched', 'fee_mismatch'))"""
+        # Found through the object: a settlement line's item is indexed by it, not by its entry.
+        explained = """EXISTS (SELECT 1 FROM recon_items s WHERE s.object_id = recon_items.object_id
+                        AND s.run_id = :run AND s.ledger_entry_id = recon_items.ledger_entry_id
+                        AND s.state IN ('matched', 'fee_mismatch'))"""
     else:
         explained = """EXISTS (SELECT 1 FROM recon_items s WHERE s.run_id = :run AND s.kind = 'payout'
                         AND s.object_id = recon_items.object_id AND s.state = 'matched')"""
@@ -629,9 +552,8 @@ def _match_statement(uow: UnitOfWork, settings: ReconciliationSettings, run: Rec
         session,
         """UPDATE recon_items SET state = 'duplicate'
            WHERE run_id = :run AND EXISTS (
-             SELECT 1 FROM recon_items o WHERE o.dedup_key = recon_items.dedup_key AND (
-               (o.run_id = :run AND o.id < recon_items.id)
-               OR (o.run_id <> :run AND o.source = 'statement' AND o.state <> 'duplicate')))""",
+             SELECT 1 FROM recon_items o WHERE o.dedup_key = recon_items.dedup_key AND o.source = 'statement' AND (
+               (o.run_id = :run AND o.id < recon_items.id) OR (o.run_id <> :run AND o.state <> 'duplicate')))""",
         run=run.id,
     )
     # A movement whose reference is a batch the acquirer settled into this bank: a credit, or a

@@ -15,7 +15,7 @@ applies, and a chunk can be posted with a fixed number of statements whatever it
    does) with their running balances (``ledger.balance_after_sql``), one UPDATE adds their sums to
    the three balances;
 5. one INSERT … SELECT writes an ``accounts.ledger.entry_posted`` event per new entry into the
-   outbox, its payload built in SQL from the lines just written, as ``posting._write`` builds it.
+   outbox, its payload built in SQL from the line's item, as ``posting._write`` builds it.
 
 Entries and lines are only inserted, so the journal's immutability triggers are untouched; the
 balances move by the sums of the lines written, so the integrity check still holds.
@@ -24,6 +24,7 @@ balances move by the sums of the lines written, so the integrity check still hol
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -31,9 +32,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from services.accounts.adapters import ledger
-from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount
+from services.accounts.adapters.orm import JournalEntry, JournalLine
 from services.accounts.adapters.reconciliation_orm import ReconItem, ReconRun
-from services.accounts.domain.ledger import UnbalancedEntry, bank, gateway_receivable, platform
+from services.accounts.domain.ledger import AccountRef, UnbalancedEntry, bank, gateway_receivable, platform
 from shared.db import UnitOfWork, UTCDateTime, is_postgres
 from shared.ids import reserve_ulids, ulid_in_block, ulid_tail_sql
 
@@ -46,6 +47,9 @@ _PENDING = """run_id = :run AND state IN ('matched', 'fee_mismatch') AND posted_
 _CHUNK = _PENDING + " AND id BETWEEN :lower AND :upper"
 # The chunk's lines whose entry this chunk wrote (the ids of the block reserved for it).
 _NEW = "run_id = :run AND id BETWEEN :lower AND :upper AND posted_entry_id BETWEEN :first_id AND :last_id"
+# The entry's description.
+_DESCRIPTION = """substr('Settlement of ' || recon_items.kind || ' ' || recon_items.object_id || ' by '
+    || CAST(:gateway AS VARCHAR(20)) || ' (run ' || CAST(:run AS VARCHAR(40)) || ')', 1, 200)"""
 # ``domain.reconciliation.settlement_posting_key`` in SQL.
 _POSTING_KEY = "'settlement:' || CAST(:gateway AS VARCHAR(20)) || ':' || recon_items.kind || ':' || recon_items.object_id"
 
@@ -96,19 +100,13 @@ def post_settlements(uow: UnitOfWork, run: ReconRun, size: int) -> int:
         fees=accounts[refs["fee"]].id,
         receivable=accounts[refs["gross"]].id,
     )
-    execute_sql(
-        session,
-        f"""INSERT INTO {JournalEntry.__tablename__}
-                (id, cause, cause_id, cause_event_id, posting_key, artisan_id, description, posted_at, reverses_entry_id)
-            SELECT 'je_' || CAST(:head AS VARCHAR(18)) || {ulid_tail_sql(":tail + (recon_items.id - :lower)")},
-                   'settlement', recon_items.object_id, NULL, {_POSTING_KEY}, NULL,
-                   substr('Settlement of ' || recon_items.kind || ' ' || recon_items.object_id || ' by '
-                          || CAST(:gateway AS VARCHAR(20)) || ' (run ' || CAST(:run AS VARCHAR(40)) || ')', 1, 200),
-                   :posted_at, NULL
-            FROM {ReconItem.__tablename__} WHERE {_CHUNK}
-            ON CONFLICT (posting_key) DO NOTHING""",
-        **params,
-    )
+    new_id = f"'je_' || CAST(:head AS VARCHAR(18)) || {ulid_tail_sql(':tail + (recon_items.id - :lower)')}"
+    insert_entries = f"""INSERT INTO {JournalEntry.__tablename__}
+            (id, cause, cause_id, cause_event_id, posting_key, artisan_id, description, posted_at, reverses_entry_id)
+        SELECT {new_id}, 'settlement', recon_items.object_id, NULL, {_POSTING_KEY}, NULL, {_DESCRIPTION}, :posted_at, NULL
+        FROM {ReconItem.__tablename__} WHERE {_CHUNK}
+        ON CONFLICT (posting_key) DO NOTHING"""
+    execute_sql(session, insert_entries, **params)
     # Each line to its entry: the one just written, or the one its posting key had already.
     execute_sql(
         session,
@@ -152,7 +150,7 @@ def post_settlements(uow: UnitOfWork, run: ReconRun, size: int) -> int:
         accounts,
         {refs["net"]: int(sums[0]), refs["fee"]: int(sums[1]), refs["gross"]: -int(sums[2])},
     )
-    _write_events(uow, session, params, now)
+    _write_events(uow, session, params, refs, now)
     return lines
 
 
@@ -173,47 +171,94 @@ def _refuse_unbalanced(session: Session, params: dict[str, Any]) -> None:
         )
 
 
-def _write_events(uow: UnitOfWork, session: Session, params: dict[str, Any], now: dt.datetime) -> None:
-    """One ``accounts.ledger.entry_posted`` per new entry, built from its lines in SQL: the payload
-    ``posting._write`` builds (``make_event``'s envelope around it). The event's id is the entry's
-    ULID under the ``evt`` prefix: reserved for this entry, it names nothing else."""
+def _write_events(
+    uow: UnitOfWork, session: Session, params: dict[str, Any], refs: dict[str, AccountRef], now: dt.datetime
+) -> None:
+    """One ``accounts.ledger.entry_posted`` per new entry: the payload ``posting._write`` builds,
+    in ``make_event``'s envelope, written as the outbox writes it (``json.dumps`` with compact
+    separators), from each line's item, which holds all an entry says (its three accounts are the
+    chunk's). The event's id is the entry's ULID under the ``evt`` prefix: reserved for this
+    entry, it names nothing else.
+
+    The JSON is put together as text: what is the same for every event of the chunk comes written
+    by ``json.dumps`` (as parameters), each value of a line quoted by the database's own JSON
+    function; building JSON objects value by value costs more than the rest of the posting."""
     outbox = uow.outbox
     if outbox is None:
         raise RuntimeError("this unit of work has no outbox but events were recorded")
-    postgres = is_postgres(session)
-    obj, array = ("json_build_object", "json_agg") if postgres else ("json_object", "json_group_array")
-    # The lines in the order they were written: PostgreSQL orders the aggregate, SQLite aggregates
-    # in its input's order.
-    ordered, input_order = (" ORDER BY line_id", "") if postgres else ("", "ORDER BY e.id, l.id")
-    event_id = "'evt_' || substr(entry_id, 4)"
-    payload = f"""{obj}(
-        'id', {event_id}, 'type', '{ENTRY_POSTED}', 'source', 'accounts', 'subject', cause_id,
-        'time', CAST(:time AS VARCHAR(40)), 'schema_version', 1,
-        'data', {obj}(
-            'entry_id', entry_id, 'cause', cause, 'cause_id', cause_id, 'event_id', NULL, 'artisan_id', NULL,
-            'description', description, 'posted_at', CAST(:posted_at_text AS VARCHAR(40)),
-            'lines', {array}({obj}('account', account_id, 'owner_type', owner_type, 'owner_id', owner_id,
-                                   'kind', kind, 'amount', amount, 'currency', currency){ordered})))"""
+
+    def quoted(sql: str) -> str:
+        if is_postgres(session):
+            return f"CAST(to_json(CAST({sql} AS TEXT)) AS TEXT)"
+        return f"json_quote({sql})"
+
+    def after(key: str, value: Any = None, *, first: bool = False, opened: bool = False) -> str:
+        """JSON text up to the value of ``key`` (``value`` written in, if given)."""
+        text = ("" if first else ",") + json.dumps(key) + ":"
+        return (
+            text
+            + (json.dumps(value, separators=(",", ":")) if value is not None else "")
+            + ("" if opened else "")
+        )
+
+    time = now.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    fragments = {
+        "json_id": "{" + after("id", first=True) + '"evt_',
+        "json_subject": '"' + after("type", ENTRY_POSTED) + after("source", "accounts") + after("subject"),
+        "json_entry": after("time", time)
+        + after("schema_version", 1)
+        + ","
+        + json.dumps("data")
+        + ":{"
+        + after("entry_id", first=True)
+        + '"',
+        "json_cause": '"' + after("cause", "settlement") + after("cause_id"),
+        "json_description": ',"event_id":null,"artisan_id":null' + after("description"),
+        "json_lines": after("posted_at", now.isoformat()) + after("lines") + "[",
+        "json_currency": after("currency"),
+    }
+    sides = (
+        ("bank", "net", "recon_items.net"),
+        ("fees", "fee", "recon_items.fee"),
+        ("receivable", "gross", "-recon_items.amount"),
+    )
+    lines = []
+    for side, ref_name, amount in sides:
+        ref = refs[ref_name]
+        account = {
+            "account": params[side],
+            "owner_type": ref.owner_type,
+            "owner_id": ref.owner_id,
+            "kind": ref.kind,
+        }
+        fragments[f"json_{side}"] = (
+            ",{"
+            + "".join(after(key, value, first=not n) for n, (key, value) in enumerate(account.items()))
+            + after("amount")
+        )
+        # A zero line is not written: none is announced.
+        lines.append(
+            f"CASE WHEN {amount} <> 0 THEN :json_{side} || CAST({amount} AS VARCHAR(24)) || :json_currency "
+            f"|| {quoted('recon_items.currency')} || '}}' ELSE '' END"
+        )
+    payload = (
+        f":json_id || substr(recon_items.posted_entry_id, 4) || :json_subject || {quoted('recon_items.object_id')} "
+        f"|| :json_entry || recon_items.posted_entry_id || :json_cause || {quoted('recon_items.object_id')} "
+        f"|| :json_description || {quoted(_DESCRIPTION)} || :json_lines "
+        # Each line written starts with a comma: the first one is dropped.
+        f"|| substr({' || '.join(lines)}, 2) || ']}}}}'"
+    )
     execute_sql(
         session,
         f"""INSERT INTO {outbox.model.__tablename__}
                 (event_id, event_type, topic, key, payload, created_at, available_at, attempts)
-            SELECT {event_id}, '{ENTRY_POSTED}', CAST(:topic AS VARCHAR(120)), cause_id, CAST({payload} AS TEXT),
-                   :created_at, :created_at, 0
-            FROM (SELECT e.id AS entry_id, e.cause AS cause, e.cause_id AS cause_id, e.description AS description,
-                         l.id AS line_id, l.account_id AS account_id, a.owner_type AS owner_type,
-                         a.owner_id AS owner_id, a.kind AS kind, l.amount AS amount, l.currency AS currency
-                  FROM {JournalEntry.__tablename__} e
-                  JOIN {JournalLine.__tablename__} l ON l.entry_id = e.id
-                  JOIN {LedgerAccount.__tablename__} a ON a.id = l.account_id
-                  WHERE e.id BETWEEN :first_id AND :last_id
-                  {input_order}) line
-            GROUP BY entry_id, cause, cause_id, description
-            ORDER BY entry_id""",
+            SELECT 'evt_' || substr(recon_items.posted_entry_id, 4), '{ENTRY_POSTED}', CAST(:topic AS VARCHAR(120)),
+                   recon_items.object_id, {payload}, :created_at, :created_at, 0
+            FROM {ReconItem.__tablename__} WHERE {_NEW}
+            ORDER BY recon_items.id""",
         **params,
+        **fragments,
         topic=outbox.topic,
-        time=now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
-        posted_at_text=now.isoformat(),
         created_at=now,
     )
 

@@ -79,7 +79,7 @@ FAMILY_LABELS = {
         "failed": N_("The gateway would not give it back"),
     },
     "case": {
-        "open": N_("Open"),
+        "open": N_("Still open"),
         "investigating": N_("Investigating"),
         "resolved": N_("Resolved"),
         "written_off": N_("Written off"),

@@ -9,8 +9,9 @@ the case resolved); above it, it waits in ``pending_approval`` for another opera
 or rejects it on the adjustments page. On a waiting case the adjustment takes the place of the
 parked event, which then never posts: the page says so before anyone proposes. The rules are
 accounts': the console forwards the person's token and shows each refusal (403
-``four_eyes_required`` when the proposer approves their own, 409 ``ledger_case_resolved``,
-``ledger_case_waiting``) as a message on the page.
+``four_eyes_required`` when the proposer approves their own, 409 ``ledger_case_resolved`` (on an
+approval: reject it, its case was settled another way), ``ledger_case_waiting``,
+``reserve_still_below_zero``) as a message on the page.
 """
 
 from __future__ import annotations
@@ -194,7 +195,15 @@ def decide(adjustment_id: str, decision: str) -> Any:
     except ApiError as refused:
         if refused.status == 401:
             raise
-        return _adjustments_page(problem=refusal_message(refused), status=refused.page_status)
+        if decision == "approve" and refused.code == "ledger_case_resolved":
+            # Its case was settled another way while it waited: it can never post, only be rejected.
+            problem = _(
+                "This adjustment's ledger case was resolved another way while it waited, so it can no "
+                "longer be approved (the same money would post twice). Reject it to take it off this list."
+            )
+        else:
+            problem = refusal_message(refused)
+        return _adjustments_page(problem=problem, status=refused.page_status)
     session["notice"] = f"adjustment:{'posted' if decision == 'approve' else 'rejected'}"
     return redirect(url_for("ledger.adjustments"))
 
@@ -212,6 +221,11 @@ def refusal_message(refused: ApiError) -> str:
         return _(
             "This case waits for its money to post by itself, so a note cannot resolve it. An "
             "adjustment proposed for it would take the place of its parked event."
+        )
+    if refused.code == "reserve_still_below_zero":
+        return _(
+            "The marketplace's reserve is still below zero, so a note cannot resolve this case: it "
+            "resolves when the reserve is back at zero (a top-up, or an adjustment proposed for it)."
         )
     if refused.code in ("already_reversed", "reversal_pending"):
         return _("This journal entry is already reversed, or a reversal of it waits for approval.")

@@ -60,15 +60,17 @@ def run(run_id: str) -> Any:
     return render_template(
         "reconciliation/run.html",
         run=accounts.get(token, f"/v1/reconciliation/runs/{run_id}"),
-        cases=attempt(lambda: _cases_of_run(run_id)),
+        # The run's cases, filtered by accounts, a page at a time.
+        cases=attempt(
+            lambda: accounts.get(
+                token,
+                "/v1/reconciliation/cases",
+                run_id=run_id,
+                limit=50,
+                starting_after=request.args.get("after"),
+            )
+        ),
     )
-
-
-def _cases_of_run(run_id: str) -> list[dict[str, Any]]:
-    """The run's cases: the API filters cases by kind, state, age, amount, bank and gateway, not by
-    run, so this takes the first page of cases (oldest first) and keeps the run's."""
-    page = apis().accounts.get(staff_token(), "/v1/reconciliation/cases", limit=100)
-    return [case for case in page["data"] if case["run_id"] == run_id]
 
 
 @blp.get("/cases")

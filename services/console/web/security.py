@@ -5,7 +5,15 @@
   lapses with the session's refresh token (each renewal gives the next), so a form posted just
   after the old token's expiry goes through with a new one. Only activity renews: after
   ``CONSOLE_IDLE_TIMEOUT_SECONDS`` without a request the session ends, and so does the staff
-  session at onboarding (signing out does the same);
+  session at onboarding. Signing out never renews: it revokes what it holds (best effort) and
+  clears the cookie, whether onboarding answers or not;
+- renewal happens only on what the browser is sure to keep the answer of: a page navigation
+  (``Sec-Fetch-Dest: document``) or a form post. A renewal spends the refresh token and the new
+  one rides back in the answer's cookie; were it the answer to an image, a framed document or a
+  prefetch, the browser could drop it (the person scrolled or clicked on), keep the spent token,
+  and the next renewal would look like a stolen token being replayed (onboarding then revokes the
+  whole session). Such requests use the token while it lasts; after that they get a 401 and the
+  next page renews;
 - a CSRF token on every form, checked on every POST (a refusal is a 403 page);
 - a strict Content-Security-Policy (self only, no inline script) and no caching of pages that
   carry personal data.
@@ -53,6 +61,10 @@ DOCUMENT_SECURITY_POLICY = "default-src 'none'; img-src 'self'; object-src 'self
 
 # Pages anyone may reach: signing in, enrolling the second factor, the static files, health.
 PUBLIC_ENDPOINTS = frozenset({"auth.sign_in", "auth.enrol", "auth.language", "static", "healthz"})
+SIGN_OUT_ENDPOINT = "auth.sign_out"
+# Answers a page embeds (a KYC document in an <img> or a frame): asked for without Sec-Fetch-Dest
+# (a browser that does not send it), one never renews the token.
+EMBEDDED_ENDPOINTS = frozenset({"reviews.document"})
 
 
 def csrf_token() -> str:
@@ -151,6 +163,24 @@ def _renew_token(now: float) -> bool:
     return True
 
 
+def _answer_is_kept() -> bool:
+    """Whether the browser is sure to keep this request's answer (and so the renewed token in its
+    cookie): a form post, or a navigation to a page (a document opened in its own tab is one), not
+    a prefetch of one."""
+    if (
+        request.headers.get("Sec-Purpose", "").startswith("prefetch")
+        or request.headers.get("Purpose") == "prefetch"
+    ):
+        return False
+    if request.method not in ("GET", "HEAD"):
+        return True
+    destination = request.headers.get("Sec-Fetch-Dest")
+    if destination is None:
+        # A browser that does not say (or a plain HTTP client): judged by what is asked for.
+        return request.endpoint not in EMBEDDED_ENDPOINTS
+    return destination == "document"
+
+
 def current_staff() -> dict[str, Any] | None:
     return g.get("staff")
 
@@ -167,7 +197,12 @@ def has_role(role: str) -> bool:
 def _check_signed_in() -> Any:
     """Every page but the public ones needs a live session; an idle one ends here."""
     g.staff = None
+    if request.endpoint == SIGN_OUT_ENDPOINT:
+        return None  # signing out ends the session as it is: no renewal, no idle check first
     public = request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None
+    # A stylesheet or the sign-in page calls no service, and an embedded answer may be dropped by
+    # the browser: neither renews (the next page does).
+    renews = not public and _answer_is_kept()
     if "token" in session:
         now = time.time()
         expires = float(session.get("expires", 0))
@@ -175,12 +210,15 @@ def _check_signed_in() -> Any:
             sign_out_person("session_expired")
         elif (
             now <= expires - RENEW_AHEAD_SECONDS
-            # A stylesheet or the sign-in page calls no service: the next page renews.
-            or (public and now <= expires)
-            or (not public and _renew_token(now))
+            or (not renews and now <= expires)
+            or (renews and _renew_token(now))
         ):
             g.staff = session["staff"]
             session["seen"] = now
+        elif not public and not renews:
+            # The token is spent and this answer may never reach the browser: no renewal here, and
+            # the session stays as it is for the next page to renew.
+            abort(401, description="renew_on_next_page")
     if public:
         return None
     if g.staff is None:

@@ -168,9 +168,20 @@ def _cleared_references(session: Session, artisan_id: str) -> set[str]:
 
 
 def screen_artisan(
-    uow: UnitOfWork, artisan: Artisan, index: ScreeningIndex | None, *, threshold: float, tiers: TierPolicy
+    uow: UnitOfWork,
+    artisan: Artisan,
+    index: ScreeningIndex | None,
+    *,
+    threshold: float,
+    tiers: TierPolicy,
+    actor: str = SCREENING_ACTOR,
 ) -> ScreeningResult | None:
-    """Screen one artisan in the caller's transaction. Returns None when no list is loaded yet."""
+    """Screen one artisan in the caller's transaction. Returns None when no list is loaded yet.
+
+    ``actor``: who caused this screening (the system at registration and in the nightly sweep, an
+    officer's id when they asked for it); a tier it takes away, and a change it makes to a waiting
+    case, are recorded under that name. The case itself is always opened by the screening: the
+    officer who asked for the rescreen did not cause the match, and may decide it."""
     if index is None:
         return None
     session = uow.session
@@ -202,7 +213,8 @@ def screen_artisan(
     artisan.screening_status = "hit"
     # Held at tier 0 until compliance decides: every session ends with the change.
     revoke_all_sessions(session, artisan.id, "screening_hit")
-    if not kyc_reviews.open_for(session, artisan.id, kind="screening_hit"):
+    waiting = kyc_reviews.open_for(session, artisan.id, kind="screening_hit")
+    if not waiting:
         open_review(
             session,
             artisan,
@@ -214,10 +226,40 @@ def screen_artisan(
                 "matches": result.matches,
             },
         )
+    else:
+        _bring_up_to_date(session, waiting[0], result, actor)
     if artisan.kyc_tier > 0:
-        change_tier(uow, artisan, 0, reason_code="screening_hit", actor=SCREENING_ACTOR, tiers=tiers)
+        change_tier(uow, artisan, 0, reason_code="screening_hit", actor=actor, tiers=tiers)
         close_open_reviews(session, artisan, kind="tier_upgrade")
     return result
+
+
+def _bring_up_to_date(session: Session, review: KycReview, result: ScreeningResult, actor: str) -> None:
+    """A screening-hit case still waiting when a newer list matches differently: the officer who
+    decides it must see what the lists in force say, so the case takes the new matches and list
+    version (what it said before is kept in the audit entry). The same matches again change nothing."""
+    details = review.details or {}
+    if details.get("matches") == result.matches and details.get("list_version") == result.list_version:
+        return
+    review.details = {
+        **details,
+        "list_version": result.list_version,
+        "screening_result_id": result.id,
+        "matches": result.matches,
+    }
+    before = ", ".join(match["reference"] for match in details.get("matches", [])) or "none"
+    after = ", ".join(match["reference"] for match in result.matches)
+    audit(
+        session,
+        review.artisan_id,
+        "review.matches_updated",
+        actor,
+        subject_id=review.id,
+        note=(
+            f"{details.get('list_version')} ({before}) -> {result.list_version} ({after}); "
+            f"screening {result.id}"
+        ),
+    )
 
 
 def make_registration_screener(
@@ -298,10 +340,12 @@ def rescreen_artisan(
     """Screen one artisan against the lists in force now, at a compliance officer's request.
 
     The same rules as screening at registration and the nightly sweep: a hit opens a review case (one
-    at a time) and holds the artisan at tier 0; a clear result lets an artisan whose screening was
-    pending climb to the tier the facts earn. A tier change leaves as an event through the outbox in
-    the same transaction; the officer's request is in the audit log. Asked again, it screens again
-    and changes nothing more: no second case, no second tier change.
+    at a time; a case already waiting takes the new matches when a newer list matches differently)
+    and holds the artisan at tier 0; a clear result lets an artisan whose screening was pending climb
+    to the tier the facts earn. A tier change, down or up, is recorded under the officer's id (they
+    caused it) and leaves as an event through the outbox in the same transaction; the officer's
+    request is in the audit log. Asked again, it screens again and changes nothing more: no second
+    case, no second tier change.
     """
     with uow:
         session = uow.session
@@ -309,7 +353,9 @@ def rescreen_artisan(
         if artisan is None:
             raise NotFound(f"No artisan {artisan_id!r}.", param="artisan_id")
         ensure_active(artisan)
-        result = screen_artisan(uow, artisan, cache.current(session), threshold=threshold, tiers=tiers)
+        result = screen_artisan(
+            uow, artisan, cache.current(session), threshold=threshold, tiers=tiers, actor=officer
+        )
         if result is None:
             raise NoScreeningList(
                 "No sanctions list is loaded yet: load one first (hirfa onboarding screening load)."
