@@ -184,8 +184,13 @@ class UnitOfWork:
         if self._events:
             if self._outbox_writer is None:
                 raise RuntimeError("this unit of work has no outbox but events were recorded")
-            for pending in self._events:
-                self._outbox_writer(self.session, pending)
+            # Many events at once (a set-based batch) go in one statement when the writer can.
+            write_many = getattr(self._outbox_writer, "write_many", None)
+            if write_many is not None and len(self._events) > 1:
+                write_many(self.session, self._events)
+            else:
+                for pending in self._events:
+                    self._outbox_writer(self.session, pending)
             self._events = []
 
     def discard_events(self) -> None:

@@ -36,12 +36,15 @@ _last_millis = -1
 _last_random = 0
 
 
+# Every pair of characters (10 bits): an id is encoded in half as many steps, on every posting.
+_PAIRS = tuple(first + second for first in _CROCKFORD for second in _CROCKFORD)
+
+
 def _encode(value: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        chars.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    """The low ``5 * length`` bits of ``value`` as ``length`` Crockford characters."""
+    pairs, odd = divmod(length, 2)
+    head = _CROCKFORD[(value >> (10 * pairs)) & 31] if odd else ""
+    return head + "".join([_PAIRS[(value >> shift) & 1023] for shift in range(10 * (pairs - 1), -1, -10)])
 
 
 def new_ulid() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 import os
@@ -224,6 +225,9 @@ def service_cli(
                 after_batch(handler_map) if after_batch else None,
                 stop=stop,
             )
+            # What start-up built (modules, the app, the engine) lives as long as the process: kept
+            # out of the collector's full passes, which then only walk what the batches allocate.
+            gc.freeze()
             consumer.run(stop)
 
     @group.group("events", help="Event operations.")

@@ -12,6 +12,13 @@ neither marked handled nor allowed to leave outbox events behind. Later events w
 partition is rewound to the failed message, which is retried with backoff; after
 ``max_attempts`` failures it is a poison message and goes to the dead-letter topic.
 
+A handler may also have a set-based form (``with_set_based_form``): two or more consecutive events
+of its type in a batch are then applied together, in one savepoint, with one inbox statement and one outbox
+statement for all of them, and the handler's own few statements for the lot. It must have exactly
+the effect of the handler applied to each event in order. If it raises, its savepoint is rolled
+back and those events are applied one at a time as above, so a poison message among them is found,
+retried and dead-lettered alone while the others are applied.
+
 A message that can never be applied (bad JSON, schema violation, a handler that keeps failing on
 it) is a poison message: it goes to the service's dead-letter topic with the error, its offset is
 committed, and processing continues. A database outage is not poison: the whole batch is rolled
@@ -31,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import logging
 import os
 import random
@@ -40,7 +46,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import sqlalchemy as sa
+import orjson
 import sqlalchemy.exc as sa_exc
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
@@ -48,7 +54,8 @@ from kafka.structs import OffsetAndMetadata
 from prometheus_client import Counter
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.db import UnitOfWork
+from shared.bulk_sql import Same, insert_many, present
+from shared.db import UnitOfWork, utcnow
 from shared.events.broker import close_quietly
 from shared.events.envelope import Event
 from shared.events.lost_records import (
@@ -65,6 +72,8 @@ from shared.events.schemas import EventSchemaError, validate_event
 log = logging.getLogger(__name__)
 
 Handler = Callable[[UnitOfWork, Event], None]
+# A handler's set-based form: applies several events of its type at once (see with_set_based_form).
+SetBasedHandler = Callable[[UnitOfWork, Sequence[Event]], None]
 # Runs once per batch, after its handlers and before the commit, with the events applied now.
 AfterBatch = Callable[[UnitOfWork, Sequence[Event]], None]
 
@@ -84,6 +93,25 @@ REWOUND = Counter(
     "Partitions a consumer read again from their beginning because the broker lost records",
     ["consumer", "topic", "reason"],
 )
+
+
+def with_set_based_form(handler: Handler, apply_many: SetBasedHandler) -> Handler:
+    """``handler``, which the consumer may apply to consecutive events of its type all at once with
+    ``apply_many``: the same effects as ``handler`` on each event in order, in fewer statements.
+    ``apply_many`` writes nothing it cannot keep: it raises instead (``ApplyOneByOne`` when it
+    simply does not take such events), and the events are then applied one at a time."""
+    handler.apply_many = apply_many  # type: ignore[attr-defined]
+    return handler
+
+
+def set_based_form(handler: Handler) -> SetBasedHandler | None:
+    apply_many: SetBasedHandler | None = getattr(handler, "apply_many", None)
+    return apply_many
+
+
+class ApplyOneByOne(Exception):
+    """Raised by a set-based form before it writes anything, for events it leaves to the handler
+    one at a time (a rare shape it does not take); not an error."""
 
 
 class StopRequested(Exception):
@@ -151,8 +179,8 @@ class EventConsumer:
 
     def decode(self, value: bytes, key: bytes | None) -> Event:
         try:
-            envelope = json.loads(value)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            envelope = orjson.loads(value)  # a quarter of json.loads' time; JSONDecodeError alike
+        except (UnicodeDecodeError, orjson.JSONDecodeError) as exc:
             raise PoisonMessage(f"not JSON: {exc}") from None
         try:
             validate_event(envelope)
@@ -189,6 +217,13 @@ class EventConsumer:
             assert session is not None
             done = self._already_applied(session, {events[index].id for index in ours})
             failed_keys: set[str] = set()
+            run: list[int] = []  # consecutive events of one type with a set-based form
+
+            def apply_run() -> None:
+                if run:
+                    self._apply_run(uow, events, run, results, failed_keys, done)
+                    run.clear()
+
             for index in ours:
                 event = events[index]
                 if event.id in done:
@@ -198,11 +233,18 @@ class EventConsumer:
                     # Applying it now would overtake its subject's earlier, failed event.
                     results[index] = _DEFERRED
                     continue
+                done.add(event.id)  # a second copy later in the batch is skipped
+                if set_based_form(self.handlers[event.type]) is not None:
+                    if run and events[run[0]].type != event.type:
+                        apply_run()
+                    run.append(index)
+                    continue
+                apply_run()  # what came before this event is applied before it
                 results[index] = self._apply_in_savepoint(uow, event)
                 if results[index].outcome is Outcome.FAILED:
                     failed_keys.add(event.key)
-                else:
-                    done.add(event.id)
+                    done.discard(event.id)
+            apply_run()
             applied = [events[index] for index in ours if results[index] is _APPLIED]
             if self.after_batch is not None and applied:
                 # Its own failures are its business (it must keep them out of the batch): an
@@ -212,9 +254,81 @@ class EventConsumer:
         return results
 
     def _already_applied(self, session: Session, event_ids: set[str]) -> set[str]:
-        inbox = self.inbox_model
-        query = sa.select(inbox.event_id).where(inbox.consumer == self.name, inbox.event_id.in_(event_ids))
-        return set(session.scalars(query))
+        return present(session, self.inbox_model.__table__.c.event_id, event_ids, consumer=self.name)
+
+    def _apply_run(
+        self,
+        uow: UnitOfWork,
+        events: Sequence[Event],
+        run: list[int],
+        results: list[Result],
+        failed_keys: set[str],
+        done: set[str],
+    ) -> None:
+        """Apply ``events[run]`` (one type, in batch order) set-based in one savepoint; if that
+        fails, or for a lone event, one at a time, each in its own savepoint. Fills in their
+        ``results``."""
+        batch = [events[index] for index in run]
+        if len(batch) > 1 and self._apply_set_based(uow, batch):
+            for index in run:
+                results[index] = _APPLIED
+            return
+        for index in run:
+            event = events[index]
+            if event.key in failed_keys:
+                results[index] = _DEFERRED
+                continue
+            results[index] = self._apply_in_savepoint(uow, event)
+            if results[index].outcome is Outcome.FAILED:
+                failed_keys.add(event.key)
+                done.discard(event.id)
+
+    def _apply_set_based(self, uow: UnitOfWork, batch: list[Event]) -> bool:
+        """Apply ``batch`` with its handler's set-based form, in one savepoint; whether it did
+        (if not, the savepoint was rolled back and nothing of it is left)."""
+        session = uow.session
+        assert session is not None
+        apply_many = set_based_form(self.handlers[batch[0].type])
+        assert apply_many is not None
+        session.expunge_all()  # as _apply_in_savepoint: the run sees the database, not stale objects
+        savepoint = session.begin_nested()
+        try:
+            # The inbox rows first: a concurrent consumer given the same events (a rebalance) waits
+            # on them, then finds them taken, instead of posting twice.
+            self._record_applied(session, batch)
+            apply_many(uow, batch)
+            uow.write_events()
+            savepoint.commit()
+        except TRANSIENT_DB_ERRORS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - found again one event at a time
+            savepoint.rollback()
+            uow.discard_events()
+            if not isinstance(exc, ApplyOneByOne):
+                log.warning(
+                    "set-based apply failed; applying its events one at a time",
+                    exc_info=exc,
+                    extra={"event_type": batch[0].type, "events": len(batch)},
+                )
+            return False
+        return True
+
+    def _record_applied(self, session: Session, events: Sequence[Event]) -> None:
+        """The inbox rows of ``events``, in one statement; in event id order, the order every
+        consumer inserts in, so two of them given overlapping events wait for each other instead
+        of deadlocking."""
+        events = sorted(events, key=lambda event: event.id)
+        insert_many(
+            session,
+            self.inbox_model.__table__,
+            {
+                "consumer": Same(self.name),
+                "event_id": [event.id for event in events],
+                "event_type": [event.type for event in events],
+                "processed_at": Same(utcnow()),
+            },
+            len(events),
+        )
 
     def _apply_in_savepoint(self, uow: UnitOfWork, event: Event) -> Result:
         session = uow.session

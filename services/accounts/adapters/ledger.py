@@ -9,13 +9,17 @@ Every journal line carries ``balance_after``, its account's stored balance right
 writes lines takes it from ``balances_after`` (lines written one by one or from Python) or
 ``balance_after_sql`` (lines written by one INSERT … SELECT), under the accounts' locks, so an
 account's lines in id order always run from 0 to its stored balance.
+
+A batch of entries (``service_layer/payment_batches.py``) does the same in about as many statements
+as one entry: ``lock_for_batch`` locks all their accounts at once, in the same order, and
+``write_entries`` writes every entry, line and balance together.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -27,6 +31,15 @@ from services.accounts.adapters.ledger_session import owner_has_known_accounts, 
 from services.accounts.adapters.orm import ArtisanLimits, JournalEntry, JournalLine, LedgerAccount, LedgerCase
 from services.accounts.domain.artisan_rules import AccountBalance, artisan_cap
 from services.accounts.domain.ledger import AccountRef, shown_balance
+from shared.bulk_sql import (
+    Columns,
+    Same,
+    array_parameters,
+    insert_from_arrays,
+    insert_many,
+    present,
+    shape_of,
+)
 from shared.db import UTCDateTime, utcnow
 from shared.ids import new_id
 
@@ -462,3 +475,217 @@ def resolve_open_reserve_case(session: Session, marketplace_id: str, *, entry_id
     )
     if case is not None:
         case.mark_resolved("reserve_funded", at=at, resolved_by_entry_id=entry_id)
+
+
+# -- set-based posting: a batch of entries in a few statements --------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LockedBatch:
+    accounts: dict[AccountRef, LockedAccount]  # the named accounts, and every account of the artisans
+    caps: dict[str, int]  # artisan -> cap (0 without limits, or when KYC is not active)
+    limits_known: set[str]  # artisans whose KYC limits have arrived from onboarding
+
+
+@functools.cache
+def _batch_lock_statement() -> sa.Select[Any]:
+    """The locking SELECT of a batch: every account of the artisans ``:artisans`` and the accounts
+    named in ``:refs`` ((owner type, owner id, kind) triples), in one currency, with each artisan's
+    cap; both lists expand to any length."""
+    la, limits = LedgerAccount.__table__.c, ArtisanLimits.__table__.c
+
+    def artisan_limit(column: sa.ColumnElement[Any], label: str) -> sa.Label[Any]:
+        limit = sa.select(column).where(limits.artisan_id == la.owner_id).scalar_subquery()
+        return sa.case((la.owner_type == "artisan", limit)).label(label)
+
+    of_artisans = sa.and_(
+        la.owner_type == "artisan", la.owner_id.in_(sa.bindparam("artisans", expanding=True))
+    )
+    named = sa.tuple_(la.owner_type, la.owner_id, la.kind).in_(sa.bindparam("refs", expanding=True))
+    return (
+        sa.select(
+            la.id,
+            la.owner_type,
+            la.owner_id,
+            la.kind,
+            la.normal_side,
+            la.balance,
+            artisan_limit(limits.cap_amount, "cap_amount"),
+            artisan_limit(limits.kyc_status, "kyc_status"),
+        )
+        .where(la.currency == sa.bindparam("currency"), sa.or_(of_artisans, named))
+        .order_by(la.owner_type, la.owner_id, la.kind)
+        .with_for_update(of=LedgerAccount.__table__)
+    )
+
+
+def lock_for_batch(
+    session: Session,
+    artisan_ids: Iterable[str],
+    refs: Iterable[AccountRef],
+    currency: str,
+) -> LockedBatch:
+    """Lock every account of ``artisan_ids`` and the accounts ``refs``, in one statement, in the
+    order every posting locks in (``lock_for_posting``), so a batch and a single posting sharing
+    accounts wait for each other instead of deadlocking. Accounts not opened yet are missing from
+    the answer. The session is flushed first."""
+    session.flush()
+    params = {
+        "currency": currency,
+        "artisans": sorted(set(artisan_ids)),
+        "refs": sorted({(ref.owner_type, ref.owner_id, ref.kind) for ref in refs}),
+    }
+    rows = session.connection().execute(_batch_lock_statement(), params).all()
+    accounts: dict[AccountRef, LockedAccount] = {}
+    caps: dict[str, int] = {}
+    limits_known: set[str] = set()
+    for row in rows:
+        ref = AccountRef(row.owner_type, row.owner_id, row.kind)
+        accounts[ref] = LockedAccount(id=row.id, normal_side=row.normal_side, balance=int(row.balance))
+        if row.owner_type == "artisan":
+            cap_amount = None if row.cap_amount is None else int(row.cap_amount)
+            caps[row.owner_id] = artisan_cap(cap_amount, row.kyc_status)
+            if cap_amount is not None:
+                limits_known.add(row.owner_id)
+    remember_owners(session, ((ref.owner_type, ref.owner_id) for ref in accounts))
+    return LockedBatch(accounts, caps, limits_known)
+
+
+def account_ids(session: Session, refs: Iterable[AccountRef], currency: str) -> dict[AccountRef, str]:
+    """The ids of the accounts ``refs`` that are open (an account's id never changes: no lock)."""
+    refs = {(ref.owner_type, ref.owner_id, ref.kind) for ref in refs}
+    if not refs:
+        return {}
+    la = LedgerAccount.__table__.c
+    statement = sa.select(la.id, la.owner_type, la.owner_id, la.kind).where(
+        la.currency == currency, sa.tuple_(la.owner_type, la.owner_id, la.kind).in_(sorted(refs))
+    )
+    return {
+        AccountRef(row.owner_type, row.owner_id, row.kind): row.id
+        for row in session.connection().execute(statement)
+    }
+
+
+def posted_keys(session: Session, keys: Iterable[str]) -> set[str]:
+    """Which of ``keys`` are posted. Asked after the accounts are locked, it also sees what a
+    concurrent posting of the same movements committed meanwhile (it held the same locks)."""
+    return present(session, JournalEntry.__table__.c.posting_key, keys)
+
+
+@dataclasses.dataclass(slots=True)
+class NewEntry:
+    """An entry of a set-based write (its cause, currency and time are the batch's)."""
+
+    id: str
+    cause_id: str
+    cause_event_id: str | None
+    posting_key: str
+    artisan_id: str | None
+    description: str
+
+
+@dataclasses.dataclass(slots=True)
+class NewLine:
+    entry_id: str
+    account_id: str
+    amount: int
+
+
+def journal_line_columns(
+    lines: Sequence[NewLine], currency: str, posted_at: Any, opening: Mapping[str, int]
+) -> Columns:
+    """The journal_lines rows a set-based write inserts (all in ``currency``, posted at
+    ``posted_at``), column by column, in posting order (their ids follow it), each with its
+    ``balance_after`` run on from ``opening`` (account id -> stored balance as locked): the one
+    place those rows are spelled."""
+    return {
+        "entry_id": [line.entry_id for line in lines],
+        "account_id": [line.account_id for line in lines],
+        "amount": [line.amount for line in lines],
+        "currency": Same(currency),
+        "posted_at": Same(posted_at),
+        "balance_after": balances_after(opening, ((line.account_id, line.amount) for line in lines)),
+    }
+
+
+def _entry_columns(entries: Sequence[NewEntry], cause: str, posted_at: Any) -> Columns:
+    return {
+        "id": [entry.id for entry in entries],
+        "cause": Same(cause),
+        "cause_id": [entry.cause_id for entry in entries],
+        "cause_event_id": [entry.cause_event_id for entry in entries],
+        "posting_key": [entry.posting_key for entry in entries],
+        "artisan_id": [entry.artisan_id for entry in entries],
+        "description": [entry.description for entry in entries],
+        "posted_at": Same(posted_at),
+    }
+
+
+_MOVED_BALANCES = (
+    f"UPDATE {LedgerAccount.__tablename__} SET balance = {LedgerAccount.__tablename__}.balance + moved.amount "
+    "FROM unnest(CAST(%(moved_account)b AS VARCHAR(40)[]), CAST(%(moved_amount)b AS BIGINT[])) AS moved(id, amount) "
+    f"WHERE {LedgerAccount.__tablename__}.id = moved.id"
+)
+
+
+@functools.cache
+def _batch_write_sql(
+    entry_shape: tuple[tuple[str, bool], ...], line_shape: tuple[tuple[str, bool], ...], dialect: Any
+) -> str:
+    """PostgreSQL: the entries and their lines as data-modifying CTEs of the balances' UPDATE, one
+    statement (the lines' foreign keys are checked at its end, once the entries are in), as driver
+    SQL with binary array parameters (``shared.bulk_sql``)."""
+    entries = insert_from_arrays(JournalEntry.__table__, entry_shape, dialect)
+    lines = insert_from_arrays(JournalLine.__table__, line_shape, dialect)
+    return f"WITH new_entries AS ({entries}), new_lines AS ({lines}) {_MOVED_BALANCES}"
+
+
+def write_entries(
+    session: Session,
+    cause: str,
+    currency: str,
+    posted_at: Any,
+    entries: Sequence[NewEntry],
+    lines: Sequence[NewLine],
+    locked: Mapping[str, LockedAccount],
+) -> None:
+    """Write ``entries`` (of one ``cause``, in one ``currency``, posted at ``posted_at``), their
+    ``lines`` and the stored balances of the accounts they move, all in ``locked`` (account id ->
+    as it was locked): one statement on PostgreSQL, three elsewhere. Account objects the session
+    loaded show the new balances, as if read again."""
+    if not entries:
+        return
+    connection = session.connection()
+    opening = {account_id: account.balance for account_id, account in locked.items()}
+    entry_columns = _entry_columns(entries, cause, posted_at)
+    line_columns = journal_line_columns(lines, currency, posted_at, opening)
+    moved: dict[str, int] = {}
+    for line in lines:
+        moved[line.account_id] = moved.get(line.account_id, 0) + line.amount
+    moved = {account_id: amount for account_id, amount in moved.items() if amount}
+    if connection.dialect.name == "postgresql":
+        statement = _batch_write_sql(shape_of(entry_columns), shape_of(line_columns), connection.dialect)
+        connection.exec_driver_sql(
+            statement,
+            {
+                **array_parameters(JournalEntry.__table__, entry_columns),
+                **array_parameters(JournalLine.__table__, line_columns),
+                "moved_account": list(moved),
+                "moved_amount": list(moved.values()),
+            },
+        )
+    else:
+        insert_many(session, JournalEntry.__table__, entry_columns, len(entries))
+        insert_many(session, JournalLine.__table__, line_columns, len(lines))
+        if moved:
+            connection.execute(
+                sa.text(
+                    f"UPDATE {LedgerAccount.__tablename__} SET balance = balance + :amount WHERE id = :id"
+                ),
+                [{"id": account_id, "amount": amount} for account_id, amount in moved.items()],
+            )
+    identity_map = session.identity_map
+    for account_id, amount in moved.items():
+        loaded = identity_map.get(identity_key(LedgerAccount, account_id))
+        if loaded is not None:
+            set_committed_value(loaded, "balance", opening[account_id] + amount)

@@ -35,9 +35,11 @@ from services.accounts.domain.postings import (
 )
 from services.accounts.service_layer.ledger import open_artisan_accounts
 from services.accounts.service_layer.parked_events import NotPostableYet, parking
+from services.accounts.service_layer.payment_batches import make_post_payments
 from services.accounts.service_layer.posting import post_once, record_case
 from shared.db import UnitOfWork, utcnow
 from shared.events import Event, parse_time
+from shared.events.consumer import with_set_based_form
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +304,10 @@ def release_due_holds(uow_factory, *, now: dt.datetime | None = None, batch_size
 
 def make_money_handlers(currency: str, hold: dt.timedelta) -> dict[str, Callable[[UnitOfWork, Event], None]]:
     return {
-        "payments.payment.succeeded": parking(make_on_payment_succeeded(currency, hold)),
+        # Consecutive payments of a consumer batch are posted set-based (payment_batches.py).
+        "payments.payment.succeeded": with_set_based_form(
+            parking(make_on_payment_succeeded(currency, hold)), make_post_payments(currency, hold)
+        ),
         "payments.refund.succeeded": parking(on_refund_succeeded),
         "payments.dispute.opened": parking(on_dispute_opened),
         "payments.dispute.closed": parking(on_dispute_closed),

@@ -24,6 +24,8 @@ tests/integration/test_ledger_statements.py, which keeps it so).
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from services.accounts.adapters import ledger
@@ -32,7 +34,7 @@ from services.accounts.domain.artisan_rules import BalanceRuleViolation, check_a
 from services.accounts.domain.ledger import AccountRef, Line, UnbalancedEntry, check_balanced, shown_balance
 from services.accounts.domain.postings import Posting, net_amounts
 from shared.db import UnitOfWork, utcnow
-from shared.events import make_event
+from shared.events import Event, make_event
 from shared.ids import new_id
 
 # The case opened when a marketplace's reserve goes below zero (one open per marketplace).
@@ -95,34 +97,44 @@ def _write(
     )
     ledger.write_entry(uow.session, entry, posting.currency, amounts, accounts)
     _watch_reserves(uow, posting, amounts, accounts, entry.id)
-    uow.add_event(
-        make_event(
-            "accounts.ledger.entry_posted",
-            subject=posting.artisan_id or posting.cause_id,
-            data={
-                "entry_id": entry.id,
-                "cause": posting.cause,
-                "cause_id": posting.cause_id,
-                "event_id": posting.event_id,
-                "artisan_id": posting.artisan_id,
-                "description": entry.description,
-                "posted_at": now.isoformat(),
-                **({"reverses_entry_id": entry.reverses_entry_id} if entry.reverses_entry_id else {}),
-                "lines": [
-                    {
-                        "account": accounts[ref].id,
-                        "owner_type": ref.owner_type,
-                        "owner_id": ref.owner_id,
-                        "kind": ref.kind,
-                        "amount": amount,
-                        "currency": posting.currency,
-                    }
-                    for ref, amount in amounts.items()
-                ],
-            },
-        )
-    )
+    uow.add_event(entry_posted(posting, entry.id, now, amounts, {ref: accounts[ref].id for ref in amounts}))
     return entry
+
+
+def entry_posted(
+    posting: Posting,
+    entry_id: str,
+    posted_at: dt.datetime,
+    amounts: Mapping[AccountRef, int],
+    account_ids: Mapping[AccountRef, str],
+) -> Event:
+    """The ``accounts.ledger.entry_posted`` event of ``posting``, written as ``entry_id`` at
+    ``posted_at`` with the lines ``amounts`` (on the accounts ``account_ids`` names)."""
+    return make_event(
+        "accounts.ledger.entry_posted",
+        subject=posting.artisan_id or posting.cause_id,
+        data={
+            "entry_id": entry_id,
+            "cause": posting.cause,
+            "cause_id": posting.cause_id,
+            "event_id": posting.event_id,
+            "artisan_id": posting.artisan_id,
+            "description": posting.description[:200],
+            "posted_at": posted_at.isoformat(),
+            **({"reverses_entry_id": posting.reverses_entry_id} if posting.reverses_entry_id else {}),
+            "lines": [
+                {
+                    "account": account_ids[ref],
+                    "owner_type": ref.owner_type,
+                    "owner_id": ref.owner_id,
+                    "kind": ref.kind,
+                    "amount": amount,
+                    "currency": posting.currency,
+                }
+                for ref, amount in amounts.items()
+            ],
+        },
+    )
 
 
 def _watch_reserves(
