@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from services.accounts.domain.ledger import AccountRef, artisan, gateway_receivable, marketplace, platform
 
@@ -109,6 +110,33 @@ def payment_lines(
         (marketplace(marketplace_id, "commission"), -(fee - platform_fee)),
     )
     return (*lines, (platform("revenue"), -platform_fee)) if platform_fee else lines
+
+
+def payment_posting(payment: Mapping[str, Any], *, event_id: str, fee_bp: int, fee_fixed: int) -> Posting:
+    """A succeeded payment's posting, from its ``payment.succeeded`` data and the marketplace's fee
+    terms: the same whether the consumer posts it alone or in a set-based batch. The platform's fee
+    comes out of the marketplace's share; the artisan's net is untouched."""
+    payment_id, gross = payment["payment_id"], payment["amount"]["amount"]
+    fee = payment["application_fee"]["amount"]
+    return Posting(
+        cause="payment",
+        cause_id=payment_id,
+        posting_key=f"payment:{payment_id}:succeeded",
+        description=(
+            f"Payment {payment_id} ({payment['method']}, {payment['gateway']} {payment['gateway_reference']})"
+        ),
+        currency=payment["amount"]["currency"],
+        artisan_id=payment["artisan_id"],
+        event_id=event_id,
+        lines=payment_lines(
+            gateway=payment["gateway"],
+            artisan_id=payment["artisan_id"],
+            marketplace_id=payment["marketplace_id"],
+            gross=gross,
+            fee=fee,
+            platform_fee=platform_fee(gross=gross, application_fee=fee, fee_bp=fee_bp, fee_fixed=fee_fixed),
+        ),
+    )
 
 
 def reversal_lines(lines: Iterable[EntryLine]) -> tuple[EntryLine, ...]:

@@ -27,8 +27,7 @@ from services.accounts.domain.postings import (
     Split,
     dispute_closed_lines,
     dispute_opened_lines,
-    payment_lines,
-    platform_fee,
+    payment_posting,
     refund_lines,
     release_lines,
     split_artisan_debit,
@@ -65,26 +64,8 @@ def make_on_payment_succeeded(currency: str, hold: dt.timedelta) -> Callable[[Un
         gross, fee = data["amount"]["amount"], data["application_fee"]["amount"]
         net = gross - fee
         open_artisan_accounts(uow, artisan_id, currency, cause_event_id=event.id)
-        # The platform's fee comes out of the marketplace's share; the artisan's net is untouched.
         fee_bp, fee_fixed = marketplaces.fee_terms(uow.session, data["marketplace_id"])
-        taken = platform_fee(gross=gross, application_fee=fee, fee_bp=fee_bp, fee_fixed=fee_fixed)
-        posting = Posting(
-            cause="payment",
-            cause_id=payment_id,
-            posting_key=f"payment:{payment_id}:succeeded",
-            description=f"Payment {payment_id} ({data['method']}, {data['gateway']} {data['gateway_reference']})",
-            currency=data["amount"]["currency"],
-            artisan_id=artisan_id,
-            event_id=event.id,
-            lines=payment_lines(
-                gateway=data["gateway"],
-                artisan_id=artisan_id,
-                marketplace_id=data["marketplace_id"],
-                gross=gross,
-                fee=fee,
-                platform_fee=taken,
-            ),
-        )
+        posting = payment_posting(data, event_id=event.id, fee_bp=fee_bp, fee_fixed=fee_fixed)
         try:
             # Posted already (the same payment under another event id): post_once does nothing.
             posted_now = post_once(uow, posting) is not None

@@ -38,7 +38,7 @@ from services.accounts.adapters import ledger, marketplaces
 from services.accounts.adapters.orm import PendingHold
 from services.accounts.domain.artisan_rules import BalanceRuleViolation, check_artisan_rules
 from services.accounts.domain.ledger import AccountRef, Line, check_balanced
-from services.accounts.domain.postings import Posting, net_amounts, payment_lines, platform_fee
+from services.accounts.domain.postings import Posting, net_amounts, payment_posting
 from services.accounts.service_layer.ledger import open_artisan_accounts
 from services.accounts.service_layer.parked_events import NotPostableYet, park
 from services.accounts.service_layer.posting import entry_posted
@@ -66,31 +66,14 @@ def make_post_payments(currency: str, hold: dt.timedelta) -> Callable[[UnitOfWor
 
 
 def _read(event: Event, fee_terms: dict[str, tuple[int, int]], uow: UnitOfWork) -> _Payment:
-    """The payment's posting, as ``on_payment_succeeded`` builds it."""
+    """The payment's posting, as ``on_payment_succeeded`` builds it (one ``payment_posting``)."""
     data = event.data
-    payment_id, artisan_id, marketplace_id = data["payment_id"], data["artisan_id"], data["marketplace_id"]
+    marketplace_id = data["marketplace_id"]
     gross, fee = data["amount"]["amount"], data["application_fee"]["amount"]
     if marketplace_id not in fee_terms:
         fee_terms[marketplace_id] = marketplaces.fee_terms(uow.session, marketplace_id)
     fee_bp, fee_fixed = fee_terms[marketplace_id]
-    taken = platform_fee(gross=gross, application_fee=fee, fee_bp=fee_bp, fee_fixed=fee_fixed)
-    posting = Posting(
-        cause="payment",
-        cause_id=payment_id,
-        posting_key=f"payment:{payment_id}:succeeded",
-        description=f"Payment {payment_id} ({data['method']}, {data['gateway']} {data['gateway_reference']})",
-        currency=data["amount"]["currency"],
-        artisan_id=artisan_id,
-        event_id=event.id,
-        lines=payment_lines(
-            gateway=data["gateway"],
-            artisan_id=artisan_id,
-            marketplace_id=marketplace_id,
-            gross=gross,
-            fee=fee,
-            platform_fee=taken,
-        ),
-    )
+    posting = payment_posting(data, event_id=event.id, fee_bp=fee_bp, fee_fixed=fee_fixed)
     return _Payment(event, posting, marketplace_id, gross - fee, data["succeeded_at"])
 
 
