@@ -473,10 +473,9 @@ def test_the_session_cookie_cannot_be_forged_or_read():
     assert unseal(key, "garbage") is None
 
 
-def test_reason_codes_and_regions_are_onboardings():
-    from services.onboarding.domain import artisans, kyc
+def test_reason_codes_are_onboardings():
+    from services.onboarding.domain import kyc
 
-    assert reviews.REGIONS == artisans.REGIONS
     assert reviews.APPROVE_REASONS == kyc.APPROVE_REASONS
     assert set(reviews.REJECT_REASONS) == set(kyc.REJECT_REASONS)
     assert people.DOWNGRADE_REASONS == kyc.DOWNGRADE_REASONS

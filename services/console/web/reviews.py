@@ -25,6 +25,7 @@ from flask_babel import gettext as _
 from services.console.adapters.hirfa_api import ApiError
 from services.console.web.formatting import apis, attempt, context
 from services.console.web.security import DOCUMENT_SECURITY_POLICY, form_key, requires_role, staff_token
+from shared.regions import REGIONS
 
 blp = Blueprint("reviews", __name__, url_prefix="/reviews")
 
@@ -41,21 +42,7 @@ REJECT_REASONS = (
 )
 REVIEW_KINDS = ("screening_hit", "tier_upgrade", "bank_account_claim")
 AGE_FILTERS = (1, 3, 7, 30)
-# Onboarding's regions (services/onboarding/domain/artisans.py; a test keeps them the same).
-REGIONS = (
-    "tanger_tetouan_al_hoceima",
-    "oriental",
-    "fes_meknes",
-    "rabat_sale_kenitra",
-    "beni_mellal_khenifra",
-    "casablanca_settat",
-    "marrakech_safi",
-    "draa_tafilalet",
-    "souss_massa",
-    "guelmim_oued_noun",
-    "laayoune_sakia_el_hamra",
-    "dakhla_oued_ed_dahab",
-)
+
 # What a browser may be shown inline; anything else onboarding would never have accepted.
 INLINE_TYPES = frozenset({"image/jpeg", "image/png", "application/pdf"})
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.onboarding.domain.artisan_sessions import DEVICE_ID_PATTERN
-from services.onboarding.domain.artisans import CRAFTS, LANGUAGES, REGIONS
+from services.onboarding.domain.artisans import CRAFTS, LANGUAGES
 from services.onboarding.domain.documents import DOCUMENT_KINDS
 from services.onboarding.domain.kyc import APPROVE_REASONS, DOWNGRADE_REASONS, REJECT_REASONS
 from shared.pagination import PageArgsSchema, page_schema
+from shared.regions import REGIONS
 
 # The oldest age a review queue filter asks for: ten years, far beyond any case left waiting.
 MAX_REVIEW_AGE_DAYS = 3650

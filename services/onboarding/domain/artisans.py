@@ -8,21 +8,6 @@ import unicodedata
 
 from shared.phones import MobileProblem, NotAMoroccanMobile, parse_moroccan_mobile
 
-REGIONS = (
-    "tanger_tetouan_al_hoceima",
-    "oriental",
-    "fes_meknes",
-    "rabat_sale_kenitra",
-    "beni_mellal_khenifra",
-    "casablanca_settat",
-    "marrakech_safi",
-    "draa_tafilalet",
-    "souss_massa",
-    "guelmim_oued_noun",
-    "laayoune_sakia_el_hamra",
-    "dakhla_oued_ed_dahab",
-)
-
 CRAFTS = (
     "pottery_ceramics",
     "carpets",
