@@ -118,7 +118,7 @@ class Loss:
 
 
 @dataclasses.dataclass(frozen=True)
-class Acknowledged:
+class LastAcknowledged:
     """The last record the broker acknowledged in a partition: its offset and event id."""
 
     offset: int
@@ -149,7 +149,7 @@ def _changed(seen: SeenIds | None, view: PartitionView) -> LossReason | None:
 def published_losses(
     views: Iterable[PartitionView],
     seen: Mapping[tuple[str, int], SeenIds],
-    acknowledged: Mapping[tuple[str, int], Acknowledged],
+    acknowledged: Mapping[tuple[str, int], LastAcknowledged],
     tails: Mapping[tuple[str, int], Tail],
 ) -> list[Loss]:
     """What a producer's acknowledged records the broker has lost, per partition.

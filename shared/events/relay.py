@@ -13,9 +13,10 @@ simply stay in the outbox for the next start.
 What the broker acknowledged and then lost is not lost (``lost_records``). The relay records on
 each row the partition and offset the broker acknowledged it at. Every ``loss_check_interval``
 seconds, and before publishing again after any broker error (a restart shows as one), it asks the
-broker for its topic and cluster ids and where each partition ends. A topic made anew (another id)
-loses every row published to it; a partition that ends before an offset it acknowledged loses the
-rows from there on. Those rows go back to unpublished, in the same transaction that records the
+broker for its topic and cluster ids and reads back the last record it was acknowledged in each
+partition. A topic made anew (another id), or another record at that offset, loses every row
+published there; a partition that now ends at or before that offset loses the rows from its end
+on. Those rows go back to unpublished, in the same transaction that records the
 new ids, and the relay publishes them again in their original order; consumers' inboxes turn the
 ones they had applied into no-ops. Until the broker has been asked, nothing new is published, so
 events published again keep their order before newer ones.
@@ -43,6 +44,7 @@ from shared.events.broker import KafkaCluster, as_cluster, close_quietly, ensure
 from shared.events.lost_records import (
     RELAY_READER,
     KafkaBrokerLook,
+    LastAcknowledged,
     LookInterrupted,
     Loss,
     LossReason,
@@ -52,7 +54,6 @@ from shared.events.lost_records import (
     record_ids,
     seen_ids,
 )
-from shared.events.lost_records import Acknowledged as LastAcknowledged
 
 log = logging.getLogger(__name__)
 

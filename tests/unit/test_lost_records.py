@@ -9,7 +9,7 @@ from kafka.errors import ClusterAuthorizationFailedError, KafkaTimeoutError, Off
 from kafka.structs import TopicPartition
 
 from shared.events.lost_records import (
-    Acknowledged,
+    LastAcknowledged,
     LookInterrupted,
     Loss,
     LossReason,
@@ -36,13 +36,13 @@ def view(partition: int, end: int | None = None, topic_id: str | None = "topic-1
 
 
 def test_nothing_is_lost_while_the_last_acknowledged_records_are_where_the_broker_said():
-    acknowledged = {(T, 0): Acknowledged(4, "evt_a"), (T, 1): Acknowledged(2, "evt_b")}
+    acknowledged = {(T, 0): LastAcknowledged(4, "evt_a"), (T, 1): LastAcknowledged(2, "evt_b")}
     tails = {(T, 0): Tail(5, "evt_a"), (T, 1): Tail(9, "evt_b")}
     assert published_losses([view(0), view(1)], SEEN, acknowledged, tails) == []
 
 
 def test_a_partition_that_ends_at_or_before_an_acknowledged_offset_lost_what_follows_its_end():
-    acknowledged = {(T, 0): Acknowledged(4, "evt_a"), (T, 1): Acknowledged(2, "evt_b")}
+    acknowledged = {(T, 0): LastAcknowledged(4, "evt_a"), (T, 1): LastAcknowledged(2, "evt_b")}
     tails = {(T, 0): Tail(2, None), (T, 1): Tail(3, "evt_b")}
     assert published_losses([view(0), view(1)], SEEN, acknowledged, tails) == [
         Loss(T, 0, 2, LossReason.LOG_TRUNCATED)
@@ -50,7 +50,7 @@ def test_a_partition_that_ends_at_or_before_an_acknowledged_offset_lost_what_fol
 
 
 def test_another_record_at_an_acknowledged_offset_loses_the_whole_partition():
-    acknowledged = {(T, 0): Acknowledged(4, "evt_a")}
+    acknowledged = {(T, 0): LastAcknowledged(4, "evt_a")}
     assert published_losses([view(0)], SEEN, acknowledged, {(T, 0): Tail(10, "evt_other")}) == [
         Loss(T, 0, 0, LossReason.LOG_REWRITTEN)
     ]
@@ -66,7 +66,7 @@ def test_another_record_at_an_acknowledged_offset_loses_the_whole_partition():
 def test_a_new_topic_or_cluster_id_loses_every_partition_whatever_the_offsets_say(changed, reason):
     views = [dataclasses.replace(view(p), **changed) for p in (0, 1)]
     tails = {(T, 0): Tail(5, "evt_a")}  # even the record read back is the one acknowledged
-    assert published_losses(views, SEEN, {(T, 0): Acknowledged(4, "evt_a")}, tails) == [
+    assert published_losses(views, SEEN, {(T, 0): LastAcknowledged(4, "evt_a")}, tails) == [
         Loss(T, 0, 0, reason),
         Loss(T, 1, 0, reason),
     ]
