@@ -9,9 +9,12 @@ from services.accounts.config import AccountsConfig
 from services.onboarding.app import create_app as create_onboarding_app
 from services.onboarding.config import OnboardingConfig
 from services.onboarding.service_layer.api_clients import ensure_client
+from services.payments.adapters.orm import Payee, PayeeMarketplace
 from services.payments.app import create_app as create_payments_app
 from services.payments.config import PaymentsConfig
 from shared.auth.scopes import Role
+from shared.db import utcnow
+from shared.ids import new_id
 from tests.conftest import ISSUER
 
 pytestmark = pytest.mark.integration
@@ -115,3 +118,25 @@ def marketplace_headers(issue_token):
         return h
 
     return headers
+
+
+def add_payee(context, *, tier: int = 3, cap: int = 2_000_000, marketplace: str = MARKETPLACE) -> str:
+    """A payee payments already knows (as its KYC projection would have written it), linked to
+    ``marketplace``, in payments' database behind ``context``; returns the artisan's id."""
+    artisan_id = new_id("art")
+    with context.uow_factory() as uow:
+        uow.session.add(
+            Payee(
+                artisan_id=artisan_id,
+                kyc_tier=tier,
+                tier_cap_amount=cap,
+                currency="MAD",
+                payout_eligible=tier >= 1,
+                kyc_version=1,
+                as_of=utcnow(),
+            )
+        )
+        uow.session.flush()
+        uow.session.add(PayeeMarketplace(artisan_id=artisan_id, marketplace_id=marketplace))
+        uow.commit()
+    return artisan_id

@@ -20,13 +20,12 @@ import pytest
 import sqlalchemy as sa
 
 from services.payments.adapters.gateways.fake import FakeGateway
-from services.payments.adapters.orm import IdempotencyKey, Payee, PayeeMarketplace, Payment
+from services.payments.adapters.orm import IdempotencyKey, Payment
 from services.payments.app import create_app
 from services.payments.domain.gateway import GatewayRegistry, TokeniseRequest
 from shared.db import is_postgres, utcnow
 from shared.idempotency_store import IdempotencyStore
-from shared.ids import new_id
-from tests.integration.conftest import MARKETPLACE
+from tests.integration.conftest import MARKETPLACE, add_payee
 
 
 @pytest.fixture
@@ -46,23 +45,7 @@ def context(app):
 
 @pytest.fixture
 def artisan(context) -> str:
-    artisan_id = new_id("art")
-    with context.uow_factory() as uow:
-        uow.session.add(
-            Payee(
-                artisan_id=artisan_id,
-                kyc_tier=3,
-                tier_cap_amount=2_000_000,
-                currency="MAD",
-                payout_eligible=True,
-                kyc_version=1,
-                as_of=utcnow(),
-            )
-        )
-        uow.session.flush()
-        uow.session.add(PayeeMarketplace(artisan_id=artisan_id, marketplace_id=MARKETPLACE))
-        uow.commit()
-    return artisan_id
+    return add_payee(context)
 
 
 @pytest.fixture

@@ -19,11 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from services.payments.adapters.gateways.fake import FakeGateway
-from services.payments.adapters.orm import Payee, PayeeMarketplace
 from services.payments.domain.gateway import GatewayRegistry, TokeniseRequest
-from shared.db import utcnow
-from shared.ids import new_id
-from tests.integration.conftest import MARKETPLACE
+from tests.integration.conftest import add_payee
 
 # Statements of one creation (one transaction) and of one card confirmation that succeeds.
 CREATE = 5
@@ -47,23 +44,7 @@ def engine(app) -> sa.Engine:
 
 @pytest.fixture
 def artisan(app) -> str:
-    artisan_id = new_id("art")
-    with app.extensions["hirfa"].uow_factory() as uow:
-        uow.session.add(
-            Payee(
-                artisan_id=artisan_id,
-                kyc_tier=3,
-                tier_cap_amount=2_000_000,
-                currency="MAD",
-                payout_eligible=True,
-                kyc_version=1,
-                as_of=utcnow(),
-            )
-        )
-        uow.session.flush()
-        uow.session.add(PayeeMarketplace(artisan_id=artisan_id, marketplace_id=MARKETPLACE))
-        uow.commit()
-    return artisan_id
+    return add_payee(app.extensions["hirfa"])
 
 
 @contextlib.contextmanager
