@@ -509,8 +509,16 @@ def refresh_session(uow: UnitOfWork, refresh_token: str, *, policy: StaffPolicy)
         if row is None:
             raise InvalidRefreshToken("Unknown refresh token: sign in again.")
         if row.status == "rotated":
-            spent_long_ago = row.rotated_at is None or now - row.rotated_at > policy.retry_grace
-            if spent_long_ago:
+            # A retry of a renewal whose answer was lost: within the grace, and only while the token
+            # it was exchanged for is still unused; otherwise the session has forked, which is reuse.
+            successor = session.get(StaffRefreshToken, row.replaced_by, with_for_update=True)
+            retried = (
+                row.rotated_at is not None
+                and now - row.rotated_at <= policy.retry_grace
+                and successor is not None
+                and successor.status == "active"
+            )
+            if not retried:
                 revoked = _revoke_sessions(
                     session, StaffRefreshToken.session_id == row.session_id, "reuse_detected"
                 )
@@ -547,10 +555,12 @@ def end_session(uow: UnitOfWork, refresh_token: str) -> None:
     nothing to do (signing out twice is not an error)."""
     with uow:
         session = uow.session
+        # Locked, so that a renewal of the same session in flight commits its new token first and
+        # the revocation below sees it (else that token would outlive the sign-out).
         row = session.scalar(
-            sa.select(StaffRefreshToken).where(
-                StaffRefreshToken.token_hash == hash_staff_refresh_token(refresh_token or "")
-            )
+            sa.select(StaffRefreshToken)
+            .where(StaffRefreshToken.token_hash == hash_staff_refresh_token(refresh_token or ""))
+            .with_for_update()
         )
         if row is not None:
             revoked = _revoke_sessions(session, StaffRefreshToken.session_id == row.session_id, "signed_out")
