@@ -117,19 +117,32 @@ class HttpStaffAuth:
             except ValueError:
                 problem_body = {}
             raise _Problem(problem_of(response), problem_body if isinstance(problem_body, dict) else {})
-        return response.json() if response.content else {}
+        try:
+            body_read = response.json() if response.content else {}
+        except ValueError:
+            raise _unreadable() from None
+        return body_read if isinstance(body_read, dict) else {}
+
+
+def _unreadable() -> ApiError:
+    # A success that is not the sign-in service's (a proxy's page, a truncated body): treated as no
+    # answer, so a renewal keeps the old token while it lasts instead of failing every page.
+    return ApiError(0, "service_unavailable", "the sign-in service gave an unreadable answer")
 
 
 def _session_of(body: dict[str, Any]) -> StaffSession:
-    staff = body["staff"]
-    return StaffSession(
-        access_token=body["access_token"],
-        expires_in=int(body.get("expires_in", 900)),
-        refresh_token=str(body.get("refresh_token") or ""),
-        staff=StaffMember(
-            id=staff["id"], name=staff["name"], email=staff["email"], roles=tuple(staff.get("roles", ()))
-        ),
-    )
+    try:
+        staff = body["staff"]
+        return StaffSession(
+            access_token=body["access_token"],
+            expires_in=int(body.get("expires_in", 900)),
+            refresh_token=str(body.get("refresh_token") or ""),
+            staff=StaffMember(
+                id=staff["id"], name=staff["name"], email=staff["email"], roles=tuple(staff.get("roles", ()))
+            ),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise _unreadable() from None
 
 
 class _Problem(Exception):

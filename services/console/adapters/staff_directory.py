@@ -9,6 +9,7 @@ down waits for one answer, not twenty).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -16,6 +17,8 @@ from collections import OrderedDict
 from services.console.adapters.hirfa_api import ApiError, ServiceApi
 
 STAFF_ID_PREFIX = "stf_"
+# A staff id as onboarding makes them: the prefix, then a ULID (Crockford base32).
+_STAFF_ID = re.compile(re.escape(STAFF_ID_PREFIX) + r"[0-9A-Za-z]{1,40}")
 
 
 class StaffDirectory:
@@ -39,7 +42,8 @@ class StaffDirectory:
 
     def name_of(self, token: str, staff_id: str) -> str | None:
         """The staff member's name, or None (not a staff id, unknown, or onboarding not answering)."""
-        if not staff_id.startswith(STAFF_ID_PREFIX):
+        # Only a well-formed id goes into the address: audit text is not ours to put in a URL.
+        if not _STAFF_ID.fullmatch(staff_id):
             return None
         now = time.monotonic()
         with self._lock:
