@@ -358,3 +358,44 @@ def test_a_case_is_resolved_once_payments_no_longer_lists_the_payment(accounts_a
     assert check_completeness(context.uow_factory, payments, grace=GRACE)["cases_resolved"] == 1
     [case] = gap_cases(context)
     assert case.details["resolution"] == "confirmed_by_payments"
+
+
+def test_an_adjustment_is_refused_for_a_payment_missing_from_the_ledger(accounts_app, ledger, issue_token):
+    # The payment's own posting comes with its replayed event: an adjustment would count it twice.
+    context = accounts_app.extensions["hirfa"]
+    lost = payment_succeeded(ledger.artisan_at_tier(3), 25_000, 2_000)
+    missing = dataclasses.replace(
+        reported(lost), succeeded_at=reported(lost).succeeded_at - dt.timedelta(hours=1)
+    )
+    check_completeness(context.uow_factory, FakePayments([missing]), grace=GRACE)
+    [case] = gap_cases(context)
+
+    answer = accounts_app.test_client().post(
+        "/v1/ledger/adjustments",
+        json={
+            "reason": "Credit the artisan for the missing payment",
+            "case_id": case.id,
+            "lines": [
+                {
+                    "owner_type": "platform",
+                    "owner_id": "platform",
+                    "kind": "gateway_receivable:m2t",
+                    "amount": 100,
+                },
+                {
+                    "owner_type": "marketplace",
+                    "owner_id": lost.data["marketplace_id"],
+                    "kind": "reserve",
+                    "amount": -100,
+                },
+            ],
+        },
+        headers={"Authorization": "Bearer " + issue_token(Role.OPERATOR), "Idempotency-Key": new_id("key")},
+    )
+    assert (answer.status_code, answer.json["code"]) == (409, "ledger_case_needs_replay"), answer.json
+    assert [c.status for c in gap_cases(context)] == ["open"]
+
+    # Replayed, the payment posts once and the next check resolves its case.
+    assert ledger.deliver(lost)
+    check_completeness(context.uow_factory, FakePayments([missing]), grace=GRACE)
+    assert [c.status for c in gap_cases(context)] == ["resolved"]

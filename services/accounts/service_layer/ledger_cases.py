@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 
 from services.accounts.adapters import ledger
 from services.accounts.adapters.orm import LedgerAdjustment, LedgerCase, ParkedEvent
+from services.accounts.service_layer.completeness import PAYMENT_NOT_IN_LEDGER
 from services.accounts.service_layer.posting import RESERVE_BELOW_ZERO
 from shared.auth import Principal
 from shared.db import UnitOfWork, utcnow
@@ -209,8 +210,17 @@ def _reserve_still_below_zero(session: Session, case: LedgerCase) -> dict[str, A
 
 def check_open_for_adjustment(session: Session, case_id: str) -> None:
     """Before an adjustment for ``case_id`` is proposed or approved: the case exists and is not
-    resolved (locked until the transaction ends)."""
-    _open_locked(session, case_id)
+    resolved (locked until the transaction ends). A payment missing from the ledger is refused: an
+    adjustment would not post the payment's own movement, so the payment, once its event is
+    replayed, would be posted on top of it."""
+    case, _parked = _open_locked(session, case_id)
+    if case.kind == PAYMENT_NOT_IN_LEDGER:
+        raise Conflict(
+            "The payment is missing from the ledger: replay its event, and the case resolves when it "
+            "posts. An adjustment would count the payment twice.",
+            code="ledger_case_needs_replay",
+            param="case_id",
+        )
 
 
 def adjustment_posted(uow: UnitOfWork, adjustment: LedgerAdjustment) -> None:
