@@ -1,0 +1,425 @@
+"""``make bench``, the lag part: how long after payments commits a ``payments.payment.succeeded``
+event the artisan's balance shows it, through the real processes, at half the maximum load.
+
+The embedded broker (``hirfa stack broker``), payments' outbox relay (``hirfa payments relay``) and
+accounts' consumer (``hirfa accounts consume``) run as ``make run`` runs them (deploy/Procfile's
+lines, each in its own process group), on throwaway PostgreSQL databases (``TEST_DATABASE_URL``,
+dropped afterwards), with the settings production uses: nothing of the relay's or the consumer's
+configuration is changed (batch sizes, poll interval, linger, JSON logs at INFO), so what the
+environment sets (``CONSUMER_BATCH_SIZE=50 make bench``) is what is measured.
+
+The artisans are made known to accounts first (registered, tier 3), as the ledger part does. The
+events are built as the ledger's tests build them (``tests/ledger_support.py``, checked against
+their schema) and written to payments' outbox by payments' own unit of work, one payment a
+transaction, as a payment that succeeds is. First a burst (``LAG_BENCH_BURST`` payments, 10,000,
+in one transaction): the maximum posting rate is the burst's size over the time from its commit to
+its last posting. Then a steady feed at half that rate for ``LAG_BENCH_SECONDS`` (25); should the
+feeder fall behind its schedule (the machine is busy), it writes what is due in one transaction,
+at most ``CATCH_UP`` payments, and the rate it reached is printed.
+
+A payment's lag is the time its journal entry is committed in accounts minus the time its outbox
+row is committed in payments, both read from the database server's clock (the two databases are on
+the same server): the feeder reads ``clock_timestamp()`` in the payment's transaction just before
+its commit, and the bench polls accounts' journal every ``POLL_SECONDS`` (10 ms), each entry timed
+by the first poll that sees it. Either side errs late by at most a commit and a poll, so a lag is
+never understated by more than nothing and overstated by at most about 10 ms. The poll reads the
+entries after the last one it saw (entry ids grow in the consumer's order, and one consumer commits
+one batch after another); a payment it did not see is reported as not measured.
+
+Afterwards every payment must have posted (no ledger case, nothing parked) and the integrity check
+must hold. Skipped without PostgreSQL. Every process is stopped at the end, and killed with the
+bench should it be interrupted or killed (``tests.support.start_child``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from shared.config import PROJECT_ROOT
+
+SECONDS = float(os.environ.get("LAG_BENCH_SECONDS", "25"))
+BURST = int(os.environ.get("LAG_BENCH_BURST", "10000"))
+ARTISANS = 300
+GROSS, FEE = 1_000, 100  # 10 MAD, 1 MAD fee: 2,000 payments per artisan stay under the tier-3 cap
+WARM_UP = 30
+POLL_SECONDS = 0.01
+CATCH_UP = 50
+GOAL_P99_SECONDS = 1.0
+SETTLE_TIMEOUT_SECONDS = 120.0
+# Procfile lines, started in this order and stopped in the reverse one (the broker last).
+PROCESSES = ("broker", "payments_relay", "accounts_consumer")
+
+
+@dataclasses.dataclass(frozen=True)
+class LagFigures:
+    """Lags, in seconds, of the payments that were measured; ``missing``: those never seen posted."""
+
+    measured: int
+    missing: int
+    p50: float
+    p99: float
+    worst: float
+
+
+def percentile(ordered: Sequence[float], percent: float) -> float:
+    """The nearest-rank percentile of ``ordered`` (sorted, not empty): the smallest value that at
+    least ``percent`` % of the values do not exceed."""
+    rank = max(1, math.ceil(percent / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def lag_figures(committed: Mapping[str, dt.datetime], posted: Mapping[str, dt.datetime]) -> LagFigures:
+    """Each payment's lag (``posted`` minus ``committed``, by payment id), over the payments in
+    ``committed``: the median, the 99th percentile and the worst. A payment never posted is
+    counted as missing, not as a lag."""
+    lags = sorted(
+        (posted[payment] - at).total_seconds() for payment, at in committed.items() if payment in posted
+    )
+    if not lags:
+        return LagFigures(0, len(committed), math.nan, math.nan, math.nan)
+    return LagFigures(
+        measured=len(lags),
+        missing=len(committed) - len(lags),
+        p50=percentile(lags, 50),
+        p99=percentile(lags, 99),
+        worst=lags[-1],
+    )
+
+
+def main() -> None:
+    from tests.support import Databases
+
+    with tempfile.TemporaryDirectory() as directory:
+        databases = Databases(Path(directory))
+        if databases.backend != "postgresql":
+            print("lag: skipped (it is measured on PostgreSQL; none answers at TEST_DATABASE_URL)")
+            return
+        try:
+            _bench(Path(directory), databases)
+        finally:
+            databases.drop_all()
+
+
+def _bench(directory: Path, databases: Any) -> None:
+    from shared.db import run_migrations
+
+    urls = {service: databases.create(f"bench_lag_{service}") for service in ("payments", "accounts")}
+    for service, url in urls.items():
+        run_migrations(PROJECT_ROOT / "services" / service, url)
+    artisans = register_artisans(urls["accounts"], ARTISANS)
+    feeder = Feeder(urls["payments"], directory)
+    watch = JournalWatch(urls["accounts"])
+    with running(directory, urls) as logs, watch.polling():
+        try:
+            # The consumer's group joined and the topics made: the pipeline is warm.
+            warm_up = feeder.feed_all(feeder.build(artisans, WARM_UP))
+            watch.wait_for(warm_up, SETTLE_TIMEOUT_SECONDS)
+            burst = feeder.build(artisans, BURST)
+            burst_committed = feeder.burst(burst)
+            watch.wait_for(burst_committed, SETTLE_TIMEOUT_SECONDS)
+            burst_seconds = (
+                max(watch.posted[payment] for payment in burst_committed) - min(burst_committed.values())
+            ).total_seconds()
+            max_rate = len(burst) / burst_seconds
+            rate = max_rate / 2
+            steady = feeder.build(artisans, int(rate * SECONDS))
+            fed = feeder.feed_steadily(steady, rate)
+            watch.wait_for(fed.committed, SETTLE_TIMEOUT_SECONDS)
+        except Exception:
+            for name, log in logs.items():
+                print(f"--- {name} (last lines) ---\n{tail(log)}", file=sys.stderr)
+            raise
+    feeder.dispose()
+    figures = lag_figures(fed.committed, watch.posted)
+    posted, cases, parked, sound = ledger_state(urls["accounts"])
+    expected = len(warm_up) + len(burst) + len(steady)
+
+    def row(label: str, value: str) -> None:
+        print(f"{label:<70} {value:>16}")
+
+    print(
+        "lag from payments' outbox commit to the artisan's balance: broker, payments relay and "
+        "accounts consumer as processes, on postgresql"
+    )
+    row(f"max posting rate (a burst of {len(burst):,} payments)", f"{max_rate:,.0f} postings/s")
+    row(
+        f"steady feed at half of it for {SECONDS:.0f} s, one payment a transaction",
+        f"{fed.per_second:,.0f} payments/s",
+    )
+    if fed.transactions < len(steady):
+        row("  transactions (the feeder fell behind and caught up in fewer)", f"{fed.transactions:,}")
+    row("lag p50", f"{figures.p50 * 1000:,.0f} ms")
+    verdict = "met" if figures.p99 < GOAL_P99_SECONDS else "MISSED"
+    row(
+        f"lag p99 (goal: under {GOAL_P99_SECONDS * 1000:,.0f} ms: {verdict})", f"{figures.p99 * 1000:,.0f} ms"
+    )
+    row("lag, worst", f"{figures.worst * 1000:,.0f} ms")
+    if figures.missing:
+        row("payments not seen posted by the poll (not measured)", f"{figures.missing:,}")
+    row(
+        "ledger integrity check afterwards",
+        "held" if sound else "BROKEN",
+    )
+    verdict = (
+        "as expected"
+        if posted == expected and not cases and not parked
+        else f"WARNING: expected {expected:,}, no case, none parked"
+    )
+    print(f"checked: {posted:,} payment entries posted, {cases} ledger case(s), {parked} parked ({verdict})")
+
+
+# -- the processes --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running(directory: Path, urls: dict[str, str]) -> Iterator[dict[str, Path]]:
+    """The broker, payments' relay and accounts' consumer, as deploy/Procfile starts them, on a
+    free port and the bench's databases; stopped (SIGTERM, then killed with their groups) when the
+    block ends however it ends. Yields their log files."""
+    from tests.e2e.stack import procfile_commands
+    from tests.support import free_port, kill_group, start_child
+
+    commands = procfile_commands()
+    port = free_port()
+    env = {
+        **os.environ,
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+        "VAR_DIR": str(directory / "var"),
+        "BROKER_PORT": str(port),
+        "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+        "PAYMENTS_DATABASE_URL": urls["payments"],
+        "ACCOUNTS_DATABASE_URL": urls["accounts"],
+    }
+    logs = {name: directory / f"{name}.log" for name in PROCESSES}
+    processes: list[subprocess.Popen] = []
+    try:
+        for name in PROCESSES:
+            with logs[name].open("ab") as log:  # the child keeps its own copy
+                processes.append(
+                    start_child(
+                        ["bash", "-c", "exec " + commands[name]],
+                        cwd=PROJECT_ROOT,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+            if name == "broker":
+                wait_for_port(port, processes[-1])
+        yield logs
+    finally:
+        for process in reversed(processes):  # the broker last: a relay stopped after it would wait
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                pass
+            kill_group(process.pid)  # what is left of the group (the broker binary under hirfa)
+            process.wait()
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the broker exited at start")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError("the broker did not start")
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+# -- accounts: the artisans, the journal, the checks ------------------------------------------------
+
+
+def register_artisans(url: str, count: int) -> list[str]:
+    """``count`` artisans known to accounts at tier 3, as onboarding's events make them."""
+    from services.accounts.app import create_app
+    from services.accounts.config import load_config
+    from tests.ledger_support import LedgerDriver
+
+    app = create_app(load_config(database_url=url, log_json=False), key_lookup=lambda kid: None)
+    engine = app.extensions["hirfa"].engine
+    try:
+        driver = LedgerDriver(app)
+        artisans = [driver.artisan_at_tier(3) for _ in range(count)]
+        # Statistics, as autovacuum keeps them on a database in use (see bench_ledger).
+        with engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+    finally:
+        engine.dispose()
+    return artisans
+
+
+class JournalWatch:
+    """Polls accounts' journal every ``POLL_SECONDS``: ``posted`` holds, by payment id, the
+    database's clock at the first poll that saw the payment's entry."""
+
+    def __init__(self, url: str) -> None:
+        from shared.db import make_engine
+
+        self.engine = make_engine(url, poolclass=sa.pool.NullPool)
+        self.posted: dict[str, dt.datetime] = {}
+        self._last_entry = ""
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def poll(self, connection: sa.Connection) -> None:
+        rows = connection.execute(
+            sa.text(
+                "SELECT id, cause_id, clock_timestamp() FROM journal_entries "
+                "WHERE id > :after AND cause = 'payment' ORDER BY id"
+            ),
+            {"after": self._last_entry},
+        ).all()
+        if rows:
+            with self._lock:
+                for _, payment, seen_at in rows:
+                    self.posted.setdefault(payment, seen_at)
+            self._last_entry = rows[-1][0]
+
+    @contextlib.contextmanager
+    def polling(self) -> Iterator[None]:
+        thread = threading.Thread(target=self._run, name="journal-watch", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            self._stop.set()
+            thread.join(10)
+            self.engine.dispose()
+
+    def _run(self) -> None:
+        with self.engine.connect() as connection:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            while not self._stop.is_set():
+                started = time.monotonic()
+                self.poll(connection)
+                self._stop.wait(max(0.0, POLL_SECONDS - (time.monotonic() - started)))
+
+    def wait_for(self, payments: Mapping[str, Any] | Sequence[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if all(payment in self.posted for payment in payments):
+                    return
+            time.sleep(0.05)
+        with self._lock:
+            missing = sum(1 for payment in payments if payment not in self.posted)
+        raise RuntimeError(f"{missing:,} payment(s) not posted within {timeout:.0f} s")
+
+
+def ledger_state(url: str) -> tuple[int, int, int, bool]:
+    """Payment entries posted, ledger cases, parked events, and whether the integrity check held."""
+    from services.accounts.adapters.orm import JournalEntry, LedgerCase, ParkedEvent
+    from services.accounts.bootstrap import bootstrap
+    from services.accounts.config import load_config
+    from services.accounts.service_layer.statements import check_integrity
+
+    context = bootstrap(load_config(database_url=url, log_json=False), key_lookup=lambda kid: None)
+    try:
+        report = check_integrity(context.uow_factory())
+        with context.session_factory() as session:
+            posted = session.scalar(sa.select(sa.func.count()).where(JournalEntry.cause == "payment"))
+            cases = session.scalar(sa.select(sa.func.count()).select_from(LedgerCase))
+            parked = session.scalar(sa.select(sa.func.count()).select_from(ParkedEvent))
+    finally:
+        context.engine.dispose()
+    return int(posted or 0), int(cases or 0), int(parked or 0), report["differences"] == []
+
+
+# -- payments: the outbox --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Fed:
+    committed: dict[str, dt.datetime]  # payment id -> the database's clock just before its commit
+    per_second: float
+    transactions: int
+
+
+class Feeder:
+    """Writes ``payments.payment.succeeded`` events to payments' outbox with payments' own unit of
+    work, noting the database's clock just before each commit."""
+
+    def __init__(self, url: str, directory: Path) -> None:
+        from services.payments.bootstrap import bootstrap
+        from services.payments.config import load_config
+
+        self.context = bootstrap(
+            load_config(database_url=url, log_json=False, var_dir=str(directory / "feeder")),
+            key_lookup=lambda kid: None,
+        )
+
+    @staticmethod
+    def build(artisans: list[str], count: int) -> list[Any]:
+        """``count`` events, the artisans in turn (built before the clock runs)."""
+        from tests.ledger_support import payment_succeeded
+
+        return [payment_succeeded(artisans[index % len(artisans)], GROSS, FEE) for index in range(count)]
+
+    def write(self, events: Sequence[Any]) -> dt.datetime:
+        """One transaction holding ``events``; the database's clock just before it commits."""
+        with self.context.uow_factory() as uow:
+            for event in events:
+                uow.add_event(event)
+            uow.write_events()
+            assert uow.session is not None
+            at = uow.session.scalar(sa.select(sa.func.clock_timestamp()))
+            uow.commit()
+        return at
+
+    def burst(self, events: Sequence[Any]) -> dict[str, dt.datetime]:
+        at = self.write(events)
+        return {event.data["payment_id"]: at for event in events}
+
+    def feed_all(self, events: Sequence[Any]) -> dict[str, dt.datetime]:
+        return {event.data["payment_id"]: self.write([event]) for event in events}
+
+    def feed_steadily(self, events: Sequence[Any], rate: float) -> Fed:
+        """``events`` at ``rate`` a second, one a transaction; when behind its schedule, what is due
+        (up to ``CATCH_UP``) in one."""
+        committed: dict[str, dt.datetime] = {}
+        transactions = written = 0
+        started = time.monotonic()
+        while written < len(events):
+            ahead = started + written / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+            due = int((time.monotonic() - started) * rate) + 1
+            chunk = events[written : max(written + 1, min(due, written + CATCH_UP, len(events)))]
+            at = self.write(chunk)
+            for event in chunk:
+                committed[event.data["payment_id"]] = at
+            written += len(chunk)
+            transactions += 1
+        return Fed(committed, len(events) / (time.monotonic() - started), transactions)
+
+    def dispose(self) -> None:
+        self.context.engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
