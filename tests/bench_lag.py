@@ -8,7 +8,11 @@ dropped afterwards), with the settings production uses: nothing of the relay's o
 configuration is changed (batch sizes, poll interval, linger, JSON logs at INFO), so what the
 environment sets (``CONSUMER_BATCH_SIZE=50 make bench``) is what is measured.
 
-The artisans are made known to accounts first (registered, tier 3), as the ledger part does. The
+Before the processes start, accounts knows the artisans (registered, tier 3, as the ledger part
+makes them) and holds a short history of their payments (``HISTORY``), with the statistics
+autovacuum keeps on a database in use: on a ledger made a moment ago and analyzed empty, the plan
+PostgreSQL keeps for checking each journal line's entry (its foreign key) reads every entry, so the
+consumer would slow down with each batch until autovacuum analyzed the journal again. The
 events are built as the ledger's tests build them (``tests/ledger_support.py``, checked against
 their schema) and written to payments' outbox by payments' own unit of work, one payment a
 transaction, as a payment that succeeds is. First a burst (``LAG_BENCH_BURST`` payments, 10,000,
@@ -55,6 +59,7 @@ from shared.config import PROJECT_ROOT
 SECONDS = float(os.environ.get("LAG_BENCH_SECONDS", "25"))
 BURST = int(os.environ.get("LAG_BENCH_BURST", "10000"))
 ARTISANS = 300
+HISTORY = 20 * ARTISANS  # payments in the ledger before the processes start
 GROSS, FEE = 1_000, 100  # 10 MAD, 1 MAD fee: 2,000 payments per artisan stay under the tier-3 cap
 WARM_UP = 30
 POLL_SECONDS = 0.01
@@ -121,7 +126,7 @@ def _bench(directory: Path, databases: Any) -> None:
     urls = {service: databases.create(f"bench_lag_{service}") for service in ("payments", "accounts")}
     for service, url in urls.items():
         run_migrations(PROJECT_ROOT / "services" / service, url)
-    artisans = register_artisans(urls["accounts"], ARTISANS)
+    artisans = prepare_ledger(urls["accounts"], ARTISANS, HISTORY)
     feeder = Feeder(urls["payments"], directory)
     watch = JournalWatch(urls["accounts"])
     with running(directory, urls) as logs, watch.polling():
@@ -147,7 +152,7 @@ def _bench(directory: Path, databases: Any) -> None:
     feeder.dispose()
     figures = lag_figures(fed.committed, watch.posted)
     posted, cases, parked, sound = ledger_state(urls["accounts"])
-    expected = len(warm_up) + len(burst) + len(steady)
+    expected = HISTORY + len(warm_up) + len(burst) + len(steady)
 
     def row(label: str, value: str) -> None:
         print(f"{label:<70} {value:>16}")
@@ -254,23 +259,31 @@ def tail(path: Path, lines: int = 20) -> str:
 # -- accounts: the artisans, the journal, the checks ------------------------------------------------
 
 
-def register_artisans(url: str, count: int) -> list[str]:
-    """``count`` artisans known to accounts at tier 3, as onboarding's events make them."""
+def prepare_ledger(url: str, artisans: int, history: int) -> list[str]:
+    """``artisans`` artisans known to accounts at tier 3, as onboarding's events make them, and a
+    history of ``history`` payments posted as the consumer posts them, then the statistics a
+    database in use has (autovacuum keeps them). A ledger made a moment ago and analyzed empty
+    would have the planner check each line's entry by reading every entry: the plan PostgreSQL
+    keeps for a foreign key's check is made when the consumer's connection first uses it."""
     from services.accounts.app import create_app
     from services.accounts.config import load_config
     from tests.ledger_support import LedgerDriver
 
-    app = create_app(load_config(database_url=url, log_json=False), key_lookup=lambda kid: None)
+    config = load_config(database_url=url, log_json=False)
+    app = create_app(config, key_lookup=lambda kid: None)
     engine = app.extensions["hirfa"].engine
     try:
         driver = LedgerDriver(app)
-        artisans = [driver.artisan_at_tier(3) for _ in range(count)]
-        # Statistics, as autovacuum keeps them on a database in use (see bench_ledger).
+        owners = [driver.artisan_at_tier(3) for _ in range(artisans)]
+        consumer = driver.consumer
+        events = Feeder.build(owners, history)
+        for first in range(0, len(events), config.consumer_batch_size):
+            consumer.apply_batch(events[first : first + config.consumer_batch_size])
         with engine.connect() as connection:
             connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     finally:
         engine.dispose()
-    return artisans
+    return owners
 
 
 class JournalWatch:
