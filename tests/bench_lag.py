@@ -17,9 +17,10 @@ events are built as the ledger's tests build them (``tests/ledger_support.py``, 
 their schema) and written to payments' outbox by payments' own unit of work, one payment a
 transaction, as a payment that succeeds is. First a burst (``LAG_BENCH_BURST`` payments, 10,000,
 in one transaction): the maximum posting rate is the burst's size over the time from its commit to
-its last posting. Then a steady feed at half that rate for ``LAG_BENCH_SECONDS`` (25); should the
-feeder fall behind its schedule (the machine is busy), it writes what is due in one transaction,
-at most ``CATCH_UP`` payments, and the rate it reached is printed.
+its last posting. Then a steady feed at half that rate for ``LAG_BENCH_SECONDS`` (25), from
+``FEEDERS`` threads (4), as payments' API commits several payments at once; should a thread fall
+behind its schedule (the machine is busy), it writes what it has due in one transaction, at most
+``CATCH_UP`` payments, and the rate reached and the transactions are printed.
 
 A payment's lag is the time its journal entry is committed in accounts minus the time its outbox
 row is committed in payments, both read from the database server's clock (the two databases are on
@@ -29,6 +30,11 @@ by the first poll that sees it. Either side errs late by at most a commit and a 
 never understated by more than nothing and overstated by at most about 10 ms. The poll reads the
 entries after the last one it saw (entry ids grow in the consumer's order, and one consumer commits
 one batch after another); a payment it did not see is reported as not measured.
+
+Beside it, where the lag goes, from the times the services record themselves (the relay's
+``published_at``, the consumer's ``posted_at``; their processes' clocks, on this machine): the
+relay's leg, the broker's and the consumer's until it wrote the entry, and the rest of its batch
+until the commit.
 
 Afterwards every payment must have posted (no ledger case, nothing parked) and the integrity check
 must hold. Skipped without PostgreSQL. Every process is stopped at the end, and killed with the
@@ -63,6 +69,7 @@ HISTORY = 20 * ARTISANS  # payments in the ledger before the processes start
 GROSS, FEE = 1_000, 100  # 10 MAD, 1 MAD fee: 2,000 payments per artisan stay under the tier-3 cap
 WARM_UP = 30
 POLL_SECONDS = 0.01
+FEEDERS = 4
 CATCH_UP = 50
 GOAL_P99_SECONDS = 1.0
 SETTLE_TIMEOUT_SECONDS = 120.0
@@ -151,29 +158,36 @@ def _bench(directory: Path, databases: Any) -> None:
             raise
     feeder.dispose()
     figures = lag_figures(fed.committed, watch.posted)
+    legs = lag_legs(urls, fed.committed, watch.posted)
     posted, cases, parked, sound = ledger_state(urls["accounts"])
     expected = HISTORY + len(warm_up) + len(burst) + len(steady)
 
     def row(label: str, value: str) -> None:
         print(f"{label:<70} {value:>16}")
 
-    print(
-        "lag from payments' outbox commit to the artisan's balance: broker, payments relay and "
-        "accounts consumer as processes, on postgresql"
-    )
+    print("lag from a payment's outbox commit to the artisan's balance, on postgresql:")
+    print("the embedded broker, payments' relay and accounts' consumer as processes (deploy/Procfile)")
     row(f"max posting rate (a burst of {len(burst):,} payments)", f"{max_rate:,.0f} postings/s")
     row(
         f"steady feed at half of it for {SECONDS:.0f} s, one payment a transaction",
         f"{fed.per_second:,.0f} payments/s",
     )
-    if fed.transactions < len(steady):
-        row("  transactions (the feeder fell behind and caught up in fewer)", f"{fed.transactions:,}")
+    row(
+        f"  in transactions ({FEEDERS} feeders; fewer: they fell behind, caught up)",
+        f"{len(steady):,} in {fed.transactions:,}",
+    )
     row("lag p50", f"{figures.p50 * 1000:,.0f} ms")
     verdict = "met" if figures.p99 < GOAL_P99_SECONDS else "MISSED"
     row(
         f"lag p99 (goal: under {GOAL_P99_SECONDS * 1000:,.0f} ms: {verdict})", f"{figures.p99 * 1000:,.0f} ms"
     )
     row("lag, worst", f"{figures.worst * 1000:,.0f} ms")
+    print("  where it goes, p50 / p99 (by the relay's and the consumer's clocks):")
+    for label, lags in legs.items():
+        if not lags:
+            continue
+        ordered = sorted(lags)
+        row(f"  {label}", f"{percentile(ordered, 50) * 1000:,.0f} / {percentile(ordered, 99) * 1000:,.0f} ms")
     if figures.missing:
         row("payments not seen posted by the poll (not measured)", f"{figures.missing:,}")
     row(
@@ -186,6 +200,47 @@ def _bench(directory: Path, databases: Any) -> None:
         else f"WARNING: expected {expected:,}, no case, none parked"
     )
     print(f"checked: {posted:,} payment entries posted, {cases} ledger case(s), {parked} parked ({verdict})")
+
+
+def lag_legs(
+    urls: dict[str, str], committed: Mapping[str, dt.datetime], posted: Mapping[str, dt.datetime]
+) -> dict[str, list[float]]:
+    """Each measured payment's lag in three legs, in seconds, from the times the services record
+    (their processes' clocks, on this machine): until the relay marked its outbox row published
+    (the relay's wait and the broker's acknowledgement), until the consumer wrote its entry (the
+    broker, the consumer's fetch and its batch so far), until that batch was seen committed."""
+    from shared.db import make_engine
+
+    def times(url: str, query: str) -> dict[str, dt.datetime]:
+        engine = make_engine(url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as connection:
+                return {str(payment): at for payment, at in connection.execute(sa.text(query))}
+        finally:
+            engine.dispose()
+
+    published = times(
+        urls["payments"],
+        "SELECT CAST(payload AS json) -> 'data' ->> 'payment_id', published_at FROM outbox "
+        "WHERE published_at IS NOT NULL",
+    )
+    written = times(
+        urls["accounts"], "SELECT cause_id, posted_at FROM journal_entries WHERE cause = 'payment'"
+    )
+    measured = [
+        payment for payment in committed if payment in posted and payment in published and payment in written
+    ]
+    return {
+        "outbox commit -> published by the relay": [
+            (published[payment] - committed[payment]).total_seconds() for payment in measured
+        ],
+        "-> its entry written by the consumer": [
+            (written[payment] - published[payment]).total_seconds() for payment in measured
+        ],
+        "-> that batch committed": [
+            (posted[payment] - written[payment]).total_seconds() for payment in measured
+        ],
+    }
 
 
 # -- the processes --------------------------------------------------------------------------------
@@ -412,23 +467,35 @@ class Feeder:
         return {event.data["payment_id"]: self.write([event]) for event in events}
 
     def feed_steadily(self, events: Sequence[Any], rate: float) -> Fed:
-        """``events`` at ``rate`` a second, one a transaction; when behind its schedule, what is due
-        (up to ``CATCH_UP``) in one."""
+        """``events`` at ``rate`` a second, one a transaction, from ``FEEDERS`` threads (as payments'
+        API commits several payments at once), each taking every ``FEEDERS``-th event at its time;
+        a thread behind its schedule writes what it has due (up to ``CATCH_UP``) in one."""
         committed: dict[str, dt.datetime] = {}
-        transactions = written = 0
+        transactions = [0] * FEEDERS
         started = time.monotonic()
-        while written < len(events):
-            ahead = started + written / rate - time.monotonic()
-            if ahead > 0:
-                time.sleep(ahead)
-            due = int((time.monotonic() - started) * rate) + 1
-            chunk = events[written : max(written + 1, min(due, written + CATCH_UP, len(events)))]
-            at = self.write(chunk)
-            for event in chunk:
-                committed[event.data["payment_id"]] = at
-            written += len(chunk)
-            transactions += 1
-        return Fed(committed, len(events) / (time.monotonic() - started), transactions)
+
+        def feed(lane: int) -> None:
+            mine = events[lane::FEEDERS]
+            written = 0
+            while written < len(mine):
+                ahead = started + (written * FEEDERS + lane) / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+                due = int(((time.monotonic() - started) * rate - lane) / FEEDERS) + 1
+                chunk = mine[written : max(written + 1, min(due, written + CATCH_UP, len(mine)))]
+                at = self.write(chunk)
+                committed.update((event.data["payment_id"], at) for event in chunk)
+                written += len(chunk)
+                transactions[lane] += 1
+
+        threads = [
+            threading.Thread(target=feed, args=(lane,), name=f"feeder-{lane}") for lane in range(FEEDERS)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return Fed(committed, len(events) / (time.monotonic() - started), sum(transactions))
 
     def dispose(self) -> None:
         self.context.engine.dispose()
