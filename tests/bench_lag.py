@@ -122,9 +122,27 @@ def main() -> None:
             print("lag: skipped (it is measured on PostgreSQL; none answers at TEST_DATABASE_URL)")
             return
         try:
-            _bench(Path(directory), databases)
+            with stopped_cleanly_by_sigterm():
+                _bench(Path(directory), databases)
         finally:
             databases.drop_all()
+
+
+@contextlib.contextmanager
+def stopped_cleanly_by_sigterm() -> Iterator[None]:
+    """SIGTERM (a CI timeout, ``kill``) ends the bench as Ctrl-C does: with an exception, so the
+    processes are stopped and the databases dropped on the way out. ``tests.support``'s guard,
+    installed by the first process started, kills the processes first and then calls this."""
+
+    def leave(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is leave:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _bench(directory: Path, databases: Any) -> None:
@@ -472,29 +490,41 @@ class Feeder:
         a thread behind its schedule writes what it has due (up to ``CATCH_UP``) in one."""
         committed: dict[str, dt.datetime] = {}
         transactions = [0] * FEEDERS
+        failures: list[BaseException] = []
+        stop = threading.Event()  # the bench is leaving (interrupted), or a feeder failed
         started = time.monotonic()
 
         def feed(lane: int) -> None:
             mine = events[lane::FEEDERS]
             written = 0
-            while written < len(mine):
-                ahead = started + (written * FEEDERS + lane) / rate - time.monotonic()
-                if ahead > 0:
-                    time.sleep(ahead)
-                due = int(((time.monotonic() - started) * rate - lane) / FEEDERS) + 1
-                chunk = mine[written : max(written + 1, min(due, written + CATCH_UP, len(mine)))]
-                at = self.write(chunk)
-                committed.update((event.data["payment_id"], at) for event in chunk)
-                written += len(chunk)
-                transactions[lane] += 1
+            try:
+                while written < len(mine) and not stop.is_set():
+                    ahead = started + (written * FEEDERS + lane) / rate - time.monotonic()
+                    if ahead > 0 and stop.wait(ahead):
+                        return
+                    due = int(((time.monotonic() - started) * rate - lane) / FEEDERS) + 1
+                    chunk = mine[written : max(written + 1, min(due, written + CATCH_UP, len(mine)))]
+                    at = self.write(chunk)
+                    committed.update((event.data["payment_id"], at) for event in chunk)
+                    written += len(chunk)
+                    transactions[lane] += 1
+            except BaseException as failure:  # noqa: BLE001 - told to the bench, which raises it
+                failures.append(failure)
+                stop.set()
 
         threads = [
-            threading.Thread(target=feed, args=(lane,), name=f"feeder-{lane}") for lane in range(FEEDERS)
+            threading.Thread(target=feed, args=(lane,), name=f"feeder-{lane}", daemon=True)
+            for lane in range(FEEDERS)
         ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            stop.set()
+        if failures:
+            raise failures[0]
         return Fed(committed, len(events) / (time.monotonic() - started), sum(transactions))
 
     def dispose(self) -> None:
