@@ -9,7 +9,7 @@ configuration is changed (batch sizes, poll interval, linger, JSON logs at INFO)
 environment sets (``CONSUMER_BATCH_SIZE=50 make bench``) is what is measured.
 
 Before the processes start, accounts knows the artisans (registered, tier 3, as the ledger part
-makes them) and holds a short history of their payments (``HISTORY``), with the statistics
+makes them) and a short history of their payments (``HISTORY``, 6,000), with the statistics
 autovacuum keeps on a database in use: on a ledger made a moment ago and analyzed empty, the plan
 PostgreSQL keeps for checking each journal line's entry (its foreign key) reads every entry, so the
 consumer would slow down with each batch until autovacuum analyzed the journal again. The
@@ -26,10 +26,11 @@ A payment's lag is the time its journal entry is committed in accounts minus the
 row is committed in payments, both read from the database server's clock (the two databases are on
 the same server): the feeder reads ``clock_timestamp()`` in the payment's transaction just before
 its commit, and the bench polls accounts' journal every ``POLL_SECONDS`` (10 ms), each entry timed
-by the first poll that sees it. Either side errs late by at most a commit and a poll, so a lag is
-never understated by more than nothing and overstated by at most about 10 ms. The poll reads the
-entries after the last one it saw (entry ids grow in the consumer's order, and one consumer commits
-one batch after another); a payment it did not see is reported as not measured.
+by the first poll that sees it. The first time is taken before its commit and the second after
+the entry's: a lag is never understated, and overstated by at most a poll's 10 ms and the outbox
+row's commit (a millisecond or so). The poll reads the entries after the last one it saw (entry
+ids grow in the consumer's order, and one consumer commits one batch after another); a payment it
+did not see is reported as not measured.
 
 Beside it, where the lag goes, from the times the services record themselves (the relay's
 ``published_at``, the consumer's ``posted_at``; their processes' clocks, on this machine): the
@@ -38,7 +39,8 @@ until the commit.
 
 Afterwards every payment must have posted (no ledger case, nothing parked) and the integrity check
 must hold. Skipped without PostgreSQL. Every process is stopped at the end, and killed with the
-bench should it be interrupted or killed (``tests.support.start_child``).
+bench should it be interrupted or killed (``tests.support.start_child``); interrupted by Ctrl-C
+or SIGTERM, the bench also drops its databases on the way out.
 """
 
 from __future__ import annotations
