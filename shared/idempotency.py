@@ -95,7 +95,11 @@ def _complete(store: IdempotencyStore, client_id: str, key: str, response: Respo
     )
 
 
-def _requested_key() -> str:
+def requested_key() -> str:
+    """The request's Idempotency-Key as the idempotency record keeps it (spaces around it dropped).
+
+    A view that keeps the key on what it creates (a ``creation_key``) takes it from here too, so a
+    retry after the record expired still finds that row whatever spaces the client sent."""
     key = request.headers.get(HEADER)
     if key is None:
         raise MissingIdempotencyKey(
@@ -109,6 +113,12 @@ def _requested_key() -> str:
             param=HEADER,
         )
     return key
+
+
+def requested_key_if_sent() -> str | None:
+    """``requested_key()``, or None for a request sent without an Idempotency-Key (a view under
+    ``idempotent_when_keyed``)."""
+    return None if request.headers.get(HEADER) is None else requested_key()
 
 
 def _key_reuse() -> IdempotencyKeyReuse:
@@ -210,7 +220,7 @@ def idempotent(view: Callable[Params, Any]) -> Callable[Params, Any]:
 
     @functools.wraps(view)
     def wrapper(*args: Params.args, **kwargs: Params.kwargs) -> Any:
-        key = _requested_key()
+        key = requested_key()
         store = _store()
         client_id = current_principal().idempotency_scope
         fingerprint = request_fingerprint()
@@ -243,7 +253,7 @@ def idempotent_in_transaction(view: Callable[Params, Any]) -> Callable[Params, A
 
     @functools.wraps(view)
     def wrapper(*args: Params.args, **kwargs: Params.kwargs) -> Any:
-        key = _requested_key()
+        key = requested_key()
         context = current_app.extensions["hirfa"]
         store = _store()
         client_id = current_principal().idempotency_scope

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.payments.adapters.gateways.fake import FakeGateway
-from services.payments.adapters.orm import IdempotencyKey, Payment
+from services.payments.adapters.orm import IdempotencyKey, Payment, Refund
 from services.payments.app import create_app
 from services.payments.domain.gateway import GatewayRegistry, TokeniseRequest
 from shared.db import is_postgres, utcnow
@@ -144,20 +144,71 @@ def test_a_failure_after_the_payment_was_written_leaves_neither_the_payment_nor_
     assert count(context, Payment, Payment.creation_key == "order-10") == 1
 
 
-def test_a_key_reused_after_it_expired_gives_the_payment_it_made_never_a_twin(create, context):
-    first = create("order-11")
+def expire(context, key: str) -> None:
+    """Age the key's idempotency record past its lifetime: a retry with the key starts over."""
     with context.session_factory() as session:
-        session.execute(
+        aged = session.execute(
             sa.update(IdempotencyKey)
-            .where(IdempotencyKey.key == "order-11")
+            .where(IdempotencyKey.key == key)
             .values(created_at=utcnow() - dt.timedelta(days=3))
         )
+        assert aged.rowcount == 1
         session.commit()
+
+
+def test_a_key_reused_after_it_expired_gives_the_payment_it_made_never_a_twin(create, context):
+    first = create("order-11")
+    expire(context, "order-11")
 
     again = create("order-11")
     assert again.status_code == 201
     assert again.json["id"] == first.json["id"]
     assert count(context, Payment) == 1
+
+
+def test_a_key_sent_with_spaces_around_it_is_the_same_key_even_after_it_expired(create, context):
+    first = create(" order-16 ")
+    assert first.status_code == 201, first.json
+    expire(context, "order-16")
+
+    again = create("order-16")
+    assert again.status_code == 201, again.json
+    assert again.json["id"] == first.json["id"]
+    assert count(context, Payment) == 1
+    assert count(context, Payment, Payment.creation_key == "order-16") == 1
+
+
+@pytest.fixture
+def paid(create, app, gateway, marketplace_headers):
+    """A succeeded card payment, as its creation answered it."""
+    created = create(str(uuid.uuid4()))
+    card = gateway.tokenise(TokeniseRequest("4242424242424242", 12, 2030, "123")).token
+    confirmed = app.test_client().post(
+        f"/v1/payments/{created.json['id']}/confirm", json={"card_token": card}, headers=marketplace_headers()
+    )
+    assert confirmed.json["status"] == "succeeded", confirmed.json
+    return confirmed.json
+
+
+@pytest.fixture
+def refund(app, paid, marketplace_headers):
+    def post(key: str):
+        return app.test_client().post(
+            "/v1/refunds", json={"payment_id": paid["id"], "amount": 1_000}, headers=marketplace_headers(key)
+        )
+
+    return post
+
+
+def test_a_refund_key_sent_with_spaces_around_it_is_the_same_key_even_after_it_expired(refund, context):
+    first = refund("refund-1 ")
+    assert first.status_code == 201, first.json
+    expire(context, "refund-1")
+
+    again = refund("refund-1")
+    assert again.status_code == 201, again.json
+    assert again.json["id"] == first.json["id"]
+    assert count(context, Refund) == 1
 
 
 @pytest.fixture
