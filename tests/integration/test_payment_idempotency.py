@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import threading
 import time
 import uuid
@@ -206,6 +207,43 @@ def test_a_refund_key_sent_with_spaces_around_it_is_the_same_key_even_after_it_e
     expire(context, "refund-1")
 
     again = refund("refund-1")
+    assert again.status_code == 201, again.json
+    assert again.json["id"] == first.json["id"]
+    assert count(context, Refund) == 1
+
+
+def test_a_refund_whose_answer_could_not_be_kept_is_answered_and_its_retry_finds_it(
+    refund, context, monkeypatch, caplog
+):
+    """The refund is committed; then the connection that holds its key's claim drops before the
+    answer is kept in it. The refund is done, so the client hears it rather than a 503; the claim
+    went with the connection, and a retry with the key finds the refund it made."""
+    if is_postgres(context.engine):
+        keep_response = IdempotencyStore.keep_response
+
+        def on_a_dropped_connection(store, session, *args, **kwargs):
+            backend = session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            with context.engine.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+            return keep_response(store, session, *args, **kwargs)
+
+        monkeypatch.setattr(IdempotencyStore, "keep_response", on_a_dropped_connection)
+    else:
+
+        def on_a_dropped_connection(*_args, **_kwargs):
+            raise sa.exc.OperationalError("UPDATE idempotency_keys", {}, ConnectionError("connection lost"))
+
+        monkeypatch.setattr(IdempotencyStore, "complete", on_a_dropped_connection)
+
+    with caplog.at_level(logging.WARNING, logger="shared.idempotency"):
+        first = refund("refund-2")
+    monkeypatch.undo()
+    assert first.status_code == 201, first.json
+    assert any(
+        record.message == "could not keep the answer to an idempotent request" for record in caplog.records
+    )
+
+    again = refund("refund-2")
     assert again.status_code == 201, again.json
     assert again.json["id"] == first.json["id"]
     assert count(context, Refund) == 1
