@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from services.payments.adapters.gateways.fake import FakeGateway
 from services.payments.adapters.orm import IdempotencyKey, Payment, Refund
+from services.payments.adapters.repositories import payments
 from services.payments.app import create_app
 from services.payments.domain.gateway import GatewayRegistry, TokeniseRequest
 from shared.db import is_postgres, utcnow
@@ -247,6 +248,37 @@ def test_a_refund_whose_answer_could_not_be_kept_is_answered_and_its_retry_finds
     assert again.status_code == 201, again.json
     assert again.json["id"] == first.json["id"]
     assert count(context, Refund) == 1
+
+
+def test_a_creation_gives_the_payment_as_stored_or_the_one_its_key_made(context, artisan):
+    """Columns left to their defaults come back as the database stored them; a key already used
+    gives the payment it made, not the one asked for."""
+    asked = {
+        "marketplace_id": MARKETPLACE,
+        "artisan_id": artisan,
+        "amount": 15_000,
+        "currency": "MAD",
+        "application_fee": 1_500,
+        "payment_method_type": "card",
+        "capture_method": "automatic",
+        "status": "requires_confirmation",
+        "creation_key": "order-17",
+        "gateway": "fake",
+    }
+    with context.session_factory() as session:
+        created = payments.add_unless_created(session, id="pay_first", **asked)
+        again = payments.add_unless_created(session, id="pay_twin", **{**asked, "amount": 16_000})
+        session.commit()
+    with context.session_factory() as session:
+        stored = session.get(Payment, "pay_first")
+        columns = [attribute.key for attribute in sa.inspect(Payment).column_attrs]
+        assert {name: getattr(created, name) for name in columns} == {
+            name: getattr(stored, name) for name in columns
+        }
+    assert (created.metadata_json, created.amount_captured, created.ledger_posted) == ("{}", 0, False)
+    assert created.created_at is not None
+    assert (again.id, again.amount) == ("pay_first", 15_000)
+    assert count(context, Payment) == 1
 
 
 @pytest.fixture

@@ -154,12 +154,7 @@ def create_payment(
             created_at=now,
             updated_at=now,
         )
-        if payment is None:
-            assert creation_key is not None  # only a key makes a payment a duplicate
-            existing = payments.created_with_key(session, principal.client_id, creation_key)
-            assert existing is not None
-            return existing
-        uow.commit()
+        uow.commit()  # nothing to write when the key's payment was there already
         return payment
 
 
