@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.payments.adapters.gateways.fake import FakeGateway
-from services.payments.adapters.orm import IdempotencyKey, Payment, Refund
+from services.payments.adapters.orm import IdempotencyKey, Payee, PayeeMarketplace, Payment, Refund
 from services.payments.adapters.repositories import payments
 from services.payments.app import create_app
 from services.payments.domain.gateway import GatewayRegistry, TokeniseRequest
@@ -166,6 +166,60 @@ def test_a_key_reused_after_it_expired_gives_the_payment_it_made_never_a_twin(cr
     assert again.status_code == 201
     assert again.json["id"] == first.json["id"]
     assert count(context, Payment) == 1
+
+
+def lose_eligibility(context, artisan: str) -> None:
+    with context.session_factory() as session:
+        session.execute(sa.update(Payee).where(Payee.artisan_id == artisan).values(kyc_tier=0))
+        session.commit()
+
+
+def leave_the_marketplace(context, artisan: str) -> None:
+    with context.session_factory() as session:
+        session.execute(sa.delete(PayeeMarketplace).where(PayeeMarketplace.artisan_id == artisan))
+        session.commit()
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [(lose_eligibility, (409, "payee_not_eligible")), (leave_the_marketplace, (422, "payee_unknown"))],
+)
+def test_a_key_reused_after_it_expired_gives_its_payment_though_the_artisan_can_no_longer_take_one(
+    create, context, artisan, change, refusal
+):
+    first = create("order-12")
+    expire(context, "order-12")
+    change(context, artisan)
+
+    again = create("order-12")
+    assert again.status_code == 201, again.json
+    assert again.json == first.json
+    assert again.headers["Location"] == f"/v1/payments/{first.json['id']}"
+    # The gates still stand for a new payment: only the key's own payment is answered.
+    refused = create("order-13")
+    assert (refused.status_code, refused.json["code"]) == refusal
+    assert count(context, Payment) == 1
+
+
+def test_a_key_reused_after_it_expired_gives_its_payment_though_that_payment_fills_the_cap(
+    create, app, context, gateway, marketplace_headers
+):
+    artisan = add_payee(context, cap=13_500)  # the artisan's share of one payment, exactly
+    first = create("order-14", artisan_id=artisan)
+    card = gateway.tokenise(TokeniseRequest("4242424242424242", 12, 2030, "123")).token
+    confirmed = app.test_client().post(
+        f"/v1/payments/{first.json['id']}/confirm", json={"card_token": card}, headers=marketplace_headers()
+    )
+    assert confirmed.json["status"] == "succeeded"  # and on its way to the ledger: it holds the cap
+    expire(context, "order-14")
+
+    again = create("order-14", artisan_id=artisan)
+    assert again.status_code == 201, again.json
+    assert (again.json["id"], again.json["status"]) == (first.json["id"], "succeeded")
+    refused = create("order-15", artisan_id=artisan)
+    assert (refused.status_code, refused.json["code"]) == (409, "tier_limit_exceeded")
+    assert count(context, Payment) == 1
+    assert gateway.charge_count(first.json["id"]) == 1
 
 
 def test_a_key_sent_with_spaces_around_it_is_the_same_key_even_after_it_expired(create, context):
