@@ -29,9 +29,9 @@ A broker that lost records it had acknowledged (``lost_records``) leaves a consu
 and its group's committed offsets, pointing into a log that is gone: a topic made anew, or cut
 short, ends before them, and the records written there since (the relay publishes the lost ones
 again) would be skipped until the log grew past the old position. The ``PositionGuard`` looks
-every few seconds, after every rebalance and after a broker error: a partition whose position is
-beyond its end, or whose topic id is not the one seen before, is read again from its beginning
-(the inbox skips what was applied), and that new start is committed at once.
+every few seconds, after every rebalance and after a broker error: a partition whose topic id is
+not the one seen before, or whose position two looks in a row find beyond its end, is read again
+from its beginning (the inbox skips what was applied), and that new start is committed at once.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ from shared.events.broker import close_quietly
 from shared.events.envelope import Event
 from shared.events.lost_records import (
     LOOK_TIMEOUT_SECONDS,
+    LossReason,
     SeenIds,
     partitions_with_consumer,
     positions_to_rewind,
@@ -578,6 +579,10 @@ class PositionGuard:
         self._seen: dict[tuple[str, int], SeenIds] = {}
         self._looked_at: frozenset[Any] = frozenset()
         self._due_at = 0.0
+        # Partitions seen ending before the position at the last look. A position beyond the end
+        # is acted on when two looks in a row see it: a new leader's high watermark can lag
+        # behind for a moment, and reading a whole partition again is not free.
+        self._short: set[tuple[str, int]] = set()
 
     def due(self, consumer: Any) -> bool:
         """Time to look, or the partitions assigned changed since the last look (a rebalance)."""
@@ -604,7 +609,14 @@ class PositionGuard:
             position = consumer.position(tp, timeout_ms=0)
             if position is not None:
                 positions[(tp.topic, tp.partition)] = position
-        rewinds = positions_to_rewind(views, self._seen, positions)
+        found = positions_to_rewind(views, self._seen, positions)
+        short = {(loss.topic, loss.partition) for loss in found if loss.reason is LossReason.LOG_TRUNCATED}
+        rewinds = [
+            loss
+            for loss in found
+            if loss.reason is not LossReason.LOG_TRUNCATED or (loss.topic, loss.partition) in self._short
+        ]
+        self._short = short - {(loss.topic, loss.partition) for loss in rewinds}
         rewound: set[Any] = set()
         if rewinds:
             by_key = {(tp.topic, tp.partition): tp for tp in assigned}
@@ -629,7 +641,8 @@ class PositionGuard:
                 )
         self._record(views)
         self._looked_at = assigned
-        self._due_at = time.monotonic() + self.interval_seconds
+        # A partition seen short once is looked at again soon, not at the next interval.
+        self._due_at = time.monotonic() + (self.RETRY_SECONDS if self._short else self.interval_seconds)
         return rewound
 
     def _remember_from_database(self, topics: set[str]) -> None:
