@@ -26,8 +26,11 @@ from services.accounts.domain.postings import (
     Posting,
     Split,
     dispute_closed_lines,
+    dispute_key,
     dispute_opened_lines,
+    payment_key,
     payment_posting,
+    refund_key,
     refund_lines,
     release_lines,
     split_artisan_debit,
@@ -101,7 +104,7 @@ def _posted_payment_hold(uow: UnitOfWork, payment_id: str) -> PendingHold | None
     credited would charge them twice once it arrives.
     """
     hold = holds.pending_hold_locked(uow.session, payment_id)
-    if hold is None and ledger.already_posted(uow.session, f"payment:{payment_id}:succeeded") is None:
+    if hold is None and ledger.already_posted(uow.session, payment_key(payment_id)) is None:
         raise NotPostableYet("payment_not_posted", {"payment_id": payment_id})
     return hold
 
@@ -129,7 +132,7 @@ def on_refund_succeeded(uow: UnitOfWork, event: Event) -> None:
     refund_id, payment_id, artisan_id = data["refund_id"], data["payment_id"], data["artisan_id"]
     currency = data["amount"]["currency"]
     amount, fee_back = data["amount"]["amount"], data["application_fee_refunded"]["amount"]
-    key = f"refund:{refund_id}:succeeded"
+    key = refund_key(refund_id)
     if ledger.already_posted(uow.session, key):
         return
     hold = _posted_payment_hold(uow, payment_id)
@@ -160,7 +163,7 @@ def on_dispute_opened(uow: UnitOfWork, event: Event) -> None:
     data = event.data
     dispute_id, artisan_id = data["dispute_id"], data["artisan_id"]
     currency, amount = data["amount"]["currency"], data["amount"]["amount"]
-    key = f"dispute:{dispute_id}:opened"
+    key = dispute_key(dispute_id, "opened")
     if ledger.already_posted(uow.session, key):
         return
     hold = _posted_payment_hold(uow, data["payment_id"])
@@ -198,7 +201,7 @@ def on_dispute_opened(uow: UnitOfWork, event: Event) -> None:
 def on_dispute_closed(uow: UnitOfWork, event: Event) -> None:
     data = event.data
     dispute_id, outcome = data["dispute_id"], data["outcome"]
-    key = f"dispute:{dispute_id}:{outcome}"
+    key = dispute_key(dispute_id, outcome)
     session = uow.session
     if ledger.already_posted(session, key):
         return
