@@ -99,7 +99,7 @@ def propose_adjustment(
     unit of work: posted at once up to the four-eyes amount, else left ``pending_approval``.
 
     Never commits. Refusals (nothing is written): 422 ``validation_error`` (bad lines, no reason),
-    404 (no such entry), 409 ``already_reversed`` / ``reversal_pending``, 409 with the balance
+    422 ``currency_mismatch`` (a manual adjustment in another currency than the ledger's), 404 (no such entry), 409 ``already_reversed`` / ``reversal_pending``, 409 with the balance
     rule's code (``artisan_balance_negative``, ``tier_cap_exceeded``), 422 ``unbalanced_entry``.
     """
     _ensure_operator(principal)
@@ -118,7 +118,16 @@ def propose_adjustment(
         entry_lines, currency = _reversal_of(uow, reverses_entry_id)
     else:
         kind = "manual"
-        currency = currency or session.info.get(_CURRENCY, DEFAULT_CURRENCY)
+        ledger_currency = session.info.get(_CURRENCY, DEFAULT_CURRENCY)
+        currency = currency or ledger_currency
+        if currency != ledger_currency:
+            # Its lines would open accounts in that currency beside the ledger's own.
+            raise ValidationFailed(
+                f"The adjustment is in {currency}, but the ledger's accounts are kept in {ledger_currency}: "
+                f"give its lines in {ledger_currency}.",
+                code="currency_mismatch",
+                param="currency",
+            )
         entry_lines = _checked_lines(lines)
     if ledger_cases.is_ledger_case(case_id):
         assert case_id is not None
