@@ -101,11 +101,15 @@ def _posted_payment_hold(uow: UnitOfWork, payment_id: str) -> PendingHold | None
 
     Raises ``NotPostableYet`` while the payment itself is not posted: taking a refund or a dispute
     from the artisan's other money (or the marketplace reserve) for a payment the ledger has not
-    credited would charge them twice once it arrives.
+    credited would charge them twice once it arrives. An adjustment that took the place of the
+    payment's released event holds its posting key, but credited whatever the operator chose, not
+    necessarily the artisan: the refund keeps waiting for an operator then too.
     """
     hold = holds.pending_hold_locked(uow.session, payment_id)
-    if hold is None and ledger.already_posted(uow.session, payment_key(payment_id)) is None:
-        raise NotPostableYet("payment_not_posted", {"payment_id": payment_id})
+    if hold is None:
+        posted = ledger.already_posted(uow.session, payment_key(payment_id))
+        if posted is None or posted.cause != "payment":
+            raise NotPostableYet("payment_not_posted", {"payment_id": payment_id})
     return hold
 
 
