@@ -107,7 +107,8 @@ class PaymentConfirmSchema(Schema):
         load_default=None,
         validate=validate.Regexp(r"^tok_[A-Za-z0-9_]{6,100}$", error="Not a card token (tok_…)."),
         metadata={
-            "description": "The token the gateway's tokenisation gave the buyer's browser. Never a card number."
+            "description": "The token the gateway's tokenisation gave the buyer's browser. Never a card number.",
+            "example": "tok_4wGa9kQ2xY7s",
         },
     )
     phone = MoroccanMobile(
