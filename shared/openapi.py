@@ -75,6 +75,26 @@ class ProblemSchema(Schema):
     )
 
 
+class JwksSchema(Schema):
+    """A JSON Web Key Set (RFC 7517): the public keys a Hirfa issuer signs with."""
+
+    keys = fields.List(
+        fields.Dict(),
+        metadata={
+            "example": [
+                {
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": "vQTtn3Fr2lvSSAvc3U856GjqhgDe_N2VWgUQZjtR0dE",
+                    "kid": "k_01jf8z3k2m6x9t4b7c5d1e0f2g",
+                    "alg": "EdDSA",
+                    "use": "sig",
+                }
+            ]
+        },
+    )
+
+
 def problems(*answered: ProblemCode) -> Callable[[View], View]:
     """Name the problem codes a view can answer beyond those every operation of its kind can
     (``shared.openapi`` adds those: tokens, bodies, idempotency, our side)."""
@@ -122,6 +142,7 @@ class OperationDocs(BasePlugin):
         endpoint_view = self.app.view_functions[rule.endpoint]
         for method, operation in operations.items():
             view = _method_view(endpoint_view, method)
+            _fold_form_fields(operation)
             _document_security(operation, view)
             _document_idempotency_key(operation, view)
             _document_problems(operation, view, has_path_parameters=bool(rule.arguments))
@@ -131,6 +152,24 @@ class OperationDocs(BasePlugin):
 def _method_view(endpoint_view: Callable[..., Any], method: str) -> Callable[..., Any]:
     view_class = getattr(endpoint_view, "view_class", None)
     return getattr(view_class, method) if view_class is not None else endpoint_view
+
+
+def _fold_form_fields(operation: dict[str, Any]) -> None:
+    """A view that takes form fields beside its files leaves the fields as OpenAPI 2 ``formData``
+    parameters (flask-smorest makes one request body only): they belong in the multipart body."""
+    fields_ = [p for p in operation.get("parameters", []) if p.get("in") == "formData"]
+    body = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data")
+    if not fields_ or body is None:
+        return
+    operation["parameters"] = [p for p in operation["parameters"] if p.get("in") != "formData"]
+    if not operation["parameters"]:
+        del operation["parameters"]
+    form = {
+        "type": "object",
+        "properties": {field["name"]: field["schema"] for field in fields_},
+        "required": [field["name"] for field in fields_ if field.get("required")],
+    }
+    body["schema"] = {"allOf": [form, body["schema"]]}
 
 
 # --- security ---------------------------------------------------------------------------------------
@@ -340,6 +379,10 @@ def example_of(schema: dict[str, Any], schemas: dict[str, Any], name: str = "", 
         schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
     if "example" in schema:
         return schema["example"]
+    if len(schema.get("allOf", ())) > 1:
+        parts = [example_of(part, schemas, name, depth) for part in schema["allOf"]]
+        if all(isinstance(part, dict) for part in parts):
+            return {key: value for part in parts for key, value in part.items()}
     for combined in ("allOf", "oneOf", "anyOf"):
         if schema.get(combined):
             return example_of(schema[combined][0], schemas, name, depth)

@@ -9,7 +9,6 @@ from werkzeug.exceptions import MethodNotAllowed
 from services.accounts.api.context import service_context
 from services.accounts.api.schemas import (
     IncomeStatementArgsSchema,
-    JwksSchema,
     PublishedStatementSchema,
     SignedIncomeStatementSchema,
     VerifyStatementRequestSchema,
@@ -18,6 +17,7 @@ from services.accounts.api.schemas import (
 from services.accounts.service_layer import income_statements
 from shared.auth.flask import current_principal, require_scopes
 from shared.http_clients import client_address
+from shared.openapi import JwksSchema
 
 statements_blp = Blueprint(
     "income_statements",

@@ -162,7 +162,11 @@ class PhoneVerificationSchema(Schema):
 
 
 class ConfirmCodeSchema(Schema):
-    code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."))
+    code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."),
+        metadata={"example": "482913"},
+    )
 
 
 class DocumentKindSchema(Schema):
@@ -438,7 +442,11 @@ class SignInSchema(Schema):
 
 
 class VerifySignInSchema(Schema):
-    code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."))
+    code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."),
+        metadata={"example": "482913"},
+    )
     device_id = fields.String(**DEVICE_ID_FIELD)
 
 
