@@ -61,7 +61,9 @@ READ_SCOPES = ("reconciliation:read", "ledger:read", "balances:read", "self:read
     }
 )
 def bank_statement(args):
-    """A day's (or a range of days') statement of ``bank:{code}`` or of an artisan's available
+    """A ledger account's statement as a bank statement file: MT940, camt.053 or CSV.
+
+    A day's (or a range of days') statement of ``bank:{code}`` or of an artisan's available
     account, from the ledger: opening and closing balances are the ledger's at the first day's
     start and the last day's end (UTC); each line is one journal line, with the journal entry id
     and the reference of its cause. Another bank's account, or an artisan you may not see, is 404."""

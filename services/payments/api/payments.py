@@ -9,8 +9,6 @@ from flask_smorest import Blueprint
 from services.payments import problems as codes
 from services.payments.api.context import service_context, unit_of_work
 from services.payments.api.schemas import (
-    IDEMPOTENCY_HEADER_DOC,
-    OPTIONAL_IDEMPOTENCY_HEADER_DOC,
     AttemptListSchema,
     CallbackAckSchema,
     DisputeListArgsSchema,
@@ -60,7 +58,6 @@ class Payments(MethodView):
     # An instance, not the class: webargs would build a schema for every request.
     @payments_blp.arguments(PaymentCreateSchema())
     @payments_blp.response(201, PaymentSchema)
-    @payments_blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
     @problems(
         codes.PAYEE_UNKNOWN,
         codes.PAYEE_NOT_ELIGIBLE,
@@ -128,7 +125,6 @@ def attempts(payment_id):
 @payments_blp.route("/payments/<string:payment_id>/confirm", methods=["POST"])
 @require_scopes("payments:write")
 @idempotent_when_keyed
-@payments_blp.doc(parameters=[OPTIONAL_IDEMPOTENCY_HEADER_DOC])
 @payments_blp.arguments(
     PaymentConfirmSchema,
     examples={
@@ -177,7 +173,6 @@ def confirm(body, payment_id):
 @payments_blp.route("/payments/<string:payment_id>/capture", methods=["POST"])
 @require_scopes("payments:write")
 @idempotent_when_keyed
-@payments_blp.doc(parameters=[OPTIONAL_IDEMPOTENCY_HEADER_DOC])
 @payments_blp.arguments(PaymentCaptureSchema)
 @payments_blp.response(200, PaymentSchema)
 @problems(
@@ -202,7 +197,6 @@ def capture(body, payment_id):
 @payments_blp.route("/payments/<string:payment_id>/cancel", methods=["POST"])
 @require_scopes("payments:write")
 @idempotent_when_keyed
-@payments_blp.doc(parameters=[OPTIONAL_IDEMPOTENCY_HEADER_DOC])
 @payments_blp.response(200, PaymentSchema)
 @problems(codes.PAYMENT_NOT_FOUND, codes.INVALID_STATE, codes.CANCEL_REFUSED, codes.GATEWAY_UNAVAILABLE)
 def cancel(payment_id):
@@ -244,7 +238,6 @@ class Refunds(MethodView):
     @idempotent
     @payments_blp.arguments(RefundCreateSchema)
     @payments_blp.response(201, RefundSchema)
-    @payments_blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
     @problems(
         codes.PAYMENT_NOT_FOUND,
         codes.INVALID_STATE,

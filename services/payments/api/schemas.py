@@ -31,21 +31,6 @@ from shared.phones import MobileProblem, NotAMoroccanMobile, parse_moroccan_mobi
 
 __all__ = ["DisputeSchema", "GatewayAttemptSchema", "PaymentSchema", "RefundSchema"]
 
-# The Idempotency-Key header, as the OpenAPI document shows it.
-IDEMPOTENCY_HEADER_DOC = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": True,
-    "schema": {"type": "string"},
-}
-OPTIONAL_IDEMPOTENCY_HEADER_DOC = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "Optional: a retry with the same key replays the first answer instead of a 409 invalid_state.",
-}
-
 MAX_AMOUNT = 10**13  # far beyond any payment, inside a 64-bit column; the configured range is narrower
 
 

@@ -13,7 +13,6 @@ from flask_smorest import Blueprint
 from services.payments import problems as codes
 from services.payments.api.context import service_context, unit_of_work
 from services.payments.api.schemas import (
-    IDEMPOTENCY_HEADER_DOC,
     WebhookDeliveryDetailSchema,
     WebhookDeliveryListArgsSchema,
     WebhookDeliveryPageSchema,
@@ -85,7 +84,7 @@ class WebhookEndpoints(MethodView):
         codes.UNKNOWN_EVENT_TYPES,
         codes.TOO_MANY_WEBHOOK_ENDPOINTS,
     )
-    @blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC], description=SIGNATURE_DOC)
+    @blp.doc(description=SIGNATURE_DOC)
     def post(self, body):
         """Add a URL to send events to. The answer holds the signing secret, shown this once only."""
         created = webhook_endpoints.create_webhook_endpoint(
@@ -168,7 +167,6 @@ class WebhookDeliveryRetry(MethodView):
     @idempotent
     @blp.response(200, WebhookDeliveryDetailSchema)
     @problems(ROLE_NOT_ALLOWED, codes.WEBHOOK_ENDPOINT_DISABLED, codes.WEBHOOK_DELIVERY_IN_PROGRESS)
-    @blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
     def post(self, delivery_id):
         """Send this delivery again now (also a delivered or failed one) and answer it with the attempt.
 
