@@ -45,7 +45,7 @@ def catalogued(code: str) -> ProblemCode:
 
 def catalogue() -> Iterator[ProblemCode]:
     """Every code added so far (import the services' ``problems`` modules first), by status then code."""
-    return iter(sorted(_CATALOGUE.values(), key=lambda entry: (entry.status or 0, entry.code)))
+    return iter(sorted(_CATALOGUE.values(), key=lambda entry: (entry.status or 999, entry.code)))
 
 
 # --- the request itself ---------------------------------------------------------------------------
@@ -156,6 +156,7 @@ INVALID_CLIENT = problem_code(
     401,
     "Client authentication at the token endpoint failed: unknown client, wrong secret, or a disabled client.",
     "Check the client id and secret (HTTP Basic, or `client_id`/`client_secret` in the form).",
+    services=("onboarding",),
 )
 INSUFFICIENT_SCOPE = problem_code(
     "insufficient_scope",
@@ -182,6 +183,7 @@ MALFORMED_CALLBACK = problem_code(
     400,
     "A partner's callback is correctly signed but its body cannot be read. Nothing was changed.",
     "Send the callback in the documented format.",
+    services=("payments", "accounts"),
 )
 
 # --- the resource -----------------------------------------------------------------------------------
