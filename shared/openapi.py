@@ -308,24 +308,38 @@ def _document_examples(operation: dict[str, Any], schemas: dict[str, Any]) -> No
                 media["example"] = example_of(media["schema"], schemas)
 
 
-# Ids whose field name says which kind they are, beyond ``shared.ids.PREFIXES``.
+# Id prefixes beyond ``shared.ids.PREFIXES``, by the kind an id field or an object's ``object`` names.
 _ID_PREFIXES = {
     "marketplace": "cli",
     "client": "cli",
     "entry": "je",
     "dispute": "dp",
     "review": "rev",
+    "kyc_review": "rev",
     "document": "doc",
+    "kyc_document": "doc",
     "notification": "ntf",
     "case": "rc",
+    "reconciliation_case": "rc",
     "run": "rr",
+    "reconciliation_run": "rr",
+    "ledger_case": "lc",
+    "income_statement": "ist",
     "adjustment": "adj",
+    "endpoint": "we",
+    "delivery": "whd",
+    "account": "acct",
 }
 
 
 def _id_example(kind: str) -> str:
-    prefix = PREFIXES.get(kind) or _ID_PREFIXES.get(kind) or re.sub(r"[^a-z]", "", kind)[:8] or "id"
-    return f"{prefix}_{_EXAMPLE_ULID}"
+    """An id of ``kind``, named by its last words that are a known kind (``reverses_entry``: je_…);
+    an unknown kind takes its words' initials (``statement_line``: sl_…)."""
+    words = kind.split("_")
+    known = {**_ID_PREFIXES, **PREFIXES}
+    suffixes = ("_".join(words[start:]) for start in range(len(words)))
+    prefix = next((known[suffix] for suffix in suffixes if suffix in known), None)
+    return f"{prefix or ''.join(word[:1] for word in words) or 'id'}_{_EXAMPLE_ULID}"
 
 
 def _string_example(name: str, schema: dict[str, Any]) -> str:
@@ -397,7 +411,12 @@ def example_of(schema: dict[str, Any], schemas: dict[str, Any], name: str = "", 
         properties = schema.get("properties", {})
         if not properties and isinstance(schema.get("additionalProperties"), dict):
             return {"key": example_of(schema["additionalProperties"], schemas, "value", depth + 1)}
-        return {key: example_of(value, schemas, key, depth + 1) for key, value in properties.items()}
+        # An object's own ``id`` takes the prefix of its kind (``object``: "bank_account" → ba_…).
+        kind = properties.get("object", {}).get("default")
+        return {
+            key: example_of(value, schemas, f"{kind}_id" if key == "id" and kind else key, depth + 1)
+            for key, value in properties.items()
+        }
     if kind == "array":
         item = example_of(schema.get("items", {}), schemas, name.removesuffix("s"), depth + 1)
         return [item] * max(1, schema.get("minItems", 1))

@@ -27,7 +27,24 @@ blp = Blueprint("bank_accounts", __name__, url_prefix="/v1", description="Bank a
 class BankAccounts(MethodView):
     @require_any_scope("artisans:write", "self:write")
     @idempotent
-    @blp.arguments(BankAccountRequestSchema)
+    @blp.arguments(
+        BankAccountRequestSchema,
+        examples={
+            "link": {
+                "summary": "Link the artisan's existing account",
+                "value": {
+                    "mode": "link",
+                    "rib": "001810007800020110620318",
+                    "holder_name": "Fatima Zahra El Idrissi",
+                    "make_default": True,
+                },
+            },
+            "open": {
+                "summary": "Open an account at a partner bank",
+                "value": {"mode": "open", "bank": "banque_populaire", "make_default": True},
+            },
+        },
+    )
     @blp.response(201, BankAccountSchema)
     @blp.alt_response(
         200, schema=BankAccountSchema, description="This account was already linked or requested."
