@@ -19,11 +19,13 @@ from flask import Flask, Response, current_app, g, has_request_context, jsonify,
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from werkzeug.exceptions import HTTPException
 
 from shared.auth.principal import Principal
 from shared.auth.scopes import Role
+from shared.config import prometheus_multiprocess_directory
 from shared.context import ServiceContext
 from shared.errors import (
     PROBLEM_CONTENT_TYPE,
@@ -300,9 +302,15 @@ def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[
         ["method", "endpoint"],
         registry=registry,
     )
-    registry.register(OutboxCollector(context))
-    for collector in collectors:
-        registry.register(collector)
+    scraped = registry
+    if prometheus_multiprocess_directory():
+        # Several gunicorn workers: every worker's counters and histograms, added up from the
+        # files they write, rather than those of the one worker that took the scrape.
+        scraped = CollectorRegistry()
+        MultiProcessCollector(scraped)  # type: ignore[no-untyped-call]
+    # Read from the database at scrape time: the same whichever worker answers.
+    for collector in [OutboxCollector(context), *collectors]:
+        scraped.register(collector)
 
     @app.before_request
     def _start_request() -> None:
@@ -341,7 +349,7 @@ def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[
 
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(scraped), mimetype=CONTENT_TYPE_LATEST)
 
 
 def _guard_requests(

@@ -42,6 +42,13 @@ KAFKA_SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
 KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
+def prometheus_multiprocess_directory() -> str | None:
+    """Where the worker processes of one gunicorn write their metrics for /metrics to add up
+    (``PROMETHEUS_MULTIPROC_DIR``, prometheus_client's own setting; deploy/gunicorn.conf.py sets it
+    when it runs several workers); None with a single process."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 class ConfigError(RuntimeError):
     """A setting is missing or cannot be parsed. The message names the setting, never a secret's value."""
 

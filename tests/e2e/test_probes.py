@@ -7,6 +7,8 @@ from __future__ import annotations
 import signal
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -149,6 +151,53 @@ def test_without_the_broker_the_relay_is_not_ready_but_live_and_its_outbox_shows
         message="the outbox drained once the broker is back",
     )
     assert probe(stack, "onboarding_relay", "/readyz").status_code == 200
+
+
+def pids_counting(directory: Path) -> set[str]:
+    """The processes that have counted something in the multiprocess metrics directory."""
+    return {path.stem.rsplit("_", 1)[1] for path in directory.glob("counter_*.db")}
+
+
+def test_an_api_with_several_workers_counts_every_workers_requests_on_metrics(stack, tmp_path):
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    stack.start("payments", WEB_CONCURRENCY="2", PROMETHEUS_MULTIPROC_DIR=str(directory))
+    url = stack.urls["payments"]
+
+    def healthz() -> bool:
+        try:
+            return (
+                requests.get(f"{url}/healthz", headers={"Connection": "close"}, timeout=5).status_code == 200
+            )
+        except requests.ConnectionError:
+            return False
+
+    try:
+        served = int(bool(wait_until(healthz, 60, message="payments started")))
+        # Until both workers have served some: a scrape answered by either must count them all.
+        with ThreadPoolExecutor(8) as pool:
+            for _ in range(50):
+                served += sum(pool.map(lambda _: healthz(), range(16)))
+                if len(pids_counting(directory)) == 2:
+                    break
+        assert len(pids_counting(directory)) == 2, "one worker took every request"
+        for _ in range(6):
+            counted = value(
+                {
+                    (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                    for family in text_string_to_metric_families(
+                        requests.get(f"{url}/metrics", timeout=5).text
+                    )
+                    for sample in family.samples
+                },
+                "hirfa_http_requests_total",
+                endpoint="/healthz",
+                method="GET",
+                status="200",
+            )
+            assert counted == served
+    finally:
+        assert stack.stop("payments") == 0
 
 
 def test_sigterm_stops_each_process_and_its_probes_promptly(stack):
