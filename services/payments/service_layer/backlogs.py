@@ -49,17 +49,8 @@ def recovery_backlog(
         count, oldest = session.execute(
             sa.select(sa.func.count(), sa.func.min(last_heard)).where(waiting, last_heard < cutoff)
         ).one()
-        backlog[kind] = (count or 0, _aware(oldest))
+        backlog[kind] = (count or 0, oldest)
     return backlog
-
-
-def _aware(moment: dt.datetime | str | None) -> dt.datetime | None:
-    """``min`` over ``coalesce`` loses the column's type: SQLite gives back text, PostgreSQL an
-    aware datetime."""
-    if moment is None:
-        return None
-    parsed = dt.datetime.fromisoformat(moment) if isinstance(moment, str) else moment
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 class WorkerBacklogsCollector:
