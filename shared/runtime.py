@@ -103,18 +103,20 @@ def duty_failed(duty: str) -> None:
     DUTY_FAILURES.labels(duty).inc()
 
 
-def run_duty(log: logging.Logger, done: str, job: Callable[[], int | dict[str, int]]) -> None:
+def run_duty(log: logging.Logger, done: str, job: Callable[[], int | dict[str, int] | None]) -> None:
     """One pass of a worker's duty; its counts are logged as ``done`` when anything happened.
 
     A duty that raises is logged and skipped: one failing (a partner is down, say) must never
     kill the worker or hold up its other duties. ``done`` also names the duty on ``/metrics``
-    (its last success, its failures).
+    (its last success, its failures). A job that returns None did not run (it was not due).
     """
     try:
         result = job()
     except Exception:  # noqa: BLE001 - a worker pass must never kill the worker
         log.exception("worker duty failed", extra={"duty": done})
         duty_failed(done)
+        return
+    if result is None:
         return
     duty_succeeded(done)
     counts = result if isinstance(result, dict) else {"count": result}

@@ -71,7 +71,7 @@ def worker(once: bool) -> None:
     log = logging.getLogger("hirfa.accounts.worker")
     uow_factory = context.uow_factory
     handlers = _handlers()
-    duties: list[tuple[str, Callable[[], int | dict[str, int]]]] = [
+    duties: list[tuple[str, Callable[[], int | dict[str, int] | None]]] = [
         ("pending funds released", lambda: release_due_holds(uow_factory)),
         ("parked money events posted", lambda: post_all_parked_events(uow_factory, handlers)),
         ("failed payouts' funds returned", lambda: return_waiting_payout_funds(uow_factory)),
@@ -105,7 +105,7 @@ def worker(once: bool) -> None:
 
 
 def _run_passes(
-    duties: list[tuple[str, Callable[[], int | dict[str, int]]]],
+    duties: list[tuple[str, Callable[[], int | dict[str, int] | None]]],
     stop: threading.Event,
     log: logging.Logger,
     *,
@@ -130,14 +130,17 @@ def _check_completeness(context: AccountsContext) -> dict[str, int]:
     )
 
 
-def _every(seconds: float, duty: Callable[[], int | dict[str, int]]) -> Callable[[], int | dict[str, int]]:
-    """``duty`` at most once every ``seconds`` (never when 0), however often the worker passes."""
+def _every(
+    seconds: float, duty: Callable[[], int | dict[str, int]]
+) -> Callable[[], int | dict[str, int] | None]:
+    """``duty`` at most once every ``seconds`` (never when 0), however often the worker passes; a
+    pass it is not due in is no run (None), so not its last success either."""
     due_at = 0.0
 
-    def when_due() -> int | dict[str, int]:
+    def when_due() -> int | dict[str, int] | None:
         nonlocal due_at
         if not seconds or time.monotonic() < due_at:
-            return 0
+            return None
         due_at = time.monotonic() + seconds  # a failing duty waits its interval too
         return duty()
 

@@ -237,6 +237,8 @@ def test_a_duty_records_its_last_success_and_counts_its_failures():
     run_duty(logging.getLogger("test"), duty, fail)
     assert sample("hirfa_worker_duty_failures_total", duty) == failures_before + 1
     assert sample("hirfa_worker_duty_last_success_timestamp_seconds", duty) is None
+    run_duty(logging.getLogger("test"), duty, lambda: None)  # not due this pass: it did not run
+    assert sample("hirfa_worker_duty_last_success_timestamp_seconds", duty) is None
 
     started = time.time()
     run_duty(logging.getLogger("test"), duty, lambda: 0)
