@@ -52,13 +52,16 @@ migrate: install
 	$(BIN)/hirfa payments db upgrade
 	$(BIN)/hirfa accounts db upgrade
 
+# Everything but the fault matrix, which has its own target (CI runs both): the slowest tests are
+# listed at the end, so a suite that creeps towards its time budget shows where.
 test: install browsers
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider --ignore=tests/faults --durations=15
 
 test-unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
-# The fault matrix alone (make test runs it too): see tests/README.md.
+# The fault matrix (see tests/README.md): one stack of the real processes on a PostgreSQL of its
+# own, faults injected mid-burst. CI runs it after make test.
 faults: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider tests/faults
 

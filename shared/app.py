@@ -8,24 +8,24 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urljoin
 
 import flask_smorest
 import orjson
-import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 import swagger_ui_bundle
 from flask import Flask, Response, current_app, g, has_request_context, jsonify, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from werkzeug.exceptions import HTTPException
 
 from shared.auth.principal import Principal
 from shared.auth.scopes import Role
+from shared.config import prometheus_multiprocess_directory
 from shared.context import ServiceContext
 from shared.errors import (
     PROBLEM_CONTENT_TYPE,
@@ -38,13 +38,12 @@ from shared.errors import (
     ValidationFailed,
     http_status_error,
 )
-from shared.events.broker import KafkaCluster, broker_reachable
-from shared.events.outbox import outbox_backlog
 from shared.i18n import DEFAULT_LANGUAGE, negotiate, normalize_language
 from shared.ids import new_id
 from shared.localized_errors import localize_problem
 from shared.logging import configure_logging, request_id_var
 from shared.openapi import OperationDocs, ProblemSchema, security_schemes
+from shared.probes import OutboxCollector, infrastructure_checks, readiness
 
 log = logging.getLogger(__name__)
 
@@ -305,9 +304,15 @@ def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[
         ["method", "endpoint"],
         registry=registry,
     )
-    registry.register(_OutboxBacklogCollector(context))
-    for collector in collectors:
-        registry.register(collector)
+    scraped = registry
+    if prometheus_multiprocess_directory():
+        # Several gunicorn workers: every worker's counters and histograms, added up from the
+        # files they write, rather than those of the one worker that took the scrape.
+        scraped = CollectorRegistry()
+        MultiProcessCollector(scraped)  # type: ignore[no-untyped-call]
+    # Read from the database at scrape time: the same whichever worker answers.
+    for collector in [OutboxCollector(context), *collectors]:
+        scraped.register(collector)
 
     @app.before_request
     def _start_request() -> None:
@@ -346,7 +351,7 @@ def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[
 
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(scraped), mimetype=CONTENT_TYPE_LATEST)
 
 
 def _guard_requests(
@@ -437,11 +442,7 @@ def _serve_health(app: Flask, context: ServiceContext, ready_checks: dict[str, C
     """``/healthz``: the process answers. ``/readyz``: the database, the broker and the service's own
     ``ready_checks`` answer too."""
     config = context.config
-    checks = {
-        "database": lambda: _database_ok(context),
-        "broker": lambda: broker_reachable(KafkaCluster.from_config(config)),
-        **ready_checks,
-    }
+    checks = {**infrastructure_checks(context), **ready_checks}
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -449,13 +450,7 @@ def _serve_health(app: Flask, context: ServiceContext, ready_checks: dict[str, C
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
-        results = {}
-        for name, check in checks.items():
-            try:
-                results[name] = "ok" if check() else "unavailable"
-            except Exception:  # noqa: BLE001 - a failing check means "not ready", not a 500
-                results[name] = "unavailable"
-        ready = all(value == "ok" for value in results.values())
+        ready, results = readiness(checks)
         body = {"status": "ready" if ready else "not_ready", "checks": results}
         return jsonify(body), 200 if ready else 503
 
@@ -471,28 +466,3 @@ def _serve_docs(app: Flask, title: str) -> None:
     @app.get("/docs/static/<path:filename>")
     def docs_static(filename: str) -> Response:
         return send_from_directory(static_dir, filename)
-
-
-def _database_ok(context: ServiceContext) -> bool:
-    with context.engine.connect() as connection:
-        connection.execute(sa.text("SELECT 1"))
-    return True
-
-
-class _OutboxBacklogCollector:
-    """Exposes the number of unpublished outbox rows at scrape time."""
-
-    def __init__(self, context: ServiceContext) -> None:
-        self.context = context
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        gauge = GaugeMetricFamily("hirfa_outbox_backlog", "Outbox events not yet published")
-        try:
-            with self.context.session_factory() as session:
-                gauge.add_metric([], outbox_backlog(session, self.context.models.outbox))
-        except Exception:  # noqa: BLE001 - a scrape must not fail because the DB is down
-            return
-        yield gauge
-
-    def describe(self) -> list[GaugeMetricFamily]:
-        return []

@@ -85,7 +85,7 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     "webhooks:manage": "Register, list and remove webhook endpoints; read and retry deliveries.",
     "reconciliation:read": "Read reconciliation runs, items and cases, and bank statements (a bank partner: its own bank's).",
     "reconciliation:operate": "Upload settlement files and statements; assign, annotate, resolve and write off cases.",
-    "payouts:write": "Ask for payouts on an artisan's behalf and set their payout schedule.",
+    "payouts:write": "Operators: ask for payouts on an artisan's behalf, set payout schedules; bank partners: read payouts.",
     "payouts:request": "An artisan: ask for a payout of their own available balance.",
     "ledger:read": "Read the ledger: journal entries, accounts, integrity, payout figures.",
     "ledger:operate": "Work the ledger: cases, adjustments (four-eyes), reserves, marketplace settings.",

@@ -30,8 +30,13 @@ from services.payments.service_layer.ownership import payment_not_found
 from services.payments.service_layer.representations import payment_snapshot
 from services.payments.service_layer.settings import PaymentSettings
 from shared.auth.flask import current_principal, require_scopes
-from shared.idempotency import HEADER as IDEMPOTENCY_HEADER
-from shared.idempotency import idempotent, idempotent_in_transaction, idempotent_when_keyed
+from shared.idempotency import (
+    idempotent,
+    idempotent_in_transaction,
+    idempotent_when_keyed,
+    requested_key,
+    requested_key_if_sent,
+)
 from shared.openapi import problems
 from shared.problem_codes import INVALID_SIGNATURE, MALFORMED_CALLBACK, UNSUPPORTED_CURRENCY
 
@@ -79,7 +84,7 @@ class Payments(MethodView):
             command,
             current_principal(),
             _settings(),
-            creation_key=request.headers.get(IDEMPOTENCY_HEADER),
+            creation_key=requested_key(),
         )
         # What PaymentSchema would dump, built directly (``payment_snapshot``): this is the hot path.
         return jsonify(payment_snapshot(payment)), 201, {"Location": f"/v1/payments/{payment.id}"}
@@ -165,7 +170,7 @@ def confirm(body, payment_id):
         command,
         current_principal(),
         _settings(),
-        confirmation_key=(request.headers.get(IDEMPOTENCY_HEADER) or "").strip() or None,
+        confirmation_key=requested_key_if_sent(),
     )
     return jsonify(payment_snapshot(payment))  # PaymentSchema's output, built directly
 
@@ -257,7 +262,7 @@ class Refunds(MethodView):
             refunds.CreateRefund(**body),
             current_principal(),
             _settings(),
-            creation_key=request.headers.get(IDEMPOTENCY_HEADER),
+            creation_key=requested_key(),
         )
         return refund, 201, {"Location": f"/v1/refunds/{refund.id}"}
 
