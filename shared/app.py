@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urljoin
 
 import flask_smorest
 import orjson
@@ -17,7 +18,6 @@ import sqlalchemy.exc as sa_exc
 import swagger_ui_bundle
 from flask import Flask, Response, current_app, g, has_request_context, jsonify, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
-from marshmallow import Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -42,6 +42,7 @@ from shared.i18n import DEFAULT_LANGUAGE, negotiate, normalize_language
 from shared.ids import new_id
 from shared.localized_errors import localize_problem
 from shared.logging import configure_logging, request_id_var
+from shared.openapi import OperationDocs, ProblemSchema, security_schemes
 from shared.probes import OutboxCollector, infrastructure_checks, readiness
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 DEFAULT_MAX_BODY_BYTES = 1 * 1024 * 1024
 # Multipart boundaries and part headers around an uploaded file.
 UPLOAD_FRAMING_BYTES = 64 * 1024
+# Onboarding's token endpoint, on the host that serves the signing keys (``jwks_url``).
+TOKEN_PATH = "/v1/oauth/token"
 
 
 # orjson writes what the standard library would (dates and dataclasses through Flask's own
@@ -102,17 +105,9 @@ def _refuse_unstorable_strings(value: Any) -> None:
 
 
 class ProblemApi(flask_smorest.Api):  # type: ignore[misc]  # flask-smorest ships no type hints
-    """flask-smorest whose errors are problem+json, documented as such."""
+    """flask-smorest whose errors are problem+json, documented as such (``shared.openapi``)."""
 
-    class ERROR_SCHEMA(Schema):  # noqa: N801 - flask-smorest's attribute name
-        type = fields.String()
-        title = fields.String()
-        status = fields.Integer()
-        detail = fields.String()
-        code = fields.String(metadata={"description": "Stable machine-readable error code."})
-        param = fields.String()
-        errors = fields.List(fields.Dict())
-        request_id = fields.String()
+    ERROR_SCHEMA = ProblemSchema
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         return problem_response(_from_http_exception(error))
@@ -247,11 +242,13 @@ def create_service_app(
     configure_logging(config.service_name, config.log_level, config.log_json)
     app = Flask(config.service_name)
     app.json = StrictJSONProvider(app)
-    app.config.update(_api_settings(title, max_body_bytes, upload_limits))
+    app.config.update(
+        _api_settings(title, max_body_bytes, upload_limits, urljoin(config.jwks_url, TOKEN_PATH))
+    )
     app.extensions["hirfa"] = context
     if artisan_language is not None:
         app.extensions[ARTISAN_LANGUAGE_EXTENSION] = artisan_language
-    api = ProblemApi(app)
+    api = ProblemApi(app, spec_kwargs={"extra_plugins": [OperationDocs(app)]})
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     # Observation first: a request the guards refuse still has its request id, metric and log line.
@@ -263,7 +260,9 @@ def create_service_app(
     return app
 
 
-def _api_settings(title: str, max_body_bytes: int, upload_limits: dict[str, int]) -> dict[str, Any]:
+def _api_settings(
+    title: str, max_body_bytes: int, upload_limits: dict[str, int], token_url: str
+) -> dict[str, Any]:
     """flask-smorest's OpenAPI settings, and Werkzeug's ceiling on request bodies."""
     return {
         "API_TITLE": title,
@@ -277,11 +276,14 @@ def _api_settings(title: str, max_body_bytes: int, upload_limits: dict[str, int]
             [max_body_bytes, *((limit + UPLOAD_FRAMING_BYTES) for limit in upload_limits.values())]
         ),
         "API_SPEC_OPTIONS": {
-            "info": {"description": f"{title}. Errors are application/problem+json (RFC 9457)."},
-            "components": {
-                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+            "info": {
+                "description": (
+                    f"{title}. Errors are application/problem+json (RFC 9457) with a stable `code`: "
+                    "each operation lists those it can answer; the whole catalogue is docs/errors.md."
+                )
             },
-            "security": [{"bearerAuth": []}],
+            # Each operation states its own security (``shared.openapi``): no default to inherit.
+            "components": {"securitySchemes": security_schemes(token_url)},
         },
     }
 
