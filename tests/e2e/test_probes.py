@@ -55,6 +55,14 @@ def probe(stack: Stack, process: str, path: str) -> requests.Response:
     return requests.get(f"{stack.probe_urls[process]}{path}", timeout=5)
 
 
+def answers(stack: Stack, process: str, path: str) -> bool:
+    """Whether ``process`` answers 200 on ``path``; a port not open yet (still starting) is no."""
+    try:
+        return probe(stack, process, path).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
 def register(stack: Stack) -> str:
     response = requests.post(
         f"{stack.urls['onboarding']}/v1/artisans",
@@ -76,9 +84,7 @@ def consumer_lag(stack: Stack) -> dict[str, float]:
 
 def test_each_process_shows_its_work_and_is_live_and_ready(stack):
     for name in PROCESSES:
-        wait_until(
-            lambda name=name: probe(stack, name, "/readyz").status_code == 200, 60, message=f"{name} ready"
-        )
+        wait_until(lambda name=name: answers(stack, name, "/readyz"), 60, message=f"{name} ready")
         assert probe(stack, name, "/healthz").json() == {"status": "ok", "process": name.replace("_", "-")}
     assert probe(stack, "onboarding_relay", "/readyz").json()["checks"] == {"database": "ok", "broker": "ok"}
     # A worker needs no broker: only its database is checked.
@@ -100,7 +106,7 @@ def test_each_process_shows_its_work_and_is_live_and_ready(stack):
             )
             >= 2
         ),
-        30,
+        60,
         message="the relay's published events",
     )
     relay = metrics(stack, "onboarding_relay")
@@ -110,7 +116,8 @@ def test_each_process_shows_its_work_and_is_live_and_ready(stack):
     # The payments consumer read them: each partition of onboarding.events it reads shows its lag, 0.
     lag = wait_until(
         lambda: (found := consumer_lag(stack)) and len(found) == 3 and not any(found.values()) and found,
-        30,
+        # The consumer's first group join takes a while on the embedded broker.
+        90,
         message="the consumer's lag on every partition",
     )
     assert sorted(lag) == ["0", "1", "2"]
