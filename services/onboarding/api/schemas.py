@@ -408,6 +408,16 @@ class NotificationSchema(Schema):
 NotificationPageSchema = page_schema(NotificationSchema)
 
 
+# -- personal data ----------------------------------------------------------------------------------
+
+
+class PersonalDataArgsSchema(Schema):
+    include = fields.String(
+        validate=validate.OneOf(["documents"]),
+        metadata={"description": "documents: the KYC documents themselves too (each download audited)."},
+    )
+
+
 # -- artisans signing in by phone ------------------------------------------------------------------
 
 DEVICE_ID_FIELD = dict(
