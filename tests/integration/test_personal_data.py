@@ -311,3 +311,18 @@ def test_a_service_that_does_not_answer_refuses_the_export_never_a_half_archive(
     # Nothing handed out, so nothing audited: no export, no document opened.
     actions = {action for action, _ in hirfa.audit_actions(artisan_id)}
     assert not actions & {"personal_data.exported", "document.downloaded"}
+
+
+def test_the_export_and_the_reads_behind_it_are_in_the_api_documents(onboarding, served):
+    import requests
+    from openapi_spec_validator import validate
+
+    documents = {
+        "onboarding": onboarding.get("/openapi.json").json,
+        **{name: requests.get(f"{app.url}/openapi.json", timeout=5).json() for name, app in served.items()},
+    }
+    for name, document in documents.items():
+        validate(document)
+        assert "/v1/artisans/{artisan_id}/personal-data" in document["paths"], name
+    export = documents["onboarding"]["paths"]["/v1/artisans/{artisan_id}/personal-data"]["get"]
+    assert "application/zip" in export["responses"]["200"]["content"]

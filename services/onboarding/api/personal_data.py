@@ -25,6 +25,7 @@ class PersonalData(MethodView):
     @blp.arguments(PersonalDataArgsSchema, location="query")
     @blp.response(
         200,
+        {"type": "string", "format": "binary"},
         description="A zip: manifest.json, onboarding/, payments/ and accounts/ (one JSON file per part).",
         content_type="application/zip",
     )
