@@ -5,6 +5,7 @@ read with the token onboarding mints itself), and who may have it."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
 import json
 import socket
@@ -12,13 +13,18 @@ import uuid
 import zipfile
 
 import pytest
+import sqlalchemy as sa
 
+from services.onboarding.adapters.orm import Artisan, ArtisanSignIn
+from services.onboarding.adapters.orm import OutboxMessage as OnboardingOutbox
 from services.onboarding.adapters.service_apis import HttpPersonalDataSource
 from services.onboarding.bootstrap import SERVICE_TOKEN_TTL_SECONDS
 from services.payments.adapters.gateways.fake import FakeGateway
 from services.payments.domain.gateway import GatewayRegistry, TokeniseRequest
+from services.payments.service_layer.projections import HANDLERS as PAYMENTS_HANDLERS
 from shared.auth.scopes import ROLE_SCOPES, Role
 from shared.auth.tokens import TokenIssuer
+from shared.runtime import make_event_consumer
 from tests.http_support import ServedApp
 from tests.integration.conftest import MARKETPLACE, OTHER_MARKETPLACE, add_payee
 from tests.ledger_support import LedgerDriver, payment_succeeded, registered, tier_changed
@@ -82,12 +88,13 @@ def tokens(issue_token):
 
 
 @pytest.fixture
-def hirfa(onboarding, payments_app, accounts_app, gateway, tokens):
+def hirfa(onboarding, payments_app, accounts_app, gateway, tokens, issue_token):
     """An artisan as the three services know them: registered with a document, paid once (the
     payment succeeded at the gateway), and the payment in their ledger."""
 
     class Hirfa:
         ledger = LedgerDriver(accounts_app)
+        token = staticmethod(issue_token)
 
         def register(self, **overrides) -> str:
             response = onboarding.post(
@@ -326,3 +333,161 @@ def test_the_export_and_the_reads_behind_it_are_in_the_api_documents(onboarding,
         assert "/v1/artisans/{artisan_id}/personal-data" in document["paths"], name
     export = documents["onboarding"]["paths"]["/v1/artisans/{artisan_id}/personal-data"]["get"]
     assert "application/zip" in export["responses"]["200"]["content"]
+
+
+# --- erasure requests: restricted until the anti-money-laundering duty ends ------------------------
+
+
+def outbox_events(app, event_type: str) -> list:
+    with app.extensions["hirfa"].session_factory() as session:
+        return list(
+            session.scalars(
+                sa.select(OnboardingOutbox)
+                .where(OnboardingOutbox.event_type == event_type)
+                .order_by(OnboardingOutbox.seq)
+            )
+        )
+
+
+def deliver_to_payments(onboarding_app, payments_app, event_type: str) -> list[bool]:
+    """Onboarding's ``event_type`` events, applied by payments' consumer as it runs (schema check,
+    inbox, handler): whether each was applied (a second delivery is not)."""
+    consumer = make_event_consumer(payments_app.extensions["hirfa"], PAYMENTS_HANDLERS, ["onboarding.events"])
+    return [
+        consumer.apply(consumer.decode(row.payload.encode(), row.key.encode()))
+        for row in outbox_events(onboarding_app, event_type)
+    ]
+
+
+def ask_erasure(onboarding, artisan_id: str, headers: dict, key: str | None = None):
+    return onboarding.post(
+        f"/v1/artisans/{artisan_id}/erasure-requests",
+        headers={**headers, "Idempotency-Key": key or str(uuid.uuid4())},
+    )
+
+
+def test_an_erasure_request_restricts_the_artisan_until_the_aml_duty_ends(
+    hirfa, tokens, onboarding, onboarding_app
+):
+    artisan_id = hirfa.artisan()
+    first = ask_erasure(onboarding, artisan_id, tokens.artisan(artisan_id), key="erase-me")
+
+    assert first.status_code == 201, first.json
+    request = first.json
+    assert request["status"] == "restricted" and request["requested_by"] == artisan_id
+    requested_at = dt.datetime.fromisoformat(request["requested_at"])
+    # The relationship ends with the request, and the duty ten years (the setting) after it.
+    assert request["relationship_ended_at"] == request["requested_at"]
+    assert dt.datetime.fromisoformat(request["retain_until"]) == requested_at.replace(
+        year=requested_at.year + 10
+    )
+    # The same key replays the answer; another key (or compliance) finds the same request.
+    replayed = ask_erasure(onboarding, artisan_id, tokens.artisan(artisan_id), key="erase-me")
+    assert replayed.status_code == 201 and replayed.headers["Idempotent-Replayed"] == "true"
+    again = ask_erasure(onboarding, artisan_id, tokens.compliance())
+    assert again.status_code == 200 and again.json["id"] == request["id"]
+
+    [event] = outbox_events(onboarding_app, "onboarding.artisan.processing_restricted")
+    assert json.loads(event.payload)["data"] == {
+        "artisan_id": artisan_id,
+        "erasure_request_id": request["id"],
+        "restricted_at": request["requested_at"].replace("Z", "+00:00"),
+        "retain_until": request["retain_until"].replace("Z", "+00:00"),
+    }
+    assert ("personal_data.erasure_requested", artisan_id) in hirfa.audit_actions(artisan_id)
+
+    # Shown to compliance (and the artisan themself) only.
+    assert onboarding.get(f"/v1/artisans/{artisan_id}", headers=tokens.marketplace()).status_code == 404
+    listed = onboarding.get("/v1/artisans", query_string={"limit": 100}, headers=tokens.marketplace()).json
+    assert artisan_id not in [artisan["id"] for artisan in listed["data"]]
+    operator = {"Authorization": "Bearer " + hirfa.token(Role.OPERATOR)}
+    assert onboarding.get(f"/v1/artisans/{artisan_id}", headers=operator).status_code == 404
+    seen = onboarding.get(f"/v1/artisans/{artisan_id}", headers=tokens.officer())
+    assert seen.status_code == 200 and seen.json["restricted_at"] == request["requested_at"]
+    assert onboarding.get(f"/v1/artisans/{artisan_id}", headers=tokens.artisan(artisan_id)).status_code == 200
+    listed = onboarding.get(f"/v1/artisans/{artisan_id}/erasure-requests", headers=tokens.compliance())
+    assert listed.json["data"] == [request]
+    # Registering the same person again is refused like any reuse of an identity.
+    with onboarding_app.extensions["hirfa"].session_factory() as session:
+        artisan = session.get(Artisan, artisan_id)
+        person = {"cin": artisan.cin, "phone": "0" + artisan.phone[4:], "date_of_birth": "1985-04-12"}
+    again = onboarding.post(
+        "/v1/artisans",
+        json=artisan_body(**person),
+        headers={**tokens.marketplace(), "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert again.status_code == 409 and again.json["code"] == "duplicate_identity"
+    # Their phone no longer signs in: no code is sent to it.
+    sign_in = onboarding.post("/v1/artisan-sessions", json={"phone": person["phone"]})
+    assert sign_in.status_code == 202
+    with onboarding_app.extensions["hirfa"].session_factory() as session:
+        assert (
+            session.scalar(sa.select(ArtisanSignIn.artisan_id).where(ArtisanSignIn.id == sign_in.json["id"]))
+            is None
+        )
+
+
+def test_payments_refuse_new_payments_to_a_restricted_artisan(
+    hirfa, tokens, onboarding, onboarding_app, payments_app
+):
+    artisan_id = hirfa.artisan()
+    payments = payments_app.test_client()
+
+    def create():
+        return payments.post(
+            "/v1/payments",
+            json={
+                "artisan_id": artisan_id,
+                "amount": 5_000,
+                "currency": "MAD",
+                "application_fee": 500,
+                "payment_method_type": "card",
+            },
+            headers={**tokens.marketplace(), "Idempotency-Key": str(uuid.uuid4())},
+        )
+
+    waiting = create()  # created before the request, confirmed after it
+    assert waiting.status_code == 201
+    assert ask_erasure(onboarding, artisan_id, tokens.officer()).status_code == 201
+    assert deliver_to_payments(onboarding_app, payments_app, "onboarding.artisan.processing_restricted") == [
+        True
+    ]
+    # Delivered again (a replay), it changes nothing.
+    assert deliver_to_payments(onboarding_app, payments_app, "onboarding.artisan.processing_restricted") == [
+        False
+    ]
+
+    refused = create()
+    assert refused.status_code == 409 and refused.json["code"] == "payee_restricted"
+    assert refused.json["param"] == "artisan_id"
+    confirmed = payments.post(
+        f"/v1/payments/{waiting.json['id']}/confirm",
+        json={"card_token": "tok_unused"},
+        headers=tokens.marketplace(),
+    )
+    assert confirmed.status_code == 409 and confirmed.json["code"] == "payee_restricted"
+    assert payments.get(f"/v1/payees/{artisan_id}", headers=tokens.marketplace()).status_code == 404
+    # Payments still holds what it held: the export shows the payee, restricted.
+    files = unzip(hirfa.export(artisan_id, tokens.officer()))
+    payee = part(files, "payments/payee.json")
+    assert payee["restricted_at"] is not None and payee["can_accept_payments"] is False
+    assert len(part(files, "payments/payments.json")) == 2
+
+
+def test_an_artisan_or_compliance_asks_for_erasure_nobody_else(hirfa, tokens, onboarding, issue_token):
+    artisan_id = hirfa.register()
+    someone_else = hirfa.register()
+
+    assert ask_erasure(onboarding, artisan_id, tokens.artisan(someone_else)).status_code == 404
+    for role in (Role.MARKETPLACE, Role.OPERATOR, Role.BANK_PARTNER):
+        refused = ask_erasure(onboarding, artisan_id, {"Authorization": "Bearer " + issue_token(role)})
+        assert refused.status_code == 403 and refused.json["code"] == "insufficient_scope", role
+    unkeyed = onboarding.post(
+        f"/v1/artisans/{artisan_id}/erasure-requests", headers=tokens.artisan(artisan_id)
+    )
+    assert unkeyed.status_code == 400 and unkeyed.json["code"] == "idempotency_key_missing"
+    assert onboarding.get(
+        f"/v1/artisans/{artisan_id}/erasure-requests", headers=tokens.compliance()
+    ).json == {"data": []}
+    # Nothing was restricted by the refused requests.
+    assert onboarding.get(f"/v1/artisans/{artisan_id}", headers=tokens.marketplace()).status_code == 200

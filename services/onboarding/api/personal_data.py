@@ -1,4 +1,5 @@
-"""An artisan's personal data (law 09-08): the export of everything Hirfa holds about them."""
+"""An artisan's personal data (law 09-08): the export of everything Hirfa holds about them, and
+their request to have it erased."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.onboarding.api.context import service_context
-from services.onboarding.api.schemas import PersonalDataArgsSchema
-from services.onboarding.service_layer import personal_data
+from services.onboarding.api.schemas import (
+    ErasureRequestListSchema,
+    ErasureRequestSchema,
+    PersonalDataArgsSchema,
+)
+from services.onboarding.service_layer import erasure, personal_data
 from shared.auth.flask import current_principal, require_any_scope
+from shared.idempotency import idempotent
 
 blp = Blueprint(
     "personal_data",
     __name__,
     url_prefix="/v1/artisans",
-    description="An artisan's personal data: the export of everything Hirfa holds about them.",
+    description="An artisan's personal data (law 09-08): its export, and erasure requests.",
 )
 
 
@@ -57,3 +63,42 @@ class PersonalData(MethodView):
                 "X-Content-Type-Options": "nosniff",
             },
         )
+
+
+@blp.route("/<string:artisan_id>/erasure-requests")
+class ErasureRequests(MethodView):
+    @require_any_scope("personal_data:manage", "self:write")
+    @idempotent
+    @blp.response(201, ErasureRequestSchema)
+    @blp.alt_response(200, schema=ErasureRequestSchema, description="Already requested: the request.")
+    @blp.doc(
+        parameters=[
+            {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}
+        ]
+    )
+    def post(self, artisan_id):
+        """Ask for the artisan's personal data to be erased (the artisan themself, or compliance).
+
+        What the anti-money-laundering law obliges Hirfa to keep (``ONBOARDING_AML_RETENTION_YEARS``
+        after the relationship ends: now) is restricted until then: the artisan can no longer sign
+        in, be paid (``payee_restricted``) or be seen by anyone but compliance; it is erased
+        afterwards. One request per artisan: asking again answers ``200`` with it.
+        """
+        context = service_context()
+        request, created = erasure.request_erasure(
+            context.uow_factory(),
+            artisan_id,
+            current_principal(),
+            retention_years=context.config.aml_retention_years,
+        )
+        return request, 201 if created else 200
+
+    @require_any_scope("personal_data:manage", "self:read")
+    @blp.response(200, ErasureRequestListSchema)
+    def get(self, artisan_id):
+        """The artisan's erasure request, if they made one (a list of at most one)."""
+        return {
+            "data": erasure.get_erasure_requests(
+                service_context().uow_factory(), artisan_id, current_principal()
+            )
+        }

@@ -62,8 +62,9 @@ class Payments(MethodView):
         """Create a payment for an order, to confirm with a card token or a wallet phone.
 
         Refused with nothing charged when the artisan is unknown to your marketplace or at KYC tier 0
-        (``payee_unknown``, ``payee_not_eligible``), or when it would take them above their tier's
-        cap (``tier_limit_exceeded``)."""
+        (``payee_unknown``, ``payee_not_eligible``), asked for their data to be erased
+        (``payee_restricted``), or when it would take them above their tier's cap
+        (``tier_limit_exceeded``)."""
         command = payment_actions.CreatePayment(**body)
         payment = payment_actions.create_payment(
             unit_of_work(),

@@ -33,14 +33,21 @@ def artisan_personal_data(uow: UnitOfWork, artisan_id: str) -> dict[str, Any]:
             .where(PayeeMarketplace.artisan_id == artisan_id)
             .order_by(PayeeMarketplace.marketplace_id)
         ).all()
+        # Every payment is made by a marketplace the artisan is registered with: by marketplace and
+        # artisan, the payments are ranges of an index, and their refunds and disputes follow them.
+        theirs = sa.select(Payment.id).where(
+            Payment.marketplace_id.in_(marketplaces), Payment.artisan_id == artisan_id
+        )
         payments = session.scalars(
-            sa.select(Payment).where(Payment.artisan_id == artisan_id).order_by(Payment.id)
+            sa.select(Payment)
+            .where(Payment.marketplace_id.in_(marketplaces), Payment.artisan_id == artisan_id)
+            .order_by(Payment.id)
         ).all()
         refunds = session.scalars(
-            sa.select(Refund).where(Refund.artisan_id == artisan_id).order_by(Refund.id)
+            sa.select(Refund).where(Refund.payment_id.in_(theirs)).order_by(Refund.id)
         ).all()
         disputes = session.scalars(
-            sa.select(Dispute).where(Dispute.artisan_id == artisan_id).order_by(Dispute.id)
+            sa.select(Dispute).where(Dispute.payment_id.in_(theirs)).order_by(Dispute.id)
         ).all()
         return {
             "object": "personal_data",
@@ -52,7 +59,9 @@ def artisan_personal_data(uow: UnitOfWork, artisan_id: str) -> dict[str, Any]:
                 "kyc_tier": payee.kyc_tier,
                 "tier_cap": {"amount": payee.tier_cap_amount, "currency": payee.currency},
                 "kyc_status": payee.kyc_status,
-                "can_accept_payments": can_be_paid(payee.kyc_tier, payee.kyc_status),
+                "can_accept_payments": can_be_paid(payee.kyc_tier, payee.kyc_status)
+                and payee.restricted_at is None,
+                "restricted_at": None if payee.restricted_at is None else payee.restricted_at.isoformat(),
                 "payout_eligible": payee.payout_eligible,
                 "updated_at": payee.updated_at.isoformat(),
             },

@@ -1,0 +1,31 @@
+"""Personal data under law 09-08: how long an artisan's erased-on-request data must still be kept.
+
+Morocco's anti-money-laundering law (43-05) obliges Hirfa to keep a customer's identity, KYC file
+and transactions for years after the business relationship ends (ten by default: the setting
+``AML_RETENTION_YEARS``). An erasure request cannot override that duty: until it ends, the data is
+restricted (kept, no longer processed, shown to compliance only), and it is erased afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+ERASURE_RESTRICTED = "restricted"
+ERASURE_DONE = "erased"
+
+
+def retention_ends(relationship_ended_at: dt.datetime, years: int) -> dt.datetime:
+    """When the retention duty of a relationship that ended at ``relationship_ended_at`` ends:
+    ``years`` later, to the day (a 29 February ends on the 1st of March of a common year)."""
+    if years < 0:
+        raise ValueError("a retention period is not negative")
+    year = relationship_ended_at.year + years
+    try:
+        return relationship_ended_at.replace(year=year)
+    except ValueError:  # 29 February, and the year it ends in is common
+        return relationship_ended_at.replace(year=year, month=3, day=1)
+
+
+def retention_over(retain_until: dt.datetime, now: dt.datetime) -> bool:
+    """Whether data kept until ``retain_until`` may be erased at ``now``."""
+    return now >= retain_until
