@@ -34,6 +34,7 @@ ALL_ONBOARDING_TYPES = {
     "onboarding.bank_account.linked",
     "onboarding.bank_account.default_changed",
     "onboarding.artisan.processing_restricted",
+    "onboarding.artisan.erased",
 }
 
 

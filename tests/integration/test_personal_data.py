@@ -15,19 +15,29 @@ import zipfile
 import pytest
 import sqlalchemy as sa
 
-from services.onboarding.adapters.orm import Artisan, ArtisanSignIn
+from services.onboarding.adapters.orm import Artisan, ArtisanSignIn, BankAccount, KycDocument
 from services.onboarding.adapters.orm import OutboxMessage as OnboardingOutbox
 from services.onboarding.adapters.service_apis import HttpPersonalDataSource
 from services.onboarding.bootstrap import SERVICE_TOKEN_TTL_SECONDS
+from services.onboarding.service_layer.documents import associated_data
+from services.onboarding.service_layer.erasure import erase_due_artisans
 from services.payments.adapters.gateways.fake import FakeGateway
 from services.payments.domain.gateway import GatewayRegistry, TokeniseRequest
 from services.payments.service_layer.projections import HANDLERS as PAYMENTS_HANDLERS
 from shared.auth.scopes import ROLE_SCOPES, Role
 from shared.auth.tokens import TokenIssuer
+from shared.crypto import DecryptionError, SealedBlob
 from shared.runtime import make_event_consumer
 from tests.http_support import ServedApp
 from tests.integration.conftest import MARKETPLACE, OTHER_MARKETPLACE, add_payee
-from tests.ledger_support import LedgerDriver, payment_succeeded, registered, tier_changed
+from tests.ledger_support import (
+    RIB,
+    LedgerDriver,
+    bank_account_linked,
+    payment_succeeded,
+    registered,
+    tier_changed,
+)
 from tests.support import artisan_body
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00" + b"a scan of an identity card " * 20
@@ -491,3 +501,102 @@ def test_an_artisan_or_compliance_asks_for_erasure_nobody_else(hirfa, tokens, on
     ).json == {"data": []}
     # Nothing was restricted by the refused requests.
     assert onboarding.get(f"/v1/artisans/{artisan_id}", headers=tokens.marketplace()).status_code == 200
+
+
+# --- the erasure job: once the duty is over ---------------------------------------------------------
+
+
+def applied_by(consumer, onboarding_app, event_type: str) -> list[bool]:
+    return [
+        consumer.apply(consumer.decode(row.payload.encode(), row.key.encode()))
+        for row in outbox_events(onboarding_app, event_type)
+    ]
+
+
+def test_the_erasure_job_pseudonymises_every_service_shreds_the_documents_and_the_books_still_balance(
+    hirfa, tokens, onboarding, onboarding_app, payments_app, accounts_app, issue_token
+):
+    artisan_id = hirfa.artisan()
+    document_id = hirfa.upload(artisan_id)
+    context = onboarding_app.extensions["hirfa"]
+    with context.uow_factory() as uow:
+        uow.session.add(
+            BankAccount(
+                id="ba_01JD8Z6W5Q0T2C7S9K3M4N5P6R",
+                artisan_id=artisan_id,
+                mode="link",
+                status="linked",
+                bank_code=RIB[:3],
+                rib=RIB,
+                iban="MA64" + RIB,
+                holder_name="Fatima Zahra El Idrissi",
+                is_default=True,
+                created_by=MARKETPLACE,
+            )
+        )
+        uow.commit()
+    hirfa.ledger.deliver(bank_account_linked(artisan_id, bank_account_id="ba_01JD8Z6W5Q0T2C7S9K3M4N5P6R"))
+    request = ask_erasure(onboarding, artisan_id, tokens.officer()).json
+    deliver_to_payments(onboarding_app, payments_app, "onboarding.artisan.processing_restricted")
+    retain_until = dt.datetime.fromisoformat(request["retain_until"])
+
+    # Not before the duty is over: a day before, nothing is erased.
+    assert erase_due_artisans(context.uow_factory, now=retain_until - dt.timedelta(days=1)) == 0
+    assert outbox_events(onboarding_app, "onboarding.artisan.erased") == []
+    assert erase_due_artisans(context.uow_factory, now=retain_until) == 1
+    assert erase_due_artisans(context.uow_factory, now=retain_until + dt.timedelta(days=1)) == 0
+
+    # Onboarding: the person is gone from every row, the documents crypto-shredded.
+    with context.session_factory() as session:
+        artisan = session.get(Artisan, artisan_id)
+        assert (artisan.full_name, artisan.date_of_birth) == ("Erased artisan", dt.date(1900, 1, 1))
+        assert artisan.cin == artisan.phone == "ERASED" + artisan_id[-14:]
+        account = session.get(BankAccount, "ba_01JD8Z6W5Q0T2C7S9K3M4N5P6R")
+        assert (account.rib, account.iban, account.holder_name) == (None, None, "Erased artisan")
+        documents = session.scalars(sa.select(KycDocument).where(KycDocument.artisan_id == artisan_id)).all()
+        assert len(documents) == 2
+        for document in documents:
+            assert document.shredded_at is not None
+            assert (document.wrapped_key, document.nonce, document.ciphertext) == (b"", b"", b"")
+            with pytest.raises(DecryptionError):  # no data key is left to unwrap, whatever the master keys
+                context.cipher.decrypt(
+                    SealedBlob(document.key_id, document.wrapped_key, document.nonce, document.ciphertext),
+                    associated_data(document.id, artisan_id, document.kind),
+                )
+    gone = onboarding.get(
+        f"/v1/artisans/{artisan_id}/documents/{document_id}/content", headers=tokens.officer()
+    )
+    assert gone.status_code == 410 and gone.json["code"] == "document_shredded"
+    assert ("personal_data.erased", "system") in hirfa.audit_actions(artisan_id)
+    listed = onboarding.get(f"/v1/artisans/{artisan_id}/erasure-requests", headers=tokens.compliance()).json
+    assert listed["data"][0]["status"] == "erased" and listed["data"][0]["erased_at"] is not None
+
+    # Payments and accounts erase theirs when the event reaches them (once).
+    payments_consumer = make_event_consumer(
+        payments_app.extensions["hirfa"], PAYMENTS_HANDLERS, ["onboarding.events"]
+    )
+    assert applied_by(payments_consumer, onboarding_app, "onboarding.artisan.erased") == [True]
+    assert applied_by(hirfa.ledger.consumer, onboarding_app, "onboarding.artisan.erased") == [True]
+    assert applied_by(hirfa.ledger.consumer, onboarding_app, "onboarding.artisan.erased") == [False]
+    # A replay of the bank account's news brings no RIB back.
+    assert hirfa.ledger.deliver(
+        bank_account_linked(artisan_id, bank_account_id="ba_01JD8Z6W5Q0T2C7S9K3M4N5P6S")
+    )
+
+    files = unzip(hirfa.export(artisan_id, tokens.officer(), include="documents"))
+    profile = part(files, "onboarding/profile.json")
+    assert profile["full_name"] == "Erased artisan" and profile["cin"].startswith("ERASED")
+    assert not any(name.startswith("onboarding/documents/") for name in files)
+    everything = b"".join(files.values())
+    for trace in (b"Fatima Zahra", RIB.encode(), b"Tajine", JPEG[:40]):
+        assert trace not in everything, trace
+    [payment] = part(files, "payments/payments.json")
+    assert payment["description"] is None and payment["status"] == "succeeded"
+    assert part(files, "accounts/payout_destinations.json") == []
+    # The ledger keeps the amounts under the artisan id, and the books still balance.
+    ledger = {account["account"]: account for account in part(files, "accounts/ledger_accounts.json")}
+    assert ledger["pending"]["balance"] == {"amount": 13_500, "currency": "MAD"}
+    integrity = accounts_app.test_client().get(
+        "/v1/ledger/integrity", headers={"Authorization": "Bearer " + issue_token(Role.OPERATOR)}
+    )
+    assert integrity.status_code == 200 and integrity.json["differences"] == [], integrity.json

@@ -1,9 +1,14 @@
-"""What accounts holds about one artisan, for onboarding's personal-data export (law 09-08).
+"""An artisan's personal data in accounts (law 09-08): their part of the export, and its erasure.
 
 Accounts' part of the archive: the artisan's ledger accounts and their statement (every line,
 oldest first, with the running balance, as ``/transactions`` shows it), their payouts, the bank
 accounts payouts may go to, their payout schedule and the income statements issued to them. Only a
 token onboarding minted for itself (scope ``personal_data:collect``) reads it.
+
+Once the anti-money-laundering duty to keep them is over, ``onboarding.artisan.erased`` erases the
+bank details (payout accounts, the RIB and holder name copied on each payout), the payout schedule
+and the income statements issued. The ledger is not touched: its entries are immutable, name no
+one but the artisan id, and keep their amounts under it, so the books still balance.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from services.accounts.adapters.orm import (
+    ArtisanLimits,
     IssuedStatement,
     JournalEntry,
     JournalLine,
@@ -24,6 +30,12 @@ from services.accounts.adapters.orm import (
 )
 from services.accounts.domain.ledger import shown_balance
 from shared.db import UnitOfWork
+from shared.events import Event, parse_time
+
+# What a payout's copy of the destination says once its artisan is erased: a RIB of zeros (it is
+# a 24-digit column, and the ledger's descriptions already name only its last four digits).
+ERASED_RIB = "0" * 24
+ERASED_HOLDER = "Erased artisan"
 
 
 def _money(amount: int, currency: str) -> dict[str, Any]:
@@ -158,3 +170,27 @@ def _payout(payout: Payout) -> dict[str, Any]:
         "paid_at": _time(payout.paid_at),
         "failed_at": _time(payout.failed_at),
     }
+
+
+def on_artisan_erased(uow: UnitOfWork, event: Event) -> None:
+    """Erase the artisan's bank details, payout schedule and issued income statements (their
+    verification codes find nothing from now on); the ledger keeps its amounts under the id."""
+    session = uow.session
+    artisan_id = event.data["artisan_id"]
+    session.execute(sa.delete(PayoutDestination).where(PayoutDestination.artisan_id == artisan_id))
+    session.execute(sa.delete(PayoutSchedule).where(PayoutSchedule.artisan_id == artisan_id))
+    session.execute(sa.delete(IssuedStatement).where(IssuedStatement.artisan_id == artisan_id))
+    session.execute(
+        sa.update(Payout)
+        .where(Payout.artisan_id == artisan_id)
+        .values(rib=ERASED_RIB, holder_name=ERASED_HOLDER, description=None)
+        .execution_options(synchronize_session=False)
+    )
+    limits = session.get(ArtisanLimits, artisan_id)
+    if limits is not None and limits.erased_at is None:
+        limits.erased_at = parse_time(event.data["erased_at"])
+
+
+def is_erased(uow: UnitOfWork, artisan_id: str) -> bool:
+    limits = uow.session.get(ArtisanLimits, artisan_id)
+    return limits is not None and limits.erased_at is not None

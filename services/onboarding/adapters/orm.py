@@ -122,6 +122,9 @@ class KycDocument(Base):
     wrapped_key: Mapped[bytes] = mapped_column(sa.LargeBinary)
     nonce: Mapped[bytes] = mapped_column(sa.LargeBinary)
     ciphertext: Mapped[bytes] = deferred(mapped_column(sa.LargeBinary))
+    # Crypto-shredded when the artisan's data was erased: its data key destroyed (and the
+    # ciphertext, of no use without it, dropped). Nothing can decrypt it any more.
+    shredded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

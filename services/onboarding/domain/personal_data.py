@@ -29,3 +29,18 @@ def retention_ends(relationship_ended_at: dt.datetime, years: int) -> dt.datetim
 def retention_over(retain_until: dt.datetime, now: dt.datetime) -> bool:
     """Whether data kept until ``retain_until`` may be erased at ``now``."""
     return now >= retain_until
+
+
+# What an erased artisan's identity becomes. The artisan id itself stays: it is a random
+# identifier that names no one once nothing ties it to a person, and the ledger's books, immutable,
+# keep their amounts under it (the pseudonymous id).
+ERASED_NAME = "Erased artisan"
+# A date of birth nobody registered has (they are adults born after 1900): the column keeps its
+# type, the value says nothing.
+ERASED_DATE_OF_BIRTH = dt.date(1900, 1, 1)
+
+
+def pseudonym(artisan_id: str) -> str:
+    """What replaces an erased artisan's CIN and phone: unique like them (both columns are), at most
+    20 characters, made from the id alone so it says nothing the id does not."""
+    return "ERASED" + artisan_id[-14:]

@@ -104,6 +104,12 @@ class DocumentUnreadable(HirfaError):
     title = "The document could not be decrypted"
 
 
+class DocumentShredded(HirfaError):
+    code = "document_shredded"
+    status = 410
+    title = "The document was erased"
+
+
 def download_document(
     uow: UnitOfWork, artisan_id: str, document_id: str, principal: Principal, *, cipher: EnvelopeCipher
 ) -> tuple[KycDocument, bytes]:
@@ -118,6 +124,10 @@ def download_document(
         )
         if document is None:
             raise NotFound(f"No document {document_id!r} for artisan {artisan_id!r}.", param="document_id")
+        if document.shredded_at is not None:
+            raise DocumentShredded(
+                "This document was crypto-shredded when the artisan's data was erased.", param="document_id"
+            )
         plaintext = open_audited(session, document, principal.client_id, cipher=cipher)
         uow.commit()
         return document, plaintext
@@ -150,7 +160,8 @@ def rewrap_all_documents(uow_factory, cipher: EnvelopeCipher, batch_size: int = 
         with uow_factory() as uow:
             rows = uow.session.scalars(
                 sa.select(KycDocument)
-                .where(KycDocument.key_id != active)
+                # A shredded document has no data key left to re-wrap.
+                .where(KycDocument.key_id != active, KycDocument.shredded_at.is_(None))
                 .order_by(KycDocument.id)
                 .limit(batch_size)
             ).all()

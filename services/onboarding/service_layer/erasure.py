@@ -4,22 +4,52 @@ What the anti-money-laundering law obliges Hirfa to keep cannot be erased at onc
 recorded, and the artisan restricted in the same transaction (no longer processed: no sign-in, no
 new payment, no notification, no rescreening, no KYC decision; shown to compliance only), which
 leaves through the outbox as ``onboarding.artisan.processing_restricted`` for payments (which
-refuses new payments to them) and accounts. Once the duty ends, the erasure job erases it.
+refuses new payments to them) and accounts. Once the duty ends, the erasure job
+(``erase_due_artisans``, on the onboarding worker) erases it: onboarding's copy pseudonymised, the
+KYC documents crypto-shredded, and ``onboarding.artisan.erased`` for the other services.
+
+What stays: the artisan id (a random identifier that names no one once nothing else ties it to a
+person: the pseudonym under which the ledger keeps its amounts, so the books still balance), the
+KYC audit log (append-only: the database refuses to change it) and figures without a person
+behind them (tiers, dates, statuses, region and craft).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from services.onboarding.adapters import artisans
 from services.onboarding.adapters.artisan_sessions import revoke_all_sessions
-from services.onboarding.adapters.orm import ErasureRequest, Notification
+from services.onboarding.adapters.orm import (
+    ArtisanDevice,
+    ArtisanRefreshToken,
+    ArtisanSignIn,
+    BankAccount,
+    ErasureRequest,
+    KycDocument,
+    KycReview,
+    KycTierChange,
+    Notification,
+    PhoneVerification,
+    ScreeningResult,
+    SignInLockout,
+)
 from services.onboarding.domain.notifications import FAILED, QUEUED
-from services.onboarding.domain.personal_data import ERASURE_RESTRICTED, retention_ends
+from services.onboarding.domain.personal_data import (
+    ERASED_DATE_OF_BIRTH,
+    ERASED_NAME,
+    ERASURE_DONE,
+    ERASURE_RESTRICTED,
+    pseudonym,
+    retention_ends,
+    retention_over,
+)
 from services.onboarding.service_layer.artisans import find_visible_artisan
-from services.onboarding.service_layer.kyc import audit, close_open_reviews
+from services.onboarding.service_layer.kyc import SYSTEM_ACTOR, audit, close_open_reviews
 from shared.auth import Principal
 from shared.db import UnitOfWork, utcnow
 from shared.events import make_event
@@ -92,3 +122,101 @@ def get_erasure_requests(uow: UnitOfWork, artisan_id: str, principal: Principal)
         artisan = find_visible_artisan(uow.session, artisan_id, principal)
         request = erasure_request_of(uow.session, artisan.id)
         return [] if request is None else [request]
+
+
+# --- the erasure job: once the retention duty is over ---------------------------------------------
+
+
+def erase_due_artisans(
+    uow_factory: Callable[[], UnitOfWork], *, now: dt.datetime | None = None, batch_size: int = 50
+) -> int:
+    """Erase the artisans whose retention duty is over (``retain_until`` passed); how many.
+
+    Each in its own transaction, its request locked (``SKIP LOCKED``: two workers never erase the
+    same artisan): onboarding's copy of their personal data pseudonymised, their KYC documents
+    crypto-shredded, and ``onboarding.artisan.erased`` written to the outbox, for payments and
+    accounts to pseudonymise theirs. Safe to run again: an erased request is not due any more.
+    """
+    now = now or utcnow()
+    erased = 0
+    while erased < batch_size:
+        with uow_factory() as uow:
+            request = uow.session.scalar(
+                sa.select(ErasureRequest)
+                .where(ErasureRequest.status == ERASURE_RESTRICTED, ErasureRequest.retain_until <= now)
+                .order_by(ErasureRequest.retain_until, ErasureRequest.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if request is None or not retention_over(request.retain_until, now):
+                return erased
+            _erase(uow, request, now)
+            uow.commit()
+        erased += 1
+    return erased
+
+
+def _erase(uow: UnitOfWork, request: ErasureRequest, now: dt.datetime) -> None:
+    session = uow.session
+    artisan = artisans.locked(session, request.artisan_id)
+    assert artisan is not None  # the request's foreign key
+    alias = pseudonym(artisan.id)
+    former_phone = artisan.phone
+    artisan.full_name = ERASED_NAME
+    artisan.cin = alias
+    artisan.phone = alias
+    artisan.date_of_birth = ERASED_DATE_OF_BIRTH
+    artisan.artisan_card_number = None
+    artisan.cooperative_ice = None
+    artisan.warnings = []
+    artisan.updated_at = now
+    of_artisan = {"artisan_id": artisan.id}
+    session.execute(sa.update(PhoneVerification).filter_by(**of_artisan).values(phone=alias))
+    session.execute(
+        sa.update(ArtisanSignIn).filter_by(**of_artisan).values(phone=alias, client_ip=None, device_id=None)
+    )
+    session.execute(sa.delete(SignInLockout).where(SignInLockout.phone == former_phone))
+    session.execute(sa.delete(ArtisanRefreshToken).filter_by(**of_artisan))
+    session.execute(sa.delete(ArtisanDevice).filter_by(**of_artisan))
+    session.execute(
+        sa.update(ScreeningResult).filter_by(**of_artisan).values(screened_name=ERASED_NAME, matches=[])
+    )
+    # Officers' notes and a case's details (screening matches, a claimed RIB) are about the person.
+    session.execute(sa.update(KycReview).filter_by(**of_artisan).values(details={}, note=None))
+    session.execute(sa.update(KycTierChange).filter_by(**of_artisan).values(note=None))
+    session.execute(
+        sa.update(BankAccount)
+        .filter_by(**of_artisan)
+        .values(rib=None, iban=None, holder_name=ERASED_NAME, updated_at=now)
+    )
+    session.execute(sa.update(Notification).filter_by(**of_artisan).values(text="", updated_at=now))
+    shredded = shred_documents(session, artisan.id, now)
+    request.status = ERASURE_DONE
+    request.erased_at = now
+    audit(
+        session,
+        artisan.id,
+        "personal_data.erased",
+        SYSTEM_ACTOR,
+        subject_id=request.id,
+        note=f"{shredded} document(s) crypto-shredded",
+    )
+    uow.add_event(
+        make_event(
+            "onboarding.artisan.erased",
+            subject=artisan.id,
+            data={"artisan_id": artisan.id, "erasure_request_id": request.id, "erased_at": now.isoformat()},
+        )
+    )
+
+
+def shred_documents(session: Session, artisan_id: str, now: dt.datetime) -> int:
+    """Crypto-shred the artisan's KYC documents: each one's data key (kept only wrapped, beside its
+    ciphertext) is destroyed, so nothing, not even the master keys, can decrypt the document again;
+    the ciphertext, of no use without it, goes too. How many were shredded."""
+    result = session.execute(
+        sa.update(KycDocument)
+        .where(KycDocument.artisan_id == artisan_id, KycDocument.shredded_at.is_(None))
+        .values(wrapped_key=b"", nonce=b"", ciphertext=b"", sha256="", shredded_at=now)
+    )
+    return int(result.rowcount or 0)

@@ -204,7 +204,7 @@ def _onboarding_parts(session: Session, artisan: Artisan) -> dict[str, Any]:
         },
         "documents": [
             _columns(document, "id", "kind", "content_type", "size_bytes", "sha256", "status", "submitted_by")
-            | {"created_at": document.created_at}
+            | {"created_at": document.created_at, "shredded_at": document.shredded_at}
             for document in _documents(session, artisan_id)
         ],
         "bank_accounts": [
@@ -256,7 +256,8 @@ def _onboarding_parts(session: Session, artisan: Artisan) -> dict[str, Any]:
 def _documents(session: Session, artisan_id: str, *, with_content: bool = False) -> list[KycDocument]:
     query = sa.select(KycDocument).where(KycDocument.artisan_id == artisan_id).order_by(KycDocument.id)
     if with_content:
-        query = query.options(undefer(KycDocument.ciphertext))
+        # A shredded document (an erased artisan's) has nothing left to give.
+        query = query.where(KycDocument.shredded_at.is_(None)).options(undefer(KycDocument.ciphertext))
     return list(session.scalars(query))
 
 

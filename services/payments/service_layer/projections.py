@@ -13,6 +13,7 @@ from typing import Any
 
 from services.payments.adapters.orm import Payee, PayeeMarketplace
 from services.payments.adapters.repositories import payees, payments
+from services.payments.service_layer.personal_data import on_artisan_erased
 from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.errors import NotFound
@@ -145,6 +146,7 @@ HANDLERS = {
     "onboarding.artisan.kyc_rejected": on_kyc_rejected,
     "onboarding.bank_account.linked": on_bank_account_linked,
     "onboarding.artisan.processing_restricted": on_processing_restricted,
+    "onboarding.artisan.erased": on_artisan_erased,
     "accounts.ledger.entry_posted": on_ledger_entry_posted,
 }
 
