@@ -352,27 +352,34 @@ def worker(once: bool, interval: float) -> None:
     """Background duties: submit account openings the bank never accepted, poll unanswered ones;
     send the notifications that are due (first tries and retries); erase the artisans whose
     anti-money-laundering retention duty is over (after their erasure request)."""
+    import contextlib
     import datetime as dt
     import logging
 
-    from shared.runtime import run_duty, stop_on_signals
+    from shared.runtime import run_duty, serving_probes, stop_on_signals
 
     context = bootstrap()
     stop = stop_on_signals()
     log = logging.getLogger("hirfa.onboarding.worker")
     poll_after = dt.timedelta(seconds=context.config.bank_opening_poll_after_seconds)
-    while True:
-        try:
-            result = sync_openings(context.uow_factory, context.bank_accounts, poll_after=poll_after)
-            if any(result.values()):
-                log.info("account openings synced", extra=result)
-        except Exception:  # noqa: BLE001 - a worker pass must never kill the worker
-            log.exception("worker pass failed")
-        run_duty(
-            log,
-            "notifications sent",
-            lambda: send_due_notifications(context.uow_factory, context.sms, context.notifications),
-        )
-        run_duty(log, "artisans erased", lambda: erase_due_artisans(context.uow_factory))
-        if once or stop.wait(interval):
-            return
+    with (
+        contextlib.nullcontext(None)
+        if once
+        else serving_probes(context, "onboarding-worker", broker=False, idle_seconds=interval)
+    ) as heartbeat:
+        while True:
+            if heartbeat is not None:
+                heartbeat.beat()
+            run_duty(
+                log,
+                "account openings synced",
+                lambda: sync_openings(context.uow_factory, context.bank_accounts, poll_after=poll_after),
+            )
+            run_duty(
+                log,
+                "notifications sent",
+                lambda: send_due_notifications(context.uow_factory, context.sms, context.notifications),
+            )
+            run_duty(log, "artisans erased", lambda: erase_due_artisans(context.uow_factory))
+            if once or stop.wait(interval):
+                return

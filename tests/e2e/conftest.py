@@ -33,3 +33,33 @@ def stack(databases, tmp_path_factory):
     finally:
         codes = stack.stop_all()
         print({name: stack.log(name)[-2000:] for name in codes if codes[name] not in (0, None, -15)})
+
+
+# What a failed e2e test shows besides its assertion: each process's last warnings and errors,
+# without the client library's reconnection chatter, so a failure in CI can be read from its log.
+NOISE = (
+    "Connection failed",
+    "Connection lost",
+    "ECONNREFUSED",
+    "Bootstrap",
+    "No node available",
+    "Metadata refresh",
+)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    stack = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
+    if not report.failed or not isinstance(stack, Stack):
+        return
+    for name in sorted(stack.commands):
+        lines = [
+            line
+            for line in stack.log(name).splitlines()
+            if ('"level": "warning"' in line or '"level": "error"' in line)
+            and not any(n in line for n in NOISE)
+        ]
+        if lines:
+            report.sections.append((f"{name} warnings and errors (last 25)", "\n".join(lines[-25:])))

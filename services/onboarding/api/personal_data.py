@@ -7,6 +7,7 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.onboarding import problems as codes
 from services.onboarding.api.context import service_context
 from services.onboarding.api.schemas import (
     ErasureRequestListSchema,
@@ -16,6 +17,7 @@ from services.onboarding.api.schemas import (
 from services.onboarding.service_layer import erasure, personal_data
 from shared.auth.flask import current_principal, require_any_scope
 from shared.idempotency import idempotent
+from shared.openapi import problems
 
 blp = Blueprint(
     "personal_data",
@@ -34,7 +36,9 @@ class PersonalData(MethodView):
         {"type": "string", "format": "binary"},
         description="A zip: manifest.json, onboarding/, payments/ and accounts/ (one JSON file per part).",
         content_type="application/zip",
+        example="PK\u0003\u0004… (manifest.json, onboarding/profile.json, payments/payments.json, …)",
     )
+    @problems(codes.PERSONAL_DATA_UNAVAILABLE)
     def get(self, args, artisan_id):
         """Everything Hirfa holds about an artisan, across the three services, as one archive.
 
@@ -96,7 +100,10 @@ class ErasureRequests(MethodView):
     @require_any_scope("personal_data:manage", "self:read")
     @blp.response(200, ErasureRequestListSchema)
     def get(self, artisan_id):
-        """The artisan's erasure request, if they made one (a list of at most one)."""
+        """The artisan's erasure request, if they made one.
+
+        A list of at most one: where it stands (``restricted`` until ``retain_until``, then
+        ``erased``). The artisan themself, or compliance."""
         return {
             "data": erasure.get_erasure_requests(
                 service_context().uow_factory(), artisan_id, current_principal()
