@@ -17,6 +17,7 @@ behind them (tiers, dates, statuses, region and craft).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -34,6 +35,7 @@ from services.onboarding.adapters.orm import (
     KycReview,
     KycTierChange,
     Notification,
+    OutboxMessage,
     PhoneVerification,
     ScreeningResult,
     SignInLockout,
@@ -53,6 +55,7 @@ from services.onboarding.service_layer.kyc import SYSTEM_ACTOR, audit, close_ope
 from shared.auth import Principal
 from shared.db import UnitOfWork, utcnow
 from shared.events import make_event
+from shared.events.schemas import validate_event
 from shared.ids import new_id
 
 
@@ -191,6 +194,7 @@ def _erase(uow: UnitOfWork, request: ErasureRequest, now: dt.datetime) -> None:
     )
     session.execute(sa.update(Notification).filter_by(**of_artisan).values(text="", updated_at=now))
     shredded = shred_documents(session, artisan.id, now)
+    _scrub_outbox(session, artisan.id)
     request.status = ERASURE_DONE
     request.erased_at = now
     audit(
@@ -208,6 +212,30 @@ def _erase(uow: UnitOfWork, request: ErasureRequest, now: dt.datetime) -> None:
             data={"artisan_id": artisan.id, "erasure_request_id": request.id, "erased_at": now.isoformat()},
         )
     )
+
+
+# What the events onboarding keeps in its outbox (to publish, and to replay) said about the person,
+# and what they say once the person is erased (still valid against the events' schemas).
+_ERASED_EVENT_FIELDS: dict[str, dict[str, str]] = {
+    "onboarding.bank_account.linked": {"rib": "0" * 24, "iban": "MA" + "0" * 26, "holder_name": ERASED_NAME},
+    "onboarding.artisan.device_signed_in": {"device_id": "erased-device"},
+}
+
+
+def _scrub_outbox(session: Session, artisan_id: str) -> None:
+    """Erase the person from the artisan's events still in the outbox: a replay must not send their
+    RIB or device again. (The outbox is keyed by artisan but not indexed by it: a scan, once per
+    erased artisan.)"""
+    rows = session.scalars(
+        sa.select(OutboxMessage).where(
+            OutboxMessage.key == artisan_id, OutboxMessage.event_type.in_(list(_ERASED_EVENT_FIELDS))
+        )
+    )
+    for row in rows:
+        envelope = json.loads(row.payload)
+        envelope["data"].update(_ERASED_EVENT_FIELDS[row.event_type])
+        validate_event(envelope)
+        row.payload = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
 
 
 def shred_documents(session: Session, artisan_id: str, now: dt.datetime) -> int:
