@@ -15,6 +15,7 @@ from services.onboarding.context import OnboardingContext
 from services.onboarding.service_layer.api_clients import bind_to_bank, create_client, ensure_client
 from services.onboarding.service_layer.bank_accounts import sync_openings
 from services.onboarding.service_layer.documents import rewrap_all_documents
+from services.onboarding.service_layer.erasure import erase_due_artisans
 from services.onboarding.service_layer.notifications import make_notification_handlers, send_due_notifications
 from services.onboarding.service_layer.screening import refresh_lists, rescreen_all
 from services.onboarding.service_layer.staff import (
@@ -349,7 +350,8 @@ def staff_reset_factor(staff: str) -> None:
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
 def worker(once: bool, interval: float) -> None:
     """Background duties: submit account openings the bank never accepted, poll unanswered ones;
-    send the notifications that are due (first tries and retries)."""
+    send the notifications that are due (first tries and retries); erase the artisans whose
+    anti-money-laundering retention duty is over (after their erasure request)."""
     import contextlib
     import datetime as dt
     import logging
@@ -378,5 +380,6 @@ def worker(once: bool, interval: float) -> None:
                 "notifications sent",
                 lambda: send_due_notifications(context.uow_factory, context.sms, context.notifications),
             )
+            run_duty(log, "artisans erased", lambda: erase_due_artisans(context.uow_factory))
             if once or stop.wait(interval):
                 return

@@ -375,3 +375,21 @@ SMS_MESSAGE_UNKNOWN = problem_code(
     "Send the receipt again later.",
     services=SERVICE,
 )
+
+# --- personal data (law 09-08) -----------------------------------------------------------------------
+
+PERSONAL_DATA_UNAVAILABLE = problem_code(
+    "personal_data_unavailable",
+    503,
+    "Payments or accounts (named in `service`) could not give its part of the artisan's data in time. "
+    "Nothing was exported: an archive is never partial.",
+    "Ask again after `Retry-After` seconds.",
+    services=SERVICE,
+)
+DOCUMENT_SHREDDED = problem_code(
+    "document_shredded",
+    410,
+    "The document was crypto-shredded when its artisan's personal data was erased: nothing can decrypt it.",
+    "None: the document no longer exists.",
+    services=SERVICE,
+)

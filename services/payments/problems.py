@@ -48,6 +48,14 @@ PAYEE_NOT_ELIGIBLE = problem_code(
     "Have the artisan verify their phone (tier 1) first; a rejected artisan cannot be paid.",
     services=SERVICE,
 )
+PAYEE_RESTRICTED = problem_code(
+    "payee_restricted",
+    409,
+    "The artisan asked for their personal data to be erased: until it is, they are no longer paid. "
+    "Nothing was charged.",
+    "Do not take payments for this artisan any more.",
+    services=SERVICE,
+)
 TIER_LIMIT_EXCEEDED = problem_code(
     "tier_limit_exceeded",
     409,

@@ -144,7 +144,7 @@ class Documents(MethodView):
 class DocumentContent(MethodView):
     @require_scopes("kyc:review")
     @blp.response(200, description="The decrypted document (compliance officers only; audited).")
-    @problems(codes.DOCUMENT_UNREADABLE)
+    @problems(codes.DOCUMENT_UNREADABLE, codes.DOCUMENT_SHREDDED)
     def get(self, artisan_id, document_id):
         """Download a document.
 

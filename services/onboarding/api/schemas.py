@@ -84,6 +84,10 @@ class ArtisanSchema(Schema):
     status = fields.String()
     phone_verified = fields.Function(lambda artisan: artisan.phone_verified_at is not None)
     screening_status = fields.String()
+    restricted_at = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "Set once the artisan asked for erasure: no longer processed (law 09-08)."},
+    )
     created_at = fields.DateTime()
 
 
@@ -423,6 +427,40 @@ class NotificationSchema(Schema):
 
 
 NotificationPageSchema = page_schema(NotificationSchema)
+
+
+# -- personal data ----------------------------------------------------------------------------------
+
+
+class PersonalDataArgsSchema(Schema):
+    include = fields.String(
+        validate=validate.OneOf(["documents"]),
+        metadata={"description": "documents: the KYC documents themselves too (each download audited)."},
+    )
+
+
+class ErasureRequestSchema(Schema):
+    id = fields.String(required=True, metadata={"example": "era_01JD8Z6W5Q0T2C7S9K3M4N5P6R"})
+    object = fields.Constant("erasure_request")
+    artisan_id = fields.String(required=True)
+    status = fields.String(
+        required=True,
+        metadata={
+            "description": "restricted: kept (the anti-money-laundering duty), no longer processed nor "
+            "shown beyond compliance, until retain_until; then erased."
+        },
+    )
+    requested_by = fields.String(required=True)
+    requested_at = fields.DateTime(required=True)
+    relationship_ended_at = fields.DateTime(required=True)
+    retain_until = fields.DateTime(
+        required=True, metadata={"description": "When the retention duty ends and the data is erased."}
+    )
+    erased_at = fields.DateTime(allow_none=True)
+
+
+class ErasureRequestListSchema(Schema):
+    data = fields.List(fields.Nested(ErasureRequestSchema), required=True)
 
 
 # -- artisans signing in by phone ------------------------------------------------------------------

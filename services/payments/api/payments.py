@@ -66,6 +66,7 @@ class Payments(MethodView):
     @problems(
         codes.PAYEE_UNKNOWN,
         codes.PAYEE_NOT_ELIGIBLE,
+        codes.PAYEE_RESTRICTED,
         codes.TIER_LIMIT_EXCEEDED,
         codes.AMOUNT_OUT_OF_RANGE,
         codes.APPLICATION_FEE_EXCEEDS_AMOUNT,
@@ -76,8 +77,9 @@ class Payments(MethodView):
 
         The payment starts ``requires_confirmation``; nothing is charged until it is confirmed.
         Refused with nothing charged when the artisan is unknown to your marketplace or at KYC tier 0
-        (``payee_unknown``, ``payee_not_eligible``), or when it would take them above their tier's
-        cap (``tier_limit_exceeded``)."""
+        (``payee_unknown``, ``payee_not_eligible``), asked for their data to be erased
+        (``payee_restricted``), or when it would take them above their tier's cap
+        (``tier_limit_exceeded``)."""
         command = payment_actions.CreatePayment(**body)
         payment = payment_actions.create_payment(
             unit_of_work(),
@@ -153,6 +155,7 @@ def attempts(payment_id):
     codes.PAYMENT_METHOD_MISMATCH,
     codes.PAYEE_UNKNOWN,
     codes.PAYEE_NOT_ELIGIBLE,
+    codes.PAYEE_RESTRICTED,
     codes.TIER_LIMIT_EXCEEDED,
 )
 def confirm(body, payment_id):
