@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import requests
 
-from shared.config import CONSOLE_PORT, SERVICE_PORTS
+from shared.config import CONSOLE_PORT, PROBE_PORTS, SERVICE_PORTS
 from shared.db import run_migrations
 
 SERVICES_DIR = Path(__file__).parent
@@ -144,6 +144,18 @@ def demo_staff_lines(onboarding_url: str) -> list[str]:
     return lines
 
 
+def probe_lines(host: str) -> list[str]:
+    """Where each relay, consumer and worker answers /metrics, /healthz and /readyz."""
+    lines = ["", f"  Relays, consumers and workers: /metrics, /healthz and /readyz on http://{host}:PORT"]
+    for service in SERVICE_PORTS:
+        ports = [
+            f"{kind} {os.environ.get(f'{service}_{kind}_PROBE_PORT'.upper(), PROBE_PORTS[f'{service}_{kind}'])}"
+            for kind in ("relay", "consumer", "worker")
+        ]
+        lines.append(f"    {service:<11} {'   '.join(ports)}")
+    return lines
+
+
 @stack.command("wait-ready")
 @click.option("--timeout", default=60, show_default=True, help="Seconds to wait for every /readyz.")
 @click.option("--stay/--exit", default=True, help="Keep running after printing (for the Procfile).")
@@ -163,6 +175,7 @@ def wait_ready(timeout: int, stay: bool) -> None:
     for name, url in urls.items():
         lines.append(f"  {name:<11} {url}   docs {url}/docs   openapi {url}/openapi.json")
     lines.append(f"  {'console':<11} {console}   the back office for compliance officers and operators")
+    lines += probe_lines(host)
     lines += demo_client_lines(urls["onboarding"])
     lines += demo_staff_lines(urls["onboarding"])
     lines += [

@@ -20,6 +20,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVICE_PORTS = {"onboarding": 8001, "payments": 8002, "accounts": 8003}
 # The back-office console (services/console): a web app for staff, not one of the APIs above.
 CONSOLE_PORT = 8004
+# Where `make run` (deploy/Procfile) serves each relay's, consumer's and worker's /metrics,
+# /healthz and /readyz (<PROCESS>_PROBE_PORT moves one, e.g. PAYMENTS_RELAY_PROBE_PORT).
+PROBE_PORTS = {
+    "onboarding_relay": 8101,
+    "payments_relay": 8102,
+    "accounts_relay": 8103,
+    "onboarding_consumer": 8111,
+    "payments_consumer": 8112,
+    "accounts_consumer": 8113,
+    "onboarding_worker": 8121,
+    "payments_worker": 8122,
+    "accounts_worker": 8123,
+}
 
 
 # Kafka client security (kafka-python's names).
@@ -27,6 +40,13 @@ KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 KAFKA_SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
 KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+def prometheus_multiprocess_directory() -> str | None:
+    """Where the worker processes of one gunicorn write their metrics for /metrics to add up
+    (``PROMETHEUS_MULTIPROC_DIR``, prometheus_client's own setting; deploy/gunicorn.conf.py sets it
+    when it runs several workers); None with a single process."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 class ConfigError(RuntimeError):
@@ -161,6 +181,16 @@ class ServiceConfig:
     # with the topic ids it saw (a broker that lost records); also after every rebalance and
     # broker error. 0 turns it off.
     consumer_loss_check_seconds: float = 10.0
+    # A relay's, a consumer's or a worker's own port for /metrics, /healthz and /readyz
+    # (shared/probes.py; the APIs answer them on their own port). Unset or empty: none; 0: a free
+    # port, logged at start. Each process of a machine needs its own (deploy/Procfile gives them).
+    probe_port: int | None = None
+    # 127.0.0.1 keeps the probes on the machine; a pod's must be reachable from the kubelet and
+    # Prometheus (0.0.0.0, as deploy/k8s/configmap.yaml sets).
+    probe_host: str = "127.0.0.1"
+    # /healthz fails once a work loop has not turned for this long (a worker's interval between
+    # passes is added): it hangs, and a restart is what will move it.
+    probe_stall_seconds: float = 300.0
     # Test-only fault injection; refused in production (see validate()).
     fault_injection: str = ""
 
@@ -208,6 +238,10 @@ class ServiceConfig:
             raise ConfigError(f"CONSUMER_BATCH_SIZE must be at least 1, not {self.consumer_batch_size}")
         if self.is_production and self.fault_injection:
             raise self.refuse("fault_injection", "is not allowed in production")
+        if self.probe_port is not None and not 0 <= self.probe_port <= 65535:
+            raise self.refuse("probe_port", f"must be a port number (0 to 65535), not {self.probe_port}")
+        if self.probe_stall_seconds <= 0:
+            raise self.refuse("probe_stall_seconds", "must be above 0")
         self._validate_kafka()
 
     def _validate_kafka(self) -> None:
@@ -342,6 +376,8 @@ def _coerce(field: dataclasses.Field[Any], raw: str, setting: str) -> Any:
     try:
         if kind == "bool":
             return _parse_bool(raw)
+        if kind == "int | None":
+            return int(raw) if raw.strip() else None
         if kind == "int":
             return int(raw)
         if kind == "float":

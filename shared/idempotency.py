@@ -259,6 +259,7 @@ def idempotent(view: Callable[Params, Any]) -> Callable[Params, Any]:
             store, client_id, key, fingerprint, wait_seconds, view, args, kwargs
         )
 
+    wrapper.idempotency_key = "required"  # type: ignore[attr-defined]  # for the OpenAPI document
     return wrapper
 
 
@@ -316,6 +317,7 @@ def idempotent_in_transaction(view: Callable[Params, Any]) -> Callable[Params, A
                 session.commit()
             return response
 
+    wrapper.idempotency_key = "required"  # type: ignore[attr-defined]  # for the OpenAPI document
     return wrapper
 
 
@@ -338,4 +340,5 @@ def idempotent_when_keyed(view: Callable[Params, Any]) -> Callable[Params, Any]:
             return view(*args, **kwargs)
         return keyed(*args, **kwargs)
 
+    wrapper.idempotency_key = "optional"  # type: ignore[attr-defined]  # for the OpenAPI document
     return wrapper

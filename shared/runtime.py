@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import json
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from prometheus_client import Counter, Gauge
+from prometheus_client.registry import Collector
 
 from shared.config import ConfigError, ServiceConfig
 from shared.context import ServiceContext
@@ -41,6 +44,7 @@ from shared.events.dead_letters import (
 from shared.events.relay import OutboxRelay
 from shared.events.replay import replay_outbox
 from shared.logging import configure_logging
+from shared.probes import Heartbeat, OutboxCollector, ProbeServer, infrastructure_checks, process_registry
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +83,92 @@ def stop_on_signals(grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> threading.
     return stop
 
 
-def run_duty(log: logging.Logger, done: str, job: Callable[[], int | dict[str, int]]) -> None:
+DUTY_LAST_SUCCESS = Gauge(
+    "hirfa_worker_duty_last_success_timestamp_seconds",
+    "When each duty of the worker last ran to its end without an error (Unix time)",
+    ["duty"],
+)
+DUTY_FAILURES = Counter(
+    "hirfa_worker_duty_failures_total",
+    "Passes of each duty of the worker that raised (logged, then skipped until the next pass)",
+    ["duty"],
+)
+
+
+def duty_succeeded(duty: str) -> None:
+    DUTY_LAST_SUCCESS.labels(duty).set_to_current_time()
+
+
+def duty_failed(duty: str) -> None:
+    DUTY_FAILURES.labels(duty).inc()
+
+
+def run_duty(log: logging.Logger, done: str, job: Callable[[], int | dict[str, int] | None]) -> None:
     """One pass of a worker's duty; its counts are logged as ``done`` when anything happened.
 
     A duty that raises is logged and skipped: one failing (a partner is down, say) must never
-    kill the worker or hold up its other duties.
+    kill the worker or hold up its other duties. ``done`` also names the duty on ``/metrics``
+    (its last success, its failures). A job that returns None did not run (it was not due).
     """
     try:
         result = job()
     except Exception:  # noqa: BLE001 - a worker pass must never kill the worker
         log.exception("worker duty failed", extra={"duty": done})
+        duty_failed(done)
         return
+    if result is None:
+        return
+    duty_succeeded(done)
     counts = result if isinstance(result, dict) else {"count": result}
     if any(counts.values()):
         log.info(done, extra=counts)
+
+
+@contextlib.contextmanager
+def serving_probes(
+    context: ServiceContext,
+    process: str,
+    *,
+    broker: bool,
+    collectors: Iterable[Collector] = (),
+    loops: Iterable[str] = ("main",),
+    idle_seconds: float = 0.0,
+) -> Iterator[Heartbeat]:
+    """``/metrics``, ``/healthz`` and ``/readyz`` of a long-running ``process`` on its own port
+    (``PROBE_PORT``; none when unset), for as long as the block runs. The block's work ``loops``
+    beat the heartbeat it is given; one silent longer than ``PROBE_STALL_SECONDS`` plus
+    ``idle_seconds`` (the wait between a worker's passes) fails ``/healthz``. ``broker``: the
+    process needs the broker to be ready, as well as its database.
+
+    The server stops when the block ends (SIGTERM: the loops return, then this), in well under a
+    second; its thread would not keep the process alive anyway.
+    """
+    config = context.config
+    heartbeat = Heartbeat(config.probe_stall_seconds + idle_seconds, loops)
+    if config.probe_port is None:
+        yield heartbeat
+        return
+    server = ProbeServer(
+        config.probe_host,
+        config.probe_port,
+        registry=process_registry([heartbeat, *collectors]),
+        heartbeat=heartbeat,
+        ready_checks=infrastructure_checks(context, broker=broker),
+        process=process,
+    )
+    try:
+        server.start()
+    except OSError as exc:
+        # Two processes given one port: say which setting, as any other bad setting does.
+        raise ConfigError(
+            f"{config.setting_name('probe_port')}: cannot listen on {config.probe_host}:{config.probe_port} "
+            f"({exc.strerror or exc})"
+        ) from None
+    log.info("probes listening", extra={"component": process, "url": server.url})
+    try:
+        yield heartbeat
+    finally:
+        server.stop()
 
 
 def make_relay(context: ServiceContext) -> OutboxRelay:
@@ -207,7 +283,12 @@ def service_cli(
     def relay() -> None:
         config = load_config()
         configure_logging(f"{name}-relay", config.log_level, config.log_json)
-        make_relay(bootstrap(config)).run(stop_on_signals())
+        context = bootstrap(config)
+        stop = stop_on_signals()
+        with serving_probes(
+            context, f"{name}-relay", broker=True, collectors=[OutboxCollector(context)]
+        ) as heartbeat:
+            make_relay(context).run(stop, heartbeat=heartbeat.beat)
 
     if handlers is not None:
 
@@ -225,10 +306,12 @@ def service_cli(
                 after_batch(handler_map) if after_batch else None,
                 stop=stop,
             )
-            # What start-up built (modules, the app, the engine) lives as long as the process: kept
-            # out of the collector's full passes, which then only walk what the batches allocate.
-            gc.freeze()
-            consumer.run(stop)
+            with serving_probes(context, f"{name}-consumer", broker=True) as heartbeat:
+                # What start-up built (modules, the app, the engine) lives as long as the process:
+                # kept out of the collector's full passes, which then only walk what the batches
+                # allocate.
+                gc.freeze()
+                consumer.run(stop, heartbeat=heartbeat.beat)
 
     @group.group("events", help="Event operations.")
     def events() -> None:

@@ -14,6 +14,7 @@ from services.accounts.api import (
     ledger,
     marketplaces,
     payouts,
+    personal_data,
     reconciliation,
 )
 from services.accounts.bootstrap import bootstrap, require_statement_key
@@ -40,6 +41,7 @@ def create_app(config: AccountsConfig | None = None, **adapters: Any) -> Flask:
                 marketplaces.blp,
                 adjustments.blp,
                 reconciliation.blp,
+                personal_data.blp,
             ],
             upload_endpoints={reconciliation.UPLOAD_ENDPOINT: context.config.reconciliation_max_upload_bytes},
             collectors=[LedgerGapsCollector(context.uow_factory)],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -16,9 +17,13 @@ from services.accounts.context import AccountsContext
 from services.accounts.domain.ports import SettlementSource, StatementSource
 from services.accounts.service_layer.bank_transfers import return_waiting_payout_funds, sync_payouts
 from services.accounts.service_layer.commission_payouts import run_commission_payout_schedules
-from services.accounts.service_layer.completeness import check_completeness
+from services.accounts.service_layer.completeness import LedgerGapsCollector, check_completeness
 from services.accounts.service_layer.money_events import make_money_handlers, release_due_holds
-from services.accounts.service_layer.parked_events import make_after_batch, post_all_parked_events
+from services.accounts.service_layer.parked_events import (
+    ParkedEventsCollector,
+    make_after_batch,
+    post_all_parked_events,
+)
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
 from services.accounts.service_layer.projections import make_handlers
 from services.accounts.service_layer.recon_cases import close_approved_write_offs
@@ -26,7 +31,7 @@ from services.accounts.service_layer.recon_fetch import fetch_days_now, fetch_du
 from services.accounts.service_layer.reconciliation import RunRequest, import_file
 from shared.auth.keys import SigningKeyStore
 from shared.logging import configure_logging
-from shared.runtime import run_duty, service_cli, stop_on_signals
+from shared.runtime import run_duty, service_cli, serving_probes, stop_on_signals
 
 
 def _handlers():
@@ -66,7 +71,7 @@ def worker(once: bool) -> None:
     log = logging.getLogger("hirfa.accounts.worker")
     uow_factory = context.uow_factory
     handlers = _handlers()
-    duties: list[tuple[str, Callable[[], int | dict[str, int]]]] = [
+    duties: list[tuple[str, Callable[[], int | dict[str, int] | None]]] = [
         ("pending funds released", lambda: release_due_holds(uow_factory)),
         ("parked money events posted", lambda: post_all_parked_events(uow_factory, handlers)),
         ("failed payouts' funds returned", lambda: return_waiting_payout_funds(uow_factory)),
@@ -83,13 +88,39 @@ def worker(once: bool) -> None:
             _every(config.completeness_check_seconds, lambda: _check_completeness(context)),
         ),
     ]
+    if once:
+        _run_passes(duties, stop, log, once=True)
+        return
+    with serving_probes(
+        context,
+        "accounts-worker",
+        broker=False,
+        # The completeness check's open gaps (as accounts' API shows them) and the parked events.
+        collectors=[LedgerGapsCollector(uow_factory), ParkedEventsCollector(uow_factory)],
+        idle_seconds=config.worker_interval_seconds,
+    ) as heartbeat:
+        _run_passes(
+            duties, stop, log, once=False, heartbeat=heartbeat.beat, interval=config.worker_interval_seconds
+        )
+
+
+def _run_passes(
+    duties: list[tuple[str, Callable[[], int | dict[str, int] | None]]],
+    stop: threading.Event,
+    log: logging.Logger,
+    *,
+    once: bool,
+    heartbeat: Callable[[], None] = lambda: None,
+    interval: float = 0.0,
+) -> None:
     while True:
         # Each duty on its own: one failing (the bank is down, say) must not hold up the others.
         for done, duty in duties:
             if stop.is_set():
                 return  # a stop request ends the pass: the next start picks up where it left off
+            heartbeat()
             run_duty(log, done, duty)
-        if once or stop.wait(context.config.worker_interval_seconds):
+        if once or stop.wait(interval):
             return
 
 
@@ -99,14 +130,17 @@ def _check_completeness(context: AccountsContext) -> dict[str, int]:
     )
 
 
-def _every(seconds: float, duty: Callable[[], int | dict[str, int]]) -> Callable[[], int | dict[str, int]]:
-    """``duty`` at most once every ``seconds`` (never when 0), however often the worker passes."""
+def _every(
+    seconds: float, duty: Callable[[], int | dict[str, int]]
+) -> Callable[[], int | dict[str, int] | None]:
+    """``duty`` at most once every ``seconds`` (never when 0), however often the worker passes; a
+    pass it is not due in is no run (None), so not its last success either."""
     due_at = 0.0
 
-    def when_due() -> int | dict[str, int]:
+    def when_due() -> int | dict[str, int] | None:
         nonlocal due_at
         if not seconds or time.monotonic() < due_at:
-            return 0
+            return None
         due_at = time.monotonic() + seconds  # a failing duty waits its interval too
         return duty()
 

@@ -13,6 +13,7 @@ from services.onboarding.api import (
     kyc,
     notifications,
     oauth,
+    personal_data,
     reviews,
     staff,
 )
@@ -39,6 +40,7 @@ def create_app(config: OnboardingConfig | None = None, **adapters: Any) -> Flask
                 artisan_sessions.blp,
                 notifications.blp,
                 staff.blp,
+                personal_data.blp,
             ],
             form_endpoints={"oauth.token"},
             upload_endpoints={"kyc.Documents": context.config.max_document_bytes},

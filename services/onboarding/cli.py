@@ -15,6 +15,7 @@ from services.onboarding.context import OnboardingContext
 from services.onboarding.service_layer.api_clients import bind_to_bank, create_client, ensure_client
 from services.onboarding.service_layer.bank_accounts import sync_openings
 from services.onboarding.service_layer.documents import rewrap_all_documents
+from services.onboarding.service_layer.erasure import erase_due_artisans
 from services.onboarding.service_layer.notifications import make_notification_handlers, send_due_notifications
 from services.onboarding.service_layer.screening import refresh_lists, rescreen_all
 from services.onboarding.service_layer.staff import (
@@ -349,27 +350,36 @@ def staff_reset_factor(staff: str) -> None:
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
 def worker(once: bool, interval: float) -> None:
     """Background duties: submit account openings the bank never accepted, poll unanswered ones;
-    send the notifications that are due (first tries and retries)."""
+    send the notifications that are due (first tries and retries); erase the artisans whose
+    anti-money-laundering retention duty is over (after their erasure request)."""
+    import contextlib
     import datetime as dt
     import logging
 
-    from shared.runtime import run_duty, stop_on_signals
+    from shared.runtime import run_duty, serving_probes, stop_on_signals
 
     context = bootstrap()
     stop = stop_on_signals()
     log = logging.getLogger("hirfa.onboarding.worker")
     poll_after = dt.timedelta(seconds=context.config.bank_opening_poll_after_seconds)
-    while True:
-        try:
-            result = sync_openings(context.uow_factory, context.bank_accounts, poll_after=poll_after)
-            if any(result.values()):
-                log.info("account openings synced", extra=result)
-        except Exception:  # noqa: BLE001 - a worker pass must never kill the worker
-            log.exception("worker pass failed")
-        run_duty(
-            log,
-            "notifications sent",
-            lambda: send_due_notifications(context.uow_factory, context.sms, context.notifications),
-        )
-        if once or stop.wait(interval):
-            return
+    with (
+        contextlib.nullcontext(None)
+        if once
+        else serving_probes(context, "onboarding-worker", broker=False, idle_seconds=interval)
+    ) as heartbeat:
+        while True:
+            if heartbeat is not None:
+                heartbeat.beat()
+            run_duty(
+                log,
+                "account openings synced",
+                lambda: sync_openings(context.uow_factory, context.bank_accounts, poll_after=poll_after),
+            )
+            run_duty(
+                log,
+                "notifications sent",
+                lambda: send_due_notifications(context.uow_factory, context.sms, context.notifications),
+            )
+            run_duty(log, "artisans erased", lambda: erase_due_artisans(context.uow_factory))
+            if once or stop.wait(interval):
+                return

@@ -136,6 +136,15 @@ class OnboardingConfig(BankPartnerClientConfig):
     # Opening requests still pending after this long are polled at the bank (lost callbacks).
     bank_opening_poll_after_seconds: int = 60
 
+    # Personal data (law 09-08). An export (GET /v1/artisans/{id}/personal-data) gathers what
+    # payments and accounts hold about the artisan from their APIs, each call within
+    # personal_data_timeout_seconds. An erasure request restricts the artisan until the anti-money
+    # laundering duty to keep their records ends, aml_retention_years after the relationship ended.
+    payments_url: str = "http://127.0.0.1:8002"
+    accounts_url: str = "http://127.0.0.1:8003"
+    personal_data_timeout_seconds: float = 10.0
+    aml_retention_years: int = 10
+
     @property
     def keys_dir(self) -> str:
         return self.signing_keys_dir or f"{self.var_dir}/keys/onboarding"
@@ -188,6 +197,10 @@ class OnboardingConfig(BankPartnerClientConfig):
                 "staff_refresh_idle_seconds",
                 "must exceed STAFF_TOKEN_TTL_SECONDS (and STAFF_SESSION_MAX_HOURS be at least 1)",
             )
+        if self.personal_data_timeout_seconds <= 0:
+            raise self.refuse("personal_data_timeout_seconds", "must be positive")
+        if self.aml_retention_years < 0:
+            raise self.refuse("aml_retention_years", "must not be negative")
         if self.screening_list_timeout_seconds <= 0:
             raise self.refuse("screening_list_timeout_seconds", "must be positive")
         if not self.partner_bank_slugs:

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from services.payments.api import back_office, ledger_audit, payees, payments, webhooks
+from services.payments.api import back_office, ledger_audit, payees, payments, personal_data, webhooks
 from services.payments.bootstrap import bootstrap
 from services.payments.config import PaymentsConfig
 from shared.app import create_service_app
@@ -20,6 +20,13 @@ def create_app(config: PaymentsConfig | None = None, **adapters: Any) -> Flask:
         create_service_app(
             bootstrap(config, **adapters),
             title="Hirfa Payments API",
-            blueprints=[payees.blp, *payments.blueprints, webhooks.blp, back_office.blp, ledger_audit.blp],
+            blueprints=[
+                payees.blp,
+                *payments.blueprints,
+                webhooks.blp,
+                back_office.blp,
+                ledger_audit.blp,
+                personal_data.blp,
+            ],
         )
     )

@@ -51,7 +51,7 @@ import sqlalchemy.exc as sa_exc
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.bulk_sql import Same, insert_many, present
@@ -93,6 +93,17 @@ REWOUND = Counter(
     "hirfa_consumer_rewound_partitions_total",
     "Partitions a consumer read again from their beginning because the broker lost records",
     ["consumer", "topic", "reason"],
+)
+LAG = Gauge(
+    "hirfa_consumer_lag_messages",
+    "Messages in a partition the consumer has not read yet (the partition's end, as last fetched, "
+    "less the consumer's position); only the partitions assigned to it",
+    ["consumer", "topic", "partition"],
+)
+DEAD_LETTERED = Counter(
+    "hirfa_consumer_dead_letters_total",
+    "Messages the consumer could not apply and sent to its dead-letter topic, by the topic they came from",
+    ["consumer", "topic"],
 )
 
 
@@ -175,6 +186,7 @@ class EventConsumer:
         self._consumer: Any = None
         self._producer: Any = None
         self._failures: dict[tuple[str, int, int], int] = {}
+        self._lag_shown: set[tuple[str, int]] = set()
 
     # -- applying events -----------------------------------------------------------------
 
@@ -361,13 +373,16 @@ class EventConsumer:
 
     # -- the loop ------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, heartbeat: Callable[[], None] | None = None) -> None:
+        """Consume until ``stop`` is set; ``heartbeat`` is called at every turn of the loop."""
         log.info(
             "consumer started",
             extra={"consumer": self.name, "types": sorted(self.handlers), "batch_size": self.batch_size},
         )
         backoff = 0.5
         while not stop.is_set():
+            if heartbeat is not None:
+                heartbeat()
             try:
                 if self._consumer is None:
                     self._consumer = self._consumer_factory()
@@ -378,6 +393,7 @@ class EventConsumer:
                     rewound = self._guard_positions()
                     batches = {tp: records for tp, records in batches.items() if tp not in rewound}
                 self._process_batches(batches, stop)
+                self._show_lag()
                 backoff = 0.5
             except StopRequested:
                 break
@@ -512,6 +528,30 @@ class EventConsumer:
                 self._failures.pop((topic, partition, offset), None)
         return rewound
 
+    def _show_lag(self) -> None:
+        """Each assigned partition's lag, from what the client already knows (the end its last
+        fetch saw, its own position): no request to the broker. A partition no longer assigned
+        leaves the gauge, as do those whose end is not known yet."""
+        shown: set[tuple[str, int]] = set()
+        highwater = getattr(self._consumer, "highwater", None)
+        if highwater is not None:
+            for tp in self._consumer.assignment():
+                end = highwater(tp)
+                position = self._consumer.position(tp, timeout_ms=0)
+                if end is None or position is None:
+                    continue
+                LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(end - position, 0))
+                shown.add((tp.topic, tp.partition))
+        self._forget_lag(self._lag_shown - shown)
+        self._lag_shown = shown
+
+    def _forget_lag(self, partitions: set[tuple[str, int]]) -> None:
+        for topic, partition in partitions:
+            try:
+                LAG.remove(self.name, topic, str(partition))
+            except KeyError:
+                pass
+
     def _seek(self, offsets: dict[Any, int]) -> None:
         for tp, offset in offsets.items():
             self._consumer.seek(tp, offset)
@@ -540,6 +580,7 @@ class EventConsumer:
         self._producer.send(self.dead_letter_topic, key=record.key, value=record.value, headers=headers).get(
             timeout=DEAD_LETTER_TIMEOUT_SECONDS
         )
+        DEAD_LETTERED.labels(self.name, record.topic).inc()
         log.error(
             "poison message sent to dead-letter topic",
             extra={"topic": record.topic, "offset": record.offset, "error": error[:300]},
@@ -551,6 +592,9 @@ class EventConsumer:
                 close_quietly(client)
         self._consumer = None
         self._producer = None
+        # Without a client there is no assignment: a lag shown now would be a stale one.
+        self._forget_lag(self._lag_shown)
+        self._lag_shown = set()
 
 
 class _Rewind(Exception):

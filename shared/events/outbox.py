@@ -139,3 +139,11 @@ def outbox_backlog(session: Session, model: Any) -> int:
     return (
         session.scalar(sa.select(sa.func.count()).select_from(model).where(model.published_at.is_(None))) or 0
     )
+
+
+def outbox_oldest_unpublished(session: Session, model: Any) -> dt.datetime | None:
+    """When the oldest event not yet published was written (None: everything is published)."""
+    oldest: dt.datetime | None = session.scalar(
+        sa.select(sa.func.min(model.created_at)).where(model.published_at.is_(None))
+    )
+    return oldest

@@ -57,6 +57,11 @@ from shared.events.lost_records import (
 
 log = logging.getLogger(__name__)
 
+PUBLISHED = Counter(
+    "hirfa_relay_published_events_total",
+    "Outbox events the broker acknowledged and the relay marked sent",
+    ["topic"],
+)
 REPUBLISHED = Counter(
     "hirfa_relay_republished_events_total",
     "Outbox events published again because the broker lost them after acknowledging them",
@@ -184,6 +189,7 @@ class OutboxRelay:
             if error == _STOPPING:
                 # Not a failure: the rows stay due, untouched, for whoever runs next.
                 session.commit()
+                _count_published(sent)
                 return BatchResult(published=len(sent))
             if unsent:
                 retry_at = now + dt.timedelta(seconds=self._backoff_seconds())
@@ -197,6 +203,7 @@ class OutboxRelay:
                     )
                 )
             session.commit()
+        _count_published(sent)
         if error:
             log.warning(
                 "outbox publish failed; will retry",
@@ -358,10 +365,13 @@ class OutboxRelay:
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, heartbeat: Callable[[], None] | None = None) -> None:
+        """Publish until ``stop`` is set; ``heartbeat`` is called at every turn of the loop."""
         self._stop = stop
         log.info("outbox relay started", extra={"topics": self.topics})
         while not stop.is_set():
+            if heartbeat is not None:
+                heartbeat()
             try:
                 if self.check_due():
                     self.republish_lost()
@@ -385,6 +395,11 @@ class OutboxRelay:
                     stop.wait(self.poll_interval)
         self._drop_producer()
         log.info("outbox relay stopped")
+
+
+def _count_published(sent: list[Acknowledged]) -> None:
+    for topic in {ack.message.topic for ack in sent}:
+        PUBLISHED.labels(topic).inc(sum(1 for ack in sent if ack.message.topic == topic))
 
 
 class _Stopping(Exception):

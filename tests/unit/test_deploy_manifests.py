@@ -16,6 +16,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 APIS = {"onboarding": 8001, "payments": 8002, "accounts": 8003}
+# Where relays, consumers and workers answer /metrics, /healthz and /readyz (PROBE_PORT).
+PROBE_PORT = 9100
 # The back-office console: a web app for staff with no database, a client of the APIs.
 CONSOLE = "console"
 PHASE_LABEL = "hirfa.ma/rollout-phase"
@@ -263,7 +265,7 @@ def test_the_apis_accept_the_ingress_controller_and_only_onboarding_accepts_othe
         assert 8001 in egress_ports(name)  # the JWKS
 
 
-def test_relays_consumers_and_workers_accept_nothing_and_reach_only_what_they_use():
+def test_relays_consumers_and_workers_accept_only_prometheus_and_reach_only_what_they_use():
     expected = {
         "onboarding-relay": {53, 5432, 9092, 9093},
         "payments-relay": {53, 5432, 9092, 9093},
@@ -279,8 +281,39 @@ def test_relays_consumers_and_workers_accept_nothing_and_reach_only_what_they_us
     }
     assert set(expected) == set(deployments()) - set(APIS) - {CONSOLE} | {"migrate"}
     for name, ports in expected.items():
-        assert ingress_rules(name) == [], name
+        if name == "migrate":
+            assert ingress_rules(name) == []
+        else:
+            # Prometheus, on the probe port only.
+            assert namespaces_allowed_in(name) == {"monitoring"}, name
+            assert all(
+                peer.keys() == {"namespaceSelector"} for rule in ingress_rules(name) for peer in rule["from"]
+            )
+            assert {p["port"] for rule in ingress_rules(name) for p in rule["ports"]} == {PROBE_PORT}, name
         assert egress_ports(name) == ports, name
+
+
+def test_relays_consumers_and_workers_have_probes_and_metrics_on_their_probe_port():
+    background = {name: d for name, d in deployments().items() if name not in APIS and name != CONSOLE}
+    assert len(background) == 9
+    for name, deployment in background.items():
+        (container,) = pod_spec(deployment)["containers"]
+        assert container["ports"] == [{"name": "probes", "containerPort": PROBE_PORT}], name
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        # The process listens where the probes and Prometheus look, on the pod's address.
+        assert (env["PROBE_PORT"], env["PROBE_HOST"]) == (str(PROBE_PORT), "0.0.0.0"), name
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "probes"}, name
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "probes"}, name
+        # Three failed looks in a row before a restart: a slow scrape of the database is not a hang.
+        assert (
+            container["livenessProbe"]["failureThreshold"] * container["livenessProbe"]["periodSeconds"] >= 60
+        )
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(PROBE_PORT),
+            "prometheus.io/path": "/metrics",
+        }, name
 
 
 def test_the_console_takes_browsers_from_the_ingress_and_reaches_the_apis_as_a_client():

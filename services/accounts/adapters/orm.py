@@ -219,6 +219,9 @@ class ArtisanLimits(Base):
     kyc_status: Mapped[str] = mapped_column(sa.String(20), default=KYC_ACTIVE)  # active | rejected
     # Onboarding's per-artisan counter of KYC changes: older news (lower version) is ignored.
     kyc_version: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # Set when the artisan's personal data was erased (``onboarding.artisan.erased``): a replayed
+    # bank-account event brings no RIB back.
+    erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

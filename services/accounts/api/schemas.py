@@ -547,10 +547,6 @@ class VerifyStatementResultSchema(Schema):
     )
 
 
-class JwksSchema(Schema):
-    keys = fields.List(fields.Dict())
-
-
 # --- marketplaces: settings and commission payouts -------------------------------------------------
 
 

@@ -224,7 +224,13 @@ def _payee_unknown() -> ValidationFailed:
 def _check_payee_can_receive(
     session: Session, payee: payees.PayeeTerms, net: int, *, excluding: str | None = None
 ) -> None:
-    """The two gates (``domain/payees.py``): KYC, then the tier's cap on what they hold."""
+    """The gates (``domain/payees.py``): no erasure request, KYC, then the tier's cap on what they hold."""
+    if payee.restricted_at is not None:
+        raise Conflict(
+            "The artisan asked for their personal data to be erased: they can no longer be paid.",
+            code="payee_restricted",
+            param="artisan_id",
+        )
     if not can_be_paid(payee.kyc_tier, payee.kyc_status):
         raise Conflict(
             "The artisan cannot be paid yet: their KYC tier is 0 or their KYC was rejected.",
