@@ -329,12 +329,12 @@ def test_an_adjustment_in_another_currency_than_the_ledgers_is_refused(client, a
     refused = client.post(URL, json=body, headers=auth())
     assert (refused.status_code, refused.json["code"], refused.json["param"]) == (
         422,
-        "currency_mismatch",
+        "unsupported_currency",
         "currency",
     ), refused.json
     french = client.post(URL, json=body, headers={**auth(), "Accept-Language": "fr"}).json
     arabic = client.post(URL, json=body, headers={**auth(), "Accept-Language": "ar"}).json
-    assert french["code"] == arabic["code"] == "currency_mismatch"
+    assert french["code"] == arabic["code"] == "unsupported_currency"
     assert (
         "EUR" in french["detail"] and "MAD" in french["detail"] and french["detail"] != refused.json["detail"]
     )

@@ -16,8 +16,8 @@ from shared.db import make_engine, run_migrations
 from tests.support import Databases
 
 ACCOUNTS = PROJECT_ROOT / "services" / "accounts"
-BEFORE = "b4f8c1d20013"
-ONE_OPEN_GAP = "e2c9a4b70015"
+BEFORE = "7a4c2e9b0015"  # erased artisans: the head before
+ONE_OPEN_GAP = "e2c9a4b70016"
 
 
 @pytest.fixture

@@ -100,8 +100,9 @@ def propose_adjustment(
     unit of work: posted at once up to the four-eyes amount, else left ``pending_approval``.
 
     Never commits. Refusals (nothing is written): 422 ``validation_error`` (bad lines, no reason),
-    422 ``currency_mismatch`` (a manual adjustment in another currency than the ledger's), 404 (no such entry), 409 ``already_reversed`` / ``reversal_pending``, 409 with the balance
-    rule's code (``artisan_balance_negative``, ``tier_cap_exceeded``), 422 ``unbalanced_entry``.
+    422 ``unsupported_currency`` (a manual adjustment in another currency than the ledger's), 404
+    (no such entry), 409 ``already_reversed`` / ``reversal_pending``, 409 with the balance rule's
+    code (``artisan_balance_negative``, ``tier_cap_exceeded``), 422 ``unbalanced_entry``.
     """
     _ensure_operator(principal)
     session = uow.session
@@ -126,7 +127,7 @@ def propose_adjustment(
             raise ValidationFailed(
                 f"The adjustment is in {currency}, but the ledger's accounts are kept in {ledger_currency}: "
                 f"give its lines in {ledger_currency}.",
-                code="currency_mismatch",
+                code="unsupported_currency",
                 param="currency",
             )
         entry_lines = _checked_lines(lines)

@@ -1,7 +1,7 @@
 """ledger_cases: one open payment_not_in_ledger case per payment
 
-Revision ID: e2c9a4b70015
-Revises: b4f8c1d20013
+Revision ID: e2c9a4b70016
+Revises: 7a4c2e9b0015
 Created: 2026-12-07 09:00:00
 
 Two workers running the completeness check at the same moment could each open a case for the same
@@ -16,8 +16,8 @@ from collections import defaultdict
 import sqlalchemy as sa
 from alembic import op
 
-revision = "e2c9a4b70015"
-down_revision = "b4f8c1d20013"
+revision = "e2c9a4b70016"
+down_revision = "7a4c2e9b0015"
 branch_labels = None
 depends_on = None
 
