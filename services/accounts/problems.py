@@ -89,7 +89,11 @@ FOUR_EYES_REQUIRED = problem_code(
     services=SERVICE,
 )
 LEDGER_CASE_RESOLVED = problem_code(
-    "ledger_case_resolved", 409, "The ledger case is resolved already.", "Nothing to do.", services=SERVICE
+    "ledger_case_resolved",
+    409,
+    "The ledger case is resolved already, or what it waits for posted meanwhile (it then resolves by itself).",
+    "Nothing to do.",
+    services=SERVICE,
 )
 LEDGER_CASE_WAITING = problem_code(
     "ledger_case_waiting",

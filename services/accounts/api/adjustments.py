@@ -24,7 +24,7 @@ from shared.auth.flask import current_principal, require_scopes
 from shared.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from shared.idempotency import idempotent
 from shared.openapi import problems
-from shared.problem_codes import RESOURCE_NOT_FOUND
+from shared.problem_codes import RESOURCE_NOT_FOUND, UNSUPPORTED_CURRENCY
 
 blp = Blueprint(
     "ledger_adjustments",
@@ -50,6 +50,7 @@ class Adjustments(MethodView):
         codes.TIER_CAP_EXCEEDED,
         codes.LEDGER_CASE_RESOLVED,
         codes.LEDGER_CASE_NEEDS_REPLAY,
+        UNSUPPORTED_CURRENCY,
     )
     def post(self, body):
         """Propose a reversal or a manual adjustment, with a reason.
