@@ -335,7 +335,7 @@ class ServiceConfig:
 
     def validate(self) -> None:
         if not self.database_url:
-            raise ConfigError(f"{self.service_name}: no database URL configured")
+            raise self.refuse("database_url", "is not set: no database URL configured")
         if self.consumer_batch_size < 1:
             raise ConfigError(f"CONSUMER_BATCH_SIZE must be at least 1, not {self.consumer_batch_size}")
         if self.is_production and self.fault_injection:
