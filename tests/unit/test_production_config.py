@@ -4,6 +4,7 @@ config (service or sandbox) shows a secret in its repr or in an error message.""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -410,3 +411,29 @@ def test_a_production_payments_consumer_holds_no_webhook_key(tmp_path):
     ):
         context.webhooks.cipher.encrypt(b"whsec_1", b"endpoint_1")
     context.engine.dispose()
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+# How the README's table writes the settings every service has.
+README_SHARED_SECRETS = {
+    "database": {"database_url"},
+    "Kafka": {"kafka_sasl_password", "kafka_ssl_key_password"},
+}
+
+
+def test_the_readme_shows_the_secrets_each_process_uses():
+    text = README.read_text()
+    table = text[text.index("### Secrets per process") :].split("\n\n")[2].splitlines()
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    rows = {
+        cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")] for line in table[2:])
+    }
+
+    assert set(rows) == {str(process) for process in Process}
+    for process in Process:
+        for service, config_type in CONFIGS.items():
+            cell = rows[str(process)][header.index(service)]
+            shown: set[str] = set()
+            for item in (part.strip() for part in cell.split(",")):
+                shown |= README_SHARED_SECRETS.get(item) or {item.strip("`").lower()}
+            assert shown == config_type.PROCESS_SECRETS[process], (process, service)
