@@ -14,11 +14,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from services.accounts.config import AccountsConfig
 from services.console.config import ConsoleConfig
-from services.onboarding.config import OnboardingConfig
-from services.payments.config import PaymentsConfig
-from shared.config import KAFKA_SASL_PROTOCOLS, Process, is_secret
+from shared.config import KAFKA_SASL_PROTOCOLS, is_secret
+from tests.deploy_support import (
+    SERVICE_CONFIGS,
+    compose_services,
+    kubernetes_workloads,
+    processes_of,
+    secret_refs,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -379,21 +383,6 @@ def test_the_first_apply_step_holds_exactly_what_the_migration_needs():
 
 # --- secrets per process -----------------------------------------------------------------------
 
-SERVICE_CONFIGS = {"onboarding": OnboardingConfig, "payments": PaymentsConfig, "accounts": AccountsConfig}
-# What the long-running `hirfa <service> …` commands start (services/*/cli.py, shared/runtime.py).
-COMMAND_PROCESSES = {"relay": Process.RELAY, "consume": Process.CONSUMER, "worker": Process.WORKER}
-COMPOSE = ROOT / "deploy" / "docker-compose.yml"
-
-
-def processes_of(command: list[str]) -> list[tuple[str, Process]]:
-    """The services and the process a container's command starts: gunicorn serves one service's API
-    (the console's too), `hirfa stack init` migrates all three."""
-    if command[0] == "gunicorn":
-        return [(command[-1].split(".")[1], Process.API)]
-    if command[1:] == ["stack", "init"]:
-        return [(service, Process.MIGRATE) for service in SERVICE_CONFIGS]
-    return [(command[1], COMMAND_PROCESSES[command[2]])]
-
 
 def setting(settings: dict[str, str], service: str, name: str) -> str:
     return settings.get(f"{service.upper()}_{name}", settings.get(name, ""))
@@ -427,19 +416,6 @@ def every_secret_setting() -> set[str]:
     return names
 
 
-def workloads() -> dict[str, dict]:
-    return {**deployments(), "migrate": objects("Job")[0]}
-
-
-def secret_refs(container: dict) -> dict[str, tuple[str, str]]:
-    """The container's variables read from a secret: name -> (secret, key)."""
-    return {
-        env["name"]: (env["valueFrom"]["secretKeyRef"]["name"], env["valueFrom"]["secretKeyRef"]["key"])
-        for env in container.get("env", [])
-        if "secretKeyRef" in env.get("valueFrom", {})
-    }
-
-
 def secret_names(workload: dict) -> set[str]:
     spec = pod_spec(workload)
     names = {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
@@ -449,14 +425,14 @@ def secret_names(workload: dict) -> set[str]:
 
 
 def test_no_container_loads_a_whole_secret():
-    for name, workload in workloads().items():
+    for name, workload in kubernetes_workloads().items():
         for container in pod_spec(workload)["containers"]:
             assert [source for source in container.get("envFrom", []) if "secretRef" in source] == [], name
 
 
 def test_each_container_reads_exactly_the_secrets_its_process_uses():
     config_map = objects("ConfigMap")[0]["data"]
-    for name, workload in workloads().items():
+    for name, workload in kubernetes_workloads().items():
         (container,) = pod_spec(workload)["containers"]
         refs = secret_refs(container)
         assert set(refs) == secrets_needed(container["command"], config_map), name
@@ -473,7 +449,7 @@ def test_each_container_reads_exactly_the_secrets_its_process_uses():
 def test_only_onboarding_and_the_migration_mount_the_signing_keys_and_only_accounts_the_statement_keys():
     mounted = {
         name: {v["secret"]["secretName"] for v in pod_spec(w).get("volumes", []) if "secret" in v}
-        for name, w in workloads().items()
+        for name, w in kubernetes_workloads().items()
     }
     assert {name: secrets for name, secrets in mounted.items() if secrets} == {
         "onboarding": {"hirfa-signing-keys"},
@@ -483,12 +459,7 @@ def test_only_onboarding_and_the_migration_mount_the_signing_keys_and_only_accou
 
 
 def test_each_compose_container_gets_exactly_the_secrets_its_process_uses():
-    services = yaml.safe_load(COMPOSE.read_text())["services"]
-    hirfa = {
-        name: service
-        for name, service in services.items()
-        if service.get("command", [""])[0] in ("hirfa", "gunicorn")
-    }
+    hirfa = compose_services()
     assert len(hirfa) == 14  # 3 APIs, the console, 3 relays, 3 consumers, 3 workers, the migration
     for name, service in hirfa.items():
         environment = service["environment"]
@@ -499,7 +470,7 @@ def test_each_compose_container_gets_exactly_the_secrets_its_process_uses():
 def test_the_readme_creates_every_secret_key_the_manifests_read():
     readme = (ROOT / "README.md").read_text()
     commands = readme[readme.index("kubectl -n hirfa create secret generic hirfa-database") :]
-    for workload in workloads().values():
+    for workload in kubernetes_workloads().values():
         for secret, key in secret_refs(pod_spec(workload)["containers"][0]).values():
             creation = commands[commands.index(f"create secret generic {secret} ") :].split("\nkubectl", 1)[0]
             assert f"--from-literal={key}=" in creation, (secret, key)
