@@ -122,7 +122,8 @@ class Process(enum.StrEnum):
 
 # The secrets every process of a service uses: its database URL (it carries the password) and,
 # for the processes that read or write events (the API's /readyz looks at the broker), Kafka's
-# SCRAM password or client key password. Workers and migrations never reach the broker.
+# SCRAM password or client key password. Workers, migrations and the commands that need only the
+# database never reach the broker.
 DATABASE_SECRETS = frozenset({"database_url"})
 BROKER_SECRETS = frozenset({"kafka_sasl_password", "kafka_ssl_key_password"})
 _PROCESSES_ON_THE_BROKER = frozenset({Process.API, Process.RELAY, Process.CONSUMER})
@@ -149,18 +150,10 @@ def check_process_secrets(config_type: type) -> None:
     listed = set().union(*config_type.PROCESS_SECRETS.values())  # type: ignore[attr-defined]
     unknown = listed - names
     unused = {field.name for field in dataclasses.fields(config_type) if is_secret(field)} - listed
-    if unknown or unused:
-        raise TypeError(
-            f"{config_type.__name__}.PROCESS_SECRETS: "
-            + "; ".join(
-                part
-                for part in (
-                    f"no such setting {', '.join(sorted(unknown))}" if unknown else "",
-                    f"no process uses {', '.join(sorted(unused))}" if unused else "",
-                )
-                if part
-            )
-        )
+    problems = [f"no such setting {', '.join(sorted(unknown))}"] if unknown else []
+    problems += [f"no process uses {', '.join(sorted(unused))}"] if unused else []
+    if problems:
+        raise TypeError(f"{config_type.__name__}.PROCESS_SECRETS: {'; '.join(problems)}")
 
 
 class Withheld:
