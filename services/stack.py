@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import requests
 
-from shared.config import CONSOLE_PORT, PROBE_PORTS, SERVICE_PORTS
+from shared.config import CONSOLE_PORT, PROBE_PORTS, SERVICE_PORTS, Process
 from shared.db import run_migrations
 
 SERVICES_DIR = Path(__file__).parent
@@ -76,9 +76,9 @@ def init() -> None:
         ("payments", payments_config),
         ("accounts", accounts_config),
     ):
-        run_migrations(SERVICES_DIR / name, load().database_url)
+        run_migrations(SERVICES_DIR / name, load(process=Process.MIGRATE).database_url)
         click.echo(f"{name}: database migrated")
-    _ensure_statement_key(accounts_config().statement_keys_directory)
+    _ensure_statement_key(accounts_config(process=Process.MIGRATE).statement_keys_directory)
     click.get_current_context().invoke(onboarding_init)
 
 
@@ -118,7 +118,7 @@ def demo_client_lines(onboarding_url: str) -> list[str]:
     from services.onboarding.cli import DEMO_CLIENTS
     from services.onboarding.config import load_config as onboarding_config
 
-    if not onboarding_config().demo_clients:
+    if not onboarding_config(process=Process.COMMAND).demo_clients:
         return []
     lines = ["", f"  Demo API clients (POST {onboarding_url}/v1/oauth/token):"]
     for client_id, secret, name, role, bank_code in DEMO_CLIENTS:
@@ -132,7 +132,7 @@ def demo_staff_lines(onboarding_url: str) -> list[str]:
     from services.onboarding.cli import DEMO_STAFF, DEMO_STAFF_PASSWORD
     from services.onboarding.config import load_config as onboarding_config
 
-    if not onboarding_config().demo_staff:
+    if not onboarding_config(process=Process.COMMAND).demo_staff:
         return []
     lines = [
         "",

@@ -8,10 +8,12 @@ and then, for settings every service shares, without it (``KAFKA_BOOTSTRAP_SERVE
 from __future__ import annotations
 
 import dataclasses
+import enum
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
@@ -100,6 +102,81 @@ def check_secret_fields(config_type: type) -> None:
         )
 
 
+class Process(enum.StrEnum):
+    """Which of a service's processes a config is read for. What the process does decides the
+    secrets it is given and, in production, demands (``ServiceConfig.PROCESS_SECRETS``)."""
+
+    # The web app (gunicorn's ``create_app()``).
+    API = "api"
+    # ``hirfa <service> worker``.
+    WORKER = "worker"
+    # ``hirfa <service> relay``, and ``events replay``, which publishes as the relay does.
+    RELAY = "relay"
+    # ``hirfa <service> consume``, and ``dead-letters``, the consumer's rejects.
+    CONSUMER = "consumer"
+    # ``hirfa stack init`` (the migration Job), ``hirfa <service> db upgrade``.
+    MIGRATE = "migrate"
+    # Operator commands that need only the database (clients, screening lists, key rotation).
+    COMMAND = "command"
+
+
+# The secrets every process of a service uses: its database URL (it carries the password) and,
+# for the processes that read or write events (the API's /readyz looks at the broker), Kafka's
+# SCRAM password or client key password. Workers, migrations and the commands that need only the
+# database never reach the broker.
+DATABASE_SECRETS = frozenset({"database_url"})
+BROKER_SECRETS = frozenset({"kafka_sasl_password", "kafka_ssl_key_password"})
+_PROCESSES_ON_THE_BROKER = frozenset({Process.API, Process.RELAY, Process.CONSUMER})
+
+
+def process_secrets(*owns: Mapping[Process, Iterable[str]]) -> Mapping[Process, frozenset[str]]:
+    """The secret settings (field names) each process of a service uses: the database's, the
+    broker's where it reads or writes events, and, from each of ``owns``, those of the service's
+    own work that process does."""
+    return MappingProxyType(
+        {
+            process: DATABASE_SECRETS
+            | (BROKER_SECRETS if process in _PROCESSES_ON_THE_BROKER else frozenset())
+            | frozenset(name for own in owns for name in own.get(process, ()))
+            for process in Process
+        }
+    )
+
+
+def check_process_secrets(config_type: type) -> None:
+    """A config's ``PROCESS_SECRETS`` names its own fields, and places every secret in some process:
+    a new secret cannot be added without saying who uses it."""
+    names = {field.name for field in dataclasses.fields(config_type)}
+    listed = set().union(*config_type.PROCESS_SECRETS.values())  # type: ignore[attr-defined]
+    unknown = listed - names
+    unused = {field.name for field in dataclasses.fields(config_type) if is_secret(field)} - listed
+    problems = [f"no such setting {', '.join(sorted(unknown))}"] if unknown else []
+    problems += [f"no process uses {', '.join(sorted(unused))}"] if unused else []
+    if problems:
+        raise TypeError(f"{config_type.__name__}.PROCESS_SECRETS: {'; '.join(problems)}")
+
+
+class Withheld:
+    """What a production process holds in place of a part built from a secret it is not given
+    (one its ``PROCESS_SECRETS`` does not list): development would make a key file instead, and a
+    production process must never hold a key nobody else has. Any use is a ``ConfigError`` naming
+    the setting."""
+
+    def __init__(self, setting: str, process: Process | None) -> None:
+        self._setting = setting
+        self._process = process
+
+    def __repr__(self) -> str:
+        return f"Withheld({self._setting})"
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)  # protocols probed with getattr(obj, "__x__", default)
+        raise ConfigError(
+            f"{self._setting} is not given to the {self._process} process, which should not use it"
+        )
+
+
 def is_loopback_url(url: str) -> bool:
     """Whether ``url`` points at this machine (localhost, 127.0.0.0/8, ::1, 0.0.0.0)."""
     host = (urlsplit(url).hostname or "").lower()
@@ -126,6 +203,9 @@ class ServiceConfig:
     """Settings every Hirfa service has. Services extend it with their own fields."""
 
     service_name: str
+    # The process the config is read for (the command that starts it). None: not said (a config
+    # built by hand, a test), and every secret of the service is demanded.
+    process: Process | None = None
     environment: str = "development"
     # May carry the database password.
     database_url: str = secret_field()
@@ -200,8 +280,23 @@ class ServiceConfig:
         "kafka_min_insync_replicas": 2,
     }
 
+    # The secret settings each process uses (services add their own): production demands these of
+    # the process it runs, and no others. Deployments give each process exactly these (deploy/,
+    # checked by tests/unit/test_deploy_manifests.py), and README.md, "Production", shows the table.
+    PROCESS_SECRETS: ClassVar[Mapping[Process, frozenset[str]]] = process_secrets()
+
     def __post_init__(self) -> None:
         check_secret_fields(type(self))
+        check_process_secrets(type(self))
+
+    def uses(self, field_name: str) -> bool:
+        """Whether this process uses the secret ``field_name`` (every one when the process is not said)."""
+        return self.process is None or field_name in self.PROCESS_SECRETS[self.process]
+
+    def withheld(self, field_name: str) -> Any:
+        """The stand-in for what would be built from ``field_name``, in a production process that is
+        not given it (validate() guarantees the process does not use it)."""
+        return Withheld(self.setting_name(field_name), self.process)
 
     @property
     def audience(self) -> str:
@@ -233,7 +328,7 @@ class ServiceConfig:
 
     def validate(self) -> None:
         if not self.database_url:
-            raise ConfigError(f"{self.service_name}: no database URL configured")
+            raise self.refuse("database_url", "is not set: no database URL configured")
         if self.consumer_batch_size < 1:
             raise ConfigError(f"CONSUMER_BATCH_SIZE must be at least 1, not {self.consumer_batch_size}")
         if self.is_production and self.fault_injection:
@@ -266,7 +361,8 @@ class ServiceConfig:
                 raise self.refuse(
                     name, f"is set but {self.setting_name('kafka_security_protocol')} is {protocol}"
                 )
-            if sasl and not getattr(self, name):
+            # The password is a secret: only the processes that reach the broker are given it.
+            if sasl and not getattr(self, name) and self.uses(name):
                 raise self.refuse(name, f"is required with {protocol}")
         if sasl and self.kafka_sasl_mechanism not in KAFKA_SASL_MECHANISMS:
             raise self.refuse("kafka_sasl_mechanism", f"must be one of {', '.join(KAFKA_SASL_MECHANISMS)}")
@@ -311,8 +407,8 @@ class ServiceConfig:
         prefix = service_name.upper() + "_"
         values: dict[str, Any] = {"service_name": service_name}
         for field in dataclasses.fields(cls):
-            if field.name == "service_name":
-                continue
+            if field.name in ("service_name", "process"):
+                continue  # said by the code that starts the process, never by the environment
             env_name = field.name.upper()
             # The service's own variable wins over the shared one; an error names the one read.
             setting = prefix + env_name if prefix + env_name in environ else env_name
@@ -346,6 +442,15 @@ SANDBOX_SMS_API_KEY = "sandbox-sms-api-key"
 SANDBOX_SMS_CALLBACK_SECRET = "sandbox-sms-callback-secret"
 
 
+# Who uses the bank-partner API's secrets, in both services that call it: the API takes the bank's
+# signed callbacks and calls the bank (holder checks, openings, payouts); the worker calls it
+# (resubmits, polls, statements) and takes no callback.
+BANK_PARTNER_SECRETS: Mapping[Process, frozenset[str]] = {
+    Process.API: frozenset({"bank_partner_api_key", "bank_callback_secret"}),
+    Process.WORKER: frozenset({"bank_partner_api_key"}),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class BankPartnerClientConfig(ServiceConfig):
     """Settings of a service that calls the bank-partner API and takes its signed callbacks
@@ -356,12 +461,17 @@ class BankPartnerClientConfig(ServiceConfig):
     bank_callback_secret: str = secret_field(SANDBOX_BANK_CALLBACK_SECRET)
     bank_callback_tolerance_seconds: int = 300
 
+    PROCESS_SECRETS: ClassVar[Mapping[Process, frozenset[str]]] = process_secrets(BANK_PARTNER_SECRETS)
+
     def validate(self) -> None:
         super().validate()
         if not self.is_production:
             return
-        if self.bank_callback_secret == SANDBOX_BANK_CALLBACK_SECRET:
+        # The API takes the bank's callbacks; the API and the worker call the bank.
+        if self.uses("bank_callback_secret") and self.bank_callback_secret == SANDBOX_BANK_CALLBACK_SECRET:
             raise self.refuse("bank_callback_secret", "must be set in production (it is the bank sandbox's)")
+        if not self.uses("bank_partner_api_key"):
+            return
         if self.bank_partner_api_key == SANDBOX_BANK_API_KEY:
             raise self.refuse("bank_partner_api_key", "must be set in production (it is the bank sandbox's)")
         if self.bank_partner_url == SANDBOX_BANK_URL or is_loopback_url(self.bank_partner_url):

@@ -19,7 +19,7 @@ import click
 from prometheus_client import Counter, Gauge
 from prometheus_client.registry import Collector
 
-from shared.config import ConfigError, ServiceConfig
+from shared.config import ConfigError, Process, ServiceConfig
 from shared.context import ServiceContext
 from shared.db import run_migrations
 from shared.events.broker import (
@@ -245,13 +245,16 @@ def service_cli(
     name: str,
     *,
     service_dir: Path,
-    load_config: Callable[[], ConfigT],
+    load_config: Callable[..., ConfigT],
     bootstrap: Callable[[ConfigT], ServiceContext],
-    handlers: Callable[[], dict[str, Handler]] | None = None,
+    handlers: Callable[[ConfigT], dict[str, Handler]] | None = None,
     subscribes_to: list[str] | None = None,
     after_batch: Callable[[dict[str, Handler]], AfterBatch] | None = None,
 ) -> click.Group:
-    """The operator commands every service has: db upgrade, relay, consume, events replay."""
+    """The operator commands every service has: db upgrade, relay, consume, events replay.
+
+    ``load_config(process=…)`` reads the settings for the process a command starts (each checks
+    only the secrets that process uses); ``handlers(config)`` are the consumer's."""
 
     @click.group(name=name, help=f"Operate the {name} service.")
     def group() -> None:
@@ -263,7 +266,7 @@ def service_cli(
 
     @db.command("upgrade", help="Apply migrations up to the latest revision.")
     def upgrade() -> None:
-        config = load_config()
+        config = load_config(process=Process.MIGRATE)
         configure_logging(name, config.log_level, config.log_json)
         run_migrations(service_dir, config.database_url)
         click.echo(f"{name}: database is at the latest revision")
@@ -276,12 +279,12 @@ def service_cli(
 
         config = Config()
         config.set_main_option("script_location", str(service_dir / "migrations"))
-        config.set_main_option("sqlalchemy.url", load_config().database_url)
+        config.set_main_option("sqlalchemy.url", load_config(process=Process.MIGRATE).database_url)
         command.revision(config, message=message, autogenerate=True)
 
     @group.command("relay", help="Publish the outbox to Kafka until stopped.")
     def relay() -> None:
-        config = load_config()
+        config = load_config(process=Process.RELAY)
         configure_logging(f"{name}-relay", config.log_level, config.log_json)
         context = bootstrap(config)
         stop = stop_on_signals()
@@ -294,10 +297,10 @@ def service_cli(
 
         @group.command("consume", help="Apply events from other services until stopped.")
         def consume() -> None:
-            config = load_config()
+            config = load_config(process=Process.CONSUMER)
             configure_logging(f"{name}-consumer", config.log_level, config.log_json)
             context = bootstrap(config)
-            handler_map = handlers()
+            handler_map = handlers(config)
             stop = stop_on_signals()
             consumer = make_event_consumer(
                 context,
@@ -322,7 +325,7 @@ def service_cli(
     @click.option("--until", default=None, help="ISO 8601 end time (exclusive); default now.")
     @click.option("--type", "event_type", default=None, help="Only this event type.")
     def replay(since: str, until: str | None, event_type: str | None) -> None:
-        config = load_config()
+        config = load_config(process=Process.RELAY)
         configure_logging(name, config.log_level, False)
         context = bootstrap(config)
         producer = make_producer(KafkaCluster.from_config(config))
@@ -348,7 +351,7 @@ _DEAD_LETTER_ROW = "{ref:<9} {at:<20} {status:<9} {topic:<18} {event:<31} {error
 _ERROR_WIDTH = 80
 
 
-def _dead_letter_commands(group: click.Group, name: str, load_config: Callable[[], ConfigT]) -> None:
+def _dead_letter_commands(group: click.Group, name: str, load_config: Callable[..., ConfigT]) -> None:
     """``<service> dead-letters list|show|redrive``."""
 
     @group.group(
@@ -359,7 +362,7 @@ def _dead_letter_commands(group: click.Group, name: str, load_config: Callable[[
         pass
 
     def load() -> tuple[ConfigT, DeadLetters]:
-        config = load_config()
+        config = load_config(process=Process.CONSUMER)
         configure_logging(name, config.log_level, False)
         try:
             found = load_dead_letters(

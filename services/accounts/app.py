@@ -18,15 +18,16 @@ from services.accounts.api import (
     reconciliation,
 )
 from services.accounts.bootstrap import bootstrap, require_statement_key
-from services.accounts.config import AccountsConfig
+from services.accounts.config import AccountsConfig, load_config
 from services.accounts.service_layer.completeness import LedgerGapsCollector
 from shared.app import create_service_app
+from shared.config import Process
 from shared.wsgi_limits import limit_requests
 
 
 def create_app(config: AccountsConfig | None = None, **adapters: Any) -> Flask:
     """``adapters``: what ``bootstrap`` takes instead of building from config (tests' fakes)."""
-    context = bootstrap(config, **adapters)
+    context = bootstrap(config or load_config(process=Process.API), **adapters)
     require_statement_key(context)
     return limit_requests(
         create_service_app(

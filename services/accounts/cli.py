@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from services.accounts.bootstrap import bootstrap
-from services.accounts.config import load_config
+from services.accounts.config import AccountsConfig, load_config
 from services.accounts.context import AccountsContext
 from services.accounts.domain.ports import SettlementSource, StatementSource
 from services.accounts.service_layer.bank_transfers import return_waiting_payout_funds, sync_payouts
@@ -30,12 +30,12 @@ from services.accounts.service_layer.recon_cases import close_approved_write_off
 from services.accounts.service_layer.recon_fetch import fetch_days_now, fetch_due_days
 from services.accounts.service_layer.reconciliation import RunRequest, import_file
 from shared.auth.keys import SigningKeyStore
+from shared.config import Process
 from shared.logging import configure_logging
 from shared.runtime import run_duty, service_cli, serving_probes, stop_on_signals
 
 
-def _handlers():
-    config = load_config()
+def _handlers(config: AccountsConfig):
     return {
         **make_handlers(config.ledger_currency),
         **make_money_handlers(config.ledger_currency, config.pending_hold),
@@ -63,14 +63,14 @@ def worker(once: bool) -> None:
     payouts the bank never accepted, poll those it left unanswered; fetch and reconcile each day's
     settlement files and bank statements once the day is over; every ACCOUNTS_COMPLETENESS_CHECK_SECONDS,
     check that every payment that succeeded reached the ledger (a case for each that did not)."""
-    config = load_config()
+    config = load_config(process=Process.WORKER)
     configure_logging("accounts-worker", config.log_level, config.log_json)
     context = bootstrap(config)
     settings = context.payouts
     stop = stop_on_signals()
     log = logging.getLogger("hirfa.accounts.worker")
     uow_factory = context.uow_factory
-    handlers = _handlers()
+    handlers = _handlers(config)
     duties: list[tuple[str, Callable[[], int | dict[str, int] | None]]] = [
         ("pending funds released", lambda: release_due_holds(uow_factory)),
         ("parked money events posted", lambda: post_all_parked_events(uow_factory, handlers)),
@@ -158,7 +158,7 @@ def statement_keys() -> None:
 def rotate_statement_key() -> None:
     """Add a statement signing key in ACCOUNTS_STATEMENT_KEYS_DIR; it signs from now on. Older keys
     stay published (statements they signed still verify) until their files are deleted."""
-    kid = SigningKeyStore(load_config().statement_keys_directory).generate()
+    kid = SigningKeyStore(load_config(process=Process.COMMAND).statement_keys_directory).generate()
     click.echo(f"new statement signing key: {kid}")
 
 
@@ -200,7 +200,8 @@ def reconcile(
 ) -> None:
     """Reconcile FILE (a settlement file or a bank statement) against the ledger, with a progress
     bar; or, with --fetch --day, fetch and reconcile that day's files now."""
-    config = load_config()
+    # Fetching calls M2T and the bank as the worker does, with its secrets; a FILE needs none.
+    config = load_config(process=Process.WORKER if fetch else Process.COMMAND)
     configure_logging("accounts-reconcile", config.log_level, config.log_json)
     context = bootstrap(config)
     if fetch:

@@ -51,13 +51,8 @@ def bootstrap(
         lambda kid: keys.public_keys().get(kid), issuer=config.token_issuer, audience=config.audience
     )
     tiers = TierPolicy(config.tier_caps)
-    otp = OtpPolicy(
-        secret=_otp_secret(config),
-        ttl_seconds=config.otp_ttl_seconds,
-        max_attempts=config.otp_max_attempts,
-        max_sends_per_hour=config.otp_max_sends_per_hour,
-    )
-    cipher = EnvelopeCipher(_document_keyring(config))
+    otp = _otp_policy(config)
+    cipher = _document_cipher(config)
     return build_context(
         config,
         MODELS,
@@ -138,6 +133,18 @@ def _staff_policy(config: OnboardingConfig, keys: SigningKeyStore, cipher: Envel
     )
 
 
+def _otp_policy(config: OnboardingConfig) -> OtpPolicy:
+    if config.is_production and not config.otp_secret:
+        # Only a process that never checks a code starts without the secret (OnboardingConfig.validate).
+        return config.withheld("otp_secret")
+    return OtpPolicy(
+        secret=_otp_secret(config),
+        ttl_seconds=config.otp_ttl_seconds,
+        max_attempts=config.otp_max_attempts,
+        max_sends_per_hour=config.otp_max_sends_per_hour,
+    )
+
+
 def _otp_secret(config: OnboardingConfig) -> bytes:
     if config.otp_secret:
         return config.otp_secret.encode()
@@ -158,6 +165,13 @@ def _otp_secret(config: OnboardingConfig) -> bytes:
         finally:
             temporary.unlink()
     return path.read_text().strip().encode()
+
+
+def _document_cipher(config: OnboardingConfig) -> EnvelopeCipher:
+    if config.is_production and not config.document_master_keys:
+        # Only a process that never opens a document or a TOTP secret starts without the keys.
+        return config.withheld("document_master_keys")
+    return EnvelopeCipher(_document_keyring(config))
 
 
 def _document_keyring(config: OnboardingConfig) -> MasterKeyRing:

@@ -28,7 +28,7 @@ from services.onboarding.service_layer.staff import (
 )
 from shared.auth.keys import SigningKeyStore
 from shared.auth.scopes import STAFF_ROLES, Role
-from shared.config import DEMO_ACCOUNTS_CLIENT_ID, DEMO_ACCOUNTS_CLIENT_SECRET
+from shared.config import DEMO_ACCOUNTS_CLIENT_ID, DEMO_ACCOUNTS_CLIENT_SECRET, Process
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.runtime import service_cli
 
@@ -72,9 +72,15 @@ cli = service_cli(
     load_config=load_config,
     bootstrap=bootstrap,
     # Notifications to artisans, from events about their money (payments, accounts) and their file.
-    handlers=make_notification_handlers,
+    handlers=lambda config: make_notification_handlers(),
     subscribes_to=["payments.events", "accounts.events", "onboarding.events"],
 )
+
+
+def _context(process: Process) -> OnboardingContext:
+    """Onboarding wired for ``process``: a command checks the secrets of the process whose work it
+    does (re-wrapping documents' keys is the API's), most only the database's."""
+    return bootstrap(load_config(process=process))
 
 
 @cli.group("clients", help="API clients (marketplaces, bank partners, compliance).")
@@ -94,7 +100,7 @@ def clients() -> None:
 )
 def create(name: str, role: str, bank_code: str | None) -> None:
     """Create a client and print its credentials (the secret is shown only once)."""
-    context = bootstrap()
+    context = _context(Process.COMMAND)
     try:
         new = create_client(context.uow_factory(), name=name, role=Role(role), bank_code=bank_code)
     except ValidationFailed as error:
@@ -112,7 +118,7 @@ def create(name: str, role: str, bank_code: str | None) -> None:
 def bind_bank(client_id: str, bank_code: str) -> None:
     """Bind a bank partner client to its bank (clients created before banks were bound get no
     token until this is done)."""
-    context = bootstrap()
+    context = _context(Process.COMMAND)
     try:
         bind_to_bank(context.uow_factory(), client_id, bank_code)
     except (ValidationFailed, NotFound) as error:
@@ -128,14 +134,14 @@ def keys() -> None:
 @keys.command("rotate")
 def rotate() -> None:
     """Add a new signing key; it signs from now on, older keys stay published until removed."""
-    kid = SigningKeyStore(load_config().keys_dir).generate()
+    kid = SigningKeyStore(load_config(process=Process.COMMAND).keys_dir).generate()
     click.echo(f"new signing key: {kid}")
 
 
 @cli.command("init")
 def init() -> None:
     """Prepare a development stack: keys, the screening list, and, if enabled, the demo clients and staff."""
-    config = load_config()
+    config = load_config(process=Process.MIGRATE)
     kid = SigningKeyStore(config.keys_dir).ensure_key()
     click.echo(f"onboarding: signing key {kid}")
     context = bootstrap(config)
@@ -187,7 +193,7 @@ def screening() -> None:
 def screening_load(path: str | None, rescreen: bool) -> None:
     """Load the configured sanctions and PEP lists (PATH replaces the sanctions source) as a new
     version, refusing a stale one, and, if new, rescreen everyone."""
-    context = bootstrap()
+    context = _context(Process.COMMAND)
     try:
         version, is_new = refresh_lists(
             context.uow_factory(), screening_sources(context.config, sanctions_location=path)
@@ -202,7 +208,7 @@ def screening_load(path: str | None, rescreen: bool) -> None:
 @screening.command("rescreen")
 def screening_rescreen() -> None:
     """Screen every active artisan against the list in force; hits go to review and lose their tier."""
-    _print_rescreen(bootstrap())
+    _print_rescreen(_context(Process.COMMAND))
 
 
 def _print_rescreen(context: OnboardingContext) -> None:
@@ -227,7 +233,7 @@ def documents_group() -> None:
 @click.option("--retire-old", is_flag=True, help="Delete the previous master keys once nothing uses them.")
 def rotate_document_key(retire_old: bool) -> None:
     """Make a new master key and re-wrap every document's data key under it (no re-encryption)."""
-    context = bootstrap()
+    context = _context(Process.API)
     cipher = context.cipher
     if cipher.keyring.read_only:
         raise click.ClickException(
@@ -249,7 +255,7 @@ def rotate_document_key(retire_old: bool) -> None:
 @documents_group.command("rewrap")
 def rewrap_documents() -> None:
     """Re-wrap data keys still under an older master key (after adding a key to DOCUMENT_MASTER_KEYS)."""
-    context = bootstrap()
+    context = _context(Process.API)
     changed = rewrap_all_documents(context.uow_factory, context.cipher)
     click.echo(f"re-wrapped {changed} document keys")
     click.echo(
@@ -290,7 +296,7 @@ def staff_create(email: str, name: str, roles: tuple[str, ...]) -> None:
     The password is asked for, or read from HIRFA_STAFF_PASSWORD. The person enrols an
     authenticator app with the token (or signs in once with the password, which gives a new one).
     """
-    context = bootstrap()
+    context = _context(Process.COMMAND)
     try:
         new = create_staff(
             context.uow_factory(),
@@ -313,7 +319,7 @@ def staff_create(email: str, name: str, roles: tuple[str, ...]) -> None:
 @staff_group.command("list")
 def staff_list() -> None:
     """Every staff member: roles, status, whether enrolled, last sign-in."""
-    for member in list_staff(bootstrap().uow_factory()):
+    for member in list_staff(_context(Process.COMMAND).uow_factory()):
         enrolled = "enrolled" if member["enrolled_at"] else "not enrolled"
         last = member["last_signed_in_at"].isoformat() if member["last_signed_in_at"] else "never"
         click.echo(
@@ -327,7 +333,7 @@ def staff_list() -> None:
 def staff_disable(staff: str) -> None:
     """Stop STAFF (an id or an email) from signing in; their current token expires within 15 minutes."""
     try:
-        member = disable_staff(bootstrap().uow_factory(), staff)
+        member = disable_staff(_context(Process.COMMAND).uow_factory(), staff)
     except NotFound as error:
         raise click.ClickException(str(error.detail)) from None
     click.echo(f"{member['id']} ({member['email']}): disabled")
@@ -337,7 +343,7 @@ def staff_disable(staff: str) -> None:
 @click.argument("staff")
 def staff_reset_factor(staff: str) -> None:
     """A lost phone: drop STAFF's authenticator and print a new enrolment token, once."""
-    context = bootstrap()
+    context = _context(Process.COMMAND)
     try:
         new = reset_second_factor(context.uow_factory(), staff, policy=context.staff)
     except (NotFound, Conflict) as error:
@@ -358,7 +364,7 @@ def worker(once: bool, interval: float) -> None:
 
     from shared.runtime import run_duty, serving_probes, stop_on_signals
 
-    context = bootstrap()
+    context = _context(Process.WORKER)
     stop = stop_on_signals()
     log = logging.getLogger("hirfa.onboarding.worker")
     poll_after = dt.timedelta(seconds=context.config.bank_opening_poll_after_seconds)

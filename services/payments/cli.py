@@ -15,6 +15,7 @@ from services.payments.service_layer.backlogs import WorkerBacklogsCollector
 from services.payments.service_layer.projections import HANDLERS
 from services.payments.service_layer.recovery import recover_waiting
 from services.payments.service_layer.webhook_dispatcher import WebhookDispatcher, deliver_due_webhooks
+from shared.config import Process
 from shared.logging import configure_logging
 from shared.runtime import duty_failed, duty_succeeded, run_duty, service_cli, serving_probes, stop_on_signals
 
@@ -23,7 +24,7 @@ cli = service_cli(
     service_dir=Path(__file__).parent,
     load_config=load_config,
     bootstrap=bootstrap,
-    handlers=lambda: HANDLERS,
+    handlers=lambda config: HANDLERS,
     subscribes_to=["onboarding.events", "accounts.events"],
 )
 
@@ -37,7 +38,7 @@ WEBHOOK_DISPATCH = "webhook deliveries dispatched"
 def worker(once: bool) -> None:
     """Background duties: settle payments and refunds left waiting on the gateway (lost callbacks,
     timeouts) by polling it, and deliver marketplace webhooks with their retries."""
-    config = load_config()
+    config = load_config(process=Process.WORKER)
     configure_logging("payments-worker", config.log_level, config.log_json)
     context = bootstrap(config)
     settings = context.payments
