@@ -1,5 +1,5 @@
-"""What every service's ``create_app`` shares: request ids, logging, problem+json errors, the
-content-type and JSON guards, health/readiness/metrics endpoints, and OpenAPI docs.
+"""What every service's ``create_app`` shares: request ids, logging, traces, problem+json errors,
+the content-type and JSON guards, health/readiness/metrics endpoints, and OpenAPI docs.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from werkzeug.exceptions import HTTPException
 
+from shared import tracing
 from shared.auth.principal import Principal
 from shared.auth.scopes import Role
 from shared.config import prometheus_multiprocess_directory
@@ -240,6 +241,7 @@ def create_service_app(
     config = context.config
     upload_limits = dict(upload_endpoints or {})
     configure_logging(config.service_name, config.log_level, config.log_json)
+    tracing.configure_tracing(f"{config.service_name}-api", config)
     app = Flask(config.service_name)
     app.json = StrictJSONProvider(app)
     app.config.update(
@@ -290,7 +292,8 @@ def _api_settings(
 
 def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[Collector] = ()) -> None:
     """Request ids (taken from ``X-Request-Id`` when well-formed, else new), one log line per
-    request, and the Prometheus metrics served on ``/metrics``."""
+    request, a server span per request while tracing is on (continuing the caller's
+    ``traceparent``), and the Prometheus metrics served on ``/metrics``."""
     registry = CollectorRegistry()
     requests_total = Counter(
         "hirfa_http_requests_total",
@@ -320,10 +323,19 @@ def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if _REQUEST_ID_PATTERN.match(incoming) else new_id("req")
         request_id_var.set(g.request_id)
+        chosen = tracing.tracer()
+        if chosen is not None:
+            route = request.url_rule.rule if request.url_rule else None
+            g.server_span = tracing.start_request(
+                chosen, request.method, route, request.headers, g.request_id
+            )
 
     @app.after_request
     def _finish_request(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id") or new_id("req")
+        server_span = g.get("server_span")
+        if server_span is not None:
+            tracing.answered(server_span.span, response.status_code)
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         requests_total.labels(request.method, endpoint, str(response.status_code)).inc()
         started = g.get("started_at")
@@ -346,8 +358,11 @@ def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[
         return response
 
     @app.teardown_request
-    def _forget_request_id(_exc: BaseException | None) -> None:
+    def _forget_request_id(exc: BaseException | None) -> None:
         request_id_var.set(None)
+        server_span = g.pop("server_span", None)
+        if server_span is not None:
+            tracing.finish_request(server_span, exc)
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -32,6 +32,7 @@ from services.accounts.service_layer.reconciliation import RunRequest, import_fi
 from shared.auth.keys import SigningKeyStore
 from shared.logging import configure_logging
 from shared.runtime import run_duty, service_cli, serving_probes, stop_on_signals
+from shared.tracing import configure_tracing
 
 
 def _handlers():
@@ -65,6 +66,7 @@ def worker(once: bool) -> None:
     check that every payment that succeeded reached the ledger (a case for each that did not)."""
     config = load_config()
     configure_logging("accounts-worker", config.log_level, config.log_json)
+    configure_tracing("accounts-worker", config)
     context = bootstrap(config)
     settings = context.payouts
     stop = stop_on_signals()
@@ -202,6 +204,7 @@ def reconcile(
     bar; or, with --fetch --day, fetch and reconcile that day's files now."""
     config = load_config()
     configure_logging("accounts-reconcile", config.log_level, config.log_json)
+    configure_tracing("accounts-reconcile", config)
     context = bootstrap(config)
     if fetch:
         if day is None or file is not None:

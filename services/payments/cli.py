@@ -17,6 +17,7 @@ from services.payments.service_layer.recovery import recover_waiting
 from services.payments.service_layer.webhook_dispatcher import WebhookDispatcher, deliver_due_webhooks
 from shared.logging import configure_logging
 from shared.runtime import duty_failed, duty_succeeded, run_duty, service_cli, serving_probes, stop_on_signals
+from shared.tracing import configure_tracing
 
 cli = service_cli(
     "payments",
@@ -39,6 +40,7 @@ def worker(once: bool) -> None:
     timeouts) by polling it, and deliver marketplace webhooks with their retries."""
     config = load_config()
     configure_logging("payments-worker", config.log_level, config.log_json)
+    configure_tracing("payments-worker", config)
     context = bootstrap(config)
     settings = context.payments
     hooks = context.webhooks

@@ -54,6 +54,7 @@ from kafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Gauge
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import tracing
 from shared.bulk_sql import Same, insert_many, present
 from shared.db import UnitOfWork, utcnow
 from shared.events.broker import close_quietly
@@ -69,6 +70,7 @@ from shared.events.lost_records import (
     seen_ids,
 )
 from shared.events.schemas import EventSchemaError, validate_event
+from shared.tracing import TRACEPARENT
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +200,8 @@ class EventConsumer:
         try:
             validate_event(envelope)
         except EventSchemaError as exc:
-            raise PoisonMessage(f"schema violation: {exc}") from None
+            if not _valid_without_trace_context(envelope):
+                raise PoisonMessage(f"schema violation: {exc}") from None
         except (TypeError, KeyError) as exc:
             raise PoisonMessage(f"not an event envelope: {exc}") from None
         return Event.from_envelope(envelope, key=(key or b"").decode(errors="replace"))
@@ -299,6 +302,19 @@ class EventConsumer:
     def _apply_set_based(self, uow: UnitOfWork, batch: list[Event]) -> bool:
         """Apply ``batch`` with its handler's set-based form, in one savepoint; whether it did
         (if not, the savepoint was rolled back and nothing of it is left)."""
+        chosen = tracing.tracer()
+        if chosen is None:
+            return self._apply_set_based_in_savepoint(uow, batch)
+        span = tracing.start_processing_together(chosen, batch, self.name)
+        try:
+            applied = self._apply_set_based_in_savepoint(uow, batch)
+        except BaseException as exc:
+            tracing.finish_processing_together(span, applied=False, error=exc)
+            raise
+        tracing.finish_processing_together(span, applied=applied)
+        return applied
+
+    def _apply_set_based_in_savepoint(self, uow: UnitOfWork, batch: list[Event]) -> bool:
         session = uow.session
         assert session is not None
         apply_many = set_based_form(self.handlers[batch[0].type])
@@ -344,6 +360,16 @@ class EventConsumer:
         )
 
     def _apply_in_savepoint(self, uow: UnitOfWork, event: Event) -> Result:
+        chosen = tracing.tracer()
+        if chosen is None:
+            return self._apply_one_in_savepoint(uow, event)
+        with tracing.processing(chosen, event, self.name) as span:
+            result = self._apply_one_in_savepoint(uow, event)
+            if result.error is not None:
+                tracing.failed(span, result.error)
+            return result
+
+    def _apply_one_in_savepoint(self, uow: UnitOfWork, event: Event) -> Result:
         session = uow.session
         assert session is not None
         # Each event sees the database as its own unit of work would: nothing left in the identity
@@ -595,6 +621,25 @@ class EventConsumer:
         # Without a client there is no assignment: a lag shown now would be a stale one.
         self._forget_lag(self._lag_shown)
         self._lag_shown = set()
+
+
+def _valid_without_trace_context(envelope: Any) -> bool:
+    """Whether an envelope the schema refused is valid once its ``traceparent`` is dropped (then
+    dropped): a malformed trace context only means the trace is not continued, never that the
+    event is refused. The check runs only after a refusal, so a valid envelope pays nothing."""
+    if not isinstance(envelope, dict) or TRACEPARENT not in envelope:
+        return False
+    malformed = envelope.pop(TRACEPARENT)
+    try:
+        validate_event(envelope)
+    except (EventSchemaError, TypeError, KeyError):
+        envelope[TRACEPARENT] = malformed
+        return False
+    log.warning(
+        "event's trace context is malformed; applied without it",
+        extra={"event_id": envelope.get("id"), "event_type": envelope.get("type")},
+    )
+    return True
 
 
 class _Rewind(Exception):
