@@ -353,10 +353,10 @@ def finish_processing_together(
     if error is not None:
         _failed(batch.span, error)
     batch.span.set_attribute("hirfa.applied_together", applied)
-    batch.span.end()
+    finished_ns = time.time_ns()
+    batch.span.end(end_time=finished_ns)
     if not applied:
         return
-    finished_ns = time.time_ns()
     link = Link(batch.span.get_span_context())
     for event in batch.events:
         parent = _remote_context(event.traceparent)
