@@ -200,8 +200,9 @@ class EventConsumer:
         try:
             validate_event(envelope)
         except EventSchemaError as exc:
-            if not _valid_without_trace_context(envelope):
-                raise PoisonMessage(f"schema violation: {exc}") from None
+            refusal = _refusal_without_trace_context(envelope, exc)
+            if refusal is not None:
+                raise PoisonMessage(f"schema violation: {refusal}") from None
         except (TypeError, KeyError) as exc:
             raise PoisonMessage(f"not an event envelope: {exc}") from None
         return Event.from_envelope(envelope, key=(key or b"").decode(errors="replace"))
@@ -623,23 +624,23 @@ class EventConsumer:
         self._lag_shown = set()
 
 
-def _valid_without_trace_context(envelope: Any) -> bool:
-    """Whether an envelope the schema refused is valid once its ``traceparent`` is dropped (then
-    dropped): a malformed trace context only means the trace is not continued, never that the
-    event is refused. The check runs only after a refusal, so a valid envelope pays nothing."""
+def _refusal_without_trace_context(envelope: Any, refusal: EventSchemaError) -> Exception | None:
+    """What is still wrong with an envelope the schema refused once its ``traceparent`` is dropped;
+    None when nothing is (it is then dropped). A malformed trace context only means the trace is
+    not continued, never that the event is refused. Looked at only after a refusal: a valid
+    envelope pays nothing for it."""
     if not isinstance(envelope, dict) or TRACEPARENT not in envelope:
-        return False
-    malformed = envelope.pop(TRACEPARENT)
+        return refusal
+    del envelope[TRACEPARENT]
     try:
         validate_event(envelope)
-    except (EventSchemaError, TypeError, KeyError):
-        envelope[TRACEPARENT] = malformed
-        return False
+    except (EventSchemaError, TypeError, KeyError) as still:
+        return still
     log.warning(
         "event's trace context is malformed; applied without it",
         extra={"event_id": envelope.get("id"), "event_type": envelope.get("type")},
     )
-    return True
+    return None
 
 
 class _Rewind(Exception):
