@@ -326,16 +326,12 @@ def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[
         chosen = tracing.tracer()
         if chosen is not None:
             route = request.url_rule.rule if request.url_rule else None
-            g.server_span = tracing.start_request(
-                chosen, request.method, route, request.headers, g.request_id
-            )
+            tracing.start_request(chosen, request.method, route, request.headers, g.request_id)
 
     @app.after_request
     def _finish_request(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id") or new_id("req")
-        server_span = g.get("server_span")
-        if server_span is not None:
-            tracing.answered(server_span.span, response.status_code)
+        tracing.request_answered(response.status_code)
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         requests_total.labels(request.method, endpoint, str(response.status_code)).inc()
         started = g.get("started_at")
@@ -360,9 +356,7 @@ def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[
     @app.teardown_request
     def _forget_request_id(exc: BaseException | None) -> None:
         request_id_var.set(None)
-        server_span = g.pop("server_span", None)
-        if server_span is not None:
-            tracing.finish_request(server_span, exc)
+        tracing.finish_request(exc)
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -191,11 +192,15 @@ def _current(
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ServerSpan:
-    """An API request's span, current until ``finish_request``."""
-
+class _ServerSpan:
     span: Span
     token: Any
+
+
+# The request's span, from ``start_request`` to ``finish_request`` (as the request id in
+# shared/logging.py): a context variable costs nanoseconds to read, Flask's ``g`` microseconds, and
+# the APIs look on every request, traced or not.
+_server_span: ContextVar[_ServerSpan | None] = ContextVar("server_span", default=None)
 
 
 class Headers(Protocol):
@@ -204,10 +209,9 @@ class Headers(Protocol):
     def get(self, key: str, /) -> str | None: ...
 
 
-def start_request(
-    chosen: Tracer, method: str, route: str | None, headers: Headers, request_id: str
-) -> ServerSpan:
-    """The request's server span, continuing the caller's ``traceparent`` when it sent a valid one.
+def start_request(chosen: Tracer, method: str, route: str | None, headers: Headers, request_id: str) -> None:
+    """The request's server span, continuing the caller's ``traceparent`` when it sent a valid one;
+    current until ``finish_request``.
 
     Only the route (``/v1/payments/<payment_id>``) is recorded, never the path or the query: a
     path may carry a capability (a verification code) and a query a person's data."""
@@ -218,7 +222,14 @@ def start_request(
     span = chosen.start_span(
         f"{method} {route}" if route else method, parent, kind=SpanKind.SERVER, attributes=attributes
     )
-    return ServerSpan(span, otel_context.attach(trace.set_span_in_context(span, parent)))
+    _server_span.set(_ServerSpan(span, otel_context.attach(trace.set_span_in_context(span, parent))))
+
+
+def request_answered(status_code: int) -> None:
+    """The status the request is answered with (nothing while it has no span)."""
+    server_span = _server_span.get()
+    if server_span is not None:
+        answered(server_span.span, status_code)
 
 
 def answered(span: Span, status_code: int) -> None:
@@ -228,7 +239,12 @@ def answered(span: Span, status_code: int) -> None:
         span.set_status(Status(StatusCode.ERROR))
 
 
-def finish_request(server_span: ServerSpan, error: BaseException | None = None) -> None:
+def finish_request(error: BaseException | None = None) -> None:
+    """End the request's span, if it has one."""
+    server_span = _server_span.get()
+    if server_span is None:
+        return
+    _server_span.set(None)
     if error is not None:
         _failed(server_span.span, error)
     server_span.span.end()

@@ -180,3 +180,22 @@ class TestOff:
         event = registered_event()
         assert OutboxWriter(model=None, topic="t")._traced(event) is event
         assert "traceparent" not in json.loads(payload(event))
+
+
+class TestHttpStatus:
+    def test_an_answer_of_ours_that_failed_marks_the_span_a_callers_mistake_does_not(self):
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from opentelemetry.trace import StatusCode
+
+        exporter = InMemorySpanExporter()
+        tracing.start_tracing("test", exporter, batch=False)
+        chosen = tracing.tracer()
+        for status in (503, 409):
+            tracing.start_request(chosen, "POST", "/v1/payments", {}, "req_1")
+            tracing.request_answered(status)
+            tracing.finish_request()
+        tracing.finish_request()  # a request without a span (started before tracing was): nothing
+        failed, refused = exporter.get_finished_spans()
+        assert failed.status.status_code is StatusCode.ERROR
+        assert refused.status.status_code is StatusCode.UNSET
+        assert refused.attributes["http.response.status_code"] == 409
