@@ -151,6 +151,12 @@ def traceparent_of(span: Span) -> str | None:
     return f"00-{found.trace_id:032x}-{found.span_id:016x}-{found.trace_flags:02x}"
 
 
+def current_trace_id() -> str | None:
+    """The trace of what is current (a request, an event being applied), as hex; None outside one."""
+    found = trace.get_current_span().get_span_context()
+    return f"{found.trace_id:032x}" if found.is_valid else None
+
+
 def _remote_context(traceparent: str | None) -> otel_context.Context | None:
     """The context a ``traceparent`` names; None when it is missing or malformed (a new trace)."""
     if not traceparent:

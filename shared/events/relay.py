@@ -231,7 +231,8 @@ class OutboxRelay:
         try:
             sent, error = self._send_to_broker(pending)
         finally:
-            tracing.finish_sending(spans, len(sent), error)
+            # Rows left for the next start by a stop request did not fail.
+            tracing.finish_sending(spans, len(sent), None if error == _STOPPING else error)
         return sent, error
 
     def _send_to_broker(self, pending: list[PendingMessage]) -> tuple[list[Acknowledged], str | None]:

@@ -199,3 +199,22 @@ class TestHttpStatus:
         assert failed.status.status_code is StatusCode.ERROR
         assert refused.status.status_code is StatusCode.UNSET
         assert refused.attributes["http.response.status_code"] == 409
+
+
+class TestLogs:
+    def test_a_json_log_line_inside_a_trace_names_it_while_tracing_is_on(self):
+        import logging
+
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        from shared.logging import JsonFormatter
+
+        formatter = JsonFormatter("payments")
+        record = logging.LogRecord("hirfa", logging.INFO, __file__, 1, "paid", None, None)
+        assert "trace_id" not in json.loads(formatter.format(record))
+
+        tracing.start_tracing("test", InMemorySpanExporter(), batch=False)
+        assert "trace_id" not in json.loads(formatter.format(record))  # outside any trace
+        with tracing.tracer().start_as_current_span("request") as span:
+            line = json.loads(formatter.format(record))
+        assert line["trace_id"] == f"{span.get_span_context().trace_id:032x}"
