@@ -17,6 +17,7 @@ from services.onboarding.adapters.orm import OutboxMessage as OnboardingOutbox
 from services.payments.adapters.orm import InboxMessage, Payee
 from services.payments.service_layer.projections import HANDLERS as PAYMENTS_HANDLERS
 from shared import tracing
+from shared.config import ServiceConfig
 from shared.events import make_event
 from shared.events.consumer import EventConsumer, Outcome, with_set_based_form
 from shared.ids import new_id
@@ -294,16 +295,21 @@ def test_one_trace_from_the_request_through_the_relay_to_the_consumer(
     onboarding_ctx, payments_ctx = contexts
 
     artisan_id = register(onboarding, marketplace_headers, CALLER_TRACEPARENT)
-    assert make_relay(onboarding_ctx).publish_batch().published == 1
     stop = threading.Event()
-    consumer = make_event_consumer(payments_ctx, PAYMENTS_HANDLERS, ["onboarding.events"], stop=stop)
-    thread = threading.Thread(target=consumer.run, args=(stop,), daemon=True)
-    thread.start()
+    # Run as their processes run them: each loop closes its Kafka clients when it stops.
+    loops = [
+        make_relay(onboarding_ctx).run,
+        make_event_consumer(payments_ctx, PAYMENTS_HANDLERS, ["onboarding.events"], stop=stop).run,
+    ]
+    threads = [threading.Thread(target=loop, args=(stop,), daemon=True) for loop in loops]
+    for thread in threads:
+        thread.start()
     try:
         wait_until(lambda: finished(spans, f"process {REGISTERED}"), message="the consumer's span")
     finally:
         stop.set()
-        thread.join(20)
+        for thread in threads:
+            thread.join(20)
 
     [server] = finished(spans, "POST /v1/artisans", SpanKind.SERVER)
     [created] = finished(spans, f"create {REGISTERED}", SpanKind.PRODUCER)
@@ -317,3 +323,27 @@ def test_one_trace_from_the_request_through_the_relay_to_the_consumer(
     assert processed.parent.span_id == created.context.span_id
     with payments_ctx.session_factory() as session:
         assert session.get(Payee, artisan_id) is not None
+
+
+def test_spans_leave_for_the_collector_over_otlp_http_with_its_headers():
+    collector = CallbackReceiver(path="/v1/traces")
+    collector.start()
+    try:
+        config = ServiceConfig.from_env(
+            "payments",
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url.removesuffix("/v1/traces"),
+                "OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=collector-key",
+            },
+        )
+        assert tracing.configure_tracing("payments-api", config)
+        tracing.tracer().start_span("a span").end()
+        tracing.stop_tracing()  # sends what is left
+        [export] = collector.wait_for(1)
+    finally:
+        tracing.stop_tracing()
+        collector.stop()
+    headers = {name.lower(): value for name, value in export.headers.items()}
+    assert headers["content-type"] == "application/x-protobuf"
+    assert headers["x-api-key"] == "collector-key"
+    assert b"payments-api" in export.body and b"a span" in export.body
