@@ -25,6 +25,10 @@ committed, and processing continues. A database outage is not poison: the whole 
 back, the runner rewinds to each partition's first uncommitted message and retries with backoff,
 forever.
 
+While tracing is on (shared/tracing.py), each event is applied in a span that continues the trace
+its envelope's ``traceparent`` names; a set-based run in one span linked to each of its events. A
+malformed ``traceparent`` is dropped, never a reason to dead-letter the event.
+
 A broker that lost records it had acknowledged (``lost_records``) leaves a consumer's position,
 and its group's committed offsets, pointing into a log that is gone: a topic made anew, or cut
 short, ends before them, and the records written there since (the relay publishes the lost ones
