@@ -52,6 +52,8 @@ _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 DEFAULT_MAX_BODY_BYTES = 1 * 1024 * 1024
 # Multipart boundaries and part headers around an uploaded file.
 UPLOAD_FRAMING_BYTES = 64 * 1024
+# Asked every few seconds by the orchestrator and Prometheus: neither logged nor traced.
+_PROBE_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 # Onboarding's token endpoint, on the host that serves the signing keys (``jwks_url``).
 TOKEN_PATH = "/v1/oauth/token"
 
@@ -326,7 +328,8 @@ def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[
         chosen = tracing.tracer()
         if chosen is not None:
             route = request.url_rule.rule if request.url_rule else None
-            tracing.start_request(chosen, request.method, route, request.headers, g.request_id)
+            if route not in _PROBE_ROUTES:
+                tracing.start_request(chosen, request.method, route, request.headers, g.request_id)
 
     @app.after_request
     def _finish_request(response: Response) -> Response:
@@ -338,7 +341,7 @@ def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[
         if started is not None:
             elapsed = time.perf_counter() - started
             latency.labels(request.method, endpoint).observe(elapsed)
-            if endpoint not in {"/healthz", "/readyz", "/metrics"}:
+            if endpoint not in _PROBE_ROUTES:
                 log.info(
                     "request",
                     extra={

@@ -133,6 +133,7 @@ def test_a_request_without_one_starts_its_own_trace_and_a_client_error_is_not_ou
     assert server.parent is None and trace_of(server) != CALLER_TRACE
     assert server.status.status_code is StatusCode.UNSET
 
+    onboarding.get("/healthz", headers={"traceparent": CALLER_TRACEPARENT})  # probes: not traced
     onboarding.get("/v1/no-such-thing", headers={"traceparent": "not-a-traceparent"})
     [unmatched] = finished(spans, "GET", SpanKind.SERVER)
     assert unmatched.parent is None  # a malformed traceparent is ignored, not an error
