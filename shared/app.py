@@ -1,5 +1,5 @@
-"""What every service's ``create_app`` shares: request ids, logging, problem+json errors, the
-content-type and JSON guards, health/readiness/metrics endpoints, and OpenAPI docs.
+"""What every service's ``create_app`` shares: request ids, logging, traces, problem+json errors,
+the content-type and JSON guards, health/readiness/metrics endpoints, and OpenAPI docs.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from werkzeug.exceptions import HTTPException
 
+from shared import tracing
 from shared.auth.principal import Principal
 from shared.auth.scopes import Role
 from shared.config import prometheus_multiprocess_directory
@@ -51,6 +52,8 @@ _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 DEFAULT_MAX_BODY_BYTES = 1 * 1024 * 1024
 # Multipart boundaries and part headers around an uploaded file.
 UPLOAD_FRAMING_BYTES = 64 * 1024
+# Asked every few seconds by the orchestrator and Prometheus: neither logged nor traced.
+_PROBE_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 # Onboarding's token endpoint, on the host that serves the signing keys (``jwks_url``).
 TOKEN_PATH = "/v1/oauth/token"
 
@@ -240,6 +243,7 @@ def create_service_app(
     config = context.config
     upload_limits = dict(upload_endpoints or {})
     configure_logging(config.service_name, config.log_level, config.log_json)
+    tracing.configure_tracing(f"{config.service_name}-api", config)
     app = Flask(config.service_name)
     app.json = StrictJSONProvider(app)
     app.config.update(
@@ -290,7 +294,8 @@ def _api_settings(
 
 def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[Collector] = ()) -> None:
     """Request ids (taken from ``X-Request-Id`` when well-formed, else new), one log line per
-    request, and the Prometheus metrics served on ``/metrics``."""
+    request, a server span per request while tracing is on (continuing the caller's
+    ``traceparent``), and the Prometheus metrics served on ``/metrics``."""
     registry = CollectorRegistry()
     requests_total = Counter(
         "hirfa_http_requests_total",
@@ -320,17 +325,23 @@ def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if _REQUEST_ID_PATTERN.match(incoming) else new_id("req")
         request_id_var.set(g.request_id)
+        chosen = tracing.tracer()
+        if chosen is not None:
+            route = request.url_rule.rule if request.url_rule else None
+            if route not in _PROBE_ROUTES:
+                tracing.start_request(chosen, request.method, route, request.headers, g.request_id)
 
     @app.after_request
     def _finish_request(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id") or new_id("req")
+        tracing.request_answered(response.status_code)
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         requests_total.labels(request.method, endpoint, str(response.status_code)).inc()
         started = g.get("started_at")
         if started is not None:
             elapsed = time.perf_counter() - started
             latency.labels(request.method, endpoint).observe(elapsed)
-            if endpoint not in {"/healthz", "/readyz", "/metrics"}:
+            if endpoint not in _PROBE_ROUTES:
                 log.info(
                     "request",
                     extra={
@@ -346,8 +357,9 @@ def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[
         return response
 
     @app.teardown_request
-    def _forget_request_id(_exc: BaseException | None) -> None:
+    def _forget_request_id(exc: BaseException | None) -> None:
         request_id_var.set(None)
+        tracing.finish_request(exc)
 
     @app.get("/metrics")
     def metrics() -> Response:

@@ -43,6 +43,9 @@ KAFKA_TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 KAFKA_SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
 KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
+# Where traces go (OTEL_TRACES_EXPORTER; shared/tracing.py).
+TRACE_EXPORTERS = ("otlp", "console", "none")
+
 
 def prometheus_multiprocess_directory() -> str | None:
     """Where the worker processes of one gunicorn write their metrics for /metrics to add up
@@ -59,8 +62,9 @@ class ConfigError(RuntimeError):
 # the repr (so of logs and tracebacks), and error messages never echo its value. A field whose name
 # looks like a secret must say which it is, so a new one cannot slip through unmarked.
 SECRET = "hirfa.secret"
+# Headers too: a collector's or a partner's headers are where an API key travels.
 _SECRET_NAME_WORDS = frozenset(
-    {"secret", "secrets", "key", "keys", "password", "passwords", "token", "tokens"}
+    {"secret", "secrets", "key", "keys", "password", "passwords", "token", "tokens", "headers"}
 )
 
 
@@ -127,6 +131,10 @@ class Process(enum.StrEnum):
 DATABASE_SECRETS = frozenset({"database_url"})
 BROKER_SECRETS = frozenset({"kafka_sasl_password", "kafka_ssl_key_password"})
 _PROCESSES_ON_THE_BROKER = frozenset({Process.API, Process.RELAY, Process.CONSUMER})
+# The trace collector's headers (its credentials) go with every process that sends spans: all but
+# the migrations. Needed only where an OTLP endpoint is set (shared/tracing.py).
+TRACING_SECRETS = frozenset({"otel_exporter_otlp_headers"})
+_PROCESSES_THAT_TRACE = frozenset(set(Process) - {Process.MIGRATE})
 
 
 def process_secrets(*owns: Mapping[Process, Iterable[str]]) -> Mapping[Process, frozenset[str]]:
@@ -137,6 +145,7 @@ def process_secrets(*owns: Mapping[Process, Iterable[str]]) -> Mapping[Process, 
         {
             process: DATABASE_SECRETS
             | (BROKER_SECRETS if process in _PROCESSES_ON_THE_BROKER else frozenset())
+            | (TRACING_SECRETS if process in _PROCESSES_THAT_TRACE else frozenset())
             | frozenset(name for own in owns for name in own.get(process, ()))
             for process in Process
         }
@@ -271,6 +280,15 @@ class ServiceConfig:
     # /healthz fails once a work loop has not turned for this long (a worker's interval between
     # passes is added): it hangs, and a restart is what will move it.
     probe_stall_seconds: float = 300.0
+    # Traces (shared/tracing.py), under OpenTelemetry's own names: off unless an exporter is named
+    # (otlp, console, none) or an OTLP endpoint is given (the collector's OTLP/HTTP base URL,
+    # http://collector:4318; /v1/traces is added). The headers (``name=value,…``) may carry the
+    # collector's API key. New traces are kept with probability otel_traces_sampler_arg; one
+    # continued from a caller or an event follows the caller's choice.
+    otel_traces_exporter: str = ""
+    otel_exporter_otlp_endpoint: str = ""
+    otel_exporter_otlp_headers: str = secret_field()
+    otel_traces_sampler_arg: float = 1.0
     # Test-only fault injection; refused in production (see validate()).
     fault_injection: str = ""
 
@@ -337,7 +355,22 @@ class ServiceConfig:
             raise self.refuse("probe_port", f"must be a port number (0 to 65535), not {self.probe_port}")
         if self.probe_stall_seconds <= 0:
             raise self.refuse("probe_stall_seconds", "must be above 0")
+        self._validate_tracing()
         self._validate_kafka()
+
+    def _validate_tracing(self) -> None:
+        exporter = self.otel_traces_exporter.strip().lower()
+        if exporter not in {"", *TRACE_EXPORTERS}:
+            raise self.refuse("otel_traces_exporter", f"must be one of {', '.join(TRACE_EXPORTERS)}")
+        if exporter == "otlp" and not self.otel_exporter_otlp_endpoint:
+            raise self.refuse("otel_exporter_otlp_endpoint", "is required with the otlp exporter")
+        endpoint = urlsplit(self.otel_exporter_otlp_endpoint)
+        if self.otel_exporter_otlp_endpoint and (
+            endpoint.scheme not in {"http", "https"} or not endpoint.hostname
+        ):
+            raise self.refuse("otel_exporter_otlp_endpoint", "must be an http(s) URL (http://collector:4318)")
+        if not 0.0 <= self.otel_traces_sampler_arg <= 1.0:
+            raise self.refuse("otel_traces_sampler_arg", "must be between 0 and 1")
 
     def _validate_kafka(self) -> None:
         """Kafka client security and topic durability: a wrong combination names the setting."""

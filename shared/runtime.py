@@ -45,6 +45,7 @@ from shared.events.relay import OutboxRelay
 from shared.events.replay import replay_outbox
 from shared.logging import configure_logging
 from shared.probes import Heartbeat, OutboxCollector, ProbeServer, infrastructure_checks, process_registry
+from shared.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -286,6 +287,7 @@ def service_cli(
     def relay() -> None:
         config = load_config(process=Process.RELAY)
         configure_logging(f"{name}-relay", config.log_level, config.log_json)
+        configure_tracing(f"{name}-relay", config)
         context = bootstrap(config)
         stop = stop_on_signals()
         with serving_probes(
@@ -299,6 +301,7 @@ def service_cli(
         def consume() -> None:
             config = load_config(process=Process.CONSUMER)
             configure_logging(f"{name}-consumer", config.log_level, config.log_json)
+            configure_tracing(f"{name}-consumer", config)
             context = bootstrap(config)
             handler_map = handlers(config)
             stop = stop_on_signals()

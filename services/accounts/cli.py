@@ -33,6 +33,7 @@ from shared.auth.keys import SigningKeyStore
 from shared.config import Process
 from shared.logging import configure_logging
 from shared.runtime import run_duty, service_cli, serving_probes, stop_on_signals
+from shared.tracing import configure_tracing
 
 
 def _handlers(config: AccountsConfig):
@@ -65,6 +66,7 @@ def worker(once: bool) -> None:
     check that every payment that succeeded reached the ledger (a case for each that did not)."""
     config = load_config(process=Process.WORKER)
     configure_logging("accounts-worker", config.log_level, config.log_json)
+    configure_tracing("accounts-worker", config)
     context = bootstrap(config)
     settings = context.payouts
     stop = stop_on_signals()
@@ -203,6 +205,7 @@ def reconcile(
     # Fetching calls M2T and the bank as the worker does, with its secrets; a FILE needs none.
     config = load_config(process=Process.WORKER if fetch else Process.COMMAND)
     configure_logging("accounts-reconcile", config.log_level, config.log_json)
+    configure_tracing("accounts-reconcile", config)
     context = bootstrap(config)
     if fetch:
         if day is None or file is not None:

@@ -363,8 +363,10 @@ def worker(once: bool, interval: float) -> None:
     import logging
 
     from shared.runtime import run_duty, serving_probes, stop_on_signals
+    from shared.tracing import configure_tracing
 
     context = _context(Process.WORKER)
+    configure_tracing("onboarding-worker", context.config)
     stop = stop_on_signals()
     log = logging.getLogger("hirfa.onboarding.worker")
     poll_after = dt.timedelta(seconds=context.config.bank_opening_poll_after_seconds)

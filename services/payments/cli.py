@@ -18,6 +18,7 @@ from services.payments.service_layer.webhook_dispatcher import WebhookDispatcher
 from shared.config import Process
 from shared.logging import configure_logging
 from shared.runtime import duty_failed, duty_succeeded, run_duty, service_cli, serving_probes, stop_on_signals
+from shared.tracing import configure_tracing
 
 cli = service_cli(
     "payments",
@@ -40,6 +41,7 @@ def worker(once: bool) -> None:
     timeouts) by polling it, and deliver marketplace webhooks with their retries."""
     config = load_config(process=Process.WORKER)
     configure_logging("payments-worker", config.log_level, config.log_json)
+    configure_tracing("payments-worker", config)
     context = bootstrap(config)
     settings = context.payments
     hooks = context.webhooks

@@ -25,6 +25,10 @@ committed, and processing continues. A database outage is not poison: the whole 
 back, the runner rewinds to each partition's first uncommitted message and retries with backoff,
 forever.
 
+While tracing is on (shared/tracing.py), each event is applied in a span that continues the trace
+its envelope's ``traceparent`` names; a set-based run in one span linked to each of its events. A
+malformed ``traceparent`` is dropped, never a reason to dead-letter the event.
+
 A broker that lost records it had acknowledged (``lost_records``) leaves a consumer's position,
 and its group's committed offsets, pointing into a log that is gone: a topic made anew, or cut
 short, ends before them, and the records written there since (the relay publishes the lost ones
@@ -54,6 +58,7 @@ from kafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Gauge
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import tracing
 from shared.bulk_sql import Same, insert_many, present
 from shared.db import UnitOfWork, utcnow
 from shared.events.broker import close_quietly
@@ -69,6 +74,7 @@ from shared.events.lost_records import (
     seen_ids,
 )
 from shared.events.schemas import EventSchemaError, validate_event
+from shared.tracing import TRACEPARENT
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +204,9 @@ class EventConsumer:
         try:
             validate_event(envelope)
         except EventSchemaError as exc:
-            raise PoisonMessage(f"schema violation: {exc}") from None
+            refusal = _refusal_without_trace_context(envelope, exc)
+            if refusal is not None:
+                raise PoisonMessage(f"schema violation: {refusal}") from None
         except (TypeError, KeyError) as exc:
             raise PoisonMessage(f"not an event envelope: {exc}") from None
         return Event.from_envelope(envelope, key=(key or b"").decode(errors="replace"))
@@ -299,6 +307,19 @@ class EventConsumer:
     def _apply_set_based(self, uow: UnitOfWork, batch: list[Event]) -> bool:
         """Apply ``batch`` with its handler's set-based form, in one savepoint; whether it did
         (if not, the savepoint was rolled back and nothing of it is left)."""
+        chosen = tracing.tracer()
+        if chosen is None:
+            return self._apply_set_based_in_savepoint(uow, batch)
+        span = tracing.start_processing_together(chosen, batch, self.name)
+        try:
+            applied = self._apply_set_based_in_savepoint(uow, batch)
+        except BaseException as exc:
+            tracing.finish_processing_together(span, applied=False, error=exc)
+            raise
+        tracing.finish_processing_together(span, applied=applied)
+        return applied
+
+    def _apply_set_based_in_savepoint(self, uow: UnitOfWork, batch: list[Event]) -> bool:
         session = uow.session
         assert session is not None
         apply_many = set_based_form(self.handlers[batch[0].type])
@@ -344,6 +365,16 @@ class EventConsumer:
         )
 
     def _apply_in_savepoint(self, uow: UnitOfWork, event: Event) -> Result:
+        chosen = tracing.tracer()
+        if chosen is None:
+            return self._apply_one_in_savepoint(uow, event)
+        with tracing.processing(chosen, event, self.name) as span:
+            result = self._apply_one_in_savepoint(uow, event)
+            if result.error is not None:
+                tracing.failed(span, result.error)
+            return result
+
+    def _apply_one_in_savepoint(self, uow: UnitOfWork, event: Event) -> Result:
         session = uow.session
         assert session is not None
         # Each event sees the database as its own unit of work would: nothing left in the identity
@@ -595,6 +626,25 @@ class EventConsumer:
         # Without a client there is no assignment: a lag shown now would be a stale one.
         self._forget_lag(self._lag_shown)
         self._lag_shown = set()
+
+
+def _refusal_without_trace_context(envelope: Any, refusal: EventSchemaError) -> Exception | None:
+    """What is still wrong with an envelope the schema refused once its ``traceparent`` is dropped;
+    None when nothing is (it is then dropped). A malformed trace context only means the trace is
+    not continued, never that the event is refused. Looked at only after a refusal: a valid
+    envelope pays nothing for it."""
+    if not isinstance(envelope, dict) or TRACEPARENT not in envelope:
+        return refusal
+    del envelope[TRACEPARENT]
+    try:
+        validate_event(envelope)
+    except (EventSchemaError, TypeError, KeyError) as still:
+        return still
+    log.warning(
+        "event's trace context is malformed; applied without it",
+        extra={"event_id": envelope.get("id"), "event_type": envelope.get("type")},
+    )
+    return None
 
 
 class _Rewind(Exception):

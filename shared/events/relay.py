@@ -33,12 +33,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from kafka.errors import KafkaError
 from prometheus_client import Counter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import tracing
 from shared.db import is_postgres, utcnow
 from shared.events.broker import KafkaCluster, as_cluster, close_quietly, ensure_topics, make_producer
 from shared.events.lost_records import (
@@ -212,7 +214,28 @@ class OutboxRelay:
         return BatchResult(published=len(sent), failed=len(unsent), error=error)
 
     def _send(self, pending: list[PendingMessage]) -> tuple[list[Acknowledged], str | None]:
-        """Send in order; return the prefix that the broker acknowledged and the first error."""
+        """Send in order; return the prefix that the broker acknowledged and the first error.
+
+        Traced, each event's publication is a span in the trace the event was created in."""
+        chosen = tracing.tracer()
+        if chosen is None:
+            return self._send_to_broker(pending)
+        spans = [
+            tracing.start_sending(
+                chosen, message.event_type, message.event_id, message.topic, _traceparent(message.payload)
+            )
+            for message in pending
+        ]
+        sent: list[Acknowledged] = []
+        error: str | None = "relay failed"
+        try:
+            sent, error = self._send_to_broker(pending)
+        finally:
+            # Rows left for the next start by a stop request did not fail.
+            tracing.finish_sending(spans, len(sent), None if error == _STOPPING else error)
+        return sent, error
+
+    def _send_to_broker(self, pending: list[PendingMessage]) -> tuple[list[Acknowledged], str | None]:
         try:
             producer = self._ensure_producer()
             if self._stop.is_set():
@@ -395,6 +418,15 @@ class OutboxRelay:
                     stop.wait(self.poll_interval)
         self._drop_producer()
         log.info("outbox relay stopped")
+
+
+def _traceparent(payload: str) -> str | None:
+    """The ``traceparent`` an outbox row's envelope carries, if any (read only while tracing)."""
+    try:
+        found = orjson.loads(payload).get(tracing.TRACEPARENT)
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
 
 
 def _count_published(sent: list[Acknowledged]) -> None:

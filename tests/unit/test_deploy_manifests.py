@@ -391,7 +391,8 @@ def setting(settings: dict[str, str], service: str, name: str) -> str:
 def secrets_needed(command: list[str], settings: dict[str, str]) -> set[str]:
     """The secret settings the command's process uses (shared/config.py's PROCESS_SECRETS; the
     console's one secret), as the deployment's other settings make them needed: Kafka's SCRAM
-    password only over SASL, a client key's password only with a client certificate."""
+    password only over SASL, a client key's password only with a client certificate, the trace
+    collector's headers only where traces are sent."""
     needed = set()
     for service, process in processes_of(command):
         if service == CONSOLE:
@@ -403,6 +404,8 @@ def secrets_needed(command: list[str], settings: dict[str, str]) -> set[str]:
             uses.discard("kafka_sasl_password")
         if not setting(settings, service, "KAFKA_SSL_CERTFILE"):
             uses.discard("kafka_ssl_key_password")
+        if not setting(settings, service, "OTEL_EXPORTER_OTLP_ENDPOINT"):
+            uses.discard("otel_exporter_otlp_headers")
         needed |= {config.setting_name(name) for name in uses}
     return needed
 

@@ -418,6 +418,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 README_SHARED_SECRETS = {
     "database": {"database_url"},
     "Kafka": {"kafka_sasl_password", "kafka_ssl_key_password"},
+    "traces": {"otel_exporter_otlp_headers"},
 }
 
 

@@ -18,6 +18,7 @@ import requests
 from services.onboarding.domain.ports import PersonalDataUnavailable
 from shared.auth.scopes import ONBOARDING_SERVICE_ID, PERSONAL_DATA_COLLECT, Role
 from shared.auth.tokens import TokenIssuer
+from shared.partners import traced_session
 
 
 class HttpPersonalDataSource:
@@ -35,7 +36,7 @@ class HttpPersonalDataSource:
         self.audience = f"hirfa-{name}"
         self._issuer = issuer
         self.timeout = timeout
-        self._http = session or requests.Session()
+        self._http = session or traced_session()
 
     def __repr__(self) -> str:
         return f"HttpPersonalDataSource(name={self.name!r}, base_url={self.base_url!r})"
