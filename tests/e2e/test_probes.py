@@ -177,7 +177,7 @@ def test_an_api_with_several_workers_counts_every_workers_requests_on_metrics(st
             return (
                 requests.get(f"{url}/healthz", headers={"Connection": "close"}, timeout=5).status_code == 200
             )
-        except requests.ConnectionError:
+        except requests.RequestException:  # still starting, or too busy to answer in time
             return False
 
     try:
@@ -194,7 +194,7 @@ def test_an_api_with_several_workers_counts_every_workers_requests_on_metrics(st
                 {
                     (sample.name, tuple(sorted(sample.labels.items()))): sample.value
                     for family in text_string_to_metric_families(
-                        requests.get(f"{url}/metrics", timeout=5).text
+                        requests.get(f"{url}/metrics", timeout=30).text
                     )
                     for sample in family.samples
                 },
