@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-stamp
 SMS_SANDBOX_ENV := ONBOARDING_SMS_BACKEND=http ONBOARDING_SMS_PROVIDER_URL=http://127.0.0.1:$${SMS_SANDBOX_PORT:-8012}/v1/messages ONBOARDING_SMS_PROVIDER_API_KEY=sandbox-sms-api-key
 RUN_ENV := ONBOARDING_DEMO_CLIENTS=true ONBOARDING_DEMO_STAFF=true LOG_JSON=false ACCOUNTS_PENDING_HOLD_SECONDS=$${ACCOUNTS_PENDING_HOLD_SECONDS:-60} KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$${BROKER_PORT:-9092} $(SMS_SANDBOX_ENV)
 
-.PHONY: install browsers run migrate test test-unit faults lint validate-deploy bench clean
+.PHONY: install browsers run migrate test test-unit faults lint validate-deploy docs bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -78,6 +78,11 @@ lint: install
 # the compose file against the compose specification: offline, the schemas ship in the packages.
 validate-deploy: install
 	$(BIN)/python deploy/validate_manifests.py
+
+# The documents generated from the code: docs/errors.md, the catalogue of problem codes (a test
+# fails when the committed page differs from what this writes).
+docs: install
+	$(BIN)/hirfa docs errors
 
 bench: install
 	$(BIN)/python -m tests.bench

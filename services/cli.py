@@ -17,6 +17,7 @@ GROUPS = {
     "payments": "services.payments.cli:cli",
     "accounts": "services.accounts.cli:cli",
     "stack": "services.stack:stack",
+    "docs": "services.docs:docs",
 }
 
 

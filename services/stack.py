@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 import requests
 
-from shared.config import CONSOLE_PORT, SERVICE_PORTS
+from shared.config import CONSOLE_PORT, PROBE_PORTS, SERVICE_PORTS, Process
 from shared.db import run_migrations
 
 SERVICES_DIR = Path(__file__).parent
@@ -76,9 +76,9 @@ def init() -> None:
         ("payments", payments_config),
         ("accounts", accounts_config),
     ):
-        run_migrations(SERVICES_DIR / name, load().database_url)
+        run_migrations(SERVICES_DIR / name, load(process=Process.MIGRATE).database_url)
         click.echo(f"{name}: database migrated")
-    _ensure_statement_key(accounts_config().statement_keys_directory)
+    _ensure_statement_key(accounts_config(process=Process.MIGRATE).statement_keys_directory)
     click.get_current_context().invoke(onboarding_init)
 
 
@@ -118,7 +118,7 @@ def demo_client_lines(onboarding_url: str) -> list[str]:
     from services.onboarding.cli import DEMO_CLIENTS
     from services.onboarding.config import load_config as onboarding_config
 
-    if not onboarding_config().demo_clients:
+    if not onboarding_config(process=Process.COMMAND).demo_clients:
         return []
     lines = ["", f"  Demo API clients (POST {onboarding_url}/v1/oauth/token):"]
     for client_id, secret, name, role, bank_code in DEMO_CLIENTS:
@@ -132,7 +132,7 @@ def demo_staff_lines(onboarding_url: str) -> list[str]:
     from services.onboarding.cli import DEMO_STAFF, DEMO_STAFF_PASSWORD
     from services.onboarding.config import load_config as onboarding_config
 
-    if not onboarding_config().demo_staff:
+    if not onboarding_config(process=Process.COMMAND).demo_staff:
         return []
     lines = [
         "",
@@ -141,6 +141,18 @@ def demo_staff_lines(onboarding_url: str) -> list[str]:
     ]
     for email, name, roles, secret in DEMO_STAFF:
         lines.append(f"    {','.join(roles):<13} {email:<32} {secret}  {name}")
+    return lines
+
+
+def probe_lines(host: str) -> list[str]:
+    """Where each relay, consumer and worker answers /metrics, /healthz and /readyz."""
+    lines = ["", f"  Relays, consumers and workers: /metrics, /healthz and /readyz on http://{host}:PORT"]
+    for service in SERVICE_PORTS:
+        ports = [
+            f"{kind} {os.environ.get(f'{service}_{kind}_PROBE_PORT'.upper(), PROBE_PORTS[f'{service}_{kind}'])}"
+            for kind in ("relay", "consumer", "worker")
+        ]
+        lines.append(f"    {service:<11} {'   '.join(ports)}")
     return lines
 
 
@@ -163,6 +175,7 @@ def wait_ready(timeout: int, stay: bool) -> None:
     for name, url in urls.items():
         lines.append(f"  {name:<11} {url}   docs {url}/docs   openapi {url}/openapi.json")
     lines.append(f"  {'console':<11} {console}   the back office for compliance officers and operators")
+    lines += probe_lines(host)
     lines += demo_client_lines(urls["onboarding"])
     lines += demo_staff_lines(urls["onboarding"])
     lines += [

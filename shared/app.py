@@ -1,5 +1,5 @@
-"""What every service's ``create_app`` shares: request ids, logging, problem+json errors, the
-content-type and JSON guards, health/readiness/metrics endpoints, and OpenAPI docs.
+"""What every service's ``create_app`` shares: request ids, logging, traces, problem+json errors,
+the content-type and JSON guards, health/readiness/metrics endpoints, and OpenAPI docs.
 """
 
 from __future__ import annotations
@@ -8,24 +8,25 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urljoin
 
 import flask_smorest
 import orjson
-import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 import swagger_ui_bundle
 from flask import Flask, Response, current_app, g, has_request_context, jsonify, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
-from marshmallow import Schema, fields
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from werkzeug.exceptions import HTTPException
 
+from shared import tracing
 from shared.auth.principal import Principal
 from shared.auth.scopes import Role
+from shared.config import prometheus_multiprocess_directory
 from shared.context import ServiceContext
 from shared.errors import (
     PROBLEM_CONTENT_TYPE,
@@ -38,12 +39,12 @@ from shared.errors import (
     ValidationFailed,
     http_status_error,
 )
-from shared.events.broker import KafkaCluster, broker_reachable
-from shared.events.outbox import outbox_backlog
 from shared.i18n import DEFAULT_LANGUAGE, negotiate, normalize_language
 from shared.ids import new_id
 from shared.localized_errors import localize_problem
 from shared.logging import configure_logging, request_id_var
+from shared.openapi import OperationDocs, ProblemSchema, security_schemes
+from shared.probes import OutboxCollector, infrastructure_checks, readiness
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,10 @@ _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 DEFAULT_MAX_BODY_BYTES = 1 * 1024 * 1024
 # Multipart boundaries and part headers around an uploaded file.
 UPLOAD_FRAMING_BYTES = 64 * 1024
+# Asked every few seconds by the orchestrator and Prometheus: neither logged nor traced.
+_PROBE_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+# Onboarding's token endpoint, on the host that serves the signing keys (``jwks_url``).
+TOKEN_PATH = "/v1/oauth/token"
 
 
 # orjson writes what the standard library would (dates and dataclasses through Flask's own
@@ -103,17 +108,9 @@ def _refuse_unstorable_strings(value: Any) -> None:
 
 
 class ProblemApi(flask_smorest.Api):  # type: ignore[misc]  # flask-smorest ships no type hints
-    """flask-smorest whose errors are problem+json, documented as such."""
+    """flask-smorest whose errors are problem+json, documented as such (``shared.openapi``)."""
 
-    class ERROR_SCHEMA(Schema):  # noqa: N801 - flask-smorest's attribute name
-        type = fields.String()
-        title = fields.String()
-        status = fields.Integer()
-        detail = fields.String()
-        code = fields.String(metadata={"description": "Stable machine-readable error code."})
-        param = fields.String()
-        errors = fields.List(fields.Dict())
-        request_id = fields.String()
+    ERROR_SCHEMA = ProblemSchema
 
     def handle_http_exception(self, error: HTTPException) -> Response:
         return problem_response(_from_http_exception(error))
@@ -246,13 +243,16 @@ def create_service_app(
     config = context.config
     upload_limits = dict(upload_endpoints or {})
     configure_logging(config.service_name, config.log_level, config.log_json)
+    tracing.configure_tracing(f"{config.service_name}-api", config)
     app = Flask(config.service_name)
     app.json = StrictJSONProvider(app)
-    app.config.update(_api_settings(title, max_body_bytes, upload_limits))
+    app.config.update(
+        _api_settings(title, max_body_bytes, upload_limits, urljoin(config.jwks_url, TOKEN_PATH))
+    )
     app.extensions["hirfa"] = context
     if artisan_language is not None:
         app.extensions[ARTISAN_LANGUAGE_EXTENSION] = artisan_language
-    api = ProblemApi(app)
+    api = ProblemApi(app, spec_kwargs={"extra_plugins": [OperationDocs(app)]})
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     # Observation first: a request the guards refuse still has its request id, metric and log line.
@@ -264,7 +264,9 @@ def create_service_app(
     return app
 
 
-def _api_settings(title: str, max_body_bytes: int, upload_limits: dict[str, int]) -> dict[str, Any]:
+def _api_settings(
+    title: str, max_body_bytes: int, upload_limits: dict[str, int], token_url: str
+) -> dict[str, Any]:
     """flask-smorest's OpenAPI settings, and Werkzeug's ceiling on request bodies."""
     return {
         "API_TITLE": title,
@@ -278,18 +280,22 @@ def _api_settings(title: str, max_body_bytes: int, upload_limits: dict[str, int]
             [max_body_bytes, *((limit + UPLOAD_FRAMING_BYTES) for limit in upload_limits.values())]
         ),
         "API_SPEC_OPTIONS": {
-            "info": {"description": f"{title}. Errors are application/problem+json (RFC 9457)."},
-            "components": {
-                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+            "info": {
+                "description": (
+                    f"{title}. Errors are application/problem+json (RFC 9457) with a stable `code`: "
+                    "each operation lists those it can answer; the whole catalogue is docs/errors.md."
+                )
             },
-            "security": [{"bearerAuth": []}],
+            # Each operation states its own security (``shared.openapi``): no default to inherit.
+            "components": {"securitySchemes": security_schemes(token_url)},
         },
     }
 
 
 def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[Collector] = ()) -> None:
     """Request ids (taken from ``X-Request-Id`` when well-formed, else new), one log line per
-    request, and the Prometheus metrics served on ``/metrics``."""
+    request, a server span per request while tracing is on (continuing the caller's
+    ``traceparent``), and the Prometheus metrics served on ``/metrics``."""
     registry = CollectorRegistry()
     requests_total = Counter(
         "hirfa_http_requests_total",
@@ -303,9 +309,15 @@ def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[
         ["method", "endpoint"],
         registry=registry,
     )
-    registry.register(_OutboxBacklogCollector(context))
-    for collector in collectors:
-        registry.register(collector)
+    scraped = registry
+    if prometheus_multiprocess_directory():
+        # Several gunicorn workers: every worker's counters and histograms, added up from the
+        # files they write, rather than those of the one worker that took the scrape.
+        scraped = CollectorRegistry()
+        MultiProcessCollector(scraped)  # type: ignore[no-untyped-call]
+    # Read from the database at scrape time: the same whichever worker answers.
+    for collector in [OutboxCollector(context), *collectors]:
+        scraped.register(collector)
 
     @app.before_request
     def _start_request() -> None:
@@ -313,17 +325,23 @@ def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if _REQUEST_ID_PATTERN.match(incoming) else new_id("req")
         request_id_var.set(g.request_id)
+        chosen = tracing.tracer()
+        if chosen is not None:
+            route = request.url_rule.rule if request.url_rule else None
+            if route not in _PROBE_ROUTES:
+                tracing.start_request(chosen, request.method, route, request.headers, g.request_id)
 
     @app.after_request
     def _finish_request(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id") or new_id("req")
+        tracing.request_answered(response.status_code)
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         requests_total.labels(request.method, endpoint, str(response.status_code)).inc()
         started = g.get("started_at")
         if started is not None:
             elapsed = time.perf_counter() - started
             latency.labels(request.method, endpoint).observe(elapsed)
-            if endpoint not in {"/healthz", "/readyz", "/metrics"}:
+            if endpoint not in _PROBE_ROUTES:
                 log.info(
                     "request",
                     extra={
@@ -339,12 +357,13 @@ def _observe_requests(app: Flask, context: ServiceContext, collectors: Iterable[
         return response
 
     @app.teardown_request
-    def _forget_request_id(_exc: BaseException | None) -> None:
+    def _forget_request_id(exc: BaseException | None) -> None:
         request_id_var.set(None)
+        tracing.finish_request(exc)
 
     @app.get("/metrics")
     def metrics() -> Response:
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(scraped), mimetype=CONTENT_TYPE_LATEST)
 
 
 def _guard_requests(
@@ -435,11 +454,7 @@ def _serve_health(app: Flask, context: ServiceContext, ready_checks: dict[str, C
     """``/healthz``: the process answers. ``/readyz``: the database, the broker and the service's own
     ``ready_checks`` answer too."""
     config = context.config
-    checks = {
-        "database": lambda: _database_ok(context),
-        "broker": lambda: broker_reachable(KafkaCluster.from_config(config)),
-        **ready_checks,
-    }
+    checks = {**infrastructure_checks(context), **ready_checks}
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -447,13 +462,7 @@ def _serve_health(app: Flask, context: ServiceContext, ready_checks: dict[str, C
 
     @app.get("/readyz")
     def readyz() -> tuple[Response, int]:
-        results = {}
-        for name, check in checks.items():
-            try:
-                results[name] = "ok" if check() else "unavailable"
-            except Exception:  # noqa: BLE001 - a failing check means "not ready", not a 500
-                results[name] = "unavailable"
-        ready = all(value == "ok" for value in results.values())
+        ready, results = readiness(checks)
         body = {"status": "ready" if ready else "not_ready", "checks": results}
         return jsonify(body), 200 if ready else 503
 
@@ -469,28 +478,3 @@ def _serve_docs(app: Flask, title: str) -> None:
     @app.get("/docs/static/<path:filename>")
     def docs_static(filename: str) -> Response:
         return send_from_directory(static_dir, filename)
-
-
-def _database_ok(context: ServiceContext) -> bool:
-    with context.engine.connect() as connection:
-        connection.execute(sa.text("SELECT 1"))
-    return True
-
-
-class _OutboxBacklogCollector:
-    """Exposes the number of unpublished outbox rows at scrape time."""
-
-    def __init__(self, context: ServiceContext) -> None:
-        self.context = context
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        gauge = GaugeMetricFamily("hirfa_outbox_backlog", "Outbox events not yet published")
-        try:
-            with self.context.session_factory() as session:
-                gauge.add_metric([], outbox_backlog(session, self.context.models.outbox))
-        except Exception:  # noqa: BLE001 - a scrape must not fail because the DB is down
-            return
-        yield gauge
-
-    def describe(self) -> list[GaugeMetricFamily]:
-        return []

@@ -8,10 +8,12 @@ and then, for settings every service shares, without it (``KAFKA_BOOTSTRAP_SERVE
 from __future__ import annotations
 
 import dataclasses
+import enum
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
@@ -20,6 +22,19 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVICE_PORTS = {"onboarding": 8001, "payments": 8002, "accounts": 8003}
 # The back-office console (services/console): a web app for staff, not one of the APIs above.
 CONSOLE_PORT = 8004
+# Where `make run` (deploy/Procfile) serves each relay's, consumer's and worker's /metrics,
+# /healthz and /readyz (<PROCESS>_PROBE_PORT moves one, e.g. PAYMENTS_RELAY_PROBE_PORT).
+PROBE_PORTS = {
+    "onboarding_relay": 8101,
+    "payments_relay": 8102,
+    "accounts_relay": 8103,
+    "onboarding_consumer": 8111,
+    "payments_consumer": 8112,
+    "accounts_consumer": 8113,
+    "onboarding_worker": 8121,
+    "payments_worker": 8122,
+    "accounts_worker": 8123,
+}
 
 
 # Kafka client security (kafka-python's names).
@@ -27,6 +42,16 @@ KAFKA_SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 KAFKA_TLS_PROTOCOLS = frozenset({"SSL", "SASL_SSL"})
 KAFKA_SASL_PROTOCOLS = frozenset({"SASL_PLAINTEXT", "SASL_SSL"})
 KAFKA_SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+# Where traces go (OTEL_TRACES_EXPORTER; shared/tracing.py).
+TRACE_EXPORTERS = ("otlp", "console", "none")
+
+
+def prometheus_multiprocess_directory() -> str | None:
+    """Where the worker processes of one gunicorn write their metrics for /metrics to add up
+    (``PROMETHEUS_MULTIPROC_DIR``, prometheus_client's own setting; deploy/gunicorn.conf.py sets it
+    when it runs several workers); None with a single process."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 class ConfigError(RuntimeError):
@@ -37,8 +62,9 @@ class ConfigError(RuntimeError):
 # the repr (so of logs and tracebacks), and error messages never echo its value. A field whose name
 # looks like a secret must say which it is, so a new one cannot slip through unmarked.
 SECRET = "hirfa.secret"
+# Headers too: a collector's or a partner's headers are where an API key travels.
 _SECRET_NAME_WORDS = frozenset(
-    {"secret", "secrets", "key", "keys", "password", "passwords", "token", "tokens"}
+    {"secret", "secrets", "key", "keys", "password", "passwords", "token", "tokens", "headers"}
 )
 
 
@@ -80,6 +106,86 @@ def check_secret_fields(config_type: type) -> None:
         )
 
 
+class Process(enum.StrEnum):
+    """Which of a service's processes a config is read for. What the process does decides the
+    secrets it is given and, in production, demands (``ServiceConfig.PROCESS_SECRETS``)."""
+
+    # The web app (gunicorn's ``create_app()``).
+    API = "api"
+    # ``hirfa <service> worker``.
+    WORKER = "worker"
+    # ``hirfa <service> relay``, and ``events replay``, which publishes as the relay does.
+    RELAY = "relay"
+    # ``hirfa <service> consume``, and ``dead-letters``, the consumer's rejects.
+    CONSUMER = "consumer"
+    # ``hirfa stack init`` (the migration Job), ``hirfa <service> db upgrade``.
+    MIGRATE = "migrate"
+    # Operator commands that need only the database (clients, screening lists, key rotation).
+    COMMAND = "command"
+
+
+# The secrets every process of a service uses: its database URL (it carries the password) and,
+# for the processes that read or write events (the API's /readyz looks at the broker), Kafka's
+# SCRAM password or client key password. Workers, migrations and the commands that need only the
+# database never reach the broker.
+DATABASE_SECRETS = frozenset({"database_url"})
+BROKER_SECRETS = frozenset({"kafka_sasl_password", "kafka_ssl_key_password"})
+_PROCESSES_ON_THE_BROKER = frozenset({Process.API, Process.RELAY, Process.CONSUMER})
+# The trace collector's headers (its credentials) go with every process that sends spans: all but
+# the migrations. Needed only where an OTLP endpoint is set (shared/tracing.py).
+TRACING_SECRETS = frozenset({"otel_exporter_otlp_headers"})
+_PROCESSES_THAT_TRACE = frozenset(set(Process) - {Process.MIGRATE})
+
+
+def process_secrets(*owns: Mapping[Process, Iterable[str]]) -> Mapping[Process, frozenset[str]]:
+    """The secret settings (field names) each process of a service uses: the database's, the
+    broker's where it reads or writes events, and, from each of ``owns``, those of the service's
+    own work that process does."""
+    return MappingProxyType(
+        {
+            process: DATABASE_SECRETS
+            | (BROKER_SECRETS if process in _PROCESSES_ON_THE_BROKER else frozenset())
+            | (TRACING_SECRETS if process in _PROCESSES_THAT_TRACE else frozenset())
+            | frozenset(name for own in owns for name in own.get(process, ()))
+            for process in Process
+        }
+    )
+
+
+def check_process_secrets(config_type: type) -> None:
+    """A config's ``PROCESS_SECRETS`` names its own fields, and places every secret in some process:
+    a new secret cannot be added without saying who uses it."""
+    names = {field.name for field in dataclasses.fields(config_type)}
+    listed = set().union(*config_type.PROCESS_SECRETS.values())  # type: ignore[attr-defined]
+    unknown = listed - names
+    unused = {field.name for field in dataclasses.fields(config_type) if is_secret(field)} - listed
+    problems = [f"no such setting {', '.join(sorted(unknown))}"] if unknown else []
+    problems += [f"no process uses {', '.join(sorted(unused))}"] if unused else []
+    if problems:
+        raise TypeError(f"{config_type.__name__}.PROCESS_SECRETS: {'; '.join(problems)}")
+
+
+class Withheld:
+    """What a production process holds in place of a part built from a secret it is not given
+    (one its ``PROCESS_SECRETS`` does not list): development would make a key file instead, and a
+    production process must never hold a key nobody else has. Any use is a ``ConfigError`` naming
+    the setting."""
+
+    def __init__(self, setting: str, process: Process | None) -> None:
+        self._setting = setting
+        self._process = process
+
+    def __repr__(self) -> str:
+        return f"Withheld({self._setting})"
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)  # protocols probed with getattr(obj, "__x__", default)
+        raise ConfigError(
+            f"{self._setting} is not given to the {self._process} process, which should not use it"
+        )
+
+
 def is_loopback_url(url: str) -> bool:
     """Whether ``url`` points at this machine (localhost, 127.0.0.0/8, ::1, 0.0.0.0)."""
     host = (urlsplit(url).hostname or "").lower()
@@ -106,6 +212,9 @@ class ServiceConfig:
     """Settings every Hirfa service has. Services extend it with their own fields."""
 
     service_name: str
+    # The process the config is read for (the command that starts it). None: not said (a config
+    # built by hand, a test), and every secret of the service is demanded.
+    process: Process | None = None
     environment: str = "development"
     # May carry the database password.
     database_url: str = secret_field()
@@ -161,6 +270,25 @@ class ServiceConfig:
     # with the topic ids it saw (a broker that lost records); also after every rebalance and
     # broker error. 0 turns it off.
     consumer_loss_check_seconds: float = 10.0
+    # A relay's, a consumer's or a worker's own port for /metrics, /healthz and /readyz
+    # (shared/probes.py; the APIs answer them on their own port). Unset or empty: none; 0: a free
+    # port, logged at start. Each process of a machine needs its own (deploy/Procfile gives them).
+    probe_port: int | None = None
+    # 127.0.0.1 keeps the probes on the machine; a pod's must be reachable from the kubelet and
+    # Prometheus (0.0.0.0, as deploy/k8s/configmap.yaml sets).
+    probe_host: str = "127.0.0.1"
+    # /healthz fails once a work loop has not turned for this long (a worker's interval between
+    # passes is added): it hangs, and a restart is what will move it.
+    probe_stall_seconds: float = 300.0
+    # Traces (shared/tracing.py), under OpenTelemetry's own names: off unless an exporter is named
+    # (otlp, console, none) or an OTLP endpoint is given (the collector's OTLP/HTTP base URL,
+    # http://collector:4318; /v1/traces is added). The headers (``name=value,…``) may carry the
+    # collector's API key. New traces are kept with probability otel_traces_sampler_arg; one
+    # continued from a caller or an event follows the caller's choice.
+    otel_traces_exporter: str = ""
+    otel_exporter_otlp_endpoint: str = ""
+    otel_exporter_otlp_headers: str = secret_field()
+    otel_traces_sampler_arg: float = 1.0
     # Test-only fault injection; refused in production (see validate()).
     fault_injection: str = ""
 
@@ -170,8 +298,23 @@ class ServiceConfig:
         "kafka_min_insync_replicas": 2,
     }
 
+    # The secret settings each process uses (services add their own): production demands these of
+    # the process it runs, and no others. Deployments give each process exactly these (deploy/,
+    # checked by tests/unit/test_deploy_manifests.py), and README.md, "Production", shows the table.
+    PROCESS_SECRETS: ClassVar[Mapping[Process, frozenset[str]]] = process_secrets()
+
     def __post_init__(self) -> None:
         check_secret_fields(type(self))
+        check_process_secrets(type(self))
+
+    def uses(self, field_name: str) -> bool:
+        """Whether this process uses the secret ``field_name`` (every one when the process is not said)."""
+        return self.process is None or field_name in self.PROCESS_SECRETS[self.process]
+
+    def withheld(self, field_name: str) -> Any:
+        """The stand-in for what would be built from ``field_name``, in a production process that is
+        not given it (validate() guarantees the process does not use it)."""
+        return Withheld(self.setting_name(field_name), self.process)
 
     @property
     def audience(self) -> str:
@@ -203,12 +346,31 @@ class ServiceConfig:
 
     def validate(self) -> None:
         if not self.database_url:
-            raise ConfigError(f"{self.service_name}: no database URL configured")
+            raise self.refuse("database_url", "is not set: no database URL configured")
         if self.consumer_batch_size < 1:
             raise ConfigError(f"CONSUMER_BATCH_SIZE must be at least 1, not {self.consumer_batch_size}")
         if self.is_production and self.fault_injection:
             raise self.refuse("fault_injection", "is not allowed in production")
+        if self.probe_port is not None and not 0 <= self.probe_port <= 65535:
+            raise self.refuse("probe_port", f"must be a port number (0 to 65535), not {self.probe_port}")
+        if self.probe_stall_seconds <= 0:
+            raise self.refuse("probe_stall_seconds", "must be above 0")
+        self._validate_tracing()
         self._validate_kafka()
+
+    def _validate_tracing(self) -> None:
+        exporter = self.otel_traces_exporter.strip().lower()
+        if exporter not in {"", *TRACE_EXPORTERS}:
+            raise self.refuse("otel_traces_exporter", f"must be one of {', '.join(TRACE_EXPORTERS)}")
+        if exporter == "otlp" and not self.otel_exporter_otlp_endpoint:
+            raise self.refuse("otel_exporter_otlp_endpoint", "is required with the otlp exporter")
+        endpoint = urlsplit(self.otel_exporter_otlp_endpoint)
+        if self.otel_exporter_otlp_endpoint and (
+            endpoint.scheme not in {"http", "https"} or not endpoint.hostname
+        ):
+            raise self.refuse("otel_exporter_otlp_endpoint", "must be an http(s) URL (http://collector:4318)")
+        if not 0.0 <= self.otel_traces_sampler_arg <= 1.0:
+            raise self.refuse("otel_traces_sampler_arg", "must be between 0 and 1")
 
     def _validate_kafka(self) -> None:
         """Kafka client security and topic durability: a wrong combination names the setting."""
@@ -232,7 +394,8 @@ class ServiceConfig:
                 raise self.refuse(
                     name, f"is set but {self.setting_name('kafka_security_protocol')} is {protocol}"
                 )
-            if sasl and not getattr(self, name):
+            # The password is a secret: only the processes that reach the broker are given it.
+            if sasl and not getattr(self, name) and self.uses(name):
                 raise self.refuse(name, f"is required with {protocol}")
         if sasl and self.kafka_sasl_mechanism not in KAFKA_SASL_MECHANISMS:
             raise self.refuse("kafka_sasl_mechanism", f"must be one of {', '.join(KAFKA_SASL_MECHANISMS)}")
@@ -277,8 +440,8 @@ class ServiceConfig:
         prefix = service_name.upper() + "_"
         values: dict[str, Any] = {"service_name": service_name}
         for field in dataclasses.fields(cls):
-            if field.name == "service_name":
-                continue
+            if field.name in ("service_name", "process"):
+                continue  # said by the code that starts the process, never by the environment
             env_name = field.name.upper()
             # The service's own variable wins over the shared one; an error names the one read.
             setting = prefix + env_name if prefix + env_name in environ else env_name
@@ -312,6 +475,15 @@ SANDBOX_SMS_API_KEY = "sandbox-sms-api-key"
 SANDBOX_SMS_CALLBACK_SECRET = "sandbox-sms-callback-secret"
 
 
+# Who uses the bank-partner API's secrets, in both services that call it: the API takes the bank's
+# signed callbacks and calls the bank (holder checks, openings, payouts); the worker calls it
+# (resubmits, polls, statements) and takes no callback.
+BANK_PARTNER_SECRETS: Mapping[Process, frozenset[str]] = {
+    Process.API: frozenset({"bank_partner_api_key", "bank_callback_secret"}),
+    Process.WORKER: frozenset({"bank_partner_api_key"}),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class BankPartnerClientConfig(ServiceConfig):
     """Settings of a service that calls the bank-partner API and takes its signed callbacks
@@ -322,12 +494,17 @@ class BankPartnerClientConfig(ServiceConfig):
     bank_callback_secret: str = secret_field(SANDBOX_BANK_CALLBACK_SECRET)
     bank_callback_tolerance_seconds: int = 300
 
+    PROCESS_SECRETS: ClassVar[Mapping[Process, frozenset[str]]] = process_secrets(BANK_PARTNER_SECRETS)
+
     def validate(self) -> None:
         super().validate()
         if not self.is_production:
             return
-        if self.bank_callback_secret == SANDBOX_BANK_CALLBACK_SECRET:
+        # The API takes the bank's callbacks; the API and the worker call the bank.
+        if self.uses("bank_callback_secret") and self.bank_callback_secret == SANDBOX_BANK_CALLBACK_SECRET:
             raise self.refuse("bank_callback_secret", "must be set in production (it is the bank sandbox's)")
+        if not self.uses("bank_partner_api_key"):
+            return
         if self.bank_partner_api_key == SANDBOX_BANK_API_KEY:
             raise self.refuse("bank_partner_api_key", "must be set in production (it is the bank sandbox's)")
         if self.bank_partner_url == SANDBOX_BANK_URL or is_loopback_url(self.bank_partner_url):
@@ -342,6 +519,8 @@ def _coerce(field: dataclasses.Field[Any], raw: str, setting: str) -> Any:
     try:
         if kind == "bool":
             return _parse_bool(raw)
+        if kind == "int | None":
+            return int(raw) if raw.strip() else None
         if kind == "int":
             return int(raw)
         if kind == "float":

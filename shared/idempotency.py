@@ -27,14 +27,17 @@ is the decorator views wear.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, ParamSpec
 
+import sqlalchemy as sa
 from flask import Response, current_app, g, has_request_context, make_response, request
 
 from shared.auth.flask import current_principal
@@ -50,6 +53,10 @@ from shared.idempotency_store import MAX_KEY_LENGTH, IdempotencyStore, KeyStillI
 HEADER = "Idempotency-Key"
 Params = ParamSpec("Params")
 _REPLAYED_HEADERS = ("Content-Type", "Location")
+# The database failing under the answer's record (connection lost, server gone, pool exhausted).
+_DATABASE_FAILURES = (sa.exc.DBAPIError, sa.exc.TimeoutError)
+
+log = logging.getLogger(__name__)
 
 
 def request_fingerprint() -> str:
@@ -95,7 +102,11 @@ def _complete(store: IdempotencyStore, client_id: str, key: str, response: Respo
     )
 
 
-def _requested_key() -> str:
+def requested_key() -> str:
+    """The request's Idempotency-Key as the idempotency record keeps it (spaces around it dropped).
+
+    A view that keeps the key on what it creates (a ``creation_key``) takes it from here too, so a
+    retry after the record expired still finds that row whatever spaces the client sent."""
     key = request.headers.get(HEADER)
     if key is None:
         raise MissingIdempotencyKey(
@@ -109,6 +120,12 @@ def _requested_key() -> str:
             param=HEADER,
         )
     return key
+
+
+def requested_key_if_sent() -> str | None:
+    """``requested_key()``, or None for a request sent without an Idempotency-Key (a view under
+    ``idempotent_when_keyed``)."""
+    return None if request.headers.get(HEADER) is None else requested_key()
 
 
 def _key_reuse() -> IdempotencyKeyReuse:
@@ -137,6 +154,23 @@ def _answer_from(existing: Any, fingerprint: str) -> Response:
     return _replay(existing)
 
 
+@contextlib.contextmanager
+def _answering_though_not_kept(response: Response) -> Iterator[None]:
+    """Keep ``response`` for retries inside; if the database fails meanwhile, still answer it.
+
+    The view has committed its effect by then: a 503 would tell the client nothing happened, and
+    a retry with a new key would do it twice. Unkept, the claim goes with its transaction (or, on
+    SQLite, is taken over after ``LOCK_SECONDS``), and a retry with the key runs the view again,
+    which finds what it made (a payment's or a refund's ``creation_key``)."""
+    try:
+        yield
+    except _DATABASE_FAILURES as error:
+        log.warning(
+            "could not keep the answer to an idempotent request",
+            extra={"status": response.status_code, "error": type(error).__name__},
+        )
+
+
 def _run_holding_the_claim(
     store: IdempotencyStore,
     client_id: str,
@@ -156,11 +190,12 @@ def _run_holding_the_claim(
                 return _answer_from(claim.existing, fingerprint)
             response = make_response(view(*args, **kwargs))
             if response.status_code < 500:
-                claim.complete(
-                    status=response.status_code,
-                    headers=_kept_headers(response),
-                    body=response.get_data(as_text=True),
-                )
+                with _answering_though_not_kept(response):
+                    claim.complete(
+                        status=response.status_code,
+                        headers=_kept_headers(response),
+                        body=response.get_data(as_text=True),
+                    )
             return response
     except KeyStillInProgress:
         raise _key_in_progress() from None
@@ -201,7 +236,8 @@ def _run_with_a_committed_claim(
     if response.status_code >= 500:
         store.release(client_id, key)
     else:
-        _complete(store, client_id, key, response)
+        with _answering_though_not_kept(response):
+            _complete(store, client_id, key, response)
     return response
 
 
@@ -210,7 +246,7 @@ def idempotent(view: Callable[Params, Any]) -> Callable[Params, Any]:
 
     @functools.wraps(view)
     def wrapper(*args: Params.args, **kwargs: Params.kwargs) -> Any:
-        key = _requested_key()
+        key = requested_key()
         store = _store()
         client_id = current_principal().idempotency_scope
         fingerprint = request_fingerprint()
@@ -223,6 +259,7 @@ def idempotent(view: Callable[Params, Any]) -> Callable[Params, Any]:
             store, client_id, key, fingerprint, wait_seconds, view, args, kwargs
         )
 
+    wrapper.idempotency_key = "required"  # type: ignore[attr-defined]  # for the OpenAPI document
     return wrapper
 
 
@@ -243,7 +280,7 @@ def idempotent_in_transaction(view: Callable[Params, Any]) -> Callable[Params, A
 
     @functools.wraps(view)
     def wrapper(*args: Params.args, **kwargs: Params.kwargs) -> Any:
-        key = _requested_key()
+        key = requested_key()
         context = current_app.extensions["hirfa"]
         store = _store()
         client_id = current_principal().idempotency_scope
@@ -280,6 +317,7 @@ def idempotent_in_transaction(view: Callable[Params, Any]) -> Callable[Params, A
                 session.commit()
             return response
 
+    wrapper.idempotency_key = "required"  # type: ignore[attr-defined]  # for the OpenAPI document
     return wrapper
 
 
@@ -302,4 +340,5 @@ def idempotent_when_keyed(view: Callable[Params, Any]) -> Callable[Params, Any]:
             return view(*args, **kwargs)
         return keyed(*args, **kwargs)
 
+    wrapper.idempotency_key = "optional"  # type: ignore[attr-defined]  # for the OpenAPI document
     return wrapper

@@ -14,6 +14,7 @@ import re
 import sys
 from typing import Any
 
+from shared import tracing
 from shared.cards import luhn_valid
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -76,6 +77,10 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        if tracing.tracer() is not None:
+            trace_id = tracing.current_trace_id()
+            if trace_id is not None:
+                entry["trace_id"] = trace_id  # the line's trace, to find it in the collector
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value

@@ -2,9 +2,10 @@
 signed-callback reader. The errors they raise and the registry of adapters are in
 ``shared.partner_ports``, which the domains may import (no HTTP there).
 
-Every call has a timeout. Only calls the caller declares idempotent are retried (the partner
-deduplicates on our reference or on an ``Idempotency-Key`` header, or the call only reads), with
-exponential backoff and jitter, so many clients failing together do not retry in lockstep.
+Every call has a timeout, and carries the trace context (``traceparent``) while tracing is on.
+Only calls the caller declares idempotent are retried (the partner deduplicates on our reference or
+on an ``Idempotency-Key`` header, or the call only reads), with exponential backoff and jitter, so
+many clients failing together do not retry in lockstep.
 
 A ``PartnerError`` tells what the caller may assume. ``transient`` ones (timeout, lost connection,
 5xx, 408/429, an unreadable 2xx answer) may be retried, and for those that left the partner's answer
@@ -22,8 +23,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import requests
+from requests import PreparedRequest
 from requests.adapters import HTTPAdapter
 
+from shared import tracing
 from shared.partner_ports import (
     INVALID_ANSWER,
     TIMEOUT,
@@ -40,6 +43,38 @@ log = logging.getLogger(__name__)
 DEFAULT_POOL_SIZE = 32
 
 
+class TracedHTTPAdapter(HTTPAdapter):
+    """requests' adapter, sending each call's trace context (``traceparent``) and recording a
+    client span per attempt while tracing is on (shared/tracing.py); as requests' own otherwise."""
+
+    def send(
+        self,
+        request: PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        chosen = tracing.tracer()
+        if chosen is None:
+            return super().send(request, stream, timeout, verify, cert, proxies)
+        with tracing.calling(chosen, request.method or "GET", request.url or "", request.headers) as span:
+            response = super().send(request, stream, timeout, verify, cert, proxies)
+            tracing.answered(span, response.status_code)
+            return response
+
+
+def traced_session() -> requests.Session:
+    """A plain ``requests.Session`` whose calls carry the trace context (for a service's own APIs:
+    a partner's client uses ``pooled_session``)."""
+    session = requests.Session()
+    adapter = TracedHTTPAdapter()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 def pooled_session(base_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> requests.Session:
     """A session for one partner that keeps its connections open between calls (HTTP keep-alive),
     up to ``pool_size`` at once, so a call does not pay for a new TCP (and TLS) connection.
@@ -49,7 +84,7 @@ def pooled_session(base_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> request
     The environment's settings for the partner (an egress proxy, a CA bundle) are read once, here:
     requests would otherwise read the whole environment, and look for a .netrc, on every call."""
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    adapter = TracedHTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     settings = session.merge_environment_settings(base_url, {}, None, None, None)

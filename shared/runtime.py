@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import json
@@ -15,8 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from prometheus_client import Counter, Gauge
+from prometheus_client.registry import Collector
 
-from shared.config import ConfigError, ServiceConfig
+from shared.config import ConfigError, Process, ServiceConfig
 from shared.context import ServiceContext
 from shared.db import run_migrations
 from shared.events.broker import (
@@ -41,6 +44,8 @@ from shared.events.dead_letters import (
 from shared.events.relay import OutboxRelay
 from shared.events.replay import replay_outbox
 from shared.logging import configure_logging
+from shared.probes import Heartbeat, OutboxCollector, ProbeServer, infrastructure_checks, process_registry
+from shared.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +84,92 @@ def stop_on_signals(grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> threading.
     return stop
 
 
-def run_duty(log: logging.Logger, done: str, job: Callable[[], int | dict[str, int]]) -> None:
+DUTY_LAST_SUCCESS = Gauge(
+    "hirfa_worker_duty_last_success_timestamp_seconds",
+    "When each duty of the worker last ran to its end without an error (Unix time)",
+    ["duty"],
+)
+DUTY_FAILURES = Counter(
+    "hirfa_worker_duty_failures_total",
+    "Passes of each duty of the worker that raised (logged, then skipped until the next pass)",
+    ["duty"],
+)
+
+
+def duty_succeeded(duty: str) -> None:
+    DUTY_LAST_SUCCESS.labels(duty).set_to_current_time()
+
+
+def duty_failed(duty: str) -> None:
+    DUTY_FAILURES.labels(duty).inc()
+
+
+def run_duty(log: logging.Logger, done: str, job: Callable[[], int | dict[str, int] | None]) -> None:
     """One pass of a worker's duty; its counts are logged as ``done`` when anything happened.
 
     A duty that raises is logged and skipped: one failing (a partner is down, say) must never
-    kill the worker or hold up its other duties.
+    kill the worker or hold up its other duties. ``done`` also names the duty on ``/metrics``
+    (its last success, its failures). A job that returns None did not run (it was not due).
     """
     try:
         result = job()
     except Exception:  # noqa: BLE001 - a worker pass must never kill the worker
         log.exception("worker duty failed", extra={"duty": done})
+        duty_failed(done)
         return
+    if result is None:
+        return
+    duty_succeeded(done)
     counts = result if isinstance(result, dict) else {"count": result}
     if any(counts.values()):
         log.info(done, extra=counts)
+
+
+@contextlib.contextmanager
+def serving_probes(
+    context: ServiceContext,
+    process: str,
+    *,
+    broker: bool,
+    collectors: Iterable[Collector] = (),
+    loops: Iterable[str] = ("main",),
+    idle_seconds: float = 0.0,
+) -> Iterator[Heartbeat]:
+    """``/metrics``, ``/healthz`` and ``/readyz`` of a long-running ``process`` on its own port
+    (``PROBE_PORT``; none when unset), for as long as the block runs. The block's work ``loops``
+    beat the heartbeat it is given; one silent longer than ``PROBE_STALL_SECONDS`` plus
+    ``idle_seconds`` (the wait between a worker's passes) fails ``/healthz``. ``broker``: the
+    process needs the broker to be ready, as well as its database.
+
+    The server stops when the block ends (SIGTERM: the loops return, then this), in well under a
+    second; its thread would not keep the process alive anyway.
+    """
+    config = context.config
+    heartbeat = Heartbeat(config.probe_stall_seconds + idle_seconds, loops)
+    if config.probe_port is None:
+        yield heartbeat
+        return
+    server = ProbeServer(
+        config.probe_host,
+        config.probe_port,
+        registry=process_registry([heartbeat, *collectors]),
+        heartbeat=heartbeat,
+        ready_checks=infrastructure_checks(context, broker=broker),
+        process=process,
+    )
+    try:
+        server.start()
+    except OSError as exc:
+        # Two processes given one port: say which setting, as any other bad setting does.
+        raise ConfigError(
+            f"{config.setting_name('probe_port')}: cannot listen on {config.probe_host}:{config.probe_port} "
+            f"({exc.strerror or exc})"
+        ) from None
+    log.info("probes listening", extra={"component": process, "url": server.url})
+    try:
+        yield heartbeat
+    finally:
+        server.stop()
 
 
 def make_relay(context: ServiceContext) -> OutboxRelay:
@@ -169,13 +246,16 @@ def service_cli(
     name: str,
     *,
     service_dir: Path,
-    load_config: Callable[[], ConfigT],
+    load_config: Callable[..., ConfigT],
     bootstrap: Callable[[ConfigT], ServiceContext],
-    handlers: Callable[[], dict[str, Handler]] | None = None,
+    handlers: Callable[[ConfigT], dict[str, Handler]] | None = None,
     subscribes_to: list[str] | None = None,
     after_batch: Callable[[dict[str, Handler]], AfterBatch] | None = None,
 ) -> click.Group:
-    """The operator commands every service has: db upgrade, relay, consume, events replay."""
+    """The operator commands every service has: db upgrade, relay, consume, events replay.
+
+    ``load_config(process=…)`` reads the settings for the process a command starts (each checks
+    only the secrets that process uses); ``handlers(config)`` are the consumer's."""
 
     @click.group(name=name, help=f"Operate the {name} service.")
     def group() -> None:
@@ -187,7 +267,7 @@ def service_cli(
 
     @db.command("upgrade", help="Apply migrations up to the latest revision.")
     def upgrade() -> None:
-        config = load_config()
+        config = load_config(process=Process.MIGRATE)
         configure_logging(name, config.log_level, config.log_json)
         run_migrations(service_dir, config.database_url)
         click.echo(f"{name}: database is at the latest revision")
@@ -200,23 +280,30 @@ def service_cli(
 
         config = Config()
         config.set_main_option("script_location", str(service_dir / "migrations"))
-        config.set_main_option("sqlalchemy.url", load_config().database_url)
+        config.set_main_option("sqlalchemy.url", load_config(process=Process.MIGRATE).database_url)
         command.revision(config, message=message, autogenerate=True)
 
     @group.command("relay", help="Publish the outbox to Kafka until stopped.")
     def relay() -> None:
-        config = load_config()
+        config = load_config(process=Process.RELAY)
         configure_logging(f"{name}-relay", config.log_level, config.log_json)
-        make_relay(bootstrap(config)).run(stop_on_signals())
+        configure_tracing(f"{name}-relay", config)
+        context = bootstrap(config)
+        stop = stop_on_signals()
+        with serving_probes(
+            context, f"{name}-relay", broker=True, collectors=[OutboxCollector(context)]
+        ) as heartbeat:
+            make_relay(context).run(stop, heartbeat=heartbeat.beat)
 
     if handlers is not None:
 
         @group.command("consume", help="Apply events from other services until stopped.")
         def consume() -> None:
-            config = load_config()
+            config = load_config(process=Process.CONSUMER)
             configure_logging(f"{name}-consumer", config.log_level, config.log_json)
+            configure_tracing(f"{name}-consumer", config)
             context = bootstrap(config)
-            handler_map = handlers()
+            handler_map = handlers(config)
             stop = stop_on_signals()
             consumer = make_event_consumer(
                 context,
@@ -225,10 +312,12 @@ def service_cli(
                 after_batch(handler_map) if after_batch else None,
                 stop=stop,
             )
-            # What start-up built (modules, the app, the engine) lives as long as the process: kept
-            # out of the collector's full passes, which then only walk what the batches allocate.
-            gc.freeze()
-            consumer.run(stop)
+            with serving_probes(context, f"{name}-consumer", broker=True) as heartbeat:
+                # What start-up built (modules, the app, the engine) lives as long as the process:
+                # kept out of the collector's full passes, which then only walk what the batches
+                # allocate.
+                gc.freeze()
+                consumer.run(stop, heartbeat=heartbeat.beat)
 
     @group.group("events", help="Event operations.")
     def events() -> None:
@@ -239,7 +328,7 @@ def service_cli(
     @click.option("--until", default=None, help="ISO 8601 end time (exclusive); default now.")
     @click.option("--type", "event_type", default=None, help="Only this event type.")
     def replay(since: str, until: str | None, event_type: str | None) -> None:
-        config = load_config()
+        config = load_config(process=Process.RELAY)
         configure_logging(name, config.log_level, False)
         context = bootstrap(config)
         producer = make_producer(KafkaCluster.from_config(config))
@@ -265,7 +354,7 @@ _DEAD_LETTER_ROW = "{ref:<9} {at:<20} {status:<9} {topic:<18} {event:<31} {error
 _ERROR_WIDTH = 80
 
 
-def _dead_letter_commands(group: click.Group, name: str, load_config: Callable[[], ConfigT]) -> None:
+def _dead_letter_commands(group: click.Group, name: str, load_config: Callable[..., ConfigT]) -> None:
     """``<service> dead-letters list|show|redrive``."""
 
     @group.group(
@@ -276,7 +365,7 @@ def _dead_letter_commands(group: click.Group, name: str, load_config: Callable[[
         pass
 
     def load() -> tuple[ConfigT, DeadLetters]:
-        config = load_config()
+        config = load_config(process=Process.CONSUMER)
         configure_logging(name, config.log_level, False)
         try:
             found = load_dead_letters(

@@ -230,7 +230,7 @@ class LedgerDriver:
 
     def __init__(self, accounts_app) -> None:
         self.context = accounts_app.extensions["hirfa"]
-        self.handlers = accounts_handlers()
+        self.handlers = accounts_handlers(self.context.config)
         self.consumer = make_event_consumer(
             self.context,
             self.handlers,

@@ -370,3 +370,12 @@ class PostgresServer:
             _tell_watchdog("x", self._postmaster_pid)
             self._postmaster_pid = 0
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def collected(collector: Any) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """What a Prometheus collector shows at a scrape: (name, sorted labels) → value."""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in collector.collect()
+        for sample in family.samples
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -11,26 +12,31 @@ from pathlib import Path
 import click
 
 from services.accounts.bootstrap import bootstrap
-from services.accounts.config import load_config
+from services.accounts.config import AccountsConfig, load_config
 from services.accounts.context import AccountsContext
 from services.accounts.domain.ports import SettlementSource, StatementSource
 from services.accounts.service_layer.bank_transfers import return_waiting_payout_funds, sync_payouts
 from services.accounts.service_layer.commission_payouts import run_commission_payout_schedules
-from services.accounts.service_layer.completeness import check_completeness
+from services.accounts.service_layer.completeness import LedgerGapsCollector, check_completeness
 from services.accounts.service_layer.money_events import make_money_handlers, release_due_holds
-from services.accounts.service_layer.parked_events import make_after_batch, post_all_parked_events
+from services.accounts.service_layer.parked_events import (
+    ParkedEventsCollector,
+    make_after_batch,
+    post_all_parked_events,
+)
 from services.accounts.service_layer.payout_schedules import run_payout_schedules
 from services.accounts.service_layer.projections import make_handlers
 from services.accounts.service_layer.recon_cases import close_approved_write_offs
 from services.accounts.service_layer.recon_fetch import fetch_days_now, fetch_due_days
 from services.accounts.service_layer.reconciliation import RunRequest, import_file
 from shared.auth.keys import SigningKeyStore
+from shared.config import Process
 from shared.logging import configure_logging
-from shared.runtime import run_duty, service_cli, stop_on_signals
+from shared.runtime import run_duty, service_cli, serving_probes, stop_on_signals
+from shared.tracing import configure_tracing
 
 
-def _handlers():
-    config = load_config()
+def _handlers(config: AccountsConfig):
     return {
         **make_handlers(config.ledger_currency),
         **make_money_handlers(config.ledger_currency, config.pending_hold),
@@ -58,15 +64,16 @@ def worker(once: bool) -> None:
     payouts the bank never accepted, poll those it left unanswered; fetch and reconcile each day's
     settlement files and bank statements once the day is over; every ACCOUNTS_COMPLETENESS_CHECK_SECONDS,
     check that every payment that succeeded reached the ledger (a case for each that did not)."""
-    config = load_config()
+    config = load_config(process=Process.WORKER)
     configure_logging("accounts-worker", config.log_level, config.log_json)
+    configure_tracing("accounts-worker", config)
     context = bootstrap(config)
     settings = context.payouts
     stop = stop_on_signals()
     log = logging.getLogger("hirfa.accounts.worker")
     uow_factory = context.uow_factory
-    handlers = _handlers()
-    duties: list[tuple[str, Callable[[], int | dict[str, int]]]] = [
+    handlers = _handlers(config)
+    duties: list[tuple[str, Callable[[], int | dict[str, int] | None]]] = [
         ("pending funds released", lambda: release_due_holds(uow_factory)),
         ("parked money events posted", lambda: post_all_parked_events(uow_factory, handlers)),
         ("failed payouts' funds returned", lambda: return_waiting_payout_funds(uow_factory)),
@@ -83,13 +90,39 @@ def worker(once: bool) -> None:
             _every(config.completeness_check_seconds, lambda: _check_completeness(context)),
         ),
     ]
+    if once:
+        _run_passes(duties, stop, log, once=True)
+        return
+    with serving_probes(
+        context,
+        "accounts-worker",
+        broker=False,
+        # The completeness check's open gaps (as accounts' API shows them) and the parked events.
+        collectors=[LedgerGapsCollector(uow_factory), ParkedEventsCollector(uow_factory)],
+        idle_seconds=config.worker_interval_seconds,
+    ) as heartbeat:
+        _run_passes(
+            duties, stop, log, once=False, heartbeat=heartbeat.beat, interval=config.worker_interval_seconds
+        )
+
+
+def _run_passes(
+    duties: list[tuple[str, Callable[[], int | dict[str, int] | None]]],
+    stop: threading.Event,
+    log: logging.Logger,
+    *,
+    once: bool,
+    heartbeat: Callable[[], None] = lambda: None,
+    interval: float = 0.0,
+) -> None:
     while True:
         # Each duty on its own: one failing (the bank is down, say) must not hold up the others.
         for done, duty in duties:
             if stop.is_set():
                 return  # a stop request ends the pass: the next start picks up where it left off
+            heartbeat()
             run_duty(log, done, duty)
-        if once or stop.wait(context.config.worker_interval_seconds):
+        if once or stop.wait(interval):
             return
 
 
@@ -99,14 +132,17 @@ def _check_completeness(context: AccountsContext) -> dict[str, int]:
     )
 
 
-def _every(seconds: float, duty: Callable[[], int | dict[str, int]]) -> Callable[[], int | dict[str, int]]:
-    """``duty`` at most once every ``seconds`` (never when 0), however often the worker passes."""
+def _every(
+    seconds: float, duty: Callable[[], int | dict[str, int]]
+) -> Callable[[], int | dict[str, int] | None]:
+    """``duty`` at most once every ``seconds`` (never when 0), however often the worker passes; a
+    pass it is not due in is no run (None), so not its last success either."""
     due_at = 0.0
 
-    def when_due() -> int | dict[str, int]:
+    def when_due() -> int | dict[str, int] | None:
         nonlocal due_at
         if not seconds or time.monotonic() < due_at:
-            return 0
+            return None
         due_at = time.monotonic() + seconds  # a failing duty waits its interval too
         return duty()
 
@@ -124,7 +160,7 @@ def statement_keys() -> None:
 def rotate_statement_key() -> None:
     """Add a statement signing key in ACCOUNTS_STATEMENT_KEYS_DIR; it signs from now on. Older keys
     stay published (statements they signed still verify) until their files are deleted."""
-    kid = SigningKeyStore(load_config().statement_keys_directory).generate()
+    kid = SigningKeyStore(load_config(process=Process.COMMAND).statement_keys_directory).generate()
     click.echo(f"new statement signing key: {kid}")
 
 
@@ -166,8 +202,10 @@ def reconcile(
 ) -> None:
     """Reconcile FILE (a settlement file or a bank statement) against the ledger, with a progress
     bar; or, with --fetch --day, fetch and reconcile that day's files now."""
-    config = load_config()
+    # Fetching calls M2T and the bank as the worker does, with its secrets; a FILE needs none.
+    config = load_config(process=Process.WORKER if fetch else Process.COMMAND)
     configure_logging("accounts-reconcile", config.log_level, config.log_json)
+    configure_tracing("accounts-reconcile", config)
     context = bootstrap(config)
     if fetch:
         if day is None or file is not None:

@@ -5,14 +5,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from collections.abc import Mapping
+from typing import ClassVar
 
 from services.accounts.domain.reconciliation import parse_fee_schedules
 from shared.config import (
+    BANK_PARTNER_SECRETS,
     DEMO_ACCOUNTS_CLIENT_ID,
     DEMO_ACCOUNTS_CLIENT_SECRET,
     BankPartnerClientConfig,
     ConfigError,
+    Process,
     is_loopback_url,
+    process_secrets,
     public_field,
     secret_field,
 )
@@ -90,6 +95,14 @@ class AccountsConfig(BankPartnerClientConfig):
     # Behind a proxy that sets X-Forwarded-For (the ingress), the caller is its last hop.
     trust_forwarded_for: bool = False
 
+    # Besides the bank's: the worker reads M2T's settlement files and, as accounts' own service
+    # client, payments' API (the completeness check). The API and the consumer do neither. The
+    # client id is no secret, but it goes with its secret (and is kept beside it).
+    PROCESS_SECRETS: ClassVar[Mapping[Process, frozenset[str]]] = process_secrets(
+        BANK_PARTNER_SECRETS,
+        {Process.WORKER: {"m2t_api_key", "service_client_id", "service_client_secret"}},
+    )
+
     @property
     def pending_hold(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.pending_hold_seconds)
@@ -131,13 +144,13 @@ class AccountsConfig(BankPartnerClientConfig):
             raise self.refuse("completeness_grace_seconds", "must not be negative")
         if not self.is_production or not self.completeness_check_seconds:
             return
-        if self.service_client_id == DEMO_ACCOUNTS_CLIENT_ID:
+        if self.uses("service_client_id") and self.service_client_id == DEMO_ACCOUNTS_CLIENT_ID:
             raise self.refuse(
                 "service_client_id",
                 "must be set in production: the demo client is a development stand-in "
                 "(create one with 'hirfa onboarding clients create --role service')",
             )
-        if self.service_client_secret == DEMO_ACCOUNTS_CLIENT_SECRET:
+        if self.uses("service_client_secret") and self.service_client_secret == DEMO_ACCOUNTS_CLIENT_SECRET:
             raise self.refuse("service_client_secret", "must be set in production (it is the demo client's)")
 
     @property
@@ -173,7 +186,7 @@ class AccountsConfig(BankPartnerClientConfig):
             raise ConfigError(f"SETTLEMENT_GATEWAYS: no settlement source for {', '.join(unknown)}")
         # The worker reads M2T's settlement files every day: in production, left at the sandbox's
         # defaults, it would fail each pass and no day would ever be reconciled.
-        if self.is_production and "m2t" in self.settlement_gateway_names:
+        if self.is_production and "m2t" in self.settlement_gateway_names and self.uses("m2t_api_key"):
             if self.m2t_api_key == SANDBOX_M2T_API_KEY:
                 raise self.refuse("m2t_api_key", "must be set in production (it is the M2T sandbox's)")
             if self.m2t_url == SANDBOX_M2T_URL or is_loopback_url(self.m2t_url):

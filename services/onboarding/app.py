@@ -13,19 +13,21 @@ from services.onboarding.api import (
     kyc,
     notifications,
     oauth,
+    personal_data,
     reviews,
     staff,
 )
 from services.onboarding.bootstrap import bootstrap
-from services.onboarding.config import OnboardingConfig
+from services.onboarding.config import OnboardingConfig, load_config
 from services.onboarding.service_layer.notifications import language_of
 from shared.app import create_service_app
+from shared.config import Process
 from shared.wsgi_limits import limit_requests
 
 
 def create_app(config: OnboardingConfig | None = None, **adapters: Any) -> Flask:
     """The app; ``adapters`` (``bank_partners=``, ``sms=``) replace the configured ones, as in tests."""
-    context = bootstrap(config, **adapters)
+    context = bootstrap(config or load_config(process=Process.API), **adapters)
     return limit_requests(
         create_service_app(
             context,
@@ -39,6 +41,7 @@ def create_app(config: OnboardingConfig | None = None, **adapters: Any) -> Flask
                 artisan_sessions.blp,
                 notifications.blp,
                 staff.blp,
+                personal_data.blp,
             ],
             form_endpoints={"oauth.token"},
             upload_endpoints={"kyc.Documents": context.config.max_document_bytes},

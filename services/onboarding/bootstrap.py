@@ -13,11 +13,12 @@ from pathlib import Path
 from services.onboarding.adapters.banks import HttpBankPartner
 from services.onboarding.adapters.orm import BrokerTopic, IdempotencyKey, InboxMessage, OutboxMessage
 from services.onboarding.adapters.screening_lists import ListSource
+from services.onboarding.adapters.service_apis import HttpPersonalDataSource
 from services.onboarding.adapters.sms import make_sms_sender
 from services.onboarding.config import OnboardingConfig, load_config
 from services.onboarding.context import OnboardingContext
 from services.onboarding.domain.artisan_sessions import LockoutPolicy
-from services.onboarding.domain.ports import BankPartners, SmsGateway
+from services.onboarding.domain.ports import BankPartners, PersonalDataSource, SmsGateway
 from services.onboarding.service_layer.artisan_sessions import SignInPolicy
 from services.onboarding.service_layer.artisans import TierPolicy
 from services.onboarding.service_layer.bank_accounts import BankAccountSettings
@@ -41,6 +42,7 @@ def bootstrap(
     *,
     bank_partners: BankPartners | None = None,
     sms: SmsGateway | None = None,
+    personal_data_sources: tuple[PersonalDataSource, ...] | None = None,
 ) -> OnboardingContext:
     config = config or load_config()
     keys = SigningKeyStore(config.keys_dir)
@@ -49,13 +51,8 @@ def bootstrap(
         lambda kid: keys.public_keys().get(kid), issuer=config.token_issuer, audience=config.audience
     )
     tiers = TierPolicy(config.tier_caps)
-    otp = OtpPolicy(
-        secret=_otp_secret(config),
-        ttl_seconds=config.otp_ttl_seconds,
-        max_attempts=config.otp_max_attempts,
-        max_sends_per_hour=config.otp_max_sends_per_hour,
-    )
-    cipher = EnvelopeCipher(_document_keyring(config))
+    otp = _otp_policy(config)
+    cipher = _document_cipher(config)
     return build_context(
         config,
         MODELS,
@@ -81,6 +78,25 @@ def bootstrap(
             retry_seconds=config.notification_retry_seconds,
             max_backoff_seconds=config.notification_max_backoff_seconds,
         ),
+        personal_data_sources=(
+            personal_data_sources
+            if personal_data_sources is not None
+            else _personal_data_sources(config, keys)
+        ),
+    )
+
+
+# A token onboarding mints itself to read another service's part of an export: one read's worth.
+SERVICE_TOKEN_TTL_SECONDS = 60
+
+
+def _personal_data_sources(config: OnboardingConfig, keys: SigningKeyStore) -> tuple[PersonalDataSource, ...]:
+    issuer = TokenIssuer(keys, config.token_issuer, SERVICE_TOKEN_TTL_SECONDS)
+    return tuple(
+        HttpPersonalDataSource(
+            name=name, base_url=url, issuer=issuer, timeout=config.personal_data_timeout_seconds
+        )
+        for name, url in (("payments", config.payments_url), ("accounts", config.accounts_url))
     )
 
 
@@ -117,6 +133,18 @@ def _staff_policy(config: OnboardingConfig, keys: SigningKeyStore, cipher: Envel
     )
 
 
+def _otp_policy(config: OnboardingConfig) -> OtpPolicy:
+    if config.is_production and not config.otp_secret:
+        # Only a process that never checks a code starts without the secret (OnboardingConfig.validate).
+        return config.withheld("otp_secret")
+    return OtpPolicy(
+        secret=_otp_secret(config),
+        ttl_seconds=config.otp_ttl_seconds,
+        max_attempts=config.otp_max_attempts,
+        max_sends_per_hour=config.otp_max_sends_per_hour,
+    )
+
+
 def _otp_secret(config: OnboardingConfig) -> bytes:
     if config.otp_secret:
         return config.otp_secret.encode()
@@ -137,6 +165,13 @@ def _otp_secret(config: OnboardingConfig) -> bytes:
         finally:
             temporary.unlink()
     return path.read_text().strip().encode()
+
+
+def _document_cipher(config: OnboardingConfig) -> EnvelopeCipher:
+    if config.is_production and not config.document_master_keys:
+        # Only a process that never opens a document or a TOTP secret starts without the keys.
+        return config.withheld("document_master_keys")
+    return EnvelopeCipher(_document_keyring(config))
 
 
 def _document_keyring(config: OnboardingConfig) -> MasterKeyRing:

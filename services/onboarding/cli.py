@@ -15,6 +15,7 @@ from services.onboarding.context import OnboardingContext
 from services.onboarding.service_layer.api_clients import bind_to_bank, create_client, ensure_client
 from services.onboarding.service_layer.bank_accounts import sync_openings
 from services.onboarding.service_layer.documents import rewrap_all_documents
+from services.onboarding.service_layer.erasure import erase_due_artisans
 from services.onboarding.service_layer.notifications import make_notification_handlers, send_due_notifications
 from services.onboarding.service_layer.screening import refresh_lists, rescreen_all
 from services.onboarding.service_layer.staff import (
@@ -27,7 +28,7 @@ from services.onboarding.service_layer.staff import (
 )
 from shared.auth.keys import SigningKeyStore
 from shared.auth.scopes import STAFF_ROLES, Role
-from shared.config import DEMO_ACCOUNTS_CLIENT_ID, DEMO_ACCOUNTS_CLIENT_SECRET
+from shared.config import DEMO_ACCOUNTS_CLIENT_ID, DEMO_ACCOUNTS_CLIENT_SECRET, Process
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.runtime import service_cli
 
@@ -71,9 +72,15 @@ cli = service_cli(
     load_config=load_config,
     bootstrap=bootstrap,
     # Notifications to artisans, from events about their money (payments, accounts) and their file.
-    handlers=make_notification_handlers,
+    handlers=lambda config: make_notification_handlers(),
     subscribes_to=["payments.events", "accounts.events", "onboarding.events"],
 )
+
+
+def _context(process: Process) -> OnboardingContext:
+    """Onboarding wired for ``process``: a command checks the secrets of the process whose work it
+    does (re-wrapping documents' keys is the API's), most only the database's."""
+    return bootstrap(load_config(process=process))
 
 
 @cli.group("clients", help="API clients (marketplaces, bank partners, compliance).")
@@ -93,7 +100,7 @@ def clients() -> None:
 )
 def create(name: str, role: str, bank_code: str | None) -> None:
     """Create a client and print its credentials (the secret is shown only once)."""
-    context = bootstrap()
+    context = _context(Process.COMMAND)
     try:
         new = create_client(context.uow_factory(), name=name, role=Role(role), bank_code=bank_code)
     except ValidationFailed as error:
@@ -111,7 +118,7 @@ def create(name: str, role: str, bank_code: str | None) -> None:
 def bind_bank(client_id: str, bank_code: str) -> None:
     """Bind a bank partner client to its bank (clients created before banks were bound get no
     token until this is done)."""
-    context = bootstrap()
+    context = _context(Process.COMMAND)
     try:
         bind_to_bank(context.uow_factory(), client_id, bank_code)
     except (ValidationFailed, NotFound) as error:
@@ -127,14 +134,14 @@ def keys() -> None:
 @keys.command("rotate")
 def rotate() -> None:
     """Add a new signing key; it signs from now on, older keys stay published until removed."""
-    kid = SigningKeyStore(load_config().keys_dir).generate()
+    kid = SigningKeyStore(load_config(process=Process.COMMAND).keys_dir).generate()
     click.echo(f"new signing key: {kid}")
 
 
 @cli.command("init")
 def init() -> None:
     """Prepare a development stack: keys, the screening list, and, if enabled, the demo clients and staff."""
-    config = load_config()
+    config = load_config(process=Process.MIGRATE)
     kid = SigningKeyStore(config.keys_dir).ensure_key()
     click.echo(f"onboarding: signing key {kid}")
     context = bootstrap(config)
@@ -186,7 +193,7 @@ def screening() -> None:
 def screening_load(path: str | None, rescreen: bool) -> None:
     """Load the configured sanctions and PEP lists (PATH replaces the sanctions source) as a new
     version, refusing a stale one, and, if new, rescreen everyone."""
-    context = bootstrap()
+    context = _context(Process.COMMAND)
     try:
         version, is_new = refresh_lists(
             context.uow_factory(), screening_sources(context.config, sanctions_location=path)
@@ -201,7 +208,7 @@ def screening_load(path: str | None, rescreen: bool) -> None:
 @screening.command("rescreen")
 def screening_rescreen() -> None:
     """Screen every active artisan against the list in force; hits go to review and lose their tier."""
-    _print_rescreen(bootstrap())
+    _print_rescreen(_context(Process.COMMAND))
 
 
 def _print_rescreen(context: OnboardingContext) -> None:
@@ -226,7 +233,7 @@ def documents_group() -> None:
 @click.option("--retire-old", is_flag=True, help="Delete the previous master keys once nothing uses them.")
 def rotate_document_key(retire_old: bool) -> None:
     """Make a new master key and re-wrap every document's data key under it (no re-encryption)."""
-    context = bootstrap()
+    context = _context(Process.API)
     cipher = context.cipher
     if cipher.keyring.read_only:
         raise click.ClickException(
@@ -248,7 +255,7 @@ def rotate_document_key(retire_old: bool) -> None:
 @documents_group.command("rewrap")
 def rewrap_documents() -> None:
     """Re-wrap data keys still under an older master key (after adding a key to DOCUMENT_MASTER_KEYS)."""
-    context = bootstrap()
+    context = _context(Process.API)
     changed = rewrap_all_documents(context.uow_factory, context.cipher)
     click.echo(f"re-wrapped {changed} document keys")
     click.echo(
@@ -289,7 +296,7 @@ def staff_create(email: str, name: str, roles: tuple[str, ...]) -> None:
     The password is asked for, or read from HIRFA_STAFF_PASSWORD. The person enrols an
     authenticator app with the token (or signs in once with the password, which gives a new one).
     """
-    context = bootstrap()
+    context = _context(Process.COMMAND)
     try:
         new = create_staff(
             context.uow_factory(),
@@ -312,7 +319,7 @@ def staff_create(email: str, name: str, roles: tuple[str, ...]) -> None:
 @staff_group.command("list")
 def staff_list() -> None:
     """Every staff member: roles, status, whether enrolled, last sign-in."""
-    for member in list_staff(bootstrap().uow_factory()):
+    for member in list_staff(_context(Process.COMMAND).uow_factory()):
         enrolled = "enrolled" if member["enrolled_at"] else "not enrolled"
         last = member["last_signed_in_at"].isoformat() if member["last_signed_in_at"] else "never"
         click.echo(
@@ -326,7 +333,7 @@ def staff_list() -> None:
 def staff_disable(staff: str) -> None:
     """Stop STAFF (an id or an email) from signing in; their current token expires within 15 minutes."""
     try:
-        member = disable_staff(bootstrap().uow_factory(), staff)
+        member = disable_staff(_context(Process.COMMAND).uow_factory(), staff)
     except NotFound as error:
         raise click.ClickException(str(error.detail)) from None
     click.echo(f"{member['id']} ({member['email']}): disabled")
@@ -336,7 +343,7 @@ def staff_disable(staff: str) -> None:
 @click.argument("staff")
 def staff_reset_factor(staff: str) -> None:
     """A lost phone: drop STAFF's authenticator and print a new enrolment token, once."""
-    context = bootstrap()
+    context = _context(Process.COMMAND)
     try:
         new = reset_second_factor(context.uow_factory(), staff, policy=context.staff)
     except (NotFound, Conflict) as error:
@@ -349,27 +356,38 @@ def staff_reset_factor(staff: str) -> None:
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
 def worker(once: bool, interval: float) -> None:
     """Background duties: submit account openings the bank never accepted, poll unanswered ones;
-    send the notifications that are due (first tries and retries)."""
+    send the notifications that are due (first tries and retries); erase the artisans whose
+    anti-money-laundering retention duty is over (after their erasure request)."""
+    import contextlib
     import datetime as dt
     import logging
 
-    from shared.runtime import run_duty, stop_on_signals
+    from shared.runtime import run_duty, serving_probes, stop_on_signals
+    from shared.tracing import configure_tracing
 
-    context = bootstrap()
+    context = _context(Process.WORKER)
+    configure_tracing("onboarding-worker", context.config)
     stop = stop_on_signals()
     log = logging.getLogger("hirfa.onboarding.worker")
     poll_after = dt.timedelta(seconds=context.config.bank_opening_poll_after_seconds)
-    while True:
-        try:
-            result = sync_openings(context.uow_factory, context.bank_accounts, poll_after=poll_after)
-            if any(result.values()):
-                log.info("account openings synced", extra=result)
-        except Exception:  # noqa: BLE001 - a worker pass must never kill the worker
-            log.exception("worker pass failed")
-        run_duty(
-            log,
-            "notifications sent",
-            lambda: send_due_notifications(context.uow_factory, context.sms, context.notifications),
-        )
-        if once or stop.wait(interval):
-            return
+    with (
+        contextlib.nullcontext(None)
+        if once
+        else serving_probes(context, "onboarding-worker", broker=False, idle_seconds=interval)
+    ) as heartbeat:
+        while True:
+            if heartbeat is not None:
+                heartbeat.beat()
+            run_duty(
+                log,
+                "account openings synced",
+                lambda: sync_openings(context.uow_factory, context.bank_accounts, poll_after=poll_after),
+            )
+            run_duty(
+                log,
+                "notifications sent",
+                lambda: send_due_notifications(context.uow_factory, context.sms, context.notifications),
+            )
+            run_duty(log, "artisans erased", lambda: erase_due_artisans(context.uow_factory))
+            if once or stop.wait(interval):
+                return

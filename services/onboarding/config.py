@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from shared.config import (
+    BANK_PARTNER_SECRETS,
     PROJECT_ROOT,
     SANDBOX_SMS_API_KEY,
     SANDBOX_SMS_CALLBACK_SECRET,
     BankPartnerClientConfig,
     ConfigError,
+    Process,
+    process_secrets,
     public_field,
     secret_field,
 )
@@ -136,6 +141,26 @@ class OnboardingConfig(BankPartnerClientConfig):
     # Opening requests still pending after this long are polled at the bank (lost callbacks).
     bank_opening_poll_after_seconds: int = 60
 
+    # Personal data (law 09-08). An export (GET /v1/artisans/{id}/personal-data) gathers what
+    # payments and accounts hold about the artisan from their APIs, each call within
+    # personal_data_timeout_seconds. An erasure request restricts the artisan until the anti-money
+    # laundering duty to keep their records ends, aml_retention_years after the relationship ended.
+    payments_url: str = "http://127.0.0.1:8002"
+    accounts_url: str = "http://127.0.0.1:8003"
+    personal_data_timeout_seconds: float = 10.0
+    aml_retention_years: int = 10
+
+    # Besides the bank's: the API hashes one-time codes, seals documents and staff TOTP secrets,
+    # sends codes by SMS and takes the provider's receipts; the worker sends notifications by SMS.
+    # The consumer only queues notifications (the worker sends them).
+    PROCESS_SECRETS: ClassVar[Mapping[Process, frozenset[str]]] = process_secrets(
+        BANK_PARTNER_SECRETS,
+        {
+            Process.API: {"otp_secret", "document_master_keys", "sms_provider_api_key", "sms_receipt_secret"},
+            Process.WORKER: {"sms_provider_api_key"},
+        },
+    )
+
     @property
     def keys_dir(self) -> str:
         return self.signing_keys_dir or f"{self.var_dir}/keys/onboarding"
@@ -162,7 +187,8 @@ class OnboardingConfig(BankPartnerClientConfig):
             raise ConfigError("TIER_CAPS_CENTIMES: four non-negative caps, for tiers 0 to 3")
         if self.sms_backend not in SMS_BACKENDS:
             raise self.refuse("sms_backend", f"must be one of {', '.join(SMS_BACKENDS)}")
-        if self.sms_backend == "http":
+        # The SMS provider's settings matter where SMS are sent.
+        if self.sms_backend == "http" and self.uses("sms_provider_api_key"):
             if not is_list_url(self.sms_provider_url):
                 raise self.refuse(
                     "sms_provider_url", "must be the SMS provider's http(s) URL (SMS_BACKEND=http)"
@@ -188,6 +214,10 @@ class OnboardingConfig(BankPartnerClientConfig):
                 "staff_refresh_idle_seconds",
                 "must exceed STAFF_TOKEN_TTL_SECONDS (and STAFF_SESSION_MAX_HOURS be at least 1)",
             )
+        if self.personal_data_timeout_seconds <= 0:
+            raise self.refuse("personal_data_timeout_seconds", "must be positive")
+        if self.aml_retention_years < 0:
+            raise self.refuse("aml_retention_years", "must not be negative")
         if self.screening_list_timeout_seconds <= 0:
             raise self.refuse("screening_list_timeout_seconds", "must be positive")
         if not self.partner_bank_slugs:
@@ -198,10 +228,9 @@ class OnboardingConfig(BankPartnerClientConfig):
             self._refuse_development_stand_ins()
 
     def _refuse_development_stand_ins(self) -> None:
-        if not self.otp_secret:
-            raise self.refuse("otp_secret", "must be set in production")
-        if not self.document_master_keys:
-            raise self.refuse("document_master_keys", "must be set in production")
+        for field_name in ("otp_secret", "document_master_keys"):
+            if self.uses(field_name) and not getattr(self, field_name):
+                raise self.refuse(field_name, "must be set in production")
         if self.demo_clients:
             raise self.refuse(
                 "demo_clients", "must be off in production: demo clients have published secrets"
@@ -211,14 +240,17 @@ class OnboardingConfig(BankPartnerClientConfig):
                 "demo_staff",
                 "must be off in production: demo staff have published passwords and TOTP secrets",
             )
-        if self.sms_backend == "file":
-            raise self.refuse(
-                "sms_backend",
-                "is file, which writes SMS to a local file: production needs an SMS provider (http)",
-            )
-        if self.sms_backend == "http" and self.sms_provider_api_key == SANDBOX_SMS_API_KEY:
-            raise self.refuse("sms_provider_api_key", "must be set in production (it is the SMS sandbox's)")
-        if self.sms_receipt_secret == SANDBOX_SMS_CALLBACK_SECRET:
+        if self.uses("sms_provider_api_key"):
+            if self.sms_backend == "file":
+                raise self.refuse(
+                    "sms_backend",
+                    "is file, which writes SMS to a local file: production needs an SMS provider (http)",
+                )
+            if self.sms_provider_api_key == SANDBOX_SMS_API_KEY:
+                raise self.refuse(
+                    "sms_provider_api_key", "must be set in production (it is the SMS sandbox's)"
+                )
+        if self.uses("sms_receipt_secret") and self.sms_receipt_secret == SANDBOX_SMS_CALLBACK_SECRET:
             raise self.refuse("sms_receipt_secret", "must be set in production (it is the SMS sandbox's)")
         if not self.sanctions_list_source or is_bundled_list(self.sanctions_list_source):
             raise self.refuse(

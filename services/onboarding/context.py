@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from services.onboarding.config import OnboardingConfig
-from services.onboarding.domain.ports import SmsGateway
+from services.onboarding.domain.ports import PersonalDataSource, SmsGateway
 from services.onboarding.service_layer.artisan_sessions import SignInPolicy
 from services.onboarding.service_layer.artisans import TierPolicy
 from services.onboarding.service_layer.bank_accounts import BankAccountSettings
@@ -37,3 +37,5 @@ class OnboardingContext(ServiceContext):
     screening: ScreeningIndexCache
     bank_accounts: BankAccountSettings
     notifications: NotificationSettings
+    # The other services holding part of an artisan's personal data (payments, accounts).
+    personal_data_sources: tuple[PersonalDataSource, ...]

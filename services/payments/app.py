@@ -6,10 +6,11 @@ from typing import Any
 
 from flask import Flask
 
-from services.payments.api import back_office, ledger_audit, payees, payments, webhooks
+from services.payments.api import back_office, ledger_audit, payees, payments, personal_data, webhooks
 from services.payments.bootstrap import bootstrap
-from services.payments.config import PaymentsConfig
+from services.payments.config import PaymentsConfig, load_config
 from shared.app import create_service_app
+from shared.config import Process
 from shared.wsgi_limits import limit_requests
 
 
@@ -18,8 +19,15 @@ def create_app(config: PaymentsConfig | None = None, **adapters: Any) -> Flask:
     ``default_gateway``, ``webhook_sender``, ``webhooks``)."""
     return limit_requests(
         create_service_app(
-            bootstrap(config, **adapters),
+            bootstrap(config or load_config(process=Process.API), **adapters),
             title="Hirfa Payments API",
-            blueprints=[payees.blp, *payments.blueprints, webhooks.blp, back_office.blp, ledger_audit.blp],
+            blueprints=[
+                payees.blp,
+                *payments.blueprints,
+                webhooks.blp,
+                back_office.blp,
+                ledger_audit.blp,
+                personal_data.blp,
+            ],
         )
     )

@@ -97,12 +97,19 @@ def webhook_keyring(config: PaymentsConfig) -> MasterKeyRing:
     return keyring
 
 
+def _webhook_cipher(config: PaymentsConfig) -> EnvelopeCipher:
+    if config.is_production and not config.webhook_master_keys:
+        # Only a process that never seals nor signs with a webhook secret starts without the keys.
+        return config.withheld("webhook_master_keys")
+    return EnvelopeCipher(webhook_keyring(config))
+
+
 def make_webhook_settings(config: PaymentsConfig, *, sender: WebhookSender | None = None) -> WebhookSettings:
     # Production refuses webhook_allow_private_networks (PaymentsConfig.validate); development allows it.
     allow_private = config.webhook_allow_private_networks and not config.is_production
     resolver = SystemResolver()
     return WebhookSettings(
-        cipher=EnvelopeCipher(webhook_keyring(config)),
+        cipher=_webhook_cipher(config),
         sender=sender or HttpWebhookSender(allow_private_networks=allow_private, resolver=resolver),
         timeout_seconds=config.webhook_timeout_seconds,
         concurrency=max(1, config.webhook_concurrency),

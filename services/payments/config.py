@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
+from typing import ClassVar
 
 from services.payments.domain.call_budget import longest_call_seconds
-from shared.config import ConfigError, ServiceConfig, is_loopback_url, public_field, secret_field
+from shared.config import (
+    ConfigError,
+    Process,
+    ServiceConfig,
+    is_loopback_url,
+    process_secrets,
+    public_field,
+    secret_field,
+)
 
 # Development defaults shared with the M2T gateway sandbox; production must set its own.
 SANDBOX_M2T_API_KEY = "sandbox-m2t-api-key"
@@ -68,6 +78,16 @@ class PaymentsConfig(ServiceConfig):
     # production passes "kid:base64key,…" in WEBHOOK_MASTER_KEYS (the last one is active).
     webhook_keys_dir: str = public_field("")
     webhook_master_keys: str = secret_field()
+
+    # The API calls M2T, takes its signed callbacks and seals marketplaces' webhook secrets (and
+    # signs the delivery it tries at once); the worker polls M2T and signs webhook deliveries. The
+    # consumer only keeps payees up to date.
+    PROCESS_SECRETS: ClassVar[Mapping[Process, frozenset[str]]] = process_secrets(
+        {
+            Process.API: {"m2t_api_key", "m2t_callback_secret", "webhook_master_keys"},
+            Process.WORKER: {"m2t_api_key", "webhook_master_keys"},
+        }
+    )
 
     @property
     def recovery_after(self) -> dt.timedelta:
@@ -132,14 +152,15 @@ class PaymentsConfig(ServiceConfig):
             self._refuse_development_stand_ins()
 
     def _refuse_development_stand_ins(self) -> None:
-        if self.m2t_callback_secret == SANDBOX_M2T_CALLBACK_SECRET:
+        if self.uses("m2t_callback_secret") and self.m2t_callback_secret == SANDBOX_M2T_CALLBACK_SECRET:
             raise self.refuse("m2t_callback_secret", "must be set in production (it is the M2T sandbox's)")
-        if self.m2t_api_key == SANDBOX_M2T_API_KEY:
-            raise self.refuse("m2t_api_key", "must be set in production (it is the M2T sandbox's)")
-        if self.m2t_url == SANDBOX_M2T_URL or is_loopback_url(self.m2t_url):
-            raise self.refuse(
-                "m2t_url", "points at the M2T sandbox on this machine: production needs M2T's API"
-            )
+        if self.uses("m2t_api_key"):
+            if self.m2t_api_key == SANDBOX_M2T_API_KEY:
+                raise self.refuse("m2t_api_key", "must be set in production (it is the M2T sandbox's)")
+            if self.m2t_url == SANDBOX_M2T_URL or is_loopback_url(self.m2t_url):
+                raise self.refuse(
+                    "m2t_url", "points at the M2T sandbox on this machine: production needs M2T's API"
+                )
         if self.gateway_allow_tokenise:
             raise self.refuse("gateway_allow_tokenise", "must be off in production: no PAN reaches Hirfa")
         if self.webhook_allow_private_networks:
@@ -147,7 +168,7 @@ class PaymentsConfig(ServiceConfig):
                 "webhook_allow_private_networks",
                 "must be off in production: webhooks never go to private or loopback addresses",
             )
-        if not self.webhook_master_keys:
+        if self.uses("webhook_master_keys") and not self.webhook_master_keys:
             raise self.refuse("webhook_master_keys", "must be set in production (shared by every replica)")
 
 

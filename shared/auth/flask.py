@@ -43,7 +43,8 @@ def require_scopes(*scopes: str) -> ViewDecorator[Params, Result]:
                 raise Forbidden(f"This operation needs the scope(s): {', '.join(scopes)}.")
             return view(*args, **kwargs)
 
-        wrapper.required_scopes = scopes  # type: ignore[attr-defined]
+        # For the OpenAPI document (shared.openapi): one set of scopes, all needed.
+        wrapper.scope_alternatives = (scopes,)  # type: ignore[attr-defined]
         return wrapper
 
     return decorator
@@ -61,7 +62,7 @@ def require_any_scope(*scopes: str) -> ViewDecorator[Params, Result]:
                 raise Forbidden(f"This operation needs one of the scopes: {', '.join(scopes)}.")
             return view(*args, **kwargs)
 
-        wrapper.required_scopes = scopes  # type: ignore[attr-defined]
+        wrapper.scope_alternatives = tuple((scope,) for scope in scopes)  # type: ignore[attr-defined]
         return wrapper
 
     return decorator

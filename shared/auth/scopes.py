@@ -32,7 +32,10 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
         }
     ),
     Role.BANK_PARTNER: frozenset({"reconciliation:read", "payouts:write", "balances:read", "ledger:read"}),
-    Role.COMPLIANCE: frozenset({"kyc:review", "artisans:read"}),
+    # ``personal_data:manage``: an artisan's rights under law 09-08 exercised through compliance
+    # (a request by letter or at a counter): the export of everything Hirfa holds about them, and
+    # their erasure request.
+    Role.COMPLIANCE: frozenset({"kyc:review", "artisans:read", "personal_data:manage"}),
     # An artisan reads their own data and may ask for payouts of their own available balance; with
     # ``self:write`` they upload their own KYC documents and link their own bank accounts.
     Role.ARTISAN: frozenset({"self:read", "self:write", "payouts:request"}),
@@ -73,4 +76,35 @@ def staff_scopes(roles: Iterable[Role]) -> frozenset[str]:
 # At most, a staff token carries every staff role's scopes.
 ROLE_SCOPES[Role.STAFF] = staff_scopes(STAFF_ROLES)
 
-ALL_SCOPES = frozenset().union(*ROLE_SCOPES.values())
+# Onboarding gathers what payments and accounts hold about an artisan for a personal-data export.
+# No API client is granted it (it is no role's): only onboarding, the token issuer, puts it in the
+# short-lived tokens it mints for itself (``ONBOARDING_SERVICE_ID``) to make those reads.
+PERSONAL_DATA_COLLECT = "personal_data:collect"
+ONBOARDING_SERVICE_ID = "svc_onboarding"
+
+# Every scope a token may carry: the roles' and onboarding's own.
+ALL_SCOPES = frozenset().union(*ROLE_SCOPES.values(), {PERSONAL_DATA_COLLECT})
+
+# What each scope lets a token do, as the OpenAPI documents show it.
+SCOPE_DESCRIPTIONS: dict[str, str] = {
+    "artisans:write": "Register your marketplace's artisans, verify their phones, upload KYC documents, link bank accounts.",
+    "artisans:read": "Read artisans, their KYC and bank accounts (a marketplace: its own artisans only).",
+    "payments:write": "Create, confirm, capture and cancel payments; refund them.",
+    "payments:read": "Read your marketplace's payments, refunds and disputes.",
+    "balances:read": "Read artisans' balances, transactions and payouts (a bank partner: its own bank's).",
+    "webhooks:manage": "Register, list and remove webhook endpoints; read and retry deliveries.",
+    "reconciliation:read": "Read reconciliation runs, items and cases, and bank statements (a bank partner: its own bank's).",
+    "reconciliation:operate": "Upload settlement files and statements; assign, annotate, resolve and write off cases.",
+    "payouts:write": "Operators: ask for payouts on an artisan's behalf, set payout schedules; bank partners: read payouts.",
+    "payouts:request": "An artisan: ask for a payout of their own available balance.",
+    "ledger:read": "Read the ledger: journal entries, accounts, integrity, payout figures.",
+    "ledger:operate": "Work the ledger: cases, adjustments (four-eyes), reserves, marketplace settings.",
+    "kyc:review": "Review KYC cases: decide, downgrade, rescreen, read documents and the audit log.",
+    "self:read": "An artisan: read their own data (profile, KYC, balance, statements, notifications).",
+    "self:write": "An artisan: upload their own KYC documents and link their own bank accounts.",
+    "devices:manage": "List and revoke an artisan's signed-in devices.",
+    "payments:oversee": "Operators: the back office's views of payments across every marketplace.",
+    "payments:audit": "Another Hirfa service: which succeeded payments the ledger has not confirmed.",
+    "personal_data:manage": "Compliance: export an artisan's personal data, file their erasure request, see them once restricted.",
+    PERSONAL_DATA_COLLECT: "Onboarding only (no client is granted it): read an artisan's data for their export.",
+}

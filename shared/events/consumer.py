@@ -25,13 +25,17 @@ committed, and processing continues. A database outage is not poison: the whole 
 back, the runner rewinds to each partition's first uncommitted message and retries with backoff,
 forever.
 
+While tracing is on (shared/tracing.py), each event is applied in a span that continues the trace
+its envelope's ``traceparent`` names; a set-based run in one span linked to each of its events. A
+malformed ``traceparent`` is dropped, never a reason to dead-letter the event.
+
 A broker that lost records it had acknowledged (``lost_records``) leaves a consumer's position,
 and its group's committed offsets, pointing into a log that is gone: a topic made anew, or cut
 short, ends before them, and the records written there since (the relay publishes the lost ones
 again) would be skipped until the log grew past the old position. The ``PositionGuard`` looks
-every few seconds, after every rebalance and after a broker error: a partition whose position is
-beyond its end, or whose topic id is not the one seen before, is read again from its beginning
-(the inbox skips what was applied), and that new start is committed at once.
+every few seconds, after every rebalance and after a broker error: a partition whose topic id is
+not the one seen before, or whose position two looks in a row find beyond its end, is read again
+from its beginning (the inbox skips what was applied), and that new start is committed at once.
 """
 
 from __future__ import annotations
@@ -51,15 +55,17 @@ import sqlalchemy.exc as sa_exc
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import tracing
 from shared.bulk_sql import Same, insert_many, present
 from shared.db import UnitOfWork, utcnow
 from shared.events.broker import close_quietly
 from shared.events.envelope import Event
 from shared.events.lost_records import (
     LOOK_TIMEOUT_SECONDS,
+    LossReason,
     SeenIds,
     partitions_with_consumer,
     positions_to_rewind,
@@ -68,6 +74,7 @@ from shared.events.lost_records import (
     seen_ids,
 )
 from shared.events.schemas import EventSchemaError, validate_event
+from shared.tracing import TRACEPARENT
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +99,17 @@ REWOUND = Counter(
     "hirfa_consumer_rewound_partitions_total",
     "Partitions a consumer read again from their beginning because the broker lost records",
     ["consumer", "topic", "reason"],
+)
+LAG = Gauge(
+    "hirfa_consumer_lag_messages",
+    "Messages in a partition the consumer has not read yet (the partition's end, as last fetched, "
+    "less the consumer's position); only the partitions assigned to it",
+    ["consumer", "topic", "partition"],
+)
+DEAD_LETTERED = Counter(
+    "hirfa_consumer_dead_letters_total",
+    "Messages the consumer could not apply and sent to its dead-letter topic, by the topic they came from",
+    ["consumer", "topic"],
 )
 
 
@@ -174,6 +192,7 @@ class EventConsumer:
         self._consumer: Any = None
         self._producer: Any = None
         self._failures: dict[tuple[str, int, int], int] = {}
+        self._lag_shown: set[tuple[str, int]] = set()
 
     # -- applying events -----------------------------------------------------------------
 
@@ -185,7 +204,9 @@ class EventConsumer:
         try:
             validate_event(envelope)
         except EventSchemaError as exc:
-            raise PoisonMessage(f"schema violation: {exc}") from None
+            refusal = _refusal_without_trace_context(envelope, exc)
+            if refusal is not None:
+                raise PoisonMessage(f"schema violation: {refusal}") from None
         except (TypeError, KeyError) as exc:
             raise PoisonMessage(f"not an event envelope: {exc}") from None
         return Event.from_envelope(envelope, key=(key or b"").decode(errors="replace"))
@@ -286,6 +307,19 @@ class EventConsumer:
     def _apply_set_based(self, uow: UnitOfWork, batch: list[Event]) -> bool:
         """Apply ``batch`` with its handler's set-based form, in one savepoint; whether it did
         (if not, the savepoint was rolled back and nothing of it is left)."""
+        chosen = tracing.tracer()
+        if chosen is None:
+            return self._apply_set_based_in_savepoint(uow, batch)
+        span = tracing.start_processing_together(chosen, batch, self.name)
+        try:
+            applied = self._apply_set_based_in_savepoint(uow, batch)
+        except BaseException as exc:
+            tracing.finish_processing_together(span, applied=False, error=exc)
+            raise
+        tracing.finish_processing_together(span, applied=applied)
+        return applied
+
+    def _apply_set_based_in_savepoint(self, uow: UnitOfWork, batch: list[Event]) -> bool:
         session = uow.session
         assert session is not None
         apply_many = set_based_form(self.handlers[batch[0].type])
@@ -331,6 +365,16 @@ class EventConsumer:
         )
 
     def _apply_in_savepoint(self, uow: UnitOfWork, event: Event) -> Result:
+        chosen = tracing.tracer()
+        if chosen is None:
+            return self._apply_one_in_savepoint(uow, event)
+        with tracing.processing(chosen, event, self.name) as span:
+            result = self._apply_one_in_savepoint(uow, event)
+            if result.error is not None:
+                tracing.failed(span, result.error)
+            return result
+
+    def _apply_one_in_savepoint(self, uow: UnitOfWork, event: Event) -> Result:
         session = uow.session
         assert session is not None
         # Each event sees the database as its own unit of work would: nothing left in the identity
@@ -360,13 +404,16 @@ class EventConsumer:
 
     # -- the loop ------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, heartbeat: Callable[[], None] | None = None) -> None:
+        """Consume until ``stop`` is set; ``heartbeat`` is called at every turn of the loop."""
         log.info(
             "consumer started",
             extra={"consumer": self.name, "types": sorted(self.handlers), "batch_size": self.batch_size},
         )
         backoff = 0.5
         while not stop.is_set():
+            if heartbeat is not None:
+                heartbeat()
             try:
                 if self._consumer is None:
                     self._consumer = self._consumer_factory()
@@ -377,6 +424,7 @@ class EventConsumer:
                     rewound = self._guard_positions()
                     batches = {tp: records for tp, records in batches.items() if tp not in rewound}
                 self._process_batches(batches, stop)
+                self._show_lag()
                 backoff = 0.5
             except StopRequested:
                 break
@@ -511,6 +559,30 @@ class EventConsumer:
                 self._failures.pop((topic, partition, offset), None)
         return rewound
 
+    def _show_lag(self) -> None:
+        """Each assigned partition's lag, from what the client already knows (the end its last
+        fetch saw, its own position): no request to the broker. A partition no longer assigned
+        leaves the gauge, as do those whose end is not known yet."""
+        shown: set[tuple[str, int]] = set()
+        highwater = getattr(self._consumer, "highwater", None)
+        if highwater is not None:
+            for tp in self._consumer.assignment():
+                end = highwater(tp)
+                position = self._consumer.position(tp, timeout_ms=0)
+                if end is None or position is None:
+                    continue
+                LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(end - position, 0))
+                shown.add((tp.topic, tp.partition))
+        self._forget_lag(self._lag_shown - shown)
+        self._lag_shown = shown
+
+    def _forget_lag(self, partitions: set[tuple[str, int]]) -> None:
+        for topic, partition in partitions:
+            try:
+                LAG.remove(self.name, topic, str(partition))
+            except KeyError:
+                pass
+
     def _seek(self, offsets: dict[Any, int]) -> None:
         for tp, offset in offsets.items():
             self._consumer.seek(tp, offset)
@@ -539,6 +611,7 @@ class EventConsumer:
         self._producer.send(self.dead_letter_topic, key=record.key, value=record.value, headers=headers).get(
             timeout=DEAD_LETTER_TIMEOUT_SECONDS
         )
+        DEAD_LETTERED.labels(self.name, record.topic).inc()
         log.error(
             "poison message sent to dead-letter topic",
             extra={"topic": record.topic, "offset": record.offset, "error": error[:300]},
@@ -550,6 +623,28 @@ class EventConsumer:
                 close_quietly(client)
         self._consumer = None
         self._producer = None
+        # Without a client there is no assignment: a lag shown now would be a stale one.
+        self._forget_lag(self._lag_shown)
+        self._lag_shown = set()
+
+
+def _refusal_without_trace_context(envelope: Any, refusal: EventSchemaError) -> Exception | None:
+    """What is still wrong with an envelope the schema refused once its ``traceparent`` is dropped;
+    None when nothing is (it is then dropped). A malformed trace context only means the trace is
+    not continued, never that the event is refused. Looked at only after a refusal: a valid
+    envelope pays nothing for it."""
+    if not isinstance(envelope, dict) or TRACEPARENT not in envelope:
+        return refusal
+    del envelope[TRACEPARENT]
+    try:
+        validate_event(envelope)
+    except (EventSchemaError, TypeError, KeyError) as still:
+        return still
+    log.warning(
+        "event's trace context is malformed; applied without it",
+        extra={"event_id": envelope.get("id"), "event_type": envelope.get("type")},
+    )
+    return None
 
 
 class _Rewind(Exception):
@@ -578,6 +673,10 @@ class PositionGuard:
         self._seen: dict[tuple[str, int], SeenIds] = {}
         self._looked_at: frozenset[Any] = frozenset()
         self._due_at = 0.0
+        # Partitions seen ending before the position at the last look. A position beyond the end
+        # is acted on when two looks in a row see it: a new leader's high watermark can lag
+        # behind for a moment, and reading a whole partition again is not free.
+        self._short: set[tuple[str, int]] = set()
 
     def due(self, consumer: Any) -> bool:
         """Time to look, or the partitions assigned changed since the last look (a rebalance)."""
@@ -604,7 +703,14 @@ class PositionGuard:
             position = consumer.position(tp, timeout_ms=0)
             if position is not None:
                 positions[(tp.topic, tp.partition)] = position
-        rewinds = positions_to_rewind(views, self._seen, positions)
+        found = positions_to_rewind(views, self._seen, positions)
+        short = {(loss.topic, loss.partition) for loss in found if loss.reason is LossReason.LOG_TRUNCATED}
+        rewinds = [
+            loss
+            for loss in found
+            if loss.reason is not LossReason.LOG_TRUNCATED or (loss.topic, loss.partition) in self._short
+        ]
+        self._short = short - {(loss.topic, loss.partition) for loss in rewinds}
         rewound: set[Any] = set()
         if rewinds:
             by_key = {(tp.topic, tp.partition): tp for tp in assigned}
@@ -629,7 +735,8 @@ class PositionGuard:
                 )
         self._record(views)
         self._looked_at = assigned
-        self._due_at = time.monotonic() + self.interval_seconds
+        # A partition seen short once is looked at again soon, not at the next interval.
+        self._due_at = time.monotonic() + (self.RETRY_SECONDS if self._short else self.interval_seconds)
         return rewound
 
     def _remember_from_database(self, topics: set[str]) -> None:

@@ -2,6 +2,9 @@
 
 ``key`` is not part of the envelope body: it is the Kafka message key (the artisan id), which
 keeps one artisan's events in order within a partition.
+
+``traceparent`` (optional, W3C Trace Context) names the trace the event was created in; the outbox
+writes it when tracing is on (shared/tracing.py), and envelopes without it are as valid.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ class Event:
     schema_version: int
     data: dict[str, Any]
     key: str
+    traceparent: str | None = None
 
     def envelope(self) -> dict[str, Any]:
-        return {
+        envelope = {
             "id": self.id,
             "type": self.type,
             "source": self.source,
@@ -41,6 +45,9 @@ class Event:
             "schema_version": self.schema_version,
             "data": self.data,
         }
+        if self.traceparent is not None:
+            envelope["traceparent"] = self.traceparent
+        return envelope
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.envelope(), separators=(",", ":"), ensure_ascii=False).encode()
@@ -56,6 +63,7 @@ class Event:
             schema_version=envelope["schema_version"],
             data=envelope["data"],
             key=key,
+            traceparent=envelope.get("traceparent"),
         )
 
 

@@ -128,10 +128,12 @@ class LastAcknowledged:
 @dataclasses.dataclass(frozen=True)
 class Tail:
     """What the broker holds at an acknowledged offset: where the partition ends (None: it did not
-    say) and the event id of the record there (None: there is none)."""
+    say) and the event id of the record there (None: there is none). ``aged_out``: the partition's
+    log now starts after the offset, as retention deletes old records: nothing was lost."""
 
     end_offset: int | None
     event_id: str | None
+    aged_out: bool = False
 
 
 def _changed(seen: SeenIds | None, view: PartitionView) -> LossReason | None:
@@ -165,7 +167,7 @@ def published_losses(
             losses.append(Loss(view.topic, view.partition, 0, reason))
             continue
         last, tail = acknowledged.get(view.key), tails.get(view.key)
-        if last is None or tail is None or tail.event_id == last.event_id:
+        if last is None or tail is None or tail.aged_out or tail.event_id == last.event_id:
             continue
         if tail.event_id is None and tail.end_offset is not None and tail.end_offset <= last.offset:
             losses.append(Loss(view.topic, view.partition, tail.end_offset, LossReason.LOG_TRUNCATED))
@@ -274,9 +276,11 @@ def tails_with_consumer(
         try:
             fetched = reader.poll(timeout_ms=int(min(remaining, 0.5) * 1000))
         except OffsetOutOfRangeError as error:
-            # A broker that says so (Kafka does): the partition ends before the offset.
-            for tp in error.args[0] if error.args and isinstance(error.args[0], dict) else wanted:
-                tails[(tp.topic, tp.partition)] = Tail(None, None)
+            # A broker that says so (Kafka does): the offset is outside the log, after its end
+            # (records lost) or before its start (deleted by retention, which loses nothing).
+            out = list(error.args[0] if error.args and isinstance(error.args[0], dict) else wanted)
+            tails.update(_out_of_range(reader, {tp: wanted[tp] for tp in out}, deadline))
+            for tp in out:
                 reader.pause(tp)
             continue
         for tp, records in fetched.items():
@@ -293,6 +297,20 @@ def tails_with_consumer(
                 tails[key] = Tail(end, None)
                 reader.pause(tp)
     return tails
+
+
+def _out_of_range(reader: Any, offsets: Mapping[Any, int], deadline: float) -> dict[tuple[str, int], Tail]:
+    """Where each partition whose offset the broker called out of range starts and ends now
+    (ListOffsets: a broker that raises out-of-range answers it truthfully)."""
+    timeout_ms = max(int((deadline - time.monotonic()) * 1000), 100)
+    starts = reader.beginning_offsets(list(offsets), timeout_ms=timeout_ms)
+    ends = reader.end_offsets(list(offsets), timeout_ms=timeout_ms)
+    return {
+        (tp.topic, tp.partition): Tail(
+            ends.get(tp), None, aged_out=starts.get(tp) is not None and offset < starts[tp]
+        )
+        for tp, offset in offsets.items()
+    }
 
 
 class KafkaBrokerLook:

@@ -16,6 +16,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column
 
+from shared import tracing
 from shared.bulk_sql import Same, insert_many
 from shared.db import UTCDateTime, utcnow
 from shared.events.envelope import Event
@@ -81,7 +82,7 @@ class OutboxWriter:
                 event_type=event.type,
                 topic=self.topic,
                 key=event.key,
-                payload=payload(event),
+                payload=payload(self._traced(event)),
             )
         )
 
@@ -90,6 +91,7 @@ class OutboxWriter:
         the session still holds back: the outbox's order is the order events were recorded in."""
         session.flush()
         now = utcnow()
+        events = [self._traced(event) for event in events] if tracing.tracer() is not None else events
         insert_many(
             session,
             self.model.__table__,
@@ -105,6 +107,14 @@ class OutboxWriter:
             },
             len(events),
         )
+
+    def _traced(self, event: Event) -> Event:
+        """``event`` carrying the trace it is created in (a span of its own, child of the request or
+        of the event being applied); as it is while tracing is off."""
+        chosen = tracing.tracer()
+        if chosen is None:
+            return event
+        return dataclasses.replace(event, traceparent=tracing.event_created(chosen, event, self.topic))
 
 
 def payload(event: Event) -> str:
@@ -139,3 +149,11 @@ def outbox_backlog(session: Session, model: Any) -> int:
     return (
         session.scalar(sa.select(sa.func.count()).select_from(model).where(model.published_at.is_(None))) or 0
     )
+
+
+def outbox_oldest_unpublished(session: Session, model: Any) -> dt.datetime | None:
+    """When the oldest event not yet published was written (None: everything is published)."""
+    oldest: dt.datetime | None = session.scalar(
+        sa.select(sa.func.min(model.created_at)).where(model.published_at.is_(None))
+    )
+    return oldest

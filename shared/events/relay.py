@@ -33,12 +33,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from kafka.errors import KafkaError
 from prometheus_client import Counter
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared import tracing
 from shared.db import is_postgres, utcnow
 from shared.events.broker import KafkaCluster, as_cluster, close_quietly, ensure_topics, make_producer
 from shared.events.lost_records import (
@@ -57,6 +59,11 @@ from shared.events.lost_records import (
 
 log = logging.getLogger(__name__)
 
+PUBLISHED = Counter(
+    "hirfa_relay_published_events_total",
+    "Outbox events the broker acknowledged and the relay marked sent",
+    ["topic"],
+)
 REPUBLISHED = Counter(
     "hirfa_relay_republished_events_total",
     "Outbox events published again because the broker lost them after acknowledging them",
@@ -189,6 +196,7 @@ class OutboxRelay:
             if error == _STOPPING:
                 # Not a failure: the rows stay due, untouched, for whoever runs next.
                 session.commit()
+                _count_published(sent)
                 return BatchResult(published=len(sent))
             if unsent:
                 retry_at = now + dt.timedelta(seconds=self._backoff_seconds())
@@ -202,6 +210,7 @@ class OutboxRelay:
                     )
                 )
             session.commit()
+        _count_published(sent)
         if error:
             log.warning(
                 "outbox publish failed; will retry",
@@ -210,7 +219,28 @@ class OutboxRelay:
         return BatchResult(published=len(sent), failed=len(unsent), error=error)
 
     def _send(self, pending: list[PendingMessage]) -> tuple[list[Acknowledged], str | None]:
-        """Send in order; return the prefix that the broker acknowledged and the first error."""
+        """Send in order; return the prefix that the broker acknowledged and the first error.
+
+        Traced, each event's publication is a span in the trace the event was created in."""
+        chosen = tracing.tracer()
+        if chosen is None:
+            return self._send_to_broker(pending)
+        spans = [
+            tracing.start_sending(
+                chosen, message.event_type, message.event_id, message.topic, _traceparent(message.payload)
+            )
+            for message in pending
+        ]
+        sent: list[Acknowledged] = []
+        error: str | None = "relay failed"
+        try:
+            sent, error = self._send_to_broker(pending)
+        finally:
+            # Rows left for the next start by a stop request did not fail.
+            tracing.finish_sending(spans, len(sent), None if error == _STOPPING else error)
+        return sent, error
+
+    def _send_to_broker(self, pending: list[PendingMessage]) -> tuple[list[Acknowledged], str | None]:
         try:
             producer = self._ensure_producer()
             if self._stop.is_set():
@@ -363,10 +393,13 @@ class OutboxRelay:
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, heartbeat: Callable[[], None] | None = None) -> None:
+        """Publish until ``stop`` is set; ``heartbeat`` is called at every turn of the loop."""
         self._stop = stop
         log.info("outbox relay started", extra={"topics": self.topics})
         while not stop.is_set():
+            if heartbeat is not None:
+                heartbeat()
             try:
                 if self.check_due():
                     self.republish_lost()
@@ -392,6 +425,20 @@ class OutboxRelay:
                     stop.wait(min(self.busy_poll_interval, self.poll_interval))
         self._drop_producer()
         log.info("outbox relay stopped")
+
+
+def _traceparent(payload: str) -> str | None:
+    """The ``traceparent`` an outbox row's envelope carries, if any (read only while tracing)."""
+    try:
+        found = orjson.loads(payload).get(tracing.TRACEPARENT)
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+def _count_published(sent: list[Acknowledged]) -> None:
+    for topic in {ack.message.topic for ack in sent}:
+        PUBLISHED.labels(topic).inc(sum(1 for ack in sent if ack.message.topic == topic))
 
 
 class _Stopping(Exception):

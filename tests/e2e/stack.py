@@ -19,7 +19,7 @@ from pathlib import Path
 import requests
 
 from services.stack import wait_for_ready
-from shared.config import SANDBOX_SMS_API_KEY
+from shared.config import PROBE_PORTS, SANDBOX_SMS_API_KEY
 from tests.support import ROOT, free_port, kill_group, start_child
 
 PROCFILE = ROOT / "deploy" / "Procfile"
@@ -60,6 +60,9 @@ class Stack:
         self.urls = {
             name: f"http://127.0.0.1:{self.ports[name]}" for name in ("onboarding", "payments", "accounts")
         }
+        # Each relay's, consumer's and worker's /metrics, /healthz and /readyz.
+        self.probe_ports = {name: free_port() for name in PROBE_PORTS}
+        self.probe_urls = {name: f"http://127.0.0.1:{port}" for name, port in self.probe_ports.items()}
         # The back-office console (a web app for people, not one of the three APIs).
         self.console_url = f"http://127.0.0.1:{self.ports['console']}"
         bin_dir = str(Path(sys.executable).parent)
@@ -117,6 +120,7 @@ class Stack:
             "ONBOARDING_DATABASE_URL": database_urls["onboarding"],
             "PAYMENTS_DATABASE_URL": database_urls["payments"],
             "ACCOUNTS_DATABASE_URL": database_urls["accounts"],
+            **{f"{name.upper()}_PROBE_PORT": str(port) for name, port in self.probe_ports.items()},
         }
         self.commands = procfile_commands()
         self.processes: dict[str, subprocess.Popen] = {}

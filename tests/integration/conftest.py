@@ -120,10 +120,18 @@ def marketplace_headers(issue_token):
     return headers
 
 
-def add_payee(context, *, tier: int = 3, cap: int = 2_000_000, marketplace: str = MARKETPLACE) -> str:
+def add_payee(
+    context,
+    *,
+    tier: int = 3,
+    cap: int = 2_000_000,
+    marketplace: str = MARKETPLACE,
+    artisan_id: str | None = None,
+) -> str:
     """A payee payments already knows (as its KYC projection would have written it), linked to
-    ``marketplace``, in payments' database behind ``context``; returns the artisan's id."""
-    artisan_id = new_id("art")
+    ``marketplace``, in payments' database behind ``context``; returns the artisan's id (a new
+    one unless ``artisan_id`` names one onboarding registered)."""
+    artisan_id = artisan_id or new_id("art")
     with context.uow_factory() as uow:
         uow.session.add(
             Payee(

@@ -320,3 +320,30 @@ def test_a_retry_whose_answer_was_lost_replays_only_the_same_adjustment(accounts
         with pytest.raises(IdempotencyKeyReuse):
             ask(**other)
     assert len(entries(ledger, cause="adjustment")) == 1
+
+
+def test_an_adjustment_in_another_currency_than_the_ledgers_is_refused(client, auth, ledger):
+    # The ledger's accounts are kept in MAD: lines in euros would open euro accounts beside them.
+    funded_artisan(ledger)
+    body = {"reason": "Commission in euros", "currency": "EUR", "lines": move_commission_to_revenue(300)}
+    refused = client.post(URL, json=body, headers=auth())
+    assert (refused.status_code, refused.json["code"], refused.json["param"]) == (
+        422,
+        "unsupported_currency",
+        "currency",
+    ), refused.json
+    french = client.post(URL, json=body, headers={**auth(), "Accept-Language": "fr"}).json
+    arabic = client.post(URL, json=body, headers={**auth(), "Accept-Language": "ar"}).json
+    assert french["code"] == arabic["code"] == "unsupported_currency"
+    assert (
+        "EUR" in french["detail"] and "MAD" in french["detail"] and french["detail"] != refused.json["detail"]
+    )
+    assert "EUR" in arabic["detail"] and arabic["detail"] not in (refused.json["detail"], french["detail"])
+    assert entries(ledger, cause="adjustment") == []
+    with ledger.context.session_factory() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(LedgerAdjustment)) == 0
+
+    # In the ledger's own currency, named or not, it posts.
+    posted = client.post(URL, json={**body, "currency": "MAD"}, headers=auth())
+    assert (posted.status_code, posted.json["status"]) == (201, "posted"), posted.json
+    assert_ledger_sound(ledger)

@@ -433,7 +433,8 @@ def test_the_statement_endpoints_are_in_a_valid_openapi_document(client):
     assert paths["/v1/income-statements/verify"]["post"]["security"] == []
     assert paths["/v1/income-statements/{code}"]["get"]["security"] == []
     assert paths["/.well-known/jwks.json"]["get"]["security"] == []
-    assert "security" not in paths["/v1/artisans/{artisan_id}/income-statement"]["get"]  # a token
+    # Any valid token: who may read whose statement is the service's to say (404 otherwise).
+    assert paths["/v1/artisans/{artisan_id}/income-statement"]["get"]["security"] == [{"oauth2": []}]
 
 
 def test_a_verification_code_never_reaches_the_logs(client, token, history, caplog):

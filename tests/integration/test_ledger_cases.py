@@ -5,6 +5,8 @@ Also: the platform's and marketplaces' accounts with their balances."""
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import uuid
 
 import pytest
@@ -14,8 +16,11 @@ from services.accounts.adapters.orm import JournalEntry, LedgerCase, ParkedEvent
 from services.accounts.domain.artisan_rules import BalanceRuleViolation
 from services.accounts.domain.ledger import AccountRef
 from services.accounts.domain.postings import Posting
+from services.accounts.service_layer.parked_events import post_all_parked_events
 from services.accounts.service_layer.posting import record_case
 from shared.auth.scopes import Role
+from shared.db import utcnow
+from shared.ids import new_id
 from tests.integration.conftest import MARKETPLACE
 from tests.integration.test_ledger_postings import assert_ledger_sound, release_all
 from tests.ledger_support import LedgerDriver, payment_succeeded, refund_succeeded, tier_changed
@@ -229,6 +234,136 @@ def test_an_adjustment_for_a_waiting_case_takes_the_place_of_its_parked_event(cl
     assert payment_entries(ledger, payment.data["payment_id"]) == []
     assert ledger.shown("artisan", artisan_id, "pending") == 0
     assert ledger.shown("marketplace", MARKETPLACE, "reserve") == 30_000
+    assert_ledger_sound(ledger)
+
+
+def book_in_reserve_instead(client, auth, case_id: str, amount: int) -> dict:
+    """The operator books a parked payment's captured money in the reserve (for the buyer's refund)
+    instead of the artisan's balance: the adjustment takes the parked event's place."""
+    proposed = client.post(
+        ADJUSTMENTS,
+        json={
+            "reason": "Payment above the artisan's cap: held in the reserve for the buyer's refund",
+            "case_id": case_id,
+            "lines": [
+                {
+                    "owner_type": "platform",
+                    "owner_id": "platform",
+                    "kind": "gateway_receivable:m2t",
+                    "amount": amount,
+                },
+                {"owner_type": "marketplace", "owner_id": MARKETPLACE, "kind": "reserve", "amount": -amount},
+            ],
+        },
+        headers=auth(),
+    )
+    assert (proposed.status_code, proposed.json["status"]) == (201, "posted"), proposed.json
+    return proposed.json
+
+
+def balances(ledger: LedgerDriver, artisan_id: str) -> dict[str, int]:
+    return {
+        "pending": ledger.shown("artisan", artisan_id, "pending"),
+        "available": ledger.shown("artisan", artisan_id, "available"),
+        "reserve": ledger.shown("marketplace", MARKETPLACE, "reserve"),
+        "gateway": ledger.shown("platform", "platform", "gateway_receivable:m2t"),
+        "commission": ledger.shown("marketplace", MARKETPLACE, "commission"),
+    }
+
+
+@pytest.mark.parametrize("delivered", ["alone", "in_a_batch"])
+def test_a_payment_released_for_an_adjustment_never_posts_under_another_event_id(
+    client, auth, ledger, delivered
+):
+    artisan_id, case_id, payment = parked_payment_case(ledger)
+    adjustment = book_in_reserve_instead(client, auth, case_id, 30_000)
+    ledger.deliver(tier_changed(artisan_id, 3, version=2, previous=1))  # room under the cap now
+    before = balances(ledger, artisan_id)
+
+    # The same payment in a new envelope: the relay publishing it again, or an operator's replay.
+    again = dataclasses.replace(payment, id=new_id("evt"))
+    if delivered == "alone":
+        assert ledger.deliver(again)
+    else:
+        # Beside another payment, the consumer posts the two set-based.
+        other = payment_succeeded(ledger.artisan_at_tier(3), 5_000, 0)
+        before = {**before, "gateway": before["gateway"] + 5_000}
+        results = ledger.consumer.apply_batch([again, other])
+        assert [result.outcome.name for result in results] == ["APPLIED", "APPLIED"]
+        assert payment_entries(ledger, other.data["payment_id"]) != []
+
+    assert payment_entries(ledger, payment.data["payment_id"]) == []
+    assert balances(ledger, artisan_id) == before
+    assert parked_events(ledger) == []
+    with ledger.context.session_factory() as session:
+        taken = session.scalar(
+            sa.select(JournalEntry).where(
+                JournalEntry.posting_key == f"payment:{payment.data['payment_id']}:succeeded"
+            )
+        )
+        assert (taken.id, taken.cause, taken.cause_id) == (
+            adjustment["entry_id"],
+            "adjustment",
+            adjustment["id"],
+        )
+    case = client.get(f"{CASES}/{case_id}", headers=auth()).json
+    assert (case["resolution"], case["details"]["released_event_id"]) == ("adjustment", payment.id)
+    integrity = client.get("/v1/ledger/integrity", headers=auth()).json
+    assert integrity["ok"] is True, integrity
+
+    # The adjustment holds the payment's key, but did not credit the artisan: a refund of the
+    # payment still waits for an operator rather than being taken from the artisan's other money.
+    ledger.deliver(refund_succeeded(artisan_id, payment.data["payment_id"], 30_000, 0))
+    assert balances(ledger, artisan_id) == before
+    with ledger.context.session_factory() as session:
+        assert session.scalar(sa.select(ParkedEvent.waiting_for)) == "payment_not_posted"
+    assert_ledger_sound(ledger)
+
+
+def test_an_approval_is_refused_once_the_same_payment_posted_under_another_event_id(client, auth, ledger):
+    artisan_id, case_id, payment = parked_payment_case(ledger)
+    proposed = client.post(
+        ADJUSTMENTS,
+        json={
+            "reason": "Book the capped payment by hand",
+            "case_id": case_id,
+            "lines": [
+                {
+                    "owner_type": "platform",
+                    "owner_id": "platform",
+                    "kind": "gateway_receivable:m2t",
+                    "amount": 300_000,
+                },
+                {"owner_type": "marketplace", "owner_id": MARKETPLACE, "kind": "reserve", "amount": -300_000},
+            ],
+        },
+        headers=auth(ALICE),
+    ).json
+    assert proposed["status"] == "pending_approval"
+    # Room under the cap, and the payment again in a new envelope, applied by a consumer that
+    # skipped the parked event (another transaction held it): the payment posts, the case still waits.
+    with ledger.context.uow_factory() as uow:
+        ledger.handlers["onboarding.artisan.kyc_tier_changed"](
+            uow, tier_changed(artisan_id, 3, version=2, previous=1)
+        )
+        ledger.handlers["payments.payment.succeeded"](uow, dataclasses.replace(payment, id=new_id("evt")))
+        uow.commit()
+    assert client.get(f"{CASES}/{case_id}", headers=auth()).json["status"] == "waiting"
+
+    late = client.post(f"{ADJUSTMENTS}/{proposed['id']}/approve", json={}, headers=auth(BOB))
+    assert (late.status_code, late.json["code"]) == (409, "ledger_case_resolved"), late.json
+    assert late.json["detail"].startswith("What the ledger case waits for was posted meanwhile")
+    adjustment = client.get(f"{ADJUSTMENTS}/{proposed['id']}", headers=auth()).json
+    assert (adjustment["status"], adjustment["entry_id"]) == ("pending_approval", None)
+    assert len(payment_entries(ledger, payment.data["payment_id"])) == 1
+    assert ledger.shown("artisan", artisan_id, "pending") == 30_000
+    assert ledger.shown("marketplace", MARKETPLACE, "reserve") == 0
+
+    # The worker's next pass finds the parked event's payment posted: the case resolves.
+    later = utcnow() + dt.timedelta(minutes=1)
+    assert post_all_parked_events(ledger.context.uow_factory, ledger.handlers, now=later) == 1
+    assert client.get(f"{CASES}/{case_id}", headers=auth()).json["status"] == "resolved"
+    assert parked_events(ledger) == []
     assert_ledger_sound(ledger)
 
 

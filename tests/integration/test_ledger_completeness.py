@@ -8,7 +8,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import pytest
@@ -29,6 +31,7 @@ from shared.db import utcnow
 from shared.events import make_event
 from shared.ids import new_id
 from tests.integration.conftest import MARKETPLACE
+from tests.integration.test_ledger_statements import statements
 from tests.ledger_support import LedgerDriver, payment_succeeded
 
 GRACE = dt.timedelta(minutes=5)
@@ -333,7 +336,11 @@ def test_a_succeeded_payment_missing_from_the_ledger_is_a_case_until_it_arrives(
     assert ledger.deliver(lost)
     assert check_completeness(context.uow_factory, payments, grace=GRACE)["cases_resolved"] == 1
     [case] = gap_cases(context)
-    assert (case.status, case.details["resolution"]) == ("resolved", "arrived")
+    assert (case.status, case.details["resolution"], case.details["resolved_by"]) == (
+        "resolved",
+        "arrived",
+        "system",
+    )
     assert integrity(accounts_app, issue_token)["ok"] is True
     assert gauge(accounts_app, "hirfa_ledger_payments_not_in_ledger") == 0
 
@@ -357,7 +364,13 @@ def test_a_case_is_resolved_once_payments_no_longer_lists_the_payment(accounts_a
     payments.unposted = []
     assert check_completeness(context.uow_factory, payments, grace=GRACE)["cases_resolved"] == 1
     [case] = gap_cases(context)
-    assert case.details["resolution"] == "confirmed_by_payments"
+    # Resolved as every ledger case is: how, when and by whom (the ledger itself).
+    assert (case.status, case.details["resolution"], case.details["resolved_by"]) == (
+        "resolved",
+        "confirmed_by_payments",
+        "system",
+    )
+    assert dt.datetime.fromisoformat(case.details["resolved_at"]) <= utcnow()
 
 
 def test_an_adjustment_is_refused_for_a_payment_missing_from_the_ledger(accounts_app, ledger, issue_token):
@@ -399,3 +412,97 @@ def test_an_adjustment_is_refused_for_a_payment_missing_from_the_ledger(accounts
     assert ledger.deliver(lost)
     check_completeness(context.uow_factory, FakePayments([missing]), grace=GRACE)
     assert [c.status for c in gap_cases(context)] == ["resolved"]
+
+
+class CommitTogether:
+    """A unit-of-work factory whose units wait for one another before committing (a few seconds
+    at most: one that waits on the other's lock never comes), so that concurrent checks have all
+    read the open cases before any of them commits."""
+
+    def __init__(self, uow_factory, parties: int) -> None:
+        self.uow_factory = uow_factory
+        self.meeting = threading.Barrier(parties, timeout=3)
+
+    def __call__(self):
+        uow = self.uow_factory()
+        commit = uow.commit
+
+        def meet_then_commit() -> None:
+            try:
+                self.meeting.wait()
+            except threading.BrokenBarrierError:
+                pass  # the other check waits for this one's lock: commit alone
+            commit()
+
+        uow.commit = meet_then_commit
+        return uow
+
+
+def long_missing(event) -> UnpostedPayment:
+    payment = reported(event)
+    return dataclasses.replace(payment, succeeded_at=payment.succeeded_at - 2 * GRACE)
+
+
+def test_two_checks_at_once_open_one_case_per_payment(accounts_app, ledger):
+    # Two workers (a rollout, a second replica) check at the same moment.
+    context = accounts_app.extensions["hirfa"]
+    payments = FakePayments([long_missing(payment_succeeded(ledger.artisan_at_tier(3), 10_000, 1_000))])
+    together = CommitTogether(context.uow_factory, parties=2)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = list(pool.map(lambda _: check_completeness(together, payments, grace=GRACE), range(2)))
+
+    assert [case.status for case in gap_cases(context)] == ["open"]
+    assert sorted(count["cases_opened"] for count in counts) == [0, 1]
+    assert [count["missing"] for count in counts] == [1, 1]
+    assert gauge(accounts_app, "hirfa_ledger_payments_not_in_ledger") == 1
+    # Once payments has heard of its entry, the one case resolves.
+    assert check_completeness(context.uow_factory, FakePayments(), grace=GRACE)["cases_resolved"] == 1
+
+
+def test_a_payment_time_without_a_zone_is_read_as_utc(accounts_app, ledger, issue_token):
+    # Payments on SQLite answers its times without a zone; a case may hold one from such an answer.
+    context = accounts_app.extensions["hirfa"]
+    an_hour_ago = utcnow() - dt.timedelta(hours=1)
+    lost = dataclasses.replace(
+        reported(payment_succeeded(ledger.artisan_at_tier(3), 10_000, 1_000)),
+        succeeded_at=an_hour_ago.replace(tzinfo=None),
+    )
+
+    class ZonelessPayments:
+        def unposted_payments(self, succeeded_before):
+            return iter([lost])
+
+    assert check_completeness(context.uow_factory, ZonelessPayments(), grace=GRACE)["cases_opened"] == 1
+    [case] = gap_cases(context)
+    assert dt.datetime.fromisoformat(case.details["succeeded_at"]) == an_hour_ago
+    with context.uow_factory() as uow:
+        stored = uow.session.get(LedgerCase, case.id)
+        stored.details = {**stored.details, "succeeded_at": an_hour_ago.replace(tzinfo=None).isoformat()}
+        uow.commit()
+
+    assert 59 * 60 <= gauge(accounts_app, "hirfa_ledger_oldest_payment_not_in_ledger_seconds") < 61 * 60
+    assert gauge(accounts_app, "hirfa_ledger_payments_not_in_ledger") == 1
+    assert [d["payment_id"] for d in integrity(accounts_app, issue_token)["differences"]] == [lost.payment_id]
+    assert check_completeness(context.uow_factory, FakePayments(), grace=GRACE)["cases_resolved"] == 1
+
+
+def test_the_check_looks_payments_up_in_one_statement_whatever_their_number(accounts_app, ledger):
+    """On PostgreSQL its text does not change with the number of payments (an array, not an IN
+    list), so the server plans it once per connection, an index probe per payment."""
+    context = accounts_app.extensions["hirfa"]
+    artisan_id = ledger.artisan_at_tier(3)
+
+    def posted(count: int) -> FakePayments:
+        events = [payment_succeeded(artisan_id, 1_000, 0) for _ in range(count)]
+        assert all(ledger.deliver(event) for event in events)
+        return FakePayments([long_missing(event) for event in events])
+
+    looked_up = []
+    for payments in (posted(2), posted(9)):
+        with statements(context.engine) as seen:
+            assert check_completeness(context.uow_factory, payments, grace=GRACE)["missing"] == 0
+        looked_up.append([statement for statement in seen if "journal_entries" in statement])
+    assert [len(statements_run) for statements_run in looked_up] == [1, 1]
+    if context.engine.dialect.name == "postgresql":
+        assert looked_up[0] == looked_up[1]

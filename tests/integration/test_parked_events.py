@@ -13,7 +13,11 @@ import sqlalchemy as sa
 
 from services.accounts.adapters.orm import JournalEntry, LedgerCase, ParkedEvent
 from services.accounts.config import AccountsConfig
-from services.accounts.service_layer.parked_events import WORKER_RETRY_AFTER, post_all_parked_events
+from services.accounts.service_layer.parked_events import (
+    WORKER_RETRY_AFTER,
+    ParkedEventsCollector,
+    post_all_parked_events,
+)
 from services.accounts.service_layer.payouts import RequestPayout, request_payout
 from shared.auth import Principal
 from shared.auth.scopes import ROLE_SCOPES, Role
@@ -34,6 +38,7 @@ from tests.ledger_support import (
     registered,
     tier_changed,
 )
+from tests.support import collected
 
 PARTNER_BANK = AccountsConfig.payout_partner_bank
 OPERATOR = Principal(
@@ -103,6 +108,30 @@ def test_a_payment_before_the_artisans_tier_waits_for_it_then_posts(ledger):
         assert entry.cause_event_id == payment.id  # posted under the event it came from
     # A redelivery of the payment is a no-op: it was handled when it was parked.
     assert ledger.deliver(payment) is False
+    assert_ledger_sound(ledger)
+
+
+def test_the_workers_metrics_show_what_is_parked_and_how_long_the_oldest_has_waited(ledger):
+    metrics = ParkedEventsCollector(ledger.context.uow_factory)
+    assert collected(metrics) == {("hirfa_ledger_oldest_parked_event_seconds", ()): 0}
+
+    artisan_id, other_artisan = new_id("art"), new_id("art")
+    ledger.deliver(payment_succeeded(artisan_id, 10_000, 1_000))  # before the artisan's tier
+    ledger.deliver(registered(other_artisan))  # tier 0, cap 0: no room
+    ledger.deliver(payment_succeeded(other_artisan, 5_000, 500))
+    with ledger.context.uow_factory() as uow:
+        uow.session.execute(sa.update(ParkedEvent).values(parked_at=utcnow() - dt.timedelta(hours=2)))
+        uow.commit()
+    shown = collected(metrics)
+    assert shown[("hirfa_ledger_parked_events", (("waiting_for", "kyc_tier_unknown"),))] == 1
+    assert shown[("hirfa_ledger_parked_events", (("waiting_for", "tier_cap_exceeded"),))] == 1
+    assert 7200 <= shown[("hirfa_ledger_oldest_parked_event_seconds", ())] < 7260
+
+    ledger.deliver(registered(artisan_id))
+    for artisan in (artisan_id, other_artisan):  # tier 3: room for both
+        ledger.deliver(tier_changed(artisan, 3, version=1))
+    assert parked(ledger) == []
+    assert collected(metrics) == {("hirfa_ledger_oldest_parked_event_seconds", ()): 0}
     assert_ledger_sound(ledger)
 
 

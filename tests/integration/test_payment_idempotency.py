@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import threading
 import time
 import uuid
@@ -20,7 +21,8 @@ import pytest
 import sqlalchemy as sa
 
 from services.payments.adapters.gateways.fake import FakeGateway
-from services.payments.adapters.orm import IdempotencyKey, Payment
+from services.payments.adapters.orm import IdempotencyKey, Payee, PayeeMarketplace, Payment, Refund
+from services.payments.adapters.repositories import payments
 from services.payments.app import create_app
 from services.payments.domain.gateway import GatewayRegistry, TokeniseRequest
 from shared.db import is_postgres, utcnow
@@ -144,19 +146,205 @@ def test_a_failure_after_the_payment_was_written_leaves_neither_the_payment_nor_
     assert count(context, Payment, Payment.creation_key == "order-10") == 1
 
 
-def test_a_key_reused_after_it_expired_gives_the_payment_it_made_never_a_twin(create, context):
-    first = create("order-11")
+def expire(context, key: str) -> None:
+    """Age the key's idempotency record past its lifetime: a retry with the key starts over."""
     with context.session_factory() as session:
-        session.execute(
+        aged = session.execute(
             sa.update(IdempotencyKey)
-            .where(IdempotencyKey.key == "order-11")
+            .where(IdempotencyKey.key == key)
             .values(created_at=utcnow() - dt.timedelta(days=3))
         )
+        assert aged.rowcount == 1
         session.commit()
+
+
+def test_a_key_reused_after_it_expired_gives_the_payment_it_made_never_a_twin(create, context):
+    first = create("order-11")
+    expire(context, "order-11")
 
     again = create("order-11")
     assert again.status_code == 201
     assert again.json["id"] == first.json["id"]
+    assert count(context, Payment) == 1
+
+
+def lose_eligibility(context, artisan: str) -> None:
+    with context.session_factory() as session:
+        session.execute(sa.update(Payee).where(Payee.artisan_id == artisan).values(kyc_tier=0))
+        session.commit()
+
+
+def leave_the_marketplace(context, artisan: str) -> None:
+    with context.session_factory() as session:
+        session.execute(sa.delete(PayeeMarketplace).where(PayeeMarketplace.artisan_id == artisan))
+        session.commit()
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [(lose_eligibility, (409, "payee_not_eligible")), (leave_the_marketplace, (422, "payee_unknown"))],
+)
+def test_a_key_reused_after_it_expired_gives_its_payment_though_the_artisan_can_no_longer_take_one(
+    create, context, artisan, change, refusal
+):
+    first = create("order-12")
+    expire(context, "order-12")
+    change(context, artisan)
+
+    again = create("order-12")
+    assert again.status_code == 201, again.json
+    assert again.json == first.json
+    assert again.headers["Location"] == f"/v1/payments/{first.json['id']}"
+    # The gates still stand for a new payment: only the key's own payment is answered.
+    refused = create("order-13")
+    assert (refused.status_code, refused.json["code"]) == refusal
+    assert count(context, Payment) == 1
+
+
+def test_a_key_reused_after_it_expired_gives_its_payment_though_that_payment_fills_the_cap(
+    create, app, context, gateway, marketplace_headers
+):
+    artisan = add_payee(context, cap=13_500)  # the artisan's share of one payment, exactly
+    first = create("order-14", artisan_id=artisan)
+    card = gateway.tokenise(TokeniseRequest("4242424242424242", 12, 2030, "123")).token
+    confirmed = app.test_client().post(
+        f"/v1/payments/{first.json['id']}/confirm", json={"card_token": card}, headers=marketplace_headers()
+    )
+    assert confirmed.json["status"] == "succeeded"  # and on its way to the ledger: it holds the cap
+    expire(context, "order-14")
+
+    again = create("order-14", artisan_id=artisan)
+    assert again.status_code == 201, again.json
+    assert (again.json["id"], again.json["status"]) == (first.json["id"], "succeeded")
+    refused = create("order-15", artisan_id=artisan)
+    assert (refused.status_code, refused.json["code"]) == (409, "tier_limit_exceeded")
+    assert count(context, Payment) == 1
+    assert gateway.charge_count(first.json["id"]) == 1
+
+
+def test_a_key_sent_with_spaces_around_it_is_the_same_key_even_after_it_expired(create, context):
+    first = create(" order-16 ")
+    assert first.status_code == 201, first.json
+    expire(context, "order-16")
+
+    again = create("order-16")
+    assert again.status_code == 201, again.json
+    assert again.json["id"] == first.json["id"]
+    assert count(context, Payment) == 1
+    assert count(context, Payment, Payment.creation_key == "order-16") == 1
+
+
+@pytest.fixture
+def paid(create, app, gateway, marketplace_headers):
+    """A succeeded card payment, as its creation answered it."""
+    created = create(str(uuid.uuid4()))
+    card = gateway.tokenise(TokeniseRequest("4242424242424242", 12, 2030, "123")).token
+    confirmed = app.test_client().post(
+        f"/v1/payments/{created.json['id']}/confirm", json={"card_token": card}, headers=marketplace_headers()
+    )
+    assert confirmed.json["status"] == "succeeded", confirmed.json
+    return confirmed.json
+
+
+@pytest.fixture
+def refund(app, paid, marketplace_headers):
+    def post(key: str):
+        return app.test_client().post(
+            "/v1/refunds", json={"payment_id": paid["id"], "amount": 1_000}, headers=marketplace_headers(key)
+        )
+
+    return post
+
+
+def test_a_refund_key_sent_with_spaces_around_it_is_the_same_key_even_after_it_expired(refund, context):
+    first = refund("refund-1 ")
+    assert first.status_code == 201, first.json
+    expire(context, "refund-1")
+
+    again = refund("refund-1")
+    assert again.status_code == 201, again.json
+    assert again.json["id"] == first.json["id"]
+    assert count(context, Refund) == 1
+
+
+def test_a_refund_whose_answer_could_not_be_kept_is_answered_and_its_retry_finds_it(
+    refund, context, monkeypatch, caplog
+):
+    """The refund is committed; then the connection that holds its key's claim drops before the
+    answer is kept in it. The refund is done, so the client hears it rather than a 503; the claim
+    went with the connection (on SQLite, committed apart, it is taken over after ``LOCK_SECONDS``),
+    and a retry with the key finds the refund it made."""
+    postgres = is_postgres(context.engine)
+    if postgres:
+        keep_response = IdempotencyStore.keep_response
+
+        def on_a_dropped_connection(store, session, *args, **kwargs):
+            backend = session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+            with context.engine.connect() as other:
+                other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+            return keep_response(store, session, *args, **kwargs)
+
+        monkeypatch.setattr(IdempotencyStore, "keep_response", on_a_dropped_connection)
+    else:
+
+        def on_a_dropped_connection(*_args, **_kwargs):
+            raise sa.exc.OperationalError("UPDATE idempotency_keys", {}, ConnectionError("connection lost"))
+
+        monkeypatch.setattr(IdempotencyStore, "complete", on_a_dropped_connection)
+
+    with caplog.at_level(logging.WARNING, logger="shared.idempotency"):
+        first = refund("refund-2")
+    monkeypatch.undo()
+    assert first.status_code == 201, first.json
+    assert any(
+        record.message == "could not keep the answer to an idempotent request" for record in caplog.records
+    )
+
+    if not postgres:
+        busy = refund("refund-2")
+        assert (busy.status_code, busy.json["code"]) == (409, "idempotency_key_in_progress")
+        with context.session_factory() as session:
+            session.execute(
+                sa.update(IdempotencyKey)
+                .where(IdempotencyKey.key == "refund-2")
+                .values(locked_until=utcnow() - dt.timedelta(seconds=1))
+            )
+            session.commit()
+
+    again = refund("refund-2")
+    assert again.status_code == 201, again.json
+    assert again.json["id"] == first.json["id"]
+    assert count(context, Refund) == 1
+
+
+def test_a_creation_gives_the_payment_as_stored_or_the_one_its_key_made(context, artisan):
+    """Columns left to their defaults come back as the database stored them; a key already used
+    gives the payment it made, not the one asked for."""
+    asked = {
+        "marketplace_id": MARKETPLACE,
+        "artisan_id": artisan,
+        "amount": 15_000,
+        "currency": "MAD",
+        "application_fee": 1_500,
+        "payment_method_type": "card",
+        "capture_method": "automatic",
+        "status": "requires_confirmation",
+        "creation_key": "order-17",
+        "gateway": "fake",
+    }
+    with context.session_factory() as session:
+        created = payments.add_unless_created(session, id="pay_first", **asked)
+        again = payments.add_unless_created(session, id="pay_twin", **{**asked, "amount": 16_000})
+        session.commit()
+    with context.session_factory() as session:
+        stored = session.get(Payment, "pay_first")
+        columns = [attribute.key for attribute in sa.inspect(Payment).column_attrs]
+        assert {name: getattr(created, name) for name in columns} == {
+            name: getattr(stored, name) for name in columns
+        }
+    assert (created.metadata_json, created.amount_captured, created.ledger_posted) == ("{}", 0, False)
+    assert created.created_at is not None
+    assert (again.id, again.amount) == ("pay_first", 15_000)
     assert count(context, Payment) == 1
 
 

@@ -37,6 +37,7 @@ from services.payments.domain.gateway import (
     TransactionStatus,
     VoidRequest,
 )
+from services.payments.service_layer.backlogs import WorkerBacklogsCollector
 from services.payments.service_layer.ownership import visible_payment
 from services.payments.service_layer.projections import on_ledger_entry_posted
 from services.payments.service_layer.recovery import recover_waiting
@@ -46,6 +47,7 @@ from shared.db import utcnow
 from shared.events import make_event
 from shared.ids import new_id
 from tests.integration.conftest import MARKETPLACE, OTHER_MARKETPLACE
+from tests.support import collected
 
 CAP_TIER_3 = 2_000_000
 
@@ -639,6 +641,43 @@ def test_a_timeout_leaves_the_payment_processing_until_recovery_finds_the_charge
     assert api.get(payment["id"]).json["status"] == "succeeded"
     assert gateway.charge_count(payment["id"]) == 1
     assert len(events(context, "payments.payment.succeeded")) == 1
+
+
+def test_the_workers_metrics_show_a_payment_left_waiting_on_the_gateway_until_recovery_settles_it(
+    api, payee, gateway, service
+):
+    context, settings = service
+    metrics = WorkerBacklogsCollector(context.uow_factory, settings)
+
+    def backlog(kind: str) -> tuple[float, float]:
+        shown = collected(metrics)
+        return (
+            shown[("hirfa_payments_recovery_backlog", (("kind", kind),))],
+            shown[("hirfa_payments_recovery_oldest_seconds", (("kind", kind),))],
+        )
+
+    payment = api.create(payee()).json
+    assert (
+        api.confirm(payment["id"], card_token=token(gateway, "4000000000000127")).json["status"]
+        == "processing"
+    )
+    assert backlog("payment") == (0, 0)  # heard of a moment ago: not the worker's yet
+
+    silent_for = settings.recovery_after + dt.timedelta(minutes=5)
+    with context.uow_factory() as uow:
+        uow.session.execute(
+            sa.update(Payment)
+            .where(Payment.id == payment["id"])
+            .values(created_at=utcnow() - silent_for, gateway_checked_at=utcnow() - silent_for)
+        )
+        uow.commit()
+    count, oldest = backlog("payment")
+    assert count == 1 and silent_for.total_seconds() <= oldest < silent_for.total_seconds() + 60
+    assert backlog("refund") == (0, 0)
+
+    recover_waiting(context.uow_factory, settings)
+    assert api.get(payment["id"]).json["status"] == "succeeded"
+    assert backlog("payment") == (0, 0)
 
 
 def test_a_gateway_error_that_charged_nothing_fails_after_recovery(api, payee, gateway, service):

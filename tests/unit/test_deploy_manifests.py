@@ -4,6 +4,7 @@ process, a lean image context)."""
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import importlib.util
 import re
@@ -13,9 +14,21 @@ from pathlib import Path
 import pytest
 import yaml
 
+from services.console.config import ConsoleConfig
+from shared.config import KAFKA_SASL_PROTOCOLS, is_secret
+from tests.deploy_support import (
+    SERVICE_CONFIGS,
+    compose_services,
+    kubernetes_workloads,
+    processes_of,
+    secret_refs,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 APIS = {"onboarding": 8001, "payments": 8002, "accounts": 8003}
+# Where relays, consumers and workers answer /metrics, /healthz and /readyz (PROBE_PORT).
+PROBE_PORT = 9100
 # The back-office console: a web app for staff with no database, a client of the APIs.
 CONSOLE = "console"
 PHASE_LABEL = "hirfa.ma/rollout-phase"
@@ -263,7 +276,7 @@ def test_the_apis_accept_the_ingress_controller_and_only_onboarding_accepts_othe
         assert 8001 in egress_ports(name)  # the JWKS
 
 
-def test_relays_consumers_and_workers_accept_nothing_and_reach_only_what_they_use():
+def test_relays_consumers_and_workers_accept_only_prometheus_and_reach_only_what_they_use():
     expected = {
         "onboarding-relay": {53, 5432, 9092, 9093},
         "payments-relay": {53, 5432, 9092, 9093},
@@ -279,8 +292,39 @@ def test_relays_consumers_and_workers_accept_nothing_and_reach_only_what_they_us
     }
     assert set(expected) == set(deployments()) - set(APIS) - {CONSOLE} | {"migrate"}
     for name, ports in expected.items():
-        assert ingress_rules(name) == [], name
+        if name == "migrate":
+            assert ingress_rules(name) == []
+        else:
+            # Prometheus, on the probe port only.
+            assert namespaces_allowed_in(name) == {"monitoring"}, name
+            assert all(
+                peer.keys() == {"namespaceSelector"} for rule in ingress_rules(name) for peer in rule["from"]
+            )
+            assert {p["port"] for rule in ingress_rules(name) for p in rule["ports"]} == {PROBE_PORT}, name
         assert egress_ports(name) == ports, name
+
+
+def test_relays_consumers_and_workers_have_probes_and_metrics_on_their_probe_port():
+    background = {name: d for name, d in deployments().items() if name not in APIS and name != CONSOLE}
+    assert len(background) == 9
+    for name, deployment in background.items():
+        (container,) = pod_spec(deployment)["containers"]
+        assert container["ports"] == [{"name": "probes", "containerPort": PROBE_PORT}], name
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        # The process listens where the probes and Prometheus look, on the pod's address.
+        assert (env["PROBE_PORT"], env["PROBE_HOST"]) == (str(PROBE_PORT), "0.0.0.0"), name
+        assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "probes"}, name
+        assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "probes"}, name
+        # Three failed looks in a row before a restart: a slow scrape of the database is not a hang.
+        assert (
+            container["livenessProbe"]["failureThreshold"] * container["livenessProbe"]["periodSeconds"] >= 60
+        )
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations == {
+            "prometheus.io/scrape": "true",
+            "prometheus.io/port": str(PROBE_PORT),
+            "prometheus.io/path": "/metrics",
+        }, name
 
 
 def test_the_console_takes_browsers_from_the_ingress_and_reaches_the_apis_as_a_client():
@@ -291,7 +335,7 @@ def test_the_console_takes_browsers_from_the_ingress_and_reaches_the_apis_as_a_c
     for name in APIS:
         assert config[f"CONSOLE_{name.upper()}_URL"] == f"https://{public_hosts()[name]}"
     assert route("console.hirfa.example", "/reviews") == CONSOLE
-    assert secret_names(deployments()[CONSOLE]) == {"hirfa-console"}
+    assert secret_names(deployments()[CONSOLE]) == {"hirfa-console:CONSOLE_SECRET_KEY"}
 
 
 def test_partners_are_reached_on_public_addresses_only():
@@ -340,28 +384,99 @@ def test_the_first_apply_step_holds_exactly_what_the_migration_needs():
 # --- secrets per process -----------------------------------------------------------------------
 
 
+def setting(settings: dict[str, str], service: str, name: str) -> str:
+    return settings.get(f"{service.upper()}_{name}", settings.get(name, ""))
+
+
+def secrets_needed(command: list[str], settings: dict[str, str]) -> set[str]:
+    """The secret settings the command's process uses (shared/config.py's PROCESS_SECRETS; the
+    console's one secret), as the deployment's other settings make them needed: Kafka's SCRAM
+    password only over SASL, a client key's password only with a client certificate, the trace
+    collector's headers only where traces are sent."""
+    needed = set()
+    for service, process in processes_of(command):
+        if service == CONSOLE:
+            needed |= {f"CONSOLE_{f.name.upper()}" for f in dataclasses.fields(ConsoleConfig) if is_secret(f)}
+            continue
+        config = SERVICE_CONFIGS[service](service_name=service)
+        uses = set(config.PROCESS_SECRETS[process])
+        if setting(settings, service, "KAFKA_SECURITY_PROTOCOL") not in KAFKA_SASL_PROTOCOLS:
+            uses.discard("kafka_sasl_password")
+        if not setting(settings, service, "KAFKA_SSL_CERTFILE"):
+            uses.discard("kafka_ssl_key_password")
+        if not setting(settings, service, "OTEL_EXPORTER_OTLP_ENDPOINT"):
+            uses.discard("otel_exporter_otlp_headers")
+        needed |= {config.setting_name(name) for name in uses}
+    return needed
+
+
+def every_secret_setting() -> set[str]:
+    """Every secret setting of every process: what no container may hold unless its process uses it."""
+    names = {f"CONSOLE_{f.name.upper()}" for f in dataclasses.fields(ConsoleConfig) if is_secret(f)}
+    for service, config_type in SERVICE_CONFIGS.items():
+        config = config_type(service_name=service)
+        names |= {config.setting_name(name) for table in config.PROCESS_SECRETS.values() for name in table}
+    return names
+
+
 def secret_names(workload: dict) -> set[str]:
     spec = pod_spec(workload)
     names = {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
     for container in spec["containers"]:
-        names |= {s["secretRef"]["name"] for s in container.get("envFrom", []) if "secretRef" in s}
-        names |= {
-            f"{e['valueFrom']['secretKeyRef']['name']}:{e['valueFrom']['secretKeyRef']['key']}"
-            for e in container.get("env", [])
-            if "secretKeyRef" in e.get("valueFrom", {})
-        }
+        names |= {f"{secret}:{key}" for secret, key in secret_refs(container).values()}
     return names
 
 
-def test_each_process_gets_its_own_service_secrets_and_only_onboarding_holds_the_signing_keys():
-    for name, deployment in deployments().items():
-        if name == CONSOLE:
-            continue  # no database: its one secret is its own (see the console's test)
-        service = name.split("-")[0]
-        secrets = secret_names(deployment)
-        assert f"hirfa-database:{service}-database-url" in secrets, name
-        others = {s for s in secrets if service not in s}
-        assert others == (set() if name != "onboarding" else {"hirfa-signing-keys"}), name
+def test_no_container_loads_a_whole_secret():
+    for name, workload in kubernetes_workloads().items():
+        for container in pod_spec(workload)["containers"]:
+            assert [source for source in container.get("envFrom", []) if "secretRef" in source] == [], name
+
+
+def test_each_container_reads_exactly_the_secrets_its_process_uses():
+    config_map = objects("ConfigMap")[0]["data"]
+    for name, workload in kubernetes_workloads().items():
+        (container,) = pod_spec(workload)["containers"]
+        refs = secret_refs(container)
+        assert set(refs) == secrets_needed(container["command"], config_map), name
+        for variable, (secret, key) in refs.items():
+            service = variable.split("_", 1)[0].lower()
+            if variable.endswith("_DATABASE_URL"):
+                assert (secret, key) == ("hirfa-database", f"{service}-database-url"), name
+            else:  # each service's own secret, under the variable's name (README.md's kubectl lines)
+                assert (secret, key) == (f"hirfa-{service}", variable), name
+        # Nor through the ConfigMap, where every process would read it.
+        assert not every_secret_setting() & set(config_map)
+
+
+def test_only_onboarding_and_the_migration_mount_the_signing_keys_and_only_accounts_the_statement_keys():
+    mounted = {
+        name: {v["secret"]["secretName"] for v in pod_spec(w).get("volumes", []) if "secret" in v}
+        for name, w in kubernetes_workloads().items()
+    }
+    assert {name: secrets for name, secrets in mounted.items() if secrets} == {
+        "onboarding": {"hirfa-signing-keys"},
+        "migrate": {"hirfa-signing-keys"},
+        "accounts": {"hirfa-accounts-statement-keys"},
+    }
+
+
+def test_each_compose_container_gets_exactly_the_secrets_its_process_uses():
+    hirfa = compose_services()
+    assert len(hirfa) == 14  # 3 APIs, the console, 3 relays, 3 consumers, 3 workers, the migration
+    for name, service in hirfa.items():
+        environment = service["environment"]
+        held = every_secret_setting() & set(environment)
+        assert held == secrets_needed(service["command"], environment), name
+
+
+def test_the_readme_creates_every_secret_key_the_manifests_read():
+    readme = (ROOT / "README.md").read_text()
+    commands = readme[readme.index("kubectl -n hirfa create secret generic hirfa-database") :]
+    for workload in kubernetes_workloads().values():
+        for secret, key in secret_refs(pod_spec(workload)["containers"][0]).values():
+            creation = commands[commands.index(f"create secret generic {secret} ") :].split("\nkubectl", 1)[0]
+            assert f"--from-literal={key}=" in creation, (secret, key)
 
 
 # --- the image ---------------------------------------------------------------------------------

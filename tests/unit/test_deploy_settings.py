@@ -1,5 +1,6 @@
 """The production settings the deploy files pass (docker compose, the Kubernetes ConfigMap) are
-accepted by every service's config: no development stand-in is left in them."""
+accepted by the config of each process they start: no development stand-in is left in them, and
+each process is given the secrets it needs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from services.accounts.config import AccountsConfig
 from services.onboarding.config import OnboardingConfig
 from services.payments.config import PaymentsConfig
 from shared.config import PROJECT_ROOT
+from tests.deploy_support import compose_services, kubernetes_workloads, processes_of, secret_refs
 
 DEPLOY = PROJECT_ROOT / "deploy"
 CONFIGS = {"onboarding": OnboardingConfig, "payments": PaymentsConfig, "accounts": AccountsConfig}
@@ -46,24 +48,18 @@ def compose_environments() -> dict[str, dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("container", "service"),
+    ("container", "service", "process"),
     [
-        ("migrate", "onboarding"),
-        ("migrate", "payments"),
-        ("migrate", "accounts"),
-        ("onboarding", "onboarding"),
-        ("onboarding_worker", "onboarding"),
-        ("onboarding_consumer", "onboarding"),
-        ("payments", "payments"),
-        ("payments_worker", "payments"),
-        ("accounts", "accounts"),
-        ("accounts_worker", "accounts"),
+        (name, service, process)
+        for name, container in compose_services().items()
+        for service, process in processes_of(container["command"])
+        if service in CONFIGS
     ],
 )
-def test_the_compose_production_settings_are_accepted(container, service):
+def test_the_compose_production_settings_are_accepted_by_each_process(container, service, process):
     environ = compose_environments()[container]
 
-    config = CONFIGS[service].from_env(service, environ=environ)
+    config = CONFIGS[service].from_env(service, environ=environ, process=process)
 
     assert config.is_production
 
@@ -80,17 +76,35 @@ def test_the_compose_sandboxes_share_the_exported_secrets_with_the_services():
     )
 
 
-@pytest.mark.parametrize("service", CONFIGS)
-def test_the_kubernetes_config_map_with_the_documented_secrets_is_accepted(service):
+@pytest.mark.parametrize(
+    ("workload", "service", "process"),
+    [
+        (name, service, process)
+        for name, workload in kubernetes_workloads().items()
+        for service, process in processes_of(workload["spec"]["template"]["spec"]["containers"][0]["command"])
+        if service in CONFIGS
+    ],
+)
+def test_the_kubernetes_config_map_with_each_process_own_secrets_is_accepted(workload, service, process):
     config_map = yaml.safe_load((DEPLOY / "k8s" / "configmap.yaml").read_text())["data"]
-    # The secrets kustomization.yaml lists for each service, with operator-chosen values.
-    documented = (DEPLOY / "k8s" / "kustomization.yaml").read_text()
+    (container,) = kubernetes_workloads()[workload]["spec"]["template"]["spec"]["containers"]
+    # The keys the container reads from the secrets, with operator-chosen values; nothing else.
     secrets = {
-        name: EXPORTED.get(name, f"operator-chosen-{name.lower()}")
-        for name in re.findall(r"\b[A-Z]+_[A-Z0-9_]+\b", documented)
+        name: f"postgresql://{service}:pw@db:5432/{service}"
+        if name.endswith("_DATABASE_URL")
+        else EXPORTED.get(name, f"operator-chosen-{name.lower()}")
+        for name in secret_refs(container)
     }
-    database = {f"{service.upper()}_DATABASE_URL": f"postgresql://{service}:pw@db:5432/{service}"}
 
-    config = CONFIGS[service].from_env(service, environ={**config_map, **secrets, **database})
+    config = CONFIGS[service].from_env(service, environ={**config_map, **secrets}, process=process)
 
     assert config.is_production
+
+
+def test_kustomization_lists_every_secret_key_a_manifest_reads():
+    documented = set(
+        re.findall(r"\b[A-Za-z]+[_-][A-Za-z0-9_-]+\b", (DEPLOY / "k8s" / "kustomization.yaml").read_text())
+    )
+    for workload in kubernetes_workloads().values():
+        for secret, key in secret_refs(workload["spec"]["template"]["spec"]["containers"][0]).values():
+            assert {secret, key} <= documented, (secret, key)

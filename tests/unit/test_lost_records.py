@@ -172,9 +172,13 @@ class FakeReader:
     """A consumer of no group over partitions holding ``logs`` (event ids by offset); a broker
     that answers a fetch beyond the end with nothing (the embedded one) or with an error (Kafka)."""
 
-    def __init__(self, logs: dict[int, list[str]], out_of_range_error: bool = False) -> None:
+    def __init__(
+        self, logs: dict[int, list[str]], out_of_range_error: bool = False, log_start: int = 0
+    ) -> None:
         self.logs = logs
         self.out_of_range_error = out_of_range_error
+        # Records before it were deleted by retention (``logs`` still lists them for their offsets).
+        self.log_start = log_start
         self.positions: dict[TopicPartition, int] = {}
         self.fetched: set[TopicPartition] = set()
         self.paused: set[TopicPartition] = set()
@@ -197,12 +201,18 @@ class FakeReader:
             if tp in self.paused:
                 continue
             log = self.logs[tp.partition]
-            if offset >= len(log) and self.out_of_range_error:
+            if (offset >= len(log) or offset < self.log_start) and self.out_of_range_error:
                 raise OffsetOutOfRangeError({tp: offset})
             self.fetched.add(tp)
             if offset < len(log):
                 answer[tp] = [Record(o, [("event_id", log[o].encode())]) for o in range(offset, len(log))]
         return answer
+
+    def beginning_offsets(self, partitions, timeout_ms):
+        return {tp: self.log_start for tp in partitions}
+
+    def end_offsets(self, partitions, timeout_ms):
+        return {tp: len(self.logs[tp.partition]) for tp in partitions}
 
 
 def test_reading_back_the_acknowledged_records_tells_what_is_there_and_where_each_partition_ends():
@@ -211,9 +221,22 @@ def test_reading_back_the_acknowledged_records_tells_what_is_there_and_where_eac
     assert tails == {(T, 0): Tail(3, "evt_b"), (T, 1): Tail(1, None)}
 
 
-def test_a_broker_that_answers_out_of_range_has_lost_the_offset():
+def test_a_broker_that_answers_out_of_range_past_the_end_has_lost_what_follows_the_end():
     reader = FakeReader({0: ["evt_a"]}, out_of_range_error=True)
-    assert tails_with_consumer(reader, {(T, 0): 5}) == {(T, 0): Tail(None, None)}
+    tails = tails_with_consumer(reader, {(T, 0): 5})
+    assert tails == {(T, 0): Tail(1, None)}
+    assert published_losses([view(0)], SEEN, {(T, 0): LastAcknowledged(5, "evt_a")}, tails) == [
+        Loss(T, 0, 1, LossReason.LOG_TRUNCATED)
+    ]
+
+
+def test_an_acknowledged_record_that_retention_deleted_is_no_loss():
+    """The log now starts after the last acknowledged record (the relay was idle longer than the
+    topic's retention): nothing to publish again, not the whole partition."""
+    reader = FakeReader({0: ["evt_a", "evt_b", "evt_c", "evt_d"]}, out_of_range_error=True, log_start=3)
+    tails = tails_with_consumer(reader, {(T, 0): 1})
+    assert tails == {(T, 0): Tail(4, None, aged_out=True)}
+    assert published_losses([view(0)], SEEN, {(T, 0): LastAcknowledged(1, "evt_b")}, tails) == []
 
 
 def test_a_broker_that_does_not_answer_in_time_is_an_error_not_a_loss():

@@ -4,13 +4,16 @@ config (service or sandbox) shows a secret in its repr or in an error message.""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
 from sandbox.bank.config import SandboxBankConfig
 from sandbox.m2t.config import SandboxM2TConfig
 from services.accounts.config import AccountsConfig
+from services.onboarding.bootstrap import bootstrap as onboarding_bootstrap
 from services.onboarding.config import BUNDLED_SANCTIONS_LIST, OnboardingConfig
+from services.payments.bootstrap import bootstrap as payments_bootstrap
 from services.payments.config import SANDBOX_M2T_API_KEY, SANDBOX_M2T_CALLBACK_SECRET, PaymentsConfig
 from shared.config import (
     DEMO_ACCOUNTS_CLIENT_ID,
@@ -18,6 +21,7 @@ from shared.config import (
     SANDBOX_BANK_API_KEY,
     SANDBOX_BANK_CALLBACK_SECRET,
     ConfigError,
+    Process,
     ServiceConfig,
     is_secret,
     looks_secret,
@@ -278,3 +282,159 @@ def test_a_parse_error_names_the_variable_that_was_read():
         PaymentsConfig.from_env(
             "payments", environ={"GATEWAY_RETRIES": "2", "PAYMENTS_GATEWAY_RETRIES": "many"}
         )
+
+
+# --- each process: the secrets it uses, and only those ---------------------------------------
+
+
+def process_environ(service: str, process: Process) -> dict[str, str]:
+    """The production settings, less every secret the process does not use (as the deployments
+    give them: deploy/k8s, deploy/docker-compose.yml)."""
+    config_type = CONFIGS[service]
+    config = config_type(service_name=service)
+    withheld = {
+        config.setting_name(name)
+        for name in set().union(*config_type.PROCESS_SECRETS.values()) - config_type.PROCESS_SECRETS[process]
+    }
+    return {
+        "ENVIRONMENT": "production",
+        **{k: v for k, v in PRODUCTION[service].items() if k not in withheld},
+    }
+
+
+def used_secret_settings(service: str, process: Process) -> list[str]:
+    """The secrets ``process`` uses that production sets (a client key password it has not)."""
+    config = CONFIGS[service](service_name=service)
+    names = sorted(config.setting_name(name) for name in CONFIGS[service].PROCESS_SECRETS[process])
+    return [name for name in names if name in PRODUCTION[service]]
+
+
+def secret_settings(service: str) -> set[str]:
+    """Every secret setting of the service, whichever process uses it."""
+    config = CONFIGS[service](service_name=service)
+    return {config.setting_name(name) for name in set().union(*CONFIGS[service].PROCESS_SECRETS.values())}
+
+
+@pytest.mark.parametrize("service", CONFIGS)
+def test_a_production_relay_starts_with_its_database_and_kafka_secrets_alone(service):
+    env = process_environ(service, Process.RELAY)
+    prefix = service.upper()
+
+    config = CONFIGS[service].from_env(service, environ=env, process=Process.RELAY)
+
+    assert secret_settings(service) & set(env) == {f"{prefix}_DATABASE_URL", f"{prefix}_KAFKA_SASL_PASSWORD"}
+    assert (config.process, config.is_production) == (Process.RELAY, True)
+
+
+@pytest.mark.parametrize("process", Process)
+@pytest.mark.parametrize("service", CONFIGS)
+def test_every_production_process_starts_with_only_the_secrets_it_uses(service, process):
+    config = CONFIGS[service].from_env(service, environ=process_environ(service, process), process=process)
+
+    assert config.process == process
+
+
+@pytest.mark.parametrize(
+    ("service", "process", "setting"),
+    [
+        (service, process, setting)
+        for service in CONFIGS
+        for process in Process
+        for setting in used_secret_settings(service, process)
+    ],
+)
+def test_a_production_process_missing_a_secret_it_uses_is_refused_naming_it(service, process, setting):
+    env = process_environ(service, process)
+    del env[setting]
+
+    with pytest.raises(ConfigError) as refused:
+        CONFIGS[service].from_env(service, environ=env, process=process)
+
+    assert setting in str(refused.value)
+    assert not [secret for secret in SECRET_VALUES if secret in str(refused.value)]
+
+
+def test_a_production_api_without_the_bank_callback_secret_is_refused_and_its_worker_is_not():
+    env = environ("accounts", "production", "ACCOUNTS_BANK_CALLBACK_SECRET")
+
+    with pytest.raises(ConfigError, match="^ACCOUNTS_BANK_CALLBACK_SECRET must be set in production"):
+        AccountsConfig.from_env("accounts", environ=env, process=Process.API)
+    assert AccountsConfig.from_env("accounts", environ=env, process=Process.WORKER).is_production
+
+
+def test_a_config_whose_process_is_not_said_demands_every_secret():
+    env = process_environ("payments", Process.RELAY)
+
+    with pytest.raises(ConfigError, match="PAYMENTS_M2T_CALLBACK_SECRET"):
+        PaymentsConfig.from_env("payments", environ=env)
+
+
+def test_the_process_is_said_by_the_code_never_by_the_environment():
+    env = {**environ("onboarding", "production"), "PROCESS": "relay", "ONBOARDING_PROCESS": "relay"}
+
+    assert OnboardingConfig.from_env("onboarding", environ=env).process is None
+
+
+def test_a_new_secret_must_say_which_processes_use_it():
+    @dataclasses.dataclass(frozen=True)
+    class UnplacedConfig(ServiceConfig):
+        vault_token: str = secret_field()
+
+    with pytest.raises(TypeError, match="no process uses vault_token"):
+        UnplacedConfig(service_name="unplaced")
+
+
+def test_a_production_relay_is_wired_without_making_or_holding_a_key_it_is_not_given(tmp_path):
+    env = {**process_environ("onboarding", Process.RELAY), "VAR_DIR": str(tmp_path)}
+    context = onboarding_bootstrap(
+        OnboardingConfig.from_env("onboarding", environ=env, process=Process.RELAY)
+    )
+
+    # Development would make the OTP key and the document master key here; production never does.
+    assert list(tmp_path.rglob("*")) == []
+    with pytest.raises(ConfigError, match="^ONBOARDING_OTP_SECRET is not given to the relay process"):
+        _ = context.otp.secret
+    with pytest.raises(
+        ConfigError, match="^ONBOARDING_DOCUMENT_MASTER_KEYS is not given to the relay process"
+    ):
+        context.cipher.encrypt(b"CIN scan", b"doc_1")
+    context.engine.dispose()
+
+
+def test_a_production_payments_consumer_holds_no_webhook_key(tmp_path):
+    env = {**process_environ("payments", Process.CONSUMER), "VAR_DIR": str(tmp_path)}
+    context = payments_bootstrap(PaymentsConfig.from_env("payments", environ=env, process=Process.CONSUMER))
+
+    assert list(tmp_path.rglob("*")) == []
+    with pytest.raises(
+        ConfigError, match="^PAYMENTS_WEBHOOK_MASTER_KEYS is not given to the consumer process"
+    ):
+        context.webhooks.cipher.encrypt(b"whsec_1", b"endpoint_1")
+    context.engine.dispose()
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+# How the README's table writes the settings every service has.
+README_SHARED_SECRETS = {
+    "database": {"database_url"},
+    "Kafka": {"kafka_sasl_password", "kafka_ssl_key_password"},
+    "traces": {"otel_exporter_otlp_headers"},
+}
+
+
+def test_the_readme_shows_the_secrets_each_process_uses():
+    text = README.read_text()
+    table = text[text.index("### Secrets per process") :].split("\n\n")[2].splitlines()
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    rows = {
+        cells[0]: cells for cells in ([c.strip() for c in line.strip("|").split("|")] for line in table[2:])
+    }
+
+    assert set(rows) == {str(process) for process in Process}
+    for process in Process:
+        for service, config_type in CONFIGS.items():
+            cell = rows[str(process)][header.index(service)]
+            shown: set[str] = set()
+            for item in (part.strip() for part in cell.split(",")):
+                shown |= README_SHARED_SECRETS.get(item) or {item.strip("`").lower()}
+            assert shown == config_type.PROCESS_SECRETS[process], (process, service)

@@ -118,6 +118,12 @@ class DisputeHold(Base):
     status: Mapped[str] = mapped_column(sa.String(10), default="open")  # open | won | lost
 
 
+# The case the completeness check opens for a succeeded payment missing from the ledger
+# (``service_layer/completeness.py``), and the cases of that kind still open: one per payment.
+PAYMENT_NOT_IN_LEDGER = "payment_not_in_ledger"
+OPEN_PAYMENT_GAPS = f"kind = '{PAYMENT_NOT_IN_LEDGER}' AND status = 'open'"
+
+
 class LedgerCase(Base):
     """A posting the ledger refused (it would break a balance rule): for an operator to resolve.
 
@@ -126,6 +132,17 @@ class LedgerCase(Base):
     """
 
     __tablename__ = "ledger_cases"
+    __table_args__ = (
+        # Two workers checking at once open one case for a missing payment, not two: the second
+        # one's insert finds the first one's case (ON CONFLICT DO NOTHING).
+        sa.Index(
+            "uq_ledger_cases_open_payment_gap",
+            "cause_id",
+            unique=True,
+            postgresql_where=sa.text(OPEN_PAYMENT_GAPS),
+            sqlite_where=sa.text(OPEN_PAYMENT_GAPS),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(40))
@@ -202,6 +219,9 @@ class ArtisanLimits(Base):
     kyc_status: Mapped[str] = mapped_column(sa.String(20), default=KYC_ACTIVE)  # active | rejected
     # Onboarding's per-artisan counter of KYC changes: older news (lower version) is ignored.
     kyc_version: Mapped[int] = mapped_column(sa.Integer, default=0)
+    # Set when the artisan's personal data was erased (``onboarding.artisan.erased``): a replayed
+    # bank-account event brings no RIB back.
+    erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import requests
 
 from services.accounts.domain.ports import UnpostedPayment
+from shared.partners import traced_session
 
 SCOPE = "payments:audit"
 AUDIENCE = "hirfa-payments"
@@ -46,7 +47,7 @@ class HttpPaymentsLedgerView:
         self.client_id = client_id
         self._client_secret = client_secret
         self.timeout = timeout
-        self._http = session or requests.Session()
+        self._http = session or traced_session()
         self._clock = clock
         self._token: str | None = None
         self._token_expires_at = 0.0

@@ -4,6 +4,7 @@ marketplaces and operators. Who sees which account: service_layer/account_statem
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 
 from flask import Response
@@ -13,7 +14,7 @@ from services.accounts.api.context import service_context
 from services.accounts.api.schemas import BankStatementArgsSchema
 from services.accounts.service_layer.account_statements import build_statement, parse_account, statement_days
 from shared.auth.flask import current_principal, require_any_scope
-from shared.bank_statements import Statement
+from shared.bank_statements import Balance, Statement, StatementEntry
 from shared.bank_statements.camt053 import write_camt053
 from shared.bank_statements.csv_format import write_csv
 from shared.bank_statements.mt940 import write_mt940
@@ -41,6 +42,31 @@ RENDERERS: dict[str, tuple[Callable[[Statement], bytes], str, str]] = {
     "camt053": (write_camt053, "application/xml", "xml"),
     "csv": (_csv, "text/csv; charset=utf-8", "csv"),
 }
+# A day of the client-funds account with one payout, as the OpenAPI document shows each format:
+# rendered by the writers themselves, so the examples are what the endpoint answers.
+_EXAMPLE_STATEMENT = Statement(
+    statement_id="HIRFA-20261201",
+    sequence_number=335,
+    account="MA64145780000123456789012342",
+    bank_code="145",
+    currency="MAD",
+    opening=Balance(dt.date(2026, 11, 30), 1_250_000),
+    closing=Balance(dt.date(2026, 12, 1), 1_225_000),
+    entries=(
+        StatementEntry(
+            value_date=dt.date(2026, 12, 1),
+            booking_date=dt.date(2026, 12, 1),
+            amount=-25_000,
+            transaction_type="NTRF",
+            reference="po_01JF8Z3K2M6X9T4B7C5D1E0F2G",
+            bank_reference="je_01JF8Z3K2M6X9T4B7C5D1E0F2G",
+            description="Payout po_01JF8Z3K2M6X9T4B7C5D1E0F2G",
+            counterparty_name="Fatima Zahra El Idrissi",
+        ),
+    ),
+    holder_name="HIRFA CLIENT FUNDS",
+    created_at=dt.datetime(2026, 12, 2, 1, 0, tzinfo=dt.UTC),
+)
 # Bank partners read statements (``reconciliation:read``), operators the ledger, marketplaces their
 # artisans' balances, artisans their own: the service layer decides which account each may see.
 READ_SCOPES = ("reconciliation:read", "ledger:read", "balances:read", "self:read")
@@ -54,14 +80,19 @@ READ_SCOPES = ("reconciliation:read", "ledger:read", "balances:read", "self:read
         "200": {
             "description": "The statement file (`Content-Disposition: attachment` with its filename).",
             "content": {
-                media_type.split(";")[0]: {"schema": {"type": "string", "format": "binary"}}
-                for _, media_type, _ in RENDERERS.values()
+                media_type.split(";")[0]: {
+                    "schema": {"type": "string", "format": "binary"},
+                    "example": write(_EXAMPLE_STATEMENT).decode(),
+                }
+                for write, media_type, _ in RENDERERS.values()
             },
         }
     }
 )
 def bank_statement(args):
-    """A day's (or a range of days') statement of ``bank:{code}`` or of an artisan's available
+    """A ledger account's statement as a bank statement file: MT940, camt.053 or CSV.
+
+    A day's (or a range of days') statement of ``bank:{code}`` or of an artisan's available
     account, from the ledger: opening and closing balances are the ledger's at the first day's
     start and the last day's end (UTC); each line is one journal line, with the journal entry id
     and the reference of its cause. Another bank's account, or an artisan you may not see, is 404."""

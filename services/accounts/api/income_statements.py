@@ -9,7 +9,6 @@ from werkzeug.exceptions import MethodNotAllowed
 from services.accounts.api.context import service_context
 from services.accounts.api.schemas import (
     IncomeStatementArgsSchema,
-    JwksSchema,
     PublishedStatementSchema,
     SignedIncomeStatementSchema,
     VerifyStatementRequestSchema,
@@ -18,6 +17,8 @@ from services.accounts.api.schemas import (
 from services.accounts.service_layer import income_statements
 from shared.auth.flask import current_principal, require_scopes
 from shared.http_clients import client_address
+from shared.openapi import JwksSchema, problems
+from shared.problem_codes import RATE_LIMITED
 
 statements_blp = Blueprint(
     "income_statements",
@@ -102,6 +103,7 @@ def income_statement(args, artisan_id):
 @statements_blp.doc(security=[])
 @statements_blp.arguments(VerifyStatementRequestSchema)
 @statements_blp.response(200, VerifyStatementResultSchema)
+@problems(RATE_LIMITED)
 def verify(body):
     """Check a signed statement (no account needed; rate limited per caller).
 
@@ -115,9 +117,12 @@ def verify(body):
 @statements_blp.route("/income-statements/<string:code>", methods=["GET"])
 @statements_blp.doc(security=[])
 @statements_blp.response(200, PublishedStatementSchema)
+@problems(RATE_LIMITED)
 def by_code(code):
-    """The signed statement a verification code (printed on the PDF) names: for a bank to check
-    it with the JWKS or the verify endpoint. No account needed; rate limited per caller."""
+    """The signed statement a verification code names.
+
+    The code is printed on the PDF: a bank checks the statement with the JWKS or the verify
+    endpoint. No account needed; rate limited per caller."""
     if code == "verify":
         # The path of the verify endpoint (POST), never a code (codes are digits and capitals):
         # a GET there is the wrong method, as it would be without this route beside it.
@@ -132,7 +137,9 @@ def by_code(code):
 @keys_blp.doc(security=[])
 @keys_blp.response(200, JwksSchema)
 def jwks():
-    """The public keys that sign income statements (not access tokens: those are onboarding's)."""
+    """The public keys that sign income statements.
+
+    Not access tokens: those are onboarding's. A JSON Web Key Set; cache it for a few minutes."""
     response = jsonify(service_context().income_statements.signer.jwks())
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

@@ -7,8 +7,8 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
+from services.accounts import problems as codes
 from services.accounts.api.context import service_context
-from services.accounts.api.payouts import IDEMPOTENCY_HEADER_DOC
 from services.accounts.api.schemas import (
     CaseArgsSchema,
     IntegritySchema,
@@ -34,6 +34,8 @@ from services.accounts.service_layer.statements import (
 )
 from shared.auth.flask import current_principal, require_any_scope, require_scopes
 from shared.idempotency import idempotent
+from shared.openapi import problems
+from shared.problem_codes import ROLE_NOT_ALLOWED
 
 statements_blp = Blueprint(
     "statements",
@@ -68,7 +70,10 @@ def _time_range(args: dict[str, Any]) -> TimeRange:
 @statements_blp.arguments(StatementArgsSchema, location="query")
 @statements_blp.response(200, StatementSchema)
 def artisan_transactions(args, artisan_id):
-    """An artisan account's movements, oldest first, each with the running balance."""
+    """An artisan account's movements, oldest first, each with the running balance.
+
+    One line per journal line of the account (``pending`` or ``available``) in a period: the
+    amount, the balance after it, the cause (payment, refund, payout…) and its reference."""
     context = service_context()
     posted = _time_range(args)
     return artisan_statement(
@@ -88,8 +93,10 @@ def artisan_transactions(args, artisan_id):
 @journal_blp.arguments(JournalEntryArgsSchema, location="query")
 @journal_blp.response(200, JournalEntryPageSchema)
 def journal_entries(args):
-    """Journal entries with their lines, oldest first. A bank partner sees those of the artisans paid at
-    its bank and those moving its client-funds account (``bank:{code}``)."""
+    """Journal entries with their lines, oldest first.
+
+    Filter by posting time, cause or artisan. A bank partner sees those of the artisans paid at its
+    bank and those moving its client-funds account (``bank:{code}``)."""
     posted = _time_range(args)
     return list_journal_entries(
         service_context().uow_factory(),
@@ -106,7 +113,10 @@ def journal_entries(args):
 @require_scopes("ledger:read")
 @journal_blp.response(200, JournalEntrySchema)
 def journal_entry(entry_id):
-    """One journal entry with its lines (a bank partner: only its artisans' and its bank account's)."""
+    """One journal entry with its lines.
+
+    Its cause and the event it came from, and each line's account, side and amount. A bank partner
+    sees only its artisans' entries and its bank account's; any other is 404."""
     return get_journal_entry(service_context().uow_factory(), entry_id, current_principal())
 
 
@@ -114,7 +124,11 @@ def journal_entry(entry_id):
 @require_scopes("ledger:operate")
 @operations_blp.response(200, IntegritySchema)
 def integrity():
-    """Recompute the ledger's invariants from its lines and list every difference found."""
+    """Recompute the ledger's invariants and list every difference found.
+
+    From the lines themselves: every entry balances, the sum of all lines is zero, every stored
+    balance equals the sum of its lines, no artisan is below zero. An empty ``differences`` is a
+    sound ledger."""
     return check_integrity(service_context().uow_factory())
 
 
@@ -123,9 +137,11 @@ def integrity():
 @operations_blp.arguments(CaseArgsSchema, location="query")
 @operations_blp.response(200, LedgerCasePageSchema)
 def list_ledger_cases(args):
-    """Postings the ledger refused (a balance rule), and money events waiting for news about their
+    """Ledger cases: postings refused or waiting, oldest first.
+
+    Postings the ledger refused (a balance rule), and money events waiting for news about their
     artisan (their tier, room under their cap, the payment a refund is for), each with its parked
-    event; oldest first."""
+    event."""
     return ledger_cases.list_cases(
         service_context().uow_factory(),
         status=args.get("status"),
@@ -139,7 +155,9 @@ def list_ledger_cases(args):
 @require_scopes("ledger:operate")
 @operations_blp.response(200, LedgerCaseSchema)
 def ledger_case(case_id):
-    """One ledger case, with its parked event and, once resolved, how, when and by whom."""
+    """One ledger case.
+
+    With its parked event and, once resolved, how (posted, adjusted, noted), when and by whom."""
     return ledger_cases.get_case(service_context().uow_factory(), case_id)
 
 
@@ -148,11 +166,18 @@ def ledger_case(case_id):
 @idempotent
 @operations_blp.arguments(ResolveLedgerCaseSchema)
 @operations_blp.response(200, LedgerCaseSchema)
-@operations_blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
+@problems(
+    ROLE_NOT_ALLOWED,
+    codes.LEDGER_CASE_WAITING,
+    codes.RESERVE_STILL_BELOW_ZERO,
+    codes.LEDGER_CASE_RESOLVED,
+    codes.LEDGER_CASE_NEEDS_REPLAY,
+)
 def resolve_ledger_case(body, case_id):
-    """Resolve an open case that needs no money movement, with a note saying why (kept with who
-    and when). A case that moves money is resolved by an adjustment proposed with its `case_id`.
-    Refused: 409 `ledger_case_waiting` (its money waits to post by itself: a note would leave it
+    """Resolve an open case that needs no money movement, with a note saying why.
+
+    The note is kept with who and when. A case that moves money is resolved by an adjustment
+    proposed with its `case_id`. Refused: 409 `ledger_case_waiting` (its money waits to post by itself: a note would leave it
     parked), 409 `reserve_still_below_zero` (a reserve case while the marketplace still owes the
     reserve: it resolves when the reserve is back at zero), 409 `ledger_case_resolved` (resolved
     already)."""
@@ -166,9 +191,11 @@ def resolve_ledger_case(body, case_id):
 @operations_blp.arguments(LedgerAccountArgsSchema, location="query")
 @operations_blp.response(200, LedgerAccountPageSchema)
 def ledger_accounts(args):
-    """The platform's accounts (gateway receivables, banks' client funds, payouts in transit,
-    disputes held, fees, revenue) and the marketplaces' (commission, reserve), with balances as
-    people read them; artisans' accounts have their own endpoints."""
+    """The platform's and the marketplaces' ledger accounts, with their balances.
+
+    The platform's (gateway receivables, banks' client funds, payouts in transit, disputes held,
+    fees, revenue) and the marketplaces' (commission, reserve), with balances as people read them;
+    artisans' accounts have their own endpoints."""
     return list_ledger_accounts(
         service_context().uow_factory(),
         owner_type=args["owner_type"],

@@ -6,6 +6,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.accounts import problems as codes
 from services.accounts.api.context import service_context
 from services.accounts.api.schemas import (
     CallbackAckSchema,
@@ -22,6 +23,8 @@ from services.accounts.service_layer import bank_transfers, payout_schedules, pa
 from shared.auth.flask import current_principal, require_any_scope, require_scopes
 from shared.idempotency import HEADER as IDEMPOTENCY_KEY_HEADER
 from shared.idempotency import idempotent
+from shared.openapi import problems
+from shared.problem_codes import INVALID_SIGNATURE, MALFORMED_CALLBACK, ROLE_NOT_ALLOWED, UNSUPPORTED_CURRENCY
 
 blp = Blueprint("payouts", __name__, url_prefix="/v1", description="Payouts to artisans' bank accounts.")
 
@@ -29,12 +32,6 @@ blp = Blueprint("payouts", __name__, url_prefix="/v1", description="Payouts to a
 # partners also hold ``payouts:write`` but are refused by the service layer: they only read.
 REQUEST_SCOPES = ("payouts:write", "payouts:request")
 READ_SCOPES = ("payouts:write", "payouts:request", "balances:read", "self:read")
-IDEMPOTENCY_HEADER_DOC = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": True,
-    "schema": {"type": "string"},
-}
 
 
 @blp.route("/payouts")
@@ -43,7 +40,13 @@ class Payouts(MethodView):
     @idempotent
     @blp.arguments(PayoutRequestSchema)
     @blp.response(201, PayoutSchema)
-    @blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
+    @problems(
+        ROLE_NOT_ALLOWED,
+        UNSUPPORTED_CURRENCY,
+        codes.INSUFFICIENT_FUNDS,
+        codes.NO_PAYOUT_ACCOUNT,
+        codes.PAYOUTS_NOT_ALLOWED,
+    )
     def post(self, body):
         """Pay part of the artisan's available balance to their default (or the named) bank account.
 
@@ -59,7 +62,10 @@ class Payouts(MethodView):
     @blp.arguments(PayoutListArgsSchema, location="query")
     @blp.response(200, PayoutPageSchema)
     def get(self, args):
-        """Payouts you can see, oldest first: artisans their own, marketplaces their artisans'."""
+        """Payouts you can see, oldest first.
+
+        Artisans their own, marketplaces their artisans', bank partners those paid at their bank,
+        operators all; filter by artisan or status."""
         return payouts.list_payouts(service_context().uow_factory(), current_principal(), **args)
 
 
@@ -67,9 +73,12 @@ class Payouts(MethodView):
 @require_scopes("ledger:read")
 @blp.arguments(PayoutStatsArgsSchema, location="query")
 @blp.response(200, PayoutStatsSchema)
+@problems(ROLE_NOT_ALLOWED)
 def payout_stats(args):
-    """For operators: how many payouts were sent to the bank, paid and failed in a period, and for
-    how much (each counted by when it took that step)."""
+    """Payout figures of a period, for operators.
+
+    How many payouts were sent to the bank, paid and failed in the period, and for how much (each
+    counted by when it took that step)."""
     return payouts.payout_stats(service_context().uow_factory(), current_principal(), **args)
 
 
@@ -78,7 +87,10 @@ class PayoutById(MethodView):
     @require_any_scope(*READ_SCOPES)
     @blp.response(200, PayoutSchema)
     def get(self, payout_id):
-        """One payout."""
+        """One payout.
+
+        Its amount, destination account (masked), status (``pending``, ``in_transit``, ``paid`` or
+        ``failed`` with the bank's reason) and when each step happened."""
         return payouts.get_payout(service_context().uow_factory(), payout_id, current_principal())
 
 
@@ -87,9 +99,12 @@ class PayoutScheduleView(MethodView):
     @require_any_scope(*REQUEST_SCOPES)
     @blp.arguments(ScheduleRequestSchema)
     @blp.response(200, ScheduleSchema)
+    @problems(ROLE_NOT_ALLOWED, UNSUPPORTED_CURRENCY)
     def put(self, body, artisan_id):
-        """Automatic payouts of the whole available balance: ``manual`` (none), ``daily``, ``weekly``,
-        or ``threshold`` (once it reaches ``threshold``, at most daily). Windows: UTC days, ISO weeks."""
+        """Set the artisan's automatic payouts.
+
+        Of the whole available balance: ``manual`` (none), ``daily``, ``weekly``, or ``threshold``
+        (once it reaches ``threshold``, at most daily). Windows: UTC days, ISO weeks."""
         context = service_context()
         return payout_schedules.set_schedule(
             context.uow_factory(),
@@ -102,7 +117,9 @@ class PayoutScheduleView(MethodView):
     @require_any_scope(*READ_SCOPES)
     @blp.response(200, ScheduleSchema)
     def get(self, artisan_id):
-        """The artisan's payout schedule (``manual`` until one is set)."""
+        """The artisan's payout schedule.
+
+        ``manual`` until one is set, with who set it and when."""
         context = service_context()
         return payout_schedules.get_schedule(
             context.uow_factory(), artisan_id, current_principal(), context.payouts
@@ -112,12 +129,13 @@ class PayoutScheduleView(MethodView):
 @blp.route("/banks/<string:bank>/callbacks")
 class BankCallbacks(MethodView):
     @blp.response(200, CallbackAckSchema)
-    @blp.doc(
-        security=[], description="Signed by the bank: `Bank-Signature: t=…,v1=HMAC-SHA256(secret, t.body)`."
-    )
+    @blp.doc(security=[])
+    @problems(INVALID_SIGNATURE, MALFORMED_CALLBACK)
     def post(self, bank):
-        """A partner bank's news of a transfer (``transfer.paid``, ``transfer.failed``). Verified against
-        the raw body; duplicates and late deliveries change nothing."""
+        """A partner bank's news of a transfer (``transfer.paid``, ``transfer.failed``).
+
+        Signed by the bank: ``Bank-Signature: t=…,v1=HMAC-SHA256(secret, t.body)``, verified against
+        the raw body before it is read. Duplicates and late deliveries change nothing."""
         context = service_context()
         return bank_transfers.handle_callback(
             context.uow_factory(), bank, request.headers, request.get_data(), context.payouts

@@ -14,6 +14,7 @@ from flask import jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.accounts import problems as codes
 from services.accounts.api.context import service_context
 from services.accounts.api.reconciliation_schemas import (
     AssignSchema,
@@ -34,6 +35,7 @@ from services.accounts.service_layer import recon_cases, reconciliation
 from shared.auth.flask import current_principal, require_scopes
 from shared.errors import ValidationFailed
 from shared.idempotency import idempotent
+from shared.openapi import problems
 from shared.pagination import PageArgsSchema
 
 blp = Blueprint(
@@ -64,12 +66,6 @@ UPLOAD_BODY_DOC = {
         }
     },
 }
-IDEMPOTENCY_HEADER_DOC = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": True,
-    "schema": {"type": "string"},
-}
 
 
 @blp.route("/runs")
@@ -78,8 +74,8 @@ class Runs(MethodView):
     @blp.arguments(RunFormSchema, location="form")
     @blp.response(201, RunSchema)
     @blp.alt_response(200, schema=RunSchema, description="This file was received before: its run.")
-    @blp.alt_response(422, description="The file is malformed: `errors` lists each line or XPath at fault.")
     @blp.doc(requestBody=UPLOAD_BODY_DOC)
+    @problems(codes.MALFORMED_FILE)
     def post(self, form):
         """Upload a file (multipart ``file``) and match it against the ledger.
 
@@ -112,7 +108,10 @@ class Runs(MethodView):
     @blp.arguments(PageArgsSchema, location="query")
     @blp.response(200, RunPageSchema)
     def get(self, args):
-        """Runs, oldest first (a bank partner: its bank's)."""
+        """Reconciliation runs, oldest first.
+
+        Each uploaded settlement file or bank statement is one run; a bank partner sees its own
+        bank's only."""
         return reconciliation.list_runs(service_context().uow_factory(), current_principal(), **args)
 
 
@@ -121,7 +120,10 @@ class RunById(MethodView):
     @require_scopes(READ)
     @blp.response(200, RunSchema)
     def get(self, run_id):
-        """A run: its status, items per state, progress, and the file it read."""
+        """One reconciliation run.
+
+        Its status, items per state (matched, missing on either side, mismatched, duplicate,
+        unidentified), progress, and the file it read (name, SHA-256)."""
         return reconciliation.get_run(service_context().uow_factory(), run_id, current_principal())
 
 
@@ -132,7 +134,9 @@ class Items(MethodView):
     @blp.response(200, ThreeWaySchema)
     @blp.alt_response(200, schema=ItemPageSchema, description="With `unmatched_after_days`: a page of items.")
     def get(self, args):
-        """``object_id``: a payment's, refund's or payout's three legs (ledger, acquirer, bank), each
+        """Reconciliation items: one object's three legs, or the breaks still open.
+
+        ``object_id``: a payment's, refund's or payout's three legs (ledger, acquirer, bank), each
         with the record proving it. ``unmatched_after_days=N``: every item still in a break state
         N days after its day."""
         uow = service_context().uow_factory()
@@ -157,8 +161,10 @@ class Cases(MethodView):
     @blp.arguments(CaseArgsSchema, location="query")
     @blp.response(200, CasePageSchema)
     def get(self, args):
-        """Cases, oldest first; filters: kind, state, min_age_days, amount_min/max, bank_code, gateway,
-        run_id (the cases a run opened)."""
+        """Reconciliation cases, oldest first.
+
+        Filters: kind, state, min_age_days, amount_min/max, bank_code, gateway, run_id (the cases a
+        run opened). A bank partner sees its own bank's."""
         return recon_cases.list_cases(service_context().uow_factory(), current_principal(), **args)
 
 
@@ -167,7 +173,10 @@ class CaseById(MethodView):
     @require_scopes(READ)
     @blp.response(200, CaseSchema)
     def get(self, case_id):
-        """A case with its items, notes and history."""
+        """One reconciliation case.
+
+        With its items, its notes and its history: who assigned, noted, resolved or wrote it off,
+        and when."""
         return recon_cases.get_case(service_context().uow_factory(), case_id, current_principal())
 
 
@@ -175,8 +184,11 @@ class CaseById(MethodView):
 @require_scopes(OPERATE)
 @blp.arguments(AssignSchema)
 @blp.response(200, CaseSchema)
+@problems(codes.CASE_STATE_CONFLICT)
 def assign_case(body, case_id):
-    """Give the case to someone (an open case becomes ``investigating``)."""
+    """Give the case to someone.
+
+    An open case becomes ``investigating``; a resolved or written-off one cannot be reassigned."""
     return recon_cases.assign(service_context().uow_factory(), case_id, current_principal(), body["assignee"])
 
 
@@ -185,20 +197,24 @@ def assign_case(body, case_id):
 @idempotent
 @blp.arguments(NoteSchema)
 @blp.response(200, CaseSchema)
-@blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
+@problems(codes.CASE_STATE_CONFLICT)
 def note_case(body, case_id):
-    """Add a note to the case's history."""
+    """Add a note to the case's history.
+
+    Kept with who wrote it and when; a note changes nothing else."""
     return recon_cases.add_note(service_context().uow_factory(), case_id, current_principal(), body["note"])
 
 
 @blp.route("/cases/<string:case_id>/resolve", methods=["POST"])
 @require_scopes(OPERATE)
 @idempotent
-@blp.arguments(ResolveSchema)
+@blp.arguments(ResolveSchema, example={"note": "The bank booked the transfer a day late.", "item_id": "1042"})
 @blp.response(200, CaseSchema)
-@blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
+@problems(codes.CASE_STATE_CONFLICT)
 def resolve_case(body, case_id):
-    """Resolve the case by linking it to what explains it: a run, an item, or a journal entry."""
+    """Resolve the case by linking it to what explains it.
+
+    A run, an item, or a journal entry; with a note. The case becomes ``resolved``."""
     return recon_cases.resolve(service_context().uow_factory(), case_id, current_principal(), **body)
 
 
@@ -207,10 +223,12 @@ def resolve_case(body, case_id):
 @idempotent
 @blp.arguments(WriteOffSchema)
 @blp.response(200, CaseSchema)
-@blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
+@problems(codes.CASE_STATE_CONFLICT, codes.ADJUSTMENTS_UNAVAILABLE)
 def write_off_case(body, case_id):
-    """Write the case off with an adjustment (four-eyes above the threshold): the case becomes
-    ``written_off`` once the adjustment is posted."""
+    """Write the case off with a ledger adjustment.
+
+    Four-eyes above the threshold: the case becomes ``written_off`` once the adjustment is
+    posted, and stays ``investigating`` while it waits for approval."""
     context = service_context()
     return recon_cases.write_off(
         context.uow_factory(), case_id, current_principal(), context.reconciliation.propose_adjustment, **body

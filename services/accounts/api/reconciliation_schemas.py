@@ -15,6 +15,10 @@ from shared.pagination import PageArgsSchema, page_schema
 
 BANK_CODE = validate.Regexp(r"^[0-9]{3}$", error="A three-digit bank code.")
 RUN_ID = validate.Regexp(r"^rr_[0-9A-HJKMNP-TV-Z]{26}\Z", error="A reconciliation run's id (rr_…).")
+# The same patterns as the OpenAPI document shows them: in the ECMA dialect clients read, "\Z" is a
+# letter, and "$" (Python's would also take a final newline) is the end.
+RUN_ID_PATTERN = r"^rr_[0-9A-HJKMNP-TV-Z]{26}$"
+ITEM_ID_PATTERN = r"^[0-9]{1,18}$"
 
 
 class RunFormSchema(Schema):
@@ -182,7 +186,10 @@ class CaseArgsSchema(PageArgsSchema):
     gateway = fields.String(validate=validate.Length(min=1, max=20))
     run_id = fields.String(
         validate=RUN_ID,
-        metadata={"description": "Only the cases this run opened (its breaks), oldest first."},
+        metadata={
+            "description": "Only the cases this run opened (its breaks), oldest first.",
+            "pattern": RUN_ID_PATTERN,
+        },
     )
 
 
@@ -198,7 +205,9 @@ class ResolveSchema(Schema):
     note = fields.String(required=True, validate=validate.Length(min=1, max=2000))
     run_id = fields.String(load_default=None, validate=validate.Length(min=1, max=40))
     item_id = fields.String(
-        load_default=None, validate=validate.Regexp(r"^[0-9]{1,18}\Z", error="An item's id: up to 18 digits.")
+        load_default=None,
+        validate=validate.Regexp(r"^[0-9]{1,18}\Z", error="An item's id: up to 18 digits."),
+        metadata={"pattern": ITEM_ID_PATTERN},
     )
     entry_id = fields.String(load_default=None, validate=validate.Length(min=1, max=40))
 

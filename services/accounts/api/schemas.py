@@ -547,10 +547,6 @@ class VerifyStatementResultSchema(Schema):
     )
 
 
-class JwksSchema(Schema):
-    keys = fields.List(fields.Dict())
-
-
 # --- marketplaces: settings and commission payouts -------------------------------------------------
 
 
@@ -662,7 +658,12 @@ class AdjustmentRequestSchema(Schema):
         validate=validate.Length(min=2, max=20),
         metadata={"description": "A manual adjustment: at least two lines, summing to zero."},
     )
-    currency = CurrencyCode(load_default=None, metadata={"description": "Defaults to the ledger's currency."})
+    currency = CurrencyCode(
+        load_default=None,
+        metadata={
+            "description": "The ledger's currency, the default; another is refused (422 `unsupported_currency`)."
+        },
+    )
     reverses_entry_id = fields.String(
         load_default=None,
         validate=validate.Length(min=1, max=40),

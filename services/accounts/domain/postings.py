@@ -48,6 +48,35 @@ class Posting:
     reverses_entry_id: str | None = None  # a reversal: the entry whose lines it negates
 
 
+# Posting keys: each names one movement, which is posted once (the key is unique).
+
+
+def payment_key(payment_id: str) -> str:
+    return f"payment:{payment_id}:succeeded"
+
+
+def refund_key(refund_id: str) -> str:
+    return f"refund:{refund_id}:succeeded"
+
+
+def dispute_key(dispute_id: str, step: str) -> str:
+    """``step``: ``opened``, or the outcome that closed it (``won``, ``lost``)."""
+    return f"dispute:{dispute_id}:{step}"
+
+
+def money_event_key(event_type: str, data: Mapping[str, Any]) -> str | None:
+    """The posting key of the movement a payments money event posts (None: another event)."""
+    if event_type == "payments.payment.succeeded":
+        return payment_key(data["payment_id"])
+    if event_type == "payments.refund.succeeded":
+        return refund_key(data["refund_id"])
+    if event_type == "payments.dispute.opened":
+        return dispute_key(data["dispute_id"], "opened")
+    if event_type == "payments.dispute.closed":
+        return dispute_key(data["dispute_id"], data["outcome"])
+    return None
+
+
 def net_amounts(lines: Iterable[EntryLine]) -> dict[AccountRef, int]:
     """The entry's amount per account (lines on one account added up), without accounts it leaves
     unchanged; in the order the accounts first appear."""
@@ -121,7 +150,7 @@ def payment_posting(payment: Mapping[str, Any], *, event_id: str, fee_bp: int, f
     return Posting(
         cause="payment",
         cause_id=payment_id,
-        posting_key=f"payment:{payment_id}:succeeded",
+        posting_key=payment_key(payment_id),
         description=(
             f"Payment {payment_id} ({payment['method']}, {payment['gateway']} {payment['gateway_reference']})"
         ),

@@ -11,7 +11,8 @@ rule's code, e.g. ``artisan_balance_negative``).
 
 **What it resolves** (``case_id``): a ledger case (``lc_…``, proposed through the API) is resolved
 when the adjustment posts (``ledger_cases.adjustment_posted``: a parked event it waited for is
-released); a reconciliation case (``rc_…``, proposed by its write-off) is written off
+released, and the adjustment's entry is posted under that event's posting key, so the movement
+never posts on top of it); a reconciliation case (``rc_…``, proposed by its write-off) is written off
 (``recon_cases.adjustment_posted``).
 
 **Four-eyes.** An adjustment moving more than the configured amount (``AccountsConfig.
@@ -46,7 +47,7 @@ from services.accounts.domain.artisan_rules import BalanceRuleViolation
 from services.accounts.domain.ledger import AccountRef, UnbalancedEntry, is_known_account
 from services.accounts.domain.postings import EntryLine, Posting, net_amounts, reversal_lines
 from services.accounts.service_layer import ledger_cases, recon_cases
-from services.accounts.service_layer.posting import post
+from services.accounts.service_layer.posting import post_once
 from shared.auth import Principal
 from shared.db import UnitOfWork, utcnow
 from shared.errors import Conflict, Forbidden, IdempotencyKeyReuse, NotFound, ValidationFailed
@@ -99,8 +100,9 @@ def propose_adjustment(
     unit of work: posted at once up to the four-eyes amount, else left ``pending_approval``.
 
     Never commits. Refusals (nothing is written): 422 ``validation_error`` (bad lines, no reason),
-    404 (no such entry), 409 ``already_reversed`` / ``reversal_pending``, 409 with the balance
-    rule's code (``artisan_balance_negative``, ``tier_cap_exceeded``), 422 ``unbalanced_entry``.
+    422 ``unsupported_currency`` (a manual adjustment in another currency than the ledger's), 404
+    (no such entry), 409 ``already_reversed`` / ``reversal_pending``, 409 with the balance rule's
+    code (``artisan_balance_negative``, ``tier_cap_exceeded``), 422 ``unbalanced_entry``.
     """
     _ensure_operator(principal)
     session = uow.session
@@ -118,11 +120,21 @@ def propose_adjustment(
         entry_lines, currency = _reversal_of(uow, reverses_entry_id)
     else:
         kind = "manual"
-        currency = currency or session.info.get(_CURRENCY, DEFAULT_CURRENCY)
+        ledger_currency = session.info.get(_CURRENCY, DEFAULT_CURRENCY)
+        currency = currency or ledger_currency
+        if currency != ledger_currency:
+            # Its lines would open accounts in that currency beside the ledger's own.
+            raise ValidationFailed(
+                f"The adjustment is in {currency}, but the ledger's accounts are kept in {ledger_currency}: "
+                f"give its lines in {ledger_currency}.",
+                code="unsupported_currency",
+                param="currency",
+            )
         entry_lines = _checked_lines(lines)
+    takes_key = None
     if ledger_cases.is_ledger_case(case_id):
         assert case_id is not None
-        ledger_cases.check_open_for_adjustment(session, case_id)
+        takes_key = ledger_cases.check_open_for_adjustment(session, case_id)
     amount = sum(value for _, value in entry_lines if value > 0)
     threshold = approval_above if approval_above is not None else session.info.get(_APPROVAL_ABOVE)
     threshold = DEFAULT_APPROVAL_ABOVE if threshold is None else threshold
@@ -147,7 +159,7 @@ def propose_adjustment(
         uow.add_event(_event("accounts.ledger.adjustment_proposed", adjustment))
         return adjustment
     # Posted first, added after: a refusal leaves the caller's transaction as it found it.
-    entry_id = _post(uow, adjustment)
+    entry_id = _post(uow, adjustment, takes_key)
     adjustment.status = AdjustmentStatus.POSTED
     adjustment.entry_id = entry_id
     adjustment.decided_at = now
@@ -207,7 +219,9 @@ def _checked_lines(lines: Sequence[tuple[AccountRef, int]] | None) -> tuple[Entr
     return tuple(lines)
 
 
-def _posting(adjustment: LedgerAdjustment) -> Posting:
+def _posting(adjustment: LedgerAdjustment, takes_key: str | None = None) -> Posting:
+    """The adjustment's entry: under its own posting key, or under ``takes_key``, the key of the
+    movement whose parked event it takes the place of (``ledger_cases.check_open_for_adjustment``)."""
     lines = tuple(
         (AccountRef(line["owner_type"], line["owner_id"], line["kind"]), int(line["amount"]))
         for line in adjustment.lines
@@ -217,7 +231,7 @@ def _posting(adjustment: LedgerAdjustment) -> Posting:
     return Posting(
         cause="adjustment",
         cause_id=adjustment.id,
-        posting_key=f"adjustment:{adjustment.id}",
+        posting_key=takes_key or f"adjustment:{adjustment.id}",
         description=f"{what}: {adjustment.reason}",
         currency=adjustment.currency,
         lines=lines,
@@ -226,11 +240,13 @@ def _posting(adjustment: LedgerAdjustment) -> Posting:
     )
 
 
-def _post(uow: UnitOfWork, adjustment: LedgerAdjustment) -> str:
-    """Post the adjustment's entry; a balance rule's refusal becomes a 409 with the rule's code."""
+def _post(uow: UnitOfWork, adjustment: LedgerAdjustment, takes_key: str | None = None) -> str:
+    """Post the adjustment's entry; a balance rule's refusal becomes a 409 with the rule's code.
+    With ``takes_key``, a movement posted under that key meanwhile (its event arrived again and
+    posted before the case's pass resolved it) refuses the adjustment: the money is in already."""
     try:
         with uow.session.begin_nested():
-            return post(uow, _posting(adjustment)).id
+            entry = post_once(uow, _posting(adjustment, takes_key))
     except BalanceRuleViolation as violation:
         raise Conflict(
             f"The ledger refuses this adjustment: {violation.rule.replace('_', ' ')}.",
@@ -241,10 +257,23 @@ def _post(uow: UnitOfWork, adjustment: LedgerAdjustment) -> str:
     except UnbalancedEntry as error:
         raise ValidationFailed(str(error), code="unbalanced_entry", param="lines") from None
     except sa.exc.IntegrityError:
+        if takes_key is not None:
+            raise _posted_meanwhile() from None
         # Another reversal of the same entry was posted meanwhile (the unique reverses_entry_id).
         raise Conflict(
             "This entry was reversed already.", code="already_reversed", param="reverses_entry_id"
         ) from None
+    if entry is None:
+        raise _posted_meanwhile()
+    return entry.id
+
+
+def _posted_meanwhile() -> Conflict:
+    return Conflict(
+        "What the ledger case waits for was posted meanwhile: the case resolves by itself.",
+        code="ledger_case_resolved",
+        param="case_id",
+    )
 
 
 def _adjustment_posted(uow: UnitOfWork, adjustment: LedgerAdjustment) -> None:
@@ -379,11 +408,12 @@ def approve_adjustment(
             )
         if adjustment.reverses_entry_id and store.reversal_of(uow.session, adjustment.reverses_entry_id):
             raise Conflict("This entry was reversed already.", code="already_reversed")
+        takes_key = None
         if ledger_cases.is_ledger_case(adjustment.case_id):
             # Locked before the posting locks the accounts, in the order parked events lock them;
             # a case resolved while this waited refuses it (the money must not post twice).
-            ledger_cases.check_open_for_adjustment(uow.session, adjustment.case_id or "")
-        adjustment.entry_id = _post(uow, adjustment)
+            takes_key = ledger_cases.check_open_for_adjustment(uow.session, adjustment.case_id or "")
+        adjustment.entry_id = _post(uow, adjustment, takes_key)
         adjustment.status = AdjustmentStatus.POSTED
         adjustment.decided_by = principal.client_id
         adjustment.decided_at = utcnow()

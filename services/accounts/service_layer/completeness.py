@@ -27,15 +27,14 @@ import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy.orm import Session
 
-from services.accounts.adapters.orm import JournalEntry, LedgerCase
+from services.accounts.adapters import ledger
+from services.accounts.adapters.orm import OPEN_PAYMENT_GAPS, PAYMENT_NOT_IN_LEDGER, LedgerCase
 from services.accounts.domain.ports import PaymentsLedgerView, UnpostedPayment
-from shared.db import UnitOfWork, utcnow
+from services.accounts.domain.postings import payment_key
+from shared.db import UnitOfWork, as_utc, insert_statement, utcnow
 from shared.ids import new_id
 
 log = logging.getLogger(__name__)
-
-# The kind of ledger case a gap opens.
-PAYMENT_NOT_IN_LEDGER = "payment_not_in_ledger"
 
 
 def check_completeness(
@@ -46,7 +45,8 @@ def check_completeness(
     now: dt.datetime | None = None,
 ) -> dict[str, int]:
     """Open a case for each payment that succeeded more than ``grace`` ago and is not in the
-    ledger, resolve the cases of those that arrived since; the counts."""
+    ledger, resolve the cases of those that arrived since; the counts. Safe to run in several
+    workers at once: a payment has at most one open case whoever opens it."""
     now = now or utcnow()
     # Payments is asked before any transaction opens: no lock is held on the network.
     reported = {payment.payment_id: payment for payment in payments.unposted_payments(now - grace)}
@@ -64,18 +64,14 @@ def check_completeness(
                 .with_for_update()
             )
         }
-        opened = [payment for payment_id, payment in missing.items() if payment_id not in open_cases]
-        session.add_all(_case(payment, now) for payment in opened)
+        opened = _open_cases(
+            session, [payment for payment_id, payment in missing.items() if payment_id not in open_cases], now
+        )
         resolved = [case for payment_id, case in open_cases.items() if payment_id not in missing]
         for case in resolved:
-            case.status = "resolved"
-            case.details = {
-                **case.details,
-                "resolved_at": now.isoformat(),
-                # Arrived: found in the ledger now. Otherwise payments no longer lists it, which it
-                # does once it has heard of the payment's entry.
-                "resolution": "arrived" if case.cause_id in arrived else "confirmed_by_payments",
-            }
+            # Arrived: found in the ledger now. Otherwise payments no longer lists it, which it
+            # does once it has heard of the payment's entry.
+            case.mark_resolved("arrived" if case.cause_id in arrived else "confirmed_by_payments", at=now)
         uow.commit()
     if missing:
         log.error(
@@ -90,43 +86,57 @@ def check_completeness(
 
 
 def _arrived(session: Session, payment_ids: Iterable[str]) -> set[str]:
-    """Which of the payments the ledger has heard of: posted, or parked or refused into a case."""
-    ids = list(payment_ids)
-    if not ids:
-        return set()
-    posted = session.scalars(
-        sa.select(JournalEntry.cause_id).where(
-            JournalEntry.cause == "payment", JournalEntry.cause_id.in_(ids)
-        )
-    )
+    """Which of the payments the ledger has heard of: posted (their posting key is, even by an
+    adjustment that took the place of their event), or parked or refused into a case."""
+    keys = {payment_key(payment_id): payment_id for payment_id in payment_ids}
+    posted = {keys[key] for key in ledger.posted_keys(session, keys)}
+    # Normally none is left: what payments lists is what is still on its way.
+    not_posted = [payment_id for payment_id in keys.values() if payment_id not in posted]
+    if not not_posted:
+        return posted
     cased = session.scalars(
         sa.select(LedgerCase.cause_id).where(
             LedgerCase.cause == "payment",
-            LedgerCase.cause_id.in_(ids),
+            LedgerCase.cause_id.in_(not_posted),
             LedgerCase.kind != PAYMENT_NOT_IN_LEDGER,
         )
     )
-    return set(posted) | set(cased)
+    return posted | set(cased)
 
 
-def _case(payment: UnpostedPayment, now: dt.datetime) -> LedgerCase:
-    return LedgerCase(
-        id=new_id("lc"),
-        kind=PAYMENT_NOT_IN_LEDGER,
-        status="open",
-        cause="payment",
-        cause_id=payment.payment_id,
-        event_id=None,
-        artisan_id=payment.artisan_id,
-        details={
+def _open_cases(session: Session, payments: list[UnpostedPayment], now: dt.datetime) -> list[str]:
+    """Open a case for each payment, but for one a check running at the same time has just opened
+    (the partial unique index on open cases lets one in; the other insert does nothing). The ids
+    of the payments a case was opened for."""
+    if not payments:
+        return []
+    statement = (
+        insert_statement(session, LedgerCase)
+        .on_conflict_do_nothing(index_elements=[LedgerCase.cause_id], index_where=sa.text(OPEN_PAYMENT_GAPS))
+        .returning(LedgerCase.cause_id)
+    )
+    return list(session.scalars(statement, [_case(payment, now) for payment in payments]))
+
+
+def _case(payment: UnpostedPayment, now: dt.datetime) -> dict[str, Any]:
+    """A gap's case, as the row its insert writes."""
+    return {
+        "id": new_id("lc"),
+        "kind": PAYMENT_NOT_IN_LEDGER,
+        "status": "open",
+        "cause": "payment",
+        "cause_id": payment.payment_id,
+        "event_id": None,
+        "artisan_id": payment.artisan_id,
+        "details": {
             "payment_id": payment.payment_id,
             "marketplace_id": payment.marketplace_id,
             "amount": {"amount": payment.amount, "currency": payment.currency},
-            "succeeded_at": payment.succeeded_at.isoformat(),
+            "succeeded_at": as_utc(payment.succeeded_at).isoformat(),
             "noticed_at": now.isoformat(),
         },
-        created_at=now,
-    )
+        "created_at": now,
+    }
 
 
 def open_gaps(session: Session) -> list[dict[str, Any]]:
@@ -142,7 +152,8 @@ def open_gaps(session: Session) -> list[dict[str, Any]]:
             "payment_id": case.cause_id,
             "amount": int(case.details["amount"]["amount"]),
             "currency": case.details["amount"]["currency"],
-            "succeeded_at": dt.datetime.fromisoformat(case.details["succeeded_at"]),
+            # Aware, whatever was stored: a time without a zone (SQLite's) is UTC.
+            "succeeded_at": as_utc(dt.datetime.fromisoformat(case.details["succeeded_at"])),
         }
         for case in cases
     ]

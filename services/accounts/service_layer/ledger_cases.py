@@ -16,8 +16,9 @@ A case is resolved in one of three ways, and its record says how, when and by wh
 - **by an adjustment** proposed with the case's id (``POST /v1/ledger/adjustments`` with
   ``case_id``), when it posts: at once up to the four-eyes amount, else on a second operator's
   approval. On a waiting case the adjustment takes the place of what waits: its parked event is
-  released (it will never post; its envelope stays in the case's record), and a failed payout's
-  funds are no longer returned by the worker. An adjustment approved after its case was resolved
+  released (it will never post; its envelope stays in the case's record) and the adjustment's entry
+  takes its posting key, so the same movement arriving again under another event id is posted
+  already; a failed payout's funds are no longer returned by the worker. An adjustment approved after its case was resolved
   another way is refused (409 ``ledger_case_resolved``), so the same money never posts twice;
 - **by an operator's note** (``POST /v1/ledger/cases/{id}/resolve``), for an open case that needs
   no money movement (explained elsewhere, replayed by hand). A waiting case cannot be resolved with
@@ -42,6 +43,7 @@ from sqlalchemy.orm import Session
 
 from services.accounts.adapters import ledger
 from services.accounts.adapters.orm import LedgerAdjustment, LedgerCase, ParkedEvent
+from services.accounts.domain.postings import money_event_key
 from services.accounts.service_layer.completeness import PAYMENT_NOT_IN_LEDGER
 from services.accounts.service_layer.posting import RESERVE_BELOW_ZERO
 from shared.auth import Principal
@@ -208,12 +210,17 @@ def _reserve_still_below_zero(session: Session, case: LedgerCase) -> dict[str, A
     return {"amount": balance, "currency": currency} if balance < 0 else None
 
 
-def check_open_for_adjustment(session: Session, case_id: str) -> None:
+def check_open_for_adjustment(session: Session, case_id: str) -> str | None:
     """Before an adjustment for ``case_id`` is proposed or approved: the case exists and is not
     resolved (locked until the transaction ends). A payment missing from the ledger is refused: an
     adjustment would not post the payment's own movement, so the payment, once its event is
-    replayed, would be posted on top of it."""
-    case, _parked = _open_locked(session, case_id)
+    replayed, would be posted on top of it.
+
+    Returns the posting key the adjustment's entry takes: that of the parked event it takes the
+    place of (None when the case waits for none). Held by the adjustment, the key makes the same
+    movement arriving again, under another event id (the relay publishing it again, a replay), a
+    movement posted already: it never posts on top of the adjustment."""
+    case, parked = _open_locked(session, case_id)
     if case.kind == PAYMENT_NOT_IN_LEDGER:
         raise Conflict(
             "The payment is missing from the ledger: replay its event, and the case resolves when it "
@@ -221,6 +228,7 @@ def check_open_for_adjustment(session: Session, case_id: str) -> None:
             code="ledger_case_needs_replay",
             param="case_id",
         )
+    return None if parked is None else money_event_key(parked.event_type, parked.envelope["data"])
 
 
 def adjustment_posted(uow: UnitOfWork, adjustment: LedgerAdjustment) -> None:
@@ -266,6 +274,8 @@ def adjustment_posted(uow: UnitOfWork, adjustment: LedgerAdjustment) -> None:
             "released_event_type": parked.event_type,
             # What the parked event said, kept: it will never post now, and an auditor asks what it was.
             "released_envelope": parked.envelope,
+            # Its movement's key, which the adjustment's entry holds (check_open_for_adjustment).
+            "released_posting_key": money_event_key(parked.event_type, parked.envelope["data"]),
         }
         session.delete(parked)
     case.mark_resolved(

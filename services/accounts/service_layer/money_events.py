@@ -26,8 +26,11 @@ from services.accounts.domain.postings import (
     Posting,
     Split,
     dispute_closed_lines,
+    dispute_key,
     dispute_opened_lines,
+    payment_key,
     payment_posting,
+    refund_key,
     refund_lines,
     release_lines,
     split_artisan_debit,
@@ -98,11 +101,15 @@ def _posted_payment_hold(uow: UnitOfWork, payment_id: str) -> PendingHold | None
 
     Raises ``NotPostableYet`` while the payment itself is not posted: taking a refund or a dispute
     from the artisan's other money (or the marketplace reserve) for a payment the ledger has not
-    credited would charge them twice once it arrives.
+    credited would charge them twice once it arrives. An adjustment that took the place of the
+    payment's released event holds its posting key, but credited whatever the operator chose, not
+    necessarily the artisan: the refund keeps waiting for an operator then too.
     """
     hold = holds.pending_hold_locked(uow.session, payment_id)
-    if hold is None and ledger.already_posted(uow.session, f"payment:{payment_id}:succeeded") is None:
-        raise NotPostableYet("payment_not_posted", {"payment_id": payment_id})
+    if hold is None:
+        posted = ledger.already_posted(uow.session, payment_key(payment_id))
+        if posted is None or posted.cause != "payment":
+            raise NotPostableYet("payment_not_posted", {"payment_id": payment_id})
     return hold
 
 
@@ -129,7 +136,7 @@ def on_refund_succeeded(uow: UnitOfWork, event: Event) -> None:
     refund_id, payment_id, artisan_id = data["refund_id"], data["payment_id"], data["artisan_id"]
     currency = data["amount"]["currency"]
     amount, fee_back = data["amount"]["amount"], data["application_fee_refunded"]["amount"]
-    key = f"refund:{refund_id}:succeeded"
+    key = refund_key(refund_id)
     if ledger.already_posted(uow.session, key):
         return
     hold = _posted_payment_hold(uow, payment_id)
@@ -160,7 +167,7 @@ def on_dispute_opened(uow: UnitOfWork, event: Event) -> None:
     data = event.data
     dispute_id, artisan_id = data["dispute_id"], data["artisan_id"]
     currency, amount = data["amount"]["currency"], data["amount"]["amount"]
-    key = f"dispute:{dispute_id}:opened"
+    key = dispute_key(dispute_id, "opened")
     if ledger.already_posted(uow.session, key):
         return
     hold = _posted_payment_hold(uow, data["payment_id"])
@@ -198,7 +205,7 @@ def on_dispute_opened(uow: UnitOfWork, event: Event) -> None:
 def on_dispute_closed(uow: UnitOfWork, event: Event) -> None:
     data = event.data
     dispute_id, outcome = data["dispute_id"], data["outcome"]
-    key = f"dispute:{dispute_id}:{outcome}"
+    key = dispute_key(dispute_id, outcome)
     session = uow.session
     if ledger.already_posted(session, key):
         return

@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
+from prometheus_client.core import GaugeMetricFamily
 
 from services.accounts.adapters.orm import LedgerCase, ParkedEvent
 from shared.db import UnitOfWork, utcnow
 from shared.events import Event
 from shared.events.consumer import TRANSIENT_DB_ERRORS, Handler
 from shared.ids import new_id
+from shared.probes import seconds_since
 
 log = logging.getLogger(__name__)
 
@@ -215,3 +217,40 @@ def post_all_parked_events(
             posted += post_parked_events(uow, handlers, [artisan_id])
             uow.commit()
     return posted
+
+
+class ParkedEventsCollector:
+    """``/metrics`` of the accounts worker: the money events parked, by what they wait for, and how
+    long the oldest has waited, read at scrape time. One that waits for hours is a case to look at:
+    what it waits for may never come."""
+
+    def __init__(self, uow_factory: Callable[[], UnitOfWork]) -> None:
+        self.uow_factory = uow_factory
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            with self.uow_factory() as uow:
+                rows = uow.session.execute(
+                    sa.select(ParkedEvent.waiting_for, sa.func.count(), sa.func.min(ParkedEvent.parked_at))
+                    .group_by(ParkedEvent.waiting_for)
+                    .order_by(ParkedEvent.waiting_for)
+                ).all()
+        except Exception:  # noqa: BLE001 - a scrape must not fail because the database is down
+            return
+        parked = GaugeMetricFamily(
+            "hirfa_ledger_parked_events",
+            "Money events parked until what they wait for has happened, by what they wait for",
+            labels=["waiting_for"],
+        )
+        for waiting_for, count, _ in rows:
+            parked.add_metric([waiting_for], count)
+        yield parked
+        oldest = min((row[2] for row in rows), default=None)
+        yield GaugeMetricFamily(
+            "hirfa_ledger_oldest_parked_event_seconds",
+            "How long the oldest parked money event has waited (0: none)",
+            value=seconds_since(oldest),
+        )
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []

@@ -19,6 +19,7 @@ from services.accounts.service_layer.ledger import (
     make_on_artisan_registered,
     open_artisan_accounts,
 )
+from services.accounts.service_layer.personal_data import is_erased, on_artisan_erased
 from shared.db import UnitOfWork
 from shared.events import Event, parse_time
 from shared.events.consumer import Handler
@@ -58,6 +59,10 @@ def on_kyc_rejected(uow: UnitOfWork, event: Event) -> None:
 def on_bank_account_linked(uow: UnitOfWork, event: Event) -> None:
     """Store (or refresh) a destination for payouts, keeping at most one default per artisan."""
     data = event.data
+    if is_erased(uow, data["artisan_id"]):
+        # A replay of news older than the artisan's erasure: their bank details stay erased.
+        log.info("bank account of an erased artisan ignored", extra={"event_id": event.id})
+        return
     destination = uow.session.get(PayoutDestination, data["bank_account_id"])
     if destination is None:
         destination = PayoutDestination(bank_account_id=data["bank_account_id"])
@@ -127,4 +132,5 @@ def make_handlers(currency: str) -> dict[str, Handler]:
         "onboarding.artisan.kyc_rejected": on_kyc_rejected,
         "onboarding.bank_account.linked": on_bank_account_linked,
         "onboarding.bank_account.default_changed": on_bank_account_default_changed,
+        "onboarding.artisan.erased": on_artisan_erased,
     }

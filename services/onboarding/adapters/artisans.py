@@ -1,7 +1,7 @@
 """Loading and locking artisans: the queries the service layer would otherwise repeat.
 
 A marketplace sees only the artisans it registered, an artisan only themself; back-office clients
-see every artisan.
+see every artisan, except those restricted after an erasure request, whom compliance alone sees.
 Locked reads (``SELECT … FOR UPDATE``) serialise changes to one artisan's KYC and accounts.
 """
 
@@ -15,12 +15,18 @@ from sqlalchemy.orm import Session
 from services.onboarding.adapters.orm import Artisan, ArtisanMarketplace
 from shared.auth import Principal
 
+# Who sees an artisan whose data is restricted (an erasure request waiting for the end of the
+# anti-money-laundering retention duty): compliance, besides the artisan themself.
+SEES_RESTRICTED_SCOPE = "personal_data:manage"
+
 
 def visible_to(principal: Principal) -> sa.Select[Artisan]:
     """The artisans ``principal`` may see, as a query to narrow further."""
     query = sa.select(Artisan)
     if principal.is_artisan:
         return query.where(Artisan.id == principal.client_id)
+    if not principal.has_scopes(SEES_RESTRICTED_SCOPE):
+        query = query.where(Artisan.restricted_at.is_(None))
     if principal.is_marketplace:
         query = query.join(ArtisanMarketplace).where(ArtisanMarketplace.marketplace_id == principal.client_id)
     return query
@@ -47,10 +53,11 @@ def sharing_identity(session: Session, *, cin: str | None, phone: str | None) ->
 
 
 def locked_active_after(session: Session, after: str, limit: int) -> Sequence[Artisan]:
-    """The next ``limit`` active artisans by id after ``after``, their rows held (a batch of a sweep)."""
+    """The next ``limit`` active artisans by id after ``after`` (a restricted one is no longer
+    processed), their rows held (a batch of a sweep)."""
     return session.scalars(
         sa.select(Artisan)
-        .where(Artisan.status == "active", Artisan.id > after)
+        .where(Artisan.status == "active", Artisan.restricted_at.is_(None), Artisan.id > after)
         .order_by(Artisan.id)
         .limit(limit)
         .with_for_update()

@@ -52,6 +52,10 @@ class Artisan(Base):
     phone_verified_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     # pending (no list screened yet) | clear | hit (waiting for review)
     screening_status: Mapped[str] = mapped_column(sa.String(20), default="pending")
+    # Set when the artisan asked for their personal data to be erased (law 09-08): until the
+    # anti-money-laundering duty to keep it ends, it is kept but no longer processed, and shown to
+    # compliance only (and to the artisan themself).
+    restricted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -118,6 +122,9 @@ class KycDocument(Base):
     wrapped_key: Mapped[bytes] = mapped_column(sa.LargeBinary)
     nonce: Mapped[bytes] = mapped_column(sa.LargeBinary)
     ciphertext: Mapped[bytes] = deferred(mapped_column(sa.LargeBinary))
+    # Crypto-shredded when the artisan's data was erased: its data key destroyed (and the
+    # ciphertext, of no use without it, dropped). Nothing can decrypt it any more.
+    shredded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -164,6 +171,28 @@ class KycReview(Base):
     note: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     decided_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class ErasureRequest(Base):
+    """An artisan's request to have their personal data erased (law 09-08), one per artisan.
+
+    What the anti-money-laundering law obliges Hirfa to keep (identity, KYC file, transactions:
+    ``retain_until``, years after the relationship ended) is restricted meanwhile, then erased.
+    """
+
+    __tablename__ = "erasure_requests"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    artisan_id: Mapped[str] = mapped_column(sa.ForeignKey("artisans.id"), unique=True)
+    # restricted (kept, not processed, until retain_until) | erased
+    status: Mapped[str] = mapped_column(sa.String(20), default="restricted")
+    requested_by: Mapped[str] = mapped_column(sa.String(64))
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The end of the business relationship, from which the retention duty runs: the request itself
+    # (the artisan is no longer paid from then on).
+    relationship_ended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    retain_until: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class KycAuditEntry(Base):

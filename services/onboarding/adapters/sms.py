@@ -27,6 +27,7 @@ from services.onboarding.domain.ports import (
 )
 from shared.db import utcnow
 from shared.ids import new_id
+from shared.partners import traced_session
 from shared.signatures import SignatureError, verify
 
 # The provider's signature header on delivery receipts (same scheme as the bank's callbacks).
@@ -107,7 +108,7 @@ class HttpSmsProvider:
         self.receipt_url = receipt_url
         self._receipt_secrets = receipt_secrets
         self.receipt_tolerance_seconds = receipt_tolerance_seconds
-        self._http = session or requests.Session()
+        self._http = session or traced_session()
 
     def __repr__(self) -> str:
         return f"HttpSmsProvider(url={self.url!r})"

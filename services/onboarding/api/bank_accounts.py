@@ -6,6 +6,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.onboarding import problems as codes
 from services.onboarding.api.context import service_context
 from services.onboarding.api.schemas import (
     BankAccountListSchema,
@@ -16,6 +17,8 @@ from services.onboarding.api.schemas import (
 from services.onboarding.service_layer import bank_accounts
 from shared.auth.flask import current_principal, require_any_scope
 from shared.idempotency import idempotent
+from shared.openapi import problems
+from shared.problem_codes import INVALID_IBAN, INVALID_RIB, INVALID_SIGNATURE, UNKNOWN_BANK
 
 blp = Blueprint("bank_accounts", __name__, url_prefix="/v1", description="Bank accounts for payouts.")
 
@@ -24,7 +27,24 @@ blp = Blueprint("bank_accounts", __name__, url_prefix="/v1", description="Bank a
 class BankAccounts(MethodView):
     @require_any_scope("artisans:write", "self:write")
     @idempotent
-    @blp.arguments(BankAccountRequestSchema)
+    @blp.arguments(
+        BankAccountRequestSchema,
+        examples={
+            "link": {
+                "summary": "Link the artisan's existing account",
+                "value": {
+                    "mode": "link",
+                    "rib": "001810007800020110620318",
+                    "holder_name": "Fatima Zahra El Idrissi",
+                    "make_default": True,
+                },
+            },
+            "open": {
+                "summary": "Open an account at a partner bank",
+                "value": {"mode": "open", "bank": "banque_populaire", "make_default": True},
+            },
+        },
+    )
     @blp.response(201, BankAccountSchema)
     @blp.alt_response(
         200, schema=BankAccountSchema, description="This account was already linked or requested."
@@ -35,15 +55,23 @@ class BankAccounts(MethodView):
         description="Opening requested (``pending``; the bank answers later), or a claim on an account "
         "another artisan holds (``pending_review``; compliance decides).",
     )
-    @blp.doc(
-        parameters=[
-            {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}
-        ]
+    @problems(
+        INVALID_RIB,
+        INVALID_IBAN,
+        UNKNOWN_BANK,
+        codes.KYC_TIER_TOO_LOW,
+        codes.HOLDER_NAME_MISMATCH,
+        codes.ACCOUNT_HOLDER_MISMATCH,
+        codes.BANK_VERIFICATION_UNAVAILABLE,
+        codes.BANK_ACCOUNT_IN_USE,
+        codes.UNKNOWN_PARTNER_BANK,
+        codes.ARTISAN_REJECTED,
     )
     def post(self, body, artisan_id):
-        """Link an existing account (``mode: link`` with a RIB or IBAN, tier 1 or more, the holder
-        verified by the bank) or open one at a partner bank (``mode: open``, tier 2 or more). An
-        opening answers 202 ``pending``; the account becomes usable when the bank confirms. A RIB
+        """Link an existing bank account, or open one at a partner bank.
+
+        Link: ``mode: link`` with a RIB or IBAN, tier 1 or more, the holder verified by the bank.
+        Open: ``mode: open`` at a partner bank, tier 2 or more. An opening answers 202 ``pending``; the account becomes usable when the bank confirms. A RIB
         another artisan holds answers 202 ``pending_review`` with the compliance case's
         ``review_id``; the account moves to this artisan if compliance approves."""
         context = service_context()
@@ -81,7 +109,9 @@ class BankAccounts(MethodView):
     @require_any_scope("artisans:read", "self:read")
     @blp.response(200, BankAccountListSchema)
     def get(self, artisan_id):
-        """The artisan's accounts; the default one receives payouts."""
+        """The artisan's bank accounts.
+
+        Linked, opened, pending and closed ones, RIBs masked; the default one receives payouts."""
         return {
             "data": bank_accounts.list_accounts(
                 service_context().uow_factory(), artisan_id, current_principal()
@@ -94,7 +124,10 @@ class BankAccountById(MethodView):
     @require_any_scope("artisans:read", "self:read")
     @blp.response(200, BankAccountSchema)
     def get(self, artisan_id, bank_account_id):
-        """One account."""
+        """One bank account.
+
+        Its bank, masked RIB and IBAN, status (``pending``, ``pending_review``, ``linked``,
+        ``opened``, ``rejected``, ``closed``) and whether it is the default."""
         return bank_accounts.get_account(
             service_context().uow_factory(), artisan_id, bank_account_id, current_principal()
         )
@@ -104,8 +137,12 @@ class BankAccountById(MethodView):
 class DefaultBankAccount(MethodView):
     @require_any_scope("artisans:write", "self:write")
     @blp.response(200, BankAccountSchema)
+    @problems(codes.BANK_ACCOUNT_NOT_USABLE)
     def post(self, artisan_id, bank_account_id):
-        """Make this account the one payouts go to."""
+        """Make this account the one payouts go to.
+
+        Only a linked or opened account (``bank_account_not_usable`` otherwise); the previous
+        default stops receiving payouts."""
         return bank_accounts.make_default(
             service_context().uow_factory(), artisan_id, bank_account_id, current_principal()
         )
@@ -114,12 +151,13 @@ class DefaultBankAccount(MethodView):
 @blp.route("/banks/<string:bank>/callbacks")
 class BankCallbacks(MethodView):
     @blp.response(200, CallbackAckSchema)
-    @blp.doc(
-        security=[], description="Signed by the bank: `Bank-Signature: t=…,v1=HMAC-SHA256(secret, t.body)`."
-    )
+    @blp.doc(security=[])
+    @problems(INVALID_SIGNATURE)
     def post(self, bank):
-        """A partner bank's asynchronous answer to an account opening. Verified against the raw body;
-        duplicates and late deliveries change nothing."""
+        """A partner bank's asynchronous answer to an account opening.
+
+        Signed by the bank: ``Bank-Signature: t=…,v1=HMAC-SHA256(secret, t.body)``, verified against
+        the raw body before it is read. Duplicates and late deliveries change nothing."""
         context = service_context()
         return bank_accounts.handle_callback(
             context.uow_factory(),

@@ -7,6 +7,7 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.onboarding import problems as codes
 from services.onboarding.api.context import service_context
 from services.onboarding.api.schemas import (
     AuditEntryPageSchema,
@@ -25,15 +26,9 @@ from services.onboarding.api.schemas import (
 from services.onboarding.service_layer import documents, kyc, phone, screening
 from shared.auth.flask import current_principal, require_any_scope, require_scopes
 from shared.idempotency import idempotent
+from shared.openapi import problems
 
 blp = Blueprint("kyc", __name__, url_prefix="/v1/artisans", description="KYC tiers, OTP, documents.")
-
-IDEMPOTENCY_HEADER = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": True,
-    "schema": {"type": "string"},
-}
 
 
 @blp.route("/<string:artisan_id>/kyc")
@@ -41,7 +36,10 @@ class Kyc(MethodView):
     @require_any_scope("artisans:read", "self:read")
     @blp.response(200, KycSchema)
     def get(self, artisan_id):
-        """The artisan's tier, its limits, what the next tier still needs, and the tier history."""
+        """The artisan's KYC: tier, limits, next steps and history.
+
+        The tier and the caps it sets, what the next tier still needs (phone, documents, checks,
+        a compliance review), and every tier change with its reason."""
         context = service_context()
         return kyc.kyc_view(context.uow_factory(), artisan_id, current_principal(), context.tiers)
 
@@ -51,9 +49,14 @@ class PhoneVerification(MethodView):
     @require_scopes("artisans:write")
     @idempotent
     @blp.response(201, PhoneVerificationSchema)
-    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
+    @problems(
+        codes.PHONE_ALREADY_VERIFIED, codes.OTP_SEND_LIMIT, codes.SMS_UNAVAILABLE, codes.ARTISAN_REJECTED
+    )
     def post(self, artisan_id):
-        """Send a 6-digit code by SMS (French or Arabic, per the artisan). 3 per hour at most."""
+        """Send a 6-digit code to the artisan's phone by SMS.
+
+        In French or Arabic, per the artisan. Three codes per hour at most (``otp_send_limit``, with
+        ``Retry-After``); a newer code replaces the one before."""
         context = service_context()
         return phone.send_code(
             context.uow_factory(),
@@ -69,8 +72,18 @@ class PhoneVerificationConfirm(MethodView):
     @require_scopes("artisans:write")
     @blp.arguments(ConfirmCodeSchema)
     @blp.response(200, PhoneVerificationSchema)
+    @problems(
+        codes.NO_PENDING_VERIFICATION,
+        codes.OTP_INCORRECT,
+        codes.OTP_EXPIRED,
+        codes.OTP_ATTEMPTS_EXCEEDED,
+        codes.PHONE_ALREADY_VERIFIED,
+        codes.ARTISAN_REJECTED,
+    )
     def post(self, body, artisan_id):
-        """Check the code (5 attempts per code, valid 5 minutes). Success gives tier 1."""
+        """Check the code the artisan received. Success gives tier 1.
+
+        Five attempts per code, valid five minutes; a wrong code says how many attempts remain."""
         context = service_context()
         return phone.confirm_code(
             context.uow_factory(),
@@ -89,7 +102,13 @@ class Documents(MethodView):
     @blp.arguments(DocumentKindSchema, location="form")
     @blp.arguments(DocumentFileSchema, location="files")
     @blp.response(201, DocumentSchema)
-    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
+    @problems(
+        codes.INVALID_DOCUMENT_KIND,
+        codes.EMPTY_DOCUMENT,
+        codes.DOCUMENT_TOO_LARGE,
+        codes.UNSUPPORTED_DOCUMENT_TYPE,
+        codes.ARTISAN_REJECTED,
+    )
     def post(self, form, files, artisan_id):
         """Upload an identity document (multipart: ``kind`` and ``file``; JPEG, PNG or PDF, ≤ 5 MB).
 
@@ -112,7 +131,10 @@ class Documents(MethodView):
     @require_any_scope("artisans:read", "self:read")
     @blp.response(200, DocumentListSchema)
     def get(self, artisan_id):
-        """The artisan's documents (metadata only)."""
+        """The artisan's documents (metadata only).
+
+        Kind, detected content type, size, SHA-256 and upload time of each; never the file, which
+        only compliance officers download."""
         return {
             "data": documents.list_documents(service_context().uow_factory(), artisan_id, current_principal())
         }
@@ -122,8 +144,12 @@ class Documents(MethodView):
 class DocumentContent(MethodView):
     @require_scopes("kyc:review")
     @blp.response(200, description="The decrypted document (compliance officers only; audited).")
+    @problems(codes.DOCUMENT_UNREADABLE, codes.DOCUMENT_SHREDDED)
     def get(self, artisan_id, document_id):
-        """Download a document. Compliance officers only; every download is written to the audit log."""
+        """Download a document.
+
+        Compliance officers only; every download is written to the audit log under their name. The
+        answer is the file itself (JPEG, PNG or PDF) with its SHA-256 in ``Digest``."""
         context = service_context()
         document, content = documents.download_document(
             context.uow_factory(),
@@ -151,9 +177,11 @@ class Downgrades(MethodView):
     @idempotent
     @blp.arguments(DowngradeSchema)
     @blp.response(201, DowngradeResultSchema)
-    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
     def post(self, body, artisan_id):
-        """Lower an artisan's tier with a reason (e.g. a document found forged)."""
+        """Lower an artisan's tier with a reason.
+
+        A document found forged, say: the documents named are marked rejected, the tier drops at once (its
+        caps with it) and the change is audited under the officer's name."""
         context = service_context()
         return kyc.downgrade_tier(
             context.uow_factory(),
@@ -174,7 +202,7 @@ class Screenings(MethodView):
     @require_scopes("kyc:review")
     @idempotent
     @blp.response(201, RescreeningSchema)
-    @blp.doc(parameters=[IDEMPOTENCY_HEADER])
+    @problems(codes.SCREENING_LIST_UNAVAILABLE, codes.ARTISAN_REJECTED)
     def post(self, artisan_id):
         """Rescreen one artisan against the sanctions and PEP lists in force now.
 
@@ -198,5 +226,8 @@ class AuditLog(MethodView):
     @blp.arguments(AuditLogArgsSchema, location="query")
     @blp.response(200, AuditEntryPageSchema)
     def get(self, args, artisan_id):
-        """Every KYC decision, tier change and document download for one artisan, oldest first."""
+        """The artisan's KYC audit log, oldest first.
+
+        Every KYC decision, tier change and document download for one artisan, with who did it and
+        why; ``since`` starts later."""
         return kyc.audit_log(service_context().uow_factory(), artisan_id, **args)

@@ -6,6 +6,7 @@ from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.onboarding import problems as codes
 from services.onboarding.api.context import service_context
 from services.onboarding.api.schemas import (
     CallbackAckSchema,
@@ -18,6 +19,8 @@ from shared.auth.flask import current_principal, require_scopes
 from shared.auth.scopes import Role
 from shared.errors import Forbidden
 from shared.i18n import Message
+from shared.openapi import problems
+from shared.problem_codes import INVALID_SIGNATURE
 
 blp = Blueprint(
     "notifications",
@@ -40,7 +43,10 @@ class Notifications(MethodView):
     @blp.arguments(NotificationListArgsSchema, location="query")
     @blp.response(200, NotificationPageSchema)
     def get(self, args):
-        """The artisan's own notifications, newest first (cursor pages; `?unread=true` for unread ones)."""
+        """The artisan's own notifications, newest first.
+
+        What the artisan was told by SMS (money in, money out, KYC steps), in their language; cursor
+        pages, ``?unread=true`` for unread ones. Artisan tokens only."""
         return notifications.list_notifications(service_context().uow_factory(), _own_artisan_id(), **args)
 
 
@@ -49,19 +55,22 @@ class NotificationRead(MethodView):
     @require_scopes("self:read")
     @blp.response(200, NotificationSchema)
     def post(self, notification_id):
-        """Mark one notification read (safe to repeat)."""
+        """Mark one notification read.
+
+        Safe to repeat: a notification read already stays as it was."""
         return notifications.mark_read(service_context().uow_factory(), _own_artisan_id(), notification_id)
 
 
 @blp.route("/sms/receipts")
 class SmsReceipts(MethodView):
     @blp.response(200, CallbackAckSchema)
-    @blp.doc(
-        security=[],
-        description="Signed by the SMS provider: `Sms-Signature: t=…,v1=HMAC-SHA256(secret, t.body)`.",
-    )
+    @blp.doc(security=[])
+    @problems(INVALID_SIGNATURE, codes.SMS_MESSAGE_UNKNOWN)
     def post(self):
-        """The SMS provider's delivery receipt (delivered, failed). A duplicate changes nothing."""
+        """The SMS provider's delivery receipt (delivered, failed).
+
+        Signed by the provider: ``Sms-Signature: t=…,v1=HMAC-SHA256(secret, t.body)``, verified
+        against the raw body. A duplicate changes nothing."""
         context = service_context()
         return notifications.handle_receipt(
             context.uow_factory(), context.sms, request.headers, request.get_data()

@@ -8,10 +8,13 @@ from flask import jsonify, request
 from flask_smorest import Blueprint
 from marshmallow import ValidationError
 
+from services.onboarding import problems as codes
 from services.onboarding.api.context import service_context
 from services.onboarding.api.schemas import TokenRequestSchema, TokenSchema
 from services.onboarding.service_layer.api_clients import issue_token
 from shared.errors import InvalidClient, UnsupportedMediaType, ValidationFailed
+from shared.openapi import JwksSchema, problems
+from shared.problem_codes import INVALID_CLIENT
 
 blp = Blueprint("oauth", __name__, description="Access tokens (OAuth2 client credentials).")
 
@@ -43,8 +46,14 @@ def _client_credentials(form: dict) -> tuple[str, str]:
     },
 )
 @blp.response(200, TokenSchema)
+@problems(INVALID_CLIENT, codes.INVALID_SCOPE, codes.INVALID_AUDIENCE)
 def token():
-    """Exchange client credentials for a short-lived access token."""
+    """Exchange client credentials for a short-lived access token.
+
+    OAuth2 client credentials (RFC 6749 §4.4): the client authenticates with HTTP Basic or
+    ``client_id``/``client_secret`` in the form. The token is a JWT signed with the key the JWKS
+    publishes; it carries the client's scopes (or the subset asked for in ``scope``) for the
+    services named in ``audience`` (all three by default). Refusals carry OAuth2's ``error`` too."""
     if request.mimetype == "application/x-www-form-urlencoded":
         raw = request.form.to_dict()
     elif request.is_json:
@@ -79,8 +88,12 @@ def token():
 
 @blp.route("/.well-known/jwks.json", methods=["GET"])
 @blp.doc(security=[])
+@blp.response(200, JwksSchema)
 def jwks():
-    """The public keys that sign access tokens (cache for a few minutes)."""
+    """The public keys that sign access tokens.
+
+    A JSON Web Key Set: services verify tokens offline against it, by the token's ``kid``. Cache
+    it for a few minutes; during a key rotation it holds the old key and the new one."""
     response = jsonify(service_context().signing_keys.jwks())
     response.headers["Cache-Control"] = "public, max-age=300"
     return response

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.onboarding import problems as codes
 from services.onboarding.api.context import service_context
 from services.onboarding.api.schemas import (
     ReviewDecisionSchema,
@@ -15,6 +16,7 @@ from services.onboarding.api.schemas import (
 from services.onboarding.service_layer import kyc
 from shared.auth.flask import current_principal, require_scopes
 from shared.idempotency import idempotent
+from shared.openapi import problems
 
 blp = Blueprint("kyc_reviews", __name__, url_prefix="/v1/kyc-reviews", description="KYC review queue.")
 
@@ -25,7 +27,10 @@ class Reviews(MethodView):
     @blp.arguments(ReviewListArgsSchema, location="query")
     @blp.response(200, ReviewPageSchema)
     def get(self, args):
-        """Cases to review, oldest first (default: open ones)."""
+        """Cases to review, oldest first.
+
+        Open ones unless ``status`` says otherwise: screening hits, tier-3 requests and bank-account
+        claims, filterable by kind, artisan and region."""
         return kyc.list_reviews(service_context().uow_factory(), **args)
 
 
@@ -34,7 +39,9 @@ class ReviewById(MethodView):
     @require_scopes("kyc:review")
     @blp.response(200, ReviewSchema)
     def get(self, review_id):
-        """One case, with the screening matches or the requested tier."""
+        """One case, with the screening matches or the requested tier.
+
+        Who submitted it and, once decided, who decided what, with which reason code and note."""
         return kyc.get_review(service_context().uow_factory(), review_id)
 
 
@@ -44,13 +51,19 @@ class ReviewDecision(MethodView):
     @idempotent
     @blp.arguments(ReviewDecisionSchema)
     @blp.response(200, ReviewSchema)
-    @blp.doc(
-        parameters=[
-            {"in": "header", "name": "Idempotency-Key", "required": True, "schema": {"type": "string"}}
-        ]
+    @problems(
+        codes.REVIEW_ALREADY_DECIDED,
+        codes.FOUR_EYES_VIOLATION,
+        codes.TIER_PREREQUISITE_UNMET,
+        codes.ARTISAN_REJECTED,
+        codes.BANK_ACCOUNT_CLAIM_STALE,
     )
     def post(self, body, review_id):
-        """Approve or reject, with a reason code and a note. The submitter may not decide (four-eyes)."""
+        """Approve or reject a case, with a reason code and a note.
+
+        Four-eyes: the person who submitted the case may not decide it (``four_eyes_violation``).
+        Approving a tier-3 request gives tier 3; rejecting a screening hit rejects the artisan.
+        A case is decided once (``review_already_decided``)."""
         context = service_context()
         return kyc.decide_review(
             context.uow_factory(),

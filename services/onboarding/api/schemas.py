@@ -31,25 +31,38 @@ class TokenSchema(Schema):
 
 
 class RegisterArtisanSchema(Schema):
-    full_name = fields.String(required=True, validate=validate.Length(min=2, max=200))
-    cin = fields.String(required=True, validate=validate.Length(min=5, max=20))
+    full_name = fields.String(
+        required=True,
+        validate=validate.Length(min=2, max=200),
+        metadata={"example": "Fatima Zahra El Idrissi"},
+    )
+    cin = fields.String(
+        required=True, validate=validate.Length(min=5, max=20), metadata={"example": "AB123456"}
+    )
     date_of_birth = fields.Date(required=True, metadata={"example": "1985-04-12"})
     phone = fields.String(
         required=True,
         validate=validate.Length(min=9, max=20),
-        metadata={"description": "Moroccan mobile, any common format; stored as E.164."},
+        metadata={
+            "description": "Moroccan mobile, any common format; stored as E.164.",
+            "example": "0612345678",
+        },
     )
     region = fields.String(required=True, validate=validate.OneOf(REGIONS))
     craft = fields.String(required=True, validate=validate.OneOf(CRAFTS))
     preferred_language = fields.String(load_default="fr", validate=validate.OneOf(LANGUAGES))
     artisan_card_number = fields.String(
         validate=validate.Regexp(r"^[A-Za-z0-9/ -]{3,40}$"),
-        metadata={"description": "Artisan card / RNA (Registre National de l'Artisanat) number."},
+        metadata={
+            "description": "Artisan card / RNA (Registre National de l'Artisanat) number.",
+            "example": "FES/2019/04417",
+        },
     )
     cooperative_ice = fields.String(
         validate=validate.Length(min=1, max=20),
         metadata={
-            "description": "The cooperative's ICE, 15 digits. A failed mod-97 key only adds a warning."
+            "description": "The cooperative's ICE, 15 digits. A failed mod-97 key only adds a warning.",
+            "example": "001525438000053",
         },
     )
 
@@ -71,6 +84,10 @@ class ArtisanSchema(Schema):
     status = fields.String()
     phone_verified = fields.Function(lambda artisan: artisan.phone_verified_at is not None)
     screening_status = fields.String()
+    restricted_at = fields.DateTime(
+        allow_none=True,
+        metadata={"description": "Set once the artisan asked for erasure: no longer processed (law 09-08)."},
+    )
     created_at = fields.DateTime()
 
 
@@ -162,7 +179,11 @@ class PhoneVerificationSchema(Schema):
 
 
 class ConfirmCodeSchema(Schema):
-    code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."))
+    code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."),
+        metadata={"example": "482913"},
+    )
 
 
 class DocumentKindSchema(Schema):
@@ -408,6 +429,40 @@ class NotificationSchema(Schema):
 NotificationPageSchema = page_schema(NotificationSchema)
 
 
+# -- personal data ----------------------------------------------------------------------------------
+
+
+class PersonalDataArgsSchema(Schema):
+    include = fields.String(
+        validate=validate.OneOf(["documents"]),
+        metadata={"description": "documents: the KYC documents themselves too (each download audited)."},
+    )
+
+
+class ErasureRequestSchema(Schema):
+    id = fields.String(required=True, metadata={"example": "era_01JD8Z6W5Q0T2C7S9K3M4N5P6R"})
+    object = fields.Constant("erasure_request")
+    artisan_id = fields.String(required=True)
+    status = fields.String(
+        required=True,
+        metadata={
+            "description": "restricted: kept (the anti-money-laundering duty), no longer processed nor "
+            "shown beyond compliance, until retain_until; then erased."
+        },
+    )
+    requested_by = fields.String(required=True)
+    requested_at = fields.DateTime(required=True)
+    relationship_ended_at = fields.DateTime(required=True)
+    retain_until = fields.DateTime(
+        required=True, metadata={"description": "When the retention duty ends and the data is erased."}
+    )
+    erased_at = fields.DateTime(allow_none=True)
+
+
+class ErasureRequestListSchema(Schema):
+    data = fields.List(fields.Nested(ErasureRequestSchema), required=True)
+
+
 # -- artisans signing in by phone ------------------------------------------------------------------
 
 DEVICE_ID_FIELD = dict(
@@ -438,7 +493,11 @@ class SignInSchema(Schema):
 
 
 class VerifySignInSchema(Schema):
-    code = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."))
+    code = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[0-9]{6}$", error="Six digits."),
+        metadata={"example": "482913"},
+    )
     device_id = fields.String(**DEVICE_ID_FIELD)
 
 

@@ -116,3 +116,24 @@ class SmsGateway(SmsSender, Protocol):
     def parse_receipt(self, headers: Mapping[str, str], raw_body: bytes) -> SmsReceipt:
         """A delivery receipt, its signature checked; ``InvalidSmsReceipt`` if it cannot be trusted."""
         ...
+
+
+class PersonalDataUnavailable(RuntimeError):
+    """A service holding part of an artisan's data could not be asked in time, or answered
+    something else than their data: an export without that part would be incomplete."""
+
+    def __init__(self, service: str, reason: str) -> None:
+        super().__init__(f"{service}: {reason}")
+        self.service = service
+
+
+class PersonalDataSource(Protocol):
+    """Another Hirfa service, as far as an artisan's personal data goes (law 09-08)."""
+
+    # The service's name: its part of the archive is filed under it.
+    name: str
+
+    def collect(self, artisan_id: str) -> Mapping[str, object]:
+        """Everything the service holds about the artisan (JSON-ready). Raises
+        ``PersonalDataUnavailable`` when the service cannot give it."""
+        ...

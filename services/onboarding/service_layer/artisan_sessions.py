@@ -134,7 +134,10 @@ def start_sign_in(
         _refuse_if_locked(session, number, now)
         _limit_starts(session, number, client_ip, policy, now)
         artisan = session.scalar(
-            sa.select(Artisan).where(Artisan.phone == number, Artisan.status == "active")
+            # A restricted artisan (an erasure request) is no longer signed in, like an unknown number.
+            sa.select(Artisan).where(
+                Artisan.phone == number, Artisan.status == "active", Artisan.restricted_at.is_(None)
+            )
         )
         # A new code replaces any earlier one still pending for this number.
         session.execute(
@@ -281,7 +284,7 @@ def verify_sign_in(
         sign_in.attempts += 1
         matches = hmac.compare_digest(sign_in.code_hash, _hash(policy.otp, sign_in.id, code))
         artisan = session.get(Artisan, sign_in.artisan_id) if sign_in.artisan_id else None
-        if not matches or artisan is None or artisan.status != "active":
+        if not matches or artisan is None or artisan.status != "active" or artisan.restricted_at is not None:
             _count_failure(session, sign_in.phone, now, policy.lockout)
             uow.commit()  # the failed attempt counts even though we answer with an error
             raise ValidationFailed(
@@ -460,7 +463,13 @@ def refresh_session(uow: UnitOfWork, refresh_token: str, device_id: str, *, poli
             )
         artisan = session.get(Artisan, row.artisan_id)
         device = session.get(ArtisanDevice, (row.artisan_id, device_id))
-        if artisan is None or artisan.status != "active" or device is None or device.revoked_at is not None:
+        if (
+            artisan is None
+            or artisan.status != "active"
+            or artisan.restricted_at is not None
+            or device is None
+            or device.revoked_at is not None
+        ):
             revocations.revoke_family(session, row.family_id, "no_longer_allowed", now)
             uow.commit()
             raise InvalidRefreshToken("This session was ended: sign in again.", code="refresh_token_revoked")

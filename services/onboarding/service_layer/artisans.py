@@ -183,7 +183,10 @@ def _existing_registration(
     marketplace that registers them; anything else sharing a CIN or phone is refused."""
     artisan = existing[0]
     same_person = (
-        len(existing) == 1
+        # A person restricted after an erasure request is processed no more: registering them again
+        # is refused like any other reuse of their identity, and says nothing more.
+        artisan.restricted_at is None
+        and len(existing) == 1
         and artisan.cin == cin
         and artisan.phone == phone
         and artisan.date_of_birth == command.date_of_birth

@@ -8,7 +8,7 @@ import dataclasses
 import logging
 
 import sqlalchemy as sa
-from sqlalchemy.orm import undefer
+from sqlalchemy.orm import Session, undefer
 
 from services.onboarding.adapters.orm import KycDocument
 from services.onboarding.domain.documents import DocumentRuleError, check_document, sha256_hex
@@ -104,6 +104,12 @@ class DocumentUnreadable(HirfaError):
     title = "The document could not be decrypted"
 
 
+class DocumentShredded(HirfaError):
+    code = "document_shredded"
+    status = 410
+    title = "The document was erased"
+
+
 def download_document(
     uow: UnitOfWork, artisan_id: str, document_id: str, principal: Principal, *, cipher: EnvelopeCipher
 ) -> tuple[KycDocument, bytes]:
@@ -118,19 +124,28 @@ def download_document(
         )
         if document is None:
             raise NotFound(f"No document {document_id!r} for artisan {artisan_id!r}.", param="document_id")
-        try:
-            plaintext = cipher.decrypt(
-                SealedBlob(document.key_id, document.wrapped_key, document.nonce, document.ciphertext),
-                associated_data(document.id, document.artisan_id, document.kind),
+        if document.shredded_at is not None:
+            raise DocumentShredded(
+                "This document was crypto-shredded when the artisan's data was erased.", param="document_id"
             )
-        except DecryptionError:
-            log.error(
-                "document failed to decrypt", extra={"document_id": document.id, "key_id": document.key_id}
-            )
-            raise DocumentUnreadable() from None
-        audit(session, artisan_id, "document.downloaded", principal.client_id, subject_id=document.id)
+        plaintext = open_audited(session, document, principal.client_id, cipher=cipher)
         uow.commit()
         return document, plaintext
+
+
+def open_audited(session: Session, document: KycDocument, actor: str, *, cipher: EnvelopeCipher) -> bytes:
+    """The document's content (its ciphertext loaded), the download audited in the caller's
+    transaction: nothing is handed out by a transaction that does not commit its audit row."""
+    try:
+        plaintext = cipher.decrypt(
+            SealedBlob(document.key_id, document.wrapped_key, document.nonce, document.ciphertext),
+            associated_data(document.id, document.artisan_id, document.kind),
+        )
+    except DecryptionError:
+        log.error("document failed to decrypt", extra={"document_id": document.id, "key_id": document.key_id})
+        raise DocumentUnreadable() from None
+    audit(session, document.artisan_id, "document.downloaded", actor, subject_id=document.id)
+    return plaintext
 
 
 def rewrap_all_documents(uow_factory, cipher: EnvelopeCipher, batch_size: int = 200) -> int:
@@ -145,7 +160,8 @@ def rewrap_all_documents(uow_factory, cipher: EnvelopeCipher, batch_size: int = 
         with uow_factory() as uow:
             rows = uow.session.scalars(
                 sa.select(KycDocument)
-                .where(KycDocument.key_id != active)
+                # A shredded document has no data key left to re-wrap.
+                .where(KycDocument.key_id != active, KycDocument.shredded_at.is_(None))
                 .order_by(KycDocument.id)
                 .limit(batch_size)
             ).all()

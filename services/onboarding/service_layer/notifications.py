@@ -121,6 +121,8 @@ def notify_from_event(uow: UnitOfWork, event: Event) -> None:
     if artisan is None:
         log.warning("event about an unknown artisan", extra={"event_id": event.id, "event_type": event.type})
         return
+    if artisan.restricted_at is not None:
+        return  # an artisan who asked for erasure is no longer written to
     already = session.scalar(sa.select(Notification.id).where(Notification.source_event_id == event.id))
     if already is None:
         queue_notification(uow, artisan, draft, source_event_id=event.id)

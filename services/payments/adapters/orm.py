@@ -38,6 +38,9 @@ class Payee(Base):
     # What the ledger holds for the artisan (pending + available), fed by accounts' entry events:
     # with the payments still on their way to the ledger, it is what the tier cap is checked against.
     ledger_balance: Mapped[int] = mapped_column(sa.BigInteger, default=0, server_default="0")
+    # Set when the artisan asked for their personal data to be erased (onboarding's
+    # ``processing_restricted``): no new payment to them, and marketplaces no longer see them.
+    restricted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 

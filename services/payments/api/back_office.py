@@ -16,7 +16,9 @@ from services.payments.api.schemas import (
 )
 from services.payments.service_layer import back_office
 from shared.auth.flask import current_principal, require_scopes
+from shared.openapi import problems
 from shared.pagination import PageArgsSchema
+from shared.problem_codes import ROLE_NOT_ALLOWED
 
 blp = Blueprint(
     "back_office",
@@ -31,9 +33,12 @@ SCOPE = "payments:oversee"
 @require_scopes(SCOPE)
 @blp.arguments(PageArgsSchema, location="query")
 @blp.response(200, BackOfficePaymentPageSchema)
+@problems(ROLE_NOT_ALLOWED)
 def reversals_to_review(args):
-    """Payments whose reversal needs review: the gateway holds money for a payment that failed or was
-    canceled and would not give it back (``reversal_status: failed``). Oldest first."""
+    """Payments whose reversal needs review, oldest first.
+
+    The gateway holds money for a payment that failed or was canceled and would not give it back
+    (``reversal_status: failed``). Operators only (``role_not_allowed`` for anyone else)."""
     return back_office.reversals_to_review(unit_of_work(), current_principal(), **args)
 
 
@@ -41,9 +46,13 @@ def reversals_to_review(args):
 @require_scopes(SCOPE)
 @blp.arguments(PageArgsSchema, location="query")
 @blp.response(200, BackOfficePaymentPageSchema)
+@problems(ROLE_NOT_ALLOWED)
 def stuck_payments(args):
-    """Payments still ``processing`` longer after they were confirmed (or asked to capture) than the
-    recovery job waits before asking the gateway itself (``PAYMENTS_RECOVERY_AFTER_SECONDS``)."""
+    """Payments stuck in ``processing``, oldest first.
+
+    Those still processing longer after they were confirmed (or asked to capture) than the recovery
+    job waits before asking the gateway itself (``PAYMENTS_RECOVERY_AFTER_SECONDS``). Operators
+    only."""
     return back_office.stuck_payments(unit_of_work(), current_principal(), service_context().payments, **args)
 
 
@@ -51,8 +60,11 @@ def stuck_payments(args):
 @require_scopes(SCOPE)
 @blp.arguments(BackOfficeDisputeArgsSchema, location="query")
 @blp.response(200, BackOfficeDisputePageSchema)
+@problems(ROLE_NOT_ALLOWED)
 def disputes(args):
-    """Disputes of every marketplace, open ones by default, oldest first."""
+    """Disputes of every marketplace, oldest first.
+
+    Open ones by default; ``status`` asks for won or lost ones instead. Operators only."""
     return back_office.disputes(unit_of_work(), current_principal(), **args)
 
 
@@ -60,9 +72,12 @@ def disputes(args):
 @require_scopes(SCOPE)
 @blp.arguments(PageArgsSchema, location="query")
 @blp.response(200, WebhookFailuresPageSchema)
+@problems(ROLE_NOT_ALLOWED)
 def webhook_failures(args):
-    """Per marketplace (in id order; the cursor is a marketplace id), webhook deliveries that failed:
-    given up on, or retrying after failed attempts. Marketplaces with none are left out."""
+    """Webhook deliveries that failed, per marketplace.
+
+    Deliveries given up on, or retrying after failed attempts, counted per marketplace in id order
+    (the cursor is a marketplace id); marketplaces with none are left out. Operators only."""
     return back_office.webhook_failures(unit_of_work(), current_principal(), **args)
 
 
@@ -70,7 +85,10 @@ def webhook_failures(args):
 @require_scopes(SCOPE)
 @blp.arguments(PaymentStatsArgsSchema, location="query")
 @blp.response(200, PaymentStatsSchema)
+@problems(ROLE_NOT_ALLOWED)
 def payment_stats(args):
-    """The payments created in a period, per method: how many, how many succeeded and failed, the
-    success rate, and the volume the succeeded ones captured."""
+    """The figures of the payments created in a period, per method.
+
+    How many, how many succeeded and failed, the success rate, and the volume the succeeded ones
+    captured. Operators only."""
     return back_office.payment_stats(unit_of_work(), current_principal(), **args)

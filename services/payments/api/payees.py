@@ -18,5 +18,9 @@ blp = Blueprint(
 @require_scopes("payments:read")
 @blp.response(200, PayeeSchema)
 def payee(artisan_id):
-    """Whether an artisan can be paid, and up to what cap."""
+    """Whether an artisan can be paid, and up to what cap.
+
+    What payments knows of one of your artisans from onboarding's KYC events: their tier, the cap
+    it sets on what they may hold, and whether they can accept payments and payouts. An artisan
+    onboarding has not told payments of yet (or another marketplace's) is 404."""
     return get_payee(unit_of_work(), artisan_id, current_principal())

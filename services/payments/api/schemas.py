@@ -31,21 +31,6 @@ from shared.phones import MobileProblem, NotAMoroccanMobile, parse_moroccan_mobi
 
 __all__ = ["DisputeSchema", "GatewayAttemptSchema", "PaymentSchema", "RefundSchema"]
 
-# The Idempotency-Key header, as the OpenAPI document shows it.
-IDEMPOTENCY_HEADER_DOC = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": True,
-    "schema": {"type": "string"},
-}
-OPTIONAL_IDEMPOTENCY_HEADER_DOC = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "Optional: a retry with the same key replays the first answer instead of a 409 invalid_state.",
-}
-
 MAX_AMOUNT = 10**13  # far beyond any payment, inside a 64-bit column; the configured range is narrower
 
 
@@ -107,7 +92,8 @@ class PaymentConfirmSchema(Schema):
         load_default=None,
         validate=validate.Regexp(r"^tok_[A-Za-z0-9_]{6,100}$", error="Not a card token (tok_…)."),
         metadata={
-            "description": "The token the gateway's tokenisation gave the buyer's browser. Never a card number."
+            "description": "The token the gateway's tokenisation gave the buyer's browser. Never a card number.",
+            "example": "tok_4wGa9kQ2xY7s",
         },
     )
     phone = MoroccanMobile(

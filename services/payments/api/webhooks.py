@@ -10,9 +10,9 @@ from flask import Response, current_app, g
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.payments import problems as codes
 from services.payments.api.context import service_context, unit_of_work
 from services.payments.api.schemas import (
-    IDEMPOTENCY_HEADER_DOC,
     WebhookDeliveryDetailSchema,
     WebhookDeliveryListArgsSchema,
     WebhookDeliveryPageSchema,
@@ -23,10 +23,10 @@ from services.payments.api.schemas import (
     WebhookEndpointSchema,
 )
 from services.payments.service_layer import webhook_deliveries, webhook_endpoints
-from shared.app import ProblemApi
 from shared.auth.flask import current_principal, require_scopes
-from shared.errors import PROBLEM_CONTENT_TYPE
 from shared.idempotency import idempotent
+from shared.openapi import problems
+from shared.problem_codes import RESOURCE_NOT_FOUND, ROLE_NOT_ALLOWED
 
 blp = Blueprint(
     "webhooks",
@@ -42,13 +42,6 @@ SIGNATURE_DOC = (
     "`Hirfa-Event-Id` and `Hirfa-Delivery-Id`. Verify the signature over the raw body before parsing it, "
     "and refuse a `t` more than five minutes away from your clock."
 )
-
-
-def _problem(status: int, description: str):
-    """Document an error answer (problem+json) of an operation."""
-    return blp.alt_response(
-        status, schema=ProblemApi.ERROR_SCHEMA, content_type=PROBLEM_CONTENT_TYPE, description=description
-    )
 
 
 def _with_signing_secret(view: Callable[..., Response]) -> Callable[..., Response]:
@@ -83,13 +76,15 @@ class WebhookEndpoints(MethodView):
     @idempotent
     @blp.arguments(WebhookEndpointCreateSchema)
     @blp.response(201, WebhookEndpointCreatedSchema)
-    @_problem(
-        422,
-        "validation_error, invalid_webhook_url, insecure_webhook_url, or unknown_event_types "
-        "(with `unknown_event_types` listing them).",
+    @problems(
+        ROLE_NOT_ALLOWED,
+        codes.INVALID_WEBHOOK_URL,
+        codes.INSECURE_WEBHOOK_URL,
+        codes.WEBHOOK_URL_NOT_PUBLIC,
+        codes.UNKNOWN_EVENT_TYPES,
+        codes.TOO_MANY_WEBHOOK_ENDPOINTS,
     )
-    @_problem(409, "too_many_webhook_endpoints, or idempotency_key_reuse.")
-    @blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC], description=SIGNATURE_DOC)
+    @blp.doc(description=SIGNATURE_DOC)
     def post(self, body):
         """Add a URL to send events to. The answer holds the signing secret, shown this once only."""
         created = webhook_endpoints.create_webhook_endpoint(
@@ -105,8 +100,12 @@ class WebhookEndpoints(MethodView):
     @require_scopes(SCOPE)
     @blp.arguments(WebhookEndpointListArgsSchema, location="query")
     @blp.response(200, WebhookEndpointPageSchema)
+    @problems(ROLE_NOT_ALLOWED)
     def get(self, args):
-        """Your webhook endpoints, oldest first (never their secrets)."""
+        """Your webhook endpoints, oldest first.
+
+        Each with its URL, the event types it receives and its status; never its signing secret,
+        which only the creation answer shows."""
         return webhook_endpoints.list_webhook_endpoints(unit_of_work(), current_principal(), **args)
 
 
@@ -114,16 +113,21 @@ class WebhookEndpoints(MethodView):
 class WebhookEndpointById(MethodView):
     @require_scopes(SCOPE)
     @blp.response(200, WebhookEndpointSchema)
-    @_problem(404, "resource_not_found: no such endpoint of yours.")
+    @problems(ROLE_NOT_ALLOWED)
     def get(self, endpoint_id):
-        """One of your webhook endpoints (without its secret)."""
+        """One of your webhook endpoints.
+
+        Without its signing secret. Another marketplace's endpoint is 404."""
         return webhook_endpoints.get_webhook_endpoint(unit_of_work(), endpoint_id, current_principal())
 
     @require_scopes(SCOPE)
     @blp.response(200, WebhookEndpointSchema)
-    @_problem(404, "resource_not_found: no such endpoint of yours.")
+    @problems(ROLE_NOT_ALLOWED)
     def delete(self, endpoint_id):
-        """Stop sending to this endpoint. Its pending deliveries are canceled; its history stays readable."""
+        """Stop sending to this endpoint.
+
+        Its pending deliveries are canceled; its history stays readable. Answers the endpoint,
+        now disabled."""
         return webhook_endpoints.disable_webhook_endpoint(unit_of_work(), endpoint_id, current_principal())
 
 
@@ -135,9 +139,12 @@ class WebhookDeliveries(MethodView):
     @require_scopes(SCOPE)
     @blp.arguments(WebhookDeliveryListArgsSchema, location="query")
     @blp.response(200, WebhookDeliveryPageSchema)
-    @_problem(404, "resource_not_found: `endpoint_id` is not one of your endpoints.")
+    @problems(ROLE_NOT_ALLOWED, RESOURCE_NOT_FOUND)
     def get(self, args):
-        """Deliveries of events to your endpoints, oldest first."""
+        """Deliveries of events to your endpoints, oldest first.
+
+        Optionally of one endpoint (404 when ``endpoint_id`` is not one of yours), one event, one
+        event type or one status."""
         return webhook_deliveries.list_webhook_deliveries(unit_of_work(), current_principal(), **args)
 
 
@@ -145,9 +152,12 @@ class WebhookDeliveries(MethodView):
 class WebhookDeliveryById(MethodView):
     @require_scopes(SCOPE)
     @blp.response(200, WebhookDeliveryDetailSchema)
-    @_problem(404, "resource_not_found: no such delivery of yours.")
+    @problems(ROLE_NOT_ALLOWED)
     def get(self, delivery_id):
-        """One delivery with each of its attempts."""
+        """One delivery with each of its attempts.
+
+        Each attempt's time, the status your endpoint answered (or the network error) and how long
+        it took; the next attempt's time while it is retrying."""
         return webhook_deliveries.get_webhook_delivery(unit_of_work(), delivery_id, current_principal())
 
 
@@ -156,13 +166,7 @@ class WebhookDeliveryRetry(MethodView):
     @require_scopes(SCOPE)
     @idempotent
     @blp.response(200, WebhookDeliveryDetailSchema)
-    @_problem(404, "resource_not_found: no such delivery of yours.")
-    @_problem(
-        409,
-        "webhook_endpoint_disabled, webhook_delivery_in_progress (see Retry-After), or "
-        "idempotency_key_reuse.",
-    )
-    @blp.doc(parameters=[IDEMPOTENCY_HEADER_DOC])
+    @problems(ROLE_NOT_ALLOWED, codes.WEBHOOK_ENDPOINT_DISABLED, codes.WEBHOOK_DELIVERY_IN_PROGRESS)
     def post(self, delivery_id):
         """Send this delivery again now (also a delivered or failed one) and answer it with the attempt.
 

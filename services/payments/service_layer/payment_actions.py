@@ -123,12 +123,26 @@ def create_payment(
 
     One transaction: the payee locked (with its marketplace checked), what it holds summed, the
     payment inserted. A ``creation_key`` the marketplace already created a payment with (its
-    idempotency record expired since) gives that payment, not a twin."""
+    idempotency record expired since) gives that payment, not a twin: even when the artisan could
+    not take it now (their KYC lost, their cap full of that very payment), for a client told
+    otherwise would retry with a new key and charge the buyer twice."""
     _check_amounts(command, settings)
     with uow:
         session = uow.session
-        payee = _locked_payee(session, command.artisan_id, principal.client_id)
-        _check_payee_can_receive(session, payee, command.amount - command.application_fee)
+        try:
+            payee = _locked_payee(session, command.artisan_id, principal.client_id)
+            _check_payee_can_receive(session, payee, command.amount - command.application_fee)
+        except (Conflict, ValidationFailed):
+            # Looked for only on a refusal: a creation that may go ahead finds its key's payment
+            # in its own insert, without a round trip more.
+            earlier = (
+                None
+                if creation_key is None
+                else payments.created_with_key(session, principal.client_id, creation_key)
+            )
+            if earlier is None:
+                raise
+            return earlier
         now = utcnow()
         payment = payments.add_unless_created(
             session,
@@ -154,12 +168,7 @@ def create_payment(
             created_at=now,
             updated_at=now,
         )
-        if payment is None:
-            assert creation_key is not None  # only a key makes a payment a duplicate
-            existing = payments.created_with_key(session, principal.client_id, creation_key)
-            assert existing is not None
-            return existing
-        uow.commit()
+        uow.commit()  # nothing to write when the key's payment was there already
         return payment
 
 
@@ -215,7 +224,13 @@ def _payee_unknown() -> ValidationFailed:
 def _check_payee_can_receive(
     session: Session, payee: payees.PayeeTerms, net: int, *, excluding: str | None = None
 ) -> None:
-    """The two gates (``domain/payees.py``): KYC, then the tier's cap on what they hold."""
+    """The gates (``domain/payees.py``): no erasure request, KYC, then the tier's cap on what they hold."""
+    if payee.restricted_at is not None:
+        raise Conflict(
+            "The artisan asked for their personal data to be erased: they can no longer be paid.",
+            code="payee_restricted",
+            param="artisan_id",
+        )
     if not can_be_paid(payee.kyc_tier, payee.kyc_status):
         raise Conflict(
             "The artisan cannot be paid yet: their KYC tier is 0 or their KYC was rejected.",

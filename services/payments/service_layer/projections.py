@@ -13,6 +13,7 @@ from typing import Any
 
 from services.payments.adapters.orm import Payee, PayeeMarketplace
 from services.payments.adapters.repositories import payees, payments
+from services.payments.service_layer.personal_data import on_artisan_erased
 from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.errors import NotFound
@@ -94,6 +95,17 @@ def on_bank_account_linked(uow: UnitOfWork, event: Event) -> None:
     payee.payout_eligible = True
 
 
+def on_processing_restricted(uow: UnitOfWork, event: Event) -> None:
+    """The artisan asked for erasure: no new payment to them from now on (``payee_restricted``)."""
+    payee = payees.locked(uow.session, event.data["artisan_id"])
+    if payee is None:
+        # Payments never heard of them, so there is nothing to pay them with nor to hide.
+        log.info("restriction of an unknown payee: nothing to restrict", extra={"event_id": event.id})
+        return
+    if payee.restricted_at is None:
+        payee.restricted_at = parse_time(event.data["restricted_at"])
+
+
 def on_ledger_entry_posted(uow: UnitOfWork, event: Event) -> None:
     """Keep what the ledger holds for the artisan, against which new payments meet the tier cap.
 
@@ -133,6 +145,8 @@ HANDLERS = {
     "onboarding.artisan.kyc_tier_changed": on_kyc_tier_changed,
     "onboarding.artisan.kyc_rejected": on_kyc_rejected,
     "onboarding.bank_account.linked": on_bank_account_linked,
+    "onboarding.artisan.processing_restricted": on_processing_restricted,
+    "onboarding.artisan.erased": on_artisan_erased,
     "accounts.ledger.entry_posted": on_ledger_entry_posted,
 }
 
@@ -142,7 +156,11 @@ def get_payee(uow: UnitOfWork, artisan_id: str, principal: Principal) -> dict:
         payee = payees.get(uow.session, artisan_id)
         visible = payee is not None and (
             not principal.is_marketplace
-            or payees.registered_with(uow.session, artisan_id, principal.client_id)
+            or (
+                # A restricted artisan (an erasure request) is shown to marketplaces no more.
+                payee.restricted_at is None
+                and payees.registered_with(uow.session, artisan_id, principal.client_id)
+            )
         )
         if not visible:
             raise NotFound(f"No payee {artisan_id!r} (yet).", param="artisan_id")
@@ -152,7 +170,8 @@ def get_payee(uow: UnitOfWork, artisan_id: str, principal: Principal) -> dict:
             "tier_cap": {"amount": payee.tier_cap_amount, "currency": payee.currency},
             "kyc_status": payee.kyc_status,
             "kyc_version": payee.kyc_version,
-            "can_accept_payments": can_be_paid(payee.kyc_tier, payee.kyc_status),
+            "can_accept_payments": can_be_paid(payee.kyc_tier, payee.kyc_status)
+            and payee.restricted_at is None,
             "payout_eligible": payee.payout_eligible,
             "updated_at": payee.updated_at,
         }

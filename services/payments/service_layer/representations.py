@@ -60,7 +60,8 @@ class PaymentSchema(Schema):
     status = fields.String(
         metadata={
             "description": "requires_confirmation, requires_action, processing, requires_capture, "
-            "succeeded, failed or canceled."
+            "succeeded, failed or canceled.",
+            "example": "succeeded",
         }
     )
     amount = MoneyOf("amount", metadata={"description": "What the buyer pays."})
@@ -73,38 +74,44 @@ class PaymentSchema(Schema):
     )
     artisan_id = fields.String()
     marketplace_id = fields.String()
-    payment_method_type = fields.String()
-    capture_method = fields.String()
-    description = fields.String(allow_none=True)
-    metadata = fields.Method("_metadata")
-    order_reference = fields.String(allow_none=True)
-    next_action = fields.Method("_next_action", allow_none=True)
-    failure_code = fields.String(allow_none=True)
-    failure_message = fields.String(allow_none=True)
-    card = fields.Method("_card", allow_none=True)
-    wallet_phone_last4 = fields.String(allow_none=True)
-    gateway = fields.String()
-    gateway_reference = fields.String(allow_none=True)
-    return_url = fields.String(allow_none=True)
+    payment_method_type = fields.String(metadata={"example": "card"})
+    capture_method = fields.String(metadata={"example": "automatic"})
+    description = fields.String(allow_none=True, metadata={"example": "Azilal rug, 120 × 80 cm"})
+    metadata = fields.Method("_metadata", metadata={"example": {"cart": "c-88412"}})
+    order_reference = fields.String(allow_none=True, metadata={"example": "order-1042"})
+    next_action = fields.Method("_next_action", allow_none=True, metadata={"example": None})
+    failure_code = fields.String(allow_none=True, metadata={"example": None})
+    failure_message = fields.String(allow_none=True, metadata={"example": None})
+    card = fields.Method(
+        "_card", allow_none=True, metadata={"example": {"brand": "visa", "last4": "4242", "country": "MA"}}
+    )
+    wallet_phone_last4 = fields.String(allow_none=True, metadata={"example": None})
+    gateway = fields.String(metadata={"example": "m2t"})
+    gateway_reference = fields.String(allow_none=True, metadata={"example": "m2t_tx_5XK2P9"})
+    return_url = fields.String(
+        allow_none=True, metadata={"example": "https://shop.example.ma/orders/1042/paid"}
+    )
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
     confirmed_at = fields.DateTime(allow_none=True)
     succeeded_at = fields.DateTime(allow_none=True)
-    failed_at = fields.DateTime(allow_none=True)
-    canceled_at = fields.DateTime(allow_none=True)
+    failed_at = fields.DateTime(allow_none=True, metadata={"example": None})
+    canceled_at = fields.DateTime(allow_none=True, metadata={"example": None})
     cancellation_reason = fields.String(
         allow_none=True,
         metadata={
+            "example": None,
             "description": "requested, abandoned (3-D Secure never finished), authorisation_expired "
-            "(never captured), or voided_at_gateway."
+            "(never captured), or voided_at_gateway.",
         },
     )
     reversal_status = fields.String(
         allow_none=True,
         metadata={
+            "example": None,
             "description": "Set when the gateway turned out to hold the buyer's money for a payment that "
             "failed or was canceled (a charge that landed late): required, refund_pending, "
-            "then voided or refunded; failed when the gateway would not give it back."
+            "then voided or refunded; failed when the gateway would not give it back.",
         },
     )
     requires_review = fields.Function(
@@ -139,9 +146,11 @@ class RefundSchema(Schema):
         "application_fee_refunded",
         metadata={"description": "The part of the marketplace commission given back."},
     )
-    status = fields.String(metadata={"description": "pending, then succeeded or failed."})
-    reason = fields.String(allow_none=True)
-    failure_code = fields.String(allow_none=True)
+    status = fields.String(
+        metadata={"description": "pending, then succeeded or failed.", "example": "succeeded"}
+    )
+    reason = fields.String(allow_none=True, metadata={"example": "Returned by the buyer"})
+    failure_code = fields.String(allow_none=True, metadata={"example": None})
     metadata = fields.Method("_metadata")
     gateway_reference = fields.String(allow_none=True)
     created_at = fields.DateTime()
@@ -160,7 +169,7 @@ class DisputeSchema(Schema):
     artisan_id = fields.String()
     amount = MoneyOf("amount")
     reason = fields.String()
-    status = fields.String(metadata={"description": "open, then won or lost."})
+    status = fields.String(metadata={"description": "open, then won or lost.", "example": "open"})
     gateway_reference = fields.String()
     opened_at = fields.DateTime()
     closed_at = fields.DateTime(allow_none=True)

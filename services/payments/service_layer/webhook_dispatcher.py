@@ -84,8 +84,9 @@ class WebhookDispatcher:
         self._turn_ended = threading.Event()
         self._stopping = threading.Event()  # turns stop after the attempt in hand
 
-    def run(self, stop: threading.Event) -> None:
-        """Dispatch until ``stop`` is set; then let the attempts in flight end and be recorded."""
+    def run(self, stop: threading.Event, on_tick: Callable[[bool], None] | None = None) -> None:
+        """Dispatch until ``stop`` is set; then let the attempts in flight end and be recorded.
+        ``on_tick`` hears of every look for due deliveries, and whether it worked."""
         log.info(
             "webhook dispatcher started",
             extra={
@@ -97,10 +98,12 @@ class WebhookDispatcher:
             while not stop.is_set():
                 try:
                     self.dispatch()
-                    wait = self._settings.dispatch_interval_seconds
+                    wait, dispatched = self._settings.dispatch_interval_seconds, True
                 except Exception:  # noqa: BLE001 - the database away a moment must not end the worker
                     log.exception("webhook dispatch failed")
-                    wait = DISPATCH_RETRY_SECONDS
+                    wait, dispatched = DISPATCH_RETRY_SECONDS, False
+                if on_tick is not None:
+                    on_tick(dispatched)
                 self._turn_ended.wait(wait)
                 self._turn_ended.clear()  # before dispatching: a turn ending from now on wakes the next wait
         finally:

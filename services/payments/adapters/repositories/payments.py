@@ -25,26 +25,45 @@ def locked(session: Session, payment_id: str) -> Payment | None:
     )
 
 
-def add_unless_created(session: Session, **values: object) -> Payment | None:
-    """Insert a new payment (``values`` by attribute), in one statement; None, and nothing
-    inserted, when its marketplace already created one with the same ``creation_key``.
+class KeyedPaymentMissing(RuntimeError):
+    """The insert found its creation key taken, yet no payment of the marketplace holds it."""
 
-    The payment returned is not loaded back: it is built from ``values``, which are all it holds."""
+
+def add_unless_created(session: Session, **values: object) -> Payment:
+    """Insert a new payment (``values`` by attribute), in one statement, and return it as stored
+    (with the defaults the columns gave it); when its marketplace already created one with the same
+    ``creation_key``, insert nothing and return that one.
+
+    A payment inserted here is returned outside ``session``, built from the row the insert read
+    back: loading it again would cost a round trip."""
     statement = _INSERT_UNLESS_CREATED["postgresql" if is_postgres(session) else "sqlite"]
     row = {_COLUMN_OF[name]: value for name, value in values.items()}
-    if session.connection().execute(statement, row).first() is None:
-        return None
-    return Payment(**values)
+    inserted = session.connection().execute(statement, row).first()
+    if inserted is not None:
+        stored = inserted._mapping
+        return Payment(**{name: stored[column] for name, column in _COLUMN_OF.items()})
+    marketplace_id, creation_key = values["marketplace_id"], values.get("creation_key")
+    earlier = (
+        None if creation_key is None else created_with_key(session, str(marketplace_id), str(creation_key))
+    )
+    if earlier is None:
+        # The conflict was over this key, and a new statement reads what was committed before it:
+        # only a payment deleted in between gets here.
+        raise KeyedPaymentMissing(
+            f"marketplace {marketplace_id} has a payment with creation key {creation_key!r}, "
+            "yet none could be read"
+        )
+    return earlier
 
 
 _TABLE = Payment.__table__
 # Attribute name -> column name (``metadata_json`` is stored as ``metadata``).
 _COLUMN_OF = {attribute.key: attribute.columns[0].key for attribute in Payment.__mapper__.column_attrs}
-# Built once per dialect (both know ON CONFLICT).
+# Built once per dialect (both know ON CONFLICT); the row comes back as the database stored it.
 _INSERT_UNLESS_CREATED = {
     dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_TABLE)
     .on_conflict_do_nothing(index_elements=["marketplace_id", "creation_key"])
-    .returning(_TABLE.c.id)
+    .returning(*_TABLE.c)
     for dialect in (postgresql, sqlite)
 }
 
