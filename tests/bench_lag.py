@@ -268,9 +268,10 @@ def lag_legs(
 
 @contextlib.contextmanager
 def running(directory: Path, urls: dict[str, str]) -> Iterator[dict[str, Path]]:
-    """The broker, payments' relay and accounts' consumer, as deploy/Procfile starts them, on a
-    free port and the bench's databases; stopped (SIGTERM, then killed with their groups) when the
+    """The broker, payments' relay and accounts' consumer, as deploy/Procfile starts them, on free
+    ports and the bench's databases; stopped (SIGTERM, then killed with their groups) when the
     block ends however it ends. Yields their log files."""
+    from shared.config import PROBE_PORTS
     from tests.e2e.stack import procfile_commands
     from tests.support import free_port, kill_group, start_child
 
@@ -284,6 +285,8 @@ def running(directory: Path, urls: dict[str, str]) -> Iterator[dict[str, Path]]:
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
         "PAYMENTS_DATABASE_URL": urls["payments"],
         "ACCOUNTS_DATABASE_URL": urls["accounts"],
+        # The relay's and the consumer's probes on free ports, beside a stack that may be running.
+        **{f"{name.upper()}_PROBE_PORT": str(free_port()) for name in PROCESSES if name in PROBE_PORTS},
     }
     logs = {name: directory / f"{name}.log" for name in PROCESSES}
     processes: list[subprocess.Popen] = []
