@@ -9,6 +9,13 @@ statements per posting (tests/integration/test_ledger_statements.py keeps the co
 growing). Then reconciliation (tests/bench_reconciliation.py) and the cost of calls on databases
 holding a long history (tests/bench_history.py; ``HISTORY_BENCH_ENTRIES`` and
 ``HISTORY_BENCH_PAYMENTS`` shrink it).
+
+The lag part (tests/bench_lag.py, PostgreSQL only) runs the embedded broker, payments' relay and
+accounts' consumer as processes, measures the maximum posting rate with a burst, then feeds
+``payments.payment.succeeded`` events at half of it and prints the lag from payments' outbox commit
+to the artisan's balance, p50 and p99 (goal: p99 under a second). ``LAG_BENCH_SECONDS`` (25) sets
+the steady feed's length and ``LAG_BENCH_BURST`` (10,000) the burst's size: ``LAG_BENCH_SECONDS=8
+make bench`` for a quicker, rougher p99.
 """
 
 from __future__ import annotations
@@ -79,6 +86,12 @@ def main() -> None:
     from tests import bench_ledger
 
     bench_ledger.main()
+    print()
+    # The lag from payments' outbox to the artisan's balance through the real processes, at half
+    # the maximum rate (tests/bench_lag.py).
+    from tests import bench_lag
+
+    bench_lag.main()
     # Reconciliation of a generated settlement file, beside pandas (tests/bench_reconciliation.py).
     from tests import bench_reconciliation
 

@@ -32,6 +32,8 @@ BOOTSTRAP_TIMEOUT_SECONDS = 5.0
 CLOSE_TIMEOUT_SECONDS = 2.0
 # Reconnection attempts to a dead broker back off up to this, never kafka-python's 30 s.
 _RECONNECT_BACKOFF_MAX_MS = 1000
+# The longest a consumer's fetch waits at the broker for new records (see consumer_options).
+CONSUMER_FETCH_WAIT_MS = 100
 
 ALL_TOPICS = ("onboarding.events", "payments.events", "accounts.events")
 
@@ -172,6 +174,12 @@ def consumer_options(
         "heartbeat_interval_ms": max(session_timeout_ms // 5, 500),
         "max_poll_interval_ms": max(session_timeout_ms * 3, 30000),
         "max_poll_records": max_poll_records,
+        # How long the broker may hold a fetch that found nothing new. Kafka answers as soon as a
+        # record arrives, but a broker that holds every fetch for its whole wait (the embedded
+        # one does) adds up to that wait to each event's way to the ledger: kafka-python's 500 ms
+        # alone took half the second a payment may take to reach the artisan's balance. An idle
+        # consumer then asks ten times a second, a request the broker answers from memory.
+        "fetch_max_wait_ms": CONSUMER_FETCH_WAIT_MS,
         "request_timeout_ms": max(session_timeout_ms + 5000, 15000),
         "reconnect_backoff_max_ms": _RECONNECT_BACKOFF_MAX_MS,
         "metadata_max_age_ms": 5000,

@@ -109,6 +109,7 @@ class OutboxRelay:
         topics: list[str],
         batch_size: int = 100,
         poll_interval: float = 0.2,
+        busy_poll_interval: float = 0.02,
         max_backoff: float = 10.0,
         send_timeout: float = 5.0,
         producer_factory: Callable[[], Any] | None = None,
@@ -125,6 +126,10 @@ class OutboxRelay:
         self.topics = topics
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        # After a batch that published rows but did not fill up: events are arriving, and waiting
+        # the whole poll interval for the next ones would add it to each one's way to the
+        # consumers. An idle relay still asks only every ``poll_interval``.
+        self.busy_poll_interval = busy_poll_interval
         self.max_backoff = max_backoff
         self.send_timeout = send_timeout
         self._producer_factory = producer_factory or (
@@ -414,8 +419,10 @@ class OutboxRelay:
                 stop.wait(self._backoff_seconds())
             else:
                 self._consecutive_failures = 0
-                if result.published < self.batch_size:
+                if not result.published:
                     stop.wait(self.poll_interval)
+                elif result.published < self.batch_size:
+                    stop.wait(min(self.busy_poll_interval, self.poll_interval))
         self._drop_producer()
         log.info("outbox relay stopped")
 

@@ -139,6 +139,14 @@ def test_producers_wait_for_every_in_sync_replica_and_are_idempotent(files):
     assert options["enable_idempotence"] is True
 
 
+def test_a_consumer_waits_at_most_a_tenth_of_a_second_for_a_fetch_with_nothing_new():
+    # The embedded broker holds an empty fetch for its whole wait, even when a record arrives
+    # meanwhile: kafka-python's 500 ms would be added to events' way to the ledger.
+    options = consumer_options(KafkaCluster.plaintext("127.0.0.1:9092"), "hirfa-accounts")
+
+    assert options["fetch_max_wait_ms"] == 100
+
+
 class FakeAdmin:
     created: list = []
     options: dict = {}
