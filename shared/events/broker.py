@@ -183,6 +183,10 @@ def consumer_options(
         "request_timeout_ms": max(session_timeout_ms + 5000, 15000),
         "reconnect_backoff_max_ms": _RECONNECT_BACKOFF_MAX_MS,
         "metadata_max_age_ms": 5000,
+        # A consumer never makes a topic by asking for it: a broker that lost its topics would
+        # make them anew with its own default partition count, not the configured one
+        # (``ensure_topics``, run by the relays and by each consumer as it starts, makes them).
+        "allow_auto_create_topics": False,
     }
 
 

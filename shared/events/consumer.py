@@ -651,6 +651,25 @@ class _Rewind(Exception):
     """Internal: back off before the next poll; the partitions were rewound to what must be redone."""
 
 
+def beginnings(consumer: Any, partitions: list[Any]) -> dict[Any, int]:
+    """Where each of ``partitions`` begins now, for those the broker knows. kafka-python raises a
+    KeyError for the whole request when one partition is not in its metadata (a topic made anew
+    with fewer partitions than the assignment names): then each is asked alone. The client's
+    other errors (the broker cannot answer) are raised."""
+    timeout_ms = int(LOOK_TIMEOUT_SECONDS * 1000)
+    try:
+        return dict(consumer.beginning_offsets(partitions, timeout_ms=timeout_ms))
+    except KeyError:
+        pass
+    starts = {}
+    for tp in partitions:
+        try:
+            starts.update(consumer.beginning_offsets([tp], timeout_ms=timeout_ms))
+        except KeyError:
+            continue
+    return starts
+
+
 class PositionGuard:
     """Sends a consumer back to the beginning of every partition whose log it was reading is gone
     (see the module's docstring), and remembers the topic ids it saw in ``broker_topics``."""
@@ -712,15 +731,22 @@ class PositionGuard:
         ]
         self._short = short - {(loss.topic, loss.partition) for loss in rewinds}
         rewound: set[Any] = set()
+        unknown: set[tuple[str, int]] = set()
         if rewinds:
             by_key = {(tp.topic, tp.partition): tp for tp in assigned}
-            rewound = {by_key[(loss.topic, loss.partition)] for loss in rewinds}
-            starts = consumer.beginning_offsets(list(rewound), timeout_ms=int(LOOK_TIMEOUT_SECONDS * 1000))
+            starts = beginnings(consumer, [by_key[(loss.topic, loss.partition)] for loss in rewinds])
+            # A partition the broker does not have now (a topic made anew with fewer partitions,
+            # its assignment not caught up yet) is left as it is and looked at again soon; the
+            # others are rewound.
+            unknown = {(loss.topic, loss.partition) for loss in rewinds if by_key[loss.key] not in starts}
+            rewinds = [loss for loss in rewinds if loss.key not in unknown]
+            rewound = set(starts)
             for tp in rewound:
                 consumer.seek(tp, starts[tp])
             # Committed now, before the ids are recorded: a restart must not find the old offsets
             # again with nothing left to tell they are wrong.
-            commit({tp: starts[tp] for tp in rewound})
+            if starts:
+                commit(starts)
             for loss in rewinds:
                 REWOUND.labels(self.reader, loss.topic, str(loss.reason)).inc()
                 log.warning(
@@ -733,10 +759,13 @@ class PositionGuard:
                         "reason": str(loss.reason),
                     },
                 )
-        self._record(views)
+        # The ids of a partition left unrewound are not recorded: the next look must still see
+        # them changed.
+        self._record([view for view in views if view.key not in unknown])
         self._looked_at = assigned
-        # A partition seen short once is looked at again soon, not at the next interval.
-        self._due_at = time.monotonic() + (self.RETRY_SECONDS if self._short else self.interval_seconds)
+        # A partition seen short once, or not rewound yet, is looked at again soon.
+        again_soon = self._short or unknown
+        self._due_at = time.monotonic() + (self.RETRY_SECONDS if again_soon else self.interval_seconds)
         return rewound
 
     def _remember_from_database(self, topics: set[str]) -> None:

@@ -116,6 +116,10 @@ class Loss:
     from_offset: int
     reason: LossReason
 
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.topic, self.partition)
+
 
 @dataclasses.dataclass(frozen=True)
 class LastAcknowledged:

@@ -402,6 +402,34 @@ def test_the_guard_remembers_the_topic_ids_across_a_restart_and_rewinds_a_topic_
         assert set(session.scalars(sa.select(PaymentsBrokerTopic.topic_id))) == {"topic-2"}
 
 
+def test_a_partition_the_broker_no_longer_has_is_looked_at_again_and_the_others_are_rewound(payments_app):
+    """A topic made anew with fewer partitions than the assignment names: kafka-python's
+    beginning_offsets raises KeyError for the whole request. What the broker has is rewound; the
+    missing partition keeps its old ids on record, so a later look still sees it changed."""
+    context = payments_app.extensions["hirfa"]
+    guard = guard_for(context)
+    before = FakeGroupConsumer(positions={0: 5, 1: 7}, ends={0: 5, 1: 9})
+    guard.check(before, before.committed.append)
+
+    class FewerPartitions(FakeGroupConsumer):
+        def beginning_offsets(self, partitions, timeout_ms=None):
+            if TopicPartition(TOPIC, 1) in partitions:
+                raise KeyError(TopicPartition(TOPIC, 1))
+            return super().beginning_offsets(partitions, timeout_ms)
+
+    after = FewerPartitions(positions={0: 5, 1: 7}, ends={0: 3, 1: 3}, topic_id="topic-2")
+    assert guard.check(after, after.committed.append) == {TopicPartition(TOPIC, 0)}
+    assert after.committed == [{TopicPartition(TOPIC, 0): 0}]
+    assert after.positions[TopicPartition(TOPIC, 1)] == 7
+    assert guard.due(after) is False  # soon, not at once
+
+    # Once the broker has the partition again, the next look rewinds it too.
+    healed = FakeGroupConsumer(positions={0: 0, 1: 7}, ends={0: 3, 1: 3}, topic_id="topic-2")
+    guard._due_at = 0.0
+    assert guard.check(healed, healed.committed.append) == {TopicPartition(TOPIC, 1)}
+    assert healed.committed == [{TopicPartition(TOPIC, 1): 0}]
+
+
 def test_a_high_watermark_that_dips_once_and_recovers_rewinds_nothing(payments_app):
     guard = guard_for(payments_app.extensions["hirfa"])
     consumer = FakeGroupConsumer(positions={0: 18}, ends={0: 10})
