@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from services.accounts.adapters.orm import LedgerAccount, PayoutDestination
 from services.accounts.adapters.orm import OutboxMessage as AccountsOutbox
 from services.accounts.cli import _handlers as accounts_cli_handlers
+from services.accounts.config import AccountsConfig
 from services.accounts.service_layer.projections import make_handlers as make_accounts_handlers
 from services.payments.service_layer.projections import HANDLERS as PAYMENTS_HANDLERS
 from shared.auth.scopes import Role
@@ -255,11 +256,15 @@ def test_the_consume_commands_wire_every_onboarding_event():
     assert set(PAYMENTS_HANDLERS) - onboarding_handled == {"accounts.ledger.entry_posted"}
     # A restricted artisan (an erasure request) is no longer paid; what the ledger owes them stays
     # theirs to be paid out, so accounts has nothing to do with the restriction.
-    assert {t for t in accounts_cli_handlers() if t.startswith("onboarding.")} == ALL_ONBOARDING_TYPES - {
-        "onboarding.artisan.processing_restricted"
-    }
+    assert {
+        t
+        for t in accounts_cli_handlers(AccountsConfig(service_name="accounts"))
+        if t.startswith("onboarding.")
+    } == ALL_ONBOARDING_TYPES - {"onboarding.artisan.processing_restricted"}
     # …and accounts posts every money movement of payments.
-    assert {t for t in accounts_cli_handlers() if t.startswith("payments.")} == {
+    assert {
+        t for t in accounts_cli_handlers(AccountsConfig(service_name="accounts")) if t.startswith("payments.")
+    } == {
         "payments.payment.succeeded",
         "payments.refund.succeeded",
         "payments.dispute.opened",
