@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 from services.accounts.adapters.orm import (
     ArtisanLimits,
     IssuedStatement,
-    JournalEntry,
     JournalLine,
     LedgerAccount,
     Payout,
@@ -29,6 +28,7 @@ from services.accounts.adapters.orm import (
     PayoutSchedule,
 )
 from services.accounts.domain.ledger import shown_balance
+from services.accounts.service_layer.statements import statement_lines
 from shared.db import UnitOfWork
 from shared.events import Event, parse_time
 
@@ -115,21 +115,7 @@ def artisan_personal_data(uow: UnitOfWork, artisan_id: str) -> dict[str, Any]:
 
 def _statement(session: Session, account: LedgerAccount) -> dict[str, Any]:
     """One ledger account with all its lines, oldest first, from the artisan's point of view."""
-    rows = session.execute(
-        sa.select(
-            JournalLine.id,
-            JournalLine.amount,
-            JournalLine.balance_after,
-            JournalEntry.id,
-            JournalEntry.posted_at,
-            JournalEntry.cause,
-            JournalEntry.cause_id,
-            JournalEntry.description,
-        )
-        .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-        .where(JournalLine.account_id == account.id)
-        .order_by(JournalLine.id)
-    ).all()
+    rows = session.execute(statement_lines(account.id).order_by(JournalLine.id)).all()
     side, currency = account.normal_side, account.currency
     return {
         "account": account.kind,

@@ -103,20 +103,7 @@ def artisan_statement(
 
         rows = []
         if after is not None:
-            page_query = (
-                sa.select(
-                    JournalLine.id,
-                    JournalLine.amount,
-                    JournalLine.balance_after,
-                    JournalEntry.id,
-                    JournalEntry.posted_at,
-                    JournalEntry.cause,
-                    JournalEntry.cause_id,
-                    JournalEntry.description,
-                )
-                .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-                .where(JournalLine.account_id == account.id, JournalLine.id > after)
-            )
+            page_query = statement_lines(account.id).where(JournalLine.id > after)
             if before is not None:
                 page_query = page_query.where(JournalLine.id < before)
             rows = session.execute(page_query.order_by(JournalLine.id).limit(limit + 1)).all()
@@ -147,6 +134,25 @@ def artisan_statement(
             "has_more": has_more,
             "next_cursor": items[-1]["id"] if has_more else None,
         }
+
+
+def statement_lines(account_id: str) -> sa.Select:
+    """An account's lines as a statement shows them: each with its running balance and its
+    entry's id, time, cause and description (the caller orders and bounds them)."""
+    return (
+        sa.select(
+            JournalLine.id,
+            JournalLine.amount,
+            JournalLine.balance_after,
+            JournalEntry.id,
+            JournalEntry.posted_at,
+            JournalEntry.cause,
+            JournalEntry.cause_id,
+            JournalEntry.description,
+        )
+        .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
+        .where(JournalLine.account_id == account_id)
+    )
 
 
 def _first_line_posted_from(session: Session, account_id: str, moment: dt.datetime) -> Any:
