@@ -8,6 +8,8 @@ import re
 import time
 
 import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
@@ -492,6 +494,22 @@ def test_every_message_is_translated_and_compiled(lang):
     assert {m.id: m.string for m in compiled if m.id} == {m.id: m.string for m in catalogue if m.id}
 
 
+def test_the_catalogue_template_holds_every_message_of_the_console():
+    """A message added to a page or a view without extracting the catalogues again would show in
+    English whatever the person's language: the template (.pot) must be current with the sources."""
+    with (PROJECT_ROOT / "services/console/babel.cfg").open() as cfg:
+        method_map, options_map = parse_mapping_cfg(cfg)
+    in_sources = {
+        message if isinstance(message, str) else message[0]
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            str(PROJECT_ROOT / "services/console"), method_map, options_map
+        )
+    }
+    template = read_po((TRANSLATIONS / "messages.pot").open("rb"))
+    in_template = {message.id if isinstance(message.id, str) else message.id[0] for message in template}
+    assert in_sources - in_template == set()
+
+
 def test_production_refuses_development_settings():
     with pytest.raises(ConfigError, match="CONSOLE_SECRET_KEY"):
         ConsoleConfig.from_env({"CONSOLE_ENVIRONMENT": "production"})
@@ -793,6 +811,105 @@ def test_the_profile_lists_the_artisans_devices(client, apis):
     html = client.get("/artisans/art_1").data.decode()
     assert 'data-device="dev_phone_1"' in html and "Connecté" in html
     assert 'data-device="dev_lost"' in html and "Déconnecté par Hirfa le" in html
+
+
+def mad(amount: int) -> dict:
+    return {"amount": amount, "currency": "MAD"}
+
+
+def test_the_profile_shows_tiers_bank_accounts_balance_statement_and_payouts(client, apis):
+    onboarding, accounts = apis.onboarding, apis.accounts
+    onboarding.on(
+        "GET",
+        "/v1/artisans/art_1/kyc",
+        {
+            "tier": 2,
+            "limits": {"balance_cap": mad(2_000_000)},
+            "history": [
+                {
+                    "changed_at": "2026-12-01T09:00:00+00:00",
+                    "from_tier": 1,
+                    "to_tier": 2,
+                    "reason_code": "documents_verified",
+                    "actor": "stf_amina",
+                }
+            ],
+        },
+    )
+    onboarding.on(
+        "GET",
+        "/v1/artisans/art_1/bank-accounts",
+        {
+            "data": [
+                {
+                    "id": "ba_1",
+                    "partner_bank": "cih",
+                    "bank_code": "230",
+                    "rib": "230780000000000000000012",
+                    "status": "linked",
+                    "is_default": True,
+                }
+            ]
+        },
+    )
+    accounts.on(
+        "GET",
+        "/v1/artisans/art_1/balance",
+        {"artisan_id": "art_1", "available": mad(45_000), "pending": mad(9_000), "cap": mad(2_000_000)},
+    )
+    accounts.on(
+        "GET",
+        "/v1/artisans/art_1/transactions",
+        {
+            "data": [
+                {
+                    "id": "sl_1",
+                    "posted_at": "2026-12-02T10:00:00+00:00",
+                    "description": "Commande 4412",
+                    "amount": mad(9_000),
+                }
+            ],
+            "has_more": False,
+        },
+    )
+    accounts.on(
+        "GET",
+        "/v1/payouts",
+        {
+            "data": [
+                {
+                    "id": "po_1",
+                    "created_at": "2026-12-03T10:00:00+00:00",
+                    "amount": mad(30_000),
+                    "status": "paid",
+                }
+            ],
+            "has_more": False,
+        },
+    )
+    onboarding.on(
+        "GET",
+        "/v1/staff/stf_amina",
+        {"object": "staff_member", "id": "stf_amina", "name": "Amina Compliance", "roles": ["compliance"]},
+    )
+    sign_in(client, email="salma.operator@hirfa.test")
+    html = client.get("/artisans/art_1").data.decode()
+    # Tiers and their history, by name.
+    tiers = html[html.index('id="tiers-title"') : html.index('id="banks-title"')]
+    assert "20\u202f000,00" in tiers and "1 → 2" in tiers and "Documents vérifiés" in tiers
+    assert "Amina Compliance (stf_amina)" in tiers
+    # The bank account, the balance (its parts named in French) and the statement, the payouts.
+    banks = html[html.index('id="banks-title"') : html.index('id="balance-title"')]
+    assert "cih" in banks and "230780000000000000000012" in banks and "par défaut" in banks
+    balance = html[html.index('id="balance-title"') : html.index('id="payouts-title"')]
+    assert "450,00" in balance and "90,00" in balance and "Commande 4412" in balance
+    assert ">Disponible<" in balance and ">En attente<" in balance and ">Plafond<" in balance
+    payouts = html[html.index('id="payouts-title"') : html.index('id="devices-title"')]
+    assert "300,00" in payouts and "paid" in payouts
+    # Each part asked of its service with the person's own token, the payouts for this artisan.
+    [payouts_call] = [c for c in accounts.calls if c.path == "/v1/payouts"]
+    assert payouts_call.params["artisan_id"] == "art_1"
+    assert {c.token for c in accounts.calls + onboarding.calls} == {"token-of-stf_salma"}
 
 
 def test_a_screening_hit_shows_the_list_entry_beside_the_artisan(client, apis):
