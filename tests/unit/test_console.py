@@ -912,6 +912,52 @@ def test_the_profile_shows_tiers_bank_accounts_balance_statement_and_payouts(cli
     assert {c.token for c in accounts.calls + onboarding.calls} == {"token-of-stf_salma"}
 
 
+def test_a_downgrade_goes_to_onboarding_with_its_reason_and_a_refusal_is_a_message_on_the_profile(
+    client, apis
+):
+    downgrades = []
+    apis.onboarding.on(
+        "POST",
+        "/v1/artisans/art_1/kyc/downgrades",
+        lambda call: downgrades.append(call) or {"artisan_id": "art_1", "tier": 1, "kyc_version": 4},
+    )
+    sign_in(client)
+    page = client.get("/artisans/art_1")
+    html = page.data.decode()
+    # Tier 2: the tiers below it, and onboarding's downgrade reasons in words.
+    assert '<option value="0">0</option><option value="1">1</option></select>' in html
+    assert "Document falsifié" in html
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', html).group(1)
+    form = {"csrf_token": csrf_of(page.data), "idempotency_key": key, "tier": "1", "note": " Faux CIN. "}
+    response = client.post("/artisans/art_1/downgrade", data={**form, "reason_code": "document_forged"})
+    assert response.status_code == 302 and response.headers["Location"] == "/artisans/art_1"
+    [call] = downgrades
+    assert (call.token, call.idempotency_key) == ("token-of-stf_amina", key)
+    assert call.body == {"tier": 1, "reason_code": "document_forged", "note": "Faux CIN."}
+    assert "Rétrogradation enregistrée." in client.get("/artisans/art_1").data.decode()
+
+    # Onboarding's refusal is said on the profile, with a new key for the next attempt.
+    apis.onboarding.on(
+        "POST",
+        "/v1/artisans/art_1/kyc/downgrades",
+        ApiError(422, "validation_error", "reason_code: Must be one of …"),
+    )
+    refused = client.post("/artisans/art_1/downgrade", data={**form, "reason_code": "bored"})
+    html = refused.data.decode()
+    assert refused.status_code == 422 and "La rétrogradation a été refusée : reason_code" in html
+    assert "Youssef Amrani" in html and f'value="{key}"' not in html
+
+    # An operator may not downgrade: no form, and a post is refused before reaching onboarding.
+    client.post("/sign-out", data={"csrf_token": csrf_of(client.get("/").data)})
+    sign_in(client, email="salma.operator@hirfa.test")
+    page = client.get("/artisans/art_1")
+    assert 'action="/artisans/art_1/downgrade"' not in page.data.decode()
+    attempt = client.post(
+        "/artisans/art_1/downgrade", data={**form, "csrf_token": csrf_of(page.data), "reason_code": "other"}
+    )
+    assert attempt.status_code == 403 and len(posts(apis.onboarding)) == 2
+
+
 def test_a_screening_hit_shows_the_list_entry_beside_the_artisan(client, apis):
     hit = {
         **REVIEW,
