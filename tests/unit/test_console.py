@@ -416,6 +416,79 @@ def test_documents_stream_with_no_store(client, apis):
     assert apis.onboarding.closed_streams == ["/v1/artisans/art_1/documents/doc_1/content"]
 
 
+def test_a_pdf_shows_in_a_frame_and_a_type_a_browser_could_run_is_never_served(client, apis):
+    pdf = b"%PDF-1.7\n" + b"scan" * 500
+    apis.onboarding.on(
+        "GET",
+        "/v1/artisans/art_1/documents",
+        {
+            "data": [
+                {"id": "doc_1", "kind": "id_front", "content_type": "image/jpeg", "status": "accepted"},
+                {"id": "doc_2", "kind": "selfie", "content_type": "application/pdf", "status": "accepted"},
+            ]
+        },
+    )
+    apis.onboarding.documents["/v1/artisans/art_1/documents/doc_2/content"] = ("application/pdf", pdf)
+    apis.onboarding.documents["/v1/artisans/art_1/documents/doc_3/content"] = ("text/html", b"<script>")
+    sign_in(client)
+    html = client.get("/reviews/rev_1").data.decode()
+    assert '<img src="/reviews/documents/art_1/doc_1"' in html
+    assert '<iframe src="/reviews/documents/art_1/doc_2"' in html
+    shown = client.get("/reviews/documents/art_1/doc_2")
+    assert shown.status_code == 200 and shown.data == pdf
+    assert shown.headers["Content-Type"] == "application/pdf" and shown.headers["Cache-Control"] == "no-store"
+    assert shown.headers["Content-Disposition"] == "inline"
+    # Anything but JPEG, PNG or PDF is refused, and the download is closed, not read.
+    refused = client.get("/reviews/documents/art_1/doc_3")
+    assert refused.status_code == 415 and b"<script>" not in refused.data
+    assert refused.headers["Cache-Control"] == "no-store"
+    assert apis.onboarding.closed_streams[-2:] == [
+        "/v1/artisans/art_1/documents/doc_2/content",
+        "/v1/artisans/art_1/documents/doc_3/content",
+    ]
+
+
+def test_the_case_page_shows_the_tier_history_and_the_audit_log_by_name(client, apis):
+    apis.onboarding.on(
+        "GET",
+        "/v1/artisans/art_1/kyc",
+        {
+            "tier": 2,
+            "limits": {},
+            "history": [
+                {
+                    "changed_at": "2026-11-30T09:00:00+00:00",
+                    "from_tier": 1,
+                    "to_tier": 2,
+                    "reason_code": "documents_verified",
+                    "actor": "system",
+                }
+            ],
+        },
+    )
+    apis.onboarding.on(
+        "GET",
+        "/v1/artisans/art_1/kyc/audit-log",
+        {
+            "data": [
+                {
+                    "created_at": "2026-12-01T09:00:00+00:00",
+                    "action": "document.downloaded",
+                    "actor": "stf_amina",
+                    "reason_code": None,
+                }
+            ],
+            "has_more": False,
+        },
+    )
+    sign_in(client)
+    html = client.get("/reviews/rev_1").data.decode()
+    history = html[html.index('id="history-title"') :]
+    assert "1 → 2" in history and "Documents vérifiés" in history and "system" in history
+    audit = history[history.index('id="audit-log"') :]
+    assert "document.downloaded" in audit and "Amina Compliance (stf_amina)" in audit and "None" not in audit
+
+
 def test_only_an_id_reaches_a_services_url(client, apis):
     sign_in(client)
     for path in ("/reviews/documents/art_1/..", "/reviews/rev_1%2F..%2F..", "/artisans/art_1%3Fx=1"):
