@@ -135,6 +135,46 @@ def test_a_form_without_the_csrf_token_is_refused(client, apis):
     assert not [call for call in apis.onboarding.calls if call.method == "POST"]
 
 
+def test_every_form_post_of_the_console_needs_its_csrf_token(client, apis, staff_auth):
+    """Not a list of forms kept by hand: every route taking a POST. Signed in, each is a 403 page
+    without the session's token; signed out, so are signing in, enrolling, the language and
+    signing out, and the others send to the sign-in page."""
+    app = client.application
+    targets = sorted(
+        # An id where the rule takes one, the first choice where it takes one of a few.
+        re.sub(r"<(?:\w+:)?\w+>", "x_1", re.sub(r"<any\(([^,)]+)[^>]*>", r"\1", rule.rule))
+        for rule in app.url_map.iter_rules()
+        if "POST" in rule.methods
+    )
+    assert {
+        "/sign-in",
+        "/enrol",
+        "/sign-out",
+        "/language",
+        "/reviews/x_1/decision",
+        "/ledger/adjustments",
+    } <= set(targets)
+    signed_in = app.test_client()
+    sign_in(signed_in)
+    for who in (client, signed_in):
+        for target in targets:
+            for sent in ({}, {"csrf_token": "not-the-sessions-token"}):
+                response = who.post(
+                    target, data={**sent, "email": "amina.compliance@hirfa.test", "note": "x"}
+                )
+                if who is client and target not in ("/sign-in", "/enrol", "/language", "/sign-out"):
+                    assert response.headers.get("Location", "").startswith("/sign-in"), (
+                        target,
+                        response.status_code,
+                    )
+                    continue
+                assert response.status_code == 403, target
+                assert b'data-reason="csrf"' in response.data, target
+    assert not [call for api in (apis.onboarding, apis.payments, apis.accounts) for call in posts(api)]
+    assert staff_auth.signed_out == []  # not even signing out goes through without it
+    assert signed_in.get("/").status_code == 200
+
+
 def test_an_idle_session_ends(client, config, monkeypatch):
     sign_in(client)
     assert client.get("/").status_code == 200
