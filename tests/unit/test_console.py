@@ -1291,6 +1291,36 @@ def test_a_case_is_written_off_with_lines_and_shows_written_off(operator, apis):
     assert 'id="write-off-form"' not in after  # a final case takes no more actions
 
 
+def test_a_write_off_above_the_four_eyes_amount_waits_and_the_case_page_links_its_approval(operator, apis):
+    waiting = {**PENDING, "id": "adj_9", "case_id": "rc_1"}
+    state = {"pending": []}
+
+    def write_off(call):
+        state["pending"] = [waiting]  # accounts keeps the case open until another operator approves
+        return RECON_CASE
+
+    apis.accounts.on("POST", "/v1/reconciliation/cases/rc_1/write-off", write_off)
+    apis.accounts.on(
+        "GET", "/v1/ledger/adjustments", lambda call: {"data": state["pending"], "has_more": False}
+    )
+    page = operator.get("/reconciliation/cases/rc_1")
+    assert 'id="write-off-waiting"' not in page.data.decode()
+    response = operator.post(
+        "/reconciliation/cases/rc_1/write-off",
+        data={"csrf_token": csrf_of(page.data), "idempotency_key": "k2", "reason": "large", **LINES_FORM},
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/reconciliation/cases/rc_1"
+    html = operator.get("/reconciliation/cases/rc_1").data.decode()
+    assert "attend l’approbation d’un autre opérateur (règle du double contrôle)" in html
+    waiting_notice = html[html.index('id="write-off-waiting"') :]
+    assert 'href="/ledger/adjustments"' in waiting_notice and "adj_9" in waiting_notice
+    assert 'data-state="open"' in html
+    [asked] = [
+        c for c in apis.accounts.calls if c.path == "/v1/ledger/adjustments" and c.params.get("case_id")
+    ][-1:]
+    assert (asked.params["case_id"], asked.params["status"]) == ("rc_1", "pending_approval")
+
+
 def test_assign_note_and_resolve_send_what_accounts_expects(operator, apis):
     sent = []
     for action in ("assign", "note", "resolve"):
