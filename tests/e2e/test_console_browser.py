@@ -793,6 +793,24 @@ def test_arabic_renders_right_to_left(stack, browser, shots):
     shots(page, "sign-in-arabic")
 
 
+def test_a_signed_in_operator_works_in_arabic_right_to_left(stack, people, shots):
+    salma = people.page(SALMA)  # a context of its own: the others stay in French
+    salma.goto(f"{stack.console_url}/ledger")
+    salma.click("button[lang=ar]")
+    salma.wait_for_url(f"{stack.console_url}/ledger")
+    assert (salma.get_attribute("html", "lang"), salma.get_attribute("html", "dir")) == ("ar", "rtl")
+    assert salma.inner_text("h1") == "دفتر الأستاذ"
+    # The navigation reads from the right: the dashboard's link right of the ledger's.
+    dashboard = salma.locator("nav >> text=لوحة القيادة").bounding_box()
+    ledger = salma.locator("nav >> text=دفتر الأستاذ").bounding_box()
+    assert dashboard["x"] > ledger["x"]
+    assert critical_violations(salma, AXE.read_text(encoding="utf-8")) == []
+    shots(salma, "ledger-arabic")
+    salma.click("nav >> text=لوحة القيادة")
+    assert salma.get_attribute("html", "dir") == "rtl" and salma.locator("svg").count() >= 1
+    shots(salma, "dashboard-arabic")
+
+
 MAIN_PAGES = {
     AMINA: ["/", "/reviews", "/artisans"],
     SALMA: [
