@@ -833,8 +833,13 @@ def test_no_critical_accessibility_violations_on_the_main_pages(stack, browser, 
     page = new_page(browser)
     page.goto(f"{stack.console_url}/sign-in")
     problems["/sign-in"] = critical_violations(page, axe)
+    blocked: list[str] = []  # what the strict Content-Security-Policy refused: nothing, or a page broke
     for email, paths in MAIN_PAGES.items():
         page = people.page(email)
+        page.on(
+            "console",
+            lambda message: "Content Security Policy" in message.text and blocked.append(message.text),
+        )
         if email == AMINA:
             # An open case (with its decision form), and that artisan's profile.
             waiting = artisan_at_tier_2(stack, "Zineb Lahlou", b"a11y")
@@ -851,6 +856,7 @@ def test_no_critical_accessibility_violations_on_the_main_pages(stack, browser, 
         if email == AMINA:
             the_decision_form_is_worked_with_the_keyboard_alone(page, f"{stack.console_url}{paths[-2]}")
     assert {where: found for where, found in problems.items() if found} == {}
+    assert blocked == []
 
 
 def the_decision_form_is_worked_with_the_keyboard_alone(page, case_url: str) -> None:
