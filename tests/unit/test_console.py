@@ -16,7 +16,7 @@ from babel.messages.pofile import read_po
 from services.console.adapters.hirfa_api import ApiError
 from services.console.app import create_app
 from services.console.config import ConsoleConfig
-from services.console.web import charts, labels, people, reconciliation, reviews
+from services.console.web import charts, dashboard, labels, people, reconciliation, reviews
 from services.console.web.sessions import seal, session_key, unseal
 from shared.config import PROJECT_ROOT, ConfigError
 from tests.console_fakes import CODE, PASSWORD, FakeStaffAuth, fake_apis
@@ -685,8 +685,11 @@ def figures(sent: int, paid: int, failed: int) -> dict:
 
 
 @pytest.fixture
-def dashboard_apis(apis):
-    now = dt.datetime.now(dt.UTC)
+def dashboard_apis(apis, monkeypatch):
+    # A Wednesday: on a Monday (in Casablanca), today and this week start at the same midnight and
+    # the week's figures are the day's.
+    now = dt.datetime(2026, 12, 9, 10, 30, tzinfo=dt.UTC)
+    monkeypatch.setattr(dashboard, "current_time", lambda: now)
     apis.payments.on(
         "GET",
         "/v1/back-office/payment-stats",
