@@ -516,6 +516,7 @@ def test_an_operator_writes_off_a_reconciliation_case(stack, people, shots):
     # capture's, beside any payment of earlier tests the file does not name.
     assert salma.locator(f"#run-cases tbody tr[data-case]:has-text('{payment_id}')").count() == 1
     shots(salma, "reconciliation-run")
+    assert critical_violations(salma, axe) == []
     salma.click(f"#run-cases tr:has-text('{payment_id}') a.open-case")
     assert salma.get_attribute("#case-state", "data-state") == "open"
     assert payment_id in salma.inner_text("#case-items")
@@ -750,6 +751,7 @@ def test_a_new_staff_member_enrols_with_the_qr_code_then_signs_in(stack, browser
     page.wait_for_url(f"{stack.console_url}/enrol")
     assert page.locator(".qr svg").count() == 1
     shots(page, "enrolment")
+    assert critical_violations(page, AXE.read_text(encoding="utf-8")) == []
     secret = page.inner_text("code.secret").strip()
     page.reload()  # the same secret, not a new one, until it is confirmed
     assert page.inner_text("code.secret").strip() == secret
@@ -791,6 +793,24 @@ def test_arabic_renders_right_to_left(stack, browser, shots):
     shots(page, "sign-in-arabic")
 
 
+def test_a_signed_in_operator_works_in_arabic_right_to_left(stack, people, shots):
+    salma = people.page(SALMA)  # a context of its own: the others stay in French
+    salma.goto(f"{stack.console_url}/ledger")
+    salma.click("button[lang=ar]")
+    salma.wait_for_url(f"{stack.console_url}/ledger")
+    assert (salma.get_attribute("html", "lang"), salma.get_attribute("html", "dir")) == ("ar", "rtl")
+    assert salma.inner_text("h1") == "دفتر الأستاذ"
+    # The navigation reads from the right: the dashboard's link right of the ledger's.
+    dashboard = salma.locator("nav >> text=لوحة القيادة").bounding_box()
+    ledger = salma.locator("nav >> text=دفتر الأستاذ").bounding_box()
+    assert dashboard["x"] > ledger["x"]
+    assert critical_violations(salma, AXE.read_text(encoding="utf-8")) == []
+    shots(salma, "ledger-arabic")
+    salma.click("nav >> text=لوحة القيادة")
+    assert salma.get_attribute("html", "dir") == "rtl" and salma.locator("svg").count() >= 1
+    shots(salma, "dashboard-arabic")
+
+
 MAIN_PAGES = {
     AMINA: ["/", "/reviews", "/artisans"],
     SALMA: [
@@ -813,8 +833,13 @@ def test_no_critical_accessibility_violations_on_the_main_pages(stack, browser, 
     page = new_page(browser)
     page.goto(f"{stack.console_url}/sign-in")
     problems["/sign-in"] = critical_violations(page, axe)
+    blocked: list[str] = []  # what the strict Content-Security-Policy refused: nothing, or a page broke
     for email, paths in MAIN_PAGES.items():
         page = people.page(email)
+        page.on(
+            "console",
+            lambda message: "Content Security Policy" in message.text and blocked.append(message.text),
+        )
         if email == AMINA:
             # An open case (with its decision form), and that artisan's profile.
             waiting = artisan_at_tier_2(stack, "Zineb Lahlou", b"a11y")
@@ -828,7 +853,44 @@ def test_no_critical_accessibility_violations_on_the_main_pages(stack, browser, 
         for path in paths:
             page.goto(f"{stack.console_url}{path}")
             problems[f"{email} {path}"] = critical_violations(page, axe)
+        if email == AMINA:
+            the_decision_form_is_worked_with_the_keyboard_alone(page, f"{stack.console_url}{paths[-2]}")
     assert {where: found for where, found in problems.items() if found} == {}
+    assert blocked == []
+
+
+def the_decision_form_is_worked_with_the_keyboard_alone(page, case_url: str) -> None:
+    """From the top of an open case page: the skip link, then Tab to the decision, each focused
+    control visibly outlined; the arrow keys choose among the decisions and the reasons."""
+
+    def focused(expression: str = "id") -> str:
+        return page.evaluate(f"document.activeElement.{expression}")
+
+    def outlined() -> bool:
+        return page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+
+    page.goto(case_url)
+    page.keyboard.press("Tab")
+    assert focused("className") == "skip" and outlined()
+    page.keyboard.press("Enter")  # to the page's content, past the header and its navigation
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.closest('header') === null")
+        if focused() == "decision-approve":
+            break
+    else:
+        pytest.fail("the decision form cannot be reached with the Tab key")
+    assert outlined()
+    page.keyboard.press("ArrowRight")
+    assert page.is_checked("#decision-reject") and focused() == "decision-reject"
+    page.keyboard.press("Tab")
+    assert focused() == "reason_code" and outlined()
+    page.keyboard.press("End")
+    assert page.eval_on_selector("#reason_code", "select => select.value") == "other"
+    page.keyboard.press("Tab")
+    assert focused() == "note" and outlined()
+    page.keyboard.press("Tab")
+    assert focused() == "decide" and outlined()
 
 
 def critical_violations(page, axe_source: str) -> list[str]:

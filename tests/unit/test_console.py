@@ -8,13 +8,15 @@ import re
 import time
 
 import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from services.console.adapters.hirfa_api import ApiError
 from services.console.app import create_app
 from services.console.config import ConsoleConfig
-from services.console.web import charts, labels, people, reconciliation, reviews
+from services.console.web import charts, dashboard, labels, people, reconciliation, reviews
 from services.console.web.sessions import seal, session_key, unseal
 from shared.config import PROJECT_ROOT, ConfigError
 from tests.console_fakes import CODE, PASSWORD, FakeStaffAuth, fake_apis
@@ -131,6 +133,46 @@ def test_a_form_without_the_csrf_token_is_refused(client, apis):
     )
     assert forged.status_code == 403 and b'data-reason="csrf"' in forged.data
     assert not [call for call in apis.onboarding.calls if call.method == "POST"]
+
+
+def test_every_form_post_of_the_console_needs_its_csrf_token(client, apis, staff_auth):
+    """Not a list of forms kept by hand: every route taking a POST. Signed in, each is a 403 page
+    without the session's token; signed out, so are signing in, enrolling, the language and
+    signing out, and the others send to the sign-in page."""
+    app = client.application
+    targets = sorted(
+        # An id where the rule takes one, the first choice where it takes one of a few.
+        re.sub(r"<(?:\w+:)?\w+>", "x_1", re.sub(r"<any\(([^,)]+)[^>]*>", r"\1", rule.rule))
+        for rule in app.url_map.iter_rules()
+        if "POST" in rule.methods
+    )
+    assert {
+        "/sign-in",
+        "/enrol",
+        "/sign-out",
+        "/language",
+        "/reviews/x_1/decision",
+        "/ledger/adjustments",
+    } <= set(targets)
+    signed_in = app.test_client()
+    sign_in(signed_in)
+    for who in (client, signed_in):
+        for target in targets:
+            for sent in ({}, {"csrf_token": "not-the-sessions-token"}):
+                response = who.post(
+                    target, data={**sent, "email": "amina.compliance@hirfa.test", "note": "x"}
+                )
+                if who is client and target not in ("/sign-in", "/enrol", "/language", "/sign-out"):
+                    assert response.headers.get("Location", "").startswith("/sign-in"), (
+                        target,
+                        response.status_code,
+                    )
+                    continue
+                assert response.status_code == 403, target
+                assert b'data-reason="csrf"' in response.data, target
+    assert not [call for api in (apis.onboarding, apis.payments, apis.accounts) for call in posts(api)]
+    assert staff_auth.signed_out == []  # not even signing out goes through without it
+    assert signed_in.get("/").status_code == 200
 
 
 def test_an_idle_session_ends(client, config, monkeypatch):
@@ -414,6 +456,79 @@ def test_documents_stream_with_no_store(client, apis):
     assert apis.onboarding.closed_streams == ["/v1/artisans/art_1/documents/doc_1/content"]
 
 
+def test_a_pdf_shows_in_a_frame_and_a_type_a_browser_could_run_is_never_served(client, apis):
+    pdf = b"%PDF-1.7\n" + b"scan" * 500
+    apis.onboarding.on(
+        "GET",
+        "/v1/artisans/art_1/documents",
+        {
+            "data": [
+                {"id": "doc_1", "kind": "id_front", "content_type": "image/jpeg", "status": "accepted"},
+                {"id": "doc_2", "kind": "selfie", "content_type": "application/pdf", "status": "accepted"},
+            ]
+        },
+    )
+    apis.onboarding.documents["/v1/artisans/art_1/documents/doc_2/content"] = ("application/pdf", pdf)
+    apis.onboarding.documents["/v1/artisans/art_1/documents/doc_3/content"] = ("text/html", b"<script>")
+    sign_in(client)
+    html = client.get("/reviews/rev_1").data.decode()
+    assert '<img src="/reviews/documents/art_1/doc_1"' in html
+    assert '<iframe src="/reviews/documents/art_1/doc_2"' in html
+    shown = client.get("/reviews/documents/art_1/doc_2")
+    assert shown.status_code == 200 and shown.data == pdf
+    assert shown.headers["Content-Type"] == "application/pdf" and shown.headers["Cache-Control"] == "no-store"
+    assert shown.headers["Content-Disposition"] == "inline"
+    # Anything but JPEG, PNG or PDF is refused, and the download is closed, not read.
+    refused = client.get("/reviews/documents/art_1/doc_3")
+    assert refused.status_code == 415 and b"<script>" not in refused.data
+    assert refused.headers["Cache-Control"] == "no-store"
+    assert apis.onboarding.closed_streams[-2:] == [
+        "/v1/artisans/art_1/documents/doc_2/content",
+        "/v1/artisans/art_1/documents/doc_3/content",
+    ]
+
+
+def test_the_case_page_shows_the_tier_history_and_the_audit_log_by_name(client, apis):
+    apis.onboarding.on(
+        "GET",
+        "/v1/artisans/art_1/kyc",
+        {
+            "tier": 2,
+            "limits": {},
+            "history": [
+                {
+                    "changed_at": "2026-11-30T09:00:00+00:00",
+                    "from_tier": 1,
+                    "to_tier": 2,
+                    "reason_code": "documents_verified",
+                    "actor": "system",
+                }
+            ],
+        },
+    )
+    apis.onboarding.on(
+        "GET",
+        "/v1/artisans/art_1/kyc/audit-log",
+        {
+            "data": [
+                {
+                    "created_at": "2026-12-01T09:00:00+00:00",
+                    "action": "document.downloaded",
+                    "actor": "stf_amina",
+                    "reason_code": None,
+                }
+            ],
+            "has_more": False,
+        },
+    )
+    sign_in(client)
+    html = client.get("/reviews/rev_1").data.decode()
+    history = html[html.index('id="history-title"') :]
+    assert "1 → 2" in history and "Documents vérifiés" in history and "system" in history
+    audit = history[history.index('id="audit-log"') :]
+    assert "document.downloaded" in audit and "Amina Compliance (stf_amina)" in audit and "None" not in audit
+
+
 def test_only_an_id_reaches_a_services_url(client, apis):
     sign_in(client)
     for path in ("/reviews/documents/art_1/..", "/reviews/rev_1%2F..%2F..", "/artisans/art_1%3Fx=1"):
@@ -492,6 +607,22 @@ def test_every_message_is_translated_and_compiled(lang):
     assert {m.id: m.string for m in compiled if m.id} == {m.id: m.string for m in catalogue if m.id}
 
 
+def test_the_catalogue_template_holds_every_message_of_the_console():
+    """A message added to a page or a view without extracting the catalogues again would show in
+    English whatever the person's language: the template (.pot) must be current with the sources."""
+    with (PROJECT_ROOT / "services/console/babel.cfg").open() as cfg:
+        method_map, options_map = parse_mapping_cfg(cfg)
+    in_sources = {
+        message if isinstance(message, str) else message[0]
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            str(PROJECT_ROOT / "services/console"), method_map, options_map
+        )
+    }
+    template = read_po((TRANSLATIONS / "messages.pot").open("rb"))
+    in_template = {message.id if isinstance(message.id, str) else message.id[0] for message in template}
+    assert in_sources - in_template == set()
+
+
 def test_production_refuses_development_settings():
     with pytest.raises(ConfigError, match="CONSOLE_SECRET_KEY"):
         ConsoleConfig.from_env({"CONSOLE_ENVIRONMENT": "production"})
@@ -554,8 +685,11 @@ def figures(sent: int, paid: int, failed: int) -> dict:
 
 
 @pytest.fixture
-def dashboard_apis(apis):
-    now = dt.datetime.now(dt.UTC)
+def dashboard_apis(apis, monkeypatch):
+    # A Wednesday: on a Monday (in Casablanca), today and this week start at the same midnight and
+    # the week's figures are the day's.
+    now = dt.datetime(2026, 12, 9, 10, 30, tzinfo=dt.UTC)
+    monkeypatch.setattr(dashboard, "current_time", lambda: now)
     apis.payments.on(
         "GET",
         "/v1/back-office/payment-stats",
@@ -795,6 +929,151 @@ def test_the_profile_lists_the_artisans_devices(client, apis):
     assert 'data-device="dev_lost"' in html and "Déconnecté par Hirfa le" in html
 
 
+def mad(amount: int) -> dict:
+    return {"amount": amount, "currency": "MAD"}
+
+
+def test_the_profile_shows_tiers_bank_accounts_balance_statement_and_payouts(client, apis):
+    onboarding, accounts = apis.onboarding, apis.accounts
+    onboarding.on(
+        "GET",
+        "/v1/artisans/art_1/kyc",
+        {
+            "tier": 2,
+            "limits": {"balance_cap": mad(2_000_000)},
+            "history": [
+                {
+                    "changed_at": "2026-12-01T09:00:00+00:00",
+                    "from_tier": 1,
+                    "to_tier": 2,
+                    "reason_code": "documents_verified",
+                    "actor": "stf_amina",
+                }
+            ],
+        },
+    )
+    onboarding.on(
+        "GET",
+        "/v1/artisans/art_1/bank-accounts",
+        {
+            "data": [
+                {
+                    "id": "ba_1",
+                    "partner_bank": "cih",
+                    "bank_code": "230",
+                    "rib": "230780000000000000000012",
+                    "status": "linked",
+                    "is_default": True,
+                }
+            ]
+        },
+    )
+    accounts.on(
+        "GET",
+        "/v1/artisans/art_1/balance",
+        {"artisan_id": "art_1", "available": mad(45_000), "pending": mad(9_000), "cap": mad(2_000_000)},
+    )
+    accounts.on(
+        "GET",
+        "/v1/artisans/art_1/transactions",
+        {
+            "data": [
+                {
+                    "id": "sl_1",
+                    "posted_at": "2026-12-02T10:00:00+00:00",
+                    "description": "Commande 4412",
+                    "amount": mad(9_000),
+                }
+            ],
+            "has_more": False,
+        },
+    )
+    accounts.on(
+        "GET",
+        "/v1/payouts",
+        {
+            "data": [
+                {
+                    "id": "po_1",
+                    "created_at": "2026-12-03T10:00:00+00:00",
+                    "amount": mad(30_000),
+                    "status": "paid",
+                }
+            ],
+            "has_more": False,
+        },
+    )
+    onboarding.on(
+        "GET",
+        "/v1/staff/stf_amina",
+        {"object": "staff_member", "id": "stf_amina", "name": "Amina Compliance", "roles": ["compliance"]},
+    )
+    sign_in(client, email="salma.operator@hirfa.test")
+    html = client.get("/artisans/art_1").data.decode()
+    # Tiers and their history, by name.
+    tiers = html[html.index('id="tiers-title"') : html.index('id="banks-title"')]
+    assert "20\u202f000,00" in tiers and "1 → 2" in tiers and "Documents vérifiés" in tiers
+    assert "Amina Compliance (stf_amina)" in tiers
+    # The bank account, the balance (its parts named in French) and the statement, the payouts.
+    banks = html[html.index('id="banks-title"') : html.index('id="balance-title"')]
+    assert "cih" in banks and "230780000000000000000012" in banks and "par défaut" in banks
+    balance = html[html.index('id="balance-title"') : html.index('id="payouts-title"')]
+    assert "450,00" in balance and "90,00" in balance and "Commande 4412" in balance
+    assert ">Disponible<" in balance and ">En attente<" in balance and ">Plafond<" in balance
+    payouts = html[html.index('id="payouts-title"') : html.index('id="devices-title"')]
+    assert "300,00" in payouts and "paid" in payouts
+    # Each part asked of its service with the person's own token, the payouts for this artisan.
+    [payouts_call] = [c for c in accounts.calls if c.path == "/v1/payouts"]
+    assert payouts_call.params["artisan_id"] == "art_1"
+    assert {c.token for c in accounts.calls + onboarding.calls} == {"token-of-stf_salma"}
+
+
+def test_a_downgrade_goes_to_onboarding_with_its_reason_and_a_refusal_is_a_message_on_the_profile(
+    client, apis
+):
+    downgrades = []
+    apis.onboarding.on(
+        "POST",
+        "/v1/artisans/art_1/kyc/downgrades",
+        lambda call: downgrades.append(call) or {"artisan_id": "art_1", "tier": 1, "kyc_version": 4},
+    )
+    sign_in(client)
+    page = client.get("/artisans/art_1")
+    html = page.data.decode()
+    # Tier 2: the tiers below it, and onboarding's downgrade reasons in words.
+    assert '<option value="0">0</option><option value="1">1</option></select>' in html
+    assert "Document falsifié" in html
+    key = re.search(r'name="idempotency_key" value="([^"]+)"', html).group(1)
+    form = {"csrf_token": csrf_of(page.data), "idempotency_key": key, "tier": "1", "note": " Faux CIN. "}
+    response = client.post("/artisans/art_1/downgrade", data={**form, "reason_code": "document_forged"})
+    assert response.status_code == 302 and response.headers["Location"] == "/artisans/art_1"
+    [call] = downgrades
+    assert (call.token, call.idempotency_key) == ("token-of-stf_amina", key)
+    assert call.body == {"tier": 1, "reason_code": "document_forged", "note": "Faux CIN."}
+    assert "Rétrogradation enregistrée." in client.get("/artisans/art_1").data.decode()
+
+    # Onboarding's refusal is said on the profile, with a new key for the next attempt.
+    apis.onboarding.on(
+        "POST",
+        "/v1/artisans/art_1/kyc/downgrades",
+        ApiError(422, "validation_error", "reason_code: Must be one of …"),
+    )
+    refused = client.post("/artisans/art_1/downgrade", data={**form, "reason_code": "bored"})
+    html = refused.data.decode()
+    assert refused.status_code == 422 and "La rétrogradation a été refusée : reason_code" in html
+    assert "Youssef Amrani" in html and f'value="{key}"' not in html
+
+    # An operator may not downgrade: no form, and a post is refused before reaching onboarding.
+    client.post("/sign-out", data={"csrf_token": csrf_of(client.get("/").data)})
+    sign_in(client, email="salma.operator@hirfa.test")
+    page = client.get("/artisans/art_1")
+    assert 'action="/artisans/art_1/downgrade"' not in page.data.decode()
+    attempt = client.post(
+        "/artisans/art_1/downgrade", data={**form, "csrf_token": csrf_of(page.data), "reason_code": "other"}
+    )
+    assert attempt.status_code == 403 and len(posts(apis.onboarding)) == 2
+
+
 def test_a_screening_hit_shows_the_list_entry_beside_the_artisan(client, apis):
     hit = {
         **REVIEW,
@@ -1013,6 +1292,36 @@ def test_a_case_is_written_off_with_lines_and_shows_written_off(operator, apis):
     after = operator.get("/reconciliation/cases/rc_1").data.decode()
     assert 'data-state="written_off"' in after and "Passé en perte" in after
     assert 'id="write-off-form"' not in after  # a final case takes no more actions
+
+
+def test_a_write_off_above_the_four_eyes_amount_waits_and_the_case_page_links_its_approval(operator, apis):
+    waiting = {**PENDING, "id": "adj_9", "case_id": "rc_1"}
+    state = {"pending": []}
+
+    def write_off(call):
+        state["pending"] = [waiting]  # accounts keeps the case open until another operator approves
+        return RECON_CASE
+
+    apis.accounts.on("POST", "/v1/reconciliation/cases/rc_1/write-off", write_off)
+    apis.accounts.on(
+        "GET", "/v1/ledger/adjustments", lambda call: {"data": state["pending"], "has_more": False}
+    )
+    page = operator.get("/reconciliation/cases/rc_1")
+    assert 'id="write-off-waiting"' not in page.data.decode()
+    response = operator.post(
+        "/reconciliation/cases/rc_1/write-off",
+        data={"csrf_token": csrf_of(page.data), "idempotency_key": "k2", "reason": "large", **LINES_FORM},
+    )
+    assert response.status_code == 302 and response.headers["Location"] == "/reconciliation/cases/rc_1"
+    html = operator.get("/reconciliation/cases/rc_1").data.decode()
+    assert "attend l’approbation d’un autre opérateur (règle du double contrôle)" in html
+    waiting_notice = html[html.index('id="write-off-waiting"') :]
+    assert 'href="/ledger/adjustments"' in waiting_notice and "adj_9" in waiting_notice
+    assert 'data-state="open"' in html
+    [asked] = [
+        c for c in apis.accounts.calls if c.path == "/v1/ledger/adjustments" and c.params.get("case_id")
+    ][-1:]
+    assert (asked.params["case_id"], asked.params["status"]) == ("rc_1", "pending_approval")
 
 
 def test_assign_note_and_resolve_send_what_accounts_expects(operator, apis):
