@@ -40,8 +40,7 @@ AMINA, YOUSSEF, SALMA, KARIM = (
 if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
     pytest.skip("no Chromium: `make browsers` installs it", allow_module_level=True)
 
-sync_api = pytest.importorskip("playwright.sync_api")
-
+from playwright import sync_api  # noqa: E402 - a dev dependency: missing, the module fails, never skips
 
 # --- the stack, with staff sign-in ----------------------------------------------------------------
 

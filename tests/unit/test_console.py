@@ -1017,11 +1017,12 @@ def test_the_profile_shows_tiers_bank_accounts_balance_statement_and_payouts(cli
     # The bank account, the balance (its parts named in French) and the statement, the payouts.
     banks = html[html.index('id="banks-title"') : html.index('id="balance-title"')]
     assert "cih" in banks and "230780000000000000000012" in banks and "par défaut" in banks
+    assert "Rattaché" in banks and "linked" not in banks  # its status in words, not the API's code
     balance = html[html.index('id="balance-title"') : html.index('id="payouts-title"')]
     assert "450,00" in balance and "90,00" in balance and "Commande 4412" in balance
     assert ">Disponible<" in balance and ">En attente<" in balance and ">Plafond<" in balance
     payouts = html[html.index('id="payouts-title"') : html.index('id="devices-title"')]
-    assert "300,00" in payouts and "paid" in payouts
+    assert "300,00" in payouts and "Versé" in payouts and "paid" not in payouts
     # Each part asked of its service with the person's own token, the payouts for this artisan.
     [payouts_call] = [c for c in accounts.calls if c.path == "/v1/payouts"]
     assert payouts_call.params["artisan_id"] == "art_1"

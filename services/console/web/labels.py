@@ -96,6 +96,32 @@ FAMILY_LABELS = {
         "adjustment": N_("By an adjustment"),
         "noted": N_("With a note"),
     },
+    "artisan": {
+        "active": N_("Active"),
+        "rejected": N_("Rejected"),
+        "suspended": N_("Suspended"),
+    },
+    "screening": {
+        "pending": N_("Not screened yet"),
+        "clear": N_("Clear"),
+        "hit": N_("Possible match, for compliance"),
+    },
+    "bank_account": {
+        "pending": N_("Being opened by the bank"),
+        "pending_review": N_("Waiting for a review"),
+        "linked": N_("Linked"),
+        "opened": N_("Opened by the bank"),
+        "rejected": N_("Rejected"),
+        "refused": N_("Refused by the bank"),
+        "closed": N_("Closed"),
+    },
+    "payout": {
+        "pending": N_("To send"),
+        "in_transit": N_("Sent to the bank"),
+        "paid": N_("Paid out"),
+        "failed": N_("Failed at the bank"),
+        "returned": N_("Returned by the bank"),
+    },
     "adjustment": {
         "pending_approval": N_("Waiting for approval"),
         "posted": N_("Posted"),
