@@ -12,7 +12,8 @@ account's lines in id order always run from 0 to its stored balance.
 
 A batch of entries (``service_layer/payment_batches.py``) does the same in about as many statements
 as one entry: ``lock_for_batch`` locks all their accounts at once, in the same order, and
-``write_entries`` writes every entry, line and balance together.
+``write_entries`` writes entries, lines and balances together (a batch writes its entries with
+the lines of the accounts it locked first, then the other lines once their accounts are locked).
 """
 
 from __future__ import annotations
@@ -630,14 +631,22 @@ _MOVED_BALANCES = (
 
 @functools.cache
 def _batch_write_sql(
-    entry_shape: tuple[tuple[str, bool], ...], line_shape: tuple[tuple[str, bool], ...], dialect: Any
+    entry_shape: tuple[tuple[str, bool], ...] | None,
+    line_shape: tuple[tuple[str, bool], ...],
+    dialect: Any,
+    other: tuple[sa.Table, tuple[tuple[str, bool], ...]] | None = None,
 ) -> str:
-    """PostgreSQL: the entries and their lines as data-modifying CTEs of the balances' UPDATE, one
-    statement (the lines' foreign keys are checked at its end, once the entries are in), as driver
-    SQL with binary array parameters (``shared.bulk_sql``)."""
-    entries = insert_from_arrays(JournalEntry.__table__, entry_shape, dialect)
-    lines = insert_from_arrays(JournalLine.__table__, line_shape, dialect)
-    return f"WITH new_entries AS ({entries}), new_lines AS ({lines}) {_MOVED_BALANCES}"
+    """PostgreSQL: the entries (if any), the lines and the ``other`` table's rows (if any) as
+    data-modifying CTEs of the balances' UPDATE, one statement (the lines' foreign keys are
+    checked at its end, once the entries are in), as driver SQL with binary array parameters
+    (``shared.bulk_sql``)."""
+    writes = []
+    if other is not None:
+        writes.append(f"new_others AS ({insert_from_arrays(*other, dialect)})")
+    if entry_shape is not None:
+        writes.append(f"new_entries AS ({insert_from_arrays(JournalEntry.__table__, entry_shape, dialect)})")
+    writes.append(f"new_lines AS ({insert_from_arrays(JournalLine.__table__, line_shape, dialect)})")
+    return f"WITH {', '.join(writes)} {_MOVED_BALANCES}"
 
 
 def write_entries(
@@ -648,12 +657,21 @@ def write_entries(
     entries: Sequence[NewEntry],
     lines: Sequence[NewLine],
     locked: Mapping[str, LockedAccount],
+    other_rows: tuple[sa.Table, Columns, int] | None = None,
 ) -> None:
-    """Write ``entries`` (of one ``cause``, in one ``currency``, posted at ``posted_at``), their
-    ``lines`` and the stored balances of the accounts they move, all in ``locked`` (account id ->
-    as it was locked): one statement on PostgreSQL, three elsewhere. Account objects the session
-    loaded show the new balances, as if read again."""
-    if not entries:
+    """Write ``entries`` (of one ``cause``, in one ``currency``, posted at ``posted_at``), then
+    ``lines`` (theirs, or those of entries written before in the transaction) and the stored
+    balances of the accounts they move, all in ``locked`` (account id -> as it was locked): one
+    statement on PostgreSQL, three elsewhere. ``other_rows`` (table, columns as ``insert_many``
+    takes them, number of rows) are written with them, in the same statement on PostgreSQL.
+    Account objects the session loaded show the new balances, as if read again.
+
+    A batch may write its entries with the lines of some accounts first, and the lines of other
+    accounts in a second call, once those are locked: each account's lines run on from its
+    balance as locked, in the order given."""
+    if other_rows is not None and not other_rows[2]:
+        other_rows = None
+    if not entries and not lines and other_rows is None:
         return
     connection = session.connection()
     opening = {account_id: account.balance for account_id, account in locked.items()}
@@ -664,17 +682,25 @@ def write_entries(
         moved[line.account_id] = moved.get(line.account_id, 0) + line.amount
     moved = {account_id: amount for account_id, amount in moved.items() if amount}
     if connection.dialect.name == "postgresql":
-        statement = _batch_write_sql(shape_of(entry_columns), shape_of(line_columns), connection.dialect)
-        connection.exec_driver_sql(
-            statement,
-            {
-                **array_parameters(JournalEntry.__table__, entry_columns),
-                **array_parameters(JournalLine.__table__, line_columns),
-                "moved_account": list(moved),
-                "moved_amount": list(moved.values()),
-            },
+        statement = _batch_write_sql(
+            shape_of(entry_columns) if entries else None,
+            shape_of(line_columns),
+            connection.dialect,
+            None if other_rows is None else (other_rows[0], shape_of(other_rows[1])),
         )
+        parameters = {
+            **array_parameters(JournalLine.__table__, line_columns),
+            "moved_account": list(moved),
+            "moved_amount": list(moved.values()),
+        }
+        if entries:
+            parameters.update(array_parameters(JournalEntry.__table__, entry_columns))
+        if other_rows is not None:
+            parameters.update(array_parameters(other_rows[0], other_rows[1]))
+        connection.exec_driver_sql(statement, parameters)
     else:
+        if other_rows is not None:
+            insert_many(session, *other_rows)
         insert_many(session, JournalEntry.__table__, entry_columns, len(entries))
         insert_many(session, JournalLine.__table__, line_columns, len(lines))
         if moved:

@@ -16,11 +16,13 @@ cases. The work, for the whole batch at once:
    for the same payments (it needed the same locks) is seen;
 4. decide each payment in order, in memory, against the balances the earlier ones left: post it,
    or park it when it would take its artisan above their cap, or their tier is not known yet;
-5. write the pending holds and the ``entry_posted`` events (the outbox), one statement each;
+5. write the ``entry_posted`` events (the outbox), then the entries, the artisans' lines (each
+   with its account's running balance), their balances and the pending holds in one statement;
 6. last, lock the marketplaces' and the platform's accounts every payment shares (in the same
-   order), then write the entries, their lines (each with its account's running balance) and
-   every balance in one statement (three on SQLite): other consumers wait for that lock only for
-   this write and the commit.
+   order), then write their lines (each with its running balance) and balances in one statement:
+   other consumers wait for that lock only for this write and the commit. (An entry's artisan
+   line is so numbered before its shared ones: the lines of an entry are a set, and each account's
+   lines in id order still run from 0 to its balance.) On SQLite each write is a few statements.
 
 Nothing here catches an error: an entry that does not balance, a constraint that refuses a row, a
 handler bug. The consumer then rolls the whole set back and applies its events one at a time, so
@@ -42,7 +44,7 @@ from services.accounts.domain.postings import Posting, net_amounts, payment_post
 from services.accounts.service_layer.ledger import open_artisan_accounts
 from services.accounts.service_layer.parked_events import NotPostableYet, park
 from services.accounts.service_layer.posting import entry_posted
-from shared.bulk_sql import Same, insert_many
+from shared.bulk_sql import Same
 from shared.db import UnitOfWork, utcnow
 from shared.events import Event, parse_time
 from shared.events.consumer import ApplyOneByOne
@@ -148,7 +150,8 @@ def _write(
 
     The marketplaces' and the platform's accounts (the gateway's receivable, commission, revenue)
     are shared by every payment, so every consumer waits for their locks: they are locked last,
-    once everything else is written, and held only for the entries' write and the commit."""
+    once everything else is written (the entries and the artisans' lines included), and held only
+    for the write of their own lines and balances and the commit."""
     session = uow.session
     named = {ref for _, amounts in accepted for ref in amounts if ref.owner_type != "artisan"}
     ids = ledger.account_ids(session, named, currency)  # never change: read without a lock
@@ -182,8 +185,7 @@ def _write(
         if payment.net > 0:
             holds.append(payment)
         uow.add_event(entry_posted(posting, entry_id, now, amounts, ids))
-    insert_many(
-        session,
+    hold_rows = (
         PendingHold.__table__,
         {
             "payment_id": [p.posting.cause_id for p in holds],
@@ -197,9 +199,25 @@ def _write(
         },
         len(holds),
     )
-    uow.write_events()  # the outbox rows too, before the shared accounts are locked
-    # Last, the accounts every payment shares: other consumers wait for them only for the one write
-    # (each line's running balance needs them locked) and the commit.
-    shared = ledger.lock_for_batch(session, (), named, currency).accounts
-    locked = {account.id: account for account in (*artisan_accounts.values(), *shared.values())}
-    ledger.write_entries(session, "payment", currency, now, entries, lines, locked)
+    uow.write_events()  # the outbox rows, before the shared accounts are locked
+    # The entries, the artisans' lines (their accounts are locked already) and the pending holds,
+    # then, last, the accounts every payment shares: other consumers wait for them only for the
+    # write of their lines (each line's running balance needs them locked) and the commit.
+    mine = {account.id: account for account in artisan_accounts.values()}
+    ledger.write_entries(
+        session,
+        "payment",
+        currency,
+        now,
+        entries,
+        [line for line in lines if line.account_id in mine],
+        mine,
+        other_rows=hold_rows,
+    )
+    shared = {
+        account.id: account
+        for account in ledger.lock_for_batch(session, (), named, currency).accounts.values()
+    }
+    ledger.write_entries(
+        session, "payment", currency, now, [], [line for line in lines if line.account_id in shared], shared
+    )
