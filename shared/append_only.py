@@ -2,6 +2,10 @@
 code path (or hurried operator) can rewrite what happened. A service lists its tables in an
 ``AppendOnlyTables`` and installs the triggers from a migration.
 
+On PostgreSQL, ``TRUNCATE`` empties a table without firing row triggers, so a statement trigger
+refuses it too (``truncate_guard_statements``, installed by a later migration of each service than
+the row triggers; SQLite has no ``TRUNCATE``).
+
 Tests that must empty a SQLite database lift the triggers for that moment (even a table-wide
 DELETE fires SQLite's row triggers); on PostgreSQL they switch triggers off for the transaction.
 """
@@ -36,6 +40,20 @@ class AppendOnlyTables:
                 for action in ("UPDATE", "DELETE")
             ]
         return []
+
+    def truncate_guard_statements(self, dialect: str) -> list[str]:
+        if dialect != "postgresql":
+            return []
+        return [
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {self.function}()"
+            for table in self.tables
+        ]
+
+    def drop_truncate_guard_statements(self, dialect: str) -> list[str]:
+        if dialect != "postgresql":
+            return []
+        return [f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}" for table in self.tables]
 
     def drop_statements(self, dialect: str) -> list[str]:
         if dialect == "postgresql":

@@ -273,10 +273,10 @@ def test_the_database_refuses_to_change_or_delete_audit_entries(app, client, hea
     artisan_id = register()
     link(client, headers, artisan_id, rib=RIB)
     with app.extensions["hirfa"].uow_factory() as uow:
-        for statement in (
-            sa.update(KycAuditEntry).values(actor="someone else"),
-            sa.delete(KycAuditEntry),
-        ):
+        statements = [sa.update(KycAuditEntry).values(actor="someone else"), sa.delete(KycAuditEntry)]
+        if uow.session.get_bind().dialect.name == "postgresql":  # TRUNCATE fires no row trigger
+            statements.append(sa.text("TRUNCATE kyc_audit_log"))
+        for statement in statements:
             with pytest.raises(sa.exc.DatabaseError, match="append-only"):
                 with uow.session.begin_nested():
                     uow.session.execute(statement)

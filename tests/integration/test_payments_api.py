@@ -1375,7 +1375,10 @@ def test_gateway_attempts_are_append_only_in_the_database(api, payee, gateway, s
     context, _ = service
     paid(api, gateway, payee)
     with context.uow_factory() as uow:
-        for statement in (sa.update(GatewayAttempt).values(raw_status="declined"), sa.delete(GatewayAttempt)):
+        statements = [sa.update(GatewayAttempt).values(raw_status="declined"), sa.delete(GatewayAttempt)]
+        if uow.session.get_bind().dialect.name == "postgresql":  # TRUNCATE fires no row trigger
+            statements.append(sa.text("TRUNCATE gateway_attempts"))
+        for statement in statements:
             with pytest.raises(sa.exc.DatabaseError, match="append-only"):
                 with uow.session.begin_nested():
                     uow.session.execute(statement)
