@@ -738,6 +738,48 @@ def test_manual_capture_in_part_once(api, payee, gateway, service):
     assert event["amount"]["amount"] == 12000 and event["net"]["amount"] == 10000
 
 
+def forget_stored_answer(payments_app, key: str) -> None:
+    """The effect committed, then its answer never reached the key's row (the process was killed,
+    or the database went away, before it was stored)."""
+    model = payments_app.extensions["hirfa"].models.idempotency_key
+    with payments_app.extensions["hirfa"].session_factory() as session:
+        session.execute(sa.delete(model).where(model.key == key))
+        session.commit()
+
+
+def test_a_capture_or_cancel_whose_stored_answer_was_lost_answers_the_payment_when_retried_with_its_key(
+    api, payee, gateway, client, marketplace_headers, payments_app
+):
+    def act(payment_id: str, action: str, key: str, body: dict | None = None):
+        return client.post(
+            f"/v1/payments/{payment_id}/{action}", json=body or {}, headers=marketplace_headers(key)
+        )
+
+    captured = api.create(payee(), capture_method="manual", amount=20000, application_fee=2000).json
+    assert api.confirm(captured["id"], card_token=token(gateway, "4242424242424242")).json["status"] == (
+        "requires_capture"
+    )
+    assert act(captured["id"], "capture", "capture-1", {"amount_to_capture": 12000}).status_code == 200
+    forget_stored_answer(payments_app, "capture-1")
+    again = act(captured["id"], "capture", "capture-1", {"amount_to_capture": 12000})
+    assert again.status_code == 200, again.json
+    assert (again.json["status"], again.json["amount_captured"]["amount"]) == ("succeeded", 12000)
+    another_key = act(captured["id"], "capture", "capture-2", {"amount_to_capture": 12000})
+    assert another_key.status_code == 409 and another_key.json["code"] == "invalid_state"
+
+    # A cancel before confirmation (nothing to tell the gateway), and a void of an authorisation.
+    unconfirmed = api.create(payee()).json
+    authorised = api.create(payee(), capture_method="manual").json
+    api.confirm(authorised["id"], card_token=token(gateway, "4242424242424242"))
+    for payment, key in ((unconfirmed, "cancel-1"), (authorised, "cancel-2")):
+        assert act(payment["id"], "cancel", key).json["status"] == "canceled"
+        forget_stored_answer(payments_app, key)
+        again = act(payment["id"], "cancel", key)
+        assert again.status_code == 200 and again.json["status"] == "canceled", again.json
+        another_key = act(payment["id"], "cancel", key + "-other")
+        assert another_key.status_code == 409 and another_key.json["code"] == "invalid_state"
+
+
 def test_a_refused_capture_is_an_attempt_row_and_a_409_and_the_authorisation_stays_capturable(
     api, payee, gateway, service
 ):

@@ -110,6 +110,9 @@ class Payment(Base):
     # The Idempotency-Key of the confirmation that moved it out of requires_confirmation, for the
     # same reason: that confirmation retried after a crash answers the payment, not invalid_state.
     confirmation_key: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    # Likewise the Idempotency-Keys of the capture and of the cancel that acted on it.
+    capture_key: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
+    cancel_key: Mapped[str | None] = mapped_column(sa.String(255), nullable=True)
     gateway: Mapped[str] = mapped_column(sa.String(20))
     gateway_reference: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
     # The gateway's clock on the newest snapshot applied: an older callback never overwrites a newer one.

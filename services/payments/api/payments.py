@@ -196,9 +196,16 @@ def capture(body, payment_id):
     When the gateway refuses the capture (the authorisation expired or was voided there, say):
     409 ``capture_refused`` with the gateway's reason in ``gateway_code`` and the payment's status
     as the gateway's record now shows it in ``payment_status`` (``requires_capture`` again,
-    ``canceled``…); nothing was captured. Both calls are in ``/attempts``."""
+    ``canceled``…); nothing was captured. Both calls are in ``/attempts``. Captured already: 409
+    ``invalid_state``, except for the capture retried with its own Idempotency-Key, which answers
+    the payment as it stands."""
     return payment_actions.capture_payment(
-        unit_of_work(), payment_id, body["amount_to_capture"], current_principal(), _settings()
+        unit_of_work(),
+        payment_id,
+        body["amount_to_capture"],
+        current_principal(),
+        _settings(),
+        capture_key=requested_key_if_sent(),
     )
 
 
@@ -212,8 +219,11 @@ def cancel(payment_id):
 
     When the gateway refuses the void (the wallet buyer approved meanwhile, say): 409
     ``cancel_refused`` with ``gateway_code`` and the payment's ``payment_status`` as the gateway's
-    record now shows it."""
-    return payment_actions.cancel_payment(unit_of_work(), payment_id, current_principal(), _settings())
+    record now shows it. A cancel retried with its own Idempotency-Key, once done, answers the
+    payment as it stands."""
+    return payment_actions.cancel_payment(
+        unit_of_work(), payment_id, current_principal(), _settings(), cancel_key=requested_key_if_sent()
+    )
 
 
 @payments_blp.route("/payments/<string:payment_id>/three-ds-return", methods=["GET"])

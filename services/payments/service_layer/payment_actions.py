@@ -377,15 +377,25 @@ def complete_three_ds(uow: UnitOfWork, payment_id: str, settings: PaymentSetting
 
 
 def capture_payment(
-    uow: UnitOfWork, payment_id: str, amount: int | None, principal: Principal, settings: PaymentSettings
+    uow: UnitOfWork,
+    payment_id: str,
+    amount: int | None,
+    principal: Principal,
+    settings: PaymentSettings,
+    *,
+    capture_key: str | None = None,
 ) -> Payment:
     """Capture an authorised payment, in full or in part (once).
 
     A capture the gateway refuses is ``capture_refused`` (409), unless the gateway's record shows
     the payment captured after all; either way the refusal is an attempt row of its own.
+    ``capture_key`` is the request's Idempotency-Key: the capture that used it before, its answer
+    lost to a crash, gets the payment as it stands once it is no longer capturable.
     """
     with uow:
         payment = visible_payment(uow.session, payment_id, principal, lock=True)
+        if _acted_with(payment.capture_key, capture_key) and payment.status not in CAPTURABLE:
+            return payment
         _require_status(payment, CAPTURABLE, "captured")
         amount = payment.amount if amount is None else amount
         if not 0 < amount <= payment.amount:
@@ -403,6 +413,7 @@ def capture_payment(
         now = utcnow()
         move_payment(payment, PaymentStatus.PROCESSING, now)
         payment.gateway_checked_at = payment.capture_requested_at = now
+        payment.capture_key = capture_key
         uow.commit()
         request = CaptureRequest(payment.gateway_reference, amount, f"{payment.id}:capture")
         gateway_name = payment.gateway
@@ -428,15 +439,25 @@ def capture_payment(
 
 
 def cancel_payment(
-    uow: UnitOfWork, payment_id: str, principal: Principal, settings: PaymentSettings
+    uow: UnitOfWork,
+    payment_id: str,
+    principal: Principal,
+    settings: PaymentSettings,
+    *,
+    cancel_key: str | None = None,
 ) -> Payment:
     """Cancel before confirmation (nothing to tell the gateway), or void an authorisation or request.
 
     A void the gateway refuses is ``cancel_refused`` (409), unless its record shows the payment
-    voided already."""
+    voided already. ``cancel_key`` is the request's Idempotency-Key: the cancel that used it
+    before, its answer lost to a crash, gets the payment as it stands once it is no longer
+    cancelable."""
     with uow:
         payment = visible_payment(uow.session, payment_id, principal, lock=True)
+        if _acted_with(payment.cancel_key, cancel_key) and payment.status not in CANCELABLE:
+            return payment
         _require_status(payment, CANCELABLE, "canceled")
+        payment.cancel_key = cancel_key
         if payment.gateway_reference is None:
             now = utcnow()
             move_payment(payment, PaymentStatus.CANCELED, now)
@@ -445,6 +466,7 @@ def cancel_payment(
             payment_changed(uow, payment)
             uow.commit()
             return payment
+        uow.commit()  # the key is kept before the gateway is asked, as a capture's is
     payment, outcome = void_payment(uow, payment_id, settings, "requested")
     if outcome.unknown:
         raise ServiceUnavailable(
@@ -486,6 +508,11 @@ def void_payment(
         uow, payment_id, poll, refused_fails=False, cancellation_reason=reason, earlier=[outcome]
     )
     return payment, outcome
+
+
+def _acted_with(kept_key: str | None, key: str | None) -> bool:
+    """Whether this request's Idempotency-Key is the one the payment's last capture or cancel used."""
+    return key is not None and kept_key == key
 
 
 def _refusal(outcome: CallOutcome, payment: Payment, code: str, detail: str) -> Conflict:
