@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import enum
+import functools
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.instrumentation import manager_of_class
 
 from services.payments.adapters.orm import ON_THE_WAY_TO_THE_LEDGER, Payment
 from services.payments.domain.payments import PaymentStatus
@@ -34,14 +39,18 @@ def add_unless_created(session: Session, **values: object) -> Payment:
     (with the defaults the columns gave it); when its marketplace already created one with the same
     ``creation_key``, insert nothing and return that one.
 
-    A payment inserted here is returned outside ``session``, built from the row the insert read
-    back: loading it again would cost a round trip."""
+    Every column is written from here (those not given take their column's default, computed here
+    as the insert would), so the database reads back only whether it inserted the row: reading
+    back the whole row cost more than the rest of the statement. A payment inserted here is
+    returned outside ``session``, built from those values as a load would build it (without the
+    ORM's constructor): loading it again would cost a round trip."""
     statement = _INSERT_UNLESS_CREATED["postgresql" if is_postgres(session) else "sqlite"]
-    row = {_COLUMN_OF[name]: value for name, value in values.items()}
-    inserted = session.connection().execute(statement, row).first()
-    if inserted is not None:
-        stored = inserted._mapping
-        return Payment(**{name: stored[column] for name, column in _COLUMN_OF.items()})
+    stored = _stored_values(values)
+    row = {_COLUMN_OF[name]: value for name, value in stored.items()}
+    if session.connection().execute(statement, row).first() is not None:
+        payment = _new_payment()
+        payment.__dict__.update(stored)
+        return payment
     marketplace_id, creation_key = values["marketplace_id"], values.get("creation_key")
     earlier = (
         None if creation_key is None else created_with_key(session, str(marketplace_id), str(creation_key))
@@ -56,14 +65,50 @@ def add_unless_created(session: Session, **values: object) -> Payment:
     return earlier
 
 
+def _stored_values(values: dict[str, object]) -> dict[str, object]:
+    """Every attribute's value as the row will hold it: the ones given (an enum as its value), and
+    each other column's default."""
+    stored: dict[str, object] = {}
+    for name, default in _DEFAULTS.items():
+        if name in values:
+            value = values[name]
+            stored[name] = value.value if isinstance(value, enum.Enum) else value
+        else:
+            stored[name] = default() if callable(default) else default
+    unknown = values.keys() - stored.keys()
+    if unknown:
+        raise TypeError(f"not a payment's attribute: {sorted(unknown)}")
+    return stored
+
+
 _TABLE = Payment.__table__
 # Attribute name -> column name (``metadata_json`` is stored as ``metadata``).
 _COLUMN_OF = {attribute.key: attribute.columns[0].key for attribute in Payment.__mapper__.column_attrs}
-# Built once per dialect (both know ON CONFLICT); the row comes back as the database stored it.
+
+
+def _default_of(column: sa.Column[Any]) -> object:
+    """What the insert would give ``column`` when not given a value: its default, or a function of
+    no arguments making it. Only Python-side defaults: a value the database would make could not
+    be known without reading the row back."""
+    if column.server_default is not None or (
+        column.default is not None and not (column.default.is_scalar or column.default.is_callable)
+    ):
+        raise TypeError(f"payments.{column.key}: a default the database makes; read it back instead")
+    if column.default is None:
+        return None
+    if column.default.is_scalar:
+        return column.default.arg  # type: ignore[attr-defined]  # a ScalarElementColumnDefault
+    return functools.partial(column.default.arg, None)  # type: ignore[attr-defined]  # takes a context
+
+
+_DEFAULTS = {name: _default_of(_TABLE.c[column]) for name, column in _COLUMN_OF.items()}
+# How a load makes an instance: no constructor, the attributes' values set as loaded.
+_new_payment = manager_of_class(Payment).new_instance
+# Built once per dialect (both know ON CONFLICT); a row comes back only if it was inserted.
 _INSERT_UNLESS_CREATED = {
     dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_TABLE)
     .on_conflict_do_nothing(index_elements=["marketplace_id", "creation_key"])
-    .returning(*_TABLE.c)
+    .returning(_TABLE.c.id)
     for dialect in (postgresql, sqlite)
 }
 
