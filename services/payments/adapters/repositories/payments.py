@@ -34,19 +34,29 @@ class KeyedPaymentMissing(RuntimeError):
     """The insert found its creation key taken, yet no payment of the marketplace holds it."""
 
 
-def add_unless_created(session: Session, **values: object) -> Payment:
+def add_unless_created(
+    session: Session, *, on_the_way_at_most: int | None = None, **values: object
+) -> Payment | None:
     """Insert a new payment (``values`` by attribute), in one statement, and return it as stored
     (with the defaults the columns gave it); when its marketplace already created one with the same
     ``creation_key``, insert nothing and return that one.
+
+    With ``on_the_way_at_most``, the same statement sums the artisan's share of the payments on
+    their way to the ledger (``artisan_share_on_the_way``) and inserts only if it is at most that
+    (the caller holds the payee's lock, so the sum cannot grow meanwhile): None when it is more and
+    no payment holds the key. The cap check and the insert are one round trip.
 
     Every column is written from here (those not given take their column's default, computed here
     as the insert would), so the database reads back only whether it inserted the row: reading
     back the whole row cost more than the rest of the statement. A payment inserted here is
     returned outside ``session``, built from those values as a load would build it (without the
     ORM's constructor): loading it again would cost a round trip."""
-    statement = _INSERT_UNLESS_CREATED["postgresql" if is_postgres(session) else "sqlite"]
+    capped = on_the_way_at_most is not None
+    statement = _INSERT_UNLESS_CREATED["postgresql" if is_postgres(session) else "sqlite", capped]
     stored = _stored_values(values)
     row = {_COLUMN_OF[name]: value for name, value in stored.items()}
+    if capped:
+        row["on_the_way_at_most"] = on_the_way_at_most
     if session.connection().execute(statement, row).first() is not None:
         payment = _new_payment()
         payment.__dict__.update(stored)
@@ -55,14 +65,16 @@ def add_unless_created(session: Session, **values: object) -> Payment:
     earlier = (
         None if creation_key is None else created_with_key(session, str(marketplace_id), str(creation_key))
     )
-    if earlier is None:
-        # The conflict was over this key, and a new statement reads what was committed before it:
-        # only a payment deleted in between gets here.
-        raise KeyedPaymentMissing(
-            f"marketplace {marketplace_id} has a payment with creation key {creation_key!r}, "
-            "yet none could be read"
-        )
-    return earlier
+    if earlier is not None:
+        return earlier
+    if capped:
+        return None  # more is on its way than fits
+    # The conflict was over this key, and a new statement reads what was committed before it:
+    # only a payment deleted in between gets here.
+    raise KeyedPaymentMissing(
+        f"marketplace {marketplace_id} has a payment with creation key {creation_key!r}, "
+        "yet none could be read"
+    )
 
 
 def _stored_values(values: dict[str, object]) -> dict[str, object]:
@@ -104,13 +116,25 @@ def _default_of(column: sa.Column[Any]) -> object:
 _DEFAULTS = {name: _default_of(_TABLE.c[column]) for name, column in _COLUMN_OF.items()}
 # How a load makes an instance: no constructor, the attributes' values set as loaded.
 _new_payment = manager_of_class(Payment).new_instance
-# Built once per dialect (both know ON CONFLICT); a row comes back only if it was inserted.
-_INSERT_UNLESS_CREATED = {
-    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(_TABLE)
-    .on_conflict_do_nothing(index_elements=["marketplace_id", "creation_key"])
-    .returning(_TABLE.c.id)
-    for dialect in (postgresql, sqlite)
-}
+
+
+def _insert_unless_created(dialect: Any, *, capped: bool) -> Any:
+    """The insert, built once per dialect (both know ON CONFLICT), capped or not; a row comes back
+    only if it was inserted."""
+    insert = dialect.insert(_TABLE)
+    if capped:
+        # Every value a typed parameter (the types tell PostgreSQL what each one is), selected from
+        # the sum of what is on the way, and only while the sum is at most the bound.
+        on_the_way = _share_on_the_way(excluding=False).subquery("on_the_way")
+        insert = insert.from_select(
+            list(_TABLE.c.keys()),
+            sa.select(*(sa.bindparam(column.key, type_=column.type) for column in _TABLE.c))
+            .select_from(on_the_way)
+            .where(on_the_way.c.share <= sa.bindparam("on_the_way_at_most", type_=sa.BigInteger)),
+        )
+    return insert.on_conflict_do_nothing(index_elements=["marketplace_id", "creation_key"]).returning(
+        _TABLE.c.id
+    )
 
 
 def created_with_key(session: Session, marketplace_id: str, creation_key: str) -> Payment | None:
@@ -153,7 +177,7 @@ def _share_on_the_way(*, excluding: bool) -> sa.Select[tuple[int]]:
     share = captured_or_authorised - payments.application_fee
     # The partial index's own condition, word for word: it reads the artisan's few payments on
     # their way, never their whole history.
-    query = sa.select(sa.func.coalesce(sa.func.sum(share), 0)).where(
+    query = sa.select(sa.func.coalesce(sa.func.sum(share), 0).label("share")).where(
         payments.artisan_id == sa.bindparam("artisan_id"), sa.text(f"({ON_THE_WAY_TO_THE_LEDGER})")
     )
     return query.where(payments.id != sa.bindparam("excluding")) if excluding else query
@@ -163,6 +187,11 @@ def _share_on_the_way(*, excluding: bool) -> sa.Select[tuple[int]]:
 # every creation and confirmation.
 _SHARE_ON_THE_WAY = _share_on_the_way(excluding=False)
 _SHARE_ON_THE_WAY_EXCLUDING = _share_on_the_way(excluding=True)
+_INSERT_UNLESS_CREATED = {
+    (dialect.__name__.rsplit(".", 1)[-1], capped): _insert_unless_created(dialect, capped=capped)
+    for dialect in (postgresql, sqlite)
+    for capped in (False, True)
+}
 
 
 def artisan_share_on_the_way(session: Session, artisan_id: str, *, excluding: str | None = None) -> int:
