@@ -52,9 +52,17 @@ def add_unless_created(
     returned outside ``session``, built from those values as a load would build it (without the
     ORM's constructor): loading it again would cost a round trip."""
     capped = on_the_way_at_most is not None
-    statement = _INSERT_UNLESS_CREATED["postgresql" if is_postgres(session) else "sqlite", capped]
     stored = _stored_values(values)
-    row = {_COLUMN_OF[name]: value for name, value in stored.items()}
+    # A column with neither a value nor a default is left out: NULL all the same, and a
+    # parameter fewer to bind, send and read (a new payment leaves most of them empty).
+    row = {
+        _COLUMN_OF[name]: value
+        for name, value in stored.items()
+        if value is not None or _DEFAULTS[name] is not None
+    }
+    statement = _insert_unless_created(
+        "postgresql" if is_postgres(session) else "sqlite", frozenset(row), capped=capped
+    )
     if capped:
         row["on_the_way_at_most"] = on_the_way_at_most
     if session.connection().execute(statement, row).first() is not None:
@@ -118,17 +126,21 @@ _DEFAULTS = {name: _default_of(_TABLE.c[column]) for name, column in _COLUMN_OF.
 _new_payment = manager_of_class(Payment).new_instance
 
 
-def _insert_unless_created(dialect: Any, *, capped: bool) -> Any:
-    """The insert, built once per dialect (both know ON CONFLICT), capped or not; a row comes back
-    only if it was inserted."""
+@functools.lru_cache(maxsize=64)  # a creation leaves the same few columns empty, or not
+def _insert_unless_created(dialect_name: str, columns: frozenset[str], *, capped: bool) -> Any:
+    """The insert of ``columns``, built once per dialect (both know ON CONFLICT) and set of columns,
+    capped or not; a row comes back only if it was inserted."""
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}[dialect_name]
     insert = dialect.insert(_TABLE)
     if capped:
         # Every value a typed parameter (the types tell PostgreSQL what each one is), selected from
         # the sum of what is on the way, and only while the sum is at most the bound.
         on_the_way = _share_on_the_way(excluding=False).subquery("on_the_way")
         insert = insert.from_select(
-            list(_TABLE.c.keys()),
-            sa.select(*(sa.bindparam(column.key, type_=column.type) for column in _TABLE.c))
+            [column for column in _TABLE.c if column.key in columns],
+            sa.select(
+                *(sa.bindparam(column.key, type_=column.type) for column in _TABLE.c if column.key in columns)
+            )
             .select_from(on_the_way)
             .where(on_the_way.c.share <= sa.bindparam("on_the_way_at_most", type_=sa.BigInteger)),
         )
@@ -187,11 +199,6 @@ def _share_on_the_way(*, excluding: bool) -> sa.Select[tuple[int]]:
 # every creation and confirmation.
 _SHARE_ON_THE_WAY = _share_on_the_way(excluding=False)
 _SHARE_ON_THE_WAY_EXCLUDING = _share_on_the_way(excluding=True)
-_INSERT_UNLESS_CREATED = {
-    (dialect.__name__.rsplit(".", 1)[-1], capped): _insert_unless_created(dialect, capped=capped)
-    for dialect in (postgresql, sqlite)
-    for capped in (False, True)
-}
 
 
 def artisan_share_on_the_way(session: Session, artisan_id: str, *, excluding: str | None = None) -> int:
