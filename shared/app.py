@@ -397,19 +397,25 @@ def _guard_requests(
 
     @app.before_request
     def _check_request() -> None:
-        if "\x00" in request.path or any(
-            "\x00" in key or "\x00" in value for key, value in request.args.items(multi=True)
+        # Each of the request's attributes read once: every one is a lookup through Flask's proxy
+        # (and some parse a header), on every request.
+        if "\x00" in request.path or (
+            request.query_string
+            and any("\x00" in key or "\x00" in value for key, value in request.args.items(multi=True))
         ):
             raise BadRequest("NUL characters are not allowed in the URL.")
-        if request.method in {"POST", "PUT", "PATCH"} and request.endpoint in upload_limits:
+        writes = request.method in {"POST", "PUT", "PATCH"}
+        endpoint = request.endpoint
+        content_length = request.content_length
+        if writes and endpoint in upload_limits:
             # Multipart uploads: the body limit is the endpoint's, plus room for the form framing.
-            if (request.content_length or 0) > upload_limits[request.endpoint] + UPLOAD_FRAMING_BYTES:
-                raise RequestTooLarge(f"Uploads are limited to {upload_limits[request.endpoint]} bytes.")
+            if (content_length or 0) > upload_limits[endpoint] + UPLOAD_FRAMING_BYTES:
+                raise RequestTooLarge(f"Uploads are limited to {upload_limits[endpoint]} bytes.")
             return
-        if request.content_length is not None and request.content_length > max_body_bytes:
+        if content_length is not None and content_length > max_body_bytes:
             raise RequestTooLarge(f"Request bodies are limited to {max_body_bytes} bytes.")
-        if request.method in {"POST", "PUT", "PATCH"} and (request.content_length or request.data):
-            if request.endpoint in form_endpoints:
+        if writes and (content_length or request.data):
+            if endpoint in form_endpoints:
                 return  # form-encoded by protocol (OAuth2 token endpoint, uploads)
             if not request.is_json:
                 raise UnsupportedMediaType(
