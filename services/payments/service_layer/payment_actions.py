@@ -175,11 +175,16 @@ def create_payment(
             net, tier_cap=payee.tier_cap_amount, ledger_balance=payee.ledger_balance
         )
         payment = payments.add_unless_created(session, on_the_way_at_most=most_on_the_way, **values)
-        while payment is None:
-            # Refused for the cap, and no payment has the key: said with the headroom. (Should
-            # payments on their way have left it since, the insert is tried again.)
+        if payment is None:
+            # Refused for the cap, and no payment has the key: said with the headroom.
             _check_under_cap(session, payee, net)
+            # Payments on their way left room meanwhile (the lock keeps others from adding any):
+            # once more, and never a loop.
             payment = payments.add_unless_created(session, on_the_way_at_most=most_on_the_way, **values)
+            if payment is None:
+                raise payments.KeyedPaymentMissing(
+                    f"payment to {payee.artisan_id} neither inserted nor refused by the cap"
+                )
         uow.commit()  # nothing to write when the key's payment was there already
         return payment
 
