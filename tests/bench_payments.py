@@ -525,3 +525,7 @@ def statements_per_request(
     finally:
         engine.dispose()
     return {"create": created[0], "confirm": confirmed[0]}
+
+
+if __name__ == "__main__":
+    main()
