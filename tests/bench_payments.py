@@ -492,7 +492,7 @@ def statements_per_request(
     keeps them from growing)."""
     from services.payments.app import create_app
     from services.payments.config import load_config
-    from tests.bench import counting_statements
+    from tests.bench_ledger import counting_statements
 
     config = load_config(
         database_url=database_url,
@@ -525,3 +525,7 @@ def statements_per_request(
     finally:
         engine.dispose()
     return {"create": created[0], "confirm": confirmed[0]}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,8 +1,9 @@
 """How much SQL a payment request costs: a regression guard on statement counts, not a timing test.
 
-``POST /v1/payments`` is one transaction of five statements: the Idempotency-Key claimed, the
-payee locked (its marketplace checked in the same statement), what the artisan holds summed, the
-payment inserted, the answer kept for retries. A confirmation is two transactions around the
+``POST /v1/payments`` is one transaction of four statements: the Idempotency-Key claimed, the
+payee locked (its marketplace checked in the same statement), the payment inserted if what the
+artisan holds leaves room under their cap (summed in the same statement), the answer kept for
+retries. A confirmation is two transactions around the
 gateway call: the payee and the payment locked, the cap summed and ``processing``
 written; then the payment locked again, its gateway attempt, its new state, the news of it (outbox
 and webhook event). A change that adds a round trip fails here; lower the numbers when a change
@@ -23,7 +24,7 @@ from services.payments.domain.gateway import GatewayRegistry, TokeniseRequest
 from tests.integration.conftest import add_payee
 
 # Statements of one creation (one transaction) and of one card confirmation that succeeds.
-CREATE = 5
+CREATE = 4
 CONFIRM = 11
 
 
@@ -88,7 +89,7 @@ def create(app, artisan: str, marketplace_headers):
     return app.test_client().post("/v1/payments", json=body, headers=marketplace_headers(str(uuid.uuid4())))
 
 
-def test_creating_a_payment_is_one_transaction_of_five_statements(app, engine, artisan, marketplace_headers):
+def test_creating_a_payment_is_one_transaction_of_four_statements(app, engine, artisan, marketplace_headers):
     create(app, artisan, marketplace_headers)  # the statements are built and compiled once
     with statements(engine) as seen:
         created = create(app, artisan, marketplace_headers)

@@ -28,7 +28,7 @@ from services.payments.domain.gateway import (
     RequestToPay,
     VoidRequest,
 )
-from services.payments.domain.payees import cap_headroom, fits_under_cap
+from services.payments.domain.payees import cap_headroom, fits_under_cap, most_on_the_way_that_fits
 from services.payments.domain.payments import CANCELABLE, CAPTURABLE, CONFIRMABLE, PaymentStatus
 from services.payments.service_layer.announcements import payment_changed
 from services.payments.service_layer.gateway_calls import CallOutcome, call_gateway, poll_transaction
@@ -121,17 +121,19 @@ def create_payment(
 ) -> Payment:
     """Record a payment to confirm later; refused (nothing charged) when the artisan cannot take it.
 
-    One transaction: the payee locked (with its marketplace checked), what it holds summed, the
-    payment inserted. A ``creation_key`` the marketplace already created a payment with (its
+    One transaction: the payee locked (with its marketplace checked), then the payment inserted by
+    a statement that sums what the artisan has on its way to the ledger and inserts only if the
+    cap leaves room (``most_on_the_way_that_fits``). A ``creation_key`` the marketplace already created a payment with (its
     idempotency record expired since) gives that payment, not a twin: even when the artisan could
     not take it now (their KYC lost, their cap full of that very payment), for a client told
     otherwise would retry with a new key and charge the buyer twice."""
     _check_amounts(command, settings)
+    net = command.amount - command.application_fee
     with uow:
         session = uow.session
         try:
             payee = _locked_payee(session, command.artisan_id, principal.client_id)
-            _check_payee_can_receive(session, payee, command.amount - command.application_fee)
+            _check_payee_eligible(payee)
         except (Conflict, ValidationFailed):
             # Looked for only on a refusal: a creation that may go ahead finds its key's payment
             # in its own insert, without a round trip more.
@@ -144,8 +146,7 @@ def create_payment(
                 raise
             return earlier
         now = utcnow()
-        payment = payments.add_unless_created(
-            session,
+        values = dict(
             id=new_id("pay"),
             marketplace_id=principal.client_id,
             artisan_id=payee.artisan_id,
@@ -168,6 +169,22 @@ def create_payment(
             created_at=now,
             updated_at=now,
         )
+        # The cap's check is the insert's own (one round trip): it goes in only while what is on
+        # its way to the ledger leaves room for this payment's net share.
+        most_on_the_way = most_on_the_way_that_fits(
+            net, tier_cap=payee.tier_cap_amount, ledger_balance=payee.ledger_balance
+        )
+        payment = payments.add_unless_created(session, on_the_way_at_most=most_on_the_way, **values)
+        if payment is None:
+            # Refused for the cap, and no payment has the key: said with the headroom.
+            _check_under_cap(session, payee, net)
+            # Payments on their way left room meanwhile (the lock keeps others from adding any):
+            # once more, and never a loop.
+            payment = payments.add_unless_created(session, on_the_way_at_most=most_on_the_way, **values)
+            if payment is None:
+                raise payments.KeyedPaymentMissing(
+                    f"payment to {payee.artisan_id} neither inserted nor refused by the cap"
+                )
         uow.commit()  # nothing to write when the key's payment was there already
         return payment
 
@@ -225,6 +242,12 @@ def _check_payee_can_receive(
     session: Session, payee: payees.PayeeTerms, net: int, *, excluding: str | None = None
 ) -> None:
     """The gates (``domain/payees.py``): no erasure request, KYC, then the tier's cap on what they hold."""
+    _check_payee_eligible(payee)
+    _check_under_cap(session, payee, net, excluding=excluding)
+
+
+def _check_payee_eligible(payee: payees.PayeeTerms) -> None:
+    """No erasure request, and KYC: whatever the amount."""
     if payee.restricted_at is not None:
         raise Conflict(
             "The artisan asked for their personal data to be erased: they can no longer be paid.",
@@ -238,6 +261,12 @@ def _check_payee_can_receive(
             param="artisan_id",
             kyc_tier=payee.kyc_tier,
         )
+
+
+def _check_under_cap(
+    session: Session, payee: payees.PayeeTerms, net: int, *, excluding: str | None = None
+) -> None:
+    """The tier's cap on what the artisan holds: their ledger balance and what is on its way to it."""
     held = payee.ledger_balance + payments.artisan_share_on_the_way(
         session, payee.artisan_id, excluding=excluding
     )

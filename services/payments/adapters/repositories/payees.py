@@ -24,14 +24,26 @@ def registered_with(session: Session, artisan_id: str, marketplace_id: str) -> b
     return session.get(PayeeMarketplace, (artisan_id, marketplace_id)) is not None
 
 
-# What a payment's checks read of its payee (never changed there): the row as it is, without the
-# ORM's bookkeeping, since one is locked for every creation and confirmation.
+# What a payment's checks read of its payee (never changed there): those columns of the row as
+# they are, without the ORM's bookkeeping, since one is locked for every creation and confirmation.
 PayeeTerms = sa.Row[Any]
 
 _PAYEES = Payee.__table__
+_TERMS = [
+    _PAYEES.c[name]
+    for name in (
+        "artisan_id",
+        "kyc_tier",
+        "kyc_status",
+        "restricted_at",
+        "tier_cap_amount",
+        "currency",
+        "ledger_balance",
+    )
+]
 # One statement each, built once: the payee locked if registered with the marketplace, found by
 # its id or by one of the marketplace's payments.
-_REGISTERED = sa.select(_PAYEES).join(
+_REGISTERED = sa.select(*_TERMS).join(
     PayeeMarketplace,
     sa.and_(
         PayeeMarketplace.artisan_id == _PAYEES.c.artisan_id,
