@@ -10,6 +10,7 @@ from services.accounts.domain.ledger import Line, UnbalancedEntry, check_balance
 from shared.config import ConfigError, ServiceConfig
 from shared.events import EventSchemaError, make_event, validate_event
 from shared.events.consumer import EventConsumer, PoisonMessage
+from shared.events.envelope import make_events
 from shared.events.schemas import known_event_types
 from shared.ids import new_id
 
@@ -54,6 +55,34 @@ class TestEnvelope:
             from shared.events.schemas import _validator
 
             _validator(name)  # raises if the schema itself is invalid
+
+    def test_make_events_builds_each_event_as_make_event_does(self):
+        datas = [registered_data() for _ in range(3)]
+        events = make_events("onboarding.artisan.registered", [(data["artisan_id"], data) for data in datas])
+        assert [event.data for event in events] == datas
+        assert [event.key for event in events] == [data["artisan_id"] for data in datas]
+        ids = [event.id for event in events]
+        assert ids == sorted(ids) and len(set(ids)) == 3  # one block of ids, in order
+        assert len({event.time for event in events}) == 1  # recorded together
+        later = make_event("onboarding.artisan.registered", subject="x", data=registered_data())
+        assert later.id > ids[-1]
+        for event in events:
+            validate_event(json.loads(event.to_bytes()))
+
+    def test_make_events_checks_every_event_not_only_the_first(self):
+        datas = [registered_data(), registered_data(), registered_data(kyc_tier=7)]
+        with pytest.raises(EventSchemaError):
+            make_events("onboarding.artisan.registered", [(data["artisan_id"], data) for data in datas])
+
+    def test_a_remembered_date_time_judgement_still_refuses_a_bad_one(self):
+        good = registered_data()
+        for _ in range(2):  # the second time from the remembered judgements
+            make_events("onboarding.artisan.registered", [("x", good), ("y", good)])
+            with pytest.raises(EventSchemaError):
+                make_events(
+                    "onboarding.artisan.registered",
+                    [("x", good), ("y", registered_data(registered_at="2026-02-30T10:00:00+00:00"))],
+                )
 
     def test_float_amounts_are_refused_by_schemas(self):
         with pytest.raises(EventSchemaError):

@@ -31,7 +31,7 @@ from sqlalchemy.orm.util import identity_key
 from services.accounts.adapters.ledger_session import owner_has_known_accounts, remember_owners
 from services.accounts.adapters.orm import ArtisanLimits, JournalEntry, JournalLine, LedgerAccount, LedgerCase
 from services.accounts.domain.artisan_rules import AccountBalance, artisan_cap
-from services.accounts.domain.ledger import AccountRef, shown_balance
+from services.accounts.domain.ledger import AccountRef, account_ref, shown_balance
 from shared.bulk_sql import (
     Columns,
     Same,
@@ -541,7 +541,7 @@ def lock_for_batch(
     caps: dict[str, int] = {}
     limits_known: set[str] = set()
     for row in rows:
-        ref = AccountRef(row.owner_type, row.owner_id, row.kind)
+        ref = account_ref(row.owner_type, row.owner_id, row.kind)
         accounts[ref] = LockedAccount(id=row.id, normal_side=row.normal_side, balance=int(row.balance))
         if row.owner_type == "artisan":
             cap_amount = None if row.cap_amount is None else int(row.cap_amount)

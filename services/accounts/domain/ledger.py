@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections import defaultdict
 
 
@@ -66,16 +67,25 @@ def shown_balance(stored: int, side: str) -> int:
     return stored if side == "debit" else -stored
 
 
+@functools.lru_cache(maxsize=16_384)
+def account_ref(owner_type: str, owner_id: str, kind: str) -> AccountRef:
+    """``AccountRef(owner_type, owner_id, kind)``, the same object each time while it is among the
+    last few thousand asked for: an entry's accounts are keys of several mappings (its amounts,
+    the locked accounts, their ids), and a key that is the very object is found without comparing
+    its fields; a batch of payments names the same shared accounts in each of its entries."""
+    return AccountRef(owner_type, owner_id, kind)
+
+
 def artisan(artisan_id: str, kind: str) -> AccountRef:
-    return AccountRef("artisan", artisan_id, kind)
+    return account_ref("artisan", artisan_id, kind)
 
 
 def marketplace(marketplace_id: str, kind: str) -> AccountRef:
-    return AccountRef("marketplace", marketplace_id, kind)
+    return account_ref("marketplace", marketplace_id, kind)
 
 
 def platform(kind: str) -> AccountRef:
-    return AccountRef(PLATFORM_OWNER, PLATFORM_OWNER, kind)
+    return account_ref(PLATFORM_OWNER, PLATFORM_OWNER, kind)
 
 
 def gateway_receivable(gateway: str) -> AccountRef:

@@ -43,12 +43,12 @@ from services.accounts.domain.ledger import AccountRef, Line, check_balanced
 from services.accounts.domain.postings import Posting, net_amounts, payment_posting
 from services.accounts.service_layer.ledger import open_artisan_accounts
 from services.accounts.service_layer.parked_events import NotPostableYet, park
-from services.accounts.service_layer.posting import entry_posted
+from services.accounts.service_layer.posting import entries_posted
 from shared.bulk_sql import Same
 from shared.db import UnitOfWork, utcnow
 from shared.events import Event, parse_time
 from shared.events.consumer import ApplyOneByOne
-from shared.ids import new_id
+from shared.ids import reserve_ulids, ulid_in_block
 
 
 @dataclasses.dataclass(slots=True)
@@ -167,9 +167,11 @@ def _write(
     entries: list[ledger.NewEntry] = []
     lines: list[ledger.NewLine] = []
     holds: list[_Payment] = []
-    for payment, amounts in accepted:
+    posted: list[tuple[Posting, str, dict[AccountRef, int]]] = []
+    head, first = reserve_ulids(len(accepted))  # the entries' ids, in posting order
+    for number, (payment, amounts) in enumerate(accepted, start=first):
         posting = payment.posting
-        entry_id = new_id("je")
+        entry_id = "je_" + ulid_in_block(head, number)
         entries.append(
             ledger.NewEntry(
                 id=entry_id,
@@ -184,7 +186,9 @@ def _write(
             lines.append(ledger.NewLine(entry_id, ids[ref], amount))
         if payment.net > 0:
             holds.append(payment)
-        uow.add_event(entry_posted(posting, entry_id, now, amounts, ids))
+        posted.append((posting, entry_id, amounts))
+    for event in entries_posted(posted, now, ids):
+        uow.add_event(event)
     hold_rows = (
         PendingHold.__table__,
         {

@@ -25,7 +25,7 @@ tests/integration/test_ledger_statements.py, which keeps it so).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from services.accounts.adapters import ledger
@@ -35,6 +35,7 @@ from services.accounts.domain.ledger import AccountRef, Line, UnbalancedEntry, c
 from services.accounts.domain.postings import Posting, net_amounts
 from shared.db import UnitOfWork, utcnow
 from shared.events import Event, make_event
+from shared.events.envelope import make_events
 from shared.ids import new_id
 
 # The case opened when a marketplace's reserve goes below zero (one open per marketplace).
@@ -113,28 +114,59 @@ def entry_posted(
     return make_event(
         "accounts.ledger.entry_posted",
         subject=posting.artisan_id or posting.cause_id,
-        data={
-            "entry_id": entry_id,
-            "cause": posting.cause,
-            "cause_id": posting.cause_id,
-            "event_id": posting.event_id,
-            "artisan_id": posting.artisan_id,
-            "description": posting.description[:200],
-            "posted_at": posted_at.isoformat(),
-            **({"reverses_entry_id": posting.reverses_entry_id} if posting.reverses_entry_id else {}),
-            "lines": [
-                {
-                    "account": account_ids[ref],
-                    "owner_type": ref.owner_type,
-                    "owner_id": ref.owner_id,
-                    "kind": ref.kind,
-                    "amount": amount,
-                    "currency": posting.currency,
-                }
-                for ref, amount in amounts.items()
-            ],
-        },
+        data=_entry_posted_data(posting, entry_id, posted_at.isoformat(), amounts, account_ids),
     )
+
+
+def entries_posted(
+    entries: Sequence[tuple[Posting, str, Mapping[AccountRef, int]]],
+    posted_at: dt.datetime,
+    account_ids: Mapping[AccountRef, str],
+) -> list[Event]:
+    """``entry_posted`` of each ``(posting, entry_id, amounts)`` of a set-based write, all posted
+    at ``posted_at``: the same events, made together (``make_events``), each checked whole."""
+    posted_at_text = posted_at.isoformat()
+    return make_events(
+        "accounts.ledger.entry_posted",
+        [
+            (
+                posting.artisan_id or posting.cause_id,
+                _entry_posted_data(posting, entry_id, posted_at_text, amounts, account_ids),
+            )
+            for posting, entry_id, amounts in entries
+        ],
+    )
+
+
+def _entry_posted_data(
+    posting: Posting,
+    entry_id: str,
+    posted_at: str,
+    amounts: Mapping[AccountRef, int],
+    account_ids: Mapping[AccountRef, str],
+) -> dict[str, Any]:
+    currency = posting.currency
+    return {
+        "entry_id": entry_id,
+        "cause": posting.cause,
+        "cause_id": posting.cause_id,
+        "event_id": posting.event_id,
+        "artisan_id": posting.artisan_id,
+        "description": posting.description[:200],
+        "posted_at": posted_at,
+        **({"reverses_entry_id": posting.reverses_entry_id} if posting.reverses_entry_id else {}),
+        "lines": [
+            {
+                "account": account_ids[ref],
+                "owner_type": ref.owner_type,
+                "owner_id": ref.owner_id,
+                "kind": ref.kind,
+                "amount": amount,
+                "currency": currency,
+            }
+            for ref, amount in amounts.items()
+        ],
+    }
 
 
 def _watch_reserves(

@@ -31,7 +31,15 @@ class EventSchemaError(ValueError):
 
 
 def _conforms(format_name: str) -> Callable[[str], bool]:
-    return lambda value: _FORMAT_CHECKER.conforms(value, format_name)
+    """jsonschema's judgement of ``format_name``, remembered for the last few strings judged: the
+    events a set-based write records together share their timestamps, so each of them is still
+    judged, the same string once. (A string's judgement never changes.)"""
+
+    @functools.lru_cache(maxsize=256)
+    def judged(value: str) -> bool:
+        return _FORMAT_CHECKER.conforms(value, format_name)
+
+    return lambda value: judged(value) if type(value) is str else _FORMAT_CHECKER.conforms(value, format_name)
 
 
 # Every format either library knows, judged by jsonschema's checker (which passes a format it has

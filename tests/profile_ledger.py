@@ -1,0 +1,94 @@
+"""The Python CPU a posting costs in one accounts consumer process, batches of ``CONSUMER_BATCH_SIZE``
+(200), on a throwaway database: what "Ledger postings" in the README quotes in µs a posting.
+
+A shared machine's load moves wall-clock figures a lot; the process's own CPU time
+(``time.process_time``) moves less, and the lowest and the median of a few rounds less still.
+The consumer is wired and fed as ``tests/bench_ledger.py`` feeds it (the broker's value and key
+bytes, decoded with the schema check, then ``apply_batch``), after a warm-up of five batches.
+
+    flock /tmp/bench.lock .venv/bin/python -m tests.profile_ledger [ROUNDS] [POSTINGS_A_ROUND]
+    flock /tmp/bench.lock .venv/bin/python -m tests.profile_ledger --profile   # where it goes (cProfile)
+
+To compare two versions, run each in turn a few times (``git archive`` one into a directory and
+run it there with ``PYTHONPATH`` set to it).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import gc
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ARTISANS = 50
+WARM_UP = 1_000
+
+
+def main(argv: list[str]) -> None:
+    from services.accounts.app import create_app
+    from services.accounts.config import load_config
+    from shared.config import PROJECT_ROOT
+    from shared.db import run_migrations
+    from tests.ledger_support import LedgerDriver, payment_succeeded
+    from tests.support import Databases
+
+    profile = "--profile" in argv
+    numbers = [int(arg) for arg in argv if not arg.startswith("--")]
+    rounds = numbers[0] if numbers else 4
+    per_round = numbers[1] if len(numbers) > 1 else 2_000
+    with tempfile.TemporaryDirectory() as directory:
+        databases = Databases(Path(directory))
+        try:
+            url = databases.create("profile_accounts")
+            run_migrations(PROJECT_ROOT / "services" / "accounts", url)
+            config = load_config(database_url=url, log_json=False)
+            app = create_app(config, key_lookup=lambda kid: None)
+            engine = app.extensions["hirfa"].engine
+            try:
+                driver = LedgerDriver(app)
+                consumer = driver.consumer
+                owners = [driver.artisan_at_tier(3) for _ in range(ARTISANS)]
+                events = [
+                    payment_succeeded(owners[i % ARTISANS], 10_000, 1_000)
+                    for i in range(WARM_UP + rounds * per_round)
+                ]
+                messages = [(event.to_bytes(), event.key.encode()) for event in events]
+                with engine.connect() as connection:
+                    connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+                gc.freeze()  # as ``hirfa accounts consume`` does before its first batch
+                batch = config.consumer_batch_size
+
+                def post(chunk: list[tuple[bytes, bytes]]) -> None:
+                    for first in range(0, len(chunk), batch):
+                        part = chunk[first : first + batch]
+                        consumer.apply_batch([consumer.decode(value, key) for value, key in part])
+
+                post(messages[:WARM_UP])
+                if profile:
+                    profiler = cProfile.Profile(time.process_time)
+                    profiler.runcall(post, messages[WARM_UP:])
+                    pstats.Stats(profiler).sort_stats("cumulative").print_stats(50)
+                    return
+                figures = []
+                for number in range(rounds):
+                    chunk = messages[WARM_UP + number * per_round : WARM_UP + (number + 1) * per_round]
+                    started = time.process_time()
+                    post(chunk)
+                    figures.append(1e6 * (time.process_time() - started) / per_round)
+                print(
+                    f"Python CPU a posting, batch {batch}, {rounds} rounds of {per_round:,}: "
+                    + " ".join(f"{figure:.0f}" for figure in figures)
+                    + f" µs; median {statistics.median(figures):.0f}, lowest {min(figures):.0f}"
+                )
+            finally:
+                engine.dispose()
+        finally:
+            databases.drop_all()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
