@@ -780,6 +780,36 @@ def test_a_capture_or_cancel_whose_stored_answer_was_lost_answers_the_payment_wh
         assert another_key.status_code == 409 and another_key.json["code"] == "invalid_state"
 
 
+def test_a_refused_capture_or_cancel_retried_with_its_key_is_refused_again(
+    api, payee, gateway, client, marketplace_headers, payments_app
+):
+    """Only what the action made is answered with 200: a capture the gateway refused (the payment
+    canceled there) or a cancel it refused (the wallet buyer approved) stays a 409 when retried."""
+
+    def act(payment_id: str, action: str, key: str):
+        return client.post(f"/v1/payments/{payment_id}/{action}", json={}, headers=marketplace_headers(key))
+
+    voided = api.create(payee(), capture_method="manual").json
+    reference = api.confirm(voided["id"], card_token=token(gateway, "4242424242424242")).json[
+        "gateway_reference"
+    ]
+    gateway.void(VoidRequest(reference, "voided-at-m2t"))
+    first = act(voided["id"], "capture", "capture-refused")
+    assert first.status_code == 409 and first.json["code"] == "capture_refused"
+    forget_stored_answer(payments_app, "capture-refused")
+    again = act(voided["id"], "capture", "capture-refused")
+    assert again.status_code == 409 and again.json["code"] == "invalid_state", again.json
+
+    approved = api.create(payee(), payment_method_type="mobile_wallet").json
+    reference = api.confirm(approved["id"], phone="+212600000001").json["gateway_reference"]
+    gateway.answer_wallet(reference)
+    first = act(approved["id"], "cancel", "cancel-refused")
+    assert first.status_code == 409 and first.json["code"] == "cancel_refused"
+    forget_stored_answer(payments_app, "cancel-refused")
+    again = act(approved["id"], "cancel", "cancel-refused")
+    assert again.status_code == 409 and again.json["payment_status"] == "succeeded", again.json
+
+
 def test_a_refused_capture_is_an_attempt_row_and_a_409_and_the_authorisation_stays_capturable(
     api, payee, gateway, service
 ):

@@ -419,12 +419,13 @@ def capture_payment(
     A capture the gateway refuses is ``capture_refused`` (409), unless the gateway's record shows
     the payment captured after all; either way the refusal is an attempt row of its own.
     ``capture_key`` is the request's Idempotency-Key: the capture that used it before, its answer
-    lost to a crash, gets the payment as it stands once it is no longer capturable.
+    lost to a crash, gets the payment as it stands when that capture went through (succeeded, or
+    processing while its answer is awaited); after a refusal it is refused again.
     """
     with uow:
         payment = visible_payment(uow.session, payment_id, principal, lock=True)
-        if _acted_with(payment.capture_key, capture_key) and payment.status not in CAPTURABLE:
-            return payment
+        if _acted_with(payment.capture_key, capture_key) and payment.status in CAPTURE_OUTCOMES:
+            return payment  # captured, or its answer still awaited: refused ones fall through to 409
         _require_status(payment, CAPTURABLE, "captured")
         amount = payment.amount if amount is None else amount
         if not 0 < amount <= payment.amount:
@@ -479,12 +480,12 @@ def cancel_payment(
 
     A void the gateway refuses is ``cancel_refused`` (409), unless its record shows the payment
     voided already. ``cancel_key`` is the request's Idempotency-Key: the cancel that used it
-    before, its answer lost to a crash, gets the payment as it stands once it is no longer
-    cancelable."""
+    before, its answer lost to a crash, gets the payment when it is canceled; a payment that went
+    another way meanwhile (the buyer approved, say) is a 409 as for any cancel."""
     with uow:
         payment = visible_payment(uow.session, payment_id, principal, lock=True)
-        if _acted_with(payment.cancel_key, cancel_key) and payment.status not in CANCELABLE:
-            return payment
+        if _acted_with(payment.cancel_key, cancel_key) and payment.status == PaymentStatus.CANCELED:
+            return payment  # only what a cancel makes: a payment charged meanwhile is a 409
         _require_status(payment, CANCELABLE, "canceled")
         payment.cancel_key = cancel_key
         if payment.gateway_reference is None:
@@ -537,6 +538,12 @@ def void_payment(
         uow, payment_id, poll, refused_fails=False, cancellation_reason=reason, earlier=[outcome]
     )
     return payment, outcome
+
+
+# What a capture leaves a payment in when the gateway did not refuse it: succeeded, or processing
+# while its answer is awaited (a crash before the call: recovery asks the gateway, as for any).
+# A refused capture leaves it capturable again or canceled, and its retry is refused again.
+CAPTURE_OUTCOMES = frozenset({PaymentStatus.SUCCEEDED, PaymentStatus.PROCESSING})
 
 
 def _acted_with(kept_key: str | None, key: str | None) -> bool:
