@@ -3,8 +3,10 @@ code path (or hurried operator) can rewrite what happened. A service lists its t
 ``AppendOnlyTables`` and installs the triggers from a migration.
 
 On PostgreSQL, ``TRUNCATE`` empties a table without firing row triggers, so a statement trigger
-refuses it too (``truncate_guard_statements``, installed by a later migration of each service than
-the row triggers; SQLite has no ``TRUNCATE``).
+refuses it too. ``create_statements`` and ``drop_statements`` include it (a migration that lifts
+the guards for a moment puts all of them back); ``truncate_guard_statements`` alone installed it
+on databases whose row triggers came first (it replaces one already there). SQLite has no
+``TRUNCATE``.
 
 Tests that must empty a SQLite database lift the triggers for that moment (even a table-wide
 DELETE fires SQLite's row triggers); on PostgreSQL they switch triggers off for the transaction.
@@ -31,6 +33,7 @@ class AppendOnlyTables:
                     f"FOR EACH ROW EXECUTE FUNCTION {self.function}()"
                     for table in self.tables
                 ),
+                *self.truncate_guard_statements(dialect),
             ]
         if dialect == "sqlite":
             return [
@@ -45,7 +48,7 @@ class AppendOnlyTables:
         if dialect != "postgresql":
             return []
         return [
-            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
             f"FOR EACH STATEMENT EXECUTE FUNCTION {self.function}()"
             for table in self.tables
         ]
@@ -59,6 +62,7 @@ class AppendOnlyTables:
         if dialect == "postgresql":
             return [
                 *(f"DROP TRIGGER IF EXISTS {table}_immutable ON {table}" for table in self.tables),
+                *self.drop_truncate_guard_statements(dialect),
                 f"DROP FUNCTION IF EXISTS {self.function}()",
             ]
         if dialect == "sqlite":

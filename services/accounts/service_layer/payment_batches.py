@@ -208,20 +208,16 @@ def _write(
     # then, last, the accounts every payment shares: other consumers wait for them only for the
     # write of their lines (each line's running balance needs them locked) and the commit.
     mine = {account.id: account for account in artisan_accounts.values()}
+    artisans_lines = [line for line in lines if line.account_id in mine]
     ledger.write_entries(
-        session,
-        "payment",
-        currency,
-        now,
-        entries,
-        [line for line in lines if line.account_id in mine],
-        mine,
-        other_rows=hold_rows,
+        session, "payment", currency, now, entries, artisans_lines, mine, other_rows=hold_rows
     )
     shared = {
         account.id: account
         for account in ledger.lock_for_batch(session, (), named, currency).accounts.values()
     }
-    ledger.write_entries(
-        session, "payment", currency, now, [], [line for line in lines if line.account_id in shared], shared
-    )
+    shared_lines = [line for line in lines if line.account_id in shared]
+    if len(artisans_lines) + len(shared_lines) != len(lines):
+        # A line on an account of neither part would be left out and its entry unbalanced.
+        raise RuntimeError("a payment line is on an account the batch did not lock")
+    ledger.write_entries(session, "payment", currency, now, [], shared_lines, shared)

@@ -87,6 +87,24 @@ class PaymentCreateSchema(Schema):
 
 _CREATION_FIELDS = frozenset(PaymentCreateSchema._declared_fields)
 _ABSENT = object()
+# The fields _plainly_valid_creation reads, and no hook: a field or a hook (pre_load, validates…)
+# added to the schema stops payments at import until the fast path is taught it, never a silent
+# drift between the two readings.
+_FAST_PATH_FIELDS = frozenset(
+    {
+        "artisan_id",
+        "amount",
+        "currency",
+        "application_fee",
+        "payment_method_type",
+        "capture_method",
+        "description",
+        "metadata",
+        "order_reference",
+    }
+)
+if _CREATION_FIELDS != _FAST_PATH_FIELDS or any(PaymentCreateSchema._hooks.values()):
+    raise RuntimeError("PaymentCreateSchema changed: teach _plainly_valid_creation its fields and hooks")
 
 
 def _text(value: Any, shortest: int, longest: int) -> bool:
