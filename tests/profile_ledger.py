@@ -6,8 +6,8 @@ A shared machine's load moves wall-clock figures a lot; the process's own CPU ti
 The consumer is wired and fed as ``tests/bench_ledger.py`` feeds it (the broker's value and key
 bytes, decoded with the schema check, then ``apply_batch``), after a warm-up of five batches.
 
-    flock /tmp/bench.lock .venv/bin/python -m tests.profile_ledger [ROUNDS] [POSTINGS_A_ROUND]
-    flock /tmp/bench.lock .venv/bin/python -m tests.profile_ledger --profile   # where it goes (cProfile)
+    .venv/bin/python -m tests.profile_ledger [ROUNDS] [POSTINGS_A_ROUND]
+    .venv/bin/python -m tests.profile_ledger --profile   # where it goes (cProfile)
 
 To compare two versions, run each in turn a few times (``git archive`` one into a directory and
 run it there with ``PYTHONPATH`` set to it).
