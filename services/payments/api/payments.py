@@ -197,8 +197,10 @@ def capture(body, payment_id):
     409 ``capture_refused`` with the gateway's reason in ``gateway_code`` and the payment's status
     as the gateway's record now shows it in ``payment_status`` (``requires_capture`` again,
     ``canceled``…); nothing was captured. Both calls are in ``/attempts``. Captured already: 409
-    ``invalid_state``, except for the capture retried with its own Idempotency-Key, which answers
-    the payment as it stands."""
+    ``invalid_state``, except for the capture retried with its own Idempotency-Key after it went
+    through, which answers the payment: ``succeeded``, or ``processing`` while the gateway's answer
+    is awaited (a crash before the call included: recovery asks the gateway and settles it). A
+    refused capture retried is refused again."""
     return payment_actions.capture_payment(
         unit_of_work(),
         payment_id,
@@ -219,8 +221,8 @@ def cancel(payment_id):
 
     When the gateway refuses the void (the wallet buyer approved meanwhile, say): 409
     ``cancel_refused`` with ``gateway_code`` and the payment's ``payment_status`` as the gateway's
-    record now shows it. A cancel retried with its own Idempotency-Key, once done, answers the
-    payment as it stands."""
+    record now shows it. A cancel retried with its own Idempotency-Key answers the payment once it
+    is canceled; a payment that went another way meanwhile is a 409 as for any cancel."""
     return payment_actions.cancel_payment(
         unit_of_work(), payment_id, current_principal(), _settings(), cancel_key=requested_key_if_sent()
     )

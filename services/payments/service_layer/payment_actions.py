@@ -182,11 +182,16 @@ def create_payment(
             # once more, and never a loop.
             payment = payments.add_unless_created(session, on_the_way_at_most=most_on_the_way, **values)
             if payment is None:
-                raise payments.KeyedPaymentMissing(
+                raise CapReadingsDisagree(
                     f"payment to {payee.artisan_id} neither inserted nor refused by the cap"
                 )
         uow.commit()  # nothing to write when the key's payment was there already
         return payment
+
+
+class CapReadingsDisagree(RuntimeError):
+    """The capped insert refused a payment twice that the cap's own check let through: the two
+    readings of what is on its way to the ledger disagree, which the payee's lock rules out."""
 
 
 def _check_amounts(command: CreatePayment, settings: PaymentSettings) -> None:
