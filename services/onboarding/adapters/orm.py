@@ -339,18 +339,16 @@ class ArtisanRefreshToken(Base):
 
 
 class StaffSignInFailure(Base):
-    """A staff sign-in attempt from one network address, kept until it succeeds, so a failed one
-    (unknown email, wrong password or code) stays: too many from one address within the failure
-    window refuse its sign-ins, whichever email they name, so guessing across many staff members'
-    emails is slowed as one account's lockout slows one."""
+    """A failed staff sign-in (unknown email, wrong password or code) from one network address: too
+    many from one address within the failure window refuse its sign-ins, whichever email they name,
+    so guessing across many staff members' emails is slowed as one account's lockout slows one."""
 
     __tablename__ = "staff_sign_in_failures"
     __table_args__ = (sa.Index("ix_staff_sign_in_failures_ip_at", "client_ip", "created_at"),)
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    # The address (an IPv6 address's /64 network): see domain.staff.address_key.
     client_ip: Mapped[str] = mapped_column(sa.String(45))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class StaffMember(Base):

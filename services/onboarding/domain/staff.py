@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import ipaddress
 import re
 import secrets
 from collections.abc import Iterable
@@ -192,22 +191,3 @@ def mask_email(email: str) -> str:
     """For log lines: enough to recognise, not a list of addresses."""
     local, _, domain = email.partition("@")
     return f"{local[:1]}***@{domain}" if domain else "***"
-
-
-# One IPv6 subscriber holds a whole /64 (and often more): counted by single address, it would have
-# more addresses than any limit. Its failures are counted by that network instead.
-IPV6_SUBSCRIBER_PREFIX = 64
-
-
-def address_key(client_ip: str) -> str:
-    """What sign-in failures are counted by: an IPv4 address as it is, an IPv6 address's /64
-    network, and anything else (an address a proxy wrote oddly) as given, cut to 45 characters."""
-    try:
-        address = ipaddress.ip_address(client_ip.strip())
-    except ValueError:
-        return client_ip[:45]
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:  # an IPv4 client seen through an IPv6 socket
-            return str(address.ipv4_mapped)
-        return str(ipaddress.ip_network((address, IPV6_SUBSCRIBER_PREFIX), strict=False))
-    return str(address)

@@ -39,7 +39,6 @@ from services.onboarding.domain.staff import (
     STAFF_ID_PREFIX,
     StaffRuleError,
     accepted_totp_step,
-    address_key,
     hash_enrolment_token,
     hash_password,
     hash_staff_refresh_token,
@@ -385,9 +384,8 @@ def sign_in(
         address = None
     with uow:
         session = uow.session
-        # The attempt counts against its address before any credential is checked (and is
-        # forgotten if it succeeds), so attempts sent at once cannot all slip under the limit.
-        attempt = _claim_attempt_from(uow, client_ip, now, policy) if client_ip else None
+        if client_ip:
+            _limit_failures_from(session, client_ip, now, policy)
         member = (
             session.scalar(sa.select(StaffMember).where(StaffMember.email == address).with_for_update())
             if address
@@ -395,6 +393,7 @@ def sign_in(
         )
         if member is None:
             spend_password_check(password)
+            _record_failure_from(uow, client_ip, now, policy)
             raise _refusal(None, "unknown_email", client_ip, email=address)
         if member.locked_until is not None and member.locked_until > now:
             _log_refusal(member, "locked", client_ip)
@@ -404,6 +403,7 @@ def sign_in(
                 headers={"Retry-After": str(max(1, math.ceil((member.locked_until - now).total_seconds())))},
             )
         if not verify_password(password, member.password_hash):
+            _record_failure_from(uow, client_ip, now, policy)
             _count_failure(uow, member, now, policy.lockout)
             raise _refusal(member, "wrong_password", client_ip)
         if member.status != "active":
@@ -413,7 +413,6 @@ def sign_in(
             member.enrolment_token_hash = hash_enrolment_token(token)
             member.enrolment_expires_at = now + policy.enrolment_ttl
             _clear_failures(member)
-            _forget_attempt(session, attempt)
             uow.commit()
             log.info("staff sign-in needs enrolment", extra={"staff_id": member.id, "client_ip": client_ip})
             raise TotpEnrolmentRequired(
@@ -422,12 +421,12 @@ def sign_in(
             )
         step = accepted_totp_step(_open_secret(member, policy.cipher), totp_code, now, member.totp_last_step)
         if step is None:
+            _record_failure_from(uow, client_ip, now, policy)
             _count_failure(uow, member, now, policy.lockout)
             raise _refusal(member, "wrong_code", client_ip)
         member.totp_last_step = step
         member.last_signed_in_at = now
         _clear_failures(member)
-        _forget_attempt(session, attempt)
         if password_needs_rehash(member.password_hash):
             member.password_hash = PASSWORDS.hash(password)
         tokens = _issue_tokens(session, member, new_id("sts"), now + policy.session_max, policy, now)
@@ -607,49 +606,46 @@ def _count_failure(uow: UnitOfWork, member: StaffMember, now: dt.datetime, polic
         log.warning("staff sign-in locked after too many failures", extra={"staff_id": member.id})
 
 
-def _claim_attempt_from(uow: UnitOfWork, client_ip: str, now: dt.datetime, policy: StaffPolicy) -> str:
-    """Count this attempt against its address, committed before any credential is checked, or
-    refuse an address with too many failures within the window. One account's lockout stops
-    guessing one password; this stops guessing across many staff members' emails from one place.
-    The right credentials wait too, as with a lockout. The attempt is a failure until it succeeds.
-    """
-    session = uow.session
-    address = address_key(client_ip)
-    if session.get_bind().dialect.name == "postgresql":
-        # Attempts from one address are counted one at a time (held only to the commit below).
-        session.execute(
-            sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("staff-sign-in:" + address)))
-        )
+def _limit_failures_from(session: Session, client_ip: str, now: dt.datetime, policy: StaffPolicy) -> None:
+    """Refuse an address that failed too often within the window, before any credential is
+    checked: one account's lockout stops guessing one password, this stops guessing across many
+    staff members' emails from one place. The right credentials wait too, as with a lockout."""
     since = now - policy.lockout.window
     failed_at = session.scalars(
         sa.select(StaffSignInFailure.created_at)
-        .where(StaffSignInFailure.client_ip == address, StaffSignInFailure.created_at > since)
+        .where(StaffSignInFailure.client_ip == client_ip[:45], StaffSignInFailure.created_at > since)
         .order_by(StaffSignInFailure.created_at.desc())
         .limit(policy.max_failures_per_ip)
     ).all()
-    if len(failed_at) >= policy.max_failures_per_ip:
-        uow.rollback()
-        _log_refusal(None, "address_limited", client_ip)
-        # Open again once the oldest of the last failures leaves the window.
-        wait = (failed_at[-1] + policy.lockout.window - now).total_seconds()
-        raise RateLimited(
-            "Too many failed sign-ins from this network: wait before trying again.",
-            code="sign_in_ip_limit",
-            headers={"Retry-After": str(max(1, math.ceil(wait)))},
+    if len(failed_at) < policy.max_failures_per_ip:
+        return
+    _log_refusal(None, "address_limited", client_ip)
+    # Open again once the oldest of the last failures leaves the window.
+    wait = (failed_at[-1] + policy.lockout.window - now).total_seconds()
+    raise RateLimited(
+        "Too many failed sign-ins from this network: wait before trying again.",
+        code="sign_in_ip_limit",
+        headers={"Retry-After": str(max(1, math.ceil(wait)))},
+    )
+
+
+def _record_failure_from(
+    uow: UnitOfWork, client_ip: str | None, now: dt.datetime, policy: StaffPolicy
+) -> None:
+    """Keep the failure against its address, committed even though the answer is an error; the
+    address's failures older than the window are dropped as it goes, so the table stays small."""
+    if not client_ip:
+        return
+    session = uow.session
+    address = client_ip[:45]
+    session.execute(
+        sa.delete(StaffSignInFailure).where(
+            StaffSignInFailure.client_ip == address,
+            StaffSignInFailure.created_at <= now - policy.lockout.window,
         )
-    # Failures older than the window count for nothing: dropped as attempts come (any address's),
-    # so the table holds about one window of failures.
-    session.execute(sa.delete(StaffSignInFailure).where(StaffSignInFailure.created_at <= since))
-    attempt = StaffSignInFailure(id=new_id("ssf"), client_ip=address, created_at=now)
-    session.add(attempt)
+    )
+    session.add(StaffSignInFailure(id=new_id("ssf"), client_ip=address, created_at=now))
     uow.commit()
-    return attempt.id
-
-
-def _forget_attempt(session: Session, attempt_id: str | None) -> None:
-    """A sign-in that went through (or reached enrolment with the right password) is no failure."""
-    if attempt_id is not None:
-        session.execute(sa.delete(StaffSignInFailure).where(StaffSignInFailure.id == attempt_id))
 
 
 def _clear_failures(member: StaffMember) -> None:

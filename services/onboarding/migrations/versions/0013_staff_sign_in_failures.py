@@ -1,8 +1,8 @@
 """staff sign-in failures per network address
 
-A staff member's lockout stops guessing one account's password; attempts are now also kept by
-network address (an IPv6 address by its /64) until they succeed, so an address that fails too
-often within the window is refused (``sign_in_ip_limit``), whichever emails it tries.
+A staff member's lockout stops guessing one account's password; failures are now also kept by
+network address, so an address that fails too often within the window is refused
+(``sign_in_ip_limit``), whichever emails it tries.
 
 Revision ID: 4a9c6e2b0013
 Revises: 3b7e1f6a0012
@@ -28,11 +28,8 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_staff_sign_in_failures_ip_at", "staff_sign_in_failures", ["client_ip", "created_at"])
-    # Failures older than the window are dropped by age, whatever their address.
-    op.create_index("ix_staff_sign_in_failures_created_at", "staff_sign_in_failures", ["created_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_staff_sign_in_failures_created_at", table_name="staff_sign_in_failures")
     op.drop_index("ix_staff_sign_in_failures_ip_at", table_name="staff_sign_in_failures")
     op.drop_table("staff_sign_in_failures")
