@@ -130,7 +130,6 @@ def _staff_policy(config: OnboardingConfig, keys: SigningKeyStore, cipher: Envel
         refresh_idle=dt.timedelta(seconds=config.staff_refresh_idle_seconds),
         session_max=dt.timedelta(hours=config.staff_session_max_hours),
         retry_grace=dt.timedelta(seconds=config.refresh_token_retry_grace_seconds),
-        max_failures_per_ip=config.staff_max_failed_sign_ins_per_ip,
     )
 
 

@@ -101,9 +101,6 @@ class OnboardingConfig(BankPartnerClientConfig):
     staff_max_failed_sign_ins: int = 5
     staff_failure_window_seconds: int = 900
     staff_lockout_seconds: int = 900
-    # This many failed sign-ins from one network address within the window refuse that address's
-    # sign-ins until the oldest leaves the window, whichever emails they name.
-    staff_max_failed_sign_ins_per_ip: int = 20
     # How long an enrolment token (printed by `staff create`, or given at a first sign-in) lasts.
     staff_enrolment_ttl_hours: int = 72
     # A staff refresh token unused this long lapses; keep it above the access token's lifetime plus
@@ -207,8 +204,6 @@ class OnboardingConfig(BankPartnerClientConfig):
             raise self.refuse(
                 "sanctions_list_max_age_hours", "and PEP_LIST_MAX_AGE_HOURS must not be negative"
             )
-        if self.staff_max_failed_sign_ins_per_ip < 1:
-            raise self.refuse("staff_max_failed_sign_ins_per_ip", "must be positive")
         if self.staff_max_failed_sign_ins < 1 or self.staff_lockout_seconds < 1:
             raise self.refuse("staff_max_failed_sign_ins", "and STAFF_LOCKOUT_SECONDS must be positive")
         if (

@@ -96,23 +96,6 @@ def test_signing_in_keeps_the_token_sealed_in_an_http_only_strict_cookie(client)
     assert page.status_code == 200 and b"Amina Compliance" in page.data
 
 
-@pytest.mark.parametrize(
-    ("code", "words"),
-    [
-        ("sign_in_locked", "la connexion est bloquée"),
-        ("sign_in_ip_limit", "Trop de connexions échouées depuis ce réseau"),
-        ("invalid_credentials", "incorrect"),
-    ],
-)
-def test_a_refused_sign_in_says_why_in_words(client, staff_auth, monkeypatch, code, words):
-    def refuse(*_credentials):
-        raise ApiError(429 if code != "invalid_credentials" else 401, code)
-
-    monkeypatch.setattr(staff_auth, "sign_in", refuse)
-    page = sign_in(client)
-    assert page.status_code == 401 and words in page.data.decode()  # the form again, with why
-
-
 def test_secure_cookies_by_default():
     app = create_app(ConsoleConfig(log_json=False), apis=fake_apis(), staff_auth=FakeStaffAuth())
     client = app.test_client()

@@ -61,8 +61,6 @@ def sign_in() -> Any:
         except ApiError as refused:
             if refused.code == "sign_in_locked":
                 error = _("Too many failed attempts: sign-in is locked for a while.")
-            elif refused.code == "sign_in_ip_limit":
-                error = _("Too many failed sign-ins from this network: wait a while before trying again.")
             elif refused.status == 0 or refused.status >= 500:
                 error = _("The sign-in service is not answering. Try again in a moment.")
             else:

@@ -338,19 +338,6 @@ class ArtisanRefreshToken(Base):
     revoked_reason: Mapped[str | None] = mapped_column(sa.String(40), nullable=True)
 
 
-class StaffSignInFailure(Base):
-    """A failed staff sign-in (unknown email, wrong password or code) from one network address: too
-    many from one address within the failure window refuse its sign-ins, whichever email they name,
-    so guessing across many staff members' emails is slowed as one account's lockout slows one."""
-
-    __tablename__ = "staff_sign_in_failures"
-    __table_args__ = (sa.Index("ix_staff_sign_in_failures_ip_at", "client_ip", "created_at"),)
-
-    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    client_ip: Mapped[str] = mapped_column(sa.String(45))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
 class StaffMember(Base):
     """A person of the back office: a compliance officer, an operator, or both.
 

@@ -45,16 +45,14 @@ class StaffSessions(MethodView):
     @blp.arguments(StaffSignInSchema)
     @blp.response(200, StaffTokenSchema)
     @blp.doc(security=[])
-    @problems(
-        codes.INVALID_CREDENTIALS, codes.SIGN_IN_LOCKED, codes.SIGN_IN_IP_LIMIT, codes.TOTP_ENROLMENT_REQUIRED
-    )
+    @problems(codes.INVALID_CREDENTIALS, codes.SIGN_IN_LOCKED, codes.TOTP_ENROLMENT_REQUIRED)
     def post(self, body):
         """Sign in with email, password and a TOTP code.
 
         Answers a 15-minute access token (role ``staff``, ``sub`` the person, the scopes of their
         roles) and a refresh token for the session. A wrong email, password or code answers 401
         ``invalid_credentials``, all alike; too many failures 429 ``sign_in_locked``
-        (Retry-After), too many from one network address 429 ``sign_in_ip_limit``; a correct password without an enrolled authenticator 403
+        (Retry-After); a correct password without an enrolled authenticator 403
         ``totp_enrolment_required`` with an ``enrolment_token``."""
         context = service_context()
         tokens = staff.sign_in(

@@ -32,7 +32,7 @@ import math
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from services.onboarding.adapters.orm import StaffMember, StaffRefreshToken, StaffSignInFailure
+from services.onboarding.adapters.orm import StaffMember, StaffRefreshToken
 from services.onboarding.domain.artisan_sessions import FailureCount, LockoutPolicy
 from services.onboarding.domain.staff import (
     PASSWORDS,
@@ -99,8 +99,6 @@ class StaffPolicy:
     session_max: dt.timedelta = dt.timedelta(hours=12)
     # A spent refresh token presented again this soon is a second request of the same session.
     retry_grace: dt.timedelta = dt.timedelta(seconds=30)
-    # Failed sign-ins from one network address within the lockout window that refuse its next ones.
-    max_failures_per_ip: int = 20
 
 
 def profile(member: StaffMember) -> dict:
@@ -384,8 +382,6 @@ def sign_in(
         address = None
     with uow:
         session = uow.session
-        if client_ip:
-            _limit_failures_from(session, client_ip, now, policy)
         member = (
             session.scalar(sa.select(StaffMember).where(StaffMember.email == address).with_for_update())
             if address
@@ -393,7 +389,6 @@ def sign_in(
         )
         if member is None:
             spend_password_check(password)
-            _record_failure_from(uow, client_ip, now, policy)
             raise _refusal(None, "unknown_email", client_ip, email=address)
         if member.locked_until is not None and member.locked_until > now:
             _log_refusal(member, "locked", client_ip)
@@ -403,7 +398,6 @@ def sign_in(
                 headers={"Retry-After": str(max(1, math.ceil((member.locked_until - now).total_seconds())))},
             )
         if not verify_password(password, member.password_hash):
-            _record_failure_from(uow, client_ip, now, policy)
             _count_failure(uow, member, now, policy.lockout)
             raise _refusal(member, "wrong_password", client_ip)
         if member.status != "active":
@@ -421,7 +415,6 @@ def sign_in(
             )
         step = accepted_totp_step(_open_secret(member, policy.cipher), totp_code, now, member.totp_last_step)
         if step is None:
-            _record_failure_from(uow, client_ip, now, policy)
             _count_failure(uow, member, now, policy.lockout)
             raise _refusal(member, "wrong_code", client_ip)
         member.totp_last_step = step
@@ -604,48 +597,6 @@ def _count_failure(uow: UnitOfWork, member: StaffMember, now: dt.datetime, polic
     uow.commit()
     if count.is_locked(now):
         log.warning("staff sign-in locked after too many failures", extra={"staff_id": member.id})
-
-
-def _limit_failures_from(session: Session, client_ip: str, now: dt.datetime, policy: StaffPolicy) -> None:
-    """Refuse an address that failed too often within the window, before any credential is
-    checked: one account's lockout stops guessing one password, this stops guessing across many
-    staff members' emails from one place. The right credentials wait too, as with a lockout."""
-    since = now - policy.lockout.window
-    failed_at = session.scalars(
-        sa.select(StaffSignInFailure.created_at)
-        .where(StaffSignInFailure.client_ip == client_ip[:45], StaffSignInFailure.created_at > since)
-        .order_by(StaffSignInFailure.created_at.desc())
-        .limit(policy.max_failures_per_ip)
-    ).all()
-    if len(failed_at) < policy.max_failures_per_ip:
-        return
-    _log_refusal(None, "address_limited", client_ip)
-    # Open again once the oldest of the last failures leaves the window.
-    wait = (failed_at[-1] + policy.lockout.window - now).total_seconds()
-    raise RateLimited(
-        "Too many failed sign-ins from this network: wait before trying again.",
-        code="sign_in_ip_limit",
-        headers={"Retry-After": str(max(1, math.ceil(wait)))},
-    )
-
-
-def _record_failure_from(
-    uow: UnitOfWork, client_ip: str | None, now: dt.datetime, policy: StaffPolicy
-) -> None:
-    """Keep the failure against its address, committed even though the answer is an error; the
-    address's failures older than the window are dropped as it goes, so the table stays small."""
-    if not client_ip:
-        return
-    session = uow.session
-    address = client_ip[:45]
-    session.execute(
-        sa.delete(StaffSignInFailure).where(
-            StaffSignInFailure.client_ip == address,
-            StaffSignInFailure.created_at <= now - policy.lockout.window,
-        )
-    )
-    session.add(StaffSignInFailure(id=new_id("ssf"), client_ip=address, created_at=now))
-    uow.commit()
 
 
 def _clear_failures(member: StaffMember) -> None:
