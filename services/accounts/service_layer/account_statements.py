@@ -29,7 +29,7 @@ from services.accounts.adapters import ledger
 from services.accounts.adapters.orm import JournalEntry, JournalLine, LedgerAccount
 from services.accounts.domain.ledger import ArtisanAccountKind, bank, shown_balance
 from services.accounts.service_layer.ledger import check_artisan_visible
-from services.accounts.service_layer.statements import _one_snapshot
+from services.accounts.service_layer.statements import _one_snapshot, statement_lines
 from shared.auth import Principal
 from shared.auth.principal import is_bank_code
 from shared.auth.scopes import Role
@@ -157,20 +157,8 @@ def build_statement(
         opening_stored = int(session.scalar(of_account.where(JournalEntry.posted_at < start)))
         closing_stored = int(session.scalar(of_account.where(JournalEntry.posted_at < end)))
         rows = session.execute(
-            sa.select(
-                JournalLine.amount,
-                JournalEntry.id,
-                JournalEntry.posted_at,
-                JournalEntry.cause,
-                JournalEntry.cause_id,
-                JournalEntry.description,
-            )
-            .join(JournalEntry, JournalEntry.id == JournalLine.entry_id)
-            .where(
-                JournalLine.account_id == found.id,
-                JournalEntry.posted_at >= start,
-                JournalEntry.posted_at < end,
-            )
+            statement_lines(found.id)
+            .where(JournalEntry.posted_at >= start, JournalEntry.posted_at < end)
             .order_by(JournalEntry.posted_at, JournalLine.id)
         ).all()
         side = found.normal_side
@@ -186,7 +174,7 @@ def build_statement(
             bank_reference=entry_id,
             description=f"{cause} {cause_id}: {description}",
         )
-        for amount, entry_id, posted_at, cause, cause_id, description in rows
+        for _line_id, amount, _balance_after, entry_id, posted_at, cause, cause_id, description in rows
     )
     return Statement(
         statement_id=_statement_id(account, first_day, last_day),
