@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
-
 from services.accounts.api.context import service_context
 from services.accounts.service_layer.personal_data import artisan_personal_data
-from shared.auth.flask import require_scopes
-from shared.auth.scopes import PERSONAL_DATA_COLLECT
+from shared.personal_data_api import personal_data_blueprint
 
-blp = Blueprint(
-    "personal_data",
-    __name__,
-    url_prefix="/v1/artisans",
-    description="For onboarding (scope personal_data:collect): an artisan's data, for their export.",
+blp = personal_data_blueprint(
+    service="accounts",
+    holds="Ledger accounts and statements, payouts, payout accounts, statements issued.",
+    across="",
+    gather=lambda artisan_id: artisan_personal_data(service_context().uow_factory(), artisan_id),
 )
-
-
-@blp.route("/<string:artisan_id>/personal-data", methods=["GET"])
-@require_scopes(PERSONAL_DATA_COLLECT)
-@blp.response(200, description="Ledger accounts and statements, payouts, payout accounts, statements issued.")
-def personal_data(artisan_id):
-    """Everything accounts holds about an artisan.
-
-    Only onboarding's own token reads it, to build the artisan's personal-data archive
-    (``GET /v1/artisans/{id}/personal-data`` on onboarding)."""
-    return artisan_personal_data(service_context().uow_factory(), artisan_id)
