@@ -27,11 +27,14 @@ _last_step: dict[str, int] = {}
 def totp_code(email: str, secret: str | None = None) -> str:
     """A code onboarding will take: each code is taken once, so a person signing in again within
     the same 30 seconds uses the next step's code (onboarding accepts one step either side), and
-    waits only when that one is used too."""
+    waits only when that one is used too.
+
+    Never the previous step's code: taken at the end of a step, it would be two steps old by the
+    time a slow machine's request reaches onboarding, and refused as ``wrong_code``."""
     totp = pyotp.TOTP(secret or TOTP_SECRETS[email])
     while True:
         now = int(time.time()) // 30
-        step = max(now - 1, _last_step.get(email, now - 2) + 1)
+        step = max(now, _last_step.get(email, now - 1) + 1)
         if step <= now + 1:
             _last_step[email] = step
             return totp.at(step * 30)
