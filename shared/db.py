@@ -235,6 +235,10 @@ class _DriverStatement:
         compiled = statement.compile(dialect=dialect, column_keys=list(names))
         self.sql: str = compiled.string
         self.returns_rows = bool(statement.is_select or compiled.returning)
+        # A column whose default or ``onupdate`` SQLAlchemy computes in Python at execution (an
+        # ``updated_at``, say) has a parameter here with no value: such a statement keeps going
+        # through SQLAlchemy, which computes it.
+        self.computes_defaults = bool(compiled.insert_prefetch or compiled.update_prefetch)
         self.fixed: dict[str, Any] = {}
         self.converters: dict[str, Callable[[Any], Any]] = {}
         for bind, name in compiled.bind_names.items():
@@ -267,16 +271,25 @@ def first_row(session: Session, statement: Any, parameters: Mapping[str, Any]) -
     database took to run the statement. Values go through the same conversions as SQLAlchemy's
     (``_DriverStatement``), and the engine's ``before_cursor_execute`` listeners still hear of it.
     A row is a plain tuple: the columns come back as the driver reads them (no result types: the
-    callers select none that need one). Elsewhere (SQLite) it runs as any Core statement."""
+    callers select none that need one). Elsewhere (SQLite), and for a statement whose column
+    defaults SQLAlchemy computes at execution, it runs as any Core statement."""
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
-        row = connection.execute(statement, parameters).first()
+    driver_statement = None
+    if connection.dialect.name == "postgresql":
+        key = (statement, tuple(parameters))
+        driver_statement = _DRIVER_STATEMENTS.get(key)
+        if driver_statement is None:
+            driver_statement = _DRIVER_STATEMENTS[key] = _DriverStatement(
+                statement, connection.dialect, key[1]
+            )
+    if driver_statement is None or driver_statement.computes_defaults:
+        result = connection.execute(statement, parameters)
+        row = result.first() if result.returns_rows else None
         return None if row is None else tuple(row)
-    key = (statement, tuple(parameters))
-    driver_statement = _DRIVER_STATEMENTS.get(key)
-    if driver_statement is None:
-        driver_statement = _DRIVER_STATEMENTS[key] = _DriverStatement(statement, connection.dialect, key[1])
-    values = driver_statement.parameters(parameters)
+    try:
+        values = driver_statement.parameters(parameters)
+    except Exception as error:  # a value its type refuses, as SQLAlchemy reports it
+        raise sa.exc.StatementError(str(error), driver_statement.sql, parameters, error) from error
     pooled = connection.connection
     dbapi_connection = pooled.driver_connection
     # One cursor per database connection, kept with the pool's record of it (which forgets it
