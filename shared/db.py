@@ -310,9 +310,12 @@ def first_row(session: Session, statement: Any, parameters: Mapping[str, Any]) -
         # Raised as SQLAlchemy raises the driver's errors, so callers' handlers (a lock wait that
         # ran out, the database gone) see what they see from any other statement; a connection
         # that broke leaves the pool, as SQLAlchemy would have it leave.
-        if connection.dialect.is_disconnect(error, dbapi_connection, cursor):
+        disconnected = connection.dialect.is_disconnect(error, dbapi_connection, cursor)
+        if disconnected:
             connection.invalidate(error)
-        raise sa.exc.DBAPIError.instance(driver_statement.sql, values, error, dbapi_error) from error
+        raise sa.exc.DBAPIError.instance(
+            driver_statement.sql, values, error, dbapi_error, connection_invalidated=disconnected
+        ) from error
 
 
 def is_postgres(engine_or_session: sa.Engine | Session) -> bool:

@@ -108,3 +108,20 @@ def test_the_engines_statement_listeners_hear_of_it(context, artisan):
     statement, parameters = heard[0]
     assert "payees" in statement
     assert artisan in (parameters.values() if isinstance(parameters, dict) else parameters)
+
+
+def test_a_connection_lost_under_it_is_invalidated_and_said_so(context, artisan):
+    if context.engine.dialect.name != "postgresql":
+        pytest.skip("a server connection to end: PostgreSQL's")
+    moment = {"artisan_id": artisan, "moment": utcnow()}
+    with context.session_factory() as session:
+        first_row(session, _TERMS, moment)
+        backend = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        with context.engine.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(backend)})")
+        with pytest.raises(sa.exc.DBAPIError) as raised:
+            first_row(session, _TERMS, moment)
+        assert raised.value.connection_invalidated
+        session.rollback()
+        # The pool hands out a live connection next, not the dead one.
+        assert first_row(session, _TERMS, moment)[0] == artisan
