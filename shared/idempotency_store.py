@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from shared.db import UTCDateTime, is_postgres, utcnow
+from shared.db import UTCDateTime, first_row, is_postgres, utcnow
 
 # A claim committed before its answer (SQLite's) whose worker died is taken over after this long.
 LOCK_SECONDS = 60
@@ -213,18 +213,15 @@ class IdempotencyStore:
         postgres = is_postgres(session)
         try:
             # Core statements on the session's connection: the ORM has nothing to add to them.
-            claimed = (
-                session.connection()
-                .execute(
-                    _claim_statement(model.__table__, postgres),
-                    {
-                        "client_id": client_id,
-                        "key": key,
-                        **claim,
-                        "lock_timeout": f"{max(1, round(wait_seconds * 1000))}ms",
-                    },
-                )
-                .first()
+            claimed = first_row(
+                session,
+                _claim_statement(model.__table__, postgres),
+                {
+                    "client_id": client_id,
+                    "key": key,
+                    **claim,
+                    "lock_timeout": f"{max(1, round(wait_seconds * 1000))}ms",
+                },
             )
         except sa.exc.OperationalError as exc:
             if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
@@ -277,7 +274,8 @@ class IdempotencyStore:
         body: str,
     ) -> None:
         """Keep the response of a key claimed with ``claim_in``, in the same transaction."""
-        session.connection().execute(
+        first_row(
+            session,
             _keep_response_statement(self.model.__table__),
             {
                 "claimed_client_id": client_id,

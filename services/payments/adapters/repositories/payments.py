@@ -13,7 +13,7 @@ from sqlalchemy.orm.instrumentation import manager_of_class
 
 from services.payments.adapters.orm import ON_THE_WAY_TO_THE_LEDGER, Payment
 from services.payments.domain.payments import PaymentStatus
-from shared.db import is_postgres
+from shared.db import first_row, is_postgres
 
 
 def get(session: Session, payment_id: str) -> Payment | None:
@@ -65,7 +65,7 @@ def add_unless_created(
     )
     if capped:
         row["on_the_way_at_most"] = on_the_way_at_most
-    if session.connection().execute(statement, row).first() is not None:
+    if first_row(session, statement, row) is not None:
         payment = _new_payment()
         payment.__dict__.update(stored)
         return payment
