@@ -372,7 +372,11 @@ def _rounds(url: str, transfers: str | None, batch_size: int) -> list[dict[str, 
     rounds = []
     for number in range(ROUNDS):
         # Before each round's consumers, with them built and waiting (idle) at the barrier.
-        ceiling = transfer_ceiling(transfers, python=number == 0) if transfers is not None else {}
+        ceiling = {}
+        if transfers is not None:
+            settle(url, transfers)
+            ceiling = transfer_ceiling(transfers, python=number == 0)
+            settle(url, transfers)
         go.wait()
         runs = [done.get(timeout=600) for _ in processes]
         postings = sum(int(run["postings"]) for run in runs)
@@ -386,6 +390,25 @@ def _rounds(url: str, transfers: str | None, batch_size: int) -> list[dict[str, 
     for process in processes:
         process.join(timeout=30)
     return rounds
+
+
+def settle(*urls: str) -> None:
+    """Untimed, before each timed part of a round: what the databases' last writes left to do in
+    the background is done now, so that it never lands inside the next measurement, whichever it
+    is. ``VACUUM ANALYZE`` (autovacuum would otherwise take up the rows the previous part wrote,
+    within a minute, on the same two cores), then a ``CHECKPOINT`` (a timed checkpoint would
+    otherwise flush what they dirtied, and the first write of each page after it is a whole page
+    in the WAL). A role allowed neither leaves the round as it was."""
+    import psycopg
+
+    urls = tuple(url.replace("postgresql+psycopg://", "postgresql://") for url in urls)
+    for url in urls:
+        with psycopg.connect(url, autocommit=True) as connection:
+            with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+                connection.execute("VACUUM ANALYZE")
+    with psycopg.connect(urls[0], autocommit=True) as connection:
+        with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+            connection.execute("CHECKPOINT")  # one for the whole server
 
 
 @contextlib.contextmanager

@@ -41,7 +41,9 @@ def server_cpu_seconds(url: str) -> float | None:
 
     if not url.startswith("postgresql"):
         return None
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as connection:
+    with psycopg.connect(
+        url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as connection:
         pids = [
             pid
             for (pid,) in connection.execute(
