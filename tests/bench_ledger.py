@@ -409,9 +409,11 @@ def settle(*urls: str) -> None:
     """Untimed, before each timed part of a round: what the databases' last writes left to do in
     the background is done now, so that it never lands inside the next measurement, whichever it
     is. ``VACUUM ANALYZE`` (autovacuum would otherwise take up the rows the previous part wrote,
-    within a minute, on the same two cores), then a ``CHECKPOINT`` (a timed checkpoint would
-    otherwise flush what they dirtied, and the first write of each page after it is a whole page
-    in the WAL). A role allowed neither leaves the round as it was."""
+    within a minute, on the same two cores), then a ``CHECKPOINT``: it flushes what they dirtied,
+    and restarts the clock of the timed ones (every five minutes), so none lands inside a part;
+    every part starts right after one, and pays alike for the whole pages the WAL takes at the
+    first write of each page after a checkpoint. A role allowed neither leaves the round as it
+    was."""
     import psycopg
 
     urls = tuple(url.replace("postgresql+psycopg://", "postgresql://") for url in urls)
