@@ -10,8 +10,9 @@ bytes, decoded with the schema check, then ``apply_batch``), after a warm-up of 
     .venv/bin/python -m tests.profile_ledger --profile   # where it goes (cProfile)
 
 When PostgreSQL runs on this machine, the CPU time its server processes spent for the consumer's
-connections is measured too (``/proc/<pid>/stat`` of each backend of the throwaway database): the
-other half of what a posting costs, what an index or a statement less saves.
+connections is measured too (``/proc/<pid>/stat`` of each backend of the throwaway database, an
+autovacuum worker's on it included): the other half of what a posting costs, what an index or a
+statement less saves.
 
 To compare two versions, run each in turn a few times (``git archive`` one into a directory and
 run it there with ``PYTHONPATH`` set to it).
