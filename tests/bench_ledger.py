@@ -58,6 +58,7 @@ ROUNDS = 3
 
 CEILING_CLIENTS = 8
 CEILING_SECONDS = 5.0
+CEILING_WARM_UP_SECONDS = 2.0
 CEILING_ACCOUNTS = 1_000
 
 # The transfer, one per transaction (the COMMIT is the client's): 2 row locks (one statement),
@@ -121,6 +122,16 @@ def create_transfer_tables(url: str) -> None:
         connection.execute("VACUUM ANALYZE")
 
 
+def warm_up_ceiling(url: str) -> None:
+    """Both clients, untimed, for ``CEILING_WARM_UP_SECONDS``: the first transfers into the new
+    tables (their first pages and index splits) are not the ceiling, as the consumers' first
+    batches (built and warmed up before their rounds) are not theirs."""
+    pgbench = shutil.which("pgbench")
+    if pgbench is not None:
+        _pgbench_clients(pgbench, url, CEILING_WARM_UP_SECONDS)
+    _python_clients(url, CEILING_WARM_UP_SECONDS)
+
+
 def transfer_ceiling(url: str, *, python: bool) -> dict[str, float]:
     """Transfers per second of ``CEILING_CLIENTS`` concurrent clients, each one transfer per
     transaction, by tool: pgbench when on the PATH, the Python clients when asked (or without
@@ -179,11 +190,11 @@ def _transfer_client(url: str, seed: int, ready: Any, start: Any, seconds: float
     done.put(count)
 
 
-def _python_clients(url: str) -> float:
+def _python_clients(url: str, seconds: float = CEILING_SECONDS) -> float:
     context = multiprocessing.get_context("spawn")
     ready, start, done = context.Semaphore(0), context.Event(), context.Queue()
     clients = [
-        context.Process(target=_transfer_client, args=(url, seed, ready, start, CEILING_SECONDS, done))
+        context.Process(target=_transfer_client, args=(url, seed, ready, start, seconds, done))
         for seed in range(CEILING_CLIENTS)
     ]
     for client in clients:
@@ -192,13 +203,13 @@ def _python_clients(url: str) -> float:
         if not ready.acquire(timeout=120):
             raise RuntimeError("a transfer client did not start")
     start.set()
-    total = sum(done.get(timeout=CEILING_SECONDS + 60) for _ in clients)
+    total = sum(done.get(timeout=seconds + 60) for _ in clients)
     for client in clients:
         client.join(timeout=10)
-    return total / CEILING_SECONDS
+    return total / seconds
 
 
-def _pgbench_clients(pgbench: str, url: str) -> float:
+def _pgbench_clients(pgbench: str, url: str, seconds: float = CEILING_SECONDS) -> float:
     script = "\n".join(
         [
             f"\\set a random(1, {CEILING_ACCOUNTS})",
@@ -216,10 +227,10 @@ def _pgbench_clients(pgbench: str, url: str) -> float:
         file.flush()
         run = subprocess.run(
             [pgbench, "-n", "-M", "prepared", "-c", str(CEILING_CLIENTS), "-j", "2"]
-            + ["-T", str(int(CEILING_SECONDS)), "-f", file.name, url],
+            + ["-T", str(int(seconds)), "-f", file.name, url],
             capture_output=True,
             text=True,
-            timeout=CEILING_SECONDS + 60,
+            timeout=seconds + 60,
         )
     found = re.search(r"tps = ([0-9.]+)", run.stdout)
     if run.returncode or found is None:
@@ -372,7 +383,13 @@ def _rounds(url: str, transfers: str | None, batch_size: int) -> list[dict[str, 
     rounds = []
     for number in range(ROUNDS):
         # Before each round's consumers, with them built and waiting (idle) at the barrier.
-        ceiling = transfer_ceiling(transfers, python=number == 0) if transfers is not None else {}
+        ceiling = {}
+        if transfers is not None:
+            if number == 0:
+                warm_up_ceiling(transfers)
+            settle(url, transfers)
+            ceiling = transfer_ceiling(transfers, python=number == 0)
+            settle(url, transfers)
         go.wait()
         runs = [done.get(timeout=600) for _ in processes]
         postings = sum(int(run["postings"]) for run in runs)
@@ -386,6 +403,27 @@ def _rounds(url: str, transfers: str | None, batch_size: int) -> list[dict[str, 
     for process in processes:
         process.join(timeout=30)
     return rounds
+
+
+def settle(*urls: str) -> None:
+    """Untimed, before each timed part of a round: what the databases' last writes left to do in
+    the background is done now, so that it never lands inside the next measurement, whichever it
+    is. ``VACUUM ANALYZE`` (autovacuum would otherwise take up the rows the previous part wrote,
+    within a minute, on the same two cores), then a ``CHECKPOINT``: it flushes what they dirtied,
+    and restarts the clock of the timed ones (every five minutes), so none lands inside a part;
+    every part starts right after one, and pays alike for the whole pages the WAL takes at the
+    first write of each page after a checkpoint. A role allowed neither leaves the round as it
+    was."""
+    import psycopg
+
+    urls = tuple(url.replace("postgresql+psycopg://", "postgresql://") for url in urls)
+    for url in urls:
+        with psycopg.connect(url, autocommit=True) as connection:
+            with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+                connection.execute("VACUUM ANALYZE")
+    with psycopg.connect(urls[0], autocommit=True) as connection:
+        with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+            connection.execute("CHECKPOINT")  # one for the whole server
 
 
 @contextlib.contextmanager

@@ -9,6 +9,11 @@ bytes, decoded with the schema check, then ``apply_batch``), after a warm-up of 
     .venv/bin/python -m tests.profile_ledger [ROUNDS] [POSTINGS_A_ROUND]
     .venv/bin/python -m tests.profile_ledger --profile   # where it goes (cProfile)
 
+When PostgreSQL runs on this machine, the CPU time its server processes spent for the consumer's
+connections is measured too (``/proc/<pid>/stat`` of each backend of the throwaway database, an
+autovacuum worker's on it included): the other half of what a posting costs, what an index or a
+statement less saves.
+
 To compare two versions, run each in turn a few times (``git archive`` one into a directory and
 run it there with ``PYTHONPATH`` set to it).
 """
@@ -26,6 +31,35 @@ from pathlib import Path
 
 ARTISANS = 50
 WARM_UP = 1_000
+
+
+def server_cpu_seconds(url: str) -> float | None:
+    """CPU seconds the PostgreSQL processes serving ``url``'s database have used so far (this
+    question's own connection left out); None when they are not on this machine or not readable."""
+    import os
+
+    import psycopg
+
+    if not url.startswith("postgresql"):
+        return None
+    with psycopg.connect(
+        url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as connection:
+        pids = [
+            pid
+            for (pid,) in connection.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ]
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def main(argv: list[str]) -> None:
@@ -73,17 +107,27 @@ def main(argv: list[str]) -> None:
                     profiler.runcall(post, messages[WARM_UP:])
                     pstats.Stats(profiler).sort_stats("cumulative").print_stats(50)
                     return
-                figures = []
+                figures, server_figures = [], []
                 for number in range(rounds):
                     chunk = messages[WARM_UP + number * per_round : WARM_UP + (number + 1) * per_round]
+                    server_before = server_cpu_seconds(url)
                     started = time.process_time()
                     post(chunk)
                     figures.append(1e6 * (time.process_time() - started) / per_round)
+                    server_after = server_cpu_seconds(url)
+                    if server_before is not None and server_after is not None:
+                        server_figures.append(1e6 * (server_after - server_before) / per_round)
                 print(
                     f"Python CPU a posting, batch {batch}, {rounds} rounds of {per_round:,}: "
                     + " ".join(f"{figure:.0f}" for figure in figures)
                     + f" µs; median {statistics.median(figures):.0f}, lowest {min(figures):.0f}"
                 )
+                if len(server_figures) == rounds:
+                    print(
+                        "PostgreSQL CPU a posting (its processes for this database): "
+                        + " ".join(f"{figure:.0f}" for figure in server_figures)
+                        + f" µs; median {statistics.median(server_figures):.0f}, lowest {min(server_figures):.0f}"
+                    )
             finally:
                 engine.dispose()
         finally:

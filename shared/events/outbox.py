@@ -52,8 +52,19 @@ class OutboxMixin:
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:
         # The highest offset acknowledged in a partition, and the rows at or after an offset: one
-        # index lookup each, however long the outbox.
-        return (sa.Index("ix_outbox_broker_position", "topic", "broker_partition", "broker_offset"),)
+        # index lookup each, however long the outbox. Only rows with an offset are indexed (both
+        # questions are about offsets): a row is written without one, so writing it (every event a
+        # service records) costs no entry here; the relay's update that records the position adds it.
+        return (
+            sa.Index(
+                "ix_outbox_broker_position",
+                "topic",
+                "broker_partition",
+                "broker_offset",
+                postgresql_where=sa.text("broker_offset IS NOT NULL"),
+                sqlite_where=sa.text("broker_offset IS NOT NULL"),
+            ),
+        )
 
 
 class InboxMixin:

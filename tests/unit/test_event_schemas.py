@@ -57,6 +57,10 @@ DATE_TIMES = st.one_of(
             "2026-12-06 10:00:00Z",
             "2026-02-30T10:00:00Z",  # no such day
             "2028-02-29T00:00:00Z",
+            "2000-02-29T00:00:00Z",  # a leap year (divisible by 400)
+            "2100-02-29T00:00:00Z",  # not one (divisible by 100)
+            "2026-04-31T00:00:00Z",
+            "2026-12-31T23:59:59Z\n",  # the expression's $ takes a final newline
             "2026-12-06T24:00:00Z",
             "0000-01-01T00:00:00Z",
             "2026-12-06T10:00:60Z",
@@ -208,7 +212,17 @@ def test_a_refused_event_says_where_and_why_as_jsonschema_does():
 
 def test_formats_are_judged_as_jsonschema_judges_them():
     validator = jsonschema.Draft202012Validator(schema("envelope"), format_checker=jsonschema.FormatChecker())
-    for time in ("2026-02-30T10:00:00Z", "2026-12-06T10:00:00", "2026-12-06t10:00:00z"):
+    for time in (
+        "2026-02-30T10:00:00Z",
+        "2026-12-06T10:00:00",
+        "2026-12-06t10:00:00z",
+        "2000-02-29T00:00:00Z",
+        "2100-02-29T00:00:00Z",
+        "2028-02-29T00:00:00Z",
+        "2026-04-31T00:00:00Z",
+        "0000-01-01T00:00:00Z",
+        "2026-12-31T23:59:59Z\n",
+    ):
         envelope = {
             "id": "evt_01JD0000000000000000000000",
             "type": "payments.payment.succeeded",

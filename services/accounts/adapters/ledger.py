@@ -710,8 +710,22 @@ def write_entries(
                 ),
                 [{"id": account_id, "amount": amount} for account_id, amount in moved.items()],
             )
+    for account_id, loaded in _loaded_accounts(session, moved):
+        set_committed_value(loaded, "balance", opening[account_id] + moved[account_id])
+
+
+def _loaded_accounts(session: Session, account_ids: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(id, object) of the accounts among ``account_ids`` this session has loaded: found from the
+    smaller side (a batch moves a few hundred accounts, and its session has usually loaded none)."""
     identity_map = session.identity_map
-    for account_id, amount in moved.items():
-        loaded = identity_map.get(identity_key(LedgerAccount, account_id))
-        if loaded is not None:
-            set_committed_value(loaded, "balance", opening[account_id] + amount)
+    if len(identity_map) < len(account_ids):
+        # By identity key (class, primary key), never by attribute: an expired object would load.
+        return [
+            (primary_key[0], loaded)
+            for (cls, primary_key, *_), loaded in identity_map.items()
+            if cls is LedgerAccount and primary_key[0] in account_ids
+        ]
+    found = (
+        (account_id, identity_map.get(identity_key(LedgerAccount, account_id))) for account_id in account_ids
+    )
+    return [(account_id, loaded) for account_id, loaded in found if loaded is not None]

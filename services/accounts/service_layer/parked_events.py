@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from prometheus_client.core import GaugeMetricFamily
 
 from services.accounts.adapters.orm import LedgerCase, ParkedEvent
+from shared.bulk_sql import present
 from shared.db import UnitOfWork, utcnow
 from shared.events import Event
 from shared.events.consumer import TRANSIENT_DB_ERRORS, Handler
@@ -107,13 +108,17 @@ def post_parked_events(
     # Locked, skipping rows another process is trying: the worker and a consumer never post the
     # same parked event twice at once (the posting key would refuse the second anyway).
     query = sa.select(ParkedEvent).order_by(ParkedEvent.seq).with_for_update(skip_locked=True)
+    # Whatever the caller recorded so far belongs outside the savepoints below.
+    uow.write_events()
     if artisan_ids is not None:
-        artisan_ids = sorted(set(artisan_ids))
+        session.flush()
+        # A consumer asks after every batch, and most batches' artisans have nothing parked: which
+        # of them have is one index probe each (a plain statement), and only their parked events
+        # are locked and loaded.
+        artisan_ids = sorted(present(session, ParkedEvent.__table__.c.artisan_id, set(artisan_ids)))
         if not artisan_ids:
             return 0
         query = query.where(ParkedEvent.artisan_id.in_(artisan_ids))
-    # Whatever the caller recorded so far belongs outside the savepoints below.
-    uow.write_events()
     posted = 0
     waiting = session.scalars(query).all()
     while waiting:

@@ -90,7 +90,8 @@ def _post_payments(uow: UnitOfWork, events: Sequence[Event], currency: str, hold
     # The artisans' accounts first: they are what the rules decide on, and every posting locks
     # artisans' accounts before marketplaces' and the platform's.
     locked = ledger.lock_for_batch(session, artisan_ids, (), currency)
-    opened = [artisan_id for artisan_id in artisan_ids if not _has_accounts(locked, artisan_id)]
+    with_accounts = {ref.owner_id for ref in locked.accounts}
+    opened = [artisan_id for artisan_id in artisan_ids if artisan_id not in with_accounts]
     if opened:
         # Heard of for the first time (their registration has not arrived): opened as the handler
         # opens them, each announced once, then locked with the others.
@@ -133,10 +134,6 @@ def _post_payments(uow: UnitOfWork, events: Sequence[Event], currency: str, hold
         accepted.append((payment, amounts))
     if accepted:
         _write(uow, accepted, locked.accounts, currency, hold)
-
-
-def _has_accounts(locked: ledger.LockedBatch, artisan_id: str) -> bool:
-    return any(ref.owner_id == artisan_id for ref in locked.accounts)
 
 
 def _write(

@@ -1,0 +1,42 @@
+"""outbox: only rows the broker acknowledged are in the index of broker positions
+
+Revision ID: e8b2c4d60019
+Revises: d3a7e5b10018
+Created: 2026-12-07 02:20:00
+
+``ix_outbox_broker_position`` (topic, partition, offset) answers the relay's two questions about a
+partition: the highest offset the broker acknowledged, and the rows at or after an offset. Both are
+about rows with an offset (``max`` skips nulls; ``offset >= n`` is never true of a null), yet every
+row was indexed from its insert on, when it has none. Partial, the index holds the acknowledged
+rows only: the relay's update that records a row's position adds its entry, and recording an event
+(every state change a service makes) writes one index entry fewer.
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "e8b2c4d60019"
+down_revision = "d3a7e5b10018"
+branch_labels = None
+depends_on = None
+
+NAME = "ix_outbox_broker_position"
+COLUMNS = ["topic", "broker_partition", "broker_offset"]
+ACKNOWLEDGED = "broker_offset IS NOT NULL"
+
+
+def upgrade() -> None:
+    op.drop_index(NAME, table_name="outbox")
+    op.create_index(
+        NAME,
+        "outbox",
+        COLUMNS,
+        unique=False,
+        postgresql_where=sa.text(ACKNOWLEDGED),
+        sqlite_where=sa.text(ACKNOWLEDGED),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index(NAME, table_name="outbox")
+    op.create_index(NAME, "outbox", COLUMNS, unique=False)
