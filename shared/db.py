@@ -265,10 +265,10 @@ def first_row(session: Session, statement: Any, parameters: Mapping[str, Any]) -
     """The first row ``statement`` (a Core statement built once, at import) returns with
     ``parameters``, in ``session``'s transaction; None when it returns none.
 
-    On PostgreSQL it goes straight to the session's psycopg connection, prepared there, compiled
-    once per process: SQLAlchemy's execution machinery (the compiled cache's lookup, the
-    parameters' assembly, the result's set-up) cost a request on the hot path more than the
-    database took to run the statement. Values go through the same conversions as SQLAlchemy's
+    On PostgreSQL it goes straight to the session's psycopg connection, compiled once per
+    process: SQLAlchemy's execution machinery (the compiled cache's lookup, the parameters'
+    assembly, the result's set-up) cost a request on the hot path more than the database took to
+    run the statement. Values go through the same conversions as SQLAlchemy's
     (``_DriverStatement``), and the engine's ``before_cursor_execute`` listeners still hear of it.
     A row is a plain tuple: the columns come back as the driver reads them (no result types: the
     callers select none that need one). Elsewhere (SQLite), and for a statement whose column
@@ -298,24 +298,26 @@ def first_row(session: Session, statement: Any, parameters: Mapping[str, Any]) -
     cursor = pooled.info.get(_DRIVER_CURSOR)
     if cursor is None or cursor.closed:
         cursor = pooled.info[_DRIVER_CURSOR] = dbapi_connection.cursor()  # type: ignore[union-attr]
-    dbapi_error = connection.dialect.loaded_dbapi.Error
     try:
         if connection.dispatch.before_cursor_execute:
             connection.dispatch.before_cursor_execute(
                 connection, cursor, driver_statement.sql, values, None, False
             )
-        cursor.execute(driver_statement.sql, values, prepare=True)
+        # psycopg prepares a statement once it has run a few times on the connection (its own
+        # threshold), and forgets it at every rollback: preparing at once would add a round trip
+        # to the first run after each rollback (every GET's session ends in one).
+        cursor.execute(driver_statement.sql, values)
         return cursor.fetchone() if driver_statement.returns_rows else None
-    except dbapi_error as error:
-        # Raised as SQLAlchemy raises the driver's errors, so callers' handlers (a lock wait that
-        # ran out, the database gone) see what they see from any other statement; a connection
-        # that broke leaves the pool, as SQLAlchemy would have it leave.
-        disconnected = connection.dialect.is_disconnect(error, dbapi_connection, cursor)
-        if disconnected:
-            connection.invalidate(error)
-        raise sa.exc.DBAPIError.instance(
-            driver_statement.sql, values, error, dbapi_error, connection_invalidated=disconnected
-        ) from error
+    except BaseException as error:
+        # Handed to SQLAlchemy's own handling of a driver error, so callers see what they see from
+        # any other statement (a lock wait that ran out, the database gone), ``handle_error``
+        # listeners hear of it, and a lost connection invalidates the pool as a whole as it would
+        # through SQLAlchemy (connections as old as it are replaced before use, not each failing
+        # one request). It raises; the ``raise`` below only satisfies the type checker.
+        connection._handle_dbapi_exception(  # noqa: SLF001 - SQLAlchemy's handling, not ours to copy
+            error, driver_statement.sql, values, cursor, None
+        )
+        raise
 
 
 def is_postgres(engine_or_session: sa.Engine | Session) -> bool:

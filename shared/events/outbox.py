@@ -52,8 +52,8 @@ class OutboxMixin:
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Any, ...]:
         # The highest offset acknowledged in a partition, and the rows at or after an offset: one
-        # index lookup each, however long the outbox. Only rows with an offset are indexed (both
-        # questions are about offsets): a row is written without one, so writing it (every event a
+        # index lookup each, however long the outbox. Only rows with an offset are indexed (the
+        # relay's questions all say ``broker_offset IS NOT NULL``): a row is written without one, so writing it (every event a
         # service records) costs no entry here; the relay's update that records the position adds it.
         return (
             sa.Index(

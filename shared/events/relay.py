@@ -357,7 +357,13 @@ class OutboxRelay:
     def _last_acknowledged(self, session: Session, view: PartitionView) -> LastAcknowledged | None:
         """The row the broker acknowledged last in the partition (two index lookups)."""
         model = self.model
-        in_partition = (model.topic == view.topic) & (model.broker_partition == view.partition)
+        # ``broker_offset IS NOT NULL`` says outright what the offset's index holds (its rows only),
+        # so every database serves the question from it: SQLite does not infer it from ``max``.
+        in_partition = (
+            (model.topic == view.topic)
+            & (model.broker_partition == view.partition)
+            & model.broker_offset.is_not(None)
+        )
         highest = session.scalar(sa.select(sa.func.max(model.broker_offset)).where(in_partition))
         if highest is None:
             return None
@@ -374,7 +380,9 @@ class OutboxRelay:
         if loss.reason is LossReason.LOG_TRUNCATED:
             lost &= (model.broker_partition == loss.partition) & (model.broker_offset >= loss.from_offset)
         elif loss.reason is LossReason.LOG_REWRITTEN:
-            lost &= model.broker_partition == loss.partition
+            # Partition and offset are recorded and cleared together, so the rows with one are the
+            # rows with the other: the offset's index finds them.
+            lost &= (model.broker_partition == loss.partition) & model.broker_offset.is_not(None)
         # (A topic made anew reports each of its partitions: the first takes every row, the next
         # find none left.)
         result = session.execute(

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from services.payments.adapters.orm import Payee
-from shared.db import first_row, utcnow
+from shared.db import _DriverStatement, first_row, utcnow
 from tests.integration.conftest import add_payee
 
 _PAYEES = Payee.__table__
@@ -73,13 +73,33 @@ def test_a_statement_whose_defaults_sqlalchemy_computes_gets_them(context, artis
         assert stored.updated_at > before
 
 
+# The same write with every value given: nothing left for SQLAlchemy to compute, so it goes
+# straight to the driver on PostgreSQL.
+_RESTRICT_GIVEN = (
+    sa.update(_PAYEES)
+    .where(_PAYEES.c.artisan_id == sa.bindparam("restricted_artisan"))
+    .values(
+        restricted_at=sa.bindparam("restricted_at", type_=_PAYEES.c.restricted_at.type),
+        updated_at=sa.bindparam("updated_at", type_=_PAYEES.c.updated_at.type),
+    )
+)
+
+
 def test_it_runs_in_the_sessions_transaction(context, artisan):
+    given = {"restricted_artisan": artisan, "restricted_at": utcnow(), "updated_at": utcnow()}
+    if context.engine.dialect.name == "postgresql":
+        # The write under test is the driver's own, not one handed back to SQLAlchemy.
+        assert not _DriverStatement(_RESTRICT_GIVEN, context.engine.dialect, tuple(given)).computes_defaults
     with context.session_factory() as session:
         assert first_row(session, _TERMS, {"artisan_id": artisan, "moment": utcnow()}) is not None
-        first_row(session, _RESTRICT, {"restricted_artisan": artisan, "restricted_at": utcnow()})
+        first_row(session, _RESTRICT_GIVEN, given)
         session.rollback()
     with context.session_factory() as session:
         assert session.get(Payee, artisan).restricted_at is None
+        first_row(session, _RESTRICT_GIVEN, given)
+        session.commit()
+    with context.session_factory() as session:
+        assert session.get(Payee, artisan).restricted_at == given["restricted_at"]
 
 
 def test_the_drivers_errors_are_sqlalchemys_and_the_session_goes_on_after_a_rollback(context, artisan):
@@ -124,4 +144,34 @@ def test_a_connection_lost_under_it_is_invalidated_and_said_so(context, artisan)
         assert raised.value.connection_invalidated
         session.rollback()
         # The pool hands out a live connection next, not the dead one.
+        assert first_row(session, _TERMS, moment)[0] == artisan
+
+
+def test_a_connection_lost_under_it_invalidates_the_pool_as_sqlalchemy_would(context, artisan):
+    """Every pooled connection as old as the lost one is replaced before its next use: a database
+    restart costs one request its answer, not one per pooled connection."""
+    if context.engine.dialect.name != "postgresql":
+        pytest.skip("server connections to end: PostgreSQL's")
+    moment = {"artisan_id": artisan, "moment": utcnow()}
+    context.engine.dispose()
+    backends = []
+    with context.session_factory() as first, context.session_factory() as second:
+        for session in (first, second):  # two connections, both back in the pool afterwards
+            first_row(session, _TERMS, moment)
+            backends.append(session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+    assert len(set(backends)) == 2
+    # From a connection of its own (the pool's two are the ones ended).
+    killer = sa.create_engine(context.engine.url, poolclass=sa.pool.NullPool)
+    try:
+        with killer.connect() as other:
+            for backend in backends:
+                other.exec_driver_sql(f"SELECT pg_terminate_backend({int(backend)})")
+    finally:
+        killer.dispose()
+    with context.session_factory() as session, pytest.raises(sa.exc.DBAPIError) as raised:
+        first_row(session, _TERMS, moment)
+    assert raised.value.connection_invalidated
+    # The other dead connection, taken back a moment ago (too recently to be pinged), is not
+    # handed out again: the whole pool was invalidated.
+    with context.session_factory() as session:
         assert first_row(session, _TERMS, moment)[0] == artisan
