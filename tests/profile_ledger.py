@@ -33,9 +33,10 @@ ARTISANS = 50
 WARM_UP = 1_000
 
 
-def server_cpu_seconds(url: str) -> float | None:
-    """CPU seconds the PostgreSQL processes serving ``url``'s database have used so far (this
-    question's own connection left out); None when they are not on this machine or not readable."""
+def server_cpu_seconds(url: str) -> dict[int, float] | None:
+    """CPU seconds each PostgreSQL process serving ``url``'s database has used so far, by process
+    id (this question's own connection left out; a process gone before it is read, left out too);
+    None when they are not on this machine."""
     import os
 
     import psycopg
@@ -52,14 +53,24 @@ def server_cpu_seconds(url: str) -> float | None:
             )
         ]
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    seconds: dict[int, float] = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue  # ended meanwhile (an autovacuum worker, say)
         except OSError:
             return None
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return seconds
+
+
+def server_cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """The CPU the processes present at both readings used between them: one that ended in between
+    took its figure with it, and one that started took some before it could be read, so only what
+    both readings saw is counted (a little under the truth rather than a difference of totals
+    over two sets of processes, which could even come out negative)."""
+    return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
 
 
 def main(argv: list[str]) -> None:
@@ -116,7 +127,9 @@ def main(argv: list[str]) -> None:
                     figures.append(1e6 * (time.process_time() - started) / per_round)
                     server_after = server_cpu_seconds(url)
                     if server_before is not None and server_after is not None:
-                        server_figures.append(1e6 * (server_after - server_before) / per_round)
+                        server_figures.append(
+                            1e6 * server_cpu_between(server_before, server_after) / per_round
+                        )
                 print(
                     f"Python CPU a posting, batch {batch}, {rounds} rounds of {per_round:,}: "
                     + " ".join(f"{figure:.0f}" for figure in figures)
