@@ -340,6 +340,40 @@ def run_migrations(service_dir: Path, database_url: str, revision: str = "head")
     command.upgrade(config, revision)
 
 
+def rebuild_index(
+    name: str, table: str, columns: list[str], *, unique: bool = False, where: str | None = None
+) -> None:
+    """Inside a migration: index ``name`` on ``table`` made anew with ``columns`` (and ``where``,
+    a partial index's predicate), under the same name.
+
+    On PostgreSQL without blocking the table: migrations run while the version before still
+    serves, and a plain ``DROP INDEX`` holds the table's exclusive lock until the transaction ends,
+    after ``CREATE INDEX`` has read the whole table (the outbox, the journal: tables never pruned),
+    so every write would wait for the build. The new index is built ``CONCURRENTLY`` under a
+    passing name beside the old one (a unique one keeps its rule throughout: both enforce it), the
+    old one dropped ``CONCURRENTLY``, the new one renamed; outside the migration's transaction, as
+    PostgreSQL requires, so the migrations before it are committed first. A build an interrupted
+    run left behind (an invalid index under the passing name) is dropped before building again, so
+    a migration interrupted anywhere in here is simply run again.
+    Elsewhere (SQLite, ``make run``'s databases) a plain drop and create."""
+    from alembic import op
+
+    predicate = None if where is None else sa.text(where)
+    if op.get_bind().dialect.name != "postgresql":
+        op.drop_index(name, table_name=table)
+        op.create_index(name, table, columns, unique=unique, sqlite_where=predicate)
+        return
+    building = f"{name}_rebuilt"
+    with op.get_context().autocommit_block():
+        op.drop_index(building, table_name=table, postgresql_concurrently=True, if_exists=True)
+        op.create_index(
+            building, table, columns, unique=unique, postgresql_where=predicate, postgresql_concurrently=True
+        )
+        # (Gone already if an interrupted run got this far: a run again goes on from here.)
+        op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
+        op.execute(sa.text(f'ALTER INDEX "{building}" RENAME TO "{name}"'))
+
+
 def run_alembic_environment(target_metadata: Any) -> None:
     """The body of every service's ``migrations/env.py``: migrate online, batch mode on SQLite."""
     from alembic import context

@@ -12,8 +12,7 @@ same lookups (``reverses_entry_id = …`` implies it is not null), one index ent
 other entry written.
 """
 
-import sqlalchemy as sa
-from alembic import op
+from shared.db import rebuild_index
 
 revision = "d3a7e5b10018"
 down_revision = "c6f1a9d30017"
@@ -25,17 +24,8 @@ REVERSALS = "reverses_entry_id IS NOT NULL"
 
 
 def upgrade() -> None:
-    op.drop_index(NAME, table_name="journal_entries")
-    op.create_index(
-        NAME,
-        "journal_entries",
-        ["reverses_entry_id"],
-        unique=True,
-        postgresql_where=sa.text(REVERSALS),
-        sqlite_where=sa.text(REVERSALS),
-    )
+    rebuild_index(NAME, "journal_entries", ["reverses_entry_id"], unique=True, where=REVERSALS)
 
 
 def downgrade() -> None:
-    op.drop_index(NAME, table_name="journal_entries")
-    op.create_index(NAME, "journal_entries", ["reverses_entry_id"], unique=True)
+    rebuild_index(NAME, "journal_entries", ["reverses_entry_id"], unique=True)

@@ -12,8 +12,7 @@ rows only: the relay's update that records a row's position adds its entry, and 
 (every state change a service makes) writes one index entry fewer.
 """
 
-import sqlalchemy as sa
-from alembic import op
+from shared.db import rebuild_index
 
 revision = "e8b2c4d60019"
 down_revision = "d3a7e5b10018"
@@ -26,17 +25,8 @@ ACKNOWLEDGED = "broker_offset IS NOT NULL"
 
 
 def upgrade() -> None:
-    op.drop_index(NAME, table_name="outbox")
-    op.create_index(
-        NAME,
-        "outbox",
-        COLUMNS,
-        unique=False,
-        postgresql_where=sa.text(ACKNOWLEDGED),
-        sqlite_where=sa.text(ACKNOWLEDGED),
-    )
+    rebuild_index(NAME, "outbox", COLUMNS, unique=False, where=ACKNOWLEDGED)
 
 
 def downgrade() -> None:
-    op.drop_index(NAME, table_name="outbox")
-    op.create_index(NAME, "outbox", COLUMNS, unique=False)
+    rebuild_index(NAME, "outbox", COLUMNS, unique=False)
