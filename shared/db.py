@@ -309,11 +309,14 @@ def first_row(session: Session, statement: Any, parameters: Mapping[str, Any]) -
         cursor.execute(driver_statement.sql, values)
         return cursor.fetchone() if driver_statement.returns_rows else None
     except BaseException as error:
-        # Handed to SQLAlchemy's own handling of a driver error, so callers see what they see from
-        # any other statement (a lock wait that ran out, the database gone), ``handle_error``
-        # listeners hear of it, and a lost connection invalidates the pool as a whole as it would
-        # through SQLAlchemy (connections as old as it are replaced before use, not each failing
-        # one request). It raises; the ``raise`` below only satisfies the type checker.
+        if isinstance(error, Exception) and not isinstance(error, connection.dialect.loaded_dbapi.Error):
+            raise  # not the driver's (a listener's own error, say): as SQLAlchemy lets it through
+        # A driver error, or an interruption mid-call (which leaves the connection unusable), is
+        # handed to SQLAlchemy's own handling, so callers see what they see from any other
+        # statement (a lock wait that ran out, the database gone), ``handle_error`` listeners hear
+        # of it, and a lost connection invalidates the pool as a whole as it would through
+        # SQLAlchemy (connections as old as it are replaced before use, not each failing one
+        # request). It raises; the ``raise`` below only satisfies the type checker.
         connection._handle_dbapi_exception(  # noqa: SLF001 - SQLAlchemy's handling, not ours to copy
             error, driver_statement.sql, values, cursor, None
         )
@@ -352,9 +355,8 @@ def rebuild_index(
     so every write would wait for the build. The new index is built ``CONCURRENTLY`` under a
     passing name beside the old one (a unique one keeps its rule throughout: both enforce it), the
     old one dropped ``CONCURRENTLY``, the new one renamed; outside the migration's transaction, as
-    PostgreSQL requires, so the migrations before it are committed first. A build an interrupted
-    run left behind (an invalid index under the passing name) is dropped before building again, so
-    a migration interrupted anywhere in here is simply run again.
+    PostgreSQL requires, so the migrations before it are committed first. A migration interrupted
+    anywhere in here is simply run again (see below).
     Elsewhere (SQLite, ``make run``'s databases) a plain drop and create."""
     from alembic import op
 
@@ -364,12 +366,32 @@ def rebuild_index(
         op.create_index(name, table, columns, unique=unique, sqlite_where=predicate)
         return
     building = f"{name}_rebuilt"
-    with op.get_context().autocommit_block():
-        op.drop_index(building, table_name=table, postgresql_concurrently=True, if_exists=True)
-        op.create_index(
-            building, table, columns, unique=unique, postgresql_where=predicate, postgresql_concurrently=True
+
+    def validity(index: str) -> bool | None:
+        """Whether ``index`` is whole (a build that ran to its end), None when there is none."""
+        found = op.get_bind().execute(
+            sa.text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:index)"),
+            {"index": index},
         )
-        # (Gone already if an interrupted run got this far: a run again goes on from here.)
+        return found.scalar()
+
+    with op.get_context().autocommit_block():
+        # What an interrupted run left under the passing name (a migration's version is stamped
+        # only after its last step, so a run again is always the same direction): a build that
+        # failed part way is dropped and made again; a whole one is kept, and the old index
+        # dropped if still there, so uniqueness is never left unchecked and nothing rebuilt twice.
+        rebuilt = validity(building)
+        if rebuilt is False:
+            op.drop_index(building, table_name=table, postgresql_concurrently=True)
+        if not rebuilt:
+            op.create_index(
+                building,
+                table,
+                columns,
+                unique=unique,
+                postgresql_where=predicate,
+                postgresql_concurrently=True,
+            )
         op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
         op.execute(sa.text(f'ALTER INDEX "{building}" RENAME TO "{name}"'))
 

@@ -10,6 +10,7 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+import shared.db
 from services.payments.adapters.orm import Payee
 from shared.db import _DriverStatement, first_row, utcnow
 from tests.integration.conftest import add_payee
@@ -147,11 +148,13 @@ def test_a_connection_lost_under_it_is_invalidated_and_said_so(context, artisan)
         assert first_row(session, _TERMS, moment)[0] == artisan
 
 
-def test_a_connection_lost_under_it_invalidates_the_pool_as_sqlalchemy_would(context, artisan):
+def test_a_connection_lost_under_it_invalidates_the_pool_as_sqlalchemy_would(context, artisan, monkeypatch):
     """Every pooled connection as old as the lost one is replaced before its next use: a database
     restart costs one request its answer, not one per pooled connection."""
     if context.engine.dialect.name != "postgresql":
         pytest.skip("server connections to end: PostgreSQL's")
+    # No check before use however slow the machine: the statement itself must find them dead.
+    monkeypatch.setattr(shared.db, "PING_AFTER_IDLE_SECONDS", 3600)
     moment = {"artisan_id": artisan, "moment": utcnow()}
     context.engine.dispose()
     backends = []
@@ -175,3 +178,18 @@ def test_a_connection_lost_under_it_invalidates_the_pool_as_sqlalchemy_would(con
     # handed out again: the whole pool was invalidated.
     with context.session_factory() as session:
         assert first_row(session, _TERMS, moment)[0] == artisan
+
+
+def test_an_error_not_the_drivers_passes_through_as_it_is(context, artisan):
+    class ListenerError(Exception):
+        pass
+
+    def refuse(*_arguments) -> None:
+        raise ListenerError("a listener's own error")
+
+    sa.event.listen(context.engine, "before_cursor_execute", refuse)
+    try:
+        with context.session_factory() as session, pytest.raises(ListenerError):
+            first_row(session, _TERMS, {"artisan_id": artisan, "moment": utcnow()})
+    finally:
+        sa.event.remove(context.engine, "before_cursor_execute", refuse)
